@@ -1,0 +1,78 @@
+"""``python -m app migrate`` brings the product's database up to date; ``python -m app serve``
+starts the reference back office and the engine (gunicorn) side by side until Ctrl-C."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+
+from .settings import Settings
+
+
+def _wait_healthy(url: str, seconds: float = 20.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310 - loopback URL
+                if response.status == 200:
+                    return True
+        except OSError:
+            time.sleep(0.2)
+    return False
+
+
+def serve() -> int:
+    settings = Settings.from_env()
+    port = os.environ.get("PORT", "8000")
+    backoffice_port = os.environ.get("BACKOFFICE_PORT", "8001")
+    env = dict(os.environ)
+    env.setdefault("BACKOFFICE_URL", f"http://127.0.0.1:{backoffice_port}")
+    env.setdefault("PUBLIC_BASE_URL", f"http://127.0.0.1:{port}")
+    backoffice = subprocess.Popen([sys.executable, "-m", "backoffice", "serve", "--port", backoffice_port], env=env)
+    children = [backoffice]
+    try:
+        if not _wait_healthy(f"http://127.0.0.1:{backoffice_port}/healthz"):
+            print("the back office did not start; see the lines above", file=sys.stderr)
+            return 1
+        workers = os.environ.get("WEB_CONCURRENCY") or ("2" if settings.redis_url else "1")
+        engine = subprocess.Popen([sys.executable, "-m", "gunicorn", "--bind", f"0.0.0.0:{port}",
+                                   "--workers", workers, "--threads", "4", "--access-logfile", "-",
+                                   "wsgi:app"], env=env)
+        children.append(engine)
+        print(f"\n  USSD callback: POST http://127.0.0.1:{port}/ussd/africastalking"
+              f"\n  back office:   http://127.0.0.1:{backoffice_port}/healthz   (Ctrl-C stops both)\n", flush=True)
+        while all(child.poll() is None for child in children):
+            time.sleep(0.5)
+        return next(child.returncode for child in children if child.poll() is not None) or 0
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+        for child in children:
+            try:
+                child.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                child.kill()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m app")
+    parser.add_argument("command", choices=["migrate", "serve"])
+    args = parser.parse_args(argv)
+    if args.command == "migrate":
+        from .storage import migrate
+
+        migrate(Settings.from_env().database_url)
+        return 0
+    return serve()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

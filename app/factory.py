@@ -1,0 +1,110 @@
+"""The app factory: the one place that knows every concrete piece and wires them together."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import requests
+from flask import Flask, Response, g, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from backend_clients import BillingClient, ClientConfig, IncidentClient, MeteringClient, PaymentClient
+from channels.ussd import INVALID_REQUEST, UssdAdapter, ussd_blueprint
+from dialogs.registry import Deps, DialogRegistry
+from engine import Engine, EngineLimits, FlowSet, MemorySessionStore, RedisSessionStore, SessionStore
+from menus import load_menus
+
+from .ops import Metrics, ops_blueprint
+from .settings import Settings
+from .storage import SqlAccountLinks, SqlAuditSink, SqlPreferences, make_sessions
+
+__all__ = ["create_app", "build_engine"]
+
+log = logging.getLogger("app")
+
+MAX_BODY_BYTES = 16 * 1024
+
+
+def _store(settings: Settings) -> SessionStore:
+    if settings.redis_url:
+        return RedisSessionStore.from_url(settings.redis_url)
+    log.warning("REDIS_URL is not set: sessions are kept in this process only (embedded default; "
+                "one worker, lost on restart). Set REDIS_URL in production.")
+    return MemorySessionStore()
+
+
+def build_engine(settings: Settings, store: SessionStore | None = None) -> tuple[Engine, dict[str, Any]]:
+    """The engine and the concrete pieces behind it (for readiness checks and tests)."""
+    client_config = ClientConfig(base_url=settings.backoffice_url, api_key=settings.backoffice_api_key,
+                                 connect_timeout=settings.backend_connect_timeout,
+                                 read_timeout=settings.backend_read_timeout)
+    sessions = make_sessions(settings.database_url)
+    deps = Deps(billing=BillingClient(client_config), links=SqlAccountLinks(sessions),
+                preferences=SqlPreferences(sessions), metering=MeteringClient(client_config),
+                payments=PaymentClient(client_config), incidents=IncidentClient(client_config))
+    store = store or _store(settings)
+    engine = Engine(FlowSet(load_menus(settings.menus_path)), store, DialogRegistry(deps),
+                    audit=SqlAuditSink(sessions),
+                    limits=EngineLimits(session_ttl_seconds=settings.session_ttl_seconds))
+    return engine, {"store": store, "db": sessions, "deps": deps}
+
+
+def _backoffice_ready(settings: Settings) -> bool:
+    try:
+        return requests.get(f"{settings.backoffice_url}/healthz", timeout=1).ok
+    except requests.RequestException:
+        return False
+
+
+def create_app(settings: Settings | None = None, store: SessionStore | None = None) -> Flask:
+    settings = settings or Settings.from_env()
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    engine, parts = build_engine(settings, store)
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    app.extensions["engine"] = engine
+    app.extensions["parts"] = parts
+    metrics = Metrics()
+    app.extensions["metrics"] = metrics
+
+    app.register_blueprint(ussd_blueprint(engine, UssdAdapter(settings.default_region)))
+    app.register_blueprint(ops_blueprint(metrics, {
+        "session_store": parts["store"].ping,
+        "backoffice": lambda: _backoffice_ready(settings),
+    }))
+
+    @app.before_request
+    def _start_timer() -> None:
+        g.started = time.perf_counter()
+
+    @app.after_request
+    def _observe(response: Response) -> Response:
+        if request.path.startswith("/ussd/africastalking") and not request.path.endswith("/events"):
+            metrics.hop_seconds.labels("ussd").observe(time.perf_counter() - g.get("started", time.perf_counter()))
+            ended = response.get_data(as_text=True).startswith("END")
+            metrics.hops.labels("ussd", str(ended).lower()).inc()
+            if response.status_code == 400:
+                metrics.rejected.labels("ussd").inc()
+        return response
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException) -> Response:
+        if request.path.startswith("/ussd/"):
+            return Response(f"END {INVALID_REQUEST}", status=exc.code or 400, mimetype="text/plain")
+        response = jsonify(error=(exc.name or "error").lower().replace(" ", "_"), message=exc.description)
+        response.status_code = exc.code or 400
+        return response
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> Response:
+        log.exception("unhandled error on %s", request.path)
+        if request.path.startswith("/ussd/"):
+            language = engine.language_for(None)
+            return Response("END " + engine.system_text(language, "error"), status=200, mimetype="text/plain")
+        response = jsonify(error="internal", message="An internal error occurred; it has been logged.")
+        response.status_code = 500
+        return response
+
+    return app

@@ -1,0 +1,48 @@
+"""Operational endpoints: liveness, readiness (store and back office), Prometheus metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from flask import Blueprint, Response, jsonify
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+
+__all__ = ["Metrics", "ops_blueprint"]
+
+
+class Metrics:
+    """The product's Prometheus metrics, on a registry of its own (one per app)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.hops = Counter("engine_hops_total", "Hops answered", ["channel", "end"], registry=self.registry)
+        self.hop_seconds = Histogram("engine_hop_seconds", "Time to answer one hop", ["channel"],
+                                     registry=self.registry,
+                                     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
+        self.rejected = Counter("channel_rejected_requests_total", "Malformed requests refused", ["channel"],
+                                registry=self.registry)
+
+
+def ops_blueprint(metrics: Metrics, checks: dict[str, Callable[[], bool]]) -> Blueprint:
+    bp = Blueprint("ops", __name__)
+
+    @bp.get("/healthz")
+    def healthz() -> Response:
+        return jsonify(status="ok")
+
+    @bp.get("/readyz")
+    def readyz() -> tuple[Response, int]:
+        results = {}
+        for name, check in checks.items():
+            try:
+                results[name] = "ok" if check() else "down"
+            except Exception:
+                results[name] = "down"
+        ready = all(v == "ok" for v in results.values())
+        return jsonify(status="ready" if ready else "not ready", checks=results), 200 if ready else 503
+
+    @bp.get("/metrics")
+    def metrics_endpoint() -> Response:
+        return Response(generate_latest(metrics.registry), mimetype=CONTENT_TYPE_LATEST)
+
+    return bp

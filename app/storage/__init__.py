@@ -1,0 +1,34 @@
+"""The product's own database: tables, engine set-up and the SQL repositories."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from .repositories import SqlAccountLinks, SqlAuditSink, SqlPreferences
+
+__all__ = ["make_sessions", "migrate", "SqlAccountLinks", "SqlAuditSink", "SqlPreferences"]
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def make_sessions(database_url: str) -> sessionmaker[Session]:
+    if database_url.startswith("sqlite:///"):
+        Path(database_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    engine: Engine = create_engine(database_url, pool_pre_ping=True)
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+def migrate(database_url: str) -> None:
+    """Bring the database to the latest Alembic revision."""
+    from alembic import command
+    from alembic.config import Config
+
+    if database_url.startswith("sqlite:///"):
+        Path(database_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    config = Config(str(ROOT / "alembic.ini"))
+    config.set_main_option("script_location", str(ROOT / "migrations"))
+    config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
+    command.upgrade(config, "head")

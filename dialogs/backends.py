@@ -1,0 +1,251 @@
+"""Back-end ports: the interfaces dialogs are written against, their data and their errors.
+
+Concrete HTTP clients live in ``backend_clients/`` and satisfy these protocols
+structurally; the app factory wires them in. Every method documents the errors it
+may raise; dialogs map those errors to outcomes (``backend_down``, ``not_found`` ...)
+that the menu YAML routes to polite screens.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Literal, Protocol, runtime_checkable
+
+__all__ = [
+    "BackendError", "BackendUnavailable", "NotFound", "Rejected", "Conflict",
+    "Account", "Bill", "Balance", "PaymentRecord", "Arrangement",
+    "Reading", "Consumption", "PrepaidCredit",
+    "PaymentIntent", "Outage", "Ticket", "TicketEvent",
+    "BillingBackend", "MeteringBackend", "PaymentBackend", "IncidentBackend", "Notifier",
+]
+
+
+# ---------------------------------------------------------------- errors
+class BackendError(Exception):
+    """Base of every error a back-end client raises."""
+
+
+class BackendUnavailable(BackendError):
+    """The back end could not be reached, timed out, answered 5xx, or the circuit is open."""
+
+
+class NotFound(BackendError):
+    """The thing asked for does not exist (HTTP 404)."""
+
+
+class Rejected(BackendError):
+    """The back end refused the request as invalid (HTTP 400/422); ``reason`` says why."""
+
+    def __init__(self, reason: str = "") -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Conflict(BackendError):
+    """The request clashes with existing state (HTTP 409), e.g. an idempotency key reused with another body."""
+
+
+# ---------------------------------------------------------------- billing data
+@dataclass(frozen=True, slots=True)
+class Account:
+    account_number: str
+    customer_name: str
+    category: Literal["residential", "business", "municipal"]
+    kind: Literal["postpaid", "prepaid"]
+    zone: str
+    meter_id: str
+    language: str = "fr"
+
+
+@dataclass(frozen=True, slots=True)
+class Bill:
+    bill_id: str
+    period: str          # "2026-10"
+    issued_on: date
+    due_on: date
+    amount: Decimal
+    paid_amount: Decimal
+    kwh: Decimal
+    status: Literal["unpaid", "partial", "paid"]
+
+
+@dataclass(frozen=True, slots=True)
+class Balance:
+    account_number: str
+    amount: Decimal      # outstanding, >= 0
+    currency: str        # "XOF"
+    unpaid_bills: int
+    oldest_due_on: date | None
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentRecord:
+    payment_id: str
+    reference: str
+    amount: Decimal
+    currency: str
+    paid_at: datetime
+    channel: str         # "mobile_money"
+
+
+@dataclass(frozen=True, slots=True)
+class Arrangement:
+    arrangement_id: str
+    kind: Literal["deferral", "instalments"]
+    created_on: date
+    status: Literal["active", "completed", "cancelled"]
+    months: int
+    schedule: tuple[tuple[date, Decimal], ...] = ()
+
+
+# ---------------------------------------------------------------- metering data
+@dataclass(frozen=True, slots=True)
+class Reading:
+    meter_id: str
+    at: datetime
+    index_kwh: Decimal   # cumulative register
+
+
+@dataclass(frozen=True, slots=True)
+class Consumption:
+    meter_id: str
+    days: int
+    kwh: Decimal
+    previous_kwh: Decimal      # the period of the same length just before
+    last_reading: Reading | None
+
+
+@dataclass(frozen=True, slots=True)
+class PrepaidCredit:
+    meter_id: str
+    credit_kwh: Decimal
+    updated_at: datetime
+
+
+# ---------------------------------------------------------------- payment data
+@dataclass(frozen=True, slots=True)
+class PaymentIntent:
+    payment_id: str
+    status: Literal["pending", "succeeded", "failed"]
+    amount: Decimal
+    currency: str
+    purpose: Literal["bill", "prepaid"]
+    account_number: str
+    reference: str | None = None
+    token: str | None = None         # 20-digit STS token for prepaid purchases
+    failure_reason: str | None = None
+
+
+# ---------------------------------------------------------------- incident data
+@dataclass(frozen=True, slots=True)
+class Outage:
+    outage_id: str
+    zone: str
+    started_at: datetime
+    estimated_restoration: datetime | None
+    cause: str
+    status: Literal["ongoing", "resolved"]
+
+
+@dataclass(frozen=True, slots=True)
+class TicketEvent:
+    at: datetime
+    status: str
+    note: str
+
+
+@dataclass(frozen=True, slots=True)
+class Ticket:
+    reference: str                 # short, readable aloud: "INC-7K3Q"
+    kind: Literal["outage", "complaint"]
+    category: str                  # outage | billing | meter | quality | other
+    status: Literal["open", "in_progress", "resolved", "closed"]
+    account_number: str
+    created_at: datetime
+    history: tuple[TicketEvent, ...] = field(default=())
+
+
+# ---------------------------------------------------------------- ports
+@runtime_checkable
+class BillingBackend(Protocol):
+    """The utility's billing system. Every method may raise ``BackendUnavailable``."""
+
+    def accounts_for_phone(self, msisdn: str) -> list[Account]:
+        """Accounts registered to an E.164 number; ``[]`` when the number is unknown."""
+
+    def account(self, account_number: str) -> Account:
+        """Raises ``NotFound`` for an unknown account."""
+
+    def balance(self, account_number: str) -> Balance:
+        """Raises ``NotFound`` for an unknown account."""
+
+    def bills(self, account_number: str, limit: int = 12) -> list[Bill]:
+        """Most recent first. Raises ``NotFound`` for an unknown account."""
+
+    def verify_last_bill(self, account_number: str, amount: Decimal) -> bool:
+        """True when ``amount`` equals the account's last bill; the linking check. ``NotFound`` if unknown."""
+
+    def payments(self, account_number: str, limit: int = 5) -> list[PaymentRecord]:
+        """Payments received, most recent first."""
+
+    def arrangements(self, account_number: str) -> list[Arrangement]:
+        """Deferrals and instalment plans, most recent first."""
+
+    def create_arrangement(self, account_number: str, kind: str, months: int, idempotency_key: str) -> Arrangement:
+        """Records a deferral or instalment plan. ``Rejected`` when the back end refuses it."""
+
+
+@runtime_checkable
+class MeteringBackend(Protocol):
+    """Head-end / meter-data management system. Every method may raise ``BackendUnavailable``."""
+
+    def last_reading(self, meter_id: str) -> Reading | None:
+        """``NotFound`` for an unknown meter; ``None`` when it never reported."""
+
+    def consumption(self, meter_id: str, days: int) -> Consumption:
+        """kWh over the last ``days`` days and the period before. ``NotFound`` for an unknown meter."""
+
+    def prepaid_credit(self, meter_id: str) -> PrepaidCredit:
+        """Remaining credit of a prepaid meter. ``NotFound`` if unknown or not prepaid."""
+
+
+@runtime_checkable
+class PaymentBackend(Protocol):
+    """Mobile-money provider. Initiation is idempotent by key: retrying never charges twice."""
+
+    def initiate(self, *, account_number: str, msisdn: str, amount: Decimal, purpose: str,
+                 idempotency_key: str, callback_url: str) -> PaymentIntent:
+        """Starts a payment the customer approves on the phone; the result comes to ``callback_url``.
+        ``Rejected`` for an invalid request, ``Conflict`` for a key reused with another body,
+        ``BackendUnavailable`` when unreachable (safe to retry with the same key)."""
+
+    def status(self, payment_id: str) -> PaymentIntent:
+        """``NotFound`` for an unknown payment."""
+
+
+@runtime_checkable
+class IncidentBackend(Protocol):
+    """Outage management and customer tickets. Every method may raise ``BackendUnavailable``."""
+
+    def outages_in_zone(self, zone: str) -> list[Outage]:
+        """Ongoing outages of a zone."""
+
+    def open_ticket(self, *, kind: str, category: str, account_number: str, msisdn: str,
+                    description: str, client_reference: str) -> Ticket:
+        """Idempotent by ``client_reference``: a retry returns the same ticket."""
+
+    def ticket(self, reference: str) -> Ticket:
+        """``NotFound`` for an unknown reference."""
+
+    def tickets_for_account(self, account_number: str) -> list[Ticket]:
+        """Most recent first."""
+
+
+@runtime_checkable
+class Notifier(Protocol):
+    """Sends one message to a customer. ``BackendUnavailable`` when the provider cannot take it now."""
+
+    def send(self, *, channel: str, to: str, text: str, idempotency_key: str) -> str:
+        """Returns the provider's message id."""

@@ -1,0 +1,16 @@
+"""The channel-agnostic conversation engine: flows, sessions, rendering."""
+
+from .audit import AuditSink, NullAuditSink, SessionRecord
+from .engine import Engine, EngineLimits
+from .flow import CompiledFlow, FlowSet
+from .session import Session
+from .steps import StepContext, StepRegistry, StepResult
+from .store import MemorySessionStore, RedisSessionStore, SessionBusy, SessionStore, StoreUnavailable
+from .types import ChannelCapabilities, Option, Reply, Screen, Turn
+
+__all__ = [
+    "AuditSink", "ChannelCapabilities", "CompiledFlow", "Engine", "EngineLimits", "FlowSet",
+    "MemorySessionStore", "NullAuditSink", "Option", "RedisSessionStore", "Reply", "Screen", "Session",
+    "SessionBusy", "SessionRecord", "SessionStore", "StepContext", "StepRegistry", "StepResult",
+    "StoreUnavailable", "Turn",
+]

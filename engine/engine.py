@@ -1,0 +1,352 @@
+"""The conversation engine: one hop in, one reply out, for any channel.
+
+``Engine.handle(turn)`` loads the session under its lock, answers a replayed hop from
+the idempotency record, otherwise applies navigation (``0`` back, ``00`` home, ``98``/``99``
+pages), checks the input against the node, moves through the compiled flow running
+``action`` and ``router`` nodes until a node that shows something, renders it for the
+channel and saves the session. It never raises: any failure becomes a polite closing
+screen in the user's language, logged with the user masked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from types import MappingProxyType
+from typing import Any
+
+from menus.schema import (ActionNode, EndNode, InputNode, MenuNode, MessageNode, RouterNode)
+
+from .audit import AuditSink, NullAuditSink, SessionRecord
+from .flow import CompiledFlow, FlowSet
+from .formatting import TextFormatter
+from .masking import mask
+from .render import PageLabels, render_pages
+from .session import Session
+from .steps import StepContext, StepRegistry, StepResult
+from .store import SessionBusy, SessionStore, StoreUnavailable
+from .types import ChannelCapabilities, Option, Reply, Screen, Turn
+from .validators import InvalidInput, validate
+
+__all__ = ["Engine", "EngineLimits"]
+
+log = logging.getLogger("engine")
+
+BACK, HOME, NEXT_PAGE, PREVIOUS_PAGE = "0", "00", "98", "99"
+
+
+@dataclass(frozen=True, slots=True)
+class EngineLimits:
+    max_steps_per_hop: int = 25
+    max_retries: int = 3
+    session_ttl_seconds: int = 180
+    ended_ttl_seconds: int = 120
+    lock_wait_seconds: float = 3.0
+    history_limit: int = 30
+    visited_limit: int = 200
+    channel_ttl_seconds: Mapping[str, int] = field(default_factory=dict)
+
+    def ttl(self, channel: str) -> int:
+        return self.channel_ttl_seconds.get(channel, self.session_ttl_seconds)
+
+
+def _hop_digest(turn: Turn) -> str:
+    # The hop id may carry what the user typed (USSD sends the whole history, PINs included):
+    # keep only a digest of it in the saved session.
+    return hashlib.sha256(turn.hop_id.encode("utf-8", "replace")).hexdigest()[:32]
+
+
+class _EndNow(Exception):
+    """Close the conversation with a system text (``too_many_errors``, ``backend_down`` ...)."""
+
+    def __init__(self, text_key: str, outcome: str) -> None:
+        super().__init__(text_key)
+        self.text_key, self.outcome = text_key, outcome
+
+
+@dataclass(frozen=True, slots=True)
+class _Choice:
+    key: str
+    label: str
+    target: str
+    item: Any = None
+
+
+class Engine:
+    def __init__(self, flows: FlowSet, store: SessionStore, steps: StepRegistry, *,
+                 audit: AuditSink | None = None, limits: EngineLimits | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.flows = flows
+        self.store = store
+        self.steps = steps
+        self.audit = audit or NullAuditSink()
+        self.limits = limits or EngineLimits()
+        self.clock = clock
+        self._formatters: dict[str, TextFormatter] = {}
+
+    # ------------------------------------------------------------ public
+    def capabilities(self, channel: str) -> ChannelCapabilities:
+        spec = self.flows.menus.channels.get(channel)
+        if spec is None:
+            return ChannelCapabilities(channel, max_chars=4096)
+        return ChannelCapabilities(channel, spec.max_chars, spec.charset, spec.ucs2_max_chars, spec.prefix_budget)
+
+    def language_for(self, hint: str | None) -> str:
+        menus = self.flows.menus
+        return hint if hint in menus.languages else menus.default_language
+
+    def system_text(self, language: str, key: str) -> str:
+        texts = self.flows.menus.system_texts.get(key, {})
+        return texts.get(language) or texts.get(self.flows.menus.default_language) or key
+
+    def handle(self, turn: Turn) -> Reply:
+        """Answer one hop. Never raises."""
+        language = self.language_for(turn.language_hint)
+        try:
+            with self.store.lock(turn.session_key, self.limits.lock_wait_seconds):
+                return self._handle_locked(turn)
+        except SessionBusy:
+            log.warning("session busy channel=%s user=%s", turn.channel, mask(turn.user_id))
+            return self._closing(turn.channel, language, "busy")
+        except StoreUnavailable as exc:
+            log.error("session store unavailable channel=%s user=%s: %s", turn.channel, mask(turn.user_id),
+                      type(exc).__name__)
+            return self._closing(turn.channel, language, "error")
+        except Exception:
+            log.exception("hop failed channel=%s user=%s", turn.channel, mask(turn.user_id))
+            return self._closing(turn.channel, language, "error")
+
+    def finish(self, *, channel: str, session_key: str, user_id: str, status: str,
+               duration_ms: int | None = None, error: str | None = None, hops: int | None = None) -> None:
+        """The gateway says the session is over (its end-of-session notification). Idempotent."""
+        self.audit.complete(session_key, channel=channel, user_masked=mask(user_id), status=status,
+                            duration_ms=duration_ms, error=error, hops=hops)
+
+    # ------------------------------------------------------------ hop
+    def _handle_locked(self, turn: Turn) -> Reply:
+        session = self.store.load(turn.session_key)
+        if session is not None and session.last_reply is not None and (
+                session.last_hop_id == _hop_digest(turn) or session.ended):
+            return Reply(**session.last_reply)
+        now = self.clock()
+        if session is None:
+            flow = self.flows.current(self.flows.entry_flow(turn.channel, turn.entry))
+            session = Session(key=turn.session_key, channel=turn.channel, user_id=turn.user_id,
+                              flow=flow.name, version=flow.version, node=flow.spec.start,
+                              language=self.language_for(turn.language_hint), created_at=now, updated_at=now,
+                              data={"msisdn": turn.user_id, "channel": turn.channel})
+            screen = self._open(session, flow, turn.dialed)
+        else:
+            flow = self.flows.get(session.flow, session.version)
+            if flow.version != session.version or session.node not in flow.spec.nodes:
+                session.version, session.node = flow.version, flow.spec.start
+                session.history.clear()
+            screen = self._answer(session, flow, (turn.input or "").strip())
+        session.hops += 1
+        session.updated_at = now
+        reply = self._reply(session, screen)
+        session.last_hop_id = _hop_digest(turn)
+        session.last_reply = {"text": reply.text, "end": reply.end, "page": reply.page, "pages": reply.pages}
+        ttl = self.limits.ended_ttl_seconds if reply.end else self.limits.ttl(turn.channel)
+        self.store.save(session, ttl)
+        if reply.end:
+            self._record(session)
+        return reply
+
+    def _open(self, session: Session, flow: CompiledFlow, dialed: tuple[str, ...]) -> Screen:
+        try:
+            screen = self._enter(session, flow, flow.spec.start, {}, moved=True)
+            if dialed and not screen.end:
+                target = flow.shortcuts.get("*".join(dialed))
+                if target is not None:
+                    # A shortcut is a jump, like Back: not an edge of the graph.
+                    session.history.append(session.node)
+                    return self._enter(session, flow, target, {}, moved=True)
+                for step_input in dialed:
+                    screen = self._answer(session, flow, step_input.strip())
+                    if screen.end or screen.error:
+                        break
+            return screen
+        except _EndNow as end:
+            return self._end_screen(session, end)
+
+    def _answer(self, session: Session, flow: CompiledFlow, text: str) -> Screen:
+        node = flow.spec.nodes[session.node]
+        try:
+            if text == NEXT_PAGE or text == PREVIOUS_PAGE:
+                pages = len(self._pages(session, self._screen(session, flow, session.node)))
+                if pages > 1:
+                    session.page = max(0, min(pages - 1, session.page + (1 if text == NEXT_PAGE else -1)))
+                    return self._screen(session, flow, session.node)
+            if text == BACK and session.history:
+                session.node = session.history.pop()
+                session.page = session.retries = 0
+                return self._screen(session, flow, session.node)
+            if text == HOME:
+                session.history.clear()
+                return self._enter(session, flow, flow.move(session.node, None), {}, moved=True)
+            secrets: dict[str, str] = {}
+            target = self._target(session, node, text, secrets)
+            if target is None:
+                session.retries += 1
+                if session.retries >= self.limits.max_retries:
+                    raise _EndNow("too_many_errors", "too_many_errors")
+                key = "invalid_input" if isinstance(node, InputNode) else "invalid_choice"
+                error = self._error_text(session, node, key)
+                return self._screen(session, flow, session.node, error=error)
+            session.history.append(session.node)
+            del session.history[:-self.limits.history_limit]
+            return self._enter(session, flow, target, secrets)
+        except _EndNow as end:
+            return self._end_screen(session, end)
+
+    def _target(self, session: Session, node: object, text: str, secrets: dict[str, str]) -> str | None:
+        """Where valid input leads from a node that shows something; ``None`` if not valid."""
+        if isinstance(node, InputNode):
+            try:
+                value = validate(node.validator, text)
+            except InvalidInput:
+                return None
+            if node.sensitive:
+                secrets[node.store] = value
+            else:
+                session.data[node.store] = value
+            return node.next
+        if isinstance(node, (MenuNode, MessageNode)):
+            for choice in self._choices(session, node):
+                if choice.key == text:
+                    if choice.item is not None and isinstance(node, MenuNode) and node.items:
+                        session.data[node.items.store] = choice.item
+                    return choice.target
+        return None
+
+    def _enter(self, session: Session, flow: CompiledFlow, node_id: str, secrets: dict[str, str],
+               moved: bool = False) -> Screen:
+        """Move to ``node_id`` and run action/router nodes until one that shows something."""
+        current = session.node
+        for _ in range(self.limits.max_steps_per_hop):
+            if not moved:
+                node_id = flow.move(current, node_id)
+            moved = False
+            current = node_id
+            session.visited.append(node_id)
+            del session.visited[:-self.limits.visited_limit]
+            node = flow.spec.nodes[node_id]
+            if isinstance(node, ActionNode):
+                result = self._run_step(session, node, secrets)
+                target = node.outcomes.get(result.outcome)
+                if target is None:
+                    down = result.outcome == "backend_down"
+                    raise _EndNow("backend_down" if down else "error", result.outcome)
+                node_id = target
+                continue
+            if isinstance(node, RouterNode):
+                node_id = next((r.target for r in node.routes if flow.conditions[r.when].holds(session.data)),
+                               node.default)
+                continue
+            session.node = node_id
+            session.page = session.retries = 0
+            return self._screen(session, flow, node_id)
+        raise RuntimeError(f"more than {self.limits.max_steps_per_hop} steps in one hop at {node_id}")
+
+    def _run_step(self, session: Session, node: ActionNode, secrets: dict[str, str]) -> StepResult:
+        step = self.steps.get(node.step)
+        if step is None:
+            raise RuntimeError(f"unknown dialog step '{node.step}'")
+        context = StepContext(user_id=session.user_id, channel=session.channel, language=session.language,
+                              session_key=session.key, data=MappingProxyType(session.data), params=node.params,
+                              secrets=MappingProxyType(secrets), now=datetime.now(timezone.utc))
+        try:
+            result = step(context)
+        except Exception:
+            log.exception("dialog step %s failed user=%s", node.step, mask(session.user_id))
+            result = StepResult("error")
+        for key, value in result.data.items():
+            if value is None:
+                session.data.pop(key, None)
+            else:
+                session.data[key] = value
+        if result.language in self.flows.menus.languages:
+            session.language = result.language
+        return result
+
+    # ------------------------------------------------------------ screens
+    def _formatter(self, language: str) -> TextFormatter:
+        formatter = self._formatters.get(language)
+        if formatter is None:
+            formatter = self._formatters[language] = TextFormatter(language, self.flows.menus.labels)
+        return formatter
+
+    def _text(self, session: Session, texts: Mapping[str, str], extra: Mapping[str, Any] | None = None) -> str:
+        raw = texts.get(session.language) or texts.get(self.flows.menus.default_language) or ""
+        context = {**session.data, **extra} if extra else session.data
+        return self._formatter(session.language).fill(raw, context)
+
+    def _choices(self, session: Session, node: MenuNode | MessageNode) -> list[_Choice]:
+        flow = self.flows.get(session.flow, session.version)
+        choices = []
+        for option in node.options:
+            if option.when and not flow.conditions[option.when].holds(session.data):
+                continue
+            choices.append(_Choice(str(len(choices) + 1), self._text(session, option.label), option.target))
+        if isinstance(node, MenuNode) and node.items:
+            items = session.data.get(node.items.source) or []
+            for item in items if isinstance(items, list) else []:
+                extra = item if isinstance(item, dict) else {"item": item}
+                choices.append(_Choice(str(len(choices) + 1), self._text(session, node.items.label, extra),
+                                       node.items.target, item))
+        return choices
+
+    def _error_text(self, session: Session, node: object, key: str) -> str:
+        custom = getattr(node, "error", None)
+        return self._text(session, custom) if custom else self.system_text(session.language, key)
+
+    def _screen(self, session: Session, flow: CompiledFlow, node_id: str, error: str | None = None) -> Screen:
+        node = flow.spec.nodes[node_id]
+        blocks = (self._text(session, node.text),)  # type: ignore[union-attr]
+        if isinstance(node, EndNode):
+            session.ended, session.outcome = True, node_id
+            return Screen(node_id, session.language, blocks, end=True)
+        options: tuple[Option, ...] = ()
+        if isinstance(node, (MenuNode, MessageNode)):
+            options = tuple(Option(c.key, c.label) for c in self._choices(session, node))
+        nav = []
+        if session.history:
+            nav.append(Option(BACK, self.system_text(session.language, "back")))
+        if node_id != flow.spec.home:
+            nav.append(Option(HOME, self.system_text(session.language, "home")))
+        return Screen(node_id, session.language, blocks, options, tuple(nav), error)
+
+    def _end_screen(self, session: Session, end: _EndNow) -> Screen:
+        session.ended, session.outcome = True, end.outcome
+        return Screen(session.node, session.language, (self.system_text(session.language, end.text_key),), end=True)
+
+    def _pages(self, session: Session, screen: Screen) -> list[str]:
+        labels = PageLabels(self.system_text(session.language, "more"),
+                            self.system_text(session.language, "previous"))
+        return render_pages(screen, self.capabilities(session.channel), labels)
+
+    def _reply(self, session: Session, screen: Screen) -> Reply:
+        pages = self._pages(session, screen)
+        page = min(session.page, len(pages) - 1)
+        return Reply(pages[page], screen.end, screen, page, len(pages))
+
+    def _closing(self, channel: str, language: str, key: str) -> Reply:
+        text = self.system_text(language, key)
+        screen = Screen("", language, (text,), end=True)
+        pages = render_pages(screen, self.capabilities(channel), PageLabels("", ""))
+        return Reply(pages[0], True, screen)
+
+    def _record(self, session: Session) -> None:
+        try:
+            self.audit.record(SessionRecord(
+                session_key=session.key, channel=session.channel, user_masked=mask(session.user_id),
+                flow=session.flow, version=session.version, nodes=tuple(session.visited),
+                outcome=session.outcome or session.node, started_at=session.created_at,
+                ended_at=session.updated_at, hops=session.hops))
+        except Exception:
+            log.exception("audit record failed session user=%s", mask(session.user_id))

@@ -1,0 +1,120 @@
+"""Fills ``{placeholders}`` of menu texts from the session context, with locale formatting.
+
+``{balance:money}`` -> ``12 500 FCFA`` (fr) / ``12,500 FCFA`` (en), ``{due:date}`` ->
+``15/11/2026``, ``{period:month}`` -> ``octobre 2026``, ``{kwh:kwh}`` -> ``42,5 kWh``, ``{status:label}`` -> the word for a coded value.
+Context values are JSON (amounts as decimal strings, dates as ISO strings); a missing
+value renders as ``-`` rather than failing the hop.
+"""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Mapping
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from functools import lru_cache
+from typing import Any
+
+from babel import Locale
+from babel.dates import format_date, format_datetime, format_time
+from babel.numbers import format_decimal
+
+__all__ = ["TextFormatter", "placeholders"]
+
+_LOCALES = {"fr": "fr_SN", "en": "en_GB"}
+_SPACES = str.maketrans({"\u202f": " ", "\u00a0": " "})
+
+
+@lru_cache(maxsize=16)
+def _locale(language: str) -> Locale:
+    return Locale.parse(_LOCALES.get(language, language))
+
+
+def _decimal(value: Any) -> Decimal:
+    return Decimal(str(value))
+
+
+def _as_datetime(value: Any) -> datetime:
+    if isinstance(value, datetime):
+        return value
+    text = str(value).replace("Z", "+00:00")
+    return datetime.fromisoformat(text)
+
+
+def _as_date(value: Any) -> date:
+    if isinstance(value, date):
+        return value
+    text = str(value)
+    if len(text) == 7:  # "2026-10": a billing period
+        text += "-01"
+    return date.fromisoformat(text[:10])
+
+
+def placeholders(text: str) -> list[tuple[str, str]]:
+    """The ``(name, format spec)`` pairs of a text; raises ValueError on bad braces."""
+    return [(name, spec or "") for _, name, spec, _ in string.Formatter().parse(text) if name is not None]
+
+
+class _Missing:
+    def __format__(self, spec: str) -> str:
+        return "-"
+
+
+class TextFormatter(string.Formatter):
+    """A ``str.format`` that knows money, dates and kWh in the user's language."""
+
+    def __init__(self, language: str, labels: Mapping[str, Mapping[str, str]] | None = None,
+                 currency_label: str = "FCFA", time_zone: str = "Africa/Dakar") -> None:
+        super().__init__()
+        self.language = language
+        self.labels = labels or {}
+        self.locale = _locale(language)
+        self.currency_label = currency_label
+        self.time_zone = time_zone
+
+    def get_value(self, key: int | str, args: Any, kwargs: Mapping[str, Any]) -> Any:
+        if isinstance(key, int):
+            return _Missing()
+        value: Any = kwargs
+        for part in key.split("."):
+            value = value.get(part) if isinstance(value, Mapping) else None
+        return _Missing() if value is None else value
+
+    def get_field(self, field_name: str, args: Any, kwargs: Mapping[str, Any]) -> tuple[Any, str]:
+        # Dotted names are resolved in get_value; never let format strings reach attributes.
+        return self.get_value(field_name, args, kwargs), field_name
+
+    def format_field(self, value: Any, format_spec: str) -> str:
+        if isinstance(value, _Missing):
+            return "-"
+        try:
+            return self._format(value, format_spec).translate(_SPACES)
+        except (ValueError, TypeError, InvalidOperation, ArithmeticError):
+            return str(value)
+
+    def _format(self, value: Any, spec: str) -> str:
+        if spec == "label":
+            words = self.labels.get(str(value), {})
+            return words.get(self.language) or next(iter(words.values()), str(value))
+        if spec == "money":
+            return f"{format_decimal(_decimal(value), '#,##0', locale=self.locale)} {self.currency_label}"
+        if spec == "number":
+            return str(format_decimal(_decimal(value), "#,##0.##", locale=self.locale))
+        if spec == "kwh":
+            return f"{format_decimal(_decimal(value), '#,##0.#', locale=self.locale)} kWh"
+        if spec == "date":
+            return str(format_date(_as_date(value), "dd/MM/yyyy", locale=self.locale))
+        if spec == "month":
+            return str(format_date(_as_date(value), "MMMM yyyy", locale=self.locale))
+        if spec == "datetime":
+            return str(format_datetime(_as_datetime(value), "dd/MM HH:mm", tzinfo=self.time_zone,
+                                       locale=self.locale))
+        if spec == "time":
+            return str(format_time(_as_datetime(value), "HH:mm", tzinfo=self.time_zone, locale=self.locale))
+        return format(value, spec) if spec else str(value)
+
+    def fill(self, text: str, context: Mapping[str, Any]) -> str:
+        try:
+            return self.vformat(text, (), context)
+        except (ValueError, IndexError, KeyError):
+            return text

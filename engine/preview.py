@@ -1,0 +1,89 @@
+"""Renders a menu node with sample values, as a channel would show it: the linter's measure.
+
+Lives in the engine because only the engine knows how a node becomes a screen; the
+menu linter receives it as a plain function from the ``python -m menus`` entry point.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from menus.loader import LoadedMenus
+from menus.schema import EndNode, MenuNode, MessageNode
+
+from .formatting import TextFormatter
+from .render import PageLabels, measure, render_pages
+from .types import ChannelCapabilities, Option, Screen
+
+__all__ = ["screen_problems"]
+
+
+def _caps(loaded: LoadedMenus, channel: str) -> ChannelCapabilities:
+    spec = loaded.menus.channels[channel]
+    return ChannelCapabilities(channel, spec.max_chars, spec.charset, spec.ucs2_max_chars, spec.prefix_budget)
+
+
+def _text(texts: dict[str, str], language: str, fmt: TextFormatter, context: dict[str, Any]) -> str:
+    return fmt.fill(texts.get(language, ""), context)
+
+
+def screen_problems(loaded: LoadedMenus, flow: str, node_id: str, language: str, channel: str) -> list[str]:
+    """Why the node's screen does not fit the channel with sample values (empty when it fits)."""
+    menus = loaded.menus
+    node = menus.flows[flow].nodes[node_id]
+    if not isinstance(node, (MenuNode, MessageNode, EndNode)) and not hasattr(node, "text"):
+        return []
+    samples: dict[str, Any] = {**menus.samples, **node.samples}
+    context = {k: v for k, v in samples.items()}
+    for key, value in list(context.items()):
+        if isinstance(value, int) and not isinstance(value, bool) and key in _list_sources(menus):
+            context[key] = [dict(samples) for _ in range(value)]
+    # Dotted placeholders such as {bill.amount} read the sample of their last part.
+    for key in [k for k in _dotted_roots(node)]:
+        context.setdefault(key, dict(samples))
+    fmt = TextFormatter(language, menus.labels)
+    caps = _caps(loaded, channel)
+    size = measure(caps)
+    system = {k: v.get(language, "") for k, v in menus.system_texts.items()}
+    options: list[Option] = []
+    if isinstance(node, (MenuNode, MessageNode)):
+        options = [Option(str(i), _text(o.label, language, fmt, context)) for i, o in enumerate(node.options, 1)]
+    item_lines: list[Option] = []
+    if isinstance(node, MenuNode) and node.items:
+        items = context.get(node.items.source) or []
+        base = len(options)
+        item_lines = [Option(str(base + i), _text(node.items.label, language, fmt, {**context, **item}))
+                      for i, item in enumerate(items if isinstance(items, list) else [], 1)]
+    end = isinstance(node, EndNode)
+    nav = () if end else (Option("0", system.get("back", "")), Option("00", system.get("home", "")))
+    body = _text(node.text, language, fmt, context)  # type: ignore[union-attr]
+    problems = []
+    fixed = Screen(node_id, language, (body,), tuple(options), nav, end=end)
+    labels = PageLabels(system.get("more", ""), system.get("previous", ""))
+    pages = render_pages(fixed, caps, labels)
+    if len(pages) > 1:
+        whole = "\n".join([body] + [f"{o.key}. {o.label}" for o in options])
+        problems.append(f"{channel}/{language}: screen needs {size(whole)}+ characters with its options and "
+                        f"navigation; the channel allows {caps.budget}")
+    for option in item_lines:
+        line = f"{option.key}. {option.label}"
+        if size(line) > caps.budget // 2:
+            problems.append(f"{channel}/{language}: list line '{line}' is too long to page well")
+            break
+    return problems
+
+
+def _list_sources(menus: Any) -> set[str]:
+    return {n.items.source for f in menus.flows.values() for n in f.nodes.values()
+            if isinstance(n, MenuNode) and n.items}
+
+
+def _dotted_roots(node: Any) -> set[str]:
+    from .formatting import placeholders
+
+    roots = set()
+    for text in getattr(node, "text", {}).values():
+        for name, _ in placeholders(text):
+            if "." in name:
+                roots.add(name.split(".")[0])
+    return roots

@@ -1,0 +1,39 @@
+"""The state of one conversation between hops, and its compact JSON form."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+__all__ = ["Session"]
+
+
+@dataclass(slots=True)
+class Session:
+    key: str
+    channel: str
+    user_id: str
+    flow: str
+    version: str
+    node: str
+    language: str
+    created_at: float
+    updated_at: float
+    data: dict[str, Any] = field(default_factory=dict)
+    history: list[str] = field(default_factory=list)
+    visited: list[str] = field(default_factory=list)
+    retries: int = 0
+    page: int = 0
+    hops: int = 0
+    ended: bool = False
+    outcome: str = ""
+    last_hop_id: str | None = None
+    last_reply: dict[str, Any] | None = None
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), separators=(",", ":"), ensure_ascii=False, default=str)
+
+    @classmethod
+    def from_json(cls, raw: str | bytes) -> Session:
+        return cls(**json.loads(raw))

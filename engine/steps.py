@@ -1,0 +1,55 @@
+"""The contract between the engine and the dialog steps that ``action`` nodes call.
+
+The engine knows steps only through a ``StepRegistry`` handed to it at start-up, so it
+never imports ``dialogs/`` or any back-end client.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+__all__ = ["StepContext", "StepResult", "Step", "StepRegistry", "OK"]
+
+OK = "ok"
+
+
+@dataclass(slots=True)
+class StepContext:
+    """What a step may read. ``data`` is the session context; ``secrets`` holds this hop's
+    sensitive inputs (PINs), which are never saved."""
+
+    user_id: str
+    channel: str
+    language: str
+    session_key: str
+    data: Mapping[str, Any]
+    params: Mapping[str, Any]
+    secrets: Mapping[str, str]
+    now: datetime
+
+
+@dataclass(slots=True)
+class StepResult:
+    """An outcome the node routes on, and values merged into the session context
+    (a value of ``None`` removes the key)."""
+
+    outcome: str = OK
+    data: dict[str, Any] = field(default_factory=dict)
+    language: str | None = None   # switch the conversation (and what is remembered) to this language
+
+
+Step = Callable[[StepContext], StepResult]
+
+
+class StepRegistry(Protocol):
+    def get(self, name: str) -> Step | None:
+        """The step registered under ``name``."""
+
+    def names(self) -> set[str]:
+        """Every registered step name (the linter checks menus against it)."""
+
+    def outcomes(self, name: str) -> frozenset[str]:
+        """The outcomes the step may return."""

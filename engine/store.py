@@ -1,0 +1,165 @@
+"""Where sessions live between hops: Redis in production and tests, memory as the embedded default.
+
+Both stores give the engine the same guarantees: ``lock(key)`` serialises the hops of
+one session (two concurrent hops never lose an update), and ``save`` sets a TTL.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import redis
+
+from .session import Session
+
+__all__ = ["SessionStore", "MemorySessionStore", "RedisSessionStore", "StoreUnavailable", "SessionBusy"]
+
+
+class StoreUnavailable(Exception):
+    """The session store cannot be reached."""
+
+
+class SessionBusy(Exception):
+    """Another hop of the same session holds the lock for longer than we can wait."""
+
+
+class SessionStore(ABC):
+    """Loads and saves sessions by key. Every method may raise ``StoreUnavailable``."""
+
+    @abstractmethod
+    def load(self, key: str) -> Session | None:
+        """The session, or ``None`` when absent or expired."""
+
+    @abstractmethod
+    def save(self, session: Session, ttl_seconds: int) -> None:
+        """Store the session for ``ttl_seconds``."""
+
+    @abstractmethod
+    def delete(self, key: str) -> None:
+        """Forget the session."""
+
+    @abstractmethod
+    @contextmanager
+    def lock(self, key: str, wait_seconds: float = 3.0) -> Iterator[None]:
+        """Hold the session's lock; raises ``SessionBusy`` after ``wait_seconds``."""
+
+    def ping(self) -> bool:
+        return True
+
+
+class MemorySessionStore(SessionStore):
+    """In-process store: one worker only, nothing survives a restart. The embedded default."""
+
+    def __init__(self) -> None:
+        self._items: dict[str, tuple[float, str]] = {}
+        self._guard = threading.Lock()
+        self._locks: dict[str, threading.Lock] = {}
+
+    def load(self, key: str) -> Session | None:
+        with self._guard:
+            item = self._items.get(key)
+            if item is None or item[0] < time.monotonic():
+                self._items.pop(key, None)
+                return None
+            return Session.from_json(item[1])
+
+    def save(self, session: Session, ttl_seconds: int) -> None:
+        with self._guard:
+            self._items[session.key] = (time.monotonic() + ttl_seconds, session.to_json())
+            if len(self._items) > 10_000:
+                now = time.monotonic()
+                for k in [k for k, (exp, _) in self._items.items() if exp < now]:
+                    del self._items[k]
+
+    def delete(self, key: str) -> None:
+        with self._guard:
+            self._items.pop(key, None)
+
+    @contextmanager
+    def lock(self, key: str, wait_seconds: float = 3.0) -> Iterator[None]:
+        with self._guard:
+            lock = self._locks.setdefault(key, threading.Lock())
+        if not lock.acquire(timeout=wait_seconds):
+            raise SessionBusy(key)
+        try:
+            yield
+        finally:
+            lock.release()
+            with self._guard:
+                if not lock.locked():
+                    self._locks.pop(key, None)
+
+
+_RELEASE = """
+if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end
+"""
+
+
+class RedisSessionStore(SessionStore):
+    """Sessions as JSON strings with a TTL; a per-session lock with an owner token."""
+
+    def __init__(self, client: redis.Redis, prefix: str = "ussd:", lock_ttl_ms: int = 10_000) -> None:
+        self._redis = client
+        self._prefix = prefix
+        self._lock_ttl_ms = lock_ttl_ms
+        self._release = client.register_script(_RELEASE)
+
+    @classmethod
+    def from_url(cls, url: str, **kwargs: object) -> RedisSessionStore:
+        client = redis.Redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0,
+                                      health_check_interval=30)
+        return cls(client, **kwargs)  # type: ignore[arg-type]
+
+    def _key(self, key: str) -> str:
+        return f"{self._prefix}s:{key}"
+
+    def load(self, key: str) -> Session | None:
+        try:
+            raw = self._redis.get(self._key(key))
+        except redis.RedisError as exc:
+            raise StoreUnavailable(str(exc)) from exc
+        return None if raw is None else Session.from_json(raw)  # type: ignore[arg-type]
+
+    def save(self, session: Session, ttl_seconds: int) -> None:
+        try:
+            self._redis.set(self._key(session.key), session.to_json(), ex=ttl_seconds)
+        except redis.RedisError as exc:
+            raise StoreUnavailable(str(exc)) from exc
+
+    def delete(self, key: str) -> None:
+        try:
+            self._redis.delete(self._key(key))
+        except redis.RedisError as exc:
+            raise StoreUnavailable(str(exc)) from exc
+
+    @contextmanager
+    def lock(self, key: str, wait_seconds: float = 3.0) -> Iterator[None]:
+        name, token = f"{self._prefix}l:{key}", uuid.uuid4().hex
+        deadline = time.monotonic() + wait_seconds
+        delay = 0.002
+        try:
+            while not self._redis.set(name, token, nx=True, px=self._lock_ttl_ms):
+                if time.monotonic() >= deadline:
+                    raise SessionBusy(key)
+                time.sleep(delay)
+                delay = min(delay * 2, 0.05)
+        except redis.RedisError as exc:
+            raise StoreUnavailable(str(exc)) from exc
+        try:
+            yield
+        finally:
+            try:
+                self._release(keys=[name], args=[token])
+            except redis.RedisError:
+                pass  # the lock expires by itself
+
+    def ping(self) -> bool:
+        try:
+            return bool(self._redis.ping())
+        except redis.RedisError:
+            return False

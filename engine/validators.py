@@ -1,0 +1,79 @@
+"""Checks of what a user typed at an ``input`` node, by the validator type named in YAML.
+
+Each check returns the normalised value to store, or raises ``InvalidInput``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from menus.schema import ValidatorSpec
+
+__all__ = ["InvalidInput", "validate"]
+
+
+class InvalidInput(ValueError):
+    pass
+
+
+def _digits(spec: ValidatorSpec, text: str) -> str:
+    if not text.isdigit():
+        raise InvalidInput("digits")
+    if spec.min_len is not None and len(text) < spec.min_len:
+        raise InvalidInput("too short")
+    if spec.max_len is not None and len(text) > spec.max_len:
+        raise InvalidInput("too long")
+    return text
+
+
+def _number(spec: ValidatorSpec, text: str, *, whole: bool) -> str:
+    cleaned = text.replace(" ", "").replace(",", ".")
+    if not re.fullmatch(r"\d{1,12}" if whole else r"\d{1,12}(\.\d{1,3})?", cleaned):
+        raise InvalidInput("not a number")
+    try:
+        value = Decimal(cleaned)
+    except InvalidOperation:
+        raise InvalidInput("not a number") from None
+    if spec.min is not None and value < Decimal(str(spec.min)):
+        raise InvalidInput("too small")
+    if spec.max is not None and value > Decimal(str(spec.max)):
+        raise InvalidInput("too large")
+    return str(value)
+
+
+def _pattern(spec: ValidatorSpec, text: str, default: str) -> str:
+    if not re.fullmatch(spec.pattern or default, text):
+        raise InvalidInput("pattern")
+    return text
+
+
+def _date(spec: ValidatorSpec, text: str) -> str:
+    for fmt in ("%d%m%Y", "%d/%m/%Y", "%d-%m-%Y"):
+        try:
+            return datetime.strptime(text, fmt).date().isoformat()
+        except ValueError:
+            continue
+    raise InvalidInput("date")
+
+
+_CHECKS: dict[str, Callable[[ValidatorSpec, str], Any]] = {
+    "digits": _digits,
+    "amount": lambda s, t: _number(s, t, whole=True),
+    "number": lambda s, t: _number(s, t, whole=False),
+    "account_number": lambda s, t: _pattern(s, t, r"\d{7}"),
+    "regex": lambda s, t: _pattern(s, t, r".*"),
+    "date": _date,
+    "pin": lambda s, t: _pattern(s, t, r"\d{4}"),
+}
+
+
+def validate(spec: ValidatorSpec, text: str) -> Any:
+    """The normalised value of ``text`` under ``spec``; ``InvalidInput`` when it does not pass."""
+    text = text.strip()
+    if not text or len(text) > 64:
+        raise InvalidInput("empty or too long")
+    return _CHECKS[spec.type](spec, text)

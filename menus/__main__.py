@@ -1,0 +1,44 @@
+"""``python -m menus lint config/menus.yaml``: print every problem of a menu file; exit 1 on errors.
+
+This entry point is a composition root: it hands the linter the dialog steps and the
+engine's screen measure, which the ``menus`` package itself does not import.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .lint import lint
+from .loader import load_menus
+from .problems import MenuError, Problem
+
+
+def check(path: str) -> list[Problem]:
+    from dialogs.registry import known_steps
+    from engine.preview import screen_problems
+
+    try:
+        loaded = load_menus(path)
+    except MenuError as exc:
+        return exc.problems
+    return lint(loaded, steps=known_steps(), screen_check=screen_problems)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m menus")
+    sub = parser.add_subparsers(dest="command", required=True)
+    lint_cmd = sub.add_parser("lint", help="check a menu file and its includes")
+    lint_cmd.add_argument("path")
+    args = parser.parse_args(argv)
+    problems = check(args.path)
+    for problem in problems:
+        print(problem)
+    errors = sum(p.severity == "error" for p in problems)
+    warnings = len(problems) - errors
+    print(f"{args.path}: {errors} error(s), {warnings} warning(s)", file=sys.stderr)
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,185 @@
+"""Checks of a loaded menu set beyond its schema: graph, translations, steps, placeholders, screen size.
+
+``lint(loaded, steps=..., screen_check=...)`` returns every problem with its file and line.
+The set of dialog steps and the screen measure are passed in, so this package depends on
+neither the dialogs nor the engine.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+from .conditions import ConditionError, parse_condition
+from .loader import LoadedMenus
+from .problems import Problem
+from .schema import (FORMAT_SPECS, SYSTEM_TEXT_KEYS, ActionNode, EndNode, FlowSpec, InputNode, MenuNode,
+                     MessageNode, RouterNode)
+
+__all__ = ["lint", "ScreenCheck"]
+
+ScreenCheck = Callable[[LoadedMenus, str, str, str, str], list[str]]
+"""``(loaded, flow, node_id, language, channel) -> problems`` for one rendered screen."""
+
+
+def _edges(node: Any) -> list[tuple[str, str]]:
+    if isinstance(node, (MenuNode, MessageNode)):
+        found = [(f"option {i}", o.target) for i, o in enumerate(node.options, 1)]
+        if isinstance(node, MenuNode) and node.items:
+            found.append(("items", node.items.target))
+        return found
+    if isinstance(node, InputNode):
+        return [("next", node.next)]
+    if isinstance(node, ActionNode):
+        return [(f"outcome '{k}'", v) for k, v in node.outcomes.items()]
+    if isinstance(node, RouterNode):
+        return [(f"route '{r.when}'", r.target) for r in node.routes] + [("default", node.default)]
+    return []
+
+
+def _texts(node: Any) -> Iterator[tuple[str, dict[str, str]]]:
+    for attr in ("text", "error"):
+        value = getattr(node, attr, None)
+        if value:
+            yield attr, value
+    for i, option in enumerate(getattr(node, "options", ()) or (), 1):
+        yield f"option {i} label", option.label
+    items = getattr(node, "items", None)
+    if items:
+        yield "items label", items.label
+
+
+def _placeholder_names(text: str) -> list[tuple[str, str]]:
+    import string
+
+    return [(n, s or "") for _, n, s, _ in string.Formatter().parse(text) if n is not None]
+
+
+def lint(loaded: LoadedMenus, steps: Mapping[str, frozenset[str]] | None = None,
+         screen_check: ScreenCheck | None = None) -> list[Problem]:
+    menus = loaded.menus
+    problems: list[Problem] = []
+
+    def add(flow: str, node: str | None, message: str, hint: str = "", severity: str = "error") -> None:
+        where = loaded.where(flow, node)
+        prefix = f"node '{node}': " if node else f"flow '{flow}': "
+        problems.append(Problem(where.file, where.line, prefix + message, hint, severity))
+
+    languages = menus.languages
+    if menus.default_language not in languages:
+        problems.append(Problem(loaded.path, 1, f"default_language '{menus.default_language}' is not in languages"))
+    for key in SYSTEM_TEXT_KEYS:
+        texts = menus.system_texts.get(key)
+        for lang in languages:
+            if not texts or not texts.get(lang):
+                problems.append(Problem(loaded.path, 1, f"system_texts.{key}: no '{lang}' text",
+                                        f"add {key}: {{{lang}: ...}} under system_texts"))
+    for code, words in menus.labels.items():
+        for lang in languages:
+            if lang not in words:
+                problems.append(Problem(loaded.path, 1, f"labels.{code}: no '{lang}' text"))
+    for channel, points in menus.entry_points.items():
+        for entry, flow_name in points.items():
+            if flow_name not in menus.flows:
+                problems.append(Problem(loaded.path, 1, f"entry point {channel} '{entry}' names unknown flow "
+                                                        f"'{flow_name}'"))
+    for flow_name, flow in menus.flows.items():
+        _lint_flow(loaded, flow_name, flow, steps, screen_check, add)
+    return problems
+
+
+def _lint_flow(loaded: LoadedMenus, flow_name: str, flow: FlowSpec, steps: Mapping[str, frozenset[str]] | None,
+               screen_check: ScreenCheck | None, add: Callable[..., None]) -> None:
+    menus = loaded.menus
+    nodes = flow.nodes
+    for label, node_id in (("start", flow.start), ("home", flow.home)):
+        if node_id not in nodes:
+            add(flow_name, None, f"{label} node '{node_id}' does not exist")
+    if flow.home in nodes and not isinstance(nodes[flow.home], MenuNode):
+        add(flow_name, flow.home, "the home node must be a menu", "point 'home:' at the main menu")
+    shortcuts: dict[str, str] = {}
+    for node_id, node in nodes.items():
+        for label, target in _edges(node):
+            if target not in nodes:
+                add(flow_name, node_id, f"{label}: target '{target}' does not exist",
+                    _close_match(target, nodes))
+        if node.shortcut:
+            if node.shortcut in shortcuts:
+                add(flow_name, node_id, f"shortcut '{node.shortcut}' is also used by '{shortcuts[node.shortcut]}'")
+            shortcuts[node.shortcut] = node_id
+        for what, texts in _texts(node):
+            for lang in menus.languages:
+                if not texts.get(lang):
+                    add(flow_name, node_id, f"{what}: no '{lang}' translation", f"add {lang}: ... to {what}")
+            for lang, text in texts.items():
+                try:
+                    names = _placeholder_names(text)
+                except ValueError as exc:
+                    add(flow_name, node_id, f"{what} ({lang}): bad braces: {exc}", "write {name} or {{ }}")
+                    continue
+                for name, spec in names:
+                    if spec not in FORMAT_SPECS:
+                        add(flow_name, node_id, f"{what} ({lang}): unknown format '{{{name}:{spec}}}'",
+                            "known: " + ", ".join(sorted(s for s in FORMAT_SPECS if s)))
+                    root, last = name.split(".")[0], name.split(".")[-1]
+                    known = {**menus.samples, **node.samples}
+                    if root not in known and last not in known:
+                        add(flow_name, node_id, f"{what} ({lang}): placeholder '{{{name}}}' has no sample value",
+                            f"add '{last}: ...' under samples: so its screen can be measured")
+        for when in [o.when for o in getattr(node, "options", ()) if o.when] + \
+                    [r.when for r in getattr(node, "routes", ())]:
+            try:
+                parse_condition(when)
+            except ConditionError as exc:
+                add(flow_name, node_id, f"condition '{when}': {exc}")
+        if isinstance(node, ActionNode) and steps is not None:
+            if node.step not in steps:
+                add(flow_name, node_id, f"unknown dialog step '{node.step}'", _close_match(node.step, steps))
+            else:
+                for outcome in node.outcomes:
+                    if outcome not in steps[node.step]:
+                        add(flow_name, node_id, f"step '{node.step}' never returns outcome '{outcome}'",
+                            "its outcomes: " + ", ".join(sorted(steps[node.step])))
+                for outcome in sorted(steps[node.step] - set(node.outcomes) - {"backend_down", "not_found"}):
+                    add(flow_name, node_id, f"outcome '{outcome}' of '{node.step}' is not routed",
+                        "it would end the session with the generic error text", "warning")
+        if isinstance(node, MenuNode) and not node.options and not node.items:
+            add(flow_name, node_id, "dead end: a menu with no options and no items",
+                "add options, or make it a 'message' or an 'end' node")
+        if isinstance(node, MenuNode) and len(node.options) > 9 and node.items is None:
+            add(flow_name, node_id, "more than 9 options", "split the menu", "warning")
+    _lint_reachability(flow_name, flow, shortcuts, add)
+    if screen_check is not None:
+        for node_id, node in nodes.items():
+            if isinstance(node, (ActionNode, RouterNode)):
+                continue
+            for channel in menus.channels:
+                for lang in menus.languages:
+                    for message in screen_check(loaded, flow_name, node_id, lang, channel):
+                        add(flow_name, node_id, message, "shorten the text or the labels")
+
+
+def _lint_reachability(flow_name: str, flow: FlowSpec, shortcuts: Mapping[str, str],
+                       add: Callable[..., None]) -> None:
+    nodes = flow.nodes
+    seen: set[str] = set()
+    queue = deque(n for n in (flow.start, flow.home, *shortcuts.values()) if n in nodes)
+    while queue:
+        node_id = queue.popleft()
+        if node_id in seen:
+            continue
+        seen.add(node_id)
+        queue.extend(t for _, t in _edges(nodes[node_id]) if t in nodes and t not in seen)
+    for node_id in nodes:
+        if node_id not in seen:
+            add(flow_name, node_id, "unreachable: no path from the start, home or a shortcut leads here")
+    if not any(isinstance(n, EndNode) for n in nodes.values()):
+        add(flow_name, None, "dead end: the flow has no 'end' node", "add an end node the home menu leads to")
+
+
+def _close_match(name: str, known: Mapping[str, Any] | Any) -> str:
+    import difflib
+
+    matches = difflib.get_close_matches(name, list(known), n=1)
+    return f"did you mean '{matches[0]}'?" if matches else ""

@@ -1,0 +1,189 @@
+"""Reads ``config/menus.yaml`` and its included files into a validated ``MenuSet``.
+
+YAML mappings keep the line they start on, so every schema error and every lint
+problem can name ``file:line``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import TypeAdapter, ValidationError
+
+from .problems import MenuError, Problem
+from .schema import NODE_KINDS, IncludedNodes, MenuSet
+
+__all__ = ["LoadedMenus", "load_menus", "Where"]
+
+
+class _LineDict(dict):  # type: ignore[type-arg]
+    """A mapping that remembers where it stands in its file."""
+
+    file: str = "?"
+    line: int = 0
+    key_line: int = 0          # the line of the key this mapping is the value of
+    key_lines: dict[str, int]
+
+
+def _loader_for(file: str) -> type[yaml.SafeLoader]:
+    class Loader(yaml.SafeLoader):
+        pass
+
+    def construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> _LineDict:
+        loader.flatten_mapping(node)
+        result = _LineDict()
+        result.file, result.line, result.key_lines = file, node.start_mark.line + 1, {}
+        for key_node, value_node in node.value:
+            key = loader.construct_object(key_node, deep=True)
+            if key in result:
+                raise yaml.MarkedYAMLError("while reading a mapping", node.start_mark,
+                                           f"duplicate key {key!r}", key_node.start_mark)
+            value = loader.construct_object(value_node, deep=True)
+            if isinstance(value, _LineDict):
+                value.key_line = key_node.start_mark.line + 1
+            result[key] = value
+            result.key_lines[str(key)] = key_node.start_mark.line + 1
+        return result
+
+    Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, construct_mapping)
+    return Loader
+
+
+@dataclass(frozen=True, slots=True)
+class Where:
+    file: str
+    line: int
+
+
+@dataclass(frozen=True)
+class LoadedMenus:
+    """The validated menus plus where each flow and node was written and a content fingerprint."""
+
+    menus: MenuSet
+    path: str
+    node_locations: dict[tuple[str, str], Where] = field(default_factory=dict)
+    flow_locations: dict[str, Where] = field(default_factory=dict)
+    fingerprint: str = ""
+
+    def where(self, flow: str, node: str | None = None) -> Where:
+        if node is not None and (flow, node) in self.node_locations:
+            return self.node_locations[(flow, node)]
+        return self.flow_locations.get(flow, Where(self.path, 1))
+
+
+def _read(path: Path) -> tuple[Any, bytes]:
+    raw = path.read_bytes()
+    try:
+        return yaml.load(raw, Loader=_loader_for(str(path))), raw  # noqa: S506 - SafeLoader subclass
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else 1
+        raise MenuError([Problem(str(path), line, f"YAML syntax: {exc.problem or exc}",
+                                 "check indentation and quoting")]) from None
+    except yaml.YAMLError as exc:
+        raise MenuError([Problem(str(path), 1, f"YAML syntax: {exc}")]) from None
+
+
+def _locate(data: Any, loc: tuple[Any, ...], default: Where) -> Where:
+    """Walk a pydantic error location through the line-aware data to the nearest line."""
+    where, node = default, data
+    for part in loc:
+        if isinstance(node, _LineDict) and part not in node and str(part) in NODE_KINDS:
+            continue  # pydantic's union-member segment, not a key of the file
+        if isinstance(node, _LineDict):
+            where = Where(node.file, node.key_lines.get(str(part), node.line))
+            node = node.get(part)
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            node = node[part]
+            if isinstance(node, _LineDict):
+                where = Where(node.file, node.line)
+        else:
+            break
+    return where
+
+
+def _schema_problems(exc: ValidationError, data: Any, file: str) -> list[Problem]:
+    problems = []
+    for err in exc.errors():
+        loc = tuple(err["loc"])
+        where = _locate(data, loc, Where(file, 1))
+        message = err["msg"]
+        hint = ""
+        if err["type"] == "union_tag_invalid":
+            kind = (err.get("input") or {}).get("kind") if isinstance(err.get("input"), dict) else None
+            message = f"unknown kind '{kind}'"
+            hint = "known kinds: " + ", ".join(NODE_KINDS)
+        elif err["type"] == "union_tag_not_found":
+            message = "node has no 'kind'"
+            hint = "known kinds: " + ", ".join(NODE_KINDS)
+        elif err["type"] == "extra_forbidden":
+            message = f"unknown field '{loc[-1]}'"
+            hint = "check the spelling against the node kind's fields"
+        elif err["type"] == "missing":
+            message = f"missing field '{loc[-1]}'"
+        # Drop pydantic's union-member segment ("menu", "input" ...) from the shown path.
+        path = ".".join(str(p) for p in loc if str(p) not in NODE_KINDS)
+        problems.append(Problem(where.file, where.line, f"{path}: {message}", hint))
+    return problems
+
+
+def load_menus(path: str | Path) -> LoadedMenus:
+    """Load and validate a menu file and its includes. Raises ``MenuError`` listing every problem."""
+    main = Path(path)
+    if not main.is_file():
+        raise MenuError([Problem(str(main), 0, "menu file not found")])
+    data, raw = _read(main)
+    if not isinstance(data, _LineDict):
+        raise MenuError([Problem(str(main), 1, "the menu file must be a mapping", "start with 'languages:'")])
+    digest = hashlib.sha256(raw)
+    problems: list[Problem] = []
+    flows = data.get("flows")
+    node_locations: dict[tuple[str, str], Where] = {}
+
+    for inc in data.get("include") or ():
+        inc_path = (main.parent / str(inc)).resolve()
+        where = Where(str(main), data.key_lines.get("include", 1))
+        if not inc_path.is_file():
+            problems.append(Problem(where.file, where.line, f"included file '{inc}' not found"))
+            continue
+        try:
+            inc_data, inc_raw = _read(inc_path)
+        except MenuError as exc:
+            problems.extend(exc.problems)
+            continue
+        digest.update(inc_raw)
+        try:
+            IncludedNodes.model_validate(inc_data)
+        except ValidationError as exc:
+            problems.extend(_schema_problems(exc, inc_data, str(inc_path)))
+            continue
+        flow_name = inc_data["flow"]
+        if not isinstance(flows, dict) or flow_name not in flows:
+            problems.append(Problem(str(inc_path), inc_data.line, f"flow '{flow_name}' is not declared",
+                                    "declare it under 'flows:' in the main file"))
+            continue
+        target = flows[flow_name].setdefault("nodes", _LineDict())
+        for node_id, node in inc_data["nodes"].items():
+            if node_id in target:
+                first = target[node_id]
+                problems.append(Problem(str(inc_path), node.line, f"node '{node_id}' is declared twice",
+                                        f"first declared at {first.file}:{first.line}"))
+                continue
+            target[node_id] = node
+    if problems:
+        raise MenuError(problems)
+    try:
+        menus = MenuSet.model_validate(data)
+    except ValidationError as exc:
+        raise MenuError(_schema_problems(exc, data, str(main))) from None
+
+    flow_locations = {}
+    for flow_name, flow in data["flows"].items():
+        flow_locations[flow_name] = Where(flow.file, flow.key_line or flow.line)
+        for node_id, node in (flow.get("nodes") or {}).items():
+            node_locations[(flow_name, node_id)] = Where(node.file, node.key_line or node.line)
+    return LoadedMenus(menus, str(main), node_locations, flow_locations, digest.hexdigest()[:10])

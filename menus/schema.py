@@ -1,0 +1,229 @@
+"""The menu language: pydantic models of ``config/menus.yaml``, one class per node kind.
+
+Every model is frozen and forbids unknown fields, so a typo in YAML is a load error with
+its location rather than a silently ignored key.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "Texts", "OptionSpec", "ItemsSpec", "ValidatorSpec", "RouteSpec",
+    "MenuNode", "InputNode", "ActionNode", "RouterNode", "MessageNode", "EndNode",
+    "Node", "NODE_KINDS", "FlowSpec", "ChannelSpec", "MenuSet", "IncludedNodes",
+    "SYSTEM_TEXT_KEYS", "FORMAT_SPECS",
+]
+
+Texts = dict[str, str]
+"""Text per language code: ``{fr: "Solde", en: "Balance"}``."""
+
+# Texts the engine itself shows, declared in YAML so they are translated and linted like the rest.
+SYSTEM_TEXT_KEYS = (
+    "back", "home", "more", "previous", "invalid_choice", "invalid_input",
+    "too_many_errors", "error", "backend_down", "busy", "resume",
+)
+
+# Format specs a placeholder may carry: ``{balance:money}``.
+FORMAT_SPECS = frozenset({"", "money", "date", "month", "datetime", "time", "kwh", "number", "label"})
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+
+class OptionSpec(_Frozen):
+    """A numbered choice. ``when`` hides it unless the condition holds on the session context."""
+
+    label: Texts
+    target: str
+    when: str | None = None
+
+
+class ItemsSpec(_Frozen):
+    """Options built from a list in the context, numbered after the static options and paged.
+
+    ```yaml
+    items: {from: bills, label: {fr: "{period:month} {amount:money}"}, store: bill, target: bill_detail}
+    ```
+    """
+
+    source: str = Field(alias="from")
+    label: Texts
+    store: str
+    target: str
+
+
+class ValidatorSpec(_Frozen):
+    """How an ``input`` node checks what the user typed.
+
+    Types: ``digits`` (min_len, max_len), ``amount`` (min, max), ``account_number``
+    (pattern, default seven digits), ``regex`` (pattern), ``date`` (DDMMYYYY or DD/MM/YYYY),
+    ``pin`` (four digits), ``number`` (min, max; decimals allowed).
+    """
+
+    type: Literal["digits", "amount", "account_number", "regex", "date", "pin", "number"]
+    min: float | None = None
+    max: float | None = None
+    min_len: int | None = None
+    max_len: int | None = None
+    pattern: str | None = None
+
+
+class RouteSpec(_Frozen):
+    when: str
+    target: str
+
+
+class _NodeBase(_Frozen):
+    shortcut: str | None = None
+    samples: dict[str, Any] = Field(default_factory=dict)
+
+
+class MenuNode(_NodeBase):
+    """A screen of numbered choices.
+
+    ```yaml
+    home:
+      kind: menu
+      text: {fr: "Bienvenue", en: "Welcome"}
+      options:
+        - {label: {fr: Solde, en: Balance}, target: balance}
+    ```
+    """
+
+    kind: Literal["menu"]
+    text: Texts
+    options: tuple[OptionSpec, ...] = ()
+    items: ItemsSpec | None = None
+
+
+class InputNode(_NodeBase):
+    """Asks for a value, checks it, stores it in the context under ``store`` and goes to ``next``.
+
+    ```yaml
+    link_account:
+      kind: input
+      text: {fr: "Numero de compte:", en: "Account number:"}
+      validator: {type: account_number}
+      store: account_number
+      next: link_check
+    ```
+    ``sensitive: true`` (PINs) keeps the value out of the saved session: only the steps of
+    the same hop see it.
+    """
+
+    kind: Literal["input"]
+    text: Texts
+    validator: ValidatorSpec
+    store: str
+    next: str
+    sensitive: bool = False
+    error: Texts | None = None
+
+
+class ActionNode(_NodeBase):
+    """Calls a dialog step and routes on its outcome; shows nothing itself.
+
+    ```yaml
+    balance:
+      kind: action
+      step: billing.balance
+      outcomes: {ok: balance_show, backend_down: sorry}
+    ```
+    """
+
+    kind: Literal["action"]
+    step: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    outcomes: dict[str, str]
+
+
+class RouterNode(_NodeBase):
+    """Goes to the first route whose condition holds on the context, else to ``default``.
+
+    ```yaml
+    pick_account:
+      kind: router
+      routes: [{when: "account_count > 1", target: choose_account}]
+      default: home
+    ```
+    """
+
+    kind: Literal["router"]
+    routes: tuple[RouteSpec, ...]
+    default: str
+
+
+class MessageNode(_NodeBase):
+    """Shows text with the navigation keys; with ``next``, the listed options lead on.
+
+    ```yaml
+    balance_show:
+      kind: message
+      text: {fr: "Solde: {balance:money}", en: "Balance: {balance:money}"}
+      options: [{label: {fr: Factures, en: Bills}, target: bills}]
+    ```
+    """
+
+    kind: Literal["message"]
+    text: Texts
+    options: tuple[OptionSpec, ...] = ()
+
+
+class EndNode(_NodeBase):
+    """Shows its text and closes the session.
+
+    ```yaml
+    bye: {kind: end, text: {fr: "Merci.", en: "Thank you."}}
+    ```
+    """
+
+    kind: Literal["end"]
+    text: Texts
+
+
+Node = Annotated[
+    Union[MenuNode, InputNode, ActionNode, RouterNode, MessageNode, EndNode],
+    Field(discriminator="kind"),
+]
+NODE_KINDS = {"menu": MenuNode, "input": InputNode, "action": ActionNode,
+              "router": RouterNode, "message": MessageNode, "end": EndNode}
+
+
+class FlowSpec(_Frozen):
+    """One conversation graph. ``start`` is entered on a new session, ``home`` on ``00``."""
+
+    version: str = "1"
+    start: str
+    home: str
+    nodes: dict[str, Node] = Field(default_factory=dict)
+
+
+class ChannelSpec(_Frozen):
+    max_chars: int
+    charset: Literal["gsm7", "ucs2", "unicode"] = "unicode"
+    ucs2_max_chars: int = 0
+    prefix_budget: int = 0
+
+
+class IncludedNodes(_Frozen):
+    """An included file: more nodes for one flow."""
+
+    flow: str
+    nodes: dict[str, Node]
+
+
+class MenuSet(_Frozen):
+    languages: tuple[str, ...]
+    default_language: str
+    channels: dict[str, ChannelSpec]
+    entry_points: dict[str, dict[str, str]] = Field(default_factory=dict)
+    system_texts: dict[str, Texts]
+    labels: dict[str, Texts] = Field(default_factory=dict)
+    """Words for coded values, shown with ``{status:label}``: ``{unpaid: {fr: impayee, en: unpaid}}``."""
+    samples: dict[str, Any] = Field(default_factory=dict)
+    include: tuple[str, ...] = ()
+    flows: dict[str, FlowSpec]

@@ -1,0 +1,43 @@
+"""A step registry of plain functions: a real implementation of the engine's StepRegistry port."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from engine.steps import StepContext, StepResult
+
+
+class CountingSteps:
+    def __init__(self, vip: bool = False, items: int = 30) -> None:
+        self.calls: dict[str, int] = {}
+        self.seen_pins: list[str] = []
+        self.vip = vip
+        self.items = items
+        self._steps: dict[str, Callable[[StepContext], StepResult]] = {
+            "demo.greet": lambda ctx: StepResult("ok", {"name": "Awa", "vip": self.vip,
+                                                        "when": "2026-11-25"}),
+            "demo.items": lambda ctx: StepResult("ok", {"items": [
+                {"label": f"Article {i}", "amount": str(i * 1000)} for i in range(1, self.items + 1)]}),
+            "demo.check_pin": self._check_pin,
+            "demo.broken": lambda ctx: StepResult("backend_down"),
+        }
+
+    def _check_pin(self, ctx: StepContext) -> StepResult:
+        self.seen_pins.append(ctx.secrets.get("pin", ""))
+        return StepResult("ok" if ctx.secrets.get("pin") == "1234" else "wrong")
+
+    def get(self, name: str) -> Callable[[StepContext], StepResult] | None:
+        step = self._steps.get(name)
+        if step is None:
+            return None
+
+        def counted(ctx: StepContext) -> StepResult:
+            self.calls[name] = self.calls.get(name, 0) + 1
+            return step(ctx)
+        return counted
+
+    def names(self) -> set[str]:
+        return set(self._steps)
+
+    def outcomes(self, name: str) -> frozenset[str]:
+        return frozenset({"ok", "wrong", "backend_down"})

@@ -1,0 +1,170 @@
+"""The engine on the demo flow, hop by hop, on the in-process store and on Redis."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from engine import Engine, FlowSet, RedisSessionStore, Turn
+from menus import load_menus
+
+from ..support.services import free_port
+from .conftest import DEMO, Handset
+from .fakes import CountingSteps
+
+HOME = "Bonjour Awa, etre à Thiès\n1. Liste\n2. Montant\n3. Panne\n4. Fin"
+
+
+def test_dial_shows_the_home_menu_transliterated_for_gsm7(handset):
+    phone = handset()
+    reply = phone.dial()
+    assert reply.text == HOME
+    assert not reply.end
+
+
+def test_router_and_conditional_option_follow_the_context(store):
+    engine = Engine(FlowSet(load_menus(DEMO)), store, CountingSteps(vip=True))
+    phone = Handset(engine)
+    assert phone.dial().text.startswith("Bonjour cher Awa\n1. Continuer")
+    assert "3. Secret" in phone.answer("1").text
+
+
+def test_invalid_choice_reasks_then_ends_politely_after_three(handset):
+    phone = handset()
+    phone.dial()
+    first = phone.answer("9")
+    assert first.text == "Choix invalide.\n" + HOME
+    assert not first.end
+    assert phone.answer("x").text.startswith("Choix invalide.")
+    last = phone.answer("77")
+    assert last.end
+    assert last.text == "Trop d'erreurs. Au revoir."
+
+
+def test_long_list_pages_with_98_and_99_and_keeps_numbering(handset):
+    phone = handset()
+    phone.dial()
+    first = phone.answer("1")
+    assert first.pages > 1
+    assert first.text.startswith("Choisissez:\n1. Article 1 1 000 FCFA")
+    assert first.text.endswith("98. Suite")
+    second = phone.answer("98")
+    assert second.page == 1 and second.text.startswith("6. Article 6")
+    assert second.text.endswith("99. Préc. 98. Suite")
+    assert phone.answer("99").text == first.text
+    for _ in range(10):
+        last = phone.answer("98")
+    assert last.page == last.pages - 1
+    assert "98. Suite" not in last.text and "30. Article 30" in last.text
+    for page in (first, second, last):
+        assert len(page.text) + 4 <= 182
+    assert phone.answer("12").text.startswith("Choisi: Article 12")
+
+
+def test_back_and_home_navigation(handset):
+    phone = handset()
+    phone.dial()
+    phone.answer("2")
+    assert phone.answer("0").text == HOME
+    phone.answer("1")
+    phone.answer("3")
+    assert phone.answer("00").text == HOME
+
+
+def test_pin_is_given_to_the_step_but_never_saved(store, engine, steps):
+    phone = Handset(engine)
+    phone.dial()
+    phone.answer("2")
+    assert phone.answer("500").text.startswith("PIN:")
+    assert phone.answer("1111").text.startswith("PIN:")
+    done = phone.answer("1234")
+    assert done.end and done.text == "Payé 500 FCFA le 25/11/2026."
+    assert steps.seen_pins == ["1111", "1234"]
+    saved = store.load("ussd:s1")
+    assert saved is not None
+    assert "1234" not in saved.to_json() and "1111" not in saved.to_json()
+
+
+def test_replayed_hop_gets_the_same_answer_without_running_steps_again(handset, steps):
+    phone = handset()
+    phone.dial()
+    first = phone.answer("1")
+    calls = steps.calls["demo.items"]
+    again = phone.hop("1")
+    assert again.text == first.text
+    assert steps.calls["demo.items"] == calls
+
+
+def test_ended_session_replays_its_last_answer(handset):
+    phone = handset()
+    phone.dial()
+    bye = phone.answer("4")
+    assert bye.end and bye.text == "Au revoir."
+    assert phone.hop("4*1").text == "Au revoir."
+
+
+def test_first_hop_with_input_is_a_shortcut(handset):
+    assert handset(session="a").dial("5").text.startswith("Choisissez:")
+    reply = handset(session="b").dial("2", "500")
+    assert reply.text.startswith("PIN:")
+
+
+def test_unrouted_backend_down_ends_with_the_systems_message(handset):
+    phone = handset()
+    phone.dial()
+    reply = phone.answer("3")
+    assert reply.end and reply.text == "Systèmes indisponibles."
+
+
+def test_ucs2_channel_keeps_accents_and_uses_its_own_limit(handset):
+    phone = handset(channel="ussd_ucs2")
+    assert phone.dial().text.startswith("Bonjour Awa, être à Thiès")
+    page = phone.answer("1")
+    assert page.pages > 1 and len(page.text) <= 100 - 4
+
+
+def test_two_sessions_of_one_number_do_not_share_state(engine):
+    one, two = Handset(engine, session="one"), Handset(engine, session="two")
+    one.dial()
+    two.dial()
+    one.answer("2")
+    assert two.answer("1").text.startswith("Choisissez:")
+    assert one.answer("500").text.startswith("PIN:")
+
+
+def test_store_unreachable_gives_a_polite_end(steps):
+    store = RedisSessionStore.from_url(f"redis://127.0.0.1:{free_port()}/0")
+    engine = Engine(FlowSet(load_menus(DEMO)), store, steps)
+    reply = engine.handle(Turn("ussd", "+221770000001", "ussd:x", None, ""))
+    assert reply.end and reply.text == "Service indisponible."
+
+
+def test_a_live_session_keeps_its_flow_version_after_a_reload(tmp_path, store, steps):
+    path = tmp_path / "menus.yaml"
+    path.write_text(DEMO.read_text(encoding="utf-8"), encoding="utf-8")
+    flows = FlowSet(load_menus(path))
+    engine = Engine(flows, store, steps)
+    old = Handset(engine, session="old")
+    old.dial()
+    path.write_text(DEMO.read_text(encoding="utf-8").replace("Choisissez:", "Nouveau choix:"), encoding="utf-8")
+    flows.load(load_menus(path))
+    assert old.answer("1").text.startswith("Choisissez:")
+    new = Handset(engine, session="new")
+    new.dial()
+    assert new.answer("1").text.startswith("Nouveau choix:")
+
+
+def test_session_json_is_compact_and_has_a_ttl(store, engine):
+    phone = Handset(engine)
+    phone.dial()
+    saved = store.load("ussd:s1")
+    assert saved is not None and saved.node == "home"
+    assert len(saved.to_json()) < 1024
+    json.loads(saved.to_json())
+
+
+@pytest.mark.parametrize("text", ["", "1", "1*98*98", "2*abc*0*00", "*", "**", "9*9"])
+def test_any_input_sequence_answers_within_the_screen(handset, text):
+    reply = handset().hop(text)
+    assert len(reply.text) + 4 <= 182

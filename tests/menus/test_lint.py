@@ -1,0 +1,100 @@
+"""The menu linter: each kind of mistake in a menu file is reported with its file, line and a hint."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from menus import MenuError, lint, load_menus
+from menus.__main__ import check
+
+ROOT = Path(__file__).resolve().parents[2]
+DEMO = ROOT / "tests" / "engine" / "flows" / "demo.yaml"
+DEMO_STEPS = {"demo.greet": frozenset({"ok"}), "demo.items": frozenset({"ok"}),
+              "demo.check_pin": frozenset({"ok", "wrong"}), "demo.broken": frozenset({"ok"})}
+
+
+def _broken(tmp_path: Path, old: str, new: str) -> Path:
+    text = DEMO.read_text(encoding="utf-8")
+    assert old in text, old
+    path = tmp_path / "menus.yaml"
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+    return path
+
+
+def _problems(path: Path) -> list[str]:
+    from engine.preview import screen_problems
+
+    try:
+        loaded = load_menus(path)
+    except MenuError as exc:
+        return [str(p) for p in exc.problems]
+    return [str(p) for p in lint(loaded, steps=DEMO_STEPS, screen_check=screen_problems) if p.severity == "error"]
+
+
+def test_the_product_menus_pass_lint():
+    problems = [p for p in check(str(ROOT / "config" / "menus.yaml")) if p.severity == "error"]
+    assert problems == []
+
+
+def test_the_demo_flow_passes_lint():
+    assert _problems(DEMO) == []
+
+
+@pytest.mark.parametrize(("old", "new", "expected", "line"), [
+    ("target: bye}", "target: byebye}", "target 'byebye' does not exist (hint: did you mean 'bye'?)", 43),
+    ("kind: end\n        text: {fr: \"Au revoir.\"", "kind: finish\n        text: {fr: \"Au revoir.\"",
+     "unknown kind 'finish' (hint: known kinds: menu, input, action, router, message, end)", 92),
+    ("step: demo.broken", "step: demo.brokn", "unknown dialog step 'demo.brokn' (hint: did you mean 'demo.broken'?)",
+     88),
+    ("validator: {type: pin}", "validator: {type: fingerprint}", "validator.type", 77),
+    ("text: {fr: \"Réservé\", en: \"Reserved\"}", "text: {fr: \"Réservé\"}", "no 'en' translation", 52),
+    ("{when: \"vip\", target: vip_home}", "{when: \"vip >>> 3\", target: vip_home}", "condition 'vip >>> 3'", 35),
+    ("Bonjour {name}, être", "Bonjour {nom}, être", "placeholder '{nom}' has no sample value", 43),
+    ("{amount:money} le", "{amount:euros} le", "unknown format '{amount:euros}'", 85),
+    ("Choisi: {picked.label}", "Choisi: {picked.label} " + "tres long " * 20, "screen needs", 65),
+    ("      bye:\n", "      orphan: {kind: end, text: {fr: x, en: x}}\n      bye:\n", "unreachable", 92),
+    ("    home: home\n", "    home: bye\n", "the home node must be a menu", 92),
+    ("          - {label: {fr: \"Fin\", en: \"End\"}, target: bye}\n", "", "unreachable", 91),
+    ("  busy: {fr: \"Occupé.\", en: \"Busy.\"}\n", "", "system_texts.busy: no 'fr' text", 1),
+    ("store: picked, target: picked}", "store: picked, target: picked, colour: red}",
+     "unknown field 'colour'", 64),
+    ("      picked:\n", "      bye:\n        kind: end\n        text: {fr: a, en: b}\n      picked:\n",
+     "duplicate key 'bye'", 95),
+])
+def test_each_mistake_is_reported_with_its_line(tmp_path, old, new, expected, line):
+    problems = _problems(_broken(tmp_path, old, new))
+    matching = [p for p in problems if expected in p]
+    assert matching, problems
+    assert f"menus.yaml:{line}:" in matching[0]
+
+
+def test_yaml_syntax_error_names_the_line(tmp_path):
+    path = tmp_path / "menus.yaml"
+    path.write_text("languages: [fr, en\nflows: {}\n", encoding="utf-8")
+    problems = _problems(path)
+    assert len(problems) == 1 and "YAML syntax" in problems[0] and "menus.yaml:2:" in problems[0]
+
+
+def test_included_files_are_merged_and_checked(tmp_path):
+    text = DEMO.read_text(encoding="utf-8").replace("flows:\n", "include: [extra.yaml]\nflows:\n", 1)
+    text = text.replace("target: bye}", "target: extra_bye}", 1)
+    (tmp_path / "menus.yaml").write_text(text, encoding="utf-8")
+    (tmp_path / "extra.yaml").write_text(
+        "flow: main\nnodes:\n  extra_bye:\n    kind: end\n    text: {fr: \"A plus\"}\n", encoding="utf-8")
+    problems = _problems(tmp_path / "menus.yaml")
+    assert any("extra.yaml:3:" in p and "no 'en' translation" in p for p in problems), problems
+
+
+def test_cli_exits_1_and_prints_the_problems(tmp_path):
+    path = _broken(tmp_path, "target: bye}", "target: nowhere}")
+    result = subprocess.run([sys.executable, "-m", "menus", "lint", str(path)], capture_output=True, text=True,
+                            cwd=ROOT, timeout=60)
+    assert result.returncode == 1
+    assert "target 'nowhere' does not exist" in result.stdout
+    ok = subprocess.run([sys.executable, "-m", "menus", "lint", "config/menus.yaml"], capture_output=True,
+                        text=True, cwd=ROOT, timeout=60)
+    assert ok.returncode == 0, ok.stdout

@@ -12,13 +12,14 @@ from werkzeug.exceptions import HTTPException
 
 from backend_clients import BillingClient, ClientConfig, IncidentClient, MeteringClient, PaymentClient
 from channels.ussd import INVALID_REQUEST, UssdAdapter, ussd_blueprint
-from dialogs.registry import Deps, DialogRegistry
+from dialogs.registry import Deps, DialogRegistry, DialogSettings
 from engine import Engine, EngineLimits, FlowSet, MemorySessionStore, RedisSessionStore, SessionStore
 from menus import load_menus
 
 from .ops import Metrics, ops_blueprint
 from .settings import Settings
-from .storage import SqlAccountLinks, SqlAuditSink, SqlPreferences, make_sessions
+from .storage import (SqlAccountLinks, SqlAuditSink, SqlOutbox, SqlPaymentLedger, SqlPendingTickets, SqlPinVault,
+                      SqlPreferences, SqlSubscriptions, make_sessions)
 
 __all__ = ["create_app", "build_engine"]
 
@@ -43,7 +44,10 @@ def build_engine(settings: Settings, store: SessionStore | None = None) -> tuple
     sessions = make_sessions(settings.database_url)
     deps = Deps(billing=BillingClient(client_config), links=SqlAccountLinks(sessions),
                 preferences=SqlPreferences(sessions), metering=MeteringClient(client_config),
-                payments=PaymentClient(client_config), incidents=IncidentClient(client_config))
+                payments=PaymentClient(client_config), incidents=IncidentClient(client_config),
+                pins=SqlPinVault(sessions), subscriptions=SqlSubscriptions(sessions), outbox=SqlOutbox(sessions),
+                ledger=SqlPaymentLedger(sessions), pending_tickets=SqlPendingTickets(sessions),
+                settings=DialogSettings(payment_callback_url=f"{settings.public_base_url}/payments/callback"))
     store = store or _store(settings)
     engine = Engine(FlowSet(load_menus(settings.menus_path)), store, DialogRegistry(deps),
                     audit=SqlAuditSink(sessions),

@@ -17,9 +17,9 @@ from engine.steps import StepContext, StepResult
 
 from .backends import (BackendUnavailable, BillingBackend, IncidentBackend, MeteringBackend, NotFound,
                        PaymentBackend)
-from .stores import AccountLinks, Preferences
+from .stores import AccountLinks, Outbox, PaymentLedger, PendingTickets, PinVault, Preferences, Subscriptions
 
-__all__ = ["Deps", "DialogRegistry", "step", "BACKEND_DOWN", "NOT_FOUND"]
+__all__ = ["Deps", "DialogRegistry", "DialogSettings", "step", "known_steps", "BACKEND_DOWN", "NOT_FOUND"]
 
 log = logging.getLogger("dialogs")
 
@@ -27,8 +27,18 @@ BACKEND_DOWN, NOT_FOUND = "backend_down", "not_found"
 
 
 @dataclass(frozen=True)
+class DialogSettings:
+    """Settings dialogs need, handed over by the app factory."""
+
+    payment_callback_url: str = "http://127.0.0.1:8000/payments/callback"
+    arrangement_rules_path: str = "config/arrangements.yaml"
+    tariffs_path: str = "config/tariffs.yaml"
+    currency: str = "XOF"
+
+
+@dataclass(frozen=True)
 class Deps:
-    """Everything a step may use, as interfaces. Unused back ends may be ``None`` in tests."""
+    """Everything a step may use, as interfaces. Unused ones may be ``None`` in tests."""
 
     billing: BillingBackend
     links: AccountLinks
@@ -36,6 +46,12 @@ class Deps:
     metering: MeteringBackend | None = None
     payments: PaymentBackend | None = None
     incidents: IncidentBackend | None = None
+    pins: PinVault | None = None
+    subscriptions: Subscriptions | None = None
+    outbox: Outbox | None = None
+    ledger: PaymentLedger | None = None
+    pending_tickets: PendingTickets | None = None
+    settings: DialogSettings = DialogSettings()
 
 
 StepFunction = Callable[[StepContext, Deps], StepResult]
@@ -73,12 +89,17 @@ def _guarded(definition: _StepDef, deps: Deps, ctx: StepContext) -> StepResult:
         return StepResult(NOT_FOUND)
 
 
+def _register_all() -> None:
+    # Importing a dialog module registers its steps.
+    from . import (account, arrangements, billing, consumption, incidents, payments, preferences,  # noqa: F401
+                   security, simulator)
+
+
 class DialogRegistry:
     """The ``engine.steps.StepRegistry`` of this product."""
 
     def __init__(self, deps: Deps) -> None:
-        from . import account, billing  # noqa: F401  (registers their steps)
-
+        _register_all()
         self._bound = {name: partial(_guarded, d, deps) for name, d in _STEPS.items()}
 
     def get(self, name: str) -> Callable[[StepContext], StepResult] | None:
@@ -93,6 +114,5 @@ class DialogRegistry:
 
 def known_steps() -> dict[str, frozenset[str]]:
     """Every registered step and its outcomes, without back ends (for the menu linter)."""
-    from . import account, billing  # noqa: F401
-
+    _register_all()
     return {name: d.outcomes for name, d in _STEPS.items()}

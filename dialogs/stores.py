@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Literal, Protocol, runtime_checkable
 
-__all__ = ["AccountLink", "AccountLinks", "Preferences"]
+__all__ = ["AccountLink", "AccountLinks", "Preferences", "PinVerdict", "PinVault", "Subscription",
+           "Subscriptions", "Outbox", "LocalPayment", "PaymentLedger", "PendingTicket", "PendingTickets"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,3 +38,138 @@ class Preferences(Protocol):
 
     def set_language(self, msisdn: str, language: str) -> None:
         """Remember the customer's language."""
+
+
+# ---------------------------------------------------------------- security
+PinCheck = Literal["ok", "wrong", "locked", "not_set"]
+
+
+@dataclass(frozen=True, slots=True)
+class PinVerdict:
+    result: PinCheck
+    attempts_left: int = 0
+    locked_until: datetime | None = None
+
+
+@runtime_checkable
+class PinVault(Protocol):
+    """Customer PINs, stored hashed (scrypt, per-user salt); never logged.
+    Three wrong tries lock the PIN for 15 minutes."""
+
+    def is_set(self, msisdn: str) -> bool:
+        """Whether the customer has chosen a PIN."""
+
+    def verify(self, msisdn: str, pin: str, now: datetime) -> PinVerdict:
+        """Check a PIN, counting wrong tries; ``locked`` while the lock lasts (even for the right PIN)."""
+
+    def set_pin(self, msisdn: str, pin: str) -> None:
+        """Choose or change the PIN (resets the wrong-try counter)."""
+
+    def stage_pin(self, msisdn: str, pin: str) -> None:
+        """Keep a newly chosen PIN (hashed) until the customer types it again."""
+
+    def confirm_pin(self, msisdn: str, pin: str) -> bool:
+        """Make the staged PIN the PIN when ``pin`` matches it; False (and nothing staged) otherwise."""
+
+
+# ---------------------------------------------------------------- alerts
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    msisdn: str
+    topic: str        # outage_zone | power_back | bill_issued | payment_received
+    scope: str        # zone, account number or ""
+    channel: str
+    active: bool
+
+
+@runtime_checkable
+class Subscriptions(Protocol):
+    def subscribe(self, msisdn: str, topic: str, scope: str = "", channel: str = "sms") -> Subscription:
+        """Create or re-activate; idempotent."""
+
+    def unsubscribe(self, msisdn: str, topic: str, scope: str = "") -> None:
+        """Deactivate; harmless when absent."""
+
+    def for_user(self, msisdn: str) -> list[Subscription]:
+        """Active subscriptions of a number."""
+
+
+# ---------------------------------------------------------------- outbox
+@runtime_checkable
+class Outbox(Protocol):
+    """Durable queue of messages to customers; the notification workers send from it."""
+
+    def add(self, *, kind: str, msisdn: str, language: str, payload: dict[str, Any], dedupe_key: str) -> bool:
+        """Record an event once per ``dedupe_key``; False when it was already there."""
+
+
+# ---------------------------------------------------------------- payments
+@dataclass(frozen=True, slots=True)
+class LocalPayment:
+    idempotency_key: str
+    msisdn: str
+    account_number: str
+    purpose: str
+    amount: Decimal
+    status: str                 # created | pending | succeeded | failed
+    provider_payment_id: str | None = None
+    reference: str | None = None
+    token: str | None = None
+    failure_reason: str | None = None
+    created_at: datetime | None = None
+
+
+@runtime_checkable
+class PaymentLedger(Protocol):
+    """The product's own record of every payment a customer confirmed (written before the provider is
+    called, so a payment is never lost between the two)."""
+
+    def create(self, *, idempotency_key: str, msisdn: str, account_number: str, purpose: str,
+               amount: Decimal) -> LocalPayment:
+        """Idempotent by key."""
+
+    def mark_pending(self, idempotency_key: str, provider_payment_id: str) -> LocalPayment:
+        """The provider accepted the request."""
+
+    def get(self, idempotency_key: str) -> LocalPayment | None:
+        """By our key."""
+
+    def by_provider_id(self, provider_payment_id: str) -> LocalPayment | None:
+        """By the provider's payment id."""
+
+    def settle(self, *, event_id: str, provider_payment_id: str, status: str, reference: str | None,
+               token: str | None, failure_reason: str | None) -> tuple[LocalPayment | None, bool]:
+        """Apply a provider callback once per ``event_id``; returns the payment and whether it changed."""
+
+    def recent(self, msisdn: str, limit: int = 5) -> list[LocalPayment]:
+        """Most recent first."""
+
+
+# ---------------------------------------------------------------- tickets kept locally
+@dataclass(frozen=True, slots=True)
+class PendingTicket:
+    client_reference: str
+    msisdn: str
+    account_number: str
+    kind: str
+    category: str
+    description: str
+    status: str                 # pending | sent
+    ticket_reference: str | None = None
+
+
+@runtime_checkable
+class PendingTickets(Protocol):
+    """Reports the incident system could not take yet; sent again later, never lost."""
+
+    def add(self, ticket: PendingTicket) -> None:
+        """Keep it (idempotent by client_reference)."""
+
+    def due(self, limit: int = 50) -> list[PendingTicket]:
+        """Still to send, oldest first."""
+
+    def mark_sent(self, client_reference: str, ticket_reference: str) -> None:
+        """The incident system took it under this reference."""
+
+    def for_user(self, msisdn: str) -> list[PendingTicket]:
+        """Those of a number, sent or not, most recent first."""

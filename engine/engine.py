@@ -186,7 +186,7 @@ class Engine:
                 session.node = session.history.pop()
                 session.page = session.retries = 0
                 return self._screen(session, flow, session.node)
-            if text == HOME:
+            if text == HOME and session.history:
                 session.history.clear()
                 return self._enter(session, flow, flow.move(session.node, None), {}, moved=True)
             secrets: dict[str, str] = {}
@@ -317,7 +317,7 @@ class Engine:
         nav = []
         if session.history:
             nav.append(Option(BACK, self.system_text(session.language, "back")))
-        if node_id != flow.spec.home:
+        if session.history and node_id != flow.spec.home:
             nav.append(Option(HOME, self.system_text(session.language, "home")))
         return Screen(node_id, session.language, blocks, options, tuple(nav), error)
 

@@ -6,7 +6,10 @@ menu linter receives it as a plain function from the ``python -m menus`` entry p
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
+
+from menus.conditions import parse_condition
 
 from menus.loader import LoadedMenus
 from menus.schema import EndNode, MenuNode, MessageNode
@@ -47,7 +50,9 @@ def screen_problems(loaded: LoadedMenus, flow: str, node_id: str, language: str,
     system = {k: v.get(language, "") for k, v in menus.system_texts.items()}
     options: list[Option] = []
     if isinstance(node, (MenuNode, MessageNode)):
-        options = [Option(str(i), _text(o.label, language, fmt, context)) for i, o in enumerate(node.options, 1)]
+        # Options whose condition fails on the samples are hidden, as they would be at run time.
+        shown = [o for o in node.options if not o.when or parse_condition(o.when).holds(context)]
+        options = [Option(str(i), _text(o.label, language, fmt, context)) for i, o in enumerate(shown, 1)]
     item_lines: list[Option] = []
     if isinstance(node, MenuNode) and node.items:
         items = context.get(node.items.source) or []
@@ -55,15 +60,21 @@ def screen_problems(loaded: LoadedMenus, flow: str, node_id: str, language: str,
         item_lines = [Option(str(base + i), _text(node.items.label, language, fmt, {**context, **item}))
                       for i, item in enumerate(items if isinstance(items, list) else [], 1)]
     end = isinstance(node, EndNode)
-    nav = () if end else (Option("0", system.get("back", "")), Option("00", system.get("home", "")))
+    # The worst case the engine can show: Back always, Home everywhere but on the home menu.
+    nav: tuple[Option, ...] = ()
+    if not end:
+        nav = (Option("0", system.get("back", "")),)
+        if node_id != menus.flows[flow].home:
+            nav += (Option("00", system.get("home", "")),)
     body = _text(node.text, language, fmt, context)  # type: ignore[union-attr]
     problems = []
     fixed = Screen(node_id, language, (body,), tuple(options), nav, end=end)
     labels = PageLabels(system.get("more", ""), system.get("previous", ""))
     pages = render_pages(fixed, caps, labels)
     if len(pages) > 1:
-        whole = "\n".join([body] + [f"{o.key}. {o.label}" for o in options])
-        problems.append(f"{channel}/{language}: screen needs {size(whole)}+ characters with its options and "
+        unpaged = replace(caps, max_chars=10**6, ucs2_max_chars=10**6, prefix_budget=0)
+        whole = render_pages(fixed, unpaged, labels)[0]
+        problems.append(f"{channel}/{language}: screen is {size(whole)} characters with its options and "
                         f"navigation; the channel allows {caps.budget}")
     for option in item_lines:
         line = f"{option.key}. {option.label}"

@@ -7,9 +7,14 @@ from pathlib import Path
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from .alerts import SqlOutbox, SqlSubscriptions
+from .payments import SqlPaymentLedger
+from .pins import SqlPinVault
 from .repositories import SqlAccountLinks, SqlAuditSink, SqlPreferences
+from .tickets import SqlPendingTickets
 
-__all__ = ["make_sessions", "migrate", "SqlAccountLinks", "SqlAuditSink", "SqlPreferences"]
+__all__ = ["make_sessions", "migrate", "SqlAccountLinks", "SqlAuditSink", "SqlOutbox", "SqlPaymentLedger",
+           "SqlPendingTickets", "SqlPinVault", "SqlPreferences", "SqlSubscriptions"]
 
 ROOT = Path(__file__).resolve().parents[2]
 

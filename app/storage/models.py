@@ -53,3 +53,100 @@ class SessionAuditRow(Base):
     gateway_status: Mapped[str | None] = mapped_column(String(20), nullable=True)
     gateway_duration_ms: Mapped[int | None] = mapped_column(Integer, nullable=True)
     gateway_error: Mapped[str | None] = mapped_column(String(255), nullable=True)
+
+
+class PinCredentialRow(Base):
+    """A customer's PIN: scrypt hash with a per-user salt, wrong-try counter and lock."""
+
+    __tablename__ = "pin_credentials"
+
+    msisdn: Mapped[str] = mapped_column(String(20), primary_key=True)
+    pin_hash: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    pending_hash: Mapped[str | None] = mapped_column(String(255), nullable=True)  # chosen, not yet confirmed
+    failed_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(),
+                                                 onupdate=func.now())
+
+
+class SubscriptionRow(Base):
+    """Consent to an alert topic (outage in my zone, bill issued, payment received) on a channel."""
+
+    __tablename__ = "subscriptions"
+    __table_args__ = (UniqueConstraint("msisdn", "topic", "scope", name="uq_subscriptions_msisdn_topic_scope"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    msisdn: Mapped[str] = mapped_column(String(20), index=True)
+    topic: Mapped[str] = mapped_column(String(40))
+    scope: Mapped[str] = mapped_column(String(64), default="")   # zone or account number, "" for all
+    channel: Mapped[str] = mapped_column(String(20), default="sms")
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(),
+                                                 onupdate=func.now())
+
+
+class PaymentIntentRow(Base):
+    """A payment the customer confirmed: kept before the provider is called, so none is lost."""
+
+    __tablename__ = "payment_intents"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    idempotency_key: Mapped[str] = mapped_column(String(80), unique=True)
+    msisdn: Mapped[str] = mapped_column(String(20), index=True)
+    account_number: Mapped[str] = mapped_column(String(32), index=True)
+    purpose: Mapped[str] = mapped_column(String(20))
+    amount: Mapped[str] = mapped_column(String(32))
+    currency: Mapped[str] = mapped_column(String(8), default="XOF")
+    status: Mapped[str] = mapped_column(String(20), default="created")  # created|pending|succeeded|failed
+    provider_payment_id: Mapped[str | None] = mapped_column(String(64), unique=True, nullable=True)
+    reference: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    token: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    failure_reason: Mapped[str | None] = mapped_column(String(120), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(),
+                                                 onupdate=func.now())
+
+
+class ProcessedCallbackRow(Base):
+    """Provider callback events already applied: a replayed event changes nothing."""
+
+    __tablename__ = "processed_callbacks"
+
+    event_id: Mapped[str] = mapped_column(String(80), primary_key=True)
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class OutboxEventRow(Base):
+    """Something to tell a customer (payment receipt, ticket opened, power back ...), kept until sent."""
+
+    __tablename__ = "outbox_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dedupe_key: Mapped[str] = mapped_column(String(120), unique=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    msisdn: Mapped[str] = mapped_column(String(20), index=True)
+    language: Mapped[str] = mapped_column(String(8), default="fr")
+    payload: Mapped[str] = mapped_column(Text)        # JSON
+    status: Mapped[str] = mapped_column(String(20), default="pending", index=True)  # pending|sent|failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class PendingTicketRow(Base):
+    """A complaint or outage report the incident system could not take yet: sent again later."""
+
+    __tablename__ = "pending_tickets"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    client_reference: Mapped[str] = mapped_column(String(80), unique=True)
+    msisdn: Mapped[str] = mapped_column(String(20), index=True)
+    account_number: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[str] = mapped_column(String(20))
+    category: Mapped[str] = mapped_column(String(20))
+    description: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(20), default="pending", index=True)  # pending|sent
+    ticket_reference: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

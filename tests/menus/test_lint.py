@@ -55,7 +55,7 @@ def test_the_demo_flow_passes_lint():
     ("{when: \"vip\", target: vip_home}", "{when: \"vip >>> 3\", target: vip_home}", "condition 'vip >>> 3'", 35),
     ("Bonjour {name}, être", "Bonjour {nom}, être", "placeholder '{nom}' has no sample value", 43),
     ("{amount:money} le", "{amount:euros} le", "unknown format '{amount:euros}'", 85),
-    ("Choisi: {picked.label}", "Choisi: {picked.label} " + "tres long " * 20, "screen needs", 65),
+    ("Choisi: {picked.label}", "Choisi: {picked.label} " + "tres long " * 20, "screen is", 65),
     ("      bye:\n", "      orphan: {kind: end, text: {fr: x, en: x}}\n      bye:\n", "unreachable", 92),
     ("    home: home\n", "    home: bye\n", "the home node must be a menu", 92),
     ("          - {label: {fr: \"Fin\", en: \"End\"}, target: bye}\n", "", "unreachable", 91),

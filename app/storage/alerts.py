@@ -1,0 +1,86 @@
+"""``Subscriptions`` (alert consent) and ``Outbox`` (messages kept until sent) on SQL."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from dialogs.stores import Subscription
+
+from .models import OutboxEventRow, SubscriptionRow
+
+__all__ = ["SqlSubscriptions", "SqlOutbox"]
+
+
+def _sub(row: SubscriptionRow) -> Subscription:
+    return Subscription(row.msisdn, row.topic, row.scope, row.channel, row.active)
+
+
+class SqlSubscriptions:
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
+        self._sessions = sessions
+
+    def _row(self, db: Session, msisdn: str, topic: str, scope: str) -> SubscriptionRow | None:
+        return db.scalars(select(SubscriptionRow).where(SubscriptionRow.msisdn == msisdn,
+                                                        SubscriptionRow.topic == topic,
+                                                        SubscriptionRow.scope == scope)).first()
+
+    def subscribe(self, msisdn: str, topic: str, scope: str = "", channel: str = "sms") -> Subscription:
+        with self._sessions() as db:
+            row = self._row(db, msisdn, topic, scope)
+            if row is None:
+                row = SubscriptionRow(msisdn=msisdn, topic=topic, scope=scope, channel=channel, active=True)
+                db.add(row)
+            else:
+                row.active, row.channel = True, channel
+            try:
+                db.commit()
+            except IntegrityError:
+                db.rollback()
+                row = self._row(db, msisdn, topic, scope)
+                assert row is not None
+            return _sub(row)
+
+    def unsubscribe(self, msisdn: str, topic: str, scope: str = "") -> None:
+        with self._sessions() as db:
+            row = self._row(db, msisdn, topic, scope)
+            if row is not None:
+                row.active = False
+                db.commit()
+
+    def for_user(self, msisdn: str) -> list[Subscription]:
+        with self._sessions() as db:
+            rows = db.scalars(select(SubscriptionRow).where(SubscriptionRow.msisdn == msisdn,
+                                                            SubscriptionRow.active.is_(True))
+                              .order_by(SubscriptionRow.id)).all()
+            return [_sub(r) for r in rows]
+
+
+class SqlOutbox:
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
+        self._sessions = sessions
+
+    def add(self, *, kind: str, msisdn: str, language: str, payload: dict[str, Any], dedupe_key: str) -> bool:
+        with self._sessions() as db:
+            if db.scalars(select(OutboxEventRow.id).where(OutboxEventRow.dedupe_key == dedupe_key)).first():
+                return False
+            db.add(OutboxEventRow(dedupe_key=dedupe_key, kind=kind, msisdn=msisdn, language=language,
+                                  payload=json.dumps(payload, default=str), status="pending", attempts=0))
+            try:
+                db.commit()
+            except IntegrityError:
+                db.rollback()
+                return False
+            return True
+
+    def pending(self, limit: int = 100) -> list[dict[str, Any]]:
+        """Events not yet sent, oldest first (for the notification worker and for tests)."""
+        with self._sessions() as db:
+            rows = db.scalars(select(OutboxEventRow).where(OutboxEventRow.status == "pending")
+                              .order_by(OutboxEventRow.id).limit(limit)).all()
+            return [{"id": r.id, "kind": r.kind, "msisdn": r.msisdn, "language": r.language,
+                     "payload": json.loads(r.payload), "dedupe_key": r.dedupe_key} for r in rows]

@@ -1,0 +1,3 @@
+"""arrangements dialog steps."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""consumption dialog steps."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""incidents dialog steps."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""payments dialog steps."""
+
+from __future__ import annotations

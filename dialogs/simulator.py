@@ -1,0 +1,3 @@
+"""simulator dialog steps."""
+
+from __future__ import annotations

@@ -1,0 +1,60 @@
+"""Transcripts over the USSD callback: balance and bills, account choice, account linking.
+
+Real Flask app, real Redis sessions, the reference back office served on loopback.
+"""
+
+from __future__ import annotations
+
+HOME_FR = ("CON Senelec - 1000001\n1. Solde et factures\n2. Consommation\n3. Payer\n4. Panne/réclamation\n"
+           "5. Suivi demande\n6. Délai de paiement\n7. Simulateur\n8. Préférences")
+
+
+def test_balance_and_bills_in_french(phone):
+    p = phone("+221770000001")
+    assert p.dial() == HOME_FR
+    assert p.answer("1") == ("CON Compte 1000001\nSolde du: 12 500 FCFA\nFactures impayées: 2\n"
+                             "1. Dernières factures\n0. Retour 00. Accueil")
+    bills = p.answer("1")
+    assert bills.startswith("CON Factures (choisissez):\n1. novembre 2026 5 500 FCFA impayée\n"
+                            "2. octobre 2026 7 000 FCFA impayée\n3. septembre 2026")
+    assert bills.endswith("98. Suite")
+    page2 = p.answer("98")
+    assert "99. Préc." in page2
+    assert p.answer("99") == bills
+    detail = p.answer("2")
+    assert detail.startswith("CON Facture octobre 2026\nMontant: 7 000 FCFA\nPayé: 0 FCFA\nReste: 7 000 FCFA")
+    assert p.answer("0") == bills
+    assert p.answer("00") == HOME_FR
+
+
+
+def test_business_customer_chooses_an_account_in_english(phone):
+    p = phone("+221770000002")
+    assert p.dial() == ("CON Choose an account:\n1. 2000001 DKR-PLATEAU\n2. 2000002 THIES-NORD\n"
+                        "3. 2000003 DKR-PLATEAU")
+    home = p.answer("2")
+    assert home.startswith("CON Senelec - 2000002\n1. Balance and bills")
+    assert "9. Other account" in home
+    balance = p.answer("1")
+    assert balance.startswith("CON Account 2000002\nBalance due:")
+
+
+def test_unknown_number_links_an_account_after_checking_the_last_bill(phone):
+    p = phone("+221770009999")
+    assert p.dial().startswith("CON Ce numéro n'est lié à aucun compte.")
+    assert p.answer("1").startswith("CON Entrez votre numéro de compte")
+    assert p.answer("12").startswith("CON Le numéro de compte a 7 chiffres.")
+    p.answer("1000001")
+    assert p.answer("9999") == ("CON Le montant ne correspond pas à la dernière facture.\n1. Réessayer\n"
+                                "2. Quitter\n0. Retour 00. Accueil")
+    p.answer("1")
+    p.answer("1000001")
+    assert p.answer("5500") == ("CON Compte 1000001 lié à votre numéro.\n1. Continuer\n0. Retour 00. Accueil")
+    assert p.answer("1").startswith("CON Senelec - 1000001")
+    again = phone("+221770009999")
+    assert again.dial().startswith("CON Senelec - 1000001")
+
+
+def test_dialling_with_a_shortcut_opens_the_balance(phone):
+    p = phone("+221770000001")
+    assert p.dial("1").startswith("CON Compte 1000001\nSolde du: 12 500 FCFA")

@@ -1,0 +1,93 @@
+"""Fixtures that serve the whole product: engine app on Redis and a migrated database, the
+back office on loopback, and a ``UssdPhone`` that talks to the USSD callback like the gateway."""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from flask import Flask
+from flask.testing import FlaskClient
+
+from app.factory import create_app
+from app.settings import Settings
+from app.storage import migrate
+
+from .services import REDIS_TEST_URL, need_service
+
+_ids = itertools.count(1)
+
+
+@pytest.fixture
+def redis_url() -> Iterator[str]:
+    need_service("Redis", REDIS_TEST_URL, 6379)
+    client = redis.Redis.from_url(REDIS_TEST_URL)
+    client.flushdb()
+    yield REDIS_TEST_URL
+    client.flushdb()
+    client.close()
+
+
+@pytest.fixture
+def engine_db(tmp_path: Path) -> str:
+    url = f"sqlite:///{tmp_path / 'engine.db'}"
+    migrate(url)
+    return url
+
+
+@pytest.fixture
+def settings(engine_db: str, redis_url: str, backoffice_url: str) -> Settings:
+    return Settings(database_url=engine_db, redis_url=redis_url, backoffice_url=backoffice_url,
+                    backend_connect_timeout=0.5, backend_read_timeout=2.0,
+                    payment_callback_secret="test-callback-secret")
+
+
+@pytest.fixture
+def app(settings: Settings) -> Flask:
+    return create_app(settings)
+
+
+class UssdPhone:
+    """A handset on the gateway: ``dial()`` opens a session, ``answer(x)`` sends one more input.
+
+    Keeps the cumulative ``text`` as Africa's Talking does and returns the screen body with
+    its ``CON``/``END`` prefix, so tests read like transcripts.
+    """
+
+    def __init__(self, client: FlaskClient, msisdn: str, service_code: str = "*123#") -> None:
+        self.client = client
+        self.msisdn = msisdn
+        self.service_code = service_code
+        self.session_id = ""
+        self.inputs: list[str] = []
+        self.last_status = 0
+
+    def post(self, text: str) -> str:
+        response = self.client.post("/ussd/africastalking", data={
+            "sessionId": self.session_id, "serviceCode": self.service_code, "phoneNumber": self.msisdn,
+            "text": text, "networkCode": "99999"})
+        self.last_status = response.status_code
+        assert response.mimetype == "text/plain"
+        body = response.get_data(as_text=True)
+        assert body.startswith(("CON ", "END ")), body
+        assert len(body) <= 182, f"screen of {len(body)} characters:\n{body}"
+        return body
+
+    def dial(self, *preset: str) -> str:
+        self.session_id = f"ATUid_{uuid.uuid4().hex[:12]}_{next(_ids)}"
+        self.inputs = list(preset)
+        return self.post("*".join(self.inputs))
+
+    def answer(self, value: str) -> str:
+        self.inputs.append(value)
+        return self.post("*".join(self.inputs))
+
+
+@pytest.fixture
+def phone(app: Flask) -> Callable[[str], UssdPhone]:
+    client = app.test_client()
+    return lambda msisdn: UssdPhone(client, msisdn)

@@ -1,0 +1,53 @@
+"""``PaymentClient``: mobile-money payment initiation (idempotent by key) and status over HTTP."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from dialogs.backends import PaymentIntent
+
+from .http import HttpBackend
+from .parsing import as_object, choice, decimal, opt_text, text
+
+__all__ = ["PaymentClient"]
+
+
+class PaymentClient(HttpBackend):
+    """Satisfies ``dialogs.backends.PaymentBackend`` against ``/api/v1/payments``.
+
+    ``initiate`` sends the caller's ``idempotency_key`` as ``Idempotency-Key``, which is what
+    makes retrying it (here on 5xx/timeouts, or by the dialog after ``BackendUnavailable``) safe:
+    the provider answers a repeat with the same payment and never charges twice.
+    """
+
+    name = "payment"
+
+    def initiate(self, *, account_number: str, msisdn: str, amount: Decimal, purpose: str,
+                 idempotency_key: str, callback_url: str) -> PaymentIntent:
+        body = {
+            "account_number": account_number,
+            "msisdn": msisdn,
+            "amount": format(amount, "f"),    # decimal string, never a float
+            "purpose": purpose,
+            "callback_url": callback_url,
+        }
+        return self._call("POST", "/payments", json=body, idempotency_key=idempotency_key, parse=parse_payment)
+
+    def status(self, payment_id: str) -> PaymentIntent:
+        return self._call("GET", "/payments/{}", payment_id, parse=parse_payment)
+
+
+def parse_payment(data: Any) -> PaymentIntent:
+    data = as_object(data)
+    return PaymentIntent(
+        payment_id=text(data, "payment_id"),
+        status=choice(data, "status", ("pending", "succeeded", "failed")),
+        amount=decimal(data, "amount"),
+        currency=text(data, "currency"),
+        purpose=choice(data, "purpose", ("bill", "prepaid")),
+        account_number=text(data, "account_number"),
+        reference=opt_text(data, "reference"),
+        token=opt_text(data, "token"),
+        failure_reason=opt_text(data, "failure_reason"),
+    )

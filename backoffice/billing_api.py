@@ -1,0 +1,235 @@
+"""Billing API: customers by phone, accounts, balance, bills, identity check, payments, arrangements."""
+
+from __future__ import annotations
+
+import calendar
+import uuid
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, request
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from .context import services
+from .errors import BadRequest, Conflict, NotFound
+from .models import Account, Arrangement, Bill, Customer, Payment
+from .wire import (
+    body_hash,
+    decimal_field,
+    fmt_date,
+    fmt_datetime,
+    fmt_decimal,
+    int_field,
+    json_body,
+    normalise_msisdn,
+    query_int,
+    text_field,
+    utcnow,
+)
+
+__all__ = ["blueprint"]
+
+blueprint = Blueprint("billing", __name__, url_prefix="/api/v1")
+
+
+def account_json(account: Account) -> dict[str, Any]:
+    return {
+        "account_number": account.account_number,
+        "customer_name": account.customer.name,
+        "category": account.category,
+        "kind": account.kind,
+        "zone": account.zone,
+        "meter_id": account.meter_id,
+        "language": account.customer.language,
+    }
+
+
+def bill_json(bill: Bill) -> dict[str, Any]:
+    return {
+        "bill_id": bill.bill_id,
+        "period": bill.period,
+        "issued_on": fmt_date(bill.issued_on),
+        "due_on": fmt_date(bill.due_on),
+        "amount": fmt_decimal(bill.amount),
+        "paid_amount": fmt_decimal(bill.paid_amount),
+        "kwh": fmt_decimal(bill.kwh),
+        "status": bill.status,
+    }
+
+
+def arrangement_json(arrangement: Arrangement) -> dict[str, Any]:
+    return {
+        "arrangement_id": arrangement.arrangement_id,
+        "account_number": arrangement.account_number,
+        "kind": arrangement.kind,
+        "created_on": fmt_date(arrangement.created_on),
+        "status": arrangement.status,
+        "months": arrangement.months,
+        "schedule": [dict(item) for item in arrangement.schedule],
+    }
+
+
+def _account(session: Session, number: str) -> Account:
+    account = session.get(Account, number)
+    if account is None:
+        raise NotFound(f"no account {number}", code="account_not_found")
+    return account
+
+
+def _unpaid(session: Session, number: str) -> list[Bill]:
+    return list(session.scalars(
+        select(Bill).where(Bill.account_number == number, Bill.paid_amount < Bill.amount)
+        .order_by(Bill.due_on, Bill.bill_id)
+    ))
+
+
+@blueprint.get("/customers/by-phone/<e164>")
+def customer_by_phone(e164: str) -> Response:
+    msisdn = normalise_msisdn(e164)
+    with services().sessions() as session:
+        customer = session.scalar(select(Customer).where(Customer.phone == msisdn)) if msisdn else None
+        if customer is None:
+            raise NotFound(f"no customer with phone number {e164}", code="customer_not_found")
+        return jsonify({
+            "customer_id": customer.customer_id,
+            "name": customer.name,
+            "language": customer.language,
+            "phone": customer.phone,
+            "accounts": [account_json(a) for a in customer.accounts],
+        })
+
+
+@blueprint.get("/accounts/<account_number>")
+def get_account(account_number: str) -> Response:
+    with services().sessions() as session:
+        return jsonify(account_json(_account(session, account_number)))
+
+
+@blueprint.get("/accounts/<account_number>/balance")
+def balance(account_number: str) -> Response:
+    with services().sessions() as session:
+        _account(session, account_number)
+        unpaid = _unpaid(session, account_number)
+        return jsonify({
+            "account_number": account_number,
+            "amount": fmt_decimal(sum((b.outstanding for b in unpaid), Decimal(0))),
+            "currency": "XOF",
+            "unpaid_bills": len(unpaid),
+            "oldest_due_on": fmt_date(unpaid[0].due_on) if unpaid else None,
+        })
+
+
+@blueprint.get("/accounts/<account_number>/bills")
+def bills(account_number: str) -> Response:
+    limit = query_int("limit", 12, 1, 100)
+    with services().sessions() as session:
+        _account(session, account_number)
+        rows = session.scalars(
+            select(Bill).where(Bill.account_number == account_number)
+            .order_by(Bill.period.desc(), Bill.issued_on.desc()).limit(limit)
+        )
+        return jsonify({"bills": [bill_json(b) for b in rows]})
+
+
+@blueprint.post("/accounts/<account_number>/verify")
+def verify(account_number: str) -> Response:
+    body = json_body()
+    claimed = decimal_field(body, "last_bill_amount", minimum=Decimal(0), places=2)
+    with services().sessions() as session:
+        _account(session, account_number)
+        last = session.scalar(
+            select(Bill).where(Bill.account_number == account_number).order_by(Bill.period.desc()).limit(1)
+        )
+        return jsonify({"verified": last is not None and last.amount == claimed})
+
+
+@blueprint.get("/accounts/<account_number>/payments")
+def payments(account_number: str) -> Response:
+    limit = query_int("limit", 5, 1, 100)
+    with services().sessions() as session:
+        _account(session, account_number)
+        rows = session.scalars(
+            select(Payment).where(Payment.account_number == account_number)
+            .order_by(Payment.paid_at.desc(), Payment.payment_id).limit(limit)
+        )
+        return jsonify({"payments": [{
+            "payment_id": p.payment_id,
+            "reference": p.reference,
+            "amount": fmt_decimal(p.amount),
+            "currency": p.currency,
+            "paid_at": fmt_datetime(p.paid_at),
+            "channel": p.channel,
+        } for p in rows]})
+
+
+@blueprint.get("/accounts/<account_number>/arrangements")
+def arrangements(account_number: str) -> Response:
+    with services().sessions() as session:
+        _account(session, account_number)
+        rows = session.scalars(
+            select(Arrangement).where(Arrangement.account_number == account_number)
+            .order_by(Arrangement.created_at.desc())
+        )
+        return jsonify({"arrangements": [arrangement_json(a) for a in rows]})
+
+
+def _add_months(day: date, months: int) -> date:
+    month_index = day.month - 1 + months
+    year, month = day.year + month_index // 12, month_index % 12 + 1
+    return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
+
+
+def _schedule(kind: str, months: int, due: Decimal, today: date) -> list[dict[str, str | None]]:
+    """Deferral: everything due in ``months`` months. Instalments: ``months`` monthly parts (whole XOF)."""
+    if kind == "deferral":
+        return [{"due_on": fmt_date(_add_months(today, months)), "amount": fmt_decimal(due)}]
+    part = (due / months).quantize(Decimal(1), rounding="ROUND_DOWN")
+    parts = [part] * (months - 1) + [due - part * (months - 1)]
+    return [{"due_on": fmt_date(_add_months(today, i + 1)), "amount": fmt_decimal(p)} for i, p in enumerate(parts)]
+
+
+@blueprint.post("/accounts/<account_number>/arrangements")
+def create_arrangement(account_number: str) -> tuple[Response, int]:
+    key = (request.headers.get("Idempotency-Key") or "").strip()
+    if not key:
+        raise BadRequest("the Idempotency-Key header is required", code="idempotency_key_required")
+    if len(key) > 200:
+        raise BadRequest("Idempotency-Key is longer than 200 characters", code="bad_idempotency_key")
+    body = json_body()
+    digest = body_hash({"account_number": account_number, **body})
+    with services().sessions() as session:
+        _account(session, account_number)
+        existing = session.scalar(select(Arrangement).where(Arrangement.idempotency_key == key))
+        if existing is not None:
+            if existing.body_hash != digest:
+                raise Conflict("this Idempotency-Key was used with another body", code="idempotency_conflict")
+            return jsonify(arrangement_json(existing)), 200
+        kind = text_field(body, "kind", max_len=20, choices=("deferral", "instalments"))
+        months = int_field(body, "months", minimum=1, maximum=6)
+        active = session.scalar(select(Arrangement).where(
+            Arrangement.account_number == account_number, Arrangement.status == "active"))
+        if active is not None:
+            raise Conflict(f"account {account_number} already has the active arrangement {active.arrangement_id}",
+                           code="arrangement_exists")
+        due = sum((b.outstanding for b in _unpaid(session, account_number)), Decimal(0))
+        if due <= 0:
+            raise Conflict(f"account {account_number} has nothing to pay", code="nothing_due")
+        now = utcnow()
+        arrangement = Arrangement(
+            arrangement_id="ARR-" + uuid.uuid4().hex[:10].upper(), account_number=account_number, idempotency_key=key,
+            body_hash=digest, kind=kind, created_on=now.date(), created_at=now, status="active", months=months,
+            schedule=_schedule(kind or "", months, due, now.date()),
+        )
+        session.add(arrangement)
+        try:
+            session.commit()
+        except IntegrityError:
+            session.rollback()
+            raced = session.scalar(select(Arrangement).where(Arrangement.idempotency_key == key))
+            if raced is None or raced.body_hash != digest:
+                raise Conflict("this Idempotency-Key was used with another body", code="idempotency_conflict")
+            return jsonify(arrangement_json(raced)), 200
+        return jsonify(arrangement_json(arrangement)), 201

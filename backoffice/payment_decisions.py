@@ -1,0 +1,192 @@
+"""Deciding a mobile-money payment once, and what success does to the account.
+
+A payment leaves ``pending`` through one conditional UPDATE (``... WHERE status = 'pending'``),
+so two deciders (the auto-approval timer, an agent's approve/decline) cannot both win.
+On success the amount pays the account's unpaid bills oldest first (``purpose=bill``) or buys
+prepaid credit with a 20-digit token (``purpose=prepaid``), and a receipt is recorded.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import threading
+import uuid
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from .callbacks import CallbackSender
+from .errors import Conflict, NotFound
+from .models import Account, Bill, Meter, Payment, PaymentIntent, Wallet
+from .wire import fmt_datetime, fmt_decimal, utcnow
+
+__all__ = ["XOF_PER_KWH", "PaymentDecider", "payment_json"]
+
+log = logging.getLogger(__name__)
+
+XOF_PER_KWH = Decimal(100)
+_REF_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
+
+
+def payment_json(intent: PaymentIntent) -> dict[str, Any]:
+    return {
+        "payment_id": intent.payment_id,
+        "status": intent.status,
+        "amount": fmt_decimal(intent.amount),
+        "currency": intent.currency,
+        "purpose": intent.purpose,
+        "account_number": intent.account_number,
+        "msisdn": intent.msisdn,
+        "reference": intent.reference,
+        "token": intent.token,
+        "failure_reason": intent.failure_reason,
+        "created_at": fmt_datetime(intent.created_at),
+        "decided_at": fmt_datetime(intent.decided_at),
+    }
+
+
+def _receipt_reference() -> str:
+    return "MM" + "".join(secrets.choice(_REF_ALPHABET) for _ in range(10))
+
+
+def _sts_token() -> str:
+    return f"{secrets.randbelow(10**20):020d}"
+
+
+class PaymentDecider:
+    """Approves or declines pending payments; in auto mode, on a timer after initiation."""
+
+    def __init__(self, sessions: sessionmaker[Session], callbacks: CallbackSender, delay: float) -> None:
+        self._sessions = sessions
+        self._callbacks = callbacks
+        self._delay = delay
+        self._timers: set[threading.Timer] = set()
+        self._lock = threading.Lock()
+        self._closed = False
+
+    # -------------------------------------------------------------- scheduling
+    def schedule(self, payment_id: str) -> None:
+        """Decide ``payment_id`` automatically after the configured delay (wallet check applies)."""
+        with self._lock:
+            if self._closed:
+                return
+            timer = threading.Timer(self._delay, self._auto_decide, args=(payment_id,))
+            timer.daemon = True
+            self._timers.add(timer)
+        timer.start()
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            timers, self._timers = self._timers, set()
+        for timer in timers:
+            timer.cancel()
+
+    def _auto_decide(self, payment_id: str) -> None:
+        try:
+            self.decide(payment_id, approve=True, check_wallet=True)
+        except Conflict:
+            pass  # decided by hand in the meantime
+        except Exception:
+            log.exception("automatic decision of %s failed", payment_id)
+        finally:
+            with self._lock:
+                self._timers = {t for t in self._timers if t.is_alive() and t is not threading.current_thread()}
+
+    # -------------------------------------------------------------- deciding
+    def decide(self, payment_id: str, *, approve: bool, check_wallet: bool = False,
+               reason: str = "declined_by_customer") -> PaymentIntent:
+        """Decide a pending payment; ``NotFound`` if unknown, ``Conflict`` if already decided."""
+        with self._sessions() as session, session.begin():
+            intent = session.get(PaymentIntent, payment_id)
+            if intent is None:
+                raise NotFound(f"no payment {payment_id}", code="payment_not_found")
+            if intent.status != "pending":
+                raise Conflict(f"payment {payment_id} is already {intent.status}", code="already_decided")
+            wallet = session.scalar(select(Wallet).where(Wallet.msisdn == intent.msisdn).with_for_update())
+            if approve and check_wallet and (wallet is None or intent.amount > wallet.balance):
+                approve, reason = False, "insufficient_funds"
+            now = utcnow()
+            won = session.execute(
+                update(PaymentIntent)
+                .where(PaymentIntent.payment_id == payment_id, PaymentIntent.status == "pending")
+                .values(status="succeeded" if approve else "failed", decided_at=now)
+                .execution_options(synchronize_session=False)
+            )
+            if won.rowcount != 1:  # type: ignore[attr-defined]
+                raise Conflict(f"payment {payment_id} is already decided", code="already_decided")
+            session.refresh(intent)
+            if approve:
+                self._apply(session, intent, wallet)
+            else:
+                intent.failure_reason = reason
+            intent.event_body = self._event(intent)
+            session.flush()
+        if intent.callback_url:
+            self._callbacks.send(intent.payment_id, intent.callback_url, intent.event_body)
+        return intent
+
+    def resend(self, payment_id: str) -> str:
+        """Send the decided payment's event again (same ``event_id``); returns the event id."""
+        with self._sessions() as session:
+            intent = session.get(PaymentIntent, payment_id)
+            if intent is None:
+                raise NotFound(f"no payment {payment_id}", code="payment_not_found")
+            if intent.event_body is None:
+                raise Conflict(f"payment {payment_id} is still pending: there is no event yet", code="pending")
+            if not intent.callback_url:
+                raise Conflict(f"payment {payment_id} has no callback_url", code="no_callback_url")
+            url, body = intent.callback_url, intent.event_body
+        self._callbacks.send(payment_id, url, body)
+        event_id: str = json.loads(body)["event_id"]
+        return event_id
+
+    def _apply(self, session: Session, intent: PaymentIntent, wallet: Wallet | None) -> None:
+        now = intent.decided_at or utcnow()
+        intent.reference = _receipt_reference()
+        if wallet is not None:
+            wallet.balance = max(wallet.balance - intent.amount, Decimal(0))
+        account = session.get(Account, intent.account_number)
+        if intent.purpose == "prepaid" and account is not None:
+            meter = session.scalar(select(Meter).where(Meter.meter_id == account.meter_id).with_for_update())
+            if meter is not None:
+                bought = (intent.amount / XOF_PER_KWH).quantize(Decimal("0.001"))
+                meter.credit_kwh = (meter.credit_kwh or Decimal(0)) + bought
+                meter.credit_updated_at = now
+            intent.token = _sts_token()
+        else:
+            remaining = intent.amount
+            bills = session.scalars(
+                select(Bill).where(Bill.account_number == intent.account_number, Bill.paid_amount < Bill.amount)
+                .order_by(Bill.due_on, Bill.issued_on, Bill.bill_id).with_for_update()
+            )
+            for bill in bills:
+                if remaining <= 0:
+                    break
+                share = min(bill.outstanding, remaining)
+                bill.paid_amount += share
+                remaining -= share
+        session.add(Payment(payment_id=intent.payment_id, account_number=intent.account_number,
+                            reference=intent.reference, amount=intent.amount, currency=intent.currency,
+                            paid_at=now, channel="mobile_money"))
+
+    @staticmethod
+    def _event(intent: PaymentIntent) -> str:
+        return json.dumps({
+            "event_id": "EVT-" + uuid.uuid4().hex,
+            "payment_id": intent.payment_id,
+            "status": intent.status,
+            "amount": fmt_decimal(intent.amount),
+            "currency": intent.currency,
+            "purpose": intent.purpose,
+            "account_number": intent.account_number,
+            "msisdn": intent.msisdn,
+            "reference": intent.reference,
+            "token": intent.token,
+            "failure_reason": intent.failure_reason,
+            "occurred_at": fmt_datetime(intent.decided_at),
+        }, separators=(",", ":"))

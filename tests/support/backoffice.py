@@ -1,0 +1,49 @@
+"""Pytest fixtures serving the reference back office on loopback, for any test folder.
+
+Registered for the whole suite by ``tests/conftest.py`` (``pytest_plugins``)::
+
+    def test_balance(backoffice_url):
+        requests.get(f"{backoffice_url}/api/v1/accounts/1000001/balance")
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import flask
+import pytest
+
+from backoffice import BackofficeConfig, create_app
+from tests.support.services import serve_wsgi
+
+CALLBACK_SECRET = "test-callback-secret"
+
+
+@pytest.fixture
+def backoffice_config(tmp_path: Path) -> BackofficeConfig:
+    """A fresh SQLite file, demo data, manual payment approval, fast callback retries."""
+    return BackofficeConfig(
+        database_url=f"sqlite:///{tmp_path / 'backoffice.db'}",
+        callback_secret=CALLBACK_SECRET,
+        payment_approval="manual",
+        payment_delay=0.0,
+        seed_demo=True,
+        callback_backoff=0.05,
+    )
+
+
+@pytest.fixture
+def backoffice_app(backoffice_config: BackofficeConfig) -> Iterator[flask.Flask]:
+    app = create_app(backoffice_config)
+    try:
+        yield app
+    finally:
+        app.extensions["backoffice"].close()
+
+
+@pytest.fixture
+def backoffice_url(backoffice_app: flask.Flask) -> Iterator[str]:
+    """Base URL (no trailing slash) of a freshly seeded back office served on 127.0.0.1."""
+    with serve_wsgi(backoffice_app) as url:
+        yield url

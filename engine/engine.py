@@ -28,7 +28,7 @@ from .masking import mask
 from .render import PageLabels, render_pages
 from .session import Session
 from .steps import StepContext, StepRegistry, StepResult
-from .store import SessionBusy, SessionStore, StoreUnavailable
+from .store import LockedSession, SessionBusy, SessionStore, StoreUnavailable
 from .types import ChannelCapabilities, Option, Reply, Screen, Turn
 from .validators import InvalidInput, validate
 
@@ -107,8 +107,8 @@ class Engine:
         """Answer one hop. Never raises."""
         language = self.language_for(turn.language_hint)
         try:
-            with self.store.lock(turn.session_key, self.limits.lock_wait_seconds):
-                return self._handle_locked(turn)
+            with self.store.locked(turn.session_key, self.limits.lock_wait_seconds) as held:
+                return self._handle_locked(turn, held)
         except SessionBusy:
             log.warning("session busy channel=%s user=%s", turn.channel, mask(turn.user_id))
             return self._closing(turn.channel, language, "busy")
@@ -127,8 +127,8 @@ class Engine:
                             duration_ms=duration_ms, error=error, hops=hops)
 
     # ------------------------------------------------------------ hop
-    def _handle_locked(self, turn: Turn) -> Reply:
-        session = self.store.load(turn.session_key)
+    def _handle_locked(self, turn: Turn, held: LockedSession) -> Reply:
+        session = held.session
         if session is not None and session.last_reply is not None and (
                 session.last_hop_id == _hop_digest(turn) or session.ended):
             return Reply(**session.last_reply)
@@ -152,7 +152,7 @@ class Engine:
         session.last_hop_id = _hop_digest(turn)
         session.last_reply = {"text": reply.text, "end": reply.end, "page": reply.page, "pages": reply.pages}
         ttl = self.limits.ended_ttl_seconds if reply.end else self.limits.ttl(turn.channel)
-        self.store.save(session, ttl)
+        held.save(session, ttl)
         if reply.end:
             self._record(session)
         return reply

@@ -10,14 +10,15 @@ import threading
 import time
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import redis
 
 from .session import Session
 
-__all__ = ["SessionStore", "MemorySessionStore", "RedisSessionStore", "StoreUnavailable", "SessionBusy"]
+__all__ = ["SessionStore", "MemorySessionStore", "RedisSessionStore", "StoreUnavailable", "SessionBusy",
+           "LockedSession"]
 
 
 class StoreUnavailable(Exception):
@@ -28,8 +29,25 @@ class SessionBusy(Exception):
     """Another hop of the same session holds the lock for longer than we can wait."""
 
 
+class LockedSession:
+    """A session loaded under its lock; ``save`` stores it (the lock is released on leaving)."""
+
+    def __init__(self, session: Session | None, save: Callable[[Session, int], None]) -> None:
+        self.session = session
+        self._save = save
+
+    def save(self, session: Session, ttl_seconds: int) -> None:
+        self._save(session, ttl_seconds)
+
+
 class SessionStore(ABC):
     """Loads and saves sessions by key. Every method may raise ``StoreUnavailable``."""
+
+    @contextmanager
+    def locked(self, key: str, wait_seconds: float = 3.0) -> Iterator[LockedSession]:
+        """Lock, load, and let the caller save: the whole read-modify-write of one hop."""
+        with self.lock(key, wait_seconds):
+            yield LockedSession(self.load(key), self.save)
 
     @abstractmethod
     def load(self, key: str) -> Session | None:
@@ -157,6 +175,41 @@ class RedisSessionStore(SessionStore):
                 self._release(keys=[name], args=[token])
             except redis.RedisError:
                 pass  # the lock expires by itself
+
+    @contextmanager
+    def locked(self, key: str, wait_seconds: float = 3.0) -> Iterator[LockedSession]:
+        """One round trip to take the lock and read the session, one to save and release:
+        as few as a bare GET + SET, which is what a hop costs at the least."""
+        name, token = f"{self._prefix}l:{key}", uuid.uuid4().hex
+        deadline = time.monotonic() + wait_seconds
+        delay = 0.002
+        try:
+            while True:
+                pipe = self._redis.pipeline(transaction=False)
+                pipe.set(name, token, nx=True, px=self._lock_ttl_ms)
+                pipe.get(self._key(key))
+                acquired, raw = pipe.execute()
+                if acquired:
+                    break
+                if time.monotonic() >= deadline:
+                    raise SessionBusy(key)
+                time.sleep(delay)
+                delay = min(delay * 2, 0.05)
+        except redis.RedisError as exc:
+            raise StoreUnavailable(str(exc)) from exc
+        pending: list[tuple[Session, int]] = []
+        try:
+            yield LockedSession(None if raw is None else Session.from_json(raw), lambda s, t: pending.append((s, t)))
+        finally:
+            try:
+                pipe = self._redis.pipeline(transaction=False)
+                for session, ttl in pending[-1:]:
+                    pipe.set(self._key(session.key), session.to_json(), ex=ttl)
+                self._release(keys=[name], args=[token], client=pipe)
+                pipe.execute()
+            except redis.RedisError as exc:
+                if pending:
+                    raise StoreUnavailable(str(exc)) from exc
 
     def ping(self) -> bool:
         try:

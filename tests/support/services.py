@@ -50,7 +50,7 @@ def free_port() -> int:
 def serve_wsgi(app: object, port: int = 0) -> Iterator[str]:
     """Serve a WSGI app on 127.0.0.1 in a thread; yields its base URL (no trailing slash)."""
     server = make_server("127.0.0.1", port, app, threaded=True)  # type: ignore[arg-type]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_port}"

@@ -1,0 +1,74 @@
+"""Transcripts of the preferences journey: language remembered, alerts, PIN change through the PIN gate."""
+
+from __future__ import annotations
+
+
+def test_language_switch_is_remembered_in_the_next_session(phone):
+    p = phone("+221770000001")
+    p.dial()
+    assert p.answer("8") == ("CON Préférences:\n1. Langue / Language\n2. Alertes SMS\n3. Changer mon code PIN\n"
+                             "0. Retour 00. Accueil")
+    assert p.answer("1") == "CON Choisissez la langue:\n1. Francais\n2. English\n0. Retour 00. Accueil"
+    assert p.answer("2") == "CON Language saved: English.\n1. Main menu\n0. Back 00. Home"
+    assert p.answer("1").startswith("CON Senelec - 1000001\n1. Balance and bills")
+    again = phone("+221770000001")
+    assert again.dial().startswith("CON Senelec - 1000001\n1. Balance and bills")
+    other = phone("+221770000003")
+    assert other.dial().startswith("CON Senelec - 3000001\n1. Solde et factures")
+
+
+def test_alert_subscriptions_toggle_and_persist(app, phone):
+    p = phone("+221770000001")
+    p.dial()
+    p.answer("8")
+    assert p.answer("2") == ("CON Alertes SMS (choisir pour changer):\n1. Panne dans ma zone: non\n"
+                             "2. Facture émise: non\n3. Paiement recu: non\n0. Retour 00. Accueil")
+    assert p.answer("1").startswith("CON Alertes SMS (choisir pour changer):\n1. Panne dans ma zone: oui\n")
+    assert "3. Paiement recu: oui" in p.answer("3")
+    subs = app.extensions["parts"]["deps"].subscriptions.for_user("+221770000001")
+    assert {(s.topic, s.scope) for s in subs} == {("outage_zone", "DKR-MEDINA"), ("payment_received", "1000001")}
+    assert "1. Panne dans ma zone: non" in p.answer("1")
+
+
+def test_pin_change_sets_a_pin_on_first_use_then_asks_for_it(phone):
+    p = phone("+221770000003")
+    p.dial()
+    p.answer("8")
+    assert p.answer("3") == ("CON Premier usage: choisissez un code PIN secret (4 chiffres):\n"
+                             "0. Retour 00. Accueil")
+    assert p.answer("1234").startswith("CON Code trop simple.")
+    assert p.answer("4821") == "CON Confirmez votre code PIN:\n0. Retour 00. Accueil"
+    assert p.answer("4822").startswith("CON Les deux codes diffèrent.")
+    p.answer("4821")
+    assert p.answer("4821") == "CON Nouveau code PIN (4 chiffres):\n0. Retour 00. Accueil"
+    assert p.answer("5930") == "CON Confirmez le nouveau code PIN:\n0. Retour 00. Accueil"
+    assert p.answer("5930") == ("CON Votre code PIN a été changé.\n1. Menu principal\n"
+                                "0. Retour 00. Accueil")
+    second = phone("+221770000003")
+    second.dial()
+    second.answer("8")
+    assert second.answer("3") == "CON Entrez votre code PIN (4 chiffres):\n0. Retour 00. Accueil"
+    assert second.answer("4821").startswith("CON Code PIN incorrect. Essais restants: 2.")
+    assert second.answer("5930") == "CON Nouveau code PIN (4 chiffres):\n0. Retour 00. Accueil"
+
+
+def test_three_wrong_pins_lock_for_fifteen_minutes(phone):
+    p = phone("+221770000001")
+    p.dial()
+    p.answer("8")
+    p.answer("3")
+    p.answer("4821")
+    p.answer("4821")
+    p.answer("9999")  # sets nothing: the PIN gate passed, now on "new PIN" which we leave
+    locked = phone("+221770000001")
+    locked.dial()
+    locked.answer("8")
+    locked.answer("3")
+    locked.answer("1111")
+    locked.answer("2222")
+    assert locked.answer("3333") == "END Code PIN bloqué après 3 erreurs. Réessayez dans 15 minutes."
+    after = phone("+221770000001")
+    after.dial()
+    after.answer("8")
+    after.answer("3")
+    assert after.answer("4821") == "END Code PIN bloqué après 3 erreurs. Réessayez dans 15 minutes."

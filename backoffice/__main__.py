@@ -8,6 +8,8 @@ import sys
 
 from werkzeug.serving import run_simple
 
+from engine.masking import MaskNumbersFilter
+
 from .app import create_app
 from .config import BackofficeConfig
 from .context import EXTENSION_KEY, Backoffice
@@ -28,6 +30,8 @@ def _serve(args: argparse.Namespace) -> int:
         feed = MqttReadingFeed(config.mqtt_url, backoffice.sessions)
         feed.start()
         log.info("listening for meter readings on %s", config.mqtt_url)
+    # The access log prints request paths, and ours hold phone and account numbers.
+    logging.getLogger("werkzeug").addFilter(MaskNumbersFilter())
     try:
         run_simple(args.host, args.port, app, threaded=True, use_reloader=False)
     finally:

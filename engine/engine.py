@@ -288,7 +288,7 @@ class Engine:
 
     def _choices(self, session: Session, node: MenuNode | MessageNode) -> list[_Choice]:
         flow = self.flows.get(session.flow, session.version)
-        choices = []
+        choices: list[_Choice] = []
         for option in node.options:
             if option.when and not flow.conditions[option.when].holds(session.data):
                 continue

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
+from zoneinfo import ZoneInfo
 from typing import Any
 
 from babel import Locale
@@ -71,6 +72,7 @@ class TextFormatter(string.Formatter):
         self.locale = _locale(language)
         self.currency_label = currency_label
         self.time_zone = time_zone
+        self.zone = ZoneInfo(time_zone)
 
     def get_value(self, key: int | str, args: Any, kwargs: Mapping[str, Any]) -> Any:
         if isinstance(key, int):
@@ -107,10 +109,10 @@ class TextFormatter(string.Formatter):
         if spec == "month":
             return str(format_date(_as_date(value), "MMMM yyyy", locale=self.locale))
         if spec == "datetime":
-            return str(format_datetime(_as_datetime(value), "dd/MM HH:mm", tzinfo=self.time_zone,
+            return str(format_datetime(_as_datetime(value), "dd/MM HH:mm", tzinfo=self.zone,
                                        locale=self.locale))
         if spec == "time":
-            return str(format_time(_as_datetime(value), "HH:mm", tzinfo=self.time_zone, locale=self.locale))
+            return str(format_time(_as_datetime(value), "HH:mm", tzinfo=self.zone, locale=self.locale))
         return format(value, spec) if spec else str(value)
 
     def fill(self, text: str, context: Mapping[str, Any]) -> str:

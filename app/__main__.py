@@ -1,5 +1,6 @@
 """``python -m app migrate`` brings the product's database up to date; ``python -m app serve``
-starts the reference back office and the engine (gunicorn) side by side until Ctrl-C."""
+starts the reference back office, the engine (gunicorn) and the background worker side by
+side until Ctrl-C; ``python -m app worker [--once]`` runs the worker alone."""
 
 from __future__ import annotations
 
@@ -44,6 +45,7 @@ def serve() -> int:
                                    "--workers", workers, "--threads", "4", "--access-logfile", "-",
                                    "wsgi:app"], env=env)
         children.append(engine)
+        children.append(subprocess.Popen([sys.executable, "-m", "app", "worker"], env=env))
         print(f"\n  USSD callback: POST http://127.0.0.1:{port}/ussd/africastalking"
               f"\n  back office:   http://127.0.0.1:{backoffice_port}/healthz   (Ctrl-C stops both)\n", flush=True)
         while all(child.poll() is None for child in children):
@@ -64,12 +66,28 @@ def serve() -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m app")
-    parser.add_argument("command", choices=["migrate", "serve"])
+    parser.add_argument("command", choices=["migrate", "serve", "worker"])
+    parser.add_argument("--once", action="store_true", help="worker: one pass, then exit")
     args = parser.parse_args(argv)
     if args.command == "migrate":
         from .storage import migrate
 
         migrate(Settings.from_env().database_url)
+        return 0
+    if args.command == "worker":
+        import logging
+
+        from .worker import run_forever, run_once
+
+        settings = Settings.from_env()
+        logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+        if args.once:
+            print(run_once(settings))
+        else:
+            try:
+                run_forever(settings, float(os.environ.get("WORKER_INTERVAL_SECONDS", "30")))
+            except KeyboardInterrupt:
+                pass
         return 0
     return serve()
 

@@ -8,11 +8,15 @@ from typing import Any
 
 import requests
 from flask import Flask, Response, g, jsonify, request
+from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.exceptions import HTTPException
 
 from backend_clients import BillingClient, ClientConfig, IncidentClient, MeteringClient, PaymentClient
+from channels.payment_callback import payment_callback_blueprint
 from channels.ussd import INVALID_REQUEST, UssdAdapter, ussd_blueprint
+from dialogs.arrangements import load_rules
 from dialogs.registry import Deps, DialogRegistry, DialogSettings
+from dialogs.tariffs import load_tariff
 from engine import Engine, EngineLimits, FlowSet, MemorySessionStore, RedisSessionStore, SessionStore
 from menus import load_menus
 
@@ -21,7 +25,7 @@ from .settings import Settings
 from .storage import (SqlAccountLinks, SqlAuditSink, SqlOutbox, SqlPaymentLedger, SqlPendingTickets, SqlPinVault,
                       SqlPreferences, SqlSubscriptions, make_sessions)
 
-__all__ = ["create_app", "build_engine"]
+__all__ = ["create_app", "build_deps", "build_engine"]
 
 log = logging.getLogger("app")
 
@@ -36,22 +40,31 @@ def _store(settings: Settings) -> SessionStore:
     return MemorySessionStore()
 
 
-def build_engine(settings: Settings, store: SessionStore | None = None) -> tuple[Engine, dict[str, Any]]:
-    """The engine and the concrete pieces behind it (for readiness checks and tests)."""
+def build_deps(settings: Settings, sessions: sessionmaker[Session]) -> Deps:
+    """The concrete back-end clients and repositories behind the dialogs' ports."""
     client_config = ClientConfig(base_url=settings.backoffice_url, api_key=settings.backoffice_api_key,
                                  connect_timeout=settings.backend_connect_timeout,
                                  read_timeout=settings.backend_read_timeout)
-    sessions = make_sessions(settings.database_url)
-    deps = Deps(billing=BillingClient(client_config), links=SqlAccountLinks(sessions),
+    return Deps(billing=BillingClient(client_config), links=SqlAccountLinks(sessions),
                 preferences=SqlPreferences(sessions), metering=MeteringClient(client_config),
                 payments=PaymentClient(client_config), incidents=IncidentClient(client_config),
                 pins=SqlPinVault(sessions), subscriptions=SqlSubscriptions(sessions), outbox=SqlOutbox(sessions),
                 ledger=SqlPaymentLedger(sessions), pending_tickets=SqlPendingTickets(sessions),
                 settings=DialogSettings(payment_callback_url=f"{settings.public_base_url}/payments/callback"))
+
+
+def build_engine(settings: Settings, store: SessionStore | None = None) -> tuple[Engine, dict[str, Any]]:
+    """The engine and the concrete pieces behind it (for readiness checks and tests)."""
+    sessions = make_sessions(settings.database_url)
+    deps = build_deps(settings, sessions)
+    # Fail at start-up, naming the file and field, rather than on a customer's first hop.
+    load_tariff(deps.settings.tariffs_path)
+    load_rules(deps.settings.arrangement_rules_path)
     store = store or _store(settings)
     engine = Engine(FlowSet(load_menus(settings.menus_path)), store, DialogRegistry(deps),
                     audit=SqlAuditSink(sessions),
-                    limits=EngineLimits(session_ttl_seconds=settings.session_ttl_seconds))
+                    limits=EngineLimits(session_ttl_seconds=settings.session_ttl_seconds,
+                                        resume_window_seconds=settings.resume_window_seconds))
     return engine, {"store": store, "db": sessions, "deps": deps}
 
 
@@ -74,6 +87,7 @@ def create_app(settings: Settings | None = None, store: SessionStore | None = No
     app.extensions["metrics"] = metrics
 
     app.register_blueprint(ussd_blueprint(engine, UssdAdapter(settings.default_region)))
+    app.register_blueprint(payment_callback_blueprint(parts["deps"], settings.payment_callback_secret))
     app.register_blueprint(ops_blueprint(metrics, {
         "session_store": parts["store"].ping,
         "backoffice": lambda: _backoffice_ready(settings),

@@ -22,6 +22,7 @@ class Settings:
     backend_connect_timeout: float = 2.0
     backend_read_timeout: float = 5.0
     session_ttl_seconds: int = 180
+    resume_window_seconds: int = 120
     default_region: str = "SN"
     public_base_url: str = "http://127.0.0.1:8000"
     payment_callback_secret: str = field(default="", repr=False)
@@ -38,6 +39,7 @@ class Settings:
             backend_connect_timeout=float(_env("BACKEND_CONNECT_TIMEOUT", str(cls.backend_connect_timeout))),
             backend_read_timeout=float(_env("BACKEND_READ_TIMEOUT", str(cls.backend_read_timeout))),
             session_ttl_seconds=int(_env("SESSION_TTL_SECONDS", str(cls.session_ttl_seconds))),
+            resume_window_seconds=int(_env("RESUME_WINDOW_SECONDS", str(cls.resume_window_seconds))),
             default_region=_env("DEFAULT_REGION", cls.default_region),
             public_base_url=_env("PUBLIC_BASE_URL", cls.public_base_url).rstrip("/"),
             payment_callback_secret=os.environ.get("PAYMENT_CALLBACK_SECRET", ""),

@@ -6,7 +6,7 @@ import argparse
 import logging
 import sys
 
-from werkzeug.serving import run_simple
+from werkzeug.serving import WSGIRequestHandler, run_simple
 
 from engine.masking import MaskNumbersFilter
 
@@ -21,6 +21,10 @@ from .seed import seed_demo
 log = logging.getLogger("backoffice")
 
 
+class _KeepAliveHandler(WSGIRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+
 def _serve(args: argparse.Namespace) -> int:
     config = BackofficeConfig.from_env()
     app = create_app(config)
@@ -33,7 +37,9 @@ def _serve(args: argparse.Namespace) -> int:
     # The access log prints request paths, and ours hold phone and account numbers.
     logging.getLogger("werkzeug").addFilter(MaskNumbersFilter())
     try:
-        run_simple(args.host, args.port, app, threaded=True, use_reloader=False)
+        # HTTP/1.1 keeps the engine's connections open (the default HTTP/1.0 reconnects per call).
+        run_simple(args.host, args.port, app, threaded=True, use_reloader=False,
+                   request_handler=_KeepAliveHandler)
     finally:
         if feed is not None:
             feed.stop()

@@ -16,6 +16,7 @@ GSM7_BASIC = frozenset(
     "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
 )
 GSM7_EXTENSION = frozenset("^{}\\[~]|€\f")
+_GSM7_ALL = GSM7_BASIC | GSM7_EXTENSION
 
 # Characters whose plain decomposition is wrong or missing.
 _SPECIAL = {
@@ -27,11 +28,13 @@ _SPECIAL = {
 
 
 def is_gsm7(text: str) -> bool:
-    return all(ch in GSM7_BASIC or ch in GSM7_EXTENSION for ch in text)
+    return _GSM7_ALL.issuperset(text)
 
 
 def gsm7_length(text: str) -> int:
     """Septets needed: extension characters take two."""
+    if GSM7_EXTENSION.isdisjoint(text):
+        return len(text)
     return sum(2 if ch in GSM7_EXTENSION else 1 for ch in text)
 
 

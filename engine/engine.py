@@ -15,6 +15,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from datetime import datetime, timezone
 from types import MappingProxyType
 from typing import Any
@@ -47,6 +48,7 @@ class EngineLimits:
     ended_ttl_seconds: int = 120
     lock_wait_seconds: float = 3.0
     history_limit: int = 30
+    resume_window_seconds: int = 120   # 0 turns resuming a dropped session off
     visited_limit: int = 200
     channel_ttl_seconds: Mapping[str, int] = field(default_factory=dict)
 
@@ -139,7 +141,9 @@ class Engine:
                               flow=flow.name, version=flow.version, node=flow.spec.start,
                               language=self.language_for(turn.language_hint), created_at=now, updated_at=now,
                               data={"msisdn": turn.user_id, "channel": turn.channel})
-            screen = self._open(session, flow, turn.dialed)
+            screen = self._offer_resume(session, flow, turn) or self._open(session, flow, turn.dialed)
+        elif session.resume_from is not None:
+            screen = self._resume(session, self.flows.get(session.flow, session.version), (turn.input or "").strip())
         else:
             flow = self.flows.get(session.flow, session.version)
             if flow.version != session.version or session.node not in flow.spec.nodes:
@@ -156,6 +160,44 @@ class Engine:
         if reply.end:
             self._record(session)
         return reply
+
+    def _offer_resume(self, session: Session, flow: CompiledFlow, turn: Turn) -> Screen | None:
+        """A new session of a user whose previous one dropped mid-journey: offer to continue it."""
+        if turn.dialed or self.limits.resume_window_seconds <= 0:
+            return None
+        previous_key = self.store.latest(turn.channel, turn.user_id)
+        if not previous_key or previous_key == session.key:
+            return None
+        previous = self.store.load(previous_key)
+        if (previous is None or previous.ended or previous.flow != flow.name
+                or previous.node in (flow.spec.start, flow.spec.home)
+                or session.created_at - previous.updated_at > self.limits.resume_window_seconds):
+            return None
+        session.resume_from = previous_key
+        session.language = previous.language
+        return self._resume_screen(session)
+
+    def _resume_screen(self, session: Session, error: str | None = None) -> Screen:
+        text = partial(self.system_text, session.language)
+        return Screen("resume", session.language, (text("resume"),),
+                      (Option("1", text("yes")), Option("2", text("no"))), error=error)
+
+    def _resume(self, session: Session, flow: CompiledFlow, text: str) -> Screen:
+        previous_key, session.resume_from = session.resume_from, None
+        if text == "1" and previous_key and (previous := self.store.load(previous_key)) is not None:
+            continued = self.flows.get(previous.flow, previous.version)
+            if previous.node in continued.spec.nodes:
+                session.flow, session.version, session.node = previous.flow, continued.version, previous.node
+                session.data, session.history = previous.data, previous.history
+                session.visited = previous.visited + ["resumed"]
+                return self._screen(session, continued, session.node)
+        if text in ("1", "2"):
+            return self._open(session, flow, ())
+        session.retries += 1
+        if session.retries >= self.limits.max_retries:
+            return self._end_screen(session, _EndNow("too_many_errors", "too_many_errors"))
+        session.resume_from = previous_key
+        return self._resume_screen(session, self.system_text(session.language, "invalid_choice"))
 
     def _open(self, session: Session, flow: CompiledFlow, dialed: tuple[str, ...]) -> Screen:
         try:
@@ -198,8 +240,10 @@ class Engine:
                 key = "invalid_input" if isinstance(node, InputNode) else "invalid_choice"
                 error = self._error_text(session, node, key)
                 return self._screen(session, flow, session.node, error=error)
-            session.history.append(session.node)
-            del session.history[:-self.limits.history_limit]
+            if not (isinstance(node, InputNode) and node.sensitive):
+                # Back never leads into a PIN prompt again.
+                session.history.append(session.node)
+                del session.history[:-self.limits.history_limit]
             return self._enter(session, flow, target, secrets)
         except _EndNow as end:
             return self._end_screen(session, end)

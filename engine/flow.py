@@ -1,14 +1,18 @@
 """A menu flow compiled once per version into a shared ``transitions`` machine.
 
-Per hop the engine adds a light model at the session's node, fires ``advance`` (or
-``home``), reads the new state and removes the model: the machine is never rebuilt per
-request, and a move the YAML graph does not declare is refused by the machine itself.
+Per move the engine fires the machine's ``advance`` (or ``home``) event on a light
+per-hop model holding the session's node: the machine is never rebuilt per request, and
+a move the YAML graph does not declare is refused by the machine itself.
+
+Why not ``add_model``/``remove_model`` per hop (the library's "one machine, many models"
+recipe): ``add_model`` binds a convenience method per state onto the model, O(states)
+per call, about 0.4 ms for this product's 150 nodes and under a lock shared by every
+thread. ``Event.trigger(model)`` runs the same transition logic for any object that
+carries the state attribute, without registering it, so nothing is shared or leaked.
 """
 
 from __future__ import annotations
 
-import logging
-import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -20,9 +24,6 @@ from menus.schema import (ActionNode, FlowSpec, InputNode, MenuNode, MessageNode
 
 __all__ = ["CompiledFlow", "FlowSet", "edges", "IllegalMove"]
 
-# With model_override the machine skips conveniences the model does not declare and says
-# so at WARNING for every state on every hop; that is by design here.
-logging.getLogger("transitions.core").setLevel(logging.ERROR)
 
 
 class IllegalMove(RuntimeError):
@@ -56,12 +57,12 @@ class _TargetIs:
 
 
 class _Hop:
-    """The per-hop model. ``trigger`` is declared so that ``model_override`` binds only it."""
+    """The per-hop model: only the state the machine reads and writes."""
 
-    state: str
+    __slots__ = ("state",)
 
-    def trigger(self, name: str, **kwargs: object) -> bool:  # replaced by the machine
-        raise NotImplementedError
+    def __init__(self, state: str) -> None:
+        self.state = state
 
 
 @dataclass
@@ -72,12 +73,11 @@ class CompiledFlow:
     shortcuts: dict[str, str]
     conditions: dict[str, Condition]
     machine: Machine = field(repr=False)
-    _guard: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
     def compile(cls, name: str, spec: FlowSpec, version: str) -> CompiledFlow:
         machine = Machine(model=None, states=list(spec.nodes), initial=spec.start,
-                          auto_transitions=False, send_event=True, model_override=True)
+                          auto_transitions=False, send_event=True)
         conditions: dict[str, Condition] = {}
         shortcuts: dict[str, str] = {}
         for node_id, node in spec.nodes.items():
@@ -93,15 +93,14 @@ class CompiledFlow:
 
     def move(self, current: str, target: str | None) -> str:
         """Fire ``advance`` to ``target`` (or ``home`` when None) from ``current``; the new node."""
-        hop = _Hop()
-        with self._guard:
-            self.machine.add_model(hop, initial=current)
-            try:
-                moved = hop.trigger("advance", to=target) if target else hop.trigger("home")
-            except MachineError as exc:
-                raise IllegalMove(f"{self.name}: {current} -> {target}: {exc}") from exc
-            finally:
-                self.machine.remove_model(hop)
+        hop = _Hop(current)
+        try:
+            if target:
+                moved = self.machine.events["advance"].trigger(hop, to=target)
+            else:
+                moved = self.machine.events["home"].trigger(hop)
+        except MachineError as exc:
+            raise IllegalMove(f"{self.name}: {current} -> {target}: {exc}") from exc
         if not moved:
             raise IllegalMove(f"{self.name}: no edge {current} -> {target}")
         return hop.state

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 __all__ = ["Session"]
@@ -28,12 +28,18 @@ class Session:
     hops: int = 0
     ended: bool = False
     outcome: str = ""
+    resume_from: str | None = None    # offering to resume this dropped session of the same user
     last_hop_id: str | None = None
     last_reply: dict[str, Any] | None = None
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), separators=(",", ":"), ensure_ascii=False, default=str)
+        # A shallow mapping: dataclasses.asdict deep-copies the whole context first, for nothing.
+        return json.dumps({name: getattr(self, name) for name in _FIELDS}, separators=(",", ":"),
+                          ensure_ascii=False, default=str)
 
     @classmethod
     def from_json(cls, raw: str | bytes) -> Session:
         return cls(**json.loads(raw))
+
+
+_FIELDS = tuple(f.name for f in fields(Session))

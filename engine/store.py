@@ -62,6 +62,11 @@ class SessionStore(ABC):
         """Forget the session."""
 
     @abstractmethod
+    def latest(self, channel: str, user_id: str) -> str | None:
+        """The key of the user's most recent unfinished session on a channel (for resuming a dropped
+        session on redial); every ``save`` keeps it up to date for ``resume_seconds``."""
+
+    @abstractmethod
     @contextmanager
     def lock(self, key: str, wait_seconds: float = 3.0) -> Iterator[None]:
         """Hold the session's lock; raises ``SessionBusy`` after ``wait_seconds``."""
@@ -73,10 +78,12 @@ class SessionStore(ABC):
 class MemorySessionStore(SessionStore):
     """In-process store: one worker only, nothing survives a restart. The embedded default."""
 
-    def __init__(self) -> None:
+    def __init__(self, resume_seconds: int = 300) -> None:
         self._items: dict[str, tuple[float, str]] = {}
+        self._latest: dict[tuple[str, str], tuple[float, str]] = {}
         self._guard = threading.Lock()
         self._locks: dict[str, threading.Lock] = {}
+        self._resume_seconds = resume_seconds
 
     def load(self, key: str) -> Session | None:
         with self._guard:
@@ -89,6 +96,11 @@ class MemorySessionStore(SessionStore):
     def save(self, session: Session, ttl_seconds: int) -> None:
         with self._guard:
             self._items[session.key] = (time.monotonic() + ttl_seconds, session.to_json())
+            if session.ended:
+                self._latest.pop((session.channel, session.user_id), None)
+            else:
+                self._latest[(session.channel, session.user_id)] = (time.monotonic() + self._resume_seconds,
+                                                                    session.key)
             if len(self._items) > 10_000:
                 now = time.monotonic()
                 for k in [k for k, (exp, _) in self._items.items() if exp < now]:
@@ -97,6 +109,11 @@ class MemorySessionStore(SessionStore):
     def delete(self, key: str) -> None:
         with self._guard:
             self._items.pop(key, None)
+
+    def latest(self, channel: str, user_id: str) -> str | None:
+        with self._guard:
+            item = self._latest.get((channel, user_id))
+            return item[1] if item and item[0] >= time.monotonic() else None
 
     @contextmanager
     def lock(self, key: str, wait_seconds: float = 3.0) -> Iterator[None]:
@@ -121,10 +138,12 @@ if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) 
 class RedisSessionStore(SessionStore):
     """Sessions as JSON strings with a TTL; a per-session lock with an owner token."""
 
-    def __init__(self, client: redis.Redis, prefix: str = "ussd:", lock_ttl_ms: int = 10_000) -> None:
+    def __init__(self, client: redis.Redis, prefix: str = "ussd:", lock_ttl_ms: int = 10_000,
+                 resume_seconds: int = 300) -> None:
         self._redis = client
         self._prefix = prefix
         self._lock_ttl_ms = lock_ttl_ms
+        self._resume_seconds = resume_seconds
         self._release = client.register_script(_RELEASE)
 
     @classmethod
@@ -143,11 +162,30 @@ class RedisSessionStore(SessionStore):
             raise StoreUnavailable(str(exc)) from exc
         return None if raw is None else Session.from_json(raw)  # type: ignore[arg-type]
 
+    def _latest_key(self, channel: str, user_id: str) -> str:
+        return f"{self._prefix}u:{channel}:{user_id}"
+
+    def _queue_save(self, pipe: redis.client.Pipeline, session: Session, ttl_seconds: int) -> None:
+        pipe.set(self._key(session.key), session.to_json(), ex=ttl_seconds)
+        if session.ended:
+            pipe.delete(self._latest_key(session.channel, session.user_id))
+        else:
+            pipe.set(self._latest_key(session.channel, session.user_id), session.key, ex=self._resume_seconds)
+
     def save(self, session: Session, ttl_seconds: int) -> None:
         try:
-            self._redis.set(self._key(session.key), session.to_json(), ex=ttl_seconds)
+            pipe = self._redis.pipeline(transaction=False)
+            self._queue_save(pipe, session, ttl_seconds)
+            pipe.execute()
         except redis.RedisError as exc:
             raise StoreUnavailable(str(exc)) from exc
+
+    def latest(self, channel: str, user_id: str) -> str | None:
+        try:
+            raw = self._redis.get(self._latest_key(channel, user_id))
+        except redis.RedisError as exc:
+            raise StoreUnavailable(str(exc)) from exc
+        return raw.decode() if isinstance(raw, bytes) else raw
 
     def delete(self, key: str) -> None:
         try:
@@ -204,8 +242,10 @@ class RedisSessionStore(SessionStore):
             try:
                 pipe = self._redis.pipeline(transaction=False)
                 for session, ttl in pending[-1:]:
-                    pipe.set(self._key(session.key), session.to_json(), ex=ttl)
-                self._release(keys=[name], args=[token], client=pipe)
+                    self._queue_save(pipe, session, ttl)
+                # EVAL rather than the registered script: in a pipeline redis-py would first ask
+                # SCRIPT EXISTS, one more round trip per hop.
+                pipe.eval(_RELEASE, 1, name, token)
                 pipe.execute()
             except redis.RedisError as exc:
                 if pending:

@@ -23,7 +23,7 @@ Texts = dict[str, str]
 # Texts the engine itself shows, declared in YAML so they are translated and linted like the rest.
 SYSTEM_TEXT_KEYS = (
     "back", "home", "more", "previous", "invalid_choice", "invalid_input",
-    "too_many_errors", "error", "backend_down", "busy", "resume",
+    "too_many_errors", "error", "backend_down", "busy", "resume", "yes", "no",
 )
 
 # Format specs a placeholder may carry: ``{balance:money}``.

@@ -197,7 +197,7 @@ def switch(backoffice_app: flask.Flask) -> Iterator[tuple[IncidentSwitch, str]]:
 @pytest.fixture
 def switched_app(switch, engine_db: str, redis_url: str) -> flask.Flask:
     _, url = switch
-    return create_app(Settings(database_url=engine_db, redis_url=redis_url, backoffice_url=url,
+    return create_app(Settings(resume_window_seconds=0, database_url=engine_db, redis_url=redis_url, backoffice_url=url,
                                backend_connect_timeout=0.5, backend_read_timeout=2.0,
                                payment_callback_secret="test-callback-secret"))
 

@@ -125,3 +125,20 @@ def test_random_inputs_never_overflow_a_screen_nor_fail(app, inputs):
         if body.startswith("END"):
             break
         history.append(value)
+
+
+def test_redial_after_a_drop_offers_to_continue(settings):
+    from dataclasses import replace
+
+    from ..support.engine import UssdPhone
+
+    app = create_app(replace(settings, resume_window_seconds=120))
+    client = app.test_client()
+    first = UssdPhone(client, "+221770000001")
+    first.dial()
+    first.answer("1")
+    assert first.answer("1").startswith("CON Factures (choisissez):")
+    again = UssdPhone(client, "+221770000001")
+    assert again.dial() == "CON Reprendre où vous étiez ?\n1. Oui\n2. Non"
+    assert again.answer("1").startswith("CON Factures (choisissez):\n1. novembre 2026 5 500 FCFA")
+    assert again.answer("0").startswith("CON Compte 1000001\nSolde du: 12 500 FCFA")

@@ -150,7 +150,7 @@ def test_a_live_session_keeps_its_flow_version_after_a_reload(tmp_path, store, s
     path.write_text(DEMO.read_text(encoding="utf-8").replace("Choisissez:", "Nouveau choix:"), encoding="utf-8")
     flows.load(load_menus(path))
     assert old.answer("1").text.startswith("Choisissez:")
-    new = Handset(engine, session="new")
+    new = Handset(engine, session="new", msisdn="+221770000002")
     new.dial()
     assert new.answer("1").text.startswith("Nouveau choix:")
 
@@ -168,3 +168,40 @@ def test_session_json_is_compact_and_has_a_ttl(store, engine):
 def test_any_input_sequence_answers_within_the_screen(handset, text):
     reply = handset().hop(text)
     assert len(reply.text) + 4 <= 182
+
+
+def test_a_dropped_session_can_be_resumed_on_redial(engine):
+    first = Handset(engine, session="first")
+    first.dial()
+    first.answer("2")
+    assert first.answer("500").text.startswith("PIN:")
+    # the network drops the session; the customer dials again
+    second = Handset(engine, session="second")
+    offer = second.dial()
+    assert offer.text == "Reprendre ?\n1. Oui\n2. Non"
+    assert second.answer("7").text.startswith("Choix invalide.\nReprendre ?")
+    resumed = second.answer("1")
+    assert resumed.text.startswith("PIN:")
+    assert second.answer("1234").text == "Payé 500 FCFA le 25/11/2026."
+
+
+def test_declining_to_resume_starts_afresh_and_finished_sessions_are_not_offered(engine):
+    first = Handset(engine, session="first")
+    first.dial()
+    first.answer("1")
+    second = Handset(engine, session="second")
+    assert second.dial().text.startswith("Reprendre ?")
+    assert second.answer("2").text == HOME
+    second.answer("4")  # ends
+    third = Handset(engine, session="third")
+    assert third.dial().text == HOME
+
+
+def test_resume_offer_respects_the_window(store, steps):
+    clock = [1000.0]
+    engine = Engine(FlowSet(load_menus(DEMO)), store, steps, clock=lambda: clock[0])
+    first = Handset(engine, session="first")
+    first.dial()
+    first.answer("1")
+    clock[0] += 121
+    assert Handset(engine, session="second").dial().text == HOME

@@ -41,9 +41,10 @@ def engine_db(tmp_path: Path) -> str:
 
 @pytest.fixture
 def settings(engine_db: str, redis_url: str, backoffice_url: str) -> Settings:
+    # Transcripts redial often; resuming a dropped session has its own tests.
     return Settings(database_url=engine_db, redis_url=redis_url, backoffice_url=backoffice_url,
                     backend_connect_timeout=0.5, backend_read_timeout=2.0,
-                    payment_callback_secret="test-callback-secret")
+                    payment_callback_secret="test-callback-secret", resume_window_seconds=0)
 
 
 @pytest.fixture

@@ -1,0 +1,227 @@
+"""Transcripts of the payment deferral / instalments journey: eligibility with one reason per
+refusal, the schedule, the PIN gate, creation in the back office (once), back office down.
+
+Demo data: 1000001 owes 12 500 (eligible), 2000001 owes 185 200, 3000001 is prepaid.
+Rules: config/arrangements.yaml (at least 5 000 due, one arrangement per 6 months, 2 to 6 instalments).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from datetime import UTC, date, datetime
+
+import flask
+import pytest
+import requests
+
+from app.factory import create_app
+from app.settings import Settings
+from dialogs.arrangements import add_months, idempotency_key
+from tests.support.engine import UssdPhone
+from tests.support.services import serve_wsgi
+
+PIN = "2468"
+
+
+def today() -> date:
+    return datetime.now(UTC).date()
+
+
+def fr_date(day: date) -> str:
+    return day.strftime("%d/%m/%Y")
+
+
+def arrangements(url: str, account: str) -> list[dict]:
+    response = requests.get(f"{url}/api/v1/accounts/{account}/arrangements", timeout=5)
+    response.raise_for_status()
+    return response.json()["arrangements"]
+
+
+def test_instalments_in_french_then_a_second_request_is_refused(phone, backoffice_url):
+    p = phone("+221770000001")
+    p.dial()
+    first, second = add_months(today(), 1), add_months(today(), 2)
+    assert p.answer("6") == (f"CON Solde du: 12 500 FCFA. Comment souhaitez-vous payer ?\n"
+                             f"1. Tout payer le {fr_date(first)}\n2. En plusieurs mensualités\n"
+                             "0. Retour 00. Accueil")
+    assert p.answer("2") == ("CON Nombre de mensualités:\n1. 2 x ~6 250 FCFA\n2. 3 x ~4 166 FCFA\n"
+                             "3. 4 x ~3 125 FCFA\n4. 5 x ~2 500 FCFA\n5. 6 x ~2 083 FCFA\n0. Retour 00. Accueil")
+    # 12 500 / 3: 4 166 twice, the remainder on the first instalment.
+    assert p.answer("2") == (f"CON 3 mensualités:\n{fr_date(first)}: 4 168 FCFA\n{fr_date(second)}: 4 166 FCFA\n"
+                             "...\n1. Confirmer\n2. Annuler\n0. Retour 00. Accueil")
+    assert arrangements(backoffice_url, "1000001") == []
+    assert p.answer("1").startswith("CON Premier usage: choisissez un code PIN secret (4 chiffres):")
+    assert p.answer(PIN).startswith("CON Confirmez votre code PIN:")
+    done = p.answer(PIN)
+    [made] = arrangements(backoffice_url, "1000001")
+    assert (made["kind"], made["months"], made["status"]) == ("instalments", 3, "active")
+    assert done == (f"CON Demande enregistrée.\nRéférence: {made['arrangement_id']}\n"
+                    f"Première échéance: {fr_date(first)}\n1. Menu principal\n0. Retour 00. Accueil")
+    assert p.post("*".join(p.inputs)) == done            # the gateway replays the hop: same answer
+    assert len(arrangements(backoffice_url, "1000001")) == 1
+    assert p.answer("1").startswith("CON Senelec - 1000001")   # back to the menu, then hangs up
+
+    again = phone("+221770000001")                               # dials *123*6# straight to the journey
+    assert again.dial("6") == (f"CON Un délai de paiement est déjà en cours sur ce compte "
+                                 f"({made['arrangement_id']}). Une seule demande à la fois.\n0. Retour 00. Accueil")
+    assert len(arrangements(backoffice_url, "1000001")) == 1
+
+
+def test_deferral_in_english_after_choosing_an_account(phone, backoffice_url):
+    p = phone("+221770000002")
+    assert p.dial().startswith("CON Choose an account:")
+    assert p.answer("1").startswith("CON Senelec - 2000001")
+    due = add_months(today(), 1)
+    assert p.answer("6") == (f"CON Balance due: 185,200 FCFA. How would you like to pay?\n"
+                             f"1. All of it on {fr_date(due)}\n2. In monthly instalments\n0. Back 00. Home")
+    assert p.answer("1") == (f"CON Deferral: 185,200 FCFA to pay by {fr_date(due)}.\n1. Confirm\n2. Cancel\n"
+                             "0. Back 00. Home")
+    assert p.answer("1") == "CON First use: choose a secret PIN (4 digits):\n0. Back 00. Home"
+    p.answer("1357")
+    done = p.answer("1357")
+    [made] = arrangements(backoffice_url, "2000001")
+    assert made["kind"] == "deferral" and made["months"] == 1
+    assert made["schedule"] == [{"due_on": due.isoformat(), "amount": "185200"}]
+    assert done == (f"CON Request recorded.\nReference: {made['arrangement_id']}\nFirst due date: {fr_date(due)}\n"
+                    "1. Main menu\n0. Back 00. Home")
+    assert arrangements(backoffice_url, "2000002") == []
+
+
+def test_two_instalments_show_both_without_dots_and_cancel_goes_home(phone, backoffice_url):
+    p = phone("+221770000001")
+    p.dial()
+    p.answer("6")
+    p.answer("2")
+    assert p.answer("1") == (f"CON 2 mensualités:\n{fr_date(add_months(today(), 1))}: 6 250 FCFA\n"
+                             f"{fr_date(add_months(today(), 2))}: 6 250 FCFA\n1. Confirmer\n2. Annuler\n"
+                             "0. Retour 00. Accueil")
+    assert p.answer("2").startswith("CON Senelec - 1000001\n1. Solde et factures")
+    assert arrangements(backoffice_url, "1000001") == []
+
+
+def test_the_pin_is_asked_when_already_chosen_and_a_wrong_pin_creates_nothing(phone, backoffice_url):
+    p = phone("+221770000002")
+    p.dial()
+    p.answer("3")                                          # 2000003
+    p.answer("8")                                          # Preferences: choose a PIN first
+    p.answer("3")
+    p.answer("1357")
+    p.answer("1357")
+    assert p.answer("00").startswith("CON Senelec - 2000003")
+    p.answer("6")
+    p.answer("2")
+    p.answer("5")                                          # 6 instalments
+    assert p.answer("1") == "CON Enter your PIN (4 digits):\n0. Back 00. Home"
+    assert p.answer("9999").startswith("CON Wrong PIN. Tries left: 2.")
+    assert arrangements(backoffice_url, "2000003") == []
+    assert p.answer("1357").startswith("CON Request recorded.")
+    [made] = arrangements(backoffice_url, "2000003")
+    assert (made["kind"], made["months"]) == ("instalments", 6)
+
+
+# ---------------------------------------------------------------- not eligible: one reason each
+def test_a_prepaid_meter_is_not_eligible(phone):
+    p = phone("+221770000003")
+    assert p.dial().startswith("CON Senelec - 3000001")
+    assert p.answer("6") == ("CON Compteur prépayé: vous n'avez pas de facture à reporter. Pour du crédit, "
+                             "choisissez Payer au menu.\n0. Retour 00. Accueil")
+
+
+def test_a_balance_under_the_minimum_is_not_eligible(phone, backoffice_url):
+    # Pay 8 000 of the 12 500 through the mobile-money stand-in: 4 500 left, under the 5 000 minimum.
+    created = requests.post(f"{backoffice_url}/api/v1/payments", headers={"Idempotency-Key": uuid.uuid4().hex},
+                            json={"account_number": "1000001", "msisdn": "+221770000001", "amount": "8000",
+                                  "purpose": "bill"}, timeout=5)
+    assert created.status_code == 202, created.text
+    approved = requests.post(f"{backoffice_url}/api/v1/payments/{created.json()['payment_id']}/approve", timeout=5)
+    assert approved.ok, approved.text
+    p = phone("+221770000001")
+    p.dial()
+    assert p.answer("6") == ("CON Solde du: 4 500 FCFA. Un délai est possible à partir de 5 000 FCFA dus.\n"
+                             "0. Retour 00. Accueil")
+
+
+def test_one_arrangement_per_six_months(phone, backoffice_url, backoffice_app):
+    made = requests.post(f"{backoffice_url}/api/v1/accounts/1000001/arrangements",
+                         headers={"Idempotency-Key": uuid.uuid4().hex}, json={"kind": "deferral", "months": 1},
+                         timeout=5)
+    assert made.status_code == 201, made.text
+    # The agents' side closes it (the stand-in has no API for that): it is no longer running.
+    from backoffice.models import Arrangement
+
+    with backoffice_app.extensions["backoffice"].sessions() as session, session.begin():
+        session.get(Arrangement, made.json()["arrangement_id"]).status = "completed"
+    p = phone("+221770000001")
+    p.dial()
+    assert p.answer("6") == (f"CON Un seul délai de paiement par 6 mois. Le dernier date du {fr_date(today())}; "
+                             f"nouvelle demande possible dès le {fr_date(add_months(today(), 6))}.\n"
+                             "0. Retour 00. Accueil")
+
+
+def test_the_idempotency_key_depends_on_the_session_only():
+    assert idempotency_key("ussd:ATUid_1") == idempotency_key("ussd:ATUid_1")
+    assert idempotency_key("ussd:ATUid_1") != idempotency_key("ussd:ATUid_2")
+    assert len(idempotency_key("ussd:" + "x" * 128)) <= 200
+
+
+# ---------------------------------------------------------------- back office down
+@pytest.fixture
+def stoppable(engine_db: str, redis_url: str, backoffice_app: flask.Flask) -> Iterator[tuple[UssdPhone, Callable]]:
+    """A phone on an app whose back office can be stopped in the middle of a session."""
+    with ExitStack() as stack:
+        url = stack.enter_context(serve_wsgi(backoffice_app))
+        app = create_app(Settings(resume_window_seconds=0, database_url=engine_db, redis_url=redis_url, backoffice_url=url,
+                                  backend_connect_timeout=0.5, backend_read_timeout=2.0))
+        yield UssdPhone(app.test_client(), "+221770000001"), stack.close
+
+
+def test_back_office_down_when_checking(stoppable):
+    p, stop_backoffice = stoppable
+    p.dial()
+    stop_backoffice()
+    assert p.answer("6") == ("CON Nous ne pouvons pas vérifier votre compte pour le moment. Merci de réessayer "
+                             "plus tard.\n0. Retour 00. Accueil")
+
+
+def test_back_office_down_when_creating(stoppable):
+    p, stop_backoffice = stoppable
+    p.dial()
+    p.answer("6")
+    p.answer("1")                                          # deferral
+    p.answer("1")                                          # confirm
+    p.answer(PIN)
+    stop_backoffice()
+    assert p.answer(PIN) == ("CON Nos systèmes sont indisponibles: votre demande n'a pas pu etre confirmée. "
+                             "Merci de réessayer plus tard.\n0. Retour 00. Accueil")
+
+
+# ---------------------------------------------------------------- rules and schedule, without HTTP
+def test_the_shipped_rules_load_once_and_invalid_rules_are_refused(tmp_path):
+    from decimal import Decimal
+
+    from dialogs.arrangements import load_rules
+    from dialogs.tariffs import ConfigError
+
+    rules = load_rules("config/arrangements.yaml")
+    assert (rules.min_balance, rules.cooldown_months, rules.max_months, rules.deferral_months) == (
+        Decimal(5000), 6, 6, 1)
+    assert rules.eligible_account_kinds == ("postpaid",)
+    assert load_rules("config/arrangements.yaml") is rules
+    broken = tmp_path / "arrangements.yaml"
+    broken.write_text("min_balance: '5000'\ncooldown_months: 6\nmax_months: 12\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="max_months"):
+        load_rules(str(broken))
+
+
+def test_the_schedule_splits_the_balance_with_the_remainder_first():
+    from decimal import Decimal
+
+    from dialogs.arrangements import schedule, split
+
+    assert split(Decimal(12500), 3) == [Decimal(4168), Decimal(4166), Decimal(4166)]
+    assert sum(split(Decimal(185200), 6)) == Decimal(185200)
+    assert schedule("deferral", 1, Decimal(12500), date(2026, 1, 31)) == [(date(2026, 2, 28), Decimal(12500))]
+    assert [d for d, _ in schedule("instalments", 3, Decimal(900), date(2026, 11, 30))] == [
+        date(2026, 12, 30), date(2027, 1, 30), date(2027, 2, 28)]

@@ -1,0 +1,354 @@
+"""Transcripts of the Pay journey over the USSD callback, with the provider's callback for real.
+
+The engine is served on a loopback port (the back office POSTs the signed callback to
+``{public_base_url}/payments/callback``), the back office approves or declines payments by
+hand (``POST /api/v1/payments/{id}/approve|decline``), Redis holds the sessions and a
+migrated SQLite file the ledger, the PINs and the outbox.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import requests
+from flask import Flask
+from sqlalchemy import func, select
+
+from app.factory import create_app
+from app.settings import Settings
+from backoffice.models import PaymentIntent
+from channels.payment_callback import sign
+from tests.support.engine import UssdPhone
+from tests.support.services import free_port, serve_wsgi
+
+HOME_FR = ("CON Senelec - 1000001\n1. Solde et factures\n2. Consommation\n3. Payer\n4. Panne/réclamation\n"
+           "5. Suivi demande\n6. Délai de paiement\n7. Simulateur\n8. Préférences")
+NAV = "0. Retour 00. Accueil"
+NAV_EN = "0. Back 00. Home"
+PIN = "2468"
+_REF = re.compile(r"R(?:é|e)f\. (PAY-[0-9A-F]{16})$")
+
+
+# ---------------------------------------------------------------- fixtures
+@pytest.fixture
+def engine_port() -> int:
+    return free_port()
+
+
+@pytest.fixture
+def settings(engine_db: str, redis_url: str, backoffice_url: str, engine_port: int) -> Settings:
+    """As the suite's settings, with the public URL the back office calls back on."""
+    return Settings(resume_window_seconds=0, database_url=engine_db, redis_url=redis_url, backoffice_url=backoffice_url,
+                    backend_connect_timeout=0.5, backend_read_timeout=2.0,
+                    payment_callback_secret="test-callback-secret",
+                    public_base_url=f"http://127.0.0.1:{engine_port}")
+
+
+@pytest.fixture
+def served(app: Flask, engine_port: int) -> Iterator[str]:
+    """The engine on a real loopback port, so the provider's callbacks reach it."""
+    with serve_wsgi(app, engine_port) as url:
+        yield url
+
+
+@pytest.fixture
+def deps(app: Flask) -> Any:
+    return app.extensions["parts"]["deps"]
+
+
+class Provider:
+    """The back office's mobile-money side, as the customer's handset and the tests drive it."""
+
+    def __init__(self, url: str, app: Flask) -> None:
+        self.url, self.app = url, app
+
+    def approve(self, payment_id: str) -> None:
+        requests.post(f"{self.url}/api/v1/payments/{payment_id}/approve", timeout=5).raise_for_status()
+
+    def decline(self, payment_id: str) -> None:
+        requests.post(f"{self.url}/api/v1/payments/{payment_id}/decline", timeout=5).raise_for_status()
+
+    def resend(self, payment_id: str) -> None:
+        requests.post(f"{self.url}/api/v1/payments/{payment_id}/resend-callback", timeout=5).raise_for_status()
+
+    def count(self) -> int:
+        with self.app.extensions["backoffice"].sessions() as db:
+            return int(db.scalar(select(func.count()).select_from(PaymentIntent)) or 0)
+
+    def delivered(self, payment_id: str) -> int:
+        """How many callback tries of this payment the engine answered 2xx to (or attempted)."""
+        with self.app.extensions["backoffice"].sessions() as db:
+            intent = db.get(PaymentIntent, payment_id)
+            return int(intent.callback_attempts) if intent else 0
+
+
+@pytest.fixture
+def provider(backoffice_url: str, backoffice_app: Flask) -> Provider:
+    return Provider(backoffice_url, backoffice_app)
+
+
+def wait_for(check: Callable[[], Any], timeout: float = 8.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.05)
+
+
+def settled(deps: Any, payment_id: str) -> Any:
+    return wait_for(lambda: (p := deps.ledger.by_provider_id(payment_id)) and p.status in ("succeeded", "failed")
+                    and p)
+
+
+def reference(screen: str) -> str:
+    found = _REF.search(screen)
+    assert found, screen
+    return found.group(1)
+
+
+def outbox(deps: Any, expected: int = 0) -> list[dict[str, Any]]:
+    """The outbox events; with ``expected``, once that many are there (the callback writes the
+    ledger, then the outbox, while the test may already be reading)."""
+    if expected:
+        wait_for(lambda: len(deps.outbox.pending()) >= expected)
+    return list(deps.outbox.pending())
+
+
+# ---------------------------------------------------------------- transcripts
+def test_pay_the_whole_balance_in_french_then_the_balance_is_zero(phone, served, provider, deps):
+    p: UssdPhone = phone("+221770000001")
+    assert p.dial() == HOME_FR
+    assert p.answer("3") == ("CON Payer - compte 1000001\nSolde du: 12 500 FCFA\n1. Payer tout le solde\n"
+                             f"2. Payer un autre montant\n3. Derniers paiements\n{NAV}")
+    assert p.answer("1") == ("CON Payer 12 500 FCFA sur le compte 1000001 par mobile money ?\n1. Confirmer\n"
+                             f"2. Annuler\n{NAV}")
+    assert p.answer("1") == f"CON Premier usage: choisissez un code PIN secret (4 chiffres):\n{NAV}"
+    assert p.answer(PIN) == f"CON Confirmez votre code PIN:\n{NAV}"
+    end = p.answer(PIN)
+    payment_id = reference(end)
+    assert end == ("END Validez le paiement de 12 500 FCFA sur votre téléphone (invite mobile money). "
+                   f"Vous recevrez un recu par SMS. Réf. {payment_id}")
+    local = deps.ledger.by_provider_id(payment_id)
+    assert (local.status, local.amount, local.account_number, local.purpose) == ("pending", 12500, "1000001", "bill")
+
+    provider.approve(payment_id)
+    paid = settled(deps, payment_id)
+    assert paid.status == "succeeded" and paid.reference.startswith("MM")
+    [receipt] = outbox(deps, 1)
+    assert (receipt["kind"], receipt["msisdn"], receipt["language"]) == ("payment_receipt", "+221770000001", "fr")
+    assert receipt["payload"]["reference"] == paid.reference
+    assert receipt["payload"]["amount"] == "12500"
+
+    again = phone("+221770000001")
+    assert again.dial() == HOME_FR
+    assert again.answer("1").startswith("CON Compte 1000001\nSolde du: 0 FCFA\nFactures impayées: 0")
+    assert again.answer("00") == HOME_FR
+    assert again.answer("3") == ("CON Compte 1000001: rien à payer, votre solde du est de 0 FCFA.\n"
+                                 f"1. Derniers paiements\n{NAV}")
+    listing = again.answer("1")
+    assert re.fullmatch(r"CON Derniers paiements \(choisissez\):\n1\. \d\d/\d\d/\d{4} 12 500 FCFA\n" + NAV, listing)
+    detail = again.answer("1")
+    assert re.fullmatch(r"CON Paiement réussi le \d\d/\d\d \d\d:\d\d\nCompte: 1000001\nMontant: 12 500 FCFA\n"
+                        rf"Recu: {paid.reference}\n{NAV}", detail), detail
+
+
+def test_business_customer_pays_an_amount_in_english(phone, served, provider, deps):
+    p = phone("+221770000002")
+    p.dial()
+    assert p.answer("1").startswith("CON Senelec - 2000001")
+    menu = p.answer("3")
+    balance = re.search(r"Balance due: ([\d,]+) FCFA", menu)
+    assert balance, menu
+    assert menu == (f"CON Pay - account 2000001\nBalance due: {balance.group(1)} FCFA\n1. Pay the full balance\n"
+                    f"2. Pay another amount\n3. Last payments\n{NAV_EN}")
+    assert p.answer("2") == f"CON Balance due: {balance.group(1)} FCFA\nAmount to pay (FCFA):\n{NAV_EN}"
+    assert p.answer("50.5") == ("CON Amount from 100 to 2,000,000 FCFA, whole numbers only.\n"
+                                f"Balance due: {balance.group(1)} FCFA\nAmount to pay (FCFA):\n{NAV_EN}")
+    assert p.answer("99") .startswith("CON Amount from 100 to 2,000,000 FCFA")
+    assert p.answer("1500") == ("CON Pay 1,500 FCFA to account 2000001 by mobile money?\n1. Confirm\n2. Cancel\n"
+                                f"{NAV_EN}")
+    assert p.answer("1") == f"CON First use: choose a secret PIN (4 digits):\n{NAV_EN}"
+    assert p.answer("1234") == f"CON PIN too easy to guess. Choose another PIN (4 digits):\n{NAV_EN}"
+    p.answer(PIN)
+    end = p.answer(PIN)
+    payment_id = reference(end)
+    assert end == ("END Approve the payment of 1,500 FCFA on your phone (mobile money prompt). "
+                   f"You will receive an SMS receipt. Ref. {payment_id}")
+    provider.approve(payment_id)
+    assert settled(deps, payment_id).status == "succeeded"
+    before = int(balance.group(1).replace(",", ""))
+    again = phone("+221770000002")
+    again.dial()
+    again.answer("1")
+    assert f"Balance due: {before - 1500:,} FCFA" in again.answer("1")
+
+
+def test_an_amount_above_the_balance_is_refused(phone, provider):
+    p = phone("+221770000001")
+    p.dial("3")
+    assert p.answer("2") == f"CON Solde du: 12 500 FCFA\nMontant à payer (FCFA):\n{NAV}"
+    assert p.answer("20000") == ("CON Montant refusé: il dépasse votre solde du de 12 500 FCFA.\n1. Autre montant\n"
+                                 f"2. Payer tout le solde\n{NAV}")
+    p.answer("1")
+    assert p.answer("3000000").startswith("CON Montant de 100 à 2 000 000 FCFA, sans décimales.\n")
+    assert p.answer("5000").startswith("CON Payer 5 000 FCFA sur le compte 1000001")
+    assert p.answer("2") == "END Paiement annulé. Rien n'a été débité."
+    assert provider.count() == 0
+
+
+def test_a_declined_payment_is_failed_with_a_notice_in_the_outbox(phone, served, provider, deps):
+    deps.pins.set_pin("+221770000001", PIN)
+    p = phone("+221770000001")
+    p.dial("3")
+    p.answer("2")
+    p.answer("7000")
+    assert p.answer("1") == f"CON Entrez votre code PIN (4 chiffres):\n{NAV}"
+    payment_id = reference(p.answer(PIN))
+    provider.decline(payment_id)
+    failed = settled(deps, payment_id)
+    assert (failed.status, failed.failure_reason) == ("failed", "declined_by_customer")
+    [notice] = outbox(deps, 1)
+    assert notice["kind"] == "payment_failed"
+    assert notice["dedupe_key"] == f"payment:{payment_id}:failed"
+
+    again = phone("+221770000001")
+    again.dial("3")
+    assert again.answer("3").startswith("CON Derniers paiements (choisissez):\n1. ")
+    detail = again.answer("1")
+    assert detail.startswith("CON Paiement échoué, rien n'a été débité.\nLe ")
+    assert detail.endswith(f"Montant: 7 000 FCFA\nRéf. {payment_id}\n{NAV}")
+    assert "Solde du: 12 500 FCFA" in phone("+221770000001").dial("1")
+
+
+def test_a_duplicate_callback_adds_no_second_receipt(phone, served, provider, deps):
+    deps.pins.set_pin("+221770000001", PIN)
+    p = phone("+221770000001")
+    p.dial("3")
+    p.answer("1")
+    p.answer("1")
+    payment_id = reference(p.answer(PIN))
+    provider.approve(payment_id)
+    paid = settled(deps, payment_id)
+    wait_for(lambda: provider.delivered(payment_id) >= 1)
+    provider.resend(payment_id)
+    wait_for(lambda: provider.delivered(payment_id) >= 2)
+    # The same event once more, by hand, to see the answer the provider gets.
+    with provider.app.extensions["backoffice"].sessions() as db:
+        event = db.get(PaymentIntent, payment_id).event_body.encode()
+    again = requests.post(f"{served}/payments/callback", data=event, timeout=5, headers={
+        "Content-Type": "application/json",
+        "X-Payment-Signature": sign("test-callback-secret", event, int(time.time()))})
+    assert (again.status_code, again.json()["status"]) == (200, "duplicate")
+    assert [e["kind"] for e in outbox(deps, 1)] == ["payment_receipt"]
+    assert deps.ledger.by_provider_id(payment_id) == paid
+
+
+def test_forged_unsigned_and_stale_callbacks_change_nothing(phone, served, provider, deps):
+    deps.pins.set_pin("+221770000001", PIN)
+    p = phone("+221770000001")
+    p.dial("3")
+    p.answer("1")
+    p.answer("1")
+    payment_id = reference(p.answer(PIN))
+    body = (f'{{"event_id":"EVT-forged","payment_id":"{payment_id}","status":"succeeded",'
+            '"reference":"MMFORGED000","token":null,"failure_reason":null}').encode()
+    url = f"{served}/payments/callback"
+    now = int(time.time())
+    headers = {"Content-Type": "application/json"}
+    unsigned = requests.post(url, data=body, headers=headers, timeout=5)
+    forged = requests.post(url, data=body, timeout=5,
+                           headers={**headers, "X-Payment-Signature": sign("guessed-secret", body, now)})
+    stale = requests.post(url, data=body, timeout=5,
+                          headers={**headers, "X-Payment-Signature": sign("test-callback-secret", body, now - 600)})
+    assert (unsigned.status_code, forged.status_code, stale.status_code) == (401, 401, 403)
+    assert unsigned.json()["error"] == "signature_missing"
+    assert deps.ledger.by_provider_id(payment_id).status == "pending"
+    assert outbox(deps) == []
+    assert "Solde du: 12 500 FCFA" in phone("+221770000001").dial("1")
+
+
+def test_three_wrong_pins_lock_and_a_new_session_is_still_locked(phone, provider, deps):
+    deps.pins.set_pin("+221770000001", PIN)
+    p = phone("+221770000001")
+    p.dial("3")
+    p.answer("1")
+    assert p.answer("1") == f"CON Entrez votre code PIN (4 chiffres):\n{NAV}"
+    assert p.answer("1357") == f"CON Code PIN incorrect. Essais restants: 2. Code PIN:\n{NAV}"
+    assert p.answer("1357") == f"CON Code PIN incorrect. Essais restants: 1. Code PIN:\n{NAV}"
+    assert p.answer("1357") == "END Code PIN bloqué après 3 erreurs. Réessayez dans 15 minutes."
+    later = phone("+221770000001")
+    later.dial("3")
+    later.answer("1")
+    later.answer("1")
+    assert later.answer(PIN) == "END Code PIN bloqué après 3 erreurs. Réessayez dans 15 minutes."
+    assert provider.count() == 0
+    assert deps.ledger.recent("+221770000001") == []
+
+
+def test_back_office_down_at_initiation_is_told_politely_and_kept_as_created(phone, deps, engine_db, redis_url,
+                                                                              backoffice_url):
+    deps.pins.set_pin("+221770000001", PIN)
+    p = phone("+221770000001")
+    p.dial("3")
+    p.answer("1")
+    p.answer("1")
+    # The back office goes away between the confirmation and the PIN.
+    down = create_app(Settings(resume_window_seconds=0, database_url=engine_db, redis_url=redis_url,
+                               backoffice_url=f"http://127.0.0.1:{free_port()}",
+                               backend_connect_timeout=0.5, backend_read_timeout=1.0,
+                               payment_callback_secret="test-callback-secret"))
+    p.client = down.test_client()
+    assert p.answer(PIN) == ("END Le paiement n'a pas pu etre lancé. Rien n'a été débité. "
+                             "Merci de réessayer dans quelques minutes.")
+    [kept] = deps.ledger.recent("+221770000001")
+    assert (kept.status, kept.amount, kept.provider_payment_id) == ("created", 12500, None)
+    again = phone("+221770000001")
+    again.dial("3")
+    again.answer("3")
+    assert again.answer("1").startswith("CON Paiement non lancé, rien n'a été débité.\nLe ")
+
+
+def test_prepaid_purchase_shows_the_token_after_approval(phone, served, provider, deps):
+    p = phone("+221770000003")
+    assert p.dial("3") == f"CON Compteur prépayé MTR-3000001\n1. Acheter du crédit\n2. Derniers paiements\n{NAV}"
+    assert p.answer("1") == f"CON Montant du crédit à acheter (FCFA, de 100 à 2 000 000):\n{NAV}"
+    assert p.answer("2000") == ("CON Acheter 2 000 FCFA de crédit pour le compteur MTR-3000001 par mobile money ?\n"
+                                f"1. Confirmer\n2. Annuler\n{NAV}")
+    p.answer("1")
+    p.answer(PIN)
+    end = p.answer(PIN)
+    payment_id = reference(end)
+    assert end == ("END Validez l'achat de 2 000 FCFA sur votre téléphone (invite mobile money). "
+                   f"Le code de 20 chiffres arrivera par SMS. Réf. {payment_id}")
+    assert deps.ledger.by_provider_id(payment_id).purpose == "prepaid"
+    provider.approve(payment_id)
+    bought = settled(deps, payment_id)
+    assert bought.token and len(bought.token) == 20
+    [receipt] = outbox(deps, 1)
+    assert receipt["payload"]["token"] == bought.token
+    grouped = " ".join(bought.token[i:i + 4] for i in range(0, 20, 4))
+    again = phone("+221770000003")
+    again.dial("3")
+    again.answer("2")
+    detail = again.answer("1")
+    assert re.fullmatch(r"CON Achat réussi le \d\d/\d\d \d\d:\d\d\nMontant: 2 000 FCFA\n"
+                        rf"Code: {grouped}\nRecu: {bought.reference}\n{NAV}", detail), detail
+
+
+def test_a_replayed_hop_does_not_initiate_twice(phone, served, provider, deps):
+    deps.pins.set_pin("+221770000001", PIN)
+    p = phone("+221770000001")
+    p.dial("3")
+    p.answer("1")
+    p.answer("1")
+    end = p.answer(PIN)
+    assert p.post("*".join(p.inputs)) == end     # the gateway sends the same hop again
+    assert provider.count() == 1
+    assert len(deps.ledger.recent("+221770000001")) == 1

@@ -23,6 +23,7 @@ run: db
 
 test: install
 	$(PY) -m menus lint config/menus.yaml
+	$(PY) -m mypy engine menus dialogs channels backend_clients backoffice app
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: install

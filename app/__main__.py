@@ -19,7 +19,7 @@ def _wait_healthy(url: str, seconds: float = 20.0) -> bool:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         try:
-            with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310 - loopback URL
+            with urllib.request.urlopen(url, timeout=1) as response:
                 if response.status == 200:
                     return True
         except OSError:

@@ -22,10 +22,19 @@ from menus import load_menus
 
 from .ops import Metrics, ops_blueprint
 from .settings import Settings
-from .storage import (SqlAccountLinks, SqlAuditSink, SqlOutbox, SqlPaymentLedger, SqlPendingTickets, SqlPinVault,
-                      SqlPreferences, SqlSubscriptions, make_sessions)
+from .storage import (
+    SqlAccountLinks,
+    SqlAuditSink,
+    SqlOutbox,
+    SqlPaymentLedger,
+    SqlPendingTickets,
+    SqlPinVault,
+    SqlPreferences,
+    SqlSubscriptions,
+    make_sessions,
+)
 
-__all__ = ["create_app", "build_deps", "build_engine"]
+__all__ = ["build_deps", "build_engine", "create_app"]
 
 log = logging.getLogger("app")
 

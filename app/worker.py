@@ -16,7 +16,7 @@ from .factory import build_deps
 from .settings import Settings
 from .storage import make_sessions
 
-__all__ = ["run_once", "run_forever"]
+__all__ = ["run_forever", "run_once"]
 
 log = logging.getLogger("worker")
 

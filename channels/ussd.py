@@ -21,7 +21,7 @@ from engine.masking import mask
 
 from .msisdn import to_e164
 
-__all__ = ["UssdAdapter", "BadRequest", "ussd_blueprint"]
+__all__ = ["BadRequest", "UssdAdapter", "ussd_blueprint"]
 
 log = logging.getLogger("channels.ussd")
 

@@ -14,11 +14,28 @@ from decimal import Decimal
 from typing import Literal, Protocol, runtime_checkable
 
 __all__ = [
-    "BackendError", "BackendUnavailable", "NotFound", "Rejected", "Conflict",
-    "Account", "Bill", "Balance", "PaymentRecord", "Arrangement",
-    "Reading", "Consumption", "PrepaidCredit",
-    "PaymentIntent", "Outage", "Ticket", "TicketEvent",
-    "BillingBackend", "MeteringBackend", "PaymentBackend", "IncidentBackend", "Notifier",
+    "Account",
+    "Arrangement",
+    "BackendError",
+    "BackendUnavailable",
+    "Balance",
+    "Bill",
+    "BillingBackend",
+    "Conflict",
+    "Consumption",
+    "IncidentBackend",
+    "MeteringBackend",
+    "NotFound",
+    "Notifier",
+    "Outage",
+    "PaymentBackend",
+    "PaymentIntent",
+    "PaymentRecord",
+    "PrepaidCredit",
+    "Reading",
+    "Rejected",
+    "Ticket",
+    "TicketEvent",
 ]
 
 

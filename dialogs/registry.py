@@ -15,11 +15,17 @@ from functools import partial
 from engine.masking import mask
 from engine.steps import StepContext, StepResult
 
-from .backends import (BackendUnavailable, BillingBackend, IncidentBackend, MeteringBackend, NotFound,
-                       PaymentBackend)
+from .backends import (
+    BackendUnavailable,
+    BillingBackend,
+    IncidentBackend,
+    MeteringBackend,
+    NotFound,
+    PaymentBackend,
+)
 from .stores import AccountLinks, Outbox, PaymentLedger, PendingTickets, PinVault, Preferences, Subscriptions
 
-__all__ = ["Deps", "DialogRegistry", "DialogSettings", "step", "known_steps", "BACKEND_DOWN", "NOT_FOUND"]
+__all__ = ["BACKEND_DOWN", "NOT_FOUND", "Deps", "DialogRegistry", "DialogSettings", "known_steps", "step"]
 
 log = logging.getLogger("dialogs")
 
@@ -91,8 +97,17 @@ def _guarded(definition: _StepDef, deps: Deps, ctx: StepContext) -> StepResult:
 
 def _register_all() -> None:
     # Importing a dialog module registers its steps.
-    from . import (account, arrangements, billing, consumption, incidents, payments, preferences,  # noqa: F401
-                   security, simulator)
+    from . import (  # noqa: F401
+        account,
+        arrangements,
+        billing,
+        consumption,
+        incidents,
+        payments,
+        preferences,
+        security,
+        simulator,
+    )
 
 
 class DialogRegistry:

@@ -12,7 +12,7 @@ from engine.steps import StepContext, StepResult
 
 from .registry import Deps, step
 
-__all__ = ["pin_passed", "WEAK_PINS"]
+__all__ = ["WEAK_PINS", "pin_passed"]
 
 WEAK_PINS = frozenset({"0000", "1111", "2222", "3333", "4444", "5555", "6666", "7777", "8888", "9999",
                        "1234", "4321", "0123", "1212", "2580"})

@@ -7,8 +7,20 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal, Protocol, runtime_checkable
 
-__all__ = ["AccountLink", "AccountLinks", "Preferences", "PinVerdict", "PinVault", "Subscription",
-           "Subscriptions", "Outbox", "LocalPayment", "PaymentLedger", "PendingTicket", "PendingTickets"]
+__all__ = [
+    "AccountLink",
+    "AccountLinks",
+    "LocalPayment",
+    "Outbox",
+    "PaymentLedger",
+    "PendingTicket",
+    "PendingTickets",
+    "PinVault",
+    "PinVerdict",
+    "Preferences",
+    "Subscription",
+    "Subscriptions",
+]
 
 
 @dataclass(frozen=True, slots=True)

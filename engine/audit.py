@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-__all__ = ["SessionRecord", "AuditSink", "NullAuditSink"]
+__all__ = ["AuditSink", "NullAuditSink", "SessionRecord"]
 
 
 @dataclass(frozen=True, slots=True)

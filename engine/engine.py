@@ -15,12 +15,12 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from functools import partial
-from datetime import datetime, timezone
 from types import MappingProxyType
 from typing import Any
 
-from menus.schema import (ActionNode, EndNode, InputNode, MenuNode, MessageNode, RouterNode)
+from menus.schema import ActionNode, EndNode, InputNode, MenuNode, MessageNode, RouterNode
 
 from .audit import AuditSink, NullAuditSink, SessionRecord
 from .flow import CompiledFlow, FlowSet
@@ -303,7 +303,7 @@ class Engine:
             raise RuntimeError(f"unknown dialog step '{node.step}'")
         context = StepContext(user_id=session.user_id, channel=session.channel, language=session.language,
                               session_key=session.key, data=MappingProxyType(session.data), params=node.params,
-                              secrets=MappingProxyType(secrets), now=datetime.now(timezone.utc))
+                              secrets=MappingProxyType(secrets), now=datetime.now(UTC))
         try:
             result = step(context)
         except Exception:

@@ -20,9 +20,9 @@ from transitions import Machine, MachineError
 
 from menus.conditions import Condition, parse_condition
 from menus.loader import LoadedMenus
-from menus.schema import (ActionNode, FlowSpec, InputNode, MenuNode, MessageNode, RouterNode)
+from menus.schema import ActionNode, FlowSpec, InputNode, MenuNode, MessageNode, RouterNode
 
-__all__ = ["CompiledFlow", "FlowSet", "edges", "IllegalMove"]
+__all__ = ["CompiledFlow", "FlowSet", "IllegalMove", "edges"]
 
 
 

@@ -10,7 +10,6 @@ from dataclasses import replace
 from typing import Any
 
 from menus.conditions import parse_condition
-
 from menus.loader import LoadedMenus
 from menus.schema import EndNode, MenuNode, MessageNode
 

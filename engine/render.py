@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from .charset import gsm7_length, to_gsm7
 from .types import ChannelCapabilities, Screen
 
-__all__ = ["PageLabels", "render_pages", "measure"]
+__all__ = ["PageLabels", "measure", "render_pages"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-__all__ = ["StepContext", "StepResult", "Step", "StepRegistry", "OK"]
+__all__ = ["OK", "Step", "StepContext", "StepRegistry", "StepResult"]
 
 OK = "ok"
 

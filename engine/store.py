@@ -17,8 +17,14 @@ import redis
 
 from .session import Session
 
-__all__ = ["SessionStore", "MemorySessionStore", "RedisSessionStore", "StoreUnavailable", "SessionBusy",
-           "LockedSession"]
+__all__ = [
+    "LockedSession",
+    "MemorySessionStore",
+    "RedisSessionStore",
+    "SessionBusy",
+    "SessionStore",
+    "StoreUnavailable",
+]
 
 
 class StoreUnavailable(Exception):

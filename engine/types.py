@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-__all__ = ["Turn", "Option", "Screen", "Reply", "ChannelCapabilities"]
+__all__ = ["ChannelCapabilities", "Option", "Reply", "Screen", "Turn"]
 
 
 @dataclass(frozen=True, slots=True)

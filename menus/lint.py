@@ -14,10 +14,19 @@ from typing import Any
 from .conditions import ConditionError, parse_condition
 from .loader import LoadedMenus
 from .problems import Problem
-from .schema import (FORMAT_SPECS, SYSTEM_TEXT_KEYS, ActionNode, EndNode, FlowSpec, InputNode, MenuNode,
-                     MessageNode, RouterNode)
+from .schema import (
+    FORMAT_SPECS,
+    SYSTEM_TEXT_KEYS,
+    ActionNode,
+    EndNode,
+    FlowSpec,
+    InputNode,
+    MenuNode,
+    MessageNode,
+    RouterNode,
+)
 
-__all__ = ["lint", "ScreenCheck"]
+__all__ = ["ScreenCheck", "lint"]
 
 ScreenCheck = Callable[[LoadedMenus, str, str, str, str], list[str]]
 """``(loaded, flow, node_id, language, channel) -> problems`` for one rendered screen."""

@@ -12,12 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ValidationError
 
 from .problems import MenuError, Problem
 from .schema import NODE_KINDS, IncludedNodes, MenuSet
 
-__all__ = ["LoadedMenus", "load_menus", "Where"]
+__all__ = ["LoadedMenus", "Where", "load_menus"]
 
 
 class _LineDict(dict):  # type: ignore[type-arg]
@@ -78,7 +78,7 @@ class LoadedMenus:
 def _read(path: Path) -> tuple[Any, bytes]:
     raw = path.read_bytes()
     try:
-        return yaml.load(raw, Loader=_loader_for(str(path))), raw  # noqa: S506 - SafeLoader subclass
+        return yaml.load(raw, Loader=_loader_for(str(path))), raw
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Problem", "MenuError"]
+__all__ = ["MenuError", "Problem"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,15 +6,30 @@ its location rather than a silently ignored key.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
-    "Texts", "OptionSpec", "ItemsSpec", "ValidatorSpec", "RouteSpec",
-    "MenuNode", "InputNode", "ActionNode", "RouterNode", "MessageNode", "EndNode",
-    "Node", "NODE_KINDS", "FlowSpec", "ChannelSpec", "MenuSet", "IncludedNodes",
-    "SYSTEM_TEXT_KEYS", "FORMAT_SPECS",
+    "FORMAT_SPECS",
+    "NODE_KINDS",
+    "SYSTEM_TEXT_KEYS",
+    "ActionNode",
+    "ChannelSpec",
+    "EndNode",
+    "FlowSpec",
+    "IncludedNodes",
+    "InputNode",
+    "ItemsSpec",
+    "MenuNode",
+    "MenuSet",
+    "MessageNode",
+    "Node",
+    "OptionSpec",
+    "RouteSpec",
+    "RouterNode",
+    "Texts",
+    "ValidatorSpec",
 ]
 
 Texts = dict[str, str]
@@ -186,7 +201,7 @@ class EndNode(_NodeBase):
 
 
 Node = Annotated[
-    Union[MenuNode, InputNode, ActionNode, RouterNode, MessageNode, EndNode],
+    MenuNode | InputNode | ActionNode | RouterNode | MessageNode | EndNode,
     Field(discriminator="kind"),
 ]
 NODE_KINDS = {"menu": MenuNode, "input": InputNode, "action": ActionNode,

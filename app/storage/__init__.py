@@ -13,8 +13,18 @@ from .pins import SqlPinVault
 from .repositories import SqlAccountLinks, SqlAuditSink, SqlPreferences
 from .tickets import SqlPendingTickets
 
-__all__ = ["make_sessions", "migrate", "SqlAccountLinks", "SqlAuditSink", "SqlOutbox", "SqlPaymentLedger",
-           "SqlPendingTickets", "SqlPinVault", "SqlPreferences", "SqlSubscriptions"]
+__all__ = [
+    "SqlAccountLinks",
+    "SqlAuditSink",
+    "SqlOutbox",
+    "SqlPaymentLedger",
+    "SqlPendingTickets",
+    "SqlPinVault",
+    "SqlPreferences",
+    "SqlSubscriptions",
+    "make_sessions",
+    "migrate",
+]
 
 ROOT = Path(__file__).resolve().parents[2]
 

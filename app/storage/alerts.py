@@ -13,7 +13,7 @@ from dialogs.stores import Subscription
 
 from .models import OutboxEventRow, SubscriptionRow
 
-__all__ = ["SqlSubscriptions", "SqlOutbox"]
+__all__ = ["SqlOutbox", "SqlSubscriptions"]
 
 
 def _sub(row: SubscriptionRow) -> Subscription:

@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import DateTime, Integer, String, Text, UniqueConstraint, func
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-__all__ = ["Base", "AccountLinkRow", "PreferenceRow", "SessionAuditRow"]
+__all__ = ["AccountLinkRow", "Base", "PreferenceRow", "SessionAuditRow"]
 
 
 class Base(DeclarativeBase):

@@ -6,7 +6,7 @@ import base64
 import hashlib
 import hmac
 import os
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -14,7 +14,7 @@ from dialogs.stores import PinVerdict
 
 from .models import PinCredentialRow
 
-__all__ = ["SqlPinVault", "hash_pin", "check_pin"]
+__all__ = ["SqlPinVault", "check_pin", "hash_pin"]
 
 MAX_TRIES = 3
 LOCK = timedelta(minutes=15)
@@ -40,7 +40,7 @@ def check_pin(pin: str, stored: str) -> bool:
 
 def _aware(value: datetime | None) -> datetime | None:
     if value is not None and value.tzinfo is None:  # SQLite returns naive datetimes
-        return value.replace(tzinfo=timezone.utc)
+        return value.replace(tzinfo=UTC)
     return value
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -13,7 +13,7 @@ from engine.audit import SessionRecord
 
 from .models import AccountLinkRow, PreferenceRow, SessionAuditRow
 
-__all__ = ["SqlAccountLinks", "SqlPreferences", "SqlAuditSink"]
+__all__ = ["SqlAccountLinks", "SqlAuditSink", "SqlPreferences"]
 
 
 class SqlAccountLinks:
@@ -60,7 +60,7 @@ class SqlPreferences:
 
 
 def _at(epoch: float) -> datetime:
-    return datetime.fromtimestamp(epoch, tz=timezone.utc)
+    return datetime.fromtimestamp(epoch, tz=UTC)
 
 
 class SqlAuditSink:

@@ -4,14 +4,24 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
 from sqlalchemy import create_engine, text
 
-from app.storage import (SqlAccountLinks, SqlAuditSink, SqlOutbox, SqlPaymentLedger, SqlPendingTickets, SqlPinVault,
-                         SqlPreferences, SqlSubscriptions, make_sessions, migrate)
+from app.storage import (
+    SqlAccountLinks,
+    SqlAuditSink,
+    SqlOutbox,
+    SqlPaymentLedger,
+    SqlPendingTickets,
+    SqlPinVault,
+    SqlPreferences,
+    SqlSubscriptions,
+    make_sessions,
+    migrate,
+)
 from app.storage.models import PinCredentialRow
 from dialogs.stores import PendingTicket
 from engine.audit import SessionRecord
@@ -79,7 +89,7 @@ def test_audit_record_and_gateway_report_in_either_order(sessions):
 
 def test_pin_vault_hashes_counts_and_locks(sessions):
     vault = SqlPinVault(sessions)
-    now = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
+    now = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
     assert vault.verify("+221770000001", "4821", now).result == "not_set"
     vault.stage_pin("+221770000001", "4821")
     assert not vault.is_set("+221770000001")
@@ -101,9 +111,9 @@ def test_pin_vault_hashes_counts_and_locks(sessions):
 def test_payment_ledger_settles_each_event_once(sessions):
     ledger = SqlPaymentLedger(sessions)
     first = ledger.create(idempotency_key="k1", msisdn="+221770000001", account_number="1000001", purpose="bill",
-                          amount=Decimal("12500"))
+                          amount=Decimal(12500))
     again = ledger.create(idempotency_key="k1", msisdn="+221770000001", account_number="1000001", purpose="bill",
-                          amount=Decimal("12500"))
+                          amount=Decimal(12500))
     assert first.status == again.status == "created"
     ledger.mark_pending("k1", "pay_1")
     payment, changed = ledger.settle(event_id="ev1", provider_payment_id="pay_1", status="succeeded",

@@ -187,7 +187,7 @@ def _schedule(kind: str, months: int, due: Decimal, today: date) -> list[dict[st
     if kind == "deferral":
         return [{"due_on": fmt_date(_add_months(today, months)), "amount": fmt_decimal(due)}]
     part = (due / months).quantize(Decimal(1), rounding="ROUND_DOWN")
-    parts = [part] * (months - 1) + [due - part * (months - 1)]
+    parts = [due - part * (months - 1)] + [part] * (months - 1)  # the remainder on the first
     return [{"due_on": fmt_date(_add_months(today, i + 1)), "amount": fmt_decimal(p)} for i, p in enumerate(parts)]
 
 

@@ -173,6 +173,9 @@ def create(ctx: StepContext, deps: Deps) -> StepResult:
         log.info("arrangement refused by the back end account=%s kind=%s months=%d", mask(number), kind, months)
         return StepResult("refused", cleared)
     first = made.schedule[0][0].isoformat() if made.schedule else None
+    first_amount = str(made.schedule[0][1]) if made.schedule else None
     log.info("arrangement %s created account=%s kind=%s months=%d", made.arrangement_id, mask(number),
              made.kind, made.months)
-    return StepResult("ok", {**cleared, "arr_id": made.arrangement_id, "arr_due_on": first})
+    # What the billing system recorded, not our preview: the customer sees the real first payment.
+    return StepResult("ok", {**cleared, "arr_id": made.arrangement_id, "arr_due_on": first,
+                             "arr_due_amount": first_amount})

@@ -83,7 +83,7 @@ def test_arrangement_is_idempotent(api: str, http: requests.Session) -> None:
     first = http.post(url, json={"kind": "instalments", "months": 3}, headers={"Idempotency-Key": "arr-1"})
     assert first.status_code == 201
     arrangement = first.json()
-    assert [s["amount"] for s in arrangement["schedule"]] == ["4166", "4166", "4168"]
+    assert [s["amount"] for s in arrangement["schedule"]] == ["4168", "4166", "4166"]  # the remainder on the first
     again = http.post(url, json={"kind": "instalments", "months": 3}, headers={"Idempotency-Key": "arr-1"})
     assert again.status_code == 200
     assert again.json() == arrangement

@@ -57,8 +57,9 @@ def test_instalments_in_french_then_a_second_request_is_refused(phone, backoffic
     done = p.answer(PIN)
     [made] = arrangements(backoffice_url, "1000001")
     assert (made["kind"], made["months"], made["status"]) == ("instalments", 3, "active")
+    assert [s["amount"] for s in made["schedule"]] == ["4168", "4166", "4166"]   # as previewed
     assert done == (f"CON Demande enregistrée.\nRéférence: {made['arrangement_id']}\n"
-                    f"Première échéance: {fr_date(first)}\n1. Menu principal\n0. Retour 00. Accueil")
+                    f"Première échéance: 4 168 FCFA le {fr_date(first)}\n1. Menu principal\n0. Retour 00. Accueil")
     assert p.post("*".join(p.inputs)) == done            # the gateway replays the hop: same answer
     assert len(arrangements(backoffice_url, "1000001")) == 1
     assert p.answer("1").startswith("CON Senelec - 1000001")   # back to the menu, then hangs up
@@ -84,8 +85,8 @@ def test_deferral_in_english_after_choosing_an_account(phone, backoffice_url):
     [made] = arrangements(backoffice_url, "2000001")
     assert made["kind"] == "deferral" and made["months"] == 1
     assert made["schedule"] == [{"due_on": due.isoformat(), "amount": "185200"}]
-    assert done == (f"CON Request recorded.\nReference: {made['arrangement_id']}\nFirst due date: {fr_date(due)}\n"
-                    "1. Main menu\n0. Back 00. Home")
+    assert done == (f"CON Request recorded.\nReference: {made['arrangement_id']}\nFirst payment: 185,200 FCFA on "
+                    f"{fr_date(due)}\n1. Main menu\n0. Back 00. Home")
     assert arrangements(backoffice_url, "2000002") == []
 
 

@@ -58,3 +58,15 @@ def test_unknown_number_links_an_account_after_checking_the_last_bill(phone):
 def test_dialling_with_a_shortcut_opens_the_balance(phone):
     p = phone("+221770000001")
     assert p.dial("1").startswith("CON Compte 1000001\nSolde du: 12 500 FCFA")
+
+
+def test_switching_to_another_account_asks_for_the_pin(phone):
+    p = phone("+221770000002")
+    p.dial()
+    assert p.answer("1").startswith("CON Senelec - 2000001")
+    assert p.answer("9") == "CON First use: choose a secret PIN (4 digits):\n0. Back 00. Home"
+    p.answer("4821")
+    assert p.answer("4821").startswith("CON Choose an account:\n1. 2000001 DKR-PLATEAU")
+    assert p.answer("3").startswith("CON Senelec - 2000003")
+    assert p.answer("9") == "CON Enter your PIN (4 digits):\n0. Back 00. Home"
+    assert p.answer("1111").startswith("CON Wrong PIN. Tries left: 2.")

@@ -17,7 +17,7 @@ from channels.ussd import INVALID_REQUEST, UssdAdapter, ussd_blueprint
 from dialogs.arrangements import load_rules
 from dialogs.registry import Deps, DialogRegistry, DialogSettings
 from dialogs.tariffs import load_tariff
-from engine import Engine, EngineLimits, FlowSet, MemorySessionStore, RedisSessionStore, SessionStore
+from engine import Engine, EngineLimits, HopObserver, FlowSet, MemorySessionStore, RedisSessionStore, SessionStore
 from menus import load_menus
 
 from .ops import Metrics, ops_blueprint
@@ -62,7 +62,8 @@ def build_deps(settings: Settings, sessions: sessionmaker[Session]) -> Deps:
                 settings=DialogSettings(payment_callback_url=f"{settings.public_base_url}/payments/callback"))
 
 
-def build_engine(settings: Settings, store: SessionStore | None = None) -> tuple[Engine, dict[str, Any]]:
+def build_engine(settings: Settings, store: SessionStore | None = None,
+                 observer: HopObserver | None = None) -> tuple[Engine, dict[str, Any]]:
     """The engine and the concrete pieces behind it (for readiness checks and tests)."""
     sessions = make_sessions(settings.database_url)
     deps = build_deps(settings, sessions)
@@ -71,7 +72,7 @@ def build_engine(settings: Settings, store: SessionStore | None = None) -> tuple
     load_rules(deps.settings.arrangement_rules_path)
     store = store or _store(settings)
     engine = Engine(FlowSet(load_menus(settings.menus_path)), store, DialogRegistry(deps),
-                    audit=SqlAuditSink(sessions),
+                    audit=SqlAuditSink(sessions), observer=observer,
                     limits=EngineLimits(session_ttl_seconds=settings.session_ttl_seconds,
                                         resume_window_seconds=settings.resume_window_seconds))
     return engine, {"store": store, "db": sessions, "deps": deps}
@@ -87,12 +88,12 @@ def _backoffice_ready(settings: Settings) -> bool:
 def create_app(settings: Settings | None = None, store: SessionStore | None = None) -> Flask:
     settings = settings or Settings.from_env()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    engine, parts = build_engine(settings, store)
+    metrics = Metrics()
+    engine, parts = build_engine(settings, store, observer=metrics)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.extensions["engine"] = engine
     app.extensions["parts"] = parts
-    metrics = Metrics()
     app.extensions["metrics"] = metrics
 
     app.register_blueprint(ussd_blueprint(engine, UssdAdapter(settings.default_region)))
@@ -109,9 +110,8 @@ def create_app(settings: Settings | None = None, store: SessionStore | None = No
     @app.after_request
     def _observe(response: Response) -> Response:
         if request.path.startswith("/ussd/africastalking") and not request.path.endswith("/events"):
-            metrics.hop_seconds.labels("ussd").observe(time.perf_counter() - g.get("started", time.perf_counter()))
-            ended = response.get_data(as_text=True).startswith("END")
-            metrics.hops.labels("ussd", str(ended).lower()).inc()
+            elapsed = time.perf_counter() - g.get("started", time.perf_counter())
+            metrics.request_seconds.labels("ussd").observe(elapsed)
             if response.status_code == 400:
                 metrics.rejected.labels("ussd").inc()
         return response

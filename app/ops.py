@@ -16,11 +16,26 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.hops = Counter("engine_hops_total", "Hops answered", ["channel", "end"], registry=self.registry)
-        self.hop_seconds = Histogram("engine_hop_seconds", "Time to answer one hop", ["channel"],
-                                     registry=self.registry,
-                                     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
+        buckets = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
+        self.request_seconds = Histogram("channel_request_seconds", "Time to answer one provider request",
+                                         ["channel"], registry=self.registry, buckets=buckets)
+        self.hop_seconds = Histogram("engine_hop_seconds", "Time in the engine for one hop, back ends included",
+                                     ["channel"], registry=self.registry, buckets=buckets)
+        self.own_seconds = Histogram("engine_own_seconds", "Time in the engine for one hop minus the dialog "
+                                     "steps (session store, flow, rendering)", ["channel"], registry=self.registry,
+                                     buckets=buckets)
+        self.step_seconds = Histogram("engine_step_seconds", "Time in dialog steps (back-end calls) for one hop",
+                                      ["channel"], registry=self.registry, buckets=buckets)
         self.rejected = Counter("channel_rejected_requests_total", "Malformed requests refused", ["channel"],
                                 registry=self.registry)
+
+
+    def observe(self, *, channel: str, seconds: float, step_seconds: float, end: bool) -> None:
+        """``engine.HopObserver``: the engine reports each hop here."""
+        self.hop_seconds.labels(channel).observe(seconds)
+        self.own_seconds.labels(channel).observe(max(0.0, seconds - step_seconds))
+        self.step_seconds.labels(channel).observe(step_seconds)
+        self.hops.labels(channel, str(end).lower()).inc()
 
 
 def ops_blueprint(metrics: Metrics, checks: dict[str, Callable[[], bool]]) -> Blueprint:

@@ -1,7 +1,7 @@
 """The channel-agnostic conversation engine: flows, sessions, rendering."""
 
 from .audit import AuditSink, NullAuditSink, SessionRecord
-from .engine import Engine, EngineLimits
+from .engine import Engine, EngineLimits, HopObserver
 from .flow import CompiledFlow, FlowSet
 from .session import Session
 from .steps import StepContext, StepRegistry, StepResult
@@ -9,7 +9,7 @@ from .store import MemorySessionStore, RedisSessionStore, SessionBusy, SessionSt
 from .types import ChannelCapabilities, Option, Reply, Screen, Turn
 
 __all__ = [
-    "AuditSink", "ChannelCapabilities", "CompiledFlow", "Engine", "EngineLimits", "FlowSet",
+    "AuditSink", "ChannelCapabilities", "HopObserver", "CompiledFlow", "Engine", "EngineLimits", "FlowSet",
     "MemorySessionStore", "NullAuditSink", "Option", "RedisSessionStore", "Reply", "Screen", "Session",
     "SessionBusy", "SessionRecord", "SessionStore", "StepContext", "StepRegistry", "StepResult",
     "StoreUnavailable", "Turn",

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Protocol
 
 from menus.schema import ActionNode, EndNode, InputNode, MenuNode, MessageNode, RouterNode
 
@@ -33,7 +33,7 @@ from .store import LockedSession, SessionBusy, SessionStore, StoreUnavailable
 from .types import ChannelCapabilities, Option, Reply, Screen, Turn
 from .validators import InvalidInput, validate
 
-__all__ = ["Engine", "EngineLimits"]
+__all__ = ["Engine", "EngineLimits", "HopObserver"]
 
 log = logging.getLogger("engine")
 
@@ -62,6 +62,13 @@ def _hop_digest(turn: Turn) -> str:
     return hashlib.sha256(turn.hop_id.encode("utf-8", "replace")).hexdigest()[:32]
 
 
+class HopObserver(Protocol):
+    """Told about every hop once answered (the app turns this into metrics)."""
+
+    def observe(self, *, channel: str, seconds: float, step_seconds: float, end: bool) -> None:
+        """``seconds`` in the engine in all; ``step_seconds`` of it in dialog steps (back ends)."""
+
+
 class _EndNow(Exception):
     """Close the conversation with a system text (``too_many_errors``, ``backend_down`` ...)."""
 
@@ -81,13 +88,14 @@ class _Choice:
 class Engine:
     def __init__(self, flows: FlowSet, store: SessionStore, steps: StepRegistry, *,
                  audit: AuditSink | None = None, limits: EngineLimits | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, observer: HopObserver | None = None) -> None:
         self.flows = flows
         self.store = store
         self.steps = steps
         self.audit = audit or NullAuditSink()
         self.limits = limits or EngineLimits()
         self.clock = clock
+        self.observer = observer
         self._formatters: dict[str, TextFormatter] = {}
 
     # ------------------------------------------------------------ public
@@ -107,20 +115,28 @@ class Engine:
 
     def handle(self, turn: Turn) -> Reply:
         """Answer one hop. Never raises."""
+        started = time.perf_counter()
+        reply, step_seconds = self._handle_safely(turn)
+        if self.observer is not None:
+            self.observer.observe(channel=turn.channel, seconds=time.perf_counter() - started,
+                                  step_seconds=step_seconds, end=reply.end)
+        return reply
+
+    def _handle_safely(self, turn: Turn) -> tuple[Reply, float]:
         language = self.language_for(turn.language_hint)
         try:
             with self.store.locked(turn.session_key, self.limits.lock_wait_seconds) as held:
                 return self._handle_locked(turn, held)
         except SessionBusy:
             log.warning("session busy channel=%s user=%s", turn.channel, mask(turn.user_id))
-            return self._closing(turn.channel, language, "busy")
+            return self._closing(turn.channel, language, "busy"), 0.0
         except StoreUnavailable as exc:
             log.error("session store unavailable channel=%s user=%s: %s", turn.channel, mask(turn.user_id),
                       type(exc).__name__)
-            return self._closing(turn.channel, language, "error")
+            return self._closing(turn.channel, language, "error"), 0.0
         except Exception:
             log.exception("hop failed channel=%s user=%s", turn.channel, mask(turn.user_id))
-            return self._closing(turn.channel, language, "error")
+            return self._closing(turn.channel, language, "error"), 0.0
 
     def finish(self, *, channel: str, session_key: str, user_id: str, status: str,
                duration_ms: int | None = None, error: str | None = None, hops: int | None = None) -> None:
@@ -129,11 +145,11 @@ class Engine:
                             duration_ms=duration_ms, error=error, hops=hops)
 
     # ------------------------------------------------------------ hop
-    def _handle_locked(self, turn: Turn, held: LockedSession) -> Reply:
+    def _handle_locked(self, turn: Turn, held: LockedSession) -> tuple[Reply, float]:
         session = held.session
         if session is not None and session.last_reply is not None and (
                 session.last_hop_id == _hop_digest(turn) or session.ended):
-            return Reply(**session.last_reply)
+            return Reply(**session.last_reply), 0.0
         now = self.clock()
         if session is None:
             flow = self.flows.current(self.flows.entry_flow(turn.channel, turn.entry))
@@ -159,7 +175,7 @@ class Engine:
         held.save(session, ttl)
         if reply.end:
             self._record(session)
-        return reply
+        return reply, session.step_seconds
 
     def _offer_resume(self, session: Session, flow: CompiledFlow, turn: Turn) -> Screen | None:
         """A new session of a user whose previous one dropped mid-journey: offer to continue it."""
@@ -304,11 +320,13 @@ class Engine:
         context = StepContext(user_id=session.user_id, channel=session.channel, language=session.language,
                               session_key=session.key, data=MappingProxyType(session.data), params=node.params,
                               secrets=MappingProxyType(secrets), now=datetime.now(UTC))
+        started = time.perf_counter()
         try:
             result = step(context)
         except Exception:
             log.exception("dialog step %s failed user=%s", node.step, mask(session.user_id))
             result = StepResult("error")
+        session.step_seconds += time.perf_counter() - started
         for key, value in result.data.items():
             if value is None:
                 session.data.pop(key, None)

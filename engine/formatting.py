@@ -116,6 +116,8 @@ class TextFormatter(string.Formatter):
         return format(value, spec) if spec else str(value)
 
     def fill(self, text: str, context: Mapping[str, Any]) -> str:
+        if "{" not in text:  # most labels: nothing to fill, skip the parse
+            return text
         try:
             return self.vformat(text, (), context)
         except (ValueError, IndexError, KeyError):

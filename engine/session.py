@@ -31,6 +31,8 @@ class Session:
     resume_from: str | None = None    # offering to resume this dropped session of the same user
     last_hop_id: str | None = None
     last_reply: dict[str, Any] | None = None
+    # Time spent in dialog steps during the current hop; measured, never saved.
+    step_seconds: float = 0.0
 
     def to_json(self) -> str:
         # A shallow mapping: dataclasses.asdict deep-copies the whole context first, for nothing.
@@ -42,4 +44,4 @@ class Session:
         return cls(**json.loads(raw))
 
 
-_FIELDS = tuple(f.name for f in fields(Session))
+_FIELDS = tuple(f.name for f in fields(Session) if f.name != "step_seconds")

@@ -83,7 +83,20 @@ def test_pin_is_given_to_the_step_but_never_saved(store, engine, steps):
     assert steps.seen_pins == ["1111", "1234"]
     saved = store.load("ussd:s1")
     assert saved is not None
-    assert "1234" not in saved.to_json() and "1111" not in saved.to_json()
+
+    def strings(value):
+        if isinstance(value, str):
+            yield value
+        elif isinstance(value, dict):
+            for k, v in value.items():
+                yield k
+                yield from strings(v)
+        elif isinstance(value, list):
+            for v in value:
+                yield from strings(v)
+
+    for text in strings(json.loads(saved.to_json())):
+        assert "1234" not in text and "1111" not in text
 
 
 def test_replayed_hop_gets_the_same_answer_without_running_steps_again(handset, steps):

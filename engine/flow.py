@@ -19,31 +19,16 @@ from dataclasses import dataclass, field
 from transitions import Machine, MachineError
 
 from menus.conditions import Condition, parse_condition
+from menus.graph import edges
 from menus.loader import LoadedMenus
-from menus.schema import ActionNode, FlowSpec, InputNode, MenuNode, MessageNode, RouterNode
+from menus.schema import FlowSpec
 
-__all__ = ["CompiledFlow", "FlowSet", "IllegalMove", "edges"]
+__all__ = ["CompiledFlow", "FlowSet", "IllegalMove"]
 
 
 
 class IllegalMove(RuntimeError):
     """The engine asked for a move the flow graph does not declare (a bug, not user input)."""
-
-
-def edges(node: object) -> list[tuple[str, str]]:
-    """The ``(label, target)`` pairs leaving a node, as declared in YAML."""
-    if isinstance(node, (MenuNode, MessageNode)):
-        found = [(f"option {i}", o.target) for i, o in enumerate(node.options, 1)]
-        if isinstance(node, MenuNode) and node.items:
-            found.append(("items", node.items.target))
-        return found
-    if isinstance(node, InputNode):
-        return [("next", node.next)]
-    if isinstance(node, ActionNode):
-        return [(f"outcome {k}", v) for k, v in node.outcomes.items()]
-    if isinstance(node, RouterNode):
-        return [(f"route {r.when}", r.target) for r in node.routes] + [("default", node.default)]
-    return []
 
 
 class _TargetIs:

@@ -199,24 +199,38 @@ class RedisSessionStore(SessionStore):
         except redis.RedisError as exc:
             raise StoreUnavailable(str(exc)) from exc
 
-    @contextmanager
-    def lock(self, key: str, wait_seconds: float = 3.0) -> Iterator[None]:
-        name, token = f"{self._prefix}l:{key}", uuid.uuid4().hex
+    def _acquire(self, key: str, token: str, wait_seconds: float) -> bytes | None:
+        """Take the session's lock (retrying with backoff until ``wait_seconds``) and, in the same
+        round trip, read the session; the raw session or None."""
         deadline = time.monotonic() + wait_seconds
         delay = 0.002
         try:
-            while not self._redis.set(name, token, nx=True, px=self._lock_ttl_ms):
+            while True:
+                pipe = self._redis.pipeline(transaction=False)
+                pipe.set(self._lock_key(key), token, nx=True, px=self._lock_ttl_ms)
+                pipe.get(self._key(key))
+                acquired, raw = pipe.execute()
+                if acquired:
+                    return raw  # type: ignore[no-any-return]
                 if time.monotonic() >= deadline:
                     raise SessionBusy(key)
                 time.sleep(delay)
                 delay = min(delay * 2, 0.05)
         except redis.RedisError as exc:
             raise StoreUnavailable(str(exc)) from exc
+
+    def _lock_key(self, key: str) -> str:
+        return f"{self._prefix}l:{key}"
+
+    @contextmanager
+    def lock(self, key: str, wait_seconds: float = 3.0) -> Iterator[None]:
+        token = uuid.uuid4().hex
+        self._acquire(key, token, wait_seconds)
         try:
             yield
         finally:
             try:
-                self._release(keys=[name], args=[token])
+                self._release(keys=[self._lock_key(key)], args=[token])
             except redis.RedisError:
                 pass  # the lock expires by itself
 
@@ -224,23 +238,8 @@ class RedisSessionStore(SessionStore):
     def locked(self, key: str, wait_seconds: float = 3.0) -> Iterator[LockedSession]:
         """One round trip to take the lock and read the session, one to save and release:
         as few as a bare GET + SET, which is what a hop costs at the least."""
-        name, token = f"{self._prefix}l:{key}", uuid.uuid4().hex
-        deadline = time.monotonic() + wait_seconds
-        delay = 0.002
-        try:
-            while True:
-                pipe = self._redis.pipeline(transaction=False)
-                pipe.set(name, token, nx=True, px=self._lock_ttl_ms)
-                pipe.get(self._key(key))
-                acquired, raw = pipe.execute()
-                if acquired:
-                    break
-                if time.monotonic() >= deadline:
-                    raise SessionBusy(key)
-                time.sleep(delay)
-                delay = min(delay * 2, 0.05)
-        except redis.RedisError as exc:
-            raise StoreUnavailable(str(exc)) from exc
+        name, token = self._lock_key(key), uuid.uuid4().hex
+        raw = self._acquire(key, token, wait_seconds)
         pending: list[tuple[Session, int]] = []
         try:
             yield LockedSession(None if raw is None else Session.from_json(raw), lambda s, t: pending.append((s, t)))

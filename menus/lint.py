@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from .conditions import ConditionError, parse_condition
+from .graph import edges
 from .loader import LoadedMenus
 from .problems import Problem
 from .schema import (
@@ -20,9 +21,7 @@ from .schema import (
     ActionNode,
     EndNode,
     FlowSpec,
-    InputNode,
     MenuNode,
-    MessageNode,
     RouterNode,
 )
 
@@ -30,21 +29,6 @@ __all__ = ["ScreenCheck", "lint"]
 
 ScreenCheck = Callable[[LoadedMenus, str, str, str, str], list[str]]
 """``(loaded, flow, node_id, language, channel) -> problems`` for one rendered screen."""
-
-
-def _edges(node: Any) -> list[tuple[str, str]]:
-    if isinstance(node, (MenuNode, MessageNode)):
-        found = [(f"option {i}", o.target) for i, o in enumerate(node.options, 1)]
-        if isinstance(node, MenuNode) and node.items:
-            found.append(("items", node.items.target))
-        return found
-    if isinstance(node, InputNode):
-        return [("next", node.next)]
-    if isinstance(node, ActionNode):
-        return [(f"outcome '{k}'", v) for k, v in node.outcomes.items()]
-    if isinstance(node, RouterNode):
-        return [(f"route '{r.when}'", r.target) for r in node.routes] + [("default", node.default)]
-    return []
 
 
 def _texts(node: Any) -> Iterator[tuple[str, dict[str, str]]]:
@@ -109,7 +93,7 @@ def _lint_flow(loaded: LoadedMenus, flow_name: str, flow: FlowSpec, steps: Mappi
         add(flow_name, flow.home, "the home node must be a menu", "point 'home:' at the main menu")
     shortcuts: dict[str, str] = {}
     for node_id, node in nodes.items():
-        for label, target in _edges(node):
+        for label, target in edges(node):
             if target not in nodes:
                 add(flow_name, node_id, f"{label}: target '{target}' does not exist",
                     _close_match(target, nodes))
@@ -179,7 +163,7 @@ def _lint_reachability(flow_name: str, flow: FlowSpec, shortcuts: Mapping[str, s
         if node_id in seen:
             continue
         seen.add(node_id)
-        queue.extend(t for _, t in _edges(nodes[node_id]) if t in nodes and t not in seen)
+        queue.extend(t for _, t in edges(nodes[node_id]) if t in nodes and t not in seen)
     for node_id in nodes:
         if node_id not in seen:
             add(flow_name, node_id, "unreachable: no path from the start, home or a shortcut leads here")

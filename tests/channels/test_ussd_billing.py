@@ -70,3 +70,17 @@ def test_switching_to_another_account_asks_for_the_pin(phone):
     assert p.answer("3").startswith("CON Senelec - 2000003")
     assert p.answer("9") == "CON Enter your PIN (4 digits):\n0. Back 00. Home"
     assert p.answer("1111").startswith("CON Wrong PIN. Tries left: 2.")
+
+
+def test_balance_and_bills_in_english(phone):
+    p = phone("+221770000002")
+    p.dial()
+    p.answer("2")
+    balance = p.answer("1")
+    assert balance.startswith("CON Account 2000002\nBalance due: ")
+    bills = p.answer("1")
+    assert bills.startswith("CON Bills (choose one):\n1. November 2026 ")
+    assert bills.endswith("98. More")
+    assert "99. Prev. 98. More" in p.answer("98")
+    detail = p.answer("7")
+    assert detail.startswith("CON Bill ") and "\nAmount: " in detail and "\nDue: " in detail

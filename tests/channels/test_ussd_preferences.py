@@ -72,3 +72,29 @@ def test_three_wrong_pins_lock_for_fifteen_minutes(phone):
     after.answer("8")
     after.answer("3")
     assert after.answer("4821") == "END Code PIN bloqué après 3 erreurs. Réessayez dans 15 minutes."
+
+
+def test_preferences_in_english_alerts_and_pin_lock(phone):
+    p = phone("+221770000002")
+    p.dial()
+    p.answer("1")
+    assert p.answer("8") == ("CON Preferences:\n1. Langue / Language\n2. SMS alerts\n3. Change my PIN\n"
+                             "0. Back 00. Home")
+    assert p.answer("2") == ("CON SMS alerts (choose to switch):\n1. Outage in my zone: off\n2. Bill issued: off\n"
+                             "3. Payment received: off\n0. Back 00. Home")
+    assert "2. Bill issued: on" in p.answer("2")
+    q = phone("+221770000002")
+    q.dial()
+    q.answer("1")
+    q.answer("8")
+    q.answer("3")
+    q.answer("4821")
+    q.answer("4821")   # PIN chosen; now asked for the new one
+    r = phone("+221770000002")
+    r.dial()
+    r.answer("1")
+    r.answer("8")
+    assert r.answer("3") == "CON Enter your PIN (4 digits):\n0. Back 00. Home"
+    r.answer("1111")
+    assert r.answer("2222") == "CON Wrong PIN. Tries left: 1. PIN:\n0. Back 00. Home"
+    assert r.answer("3333") == "END PIN locked after 3 wrong tries. Try again in 15 minutes."

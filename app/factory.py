@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import requests
@@ -12,12 +13,21 @@ from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.exceptions import HTTPException
 
 from backend_clients import BillingClient, ClientConfig, IncidentClient, MeteringClient, PaymentClient
-from channels.payment_callback import payment_callback_blueprint
+from channels.payment_callback import Applied, CallbackEvent, payment_callback_blueprint
 from channels.ussd import INVALID_REQUEST, UssdAdapter, ussd_blueprint
 from dialogs.arrangements import load_rules
+from dialogs.payments import settle_provider_result
 from dialogs.registry import Deps, DialogRegistry, DialogSettings
 from dialogs.tariffs import load_tariff
-from engine import Engine, EngineLimits, HopObserver, FlowSet, MemorySessionStore, RedisSessionStore, SessionStore
+from engine import (
+    Engine,
+    EngineLimits,
+    FlowSet,
+    HopObserver,
+    MemorySessionStore,
+    RedisSessionStore,
+    SessionStore,
+)
 from menus import load_menus
 
 from .ops import Metrics, ops_blueprint
@@ -78,6 +88,18 @@ def build_engine(settings: Settings, store: SessionStore | None = None,
     return engine, {"store": store, "db": sessions, "deps": deps}
 
 
+def _settler(deps: Deps) -> Callable[[CallbackEvent], Applied]:
+    """The payment callback channel's ``apply``: the dialogs' settlement of a provider result."""
+
+    def apply(event: CallbackEvent) -> Applied:
+        payment, changed = settle_provider_result(
+            deps, event_id=event.event_id, payment_id=event.payment_id, status=event.status,
+            reference=event.reference, token=event.token, failure_reason=event.failure_reason)
+        return Applied(payment.status if payment else None, changed)
+
+    return apply
+
+
 def _backoffice_ready(settings: Settings) -> bool:
     try:
         return requests.get(f"{settings.backoffice_url}/healthz", timeout=1).ok
@@ -97,7 +119,7 @@ def create_app(settings: Settings | None = None, store: SessionStore | None = No
     app.extensions["metrics"] = metrics
 
     app.register_blueprint(ussd_blueprint(engine, UssdAdapter(settings.default_region)))
-    app.register_blueprint(payment_callback_blueprint(parts["deps"], settings.payment_callback_secret))
+    app.register_blueprint(payment_callback_blueprint(_settler(parts["deps"]), settings.payment_callback_secret))
     app.register_blueprint(ops_blueprint(metrics, {
         "session_store": parts["store"].ping,
         "backoffice": lambda: _backoffice_ready(settings),

@@ -2,9 +2,8 @@
 
 The provider tells us how a payment it started for us ended. The request is trusted only
 when ``X-Payment-Signature: t=<unix seconds>,v1=<hex>`` is HMAC-SHA256(secret, "<t>.<raw body>")
-made less than five minutes ago. A callback is applied to our ledger once per ``event_id``;
-a newly settled payment queues its SMS (receipt or failure notice) in the outbox, deduplicated
-per payment and status, so a duplicate callback changes nothing and sends nothing twice.
+made less than five minutes ago. This module checks and parses; applying the result (once per
+``event_id``, with the customer's SMS queued) is the ``apply`` function the app factory hands in.
 
 Answers (always JSON): 200 applied or already applied; 400 malformed; 401 missing or forged
 signature; 403 stale signature (replay); 404 unknown payment (the provider retries);
@@ -20,20 +19,15 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
-
-from engine.masking import mask
-
-if TYPE_CHECKING:  # the ports only, as types: the app factory hands in the concrete stores
-    from dialogs.registry import Deps
-    from dialogs.stores import LocalPayment, Outbox, PaymentLedger, Preferences
 
 __all__ = [
     "MAX_BODY_BYTES",
     "SIGNATURE_HEADER",
     "TOLERANCE_SECONDS",
+    "Applied",
     "CallbackEvent",
     "CallbackRejected",
     "PaymentCallbacks",
@@ -50,7 +44,6 @@ SIGNATURE_HEADER = "X-Payment-Signature"
 TOLERANCE_SECONDS = 300
 MAX_BODY_BYTES = 8 * 1024
 FINAL_STATUSES = ("succeeded", "failed")
-DEFAULT_LANGUAGE = "fr"
 
 
 class CallbackRejected(Exception):
@@ -98,6 +91,15 @@ class CallbackEvent:
     failure_reason: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """What applying a callback did: the payment's status now (None: unknown payment), and
+    whether this call changed it."""
+
+    payment_status: str | None
+    changed: bool
+
+
 def _text(body: dict[str, Any], name: str, *, required: bool = True, max_len: int = 100) -> str | None:
     value = body.get(name)
     if value is None or value == "":
@@ -133,46 +135,28 @@ def _error(status: int, code: str, message: str) -> Response:
 
 
 class PaymentCallbacks:
-    """Applies verified provider callbacks to our ledger and queues the customer's SMS."""
+    """Checks a provider callback, then hands it to ``apply``."""
 
-    def __init__(self, ledger: PaymentLedger, outbox: Outbox, preferences: Preferences, secret: str,
+    def __init__(self, apply: Callable[[CallbackEvent], Applied], secret: str,
                  clock: Callable[[], float] = time.time) -> None:
-        self._ledger, self._outbox, self._preferences = ledger, outbox, preferences
-        self._secret, self._clock = secret, clock
+        self._apply, self._secret, self._clock = apply, secret, clock
 
     def handle(self, raw_body: bytes, signature: str | None) -> tuple[int, dict[str, Any]]:
         verify_signature(self._secret, raw_body, signature, self._clock())
         event = parse_event(raw_body)
-        payment, changed = self._ledger.settle(event_id=event.event_id, provider_payment_id=event.payment_id,
-                                               status=event.status, reference=event.reference,
-                                               token=event.token, failure_reason=event.failure_reason)
-        if payment is None:
+        applied = self._apply(event)
+        if applied.payment_status is None:
             raise CallbackRejected(404, "payment_not_found", "no payment with this payment_id")
-        # Queued for every final payment, not only when this call changed it: the outbox keeps one
-        # event per payment and status, so a duplicate adds nothing, and a receipt lost to a crash
-        # between the two writes is queued by the provider's retry.
-        queued = self._queue(payment) if payment.status in FINAL_STATUSES else False
-        log.info("payment callback payment=%s status=%s user=%s account=%s changed=%s queued=%s",
-                 event.payment_id, payment.status, mask(payment.msisdn), mask(payment.account_number),
-                 changed, queued)
-        return 200, {"status": "applied" if changed else "duplicate", "payment_status": payment.status}
-
-    def _queue(self, payment: LocalPayment) -> bool:
-        language = self._preferences.language(payment.msisdn) or DEFAULT_LANGUAGE
-        kind = "payment_receipt" if payment.status == "succeeded" else "payment_failed"
-        payload = {"payment_id": payment.provider_payment_id, "reference": payment.reference,
-                   "amount": format(payment.amount, "f"), "account_number": payment.account_number,
-                   "purpose": payment.purpose, "token": payment.token, "failure_reason": payment.failure_reason}
-        return self._outbox.add(kind=kind, msisdn=payment.msisdn, language=language, payload=payload,
-                                dedupe_key=f"payment:{payment.provider_payment_id}:{payment.status}")
+        log.info("payment callback payment=%s status=%s changed=%s", event.payment_id, applied.payment_status,
+                 applied.changed)
+        return 200, {"status": "applied" if applied.changed else "duplicate",
+                     "payment_status": applied.payment_status}
 
 
-def payment_callback_blueprint(deps: Deps, secret: str) -> Blueprint:
-    """The blueprint; ``deps`` is the dialogs' ``Deps`` (its ``ledger``, ``outbox``, ``preferences``)."""
+def payment_callback_blueprint(apply: Callable[[CallbackEvent], Applied], secret: str) -> Blueprint:
+    """The blueprint; without a secret it answers 503 (unsigned callbacks are never accepted)."""
     bp = Blueprint("payment_callback", __name__)
-    callbacks = None
-    if secret and deps.ledger is not None and deps.outbox is not None:
-        callbacks = PaymentCallbacks(deps.ledger, deps.outbox, deps.preferences, secret)
+    callbacks = PaymentCallbacks(apply, secret) if secret else None
     if callbacks is None:
         log.warning("PAYMENT_CALLBACK_SECRET is not set: %s answers 503 until it is", PATH)
 

@@ -176,3 +176,31 @@ def recent(ctx: StepContext, deps: Deps) -> StepResult:
     assert deps.ledger is not None
     items = [_item(p) for p in deps.ledger.recent(ctx.user_id, limit=5)]
     return StepResult("ok" if items else "none", {"pay_list": items, "pay_item": None})
+
+
+# ---------------------------------------------------------------- the provider's answer
+FINAL_STATUSES = ("succeeded", "failed")
+
+
+def settle_provider_result(deps: Deps, *, event_id: str, payment_id: str, status: str, reference: str | None,
+                           token: str | None, failure_reason: str | None) -> tuple[LocalPayment | None, bool]:
+    """Apply the provider's word on a payment to our ledger (once per ``event_id``) and queue the
+    customer's SMS (receipt or failure notice). Returns the payment (None if unknown) and whether
+    this call changed it.
+
+    The SMS is queued for every final payment, not only when this call changed it: the outbox keeps
+    one event per payment and status, so a duplicate adds nothing, and a receipt lost to a crash
+    between the two writes is queued by the provider's retry.
+    """
+    assert deps.ledger is not None and deps.outbox is not None, "Deps.ledger and Deps.outbox are not wired"
+    payment, changed = deps.ledger.settle(event_id=event_id, provider_payment_id=payment_id, status=status,
+                                          reference=reference, token=token, failure_reason=failure_reason)
+    if payment is not None and payment.status in FINAL_STATUSES:
+        language = deps.preferences.language(payment.msisdn) or "fr"
+        kind = "payment_receipt" if payment.status == "succeeded" else "payment_failed"
+        payload = {"payment_id": payment.provider_payment_id, "reference": payment.reference,
+                   "amount": format(payment.amount, "f"), "account_number": payment.account_number,
+                   "purpose": payment.purpose, "token": payment.token, "failure_reason": payment.failure_reason}
+        deps.outbox.add(kind=kind, msisdn=payment.msisdn, language=language, payload=payload,
+                        dedupe_key=f"payment:{payment.provider_payment_id}:{payment.status}")
+    return payment, changed

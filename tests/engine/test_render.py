@@ -36,5 +36,5 @@ def test_short_screen_is_one_page_with_numbered_options():
 
 
 def test_transliteration_of_french_text():
-    assert to_gsm7("Échéance à régler, reçu n° «A» : côté île où") == 'Échéance à régler, recu n? "A" : coté ile où'
+    assert to_gsm7("Échéance à régler, reçu n° «A» : côté île où") == 'Échéance à régler, recu no "A" : coté ile où'
     assert gsm7_length("{€}") == 6

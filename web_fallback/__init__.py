@@ -1,1 +1,0 @@
-"""web_fallback package."""

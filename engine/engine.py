@@ -236,10 +236,11 @@ class Engine:
         node = flow.spec.nodes[session.node]
         try:
             if text == NEXT_PAGE or text == PREVIOUS_PAGE:
-                pages = len(self._pages(session, self._screen(session, flow, session.node)))
+                screen = self._screen(session, flow, session.node)
+                pages = len(self._pages(session, screen))
                 if pages > 1:
                     session.page = max(0, min(pages - 1, session.page + (1 if text == NEXT_PAGE else -1)))
-                    return self._screen(session, flow, session.node)
+                    return screen
             if text == BACK and session.history:
                 session.node = session.history.pop()
                 session.page = session.retries = 0
@@ -277,7 +278,7 @@ class Engine:
                 session.data[node.store] = value
             return node.next
         if isinstance(node, (MenuNode, MessageNode)):
-            for choice in self._choices(session, node):
+            for choice in self._choices(session, node, labels=False):
                 if choice.key == text:
                     if choice.item is not None and isinstance(node, MenuNode) and node.items:
                         session.data[node.items.store] = choice.item
@@ -348,19 +349,21 @@ class Engine:
         context = {**session.data, **extra} if extra else session.data
         return self._formatter(session.language).fill(raw, context)
 
-    def _choices(self, session: Session, node: MenuNode | MessageNode) -> list[_Choice]:
+    def _choices(self, session: Session, node: MenuNode | MessageNode, labels: bool = True) -> list[_Choice]:
+        """The numbered choices shown now; ``labels=False`` skips formatting them (to match input)."""
         flow = self.flows.get(session.flow, session.version)
         choices: list[_Choice] = []
         for option in node.options:
             if option.when and not flow.conditions[option.when].holds(session.data):
                 continue
-            choices.append(_Choice(str(len(choices) + 1), self._text(session, option.label), option.target))
+            label = self._text(session, option.label) if labels else ""
+            choices.append(_Choice(str(len(choices) + 1), label, option.target))
         if isinstance(node, MenuNode) and node.items:
             items = session.data.get(node.items.source) or []
             for item in items if isinstance(items, list) else []:
                 extra = item if isinstance(item, dict) else {"item": item}
-                choices.append(_Choice(str(len(choices) + 1), self._text(session, node.items.label, extra),
-                                       node.items.target, item))
+                label = self._text(session, node.items.label, extra) if labels else ""
+                choices.append(_Choice(str(len(choices) + 1), label, node.items.target, item))
         return choices
 
     def _error_text(self, session: Session, node: object, key: str) -> str:

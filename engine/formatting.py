@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 from babel import Locale
 from babel.dates import format_date, format_datetime, format_time
-from babel.numbers import format_decimal
+from babel.numbers import NumberPattern, parse_pattern
 
 __all__ = ["TextFormatter", "placeholders"]
 
@@ -29,6 +29,16 @@ _SPACES = str.maketrans({"\u202f": " ", "\u00a0": " "})
 @lru_cache(maxsize=16)
 def _locale(language: str) -> Locale:
     return Locale.parse(_LOCALES.get(language, language))
+
+
+@lru_cache(maxsize=16)
+def _number_pattern(pattern: str) -> NumberPattern:
+    # babel parses the pattern string on every format_decimal call; a screen formats dozens.
+    return parse_pattern(pattern)
+
+
+def _number(value: Decimal, pattern: str, locale: Locale) -> str:
+    return str(_number_pattern(pattern).apply(value, locale))
 
 
 def _decimal(value: Any) -> Decimal:
@@ -99,11 +109,11 @@ class TextFormatter(string.Formatter):
             words = self.labels.get(str(value), {})
             return words.get(self.language) or next(iter(words.values()), str(value))
         if spec == "money":
-            return f"{format_decimal(_decimal(value), '#,##0', locale=self.locale)} {self.currency_label}"
+            return f"{_number(_decimal(value), '#,##0', self.locale)} {self.currency_label}"
         if spec == "number":
-            return str(format_decimal(_decimal(value), "#,##0.##", locale=self.locale))
+            return _number(_decimal(value), "#,##0.##", self.locale)
         if spec == "kwh":
-            return f"{format_decimal(_decimal(value), '#,##0.#', locale=self.locale)} kWh"
+            return f"{_number(_decimal(value), '#,##0.#', self.locale)} kWh"
         if spec == "date":
             return str(format_date(_as_date(value), "dd/MM/yyyy", locale=self.locale))
         if spec == "month":

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -27,6 +28,14 @@ def _wait_healthy(url: str, seconds: float = 20.0) -> bool:
     return False
 
 
+def _fresh_metrics_dir() -> str:
+    """An empty directory for the workers' Prometheus files (values of a previous run must not add up)."""
+    path = os.path.abspath(os.environ.get("PROMETHEUS_MULTIPROC_DIR") or os.path.join("var", "prometheus"))
+    shutil.rmtree(path, ignore_errors=True)
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
 def serve() -> int:
     settings = Settings.from_env()
     port = os.environ.get("PORT", "8000")
@@ -41,9 +50,10 @@ def serve() -> int:
             print("the back office did not start; see the lines above", file=sys.stderr)
             return 1
         workers = os.environ.get("WEB_CONCURRENCY") or ("2" if settings.redis_url else "1")
+        env["PROMETHEUS_MULTIPROC_DIR"] = _fresh_metrics_dir()
         engine = subprocess.Popen([sys.executable, "-m", "gunicorn", "--bind", f"0.0.0.0:{port}",
                                    "--workers", workers, "--threads", "4", "--access-logfile", "-",
-                                   "wsgi:app"], env=env)
+                                   "--config", "python:app.gunicorn_conf", "wsgi:app"], env=env)
         children.append(engine)
         children.append(subprocess.Popen([sys.executable, "-m", "app", "worker"], env=env))
         print(f"\n  USSD callback: POST http://127.0.0.1:{port}/ussd/africastalking"

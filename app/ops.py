@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
 from flask import Blueprint, Response, jsonify
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
 
 __all__ = ["Metrics", "ops_blueprint"]
 
@@ -58,6 +59,11 @@ def ops_blueprint(metrics: Metrics, checks: dict[str, Callable[[], bool]]) -> Bl
 
     @bp.get("/metrics")
     def metrics_endpoint() -> Response:
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            # Several gunicorn workers: sum what every worker wrote (see app/gunicorn_conf.py).
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)
+            return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
         return Response(generate_latest(metrics.registry), mimetype=CONTENT_TYPE_LATEST)
 
     return bp

@@ -43,6 +43,8 @@ def serve() -> int:
     env = dict(os.environ)
     env.setdefault("BACKOFFICE_URL", f"http://127.0.0.1:{backoffice_port}")
     env.setdefault("PUBLIC_BASE_URL", f"http://127.0.0.1:{port}")
+    # A SIGTERM (a supervisor, `timeout`) stops the children too, like Ctrl-C does.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     backoffice = subprocess.Popen([sys.executable, "-m", "backoffice", "serve", "--port", backoffice_port], env=env)
     children = [backoffice]
     try:

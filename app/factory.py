@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import redis
 import requests
 from flask import Flask, Response, g, jsonify, request
 from sqlalchemy.orm import Session, sessionmaker
@@ -33,6 +34,8 @@ from menus import load_menus
 from .ops import Metrics, ops_blueprint
 from .settings import Settings
 from .storage import (
+    MemoryThrottle,
+    RedisThrottle,
     SqlAccountLinks,
     SqlAuditSink,
     SqlOutbox,
@@ -69,6 +72,8 @@ def build_deps(settings: Settings, sessions: sessionmaker[Session]) -> Deps:
                 payments=PaymentClient(client_config), incidents=IncidentClient(client_config),
                 pins=SqlPinVault(sessions), subscriptions=SqlSubscriptions(sessions), outbox=SqlOutbox(sessions),
                 ledger=SqlPaymentLedger(sessions), pending_tickets=SqlPendingTickets(sessions),
+                throttle=RedisThrottle(redis.Redis.from_url(settings.redis_url, socket_timeout=1.0))
+                if settings.redis_url else MemoryThrottle(),
                 settings=DialogSettings(payment_callback_url=f"{settings.public_base_url}/payments/callback"))
 
 

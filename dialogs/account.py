@@ -10,7 +10,8 @@ from engine.steps import StepContext, StepResult
 from .backends import Account
 from .registry import Deps, step
 
-MAX_LINK_ATTEMPTS = 3
+MAX_LINK_ATTEMPTS = 3            # per session
+MAX_LINK_ATTEMPTS_PER_DAY = 6    # per phone number, across sessions: the amount check must not be guessable
 
 
 def account_fields(account: Account | dict[str, Any]) -> dict[str, Any]:
@@ -69,12 +70,17 @@ def link(ctx: StepContext, deps: Deps) -> StepResult:
     attempts = int(ctx.data.get("link_attempts", 0)) + 1
     if attempts > MAX_LINK_ATTEMPTS:
         return StepResult("locked", {"link_attempts": attempts})
+    throttle_key = f"link:{ctx.user_id}"
+    if deps.throttle is not None and not deps.throttle.hit(throttle_key, MAX_LINK_ATTEMPTS_PER_DAY, 86_400):
+        return StepResult("locked", {"link_attempts": attempts})
     number = str(ctx.data.get("link_account_number", ""))
     amount = Decimal(str(ctx.data.get("link_last_bill", "0")))
     account = deps.billing.account(number)
     if not deps.billing.verify_last_bill(number, amount):
         return StepResult("mismatch", {"link_attempts": attempts})
     deps.links.link(ctx.user_id, number, "self-service")
+    if deps.throttle is not None:
+        deps.throttle.reset(throttle_key)
     data = {"linked": True, "account_count": 1, "accounts": [_as_item(account)], "link_attempts": None,
             **account_fields(account)}
     return StepResult("ok", data)

@@ -23,7 +23,8 @@ from .backends import (
     NotFound,
     PaymentBackend,
 )
-from .stores import AccountLinks, Outbox, PaymentLedger, PendingTickets, PinVault, Preferences, Subscriptions
+from .stores import (AccountLinks, Outbox, PaymentLedger, PendingTickets, PinVault, Preferences, Subscriptions,
+                     Throttle)
 
 __all__ = ["BACKEND_DOWN", "NOT_FOUND", "Deps", "DialogRegistry", "DialogSettings", "known_steps", "step"]
 
@@ -57,6 +58,7 @@ class Deps:
     outbox: Outbox | None = None
     ledger: PaymentLedger | None = None
     pending_tickets: PendingTickets | None = None
+    throttle: Throttle | None = None
     settings: DialogSettings = DialogSettings()
 
 

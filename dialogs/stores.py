@@ -185,3 +185,15 @@ class PendingTickets(Protocol):
 
     def for_user(self, msisdn: str) -> list[PendingTicket]:
         """Those of a number, sent or not, most recent first."""
+
+
+# ---------------------------------------------------------------- guessing limits
+@runtime_checkable
+class Throttle(Protocol):
+    """Counts attempts per key over a window, across sessions and workers (brute-force limits)."""
+
+    def hit(self, key: str, limit: int, window_seconds: int) -> bool:
+        """Count one attempt; False when ``key`` already made ``limit`` attempts in the window."""
+
+    def reset(self, key: str) -> None:
+        """Forget the attempts of ``key`` (after a success)."""

@@ -11,6 +11,7 @@ from .alerts import SqlOutbox, SqlSubscriptions
 from .payments import SqlPaymentLedger
 from .pins import SqlPinVault
 from .repositories import SqlAccountLinks, SqlAuditSink, SqlPreferences
+from .throttle import MemoryThrottle, RedisThrottle
 from .tickets import SqlPendingTickets
 
 __all__ = [

@@ -84,3 +84,26 @@ def test_balance_and_bills_in_english(phone):
     assert "99. Prev. 98. More" in p.answer("98")
     detail = p.answer("7")
     assert detail.startswith("CON Bill ") and "\nAmount: " in detail and "\nDue: " in detail
+
+
+def test_guessing_the_last_bill_across_sessions_is_limited_per_number(phone):
+    def attempt(p, amount):
+        p.answer("1000001")
+        return p.answer(amount)
+
+    for _ in range(2):  # two sessions of three wrong guesses each
+        p = phone("+221770008888")
+        p.dial()
+        p.answer("1")
+        for guess in ("1000", "2000"):
+            assert attempt(p, guess).startswith("CON Le montant ne correspond pas")
+            p.answer("1")
+        assert attempt(p, "3000").startswith("CON Le montant ne correspond pas")
+    p = phone("+221770008888")
+    p.dial()
+    p.answer("1")
+    assert attempt(p, "5500").startswith("END Trop d'essais.")
+    other = phone("+221770007777")
+    other.dial()
+    other.answer("1")
+    assert attempt(other, "5500").startswith("CON Compte 1000001 lié à votre numéro.")

@@ -1,3 +1,8 @@
 """Suite-wide pytest configuration: shared fixture plugins."""
 
 pytest_plugins = ["tests.support.engine", "tests.support.backoffice"]
+
+
+def pytest_addoption(parser):  # type: ignore[no-untyped-def]
+    parser.addoption("--update-transcripts", action="store_true", default=False,
+                     help="rewrite the expected screens of tests/transcripts/*.yaml from what the product shows")

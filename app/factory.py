@@ -66,7 +66,7 @@ def build_deps(settings: Settings, sessions: sessionmaker[Session]) -> Deps:
     """The concrete back-end clients and repositories behind the dialogs' ports."""
     client_config = ClientConfig(base_url=settings.backoffice_url, api_key=settings.backoffice_api_key,
                                  connect_timeout=settings.backend_connect_timeout,
-                                 read_timeout=settings.backend_read_timeout)
+                                 read_timeout=settings.backend_read_timeout, retries=settings.backend_retries)
     return Deps(billing=BillingClient(client_config), links=SqlAccountLinks(sessions),
                 preferences=SqlPreferences(sessions), metering=MeteringClient(client_config),
                 payments=PaymentClient(client_config), incidents=IncidentClient(client_config),
@@ -89,7 +89,8 @@ def build_engine(settings: Settings, store: SessionStore | None = None,
     engine = Engine(FlowSet(load_menus(settings.menus_path)), store, DialogRegistry(deps),
                     audit=SqlAuditSink(sessions), observer=observer,
                     limits=EngineLimits(session_ttl_seconds=settings.session_ttl_seconds,
-                                        resume_window_seconds=settings.resume_window_seconds))
+                                        resume_window_seconds=settings.resume_window_seconds,
+                                        hop_deadline_seconds=settings.hop_deadline_seconds))
     return engine, {"store": store, "db": sessions, "deps": deps}
 
 

@@ -19,8 +19,12 @@ class Settings:
     redis_url: str | None = None
     backoffice_url: str = "http://127.0.0.1:8001"
     backoffice_api_key: str | None = None
-    backend_connect_timeout: float = 2.0
-    backend_read_timeout: float = 5.0
+    # Worst case of one back-end call, (connect + read) x (1 + retries), stays under the hop deadline:
+    # the USSD gateway gives up after 10-15 s.
+    backend_connect_timeout: float = 1.0
+    backend_read_timeout: float = 3.0
+    backend_retries: int = 1
+    hop_deadline_seconds: float = 8.0
     session_ttl_seconds: int = 180
     resume_window_seconds: int = 120
     default_region: str = "SN"
@@ -38,6 +42,8 @@ class Settings:
             backoffice_api_key=os.environ.get("BACKOFFICE_API_KEY") or None,
             backend_connect_timeout=float(_env("BACKEND_CONNECT_TIMEOUT", str(cls.backend_connect_timeout))),
             backend_read_timeout=float(_env("BACKEND_READ_TIMEOUT", str(cls.backend_read_timeout))),
+            backend_retries=int(_env("BACKEND_RETRIES", str(cls.backend_retries))),
+            hop_deadline_seconds=float(_env("HOP_DEADLINE_SECONDS", str(cls.hop_deadline_seconds))),
             session_ttl_seconds=int(_env("SESSION_TTL_SECONDS", str(cls.session_ttl_seconds))),
             resume_window_seconds=int(_env("RESUME_WINDOW_SECONDS", str(cls.resume_window_seconds))),
             default_region=_env("DEFAULT_REGION", cls.default_region),

@@ -49,6 +49,8 @@ class EngineLimits:
     lock_wait_seconds: float = 3.0
     history_limit: int = 30
     resume_window_seconds: int = 120   # 0 turns resuming a dropped session off
+    # The gateway gives up after 10-15 s: past this, no further dialog step starts in the hop.
+    hop_deadline_seconds: float = 8.0
     visited_limit: int = 200
     channel_ttl_seconds: Mapping[str, int] = field(default_factory=dict)
 
@@ -151,16 +153,20 @@ class Engine:
                 session.last_hop_id == _hop_digest(turn) or session.ended):
             return Reply(**session.last_reply), 0.0
         now = self.clock()
+        hop_started = time.perf_counter()
         if session is None:
             flow = self.flows.current(self.flows.entry_flow(turn.channel, turn.entry))
             session = Session(key=turn.session_key, channel=turn.channel, user_id=turn.user_id,
                               flow=flow.name, version=flow.version, node=flow.spec.start,
                               language=self.language_for(turn.language_hint), created_at=now, updated_at=now,
                               data={"msisdn": turn.user_id, "channel": turn.channel})
+            session.hop_started = hop_started
             screen = self._offer_resume(session, flow, turn) or self._open(session, flow, turn.dialed)
         elif session.resume_from is not None:
+            session.hop_started = hop_started
             screen = self._resume(session, self.flows.get(session.flow, session.version), (turn.input or "").strip())
         else:
+            session.hop_started = hop_started
             flow = self.flows.get(session.flow, session.version)
             if flow.version != session.version or session.node not in flow.spec.nodes:
                 session.version, session.node = flow.version, flow.spec.start
@@ -318,6 +324,9 @@ class Engine:
         step = self.steps.get(node.step)
         if step is None:
             raise RuntimeError(f"unknown dialog step '{node.step}'")
+        if time.perf_counter() - session.hop_started > self.limits.hop_deadline_seconds:
+            log.warning("hop deadline passed before step %s user=%s", node.step, mask(session.user_id))
+            raise _EndNow("backend_down", "deadline")
         context = StepContext(user_id=session.user_id, channel=session.channel, language=session.language,
                               session_key=session.key, data=MappingProxyType(session.data), params=node.params,
                               secrets=MappingProxyType(secrets), now=datetime.now(UTC))

@@ -31,7 +31,8 @@ class Session:
     resume_from: str | None = None    # offering to resume this dropped session of the same user
     last_hop_id: str | None = None
     last_reply: dict[str, Any] | None = None
-    # Time spent in dialog steps during the current hop; measured, never saved.
+    # Measured during the current hop, never saved: when it started, time spent in dialog steps.
+    hop_started: float = 0.0
     step_seconds: float = 0.0
 
     def to_json(self) -> str:
@@ -44,4 +45,4 @@ class Session:
         return cls(**json.loads(raw))
 
 
-_FIELDS = tuple(f.name for f in fields(Session) if f.name != "step_seconds")
+_FIELDS = tuple(f.name for f in fields(Session) if f.name not in ("hop_started", "step_seconds"))

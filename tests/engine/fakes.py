@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 from engine.steps import StepContext, StepResult
@@ -13,6 +14,7 @@ class CountingSteps:
         self.seen_pins: list[str] = []
         self.vip = vip
         self.items = items
+        self.slow_seconds = 0.0
         self._steps: dict[str, Callable[[StepContext], StepResult]] = {
             "demo.greet": lambda ctx: StepResult("ok", {"name": "Awa", "vip": self.vip,
                                                         "when": "2026-11-25"}),
@@ -20,7 +22,12 @@ class CountingSteps:
                 {"label": f"Article {i}", "amount": str(i * 1000)} for i in range(1, self.items + 1)]}),
             "demo.check_pin": self._check_pin,
             "demo.broken": lambda ctx: StepResult("backend_down"),
+            "demo.slow": self._slow,
         }
+
+    def _slow(self, ctx: StepContext) -> StepResult:
+        time.sleep(self.slow_seconds)
+        return StepResult("ok")
 
     def _check_pin(self, ctx: StepContext) -> StepResult:
         self.seen_pins.append(ctx.secrets.get("pin", ""))

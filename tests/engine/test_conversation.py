@@ -218,3 +218,16 @@ def test_resume_offer_respects_the_window(store, steps):
     first.answer("1")
     clock[0] += 121
     assert Handset(engine, session="second").dial().text == HOME
+
+
+def test_no_step_starts_once_the_hop_deadline_has_passed(store):
+    from engine import EngineLimits
+
+    steps = CountingSteps()
+    steps.slow_seconds = 0.15
+    engine = Engine(FlowSet(load_menus(DEMO)), store, steps, limits=EngineLimits(hop_deadline_seconds=0.1))
+    reply = Handset(engine).dial("8")
+    assert reply.end and reply.text == "Systèmes indisponibles."
+    assert "demo.items" not in steps.calls
+    steps.slow_seconds = 0.0
+    assert Handset(engine, session="fast").dial("8").text.startswith("Choisissez:")

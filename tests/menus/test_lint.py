@@ -13,7 +13,7 @@ from menus.__main__ import check
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "tests" / "engine" / "flows" / "demo.yaml"
-DEMO_STEPS = {"demo.greet": frozenset({"ok"}), "demo.items": frozenset({"ok"}),
+DEMO_STEPS = {"demo.greet": frozenset({"ok"}), "demo.items": frozenset({"ok"}), "demo.slow": frozenset({"ok"}),
               "demo.check_pin": frozenset({"ok", "wrong"}), "demo.broken": frozenset({"ok"})}
 
 

@@ -176,17 +176,7 @@ class PaymentDecider:
 
     @staticmethod
     def _event(intent: PaymentIntent) -> str:
-        return json.dumps({
-            "event_id": "EVT-" + uuid.uuid4().hex,
-            "payment_id": intent.payment_id,
-            "status": intent.status,
-            "amount": fmt_decimal(intent.amount),
-            "currency": intent.currency,
-            "purpose": intent.purpose,
-            "account_number": intent.account_number,
-            "msisdn": intent.msisdn,
-            "reference": intent.reference,
-            "token": intent.token,
-            "failure_reason": intent.failure_reason,
-            "occurred_at": fmt_datetime(intent.decided_at),
-        }, separators=(",", ":"))
+        event = {"event_id": "EVT-" + uuid.uuid4().hex, **payment_json(intent),
+                 "occurred_at": fmt_datetime(intent.decided_at)}
+        del event["created_at"], event["decided_at"]
+        return json.dumps(event, separators=(",", ":"))

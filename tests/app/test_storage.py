@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 
 from app.storage import (
     SqlAccountLinks,
@@ -26,25 +24,12 @@ from app.storage.models import PinCredentialRow
 from dialogs.stores import PendingTicket
 from engine.audit import SessionRecord
 
-from ..support.services import POSTGRES_TEST_URL, need_service
-
 
 @pytest.fixture(params=["sqlite", "postgres"])
-def database_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:
+def database_url(request: pytest.FixtureRequest, tmp_path) -> str:
     if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'engine.db'}"
-        return
-    need_service("PostgreSQL", POSTGRES_TEST_URL, 5432)
-    schema = f"t_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(POSTGRES_TEST_URL)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield f"{POSTGRES_TEST_URL}?options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+        return f"sqlite:///{tmp_path / 'engine.db'}"
+    return str(request.getfixturevalue("postgres_url"))
 
 
 @pytest.fixture

@@ -8,19 +8,12 @@ Rules: config/arrangements.yaml (at least 5 000 due, one arrangement per 6 month
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack
 from datetime import UTC, date, datetime
 
-import flask
 import pytest
 import requests
 
-from app.factory import create_app
-from app.settings import Settings
 from dialogs.arrangements import add_months, idempotency_key
-from tests.support.engine import UssdPhone
-from tests.support.services import serve_wsgi
 
 PIN = "2468"
 
@@ -168,14 +161,7 @@ def test_the_idempotency_key_depends_on_the_session_only():
 
 
 # ---------------------------------------------------------------- back office down
-@pytest.fixture
-def stoppable(engine_db: str, redis_url: str, backoffice_app: flask.Flask) -> Iterator[tuple[UssdPhone, Callable]]:
-    """A phone on an app whose back office can be stopped in the middle of a session."""
-    with ExitStack() as stack:
-        url = stack.enter_context(serve_wsgi(backoffice_app))
-        app = create_app(Settings(resume_window_seconds=0, database_url=engine_db, redis_url=redis_url, backoffice_url=url,
-                                  backend_connect_timeout=0.5, backend_read_timeout=2.0))
-        yield UssdPhone(app.test_client(), "+221770000001"), stack.close
+
 
 
 def test_back_office_down_when_checking(stoppable):

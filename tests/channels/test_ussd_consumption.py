@@ -8,20 +8,13 @@ are built from what its metering API answers, not from fixed numbers.
 from __future__ import annotations
 
 import calendar
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 
 import flask
-import pytest
 import requests
 
-from app.factory import create_app
-from app.settings import Settings
 from dialogs.tariffs import estimate, load_tariff
-from tests.support.engine import UssdPhone
-from tests.support.services import serve_wsgi
 
 
 def metering(url: str, path: str) -> dict:
@@ -111,14 +104,7 @@ def test_the_shortcut_opens_the_consumption_screen(phone):
 
 
 # ---------------------------------------------------------------- back office down
-@pytest.fixture
-def stoppable(engine_db: str, redis_url: str, backoffice_app: flask.Flask) -> Iterator[tuple[UssdPhone, Callable]]:
-    """A phone on an app whose back office can be stopped in the middle of a session."""
-    with ExitStack() as stack:
-        url = stack.enter_context(serve_wsgi(backoffice_app))
-        app = create_app(Settings(resume_window_seconds=0, database_url=engine_db, redis_url=redis_url, backoffice_url=url,
-                                  backend_connect_timeout=0.5, backend_read_timeout=2.0))
-        yield UssdPhone(app.test_client(), "+221770000001"), stack.close
+
 
 
 def test_back_office_down_gives_a_polite_screen(stoppable):

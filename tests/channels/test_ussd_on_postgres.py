@@ -3,38 +3,18 @@ account, sets a PIN and changes the language; everything is kept in PostgreSQL."
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
 from dataclasses import replace
 
-import pytest
 from sqlalchemy import create_engine, text
 
 from app.factory import create_app
 from app.storage import migrate
 
 from ..support.engine import UssdPhone
-from ..support.services import POSTGRES_TEST_URL, need_service
-
-
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    need_service("PostgreSQL", POSTGRES_TEST_URL, 5432)
-    schema = f"t_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(POSTGRES_TEST_URL)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    url = f"{POSTGRES_TEST_URL}?options=-csearch_path%3D{schema}"
-    migrate(url)
-    try:
-        yield url
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 def test_linking_pin_and_language_on_postgres(settings, postgres_url):
+    migrate(postgres_url)
     app = create_app(replace(settings, database_url=postgres_url))
     client = app.test_client()
     p = UssdPhone(client, "+221770005555")

@@ -6,18 +6,21 @@ from __future__ import annotations
 import itertools
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import redis
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import create_engine, text
 
 from app.factory import create_app
 from app.settings import Settings
 from app.storage import migrate
 
-from .services import REDIS_TEST_URL, need_service
+from .services import POSTGRES_TEST_URL, REDIS_TEST_URL, need_service, serve_wsgi
 
 _ids = itertools.count(1)
 
@@ -92,3 +95,29 @@ class UssdPhone:
 def phone(app: Flask) -> Callable[[str], UssdPhone]:
     client = app.test_client()
     return lambda msisdn: UssdPhone(client, msisdn)
+
+
+@pytest.fixture
+def stoppable(settings: Settings, backoffice_app: Flask) -> Iterator[tuple[UssdPhone, Callable[[], None]]]:
+    """A phone on an app whose back office can be stopped in the middle of a session: (phone, stop)."""
+    with ExitStack() as stack:
+        url = stack.enter_context(serve_wsgi(backoffice_app))
+        app = create_app(replace(settings, backoffice_url=url))
+        yield UssdPhone(app.test_client(), "+221770000001"), stack.close
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A migrated product database in a schema of its own on the test PostgreSQL, dropped afterwards."""
+    need_service("PostgreSQL", POSTGRES_TEST_URL, 5432)
+    schema = f"t_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(POSTGRES_TEST_URL)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    url = f"{POSTGRES_TEST_URL}?options=-csearch_path%3D{schema}"
+    try:
+        yield url
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()

@@ -46,7 +46,9 @@ class EngineLimits:
     max_retries: int = 3
     session_ttl_seconds: int = 180
     ended_ttl_seconds: int = 120
-    lock_wait_seconds: float = 3.0
+    # A hop that finds its session locked is mostly the gateway retrying a slow hop: wait for the
+    # first to finish (a hop never runs steps past the deadline) and answer from its record.
+    lock_wait_seconds: float = 9.0
     history_limit: int = 30
     resume_window_seconds: int = 120   # 0 turns resuming a dropped session off
     # The gateway gives up after 10-15 s: past this, no further dialog step starts in the hop.

@@ -65,7 +65,7 @@ def resend_pending_tickets(incidents: IncidentBackend, pending: PendingTickets) 
     """Send every due kept ticket with its own client reference; returns how many were sent.
 
     Stops at the first ``BackendUnavailable`` (the rest waits for the next run). A ticket the
-    incident system refuses (``Rejected``, ``NotFound`` ...) is logged and left pending.
+    incident system refuses (``Rejected``, ``NotFound`` ...) is marked refused and not sent again.
     """
     sent = 0
     for kept in pending.due():
@@ -77,8 +77,11 @@ def resend_pending_tickets(incidents: IncidentBackend, pending: PendingTickets) 
             log.info("pending tickets: incident system still unavailable, %d sent this run", sent)
             break
         except BackendError as exc:
+            # Refused for good (invalid for the incident system): sending it again would never work.
+            # It stays on record as "refused" for the agents, and the customer's tracking shows it.
             log.warning("pending ticket %s for user=%s refused: %s", kept.client_reference, mask(kept.msisdn),
                         type(exc).__name__)
+            pending.mark_refused(kept.client_reference, f"{type(exc).__name__}: {exc}")
             continue
         pending.mark_sent(kept.client_reference, ticket.reference)
         sent += 1
@@ -207,7 +210,7 @@ def list_tickets(ctx: StepContext, deps: Deps) -> StepResult:
         return StepResult("not_found")
     items: list[dict[str, Any]] = [
         {"ref": local_reference(p.kind, p.client_reference), "ticket_kind": p.kind, "ticket_status": "recorded"}
-        for p in _pending(deps).for_user(ctx.user_id) if p.status == "pending" and p.account_number == account]
+        for p in _pending(deps).for_user(ctx.user_id) if p.status != "sent" and p.account_number == account]
     try:
         tickets = _incidents(deps).tickets_for_account(account)
     except NotFound:

@@ -133,7 +133,7 @@ def initiate(ctx: StepContext, deps: Deps) -> StepResult:
     key = idempotency_key(ctx.session_key, PROTECTED_NODE, purpose, number, amount)
     # The ledger row comes first: whatever happens next, the payment is on record.
     deps.ledger.create(idempotency_key=key, msisdn=ctx.user_id, account_number=number, purpose=purpose,
-                       amount=amount)
+                       amount=amount, language=ctx.language)
     done: dict[str, Any] = {"pin_verified": None, "pay_key": key}
     try:
         intent = deps.payments.initiate(account_number=number, msisdn=ctx.user_id, amount=amount,
@@ -196,7 +196,8 @@ def settle_provider_result(deps: Deps, *, event_id: str, payment_id: str, status
     payment, changed = deps.ledger.settle(event_id=event_id, provider_payment_id=payment_id, status=status,
                                           reference=reference, token=token, failure_reason=failure_reason)
     if payment is not None and payment.status in FINAL_STATUSES:
-        language = deps.preferences.language(payment.msisdn) or "fr"
+        # The receipt speaks the language the customer confirmed the payment in.
+        language = payment.language
         kind = "payment_receipt" if payment.status == "succeeded" else "payment_failed"
         payload = {"payment_id": payment.provider_payment_id, "reference": payment.reference,
                    "amount": format(payment.amount, "f"), "account_number": payment.account_number,

@@ -129,6 +129,7 @@ class LocalPayment:
     token: str | None = None
     failure_reason: str | None = None
     created_at: datetime | None = None
+    language: str = "fr"        # the conversation's language when confirmed: the receipt's
 
 
 @runtime_checkable
@@ -137,7 +138,7 @@ class PaymentLedger(Protocol):
     called, so a payment is never lost between the two)."""
 
     def create(self, *, idempotency_key: str, msisdn: str, account_number: str, purpose: str,
-               amount: Decimal) -> LocalPayment:
+               amount: Decimal, language: str = "fr") -> LocalPayment:
         """Idempotent by key."""
 
     def mark_pending(self, idempotency_key: str, provider_payment_id: str) -> LocalPayment:
@@ -166,7 +167,7 @@ class PendingTicket:
     kind: str
     category: str
     description: str
-    status: str                 # pending | sent
+    status: str                 # pending | sent | refused
     ticket_reference: str | None = None
 
 
@@ -182,6 +183,9 @@ class PendingTickets(Protocol):
 
     def mark_sent(self, client_reference: str, ticket_reference: str) -> None:
         """The incident system took it under this reference."""
+
+    def mark_refused(self, client_reference: str, reason: str) -> None:
+        """The incident system will never take it (invalid for it): stop sending, keep it for agents."""
 
     def for_user(self, msisdn: str) -> list[PendingTicket]:
         """Those of a number, sent or not, most recent first."""

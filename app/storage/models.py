@@ -96,6 +96,7 @@ class PaymentIntentRow(Base):
     msisdn: Mapped[str] = mapped_column(String(20), index=True)
     account_number: Mapped[str] = mapped_column(String(32), index=True)
     purpose: Mapped[str] = mapped_column(String(20))
+    language: Mapped[str] = mapped_column(String(8), default="fr", server_default="fr")  # of the receipt
     amount: Mapped[str] = mapped_column(String(32))
     currency: Mapped[str] = mapped_column(String(8), default="XOF")
     status: Mapped[str] = mapped_column(String(20), default="created")  # created|pending|succeeded|failed
@@ -146,7 +147,8 @@ class PendingTicketRow(Base):
     kind: Mapped[str] = mapped_column(String(20))
     category: Mapped[str] = mapped_column(String(20))
     description: Mapped[str] = mapped_column(Text, default="")
-    status: Mapped[str] = mapped_column(String(20), default="pending", index=True)  # pending|sent
+    status: Mapped[str] = mapped_column(String(20), default="pending", index=True)  # pending|sent|refused
+    refusal: Mapped[str | None] = mapped_column(String(255), nullable=True)
     ticket_reference: Mapped[str | None] = mapped_column(String(20), nullable=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

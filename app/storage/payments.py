@@ -20,7 +20,7 @@ _FINAL = ("succeeded", "failed")
 def _payment(row: PaymentIntentRow) -> LocalPayment:
     return LocalPayment(row.idempotency_key, row.msisdn, row.account_number, row.purpose, Decimal(row.amount),
                         row.status, row.provider_payment_id, row.reference, row.token, row.failure_reason,
-                        row.created_at)
+                        row.created_at, row.language or "fr")
 
 
 class SqlPaymentLedger:
@@ -31,12 +31,12 @@ class SqlPaymentLedger:
         return db.scalars(select(PaymentIntentRow).where(PaymentIntentRow.idempotency_key == key)).first()
 
     def create(self, *, idempotency_key: str, msisdn: str, account_number: str, purpose: str,
-               amount: Decimal) -> LocalPayment:
+               amount: Decimal, language: str = "fr") -> LocalPayment:
         with self._sessions() as db:
             row = self._by_key(db, idempotency_key)
             if row is None:
                 row = PaymentIntentRow(idempotency_key=idempotency_key, msisdn=msisdn, account_number=account_number,
-                                       purpose=purpose, amount=str(amount), status="created")
+                                       purpose=purpose, amount=str(amount), status="created", language=language)
                 db.add(row)
                 try:
                     db.commit()

@@ -51,6 +51,15 @@ class SqlPendingTickets:
                 row.attempts += 1
                 db.commit()
 
+    def mark_refused(self, client_reference: str, reason: str) -> None:
+        with self._sessions() as db:
+            row = db.scalars(select(PendingTicketRow)
+                             .where(PendingTicketRow.client_reference == client_reference)).first()
+            if row is not None:
+                row.status, row.refusal = "refused", reason[:255]
+                row.attempts += 1
+                db.commit()
+
     def for_user(self, msisdn: str) -> list[PendingTicket]:
         with self._sessions() as db:
             rows = db.scalars(select(PendingTicketRow).where(PendingTicketRow.msisdn == msisdn)

@@ -132,3 +132,10 @@ def test_outbox_subscriptions_and_pending_tickets(sessions):
     assert [t.client_reference for t in pending.due()] == ["c1"]
     pending.mark_sent("c1", "REC-AB12")
     assert pending.due() == [] and pending.for_user("+221770000001")[0].ticket_reference == "REC-AB12"
+
+
+def test_payment_keeps_the_language_of_its_receipt(sessions):
+    ledger = SqlPaymentLedger(sessions)
+    made = ledger.create(idempotency_key="k2", msisdn="+221770000002", account_number="2000001", purpose="bill",
+                         amount=Decimal("100"), language="en")
+    assert made.language == "en" and ledger.get("k2").language == "en"

@@ -35,10 +35,10 @@ def deps(app: Flask) -> Any:
 
 
 def pending_payment(deps: Any, provider_id: str = "PAY-0000000000000001", purpose: str = "bill",
-                    msisdn: str = MSISDN, account: str = "1000001") -> str:
+                    msisdn: str = MSISDN, account: str = "1000001", language: str = "fr") -> str:
     key = f"key-{provider_id}"
     deps.ledger.create(idempotency_key=key, msisdn=msisdn, account_number=account, purpose=purpose,
-                       amount=Decimal(5000))
+                       amount=Decimal(5000), language=language)
     deps.ledger.mark_pending(key, provider_id)
     return provider_id
 
@@ -91,9 +91,8 @@ def test_a_duplicate_callback_changes_nothing_and_adds_no_second_receipt(client,
     assert deps.ledger.by_provider_id(payment_id).status == "succeeded"
 
 
-def test_a_failure_queues_a_notice_in_the_customers_language(client, deps):
-    deps.preferences.set_language("+221770000002", "en")
-    payment_id = pending_payment(deps, msisdn="+221770000002", account="2000001")
+def test_a_failure_queues_a_notice_in_the_language_the_payment_was_confirmed_in(client, deps):
+    payment_id = pending_payment(deps, msisdn="+221770000002", account="2000001", language="en")
     assert post(client, event(payment_id, status="failed")).status_code == 200
     failed = deps.ledger.by_provider_id(payment_id)
     assert (failed.status, failed.failure_reason) == ("failed", "insufficient_funds")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -43,6 +44,11 @@ def serve() -> int:
     env = dict(os.environ)
     env.setdefault("BACKOFFICE_URL", f"http://127.0.0.1:{backoffice_port}")
     env.setdefault("PUBLIC_BASE_URL", f"http://127.0.0.1:{port}")
+    if not env.get("PAYMENT_CALLBACK_SECRET"):
+        # The back office and the engine must share it; none is kept in the repo, so a run without
+        # one gets a fresh random secret that only these two processes know.
+        env["PAYMENT_CALLBACK_SECRET"] = secrets.token_hex(32)
+        print("PAYMENT_CALLBACK_SECRET not set: using a random one for this run", file=sys.stderr)
     # A SIGTERM (a supervisor, `timeout`) stops the children too, like Ctrl-C does.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     backoffice = subprocess.Popen([sys.executable, "-m", "backoffice", "serve", "--port", backoffice_port], env=env)

@@ -151,8 +151,9 @@ class Engine:
     # ------------------------------------------------------------ hop
     def _handle_locked(self, turn: Turn, held: LockedSession) -> tuple[Reply, float]:
         session = held.session
+        hop_id = _hop_digest(turn)
         if session is not None and session.last_reply is not None and (
-                session.last_hop_id == _hop_digest(turn) or session.ended):
+                session.last_hop_id == hop_id or session.ended):
             return Reply(**session.last_reply), 0.0
         now = self.clock()
         hop_started = time.perf_counter()
@@ -177,7 +178,7 @@ class Engine:
         session.hops += 1
         session.updated_at = now
         reply = self._reply(session, screen)
-        session.last_hop_id = _hop_digest(turn)
+        session.last_hop_id = hop_id
         session.last_reply = {"text": reply.text, "end": reply.end, "page": reply.page, "pages": reply.pages}
         ttl = self.limits.ended_ttl_seconds if reply.end else self.limits.ttl(turn.channel)
         held.save(session, ttl)

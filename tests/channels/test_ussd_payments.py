@@ -227,13 +227,18 @@ def test_a_declined_payment_is_failed_with_a_notice_in_the_outbox(phone, served,
     assert "Solde du: 12 500 FCFA" in phone("+221770000001").dial("1")
 
 
-def test_a_duplicate_callback_adds_no_second_receipt(phone, served, provider, deps):
+def pay_whole_balance(phone, deps) -> UssdPhone:
+    """+221770000001, PIN already chosen: dial Pay, choose the whole balance, confirm; the PIN is next."""
     deps.pins.set_pin("+221770000001", PIN)
     p = phone("+221770000001")
     p.dial("3")
     p.answer("1")
     p.answer("1")
-    payment_id = reference(p.answer(PIN))
+    return p
+
+
+def test_a_duplicate_callback_adds_no_second_receipt(phone, served, provider, deps):
+    payment_id = reference(pay_whole_balance(phone, deps).answer(PIN))
     provider.approve(payment_id)
     paid = settled(deps, payment_id)
     wait_for(lambda: provider.delivered(payment_id) >= 1)
@@ -251,12 +256,7 @@ def test_a_duplicate_callback_adds_no_second_receipt(phone, served, provider, de
 
 
 def test_forged_unsigned_and_stale_callbacks_change_nothing(phone, served, provider, deps):
-    deps.pins.set_pin("+221770000001", PIN)
-    p = phone("+221770000001")
-    p.dial("3")
-    p.answer("1")
-    p.answer("1")
-    payment_id = reference(p.answer(PIN))
+    payment_id = reference(pay_whole_balance(phone, deps).answer(PIN))
     body = (f'{{"event_id":"EVT-forged","payment_id":"{payment_id}","status":"succeeded",'
             '"reference":"MMFORGED000","token":null,"failure_reason":null}').encode()
     url = f"{served}/payments/callback"

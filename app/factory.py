@@ -25,8 +25,10 @@ from engine import (
     EngineLimits,
     FlowSet,
     HopObserver,
+    LoggingSecurityAudit,
     MemorySessionStore,
     RedisSessionStore,
+    SecurityAudit,
     SessionStore,
 )
 from menus import load_menus
@@ -62,7 +64,13 @@ def _store(settings: Settings) -> SessionStore:
     return MemorySessionStore()
 
 
-def build_deps(settings: Settings, sessions: sessionmaker[Session]) -> Deps:
+def build_security_audit(settings: Settings, sessions: sessionmaker[Session]) -> SecurityAudit:
+    """Where security events go (the product's database once it has a table for them)."""
+    return LoggingSecurityAudit()
+
+
+def build_deps(settings: Settings, sessions: sessionmaker[Session],
+               security: SecurityAudit | None = None) -> Deps:
     """The concrete back-end clients and repositories behind the dialogs' ports."""
     client_config = ClientConfig(base_url=settings.backoffice_url, api_key=settings.backoffice_api_key,
                                  connect_timeout=settings.backend_connect_timeout,
@@ -74,6 +82,7 @@ def build_deps(settings: Settings, sessions: sessionmaker[Session]) -> Deps:
                 ledger=SqlPaymentLedger(sessions), pending_tickets=SqlPendingTickets(sessions),
                 throttle=RedisThrottle(redis.Redis.from_url(settings.redis_url, socket_timeout=1.0))
                 if settings.redis_url else MemoryThrottle(),
+                security=security or build_security_audit(settings, sessions),
                 settings=DialogSettings(payment_callback_url=f"{settings.public_base_url}/payments/callback"))
 
 
@@ -81,17 +90,18 @@ def build_engine(settings: Settings, store: SessionStore | None = None,
                  observer: HopObserver | None = None) -> tuple[Engine, dict[str, Any]]:
     """The engine and the concrete pieces behind it (for readiness checks and tests)."""
     sessions = make_sessions(settings.database_url)
-    deps = build_deps(settings, sessions)
+    security = build_security_audit(settings, sessions)
+    deps = build_deps(settings, sessions, security)
     # Fail at start-up, naming the file and field, rather than on a customer's first hop.
     load_tariff(deps.settings.tariffs_path)
     load_rules(deps.settings.arrangement_rules_path)
     store = store or _store(settings)
     engine = Engine(FlowSet(load_menus(settings.menus_path)), store, DialogRegistry(deps),
-                    audit=SqlAuditSink(sessions), observer=observer,
+                    audit=SqlAuditSink(sessions), observer=observer, security=security,
                     limits=EngineLimits(session_ttl_seconds=settings.session_ttl_seconds,
                                         resume_window_seconds=settings.resume_window_seconds,
                                         hop_deadline_seconds=settings.hop_deadline_seconds))
-    return engine, {"store": store, "db": sessions, "deps": deps}
+    return engine, {"store": store, "db": sessions, "deps": deps, "security": security}
 
 
 def _settler(deps: Deps) -> Callable[[CallbackEvent], Applied]:

@@ -30,6 +30,8 @@ class Settings:
     default_region: str = "SN"
     public_base_url: str = "http://127.0.0.1:8000"
     payment_callback_secret: str = field(default="", repr=False)
+    # Server key for HMACs the product keeps (hop digests, pseudonymous ids in the security audit).
+    secret_key: str = field(default="", repr=False)
     log_level: str = "INFO"
 
     @classmethod
@@ -49,5 +51,6 @@ class Settings:
             default_region=_env("DEFAULT_REGION", cls.default_region),
             public_base_url=_env("PUBLIC_BASE_URL", cls.public_base_url).rstrip("/"),
             payment_callback_secret=os.environ.get("PAYMENT_CALLBACK_SECRET", ""),
+            secret_key=os.environ.get("SECRET_KEY", ""),
             log_level=_env("LOG_LEVEL", cls.log_level),
         )

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from functools import partial
 
 from engine.masking import mask
+from engine.security_audit import LoggingSecurityAudit, SecurityAudit
 from engine.steps import StepContext, StepResult
 
 from .backends import (
@@ -59,6 +60,7 @@ class Deps:
     ledger: PaymentLedger | None = None
     pending_tickets: PendingTickets | None = None
     throttle: Throttle | None = None
+    security: SecurityAudit = LoggingSecurityAudit()
     settings: DialogSettings = DialogSettings()
 
 

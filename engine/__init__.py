@@ -3,6 +3,7 @@
 from .audit import AuditSink, NullAuditSink, SessionRecord
 from .engine import Engine, EngineLimits, HopObserver
 from .flow import CompiledFlow, FlowSet
+from .security_audit import LoggingSecurityAudit, SecurityAudit, SecurityEvent
 from .session import Session
 from .steps import StepContext, StepRegistry, StepResult
 from .store import MemorySessionStore, RedisSessionStore, SessionBusy, SessionStore, StoreUnavailable
@@ -22,6 +23,9 @@ __all__ = [
     "RedisSessionStore",
     "Reply",
     "Screen",
+    "SecurityAudit",
+    "SecurityEvent",
+    "LoggingSecurityAudit",
     "Session",
     "SessionBusy",
     "SessionRecord",

@@ -27,6 +27,7 @@ from .flow import CompiledFlow, FlowSet
 from .formatting import TextFormatter
 from .masking import mask
 from .render import PageLabels, render_pages
+from .security_audit import LoggingSecurityAudit, SecurityAudit
 from .session import Session
 from .steps import StepContext, StepRegistry, StepResult
 from .store import LockedSession, SessionBusy, SessionStore, StoreUnavailable
@@ -92,7 +93,8 @@ class _Choice:
 class Engine:
     def __init__(self, flows: FlowSet, store: SessionStore, steps: StepRegistry, *,
                  audit: AuditSink | None = None, limits: EngineLimits | None = None,
-                 clock: Callable[[], float] = time.time, observer: HopObserver | None = None) -> None:
+                 clock: Callable[[], float] = time.time, observer: HopObserver | None = None,
+                 security: SecurityAudit | None = None) -> None:
         self.flows = flows
         self.store = store
         self.steps = steps
@@ -100,6 +102,7 @@ class Engine:
         self.limits = limits or EngineLimits()
         self.clock = clock
         self.observer = observer
+        self.security = security or LoggingSecurityAudit()
         self._formatters: dict[str, TextFormatter] = {}
 
     # ------------------------------------------------------------ public

@@ -1,0 +1,52 @@
+"""Security events (PIN, linking, callers, callbacks, gateway) and the port that keeps them.
+
+Anything that decides who may act as whom reports here: the engine (a caller on another
+caller's session), the adapters (a gateway token refused, a forged or mismatched payment
+callback) and the dialogs (PIN set, changed, failed, locked, unlocked; account linked or
+refused). ``subject`` is the raw identifier (an E.164 number, a source address); the
+sink stores only a pseudonymous id of it (an HMAC with a server key), never the number.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Final, Protocol
+
+from .masking import mask
+
+__all__ = ["SECURITY_EVENT_KINDS", "LoggingSecurityAudit", "SecurityAudit", "SecurityEvent"]
+
+SECURITY_EVENT_KINDS: Final = frozenset({
+    "pin_set", "pin_changed", "pin_failed", "pin_locked", "pin_unlocked", "pin_reset",
+    "account_linked", "link_refused", "link_undone",
+    "caller_mismatch", "gateway_refused",
+    "callback_forged", "callback_mismatch", "callback_stale",
+})
+
+log = logging.getLogger("security")
+
+
+@dataclass(frozen=True, slots=True)
+class SecurityEvent:
+    """One security-relevant fact. ``detail`` is short, fixed text: never a PIN, a code or a number."""
+
+    kind: str
+    channel: str
+    subject: str | None = None
+    account: str | None = None
+    detail: str = ""
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+class SecurityAudit(Protocol):
+    def record(self, event: SecurityEvent) -> None:
+        """Keep ``event``. Never raises: a failing audit must not break the customer's hop."""
+
+
+class LoggingSecurityAudit:
+    """The default sink: one masked log line per event (the app wires a durable one)."""
+
+    def record(self, event: SecurityEvent) -> None:
+        log.warning("security event %s channel=%s subject=%s account=%s %s", event.kind, event.channel,
+                    mask(event.subject), mask(event.account), event.detail)

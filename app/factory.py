@@ -15,7 +15,8 @@ from werkzeug.exceptions import HTTPException
 
 from backend_clients import BillingClient, ClientConfig, IncidentClient, MeteringClient, PaymentClient
 from channels.payment_callback import Applied, CallbackEvent, payment_callback_blueprint
-from channels.ussd import INVALID_REQUEST, UssdAdapter, ussd_blueprint
+from channels.gateway_guard import GatewayGuard, parse_networks
+from channels.ussd import UssdAdapter, error_response, ussd_blueprint
 from dialogs.arrangements import load_rules
 from dialogs.payments import settle_provider_result
 from dialogs.registry import Deps, DialogRegistry, DialogSettings
@@ -33,6 +34,7 @@ from engine import (
 )
 from menus import load_menus
 
+from .logging_setup import configure_logging
 from .ops import Metrics, ops_blueprint
 from .settings import Settings
 from .storage import (
@@ -104,6 +106,17 @@ def build_engine(settings: Settings, store: SessionStore | None = None,
     return engine, {"store": store, "db": sessions, "deps": deps, "security": security}
 
 
+def build_gateway_guard(settings: Settings) -> GatewayGuard:
+    """The USSD gateway's credentials; an open callback is said loudly at start-up."""
+    guard = GatewayGuard(token=settings.ussd_gateway_token,
+                         allowed_networks=parse_networks(settings.ussd_allowed_networks),
+                         trusted_proxies=parse_networks(settings.trusted_proxies))
+    if not guard.token:
+        log.warning("USSD_GATEWAY_TOKEN is not set: the USSD callback and its events endpoint accept any "
+                    "caller (development only). Set it, and USSD_ALLOWED_NETWORKS, in production.")
+    return guard
+
+
 def _settler(deps: Deps) -> Callable[[CallbackEvent], Applied]:
     """The payment callback channel's ``apply``: the dialogs' settlement of a provider result."""
 
@@ -125,7 +138,8 @@ def _backoffice_ready(settings: Settings) -> bool:
 
 def create_app(settings: Settings | None = None, store: SessionStore | None = None) -> Flask:
     settings = settings or Settings.from_env()
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging(settings.log_level, secrets=[settings.ussd_gateway_token, settings.payment_callback_secret,
+                                                   settings.backoffice_api_key or ""])
     metrics = Metrics()
     engine, parts = build_engine(settings, store, observer=metrics)
     app = Flask(__name__)
@@ -134,12 +148,14 @@ def create_app(settings: Settings | None = None, store: SessionStore | None = No
     app.extensions["parts"] = parts
     app.extensions["metrics"] = metrics
 
-    app.register_blueprint(ussd_blueprint(engine, UssdAdapter(settings.default_region)))
+    app.register_blueprint(ussd_blueprint(engine, UssdAdapter(settings.default_region),
+                                          guard=build_gateway_guard(settings), security=parts["security"],
+                                          on_reject=metrics.rejected.labels("ussd").inc))
     app.register_blueprint(payment_callback_blueprint(_settler(parts["deps"]), settings.payment_callback_secret))
     app.register_blueprint(ops_blueprint(metrics, {
         "session_store": parts["store"].ping,
         "backoffice": lambda: _backoffice_ready(settings),
-    }))
+    }, expose_metrics=settings.metrics_port is None))
 
     @app.before_request
     def _start_timer() -> None:
@@ -150,14 +166,14 @@ def create_app(settings: Settings | None = None, store: SessionStore | None = No
         if request.path.startswith("/ussd/africastalking") and not request.path.endswith("/events"):
             elapsed = time.perf_counter() - g.get("started", time.perf_counter())
             metrics.request_seconds.labels("ussd").observe(elapsed)
-            if response.status_code == 400:
-                metrics.rejected.labels("ussd").inc()
         return response
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Response:
         if request.path.startswith("/ussd/"):
-            return Response(f"END {INVALID_REQUEST}", status=exc.code or 400, mimetype="text/plain")
+            # The status stays (405 keeps its Allow header); the body is the gateway's polite END.
+            headers = {k: v for k, v in exc.get_headers() if k.lower() != "content-type"}
+            return error_response(exc.code or 400, headers)
         response = jsonify(error=(exc.name or "error").lower().replace(" ", "_"), message=exc.description)
         response.status_code = exc.code or 400
         return response

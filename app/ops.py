@@ -13,9 +13,10 @@ from prometheus_client import (
     Histogram,
     generate_latest,
     multiprocess,
+    start_http_server,
 )
 
-__all__ = ["Metrics", "ops_blueprint"]
+__all__ = ["Metrics", "multiprocess_registry", "ops_blueprint", "serve_metrics"]
 
 
 class Metrics:
@@ -46,7 +47,8 @@ class Metrics:
         self.hops.labels(channel, str(end).lower()).inc()
 
 
-def ops_blueprint(metrics: Metrics, checks: dict[str, Callable[[], bool]]) -> Blueprint:
+def ops_blueprint(metrics: Metrics, checks: dict[str, Callable[[], bool]], expose_metrics: bool = True) -> Blueprint:
+    """Health and readiness; ``/metrics`` too unless it is served on an internal port (``METRICS_PORT``)."""
     bp = Blueprint("ops", __name__)
 
     @bp.get("/healthz")
@@ -64,13 +66,32 @@ def ops_blueprint(metrics: Metrics, checks: dict[str, Callable[[], bool]]) -> Bl
         ready = all(v == "ok" for v in results.values())
         return jsonify(status="ready" if ready else "not ready", checks=results), 200 if ready else 503
 
-    @bp.get("/metrics")
-    def metrics_endpoint() -> Response:
-        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-            # Several gunicorn workers: sum what every worker wrote (see app/gunicorn_conf.py).
-            registry = CollectorRegistry()
-            multiprocess.MultiProcessCollector(registry)
-            return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
-        return Response(generate_latest(metrics.registry), mimetype=CONTENT_TYPE_LATEST)
+    if expose_metrics:
+        @bp.get("/metrics")
+        def metrics_endpoint() -> Response:
+            if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+                # Several gunicorn workers: sum what every worker wrote (see app/gunicorn_conf.py).
+                return Response(generate_latest(multiprocess_registry()), mimetype=CONTENT_TYPE_LATEST)
+            return Response(generate_latest(metrics.registry), mimetype=CONTENT_TYPE_LATEST)
 
     return bp
+
+
+def multiprocess_registry() -> CollectorRegistry:
+    """A registry that sums what every worker wrote to ``PROMETHEUS_MULTIPROC_DIR``."""
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)
+    return registry
+
+
+def serve_metrics(host: str, port: int) -> Callable[[], None]:
+    """Serve the workers' summed metrics on ``host:port`` in a thread of this (supervising) process,
+    away from the public port. Returns the function that stops it."""
+    server, thread = start_http_server(port, addr=host, registry=multiprocess_registry())
+
+    def stop() -> None:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+    return stop

@@ -12,6 +12,16 @@ def _env(name: str, default: str) -> str:
     return os.environ.get(name, default).strip() or default
 
 
+def _list(name: str) -> tuple[str, ...]:
+    """A comma-separated variable as a tuple of its non-empty items."""
+    return tuple(item.strip() for item in os.environ.get(name, "").split(",") if item.strip())
+
+
+def _port(name: str) -> int | None:
+    value = os.environ.get(name, "").strip()
+    return int(value) if value else None
+
+
 @dataclass(frozen=True)
 class Settings:
     menus_path: str = "config/menus.yaml"
@@ -33,6 +43,13 @@ class Settings:
     # Server key for HMACs the product keeps (hop digests, pseudonymous ids in the security audit).
     secret_key: str = field(default="", repr=False)
     log_level: str = "INFO"
+    # Who may call the USSD callback (channels/gateway_guard.py): the gateway's shared token, the
+    # networks it calls from (CIDRs; empty: any), and the proxies whose X-Forwarded-For we believe.
+    ussd_gateway_token: str = field(default="", repr=False)
+    ussd_allowed_networks: tuple[str, ...] = ()
+    trusted_proxies: tuple[str, ...] = ()
+    # /metrics on a separate internal port (served by `python -m app serve`) instead of the public one.
+    metrics_port: int | None = None
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -53,4 +70,8 @@ class Settings:
             payment_callback_secret=os.environ.get("PAYMENT_CALLBACK_SECRET", ""),
             secret_key=os.environ.get("SECRET_KEY", ""),
             log_level=_env("LOG_LEVEL", cls.log_level),
+            ussd_gateway_token=os.environ.get("USSD_GATEWAY_TOKEN", "").strip(),
+            ussd_allowed_networks=_list("USSD_ALLOWED_NETWORKS"),
+            trusted_proxies=_list("TRUSTED_PROXIES"),
+            metrics_port=_port("METRICS_PORT"),
         )

@@ -4,6 +4,12 @@ The gateway sends the whole ``*``-joined input history in ``text`` on every hop;
 adapter hands the engine only the newest hop, plus the full history as ``dialed`` so a
 first hop that already carries input (``*123*1#``) works as a shortcut. The full ``text``
 is the hop id: a replayed request gets the recorded answer.
+
+The gateway shows the subscriber a network error for anything but ``200`` with
+``CON``/``END``, so a request the adapter cannot read (missing or malformed fields, NUL
+bytes, a body too large, JSON) still gets ``200`` and a polite ``END`` in both languages;
+the reason goes to the log, masked. A caller without the gateway's credentials gets ``403``
+and nothing runs (``gateway_guard``).
 """
 
 from __future__ import annotations
@@ -11,29 +17,60 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Mapping
+import unicodedata
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Final
+from urllib.parse import unquote_to_bytes
 
 from flask import Blueprint, Response, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
-from engine import Engine, Reply, Turn
+from engine import Engine, LoggingSecurityAudit, Reply, SecurityAudit, SecurityEvent, Turn
 from engine.masking import mask
 
+from .gateway_guard import TOKEN_HEADER, GatewayGuard, Refusal
 from .msisdn import to_e164
 
-__all__ = ["BadRequest", "UssdAdapter", "ussd_blueprint"]
+__all__ = ["BadRequest", "INVALID_REQUEST", "UssdAdapter", "error_response", "ussd_blueprint"]
 
 log = logging.getLogger("channels.ussd")
 
 CHANNEL = "ussd"
 _SESSION_ID = re.compile(r"^[A-Za-z0-9_.:\-]{1,128}$")
 _SERVICE_CODE = re.compile(r"^[*#0-9]{2,40}$")
-_TEXT = re.compile(r"^[0-9A-Za-z*#+ .,\-]{0,400}$")
-INVALID_REQUEST = "Requête invalide. / Invalid request."
+# A long session accumulates its whole history in ``text`` (free-text answers included): room
+# for a few hundred hops, far below what would cost the engine anything.
+MAX_TEXT_CHARS: Final = 4000
+MAX_SEGMENTS: Final = 200
+# What a handset cannot type: control characters (NUL, newlines), format and private-use
+# characters, surrogates, and U+FFFD, which stands for bytes that were not UTF-8.
+_UNTYPABLE_CATEGORIES: Final = frozenset({"Cc", "Cf", "Cs", "Co", "Cn"})
+_REPLACEMENT_CHAR: Final = "\ufffd"
+
+INVALID_REQUEST: Final = ("Désolé, nous n'avons pas pu lire votre demande. Merci de recomposer le code. / "
+                          "Sorry, we could not read your request. Please dial the code again.")
+ACCESS_DENIED: Final = "Accès refusé. / Access denied."
+EVENT_STATUSES: Final = ("Success", "Incomplete", "Failed")
+_MAX_ERROR_CHARS: Final = 200
 
 
 class BadRequest(ValueError):
-    """The gateway's request is malformed; the message says which field."""
+    """The gateway's request is malformed; the message says which field and why (fixed text, no data)."""
+
+
+def _is_utf8_form(raw: bytes) -> bool:
+    """Whether a urlencoded body decodes as UTF-8 (werkzeug keeps bytes that do not as ``%FF`` text)."""
+    try:
+        unquote_to_bytes(raw.replace(b"+", b" ")).decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _typable(text: str) -> bool:
+    return _REPLACEMENT_CHAR not in text and not any(
+        unicodedata.category(char) in _UNTYPABLE_CATEGORIES for char in text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,17 +81,23 @@ class UssdAdapter:
         """The form of one callback as a ``Turn``; ``BadRequest`` when a field is missing or malformed."""
         session_id = (form.get("sessionId") or "").strip()
         if not _SESSION_ID.match(session_id):
-            raise BadRequest("sessionId")
+            raise BadRequest("sessionId missing or malformed")
         service_code = (form.get("serviceCode") or "").strip()
         if not _SERVICE_CODE.match(service_code):
-            raise BadRequest("serviceCode")
+            raise BadRequest("serviceCode missing or malformed")
         msisdn = to_e164(form.get("phoneNumber") or "", self.default_region)
         if msisdn is None:
-            raise BadRequest("phoneNumber")
+            raise BadRequest("phoneNumber missing or not a number")
         text = form.get("text")
-        if text is None or not _TEXT.match(text):
-            raise BadRequest("text")
+        if text is None:
+            raise BadRequest("text missing")
+        if len(text) > MAX_TEXT_CHARS:
+            raise BadRequest(f"text longer than {MAX_TEXT_CHARS} characters")
+        if not _typable(text):
+            raise BadRequest("text holds characters no handset sends")
         segments = tuple(text.split("*")) if text else ()
+        if len(segments) > MAX_SEGMENTS:
+            raise BadRequest(f"text holds more than {MAX_SEGMENTS} inputs")
         return Turn(channel=CHANNEL, user_id=msisdn, session_key=f"{CHANNEL}:{session_id}",
                     input=segments[-1] if segments else None, hop_id=text, dialed=segments,
                     entry=service_code, received_at=time.time())
@@ -64,20 +107,67 @@ class UssdAdapter:
         return ("END " if reply.end else "CON ") + reply.text
 
 
-def _plain(body: str, status: int = 200) -> Response:
-    return Response(body, status=status, mimetype="text/plain")
+def _plain(body: str, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
+    return Response(body, status=status, mimetype="text/plain", headers=dict(headers or {}))
 
 
-def ussd_blueprint(engine: Engine, adapter: UssdAdapter) -> Blueprint:
+def error_response(status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
+    """The adapter's one error answer: a polite ``END`` in both languages (the gateway shows it as is)."""
+    return _plain(f"END {INVALID_REQUEST}", status, headers)
+
+
+def _clean(value: str | None, limit: int) -> str | None:
+    """A gateway field made safe for an audit row: one line, printable, bounded."""
+    if not value:
+        return None
+    text = "".join(char if unicodedata.category(char)[0] != "C" else " " for char in value)
+    text = " ".join(text.split())[:limit]
+    return text or None
+
+
+def ussd_blueprint(engine: Engine, adapter: UssdAdapter, guard: GatewayGuard | None = None,
+                   security: SecurityAudit | None = None,
+                   on_reject: Callable[[], None] | None = None) -> Blueprint:
+    """The callback and its end-of-session events; ``on_reject`` counts each request turned away."""
     bp = Blueprint("ussd", __name__)
+    guard = guard or GatewayGuard()
+    audit = security or LoggingSecurityAudit()
+
+    def refused(endpoint: str) -> Response | None:
+        headers = {name: request.headers.get(name, "") for name in (TOKEN_HEADER, "X-Forwarded-For")}
+        refusal: Refusal | None = guard.check(headers, request.args, request.remote_addr)
+        if refusal is None:
+            return None
+        # The source address is the subject: the sink keeps a pseudonym of it, the log a masked form.
+        log.warning("refused USSD %s request: %s source=%s", endpoint, refusal.reason, mask(refusal.source))
+        audit.record(SecurityEvent(kind="gateway_refused", channel=CHANNEL, subject=refusal.source or None,
+                                   detail=f"{endpoint}: {refusal.reason}"))
+        if on_reject is not None:
+            on_reject()
+        return _plain(f"END {ACCESS_DENIED}", 403)
+
+    def rejected(reason: str, phone: str | None = None) -> Response:
+        log.info("rejected USSD callback: %s user=%s", reason, mask(phone))
+        if on_reject is not None:
+            on_reject()
+        return error_response()
 
     @bp.post("/ussd/africastalking")
     def callback() -> Response:
+        denied = refused("callback")
+        if denied is not None:
+            return denied
         try:
-            turn = adapter.parse(request.form)
+            if request.mimetype == "application/x-www-form-urlencoded" and not _is_utf8_form(
+                    request.get_data(cache=True)):
+                return rejected("body is not UTF-8")
+            form = request.form
+        except RequestEntityTooLarge:
+            return rejected("body larger than the limit")
+        try:
+            turn = adapter.parse(form)
         except BadRequest as exc:
-            log.info("rejected USSD callback: bad %s", exc)
-            return _plain(f"END {INVALID_REQUEST}", 400)
+            return rejected(str(exc), to_e164(form.get("phoneNumber") or "", adapter.default_region))
         reply = engine.handle(turn)
         log.info("ussd hop user=%s node=%s end=%s", mask(turn.user_id),
                  reply.screen.node if reply.screen else "-", reply.end)
@@ -85,22 +175,27 @@ def ussd_blueprint(engine: Engine, adapter: UssdAdapter) -> Blueprint:
 
     @bp.post("/ussd/africastalking/events")
     def events() -> Response:
+        denied = refused("events")
+        if denied is not None:
+            return denied
         form = request.form
         session_id = (form.get("sessionId") or "").strip()
         status = (form.get("status") or "").strip()
-        if not _SESSION_ID.match(session_id) or status not in ("Success", "Incomplete", "Failed"):
+        if not _SESSION_ID.match(session_id) or status not in EVENT_STATUSES:
+            log.info("rejected USSD end-of-session notification: sessionId or status malformed")
             return _plain("invalid end-of-session notification", 400)
         engine.finish(channel=CHANNEL, session_key=f"{CHANNEL}:{session_id}",
                       user_id=to_e164(form.get("phoneNumber") or "", adapter.default_region) or "",
                       status=status, duration_ms=_int(form.get("durationInMillis")),
-                      error=(form.get("errorMessage") or None), hops=_int(form.get("hopsCount")))
+                      error=_clean(form.get("errorMessage"), _MAX_ERROR_CHARS), hops=_int(form.get("hopsCount")))
         return _plain("OK")
 
     return bp
 
 
 def _int(value: str | None) -> int | None:
-    try:
-        return int(str(value)) if value not in (None, "") else None
-    except ValueError:
+    """A gateway counter: digits only, bounded (a session lasts minutes and a few dozen hops)."""
+    text = (value or "").strip()
+    if not text.isascii() or not text.isdigit() or len(text) > 9:
         return None
+    return int(text)

@@ -1,0 +1,104 @@
+"""No phone number, account number or gateway token in any log line: a whole session through a real
+gunicorn (access log included, numbers and token in the query string), then a scan of what it wrote."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+from app.factory import create_app
+from app.logging_setup import configure_logging
+
+from ..support.engine import UssdPhone
+from ..support.services import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+TOKEN = "gw-7c1e9b04d2aa"
+# The full numbers, and the parts of them someone could search for.
+SECRETS = ["221770000001", "770000001", "1000001", TOKEN]
+
+
+def _wait(url: str, seconds: float = 30.0) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(url, timeout=1).ok:
+                return
+        except requests.RequestException:
+            time.sleep(0.2)
+    raise AssertionError(f"{url} did not come up")
+
+
+def test_a_full_session_through_gunicorn_leaves_no_number_or_token_in_the_logs(settings, tmp_path):
+    log_path = tmp_path / "server.log"
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": settings.database_url, "REDIS_URL": settings.redis_url or "",
+           "BACKOFFICE_URL": settings.backoffice_url, "PAYMENT_CALLBACK_SECRET": "test-callback-secret",
+           "RESUME_WINDOW_SECONDS": "0", "LOG_LEVEL": "INFO", "USSD_GATEWAY_TOKEN": TOKEN}
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    with log_path.open("w") as log_file:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "1",
+             "--access-logfile", "-", "--config", "python:app.gunicorn_conf", "wsgi:app"],
+            cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT)
+        try:
+            base = f"http://127.0.0.1:{port}"
+            _wait(f"{base}/healthz")
+            # Some gateways are configured to repeat the fields in the callback URL, token included.
+            url = (f"{base}/ussd/africastalking?phoneNumber=%2B221770000001&account=1000001"
+                   f"&msisdn=770000001&token={TOKEN}")
+            form = {"sessionId": "ATUid_logscan", "serviceCode": "*123#", "phoneNumber": "+221770000001",
+                    "networkCode": "99999"}
+            screens = [requests.post(url, data={**form, "text": text}, timeout=10).text
+                       for text in ("", "1", "1*1", "1*1*98", "1*1*98*0", "1*1*98*0*x", "1*1*98*0*x*\x00")]
+            assert screens[1].startswith("CON Compte 1000001")  # the numbers did go through the server
+            assert screens[-1].startswith("END ")
+            refused = requests.post(f"{base}/ussd/africastalking/events?phoneNumber=%2B221770000001",
+                                    data={**form, "status": "Success"}, timeout=10)
+            assert refused.status_code == 403
+            done = requests.post(f"{base}/ussd/africastalking/events?phoneNumber=%2B221770000001",
+                                 data={**form, "status": "Success"}, headers={"X-Gateway-Token": TOKEN}, timeout=10)
+            assert done.status_code == 200
+        finally:
+            server.terminate()
+            server.wait(timeout=20)
+    logged = log_path.read_text()
+    # The access log and our own lines were captured: the scan below reads real lines.
+    assert logged.count('"POST /ussd/africastalking?') == 7
+    assert "ussd hop user=+2217*****001" in logged
+    assert "phoneNumber=%2B2********001" in logged and "token=***" in logged
+    for secret in SECRETS:
+        assert secret not in logged, [line for line in logged.splitlines() if secret in line]
+    # transitions' per-state lines are debugging detail, not INFO.
+    assert not re.search(r"transitions", logged), [line for line in logged.splitlines() if "transitions" in line]
+
+
+def test_exceptions_and_library_lines_are_masked_and_transitions_speaks_only_at_debug(settings, caplog):
+    app = create_app(settings)
+    phone = UssdPhone(app.test_client(), "+221770000001")
+    with caplog.at_level(logging.INFO):
+        phone.dial()
+        phone.answer("1")
+        try:
+            raise ValueError("no account 1000001 for +221770000001")
+        except ValueError:
+            logging.getLogger("some.library").exception("failed for /accounts/1000001?token=abcdef123")
+    assert not [r for r in caplog.records if r.name.startswith("transitions")]
+    assert "1000001" not in caplog.text and "770000001" not in caplog.text and "abcdef123" not in caplog.text
+    assert "ValueError: no account 1***001 for +2217*****001" in caplog.text
+    caplog.clear()
+    try:
+        configure_logging("DEBUG")
+        with caplog.at_level(logging.DEBUG):
+            assert phone.answer("1").startswith("CON Factures")
+        chatter = [r for r in caplog.records if r.name.startswith("transitions")]
+        assert chatter and all(r.levelno == logging.DEBUG for r in chatter)
+    finally:
+        configure_logging(settings.log_level)

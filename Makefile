@@ -18,7 +18,10 @@ db: install
 	$(PY) -m app migrate
 	$(PY) -m backoffice seed
 
-run: db
+# `app serve` seeds the back office itself, with the run's payment-callback secret; HOST (default
+# 127.0.0.1), PORT, BACKOFFICE_PORT and METRICS_PORT choose where it listens.
+run: install
+	$(PY) -m app migrate
 	$(PY) -m app serve
 
 test: install

@@ -1,6 +1,7 @@
 """``python -m app migrate`` brings the product's database up to date; ``python -m app serve``
-starts the reference back office, the engine (gunicorn) and the background worker side by
-side until Ctrl-C; ``python -m app worker [--once]`` runs the worker alone."""
+seeds and starts the reference back office, the engine (gunicorn, on ``HOST``, loopback by
+default) and the background worker side by side until Ctrl-C, with ``/metrics`` on the
+internal ``METRICS_PORT`` when set; ``python -m app worker [--once]`` runs the worker alone."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ import sys
 import time
 import urllib.request
 
+from .logging_setup import configure_logging
+from .ops import serve_metrics
 from .settings import Settings
 
 
@@ -37,41 +40,66 @@ def _fresh_metrics_dir() -> str:
     return path
 
 
+def _callback_secret_line(env: dict[str, str]) -> str:
+    """The one start-up line about the secret the back office signs payment callbacks with."""
+    if env.get("PAYMENT_CALLBACK_SECRET"):
+        return "payment callback secret: PAYMENT_CALLBACK_SECRET from the environment"
+    # The back office and the engine must share it; none is kept in the repo, so a run without
+    # one gets a fresh random secret that only these processes know.
+    env["PAYMENT_CALLBACK_SECRET"] = secrets.token_hex(32)
+    return ("payment callback secret: PAYMENT_CALLBACK_SECRET not set, using a random one shared by the engine "
+            "and the back office for this run only (set it in production)")
+
+
 def serve() -> int:
     settings = Settings.from_env()
+    configure_logging(settings.log_level)
+    # Loopback unless told otherwise: the engine answers as any customer to whoever reaches it.
+    host = os.environ.get("HOST", "").strip() or "127.0.0.1"
     port = os.environ.get("PORT", "8000")
     backoffice_port = os.environ.get("BACKOFFICE_PORT", "8001")
     env = dict(os.environ)
     env.setdefault("BACKOFFICE_URL", f"http://127.0.0.1:{backoffice_port}")
     env.setdefault("PUBLIC_BASE_URL", f"http://127.0.0.1:{port}")
-    if not env.get("PAYMENT_CALLBACK_SECRET"):
-        # The back office and the engine must share it; none is kept in the repo, so a run without
-        # one gets a fresh random secret that only these two processes know.
-        env["PAYMENT_CALLBACK_SECRET"] = secrets.token_hex(32)
-        print("PAYMENT_CALLBACK_SECRET not set: using a random one for this run", file=sys.stderr)
+    print(_callback_secret_line(env), file=sys.stderr, flush=True)
     # A SIGTERM (a supervisor, `timeout`) stops the children too, like Ctrl-C does.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    # Seeding with the run's environment (idempotent): one secret, one message about it.
+    if subprocess.run([sys.executable, "-m", "backoffice", "seed"], env=env, check=False).returncode != 0:
+        print("seeding the back office failed; see the lines above", file=sys.stderr)
+        return 1
     backoffice = subprocess.Popen([sys.executable, "-m", "backoffice", "serve", "--port", backoffice_port], env=env)
     children = [backoffice]
+    stop_metrics = None
     try:
         if not _wait_healthy(f"http://127.0.0.1:{backoffice_port}/healthz"):
             print("the back office did not start; see the lines above", file=sys.stderr)
             return 1
         workers = os.environ.get("WEB_CONCURRENCY") or ("2" if settings.redis_url else "1")
-        env["PROMETHEUS_MULTIPROC_DIR"] = _fresh_metrics_dir()
-        engine = subprocess.Popen([sys.executable, "-m", "gunicorn", "--bind", f"0.0.0.0:{port}",
+        metrics_dir = env["PROMETHEUS_MULTIPROC_DIR"] = _fresh_metrics_dir()
+        engine = subprocess.Popen([sys.executable, "-m", "gunicorn", "--bind", f"{host}:{port}",
                                    "--workers", workers, "--threads", "4", "--access-logfile", "-",
                                    "--config", "python:app.gunicorn_conf", "wsgi:app"], env=env)
         children.append(engine)
+        interval = os.environ.get("WORKER_INTERVAL_SECONDS", "30")
         children.append(subprocess.Popen([sys.executable, "-m", "app", "worker"], env=env))
-        print(f"\n  USSD callback: POST http://127.0.0.1:{port}/ussd/africastalking"
-              f"\n  back office:   http://127.0.0.1:{backoffice_port}/healthz   (Ctrl-C stops both)\n", flush=True)
+        metrics_line = f"http://{host}:{port}/metrics"
+        if settings.metrics_port is not None:
+            stop_metrics = serve_metrics("127.0.0.1", settings.metrics_port, metrics_dir)
+            metrics_line = f"http://127.0.0.1:{settings.metrics_port}/metrics (internal port, METRICS_PORT)"
+        print(f"\n  three processes (Ctrl-C stops all three):"
+              f"\n  1. engine (gunicorn, {workers} worker(s)): POST http://{host}:{port}/ussd/africastalking"
+              f"\n  2. back office (reference systems):     http://127.0.0.1:{backoffice_port}/healthz"
+              f"\n  3. worker (kept tickets, every {interval} s)"
+              f"\n  metrics: {metrics_line}\n", flush=True)
         while all(child.poll() is None for child in children):
             time.sleep(0.5)
         return next(child.returncode for child in children if child.poll() is not None) or 0
     except KeyboardInterrupt:
         return 0
     finally:
+        if stop_metrics is not None:
+            stop_metrics()
         for child in children:
             if child.poll() is None:
                 child.send_signal(signal.SIGTERM)
@@ -93,12 +121,11 @@ def main(argv: list[str] | None = None) -> int:
         migrate(Settings.from_env().database_url)
         return 0
     if args.command == "worker":
-        import logging
-
         from .worker import run_forever, run_once
 
         settings = Settings.from_env()
-        logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+        configure_logging(settings.log_level, secrets=[settings.payment_callback_secret,
+                                                       settings.backoffice_api_key or ""])
         if args.once:
             print(run_once(settings))
         else:

@@ -14,8 +14,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.exceptions import HTTPException
 
 from backend_clients import BillingClient, ClientConfig, IncidentClient, MeteringClient, PaymentClient
-from channels.payment_callback import Applied, CallbackEvent, payment_callback_blueprint
 from channels.gateway_guard import GatewayGuard, parse_networks
+from channels.payment_callback import Applied, CallbackEvent, payment_callback_blueprint
 from channels.ussd import UssdAdapter, error_response, ussd_blueprint
 from dialogs.arrangements import load_rules
 from dialogs.payments import settle_provider_result

@@ -77,17 +77,17 @@ def ops_blueprint(metrics: Metrics, checks: dict[str, Callable[[], bool]], expos
     return bp
 
 
-def multiprocess_registry() -> CollectorRegistry:
-    """A registry that sums what every worker wrote to ``PROMETHEUS_MULTIPROC_DIR``."""
+def multiprocess_registry(path: str | None = None) -> CollectorRegistry:
+    """A registry that sums what every worker wrote to ``path`` (default: ``PROMETHEUS_MULTIPROC_DIR``)."""
     registry = CollectorRegistry()
-    multiprocess.MultiProcessCollector(registry)
+    multiprocess.MultiProcessCollector(registry, path=path)
     return registry
 
 
-def serve_metrics(host: str, port: int) -> Callable[[], None]:
-    """Serve the workers' summed metrics on ``host:port`` in a thread of this (supervising) process,
-    away from the public port. Returns the function that stops it."""
-    server, thread = start_http_server(port, addr=host, registry=multiprocess_registry())
+def serve_metrics(host: str, port: int, path: str) -> Callable[[], None]:
+    """Serve the workers' summed metrics (written to ``path``) on ``host:port`` in a thread of this
+    supervising process, away from the public port. Returns the function that stops it."""
+    server, thread = start_http_server(port, addr=host, registry=multiprocess_registry(path))
 
     def stop() -> None:
         server.shutdown()

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Final
 
-__all__ = ["GatewayGuard", "Refusal", "TOKEN_HEADER", "parse_networks"]
+__all__ = ["TOKEN_HEADER", "GatewayGuard", "Refusal", "parse_networks"]
 
 TOKEN_HEADER: Final = "X-Gateway-Token"
 TOKEN_PARAM: Final = "token"

@@ -32,7 +32,7 @@ from engine.masking import mask
 from .gateway_guard import TOKEN_HEADER, GatewayGuard, Refusal
 from .msisdn import to_e164
 
-__all__ = ["BadRequest", "INVALID_REQUEST", "UssdAdapter", "error_response", "ussd_blueprint"]
+__all__ = ["INVALID_REQUEST", "BadRequest", "UssdAdapter", "error_response", "ussd_blueprint"]
 
 log = logging.getLogger("channels.ussd")
 

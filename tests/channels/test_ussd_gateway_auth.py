@@ -10,7 +10,7 @@ from dataclasses import replace
 import pytest
 from sqlalchemy import select
 
-import app.factory as factory
+from app import factory
 from app.factory import create_app
 from app.storage.models import SessionAuditRow
 from engine import SecurityEvent

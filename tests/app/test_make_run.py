@@ -1,0 +1,69 @@
+"""``python -m app serve`` (what ``make run`` starts): loopback by default, one line about the
+payment-callback secret, a banner naming its three processes, ``/metrics`` on the internal
+``METRICS_PORT`` only, and no ``transitions`` chatter in the log."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+from prometheus_client.parser import text_string_to_metric_families
+
+from ..support.services import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _wait(url: str, server: subprocess.Popen[bytes], seconds: float = 60.0) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and server.poll() is None:
+        try:
+            if requests.get(url, timeout=1).ok:
+                return
+        except requests.RequestException:
+            time.sleep(0.3)
+    raise AssertionError(f"{url} did not come up")
+
+
+def test_serve_binds_loopback_announces_itself_once_and_keeps_metrics_internal(settings, tmp_path):
+    port, backoffice_port, metrics_port = free_port(), free_port(), free_port()
+    env = {**os.environ, "PORT": str(port), "BACKOFFICE_PORT": str(backoffice_port),
+           "METRICS_PORT": str(metrics_port), "DATABASE_URL": settings.database_url,
+           "REDIS_URL": settings.redis_url or "", "WEB_CONCURRENCY": "1", "LOG_LEVEL": "INFO",
+           "BACKOFFICE_DATABASE_URL": f"sqlite:///{tmp_path / 'backoffice.db'}",
+           "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prometheus"), "WORKER_INTERVAL_SECONDS": "3600"}
+    for name in ("HOST", "PAYMENT_CALLBACK_SECRET", "BACKOFFICE_URL", "PUBLIC_BASE_URL", "USSD_GATEWAY_TOKEN"):
+        env.pop(name, None)
+    log_path = tmp_path / "serve.log"
+    with log_path.open("w") as log_file:
+        server = subprocess.Popen([sys.executable, "-m", "app", "serve"], cwd=ROOT, env=env, stdout=log_file,
+                                  stderr=subprocess.STDOUT)
+        try:
+            _wait(f"http://127.0.0.1:{port}/healthz", server)
+            hop = requests.post(f"http://127.0.0.1:{port}/ussd/africastalking", timeout=10, data={
+                "sessionId": "ATUid_serve", "serviceCode": "*123#", "phoneNumber": "+221770000001", "text": ""})
+            assert hop.status_code == 200 and hop.text.startswith("CON ")
+            assert requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).status_code == 404
+            internal = requests.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5)
+            hops = sum(s.value for family in text_string_to_metric_families(internal.text)
+                       if family.name == "engine_hops" for s in family.samples)
+            assert hops == 1
+        finally:
+            server.send_signal(signal.SIGTERM)
+            server.wait(timeout=30)
+    out = log_path.read_text()
+    assert f"Listening at: http://127.0.0.1:{port}" in out
+    secret_lines = [line for line in out.splitlines() if "secret" in line.lower()]
+    assert secret_lines == [("payment callback secret: PAYMENT_CALLBACK_SECRET not set, using a random one shared "
+                             "by the engine and the back office for this run only (set it in production)")]
+    assert "three processes (Ctrl-C stops all three)" in out
+    assert "1. engine (gunicorn, 1 worker(s)): POST http://127.0.0.1:" in out
+    assert "2. back office" in out and "3. worker" in out
+    assert f"metrics: http://127.0.0.1:{metrics_port}/metrics (internal port, METRICS_PORT)" in out
+    assert "transitions" not in out
+    assert "USSD_GATEWAY_TOKEN is not set" in out

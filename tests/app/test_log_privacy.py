@@ -8,7 +8,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import requests
@@ -17,23 +16,12 @@ from app.factory import create_app
 from app.logging_setup import configure_logging
 
 from ..support.engine import UssdPhone
-from ..support.services import free_port
+from ..support.services import free_port, wait_until_up
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "gw-7c1e9b04d2aa"
 # The full numbers, and the parts of them someone could search for.
 SECRETS = ["221770000001", "770000001", "1000001", TOKEN]
-
-
-def _wait(url: str, seconds: float = 30.0) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(url, timeout=1).ok:
-                return
-        except requests.RequestException:
-            time.sleep(0.2)
-    raise AssertionError(f"{url} did not come up")
 
 
 def test_a_full_session_through_gunicorn_leaves_no_number_or_token_in_the_logs(settings, tmp_path):
@@ -50,7 +38,7 @@ def test_a_full_session_through_gunicorn_leaves_no_number_or_token_in_the_logs(s
             cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT)
         try:
             base = f"http://127.0.0.1:{port}"
-            _wait(f"{base}/healthz")
+            wait_until_up(f"{base}/healthz", server)
             # Some gateways are configured to repeat the fields in the callback URL, token included.
             url = (f"{base}/ussd/africastalking?phoneNumber=%2B221770000001&account=1000001"
                    f"&msisdn=770000001&token={TOKEN}")

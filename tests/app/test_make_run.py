@@ -8,26 +8,14 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from ..support.services import free_port
+from ..support.services import free_port, wait_until_up
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _wait(url: str, server: subprocess.Popen[bytes], seconds: float = 60.0) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline and server.poll() is None:
-        try:
-            if requests.get(url, timeout=1).ok:
-                return
-        except requests.RequestException:
-            time.sleep(0.3)
-    raise AssertionError(f"{url} did not come up")
 
 
 def test_serve_binds_loopback_announces_itself_once_and_keeps_metrics_internal(settings, tmp_path):
@@ -44,7 +32,7 @@ def test_serve_binds_loopback_announces_itself_once_and_keeps_metrics_internal(s
         server = subprocess.Popen([sys.executable, "-m", "app", "serve"], cwd=ROOT, env=env, stdout=log_file,
                                   stderr=subprocess.STDOUT)
         try:
-            _wait(f"http://127.0.0.1:{port}/healthz", server)
+            wait_until_up(f"http://127.0.0.1:{port}/healthz", server)
             hop = requests.post(f"http://127.0.0.1:{port}/ussd/africastalking", timeout=10, data={
                 "sessionId": "ATUid_serve", "serviceCode": "*123#", "phoneNumber": "+221770000001", "text": ""})
             assert hop.status_code == 200 and hop.text.startswith("CON ")

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from urllib.parse import urlparse
 
 import pytest
+import requests
 from werkzeug.serving import make_server
 
 REDIS_TEST_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
@@ -58,3 +61,15 @@ def serve_wsgi(app: object, port: int = 0) -> Iterator[str]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+
+
+def wait_until_up(url: str, process: subprocess.Popen[bytes] | None = None, seconds: float = 60.0) -> None:
+    """Poll ``url`` until it answers 2xx; fail if ``process`` (the server) exits or time runs out."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and (process is None or process.poll() is None):
+        try:
+            if requests.get(url, timeout=1).ok:
+                return
+        except requests.RequestException:
+            time.sleep(0.2)
+    raise AssertionError(f"{url} did not come up")

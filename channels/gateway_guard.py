@@ -19,6 +19,7 @@ __all__ = ["TOKEN_HEADER", "GatewayGuard", "Refusal", "parse_networks"]
 
 TOKEN_HEADER: Final = "X-Gateway-Token"
 TOKEN_PARAM: Final = "token"
+UNKNOWN_SOURCE: Final = "unknown"
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -70,7 +71,8 @@ class GatewayGuard:
         # Walk right to left, past our own proxies: the first other address is the real client.
         for hop in reversed([part.strip() for part in forwarded_for.split(",")]):
             if not self._in(hop, self.trusted_proxies):
-                return hop
+                # Whatever the header says goes to logs and audit rows: an address or nothing.
+                return hop if _is_address(hop) else UNKNOWN_SOURCE
         return peer
 
     def check(self, headers: Mapping[str, str], args: Mapping[str, str], remote_addr: str | None) -> Refusal | None:
@@ -92,8 +94,15 @@ class GatewayGuard:
 
     @staticmethod
     def _in(address: str, networks: tuple[Network, ...]) -> bool:
-        try:
-            ip = ipaddress.ip_address(address)
-        except ValueError:
+        if not _is_address(address):
             return False
+        ip = ipaddress.ip_address(address)
         return any(ip in network for network in networks)
+
+
+def _is_address(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True

@@ -116,6 +116,9 @@ def test_source_networks_are_checked_and_forwarded_addresses_believed_only_from_
     spoofed = client.post("/ussd/africastalking", data=FORM,
                           headers={**ok, "X-Forwarded-For": "10.20.3.4, 198.51.100.9"})
     assert spoofed.status_code == 403
+    garbage = client.post("/ussd/africastalking", data=FORM, headers={**ok, "X-Forwarded-For": "<script>x</script>"})
+    assert garbage.status_code == 403
+    assert [e.subject for e in audit.events[-2:]] == ["198.51.100.9", "unknown"]
 
 
 def test_an_open_callback_is_announced_at_start_up(settings, caplog):

@@ -231,3 +231,18 @@ def test_hops_of_one_session_alternate_between_two_app_instances(settings):
     assert "99. Préc." in phone.answer("98")
     phone.client = one
     assert phone.answer("0").startswith("CON Compte 1000001")
+
+
+@hsettings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.text(max_size=30), min_size=1, max_size=4))
+def test_any_text_a_hop_can_carry_gets_200_and_a_screen(app, inputs):
+    client = app.test_client()
+    session = f"any{abs(hash(tuple(inputs)))}"
+    for depth in range(len(inputs) + 1):
+        text = "*".join(inputs[:depth])
+        response = client.post("/ussd/africastalking", data={**FORM, "sessionId": session, "text": text})
+        body = response.get_data(as_text=True)
+        assert response.status_code == 200
+        assert body.startswith(("CON ", "END ")) and len(body) <= 182
+        if body.startswith("END"):
+            break

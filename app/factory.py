@@ -13,7 +13,9 @@ from flask import Flask, Response, g, jsonify, request
 from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.exceptions import HTTPException
 
+from backend_clients.africastalking_sms import AfricasTalkingSms
 from backend_clients import BillingClient, ClientConfig, IncidentClient, MeteringClient, PaymentClient
+from channels.sms_delivery import DeliveryReport, sms_delivery_blueprint
 from channels.payment_callback import Applied, CallbackEvent, payment_callback_blueprint
 from channels.ussd import INVALID_REQUEST, UssdAdapter, ussd_blueprint
 from dialogs.arrangements import load_rules
@@ -33,6 +35,7 @@ from engine import (
 )
 from menus import load_menus
 
+from .notify import Dispatcher, NotificationTemplates, SmsSender
 from .ops import Metrics, ops_blueprint
 from .settings import Settings
 from .storage import (
@@ -48,8 +51,9 @@ from .storage import (
     SqlSubscriptions,
     make_sessions,
 )
+from .storage.delivery import SqlDeliveryQueue
 
-__all__ = ["build_deps", "build_engine", "create_app"]
+__all__ = ["build_deps", "build_dispatcher", "build_engine", "create_app"]
 
 log = logging.getLogger("app")
 
@@ -104,6 +108,22 @@ def build_engine(settings: Settings, store: SessionStore | None = None,
     return engine, {"store": store, "db": sessions, "deps": deps, "security": security}
 
 
+def build_dispatcher(settings: Settings, sessions: sessionmaker[Session]) -> Dispatcher:
+    """The outbox's delivery: templates, the SMS provider (when configured), the queue."""
+    menus = load_menus(settings.menus_path).menus
+    templates = NotificationTemplates.load(settings.notifications_path, menus.default_language)
+    problems = templates.check(menus.languages)
+    if problems:
+        raise ValueError(f"{settings.notifications_path}: " + "; ".join(problems))
+    senders: dict[str, SmsSender] = {}
+    if settings.at_api_key:
+        senders["sms"] = AfricasTalkingSms(settings.at_username, settings.at_api_key, settings.at_api_url,
+                                           settings.at_sender_id)
+    else:
+        log.warning("AT_API_KEY is not set: SMS notifications stay queued in the outbox until it is.")
+    return Dispatcher(SqlDeliveryQueue(sessions), templates, senders, labels=menus.labels)
+
+
 def _settler(deps: Deps) -> Callable[[CallbackEvent], Applied]:
     """The payment callback channel's ``apply``: the dialogs' settlement of a provider result."""
 
@@ -136,6 +156,17 @@ def create_app(settings: Settings | None = None, store: SessionStore | None = No
 
     app.register_blueprint(ussd_blueprint(engine, UssdAdapter(settings.default_region)))
     app.register_blueprint(payment_callback_blueprint(_settler(parts["deps"]), settings.payment_callback_secret))
+    delivery_queue = SqlDeliveryQueue(parts["db"])
+    if not settings.sms_callback_token:
+        log.warning("SMS_CALLBACK_TOKEN is not set: anyone can post SMS delivery reports.")
+
+    def record_report(report: DeliveryReport) -> bool:
+        return delivery_queue.record_report(provider="africastalking", message_id=report.message_id,
+                                            msisdn=report.msisdn, status=report.status,
+                                            failure_reason=report.failure_reason)
+
+    app.register_blueprint(sms_delivery_blueprint(record_report, settings.sms_callback_token,
+                                                  settings.default_region))
     app.register_blueprint(ops_blueprint(metrics, {
         "session_store": parts["store"].ping,
         "backoffice": lambda: _backoffice_ready(settings),

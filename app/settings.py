@@ -33,6 +33,14 @@ class Settings:
     # Server key for HMACs the product keeps (hop digests, pseudonymous ids in the security audit).
     secret_key: str = field(default="", repr=False)
     log_level: str = "INFO"
+    # Notifications (app/notify.py): Africa's Talking SMS through its SDK; AT_API_URL points it elsewhere.
+    notifications_path: str = "config/notifications.yaml"
+    at_username: str = "sandbox"
+    at_api_key: str = field(default="", repr=False)
+    at_api_url: str | None = None
+    at_sender_id: str | None = None
+    sms_callback_token: str = field(default="", repr=False)
+    notify_interval_seconds: float = 1.0
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -53,4 +61,11 @@ class Settings:
             payment_callback_secret=os.environ.get("PAYMENT_CALLBACK_SECRET", ""),
             secret_key=os.environ.get("SECRET_KEY", ""),
             log_level=_env("LOG_LEVEL", cls.log_level),
+            notifications_path=_env("NOTIFICATIONS_PATH", cls.notifications_path),
+            at_username=_env("AT_USERNAME", cls.at_username),
+            at_api_key=os.environ.get("AT_API_KEY", ""),
+            at_api_url=os.environ.get("AT_API_URL") or None,
+            at_sender_id=os.environ.get("AT_SENDER_ID") or None,
+            sms_callback_token=os.environ.get("SMS_CALLBACK_TOKEN", ""),
+            notify_interval_seconds=float(_env("NOTIFY_INTERVAL_SECONDS", str(cls.notify_interval_seconds))),
         )

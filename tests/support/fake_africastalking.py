@@ -43,6 +43,7 @@ class FakeAfricasTalking:
     next_status: list[int] = field(default_factory=list)
     fail_next: int = 0
     url: str = ""
+    hold: threading.Event | None = None     # when set: record the message, then answer only once released
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -69,6 +70,8 @@ class FakeAfricasTalking:
                     recipients.append({"statusCode": code, "number": number,
                                        "status": _STATUS_WORDS.get(code, "Failed"),
                                        "cost": "XOF 25" if code < 200 else "0", "messageId": message_id})
+            if self.hold is not None:
+                self.hold.wait(30)
             return jsonify(SMSMessageData={"Message": f"Sent to {len(self.sent)}", "Recipients": recipients})
 
         return app

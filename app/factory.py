@@ -14,8 +14,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.exceptions import HTTPException
 
 from backend_clients.africastalking_sms import AfricasTalkingSms
+from backend_clients.twilio_whatsapp import TwilioWhatsApp
 from backend_clients import BillingClient, ClientConfig, IncidentClient, MeteringClient, PaymentClient
 from channels.sms_delivery import DeliveryReport, sms_delivery_blueprint
+from channels.twilio_status import PATH as TWILIO_STATUS_PATH
+from channels.twilio_status import twilio_status_blueprint
 from channels.payment_callback import Applied, CallbackEvent, payment_callback_blueprint
 from channels.ussd import INVALID_REQUEST, UssdAdapter, ussd_blueprint
 from dialogs.arrangements import load_rules
@@ -121,6 +124,10 @@ def build_dispatcher(settings: Settings, sessions: sessionmaker[Session]) -> Dis
                                            settings.at_sender_id)
     else:
         log.warning("AT_API_KEY is not set: SMS notifications stay queued in the outbox until it is.")
+    if settings.twilio_account_sid and settings.twilio_auth_token and settings.twilio_whatsapp_from:
+        senders["whatsapp"] = TwilioWhatsApp(settings.twilio_account_sid, settings.twilio_auth_token,
+                                             settings.twilio_whatsapp_from, settings.twilio_api_url,
+                                             status_callback=f"{settings.public_base_url}{TWILIO_STATUS_PATH}")
     return Dispatcher(SqlDeliveryQueue(sessions), templates, senders, labels=menus.labels)
 
 
@@ -160,13 +167,17 @@ def create_app(settings: Settings | None = None, store: SessionStore | None = No
     if not settings.sms_callback_token:
         log.warning("SMS_CALLBACK_TOKEN is not set: anyone can post SMS delivery reports.")
 
-    def record_report(report: DeliveryReport) -> bool:
-        return delivery_queue.record_report(provider="africastalking", message_id=report.message_id,
-                                            msisdn=report.msisdn, status=report.status,
-                                            failure_reason=report.failure_reason)
+    def reports_of(provider: str) -> Callable[[DeliveryReport], bool]:
+        def record(report: DeliveryReport) -> bool:
+            return delivery_queue.record_report(provider=provider, message_id=report.message_id,
+                                                msisdn=report.msisdn, status=report.status,
+                                                failure_reason=report.failure_reason)
+        return record
 
-    app.register_blueprint(sms_delivery_blueprint(record_report, settings.sms_callback_token,
+    app.register_blueprint(sms_delivery_blueprint(reports_of("africastalking"), settings.sms_callback_token,
                                                   settings.default_region))
+    app.register_blueprint(twilio_status_blueprint(reports_of("twilio"), settings.twilio_auth_token,
+                                                   settings.public_base_url))
     app.register_blueprint(ops_blueprint(metrics, {
         "session_store": parts["store"].ping,
         "backoffice": lambda: _backoffice_ready(settings),

@@ -6,6 +6,7 @@ rows (urgent kinds first), renders and sends each, and records the outcome:
 
 - accepted by the provider -> ``sent`` (then ``delivered``/``failed`` from delivery reports);
 - refused for good (invalid or blacklisted number) or no template -> ``failed``, kept for agents;
+  a message for WhatsApp that Twilio refuses (not on WhatsApp, outside the 24-hour window) goes by SMS;
 - provider unreachable or busy -> back to ``pending`` with exponential backoff, ``failed``
   after ``max_attempts``.
 
@@ -118,27 +119,36 @@ class Dispatcher:
         return DeliveryPass(sent, retried, failed, adopted, requeued)
 
     def _deliver(self, message: ClaimedMessage, now: datetime) -> str:
-        sender = self.senders.get(message.channel)
-        if sender is None:
-            return self._retry(message, now, f"no sender configured for {message.channel}")
         try:
             text = self.templates.render(message, self._formatter(message.language))
         except LookupError as exc:
             log.error("outbox %d (%s) to %s cannot be written: %s", message.id, message.kind, mask(message.msisdn), exc)
             self.queue.failed(message.id, error=str(exc))
             return "failed"
-        try:
-            result = sender.send(message.msisdn, text)
-        except Rejected as exc:
-            log.warning("outbox %d (%s) to %s refused by the provider: %s", message.id, message.kind,
-                        mask(message.msisdn), exc.reason)
-            self.queue.failed(message.id, error=f"refused: {exc.reason}")
-            return "failed"
-        except BackendUnavailable as exc:
-            return self._retry(message, now, str(exc))
-        self.queue.sent(message.id, channel=message.channel, message_id=str(result.message_id), now=self.clock())
-        log.info("outbox %d (%s) sent to %s", message.id, message.kind, mask(message.msisdn))
-        return "sent"
+        # The customer's channel first; SMS when it refuses the message or is not configured.
+        channels = [message.channel] + (["sms"] if message.channel != "sms" else [])
+        refusal = ""
+        for channel in channels:
+            sender = self.senders.get(channel)
+            if sender is None:
+                refusal = f"no sender configured for {channel}"
+                continue
+            try:
+                result = sender.send(message.msisdn, text)
+            except Rejected as exc:
+                log.warning("outbox %d (%s) to %s refused on %s: %s", message.id, message.kind,
+                            mask(message.msisdn), channel, exc.reason)
+                refusal = f"refused: {exc.reason}"
+                continue
+            except BackendUnavailable as exc:
+                return self._retry(message, now, f"{channel}: {exc}")
+            self.queue.sent(message.id, channel=channel, message_id=str(result.message_id), now=self.clock())
+            log.info("outbox %d (%s) sent to %s by %s", message.id, message.kind, mask(message.msisdn), channel)
+            return "sent"
+        if refusal.startswith("no sender"):
+            return self._retry(message, now, refusal)
+        self.queue.failed(message.id, error=refusal)
+        return "failed"
 
     def _retry(self, message: ClaimedMessage, now: datetime, error: str) -> str:
         if message.attempts >= self.max_attempts:

@@ -41,6 +41,10 @@ class Settings:
     at_sender_id: str | None = None
     sms_callback_token: str = field(default="", repr=False)
     notify_interval_seconds: float = 1.0
+    twilio_account_sid: str = ""
+    twilio_auth_token: str = field(default="", repr=False)
+    twilio_whatsapp_from: str = ""
+    twilio_api_url: str | None = None
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -68,4 +72,8 @@ class Settings:
             at_sender_id=os.environ.get("AT_SENDER_ID") or None,
             sms_callback_token=os.environ.get("SMS_CALLBACK_TOKEN", ""),
             notify_interval_seconds=float(_env("NOTIFY_INTERVAL_SECONDS", str(cls.notify_interval_seconds))),
+            twilio_account_sid=os.environ.get("TWILIO_ACCOUNT_SID", ""),
+            twilio_auth_token=os.environ.get("TWILIO_AUTH_TOKEN", ""),
+            twilio_whatsapp_from=os.environ.get("TWILIO_WHATSAPP_FROM", ""),
+            twilio_api_url=os.environ.get("TWILIO_API_URL") or None,
         )

@@ -298,3 +298,79 @@ def test_two_workers_on_postgresql_send_a_thousand_messages_none_twice(postgres_
         thread.join(120)
     numbers = [m.to for m in provider.sent]
     assert len(numbers) == 1000 and len(set(numbers)) == 1000
+
+
+# ---------------------------------------------------------------- WhatsApp first, SMS when it refuses
+def _whatsapp_row(queue: SqlDeliveryQueue, engine_db: str) -> None:
+    from sqlalchemy import update
+
+    from app.storage.models import OutboxEventRow
+
+    with make_sessions(engine_db).begin() as db:
+        db.execute(update(OutboxEventRow).values(channel="whatsapp"))
+
+
+@pytest.fixture
+def whatsapp() -> Iterator[Any]:
+    from tests.support.fake_twilio import fake_twilio
+
+    with fake_twilio() as fake:
+        yield fake
+
+
+def _both(provider: FakeAfricasTalking, whatsapp: Any) -> dict[str, Any]:
+    from backend_clients.twilio_whatsapp import TwilioWhatsApp
+
+    return {"sms": AfricasTalkingSms(provider.username, provider.api_key, api_url=provider.url),
+            "whatsapp": TwilioWhatsApp(whatsapp.account_sid, whatsapp.auth_token, "+14155238886",
+                                       api_url=whatsapp.url)}
+
+
+def test_a_whatsapp_customer_gets_the_receipt_on_whatsapp(outbox, queue, engine_db, provider, whatsapp, clock):
+    add(outbox)
+    _whatsapp_row(queue, engine_db)
+    Dispatcher(queue, TEMPLATES, _both(provider, whatsapp), clock=clock).run_once()
+    [message] = whatsapp.sent
+    assert message["To"] == "whatsapp:+221770000001" and message["Body"].startswith("Paiement reçu: 5 500 FCFA")
+    assert provider.sent == [] and queue.get(1)["channel"] == "whatsapp"
+
+
+def test_sms_when_whatsapp_refuses(outbox, queue, engine_db, provider, whatsapp, clock):
+    add(outbox)
+    _whatsapp_row(queue, engine_db)
+    whatsapp.next_error = [(400, 63016, "Outside the allowed window")]
+    Dispatcher(queue, TEMPLATES, _both(provider, whatsapp), clock=clock).run_once()
+    assert whatsapp.sent == [] and len(provider.messages_to("+221770000001")) == 1
+    assert (queue.get(1)["status"], queue.get(1)["channel"]) == ("sent", "sms")
+
+
+def _twilio_signature(token: str, url: str, params: dict[str, str]) -> str:
+    """Twilio's documented formula: base64(HMAC-SHA1(token, url + sorted name+value pairs))."""
+    import base64
+    import hashlib
+    import hmac
+
+    payload = url + "".join(name + params[name] for name in sorted(params))
+    return base64.b64encode(hmac.new(token.encode(), payload.encode(), hashlib.sha1).digest()).decode()
+
+
+def test_twilio_status_callbacks_are_signed_and_update_the_delivery(settings, outbox, queue, engine_db, provider,
+                                                                     whatsapp, clock):
+    from dataclasses import replace
+
+    app = create_app(replace(settings, twilio_auth_token=whatsapp.auth_token,
+                             public_base_url="https://engine.example"))
+    add(outbox)
+    _whatsapp_row(queue, engine_db)
+    Dispatcher(queue, TEMPLATES, _both(provider, whatsapp), clock=clock).run_once()
+    sid = whatsapp.sent[0]["Sid"]
+    params = {"MessageSid": sid, "MessageStatus": "delivered", "To": "whatsapp:+221770000001",
+              "From": "whatsapp:+14155238886", "AccountSid": whatsapp.account_sid}
+    client = app.test_client()
+    url = "https://engine.example/whatsapp/twilio/status"
+    forged = client.post("/whatsapp/twilio/status", data=params,
+                         headers={"X-Twilio-Signature": _twilio_signature("not-the-token", url, params)})
+    assert forged.status_code == 403 and queue.get(1)["delivery_status"] == "sent"
+    signed = client.post("/whatsapp/twilio/status", data=params,
+                         headers={"X-Twilio-Signature": _twilio_signature(whatsapp.auth_token, url, params)})
+    assert signed.status_code == 204 and queue.get(1)["delivery_status"] == "delivered"

@@ -13,8 +13,13 @@ from flask import Flask, Response, g, jsonify, request
 from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.exceptions import HTTPException
 
+from backend_clients.africastalking_sms import AfricasTalkingSms
+from backend_clients.twilio_whatsapp import TwilioWhatsApp
 from backend_clients import BillingClient, ClientConfig, IncidentClient, MeteringClient, PaymentClient
 from channels.gateway_guard import GatewayGuard, parse_networks
+from channels.sms_delivery import DeliveryReport, sms_delivery_blueprint
+from channels.twilio_status import PATH as TWILIO_STATUS_PATH
+from channels.twilio_status import twilio_status_blueprint
 from channels.payment_callback import Applied, CallbackEvent, payment_callback_blueprint
 from channels.ussd import UssdAdapter, error_response, ussd_blueprint
 from dialogs.arrangements import load_rules
@@ -35,6 +40,7 @@ from engine import (
 from menus import load_menus
 
 from .logging_setup import configure_logging
+from .notify import Dispatcher, NotificationTemplates, SmsSender
 from .ops import Metrics, ops_blueprint
 from .settings import Settings
 from .storage import (
@@ -50,8 +56,9 @@ from .storage import (
     SqlSubscriptions,
     make_sessions,
 )
+from .storage.delivery import SqlDeliveryQueue
 
-__all__ = ["build_deps", "build_engine", "create_app"]
+__all__ = ["build_deps", "build_dispatcher", "build_engine", "create_app"]
 
 log = logging.getLogger("app")
 
@@ -115,6 +122,24 @@ def build_gateway_guard(settings: Settings) -> GatewayGuard:
         log.warning("USSD_GATEWAY_TOKEN is not set: the USSD callback and its events endpoint accept any "
                     "caller (development only). Set it, and USSD_ALLOWED_NETWORKS, in production.")
     return guard
+def build_dispatcher(settings: Settings, sessions: sessionmaker[Session]) -> Dispatcher:
+    """The outbox's delivery: templates, the SMS provider (when configured), the queue."""
+    menus = load_menus(settings.menus_path).menus
+    templates = NotificationTemplates.load(settings.notifications_path, menus.default_language)
+    problems = templates.check(menus.languages)
+    if problems:
+        raise ValueError(f"{settings.notifications_path}: " + "; ".join(problems))
+    senders: dict[str, SmsSender] = {}
+    if settings.at_api_key:
+        senders["sms"] = AfricasTalkingSms(settings.at_username, settings.at_api_key, settings.at_api_url,
+                                           settings.at_sender_id)
+    else:
+        log.warning("AT_API_KEY is not set: SMS notifications stay queued in the outbox until it is.")
+    if settings.twilio_account_sid and settings.twilio_auth_token and settings.twilio_whatsapp_from:
+        senders["whatsapp"] = TwilioWhatsApp(settings.twilio_account_sid, settings.twilio_auth_token,
+                                             settings.twilio_whatsapp_from, settings.twilio_api_url,
+                                             status_callback=f"{settings.public_base_url}{TWILIO_STATUS_PATH}")
+    return Dispatcher(SqlDeliveryQueue(sessions), templates, senders, labels=menus.labels)
 
 
 def _settler(deps: Deps) -> Callable[[CallbackEvent], Applied]:
@@ -152,6 +177,21 @@ def create_app(settings: Settings | None = None, store: SessionStore | None = No
                                           guard=build_gateway_guard(settings), security=parts["security"],
                                           on_reject=metrics.rejected.labels("ussd").inc))
     app.register_blueprint(payment_callback_blueprint(_settler(parts["deps"]), settings.payment_callback_secret))
+    delivery_queue = SqlDeliveryQueue(parts["db"])
+    if not settings.sms_callback_token:
+        log.warning("SMS_CALLBACK_TOKEN is not set: anyone can post SMS delivery reports.")
+
+    def reports_of(provider: str) -> Callable[[DeliveryReport], bool]:
+        def record(report: DeliveryReport) -> bool:
+            return delivery_queue.record_report(provider=provider, message_id=report.message_id,
+                                                msisdn=report.msisdn, status=report.status,
+                                                failure_reason=report.failure_reason)
+        return record
+
+    app.register_blueprint(sms_delivery_blueprint(reports_of("africastalking"), settings.sms_callback_token,
+                                                  settings.default_region))
+    app.register_blueprint(twilio_status_blueprint(reports_of("twilio"), settings.twilio_auth_token,
+                                                   settings.public_base_url))
     app.register_blueprint(ops_blueprint(metrics, {
         "session_store": parts["store"].ping,
         "backoffice": lambda: _backoffice_ready(settings),

@@ -50,6 +50,18 @@ class Settings:
     trusted_proxies: tuple[str, ...] = ()
     # /metrics on a separate internal port (served by `python -m app serve`) instead of the public one.
     metrics_port: int | None = None
+    # Notifications (app/notify.py): Africa's Talking SMS through its SDK; AT_API_URL points it elsewhere.
+    notifications_path: str = "config/notifications.yaml"
+    at_username: str = "sandbox"
+    at_api_key: str = field(default="", repr=False)
+    at_api_url: str | None = None
+    at_sender_id: str | None = None
+    sms_callback_token: str = field(default="", repr=False)
+    notify_interval_seconds: float = 1.0
+    twilio_account_sid: str = ""
+    twilio_auth_token: str = field(default="", repr=False)
+    twilio_whatsapp_from: str = ""
+    twilio_api_url: str | None = None
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -74,4 +86,15 @@ class Settings:
             ussd_allowed_networks=_list("USSD_ALLOWED_NETWORKS"),
             trusted_proxies=_list("TRUSTED_PROXIES"),
             metrics_port=_port("METRICS_PORT"),
+            notifications_path=_env("NOTIFICATIONS_PATH", cls.notifications_path),
+            at_username=_env("AT_USERNAME", cls.at_username),
+            at_api_key=os.environ.get("AT_API_KEY", ""),
+            at_api_url=os.environ.get("AT_API_URL") or None,
+            at_sender_id=os.environ.get("AT_SENDER_ID") or None,
+            sms_callback_token=os.environ.get("SMS_CALLBACK_TOKEN", ""),
+            notify_interval_seconds=float(_env("NOTIFY_INTERVAL_SECONDS", str(cls.notify_interval_seconds))),
+            twilio_account_sid=os.environ.get("TWILIO_ACCOUNT_SID", ""),
+            twilio_auth_token=os.environ.get("TWILIO_AUTH_TOKEN", ""),
+            twilio_whatsapp_from=os.environ.get("TWILIO_WHATSAPP_FROM", ""),
+            twilio_api_url=os.environ.get("TWILIO_API_URL") or None,
         )

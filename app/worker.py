@@ -1,18 +1,22 @@
-"""The background worker: sends again what a back end could not take at the time.
+"""The background worker: delivers the notification outbox and sends again what a back end
+could not take at the time.
 
-Today: complaints and outage reports kept while the incident system was down. The
-notification outbox (SMS receipts) joins it with the notification work. One pass is
-``run_once``; ``run_forever`` repeats it until stopped.
+Each tick (``NOTIFY_INTERVAL_SECONDS``, 1 s by default, so a receipt reaches the provider
+within seconds of the confirmation) runs one delivery pass of the outbox; complaints and
+outage reports kept while the incident system was down are forwarded every
+``WORKER_INTERVAL_SECONDS``. One pass of everything is ``run_once``; ``run_forever``
+repeats until stopped.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 
 from dialogs.incidents import resend_pending_tickets
 
-from .factory import build_deps
+from .factory import build_deps, build_dispatcher
 from .settings import Settings
 from .storage import make_sessions
 
@@ -22,21 +26,37 @@ log = logging.getLogger("worker")
 
 
 def run_once(settings: Settings) -> dict[str, int]:
-    deps = build_deps(settings, make_sessions(settings.database_url))
+    sessions = make_sessions(settings.database_url)
+    deps = build_deps(settings, sessions)
     assert deps.incidents is not None and deps.pending_tickets is not None
-    return {"tickets_sent": resend_pending_tickets(deps.incidents, deps.pending_tickets)}
+    delivered = build_dispatcher(settings, sessions).run_once()
+    return {"tickets_sent": resend_pending_tickets(deps.incidents, deps.pending_tickets),
+            "notifications_sent": delivered.sent, "notifications_retried": delivered.retried,
+            "notifications_failed": delivered.failed}
 
 
 def run_forever(settings: Settings, interval_seconds: float = 30.0, stop: threading.Event | None = None) -> None:
     stop = stop or threading.Event()
-    deps = build_deps(settings, make_sessions(settings.database_url))
+    sessions = make_sessions(settings.database_url)
+    deps = build_deps(settings, sessions)
+    dispatcher = build_dispatcher(settings, sessions)
     assert deps.incidents is not None and deps.pending_tickets is not None
-    log.info("worker started, every %.0f s", interval_seconds)
+    tick = max(0.05, min(settings.notify_interval_seconds, interval_seconds))
+    log.info("worker started: outbox every %.1f s, kept tickets every %.0f s", tick, interval_seconds)
+    next_tickets = 0.0
     while not stop.is_set():
         try:
-            sent = resend_pending_tickets(deps.incidents, deps.pending_tickets)
-            if sent:
-                log.info("forwarded %d kept ticket(s)", sent)
+            delivered = dispatcher.run_once()
+            if delivered.sent or delivered.failed or delivered.requeued:
+                log.info("outbox: %s", delivered)
         except Exception:
-            log.exception("worker pass failed; next pass in %.0f s", interval_seconds)
-        stop.wait(interval_seconds)
+            log.exception("outbox pass failed; next pass in %.1f s", tick)
+        if time.monotonic() >= next_tickets:
+            next_tickets = time.monotonic() + interval_seconds
+            try:
+                sent = resend_pending_tickets(deps.incidents, deps.pending_tickets)
+                if sent:
+                    log.info("forwarded %d kept ticket(s)", sent)
+            except Exception:
+                log.exception("worker pass failed; next pass in %.0f s", interval_seconds)
+        stop.wait(tick)

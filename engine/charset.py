@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import unicodedata
 
-__all__ = ["GSM7_BASIC", "GSM7_EXTENSION", "gsm7_length", "is_gsm7", "to_gsm7"]
+__all__ = ["GSM7_BASIC", "GSM7_EXTENSION", "gsm7_length", "is_gsm7", "sms_segments", "to_gsm7"]
 
 GSM7_BASIC = frozenset(
     "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
@@ -55,3 +55,15 @@ def to_gsm7(text: str) -> str:
     if is_gsm7(text):
         return text
     return "".join(_one(ch) for ch in text)
+
+
+def sms_segments(text: str) -> int:
+    """How many SMS parts ``text`` takes: 160 GSM-7 septets (153 a part when concatenated), or 70
+    UCS-2 characters (67 a part) as soon as one character is outside GSM-7."""
+    if is_gsm7(text):
+        single, part, size = 160, 153, gsm7_length(text)
+    else:
+        single, part, size = 70, 67, len(text.encode("utf-16-le")) // 2
+    if size <= single:
+        return 1
+    return -(-size // part)

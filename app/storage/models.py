@@ -133,6 +133,30 @@ class OutboxEventRow(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # Delivery (app/notify.py): a worker holds a claimed row until ``claimed_until``; the provider's id
+    # and its delivery reports follow the message once sent.
+    channel: Mapped[str] = mapped_column(String(16), default="sms", server_default="sms")
+    claimed_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    provider_message_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    delivery_status: Mapped[str | None] = mapped_column(String(24), nullable=True)
+    last_error: Mapped[str | None] = mapped_column(String(120), nullable=True)
+
+
+class DeliveryReportRow(Base):
+    """A provider's word on a message it took (delivered, failed ...), kept even when no outbox row
+    is known by its id yet: a worker that crashed before recording the id finds it here."""
+
+    __tablename__ = "delivery_reports"
+    __table_args__ = (UniqueConstraint("provider", "provider_message_id", "status", name="uq_delivery_reports_once"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    provider: Mapped[str] = mapped_column(String(24))
+    provider_message_id: Mapped[str] = mapped_column(String(64))
+    msisdn: Mapped[str] = mapped_column(String(20), index=True)
+    status: Mapped[str] = mapped_column(String(24))
+    failure_reason: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
 class PendingTicketRow(Base):

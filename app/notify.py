@@ -1,0 +1,167 @@
+"""Delivery of the outbox: each pending event becomes a message in the customer's language,
+sent through the provider of its channel, with retries and a status per delivery.
+
+One pass (``Dispatcher.run_once``) recovers rows a dead worker left behind, claims the due
+rows (urgent kinds first), renders and sends each, and records the outcome:
+
+- accepted by the provider -> ``sent`` (then ``delivered``/``failed`` from delivery reports);
+- refused for good (invalid or blacklisted number) or no template -> ``failed``, kept for agents;
+  a message for WhatsApp that Twilio refuses (not on WhatsApp, outside the 24-hour window) goes by SMS;
+- provider unreachable or busy -> back to ``pending`` with exponential backoff, ``failed``
+  after ``max_attempts``.
+
+Texts come from ``config/notifications.yaml``; a kind without a template is a configuration
+error reported at start-up by ``NotificationTemplates.check``, never a silently dropped message.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Protocol
+
+import yaml
+
+from dialogs.backends import BackendUnavailable, Rejected
+from engine.formatting import TextFormatter
+from engine.masking import mask
+
+from .storage.delivery import ClaimedMessage, SqlDeliveryQueue
+
+__all__ = ["DeliveryPass", "Dispatcher", "NotificationTemplates", "SmsSender"]
+
+log = logging.getLogger("notify")
+
+
+class SmsSender(Protocol):
+    def send(self, to: str, text: str) -> Any:
+        """Hand one message to the provider; the result has ``message_id``. ``Rejected`` for good,
+        ``BackendUnavailable`` for now."""
+
+
+@dataclass(frozen=True)
+class _Template:
+    urgent: bool
+    text: Mapping[str, str]
+    if_present: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class NotificationTemplates:
+    kinds: Mapping[str, _Template]
+    default_language: str = "fr"
+
+    @classmethod
+    def load(cls, path: str | Path, default_language: str = "fr") -> NotificationTemplates:
+        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        kinds = {}
+        for kind, spec in (raw.get("kinds") or {}).items():
+            if not isinstance(spec, dict) or not isinstance(spec.get("text"), dict):
+                raise ValueError(f"{path}: kind '{kind}' needs a text per language")
+            kinds[kind] = _Template(bool(spec.get("urgent")), dict(spec["text"]), dict(spec.get("if_present") or {}))
+        return cls(kinds, default_language)
+
+    @property
+    def urgent_kinds(self) -> frozenset[str]:
+        return frozenset(k for k, t in self.kinds.items() if t.urgent)
+
+    def check(self, languages: Collection[str]) -> list[str]:
+        """Problems: a template without a text in one of ``languages``."""
+        problems = []
+        for kind, template in self.kinds.items():
+            for texts in (template.text, *template.if_present.values()):
+                problems += [f"notification '{kind}': no '{lang}' text" for lang in languages if not texts.get(lang)]
+        return problems
+
+    def render(self, message: ClaimedMessage, formatter: TextFormatter) -> str:
+        template = self.kinds.get(message.kind)
+        if template is None:
+            raise LookupError(f"no template for kind '{message.kind}'")
+        texts = next((t for f, t in template.if_present.items() if message.payload.get(f)), template.text)
+        raw = texts.get(message.language) or texts[self.default_language]
+        return formatter.fill(raw, message.payload)
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryPass:
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+    adopted: int = 0
+    requeued: int = 0
+
+
+class Dispatcher:
+    def __init__(self, queue: SqlDeliveryQueue, templates: NotificationTemplates,
+                 senders: Mapping[str, SmsSender], *, labels: Mapping[str, Mapping[str, str]] | None = None,
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC), max_attempts: int = 8,
+                 backoff: timedelta = timedelta(seconds=5), max_backoff: timedelta = timedelta(hours=1),
+                 lease: timedelta = timedelta(seconds=60), settle: timedelta = timedelta(minutes=10)) -> None:
+        self.queue, self.templates, self.senders = queue, templates, senders
+        self.labels = labels or {}
+        self.clock = clock
+        self.max_attempts, self.backoff, self.max_backoff = max_attempts, backoff, max_backoff
+        self.lease, self.settle = lease, settle
+        self._formatters: dict[str, TextFormatter] = {}
+
+    def run_once(self, limit: int = 50) -> DeliveryPass:
+        now = self.clock()
+        adopted, requeued = self.queue.recover(now, self.lease, self.settle)
+        sent = retried = failed = 0
+        for message in self.queue.claim(now, self.lease, limit, self.templates.urgent_kinds):
+            outcome = self._deliver(message, now)
+            sent += outcome == "sent"
+            retried += outcome == "retry"
+            failed += outcome == "failed"
+        return DeliveryPass(sent, retried, failed, adopted, requeued)
+
+    def _deliver(self, message: ClaimedMessage, now: datetime) -> str:
+        try:
+            text = self.templates.render(message, self._formatter(message.language))
+        except LookupError as exc:
+            log.error("outbox %d (%s) to %s cannot be written: %s", message.id, message.kind, mask(message.msisdn), exc)
+            self.queue.failed(message.id, error=str(exc))
+            return "failed"
+        # The customer's channel first; SMS when it refuses the message or is not configured.
+        channels = [message.channel] + (["sms"] if message.channel != "sms" else [])
+        refusal = ""
+        for channel in channels:
+            sender = self.senders.get(channel)
+            if sender is None:
+                refusal = f"no sender configured for {channel}"
+                continue
+            try:
+                result = sender.send(message.msisdn, text)
+            except Rejected as exc:
+                log.warning("outbox %d (%s) to %s refused on %s: %s", message.id, message.kind,
+                            mask(message.msisdn), channel, exc.reason)
+                refusal = f"refused: {exc.reason}"
+                continue
+            except BackendUnavailable as exc:
+                return self._retry(message, now, f"{channel}: {exc}")
+            self.queue.sent(message.id, channel=channel, message_id=str(result.message_id), now=self.clock())
+            log.info("outbox %d (%s) sent to %s by %s", message.id, message.kind, mask(message.msisdn), channel)
+            return "sent"
+        if refusal.startswith("no sender"):
+            return self._retry(message, now, refusal)
+        self.queue.failed(message.id, error=refusal)
+        return "failed"
+
+    def _retry(self, message: ClaimedMessage, now: datetime, error: str) -> str:
+        if message.attempts >= self.max_attempts:
+            log.error("outbox %d (%s) to %s given up after %d attempts: %s", message.id, message.kind,
+                      mask(message.msisdn), message.attempts, error)
+            self.queue.failed(message.id, error=f"gave up: {error}")
+            return "failed"
+        delay = min(self.max_backoff, self.backoff * (2 ** (message.attempts - 1)))
+        self.queue.retry(message.id, error=error, at=now + delay)
+        return "retry"
+
+    def _formatter(self, language: str) -> TextFormatter:
+        formatter = self._formatters.get(language)
+        if formatter is None:
+            formatter = self._formatters[language] = TextFormatter(language, self.labels)
+        return formatter

@@ -1,0 +1,165 @@
+"""The outbox as a delivery queue: claiming rows, recording what the provider said, crash recovery.
+
+Several workers on several machines share the queue: a row is claimed (``sending``, held
+until ``claimed_until``) in one short transaction, with ``FOR UPDATE SKIP LOCKED`` on
+PostgreSQL so two workers never take the same row (SQLite, the embedded default, runs one
+worker). The provider call happens outside any transaction.
+
+A worker killed between the provider's acceptance and the status update leaves a row in
+``sending`` past its claim. Nothing tells whether the provider took it, except the
+provider's delivery reports, kept in ``delivery_reports`` even when no row knows their
+message id: a stale row adopts a report for its number that arrived after its claim (it
+was sent: never send it twice); with no such report after ``settle_seconds`` the message
+never left (send it again: never lose it).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import case, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from .models import DeliveryReportRow, OutboxEventRow
+
+__all__ = ["ClaimedMessage", "SqlDeliveryQueue"]
+
+# The provider's delivery words, as our statuses.
+_DELIVERED = frozenset({"Success", "delivered", "read"})
+_FAILED = frozenset({"Failed", "Rejected", "AbsentSubscriber", "Expired", "failed", "undelivered"})
+
+
+def delivery_status(provider_status: str) -> str:
+    if provider_status in _DELIVERED:
+        return "delivered"
+    if provider_status in _FAILED:
+        return "failed"
+    return "sent"
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedMessage:
+    id: int
+    kind: str
+    msisdn: str
+    language: str
+    channel: str
+    payload: dict[str, Any]
+    attempts: int          # including this one
+
+
+class SqlDeliveryQueue:
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
+        self._sessions = sessions
+
+    def claim(self, now: datetime, lease: timedelta, limit: int = 50,
+              urgent_kinds: Collection[str] = ()) -> list[ClaimedMessage]:
+        """Take up to ``limit`` due rows for this worker until ``now + lease``: urgent kinds first."""
+        with self._sessions.begin() as db:
+            due = (OutboxEventRow.status == "pending") & (
+                OutboxEventRow.next_attempt_at.is_(None) | (OutboxEventRow.next_attempt_at <= now))
+            order: list[Any] = [OutboxEventRow.id]
+            if urgent_kinds:
+                order.insert(0, case((OutboxEventRow.kind.in_(list(urgent_kinds)), 0), else_=1))
+            rows = db.scalars(select(OutboxEventRow).where(due).order_by(*order).limit(limit)
+                              .with_for_update(skip_locked=True)).all()
+            claimed = []
+            for row in rows:
+                row.status, row.claimed_until = "sending", now + lease
+                row.attempts = (row.attempts or 0) + 1
+                claimed.append(ClaimedMessage(row.id, row.kind, row.msisdn, row.language, row.channel or "sms",
+                                              json.loads(row.payload), row.attempts))
+            return claimed
+
+    def sent(self, row_id: int, *, channel: str, message_id: str, now: datetime) -> None:
+        with self._sessions.begin() as db:
+            db.execute(update(OutboxEventRow).where(OutboxEventRow.id == row_id).values(
+                status="sent", channel=channel, provider_message_id=message_id, sent_at=now,
+                delivery_status="sent", claimed_until=None, last_error=None))
+            self._apply_reports(db, row_id, message_id)
+
+    def retry(self, row_id: int, *, error: str, at: datetime) -> None:
+        with self._sessions.begin() as db:
+            db.execute(update(OutboxEventRow).where(OutboxEventRow.id == row_id).values(
+                status="pending", next_attempt_at=at, claimed_until=None, last_error=error[:120]))
+
+    def failed(self, row_id: int, *, error: str) -> None:
+        with self._sessions.begin() as db:
+            db.execute(update(OutboxEventRow).where(OutboxEventRow.id == row_id).values(
+                status="failed", delivery_status="failed", claimed_until=None, last_error=error[:120]))
+
+    def record_report(self, *, provider: str, message_id: str, msisdn: str, status: str,
+                      failure_reason: str | None = None) -> bool:
+        """Keep a delivery report (once) and apply it to the row that sent that message, if any.
+        Returns whether a row knows the message."""
+        with self._sessions() as db:
+            db.add(DeliveryReportRow(provider=provider, provider_message_id=message_id[:64], msisdn=msisdn[:20],
+                                     status=status[:24], failure_reason=(failure_reason or None) and
+                                     failure_reason[:80]))
+            try:
+                db.commit()
+            except IntegrityError:
+                db.rollback()
+        with self._sessions.begin() as db:
+            row = db.scalars(select(OutboxEventRow).where(OutboxEventRow.provider_message_id == message_id)).first()
+            if row is None:
+                return False
+            self._apply_reports(db, row.id, message_id)
+            return True
+
+    def recover(self, now: datetime, lease: timedelta, settle: timedelta) -> tuple[int, int]:
+        """Rows left ``sending`` past their claim (a worker died): adopt a delivery report that shows
+        the provider took the message, or send again once ``settle`` passed with none.
+        Returns (adopted, requeued)."""
+        adopted = requeued = 0
+        with self._sessions.begin() as db:
+            stale = db.scalars(select(OutboxEventRow).where(OutboxEventRow.status == "sending",
+                                                            OutboxEventRow.claimed_until < now)
+                               .with_for_update(skip_locked=True)).all()
+            for row in stale:
+                assert row.claimed_until is not None
+                claimed_at = _aware(row.claimed_until) - lease
+                known = select(OutboxEventRow.provider_message_id).where(
+                    OutboxEventRow.provider_message_id.is_not(None))
+                report = db.scalars(select(DeliveryReportRow).where(
+                    DeliveryReportRow.msisdn == row.msisdn, DeliveryReportRow.received_at >= claimed_at,
+                    DeliveryReportRow.provider_message_id.not_in(known))
+                    .order_by(DeliveryReportRow.id)).first()
+                if report is not None:
+                    row.status, row.provider_message_id = "sent", report.provider_message_id
+                    row.sent_at, row.claimed_until = report.received_at, None
+                    row.delivery_status = delivery_status(report.status)
+                    adopted += 1
+                elif now - _aware(row.claimed_until) >= settle:
+                    row.status, row.claimed_until, row.next_attempt_at = "pending", None, now
+                    row.last_error = "worker stopped during the send; no delivery report"
+                    requeued += 1
+        return adopted, requeued
+
+    def get(self, row_id: int) -> dict[str, Any]:
+        """One row as a mapping (for agents and tests)."""
+        with self._sessions() as db:
+            row = db.get(OutboxEventRow, row_id)
+            if row is None:
+                raise KeyError(row_id)
+            return {c.name: getattr(row, c.name) for c in OutboxEventRow.__table__.columns}
+
+    @staticmethod
+    def _apply_reports(db: Session, row_id: int, message_id: str) -> None:
+        reports = db.scalars(select(DeliveryReportRow.status).where(
+            DeliveryReportRow.provider_message_id == message_id).order_by(DeliveryReportRow.id)).all()
+        if reports:
+            final = [delivery_status(s) for s in reports]
+            # A final word (delivered/failed) wins over an intermediate "sent", whatever the order of arrival.
+            status = next((s for s in reversed(final) if s != "sent"), "sent")
+            db.execute(update(OutboxEventRow).where(OutboxEventRow.id == row_id).values(delivery_status=status))
+
+
+def _aware(moment: datetime) -> datetime:
+    # SQLite hands back naive datetimes for timezone-aware columns: they were written in UTC.
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -1,0 +1,60 @@
+"""Sending WhatsApp messages through Twilio's REST API with its official SDK (``twilio``).
+
+``TWILIO_API_URL`` replaces ``https://api.twilio.com`` (the SDK's ``client.api.base_url``)
+so tests and staging talk to a fake speaking the same protocol. The SDK logs whole requests
+(numbers and bodies) at INFO on ``twilio.http_client``: that logger is kept at WARNING.
+
+Errors: Twilio answers a refusal with a JSON error (``code``, ``message``, ``status``) that
+the SDK raises as ``TwilioRestException``. A 4xx refuses this message for good (unknown
+number, outside the 24-hour window, ...: ``Rejected``) except 429 (busy); 5xx, 429 and
+transport failures are worth another try (``BackendUnavailable``).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import requests
+from twilio.base.exceptions import TwilioRestException
+from twilio.http.http_client import TwilioHttpClient
+from twilio.rest import Client
+
+from dialogs.backends import BackendUnavailable, Rejected
+
+from .africastalking_sms import SentSms
+from .masking import mask
+
+__all__ = ["TwilioWhatsApp"]
+
+log = logging.getLogger(__name__)
+logging.getLogger("twilio.http_client").setLevel(logging.WARNING)
+
+
+class TwilioWhatsApp:
+    """One Twilio account and WhatsApp sender: ``send("+221...", text)`` -> ``SentSms``."""
+
+    def __init__(self, account_sid: str, auth_token: str, from_number: str, api_url: str | None = None,
+                 status_callback: str | None = None, timeout: float = 5.0) -> None:
+        self._client = Client(account_sid, auth_token, http_client=TwilioHttpClient(timeout=timeout))
+        if api_url:
+            self._client.api.base_url = api_url.rstrip("/")
+        self._from = _whatsapp(from_number)
+        self._status_callback = status_callback
+
+    def send(self, to: str, text: str) -> SentSms:
+        try:
+            kwargs = {"status_callback": self._status_callback} if self._status_callback else {}
+            message = self._client.messages.create(to=_whatsapp(to), from_=self._from, body=text[:1600], **kwargs)
+        except TwilioRestException as exc:
+            if exc.status == 429 or exc.status >= 500:
+                raise BackendUnavailable(f"twilio status {exc.status}") from None
+            log.warning("Twilio refused a WhatsApp message to %s: %s %s", mask(to), exc.status, exc.code)
+            raise Rejected(f"twilio_{exc.code or exc.status}") from None
+        except requests.RequestException as exc:
+            log.warning("Twilio unreachable for a WhatsApp message to %s: %s", mask(to), type(exc).__name__)
+            raise BackendUnavailable("twilio unreachable") from None
+        return SentSms(str(message.sid), str(message.status or "queued"))
+
+
+def _whatsapp(number: str) -> str:
+    return number if number.startswith("whatsapp:") else f"whatsapp:{number}"

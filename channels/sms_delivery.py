@@ -1,0 +1,69 @@
+"""Africa's Talking SMS delivery reports: ``POST /sms/africastalking/delivery``.
+
+The provider POSTs a form (``id``, ``status``, ``phoneNumber``, ``networkCode``,
+``failureReason``, ``retryCount``) for every message it took. Reports carry no signature:
+the callback URL holds a secret token (``?token=`` or ``X-Gateway-Token``), as for the USSD
+gateway. An accepted report is answered ``200 OK`` even when no message of ours has that id
+(a report may arrive before the worker recorded the id; it is kept and matched later),
+so the provider does not retry it for nothing.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from flask import Blueprint, Response, request
+
+from engine.masking import mask
+
+from .msisdn import to_e164
+
+__all__ = ["DeliveryReport", "sms_delivery_blueprint"]
+
+log = logging.getLogger("channels.sms_delivery")
+
+_MESSAGE_ID = re.compile(r"^[A-Za-z0-9_.:\-]{1,64}$")
+_STATUS = re.compile(r"^[A-Za-z]{1,24}$")
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryReport:
+    message_id: str
+    msisdn: str
+    status: str
+    failure_reason: str | None
+
+
+def _token_ok(expected: str) -> bool:
+    if not expected:
+        return True
+    given = request.headers.get("X-Gateway-Token") or request.args.get("token") or ""
+    return hmac.compare_digest(given.encode(), expected.encode())
+
+
+def sms_delivery_blueprint(record: Callable[[DeliveryReport], bool], token: str, default_region: str) -> Blueprint:
+    """``record`` keeps the report and answers whether one of our messages has that id."""
+    bp = Blueprint("sms_delivery", __name__)
+
+    @bp.post("/sms/africastalking/delivery")
+    def delivery() -> Response:
+        if not _token_ok(token):
+            log.warning("delivery report refused: bad or missing token")
+            return Response("forbidden", status=403, mimetype="text/plain")
+        form = request.form
+        message_id = (form.get("id") or "").strip()
+        status = (form.get("status") or "").strip()
+        msisdn = to_e164(form.get("phoneNumber") or "", default_region)
+        if not _MESSAGE_ID.match(message_id) or not _STATUS.match(status) or msisdn is None:
+            log.info("delivery report rejected: malformed")
+            return Response("invalid delivery report", status=400, mimetype="text/plain")
+        reason = (form.get("failureReason") or "").strip()[:80] or None
+        known = record(DeliveryReport(message_id, msisdn, status, reason))
+        log.info("delivery report %s for %s: %s%s", message_id, mask(msisdn), status, "" if known else " (not matched yet)")
+        return Response("OK", mimetype="text/plain")
+
+    return bp

@@ -1,0 +1,53 @@
+"""Twilio message status callbacks: ``POST /whatsapp/twilio/status``.
+
+Twilio signs them like its inbound webhooks: ``X-Twilio-Signature`` = base64 HMAC-SHA1 of
+the public URL followed by each POST parameter's name and value in sorted order, checked
+with the SDK's ``RequestValidator`` against the URL Twilio called (``PUBLIC_BASE_URL`` +
+path: behind a proxy the Flask request URL is not the one Twilio signed).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+
+from flask import Blueprint, Response, request
+from twilio.request_validator import RequestValidator
+
+from engine.masking import mask
+
+from .sms_delivery import DeliveryReport
+
+__all__ = ["twilio_status_blueprint"]
+
+log = logging.getLogger("channels.twilio_status")
+
+PATH = "/whatsapp/twilio/status"
+_SID = re.compile(r"^(SM|MM)[0-9a-fA-F]{32}$")
+_STATUS = frozenset({"queued", "sending", "sent", "delivered", "read", "failed", "undelivered", "accepted",
+                     "scheduled", "canceled", "receiving", "received"})
+
+
+def twilio_status_blueprint(record: Callable[[DeliveryReport], bool], auth_token: str,
+                            public_base_url: str) -> Blueprint:
+    bp = Blueprint("twilio_status", __name__)
+    validator = RequestValidator(auth_token) if auth_token else None
+
+    @bp.post(PATH)
+    def status() -> Response:
+        form = request.form.to_dict()
+        signature = request.headers.get("X-Twilio-Signature", "")
+        if validator is None or not validator.validate(public_base_url + PATH, form, signature):
+            log.warning("Twilio status callback refused: bad or missing signature")
+            return Response("forbidden", status=403, mimetype="text/plain")
+        sid, state = form.get("MessageSid", ""), form.get("MessageStatus", "")
+        to = form.get("To", "").removeprefix("whatsapp:")
+        if not _SID.match(sid) or state not in _STATUS or not re.fullmatch(r"\+\d{6,15}", to):
+            return Response("invalid status callback", status=400, mimetype="text/plain")
+        error = (form.get("ErrorCode") or "")[:20] or None
+        record(DeliveryReport(sid, to, state, error))
+        log.info("Twilio status %s for %s: %s", sid, mask(to), state)
+        return Response(status=204)
+
+    return bp

@@ -173,13 +173,12 @@ def create_app(settings: Settings | None = None, store: SessionStore | None = No
     app.extensions["parts"] = parts
     app.extensions["metrics"] = metrics
 
+    gateway_guard = build_gateway_guard(settings)
     app.register_blueprint(ussd_blueprint(engine, UssdAdapter(settings.default_region),
-                                          guard=build_gateway_guard(settings), security=parts["security"],
+                                          guard=gateway_guard, security=parts["security"],
                                           on_reject=metrics.rejected.labels("ussd").inc))
     app.register_blueprint(payment_callback_blueprint(_settler(parts["deps"]), settings.payment_callback_secret))
     delivery_queue = SqlDeliveryQueue(parts["db"])
-    if not settings.sms_callback_token:
-        log.warning("SMS_CALLBACK_TOKEN is not set: anyone can post SMS delivery reports.")
 
     def reports_of(provider: str) -> Callable[[DeliveryReport], bool]:
         def record(report: DeliveryReport) -> bool:
@@ -188,8 +187,8 @@ def create_app(settings: Settings | None = None, store: SessionStore | None = No
                                                 failure_reason=report.failure_reason)
         return record
 
-    app.register_blueprint(sms_delivery_blueprint(reports_of("africastalking"), settings.sms_callback_token,
-                                                  settings.default_region))
+    app.register_blueprint(sms_delivery_blueprint(reports_of("africastalking"), gateway_guard,
+                                                  settings.default_region, parts["security"]))
     app.register_blueprint(twilio_status_blueprint(reports_of("twilio"), settings.twilio_auth_token,
                                                    settings.public_base_url))
     app.register_blueprint(ops_blueprint(metrics, {

@@ -56,7 +56,6 @@ class Settings:
     at_api_key: str = field(default="", repr=False)
     at_api_url: str | None = None
     at_sender_id: str | None = None
-    sms_callback_token: str = field(default="", repr=False)
     notify_interval_seconds: float = 1.0
     twilio_account_sid: str = ""
     twilio_auth_token: str = field(default="", repr=False)
@@ -91,7 +90,6 @@ class Settings:
             at_api_key=os.environ.get("AT_API_KEY", ""),
             at_api_url=os.environ.get("AT_API_URL") or None,
             at_sender_id=os.environ.get("AT_SENDER_ID") or None,
-            sms_callback_token=os.environ.get("SMS_CALLBACK_TOKEN", ""),
             notify_interval_seconds=float(_env("NOTIFY_INTERVAL_SECONDS", str(cls.notify_interval_seconds))),
             twilio_account_sid=os.environ.get("TWILIO_ACCOUNT_SID", ""),
             twilio_auth_token=os.environ.get("TWILIO_AUTH_TOKEN", ""),

@@ -2,15 +2,14 @@
 
 The provider POSTs a form (``id``, ``status``, ``phoneNumber``, ``networkCode``,
 ``failureReason``, ``retryCount``) for every message it took. Reports carry no signature:
-the callback URL holds a secret token (``?token=`` or ``X-Gateway-Token``), as for the USSD
-gateway. An accepted report is answered ``200 OK`` even when no message of ours has that id
+Africa's Talking is authenticated as for its USSD callbacks, by the same ``GatewayGuard``
+(the shared token on the URL or in ``X-Gateway-Token``, optionally its source networks). An accepted report is answered ``200 OK`` even when no message of ours has that id
 (a report may arrive before the worker recorded the id; it is kept and matched later),
 so the provider does not retry it for nothing.
 """
 
 from __future__ import annotations
 
-import hmac
 import logging
 import re
 from collections.abc import Callable
@@ -19,7 +18,9 @@ from dataclasses import dataclass
 from flask import Blueprint, Response, request
 
 from engine.masking import mask
+from engine.security_audit import SecurityAudit, SecurityEvent
 
+from .gateway_guard import TOKEN_HEADER, GatewayGuard
 from .msisdn import to_e164
 
 __all__ = ["DeliveryReport", "sms_delivery_blueprint"]
@@ -38,21 +39,18 @@ class DeliveryReport:
     failure_reason: str | None
 
 
-def _token_ok(expected: str) -> bool:
-    if not expected:
-        return True
-    given = request.headers.get("X-Gateway-Token") or request.args.get("token") or ""
-    return hmac.compare_digest(given.encode(), expected.encode())
-
-
-def sms_delivery_blueprint(record: Callable[[DeliveryReport], bool], token: str, default_region: str) -> Blueprint:
+def sms_delivery_blueprint(record: Callable[[DeliveryReport], bool], guard: GatewayGuard, default_region: str,
+                          security: SecurityAudit) -> Blueprint:
     """``record`` keeps the report and answers whether one of our messages has that id."""
     bp = Blueprint("sms_delivery", __name__)
 
     @bp.post("/sms/africastalking/delivery")
     def delivery() -> Response:
-        if not _token_ok(token):
-            log.warning("delivery report refused: bad or missing token")
+        headers = {name: request.headers.get(name, "") for name in (TOKEN_HEADER, "X-Forwarded-For")}
+        refusal = guard.check(headers, request.args, request.remote_addr)
+        if refusal is not None:
+            log.warning("delivery report refused: %s", refusal.reason)
+            security.record(SecurityEvent("gateway_refused", "sms", subject=refusal.source, detail=refusal.reason))
             return Response("forbidden", status=403, mimetype="text/plain")
         form = request.form
         message_id = (form.get("id") or "").strip()

@@ -169,7 +169,7 @@ def test_urgent_messages_overtake_bulk_ones(outbox, queue, provider, clock):
 def engine_app(settings: Settings) -> Flask:
     from dataclasses import replace
 
-    return create_app(replace(settings, sms_callback_token="report-token"))
+    return create_app(replace(settings, ussd_gateway_token="report-token"))
 
 
 def report(client: Any, message_id: str, status: str, token: str = "report-token", **extra: str) -> Any:

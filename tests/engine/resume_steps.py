@@ -1,0 +1,67 @@
+"""Dialog steps of ``flows/resume.yaml``: a real ``StepRegistry`` of plain functions."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from engine.steps import StepContext, StepResult
+
+PIN = "1234"
+
+
+class ResumeSteps:
+    """``demo.check`` records a proof (``unlocked``) when the PIN is right; ``demo.apply`` changes the
+    secret only with that proof, as a protected dialog step does."""
+
+    def __init__(self) -> None:
+        self.calls: dict[str, int] = {}
+        self.changed_to: list[str] = []
+        self.placed = 0
+        self.transfers = 0
+        self._steps: dict[str, Callable[[StepContext], StepResult]] = {
+            "demo.one": lambda ctx: StepResult("ok", {"qty": "1"}),
+            "demo.place": self._place,
+            "demo.require": lambda ctx: StepResult("ok", {"unlocked": None, "after": ctx.params["after"]}),
+            "demo.check": lambda ctx: StepResult("ok", {"unlocked": "yes"}) if ctx.secrets.get("pin") == PIN
+            else StepResult("wrong"),
+            "demo.apply": self._apply,
+            "demo.payee": lambda ctx: StepResult("ok", {"payee": "Awa"}),
+            "demo.transfer": self._transfer,
+            "demo.raise": self._raise,
+        }
+
+    def _place(self, ctx: StepContext) -> StepResult:
+        self.placed += 1
+        return StepResult("ok")
+
+    def _apply(self, ctx: StepContext) -> StepResult:
+        if ctx.data.get("unlocked") != "yes":
+            return StepResult("pin_required")
+        self.changed_to.append(ctx.secrets["new_secret"])
+        return StepResult("ok", {"unlocked": None})
+
+    def _transfer(self, ctx: StepContext) -> StepResult:
+        if ctx.data.get("unlocked") != "yes":
+            return StepResult("pin_required")
+        self.transfers += 1
+        return StepResult("ok", {"unlocked": None})
+
+    def _raise(self, ctx: StepContext) -> StepResult:
+        # What a careless back-end client does: the customer's number in the exception text.
+        raise KeyError(f"no customer {ctx.user_id}")
+
+    def get(self, name: str) -> Callable[[StepContext], StepResult] | None:
+        step = self._steps.get(name)
+        if step is None:
+            return None
+
+        def counted(ctx: StepContext) -> StepResult:
+            self.calls[name] = self.calls.get(name, 0) + 1
+            return step(ctx)
+        return counted
+
+    def names(self) -> set[str]:
+        return set(self._steps)
+
+    def outcomes(self, name: str) -> frozenset[str]:
+        return frozenset({"ok", "wrong", "pin_required"})

@@ -2,23 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from engine.steps import StepContext, StepResult
+
+from .fakes import CountingSteps
 
 PIN = "1234"
 
 
-class ResumeSteps:
+class ResumeSteps(CountingSteps):
     """``demo.check`` records a proof (``unlocked``) when the PIN is right; ``demo.apply`` changes the
     secret only with that proof, as a protected dialog step does."""
 
     def __init__(self) -> None:
-        self.calls: dict[str, int] = {}
+        super().__init__()
         self.changed_to: list[str] = []
         self.placed = 0
         self.transfers = 0
-        self._steps: dict[str, Callable[[StepContext], StepResult]] = {
+        self._steps = {
             "demo.one": lambda ctx: StepResult("ok", {"qty": "1"}),
             "demo.place": self._place,
             "demo.require": lambda ctx: StepResult("ok", {"unlocked": None, "after": ctx.params["after"]}),
@@ -49,19 +49,6 @@ class ResumeSteps:
     def _raise(self, ctx: StepContext) -> StepResult:
         # What a careless back-end client does: the customer's number in the exception text.
         raise KeyError(f"no customer {ctx.user_id}")
-
-    def get(self, name: str) -> Callable[[StepContext], StepResult] | None:
-        step = self._steps.get(name)
-        if step is None:
-            return None
-
-        def counted(ctx: StepContext) -> StepResult:
-            self.calls[name] = self.calls.get(name, 0) + 1
-            return step(ctx)
-        return counted
-
-    def names(self) -> set[str]:
-        return set(self._steps)
 
     def outcomes(self, name: str) -> frozenset[str]:
         return frozenset({"ok", "wrong", "pin_required"})

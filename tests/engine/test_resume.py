@@ -32,23 +32,28 @@ def engine(store: SessionStore, steps: ResumeSteps) -> Engine:
     return Engine(FlowSet(load_menus(FLOW)), store, steps, hop_key=b"test-key")
 
 
+def dropped_after(engine: Engine, *inputs: str) -> list[str]:
+    """A session of the customer that the network drops after ``inputs``: the screens it showed."""
+    first = Handset(engine, session="first")
+    first.dial()
+    return [first.answer(value).text for value in inputs]
+
+
 def redial(engine: Engine, session: str = "again") -> tuple[Handset, str]:
     phone = Handset(engine, session=session)
     return phone, phone.dial().text
 
 
 def test_a_session_dropped_on_an_information_screen_is_not_offered_back(engine):
-    first = Handset(engine, session="first")
-    first.dial()
-    assert first.answer("1").text.startswith("Ouvert de 8h à 18h.")
+    [hours] = dropped_after(engine, "1")
+    assert hours.startswith("Ouvert de 8h à 18h.")
     _, screen = redial(engine)
     assert screen == HOME
 
 
 def test_a_session_dropped_while_asking_for_an_input_is_offered_back(engine):
-    first = Handset(engine, session="first")
-    first.dial()
-    assert first.answer("2").text.startswith("Quantité:")
+    [asked] = dropped_after(engine, "2")
+    assert asked.startswith("Quantité:")
     again, screen = redial(engine)
     assert screen == OFFER
     assert again.answer("1").text.startswith("Quantité:")
@@ -56,9 +61,8 @@ def test_a_session_dropped_while_asking_for_an_input_is_offered_back(engine):
 
 
 def test_a_session_dropped_on_a_pending_confirmation_is_offered_back_and_completes_once(engine, steps):
-    first = Handset(engine, session="first")
-    first.dial()
-    assert first.answer("3").text.startswith("Commander 1 ?\n1. Confirmer")
+    [confirm] = dropped_after(engine, "3")
+    assert confirm.startswith("Commander 1 ?\n1. Confirmer")
     again, screen = redial(engine)
     assert screen == OFFER
     assert again.answer("1").text.startswith("Commander 1 ?\n1. Confirmer")
@@ -68,29 +72,23 @@ def test_a_session_dropped_on_a_pending_confirmation_is_offered_back_and_complet
 
 @pytest.mark.parametrize(("status", "offered"), [("Success", False), ("Incomplete", True), ("Failed", True)])
 def test_the_gateways_end_of_session_status_decides_whether_a_redial_is_offered_back(engine, status, offered):
-    first = Handset(engine, session="first")
-    first.dial()
-    first.answer("3")
-    engine.finish(channel="ussd", session_key="ussd:first", user_id=first.msisdn, status=status)
+    dropped_after(engine, "3")
+    engine.finish(channel="ussd", session_key="ussd:first", user_id="+221770000001", status=status)
     _, screen = redial(engine)
     assert screen == (OFFER if offered else HOME)
 
 
 def test_another_numbers_end_of_session_event_does_not_cancel_the_offer(engine):
-    first = Handset(engine, session="first")
-    first.dial()
-    first.answer("3")
+    dropped_after(engine, "3")
     engine.finish(channel="ussd", session_key="ussd:first", user_id="+221770000009", status="Success")
     _, screen = redial(engine)
     assert screen == OFFER
 
 
 def test_a_session_resumed_behind_the_pin_prompt_asks_the_pin_again(engine, steps):
-    first = Handset(engine, session="first")
-    first.dial()
-    assert first.answer("4").text.startswith("PIN:")
-    assert first.answer(PIN).text.startswith("Nouveau secret:")
-    # The network drops the session; someone redials on the same handset.
+    pin, new_secret = dropped_after(engine, "4", PIN)
+    assert pin.startswith("PIN:") and new_secret.startswith("Nouveau secret:")
+    # Someone redials on the same handset.
     again, screen = redial(engine)
     assert screen == OFFER
     assert again.answer("1").text.startswith("PIN:")
@@ -100,10 +98,7 @@ def test_a_session_resumed_behind_the_pin_prompt_asks_the_pin_again(engine, step
 
 
 def test_a_wrong_pin_after_resuming_changes_nothing(engine, steps):
-    first = Handset(engine, session="first")
-    first.dial()
-    first.answer("4")
-    first.answer(PIN)
+    dropped_after(engine, "4", PIN)
     again, _ = redial(engine)
     again.answer("1")
     assert again.answer("0000").text.startswith("PIN:")
@@ -111,11 +106,8 @@ def test_a_wrong_pin_after_resuming_changes_nothing(engine, steps):
 
 
 def test_a_proof_of_the_pin_is_not_carried_into_a_resumed_session(engine, steps):
-    first = Handset(engine, session="first")
-    first.dial()
-    assert first.answer("6").text.startswith("PIN:")
-    assert first.answer(PIN).text.startswith("Pour qui ?")
-    assert first.answer("1").text.startswith("Virer à Awa ?")
+    pin, payee, confirm = dropped_after(engine, "6", PIN, "1")
+    assert pin.startswith("PIN:") and payee.startswith("Pour qui ?") and confirm.startswith("Virer à Awa ?")
     again, screen = redial(engine)
     assert screen == OFFER
     assert again.answer("1").text.startswith("Virer à Awa ?")
@@ -126,8 +118,6 @@ def test_a_proof_of_the_pin_is_not_carried_into_a_resumed_session(engine, steps)
 
 
 def test_no_offer_to_a_different_number(engine):
-    first = Handset(engine, session="first")
-    first.dial()
-    first.answer("2")
+    dropped_after(engine, "2")
     other = Handset(engine, session="other", msisdn="+221770000002")
     assert other.dial().text == HOME

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import secrets
 import time
 from collections.abc import Callable
 from typing import Any
@@ -73,6 +74,16 @@ def _store(settings: Settings) -> SessionStore:
     return MemorySessionStore()
 
 
+def _server_key(settings: Settings) -> bytes:
+    """The key behind the engine's replay records (HMACs); every process serving the same sessions
+    must share it, so production sets SECRET_KEY. Without it, a random key for this process."""
+    if settings.secret_key:
+        return settings.secret_key.encode()
+    log.warning("SECRET_KEY is not set: using a random key for this process. Set SECRET_KEY (the same "
+                "in every worker) so that a replayed hop is recognised whichever worker receives it.")
+    return secrets.token_bytes(32)
+
+
 def build_security_audit(settings: Settings, sessions: sessionmaker[Session]) -> SecurityAudit:
     """Where security events go (the product's database once it has a table for them)."""
     return LoggingSecurityAudit()
@@ -107,6 +118,7 @@ def build_engine(settings: Settings, store: SessionStore | None = None,
     store = store or _store(settings)
     engine = Engine(FlowSet(load_menus(settings.menus_path)), store, DialogRegistry(deps),
                     audit=SqlAuditSink(sessions), observer=observer, security=security,
+                    hop_key=_server_key(settings),
                     limits=EngineLimits(session_ttl_seconds=settings.session_ttl_seconds,
                                         resume_window_seconds=settings.resume_window_seconds,
                                         hop_deadline_seconds=settings.hop_deadline_seconds))

@@ -64,3 +64,27 @@ def confirm_pin(ctx: StepContext, deps: Deps) -> StepResult:
     if deps.pins.confirm_pin(ctx.user_id, ctx.secrets.get("pin", "")):
         return StepResult("ok", {"pin_verified": ctx.data.get("pin_next")})
     return StepResult("mismatch")
+
+
+# ---------------------------------------------------------------- change of PIN
+# The change-PIN steps check the gate themselves rather than trust the path that led to them
+# (a resumed session, a shortcut, a future menu): no new PIN without the current one checked
+# in this session for the change.
+PIN_CHANGE_NODE = "pref_pin_new"
+
+
+@step("security.stage_changed_pin", outcomes={"ok", "weak", "pin_required"})
+def stage_changed_pin(ctx: StepContext, deps: Deps) -> StepResult:
+    if not pin_passed(ctx, PIN_CHANGE_NODE):
+        return StepResult("pin_required", {"pin_verified": None})
+    return stage_pin(ctx, deps)
+
+
+@step("security.confirm_changed_pin", outcomes={"ok", "mismatch", "pin_required"})
+def confirm_changed_pin(ctx: StepContext, deps: Deps) -> StepResult:
+    if not pin_passed(ctx, PIN_CHANGE_NODE):
+        return StepResult("pin_required", {"pin_verified": None})
+    result = confirm_pin(ctx, deps)
+    if result.outcome == "ok":  # the pass is spent: another change asks the PIN again
+        result.data["pin_verified"] = None
+    return result

@@ -6,13 +6,18 @@ pages), checks the input against the node, moves through the compiled flow runni
 ``action`` and ``router`` nodes until a node that shows something, renders it for the
 channel and saves the session. It never raises: any failure becomes a polite closing
 screen in the user's language, logged with the user masked.
+
+A session is its caller's alone: a hop from another number gets a polite end, reads and
+changes nothing, and is reported as a ``caller_mismatch`` security event. The replay record
+is an HMAC of caller and hop under the server key (``engine.hop_digest``). Resuming a dropped
+session follows ``engine.resume``: offered only mid-task, never past a gate.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
+import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -25,9 +30,11 @@ from menus.schema import ActionNode, EndNode, InputNode, MenuNode, MessageNode, 
 from .audit import AuditSink, NullAuditSink, SessionRecord
 from .flow import CompiledFlow, FlowSet
 from .formatting import TextFormatter
-from .masking import mask
+from .hop_digest import HopDigest
+from .masking import mask, mask_numbers
 from .render import PageLabels, render_pages
-from .security_audit import LoggingSecurityAudit, SecurityAudit
+from .resume import carried_data, is_mid_task, is_secret_prompt, note_proofs, track_gate
+from .security_audit import LoggingSecurityAudit, SecurityAudit, SecurityEvent
 from .session import Session
 from .steps import StepContext, StepRegistry, StepResult
 from .store import LockedSession, SessionBusy, SessionStore, StoreUnavailable
@@ -39,6 +46,9 @@ __all__ = ["Engine", "EngineLimits", "HopObserver"]
 log = logging.getLogger("engine")
 
 BACK, HOME, NEXT_PAGE, PREVIOUS_PAGE = "0", "00", "98", "99"
+_NAVIGATION = frozenset({BACK, HOME, NEXT_PAGE, PREVIOUS_PAGE})
+# The gateway's end-of-session event waits this long at most for a hop still holding the lock.
+_FINISH_LOCK_WAIT_SECONDS = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,10 +71,16 @@ class EngineLimits:
         return self.channel_ttl_seconds.get(channel, self.session_ttl_seconds)
 
 
-def _hop_digest(turn: Turn) -> str:
+def _hop_digest(digest: HopDigest, turn: Turn) -> str:
     # The hop id may carry what the user typed (USSD sends the whole history, PINs included):
-    # keep only a digest of it in the saved session.
-    return hashlib.sha256(turn.hop_id.encode("utf-8", "replace")).hexdigest()[:32]
+    # keep only a keyed digest of it, bound to the caller, in the saved session.
+    return digest.digest(turn.user_id, turn.hop_id)
+
+
+def _log_failure(message: str, *args: object, exc: BaseException) -> None:
+    """Log a failure with its traceback, every long number in it masked (exception texts carry numbers)."""
+    trace = mask_numbers("".join(traceback.format_exception(exc)).rstrip())
+    log.error(message + "\n%s", *args, trace)
 
 
 class HopObserver(Protocol):
@@ -94,7 +110,9 @@ class Engine:
     def __init__(self, flows: FlowSet, store: SessionStore, steps: StepRegistry, *,
                  audit: AuditSink | None = None, limits: EngineLimits | None = None,
                  clock: Callable[[], float] = time.time, observer: HopObserver | None = None,
-                 security: SecurityAudit | None = None) -> None:
+                 security: SecurityAudit | None = None, hop_key: bytes | None = None) -> None:
+        """``hop_key``: the server key behind replay records (``SECRET_KEY``); every process serving
+        the same sessions needs the same one. Without it, a random key for this instance."""
         self.flows = flows
         self.store = store
         self.steps = steps
@@ -103,6 +121,7 @@ class Engine:
         self.clock = clock
         self.observer = observer
         self.security = security or LoggingSecurityAudit()
+        self._hop_digest = HopDigest(hop_key)
         self._formatters: dict[str, TextFormatter] = {}
 
     # ------------------------------------------------------------ public
@@ -141,25 +160,54 @@ class Engine:
             log.error("session store unavailable channel=%s user=%s: %s", turn.channel, mask(turn.user_id),
                       type(exc).__name__)
             return self._closing(turn.channel, language, "error"), 0.0
-        except Exception:
-            log.exception("hop failed channel=%s user=%s", turn.channel, mask(turn.user_id))
+        except Exception as exc:
+            _log_failure("hop failed channel=%s user=%s", turn.channel, mask(turn.user_id), exc=exc)
             return self._closing(turn.channel, language, "error"), 0.0
 
     def finish(self, *, channel: str, session_key: str, user_id: str, status: str,
                duration_ms: int | None = None, error: str | None = None, hops: int | None = None) -> None:
-        """The gateway says the session is over (its end-of-session notification). Idempotent."""
+        """The gateway says the session is over (its end-of-session notification). Idempotent.
+
+        ``Success`` is a normal end: the session is closed, so a redial is not offered to resume
+        it. Any other status (the network dropped it) leaves it open to a resume."""
         self.audit.complete(session_key, channel=channel, user_masked=mask(user_id), status=status,
                             duration_ms=duration_ms, error=error, hops=hops)
+        if status == "Success":
+            self._close_normally(channel, session_key, user_id)
+
+    def _close_normally(self, channel: str, session_key: str, user_id: str) -> None:
+        try:
+            with self.store.locked(session_key, _FINISH_LOCK_WAIT_SECONDS) as held:
+                session = held.session
+                if session is None or session.ended:
+                    return
+                if session.user_id != user_id:
+                    self._report_mismatch(channel, user_id, "end-of-session event for another caller's session")
+                    return
+                session.ended = True
+                held.save(session, self.limits.ended_ttl_seconds)
+        except (SessionBusy, StoreUnavailable) as exc:
+            log.warning("end of session not marked channel=%s user=%s: %s", channel, mask(user_id),
+                        type(exc).__name__)
+
+    def _report_mismatch(self, channel: str, user_id: str, detail: str) -> None:
+        log.warning("caller mismatch channel=%s user=%s: %s", channel, mask(user_id), detail)
+        self.security.record(SecurityEvent("caller_mismatch", channel, subject=user_id, detail=detail))
 
     # ------------------------------------------------------------ hop
     def _handle_locked(self, turn: Turn, held: LockedSession) -> tuple[Reply, float]:
         session = held.session
-        hop_id = _hop_digest(turn)
+        if session is not None and session.user_id != turn.user_id:
+            # Checked before anything of the session is used: its replay record included.
+            self._report_mismatch(turn.channel, turn.user_id, "hop on another caller's session")
+            return self._closing(turn.channel, self.language_for(turn.language_hint), "error"), 0.0
+        hop_id = _hop_digest(self._hop_digest, turn)
         if session is not None and session.last_reply is not None and (
                 session.last_hop_id == hop_id or session.ended):
             return Reply(**session.last_reply), 0.0
         now = self.clock()
         hop_started = time.perf_counter()
+        answered_secret = False
         if session is None:
             flow = self.flows.current(self.flows.entry_flow(turn.channel, turn.entry))
             session = Session(key=turn.session_key, channel=turn.channel, user_id=turn.user_id,
@@ -177,7 +225,10 @@ class Engine:
             if flow.version != session.version or session.node not in flow.spec.nodes:
                 session.version, session.node = flow.version, flow.spec.start
                 session.history.clear()
-            screen = self._answer(session, flow, (turn.input or "").strip())
+            text = (turn.input or "").strip()
+            answered_secret = is_secret_prompt(flow.spec.nodes[session.node]) and text not in _NAVIGATION
+            screen = self._answer(session, flow, text)
+        track_gate(session, self.flows.get(session.flow, session.version), screen.node, answered_secret)
         session.hops += 1
         session.updated_at = now
         reply = self._reply(session, screen)
@@ -197,9 +248,10 @@ class Engine:
         if not previous_key or previous_key == session.key:
             return None
         previous = self.store.load(previous_key)
-        if (previous is None or previous.ended or previous.flow != flow.name
-                or previous.node in (flow.spec.start, flow.spec.home)
-                or session.created_at - previous.updated_at > self.limits.resume_window_seconds):
+        if (previous is None or previous.ended or previous.user_id != session.user_id
+                or previous.flow != flow.name
+                or session.created_at - previous.updated_at > self.limits.resume_window_seconds
+                or not is_mid_task(self.flows.get(previous.flow, previous.version), previous.node)):
             return None
         session.resume_from = previous_key
         session.language = previous.language
@@ -212,13 +264,20 @@ class Engine:
 
     def _resume(self, session: Session, flow: CompiledFlow, text: str) -> Screen:
         previous_key, session.resume_from = session.resume_from, None
-        if text == "1" and previous_key and (previous := self.store.load(previous_key)) is not None:
+        if (text == "1" and previous_key and (previous := self.store.load(previous_key)) is not None
+                and previous.user_id == session.user_id):
             continued = self.flows.get(previous.flow, previous.version)
-            if previous.node in continued.spec.nodes:
+            nodes = continued.spec.nodes
+            if previous.node in nodes and (previous.gate is None or previous.gate in nodes):
                 session.flow, session.version, session.node = previous.flow, continued.version, previous.node
-                session.data, session.history = previous.data, previous.history
+                session.data, session.history = carried_data(previous), previous.history
                 session.visited = previous.visited + ["resumed"]
-                return self._screen(session, continued, session.node)
+                if previous.gate is None:
+                    return self._screen(session, continued, session.node)
+                try:  # behind a gate: through the gate again, its steps run and its secret is asked
+                    return self._enter(session, continued, previous.gate, {}, moved=True)
+                except _EndNow as end:
+                    return self._end_screen(session, end)
         if text in ("1", "2"):
             return self._open(session, flow, ())
         session.retries += 1
@@ -301,6 +360,7 @@ class Engine:
                moved: bool = False) -> Screen:
         """Move to ``node_id`` and run action/router nodes until one that shows something."""
         current = session.node
+        session.entered = node_id  # where this run started: the gate, if it ends on a secret prompt
         for _ in range(self.limits.max_steps_per_hop):
             if not moved:
                 node_id = flow.move(current, node_id)
@@ -339,10 +399,11 @@ class Engine:
         started = time.perf_counter()
         try:
             result = step(context)
-        except Exception:
-            log.exception("dialog step %s failed user=%s", node.step, mask(session.user_id))
+        except Exception as exc:
+            _log_failure("dialog step %s failed user=%s", node.step, mask(session.user_id), exc=exc)
             result = StepResult("error")
         session.step_seconds += time.perf_counter() - started
+        note_proofs(session, result.data, bool(secrets))
         for key, value in result.data.items():
             if value is None:
                 session.data.pop(key, None)

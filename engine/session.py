@@ -29,11 +29,17 @@ class Session:
     ended: bool = False
     outcome: str = ""
     resume_from: str | None = None    # offering to resume this dropped session of the same user
-    last_hop_id: str | None = None
+    # Where a resume must start again while a secret-gated stretch is open (see engine.resume),
+    # and the context keys that steps wrote in hops carrying a secret (never carried by a resume).
+    gate: str | None = None
+    proofs: list[str] = field(default_factory=list)
+    last_hop_id: str | None = None    # HMAC of caller and hop under the server key (engine.hop_digest)
     last_reply: dict[str, Any] | None = None
-    # Measured during the current hop, never saved: when it started, time spent in dialog steps.
+    # Measured during the current hop, never saved: when it started, time spent in dialog steps,
+    # the node the hop's last run of steps started from.
     hop_started: float = 0.0
     step_seconds: float = 0.0
+    entered: str = ""
 
     def to_json(self) -> str:
         # A shallow mapping: dataclasses.asdict deep-copies the whole context first, for nothing.
@@ -45,4 +51,5 @@ class Session:
         return cls(**json.loads(raw))
 
 
-_FIELDS = tuple(f.name for f in fields(Session) if f.name not in ("hop_started", "step_seconds"))
+_TRANSIENT = frozenset({"hop_started", "step_seconds", "entered"})
+_FIELDS = tuple(f.name for f in fields(Session) if f.name not in _TRANSIENT)

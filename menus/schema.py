@@ -113,6 +113,10 @@ class MenuNode(_NodeBase):
     text: Texts
     options: tuple[OptionSpec, ...] = ()
     items: ItemsSpec | None = None
+    # ``confirm: true``: this screen asks to confirm a pending task (pay, file, record). A session
+    # dropped here is offered back on redial ("Continue where you left off?"), as is one dropped
+    # on an ``input`` node; a session dropped on any other screen is not.
+    confirm: bool = False
 
 
 class InputNode(_NodeBase):

@@ -209,12 +209,12 @@ def test_redial_after_a_drop_offers_to_continue(settings):
     client = app.test_client()
     first = UssdPhone(client, "+221770000001")
     first.dial()
-    first.answer("1")
-    assert first.answer("1").startswith("CON Factures (choisissez):")
+    first.answer("3")
+    assert first.answer("2").startswith("CON Solde du: 12 500 FCFA\nMontant à payer (FCFA):")
     again = UssdPhone(client, "+221770000001")
     assert again.dial() == "CON Reprendre où vous étiez ?\n1. Oui\n2. Non"
-    assert again.answer("1").startswith("CON Factures (choisissez):\n1. novembre 2026 5 500 FCFA")
-    assert again.answer("0").startswith("CON Compte 1000001\nSolde du: 12 500 FCFA")
+    assert again.answer("1").startswith("CON Solde du: 12 500 FCFA\nMontant à payer (FCFA):")
+    assert again.answer("0").startswith("CON Payer - compte 1000001\nSolde du: 12 500 FCFA")
 
 
 def test_hops_of_one_session_alternate_between_two_app_instances(settings):

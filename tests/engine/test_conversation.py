@@ -201,7 +201,7 @@ def test_a_dropped_session_can_be_resumed_on_redial(engine):
 def test_declining_to_resume_starts_afresh_and_finished_sessions_are_not_offered(engine):
     first = Handset(engine, session="first")
     first.dial()
-    first.answer("1")
+    first.answer("2")  # dropped while the amount is asked
     second = Handset(engine, session="second")
     assert second.dial().text.startswith("Reprendre ?")
     assert second.answer("2").text == HOME
@@ -215,9 +215,14 @@ def test_resume_offer_respects_the_window(store, steps):
     engine = Engine(FlowSet(load_menus(DEMO)), store, steps, clock=lambda: clock[0])
     first = Handset(engine, session="first")
     first.dial()
-    first.answer("1")
+    first.answer("2")
+    clock[0] += 120
+    assert Handset(engine, session="second").dial().text.startswith("Reprendre ?")
+    first = Handset(engine, session="third")
+    first.dial()
+    first.answer("2")
     clock[0] += 121
-    assert Handset(engine, session="second").dial().text == HOME
+    assert Handset(engine, session="fourth").dial().text == HOME
 
 
 def test_no_step_starts_once_the_hop_deadline_has_passed(store):

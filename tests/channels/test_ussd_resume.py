@@ -1,0 +1,175 @@
+"""Transcripts of redialling after a drop, and of a session that is its caller's alone.
+
+"Continue where you left off?" is offered only when the dropped session was in the middle of
+a task (an amount typed, a confirmation pending) and the gateway did not report a normal end;
+a resumed session goes through the PIN gate again; a second number sending the first one's
+sessionId gets a polite END and nothing of the first one's session.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime
+
+import pytest
+import redis
+from flask import Flask
+from flask.testing import FlaskClient
+
+from app.factory import create_app
+from app.settings import Settings
+from tests.support.engine import UssdPhone
+
+OWNER, INTRUDER = "+221770000001", "+221770000009"
+OFFER = "CON Reprendre où vous étiez ?\n1. Oui\n2. Non"
+SORRY = "END Service momentanément indisponible. Merci de réessayer plus tard."
+PIN, NEW_PIN = "4821", "7395"
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    return replace(settings, resume_window_seconds=120, session_ttl_seconds=240, secret_key="test-secret-key")
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def phone(client: FlaskClient) -> Callable[[str], UssdPhone]:
+    return lambda msisdn: UssdPhone(client, msisdn)
+
+
+def end_of_session(client: FlaskClient, phone: UssdPhone, status: str) -> None:
+    """The gateway's end-of-session notification for ``phone``'s session."""
+    response = client.post("/ussd/africastalking/events", data={
+        "sessionId": phone.session_id, "serviceCode": "*123#", "networkCode": "99999",
+        "phoneNumber": phone.msisdn, "status": status, "durationInMillis": "20000",
+        "hopsCount": str(len(phone.inputs) + 1), "date": "2026-11-25 10:00:00"})
+    assert response.status_code == 200
+
+
+def pay_another_amount(p: UssdPhone) -> str:
+    """Pay -> another amount -> 1000: the confirmation screen, as shown."""
+    p.dial()
+    p.answer("3")
+    assert p.answer("2").startswith("CON Solde du: 12 500 FCFA\nMontant à payer (FCFA):")
+    confirm = p.answer("1000")
+    assert confirm.startswith("CON Payer 1 000 FCFA sur le compte 1000001")
+    return confirm
+
+
+def test_a_redial_after_screens_that_only_showed_information_goes_to_the_main_menu(phone):
+    p = phone(OWNER)
+    p.dial()
+    p.answer("1")
+    assert p.answer("1").startswith("CON Factures (choisissez):")
+    # the network drops the session; the customer dials again
+    again = phone(OWNER).dial()
+    assert again != OFFER
+    assert "1. Solde et factures" in again
+
+
+def test_a_redial_with_a_payment_to_confirm_offers_to_continue_it(phone):
+    confirm = pay_another_amount(phone(OWNER))
+    again = phone(OWNER)
+    assert again.dial() == OFFER
+    assert again.answer("1") == confirm
+    assert "PIN" in again.answer("1")  # Confirm leads to the PIN gate, as before the drop
+
+
+def test_a_redial_while_an_amount_is_asked_offers_to_continue(phone):
+    p = phone(OWNER)
+    p.dial()
+    p.answer("3")
+    asked = p.answer("2")
+    again = phone(OWNER)
+    assert again.dial() == OFFER
+    assert again.answer("1") == asked
+    assert again.answer("1000").startswith("CON Payer 1 000 FCFA sur le compte 1000001")
+
+
+def test_no_offer_once_the_gateway_reported_a_normal_end(client, phone):
+    p = phone(OWNER)
+    pay_another_amount(p)
+    end_of_session(client, p, "Success")
+    again = phone(OWNER).dial()
+    assert again != OFFER and "1. Solde et factures" in again
+
+
+def test_the_offer_stands_when_the_gateway_reports_a_dropped_session(client, phone):
+    p = phone(OWNER)
+    pay_another_amount(p)
+    end_of_session(client, p, "Incomplete")
+    assert phone(OWNER).dial() == OFFER
+
+
+def test_a_pin_change_resumed_after_a_drop_asks_the_current_pin_again(app, phone):
+    pins = app.extensions["parts"]["deps"].pins
+    pins.set_pin(OWNER, PIN)
+    p = phone(OWNER)
+    p.dial()
+    p.answer("8")
+    assert p.answer("3") == "CON Entrez votre code PIN (4 chiffres):\n0. Retour 00. Accueil"
+    assert p.answer(PIN) == "CON Nouveau code PIN (4 chiffres):\n0. Retour 00. Accueil"
+    # Dropped past the PIN step; whoever holds the handset redials within the window.
+    again = phone(OWNER)
+    assert again.dial() == OFFER
+    assert again.answer("1") == "CON Entrez votre code PIN (4 chiffres):\n0. Retour 00. Accueil"
+    assert again.answer("1111").startswith("CON Code PIN incorrect.")
+    assert pins.verify(OWNER, PIN, datetime.now(UTC)).result == "ok"  # nothing changed
+
+    thief = phone(OWNER)  # declining the offer gives no way round the gate either
+    thief.dial()
+    assert thief.answer("2").startswith("CON Senelec - 1000001")
+
+    owner = phone(OWNER)
+    owner.dial()
+    owner.answer("8")
+    owner.answer("3")
+    assert owner.answer(PIN) == "CON Nouveau code PIN (4 chiffres):\n0. Retour 00. Accueil"
+    owner.answer(NEW_PIN)
+    assert owner.answer(NEW_PIN).startswith("CON Votre code PIN a été changé.")
+    assert pins.verify(OWNER, NEW_PIN, datetime.now(UTC)).result == "ok"
+
+
+def test_another_number_sending_a_callers_session_id_gets_a_polite_end_and_nothing_else(phone):
+    owner = phone(OWNER)
+    owner.dial()
+    balance = owner.answer("1")
+    assert balance.startswith("CON Compte 1000001\nSolde du: 12 500 FCFA")
+
+    intruder = phone(INTRUDER)
+    intruder.session_id = owner.session_id
+    for text in ("", "1", "1*1"):  # the owner's exact requests, and one step further
+        assert intruder.post(text) == SORRY
+
+    assert owner.answer("1").startswith("CON Factures (choisissez):")  # the owner carries on
+
+
+def test_session_lifetimes_in_redis(settings, phone):
+    client = redis.Redis.from_url(settings.redis_url or "")
+    p = phone(OWNER)
+    p.dial()
+    key = f"ussd:s:ussd:{p.session_id}"
+    assert 235 <= client.ttl(key) <= 240  # SESSION_TTL_SECONDS after each hop
+    p.answer("1")
+    assert 235 <= client.ttl(key) <= 240
+    p.answer("0")
+    p.answer("9")
+    p.answer("9")
+    assert p.answer("9").startswith("END ")  # three errors end the session
+    assert 115 <= client.ttl(key) <= 120  # an ended session is kept two minutes to answer replays
+    client.close()
+
+
+def test_two_app_instances_share_the_replay_record_with_the_same_key(settings):
+    one, two = create_app(settings).test_client(), create_app(settings).test_client()
+    p = UssdPhone(one, OWNER)
+    p.dial()
+    first = p.answer("1")
+    p.client = two
+    assert p.post("1") == first  # the gateway's retry reached the other instance: same answer
+    assert p.answer("1").startswith("CON Factures (choisissez):")

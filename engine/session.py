@@ -29,6 +29,9 @@ class Session:
     ended: bool = False
     outcome: str = ""
     resume_from: str | None = None    # offering to resume this dropped session of the same user
+    # Inputs dialled with the service code (``*123*1#``) that wait for the main menu: the
+    # customer had to choose an account first; the shortcut follows once it is chosen.
+    pending: list[str] = field(default_factory=list)
     last_hop_id: str | None = None
     last_reply: dict[str, Any] | None = None
     # Measured during the current hop, never saved: when it started, time spent in dialog steps.

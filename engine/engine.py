@@ -253,7 +253,7 @@ class Engine:
         """Inputs dialled with the service code, from the main menu: a declared shortcut jumps
         straight to its node, anything else is answered one input at a time."""
         target = flow.shortcuts.get("*".join(dialed))
-        if target is not None and self._shown_choice(session, flow, dialed[0]):
+        if target is not None and not self._hidden_choice(session, flow, dialed[0]):
             # A shortcut is a jump, like Back: not an edge of the graph.
             session.history.append(session.node)
             return self._enter(session, flow, target, {}, moved=True)
@@ -263,13 +263,13 @@ class Engine:
                 break
         return screen
 
-    def _shown_choice(self, session: Session, flow: CompiledFlow, key: str) -> bool:
-        """A shortcut starts with a choice of the main menu; it opens only if that choice is shown
-        (a hidden option is reachable neither by its number nor by a shortcut)."""
+    def _hidden_choice(self, session: Session, flow: CompiledFlow, key: str) -> bool:
+        """Whether ``key`` is an option of the current screen hidden by its condition: a hidden
+        option is reachable neither by its number nor by the shortcut that starts with it."""
         node = flow.spec.nodes[session.node]
-        if not isinstance(node, (MenuNode, MessageNode)):
+        if not isinstance(node, (MenuNode, MessageNode)) or key not in option_keys(node.options):
             return False
-        return any(choice.key == key for choice in self._choices(session, node, labels=False))
+        return all(choice.key != key for choice in self._choices(session, node, labels=False))
 
     def _answer(self, session: Session, flow: CompiledFlow, text: str) -> Screen:
         try:

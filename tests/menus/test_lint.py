@@ -98,3 +98,39 @@ def test_cli_exits_1_and_prints_the_problems(tmp_path):
     ok = subprocess.run([sys.executable, "-m", "menus", "lint", "config/menus.yaml"], capture_output=True,
                         text=True, cwd=ROOT, timeout=60)
     assert ok.returncode == 0, ok.stdout
+
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in FIXTURES.glob("*.yaml")))
+def test_each_broken_fixture_gets_exactly_its_expected_problems(name):
+    from engine.preview import screen_problems
+
+    path = FIXTURES / f"{name}.yaml"
+    found = [str(p).replace(str(FIXTURES) + "/", "") for p in lint(load_menus(path), screen_check=screen_problems)]
+    expected = (FIXTURES / f"{name}.expected").read_text(encoding="utf-8").splitlines()
+    assert found == expected
+
+
+def test_commit_outcomes_must_exist_and_a_commit_that_closes_the_journey_passes(tmp_path):
+    fixture = (FIXTURES / "commit_back_to_confirm.yaml").read_text(encoding="utf-8")
+    mended = tmp_path / "menus.yaml"
+    mended.write_text(fixture.replace("target: confirm}\n      bye:", "target: home}\n      bye:"), encoding="utf-8")
+    assert [str(p) for p in lint(load_menus(mended))] == []
+    typo = tmp_path / "typo.yaml"
+    typo.write_text(fixture.replace("commit: true", "commit: [okay]"), encoding="utf-8")
+    assert [p.message for p in lint(load_menus(typo))] == ["node 'file': commit: outcome 'okay' is not one of its outcomes"]
+
+
+@pytest.mark.parametrize(("old", "new", "expected"), [
+    ('{label: {fr: "Montant", en: "Amount"}, target: ask_amount}',
+     '{key: "1", label: {fr: "Montant", en: "Amount"}, target: ask_amount}', "options 1 and 2 share the key '1'"),
+    ('{label: {fr: "Montant", en: "Amount"}, target: ask_amount}',
+     '{key: "98", label: {fr: "Montant", en: "Amount"}, target: ask_amount}', "key '98' is a navigation key"),
+    ('{label: {fr: "Montant", en: "Amount"}, target: ask_amount}',
+     '{key: "0", label: {fr: "Montant", en: "Amount"}, target: ask_amount}', "key"),
+])
+def test_option_keys_are_unique_and_never_a_navigation_key(tmp_path, old, new, expected):
+    problems = _problems(_broken(tmp_path, old, new))
+    assert any(expected in p for p in problems), problems

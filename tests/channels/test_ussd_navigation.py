@@ -57,9 +57,7 @@ def test_98_past_the_last_page_and_99_before_the_first_stay_put(phone):
 
 def test_98_and_99_on_a_one_page_error_reask_stay_without_a_new_error(phone):
     p = phone("+221770000001")
-    p.dial()
-    p.answer("8")
-    p.answer("2")
+    p.dial("8", "2")                        # *123*8*2#: Preferences, SMS alerts
     first = p.answer("7")
     assert first.startswith("CON Choix invalide.\nAlertes SMS")
     assert p.answer("98") == first
@@ -135,9 +133,7 @@ def test_the_last_payments_option_keeps_its_number_when_nothing_is_due(phone, ba
 
 def test_alert_toggles_keep_their_numbers(phone):
     p = phone("+221770000001")
-    p.dial()
-    p.answer("8")
-    p.answer("2")
+    assert p.dial("8", "2").startswith("CON Alertes SMS (choisir pour changer):\n1. Panne dans ma zone: non\n")
     on = p.answer("2")
     assert "\n1. Panne dans ma zone: non\n2. Facture émise: oui\n3. Paiement recu: non\n" in on
 

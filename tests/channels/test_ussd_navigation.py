@@ -66,6 +66,18 @@ def test_98_and_99_on_a_one_page_error_reask_stay_without_a_new_error(phone):
     assert p.answer("1").startswith("CON Alertes SMS (choisir pour changer):\n1. Panne dans ma zone: oui")
 
 
+def test_the_issue_hops_on_the_business_main_menu_never_end_the_session(phone):
+    p = phone("+221770000002")
+    p.dial()
+    p.answer("1")
+    wrong = p.answer("x")                   # text=1*x
+    assert wrong == "CON Invalid choice.\n" + _home_en("2000001")[4:]
+    assert p.answer("98") == wrong          # text=1*x*98: no page to turn, no error either
+    assert p.answer("99") == wrong
+    assert p.answer("98") == wrong
+    assert p.answer("2").startswith("CON Reading ")
+
+
 # ---------------------------------------------------------------- Back
 def test_back_from_a_screen_that_returns_to_itself_goes_where_the_customer_came_from(phone):
     p = phone("+221770000001")

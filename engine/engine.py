@@ -18,13 +18,14 @@ from __future__ import annotations
 import logging
 import time
 import traceback
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import partial
 from types import MappingProxyType
 from typing import Any, Protocol
 
+from menus.graph import first_item_number, option_keys
 from menus.schema import ActionNode, EndNode, InputNode, MenuNode, MessageNode, RouterNode
 
 from .audit import AuditSink, NullAuditSink, SessionRecord
@@ -81,6 +82,16 @@ def _log_failure(message: str, *args: object, exc: BaseException) -> None:
     """Log a failure with its traceback, every long number in it masked (exception texts carry numbers)."""
     trace = mask_numbers("".join(traceback.format_exception(exc)).rstrip())
     log.error(message + "\n%s", *args, trace)
+
+
+def _rewind(history: list[str], node_id: str, home: str) -> None:
+    """Landing on a screen already in the history goes back to it (a screen that returns to
+    itself, a "try again"): Back then leads where the customer came from, in one press. The main
+    menu is the root: reaching it, however, leaves nothing to go back to."""
+    if node_id == home:
+        history.clear()
+    elif node_id in history:
+        del history[history.index(node_id):]
 
 
 class HopObserver(Protocol):
@@ -222,11 +233,9 @@ class Engine:
         else:
             session.hop_started = hop_started
             flow = self.flows.get(session.flow, session.version)
-            if flow.version != session.version or session.node not in flow.spec.nodes:
-                session.version, session.node = flow.version, flow.spec.start
-                session.history.clear()
             text = (turn.input or "").strip()
-            answered_secret = is_secret_prompt(flow.spec.nodes[session.node]) and text not in _NAVIGATION
+            current = flow.spec.nodes.get(session.node)
+            answered_secret = current is not None and is_secret_prompt(current) and text not in _NAVIGATION
             screen = self._answer(session, flow, text)
         track_gate(session, self.flows.get(session.flow, session.version), screen.node, answered_secret)
         session.hops += 1
@@ -289,35 +298,58 @@ class Engine:
     def _open(self, session: Session, flow: CompiledFlow, dialed: tuple[str, ...]) -> Screen:
         try:
             screen = self._enter(session, flow, flow.spec.start, {}, moved=True)
-            if dialed and not screen.end:
-                target = flow.shortcuts.get("*".join(dialed))
-                if target is not None:
-                    # A shortcut is a jump, like Back: not an edge of the graph.
-                    session.history.append(session.node)
-                    return self._enter(session, flow, target, {}, moved=True)
-                for step_input in dialed:
-                    screen = self._answer(session, flow, step_input.strip())
-                    if screen.end or screen.error:
-                        break
-            return screen
+            if not dialed or screen.end:
+                return screen
+            if session.node != flow.spec.home:
+                # The customer must answer first (choose an account, link one): what they dialled
+                # is kept and followed once the main menu is reached.
+                session.pending = list(dialed)
+                return screen
+            return self._follow(session, flow, dialed, screen)
         except _EndNow as end:
             return self._end_screen(session, end)
 
-    def _answer(self, session: Session, flow: CompiledFlow, text: str) -> Screen:
+    def _follow(self, session: Session, flow: CompiledFlow, dialed: Sequence[str], screen: Screen) -> Screen:
+        """Inputs dialled with the service code, from the main menu: a declared shortcut jumps
+        straight to its node, anything else is answered one input at a time."""
+        target = flow.shortcuts.get("*".join(dialed))
+        if target is not None and not self._hidden_choice(session, flow, dialed[0]):
+            # A shortcut is a jump, like Back: not an edge of the graph.
+            session.history.append(session.node)
+            return self._enter(session, flow, target, {}, moved=True)
+        for step_input in dialed:
+            screen = self._answer(session, flow, step_input.strip())
+            if screen.end or screen.error:
+                break
+        return screen
+
+    def _hidden_choice(self, session: Session, flow: CompiledFlow, key: str) -> bool:
+        """Whether ``key`` is an option of the current screen hidden by its condition: a hidden
+        option is reachable neither by its number nor by the shortcut that starts with it."""
         node = flow.spec.nodes[session.node]
+        if not isinstance(node, (MenuNode, MessageNode)) or key not in option_keys(node.options):
+            return False
+        return all(choice.key != key for choice in self._choices(session, node, labels=False))
+
+    def _answer(self, session: Session, flow: CompiledFlow, text: str) -> Screen:
         try:
-            if text == NEXT_PAGE or text == PREVIOUS_PAGE:
-                screen = self._screen(session, flow, session.node)
+            if flow.version != session.version:
+                return self._menus_changed(session, flow)
+            node = flow.spec.nodes[session.node]
+            if text in (NEXT_PAGE, PREVIOUS_PAGE) and not self._accepts(node, text):
+                # Paging is never an error: past either end of the pages, the customer stays put.
+                screen = self._current(session, flow)
                 pages = len(self._pages(session, screen))
-                if pages > 1:
-                    session.page = max(0, min(pages - 1, session.page + (1 if text == NEXT_PAGE else -1)))
-                    return screen
+                session.page = max(0, min(pages - 1, session.page + (1 if text == NEXT_PAGE else -1)))
+                return screen
+            if text in (BACK, HOME) and not session.history and not isinstance(node, InputNode):
+                # On the root (the main menu, or the first screen of a session) Back and Home stay.
+                return self._current(session, flow)
             if text == BACK and session.history:
                 session.node = session.history.pop()
                 session.page = session.retries = 0
                 return self._screen(session, flow, session.node)
             if text == HOME and session.history:
-                session.history.clear()
                 return self._enter(session, flow, flow.move(session.node, None), {}, moved=True)
             secrets: dict[str, str] = {}
             target = self._target(session, node, text, secrets)
@@ -325,16 +357,51 @@ class Engine:
                 session.retries += 1
                 if session.retries >= self.limits.max_retries:
                     raise _EndNow("too_many_errors", "too_many_errors")
-                key = "invalid_input" if isinstance(node, InputNode) else "invalid_choice"
-                error = self._error_text(session, node, key)
-                return self._screen(session, flow, session.node, error=error)
+                session.page = 0
+                return self._current(session, flow)
             if not (isinstance(node, InputNode) and node.sensitive):
                 # Back never leads into a PIN prompt again.
                 session.history.append(session.node)
                 del session.history[:-self.limits.history_limit]
-            return self._enter(session, flow, target, secrets)
+            screen = self._enter(session, flow, target, secrets)
+            if session.pending and session.node == flow.spec.home and not screen.end:
+                dialed, session.pending = session.pending, []
+                return self._follow(session, flow, dialed, screen)
+            return screen
         except _EndNow as end:
             return self._end_screen(session, end)
+
+    @staticmethod
+    def _accepts(node: object, text: str) -> bool:
+        """Whether an input node takes ``text`` as its value (then ``98`` is an answer, not paging)."""
+        if not isinstance(node, InputNode):
+            return False
+        try:
+            validate(node.validator, text)
+        except InvalidInput:
+            return False
+        return True
+
+    def _current(self, session: Session, flow: CompiledFlow) -> Screen:
+        """The screen the customer is on, as last shown: with its error line after a wrong input."""
+        node = flow.spec.nodes[session.node]
+        key = "invalid_input" if isinstance(node, InputNode) else "invalid_choice"
+        error = self._error_text(session, node, key) if session.retries else None
+        return self._screen(session, flow, session.node, error=error)
+
+    def _menus_changed(self, session: Session, flow: CompiledFlow) -> Screen:
+        """The session's menu version is unknown here (menus reloaded, another process): the input
+        could mean something else now, so it is not applied. The customer sees the same screen in
+        the new version, or the main menu if it is gone, under a short notice."""
+        session.version = flow.version
+        session.history = [n for n in session.history if n in flow.spec.nodes]
+        session.page = session.retries = 0
+        if session.node in flow.spec.nodes:
+            screen = self._screen(session, flow, session.node)
+        else:
+            session.history.clear()
+            screen = self._enter(session, flow, flow.spec.start, {}, moved=True)
+        return replace(screen, error=self.system_text(session.language, "menu_changed"))
 
     def _target(self, session: Session, node: object, text: str, secrets: dict[str, str]) -> str | None:
         """Where valid input leads from a node that shows something; ``None`` if not valid."""
@@ -371,6 +438,9 @@ class Engine:
             node = flow.spec.nodes[node_id]
             if isinstance(node, ActionNode):
                 result = self._run_step(session, node, secrets)
+                if node.commits(result.outcome):
+                    # The journey up to here is closed: Back and Home lead to the main menu.
+                    session.history[:] = [flow.spec.home]
                 target = node.outcomes.get(result.outcome)
                 if target is None:
                     down = result.outcome == "backend_down"
@@ -383,6 +453,7 @@ class Engine:
                 continue
             session.node = node_id
             session.page = session.retries = 0
+            _rewind(session.history, node_id, flow.spec.home)
             return self._screen(session, flow, node_id)
         raise RuntimeError(f"more than {self.limits.max_steps_per_hop} steps in one hop at {node_id}")
 
@@ -429,17 +500,18 @@ class Engine:
         """The numbered choices shown now; ``labels=False`` skips formatting them (to match input)."""
         flow = self.flows.get(session.flow, session.version)
         choices: list[_Choice] = []
-        for option in node.options:
+        for key, option in zip(option_keys(node.options), node.options, strict=True):
             if option.when and not flow.conditions[option.when].holds(session.data):
                 continue
             label = self._text(session, option.label) if labels else ""
-            choices.append(_Choice(str(len(choices) + 1), label, option.target))
+            choices.append(_Choice(key, label, option.target))
         if isinstance(node, MenuNode) and node.items:
             items = session.data.get(node.items.source) or []
-            for item in items if isinstance(items, list) else []:
+            first = first_item_number(node.options)
+            for number, item in enumerate(items if isinstance(items, list) else [], first):
                 extra = item if isinstance(item, dict) else {"item": item}
                 label = self._text(session, node.items.label, extra) if labels else ""
-                choices.append(_Choice(str(len(choices) + 1), label, node.items.target, item))
+                choices.append(_Choice(str(number), label, node.items.target, item))
         return choices
 
     def _error_text(self, session: Session, node: object, key: str) -> str:

@@ -10,6 +10,7 @@ from dataclasses import replace
 from typing import Any
 
 from menus.conditions import parse_condition
+from menus.graph import first_item_number, option_keys
 from menus.loader import LoadedMenus
 from menus.schema import EndNode, MenuNode, MessageNode
 
@@ -50,21 +51,20 @@ def screen_problems(loaded: LoadedMenus, flow: str, node_id: str, language: str,
     options: list[Option] = []
     if isinstance(node, (MenuNode, MessageNode)):
         # Options whose condition fails on the samples are hidden, as they would be at run time.
-        shown = [o for o in node.options if not o.when or parse_condition(o.when).holds(context)]
-        options = [Option(str(i), _text(o.label, language, fmt, context)) for i, o in enumerate(shown, 1)]
+        options = [Option(key, _text(o.label, language, fmt, context))
+                   for key, o in zip(option_keys(node.options), node.options, strict=True)
+                   if not o.when or parse_condition(o.when).holds(context)]
     item_lines: list[Option] = []
     if isinstance(node, MenuNode) and node.items:
         items = context.get(node.items.source) or []
-        base = len(options)
+        base = first_item_number(node.options)
         item_lines = [Option(str(base + i), _text(node.items.label, language, fmt, {**context, **item}))
-                      for i, item in enumerate(items if isinstance(items, list) else [], 1)]
+                      for i, item in enumerate(items if isinstance(items, list) else [])]
     end = isinstance(node, EndNode)
-    # The worst case the engine can show: Back always, Home everywhere but on the home menu.
+    # The worst case the engine can show: Back and Home everywhere but on the home menu (the root).
     nav: tuple[Option, ...] = ()
-    if not end:
-        nav = (Option("0", system.get("back", "")),)
-        if node_id != menus.flows[flow].home:
-            nav += (Option("00", system.get("home", "")),)
+    if not end and node_id != menus.flows[flow].home:
+        nav = (Option("0", system.get("back", "")), Option("00", system.get("home", "")))
     body = _text(node.text, language, fmt, context)  # type: ignore[union-attr]
     problems = []
     fixed = Screen(node_id, language, (body,), tuple(options), nav, end=end)

@@ -33,6 +33,9 @@ class Session:
     # and the context keys that steps wrote in hops carrying a secret (never carried by a resume).
     gate: str | None = None
     proofs: list[str] = field(default_factory=list)
+    # Inputs dialled with the service code (``*123*1#``) that wait for the main menu: the
+    # customer had to choose an account first; the shortcut follows once it is chosen.
+    pending: list[str] = field(default_factory=list)
     last_hop_id: str | None = None    # HMAC of caller and hop under the server key (engine.hop_digest)
     last_reply: dict[str, Any] | None = None
     # Measured during the current hop, never saved: when it started, time spent in dialog steps,

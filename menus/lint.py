@@ -12,11 +12,12 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from .conditions import ConditionError, parse_condition
-from .graph import edges
+from .graph import edges, option_keys
 from .loader import LoadedMenus
 from .problems import Problem
 from .schema import (
     FORMAT_SPECS,
+    NAVIGATION_KEYS,
     SYSTEM_TEXT_KEYS,
     ActionNode,
     EndNode,
@@ -142,7 +143,14 @@ def _lint_flow(loaded: LoadedMenus, flow_name: str, flow: FlowSpec, steps: Mappi
                 "add options, or make it a 'message' or an 'end' node")
         if isinstance(node, MenuNode) and len(node.options) > 9 and node.items is None:
             add(flow_name, node_id, "more than 9 options", "split the menu", "warning")
+        _lint_option_keys(flow_name, node_id, node, add)
+        if isinstance(node, ActionNode) and isinstance(node.commit, tuple):
+            for outcome in node.commit:
+                if outcome not in node.outcomes:
+                    add(flow_name, node_id, f"commit: outcome '{outcome}' is not one of its outcomes",
+                        "its outcomes: " + ", ".join(sorted(node.outcomes)))
     _lint_reachability(flow_name, flow, shortcuts, add)
+    _lint_commits(flow_name, flow, add)
     if screen_check is not None:
         for node_id, node in nodes.items():
             if isinstance(node, (ActionNode, RouterNode)):
@@ -169,6 +177,80 @@ def _lint_reachability(flow_name: str, flow: FlowSpec, shortcuts: Mapping[str, s
             add(flow_name, node_id, "unreachable: no path from the start, home or a shortcut leads here")
     if not any(isinstance(n, EndNode) for n in nodes.values()):
         add(flow_name, None, "dead end: the flow has no 'end' node", "add an end node the home menu leads to")
+
+
+def _lint_option_keys(flow_name: str, node_id: str, node: Any, add: Callable[..., None]) -> None:
+    """Each number means one choice: no navigation key, and a shared key only between options
+    whose conditions differ (the "on" and "off" labels of one toggle)."""
+    options = getattr(node, "options", ()) or ()
+    first: dict[str, tuple[int, Any]] = {}
+    for position, (key, option) in enumerate(zip(option_keys(options), options, strict=True), 1):
+        if key in NAVIGATION_KEYS:
+            add(flow_name, node_id, f"option {position}: key '{key}' is a navigation key",
+                "0, 00, 98 and 99 are Back, Home, More and Previous on every screen")
+        if key in first:
+            other, earlier = first[key]
+            if not (option.when and earlier.when and option.when != earlier.when):
+                add(flow_name, node_id, f"options {other} and {position} share the key '{key}'",
+                    "give each its own key, or conditions that exclude each other")
+        else:
+            first[key] = (position, option)
+
+
+def _lint_commits(flow_name: str, flow: FlowSpec, add: Callable[..., None]) -> None:
+    """No Back path reaches a confirmation after its commit.
+
+    Once a commit point ran, the engine keeps only the main menu behind the customer: the history
+    that Back walks is made of the screens reached from the commit's outcomes (up to the main
+    menu, which is the root). So a confirmation screen of the commit (a screen whose choice or
+    input leads into it through actions and routers only) must not be among them."""
+    nodes = flow.nodes
+    for node_id, node in nodes.items():
+        if not isinstance(node, ActionNode) or not node.commit:
+            continue
+        confirmations = _screens_leading_to(flow, node_id)
+        after = _reachable(flow, [t for o, t in node.outcomes.items() if node.commits(o) and t in nodes])
+        for screen in sorted(confirmations & after):
+            add(flow_name, node_id, f"after the commit, a Back path can reach its confirmation '{screen}'",
+                f"lead '{screen}' elsewhere after the commit, or list in commit: only the outcomes that commit")
+
+
+def _shows(node: Any) -> bool:
+    return not isinstance(node, (ActionNode, RouterNode))
+
+
+def _screens_leading_to(flow: FlowSpec, target: str) -> set[str]:
+    """The screens from which ``target`` is reached through action and router nodes only."""
+    incoming: dict[str, list[str]] = {}
+    for node_id, node in flow.nodes.items():
+        for _, edge_target in edges(node):
+            incoming.setdefault(edge_target, []).append(node_id)
+    screens: set[str] = set()
+    seen = {target}
+    queue = deque([target])
+    while queue:
+        for source in incoming.get(queue.popleft(), []):
+            if source in seen:
+                continue
+            seen.add(source)
+            if _shows(flow.nodes[source]):
+                screens.add(source)
+            else:
+                queue.append(source)
+    return screens
+
+
+def _reachable(flow: FlowSpec, starts: list[str]) -> set[str]:
+    """Every node reached from ``starts`` without passing the main menu (the root of the history)."""
+    seen: set[str] = set()
+    queue = deque(starts)
+    while queue:
+        node_id = queue.popleft()
+        if node_id in seen or node_id == flow.home:
+            continue
+        seen.add(node_id)
+        queue.extend(t for _, t in edges(flow.nodes[node_id]) if t in flow.nodes)
+    return seen
 
 
 def _close_match(name: str, known: Mapping[str, Any] | Any) -> str:

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
     "FORMAT_SPECS",
+    "NAVIGATION_KEYS",
     "NODE_KINDS",
     "SYSTEM_TEXT_KEYS",
     "ActionNode",
@@ -38,8 +39,11 @@ Texts = dict[str, str]
 # Texts the engine itself shows, declared in YAML so they are translated and linted like the rest.
 SYSTEM_TEXT_KEYS = (
     "back", "home", "more", "previous", "invalid_choice", "invalid_input",
-    "too_many_errors", "error", "backend_down", "busy", "resume", "yes", "no",
+    "too_many_errors", "error", "backend_down", "busy", "resume", "yes", "no", "menu_changed",
 )
+
+# Keys the engine reads as navigation on every screen: an option may not take one of them.
+NAVIGATION_KEYS = frozenset({"0", "00", "98", "99"})
 
 # Format specs a placeholder may carry: ``{balance:money}``.
 FORMAT_SPECS = frozenset({"", "money", "date", "month", "datetime", "time", "kwh", "number", "label"})
@@ -50,11 +54,17 @@ class _Frozen(BaseModel):
 
 
 class OptionSpec(_Frozen):
-    """A numbered choice. ``when`` hides it unless the condition holds on the session context."""
+    """A numbered choice. ``when`` hides it unless the condition holds on the session context.
+
+    ``key`` is the number the customer types; by default the option's position in the declared
+    list (hidden options keep their place, so the others never renumber). Two options may share
+    a key when their conditions exclude each other (an "on" and an "off" label of one toggle).
+    """
 
     label: Texts
     target: str
     when: str | None = None
+    key: str | None = Field(default=None, pattern=r"^[1-9][0-9]?$")
 
 
 class ItemsSpec(_Frozen):
@@ -151,6 +161,11 @@ class ActionNode(_NodeBase):
       kind: action
       step: billing.balance
       outcomes: {ok: balance_show, backend_down: sorry}
+    complaint_open:
+      kind: action
+      step: incidents.open_ticket
+      commit: [ok, kept]           # or `commit: true` for every outcome
+      outcomes: {ok: complaint_done, kept: complaint_kept}
     ```
     """
 
@@ -158,6 +173,12 @@ class ActionNode(_NodeBase):
     step: str
     params: dict[str, Any] = Field(default_factory=dict)
     outcomes: dict[str, str]
+    commit: bool | tuple[str, ...] = False
+    """A commit point: once the step ran (``true``) or returned one of the listed outcomes, the
+    journey before it is closed: Back and Home lead to the main menu, never into its confirmation."""
+
+    def commits(self, outcome: str) -> bool:
+        return self.commit is True or (isinstance(self.commit, tuple) and outcome in self.commit)
 
 
 class RouterNode(_NodeBase):

@@ -156,8 +156,12 @@ def test_a_replayed_or_repeated_hop_does_not_open_two_tickets(phone, backoffice_
     # step runs again with the same client reference, and the back office gives the same ticket.
     redis.Redis.from_url(redis_url).flushdb()
     assert p.post("*".join(p.inputs)) == first
-    # Back, then Confirm again in the same session: still the same ticket.
-    assert p.answer("0").startswith("CON Réclamation: Contestation de facture")
+    # Back after the commit leads to the main menu; the same complaint again in the same session:
+    # still the same ticket.
+    assert p.answer("0").startswith("CON Senelec - 1000001\n1. Solde et factures")
+    p.answer("4")
+    p.answer("2")
+    assert p.answer("1").startswith("CON Réclamation: Contestation de facture")
     assert p.answer("1") == first
     assert [t["reference"] for t in _tickets(backoffice_url, "1000001")] == [reference]
     # Another category in the same session is another complaint.
@@ -261,8 +265,9 @@ def test_outage_is_kept_when_the_incident_system_is_down_in_english(switch, swit
     [kept] = deps.pending_tickets.for_user("+221770000002")
     assert (kept.kind, kept.category, kept.account_number, kept.status) == ("outage", "outage", "2000002",
                                                                             "pending")
-    # A replay of the same hop keeps it once.
-    p.answer("0")
+    # Reporting it again in the same session keeps it once (Back leads to the main menu).
+    assert p.answer("0").startswith("CON Senelec - 2000002\n1. Balance and bills")
+    p.answer("4")
     assert p.answer("1") == screen
     assert len(deps.pending_tickets.for_user("+221770000002")) == 1
 

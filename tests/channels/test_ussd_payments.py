@@ -151,8 +151,8 @@ def test_pay_the_whole_balance_in_french_then_the_balance_is_zero(phone, served,
     assert again.answer("1").startswith("CON Compte 1000001\nSolde du: 0 FCFA\nFactures impayées: 0")
     assert again.answer("00") == HOME_FR
     assert again.answer("3") == ("CON Compte 1000001: rien à payer, votre solde du est de 0 FCFA.\n"
-                                 f"1. Derniers paiements\n{NAV}")
-    listing = again.answer("1")
+                                 f"3. Derniers paiements\n{NAV}")
+    listing = again.answer("3")
     assert re.fullmatch(r"CON Derniers paiements \(choisissez\):\n1\. \d\d/\d\d/\d{4} 12 500 FCFA réussi\n" + NAV, listing)
     detail = again.answer("1")
     assert re.fullmatch(r"CON Paiement réussi le \d\d/\d\d \d\d:\d\d\nCompte: 1000001\nMontant: 12 500 FCFA\n"

@@ -27,7 +27,7 @@ def test_router_and_conditional_option_follow_the_context(store):
     engine = Engine(FlowSet(load_menus(DEMO)), store, CountingSteps(vip=True))
     phone = Handset(engine)
     assert phone.dial().text.startswith("Bonjour cher Awa\n1. Continuer")
-    assert "3. Secret" in phone.answer("1").text
+    assert "7. Secret" in phone.answer("1").text
 
 
 def test_invalid_choice_reasks_then_ends_politely_after_three(handset):

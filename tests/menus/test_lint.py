@@ -45,25 +45,25 @@ def test_the_demo_flow_passes_lint():
 
 
 @pytest.mark.parametrize(("old", "new", "expected", "line"), [
-    ("target: bye}", "target: byebye}", "target 'byebye' does not exist (hint: did you mean 'bye'?)", 45),
+    ("target: bye}", "target: byebye}", "target 'byebye' does not exist (hint: did you mean 'bye'?)", 46),
     ("kind: end\n        text: {fr: \"Au revoir.\"", "kind: finish\n        text: {fr: \"Au revoir.\"",
-     "unknown kind 'finish' (hint: known kinds: menu, input, action, router, message, end)", 94),
+     "unknown kind 'finish' (hint: known kinds: menu, input, action, router, message, end)", 95),
     ("step: demo.broken", "step: demo.brokn", "unknown dialog step 'demo.brokn' (hint: did you mean 'demo.broken'?)",
-     90),
-    ("validator: {type: pin}", "validator: {type: fingerprint}", "validator.type", 79),
-    ("text: {fr: \"Réservé\", en: \"Reserved\"}", "text: {fr: \"Réservé\"}", "no 'en' translation", 54),
-    ("{when: \"vip\", target: vip_home}", "{when: \"vip >>> 3\", target: vip_home}", "condition 'vip >>> 3'", 37),
-    ("Bonjour {name}, être", "Bonjour {nom}, être", "placeholder '{nom}' has no sample value", 45),
-    ("{amount:money} le", "{amount:euros} le", "unknown format '{amount:euros}'", 87),
-    ("Choisi: {picked.label}", "Choisi: {picked.label} " + "tres long " * 20, "screen is", 67),
-    ("      bye:\n", "      orphan: {kind: end, text: {fr: x, en: x}}\n      bye:\n", "unreachable", 94),
-    ("    home: home\n", "    home: bye\n", "the home node must be a menu", 94),
-    ("          - {label: {fr: \"Fin\", en: \"End\"}, target: bye}\n", "", "unreachable", 93),
+     91),
+    ("validator: {type: pin}", "validator: {type: fingerprint}", "validator.type", 80),
+    ("text: {fr: \"Réservé\", en: \"Reserved\"}", "text: {fr: \"Réservé\"}", "no 'en' translation", 55),
+    ("{when: \"vip\", target: vip_home}", "{when: \"vip >>> 3\", target: vip_home}", "condition 'vip >>> 3'", 38),
+    ("Bonjour {name}, être", "Bonjour {nom}, être", "placeholder '{nom}' has no sample value", 46),
+    ("{amount:money} le", "{amount:euros} le", "unknown format '{amount:euros}'", 88),
+    ("Choisi: {picked.label}", "Choisi: {picked.label} " + "tres long " * 20, "screen is", 68),
+    ("      bye:\n", "      orphan: {kind: end, text: {fr: x, en: x}}\n      bye:\n", "unreachable", 95),
+    ("    home: home\n", "    home: bye\n", "the home node must be a menu", 95),
+    ("          - {label: {fr: \"Fin\", en: \"End\"}, target: bye}\n", "", "unreachable", 94),
     ("  busy: {fr: \"Occupé.\", en: \"Busy.\"}\n", "", "system_texts.busy: no 'fr' text", 1),
     ("store: picked, target: picked}", "store: picked, target: picked, colour: red}",
-     "unknown field 'colour'", 66),
+     "unknown field 'colour'", 67),
     ("      picked:\n", "      bye:\n        kind: end\n        text: {fr: a, en: b}\n      picked:\n",
-     "duplicate key 'bye'", 97),
+     "duplicate key 'bye'", 98),
 ])
 def test_each_mistake_is_reported_with_its_line(tmp_path, old, new, expected, line):
     problems = _problems(_broken(tmp_path, old, new))
@@ -98,3 +98,39 @@ def test_cli_exits_1_and_prints_the_problems(tmp_path):
     ok = subprocess.run([sys.executable, "-m", "menus", "lint", "config/menus.yaml"], capture_output=True,
                         text=True, cwd=ROOT, timeout=60)
     assert ok.returncode == 0, ok.stdout
+
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in FIXTURES.glob("*.yaml")))
+def test_each_broken_fixture_gets_exactly_its_expected_problems(name):
+    from engine.preview import screen_problems
+
+    path = FIXTURES / f"{name}.yaml"
+    found = [str(p).replace(str(FIXTURES) + "/", "") for p in lint(load_menus(path), screen_check=screen_problems)]
+    expected = (FIXTURES / f"{name}.expected").read_text(encoding="utf-8").splitlines()
+    assert found == expected
+
+
+def test_commit_outcomes_must_exist_and_a_commit_that_closes_the_journey_passes(tmp_path):
+    fixture = (FIXTURES / "commit_back_to_confirm.yaml").read_text(encoding="utf-8")
+    mended = tmp_path / "menus.yaml"
+    mended.write_text(fixture.replace("target: confirm}\n      bye:", "target: home}\n      bye:"), encoding="utf-8")
+    assert [str(p) for p in lint(load_menus(mended))] == []
+    typo = tmp_path / "typo.yaml"
+    typo.write_text(fixture.replace("commit: true", "commit: [okay]"), encoding="utf-8")
+    assert [p.message for p in lint(load_menus(typo))] == ["node 'file': commit: outcome 'okay' is not one of its outcomes"]
+
+
+@pytest.mark.parametrize(("old", "new", "expected"), [
+    ('{label: {fr: "Montant", en: "Amount"}, target: ask_amount}',
+     '{key: "1", label: {fr: "Montant", en: "Amount"}, target: ask_amount}', "options 1 and 2 share the key '1'"),
+    ('{label: {fr: "Montant", en: "Amount"}, target: ask_amount}',
+     '{key: "98", label: {fr: "Montant", en: "Amount"}, target: ask_amount}', "key '98' is a navigation key"),
+    ('{label: {fr: "Montant", en: "Amount"}, target: ask_amount}',
+     '{key: "0", label: {fr: "Montant", en: "Amount"}, target: ask_amount}', "key"),
+])
+def test_option_keys_are_unique_and_never_a_navigation_key(tmp_path, old, new, expected):
+    problems = _problems(_broken(tmp_path, old, new))
+    assert any(expected in p for p in problems), problems

@@ -1,0 +1,101 @@
+"""Navigation rules of the engine on the demo flow: paging ends, hidden options, the root,
+and a menu reload that removes the screen a live session is on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from engine import Engine, FlowSet, SessionStore
+from menus import load_menus
+
+from .conftest import DEMO, Handset
+from .fakes import CountingSteps
+
+HOME = "Bonjour Awa, etre à Thiès\n1. Liste\n2. Montant\n3. Panne\n4. Fin"
+
+
+def test_98_past_the_last_page_stays_and_99_then_goes_back_one_page(handset):
+    phone = handset()
+    phone.dial()
+    first = phone.answer("1")
+    assert phone.answer("99").text == first.text          # before the first page: stays, no error
+    pages = [first]
+    while (page := phone.answer("98")).page != pages[-1].page:
+        pages.append(page)
+    assert len(pages) == first.pages >= 3
+    assert phone.answer("98").text == pages[-1].text      # past the last page: stays
+    assert phone.answer("99").text == pages[-2].text      # one page back from the last
+    # Paging never counted as an error: two real mistakes still leave the session open.
+    assert phone.answer("abc").text.startswith("Choix invalide.\nChoisissez:")
+    assert not phone.answer("xyz").end
+    assert phone.answer("3").text.startswith("Choisi: Article 3")
+
+
+def test_nav_keys_on_the_root_stay_without_an_error(handset):
+    phone = handset()
+    assert phone.dial().text == HOME
+    for key in ("0", "00", "98", "99", "0"):
+        assert phone.answer(key).text == HOME
+    assert phone.answer("1").text.startswith("Choisissez:")
+
+
+def test_a_hidden_option_is_reachable_neither_by_number_nor_by_shortcut(store):
+    plain = Engine(FlowSet(load_menus(DEMO)), store, CountingSteps())
+    assert Handset(plain, session="a").dial("7").text == "Choix invalide.\n" + HOME
+    typed = Handset(plain, session="b", msisdn="+221770000002")
+    typed.dial()
+    assert typed.answer("7").text == "Choix invalide.\n" + HOME
+    vip = Engine(FlowSet(load_menus(DEMO)), store, CountingSteps(vip=True))
+    shown = Handset(vip, session="c", msisdn="+221770000003")
+    # A first screen before the main menu: the shortcut waits for it, then follows.
+    assert shown.dial("7").text == "Bonjour cher Awa\n1. Continuer"
+    assert shown.answer("1").text.startswith("Réservé\n0. Retour 00. Accueil")
+
+
+def _menus_without_the_picked_screen(tmp_path: Path) -> Path:
+    text = DEMO.read_text(encoding="utf-8")
+    path = tmp_path / "menus.yaml"
+    path.write_text(text.replace("target: picked}", "target: chosen}").replace("      picked:\n", "      chosen:\n"),
+                    encoding="utf-8")
+    return path
+
+
+def test_a_reload_in_this_process_keeps_the_live_session_on_its_version(tmp_path, store, steps):
+    flows = FlowSet(load_menus(DEMO))
+    engine = Engine(flows, store, steps)
+    phone = Handset(engine)
+    phone.dial()
+    phone.answer("1")
+    assert phone.answer("2").text.startswith("Choisi: Article 2")
+    flows.load(load_menus(_menus_without_the_picked_screen(tmp_path)))
+    assert phone.answer("0").text.startswith("Choisissez:\n1. Article 1")
+
+
+def test_a_process_without_the_sessions_version_lands_on_the_main_menu_with_a_notice(tmp_path, store: SessionStore,
+                                                                                      steps):
+    before = Engine(FlowSet(load_menus(DEMO)), store, steps)
+    after = Engine(FlowSet(load_menus(_menus_without_the_picked_screen(tmp_path))), store, steps)
+    phone = Handset(before)
+    phone.dial()
+    phone.answer("1")
+    assert phone.answer("2").text.startswith("Choisi: Article 2")
+    phone.engine = after                 # the next hop reaches a worker that loaded the new menus
+    moved = phone.answer("4")            # "4" is "Fin" on the main menu: it must not be applied
+    assert moved.text == "Menu mis à jour.\n" + HOME
+    assert not moved.end
+    assert phone.answer("1").text.startswith("Choisissez:")
+
+
+def test_a_process_with_the_screen_in_a_newer_version_shows_it_again_before_taking_input(store, steps, tmp_path):
+    path = tmp_path / "menus.yaml"
+    path.write_text(DEMO.read_text(encoding="utf-8").replace("Choisissez:", "Votre choix:"), encoding="utf-8")
+    before = Engine(FlowSet(load_menus(DEMO)), store, steps)
+    after = Engine(FlowSet(load_menus(path)), store, steps)
+    phone = Handset(before)
+    phone.dial()
+    phone.answer("1")
+    phone.engine = after
+    again = phone.answer("2")
+    assert again.text.startswith("Menu mis à jour.\nVotre choix:\n1. Article 1")
+    assert phone.answer("2").text.startswith("Choisi: Article 2")
+    assert phone.answer("0").text.startswith("Votre choix:")

@@ -5,7 +5,7 @@ Real Flask app, real Redis sessions, the reference back office served on loopbac
 
 from __future__ import annotations
 
-HOME_FR = ("CON Senelec - 1000001\n1. Solde et factures\n2. Consommation\n3. Payer\n4. Panne/réclamation\n"
+HOME_FR = ("CON ElecNet - 1000001\n1. Solde et factures\n2. Consommation\n3. Payer\n4. Panne/réclamation\n"
            "5. Suivi demande\n6. Délai de paiement\n7. Simulateur\n8. Préférences")
 
 
@@ -33,7 +33,7 @@ def test_business_customer_chooses_an_account_in_english(phone):
     assert p.dial() == ("CON Choose an account:\n1. 2000001 DKR-PLATEAU\n2. 2000002 THIES-NORD\n"
                         "3. 2000003 DKR-PLATEAU")
     home = p.answer("2")
-    assert home.startswith("CON Senelec - 2000002\n1. Balance and bills")
+    assert home.startswith("CON ElecNet - 2000002\n1. Balance and bills")
     assert "9. Other account" in home
     balance = p.answer("1")
     assert balance.startswith("CON Account 2000002\nBalance due:")
@@ -50,9 +50,9 @@ def test_unknown_number_links_an_account_after_checking_the_last_bill(phone):
     p.answer("1")
     p.answer("1000001")
     assert p.answer("5500") == ("CON Compte 1000001 lié à votre numéro.\n1. Continuer\n0. Retour 00. Accueil")
-    assert p.answer("1").startswith("CON Senelec - 1000001")
+    assert p.answer("1").startswith("CON ElecNet - 1000001")
     again = phone("+221770009999")
-    assert again.dial().startswith("CON Senelec - 1000001")
+    assert again.dial().startswith("CON ElecNet - 1000001")
 
 
 def test_dialling_with_a_shortcut_opens_the_balance(phone):
@@ -63,11 +63,11 @@ def test_dialling_with_a_shortcut_opens_the_balance(phone):
 def test_switching_to_another_account_asks_for_the_pin(phone):
     p = phone("+221770000002")
     p.dial()
-    assert p.answer("1").startswith("CON Senelec - 2000001")
+    assert p.answer("1").startswith("CON ElecNet - 2000001")
     assert p.answer("9") == "CON First use: choose a secret PIN (4 digits):\n0. Back 00. Home"
     p.answer("4821")
     assert p.answer("4821").startswith("CON Choose an account:\n1. 2000001 DKR-PLATEAU")
-    assert p.answer("3").startswith("CON Senelec - 2000003")
+    assert p.answer("3").startswith("CON ElecNet - 2000003")
     assert p.answer("9") == "CON Enter your PIN (4 digits):\n0. Back 00. Home"
     assert p.answer("1111").startswith("CON Wrong PIN. Tries left: 2.")
 

@@ -66,7 +66,7 @@ def test_postpaid_customer_in_french_sees_the_back_office_figures_and_a_bill_est
         f"30 j: {kwh(month['kwh'], 'fr')}, {change(month)}% vs 30 j préc.\n"
         f"Facture du mois estimée: {money(month_bill(backoffice_url, 'MTR-1000001'), 'fr')}\n"
         "0. Retour 00. Accueil")
-    assert p.answer("0").startswith("CON Senelec - 1000001\n1. Solde et factures")
+    assert p.answer("0").startswith("CON ElecNet - 1000001\n1. Solde et factures")
 
 
 def test_business_customer_in_english_sees_the_chosen_account(phone, backoffice_url):
@@ -85,7 +85,7 @@ def test_business_customer_in_english_sees_the_chosen_account(phone, backoffice_
 
 def test_prepaid_customer_sees_the_credit_left_instead_of_a_bill(phone, backoffice_url):
     p = phone("+221770000003")
-    assert p.dial().startswith("CON Senelec - 3000001")
+    assert p.dial().startswith("CON ElecNet - 3000001")
     screen = p.answer("2")
     week, month = (metering(backoffice_url, f"MTR-3000001/consumption?days={d}") for d in (7, 30))
     credit = metering(backoffice_url, "MTR-3000001/credit")
@@ -109,11 +109,11 @@ def test_the_shortcut_opens_the_consumption_screen(phone):
 
 def test_back_office_down_gives_a_polite_screen(stoppable):
     p, stop_backoffice = stoppable
-    assert p.dial().startswith("CON Senelec - 1000001")
+    assert p.dial().startswith("CON ElecNet - 1000001")
     stop_backoffice()
     assert p.answer("2") == ("CON Vos relevés sont indisponibles pour le moment. Merci de réessayer plus tard.\n"
                              "0. Retour 00. Accueil")
-    assert p.answer("0").startswith("CON Senelec - 1000001")
+    assert p.answer("0").startswith("CON ElecNet - 1000001")
 
 
 # ---------------------------------------------------------------- meters with little history

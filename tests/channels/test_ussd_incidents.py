@@ -57,7 +57,7 @@ def test_known_outage_shows_the_eta_and_subscribes_to_the_power_back_alert(phone
     outage = outages["outages"][0]
     p = phone("+221770000002")
     p.dial()
-    assert p.answer("2").startswith("CON Senelec - 2000002")
+    assert p.answer("2").startswith("CON ElecNet - 2000002")
     assert p.answer("4") == INCIDENT_EN
     assert p.answer("1") == (
         "CON An outage is already known in your area (THIES-NORD). Power expected back: "

@@ -25,7 +25,7 @@ from channels.payment_callback import sign
 from tests.support.engine import UssdPhone
 from tests.support.services import free_port, serve_wsgi
 
-HOME_FR = ("CON Senelec - 1000001\n1. Solde et factures\n2. Consommation\n3. Payer\n4. Panne/réclamation\n"
+HOME_FR = ("CON ElecNet - 1000001\n1. Solde et factures\n2. Consommation\n3. Payer\n4. Panne/réclamation\n"
            "5. Suivi demande\n6. Délai de paiement\n7. Simulateur\n8. Préférences")
 NAV = "0. Retour 00. Accueil"
 NAV_EN = "0. Back 00. Home"
@@ -162,7 +162,7 @@ def test_pay_the_whole_balance_in_french_then_the_balance_is_zero(phone, served,
 def test_business_customer_pays_an_amount_in_english(phone, served, provider, deps):
     p = phone("+221770000002")
     p.dial()
-    assert p.answer("1").startswith("CON Senelec - 2000001")
+    assert p.answer("1").startswith("CON ElecNet - 2000001")
     menu = p.answer("3")
     balance = re.search(r"Balance due: ([\d,]+) FCFA", menu)
     assert balance, menu

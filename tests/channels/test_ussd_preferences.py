@@ -10,11 +10,11 @@ def test_language_switch_is_remembered_in_the_next_session(phone):
                              "0. Retour 00. Accueil")
     assert p.answer("1") == "CON Choisissez la langue:\n1. Francais\n2. English\n0. Retour 00. Accueil"
     assert p.answer("2") == "CON Language saved: English.\n1. Main menu\n0. Back 00. Home"
-    assert p.answer("1").startswith("CON Senelec - 1000001\n1. Balance and bills")
+    assert p.answer("1").startswith("CON ElecNet - 1000001\n1. Balance and bills")
     again = phone("+221770000001")
-    assert again.dial().startswith("CON Senelec - 1000001\n1. Balance and bills")
+    assert again.dial().startswith("CON ElecNet - 1000001\n1. Balance and bills")
     other = phone("+221770000003")
-    assert other.dial().startswith("CON Senelec - 3000001\n1. Solde et factures")
+    assert other.dial().startswith("CON ElecNet - 3000001\n1. Solde et factures")
 
 
 def test_alert_subscriptions_toggle_and_persist(app, phone):

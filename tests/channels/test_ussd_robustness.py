@@ -46,7 +46,7 @@ def test_missing_fields_oversized_body_and_wrong_method(app):
 
 def test_national_format_phone_number_is_normalised(app):
     response = app.test_client().post("/ussd/africastalking", data={**FORM, "phoneNumber": "77 000 00 01"})
-    assert response.get_data(as_text=True).startswith("CON Senelec - 1000001")
+    assert response.get_data(as_text=True).startswith("CON ElecNet - 1000001")
 
 
 def test_redis_unreachable_gives_a_polite_end_in_200(engine_db, backoffice_url, caplog):

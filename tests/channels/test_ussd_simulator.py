@@ -7,7 +7,7 @@ the social band, municipal tax 2.5%. ``tests/dialogs/test_tariffs.py`` checks th
 
 from __future__ import annotations
 
-HOME_FR = ("CON Senelec - 1000001\n1. Solde et factures\n2. Consommation\n3. Payer\n4. Panne/réclamation\n"
+HOME_FR = ("CON ElecNet - 1000001\n1. Solde et factures\n2. Consommation\n3. Payer\n4. Panne/réclamation\n"
            "5. Suivi demande\n6. Délai de paiement\n7. Simulateur\n8. Préférences")
 SIMULATOR_FR = ("CON Simulateur de facture:\n1. Je connais mes kWh par mois\n2. Calcul par appareils\n"
                 "0. Retour 00. Accueil")
@@ -79,7 +79,7 @@ def test_appliances_added_one_after_another_in_french(phone):
 def test_appliances_in_english_after_choosing_an_account(phone):
     p = phone("+221770000002")
     assert p.dial().startswith("CON Choose an account:")
-    assert p.answer("3").startswith("CON Senelec - 2000003")
+    assert p.answer("3").startswith("CON ElecNet - 2000003")
     assert p.answer("7") == ("CON Bill simulator:\n1. I know my kWh a month\n2. Work it out from appliances\n"
                              "0. Back 00. Home")
     assert p.answer("2") == ("CON Appliance:\n1. Fridge 150W\n2. TV 100W\n3. Fan 60W\n"

@@ -36,7 +36,7 @@ def test_instalments_in_french_then_a_second_request_is_refused(phone, backoffic
     p = phone("+221770000001")
     p.dial()
     first, second = add_months(today(), 1), add_months(today(), 2)
-    assert p.answer("6") == (f"CON Solde du: 12 500 FCFA. Comment souhaitez-vous payer ?\n"
+    assert p.answer("6") == (f"CON Montant à payer: 12 500 FCFA. Comment souhaitez-vous le régler ?\n"
                              f"1. Tout payer le {fr_date(first)}\n2. En plusieurs mensualités\n"
                              "0. Retour 00. Accueil")
     assert p.answer("2") == ("CON Nombre de mensualités:\n1. 2 x ~6 250 FCFA\n2. 3 x ~4 166 FCFA\n"
@@ -133,7 +133,7 @@ def test_a_balance_under_the_minimum_is_not_eligible(phone, backoffice_url):
     assert approved.ok, approved.text
     p = phone("+221770000001")
     p.dial()
-    assert p.answer("6") == ("CON Solde du: 4 500 FCFA. Un délai est possible à partir de 5 000 FCFA dus.\n"
+    assert p.answer("6") == ("CON Montant à payer: 4 500 FCFA. Un délai est possible dès 5 000 FCFA à payer.\n"
                              "0. Retour 00. Accueil")
 
 
@@ -180,7 +180,7 @@ def test_back_office_down_when_creating(stoppable):
     p.answer("1")                                          # confirm
     p.answer(PIN)
     stop_backoffice()
-    assert p.answer(PIN) == ("CON Nos systèmes sont indisponibles: votre demande n'a pas pu etre confirmée. "
+    assert p.answer(PIN) == ("CON Nos systèmes sont indisponibles: votre demande n'est pas confirmée. "
                              "Merci de réessayer plus tard.\n0. Retour 00. Accueil")
 
 

@@ -5,6 +5,9 @@ Real Flask app, real Redis sessions, the reference back office served on loopbac
 
 from __future__ import annotations
 
+from datetime import date, datetime
+from decimal import ROUND_HALF_UP, Decimal
+
 HOME_FR = ("CON ElecNet - 1000001\n1. Solde et factures\n2. Consommation\n3. Payer\n4. Panne/réclamation\n"
            "5. Suivi demande\n6. Délai de paiement\n7. Simulateur\n8. Préférences")
 
@@ -12,7 +15,7 @@ HOME_FR = ("CON ElecNet - 1000001\n1. Solde et factures\n2. Consommation\n3. Pay
 def test_balance_and_bills_in_french(phone):
     p = phone("+221770000001")
     assert p.dial() == HOME_FR
-    assert p.answer("1") == ("CON Compte 1000001\nSolde du: 12 500 FCFA\nFactures impayées: 2\n"
+    assert p.answer("1") == ("CON Compte 1000001\nA payer: 12 500 FCFA\nFactures impayées: 2\n"
                              "1. Dernières factures\n0. Retour 00. Accueil")
     bills = p.answer("1")
     assert bills.startswith("CON Factures (choisissez):\n1. novembre 2026 5 500 FCFA impayée\n"
@@ -57,7 +60,7 @@ def test_unknown_number_links_an_account_after_checking_the_last_bill(phone):
 
 def test_dialling_with_a_shortcut_opens_the_balance(phone):
     p = phone("+221770000001")
-    assert p.dial("1").startswith("CON Compte 1000001\nSolde du: 12 500 FCFA")
+    assert p.dial("1").startswith("CON Compte 1000001\nA payer: 12 500 FCFA")
 
 
 def test_switching_to_another_account_asks_for_the_pin(phone):
@@ -107,3 +110,44 @@ def test_guessing_the_last_bill_across_sessions_is_limited_per_number(phone):
     other.dial()
     other.answer("1")
     assert attempt(other, "5500").startswith("CON Compte 1000001 lié à votre numéro.")
+
+
+# ---------------------------------------------------------------- prepaid meters
+def test_a_prepaid_customer_sees_credit_last_purchase_and_days_left(phone, backoffice_url):
+    import requests
+
+    p = phone("+221770000003")
+    assert p.dial().startswith("CON ElecNet - 3000001")
+    credit = requests.get(f"{backoffice_url}/api/v1/meters/MTR-3000001/credit", timeout=5).json()
+    month = requests.get(f"{backoffice_url}/api/v1/meters/MTR-3000001/consumption?days=30", timeout=5).json()
+    daily = Decimal(month["kwh"]) / 30
+    bought = credit["last_purchase"]
+    assert (bought["amount"], bought["kwh"]) == ("5000", "50")
+    paid_on = datetime.fromisoformat(bought["paid_at"]).strftime("%d/%m/%Y")
+    screen = p.answer("1")
+    assert screen == ("CON Prépayé 3000001\nCrédit: 42,5 kWh\n"
+                      f"Dernier achat {paid_on}: 5 000 FCFA\nCode: {bought['token']}\n"
+                      f"Moyenne: {str(daily.quantize(Decimal('0.1'), ROUND_HALF_UP)).replace('.', ',')} kWh/jour\n"
+                      f"Environ {int(Decimal('42.5') / daily)} jours de crédit\n0. Retour 00. Accueil")
+    assert len(bought["token"]) == 20 and bought["token"].isdigit()
+
+
+# ---------------------------------------------------------------- a running arrangement
+def test_the_balance_shows_a_running_arrangement_and_its_next_payment(phone, backoffice_url):
+    import uuid
+
+    import requests
+
+    made = requests.post(f"{backoffice_url}/api/v1/accounts/1000001/arrangements",
+                         json={"kind": "instalments", "months": 2},
+                         headers={"Idempotency-Key": f"test-{uuid.uuid4().hex}"}, timeout=5)
+    made.raise_for_status()
+    arrangement = made.json()
+    first = arrangement["schedule"][0]
+    due = date.fromisoformat(first["due_on"]).strftime("%d/%m/%Y")
+    p = phone("+221770000001")
+    p.dial()
+    assert p.answer("1") == ("CON Compte 1000001\nA payer: 12 500 FCFA\nFactures impayées: 2\n"
+                             f"Paiement échelonné {arrangement['arrangement_id']}\n"
+                             f"Échéance du {due}: 6 250 FCFA\n"
+                             "1. Dernières factures\n0. Retour 00. Accueil")

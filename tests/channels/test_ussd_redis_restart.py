@@ -70,4 +70,4 @@ def test_redis_lost_mid_session_then_back(settings, throwaway_redis):
     throwaway_redis.start()  # same port, empty: the session is gone, a new dial starts afresh
     again = UssdPhone(client, "+221770000001")
     assert again.dial().startswith("CON ElecNet - 1000001")
-    assert again.answer("1").startswith("CON Compte 1000001\nSolde du: 12 500 FCFA")
+    assert again.answer("1").startswith("CON Compte 1000001\nA payer: 12 500 FCFA")

@@ -142,7 +142,7 @@ def test_redial_after_a_drop_offers_to_continue(settings):
     again = UssdPhone(client, "+221770000001")
     assert again.dial() == "CON Reprendre où vous étiez ?\n1. Oui\n2. Non"
     assert again.answer("1").startswith("CON Factures (choisissez):\n1. novembre 2026 5 500 FCFA")
-    assert again.answer("0").startswith("CON Compte 1000001\nSolde du: 12 500 FCFA")
+    assert again.answer("0").startswith("CON Compte 1000001\nA payer: 12 500 FCFA")
 
 
 def test_hops_of_one_session_alternate_between_two_app_instances(settings):
@@ -152,7 +152,7 @@ def test_hops_of_one_session_alternate_between_two_app_instances(settings):
     phone = UssdPhone(one, "+221770000001")
     phone.dial()
     phone.client = two
-    assert phone.answer("1").startswith("CON Compte 1000001\nSolde du: 12 500 FCFA")
+    assert phone.answer("1").startswith("CON Compte 1000001\nA payer: 12 500 FCFA")
     phone.client = one
     assert phone.answer("1").startswith("CON Factures (choisissez):")
     phone.client = two

@@ -158,7 +158,7 @@ def test_pay_the_whole_balance_in_french_then_the_balance_is_zero(phone, served,
     assert re.fullmatch(r"CON Derniers paiements \(choisissez\):\n1\. \d\d/\d\d/\d{4} 12 500 FCFA réussi\n" + NAV, listing)
     detail = again.answer("1")
     assert re.fullmatch(r"CON Paiement réussi le \d\d/\d\d \d\d:\d\d\nCompte: 1000001\nMontant: 12 500 FCFA\n"
-                        rf"Recu: {paid.reference}\n{NAV}", detail), detail
+                        rf"Référence: {paid.reference}\n{NAV}", detail), detail
 
 
 def test_business_customer_pays_an_amount_in_english(phone, served, provider, deps):

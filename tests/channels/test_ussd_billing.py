@@ -44,7 +44,7 @@ def test_business_customer_chooses_an_account_in_english(phone):
 
 def test_unknown_number_links_an_account_after_checking_the_last_bill(phone):
     p = phone("+221770009999")
-    assert p.dial().startswith("CON Ce numéro n'est lié à aucun compte.")
+    assert p.dial().startswith("CON Bienvenue chez ElecNet. Ce numéro n'est lié à aucun compte.")
     assert p.answer("1").startswith("CON Entrez votre numéro de compte")
     assert p.answer("12").startswith("CON Le numéro de compte a 7 chiffres.")
     p.answer("1000001")

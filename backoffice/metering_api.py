@@ -96,8 +96,10 @@ def credit(meter_id: str) -> Response:
                         "last_purchase": _last_purchase(session, meter.account_number)})
 
 
-def _last_purchase(session: Session, account_number: str) -> dict[str, Any] | None:
+def _last_purchase(session: Session, account_number: str | None) -> dict[str, Any] | None:
     """The latest succeeded prepaid purchase of the account, with its token, or None."""
+    if account_number is None:
+        return None
     found = session.scalar(
         select(PaymentIntent).where(PaymentIntent.account_number == account_number,
                                     PaymentIntent.purpose == "prepaid", PaymentIntent.status == "succeeded",

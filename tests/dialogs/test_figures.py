@@ -29,12 +29,12 @@ def test_the_cycle_estimate_extrapolates_the_days_begun():
     start = datetime(2026, 11, 20, tzinfo=UTC)
     assert cycle_so_far_days(datetime(2026, 11, 26, 12, tzinfo=UTC), start) == 7     # 6.5 days begun: 7
     assert cycle_so_far_days(start, start) == 1
-    assert cycle_projection(Decimal("14"), 7, 30) == Decimal("60.0")
+    assert cycle_projection(Decimal(14), 7, 30) == Decimal("60.0")
 
 
 def test_days_of_credit_are_whole_days_and_none_without_use():
     assert days_of_credit(Decimal("42.5"), Decimal("4.3")) == 9
-    assert days_of_credit(Decimal("1"), Decimal("4.3")) == 0
+    assert days_of_credit(Decimal(1), Decimal("4.3")) == 0
     assert days_of_credit(Decimal("42.5"), Decimal(0)) is None
 
 

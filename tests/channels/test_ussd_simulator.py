@@ -80,7 +80,7 @@ def test_appliances_in_english_after_choosing_an_account(phone):
     p = phone("+221770000002")
     assert p.dial().startswith("CON Choose an account:")
     assert p.answer("3").startswith("CON ElecNet - 2000003")
-    assert p.answer("7") == ("CON Bill simulator:\n1. I know my kWh a month\n2. Work it out from appliances\n"
+    assert p.answer("7") == ("CON Bill simulator:\n1. I know my monthly kWh\n2. Work it out from appliances\n"
                              "0. Back 00. Home")
     assert p.answer("2") == ("CON Appliance:\n1. Fridge 150W\n2. TV 100W\n3. Fan 60W\n"
                              "4. Lights (5 LED) 50W\n5. Iron 1200W\n6. Air conditioner 1500W\n7. Computer 60W\n"
@@ -101,11 +101,11 @@ def test_entering_kwh_in_english(phone):
     p.dial()
     p.answer("1")
     p.answer("7")
-    assert p.answer("1") == "CON Usage a month in kWh (e.g. 180):\n0. Back 00. Home"
+    assert p.answer("1") == "CON Monthly usage in kWh (e.g. 180):\n0. Back 00. Home"
     assert p.answer("lots") == ("CON Enter a number of kWh from 1 to 10000 (e.g. 180).\n"
-                                "Usage a month in kWh (e.g. 180):\n0. Back 00. Home")
+                                "Monthly usage in kWh (e.g. 180):\n0. Back 00. Home")
     assert p.answer("0,4") == ("CON Enter a number of kWh from 1 to 10000 (e.g. 180).\n"
-                               "Usage a month in kWh (e.g. 180):\n0. Back 00. Home")
+                               "Monthly usage in kWh (e.g. 180):\n0. Back 00. Home")
     # The social band only: no VAT on the energy (18% of the fixed charge: 180); municipal 2.5% of 14 676.
     assert p.answer("150") == ("CON For 150 kWh a month:\nEstimated bill 15,223 FCFA incl. tax\n"
                                "(indicative residential tariff)\n1. Details\n2. New simulation\n0. Back 00. Home")

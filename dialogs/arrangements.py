@@ -25,6 +25,7 @@ from engine.masking import mask
 from engine.steps import StepContext, StepResult
 
 from .backends import Arrangement, Conflict, Rejected
+from .billing import next_instalment
 from .registry import Deps, step
 from .security import pin_passed
 from .tariffs import load_config
@@ -194,21 +195,16 @@ def normalise_reference(text: str) -> str | None:
     return f"ARR-{found.group(1)}" if found else None
 
 
-def _tracked(arrangement: Arrangement, today: date) -> dict[str, Any]:
-    upcoming = [part for part in arrangement.schedule if part[0] >= today]
-    due = upcoming[0] if upcoming else None
-    return {"arr_t_id": arrangement.arrangement_id, "arr_t_kind": arrangement.kind,
-            "arr_t_status": arrangement.status, "arr_t_created_on": arrangement.created_on.isoformat(),
-            "arr_t_parts": len(arrangement.schedule),
-            "arr_t_next_on": due[0].isoformat() if due else None,
-            "arr_t_next_amount": str(due[1]) if due else None}
-
-
 def _show(arrangement: Arrangement | None, today: date) -> StepResult:
+    """``ok`` with the next payment of a running plan, ``closed`` for one that is over."""
     if arrangement is None:
         return StepResult("unknown")
-    data = _tracked(arrangement, today)
-    return StepResult("ok" if data["arr_t_next_on"] else "closed", data)
+    due = next_instalment(arrangement, today) if arrangement.status == "active" else None
+    data: dict[str, Any] = {
+        "arr_t_id": arrangement.arrangement_id, "arr_t_kind": arrangement.kind, "arr_t_status": arrangement.status,
+        "arr_t_created_on": arrangement.created_on.isoformat(), "arr_t_parts": len(arrangement.schedule),
+        "arr_t_next_on": due[0].isoformat() if due else None, "arr_t_next_amount": str(due[1]) if due else None}
+    return StepResult("ok" if due else "closed", data)
 
 
 def _own(ctx: StepContext, deps: Deps, reference: str) -> Arrangement | None:

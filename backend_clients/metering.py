@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dialogs.backends import Consumption, PrepaidCredit, Reading
+from dialogs.backends import Consumption, PrepaidCredit, PrepaidPurchase, Reading
 
 from .http import HttpBackend
 from .parsing import as_object, decimal, integer, moment, text
@@ -49,5 +49,11 @@ def parse_consumption(data: Any) -> Consumption:
 
 def parse_credit(data: Any) -> PrepaidCredit:
     data = as_object(data)
+    last = data.get("last_purchase")
+    purchase = None
+    if last is not None:
+        last = as_object(last, "last_purchase")
+        purchase = PrepaidPurchase(paid_at=moment(last, "paid_at"), amount=decimal(last, "amount"),
+                                   kwh=decimal(last, "kwh"), token=text(last, "token"))
     return PrepaidCredit(meter_id=text(data, "meter_id"), credit_kwh=decimal(data, "credit_kwh"),
-                         updated_at=moment(data, "updated_at"))
+                         updated_at=moment(data, "updated_at"), last_purchase=purchase)

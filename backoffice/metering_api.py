@@ -12,7 +12,8 @@ from sqlalchemy.orm import Session
 
 from .context import services
 from .errors import Invalid, NotFound, TooLarge
-from .models import Meter, Reading
+from .models import Meter, PaymentIntent, Reading
+from .payment_decisions import XOF_PER_KWH
 from .readings import MAX_BATCH, ingest
 from .wire import fmt_datetime, fmt_decimal, json_body, query_int, utcnow
 
@@ -91,7 +92,23 @@ def credit(meter_id: str) -> Response:
         if meter is None or not meter.prepaid:
             raise NotFound(f"no prepaid meter {meter_id}", code="meter_not_found")
         return jsonify({"meter_id": meter_id, "credit_kwh": fmt_decimal(meter.credit_kwh or Decimal(0)),
-                        "updated_at": fmt_datetime(meter.credit_updated_at)})
+                        "updated_at": fmt_datetime(meter.credit_updated_at),
+                        "last_purchase": _last_purchase(session, meter.account_number)})
+
+
+def _last_purchase(session: Session, account_number: str | None) -> dict[str, Any] | None:
+    """The latest succeeded prepaid purchase of the account, with its token, or None."""
+    if account_number is None:
+        return None
+    found = session.scalar(
+        select(PaymentIntent).where(PaymentIntent.account_number == account_number,
+                                    PaymentIntent.purpose == "prepaid", PaymentIntent.status == "succeeded",
+                                    PaymentIntent.token.is_not(None))
+        .order_by(PaymentIntent.decided_at.desc(), PaymentIntent.payment_id).limit(1))
+    if found is None or found.token is None:
+        return None
+    return {"paid_at": fmt_datetime(found.decided_at or found.created_at), "amount": fmt_decimal(found.amount),
+            "kwh": fmt_decimal((found.amount / XOF_PER_KWH).quantize(Decimal("0.001"))), "token": found.token}
 
 
 @blueprint.post("/readings")

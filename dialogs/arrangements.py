@@ -13,6 +13,8 @@ from __future__ import annotations
 import calendar
 import hashlib
 import logging
+import re
+from collections.abc import Mapping
 from datetime import date
 from decimal import ROUND_DOWN, Decimal
 from typing import Any, Literal
@@ -23,6 +25,7 @@ from engine.masking import mask
 from engine.steps import StepContext, StepResult
 
 from .backends import Arrangement, Conflict, Rejected
+from .billing import next_instalment
 from .registry import Deps, step
 from .security import pin_passed
 from .tariffs import load_config
@@ -33,6 +36,7 @@ __all__ = [
     "add_months",
     "idempotency_key",
     "load_rules",
+    "normalise_reference",
     "schedule",
     "split",
 ]
@@ -179,3 +183,65 @@ def create(ctx: StepContext, deps: Deps) -> StepResult:
     # What the billing system recorded, not our preview: the customer sees the real first payment.
     return StepResult("ok", {**cleared, "arr_id": made.arrangement_id, "arr_due_on": first,
                              "arr_due_amount": first_amount})
+
+
+# ---------------------------------------------------------------- tracking
+_REFERENCE = re.compile(r"ARR[- ]?([0-9A-F]{10})")
+
+
+def normalise_reference(text: str) -> str | None:
+    """``arr 0a1b2c3d4e`` -> ``ARR-0A1B2C3D4E``; None when ``text`` is not an arrangement reference."""
+    found = _REFERENCE.fullmatch(text.strip().upper())
+    return f"ARR-{found.group(1)}" if found else None
+
+
+def _show(arrangement: Arrangement | None, today: date) -> StepResult:
+    """``ok`` with the next payment of a running plan, ``closed`` for one that is over."""
+    if arrangement is None:
+        return StepResult("unknown")
+    due = next_instalment(arrangement, today) if arrangement.status == "active" else None
+    data: dict[str, Any] = {
+        "arr_t_id": arrangement.arrangement_id, "arr_t_kind": arrangement.kind, "arr_t_status": arrangement.status,
+        "arr_t_created_on": arrangement.created_on.isoformat(), "arr_t_parts": len(arrangement.schedule),
+        "arr_t_next_on": due[0].isoformat() if due else None, "arr_t_next_amount": str(due[1]) if due else None}
+    return StepResult("ok" if due else "closed", data)
+
+
+def _own(ctx: StepContext, deps: Deps, reference: str) -> Arrangement | None:
+    """The arrangement ``reference`` of the current account: another customer's is never shown."""
+    number = ctx.data.get("account_number")
+    if not number:
+        return None
+    return next((a for a in deps.billing.arrangements(str(number)) if a.arrangement_id == reference), None)
+
+
+@step("arrangements.track_list", outcomes={"ok", "none"})
+def track_list(ctx: StepContext, deps: Deps) -> StepResult:
+    """The request list of "Track a request" (``tickets``) with the account's arrangements added."""
+    listed = ctx.data.get("tickets")
+    items = [dict(t) for t in listed if isinstance(t, dict) and not str(t.get("ref", "")).startswith("ARR-")] \
+        if isinstance(listed, list) else []
+    number = ctx.data.get("account_number")
+    if number:
+        items += [{"ref": a.arrangement_id, "ticket_kind": a.kind, "ticket_status": a.status}
+                  for a in deps.billing.arrangements(str(number))]
+    return StepResult("ok" if items else "none", {"tickets": items})
+
+
+@step("arrangements.track_detail", outcomes={"ok", "closed", "unknown"})
+def track_detail(ctx: StepContext, deps: Deps) -> StepResult:
+    """The arrangement picked from the request list (context ``ticket``), read again."""
+    chosen = ctx.data.get("ticket")
+    reference = str(chosen.get("ref", "")) if isinstance(chosen, Mapping) else ""
+    return _show(_own(ctx, deps, reference), ctx.now.date())
+
+
+@step("arrangements.track_reference", outcomes={"ok", "closed", "unknown", "other"})
+def track_reference(ctx: StepContext, deps: Deps) -> StepResult:
+    """The arrangement whose reference the customer typed; ``other`` for a ticket reference."""
+    reference = normalise_reference(str(ctx.data.get("typed_reference") or ""))
+    if reference is None:
+        return StepResult("other")
+    result = _show(_own(ctx, deps, reference), ctx.now.date())
+    result.data["typed_reference"] = reference
+    return result

@@ -32,6 +32,7 @@ __all__ = [
     "PaymentIntent",
     "PaymentRecord",
     "PrepaidCredit",
+    "PrepaidPurchase",
     "Reading",
     "Rejected",
     "Ticket",
@@ -139,6 +140,17 @@ class PrepaidCredit:
     meter_id: str
     credit_kwh: Decimal
     updated_at: datetime
+    last_purchase: PrepaidPurchase | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PrepaidPurchase:
+    """The latest credit bought for a prepaid meter, with the token the customer keys in."""
+
+    paid_at: datetime
+    amount: Decimal
+    kwh: Decimal
+    token: str
 
 
 # ---------------------------------------------------------------- payment data

@@ -1,24 +1,89 @@
-"""Balance and bills of the current account."""
+"""Balance and bills of the current account.
+
+A postpaid account shows what is due and, when a deferral or instalment plan is running, its
+next payment. A prepaid account has no bill: it shows the credit left, the last purchase
+with its token, the average daily use and how many days the credit lasts at that pace.
+"""
 
 from __future__ import annotations
 
+from datetime import date
+from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
+from typing import Any
+
 from engine.steps import StepContext, StepResult
 
+from .backends import Arrangement
 from .registry import Deps, step
 
+__all__ = ["AVERAGE_DAYS", "days_of_credit", "next_instalment"]
 
-@step("billing.balance", outcomes={"ok", "no_account"})
+AVERAGE_DAYS = 30
+"""The average daily use of a prepaid meter is taken over this many days."""
+
+
+def next_instalment(arrangement: Arrangement, today: date) -> tuple[date, Decimal] | None:
+    """The first payment of the plan due today or later (the last one when all dates are past)."""
+    upcoming = [part for part in arrangement.schedule if part[0] >= today]
+    if upcoming:
+        return upcoming[0]
+    return arrangement.schedule[-1] if arrangement.schedule else None
+
+
+def days_of_credit(credit_kwh: Decimal, daily_kwh: Decimal) -> int | None:
+    """Whole days the credit lasts at ``daily_kwh`` a day; None when nothing is used."""
+    if daily_kwh <= 0:
+        return None
+    return int((credit_kwh / daily_kwh).to_integral_value(rounding=ROUND_DOWN))
+
+
+def _running(ctx: StepContext, deps: Deps, number: str) -> dict[str, Any] | None:
+    active = next((a for a in deps.billing.arrangements(number) if a.status == "active"), None)
+    due = next_instalment(active, ctx.now.date()) if active is not None else None
+    if active is None or due is None:
+        return None
+    return {"arr_run_id": active.arrangement_id, "arr_run_kind": active.kind,
+            "arr_run_next_on": due[0].isoformat(), "arr_run_next_amount": str(due[1])}
+
+
+def _prepaid(ctx: StepContext, deps: Deps) -> StepResult:
+    meter = ctx.data.get("meter_id")
+    if not meter or deps.metering is None:
+        return StepResult("no_meter")
+    credit = deps.metering.prepaid_credit(str(meter))
+    used = deps.metering.consumption(str(meter), AVERAGE_DAYS).kwh
+    daily = (used / AVERAGE_DAYS).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
+    days = days_of_credit(credit.credit_kwh, used / AVERAGE_DAYS)
+    data: dict[str, Any] = {"prepaid_credit_kwh": str(credit.credit_kwh), "prepaid_daily_kwh": str(daily),
+                            "prepaid_days_left": days}
+    last = credit.last_purchase
+    if last is None:
+        return StepResult("prepaid_no_purchase", data)
+    data.update(prepaid_paid_at=last.paid_at.isoformat(), prepaid_amount=str(last.amount),
+                prepaid_kwh=str(last.kwh), prepaid_token=last.token)
+    return StepResult("prepaid", data)
+
+
+@step("billing.balance", outcomes={"ok", "arrangement", "prepaid", "prepaid_no_purchase", "no_meter",
+                                   "no_account"})
 def balance(ctx: StepContext, deps: Deps) -> StepResult:
+    """What the account owes (and the running arrangement's next payment), or a prepaid meter's credit."""
     number = ctx.data.get("account_number")
     if not number:
         return StepResult("no_account")
+    if ctx.data.get("account_kind") == "prepaid":
+        return _prepaid(ctx, deps)
     found = deps.billing.balance(str(number))
-    return StepResult("ok", {
+    data: dict[str, Any] = {
         "balance": str(found.amount),
         "unpaid_bills": found.unpaid_bills,
         "oldest_due_on": found.oldest_due_on.isoformat() if found.oldest_due_on else None,
         "has_balance": found.amount > 0,
-    })
+    }
+    running = _running(ctx, deps, str(number))
+    if running is None:
+        return StepResult("ok", data)
+    return StepResult("arrangement", {**data, **running})
 
 
 @step("billing.bills", outcomes={"ok", "none", "no_account"})

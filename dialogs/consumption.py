@@ -1,14 +1,14 @@
 """Consumption of the current meter: last reading, 7 and 30 days against the period before,
-and this month's bill estimate (postpaid) or the remaining credit (prepaid).
+and the next bill's estimate (postpaid) or the remaining credit (prepaid).
 
-The month estimate takes the kWh used since the start of the month (in whole days, the
-metering API's unit), extrapolates the daily average to the whole month and prices it with
-the tariff of ``deps.settings.tariffs_path``.
+The estimate follows the bills' own rules: a bill covers the billing cycle from the tariff's
+``billing_day`` of one month to the same day of the next. It takes the kWh used since the
+cycle began (in whole days, the metering API's unit), extrapolates the daily average to the
+whole cycle and prices it with the tariff of ``deps.settings.tariffs_path``, as a bill is.
 """
 
 from __future__ import annotations
 
-import calendar
 import math
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -20,7 +20,7 @@ from .backends import Consumption
 from .registry import Deps, step
 from .tariffs import estimate, load_tariff
 
-__all__ = ["month_projection", "month_so_far_days", "percent_change"]
+__all__ = ["billing_cycle", "cycle_projection", "cycle_so_far_days", "percent_change"]
 
 _TENTH = Decimal("0.1")
 
@@ -35,16 +35,23 @@ def percent_change(current: Decimal, previous: Decimal) -> str | None:
     return f"+{change}" if change > 0 else str(change)
 
 
-def month_so_far_days(now: datetime) -> int:
-    """Whole days (at least 1) covering the time since the start of ``now``'s month."""
-    start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+def billing_cycle(now: datetime, billing_day: int) -> tuple[datetime, datetime]:
+    """Start and end of the billing cycle holding ``now``: ``billing_day`` at midnight, a month apart."""
+    first = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    if now.day >= billing_day:
+        first = (first + timedelta(days=32)).replace(day=1)
+    end = first.replace(day=billing_day)
+    return (first - timedelta(days=1)).replace(day=billing_day), end
+
+
+def cycle_so_far_days(now: datetime, start: datetime) -> int:
+    """Whole days (at least 1) covering the time since ``start``."""
     return max(1, math.ceil((now - start) / timedelta(days=1)))
 
 
-def month_projection(kwh_so_far: Decimal, days_so_far: int, now: datetime) -> Decimal:
-    """The daily average over ``days_so_far`` days extrapolated to the whole month, to 0.1 kWh."""
-    days_in_month = calendar.monthrange(now.year, now.month)[1]
-    return (kwh_so_far * days_in_month / days_so_far).quantize(_TENTH, rounding=ROUND_HALF_UP)
+def cycle_projection(kwh_so_far: Decimal, days_so_far: int, cycle_days: int) -> Decimal:
+    """The daily average over ``days_so_far`` days extrapolated to the cycle, to 0.1 kWh."""
+    return (kwh_so_far * cycle_days / days_so_far).quantize(_TENTH, rounding=ROUND_HALF_UP)
 
 
 def _kwh(value: Decimal) -> str:
@@ -78,10 +85,12 @@ def summary(ctx: StepContext, deps: Deps) -> StepResult:
         data.update(cons_credit_kwh=_kwh(credit.credit_kwh), cons_credit_at=credit.updated_at.isoformat(),
                     cons_month_kwh=None, cons_month_bill=None)
     else:
-        days = month_so_far_days(ctx.now)
+        tariff = load_tariff(deps.settings.tariffs_path)
+        start, end = billing_cycle(ctx.now, tariff.billing_day)
+        days = cycle_so_far_days(ctx.now, start)
         so_far = deps.metering.consumption(meter, days)
-        month_kwh = month_projection(so_far.kwh, days, ctx.now)
-        bill = estimate(month_kwh, load_tariff(deps.settings.tariffs_path))
+        month_kwh = cycle_projection(so_far.kwh, days, (end - start).days)
+        bill = estimate(month_kwh, tariff)
         data.update(cons_month_kwh=str(month_kwh), cons_month_bill=str(bill.total),
                     cons_credit_kwh=None, cons_credit_at=None)
     return StepResult("ok", data)

@@ -13,6 +13,7 @@ How the taxes are computed:
 ```yaml
 currency: XOF
 days_per_month: 30
+billing_day: 20
 fixed_charge: "1000"
 vat_rate: "0.18"
 municipal_tax_rate: "0.025"
@@ -82,6 +83,8 @@ class Appliance(_Frozen):
 class Tariff(_Frozen):
     currency: str = "XOF"
     days_per_month: int = Field(default=30, ge=28, le=31)
+    billing_day: int = Field(default=20, ge=1, le=28)
+    """Day of the month bills are issued: a bill covers the cycle from this day of the month before."""
     fixed_charge: Decimal = Field(ge=0)
     vat_rate: Rate
     municipal_tax_rate: Rate

@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from .brand import Brand, fill_brand
 from .problems import MenuError, Problem
 from .schema import NODE_KINDS, IncludedNodes, MenuSet
 
@@ -176,6 +177,11 @@ def load_menus(path: str | Path) -> LoadedMenus:
             target[node_id] = node
     if problems:
         raise MenuError(problems)
+    try:
+        brand = Brand.model_validate(data.get("brand") or {})
+    except ValidationError as exc:
+        raise MenuError(_schema_problems(exc, data, str(main))) from None
+    fill_brand({k: v for k, v in data.items() if k != "brand"}, brand)
     try:
         menus = MenuSet.model_validate(data)
     except ValidationError as exc:

@@ -10,6 +10,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .brand import Brand
+
 __all__ = [
     "FORMAT_SPECS",
     "NAVIGATION_KEYS",
@@ -267,3 +269,5 @@ class MenuSet(_Frozen):
     samples: dict[str, Any] = Field(default_factory=dict)
     include: tuple[str, ...] = ()
     flows: dict[str, FlowSpec]
+    brand: Brand = Field(default_factory=Brand)
+    """The operator's name, help line and greeting, filled into ``{brand}`` etc. at load."""

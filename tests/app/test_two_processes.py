@@ -70,8 +70,8 @@ def test_hops_alternate_between_two_processes_and_metrics_add_up(two_servers):
         response = requests.post(f"{url}/ussd/africastalking", data={**form, "text": text}, timeout=10)
         assert response.status_code == 200
         screens.append(response.text)
-    assert screens[0].startswith("CON Senelec - 1000001")
-    assert screens[1].startswith("CON Compte 1000001\nSolde du: 12 500 FCFA")
+    assert screens[0].startswith("CON ElecNet - 1000001")
+    assert screens[1].startswith("CON Compte 1000001\nA payer: 12 500 FCFA")
     assert screens[2].startswith("CON Factures (choisissez):\n1. novembre 2026")
     assert "99. Préc." in screens[3]
     assert screens[4].startswith("CON Compte 1000001")

@@ -36,7 +36,7 @@ def test_instalments_in_french_then_a_second_request_is_refused(phone, backoffic
     p = phone("+221770000001")
     p.dial()
     first, second = add_months(today(), 1), add_months(today(), 2)
-    assert p.answer("6") == (f"CON Solde du: 12 500 FCFA. Comment souhaitez-vous payer ?\n"
+    assert p.answer("6") == (f"CON Montant à payer: 12 500 FCFA. Comment souhaitez-vous le régler ?\n"
                              f"1. Tout payer le {fr_date(first)}\n2. En plusieurs mensualités\n"
                              "0. Retour 00. Accueil")
     assert p.answer("2") == ("CON Nombre de mensualités:\n1. 2 x ~6 250 FCFA\n2. 3 x ~4 166 FCFA\n"
@@ -55,7 +55,7 @@ def test_instalments_in_french_then_a_second_request_is_refused(phone, backoffic
                     f"Première échéance: 4 168 FCFA le {fr_date(first)}\n1. Menu principal\n0. Retour 00. Accueil")
     assert p.post("*".join(p.inputs)) == done            # the gateway replays the hop: same answer
     assert len(arrangements(backoffice_url, "1000001")) == 1
-    assert p.answer("1").startswith("CON Senelec - 1000001")   # back to the menu, then hangs up
+    assert p.answer("1").startswith("CON ElecNet - 1000001")   # back to the menu, then hangs up
 
     again = phone("+221770000001")                               # dials *123*6# straight to the journey
     assert again.dial("6") == (f"CON Un délai de paiement est déjà en cours sur ce compte "
@@ -66,7 +66,7 @@ def test_instalments_in_french_then_a_second_request_is_refused(phone, backoffic
 def test_deferral_in_english_after_choosing_an_account(phone, backoffice_url):
     p = phone("+221770000002")
     assert p.dial().startswith("CON Choose an account:")
-    assert p.answer("1").startswith("CON Senelec - 2000001")
+    assert p.answer("1").startswith("CON ElecNet - 2000001")
     due = add_months(today(), 1)
     assert p.answer("6") == (f"CON Balance due: 185,200 FCFA. How would you like to pay?\n"
                              f"1. All of it on {fr_date(due)}\n2. In monthly instalments\n0. Back 00. Home")
@@ -91,7 +91,7 @@ def test_two_instalments_show_both_without_dots_and_cancel_goes_home(phone, back
     assert p.answer("1") == (f"CON 2 mensualités:\n{fr_date(add_months(today(), 1))}: 6 250 FCFA\n"
                              f"{fr_date(add_months(today(), 2))}: 6 250 FCFA\n1. Confirmer\n2. Annuler\n"
                              "0. Retour 00. Accueil")
-    assert p.answer("2").startswith("CON Senelec - 1000001\n1. Solde et factures")
+    assert p.answer("2").startswith("CON ElecNet - 1000001\n1. Solde et factures")
     assert arrangements(backoffice_url, "1000001") == []
 
 
@@ -103,7 +103,7 @@ def test_the_pin_is_asked_when_already_chosen_and_a_wrong_pin_creates_nothing(ph
     p.answer("3")
     p.answer("1357")
     p.answer("1357")
-    assert p.answer("00").startswith("CON Senelec - 2000003")
+    assert p.answer("00").startswith("CON ElecNet - 2000003")
     p.answer("6")
     p.answer("2")
     p.answer("5")                                          # 6 instalments
@@ -118,7 +118,7 @@ def test_the_pin_is_asked_when_already_chosen_and_a_wrong_pin_creates_nothing(ph
 # ---------------------------------------------------------------- not eligible: one reason each
 def test_a_prepaid_meter_is_not_eligible(phone):
     p = phone("+221770000003")
-    assert p.dial().startswith("CON Senelec - 3000001")
+    assert p.dial().startswith("CON ElecNet - 3000001")
     assert p.answer("6") == ("CON Compteur prépayé: vous n'avez pas de facture à reporter. Pour du crédit, "
                              "choisissez Payer au menu.\n0. Retour 00. Accueil")
 
@@ -133,7 +133,7 @@ def test_a_balance_under_the_minimum_is_not_eligible(phone, backoffice_url):
     assert approved.ok, approved.text
     p = phone("+221770000001")
     p.dial()
-    assert p.answer("6") == ("CON Solde du: 4 500 FCFA. Un délai est possible à partir de 5 000 FCFA dus.\n"
+    assert p.answer("6") == ("CON Montant à payer: 4 500 FCFA. Un délai est possible dès 5 000 FCFA à payer.\n"
                              "0. Retour 00. Accueil")
 
 
@@ -180,7 +180,7 @@ def test_back_office_down_when_creating(stoppable):
     p.answer("1")                                          # confirm
     p.answer(PIN)
     stop_backoffice()
-    assert p.answer(PIN) == ("CON Nos systèmes sont indisponibles: votre demande n'a pas pu etre confirmée. "
+    assert p.answer(PIN) == ("CON Nos systèmes sont indisponibles: votre demande n'est pas confirmée. "
                              "Merci de réessayer plus tard.\n0. Retour 00. Accueil")
 
 

@@ -5,14 +5,17 @@ Real Flask app, real Redis sessions, the reference back office served on loopbac
 
 from __future__ import annotations
 
-HOME_FR = ("CON Senelec - 1000001\n1. Solde et factures\n2. Consommation\n3. Payer\n4. Panne/réclamation\n"
+from datetime import date, datetime
+from decimal import ROUND_HALF_UP, Decimal
+
+HOME_FR = ("CON ElecNet - 1000001\n1. Solde et factures\n2. Consommation\n3. Payer\n4. Panne/réclamation\n"
            "5. Suivi demande\n6. Délai de paiement\n7. Simulateur\n8. Préférences")
 
 
 def test_balance_and_bills_in_french(phone):
     p = phone("+221770000001")
     assert p.dial() == HOME_FR
-    assert p.answer("1") == ("CON Compte 1000001\nSolde du: 12 500 FCFA\nFactures impayées: 2\n"
+    assert p.answer("1") == ("CON Compte 1000001\nA payer: 12 500 FCFA\nFactures impayées: 2\n"
                              "1. Dernières factures\n0. Retour 00. Accueil")
     bills = p.answer("1")
     assert bills.startswith("CON Factures (choisissez):\n1. novembre 2026 5 500 FCFA impayée\n"
@@ -33,7 +36,7 @@ def test_business_customer_chooses_an_account_in_english(phone):
     assert p.dial() == ("CON Choose an account:\n1. 2000001 DKR-PLATEAU\n2. 2000002 THIES-NORD\n"
                         "3. 2000003 DKR-PLATEAU")
     home = p.answer("2")
-    assert home.startswith("CON Senelec - 2000002\n1. Balance and bills")
+    assert home.startswith("CON ElecNet - 2000002\n1. Balance and bills")
     assert "9. Other account" in home
     balance = p.answer("1")
     assert balance.startswith("CON Account 2000002\nBalance due:")
@@ -41,7 +44,7 @@ def test_business_customer_chooses_an_account_in_english(phone):
 
 def test_unknown_number_links_an_account_after_checking_the_last_bill(phone):
     p = phone("+221770009999")
-    assert p.dial().startswith("CON Ce numéro n'est lié à aucun compte.")
+    assert p.dial().startswith("CON Bienvenue chez ElecNet. Ce numéro n'est lié à aucun compte.")
     assert p.answer("1").startswith("CON Entrez votre numéro de compte")
     assert p.answer("12").startswith("CON Le numéro de compte a 7 chiffres.")
     p.answer("1000001")
@@ -50,24 +53,24 @@ def test_unknown_number_links_an_account_after_checking_the_last_bill(phone):
     p.answer("1")
     p.answer("1000001")
     assert p.answer("5500") == ("CON Compte 1000001 lié à votre numéro.\n1. Continuer\n0. Retour 00. Accueil")
-    assert p.answer("1").startswith("CON Senelec - 1000001")
+    assert p.answer("1").startswith("CON ElecNet - 1000001")
     again = phone("+221770009999")
-    assert again.dial().startswith("CON Senelec - 1000001")
+    assert again.dial().startswith("CON ElecNet - 1000001")
 
 
 def test_dialling_with_a_shortcut_opens_the_balance(phone):
     p = phone("+221770000001")
-    assert p.dial("1").startswith("CON Compte 1000001\nSolde du: 12 500 FCFA")
+    assert p.dial("1").startswith("CON Compte 1000001\nA payer: 12 500 FCFA")
 
 
 def test_switching_to_another_account_asks_for_the_pin(phone):
     p = phone("+221770000002")
     p.dial()
-    assert p.answer("1").startswith("CON Senelec - 2000001")
+    assert p.answer("1").startswith("CON ElecNet - 2000001")
     assert p.answer("9") == "CON First use: choose a secret PIN (4 digits):\n0. Back 00. Home"
     p.answer("4821")
     assert p.answer("4821").startswith("CON Choose an account:\n1. 2000001 DKR-PLATEAU")
-    assert p.answer("3").startswith("CON Senelec - 2000003")
+    assert p.answer("3").startswith("CON ElecNet - 2000003")
     assert p.answer("9") == "CON Enter your PIN (4 digits):\n0. Back 00. Home"
     assert p.answer("1111").startswith("CON Wrong PIN. Tries left: 2.")
 
@@ -107,3 +110,44 @@ def test_guessing_the_last_bill_across_sessions_is_limited_per_number(phone):
     other.dial()
     other.answer("1")
     assert attempt(other, "5500").startswith("CON Compte 1000001 lié à votre numéro.")
+
+
+# ---------------------------------------------------------------- prepaid meters
+def test_a_prepaid_customer_sees_credit_last_purchase_and_days_left(phone, backoffice_url):
+    import requests
+
+    p = phone("+221770000003")
+    assert p.dial().startswith("CON ElecNet - 3000001")
+    credit = requests.get(f"{backoffice_url}/api/v1/meters/MTR-3000001/credit", timeout=5).json()
+    month = requests.get(f"{backoffice_url}/api/v1/meters/MTR-3000001/consumption?days=30", timeout=5).json()
+    daily = Decimal(month["kwh"]) / 30
+    bought = credit["last_purchase"]
+    assert (bought["amount"], bought["kwh"]) == ("5000", "50")
+    paid_on = datetime.fromisoformat(bought["paid_at"]).strftime("%d/%m/%Y")
+    screen = p.answer("1")
+    assert screen == ("CON Prépayé 3000001\nCrédit: 42,5 kWh\n"
+                      f"Dernier achat {paid_on}: 5 000 FCFA\nCode: {bought['token']}\n"
+                      f"Moyenne: {str(daily.quantize(Decimal('0.1'), ROUND_HALF_UP)).replace('.', ',')} kWh/jour\n"
+                      f"Environ {int(Decimal('42.5') / daily)} jours de crédit\n0. Retour 00. Accueil")
+    assert len(bought["token"]) == 20 and bought["token"].isdigit()
+
+
+# ---------------------------------------------------------------- a running arrangement
+def test_the_balance_shows_a_running_arrangement_and_its_next_payment(phone, backoffice_url):
+    import uuid
+
+    import requests
+
+    made = requests.post(f"{backoffice_url}/api/v1/accounts/1000001/arrangements",
+                         json={"kind": "instalments", "months": 2},
+                         headers={"Idempotency-Key": f"test-{uuid.uuid4().hex}"}, timeout=5)
+    made.raise_for_status()
+    arrangement = made.json()
+    first = arrangement["schedule"][0]
+    due = date.fromisoformat(first["due_on"]).strftime("%d/%m/%Y")
+    p = phone("+221770000001")
+    p.dial()
+    assert p.answer("1") == ("CON Compte 1000001\nA payer: 12 500 FCFA\nFactures impayées: 2\n"
+                             f"Paiement échelonné {arrangement['arrangement_id']}\n"
+                             f"Échéance du {due}: 6 250 FCFA\n"
+                             "1. Dernières factures\n0. Retour 00. Accueil")

@@ -1,5 +1,5 @@
 """Transcripts of the consumption screen: last reading, 7 and 30 days against the period before,
-this month's bill estimate (postpaid) or the remaining credit (prepaid).
+the next bill's estimate (postpaid) or the remaining credit (prepaid).
 
 The back office seeds 90 days of hourly readings ending at seed time, so the expected screens
 are built from what its metering API answers, not from fixed numbers.
@@ -7,8 +7,8 @@ are built from what its metering API answers, not from fixed numbers.
 
 from __future__ import annotations
 
-import calendar
-from datetime import UTC, datetime
+import math
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 import flask
@@ -40,14 +40,29 @@ def change(period: dict) -> str:
     return "0" if percent == 0 else f"{percent:+}"
 
 
+def cycle_start(now: datetime) -> datetime:
+    """The billing cycle's first day: the 20th (the day bills are issued) of this month or the one before."""
+    first = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    if now.day >= 20:
+        return first.replace(day=20)
+    return (first - timedelta(days=1)).replace(day=20)
+
+
 def month_bill(url: str, meter: str) -> Decimal:
-    """This month so far (whole days) extrapolated to the month, priced with the shipped tariff."""
+    """This billing cycle so far (whole days) extrapolated to the cycle, priced with the shipped tariff."""
     now = datetime.now(UTC)
-    days = now.day          # the days begun since the 1st
+    start = cycle_start(now)
+    end = cycle_start(start + timedelta(days=40))
+    days = max(1, math.ceil((now - start) / timedelta(days=1)))
     so_far = Decimal(metering(url, f"{meter}/consumption?days={days}")["kwh"])
-    month_kwh = (so_far * calendar.monthrange(now.year, now.month)[1] / days).quantize(Decimal("0.1"),
-                                                                                        ROUND_HALF_UP)
-    return estimate(month_kwh, load_tariff("config/tariffs.yaml")).total
+    cycle_kwh = (so_far * (end - start).days / days).quantize(Decimal("0.1"), ROUND_HALF_UP)
+    return estimate(cycle_kwh, load_tariff("config/tariffs.yaml")).total
+
+
+def bills(url: str, account: str) -> list[dict]:
+    response = requests.get(f"{url}/api/v1/accounts/{account}/bills", params={"limit": 6}, timeout=5)
+    response.raise_for_status()
+    return response.json()["bills"]
 
 
 def reading_time(period: dict) -> str:
@@ -64,9 +79,9 @@ def test_postpaid_customer_in_french_sees_the_back_office_figures_and_a_bill_est
         f"CON Relevé {reading_time(week)}: {kwh(week['last_reading']['index_kwh'], 'fr')}\n"
         f"7 j: {kwh(week['kwh'], 'fr')}, {change(week)}% vs 7 j préc.\n"
         f"30 j: {kwh(month['kwh'], 'fr')}, {change(month)}% vs 30 j préc.\n"
-        f"Facture du mois estimée: {money(month_bill(backoffice_url, 'MTR-1000001'), 'fr')}\n"
+        f"Prochaine facture estimée: {money(month_bill(backoffice_url, 'MTR-1000001'), 'fr')}\n"
         "0. Retour 00. Accueil")
-    assert p.answer("0").startswith("CON Senelec - 1000001\n1. Solde et factures")
+    assert p.answer("0").startswith("CON ElecNet - 1000001\n1. Solde et factures")
 
 
 def test_business_customer_in_english_sees_the_chosen_account(phone, backoffice_url):
@@ -79,13 +94,13 @@ def test_business_customer_in_english_sees_the_chosen_account(phone, backoffice_
         f"CON Reading {reading_time(week)}: {kwh(week['last_reading']['index_kwh'], 'en')}\n"
         f"7 d: {kwh(week['kwh'], 'en')}, {change(week)}% vs prev. 7 d\n"
         f"30 d: {kwh(month['kwh'], 'en')}, {change(month)}% vs prev. 30 d\n"
-        f"This month's bill (est.): {money(month_bill(backoffice_url, 'MTR-2000002'), 'en')}\n"
+        f"Next bill (est.): {money(month_bill(backoffice_url, 'MTR-2000002'), 'en')}\n"
         "0. Back 00. Home")
 
 
 def test_prepaid_customer_sees_the_credit_left_instead_of_a_bill(phone, backoffice_url):
     p = phone("+221770000003")
-    assert p.dial().startswith("CON Senelec - 3000001")
+    assert p.dial().startswith("CON ElecNet - 3000001")
     screen = p.answer("2")
     week, month = (metering(backoffice_url, f"MTR-3000001/consumption?days={d}") for d in (7, 30))
     credit = metering(backoffice_url, "MTR-3000001/credit")
@@ -103,17 +118,53 @@ def test_the_shortcut_opens_the_consumption_screen(phone):
     assert p.dial("2").startswith("CON Relevé ")
 
 
+# ---------------------------------------------------------------- figures that add up
+def screen_money(screen: str) -> Decimal:
+    """The amount on the screen's estimate line (``6 176 FCFA`` / ``6,176 FCFA``)."""
+    line = next(line for line in screen.splitlines() if "FCFA" in line)
+    return Decimal("".join(ch for ch in line.rpartition(":")[2] if ch.isdigit()))
+
+
+def test_every_seeded_bill_is_its_kwh_priced_with_the_tariff(backoffice_url):
+    tariff = load_tariff("config/tariffs.yaml")
+    for account in ("1000001", "2000001", "2000002", "2000003"):
+        for bill in bills(backoffice_url, account):
+            priced = estimate(Decimal(bill["kwh"]), tariff).total
+            assert abs(priced - Decimal(bill["amount"])) <= Decimal(bill["amount"]) / 200, (account, bill)
+
+
+def test_the_estimate_agrees_with_the_customers_recent_bills(phone, backoffice_url):
+    """Within 30 % of the range of the last six bills: the same tariff, the same billing cycle."""
+    for number, account, choose in (("+221770000001", "1000001", ()), ("+221770000002", "2000002", ("2",))):
+        p = phone(number)
+        p.dial()
+        for choice in choose:
+            p.answer(choice)
+        estimated = screen_money(p.answer("2"))
+        recent = [Decimal(b["amount"]) for b in bills(backoffice_url, account)]
+        assert min(recent) * Decimal("0.7") <= estimated <= max(recent) * Decimal("1.3"), (account, estimated,
+                                                                                           recent)
+
+
+def test_the_demo_meters_show_real_variation(backoffice_url):
+    """Busier and quieter days and months: some week or month moves by 5 % or more."""
+    changes = {change(metering(backoffice_url, f"MTR-{account}/consumption?days={days}"))
+               for account in ("1000001", "2000001", "2000002", "2000003", "3000001") for days in (7, 30)}
+    assert max(abs(int(c)) for c in changes) >= 5, changes
+    assert len(changes) >= 4, changes
+
+
 # ---------------------------------------------------------------- back office down
 
 
 
 def test_back_office_down_gives_a_polite_screen(stoppable):
     p, stop_backoffice = stoppable
-    assert p.dial().startswith("CON Senelec - 1000001")
+    assert p.dial().startswith("CON ElecNet - 1000001")
     stop_backoffice()
     assert p.answer("2") == ("CON Vos relevés sont indisponibles pour le moment. Merci de réessayer plus tard.\n"
                              "0. Retour 00. Accueil")
-    assert p.answer("0").startswith("CON Senelec - 1000001")
+    assert p.answer("0").startswith("CON ElecNet - 1000001")
 
 
 # ---------------------------------------------------------------- meters with little history
@@ -144,7 +195,7 @@ def test_without_a_previous_period_the_percentages_are_left_out(phone, backoffic
         f"CON Relevé {reading_time(week)}: {kwh(week['last_reading']['index_kwh'], 'fr')}\n"
         f"7 j: {kwh(week['kwh'], 'fr')}\n"
         f"30 j: {kwh(month['kwh'], 'fr')}\n"
-        f"Facture du mois estimée: {money(month_bill(backoffice_url, 'MTR-1000001'), 'fr')}\n"
+        f"Prochaine facture estimée: {money(month_bill(backoffice_url, 'MTR-1000001'), 'fr')}\n"
         "0. Retour 00. Accueil")
 
 

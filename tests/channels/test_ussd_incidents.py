@@ -57,7 +57,7 @@ def test_known_outage_shows_the_eta_and_subscribes_to_the_power_back_alert(phone
     outage = outages["outages"][0]
     p = phone("+221770000002")
     p.dial()
-    assert p.answer("2").startswith("CON Senelec - 2000002")
+    assert p.answer("2").startswith("CON ElecNet - 2000002")
     assert p.answer("4") == INCIDENT_EN
     assert p.answer("1") == (
         "CON An outage is already known in your area (THIES-NORD). Power expected back: "
@@ -158,7 +158,7 @@ def test_a_replayed_or_repeated_hop_does_not_open_two_tickets(phone, backoffice_
     assert p.post("*".join(p.inputs)) == first
     # Back after the commit leads to the main menu; the same complaint again in the same session:
     # still the same ticket.
-    assert p.answer("0").startswith("CON Senelec - 1000001\n1. Solde et factures")
+    assert p.answer("0").startswith("CON ElecNet - 1000001\n1. Solde et factures")
     p.answer("4")
     p.answer("2")
     assert p.answer("1").startswith("CON Réclamation: Contestation de facture")
@@ -266,7 +266,7 @@ def test_outage_is_kept_when_the_incident_system_is_down_in_english(switch, swit
     assert (kept.kind, kept.category, kept.account_number, kept.status) == ("outage", "outage", "2000002",
                                                                             "pending")
     # Reporting it again in the same session keeps it once (Back leads to the main menu).
-    assert p.answer("0").startswith("CON Senelec - 2000002\n1. Balance and bills")
+    assert p.answer("0").startswith("CON ElecNet - 2000002\n1. Balance and bills")
     p.answer("4")
     assert p.answer("1") == screen
     assert len(deps.pending_tickets.for_user("+221770000002")) == 1

@@ -8,14 +8,14 @@ from sqlalchemy import update
 
 from backoffice.models import Bill
 
-HOME_FR = ("CON Senelec - 1000001\n1. Solde et factures\n2. Consommation\n3. Payer\n4. Panne/réclamation\n"
+HOME_FR = ("CON ElecNet - 1000001\n1. Solde et factures\n2. Consommation\n3. Payer\n4. Panne/réclamation\n"
            "5. Suivi demande\n6. Délai de paiement\n7. Simulateur\n8. Préférences")
 NAV_FR = "0. Retour 00. Accueil"
 
 
 def _home_en(account: str) -> str:
-    return (f"CON Senelec - {account}\n1. Balance and bills\n2. Consumption\n3. Pay\n4. Outage/complaint\n"
-            "5. Track a request\n6. Pay later\n7. Bill simulator\n8. Preferences\n9. Other account")
+    return (f"CON ElecNet - {account}\n1. Balance and bills\n2. Consumption\n3. Pay\n4. Outage/complaint\n"
+            "5. Track a request\n6. Payment plan\n7. Bill simulator\n8. Preferences\n9. Other account")
 
 
 # ---------------------------------------------------------------- paging
@@ -63,18 +63,20 @@ def test_98_and_99_on_a_one_page_error_reask_stay_without_a_new_error(phone):
     assert p.answer("98") == first
     assert p.answer("99") == first
     assert p.answer("98") == first
-    assert p.answer("1").startswith("CON Alertes SMS (choisir pour changer):\n1. Panne dans ma zone: oui")
+    assert p.answer("1").startswith("CON Alertes SMS (choisissez pour changer):\n1. Panne dans ma zone: oui")
 
 
 def test_the_issue_hops_on_the_business_main_menu_never_end_the_session(phone):
     p = phone("+221770000002")
     p.dial()
     p.answer("1")
-    wrong = p.answer("x")                   # text=1*x
-    assert wrong == "CON Invalid choice.\n" + _home_en("2000001")[4:]
-    assert p.answer("98") == wrong          # text=1*x*98: no page to turn, no error either
+    wrong = p.answer("x")                   # text=1*x: with the error line the menu needs two pages
+    assert wrong.startswith("CON Invalid choice.\nElecNet - 2000001\n1. Balance and bills") and wrong.endswith(
+        "\n98. More")
+    second = p.answer("98")                 # text=1*x*98: the next page, not an error
+    assert "9. Other account" in second and second.endswith("99. Prev.")
     assert p.answer("99") == wrong
-    assert p.answer("98") == wrong
+    assert p.answer("98") == second
     assert p.answer("2").startswith("CON Reading ")
 
 
@@ -145,9 +147,9 @@ def test_the_last_payments_option_keeps_its_number_when_nothing_is_due(phone, ba
 
 def test_alert_toggles_keep_their_numbers(phone):
     p = phone("+221770000001")
-    assert p.dial("8", "2").startswith("CON Alertes SMS (choisir pour changer):\n1. Panne dans ma zone: non\n")
+    assert p.dial("8", "2").startswith("CON Alertes SMS (choisissez pour changer):\n1. Panne dans ma zone: non\n")
     on = p.answer("2")
-    assert "\n1. Panne dans ma zone: non\n2. Facture émise: oui\n3. Paiement recu: non\n" in on
+    assert "\n1. Panne dans ma zone: non\n2. Facture émise: oui\n3. Paiement confirmé: non\n" in on
 
 
 # ---------------------------------------------------------------- shortcuts

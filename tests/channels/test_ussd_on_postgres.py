@@ -27,7 +27,7 @@ def test_linking_pin_and_language_on_postgres(settings, postgres_url):
     p.answer("1")
     assert p.answer("2").startswith("CON Language saved: English.")
     q = UssdPhone(client, "+221770005555")
-    assert q.dial().startswith("CON Senelec - 1000001\n1. Balance and bills")
+    assert q.dial().startswith("CON ElecNet - 1000001\n1. Balance and bills")
     engine = create_engine(postgres_url)
     with engine.connect() as conn:
         links = conn.execute(text("select account_number, source from account_links where msisdn = :m"),

@@ -10,21 +10,21 @@ def test_language_switch_is_remembered_in_the_next_session(phone):
                              "0. Retour 00. Accueil")
     assert p.answer("1") == "CON Choisissez la langue:\n1. Francais\n2. English\n0. Retour 00. Accueil"
     assert p.answer("2") == "CON Language saved: English.\n1. Main menu\n0. Back 00. Home"
-    assert p.answer("1").startswith("CON Senelec - 1000001\n1. Balance and bills")
+    assert p.answer("1").startswith("CON ElecNet - 1000001\n1. Balance and bills")
     again = phone("+221770000001")
-    assert again.dial().startswith("CON Senelec - 1000001\n1. Balance and bills")
+    assert again.dial().startswith("CON ElecNet - 1000001\n1. Balance and bills")
     other = phone("+221770000003")
-    assert other.dial().startswith("CON Senelec - 3000001\n1. Solde et factures")
+    assert other.dial().startswith("CON ElecNet - 3000001\n1. Solde et factures")
 
 
 def test_alert_subscriptions_toggle_and_persist(app, phone):
     p = phone("+221770000001")
     p.dial()
     p.answer("8")
-    assert p.answer("2") == ("CON Alertes SMS (choisir pour changer):\n1. Panne dans ma zone: non\n"
-                             "2. Facture émise: non\n3. Paiement recu: non\n0. Retour 00. Accueil")
-    assert p.answer("1").startswith("CON Alertes SMS (choisir pour changer):\n1. Panne dans ma zone: oui\n")
-    assert "3. Paiement recu: oui" in p.answer("3")
+    assert p.answer("2") == ("CON Alertes SMS (choisissez pour changer):\n1. Panne dans ma zone: non\n"
+                             "2. Facture émise: non\n3. Paiement confirmé: non\n0. Retour 00. Accueil")
+    assert p.answer("1").startswith("CON Alertes SMS (choisissez pour changer):\n1. Panne dans ma zone: oui\n")
+    assert "3. Paiement confirmé: oui" in p.answer("3")
     subs = app.extensions["parts"]["deps"].subscriptions.for_user("+221770000001")
     assert {(s.topic, s.scope) for s in subs} == {("outage_zone", "DKR-MEDINA"), ("payment_received", "1000001")}
     assert "1. Panne dans ma zone: non" in p.answer("1")
@@ -80,7 +80,7 @@ def test_preferences_in_english_alerts_and_pin_lock(phone):
     p.answer("1")
     assert p.answer("8") == ("CON Preferences:\n1. Langue / Language\n2. SMS alerts\n3. Change my PIN\n"
                              "0. Back 00. Home")
-    assert p.answer("2") == ("CON SMS alerts (choose to switch):\n1. Outage in my zone: off\n2. Bill issued: off\n"
+    assert p.answer("2") == ("CON SMS alerts (choose to switch):\n1. Outage in my area: off\n2. Bill issued: off\n"
                              "3. Payment received: off\n0. Back 00. Home")
     assert "2. Bill issued: on" in p.answer("2")
     q = phone("+221770000002")

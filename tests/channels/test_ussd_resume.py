@@ -55,7 +55,7 @@ def pay_another_amount(p: UssdPhone) -> str:
     """Pay -> another amount -> 1000: the confirmation screen, as shown."""
     p.dial()
     p.answer("3")
-    assert p.answer("2").startswith("CON Solde du: 12 500 FCFA\nMontant à payer (FCFA):")
+    assert p.answer("2").startswith("CON A payer: 12 500 FCFA\nMontant à régler (FCFA):")
     confirm = p.answer("1000")
     assert confirm.startswith("CON Payer 1 000 FCFA sur le compte 1000001")
     return confirm
@@ -123,7 +123,7 @@ def test_a_pin_change_resumed_after_a_drop_asks_the_current_pin_again(app, phone
 
     thief = phone(OWNER)  # declining the offer gives no way round the gate either
     thief.dial()
-    assert thief.answer("2").startswith("CON Senelec - 1000001")
+    assert thief.answer("2").startswith("CON ElecNet - 1000001")
 
     owner = phone(OWNER)
     owner.dial()
@@ -139,7 +139,7 @@ def test_another_number_sending_a_callers_session_id_gets_a_polite_end_and_nothi
     owner = phone(OWNER)
     owner.dial()
     balance = owner.answer("1")
-    assert balance.startswith("CON Compte 1000001\nSolde du: 12 500 FCFA")
+    assert balance.startswith("CON Compte 1000001\nA payer: 12 500 FCFA")
 
     intruder = phone(INTRUDER)
     intruder.session_id = owner.session_id

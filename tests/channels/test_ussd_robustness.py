@@ -110,7 +110,7 @@ def test_a_long_session_history_is_accepted(phone):
 
 def test_national_format_phone_number_is_normalised(app):
     response = app.test_client().post("/ussd/africastalking", data={**FORM, "phoneNumber": "77 000 00 01"})
-    assert response.get_data(as_text=True).startswith("CON Senelec - 1000001")
+    assert response.get_data(as_text=True).startswith("CON ElecNet - 1000001")
 
 
 def test_redis_unreachable_gives_a_polite_end_in_200(engine_db, backoffice_url, caplog):
@@ -210,11 +210,11 @@ def test_redial_after_a_drop_offers_to_continue(settings):
     first = UssdPhone(client, "+221770000001")
     first.dial()
     first.answer("3")
-    assert first.answer("2").startswith("CON Solde du: 12 500 FCFA\nMontant à payer (FCFA):")
+    assert first.answer("2").startswith("CON A payer: 12 500 FCFA\nMontant à régler (FCFA):")
     again = UssdPhone(client, "+221770000001")
     assert again.dial() == "CON Reprendre où vous étiez ?\n1. Oui\n2. Non"
-    assert again.answer("1").startswith("CON Solde du: 12 500 FCFA\nMontant à payer (FCFA):")
-    assert again.answer("0").startswith("CON Payer - compte 1000001\nSolde du: 12 500 FCFA")
+    assert again.answer("1").startswith("CON A payer: 12 500 FCFA\nMontant à régler (FCFA):")
+    assert again.answer("0").startswith("CON Payer - compte 1000001\nA payer: 12 500 FCFA")
 
 
 def test_hops_of_one_session_alternate_between_two_app_instances(settings):
@@ -224,7 +224,7 @@ def test_hops_of_one_session_alternate_between_two_app_instances(settings):
     phone = UssdPhone(one, "+221770000001")
     phone.dial()
     phone.client = two
-    assert phone.answer("1").startswith("CON Compte 1000001\nSolde du: 12 500 FCFA")
+    assert phone.answer("1").startswith("CON Compte 1000001\nA payer: 12 500 FCFA")
     phone.client = one
     assert phone.answer("1").startswith("CON Factures (choisissez):")
     phone.client = two

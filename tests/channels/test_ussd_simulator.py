@@ -7,7 +7,7 @@ the social band, municipal tax 2.5%. ``tests/dialogs/test_tariffs.py`` checks th
 
 from __future__ import annotations
 
-HOME_FR = ("CON Senelec - 1000001\n1. Solde et factures\n2. Consommation\n3. Payer\n4. Panne/réclamation\n"
+HOME_FR = ("CON ElecNet - 1000001\n1. Solde et factures\n2. Consommation\n3. Payer\n4. Panne/réclamation\n"
            "5. Suivi demande\n6. Délai de paiement\n7. Simulateur\n8. Préférences")
 SIMULATOR_FR = ("CON Simulateur de facture:\n1. Je connais mes kWh par mois\n2. Calcul par appareils\n"
                 "0. Retour 00. Accueil")
@@ -61,15 +61,15 @@ def test_appliances_added_one_after_another_in_french(phone):
     assert p.answer("1") == "CON Frigo: heures d'utilisation par jour (ex: 4):\n0. Retour 00. Accueil"
     assert p.answer("25") == ("CON Entrez un nombre d'heures de 0,1 à 24 (ex: 4).\n"
                               "Frigo: heures d'utilisation par jour (ex: 4):\n0. Retour 00. Accueil")
-    assert p.answer("10") == ("CON Ajouté: Frigo 45 kWh/mois\nTotal 1 appareil(s): 45 kWh/mois\n"
+    assert p.answer("10") == ("CON Ajouté: Frigo 45 kWh/mois\nAppareils: 1, total 45 kWh/mois\n"
                               "1. Ajouter un appareil\n2. Calculer la facture\n0. Retour 00. Accueil")
     assert p.answer("1") == APPLIANCES_FR
     p.answer("2")                                          # TV 100 W
-    assert p.answer("5,5") == ("CON Ajouté: Télévision 16,5 kWh/mois\nTotal 2 appareil(s): 61,5 kWh/mois\n"
+    assert p.answer("5,5") == ("CON Ajouté: Télévision 16,5 kWh/mois\nAppareils: 2, total 61,5 kWh/mois\n"
                                "1. Ajouter un appareil\n2. Calculer la facture\n0. Retour 00. Accueil")
     p.answer("1")
     p.answer("6")                                          # air conditioner 1 500 W
-    assert p.answer("3").startswith("CON Ajouté: Climatiseur 135 kWh/mois\nTotal 3 appareil(s): 196,5 kWh/mois")
+    assert p.answer("3").startswith("CON Ajouté: Climatiseur 135 kWh/mois\nAppareils: 3, total 196,5 kWh/mois")
     result = p.answer("2")
     assert result == ("CON Pour 196,5 kWh par mois:\nFacture estimée 22 871 FCFA TTC\n"
                       "(tarif domestique indicatif)\n1. Détails\n2. Nouvelle simulation\n0. Retour 00. Accueil")
@@ -79,18 +79,18 @@ def test_appliances_added_one_after_another_in_french(phone):
 def test_appliances_in_english_after_choosing_an_account(phone):
     p = phone("+221770000002")
     assert p.dial().startswith("CON Choose an account:")
-    assert p.answer("3").startswith("CON Senelec - 2000003")
-    assert p.answer("7") == ("CON Bill simulator:\n1. I know my kWh a month\n2. Work it out from appliances\n"
+    assert p.answer("3").startswith("CON ElecNet - 2000003")
+    assert p.answer("7") == ("CON Bill simulator:\n1. I know my monthly kWh\n2. Work it out from appliances\n"
                              "0. Back 00. Home")
     assert p.answer("2") == ("CON Appliance:\n1. Fridge 150W\n2. TV 100W\n3. Fan 60W\n"
                              "4. Lights (5 LED) 50W\n5. Iron 1200W\n6. Air conditioner 1500W\n7. Computer 60W\n"
                              "0. Back 00. Home")
     assert p.answer("5") == "CON Iron: hours of use a day (e.g. 4):\n0. Back 00. Home"
-    assert p.answer("0.5") == ("CON Added: Iron 18 kWh/month\nTotal 1 appliance(s): 18 kWh/month\n"
+    assert p.answer("0.5") == ("CON Added: Iron 18 kWh/month\nAppliances: 1, total 18 kWh/month\n"
                                "1. Add an appliance\n2. Work out the bill\n0. Back 00. Home")
     p.answer("1")
     p.answer("4")                                          # lights 50 W
-    assert p.answer("6").startswith("CON Added: Lights (5 LED) 9 kWh/month\nTotal 2 appliance(s): 27 kWh/month")
+    assert p.answer("6").startswith("CON Added: Lights (5 LED) 9 kWh/month\nAppliances: 2, total 27 kWh/month")
     # 27 x 91.17 = 2 462; VAT on the fixed charge only: 180; municipal 2.5% of 3 462 = 87.
     assert p.answer("2") == ("CON For 27 kWh a month:\nEstimated bill 3,729 FCFA incl. tax\n"
                              "(indicative residential tariff)\n1. Details\n2. New simulation\n0. Back 00. Home")
@@ -101,11 +101,11 @@ def test_entering_kwh_in_english(phone):
     p.dial()
     p.answer("1")
     p.answer("7")
-    assert p.answer("1") == "CON Usage a month in kWh (e.g. 180):\n0. Back 00. Home"
+    assert p.answer("1") == "CON Monthly usage in kWh (e.g. 180):\n0. Back 00. Home"
     assert p.answer("lots") == ("CON Enter a number of kWh from 1 to 10000 (e.g. 180).\n"
-                                "Usage a month in kWh (e.g. 180):\n0. Back 00. Home")
+                                "Monthly usage in kWh (e.g. 180):\n0. Back 00. Home")
     assert p.answer("0,4") == ("CON Enter a number of kWh from 1 to 10000 (e.g. 180).\n"
-                               "Usage a month in kWh (e.g. 180):\n0. Back 00. Home")
+                               "Monthly usage in kWh (e.g. 180):\n0. Back 00. Home")
     # The social band only: no VAT on the energy (18% of the fixed charge: 180); municipal 2.5% of 14 676.
     assert p.answer("150") == ("CON For 150 kWh a month:\nEstimated bill 15,223 FCFA incl. tax\n"
                                "(indicative residential tariff)\n1. Details\n2. New simulation\n0. Back 00. Home")

@@ -114,7 +114,7 @@ def test_unknown_and_invalid_references(phone, backoffice_url):
     p.dial()
     p.answer("5")
     p.answer("2")
-    assert p.answer("hello") == ("CON Référence invalide: INC- ou REC- suivi de 4 caractères.\n"
+    assert p.answer("hello") == ("CON Référence invalide: INC- ou REC- suivi de 4 caractères, ou ARR- suivi de 10.\n"
                                  "Entrez la référence (ex: REC-7K3Q):\n0. Retour 00. Accueil")
     assert p.answer("rec-2222") == ("CON Aucune demande trouvée avec la référence REC-2222.\n"
                                     "1. Saisir une autre référence\n0. Retour 00. Accueil")
@@ -160,3 +160,56 @@ def test_a_kept_request_shows_as_recorded_pending_until_forwarded(switch, switch
     t.answer("0")
     t.answer("2")
     assert t.answer(kept.lower()) == pending_detail
+
+
+# ---------------------------------------------------------------- payment arrangements are requests too
+def _arrangement(backoffice_url: str, account: str, kind: str, months: int) -> dict[str, Any]:
+    import uuid
+
+    response = requests.post(f"{backoffice_url}/api/v1/accounts/{account}/arrangements",
+                             json={"kind": kind, "months": months},
+                             headers={"Idempotency-Key": f"test-{uuid.uuid4().hex}"}, timeout=5)
+    assert response.status_code in (200, 201), response.text
+    return dict(response.json())
+
+
+def _date(iso: str) -> str:
+    return datetime.fromisoformat(iso).strftime("%d/%m/%Y")
+
+
+def test_an_arrangement_is_listed_and_shown_in_french(phone, backoffice_url):
+    made = _arrangement(backoffice_url, "1000001", "instalments", 2)
+    first = made["schedule"][0]
+    p = phone("+221770000001")
+    p.dial()
+    assert p.answer("5") == TRACK_FR
+    listing = p.answer("1")
+    assert listing == (f"CON Vos demandes (choisissez):\n1. {made['arrangement_id']} Paiement échelonné en cours\n"
+                       "0. Retour 00. Accueil")
+    assert p.answer("1") == (f"CON {made['arrangement_id']}\nPaiement échelonné: en cours\n"
+                             f"Demande du {_date(made['created_on'])}\nÉchéances: 2\n"
+                             f"Prochaine: 6 250 FCFA le {_date(first['due_on'])}\n0. Retour 00. Accueil")
+    assert p.answer("0") == listing
+
+
+def test_an_arrangement_is_found_by_its_reference_in_english(phone, backoffice_url):
+    made = _arrangement(backoffice_url, "2000001", "deferral", 1)
+    p = phone("+221770000002")
+    p.dial()
+    p.answer("1")
+    p.answer("5")
+    p.answer("2")
+    typed = made["arrangement_id"].lower().replace("-", " ")        # as a customer might type it
+    assert p.answer(typed) == (f"CON {made['arrangement_id']}\nDeferral: running\n"
+                               f"Requested on {_date(made['created_on'])}\nPayments: 1\n"
+                               f"Next: 185,200 FCFA on {_date(made['schedule'][0]['due_on'])}\n0. Back 00. Home")
+
+
+def test_another_accounts_arrangement_is_not_shown(phone, backoffice_url):
+    made = _arrangement(backoffice_url, "2000001", "deferral", 1)
+    p = phone("+221770000001")
+    p.dial()
+    p.answer("5")
+    p.answer("2")
+    assert p.answer(made["arrangement_id"]).startswith(
+        f"CON Aucune demande trouvée avec la référence {made['arrangement_id']}.")

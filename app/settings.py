@@ -33,6 +33,12 @@ class Settings:
     # Server key for HMACs the product keeps (hop digests, pseudonymous ids in the security audit).
     secret_key: str = field(default="", repr=False)
     log_level: str = "INFO"
+    # Mobile-money operators offered to customers: PAYMENT_WALLETS="code:Name,code:Name" (order shown).
+    payment_wallets: tuple[tuple[str, str], ...] = (("orange_money", "Orange Money"), ("wave", "Wave"),
+                                                    ("free_money", "Free Money"))
+    # The worker asks the provider about a payment pending this long without a callback (then again
+    # after as long, five times in all before it is "unconfirmed").
+    payment_status_after_seconds: int = 300
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -53,4 +59,17 @@ class Settings:
             payment_callback_secret=os.environ.get("PAYMENT_CALLBACK_SECRET", ""),
             secret_key=os.environ.get("SECRET_KEY", ""),
             log_level=_env("LOG_LEVEL", cls.log_level),
+            payment_wallets=_wallets(os.environ.get("PAYMENT_WALLETS", "")) or cls.payment_wallets,
+            payment_status_after_seconds=int(_env("PAYMENT_STATUS_AFTER_SECONDS",
+                                                  str(cls.payment_status_after_seconds))),
         )
+
+
+def _wallets(value: str) -> tuple[tuple[str, str], ...]:
+    """``"orange_money:Orange Money,wave:Wave"`` -> (("orange_money", "Orange Money"), ("wave", "Wave"))."""
+    found = []
+    for item in value.split(","):
+        code, _, name = item.strip().partition(":")
+        if code.strip():
+            found.append((code.strip(), name.strip() or code.strip()))
+    return tuple(found)

@@ -17,6 +17,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from .models import Account, Bill, Customer, Meter, Outage, Payment, Reading, Wallet
+from .wallets import seed_wallets
 from .wire import utcnow
 
 __all__ = ["DEMO_PERIODS", "SEED_OUTAGE_ID", "seed_demo"]
@@ -169,4 +170,5 @@ def seed_demo(session_factory: sessionmaker[Session], now: datetime | None = Non
                                estimated_restoration=now + timedelta(hours=3),
                                cause="Transformer fault on the Thiès-Nord feeder", status="ongoing"))
             added = True
+        added = seed_wallets(session) or added
     return added

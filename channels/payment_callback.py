@@ -133,6 +133,7 @@ def parse_event(raw_body: bytes) -> CallbackEvent:
     status = _text(body, "status")
     if status not in FINAL_STATUSES:
         raise CallbackRejected(400, "invalid_field", "'status' must be succeeded or failed")
+    event_id, payment_id = str(_text(body, "event_id")), str(_text(body, "payment_id"))
     raw_amount = _text(body, "amount", max_len=20)
     try:
         amount = Decimal(str(raw_amount))
@@ -140,8 +141,8 @@ def parse_event(raw_body: bytes) -> CallbackEvent:
         raise CallbackRejected(400, "invalid_field", "'amount' must be a decimal string") from None
     if not amount.is_finite():
         raise CallbackRejected(400, "invalid_field", "'amount' must be a decimal string")
-    return CallbackEvent(event_id=str(_text(body, "event_id")), payment_id=str(_text(body, "payment_id")),
-                         status=status, amount=amount, currency=str(_text(body, "currency", max_len=8)),
+    return CallbackEvent(event_id=event_id, payment_id=payment_id, status=status, amount=amount,
+                         currency=str(_text(body, "currency", max_len=8)),
                          account_number=str(_text(body, "account_number", max_len=32)),
                          msisdn=str(_text(body, "msisdn", max_len=20)),
                          reference=_text(body, "reference", required=False),

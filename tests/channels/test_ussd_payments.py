@@ -29,6 +29,7 @@ HOME_FR = ("CON Senelec - 1000001\n1. Solde et factures\n2. Consommation\n3. Pay
            "5. Suivi demande\n6. Délai de paiement\n7. Simulateur\n8. Préférences")
 NAV = "0. Retour 00. Accueil"
 NAV_EN = "0. Back 00. Home"
+WALLETS = "1. Orange Money\n2. Wave\n3. Free Money"
 PIN = "2468"
 _REF = re.compile(r"R(?:é|e)f\. (PAY-[0-9A-F]{16})$")
 
@@ -127,7 +128,8 @@ def test_pay_the_whole_balance_in_french_then_the_balance_is_zero(phone, served,
     assert p.dial() == HOME_FR
     assert p.answer("3") == ("CON Payer - compte 1000001\nSolde du: 12 500 FCFA\n1. Payer tout le solde\n"
                              f"2. Payer un autre montant\n3. Derniers paiements\n{NAV}")
-    assert p.answer("1") == ("CON Payer 12 500 FCFA sur le compte 1000001 par mobile money ?\n1. Confirmer\n"
+    assert p.answer("1") == f"CON Payer 12 500 FCFA avec:\n{WALLETS}\n{NAV}"
+    assert p.answer("1") == ("CON Payer 12 500 FCFA sur le compte 1000001 avec Orange Money ?\n1. Confirmer\n"
                              f"2. Annuler\n{NAV}")
     assert p.answer("1") == f"CON Premier usage: choisissez un code PIN secret (4 chiffres):\n{NAV}"
     assert p.answer(PIN) == f"CON Confirmez votre code PIN:\n{NAV}"
@@ -172,8 +174,9 @@ def test_business_customer_pays_an_amount_in_english(phone, served, provider, de
     assert p.answer("50.5") == ("CON Amount from 100 to 2,000,000 FCFA, whole numbers only.\n"
                                 f"Balance due: {balance.group(1)} FCFA\nAmount to pay (FCFA):\n{NAV_EN}")
     assert p.answer("99") .startswith("CON Amount from 100 to 2,000,000 FCFA")
-    assert p.answer("1500") == ("CON Pay 1,500 FCFA to account 2000001 by mobile money?\n1. Confirm\n2. Cancel\n"
-                                f"{NAV_EN}")
+    assert p.answer("1500") == f"CON Pay 1,500 FCFA with:\n{WALLETS}\n{NAV_EN}"
+    assert p.answer("2") == ("CON Pay 1,500 FCFA to account 2000001 with Wave?\n1. Confirm\n2. Cancel\n"
+                             f"{NAV_EN}")
     assert p.answer("1") == f"CON First use: choose a secret PIN (4 digits):\n{NAV_EN}"
     assert p.answer("1234") == f"CON PIN too easy to guess. Choose another PIN (4 digits):\n{NAV_EN}"
     p.answer(PIN)
@@ -198,7 +201,8 @@ def test_an_amount_above_the_balance_is_refused(phone, provider):
                                  f"2. Payer tout le solde\n{NAV}")
     p.answer("1")
     assert p.answer("3000000").startswith("CON Montant de 100 à 2 000 000 FCFA, sans décimales.\n")
-    assert p.answer("5000").startswith("CON Payer 5 000 FCFA sur le compte 1000001")
+    assert p.answer("5000") == f"CON Payer 5 000 FCFA avec:\n{WALLETS}\n{NAV}"
+    assert p.answer("1").startswith("CON Payer 5 000 FCFA sur le compte 1000001 avec Orange Money ?")
     assert p.answer("2") == "END Paiement annulé. Rien n'a été débité."
     assert provider.count() == 0
 
@@ -209,6 +213,7 @@ def test_a_declined_payment_is_failed_with_a_notice_in_the_outbox(phone, served,
     p.dial("3")
     p.answer("2")
     p.answer("7000")
+    p.answer("1")
     assert p.answer("1") == f"CON Entrez votre code PIN (4 chiffres):\n{NAV}"
     payment_id = reference(p.answer(PIN))
     provider.decline(payment_id)
@@ -222,16 +227,18 @@ def test_a_declined_payment_is_failed_with_a_notice_in_the_outbox(phone, served,
     again.dial("3")
     assert again.answer("3").startswith("CON Derniers paiements (choisissez):\n1. ")
     detail = again.answer("1")
-    assert detail.startswith("CON Paiement échoué, rien n'a été débité.\nLe ")
+    assert detail.startswith("CON Paiement échoué (refusé sur le téléphone), rien n'a été débité.\nLe ")
     assert detail.endswith(f"Montant: 7 000 FCFA\nRéf. {payment_id}\n{NAV}")
     assert "Solde du: 12 500 FCFA" in phone("+221770000001").dial("1")
 
 
 def pay_whole_balance(phone, deps) -> UssdPhone:
-    """+221770000001, PIN already chosen: dial Pay, choose the whole balance, confirm; the PIN is next."""
+    """+221770000001, PIN already chosen: dial Pay, choose the whole balance, Orange Money, confirm;
+    the PIN is next."""
     deps.pins.set_pin("+221770000001", PIN)
     p = phone("+221770000001")
     p.dial("3")
+    p.answer("1")
     p.answer("1")
     p.answer("1")
     return p
@@ -279,12 +286,14 @@ def test_three_wrong_pins_lock_and_a_new_session_is_still_locked(phone, provider
     p = phone("+221770000001")
     p.dial("3")
     p.answer("1")
+    p.answer("1")
     assert p.answer("1") == f"CON Entrez votre code PIN (4 chiffres):\n{NAV}"
     assert p.answer("1357") == f"CON Code PIN incorrect. Essais restants: 2. Code PIN:\n{NAV}"
     assert p.answer("1357") == f"CON Code PIN incorrect. Essais restants: 1. Code PIN:\n{NAV}"
     assert p.answer("1357") == "END Code PIN bloqué après 3 erreurs. Réessayez dans 15 minutes."
     later = phone("+221770000001")
     later.dial("3")
+    later.answer("1")
     later.answer("1")
     later.answer("1")
     assert later.answer(PIN) == "END Code PIN bloqué après 3 erreurs. Réessayez dans 15 minutes."
@@ -294,11 +303,7 @@ def test_three_wrong_pins_lock_and_a_new_session_is_still_locked(phone, provider
 
 def test_back_office_down_at_initiation_is_told_politely_and_kept_as_created(phone, deps, engine_db, redis_url,
                                                                               backoffice_url):
-    deps.pins.set_pin("+221770000001", PIN)
-    p = phone("+221770000001")
-    p.dial("3")
-    p.answer("1")
-    p.answer("1")
+    p = pay_whole_balance(phone, deps)
     # The back office goes away between the confirmation and the PIN.
     down = create_app(Settings(resume_window_seconds=0, database_url=engine_db, redis_url=redis_url,
                                backoffice_url=f"http://127.0.0.1:{free_port()}",
@@ -319,8 +324,9 @@ def test_prepaid_purchase_shows_the_token_after_approval(phone, served, provider
     p = phone("+221770000003")
     assert p.dial("3") == f"CON Compteur prépayé MTR-3000001\n1. Acheter du crédit\n2. Derniers paiements\n{NAV}"
     assert p.answer("1") == f"CON Montant du crédit à acheter (FCFA, de 100 à 2 000 000):\n{NAV}"
-    assert p.answer("2000") == ("CON Acheter 2 000 FCFA de crédit pour le compteur MTR-3000001 par mobile money ?\n"
-                                f"1. Confirmer\n2. Annuler\n{NAV}")
+    assert p.answer("2000") == f"CON Payer 2 000 FCFA avec:\n{WALLETS}\n{NAV}"
+    assert p.answer("2") == ("CON Acheter 2 000 FCFA de crédit pour le compteur MTR-3000001 avec Wave ?\n"
+                             f"1. Confirmer\n2. Annuler\n{NAV}")
     p.answer("1")
     p.answer(PIN)
     end = p.answer(PIN)
@@ -343,11 +349,7 @@ def test_prepaid_purchase_shows_the_token_after_approval(phone, served, provider
 
 
 def test_a_replayed_hop_does_not_initiate_twice(phone, served, provider, deps):
-    deps.pins.set_pin("+221770000001", PIN)
-    p = phone("+221770000001")
-    p.dial("3")
-    p.answer("1")
-    p.answer("1")
+    p = pay_whole_balance(phone, deps)
     end = p.answer(PIN)
     assert p.post("*".join(p.inputs)) == end     # the gateway sends the same hop again
     assert provider.count() == 1

@@ -30,13 +30,13 @@ __all__ = [
     "Bill",
     "Customer",
     "Meter",
+    "MobileWallet",
     "Outage",
     "Payment",
     "PaymentIntent",
     "Reading",
     "Ticket",
     "TicketEvent",
-    "MobileWallet",
     "Wallet",
 ]
 

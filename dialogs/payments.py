@@ -147,7 +147,7 @@ def check_credit(ctx: StepContext, deps: Deps) -> StepResult:
     return StepResult("ok", {"pay_amount": str(amount), "pay_purpose": "prepaid"})
 
 
-@step("payments.initiate", outcomes={"started", "refused", "pin_required"})
+@step("payments.initiate", outcomes={"started", "refused", "pin_required", "above_balance", "backend_down"})
 def initiate(ctx: StepContext, deps: Deps) -> StepResult:
     """Record the payment in our ledger, then ask the provider to start it (PIN-protected)."""
     assert deps.ledger is not None and deps.payments is not None
@@ -163,6 +163,13 @@ def initiate(ctx: StepContext, deps: Deps) -> StepResult:
     if wallet not in {code for code, _ in deps.settings.wallets}:
         return StepResult("refused", {"pin_verified": None, "pay_refusal": _refusal(None)})
     key = idempotency_key(ctx.session_key, PROTECTED_NODE, purpose, number, amount, wallet)
+    if purpose == "bill" and deps.ledger.get(key) is None:
+        # The balance may have changed since the customer confirmed (another payment, a new bill):
+        # never start a payment above what is owed now. A replayed hop (key on record) skips this.
+        found = deps.billing.balance(number)
+        if amount > found.amount:
+            return StepResult("above_balance", {"pin_verified": None, "balance": str(found.amount),
+                                                "has_balance": found.amount > 0})
     # The ledger row comes first: whatever happens next, the payment is on record.
     deps.ledger.create(idempotency_key=key, msisdn=ctx.user_id, account_number=number, purpose=purpose,
                        amount=amount, language=ctx.language, wallet=wallet)
@@ -180,6 +187,7 @@ def initiate(ctx: StepContext, deps: Deps) -> StepResult:
         code = exc.code if isinstance(exc, Rejected) else "conflict"
         log.warning("payment refused by the provider user=%s account=%s: %s %s",
                     mask(ctx.user_id), mask(number), type(exc).__name__, code)
+        deps.ledger.mark_refused(key, _refusal(code))
         return StepResult("refused", {**done, "pay_refusal": _refusal(code)})
     deps.ledger.mark_pending(key, intent.payment_id)
     log.info("payment started user=%s account=%s purpose=%s", mask(ctx.user_id), mask(number), purpose)

@@ -14,11 +14,11 @@ __all__ = [
     "Outbox",
     "PaymentLedger",
     "PendingTicket",
-    "ProviderResult",
     "PendingTickets",
     "PinVault",
     "PinVerdict",
     "Preferences",
+    "ProviderResult",
     "Subscription",
     "Subscriptions",
 ]
@@ -164,6 +164,9 @@ class PaymentLedger(Protocol):
 
     def mark_pending(self, idempotency_key: str, provider_payment_id: str) -> LocalPayment:
         """The provider accepted the request."""
+
+    def mark_refused(self, idempotency_key: str, reason: str) -> LocalPayment | None:
+        """The provider refused the request outright (``created -> failed`` with ``reason``)."""
 
     def get(self, idempotency_key: str) -> LocalPayment | None:
         """By our key."""

@@ -73,6 +73,17 @@ class SqlPaymentLedger:
             db.commit()
             return _payment(row)
 
+    def mark_refused(self, idempotency_key: str, reason: str) -> LocalPayment | None:
+        with self._sessions() as db:
+            db.execute(update(PaymentIntentRow)
+                       .where(PaymentIntentRow.idempotency_key == idempotency_key,
+                              PaymentIntentRow.status == "created")
+                       .values(status="failed", failure_reason=reason[:120])
+                       .execution_options(synchronize_session=False))
+            db.commit()
+            row = self._by_key(db, idempotency_key)
+            return _payment(row) if row else None
+
     def get(self, idempotency_key: str) -> LocalPayment | None:
         with self._sessions() as db:
             row = self._by_key(db, idempotency_key)

@@ -4,9 +4,8 @@ Revision ID: g1
 Revises: 0003
 Create Date: 2026-11-26 12:40:00
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = 'g1'
 down_revision = '0003'

@@ -232,14 +232,14 @@ def test_a_declined_payment_is_failed_with_a_notice_in_the_outbox(phone, served,
     assert "Solde du: 12 500 FCFA" in phone("+221770000001").dial("1")
 
 
-def pay_whole_balance(phone, deps) -> UssdPhone:
-    """+221770000001, PIN already chosen: dial Pay, choose the whole balance, Orange Money, confirm;
-    the PIN is next."""
+def pay_whole_balance(phone, deps, wallet: str = "1") -> UssdPhone:
+    """+221770000001, PIN already chosen: dial Pay, choose the whole balance, a wallet (1 Orange Money),
+    confirm; the PIN is next."""
     deps.pins.set_pin("+221770000001", PIN)
     p = phone("+221770000001")
     p.dial("3")
     p.answer("1")
-    p.answer("1")
+    p.answer(wallet)
     p.answer("1")
     return p
 
@@ -354,3 +354,111 @@ def test_a_replayed_hop_does_not_initiate_twice(phone, served, provider, deps):
     assert p.post("*".join(p.inputs)) == end     # the gateway sends the same hop again
     assert provider.count() == 1
     assert len(deps.ledger.recent("+221770000001")) == 1
+
+
+# ---------------------------------------------------------------- the wallet, and why a payment is refused
+@pytest.mark.parametrize(("wallet", "why"), [
+    ("2", "solde mobile money insuffisant"),           # Wave holds 5 000
+    ("3", "pas de compte chez cet opérateur"),          # no Free Money wallet for this number
+])
+def test_the_operator_refusing_says_why_and_nothing_starts(phone, provider, deps, wallet, why):
+    p = pay_whole_balance(phone, deps, wallet=wallet)
+    assert p.answer(PIN) == (f"END Paiement refusé: {why}. Rien n'a été débité. Service client: 33 867 66 66.")
+    assert provider.count() == 0
+    [refused] = deps.ledger.recent("+221770000001")
+    assert (refused.status, refused.wallet, refused.provider_payment_id) == ("failed", {"2": "wave", "3": "free_money"}[wallet], None)
+    again = phone("+221770000001")
+    again.dial("3")
+    again.answer("3")
+    assert again.answer("1").startswith(f"CON Paiement échoué ({why}), rien n'a été débité.\nLe ")
+
+
+def test_a_purchase_above_the_operators_limit_is_refused_with_the_reason(phone, provider, deps):
+    deps.pins.set_pin("+221770000003", PIN)
+    p = phone("+221770000003")
+    p.dial("3")
+    p.answer("1")
+    assert p.answer("300000") == f"CON Payer 300 000 FCFA avec:\n{WALLETS}\n{NAV}"
+    p.answer("1")                                       # Orange Money: 200 000 at most per payment
+    p.answer("1")
+    assert p.answer(PIN) == ("END Paiement refusé: montant au-dessus du plafond de l'opérateur. "
+                             "Rien n'a été débité. Service client: 33 867 66 66.")
+    assert provider.count() == 0
+
+
+def test_the_chosen_wallet_is_the_one_the_provider_debits(phone, served, provider, deps, backoffice_app):
+    from backoffice.models import MobileWallet
+    p = pay_whole_balance(phone, deps, wallet="1")
+    payment_id = reference(p.answer(PIN))
+    provider.approve(payment_id)
+    assert settled(deps, payment_id).status == "succeeded"
+    with backoffice_app.extensions["backoffice"].sessions() as db:
+        orange = db.get(MobileWallet, ("orange_money", "+221770000001"))
+        wave = db.get(MobileWallet, ("wave", "+221770000001"))
+        assert (orange.balance, wave.balance) == (50_000 - 12_500, 5_000)
+
+
+# ---------------------------------------------------------------- boundaries of the amount
+def test_typing_exactly_the_balance_is_accepted(phone, served, provider, deps):
+    deps.pins.set_pin("+221770000001", PIN)
+    p = phone("+221770000001")
+    p.dial("3")
+    p.answer("2")
+    assert p.answer("12500") == f"CON Payer 12 500 FCFA avec:\n{WALLETS}\n{NAV}"
+    assert p.answer("1").startswith("CON Payer 12 500 FCFA sur le compte 1000001 avec Orange Money ?")
+    p.answer("1")
+    payment_id = reference(p.answer(PIN))
+    assert deps.ledger.by_provider_id(payment_id).amount == 12500
+    assert p.inputs[-4:] == ["12500", "1", "1", PIN]
+
+
+def test_one_franc_above_the_balance_is_refused(phone, provider):
+    p = phone("+221770000001")
+    p.dial("3")
+    p.answer("2")
+    assert p.answer("12501").startswith("CON Montant refusé: il dépasse votre solde du de 12 500 FCFA.")
+
+
+def pay_elsewhere(provider: Provider, amount: int) -> None:
+    """The customer pays part of the balance by another channel (an agency counter, another phone)."""
+    answer = requests.post(f"{provider.url}/api/v1/payments", timeout=5,
+                           headers={"Idempotency-Key": f"elsewhere-{amount}"},
+                           json={"account_number": "1000001", "msisdn": "+221770000001", "amount": str(amount),
+                                 "purpose": "bill"})
+    assert answer.status_code == 202, answer.text
+    provider.approve(answer.json()["payment_id"])
+
+
+def test_a_balance_that_changes_after_the_menu_is_read_again(phone, provider, deps):
+    p = phone("+221770000001")
+    assert p.dial("3").startswith("CON Payer - compte 1000001\nSolde du: 12 500 FCFA\n")
+    pay_elsewhere(provider, 7000)
+    assert p.answer("1") == f"CON Payer 5 500 FCFA avec:\n{WALLETS}\n{NAV}"
+
+
+def test_a_balance_that_drops_between_confirmation_and_pin_starts_no_payment(phone, provider, deps):
+    p = pay_whole_balance(phone, deps)                  # confirmed 12 500
+    pay_elsewhere(provider, 7000)                       # now 5 500 is owed
+    assert p.answer(PIN) == ("CON Montant refusé: il dépasse votre solde du de 5 500 FCFA.\n1. Autre montant\n"
+                             f"2. Payer tout le solde\n{NAV}")
+    assert provider.count() == 1                        # only the payment made elsewhere
+    assert deps.ledger.recent("+221770000001") == []
+
+
+# ---------------------------------------------------------------- the same payment, never twice
+def test_a_replayed_pin_hop_after_the_session_record_is_lost_starts_no_second_payment(phone, served, provider,
+                                                                                       deps, redis_url):
+    import redis as redis_lib
+    p = pay_whole_balance(phone, deps)
+    end = p.answer(PIN)
+    payment_id = reference(end)
+    # Redis loses the session (eviction, failover); the gateway, which got no answer, sends the hop again.
+    client = redis_lib.Redis.from_url(redis_url)
+    lost = [k for k in client.scan_iter(match=f"*{p.session_id}*")]
+    assert lost
+    client.delete(*lost)
+    # The whole path is walked again from the text; the same payment comes back, not a new one.
+    assert p.post("*".join(p.inputs)) == end
+    assert provider.count() == 1
+    [only] = deps.ledger.recent("+221770000001")
+    assert only.provider_payment_id == payment_id

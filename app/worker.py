@@ -42,7 +42,8 @@ def run_once(settings: Settings, clock: Callable[[], datetime] = _utcnow) -> dic
     deps = build_deps(settings, make_sessions(settings.database_url))
     assert deps.incidents is not None and deps.pending_tickets is not None
     done = {"tickets_sent": resend_pending_tickets(deps.incidents, deps.pending_tickets)}
-    done.update({f"payments_{k}": v for k, v in reconcile_payments(deps, settings, clock()).items()})
+    # Payment counts appear only when the pass did something with payments.
+    done.update({f"payments_{k}": v for k, v in reconcile_payments(deps, settings, clock()).items() if v})
     return done
 
 

@@ -21,8 +21,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from .callbacks import CallbackSender
 from .errors import Conflict, NotFound
-from .models import Account, Bill, Meter, MobileWallet, Payment, PaymentIntent, Wallet
-from .wallets import refusal, wallet_for_update
+from .models import Account, Bill, Meter, Payment, PaymentIntent, Wallet
+from .wallets import debit, refusal, wallet_for_update
 from .wire import fmt_datetime, fmt_decimal, utcnow
 
 __all__ = ["XOF_PER_KWH", "PaymentDecider", "payment_json"]
@@ -109,12 +109,15 @@ class PaymentDecider:
                 raise NotFound(f"no payment {payment_id}", code="payment_not_found")
             if intent.status != "pending":
                 raise Conflict(f"payment {payment_id} is already {intent.status}", code="already_decided")
-            wallet: Wallet | MobileWallet | None
+            wallet: Wallet | None = None
             if intent.wallet:
-                wallet = wallet_for_update(session, intent.wallet, intent.msisdn)
-                why = refusal(wallet, intent.amount)
+                why = refusal(wallet_for_update(session, intent.wallet, intent.msisdn), intent.amount)
                 if approve and check_wallet and why is not None:
                     approve, reason = False, why
+                elif approve and not debit(session, intent.wallet, intent.msisdn, intent.amount,
+                                           require_funds=check_wallet):
+                    # Spent by a payment decided at the same moment: the conditional debit lost.
+                    approve, reason = False, "insufficient_funds"
             else:   # a payment that named no operator: the number's legacy demo wallet
                 wallet = session.scalar(select(Wallet).where(Wallet.msisdn == intent.msisdn).with_for_update())
                 if approve and check_wallet and (wallet is None or intent.amount > wallet.balance):
@@ -154,7 +157,7 @@ class PaymentDecider:
         event_id: str = json.loads(body)["event_id"]
         return event_id
 
-    def _apply(self, session: Session, intent: PaymentIntent, wallet: Wallet | MobileWallet | None) -> None:
+    def _apply(self, session: Session, intent: PaymentIntent, wallet: Wallet | None) -> None:
         now = intent.decided_at or utcnow()
         intent.reference = _receipt_reference()
         if wallet is not None:

@@ -18,12 +18,12 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Final
 
-from sqlalchemy import select
+from sqlalchemy import case, select, update
 from sqlalchemy.orm import Session
 
 from .models import MobileWallet
 
-__all__ = ["DEMO_WALLETS", "OPERATORS", "refusal", "seed_wallets", "wallet_for_update"]
+__all__ = ["DEMO_WALLETS", "OPERATORS", "debit", "refusal", "seed_wallets", "wallet_for_update"]
 
 OPERATORS: Final = ("orange_money", "wave", "free_money")
 
@@ -66,3 +66,19 @@ def refusal(wallet: MobileWallet | None, amount: Decimal) -> str | None:
     if amount > wallet.balance:
         return "insufficient_funds"
     return None
+
+
+def debit(session: Session, operator: str, msisdn: str, amount: Decimal, *, require_funds: bool) -> bool:
+    """Take ``amount`` from the wallet in one conditional UPDATE, so two payments decided at once never
+    both spend the same money (a read-then-write would, on SQLite's unlocked reads). With
+    ``require_funds`` it fails (False) when the balance is short; without (an agent's manual
+    approval), the balance stops at zero."""
+    where = [MobileWallet.operator == operator, MobileWallet.msisdn == msisdn]
+    if require_funds:
+        where.append(MobileWallet.balance >= amount)
+        new_balance = MobileWallet.balance - amount
+    else:
+        new_balance = case((MobileWallet.balance >= amount, MobileWallet.balance - amount), else_=0)
+    done = session.execute(update(MobileWallet).where(*where).values(balance=new_balance)
+                           .execution_options(synchronize_session=False))
+    return bool(done.rowcount == 1)  # type: ignore[attr-defined]

@@ -166,7 +166,11 @@ def initiate(ctx: StepContext, deps: Deps) -> StepResult:
     if purpose == "bill" and deps.ledger.get(key) is None:
         # The balance may have changed since the customer confirmed (another payment, a new bill):
         # never start a payment above what is owed now. A replayed hop (key on record) skips this.
-        found = deps.billing.balance(number)
+        try:
+            found = deps.billing.balance(number)
+        except BackendUnavailable:
+            # Not knowing what is owed, start nothing: the customer is told to try again.
+            return StepResult("backend_down", {"pin_verified": None})
         if amount > found.amount:
             return StepResult("above_balance", {"pin_verified": None, "balance": str(found.amount),
                                                 "has_balance": found.amount > 0})
@@ -209,7 +213,7 @@ def _item(payment: LocalPayment) -> dict[str, Any]:
         "purpose": payment.purpose,
         "account_number": payment.account_number,
         "reference": payment.reference,
-        "payment_id": payment.provider_payment_id,
+        "payment_id": payment.provider_payment_id or "-",   # "-": refused before the provider gave one
         "token": token_groups(payment.token),
         "failure_reason": _refusal(payment.failure_reason) if payment.status == "failed" else None,
         "created_at": created.isoformat() if created else None,

@@ -27,10 +27,10 @@ from app.worker import run_once
 from backoffice.models import PaymentIntent
 from dialogs.payments import MAX_STATUS_CHECKS, settle_provider_result
 from dialogs.stores import ProviderResult
+from tests.channels.test_ussd_payments import PIN, pay_whole_balance
 from tests.support.engine import UssdPhone
 from tests.support.services import free_port
 
-PIN = "2468"
 AFTER = 300
 
 
@@ -52,13 +52,7 @@ def deps(app: Flask) -> Any:
 
 def start_payment(phone: Callable[[str], UssdPhone], deps: Any) -> str:
     """+221770000001 pays the whole balance (12 500) with Orange Money; returns the provider's payment id."""
-    deps.pins.set_pin("+221770000001", PIN)
-    p = phone("+221770000001")
-    p.dial("3")
-    p.answer("1")
-    p.answer("1")
-    p.answer("1")
-    end = p.answer(PIN)
+    end = pay_whole_balance(phone, deps).answer(PIN)
     assert end.startswith("END Validez le paiement de 12 500 FCFA"), end
     return end.rsplit(" ", 1)[1]
 

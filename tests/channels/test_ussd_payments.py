@@ -8,6 +8,8 @@ migrated SQLite file the ledger, the PINs and the outbox.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -21,7 +23,6 @@ from sqlalchemy import func, select
 from app.factory import create_app
 from app.settings import Settings
 from backoffice.models import PaymentIntent
-from channels.payment_callback import sign
 from tests.support.engine import UssdPhone
 from tests.support.services import free_port, serve_wsgi
 
@@ -32,6 +33,13 @@ NAV_EN = "0. Back 00. Home"
 WALLETS = "1. Orange Money\n2. Wave\n3. Free Money"
 PIN = "2468"
 _REF = re.compile(r"R(?:é|e)f\. (PAY-[0-9A-F]{16})$")
+
+
+def sign(secret: str, raw_body: bytes, timestamp: int) -> str:
+    """The provider's documented signature, written out here (not the product's helper):
+    ``t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>." + raw body)>``."""
+    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + raw_body, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={mac}"
 
 
 # ---------------------------------------------------------------- fixtures
@@ -301,22 +309,42 @@ def test_three_wrong_pins_lock_and_a_new_session_is_still_locked(phone, provider
     assert deps.ledger.recent("+221770000001") == []
 
 
-def test_back_office_down_at_initiation_is_told_politely_and_kept_as_created(phone, deps, engine_db, redis_url,
-                                                                              backoffice_url):
-    p = pay_whole_balance(phone, deps)
-    # The back office goes away between the confirmation and the PIN.
-    down = create_app(Settings(resume_window_seconds=0, database_url=engine_db, redis_url=redis_url,
+def _down(engine_db: str, redis_url: str) -> Flask:
+    """The engine as it is when the back office has gone away."""
+    return create_app(Settings(resume_window_seconds=0, database_url=engine_db, redis_url=redis_url,
                                backoffice_url=f"http://127.0.0.1:{free_port()}",
                                backend_connect_timeout=0.5, backend_read_timeout=1.0,
                                payment_callback_secret="test-callback-secret"))
-    p.client = down.test_client()
-    assert p.answer(PIN) == ("END Le paiement n'a pas pu etre lancé. Rien n'a été débité. "
-                             "Merci de réessayer dans quelques minutes.")
-    [kept] = deps.ledger.recent("+221770000001")
-    assert (kept.status, kept.amount, kept.provider_payment_id) == ("created", 12500, None)
-    again = phone("+221770000001")
+
+
+NOT_STARTED = ("END Le paiement n'a pas pu etre lancé. Rien n'a été débité. "
+               "Merci de réessayer dans quelques minutes.")
+
+
+def test_back_office_down_before_a_bill_payment_starts_nothing(phone, deps, engine_db, redis_url, provider):
+    p = pay_whole_balance(phone, deps)
+    # The back office goes away between the confirmation and the PIN: what is owed cannot be checked.
+    p.client = _down(engine_db, redis_url).test_client()
+    assert p.answer(PIN) == NOT_STARTED
+    assert deps.ledger.recent("+221770000001") == []
+    assert provider.count() == 0
+
+
+def test_provider_down_at_initiation_is_told_politely_and_kept_as_created(phone, deps, engine_db, redis_url):
+    deps.pins.set_pin("+221770000003", PIN)
+    p = phone("+221770000003")
+    p.dial("3")
+    p.answer("1")
+    p.answer("2000")
+    p.answer("2")
+    p.answer("1")
+    p.client = _down(engine_db, redis_url).test_client()
+    assert p.answer(PIN) == NOT_STARTED
+    [kept] = deps.ledger.recent("+221770000003")
+    assert (kept.status, kept.amount, kept.provider_payment_id, kept.wallet) == ("created", 2000, None, "wave")
+    again = phone("+221770000003")
     again.dial("3")
-    again.answer("3")
+    again.answer("2")
     assert again.answer("1").startswith("CON Paiement non lancé, rien n'a été débité.\nLe ")
 
 
@@ -370,7 +398,9 @@ def test_the_operator_refusing_says_why_and_nothing_starts(phone, provider, deps
     again = phone("+221770000001")
     again.dial("3")
     again.answer("3")
-    assert again.answer("1").startswith(f"CON Paiement échoué ({why}), rien n'a été débité.\nLe ")
+    detail = again.answer("1")
+    assert detail.startswith(f"CON Paiement échoué ({why}), rien n'a été débité.\nLe ")
+    assert detail.endswith(f"Montant: 12 500 FCFA\nRéf. -\n{NAV}")
 
 
 def test_a_purchase_above_the_operators_limit_is_refused_with_the_reason(phone, provider, deps):

@@ -492,3 +492,18 @@ def test_a_replayed_pin_hop_after_the_session_record_is_lost_starts_no_second_pa
     assert provider.count() == 1
     [only] = deps.ledger.recent("+221770000001")
     assert only.provider_payment_id == payment_id
+
+
+def test_in_english_a_refusal_says_why_too(phone, provider, deps):
+    deps.pins.set_pin("+221770000002", PIN)
+    p = phone("+221770000002")
+    p.dial()
+    p.answer("1")                                       # account 2000001
+    balance = re.search(r"Balance due: ([\d,]+) FCFA", p.answer("3"))
+    assert balance and int(balance.group(1).replace(",", "")) > 100_000
+    assert p.answer("1") == f"CON Pay {balance.group(1)} FCFA with:\n{WALLETS}\n{NAV_EN}"
+    assert p.answer("3").startswith(f"CON Pay {balance.group(1)} FCFA to account 2000001 with Free Money?")
+    p.answer("1")
+    assert p.answer(PIN) == ("END Payment refused: not enough money in the wallet. Nothing was charged. "
+                             "Customer service: 33 867 66 66.")
+    assert provider.count() == 0

@@ -24,16 +24,8 @@ from .backends import (
     NotFound,
     PaymentBackend,
 )
-from .stores import (
-    AccountLinks,
-    Outbox,
-    PaymentLedger,
-    PendingTickets,
-    PinVault,
-    Preferences,
-    Subscriptions,
-    Throttle,
-)
+from .stores import (AccountLinks, Outbox, PaymentLedger, PendingTickets, PinVault, Preferences, Subscriptions,
+                     Throttle)
 
 __all__ = ["BACKEND_DOWN", "NOT_FOUND", "Deps", "DialogRegistry", "DialogSettings", "known_steps", "step"]
 

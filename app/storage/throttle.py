@@ -7,7 +7,7 @@ import time
 
 import redis
 
-__all__ = ["MemoryThrottle", "RedisThrottle"]
+__all__ = ["RedisThrottle", "MemoryThrottle"]
 
 
 class RedisThrottle:

@@ -26,6 +26,7 @@ from channels.ussd import UssdAdapter, error_response, ussd_blueprint
 from dialogs.arrangements import load_rules
 from dialogs.payments import settle_provider_result
 from dialogs.registry import Deps, DialogRegistry, DialogSettings
+from dialogs.stores import ProviderResult
 from dialogs.tariffs import load_tariff
 from engine import (
     Engine,
@@ -103,7 +104,8 @@ def build_deps(settings: Settings, sessions: sessionmaker[Session],
                 throttle=RedisThrottle(redis.Redis.from_url(settings.redis_url, socket_timeout=1.0))
                 if settings.redis_url else MemoryThrottle(),
                 security=security or build_security_audit(settings, sessions),
-                settings=DialogSettings(payment_callback_url=f"{settings.public_base_url}/payments/callback"))
+                settings=DialogSettings(payment_callback_url=f"{settings.public_base_url}/payments/callback",
+                                        wallets=settings.payment_wallets))
 
 
 def build_engine(settings: Settings, store: SessionStore | None = None,
@@ -158,10 +160,12 @@ def _settler(deps: Deps) -> Callable[[CallbackEvent], Applied]:
     """The payment callback channel's ``apply``: the dialogs' settlement of a provider result."""
 
     def apply(event: CallbackEvent) -> Applied:
-        payment, changed = settle_provider_result(
-            deps, event_id=event.event_id, payment_id=event.payment_id, status=event.status,
-            reference=event.reference, token=event.token, failure_reason=event.failure_reason)
-        return Applied(payment.status if payment else None, changed)
+        settled = settle_provider_result(deps, ProviderResult(
+            event_id=event.event_id, payment_id=event.payment_id, status=event.status, amount=event.amount,
+            currency=event.currency, account_number=event.account_number, msisdn=event.msisdn,
+            reference=event.reference, token=event.token, failure_reason=event.failure_reason))
+        payment = settled.payment
+        return Applied(payment.status if payment else None, settled.changed, settled.mismatch)
 
     return apply
 
@@ -189,7 +193,8 @@ def create_app(settings: Settings | None = None, store: SessionStore | None = No
     app.register_blueprint(ussd_blueprint(engine, UssdAdapter(settings.default_region),
                                           guard=gateway_guard, security=parts["security"],
                                           on_reject=metrics.rejected.labels("ussd").inc))
-    app.register_blueprint(payment_callback_blueprint(_settler(parts["deps"]), settings.payment_callback_secret))
+    app.register_blueprint(payment_callback_blueprint(_settler(parts["deps"]), settings.payment_callback_secret,
+                                                      parts["security"]))
     delivery_queue = SqlDeliveryQueue(parts["db"])
 
     def reports_of(provider: str) -> Callable[[DeliveryReport], bool]:

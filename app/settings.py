@@ -61,6 +61,12 @@ class Settings:
     twilio_auth_token: str = field(default="", repr=False)
     twilio_whatsapp_from: str = ""
     twilio_api_url: str | None = None
+    # Mobile-money operators offered to customers: PAYMENT_WALLETS="code:Name,code:Name" (order shown).
+    payment_wallets: tuple[tuple[str, str], ...] = (("orange_money", "Orange Money"), ("wave", "Wave"),
+                                                    ("free_money", "Free Money"))
+    # The worker asks the provider about a payment pending this long without a callback (then again
+    # after as long, five times in all before it is "unconfirmed").
+    payment_status_after_seconds: int = 300
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -95,4 +101,17 @@ class Settings:
             twilio_auth_token=os.environ.get("TWILIO_AUTH_TOKEN", ""),
             twilio_whatsapp_from=os.environ.get("TWILIO_WHATSAPP_FROM", ""),
             twilio_api_url=os.environ.get("TWILIO_API_URL") or None,
+            payment_wallets=_wallets(os.environ.get("PAYMENT_WALLETS", "")) or cls.payment_wallets,
+            payment_status_after_seconds=int(_env("PAYMENT_STATUS_AFTER_SECONDS",
+                                                  str(cls.payment_status_after_seconds))),
         )
+
+
+def _wallets(value: str) -> tuple[tuple[str, str], ...]:
+    """``"orange_money:Orange Money,wave:Wave"`` -> (("orange_money", "Orange Money"), ("wave", "Wave"))."""
+    found = []
+    for item in value.split(","):
+        code, _, name = item.strip().partition(":")
+        if code.strip():
+            found.append((code.strip(), name.strip() or code.strip()))
+    return tuple(found)

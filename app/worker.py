@@ -2,10 +2,11 @@
 could not take at the time.
 
 Each tick (``NOTIFY_INTERVAL_SECONDS``, 1 s by default, so a receipt reaches the provider
-within seconds of the confirmation) runs one delivery pass of the outbox; complaints and
-outage reports kept while the incident system was down are forwarded every
-``WORKER_INTERVAL_SECONDS``. One pass of everything is ``run_once``; ``run_forever``
-repeats until stopped.
+within seconds of the confirmation) runs one delivery pass of the outbox. Every
+``WORKER_INTERVAL_SECONDS`` it also forwards complaints and outage reports kept while the
+incident system was down, and asks the provider about payments that never heard back
+(``reconcile_payments``: their status is settled as a callback would be). One pass of
+everything is ``run_once``; ``run_forever`` repeats until stopped.
 """
 
 from __future__ import annotations
@@ -13,26 +14,45 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
+from datetime import UTC, datetime
 
 from dialogs.incidents import resend_pending_tickets
+from dialogs.payments import reconcile_pending
+from dialogs.registry import Deps
 
 from .factory import build_deps, build_dispatcher
 from .settings import Settings
 from .storage import make_sessions
 
-__all__ = ["run_forever", "run_once"]
+__all__ = ["reconcile_payments", "run_forever", "run_once"]
 
 log = logging.getLogger("worker")
 
 
-def run_once(settings: Settings) -> dict[str, int]:
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def reconcile_payments(deps: Deps, settings: Settings, now: datetime) -> dict[str, int]:
+    """One pass over the payments pending past ``PAYMENT_STATUS_AFTER_SECONDS`` (see ``reconcile_pending``)."""
+    counts = reconcile_pending(deps, now, settings.payment_status_after_seconds)
+    if any(counts.values()):
+        log.info("payments reconciled: %s", counts)
+    return counts
+
+
+def run_once(settings: Settings, clock: Callable[[], datetime] = _utcnow) -> dict[str, int]:
     sessions = make_sessions(settings.database_url)
     deps = build_deps(settings, sessions)
     assert deps.incidents is not None and deps.pending_tickets is not None
+    done = {"tickets_sent": resend_pending_tickets(deps.incidents, deps.pending_tickets)}
+    # Payment counts appear only when the pass did something with payments.
+    done.update({f"payments_{k}": v for k, v in reconcile_payments(deps, settings, clock()).items() if v})
     delivered = build_dispatcher(settings, sessions).run_once()
-    return {"tickets_sent": resend_pending_tickets(deps.incidents, deps.pending_tickets),
-            "notifications_sent": delivered.sent, "notifications_retried": delivered.retried,
-            "notifications_failed": delivered.failed}
+    done.update(notifications_sent=delivered.sent, notifications_retried=delivered.retried,
+                notifications_failed=delivered.failed)
+    return done
 
 
 def run_forever(settings: Settings, interval_seconds: float = 30.0, stop: threading.Event | None = None) -> None:
@@ -42,8 +62,8 @@ def run_forever(settings: Settings, interval_seconds: float = 30.0, stop: thread
     dispatcher = build_dispatcher(settings, sessions)
     assert deps.incidents is not None and deps.pending_tickets is not None
     tick = max(0.05, min(settings.notify_interval_seconds, interval_seconds))
-    log.info("worker started: outbox every %.1f s, kept tickets every %.0f s", tick, interval_seconds)
-    next_tickets = 0.0
+    log.info("worker started: outbox every %.1f s, kept tickets and payments every %.0f s", tick, interval_seconds)
+    next_slow_pass = 0.0
     while not stop.is_set():
         try:
             delivered = dispatcher.run_once()
@@ -51,12 +71,17 @@ def run_forever(settings: Settings, interval_seconds: float = 30.0, stop: thread
                 log.info("outbox: %s", delivered)
         except Exception:
             log.exception("outbox pass failed; next pass in %.1f s", tick)
-        if time.monotonic() >= next_tickets:
-            next_tickets = time.monotonic() + interval_seconds
+        if time.monotonic() >= next_slow_pass:
+            next_slow_pass = time.monotonic() + interval_seconds
+            # Separate, so a failure of one job never starves the other.
             try:
                 sent = resend_pending_tickets(deps.incidents, deps.pending_tickets)
                 if sent:
                     log.info("forwarded %d kept ticket(s)", sent)
             except Exception:
                 log.exception("worker pass failed; next pass in %.0f s", interval_seconds)
+            try:
+                reconcile_payments(deps, settings, _utcnow())
+            except Exception:
+                log.exception("payment reconciliation failed; next pass in %.0f s", interval_seconds)
         stop.wait(tick)

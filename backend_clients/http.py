@@ -190,7 +190,7 @@ class HttpBackend:
             raise NotFound(f"{where}: not found")
         if status in (400, 413, 422):
             log.info("%s: rejected (%d %s)", where, status, _error_code(response))
-            raise Rejected(message)
+            raise Rejected(message, code=_error_code(response))
         if status == 409:
             log.info("%s: conflict (%s)", where, _error_code(response))
             raise Conflict(message or f"{where}: conflict")

@@ -24,14 +24,16 @@ class PaymentClient(HttpBackend):
     name = "payment"
 
     def initiate(self, *, account_number: str, msisdn: str, amount: Decimal, purpose: str,
-                 idempotency_key: str, callback_url: str) -> PaymentIntent:
-        body = {
+                 idempotency_key: str, callback_url: str, wallet: str | None = None) -> PaymentIntent:
+        body: dict[str, Any] = {
             "account_number": account_number,
             "msisdn": msisdn,
             "amount": format(amount, "f"),    # decimal string, never a float
             "purpose": purpose,
             "callback_url": callback_url,
         }
+        if wallet:
+            body["wallet"] = wallet     # the mobile-money operator the customer chose
         return self._call("POST", "/payments", json=body, idempotency_key=idempotency_key, parse=parse_payment)
 
     def status(self, payment_id: str) -> PaymentIntent:
@@ -50,4 +52,5 @@ def parse_payment(data: Any) -> PaymentIntent:
         reference=opt_text(data, "reference"),
         token=opt_text(data, "token"),
         failure_reason=opt_text(data, "failure_reason"),
+        msisdn=opt_text(data, "msisdn"),
     )

@@ -30,6 +30,7 @@ __all__ = [
     "Bill",
     "Customer",
     "Meter",
+    "MobileWallet",
     "Outage",
     "Payment",
     "PaymentIntent",
@@ -64,6 +65,18 @@ class Wallet(Base):
 
     msisdn: Mapped[str] = mapped_column(String(20), primary_key=True)
     balance: Mapped[Decimal] = mapped_column(Money)
+
+
+class MobileWallet(Base):
+    """Demo wallet of an msisdn at one mobile-money operator (``backoffice/wallets.py`` seeds them):
+    a payment above ``per_payment_limit`` or above ``balance`` is refused."""
+
+    __tablename__ = "bo_mobile_wallets"
+
+    operator: Mapped[str] = mapped_column(String(40), primary_key=True)
+    msisdn: Mapped[str] = mapped_column(String(20), primary_key=True)
+    balance: Mapped[Decimal] = mapped_column(Money)
+    per_payment_limit: Mapped[Decimal] = mapped_column(Money)
 
 
 class Account(Base):
@@ -176,6 +189,7 @@ class PaymentIntent(Base):
     event_body: Mapped[str | None] = mapped_column(Text)
     callback_attempts: Mapped[int] = mapped_column(Integer, default=0)
     callback_delivered_at: Mapped[datetime | None] = mapped_column(DateTime)
+    wallet: Mapped[str | None] = mapped_column(String(40))   # operator code; None: the legacy per-number wallet
 
 
 class Outage(Base):

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from .callbacks import CallbackSender
 from .errors import Conflict, NotFound
 from .models import Account, Bill, Meter, Payment, PaymentIntent, Wallet
+from .wallets import debit, refusal, wallet_for_update
 from .wire import fmt_datetime, fmt_decimal, utcnow
 
 __all__ = ["XOF_PER_KWH", "PaymentDecider", "payment_json"]
@@ -44,6 +45,7 @@ def payment_json(intent: PaymentIntent) -> dict[str, Any]:
         "reference": intent.reference,
         "token": intent.token,
         "failure_reason": intent.failure_reason,
+        "wallet": intent.wallet,
         "created_at": fmt_datetime(intent.created_at),
         "decided_at": fmt_datetime(intent.decided_at),
     }
@@ -107,9 +109,19 @@ class PaymentDecider:
                 raise NotFound(f"no payment {payment_id}", code="payment_not_found")
             if intent.status != "pending":
                 raise Conflict(f"payment {payment_id} is already {intent.status}", code="already_decided")
-            wallet = session.scalar(select(Wallet).where(Wallet.msisdn == intent.msisdn).with_for_update())
-            if approve and check_wallet and (wallet is None or intent.amount > wallet.balance):
-                approve, reason = False, "insufficient_funds"
+            wallet: Wallet | None = None
+            if intent.wallet:
+                why = refusal(wallet_for_update(session, intent.wallet, intent.msisdn), intent.amount)
+                if approve and check_wallet and why is not None:
+                    approve, reason = False, why
+                elif approve and not debit(session, intent.wallet, intent.msisdn, intent.amount,
+                                           require_funds=check_wallet):
+                    # Spent by a payment decided at the same moment: the conditional debit lost.
+                    approve, reason = False, "insufficient_funds"
+            else:   # a payment that named no operator: the number's legacy demo wallet
+                wallet = session.scalar(select(Wallet).where(Wallet.msisdn == intent.msisdn).with_for_update())
+                if approve and check_wallet and (wallet is None or intent.amount > wallet.balance):
+                    approve, reason = False, "insufficient_funds"
             now = utcnow()
             won = session.execute(
                 update(PaymentIntent)

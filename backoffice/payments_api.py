@@ -15,6 +15,7 @@ from .context import services
 from .errors import BadRequest, Conflict, Invalid, NotFound
 from .models import Account, PaymentIntent
 from .payment_decisions import payment_json
+from .wallets import OPERATORS, refusal, wallet_for_update
 from .wire import body_hash, decimal_field, json_body, normalise_msisdn, text_field, utcnow
 
 __all__ = ["MAX_AMOUNT", "blueprint"]
@@ -23,6 +24,11 @@ blueprint = Blueprint("payments", __name__, url_prefix="/api/v1/payments")
 
 MAX_AMOUNT = Decimal(5000000)
 MAX_KEY_LENGTH = 200
+_REFUSALS = {
+    "wallet_not_found": "this number has no wallet with this operator",
+    "wallet_limit_exceeded": "the amount is above the operator's limit for one payment",
+    "insufficient_funds": "the wallet's balance is lower than the amount",
+}
 
 
 def _idempotency_key() -> str:
@@ -48,13 +54,14 @@ def _validated(body: dict[str, Any]) -> dict[str, Any]:
         raise Invalid("'msisdn' must be an E.164 phone number such as +221770000001")
     amount = decimal_field(body, "amount", minimum=Decimal(1), maximum=MAX_AMOUNT, places=0)  # XOF: no cents
     purpose = text_field(body, "purpose", max_len=10, choices=("bill", "prepaid"))
+    wallet = text_field(body, "wallet", required=False, max_len=40, choices=OPERATORS)
     callback_url = text_field(body, "callback_url", required=False, max_len=2000)
     if callback_url:
         parsed = urlparse(callback_url)
         if parsed.scheme not in ("http", "https") or not parsed.netloc:
             raise Invalid("'callback_url' must be an http(s) URL")
     return {"account_number": account_number, "msisdn": msisdn, "amount": amount, "purpose": purpose,
-            "callback_url": callback_url or None}
+            "callback_url": callback_url or None, "wallet": wallet or None}
 
 
 @blueprint.post("")
@@ -73,6 +80,11 @@ def initiate() -> tuple[Response, int]:
             raise NotFound(f"no account {fields['account_number']}", code="account_not_found")
         if fields["purpose"] == "prepaid" and account.kind != "prepaid":
             raise Invalid(f"account {account.account_number} is not prepaid", code="not_prepaid")
+        if fields["wallet"]:
+            # The operator answers at once when it cannot pay: the customer is told why on the same screen.
+            why = refusal(wallet_for_update(session, fields["wallet"], fields["msisdn"]), fields["amount"])
+            if why is not None:
+                raise Invalid(_REFUSALS[why], code=why)
         intent = PaymentIntent(payment_id="PAY-" + uuid.uuid4().hex[:16].upper(), idempotency_key=key,
                                body_hash=digest, currency="XOF", status="pending", created_at=utcnow(),
                                callback_attempts=0, **fields)

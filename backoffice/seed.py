@@ -26,6 +26,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from .models import Account, Bill, Customer, Meter, Outage, Payment, PaymentIntent, Reading, Wallet
+from .wallets import seed_wallets
 from .wire import utcnow
 
 __all__ = ["BILLING_DAY", "DEMO_PERIODS", "SEED_OUTAGE_ID", "cycle_bounds", "seed_demo"]
@@ -240,4 +241,5 @@ def seed_demo(session_factory: sessionmaker[Session], now: datetime | None = Non
                                estimated_restoration=now + timedelta(hours=3),
                                cause="Transformer fault on the Thiès-Nord feeder", status="ongoing"))
             added = True
+        added = seed_wallets(session) or added
     return added

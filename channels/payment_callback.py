@@ -7,7 +7,10 @@ made less than five minutes ago. This module checks and parses; applying the res
 
 Answers (always JSON): 200 applied or already applied; 400 malformed; 401 missing or forged
 signature; 403 stale signature (replay); 404 unknown payment (the provider retries);
-413 body too large; 503 no secret configured (never accept unsigned callbacks).
+409 a signed result that disagrees with the ledger (amount, currency, account, number, or a
+payment already final the other way): never applied, kept for an agent; 413 body too large;
+503 no secret configured (never accept unsigned callbacks). Forged, stale and mismatched
+callbacks are security events.
 """
 
 from __future__ import annotations
@@ -19,9 +22,12 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
+
+from engine.security_audit import LoggingSecurityAudit, SecurityAudit, SecurityEvent
 
 __all__ = [
     "MAX_BODY_BYTES",
@@ -86,6 +92,10 @@ class CallbackEvent:
     event_id: str
     payment_id: str
     status: str
+    amount: Decimal
+    currency: str
+    account_number: str
+    msisdn: str
     reference: str | None
     token: str | None
     failure_reason: str | None
@@ -93,11 +103,12 @@ class CallbackEvent:
 
 @dataclass(frozen=True, slots=True)
 class Applied:
-    """What applying a callback did: the payment's status now (None: unknown payment), and
-    whether this call changed it."""
+    """What applying a callback did: the payment's status now (None: unknown payment), whether this
+    call changed it, and what disagreed with the ledger (empty when all matched)."""
 
     payment_status: str | None
     changed: bool
+    mismatch: tuple[str, ...] = ()
 
 
 def _text(body: dict[str, Any], name: str, *, required: bool = True, max_len: int = 100) -> str | None:
@@ -122,8 +133,19 @@ def parse_event(raw_body: bytes) -> CallbackEvent:
     status = _text(body, "status")
     if status not in FINAL_STATUSES:
         raise CallbackRejected(400, "invalid_field", "'status' must be succeeded or failed")
-    return CallbackEvent(event_id=str(_text(body, "event_id")), payment_id=str(_text(body, "payment_id")),
-                         status=status, reference=_text(body, "reference", required=False),
+    event_id, payment_id = str(_text(body, "event_id")), str(_text(body, "payment_id"))
+    raw_amount = _text(body, "amount", max_len=20)
+    try:
+        amount = Decimal(str(raw_amount))
+    except InvalidOperation:
+        raise CallbackRejected(400, "invalid_field", "'amount' must be a decimal string") from None
+    if not amount.is_finite():
+        raise CallbackRejected(400, "invalid_field", "'amount' must be a decimal string")
+    return CallbackEvent(event_id=event_id, payment_id=payment_id, status=status, amount=amount,
+                         currency=str(_text(body, "currency", max_len=8)),
+                         account_number=str(_text(body, "account_number", max_len=32)),
+                         msisdn=str(_text(body, "msisdn", max_len=20)),
+                         reference=_text(body, "reference", required=False),
                          token=_text(body, "token", required=False),
                          failure_reason=_text(body, "failure_reason", required=False))
 
@@ -138,25 +160,38 @@ class PaymentCallbacks:
     """Checks a provider callback, then hands it to ``apply``."""
 
     def __init__(self, apply: Callable[[CallbackEvent], Applied], secret: str,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, security: SecurityAudit | None = None) -> None:
         self._apply, self._secret, self._clock = apply, secret, clock
+        self._security = security or LoggingSecurityAudit()
 
-    def handle(self, raw_body: bytes, signature: str | None) -> tuple[int, dict[str, Any]]:
-        verify_signature(self._secret, raw_body, signature, self._clock())
+    def handle(self, raw_body: bytes, signature: str | None, source: str | None = None) -> tuple[int, dict[str, Any]]:
+        try:
+            verify_signature(self._secret, raw_body, signature, self._clock())
+        except CallbackRejected as exc:
+            kind = "callback_stale" if exc.status == 403 else "callback_forged"
+            # The subject is the sender's address: nobody's number, and what an agent would block.
+            self._security.record(SecurityEvent(kind=kind, channel="payment_callback", subject=source,
+                                                detail=exc.code))
+            raise
         event = parse_event(raw_body)
         applied = self._apply(event)
         if applied.payment_status is None:
             raise CallbackRejected(404, "payment_not_found", "no payment with this payment_id")
+        if applied.mismatch:
+            # The security event is recorded where the ledger was compared (the settlement).
+            raise CallbackRejected(409, "mismatch", "the callback disagrees with the payment on record ("
+                                   + ", ".join(applied.mismatch) + "); kept for an agent")
         log.info("payment callback payment=%s status=%s changed=%s", event.payment_id, applied.payment_status,
                  applied.changed)
         return 200, {"status": "applied" if applied.changed else "duplicate",
                      "payment_status": applied.payment_status}
 
 
-def payment_callback_blueprint(apply: Callable[[CallbackEvent], Applied], secret: str) -> Blueprint:
+def payment_callback_blueprint(apply: Callable[[CallbackEvent], Applied], secret: str,
+                               security: SecurityAudit | None = None) -> Blueprint:
     """The blueprint; without a secret it answers 503 (unsigned callbacks are never accepted)."""
     bp = Blueprint("payment_callback", __name__)
-    callbacks = PaymentCallbacks(apply, secret) if secret else None
+    callbacks = PaymentCallbacks(apply, secret, security=security) if secret else None
     if callbacks is None:
         log.warning("PAYMENT_CALLBACK_SECRET is not set: %s answers 503 until it is", PATH)
 
@@ -170,7 +205,7 @@ def payment_callback_blueprint(apply: Callable[[CallbackEvent], Applied], secret
         if len(raw) > MAX_BODY_BYTES:
             return _error(413, "too_large", f"the body is larger than {MAX_BODY_BYTES} bytes")
         try:
-            status, body = callbacks.handle(raw, request.headers.get(SIGNATURE_HEADER))
+            status, body = callbacks.handle(raw, request.headers.get(SIGNATURE_HEADER), request.remote_addr)
         except CallbackRejected as exc:
             log.info("payment callback refused: %s %s", exc.status, exc.code)
             return _error(exc.status, exc.code, exc.message)

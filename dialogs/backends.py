@@ -56,9 +56,10 @@ class NotFound(BackendError):
 class Rejected(BackendError):
     """The back end refused the request as invalid (HTTP 400/422); ``reason`` says why."""
 
-    def __init__(self, reason: str = "") -> None:
+    def __init__(self, reason: str = "", code: str = "") -> None:
         super().__init__(reason)
         self.reason = reason
+        self.code = code    # the back end's error code ("insufficient_funds" ...), "" when it gave none
 
 
 class Conflict(BackendError):
@@ -165,6 +166,7 @@ class PaymentIntent:
     reference: str | None = None
     token: str | None = None         # 20-digit STS token for prepaid purchases
     failure_reason: str | None = None
+    msisdn: str | None = None        # the number whose wallet pays
 
 
 # ---------------------------------------------------------------- incident data
@@ -245,8 +247,11 @@ class PaymentBackend(Protocol):
     """Mobile-money provider. Initiation is idempotent by key: retrying never charges twice."""
 
     def initiate(self, *, account_number: str, msisdn: str, amount: Decimal, purpose: str,
-                 idempotency_key: str, callback_url: str) -> PaymentIntent:
-        """Starts a payment the customer approves on the phone; the result comes to ``callback_url``.
+                 idempotency_key: str, callback_url: str, wallet: str | None = None) -> PaymentIntent:
+        """Starts a payment the customer approves on the phone, from the ``wallet`` operator's account
+        of ``msisdn``; the result comes to ``callback_url``.
+        ``Rejected.code`` says why a refused one was refused (``insufficient_funds``, ``wallet_limit_exceeded``,
+        ``wallet_not_found`` ...).
         ``Rejected`` for an invalid request, ``Conflict`` for a key reused with another body,
         ``BackendUnavailable`` when unreachable (safe to retry with the same key)."""
 

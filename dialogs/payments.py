@@ -4,33 +4,54 @@ The flow (``config/menus/payments.yaml``): ``payments.start`` looks at the accou
 customer picks or types an amount (``payments.full`` / ``payments.check_amount``), confirms,
 passes the PIN gate, and ``payments.initiate`` writes our ledger row *before* asking the
 provider, so a payment is never lost between the two. The provider's answer arrives later
-at ``POST /payments/callback`` (``channels/payment_callback.py``). ``payments.recent`` lists
-the customer's last payments from our ledger.
+at ``POST /payments/callback`` (``channels/payment_callback.py``); when it never does, the
+worker asks the provider (``reconcile_pending``) and settles through the same path. A result is
+applied only when it matches the ledger (payment id, amount, currency, account, number) and only
+from ``pending``; anything else is kept for an agent and audited. ``payments.recent`` lists the
+customer's last payments from our ledger.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-from datetime import UTC
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from engine.masking import mask
+from engine.security_audit import SecurityEvent
 from engine.steps import StepContext, StepResult
 
-from .backends import BackendUnavailable, Conflict, Rejected
+from .backends import BackendError, BackendUnavailable, Conflict, Rejected
 from .registry import Deps, step
 from .security import pin_passed
-from .stores import LocalPayment
+from .stores import LocalPayment, ProviderResult
 
-__all__ = ["MAX_AMOUNT", "MIN_AMOUNT", "PROTECTED_NODE", "idempotency_key", "token_groups"]
+__all__ = [
+    "MAX_AMOUNT",
+    "MAX_STATUS_CHECKS",
+    "MIN_AMOUNT",
+    "PROTECTED_NODE",
+    "REFUSAL_CODES",
+    "Settlement",
+    "idempotency_key",
+    "reconcile_pending",
+    "settle_provider_result",
+    "token_groups",
+]
 
 log = logging.getLogger("dialogs.payments")
 
 MIN_AMOUNT = Decimal(100)
 MAX_AMOUNT = Decimal(2_000_000)
 PROTECTED_NODE = "pay_initiate"   # the node behind the PIN gate (route in config/menus/security.yaml)
+MAX_STATUS_CHECKS = 5             # status questions to the provider before a payment is "unconfirmed"
+# Why a provider refuses a payment, as the customer is told (labels in config/menus.yaml);
+# any other code reads as "refused".
+REFUSAL_CODES = frozenset({"insufficient_funds", "wallet_limit_exceeded", "wallet_not_found",
+                           "declined_by_customer"})
 
 
 def _whole(value: Any) -> Decimal | None:
@@ -48,10 +69,11 @@ def _in_range(amount: Decimal) -> bool:
     return MIN_AMOUNT <= amount <= MAX_AMOUNT
 
 
-def idempotency_key(session_key: str, node: str, purpose: str, account_number: str, amount: Decimal) -> str:
+def idempotency_key(session_key: str, node: str, purpose: str, account_number: str, amount: Decimal,
+                    wallet: str = "") -> str:
     """Our key for one payment: the same session, node and payment give the same key, so a replayed
     hop (or a retry after the provider was unreachable) reuses the ledger row and never charges twice."""
-    raw = "|".join((session_key, node, purpose, account_number, format(amount, "f")))
+    raw = "|".join((session_key, node, purpose, account_number, format(amount, "f"), wallet))
     return "pay-" + hashlib.sha256(raw.encode()).hexdigest()[:40]
 
 
@@ -67,13 +89,19 @@ def token_groups(token: str | None) -> str | None:
     return " ".join(digits[i:i + 4] for i in range(0, 20, 4))
 
 
+def _wallets(deps: Deps) -> list[dict[str, str]]:
+    """The operators the customer may pay with, from configuration, as the wallet menu lists them."""
+    return [{"code": code, "name": name} for code, name in deps.settings.wallets]
+
+
 @step("payments.start", outcomes={"bill", "prepaid", "nothing_due", "no_account"})
 def start(ctx: StepContext, deps: Deps) -> StepResult:
     """Where the Pay journey begins: prepaid credit, or the balance of a postpaid account."""
     number = ctx.data.get("account_number")
     if not number:
         return StepResult("no_account")
-    cleared: dict[str, Any] = {"pay_amount": None, "pay_amount_input": None, "pay_reference": None}
+    cleared: dict[str, Any] = {"pay_amount": None, "pay_amount_input": None, "pay_reference": None,
+                               "pay_wallet": None, "pay_refusal": None, "pay_wallets": _wallets(deps)}
     if ctx.data.get("account_kind") == "prepaid":
         return StepResult("prepaid", {**cleared, "pay_purpose": "prepaid"})
     found = deps.billing.balance(str(number))
@@ -119,7 +147,7 @@ def check_credit(ctx: StepContext, deps: Deps) -> StepResult:
     return StepResult("ok", {"pay_amount": str(amount), "pay_purpose": "prepaid"})
 
 
-@step("payments.initiate", outcomes={"started", "refused", "pin_required"})
+@step("payments.initiate", outcomes={"started", "refused", "pin_required", "above_balance", "backend_down"})
 def initiate(ctx: StepContext, deps: Deps) -> StepResult:
     """Record the payment in our ledger, then ask the provider to start it (PIN-protected)."""
     assert deps.ledger is not None and deps.payments is not None
@@ -129,28 +157,50 @@ def initiate(ctx: StepContext, deps: Deps) -> StepResult:
     number = str(ctx.data.get("account_number") or "")
     purpose = str(ctx.data.get("pay_purpose") or "bill")
     if amount is None or not _in_range(amount) or not number:
-        return StepResult("refused", {"pin_verified": None})
-    key = idempotency_key(ctx.session_key, PROTECTED_NODE, purpose, number, amount)
+        return StepResult("refused", {"pin_verified": None, "pay_refusal": _refusal(None)})
+    chosen = ctx.data.get("pay_wallet")
+    wallet = str(chosen.get("code") or "") if isinstance(chosen, dict) else ""
+    if wallet not in {code for code, _ in deps.settings.wallets}:
+        return StepResult("refused", {"pin_verified": None, "pay_refusal": _refusal(None)})
+    key = idempotency_key(ctx.session_key, PROTECTED_NODE, purpose, number, amount, wallet)
+    if purpose == "bill" and deps.ledger.get(key) is None:
+        # The balance may have changed since the customer confirmed (another payment, a new bill):
+        # never start a payment above what is owed now. A replayed hop (key on record) skips this.
+        try:
+            found = deps.billing.balance(number)
+        except BackendUnavailable:
+            # Not knowing what is owed, start nothing: the customer is told to try again.
+            return StepResult("backend_down", {"pin_verified": None})
+        if amount > found.amount:
+            return StepResult("above_balance", {"pin_verified": None, "balance": str(found.amount),
+                                                "has_balance": found.amount > 0})
     # The ledger row comes first: whatever happens next, the payment is on record.
     deps.ledger.create(idempotency_key=key, msisdn=ctx.user_id, account_number=number, purpose=purpose,
-                       amount=amount, language=ctx.language)
-    done: dict[str, Any] = {"pin_verified": None, "pay_key": key}
+                       amount=amount, language=ctx.language, wallet=wallet)
+    done: dict[str, Any] = {"pin_verified": None, "pay_key": key, "pay_refusal": None}
     try:
         intent = deps.payments.initiate(account_number=number, msisdn=ctx.user_id, amount=amount,
                                         purpose=purpose, idempotency_key=key,
-                                        callback_url=deps.settings.payment_callback_url)
+                                        callback_url=deps.settings.payment_callback_url, wallet=wallet)
     except BackendUnavailable as exc:
         # The ledger keeps it as "created": nothing was charged; the same key is safe to retry.
         log.warning("payment not started (provider unreachable) user=%s account=%s: %s",
                     mask(ctx.user_id), mask(number), type(exc).__name__)
         return StepResult("backend_down", done)
     except (Rejected, Conflict) as exc:
-        log.warning("payment refused by the provider user=%s account=%s: %s",
-                    mask(ctx.user_id), mask(number), type(exc).__name__)
-        return StepResult("refused", done)
+        code = exc.code if isinstance(exc, Rejected) else "conflict"
+        log.warning("payment refused by the provider user=%s account=%s: %s %s",
+                    mask(ctx.user_id), mask(number), type(exc).__name__, code)
+        deps.ledger.mark_refused(key, _refusal(code))
+        return StepResult("refused", {**done, "pay_refusal": _refusal(code)})
     deps.ledger.mark_pending(key, intent.payment_id)
     log.info("payment started user=%s account=%s purpose=%s", mask(ctx.user_id), mask(number), purpose)
     return StepResult("started", {**done, "pay_reference": intent.payment_id})
+
+
+def _refusal(code: str | None) -> str:
+    """The refusal code the customer is told about (a label in config/menus.yaml)."""
+    return code if code in REFUSAL_CODES else "payment_refused"
 
 
 def _item(payment: LocalPayment) -> dict[str, Any]:
@@ -163,9 +213,9 @@ def _item(payment: LocalPayment) -> dict[str, Any]:
         "purpose": payment.purpose,
         "account_number": payment.account_number,
         "reference": payment.reference,
-        "payment_id": payment.provider_payment_id,
+        "payment_id": payment.provider_payment_id or "-",   # "-": refused before the provider gave one
         "token": token_groups(payment.token),
-        "failure_reason": payment.failure_reason,
+        "failure_reason": _refusal(payment.failure_reason) if payment.status == "failed" else None,
         "created_at": created.isoformat() if created else None,
     }
 
@@ -182,26 +232,115 @@ def recent(ctx: StepContext, deps: Deps) -> StepResult:
 FINAL_STATUSES = ("succeeded", "failed")
 
 
-def settle_provider_result(deps: Deps, *, event_id: str, payment_id: str, status: str, reference: str | None,
-                           token: str | None, failure_reason: str | None) -> tuple[LocalPayment | None, bool]:
-    """Apply the provider's word on a payment to our ledger (once per ``event_id``) and queue the
-    customer's SMS (receipt or failure notice). Returns the payment (None if unknown) and whether
-    this call changed it.
+@dataclass(frozen=True, slots=True)
+class Settlement:
+    """What applying a provider result did. ``payment`` is None for an unknown payment; ``mismatch``
+    lists what disagreed with the ledger (the result was kept for an agent, nothing applied)."""
+
+    payment: LocalPayment | None
+    changed: bool
+    mismatch: tuple[str, ...] = ()
+
+
+def _mismatches(payment: LocalPayment, result: ProviderResult) -> list[str]:
+    """The fields of ``result`` that disagree with what the customer confirmed."""
+    found = []
+    if result.amount is None or result.amount != payment.amount:
+        found.append("amount")
+    if (result.currency or "") != payment.currency:
+        found.append("currency")
+    if (result.account_number or "") != payment.account_number:
+        found.append("account_number")
+    if (result.msisdn or "") != payment.msisdn:
+        found.append("msisdn")
+    return found
+
+
+def _refuse(deps: Deps, payment: LocalPayment, result: ProviderResult, reasons: list[str]) -> Settlement:
+    assert deps.ledger is not None
+    deps.ledger.keep_mismatch(result, reasons)
+    deps.security.record(SecurityEvent(kind="callback_mismatch", channel=f"payment_{result.source}",
+                                       subject=payment.msisdn, account=payment.account_number,
+                                       detail="disagrees on " + ",".join(reasons)))
+    log.warning("payment result kept for an agent payment=%s source=%s: %s", result.payment_id, result.source,
+                ",".join(reasons))
+    return Settlement(payment, False, tuple(reasons))
+
+
+def settle_provider_result(deps: Deps, result: ProviderResult) -> Settlement:
+    """Apply the provider's word on a payment to our ledger (once per ``event_id``, only when it matches
+    what the customer confirmed, only from ``pending``) and queue the customer's SMS (receipt or
+    failure notice). A callback and the worker's status answer both come here.
 
     The SMS is queued for every final payment, not only when this call changed it: the outbox keeps
     one event per payment and status, so a duplicate adds nothing, and a receipt lost to a crash
     between the two writes is queued by the provider's retry.
     """
     assert deps.ledger is not None and deps.outbox is not None, "Deps.ledger and Deps.outbox are not wired"
-    payment, changed = deps.ledger.settle(event_id=event_id, provider_payment_id=payment_id, status=status,
-                                          reference=reference, token=token, failure_reason=failure_reason)
-    if payment is not None and payment.status in FINAL_STATUSES:
-        # The receipt speaks the language the customer confirmed the payment in.
-        language = payment.language
-        kind = "payment_receipt" if payment.status == "succeeded" else "payment_failed"
-        payload = {"payment_id": payment.provider_payment_id, "reference": payment.reference,
-                   "amount": format(payment.amount, "f"), "account_number": payment.account_number,
-                   "purpose": payment.purpose, "token": payment.token, "failure_reason": payment.failure_reason}
-        deps.outbox.add(kind=kind, msisdn=payment.msisdn, language=language, payload=payload,
-                        dedupe_key=f"payment:{payment.provider_payment_id}:{payment.status}")
-    return payment, changed
+    known = deps.ledger.by_provider_id(result.payment_id)
+    if known is None:
+        return Settlement(None, False)
+    reasons = _mismatches(known, result)
+    if reasons:
+        return _refuse(deps, known, result, reasons)
+    payment, changed = deps.ledger.settle(event_id=result.event_id, provider_payment_id=result.payment_id,
+                                          status=result.status, reference=result.reference, token=result.token,
+                                          failure_reason=result.failure_reason)
+    if payment is None:
+        return Settlement(None, False)
+    if not changed and payment.status != result.status:
+        # Already final the other way (or not pending at all): a second opinion is never applied.
+        return _refuse(deps, payment, result, ["status"])
+    if payment.status in FINAL_STATUSES:
+        _notify(deps, payment, payment.status)
+    return Settlement(payment, changed)
+
+
+def _notify(deps: Deps, payment: LocalPayment, status: str) -> None:
+    """Queue the customer's SMS about ``payment`` (one per payment and status)."""
+    assert deps.outbox is not None
+    kind = {"succeeded": "payment_receipt", "failed": "payment_failed"}.get(status, f"payment_{status}")
+    payload = {"payment_id": payment.provider_payment_id, "reference": payment.reference,
+               "amount": format(payment.amount, "f"), "account_number": payment.account_number,
+               "purpose": payment.purpose, "token": payment.token, "failure_reason": payment.failure_reason}
+    # The SMS speaks the language the customer confirmed the payment in.
+    deps.outbox.add(kind=kind, msisdn=payment.msisdn, language=payment.language, payload=payload,
+                    dedupe_key=f"payment:{payment.provider_payment_id}:{status}")
+
+
+def reconcile_pending(deps: Deps, now: datetime, after_seconds: int,
+                      max_checks: int = MAX_STATUS_CHECKS) -> dict[str, int]:
+    """Ask the provider about payments pending for ``after_seconds`` without a word from it, and settle
+    the final ones as a callback would. A payment still pending (or the provider unreachable) counts a
+    check; after ``max_checks`` it becomes ``unconfirmed`` and the customer is told by SMS."""
+    assert deps.ledger is not None and deps.payments is not None
+    counts = {"settled": 0, "still_pending": 0, "given_up": 0, "mismatched": 0}
+    for payment in deps.ledger.due_for_status(now, after_seconds):
+        payment_id = str(payment.provider_payment_id)
+        try:
+            intent = deps.payments.status(payment_id)
+        except BackendError as exc:
+            log.info("status of payment %s not known yet: %s", payment_id, type(exc).__name__)
+            intent = None
+        if intent is not None and intent.status in FINAL_STATUSES:
+            result = ProviderResult(event_id=f"status:{payment_id}:{intent.status}", payment_id=intent.payment_id,
+                                    status=intent.status, amount=intent.amount, currency=intent.currency,
+                                    account_number=intent.account_number, msisdn=intent.msisdn,
+                                    reference=intent.reference, token=intent.token,
+                                    failure_reason=intent.failure_reason, source="status")
+            settled = settle_provider_result(deps, result)
+            if settled.changed:
+                counts["settled"] += 1
+                continue
+            if settled.mismatch:
+                counts["mismatched"] += 1
+        checks = deps.ledger.note_status_check(payment.idempotency_key, now)
+        if checks < max_checks:
+            counts["still_pending"] += 1
+            continue
+        given_up = deps.ledger.give_up(payment.idempotency_key)
+        if given_up is not None:
+            counts["given_up"] += 1
+            log.warning("payment %s unconfirmed after %d status questions; customer told", payment_id, checks)
+            _notify(deps, given_up, "unconfirmed")
+    return counts

@@ -42,6 +42,9 @@ class DialogSettings:
     arrangement_rules_path: str = "config/arrangements.yaml"
     tariffs_path: str = "config/tariffs.yaml"
     currency: str = "XOF"
+    # Mobile-money operators offered to the customer, in order: (code sent to the provider, name shown).
+    wallets: tuple[tuple[str, str], ...] = (("orange_money", "Orange Money"), ("wave", "Wave"),
+                                            ("free_money", "Free Money"))
 
 
 @dataclass(frozen=True)

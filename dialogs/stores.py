@@ -18,6 +18,7 @@ __all__ = [
     "PinVault",
     "PinVerdict",
     "Preferences",
+    "ProviderResult",
     "Subscription",
     "Subscriptions",
 ]
@@ -123,13 +124,33 @@ class LocalPayment:
     account_number: str
     purpose: str
     amount: Decimal
-    status: str                 # created | pending | succeeded | failed
+    status: str                 # created | pending | succeeded | failed | unconfirmed
     provider_payment_id: str | None = None
     reference: str | None = None
     token: str | None = None
     failure_reason: str | None = None
     created_at: datetime | None = None
     language: str = "fr"        # the conversation's language when confirmed: the receipt's
+    currency: str = "XOF"
+    wallet: str | None = None   # the mobile-money operator chosen (configuration code)
+    status_checks: int = 0      # times the worker asked the provider for the status
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderResult:
+    """What the provider says became of a payment, by callback or when asked for its status."""
+
+    event_id: str
+    payment_id: str
+    status: str                 # succeeded | failed
+    amount: Decimal | None
+    currency: str | None
+    account_number: str | None
+    msisdn: str | None
+    reference: str | None = None
+    token: str | None = None
+    failure_reason: str | None = None
+    source: str = "callback"    # callback | status
 
 
 @runtime_checkable
@@ -138,11 +159,14 @@ class PaymentLedger(Protocol):
     called, so a payment is never lost between the two)."""
 
     def create(self, *, idempotency_key: str, msisdn: str, account_number: str, purpose: str,
-               amount: Decimal, language: str = "fr") -> LocalPayment:
+               amount: Decimal, language: str = "fr", wallet: str | None = None) -> LocalPayment:
         """Idempotent by key."""
 
     def mark_pending(self, idempotency_key: str, provider_payment_id: str) -> LocalPayment:
         """The provider accepted the request."""
+
+    def mark_refused(self, idempotency_key: str, reason: str) -> LocalPayment | None:
+        """The provider refused the request outright (``created -> failed`` with ``reason``)."""
 
     def get(self, idempotency_key: str) -> LocalPayment | None:
         """By our key."""
@@ -152,10 +176,23 @@ class PaymentLedger(Protocol):
 
     def settle(self, *, event_id: str, provider_payment_id: str, status: str, reference: str | None,
                token: str | None, failure_reason: str | None) -> tuple[LocalPayment | None, bool]:
-        """Apply a provider callback once per ``event_id``; returns the payment and whether it changed."""
+        """Apply a provider result once per ``event_id``, only from ``pending`` (or ``unconfirmed``) to a
+        final status; returns the payment and whether it changed."""
 
     def recent(self, msisdn: str, limit: int = 5) -> list[LocalPayment]:
         """Most recent first."""
+
+    def keep_mismatch(self, result: ProviderResult, reasons: list[str]) -> None:
+        """Keep a provider result that does not match the ledger, for an agent (never applied)."""
+
+    def due_for_status(self, now: datetime, after_seconds: int, limit: int = 50) -> list[LocalPayment]:
+        """Pending payments not heard of for ``after_seconds`` (since pending, or since the last check)."""
+
+    def note_status_check(self, idempotency_key: str, now: datetime) -> int:
+        """Count one status question to the provider; returns the count so far."""
+
+    def give_up(self, idempotency_key: str) -> LocalPayment | None:
+        """pending -> unconfirmed (the provider never told us); None when no longer pending."""
 
 
 # ---------------------------------------------------------------- tickets kept locally

@@ -107,6 +107,27 @@ class PaymentIntentRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(),
                                                  onupdate=func.now())
+    # The mobile-money operator the customer chose (configuration code, e.g. "orange_money").
+    wallet: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    # Asking the provider for the status of a payment that never heard back (worker).
+    pending_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    status_checks: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    checked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class MismatchedCallbackRow(Base):
+    """A provider result (callback or status answer) that did not match our ledger: kept for an agent."""
+
+    __tablename__ = "mismatched_callbacks"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(80), index=True)
+    provider_payment_id: Mapped[str] = mapped_column(String(64), index=True)
+    source: Mapped[str] = mapped_column(String(20))           # callback | status
+    reasons: Mapped[str] = mapped_column(String(200))         # "amount,account_number"
+    received: Mapped[str] = mapped_column(Text)               # the fields received, JSON
+    status: Mapped[str] = mapped_column(String(20), default="open")  # open | resolved (by an agent)
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
 class ProcessedCallbackRow(Base):

@@ -1,26 +1,40 @@
-"""``PaymentLedger`` on SQL: every confirmed payment, before and after the provider answers."""
+"""``PaymentLedger`` on SQL: every confirmed payment, before and after the provider answers.
+
+A payment moves ``created -> pending`` when the provider accepts it, then once to a final
+status (``succeeded``/``failed``) by the provider's word: a callback or, when none came, the
+answer to a status question the worker asks. After five unanswered questions it becomes
+``unconfirmed`` (still open to the provider's late word, never to anything else).
+"""
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from dialogs.stores import LocalPayment
+from dialogs.stores import LocalPayment, ProviderResult
 
-from .models import PaymentIntentRow, ProcessedCallbackRow
+from .models import MismatchedCallbackRow, PaymentIntentRow, ProcessedCallbackRow
 
 __all__ = ["SqlPaymentLedger"]
 
 _FINAL = ("succeeded", "failed")
+_OPEN = ("pending", "unconfirmed")   # states the provider's word may still settle
 
 
 def _payment(row: PaymentIntentRow) -> LocalPayment:
     return LocalPayment(row.idempotency_key, row.msisdn, row.account_number, row.purpose, Decimal(row.amount),
                         row.status, row.provider_payment_id, row.reference, row.token, row.failure_reason,
-                        row.created_at, row.language or "fr")
+                        row.created_at, row.language or "fr", row.currency or "XOF", row.wallet,
+                        row.status_checks or 0)
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
 
 
 class SqlPaymentLedger:
@@ -31,16 +45,17 @@ class SqlPaymentLedger:
         return db.scalars(select(PaymentIntentRow).where(PaymentIntentRow.idempotency_key == key)).first()
 
     def create(self, *, idempotency_key: str, msisdn: str, account_number: str, purpose: str,
-               amount: Decimal, language: str = "fr") -> LocalPayment:
+               amount: Decimal, language: str = "fr", wallet: str | None = None) -> LocalPayment:
         with self._sessions() as db:
             row = self._by_key(db, idempotency_key)
             if row is None:
                 row = PaymentIntentRow(idempotency_key=idempotency_key, msisdn=msisdn, account_number=account_number,
-                                       purpose=purpose, amount=str(amount), status="created", language=language)
+                                       purpose=purpose, amount=str(amount), status="created", language=language,
+                                       wallet=wallet, status_checks=0)
                 db.add(row)
                 try:
                     db.commit()
-                except IntegrityError:
+                except IntegrityError:   # the same key raced in from a concurrent hop
                     db.rollback()
                     row = self._by_key(db, idempotency_key)
                     assert row is not None
@@ -54,8 +69,20 @@ class SqlPaymentLedger:
             row.provider_payment_id = provider_payment_id
             if row.status == "created":
                 row.status = "pending"
+                row.pending_since = _utcnow()
             db.commit()
             return _payment(row)
+
+    def mark_refused(self, idempotency_key: str, reason: str) -> LocalPayment | None:
+        with self._sessions() as db:
+            db.execute(update(PaymentIntentRow)
+                       .where(PaymentIntentRow.idempotency_key == idempotency_key,
+                              PaymentIntentRow.status == "created")
+                       .values(status="failed", failure_reason=reason[:120])
+                       .execution_options(synchronize_session=False))
+            db.commit()
+            row = self._by_key(db, idempotency_key)
+            return _payment(row) if row else None
 
     def get(self, idempotency_key: str) -> LocalPayment | None:
         with self._sessions() as db:
@@ -72,24 +99,83 @@ class SqlPaymentLedger:
                token: str | None, failure_reason: str | None) -> tuple[LocalPayment | None, bool]:
         with self._sessions() as db:
             row = db.scalars(select(PaymentIntentRow)
-                             .where(PaymentIntentRow.provider_payment_id == provider_payment_id)
-                             .with_for_update()).first()
+                             .where(PaymentIntentRow.provider_payment_id == provider_payment_id)).first()
             if row is None:
                 return None, False
-            if db.get(ProcessedCallbackRow, event_id) is not None or row.status in _FINAL:
+            if status not in _FINAL or db.get(ProcessedCallbackRow, event_id) is not None:
                 return _payment(row), False
+            # One conditional UPDATE decides: two settlers (a callback and the worker's status answer,
+            # or two deliveries of the callback) cannot both win, on SQLite as on PostgreSQL.
+            won = db.execute(
+                update(PaymentIntentRow)
+                .where(PaymentIntentRow.id == row.id, PaymentIntentRow.status.in_(_OPEN))
+                .values(status=status, reference=reference, token=token, failure_reason=failure_reason)
+                .execution_options(synchronize_session=False))
+            if won.rowcount != 1:  # type: ignore[attr-defined]
+                db.rollback()
+                return self.by_provider_id(provider_payment_id), False
             db.add(ProcessedCallbackRow(event_id=event_id))
-            row.status = status
-            row.reference, row.token, row.failure_reason = reference, token, failure_reason
             try:
                 db.commit()
             except IntegrityError:  # the same event processed concurrently
                 db.rollback()
                 return self.by_provider_id(provider_payment_id), False
-            return _payment(row), True
+            return self.by_provider_id(provider_payment_id), True
 
     def recent(self, msisdn: str, limit: int = 5) -> list[LocalPayment]:
         with self._sessions() as db:
             rows = db.scalars(select(PaymentIntentRow).where(PaymentIntentRow.msisdn == msisdn)
                               .order_by(PaymentIntentRow.id.desc()).limit(limit)).all()
             return [_payment(r) for r in rows]
+
+    def keep_mismatch(self, result: ProviderResult, reasons: list[str]) -> None:
+        received = {"status": result.status, "amount": None if result.amount is None else format(result.amount, "f"),
+                    "currency": result.currency, "account_number": result.account_number, "msisdn": result.msisdn,
+                    "reference": result.reference, "failure_reason": result.failure_reason}
+        with self._sessions() as db:
+            db.add(MismatchedCallbackRow(event_id=result.event_id[:80], provider_payment_id=result.payment_id[:64],
+                                         source=result.source, reasons=",".join(reasons)[:200],
+                                         received=json.dumps(received), status="open"))
+            db.commit()
+
+    def mismatches(self, provider_payment_id: str) -> list[dict[str, str]]:
+        """The kept mismatched results of a payment, oldest first (for agents and tests)."""
+        with self._sessions() as db:
+            rows = db.scalars(select(MismatchedCallbackRow)
+                              .where(MismatchedCallbackRow.provider_payment_id == provider_payment_id)
+                              .order_by(MismatchedCallbackRow.id)).all()
+            return [{"event_id": r.event_id, "source": r.source, "reasons": r.reasons, "received": r.received,
+                     "status": r.status} for r in rows]
+
+    def due_for_status(self, now: datetime, after_seconds: int, limit: int = 50) -> list[LocalPayment]:
+        cutoff = now - timedelta(seconds=after_seconds)
+        last_heard = func.coalesce(PaymentIntentRow.checked_at, PaymentIntentRow.pending_since)
+        with self._sessions() as db:
+            rows = db.scalars(select(PaymentIntentRow)
+                              .where(PaymentIntentRow.status == "pending",
+                                     PaymentIntentRow.provider_payment_id.is_not(None),
+                                     last_heard.is_not(None), last_heard <= cutoff)
+                              .order_by(PaymentIntentRow.id).limit(limit)).all()
+            return [_payment(r) for r in rows]
+
+    def note_status_check(self, idempotency_key: str, now: datetime) -> int:
+        with self._sessions() as db:
+            db.execute(update(PaymentIntentRow).where(PaymentIntentRow.idempotency_key == idempotency_key)
+                       .values(status_checks=PaymentIntentRow.status_checks + 1, checked_at=now)
+                       .execution_options(synchronize_session=False))
+            db.commit()
+            count = db.scalar(select(PaymentIntentRow.status_checks)
+                              .where(PaymentIntentRow.idempotency_key == idempotency_key))
+            return int(count or 0)
+
+    def give_up(self, idempotency_key: str) -> LocalPayment | None:
+        with self._sessions() as db:
+            won = db.execute(update(PaymentIntentRow)
+                             .where(PaymentIntentRow.idempotency_key == idempotency_key,
+                                    PaymentIntentRow.status == "pending")
+                             .values(status="unconfirmed").execution_options(synchronize_session=False))
+            db.commit()
+            if won.rowcount != 1:  # type: ignore[attr-defined]
+                return None
+            row = self._by_key(db, idempotency_key)
+            return _payment(row) if row else None

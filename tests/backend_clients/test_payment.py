@@ -51,3 +51,11 @@ def test_invalid_request_is_rejected_and_unknown_payment_not_found(payments: Pay
     assert caught.value.reason
     with pytest.raises(NotFound):
         payments.status("PAY-DOESNOTEXIST")
+
+
+def test_a_wallet_refusal_carries_the_providers_reason(payments: PaymentClient) -> None:
+    with pytest.raises(Rejected) as caught:
+        payments.initiate(**ORDER, idempotency_key="pay-key-5", wallet="free_money")
+    assert caught.value.code == "wallet_not_found"
+    chosen = payments.initiate(**ORDER, idempotency_key="pay-key-6", wallet="orange_money")
+    assert chosen.status == "pending" and chosen.msisdn == "+221770000001"

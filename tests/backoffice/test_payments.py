@@ -98,7 +98,7 @@ def test_callback_is_signed_and_resent_with_the_same_event(
     _check_signature(call.headers[SIGNATURE_HEADER], call.body)
     event = json.loads(call.body)
     assert set(event) == {"event_id", "payment_id", "status", "amount", "currency", "purpose", "account_number",
-                          "msisdn", "reference", "token", "failure_reason", "occurred_at"}
+                          "msisdn", "wallet", "reference", "token", "failure_reason", "occurred_at"}
     assert (event["payment_id"], event["status"], event["amount"]) == (payment_id, "succeeded", "7000")
     assert event["reference"].startswith("MM") and len(event["reference"]) == 12
     assert event["occurred_at"].endswith("Z")
@@ -176,3 +176,45 @@ def test_concurrent_retries_and_approvals_still_charge_once(api: str) -> None:
         assert http.get(f"{api}/accounts/1000001/balance").json()["amount"] == "5500"
         history = http.get(f"{api}/accounts/1000001/payments").json()["payments"]
         assert [p["payment_id"] for p in history].count(payment_id) == 1
+
+
+# ---------------------------------------------------------------- demo wallets per operator
+def test_each_operator_refuses_what_its_demo_wallet_cannot_pay(api: str, http: requests.Session) -> None:
+    refusals = {
+        "free_money": _pay(api, http, "w-none", wallet="free_money"),                  # no wallet there
+        "wave": _pay(api, http, "w-poor", wallet="wave"),                              # 5 000 < 7 000
+        "limit": _pay(api, http, "w-limit", account_number="3000001", msisdn="+221770000003",
+                      amount="250000", purpose="prepaid", wallet="orange_money"),       # above 200 000
+    }
+    assert {k: (r.status_code, r.json()["error"]) for k, r in refusals.items()} == {
+        "free_money": (422, "wallet_not_found"), "wave": (422, "insufficient_funds"),
+        "limit": (422, "wallet_limit_exceeded")}
+    assert _pay(api, http, "w-bad", wallet="monopoly_money").status_code == 422
+    # A refused request started nothing: the same key may be used again once the customer picks another wallet.
+    fine = _pay(api, http, "w-poor", wallet="orange_money")
+    assert fine.status_code == 202 and fine.json()["wallet"] == "orange_money"
+
+
+def test_approval_debits_the_chosen_wallet_only(api: str, http: requests.Session,
+                                                backoffice_app: Any) -> None:
+    from backoffice.models import MobileWallet
+    payment = _pay(api, http, "w-debit", wallet="wave", amount="3000").json()
+    assert http.post(f"{api}/payments/{payment['payment_id']}/approve").status_code == 200
+    with backoffice_app.extensions["backoffice"].sessions() as db:
+        assert db.get(MobileWallet, ("wave", "+221770000001")).balance == 2000
+        assert db.get(MobileWallet, ("orange_money", "+221770000001")).balance == 50000
+
+
+def test_auto_approval_rechecks_the_chosen_wallet(backoffice_config: BackofficeConfig,
+                                                  serve_with: Callable[..., str], http: requests.Session) -> None:
+    api = serve_with(backoffice_config, payment_approval="auto", payment_delay=0.3) + "/api/v1"
+    first = _pay(api, http, "w-a", wallet="wave", amount="4000").json()["payment_id"]
+    second = _pay(api, http, "w-b", wallet="wave", amount="4000").json()["payment_id"]   # both fit alone
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        states = {p: http.get(f"{api}/payments/{p}").json() for p in (first, second)}
+        if all(s["status"] != "pending" for s in states.values()):
+            break
+        time.sleep(0.05)
+    outcomes = sorted((s["status"], s["failure_reason"]) for s in states.values())
+    assert outcomes == [("failed", "insufficient_funds"), ("succeeded", None)]

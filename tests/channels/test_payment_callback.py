@@ -1,11 +1,16 @@
-"""``POST /payments/callback``: the provider's signed answer settles our ledger once and queues one SMS.
+"""``POST /payments/callback``: the provider's signed answer settles our ledger once and queues one SMS,
+only when it matches what the customer confirmed.
 
 Payments are put in the ledger as the Pay journey does (``create`` then ``mark_pending``);
-the callbacks are signed here with the test secret, or forged, stale, malformed, oversized.
+the callbacks are signed here from the documented formula (``sign`` below, written out, not the
+product's helper, so a change of format in the product fails these tests), or forged, stale,
+malformed, oversized, or signed but disagreeing with the ledger.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import logging
 import time
@@ -18,10 +23,43 @@ from flask.testing import FlaskClient
 
 from app.factory import create_app
 from app.settings import Settings
-from channels.payment_callback import MAX_BODY_BYTES, sign
+from channels.payment_callback import MAX_BODY_BYTES
+from engine.security_audit import SecurityEvent
 
 SECRET = "test-callback-secret"
 MSISDN = "+221770000001"
+
+
+def sign(secret: str, raw_body: bytes, timestamp: int) -> str:
+    """As the provider's documentation states it:
+    ``X-Payment-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>." + raw body)>``."""
+    digest = hmac.new(secret.encode("utf-8"), str(timestamp).encode("ascii") + b"." + raw_body,
+                      hashlib.sha256).hexdigest()
+    return "t=" + str(timestamp) + ",v1=" + digest
+
+
+class RecordedAudit:
+    """The security audit port, keeping what it is told (the app's sink is someone else's test)."""
+
+    def __init__(self) -> None:
+        self.events: list[SecurityEvent] = []
+
+    def record(self, event: SecurityEvent) -> None:
+        self.events.append(event)
+
+    def kinds(self) -> list[str]:
+        return [e.kind for e in self.events]
+
+
+@pytest.fixture
+def audit() -> RecordedAudit:
+    return RecordedAudit()
+
+
+@pytest.fixture
+def app(settings: Settings, audit: RecordedAudit, monkeypatch: pytest.MonkeyPatch) -> Flask:
+    monkeypatch.setattr("app.factory.build_security_audit", lambda *_args, **_kw: audit)
+    return create_app(settings)
 
 
 @pytest.fixture
@@ -84,16 +122,27 @@ def test_a_duplicate_callback_changes_nothing_and_adds_no_second_receipt(client,
     assert post(client, raw).status_code == 200
     again = post(client, raw)
     assert (again.status_code, again.json["status"]) == (200, "duplicate")
-    # Another event saying the opposite of what was settled changes nothing either.
-    late = post(client, event(payment_id, status="failed", event_id="EVT-2"))
-    assert (late.status_code, late.json) == (200, {"status": "duplicate", "payment_status": "succeeded"})
     assert [e["kind"] for e in deps.outbox.pending()] == ["payment_receipt"]
     assert deps.ledger.by_provider_id(payment_id).status == "succeeded"
 
 
+def test_a_second_opinion_on_a_settled_payment_is_409_kept_and_audited(client, deps, audit):
+    payment_id = pending_payment(deps)
+    assert post(client, event(payment_id)).status_code == 200
+    late = post(client, event(payment_id, status="failed", event_id="EVT-2"))
+    assert (late.status_code, late.json["error"]) == (409, "mismatch")
+    assert deps.ledger.by_provider_id(payment_id).status == "succeeded"
+    assert [e["kind"] for e in deps.outbox.pending()] == ["payment_receipt"]
+    [kept] = deps.ledger.mismatches(payment_id)
+    assert (kept["event_id"], kept["reasons"], kept["status"]) == ("EVT-2", "status", "open")
+    assert json.loads(kept["received"])["status"] == "failed"
+    assert audit.kinds() == ["callback_mismatch"]
+
+
 def test_a_failure_queues_a_notice_in_the_language_the_payment_was_confirmed_in(client, deps):
     payment_id = pending_payment(deps, msisdn="+221770000002", account="2000001", language="en")
-    assert post(client, event(payment_id, status="failed")).status_code == 200
+    raw = event(payment_id, status="failed", msisdn="+221770000002", account_number="2000001")
+    assert post(client, raw).status_code == 200
     failed = deps.ledger.by_provider_id(payment_id)
     assert (failed.status, failed.failure_reason) == ("failed", "insufficient_funds")
     [notice] = deps.outbox.pending()
@@ -103,7 +152,8 @@ def test_a_failure_queues_a_notice_in_the_language_the_payment_was_confirmed_in(
 
 def test_a_prepaid_receipt_carries_the_token(client, deps):
     payment_id = pending_payment(deps, purpose="prepaid", msisdn="+221770000003", account="3000001")
-    raw = event(payment_id, purpose="prepaid", token="12345678901234567890")
+    raw = event(payment_id, purpose="prepaid", token="12345678901234567890", msisdn="+221770000003",
+                account_number="3000001")
     assert post(client, raw).status_code == 200
     assert deps.ledger.by_provider_id(payment_id).token == "12345678901234567890"
     [receipt] = deps.outbox.pending()
@@ -176,3 +226,73 @@ def test_without_a_secret_the_endpoint_is_not_configured(engine_db, redis_url, b
         answer = post(client, event(payment_id), signature)
         assert (answer.status_code, answer.json["error"]) == (503, "not_configured")
     assert deps.ledger.by_provider_id(payment_id).status == "pending"
+
+
+# ---------------------------------------------------------------- callbacks that disagree with the ledger
+@pytest.mark.parametrize(("field", "value"), [
+    ("amount", "1"),
+    ("amount", "5000.01"),
+    ("account_number", "9999999"),
+    ("msisdn", "+221770000002"),
+    ("currency", "EUR"),
+])
+def test_a_signed_callback_that_disagrees_with_the_ledger_is_409_kept_and_audited(client, deps, audit, field,
+                                                                                  value):
+    payment_id = pending_payment(deps)
+    answer = post(client, event(payment_id, **{field: value}))
+    assert (answer.status_code, answer.json["error"]) == (409, "mismatch")
+    assert field in answer.json["message"]
+    assert deps.ledger.by_provider_id(payment_id).status == "pending"
+    assert deps.outbox.pending() == []
+    [kept] = deps.ledger.mismatches(payment_id)
+    assert (kept["reasons"], kept["source"], json.loads(kept["received"])[field]) == (field, "callback", value)
+    [security] = audit.events
+    assert (security.kind, security.subject, security.account) == ("callback_mismatch", MSISDN, "1000001")
+    assert MSISDN not in security.detail and "1000001" not in security.detail
+    # The genuine result afterwards still settles it.
+    assert post(client, event(payment_id, event_id="EVT-genuine")).status_code == 200
+    assert deps.ledger.by_provider_id(payment_id).status == "succeeded"
+
+
+def test_the_report_example_amount_1_and_account_9999999_is_not_applied(client, deps):
+    payment_id = pending_payment(deps, provider_id="PAY-00000000000000AA", msisdn="+221770000002",
+                                 account="2000001")
+    deps_payment = deps.ledger.by_provider_id(payment_id)
+    assert deps_payment.amount == 5000
+    raw = event(payment_id, amount="1", account_number="9999999", msisdn="+221770000002")
+    answer = post(client, raw)
+    assert answer.status_code == 409
+    assert deps.ledger.by_provider_id(payment_id).status == "pending"
+    [kept] = deps.ledger.mismatches(payment_id)
+    assert kept["reasons"] == "amount,account_number"
+
+
+@pytest.mark.parametrize("missing", ["amount", "currency", "account_number", "msisdn"])
+def test_a_callback_without_the_fields_to_cross_check_is_400(client, deps, missing):
+    payment_id = pending_payment(deps)
+    body = json.loads(event(payment_id))
+    del body[missing]
+    answer = post(client, json.dumps(body).encode())
+    assert (answer.status_code, answer.json["error"]) == (400, "missing_field")
+    assert deps.ledger.by_provider_id(payment_id).status == "pending"
+
+
+def test_forged_and_stale_callbacks_are_security_events_without_a_number(client, deps, audit):
+    payment_id = pending_payment(deps)
+    raw = event(payment_id)
+    now = int(time.time())
+    assert post(client, raw, sign("guessed", raw, now)).status_code == 401
+    assert post(client, raw, None).status_code == 401
+    assert post(client, raw, sign(SECRET, raw, now - 3600)).status_code == 403
+    assert audit.kinds() == ["callback_forged", "callback_forged", "callback_stale"]
+    assert all(e.channel == "payment_callback" and e.subject == "127.0.0.1" for e in audit.events)
+    assert deps.ledger.by_provider_id(payment_id).status == "pending"
+
+
+def test_the_signature_format_is_the_documented_one(client, deps):
+    """A header built by hand, byte for byte as the documentation shows it, is accepted."""
+    payment_id = pending_payment(deps)
+    raw = event(payment_id)
+    t = int(time.time())
+    mac = hmac.new(b"test-callback-secret", f"{t}.".encode() + raw, hashlib.sha256).hexdigest()
+    assert post(client, raw, f"t={t},v1={mac}").status_code == 200

@@ -8,6 +8,8 @@ migrated SQLite file the ledger, the PINs and the outbox.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -21,7 +23,6 @@ from sqlalchemy import func, select
 from app.factory import create_app
 from app.settings import Settings
 from backoffice.models import PaymentIntent
-from channels.payment_callback import sign
 from tests.support.engine import UssdPhone
 from tests.support.services import free_port, serve_wsgi
 
@@ -29,8 +30,16 @@ HOME_FR = ("CON ElecNet - 1000001\n1. Solde et factures\n2. Consommation\n3. Pay
            "5. Suivi demande\n6. Délai de paiement\n7. Simulateur\n8. Préférences")
 NAV = "0. Retour 00. Accueil"
 NAV_EN = "0. Back 00. Home"
+WALLETS = "1. Orange Money\n2. Wave\n3. Free Money"
 PIN = "2468"
 _REF = re.compile(r"R(?:é|e)f\. (PAY-[0-9A-F]{16})$")
+
+
+def sign(secret: str, raw_body: bytes, timestamp: int) -> str:
+    """The provider's documented signature, written out here (not the product's helper):
+    ``t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>." + raw body)>``."""
+    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + raw_body, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={mac}"
 
 
 # ---------------------------------------------------------------- fixtures
@@ -129,7 +138,8 @@ def test_pay_the_whole_balance_in_french_then_the_balance_is_zero(phone, served,
     assert p.dial() == HOME_FR
     assert p.answer("3") == ("CON Payer - compte 1000001\nA payer: 12 500 FCFA\n1. Payer tout le solde\n"
                              f"2. Payer un autre montant\n3. Derniers paiements\n{NAV}")
-    assert p.answer("1") == ("CON Payer 12 500 FCFA sur le compte 1000001 par mobile money ?\n1. Confirmer\n"
+    assert p.answer("1") == f"CON Payer 12 500 FCFA avec:\n{WALLETS}\n{NAV}"
+    assert p.answer("1") == ("CON Payer 12 500 FCFA sur le compte 1000001 avec Orange Money ?\n1. Confirmer\n"
                              f"2. Annuler\n{NAV}")
     assert p.answer("1") == f"CON Premier usage: choisissez un code PIN secret (4 chiffres):\n{NAV}"
     assert p.answer(PIN) == f"CON Confirmez votre code PIN:\n{NAV}"
@@ -174,8 +184,9 @@ def test_business_customer_pays_an_amount_in_english(phone, served, provider, de
     assert p.answer("50.5") == ("CON Amount from 100 to 2,000,000 FCFA, whole numbers only.\n"
                                 f"Balance due: {balance.group(1)} FCFA\nAmount to pay (FCFA):\n{NAV_EN}")
     assert p.answer("99") .startswith("CON Amount from 100 to 2,000,000 FCFA")
-    assert p.answer("1500") == ("CON Pay 1,500 FCFA to account 2000001 by mobile money?\n1. Confirm\n2. Cancel\n"
-                                f"{NAV_EN}")
+    assert p.answer("1500") == f"CON Pay 1,500 FCFA with:\n{WALLETS}\n{NAV_EN}"
+    assert p.answer("2") == ("CON Pay 1,500 FCFA to account 2000001 with Wave?\n1. Confirm\n2. Cancel\n"
+                             f"{NAV_EN}")
     assert p.answer("1") == f"CON First use: choose a secret PIN (4 digits):\n{NAV_EN}"
     assert p.answer("1234") == f"CON PIN too easy to guess. Choose another PIN (4 digits):\n{NAV_EN}"
     p.answer(PIN)
@@ -200,7 +211,8 @@ def test_an_amount_above_the_balance_is_refused(phone, provider):
                                  f"2. Payer tout le solde\n{NAV}")
     p.answer("1")
     assert p.answer("3000000").startswith("CON Montant de 100 à 2 000 000 FCFA, sans décimales.\n")
-    assert p.answer("5000").startswith("CON Payer 5 000 FCFA sur le compte 1000001")
+    assert p.answer("5000") == f"CON Payer 5 000 FCFA avec:\n{WALLETS}\n{NAV}"
+    assert p.answer("1").startswith("CON Payer 5 000 FCFA sur le compte 1000001 avec Orange Money ?")
     assert p.answer("2") == "END Paiement annulé. Rien n'a été débité."
     assert provider.count() == 0
 
@@ -211,6 +223,7 @@ def test_a_declined_payment_is_failed_with_a_notice_in_the_outbox(phone, served,
     p.dial("3")
     p.answer("2")
     p.answer("7000")
+    p.answer("1")
     assert p.answer("1") == f"CON Entrez votre code PIN (4 chiffres):\n{NAV}"
     payment_id = reference(p.answer(PIN))
     provider.decline(payment_id)
@@ -224,17 +237,19 @@ def test_a_declined_payment_is_failed_with_a_notice_in_the_outbox(phone, served,
     again.dial("3")
     assert again.answer("3").startswith("CON Derniers paiements (choisissez):\n1. ")
     detail = again.answer("1")
-    assert detail.startswith("CON Paiement échoué, rien n'a été débité.\nLe ")
+    assert detail.startswith("CON Paiement échoué (refusé sur le téléphone), rien n'a été débité.\nLe ")
     assert detail.endswith(f"Montant: 7 000 FCFA\nRéf. {payment_id}\n{NAV}")
     assert "A payer: 12 500 FCFA" in phone("+221770000001").dial("1")
 
 
-def pay_whole_balance(phone, deps) -> UssdPhone:
-    """+221770000001, PIN already chosen: dial Pay, choose the whole balance, confirm; the PIN is next."""
+def pay_whole_balance(phone, deps, wallet: str = "1") -> UssdPhone:
+    """+221770000001, PIN already chosen: dial Pay, choose the whole balance, a wallet (1 Orange Money),
+    confirm; the PIN is next."""
     deps.pins.set_pin("+221770000001", PIN)
     p = phone("+221770000001")
     p.dial("3")
     p.answer("1")
+    p.answer(wallet)
     p.answer("1")
     return p
 
@@ -281,6 +296,7 @@ def test_three_wrong_pins_lock_and_a_new_session_is_still_locked(phone, provider
     p = phone("+221770000001")
     p.dial("3")
     p.answer("1")
+    p.answer("1")
     assert p.answer("1") == f"CON Entrez votre code PIN (4 chiffres):\n{NAV}"
     assert p.answer("1357") == f"CON Code PIN incorrect. Essais restants: 2. Code PIN:\n{NAV}"
     assert p.answer("1357") == f"CON Code PIN incorrect. Essais restants: 1. Code PIN:\n{NAV}"
@@ -289,31 +305,48 @@ def test_three_wrong_pins_lock_and_a_new_session_is_still_locked(phone, provider
     later.dial("3")
     later.answer("1")
     later.answer("1")
+    later.answer("1")
     assert later.answer(PIN) == "END Code PIN bloqué après 3 erreurs. Réessayez dans 15 minutes."
     assert provider.count() == 0
     assert deps.ledger.recent("+221770000001") == []
 
 
-def test_back_office_down_at_initiation_is_told_politely_and_kept_as_created(phone, deps, engine_db, redis_url,
-                                                                              backoffice_url):
-    deps.pins.set_pin("+221770000001", PIN)
-    p = phone("+221770000001")
-    p.dial("3")
-    p.answer("1")
-    p.answer("1")
-    # The back office goes away between the confirmation and the PIN.
-    down = create_app(Settings(resume_window_seconds=0, database_url=engine_db, redis_url=redis_url,
+def _down(engine_db: str, redis_url: str) -> Flask:
+    """The engine as it is when the back office has gone away."""
+    return create_app(Settings(resume_window_seconds=0, database_url=engine_db, redis_url=redis_url,
                                backoffice_url=f"http://127.0.0.1:{free_port()}",
                                backend_connect_timeout=0.5, backend_read_timeout=1.0,
                                payment_callback_secret="test-callback-secret"))
-    p.client = down.test_client()
-    assert p.answer(PIN) == ("END Le paiement n'a pas démarré. Rien n'a été débité. "
-                             "Merci de réessayer dans quelques minutes.")
-    [kept] = deps.ledger.recent("+221770000001")
-    assert (kept.status, kept.amount, kept.provider_payment_id) == ("created", 12500, None)
-    again = phone("+221770000001")
+
+
+NOT_STARTED = ("END Le paiement n'a pas démarré. Rien n'a été débité. "
+               "Merci de réessayer dans quelques minutes.")
+
+
+def test_back_office_down_before_a_bill_payment_starts_nothing(phone, deps, engine_db, redis_url, provider):
+    p = pay_whole_balance(phone, deps)
+    # The back office goes away between the confirmation and the PIN: what is owed cannot be checked.
+    p.client = _down(engine_db, redis_url).test_client()
+    assert p.answer(PIN) == NOT_STARTED
+    assert deps.ledger.recent("+221770000001") == []
+    assert provider.count() == 0
+
+
+def test_provider_down_at_initiation_is_told_politely_and_kept_as_created(phone, deps, engine_db, redis_url):
+    deps.pins.set_pin("+221770000003", PIN)
+    p = phone("+221770000003")
+    p.dial("3")
+    p.answer("1")
+    p.answer("2000")
+    p.answer("2")
+    p.answer("1")
+    p.client = _down(engine_db, redis_url).test_client()
+    assert p.answer(PIN) == NOT_STARTED
+    [kept] = deps.ledger.recent("+221770000003")
+    assert (kept.status, kept.amount, kept.provider_payment_id, kept.wallet) == ("created", 2000, None, "wave")
+    again = phone("+221770000003")
     again.dial("3")
-    again.answer("3")
+    again.answer("2")
     assert again.answer("1").startswith("CON Paiement non lancé, rien n'a été débité.\nLe ")
 
 
@@ -321,8 +354,9 @@ def test_prepaid_purchase_shows_the_token_after_approval(phone, served, provider
     p = phone("+221770000003")
     assert p.dial("3") == f"CON Compteur prépayé MTR-3000001\n1. Acheter du crédit\n2. Derniers paiements\n{NAV}"
     assert p.answer("1") == f"CON Montant du crédit à acheter (FCFA, de 100 à 2 000 000):\n{NAV}"
-    assert p.answer("2000") == ("CON Acheter 2 000 FCFA de crédit pour le compteur MTR-3000001 par mobile money ?\n"
-                                f"1. Confirmer\n2. Annuler\n{NAV}")
+    assert p.answer("2000") == f"CON Payer 2 000 FCFA avec:\n{WALLETS}\n{NAV}"
+    assert p.answer("2") == ("CON Acheter 2 000 FCFA de crédit pour le compteur MTR-3000001 avec Wave ?\n"
+                             f"1. Confirmer\n2. Annuler\n{NAV}")
     p.answer("1")
     p.answer(PIN)
     end = p.answer(PIN)
@@ -345,12 +379,133 @@ def test_prepaid_purchase_shows_the_token_after_approval(phone, served, provider
 
 
 def test_a_replayed_hop_does_not_initiate_twice(phone, served, provider, deps):
-    deps.pins.set_pin("+221770000001", PIN)
-    p = phone("+221770000001")
-    p.dial("3")
-    p.answer("1")
-    p.answer("1")
+    p = pay_whole_balance(phone, deps)
     end = p.answer(PIN)
     assert p.post("*".join(p.inputs)) == end     # the gateway sends the same hop again
     assert provider.count() == 1
     assert len(deps.ledger.recent("+221770000001")) == 1
+
+
+# ---------------------------------------------------------------- the wallet, and why a payment is refused
+@pytest.mark.parametrize(("wallet", "why"), [
+    ("2", "solde mobile money insuffisant"),           # Wave holds 5 000
+    ("3", "pas de compte chez cet opérateur"),          # no Free Money wallet for this number
+])
+def test_the_operator_refusing_says_why_and_nothing_starts(phone, provider, deps, wallet, why):
+    p = pay_whole_balance(phone, deps, wallet=wallet)
+    assert p.answer(PIN) == (f"END Paiement refusé: {why}. Rien n'a été débité. Service client: 800 00 00.")
+    assert provider.count() == 0
+    [refused] = deps.ledger.recent("+221770000001")
+    assert (refused.status, refused.wallet, refused.provider_payment_id) == ("failed", {"2": "wave", "3": "free_money"}[wallet], None)
+    again = phone("+221770000001")
+    again.dial("3")
+    again.answer("3")
+    detail = again.answer("1")
+    assert detail.startswith(f"CON Paiement échoué ({why}), rien n'a été débité.\nLe ")
+    assert detail.endswith(f"Montant: 12 500 FCFA\nRéf. -\n{NAV}")
+
+
+def test_a_purchase_above_the_operators_limit_is_refused_with_the_reason(phone, provider, deps):
+    deps.pins.set_pin("+221770000003", PIN)
+    p = phone("+221770000003")
+    p.dial("3")
+    p.answer("1")
+    assert p.answer("300000") == f"CON Payer 300 000 FCFA avec:\n{WALLETS}\n{NAV}"
+    p.answer("1")                                       # Orange Money: 200 000 at most per payment
+    p.answer("1")
+    assert p.answer(PIN) == ("END Paiement refusé: montant au-dessus du plafond de l'opérateur. "
+                             "Rien n'a été débité. Service client: 800 00 00.")
+    assert provider.count() == 0
+
+
+def test_the_chosen_wallet_is_the_one_the_provider_debits(phone, served, provider, deps, backoffice_app):
+    from backoffice.models import MobileWallet
+    p = pay_whole_balance(phone, deps, wallet="1")
+    payment_id = reference(p.answer(PIN))
+    provider.approve(payment_id)
+    assert settled(deps, payment_id).status == "succeeded"
+    with backoffice_app.extensions["backoffice"].sessions() as db:
+        orange = db.get(MobileWallet, ("orange_money", "+221770000001"))
+        wave = db.get(MobileWallet, ("wave", "+221770000001"))
+        assert (orange.balance, wave.balance) == (50_000 - 12_500, 5_000)
+
+
+# ---------------------------------------------------------------- boundaries of the amount
+def test_typing_exactly_the_balance_is_accepted(phone, served, provider, deps):
+    deps.pins.set_pin("+221770000001", PIN)
+    p = phone("+221770000001")
+    p.dial("3")
+    p.answer("2")
+    assert p.answer("12500") == f"CON Payer 12 500 FCFA avec:\n{WALLETS}\n{NAV}"
+    assert p.answer("1").startswith("CON Payer 12 500 FCFA sur le compte 1000001 avec Orange Money ?")
+    p.answer("1")
+    payment_id = reference(p.answer(PIN))
+    assert deps.ledger.by_provider_id(payment_id).amount == 12500
+    assert p.inputs[-4:] == ["12500", "1", "1", PIN]
+
+
+def test_one_franc_above_the_balance_is_refused(phone, provider):
+    p = phone("+221770000001")
+    p.dial("3")
+    p.answer("2")
+    assert p.answer("12501").startswith("CON Montant refusé: il dépasse votre solde du de 12 500 FCFA.")
+
+
+def pay_elsewhere(provider: Provider, amount: int) -> None:
+    """The customer pays part of the balance by another channel (an agency counter, another phone)."""
+    answer = requests.post(f"{provider.url}/api/v1/payments", timeout=5,
+                           headers={"Idempotency-Key": f"elsewhere-{amount}"},
+                           json={"account_number": "1000001", "msisdn": "+221770000001", "amount": str(amount),
+                                 "purpose": "bill"})
+    assert answer.status_code == 202, answer.text
+    provider.approve(answer.json()["payment_id"])
+
+
+def test_a_balance_that_changes_after_the_menu_is_read_again(phone, provider, deps):
+    p = phone("+221770000001")
+    assert p.dial("3").startswith("CON Payer - compte 1000001\nA payer: 12 500 FCFA\n")
+    pay_elsewhere(provider, 7000)
+    assert p.answer("1") == f"CON Payer 5 500 FCFA avec:\n{WALLETS}\n{NAV}"
+
+
+def test_a_balance_that_drops_between_confirmation_and_pin_starts_no_payment(phone, provider, deps):
+    p = pay_whole_balance(phone, deps)                  # confirmed 12 500
+    pay_elsewhere(provider, 7000)                       # now 5 500 is owed
+    assert p.answer(PIN) == ("CON Montant refusé: il dépasse votre solde du de 5 500 FCFA.\n1. Autre montant\n"
+                             f"2. Payer tout le solde\n{NAV}")
+    assert provider.count() == 1                        # only the payment made elsewhere
+    assert deps.ledger.recent("+221770000001") == []
+
+
+# ---------------------------------------------------------------- the same payment, never twice
+def test_a_replayed_pin_hop_after_the_session_record_is_lost_starts_no_second_payment(phone, served, provider,
+                                                                                       deps, redis_url):
+    import redis as redis_lib
+    p = pay_whole_balance(phone, deps)
+    end = p.answer(PIN)
+    payment_id = reference(end)
+    # Redis loses the session (eviction, failover); the gateway, which got no answer, sends the hop again.
+    client = redis_lib.Redis.from_url(redis_url)
+    lost = [k for k in client.scan_iter(match=f"*{p.session_id}*")]
+    assert lost
+    client.delete(*lost)
+    # The whole path is walked again from the text; the same payment comes back, not a new one.
+    assert p.post("*".join(p.inputs)) == end
+    assert provider.count() == 1
+    [only] = deps.ledger.recent("+221770000001")
+    assert only.provider_payment_id == payment_id
+
+
+def test_in_english_a_refusal_says_why_too(phone, provider, deps):
+    deps.pins.set_pin("+221770000002", PIN)
+    p = phone("+221770000002")
+    p.dial()
+    p.answer("1")                                       # account 2000001
+    balance = re.search(r"Balance due: ([\d,]+) FCFA", p.answer("3"))
+    assert balance and int(balance.group(1).replace(",", "")) > 100_000
+    assert p.answer("1") == f"CON Pay {balance.group(1)} FCFA with:\n{WALLETS}\n{NAV_EN}"
+    assert p.answer("3").startswith(f"CON Pay {balance.group(1)} FCFA to account 2000001 with Free Money?")
+    p.answer("1")
+    assert p.answer(PIN) == ("END Payment refused: not enough money in the wallet. Nothing was charged. "
+                             "Customer service: 800 00 00.")
+    assert provider.count() == 0

@@ -1,0 +1,21 @@
+"""disputed bill on kept tickets
+
+Revision ID: c1
+Revises: 0003
+"""
+from alembic import op
+import sqlalchemy as sa
+
+
+revision = 'c1'
+down_revision = '0003'
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.add_column('pending_tickets', sa.Column('bill_id', sa.String(length=40), nullable=True))
+
+
+def downgrade() -> None:
+    op.drop_column('pending_tickets', 'bill_id')

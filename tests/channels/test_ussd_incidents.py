@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -27,6 +27,7 @@ from app.settings import Settings
 from dialogs.incidents import resend_pending_tickets
 
 from ..support.engine import UssdPhone
+from ..support.incident_switch import IncidentSwitch
 from ..support.services import serve_wsgi
 
 INCIDENT_FR = ("CON Panne ou réclamation:\n1. Signaler une panne\n2. Faire une réclamation\n"
@@ -379,22 +380,6 @@ def test_the_same_outage_kept_while_the_incident_system_is_down_is_kept_once(swi
 
 
 # ---------------------------------------------------------------- incident system down
-class IncidentSwitch:
-    """The back office, with its incident API answering 503 while ``down`` is set."""
-
-    PATHS = ("/api/v1/tickets", "/api/v1/outages")
-
-    def __init__(self, wsgi: flask.Flask) -> None:
-        self.wsgi = wsgi
-        self.down = False
-
-    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        if self.down and str(environ.get("PATH_INFO", "")).startswith(self.PATHS):
-            start_response("503 SERVICE UNAVAILABLE", [("Content-Type", "application/json")])
-            return [b'{"error": "unavailable", "message": "incident system down"}']
-        return self.wsgi(environ, start_response)
-
-
 @pytest.fixture
 def switch(backoffice_app: flask.Flask) -> Iterator[tuple[IncidentSwitch, str]]:
     gate = IncidentSwitch(backoffice_app)

@@ -136,7 +136,7 @@ def create_ticket() -> tuple[Response, int]:
         if client_reference and (existing := _by_client_reference(session, client_reference)) is not None:
             return jsonify(ticket_json(existing)), 200
         kind = text_field(body, "kind", max_len=10, choices=tuple(PREFIXES)) or ""
-        category = text_field(body, "category", max_len=10, choices=CATEGORIES)
+        category = text_field(body, "category", max_len=10, choices=CATEGORIES) or ""
         account_number = text_field(body, "account_number", required=False, max_len=20) or None
         raw_msisdn = text_field(body, "msisdn", required=False, max_len=20)
         msisdn = normalise_msisdn(raw_msisdn) if raw_msisdn else None

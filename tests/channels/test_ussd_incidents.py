@@ -56,6 +56,14 @@ def _tickets(backoffice_url: str, account: str) -> list[dict[str, Any]]:
     return list(response.json()["tickets"])
 
 
+def _keys(p: UssdPhone, *inputs: str) -> str:
+    """Several inputs in a row (a path already shown elsewhere); the last screen."""
+    screen = ""
+    for value in inputs:
+        screen = p.answer(value)
+    return screen
+
+
 def _bills(backoffice_url: str, account: str) -> list[dict[str, Any]]:
     response = requests.get(f"{backoffice_url}/api/v1/accounts/{account}/bills", params={"limit": 6}, timeout=5)
     response.raise_for_status()
@@ -224,12 +232,7 @@ def test_a_replayed_or_repeated_hop_does_not_open_two_tickets(phone, backoffice_
     assert p.answer("1") == first
     assert [t["reference"] for t in _tickets(backoffice_url, "1000001")] == [reference]
     # Another category in the same session is another complaint.
-    p.answer("00")
-    p.answer("4")
-    p.answer("2")
-    p.answer("3")
-    p.answer("1")
-    other = _reference(p.answer("1"))
+    other = _reference(_keys(p, "00", "4", "2", "3", "1", "1"))     # supply quality, no description
     assert other != reference
     assert {t["reference"] for t in _tickets(backoffice_url, "1000001")} == {reference, other}
 
@@ -288,12 +291,7 @@ def test_a_billing_dispute_names_the_disputed_bill(phone, backoffice_url):
     # Disputing another bill is another complaint; the same bill again is the same one.
     again = phone("+221770000001")
     again.dial()
-    again.answer("4")
-    again.answer("2")
-    again.answer("1")
-    again.answer("1")
-    again.answer("1")
-    first = _reference(again.answer("1"))
+    first = _reference(_keys(again, "4", "2", "1", "1", "1", "1"))   # the latest bill, no description
     assert first != second
     tickets = {t["reference"]: t for t in _tickets(backoffice_url, "1000001")}
     assert {r: t["bill_id"] for r, t in tickets.items()} == {first: bills[0]["bill_id"],
@@ -305,11 +303,7 @@ def test_a_billing_dispute_names_the_disputed_bill(phone, backoffice_url):
 # ---------------------------------------------------------------- the same report twice
 def _meter_complaint(p: UssdPhone) -> str:
     p.dial()
-    p.answer("4")
-    p.answer("2")
-    p.answer("2")
-    p.answer("1")
-    return p.answer("1")
+    return _keys(p, "4", "2", "2", "1", "1")                    # meter problem, no description, confirm
 
 
 def test_the_same_complaint_from_a_second_session_gives_the_earlier_reference(phone, backoffice_url):

@@ -25,6 +25,7 @@ import requests
 from app.factory import create_app
 from app.settings import Settings
 from dialogs.incidents import resend_pending_tickets
+from engine.types import Turn
 
 from ..support.engine import UssdPhone
 from ..support.incident_switch import IncidentSwitch
@@ -257,6 +258,19 @@ def test_a_complaint_keeps_the_customers_own_words_and_nowhere_else(phone, backo
     assert not [r for r in caplog.records if "runs fast" in r.getMessage()]
     store = redis.Redis.from_url(redis_url)
     assert not [k for k in store.scan_iter() if store.type(k) == b"string" and b"runs fast" in (store.get(k) or b"")]
+
+
+def test_words_with_accents_and_apostrophes_reach_the_ticket_as_typed(app, backoffice_url):
+    """Through the engine, as the USSD adapter hands it any text a handset can send."""
+    engine = app.extensions["engine"]
+    words = "Compteur bloqué depuis l'orage ! Facture d'octobre trop élevée ?"
+    hops = [None, "4", "2", "2", words, "1"]
+    screens = [engine.handle(Turn("ussd", "+221770000001", "ussd:words-1", value, f"h{i}")).text
+               for i, value in enumerate(hops)]
+    assert screens[-2] == "Réclamation: Problème de compteur\nCompte 1000001\n1. Confirmer\n0. Retour 00. Accueil"
+    reference = _reference(screens[-1])
+    [ticket] = _tickets(backoffice_url, "1000001")
+    assert (ticket["reference"], ticket["description"]) == (reference, words)
 
 
 def test_a_description_longer_than_160_characters_is_asked_again(phone, backoffice_url):

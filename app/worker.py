@@ -50,8 +50,9 @@ def run_once(settings: Settings, clock: Callable[[], datetime] = _utcnow) -> dic
     # Payment counts appear only when the pass did something with payments.
     done.update({f"payments_{k}": v for k, v in reconcile_payments(deps, settings, clock()).items() if v})
     delivered = build_dispatcher(settings, sessions).run_once()
-    done.update(notifications_sent=delivered.sent, notifications_retried=delivered.retried,
-                notifications_failed=delivered.failed)
+    # Likewise for notifications.
+    done.update({f"notifications_{k}": v for k, v in (("sent", delivered.sent), ("retried", delivered.retried),
+                                                       ("failed", delivered.failed)) if v})
     return done
 
 

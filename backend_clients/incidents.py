@@ -7,7 +7,7 @@ from typing import Any
 from dialogs.backends import Outage, Ticket, TicketEvent
 
 from .http import HttpBackend
-from .parsing import as_object, choice, moment, objects, opt_moment, text
+from .parsing import as_object, choice, moment, objects, opt_moment, opt_text, text
 
 __all__ = ["IncidentClient"]
 
@@ -22,8 +22,8 @@ class IncidentClient(HttpBackend):
                           parse=lambda data: [parse_outage(o) for o in objects(as_object(data), "outages")])
 
     def open_ticket(self, *, kind: str, category: str, account_number: str, msisdn: str,
-                    description: str, client_reference: str) -> Ticket:
-        body = {
+                    description: str, client_reference: str, bill_id: str | None = None) -> Ticket:
+        body: dict[str, Any] = {
             "kind": kind,
             "category": category,
             "account_number": account_number,
@@ -31,6 +31,8 @@ class IncidentClient(HttpBackend):
             "description": description,
             "client_reference": client_reference,
         }
+        if bill_id is not None:
+            body["bill_id"] = bill_id
         # The back end deduplicates on client_reference, so the POST may be retried: passing it
         # as the idempotency key enables retries (and sends it as Idempotency-Key too, harmless).
         return self._call("POST", "/tickets", json=body, idempotency_key=client_reference,
@@ -67,4 +69,7 @@ def parse_ticket(data: dict[str, Any]) -> Ticket:
         created_at=moment(data, "created_at"),
         history=tuple(TicketEvent(at=moment(e, "at"), status=text(e, "status"), note=text(e, "note"))
                       for e in history),
+        client_reference=opt_text(data, "client_reference"),
+        bill_id=opt_text(data, "bill_id"),
     )
+

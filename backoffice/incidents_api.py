@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from .context import services
 from .errors import Conflict, Invalid, NotFound
-from .models import Account, Outage, Ticket, TicketEvent
+from .models import Account, Bill, Outage, Ticket, TicketEvent
 from .wire import datetime_field, fmt_datetime, json_body, normalise_msisdn, text_field, utcnow
 
 __all__ = ["REFERENCE_ALPHABET", "blueprint", "new_reference"]
@@ -24,6 +24,8 @@ REFERENCE_ALPHABET: Final = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
 PREFIXES: Final = {"outage": "INC-", "complaint": "REC-"}
 CATEGORIES: Final = ("outage", "billing", "meter", "quality", "other")
 STATUSES: Final = ("open", "in_progress", "resolved", "closed")
+# A ticket in one of these is still being handled: the same report again is a duplicate of it.
+OPEN_STATUSES: Final = ("open", "in_progress")
 
 
 def new_reference(kind: str) -> str:
@@ -52,6 +54,7 @@ def ticket_json(ticket: Ticket) -> dict[str, Any]:
         "msisdn": ticket.msisdn,
         "description": ticket.description,
         "client_reference": ticket.client_reference,
+        "bill_id": ticket.bill_id,
         "created_at": fmt_datetime(ticket.created_at),
         "history": [{"at": fmt_datetime(e.at), "status": e.status, "note": e.note} for e in ticket.history],
     }
@@ -108,16 +111,32 @@ def _by_client_reference(session: Session, client_reference: str) -> Ticket | No
     return session.scalar(select(Ticket).where(Ticket.client_reference == client_reference))
 
 
+def _open_duplicate(session: Session, account_number: str | None, kind: str, category: str,
+                    bill_id: str | None) -> Ticket | None:
+    """The account's ticket still open for the same subject (kind, category, disputed bill), if any."""
+    if account_number is None:
+        return None
+    return session.scalar(select(Ticket).where(
+        Ticket.account_number == account_number, Ticket.kind == kind, Ticket.category == category,
+        Ticket.bill_id.is_(None) if bill_id is None else Ticket.bill_id == bill_id,
+        Ticket.status.in_(OPEN_STATUSES)).order_by(Ticket.created_at).limit(1))
+
+
 @blueprint.post("/tickets")
 def create_ticket() -> tuple[Response, int]:
-    """Same ``client_reference`` -> the ticket already created (200), whatever the rest of the body."""
+    """Same ``client_reference`` -> the ticket already created (200), whatever the rest of the body.
+
+    The same subject (account, kind, category, disputed bill) while a ticket for it is still open
+    -> that open ticket (200, its own ``client_reference``): two sessions reporting the same thing
+    never open two tickets.
+    """
     body = json_body()
     client_reference = text_field(body, "client_reference", required=False, max_len=100) or None
     with services().sessions() as session:
         if client_reference and (existing := _by_client_reference(session, client_reference)) is not None:
             return jsonify(ticket_json(existing)), 200
         kind = text_field(body, "kind", max_len=10, choices=tuple(PREFIXES)) or ""
-        category = text_field(body, "category", max_len=10, choices=CATEGORIES)
+        category = text_field(body, "category", max_len=10, choices=CATEGORIES) or ""
         account_number = text_field(body, "account_number", required=False, max_len=20) or None
         raw_msisdn = text_field(body, "msisdn", required=False, max_len=20)
         msisdn = normalise_msisdn(raw_msisdn) if raw_msisdn else None
@@ -126,8 +145,15 @@ def create_ticket() -> tuple[Response, int]:
         if account_number is None and msisdn is None:
             raise Invalid("give 'account_number' or 'msisdn' (or both)")
         description = text_field(body, "description", required=False, max_len=1000) or ""
+        bill_id = text_field(body, "bill_id", required=False, max_len=40) or None
         if account_number is not None and session.get(Account, account_number) is None:
             raise NotFound(f"no account {account_number}", code="account_not_found")
+        if bill_id is not None:
+            bill = session.get(Bill, bill_id)
+            if bill is None or account_number is None or bill.account_number != account_number:
+                raise NotFound(f"no bill {bill_id} on this account", code="bill_not_found")
+        if (open_one := _open_duplicate(session, account_number, kind, category, bill_id)) is not None:
+            return jsonify(ticket_json(open_one)), 200
         now = utcnow()
         for _ in range(20):
             reference = new_reference(kind)
@@ -137,7 +163,7 @@ def create_ticket() -> tuple[Response, int]:
             raise Conflict("could not allocate a free ticket reference", code="references_exhausted")
         ticket = Ticket(reference=reference, client_reference=client_reference, kind=kind, category=category,
                         status="open", account_number=account_number, msisdn=msisdn, description=description,
-                        created_at=now)
+                        created_at=now, bill_id=bill_id)
         ticket.history.append(TicketEvent(at=now, status="open", note="created"))
         session.add(ticket)
         try:

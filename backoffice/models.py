@@ -216,6 +216,7 @@ class Ticket(Base):
     msisdn: Mapped[str | None] = mapped_column(String(20))
     description: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(DateTime)
+    bill_id: Mapped[str | None] = mapped_column(String(40), nullable=True)   # the disputed bill, if any
     history: Mapped[list[TicketEvent]] = relationship(
         back_populates="ticket", order_by="TicketEvent.id", cascade="all, delete-orphan"
     )

@@ -196,6 +196,8 @@ class Ticket:
     account_number: str
     created_at: datetime
     history: tuple[TicketEvent, ...] = field(default=())
+    client_reference: str | None = None   # whoever opened it: tells our own ticket from another's
+    bill_id: str | None = None            # the disputed bill of a billing complaint
 
 
 # ---------------------------------------------------------------- ports
@@ -267,8 +269,10 @@ class IncidentBackend(Protocol):
         """Ongoing outages of a zone."""
 
     def open_ticket(self, *, kind: str, category: str, account_number: str, msisdn: str,
-                    description: str, client_reference: str) -> Ticket:
-        """Idempotent by ``client_reference``: a retry returns the same ticket."""
+                    description: str, client_reference: str, bill_id: str | None = None) -> Ticket:
+        """Idempotent by ``client_reference``: a retry returns the same ticket. While a ticket for the
+        same subject (account, kind, category, bill) is open, that ticket is returned instead of a new
+        one: its ``client_reference`` then differs from the one given."""
 
     def ticket(self, reference: str) -> Ticket:
         """``NotFound`` for an unknown reference."""

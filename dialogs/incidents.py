@@ -5,6 +5,14 @@ and what is reported, so a retried or replayed hop returns the same ticket; when
 system is down the report is kept in ``deps.pending_tickets`` under a local reference the
 customer can read out (``REC-``/``INC-`` + 4 characters of the hash of the client reference),
 and ``resend_pending_tickets`` (run by a job) forwards it later with the same client reference.
+
+A report is never made twice either: the same subject (account, kind, category and, for a billing
+dispute, the disputed bill) while an earlier report of it is still open, kept here or open in the
+incident system, answers ``duplicate`` with the earlier reference, whichever session filed it. The
+incident system applies the same rule, so two sessions racing each other still get one ticket.
+
+The customer's own words (``complaint_text``) are personal data: they go into the ticket and
+nowhere else (never a log line), and leave the session once the ticket is filed.
 """
 
 from __future__ import annotations
@@ -13,6 +21,7 @@ import hashlib
 import logging
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from engine.masking import mask
@@ -31,6 +40,9 @@ ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
 PREFIXES = {"outage": "INC", "complaint": "REC"}
 CATEGORIES = frozenset({"outage", "billing", "meter", "quality", "other"})
 HISTORY_SHOWN = 3
+OPEN_STATUSES = frozenset({"open", "in_progress"})
+# Typed at the description prompt instead of a description: "no description".
+SKIP_DESCRIPTION = "1"
 # Context keys of the ticket shown in detail; cleared before each detail so nothing stale remains.
 _DETAIL_KEYS = ("t_ref", "t_kind", "t_category", "t_status", "t_created_at", "t_event_count",
                 *(f"ev{i}_{part}" for i in range(1, HISTORY_SHOWN + 1) for part in ("at", "status")))
@@ -38,9 +50,10 @@ _REFERENCE = re.compile(r"(INC|REC)[- ]?([2-9A-Z]{4})")
 
 
 # ---------------------------------------------------------------- references
-def client_reference(session_key: str, kind: str, category: str) -> str:
+def client_reference(session_key: str, kind: str, category: str, bill_id: str | None = None) -> str:
     """Stable per session and per thing reported: a retry or a replayed hop gives the same one."""
-    digest = hashlib.sha256(f"{session_key}|incidents.open_ticket|{kind}|{category}".encode()).hexdigest()
+    subject = f"{kind}|{category}" + (f"|{bill_id}" if bill_id else "")
+    digest = hashlib.sha256(f"{session_key}|incidents.open_ticket|{subject}".encode()).hexdigest()
     return f"cr-{digest[:40]}"
 
 
@@ -72,7 +85,8 @@ def resend_pending_tickets(incidents: IncidentBackend, pending: PendingTickets) 
         try:
             ticket = incidents.open_ticket(kind=kept.kind, category=kept.category,
                                            account_number=kept.account_number, msisdn=kept.msisdn,
-                                           description=kept.description, client_reference=kept.client_reference)
+                                           description=kept.description, client_reference=kept.client_reference,
+                                           bill_id=kept.bill_id)
         except BackendUnavailable:
             log.info("pending tickets: incident system still unavailable, %d sent this run", sent)
             break
@@ -83,6 +97,8 @@ def resend_pending_tickets(incidents: IncidentBackend, pending: PendingTickets) 
                         type(exc).__name__)
             pending.mark_refused(kept.client_reference, f"{type(exc).__name__}: {exc}")
             continue
+        # The incident system may answer with a ticket already open for the same subject (reported
+        # meanwhile from another session): the kept report is then that ticket.
         pending.mark_sent(kept.client_reference, ticket.reference)
         sent += 1
     return sent
@@ -164,40 +180,104 @@ def choose_category(ctx: StepContext, deps: Deps) -> StepResult:
     category = str(ctx.params["category"])
     if category not in CATEGORIES:
         raise ValueError(f"unknown complaint category {category!r}")
+    # A new complaint starts clean: no bill or words left from an earlier one in this session.
     return StepResult("ok", {"complaint_category": category,
-                             "complaint_description": str(ctx.params.get("description") or category)})
+                             "complaint_description": str(ctx.params.get("description") or category),
+                             "disputed_bill": None, "complaint_text": None})
 
 
-@step("incidents.open_ticket", outcomes={"ok", "kept"})
-def open_ticket(ctx: StepContext, deps: Deps) -> StepResult:
-    """Open the ticket (params ``kind``; a complaint takes its category from the context).
+@dataclass(frozen=True, slots=True)
+class _Report:
+    """What the customer is reporting, as the incident system gets it."""
 
-    ``kept`` when the incident system is down: the report is stored locally and
-    ``ticket_reference`` is then the local reference.
-    """
+    kind: str
+    category: str
+    account_number: str
+    description: str
+    bill_id: str | None
+
+    def same_subject(self, kind: str, category: str, account_number: str, bill_id: str | None) -> bool:
+        return (kind, category, account_number, bill_id) == (self.kind, self.category, self.account_number,
+                                                             self.bill_id)
+
+
+def _report(ctx: StepContext) -> _Report | None:
+    """The report the context describes; None when something it needs is missing."""
     kind = str(ctx.params["kind"])
+    account = str(ctx.data.get("account_number") or "")
+    bill_id: str | None = None
     if kind == "outage":
         category, description = "outage", str(ctx.params.get("description") or "Power outage")
     else:
         category = str(ctx.data.get("complaint_category") or "")
         description = str(ctx.data.get("complaint_description") or category)
-        if category not in CATEGORIES:
-            return StepResult("not_found")
-    account = str(ctx.data.get("account_number") or "")
-    if not account:
+        words = str(ctx.data.get("complaint_text") or "").strip()
+        if words and words != SKIP_DESCRIPTION:
+            description = words
+        bill = ctx.data.get("disputed_bill")
+        if category == "billing" and isinstance(bill, Mapping) and bill.get("bill_id"):
+            bill_id = str(bill["bill_id"])
+    if not account or category not in CATEGORIES:
+        return None
+    return _Report(kind, category, account, description, bill_id)
+
+
+def _earlier_report(ctx: StepContext, deps: Deps, report: _Report, reference: str) -> StepResult | None:
+    """The answer when this subject was already reported and is still open; None when it was not.
+
+    This session's own report (same client reference) answers as it did the first time
+    (``ok``/``kept``); another session's answers ``duplicate`` with its reference.
+    """
+    for kept in _pending(deps).for_user(ctx.user_id):
+        if kept.status != "pending" or not report.same_subject(kept.kind, kept.category, kept.account_number,
+                                                               kept.bill_id):
+            continue
+        outcome = "kept" if kept.client_reference == reference else "duplicate"
+        return StepResult(outcome, {"ticket_reference": local_reference(kept.kind, kept.client_reference)})
+    for ticket in _incidents(deps).tickets_for_account(report.account_number):
+        if ticket.status in OPEN_STATUSES and report.same_subject(ticket.kind, ticket.category,
+                                                                  ticket.account_number, ticket.bill_id):
+            return _filed(ticket, reference, just_opened=False)
+    return None
+
+
+def _filed(ticket: Ticket, reference: str, *, just_opened: bool) -> StepResult:
+    """``ok`` for this session's ticket, ``duplicate`` for one someone else opened. A ticket just
+    opened that does not echo a client reference is ours; an earlier one without it is not."""
+    ours = ticket.client_reference == reference or (just_opened and ticket.client_reference is None)
+    return StepResult("ok" if ours else "duplicate", {"ticket_reference": ticket.reference})
+
+
+@step("incidents.open_ticket", outcomes={"ok", "kept", "duplicate"})
+def open_ticket(ctx: StepContext, deps: Deps) -> StepResult:
+    """Open the ticket (params ``kind``; a complaint takes its category, disputed bill and the
+    customer's words from the context).
+
+    ``kept`` when the incident system is down: the report is stored locally and
+    ``ticket_reference`` is then the local reference. ``duplicate`` when the same subject is
+    already reported and still open: ``ticket_reference`` is the earlier report's.
+    """
+    report = _report(ctx)
+    if report is None:
         return StepResult("not_found")
-    reference = client_reference(ctx.session_key, kind, category)
+    reference = client_reference(ctx.session_key, report.kind, report.category, report.bill_id)
     try:
-        ticket = _incidents(deps).open_ticket(kind=kind, category=category, account_number=account,
-                                              msisdn=ctx.user_id, description=description,
-                                              client_reference=reference)
+        result = _earlier_report(ctx, deps, report, reference)
+        if result is None:
+            ticket = _incidents(deps).open_ticket(
+                kind=report.kind, category=report.category, account_number=report.account_number,
+                msisdn=ctx.user_id, description=report.description, client_reference=reference,
+                bill_id=report.bill_id)
+            result = _filed(ticket, reference, just_opened=True)
     except BackendUnavailable:
-        _pending(deps).add(PendingTicket(client_reference=reference, msisdn=ctx.user_id, account_number=account,
-                                         kind=kind, category=category, description=description,
-                                         status="pending"))
+        _pending(deps).add(PendingTicket(client_reference=reference, msisdn=ctx.user_id,
+                                         account_number=report.account_number, kind=report.kind,
+                                         category=report.category, description=report.description,
+                                         status="pending", bill_id=report.bill_id))
         log.warning("ticket kept locally (incident system unavailable) user=%s", mask(ctx.user_id))
-        return StepResult("kept", {"ticket_reference": local_reference(kind, reference)})
-    return StepResult("ok", {"ticket_reference": ticket.reference})
+        result = StepResult("kept", {"ticket_reference": local_reference(report.kind, reference)})
+    result.data["complaint_text"] = None      # the customer's words live in the ticket only
+    return result
 
 
 # ---------------------------------------------------------------- tracking

@@ -206,6 +206,7 @@ class PendingTicket:
     description: str
     status: str                 # pending | sent | refused
     ticket_reference: str | None = None
+    bill_id: str | None = None  # the disputed bill of a billing complaint
 
 
 @runtime_checkable

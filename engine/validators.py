@@ -16,6 +16,9 @@ from menus.schema import ValidatorSpec
 __all__ = ["InvalidInput", "validate"]
 
 
+TEXT_MAX_LEN = 160     # one SMS segment: what a ``text`` input keeps at most
+
+
 class InvalidInput(ValueError):
     pass
 
@@ -60,6 +63,14 @@ def _date(spec: ValidatorSpec, text: str) -> str:
     raise InvalidInput("date")
 
 
+def _text(spec: ValidatorSpec, text: str) -> str:
+    # Free text: any printable characters, whitespace runs folded to one space.
+    folded = " ".join(text.split())
+    if len(folded) > (spec.max_len or TEXT_MAX_LEN) or not folded.isprintable():
+        raise InvalidInput("text")
+    return folded
+
+
 _CHECKS: dict[str, Callable[[ValidatorSpec, str], Any]] = {
     "digits": _digits,
     "amount": lambda s, t: _number(s, t, whole=True),
@@ -68,12 +79,14 @@ _CHECKS: dict[str, Callable[[ValidatorSpec, str], Any]] = {
     "regex": lambda s, t: _pattern(s, t, r".*"),
     "date": _date,
     "pin": lambda s, t: _pattern(s, t, r"\d{4}"),
+    "text": _text,
 }
 
 
 def validate(spec: ValidatorSpec, text: str) -> Any:
     """The normalised value of ``text`` under ``spec``; ``InvalidInput`` when it does not pass."""
     text = text.strip()
-    if not text or len(text) > 64:
+    # Only free text may be longer than a code or an amount could ever be.
+    if not text or (len(text) > 64 and spec.type != "text"):
         raise InvalidInput("empty or too long")
     return _CHECKS[spec.type](spec, text)

@@ -88,10 +88,11 @@ class ValidatorSpec(_Frozen):
 
     Types: ``digits`` (min_len, max_len), ``amount`` (min, max), ``account_number``
     (pattern, default seven digits), ``regex`` (pattern), ``date`` (DDMMYYYY or DD/MM/YYYY),
-    ``pin`` (four digits), ``number`` (min, max; decimals allowed).
+    ``pin`` (four digits), ``number`` (min, max; decimals allowed), ``text`` (free text in the
+    customer's words, up to ``max_len`` characters, default 160).
     """
 
-    type: Literal["digits", "amount", "account_number", "regex", "date", "pin", "number"]
+    type: Literal["digits", "amount", "account_number", "regex", "date", "pin", "number", "text"]
     min: float | None = None
     max: float | None = None
     min_len: int | None = None

@@ -197,3 +197,4 @@ class PendingTicketRow(Base):
     ticket_reference: Mapped[str | None] = mapped_column(String(20), nullable=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    bill_id: Mapped[str | None] = mapped_column(String(40), nullable=True)

@@ -15,7 +15,7 @@ __all__ = ["SqlPendingTickets"]
 
 def _ticket(row: PendingTicketRow) -> PendingTicket:
     return PendingTicket(row.client_reference, row.msisdn, row.account_number, row.kind, row.category,
-                         row.description, row.status, row.ticket_reference)
+                         row.description, row.status, row.ticket_reference, row.bill_id)
 
 
 class SqlPendingTickets:
@@ -30,7 +30,7 @@ class SqlPendingTickets:
             db.add(PendingTicketRow(client_reference=ticket.client_reference, msisdn=ticket.msisdn,
                                     account_number=ticket.account_number, kind=ticket.kind,
                                     category=ticket.category, description=ticket.description, status="pending",
-                                    attempts=0))
+                                    attempts=0, bill_id=ticket.bill_id))
             try:
                 db.commit()
             except IntegrityError:

@@ -87,3 +87,42 @@ def test_ticket_validation(api: str, http: requests.Session) -> None:
     assert http.post(f"{api}/tickets", json={**base, "account_number": "9999999"}).status_code == 404
     assert http.post(f"{api}/tickets", json={"kind": "outage", "category": "outage"}).status_code == 422
     assert http.get(f"{api}/tickets").status_code == 422
+
+
+def test_the_same_subject_while_a_ticket_is_open_is_that_ticket(api: str, http: requests.Session) -> None:
+    body = {"kind": "complaint", "category": "meter", "account_number": "1000001", "msisdn": "+221770000001",
+            "description": "Meter display blank", "client_reference": "session-one"}
+    first = http.post(f"{api}/tickets", json=body)
+    assert first.status_code == 201
+    # Another session, another client reference, the same subject: the open ticket, not a new one.
+    second = http.post(f"{api}/tickets", json={**body, "client_reference": "session-two", "description": "x"})
+    assert second.status_code == 200
+    assert second.json() == first.json()                      # its own client_reference tells it apart
+    reference = first.json()["reference"]
+    assert http.post(f"{api}/tickets/{reference}/status", json={"status": "in_progress"}).status_code == 200
+    assert http.post(f"{api}/tickets", json={**body, "client_reference": "session-three"}).json()[
+        "reference"] == reference                             # in progress is still open
+    # Another subject on the same account is another ticket.
+    quality = http.post(f"{api}/tickets", json={**body, "category": "quality", "client_reference": "q"})
+    assert quality.status_code == 201 and quality.json()["reference"] != reference
+    # Once resolved, the same problem again is a new ticket.
+    http.post(f"{api}/tickets/{reference}/status", json={"status": "resolved"}).raise_for_status()
+    again = http.post(f"{api}/tickets", json={**body, "client_reference": "session-four"})
+    assert again.status_code == 201 and again.json()["reference"] != reference
+
+
+def test_a_billing_dispute_is_about_one_of_the_accounts_bills(api: str, http: requests.Session) -> None:
+    bills = http.get(f"{api}/accounts/1000001/bills?limit=2").json()["bills"]
+    body = {"kind": "complaint", "category": "billing", "account_number": "1000001", "msisdn": "+221770000001"}
+    first = http.post(f"{api}/tickets", json={**body, "bill_id": bills[0]["bill_id"], "client_reference": "b1"})
+    assert first.status_code == 201 and first.json()["bill_id"] == bills[0]["bill_id"]
+    other = http.post(f"{api}/tickets", json={**body, "bill_id": bills[1]["bill_id"], "client_reference": "b2"})
+    assert other.status_code == 201 and other.json()["reference"] != first.json()["reference"]
+    same = http.post(f"{api}/tickets", json={**body, "bill_id": bills[0]["bill_id"], "client_reference": "b3"})
+    assert (same.status_code, same.json()["reference"]) == (200, first.json()["reference"])
+    # A dispute without a bill is its own subject.
+    assert http.post(f"{api}/tickets", json={**body, "client_reference": "b4"}).status_code == 201
+    someone_elses = http.get(f"{api}/accounts/2000002/bills?limit=1").json()["bills"][0]["bill_id"]
+    refused = http.post(f"{api}/tickets", json={**body, "bill_id": someone_elses, "client_reference": "b5"})
+    assert (refused.status_code, refused.json()["error"]) == (404, "bill_not_found")
+    assert http.post(f"{api}/tickets", json={**body, "bill_id": "NOPE", "client_reference": "b6"}).status_code == 404

@@ -37,8 +37,13 @@ class AccountLinks(Protocol):
     def accounts_for(self, msisdn: str) -> list[AccountLink]:
         """The links of a number, oldest first."""
 
-    def link(self, msisdn: str, account_number: str, source: str) -> AccountLink:
-        """Create the link if absent; linking twice is harmless."""
+    def link(self, msisdn: str, account_number: str, source: str, undo_hash: str | None = None) -> AccountLink:
+        """Create the link if absent; linking twice is harmless. ``undo_hash``: the hashed code that
+        lets the account's registered number undo this link."""
+
+    def undo(self, account_number: str, code: str) -> str | None:
+        """Remove the self-service link of ``account_number`` made with undo ``code``; the number it
+        linked, or None when no link matches."""
 
 
 @runtime_checkable

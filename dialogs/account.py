@@ -47,8 +47,10 @@ def _as_item(account: Account) -> dict[str, Any]:
             "meter_id": account.meter_id}
 
 
-def last_bill_proof(ctx: StepContext, deps: Deps, number: str, amount: Any, purpose: str) -> str:
-    """``ok``, ``mismatch`` (unknown account and wrong amount alike) or ``locked`` (throttled)."""
+def last_bill_proof(ctx: StepContext, deps: Deps, number: str, amount: Any, purpose: str,
+                    allowed: bool = True) -> str:
+    """``ok``, ``mismatch`` (unknown account and wrong amount alike) or ``locked`` (throttled).
+    ``allowed=False``: the account may not be used here; counted and answered as a wrong amount."""
     # Both counters move on every try (no short-circuit), and no success resets either.
     limits = [deps.throttle.hit(f"link:phone:{ctx.user_id}", MAX_LINK_ATTEMPTS_PER_PHONE, THROTTLE_WINDOW_SECONDS),
               deps.throttle.hit(f"link:account:{number}", MAX_LINK_ATTEMPTS_PER_ACCOUNT, THROTTLE_WINDOW_SECONDS)] \
@@ -57,7 +59,7 @@ def last_bill_proof(ctx: StepContext, deps: Deps, number: str, amount: Any, purp
         _refused(ctx, deps, number, f"{purpose}: throttled")
         return "locked"
     try:
-        verified = deps.billing.verify_last_bill(number, Decimal(str(amount)))
+        verified = allowed and deps.billing.verify_last_bill(number, Decimal(str(amount)))
     except (NotFound, InvalidOperation):
         verified = False
     if not verified:

@@ -113,14 +113,15 @@ def prove_holder(ctx: StepContext, deps: Deps) -> StepResult:
     purpose = str(ctx.params.get("purpose", "first"))
     if purpose == "reset":
         number = str(ctx.data.get("reset_account_number", ""))
-        if number not in {link.account_number for link in deps.links.accounts_for(ctx.user_id)}:
-            number = ""   # not one of the caller's: the same answer as a wrong amount, still throttled
+        # Not one of the caller's accounts: counted, and answered as a wrong amount.
+        allowed = number in {link.account_number for link in deps.links.accounts_for(ctx.user_id)}
     else:
-        number = str(ctx.data.get("account_number", ""))
-    verdict = last_bill_proof(ctx, deps, number or "-", ctx.data.get("pin_proof_amount", "0"), f"pin {purpose}")
-    if verdict == "ok" and number:
+        number, allowed = str(ctx.data.get("account_number", "")), True
+    verdict = last_bill_proof(ctx, deps, number, ctx.data.get("pin_proof_amount", "0"), f"pin {purpose}",
+                              allowed=allowed and bool(number))
+    if verdict == "ok":
         return StepResult("ok", {"pin_proof": purpose})
-    return StepResult("locked" if verdict == "locked" else "mismatch", {"pin_proof": None})
+    return StepResult(verdict, {"pin_proof": None})
 
 
 @step("security.stage_pin", outcomes={"ok", "weak", "denied"})

@@ -88,7 +88,7 @@ class SqlPinVault:
                 return self._not_counted(db, msisdn)
             tries, pin_hash = counted
             # Beyond the limit, concurrent tries are not even checked: they only lock.
-            if tries > MAX_TRIES or not check_pin(pin, pin_hash):
+            if tries > MAX_TRIES or not check_pin(pin, pin_hash or ""):
                 if tries >= MAX_TRIES:
                     return self._lock(db, msisdn, now)
                 return PinVerdict("wrong", MAX_TRIES - tries)

@@ -86,7 +86,7 @@ def test_the_registered_number_confirms_with_a_code_and_can_undo_the_link(phone,
     assert sent["msisdn"] == "+221770000001" and sent["language"] == "fr"
     code = sent["payload"]["code"]
     assert sent["payload"]["requested_by"] != "+221770012222"        # masked
-    wrong = "%06d" % ((int(code) + 1) % 10**6)
+    wrong = f"{(int(code) + 1) % 10**6:06d}"
     assert p.answer(wrong) == f"CON Code incorrect. Entrez le code envoyé au titulaire:\n{NAV}"
     assert not deps.links.accounts_for("+221770012222")
     assert p.answer(code) == f"CON Compte 1000001 lié à votre numéro.\n1. Continuer\n{NAV}"
@@ -110,7 +110,7 @@ def test_three_wrong_codes_end_the_attempt_without_a_link(phone, deps):
     p.answer("1000001")
     p.answer("5500")
     code = sms(deps, "link_code")[0]["payload"]["code"]
-    others = ["%06d" % ((int(code) + k) % 10**6) for k in (1, 2, 3)]
+    others = [f"{(int(code) + k) % 10**6:06d}" for k in (1, 2, 3)]
     assert p.answer(others[0]).startswith("CON Code incorrect.")
     assert p.answer(others[1]).startswith("CON Code incorrect.")
     assert p.answer(others[2]).startswith("END Trop d'essais.")

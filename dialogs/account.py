@@ -147,8 +147,36 @@ def _linked(ctx: StepContext, deps: Deps, account: Account) -> StepResult:
         # The holder hears of every new link, with the way to undo it.
         deps.outbox.add(kind="link_notice", msisdn=account.phone, language=account.language,
                         payload={"account_number": account.account_number, "linked_number": mask(ctx.user_id),
-                                 "undo_code": undo, "undo_keyword": f"ANNULER {undo}"},
+                                 "undo_code": undo, "undo_keyword": f"ANNULER {undo}",
+                                 "undo_menu": "8 > 5"},   # Preferences > Numbers linked to the account
                         dedupe_key=f"link_notice:{ctx.session_key}:{account.account_number}")
     data = {"linked": True, "account_count": 1, "accounts": [_as_item(account)], "link_attempts": None,
             "link_code_hash": None, "link_code_tries": None, **account_fields(account)}
     return StepResult("ok", data)
+
+
+@step("account.linked_numbers", outcomes={"some", "none", "not_holder"})
+def linked_numbers(ctx: StepContext, deps: Deps) -> StepResult:
+    """For the account's registered holder: the numbers others linked to it (masked), to undo one."""
+    number = str(ctx.data.get("account_number", ""))
+    if not number or deps.billing.account(number).phone != ctx.user_id:
+        return StepResult("not_holder")
+    items = [{"msisdn_masked": mask(link.msisdn), "ref": index}
+             for index, link in enumerate(deps.links.linked_to(number))]
+    return StepResult("some" if items else "none", {"linked_numbers": items})
+
+
+@step("account.unlink", outcomes={"ok"})
+def unlink(ctx: StepContext, deps: Deps) -> StepResult:
+    """The holder removes the chosen link (picked again from the list: numbers never sit in the session)."""
+    number = str(ctx.data.get("account_number", ""))
+    chosen = ctx.data.get("linked_choice")
+    if not number or deps.billing.account(number).phone != ctx.user_id or not isinstance(chosen, dict):
+        return StepResult("not_found")
+    links = deps.links.linked_to(number)
+    index = int(chosen.get("ref", -1))
+    if 0 <= index < len(links) and mask(links[index].msisdn) == chosen.get("msisdn_masked"):
+        deps.links.unlink(links[index].msisdn, number)
+        deps.security.record(SecurityEvent("link_undone", ctx.channel, links[index].msisdn, number,
+                                           "undone by the registered holder"))
+    return StepResult("ok", {"linked_numbers": None, "linked_choice": None})

@@ -41,6 +41,12 @@ class AccountLinks(Protocol):
         """Create the link if absent; linking twice is harmless. ``undo_hash``: the hashed code that
         lets the account's registered number undo this link."""
 
+    def linked_to(self, account_number: str) -> list[AccountLink]:
+        """The numbers linked to an account by self-service (not its registered holder), oldest first."""
+
+    def unlink(self, msisdn: str, account_number: str) -> bool:
+        """Remove a self-service link; False when there was none."""
+
     def undo(self, account_number: str, code: str) -> str | None:
         """Remove the self-service link of ``account_number`` made with undo ``code``; the number it
         linked, or None when no link matches."""

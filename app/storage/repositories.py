@@ -40,6 +40,24 @@ class SqlAccountLinks:
                 db.rollback()
             return AccountLink(msisdn, account_number, source)
 
+    def linked_to(self, account_number: str) -> list[AccountLink]:
+        with self._sessions() as db:
+            rows = db.scalars(select(AccountLinkRow).where(AccountLinkRow.account_number == account_number,
+                                                           AccountLinkRow.source == "self-service")
+                              .order_by(AccountLinkRow.id)).all()
+            return [AccountLink(r.msisdn, r.account_number, r.source) for r in rows]
+
+    def unlink(self, msisdn: str, account_number: str) -> bool:
+        with self._sessions() as db:
+            row = db.scalars(select(AccountLinkRow).where(AccountLinkRow.msisdn == msisdn,
+                                                          AccountLinkRow.account_number == account_number,
+                                                          AccountLinkRow.source == "self-service")).first()
+            if row is None:
+                return False
+            db.delete(row)
+            db.commit()
+            return True
+
     def undo(self, account_number: str, code: str) -> str | None:
         with self._sessions() as db:
             rows = db.scalars(select(AccountLinkRow).where(AccountLinkRow.account_number == account_number,

@@ -132,3 +132,33 @@ def test_the_code_is_kept_hashed_in_the_session(phone, deps, redis_url):
             stored += b"".join(k + v for k, v in client.hgetall(key).items())
     client.close()
     assert stored and code.encode() not in stored
+
+
+def test_the_holder_removes_a_link_from_the_menu_the_notice_points_to(phone, deps, caplog):
+    caplog.set_level(logging.WARNING, logger="security")
+    p = start(phone, "+221770015555")
+    p.answer("1000001")
+    p.answer("5500")
+    p.answer(sms(deps, "link_code")[0]["payload"]["code"])
+    [notice] = sms(deps, "link_notice")
+    assert notice["payload"]["undo_menu"] == "8 > 5"
+    stranger = phone("+221770015555")
+    stranger.dial()
+    stranger.answer("8")
+    assert stranger.answer("5") == ("CON Seul le numéro du titulaire du compte peut gérer ses liens.\n"
+                                    f"{NAV}")
+    holder = phone("+221770000001")
+    holder.dial()
+    holder.answer("8")
+    assert holder.answer("5") == ("CON Numéros liés au compte 1000001 (choisir pour retirer):\n"
+                                  f"1. +2217*****555\n{NAV}")
+    assert holder.answer("1") == (f"CON Retirer le lien de +2217*****555 au compte 1000001 ?\n1. Confirmer\n"
+                                  f"2. Annuler\n{NAV}")
+    assert holder.answer("1") == f"CON Lien retiré.\n1. Menu principal\n{NAV}"
+    assert "security event link_undone" in caplog.text and "+221770015555" not in caplog.text
+    again = phone("+221770015555")
+    assert again.dial().startswith("CON Ce numéro n'est lié à aucun compte.")
+    holder = phone("+221770000001")
+    holder.dial()
+    holder.answer("8")
+    assert holder.answer("5") == f"CON Aucun autre numéro n'est lié à ce compte.\n{NAV}"

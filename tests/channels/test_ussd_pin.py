@@ -22,6 +22,14 @@ def sms(deps, kind: str) -> list[dict]:
     return [e for e in deps.outbox.pending() if e["kind"] == kind]
 
 
+def change_pin(phone, msisdn: str = "+221770000001"):
+    """A new session opened on Preferences > Change my PIN: (the phone, the screen shown)."""
+    p = phone(msisdn)
+    p.dial()
+    p.answer("8")
+    return p, p.answer("3")
+
+
 def lock(p, pins=("1357", "2468", "3579")) -> str:
     screen = ""
     for pin in pins:
@@ -40,11 +48,9 @@ def expire_lock(settings, msisdn: str) -> None:
 
 def test_a_first_pin_is_not_set_without_the_amount_of_the_last_bill(phone, deps, caplog):
     caplog.set_level(logging.WARNING, logger="security")
-    p = phone("+221770000001")
-    p.dial()
-    p.answer("8")
-    assert p.answer("3") == ("CON Premier usage. Pour vérifier, entrez le montant de la dernière facture du compte "
-                             f"1000001 (FCFA):\n{NAV}")
+    p, screen = change_pin(phone)
+    assert screen == ("CON Premier usage. Pour vérifier, entrez le montant de la dernière facture du compte "
+                      f"1000001 (FCFA):\n{NAV}")
     assert p.answer("7000") == f"CON Montant non reconnu.\n1. Réessayer\n2. Quitter\n{NAV}"
     assert not deps.pins.is_set("+221770000001")
     assert p.answer("1").startswith("CON Premier usage. Pour vérifier")
@@ -62,27 +68,18 @@ def test_a_first_pin_is_not_set_without_the_amount_of_the_last_bill(phone, deps,
 
 def test_the_first_pin_proof_is_throttled_like_linking(phone, deps):
     for _ in range(2):
-        p = phone("+221770000001")
-        p.dial()
-        p.answer("8")
-        p.answer("3")
+        p, _ = change_pin(phone)
         for guess in ("1000", "2000", "3000"):
             assert p.answer(guess).startswith("CON Montant non reconnu.")
             p.answer("1")
-    p = phone("+221770000001")
-    p.dial()
-    p.answer("8")
-    p.answer("3")
+    p, _ = change_pin(phone)
     assert p.answer("5500").startswith("END Trop d'essais.")
     assert not deps.pins.is_set("+221770000001")
 
 
 @pytest.mark.parametrize("weak", ["7777", "6789", "9876", "1987", "2024", "0001"])
 def test_weak_pins_are_refused(phone, weak):
-    p = phone("+221770000001")
-    p.dial()
-    p.answer("8")
-    p.answer("3")
+    p, _ = change_pin(phone)
     p.answer("5500")
     # 0001: the end of the phone number and of the account number alike.
     assert p.answer(weak) == f"CON Code trop simple. Choisissez un autre code PIN (4 chiffres):\n{NAV}"
@@ -92,22 +89,14 @@ def test_weak_pins_are_refused(phone, weak):
 def test_locks_grow_are_announced_before_the_pin_and_told_by_sms(phone, deps, settings, caplog):
     caplog.set_level(logging.WARNING, logger="security")
     deps.pins.set_pin("+221770000001", "4821")
-    p = phone("+221770000001")
-    p.dial()
-    p.answer("8")
-    p.answer("3")
+    p, _ = change_pin(phone)
     assert lock(p) == "END Code PIN bloqué après 3 erreurs. Réessayez dans 15 minutes."
     expire_lock(settings, "+221770000001")
-    q = phone("+221770000001")
-    q.dial()
-    q.answer("8")
-    assert q.answer("3") == "CON Entrez votre code PIN (4 chiffres):\n" + NAV
+    q, screen = change_pin(phone)
+    assert screen == "CON Entrez votre code PIN (4 chiffres):\n" + NAV
     assert lock(q) == "END Code PIN bloqué après 3 erreurs. Réessayez dans 1 heure."
-    r = phone("+221770000001")
-    r.dial()
-    r.answer("8")
-    assert r.answer("3") == ("CON Code PIN bloqué après 3 erreurs. Réessayez dans 1 heure.\n1. Code PIN oublié\n"
-                             f"{NAV}")
+    _, screen = change_pin(phone)
+    assert screen == f"CON Code PIN bloqué après 3 erreurs. Réessayez dans 1 heure.\n1. Code PIN oublié\n{NAV}"
     assert [e["payload"]["lock"] for e in sms(deps, "pin_locked")] == ["lock_15m", "lock_1h"]
     assert caplog.text.count("security event pin_locked") == 2
     assert caplog.text.count("security event pin_failed") == 6
@@ -117,10 +106,7 @@ def test_after_a_day_long_lock_only_an_agent_unlocks(phone, deps, settings, monk
     deps.pins.set_pin("+221770000001", "4821")
     screens = []
     for _ in range(4):
-        p = phone("+221770000001")
-        p.dial()
-        p.answer("8")
-        p.answer("3")
+        p, _ = change_pin(phone)
         screens.append(lock(p))
         if len(screens) < 4:
             expire_lock(settings, "+221770000001")
@@ -135,10 +121,8 @@ def test_after_a_day_long_lock_only_an_agent_unlocks(phone, deps, settings, monk
     assert app_main(["pin-unlock", "+221770000001"]) == 0
     assert "+221770000001" not in capsys.readouterr().out
     assert sms(deps, "pin_unlocked")
-    s = phone("+221770000001")
-    s.dial()
-    s.answer("8")
-    assert s.answer("3") == "CON Entrez votre code PIN (4 chiffres):\n" + NAV
+    s, screen = change_pin(phone)
+    assert screen == "CON Entrez votre code PIN (4 chiffres):\n" + NAV
     assert s.answer("4821") == f"CON Nouveau code PIN (4 chiffres):\n{NAV}"
     assert app_main(["pin-unlock", "+221770000001"]) == 1     # nothing left to unlock
 
@@ -146,15 +130,10 @@ def test_after_a_day_long_lock_only_an_agent_unlocks(phone, deps, settings, monk
 def test_a_forgotten_pin_is_reset_with_the_account_and_its_last_bill(phone, deps, caplog):
     caplog.set_level(logging.WARNING, logger="security")
     deps.pins.set_pin("+221770000001", "4821")
-    p = phone("+221770000001")
-    p.dial()
-    p.answer("8")
-    p.answer("3")
+    p, _ = change_pin(phone)
     lock(p)
-    q = phone("+221770000001")
-    q.dial()
-    q.answer("8")
-    assert q.answer("3").startswith("CON Code PIN bloqué après 3 erreurs. Réessayez dans 15 minutes.")
+    q, screen = change_pin(phone)
+    assert screen.startswith("CON Code PIN bloqué après 3 erreurs. Réessayez dans 15 minutes.")
     assert q.answer("1") == f"CON Code PIN oublié. Entrez votre numéro de compte (7 chiffres):\n{NAV}"
     assert q.answer("2000001") == f"CON Entrez le montant de la dernière facture de ce compte (FCFA):\n{NAV}"
     # Another customer's account, even with its right amount, answers as a wrong amount.
@@ -167,10 +146,7 @@ def test_a_forgotten_pin_is_reset_with_the_account_and_its_last_bill(phone, deps
     assert q.answer("5930") == f"CON Nouveau code PIN enregistré. Un SMS vous le confirme.\n1. Continuer\n{NAV}"
     assert sms(deps, "pin_reset")
     assert "security event pin_reset" in caplog.text and "security event pin_unlocked" in caplog.text
-    r = phone("+221770000001")
-    r.dial()
-    r.answer("8")
-    r.answer("3")
+    r, _ = change_pin(phone)
     assert r.answer("5930") == f"CON Nouveau code PIN (4 chiffres):\n{NAV}"
 
 

@@ -1,7 +1,8 @@
 """``python -m app migrate`` brings the product's database up to date; ``python -m app serve``
 seeds and starts the reference back office, the engine (gunicorn, on ``HOST``, loopback by
 default) and the background worker side by side until Ctrl-C, with ``/metrics`` on the
-internal ``METRICS_PORT`` when set; ``python -m app worker [--once]`` runs the worker alone."""
+internal ``METRICS_PORT`` when set; ``python -m app worker [--once]`` runs the worker alone;
+``python -m app pin-unlock <msisdn>`` is an agent lifting a customer's PIN lock."""
 
 from __future__ import annotations
 
@@ -110,9 +111,38 @@ def serve() -> int:
                 child.kill()
 
 
+def _pin_unlock(msisdn: str) -> int:
+    """An agent lifts a PIN lock (the only way out of a fourth lockout in a row); audited, SMS queued."""
+    from engine.masking import mask
+    from engine.security_audit import SecurityEvent
+
+    from .factory import build_security_audit
+    from .storage import make_sessions
+    from .storage.alerts import SqlOutbox
+    from .storage.pins import SqlPinVault
+    from .storage.repositories import SqlPreferences
+
+    if not msisdn.startswith("+") or not msisdn[1:].isdigit():
+        print("usage: python -m app pin-unlock +221770000001", file=sys.stderr)
+        return 2
+    settings = Settings.from_env()
+    sessions = make_sessions(settings.database_url)
+    if not SqlPinVault(sessions).unlock(msisdn):
+        print(f"no locked PIN for {mask(msisdn)}")
+        return 1
+    build_security_audit(settings, sessions).record(SecurityEvent("pin_unlocked", "agent", msisdn, None,
+                                                                  "unlocked by an agent"))
+    language = SqlPreferences(sessions).language(msisdn) or "fr"
+    SqlOutbox(sessions).add(kind="pin_unlocked", msisdn=msisdn, language=language, payload={},
+                            dedupe_key=f"pin_unlocked:{msisdn}:{time.time()}")
+    print(f"PIN unlocked for {mask(msisdn)}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m app")
-    parser.add_argument("command", choices=["migrate", "serve", "worker"])
+    parser.add_argument("command", choices=["migrate", "serve", "worker", "pin-unlock"])
+    parser.add_argument("msisdn", nargs="?", help="pin-unlock: the customer's number (E.164)")
     parser.add_argument("--once", action="store_true", help="worker: one pass, then exit")
     args = parser.parse_args(argv)
     if args.command == "migrate":
@@ -120,6 +150,8 @@ def main(argv: list[str] | None = None) -> int:
 
         migrate(Settings.from_env().database_url)
         return 0
+    if args.command == "pin-unlock":
+        return _pin_unlock(args.msisdn or "")
     if args.command == "worker":
         from .worker import run_forever, run_once
 

@@ -139,7 +139,7 @@ def build_gateway_guard(settings: Settings) -> GatewayGuard:
 def build_dispatcher(settings: Settings, sessions: sessionmaker[Session]) -> Dispatcher:
     """The outbox's delivery: templates, the SMS provider (when configured), the queue."""
     menus = load_menus(settings.menus_path).menus
-    templates = NotificationTemplates.load(settings.notifications_path, menus.default_language)
+    templates = NotificationTemplates.load(settings.notifications_path, menus.default_language, menus.brand)
     problems = templates.check(menus.languages)
     if problems:
         raise ValueError(f"{settings.notifications_path}: " + "; ".join(problems))

@@ -27,6 +27,7 @@ import yaml
 
 from dialogs.backends import BackendUnavailable, Rejected
 from engine.formatting import TextFormatter
+from menus.brand import Brand, fill_brand
 from engine.masking import mask
 
 from .storage.delivery import ClaimedMessage, SqlDeliveryQueue
@@ -55,8 +56,9 @@ class NotificationTemplates:
     default_language: str = "fr"
 
     @classmethod
-    def load(cls, path: str | Path, default_language: str = "fr") -> NotificationTemplates:
-        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    def load(cls, path: str | Path, default_language: str = "fr", brand: Brand | None = None) -> NotificationTemplates:
+        """The templates of ``path``, with the operator's ``{brand}`` and ``{help_line}`` filled in."""
+        raw = fill_brand(yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}, brand or Brand())
         kinds = {}
         for kind, spec in (raw.get("kinds") or {}).items():
             if not isinstance(spec, dict) or not isinstance(spec.get("text"), dict):

@@ -77,6 +77,7 @@ def parse_account(data: dict[str, Any]) -> Account:
         zone=text(data, "zone"),
         meter_id=text(data, "meter_id"),
         language=opt_text(data, "language") or "fr",
+        phone=opt_text(data, "phone"),
     )
 
 

@@ -44,6 +44,7 @@ def account_json(account: Account) -> dict[str, Any]:
         "zone": account.zone,
         "meter_id": account.meter_id,
         "language": account.customer.language,
+        "phone": account.customer.phone,   # the registered number: confirms and is told of new links
     }
 
 

@@ -1,17 +1,30 @@
-"""Who is calling and which account they act on: identification, account choice, linking."""
+"""Who is calling and which account they act on: identification, account choice, linking.
+
+Linking an account to a number (and proving who holds an account before a first PIN or a PIN
+reset) rests on the amount of the account's last bill, so guessing is throttled per phone AND
+per account across sessions, a success resets neither, and an unknown account answers exactly
+like a wrong amount. Where the account has a registered number, a new link is confirmed with a
+code sent there, and that number is told of every new link with a code to undo it.
+"""
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from engine.masking import mask
+from engine.security_audit import SecurityEvent
 from engine.steps import StepContext, StepResult
 
-from .backends import Account
+from .backends import Account, NotFound
+from .codes import code_matches, hash_code, new_code
 from .registry import Deps, step
 
-MAX_LINK_ATTEMPTS = 3            # per session
-MAX_LINK_ATTEMPTS_PER_DAY = 6    # per phone number, across sessions: the amount check must not be guessable
+MAX_LINK_ATTEMPTS = 3              # per session
+MAX_LINK_ATTEMPTS_PER_PHONE = 6    # per day, across sessions and accounts
+MAX_LINK_ATTEMPTS_PER_ACCOUNT = 6  # per day, whoever tries: an account cannot be guessed from many phones
+THROTTLE_WINDOW_SECONDS = 86_400
+MAX_CODE_TRIES = 3
 
 
 def account_fields(account: Account | dict[str, Any]) -> dict[str, Any]:
@@ -32,6 +45,31 @@ def _as_item(account: Account) -> dict[str, Any]:
     return {"account_number": account.account_number, "customer_name": account.customer_name,
             "kind": account.kind, "category": account.category, "zone": account.zone,
             "meter_id": account.meter_id}
+
+
+def last_bill_proof(ctx: StepContext, deps: Deps, number: str, amount: Any, purpose: str,
+                    allowed: bool = True) -> str:
+    """``ok``, ``mismatch`` (unknown account and wrong amount alike) or ``locked`` (throttled).
+    ``allowed=False``: the account may not be used here; counted and answered as a wrong amount."""
+    # Both counters move on every try (no short-circuit), and no success resets either.
+    limits = [deps.throttle.hit(f"link:phone:{ctx.user_id}", MAX_LINK_ATTEMPTS_PER_PHONE, THROTTLE_WINDOW_SECONDS),
+              deps.throttle.hit(f"link:account:{number}", MAX_LINK_ATTEMPTS_PER_ACCOUNT, THROTTLE_WINDOW_SECONDS)] \
+        if deps.throttle is not None else [True]
+    if not all(limits):
+        _refused(ctx, deps, number, f"{purpose}: throttled")
+        return "locked"
+    try:
+        verified = allowed and deps.billing.verify_last_bill(number, Decimal(str(amount)))
+    except (NotFound, InvalidOperation):
+        verified = False
+    if not verified:
+        _refused(ctx, deps, number, f"{purpose}: last bill not matched")
+        return "mismatch"
+    return "ok"
+
+
+def _refused(ctx: StepContext, deps: Deps, number: str, detail: str) -> None:
+    deps.security.record(SecurityEvent("link_refused", ctx.channel, ctx.user_id, number, detail))
 
 
 @step("account.identify", outcomes={"one", "several", "unknown"})
@@ -64,23 +102,81 @@ def select(ctx: StepContext, deps: Deps) -> StepResult:
     return StepResult("ok", account_fields(chosen))
 
 
-@step("account.link", outcomes={"ok", "mismatch", "locked"})
+@step("account.link", outcomes={"ok", "confirm", "mismatch", "locked"})
 def link(ctx: StepContext, deps: Deps) -> StepResult:
-    """Link an account to an unknown number after checking the amount of its last bill."""
+    """Check the amount of the account's last bill; link, or first send a code to its registered number."""
     attempts = int(ctx.data.get("link_attempts", 0)) + 1
     if attempts > MAX_LINK_ATTEMPTS:
         return StepResult("locked", {"link_attempts": attempts})
-    throttle_key = f"link:{ctx.user_id}"
-    if deps.throttle is not None and not deps.throttle.hit(throttle_key, MAX_LINK_ATTEMPTS_PER_DAY, 86_400):
-        return StepResult("locked", {"link_attempts": attempts})
     number = str(ctx.data.get("link_account_number", ""))
-    amount = Decimal(str(ctx.data.get("link_last_bill", "0")))
+    verdict = last_bill_proof(ctx, deps, number, ctx.data.get("link_last_bill", "0"), "link")
+    if verdict != "ok":
+        return StepResult(verdict, {"link_attempts": attempts})
     account = deps.billing.account(number)
-    if not deps.billing.verify_last_bill(number, amount):
-        return StepResult("mismatch", {"link_attempts": attempts})
-    deps.links.link(ctx.user_id, number, "self-service")
-    if deps.throttle is not None:
-        deps.throttle.reset(throttle_key)
+    if account.phone and account.phone != ctx.user_id and deps.outbox is not None:
+        code = new_code()
+        deps.outbox.add(kind="link_code", msisdn=account.phone, language=account.language,
+                        payload={"code": code, "account_number": number, "requested_by": mask(ctx.user_id)},
+                        dedupe_key=f"link_code:{ctx.session_key}:{attempts}")
+        return StepResult("confirm", {"link_attempts": attempts, "link_code_hash": hash_code(code),
+                                      "link_code_tries": 0, "link_registered": mask(account.phone)})
+    return _linked(ctx, deps, account)
+
+
+@step("account.link_confirm", outcomes={"ok", "wrong", "locked"})
+def link_confirm(ctx: StepContext, deps: Deps) -> StepResult:
+    """The code sent to the account's registered number, typed by the caller."""
+    tries = int(ctx.data.get("link_code_tries", 0)) + 1
+    stored = str(ctx.data.get("link_code_hash") or "")
+    number = str(ctx.data.get("link_account_number", ""))
+    if not stored or tries > MAX_CODE_TRIES:
+        _refused(ctx, deps, number, "link: code tries exhausted")
+        return StepResult("locked", {"link_code_hash": None})
+    if not code_matches(ctx.secrets.get("link_code", ""), stored):
+        _refused(ctx, deps, number, "link: wrong code")
+        return StepResult("wrong" if tries < MAX_CODE_TRIES else "locked", {"link_code_tries": tries})
+    return _linked(ctx, deps, deps.billing.account(number))
+
+
+def _linked(ctx: StepContext, deps: Deps, account: Account) -> StepResult:
+    undo = new_code()
+    deps.links.link(ctx.user_id, account.account_number, "self-service", undo_hash=hash_code(undo))
+    deps.security.record(SecurityEvent("account_linked", ctx.channel, ctx.user_id, account.account_number,
+                                       "self-service"))
+    if account.phone and account.phone != ctx.user_id and deps.outbox is not None:
+        # The holder hears of every new link, with the way to undo it.
+        deps.outbox.add(kind="link_notice", msisdn=account.phone, language=account.language,
+                        payload={"account_number": account.account_number, "linked_number": mask(ctx.user_id),
+                                 "undo_code": undo, "undo_keyword": f"ANNULER {undo}",
+                                 "undo_menu": "8 > 5"},   # Preferences > Numbers linked to the account
+                        dedupe_key=f"link_notice:{ctx.session_key}:{account.account_number}")
     data = {"linked": True, "account_count": 1, "accounts": [_as_item(account)], "link_attempts": None,
-            **account_fields(account)}
+            "link_code_hash": None, "link_code_tries": None, **account_fields(account)}
     return StepResult("ok", data)
+
+
+@step("account.linked_numbers", outcomes={"some", "none", "not_holder"})
+def linked_numbers(ctx: StepContext, deps: Deps) -> StepResult:
+    """For the account's registered holder: the numbers others linked to it (masked), to undo one."""
+    number = str(ctx.data.get("account_number", ""))
+    if not number or deps.billing.account(number).phone != ctx.user_id:
+        return StepResult("not_holder")
+    items = [{"msisdn_masked": mask(link.msisdn), "ref": index}
+             for index, link in enumerate(deps.links.linked_to(number))]
+    return StepResult("some" if items else "none", {"linked_numbers": items})
+
+
+@step("account.unlink", outcomes={"ok"})
+def unlink(ctx: StepContext, deps: Deps) -> StepResult:
+    """The holder removes the chosen link (picked again from the list: numbers never sit in the session)."""
+    number = str(ctx.data.get("account_number", ""))
+    chosen = ctx.data.get("linked_choice")
+    if not number or deps.billing.account(number).phone != ctx.user_id or not isinstance(chosen, dict):
+        return StepResult("not_found")
+    links = deps.links.linked_to(number)
+    index = int(chosen.get("ref", -1))
+    if 0 <= index < len(links) and mask(links[index].msisdn) == chosen.get("msisdn_masked"):
+        deps.links.unlink(links[index].msisdn, number)
+        deps.security.record(SecurityEvent("link_undone", ctx.channel, links[index].msisdn, number,
+                                           "undone by the registered holder"))
+    return StepResult("ok", {"linked_numbers": None, "linked_choice": None})

@@ -76,6 +76,7 @@ class Account:
     zone: str
     meter_id: str
     language: str = "fr"
+    phone: str | None = None   # the holder's registered number, if the billing system has one
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,18 +4,45 @@ A journey sends the customer through the shared ``pin_gate`` nodes with
 ``security.require_pin`` (param ``next``: the node to reach once the PIN is right). The
 protected step then calls ``pin_passed(ctx, "<its node>")`` and clears the mark, so each
 sensitive action needs its own PIN entry. PIN values only ever travel in ``ctx.secrets``.
+
+Choosing a PIN needs a proof: the PIN gate itself (a change), or the amount of the last bill
+(a first PIN, a forgotten PIN) under the same throttle as account linking. A locked PIN is
+announced before the PIN is asked. The customer is told by SMS (an outbox row) when a PIN is
+set, changed, reset or locked; each of these is a security event.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
+
+from engine.security_audit import SecurityEvent
 from engine.steps import StepContext, StepResult
 
+from .account import last_bill_proof
 from .registry import Deps, step
+from .stores import PinVerdict
 
-__all__ = ["WEAK_PINS", "pin_passed"]
+__all__ = ["WEAK_PINS", "is_weak_pin", "lock_label", "pin_passed"]
 
 WEAK_PINS = frozenset({"0000", "1111", "2222", "3333", "4444", "5555", "6666", "7777", "8888", "9999",
                        "1234", "4321", "0123", "1212", "2580"})
+_ASCENDING, _DESCENDING = "0123456789", "9876543210"
+
+
+def is_weak_pin(pin: str, known_numbers: list[str]) -> bool:
+    """Too easy to guess: a listed PIN, one digit repeated, a run up or down, a year 19xx/20xx, or the
+    last digits of the phone or an account number (``known_numbers``)."""
+    if pin in WEAK_PINS or len(set(pin)) == 1 or pin in _ASCENDING or pin in _DESCENDING:
+        return True
+    if pin[:2] in ("19", "20"):
+        return True
+    digits = ["".join(c for c in n if c.isdigit()) for n in known_numbers]
+    return any(d.endswith(pin) for d in digits if d)
+
+
+def lock_label(verdict: PinVerdict) -> str:
+    """The label key naming how long the lock lasts; ``agent`` when only an agent can lift it."""
+    return {1: "lock_15m", 2: "lock_1h", 3: "lock_24h"}.get(verdict.lockouts, "agent")
 
 
 def pin_passed(ctx: StepContext, gate: str) -> bool:
@@ -23,68 +50,110 @@ def pin_passed(ctx: StepContext, gate: str) -> bool:
     return ctx.data.get("pin_verified") == gate
 
 
+def _may_choose_pin(ctx: StepContext, deps: Deps) -> bool:
+    """A new PIN needs the last-bill proof (first PIN, reset) or, to change it, the PIN gate passed."""
+    assert deps.pins is not None
+    if ctx.data.get("pin_proof") in ("first", "reset"):
+        return True
+    return deps.pins.is_set(ctx.user_id) and ctx.data.get("pin_verified") == "pref_pin_new"
+
+
+def _event(ctx: StepContext, deps: Deps, kind: str, detail: str = "") -> None:
+    deps.security.record(SecurityEvent(kind, ctx.channel, ctx.user_id, ctx.data.get("account_number"), detail))
+
+
+def _tell(ctx: StepContext, deps: Deps, kind: str, payload: dict[str, str]) -> None:
+    if deps.outbox is not None:
+        deps.outbox.add(kind=kind, msisdn=ctx.user_id, language=ctx.language, payload=payload,
+                        dedupe_key=f"{kind}:{ctx.user_id}:{ctx.now.isoformat()}")
+
+
+def _locked(verdict: PinVerdict) -> StepResult:
+    label = lock_label(verdict)
+    until = verdict.locked_until.isoformat() if isinstance(verdict.locked_until, datetime) else None
+    return StepResult("locked_agent" if label == "agent" else "locked", {"pin_lock": label, "pin_locked_until": until})
+
+
 @step("security.require_pin", outcomes={"ok"})
 def require_pin(ctx: StepContext, deps: Deps) -> StepResult:
     return StepResult("ok", {"pin_next": str(ctx.params["next"]), "pin_verified": None})
 
 
-@step("security.pin_status", outcomes={"set", "not_set"})
+@step("security.pin_status", outcomes={"set", "not_set", "locked", "locked_agent"})
 def pin_status(ctx: StepContext, deps: Deps) -> StepResult:
     assert deps.pins is not None
-    return StepResult("set" if deps.pins.is_set(ctx.user_id) else "not_set")
+    locked = deps.pins.lock_state(ctx.user_id, ctx.now)
+    if locked is not None:   # said before the PIN is asked: a locked PIN is not worth typing
+        return _locked(locked)
+    return StepResult("set" if deps.pins.is_set(ctx.user_id) else "not_set", {"pin_proof": None})
 
 
-@step("security.check_pin", outcomes={"ok", "wrong", "locked", "not_set"})
+@step("security.check_pin", outcomes={"ok", "wrong", "locked", "locked_agent", "not_set"})
 def check_pin(ctx: StepContext, deps: Deps) -> StepResult:
     assert deps.pins is not None
     verdict = deps.pins.verify(ctx.user_id, ctx.secrets.get("pin", ""), ctx.now)
     if verdict.result == "ok":
         return StepResult("ok", {"pin_verified": ctx.data.get("pin_next"), "pin_attempts_left": None})
     if verdict.result == "wrong":
+        _event(ctx, deps, "pin_failed")
         return StepResult("wrong", {"pin_attempts_left": verdict.attempts_left})
     if verdict.result == "locked":
-        return StepResult("locked", {"pin_locked_until": verdict.locked_until.isoformat()
-                                     if verdict.locked_until else None})
+        if verdict.newly_locked:
+            _event(ctx, deps, "pin_failed")
+            _event(ctx, deps, "pin_locked", lock_label(verdict))
+            _tell(ctx, deps, "pin_locked", {"lock": lock_label(verdict)})
+        return _locked(verdict)
     return StepResult("not_set")
 
 
-@step("security.stage_pin", outcomes={"ok", "weak"})
+@step("security.prove_holder", outcomes={"ok", "mismatch", "locked"})
+def prove_holder(ctx: StepContext, deps: Deps) -> StepResult:
+    """The amount of the account's last bill, before a first PIN (param purpose ``first``: the current
+    account) or a reset (``reset``: the account number typed, which must be one of the caller's)."""
+    purpose = str(ctx.params.get("purpose", "first"))
+    if purpose == "reset":
+        number = str(ctx.data.get("reset_account_number", ""))
+        # Not one of the caller's accounts: counted, and answered as a wrong amount.
+        allowed = number in {link.account_number for link in deps.links.accounts_for(ctx.user_id)}
+    else:
+        number, allowed = str(ctx.data.get("account_number", "")), True
+    verdict = last_bill_proof(ctx, deps, number, ctx.data.get("pin_proof_amount", "0"), f"pin {purpose}",
+                              allowed=allowed and bool(number))
+    if verdict == "ok":
+        return StepResult("ok", {"pin_proof": purpose})
+    return StepResult(verdict, {"pin_proof": None})
+
+
+@step("security.stage_pin", outcomes={"ok", "weak", "denied"})
 def stage_pin(ctx: StepContext, deps: Deps) -> StepResult:
     assert deps.pins is not None
+    if not _may_choose_pin(ctx, deps):
+        return StepResult("denied")
     pin = ctx.secrets.get("new_pin", "")
-    if pin in WEAK_PINS:
+    known = [ctx.user_id, str(ctx.data.get("account_number", "")), str(ctx.data.get("reset_account_number", ""))]
+    known += [str(a.get("account_number", "")) for a in ctx.data.get("accounts") or [] if isinstance(a, dict)]
+    if is_weak_pin(pin, known):
         return StepResult("weak")
     deps.pins.stage_pin(ctx.user_id, pin)
     return StepResult("ok")
 
 
-@step("security.confirm_pin", outcomes={"ok", "mismatch"})
+@step("security.confirm_pin", outcomes={"ok", "reset", "mismatch", "denied"})
 def confirm_pin(ctx: StepContext, deps: Deps) -> StepResult:
     assert deps.pins is not None
-    if deps.pins.confirm_pin(ctx.user_id, ctx.secrets.get("pin", "")):
-        return StepResult("ok", {"pin_verified": ctx.data.get("pin_next")})
-    return StepResult("mismatch")
-
-
-# ---------------------------------------------------------------- change of PIN
-# The change-PIN steps check the gate themselves rather than trust the path that led to them
-# (a resumed session, a shortcut, a future menu): no new PIN without the current one checked
-# in this session for the change.
-PIN_CHANGE_NODE = "pref_pin_new"
-
-
-@step("security.stage_changed_pin", outcomes={"ok", "weak", "pin_required"})
-def stage_changed_pin(ctx: StepContext, deps: Deps) -> StepResult:
-    if not pin_passed(ctx, PIN_CHANGE_NODE):
-        return StepResult("pin_required", {"pin_verified": None})
-    return stage_pin(ctx, deps)
-
-
-@step("security.confirm_changed_pin", outcomes={"ok", "mismatch", "pin_required"})
-def confirm_changed_pin(ctx: StepContext, deps: Deps) -> StepResult:
-    if not pin_passed(ctx, PIN_CHANGE_NODE):
-        return StepResult("pin_required", {"pin_verified": None})
-    result = confirm_pin(ctx, deps)
-    if result.outcome == "ok":  # the pass is spent: another change asks the PIN again
-        result.data["pin_verified"] = None
-    return result
+    if not _may_choose_pin(ctx, deps):
+        return StepResult("denied")
+    proof = ctx.data.get("pin_proof")
+    had_pin = deps.pins.is_set(ctx.user_id)
+    was_locked = deps.pins.lock_state(ctx.user_id, ctx.now) is not None
+    if not deps.pins.confirm_pin(ctx.user_id, ctx.secrets.get("pin", "")):
+        return StepResult("mismatch")
+    kind = "pin_reset" if proof == "reset" else "pin_changed" if had_pin else "pin_set"
+    _event(ctx, deps, kind)
+    if was_locked:
+        _event(ctx, deps, "pin_unlocked", "reset by the holder")
+    _tell(ctx, deps, kind, {})
+    # After a first PIN or a reset the customer goes on to the task the gate guarded; a change spends
+    # its pass: another change in the same session asks the current PIN again.
+    data = {"pin_verified": ctx.data.get("pin_next") if proof else None, "pin_proof": None}
+    return StepResult("reset" if proof == "reset" else "ok", data)

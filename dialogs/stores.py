@@ -38,8 +38,19 @@ class AccountLinks(Protocol):
     def accounts_for(self, msisdn: str) -> list[AccountLink]:
         """The links of a number, oldest first."""
 
-    def link(self, msisdn: str, account_number: str, source: str) -> AccountLink:
-        """Create the link if absent; linking twice is harmless."""
+    def link(self, msisdn: str, account_number: str, source: str, undo_hash: str | None = None) -> AccountLink:
+        """Create the link if absent; linking twice is harmless. ``undo_hash``: the hashed code that
+        lets the account's registered number undo this link."""
+
+    def linked_to(self, account_number: str) -> list[AccountLink]:
+        """The numbers linked to an account by self-service (not its registered holder), oldest first."""
+
+    def unlink(self, msisdn: str, account_number: str) -> bool:
+        """Remove a self-service link; False when there was none."""
+
+    def undo(self, account_number: str, code: str) -> str | None:
+        """Remove the self-service link of ``account_number`` made with undo ``code``; the number it
+        linked, or None when no link matches."""
 
 
 @runtime_checkable
@@ -62,18 +73,29 @@ class PinVerdict:
     result: PinCheck
     attempts_left: int = 0
     locked_until: datetime | None = None
+    lockouts: int = 0             # lockouts in a row, this one included: sets how long it lasts
+    newly_locked: bool = False    # this very attempt locked the PIN (tell the customer once)
 
 
 @runtime_checkable
 class PinVault(Protocol):
     """Customer PINs, stored hashed (scrypt, per-user salt); never logged.
-    Three wrong tries lock the PIN for 15 minutes."""
+
+    Three wrong tries lock the PIN; lockouts in a row grow (15 minutes, 1 hour, 24 hours, then
+    until an agent unlocks it). A wrong try is counted atomically before the PIN is checked, so
+    concurrent guesses cannot outrun the lock."""
 
     def is_set(self, msisdn: str) -> bool:
         """Whether the customer has chosen a PIN."""
 
+    def lock_state(self, msisdn: str, now: datetime) -> PinVerdict | None:
+        """The ``locked`` verdict while a lock lasts, else None (nothing counted)."""
+
     def verify(self, msisdn: str, pin: str, now: datetime) -> PinVerdict:
         """Check a PIN, counting wrong tries; ``locked`` while the lock lasts (even for the right PIN)."""
+
+    def unlock(self, msisdn: str) -> bool:
+        """An agent lifts the lock and forgets past lockouts; False when there was no lock."""
 
     def set_pin(self, msisdn: str, pin: str) -> None:
         """Choose or change the PIN (resets the wrong-try counter)."""

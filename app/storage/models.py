@@ -22,6 +22,7 @@ class AccountLinkRow(Base):
     msisdn: Mapped[str] = mapped_column(String(20), index=True)
     account_number: Mapped[str] = mapped_column(String(32))
     source: Mapped[str] = mapped_column(String(20))
+    undo_hash: Mapped[str | None] = mapped_column(String(128), nullable=True)  # registered holder's undo code
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
@@ -65,6 +66,7 @@ class PinCredentialRow(Base):
     pending_hash: Mapped[str | None] = mapped_column(String(255), nullable=True)  # chosen, not yet confirmed
     failed_attempts: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    lockouts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # in a row; sets the next length
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(),
                                                  onupdate=func.now())
 

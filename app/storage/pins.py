@@ -1,4 +1,10 @@
-"""``PinVault`` on SQL: scrypt with a per-user salt, three wrong tries lock for 15 minutes."""
+"""``PinVault`` on SQL: scrypt with a per-user salt; wrong tries counted atomically, growing lockouts.
+
+Every try first runs ``UPDATE ... SET failed_attempts = failed_attempts + 1 ... RETURNING`` (SQLite
+3.35+ and PostgreSQL alike), and only then checks the hash: eight guesses sent at once each get
+their own count, so the third one locks whatever the interleaving. Lockouts in a row grow:
+15 minutes, 1 hour, 24 hours, then until an agent unlocks (``python -m app pin-unlock``).
+"""
 
 from __future__ import annotations
 
@@ -8,16 +14,19 @@ import hmac
 import os
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy import case, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from dialogs.stores import PinVerdict
 
 from .models import PinCredentialRow
 
-__all__ = ["SqlPinVault", "check_pin", "hash_pin"]
+__all__ = ["AGENT_ONLY", "LOCK_LADDER", "MAX_TRIES", "SqlPinVault", "check_pin", "hash_pin"]
 
 MAX_TRIES = 3
-LOCK = timedelta(minutes=15)
+# Length of the 1st, 2nd and 3rd lockout in a row; after that only an agent unlocks.
+LOCK_LADDER = (timedelta(minutes=15), timedelta(hours=1), timedelta(hours=24))
+AGENT_ONLY = datetime(9999, 12, 31, tzinfo=UTC)   # "until an agent unlocks": a date no clock reaches
 # scrypt cost: n=2**14, r=8, p=1 (~16 MiB, tens of ms): slow for guessing, fine once per hop.
 _N, _R, _P = 2**14, 8, 1
 
@@ -44,6 +53,9 @@ def _aware(value: datetime | None) -> datetime | None:
     return value
 
 
+_T = PinCredentialRow
+
+
 class SqlPinVault:
     def __init__(self, sessions: sessionmaker[Session]) -> None:
         self._sessions = sessions
@@ -53,43 +65,82 @@ class SqlPinVault:
             row = db.get(PinCredentialRow, msisdn)
             return row is not None and row.pin_hash is not None
 
-    def verify(self, msisdn: str, pin: str, now: datetime) -> PinVerdict:
+    def lock_state(self, msisdn: str, now: datetime) -> PinVerdict | None:
         with self._sessions() as db:
-            row = db.get(PinCredentialRow, msisdn, with_for_update=True)
-            if row is None or row.pin_hash is None:
-                return PinVerdict("not_set")
-            locked_until = _aware(row.locked_until)
-            if locked_until is not None and locked_until > now:
-                return PinVerdict("locked", 0, locked_until)
-            if locked_until is not None:  # the lock is over: a fresh set of tries
-                row.locked_until, row.failed_attempts = None, 0
-            if check_pin(pin, row.pin_hash):
-                row.failed_attempts = 0
-                db.commit()
-                return PinVerdict("ok", MAX_TRIES)
-            row.failed_attempts += 1
-            if row.failed_attempts >= MAX_TRIES:
-                row.locked_until = now + LOCK
-                db.commit()
-                return PinVerdict("locked", 0, row.locked_until)
+            row = db.get(PinCredentialRow, msisdn)
+            locked_until = _aware(row.locked_until) if row is not None else None
+            if row is None or locked_until is None or locked_until <= now:
+                return None
+            return PinVerdict("locked", 0, locked_until, row.lockouts)
+
+    def verify(self, msisdn: str, pin: str, now: datetime) -> PinVerdict:
+        now = now.astimezone(UTC)
+        with self._sessions() as db:
+            # A lock that is over gives a fresh set of tries (only rows whose lock ended match).
+            db.execute(update(_T).where(_T.msisdn == msisdn, _T.locked_until.is_not(None), _T.locked_until <= now)
+                       .values(failed_attempts=0, locked_until=None))
+            counted = db.execute(
+                update(_T).where(_T.msisdn == msisdn, _T.pin_hash.is_not(None), _T.locked_until.is_(None))
+                .values(failed_attempts=_T.failed_attempts + 1)
+                .returning(_T.failed_attempts, _T.pin_hash)).first()
+            db.commit()   # the try is counted before the (slow) hash check
+            if counted is None:
+                return self._not_counted(db, msisdn)
+            tries, pin_hash = counted
+            # Beyond the limit, concurrent tries are not even checked: they only lock.
+            if tries > MAX_TRIES or not check_pin(pin, pin_hash or ""):
+                if tries >= MAX_TRIES:
+                    return self._lock(db, msisdn, now)
+                return PinVerdict("wrong", MAX_TRIES - tries)
+            db.execute(update(_T).where(_T.msisdn == msisdn).values(failed_attempts=0, lockouts=0))
             db.commit()
-            return PinVerdict("wrong", MAX_TRIES - row.failed_attempts)
+            return PinVerdict("ok", MAX_TRIES)
+
+    @staticmethod
+    def _not_counted(db: Session, msisdn: str) -> PinVerdict:
+        row = db.get(PinCredentialRow, msisdn)
+        if row is None or row.pin_hash is None:
+            return PinVerdict("not_set")
+        return PinVerdict("locked", 0, _aware(row.locked_until), row.lockouts)
+
+    @staticmethod
+    def _lock(db: Session, msisdn: str, now: datetime) -> PinVerdict:
+        until = case(*((_T.lockouts == n, now + length) for n, length in enumerate(LOCK_LADDER)), else_=AGENT_ONLY)
+        # Only the first of concurrent lockers locks (the others find it locked): one lockout, one SMS.
+        locked = db.execute(
+            update(_T).where(_T.msisdn == msisdn, _T.locked_until.is_(None))
+            .values(locked_until=until, lockouts=_T.lockouts + 1, failed_attempts=0)
+            .returning(_T.locked_until, _T.lockouts)).first()
+        db.commit()
+        if locked is None:
+            db.expire_all()
+            row = db.get(PinCredentialRow, msisdn)
+            return PinVerdict("locked", 0, _aware(row.locked_until) if row else None, row.lockouts if row else 0)
+        return PinVerdict("locked", 0, _aware(locked[0]), locked[1], newly_locked=True)
+
+    def unlock(self, msisdn: str) -> bool:
+        with self._sessions() as db:
+            result = db.execute(update(_T).where(_T.msisdn == msisdn, _T.locked_until.is_not(None))
+                                .values(locked_until=None, failed_attempts=0, lockouts=0))
+            db.commit()
+            return bool(result.rowcount)   # type: ignore[attr-defined]
 
     def set_pin(self, msisdn: str, pin: str) -> None:
         with self._sessions() as db:
             row = db.get(PinCredentialRow, msisdn)
             if row is None:
-                db.add(PinCredentialRow(msisdn=msisdn, pin_hash=hash_pin(pin), failed_attempts=0))
+                db.add(PinCredentialRow(msisdn=msisdn, pin_hash=hash_pin(pin), failed_attempts=0, lockouts=0))
             else:
                 row.pin_hash, row.failed_attempts, row.locked_until = hash_pin(pin), 0, None
-                row.pending_hash = None
+                row.pending_hash, row.lockouts = None, 0
             db.commit()
 
     def stage_pin(self, msisdn: str, pin: str) -> None:
         with self._sessions() as db:
             row = db.get(PinCredentialRow, msisdn)
             if row is None:
-                db.add(PinCredentialRow(msisdn=msisdn, pin_hash=None, pending_hash=hash_pin(pin), failed_attempts=0))
+                db.add(PinCredentialRow(msisdn=msisdn, pin_hash=None, pending_hash=hash_pin(pin), failed_attempts=0,
+                                        lockouts=0))
             else:
                 row.pending_hash = hash_pin(pin)
             db.commit()
@@ -102,6 +153,7 @@ class SqlPinVault:
             matches = check_pin(pin, row.pending_hash)
             if matches:
                 row.pin_hash, row.failed_attempts, row.locked_until = row.pending_hash, 0, None
+                row.lockouts = 0
             row.pending_hash = None
             db.commit()
             return matches

@@ -8,6 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from dialogs.codes import code_matches
 from dialogs.stores import AccountLink
 from engine.audit import SessionRecord
 
@@ -26,18 +27,49 @@ class SqlAccountLinks:
                               .order_by(AccountLinkRow.id)).all()
             return [AccountLink(r.msisdn, r.account_number, r.source) for r in rows]
 
-    def link(self, msisdn: str, account_number: str, source: str) -> AccountLink:
+    def link(self, msisdn: str, account_number: str, source: str, undo_hash: str | None = None) -> AccountLink:
         with self._sessions() as db:
             existing = db.scalars(select(AccountLinkRow).where(
                 AccountLinkRow.msisdn == msisdn, AccountLinkRow.account_number == account_number)).first()
             if existing is not None:
                 return AccountLink(existing.msisdn, existing.account_number, existing.source)
-            db.add(AccountLinkRow(msisdn=msisdn, account_number=account_number, source=source))
+            db.add(AccountLinkRow(msisdn=msisdn, account_number=account_number, source=source, undo_hash=undo_hash))
             try:
                 db.commit()
             except IntegrityError:  # a concurrent hop linked it first
                 db.rollback()
             return AccountLink(msisdn, account_number, source)
+
+    def linked_to(self, account_number: str) -> list[AccountLink]:
+        with self._sessions() as db:
+            rows = db.scalars(select(AccountLinkRow).where(AccountLinkRow.account_number == account_number,
+                                                           AccountLinkRow.source == "self-service")
+                              .order_by(AccountLinkRow.id)).all()
+            return [AccountLink(r.msisdn, r.account_number, r.source) for r in rows]
+
+    def unlink(self, msisdn: str, account_number: str) -> bool:
+        with self._sessions() as db:
+            row = db.scalars(select(AccountLinkRow).where(AccountLinkRow.msisdn == msisdn,
+                                                          AccountLinkRow.account_number == account_number,
+                                                          AccountLinkRow.source == "self-service")).first()
+            if row is None:
+                return False
+            db.delete(row)
+            db.commit()
+            return True
+
+    def undo(self, account_number: str, code: str) -> str | None:
+        with self._sessions() as db:
+            rows = db.scalars(select(AccountLinkRow).where(AccountLinkRow.account_number == account_number,
+                                                           AccountLinkRow.source == "self-service",
+                                                           AccountLinkRow.undo_hash.is_not(None))).all()
+            for row in rows:
+                if code_matches(code, row.undo_hash or ""):
+                    msisdn = row.msisdn
+                    db.delete(row)
+                    db.commit()
+                    return msisdn
+            return None
 
 
 class SqlPreferences:

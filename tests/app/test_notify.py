@@ -29,6 +29,9 @@ from tests.support.fake_africastalking import FakeAfricasTalking, fake_africasta
 RECEIPT = {"payment_id": "PAY-1", "reference": "MM123456", "amount": "5500", "account_number": "1000001",
            "purpose": "bill", "token": None, "failure_reason": None}
 TEMPLATES = NotificationTemplates.load("config/notifications.yaml")
+# Every kind of event the product writes to the outbox (dialogs/payments.py, security.py, account.py, app/__main__.py).
+PRODUCED_KINDS = ("payment_receipt", "payment_failed", "payment_unconfirmed", "pin_set", "pin_changed", "pin_reset",
+                  "pin_locked", "pin_unlocked", "link_code", "link_notice")
 
 
 @dataclass
@@ -83,13 +86,25 @@ def test_a_receipt_reaches_the_customer_in_their_language(outbox, queue, dispatc
     add(outbox, key="en", language="en", msisdn="+221770000002")
     assert dispatcher.run_once().sent == 2
     assert provider.messages_to("+221770000001") == [
-        "Paiement reçu: 5 500 FCFA pour le compte 1000001. Réf. MM123456. Merci."]
+        "ElecNet: paiement de 5 500 FCFA confirmé pour le compte 1000001. Réf. MM123456. Merci."]
     assert provider.messages_to("+221770000002") == [
-        "Payment received: 5,500 FCFA for account 1000001. Ref. MM123456. Thank you."]
+        "ElecNet: payment of 5,500 FCFA confirmed for account 1000001. Ref. MM123456. Thank you."]
     sent = row(queue)
     assert (sent["status"], sent["delivery_status"]) == ("sent", "sent")
     assert sent["provider_message_id"] == provider.sent[0].message_id
     assert dispatcher.run_once().sent == 0 and len(provider.sent) == 2
+
+
+@pytest.mark.parametrize("kind", PRODUCED_KINDS)
+def test_every_event_the_product_writes_has_a_text_in_both_languages_that_fits_gsm7(kind):
+    from engine.charset import is_gsm7, sms_segments
+
+    template = TEMPLATES.kinds[kind]
+    for texts in (template.text, *template.if_present.values()):
+        for language in ("fr", "en"):
+            assert "{brand}" not in texts[language] and "ElecNet" in texts[language]
+            assert is_gsm7(texts[language]), texts[language]
+            assert sms_segments(texts[language]) <= 2
 
 
 def test_a_prepaid_token_arrives_by_sms(outbox, dispatcher, provider):
@@ -161,7 +176,7 @@ def test_urgent_messages_overtake_bulk_ones(outbox, queue, provider, clock):
     add(outbox, key="receipt")
     dispatcher.run_once(limit=1)
     assert [m.message for m in provider.sent] == [
-        "Paiement reçu: 5 500 FCFA pour le compte 1000001. Réf. MM123456. Merci."]
+        "ElecNet: paiement de 5 500 FCFA confirmé pour le compte 1000001. Réf. MM123456. Merci."]
 
 
 # ---------------------------------------------------------------- delivery reports
@@ -271,7 +286,7 @@ def test_a_worker_killed_before_the_provider_answered_loses_nothing(killed_mid_s
     outcome = late.run_once()
     assert (outcome.requeued, outcome.sent) == (1, 1)
     assert provider.messages_to("+221770000001") == [
-        "Paiement reçu: 5 500 FCFA pour le compte 1000001. Réf. MM123456. Merci."]
+        "ElecNet: paiement de 5 500 FCFA confirmé pour le compte 1000001. Réf. MM123456. Merci."]
 
 
 # ---------------------------------------------------------------- several workers, PostgreSQL
@@ -331,7 +346,7 @@ def test_a_whatsapp_customer_gets_the_receipt_on_whatsapp(outbox, queue, engine_
     _whatsapp_row(queue, engine_db)
     Dispatcher(queue, TEMPLATES, _both(provider, whatsapp), clock=clock).run_once()
     [message] = whatsapp.sent
-    assert message["To"] == "whatsapp:+221770000001" and message["Body"].startswith("Paiement reçu: 5 500 FCFA")
+    assert message["To"] == "whatsapp:+221770000001" and message["Body"].startswith("ElecNet: paiement de 5 500 FCFA")
     assert provider.sent == [] and queue.get(1)["channel"] == "whatsapp"
 
 

@@ -33,7 +33,7 @@ def test_reads_accounts_balance_bills_and_payments(billing: BillingClient) -> No
 
     account = billing.account("1000001")
     assert account == Account("1000001", account.customer_name, "residential", "postpaid", "DKR-MEDINA",
-                              "MTR-1000001", "fr")
+                              "MTR-1000001", "fr", "+221770000001")
 
     balance = billing.balance("1000001")
     assert isinstance(balance, Balance)

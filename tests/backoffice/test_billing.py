@@ -34,6 +34,7 @@ def test_account(api: str, http: requests.Session) -> None:
     assert http.get(f"{api}/accounts/3000001").json() == {
         "account_number": "3000001", "customer_name": "Moussa Diop", "category": "residential",
         "kind": "prepaid", "zone": "DKR-PARCELLES", "meter_id": "MTR-3000001", "language": "fr",
+        "phone": "+221770000003",
     }
 
 

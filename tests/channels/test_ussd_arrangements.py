@@ -45,7 +45,8 @@ def test_instalments_in_french_then_a_second_request_is_refused(phone, backoffic
     assert p.answer("2") == (f"CON 3 mensualités:\n{fr_date(first)}: 4 168 FCFA\n{fr_date(second)}: 4 166 FCFA\n"
                              "...\n1. Confirmer\n2. Annuler\n0. Retour 00. Accueil")
     assert arrangements(backoffice_url, "1000001") == []
-    assert p.answer("1").startswith("CON Premier usage: choisissez un code PIN secret (4 chiffres):")
+    assert p.answer("1").startswith("CON Premier usage. Pour vérifier, entrez le montant de la dernière facture")
+    assert p.answer("5500").startswith("CON Premier usage: choisissez un code PIN secret (4 chiffres):")
     assert p.answer(PIN).startswith("CON Confirmez votre code PIN:")
     done = p.answer(PIN)
     [made] = arrangements(backoffice_url, "1000001")
@@ -72,7 +73,8 @@ def test_deferral_in_english_after_choosing_an_account(phone, backoffice_url):
                              f"1. All of it on {fr_date(due)}\n2. In monthly instalments\n0. Back 00. Home")
     assert p.answer("1") == (f"CON Deferral: 185,200 FCFA to pay by {fr_date(due)}.\n1. Confirm\n2. Cancel\n"
                              "0. Back 00. Home")
-    assert p.answer("1") == "CON First use: choose a secret PIN (4 digits):\n0. Back 00. Home"
+    assert p.answer("1").startswith("CON First use. To check, enter the amount of the last bill of account 2000001")
+    assert p.answer("185200") == "CON First use: choose a secret PIN (4 digits):\n0. Back 00. Home"
     p.answer("1357")
     done = p.answer("1357")
     [made] = arrangements(backoffice_url, "2000001")
@@ -101,6 +103,7 @@ def test_the_pin_is_asked_when_already_chosen_and_a_wrong_pin_creates_nothing(ph
     p.answer("3")                                          # 2000003
     p.answer("8")                                          # Preferences: choose a PIN first
     p.answer("3")
+    p.answer("46100")                                      # the last bill of 2000003: proof for a first PIN
     p.answer("1357")
     p.answer("1357")
     assert p.answer("00").startswith("CON ElecNet - 2000003")
@@ -178,6 +181,7 @@ def test_back_office_down_when_creating(stoppable):
     p.answer("6")
     p.answer("1")                                          # deferral
     p.answer("1")                                          # confirm
+    p.answer("5500")                                       # the last bill: proof for a first PIN
     p.answer(PIN)
     stop_backoffice()
     assert p.answer(PIN) == ("CON Nos systèmes sont indisponibles: votre demande n'est pas confirmée. "

@@ -42,17 +42,21 @@ def test_business_customer_chooses_an_account_in_english(phone):
     assert balance.startswith("CON Account 2000002\nBalance due:")
 
 
-def test_unknown_number_links_an_account_after_checking_the_last_bill(phone):
+def test_unknown_number_links_an_account_after_checking_the_last_bill(app, phone):
     p = phone("+221770009999")
     assert p.dial().startswith("CON Bienvenue chez ElecNet. Ce numéro n'est lié à aucun compte.")
     assert p.answer("1").startswith("CON Entrez votre numéro de compte")
     assert p.answer("12").startswith("CON Le numéro de compte a 7 chiffres.")
     p.answer("1000001")
-    assert p.answer("9999") == ("CON Le montant ne correspond pas à la dernière facture.\n1. Réessayer\n"
+    assert p.answer("9999") == ("CON Compte ou montant non reconnu.\n1. Réessayer\n"
                                 "2. Quitter\n0. Retour 00. Accueil")
     p.answer("1")
     p.answer("1000001")
-    assert p.answer("5500") == ("CON Compte 1000001 lié à votre numéro.\n1. Continuer\n0. Retour 00. Accueil")
+    assert p.answer("5500") == ("CON Un code a été envoyé par SMS au numéro du titulaire du compte (+2217*****001). "
+                                "Entrez ce code:\n0. Retour 00. Accueil")
+    [sent] = [e for e in app.extensions["parts"]["deps"].outbox.pending() if e["kind"] == "link_code"]
+    assert p.answer(sent["payload"]["code"]) == ("CON Compte 1000001 lié à votre numéro.\n1. Continuer\n"
+                                                 "0. Retour 00. Accueil")
     assert p.answer("1").startswith("CON ElecNet - 1000001")
     again = phone("+221770009999")
     assert again.dial().startswith("CON ElecNet - 1000001")
@@ -67,7 +71,8 @@ def test_switching_to_another_account_asks_for_the_pin(phone):
     p = phone("+221770000002")
     p.dial()
     assert p.answer("1").startswith("CON ElecNet - 2000001")
-    assert p.answer("9") == "CON First use: choose a secret PIN (4 digits):\n0. Back 00. Home"
+    assert p.answer("9").startswith("CON First use. To check, enter the amount of the last bill of account 2000001")
+    assert p.answer("185200") == "CON First use: choose a secret PIN (4 digits):\n0. Back 00. Home"
     p.answer("4821")
     assert p.answer("4821").startswith("CON Choose an account:\n1. 2000001 DKR-PLATEAU")
     assert p.answer("3").startswith("CON ElecNet - 2000003")
@@ -89,7 +94,7 @@ def test_balance_and_bills_in_english(phone):
     assert detail.startswith("CON Bill ") and "\nAmount: " in detail and "\nDue: " in detail
 
 
-def test_guessing_the_last_bill_across_sessions_is_limited_per_number(phone):
+def test_guessing_the_last_bill_across_sessions_is_limited_per_number_and_per_account(phone):
     def attempt(p, amount):
         p.answer("1000001")
         return p.answer(amount)
@@ -99,17 +104,18 @@ def test_guessing_the_last_bill_across_sessions_is_limited_per_number(phone):
         p.dial()
         p.answer("1")
         for guess in ("1000", "2000"):
-            assert attempt(p, guess).startswith("CON Le montant ne correspond pas")
+            assert attempt(p, guess).startswith("CON Compte ou montant non reconnu.")
             p.answer("1")
-        assert attempt(p, "3000").startswith("CON Le montant ne correspond pas")
+        assert attempt(p, "3000").startswith("CON Compte ou montant non reconnu.")
     p = phone("+221770008888")
     p.dial()
     p.answer("1")
     assert attempt(p, "5500").startswith("END Trop d'essais.")
-    other = phone("+221770007777")
+    other = phone("+221770007777")   # the account itself is now protected, whoever tries
     other.dial()
     other.answer("1")
-    assert attempt(other, "5500").startswith("CON Compte 1000001 lié à votre numéro.")
+    assert attempt(other, "5500").startswith("END Trop d'essais.")
+
 
 
 # ---------------------------------------------------------------- prepaid meters

@@ -21,7 +21,9 @@ def test_linking_pin_and_language_on_postgres(settings, postgres_url):
     p.dial()
     p.answer("1")
     p.answer("1000001")
-    assert p.answer("5500").startswith("CON Compte 1000001 lié à votre numéro.")
+    assert p.answer("5500").startswith("CON Un code a été envoyé par SMS au numéro du titulaire du compte")
+    [sent] = [e for e in app.extensions["parts"]["deps"].outbox.pending() if e["kind"] == "link_code"]
+    assert p.answer(sent["payload"]["code"]).startswith("CON Compte 1000001 lié à votre numéro.")
     p.answer("1")
     p.answer("8")
     p.answer("1")

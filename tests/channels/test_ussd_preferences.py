@@ -7,7 +7,7 @@ def test_language_switch_is_remembered_in_the_next_session(phone):
     p = phone("+221770000001")
     p.dial()
     assert p.answer("8") == ("CON Préférences:\n1. Langue / Language\n2. Alertes SMS\n3. Changer mon code PIN\n"
-                             "0. Retour 00. Accueil")
+                             "4. Code PIN oublié\n5. Numéros liés au compte\n0. Retour 00. Accueil")
     assert p.answer("1") == "CON Choisissez la langue:\n1. Francais\n2. English\n0. Retour 00. Accueil"
     assert p.answer("2") == "CON Language saved: English.\n1. Main menu\n0. Back 00. Home"
     assert p.answer("1").startswith("CON ElecNet - 1000001\n1. Balance and bills")
@@ -30,12 +30,14 @@ def test_alert_subscriptions_toggle_and_persist(app, phone):
     assert "1. Panne dans ma zone: non" in p.answer("1")
 
 
-def test_pin_change_sets_a_pin_on_first_use_then_asks_for_it(phone):
-    p = phone("+221770000003")
+def test_pin_change_sets_a_pin_on_first_use_after_the_last_bill_then_asks_for_it(phone):
+    p = phone("+221770000001")
     p.dial()
     p.answer("8")
-    assert p.answer("3") == ("CON Premier usage: choisissez un code PIN secret (4 chiffres):\n"
-                             "0. Retour 00. Accueil")
+    assert p.answer("3") == ("CON Premier usage. Pour vérifier, entrez le montant de la dernière facture du compte "
+                             "1000001 (FCFA):\n0. Retour 00. Accueil")
+    assert p.answer("5500") == ("CON Premier usage: choisissez un code PIN secret (4 chiffres):\n"
+                                "0. Retour 00. Accueil")
     assert p.answer("1234").startswith("CON Code trop simple.")
     assert p.answer("4821") == "CON Confirmez votre code PIN:\n0. Retour 00. Accueil"
     assert p.answer("4822").startswith("CON Les deux codes diffèrent.")
@@ -44,7 +46,7 @@ def test_pin_change_sets_a_pin_on_first_use_then_asks_for_it(phone):
     assert p.answer("5930") == "CON Confirmez le nouveau code PIN:\n0. Retour 00. Accueil"
     assert p.answer("5930") == ("CON Votre code PIN a été changé.\n1. Menu principal\n"
                                 "0. Retour 00. Accueil")
-    second = phone("+221770000003")
+    second = phone("+221770000001")
     second.dial()
     second.answer("8")
     assert second.answer("3") == "CON Entrez votre code PIN (4 chiffres):\n0. Retour 00. Accueil"
@@ -52,49 +54,37 @@ def test_pin_change_sets_a_pin_on_first_use_then_asks_for_it(phone):
     assert second.answer("5930") == "CON Nouveau code PIN (4 chiffres):\n0. Retour 00. Accueil"
 
 
-def test_three_wrong_pins_lock_for_fifteen_minutes(phone):
-    p = phone("+221770000001")
-    p.dial()
-    p.answer("8")
-    p.answer("3")
-    p.answer("4821")
-    p.answer("4821")
-    p.answer("9999")  # sets nothing: the PIN gate passed, now on "new PIN" which we leave
+def test_three_wrong_pins_lock_for_fifteen_minutes_and_the_lock_is_said_before_the_pin(app, phone):
+    app.extensions["parts"]["deps"].pins.set_pin("+221770000001", "4821")
     locked = phone("+221770000001")
     locked.dial()
     locked.answer("8")
     locked.answer("3")
-    locked.answer("1111")
-    locked.answer("2222")
-    assert locked.answer("3333") == "END Code PIN bloqué après 3 erreurs. Réessayez dans 15 minutes."
+    locked.answer("1357")
+    locked.answer("2468")
+    assert locked.answer("3579") == "END Code PIN bloqué après 3 erreurs. Réessayez dans 15 minutes."
     after = phone("+221770000001")
     after.dial()
     after.answer("8")
-    after.answer("3")
-    assert after.answer("4821") == "END Code PIN bloqué après 3 erreurs. Réessayez dans 15 minutes."
+    assert after.answer("3") == ("CON Code PIN bloqué après 3 erreurs. Réessayez dans 15 minutes.\n"
+                                 "1. Code PIN oublié\n0. Retour 00. Accueil")
 
 
-def test_preferences_in_english_alerts_and_pin_lock(phone):
+def test_preferences_in_english_alerts_and_pin_lock(app, phone):
     p = phone("+221770000002")
     p.dial()
     p.answer("1")
     assert p.answer("8") == ("CON Preferences:\n1. Langue / Language\n2. SMS alerts\n3. Change my PIN\n"
-                             "0. Back 00. Home")
+                             "4. Forgotten PIN\n5. Numbers linked to the account\n0. Back 00. Home")
     assert p.answer("2") == ("CON SMS alerts (choose to switch):\n1. Outage in my area: off\n2. Bill issued: off\n"
                              "3. Payment received: off\n0. Back 00. Home")
     assert "2. Bill issued: on" in p.answer("2")
-    q = phone("+221770000002")
-    q.dial()
-    q.answer("1")
-    q.answer("8")
-    q.answer("3")
-    q.answer("4821")
-    q.answer("4821")   # PIN chosen; now asked for the new one
+    app.extensions["parts"]["deps"].pins.set_pin("+221770000002", "4821")
     r = phone("+221770000002")
     r.dial()
     r.answer("1")
     r.answer("8")
     assert r.answer("3") == "CON Enter your PIN (4 digits):\n0. Back 00. Home"
-    r.answer("1111")
-    assert r.answer("2222") == "CON Wrong PIN. Tries left: 1. PIN:\n0. Back 00. Home"
-    assert r.answer("3333") == "END PIN locked after 3 wrong tries. Try again in 15 minutes."
+    r.answer("1357")
+    assert r.answer("2468") == "CON Wrong PIN. Tries left: 1. PIN:\n0. Back 00. Home"
+    assert r.answer("3579") == "END PIN locked after 3 wrong tries. Try again in 15 minutes."

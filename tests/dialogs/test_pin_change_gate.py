@@ -49,20 +49,20 @@ def pin_is(deps: Deps, pin: str) -> bool:
 
 @pytest.mark.parametrize("data", [{}, {"pin_next": "pref_pin_new"}, {"pin_verified": "pay_initiate"}])
 def test_a_new_pin_is_not_staged_without_the_gate_passed_for_the_change(deps, data):
-    assert run(deps, "security.stage_changed_pin", data, {"new_pin": "7395"}).outcome == "pin_required"
-    assert run(deps, "security.confirm_changed_pin", data, {"pin": "7395"}).outcome == "pin_required"
+    assert run(deps, "security.stage_pin", data, {"new_pin": "7395"}).outcome == "denied"
+    assert run(deps, "security.confirm_pin", data, {"pin": "7395"}).outcome == "denied"
     assert pin_is(deps, "4821")
 
 
 def test_a_pin_staged_behind_the_gate_is_not_confirmed_without_it(deps):
-    assert run(deps, "security.stage_changed_pin", PASSED, {"new_pin": "7395"}).outcome == "ok"
-    assert run(deps, "security.confirm_changed_pin", {}, {"pin": "7395"}).outcome == "pin_required"
+    assert run(deps, "security.stage_pin", PASSED, {"new_pin": "7395"}).outcome == "ok"
+    assert run(deps, "security.confirm_pin", {}, {"pin": "7395"}).outcome == "denied"
     assert pin_is(deps, "4821")
 
 
 def test_behind_the_gate_the_pin_changes_once_and_the_pass_is_spent(deps):
-    assert run(deps, "security.stage_changed_pin", PASSED, {"new_pin": "7395"}).outcome == "ok"
-    done = run(deps, "security.confirm_changed_pin", PASSED, {"pin": "7395"})
+    assert run(deps, "security.stage_pin", PASSED, {"new_pin": "7395"}).outcome == "ok"
+    done = run(deps, "security.confirm_pin", PASSED, {"pin": "7395"})
     assert done.outcome == "ok"
     assert "pin_verified" in done.data and done.data["pin_verified"] is None
     assert pin_is(deps, "7395")

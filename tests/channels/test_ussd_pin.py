@@ -1,0 +1,170 @@
+"""Transcripts of the PIN: a first PIN needs the last bill, weak PINs refused, locks announced before the
+PIN is asked and growing, a forgotten PIN reset, the customer told by SMS, an agent's unlock."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from app.__main__ import main as app_main
+
+NAV = "0. Retour 00. Accueil"
+
+
+@pytest.fixture
+def deps(app):
+    return app.extensions["parts"]["deps"]
+
+
+def sms(deps, kind: str) -> list[dict]:
+    return [e for e in deps.outbox.pending() if e["kind"] == kind]
+
+
+def change_pin(phone, msisdn: str = "+221770000001"):
+    """A new session opened on Preferences > Change my PIN: (the phone, the screen shown)."""
+    p = phone(msisdn)
+    p.dial()
+    p.answer("8")
+    return p, p.answer("3")
+
+
+def lock(p, pins=("1357", "2468", "3579")) -> str:
+    screen = ""
+    for pin in pins:
+        screen = p.answer(pin)
+    return screen
+
+
+def expire_lock(settings, msisdn: str) -> None:
+    """The clock moves past the lock (the engine takes real time)."""
+    engine = create_engine(settings.database_url)
+    with engine.begin() as conn:
+        conn.execute(text("update pin_credentials set locked_until = :past where msisdn = :m"),
+                     {"past": "2000-01-01 00:00:00.000000", "m": msisdn})
+    engine.dispose()
+
+
+def test_a_first_pin_is_not_set_without_the_amount_of_the_last_bill(phone, deps, caplog):
+    caplog.set_level(logging.WARNING, logger="security")
+    p, screen = change_pin(phone)
+    assert screen == ("CON Premier usage. Pour vérifier, entrez le montant de la dernière facture du compte "
+                      f"1000001 (FCFA):\n{NAV}")
+    assert p.answer("7000") == f"CON Montant non reconnu.\n1. Réessayer\n2. Quitter\n{NAV}"
+    assert not deps.pins.is_set("+221770000001")
+    assert p.answer("1").startswith("CON Premier usage. Pour vérifier")
+    assert p.answer("5500") == f"CON Premier usage: choisissez un code PIN secret (4 chiffres):\n{NAV}"
+    p.answer("4821")
+    assert p.answer("4821") == f"CON Nouveau code PIN (4 chiffres):\n{NAV}"
+    assert deps.pins.is_set("+221770000001")
+    [told] = sms(deps, "pin_set")
+    assert (told["msisdn"], told["language"]) == ("+221770000001", "fr")
+    assert "4821" not in str(told)
+    assert "security event pin_set" in caplog.text
+    assert "security event link_refused" in caplog.text        # the wrong amount
+    assert "+221770000001" not in caplog.text and "4821" not in caplog.text
+
+
+def test_the_first_pin_proof_is_throttled_like_linking(phone, deps):
+    for _ in range(2):
+        p, _ = change_pin(phone)
+        for guess in ("1000", "2000", "3000"):
+            assert p.answer(guess).startswith("CON Montant non reconnu.")
+            p.answer("1")
+    p, _ = change_pin(phone)
+    assert p.answer("5500").startswith("END Trop d'essais.")
+    assert not deps.pins.is_set("+221770000001")
+
+
+@pytest.mark.parametrize("weak", ["7777", "6789", "9876", "1987", "2024", "0001"])
+def test_weak_pins_are_refused(phone, weak):
+    p, _ = change_pin(phone)
+    p.answer("5500")
+    # 0001: the end of the phone number and of the account number alike.
+    assert p.answer(weak) == f"CON Code trop simple. Choisissez un autre code PIN (4 chiffres):\n{NAV}"
+    assert p.answer("4821") == f"CON Confirmez votre code PIN:\n{NAV}"
+
+
+def test_locks_grow_are_announced_before_the_pin_and_told_by_sms(phone, deps, settings, caplog):
+    caplog.set_level(logging.WARNING, logger="security")
+    deps.pins.set_pin("+221770000001", "4821")
+    p, _ = change_pin(phone)
+    assert lock(p) == "END Code PIN bloqué après 3 erreurs. Réessayez dans 15 minutes."
+    expire_lock(settings, "+221770000001")
+    q, screen = change_pin(phone)
+    assert screen == "CON Entrez votre code PIN (4 chiffres):\n" + NAV
+    assert lock(q) == "END Code PIN bloqué après 3 erreurs. Réessayez dans 1 heure."
+    _, screen = change_pin(phone)
+    assert screen == f"CON Code PIN bloqué après 3 erreurs. Réessayez dans 1 heure.\n1. Code PIN oublié\n{NAV}"
+    assert [e["payload"]["lock"] for e in sms(deps, "pin_locked")] == ["lock_15m", "lock_1h"]
+    assert caplog.text.count("security event pin_locked") == 2
+    assert caplog.text.count("security event pin_failed") == 6
+
+
+def test_after_a_day_long_lock_only_an_agent_unlocks(phone, deps, settings, monkeypatch, capsys):
+    deps.pins.set_pin("+221770000001", "4821")
+    screens = []
+    for _ in range(4):
+        p, _ = change_pin(phone)
+        screens.append(lock(p))
+        if len(screens) < 4:
+            expire_lock(settings, "+221770000001")
+    assert screens[2] == "END Code PIN bloqué après 3 erreurs. Réessayez dans 24 heures."
+    assert screens[3] == "END Code PIN bloqué. Pour le débloquer, appelez le service client au 800 00 00."
+    r = phone("+221770000001")
+    r.dial()
+    r.answer("8")
+    # Said before the PIN is asked, with no self-service reset: only an agent lifts this one.
+    assert r.answer("3") == "END Code PIN bloqué. Pour le débloquer, appelez le service client au 800 00 00."
+    monkeypatch.setenv("DATABASE_URL", settings.database_url)
+    assert app_main(["pin-unlock", "+221770000001"]) == 0
+    assert "+221770000001" not in capsys.readouterr().out
+    assert sms(deps, "pin_unlocked")
+    s, screen = change_pin(phone)
+    assert screen == "CON Entrez votre code PIN (4 chiffres):\n" + NAV
+    assert s.answer("4821") == f"CON Nouveau code PIN (4 chiffres):\n{NAV}"
+    assert app_main(["pin-unlock", "+221770000001"]) == 1     # nothing left to unlock
+
+
+def test_a_forgotten_pin_is_reset_with_the_account_and_its_last_bill(phone, deps, caplog):
+    caplog.set_level(logging.WARNING, logger="security")
+    deps.pins.set_pin("+221770000001", "4821")
+    p, _ = change_pin(phone)
+    lock(p)
+    q, screen = change_pin(phone)
+    assert screen.startswith("CON Code PIN bloqué après 3 erreurs. Réessayez dans 15 minutes.")
+    assert q.answer("1") == f"CON Code PIN oublié. Entrez votre numéro de compte (7 chiffres):\n{NAV}"
+    assert q.answer("2000001") == f"CON Entrez le montant de la dernière facture de ce compte (FCFA):\n{NAV}"
+    # Another customer's account, even with its right amount, answers as a wrong amount.
+    assert q.answer("185200") == f"CON Compte ou montant non reconnu.\n1. Réessayer\n2. Quitter\n{NAV}"
+    q.answer("1")
+    q.answer("1000001")
+    assert q.answer("5500") == f"CON Choisissez un nouveau code PIN (4 chiffres):\n{NAV}"
+    assert q.answer("2014").startswith("CON Code trop simple.")      # the rules of a first PIN apply
+    q.answer("5930")
+    assert q.answer("5930") == f"CON Nouveau code PIN enregistré. Un SMS vous le confirme.\n1. Continuer\n{NAV}"
+    assert sms(deps, "pin_reset")
+    assert "security event pin_reset" in caplog.text and "security event pin_unlocked" in caplog.text
+    r, _ = change_pin(phone)
+    assert r.answer("5930") == f"CON Nouveau code PIN (4 chiffres):\n{NAV}"
+
+
+def test_forgotten_pin_from_preferences_in_english_goes_home(phone, deps):
+    deps.pins.set_pin("+221770000002", "4821")
+    p = phone("+221770000002")
+    p.dial()
+    p.answer("3")
+    p.answer("8")
+    assert p.answer("4") == "CON Forgotten PIN. Enter your account number (7 digits):\n0. Back 00. Home"
+    p.answer("2000003")
+    p.answer("46100")
+    p.answer("5930")
+    p.answer("5930")
+    assert p.answer("1").startswith("CON ElecNet - 2000003\n1. Balance and bills")
+    q = phone("+221770000002")
+    q.dial()
+    q.answer("3")
+    q.answer("8")
+    q.answer("3")
+    assert q.answer("5930") == "CON New PIN (4 digits):\n0. Back 00. Home"

@@ -18,6 +18,8 @@ db: install
 	$(PY) -m app migrate
 	$(PY) -m backoffice seed
 
+# The reference back office runs open (no API key) only in development: make run is one.
+run: export BACKOFFICE_DEV ?= 1
 run: db
 	$(PY) -m app serve
 

@@ -18,7 +18,7 @@ class Settings:
     database_url: str = "sqlite:///var/engine.db"
     redis_url: str | None = None
     backoffice_url: str = "http://127.0.0.1:8001"
-    backoffice_api_key: str | None = None
+    backoffice_api_key: str | None = field(default=None, repr=False)
     # Worst case of one back-end call, (connect + read) x (1 + retries), stays under the hop deadline:
     # the USSD gateway gives up after 10-15 s.
     backend_connect_timeout: float = 1.0
@@ -33,6 +33,8 @@ class Settings:
     # Server key for HMACs the product keeps (hop digests, pseudonymous ids in the security audit).
     secret_key: str = field(default="", repr=False)
     log_level: str = "INFO"
+    # How often the worker applies the retention purge (app/storage/retention.py); 0 turns it off.
+    purge_interval_seconds: int = 3600
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -53,4 +55,5 @@ class Settings:
             payment_callback_secret=os.environ.get("PAYMENT_CALLBACK_SECRET", ""),
             secret_key=os.environ.get("SECRET_KEY", ""),
             log_level=_env("LOG_LEVEL", cls.log_level),
+            purge_interval_seconds=int(_env("PURGE_INTERVAL_SECONDS", str(cls.purge_interval_seconds))),
         )

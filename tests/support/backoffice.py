@@ -22,7 +22,11 @@ CALLBACK_SECRET = "test-callback-secret"
 
 @pytest.fixture
 def backoffice_config(tmp_path: Path) -> BackofficeConfig:
-    """A fresh SQLite file, demo data, manual payment approval, fast callback retries."""
+    """A fresh SQLite file, demo data, manual payment approval, fast callback retries.
+
+    Development mode (no API key: tests call it as ``make run`` does); callbacks to any loopback port,
+    where the tests' receivers listen. ``tests/backoffice/test_setup.py`` covers the closed mode.
+    """
     return BackofficeConfig(
         database_url=f"sqlite:///{tmp_path / 'backoffice.db'}",
         callback_secret=CALLBACK_SECRET,
@@ -30,6 +34,8 @@ def backoffice_config(tmp_path: Path) -> BackofficeConfig:
         payment_delay=0.0,
         seed_demo=True,
         callback_backoff=0.05,
+        callback_hosts=("127.0.0.1",),
+        dev=True,
     )
 
 

@@ -96,6 +96,11 @@ def _cutoff(now: datetime, days: int, db: Session) -> datetime:
     return cutoff.replace(tzinfo=None) if db.get_bind().dialect.name == "sqlite" else cutoff
 
 
+def _unchanged_stamps(model: Any) -> dict[str, Any]:
+    """``updated_at = updated_at``: scrubbing must not make a row look new, or it would never be deleted."""
+    return {column.name: column for column in model.__table__.columns if column.onupdate is not None}
+
+
 def purge(sessions: sessionmaker[Session], now: datetime | None = None,
           rules: tuple[Rule, ...] = RETENTION) -> dict[str, int]:
     """Apply ``rules`` in order, each in its own transaction; returns rows scrubbed or deleted per rule."""
@@ -104,8 +109,8 @@ def purge(sessions: sessionmaker[Session], now: datetime | None = None,
     for rule in rules:
         with sessions() as db, db.begin():
             where = and_(rule.age() < _cutoff(now, rule.days, db), (rule.finished or _always)())
-            statement = (update(rule.model).where(where).values(**rule.scrub) if rule.scrub is not None
-                         else delete(rule.model).where(where))
+            statement = (update(rule.model).where(where).values(**_unchanged_stamps(rule.model), **rule.scrub)
+                         if rule.scrub is not None else delete(rule.model).where(where))
             result = db.execute(statement.execution_options(synchronize_session=False))
             counts[rule.name] = int(result.rowcount or 0)  # type: ignore[attr-defined]
     return counts

@@ -21,12 +21,11 @@ forward is never purged by age. Run by the worker (``PURGE_INTERVAL_SECONDS``) a
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, delete, func, true, update
+from sqlalchemy import and_, delete, func, true, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from .models import (
@@ -52,41 +51,37 @@ class Rule:
     name: str
     model: Any
     days: int
-    age: Callable[[], ColumnElement[Any]]
-    finished: Callable[[], ColumnElement[bool]] | None = None
+    age: Any                   # a timestamp column (or expression)
+    finished: Any = None       # a condition; None: every row
     scrub: dict[str, Any] | None = None
-
-
-def _always() -> ColumnElement[bool]:
-    return true()
 
 
 # Scrubbing rules come first: tokens and free text go before the rows that carry them.
 RETENTION: tuple[Rule, ...] = (
-    Rule("outbox_events.payload", OutboxEventRow, 7, lambda: OutboxEventRow.created_at,
-         lambda: and_(OutboxEventRow.status.in_(("sent", "failed")), OutboxEventRow.payload != "{}"),
+    Rule("outbox_events.payload", OutboxEventRow, 7, OutboxEventRow.created_at,
+         and_(OutboxEventRow.status.in_(("sent", "failed")), OutboxEventRow.payload != "{}"),
          scrub={"payload": "{}"}),
-    Rule("payment_intents.token", PaymentIntentRow, 30, lambda: PaymentIntentRow.updated_at,
-         lambda: and_(PaymentIntentRow.status.in_(("succeeded", "failed")), PaymentIntentRow.token.is_not(None)),
+    Rule("payment_intents.token", PaymentIntentRow, 30, PaymentIntentRow.updated_at,
+         and_(PaymentIntentRow.status.in_(("succeeded", "failed")), PaymentIntentRow.token.is_not(None)),
          scrub={"token": None}),
-    Rule("pending_tickets.description", PendingTicketRow, 30, lambda: PendingTicketRow.created_at,
-         lambda: and_(PendingTicketRow.status.in_(("sent", "refused")), PendingTicketRow.description != ""),
+    Rule("pending_tickets.description", PendingTicketRow, 30, PendingTicketRow.created_at,
+         and_(PendingTicketRow.status.in_(("sent", "refused")), PendingTicketRow.description != ""),
          scrub={"description": ""}),
     Rule("session_audit.gateway_error", SessionAuditRow, 30,
-         lambda: func.coalesce(SessionAuditRow.ended_at, SessionAuditRow.started_at),
-         lambda: SessionAuditRow.gateway_error.is_not(None), scrub={"gateway_error": None}),
-    Rule("outbox_events", OutboxEventRow, 90, lambda: OutboxEventRow.created_at,
-         lambda: OutboxEventRow.status.in_(("sent", "failed"))),
-    Rule("payment_intents", PaymentIntentRow, 400, lambda: PaymentIntentRow.updated_at,
-         lambda: PaymentIntentRow.status.in_(("succeeded", "failed"))),
-    Rule("processed_callbacks", ProcessedCallbackRow, 30, lambda: ProcessedCallbackRow.received_at),
-    Rule("pending_tickets", PendingTicketRow, 180, lambda: PendingTicketRow.created_at,
-         lambda: PendingTicketRow.status.in_(("sent", "refused"))),
+         func.coalesce(SessionAuditRow.ended_at, SessionAuditRow.started_at),
+         SessionAuditRow.gateway_error.is_not(None), scrub={"gateway_error": None}),
+    Rule("outbox_events", OutboxEventRow, 90, OutboxEventRow.created_at,
+         OutboxEventRow.status.in_(("sent", "failed"))),
+    Rule("payment_intents", PaymentIntentRow, 400, PaymentIntentRow.updated_at,
+         PaymentIntentRow.status.in_(("succeeded", "failed"))),
+    Rule("processed_callbacks", ProcessedCallbackRow, 30, ProcessedCallbackRow.received_at),
+    Rule("pending_tickets", PendingTicketRow, 180, PendingTicketRow.created_at,
+         PendingTicketRow.status.in_(("sent", "refused"))),
     Rule("session_audit", SessionAuditRow, 180,
-         lambda: func.coalesce(SessionAuditRow.ended_at, SessionAuditRow.started_at)),
-    Rule("security_events", SecurityEventRow, 365, lambda: SecurityEventRow.occurred_at),
-    Rule("subscriptions", SubscriptionRow, 365, lambda: SubscriptionRow.updated_at,
-         lambda: SubscriptionRow.active.is_(False)),
+         func.coalesce(SessionAuditRow.ended_at, SessionAuditRow.started_at)),
+    Rule("security_events", SecurityEventRow, 365, SecurityEventRow.occurred_at),
+    Rule("subscriptions", SubscriptionRow, 365, SubscriptionRow.updated_at,
+         SubscriptionRow.active.is_(False)),
 )
 
 
@@ -108,7 +103,7 @@ def purge(sessions: sessionmaker[Session], now: datetime | None = None,
     counts: dict[str, int] = {}
     for rule in rules:
         with sessions() as db, db.begin():
-            where = and_(rule.age() < _cutoff(now, rule.days, db), (rule.finished or _always)())
+            where = and_(rule.age < _cutoff(now, rule.days, db), rule.finished if rule.finished is not None else true())
             statement = (update(rule.model).where(where).values(**_unchanged_stamps(rule.model), **rule.scrub)
                          if rule.scrub is not None else delete(rule.model).where(where))
             result = db.execute(statement.execution_options(synchronize_session=False))

@@ -20,18 +20,19 @@ from app.factory import create_app
 from app.settings import Settings
 from app.storage import migrate
 
-from .services import POSTGRES_TEST_URL, REDIS_TEST_URL, need_service, serve_wsgi
+from .services import POSTGRES_TEST_URL, REDIS_TEST_URL, clean_redis, need_service, serve_wsgi
 
 _ids = itertools.count(1)
 
 
 @pytest.fixture
 def redis_url() -> Iterator[str]:
+    """This run's own Redis database (see ``services``), empty at the start and the end of the test."""
     need_service("Redis", REDIS_TEST_URL, 6379)
     client = redis.Redis.from_url(REDIS_TEST_URL)
-    client.flushdb()
+    clean_redis(client)
     yield REDIS_TEST_URL
-    client.flushdb()
+    clean_redis(client)
     client.close()
 
 

@@ -23,8 +23,9 @@ def test_a_second_run_gets_another_database_and_cleaning_ours_leaves_its_keys(re
     # A second test process started now, with the same TEST_REDIS_URL, claims a database of its own.
     env = {**os.environ, "TEST_REDIS_URL": redis_url, "PYTHONPATH": str(ROOT)}
     other = subprocess.Popen(
-        [sys.executable, "-c", "import redis, sys; from tests.support.services import REDIS_TEST_URL as u; "
-         "redis.Redis.from_url(u).set('ussd:s:their-session', 'x'); print(u, flush=True); sys.stdin.readline()"],
+        [sys.executable, "-c", ("import redis, sys; from tests.support.services import REDIS_TEST_URL as u; "
+                                "redis.Redis.from_url(u).set('ussd:s:their-session', 'x'); print(u, flush=True); "
+                                "sys.stdin.readline()")],
         env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT)
     assert other.stdout is not None and other.stdin is not None
     their_url = other.stdout.readline().strip()

@@ -8,6 +8,7 @@ Registered for the whole suite by ``tests/conftest.py`` (``pytest_plugins``)::
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,13 +21,23 @@ from tests.support.services import serve_wsgi
 CALLBACK_SECRET = "test-callback-secret"
 
 
+@pytest.fixture(scope="session")
+def seeded_backoffice_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo data seeded once per test run (about 2 s); each test gets a copy of the file."""
+    path = tmp_path_factory.mktemp("backoffice-template") / "backoffice.db"
+    app = create_app(BackofficeConfig(database_url=f"sqlite:///{path}", callback_secret=CALLBACK_SECRET, dev=True))
+    app.extensions["backoffice"].close()
+    return path
+
+
 @pytest.fixture
-def backoffice_config(tmp_path: Path) -> BackofficeConfig:
-    """A fresh SQLite file, demo data, manual payment approval, fast callback retries.
+def backoffice_config(tmp_path: Path, seeded_backoffice_db: Path) -> BackofficeConfig:
+    """A fresh SQLite file (a copy of the seeded one), demo data, manual approval, fast callback retries.
 
     Development mode (no API key: tests call it as ``make run`` does); callbacks to any loopback port,
     where the tests' receivers listen. ``tests/backoffice/test_setup.py`` covers the closed mode.
     """
+    shutil.copyfile(seeded_backoffice_db, tmp_path / "backoffice.db")
     return BackofficeConfig(
         database_url=f"sqlite:///{tmp_path / 'backoffice.db'}",
         callback_secret=CALLBACK_SECRET,

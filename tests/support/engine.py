@@ -4,6 +4,7 @@ back office on loopback, and a ``UssdPhone`` that talks to the USSD callback lik
 from __future__ import annotations
 
 import itertools
+import shutil
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
@@ -36,11 +37,19 @@ def redis_url() -> Iterator[str]:
     client.close()
 
 
+@pytest.fixture(scope="session")
+def migrated_engine_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The product's schema migrated once per test run; each test gets a copy of the file."""
+    path = tmp_path_factory.mktemp("engine-template") / "engine.db"
+    migrate(f"sqlite:///{path}")
+    return path
+
+
 @pytest.fixture
-def engine_db(tmp_path: Path) -> str:
-    url = f"sqlite:///{tmp_path / 'engine.db'}"
-    migrate(url)
-    return url
+def engine_db(tmp_path: Path, migrated_engine_db: Path) -> str:
+    """A fresh, migrated SQLite database of the product for one test."""
+    shutil.copyfile(migrated_engine_db, tmp_path / "engine.db")
+    return f"sqlite:///{tmp_path / 'engine.db'}"
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """Retention: what is past its period is scrubbed (tokens, texts) or deleted; nothing unfinished is touched.
 
-The clock is the ``now`` fixture (a month-end midnight), never the wall clock: every age below is
-counted from it, and each period is checked on both sides of its boundary.
+The clock is the ``clock`` fixture (a year-end just before midnight, a midnight after February), never
+the wall clock: every age below is counted from it, and each period is checked on both sides of its boundary.
 """
 
 from __future__ import annotations
@@ -34,8 +34,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def now() -> datetime:
-    return datetime(2026, 12, 31, 23, 59, 30, tzinfo=UTC)   # month-end, year-end, just before midnight
+def now(clock: datetime) -> datetime:
+    return clock
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

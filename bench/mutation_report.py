@@ -21,10 +21,12 @@ def main() -> int:
     score = 100.0 * killed / tried if tried else 0.0
     print(f"\nmutation score: {score:.1f}% ({killed} killed of {tried} tried; "
           f"{stats['no_tests']} not reached by the selected tests, {stats['skipped']} skipped)")
-    survivors = subprocess.run([sys.executable, "-m", "mutmut", "results"], check=False, capture_output=True,
-                               text=True).stdout
+    listed = subprocess.run([sys.executable, "-m", "mutmut", "results"], check=False, capture_output=True,
+                            text=True).stdout.splitlines()
+    survivors = [line for line in listed if line.rstrip().endswith((": survived", ": suspicious"))]
     print("surviving mutants (show one with `.venv/bin/python -m mutmut show NAME`):")
-    print(survivors.rstrip() or "    none")
+    print("\n".join(survivors) or "    none")
+    print(f"\nmutation score: {score:.1f}% ({killed} killed of {tried} tried)")
     return 0
 
 

@@ -10,23 +10,35 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import flask
 import pytest
 
 from backoffice import BackofficeConfig, create_app
+from backoffice.db import make_engine, make_session_factory
+from backoffice.models import Base
+from backoffice.seed import seed_demo
 from tests.support.services import serve_wsgi
 
 CALLBACK_SECRET = "test-callback-secret"
 
 
 @pytest.fixture(scope="session")
-def seeded_backoffice_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def backoffice_seeded_at() -> datetime:
+    """When the demo data of this run was seeded (aware UTC, whole seconds): its readings end then."""
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+@pytest.fixture(scope="session")
+def seeded_backoffice_db(tmp_path_factory: pytest.TempPathFactory, backoffice_seeded_at: datetime) -> Path:
     """The demo data seeded once per test run (about 2 s); each test gets a copy of the file."""
     path = tmp_path_factory.mktemp("backoffice-template") / "backoffice.db"
-    app = create_app(BackofficeConfig(database_url=f"sqlite:///{path}", callback_secret=CALLBACK_SECRET, dev=True))
-    app.extensions["backoffice"].close()
+    engine = make_engine(f"sqlite:///{path}")
+    Base.metadata.create_all(engine)
+    seed_demo(make_session_factory(engine), now=backoffice_seeded_at.replace(tzinfo=None))
+    engine.dispose()
     return path
 
 

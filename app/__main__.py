@@ -2,7 +2,9 @@
 seeds and starts the reference back office, the engine (gunicorn, on ``HOST``, loopback by
 default) and the background worker side by side until Ctrl-C, with ``/metrics`` on the
 internal ``METRICS_PORT`` when set; ``python -m app worker [--once]`` runs the worker alone;
-``python -m app pin-unlock <msisdn>`` is an agent lifting a customer's PIN lock."""
+``python -m app pin-unlock <msisdn>`` is an agent lifting a customer's PIN lock; ``python -m app purge``
+applies the retention periods once; ``python -m app audit --account N | --number +221…`` lists the
+security events of an account or of a number."""
 
 from __future__ import annotations
 
@@ -50,9 +52,21 @@ def _callback_secret_line(env: dict[str, str]) -> str:
     env["PAYMENT_CALLBACK_SECRET"] = secrets.token_hex(32)
     return ("payment callback secret: PAYMENT_CALLBACK_SECRET not set, using a random one shared by the engine "
             "and the back office for this run only (set it in production)")
+def _secret_key_file(path: str = os.path.join("var", "secret_key")) -> str:
+    """The server key kept in ``var/`` (made once, mode 0600): pseudonyms must stay the same across runs."""
+    if not os.path.exists(path):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as out:
+            out.write(secrets.token_hex(32))
+        print(f"SECRET_KEY not set: generated one into {path}", file=sys.stderr)
+    with open(path) as kept:
+        return kept.read().strip()
 
 
 def serve() -> int:
+    if not os.environ.get("SECRET_KEY"):
+        os.environ["SECRET_KEY"] = _secret_key_file()
     settings = Settings.from_env()
     configure_logging(settings.log_level)
     # Loopback unless told otherwise: the engine answers as any customer to whoever reaches it.
@@ -141,10 +155,16 @@ def _pin_unlock(msisdn: str) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m app")
-    parser.add_argument("command", choices=["migrate", "serve", "worker", "pin-unlock"])
+    parser.add_argument("command", choices=["migrate", "serve", "worker", "pin-unlock", "purge", "audit"])
     parser.add_argument("msisdn", nargs="?", help="pin-unlock: the customer's number (E.164)")
     parser.add_argument("--once", action="store_true", help="worker: one pass, then exit")
+    parser.add_argument("--account", help="audit: the events concerning this account number")
+    parser.add_argument("--number", help="audit: the events of this phone number (E.164)")
     args = parser.parse_args(argv)
+    if args.command in ("purge", "audit"):
+        from .records import audit_command, purge_command
+
+        return purge_command() if args.command == "purge" else audit_command(args.account, args.number)
     if args.command == "migrate":
         from .storage import migrate
 

@@ -33,7 +33,6 @@ from engine import (
     EngineLimits,
     FlowSet,
     HopObserver,
-    LoggingSecurityAudit,
     MemorySessionStore,
     RedisSessionStore,
     SecurityAudit,
@@ -55,6 +54,7 @@ from .storage import (
     SqlPendingTickets,
     SqlPinVault,
     SqlPreferences,
+    SqlSecurityAudit,
     SqlSubscriptions,
     make_sessions,
 )
@@ -85,9 +85,12 @@ def _server_key(settings: Settings) -> bytes:
     return secrets.token_bytes(32)
 
 
-def build_security_audit(settings: Settings, sessions: sessionmaker[Session]) -> SecurityAudit:
-    """Where security events go (the product's database once it has a table for them)."""
-    return LoggingSecurityAudit()
+def build_security_audit(settings: Settings, sessions: sessionmaker[Session]) -> SqlSecurityAudit:
+    """Security events into the ``security_events`` table, subjects pseudonymised with ``SECRET_KEY``."""
+    if not settings.secret_key:
+        log.warning("SECRET_KEY is not set: security events are pseudonymised with an empty key, which anyone "
+                    "can recompute. Set SECRET_KEY (make run generates one into var/).")
+    return SqlSecurityAudit(sessions, settings.secret_key)
 
 
 def build_deps(settings: Settings, sessions: sessionmaker[Session],

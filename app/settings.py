@@ -28,7 +28,7 @@ class Settings:
     database_url: str = "sqlite:///var/engine.db"
     redis_url: str | None = None
     backoffice_url: str = "http://127.0.0.1:8001"
-    backoffice_api_key: str | None = None
+    backoffice_api_key: str | None = field(default=None, repr=False)
     # Worst case of one back-end call, (connect + read) x (1 + retries), stays under the hop deadline:
     # the USSD gateway gives up after 10-15 s.
     backend_connect_timeout: float = 1.0
@@ -67,6 +67,8 @@ class Settings:
     # The worker asks the provider about a payment pending this long without a callback (then again
     # after as long, five times in all before it is "unconfirmed").
     payment_status_after_seconds: int = 300
+    # How often the worker applies the retention purge (app/storage/retention.py); 0 turns it off.
+    purge_interval_seconds: int = 3600
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -104,6 +106,7 @@ class Settings:
             payment_wallets=_wallets(os.environ.get("PAYMENT_WALLETS", "")) or cls.payment_wallets,
             payment_status_after_seconds=int(_env("PAYMENT_STATUS_AFTER_SECONDS",
                                                   str(cls.payment_status_after_seconds))),
+            purge_interval_seconds=int(_env("PURGE_INTERVAL_SECONDS", str(cls.purge_interval_seconds))),
         )
 
 

@@ -5,8 +5,9 @@ Each tick (``NOTIFY_INTERVAL_SECONDS``, 1 s by default, so a receipt reaches the
 within seconds of the confirmation) runs one delivery pass of the outbox. Every
 ``WORKER_INTERVAL_SECONDS`` it also forwards complaints and outage reports kept while the
 incident system was down, and asks the provider about payments that never heard back
-(``reconcile_payments``: their status is settled as a callback would be). One pass of
-everything is ``run_once``; ``run_forever`` repeats until stopped.
+(``reconcile_payments``: their status is settled as a callback would be); the retention purge
+(``app/storage/retention.py``) runs every ``PURGE_INTERVAL_SECONDS``. One pass of everything
+but the purge is ``run_once``; ``run_forever`` repeats until stopped.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from sqlalchemy.orm import Session, sessionmaker
+
 from dialogs.incidents import resend_pending_tickets
 from dialogs.payments import reconcile_pending
 from dialogs.registry import Deps
@@ -24,8 +27,9 @@ from dialogs.registry import Deps
 from .factory import build_deps, build_dispatcher
 from .settings import Settings
 from .storage import make_sessions
+from .storage.retention import purge
 
-__all__ = ["reconcile_payments", "run_forever", "run_once"]
+__all__ = ["PurgeSchedule", "reconcile_payments", "run_forever", "run_once"]
 
 log = logging.getLogger("worker")
 
@@ -56,11 +60,35 @@ def run_once(settings: Settings, clock: Callable[[], datetime] = _utcnow) -> dic
     return done
 
 
+class PurgeSchedule:
+    """The retention purge, at most once per ``interval_seconds`` (first pass at start-up; 0: never)."""
+
+    def __init__(self, sessions: sessionmaker[Session], interval_seconds: float,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._sessions = sessions
+        self._interval = interval_seconds
+        self._clock = clock
+        self._last: float | None = None
+
+    def run_if_due(self) -> dict[str, int] | None:
+        if self._interval <= 0:
+            return None
+        now = self._clock()
+        if self._last is not None and now - self._last < self._interval:
+            return None
+        counts = purge(self._sessions)
+        self._last = now   # after the purge: a failed one is tried again at the next pass
+        if any(counts.values()):
+            log.info("retention purge: %s", {name: n for name, n in counts.items() if n})
+        return counts
+
+
 def run_forever(settings: Settings, interval_seconds: float = 30.0, stop: threading.Event | None = None) -> None:
     stop = stop or threading.Event()
     sessions = make_sessions(settings.database_url)
     deps = build_deps(settings, sessions)
     dispatcher = build_dispatcher(settings, sessions)
+    purger = PurgeSchedule(sessions, settings.purge_interval_seconds)
     assert deps.incidents is not None and deps.pending_tickets is not None
     tick = max(0.05, min(settings.notify_interval_seconds, interval_seconds))
     log.info("worker started: outbox every %.1f s, kept tickets and payments every %.0f s", tick, interval_seconds)
@@ -85,4 +113,8 @@ def run_forever(settings: Settings, interval_seconds: float = 30.0, stop: thread
                 reconcile_payments(deps, settings, _utcnow())
             except Exception:
                 log.exception("payment reconciliation failed; next pass in %.0f s", interval_seconds)
+            try:
+                purger.run_if_due()
+            except Exception:
+                log.exception("retention purge failed; tried again at the next pass")
         stop.wait(tick)

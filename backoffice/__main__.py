@@ -11,7 +11,7 @@ from werkzeug.serving import WSGIRequestHandler, run_simple
 from engine.masking import MaskNumbersFilter
 
 from .app import create_app
-from .config import BackofficeConfig
+from .config import BackofficeConfig, database_url_from_env
 from .context import EXTENSION_KEY, Backoffice
 from .db import make_engine, make_session_factory
 from .models import Base
@@ -26,7 +26,13 @@ class _KeepAliveHandler(WSGIRequestHandler):
 
 
 def _serve(args: argparse.Namespace) -> int:
-    config = BackofficeConfig.from_env()
+    try:
+        config = BackofficeConfig.from_env()
+    except ValueError as refused:   # no API key or callback secret outside development: do not start
+        log.error("not starting: %s", refused)
+        return 2
+    if config.dev:
+        log.warning("BACKOFFICE_DEV=1: development mode%s", "" if config.api_key else ", the API needs no key")
     app = create_app(config)
     backoffice: Backoffice = app.extensions[EXTENSION_KEY]
     feed = None
@@ -48,8 +54,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _seed(_args: argparse.Namespace) -> int:
-    config = BackofficeConfig.from_env()
-    engine = make_engine(config.database_url)
+    engine = make_engine(database_url_from_env())
     Base.metadata.create_all(engine)
     added = seed_demo(make_session_factory(engine))
     engine.dispose()

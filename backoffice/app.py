@@ -32,7 +32,8 @@ def create_app(config: BackofficeConfig | None = None) -> Flask:
     sessions = make_session_factory(engine)
     if config.seed_demo:
         seed_demo(sessions)
-    callbacks = CallbackSender(sessions, config.callback_secret, backoff=config.callback_backoff)
+    callbacks = CallbackSender(sessions, config.callback_secret, config.allows_callback_to,
+                               backoff=config.callback_backoff)
     backoffice = Backoffice(config=config, engine=engine, sessions=sessions, callbacks=callbacks,
                             payments=PaymentDecider(sessions, callbacks, config.payment_delay))
 

@@ -2,7 +2,8 @@
 
 The header is ``X-Payment-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<raw body>")>``.
 Deliveries run in daemon threads; up to ``MAX_TRIES`` attempts, waiting ``backoff``, ``2*backoff`` ...
-between them, until the receiver answers 2xx.
+between them, until the receiver answers 2xx. Only URLs that ``allows`` accepts (the configured
+callback hosts) receive a signed event: any other is refused before a byte is sent.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import hmac
 import logging
 import threading
 import time
+from collections.abc import Callable
 
 import requests
 from sqlalchemy import update
@@ -51,15 +53,21 @@ def verify(secret: str, raw_body: bytes, header: str, tolerance: int = 300) -> b
 class CallbackSender:
     """Delivers a payment's stored event (same ``event_id`` on every resend) in the background."""
 
-    def __init__(self, sessions: sessionmaker[Session], secret: str, backoff: float = 0.5,
-                 timeout: float = 5.0) -> None:
+    def __init__(self, sessions: sessionmaker[Session], secret: str, allows: Callable[[str], bool],
+                 backoff: float = 0.5, timeout: float = 5.0) -> None:
         self._sessions = sessions
         self._secret = secret
+        self._allows = allows
         self._backoff = backoff
         self._timeout = timeout
         self._stopping = threading.Event()
 
-    def send(self, payment_id: str, callback_url: str, event_body: str) -> threading.Thread:
+    def send(self, payment_id: str, callback_url: str, event_body: str) -> threading.Thread | None:
+        """Deliver in the background; ``None`` (nothing sent) when the URL's host is not allowed."""
+        if not self._allows(callback_url):
+            log.warning("callback for %s not sent: %s is not a configured callback host", payment_id,
+                        callback_url.split("/")[2] if callback_url.count("/") >= 2 else "?")
+            return None
         thread = threading.Thread(target=self._deliver, args=(payment_id, callback_url, event_body.encode()),
                                   name=f"callback-{payment_id}", daemon=True)
         thread.start()

@@ -60,6 +60,9 @@ def _validated(body: dict[str, Any]) -> dict[str, Any]:
         parsed = urlparse(callback_url)
         if parsed.scheme not in ("http", "https") or not parsed.netloc:
             raise Invalid("'callback_url' must be an http(s) URL")
+        if not services().config.allows_callback_to(callback_url):   # signed events go to known hosts only
+            raise Invalid("'callback_url' is not on a host this back office sends callbacks to "
+                          "(BACKOFFICE_CALLBACK_HOSTS)")
     return {"account_number": account_number, "msisdn": msisdn, "amount": amount, "purpose": purpose,
             "callback_url": callback_url or None, "wallet": wallet or None}
 

@@ -136,7 +136,7 @@ def base_env(tmp: Path, backoffice_port: int, engine_port: int) -> dict[str, str
                BACKOFFICE_URL=f"http://{HOST}:{backoffice_port}",
                BACKOFFICE_DATABASE_URL=f"sqlite:///{tmp / 'backoffice.db'}",
                BACKOFFICE_PAYMENT_APPROVAL="manual", PUBLIC_BASE_URL=f"http://{HOST}:{engine_port}",
-               PAYMENT_CALLBACK_SECRET="bench-callback-secret", PYTHONUNBUFFERED="1")
+               PAYMENT_CALLBACK_SECRET="bench-callback-secret", PYTHONUNBUFFERED="1", BACKOFFICE_DEV="1")
     env.pop("MQTT_URL", None)
     return env
 

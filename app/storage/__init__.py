@@ -11,6 +11,7 @@ from .alerts import SqlOutbox, SqlSubscriptions
 from .payments import SqlPaymentLedger
 from .pins import SqlPinVault
 from .repositories import SqlAccountLinks, SqlAuditSink, SqlPreferences
+from .security_audit import SqlSecurityAudit, pseudonym
 from .throttle import MemoryThrottle, RedisThrottle
 from .tickets import SqlPendingTickets
 
@@ -22,9 +23,11 @@ __all__ = [
     "SqlPendingTickets",
     "SqlPinVault",
     "SqlPreferences",
+    "SqlSecurityAudit",
     "SqlSubscriptions",
     "make_sessions",
     "migrate",
+    "pseudonym",
 ]
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -200,3 +200,22 @@ class PendingTicketRow(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     bill_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
+
+
+class SecurityEventRow(Base):
+    """One security event (PIN, linking, caller, callback, gateway): who is a pseudonym, never a number.
+
+    ``subject_id`` is HMAC-SHA256(SECRET_KEY, number): an agent finds a customer's events by computing it
+    from the number they are given, and a leaked table names no one.
+    """
+
+    __tablename__ = "security_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    kind: Mapped[str] = mapped_column(String(40), index=True)
+    channel: Mapped[str] = mapped_column(String(20))
+    subject_id: Mapped[str | None] = mapped_column(String(64), index=True, nullable=True)
+    account_number: Mapped[str | None] = mapped_column(String(32), index=True, nullable=True)
+    detail: Mapped[str] = mapped_column(String(200), default="")
+    extra: Mapped[str] = mapped_column(Text, default="{}")   # JSON of short, non-secret strings

@@ -119,8 +119,10 @@ class SqlAuditSink:
         with self._sessions() as db:
             row = db.get(SessionAuditRow, session_key)
             if row is None:
+                # ended_at: the gateway's report is the end, and the retention purge ages rows by it.
                 row = SessionAuditRow(session_key=session_key, channel=channel, user_masked=user_masked,
-                                      outcome="dropped" if status != "Success" else None, hops=hops, nodes="")
+                                      outcome="dropped" if status != "Success" else None, hops=hops, nodes="",
+                                      ended_at=datetime.now(UTC))
                 db.add(row)
             row.gateway_status = status[:20]
             row.gateway_duration_ms = duration_ms

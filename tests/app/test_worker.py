@@ -22,7 +22,7 @@ from dialogs.stores import PendingTicket
 
 from ..support.engine import UssdPhone
 from ..support.incident_switch import IncidentSwitch
-from ..support.services import serve_wsgi
+from ..support.services import clean_redis, serve_wsgi
 
 
 def _tickets(backoffice_url: str, account: str) -> list[dict[str, Any]]:
@@ -87,7 +87,7 @@ def test_forwarding_a_kept_complaint_is_idempotent(settings: Settings, backoffic
 
         # The session record is lost and the gateway replays the Confirm hop: the same session
         # confirms again, and is shown the ticket its report became; nothing new is opened.
-        redis.Redis.from_url(redis_url).flushdb()
+        clean_redis(redis.Redis.from_url(redis_url))   # this run's own database only
         assert p.post("*".join(p.inputs)) == (
             f"CON Réclamation enregistrée. Référence: {ticket['reference']}\nNotez-la pour suivre votre "
             "demande (menu 5).\n0. Retour 00. Accueil")

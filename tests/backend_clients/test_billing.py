@@ -13,15 +13,10 @@ from dialogs.backends import (
     Arrangement,
     Balance,
     Bill,
-    BillingBackend,
     NotFound,
     PaymentRecord,
     Rejected,
 )
-
-
-def test_satisfies_the_port(billing: BillingClient) -> None:
-    assert isinstance(billing, BillingBackend)
 
 
 def test_reads_accounts_balance_bills_and_payments(billing: BillingClient) -> None:

@@ -35,9 +35,10 @@ def server() -> Iterator[tuple[ScriptedBackend, str]]:
 
 
 @pytest.fixture
-def backend(server: tuple[ScriptedBackend, str]) -> ScriptedBackend:
+def backend(server: tuple[ScriptedBackend, str]) -> Iterator[ScriptedBackend]:
     server[0].reset()
-    return server[0]
+    yield server[0]
+    server[0].assert_on_contract()
 
 
 def config(server: tuple[ScriptedBackend, str], **overrides: object) -> ClientConfig:
@@ -115,7 +116,7 @@ def test_closed_port_is_unavailable() -> None:
 
 
 def test_non_json_200_is_unavailable(backend: ScriptedBackend, server: tuple[ScriptedBackend, str]) -> None:
-    backend.reset(Reply(200, "<html>maintenance</html>", content_type="text/html"))
+    backend.reset(Reply(200, "<html>maintenance</html>", content_type="text/html", off_contract=True))
     with BillingClient(config(server)) as billing, pytest.raises(BackendUnavailable, match="not JSON"):
         billing.balance("1000001")
     assert len(backend.hits) == 1               # a 200 is an answer: no retry
@@ -125,7 +126,7 @@ def test_json_of_the_wrong_shape_is_unavailable(backend: ScriptedBackend,
                                                 server: tuple[ScriptedBackend, str]) -> None:
     for body in ({**BALANCE, "amount": "lots"}, {"account_number": "1000001"}, ["not", "an", "object"],
                  {**BALANCE, "oldest_due_on": "yesterday"}):
-        backend.reset(Reply(200, body))
+        backend.reset(Reply(200, body, off_contract=True))
         with BillingClient(config(server)) as billing, pytest.raises(BackendUnavailable, match="malformed"):
             billing.balance("1000001")
 

@@ -8,14 +8,10 @@ from datetime import UTC
 import pytest
 
 from backend_clients import IncidentClient
-from dialogs.backends import IncidentBackend, NotFound, Outage, Ticket
+from dialogs.backends import NotFound, Outage, Ticket
 
 REPORT = {"kind": "outage", "category": "outage", "account_number": "2000002", "msisdn": "+221770000002",
               "description": "No power since this morning"}
-
-
-def test_satisfies_the_port(incidents: IncidentClient) -> None:
-    assert isinstance(incidents, IncidentBackend)
 
 
 def test_outages_in_zone(incidents: IncidentClient) -> None:

@@ -8,11 +8,7 @@ from decimal import Decimal
 import pytest
 
 from backend_clients import MeteringClient
-from dialogs.backends import Consumption, MeteringBackend, NotFound, PrepaidCredit, Reading
-
-
-def test_satisfies_the_port(metering: MeteringClient) -> None:
-    assert isinstance(metering, MeteringBackend)
+from dialogs.backends import Consumption, NotFound, PrepaidCredit, Reading
 
 
 def test_readings_consumption_and_credit(metering: MeteringClient) -> None:

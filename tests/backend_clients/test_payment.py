@@ -9,14 +9,10 @@ import pytest
 import requests
 
 from backend_clients import PaymentClient
-from dialogs.backends import Conflict, NotFound, PaymentBackend, PaymentIntent, Rejected
+from dialogs.backends import Conflict, NotFound, PaymentIntent, Rejected
 
 ORDER: dict[str, Any] = {"account_number": "1000001", "msisdn": "+221770000001", "amount": Decimal(5500),
                              "purpose": "bill", "callback_url": "http://127.0.0.1:9/callback"}
-
-
-def test_satisfies_the_port(payments: PaymentClient) -> None:
-    assert isinstance(payments, PaymentBackend)
 
 
 def test_initiate_is_idempotent_by_key(payments: PaymentClient) -> None:

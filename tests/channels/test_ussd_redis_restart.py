@@ -4,7 +4,6 @@ the machine's shared Redis is never touched."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -16,7 +15,7 @@ import redis
 from app.factory import create_app
 
 from ..support.engine import UssdPhone
-from ..support.services import free_port
+from ..support.services import free_port, need_binary
 
 
 class ThrowawayRedis:
@@ -51,8 +50,7 @@ class ThrowawayRedis:
 
 @pytest.fixture
 def throwaway_redis(tmp_path) -> Iterator[ThrowawayRedis]:
-    if shutil.which("redis-server") is None:
-        pytest.skip("redis-server is not installed")
+    need_binary("redis-server")   # under REQUIRE_SERVICES=1 a missing binary fails instead of skipping
     server = ThrowawayRedis(tmp_path)
     server.start()
     yield server

@@ -11,7 +11,7 @@ import redis
 from engine import Engine, FlowSet, MemorySessionStore, RedisSessionStore, Reply, SessionStore, Turn
 from menus import load_menus
 
-from ..support.services import REDIS_TEST_URL, need_service
+from ..support.services import REDIS_TEST_URL, clean_redis, need_service
 from .fakes import CountingSteps
 
 DEMO = Path(__file__).parent / "flows" / "demo.yaml"
@@ -24,9 +24,9 @@ def store(request: pytest.FixtureRequest) -> Iterator[SessionStore]:
         return
     need_service("Redis", REDIS_TEST_URL, 6379)
     client = redis.Redis.from_url(REDIS_TEST_URL)
-    client.flushdb()
+    clean_redis(client)
     yield RedisSessionStore(client)
-    client.flushdb()
+    clean_redis(client)
     client.close()
 
 

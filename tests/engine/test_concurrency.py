@@ -9,7 +9,7 @@ import redis
 from engine import Engine, FlowSet, RedisSessionStore
 from menus import load_menus
 
-from ..support.services import REDIS_TEST_URL, need_service
+from ..support.services import REDIS_TEST_URL, clean_redis, need_service
 from .conftest import DEMO, Handset
 from .fakes import CountingSteps
 
@@ -17,7 +17,7 @@ from .fakes import CountingSteps
 def _engine(steps: CountingSteps) -> tuple[Engine, RedisSessionStore]:
     need_service("Redis", REDIS_TEST_URL, 6379)
     client = redis.Redis.from_url(REDIS_TEST_URL)
-    client.flushdb()
+    clean_redis(client)
     store = RedisSessionStore(client)
     return Engine(FlowSet(load_menus(DEMO)), store, steps), store
 

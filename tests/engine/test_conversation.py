@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
-from engine import Engine, FlowSet, RedisSessionStore, Turn
+from engine import Engine, EngineLimits, FlowSet, RedisSessionStore, Turn
 from menus import load_menus
 
 from ..support.services import free_port
@@ -168,13 +169,16 @@ def test_a_live_session_keeps_its_flow_version_after_a_reload(tmp_path, store, s
     assert new.answer("1").text.startswith("Nouveau choix:")
 
 
-def test_session_json_is_compact_and_has_a_ttl(store, engine):
+def test_session_json_is_compact_and_has_a_ttl(store, steps):
+    engine = Engine(FlowSet(load_menus(DEMO)), store, steps, limits=EngineLimits(session_ttl_seconds=1))
     phone = Handset(engine)
     phone.dial()
     saved = store.load("ussd:s1")
     assert saved is not None and saved.node == "home"
     assert len(saved.to_json()) < 1024
     json.loads(saved.to_json())
+    time.sleep(1.3)                       # past the TTL, the store has let the session go
+    assert store.load("ussd:s1") is None
 
 
 @pytest.mark.parametrize("text", ["", "1", "1*98*98", "2*abc*0*00", "*", "**", "9*9"])

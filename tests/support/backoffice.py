@@ -8,21 +8,48 @@ Registered for the whole suite by ``tests/conftest.py`` (``pytest_plugins``)::
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import flask
 import pytest
 
 from backoffice import BackofficeConfig, create_app
+from backoffice.db import make_engine, make_session_factory
+from backoffice.models import Base
+from backoffice.seed import seed_demo
 from tests.support.services import serve_wsgi
 
 CALLBACK_SECRET = "test-callback-secret"
 
 
+@pytest.fixture(scope="session")
+def backoffice_seeded_at() -> datetime:
+    """When the demo data of this run was seeded (aware UTC, whole seconds): its readings end then."""
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+@pytest.fixture(scope="session")
+def seeded_backoffice_db(tmp_path_factory: pytest.TempPathFactory, backoffice_seeded_at: datetime) -> Path:
+    """The demo data seeded once per test run (about 2 s); each test gets a copy of the file."""
+    path = tmp_path_factory.mktemp("backoffice-template") / "backoffice.db"
+    engine = make_engine(f"sqlite:///{path}")
+    Base.metadata.create_all(engine)
+    seed_demo(make_session_factory(engine), now=backoffice_seeded_at.replace(tzinfo=None))
+    engine.dispose()
+    return path
+
+
 @pytest.fixture
-def backoffice_config(tmp_path: Path) -> BackofficeConfig:
-    """A fresh SQLite file, demo data, manual payment approval, fast callback retries."""
+def backoffice_config(tmp_path: Path, seeded_backoffice_db: Path) -> BackofficeConfig:
+    """A fresh SQLite file (a copy of the seeded one), demo data, manual approval, fast callback retries.
+
+    Development mode (no API key: tests call it as ``make run`` does); callbacks to any loopback port,
+    where the tests' receivers listen. ``tests/backoffice/test_setup.py`` covers the closed mode.
+    """
+    shutil.copyfile(seeded_backoffice_db, tmp_path / "backoffice.db")
     return BackofficeConfig(
         database_url=f"sqlite:///{tmp_path / 'backoffice.db'}",
         callback_secret=CALLBACK_SECRET,
@@ -30,6 +57,8 @@ def backoffice_config(tmp_path: Path) -> BackofficeConfig:
         payment_delay=0.0,
         seed_demo=True,
         callback_backoff=0.05,
+        callback_hosts=("127.0.0.1",),
+        dev=True,
     )
 
 

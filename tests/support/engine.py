@@ -4,6 +4,7 @@ back office on loopback, and a ``UssdPhone`` that talks to the USSD callback lik
 from __future__ import annotations
 
 import itertools
+import shutil
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
@@ -20,26 +21,35 @@ from app.factory import create_app
 from app.settings import Settings
 from app.storage import migrate
 
-from .services import POSTGRES_TEST_URL, REDIS_TEST_URL, need_service, serve_wsgi
+from .services import POSTGRES_TEST_URL, REDIS_TEST_URL, clean_redis, need_service, serve_wsgi
 
 _ids = itertools.count(1)
 
 
 @pytest.fixture
 def redis_url() -> Iterator[str]:
+    """This run's own Redis database (see ``services``), empty at the start and the end of the test."""
     need_service("Redis", REDIS_TEST_URL, 6379)
     client = redis.Redis.from_url(REDIS_TEST_URL)
-    client.flushdb()
+    clean_redis(client)
     yield REDIS_TEST_URL
-    client.flushdb()
+    clean_redis(client)
     client.close()
 
 
+@pytest.fixture(scope="session")
+def migrated_engine_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The product's schema migrated once per test run; each test gets a copy of the file."""
+    path = tmp_path_factory.mktemp("engine-template") / "engine.db"
+    migrate(f"sqlite:///{path}")
+    return path
+
+
 @pytest.fixture
-def engine_db(tmp_path: Path) -> str:
-    url = f"sqlite:///{tmp_path / 'engine.db'}"
-    migrate(url)
-    return url
+def engine_db(tmp_path: Path, migrated_engine_db: Path) -> str:
+    """A fresh, migrated SQLite database of the product for one test."""
+    shutil.copyfile(migrated_engine_db, tmp_path / "engine.db")
+    return f"sqlite:///{tmp_path / 'engine.db'}"
 
 
 @pytest.fixture

@@ -2,24 +2,82 @@
 
 Without ``REQUIRE_SERVICES=1`` a missing service skips the test with the reason;
 with it (as in ``.ci/run``) the test fails instead.
+
+Each test process has a Redis database of its own (``REDIS_TEST_URL``): it claims the database of
+``TEST_REDIS_URL`` (default 15), or the next unclaimed one, with a key only it holds, so two runs on
+one machine (or parallel workers) never flush each other's sessions. Tests clean it with
+``clean_redis``, which keeps the claim.
 """
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import socket
 import subprocess
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from urllib.parse import urlparse
+from typing import Final
+from urllib.parse import urlparse, urlunparse
 
 import pytest
 import requests
+import redis
 from werkzeug.serving import make_server
 
-REDIS_TEST_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+CLAIM_KEY: Final = "tests:claimed-by"
+CLAIM_SECONDS: Final = 900          # a crashed run's database is free again after this; live runs renew it
+RUN_ID: Final = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+def _with_db(url: str, db: int) -> str:
+    return urlunparse(urlparse(url)._replace(path=f"/{db}"))
+
+
+def _claim_redis_database(base_url: str) -> str:
+    """This process's own database: the one in ``base_url`` if unclaimed, else the next free one of 0-15."""
+    parsed = urlparse(base_url)
+    first = int(parsed.path.strip("/") or 0)
+    for db in [first, *(n for n in range(15, -1, -1) if n != first)]:
+        url = _with_db(base_url, db)
+        try:
+            client = redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
+            if client.set(CLAIM_KEY, RUN_ID, nx=True, ex=CLAIM_SECONDS) or client.get(CLAIM_KEY) == RUN_ID.encode():
+                # Another database than the one named is taken only when empty: it may hold a developer's
+                # live sessions, and the tests flush what they claim.
+                if db != first and client.dbsize() > 1:
+                    client.delete(CLAIM_KEY)
+                    continue
+                atexit.register(_release, url)
+                return url
+        except (redis.RedisError, ValueError):
+            return base_url   # no Redis here: the tests that need it skip (or fail under REQUIRE_SERVICES=1)
+    return base_url
+
+
+def _release(url: str) -> None:
+    try:
+        client = redis.Redis.from_url(url, socket_timeout=1)
+        if client.get(CLAIM_KEY) == RUN_ID.encode():
+            clean_redis(client, keep_claim=False)
+    except redis.RedisError:
+        pass
+
+
+def clean_redis(client: redis.Redis, keep_claim: bool = True) -> None:
+    """Empty this run's own database in one transaction, renewing the claim (never touches another db)."""
+    with client.pipeline(transaction=True) as pipe:
+        pipe.flushdb()
+        if keep_claim:
+            pipe.set(CLAIM_KEY, RUN_ID, ex=CLAIM_SECONDS)
+        pipe.execute()
+
+
+REDIS_TEST_URL = _claim_redis_database(os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15"))
 POSTGRES_TEST_URL = os.environ.get("TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 MQTT_TEST_URL = os.environ.get("TEST_MQTT_URL", "mqtt://127.0.0.1:1883")
 
@@ -38,6 +96,17 @@ def need_service(name: str, url: str, default_port: int) -> None:
     if _reachable(url, default_port):
         return
     message = f"{name} is not reachable at {url}"
+    if os.environ.get("REQUIRE_SERVICES") == "1":
+        pytest.fail(message + " and REQUIRE_SERVICES=1", pytrace=False)
+    pytest.skip(message)
+
+
+def need_binary(name: str) -> str:
+    """The path of the program ``name``; skips (or fails under REQUIRE_SERVICES=1) when it is not installed."""
+    found = shutil.which(name)
+    if found:
+        return found
+    message = f"{name} is not installed"
     if os.environ.get("REQUIRE_SERVICES") == "1":
         pytest.fail(message + " and REQUIRE_SERVICES=1", pytrace=False)
     pytest.skip(message)

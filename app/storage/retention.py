@@ -1,0 +1,111 @@
+"""How long the product keeps what it stores, and the purge that enforces it (GDPR: storage limitation).
+
+Each table has a documented period (``RETENTION``, also in the README). The purge runs in two
+phases: first it **scrubs** what is most sensitive in rows that are still kept (prepaid tokens,
+message texts, complaint free text, gateway error text), then it **deletes** whole rows past their
+period. Only finished rows are touched: a pending payment, an unsent message or a ticket still to
+forward is never purged by age. Run by the worker (``PURGE_INTERVAL_SECONDS``) and by
+``python -m app purge``.
+
+| table                | scrubbed (days)                              | deleted (days)                 |
+|----------------------|----------------------------------------------|--------------------------------|
+| outbox_events        | message payload and tokens, once sent/failed: 7 | sent or failed: 90          |
+| payment_intents      | prepaid token, once final: 30                | succeeded or failed: 400       |
+| processed_callbacks  | -                                            | 30                             |
+| pending_tickets      | complaint text, once sent/refused: 30        | sent or refused: 180           |
+| session_audit        | gateway error text: 30                       | 180                            |
+| security_events      | -                                            | 365                            |
+| subscriptions        | -                                            | withdrawn consent: 365         |
+| account_links, pin_credentials, preferences | -                     | kept while the link, PIN or preference exists |
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, delete, func, true, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from .models import (
+    OutboxEventRow,
+    PaymentIntentRow,
+    PendingTicketRow,
+    ProcessedCallbackRow,
+    SecurityEventRow,
+    SessionAuditRow,
+    SubscriptionRow,
+)
+
+__all__ = ["RETENTION", "Rule", "purge"]
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One retention rule: rows of ``model`` matching ``finished`` and older than ``days`` (by ``age``).
+
+    ``scrub`` gives the columns to blank; without it the rows are deleted.
+    """
+
+    name: str
+    model: Any
+    days: int
+    age: Any                   # a timestamp column (or expression)
+    finished: Any = None       # a condition; None: every row
+    scrub: dict[str, Any] | None = None
+
+
+# Scrubbing rules come first: tokens and free text go before the rows that carry them.
+RETENTION: tuple[Rule, ...] = (
+    Rule("outbox_events.payload", OutboxEventRow, 7, OutboxEventRow.created_at,
+         and_(OutboxEventRow.status.in_(("sent", "failed")), OutboxEventRow.payload != "{}"),
+         scrub={"payload": "{}"}),
+    Rule("payment_intents.token", PaymentIntentRow, 30, PaymentIntentRow.updated_at,
+         and_(PaymentIntentRow.status.in_(("succeeded", "failed")), PaymentIntentRow.token.is_not(None)),
+         scrub={"token": None}),
+    Rule("pending_tickets.description", PendingTicketRow, 30, PendingTicketRow.created_at,
+         and_(PendingTicketRow.status.in_(("sent", "refused")), PendingTicketRow.description != ""),
+         scrub={"description": ""}),
+    Rule("session_audit.gateway_error", SessionAuditRow, 30,
+         func.coalesce(SessionAuditRow.ended_at, SessionAuditRow.started_at),
+         SessionAuditRow.gateway_error.is_not(None), scrub={"gateway_error": None}),
+    Rule("outbox_events", OutboxEventRow, 90, OutboxEventRow.created_at,
+         OutboxEventRow.status.in_(("sent", "failed"))),
+    Rule("payment_intents", PaymentIntentRow, 400, PaymentIntentRow.updated_at,
+         PaymentIntentRow.status.in_(("succeeded", "failed"))),
+    Rule("processed_callbacks", ProcessedCallbackRow, 30, ProcessedCallbackRow.received_at),
+    Rule("pending_tickets", PendingTicketRow, 180, PendingTicketRow.created_at,
+         PendingTicketRow.status.in_(("sent", "refused"))),
+    Rule("session_audit", SessionAuditRow, 180,
+         func.coalesce(SessionAuditRow.ended_at, SessionAuditRow.started_at)),
+    Rule("security_events", SecurityEventRow, 365, SecurityEventRow.occurred_at),
+    Rule("subscriptions", SubscriptionRow, 365, SubscriptionRow.updated_at,
+         SubscriptionRow.active.is_(False)),
+)
+
+
+def _cutoff(now: datetime, days: int, db: Session) -> datetime:
+    cutoff = now.astimezone(UTC) - timedelta(days=days)
+    # SQLite keeps timestamps as naive UTC text; comparing with an aware value would compare offsets too.
+    return cutoff.replace(tzinfo=None) if db.get_bind().dialect.name == "sqlite" else cutoff
+
+
+def _unchanged_stamps(model: Any) -> dict[str, Any]:
+    """``updated_at = updated_at``: scrubbing must not make a row look new, or it would never be deleted."""
+    return {column.name: column for column in model.__table__.columns if column.onupdate is not None}
+
+
+def purge(sessions: sessionmaker[Session], now: datetime | None = None,
+          rules: tuple[Rule, ...] = RETENTION) -> dict[str, int]:
+    """Apply ``rules`` in order, each in its own transaction; returns rows scrubbed or deleted per rule."""
+    now = now or datetime.now(UTC)
+    counts: dict[str, int] = {}
+    for rule in rules:
+        with sessions() as db, db.begin():
+            where = and_(rule.age < _cutoff(now, rule.days, db), rule.finished if rule.finished is not None else true())
+            statement = (update(rule.model).where(where).values(**_unchanged_stamps(rule.model), **rule.scrub)
+                         if rule.scrub is not None else delete(rule.model).where(where))
+            result = db.execute(statement.execution_options(synchronize_session=False))
+            counts[rule.name] = int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return counts

@@ -1,0 +1,29 @@
+"""The clock of date-dependent tests: fixed instants, never the wall clock.
+
+``clock`` is parametrised over the instants where date arithmetic goes wrong (just before
+midnight at a year's end, midnight on the first day after February): a test that takes it runs
+once per instant, and passes the same on any day the suite runs::
+
+    def test_purge(clock):
+        purge(sessions, now=clock)
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+__all__ = ["INSTANTS"]
+
+INSTANTS = {
+    "year-end-23:59:30": datetime(2026, 12, 31, 23, 59, 30, tzinfo=UTC),
+    "march-1st-midnight": datetime(2027, 3, 1, 0, 0, 0, tzinfo=UTC),
+}
+
+
+@pytest.fixture(params=list(INSTANTS.values()), ids=list(INSTANTS))
+def clock(request: pytest.FixtureRequest) -> datetime:
+    """Now, for the code under test (aware, UTC)."""
+    instant: datetime = request.param
+    return instant

@@ -110,6 +110,8 @@ class Dispatcher:
         self._formatters: dict[str, TextFormatter] = {}
 
     def run_once(self, limit: int = 50) -> DeliveryPass:
+        if not self.senders:   # no provider configured: every message waits, untouched, for one
+            return DeliveryPass()
         now = self.clock()
         adopted, requeued = self.queue.recover(now, self.lease, self.settle)
         sent = retried = failed = 0

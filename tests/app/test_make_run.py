@@ -24,7 +24,8 @@ def test_serve_binds_loopback_announces_itself_once_and_keeps_metrics_internal(s
            "METRICS_PORT": str(metrics_port), "DATABASE_URL": settings.database_url,
            "REDIS_URL": settings.redis_url or "", "WEB_CONCURRENCY": "1", "LOG_LEVEL": "INFO",
            "BACKOFFICE_DATABASE_URL": f"sqlite:///{tmp_path / 'backoffice.db'}",
-           "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prometheus"), "WORKER_INTERVAL_SECONDS": "3600"}
+           "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prometheus"), "WORKER_INTERVAL_SECONDS": "3600",
+           "BACKOFFICE_DEV": "1", "SECRET_KEY": "test-serve-key"}
     for name in ("HOST", "PAYMENT_CALLBACK_SECRET", "BACKOFFICE_URL", "PUBLIC_BASE_URL", "USSD_GATEWAY_TOKEN"):
         env.pop(name, None)
     log_path = tmp_path / "serve.log"

@@ -473,6 +473,7 @@ def test_outage_is_kept_when_the_incident_system_is_down_in_english(switch, swit
     # Reporting it again in the same session keeps it once (Back leads to the main menu).
     assert p.answer("0").startswith("CON ElecNet - 2000002\n1. Balance and bills")
     p.answer("4")
+    assert p.answer("1").startswith("CON Report a power outage\nAccount 2000002")
     assert p.answer("1") == screen
     assert len(deps.pending_tickets.for_user("+221770000002")) == 1
 

@@ -24,7 +24,7 @@ def sms(deps, kind: str) -> list[dict]:
 
 def start(phone, msisdn: str):
     p = phone(msisdn)
-    assert p.dial().startswith("CON Ce numéro n'est lié à aucun compte.")
+    assert p.dial().startswith("CON Bienvenue chez ElecNet. Ce numéro n'est lié à aucun compte.")
     p.answer("1")
     return p
 
@@ -102,7 +102,7 @@ def test_the_registered_number_confirms_with_a_code_and_can_undo_the_link(phone,
     assert deps.links.undo("1000001", wrong if wrong != undo else "000000") is None
     assert deps.links.undo("1000001", undo) == "+221770012222"
     again = phone("+221770012222")
-    assert again.dial().startswith("CON Ce numéro n'est lié à aucun compte.")
+    assert again.dial().startswith("CON Bienvenue chez ElecNet. Ce numéro n'est lié à aucun compte.")
 
 
 def test_three_wrong_codes_end_the_attempt_without_a_link(phone, deps):
@@ -157,7 +157,7 @@ def test_the_holder_removes_a_link_from_the_menu_the_notice_points_to(phone, dep
     assert holder.answer("1") == f"CON Lien retiré.\n1. Menu principal\n{NAV}"
     assert "security event link_undone" in caplog.text and "+221770015555" not in caplog.text
     again = phone("+221770015555")
-    assert again.dial().startswith("CON Ce numéro n'est lié à aucun compte.")
+    assert again.dial().startswith("CON Bienvenue chez ElecNet. Ce numéro n'est lié à aucun compte.")
     holder = phone("+221770000001")
     holder.dial()
     holder.answer("8")

@@ -454,7 +454,7 @@ def test_one_franc_above_the_balance_is_refused(phone, provider):
     p = phone("+221770000001")
     p.dial("3")
     p.answer("2")
-    assert p.answer("12501").startswith("CON Montant refusé: il dépasse votre solde du de 12 500 FCFA.")
+    assert p.answer("12501").startswith("CON Montant refusé: il dépasse les 12 500 FCFA à payer.")
 
 
 def pay_elsewhere(provider: Provider, amount: int) -> None:
@@ -477,7 +477,7 @@ def test_a_balance_that_changes_after_the_menu_is_read_again(phone, provider, de
 def test_a_balance_that_drops_between_confirmation_and_pin_starts_no_payment(phone, provider, deps):
     p = pay_whole_balance(phone, deps)                  # confirmed 12 500
     pay_elsewhere(provider, 7000)                       # now 5 500 is owed
-    assert p.answer(PIN) == ("CON Montant refusé: il dépasse votre solde du de 5 500 FCFA.\n1. Autre montant\n"
+    assert p.answer(PIN) == ("CON Montant refusé: il dépasse les 5 500 FCFA à payer.\n1. Autre montant\n"
                              f"2. Payer tout le solde\n{NAV}")
     assert provider.count() == 1                        # only the payment made elsewhere
     assert deps.ledger.recent("+221770000001") == []

@@ -56,8 +56,9 @@ def pay_another_amount(p: UssdPhone) -> str:
     p.dial()
     p.answer("3")
     assert p.answer("2").startswith("CON A payer: 12 500 FCFA\nMontant à régler (FCFA):")
-    confirm = p.answer("1000")
-    assert confirm.startswith("CON Payer 1 000 FCFA sur le compte 1000001")
+    assert p.answer("1000").startswith("CON Payer 1 000 FCFA avec:\n1. Orange Money")
+    confirm = p.answer("1")
+    assert confirm.startswith("CON Payer 1 000 FCFA sur le compte 1000001 avec Orange Money ?")
     return confirm
 
 
@@ -77,7 +78,8 @@ def test_a_redial_with_a_payment_to_confirm_offers_to_continue_it(phone):
     again = phone(OWNER)
     assert again.dial() == OFFER
     assert again.answer("1") == confirm
-    assert "PIN" in again.answer("1")  # Confirm leads to the PIN gate, as before the drop
+    # Confirm leads to the PIN gate, as before the drop (a first PIN: the last-bill proof first).
+    assert again.answer("1").startswith("CON Premier usage. Pour vérifier, entrez le montant de la dernière facture")
 
 
 def test_a_redial_while_an_amount_is_asked_offers_to_continue(phone):
@@ -88,7 +90,7 @@ def test_a_redial_while_an_amount_is_asked_offers_to_continue(phone):
     again = phone(OWNER)
     assert again.dial() == OFFER
     assert again.answer("1") == asked
-    assert again.answer("1000").startswith("CON Payer 1 000 FCFA sur le compte 1000001")
+    assert again.answer("1000").startswith("CON Payer 1 000 FCFA avec:")
 
 
 def test_no_offer_once_the_gateway_reported_a_normal_end(client, phone):

@@ -6,6 +6,7 @@ import logging
 import secrets
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import redis
@@ -142,10 +143,11 @@ def build_gateway_guard(settings: Settings) -> GatewayGuard:
 def build_dispatcher(settings: Settings, sessions: sessionmaker[Session]) -> Dispatcher:
     """The outbox's delivery: templates, the SMS provider (when configured), the queue."""
     menus = load_menus(settings.menus_path).menus
-    templates = NotificationTemplates.load(settings.notifications_path, menus.default_language, menus.brand)
+    path = settings.notifications_path or str(Path(settings.menus_path).with_name("notifications.yaml"))
+    templates = NotificationTemplates.load(path, menus.default_language, menus.brand)
     problems = templates.check(menus.languages)
     if problems:
-        raise ValueError(f"{settings.notifications_path}: " + "; ".join(problems))
+        raise ValueError(f"{path}: " + "; ".join(problems))
     senders: dict[str, SmsSender] = {}
     if settings.at_api_key:
         senders["sms"] = AfricasTalkingSms(settings.at_username, settings.at_api_key, settings.at_api_url,

@@ -51,7 +51,7 @@ class Settings:
     # /metrics on a separate internal port (served by `python -m app serve`) instead of the public one.
     metrics_port: int | None = None
     # Notifications (app/notify.py): Africa's Talking SMS through its SDK; AT_API_URL points it elsewhere.
-    notifications_path: str = "config/notifications.yaml"
+    notifications_path: str = ""          # empty: notifications.yaml beside the menus file
     at_username: str = "sandbox"
     at_api_key: str = field(default="", repr=False)
     at_api_url: str | None = None
@@ -93,7 +93,7 @@ class Settings:
             ussd_allowed_networks=_list("USSD_ALLOWED_NETWORKS"),
             trusted_proxies=_list("TRUSTED_PROXIES"),
             metrics_port=_port("METRICS_PORT"),
-            notifications_path=_env("NOTIFICATIONS_PATH", cls.notifications_path),
+            notifications_path=os.environ.get("NOTIFICATIONS_PATH", "").strip(),
             at_username=_env("AT_USERNAME", cls.at_username),
             at_api_key=os.environ.get("AT_API_KEY", ""),
             at_api_url=os.environ.get("AT_API_URL") or None,

@@ -98,9 +98,11 @@ class SqlDeliveryQueue:
         """Keep a delivery report (once) and apply it to the row that sent that message, if any.
         Returns whether a row knows the message."""
         with self._sessions() as db:
+            # The time is ours, to the microsecond: recovery compares it with a claim's (a server default
+            # would be whole seconds on SQLite).
             db.add(DeliveryReportRow(provider=provider, provider_message_id=message_id[:64], msisdn=msisdn[:20],
                                      status=status[:24], failure_reason=(failure_reason or None) and
-                                     failure_reason[:80]))
+                                     failure_reason[:80], received_at=datetime.now(UTC)))
             try:
                 db.commit()
             except IntegrityError:

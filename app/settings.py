@@ -61,6 +61,8 @@ class Settings:
     twilio_auth_token: str = field(default="", repr=False)
     twilio_whatsapp_from: str = ""
     twilio_api_url: str | None = None
+    # SMS keyword commands (channels/sms.py): a conversation by SMS ends after this long without a message.
+    sms_session_idle_seconds: int = 300
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -95,4 +97,5 @@ class Settings:
             twilio_auth_token=os.environ.get("TWILIO_AUTH_TOKEN", ""),
             twilio_whatsapp_from=os.environ.get("TWILIO_WHATSAPP_FROM", ""),
             twilio_api_url=os.environ.get("TWILIO_API_URL") or None,
+            sms_session_idle_seconds=int(_env("SMS_SESSION_IDLE_SECONDS", str(cls.sms_session_idle_seconds))),
         )

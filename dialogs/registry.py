@@ -107,6 +107,7 @@ def _register_all() -> None:
         billing,
         consumption,
         incidents,
+        keywords,
         payments,
         preferences,
         security,

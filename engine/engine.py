@@ -26,9 +26,22 @@ from types import MappingProxyType
 from typing import Any, Protocol
 
 from menus.graph import first_item_number, option_keys
-from menus.schema import ActionNode, EndNode, InputNode, MenuNode, MessageNode, RouterNode
+from menus.schema import (
+    BACK,
+    HOME,
+    NAVIGATION_KEYS,
+    NEXT_PAGE,
+    PREVIOUS_PAGE,
+    ActionNode,
+    EndNode,
+    InputNode,
+    MenuNode,
+    MessageNode,
+    RouterNode,
+)
 
 from .audit import AuditSink, NullAuditSink, SessionRecord
+from .entry import Start, find_start
 from .flow import CompiledFlow, FlowSet
 from .formatting import TextFormatter
 from .hop_digest import HopDigest
@@ -46,8 +59,7 @@ __all__ = ["Engine", "EngineLimits", "HopObserver"]
 
 log = logging.getLogger("engine")
 
-BACK, HOME, NEXT_PAGE, PREVIOUS_PAGE = "0", "00", "98", "99"
-_NAVIGATION = frozenset({BACK, HOME, NEXT_PAGE, PREVIOUS_PAGE})
+_NAVIGATION = NAVIGATION_KEYS
 # The gateway's end-of-session event waits this long at most for a hop still holding the lock.
 _FINISH_LOCK_WAIT_SECONDS = 2.0
 
@@ -76,6 +88,14 @@ def _hop_digest(digest: HopDigest, turn: Turn) -> str:
     # The hop id may carry what the user typed (USSD sends the whole history, PINs included):
     # keep only a keyed digest of it, bound to the caller, in the saved session.
     return digest.digest(turn.user_id, turn.hop_id)
+
+
+def _replayed(record: Mapping[str, Any]) -> Reply:
+    """The recorded answer of a hop, Screen included, marked as a replay."""
+    raw = record.get("screen")
+    screen = Screen.from_dict(raw) if isinstance(raw, dict) else None
+    return Reply(str(record.get("text", "")), bool(record.get("end")), screen, int(record.get("page", 0)),
+                 int(record.get("pages", 1)), replayed=True)
 
 
 def _log_failure(message: str, *args: object, exc: BaseException) -> None:
@@ -121,9 +141,11 @@ class Engine:
     def __init__(self, flows: FlowSet, store: SessionStore, steps: StepRegistry, *,
                  audit: AuditSink | None = None, limits: EngineLimits | None = None,
                  clock: Callable[[], float] = time.time, observer: HopObserver | None = None,
-                 security: SecurityAudit | None = None, hop_key: bytes | None = None) -> None:
+                 security: SecurityAudit | None = None, hop_key: bytes | None = None,
+                 channels: Mapping[str, ChannelCapabilities] | None = None) -> None:
         """``hop_key``: the server key behind replay records (``SECRET_KEY``); every process serving
-        the same sessions needs the same one. Without it, a random key for this instance."""
+        the same sessions needs the same one. Without it, a random key for this instance.
+        ``channels``: what each channel can show, as its adapter declares it (``declare`` adds more)."""
         self.flows = flows
         self.store = store
         self.steps = steps
@@ -134,9 +156,21 @@ class Engine:
         self.security = security or LoggingSecurityAudit()
         self._hop_digest = HopDigest(hop_key)
         self._formatters: dict[str, TextFormatter] = {}
+        self._channels: dict[str, ChannelCapabilities] = dict(channels or {})
+        self._idle: dict[str, int] = {}
 
     # ------------------------------------------------------------ public
+    def declare(self, capabilities: ChannelCapabilities, idle_seconds: int | None = None) -> None:
+        """A channel adapter says what its channel can show (the engine pages screens to fit) and,
+        for a channel keyed by user, how long a conversation may stay idle."""
+        self._channels[capabilities.name] = capabilities
+        if idle_seconds is not None:
+            self._idle[capabilities.name] = idle_seconds
+
     def capabilities(self, channel: str) -> ChannelCapabilities:
+        declared = self._channels.get(channel)
+        if declared is not None:
+            return declared
         spec = self.flows.menus.channels.get(channel)
         if spec is None:
             return ChannelCapabilities(channel, max_chars=4096)
@@ -213,20 +247,26 @@ class Engine:
             self._report_mismatch(turn.channel, turn.user_id, "hop on another caller's session")
             return self._closing(turn.channel, self.language_for(turn.language_hint), "error"), 0.0
         hop_id = _hop_digest(self._hop_digest, turn)
-        if session is not None and session.last_reply is not None and (
-                session.last_hop_id == hop_id or session.ended):
-            return Reply(**session.last_reply), 0.0
+        if session is not None and session.last_reply is not None and session.last_hop_id == hop_id:
+            # Only the identical hop (the provider's retry) gets the recorded answer again.
+            return _replayed(session.last_reply), 0.0
+        if session is not None and (session.ended or self._restarts(session, turn)):
+            # A new message after an end, or a new command on a chat channel: a new session.
+            session = None
         now = self.clock()
         hop_started = time.perf_counter()
         answered_secret = False
         if session is None:
-            flow = self.flows.current(self.flows.entry_flow(turn.channel, turn.entry))
-            session = Session(key=turn.session_key, channel=turn.channel, user_id=turn.user_id,
-                              flow=flow.name, version=flow.version, node=flow.spec.start,
-                              language=self.language_for(turn.language_hint), created_at=now, updated_at=now,
-                              data={"msisdn": turn.user_id, "channel": turn.channel})
+            start = find_start(self.flows.menus, turn.channel, turn.entry,
+                               None if turn.dialed else turn.input)
+            flow = self.flows.current(start.flow)
+            language = start.language if start.language in self.flows.menus.languages else \
+                self.language_for(turn.language_hint)
+            session = Session(key=turn.session_key, channel=turn.channel, user_id=turn.address,
+                              customer=turn.customer, flow=flow.name, version=flow.version, node=flow.spec.start,
+                              language=language, created_at=now, updated_at=now)
             session.hop_started = hop_started
-            screen = self._offer_resume(session, flow, turn) or self._open(session, flow, turn.dialed)
+            screen = self._offer_resume(session, flow, turn) or self._open(session, flow, turn.dialed, start)
         elif session.resume_from is not None:
             session.hop_started = hop_started
             screen = self._resume(session, self.flows.get(session.flow, session.version), (turn.input or "").strip())
@@ -242,8 +282,10 @@ class Engine:
         session.updated_at = now
         reply = self._reply(session, screen)
         session.last_hop_id = hop_id
-        session.last_reply = {"text": reply.text, "end": reply.end, "page": reply.page, "pages": reply.pages}
-        ttl = self.limits.ended_ttl_seconds if reply.end else self.limits.ttl(turn.channel)
+        session.last_reply = {"text": reply.text, "end": reply.end, "page": reply.page, "pages": reply.pages,
+                              "screen": screen.to_dict()}
+        ttl = self.limits.ended_ttl_seconds if reply.end else \
+            self._idle.get(turn.channel) or self.limits.ttl(turn.channel)
         held.save(session, ttl)
         if reply.end:
             self._record(session)
@@ -251,7 +293,7 @@ class Engine:
 
     def _offer_resume(self, session: Session, flow: CompiledFlow, turn: Turn) -> Screen | None:
         """A new session of a user whose previous one dropped mid-journey: offer to continue it."""
-        if turn.dialed or self.limits.resume_window_seconds <= 0:
+        if turn.dialed or turn.input or self.limits.resume_window_seconds <= 0:
             return None
         previous_key = self.store.latest(turn.channel, turn.user_id)
         if not previous_key or previous_key == session.key:
@@ -295,9 +337,20 @@ class Engine:
         session.resume_from = previous_key
         return self._resume_screen(session, self.system_text(session.language, "invalid_choice"))
 
-    def _open(self, session: Session, flow: CompiledFlow, dialed: tuple[str, ...]) -> Screen:
+    def _open(self, session: Session, flow: CompiledFlow, dialed: tuple[str, ...],
+              start: Start | None = None) -> Screen:
         try:
+            if start is not None and start.store:
+                session.data[start.store] = start.value
+            if start is not None and start.node and start.direct:
+                return self._enter(session, flow, start.node, {}, moved=True)
             screen = self._enter(session, flow, flow.spec.start, {}, moved=True)
+            if start is not None and start.node and not screen.end:
+                # A keyword is a start with an argument: its node once the main menu is reached.
+                if session.node != flow.spec.home:
+                    session.pending_node = start.node
+                    return screen
+                return self._jump(session, flow, start.node)
             if not dialed or screen.end:
                 return screen
             if session.node != flow.spec.home:
@@ -314,14 +367,35 @@ class Engine:
         straight to its node, anything else is answered one input at a time."""
         target = flow.shortcuts.get("*".join(dialed))
         if target is not None and not self._hidden_choice(session, flow, dialed[0]):
-            # A shortcut is a jump, like Back: not an edge of the graph.
-            session.history.append(session.node)
-            return self._enter(session, flow, target, {}, moved=True)
+            return self._jump(session, flow, target)
         for step_input in dialed:
             screen = self._answer(session, flow, step_input.strip())
             if screen.end or screen.error:
                 break
         return screen
+
+    def _jump(self, session: Session, flow: CompiledFlow, target: str) -> Screen:
+        """A shortcut or a keyword is a jump, like Back: not an edge of the graph."""
+        session.history.append(session.node)
+        return self._enter(session, flow, target, {}, moved=True)
+
+    def _restarts(self, session: Session, turn: Turn) -> bool:
+        """On a chat channel, a message that the current screen cannot take but that is a command
+        keyword starts over (``CONSO`` sent while the balance is shown)."""
+        text = (turn.input or "").strip()
+        points = self.flows.menus.entry_points.get(turn.channel)
+        if turn.dialed or not text or points is None or not points.keywords or session.resume_from is not None:
+            return False
+        start = find_start(self.flows.menus, turn.channel, turn.entry, text)
+        if start.node is None or start.node == points.unknown:
+            return False
+        flow = self.flows.get(session.flow, session.version)
+        node = flow.spec.nodes.get(session.node)
+        if node is None or text in _NAVIGATION or self._accepts(node, text):
+            return False
+        if isinstance(node, (MenuNode, MessageNode)):
+            return all(choice.key != text for choice in self._choices(session, node, labels=False))
+        return True
 
     def _hidden_choice(self, session: Session, flow: CompiledFlow, key: str) -> bool:
         """Whether ``key`` is an option of the current screen hidden by its condition: a hidden
@@ -367,6 +441,9 @@ class Engine:
             if session.pending and session.node == flow.spec.home and not screen.end:
                 dialed, session.pending = session.pending, []
                 return self._follow(session, flow, dialed, screen)
+            if session.pending_node and session.node == flow.spec.home and not screen.end:
+                target, session.pending_node = session.pending_node, None
+                return self._jump(session, flow, target)
             return screen
         except _EndNow as end:
             return self._end_screen(session, end)
@@ -464,9 +541,9 @@ class Engine:
         if time.perf_counter() - session.hop_started > self.limits.hop_deadline_seconds:
             log.warning("hop deadline passed before step %s user=%s", node.step, mask(session.user_id))
             raise _EndNow("backend_down", "deadline")
-        context = StepContext(user_id=session.user_id, channel=session.channel, language=session.language,
+        context = StepContext(user_id=session.customer or "", channel=session.channel, language=session.language,
                               session_key=session.key, data=MappingProxyType(session.data), params=node.params,
-                              secrets=MappingProxyType(secrets), now=datetime.now(UTC))
+                              secrets=MappingProxyType(secrets), now=datetime.now(UTC), address=session.user_id)
         started = time.perf_counter()
         try:
             result = step(context)

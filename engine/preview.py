@@ -21,7 +21,9 @@ from .types import ChannelCapabilities, Option, Screen
 __all__ = ["screen_problems"]
 
 
-def _caps(loaded: LoadedMenus, channel: str) -> ChannelCapabilities:
+def _caps(loaded: LoadedMenus, channel: str | ChannelCapabilities) -> ChannelCapabilities:
+    if isinstance(channel, ChannelCapabilities):
+        return channel
     spec = loaded.menus.channels[channel]
     return ChannelCapabilities(channel, spec.max_chars, spec.charset, spec.ucs2_max_chars, spec.prefix_budget)
 
@@ -30,8 +32,10 @@ def _text(texts: dict[str, str], language: str, fmt: TextFormatter, context: dic
     return fmt.fill(texts.get(language, ""), context)
 
 
-def screen_problems(loaded: LoadedMenus, flow: str, node_id: str, language: str, channel: str) -> list[str]:
-    """Why the node's screen does not fit the channel with sample values (empty when it fits)."""
+def screen_problems(loaded: LoadedMenus, flow: str, node_id: str, language: str,
+                    channel: str | ChannelCapabilities) -> list[str]:
+    """Why the node's screen does not fit the channel with sample values (empty when it fits).
+    ``channel``: an adapter's capabilities, or the name of a channel the menu file declares."""
     menus = loaded.menus
     node = menus.flows[flow].nodes[node_id]
     if not isinstance(node, (MenuNode, MessageNode, EndNode)) and not hasattr(node, "text"):
@@ -46,6 +50,7 @@ def screen_problems(loaded: LoadedMenus, flow: str, node_id: str, language: str,
         context.setdefault(key, dict(samples))
     fmt = TextFormatter(language, menus.labels)
     caps = _caps(loaded, channel)
+    channel = caps.name
     size = measure(caps)
     system = {k: v.get(language, "") for k, v in menus.system_texts.items()}
     options: list[Option] = []
@@ -75,6 +80,9 @@ def screen_problems(loaded: LoadedMenus, flow: str, node_id: str, language: str,
         whole = render_pages(fixed, unpaged, labels)[0]
         problems.append(f"{channel}/{language}: screen is {size(whole)} characters with its options and "
                         f"navigation; the channel allows {caps.budget}")
+    if caps.max_options is not None and len(options) > caps.max_options:
+        problems.append(f"{channel}/{language}: {len(options)} options, the channel offers at most "
+                        f"{caps.max_options} at once")
     for option in item_lines:
         line = f"{option.key}. {option.label}"
         if size(line) > caps.budget // 2:

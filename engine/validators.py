@@ -60,6 +60,17 @@ def _date(spec: ValidatorSpec, text: str) -> str:
     raise InvalidInput("date")
 
 
+_CONFIRM_PIN = re.compile(r"(?i)(?:oui|yes|o|y)[\s,:.-]+(\d{4})")
+
+
+def _confirm_pin(text: str) -> str:
+    """``OUI 1234``: a yes and the PIN in one chat message; the value is the PIN."""
+    found = _CONFIRM_PIN.fullmatch(text)
+    if found is None:
+        raise InvalidInput("confirmation")
+    return found.group(1)
+
+
 _CHECKS: dict[str, Callable[[ValidatorSpec, str], Any]] = {
     "digits": _digits,
     "amount": lambda s, t: _number(s, t, whole=True),
@@ -68,6 +79,7 @@ _CHECKS: dict[str, Callable[[ValidatorSpec, str], Any]] = {
     "regex": lambda s, t: _pattern(s, t, r".*"),
     "date": _date,
     "pin": lambda s, t: _pattern(s, t, r"\d{4}"),
+    "confirm_pin": lambda s, t: _confirm_pin(t),
 }
 
 

@@ -6,9 +6,9 @@ its location rather than a silently ignored key.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 __all__ = [
     "FORMAT_SPECS",
@@ -16,7 +16,15 @@ __all__ = [
     "NODE_KINDS",
     "SYSTEM_TEXT_KEYS",
     "ActionNode",
+    "ArgumentSpec",
+    "BACK",
+    "ChannelEntries",
     "ChannelSpec",
+    "HOME",
+    "IntentEntry",
+    "KeywordEntry",
+    "NEXT_PAGE",
+    "PREVIOUS_PAGE",
     "EndNode",
     "FlowSpec",
     "IncludedNodes",
@@ -42,8 +50,13 @@ SYSTEM_TEXT_KEYS = (
     "too_many_errors", "error", "backend_down", "busy", "resume", "yes", "no", "menu_changed",
 )
 
-# Keys the engine reads as navigation on every screen: an option may not take one of them.
-NAVIGATION_KEYS = frozenset({"0", "00", "98", "99"})
+# Keys the engine reads as navigation on every screen (the one definition): Back, Home (main
+# menu), next page, previous page. An option may not take one of them.
+BACK: Final = "0"
+HOME: Final = "00"
+NEXT_PAGE: Final = "98"
+PREVIOUS_PAGE: Final = "99"
+NAVIGATION_KEYS: Final = frozenset({BACK, HOME, NEXT_PAGE, PREVIOUS_PAGE})
 
 # Format specs a placeholder may carry: ``{balance:money}``.
 FORMAT_SPECS = frozenset({"", "money", "date", "month", "datetime", "time", "kwh", "number", "label"})
@@ -86,10 +99,11 @@ class ValidatorSpec(_Frozen):
 
     Types: ``digits`` (min_len, max_len), ``amount`` (min, max), ``account_number``
     (pattern, default seven digits), ``regex`` (pattern), ``date`` (DDMMYYYY or DD/MM/YYYY),
-    ``pin`` (four digits), ``number`` (min, max; decimals allowed).
+    ``pin`` (four digits), ``number`` (min, max; decimals allowed), ``confirm_pin`` (a chat
+    confirmation: ``OUI 1234`` / ``YES 1234``, the value is the PIN alone).
     """
 
-    type: Literal["digits", "amount", "account_number", "regex", "date", "pin", "number"]
+    type: Literal["digits", "amount", "account_number", "regex", "date", "pin", "number", "confirm_pin"]
     min: float | None = None
     max: float | None = None
     min_len: int | None = None
@@ -249,6 +263,75 @@ class ChannelSpec(_Frozen):
     prefix_budget: int = 0
 
 
+class ArgumentSpec(_Frozen):
+    """What may follow a keyword (``PAYER 5000``): checked like an input and stored in the context.
+
+    Missing or invalid, a ``required`` argument sends the customer to the channel's ``unknown``
+    node (the help); an optional one is simply left out."""
+
+    store: str
+    validator: ValidatorSpec
+    required: bool = False
+
+
+class KeywordEntry(_Frozen):
+    """A command word of a chat-style channel (SMS, WhatsApp) and the node it starts at.
+
+    ```yaml
+    balance:
+      words: {fr: [SOLDE], en: [BALANCE]}
+      node: balance
+      argument: {store: keyword_account, validator: {type: account_number}}
+    ```
+    Words match case-, accent- and typo-tolerantly (one letter off, from five letters). The
+    word's language is the conversation's until the customer's own is known. ``direct: true``
+    starts at the node itself; otherwise the flow's start runs first (who is writing, which
+    account) and the node follows once the main menu is reached.
+    """
+
+    words: dict[str, tuple[str, ...]]
+    node: str
+    flow: str | None = None
+    argument: ArgumentSpec | None = None
+    direct: bool = False
+
+
+class IntentEntry(_Frozen):
+    """A chatbot intent (Rasa) and the node it starts at; same ``flow``/``direct`` rules as keywords."""
+
+    node: str
+    flow: str | None = None
+    direct: bool = False
+
+
+class ChannelEntries(_Frozen):
+    """A channel's ways in: USSD service codes (``"*"``: any) to a flow, keywords, intents.
+
+    ```yaml
+    entry_points:
+      ussd: {"*": main}                      # short form: codes only
+      sms:
+        codes: {"*": main}
+        unknown: sms_help                    # an unknown keyword, a missing argument
+        keywords: {help: {words: {fr: [AIDE], en: [HELP]}, node: sms_help, direct: true}}
+    ```
+    """
+
+    codes: dict[str, str] = Field(default_factory=dict)
+    keywords: dict[str, KeywordEntry] = Field(default_factory=dict)
+    intents: dict[str, IntentEntry] = Field(default_factory=dict)
+    unknown: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _codes_only(cls, data: Any) -> Any:
+        # The short form ``{"*": main}``: a mapping of codes to flow names.
+        if isinstance(data, dict) and data and all(isinstance(v, str) for v in data.values()) \
+                and not set(data) & {"codes", "keywords", "intents", "unknown"}:
+            return {"codes": dict(data)}
+        return data
+
+
 class IncludedNodes(_Frozen):
     """An included file: more nodes for one flow."""
 
@@ -259,8 +342,10 @@ class IncludedNodes(_Frozen):
 class MenuSet(_Frozen):
     languages: tuple[str, ...]
     default_language: str
-    channels: dict[str, ChannelSpec]
-    entry_points: dict[str, dict[str, str]] = Field(default_factory=dict)
+    # Screen sizes now come from the channel adapters; a menu file may still declare channels
+    # of its own (tests measure screens against them).
+    channels: dict[str, ChannelSpec] = Field(default_factory=dict)
+    entry_points: dict[str, ChannelEntries] = Field(default_factory=dict)
     system_texts: dict[str, Texts]
     labels: dict[str, Texts] = Field(default_factory=dict)
     """Words for coded values, shown with ``{status:label}``: ``{unpaid: {fr: impayee, en: unpaid}}``."""

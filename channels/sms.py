@@ -39,7 +39,7 @@ CHANNEL: Final = "sms"
 MAX_SEGMENTS: Final = 3
 # Three concatenated parts: 153 GSM-7 septets each (the engine transliterates to GSM-7).
 CAPABILITIES: Final = ChannelCapabilities(CHANNEL, max_chars=MAX_SEGMENTS * 153, charset="gsm7",
-                                          ucs2_max_chars=MAX_SEGMENTS * 67)
+                                          ucs2_max_chars=MAX_SEGMENTS * 67, show_navigation=False)
 DEFAULT_IDLE_SECONDS: Final = 300
 MAX_TEXT_CHARS: Final = 1000
 _MESSAGE_ID = re.compile(r"^[A-Za-z0-9_.:\-]{1,128}$")

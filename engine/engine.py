@@ -283,7 +283,7 @@ class Engine:
         reply = self._reply(session, screen)
         session.last_hop_id = hop_id
         session.last_reply = {"text": reply.text, "end": reply.end, "page": reply.page, "pages": reply.pages,
-                              "screen": screen.to_dict()}
+                              "screen": (reply.screen or screen).to_dict()}
         ttl = self.limits.ended_ttl_seconds if reply.end else \
             self._idle.get(turn.channel) or self.limits.ttl(turn.channel)
         held.save(session, ttl)
@@ -387,7 +387,7 @@ class Engine:
         if turn.dialed or not text or points is None or not points.keywords or session.resume_from is not None:
             return False
         start = find_start(self.flows.menus, turn.channel, turn.entry, text)
-        if start.node is None or start.node == points.unknown:
+        if start.keyword is None:
             return False
         flow = self.flows.get(session.flow, session.version)
         node = flow.spec.nodes.get(session.node)
@@ -621,6 +621,8 @@ class Engine:
         return render_pages(screen, self.capabilities(session.channel), labels)
 
     def _reply(self, session: Session, screen: Screen) -> Reply:
+        if screen.nav and not self.capabilities(session.channel).show_navigation:
+            screen = replace(screen, nav=())
         pages = self._pages(session, screen)
         page = min(session.page, len(pages) - 1)
         return Reply(pages[page], screen.end, screen, page, len(pages))

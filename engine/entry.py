@@ -30,6 +30,7 @@ class Start:
     language: str | None = None
     store: str | None = None
     value: object = None
+    keyword: str | None = None    # the entry that matched, if a keyword did
 
 
 def _argument(spec: ArgumentSpec | None, rest: str) -> tuple[bool, object]:
@@ -58,7 +59,7 @@ def find_start(menus: MenuSet, channel: str, entry: str, text: str | None) -> St
         ok, value = _argument(keyword.argument, rest)
         if ok:
             return Start(keyword.flow or default_flow, keyword.node, keyword.direct, language,
-                         keyword.argument.store if keyword.argument and value is not None else None, value)
+                         keyword.argument.store if keyword.argument and value is not None else None, value, name)
         language_hint: str | None = language
     else:
         language_hint = None

@@ -112,6 +112,9 @@ class ChannelCapabilities:
     max_options: int | None = None
     paged: bool = True
     navigation_words: dict[str, str] = field(default_factory=dict)
+    # Whether screens list Back/Home (``0``/``00``): a channel whose customers send a new command
+    # instead (SMS) keeps its messages short; the keys still work when typed.
+    show_navigation: bool = True
 
     @property
     def budget(self) -> int:

@@ -33,11 +33,8 @@ from menus.schema import (
     NEXT_PAGE,
     PREVIOUS_PAGE,
     ActionNode,
-    EndNode,
     InputNode,
-    MenuNode,
-    MessageNode,
-    RouterNode,
+    Node,
 )
 
 from .audit import AuditSink, NullAuditSink, SessionRecord
@@ -135,6 +132,29 @@ class _Choice:
     label: str
     target: str
     item: Any = None
+
+
+class _PassThrough:
+    """The engine's side of ``menus.schema.Resolver`` while a hop runs through action and router nodes."""
+
+    __slots__ = ("engine", "flow", "secrets", "session")
+
+    def __init__(self, engine: Engine, session: Session, flow: CompiledFlow, secrets: dict[str, str]) -> None:
+        self.engine, self.session, self.flow, self.secrets = engine, session, flow, secrets
+
+    def run_step(self, node: ActionNode) -> str:
+        result = self.engine._run_step(self.session, node, self.secrets)
+        if node.commits(result.outcome):
+            # The journey up to here is closed: Back and Home lead to the main menu.
+            self.session.history[:] = [self.flow.spec.home]
+        target = node.outcomes.get(result.outcome)
+        if target is None:
+            down = result.outcome == "backend_down"
+            raise _EndNow("backend_down" if down else "error", result.outcome)
+        return target
+
+    def holds(self, when: str) -> bool:
+        return self.flow.conditions[when].holds(self.session.data)
 
 
 class Engine:
@@ -393,15 +413,13 @@ class Engine:
         node = flow.spec.nodes.get(session.node)
         if node is None or text in _NAVIGATION or self._accepts(node, text):
             return False
-        if isinstance(node, (MenuNode, MessageNode)):
-            return all(choice.key != text for choice in self._choices(session, node, labels=False))
-        return True
+        return all(choice.key != text for choice in self._choices(session, node, labels=False))
 
     def _hidden_choice(self, session: Session, flow: CompiledFlow, key: str) -> bool:
         """Whether ``key`` is an option of the current screen hidden by its condition: a hidden
         option is reachable neither by its number nor by the shortcut that starts with it."""
         node = flow.spec.nodes[session.node]
-        if not isinstance(node, (MenuNode, MessageNode)) or key not in option_keys(node.options):
+        if key not in option_keys(node.choices()):
             return False
         return all(choice.key != key for choice in self._choices(session, node, labels=False))
 
@@ -416,7 +434,7 @@ class Engine:
                 pages = len(self._pages(session, screen))
                 session.page = max(0, min(pages - 1, session.page + (1 if text == NEXT_PAGE else -1)))
                 return screen
-            if text in (BACK, HOME) and not session.history and not isinstance(node, InputNode):
+            if text in (BACK, HOME) and not session.history and not node.takes_value:
                 # On the root (the main menu, or the first screen of a session) Back and Home stay.
                 return self._current(session, flow)
             if text == BACK and session.history:
@@ -433,7 +451,7 @@ class Engine:
                     raise _EndNow("too_many_errors", "too_many_errors")
                 session.page = 0
                 return self._current(session, flow)
-            if not (isinstance(node, InputNode) and node.sensitive):
+            if not node.is_secret():
                 # Back never leads into a PIN prompt again.
                 session.history.append(session.node)
                 del session.history[:-self.limits.history_limit]
@@ -449,9 +467,9 @@ class Engine:
             return self._end_screen(session, end)
 
     @staticmethod
-    def _accepts(node: object, text: str) -> bool:
+    def _accepts(node: Node, text: str) -> bool:
         """Whether an input node takes ``text`` as its value (then ``98`` is an answer, not paging)."""
-        if not isinstance(node, InputNode):
+        if not isinstance(node, InputNode):  # the one kind with a validator
             return False
         try:
             validate(node.validator, text)
@@ -462,8 +480,7 @@ class Engine:
     def _current(self, session: Session, flow: CompiledFlow) -> Screen:
         """The screen the customer is on, as last shown: with its error line after a wrong input."""
         node = flow.spec.nodes[session.node]
-        key = "invalid_input" if isinstance(node, InputNode) else "invalid_choice"
-        error = self._error_text(session, node, key) if session.retries else None
+        error = self._error_text(session, node, node.error_key) if session.retries else None
         return self._screen(session, flow, session.node, error=error)
 
     def _menus_changed(self, session: Session, flow: CompiledFlow) -> Screen:
@@ -480,9 +497,9 @@ class Engine:
             screen = self._enter(session, flow, flow.spec.start, {}, moved=True)
         return replace(screen, error=self.system_text(session.language, "menu_changed"))
 
-    def _target(self, session: Session, node: object, text: str, secrets: dict[str, str]) -> str | None:
+    def _target(self, session: Session, node: Node, text: str, secrets: dict[str, str]) -> str | None:
         """Where valid input leads from a node that shows something; ``None`` if not valid."""
-        if isinstance(node, InputNode):
+        if isinstance(node, InputNode):  # the one kind with a validator and a store
             try:
                 value = validate(node.validator, text)
             except InvalidInput:
@@ -492,12 +509,12 @@ class Engine:
             else:
                 session.data[node.store] = value
             return node.next
-        if isinstance(node, (MenuNode, MessageNode)):
-            for choice in self._choices(session, node, labels=False):
-                if choice.key == text:
-                    if choice.item is not None and isinstance(node, MenuNode) and node.items:
-                        session.data[node.items.store] = choice.item
-                    return choice.target
+        for choice in self._choices(session, node, labels=False):
+            if choice.key == text:
+                listed = node.item_list()
+                if choice.item is not None and listed is not None:
+                    session.data[listed.store] = choice.item
+                return choice.target
         return None
 
     def _enter(self, session: Session, flow: CompiledFlow, node_id: str, secrets: dict[str, str],
@@ -513,20 +530,8 @@ class Engine:
             session.visited.append(node_id)
             del session.visited[:-self.limits.visited_limit]
             node = flow.spec.nodes[node_id]
-            if isinstance(node, ActionNode):
-                result = self._run_step(session, node, secrets)
-                if node.commits(result.outcome):
-                    # The journey up to here is closed: Back and Home lead to the main menu.
-                    session.history[:] = [flow.spec.home]
-                target = node.outcomes.get(result.outcome)
-                if target is None:
-                    down = result.outcome == "backend_down"
-                    raise _EndNow("backend_down" if down else "error", result.outcome)
-                node_id = target
-                continue
-            if isinstance(node, RouterNode):
-                node_id = next((r.target for r in node.routes if flow.conditions[r.when].holds(session.data)),
-                               node.default)
+            if not node.shows:
+                node_id = node.resolve(_PassThrough(self, session, flow, secrets))
                 continue
             session.node = node_id
             session.page = session.retries = 0
@@ -573,22 +578,24 @@ class Engine:
         context = {**session.data, **extra} if extra else session.data
         return self._formatter(session.language).fill(raw, context)
 
-    def _choices(self, session: Session, node: MenuNode | MessageNode, labels: bool = True) -> list[_Choice]:
+    def _choices(self, session: Session, node: Node, labels: bool = True) -> list[_Choice]:
         """The numbered choices shown now; ``labels=False`` skips formatting them (to match input)."""
         flow = self.flows.get(session.flow, session.version)
         choices: list[_Choice] = []
-        for key, option in zip(option_keys(node.options), node.options, strict=True):
+        declared = node.choices()
+        for key, option in zip(option_keys(declared), declared, strict=True):
             if option.when and not flow.conditions[option.when].holds(session.data):
                 continue
             label = self._text(session, option.label) if labels else ""
             choices.append(_Choice(key, label, option.target))
-        if isinstance(node, MenuNode) and node.items:
-            items = session.data.get(node.items.source) or []
-            first = first_item_number(node.options)
+        listed = node.item_list()
+        if listed is not None:
+            items = session.data.get(listed.source) or []
+            first = first_item_number(declared)
             for number, item in enumerate(items if isinstance(items, list) else [], first):
                 extra = item if isinstance(item, dict) else {"item": item}
-                label = self._text(session, node.items.label, extra) if labels else ""
-                choices.append(_Choice(str(number), label, node.items.target, item))
+                label = self._text(session, listed.label, extra) if labels else ""
+                choices.append(_Choice(str(number), label, listed.target, item))
         return choices
 
     def _error_text(self, session: Session, node: object, key: str) -> str:
@@ -597,13 +604,11 @@ class Engine:
 
     def _screen(self, session: Session, flow: CompiledFlow, node_id: str, error: str | None = None) -> Screen:
         node = flow.spec.nodes[node_id]
-        blocks = (self._text(session, node.text),)  # type: ignore[union-attr]
-        if isinstance(node, EndNode):
+        blocks = (self._text(session, node.body()),)
+        if node.ends:
             session.ended, session.outcome = True, node_id
             return Screen(node_id, session.language, blocks, end=True)
-        options: tuple[Option, ...] = ()
-        if isinstance(node, (MenuNode, MessageNode)):
-            options = tuple(Option(c.key, c.label) for c in self._choices(session, node))
+        options = tuple(Option(c.key, c.label) for c in self._choices(session, node))
         nav = []
         if session.history:
             nav.append(Option(BACK, self.system_text(session.language, "back")))

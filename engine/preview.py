@@ -12,7 +12,7 @@ from typing import Any
 from menus.conditions import parse_condition
 from menus.graph import first_item_number, option_keys
 from menus.loader import LoadedMenus
-from menus.schema import EndNode, MenuNode, MessageNode
+from menus.schema import BACK, HOME
 
 from .formatting import TextFormatter
 from .render import PageLabels, measure, render_pages
@@ -38,7 +38,7 @@ def screen_problems(loaded: LoadedMenus, flow: str, node_id: str, language: str,
     ``channel``: an adapter's capabilities, or the name of a channel the menu file declares."""
     menus = loaded.menus
     node = menus.flows[flow].nodes[node_id]
-    if not isinstance(node, (MenuNode, MessageNode, EndNode)) and not hasattr(node, "text"):
+    if not node.shows:
         return []
     samples: dict[str, Any] = {**menus.samples, **node.samples}
     context = {k: v for k, v in samples.items()}
@@ -54,23 +54,24 @@ def screen_problems(loaded: LoadedMenus, flow: str, node_id: str, language: str,
     size = measure(caps)
     system = {k: v.get(language, "") for k, v in menus.system_texts.items()}
     options: list[Option] = []
-    if isinstance(node, (MenuNode, MessageNode)):
-        # Options whose condition fails on the samples are hidden, as they would be at run time.
-        options = [Option(key, _text(o.label, language, fmt, context))
-                   for key, o in zip(option_keys(node.options), node.options, strict=True)
-                   if not o.when or parse_condition(o.when).holds(context)]
+    declared = node.choices()
+    # Options whose condition fails on the samples are hidden, as they would be at run time.
+    options = [Option(key, _text(o.label, language, fmt, context))
+               for key, o in zip(option_keys(declared), declared, strict=True)
+               if not o.when or parse_condition(o.when).holds(context)]
     item_lines: list[Option] = []
-    if isinstance(node, MenuNode) and node.items:
-        items = context.get(node.items.source) or []
-        base = first_item_number(node.options)
-        item_lines = [Option(str(base + i), _text(node.items.label, language, fmt, {**context, **item}))
+    listed = node.item_list()
+    if listed is not None:
+        items = context.get(listed.source) or []
+        base = first_item_number(declared)
+        item_lines = [Option(str(base + i), _text(listed.label, language, fmt, {**context, **item}))
                       for i, item in enumerate(items if isinstance(items, list) else [])]
-    end = isinstance(node, EndNode)
+    end = node.ends
     # The worst case the engine can show: Back and Home everywhere but on the home menu (the root).
     nav: tuple[Option, ...] = ()
     if not end and node_id != menus.flows[flow].home:
-        nav = (Option("0", system.get("back", "")), Option("00", system.get("home", "")))
-    body = _text(node.text, language, fmt, context)  # type: ignore[union-attr]
+        nav = (Option(BACK, system.get("back", "")), Option(HOME, system.get("home", "")))
+    body = _text(node.body(), language, fmt, context)
     problems = []
     fixed = Screen(node_id, language, (body,), tuple(options), nav, end=end)
     labels = PageLabels(system.get("more", ""), system.get("previous", ""))
@@ -92,8 +93,8 @@ def screen_problems(loaded: LoadedMenus, flow: str, node_id: str, language: str,
 
 
 def _list_sources(menus: Any) -> set[str]:
-    return {n.items.source for f in menus.flows.values() for n in f.nodes.values()
-            if isinstance(n, MenuNode) and n.items}
+    return {items.source for f in menus.flows.values() for n in f.nodes.values()
+            if (items := n.item_list()) is not None}
 
 
 def _dotted_roots(node: Any) -> set[str]:

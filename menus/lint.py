@@ -21,10 +21,8 @@ from .schema import (
     NAVIGATION_KEYS,
     SYSTEM_TEXT_KEYS,
     ActionNode,
-    EndNode,
     FlowSpec,
     MenuNode,
-    RouterNode,
 )
 
 __all__ = ["ScreenCheck", "lint"]
@@ -35,15 +33,7 @@ what the caller passed in ``channels`` (an adapter's capabilities), or a channel
 
 
 def _texts(node: Any) -> Iterator[tuple[str, dict[str, str]]]:
-    for attr in ("text", "error"):
-        value = getattr(node, attr, None)
-        if value:
-            yield attr, value
-    for i, option in enumerate(getattr(node, "options", ()) or (), 1):
-        yield f"option {i} label", option.label
-    items = getattr(node, "items", None)
-    if items:
-        yield "items label", items.label
+    return node.texts()  # type: ignore[no-any-return]
 
 
 def _placeholder_names(text: str) -> list[tuple[str, str]]:
@@ -181,7 +171,7 @@ def _lint_flow(loaded: LoadedMenus, flow_name: str, flow: FlowSpec, steps: Mappi
                     if root not in known and last not in known:
                         add(flow_name, node_id, f"{what} ({lang}): placeholder '{{{name}}}' has no sample value",
                             f"add '{last}: ...' under samples: so its screen can be measured")
-        for when in [o.when for o in getattr(node, "options", ()) if o.when] + \
+        for when in [o.when for o in node.choices() if o.when] + \
                     [r.when for r in getattr(node, "routes", ())]:
             try:
                 parse_condition(when)
@@ -201,7 +191,7 @@ def _lint_flow(loaded: LoadedMenus, flow_name: str, flow: FlowSpec, steps: Mappi
         if isinstance(node, MenuNode) and not node.options and not node.items:
             add(flow_name, node_id, "dead end: a menu with no options and no items",
                 "add options, or make it a 'message' or an 'end' node")
-        if isinstance(node, MenuNode) and len(node.options) > 9 and node.items is None:
+        if len(node.choices()) > 9 and node.item_list() is None:
             add(flow_name, node_id, "more than 9 options", "split the menu", "warning")
         _lint_option_keys(flow_name, node_id, node, add)
         if isinstance(node, ActionNode) and isinstance(node.commit, tuple):
@@ -213,7 +203,7 @@ def _lint_flow(loaded: LoadedMenus, flow_name: str, flow: FlowSpec, steps: Mappi
     _lint_commits(flow_name, flow, add)
     if screen_check is not None:
         for node_id, node in nodes.items():
-            if isinstance(node, (ActionNode, RouterNode)):
+            if not node.shows:
                 continue
             for channel in channels:
                 for lang in menus.languages:
@@ -236,14 +226,14 @@ def _lint_reachability(flow_name: str, flow: FlowSpec, shortcuts: Mapping[str, s
         if node_id not in seen:
             add(flow_name, node_id, "unreachable: no path from the start, home, a shortcut or an entry point "
                                     "leads here")
-    if not any(isinstance(n, EndNode) for n in nodes.values()):
+    if not any(n.ends for n in nodes.values()):
         add(flow_name, None, "dead end: the flow has no 'end' node", "add an end node the home menu leads to")
 
 
 def _lint_option_keys(flow_name: str, node_id: str, node: Any, add: Callable[..., None]) -> None:
     """Each number means one choice: no navigation key, and a shared key only between options
     whose conditions differ (the "on" and "off" labels of one toggle)."""
-    options = getattr(node, "options", ()) or ()
+    options = node.choices()
     first: dict[str, tuple[int, Any]] = {}
     for position, (key, option) in enumerate(zip(option_keys(options), options, strict=True), 1):
         if key in NAVIGATION_KEYS:
@@ -277,7 +267,7 @@ def _lint_commits(flow_name: str, flow: FlowSpec, add: Callable[..., None]) -> N
 
 
 def _shows(node: Any) -> bool:
-    return not isinstance(node, (ActionNode, RouterNode))
+    return bool(node.shows)
 
 
 def _screens_leading_to(flow: FlowSpec, target: str) -> set[str]:

@@ -6,7 +6,8 @@ its location rather than a silently ignored key.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Final, Literal
+from collections.abc import Iterator
+from typing import Annotated, Any, ClassVar, Final, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -36,6 +37,7 @@ __all__ = [
     "Node",
     "OptionSpec",
     "RouteSpec",
+    "Resolver",
     "RouterNode",
     "Texts",
     "ValidatorSpec",
@@ -116,9 +118,72 @@ class RouteSpec(_Frozen):
     target: str
 
 
+class Resolver(Protocol):
+    """What a node that shows nothing (action, router) needs from the engine to pass through."""
+
+    def run_step(self, node: ActionNode) -> str:
+        """Run the node's dialog step; the node its outcome leads to (the engine ends the session
+        politely when the outcome is not routed)."""
+
+    def holds(self, when: str) -> bool:
+        """Whether the condition holds on the session context."""
+
+
 class _NodeBase(_Frozen):
+    """What every node kind answers about itself, so the engine, the preview and the linter never
+    dispatch on the kind: a new kind is one class. The defaults suit a screen with no choices."""
+
     shortcut: str | None = None
     samples: dict[str, Any] = Field(default_factory=dict)
+
+    shows: ClassVar[bool] = True          # False: passes through without a screen (``resolve``)
+    ends: ClassVar[bool] = False          # its screen closes the session
+    takes_value: ClassVar[bool] = False   # the customer types a value a validator checks
+    error_key: ClassVar[str] = "invalid_choice"   # the system text for an answer it does not take
+
+    def body(self) -> Texts:
+        """The text the screen shows (empty for a node that shows nothing)."""
+        return getattr(self, "text", None) or {}
+
+    def choices(self) -> tuple[OptionSpec, ...]:
+        """The declared numbered options."""
+        return ()
+
+    def item_list(self) -> ItemsSpec | None:
+        """Options built from a list in the context, if the kind has them."""
+        return None
+
+    def edges(self) -> list[tuple[str, str]]:
+        """The ``(label, target)`` pairs leaving the node."""
+        found = [(f"option {i}", o.target) for i, o in enumerate(self.choices(), 1)]
+        items = self.item_list()
+        if items is not None:
+            found.append(("items", items.target))
+        return found
+
+    def texts(self) -> Iterator[tuple[str, Texts]]:
+        """Every translated text of the node, named for a lint message."""
+        for attr in ("text", "error"):
+            value = getattr(self, attr, None)
+            if value:
+                yield attr, value
+        for i, option in enumerate(self.choices(), 1):
+            yield f"option {i} label", option.label
+        items = self.item_list()
+        if items is not None:
+            yield "items label", items.label
+
+    def is_secret(self) -> bool:
+        """Whether what the customer types here is a secret (a PIN): kept out of the session."""
+        return False
+
+    def is_mid_task(self) -> bool:
+        """Whether a session dropped here is in the middle of a task (offered back on redial)."""
+        return False
+
+    def resolve(self, hop: Resolver) -> str:
+        """Where a node that shows nothing leads now."""
+        raise TypeError(f"node kind '{getattr(self, 'kind', '?')}' shows a screen; it does not pass through")
 
 
 class MenuNode(_NodeBase):
@@ -141,6 +206,15 @@ class MenuNode(_NodeBase):
     # dropped here is offered back on redial ("Continue where you left off?"), as is one dropped
     # on an ``input`` node; a session dropped on any other screen is not.
     confirm: bool = False
+
+    def choices(self) -> tuple[OptionSpec, ...]:
+        return self.options
+
+    def item_list(self) -> ItemsSpec | None:
+        return self.items
+
+    def is_mid_task(self) -> bool:
+        return self.confirm
 
 
 class InputNode(_NodeBase):
@@ -165,6 +239,18 @@ class InputNode(_NodeBase):
     next: str
     sensitive: bool = False
     error: Texts | None = None
+
+    takes_value: ClassVar[bool] = True
+    error_key: ClassVar[str] = "invalid_input"
+
+    def edges(self) -> list[tuple[str, str]]:
+        return [("next", self.next)]
+
+    def is_secret(self) -> bool:
+        return self.sensitive
+
+    def is_mid_task(self) -> bool:
+        return True
 
 
 class ActionNode(_NodeBase):
@@ -191,8 +277,16 @@ class ActionNode(_NodeBase):
     """A commit point: once the step ran (``true``) or returned one of the listed outcomes, the
     journey before it is closed: Back and Home lead to the main menu, never into its confirmation."""
 
+    shows: ClassVar[bool] = False
+
     def commits(self, outcome: str) -> bool:
         return self.commit is True or (isinstance(self.commit, tuple) and outcome in self.commit)
+
+    def edges(self) -> list[tuple[str, str]]:
+        return [(f"outcome '{k}'", v) for k, v in self.outcomes.items()]
+
+    def resolve(self, hop: Resolver) -> str:
+        return hop.run_step(self)
 
 
 class RouterNode(_NodeBase):
@@ -210,6 +304,14 @@ class RouterNode(_NodeBase):
     routes: tuple[RouteSpec, ...]
     default: str
 
+    shows: ClassVar[bool] = False
+
+    def edges(self) -> list[tuple[str, str]]:
+        return [(f"route '{r.when}'", r.target) for r in self.routes] + [("default", self.default)]
+
+    def resolve(self, hop: Resolver) -> str:
+        return next((r.target for r in self.routes if hop.holds(r.when)), self.default)
+
 
 class MessageNode(_NodeBase):
     """Shows text with the navigation keys; with ``next``, the listed options lead on.
@@ -226,6 +328,9 @@ class MessageNode(_NodeBase):
     text: Texts
     options: tuple[OptionSpec, ...] = ()
 
+    def choices(self) -> tuple[OptionSpec, ...]:
+        return self.options
+
 
 class EndNode(_NodeBase):
     """Shows its text and closes the session.
@@ -237,6 +342,8 @@ class EndNode(_NodeBase):
 
     kind: Literal["end"]
     text: Texts
+
+    ends: ClassVar[bool] = True
 
 
 Node = Annotated[

@@ -19,7 +19,7 @@ from typing import Any
 from engine.masking import mask
 from engine.steps import StepContext, StepResult
 
-from .backends import BackendUnavailable, Conflict, Rejected
+from .backends import FINAL_PAYMENT_STATUSES, BackendUnavailable, Conflict, Rejected
 from .registry import Deps, step
 from .security import pin_passed
 from .stores import LocalPayment
@@ -179,7 +179,7 @@ def recent(ctx: StepContext, deps: Deps) -> StepResult:
 
 
 # ---------------------------------------------------------------- the provider's answer
-FINAL_STATUSES = ("succeeded", "failed")
+FINAL_STATUSES = FINAL_PAYMENT_STATUSES
 
 
 def settle_provider_result(deps: Deps, *, event_id: str, payment_id: str, status: str, reference: str | None,

@@ -26,6 +26,7 @@ from types import MappingProxyType
 from typing import Any, Protocol
 
 from menus.graph import first_item_number, option_keys
+from menus.keywords import normalise_word
 from menus.schema import (
     BACK,
     HOME,
@@ -293,7 +294,7 @@ class Engine:
         else:
             session.hop_started = hop_started
             flow = self.flows.get(session.flow, session.version)
-            text = (turn.input or "").strip()
+            text = self._navigation_word(turn.channel, (turn.input or "").strip())
             current = flow.spec.nodes.get(session.node)
             answered_secret = current is not None and is_secret_prompt(current) and text not in _NAVIGATION
             screen = self._answer(session, flow, text)
@@ -398,6 +399,11 @@ class Engine:
         """A shortcut or a keyword is a jump, like Back: not an edge of the graph."""
         session.history.append(session.node)
         return self._enter(session, flow, target, {}, moved=True)
+
+    def _navigation_word(self, channel: str, text: str) -> str:
+        """A word the channel's users type for a navigation key (``menu`` on SMS) is that key."""
+        words = self.capabilities(channel).navigation_words
+        return words.get(normalise_word(text), text) if words and text else text
 
     def _restarts(self, session: Session, turn: Turn) -> bool:
         """On a chat channel, a message that the current screen cannot take but that is a command

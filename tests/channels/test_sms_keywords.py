@@ -113,6 +113,14 @@ def test_a_wrong_pin_by_sms_counts_like_on_ussd(texter, deps):
     assert awa.say("OUI 1357") == ("Code PIN incorrect. Essais restants: 2. Répondez OUI suivi de votre code PIN.")
 
 
+def test_menu_by_sms_leads_to_the_main_menu_in_the_sms_format(texter):
+    awa = texter("+221770000001")
+    assert awa.say("CONSO").startswith("Relevé ")
+    assert awa.say("Menu") == ("Senelec - 1000001\n1. Solde et factures\n2. Consommation\n3. Payer\n"
+                               "4. Panne/réclamation\n5. Suivi demande\n6. Délai de paiement\n7. Simulateur\n"
+                               "8. Préférences")
+
+
 def test_a_retried_message_id_is_answered_once(texter, fake_at):
     awa = texter("+221770000001")
     assert len(awa.send("SOLDE")) == 1

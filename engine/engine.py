@@ -279,7 +279,7 @@ class Engine:
         answered_secret = False
         if session is None:
             start = find_start(self.flows.menus, turn.channel, turn.entry,
-                               None if turn.dialed else turn.input)
+                               None if turn.dialed else turn.input, turn.intent)
             flow = self.flows.current(start.flow)
             language = start.language if start.language in self.flows.menus.languages else \
                 self.language_for(turn.language_hint)
@@ -410,9 +410,11 @@ class Engine:
         keyword starts over (``CONSO`` sent while the balance is shown)."""
         text = (turn.input or "").strip()
         points = self.flows.menus.entry_points.get(turn.channel)
-        if turn.dialed or not text or points is None or not points.keywords or session.resume_from is not None:
+        if turn.dialed or not text or points is None or session.resume_from is not None:
             return False
-        start = find_start(self.flows.menus, turn.channel, turn.entry, text)
+        if not points.keywords and not (turn.intent and turn.intent in points.intents):
+            return False
+        start = find_start(self.flows.menus, turn.channel, turn.entry, text, turn.intent)
         if start.keyword is None:
             return False
         flow = self.flows.get(session.flow, session.version)

@@ -43,10 +43,18 @@ def _argument(spec: ArgumentSpec | None, rest: str) -> tuple[bool, object]:
         return (not spec.required), None
 
 
-def find_start(menus: MenuSet, channel: str, entry: str, text: str | None) -> Start:
-    """Where a new session of ``channel`` opens, given the entry (service code) and the first input."""
+def find_start(menus: MenuSet, channel: str, entry: str, text: str | None, intent: str | None = None) -> Start:
+    """Where a new session of ``channel`` opens, given the entry (service code), the first input and
+    the intent a chatbot recognised in it."""
     points = menus.entry_points.get(channel) or ChannelEntries()
     default_flow = points.codes.get(entry) or points.codes.get("*") or next(iter(menus.flows))
+    if intent is not None:
+        recognised = points.intents.get(intent)
+        if recognised is not None:
+            return Start(recognised.flow or default_flow, recognised.node, recognised.direct, keyword=intent)
+        if points.unknown:
+            return Start(default_flow, points.unknown, True)
+        return Start(default_flow)
     words = (text or "").split(maxsplit=1)
     if not points.keywords or not words:
         return Start(default_flow)

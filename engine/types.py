@@ -21,7 +21,7 @@ class Turn:
     session). On a new session it is a start: a keyword with its argument on a chat-style
     channel (``SOLDE 1000001``). ``dialed`` carries inputs the user typed before the session
     existed, such as the ``1*2`` of ``*123*1*2#`` on a USSD first hop: the engine treats them as
-    a shortcut. ``hop_id`` identifies the request (the provider's message id) for replay
+    a shortcut. A chatbot adapter passes the ``intent`` it recognised instead. ``hop_id`` identifies the request (the provider's message id) for replay
     detection: an identical ``hop_id`` on the same session gets the identical answer without
     running anything again.
     """
@@ -35,6 +35,7 @@ class Turn:
     entry: str = ""
     language_hint: str | None = None
     customer: str | None = None
+    intent: str | None = None     # a chatbot's reading of the message (Rasa), instead of a keyword
 
     @property
     def user_id(self) -> str:

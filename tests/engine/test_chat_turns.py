@@ -102,3 +102,13 @@ def test_the_customer_steps_see_is_the_verified_number_not_the_address(store):
     engine.handle(Turn("chat", "whatsapp:+221770000001", "chat:w1", "LISTE", "m1"))
     engine.handle(Turn("chat", "whatsapp:+221770000002", "chat:w2", "LISTE", "m2", customer="+221770000002"))
     assert seen == [("", "whatsapp:+221770000001"), ("+221770000002", "whatsapp:+221770000002")]
+
+
+def test_a_chatbot_intent_starts_at_its_node_and_an_intent_mid_conversation_starts_over(engine):
+    def said(text: str, intent: str | None, message_id: str) -> Reply:
+        return engine.handle(Turn("chat", "rasa-sender-7", "chat:rasa-sender-7", text, message_id, intent=intent))
+
+    assert said("show me my stuff", "show_list", "r1").text.startswith("Choisissez:\n1. Article 1")
+    assert said("3", None, "r2").text.startswith("Choisi: Article 3")
+    assert said("bye now", "goodbye", "r3").text == "Au revoir."
+    assert said("hey", "no_such_intent", "r4").text == HOME

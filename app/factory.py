@@ -238,9 +238,10 @@ def create_app(settings: Settings | None = None, store: SessionStore | None = No
 
     @app.after_request
     def _observe(response: Response) -> Response:
-        if request.path.startswith("/ussd/africastalking") and not request.path.endswith("/events"):
+        adapter = adapter_for(request.path)
+        if adapter is not None and not request.path.endswith("/events"):
             elapsed = time.perf_counter() - g.get("started", time.perf_counter())
-            metrics.request_seconds.labels("ussd").observe(elapsed)
+            metrics.request_seconds.labels(adapter.channel).observe(elapsed)
         return response
 
     @app.errorhandler(HTTPException)

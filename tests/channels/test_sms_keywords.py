@@ -197,3 +197,15 @@ def test_a_malformed_message_gets_a_plain_400_and_no_reply(sms_app, fake_at, for
     response = sms_app.test_client().post("/sms/africastalking", data=form)
     assert response.status_code == 400 and response.mimetype == "text/plain"
     assert fake_at.sent == []
+
+
+def test_a_reply_longer_than_three_parts_is_cut_between_words_gsm7_and_ucs2():
+    from channels.sms import fit_segments
+
+    gsm = " ".join(["Facture"] * 100)
+    cut = fit_segments(gsm)
+    assert sms_segments(cut) == 3 and cut.endswith("Facture...") and gsm.startswith(cut[:-3])
+    ucs2 = " ".join(["Sénégal’s"] * 40)           # the typographic apostrophe is outside GSM-7
+    cut = fit_segments(ucs2)
+    assert sms_segments(cut) <= 3 and len(cut) <= 3 * 67 and cut.endswith("...")
+    assert fit_segments("SOLDE: 12 500 FCFA") == "SOLDE: 12 500 FCFA"

@@ -23,7 +23,9 @@ from channels.sms_delivery import DeliveryReport, sms_delivery_blueprint
 from channels.twilio_status import PATH as TWILIO_STATUS_PATH
 from channels.twilio_status import twilio_status_blueprint
 from channels.payment_callback import Applied, CallbackEvent, payment_callback_blueprint
-from channels.ussd import UssdAdapter, error_response, ussd_blueprint
+from channels.adapter import ChannelAdapter
+from channels.sms import SmsAdapter
+from channels.ussd import UssdAdapter
 from dialogs.arrangements import load_rules
 from dialogs.payments import settle_provider_result
 from dialogs.registry import Deps, DialogRegistry, DialogSettings
@@ -140,6 +142,24 @@ def build_gateway_guard(settings: Settings) -> GatewayGuard:
         log.warning("USSD_GATEWAY_TOKEN is not set: the USSD callback and its events endpoint accept any "
                     "caller (development only). Set it, and USSD_ALLOWED_NETWORKS, in production.")
     return guard
+
+
+def build_adapters(settings: Settings, guard: GatewayGuard, security: SecurityAudit,
+                   metrics: Metrics) -> list[ChannelAdapter]:
+    """Every conversation channel the product serves; the factory knows them only as adapters."""
+    sms_sender = None
+    if settings.at_api_key:
+        sms_sender = AfricasTalkingSms(settings.at_username, settings.at_api_key, settings.at_api_url,
+                                       settings.at_sender_id)
+    else:
+        log.warning("AT_API_KEY is not set: SMS commands are answered by no SMS until it is.")
+    return [
+        UssdAdapter(settings.default_region, guard, security, on_reject=metrics.rejected.labels("ussd").inc),
+        SmsAdapter(sms_sender, settings.default_region, guard, security,
+                   idle_seconds=settings.sms_session_idle_seconds, on_reject=metrics.rejected.labels("sms").inc),
+    ]
+
+
 def build_dispatcher(settings: Settings, sessions: sessionmaker[Session]) -> Dispatcher:
     """The outbox's delivery: templates, the SMS provider (when configured), the queue."""
     menus = load_menus(settings.menus_path).menus
@@ -195,9 +215,13 @@ def create_app(settings: Settings | None = None, store: SessionStore | None = No
     app.extensions["metrics"] = metrics
 
     gateway_guard = build_gateway_guard(settings)
-    app.register_blueprint(ussd_blueprint(engine, UssdAdapter(settings.default_region),
-                                          guard=gateway_guard, security=parts["security"],
-                                          on_reject=metrics.rejected.labels("ussd").inc))
+    adapters = build_adapters(settings, gateway_guard, parts["security"], metrics)
+    for adapter in adapters:
+        engine.declare(adapter.capabilities, adapter.session_policy.idle_seconds)
+        app.register_blueprint(adapter.blueprint(engine))
+
+    def adapter_for(path: str) -> ChannelAdapter | None:
+        return next((a for a in adapters if a.owns(path)), None)
     app.register_blueprint(payment_callback_blueprint(_settler(parts["deps"]), settings.payment_callback_secret,
                                                       parts["security"]))
     delivery_queue = SqlDeliveryQueue(parts["db"])
@@ -224,17 +248,19 @@ def create_app(settings: Settings | None = None, store: SessionStore | None = No
 
     @app.after_request
     def _observe(response: Response) -> Response:
-        if request.path.startswith("/ussd/africastalking") and not request.path.endswith("/events"):
+        adapter = adapter_for(request.path)
+        if adapter is not None and not request.path.endswith("/events"):
             elapsed = time.perf_counter() - g.get("started", time.perf_counter())
-            metrics.request_seconds.labels("ussd").observe(elapsed)
+            metrics.request_seconds.labels(adapter.channel).observe(elapsed)
         return response
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Response:
-        if request.path.startswith("/ussd/"):
-            # The status stays (405 keeps its Allow header); the body is the gateway's polite END.
+        adapter = adapter_for(request.path)
+        if adapter is not None:
+            # The status stays (405 keeps its Allow header); the body is the channel's own error answer.
             headers = {k: v for k, v in exc.get_headers() if k.lower() != "content-type"}
-            return error_response(exc.code or 400, headers)
+            return adapter.error_response(exc.code or 400, headers)
         response = jsonify(error=(exc.name or "error").lower().replace(" ", "_"), message=exc.description)
         response.status_code = exc.code or 400
         return response
@@ -242,9 +268,9 @@ def create_app(settings: Settings | None = None, store: SessionStore | None = No
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:
         log.exception("unhandled error on %s", request.path)
-        if request.path.startswith("/ussd/"):
-            language = engine.language_for(None)
-            return Response("END " + engine.system_text(language, "error"), status=200, mimetype="text/plain")
+        adapter = adapter_for(request.path)
+        if adapter is not None:
+            return adapter.error_response()
         response = jsonify(error="internal", message="An internal error occurred; it has been logged.")
         response.status_code = 500
         return response

@@ -69,6 +69,8 @@ class Settings:
     payment_status_after_seconds: int = 300
     # How often the worker applies the retention purge (app/storage/retention.py); 0 turns it off.
     purge_interval_seconds: int = 3600
+    # SMS keyword commands (channels/sms.py): a conversation by SMS ends after this long without a message.
+    sms_session_idle_seconds: int = 300
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -107,6 +109,7 @@ class Settings:
             payment_status_after_seconds=int(_env("PAYMENT_STATUS_AFTER_SECONDS",
                                                   str(cls.payment_status_after_seconds))),
             purge_interval_seconds=int(_env("PURGE_INTERVAL_SECONDS", str(cls.purge_interval_seconds))),
+            sms_session_idle_seconds=int(_env("SMS_SESSION_IDLE_SECONDS", str(cls.sms_session_idle_seconds))),
         )
 
 

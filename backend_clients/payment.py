@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from dialogs.backends import PaymentIntent
+from dialogs.backends import PAYMENT_STATUSES, PaymentIntent
 
 from .http import HttpBackend
 from .parsing import as_object, choice, decimal, opt_text, text
@@ -44,7 +44,7 @@ def parse_payment(data: Any) -> PaymentIntent:
     data = as_object(data)
     return PaymentIntent(
         payment_id=text(data, "payment_id"),
-        status=choice(data, "status", ("pending", "succeeded", "failed")),
+        status=choice(data, "status", PAYMENT_STATUSES),
         amount=decimal(data, "amount"),
         currency=text(data, "currency"),
         purpose=choice(data, "purpose", ("bill", "prepaid")),

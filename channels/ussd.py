@@ -16,19 +16,19 @@ from __future__ import annotations
 
 import logging
 import re
-import time
 import unicodedata
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 from urllib.parse import unquote_to_bytes
 
 from flask import Blueprint, Response, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from engine import Engine, LoggingSecurityAudit, Reply, SecurityAudit, SecurityEvent, Turn
+from engine import ChannelCapabilities, Engine, LoggingSecurityAudit, Reply, SecurityAudit, SecurityEvent, Turn
 from engine.masking import mask
 
+from .adapter import BadRequest, ChannelAdapter, SessionPolicy
 from .gateway_guard import TOKEN_HEADER, GatewayGuard, Refusal
 from .msisdn import to_e164
 
@@ -53,10 +53,11 @@ INVALID_REQUEST: Final = ("Désolé, nous n'avons pas pu lire votre demande. Mer
 ACCESS_DENIED: Final = "Accès refusé. / Access denied."
 EVENT_STATUSES: Final = ("Success", "Incomplete", "Failed")
 _MAX_ERROR_CHARS: Final = 200
-
-
-class BadRequest(ValueError):
-    """The gateway's request is malformed; the message says which field and why (fixed text, no data)."""
+# 160 octets on the network: 182 GSM-7 characters, about 80 once one character needs UCS-2; the
+# ``CON ``/``END `` prefix is part of it.
+CAPABILITIES: Final = ChannelCapabilities(CHANNEL, max_chars=182, charset="gsm7", ucs2_max_chars=80,
+                                          prefix_budget=4)
+SESSION_POLICY: Final = SessionPolicy("gateway")
 
 
 def _is_utf8_form(raw: bytes) -> bool:
@@ -73,9 +74,30 @@ def _typable(text: str) -> bool:
         unicodedata.category(char) in _UNTYPABLE_CATEGORIES for char in text)
 
 
-@dataclass(frozen=True, slots=True)
-class UssdAdapter:
+@dataclass(frozen=True)
+class UssdAdapter(ChannelAdapter):
+    """Africa's Talking USSD; ``guard``, ``security`` and ``on_reject`` serve its blueprint."""
+
     default_region: str = "SN"
+    guard: GatewayGuard = field(default_factory=GatewayGuard)
+    security: SecurityAudit = field(default_factory=LoggingSecurityAudit)
+    on_reject: Callable[[], None] | None = None
+    channel: str = CHANNEL
+    prefix: str = "/ussd/"
+
+    @property
+    def capabilities(self) -> ChannelCapabilities:
+        return CAPABILITIES
+
+    @property
+    def session_policy(self) -> SessionPolicy:
+        return SESSION_POLICY
+
+    def blueprint(self, engine: Engine) -> Blueprint:
+        return ussd_blueprint(engine, self, self.guard, self.security, self.on_reject)
+
+    def error_response(self, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
+        return error_response(status, headers)
 
     def parse(self, form: Mapping[str, str]) -> Turn:
         """The form of one callback as a ``Turn``; ``BadRequest`` when a field is missing or malformed."""
@@ -98,12 +120,13 @@ class UssdAdapter:
         segments = tuple(text.split("*")) if text else ()
         if len(segments) > MAX_SEGMENTS:
             raise BadRequest(f"text holds more than {MAX_SEGMENTS} inputs")
-        return Turn(channel=CHANNEL, user_id=msisdn, session_key=f"{CHANNEL}:{session_id}",
+        # The operator vouches for the number a USSD session comes from: it is the customer.
+        return Turn(channel=CHANNEL, address=msisdn, customer=msisdn,
+                    session_key=SESSION_POLICY.key(CHANNEL, gateway_session=session_id),
                     input=segments[-1] if segments else None, hop_id=text, dialed=segments,
-                    entry=service_code, received_at=time.time())
+                    entry=service_code)
 
-    @staticmethod
-    def render(reply: Reply) -> str:
+    def render(self, reply: Reply) -> str:
         return ("END " if reply.end else "CON ") + reply.text
 
 
@@ -184,7 +207,7 @@ def ussd_blueprint(engine: Engine, adapter: UssdAdapter, guard: GatewayGuard | N
         if not _SESSION_ID.match(session_id) or status not in EVENT_STATUSES:
             log.info("rejected USSD end-of-session notification: sessionId or status malformed")
             return _plain("invalid end-of-session notification", 400)
-        engine.finish(channel=CHANNEL, session_key=f"{CHANNEL}:{session_id}",
+        engine.finish(channel=CHANNEL, session_key=SESSION_POLICY.key(CHANNEL, gateway_session=session_id),
                       user_id=to_e164(form.get("phoneNumber") or "", adapter.default_region) or "",
                       status=status, duration_ms=_int(form.get("durationInMillis")),
                       error=_clean(form.get("errorMessage"), _MAX_ERROR_CHARS), hops=_int(form.get("hopsCount")))

@@ -14,6 +14,8 @@ from decimal import Decimal
 from typing import Literal, Protocol, runtime_checkable
 
 __all__ = [
+    "FINAL_PAYMENT_STATUSES",
+    "PAYMENT_STATUSES",
     "Account",
     "Arrangement",
     "BackendError",
@@ -26,10 +28,10 @@ __all__ = [
     "IncidentBackend",
     "MeteringBackend",
     "NotFound",
-    "Notifier",
     "Outage",
     "PaymentBackend",
     "PaymentIntent",
+    "PaymentStatus",
     "PaymentRecord",
     "PrepaidCredit",
     "PrepaidPurchase",
@@ -156,10 +158,16 @@ class PrepaidPurchase:
 
 
 # ---------------------------------------------------------------- payment data
+# The provider's payment statuses, defined once: every reader of a payment names them from here.
+PaymentStatus = Literal["pending", "succeeded", "failed"]
+PAYMENT_STATUSES: tuple[PaymentStatus, ...] = ("pending", "succeeded", "failed")
+FINAL_PAYMENT_STATUSES: tuple[PaymentStatus, ...] = ("succeeded", "failed")
+
+
 @dataclass(frozen=True, slots=True)
 class PaymentIntent:
     payment_id: str
-    status: Literal["pending", "succeeded", "failed"]
+    status: PaymentStatus
     amount: Decimal
     currency: str
     purpose: Literal["bill", "prepaid"]
@@ -281,10 +289,3 @@ class IncidentBackend(Protocol):
     def tickets_for_account(self, account_number: str) -> list[Ticket]:
         """Most recent first."""
 
-
-@runtime_checkable
-class Notifier(Protocol):
-    """Sends one message to a customer. ``BackendUnavailable`` when the provider cannot take it now."""
-
-    def send(self, *, channel: str, to: str, text: str, idempotency_key: str) -> str:
-        """Returns the provider's message id."""

@@ -24,7 +24,7 @@ from engine.masking import mask
 from engine.security_audit import SecurityEvent
 from engine.steps import StepContext, StepResult
 
-from .backends import BackendError, BackendUnavailable, Conflict, Rejected
+from .backends import FINAL_PAYMENT_STATUSES, BackendError, BackendUnavailable, Conflict, Rejected
 from .registry import Deps, step
 from .security import pin_passed
 from .stores import LocalPayment, ProviderResult
@@ -229,7 +229,7 @@ def recent(ctx: StepContext, deps: Deps) -> StepResult:
 
 
 # ---------------------------------------------------------------- the provider's answer
-FINAL_STATUSES = ("succeeded", "failed")
+FINAL_STATUSES = FINAL_PAYMENT_STATUSES
 
 
 @dataclass(frozen=True, slots=True)

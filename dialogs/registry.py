@@ -1,16 +1,22 @@
 """The registry of dialog steps: names the menus call, bound to the back ends at start-up.
 
-A step is a function ``(ctx, deps) -> StepResult`` registered with ``@step(name, outcomes)``.
-The registry maps the typed back-end errors to outcomes every menu can route:
-``backend_down`` (unreachable, timed out, circuit open) and ``not_found``.
+A step is a function ``(ctx, deps) -> StepResult`` marked with ``@step(name, outcomes)``; the
+decorator only marks it. A ``DialogRegistry`` is an instance built from the modules it is given
+(``DIALOG_MODULES`` for the product, as the app factory does) or from a handful of step
+functions (a test), so nothing registers by being imported and a forgotten module fails loudly
+(the linter reports the steps the menus name that no module gives). The registry maps the typed
+back-end errors to outcomes every menu can route: ``backend_down`` (unreachable, timed out,
+circuit open) and ``not_found``.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import partial
+from types import ModuleType
 
 from engine.masking import mask
 from engine.security_audit import LoggingSecurityAudit, SecurityAudit
@@ -27,7 +33,8 @@ from .backends import (
 from .stores import (AccountLinks, Outbox, PaymentLedger, PendingTickets, PinVault, Preferences, Subscriptions,
                      Throttle)
 
-__all__ = ["BACKEND_DOWN", "NOT_FOUND", "Deps", "DialogRegistry", "DialogSettings", "known_steps", "step"]
+__all__ = ["BACKEND_DOWN", "DIALOG_MODULES", "NOT_FOUND", "Deps", "DialogRegistry", "DialogSettings",
+           "collect_steps", "known_steps", "step"]
 
 log = logging.getLogger("dialogs")
 
@@ -77,19 +84,44 @@ class _StepDef:
     outcomes: frozenset[str]
 
 
-_STEPS: dict[str, _StepDef] = {}
+# The product's dialog modules, in the order the registry collects them.
+DIALOG_MODULES = ("dialogs.account", "dialogs.arrangements", "dialogs.billing", "dialogs.consumption",
+                  "dialogs.incidents", "dialogs.keywords", "dialogs.payments", "dialogs.preferences",
+                  "dialogs.security", "dialogs.simulator")
+_MARK = "__dialog_step__"
 
 
 def step(name: str, outcomes: set[str]) -> Callable[[StepFunction], StepFunction]:
-    """Register a dialog step; ``outcomes`` are those it returns besides the common ones."""
+    """Mark a function as the dialog step ``name``; ``outcomes`` are those it returns besides the
+    common ones. Collecting it is the registry builder's job (``collect_steps``)."""
 
-    def register(function: StepFunction) -> StepFunction:
-        if name in _STEPS:
-            raise ValueError(f"dialog step '{name}' registered twice")
-        _STEPS[name] = _StepDef(name, function, frozenset(outcomes | {BACKEND_DOWN, NOT_FOUND}))
+    def mark(function: StepFunction) -> StepFunction:
+        setattr(function, _MARK, _StepDef(name, function, frozenset(outcomes | {BACKEND_DOWN, NOT_FOUND})))
         return function
 
-    return register
+    return mark
+
+
+def collect_steps(sources: Iterable[str | ModuleType | StepFunction]) -> dict[str, _StepDef]:
+    """The steps of the named modules (or modules, or marked functions); ``ValueError`` when a name
+    is given twice or a function is not a step."""
+    found: dict[str, _StepDef] = {}
+    for source in sources:
+        if isinstance(source, str):
+            source = importlib.import_module(source)
+        if isinstance(source, ModuleType):
+            definitions = [d for d in (getattr(v, _MARK, None) for v in vars(source).values())
+                           if isinstance(d, _StepDef) and getattr(d.function, "__module__", "") == source.__name__]
+        else:
+            definition = getattr(source, _MARK, None)
+            if not isinstance(definition, _StepDef):
+                raise ValueError(f"{getattr(source, '__name__', source)!r} is not marked with @step")
+            definitions = [definition]
+        for definition in definitions:
+            if definition.name in found and found[definition.name] is not definition:
+                raise ValueError(f"dialog step '{definition.name}' is given twice")
+            found[definition.name] = definition
+    return found
 
 
 def _guarded(definition: _StepDef, deps: Deps, ctx: StepContext) -> StepResult:
@@ -102,39 +134,24 @@ def _guarded(definition: _StepDef, deps: Deps, ctx: StepContext) -> StepResult:
         return StepResult(NOT_FOUND)
 
 
-def _register_all() -> None:
-    # Importing a dialog module registers its steps.
-    from . import (  # noqa: F401
-        account,
-        arrangements,
-        billing,
-        consumption,
-        incidents,
-        payments,
-        preferences,
-        security,
-        simulator,
-    )
-
-
 class DialogRegistry:
-    """The ``engine.steps.StepRegistry`` of this product."""
+    """The ``engine.steps.StepRegistry`` of this product: the steps of ``sources`` (module names,
+    modules or step functions; the product's modules by default), bound to ``deps``."""
 
-    def __init__(self, deps: Deps) -> None:
-        _register_all()
-        self._bound = {name: partial(_guarded, d, deps) for name, d in _STEPS.items()}
+    def __init__(self, deps: Deps, sources: Iterable[str | ModuleType | StepFunction] = DIALOG_MODULES) -> None:
+        self._steps = collect_steps(sources)
+        self._bound = {name: partial(_guarded, d, deps) for name, d in self._steps.items()}
 
     def get(self, name: str) -> Callable[[StepContext], StepResult] | None:
         return self._bound.get(name)
 
     def names(self) -> set[str]:
-        return set(_STEPS)
+        return set(self._steps)
 
     def outcomes(self, name: str) -> frozenset[str]:
-        return _STEPS[name].outcomes
+        return self._steps[name].outcomes
 
 
-def known_steps() -> dict[str, frozenset[str]]:
-    """Every registered step and its outcomes, without back ends (for the menu linter)."""
-    _register_all()
-    return {name: d.outcomes for name, d in _STEPS.items()}
+def known_steps(sources: Iterable[str | ModuleType | StepFunction] = DIALOG_MODULES) -> dict[str, frozenset[str]]:
+    """Every step of ``sources`` and its outcomes, without back ends (for the menu linter)."""
+    return {name: d.outcomes for name, d in collect_steps(sources).items()}

@@ -26,9 +26,20 @@ from types import MappingProxyType
 from typing import Any, Protocol
 
 from menus.graph import first_item_number, option_keys
-from menus.schema import ActionNode, EndNode, InputNode, MenuNode, MessageNode, RouterNode
+from menus.keywords import normalise_word
+from menus.schema import (
+    BACK,
+    HOME,
+    NAVIGATION_KEYS,
+    NEXT_PAGE,
+    PREVIOUS_PAGE,
+    ActionNode,
+    InputNode,
+    Node,
+)
 
 from .audit import AuditSink, NullAuditSink, SessionRecord
+from .entry import Start, find_start
 from .flow import CompiledFlow, FlowSet
 from .formatting import TextFormatter
 from .hop_digest import HopDigest
@@ -46,8 +57,7 @@ __all__ = ["Engine", "EngineLimits", "HopObserver"]
 
 log = logging.getLogger("engine")
 
-BACK, HOME, NEXT_PAGE, PREVIOUS_PAGE = "0", "00", "98", "99"
-_NAVIGATION = frozenset({BACK, HOME, NEXT_PAGE, PREVIOUS_PAGE})
+_NAVIGATION = NAVIGATION_KEYS
 # The gateway's end-of-session event waits this long at most for a hop still holding the lock.
 _FINISH_LOCK_WAIT_SECONDS = 2.0
 
@@ -76,6 +86,14 @@ def _hop_digest(digest: HopDigest, turn: Turn) -> str:
     # The hop id may carry what the user typed (USSD sends the whole history, PINs included):
     # keep only a keyed digest of it, bound to the caller, in the saved session.
     return digest.digest(turn.user_id, turn.hop_id)
+
+
+def _replayed(record: Mapping[str, Any]) -> Reply:
+    """The recorded answer of a hop, Screen included, marked as a replay."""
+    raw = record.get("screen")
+    screen = Screen.from_dict(raw) if isinstance(raw, dict) else None
+    return Reply(str(record.get("text", "")), bool(record.get("end")), screen, int(record.get("page", 0)),
+                 int(record.get("pages", 1)), replayed=True)
 
 
 def _log_failure(message: str, *args: object, exc: BaseException) -> None:
@@ -117,13 +135,38 @@ class _Choice:
     item: Any = None
 
 
+class _PassThrough:
+    """The engine's side of ``menus.schema.Resolver`` while a hop runs through action and router nodes."""
+
+    __slots__ = ("engine", "flow", "secrets", "session")
+
+    def __init__(self, engine: Engine, session: Session, flow: CompiledFlow, secrets: dict[str, str]) -> None:
+        self.engine, self.session, self.flow, self.secrets = engine, session, flow, secrets
+
+    def run_step(self, node: ActionNode) -> str:
+        result = self.engine._run_step(self.session, node, self.secrets)
+        if node.commits(result.outcome):
+            # The journey up to here is closed: Back and Home lead to the main menu.
+            self.session.history[:] = [self.flow.spec.home]
+        target = node.outcomes.get(result.outcome)
+        if target is None:
+            down = result.outcome == "backend_down"
+            raise _EndNow("backend_down" if down else "error", result.outcome)
+        return target
+
+    def holds(self, when: str) -> bool:
+        return self.flow.conditions[when].holds(self.session.data)
+
+
 class Engine:
     def __init__(self, flows: FlowSet, store: SessionStore, steps: StepRegistry, *,
                  audit: AuditSink | None = None, limits: EngineLimits | None = None,
                  clock: Callable[[], float] = time.time, observer: HopObserver | None = None,
-                 security: SecurityAudit | None = None, hop_key: bytes | None = None) -> None:
+                 security: SecurityAudit | None = None, hop_key: bytes | None = None,
+                 channels: Mapping[str, ChannelCapabilities] | None = None) -> None:
         """``hop_key``: the server key behind replay records (``SECRET_KEY``); every process serving
-        the same sessions needs the same one. Without it, a random key for this instance."""
+        the same sessions needs the same one. Without it, a random key for this instance.
+        ``channels``: what each channel can show, as its adapter declares it (``declare`` adds more)."""
         self.flows = flows
         self.store = store
         self.steps = steps
@@ -134,9 +177,21 @@ class Engine:
         self.security = security or LoggingSecurityAudit()
         self._hop_digest = HopDigest(hop_key)
         self._formatters: dict[str, TextFormatter] = {}
+        self._channels: dict[str, ChannelCapabilities] = dict(channels or {})
+        self._idle: dict[str, int] = {}
 
     # ------------------------------------------------------------ public
+    def declare(self, capabilities: ChannelCapabilities, idle_seconds: int | None = None) -> None:
+        """A channel adapter says what its channel can show (the engine pages screens to fit) and,
+        for a channel keyed by user, how long a conversation may stay idle."""
+        self._channels[capabilities.name] = capabilities
+        if idle_seconds is not None:
+            self._idle[capabilities.name] = idle_seconds
+
     def capabilities(self, channel: str) -> ChannelCapabilities:
+        declared = self._channels.get(channel)
+        if declared is not None:
+            return declared
         spec = self.flows.menus.channels.get(channel)
         if spec is None:
             return ChannelCapabilities(channel, max_chars=4096)
@@ -213,27 +268,33 @@ class Engine:
             self._report_mismatch(turn.channel, turn.user_id, "hop on another caller's session")
             return self._closing(turn.channel, self.language_for(turn.language_hint), "error"), 0.0
         hop_id = _hop_digest(self._hop_digest, turn)
-        if session is not None and session.last_reply is not None and (
-                session.last_hop_id == hop_id or session.ended):
-            return Reply(**session.last_reply), 0.0
+        if session is not None and session.last_reply is not None and session.last_hop_id == hop_id:
+            # Only the identical hop (the provider's retry) gets the recorded answer again.
+            return _replayed(session.last_reply), 0.0
+        if session is not None and (session.ended or self._restarts(session, turn)):
+            # A new message after an end, or a new command on a chat channel: a new session.
+            session = None
         now = self.clock()
         hop_started = time.perf_counter()
         answered_secret = False
         if session is None:
-            flow = self.flows.current(self.flows.entry_flow(turn.channel, turn.entry))
-            session = Session(key=turn.session_key, channel=turn.channel, user_id=turn.user_id,
-                              flow=flow.name, version=flow.version, node=flow.spec.start,
-                              language=self.language_for(turn.language_hint), created_at=now, updated_at=now,
-                              data={"msisdn": turn.user_id, "channel": turn.channel})
+            start = find_start(self.flows.menus, turn.channel, turn.entry,
+                               None if turn.dialed else turn.input, turn.intent)
+            flow = self.flows.current(start.flow)
+            language = start.language if start.language in self.flows.menus.languages else \
+                self.language_for(turn.language_hint)
+            session = Session(key=turn.session_key, channel=turn.channel, user_id=turn.address,
+                              customer=turn.customer, flow=flow.name, version=flow.version, node=flow.spec.start,
+                              language=language, created_at=now, updated_at=now)
             session.hop_started = hop_started
-            screen = self._offer_resume(session, flow, turn) or self._open(session, flow, turn.dialed)
+            screen = self._offer_resume(session, flow, turn) or self._open(session, flow, turn.dialed, start)
         elif session.resume_from is not None:
             session.hop_started = hop_started
             screen = self._resume(session, self.flows.get(session.flow, session.version), (turn.input or "").strip())
         else:
             session.hop_started = hop_started
             flow = self.flows.get(session.flow, session.version)
-            text = (turn.input or "").strip()
+            text = self._navigation_word(turn.channel, (turn.input or "").strip())
             current = flow.spec.nodes.get(session.node)
             answered_secret = current is not None and is_secret_prompt(current) and text not in _NAVIGATION
             screen = self._answer(session, flow, text)
@@ -242,8 +303,10 @@ class Engine:
         session.updated_at = now
         reply = self._reply(session, screen)
         session.last_hop_id = hop_id
-        session.last_reply = {"text": reply.text, "end": reply.end, "page": reply.page, "pages": reply.pages}
-        ttl = self.limits.ended_ttl_seconds if reply.end else self.limits.ttl(turn.channel)
+        session.last_reply = {"text": reply.text, "end": reply.end, "page": reply.page, "pages": reply.pages,
+                              "screen": (reply.screen or screen).to_dict()}
+        ttl = self.limits.ended_ttl_seconds if reply.end else \
+            self._idle.get(turn.channel) or self.limits.ttl(turn.channel)
         held.save(session, ttl)
         if reply.end:
             self._record(session)
@@ -251,7 +314,7 @@ class Engine:
 
     def _offer_resume(self, session: Session, flow: CompiledFlow, turn: Turn) -> Screen | None:
         """A new session of a user whose previous one dropped mid-journey: offer to continue it."""
-        if turn.dialed or self.limits.resume_window_seconds <= 0:
+        if turn.dialed or turn.input or self.limits.resume_window_seconds <= 0:
             return None
         previous_key = self.store.latest(turn.channel, turn.user_id)
         if not previous_key or previous_key == session.key:
@@ -295,9 +358,20 @@ class Engine:
         session.resume_from = previous_key
         return self._resume_screen(session, self.system_text(session.language, "invalid_choice"))
 
-    def _open(self, session: Session, flow: CompiledFlow, dialed: tuple[str, ...]) -> Screen:
+    def _open(self, session: Session, flow: CompiledFlow, dialed: tuple[str, ...],
+              start: Start | None = None) -> Screen:
         try:
+            if start is not None and start.store:
+                session.data[start.store] = start.value
+            if start is not None and start.node and start.direct:
+                return self._enter(session, flow, start.node, {}, moved=True)
             screen = self._enter(session, flow, flow.spec.start, {}, moved=True)
+            if start is not None and start.node and not screen.end:
+                # A keyword is a start with an argument: its node once the main menu is reached.
+                if session.node != flow.spec.home:
+                    session.pending_node = start.node
+                    return screen
+                return self._jump(session, flow, start.node)
             if not dialed or screen.end:
                 return screen
             if session.node != flow.spec.home:
@@ -314,20 +388,46 @@ class Engine:
         straight to its node, anything else is answered one input at a time."""
         target = flow.shortcuts.get("*".join(dialed))
         if target is not None and not self._hidden_choice(session, flow, dialed[0]):
-            # A shortcut is a jump, like Back: not an edge of the graph.
-            session.history.append(session.node)
-            return self._enter(session, flow, target, {}, moved=True)
+            return self._jump(session, flow, target)
         for step_input in dialed:
             screen = self._answer(session, flow, step_input.strip())
             if screen.end or screen.error:
                 break
         return screen
 
+    def _jump(self, session: Session, flow: CompiledFlow, target: str) -> Screen:
+        """A shortcut or a keyword is a jump, like Back: not an edge of the graph."""
+        session.history.append(session.node)
+        return self._enter(session, flow, target, {}, moved=True)
+
+    def _navigation_word(self, channel: str, text: str) -> str:
+        """A word the channel's users type for a navigation key (``menu`` on SMS) is that key."""
+        words = self.capabilities(channel).navigation_words
+        return words.get(normalise_word(text), text) if words and text else text
+
+    def _restarts(self, session: Session, turn: Turn) -> bool:
+        """On a chat channel, a message that the current screen cannot take but that is a command
+        keyword starts over (``CONSO`` sent while the balance is shown)."""
+        text = (turn.input or "").strip()
+        points = self.flows.menus.entry_points.get(turn.channel)
+        if turn.dialed or not text or points is None or session.resume_from is not None:
+            return False
+        if not points.keywords and not (turn.intent and turn.intent in points.intents):
+            return False
+        start = find_start(self.flows.menus, turn.channel, turn.entry, text, turn.intent)
+        if start.keyword is None:
+            return False
+        flow = self.flows.get(session.flow, session.version)
+        node = flow.spec.nodes.get(session.node)
+        if node is None or text in _NAVIGATION or self._accepts(node, text):
+            return False
+        return all(choice.key != text for choice in self._choices(session, node, labels=False))
+
     def _hidden_choice(self, session: Session, flow: CompiledFlow, key: str) -> bool:
         """Whether ``key`` is an option of the current screen hidden by its condition: a hidden
         option is reachable neither by its number nor by the shortcut that starts with it."""
         node = flow.spec.nodes[session.node]
-        if not isinstance(node, (MenuNode, MessageNode)) or key not in option_keys(node.options):
+        if key not in option_keys(node.choices()):
             return False
         return all(choice.key != key for choice in self._choices(session, node, labels=False))
 
@@ -342,7 +442,7 @@ class Engine:
                 pages = len(self._pages(session, screen))
                 session.page = max(0, min(pages - 1, session.page + (1 if text == NEXT_PAGE else -1)))
                 return screen
-            if text in (BACK, HOME) and not session.history and not isinstance(node, InputNode):
+            if text in (BACK, HOME) and not session.history and not node.takes_value:
                 # On the root (the main menu, or the first screen of a session) Back and Home stay.
                 return self._current(session, flow)
             if text == BACK and session.history:
@@ -359,7 +459,7 @@ class Engine:
                     raise _EndNow("too_many_errors", "too_many_errors")
                 session.page = 0
                 return self._current(session, flow)
-            if not (isinstance(node, InputNode) and node.sensitive):
+            if not node.is_secret():
                 # Back never leads into a PIN prompt again.
                 session.history.append(session.node)
                 del session.history[:-self.limits.history_limit]
@@ -367,14 +467,17 @@ class Engine:
             if session.pending and session.node == flow.spec.home and not screen.end:
                 dialed, session.pending = session.pending, []
                 return self._follow(session, flow, dialed, screen)
+            if session.pending_node and session.node == flow.spec.home and not screen.end:
+                target, session.pending_node = session.pending_node, None
+                return self._jump(session, flow, target)
             return screen
         except _EndNow as end:
             return self._end_screen(session, end)
 
     @staticmethod
-    def _accepts(node: object, text: str) -> bool:
+    def _accepts(node: Node, text: str) -> bool:
         """Whether an input node takes ``text`` as its value (then ``98`` is an answer, not paging)."""
-        if not isinstance(node, InputNode):
+        if not isinstance(node, InputNode):  # the one kind with a validator
             return False
         try:
             validate(node.validator, text)
@@ -385,8 +488,7 @@ class Engine:
     def _current(self, session: Session, flow: CompiledFlow) -> Screen:
         """The screen the customer is on, as last shown: with its error line after a wrong input."""
         node = flow.spec.nodes[session.node]
-        key = "invalid_input" if isinstance(node, InputNode) else "invalid_choice"
-        error = self._error_text(session, node, key) if session.retries else None
+        error = self._error_text(session, node, node.error_key) if session.retries else None
         return self._screen(session, flow, session.node, error=error)
 
     def _menus_changed(self, session: Session, flow: CompiledFlow) -> Screen:
@@ -403,9 +505,9 @@ class Engine:
             screen = self._enter(session, flow, flow.spec.start, {}, moved=True)
         return replace(screen, error=self.system_text(session.language, "menu_changed"))
 
-    def _target(self, session: Session, node: object, text: str, secrets: dict[str, str]) -> str | None:
+    def _target(self, session: Session, node: Node, text: str, secrets: dict[str, str]) -> str | None:
         """Where valid input leads from a node that shows something; ``None`` if not valid."""
-        if isinstance(node, InputNode):
+        if isinstance(node, InputNode):  # the one kind with a validator and a store
             try:
                 value = validate(node.validator, text)
             except InvalidInput:
@@ -415,12 +517,12 @@ class Engine:
             else:
                 session.data[node.store] = value
             return node.next
-        if isinstance(node, (MenuNode, MessageNode)):
-            for choice in self._choices(session, node, labels=False):
-                if choice.key == text:
-                    if choice.item is not None and isinstance(node, MenuNode) and node.items:
-                        session.data[node.items.store] = choice.item
-                    return choice.target
+        for choice in self._choices(session, node, labels=False):
+            if choice.key == text:
+                listed = node.item_list()
+                if choice.item is not None and listed is not None:
+                    session.data[listed.store] = choice.item
+                return choice.target
         return None
 
     def _enter(self, session: Session, flow: CompiledFlow, node_id: str, secrets: dict[str, str],
@@ -436,20 +538,8 @@ class Engine:
             session.visited.append(node_id)
             del session.visited[:-self.limits.visited_limit]
             node = flow.spec.nodes[node_id]
-            if isinstance(node, ActionNode):
-                result = self._run_step(session, node, secrets)
-                if node.commits(result.outcome):
-                    # The journey up to here is closed: Back and Home lead to the main menu.
-                    session.history[:] = [flow.spec.home]
-                target = node.outcomes.get(result.outcome)
-                if target is None:
-                    down = result.outcome == "backend_down"
-                    raise _EndNow("backend_down" if down else "error", result.outcome)
-                node_id = target
-                continue
-            if isinstance(node, RouterNode):
-                node_id = next((r.target for r in node.routes if flow.conditions[r.when].holds(session.data)),
-                               node.default)
+            if not node.shows:
+                node_id = node.resolve(_PassThrough(self, session, flow, secrets))
                 continue
             session.node = node_id
             session.page = session.retries = 0
@@ -464,9 +554,9 @@ class Engine:
         if time.perf_counter() - session.hop_started > self.limits.hop_deadline_seconds:
             log.warning("hop deadline passed before step %s user=%s", node.step, mask(session.user_id))
             raise _EndNow("backend_down", "deadline")
-        context = StepContext(user_id=session.user_id, channel=session.channel, language=session.language,
+        context = StepContext(user_id=session.customer or "", channel=session.channel, language=session.language,
                               session_key=session.key, data=MappingProxyType(session.data), params=node.params,
-                              secrets=MappingProxyType(secrets), now=datetime.now(UTC))
+                              secrets=MappingProxyType(secrets), now=datetime.now(UTC), address=session.user_id)
         started = time.perf_counter()
         try:
             result = step(context)
@@ -496,22 +586,24 @@ class Engine:
         context = {**session.data, **extra} if extra else session.data
         return self._formatter(session.language).fill(raw, context)
 
-    def _choices(self, session: Session, node: MenuNode | MessageNode, labels: bool = True) -> list[_Choice]:
+    def _choices(self, session: Session, node: Node, labels: bool = True) -> list[_Choice]:
         """The numbered choices shown now; ``labels=False`` skips formatting them (to match input)."""
         flow = self.flows.get(session.flow, session.version)
         choices: list[_Choice] = []
-        for key, option in zip(option_keys(node.options), node.options, strict=True):
+        declared = node.choices()
+        for key, option in zip(option_keys(declared), declared, strict=True):
             if option.when and not flow.conditions[option.when].holds(session.data):
                 continue
             label = self._text(session, option.label) if labels else ""
             choices.append(_Choice(key, label, option.target))
-        if isinstance(node, MenuNode) and node.items:
-            items = session.data.get(node.items.source) or []
-            first = first_item_number(node.options)
+        listed = node.item_list()
+        if listed is not None:
+            items = session.data.get(listed.source) or []
+            first = first_item_number(declared)
             for number, item in enumerate(items if isinstance(items, list) else [], first):
                 extra = item if isinstance(item, dict) else {"item": item}
-                label = self._text(session, node.items.label, extra) if labels else ""
-                choices.append(_Choice(str(number), label, node.items.target, item))
+                label = self._text(session, listed.label, extra) if labels else ""
+                choices.append(_Choice(str(number), label, listed.target, item))
         return choices
 
     def _error_text(self, session: Session, node: object, key: str) -> str:
@@ -520,13 +612,11 @@ class Engine:
 
     def _screen(self, session: Session, flow: CompiledFlow, node_id: str, error: str | None = None) -> Screen:
         node = flow.spec.nodes[node_id]
-        blocks = (self._text(session, node.text),)  # type: ignore[union-attr]
-        if isinstance(node, EndNode):
+        blocks = (self._text(session, node.body()),)
+        if node.ends:
             session.ended, session.outcome = True, node_id
             return Screen(node_id, session.language, blocks, end=True)
-        options: tuple[Option, ...] = ()
-        if isinstance(node, (MenuNode, MessageNode)):
-            options = tuple(Option(c.key, c.label) for c in self._choices(session, node))
+        options = tuple(Option(c.key, c.label) for c in self._choices(session, node))
         nav = []
         if session.history:
             nav.append(Option(BACK, self.system_text(session.language, "back")))
@@ -544,6 +634,8 @@ class Engine:
         return render_pages(screen, self.capabilities(session.channel), labels)
 
     def _reply(self, session: Session, screen: Screen) -> Reply:
+        if screen.nav and not self.capabilities(session.channel).show_navigation:
+            screen = replace(screen, nav=())
         pages = self._pages(session, screen)
         page = min(session.page, len(pages) - 1)
         return Reply(pages[page], screen.end, screen, page, len(pages))

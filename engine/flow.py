@@ -123,7 +123,3 @@ class FlowSet:
     def get(self, name: str, version: str) -> CompiledFlow:
         """The version a session started on, or the current one if that version is gone."""
         return self._flows.get((name, version)) or self.current(name)
-
-    def entry_flow(self, channel: str, entry: str) -> str:
-        points = self.menus.entry_points.get(channel, {})
-        return points.get(entry) or points.get("*") or next(iter(self.menus.flows))

@@ -12,7 +12,7 @@ from typing import Any
 from menus.conditions import parse_condition
 from menus.graph import first_item_number, option_keys
 from menus.loader import LoadedMenus
-from menus.schema import EndNode, MenuNode, MessageNode
+from menus.schema import BACK, HOME
 
 from .formatting import TextFormatter
 from .render import PageLabels, measure, render_pages
@@ -21,7 +21,9 @@ from .types import ChannelCapabilities, Option, Screen
 __all__ = ["screen_problems"]
 
 
-def _caps(loaded: LoadedMenus, channel: str) -> ChannelCapabilities:
+def _caps(loaded: LoadedMenus, channel: str | ChannelCapabilities) -> ChannelCapabilities:
+    if isinstance(channel, ChannelCapabilities):
+        return channel
     spec = loaded.menus.channels[channel]
     return ChannelCapabilities(channel, spec.max_chars, spec.charset, spec.ucs2_max_chars, spec.prefix_budget)
 
@@ -30,11 +32,13 @@ def _text(texts: dict[str, str], language: str, fmt: TextFormatter, context: dic
     return fmt.fill(texts.get(language, ""), context)
 
 
-def screen_problems(loaded: LoadedMenus, flow: str, node_id: str, language: str, channel: str) -> list[str]:
-    """Why the node's screen does not fit the channel with sample values (empty when it fits)."""
+def screen_problems(loaded: LoadedMenus, flow: str, node_id: str, language: str,
+                    channel: str | ChannelCapabilities) -> list[str]:
+    """Why the node's screen does not fit the channel with sample values (empty when it fits).
+    ``channel``: an adapter's capabilities, or the name of a channel the menu file declares."""
     menus = loaded.menus
     node = menus.flows[flow].nodes[node_id]
-    if not isinstance(node, (MenuNode, MessageNode, EndNode)) and not hasattr(node, "text"):
+    if not node.shows:
         return []
     samples: dict[str, Any] = {**menus.samples, **node.samples}
     context = {k: v for k, v in samples.items()}
@@ -46,26 +50,28 @@ def screen_problems(loaded: LoadedMenus, flow: str, node_id: str, language: str,
         context.setdefault(key, dict(samples))
     fmt = TextFormatter(language, menus.labels)
     caps = _caps(loaded, channel)
+    channel = caps.name
     size = measure(caps)
     system = {k: v.get(language, "") for k, v in menus.system_texts.items()}
     options: list[Option] = []
-    if isinstance(node, (MenuNode, MessageNode)):
-        # Options whose condition fails on the samples are hidden, as they would be at run time.
-        options = [Option(key, _text(o.label, language, fmt, context))
-                   for key, o in zip(option_keys(node.options), node.options, strict=True)
-                   if not o.when or parse_condition(o.when).holds(context)]
+    declared = node.choices()
+    # Options whose condition fails on the samples are hidden, as they would be at run time.
+    options = [Option(key, _text(o.label, language, fmt, context))
+               for key, o in zip(option_keys(declared), declared, strict=True)
+               if not o.when or parse_condition(o.when).holds(context)]
     item_lines: list[Option] = []
-    if isinstance(node, MenuNode) and node.items:
-        items = context.get(node.items.source) or []
-        base = first_item_number(node.options)
-        item_lines = [Option(str(base + i), _text(node.items.label, language, fmt, {**context, **item}))
+    listed = node.item_list()
+    if listed is not None:
+        items = context.get(listed.source) or []
+        base = first_item_number(declared)
+        item_lines = [Option(str(base + i), _text(listed.label, language, fmt, {**context, **item}))
                       for i, item in enumerate(items if isinstance(items, list) else [])]
-    end = isinstance(node, EndNode)
+    end = node.ends
     # The worst case the engine can show: Back and Home everywhere but on the home menu (the root).
     nav: tuple[Option, ...] = ()
     if not end and node_id != menus.flows[flow].home:
-        nav = (Option("0", system.get("back", "")), Option("00", system.get("home", "")))
-    body = _text(node.text, language, fmt, context)  # type: ignore[union-attr]
+        nav = (Option(BACK, system.get("back", "")), Option(HOME, system.get("home", "")))
+    body = _text(node.body(), language, fmt, context)
     problems = []
     fixed = Screen(node_id, language, (body,), tuple(options), nav, end=end)
     labels = PageLabels(system.get("more", ""), system.get("previous", ""))
@@ -75,6 +81,9 @@ def screen_problems(loaded: LoadedMenus, flow: str, node_id: str, language: str,
         whole = render_pages(fixed, unpaged, labels)[0]
         problems.append(f"{channel}/{language}: screen is {size(whole)} characters with its options and "
                         f"navigation; the channel allows {caps.budget}")
+    if caps.max_options is not None and len(options) > caps.max_options:
+        problems.append(f"{channel}/{language}: {len(options)} options, the channel offers at most "
+                        f"{caps.max_options} at once")
     for option in item_lines:
         line = f"{option.key}. {option.label}"
         if size(line) > caps.budget // 2:
@@ -84,8 +93,8 @@ def screen_problems(loaded: LoadedMenus, flow: str, node_id: str, language: str,
 
 
 def _list_sources(menus: Any) -> set[str]:
-    return {n.items.source for f in menus.flows.values() for n in f.nodes.values()
-            if isinstance(n, MenuNode) and n.items}
+    return {items.source for f in menus.flows.values() for n in f.nodes.values()
+            if (items := n.item_list()) is not None}
 
 
 def _dotted_roots(node: Any) -> set[str]:

@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from menus.schema import NEXT_PAGE, PREVIOUS_PAGE
+
 from .charset import gsm7_length, to_gsm7
 from .types import ChannelCapabilities, Screen
 
@@ -75,7 +77,8 @@ def render_pages(screen: Screen, caps: ChannelCapabilities, labels: PageLabels) 
     if joined(whole) <= budget or not caps.paged:
         return ["\n".join(whole)]
 
-    more, previous = _clean(caps, f"98. {labels.more}"), _clean(caps, f"99. {labels.previous}")
+    more = _clean(caps, f"{NEXT_PAGE}. {labels.more}")
+    previous = _clean(caps, f"{PREVIOUS_PAGE}. {labels.previous}")
     footer_worst = [nav] if nav else []
     footer_worst.append(f"{previous} {more}")
     room = budget - joined(footer_worst) - 1  # the newline before the footer

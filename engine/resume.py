@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from menus.schema import InputNode, MenuNode
+from menus.schema import Node
 
 from .flow import CompiledFlow
 from .session import Session
@@ -31,14 +31,14 @@ from .session import Session
 __all__ = ["carried_data", "is_mid_task", "is_secret_prompt", "note_proofs", "track_gate"]
 
 
-def is_secret_prompt(node: object) -> bool:
-    return isinstance(node, InputNode) and node.sensitive
+def is_secret_prompt(node: Node | None) -> bool:
+    return node is not None and node.is_secret()
 
 
 def is_mid_task(flow: CompiledFlow, node_id: str) -> bool:
     """True when a session dropped on ``node_id`` left something unfinished (an input, a confirmation)."""
     node = flow.spec.nodes.get(node_id)
-    return isinstance(node, InputNode) or (isinstance(node, MenuNode) and node.confirm)
+    return node is not None and node.is_mid_task()
 
 
 def note_proofs(session: Session, data: Mapping[str, Any], with_secrets: bool) -> None:

@@ -13,7 +13,7 @@ __all__ = ["Session"]
 class Session:
     key: str
     channel: str
-    user_id: str
+    user_id: str                      # the address the session belongs to (caller binding)
     flow: str
     version: str
     node: str
@@ -36,8 +36,12 @@ class Session:
     # Inputs dialled with the service code (``*123*1#``) that wait for the main menu: the
     # customer had to choose an account first; the shortcut follows once it is chosen.
     pending: list[str] = field(default_factory=list)
+    # A keyword's node (``SOLDE`` -> balance) that waits for the main menu in the same way.
+    pending_node: str | None = None
+    # Who the customer is: a verified E.164 number, or None (see ``engine.types.Turn``).
+    customer: str | None = None
     last_hop_id: str | None = None    # HMAC of caller and hop under the server key (engine.hop_digest)
-    last_reply: dict[str, Any] | None = None
+    last_reply: dict[str, Any] | None = None   # the answer to the last hop, its Screen included
     # Measured during the current hop, never saved: when it started, time spent in dialog steps,
     # the node the hop's last run of steps started from.
     hop_started: float = 0.0
@@ -51,7 +55,10 @@ class Session:
 
     @classmethod
     def from_json(cls, raw: str | bytes) -> Session:
-        return cls(**json.loads(raw))
+        data = json.loads(raw)
+        if "customer" not in data:  # saved before sessions knew the customer apart from the address
+            data["customer"] = data.get("user_id")
+        return cls(**data)
 
 
 _TRANSIENT = frozenset({"hop_started", "step_seconds", "entered"})

@@ -19,7 +19,11 @@ OK = "ok"
 @dataclass(slots=True)
 class StepContext:
     """What a step may read. ``data`` is the session context; ``secrets`` holds this hop's
-    sensitive inputs (PINs), which are never saved."""
+    sensitive inputs (PINs), which are never saved.
+
+    ``user_id`` is the verified customer number (E.164), empty while no one vouched for the
+    sender; ``address`` is where the conversation answers (a phone, ``whatsapp:+...``, a chat id)
+    and is never proof of who the customer is."""
 
     user_id: str
     channel: str
@@ -29,6 +33,12 @@ class StepContext:
     params: Mapping[str, Any]
     secrets: Mapping[str, str]
     now: datetime
+    address: str = ""
+
+    @property
+    def customer(self) -> str | None:
+        """The verified customer number, or ``None``."""
+        return self.user_id or None
 
 
 @dataclass(slots=True)

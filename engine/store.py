@@ -144,7 +144,8 @@ if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) 
 class RedisSessionStore(SessionStore):
     """Sessions as JSON strings with a TTL; a per-session lock with an owner token."""
 
-    def __init__(self, client: redis.Redis, prefix: str = "ussd:", lock_ttl_ms: int = 10_000,
+    # One neutral prefix for every channel: the session keys themselves carry the channel.
+    def __init__(self, client: redis.Redis, prefix: str = "conv:", lock_ttl_ms: int = 10_000,
                  resume_seconds: int = 300) -> None:
         self._redis = client
         self._prefix = prefix

@@ -12,22 +12,35 @@ __all__ = ["ChannelCapabilities", "Option", "Reply", "Screen", "Turn"]
 class Turn:
     """One hop of one conversation, as an adapter parsed it from its wire format.
 
+    ``address`` is where to answer (an Africa's Talking phone number, ``whatsapp:+...``, a Meta
+    ``wa_id``, a Rasa ``sender_id``, a web session): the session belongs to it. ``customer`` is who
+    the customer is, a verified E.164 number, or ``None`` while nobody vouched for one; dialog
+    steps see only the latter.
+
     ``input`` is the new input of this hop only (``None`` when the user just opened the
-    session). ``dialed`` carries inputs the user typed before the session existed, such as
-    the ``1*2`` of ``*123*1*2#`` on a USSD first hop: the engine treats them as a shortcut.
-    ``hop_id`` identifies the request for replay detection: an identical ``hop_id`` on the
-    same session gets the identical answer without running anything again.
+    session). On a new session it is a start: a keyword with its argument on a chat-style
+    channel (``SOLDE 1000001``). ``dialed`` carries inputs the user typed before the session
+    existed, such as the ``1*2`` of ``*123*1*2#`` on a USSD first hop: the engine treats them as
+    a shortcut. A chatbot adapter passes the ``intent`` it recognised instead. ``hop_id`` identifies the request (the provider's message id) for replay
+    detection: an identical ``hop_id`` on the same session gets the identical answer without
+    running anything again.
     """
 
     channel: str
-    user_id: str
+    address: str
     session_key: str
     input: str | None
     hop_id: str
     dialed: tuple[str, ...] = ()
     entry: str = ""
     language_hint: str | None = None
-    received_at: float = 0.0
+    customer: str | None = None
+    intent: str | None = None     # a chatbot's reading of the message (Rasa), instead of a keyword
+
+    @property
+    def user_id(self) -> str:
+        """The address the session belongs to (kept for the caller binding and the logs)."""
+        return self.address
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,30 +61,61 @@ class Screen:
     error: str | None = None
     end: bool = False
 
+    def to_dict(self) -> dict[str, object]:
+        """A compact JSON-able form (a replayed hop answers the same screen)."""
+        return {"node": self.node, "language": self.language, "blocks": list(self.blocks),
+                "options": [[o.key, o.label] for o in self.options], "nav": [[o.key, o.label] for o in self.nav],
+                "error": self.error, "end": self.end}
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, object]) -> Screen:
+        options = raw.get("options") or []
+        nav = raw.get("nav") or []
+        blocks = raw.get("blocks") or []
+        return cls(str(raw.get("node", "")), str(raw.get("language", "")),
+                   tuple(str(b) for b in blocks) if isinstance(blocks, list) else (),
+                   tuple(Option(str(k), str(v)) for k, v in options) if isinstance(options, list) else (),
+                   tuple(Option(str(k), str(v)) for k, v in nav) if isinstance(nav, list) else (),
+                   raw.get("error") if isinstance(raw.get("error"), str) else None,  # type: ignore[arg-type]
+                   bool(raw.get("end")))
+
 
 @dataclass(frozen=True, slots=True)
 class Reply:
-    """The rendered answer for one hop: the page of text to send and whether the session ends."""
+    """The answer to one hop: the channel-neutral screen, the page of it shown now (laid out with the
+    capabilities the adapter declared) and whether the session ends. ``replayed``: the same hop was
+    answered before (a provider retry); an adapter that sends replies itself sends nothing again."""
 
     text: str
     end: bool
     screen: Screen | None = None
     page: int = 0
     pages: int = 1
+    replayed: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class ChannelCapabilities:
-    """What one channel can show. ``prefix_budget`` reserves room for wire prefixes such as ``CON ``."""
+    """What one channel can show, declared by its adapter.
+
+    ``max_chars`` per screen (USSD 182, SMS three segments, WhatsApp 4 096); ``charset``: GSM-7
+    (transliterated and measured in septets), UCS-2 or plain unicode; ``prefix_budget`` reserves
+    room for wire prefixes such as ``CON ``; ``max_options``: how many choices the channel can
+    offer at once (buttons, list rows), ``None`` for numbered options without a limit;
+    ``navigation_words``: words the channel's users type for the navigation keys (``menu`` -> ``00``).
+    """
 
     name: str
     max_chars: int
     charset: Literal["gsm7", "ucs2", "unicode"] = "unicode"
     ucs2_max_chars: int = 0
     prefix_budget: int = 0
-    numbered_options: bool = True
+    max_options: int | None = None
     paged: bool = True
-    extra: dict[str, str] = field(default_factory=dict)
+    navigation_words: dict[str, str] = field(default_factory=dict)
+    # Whether screens list Back/Home (``0``/``00``): a channel whose customers send a new command
+    # instead (SMS) keeps its messages short; the keys still work when typed.
+    show_navigation: bool = True
 
     @property
     def budget(self) -> int:

@@ -69,6 +69,15 @@ def _text(spec: ValidatorSpec, text: str) -> str:
     if len(folded) > (spec.max_len or TEXT_MAX_LEN) or not folded.isprintable():
         raise InvalidInput("text")
     return folded
+_CONFIRM_PIN = re.compile(r"(?i)(?:oui|yes|o|y)[\s,:.-]+(\d{4})")
+
+
+def _confirm_pin(text: str) -> str:
+    """``OUI 1234``: a yes and the PIN in one chat message; the value is the PIN."""
+    found = _CONFIRM_PIN.fullmatch(text)
+    if found is None:
+        raise InvalidInput("confirmation")
+    return found.group(1)
 
 
 _CHECKS: dict[str, Callable[[ValidatorSpec, str], Any]] = {
@@ -80,6 +89,7 @@ _CHECKS: dict[str, Callable[[ValidatorSpec, str], Any]] = {
     "date": _date,
     "pin": lambda s, t: _pattern(s, t, r"\d{4}"),
     "text": _text,
+    "confirm_pin": lambda s, t: _confirm_pin(t),
 }
 
 

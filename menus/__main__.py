@@ -1,7 +1,8 @@
 """``python -m menus lint config/menus.yaml``: print every problem of a menu file; exit 1 on errors.
 
-This entry point is a composition root: it hands the linter the dialog steps and the
-engine's screen measure, which the ``menus`` package itself does not import.
+This entry point is a composition root: it hands the linter the dialog steps, the engine's
+screen measure and what each channel adapter can show, which the ``menus`` package itself does
+not import.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from .problems import MenuError, Problem
 
 
 def check(path: str) -> list[Problem]:
+    from channels.sms import SmsAdapter
+    from channels.ussd import UssdAdapter
     from dialogs.registry import known_steps
     from engine.preview import screen_problems
 
@@ -22,7 +25,9 @@ def check(path: str) -> list[Problem]:
         loaded = load_menus(path)
     except MenuError as exc:
         return exc.problems
-    return lint(loaded, steps=known_steps(), screen_check=screen_problems)
+    # The product's channels, as their adapters declare them.
+    channels = [UssdAdapter().capabilities, SmsAdapter().capabilities]
+    return lint(loaded, steps=known_steps(), screen_check=screen_problems, channels=channels)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from .schema import ActionNode, InputNode, MenuNode, MessageNode, OptionSpec, RouterNode
+from .schema import OptionSpec
 
 __all__ = ["edges", "first_item_number", "option_keys"]
 
@@ -24,15 +24,4 @@ def first_item_number(options: Sequence[OptionSpec]) -> int:
 
 def edges(node: Any) -> list[tuple[str, str]]:
     """The ``(label, target)`` pairs leaving a node: options, items, next, outcomes, routes."""
-    if isinstance(node, (MenuNode, MessageNode)):
-        found = [(f"option {i}", o.target) for i, o in enumerate(node.options, 1)]
-        if isinstance(node, MenuNode) and node.items:
-            found.append(("items", node.items.target))
-        return found
-    if isinstance(node, InputNode):
-        return [("next", node.next)]
-    if isinstance(node, ActionNode):
-        return [(f"outcome '{k}'", v) for k, v in node.outcomes.items()]
-    if isinstance(node, RouterNode):
-        return [(f"route '{r.when}'", r.target) for r in node.routes] + [("default", node.default)]
-    return []
+    return list(node.edges())

@@ -8,11 +8,12 @@ neither the dialogs nor the engine.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from .conditions import ConditionError, parse_condition
 from .graph import edges, option_keys
+from .keywords import close, keyword_words
 from .loader import LoadedMenus
 from .problems import Problem
 from .schema import (
@@ -20,28 +21,19 @@ from .schema import (
     NAVIGATION_KEYS,
     SYSTEM_TEXT_KEYS,
     ActionNode,
-    EndNode,
     FlowSpec,
     MenuNode,
-    RouterNode,
 )
 
 __all__ = ["ScreenCheck", "lint"]
 
-ScreenCheck = Callable[[LoadedMenus, str, str, str, str], list[str]]
-"""``(loaded, flow, node_id, language, channel) -> problems`` for one rendered screen."""
+ScreenCheck = Callable[[LoadedMenus, str, str, str, Any], list[str]]
+"""``(loaded, flow, node_id, language, channel) -> problems`` for one rendered screen; ``channel`` is
+what the caller passed in ``channels`` (an adapter's capabilities), or a channel name of the file."""
 
 
 def _texts(node: Any) -> Iterator[tuple[str, dict[str, str]]]:
-    for attr in ("text", "error"):
-        value = getattr(node, attr, None)
-        if value:
-            yield attr, value
-    for i, option in enumerate(getattr(node, "options", ()) or (), 1):
-        yield f"option {i} label", option.label
-    items = getattr(node, "items", None)
-    if items:
-        yield "items label", items.label
+    return node.texts()  # type: ignore[no-any-return]
 
 
 def _placeholder_names(text: str) -> list[tuple[str, str]]:
@@ -51,7 +43,9 @@ def _placeholder_names(text: str) -> list[tuple[str, str]]:
 
 
 def lint(loaded: LoadedMenus, steps: Mapping[str, frozenset[str]] | None = None,
-         screen_check: ScreenCheck | None = None) -> list[Problem]:
+         screen_check: ScreenCheck | None = None, channels: Sequence[Any] | None = None) -> list[Problem]:
+    """Every problem of the menus. ``channels``: what each channel can show (the adapters'
+    capabilities), handed to ``screen_check``; by default the channels the file declares."""
     menus = loaded.menus
     problems: list[Problem] = []
 
@@ -73,18 +67,74 @@ def lint(loaded: LoadedMenus, steps: Mapping[str, frozenset[str]] | None = None,
         for lang in languages:
             if lang not in words:
                 problems.append(Problem(loaded.path, 1, f"labels.{code}: no '{lang}' text"))
-    for channel, points in menus.entry_points.items():
-        for entry, flow_name in points.items():
-            if flow_name not in menus.flows:
-                problems.append(Problem(loaded.path, 1, f"entry point {channel} '{entry}' names unknown flow "
-                                                        f"'{flow_name}'"))
+    problems.extend(_lint_entry_points(loaded))
+    measured = list(channels) if channels is not None else list(menus.channels)
     for flow_name, flow in menus.flows.items():
-        _lint_flow(loaded, flow_name, flow, steps, screen_check, add)
+        _lint_flow(loaded, flow_name, flow, steps, screen_check, add, measured)
+    return problems
+
+
+def entry_nodes(loaded: LoadedMenus, flow_name: str) -> dict[str, str]:
+    """``{node: "entry point sms 'balance'"}``: the nodes a channel's entry points start at in a flow."""
+    menus = loaded.menus
+    found: dict[str, str] = {}
+    for channel, points in menus.entry_points.items():
+        default = points.codes.get("*") or next(iter(menus.flows), "")
+        named = [*((f"keyword '{n}'", e.flow, e.node) for n, e in points.keywords.items()),
+                 *((f"intent '{n}'", e.flow, e.node) for n, e in points.intents.items())]
+        if points.unknown:
+            named.append(("unknown", None, points.unknown))
+        for what, flow, node in named:
+            if (flow or default) == flow_name:
+                found.setdefault(node, f"entry point {channel} {what}")
+    return found
+
+
+def _lint_entry_points(loaded: LoadedMenus) -> list[Problem]:
+    """Each entry leads to a flow and node that exist, and no keyword can be read as another."""
+    menus = loaded.menus
+    problems: list[Problem] = []
+    for channel, points in menus.entry_points.items():
+        default = points.codes.get("*") or next(iter(menus.flows), "")
+
+        def add(entry: str | None, message: str, hint: str = "", _channel: str = channel) -> None:
+            where = loaded.where_entry(_channel, entry)
+            problems.append(Problem(where.file, where.line, f"entry point {_channel}: {message}", hint))
+
+        for code, flow_name in points.codes.items():
+            if flow_name not in menus.flows:
+                add(code, f"'{code}' names unknown flow '{flow_name}'", _close_match(flow_name, menus.flows))
+        named = [*((n, f"keyword '{n}'", e.flow, e.node) for n, e in points.keywords.items()),
+                 *((n, f"intent '{n}'", e.flow, e.node) for n, e in points.intents.items())]
+        if points.unknown:
+            named.append(("unknown", "unknown", None, points.unknown))
+        for entry, what, flow, node in named:
+            flow_name = flow or default
+            if flow_name not in menus.flows:
+                add(entry, f"{what} names unknown flow '{flow_name}'", _close_match(flow_name, menus.flows))
+            elif node not in menus.flows[flow_name].nodes:
+                add(entry, f"{what} starts at unknown node '{node}'",
+                    _close_match(node, menus.flows[flow_name].nodes))
+        for name, entry_spec in points.keywords.items():
+            if not any(entry_spec.words.values()):
+                add(name, f"keyword '{name}' has no words", "words: {fr: [MOT], en: [WORD]}")
+            for language in entry_spec.words:
+                if language not in menus.languages:
+                    add(name, f"keyword '{name}': unknown language '{language}'",
+                        "known: " + ", ".join(menus.languages))
+        words = list(keyword_words(points))
+        reported: set[tuple[str, str]] = set()
+        for index, (name, _, word) in enumerate(words):
+            for other, _, other_word in words[:index]:
+                if other != name and close(word, other_word) and (other, name) not in reported:
+                    reported.add((other, name))
+                    add(name, f"keyword '{name}' is ambiguous: '{word}' can be read as '{other_word}' of "
+                              f"'{other}'", "give each entry words at least two letters apart")
     return problems
 
 
 def _lint_flow(loaded: LoadedMenus, flow_name: str, flow: FlowSpec, steps: Mapping[str, frozenset[str]] | None,
-               screen_check: ScreenCheck | None, add: Callable[..., None]) -> None:
+               screen_check: ScreenCheck | None, add: Callable[..., None], channels: Sequence[Any]) -> None:
     menus = loaded.menus
     nodes = flow.nodes
     for label, node_id in (("start", flow.start), ("home", flow.home)):
@@ -121,7 +171,7 @@ def _lint_flow(loaded: LoadedMenus, flow_name: str, flow: FlowSpec, steps: Mappi
                     if root not in known and last not in known:
                         add(flow_name, node_id, f"{what} ({lang}): placeholder '{{{name}}}' has no sample value",
                             f"add '{last}: ...' under samples: so its screen can be measured")
-        for when in [o.when for o in getattr(node, "options", ()) if o.when] + \
+        for when in [o.when for o in node.choices() if o.when] + \
                     [r.when for r in getattr(node, "routes", ())]:
             try:
                 parse_condition(when)
@@ -141,7 +191,7 @@ def _lint_flow(loaded: LoadedMenus, flow_name: str, flow: FlowSpec, steps: Mappi
         if isinstance(node, MenuNode) and not node.options and not node.items:
             add(flow_name, node_id, "dead end: a menu with no options and no items",
                 "add options, or make it a 'message' or an 'end' node")
-        if isinstance(node, MenuNode) and len(node.options) > 9 and node.items is None:
+        if len(node.choices()) > 9 and node.item_list() is None:
             add(flow_name, node_id, "more than 9 options", "split the menu", "warning")
         _lint_option_keys(flow_name, node_id, node, add)
         if isinstance(node, ActionNode) and isinstance(node.commit, tuple):
@@ -149,13 +199,13 @@ def _lint_flow(loaded: LoadedMenus, flow_name: str, flow: FlowSpec, steps: Mappi
                 if outcome not in node.outcomes:
                     add(flow_name, node_id, f"commit: outcome '{outcome}' is not one of its outcomes",
                         "its outcomes: " + ", ".join(sorted(node.outcomes)))
-    _lint_reachability(flow_name, flow, shortcuts, add)
+    _lint_reachability(flow_name, flow, {**shortcuts, **{f"entry {n}": n for n in entry_nodes(loaded, flow_name)}}, add)
     _lint_commits(flow_name, flow, add)
     if screen_check is not None:
         for node_id, node in nodes.items():
-            if isinstance(node, (ActionNode, RouterNode)):
+            if not node.shows:
                 continue
-            for channel in menus.channels:
+            for channel in channels:
                 for lang in menus.languages:
                     for message in screen_check(loaded, flow_name, node_id, lang, channel):
                         add(flow_name, node_id, message, "shorten the text or the labels")
@@ -174,15 +224,16 @@ def _lint_reachability(flow_name: str, flow: FlowSpec, shortcuts: Mapping[str, s
         queue.extend(t for _, t in edges(nodes[node_id]) if t in nodes and t not in seen)
     for node_id in nodes:
         if node_id not in seen:
-            add(flow_name, node_id, "unreachable: no path from the start, home or a shortcut leads here")
-    if not any(isinstance(n, EndNode) for n in nodes.values()):
+            add(flow_name, node_id, "unreachable: no path from the start, home, a shortcut or an entry point "
+                                    "leads here")
+    if not any(n.ends for n in nodes.values()):
         add(flow_name, None, "dead end: the flow has no 'end' node", "add an end node the home menu leads to")
 
 
 def _lint_option_keys(flow_name: str, node_id: str, node: Any, add: Callable[..., None]) -> None:
     """Each number means one choice: no navigation key, and a shared key only between options
     whose conditions differ (the "on" and "off" labels of one toggle)."""
-    options = getattr(node, "options", ()) or ()
+    options = node.choices()
     first: dict[str, tuple[int, Any]] = {}
     for position, (key, option) in enumerate(zip(option_keys(options), options, strict=True), 1):
         if key in NAVIGATION_KEYS:
@@ -216,7 +267,7 @@ def _lint_commits(flow_name: str, flow: FlowSpec, add: Callable[..., None]) -> N
 
 
 def _shows(node: Any) -> bool:
-    return not isinstance(node, (ActionNode, RouterNode))
+    return bool(node.shows)
 
 
 def _screens_leading_to(flow: FlowSpec, target: str) -> set[str]:

@@ -69,6 +69,13 @@ class LoadedMenus:
     node_locations: dict[tuple[str, str], Where] = field(default_factory=dict)
     flow_locations: dict[str, Where] = field(default_factory=dict)
     fingerprint: str = ""
+    # ``(channel, entry)`` -> where it is written; entry is a code, a keyword or an intent name.
+    entry_locations: dict[tuple[str, str], Where] = field(default_factory=dict)
+
+    def where_entry(self, channel: str, entry: str | None = None) -> Where:
+        """Where an entry point (or a channel's entry points, with ``entry=None``) is written."""
+        return self.entry_locations.get((channel, entry or ""), self.entry_locations.get((channel, ""),
+                                                                                          Where(self.path, 1)))
 
     def where(self, flow: str, node: str | None = None) -> Where:
         if node is not None and (flow, node) in self.node_locations:
@@ -192,4 +199,24 @@ def load_menus(path: str | Path) -> LoadedMenus:
         flow_locations[flow_name] = Where(flow.file, flow.key_line or flow.line)
         for node_id, node in (flow.get("nodes") or {}).items():
             node_locations[(flow_name, node_id)] = Where(node.file, node.key_line or node.line)
-    return LoadedMenus(menus, str(main), node_locations, flow_locations, digest.hexdigest()[:10])
+    return LoadedMenus(menus, str(main), node_locations, flow_locations, digest.hexdigest()[:10],
+                       _entry_locations(data, str(main)))
+
+
+def _entry_locations(data: _LineDict, file: str) -> dict[tuple[str, str], Where]:
+    found: dict[tuple[str, str], Where] = {}
+    points = data.get("entry_points")
+    if not isinstance(points, _LineDict):
+        return found
+    for channel, entries in points.items():
+        found[(str(channel), "")] = Where(file, points.key_lines.get(str(channel), points.line))
+        if not isinstance(entries, _LineDict):
+            continue
+        for key, line in entries.key_lines.items():
+            found[(str(channel), key)] = Where(file, line)
+        for group in ("codes", "keywords", "intents"):
+            inner = entries.get(group)
+            if isinstance(inner, _LineDict):
+                for key, line in inner.key_lines.items():
+                    found[(str(channel), key)] = Where(file, line)
+    return found

@@ -6,9 +6,10 @@ its location rather than a silently ignored key.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from collections.abc import Iterator
+from typing import Annotated, Any, ClassVar, Final, Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .brand import Brand
 
@@ -18,7 +19,15 @@ __all__ = [
     "NODE_KINDS",
     "SYSTEM_TEXT_KEYS",
     "ActionNode",
+    "ArgumentSpec",
+    "BACK",
+    "ChannelEntries",
     "ChannelSpec",
+    "HOME",
+    "IntentEntry",
+    "KeywordEntry",
+    "NEXT_PAGE",
+    "PREVIOUS_PAGE",
     "EndNode",
     "FlowSpec",
     "IncludedNodes",
@@ -30,6 +39,7 @@ __all__ = [
     "Node",
     "OptionSpec",
     "RouteSpec",
+    "Resolver",
     "RouterNode",
     "Texts",
     "ValidatorSpec",
@@ -44,8 +54,13 @@ SYSTEM_TEXT_KEYS = (
     "too_many_errors", "error", "backend_down", "busy", "resume", "yes", "no", "menu_changed",
 )
 
-# Keys the engine reads as navigation on every screen: an option may not take one of them.
-NAVIGATION_KEYS = frozenset({"0", "00", "98", "99"})
+# Keys the engine reads as navigation on every screen (the one definition): Back, Home (main
+# menu), next page, previous page. An option may not take one of them.
+BACK: Final = "0"
+HOME: Final = "00"
+NEXT_PAGE: Final = "98"
+PREVIOUS_PAGE: Final = "99"
+NAVIGATION_KEYS: Final = frozenset({BACK, HOME, NEXT_PAGE, PREVIOUS_PAGE})
 
 # Format specs a placeholder may carry: ``{balance:money}``.
 FORMAT_SPECS = frozenset({"", "money", "date", "month", "datetime", "time", "kwh", "number", "label"})
@@ -89,10 +104,11 @@ class ValidatorSpec(_Frozen):
     Types: ``digits`` (min_len, max_len), ``amount`` (min, max), ``account_number``
     (pattern, default seven digits), ``regex`` (pattern), ``date`` (DDMMYYYY or DD/MM/YYYY),
     ``pin`` (four digits), ``number`` (min, max; decimals allowed), ``text`` (free text in the
-    customer's words, up to ``max_len`` characters, default 160).
+    customer's words, up to ``max_len`` characters, default 160), ``confirm_pin`` (a chat
+    confirmation: ``OUI 1234`` / ``YES 1234``, the value is the PIN alone).
     """
 
-    type: Literal["digits", "amount", "account_number", "regex", "date", "pin", "number", "text"]
+    type: Literal["digits", "amount", "account_number", "regex", "date", "pin", "number", "text", "confirm_pin"]
     min: float | None = None
     max: float | None = None
     min_len: int | None = None
@@ -105,9 +121,72 @@ class RouteSpec(_Frozen):
     target: str
 
 
+class Resolver(Protocol):
+    """What a node that shows nothing (action, router) needs from the engine to pass through."""
+
+    def run_step(self, node: ActionNode) -> str:
+        """Run the node's dialog step; the node its outcome leads to (the engine ends the session
+        politely when the outcome is not routed)."""
+
+    def holds(self, when: str) -> bool:
+        """Whether the condition holds on the session context."""
+
+
 class _NodeBase(_Frozen):
+    """What every node kind answers about itself, so the engine, the preview and the linter never
+    dispatch on the kind: a new kind is one class. The defaults suit a screen with no choices."""
+
     shortcut: str | None = None
     samples: dict[str, Any] = Field(default_factory=dict)
+
+    shows: ClassVar[bool] = True          # False: passes through without a screen (``resolve``)
+    ends: ClassVar[bool] = False          # its screen closes the session
+    takes_value: ClassVar[bool] = False   # the customer types a value a validator checks
+    error_key: ClassVar[str] = "invalid_choice"   # the system text for an answer it does not take
+
+    def body(self) -> Texts:
+        """The text the screen shows (empty for a node that shows nothing)."""
+        return getattr(self, "text", None) or {}
+
+    def choices(self) -> tuple[OptionSpec, ...]:
+        """The declared numbered options."""
+        return ()
+
+    def item_list(self) -> ItemsSpec | None:
+        """Options built from a list in the context, if the kind has them."""
+        return None
+
+    def edges(self) -> list[tuple[str, str]]:
+        """The ``(label, target)`` pairs leaving the node."""
+        found = [(f"option {i}", o.target) for i, o in enumerate(self.choices(), 1)]
+        items = self.item_list()
+        if items is not None:
+            found.append(("items", items.target))
+        return found
+
+    def texts(self) -> Iterator[tuple[str, Texts]]:
+        """Every translated text of the node, named for a lint message."""
+        for attr in ("text", "error"):
+            value = getattr(self, attr, None)
+            if value:
+                yield attr, value
+        for i, option in enumerate(self.choices(), 1):
+            yield f"option {i} label", option.label
+        items = self.item_list()
+        if items is not None:
+            yield "items label", items.label
+
+    def is_secret(self) -> bool:
+        """Whether what the customer types here is a secret (a PIN): kept out of the session."""
+        return False
+
+    def is_mid_task(self) -> bool:
+        """Whether a session dropped here is in the middle of a task (offered back on redial)."""
+        return False
+
+    def resolve(self, hop: Resolver) -> str:
+        """Where a node that shows nothing leads now."""
+        raise TypeError(f"node kind '{getattr(self, 'kind', '?')}' shows a screen; it does not pass through")
 
 
 class MenuNode(_NodeBase):
@@ -130,6 +209,15 @@ class MenuNode(_NodeBase):
     # dropped here is offered back on redial ("Continue where you left off?"), as is one dropped
     # on an ``input`` node; a session dropped on any other screen is not.
     confirm: bool = False
+
+    def choices(self) -> tuple[OptionSpec, ...]:
+        return self.options
+
+    def item_list(self) -> ItemsSpec | None:
+        return self.items
+
+    def is_mid_task(self) -> bool:
+        return self.confirm
 
 
 class InputNode(_NodeBase):
@@ -154,6 +242,18 @@ class InputNode(_NodeBase):
     next: str
     sensitive: bool = False
     error: Texts | None = None
+
+    takes_value: ClassVar[bool] = True
+    error_key: ClassVar[str] = "invalid_input"
+
+    def edges(self) -> list[tuple[str, str]]:
+        return [("next", self.next)]
+
+    def is_secret(self) -> bool:
+        return self.sensitive
+
+    def is_mid_task(self) -> bool:
+        return True
 
 
 class ActionNode(_NodeBase):
@@ -180,8 +280,16 @@ class ActionNode(_NodeBase):
     """A commit point: once the step ran (``true``) or returned one of the listed outcomes, the
     journey before it is closed: Back and Home lead to the main menu, never into its confirmation."""
 
+    shows: ClassVar[bool] = False
+
     def commits(self, outcome: str) -> bool:
         return self.commit is True or (isinstance(self.commit, tuple) and outcome in self.commit)
+
+    def edges(self) -> list[tuple[str, str]]:
+        return [(f"outcome '{k}'", v) for k, v in self.outcomes.items()]
+
+    def resolve(self, hop: Resolver) -> str:
+        return hop.run_step(self)
 
 
 class RouterNode(_NodeBase):
@@ -199,6 +307,14 @@ class RouterNode(_NodeBase):
     routes: tuple[RouteSpec, ...]
     default: str
 
+    shows: ClassVar[bool] = False
+
+    def edges(self) -> list[tuple[str, str]]:
+        return [(f"route '{r.when}'", r.target) for r in self.routes] + [("default", self.default)]
+
+    def resolve(self, hop: Resolver) -> str:
+        return next((r.target for r in self.routes if hop.holds(r.when)), self.default)
+
 
 class MessageNode(_NodeBase):
     """Shows text with the navigation keys; with ``next``, the listed options lead on.
@@ -215,6 +331,9 @@ class MessageNode(_NodeBase):
     text: Texts
     options: tuple[OptionSpec, ...] = ()
 
+    def choices(self) -> tuple[OptionSpec, ...]:
+        return self.options
+
 
 class EndNode(_NodeBase):
     """Shows its text and closes the session.
@@ -226,6 +345,8 @@ class EndNode(_NodeBase):
 
     kind: Literal["end"]
     text: Texts
+
+    ends: ClassVar[bool] = True
 
 
 Node = Annotated[
@@ -252,6 +373,75 @@ class ChannelSpec(_Frozen):
     prefix_budget: int = 0
 
 
+class ArgumentSpec(_Frozen):
+    """What may follow a keyword (``PAYER 5000``): checked like an input and stored in the context.
+
+    Missing or invalid, a ``required`` argument sends the customer to the channel's ``unknown``
+    node (the help); an optional one is simply left out."""
+
+    store: str
+    validator: ValidatorSpec
+    required: bool = False
+
+
+class KeywordEntry(_Frozen):
+    """A command word of a chat-style channel (SMS, WhatsApp) and the node it starts at.
+
+    ```yaml
+    balance:
+      words: {fr: [SOLDE], en: [BALANCE]}
+      node: balance
+      argument: {store: keyword_account, validator: {type: account_number}}
+    ```
+    Words match case-, accent- and typo-tolerantly (one letter off, from five letters). The
+    word's language is the conversation's until the customer's own is known. ``direct: true``
+    starts at the node itself; otherwise the flow's start runs first (who is writing, which
+    account) and the node follows once the main menu is reached.
+    """
+
+    words: dict[str, tuple[str, ...]]
+    node: str
+    flow: str | None = None
+    argument: ArgumentSpec | None = None
+    direct: bool = False
+
+
+class IntentEntry(_Frozen):
+    """A chatbot intent (Rasa) and the node it starts at; same ``flow``/``direct`` rules as keywords."""
+
+    node: str
+    flow: str | None = None
+    direct: bool = False
+
+
+class ChannelEntries(_Frozen):
+    """A channel's ways in: USSD service codes (``"*"``: any) to a flow, keywords, intents.
+
+    ```yaml
+    entry_points:
+      ussd: {"*": main}                      # short form: codes only
+      sms:
+        codes: {"*": main}
+        unknown: sms_help                    # an unknown keyword, a missing argument
+        keywords: {help: {words: {fr: [AIDE], en: [HELP]}, node: sms_help, direct: true}}
+    ```
+    """
+
+    codes: dict[str, str] = Field(default_factory=dict)
+    keywords: dict[str, KeywordEntry] = Field(default_factory=dict)
+    intents: dict[str, IntentEntry] = Field(default_factory=dict)
+    unknown: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _codes_only(cls, data: Any) -> Any:
+        # The short form ``{"*": main}``: a mapping of codes to flow names.
+        if isinstance(data, dict) and data and all(isinstance(v, str) for v in data.values()) \
+                and not set(data) & {"codes", "keywords", "intents", "unknown"}:
+            return {"codes": dict(data)}
+        return data
+
+
 class IncludedNodes(_Frozen):
     """An included file: more nodes for one flow."""
 
@@ -262,8 +452,10 @@ class IncludedNodes(_Frozen):
 class MenuSet(_Frozen):
     languages: tuple[str, ...]
     default_language: str
-    channels: dict[str, ChannelSpec]
-    entry_points: dict[str, dict[str, str]] = Field(default_factory=dict)
+    # Screen sizes now come from the channel adapters; a menu file may still declare channels
+    # of its own (tests measure screens against them).
+    channels: dict[str, ChannelSpec] = Field(default_factory=dict)
+    entry_points: dict[str, ChannelEntries] = Field(default_factory=dict)
     system_texts: dict[str, Texts]
     labels: dict[str, Texts] = Field(default_factory=dict)
     """Words for coded values, shown with ``{status:label}``: ``{unpaid: {fr: impayee, en: unpaid}}``."""

@@ -1,20 +1,32 @@
-"""Golden transcripts: conversations kept as data in ``tests/transcripts/*.yaml``, replayed over the USSD
-callback on every session store. ``pytest --update-transcripts`` rewrites the expected screens on purpose
-(review the diff before committing it)."""
+"""Golden transcripts: conversations kept as data in ``tests/transcripts/*.yaml``, replayed by one runner
+over every channel they name (USSD on every session store, SMS through the fake Africa's Talking API),
+each rendered in its channel's format. ``pytest --update-transcripts`` rewrites the expected screens on
+purpose (review the diff before committing it).
+
+A step is ``send`` and ``expect``. Either may be one value for every channel or a mapping by channel;
+a step whose ``send`` names other channels only is skipped on this one (USSD dials, SMS starts with
+a command). ``send: null`` on USSD dials the service code. A transcript's channels are those its
+``expect`` mappings name (USSD alone when they are plain text)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
 from app.factory import create_app
 from engine import MemorySessionStore
+from tests.support.fake_africastalking import fake_africastalking
 
 from ..support.engine import UssdPhone
+from .sms_phone import SmsPhone
 
 TRANSCRIPTS = sorted((Path(__file__).resolve().parents[1] / "transcripts").glob("*.yaml"))
+_MISSING = object()
 
 
 class _Literal(str):
@@ -25,21 +37,56 @@ def _literal(dumper: yaml.SafeDumper, value: _Literal) -> yaml.ScalarNode:
     return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="|" if "\n" in value else None)
 
 
-@pytest.mark.parametrize("store", ["redis", "memory"])
-@pytest.mark.parametrize("path", TRANSCRIPTS, ids=[p.stem for p in TRANSCRIPTS])
-def test_transcript(path: Path, store: str, settings, request: pytest.FixtureRequest) -> None:
+def _channels(transcript: dict[str, Any]) -> list[str]:
+    named = {c for step in transcript["steps"] if isinstance(step["expect"], dict) for c in step["expect"]}
+    return sorted(named) or ["ussd"]
+
+
+def _for(value: Any, channel: str) -> Any:
+    if isinstance(value, dict):
+        return value.get(channel, _MISSING)
+    return value
+
+
+CASES = [(path, channel, store) for path in TRANSCRIPTS
+         for channel in _channels(yaml.safe_load(path.read_text(encoding="utf-8")))
+         for store in (("redis", "memory") if channel == "ussd" else ("redis",))]
+
+
+@pytest.mark.parametrize(("path", "channel", "store"), CASES,
+                         ids=[f"{p.stem}-{c}-{s}" for p, c, s in CASES])
+def test_transcript(path: Path, channel: str, store: str, settings, request: pytest.FixtureRequest) -> None:
     transcript = yaml.safe_load(path.read_text(encoding="utf-8"))
-    app = create_app(settings, store=MemorySessionStore() if store == "memory" else None)
-    phone = UssdPhone(app.test_client(), transcript["phone"])
-    seen = []
-    for step in transcript["steps"]:
-        screen = phone.dial() if step["send"] is None else phone.answer(str(step["send"]))
-        seen.append(screen)
-        if not request.config.getoption("--update-transcripts"):
-            assert screen == step["expect"], f"{path.name}: after sending {step['send']!r}"
-    if request.config.getoption("--update-transcripts") and store == "redis":
-        for step, screen in zip(transcript["steps"], seen, strict=True):
-            step["expect"] = _Literal(screen)
+    updating = request.config.getoption("--update-transcripts")
+    with fake_africastalking() as fake:
+        app = create_app(replace(settings, at_api_key=fake.api_key, at_api_url=fake.url),
+                         store=MemorySessionStore() if store == "memory" else None)
+        send: Callable[[Any], str]
+        if channel == "ussd":
+            ussd = UssdPhone(app.test_client(), transcript["phone"])
+            send = lambda value: ussd.dial() if value is None else ussd.answer(str(value))  # noqa: E731
+        else:
+            sms = SmsPhone(app.test_client(), fake, transcript["phone"])
+            send = lambda value: "\n---\n".join(sms.send(str(value)))  # noqa: E731
+        seen: list[tuple[dict[str, Any], str]] = []
+        for step in transcript["steps"]:
+            value = _for(step["send"], channel)
+            if value is _MISSING:
+                continue
+            screen = send(value)
+            seen.append((step, screen))
+            if not updating:
+                assert screen == _for(step["expect"], channel), f"{path.name} [{channel}]: after sending {value!r}"
+    if updating and store == "redis":
+        for step, screen in seen:
+            if isinstance(step["expect"], dict):
+                step["expect"][channel] = screen
+            else:
+                step["expect"] = screen
+        for step in transcript["steps"]:  # every screen written as a block, whichever run wrote it
+            expect = step["expect"]
+            step["expect"] = ({c: _Literal(v) for c, v in expect.items()} if isinstance(expect, dict)
+                              else _Literal(expect))
         dumper = yaml.SafeDumper
         dumper.add_representer(_Literal, _literal)
         header = "".join(line + "\n" for line in path.read_text(encoding="utf-8").splitlines()

@@ -1,0 +1,81 @@
+"""The contract every channel adapter keeps, so the app factory wires channels without knowing them.
+
+An adapter turns its provider's request into a ``Turn`` (``parse``: pure and cheap, no engine),
+lays the engine's ``Reply`` out in its wire format (``render``), answers anything it cannot read
+in its own format (``error_response``: the one place its errors become answers), declares what
+its channel can show (``capabilities``) and how it keys a session (``session_policy``), and
+serves its endpoints (``blueprint``). ``owns(path)`` tells the factory's error handlers which
+adapter answers for a URL.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+from flask import Blueprint, Response
+
+from engine import ChannelCapabilities, Engine, Reply, Turn
+
+__all__ = ["BadRequest", "ChannelAdapter", "SessionPolicy"]
+
+
+class BadRequest(ValueError):
+    """The provider's request is malformed; the message says which field and why (fixed text, no data)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SessionPolicy:
+    """How a channel keys its conversations.
+
+    ``gateway``: the provider's session id (USSD: one dial, one session); ``user``: the sender on
+    this channel (SMS, WhatsApp, chat), the conversation lasting until ``idle_seconds`` pass
+    without a message (``None``: the engine's default)."""
+
+    per: Literal["gateway", "user"]
+    idle_seconds: int | None = None
+
+    def key(self, channel: str, *, gateway_session: str = "", address: str = "") -> str:
+        """The session key; ``BadRequest`` when the part this policy keys on is missing."""
+        part = gateway_session if self.per == "gateway" else address
+        if not part:
+            raise BadRequest(f"no {'session id' if self.per == 'gateway' else 'sender'} to key the session on")
+        return f"{channel}:{part}"
+
+
+class ChannelAdapter(ABC):
+    """One channel: parse -> ``Turn``, ``Engine.handle``, render -> the wire format."""
+
+    channel: str
+    prefix: str           # the URL prefix of its endpoints, e.g. ``/ussd/``
+
+    @property
+    @abstractmethod
+    def capabilities(self) -> ChannelCapabilities:
+        """What the channel can show (size, charset, options, navigation words)."""
+
+    @property
+    @abstractmethod
+    def session_policy(self) -> SessionPolicy:
+        """How the channel keys a session."""
+
+    @abstractmethod
+    def parse(self, form: Mapping[str, str]) -> Turn:
+        """The provider's request as a ``Turn``; raises ``BadRequest`` when it cannot be read."""
+
+    @abstractmethod
+    def render(self, reply: Reply) -> str:
+        """The reply in the channel's wire format."""
+
+    @abstractmethod
+    def error_response(self, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
+        """The channel's one answer to a request it cannot serve (malformed, refused, failed)."""
+
+    @abstractmethod
+    def blueprint(self, engine: Engine) -> Blueprint:
+        """The channel's endpoints, bound to the engine."""
+
+    def owns(self, path: str) -> bool:
+        return path.startswith(self.prefix)

@@ -1,0 +1,167 @@
+"""Africa's Talking incoming SMS: keyword commands through the engine, replies through the SMS API.
+
+``POST /sms/africastalking`` takes the provider's form (``from``, ``to``, ``text``, ``date``,
+``id``, ``linkId``, ``networkCode``), authenticated by the same ``GatewayGuard`` (Africa's
+Talking token) as the USSD callback. A conversation is keyed by sender on this channel and
+lasts until it has been idle for ``idle_seconds``; its first message is a command
+(``SOLDE``, ``PAYER 5000`` ...) that starts it, later ones answer its screens.
+
+The HTTP answer to the callback is not the reply: the reply goes out through ``ReplySender``
+(the official SDK, ``backend_clients.africastalking_sms``), at most three SMS parts counted with
+the GSM-7/UCS-2 rules. A provider retry of the same message ``id`` gets the engine's recorded
+answer, which is not sent again. What the customer wrote (a PIN in ``OUI 1234``) is never logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import unicodedata
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Final, Protocol
+
+from flask import Blueprint, Response, request
+
+from engine import ChannelCapabilities, Engine, LoggingSecurityAudit, Reply, SecurityAudit, SecurityEvent, Turn
+from engine.charset import is_gsm7, sms_segments
+from engine.masking import mask
+from menus.schema import BACK, HOME, NEXT_PAGE
+
+from .adapter import BadRequest, ChannelAdapter, SessionPolicy
+from .gateway_guard import TOKEN_HEADER, GatewayGuard
+from .msisdn import to_e164
+
+__all__ = ["CAPABILITIES", "MAX_SEGMENTS", "ReplySender", "SmsAdapter", "fit_segments"]
+
+log = logging.getLogger("channels.sms")
+
+CHANNEL: Final = "sms"
+MAX_SEGMENTS: Final = 3
+# Three concatenated parts: 153 GSM-7 septets each (the engine transliterates to GSM-7).
+# No Back/Home line on an SMS: the customer sends a new command, or one of these words.
+NAVIGATION_WORDS: Final = {"retour": BACK, "back": BACK, "menu": HOME, "accueil": HOME, "home": HOME,
+                           "suite": NEXT_PAGE, "more": NEXT_PAGE, "next": NEXT_PAGE}
+CAPABILITIES: Final = ChannelCapabilities(CHANNEL, max_chars=MAX_SEGMENTS * 153, charset="gsm7",
+                                          ucs2_max_chars=MAX_SEGMENTS * 67, show_navigation=False,
+                                          navigation_words=NAVIGATION_WORDS)
+DEFAULT_IDLE_SECONDS: Final = 300
+MAX_TEXT_CHARS: Final = 1000
+_MESSAGE_ID = re.compile(r"^[A-Za-z0-9_.:\-]{1,128}$")
+_SHORT_CODE = re.compile(r"^[+0-9A-Za-z]{1,20}$")
+_ELLIPSIS = "..."
+
+
+class ReplySender(Protocol):
+    def send(self, to: str, text: str) -> object:
+        """Send one SMS (the SDK splits it into parts); raises when the provider refuses or is down."""
+
+
+def fit_segments(text: str, limit: int = MAX_SEGMENTS) -> str:
+    """``text`` cut (between words, with an ellipsis) to at most ``limit`` SMS parts."""
+    if sms_segments(text) <= limit:
+        return text
+    words = text.split(" ")
+    while words and sms_segments(" ".join(words) + _ELLIPSIS) > limit:
+        words.pop()
+    return (" ".join(words) + _ELLIPSIS) if words else text[: (153 if is_gsm7(text) else 67) * limit]
+
+
+def _clean_text(text: str) -> str:
+    """One message as a command line: control characters become spaces."""
+    return " ".join("".join(c if unicodedata.category(c)[0] != "C" else " " for c in text).split())
+
+
+@dataclass(frozen=True)
+class SmsAdapter(ChannelAdapter):
+    """Africa's Talking SMS; ``sender`` sends the replies (``None``: replies are dropped, logged)."""
+
+    sender: ReplySender | None = None
+    default_region: str = "SN"
+    guard: GatewayGuard = field(default_factory=GatewayGuard)
+    security: SecurityAudit = field(default_factory=LoggingSecurityAudit)
+    idle_seconds: int = DEFAULT_IDLE_SECONDS
+    on_reject: Callable[[], None] | None = None
+    channel: str = CHANNEL
+    prefix: str = "/sms/africastalking"
+
+    @property
+    def capabilities(self) -> ChannelCapabilities:
+        return CAPABILITIES
+
+    @property
+    def session_policy(self) -> SessionPolicy:
+        return SessionPolicy("user", self.idle_seconds)
+
+    def owns(self, path: str) -> bool:
+        # Delivery reports under the same prefix have their own blueprint and answers.
+        return path == self.prefix
+
+    def parse(self, form: Mapping[str, str]) -> Turn:
+        message_id = (form.get("id") or "").strip()
+        if not _MESSAGE_ID.match(message_id):
+            raise BadRequest("id missing or malformed")
+        sender = to_e164(form.get("from") or "", self.default_region)
+        if sender is None:
+            raise BadRequest("from missing or not a number")
+        short_code = (form.get("to") or "").strip()
+        if short_code and not _SHORT_CODE.match(short_code):
+            raise BadRequest("to malformed")
+        raw = form.get("text")
+        if raw is None:
+            raise BadRequest("text missing")
+        if len(raw) > MAX_TEXT_CHARS:
+            raise BadRequest(f"text longer than {MAX_TEXT_CHARS} characters")
+        # The operator vouches for the sending number, as for USSD: it is the customer.
+        return Turn(channel=CHANNEL, address=sender, customer=sender,
+                    session_key=self.session_policy.key(CHANNEL, address=sender),
+                    input=_clean_text(raw), hop_id=message_id, entry=short_code or "*")
+
+    def render(self, reply: Reply) -> str:
+        return fit_segments(reply.text)
+
+    def error_response(self, status: int = 400, headers: Mapping[str, str] | None = None) -> Response:
+        # The provider only needs a status: the customer sees nothing of this answer.
+        return Response("invalid message", status=status, mimetype="text/plain", headers=dict(headers or {}))
+
+    def blueprint(self, engine: Engine) -> Blueprint:
+        bp = Blueprint("sms", __name__)
+
+        @bp.post(self.prefix)
+        def incoming() -> Response:
+            headers = {name: request.headers.get(name, "") for name in (TOKEN_HEADER, "X-Forwarded-For")}
+            refusal = self.guard.check(headers, request.args, request.remote_addr)
+            if refusal is not None:
+                log.warning("refused incoming SMS: %s source=%s", refusal.reason, mask(refusal.source))
+                self.security.record(SecurityEvent("gateway_refused", CHANNEL, subject=refusal.source or None,
+                                                   detail=f"incoming: {refusal.reason}"))
+                if self.on_reject is not None:
+                    self.on_reject()
+                return Response("forbidden", status=403, mimetype="text/plain")
+            try:
+                turn = self.parse(request.form)
+            except BadRequest as exc:
+                log.info("rejected incoming SMS: %s", exc)
+                if self.on_reject is not None:
+                    self.on_reject()
+                return self.error_response()
+            reply = engine.handle(turn)
+            node = reply.screen.node if reply.screen else "-"
+            if reply.replayed:
+                log.info("sms retry of an answered message user=%s node=%s: not sent again",
+                         mask(turn.address), node)
+                return Response("OK", mimetype="text/plain")
+            self._send(turn.address, self.render(reply))
+            log.info("sms hop user=%s node=%s end=%s", mask(turn.address), node, reply.end)
+            return Response("OK", mimetype="text/plain")
+
+        return bp
+
+    def _send(self, to: str, text: str) -> None:
+        if self.sender is None:
+            log.warning("no SMS sender configured (AT_API_KEY): reply to %s dropped", mask(to))
+            return
+        try:
+            self.sender.send(to, text)
+        except Exception as exc:  # the provider's typed errors: the reply is lost, the hop is not
+            log.warning("SMS reply to %s not sent: %s", mask(to), type(exc).__name__)

@@ -1,0 +1,211 @@
+"""SMS keyword commands, French and English, against a fake Africa's Talking SMS API on loopback
+that records what the official SDK sent: the replies, their parts, a retried message id answered
+once, STOP, an unknown keyword. The real back office serves the accounts."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterator
+from dataclasses import replace
+from typing import Any
+
+import pytest
+import redis
+from flask import Flask
+
+from app.factory import create_app
+from app.settings import Settings
+from engine.charset import sms_segments
+from tests.support.fake_africastalking import FakeAfricasTalking, fake_africastalking
+
+from .sms_phone import SmsPhone
+
+PIN = "2468"
+HELP_FR = ("Commandes Senelec par SMS:\nSOLDE (ou SOLDE compte)\nCONSO\nPAYER montant\nPANNE\nSUIVI référence\n"
+           "ALERTES ON ou OFF\nSTOP: plus aucune alerte\nAIDE")
+HELP_EN = ("Senelec SMS commands:\nBALANCE (or BALANCE account)\nUSAGE\nPAY amount\nOUTAGE\nTRACK reference\n"
+           "ALERTS ON or OFF\nSTOP: no more alerts\nHELP")
+CHOOSE_EN = "Choose an account:\n1. 2000001 DKR-PLATEAU\n2. 2000002 THIES-NORD\n3. 2000003 DKR-PLATEAU"
+
+
+@pytest.fixture
+def fake_at() -> Iterator[FakeAfricasTalking]:
+    with fake_africastalking() as fake:
+        yield fake
+
+
+@pytest.fixture
+def sms_settings(settings: Settings, fake_at: FakeAfricasTalking) -> Settings:
+    return replace(settings, at_username=fake_at.username, at_api_key=fake_at.api_key, at_api_url=fake_at.url)
+
+
+@pytest.fixture
+def sms_app(sms_settings: Settings) -> Flask:
+    return create_app(sms_settings)
+
+
+@pytest.fixture
+def texter(sms_app: Flask, fake_at: FakeAfricasTalking) -> Any:
+    client = sms_app.test_client()
+    return lambda msisdn: SmsPhone(client, fake_at, msisdn)
+
+
+@pytest.fixture
+def deps(sms_app: Flask) -> Any:
+    return sms_app.extensions["parts"]["deps"]
+
+
+@pytest.fixture(autouse=True)
+def _every_reply_fits_three_parts(fake_at: FakeAfricasTalking) -> Iterator[None]:
+    yield
+    for message in fake_at.sent:
+        assert sms_segments(message.message) <= 3, message.message
+        assert message.username == "sandbox" and message.api_key == fake_at.api_key
+
+
+# ---------------------------------------------------------------- French
+def test_solde_answers_the_balance_by_sms_and_the_http_answer_is_not_the_reply(texter, sms_app):
+    awa = texter("+221770000001")
+    client = sms_app.test_client()
+    assert awa.say("SOLDE") == "Compte 1000001\nSolde du: 12 500 FCFA\nFactures impayées: 2\n1. Dernières factures"
+    assert awa.last_status == 200
+    response = client.post("/sms/africastalking", data={"from": "+221770000001", "to": "21212", "text": "CONSO",
+                                                        "id": "ATXid_http_answer", "date": "2026-11-26 10:00:00"})
+    assert response.get_data(as_text=True) == "OK"
+
+
+def test_a_reply_continues_the_conversation_and_a_long_list_stays_within_three_parts(texter):
+    awa = texter("+221770000001")
+    awa.say("solde")
+    bills = awa.say("1")
+    assert bills.startswith("Factures (choisissez):\n1. novembre 2026 5 500 FCFA impayée\n")
+    assert "12. décembre 2025 6 200 FCFA payée" in bills
+    assert 2 <= sms_segments(bills) <= 3
+
+
+def test_payer_asks_oui_and_the_pin_then_starts_the_payment_and_the_pin_is_kept_nowhere(
+        texter, deps, redis_url, caplog):
+    deps.pins.set_pin("+221770000001", PIN)
+    awa = texter("+221770000001")
+    caplog.set_level(logging.DEBUG)
+    assert awa.say("PAYER 5000") == (
+        "Payer 5 000 FCFA sur le compte 1000001 par mobile money ? Pour confirmer, répondez OUI suivi de votre "
+        "code PIN (ex: OUI 1234) dans les 5 minutes.")
+    assert awa.say("NON") == (
+        "Répondez OUI suivi de votre code PIN (ex: OUI 1234), ou ignorez ce message pour annuler.\n"
+        "Payer 5 000 FCFA sur le compte 1000001 par mobile money ? Pour confirmer, répondez OUI suivi de votre "
+        "code PIN (ex: OUI 1234) dans les 5 minutes.")
+    started = awa.say(f"oui {PIN}")
+    assert re.fullmatch(r"Validez le paiement de 5 000 FCFA sur votre téléphone \(invite mobile money\)\. "
+                        r"Vous recevrez un recu par SMS\. Réf\. PAY-[0-9A-F]{16}", started), started
+    stored = redis.Redis.from_url(redis_url)
+    for key in stored.keys("*"):
+        assert PIN.encode() not in (stored.get(key) or b""), key
+    assert all(PIN not in str(row) for row in deps.outbox.pending())
+    assert PIN not in caplog.text
+
+
+def test_a_wrong_pin_by_sms_counts_like_on_ussd(texter, deps):
+    deps.pins.set_pin("+221770000001", PIN)
+    awa = texter("+221770000001")
+    awa.say("PAYER 2000")
+    assert awa.say("OUI 1357") == ("Code PIN incorrect. Essais restants: 2. Répondez OUI suivi de votre code PIN.")
+
+
+def test_menu_by_sms_leads_to_the_main_menu_in_the_sms_format(texter):
+    awa = texter("+221770000001")
+    assert awa.say("CONSO").startswith("Relevé ")
+    assert awa.say("Menu") == ("Senelec - 1000001\n1. Solde et factures\n2. Consommation\n3. Payer\n"
+                               "4. Panne/réclamation\n5. Suivi demande\n6. Délai de paiement\n7. Simulateur\n"
+                               "8. Préférences")
+
+
+def test_a_retried_message_id_is_answered_once(texter, fake_at):
+    awa = texter("+221770000001")
+    assert len(awa.send("SOLDE")) == 1
+    assert awa.send("SOLDE", message_id=awa.last_id) == []
+    assert awa.last_status == 200
+    assert len(fake_at.messages_to("+221770000001")) == 1
+
+
+def test_alertes_on_then_stop_unsubscribes_from_everything_at_once(texter, deps):
+    awa = texter("+221770000001")
+    assert awa.say("ALERTES ON").startswith("Alertes SMS activées pour le compte 1000001")
+    deps.subscriptions.subscribe("+221770000001", "power_back", "DKR-MEDINA", channel="sms")
+    assert len(deps.subscriptions.for_user("+221770000001")) == 4
+    assert awa.say("STOP") == ("Vous ne recevrez plus aucune alerte SMS de Senelec. "
+                               "Envoyez ALERTES ON pour les reprendre.")
+    assert deps.subscriptions.for_user("+221770000001") == []
+
+
+def test_an_unknown_keyword_gets_the_help_in_french_and_a_message_after_it_starts_anew(texter):
+    awa = texter("+221770000001")
+    assert awa.say("Bonjour") == HELP_FR
+    assert awa.say("AIDE") == HELP_FR
+    assert awa.say("Sôlde").startswith("Compte 1000001\nSolde du: 12 500 FCFA")
+
+
+# ---------------------------------------------------------------- English
+def test_balance_with_an_account_answers_that_account_in_english(texter):
+    sahel = texter("+221770000002")
+    assert sahel.say("BALANCE 2000002").startswith("Account 2000002\nBalance due: ")
+    other = texter("+221770000001")
+    assert other.say("SOLDE 2000002") == ("Le compte 2000002 n'est pas lié à votre numéro. "
+                                          "Envoyez SOLDE pour votre compte.")
+
+
+def test_usage_asks_which_account_first_then_answers_it(texter):
+    sahel = texter("+221770000002")
+    assert sahel.say("usage") == CHOOSE_EN
+    assert sahel.say("2").startswith("Reading ")
+
+
+def test_an_unknown_keyword_gets_the_help_in_english_and_help_works_mid_conversation(texter):
+    sahel = texter("+221770000002")
+    assert sahel.say("Hello") == HELP_EN
+    assert sahel.say("PAY 100") == CHOOSE_EN
+    assert sahel.say("help") == HELP_EN        # a command while a screen waits: a new conversation
+    assert sahel.say("ALRETS OFF") == CHOOSE_EN  # one typo from five letters up is forgiven
+
+
+def test_alerts_off_in_english(texter, deps):
+    moussa = texter("+221770000003")
+    moussa.say("ALERTES ON")
+    assert deps.subscriptions.for_user("+221770000003")
+    sahel = texter("+221770000002")
+    sahel.say("ALERTS OFF")
+    assert sahel.say("1") == ("SMS alerts off for account 2000001. Send ALERTS ON to get them again.")
+
+
+# ---------------------------------------------------------------- the edge
+def test_a_caller_without_the_gateway_token_is_refused_and_nothing_is_sent(sms_settings, fake_at):
+    app = create_app(replace(sms_settings, ussd_gateway_token="s3cret-token"))
+    client = app.test_client()
+    intruder = SmsPhone(client, fake_at, "+221770000001")
+    assert intruder.send("SOLDE") == [] and intruder.last_status == 403
+    allowed = SmsPhone(client, fake_at, "+221770000001", token="s3cret-token")
+    assert len(allowed.send("SOLDE")) == 1
+
+
+@pytest.mark.parametrize("form", [
+    {"from": "+221770000001", "text": "SOLDE"},                                   # no id
+    {"from": "not a number", "text": "SOLDE", "id": "ATXid_1"},
+    {"from": "+221770000001", "id": "ATXid_2"},                                   # no text
+])
+def test_a_malformed_message_gets_a_plain_400_and_no_reply(sms_app, fake_at, form):
+    response = sms_app.test_client().post("/sms/africastalking", data=form)
+    assert response.status_code == 400 and response.mimetype == "text/plain"
+    assert fake_at.sent == []
+
+
+def test_a_reply_longer_than_three_parts_is_cut_between_words_gsm7_and_ucs2():
+    from channels.sms import fit_segments
+
+    gsm = " ".join(["Facture"] * 100)
+    cut = fit_segments(gsm)
+    assert sms_segments(cut) == 3 and cut.endswith("Facture...") and gsm.startswith(cut[:-3])
+    ucs2 = " ".join(["Sénégal’s"] * 40)           # the typographic apostrophe is outside GSM-7
+    cut = fit_segments(ucs2)
+    assert sms_segments(cut) <= 3 and len(cut) <= 3 * 67 and cut.endswith("...")
+    assert fit_segments("SOLDE: 12 500 FCFA") == "SOLDE: 12 500 FCFA"

@@ -22,9 +22,9 @@ from tests.support.fake_africastalking import FakeAfricasTalking, fake_africasta
 from .sms_phone import SmsPhone
 
 PIN = "2468"
-HELP_FR = ("Commandes Senelec par SMS:\nSOLDE (ou SOLDE compte)\nCONSO\nPAYER montant\nPANNE\nSUIVI référence\n"
+HELP_FR = ("Commandes ElecNet par SMS:\nSOLDE (ou SOLDE compte)\nCONSO\nPAYER montant\nPANNE\nSUIVI référence\n"
            "ALERTES ON ou OFF\nSTOP: plus aucune alerte\nAIDE")
-HELP_EN = ("Senelec SMS commands:\nBALANCE (or BALANCE account)\nUSAGE\nPAY amount\nOUTAGE\nTRACK reference\n"
+HELP_EN = ("ElecNet SMS commands:\nBALANCE (or BALANCE account)\nUSAGE\nPAY amount\nOUTAGE\nTRACK reference\n"
            "ALERTS ON or OFF\nSTOP: no more alerts\nHELP")
 CHOOSE_EN = "Choose an account:\n1. 2000001 DKR-PLATEAU\n2. 2000002 THIES-NORD\n3. 2000003 DKR-PLATEAU"
 
@@ -68,7 +68,7 @@ def _every_reply_fits_three_parts(fake_at: FakeAfricasTalking) -> Iterator[None]
 def test_solde_answers_the_balance_by_sms_and_the_http_answer_is_not_the_reply(texter, sms_app):
     awa = texter("+221770000001")
     client = sms_app.test_client()
-    assert awa.say("SOLDE") == "Compte 1000001\nSolde du: 12 500 FCFA\nFactures impayées: 2\n1. Dernières factures"
+    assert awa.say("SOLDE") == "Compte 1000001\nA payer: 12 500 FCFA\nFactures impayées: 2\n1. Dernières factures"
     assert awa.last_status == 200
     response = client.post("/sms/africastalking", data={"from": "+221770000001", "to": "21212", "text": "CONSO",
                                                         "id": "ATXid_http_answer", "date": "2026-11-26 10:00:00"})
@@ -89,16 +89,18 @@ def test_payer_asks_oui_and_the_pin_then_starts_the_payment_and_the_pin_is_kept_
     deps.pins.set_pin("+221770000001", PIN)
     awa = texter("+221770000001")
     caplog.set_level(logging.DEBUG)
-    assert awa.say("PAYER 5000") == (
-        "Payer 5 000 FCFA sur le compte 1000001 par mobile money ? Pour confirmer, répondez OUI suivi de votre "
-        "code PIN (ex: OUI 1234) dans les 5 minutes.")
+    assert awa.say("PAYER 5000") == ("Payer 5 000 FCFA avec (répondez par le numéro):\n1. Orange Money\n2. Wave\n"
+                                     "3. Free Money")
+    assert awa.say("1") == (
+        "Payer 5 000 FCFA au compte 1000001 avec Orange Money ? Pour confirmer, répondez OUI et votre "
+        "code PIN (ex: OUI 1234) sous 5 minutes.")
     assert awa.say("NON") == (
         "Répondez OUI suivi de votre code PIN (ex: OUI 1234), ou ignorez ce message pour annuler.\n"
-        "Payer 5 000 FCFA sur le compte 1000001 par mobile money ? Pour confirmer, répondez OUI suivi de votre "
-        "code PIN (ex: OUI 1234) dans les 5 minutes.")
+        "Payer 5 000 FCFA au compte 1000001 avec Orange Money ? Pour confirmer, répondez OUI et votre "
+        "code PIN (ex: OUI 1234) sous 5 minutes.")
     started = awa.say(f"oui {PIN}")
     assert re.fullmatch(r"Validez le paiement de 5 000 FCFA sur votre téléphone \(invite mobile money\)\. "
-                        r"Vous recevrez un recu par SMS\. Réf\. PAY-[0-9A-F]{16}", started), started
+                        r"Vous recevrez une confirmation par SMS\. Réf\. PAY-[0-9A-F]{16}", started), started
     stored = redis.Redis.from_url(redis_url)
     for key in stored.keys("*"):
         assert PIN.encode() not in (stored.get(key) or b""), key
@@ -110,13 +112,14 @@ def test_a_wrong_pin_by_sms_counts_like_on_ussd(texter, deps):
     deps.pins.set_pin("+221770000001", PIN)
     awa = texter("+221770000001")
     awa.say("PAYER 2000")
+    awa.say("2")                      # Wave
     assert awa.say("OUI 1357") == ("Code PIN incorrect. Essais restants: 2. Répondez OUI suivi de votre code PIN.")
 
 
 def test_menu_by_sms_leads_to_the_main_menu_in_the_sms_format(texter):
     awa = texter("+221770000001")
     assert awa.say("CONSO").startswith("Relevé ")
-    assert awa.say("Menu") == ("Senelec - 1000001\n1. Solde et factures\n2. Consommation\n3. Payer\n"
+    assert awa.say("Menu") == ("ElecNet - 1000001\n1. Solde et factures\n2. Consommation\n3. Payer\n"
                                "4. Panne/réclamation\n5. Suivi demande\n6. Délai de paiement\n7. Simulateur\n"
                                "8. Préférences")
 
@@ -134,7 +137,7 @@ def test_alertes_on_then_stop_unsubscribes_from_everything_at_once(texter, deps)
     assert awa.say("ALERTES ON").startswith("Alertes SMS activées pour le compte 1000001")
     deps.subscriptions.subscribe("+221770000001", "power_back", "DKR-MEDINA", channel="sms")
     assert len(deps.subscriptions.for_user("+221770000001")) == 4
-    assert awa.say("STOP") == ("Vous ne recevrez plus aucune alerte SMS de Senelec. "
+    assert awa.say("STOP") == ("Vous ne recevrez plus aucune alerte SMS de ElecNet. "
                                "Envoyez ALERTES ON pour les reprendre.")
     assert deps.subscriptions.for_user("+221770000001") == []
 
@@ -143,7 +146,7 @@ def test_an_unknown_keyword_gets_the_help_in_french_and_a_message_after_it_start
     awa = texter("+221770000001")
     assert awa.say("Bonjour") == HELP_FR
     assert awa.say("AIDE") == HELP_FR
-    assert awa.say("Sôlde").startswith("Compte 1000001\nSolde du: 12 500 FCFA")
+    assert awa.say("Sôlde").startswith("Compte 1000001\nA payer: 12 500 FCFA")
 
 
 # ---------------------------------------------------------------- English

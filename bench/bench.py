@@ -45,9 +45,9 @@ import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from procs import cpu_seconds, nofile_limit  # noqa: E402
-from report import KINDS, chart, table  # noqa: E402
-from ussd_hops import HOST, PY, ROOT, child, free_port, run_checked, wait_http  # noqa: E402
+from procs import cpu_seconds, descendant_running, nofile_limit
+from report import KINDS, chart, table
+from ussd_hops import HOST, PY, ROOT, child, free_port, run_checked, wait_http
 
 BENCH = ROOT / "bench"
 RESULTS = BENCH / "results"
@@ -58,6 +58,7 @@ PG_URL = os.environ.get("BENCH_DATABASE_URL", "postgresql+psycopg://postgres@127
 PHONE = "+221770000001"
 THREADS = 2
 MEMORY_DIALS = 100
+SEED_SECONDS_MAX = 40.0
 
 
 @dataclass
@@ -70,6 +71,9 @@ class Server:
     pids: list[int]
     token: str = "-"
     rejects: str = "-"  # texts of a 200 answer that is not the screen asked for
+    # per hop kind: the two inputs its hops alternate, and the inputs that lead a fresh session there
+    routes: dict[str, tuple[str, str]] = field(default_factory=lambda: {
+        "dial": ("-", "-"), "nav": ("98,0", "-"), "balance": ("1,0", "-")})
 
     @property
     def url(self) -> str:
@@ -210,7 +214,10 @@ def start_ours(stack: contextlib.ExitStack, tmp: Path, database_url: str, server
              "--blocking-threads", "4", "--log-level", "warning", "wsgi:app"], env, log)))
     wait_http(port, "/healthz", procs[-1], log)
     return Server("ours", port, "/ussd/africastalking", [p.pid for p in procs], env["USSD_GATEWAY_TOKEN"],
-                  "en cours|indisponible|Choix invalide"), bo_port
+                  "en cours|indisponible|Choix invalide",
+                  # the main menu has one page: paging is measured on the bills list (balance, bills),
+                  # next page 98 / previous page 99 ("0" there goes back to the balance screen)
+                  {"dial": ("-", "-"), "nav": ("98,99", "1*1"), "balance": ("1,0", "-")}), bo_port
 
 
 def start_floor(stack: contextlib.ExitStack, tmp: Path) -> Server:
@@ -223,24 +230,27 @@ def start_floor(stack: contextlib.ExitStack, tmp: Path) -> Server:
     return Server("floor", port, "/hop", [proc.pid])
 
 
-def start_node(stack: contextlib.ExitStack, tmp: Path, modules: Path, bo_port: int) -> Server:
+def start_node(stack: contextlib.ExitStack, tmp: Path, modules: Path, bo_port: int, ours: Server) -> Server:
+    """The Node peer; its balance calls ours' back office, whose CPU is then charged to the peer too."""
     port = free_port()
     env = dict(os.environ, PORT=str(port), REDIS_URL=REDIS_URL, NODE_PATH=str(modules), WORKERS="2",
                BACKOFFICE_URL=f"http://{HOST}:{bo_port}")
     log = tmp / "node.log"
     proc = stack.enter_context(child(["node", str(BENCH / "node_peer.js")], env, log))
     wait_http(port, "/healthz", proc, log)
-    return Server("node", port, "/ussd", [proc.pid])
+    backoffice = descendant_running(ours.pids[0], "backoffice serve") or ours.pids[0]
+    return Server("node", port, "/ussd", [proc.pid, backoffice])
 
 
 # ------------------------------------------------------------------ load
 
-def wrk(server: Server, kind: str, connections: int, seconds: float, mode: str, slots: int) -> dict[str, int]:
-    """Run wrk once; its ``done()`` prints one ``BENCH {json}`` line."""
-    run_id = f"{server.name[0]}{kind[0]}{connections}{mode[0]}{secrets.token_hex(3)}"
+def wrk(server: Server, kind: str, connections: int, seconds: float, mode: str, slots: int,
+        run_id: str) -> dict[str, int]:
+    """Run wrk once; its ``done()`` prints one ``BENCH {json}`` line. ``run_id`` prefixes the session ids:
+    the seed and the load of one cell share it."""
     cmd = ["wrk", "-t", str(THREADS), "-c", str(max(connections, THREADS)), "-d", f"{seconds:g}s",
            "--timeout", "10s", "-s", str(BENCH / "hops.lua"), server.url, "--", kind, server.path, PHONE,
-           server.token, run_id, str(slots), mode, server.rejects]
+           server.token, run_id, str(slots), mode, server.rejects, *server.routes[kind]]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 120, check=False)
     line = next((ln for ln in done.stdout.splitlines() if ln.startswith("BENCH ")), None)
     if line is None:
@@ -249,20 +259,33 @@ def wrk(server: Server, kind: str, connections: int, seconds: float, mode: str, 
 
 
 def slots_for(connections: int) -> int:
-    """Sessions per wrk thread for nav/balance: 4x its connections, so no two hops of one overlap."""
-    return max(8, 4 * math.ceil(connections / THREADS))
+    """Sessions per wrk thread for nav/balance: twice its connections, so no two hops of one overlap
+    unless a hop takes twice the typical time (a hop that then finds its session busy counts as bad)."""
+    return max(8, 2 * math.ceil(connections / THREADS))
 
 
-def seed(server: Server, kind: str, connections: int) -> str:
-    """Dial every slot's session (the sessions the nav/balance phase then moves around in)."""
-    slots = slots_for(connections)
-    result = wrk(server, kind, min(connections, 64), 300, "seed", slots)
-    return f"{result['requests']} sessions dialled"
+def run_id(server: Server, kind: str, connections: int) -> str:
+    return f"{server.name[0]}{kind[0]}{connections}x{secrets.token_hex(3)}"
 
 
-def measure(server: Server, kind: str, connections: int, seconds: float) -> Cell:
+def seed(server: Server, kind: str, connections: int, dial_rps: float, run: str) -> str:
+    """Dial every slot's session (the sessions the nav/balance phase then moves around in).
+
+    wrk runs for its whole ``-d`` even when every thread has stopped, so the duration is sized from
+    the dial rate just measured, capped at ``SEED_SECONDS_MAX``."""
+    wanted = slots_for(connections) * THREADS
+    prefix = server.routes[kind][1]
+    hops = wanted * (1 + (0 if prefix == "-" else len(prefix.split("*"))))
+    # hops of the prefix may call the back end: count them 3x a dial
+    seconds = min(SEED_SECONDS_MAX, 1.0 + 1.5 * (wanted + 3 * (hops - wanted)) / max(dial_rps, 1.0))
+    result = wrk(server, kind, min(connections, 64), math.ceil(seconds), "seed", slots_for(connections), run)
+    done = min(result["requests"], hops)
+    return f"{done}/{hops} seed hops" + ("" if done == hops else " (the rest start on their first hop)")
+
+
+def measure(server: Server, kind: str, connections: int, seconds: float, run: str) -> Cell:
     before = cpu_seconds(server.pids)
-    result = wrk(server, kind, connections, seconds, "load", slots_for(connections))
+    result = wrk(server, kind, connections, seconds, "load", slots_for(connections), run)
     cpu = cpu_seconds(server.pids) - before
     detail = {k: result[k] for k in ("connect", "read", "write", "status", "timeout", "bad") if result[k]}
     requests = result["requests"]
@@ -274,11 +297,12 @@ def measure(server: Server, kind: str, connections: int, seconds: float) -> Cell
 def redis_bytes_per_session(store: redis.Redis, server: Server) -> float:
     """MEMORY USAGE of the keys that ``MEMORY_DIALS`` fresh dials added, per dial (sessions left idle)."""
     before = set(store.scan_iter(count=1000))
-    wrk(server, "dial", 4, 300, "seed", MEMORY_DIALS // THREADS)
+    # one connection per thread: each thread stops right after its last answer, nothing else in flight
+    dials = wrk(server, "dial", THREADS, 5, "seed", MEMORY_DIALS // THREADS, run_id(server, "memory", 0))["requests"]
     time.sleep(0.5)  # let the last hop's save land
     new = [k for k in store.scan_iter(count=1000) if k not in before]
     total = sum(store.memory_usage(k, samples=0) or 0 for k in new)
-    return total / MEMORY_DIALS
+    return total / dials if dials else 0.0
 
 
 # ------------------------------------------------------------------ main
@@ -303,15 +327,20 @@ def run(args: argparse.Namespace, progress: Callable[[str], None]) -> dict[str, 
             ours, bo_port = start_ours(stack, tmp, database_url, args.server)
             servers = [start_floor(stack, tmp), ours]
             if modules is not None:
-                servers.append(start_node(stack, tmp, modules, bo_port))
+                servers.append(start_node(stack, tmp, modules, bo_port, ours))
             for server in servers:  # warm-up: imports, connection pools, caches
-                wrk(server, "dial", 10, 2, "load", 8)
+                wrk(server, "dial", 10, 2, "load", 8, run_id(server, "warm-up", 10))
             plan = [(c, k, s) for c in args.concurrency for k in KINDS for s in servers]
             started = time.monotonic()
+            dial_rps: dict[tuple[str, int], float] = {}
             for i, (connections, kind, server) in enumerate(plan, 1):
-                note = seed(server, kind, connections) + ", " if kind != "dial" else ""
-                cell = measure(server, kind, connections, args.seconds)
+                note, run = "", run_id(server, kind, connections)
+                if kind != "dial":
+                    note = seed(server, kind, connections, dial_rps[(server.name, connections)], run) + ", "
+                cell = measure(server, kind, connections, args.seconds, run)
                 cells.append(cell)
+                if kind == "dial":
+                    dial_rps[(server.name, connections)] = cell.rps
                 elapsed = time.monotonic() - started
                 progress(f"[{i}/{len(plan)} {elapsed:4.0f}s] {server.name:<5} {kind:<7} c={connections:<4} "
                          f"{note}{cell.rps:7.0f} req/s, p99 {cell.p99_ms:6.1f} ms, errors {cell.errors}")

@@ -1,6 +1,6 @@
 -- wrk script of `make bench` (bench/bench.py): one USSD hop kind, Africa's Talking form, unique sessions.
 --
--- wrk -t2 -cN -dS -s bench/hops.lua URL -- KIND PATH PHONE TOKEN RUN SLOTS MODE REJECT
+-- wrk -t2 -cN -dS -s bench/hops.lua URL -- KIND PATH PHONE TOKEN RUN SLOTS MODE REJECT STEPS PREFIX
 --   KIND    dial | nav | balance
 --   PATH    the USSD callback path of the server under test
 --   PHONE   the caller (+221770000001, a known customer)
@@ -9,13 +9,16 @@
 --   SLOTS   sessions per wrk thread for nav/balance (dialled beforehand by MODE=seed)
 --   MODE    load | seed  (seed: dial each slot's session once, then stop the thread)
 --   REJECT  "|"-separated texts that make a 200 answer count as bad (busy, error screens); "-" for none
+--   STEPS   the two inputs a nav/balance hop alternates, comma-separated ("98,99", "1,0")
+--   PREFIX  "*"-joined inputs that bring a fresh session where the steps apply ("1*1"), "-" for none
 --
 -- dial:    every request is a new session, text="" (the dial of a known customer).
--- nav:     sessions sitting on the main menu; each hop appends "98" (next page) or "0" (back).
+-- nav:     sessions sitting on a paged screen; each hop appends the next page or the way back.
 -- balance: sessions sitting on the main menu; each hop appends "1" (balance, a back-end call) or
 --          "0" (back to the main menu): every other request is the balance.
+-- Seeding (MODE=seed) plays the dial and the PREFIX of every slot's session, one hop at a time.
 -- The text is cumulative, as the gateway sends it ("98*0*98"). A slot's session is retired after
--- MAX_HOPS hops (real sessions are short): its next request dials a fresh one (1 in MAX_HOPS).
+-- MAX_HOPS hops (real sessions are short): it then replays dial and PREFIX on a fresh session.
 -- Slots are used round robin; with SLOTS = 4x the thread's connections a session's previous hop
 -- has long been answered when its next one leaves (a hop that finds it busy counts as bad).
 
@@ -31,8 +34,8 @@ local kind, path, phone, run, slots, mode
 local rejects = {}
 local counter, responses = 0, 0
 bad = 0  -- global: done() reads it from every thread
-local hops, texts = {}, {}
-local steps = { nav = { "98", "0" }, balance = { "1", "0" } }
+local hops = {}
+local steps, prefix = {}, {}
 
 function init(args)
    kind, path, phone = args[1], args[2], args[3]
@@ -45,6 +48,23 @@ function init(args)
    wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
    if token ~= "-" then wrk.headers["X-Gateway-Token"] = token end
    phone = phone:gsub("%+", "%%2B")
+   for step in string.gmatch(args[9] or "", "[^,]+") do table.insert(steps, step) end
+   if args[10] and args[10] ~= "-" then
+      for step in string.gmatch(args[10], "[^*]+") do table.insert(prefix, step) end
+   end
+end
+
+-- The text of hop ``hop`` (0 = the dial) of a session: the prefix, then the steps alternately.
+local function text_of(hop)
+   local parts = {}
+   for i = 1, hop do
+      if i <= #prefix then
+         parts[i] = prefix[i]
+      else
+         parts[i] = steps[(i - #prefix - 1) % #steps + 1]
+      end
+   end
+   return table.concat(parts, "*")
 end
 
 local function form(session, text)
@@ -62,20 +82,19 @@ function request()
       return wrk.format(nil, path, nil, form(run .. "-" .. id .. "-" .. counter, ""))
    end
    if mode == "seed" then
-      return wrk.format(nil, path, nil, form(slot_session(counter - 1, 0), ""))
+      -- one hop at a time per slot: request k is hop (k-1) // slots of slot (k-1) % slots
+      local slot, hop = (counter - 1) % slots, math.floor((counter - 1) / slots)
+      -- past the prefix (requests sent while the thread stops) replay the last hop: no new session
+      hop = math.min(hop, #prefix)
+      return wrk.format(nil, path, nil, form(slot_session(slot, 0), text_of(hop)))
    end
    local slot = counter % slots
-   -- hop 0 of generation 0 is the seed's dial; later generations open with their own dial
-   local n = (hops[slot] or 0) + 1
+   -- generation 0 starts after the seed's hops; later generations replay the dial and the prefix
+   local n = hops[slot] or #prefix
+   n = n + 1
    hops[slot] = n
    local generation, hop = math.floor(n / MAX_HOPS), n % MAX_HOPS
-   local text = ""
-   if hop > 0 then
-      local step = steps[kind][(hop - 1) % 2 + 1]
-      text = hop == 1 and step or texts[slot] .. "*" .. step
-   end
-   texts[slot] = text
-   return wrk.format(nil, path, nil, form(slot_session(slot, generation), text))
+   return wrk.format(nil, path, nil, form(slot_session(slot, generation), text_of(hop)))
 end
 
 function response(status, headers, body)
@@ -92,7 +111,7 @@ function response(status, headers, body)
          end
       end
    end
-   if mode == "seed" and responses >= slots then
+   if mode == "seed" and responses >= slots * (#prefix + 1) then
       wrk.thread:stop()
    end
 end

@@ -91,7 +91,10 @@ async function serve() {
       run: async () => {
         const account = await menu.session.get('account');
         const answer = await fetch(`${backoffice}/api/v1/accounts/${account}/balance`, { headers });
-        if (!answer.ok) return menu.end('Service momentanément indisponible.');
+        if (!answer.ok) {
+          console.error(`back office answered ${answer.status}`);
+          return menu.end('Service momentanément indisponible.');
+        }
         const balance = await answer.json();
         return menu.con(`Compte ${account}\nSolde dû: ${balance.amount} F CFA\n`
           + `Factures impayées: ${balance.unpaid_bills}\n1. Dernières factures\n0. Retour`);

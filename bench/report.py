@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 KINDS = ("dial", "nav", "balance")
-KIND_LABELS = {"dial": "dial (new session)", "nav": "navigation 98/0", "balance": "balance 1/0"}
+KIND_LABELS = {"dial": "dial (new session)", "nav": "navigation (next/previous page)", "balance": "balance 1/0"}
 SERVER_ORDER = ("ours", "floor", "node")
 SERVER_LABELS = {"ours": "ours", "floor": "floor (Flask GET+SET)", "node": "Node peer (ussd-menu-builder)"}
 
@@ -24,11 +24,11 @@ def table(results: dict[str, Any]) -> str:
     m = results["machine"]
     cells = _cells(results)
     lines = [
-        f"Machine: {m['nproc']} CPUs, {m['cpu']}, Python {m['python']}, {m['date']}; ours served by "
-        f"{results['server']}; wrk 2 threads, {results['seconds']:g} s per cell.",
+        (f"Machine: {m['nproc']} CPUs, {m['cpu']}, Python {m['python']}, {m['date']}; ours served by "
+        f"{results['server']}; wrk 2 threads, {results['seconds']:g} s per cell."),
         "",
-        "| hop | conns | server | req/s | ×floor | p50 ms | p95 ms | p99 ms | p99 ×floor | errors "
-        "| CPU ms/hop | CPU ×floor |",
+        ("| hop | conns | server | req/s | ×floor | p50 ms | p95 ms | p99 ms | p99 ×floor | errors "
+        "| CPU ms/hop | CPU ×floor |"),
         "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     concurrencies = sorted({c["concurrency"] for c in results["cells"]})
@@ -61,6 +61,7 @@ def chart(results: dict[str, Any], path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     cells = _cells(results)
     concurrencies = sorted({c["concurrency"] for c in results["cells"]})
@@ -76,8 +77,9 @@ def chart(results: dict[str, Any], path: Path) -> None:
                     ax.plot(*zip(*points, strict=True), marker=marker, color=color, label=SERVER_LABELS[name])
             ax.set_xscale("log")
             ax.set_xticks(concurrencies, [str(c) for c in concurrencies])
-            if key == "p99_ms":
-                ax.set_yscale("log")
+            ax.set_yscale("log")
+            ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+            ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
             ax.set_title(f"{KIND_LABELS[kind]}: {label}", fontsize=10)
             ax.set_xlabel("concurrent connections")
             ax.grid(True, which="both", alpha=0.3)

@@ -40,6 +40,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import redis
 
@@ -95,6 +96,7 @@ class Cell:
     errors: int = 0
     cpu_ms: float = 0.0
     error_detail: dict[str, int] = field(default_factory=dict)
+    bad_sample: str = ""  # the start of one answer counted as bad
 
     @property
     def rps(self) -> float:
@@ -245,7 +247,7 @@ def start_node(stack: contextlib.ExitStack, tmp: Path, modules: Path, bo_port: i
 # ------------------------------------------------------------------ load
 
 def wrk(server: Server, kind: str, connections: int, seconds: float, mode: str, slots: int,
-        run_id: str) -> dict[str, int]:
+        run_id: str) -> dict[str, Any]:
     """Run wrk once; its ``done()`` prints one ``BENCH {json}`` line. ``run_id`` prefixes the session ids:
     the seed and the load of one cell share it."""
     cmd = ["wrk", "-t", str(THREADS), "-c", str(max(connections, THREADS)), "-d", f"{seconds:g}s",
@@ -255,7 +257,10 @@ def wrk(server: Server, kind: str, connections: int, seconds: float, mode: str, 
     line = next((ln for ln in done.stdout.splitlines() if ln.startswith("BENCH ")), None)
     if line is None:
         raise RuntimeError(f"wrk gave no result ({done.returncode}):\n{done.stdout}\n{done.stderr}")
-    return json.loads(line[len("BENCH "):])  # type: ignore[no-any-return]
+    result: dict[str, Any] = json.loads(line[len("BENCH "):])
+    result["bad_sample"] = next((ln[len("BENCHBAD "):] for ln in done.stdout.splitlines()
+                                 if ln.startswith("BENCHBAD ")), "")
+    return result
 
 
 def slots_for(connections: int) -> int:
@@ -291,7 +296,7 @@ def measure(server: Server, kind: str, connections: int, seconds: float, run: st
     requests = result["requests"]
     return Cell(server.name, kind, connections, requests, result["duration_us"] / 1e6, result["p50_us"] / 1e3,
                 result["p95_us"] / 1e3, result["p99_us"] / 1e3, sum(detail.values()),
-                cpu * 1000 / requests if requests else 0.0, detail)
+                cpu * 1000 / requests if requests else 0.0, detail, result["bad_sample"])
 
 
 def redis_bytes_per_session(store: redis.Redis, server: Server) -> float:
@@ -343,7 +348,8 @@ def run(args: argparse.Namespace, progress: Callable[[str], None]) -> dict[str, 
                     dial_rps[(server.name, connections)] = cell.rps
                 elapsed = time.monotonic() - started
                 progress(f"[{i}/{len(plan)} {elapsed:4.0f}s] {server.name:<5} {kind:<7} c={connections:<4} "
-                         f"{note}{cell.rps:7.0f} req/s, p99 {cell.p99_ms:6.1f} ms, errors {cell.errors}")
+                         f"{note}{cell.rps:7.0f} req/s, p99 {cell.p99_ms:6.1f} ms, errors {cell.errors}"
+                         + (f" (e.g. {cell.bad_sample!r})" if cell.bad_sample else ""))
             memory = {}
             for server in servers:
                 memory[server.name] = redis_bytes_per_session(store, server)

@@ -33,7 +33,8 @@ end
 local kind, path, phone, run, slots, mode
 local rejects = {}
 local counter, responses = 0, 0
-bad = 0  -- global: done() reads it from every thread
+bad = 0  -- globals: done() reads them from every thread
+first_bad = nil
 local hops = {}
 local steps, prefix = {}, {}
 
@@ -100,15 +101,13 @@ end
 function response(status, headers, body)
    responses = responses + 1
    if status == 200 then
-      if body:sub(1, 4) ~= "CON " then
+      local wrong = body:sub(1, 4) ~= "CON "
+      for _, text in ipairs(rejects) do
+         wrong = wrong or body:find(text, 1, true) ~= nil
+      end
+      if wrong then
          bad = bad + 1
-      else
-         for _, text in ipairs(rejects) do
-            if body:find(text, 1, true) then
-               bad = bad + 1
-               break
-            end
-         end
+         first_bad = first_bad or body:sub(1, 60):gsub("[^%w%p ]", " ")
       end
    end
    if mode == "seed" and responses >= slots * (#prefix + 1) then
@@ -118,7 +117,10 @@ end
 
 function done(summary, latency, requests)
    local total_bad = 0
-   for _, thread in ipairs(threads) do total_bad = total_bad + (thread:get("bad") or 0) end
+   for _, thread in ipairs(threads) do
+      total_bad = total_bad + (thread:get("bad") or 0)
+      if thread:get("first_bad") then io.write("BENCHBAD " .. thread:get("first_bad") .. "\n") end
+   end
    local e = summary.errors
    io.write(string.format('BENCH {"requests": %d, "duration_us": %d, "p50_us": %d, "p95_us": %d, ' ..
       '"p99_us": %d, "connect": %d, "read": %d, "write": %d, "status": %d, "timeout": %d, "bad": %d}\n',

@@ -59,7 +59,8 @@ PG_URL = os.environ.get("BENCH_DATABASE_URL", "postgresql+psycopg://postgres@127
 PHONE = "+221770000001"
 THREADS = 2
 MEMORY_DIALS = 100
-SEED_SECONDS_MAX = 40.0
+SEED_SECONDS_MAX = 60.0
+SEED_BLOCK = 64  # as in hops.lua: slots seeded together, 2x the seed's connections per wrk thread
 
 
 @dataclass
@@ -75,6 +76,7 @@ class Server:
     # per hop kind: the two inputs its hops alternate, and the inputs that lead a fresh session there
     routes: dict[str, tuple[str, str]] = field(default_factory=lambda: {
         "dial": ("-", "-"), "nav": ("98,0", "-"), "balance": ("1,0", "-")})
+    stateful: bool = True  # False: every hop costs the same whatever the session (the floor): no seeding
 
     @property
     def url(self) -> str:
@@ -229,7 +231,7 @@ def start_floor(stack: contextlib.ExitStack, tmp: Path) -> Server:
     proc = stack.enter_context(child([PY, "-m", "gunicorn", "-w", "2", "--bind", f"{HOST}:{port}", "--chdir",
                                       str(BENCH), "--log-level", "warning", "floor_app:app"], env, log))
     wait_http(port, "/healthz", proc, log)
-    return Server("floor", port, "/hop", [proc.pid])
+    return Server("floor", port, "/hop", [proc.pid], stateful=False)
 
 
 def start_node(stack: contextlib.ExitStack, tmp: Path, modules: Path, bo_port: int, ours: Server) -> Server:
@@ -273,24 +275,30 @@ def run_id(server: Server, kind: str, connections: int) -> str:
     return f"{server.name[0]}{kind[0]}{connections}x{secrets.token_hex(3)}"
 
 
-def seed(server: Server, kind: str, connections: int, dial_rps: float, run: str) -> str:
-    """Dial every slot's session (the sessions the nav/balance phase then moves around in).
+def seed(server: Server, kind: str, connections: int, dial_rps: float, run: str) -> tuple[int, str]:
+    """Bring every slot's session where the hops of ``kind`` apply (dial, then the route's prefix).
 
     wrk runs for its whole ``-d`` even when every thread has stopped, so the duration is sized from
-    the dial rate just measured, capped at ``SEED_SECONDS_MAX``."""
-    wanted = slots_for(connections) * THREADS
-    prefix = server.routes[kind][1]
-    hops = wanted * (1 + (0 if prefix == "-" else len(prefix.split("*"))))
-    # hops of the prefix may call the back end: count them 3x a dial
-    seconds = min(SEED_SECONDS_MAX, 1.0 + 1.5 * (wanted + 3 * (hops - wanted)) / max(dial_rps, 1.0))
-    result = wrk(server, kind, min(connections, 64), math.ceil(seconds), "seed", slots_for(connections), run)
-    done = min(result["requests"], hops)
-    return f"{done}/{hops} seed hops" + ("" if done == hops else " (the rest start on their first hop)")
+    the dial rate just measured, capped at ``SEED_SECONDS_MAX``. Returns the slots per thread the
+    load may use (the whole blocks seeded, see hops.lua) and a note for the progress line."""
+    slots = slots_for(connections)
+    if not server.stateful:
+        return slots, ""
+    steps = 1 + (0 if server.routes[kind][1] == "-" else len(server.routes[kind][1].split("*")))
+    block = min(SEED_BLOCK, slots)
+    hops = math.ceil(slots / block) * block * steps * THREADS
+    seconds = min(SEED_SECONDS_MAX, 1.0 + 1.5 * hops / max(dial_rps, 1.0))
+    result = wrk(server, kind, min(connections, SEED_BLOCK), math.ceil(seconds), "seed", slots, run)
+    seeded = min(slots, result["requests"] // THREADS // (block * steps) * block)
+    if seeded >= min(slots, connections // THREADS + 1):
+        return seeded, f"{seeded * THREADS}/{slots * THREADS} sessions seeded, "
+    # too few whole blocks to keep one session per connection: use them all, some open on their first hop
+    return slots, f"only {result['requests']}/{hops} seed hops (some sessions open on their first hop), "
 
 
-def measure(server: Server, kind: str, connections: int, seconds: float, run: str) -> Cell:
+def measure(server: Server, kind: str, connections: int, seconds: float, run: str, slots: int) -> Cell:
     before = cpu_seconds(server.pids)
-    result = wrk(server, kind, connections, seconds, "load", slots_for(connections), run)
+    result = wrk(server, kind, connections, seconds, "load", slots, run)
     cpu = cpu_seconds(server.pids) - before
     detail = {k: result[k] for k in ("connect", "read", "write", "status", "timeout", "bad") if result[k]}
     requests = result["requests"]
@@ -339,10 +347,10 @@ def run(args: argparse.Namespace, progress: Callable[[str], None]) -> dict[str, 
             started = time.monotonic()
             dial_rps: dict[tuple[str, int], float] = {}
             for i, (connections, kind, server) in enumerate(plan, 1):
-                note, run = "", run_id(server, kind, connections)
+                note, run, slots = "", run_id(server, kind, connections), slots_for(connections)
                 if kind != "dial":
-                    note = seed(server, kind, connections, dial_rps[(server.name, connections)], run) + ", "
-                cell = measure(server, kind, connections, args.seconds, run)
+                    slots, note = seed(server, kind, connections, dial_rps[(server.name, connections)], run)
+                cell = measure(server, kind, connections, args.seconds, run, slots)
                 cells.append(cell)
                 if kind == "dial":
                     dial_rps[(server.name, connections)] = cell.rps

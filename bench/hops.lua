@@ -23,6 +23,7 @@
 -- has long been answered when its next one leaves (a hop that finds it busy counts as bad).
 
 local MAX_HOPS = 60
+local SEED_BLOCK = 64  -- 2x the seed's connections per thread (bench.py seeds with at most 64 in all)
 local threads = {}
 
 function setup(thread)
@@ -83,10 +84,16 @@ function request()
       return wrk.format(nil, path, nil, form(run .. "-" .. id .. "-" .. counter, ""))
    end
    if mode == "seed" then
-      -- one hop at a time per slot: request k is hop (k-1) // slots of slot (k-1) % slots
-      local slot, hop = (counter - 1) % slots, math.floor((counter - 1) / slots)
-      -- past the prefix (requests sent while the thread stops) replay the last hop: no new session
-      hop = math.min(hop, #prefix)
+      -- Blocks of SEED_BLOCK slots, one after the other; inside a block, hop h of every slot before
+      -- hop h+1 of any (no two hops of a session in flight). A seed cut short leaves whole blocks
+      -- seeded, and the load then uses only those (bench.py passes their count as SLOTS).
+      local block = math.min(SEED_BLOCK, slots)
+      local k, per_block = counter - 1, block * (#prefix + 1)
+      local i = k % per_block
+      local slot, hop = math.floor(k / per_block) * block + i % block, math.floor(i / block)
+      if slot >= slots then
+         slot, hop = slots - 1, #prefix  -- past the last slot (the thread is stopping): a replay
+      end
       return wrk.format(nil, path, nil, form(slot_session(slot, 0), text_of(hop)))
    end
    local slot = counter % slots
@@ -110,7 +117,8 @@ function response(status, headers, body)
          first_bad = first_bad or body:sub(1, 60):gsub("[^%w%p ]", " ")
       end
    end
-   if mode == "seed" and responses >= slots * (#prefix + 1) then
+   local block = math.min(SEED_BLOCK, slots)
+   if mode == "seed" and responses >= math.ceil(slots / block) * block * (#prefix + 1) then
       wrk.thread:stop()
    end
 end

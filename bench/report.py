@@ -1,7 +1,11 @@
-"""The bench's results as one table (Markdown, also printed) and one chart (matplotlib, Agg backend)."""
+"""The bench's results as one table (Markdown, also printed) and one chart (matplotlib, Agg backend).
+
+``python bench/report.py [bench/results]`` redraws both from the ``bench.json`` of a run."""
 
 from __future__ import annotations
 
+import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -78,15 +82,25 @@ def chart(results: dict[str, Any], path: Path) -> None:
             ax.set_xscale("log")
             ax.set_xticks(concurrencies, [str(c) for c in concurrencies])
             ax.set_yscale("log")
+            ax.yaxis.set_major_locator(matplotlib.ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
             ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
             ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
             ax.set_title(f"{KIND_LABELS[kind]}: {label}", fontsize=10)
             ax.set_xlabel("concurrent connections")
             ax.grid(True, which="both", alpha=0.3)
-    axes[0][0].legend(fontsize=8)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=9)
     m = results["machine"]
     fig.suptitle(f"make bench, {m['date']}: {m['nproc']} CPUs ({m['cpu']}), ours under {results['server']}",
                  fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
     fig.savefig(path, dpi=90)
     plt.close(fig)
+
+
+if __name__ == "__main__":
+    folder = Path(sys.argv[1] if len(sys.argv) > 1 else Path(__file__).resolve().parent / "results")
+    data = json.loads((folder / "bench.json").read_text())
+    (folder / "bench.md").write_text(table(data) + "\n")
+    chart(data, folder / "bench.png")
+    print(table(data))

@@ -12,8 +12,9 @@ only the keys the run created are deleted at the end):
 * **node**: ``bench/node_peer.js``, ussd-menu-builder on Express with Redis sessions, two cluster workers;
   the packages are installed from npm into ``var/bench-node`` (scratch, not committed).
 
-The load is wrk (C, ``bench/hops.lua``), 2 threads, three hop kinds (dial of a known customer, navigation
-``98``/``0``, balance ``1``/``0``) at 10, 100 and 1 000 connections, ``--seconds`` each, the three servers
+The load is wrk (C, ``bench/hops.lua``), 2 threads, three hop kinds (dial of a known customer, navigation:
+next/previous page on sessions dialled beforehand, balance ``1``/``0``; see ``Server.routes``) at 10, 100
+and 1 000 connections, ``--seconds`` each (about 8 minutes in all at 10 s), the three servers
 interleaved per cell so a noisy neighbour hits all of them alike. CPU per hop is read from ``/proc`` for each
 server's process tree (for ours: engine workers, back office and worker; Redis and PostgreSQL excluded).
 Redis bytes per idle session: ``MEMORY USAGE`` of the keys that 100 fresh dials left behind, per dial.

@@ -379,8 +379,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", default="10,100,1000", help="comma-separated connection counts")
     parser.add_argument("--no-node", action="store_true", help="skip the Node peer")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (logs)")
-    parser.add_argument("--out", type=Path, default=RESULTS, help="where bench.json/.md/.png go")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="where bench.json/.md/.png go (bench/results, bench/results/granian for granian)")
     args = parser.parse_args(argv)
+    # a granian run sits beside the default one instead of replacing the README's figures
+    args.out = args.out or (RESULTS if args.server == "gunicorn" else RESULTS / "granian")
     args.concurrency = [int(c) for c in args.concurrency.split(",")]
     nofile_limit(4 * max(args.concurrency) + 1024)
     # Ctrl-C and SIGTERM unwind the same way: every child stopped, the schema dropped, our keys deleted.

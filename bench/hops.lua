@@ -92,7 +92,9 @@ function request()
       local i = k % per_block
       local slot, hop = math.floor(k / per_block) * block + i % block, math.floor(i / block)
       if slot >= slots then
-         slot, hop = slots - 1, #prefix  -- past the last slot (the thread is stopping): a replay
+         -- past the last slot (sent while the thread stops): a dial of a session no load hop uses,
+         -- never a second copy of a seeded hop (it could land on the session as a new input)
+         return wrk.format(nil, path, nil, form(slot_session(slot, 0) .. "x", ""))
       end
       return wrk.format(nil, path, nil, form(slot_session(slot, 0), text_of(hop)))
    end

@@ -1,0 +1,408 @@
+"""``make bench``: the product's USSD hops against the floor and the Node peer, in one run on loopback.
+
+Three servers run side by side, each on the same Redis database (``BENCH_REDIS_URL``, which must be empty;
+only the keys the run created are deleted at the end):
+
+* **ours**: the product as ``make run`` serves it, on the production set-up: ``python -m app migrate`` then
+  ``python -m app serve`` (gunicorn as it configures it, the back office, the worker) with ``REDIS_URL``, a
+  PostgreSQL ``DATABASE_URL`` whose schema is created for the run and dropped after it, ``SECRET_KEY`` and
+  ``USSD_GATEWAY_TOKEN`` set (the load sends the token). ``--server granian`` serves the same ``wsgi:app``
+  under granian instead (back office and worker started the same way), to compare servers.
+* **floor**: ``bench/floor_app.py``, a bare Flask endpoint doing one Redis GET and one SET, gunicorn ``-w 2``.
+* **node**: ``bench/node_peer.js``, ussd-menu-builder on Express with Redis sessions, two cluster workers;
+  the packages are installed from npm into ``var/bench-node`` (scratch, not committed).
+
+The load is wrk (C, ``bench/hops.lua``), 2 threads, three hop kinds (dial of a known customer, navigation:
+next/previous page on sessions dialled beforehand, balance ``1``/``0``; see ``Server.routes``) at 10, 100
+and 1 000 connections, ``--seconds`` each (about 8 minutes in all at 10 s), the three servers
+interleaved per cell so a noisy neighbour hits all of them alike. CPU per hop is read from ``/proc`` for each
+server's process tree (for ours: engine workers, back office and worker; Redis and PostgreSQL excluded).
+Redis bytes per idle session: ``MEMORY USAGE`` of the keys that 100 fresh dials left behind, per dial.
+
+Writes ``bench/results/bench.json``, ``bench.md`` (the table) and ``bench.png`` (the chart).
+Usage: ``python bench/bench.py [--seconds 10] [--server gunicorn|granian] [--concurrency 10,100,1000]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import os
+import platform
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import redis
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from procs import cpu_seconds, descendant_running, nofile_limit
+from report import KINDS, chart, table
+from ussd_hops import HOST, PY, ROOT, child, free_port, run_checked, wait_http
+
+BENCH = ROOT / "bench"
+RESULTS = BENCH / "results"
+NODE_DIR = ROOT / "var" / "bench-node"
+NODE_PACKAGES = ("ussd-menu-builder@1.2.0", "express@5.3.0", "redis@6.3.1")
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/15")
+PG_URL = os.environ.get("BENCH_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+PHONE = "+221770000001"
+THREADS = 2
+MEMORY_DIALS = 100
+SEED_SECONDS_MAX = 60.0
+SEED_BLOCK = 64  # as in hops.lua: slots seeded together, 2x the seed's connections per wrk thread
+
+
+@dataclass
+class Server:
+    """One server under test: where to send the hops and which processes to charge the CPU to."""
+
+    name: str
+    port: int
+    path: str
+    pids: list[int]
+    token: str = "-"
+    rejects: str = "-"  # texts of a 200 answer that is not the screen asked for
+    # per hop kind: the two inputs its hops alternate, and the inputs that lead a fresh session there
+    routes: dict[str, tuple[str, str]] = field(default_factory=lambda: {
+        "dial": ("-", "-"), "nav": ("98,0", "-"), "balance": ("1,0", "-")})
+    stateful: bool = True  # False: every hop costs the same whatever the session (the floor): no seeding
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+
+@dataclass
+class Cell:
+    """One phase: a server, a hop kind, a concurrency, and what wrk and /proc saw."""
+
+    server: str
+    kind: str
+    concurrency: int
+    requests: int = 0
+    seconds: float = 0.0
+    p50_ms: float = 0.0
+    p95_ms: float = 0.0
+    p99_ms: float = 0.0
+    errors: int = 0
+    cpu_ms: float = 0.0
+    error_detail: dict[str, int] = field(default_factory=dict)
+    bad_sample: str = ""  # the start of one answer counted as bad
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds if self.seconds else 0.0
+
+
+# ------------------------------------------------------------------ prerequisites
+
+def ensure_wrk() -> str:
+    """The path of wrk, installed with apt-get when missing and allowed (root)."""
+    found = shutil.which("wrk")
+    if found:
+        return found
+    if os.geteuid() == 0 and shutil.which("apt-get"):
+        print("wrk is missing: apt-get install -y wrk", file=sys.stderr)
+        for cmd in (["apt-get", "install", "-y", "wrk"], ["apt-get", "update"], ["apt-get", "install", "-y", "wrk"]):
+            if subprocess.run(cmd, capture_output=True, check=False).returncode == 0 and shutil.which("wrk"):
+                break
+    found = shutil.which("wrk")
+    if not found:
+        raise SystemExit("wrk is needed (apt-get install wrk)")
+    return found
+
+
+def ensure_node_packages() -> Path | None:
+    """``var/bench-node/node_modules`` with the peer's packages, installed from npm once; None without npm."""
+    if not (shutil.which("node") and shutil.which("npm")):
+        print("node/npm missing: the Node peer is skipped", file=sys.stderr)
+        return None
+    modules = NODE_DIR / "node_modules"
+    stamp = NODE_DIR / ".installed"
+    if not stamp.exists() or stamp.read_text() != " ".join(NODE_PACKAGES):
+        NODE_DIR.mkdir(parents=True, exist_ok=True)
+        print(f"npm install {' '.join(NODE_PACKAGES)} into {NODE_DIR.relative_to(ROOT)}", file=sys.stderr)
+        done = subprocess.run(["npm", "install", "--prefix", str(NODE_DIR), "--no-audit", "--no-fund",
+                               "--no-save", *NODE_PACKAGES], capture_output=True, text=True, check=False)
+        if done.returncode:
+            raise SystemExit(f"npm install failed:\n{done.stderr[-2000:]}")
+        stamp.write_text(" ".join(NODE_PACKAGES))
+    return modules
+
+
+@contextlib.contextmanager
+def pg_schema(base_url: str) -> Iterator[str]:
+    """A PostgreSQL schema of the run's own (created, dropped after); yields the DATABASE_URL using it."""
+    import psycopg
+
+    schema = f"bench_{secrets.token_hex(4)}"
+    plain = base_url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(plain, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        sep = "&" if "?" in base_url else "?"
+        yield f"{base_url}{sep}options=-csearch_path%3D{schema}"
+    finally:
+        with psycopg.connect(plain, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+@contextlib.contextmanager
+def own_redis_keys(url: str) -> Iterator[redis.Redis]:
+    """The bench's Redis database, refused unless empty; every key the run made is deleted at the end."""
+    store = redis.Redis.from_url(url)
+    store.ping()
+    if store.dbsize():
+        raise SystemExit(f"{url} is not empty; point BENCH_REDIS_URL at a database of the bench's own")
+    try:
+        yield store
+    finally:
+        for batch in batched(store.scan_iter(count=1000), 1000):
+            store.delete(*batch)
+        store.close()
+
+
+def batched(items: Iterator[bytes], size: int) -> Iterator[list[bytes]]:
+    batch: list[bytes] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+# ------------------------------------------------------------------ servers
+
+def product_env(tmp: Path, database_url: str, port: int, bo_port: int) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("WEB_CONCURRENCY", "GUNICORN_CMD_ARGS", "MQTT_URL")}
+    env.update(HOST=HOST, PORT=str(port), BACKOFFICE_PORT=str(bo_port), REDIS_URL=REDIS_URL,
+               DATABASE_URL=database_url, BACKOFFICE_URL=f"http://{HOST}:{bo_port}",
+               BACKOFFICE_DATABASE_URL=f"sqlite:///{tmp / 'backoffice.db'}",
+               PUBLIC_BASE_URL=f"http://{HOST}:{port}", SECRET_KEY=secrets.token_hex(32),
+               USSD_GATEWAY_TOKEN=secrets.token_hex(16), PAYMENT_CALLBACK_SECRET=secrets.token_hex(32),
+               PROMETHEUS_MULTIPROC_DIR=str(tmp / "prometheus"), LOG_LEVEL="WARNING", PYTHONUNBUFFERED="1")
+    return env
+
+
+def start_ours(stack: contextlib.ExitStack, tmp: Path, database_url: str, server: str) -> tuple[Server, int]:
+    """The product on the production set-up; returns it and the back office's port (the peer calls it too)."""
+    port, bo_port = free_port(), free_port()
+    env = product_env(tmp, database_url, port, bo_port)
+    run_checked([PY, "-m", "app", "migrate"], env)
+    log = tmp / "ours.log"
+    if server == "gunicorn":
+        # exactly what `make run` runs after migrating
+        procs = [stack.enter_context(child([PY, "-m", "app", "serve"], env, log))]
+    else:
+        run_checked([PY, "-m", "backoffice", "seed"], env)
+        os.makedirs(env["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
+        procs = [stack.enter_context(child([PY, "-m", "backoffice", "serve", "--port", str(bo_port)], env,
+                                           tmp / "backoffice.log"))]
+        wait_http(bo_port, "/healthz", procs[0], tmp / "backoffice.log")
+        procs.append(stack.enter_context(child([PY, "-m", "app", "worker"], env, tmp / "worker.log")))
+        procs.append(stack.enter_context(child(
+            [PY, "-m", "granian", "--interface", "wsgi", "--host", HOST, "--port", str(port), "--workers", "2",
+             "--blocking-threads", "4", "--log-level", "warning", "wsgi:app"], env, log)))
+    wait_http(port, "/healthz", procs[-1], log)
+    return Server("ours", port, "/ussd/africastalking", [p.pid for p in procs], env["USSD_GATEWAY_TOKEN"],
+                  "en cours|indisponible|Choix invalide",
+                  # the main menu has one page: paging is measured on the bills list (balance, bills),
+                  # next page 98 / previous page 99 ("0" there goes back to the balance screen)
+                  {"dial": ("-", "-"), "nav": ("98,99", "1*1"), "balance": ("1,0", "-")}), bo_port
+
+
+def start_floor(stack: contextlib.ExitStack, tmp: Path) -> Server:
+    port = free_port()
+    env = dict(os.environ, REDIS_URL=REDIS_URL)
+    log = tmp / "floor.log"
+    proc = stack.enter_context(child([PY, "-m", "gunicorn", "-w", "2", "--bind", f"{HOST}:{port}", "--chdir",
+                                      str(BENCH), "--log-level", "warning", "floor_app:app"], env, log))
+    wait_http(port, "/healthz", proc, log)
+    return Server("floor", port, "/hop", [proc.pid], stateful=False)
+
+
+def start_node(stack: contextlib.ExitStack, tmp: Path, modules: Path, bo_port: int, ours: Server) -> Server:
+    """The Node peer; its balance calls ours' back office, whose CPU is then charged to the peer too."""
+    port = free_port()
+    env = dict(os.environ, PORT=str(port), REDIS_URL=REDIS_URL, NODE_PATH=str(modules), WORKERS="2",
+               BACKOFFICE_URL=f"http://{HOST}:{bo_port}")
+    log = tmp / "node.log"
+    proc = stack.enter_context(child(["node", str(BENCH / "node_peer.js")], env, log))
+    wait_http(port, "/healthz", proc, log)
+    backoffice = descendant_running(ours.pids[0], "backoffice serve") or ours.pids[0]
+    return Server("node", port, "/ussd", [proc.pid, backoffice])
+
+
+# ------------------------------------------------------------------ load
+
+def wrk(server: Server, kind: str, connections: int, seconds: float, mode: str, slots: int,
+        run_id: str) -> dict[str, Any]:
+    """Run wrk once; its ``done()`` prints one ``BENCH {json}`` line. ``run_id`` prefixes the session ids:
+    the seed and the load of one cell share it."""
+    cmd = ["wrk", "-t", str(THREADS), "-c", str(max(connections, THREADS)), "-d", f"{seconds:g}s",
+           "--timeout", "10s", "-s", str(BENCH / "hops.lua"), server.url, "--", kind, server.path, PHONE,
+           server.token, run_id, str(slots), mode, server.rejects, *server.routes[kind]]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 120, check=False)
+    line = next((ln for ln in done.stdout.splitlines() if ln.startswith("BENCH ")), None)
+    if line is None:
+        raise RuntimeError(f"wrk gave no result ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+    result: dict[str, Any] = json.loads(line[len("BENCH "):])
+    result["bad_sample"] = next((ln[len("BENCHBAD "):] for ln in done.stdout.splitlines()
+                                 if ln.startswith("BENCHBAD ")), "")
+    return result
+
+
+def slots_for(connections: int) -> int:
+    """Sessions per wrk thread for nav/balance: twice its connections, so no two hops of one overlap
+    unless a hop takes twice the typical time (a hop that then finds its session busy counts as bad)."""
+    return max(8, 2 * math.ceil(connections / THREADS))
+
+
+def run_id(server: Server, kind: str, connections: int) -> str:
+    return f"{server.name[0]}{kind[0]}{connections}x{secrets.token_hex(3)}"
+
+
+def seed(server: Server, kind: str, connections: int, dial_rps: float, run: str) -> tuple[int, str]:
+    """Bring every slot's session where the hops of ``kind`` apply (dial, then the route's prefix).
+
+    wrk runs for its whole ``-d`` even when every thread has stopped, so the duration is sized from
+    the dial rate just measured, capped at ``SEED_SECONDS_MAX``. Returns the slots per thread the
+    load may use (the whole blocks seeded, see hops.lua) and a note for the progress line."""
+    slots = slots_for(connections)
+    if not server.stateful:
+        return slots, ""
+    steps = 1 + (0 if server.routes[kind][1] == "-" else len(server.routes[kind][1].split("*")))
+    block = min(SEED_BLOCK, slots)
+    hops = math.ceil(slots / block) * block * steps * THREADS
+    seconds = min(SEED_SECONDS_MAX, 1.0 + 1.5 * hops / max(dial_rps, 1.0))
+    result = wrk(server, kind, min(connections, SEED_BLOCK), math.ceil(seconds), "seed", slots, run)
+    seeded = min(slots, result["requests"] // THREADS // (block * steps) * block)
+    if seeded >= min(slots, connections // THREADS + 1):
+        return seeded, f"{seeded * THREADS}/{slots * THREADS} sessions seeded, "
+    # too few whole blocks to keep one session per connection: use them all, some open on their first hop
+    return slots, f"only {result['requests']}/{hops} seed hops (some sessions open on their first hop), "
+
+
+def measure(server: Server, kind: str, connections: int, seconds: float, run: str, slots: int) -> Cell:
+    before = cpu_seconds(server.pids)
+    result = wrk(server, kind, connections, seconds, "load", slots, run)
+    cpu = cpu_seconds(server.pids) - before
+    detail = {k: result[k] for k in ("connect", "read", "write", "status", "timeout", "bad") if result[k]}
+    requests = result["requests"]
+    return Cell(server.name, kind, connections, requests, result["duration_us"] / 1e6, result["p50_us"] / 1e3,
+                result["p95_us"] / 1e3, result["p99_us"] / 1e3, sum(detail.values()),
+                cpu * 1000 / requests if requests else 0.0, detail, result["bad_sample"])
+
+
+def redis_bytes_per_session(store: redis.Redis, server: Server) -> float:
+    """MEMORY USAGE of the keys that ``MEMORY_DIALS`` fresh dials added, per dial (sessions left idle)."""
+    before = set(store.scan_iter(count=1000))
+    # one connection per thread: each thread stops right after its last answer, nothing else in flight
+    dials = wrk(server, "dial", THREADS, 5, "seed", MEMORY_DIALS // THREADS, run_id(server, "memory", 0))["requests"]
+    time.sleep(0.5)  # let the last hop's save land
+    new = [k for k in store.scan_iter(count=1000) if k not in before]
+    total = sum(store.memory_usage(k, samples=0) or 0 for k in new)
+    return total / dials if dials else 0.0
+
+
+# ------------------------------------------------------------------ main
+
+def machine() -> dict[str, str]:
+    model = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
+                  if ln.startswith("model name")), platform.processor() or "unknown")
+    return {"nproc": str(os.cpu_count()), "cpu": model, "python": platform.python_version(),
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+
+
+def run(args: argparse.Namespace, progress: Callable[[str], None]) -> dict[str, object]:
+    ensure_wrk()
+    modules = None if args.no_node else ensure_node_packages()
+    tmp = Path(tempfile.mkdtemp(prefix="ussd-bench-"))
+    cells: list[Cell] = []
+    try:
+        with contextlib.ExitStack() as stack:
+            store = stack.enter_context(own_redis_keys(REDIS_URL))
+            database_url = stack.enter_context(pg_schema(PG_URL))
+            progress(f"starting ours ({args.server}), the floor{'' if modules is None else ' and the Node peer'}")
+            ours, bo_port = start_ours(stack, tmp, database_url, args.server)
+            servers = [start_floor(stack, tmp), ours]
+            if modules is not None:
+                servers.append(start_node(stack, tmp, modules, bo_port, ours))
+            for server in servers:  # warm-up: imports, connection pools, caches
+                wrk(server, "dial", 10, 2, "load", 8, run_id(server, "warm-up", 10))
+            plan = [(c, k, s) for c in args.concurrency for k in KINDS for s in servers]
+            started = time.monotonic()
+            dial_rps: dict[tuple[str, int], float] = {}
+            for i, (connections, kind, server) in enumerate(plan, 1):
+                note, run, slots = "", run_id(server, kind, connections), slots_for(connections)
+                if kind != "dial":
+                    slots, note = seed(server, kind, connections, dial_rps[(server.name, connections)], run)
+                cell = measure(server, kind, connections, args.seconds, run, slots)
+                cells.append(cell)
+                if kind == "dial":
+                    dial_rps[(server.name, connections)] = cell.rps
+                elapsed = time.monotonic() - started
+                progress(f"[{i}/{len(plan)} {elapsed:4.0f}s] {server.name:<5} {kind:<7} c={connections:<4} "
+                         f"{note}{cell.rps:7.0f} req/s, p99 {cell.p99_ms:6.1f} ms, errors {cell.errors}"
+                         + (f" (e.g. {cell.bad_sample!r})" if cell.bad_sample else ""))
+            memory = {}
+            for server in servers:
+                memory[server.name] = redis_bytes_per_session(store, server)
+            if args.keep:
+                stack.callback(lambda: print(f"logs kept in {tmp}", file=sys.stderr))
+    finally:
+        if not args.keep:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return {"machine": machine(), "server": args.server, "seconds": args.seconds,
+            "cells": [asdict(c) | {"rps": c.rps} for c in cells], "redis_bytes": memory}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=10.0, help="length of each measured phase")
+    parser.add_argument("--server", choices=("gunicorn", "granian"), default="gunicorn",
+                        help="serve the product as `make run` does (gunicorn) or under granian")
+    parser.add_argument("--concurrency", default="10,100,1000", help="comma-separated connection counts")
+    parser.add_argument("--no-node", action="store_true", help="skip the Node peer")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary directory (logs)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="where bench.json/.md/.png go (bench/results, bench/results/granian for granian)")
+    args = parser.parse_args(argv)
+    # a granian run sits beside the default one instead of replacing the README's figures
+    args.out = args.out or (RESULTS if args.server == "gunicorn" else RESULTS / "granian")
+    args.concurrency = [int(c) for c in args.concurrency.split(",")]
+    nofile_limit(4 * max(args.concurrency) + 1024)
+    # Ctrl-C and SIGTERM unwind the same way: every child stopped, the schema dropped, our keys deleted.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        results = run(args, lambda line: print(line, file=sys.stderr, flush=True))
+    except KeyboardInterrupt:
+        print("interrupted; everything started was stopped", file=sys.stderr)
+        return 130
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "bench.json").write_text(json.dumps(results, indent=1) + "\n")
+    text = table(results)
+    (args.out / "bench.md").write_text(text + "\n")
+    chart(results, args.out / "bench.png")
+    print(text)
+    print(f"\nwritten: {args.out / 'bench.json'}, bench.md, bench.png")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,53 @@
+"""The pieces of ``make bench`` that decide its figures: CPU read from /proc, ratios to the floor.
+
+The bench itself is not run here (minutes of load); these checks take well under a second.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+
+from procs import cpu_seconds, descendant_running
+from report import table
+
+# burns 0.3 s of CPU, says so, then waits on stdin (alive, so its CPU is still on the books)
+CHILD = ("import sys, time\nend = time.process_time() + 0.3\nwhile time.process_time() < end: pass\n"
+         "print('spun', flush=True)\nsys.stdin.read()\n")
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
+def test_cpu_of_a_process_tree_counts_its_children() -> None:
+    # the parent only waits: without its child the tree would show a few tens of ms of start-up
+    spawn_child = f"import subprocess, sys; subprocess.run([sys.executable, '-c', {CHILD!r}])"
+    parent = subprocess.Popen([sys.executable, "-c", spawn_child], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        assert parent.stdout is not None and parent.stdout.readline() == b"spun\n"
+        assert descendant_running(parent.pid, "process_time") not in (None, parent.pid)
+        assert cpu_seconds([parent.pid]) >= 0.28
+    finally:
+        parent.communicate(b"", timeout=10)
+
+
+def _cell(server: str, rps: float, p99: float, cpu: float) -> dict[str, object]:
+    return {"server": server, "kind": "dial", "concurrency": 10, "rps": rps, "p50_ms": 1.0, "p95_ms": 2.0,
+            "p99_ms": p99, "errors": 0, "error_detail": {}, "cpu_ms": cpu}
+
+
+def test_table_states_each_figure_as_a_ratio_to_the_floor_of_the_same_cell() -> None:
+    results = {"machine": {"nproc": "2", "cpu": "Test CPU", "python": "3.11", "date": "today"},
+               "server": "gunicorn", "seconds": 10,
+               "cells": [_cell("floor", 2000, 50, 1.0), _cell("ours", 1600, 100, 2.5), _cell("node", 5000, 25, 0.5)],
+               "redis_bytes": {"floor": 700, "ours": 1050}}
+    text = table(results)
+    ours = next(line for line in text.splitlines() if "| ours |" in line)
+    node = next(line for line in text.splitlines() if "| node |" in line)
+    assert "| 1600 | 0.80x |" in ours and "| 2.00x |" in ours and "| 2.50x |" in ours
+    assert "| 5000 | 2.50x |" in node
+    assert "ours 1050 (1.50x floor)" in text
+    assert "2 CPUs, Test CPU" in text

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,20 +13,9 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from ..support.services import free_port
+from ..support.services import free_port, wait_until_up
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _wait(url: str, seconds: float = 30.0) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(url, timeout=1).ok:
-                return
-        except requests.RequestException:
-            time.sleep(0.2)
-    raise AssertionError(f"{url} did not come up")
 
 
 @pytest.fixture
@@ -44,7 +32,7 @@ def two_servers(settings, tmp_path) -> Iterator[list[str]]:
     try:
         urls = [f"http://127.0.0.1:{port}" for port in ports]
         for url in urls:
-            _wait(f"{url}/healthz")
+            wait_until_up(f"{url}/healthz")
         yield urls
     finally:
         for server in servers:

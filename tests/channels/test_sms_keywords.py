@@ -158,6 +158,12 @@ def test_balance_with_an_account_answers_that_account_in_english(texter):
                                           "Envoyez SOLDE pour votre compte.")
 
 
+def test_balance_without_an_account_asks_which_one_then_answers_its_balance(texter):
+    sahel = texter("+221770000002")
+    assert sahel.say("BALANCE") == CHOOSE_EN
+    assert sahel.say("2").startswith("Account 2000002\nBalance due: ")
+
+
 def test_usage_asks_which_account_first_then_answers_it(texter):
     sahel = texter("+221770000002")
     assert sahel.say("usage") == CHOOSE_EN

@@ -270,7 +270,8 @@ def test_words_with_accents_and_apostrophes_reach_the_ticket_as_typed(app, backo
     engine = app.extensions["engine"]
     words = "Compteur bloqué depuis l'orage ! Facture d'octobre trop élevée ?"
     hops = [None, "4", "2", "2", words, "1"]
-    screens = [engine.handle(Turn("ussd", "+221770000001", "ussd:words-1", value, f"h{i}")).text
+    screens = [engine.handle(Turn("ussd", "+221770000001", "ussd:words-1", value, f"h{i}",
+                                  customer="+221770000001")).text
                for i, value in enumerate(hops)]
     assert screens[-2] == "Réclamation: Problème de compteur\nCompte 1000001\n1. Confirmer\n0. Retour 00. Accueil"
     reference = _reference(screens[-1])

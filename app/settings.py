@@ -61,6 +61,13 @@ class Settings:
     twilio_auth_token: str = field(default="", repr=False)
     twilio_whatsapp_from: str = ""
     twilio_api_url: str | None = None
+    # Consent, night and pace (app/notify.py): no non-urgent message during QUIET_HOURS in QUIET_HOURS_TZ
+    # ("" turns them off); each provider's messages per second, shared by all workers through Redis.
+    quiet_hours: str = "21-7"
+    quiet_hours_tz: str = "Africa/Dakar"
+    send_rates: str = "africastalking=10,twilio=5,smtp=20"
+    # How often the worker reads the back office's notice feed (zone outages, bills ...).
+    notice_poll_seconds: float = 2.0
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -95,4 +102,8 @@ class Settings:
             twilio_auth_token=os.environ.get("TWILIO_AUTH_TOKEN", ""),
             twilio_whatsapp_from=os.environ.get("TWILIO_WHATSAPP_FROM", ""),
             twilio_api_url=os.environ.get("TWILIO_API_URL") or None,
+            quiet_hours=os.environ.get("QUIET_HOURS", cls.quiet_hours),
+            quiet_hours_tz=_env("QUIET_HOURS_TZ", cls.quiet_hours_tz),
+            send_rates=os.environ.get("SEND_RATES", cls.send_rates),
+            notice_poll_seconds=float(_env("NOTICE_POLL_SECONDS", str(cls.notice_poll_seconds))),
         )

@@ -7,8 +7,10 @@ go through it, so their changes are in the history too (source ``self-service``)
 from __future__ import annotations
 
 from collections.abc import Collection
+from typing import Any, cast
 
 from sqlalchemy import delete, select, update
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -38,9 +40,9 @@ class SqlConsent(SqlSubscriptions):
 
     def stop_all(self, msisdn: str, *, channel: str, source: str) -> int:
         with self._sessions.begin() as db:
-            ended = db.execute(update(SubscriptionRow).where(SubscriptionRow.msisdn == msisdn,
-                                                             SubscriptionRow.active.is_(True))
-                               .values(active=False)).rowcount or 0
+            result = db.execute(update(SubscriptionRow).where(SubscriptionRow.msisdn == msisdn,
+                                                              SubscriptionRow.active.is_(True)).values(active=False))
+            ended = cast(CursorResult[Any], result).rowcount or 0
             if db.get(NotificationStopRow, msisdn) is None:
                 db.add(NotificationStopRow(msisdn=msisdn, channel=channel[:20], source=source[:40]))
             db.add(ConsentChangeRow(msisdn=msisdn, action="stop", topic="", scope="", channel=channel[:20],

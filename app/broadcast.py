@@ -14,7 +14,8 @@ Who hears what:
 - ``ticket_status``, ``deferral_approved``: the customer who asked (no opt-in; STOP still applies).
 
 A customer who sent STOP is left out here and, for rows already queued, by the dispatcher. Each
-recipient gets the message in their chosen language (``preferences``), else the default.
+recipient gets the message in their chosen language (``preferences``), else the language of the
+conversation in which they subscribed, else the default.
 A zone broadcast is one SELECT and one multi-row INSERT (10 000 subscribers in well under 10 s,
 see ``bench/notify_broadcast.py``).
 """
@@ -64,6 +65,7 @@ class NoticeFeed(Protocol):
 class Recipient:
     msisdn: str
     channel: str
+    language: str | None = None     # the conversation's when they subscribed
 
 
 class NoticeRelay:
@@ -132,12 +134,12 @@ class NoticeRelay:
     @staticmethod
     def _subscribed(db: Session, conditions: Iterable[Any]) -> list[Recipient]:
         stopped = select(NotificationStopRow.msisdn)
-        rows = db.execute(select(SubscriptionRow.msisdn, SubscriptionRow.channel).where(
+        rows = db.execute(select(SubscriptionRow.msisdn, SubscriptionRow.channel, SubscriptionRow.language).where(
             SubscriptionRow.active.is_(True), SubscriptionRow.msisdn.not_in(stopped),
             or_(*conditions)).order_by(SubscriptionRow.id)).all()
         unique: dict[str, Recipient] = {}
-        for msisdn, channel in rows:
-            unique.setdefault(msisdn, Recipient(msisdn, channel or "sms"))
+        for msisdn, channel, language in rows:
+            unique.setdefault(msisdn, Recipient(msisdn, channel or "sms", language))
         return list(unique.values())
 
     @staticmethod
@@ -154,7 +156,8 @@ class NoticeRelay:
         languages = self._languages(db, [r.msisdn for r in recipients])
         payload = json.dumps(self._payload(notice), default=str)
         rows = [{"dedupe_key": f"notice:{notice.id}:{r.msisdn}", "kind": notice.kind, "msisdn": r.msisdn,
-                 "language": languages.get(r.msisdn) or notice.fields.get("language") or self._default_language,
+                 "language": languages.get(r.msisdn) or r.language or notice.fields.get("language")
+                 or self._default_language,
                  "payload": payload, "status": "pending", "attempts": 0, "channel": r.channel}
                 for r in recipients]
         statement = _insert_ignoring_duplicates(db)

@@ -98,8 +98,9 @@ class Subscription:
 
 @runtime_checkable
 class Subscriptions(Protocol):
-    def subscribe(self, msisdn: str, topic: str, scope: str = "", channel: str = "sms") -> Subscription:
-        """Create or re-activate; idempotent."""
+    def subscribe(self, msisdn: str, topic: str, scope: str = "", channel: str = "sms",
+                  language: str | None = None) -> Subscription:
+        """Create or re-activate; idempotent. ``language``: the conversation's, for the alert's text."""
 
     def unsubscribe(self, msisdn: str, topic: str, scope: str = "") -> None:
         """Deactivate; harmless when absent."""
@@ -128,8 +129,9 @@ class Consent(Protocol):
     non-transactional message, queued ones included; receipts and tokens still go. An explicit
     opt-in, or ``start``, lifts it. No method raises for an unknown number."""
 
-    def opt_in(self, msisdn: str, topic: str, scope: str = "", *, channel: str, source: str) -> None:
-        """Subscribe (idempotent; the history records each request)."""
+    def opt_in(self, msisdn: str, topic: str, scope: str = "", *, channel: str, source: str,
+               language: str | None = None) -> None:
+        """Subscribe (idempotent; the history records each request); ``language`` of the alert's text."""
 
     def opt_out(self, msisdn: str, topic: str, scope: str = "", *, channel: str, source: str) -> None:
         """Unsubscribe; harmless when absent."""

@@ -28,8 +28,9 @@ class SqlConsent(SqlSubscriptions):
         self._sessions = sessions
 
     # ------------------------------------------------------------ Consent
-    def opt_in(self, msisdn: str, topic: str, scope: str = "", *, channel: str, source: str) -> None:
-        self._opt_in(msisdn, topic, scope, delivery="sms", channel=channel, source=source)
+    def opt_in(self, msisdn: str, topic: str, scope: str = "", *, channel: str, source: str,
+               language: str | None = None) -> None:
+        self._opt_in(msisdn, topic, scope, delivery="sms", channel=channel, source=source, language=language)
 
     def opt_out(self, msisdn: str, topic: str, scope: str = "", *, channel: str, source: str) -> None:
         with self._sessions.begin() as db:
@@ -73,14 +74,16 @@ class SqlConsent(SqlSubscriptions):
             return [ConsentChange(r.msisdn, r.action, r.topic, r.scope, r.channel, r.source, r.at) for r in rows]
 
     # ------------------------------------------------------------ Subscriptions, with history
-    def subscribe(self, msisdn: str, topic: str, scope: str = "", channel: str = "sms") -> Subscription:
-        return self._opt_in(msisdn, topic, scope, delivery=channel, channel=channel, source="self-service")
+    def subscribe(self, msisdn: str, topic: str, scope: str = "", channel: str = "sms",
+                  language: str | None = None) -> Subscription:
+        return self._opt_in(msisdn, topic, scope, delivery=channel, channel=channel, source="self-service",
+                            language=language)
 
     def unsubscribe(self, msisdn: str, topic: str, scope: str = "") -> None:
         self.opt_out(msisdn, topic, scope, channel="sms", source="self-service")
 
     def _opt_in(self, msisdn: str, topic: str, scope: str, *, delivery: str, channel: str,
-                source: str) -> Subscription:
+                source: str, language: str | None = None) -> Subscription:
         for _ in range(2):   # a concurrent first subscription wins the unique key: read it back
             try:
                 with self._sessions.begin() as db:
@@ -88,10 +91,12 @@ class SqlConsent(SqlSubscriptions):
                         SubscriptionRow.msisdn == msisdn, SubscriptionRow.topic == topic,
                         SubscriptionRow.scope == scope)).first()
                     if row is None:
-                        row = SubscriptionRow(msisdn=msisdn, topic=topic, scope=scope, channel=delivery, active=True)
+                        row = SubscriptionRow(msisdn=msisdn, topic=topic, scope=scope, channel=delivery, active=True,
+                                              language=language)
                         db.add(row)
                     else:
                         row.active, row.channel = True, delivery
+                        row.language = language or row.language
                     # Asking for a message again is consent again: it lifts an earlier STOP.
                     db.execute(delete(NotificationStopRow).where(NotificationStopRow.msisdn == msisdn))
                     db.add(ConsentChangeRow(msisdn=msisdn, action="opt_in", topic=topic, scope=scope,

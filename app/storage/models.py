@@ -85,6 +85,8 @@ class SubscriptionRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(),
                                                  onupdate=func.now())
+    # The conversation's language when the customer subscribed: the alert is written in it.
+    language: Mapped[str | None] = mapped_column(String(8), nullable=True)
 
 
 class PaymentIntentRow(Base):

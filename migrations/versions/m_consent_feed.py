@@ -41,9 +41,13 @@ def upgrade() -> None:
     )
     # Zone broadcasts look subscribers up by topic and scope.
     op.create_index('ix_subscriptions_topic_scope', 'subscriptions', ['topic', 'scope'])
+    with op.batch_alter_table('subscriptions') as batch:
+        batch.add_column(sa.Column('language', sa.String(length=8), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('subscriptions') as batch:
+        batch.drop_column('language')
     op.drop_index('ix_subscriptions_topic_scope', table_name='subscriptions')
     op.drop_table('feed_cursors')
     op.drop_table('notification_stops')

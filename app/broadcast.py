@@ -26,11 +26,10 @@ import json
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
 from sqlalchemy import and_, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session, sessionmaker
 
 from backend_clients.notices import FeedNotice, NoticePage
@@ -161,7 +160,7 @@ class NoticeRelay:
                  "payload": payload, "status": "pending", "attempts": 0, "channel": r.channel}
                 for r in recipients]
         statement = _insert_ignoring_duplicates(db)
-        count = cast(CursorResult[Any], db.execute(statement, rows)).rowcount
+        count = db.connection().execute(statement, rows).rowcount   # Core executemany: one multi-row INSERT
         return len(rows) if count is None or count < 0 else int(count)
 
     @staticmethod

@@ -129,8 +129,8 @@ def test_quiet_hours_hold_bulk_messages_until_morning_and_let_urgent_ones_throug
     add(outbox, "outage_declared", "zone:1", zone="DKR-01", no_eta=True)
     assert dispatcher.run_once().sent == 2
     assert [m.split(":")[0] for m in provider.messages_to(ALICE)] == [
-        "Achat de crédit", "Coupure de courant dans la zone DKR-01. Nos équipes sont sur place. Nous vous excusons "
-        "pour la gêne."]
+        "Achat de crédit", ("Coupure de courant dans la zone DKR-01. Nos équipes sont sur place. Nous vous excusons "
+                            "pour la gêne.")]
     assert status_of(queue, 1) == ("pending", None)                  # held, not dropped
     night.now = datetime(2026, 11, 27, 6, 59, tzinfo=UTC)
     assert dispatcher.run_once().sent == 0

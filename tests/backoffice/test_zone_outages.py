@@ -10,7 +10,6 @@ from typing import Any
 
 import requests
 
-
 ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -26,10 +26,10 @@ from sqlalchemy import create_engine, func, insert, select, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from app.broadcast import NoticeRelay  # noqa: E402
-from app.storage import make_sessions, migrate  # noqa: E402
-from app.storage.models import NotificationStopRow, OutboxEventRow, PreferenceRow, SubscriptionRow  # noqa: E402
-from backend_clients.notices import FeedNotice, NoticePage  # noqa: E402
+from app.broadcast import NoticeRelay
+from app.storage import make_sessions, migrate
+from app.storage.models import NotificationStopRow, OutboxEventRow, PreferenceRow, SubscriptionRow
+from backend_clients.notices import FeedNotice, NoticePage
 
 POSTGRES = os.environ.get("TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 

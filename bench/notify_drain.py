@@ -34,11 +34,11 @@ from sqlalchemy import create_engine, func, insert, select, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from app.notify import Dispatcher, NotificationTemplates  # noqa: E402
-from app.pace import RedisPace  # noqa: E402
-from app.storage import make_sessions, migrate  # noqa: E402
-from app.storage.delivery import SqlDeliveryQueue  # noqa: E402
-from app.storage.models import OutboxEventRow  # noqa: E402
+from app.notify import Dispatcher, NotificationTemplates
+from app.pace import RedisPace
+from app.storage import make_sessions, migrate
+from app.storage.delivery import SqlDeliveryQueue
+from app.storage.models import OutboxEventRow
 
 POSTGRES = os.environ.get("TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REDIS = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/14").rsplit("/", 1)[0] + "/14"
@@ -63,7 +63,7 @@ class FastProvider:
         return _Accepted(f"{os.getpid()}-{self._n}")
 
 
-def _worker(url: str, rate: float, batch: int, out: "mp.Queue[list[float]]") -> None:
+def _worker(url: str, rate: float, batch: int, out: mp.Queue[list[float]]) -> None:
     provider = FastProvider()
     pace = RedisPace(redis.Redis.from_url(REDIS), {"africastalking": rate}, prefix=f"bench:{url[-8:]}:") \
         if rate else None

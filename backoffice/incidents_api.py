@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from . import notices
 from .context import services
 from .errors import Conflict, Invalid, NotFound
 from .models import Account, Outage, Ticket, TicketEvent
@@ -189,4 +190,5 @@ def change_status(reference: str) -> Response:
         ticket.status = status
         ticket.history.append(TicketEvent(at=utcnow(), status=status, note=note))
         session.flush()
+        notices.ticket_status_changed(session, ticket)
         return jsonify(ticket_json(ticket))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, Final
 
 from flask import Blueprint, Response, jsonify
@@ -19,10 +20,14 @@ from sqlalchemy import DateTime, Integer, String, Text, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from .context import services
-from .models import Base
-from .wire import fmt_datetime, query_int, utcnow
+from .models import Account, Arrangement, Base, Bill, Meter, Reading, Ticket
+from .wire import fmt_date, fmt_datetime, fmt_decimal, query_int, utcnow
 
-__all__ = ["KINDS", "Notice", "blueprint", "notice_json", "publish"]
+__all__ = ["KINDS", "LOW_CREDIT_KWH", "Notice", "arrangement_approved", "bill_issued", "blueprint", "notice_json",
+           "publish", "ticket_status_changed", "watch_prepaid_credit"]
+
+# Below this estimated credit a prepaid customer is told, once per top-up.
+LOW_CREDIT_KWH: Final = Decimal("5")
 
 KINDS: Final = ("outage_declared", "power_restored", "bill_issued", "low_credit", "ticket_status",
                 "deferral_approved")
@@ -52,6 +57,65 @@ def publish(session: Session, kind: str, *, zone: str | None = None, msisdn: str
     session.add(notice)
     session.flush()
     return notice
+
+
+# ------------------------------------------------------------ producers (one call line at each fact)
+def _holder(session: Session, account_number: str | None) -> tuple[str | None, str | None]:
+    """The account holder's phone and language."""
+    account = session.get(Account, account_number) if account_number else None
+    if account is None:
+        return None, None
+    return account.customer.phone, account.customer.language
+
+
+def ticket_status_changed(session: Session, ticket: Ticket) -> None:
+    """An agent moved a ticket: its reporter is told (when we know their number)."""
+    msisdn = ticket.msisdn or _holder(session, ticket.account_number)[0]
+    if msisdn:
+        publish(session, "ticket_status", msisdn=msisdn, account_number=ticket.account_number,
+                reference=ticket.reference, status=ticket.status)
+
+
+def arrangement_approved(session: Session, arrangement: Arrangement) -> None:
+    """A deferral or an instalment plan was granted: the holder gets the first due date and amount."""
+    msisdn, language = _holder(session, arrangement.account_number)
+    first = (arrangement.schedule or [{}])[0]
+    fields: dict[str, Any] = {"arrangement_id": arrangement.arrangement_id, "amount": first.get("amount"),
+                              "due_date": first.get("due_on"), "language": language}
+    if arrangement.kind == "instalments":
+        fields["instalments"] = len(arrangement.schedule)
+    publish(session, "deferral_approved", msisdn=msisdn, account_number=arrangement.account_number, **fields)
+
+
+def bill_issued(session: Session, bill: Bill) -> None:
+    """A new bill: the holder is told if they opted in to bill alerts (the product checks)."""
+    msisdn, language = _holder(session, bill.account_number)
+    publish(session, "bill_issued", msisdn=msisdn, account_number=bill.account_number, bill_id=bill.bill_id,
+            amount=fmt_decimal(bill.amount), due_date=fmt_date(bill.due_on), language=language)
+
+
+def watch_prepaid_credit(session: Session, meter_id: str) -> None:
+    """After a reading from the meter feed: estimate what is left of the last top-up (credit at the
+    top-up minus the energy read since) and tell the holder once per top-up when it runs low."""
+    meter = session.get(Meter, meter_id)
+    if meter is None or not meter.prepaid or meter.credit_kwh is None or not meter.account_number:
+        return
+    since = meter.credit_updated_at or datetime.min
+    readings = select(Reading.index_kwh).where(Reading.meter_id == meter_id, Reading.at >= since)
+    first = session.scalar(readings.order_by(Reading.at).limit(1))
+    last = session.scalar(readings.order_by(Reading.at.desc()).limit(1))
+    if first is None or last is None:
+        return
+    left = meter.credit_kwh - (last - first)
+    if left >= LOW_CREDIT_KWH:
+        return
+    told = session.scalar(select(Notice.id).where(Notice.kind == "low_credit",
+                                                  Notice.account_number == meter.account_number,
+                                                  Notice.created_at >= since).limit(1))
+    if told is None:
+        msisdn, language = _holder(session, meter.account_number)
+        publish(session, "low_credit", msisdn=msisdn, account_number=meter.account_number, meter_id=meter_id,
+                credit=fmt_decimal(max(left, Decimal(0))), language=language)
 
 
 def notice_json(notice: Notice) -> dict[str, Any]:

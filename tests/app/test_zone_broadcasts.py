@@ -9,6 +9,8 @@ import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -187,3 +189,45 @@ def test_a_prepaid_token_arrives_by_sms(phone, served, settings, backoffice_url,
 
 def test_the_app_itself_still_starts(app: Flask) -> None:
     assert app.test_client().get("/healthz").status_code == 200
+
+
+# ---------------------------------------------------------------- back-office facts -> SMS
+def test_an_agent_moving_a_ticket_tells_the_customer(settings, backoffice_url, provider):
+    opened = requests.post(f"{backoffice_url}/api/v1/tickets", json={
+        "kind": "complaint", "category": "billing", "account_number": "1000001", "msisdn": "+221770000001",
+        "description": "bill too high", "client_reference": "test-ticket-1"}, timeout=5)
+    assert opened.status_code == 201, opened.text
+    reference = opened.json()["reference"]
+    moved = requests.post(f"{backoffice_url}/api/v1/tickets/{reference}/status", json={"status": "in_progress"},
+                          timeout=5)
+    assert moved.status_code == 200, moved.text
+    deliver(settings)
+    assert provider.messages_to("+221770000001") == [f"Votre demande {reference} est maintenant: en cours."]
+
+
+def test_an_approved_deferral_is_confirmed_by_sms(settings, backoffice_url, provider):
+    granted = requests.post(f"{backoffice_url}/api/v1/accounts/2000002/arrangements",
+                            json={"kind": "instalments", "months": 3}, headers={"Idempotency-Key": "arr-1"}, timeout=5)
+    assert granted.status_code == 201, granted.text
+    first = granted.json()["schedule"][0]
+    deliver(settings)
+    day = "/".join(reversed(first["due_on"].split("-")))
+    [sms] = provider.messages_to("+221770000002")
+    assert sms == ("Your payment plan for account 2000002 is approved: 3 instalments, the first of "
+                   f"{int(first['amount']):,} FCFA due by {day}.")
+
+
+def test_prepaid_credit_running_low_on_the_meter_feed_is_told_once(settings, backoffice_url, provider, consent):
+    consent.opt_in("+221770000003", "low_credit", "3000001", channel="ussd", source="menu")
+    latest = requests.get(f"{backoffice_url}/api/v1/meters/MTR-3000001/readings/latest", timeout=5).json()
+    at = datetime.fromisoformat(latest["at"].replace("Z", "+00:00"))
+    index = Decimal(latest["index_kwh"])
+    _until(lambda: datetime.now(UTC) - at > timedelta(seconds=2.5))    # readings are never in the future
+    for seconds, used in ((1, 45), (2, 46)):       # the top-up's 42.5 kWh used up, then a little more
+        posted = requests.post(f"{backoffice_url}/api/v1/readings", json={"readings": [
+            {"meter_id": "MTR-3000001", "at": (at + timedelta(seconds=seconds)).isoformat(),
+             "index_kwh": str(index + used)}]}, timeout=5)
+        assert posted.json()["accepted"] == 1, posted.text
+    deliver(settings)
+    assert provider.messages_to("+221770000003") == [
+        "Crédit faible sur le compteur du compte 3000001: 0 kWh restants. Rechargez par *123#."]

@@ -27,7 +27,7 @@ __all__ = ["KINDS", "LOW_CREDIT_KWH", "Notice", "arrangement_approved", "bill_is
            "publish", "ticket_status_changed", "watch_prepaid_credit"]
 
 # Below this estimated credit a prepaid customer is told, once per top-up.
-LOW_CREDIT_KWH: Final = Decimal("5")
+LOW_CREDIT_KWH: Final = Decimal(5)
 
 KINDS: Final = ("outage_declared", "power_restored", "bill_issued", "low_credit", "ticket_status",
                 "deferral_approved")

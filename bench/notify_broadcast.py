@@ -15,14 +15,12 @@ Usage: ``python bench/notify_broadcast.py [--subscribers 10000] [--sqlite]``. Ta
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
-from sqlalchemy import create_engine, func, insert, select, text
+from sqlalchemy import func, insert, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -30,8 +28,7 @@ from app.broadcast import NoticeRelay
 from app.storage import make_sessions, migrate
 from app.storage.models import NotificationStopRow, OutboxEventRow, PreferenceRow, SubscriptionRow
 from backend_clients.notices import FeedNotice, NoticePage
-
-POSTGRES = os.environ.get("TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+from bench.scratch_postgres import scratch_schema
 
 
 class _NoFeed:
@@ -78,16 +75,8 @@ def main() -> int:
         with tempfile.TemporaryDirectory() as tmp:
             run(f"sqlite:///{tmp}/bench.db", args.subscribers)
         return 0
-    schema = f"bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(POSTGRES)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        run(f"{POSTGRES}?options=-csearch_path%3D{schema}", args.subscribers)
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with scratch_schema() as url:
+        run(url, args.subscribers)
     return 0
 
 

@@ -25,12 +25,11 @@ import multiprocessing as mp
 import os
 import sys
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 import redis
-from sqlalchemy import create_engine, func, insert, select, text
+from sqlalchemy import func, insert, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -39,8 +38,8 @@ from app.pace import RedisPace
 from app.storage import make_sessions, migrate
 from app.storage.delivery import SqlDeliveryQueue
 from app.storage.models import OutboxEventRow
+from bench.scratch_postgres import scratch_schema
 
-POSTGRES = os.environ.get("TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REDIS = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/14").rsplit("/", 1)[0] + "/14"
 PAYLOAD = '{"account_number": "1000001", "amount": "12500", "due_date": "2026-12-15"}'
 
@@ -119,16 +118,8 @@ def main() -> int:
     parser.add_argument("--batch", type=int, default=0, help="rows claimed per pass (default: one second's worth)")
     args = parser.parse_args()
     batch = args.batch or max(1, min(200, int(args.rate) or 200))
-    schema = f"bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(POSTGRES)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        run(f"{POSTGRES}?options=-csearch_path%3D{schema}", args.messages, args.rate, batch)
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with scratch_schema() as url:
+        run(url, args.messages, args.rate, batch)
     return 0
 
 

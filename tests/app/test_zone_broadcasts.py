@@ -220,7 +220,7 @@ def test_an_approved_deferral_is_confirmed_by_sms(settings, backoffice_url, prov
 def test_prepaid_credit_running_low_on_the_meter_feed_is_told_once(settings, backoffice_url, provider, consent):
     consent.opt_in("+221770000003", "low_credit", "3000001", channel="ussd", source="menu")
     latest = requests.get(f"{backoffice_url}/api/v1/meters/MTR-3000001/readings/latest", timeout=5).json()
-    at = datetime.fromisoformat(latest["at"].replace("Z", "+00:00"))
+    at = datetime.fromisoformat(latest["at"])
     index = Decimal(latest["index_kwh"])
     _until(lambda: datetime.now(UTC) - at > timedelta(seconds=2.5))    # readings are never in the future
     for seconds, used in ((1, 45), (2, 46)):       # the top-up's 42.5 kWh used up, then a little more

@@ -158,9 +158,10 @@ def build_dispatcher(settings: Settings, sessions: sessionmaker[Session]) -> Dis
         senders["whatsapp"] = TwilioWhatsApp(settings.twilio_account_sid, settings.twilio_auth_token,
                                              settings.twilio_whatsapp_from, settings.twilio_api_url,
                                              status_callback=f"{settings.public_base_url}{TWILIO_STATUS_PATH}")
+    rates = parse_rates(settings.send_rates)
     return Dispatcher(SqlDeliveryQueue(sessions), templates, senders, labels=menus.labels,
                       stops=SqlConsent(sessions), quiet=QuietHours.parse(settings.quiet_hours, settings.quiet_hours_tz),
-                      pace=build_pace(settings))
+                      pace=build_pace(settings), batch=max(1, min(50, int(max(rates.values(), default=50)))))
 
 
 def build_pace(settings: Settings) -> Pace | None:

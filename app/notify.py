@@ -127,17 +127,20 @@ class Dispatcher:
                  backoff: timedelta = timedelta(seconds=5), max_backoff: timedelta = timedelta(hours=1),
                  lease: timedelta = timedelta(seconds=60), settle: timedelta = timedelta(minutes=10),
                  stops: StopList | None = None, quiet: QuietHours | None = None, pace: Pace | None = None,
-                 max_pace_wait: float = 1.0, sleep: Callable[[float], None] = time.sleep) -> None:
+                 max_pace_wait: float = 1.0, sleep: Callable[[float], None] = time.sleep, batch: int = 50) -> None:
         self.queue, self.templates, self.senders = queue, templates, senders
         self.stops, self.quiet, self.pace = stops, quiet, pace
-        self.max_pace_wait, self.sleep = max_pace_wait, sleep
+        # Rows claimed per pass: about one second's worth at the provider's rate keeps a pass short, so an
+        # urgent message queued behind a bulk run goes out at the next pass.
+        self.max_pace_wait, self.sleep, self.batch = max_pace_wait, sleep, batch
         self.labels = labels or {}
         self.clock = clock
         self.max_attempts, self.backoff, self.max_backoff = max_attempts, backoff, max_backoff
         self.lease, self.settle = lease, settle
         self._formatters: dict[str, TextFormatter] = {}
 
-    def run_once(self, limit: int = 50) -> DeliveryPass:
+    def run_once(self, limit: int | None = None) -> DeliveryPass:
+        limit = limit or self.batch
         now = self.clock()
         adopted, requeued = self.queue.recover(now, self.lease, self.settle)
         sent = retried = failed = suppressed = paced = 0

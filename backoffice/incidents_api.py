@@ -82,6 +82,7 @@ def create_outage() -> tuple[Response, int]:
                     started_at=utcnow(), estimated_restoration=restoration, status="ongoing")
     with services().sessions() as session, session.begin():
         session.add(outage)
+        notices.outage_declared(session, outage)
     return jsonify(outage_json(outage)), 201
 
 
@@ -94,6 +95,7 @@ def resolve_outage(outage_id: str) -> Response:
             raise NotFound(f"no outage {outage_id}", code="outage_not_found")
         if outage.status != "resolved":
             outage.status, outage.resolved_at = "resolved", utcnow()
+            notices.outage_resolved(session, outage)
         return jsonify(outage_json(outage))
 
 

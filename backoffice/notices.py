@@ -20,11 +20,11 @@ from sqlalchemy import DateTime, Integer, String, Text, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from .context import services
-from .models import Account, Arrangement, Base, Bill, Meter, Reading, Ticket
+from .models import Account, Arrangement, Base, Bill, Meter, Outage, Reading, Ticket
 from .wire import fmt_date, fmt_datetime, fmt_decimal, query_int, utcnow
 
 __all__ = ["KINDS", "LOW_CREDIT_KWH", "Notice", "arrangement_approved", "bill_issued", "blueprint", "notice_json",
-           "publish", "ticket_status_changed", "watch_prepaid_credit"]
+           "outage_declared", "outage_resolved", "publish", "ticket_status_changed", "watch_prepaid_credit"]
 
 # Below this estimated credit a prepaid customer is told, once per top-up.
 LOW_CREDIT_KWH: Final = Decimal(5)
@@ -70,10 +70,22 @@ def _holder(session: Session, account_number: str | None) -> tuple[str | None, s
 
 def ticket_status_changed(session: Session, ticket: Ticket) -> None:
     """An agent moved a ticket: its reporter is told (when we know their number)."""
-    msisdn = ticket.msisdn or _holder(session, ticket.account_number)[0]
+    holder, language = _holder(session, ticket.account_number)
+    msisdn = ticket.msisdn or holder
     if msisdn:
         publish(session, "ticket_status", msisdn=msisdn, account_number=ticket.account_number,
-                reference=ticket.reference, status=ticket.status)
+                reference=ticket.reference, status=ticket.status, language=language)
+
+
+def outage_declared(session: Session, outage: Outage) -> Notice:
+    """An outage recorded in a zone: the zone's outage-alert subscribers are told."""
+    return publish(session, "outage_declared", zone=outage.zone, outage_id=outage.outage_id,
+            eta=fmt_datetime(outage.estimated_restoration), cause=outage.cause)
+
+
+def outage_resolved(session: Session, outage: Outage) -> None:
+    """One outage resolved: "SMS me when power is back" for it (and the zone's alerts) are answered."""
+    publish(session, "power_restored", zone=outage.zone, outage_ids=[outage.outage_id])
 
 
 def arrangement_approved(session: Session, arrangement: Arrangement) -> None:

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from .context import services
 from .errors import Conflict, Invalid
 from .models import Outage
-from .notices import publish
+from .notices import outage_declared, publish
 from .wire import datetime_field, fmt_datetime, json_body, text_field, utcnow
 
 __all__ = ["blueprint", "declare_outage", "restore_zone"]
@@ -43,8 +43,7 @@ def declare_outage(sessions: sessionmaker[Session], zone: str, *, eta: datetime 
         outage = Outage(outage_id="OUT-" + uuid.uuid4().hex[:8].upper(), zone=zone, cause=cause or "unspecified",
                         started_at=utcnow(), estimated_restoration=eta, status="ongoing")
         session.add(outage)
-        notice = publish(session, "outage_declared", zone=zone, outage_id=outage.outage_id,
-                         eta=fmt_datetime(eta), cause=outage.cause)
+        notice = outage_declared(session, outage)
         return {"notice_id": notice.id, "outage_id": outage.outage_id, "zone": zone, "eta": fmt_datetime(eta)}
 
 

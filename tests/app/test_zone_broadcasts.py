@@ -231,3 +231,13 @@ def test_prepaid_credit_running_low_on_the_meter_feed_is_told_once(settings, bac
     deliver(settings)
     assert provider.messages_to("+221770000003") == [
         "Crédit faible sur le compteur du compte 3000001: 0 kWh restants. Rechargez par *123#."]
+
+
+def test_an_agent_resolving_one_outage_answers_its_power_back_alerts(settings, backoffice_url, provider, consent):
+    consent.subscribe("+221770000002", "power_back", "OUT-SEED0001", language="en")
+    resolved = requests.post(f"{backoffice_url}/api/v1/outages/OUT-SEED0001/resolve", timeout=5)
+    assert resolved.status_code == 200, resolved.text
+    requests.post(f"{backoffice_url}/api/v1/outages/OUT-SEED0001/resolve", timeout=5)   # idempotent: no 2nd SMS
+    deliver(settings)
+    assert provider.messages_to("+221770000002") == [
+        "Power is back in zone THIES-NORD. Thank you for your patience."]

@@ -1,5 +1,6 @@
 """Command line: ``python -m backoffice serve [--host H] [--port P]``, ``python -m backoffice seed``,
-``python -m backoffice outage declare ZONE [--eta ISO] [--cause TEXT]`` and ``outage restore ZONE``."""
+``python -m backoffice outage declare ZONE [--eta ISO] [--cause TEXT]``, ``outage restore ZONE`` and
+``python -m backoffice bill issue ACCOUNT AMOUNT --due YYYY-MM-DD [--kwh K] [--period YYYY-MM]``."""
 
 from __future__ import annotations
 
@@ -84,6 +85,28 @@ def _outage(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bill(args: argparse.Namespace) -> int:
+    from datetime import date
+    from decimal import Decimal, InvalidOperation
+
+    from .bill_run import issue_bill
+    from .errors import ApiError
+
+    config = BackofficeConfig.from_env()
+    engine = make_engine(config.database_url)
+    Base.metadata.create_all(engine)
+    try:
+        issued = issue_bill(make_session_factory(engine), args.account, Decimal(args.amount), kwh=Decimal(args.kwh),
+                            due=date.fromisoformat(args.due), period=args.period)
+        print(f"bill {issued['bill_id']} issued (notice {issued['notice_id']})")
+    except (ApiError, ValueError, InvalidOperation) as exc:
+        print(f"error: {getattr(exc, 'message', exc)}", file=sys.stderr)
+        return 1
+    finally:
+        engine.dispose()
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m backoffice", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -98,6 +121,14 @@ def main(argv: list[str] | None = None) -> int:
     outage.add_argument("--eta", help="expected restoration, ISO 8601 (declare)")
     outage.add_argument("--cause", help="what happened (declare)")
     outage.set_defaults(run=_outage)
+    bill = commands.add_parser("bill", help="issue a bill by hand (customers with bill alerts are told)")
+    bill.add_argument("action", choices=("issue",))
+    bill.add_argument("account")
+    bill.add_argument("amount")
+    bill.add_argument("--kwh", default="0")
+    bill.add_argument("--due", required=True, help="YYYY-MM-DD")
+    bill.add_argument("--period", help="YYYY-MM (default: this month)")
+    bill.set_defaults(run=_bill)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     code: int = args.run(args)

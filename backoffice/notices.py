@@ -99,10 +99,10 @@ def arrangement_approved(session: Session, arrangement: Arrangement) -> None:
     publish(session, "deferral_approved", msisdn=msisdn, account_number=arrangement.account_number, **fields)
 
 
-def bill_issued(session: Session, bill: Bill) -> None:
+def bill_issued(session: Session, bill: Bill) -> Notice:
     """A new bill: the holder is told if they opted in to bill alerts (the product checks)."""
     msisdn, language = _holder(session, bill.account_number)
-    publish(session, "bill_issued", msisdn=msisdn, account_number=bill.account_number, bill_id=bill.bill_id,
+    return publish(session, "bill_issued", msisdn=msisdn, account_number=bill.account_number, bill_id=bill.bill_id,
             amount=fmt_decimal(bill.amount), due_date=fmt_date(bill.due_on), language=language)
 
 

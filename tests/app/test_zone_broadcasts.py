@@ -9,7 +9,7 @@ import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -20,6 +20,7 @@ from flask import Flask
 from app import worker
 from app.settings import Settings
 from app.storage import SqlConsent, SqlPreferences, make_sessions
+from backoffice.bill_run import issue_bill
 from backoffice.notices import publish
 from tests.support.engine import UssdPhone
 from tests.support.fake_africastalking import FakeAfricasTalking, fake_africastalking
@@ -241,3 +242,15 @@ def test_an_agent_resolving_one_outage_answers_its_power_back_alerts(settings, b
     deliver(settings)
     assert provider.messages_to("+221770000002") == [
         "Power is back in zone THIES-NORD. Thank you for your patience."]
+
+
+def test_a_bill_issued_in_the_back_office_reaches_customers_with_bill_alerts(settings, backoffice_app, provider,
+                                                                            consent):
+    consent.opt_in("+221770000001", "bill_issued", "1000001", channel="ussd", source="menu")
+    sessions = backoffice_app.extensions["backoffice"].sessions
+    issue_bill(sessions, "1000001", Decimal(9800), kwh=Decimal(61), due=date(2027, 1, 15), period="2026-12")
+    issue_bill(sessions, "2000002", Decimal(4100), kwh=Decimal(20), due=date(2027, 1, 15), period="2026-12")
+    deliver(settings)
+    assert provider.messages_to("+221770000001") == [
+        "Nouvelle facture pour le compte 1000001: 9 800 FCFA, à payer avant le 15/01/2027. Payez par *123#."]
+    assert provider.messages_to("+221770000002") == []           # no bill alerts chosen

@@ -65,3 +65,20 @@ def test_the_command_line_declares_and_restores(tmp_path: Path):
     nothing = run("restore", "THIES-SUD")
     assert nothing.returncode == 1 and "no ongoing outage in zone THIES-SUD" in nothing.stderr
     assert run("declare", "THIES-SUD", "--eta", "soon").returncode == 1
+
+
+def test_the_command_line_issues_a_bill_once(tmp_path: Path):
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "PAYMENT_CALLBACK_SECRET": "x",
+           "BACKOFFICE_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}"}
+    subprocess.run([sys.executable, "-m", "backoffice", "seed"], env=env, cwd=tmp_path, check=True,
+                   capture_output=True, timeout=120)
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "backoffice", "bill", "issue", *args], env=env, cwd=tmp_path,
+                              capture_output=True, text=True, timeout=60, check=False)
+
+    issued = run("1000001", "9800", "--kwh", "61", "--due", "2027-01-15", "--period", "2026-12")
+    assert issued.returncode == 0 and "bill B-1000001-2026-12 issued" in issued.stdout, issued.stderr
+    again = run("1000001", "9800", "--due", "2027-01-15", "--period", "2026-12")
+    assert again.returncode == 1 and "already exists" in again.stderr
+    assert run("9999999", "100", "--due", "2027-01-15").returncode == 1

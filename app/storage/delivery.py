@@ -141,7 +141,9 @@ class SqlDeliveryQueue:
                                .with_for_update(skip_locked=True)).all()
             for row in stale:
                 assert row.claimed_until is not None
-                claimed_at = _aware(row.claimed_until) - lease
+                # To the second: SQLite stamps reports with CURRENT_TIMESTAMP, which drops the fraction, and a
+                # fast provider's report can arrive in the very second of the claim.
+                claimed_at = (_aware(row.claimed_until) - lease).replace(microsecond=0)
                 known = select(OutboxEventRow.provider_message_id).where(
                     OutboxEventRow.provider_message_id.is_not(None))
                 report = db.scalars(select(DeliveryReportRow).where(

@@ -141,9 +141,9 @@ class SqlDeliveryQueue:
                                .with_for_update(skip_locked=True)).all()
             for row in stale:
                 assert row.claimed_until is not None
-                # To the second: SQLite stamps reports with CURRENT_TIMESTAMP, which drops the fraction, and a
-                # fast provider's report can arrive in the very second of the claim.
-                claimed_at = (_aware(row.claimed_until) - lease).replace(microsecond=0)
+                # A second of slack: SQLite stamps reports with CURRENT_TIMESTAMP (whole seconds, compared as
+                # text), and a fast provider's report can arrive in the very second of the claim.
+                claimed_at = (_aware(row.claimed_until) - lease).replace(microsecond=0) - timedelta(seconds=1)
                 known = select(OutboxEventRow.provider_message_id).where(
                     OutboxEventRow.provider_message_id.is_not(None))
                 report = db.scalars(select(DeliveryReportRow).where(

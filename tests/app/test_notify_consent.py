@@ -13,14 +13,13 @@ from typing import Any
 
 import pytest
 import redis
-from sqlalchemy import update
+from sqlalchemy import text
 
 from app.notify import Dispatcher, NotificationTemplates
 from app.pace import RedisPace
 from app.quiet_hours import QuietHours
 from app.storage import SqlConsent, SqlOutbox, make_sessions, migrate
 from app.storage.delivery import SqlDeliveryQueue
-from app.storage.models import DeliveryReportRow
 from backend_clients.africastalking_sms import AfricasTalkingSms
 from tests.support.fake_africastalking import FakeAfricasTalking, fake_africastalking
 
@@ -211,14 +210,15 @@ def test_urgent_messages_overtake_a_paced_bulk_run(engine_db, redis_url, outbox,
 
 # ------------------------------------------------------------------ crash recovery on SQLite
 def test_a_report_in_the_same_second_as_the_claim_still_proves_the_send(outbox, queue, engine_db):
-    """SQLite stamps ``received_at`` to the second: a report arriving in the very second of the claim
-    (a fast provider) must still be adopted, or the message would be sent twice."""
+    """SQLite stamps ``received_at`` with CURRENT_TIMESTAMP (whole seconds, compared as text): a report
+    arriving in the very second of the claim (a fast provider) must still be adopted, or the message
+    would be sent twice."""
     add(outbox, "payment_receipt", "pay:1")
     claimed_at = datetime(2026, 11, 26, 10, 0, 0, 700_000, tzinfo=UTC)
     [message] = queue.claim(claimed_at, timedelta(seconds=60))
     queue.record_report(provider="africastalking", message_id="ATXid_1", msisdn=ALICE, status="Success")
-    with make_sessions(engine_db).begin() as db:      # what SQLite's CURRENT_TIMESTAMP keeps of that second
-        db.execute(update(DeliveryReportRow).values(received_at=claimed_at.replace(microsecond=0)))
+    with make_sessions(engine_db).begin() as db:      # what SQLite's CURRENT_TIMESTAMP writes: whole seconds
+        db.execute(text("UPDATE delivery_reports SET received_at = '2026-11-26 10:00:00'"))
     adopted, requeued = queue.recover(claimed_at + timedelta(minutes=2), timedelta(seconds=60), timedelta(minutes=10))
     assert (adopted, requeued) == (1, 0)
     assert queue.get(message.id)["provider_message_id"] == "ATXid_1"

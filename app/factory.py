@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.exceptions import HTTPException
 
 from backend_clients.africastalking_sms import AfricasTalkingSms
+from backend_clients.notices import NoticeFeedClient
 from backend_clients.twilio_whatsapp import TwilioWhatsApp
 from backend_clients import BillingClient, ClientConfig, IncidentClient, MeteringClient, PaymentClient
 from channels.gateway_guard import GatewayGuard, parse_networks
@@ -43,9 +44,12 @@ from engine import (
 )
 from menus import load_menus
 
+from .broadcast import NoticeRelay
 from .logging_setup import configure_logging
 from .notify import Dispatcher, NotificationTemplates, SmsSender
 from .ops import Metrics, ops_blueprint
+from .pace import MemoryPace, Pace, RedisPace, parse_rates
+from .quiet_hours import QuietHours
 from .settings import Settings
 from .storage import (
     MemoryThrottle,
@@ -61,9 +65,10 @@ from .storage import (
     SqlSubscriptions,
     make_sessions,
 )
+from .storage.consent import SqlConsent
 from .storage.delivery import SqlDeliveryQueue
 
-__all__ = ["build_deps", "build_dispatcher", "build_engine", "create_app"]
+__all__ = ["build_deps", "build_dispatcher", "build_engine", "build_notice_relay", "build_pace", "create_app"]
 
 log = logging.getLogger("app")
 
@@ -99,19 +104,21 @@ def build_security_audit(settings: Settings, sessions: sessionmaker[Session]) ->
 def build_deps(settings: Settings, sessions: sessionmaker[Session],
                security: SecurityAudit | None = None) -> Deps:
     """The concrete back-end clients and repositories behind the dialogs' ports."""
+    consent = SqlConsent(sessions)   # also the Subscriptions: every alert toggle lands in the consent history
     client_config = ClientConfig(base_url=settings.backoffice_url, api_key=settings.backoffice_api_key,
                                  connect_timeout=settings.backend_connect_timeout,
                                  read_timeout=settings.backend_read_timeout, retries=settings.backend_retries)
     return Deps(billing=BillingClient(client_config), links=SqlAccountLinks(sessions),
                 preferences=SqlPreferences(sessions), metering=MeteringClient(client_config),
                 payments=PaymentClient(client_config), incidents=IncidentClient(client_config),
-                pins=SqlPinVault(sessions), subscriptions=SqlSubscriptions(sessions), outbox=SqlOutbox(sessions),
+                pins=SqlPinVault(sessions), subscriptions=consent, outbox=SqlOutbox(sessions),
                 ledger=SqlPaymentLedger(sessions), pending_tickets=SqlPendingTickets(sessions),
                 throttle=RedisThrottle(redis.Redis.from_url(settings.redis_url, socket_timeout=1.0))
                 if settings.redis_url else MemoryThrottle(),
                 security=security or build_security_audit(settings, sessions),
                 settings=DialogSettings(payment_callback_url=f"{settings.public_base_url}/payments/callback",
-                                        wallets=settings.payment_wallets))
+                                        wallets=settings.payment_wallets),
+                consent=consent)
 
 
 def build_engine(settings: Settings, store: SessionStore | None = None,
@@ -178,7 +185,28 @@ def build_dispatcher(settings: Settings, sessions: sessionmaker[Session]) -> Dis
         senders["whatsapp"] = TwilioWhatsApp(settings.twilio_account_sid, settings.twilio_auth_token,
                                              settings.twilio_whatsapp_from, settings.twilio_api_url,
                                              status_callback=f"{settings.public_base_url}{TWILIO_STATUS_PATH}")
-    return Dispatcher(SqlDeliveryQueue(sessions), templates, senders, labels=menus.labels)
+    rates = parse_rates(settings.send_rates)
+    return Dispatcher(SqlDeliveryQueue(sessions), templates, senders, labels=menus.labels,
+                      stops=SqlConsent(sessions), quiet=QuietHours.parse(settings.quiet_hours, settings.quiet_hours_tz),
+                      pace=build_pace(settings), batch=max(1, min(50, int(max(rates.values(), default=50)))))
+
+
+def build_pace(settings: Settings) -> Pace | None:
+    """The providers' send rates: shared through Redis by every worker, or kept in this process."""
+    rates = parse_rates(settings.send_rates)
+    if not rates:
+        return None
+    if settings.redis_url:
+        return RedisPace(redis.Redis.from_url(settings.redis_url, socket_timeout=2.0), rates)
+    return MemoryPace(rates)
+
+
+def build_notice_relay(settings: Settings, sessions: sessionmaker[Session]) -> NoticeRelay:
+    """The worker's reader of the back office's notice feed (zone broadcasts, customer events)."""
+    client_config = ClientConfig(base_url=settings.backoffice_url, api_key=settings.backoffice_api_key,
+                                 connect_timeout=settings.backend_connect_timeout,
+                                 read_timeout=settings.backend_read_timeout, retries=settings.backend_retries)
+    return NoticeRelay(sessions, NoticeFeedClient(client_config), load_menus(settings.menus_path).menus.default_language)
 
 
 def _settler(deps: Deps) -> Callable[[CallbackEvent], Applied]:

@@ -10,6 +10,16 @@ rows (urgent kinds first), renders and sends each, and records the outcome:
 - provider unreachable or busy -> back to ``pending`` with exponential backoff, ``failed``
   after ``max_attempts``.
 
+Consent, night and pace (each optional):
+
+- a customer who sent STOP gets no message but ``transactional`` kinds (receipts, tokens): a queued
+  one is marked ``suppressed`` with the reason, never sent later;
+- during quiet hours (``QuietHours``) only ``urgent`` kinds are claimed; the others wait in the
+  outbox until the window ends;
+- each provider's send rate (``Pace``, shared by every worker through Redis): when it is used up the
+  rest of the batch is given back untouched, and the next pass claims urgent kinds first again, so
+  urgent messages overtake a bulk run.
+
 Texts come from ``config/notifications.yaml``; a kind without a template is a configuration
 error reported at start-up by ``NotificationTemplates.check``, never a silently dropped message.
 """
@@ -17,6 +27,7 @@ error reported at start-up by ``NotificationTemplates.check``, never a silently 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -30,9 +41,11 @@ from engine.formatting import TextFormatter
 from menus.brand import Brand, fill_brand
 from engine.masking import mask
 
+from .pace import CHANNEL_PROVIDERS, Pace
+from .quiet_hours import QuietHours
 from .storage.delivery import ClaimedMessage, SqlDeliveryQueue
 
-__all__ = ["DeliveryPass", "Dispatcher", "NotificationTemplates", "SmsSender"]
+__all__ = ["DeliveryPass", "Dispatcher", "NotificationTemplates", "SmsSender", "StopList"]
 
 log = logging.getLogger("notify")
 
@@ -43,11 +56,17 @@ class SmsSender(Protocol):
         ``BackendUnavailable`` for now."""
 
 
+class StopList(Protocol):
+    def stopped_among(self, msisdns: Collection[str]) -> set[str]:
+        """Which of these numbers sent STOP (and not START since)."""
+
+
 @dataclass(frozen=True)
 class _Template:
     urgent: bool
     text: Mapping[str, str]
     if_present: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    transactional: bool = False     # what the customer asked for (receipt, token): goes even after STOP
 
 
 @dataclass(frozen=True)
@@ -63,12 +82,17 @@ class NotificationTemplates:
         for kind, spec in (raw.get("kinds") or {}).items():
             if not isinstance(spec, dict) or not isinstance(spec.get("text"), dict):
                 raise ValueError(f"{path}: kind '{kind}' needs a text per language")
-            kinds[kind] = _Template(bool(spec.get("urgent")), dict(spec["text"]), dict(spec.get("if_present") or {}))
+            kinds[kind] = _Template(bool(spec.get("urgent")), dict(spec["text"]), dict(spec.get("if_present") or {}),
+                                    bool(spec.get("transactional")))
         return cls(kinds, default_language)
 
     @property
     def urgent_kinds(self) -> frozenset[str]:
         return frozenset(k for k, t in self.kinds.items() if t.urgent)
+
+    @property
+    def transactional_kinds(self) -> frozenset[str]:
+        return frozenset(k for k, t in self.kinds.items() if t.transactional)
 
     def check(self, languages: Collection[str]) -> list[str]:
         """Problems: a template without a text in one of ``languages``."""
@@ -94,6 +118,8 @@ class DeliveryPass:
     failed: int = 0
     adopted: int = 0
     requeued: int = 0
+    suppressed: int = 0     # the customer sent STOP
+    paced: int = 0          # given back: the provider's rate was used up
 
 
 class Dispatcher:
@@ -101,26 +127,64 @@ class Dispatcher:
                  senders: Mapping[str, SmsSender], *, labels: Mapping[str, Mapping[str, str]] | None = None,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC), max_attempts: int = 8,
                  backoff: timedelta = timedelta(seconds=5), max_backoff: timedelta = timedelta(hours=1),
-                 lease: timedelta = timedelta(seconds=60), settle: timedelta = timedelta(minutes=10)) -> None:
+                 lease: timedelta = timedelta(seconds=60), settle: timedelta = timedelta(minutes=10),
+                 stops: StopList | None = None, quiet: QuietHours | None = None, pace: Pace | None = None,
+                 max_pace_wait: float = 1.0, sleep: Callable[[float], None] = time.sleep, batch: int = 50) -> None:
         self.queue, self.templates, self.senders = queue, templates, senders
+        self.stops, self.quiet, self.pace = stops, quiet, pace
+        # Rows claimed per pass: about one second's worth at the provider's rate keeps a pass short, so an
+        # urgent message queued behind a bulk run goes out at the next pass.
+        self.max_pace_wait, self.sleep, self.batch = max_pace_wait, sleep, batch
         self.labels = labels or {}
         self.clock = clock
         self.max_attempts, self.backoff, self.max_backoff = max_attempts, backoff, max_backoff
         self.lease, self.settle = lease, settle
         self._formatters: dict[str, TextFormatter] = {}
 
-    def run_once(self, limit: int = 50) -> DeliveryPass:
+    def run_once(self, limit: int | None = None) -> DeliveryPass:
         if not self.senders:   # no provider configured: every message waits, untouched, for one
             return DeliveryPass()
+        limit = limit or self.batch
         now = self.clock()
         adopted, requeued = self.queue.recover(now, self.lease, self.settle)
-        sent = retried = failed = 0
-        for message in self.queue.claim(now, self.lease, limit, self.templates.urgent_kinds):
+        sent = retried = failed = suppressed = paced = 0
+        urgent = self.templates.urgent_kinds
+        # At night only urgent kinds are taken; the others stay pending until the window ends.
+        only = urgent if self.quiet is not None and self.quiet.active(now) else None
+        claimed = self.queue.claim(now, self.lease, limit, urgent, only_kinds=only)
+        transactional = self.templates.transactional_kinds
+        stopped = self.stops.stopped_among({m.msisdn for m in claimed if m.kind not in transactional}) \
+            if self.stops is not None else set()
+        for index, message in enumerate(claimed):
+            if message.msisdn in stopped and message.kind not in transactional:
+                log.info("outbox %d (%s) to %s not sent: the customer sent STOP", message.id, message.kind,
+                         mask(message.msisdn))
+                self.queue.suppress(message.id, reason="suppressed: the customer sent STOP")
+                suppressed += 1
+                continue
             outcome = self._deliver(message, now)
+            if outcome == "paced":
+                rest = [m.id for m in claimed[index:]]
+                self.queue.release(rest)
+                paced = len(rest)
+                break
             sent += outcome == "sent"
             retried += outcome == "retry"
             failed += outcome == "failed"
-        return DeliveryPass(sent, retried, failed, adopted, requeued)
+        return DeliveryPass(sent, retried, failed, adopted, requeued, suppressed, paced)
+
+    def _slot(self, channel: str) -> bool:
+        """Wait (briefly) for a send slot of the channel's provider; False when the wait is longer."""
+        if self.pace is None:
+            return True
+        provider = CHANNEL_PROVIDERS.get(channel, channel)
+        while True:
+            wait = self.pace.acquire(provider)
+            if wait <= 0:
+                return True
+            if wait > self.max_pace_wait:
+                return False
+            self.sleep(wait)
 
     def _deliver(self, message: ClaimedMessage, now: datetime) -> str:
         try:
@@ -137,6 +201,8 @@ class Dispatcher:
             if sender is None:
                 refusal = f"no sender configured for {channel}"
                 continue
+            if not self._slot(channel):
+                return "paced"
             try:
                 result = sender.send(message.msisdn, text)
             except Rejected as exc:

@@ -71,6 +71,13 @@ class Settings:
     purge_interval_seconds: int = 3600
     # SMS keyword commands (channels/sms.py): a conversation by SMS ends after this long without a message.
     sms_session_idle_seconds: int = 300
+    # Consent, night and pace (app/notify.py): no non-urgent message during QUIET_HOURS in QUIET_HOURS_TZ
+    # ("" turns them off); each provider's messages per second, shared by all workers through Redis.
+    quiet_hours: str = "21-7"
+    quiet_hours_tz: str = "Africa/Dakar"
+    send_rates: str = "africastalking=10,twilio=5,smtp=20"
+    # How often the worker reads the back office's notice feed (zone outages, bills ...).
+    notice_poll_seconds: float = 2.0
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -110,6 +117,10 @@ class Settings:
                                                   str(cls.payment_status_after_seconds))),
             purge_interval_seconds=int(_env("PURGE_INTERVAL_SECONDS", str(cls.purge_interval_seconds))),
             sms_session_idle_seconds=int(_env("SMS_SESSION_IDLE_SECONDS", str(cls.sms_session_idle_seconds))),
+            quiet_hours=os.environ.get("QUIET_HOURS", cls.quiet_hours),
+            quiet_hours_tz=_env("QUIET_HOURS_TZ", cls.quiet_hours_tz),
+            send_rates=os.environ.get("SEND_RATES", cls.send_rates),
+            notice_poll_seconds=float(_env("NOTICE_POLL_SECONDS", str(cls.notice_poll_seconds))),
         )
 
 

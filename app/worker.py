@@ -2,12 +2,13 @@
 could not take at the time.
 
 Each tick (``NOTIFY_INTERVAL_SECONDS``, 1 s by default, so a receipt reaches the provider
-within seconds of the confirmation) runs one delivery pass of the outbox. Every
-``WORKER_INTERVAL_SECONDS`` it also forwards complaints and outage reports kept while the
-incident system was down, and asks the provider about payments that never heard back
-(``reconcile_payments``: their status is settled as a callback would be); the retention purge
-(``app/storage/retention.py``) runs every ``PURGE_INTERVAL_SECONDS``. One pass of everything
-but the purge is ``run_once``; ``run_forever`` repeats until stopped.
+within seconds of the confirmation) runs one delivery pass of the outbox, and the back office's
+notice feed (zone outages and restorations, bills, tickets ...) is read every ``NOTICE_POLL_SECONDS``
+and turned into outbox rows. Every ``WORKER_INTERVAL_SECONDS`` it also forwards complaints and outage
+reports kept while the incident system was down, and asks the provider about payments that never heard
+back (``reconcile_payments``: their status is settled as a callback would be); the retention purge
+(``app/storage/retention.py``) runs every ``PURGE_INTERVAL_SECONDS``. One pass of everything but the
+purge is ``run_once``; ``run_forever`` repeats until stopped.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from dialogs.incidents import resend_pending_tickets
 from dialogs.payments import reconcile_pending
 from dialogs.registry import Deps
 
-from .factory import build_deps, build_dispatcher
+from .factory import build_deps, build_dispatcher, build_notice_relay
 from .settings import Settings
 from .storage import make_sessions
 from .storage.retention import purge
@@ -53,6 +54,9 @@ def run_once(settings: Settings, clock: Callable[[], datetime] = _utcnow) -> dic
     done = {"tickets_sent": resend_pending_tickets(deps.incidents, deps.pending_tickets)}
     # Payment counts appear only when the pass did something with payments.
     done.update({f"payments_{k}": v for k, v in reconcile_payments(deps, settings, clock()).items() if v})
+    noticed = build_notice_relay(settings, sessions).run_once()
+    if noticed:
+        done["notices_queued"] = noticed
     delivered = build_dispatcher(settings, sessions).run_once()
     # Likewise for notifications.
     done.update({f"notifications_{k}": v for k, v in (("sent", delivered.sent), ("retried", delivered.retried),
@@ -89,11 +93,18 @@ def run_forever(settings: Settings, interval_seconds: float = 30.0, stop: thread
     deps = build_deps(settings, sessions)
     dispatcher = build_dispatcher(settings, sessions)
     purger = PurgeSchedule(sessions, settings.purge_interval_seconds)
+    relay = build_notice_relay(settings, sessions)
     assert deps.incidents is not None and deps.pending_tickets is not None
     tick = max(0.05, min(settings.notify_interval_seconds, interval_seconds))
     log.info("worker started: outbox every %.1f s, kept tickets and payments every %.0f s", tick, interval_seconds)
-    next_slow_pass = 0.0
+    next_slow_pass = next_notices = 0.0
     while not stop.is_set():
+        if time.monotonic() >= next_notices:
+            next_notices = time.monotonic() + settings.notice_poll_seconds
+            try:
+                relay.run_once()        # zone broadcasts and customer events, before this pass sends
+            except Exception:
+                log.exception("notice feed pass failed; next pass in %.1f s", settings.notice_poll_seconds)
         try:
             delivered = dispatcher.run_once()
             if delivered.sent or delivered.failed or delivered.requeued:

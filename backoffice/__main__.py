@@ -1,4 +1,6 @@
-"""Command line: ``python -m backoffice serve [--host H] [--port P]`` and ``python -m backoffice seed``."""
+"""Command line: ``python -m backoffice serve [--host H] [--port P]``, ``python -m backoffice seed``,
+``python -m backoffice outage declare ZONE [--eta ISO] [--cause TEXT]``, ``outage restore ZONE`` and
+``python -m backoffice bill issue ACCOUNT AMOUNT --due YYYY-MM-DD [--kwh K] [--period YYYY-MM]``."""
 
 from __future__ import annotations
 
@@ -62,6 +64,54 @@ def _seed(_args: argparse.Namespace) -> int:
     return 0
 
 
+def _outage(args: argparse.Namespace) -> int:
+    from .errors import ApiError
+    from .wire import parse_datetime
+    from .zone_outages import declare_outage, restore_zone
+
+    config = BackofficeConfig.from_env()
+    engine = make_engine(config.database_url)
+    Base.metadata.create_all(engine)
+    sessions = make_session_factory(engine)
+    try:
+        if args.action == "declare":
+            result = declare_outage(sessions, args.zone, cause=args.cause or "",
+                                    eta=parse_datetime(args.eta) if args.eta else None)
+            print(f"outage {result['outage_id']} declared in zone {result['zone']} (notice {result['notice_id']})")
+        else:
+            result = restore_zone(sessions, args.zone)
+            print(f"power restored in zone {result['zone']}: {', '.join(result['outage_ids'])} "
+                  f"(notice {result['notice_id']})")
+    except (ApiError, ValueError) as exc:
+        print(f"error: {getattr(exc, 'message', exc)}", file=sys.stderr)
+        return 1
+    finally:
+        engine.dispose()
+    return 0
+
+
+def _bill(args: argparse.Namespace) -> int:
+    from datetime import date
+    from decimal import Decimal, InvalidOperation
+
+    from .bill_run import issue_bill
+    from .errors import ApiError
+
+    config = BackofficeConfig.from_env()
+    engine = make_engine(config.database_url)
+    Base.metadata.create_all(engine)
+    try:
+        issued = issue_bill(make_session_factory(engine), args.account, Decimal(args.amount), kwh=Decimal(args.kwh),
+                            due=date.fromisoformat(args.due), period=args.period)
+        print(f"bill {issued['bill_id']} issued (notice {issued['notice_id']})")
+    except (ApiError, ValueError, InvalidOperation) as exc:
+        print(f"error: {getattr(exc, 'message', exc)}", file=sys.stderr)
+        return 1
+    finally:
+        engine.dispose()
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m backoffice", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -70,6 +120,20 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--port", type=int, default=8001)
     serve.set_defaults(run=_serve)
     commands.add_parser("seed", help="create the tables and add the demo data").set_defaults(run=_seed)
+    outage = commands.add_parser("outage", help="declare an outage or a restoration for a zone (customers are told)")
+    outage.add_argument("action", choices=("declare", "restore"))
+    outage.add_argument("zone")
+    outage.add_argument("--eta", help="expected restoration, ISO 8601 (declare)")
+    outage.add_argument("--cause", help="what happened (declare)")
+    outage.set_defaults(run=_outage)
+    bill = commands.add_parser("bill", help="issue a bill by hand (customers with bill alerts are told)")
+    bill.add_argument("action", choices=("issue",))
+    bill.add_argument("account")
+    bill.add_argument("amount")
+    bill.add_argument("--kwh", default="0")
+    bill.add_argument("--due", required=True, help="YYYY-MM-DD")
+    bill.add_argument("--period", help="YYYY-MM (default: this month)")
+    bill.set_defaults(run=_bill)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     code: int = args.run(args)

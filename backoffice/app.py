@@ -7,6 +7,7 @@ import hmac
 from flask import Flask, Response, jsonify, request
 
 from . import billing_api, incidents_api, metering_api, payments_api
+from . import notices, zone_outages
 from .callbacks import CallbackSender
 from .config import BackofficeConfig
 from .context import EXTENSION_KEY, Backoffice
@@ -57,4 +58,6 @@ def create_app(config: BackofficeConfig | None = None) -> Flask:
 
     for module in (billing_api, metering_api, payments_api, incidents_api):
         app.register_blueprint(module.blueprint)
+    app.register_blueprint(notices.blueprint)
+    app.register_blueprint(zone_outages.blueprint)
     return app

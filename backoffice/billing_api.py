@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from . import notices
 from .context import services
 from .errors import BadRequest, Conflict, NotFound
 from .models import Account, Arrangement, Bill, Customer, Payment
@@ -225,6 +226,7 @@ def create_arrangement(account_number: str) -> tuple[Response, int]:
             schedule=_schedule(kind or "", months, due, now.date()),
         )
         session.add(arrangement)
+        notices.arrangement_approved(session, arrangement)
         try:
             session.commit()
         except IntegrityError:

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from . import notices
 from .context import services
 from .errors import Conflict, Invalid, NotFound
 from .models import Account, Bill, Outage, Ticket, TicketEvent
@@ -84,6 +85,7 @@ def create_outage() -> tuple[Response, int]:
                     started_at=utcnow(), estimated_restoration=restoration, status="ongoing")
     with services().sessions() as session, session.begin():
         session.add(outage)
+        notices.outage_declared(session, outage)
     return jsonify(outage_json(outage)), 201
 
 
@@ -96,6 +98,7 @@ def resolve_outage(outage_id: str) -> Response:
             raise NotFound(f"no outage {outage_id}", code="outage_not_found")
         if outage.status != "resolved":
             outage.status, outage.resolved_at = "resolved", utcnow()
+            notices.outage_resolved(session, outage)
         return jsonify(outage_json(outage))
 
 
@@ -215,4 +218,5 @@ def change_status(reference: str) -> Response:
         ticket.status = status
         ticket.history.append(TicketEvent(at=utcnow(), status=status, note=note))
         session.flush()
+        notices.ticket_status_changed(session, ticket)
         return jsonify(ticket_json(ticket))

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from . import notices
 from .models import Meter, Reading
 from .wire import has_places, parse_datetime, parse_decimal, utcnow
 
@@ -97,5 +98,6 @@ def ingest(session: Session, items: list[Any], source: str = "api") -> IngestRep
             continue
         session.add(Reading(meter_id=meter_id, at=at, index_kwh=index, source=source))
         session.flush()
+        notices.watch_prepaid_credit(session, meter_id)
         report.accepted += 1
     return report

@@ -170,7 +170,7 @@ def check_outage(ctx: StepContext, deps: Deps) -> StepResult:
 def alert_power_back(ctx: StepContext, deps: Deps) -> StepResult:
     assert deps.subscriptions is not None, "Deps.subscriptions is not wired"
     scope = str(ctx.data.get("outage_id") or ctx.data.get("zone") or "")
-    deps.subscriptions.subscribe(ctx.user_id, "power_back", scope=scope, channel="sms")
+    deps.subscriptions.subscribe(ctx.user_id, "power_back", scope=scope, channel="sms", language=ctx.language)
     return StepResult("ok")
 
 

@@ -36,6 +36,6 @@ def toggle_alert(ctx: StepContext, deps: Deps) -> StepResult:
     if _state(ctx, deps)[f"alert_{topic}"]:
         deps.subscriptions.unsubscribe(ctx.user_id, topic, scope)
     else:
-        deps.subscriptions.subscribe(ctx.user_id, topic, scope, channel="sms")
+        deps.subscriptions.subscribe(ctx.user_id, topic, scope, channel="sms", language=ctx.language)
     state = _state(ctx, deps)
     return StepResult("on" if state[f"alert_{topic}"] else "off", dict(state))

@@ -32,6 +32,7 @@ from .backends import (
 )
 from .stores import (AccountLinks, Outbox, PaymentLedger, PendingTickets, PinVault, Preferences, Subscriptions,
                      Throttle)
+from .stores import Consent
 
 __all__ = ["BACKEND_DOWN", "DIALOG_MODULES", "NOT_FOUND", "Deps", "DialogRegistry", "DialogSettings",
            "collect_steps", "known_steps", "step"]
@@ -70,6 +71,7 @@ class Deps:
     ledger: PaymentLedger | None = None
     pending_tickets: PendingTickets | None = None
     throttle: Throttle | None = None
+    consent: Consent | None = None
     security: SecurityAudit = LoggingSecurityAudit()
     settings: DialogSettings = DialogSettings()
 

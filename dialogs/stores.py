@@ -10,6 +10,8 @@ from typing import Any, Literal, Protocol, runtime_checkable
 __all__ = [
     "AccountLink",
     "AccountLinks",
+    "Consent",
+    "ConsentChange",
     "LocalPayment",
     "Outbox",
     "PaymentLedger",
@@ -119,14 +121,55 @@ class Subscription:
 
 @runtime_checkable
 class Subscriptions(Protocol):
-    def subscribe(self, msisdn: str, topic: str, scope: str = "", channel: str = "sms") -> Subscription:
-        """Create or re-activate; idempotent."""
+    def subscribe(self, msisdn: str, topic: str, scope: str = "", channel: str = "sms",
+                  language: str | None = None) -> Subscription:
+        """Create or re-activate; idempotent. ``language``: the conversation's, for the alert's text."""
 
     def unsubscribe(self, msisdn: str, topic: str, scope: str = "") -> None:
         """Deactivate; harmless when absent."""
 
     def for_user(self, msisdn: str) -> list[Subscription]:
         """Active subscriptions of a number."""
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentChange:
+    msisdn: str
+    action: str       # opt_in | opt_out | stop | start
+    topic: str        # "" for stop/start: every topic
+    scope: str
+    channel: str      # where the customer said it: ussd, sms, whatsapp, web, agent ...
+    source: str       # what carried it: "menu", "keyword STOP", "agent 42" ...
+    at: datetime
+
+
+@runtime_checkable
+class Consent(Protocol):
+    """The customer's consent to messages (GDPR), every change kept with time, channel and source.
+
+    Topics are opt-in (``outage_zone``, ``power_back``, ``bill_issued``, ``low_credit``,
+    ``ticket_status`` ...). ``stop_all`` (the STOP keyword) ends every topic at once and stops every
+    non-transactional message, queued ones included; receipts and tokens still go. An explicit
+    opt-in, or ``start``, lifts it. No method raises for an unknown number."""
+
+    def opt_in(self, msisdn: str, topic: str, scope: str = "", *, channel: str, source: str,
+               language: str | None = None) -> None:
+        """Subscribe (idempotent; the history records each request); ``language`` of the alert's text."""
+
+    def opt_out(self, msisdn: str, topic: str, scope: str = "", *, channel: str, source: str) -> None:
+        """Unsubscribe; harmless when absent."""
+
+    def stop_all(self, msisdn: str, *, channel: str, source: str) -> int:
+        """STOP: unsubscribe from everything; returns how many subscriptions ended."""
+
+    def start(self, msisdn: str, *, channel: str, source: str) -> None:
+        """START: non-transactional messages may go again (topics stay as they are)."""
+
+    def is_stopped(self, msisdn: str) -> bool:
+        """Whether the customer sent STOP and not START since."""
+
+    def history(self, msisdn: str) -> list[ConsentChange]:
+        """Every change, oldest first."""
 
 
 # ---------------------------------------------------------------- outbox

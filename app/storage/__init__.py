@@ -8,6 +8,7 @@ from sqlalchemy import Engine, create_engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from .alerts import SqlOutbox, SqlSubscriptions
+from .consent import SqlConsent
 from .payments import SqlPaymentLedger
 from .pins import SqlPinVault
 from .repositories import SqlAccountLinks, SqlAuditSink, SqlPreferences
@@ -18,6 +19,7 @@ from .tickets import SqlPendingTickets
 __all__ = [
     "SqlAccountLinks",
     "SqlAuditSink",
+    "SqlConsent",
     "SqlOutbox",
     "SqlPaymentLedger",
     "SqlPendingTickets",

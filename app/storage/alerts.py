@@ -29,14 +29,17 @@ class SqlSubscriptions:
                                                         SubscriptionRow.topic == topic,
                                                         SubscriptionRow.scope == scope)).first()
 
-    def subscribe(self, msisdn: str, topic: str, scope: str = "", channel: str = "sms") -> Subscription:
+    def subscribe(self, msisdn: str, topic: str, scope: str = "", channel: str = "sms",
+                  language: str | None = None) -> Subscription:
         with self._sessions() as db:
             row = self._row(db, msisdn, topic, scope)
             if row is None:
-                row = SubscriptionRow(msisdn=msisdn, topic=topic, scope=scope, channel=channel, active=True)
+                row = SubscriptionRow(msisdn=msisdn, topic=topic, scope=scope, channel=channel, active=True,
+                                      language=language)
                 db.add(row)
             else:
                 row.active, row.channel = True, channel
+                row.language = language or row.language
             try:
                 db.commit()
             except IntegrityError:

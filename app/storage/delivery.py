@@ -58,11 +58,14 @@ class SqlDeliveryQueue:
         self._sessions = sessions
 
     def claim(self, now: datetime, lease: timedelta, limit: int = 50,
-              urgent_kinds: Collection[str] = ()) -> list[ClaimedMessage]:
-        """Take up to ``limit`` due rows for this worker until ``now + lease``: urgent kinds first."""
+              urgent_kinds: Collection[str] = (), only_kinds: Collection[str] | None = None) -> list[ClaimedMessage]:
+        """Take up to ``limit`` due rows for this worker until ``now + lease``: urgent kinds first;
+        only rows of ``only_kinds`` when given (quiet hours leave the others waiting)."""
         with self._sessions.begin() as db:
             due = (OutboxEventRow.status == "pending") & (
                 OutboxEventRow.next_attempt_at.is_(None) | (OutboxEventRow.next_attempt_at <= now))
+            if only_kinds is not None:
+                due = due & OutboxEventRow.kind.in_(list(only_kinds))
             order: list[Any] = [OutboxEventRow.id]
             if urgent_kinds:
                 order.insert(0, case((OutboxEventRow.kind.in_(list(urgent_kinds)), 0), else_=1))
@@ -92,6 +95,21 @@ class SqlDeliveryQueue:
         with self._sessions.begin() as db:
             db.execute(update(OutboxEventRow).where(OutboxEventRow.id == row_id).values(
                 status="failed", delivery_status="failed", claimed_until=None, last_error=error[:120]))
+
+    def suppress(self, row_id: int, *, reason: str) -> None:
+        """Not sent on purpose (the customer sent STOP): kept with the reason, never sent later."""
+        with self._sessions.begin() as db:
+            db.execute(update(OutboxEventRow).where(OutboxEventRow.id == row_id).values(
+                status="suppressed", claimed_until=None, last_error=reason[:120]))
+
+    def release(self, row_ids: Collection[int]) -> None:
+        """Give claimed rows back untouched (the provider's pace is used up): not an attempt."""
+        if not row_ids:
+            return
+        with self._sessions.begin() as db:
+            db.execute(update(OutboxEventRow).where(OutboxEventRow.id.in_(list(row_ids)),
+                                                    OutboxEventRow.status == "sending").values(
+                status="pending", claimed_until=None, attempts=OutboxEventRow.attempts - 1))
 
     def record_report(self, *, provider: str, message_id: str, msisdn: str, status: str,
                       failure_reason: str | None = None) -> bool:
@@ -125,7 +143,9 @@ class SqlDeliveryQueue:
                                .with_for_update(skip_locked=True)).all()
             for row in stale:
                 assert row.claimed_until is not None
-                claimed_at = _aware(row.claimed_until) - lease
+                # A second of slack: SQLite stamps reports with CURRENT_TIMESTAMP (whole seconds, compared as
+                # text), and a fast provider's report can arrive in the very second of the claim.
+                claimed_at = (_aware(row.claimed_until) - lease).replace(microsecond=0) - timedelta(seconds=1)
                 known = select(OutboxEventRow.provider_message_id).where(
                     OutboxEventRow.provider_message_id.is_not(None))
                 report = db.scalars(select(DeliveryReportRow).where(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, Integer, String, Text, UniqueConstraint, func
+from sqlalchemy import DateTime, Index, Integer, String, Text, UniqueConstraint, func
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = ["AccountLinkRow", "Base", "PreferenceRow", "SessionAuditRow"]
@@ -75,7 +75,8 @@ class SubscriptionRow(Base):
     """Consent to an alert topic (outage in my zone, bill issued, payment received) on a channel."""
 
     __tablename__ = "subscriptions"
-    __table_args__ = (UniqueConstraint("msisdn", "topic", "scope", name="uq_subscriptions_msisdn_topic_scope"),)
+    __table_args__ = (UniqueConstraint("msisdn", "topic", "scope", name="uq_subscriptions_msisdn_topic_scope"),
+                      Index("ix_subscriptions_topic_scope", "topic", "scope"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     msisdn: Mapped[str] = mapped_column(String(20), index=True)
@@ -86,6 +87,8 @@ class SubscriptionRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(),
                                                  onupdate=func.now())
+    # The conversation's language when the customer subscribed: the alert is written in it.
+    language: Mapped[str | None] = mapped_column(String(8), nullable=True)
 
 
 class PaymentIntentRow(Base):
@@ -219,3 +222,41 @@ class SecurityEventRow(Base):
     account_number: Mapped[str | None] = mapped_column(String(32), index=True, nullable=True)
     detail: Mapped[str] = mapped_column(String(200), default="")
     extra: Mapped[str] = mapped_column(Text, default="{}")   # JSON of short, non-secret strings
+
+
+class ConsentChangeRow(Base):
+    """Every change of a customer's consent (GDPR): opt-in or opt-out of a topic, STOP, START,
+    with when, on which channel and through what (USSD menu, SMS keyword, agent ...)."""
+
+    __tablename__ = "consent_changes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    msisdn: Mapped[str] = mapped_column(String(20), index=True)
+    action: Mapped[str] = mapped_column(String(12))        # opt_in | opt_out | stop | start
+    topic: Mapped[str] = mapped_column(String(40), default="")   # "" for STOP/START (every topic)
+    scope: Mapped[str] = mapped_column(String(64), default="")
+    channel: Mapped[str] = mapped_column(String(20))
+    source: Mapped[str] = mapped_column(String(40))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class NotificationStopRow(Base):
+    """A customer who sent STOP: no message but transactional ones (receipts, tokens) until START."""
+
+    __tablename__ = "notification_stops"
+
+    msisdn: Mapped[str] = mapped_column(String(20), primary_key=True)
+    channel: Mapped[str] = mapped_column(String(20))
+    source: Mapped[str] = mapped_column(String(40))
+    stopped_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class FeedCursorRow(Base):
+    """How far the worker has read a back-office event feed (zone outages, bills ...)."""
+
+    __tablename__ = "feed_cursors"
+
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(),
+                                                 onupdate=func.now())

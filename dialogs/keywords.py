@@ -74,7 +74,10 @@ def stop_all(ctx: StepContext, deps: Deps) -> StepResult:
     """``STOP``: every active subscription of the number ends at once, whatever its account."""
     assert deps.subscriptions is not None
     stopped = 0
-    if ctx.user_id:
+    if ctx.user_id and deps.consent is not None:
+        # Recorded (time, channel, source) and honoured at once: queued alerts are not sent either.
+        stopped = deps.consent.stop_all(ctx.user_id, channel=ctx.channel, source="keyword STOP")
+    elif ctx.user_id:
         for subscription in deps.subscriptions.for_user(ctx.user_id):
             deps.subscriptions.unsubscribe(ctx.user_id, subscription.topic, subscription.scope)
             stopped += 1

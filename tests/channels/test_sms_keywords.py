@@ -140,6 +140,9 @@ def test_alertes_on_then_stop_unsubscribes_from_everything_at_once(texter, deps)
     assert awa.say("STOP") == ("Vous ne recevrez plus aucune alerte SMS de ElecNet. "
                                "Envoyez ALERTES ON pour les reprendre.")
     assert deps.subscriptions.for_user("+221770000001") == []
+    # Recorded for GDPR, and honoured by the outbox at once.
+    assert deps.consent.is_stopped("+221770000001")
+    assert [c.source for c in deps.consent.history("+221770000001")][-1] == "keyword STOP"
 
 
 def test_an_unknown_keyword_gets_the_help_in_french_and_a_message_after_it_starts_anew(texter):

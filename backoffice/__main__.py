@@ -69,8 +69,8 @@ def _outage(args: argparse.Namespace) -> int:
     from .wire import parse_datetime
     from .zone_outages import declare_outage, restore_zone
 
-    config = BackofficeConfig.from_env()
-    engine = make_engine(config.database_url)
+    # An operator's command on the back office's own database: no API key is involved.
+    engine = make_engine(database_url_from_env())
     Base.metadata.create_all(engine)
     sessions = make_session_factory(engine)
     try:
@@ -97,8 +97,8 @@ def _bill(args: argparse.Namespace) -> int:
     from .bill_run import issue_bill
     from .errors import ApiError
 
-    config = BackofficeConfig.from_env()
-    engine = make_engine(config.database_url)
+    # An operator's command on the back office's own database: no API key is involved.
+    engine = make_engine(database_url_from_env())
     Base.metadata.create_all(engine)
     try:
         issued = issue_bill(make_session_factory(engine), args.account, Decimal(args.amount), kwh=Decimal(args.kwh),

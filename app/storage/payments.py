@@ -16,13 +16,13 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from dialogs.backends import FINAL_PAYMENT_STATUSES
 from dialogs.stores import LocalPayment, ProviderResult
 
 from .models import MismatchedCallbackRow, PaymentIntentRow, ProcessedCallbackRow
 
 __all__ = ["SqlPaymentLedger"]
 
-_FINAL = ("succeeded", "failed")
 _OPEN = ("pending", "unconfirmed")   # states the provider's word may still settle
 
 
@@ -102,7 +102,7 @@ class SqlPaymentLedger:
                              .where(PaymentIntentRow.provider_payment_id == provider_payment_id)).first()
             if row is None:
                 return None, False
-            if status not in _FINAL or db.get(ProcessedCallbackRow, event_id) is not None:
+            if status not in FINAL_PAYMENT_STATUSES or db.get(ProcessedCallbackRow, event_id) is not None:
                 return _payment(row), False
             # One conditional UPDATE decides: two settlers (a callback and the worker's status answer,
             # or two deliveries of the callback) cannot both win, on SQLite as on PostgreSQL.

@@ -112,7 +112,7 @@ def test_stop_suppresses_queued_messages_at_once_but_receipts_still_go(outbox, q
     result = dispatcher.run_once()
     assert (result.sent, result.suppressed) == (2, 2)
     assert provider.messages_to(ALICE) == [
-        "Paiement reçu: 5 500 FCFA pour le compte 1000001. Réf. MM123456. Merci."]
+        "ElecNet: paiement de 5 500 FCFA confirmé pour le compte 1000001. Réf. MM123456. Merci."]
     assert len(provider.messages_to(BOB)) == 1
     assert status_of(queue, 1) == ("suppressed", "suppressed: the customer sent STOP")
     assert status_of(queue, 2)[0] == "suppressed"
@@ -129,16 +129,16 @@ def test_quiet_hours_hold_bulk_messages_until_morning_and_let_urgent_ones_throug
     add(outbox, "payment_receipt", "pay:1", purpose="prepaid", token="1234-5678-9012-3456-7890")
     add(outbox, "outage_declared", "zone:1", zone="DKR-01", no_eta=True)
     assert dispatcher.run_once().sent == 2
-    assert [m.split(":")[0] for m in provider.messages_to(ALICE)] == [
-        "Achat de crédit", ("Coupure de courant dans la zone DKR-01. Nos équipes sont sur place. Nous vous excusons "
-                            "pour la gêne.")]
+    token, outage = provider.messages_to(ALICE)
+    assert token.startswith("ElecNet: achat de 5 500 FCFA") and outage == (
+        "ElecNet: coupure de courant dans la zone DKR-01. Nos équipes sont sur place. Nous vous excusons pour la gêne.")
     assert status_of(queue, 1) == ("pending", None)                  # held, not dropped
     night.now = datetime(2026, 11, 27, 6, 59, tzinfo=UTC)
     assert dispatcher.run_once().sent == 0
     night.now = datetime(2026, 11, 27, 7, 0, tzinfo=UTC)
     assert dispatcher.run_once().sent == 1
     assert provider.messages_to(ALICE)[-1] == (
-        "Nouvelle facture pour le compte 1000001: 12 500 FCFA, à payer avant le 15/12/2026. Payez par *123#.")
+        "ElecNet: nouvelle facture pour le compte 1000001: 12 500 FCFA, à payer avant le 15/12/2026. Payez par *123#.")
 
 
 def test_quiet_hours_are_local_time_and_configurable():

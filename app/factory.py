@@ -26,7 +26,7 @@ from channels.ussd import UssdAdapter, error_response, ussd_blueprint
 from dialogs.arrangements import load_rules
 from dialogs.payments import settle_provider_result
 from dialogs.registry import Deps, DialogRegistry, DialogSettings
-from dialogs.stores import ProviderResult
+from dialogs.stores import IdentityCache, ProviderResult
 from dialogs.tariffs import load_tariff
 from engine import (
     Engine,
@@ -47,20 +47,19 @@ from .settings import Settings
 from .storage import (
     MemoryThrottle,
     RedisThrottle,
-    SqlAccountLinks,
     SqlAuditSink,
     SqlOutbox,
     SqlPaymentLedger,
     SqlPendingTickets,
-    SqlPinVault,
-    SqlPreferences,
     SqlSecurityAudit,
     SqlSubscriptions,
     make_sessions,
 )
 from .storage.delivery import SqlDeliveryQueue
+from .storage.identity_cache import (ForgetfulAccountLinks, ForgetfulPinVault, ForgetfulPreferences,
+                                     MemoryIdentityCache, RedisIdentityCache)
 
-__all__ = ["build_deps", "build_dispatcher", "build_engine", "create_app"]
+__all__ = ["build_deps", "build_dispatcher", "build_engine", "build_identity_cache", "create_app"]
 
 log = logging.getLogger("app")
 
@@ -93,19 +92,28 @@ def build_security_audit(settings: Settings, sessions: sessionmaker[Session]) ->
     return SqlSecurityAudit(sessions, settings.secret_key)
 
 
+def build_identity_cache(settings: Settings, client: redis.Redis | None) -> IdentityCache:
+    """Who a number is, cached: in Redis (shared by every worker), else in this process only."""
+    if client is not None:
+        return RedisIdentityCache(client, settings.identity_cache_seconds, settings.secret_key.encode())
+    return MemoryIdentityCache(settings.identity_cache_seconds)
+
+
 def build_deps(settings: Settings, sessions: sessionmaker[Session],
                security: SecurityAudit | None = None) -> Deps:
     """The concrete back-end clients and repositories behind the dialogs' ports."""
     client_config = ClientConfig(base_url=settings.backoffice_url, api_key=settings.backoffice_api_key,
                                  connect_timeout=settings.backend_connect_timeout,
                                  read_timeout=settings.backend_read_timeout, retries=settings.backend_retries)
-    return Deps(billing=BillingClient(client_config), links=SqlAccountLinks(sessions),
-                preferences=SqlPreferences(sessions), metering=MeteringClient(client_config),
+    client = redis.Redis.from_url(settings.redis_url, socket_timeout=1.0) if settings.redis_url else None
+    identity = build_identity_cache(settings, client)
+    return Deps(billing=BillingClient(client_config), links=ForgetfulAccountLinks(sessions, identity),
+                preferences=ForgetfulPreferences(sessions, identity), metering=MeteringClient(client_config),
                 payments=PaymentClient(client_config), incidents=IncidentClient(client_config),
-                pins=SqlPinVault(sessions), subscriptions=SqlSubscriptions(sessions), outbox=SqlOutbox(sessions),
+                pins=ForgetfulPinVault(sessions, identity), subscriptions=SqlSubscriptions(sessions),
+                outbox=SqlOutbox(sessions),
                 ledger=SqlPaymentLedger(sessions), pending_tickets=SqlPendingTickets(sessions),
-                throttle=RedisThrottle(redis.Redis.from_url(settings.redis_url, socket_timeout=1.0))
-                if settings.redis_url else MemoryThrottle(),
+                throttle=RedisThrottle(client) if client is not None else MemoryThrottle(), identity=identity,
                 security=security or build_security_audit(settings, sessions),
                 settings=DialogSettings(payment_callback_url=f"{settings.public_base_url}/payments/callback",
                                         wallets=settings.payment_wallets))

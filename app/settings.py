@@ -69,6 +69,8 @@ class Settings:
     payment_status_after_seconds: int = 300
     # How often the worker applies the retention purge (app/storage/retention.py); 0 turns it off.
     purge_interval_seconds: int = 3600
+    # How long who a number is (accounts, language) is kept in Redis; dropped at once when it changes.
+    identity_cache_seconds: int = 600
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -107,6 +109,7 @@ class Settings:
             payment_status_after_seconds=int(_env("PAYMENT_STATUS_AFTER_SECONDS",
                                                   str(cls.payment_status_after_seconds))),
             purge_interval_seconds=int(_env("PURGE_INTERVAL_SECONDS", str(cls.purge_interval_seconds))),
+            identity_cache_seconds=int(_env("IDENTITY_CACHE_SECONDS", str(cls.identity_cache_seconds))),
         )
 
 

@@ -24,8 +24,8 @@ from .backends import (
     NotFound,
     PaymentBackend,
 )
-from .stores import (AccountLinks, Outbox, PaymentLedger, PendingTickets, PinVault, Preferences, Subscriptions,
-                     Throttle)
+from .stores import (AccountLinks, IdentityCache, Outbox, PaymentLedger, PendingTickets, PinVault, Preferences,
+                     Subscriptions, Throttle)
 
 __all__ = ["BACKEND_DOWN", "NOT_FOUND", "Deps", "DialogRegistry", "DialogSettings", "known_steps", "step"]
 
@@ -63,6 +63,7 @@ class Deps:
     ledger: PaymentLedger | None = None
     pending_tickets: PendingTickets | None = None
     throttle: Throttle | None = None
+    identity: IdentityCache | None = None   # who a number is, cached (account.identify)
     security: SecurityAudit = LoggingSecurityAudit()
     settings: DialogSettings = DialogSettings()
 

@@ -6,6 +6,10 @@ is chosen, or the PIN is set, changed, locked or unlocked, by the repositories b
 those records goes through them: dialogs, the worker, ``python -m app pin-unlock``).
 
 Redis keys name no phone number: ``identity:<keyed BLAKE2b of the number>``.
+
+A change must not be undone by a dial that read the records just before it and stores what it read
+just after: ``forget`` leaves a tombstone for ``TOMBSTONE_SECONDS`` (longer than a hop may last), and
+``put`` only stores where nothing is kept, so the number is served from the records until it expires.
 """
 
 from __future__ import annotations
@@ -27,10 +31,13 @@ from dialogs.stores import AccountLink, IdentityCache, PinVerdict
 from .pins import SqlPinVault
 from .repositories import SqlAccountLinks, SqlPreferences
 
-__all__ = ["ForgetfulAccountLinks", "ForgetfulPinVault", "ForgetfulPreferences", "MemoryIdentityCache",
-           "RedisIdentityCache"]
+__all__ = ["TOMBSTONE_SECONDS", "ForgetfulAccountLinks", "ForgetfulPinVault", "ForgetfulPreferences",
+           "MemoryIdentityCache", "RedisIdentityCache"]
 
 log = logging.getLogger("app.identity")
+
+TOMBSTONE_SECONDS = 15   # > the hop deadline (8 s): no dial that began before a change stores after it
+_TOMBSTONE = "-"
 
 
 class RedisIdentityCache:
@@ -50,7 +57,7 @@ class RedisIdentityCache:
         except redis.RedisError as exc:
             log.warning("identity cache unreachable, asking the systems of record: %s", exc)
             return None
-        if raw is None:
+        if raw is None or raw == _TOMBSTONE.encode():
             return None
         try:
             value = json.loads(raw)
@@ -60,12 +67,12 @@ class RedisIdentityCache:
 
     def put(self, msisdn: str, identity: dict[str, Any]) -> None:
         try:
-            self._client.set(self._key(msisdn), json.dumps(identity, separators=(",", ":")), ex=self._ttl)
+            self._client.set(self._key(msisdn), json.dumps(identity, separators=(",", ":")), ex=self._ttl, nx=True)
         except redis.RedisError as exc:
             log.warning("identity cache unreachable, identity not kept: %s", exc)
 
     def forget(self, msisdn: str) -> None:
-        self._client.delete(self._key(msisdn))
+        self._client.set(self._key(msisdn), _TOMBSTONE, ex=TOMBSTONE_SECONDS)
 
 
 class MemoryIdentityCache:
@@ -74,28 +81,33 @@ class MemoryIdentityCache:
     def __init__(self, ttl_seconds: int, clock: Callable[[], float] = time.monotonic) -> None:
         self._ttl = ttl_seconds
         self._clock = clock
-        self._entries: dict[str, tuple[float, str]] = {}
+        self._entries: dict[str, tuple[float, str]] = {}   # msisdn -> (expires at, JSON or tombstone)
         self._lock = threading.Lock()
+
+    def _live(self, msisdn: str) -> str | None:
+        entry = self._entries.get(msisdn)
+        if entry is not None and entry[0] <= self._clock():
+            del self._entries[msisdn]
+            return None
+        return entry[1] if entry is not None else None
 
     def get(self, msisdn: str) -> dict[str, Any] | None:
         with self._lock:
-            entry = self._entries.get(msisdn)
-            if entry is not None and entry[0] <= self._clock():
-                del self._entries[msisdn]
-                entry = None
+            raw = self._live(msisdn)
         # Kept serialised, so that a caller changing what it got cannot change the cache.
-        return json.loads(entry[1]) if entry is not None else None
+        return json.loads(raw) if raw is not None and raw != _TOMBSTONE else None
 
     def put(self, msisdn: str, identity: dict[str, Any]) -> None:
         with self._lock:
             now = self._clock()
             if len(self._entries) > 100_000:   # bounded: drop what has expired
                 self._entries = {k: v for k, v in self._entries.items() if v[0] > now}
-            self._entries[msisdn] = (now + self._ttl, json.dumps(identity))
+            if self._live(msisdn) is None:
+                self._entries[msisdn] = (now + self._ttl, json.dumps(identity))
 
     def forget(self, msisdn: str) -> None:
         with self._lock:
-            self._entries.pop(msisdn, None)
+            self._entries[msisdn] = (self._clock() + TOMBSTONE_SECONDS, _TOMBSTONE)
 
 
 class ForgetfulAccountLinks(SqlAccountLinks):
@@ -107,7 +119,10 @@ class ForgetfulAccountLinks(SqlAccountLinks):
 
     def link(self, msisdn: str, account_number: str, source: str, undo_hash: str | None = None) -> AccountLink:
         result = super().link(msisdn, account_number, source, undo_hash)
-        self._cache.forget(msisdn)
+        # A link to an account the billing register gives the number changes nothing the identity shows
+        # (the register showed it already); it is written by the very dial that is about to store it.
+        if source != "billing":
+            self._cache.forget(msisdn)
         return result
 
     def unlink(self, msisdn: str, account_number: str) -> bool:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -15,7 +16,8 @@ from sqlalchemy import Engine, event
 
 from app.factory import create_app
 from app.settings import Settings
-from app.storage.identity_cache import MemoryIdentityCache, RedisIdentityCache
+from app.storage.identity_cache import TOMBSTONE_SECONDS, MemoryIdentityCache, RedisIdentityCache
+from app.storage.pins import SqlPinVault
 from tests.support.engine import UssdPhone
 from tests.support.services import serve_wsgi
 
@@ -167,12 +169,19 @@ def test_choosing_the_language_already_chosen_writes_nothing(product):
 @pytest.mark.parametrize("change", ["set", "locked", "unlocked"])
 def test_a_pin_change_makes_the_next_dial_ask_the_systems_of_record(product, change):
     msisdn = "+221770000001"
+    long_ago = SqlPinVault(product.app.extensions["parts"]["db"])   # before anything was cached
+    if change != "set":
+        long_ago.set_pin(msisdn, "4821")
+    if change == "unlocked":
+        for wrong in ("1357", "2468", "3579"):
+            long_ago.verify(msisdn, wrong, datetime.now(UTC))
     product.phone(msisdn).dial()
+    product.quiet()
+    product.phone(msisdn).dial()
+    assert product.backoffice.paths == []      # known, served from the cache
     if change == "set":
         product.deps.pins.set_pin(msisdn, "4821")
-    else:
-        product.deps.pins.set_pin(msisdn, "4821")
-        product.phone(msisdn).dial()            # cached again
+    elif change == "locked":
         p = product.phone(msisdn)
         p.dial()
         p.answer("8")
@@ -180,9 +189,8 @@ def test_a_pin_change_makes_the_next_dial_ask_the_systems_of_record(product, cha
         p.answer("1357")
         p.answer("2468")
         assert p.answer("3579").startswith("END Code PIN bloqué")
-        if change == "unlocked":
-            product.phone(msisdn).dial()        # cached again
-            assert product.deps.pins.unlock(msisdn)
+    else:
+        assert product.deps.pins.unlock(msisdn)
     product.quiet()
     assert product.phone(msisdn).dial().startswith("CON ElecNet - 1000001")
     assert product.backoffice.paths             # not served from what was known before the change
@@ -234,3 +242,15 @@ def test_a_cached_identity_expires(cache_and_clock, redis_url):
         assert cache.get("+221770000001") is not None
         clock.now += 2
         assert cache.get("+221770000001") is None
+
+
+def test_a_dial_that_read_the_records_before_a_change_does_not_store_them_after_it(cache_and_clock):
+    cache, clock = cache_and_clock
+    before = {"accounts": [{"account_number": "1000001"}], "language": "fr"}
+    cache.forget("+221770000001")               # the link is undone while a dial is between read and store
+    cache.put("+221770000001", before)
+    assert cache.get("+221770000001") is None
+    if clock is not None:
+        clock.now += TOMBSTONE_SECONDS + 1
+        cache.put("+221770000001", before)
+        assert cache.get("+221770000001") == before

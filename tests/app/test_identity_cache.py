@@ -16,6 +16,7 @@ from sqlalchemy import Engine, event
 
 from app.factory import create_app
 from app.settings import Settings
+from app.storage import migrate
 from app.storage.identity_cache import TOMBSTONE_SECONDS, MemoryIdentityCache, RedisIdentityCache
 from app.storage.pins import SqlPinVault
 from tests.support.engine import UssdPhone
@@ -73,13 +74,18 @@ class Product:
         self.sql.statements.clear()
 
 
-@pytest.fixture(params=["redis", "embedded"])
+@pytest.fixture(params=["redis", "embedded", "postgres"])
 def product(settings: Settings, backoffice_app: Flask, request: pytest.FixtureRequest) -> Iterator[Product]:
-    """The product on Redis, and as embedded without ``REDIS_URL`` (the cache then lives in the process)."""
+    """The product on Redis (with SQLite, and with PostgreSQL as in production), and as embedded without
+    ``REDIS_URL`` (the cache then lives in the process)."""
     counting = CountingWsgi(backoffice_app.wsgi_app)
-    redis_url = settings.redis_url if request.param == "redis" else None
+    redis_url = None if request.param == "embedded" else settings.redis_url
+    database_url = settings.database_url
+    if request.param == "postgres":
+        database_url = request.getfixturevalue("postgres_url")
+        migrate(database_url)
     with serve_wsgi(counting) as url:
-        app = create_app(replace(settings, backoffice_url=url, redis_url=redis_url))
+        app = create_app(replace(settings, backoffice_url=url, redis_url=redis_url, database_url=database_url))
         db_engine: Engine = app.extensions["parts"]["db"].kw["bind"]
         counter = SqlCounter()
         event.listen(db_engine, "before_cursor_execute", counter)

@@ -127,13 +127,15 @@ def serve() -> int:
 
 def _pin_unlock(msisdn: str) -> int:
     """An agent lifts a PIN lock (the only way out of a fourth lockout in a row); audited, SMS queued."""
+    import redis
+
     from engine.masking import mask
     from engine.security_audit import SecurityEvent
 
-    from .factory import build_security_audit
+    from .factory import build_identity_cache, build_security_audit
     from .storage import make_sessions
     from .storage.alerts import SqlOutbox
-    from .storage.pins import SqlPinVault
+    from .storage.identity_cache import ForgetfulPinVault
     from .storage.repositories import SqlPreferences
 
     if not msisdn.startswith("+") or not msisdn[1:].isdigit():
@@ -141,7 +143,9 @@ def _pin_unlock(msisdn: str) -> int:
         return 2
     settings = Settings.from_env()
     sessions = make_sessions(settings.database_url)
-    if not SqlPinVault(sessions).unlock(msisdn):
+    client = redis.Redis.from_url(settings.redis_url, socket_timeout=1.0) if settings.redis_url else None
+    # Through the vault that drops the number's cached identity, as every PIN change does.
+    if not ForgetfulPinVault(sessions, build_identity_cache(settings, client)).unlock(msisdn):
         print(f"no locked PIN for {mask(msisdn)}")
         return 1
     build_security_audit(settings, sessions).record(SecurityEvent("pin_unlocked", "agent", msisdn, None,

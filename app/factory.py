@@ -15,22 +15,22 @@ from flask import Flask, Response, g, jsonify, request
 from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.exceptions import HTTPException
 
+from backend_clients import BillingClient, ClientConfig, IncidentClient, MeteringClient, PaymentClient
 from backend_clients.africastalking_sms import AfricasTalkingSms
 from backend_clients.notices import NoticeFeedClient
 from backend_clients.twilio_whatsapp import TwilioWhatsApp
-from backend_clients import BillingClient, ClientConfig, IncidentClient, MeteringClient, PaymentClient
+from channels.adapter import ChannelAdapter
 from channels.gateway_guard import GatewayGuard, parse_networks
+from channels.payment_callback import Applied, CallbackEvent, payment_callback_blueprint
+from channels.sms import SmsAdapter
 from channels.sms_delivery import DeliveryReport, sms_delivery_blueprint
 from channels.twilio_status import PATH as TWILIO_STATUS_PATH
 from channels.twilio_status import twilio_status_blueprint
-from channels.payment_callback import Applied, CallbackEvent, payment_callback_blueprint
-from channels.adapter import ChannelAdapter
-from channels.sms import SmsAdapter
 from channels.ussd import UssdAdapter
 from dialogs.arrangements import load_rules
 from dialogs.payments import settle_provider_result
 from dialogs.registry import Deps, DialogRegistry, DialogSettings
-from dialogs.stores import ProviderResult
+from dialogs.stores import IdentityCache, ProviderResult
 from dialogs.tariffs import load_tariff
 from engine import (
     Engine,
@@ -54,21 +54,25 @@ from .settings import Settings
 from .storage import (
     MemoryThrottle,
     RedisThrottle,
-    SqlAccountLinks,
     SqlAuditSink,
     SqlOutbox,
     SqlPaymentLedger,
     SqlPendingTickets,
-    SqlPinVault,
-    SqlPreferences,
     SqlSecurityAudit,
-    SqlSubscriptions,
     make_sessions,
 )
 from .storage.consent import SqlConsent
 from .storage.delivery import SqlDeliveryQueue
+from .storage.identity_cache import (
+    ForgetfulAccountLinks,
+    ForgetfulPinVault,
+    ForgetfulPreferences,
+    MemoryIdentityCache,
+    RedisIdentityCache,
+)
 
-__all__ = ["build_deps", "build_dispatcher", "build_engine", "build_notice_relay", "build_pace", "create_app"]
+__all__ = ["build_deps", "build_dispatcher", "build_engine", "build_identity_cache", "build_notice_relay",
+           "build_pace", "create_app"]
 
 log = logging.getLogger("app")
 
@@ -101,6 +105,13 @@ def build_security_audit(settings: Settings, sessions: sessionmaker[Session]) ->
     return SqlSecurityAudit(sessions, settings.secret_key)
 
 
+def build_identity_cache(settings: Settings, client: redis.Redis | None) -> IdentityCache:
+    """Who a number is, cached: in Redis (shared by every worker), else in this process only."""
+    if client is not None:
+        return RedisIdentityCache(client, settings.identity_cache_seconds, settings.secret_key.encode())
+    return MemoryIdentityCache(settings.identity_cache_seconds)
+
+
 def build_deps(settings: Settings, sessions: sessionmaker[Session],
                security: SecurityAudit | None = None) -> Deps:
     """The concrete back-end clients and repositories behind the dialogs' ports."""
@@ -108,13 +119,14 @@ def build_deps(settings: Settings, sessions: sessionmaker[Session],
     client_config = ClientConfig(base_url=settings.backoffice_url, api_key=settings.backoffice_api_key,
                                  connect_timeout=settings.backend_connect_timeout,
                                  read_timeout=settings.backend_read_timeout, retries=settings.backend_retries)
-    return Deps(billing=BillingClient(client_config), links=SqlAccountLinks(sessions),
-                preferences=SqlPreferences(sessions), metering=MeteringClient(client_config),
+    client = redis.Redis.from_url(settings.redis_url, socket_timeout=1.0) if settings.redis_url else None
+    identity = build_identity_cache(settings, client)
+    return Deps(billing=BillingClient(client_config), links=ForgetfulAccountLinks(sessions, identity),
+                preferences=ForgetfulPreferences(sessions, identity), metering=MeteringClient(client_config),
                 payments=PaymentClient(client_config), incidents=IncidentClient(client_config),
-                pins=SqlPinVault(sessions), subscriptions=consent, outbox=SqlOutbox(sessions),
+                pins=ForgetfulPinVault(sessions, identity), subscriptions=consent, outbox=SqlOutbox(sessions),
                 ledger=SqlPaymentLedger(sessions), pending_tickets=SqlPendingTickets(sessions),
-                throttle=RedisThrottle(redis.Redis.from_url(settings.redis_url, socket_timeout=1.0))
-                if settings.redis_url else MemoryThrottle(),
+                throttle=RedisThrottle(client) if client is not None else MemoryThrottle(), identity=identity,
                 security=security or build_security_audit(settings, sessions),
                 settings=DialogSettings(payment_callback_url=f"{settings.public_base_url}/payments/callback",
                                         wallets=settings.payment_wallets),

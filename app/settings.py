@@ -78,6 +78,8 @@ class Settings:
     send_rates: str = "africastalking=10,twilio=5,smtp=20"
     # How often the worker reads the back office's notice feed (zone outages, bills ...).
     notice_poll_seconds: float = 2.0
+    # How long who a number is (accounts, language) is kept in Redis; dropped at once when it changes.
+    identity_cache_seconds: int = 600
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -121,6 +123,7 @@ class Settings:
             quiet_hours_tz=_env("QUIET_HOURS_TZ", cls.quiet_hours_tz),
             send_rates=os.environ.get("SEND_RATES", cls.send_rates),
             notice_poll_seconds=float(_env("NOTICE_POLL_SECONDS", str(cls.notice_poll_seconds))),
+            identity_cache_seconds=int(_env("IDENTITY_CACHE_SECONDS", str(cls.identity_cache_seconds))),
         )
 
 

@@ -74,23 +74,42 @@ def _refused(ctx: StepContext, deps: Deps, number: str, detail: str) -> None:
 
 @step("account.identify", outcomes={"one", "several", "unknown"})
 def identify(ctx: StepContext, deps: Deps) -> StepResult:
-    """Find the accounts of the calling number (our links, then the billing register)."""
-    msisdn = ctx.user_id
-    registered = {a.account_number: a for a in deps.billing.accounts_for_phone(msisdn)}
-    for number in registered:
-        deps.links.link(msisdn, number, "billing")
-    accounts: list[Account] = []
-    for link in deps.links.accounts_for(msisdn):
-        accounts.append(registered.get(link.account_number) or deps.billing.account(link.account_number))
-    language = deps.preferences.language(msisdn) or (accounts[0].language if accounts else None)
-    if not accounts:
+    """Find the accounts of the calling number: its cached identity, else our links and the billing register.
+
+    A known customer's dial is served from the cache (no back-office call, no SQL). Identifying again
+    within a session (a step found the current account gone) skips the cache: something changed."""
+    msisdn, cache = ctx.user_id, deps.identity
+    again = "accounts" in ctx.data
+    identity = cache.get(msisdn) if cache is not None and not again else None
+    if identity is None:
+        identity = _identity_of(msisdn, deps)
+        if cache is not None and identity["accounts"]:
+            cache.put(msisdn, identity)
+        elif cache is not None and again:
+            cache.forget(msisdn)
+    items: list[dict[str, Any]] = identity["accounts"]
+    language = identity["language"]
+    if not items:
         return StepResult("unknown", {"linked": False, "account_count": 0}, language=language)
-    data: dict[str, Any] = {"linked": True, "account_count": len(accounts),
-                            "accounts": [_as_item(a) for a in accounts]}
-    if len(accounts) == 1:
-        data.update(account_fields(accounts[0]))
+    data: dict[str, Any] = {"linked": True, "account_count": len(items), "accounts": items}
+    if len(items) == 1:
+        data.update(account_fields(items[0]))
         return StepResult("one", data, language=language)
     return StepResult("several", data, language=language)
+
+
+def _identity_of(msisdn: str, deps: Deps) -> dict[str, Any]:
+    """Who ``msisdn`` is, from the systems of record: its links (oldest first) with the accounts the
+    billing register holds for it, and its language. A register account is linked only when new."""
+    registered = {a.account_number: a for a in deps.billing.accounts_for_phone(msisdn)}
+    numbers = [link.account_number for link in deps.links.accounts_for(msisdn)]
+    for number in registered:
+        if number not in numbers:
+            deps.links.link(msisdn, number, "billing")
+            numbers.append(number)
+    accounts = [registered.get(number) or deps.billing.account(number) for number in numbers]
+    language = deps.preferences.language(msisdn) or (accounts[0].language if accounts else None)
+    return {"accounts": [_as_item(a) for a in accounts], "language": language}
 
 
 @step("account.select", outcomes={"ok"})

@@ -30,9 +30,18 @@ from .backends import (
     NotFound,
     PaymentBackend,
 )
-from .stores import (AccountLinks, Outbox, PaymentLedger, PendingTickets, PinVault, Preferences, Subscriptions,
-                     Throttle)
-from .stores import Consent
+from .stores import (
+    AccountLinks,
+    Consent,
+    IdentityCache,
+    Outbox,
+    PaymentLedger,
+    PendingTickets,
+    PinVault,
+    Preferences,
+    Subscriptions,
+    Throttle,
+)
 
 __all__ = ["BACKEND_DOWN", "DIALOG_MODULES", "NOT_FOUND", "Deps", "DialogRegistry", "DialogSettings",
            "collect_steps", "known_steps", "step"]
@@ -72,6 +81,7 @@ class Deps:
     pending_tickets: PendingTickets | None = None
     throttle: Throttle | None = None
     consent: Consent | None = None
+    identity: IdentityCache | None = None   # who a number is, cached (account.identify)
     security: SecurityAudit = LoggingSecurityAudit()
     settings: DialogSettings = DialogSettings()
 

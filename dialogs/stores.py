@@ -12,6 +12,7 @@ __all__ = [
     "AccountLinks",
     "Consent",
     "ConsentChange",
+    "IdentityCache",
     "LocalPayment",
     "Outbox",
     "PaymentLedger",
@@ -53,6 +54,24 @@ class AccountLinks(Protocol):
     def undo(self, account_number: str, code: str) -> str | None:
         """Remove the self-service link of ``account_number`` made with undo ``code``; the number it
         linked, or None when no link matches."""
+
+
+@runtime_checkable
+class IdentityCache(Protocol):
+    """Who a number is (its accounts with the fields the main menu needs, its language), kept for a
+    while so a known customer's dial needs neither the back office nor the database.
+
+    ``get`` and ``put`` never raise: a cache that cannot be reached is a miss. ``forget`` raises when
+    it cannot reach the cache, so that a change (a link undone) never goes unnoticed silently."""
+
+    def get(self, msisdn: str) -> dict[str, Any] | None:
+        """The identity kept for ``msisdn``, or None (never kept, expired, forgotten)."""
+
+    def put(self, msisdn: str, identity: dict[str, Any]) -> None:
+        """Keep ``identity`` (JSON-serialisable) for the cache's time to live."""
+
+    def forget(self, msisdn: str) -> None:
+        """Drop what is kept for ``msisdn``: a link, the language or the PIN changed."""
 
 
 @runtime_checkable

@@ -84,6 +84,8 @@ class SqlPreferences:
     def set_language(self, msisdn: str, language: str) -> None:
         with self._sessions() as db:
             row = db.get(PreferenceRow, msisdn)
+            if row is not None and row.language == language:
+                return   # written only when it changes
             if row is None:
                 db.add(PreferenceRow(msisdn=msisdn, language=language))
             else:

@@ -27,6 +27,12 @@ class _KeepAliveHandler(WSGIRequestHandler):
     protocol_version = "HTTP/1.1"
 
 
+class _QuietFeedPolls(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not ("GET /api/v1/notices" in message and '" 200 ' in message)
+
+
 def _serve(args: argparse.Namespace) -> int:
     try:
         config = BackofficeConfig.from_env()
@@ -44,6 +50,8 @@ def _serve(args: argparse.Namespace) -> int:
         log.info("listening for meter readings on %s", config.mqtt_url)
     # The access log prints request paths, and ours hold phone and account numbers.
     logging.getLogger("werkzeug").addFilter(MaskNumbersFilter())
+    # The product's worker reads the notice feed every few seconds: its answered polls are not news.
+    logging.getLogger("werkzeug").addFilter(_QuietFeedPolls())
     try:
         # HTTP/1.1 keeps the engine's connections open (the default HTTP/1.0 reconnects per call).
         run_simple(args.host, args.port, app, threaded=True, use_reloader=False,

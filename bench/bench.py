@@ -187,6 +187,10 @@ def batched(items: Iterator[bytes], size: int) -> Iterator[list[bytes]]:
 
 # ------------------------------------------------------------------ servers
 
+# The back office runs closed, as in production: ours and the Node peer present the same key.
+BACKOFFICE_KEY = secrets.token_hex(16)
+
+
 def product_env(tmp: Path, database_url: str, port: int, bo_port: int) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("WEB_CONCURRENCY", "GUNICORN_CMD_ARGS", "MQTT_URL")}
     env.update(HOST=HOST, PORT=str(port), BACKOFFICE_PORT=str(bo_port), REDIS_URL=REDIS_URL,
@@ -194,6 +198,7 @@ def product_env(tmp: Path, database_url: str, port: int, bo_port: int) -> dict[s
                BACKOFFICE_DATABASE_URL=f"sqlite:///{tmp / 'backoffice.db'}",
                PUBLIC_BASE_URL=f"http://{HOST}:{port}", SECRET_KEY=secrets.token_hex(32),
                USSD_GATEWAY_TOKEN=secrets.token_hex(16), PAYMENT_CALLBACK_SECRET=secrets.token_hex(32),
+               BACKOFFICE_API_KEY=BACKOFFICE_KEY,   # the back office closed, as in production
                PROMETHEUS_MULTIPROC_DIR=str(tmp / "prometheus"), LOG_LEVEL="WARNING", PYTHONUNBUFFERED="1")
     return env
 
@@ -239,7 +244,7 @@ def start_node(stack: contextlib.ExitStack, tmp: Path, modules: Path, bo_port: i
     """The Node peer; its balance calls ours' back office, whose CPU is then charged to the peer too."""
     port = free_port()
     env = dict(os.environ, PORT=str(port), REDIS_URL=REDIS_URL, NODE_PATH=str(modules), WORKERS="2",
-               BACKOFFICE_URL=f"http://{HOST}:{bo_port}")
+               BACKOFFICE_URL=f"http://{HOST}:{bo_port}", BACKOFFICE_API_KEY=BACKOFFICE_KEY)
     log = tmp / "node.log"
     proc = stack.enter_context(child(["node", str(BENCH / "node_peer.js")], env, log))
     wait_http(port, "/healthz", proc, log)

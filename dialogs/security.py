@@ -19,6 +19,7 @@ from engine.security_audit import SecurityEvent
 from engine.steps import StepContext, StepResult
 
 from .account import last_bill_proof
+from .codes import code_matches, hash_code, new_code
 from .registry import Deps, step
 from .stores import PinVerdict
 
@@ -122,6 +123,38 @@ def prove_holder(ctx: StepContext, deps: Deps) -> StepResult:
     if verdict == "ok":
         return StepResult("ok", {"pin_proof": purpose})
     return StepResult(verdict, {"pin_proof": None})
+
+
+MAX_PIN_CODE_SENDS, MAX_PIN_CODE_TRIES = 3, 3
+
+
+@step("security.send_pin_code", outcomes={"sent", "locked"})
+def send_pin_code(ctx: StepContext, deps: Deps) -> StepResult:
+    """A first PIN where no bill can vouch (a prepaid meter): a one-time code by SMS to the number
+    itself, proving the caller holds the phone. Only a salted hash of it stays in the session."""
+    sends = int(ctx.data.get("pin_code_sends", 0)) + 1
+    if sends > MAX_PIN_CODE_SENDS or deps.outbox is None or not ctx.user_id:
+        _event(ctx, deps, "pin_failed", "first-PIN codes exhausted")
+        return StepResult("locked", {"pin_code_hash": None})
+    code = new_code()
+    deps.outbox.add(kind="pin_code", msisdn=ctx.user_id, language=ctx.language, payload={"code": code},
+                    dedupe_key=f"pin_code:{ctx.session_key}:{sends}")
+    return StepResult("sent", {"pin_code_hash": hash_code(code), "pin_code_tries": 0, "pin_code_sends": sends})
+
+
+@step("security.check_pin_code", outcomes={"ok", "wrong", "locked"})
+def check_pin_code(ctx: StepContext, deps: Deps) -> StepResult:
+    """The code sent by ``security.send_pin_code``, typed back: the proof a first PIN needs."""
+    tries = int(ctx.data.get("pin_code_tries", 0)) + 1
+    stored = str(ctx.data.get("pin_code_hash") or "")
+    if not stored or tries > MAX_PIN_CODE_TRIES:
+        return StepResult("locked", {"pin_code_hash": None})
+    if not code_matches(ctx.secrets.get("pin_code", ""), stored):
+        _event(ctx, deps, "pin_failed", "wrong first-PIN code")
+        if tries >= MAX_PIN_CODE_TRIES:
+            return StepResult("locked", {"pin_code_hash": None})
+        return StepResult("wrong", {"pin_code_tries": tries})
+    return StepResult("ok", {"pin_proof": "first", "pin_code_hash": None, "pin_code_tries": None})
 
 
 @step("security.stage_pin", outcomes={"ok", "weak", "denied"})

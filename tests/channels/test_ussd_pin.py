@@ -66,6 +66,28 @@ def test_a_first_pin_is_not_set_without_the_amount_of_the_last_bill(phone, deps,
     assert "+221770000001" not in caplog.text and "4821" not in caplog.text
 
 
+def test_a_prepaid_customer_proves_the_phone_with_a_code_by_sms_then_buys_credit(phone, deps, redis_url):
+    import redis
+
+    p = phone("+221770000003")                 # a prepaid meter: no bill can vouch for its holder
+    p.dial("3")
+    p.answer("1")                              # buy credit
+    p.answer("2000")
+    p.answer("2")                              # Wave
+    assert p.answer("1") == ("CON Premier usage. Un code de 6 chiffres vous a été envoyé par SMS. "
+                             f"Entrez-le:\n{NAV}")
+    [sent] = sms(deps, "pin_code")
+    assert sent["msisdn"] == "+221770000003" and len(sent["payload"]["code"]) == 6
+    wrong = "000000" if sent["payload"]["code"] != "000000" else "111111"
+    assert p.answer(wrong) == f"CON Code incorrect. Entrez le code envoyé par SMS:\n{NAV}"
+    assert p.answer(sent["payload"]["code"]) == f"CON Premier usage: choisissez un code PIN secret (4 chiffres):\n{NAV}"
+    stored = redis.Redis.from_url(redis_url)
+    assert all(sent["payload"]["code"].encode() not in (stored.get(k) or b"") for k in stored.keys("*"))
+    p.answer("7395")
+    assert p.answer("7395").startswith("END Validez l'achat de 2 000 FCFA")
+    assert sms(deps, "pin_set")
+
+
 def test_the_first_pin_proof_is_throttled_like_linking(phone, deps):
     for _ in range(2):
         p, _ = change_pin(phone)

@@ -11,7 +11,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -24,7 +23,8 @@ from app.settings import Settings
 from app.storage import SqlOutbox, make_sessions, migrate
 from app.storage.delivery import SqlDeliveryQueue
 from backend_clients.africastalking_sms import AfricasTalkingSms
-from tests.support.fake_africastalking import FakeAfricasTalking, fake_africastalking
+from tests.support.clock import SettableClock
+from tests.support.fake_africastalking import FakeAfricasTalking
 
 RECEIPT = {"payment_id": "PAY-1", "reference": "MM123456", "amount": "5500", "account_number": "1000001",
            "purpose": "bill", "token": None, "failure_reason": None}
@@ -34,40 +34,15 @@ PRODUCED_KINDS = ("payment_receipt", "payment_failed", "payment_unconfirmed", "p
                   "pin_locked", "pin_unlocked", "pin_code", "link_code", "link_notice")
 
 
-@dataclass
-class Clock:
-    now: datetime
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **kwargs: float) -> None:
-        self.now += timedelta(**kwargs)
 
 
 @pytest.fixture
-def provider() -> Iterator[FakeAfricasTalking]:
-    with fake_africastalking() as fake:
-        yield fake
+def clock() -> SettableClock:
+    return SettableClock(datetime(2026, 11, 26, 10, 0, tzinfo=UTC))
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock(datetime(2026, 11, 26, 10, 0, tzinfo=UTC))
-
-
-@pytest.fixture
-def outbox(engine_db: str) -> SqlOutbox:
-    return SqlOutbox(make_sessions(engine_db))
-
-
-@pytest.fixture
-def queue(engine_db: str) -> SqlDeliveryQueue:
-    return SqlDeliveryQueue(make_sessions(engine_db))
-
-
-@pytest.fixture
-def dispatcher(queue: SqlDeliveryQueue, provider: FakeAfricasTalking, clock: Clock) -> Dispatcher:
+def dispatcher(queue: SqlDeliveryQueue, provider: FakeAfricasTalking, clock: SettableClock) -> Dispatcher:
     sms = AfricasTalkingSms(provider.username, provider.api_key, api_url=provider.url, timeout=(0.5, 2))
     return Dispatcher(queue, TEMPLATES, {"sms": sms}, clock=clock, max_attempts=3)
 
@@ -268,7 +243,7 @@ def test_a_worker_killed_after_the_provider_took_the_message_never_sends_it_twic
         killed_mid_send, engine_app, provider, clock):
     report(engine_app.test_client(), provider.sent[0].message_id, "Success")   # the provider's report arrives
     sms = AfricasTalkingSms(provider.username, provider.api_key, api_url=provider.url)
-    later = Clock(datetime.now(UTC) + timedelta(minutes=2))
+    later = SettableClock(datetime.now(UTC) + timedelta(minutes=2))
     outcome = Dispatcher(killed_mid_send, TEMPLATES, {"sms": sms}, clock=later).run_once()
     assert outcome.adopted == 1 and outcome.sent == 0
     assert len(provider.sent) == 1
@@ -280,9 +255,9 @@ def test_a_worker_killed_after_the_provider_took_the_message_never_sends_it_twic
 def test_a_worker_killed_before_the_provider_answered_loses_nothing(killed_mid_send, provider):
     provider.sent.clear()            # the provider in fact never kept it (no report will ever come)
     sms = AfricasTalkingSms(provider.username, provider.api_key, api_url=provider.url)
-    soon = Dispatcher(killed_mid_send, TEMPLATES, {"sms": sms}, clock=Clock(datetime.now(UTC) + timedelta(minutes=2)))
+    soon = Dispatcher(killed_mid_send, TEMPLATES, {"sms": sms}, clock=SettableClock(datetime.now(UTC) + timedelta(minutes=2)))
     assert soon.run_once().requeued == 0                  # reports may still be on their way: wait
-    late = Dispatcher(killed_mid_send, TEMPLATES, {"sms": sms}, clock=Clock(datetime.now(UTC) + timedelta(minutes=15)))
+    late = Dispatcher(killed_mid_send, TEMPLATES, {"sms": sms}, clock=SettableClock(datetime.now(UTC) + timedelta(minutes=15)))
     outcome = late.run_once()
     assert (outcome.requeued, outcome.sent) == (1, 1)
     assert provider.messages_to("+221770000001") == [

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -21,7 +20,8 @@ from app.quiet_hours import QuietHours
 from app.storage import SqlConsent, SqlOutbox, make_sessions, migrate
 from app.storage.delivery import SqlDeliveryQueue
 from backend_clients.africastalking_sms import AfricasTalkingSms
-from tests.support.fake_africastalking import FakeAfricasTalking, fake_africastalking
+from tests.support.clock import SettableClock
+from tests.support.fake_africastalking import FakeAfricasTalking
 
 TEMPLATES = NotificationTemplates.load("config/notifications.yaml")
 ALICE, BOB = "+221770000001", "+221770000002"
@@ -30,18 +30,6 @@ RECEIPT = {"payment_id": "PAY-1", "reference": "MM123456", "amount": "5500", "ac
 BILL = {"account_number": "1000001", "amount": "12500", "due_date": "2026-12-15"}
 
 
-@dataclass
-class Clock:
-    now: datetime
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-@pytest.fixture
-def provider() -> Iterator[FakeAfricasTalking]:
-    with fake_africastalking() as fake:
-        yield fake
 
 
 @pytest.fixture
@@ -52,16 +40,6 @@ def sms(provider: FakeAfricasTalking) -> AfricasTalkingSms:
 @pytest.fixture
 def consent(engine_db: str) -> SqlConsent:
     return SqlConsent(make_sessions(engine_db))
-
-
-@pytest.fixture
-def outbox(engine_db: str) -> SqlOutbox:
-    return SqlOutbox(make_sessions(engine_db))
-
-
-@pytest.fixture
-def queue(engine_db: str) -> SqlDeliveryQueue:
-    return SqlDeliveryQueue(make_sessions(engine_db))
 
 
 def add(outbox: SqlOutbox, kind: str, key: str, msisdn: str = ALICE, **payload: Any) -> None:
@@ -123,7 +101,7 @@ def test_stop_suppresses_queued_messages_at_once_but_receipts_still_go(outbox, q
 
 # ------------------------------------------------------------------ quiet hours
 def test_quiet_hours_hold_bulk_messages_until_morning_and_let_urgent_ones_through(outbox, queue, sms, provider):
-    night = Clock(datetime(2026, 11, 26, 22, 30, tzinfo=UTC))      # Dakar is UTC+0
+    night = SettableClock(datetime(2026, 11, 26, 22, 30, tzinfo=UTC))      # Dakar is UTC+0
     dispatcher = Dispatcher(queue, TEMPLATES, {"sms": sms}, clock=night, quiet=QuietHours.parse("21-7"))
     add(outbox, "bill_issued", "bill:1")
     add(outbox, "payment_receipt", "pay:1", purpose="prepaid", token="1234-5678-9012-3456-7890")

@@ -10,11 +10,12 @@ once per instant, and passes the same on any day the suite runs::
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-__all__ = ["INSTANTS"]
+__all__ = ["INSTANTS", "SettableClock"]
 
 INSTANTS = {
     "year-end-23:59:30": datetime(2026, 12, 31, 23, 59, 30, tzinfo=UTC),
@@ -27,3 +28,16 @@ def clock(request: pytest.FixtureRequest) -> datetime:
     """Now, for the code under test (aware, UTC)."""
     instant: datetime = request.param
     return instant
+
+
+@dataclass
+class SettableClock:
+    """A clock the test sets and moves forward, for code that takes ``clock: Callable[[], datetime]``."""
+
+    now: datetime
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **kwargs: float) -> None:
+        self.now += timedelta(**kwargs)

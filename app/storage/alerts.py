@@ -29,23 +29,30 @@ class SqlSubscriptions:
                                                         SubscriptionRow.topic == topic,
                                                         SubscriptionRow.scope == scope)).first()
 
+    def _activate(self, db: Session, msisdn: str, topic: str, scope: str, channel: str,
+                  language: str | None) -> SubscriptionRow:
+        """The subscription made active in ``db`` (created if new); the caller commits."""
+        row = self._row(db, msisdn, topic, scope)
+        if row is None:
+            row = SubscriptionRow(msisdn=msisdn, topic=topic, scope=scope, channel=channel, active=True,
+                                  language=language)
+            db.add(row)
+        else:
+            row.active, row.channel = True, channel
+            row.language = language or row.language
+        return row
+
     def subscribe(self, msisdn: str, topic: str, scope: str = "", channel: str = "sms",
                   language: str | None = None) -> Subscription:
         with self._sessions() as db:
-            row = self._row(db, msisdn, topic, scope)
-            if row is None:
-                row = SubscriptionRow(msisdn=msisdn, topic=topic, scope=scope, channel=channel, active=True,
-                                      language=language)
-                db.add(row)
-            else:
-                row.active, row.channel = True, channel
-                row.language = language or row.language
+            row = self._activate(db, msisdn, topic, scope, channel, language)
             try:
                 db.commit()
             except IntegrityError:
                 db.rollback()
-                row = self._row(db, msisdn, topic, scope)
-                assert row is not None
+                existing = self._row(db, msisdn, topic, scope)
+                assert existing is not None
+                return _sub(existing)
             return _sub(row)
 
     def unsubscribe(self, msisdn: str, topic: str, scope: str = "") -> None:

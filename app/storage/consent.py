@@ -87,16 +87,7 @@ class SqlConsent(SqlSubscriptions):
         for _ in range(2):   # a concurrent first subscription wins the unique key: read it back
             try:
                 with self._sessions.begin() as db:
-                    row = db.scalars(select(SubscriptionRow).where(
-                        SubscriptionRow.msisdn == msisdn, SubscriptionRow.topic == topic,
-                        SubscriptionRow.scope == scope)).first()
-                    if row is None:
-                        row = SubscriptionRow(msisdn=msisdn, topic=topic, scope=scope, channel=delivery, active=True,
-                                              language=language)
-                        db.add(row)
-                    else:
-                        row.active, row.channel = True, delivery
-                        row.language = language or row.language
+                    row = self._activate(db, msisdn, topic, scope, delivery, language)
                     # Asking for a message again is consent again: it lifts an earlier STOP.
                     db.execute(delete(NotificationStopRow).where(NotificationStopRow.msisdn == msisdn))
                     db.add(ConsentChangeRow(msisdn=msisdn, action="opt_in", topic=topic, scope=scope,

@@ -145,7 +145,7 @@ def build_engine(settings: Settings, store: SessionStore | None = None,
     store = store or _store(settings)
     engine = Engine(FlowSet(load_menus(settings.menus_path)), store, DialogRegistry(deps),
                     audit=SqlAuditSink(sessions), observer=observer, security=security,
-                    hop_key=_server_key(settings),
+                    hop_key=_server_key(settings), clock=settings.clock,
                     limits=EngineLimits(session_ttl_seconds=settings.session_ttl_seconds,
                                         resume_window_seconds=settings.resume_window_seconds,
                                         hop_deadline_seconds=settings.hop_deadline_seconds))
@@ -200,7 +200,7 @@ def build_dispatcher(settings: Settings, sessions: sessionmaker[Session]) -> Dis
     rates = parse_rates(settings.send_rates)
     return Dispatcher(SqlDeliveryQueue(sessions), templates, senders, labels=menus.labels,
                       stops=SqlConsent(sessions), quiet=QuietHours.parse(settings.quiet_hours, settings.quiet_hours_tz),
-                      pace=build_pace(settings), batch=max(1, min(50, int(max(rates.values(), default=50)))))
+                      pace=build_pace(settings), clock=settings.clock, batch=max(1, min(50, int(max(rates.values(), default=50)))))
 
 
 def build_pace(settings: Settings) -> Pace | None:

@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
-__all__ = ["Settings"]
+__all__ = ["Settings", "utc_now"]
+
+
+def utc_now() -> datetime:
+    """The wall clock, aware UTC: the product's clock outside tests."""
+    return datetime.now(UTC)
 
 
 def _env(name: str, default: str) -> str:
@@ -80,6 +87,9 @@ class Settings:
     notice_poll_seconds: float = 2.0
     # How long who a number is (accounts, language) is kept in Redis; dropped at once when it changes.
     identity_cache_seconds: int = 600
+    # Now, for everything that reads a date (dialog steps' due dates and day windows, session times,
+    # the worker's passes): never from the environment; tests set it (tests/support/clock.py).
+    clock: Callable[[], datetime] = field(default=utc_now, repr=False, compare=False)
 
     @classmethod
     def from_env(cls) -> Settings:

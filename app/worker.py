@@ -17,7 +17,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -35,10 +35,6 @@ __all__ = ["PurgeSchedule", "reconcile_payments", "run_forever", "run_once"]
 log = logging.getLogger("worker")
 
 
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 def reconcile_payments(deps: Deps, settings: Settings, now: datetime) -> dict[str, int]:
     """One pass over the payments pending past ``PAYMENT_STATUS_AFTER_SECONDS`` (see ``reconcile_pending``)."""
     counts = reconcile_pending(deps, now, settings.payment_status_after_seconds)
@@ -47,7 +43,9 @@ def reconcile_payments(deps: Deps, settings: Settings, now: datetime) -> dict[st
     return counts
 
 
-def run_once(settings: Settings, clock: Callable[[], datetime] = _utcnow) -> dict[str, int]:
+def run_once(settings: Settings, clock: Callable[[], datetime] | None = None) -> dict[str, int]:
+    """One pass of everything but the purge; ``clock`` (default: the settings' clock) dates the payments'."""
+    clock = clock or settings.clock
     sessions = make_sessions(settings.database_url)
     deps = build_deps(settings, sessions)
     assert deps.incidents is not None and deps.pending_tickets is not None
@@ -121,7 +119,7 @@ def run_forever(settings: Settings, interval_seconds: float = 30.0, stop: thread
             except Exception:
                 log.exception("worker pass failed; next pass in %.0f s", interval_seconds)
             try:
-                reconcile_payments(deps, settings, _utcnow())
+                reconcile_payments(deps, settings, settings.clock())
             except Exception:
                 log.exception("payment reconciliation failed; next pass in %.0f s", interval_seconds)
             try:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hmac
+from collections.abc import Callable
+from datetime import datetime
 
 from flask import Flask, Response, jsonify, request
 
@@ -10,7 +12,7 @@ from . import billing_api, incidents_api, metering_api, payments_api
 from . import notices, zone_outages
 from .callbacks import CallbackSender
 from .config import BackofficeConfig
-from .context import EXTENSION_KEY, Backoffice
+from .context import EXTENSION_KEY, Backoffice, wall_clock
 from .db import make_engine, make_session_factory
 from .errors import Unauthorized, register_error_handlers
 from .models import Base
@@ -22,8 +24,11 @@ __all__ = ["MAX_BODY_BYTES", "create_app"]
 MAX_BODY_BYTES = 2 * 1024 * 1024
 
 
-def create_app(config: BackofficeConfig | None = None) -> Flask:
+def create_app(config: BackofficeConfig | None = None, clock: Callable[[], datetime] | None = None) -> Flask:
     """Build the back-office Flask app; creates the tables and (if ``seed_demo``) the demo data.
+
+    ``clock`` (aware; default the wall clock) is what the date rules of requests read: the dates and
+    schedule of a new arrangement, the end of a consumption window.
 
     ``app.extensions["backoffice"]`` is the running ``Backoffice``; call its ``close()`` when done.
     """
@@ -36,7 +41,8 @@ def create_app(config: BackofficeConfig | None = None) -> Flask:
     callbacks = CallbackSender(sessions, config.callback_secret, config.allows_callback_to,
                                backoff=config.callback_backoff)
     backoffice = Backoffice(config=config, engine=engine, sessions=sessions, callbacks=callbacks,
-                            payments=PaymentDecider(sessions, callbacks, config.payment_delay))
+                            payments=PaymentDecider(sessions, callbacks, config.payment_delay),
+                            clock=clock or wall_clock)
 
     app = Flask("backoffice", static_folder=None)
     app.config.update(MAX_CONTENT_LENGTH=MAX_BODY_BYTES, JSON_SORT_KEYS=False)

@@ -28,7 +28,6 @@ from .wire import (
     normalise_msisdn,
     query_int,
     text_field,
-    utcnow,
 )
 
 __all__ = ["blueprint"]
@@ -219,7 +218,7 @@ def create_arrangement(account_number: str) -> tuple[Response, int]:
         due = sum((b.outstanding for b in _unpaid(session, account_number)), Decimal(0))
         if due <= 0:
             raise Conflict(f"account {account_number} has nothing to pay", code="nothing_due")
-        now = utcnow()
+        now = services().now()
         arrangement = Arrangement(
             arrangement_id="ARR-" + uuid.uuid4().hex[:10].upper(), account_number=account_number, idempotency_key=key,
             body_hash=digest, kind=kind, created_on=now.date(), created_at=now, status="active", months=months,

@@ -15,7 +15,7 @@ from .errors import Invalid, NotFound, TooLarge
 from .models import Meter, PaymentIntent, Reading
 from .payment_decisions import XOF_PER_KWH
 from .readings import MAX_BATCH, ingest
-from .wire import fmt_datetime, fmt_decimal, json_body, query_int, utcnow
+from .wire import fmt_datetime, fmt_decimal, json_body, query_int
 
 __all__ = ["blueprint", "index_at"]
 
@@ -74,7 +74,8 @@ def consumption(meter_id: str) -> Response:
     with services().sessions() as session:
         _meter(session, meter_id)
         last = _latest(session, meter_id)
-        end = max(utcnow(), last.at) if last is not None else utcnow()
+        now = services().now()
+        end = max(now, last.at) if last is not None else now
         at_now, at_start, at_before = (index_at(session, meter_id, t) for t in (end, end - span, end - 2 * span))
         return jsonify({
             "meter_id": meter_id,

@@ -116,9 +116,10 @@ def check(ctx: StepContext, deps: Deps) -> StepResult:
         return StepResult("already_running", {"arr_active_id": active.arrangement_id,
                                               "arr_active_kind": active.kind})
     today = ctx.now.date()
-    since = add_months(today, -rules.cooldown_months)
+    # Counted forward from each arrangement, as the refusal screen names the day: counted back from
+    # today instead, a plan of 31 August would still block on 28 February, the day the screen promised.
     recent = [a for a in existing if a.kind in rules.cooldown_kinds and a.status != "cancelled"
-              and a.created_on > since]
+              and today < add_months(a.created_on, rules.cooldown_months)]
     if recent:
         last = max(a.created_on for a in recent)
         return StepResult("recent", {"arr_recent_on": last.isoformat(),

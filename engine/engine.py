@@ -82,6 +82,10 @@ class EngineLimits:
         return self.channel_ttl_seconds.get(channel, self.session_ttl_seconds)
 
 
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
 def _hop_digest(digest: HopDigest, turn: Turn) -> str:
     # The hop id may carry what the user typed (USSD sends the whole history, PINs included):
     # keep only a keyed digest of it, bound to the caller, in the saved session.
@@ -161,12 +165,14 @@ class _PassThrough:
 class Engine:
     def __init__(self, flows: FlowSet, store: SessionStore, steps: StepRegistry, *,
                  audit: AuditSink | None = None, limits: EngineLimits | None = None,
-                 clock: Callable[[], float] = time.time, observer: HopObserver | None = None,
+                 clock: Callable[[], datetime] = _utcnow, observer: HopObserver | None = None,
                  security: SecurityAudit | None = None, hop_key: bytes | None = None,
                  channels: Mapping[str, ChannelCapabilities] | None = None) -> None:
         """``hop_key``: the server key behind replay records (``SECRET_KEY``); every process serving
         the same sessions needs the same one. Without it, a random key for this instance.
-        ``channels``: what each channel can show, as its adapter declares it (``declare`` adds more)."""
+        ``channels``: what each channel can show, as its adapter declares it (``declare`` adds more).
+        ``clock``: now, aware; the one clock of the engine: session times, resume window, and the
+        ``now`` every dialog step reads (due dates, day windows), so a test can set the date."""
         self.flows = flows
         self.store = store
         self.steps = steps
@@ -274,7 +280,8 @@ class Engine:
         if session is not None and (session.ended or self._restarts(session, turn)):
             # A new message after an end, or a new command on a chat channel: a new session.
             session = None
-        now = self.clock()
+        hop_now = self.clock()
+        now = hop_now.timestamp()
         hop_started = time.perf_counter()
         answered_secret = False
         if session is None:
@@ -286,13 +293,13 @@ class Engine:
             session = Session(key=turn.session_key, channel=turn.channel, user_id=turn.address,
                               customer=turn.customer, flow=flow.name, version=flow.version, node=flow.spec.start,
                               language=language, created_at=now, updated_at=now)
-            session.hop_started = hop_started
+            session.hop_started, session.hop_now = hop_started, hop_now
             screen = self._offer_resume(session, flow, turn) or self._open(session, flow, turn.dialed, start)
         elif session.resume_from is not None:
-            session.hop_started = hop_started
+            session.hop_started, session.hop_now = hop_started, hop_now
             screen = self._resume(session, self.flows.get(session.flow, session.version), (turn.input or "").strip())
         else:
-            session.hop_started = hop_started
+            session.hop_started, session.hop_now = hop_started, hop_now
             flow = self.flows.get(session.flow, session.version)
             text = self._navigation_word(turn.channel, (turn.input or "").strip())
             current = flow.spec.nodes.get(session.node)
@@ -556,7 +563,8 @@ class Engine:
             raise _EndNow("backend_down", "deadline")
         context = StepContext(user_id=session.customer or "", channel=session.channel, language=session.language,
                               session_key=session.key, data=MappingProxyType(session.data), params=node.params,
-                              secrets=MappingProxyType(secrets), now=datetime.now(UTC), address=session.user_id)
+                              secrets=MappingProxyType(secrets), now=session.hop_now or self.clock(),
+                              address=session.user_id)
         started = time.perf_counter()
         try:
             result = step(context)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field, fields
+from datetime import datetime
 from typing import Any
 
 __all__ = ["Session"]
@@ -42,9 +43,11 @@ class Session:
     customer: str | None = None
     last_hop_id: str | None = None    # HMAC of caller and hop under the server key (engine.hop_digest)
     last_reply: dict[str, Any] | None = None   # the answer to the last hop, its Screen included
-    # Measured during the current hop, never saved: when it started, time spent in dialog steps,
-    # the node the hop's last run of steps started from.
+    # Measured during the current hop, never saved: when it started (on the performance counter, and
+    # on the engine's clock: the "now" of its dialog steps), time spent in dialog steps, the node the
+    # hop's last run of steps started from.
     hop_started: float = 0.0
+    hop_now: datetime | None = None
     step_seconds: float = 0.0
     entered: str = ""
 
@@ -61,5 +64,5 @@ class Session:
         return cls(**data)
 
 
-_TRANSIENT = frozenset({"hop_started", "step_seconds", "entered"})
+_TRANSIENT = frozenset({"hop_started", "hop_now", "step_seconds", "entered"})
 _FIELDS = tuple(f.name for f in fields(Session) if f.name not in _TRANSIENT)

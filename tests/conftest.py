@@ -1,6 +1,6 @@
 """Suite-wide pytest configuration: shared fixture plugins."""
 
-pytest_plugins = ["tests.support.engine", "tests.support.backoffice", "tests.support.clock"]
+pytest_plugins = ["tests.support.clock", "tests.support.engine", "tests.support.backoffice"]
 
 
 def pytest_addoption(parser):  # type: ignore[no-untyped-def]

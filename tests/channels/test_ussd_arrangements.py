@@ -3,23 +3,42 @@ refusal, the schedule, the PIN gate, creation in the back office (once), back of
 
 Demo data: 1000001 owes 12 500 (eligible), 2000001 owes 185 200, 3000001 is prepaid.
 Rules: config/arrangements.yaml (at least 5 000 due, one arrangement per 6 months, 2 to 6 instalments).
+
+The engine and the back office share one clock, ``product_clock``, never the wall clock: by default
+half a minute before midnight on 31 January (every date a month on is clipped to February's end);
+the journeys that show dates run again at a year's end and at midnight after February, and some
+move the clock across midnight mid-journey or to the first day a refusal promised.
 """
 
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 import requests
 
 from dialogs.arrangements import add_months, idempotency_key
+from tests.support.clock import SettableClock
 
 PIN = "2468"
 
+JAN_31_LATE = datetime(2027, 1, 31, 23, 59, 30, tzinfo=UTC)
+DATED = pytest.mark.parametrize("product_clock", [
+    JAN_31_LATE,                                           # Feb 28, then Mar 31
+    datetime(2026, 12, 31, 23, 59, 30, tzinfo=UTC),       # a year's end: Jan 31, then Feb 28 of the next year
+    datetime(2027, 3, 1, 0, 0, 0, tzinfo=UTC),            # midnight after February: Apr 1, then May 1
+], ids=["jan-31st-23:59:30", "dec-31st-23:59:30", "march-1st-00:00"], indirect=True)
 
-def today() -> date:
-    return datetime.now(UTC).date()
+
+@pytest.fixture
+def product_clock(request: pytest.FixtureRequest) -> SettableClock:
+    """The clock of the engine and of the back office in this module (see the module's docstring)."""
+    return SettableClock(getattr(request, "param", JAN_31_LATE))
+
+
+def today(clock: SettableClock) -> date:
+    return clock.now.date()
 
 
 def fr_date(day: date) -> str:
@@ -32,10 +51,11 @@ def arrangements(url: str, account: str) -> list[dict]:
     return response.json()["arrangements"]
 
 
-def test_instalments_in_french_then_a_second_request_is_refused(phone, backoffice_url):
+@DATED
+def test_instalments_in_french_then_a_second_request_is_refused(phone, backoffice_url, product_clock):
     p = phone("+221770000001")
     p.dial()
-    first, second = add_months(today(), 1), add_months(today(), 2)
+    first, second = add_months(today(product_clock), 1), add_months(today(product_clock), 2)
     assert p.answer("6") == (f"CON Montant à payer: 12 500 FCFA. Comment souhaitez-vous le régler ?\n"
                              f"1. Tout payer le {fr_date(first)}\n2. En plusieurs mensualités\n"
                              "0. Retour 00. Accueil")
@@ -51,7 +71,9 @@ def test_instalments_in_french_then_a_second_request_is_refused(phone, backoffic
     done = p.answer(PIN)
     [made] = arrangements(backoffice_url, "1000001")
     assert (made["kind"], made["months"], made["status"]) == ("instalments", 3, "active")
+    assert made["created_on"] == today(product_clock).isoformat()
     assert [s["amount"] for s in made["schedule"]] == ["4168", "4166", "4166"]   # as previewed
+    assert [s["due_on"] for s in made["schedule"]][:2] == [first.isoformat(), second.isoformat()]
     assert done == (f"CON Demande enregistrée.\nRéférence: {made['arrangement_id']}\n"
                     f"Première échéance: 4 168 FCFA le {fr_date(first)}\n1. Menu principal\n0. Retour 00. Accueil")
     assert p.post("*".join(p.inputs)) == done            # the gateway replays the hop: same answer
@@ -64,11 +86,12 @@ def test_instalments_in_french_then_a_second_request_is_refused(phone, backoffic
     assert len(arrangements(backoffice_url, "1000001")) == 1
 
 
-def test_deferral_in_english_after_choosing_an_account(phone, backoffice_url):
+@DATED
+def test_deferral_in_english_after_choosing_an_account(phone, backoffice_url, product_clock):
     p = phone("+221770000002")
     assert p.dial().startswith("CON Choose an account:")
     assert p.answer("1").startswith("CON ElecNet - 2000001")
-    due = add_months(today(), 1)
+    due = add_months(today(product_clock), 1)
     assert p.answer("6") == (f"CON Balance due: 185,200 FCFA. How would you like to pay?\n"
                              f"1. All of it on {fr_date(due)}\n2. In monthly instalments\n0. Back 00. Home")
     assert p.answer("1") == (f"CON Deferral: 185,200 FCFA to pay by {fr_date(due)}.\n1. Confirm\n2. Cancel\n"
@@ -90,9 +113,8 @@ def test_two_instalments_show_both_without_dots_and_cancel_goes_home(phone, back
     p.dial()
     p.answer("6")
     p.answer("2")
-    assert p.answer("1") == (f"CON 2 mensualités:\n{fr_date(add_months(today(), 1))}: 6 250 FCFA\n"
-                             f"{fr_date(add_months(today(), 2))}: 6 250 FCFA\n1. Confirmer\n2. Annuler\n"
-                             "0. Retour 00. Accueil")
+    assert p.answer("1") == ("CON 2 mensualités:\n28/02/2027: 6 250 FCFA\n31/03/2027: 6 250 FCFA\n"
+                             "1. Confirmer\n2. Annuler\n0. Retour 00. Accueil")
     assert p.answer("2").startswith("CON ElecNet - 1000001\n1. Solde et factures")
     assert arrangements(backoffice_url, "1000001") == []
 
@@ -140,7 +162,7 @@ def test_a_balance_under_the_minimum_is_not_eligible(phone, backoffice_url):
                              "0. Retour 00. Accueil")
 
 
-def test_one_arrangement_per_six_months(phone, backoffice_url, backoffice_app):
+def test_one_arrangement_per_six_months(phone, backoffice_url, backoffice_app, product_clock):
     made = requests.post(f"{backoffice_url}/api/v1/accounts/1000001/arrangements",
                          headers={"Idempotency-Key": uuid.uuid4().hex}, json={"kind": "deferral", "months": 1},
                          timeout=5)
@@ -152,9 +174,82 @@ def test_one_arrangement_per_six_months(phone, backoffice_url, backoffice_app):
         session.get(Arrangement, made.json()["arrangement_id"]).status = "completed"
     p = phone("+221770000001")
     p.dial()
-    assert p.answer("6") == (f"CON Un seul délai de paiement par 6 mois. Le dernier date du {fr_date(today())}; "
-                             f"nouvelle demande possible dès le {fr_date(add_months(today(), 6))}.\n"
+    assert p.answer("6") == ("CON Un seul délai de paiement par 6 mois. Le dernier date du 31/01/2027; "
+                             "nouvelle demande possible dès le 31/07/2027.\n0. Retour 00. Accueil")
+
+
+def _closed_arrangement(backoffice_url: str, backoffice_app, account: str) -> dict:
+    """An arrangement made through the API on the back office's clock, then closed by the agents' side."""
+    from backoffice.models import Arrangement
+
+    made = requests.post(f"{backoffice_url}/api/v1/accounts/{account}/arrangements",
+                         headers={"Idempotency-Key": uuid.uuid4().hex}, json={"kind": "deferral", "months": 1},
+                         timeout=5)
+    assert made.status_code == 201, made.text
+    with backoffice_app.extensions["backoffice"].sessions() as session, session.begin():
+        session.get(Arrangement, made.json()["arrangement_id"]).status = "completed"
+    return dict(made.json())
+
+
+@pytest.mark.parametrize("product_clock, refused_until", [
+    (datetime(2026, 8, 31, 12, 0, tzinfo=UTC), "28/02/2027"),   # six months on from the 31st: February's end
+    (datetime(2027, 1, 31, 23, 59, 30, tzinfo=UTC), "31/07/2027"),
+], ids=["aug-31st", "jan-31st-23:59:30"], indirect=["product_clock"])
+def test_a_new_request_opens_at_midnight_on_the_day_the_refusal_named(phone, backoffice_url, backoffice_app,
+                                                                    product_clock, refused_until):
+    made = _closed_arrangement(backoffice_url, backoffice_app, "1000001")
+    named = datetime.strptime(refused_until, "%d/%m/%Y").replace(tzinfo=UTC)
+    product_clock.now = named - timedelta(seconds=1)     # 23:59:59 the day before
+    p = phone("+221770000001")
+    p.dial()
+    assert p.answer("6") == (f"CON Un seul délai de paiement par 6 mois. Le dernier date du "
+                             f"{fr_date(date.fromisoformat(made['created_on']))}; nouvelle demande possible dès le "
+                             f"{refused_until}.\n0. Retour 00. Accueil")
+    product_clock.advance(seconds=1)                      # midnight: the day the screen named
+    again = phone("+221770000001")
+    again.dial()
+    assert again.answer("6").startswith("CON Montant à payer: 12 500 FCFA. Comment souhaitez-vous le régler ?")
+
+
+def test_a_plan_confirmed_after_midnight_is_dated_from_the_day_it_is_recorded(phone, backoffice_url, product_clock):
+    """Previewed at 23:59:30 on 31 January (due 28 February), confirmed a minute later on 1 February:
+    the customer is told the due date the billing system recorded, 1 March, not the preview's."""
+    p = phone("+221770000001")
+    p.dial()
+    assert p.answer("6").startswith("CON Montant à payer: 12 500 FCFA. Comment souhaitez-vous le régler ?\n"
+                                    "1. Tout payer le 28/02/2027\n")
+    assert p.answer("1") == ("CON Report: 12 500 FCFA à payer au plus tard le 28/02/2027.\n1. Confirmer\n2. Annuler\n"
                              "0. Retour 00. Accueil")
+    p.answer("1")                                          # confirm
+    p.answer("5500")                                       # the last bill: proof for a first PIN
+    p.answer(PIN)
+    product_clock.advance(minutes=1)
+    done = p.answer(PIN)
+    [made] = arrangements(backoffice_url, "1000001")
+    assert made["created_on"] == "2027-02-01"
+    assert made["schedule"] == [{"due_on": "2027-03-01", "amount": "12500"}]
+    assert done == (f"CON Demande enregistrée.\nRéférence: {made['arrangement_id']}\n"
+                    "Première échéance: 12 500 FCFA le 01/03/2027\n1. Menu principal\n0. Retour 00. Accueil")
+
+
+def test_the_balance_shows_the_payment_due_today_until_midnight_then_the_next(phone, backoffice_url, product_clock):
+    made = requests.post(f"{backoffice_url}/api/v1/accounts/1000001/arrangements",
+                         headers={"Idempotency-Key": uuid.uuid4().hex}, json={"kind": "instalments", "months": 2},
+                         timeout=5)
+    assert made.status_code == 201, made.text
+    reference = made.json()["arrangement_id"]
+    product_clock.now = datetime(2027, 2, 28, 23, 59, 59, tzinfo=UTC)   # the first instalment's day
+    p = phone("+221770000001")
+    p.dial()
+    assert p.answer("1") == ("CON Compte 1000001\nA payer: 12 500 FCFA\nFactures impayées: 2\n"
+                             f"Paiement échelonné {reference}\nÉchéance du 28/02/2027: 6 250 FCFA\n"
+                             "1. Dernières factures\n0. Retour 00. Accueil")
+    product_clock.advance(seconds=1)                      # 1 March: the second instalment comes next
+    again = phone("+221770000001")
+    again.dial()
+    assert again.answer("1") == ("CON Compte 1000001\nA payer: 12 500 FCFA\nFactures impayées: 2\n"
+                                 f"Paiement échelonné {reference}\nÉchéance du 31/03/2027: 6 250 FCFA\n"
+                                 "1. Dernières factures\n0. Retour 00. Accueil")
 
 
 def test_the_idempotency_key_depends_on_the_session_only():

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import UTC, datetime
 
 import pytest
 
 from engine import Engine, EngineLimits, FlowSet, RedisSessionStore, Turn
 from menus import load_menus
 
+from ..support.clock import SettableClock
 from ..support.services import free_port
 from .conftest import DEMO, Handset
 from .fakes import CountingSteps
@@ -215,17 +217,17 @@ def test_declining_to_resume_starts_afresh_and_finished_sessions_are_not_offered
 
 
 def test_resume_offer_respects_the_window(store, steps):
-    clock = [1000.0]
-    engine = Engine(FlowSet(load_menus(DEMO)), store, steps, clock=lambda: clock[0])
+    clock = SettableClock(datetime(2027, 2, 28, 23, 59, tzinfo=UTC))
+    engine = Engine(FlowSet(load_menus(DEMO)), store, steps, clock=clock)
     first = Handset(engine, session="first")
     first.dial()
     first.answer("2")
-    clock[0] += 120
+    clock.advance(seconds=120)                   # across midnight into March: still the window
     assert Handset(engine, session="second").dial().text.startswith("Reprendre ?")
     first = Handset(engine, session="third")
     first.dial()
     first.answer("2")
-    clock[0] += 121
+    clock.advance(seconds=121)
     assert Handset(engine, session="fourth").dial().text == HOME
 
 

@@ -20,6 +20,7 @@ from backoffice import BackofficeConfig, create_app
 from backoffice.db import make_engine, make_session_factory
 from backoffice.models import Base
 from backoffice.seed import seed_demo
+from tests.support.clock import SettableClock
 from tests.support.services import serve_wsgi
 
 CALLBACK_SECRET = "test-callback-secret"
@@ -63,8 +64,9 @@ def backoffice_config(tmp_path: Path, seeded_backoffice_db: Path) -> BackofficeC
 
 
 @pytest.fixture
-def backoffice_app(backoffice_config: BackofficeConfig) -> Iterator[flask.Flask]:
-    app = create_app(backoffice_config)
+def backoffice_app(backoffice_config: BackofficeConfig, product_clock: SettableClock | None) -> Iterator[flask.Flask]:
+    """The back office on the test's ``product_clock`` (the wall clock unless the module sets one)."""
+    app = create_app(backoffice_config, clock=product_clock)
     try:
         yield app
     finally:

@@ -6,6 +6,15 @@ once per instant, and passes the same on any day the suite runs::
 
     def test_purge(clock):
         purge(sessions, now=clock)
+
+``product_clock`` is the one clock of the whole product in a test: the engine app's (``Settings.clock``:
+the ``now`` of every dialog step) and the reference back office's (``create_app(config, clock=...)``:
+arrangements' dates, consumption windows). It is ``None`` (the wall clock) unless a test module
+overrides the fixture with a ``SettableClock``; tests then move it across midnight or a month's end::
+
+    @pytest.fixture
+    def product_clock() -> SettableClock:
+        return SettableClock(datetime(2027, 1, 31, 23, 59, 30, tzinfo=UTC))
 """
 
 from __future__ import annotations
@@ -28,6 +37,12 @@ def clock(request: pytest.FixtureRequest) -> datetime:
     """Now, for the code under test (aware, UTC)."""
     instant: datetime = request.param
     return instant
+
+
+@pytest.fixture
+def product_clock() -> SettableClock | None:
+    """The clock shared by the engine app and the back office of a test; ``None``: the wall clock."""
+    return None
 
 
 @dataclass

@@ -21,6 +21,7 @@ from app.factory import create_app
 from app.settings import Settings
 from app.storage import migrate
 
+from .clock import SettableClock
 from .services import POSTGRES_TEST_URL, REDIS_TEST_URL, clean_redis, need_service, serve_wsgi
 
 _ids = itertools.count(1)
@@ -53,11 +54,12 @@ def engine_db(tmp_path: Path, migrated_engine_db: Path) -> str:
 
 
 @pytest.fixture
-def settings(engine_db: str, redis_url: str, backoffice_url: str) -> Settings:
+def settings(engine_db: str, redis_url: str, backoffice_url: str, product_clock: SettableClock | None) -> Settings:
     # Transcripts redial often; resuming a dropped session has its own tests.
-    return Settings(database_url=engine_db, redis_url=redis_url, backoffice_url=backoffice_url,
-                    backend_connect_timeout=0.5, backend_read_timeout=2.0,
-                    payment_callback_secret="test-callback-secret", resume_window_seconds=0)
+    found = Settings(database_url=engine_db, redis_url=redis_url, backoffice_url=backoffice_url,
+                     backend_connect_timeout=0.5, backend_read_timeout=2.0,
+                     payment_callback_secret="test-callback-secret", resume_window_seconds=0)
+    return found if product_clock is None else replace(found, clock=product_clock)
 
 
 @pytest.fixture

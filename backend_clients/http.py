@@ -78,11 +78,12 @@ class HttpBackend:
     name: ClassVar[str] = "backend"         # for log lines: "billing", "payment" ...
     api_prefix: ClassVar[str] = "/api/v1"
 
-    def __init__(self, config: ClientConfig) -> None:
+    def __init__(self, config: ClientConfig, *, clock: Callable[[], float] = time.monotonic) -> None:
+        """``clock`` (seconds, monotonic) times how long the breaker stays open."""
         self.config = config
         self._base_url = config.base_url.rstrip("/")
         self._timeout = (config.connect_timeout, config.read_timeout)
-        self.breaker = CircuitBreaker(config.breaker_failures, config.breaker_reset_seconds)
+        self.breaker = CircuitBreaker(config.breaker_failures, config.breaker_reset_seconds, clock)
         # Two sessions because urllib3 decides retries by method only, not by header: the
         # second one is used just for calls that carry an idempotency key.
         self._session = self._new_session(IDEMPOTENT_METHODS)

@@ -8,8 +8,7 @@ from datetime import datetime
 
 from flask import Flask, Response, jsonify, request
 
-from . import billing_api, incidents_api, metering_api, payments_api
-from . import notices, zone_outages
+from . import billing_api, incidents_api, metering_api, notices, payments_api, zone_outages
 from .callbacks import CallbackSender
 from .config import BackofficeConfig
 from .context import EXTENSION_KEY, Backoffice, wall_clock

@@ -84,7 +84,9 @@ class SessionStore(ABC):
 class MemorySessionStore(SessionStore):
     """In-process store: one worker only, nothing survives a restart. The embedded default."""
 
-    def __init__(self, resume_seconds: int = 300) -> None:
+    def __init__(self, resume_seconds: int = 300, clock: Callable[[], float] = time.monotonic) -> None:
+        """``clock`` (seconds, monotonic) times the sessions' TTLs and the resume window."""
+        self._clock = clock
         self._items: dict[str, tuple[float, str]] = {}
         self._latest: dict[tuple[str, str], tuple[float, str]] = {}
         self._guard = threading.Lock()
@@ -94,21 +96,21 @@ class MemorySessionStore(SessionStore):
     def load(self, key: str) -> Session | None:
         with self._guard:
             item = self._items.get(key)
-            if item is None or item[0] < time.monotonic():
+            if item is None or item[0] < self._clock():
                 self._items.pop(key, None)
                 return None
             return Session.from_json(item[1])
 
     def save(self, session: Session, ttl_seconds: int) -> None:
         with self._guard:
-            self._items[session.key] = (time.monotonic() + ttl_seconds, session.to_json())
+            self._items[session.key] = (self._clock() + ttl_seconds, session.to_json())
             if session.ended:
                 self._latest.pop((session.channel, session.user_id), None)
             else:
-                self._latest[(session.channel, session.user_id)] = (time.monotonic() + self._resume_seconds,
+                self._latest[(session.channel, session.user_id)] = (self._clock() + self._resume_seconds,
                                                                     session.key)
             if len(self._items) > 10_000:
-                now = time.monotonic()
+                now = self._clock()
                 for k in [k for k, (exp, _) in self._items.items() if exp < now]:
                     del self._items[k]
 
@@ -119,7 +121,7 @@ class MemorySessionStore(SessionStore):
     def latest(self, channel: str, user_id: str) -> str | None:
         with self._guard:
             item = self._latest.get((channel, user_id))
-            return item[1] if item and item[0] >= time.monotonic() else None
+            return item[1] if item and item[0] >= self._clock() else None
 
     @contextmanager
     def lock(self, key: str, wait_seconds: float = 3.0) -> Iterator[None]:

@@ -7,8 +7,8 @@ status -> error mapping, the circuit breaker, and logs free of personal data.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from decimal import Decimal
 
 import pytest
@@ -18,6 +18,16 @@ from dialogs.backends import BackendUnavailable, Conflict, NotFound, Rejected
 from tests.support.services import free_port, serve_wsgi
 
 from .fakes import Reply, ScriptedBackend
+
+
+@dataclass
+class Seconds:
+    """The breaker's monotonic clock, moved by the test: no sleeping, no race with a loaded machine."""
+
+    now: float = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
 
 BALANCE = {"account_number": "1000001", "amount": "12500", "currency": "XOF", "unpaid_bills": 2,
            "oldest_due_on": "2026-11-04"}
@@ -97,22 +107,20 @@ def test_ticket_creation_is_retried_because_it_is_idempotent_by_client_reference
 
 
 # ---------------------------------------------------------------- unreachable, slow, garbage
-def test_read_timeout_is_unavailable_quickly(backend: ScriptedBackend, server: tuple[ScriptedBackend, str]) -> None:
+def test_an_answer_slower_than_the_read_timeout_is_given_up_on(backend: ScriptedBackend,
+                                                                server: tuple[ScriptedBackend, str]) -> None:
+    # The balance does come, 1.5 s later: a client that waited for it would return it, not raise.
     backend.reset(Reply(200, BALANCE, delay=1.5))
-    started = time.monotonic()
     with BillingClient(config(server, read_timeout=0.2, retries=0)) as billing, pytest.raises(BackendUnavailable):
         billing.balance("1000001")
-    assert time.monotonic() - started < 1.0
     assert len(backend.hits) == 1
 
 
 def test_closed_port_is_unavailable() -> None:
     url = f"http://127.0.0.1:{free_port()}"     # nothing listens there
-    started = time.monotonic()
     with (BillingClient(ClientConfig(url, connect_timeout=0.5, retries=1, backoff_factor=0.0)) as billing,
           pytest.raises(BackendUnavailable)):
         billing.balance("1000001")
-    assert time.monotonic() - started < 2.0
 
 
 def test_non_json_200_is_unavailable(backend: ScriptedBackend, server: tuple[ScriptedBackend, str]) -> None:
@@ -163,34 +171,36 @@ def test_unknown_phone_number_is_an_empty_list(backend: ScriptedBackend,
 def test_circuit_opens_after_n_failures_then_fails_without_calling(
         backend: ScriptedBackend, server: tuple[ScriptedBackend, str]) -> None:
     backend.reset(Reply(503))
-    with BillingClient(config(server, retries=0, breaker_failures=3, breaker_reset_seconds=0.3)) as billing:
+    clock = Seconds()
+    with BillingClient(config(server, retries=0, breaker_failures=3, breaker_reset_seconds=30), clock=clock) as billing:
         for _ in range(3):
             with pytest.raises(BackendUnavailable, match="HTTP 503"):
                 billing.balance("1000001")
         assert len(backend.hits) == 3 and str(billing.breaker.state) == "open"
 
-        started = time.monotonic()
+        clock.now += 29.9                                   # open for 30 s: still refusing
         for _ in range(5):
             with pytest.raises(BackendUnavailable, match="circuit open"):
                 billing.balance("1000001")
         assert len(backend.hits) == 3                       # the server was not called again
-        assert time.monotonic() - started < 0.1
 
         # After the reset time one trial call goes through; the back end is back, the circuit closes.
         backend.reset(Reply(200, BALANCE))
-        time.sleep(0.35)
+        clock.now += 0.1
         assert billing.balance("1000001").amount == Decimal(12500)
         assert str(billing.breaker.state) == "closed" and len(backend.hits) == 1
 
 
 def test_failed_trial_reopens_the_circuit(backend: ScriptedBackend, server: tuple[ScriptedBackend, str]) -> None:
     backend.reset(Reply(500))
-    with BillingClient(config(server, retries=0, breaker_failures=1, breaker_reset_seconds=0.2)) as billing:
+    clock = Seconds()
+    with BillingClient(config(server, retries=0, breaker_failures=1, breaker_reset_seconds=30), clock=clock) as billing:
         with pytest.raises(BackendUnavailable):
             billing.balance("1000001")
-        time.sleep(0.25)
+        clock.now += 30
         with pytest.raises(BackendUnavailable, match="HTTP 500"):   # the trial
             billing.balance("1000001")
+        clock.now += 29.9                                            # open again, for another 30 s
         with pytest.raises(BackendUnavailable, match="circuit open"):
             billing.balance("1000001")
     assert len(backend.hits) == 2

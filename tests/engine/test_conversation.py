@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import json
-import time
 from datetime import UTC, datetime
 
 import pytest
+import redis
 
-from engine import Engine, EngineLimits, FlowSet, RedisSessionStore, Turn
+from engine import Engine, EngineLimits, FlowSet, MemorySessionStore, RedisSessionStore, Turn
 from menus import load_menus
 
 from ..support.clock import SettableClock
-from ..support.services import free_port
+from ..support.services import REDIS_TEST_URL, clean_redis, free_port, need_service
 from .conftest import DEMO, Handset
 from .fakes import CountingSteps
 
@@ -171,16 +171,40 @@ def test_a_live_session_keeps_its_flow_version_after_a_reload(tmp_path, store, s
     assert new.answer("1").text.startswith("Nouveau choix:")
 
 
-def test_session_json_is_compact_and_has_a_ttl(store, steps):
-    engine = Engine(FlowSet(load_menus(DEMO)), store, steps, limits=EngineLimits(session_ttl_seconds=1))
-    phone = Handset(engine)
-    phone.dial()
+def test_session_json_is_compact(store, steps):
+    engine = Engine(FlowSet(load_menus(DEMO)), store, steps)
+    Handset(engine).dial()
     saved = store.load("ussd:s1")
     assert saved is not None and saved.node == "home"
     assert len(saved.to_json()) < 1024
     json.loads(saved.to_json())
-    time.sleep(1.3)                       # past the TTL, the store has let the session go
+
+
+def test_an_idle_session_is_kept_for_its_ttl_then_dropped(steps):
+    seconds = [1000.0]
+    store = MemorySessionStore(clock=lambda: seconds[0])
+    engine = Engine(FlowSet(load_menus(DEMO)), store, steps, limits=EngineLimits(session_ttl_seconds=180))
+    Handset(engine).dial()
+    seconds[0] += 180
+    assert store.load("ussd:s1") is not None
+    seconds[0] += 1
     assert store.load("ussd:s1") is None
+
+
+def test_redis_expires_an_idle_session_after_its_ttl(steps):
+    need_service("Redis", REDIS_TEST_URL, 6379)
+    client = redis.Redis.from_url(REDIS_TEST_URL)
+    clean_redis(client)
+    try:
+        store = RedisSessionStore(client, prefix="ttl:")
+        engine = Engine(FlowSet(load_menus(DEMO)), store, steps, limits=EngineLimits(session_ttl_seconds=180))
+        Handset(engine).dial()
+        # Redis drops the key itself when its TTL runs out; what the engine must do is set it.
+        assert 170 < client.ttl("ttl:s:ussd:s1") <= 180          # not the 120 s of an ended one
+        assert store.load("ussd:s1") is not None
+    finally:
+        clean_redis(client)
+        client.close()
 
 
 @pytest.mark.parametrize("text", ["", "1", "1*98*98", "2*abc*0*00", "*", "**", "9*9"])

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
+import pytest
+
 
 def test_language_switch_is_remembered_in_the_next_session(phone):
     p = phone("+221770000001")
@@ -54,7 +58,10 @@ def test_pin_change_sets_a_pin_on_first_use_after_the_last_bill_then_asks_for_it
     assert second.answer("5930") == "CON Nouveau code PIN (4 chiffres):\n0. Retour 00. Accueil"
 
 
-def test_three_wrong_pins_lock_for_fifteen_minutes_and_the_lock_is_said_before_the_pin(app, phone):
+# Locked ten minutes before midnight at February's end: the lock runs out on 1 March at 00:05.
+@pytest.mark.parametrize("product_clock", [datetime(2027, 2, 28, 23, 50, tzinfo=UTC)], ids=["feb-28th-23:50"],
+                         indirect=True)
+def test_three_wrong_pins_lock_for_fifteen_minutes_and_the_lock_is_said_before_the_pin(app, phone, product_clock):
     app.extensions["parts"]["deps"].pins.set_pin("+221770000001", "4821")
     locked = phone("+221770000001")
     locked.dial()
@@ -63,11 +70,18 @@ def test_three_wrong_pins_lock_for_fifteen_minutes_and_the_lock_is_said_before_t
     locked.answer("1357")
     locked.answer("2468")
     assert locked.answer("3579") == "END Code PIN bloqué après 3 erreurs. Réessayez dans 15 minutes."
+    product_clock.advance(minutes=14, seconds=59)
     after = phone("+221770000001")
     after.dial()
     after.answer("8")
     assert after.answer("3") == ("CON Code PIN bloqué après 3 erreurs. Réessayez dans 15 minutes.\n"
                                  "1. Code PIN oublié\n0. Retour 00. Accueil")
+    product_clock.advance(seconds=1)                      # fifteen minutes on: the PIN is asked again
+    later = phone("+221770000001")
+    later.dial()
+    later.answer("8")
+    assert later.answer("3") == "CON Entrez votre code PIN (4 chiffres):\n0. Retour 00. Accueil"
+    assert later.answer("4821") == "CON Nouveau code PIN (4 chiffres):\n0. Retour 00. Accueil"
 
 
 def test_preferences_in_english_alerts_and_pin_lock(app, phone):

@@ -40,9 +40,12 @@ def clock(request: pytest.FixtureRequest) -> datetime:
 
 
 @pytest.fixture
-def product_clock() -> SettableClock | None:
-    """The clock shared by the engine app and the back office of a test; ``None``: the wall clock."""
-    return None
+def product_clock(request: pytest.FixtureRequest) -> SettableClock | None:
+    """The clock shared by the engine app and the back office of a test; ``None``: the wall clock.
+
+    One test sets it with ``@pytest.mark.parametrize("product_clock", [datetime(...)], indirect=True)``."""
+    start: datetime | None = getattr(request, "param", None)
+    return None if start is None else SettableClock(start)
 
 
 @dataclass

@@ -3,6 +3,10 @@ the next bill's estimate (postpaid) or the remaining credit (prepaid).
 
 The back office seeds 90 days of hourly readings ending at seed time, so the expected screens
 are built from what its metering API answers, not from fixed numbers.
+
+Seed time and now are fixed, never the wall clock: the demo data is seeded at 23:30 on 19 March 2027,
+and the engine and the back office share ``product_clock``, half a minute before the billing cycle
+ends at midnight (the 20th is the billing day), or half a minute into the next cycle.
 """
 
 from __future__ import annotations
@@ -10,11 +14,37 @@ from __future__ import annotations
 import math
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
 
 import flask
+import pytest
 import requests
 
 from dialogs.tariffs import estimate, load_tariff
+from tests.support.backoffice import seed_template
+from tests.support.clock import SettableClock
+
+SEEDED_AT = datetime(2027, 3, 19, 23, 30, tzinfo=UTC)
+CYCLE_LAST_SECONDS = datetime(2027, 3, 19, 23, 59, 30, tzinfo=UTC)   # the cycle of 20 Feb: 28 days begun
+CYCLE_FIRST_SECONDS = datetime(2027, 3, 20, 0, 0, 30, tzinfo=UTC)    # the cycle of 20 March: 1 day begun
+BOTH_SIDES_OF_THE_BILLING_DAY = pytest.mark.parametrize(
+    "product_clock", [CYCLE_LAST_SECONDS, CYCLE_FIRST_SECONDS], ids=["19th-23:59:30", "20th-00:00:30"],
+    indirect=True)
+
+
+@pytest.fixture(scope="module")
+def backoffice_seeded_at() -> datetime:
+    return SEEDED_AT
+
+
+@pytest.fixture(scope="module")
+def seeded_backoffice_db(tmp_path_factory: pytest.TempPathFactory, backoffice_seeded_at: datetime) -> Path:
+    return seed_template(tmp_path_factory, backoffice_seeded_at)
+
+
+@pytest.fixture
+def product_clock(request: pytest.FixtureRequest) -> SettableClock:
+    return SettableClock(getattr(request, "param", CYCLE_LAST_SECONDS))
 
 
 def metering(url: str, path: str) -> dict:
@@ -48,9 +78,8 @@ def cycle_start(now: datetime) -> datetime:
     return (first - timedelta(days=1)).replace(day=20)
 
 
-def month_bill(url: str, meter: str) -> Decimal:
+def month_bill(url: str, meter: str, now: datetime) -> Decimal:
     """This billing cycle so far (whole days) extrapolated to the cycle, priced with the shipped tariff."""
-    now = datetime.now(UTC)
     start = cycle_start(now)
     end = cycle_start(start + timedelta(days=40))
     days = max(1, math.ceil((now - start) / timedelta(days=1)))
@@ -70,7 +99,9 @@ def reading_time(period: dict) -> str:
     return at.strftime("%d/%m %H:%M")
 
 
-def test_postpaid_customer_in_french_sees_the_back_office_figures_and_a_bill_estimate(phone, backoffice_url):
+@BOTH_SIDES_OF_THE_BILLING_DAY
+def test_postpaid_customer_in_french_sees_the_back_office_figures_and_a_bill_estimate(phone, backoffice_url,
+                                                                                      product_clock):
     p = phone("+221770000001")
     p.dial()
     screen = p.answer("2")
@@ -79,12 +110,13 @@ def test_postpaid_customer_in_french_sees_the_back_office_figures_and_a_bill_est
         f"CON Relevé {reading_time(week)}: {kwh(week['last_reading']['index_kwh'], 'fr')}\n"
         f"7 j: {kwh(week['kwh'], 'fr')}, {change(week)}% vs 7 j préc.\n"
         f"30 j: {kwh(month['kwh'], 'fr')}, {change(month)}% vs 30 j préc.\n"
-        f"Prochaine facture estimée: {money(month_bill(backoffice_url, 'MTR-1000001'), 'fr')}\n"
+        f"Prochaine facture estimée: {money(month_bill(backoffice_url, 'MTR-1000001', product_clock.now), 'fr')}\n"
         "0. Retour 00. Accueil")
     assert p.answer("0").startswith("CON ElecNet - 1000001\n1. Solde et factures")
 
 
-def test_business_customer_in_english_sees_the_chosen_account(phone, backoffice_url):
+@BOTH_SIDES_OF_THE_BILLING_DAY
+def test_business_customer_in_english_sees_the_chosen_account(phone, backoffice_url, product_clock):
     p = phone("+221770000002")
     assert p.dial().startswith("CON Choose an account:")
     p.answer("2")
@@ -94,7 +126,7 @@ def test_business_customer_in_english_sees_the_chosen_account(phone, backoffice_
         f"CON Reading {reading_time(week)}: {kwh(week['last_reading']['index_kwh'], 'en')}\n"
         f"7 d: {kwh(week['kwh'], 'en')}, {change(week)}% vs prev. 7 d\n"
         f"30 d: {kwh(month['kwh'], 'en')}, {change(month)}% vs prev. 30 d\n"
-        f"Next bill (est.): {money(month_bill(backoffice_url, 'MTR-2000002'), 'en')}\n"
+        f"Next bill (est.): {money(month_bill(backoffice_url, 'MTR-2000002', product_clock.now), 'en')}\n"
         "0. Back 00. Home")
 
 
@@ -168,7 +200,8 @@ def test_back_office_down_gives_a_polite_screen(stoppable):
 
 
 # ---------------------------------------------------------------- meters with little history
-def forget_readings(backoffice_app: flask.Flask, meter: str, older_than_days: int | None = None) -> None:
+def forget_readings(backoffice_app: flask.Flask, meter: str, older_than_days: int | None = None,
+                    now: datetime = CYCLE_LAST_SECONDS) -> None:
     """Delete a demo meter's readings (all of them, or those older than N days) in the stand-in's database."""
     from datetime import timedelta
 
@@ -178,14 +211,15 @@ def forget_readings(backoffice_app: flask.Flask, meter: str, older_than_days: in
 
     condition = [Reading.meter_id == meter]
     if older_than_days is not None:
-        cutoff = datetime.now(UTC).replace(tzinfo=None) - timedelta(days=older_than_days)
+        cutoff = now.replace(tzinfo=None) - timedelta(days=older_than_days)
         condition.append(Reading.at < cutoff)
     with backoffice_app.extensions["backoffice"].sessions() as session, session.begin():
         session.execute(delete(Reading).where(*condition))
 
 
-def test_without_a_previous_period_the_percentages_are_left_out(phone, backoffice_url, backoffice_app):
-    forget_readings(backoffice_app, "MTR-1000001", older_than_days=20)
+def test_without_a_previous_period_the_percentages_are_left_out(phone, backoffice_url, backoffice_app,
+                                                                product_clock):
+    forget_readings(backoffice_app, "MTR-1000001", older_than_days=20, now=product_clock.now)
     p = phone("+221770000001")
     p.dial()
     screen = p.answer("2")
@@ -195,7 +229,7 @@ def test_without_a_previous_period_the_percentages_are_left_out(phone, backoffic
         f"CON Relevé {reading_time(week)}: {kwh(week['last_reading']['index_kwh'], 'fr')}\n"
         f"7 j: {kwh(week['kwh'], 'fr')}\n"
         f"30 j: {kwh(month['kwh'], 'fr')}\n"
-        f"Prochaine facture estimée: {money(month_bill(backoffice_url, 'MTR-1000001'), 'fr')}\n"
+        f"Prochaine facture estimée: {money(month_bill(backoffice_url, 'MTR-1000001', product_clock.now), 'fr')}\n"
         "0. Retour 00. Accueil")
 
 

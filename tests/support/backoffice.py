@@ -32,15 +32,22 @@ def backoffice_seeded_at() -> datetime:
     return datetime.now(UTC).replace(microsecond=0)
 
 
-@pytest.fixture(scope="session")
-def seeded_backoffice_db(tmp_path_factory: pytest.TempPathFactory, backoffice_seeded_at: datetime) -> Path:
-    """The demo data seeded once per test run (about 2 s); each test gets a copy of the file."""
+def seed_template(tmp_path_factory: pytest.TempPathFactory, at: datetime) -> Path:
+    """A SQLite file holding the demo data as seeded at ``at`` (aware UTC): readings end then."""
     path = tmp_path_factory.mktemp("backoffice-template") / "backoffice.db"
     engine = make_engine(f"sqlite:///{path}")
     Base.metadata.create_all(engine)
-    seed_demo(make_session_factory(engine), now=backoffice_seeded_at.replace(tzinfo=None))
+    seed_demo(make_session_factory(engine), now=at.astimezone(UTC).replace(tzinfo=None))
     engine.dispose()
     return path
+
+
+@pytest.fixture(scope="session")
+def seeded_backoffice_db(tmp_path_factory: pytest.TempPathFactory, backoffice_seeded_at: datetime) -> Path:
+    """The demo data seeded once per test run (about 2 s); each test gets a copy of the file.
+
+    A module whose clock is fixed overrides this (module scope) with ``seed_template`` at its own instant."""
+    return seed_template(tmp_path_factory, backoffice_seeded_at)
 
 
 @pytest.fixture

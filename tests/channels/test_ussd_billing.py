@@ -5,8 +5,10 @@ Real Flask app, real Redis sessions, the reference back office served on loopbac
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
+
+import pytest
 
 HOME_FR = ("CON ElecNet - 1000001\n1. Solde et factures\n2. Consommation\n3. Payer\n4. Panne/réclamation\n"
            "5. Suivi demande\n6. Délai de paiement\n7. Simulateur\n8. Préférences")
@@ -119,6 +121,8 @@ def test_guessing_the_last_bill_across_sessions_is_limited_per_number_and_per_ac
 
 
 # ---------------------------------------------------------------- prepaid meters
+# Now is fixed, half an hour after the readings end: the 30-day window the screen used is the one read here.
+@pytest.mark.parametrize("product_clock", [timedelta(minutes=30)], ids=["seed+30min"], indirect=True)
 def test_a_prepaid_customer_sees_credit_last_purchase_and_days_left(phone, backoffice_url):
     import requests
 

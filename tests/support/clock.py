@@ -43,8 +43,13 @@ def clock(request: pytest.FixtureRequest) -> datetime:
 def product_clock(request: pytest.FixtureRequest) -> SettableClock | None:
     """The clock shared by the engine app and the back office of a test; ``None``: the wall clock.
 
-    One test sets it with ``@pytest.mark.parametrize("product_clock", [datetime(...)], indirect=True)``."""
-    start: datetime | None = getattr(request, "param", None)
+    One test sets it with ``@pytest.mark.parametrize("product_clock", [start], indirect=True)``, ``start``
+    an aware ``datetime``, or a ``timedelta``: that long after the back office's demo data was seeded
+    (``backoffice_seeded_at``), for figures read from its meter readings."""
+    start: datetime | timedelta | None = getattr(request, "param", None)
+    if isinstance(start, timedelta):
+        seeded: datetime = request.getfixturevalue("backoffice_seeded_at")
+        return SettableClock(seeded + start)
     return None if start is None else SettableClock(start)
 
 

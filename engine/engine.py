@@ -167,18 +167,21 @@ class Engine:
                  audit: AuditSink | None = None, limits: EngineLimits | None = None,
                  clock: Callable[[], datetime] = _utcnow, observer: HopObserver | None = None,
                  security: SecurityAudit | None = None, hop_key: bytes | None = None,
-                 channels: Mapping[str, ChannelCapabilities] | None = None) -> None:
+                 channels: Mapping[str, ChannelCapabilities] | None = None,
+                 timer: Callable[[], float] = time.perf_counter) -> None:
         """``hop_key``: the server key behind replay records (``SECRET_KEY``); every process serving
         the same sessions needs the same one. Without it, a random key for this instance.
         ``channels``: what each channel can show, as its adapter declares it (``declare`` adds more).
         ``clock``: now, aware; the one clock of the engine: session times, resume window, and the
-        ``now`` every dialog step reads (due dates, day windows), so a test can set the date."""
+        ``now`` every dialog step reads (due dates, day windows), so a test can set the date.
+        ``timer``: seconds for durations (the hop deadline, time spent in steps, metrics)."""
         self.flows = flows
         self.store = store
         self.steps = steps
         self.audit = audit or NullAuditSink()
         self.limits = limits or EngineLimits()
         self.clock = clock
+        self.timer = timer
         self.observer = observer
         self.security = security or LoggingSecurityAudit()
         self._hop_digest = HopDigest(hop_key)
@@ -213,10 +216,10 @@ class Engine:
 
     def handle(self, turn: Turn) -> Reply:
         """Answer one hop. Never raises."""
-        started = time.perf_counter()
+        started = self.timer()
         reply, step_seconds = self._handle_safely(turn)
         if self.observer is not None:
-            self.observer.observe(channel=turn.channel, seconds=time.perf_counter() - started,
+            self.observer.observe(channel=turn.channel, seconds=self.timer() - started,
                                   step_seconds=step_seconds, end=reply.end)
         return reply
 
@@ -282,7 +285,7 @@ class Engine:
             session = None
         hop_now = self.clock()
         now = hop_now.timestamp()
-        hop_started = time.perf_counter()
+        hop_started = self.timer()
         answered_secret = False
         if session is None:
             start = find_start(self.flows.menus, turn.channel, turn.entry,
@@ -558,20 +561,20 @@ class Engine:
         step = self.steps.get(node.step)
         if step is None:
             raise RuntimeError(f"unknown dialog step '{node.step}'")
-        if time.perf_counter() - session.hop_started > self.limits.hop_deadline_seconds:
+        if self.timer() - session.hop_started > self.limits.hop_deadline_seconds:
             log.warning("hop deadline passed before step %s user=%s", node.step, mask(session.user_id))
             raise _EndNow("backend_down", "deadline")
         context = StepContext(user_id=session.customer or "", channel=session.channel, language=session.language,
                               session_key=session.key, data=MappingProxyType(session.data), params=node.params,
                               secrets=MappingProxyType(secrets), now=session.hop_now or self.clock(),
                               address=session.user_id)
-        started = time.perf_counter()
+        started = self.timer()
         try:
             result = step(context)
         except Exception as exc:
             _log_failure("dialog step %s failed user=%s", node.step, mask(session.user_id), exc=exc)
             result = StepResult("error")
-        session.step_seconds += time.perf_counter() - started
+        session.step_seconds += self.timer() - started
         note_proofs(session, result.data, bool(secrets))
         for key, value in result.data.items():
             if value is None:

@@ -15,6 +15,7 @@ class CountingSteps:
         self.vip = vip
         self.items = items
         self.slow_seconds = 0.0
+        self.sleep: Callable[[float], None] = time.sleep   # how the slow step spends its time
         self._steps: dict[str, Callable[[StepContext], StepResult]] = {
             "demo.greet": lambda ctx: StepResult("ok", {"name": "Awa", "vip": self.vip,
                                                         "when": "2026-11-25"}),
@@ -26,7 +27,7 @@ class CountingSteps:
         }
 
     def _slow(self, ctx: StepContext) -> StepResult:
-        time.sleep(self.slow_seconds)
+        self.sleep(self.slow_seconds)
         return StepResult("ok")
 
     def _check_pin(self, ctx: StepContext) -> StepResult:

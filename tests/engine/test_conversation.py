@@ -256,11 +256,15 @@ def test_resume_offer_respects_the_window(store, steps):
 
 
 def test_no_step_starts_once_the_hop_deadline_has_passed(store):
-    from engine import EngineLimits
+    seconds = [0.0]
+
+    def spend(duration: float) -> None:
+        seconds[0] += duration
 
     steps = CountingSteps()
-    steps.slow_seconds = 0.15
-    engine = Engine(FlowSet(load_menus(DEMO)), store, steps, limits=EngineLimits(hop_deadline_seconds=0.1))
+    steps.slow_seconds, steps.sleep = 0.15, spend    # the slow step takes 0.15 s of the engine's timer
+    engine = Engine(FlowSet(load_menus(DEMO)), store, steps, limits=EngineLimits(hop_deadline_seconds=0.1),
+                    timer=lambda: seconds[0])
     reply = Handset(engine).dial("8")
     assert reply.end and reply.text == "Systèmes indisponibles."
     assert "demo.items" not in steps.calls

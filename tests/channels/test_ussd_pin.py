@@ -1,16 +1,21 @@
 """Transcripts of the PIN: a first PIN needs the last bill, weak PINs refused, locks announced before the
-PIN is asked and growing, a forgotten PIN reset, the customer told by SMS, an agent's unlock."""
+PIN is asked and growing, a forgotten PIN reset, the customer told by SMS, an agent's unlock.
+
+The growing locks are timed on ``product_clock``, moved by each lock's length from just before a
+year's end, never by waiting or by editing the stored lock."""
 
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import create_engine, text
 
 from app.__main__ import main as app_main
 
 NAV = "0. Retour 00. Accueil"
+ON_NEW_YEARS_EVE = pytest.mark.parametrize("product_clock", [datetime(2026, 12, 31, 23, 50, tzinfo=UTC)],
+                                           ids=["dec-31st-23:50"], indirect=True)
 
 
 @pytest.fixture
@@ -35,15 +40,6 @@ def lock(p, pins=("1357", "2468", "3579")) -> str:
     for pin in pins:
         screen = p.answer(pin)
     return screen
-
-
-def expire_lock(settings, msisdn: str) -> None:
-    """The clock moves past the lock (the engine takes real time)."""
-    engine = create_engine(settings.database_url)
-    with engine.begin() as conn:
-        conn.execute(text("update pin_credentials set locked_until = :past where msisdn = :m"),
-                     {"past": "2000-01-01 00:00:00.000000", "m": msisdn})
-    engine.dispose()
 
 
 def test_a_first_pin_is_not_set_without_the_amount_of_the_last_bill(phone, deps, caplog):
@@ -108,32 +104,38 @@ def test_weak_pins_are_refused(phone, weak):
     assert p.answer("4821") == f"CON Confirmez votre code PIN:\n{NAV}"
 
 
-def test_locks_grow_are_announced_before_the_pin_and_told_by_sms(phone, deps, settings, caplog):
+@ON_NEW_YEARS_EVE
+def test_locks_grow_are_announced_before_the_pin_and_told_by_sms(phone, deps, caplog, product_clock):
     caplog.set_level(logging.WARNING, logger="security")
     deps.pins.set_pin("+221770000001", "4821")
     p, _ = change_pin(phone)
     assert lock(p) == "END Code PIN bloqué après 3 erreurs. Réessayez dans 15 minutes."
-    expire_lock(settings, "+221770000001")
+    product_clock.advance(minutes=15)                     # 00:05 on New Year's Day: the first lock is over
     q, screen = change_pin(phone)
     assert screen == "CON Entrez votre code PIN (4 chiffres):\n" + NAV
     assert lock(q) == "END Code PIN bloqué après 3 erreurs. Réessayez dans 1 heure."
+    product_clock.advance(minutes=59, seconds=59)
     _, screen = change_pin(phone)
     assert screen == f"CON Code PIN bloqué après 3 erreurs. Réessayez dans 1 heure.\n1. Code PIN oublié\n{NAV}"
+    product_clock.advance(seconds=1)                      # the hour is over
+    _, screen = change_pin(phone)
+    assert screen == "CON Entrez votre code PIN (4 chiffres):\n" + NAV
     assert [e["payload"]["lock"] for e in sms(deps, "pin_locked")] == ["lock_15m", "lock_1h"]
     assert caplog.text.count("security event pin_locked") == 2
     assert caplog.text.count("security event pin_failed") == 6
 
 
-def test_after_a_day_long_lock_only_an_agent_unlocks(phone, deps, settings, monkeypatch, capsys):
+@ON_NEW_YEARS_EVE
+def test_after_a_day_long_lock_only_an_agent_unlocks(phone, deps, settings, monkeypatch, capsys, product_clock):
     deps.pins.set_pin("+221770000001", "4821")
     screens = []
-    for _ in range(4):
+    for lasts in ({"minutes": 15}, {"hours": 1}, {"hours": 24}, {}):
         p, _ = change_pin(phone)
         screens.append(lock(p))
-        if len(screens) < 4:
-            expire_lock(settings, "+221770000001")
+        product_clock.advance(**lasts)                    # to the end of the lock just set
     assert screens[2] == "END Code PIN bloqué après 3 erreurs. Réessayez dans 24 heures."
     assert screens[3] == "END Code PIN bloqué. Pour le débloquer, appelez le service client au 800 00 00."
+    product_clock.advance(days=365)                      # no lock length runs out on its own now
     r = phone("+221770000001")
     r.dial()
     r.answer("8")

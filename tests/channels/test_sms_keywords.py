@@ -108,6 +108,17 @@ def test_payer_asks_oui_and_the_pin_then_starts_the_payment_and_the_pin_is_kept_
     assert PIN not in caplog.text
 
 
+def test_the_five_minutes_to_answer_oui_are_what_the_conversation_is_kept(texter, redis_url):
+    awa = texter("+221770000001")
+    awa.say("PAYER 5000")
+    assert awa.say("1").endswith("répondez OUI et votre code PIN (ex: OUI 1234) sous 5 minutes.")
+    stored = redis.Redis.from_url(redis_url)
+    [conversation] = stored.keys("conv:s:*")
+    # Redis drops it when the TTL runs out; an OUI after that starts anew (SMS_SESSION_IDLE_SECONDS).
+    assert 290 < stored.ttl(conversation) <= 300
+    stored.close()
+
+
 def test_a_wrong_pin_by_sms_counts_like_on_ussd(texter, deps):
     deps.pins.set_pin("+221770000001", PIN)
     awa = texter("+221770000001")

@@ -19,9 +19,10 @@ __all__ = ["issue_bill"]
 
 
 def issue_bill(sessions: sessionmaker[Session], account_number: str, amount: Decimal, *, kwh: Decimal,
-               due: date, period: str | None = None) -> dict[str, Any]:
-    """Create the bill of ``period`` (default: this month); ``Conflict`` when it exists."""
-    today = utcnow().date()
+               due: date, period: str | None = None, today: date | None = None) -> dict[str, Any]:
+    """Create the bill of ``period`` (default: the month of ``today``), issued ``today`` (default: the
+    wall clock's day, in UTC); ``Conflict`` when it exists."""
+    today = today or utcnow().date()
     period = period or f"{today.year}-{today.month:02d}"
     with sessions() as session, session.begin():
         if session.get(Account, account_number) is None:

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, date, datetime
+from decimal import Decimal
 
+import flask
+import pytest
 import requests
 
 from backoffice import BackofficeConfig
+from backoffice.bill_run import issue_bill
 
 
 def test_health(backoffice_url: str, http: requests.Session) -> None:
@@ -94,6 +99,27 @@ def test_arrangement_is_idempotent(api: str, http: requests.Session) -> None:
     assert http.post(url, json={"kind": "deferral", "months": 1}).status_code == 400
     bad = http.post(url, json={"kind": "deferral", "months": 7}, headers={"Idempotency-Key": "arr-2"})
     assert bad.status_code == 422
+
+
+@pytest.mark.parametrize("product_clock", [datetime(2027, 3, 31, 23, 59, 59, tzinfo=UTC)], ids=["march-31st-23:59:59"],
+                         indirect=True)
+def test_an_arrangement_is_dated_by_the_back_offices_clock_and_clipped_to_shorter_months(
+        api: str, http: requests.Session) -> None:
+    made = http.post(f"{api}/accounts/1000001/arrangements", json={"kind": "instalments", "months": 3},
+                     headers={"Idempotency-Key": "arr-month-end"})
+    assert made.status_code == 201, made.text
+    assert made.json()["created_on"] == "2027-03-31"
+    assert [s["due_on"] for s in made.json()["schedule"]] == ["2027-04-30", "2027-05-31", "2027-06-30"]
+
+
+def test_a_bill_issued_without_a_period_belongs_to_the_month_of_its_day(backoffice_app: flask.Flask,
+                                                                        api: str, http: requests.Session) -> None:
+    sessions = backoffice_app.extensions["backoffice"].sessions
+    issued = issue_bill(sessions, "1000001", Decimal(9800), kwh=Decimal(61), due=date(2027, 2, 15),
+                        today=date(2027, 1, 31))
+    assert issued["bill_id"] == "B-1000001-2027-01"
+    [bill] = [b for b in http.get(f"{api}/accounts/1000001/bills").json()["bills"] if b["period"] == "2027-01"]
+    assert (bill["issued_on"], bill["due_on"], bill["amount"]) == ("2027-01-31", "2027-02-15", "9800")
 
 
 def test_api_key_is_enforced_when_set(backoffice_config: BackofficeConfig, serve_with: Callable[..., str],

@@ -240,7 +240,7 @@ def killed_mid_send(settings, outbox, provider) -> Iterator[SqlDeliveryQueue]:
 
 
 def test_a_worker_killed_after_the_provider_took_the_message_never_sends_it_twice(
-        killed_mid_send, engine_app, provider, clock):
+        killed_mid_send, engine_app, provider):
     report(engine_app.test_client(), provider.sent[0].message_id, "Success")   # the provider's report arrives
     sms = AfricasTalkingSms(provider.username, provider.api_key, api_url=provider.url)
     later = SettableClock(datetime.now(UTC) + timedelta(minutes=2))

@@ -93,6 +93,20 @@ def test_a_redial_while_an_amount_is_asked_offers_to_continue(phone):
     assert again.answer("1000").startswith("CON Payer 1 000 FCFA avec:")
 
 
+# Dropped a minute before midnight at February's end; the window (two minutes here) runs into March.
+@pytest.mark.parametrize("product_clock", [datetime(2027, 2, 28, 23, 59, tzinfo=UTC)], ids=["feb-28th-23:59"],
+                         indirect=True)
+def test_the_offer_stands_for_the_resume_window_and_not_a_second_longer(phone, product_clock):
+    confirm = pay_another_amount(phone(OWNER))
+    product_clock.advance(minutes=2)
+    again = phone(OWNER)
+    assert again.dial() == OFFER
+    assert again.answer("1") == confirm                  # and dropped again, on the same confirmation
+    product_clock.advance(minutes=2, seconds=1)
+    late = phone(OWNER).dial()
+    assert late.startswith("CON ElecNet - 1000001\n1. Solde et factures")
+
+
 def test_no_offer_once_the_gateway_reported_a_normal_end(client, phone):
     p = phone(OWNER)
     pay_another_amount(p)

@@ -9,12 +9,14 @@ once per instant, and passes the same on any day the suite runs::
 
 ``product_clock`` is the one clock of the whole product in a test: the engine app's (``Settings.clock``:
 the ``now`` of every dialog step) and the reference back office's (``create_app(config, clock=...)``:
-arrangements' dates, consumption windows). It is ``None`` (the wall clock) unless a test module
-overrides the fixture with a ``SettableClock``; tests then move it across midnight or a month's end::
+arrangements' dates, consumption windows). It is ``None`` (the wall clock) unless a test sets it,
+one test by indirect parametrisation, a whole module by overriding the fixture; tests then move it
+across midnight or a month's end::
 
-    @pytest.fixture
-    def product_clock() -> SettableClock:
-        return SettableClock(datetime(2027, 1, 31, 23, 59, 30, tzinfo=UTC))
+    @pytest.mark.parametrize("product_clock", [datetime(2027, 1, 31, 23, 59, 30, tzinfo=UTC)], indirect=True)
+    def test_due_dates(phone, product_clock):
+        ...
+        product_clock.advance(minutes=1)      # 1 February
 """
 
 from __future__ import annotations

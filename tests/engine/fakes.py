@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from datetime import datetime
 
 from engine.steps import StepContext, StepResult
 
@@ -12,19 +13,23 @@ class CountingSteps:
     def __init__(self, vip: bool = False, items: int = 30) -> None:
         self.calls: dict[str, int] = {}
         self.seen_pins: list[str] = []
+        self.seen_now: list[datetime] = []               # what each greeting step was told "now" is
         self.vip = vip
         self.items = items
         self.slow_seconds = 0.0
         self.sleep: Callable[[float], None] = time.sleep   # how the slow step spends its time
         self._steps: dict[str, Callable[[StepContext], StepResult]] = {
-            "demo.greet": lambda ctx: StepResult("ok", {"name": "Awa", "vip": self.vip,
-                                                        "when": "2026-11-25"}),
+            "demo.greet": self._greet,
             "demo.items": lambda ctx: StepResult("ok", {"items": [
                 {"label": f"Article {i}", "amount": str(i * 1000)} for i in range(1, self.items + 1)]}),
             "demo.check_pin": self._check_pin,
             "demo.broken": lambda ctx: StepResult("backend_down"),
             "demo.slow": self._slow,
         }
+
+    def _greet(self, ctx: StepContext) -> StepResult:
+        self.seen_now.append(ctx.now)
+        return StepResult("ok", {"name": "Awa", "vip": self.vip, "when": "2026-11-25"})
 
     def _slow(self, ctx: StepContext) -> StepResult:
         self.sleep(self.slow_seconds)

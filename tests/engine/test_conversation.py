@@ -255,6 +255,15 @@ def test_resume_offer_respects_the_window(store, steps):
     assert Handset(engine, session="fourth").dial().text == HOME
 
 
+def test_dialog_steps_are_told_the_time_by_the_engines_clock(store, steps):
+    clock = SettableClock(datetime(2027, 1, 31, 23, 59, 59, tzinfo=UTC))
+    engine = Engine(FlowSet(load_menus(DEMO)), store, steps, clock=clock)
+    Handset(engine, session="before").dial()
+    clock.advance(seconds=1)
+    Handset(engine, session="after").dial()
+    assert steps.seen_now == [datetime(2027, 1, 31, 23, 59, 59, tzinfo=UTC), datetime(2027, 2, 1, tzinfo=UTC)]
+
+
 def test_no_step_starts_once_the_hop_deadline_has_passed(store):
     seconds = [0.0]
 

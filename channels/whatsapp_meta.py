@@ -250,9 +250,11 @@ class MetaWhatsAppAdapter(ChannelAdapter):
                 raise BadRequest("text.body missing or too long")
             return clean_text(body)
         if kind == "interactive":
-            chosen = part.get(str(part.get("type")))
-            if part.get("type") not in ("button_reply", "list_reply") or not isinstance(chosen, dict):
+            if part.get("type") not in ("button_reply", "list_reply"):
                 raise Unsupported(wa_id, f"interactive {str(part.get('type'))[:20]}")
+            chosen = part.get(str(part.get("type")))
+            if not isinstance(chosen, dict):
+                raise BadRequest("interactive reply missing")
             button_id, title = chosen.get("id"), chosen.get("title", "")
             if not isinstance(button_id, str) or not isinstance(title, str) or len(button_id) > 256:
                 raise BadRequest("interactive reply id missing or malformed")

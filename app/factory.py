@@ -17,8 +17,8 @@ from werkzeug.exceptions import HTTPException
 
 from backend_clients import BillingClient, ClientConfig, IncidentClient, MeteringClient, PaymentClient
 from backend_clients.africastalking_sms import AfricasTalkingSms
-from backend_clients.notices import NoticeFeedClient
 from backend_clients.meta_whatsapp import MetaWhatsApp
+from backend_clients.notices import NoticeFeedClient
 from backend_clients.twilio_whatsapp import TwilioWhatsApp
 from channels.adapter import ChannelAdapter
 from channels.answer_ledger import AnswerLedger, MemoryAnswerLedger

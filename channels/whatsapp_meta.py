@@ -42,7 +42,15 @@ from typing import Any, Final, Protocol
 
 from flask import Blueprint, Response, jsonify, request
 
-from engine import ChannelCapabilities, Engine, LoggingSecurityAudit, Reply, SecurityAudit, SecurityEvent, Turn
+from engine import (
+    ChannelCapabilities,
+    Engine,
+    LoggingSecurityAudit,
+    Reply,
+    SecurityAudit,
+    SecurityEvent,
+    Turn,
+)
 from engine.masking import mask
 
 from .adapter import BadRequest, ChannelAdapter, SessionPolicy
@@ -107,7 +115,8 @@ def _text(body: str) -> dict[str, Any]:
 
 
 def _row(key: str, label: str) -> dict[str, str]:
-    row = {"id": option_id(key), "title": label if len(label) <= MAX_ROW_TITLE else label[:MAX_ROW_TITLE - 1] + "…"}
+    short = label if len(label) <= MAX_ROW_TITLE else label[:MAX_ROW_TITLE - 1].rstrip() + "…"
+    row = {"id": option_id(key), "title": short}
     if len(label) > MAX_ROW_TITLE:
         row["description"] = label[:MAX_ROW_DESCRIPTION]
     return row
@@ -264,7 +273,7 @@ class MetaWhatsAppAdapter(ChannelAdapter):
             if not isinstance(payload, str) or not isinstance(title, str) or len(payload) > 256:
                 raise BadRequest("button payload malformed")
             return key_of(payload, title[:MAX_INPUT_CHARS])
-        raise Unsupported(wa_id, kind)
+        raise Unsupported(wa_id, str(kind))
 
     def render(self, reply: Reply) -> str:
         return json.dumps(graph_messages(reply), ensure_ascii=False)
@@ -321,8 +330,9 @@ class MetaWhatsAppAdapter(ChannelAdapter):
                 return self.error_response(400)
             for report in event.statuses:
                 self._record_status(report)
-            delivered = all([self._answer(engine, number_id, message) for number_id, message in event.messages])
-            if not delivered:
+            # Every message is answered, even after one whose reply could not go out.
+            answered = [self._answer(engine, number_id, message) for number_id, message in event.messages]
+            if not all(answered):
                 # Meta delivers the event again later; the ledger sends what is missing then.
                 return self.error_response(503)
             return jsonify(status="ok")
@@ -367,15 +377,16 @@ class MetaWhatsAppAdapter(ChannelAdapter):
 
     def _send_missing(self, message_id: str, record: dict[str, Any]) -> bool:
         """Send the messages of an answer not sent yet, counting each one in the ledger."""
-        messages = record.get("messages") if isinstance(record.get("messages"), list) else []
-        sent = record.get("sent") if isinstance(record.get("sent"), int) else 0
+        raw_messages, raw_sent = record.get("messages"), record.get("sent")
+        messages: list[Any] = raw_messages if isinstance(raw_messages, list) else []
+        sent = raw_sent if isinstance(raw_sent, int) else 0
         to, number_id = str(record.get("to", "")), str(record.get("from", ""))
-        assert messages is not None and self.sender is not None
+        assert self.sender is not None
         self.ledger.keep(LEDGER, message_id, record)
         for index in range(sent, len(messages)):
             try:
                 taken = self.sender.deliver(number_id, to, messages[index])
-            except Exception as exc:   # unreachable, throttled, 5xx: kept for Meta's next delivery
+            except Exception as exc:  # noqa: BLE001 - unreachable, throttled, 5xx: kept for Meta's next delivery
                 log.warning("whatsapp reply to %s not sent now: %s", mask(to), type(exc).__name__)
                 return False
             if not taken:

@@ -28,13 +28,29 @@ from flask import Blueprint, Response, request
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
-from engine import ChannelCapabilities, Engine, LoggingSecurityAudit, Reply, SecurityAudit, SecurityEvent, Turn
+from engine import (
+    ChannelCapabilities,
+    Engine,
+    LoggingSecurityAudit,
+    Reply,
+    SecurityAudit,
+    SecurityEvent,
+    Turn,
+)
 from engine.masking import mask
 
 from .adapter import BadRequest, ChannelAdapter, SessionPolicy
 from .answer_ledger import AnswerLedger, MemoryAnswerLedger
 from .msisdn import to_e164
-from .whatsapp import CAPABILITIES, CHANNEL, DEFAULT_IDLE_SECONDS, MAX_INPUT_CHARS, NOT_READABLE, clean_text, key_of
+from .whatsapp import (
+    CAPABILITIES,
+    CHANNEL,
+    DEFAULT_IDLE_SECONDS,
+    MAX_INPUT_CHARS,
+    NOT_READABLE,
+    clean_text,
+    key_of,
+)
 
 __all__ = ["MAX_BODY_CHARS", "PATH", "TwilioWhatsAppAdapter", "split_body"]
 

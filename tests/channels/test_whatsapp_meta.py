@@ -124,8 +124,8 @@ def test_a_graph_api_failure_answers_503_and_meta_s_redelivery_sends_the_reply_w
     assert awa.post(event) == [] and awa.last_status == 503
     redelivered = awa.post(event)                  # Meta delivers the event again later
     assert awa.last_status == 200
-    assert redelivered == ["Compte 1000001\nÀ payer: 12 500 FCFA\nFactures impayées: 2\n"
-                           "[1 Dernières factures] [0 Retour] [00 Accueil]"]
+    assert redelivered == [("Compte 1000001\nÀ payer: 12 500 FCFA\nFactures impayées: 2\n"
+                            "[1 Dernières factures] [0 Retour] [00 Accueil]")]
     assert awa.post(event) == []                   # and only once
     assert awa.tap("1").startswith("Factures (choisissez):")   # the hop ran once: one screen further only
 
@@ -204,8 +204,8 @@ def test_without_a_verify_token_the_subscription_check_is_refused(wa_settings):
     b"[1, 2, 3]",
     b'{"object": "page", "entry": []}',
     b'{"object": "whatsapp_business_account", "entry": {"$gt": ""}}',
-    b'{"object": "whatsapp_business_account", "entry": [{"changes": [{"field": "messages", "value": '
-    b'{"metadata": {"phone_number_id": ["x"]}, "messages": []}}]}]}',
+    (b'{"object": "whatsapp_business_account", "entry": [{"changes": [{"field": "messages", "value": '
+     b'{"metadata": {"phone_number_id": ["x"]}, "messages": []}}]}]}'),
     "\u202e\x00\ud800".encode("utf-8", "surrogatepass"),
 ])
 def test_a_signed_body_that_is_not_a_meta_event_gets_a_json_400(meta_phone, body, graph):

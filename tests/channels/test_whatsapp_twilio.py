@@ -139,8 +139,9 @@ def test_a_malformed_message_gets_twiml_never_a_500(wa_app, change, status, noti
     response = post_signed(wa_app.test_client(), form)
     assert response.status_code == status and response.mimetype == "application/xml"
     messages = twiml_messages(response.get_data(as_text=True))
-    assert messages == (["Désolé, nous n'avons pas pu lire votre message. Écrivez MENU pour recommencer. / "
-                         "Sorry, we could not read your message. Write MENU to start again."] if notice else [])
+    notice_text = ("Désolé, nous n'avons pas pu lire votre message. Écrivez MENU pour recommencer. / "
+                   "Sorry, we could not read your message. Write MENU to start again.")
+    assert messages == ([notice_text] if notice else [])
 
 
 @pytest.mark.parametrize(("content_type", "body"), [

@@ -4,7 +4,6 @@ loopback, and handsets for each provider (``tests/channels/whatsapp_phones.py``)
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import replace
 
 import pytest
 from flask import Flask
@@ -13,20 +12,7 @@ from app.factory import create_app
 from app.settings import Settings
 from tests.support.fake_graph import FakeGraph, fake_graph
 
-from .whatsapp_phones import (
-    META_SECRET,
-    META_VERIFY,
-    TWILIO_PUBLIC_URL,
-    TWILIO_TOKEN,
-    MetaWhatsAppPhone,
-    TwilioWhatsAppPhone,
-)
-
-
-def whatsapp_settings(settings: Settings, graph: FakeGraph) -> Settings:
-    return replace(settings, twilio_auth_token=TWILIO_TOKEN, twilio_webhook_url=TWILIO_PUBLIC_URL,
-                   meta_app_secret=META_SECRET, meta_verify_token=META_VERIFY,
-                   meta_access_token=graph.access_token, graph_api_url=graph.api_url)
+from .whatsapp_phones import MetaWhatsAppPhone, TwilioWhatsAppPhone, whatsapp_settings
 
 
 @pytest.fixture

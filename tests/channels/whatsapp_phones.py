@@ -22,8 +22,11 @@ import time
 import xml.etree.ElementTree as ET
 from typing import Any
 
+from dataclasses import replace
+
 from flask.testing import FlaskClient
 
+from app.settings import Settings
 from tests.support.fake_graph import FakeGraph, readable
 
 _ids = itertools.count(1)
@@ -33,6 +36,14 @@ TWILIO_TOKEN = "test-twilio-auth-token"
 META_SECRET = "test-meta-app-secret"
 META_VERIFY = "test-meta-verify-token"
 PHONE_NUMBER_ID = "106540352242922"
+
+
+def whatsapp_settings(settings: Settings, graph: FakeGraph) -> Settings:
+    """``settings`` with both WhatsApp providers configured: Twilio's token and public URL, Meta's app
+    secret, verify token and access token, and the fake Graph API as Meta's address."""
+    return replace(settings, twilio_auth_token=TWILIO_TOKEN, twilio_webhook_url=TWILIO_PUBLIC_URL,
+                   meta_app_secret=META_SECRET, meta_verify_token=META_VERIFY,
+                   meta_access_token=graph.access_token, graph_api_url=graph.api_url)
 
 
 def twilio_signature(token: str, url: str, params: dict[str, str]) -> str:

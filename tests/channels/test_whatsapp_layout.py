@@ -4,8 +4,8 @@ of body in an interactive message). Every layout here is what a customer's phone
 
 from __future__ import annotations
 
-from engine import Option, Reply, Screen
 from channels.whatsapp_meta import graph_messages
+from engine import Option, Reply, Screen
 
 
 def reply(options: list[tuple[str, str]], nav: bool = True, body: str = "Choisissez:", **kw: object) -> Reply:

@@ -20,9 +20,8 @@ import itertools
 import json
 import time
 import xml.etree.ElementTree as ET
-from typing import Any
-
 from dataclasses import replace
+from typing import Any
 
 from flask.testing import FlaskClient
 

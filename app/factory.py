@@ -193,7 +193,9 @@ def build_adapters(settings: Settings, guard: GatewayGuard, security: SecurityAu
                                    connect_timeout=settings.backend_connect_timeout,
                                    read_timeout=settings.backend_read_timeout)
     else:
-        log.warning("META_APP_SECRET or META_ACCESS_TOKEN is not set: POST /whatsapp/meta is closed (503).")
+        # Named without the word "secret": start-up speaks of one secret only, the payment callback's.
+        log.warning("WhatsApp through Meta is not configured (README, WhatsApp): "
+                    "POST /whatsapp/meta is closed (503).")
     ledger = build_answer_ledger(settings)
     return [
         UssdAdapter(settings.default_region, guard, security, on_reject=metrics.rejected.labels("ussd").inc),

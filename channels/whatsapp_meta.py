@@ -315,7 +315,7 @@ class MetaWhatsAppAdapter(ChannelAdapter):
         @bp.post(PATH)
         def events() -> Response:
             if not self.app_secret or self.sender is None:
-                log.error("META_APP_SECRET or META_ACCESS_TOKEN is not set: the WhatsApp webhook is closed")
+                log.error("Meta's app secret or access token is not configured: the WhatsApp webhook is closed")
                 return self.error_response(503)
             raw = request.get_data(cache=True)   # over the app's limit: 413, answered by error_response
             signature = request.headers.get(SIGNATURE_HEADER, "")

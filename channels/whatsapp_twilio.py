@@ -48,6 +48,7 @@ from .whatsapp import (
     DEFAULT_IDLE_SECONDS,
     MAX_INPUT_CHARS,
     NOT_READABLE,
+    TEXT_ONLY,
     clean_text,
     key_of,
 )
@@ -190,6 +191,9 @@ class TwilioWhatsAppAdapter(ChannelAdapter):
                 # Someone we can answer gets a notice; a request without a sender gets nothing.
                 readable = bool(_FROM.match((form.get("From") or "").strip()))
                 return self.error_response(200 if readable else 400)
+            if not turn.input and (form.get("NumMedia") or "0").strip() not in ("", "0"):
+                # A picture or a voice note without words: nothing to answer but a request for text.
+                return Response(_twiml(TEXT_ONLY), mimetype=_TWIML)
             known = self.ledger.recall(LEDGER, turn.hop_id)
             if known is not None and isinstance(known.get("twiml"), str):
                 log.info("whatsapp retry of an answered message user=%s: same answer", mask(turn.address))

@@ -232,3 +232,9 @@ def test_a_malformed_message_in_a_signed_event_is_skipped_with_200_and_no_reply(
 def test_an_oversized_body_gets_a_json_413(meta_phone):
     phone = meta_phone("+221770000001")
     assert phone.post_raw(b'{"object": "' + b"x" * 20000 + b'"}') == 413
+
+
+@pytest.mark.parametrize("method", ["PUT", "DELETE", "PATCH"])
+def test_other_methods_get_a_json_405(wa_app, method):
+    response = wa_app.test_client().open("/whatsapp/meta", method=method, data=b"{}")
+    assert response.status_code == 405 and response.is_json

@@ -78,6 +78,16 @@ def test_balance_keyword_in_english_and_a_tapped_quick_reply_counts_as_its_optio
     assert sahel.tap("1", "Latest bills").startswith("Bills (choose one):\n1. November 2026 46,100 FCFA unpaid\n")
 
 
+def test_a_picture_without_words_gets_a_request_for_text_and_moves_nothing(twilio_phone):
+    awa = twilio_phone("+221770000001")
+    awa.say("Bonjour")
+    picture = awa.form("", NumMedia="1", MediaUrl0="https://api.twilio.com/2010-04-01/Accounts/AC1/Media/ME1",
+                       MediaContentType0="image/jpeg", MessageType="image")
+    assert awa.post(picture) == [("Merci de répondre par écrit (un numéro du menu, ou MENU). / "
+                                  "Please answer in writing (a number from the menu, or MENU).")]
+    assert awa.say("1").startswith("Compte 1000001\n")      # still on the main menu
+
+
 # ---------------------------------------------------------------- replays
 def test_a_retried_message_sid_gets_the_same_answer_and_moves_nothing(twilio_phone):
     awa = twilio_phone("+221770000001")

@@ -17,9 +17,11 @@ from werkzeug.exceptions import HTTPException
 
 from backend_clients import BillingClient, ClientConfig, IncidentClient, MeteringClient, PaymentClient
 from backend_clients.africastalking_sms import AfricasTalkingSms
+from backend_clients.meta_whatsapp import MetaWhatsApp
 from backend_clients.notices import NoticeFeedClient
 from backend_clients.twilio_whatsapp import TwilioWhatsApp
 from channels.adapter import ChannelAdapter
+from channels.answer_ledger import AnswerLedger, MemoryAnswerLedger
 from channels.gateway_guard import GatewayGuard, parse_networks
 from channels.payment_callback import Applied, CallbackEvent, payment_callback_blueprint
 from channels.sms import SmsAdapter
@@ -27,6 +29,8 @@ from channels.sms_delivery import DeliveryReport, sms_delivery_blueprint
 from channels.twilio_status import PATH as TWILIO_STATUS_PATH
 from channels.twilio_status import twilio_status_blueprint
 from channels.ussd import UssdAdapter
+from channels.whatsapp_meta import MetaWhatsAppAdapter
+from channels.whatsapp_twilio import TwilioWhatsAppAdapter
 from dialogs.arrangements import load_rules
 from dialogs.payments import settle_provider_result
 from dialogs.registry import Deps, DialogRegistry, DialogSettings
@@ -61,6 +65,7 @@ from .storage import (
     SqlSecurityAudit,
     make_sessions,
 )
+from .storage.answer_ledger import RedisAnswerLedger
 from .storage.consent import SqlConsent
 from .storage.delivery import SqlDeliveryQueue
 from .storage.identity_cache import (
@@ -163,8 +168,16 @@ def build_gateway_guard(settings: Settings) -> GatewayGuard:
     return guard
 
 
+def build_answer_ledger(settings: Settings) -> AnswerLedger:
+    """What the chat channels answered per provider message id: in Redis (every worker), else here."""
+    if settings.redis_url:
+        return RedisAnswerLedger(redis.Redis.from_url(settings.redis_url, socket_timeout=1.0))
+    return MemoryAnswerLedger()
+
+
 def build_adapters(settings: Settings, guard: GatewayGuard, security: SecurityAudit,
-                   metrics: Metrics) -> list[ChannelAdapter]:
+                   metrics: Metrics, record_status: Callable[[DeliveryReport], bool] | None = None
+                   ) -> list[ChannelAdapter]:
     """Every conversation channel the product serves; the factory knows them only as adapters."""
     sms_sender = None
     if settings.at_api_key:
@@ -172,10 +185,30 @@ def build_adapters(settings: Settings, guard: GatewayGuard, security: SecurityAu
                                        settings.at_sender_id)
     else:
         log.warning("AT_API_KEY is not set: SMS commands are answered by no SMS until it is.")
+    if not settings.twilio_auth_token:
+        log.warning("TWILIO_AUTH_TOKEN is not set: POST /whatsapp/twilio is closed (503) until it is.")
+    meta_sender = None
+    if settings.meta_app_secret and settings.meta_access_token:
+        meta_sender = MetaWhatsApp(settings.graph_api_url, settings.meta_access_token,
+                                   connect_timeout=settings.backend_connect_timeout,
+                                   read_timeout=settings.backend_read_timeout)
+    else:
+        # Named without the word "secret": start-up speaks of one secret only, the payment callback's.
+        log.warning("WhatsApp through Meta is not configured (README, WhatsApp): "
+                    "POST /whatsapp/meta is closed (503).")
+    ledger = build_answer_ledger(settings)
     return [
         UssdAdapter(settings.default_region, guard, security, on_reject=metrics.rejected.labels("ussd").inc),
         SmsAdapter(sms_sender, settings.default_region, guard, security,
                    idle_seconds=settings.sms_session_idle_seconds, on_reject=metrics.rejected.labels("sms").inc),
+        TwilioWhatsAppAdapter(settings.twilio_auth_token, settings.twilio_webhook_url or settings.public_base_url,
+                              settings.default_region, security, ledger,
+                              idle_seconds=settings.whatsapp_session_idle_seconds,
+                              on_reject=metrics.rejected.labels("whatsapp").inc),
+        MetaWhatsAppAdapter(settings.meta_app_secret, settings.meta_verify_token, meta_sender, record_status,
+                            settings.default_region, security, ledger,
+                            idle_seconds=settings.whatsapp_session_idle_seconds,
+                            on_reject=metrics.rejected.labels("whatsapp").inc),
     ]
 
 
@@ -245,7 +278,9 @@ def _backoffice_ready(settings: Settings) -> bool:
 def create_app(settings: Settings | None = None, store: SessionStore | None = None) -> Flask:
     settings = settings or Settings.from_env()
     configure_logging(settings.log_level, secrets=[settings.ussd_gateway_token, settings.payment_callback_secret,
-                                                   settings.backoffice_api_key or ""])
+                                                   settings.backoffice_api_key or "", settings.twilio_auth_token,
+                                                   settings.meta_app_secret, settings.meta_access_token,
+                                                   settings.meta_verify_token])
     metrics = Metrics()
     engine, parts = build_engine(settings, store, observer=metrics)
     app = Flask(__name__)
@@ -255,15 +290,6 @@ def create_app(settings: Settings | None = None, store: SessionStore | None = No
     app.extensions["metrics"] = metrics
 
     gateway_guard = build_gateway_guard(settings)
-    adapters = build_adapters(settings, gateway_guard, parts["security"], metrics)
-    for adapter in adapters:
-        engine.declare(adapter.capabilities, adapter.session_policy.idle_seconds)
-        app.register_blueprint(adapter.blueprint(engine))
-
-    def adapter_for(path: str) -> ChannelAdapter | None:
-        return next((a for a in adapters if a.owns(path)), None)
-    app.register_blueprint(payment_callback_blueprint(_settler(parts["deps"]), settings.payment_callback_secret,
-                                                      parts["security"]))
     delivery_queue = SqlDeliveryQueue(parts["db"])
 
     def reports_of(provider: str) -> Callable[[DeliveryReport], bool]:
@@ -273,6 +299,15 @@ def create_app(settings: Settings | None = None, store: SessionStore | None = No
                                                 failure_reason=report.failure_reason)
         return record
 
+    adapters = build_adapters(settings, gateway_guard, parts["security"], metrics, reports_of("meta"))
+    for adapter in adapters:
+        engine.declare(adapter.capabilities, adapter.session_policy.idle_seconds)
+        app.register_blueprint(adapter.blueprint(engine))
+
+    def adapter_for(path: str) -> ChannelAdapter | None:
+        return next((a for a in adapters if a.owns(path)), None)
+    app.register_blueprint(payment_callback_blueprint(_settler(parts["deps"]), settings.payment_callback_secret,
+                                                      parts["security"]))
     app.register_blueprint(sms_delivery_blueprint(reports_of("africastalking"), gateway_guard,
                                                   settings.default_region, parts["security"]))
     app.register_blueprint(twilio_status_blueprint(reports_of("twilio"), settings.twilio_auth_token,

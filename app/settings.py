@@ -68,6 +68,16 @@ class Settings:
     twilio_auth_token: str = field(default="", repr=False)
     twilio_whatsapp_from: str = ""
     twilio_api_url: str | None = None
+    # WhatsApp conversations (channels/whatsapp_twilio.py, channels/whatsapp_meta.py). Twilio signs the
+    # public URL it called: TWILIO_WEBHOOK_URL is that public base (empty: PUBLIC_BASE_URL). Meta signs
+    # the raw body with the app secret; the verify token answers its subscription check; replies go out
+    # through the Graph API with the access token. A missing secret closes its endpoint.
+    twilio_webhook_url: str = ""
+    meta_app_secret: str = field(default="", repr=False)
+    meta_verify_token: str = field(default="", repr=False)
+    meta_access_token: str = field(default="", repr=False)
+    graph_api_url: str = "https://graph.facebook.com/v21.0"
+    whatsapp_session_idle_seconds: int = 300
     # Mobile-money operators offered to customers: PAYMENT_WALLETS="code:Name,code:Name" (order shown).
     payment_wallets: tuple[tuple[str, str], ...] = (("orange_money", "Orange Money"), ("wave", "Wave"),
                                                     ("free_money", "Free Money"))
@@ -124,6 +134,13 @@ class Settings:
             twilio_auth_token=os.environ.get("TWILIO_AUTH_TOKEN", ""),
             twilio_whatsapp_from=os.environ.get("TWILIO_WHATSAPP_FROM", ""),
             twilio_api_url=os.environ.get("TWILIO_API_URL") or None,
+            twilio_webhook_url=os.environ.get("TWILIO_WEBHOOK_URL", "").strip().rstrip("/"),
+            meta_app_secret=os.environ.get("META_APP_SECRET", "").strip(),
+            meta_verify_token=os.environ.get("META_VERIFY_TOKEN", "").strip(),
+            meta_access_token=os.environ.get("META_ACCESS_TOKEN", "").strip(),
+            graph_api_url=_env("GRAPH_API_URL", cls.graph_api_url).rstrip("/"),
+            whatsapp_session_idle_seconds=int(_env("WHATSAPP_SESSION_IDLE_SECONDS",
+                                                   str(cls.whatsapp_session_idle_seconds))),
             payment_wallets=_wallets(os.environ.get("PAYMENT_WALLETS", "")) or cls.payment_wallets,
             payment_status_after_seconds=int(_env("PAYMENT_STATUS_AFTER_SECONDS",
                                                   str(cls.payment_status_after_seconds))),

@@ -18,6 +18,7 @@ from .problems import MenuError, Problem
 def check(path: str) -> list[Problem]:
     from channels.sms import SmsAdapter
     from channels.ussd import UssdAdapter
+    from channels.whatsapp import CAPABILITIES as WHATSAPP
     from dialogs.registry import known_steps
     from engine.preview import screen_problems
 
@@ -26,7 +27,7 @@ def check(path: str) -> list[Problem]:
     except MenuError as exc:
         return exc.problems
     # The product's channels, as their adapters declare them.
-    channels = [UssdAdapter().capabilities, SmsAdapter().capabilities]
+    channels = [UssdAdapter().capabilities, SmsAdapter().capabilities, WHATSAPP]
     return lint(loaded, steps=known_steps(), screen_check=screen_problems, channels=channels)
 
 

@@ -1,11 +1,14 @@
 """Golden transcripts: conversations kept as data in ``tests/transcripts/*.yaml``, replayed by one runner
-over every channel they name (USSD on every session store, SMS through the fake Africa's Talking API),
+over every channel they name (USSD on every session store, SMS through the fake Africa's Talking API,
+WhatsApp through Twilio's signed webhook (``whatsapp``: TwiML) and through Meta's (``whatsapp_meta``: the
+messages the fake Graph API was asked to send, buttons and lists as ``whatsapp_phones`` reads them)),
 each rendered in its channel's format. ``pytest --update-transcripts`` rewrites the expected screens on
 purpose (review the diff before committing it).
 
 A step is ``send`` and ``expect``. Either may be one value for every channel or a mapping by channel;
 a step whose ``send`` names other channels only is skipped on this one (USSD dials, SMS starts with
-a command). ``send: null`` on USSD dials the service code. A transcript's channels are those its
+a command). ``send: null`` on USSD dials the service code; on WhatsApp it is a greeting (``Bonjour``),
+which opens the main menu as a dial does. A transcript's channels are those its
 ``expect`` mappings name (USSD alone when they are plain text)."""
 
 from __future__ import annotations
@@ -21,12 +24,15 @@ import yaml
 from app.factory import create_app
 from engine import MemorySessionStore
 from tests.support.fake_africastalking import fake_africastalking
+from tests.support.fake_graph import fake_graph
 
 from ..support.engine import UssdPhone
 from .sms_phone import SmsPhone
+from .whatsapp_phones import MetaWhatsAppPhone, TwilioWhatsAppPhone, whatsapp_settings
 
 TRANSCRIPTS = sorted((Path(__file__).resolve().parents[1] / "transcripts").glob("*.yaml"))
 _MISSING = object()
+GREETING = "Bonjour"
 
 
 class _Literal(str):
@@ -58,13 +64,19 @@ CASES = [(path, channel, store) for path in TRANSCRIPTS
 def test_transcript(path: Path, channel: str, store: str, settings, request: pytest.FixtureRequest) -> None:
     transcript = yaml.safe_load(path.read_text(encoding="utf-8"))
     updating = request.config.getoption("--update-transcripts")
-    with fake_africastalking() as fake:
-        app = create_app(replace(settings, at_api_key=fake.api_key, at_api_url=fake.url),
+    with fake_africastalking() as fake, fake_graph() as graph:
+        app = create_app(replace(whatsapp_settings(settings, graph), at_api_key=fake.api_key, at_api_url=fake.url),
                          store=MemorySessionStore() if store == "memory" else None)
         send: Callable[[Any], str]
         if channel == "ussd":
             ussd = UssdPhone(app.test_client(), transcript["phone"])
             send = lambda value: ussd.dial() if value is None else ussd.answer(str(value))  # noqa: E731
+        elif channel == "whatsapp":
+            twilio = TwilioWhatsAppPhone(app.test_client(), transcript["phone"])
+            send = lambda value: "\n---\n".join(twilio.send(GREETING if value is None else str(value)))  # noqa: E731
+        elif channel == "whatsapp_meta":
+            meta = MetaWhatsAppPhone(app.test_client(), graph, transcript["phone"])
+            send = lambda value: "\n---\n".join(meta.send(GREETING if value is None else str(value)))  # noqa: E731
         else:
             sms = SmsPhone(app.test_client(), fake, transcript["phone"])
             send = lambda value: "\n---\n".join(sms.send(str(value)))  # noqa: E731

@@ -1,0 +1,59 @@
+"""What a chat channel answered to each provider message id, so a redelivered message is answered
+once: the same answer again, never a second step.
+
+The engine already answers a retry of a session's *last* hop from its replay record; messaging
+providers also redeliver late and out of order (Meta retries a webhook that was not answered
+``200`` for days), when the session has moved on. The ledger keeps, per channel and message id,
+what was answered (the TwiML, or the Graph API messages) and how much of it went out, for as
+long as the provider may redeliver (``ttl_seconds``: WhatsApp's 24-hour customer-service window,
+after which a free-form reply could not be sent anyway).
+
+A record holds replies, never what the customer typed (a PIN is an input, not an answer).
+``MemoryAnswerLedger`` serves the embedded default (one process); the app wires a Redis one
+when sessions are in Redis (``app.storage.answer_ledger``).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any, Final, Protocol
+
+__all__ = ["DAY_SECONDS", "AnswerLedger", "MemoryAnswerLedger"]
+
+DAY_SECONDS: Final = 24 * 3600
+
+
+class AnswerLedger(Protocol):
+    def recall(self, channel: str, message_id: str) -> dict[str, Any] | None:
+        """The record kept for this message, or ``None`` (never seen, or expired). Raises nothing:
+        a store that cannot be reached answers ``None`` (the engine's replay record still holds)."""
+
+    def keep(self, channel: str, message_id: str, record: dict[str, Any]) -> None:
+        """Keep (or replace) the record of this message for the ledger's lifetime. Raises nothing."""
+
+
+class MemoryAnswerLedger:
+    """The ledger of one process: bounded (oldest records go first), each record expiring."""
+
+    def __init__(self, ttl_seconds: int = DAY_SECONDS, max_records: int = 20_000,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._ttl, self._max, self._clock = ttl_seconds, max_records, clock
+        self._records: OrderedDict[tuple[str, str], tuple[float, dict[str, Any]]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def recall(self, channel: str, message_id: str) -> dict[str, Any] | None:
+        with self._lock:
+            found = self._records.get((channel, message_id))
+            if found is None or found[0] < self._clock():
+                return None
+            return dict(found[1])
+
+    def keep(self, channel: str, message_id: str, record: dict[str, Any]) -> None:
+        with self._lock:
+            self._records[(channel, message_id)] = (self._clock() + self._ttl, dict(record))
+            self._records.move_to_end((channel, message_id))
+            while len(self._records) > self._max:
+                self._records.popitem(last=False)

@@ -1,0 +1,400 @@
+"""WhatsApp through Meta's Cloud API: ``GET|POST /whatsapp/meta``, signed JSON events in, Graph API
+messages out.
+
+``GET`` is Meta's subscription check: ``hub.mode=subscribe``, ``hub.verify_token`` (ours,
+``META_VERIFY_TOKEN``) and ``hub.challenge``, answered with the challenge itself. ``POST`` carries
+events (``entry[].changes[].value``): ``messages[]`` from customers and ``statuses[]`` about ours,
+signed in ``X-Hub-Signature-256`` (``sha256=`` + hex HMAC-SHA256 of the raw body under the app
+secret, ``META_APP_SECRET``), checked in constant time before the body is read as JSON. A secret or
+the access token missing: the endpoint is closed (403/503), never open. A forged signature: 403,
+nothing runs, ``gateway_refused`` audited.
+
+A message is a ``Turn``: the sender's ``wa_id`` is where to answer and whose session it is, and,
+signed by Meta, the number (``+`` and the digits) is who the customer is. Text is the input; a
+tapped reply button or list row (``interactive.button_reply`` / ``list_reply``) or template button
+(``button.payload``) carries the option key it was made for (``opt:2`` -> ``2``). Anything else
+(a picture, a voice note) is answered with a notice asking for text; a reaction is ignored.
+
+The reply is not the webhook's answer: each message goes out as its own Graph API POST
+(``backend_clients.meta_whatsapp``), laid out by ``graph_messages``: a screen with at most 3
+choices (its options and Back/Home) as reply buttons (titles of 20 characters at most), at most 10
+as a list (row titles of 24, descriptions of 72), anything else, an end or a paged screen as text.
+
+A failed send is not lost. The answer to each message id is kept in the answer ledger with how many
+of its messages went out; if the Graph API cannot take one now, the webhook answers ``503`` and Meta
+delivers the event again later (it retries an unacknowledged webhook for days, with backoff): the
+ledger then sends what is missing, without running the hop a second time, and a message already
+answered and sent is acknowledged at once. Meta keeps the queue; ours keeps the answers. The ledger
+keeps them for the 24-hour customer-service window, past which a free-form reply could not be sent.
+``statuses[]`` update the outbox's delivery status like Twilio's status callbacks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final, Protocol
+
+from flask import Blueprint, Response, jsonify, request
+
+from engine import (
+    ChannelCapabilities,
+    Engine,
+    LoggingSecurityAudit,
+    Reply,
+    SecurityAudit,
+    SecurityEvent,
+    Turn,
+)
+from engine.masking import mask
+
+from .adapter import BadRequest, ChannelAdapter, SessionPolicy
+from .answer_ledger import AnswerLedger, MemoryAnswerLedger
+from .msisdn import to_e164
+from .sms_delivery import DeliveryReport
+from .whatsapp import (
+    CAPABILITIES,
+    CHANNEL,
+    DEFAULT_IDLE_SECONDS,
+    MAX_INPUT_CHARS,
+    TEXT_ONLY,
+    clean_text,
+    key_of,
+    option_id,
+)
+
+__all__ = ["PATH", "MessageSender", "MetaWhatsAppAdapter", "Unsupported", "graph_messages", "sign"]
+
+log = logging.getLogger("channels.whatsapp_meta")
+
+PATH: Final = "/whatsapp/meta"
+LEDGER: Final = "whatsapp_meta"
+SIGNATURE_HEADER: Final = "X-Hub-Signature-256"
+MAX_BUTTONS: Final = 3
+MAX_BUTTON_TITLE: Final = 20
+MAX_ROWS: Final = 10
+MAX_ROW_TITLE: Final = 24
+MAX_ROW_DESCRIPTION: Final = 72
+MAX_INTERACTIVE_BODY: Final = 1024
+MAX_MESSAGES_PER_EVENT: Final = 50
+_MESSAGE_ID = re.compile(r"^[A-Za-z0-9_.:=+/\-]{1,256}$")
+_WA_ID = re.compile(r"^[1-9][0-9]{5,14}$")
+_PHONE_NUMBER_ID = re.compile(r"^[0-9]{1,32}$")
+_CHALLENGE = re.compile(r"^[A-Za-z0-9_\-]{1,128}$")
+_STATUS = re.compile(r"^[a-z_]{1,24}$")
+_IGNORED_TYPES: Final = frozenset({"reaction", "system", "ephemeral", "request_welcome"})
+
+
+class MessageSender(Protocol):
+    def deliver(self, phone_number_id: str, to: str, message: dict[str, Any]) -> bool:
+        """Send one message: ``True`` when taken, ``False`` when refused for good (outside the 24-hour
+        window, not a WhatsApp number); raises when it cannot be taken now (worth another try)."""
+
+
+class Unsupported(BadRequest):
+    """A well-formed message of a kind the channel does not read (media, location): ``wa_id`` is
+    who sent it, to be told to write instead."""
+
+    def __init__(self, wa_id: str, kind: str) -> None:
+        super().__init__(f"message type {kind!r} is not read")
+        self.wa_id = wa_id
+
+
+def sign(secret: str, body: bytes) -> str:
+    """The ``X-Hub-Signature-256`` value Meta sends with ``body``."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def _text(body: str) -> dict[str, Any]:
+    return {"type": "text", "text": {"body": body, "preview_url": False}}
+
+
+def _row(key: str, label: str) -> dict[str, str]:
+    short = label if len(label) <= MAX_ROW_TITLE else label[:MAX_ROW_TITLE - 1].rstrip() + "…"
+    row = {"id": option_id(key), "title": short}
+    if len(label) > MAX_ROW_TITLE:
+        row["description"] = label[:MAX_ROW_DESCRIPTION]
+    return row
+
+
+def graph_messages(reply: Reply, list_label: str = "Menu") -> list[dict[str, Any]]:
+    """The reply as Graph API messages (without ``to``). Up to 3 options: reply buttons, Back and
+    Home filling the buttons left; up to 10: a list, Back and Home as its last rows while they fit.
+    Back or Home without room stay keys to type, said under the body. Anything else is text."""
+    screen = reply.screen
+    if screen is None or screen.end or reply.pages > 1 or not (screen.options or screen.nav):
+        return [_text(reply.text)]
+    body = "\n".join(([screen.error] if screen.error else []) + list(screen.blocks)).strip()
+    options, nav = list(screen.options), list(screen.nav)
+    as_buttons = len(options) <= MAX_BUTTONS and all(len(o.label) <= MAX_BUTTON_TITLE for o in options + nav)
+    room = MAX_BUTTONS if as_buttons else MAX_ROWS
+    if not body or len(options) > room:
+        return [_text(reply.text)]
+    shown = options + nav[:max(0, room - len(options))]
+    typed = nav[len(shown) - len(options):]
+    if typed:
+        body += "\n" + " ".join(f"{o.key}. {o.label}" for o in typed)
+    if len(body) > MAX_INTERACTIVE_BODY:
+        return [_text(reply.text)]
+    if as_buttons:
+        buttons = [{"type": "reply", "reply": {"id": option_id(o.key), "title": o.label}} for o in shown]
+        return [{"type": "interactive", "interactive": {"type": "button", "body": {"text": body},
+                                                        "action": {"buttons": buttons}}}]
+    return [{"type": "interactive", "interactive": {
+        "type": "list", "body": {"text": body},
+        "action": {"button": list_label[:MAX_BUTTON_TITLE],
+                   "sections": [{"rows": [_row(o.key, o.label) for o in shown]}]}}}]
+
+
+@dataclass(frozen=True, slots=True)
+class _Event:
+    """One signed webhook POST: its messages (with the number they were sent to) and status updates."""
+
+    messages: list[tuple[str, Mapping[str, Any]]]
+    statuses: list[DeliveryReport]
+
+
+def _dicts(value: object) -> list[Mapping[str, Any]]:
+    if not isinstance(value, list):
+        raise BadRequest("a list was expected")
+    return [item for item in value if isinstance(item, dict)]
+
+
+def read_event(raw: bytes) -> _Event:
+    """The event's messages and statuses; ``BadRequest`` when the body is not a Meta event."""
+    try:
+        payload = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise BadRequest("body is not JSON") from None
+    if not isinstance(payload, dict) or payload.get("object") != "whatsapp_business_account":
+        raise BadRequest("not a whatsapp_business_account event")
+    messages: list[tuple[str, Mapping[str, Any]]] = []
+    statuses: list[DeliveryReport] = []
+    for entry in _dicts(payload.get("entry")):
+        for change in _dicts(entry.get("changes", [])):
+            value = change.get("value")
+            if change.get("field", "messages") != "messages" or not isinstance(value, dict):
+                continue
+            metadata = value.get("metadata")
+            number_id = str(metadata.get("phone_number_id", "")) if isinstance(metadata, dict) else ""
+            if not _PHONE_NUMBER_ID.match(number_id):
+                raise BadRequest("metadata.phone_number_id missing or malformed")
+            messages += [(number_id, m) for m in _dicts(value.get("messages", []))]
+            for status in _dicts(value.get("statuses", [])):
+                report = _status(status)
+                if report is not None:
+                    statuses.append(report)
+    if len(messages) + len(statuses) > MAX_MESSAGES_PER_EVENT:
+        raise BadRequest("too many messages in one event")
+    return _Event(messages, statuses)
+
+
+def _status(status: Mapping[str, Any]) -> DeliveryReport | None:
+    message_id, state, recipient = status.get("id"), status.get("status"), status.get("recipient_id")
+    if not (isinstance(message_id, str) and _MESSAGE_ID.match(message_id) and isinstance(state, str)
+            and _STATUS.match(state) and isinstance(recipient, str) and _WA_ID.match(recipient)):
+        return None
+    errors = status.get("errors")
+    first = errors[0] if isinstance(errors, list) and errors and isinstance(errors[0], dict) else {}
+    reason = str(first.get("code", ""))[:20] or None
+    return DeliveryReport(message_id, f"+{recipient}", state, reason)
+
+
+@dataclass(frozen=True)
+class MetaWhatsAppAdapter(ChannelAdapter):
+    """Meta's WhatsApp webhook; ``sender`` posts replies to the Graph API, ``record_status`` keeps
+    delivery updates (``True`` when one of our outbox messages has that id)."""
+
+    app_secret: str = ""
+    verify_token: str = ""
+    sender: MessageSender | None = None
+    record_status: Callable[[DeliveryReport], bool] | None = None
+    default_region: str = "SN"
+    security: SecurityAudit = field(default_factory=LoggingSecurityAudit)
+    ledger: AnswerLedger = field(default_factory=MemoryAnswerLedger)
+    idle_seconds: int = DEFAULT_IDLE_SECONDS
+    on_reject: Callable[[], None] | None = None
+    channel: str = CHANNEL
+    prefix: str = PATH
+
+    @property
+    def capabilities(self) -> ChannelCapabilities:
+        return CAPABILITIES
+
+    @property
+    def session_policy(self) -> SessionPolicy:
+        return SessionPolicy("user", self.idle_seconds)
+
+    def owns(self, path: str) -> bool:
+        return path == PATH
+
+    def parse(self, form: Mapping[str, Any]) -> Turn:
+        """One element of ``messages[]`` as a ``Turn``."""
+        message_id, wa_id, kind = form.get("id"), form.get("from"), form.get("type")
+        if not isinstance(message_id, str) or not _MESSAGE_ID.match(message_id):
+            raise BadRequest("message id missing or malformed")
+        if not isinstance(wa_id, str) or not _WA_ID.match(wa_id):
+            raise BadRequest("from missing or not a WhatsApp id")
+        customer = to_e164(f"+{wa_id}", self.default_region)
+        if customer is None:
+            raise BadRequest("from is not a phone number")
+        text = self._input(form, kind, wa_id)
+        return Turn(channel=CHANNEL, address=wa_id, customer=customer,
+                    session_key=self.session_policy.key(CHANNEL, address=wa_id),
+                    input=text, hop_id=message_id, entry="*")
+
+    @staticmethod
+    def _input(form: Mapping[str, Any], kind: object, wa_id: str) -> str:
+        part = form.get(kind) if isinstance(kind, str) else None
+        if not isinstance(part, dict):
+            raise Unsupported(wa_id, str(kind)[:20]) if isinstance(kind, str) else BadRequest("type missing")
+        if kind == "text":
+            body = part.get("body")
+            if not isinstance(body, str) or len(body) > MAX_INPUT_CHARS:
+                raise BadRequest("text.body missing or too long")
+            return clean_text(body)
+        if kind == "interactive":
+            if part.get("type") not in ("button_reply", "list_reply"):
+                raise Unsupported(wa_id, f"interactive {str(part.get('type'))[:20]}")
+            chosen = part.get(str(part.get("type")))
+            if not isinstance(chosen, dict):
+                raise BadRequest("interactive reply missing")
+            button_id, title = chosen.get("id"), chosen.get("title", "")
+            if not isinstance(button_id, str) or not isinstance(title, str) or len(button_id) > 256:
+                raise BadRequest("interactive reply id missing or malformed")
+            return key_of(button_id, title[:MAX_INPUT_CHARS])
+        if kind == "button":
+            payload, title = part.get("payload", ""), part.get("text", "")
+            if not isinstance(payload, str) or not isinstance(title, str) or len(payload) > 256:
+                raise BadRequest("button payload malformed")
+            return key_of(payload, title[:MAX_INPUT_CHARS])
+        raise Unsupported(wa_id, str(kind))
+
+    def render(self, reply: Reply) -> str:
+        return json.dumps(graph_messages(reply), ensure_ascii=False)
+
+    def error_response(self, status: int = 400, headers: Mapping[str, str] | None = None) -> Response:
+        words = {403: "forbidden", 413: "body too large", 405: "method not allowed", 503: "unavailable"}
+        response = jsonify(error=words.get(status, "invalid event"))
+        response.status_code = status
+        for name, value in (headers or {}).items():
+            response.headers[name] = value
+        return response
+
+    # ------------------------------------------------------------ endpoints
+    def blueprint(self, engine: Engine) -> Blueprint:
+        bp = Blueprint("whatsapp_meta", __name__)
+
+        def refuse(reason: str) -> Response:
+            log.warning("refused Meta WhatsApp request: %s", reason)
+            self.security.record(SecurityEvent("gateway_refused", CHANNEL, subject=request.remote_addr or None,
+                                               detail=f"meta webhook: {reason}"))
+            if self.on_reject is not None:
+                self.on_reject()
+            return self.error_response(403)
+
+        @bp.get(PATH)
+        def verify() -> Response:
+            args = request.args
+            mode, token, challenge = (args.get("hub.mode", ""), args.get("hub.verify_token", ""),
+                                      args.get("hub.challenge", ""))
+            if not self.verify_token:
+                log.error("META_VERIFY_TOKEN is not set: the subscription check is refused")
+                return self.error_response(403)
+            if mode != "subscribe" or not hmac.compare_digest(token.encode(), self.verify_token.encode()):
+                return refuse("subscription check with a wrong verify token")
+            if not _CHALLENGE.match(challenge):
+                return self.error_response(400)
+            return Response(challenge, mimetype="text/plain")
+
+        @bp.post(PATH)
+        def events() -> Response:
+            if not self.app_secret or self.sender is None:
+                log.error("Meta's app secret or access token is not configured: the WhatsApp webhook is closed")
+                return self.error_response(503)
+            raw = request.get_data(cache=True)   # over the app's limit: 413, answered by error_response
+            signature = request.headers.get(SIGNATURE_HEADER, "")
+            if not hmac.compare_digest(signature.encode(), sign(self.app_secret, raw).encode()):
+                return refuse("bad or missing signature")
+            try:
+                event = read_event(raw)
+            except BadRequest as exc:
+                log.info("rejected Meta WhatsApp event: %s", exc)
+                if self.on_reject is not None:
+                    self.on_reject()
+                return self.error_response(400)
+            for report in event.statuses:
+                self._record_status(report)
+            # Every message is answered, even after one whose reply could not go out.
+            answered = [self._answer(engine, number_id, message) for number_id, message in event.messages]
+            if not all(answered):
+                # Meta delivers the event again later; the ledger sends what is missing then.
+                return self.error_response(503)
+            return jsonify(status="ok")
+
+        return bp
+
+    def _record_status(self, report: DeliveryReport) -> None:
+        known = self.record_status(report) if self.record_status is not None else False
+        log.info("whatsapp status %s for %s: %s%s", report.message_id[:24], mask(report.msisdn), report.status,
+                 "" if known else " (not an outbox message)")
+
+    def _answer(self, engine: Engine, number_id: str, message: Mapping[str, Any]) -> bool:
+        """Answer one message, once; ``False`` when a reply could not be sent now."""
+        try:
+            turn = self.parse(message)
+        except Unsupported as exc:
+            message_id = str(message.get("id", ""))
+            if str(message.get("type")) in _IGNORED_TYPES or not _MESSAGE_ID.match(message_id):
+                return True
+            notice = self.ledger.recall(LEDGER, message_id) or {
+                "to": exc.wa_id, "from": number_id, "sent": 0, "messages": [_text(TEXT_ONLY)]}
+            return self._send_missing(message_id, notice)
+        except BadRequest as exc:
+            # Signed by Meta but unreadable: sending the event again would not make it readable.
+            log.info("unreadable WhatsApp message skipped: %s", exc)
+            if self.on_reject is not None:
+                self.on_reject()
+            return True
+        record = self.ledger.recall(LEDGER, turn.hop_id)
+        if record is None:
+            reply = engine.handle(turn)
+            log.info("whatsapp hop user=%s node=%s end=%s", mask(turn.address),
+                     reply.screen.node if reply.screen else "-", reply.end)
+            if reply.replayed:
+                # The engine's record of this very hop, and no ledger entry: another delivery of it is
+                # being answered right now (or the ledger is unreachable). Sending here could send twice.
+                log.info("whatsapp message answered by another delivery user=%s", mask(turn.address))
+                return True
+            label = engine.system_text(reply.screen.language if reply.screen else "", "choose")
+            record = {"to": turn.address, "from": number_id, "sent": 0, "messages": graph_messages(reply, label)}
+        return self._send_missing(turn.hop_id, record)
+
+    def _send_missing(self, message_id: str, record: dict[str, Any]) -> bool:
+        """Send the messages of an answer not sent yet, counting each one in the ledger."""
+        raw_messages, raw_sent = record.get("messages"), record.get("sent")
+        messages: list[Any] = raw_messages if isinstance(raw_messages, list) else []
+        sent = raw_sent if isinstance(raw_sent, int) else 0
+        to, number_id = str(record.get("to", "")), str(record.get("from", ""))
+        assert self.sender is not None
+        self.ledger.keep(LEDGER, message_id, record)
+        for index in range(sent, len(messages)):
+            try:
+                taken = self.sender.deliver(number_id, to, messages[index])
+            except Exception as exc:  # noqa: BLE001 - unreachable, throttled, 5xx: kept for Meta's next delivery
+                log.warning("whatsapp reply to %s not sent now: %s", mask(to), type(exc).__name__)
+                return False
+            if not taken:
+                # Meta will not take it (outside the 24-hour window, number gone): retrying cannot help.
+                log.warning("whatsapp reply to %s refused for good", mask(to))
+                record["sent"] = len(messages)
+                self.ledger.keep(LEDGER, message_id, record)
+                return True
+            record["sent"] = index + 1
+            self.ledger.keep(LEDGER, message_id, record)
+        return True

@@ -1,0 +1,209 @@
+"""WhatsApp through Twilio: ``POST /whatsapp/twilio``, a signed form in, TwiML out.
+
+Twilio posts each incoming WhatsApp message as a form (``MessageSid``, ``From`` ``whatsapp:+…``,
+``Body``, ``WaId``, ``ProfileName``, ``ButtonPayload``/``ButtonText`` for a tapped quick reply,
+``NumMedia``…) signed in ``X-Twilio-Signature``: base64 HMAC-SHA1, under the account's auth token,
+of the URL Twilio called followed by every parameter's name and value in name order, checked with
+the SDK's ``RequestValidator`` against the *public* URL (``TWILIO_WEBHOOK_URL`` + path: behind a
+proxy the URL Flask sees is not the one Twilio signed). No token configured: the endpoint is
+closed (503), never open. A forged or missing signature: 403, nothing runs, ``gateway_refused``
+audited.
+
+The ``whatsapp:`` address is where to answer and whose session it is; the E.164 number in it, which
+Twilio vouches for by signing, is who the customer is. The answer is TwiML (``MessagingResponse``),
+one ``<Message>`` per 1 600 characters (Twilio's cap on a body), cut between lines. A retried
+``MessageSid`` gets the same TwiML from the answer ledger, however late, without a second step.
+What the customer wrote (a PIN) is never logged or kept.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Final
+
+from flask import Blueprint, Response, request
+from twilio.request_validator import RequestValidator
+from twilio.twiml.messaging_response import MessagingResponse
+
+from engine import (
+    ChannelCapabilities,
+    Engine,
+    LoggingSecurityAudit,
+    Reply,
+    SecurityAudit,
+    SecurityEvent,
+    Turn,
+)
+from engine.masking import mask
+
+from .adapter import BadRequest, ChannelAdapter, SessionPolicy
+from .answer_ledger import AnswerLedger, MemoryAnswerLedger
+from .msisdn import to_e164
+from .whatsapp import (
+    CAPABILITIES,
+    CHANNEL,
+    DEFAULT_IDLE_SECONDS,
+    MAX_INPUT_CHARS,
+    NOT_READABLE,
+    TEXT_ONLY,
+    clean_text,
+    key_of,
+)
+
+__all__ = ["MAX_BODY_CHARS", "PATH", "TwilioWhatsAppAdapter", "split_body"]
+
+log = logging.getLogger("channels.whatsapp_twilio")
+
+PATH: Final = "/whatsapp/twilio"
+LEDGER: Final = "whatsapp_twilio"
+MAX_BODY_CHARS: Final = 1600
+SIGNATURE_HEADER: Final = "X-Twilio-Signature"
+_SID = re.compile(r"^(SM|MM)[0-9a-fA-F]{32}$")
+_FROM = re.compile(r"^whatsapp:\+[1-9][0-9]{5,14}$")
+_WA_ID = re.compile(r"^[1-9][0-9]{5,14}$")
+_TWIML: Final = "application/xml"
+
+
+def split_body(text: str, limit: int = MAX_BODY_CHARS) -> list[str]:
+    """``text`` as message bodies of at most ``limit`` characters, cut between lines (between words
+    for a line longer than that)."""
+    bodies: list[str] = []
+    current = ""
+    for line in text.split("\n"):
+        while len(line) > limit:
+            cut = line.rfind(" ", 0, limit + 1)
+            cut = cut if cut > 0 else limit
+            if current:
+                bodies.append(current)
+                current = ""
+            bodies.append(line[:cut])
+            line = line[cut:].lstrip(" ")
+        candidate = f"{current}\n{line}" if current else line
+        if len(candidate) <= limit:
+            current = candidate
+        else:
+            bodies.append(current)
+            current = line
+    if current or not bodies:
+        bodies.append(current)
+    return bodies
+
+
+def _twiml(*bodies: str) -> str:
+    response = MessagingResponse()
+    for body in bodies:
+        response.message(body)
+    return str(response)
+
+
+@dataclass(frozen=True)
+class TwilioWhatsAppAdapter(ChannelAdapter):
+    """Twilio's WhatsApp webhook; ``webhook_url`` is the public base Twilio calls (signatures)."""
+
+    auth_token: str = ""
+    webhook_url: str = ""
+    default_region: str = "SN"
+    security: SecurityAudit = field(default_factory=LoggingSecurityAudit)
+    ledger: AnswerLedger = field(default_factory=MemoryAnswerLedger)
+    idle_seconds: int = DEFAULT_IDLE_SECONDS
+    on_reject: Callable[[], None] | None = None
+    channel: str = CHANNEL
+    prefix: str = PATH
+
+    @property
+    def capabilities(self) -> ChannelCapabilities:
+        return CAPABILITIES
+
+    @property
+    def session_policy(self) -> SessionPolicy:
+        return SessionPolicy("user", self.idle_seconds)
+
+    def owns(self, path: str) -> bool:
+        # The status callbacks under the same prefix have their own blueprint and answers.
+        return path == PATH
+
+    def parse(self, form: Mapping[str, str]) -> Turn:
+        sid = (form.get("MessageSid") or "").strip()
+        if not _SID.match(sid):
+            raise BadRequest("MessageSid missing or malformed")
+        address = (form.get("From") or "").strip()
+        if not _FROM.match(address):
+            raise BadRequest("From missing or not a whatsapp: number")
+        customer = to_e164(address.removeprefix("whatsapp:"), self.default_region)
+        if customer is None:
+            raise BadRequest("From is not a phone number")
+        wa_id = (form.get("WaId") or "").strip()
+        if wa_id and (not _WA_ID.match(wa_id) or f"+{wa_id}" != customer):
+            raise BadRequest("WaId does not match From")
+        body = form.get("Body")
+        if body is None:
+            raise BadRequest("Body missing")
+        payload = form.get("ButtonPayload") or ""
+        if len(body) > MAX_INPUT_CHARS or len(payload) > 256:
+            raise BadRequest(f"Body longer than {MAX_INPUT_CHARS} characters")
+        # A tapped quick reply carries the option it stands for; anything else is what was typed.
+        text = key_of(payload, form.get("ButtonText") or body) if payload else clean_text(body)
+        return Turn(channel=CHANNEL, address=address, customer=customer,
+                    session_key=self.session_policy.key(CHANNEL, address=address),
+                    input=text, hop_id=sid, entry="*")
+
+    def render(self, reply: Reply) -> str:
+        return _twiml(*split_body(reply.text))
+
+    def error_response(self, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
+        """A readable sender gets a bilingual notice (status 200, so Twilio delivers it); a refused or
+        unreadable request gets an empty ``<Response/>`` with its status."""
+        body = _twiml(NOT_READABLE) if status == 200 else _twiml()
+        return Response(body, status=status, mimetype=_TWIML, headers=dict(headers or {}))
+
+    def blueprint(self, engine: Engine) -> Blueprint:
+        bp = Blueprint("whatsapp_twilio", __name__)
+        validator = RequestValidator(self.auth_token) if self.auth_token else None
+
+        def refuse(reason: str) -> Response:
+            log.warning("refused Twilio WhatsApp webhook: %s", reason)
+            self.security.record(SecurityEvent("gateway_refused", CHANNEL, subject=request.remote_addr or None,
+                                               detail=f"twilio webhook: {reason}"))
+            if self.on_reject is not None:
+                self.on_reject()
+            return self.error_response(403)
+
+        @bp.post(PATH)
+        def incoming() -> Response:
+            if validator is None:
+                log.error("TWILIO_AUTH_TOKEN is not set: the WhatsApp webhook is closed")
+                return self.error_response(503)
+            # A body over the app's limit raises 413 here: the factory answers it with ``error_response``.
+            form = request.form.to_dict()
+            url = self.webhook_url + PATH + (f"?{request.query_string.decode('latin-1')}"
+                                             if request.query_string else "")
+            if not validator.validate(url, form, request.headers.get(SIGNATURE_HEADER, "")):
+                return refuse("bad or missing signature")
+            try:
+                turn = self.parse(form)
+            except BadRequest as exc:
+                log.info("rejected Twilio WhatsApp message: %s", exc)
+                if self.on_reject is not None:
+                    self.on_reject()
+                # Someone we can answer gets a notice; a request without a sender gets nothing.
+                readable = bool(_FROM.match((form.get("From") or "").strip()))
+                return self.error_response(200 if readable else 400)
+            if not turn.input and (form.get("NumMedia") or "0").strip() not in ("", "0"):
+                # A picture or a voice note without words: nothing to answer but a request for text.
+                return Response(_twiml(TEXT_ONLY), mimetype=_TWIML)
+            known = self.ledger.recall(LEDGER, turn.hop_id)
+            if known is not None and isinstance(known.get("twiml"), str):
+                log.info("whatsapp retry of an answered message user=%s: same answer", mask(turn.address))
+                return Response(known["twiml"], mimetype=_TWIML)
+            reply = engine.handle(turn)
+            twiml = self.render(reply)
+            if not reply.replayed:
+                self.ledger.keep(LEDGER, turn.hop_id, {"twiml": twiml})
+            log.info("whatsapp hop user=%s node=%s end=%s", mask(turn.address),
+                     reply.screen.node if reply.screen else "-", reply.end)
+            return Response(twiml, mimetype=_TWIML)
+
+        return bp

@@ -79,9 +79,11 @@ log = logging.getLogger("app")
 MAX_BODY_BYTES = 16 * 1024
 
 
-def _store(settings: Settings) -> SessionStore:
+def _store(settings: Settings, identity: IdentityCache | None = None) -> SessionStore:
     if settings.redis_url:
-        return RedisSessionStore.from_url(settings.redis_url)
+        # The caller's cached identity is read with the session, in the same round trip.
+        ahead = identity if isinstance(identity, RedisIdentityCache) else None
+        return RedisSessionStore.from_url(settings.redis_url, read_ahead=ahead)
     log.warning("REDIS_URL is not set: sessions are kept in this process only (embedded default; "
                 "one worker, lost on restart). Set REDIS_URL in production.")
     return MemorySessionStore()
@@ -142,7 +144,7 @@ def build_engine(settings: Settings, store: SessionStore | None = None,
     # Fail at start-up, naming the file and field, rather than on a customer's first hop.
     load_tariff(deps.settings.tariffs_path)
     load_rules(deps.settings.arrangement_rules_path)
-    store = store or _store(settings)
+    store = store or _store(settings, deps.identity)
     engine = Engine(FlowSet(load_menus(settings.menus_path)), store, DialogRegistry(deps),
                     audit=SqlAuditSink(sessions), observer=observer, security=security,
                     hop_key=_server_key(settings),

@@ -19,6 +19,7 @@ import re
 import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Final
 from urllib.parse import unquote_to_bytes
 
@@ -60,8 +61,23 @@ CAPABILITIES: Final = ChannelCapabilities(CHANNEL, max_chars=182, charset="gsm7"
 SESSION_POLICY: Final = SessionPolicy("gateway")
 
 
+# A percent-escape of a byte above 0x7F: only a body with one (or with raw such bytes) can be non-UTF-8.
+_HIGH_ESCAPE: Final = re.compile(rb"%[89A-Fa-f]")
+
+
+def _caller(raw: str, region: str) -> str | None:
+    """``to_e164``, remembered: a gateway sends the same caller on every hop of a session. Only short
+    texts are remembered (a number is), so hostile input cannot fill the memory."""
+    return _known_caller(raw, region) if len(raw) <= 40 else to_e164(raw, region)
+
+
+_known_caller = lru_cache(maxsize=65_536)(to_e164)
+
+
 def _is_utf8_form(raw: bytes) -> bool:
     """Whether a urlencoded body decodes as UTF-8 (werkzeug keeps bytes that do not as ``%FF`` text)."""
+    if raw.isascii() and not _HIGH_ESCAPE.search(raw):
+        return True   # every byte, escaped or not, below 0x80: ASCII is UTF-8
     try:
         unquote_to_bytes(raw.replace(b"+", b" ")).decode("utf-8")
     except UnicodeDecodeError:
@@ -70,6 +86,8 @@ def _is_utf8_form(raw: bytes) -> bool:
 
 
 def _typable(text: str) -> bool:
+    if text.isascii() and text.isprintable():
+        return True   # printable ASCII, what keypads send: no control character in it
     return _REPLACEMENT_CHAR not in text and not any(
         unicodedata.category(char) in _UNTYPABLE_CATEGORIES for char in text)
 
@@ -107,7 +125,7 @@ class UssdAdapter(ChannelAdapter):
         service_code = (form.get("serviceCode") or "").strip()
         if not _SERVICE_CODE.match(service_code):
             raise BadRequest("serviceCode missing or malformed")
-        msisdn = to_e164(form.get("phoneNumber") or "", self.default_region)
+        msisdn = _caller(form.get("phoneNumber") or "", self.default_region)
         if msisdn is None:
             raise BadRequest("phoneNumber missing or not a number")
         text = form.get("text")

@@ -60,6 +60,7 @@ log = logging.getLogger("engine")
 _NAVIGATION = NAVIGATION_KEYS
 # The gateway's end-of-session event waits this long at most for a hop still holding the lock.
 _FINISH_LOCK_WAIT_SECONDS = 2.0
+_LAID_OUT_LIMIT = 2048   # screens kept laid out (each a few hundred bytes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,12 +196,17 @@ class Engine:
         self._formatters: dict[str, TextFormatter] = {}
         self._channels: dict[str, ChannelCapabilities] = dict(channels or {})
         self._idle: dict[str, int] = {}
+        # Screens laid out per channel and language: most screens are the same text for everyone
+        # (menus, prompts), so a hop seldom lays one out again. Bounded: emptied when full.
+        self._laid_out: dict[tuple[Screen, str, str], list[str]] = {}
+        self._laid_out_menus = flows.menus
 
     # ------------------------------------------------------------ public
     def declare(self, capabilities: ChannelCapabilities, idle_seconds: int | None = None) -> None:
         """A channel adapter says what its channel can show (the engine pages screens to fit) and,
         for a channel keyed by user, how long a conversation may stay idle."""
         self._channels[capabilities.name] = capabilities
+        self._laid_out.clear()
         if idle_seconds is not None:
             self._idle[capabilities.name] = idle_seconds
 
@@ -661,9 +667,19 @@ class Engine:
         return Screen(session.node, session.language, (self.system_text(session.language, end.text_key),), end=True)
 
     def _pages(self, session: Session, screen: Screen) -> list[str]:
-        labels = PageLabels(self.system_text(session.language, "more"),
-                            self.system_text(session.language, "previous"))
-        return render_pages(screen, self.capabilities(session.channel), labels)
+        if self._laid_out_menus is not self.flows.menus:   # menus reloaded: labels may have changed
+            self._laid_out.clear()
+            self._laid_out_menus = self.flows.menus
+        key = (screen, session.channel, session.language)
+        pages = self._laid_out.get(key)
+        if pages is None:
+            labels = PageLabels(self.system_text(session.language, "more"),
+                                self.system_text(session.language, "previous"))
+            pages = render_pages(screen, self.capabilities(session.channel), labels)
+            if len(self._laid_out) >= _LAID_OUT_LIMIT:
+                self._laid_out.clear()
+            self._laid_out[key] = pages
+        return pages
 
     def _reply(self, session: Session, screen: Screen) -> Reply:
         if screen.nav and not self.capabilities(session.channel).show_navigation:

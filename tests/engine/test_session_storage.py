@@ -71,3 +71,18 @@ def test_a_redial_is_pointed_only_at_a_session_it_could_resume(store: SessionSto
     assert store.latest("ussd", phone.msisdn) == "ussd:s1"   # an amount asked: resumable
     phone.answer("0")
     assert store.latest("ussd", phone.msisdn) is None
+
+
+def test_menus_reloaded_with_new_paging_words_show_them_on_the_next_hop(store: SessionStore, tmp_path):
+    flows = FlowSet(load_menus(DEMO))
+    engine = Engine(flows, store, CountingSteps(), hop_key=b"k")
+    phone = Handset(engine)
+    phone.dial()
+    assert "98. Suite" in phone.answer("1").text       # a list laid out once, kept laid out
+    edited = tmp_path / "demo.yaml"
+    edited.write_text(DEMO.read_text(encoding="utf-8").replace("more: {fr: Suite,", "more: {fr: Plus,"),
+                      encoding="utf-8")
+    flows.load(load_menus(edited))
+    other = Handset(engine, session="s2")
+    other.dial()
+    assert "98. Plus" in other.answer("1").text

@@ -27,6 +27,7 @@ from channels.sms_delivery import DeliveryReport, sms_delivery_blueprint
 from channels.twilio_status import PATH as TWILIO_STATUS_PATH
 from channels.twilio_status import twilio_status_blueprint
 from channels.ussd import UssdAdapter
+from channels.ussd_wsgi import UssdFastPath
 from dialogs.arrangements import load_rules
 from dialogs.payments import settle_provider_result
 from dialogs.registry import Deps, DialogRegistry, DialogSettings
@@ -283,6 +284,12 @@ def create_app(settings: Settings | None = None, store: SessionStore | None = No
         "session_store": parts["store"].ping,
         "backoffice": lambda: _backoffice_ready(settings),
     }, expose_metrics=settings.metrics_port is None))
+
+    # The gateway's plain hops are answered in front of Flask (same checks, same answer, less CPU);
+    # anything else reaches the blueprint and the error handlers below.
+    ussd = next(a for a in adapters if isinstance(a, UssdAdapter))
+    app.wsgi_app = UssdFastPath(app.wsgi_app, engine, ussd, gateway_guard,  # type: ignore[method-assign]
+                                MAX_BODY_BYTES, metrics.request_seconds.labels(ussd.channel).observe)
 
     @app.before_request
     def _start_timer() -> None:

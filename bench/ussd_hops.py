@@ -69,7 +69,7 @@ from prometheus_client.parser import text_string_to_metric_families
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
 HOST = "127.0.0.1"
-REDIS_URL = "redis://127.0.0.1:6379/14"
+REDIS_URL = os.environ.get("HOPS_REDIS_URL", "redis://127.0.0.1:6379/14")  # emptied: a database of its own
 WORKERS, THREADS = 2, 4
 PHONES = ("+221770000001", "+221770000003")
 # (kind, input) of one session; the dial sends no input.

@@ -33,7 +33,8 @@ from .adapter import BadRequest, ChannelAdapter, SessionPolicy
 from .gateway_guard import TOKEN_HEADER, GatewayGuard, Refusal
 from .msisdn import to_e164
 
-__all__ = ["INVALID_REQUEST", "BadRequest", "UssdAdapter", "error_response", "ussd_blueprint"]
+__all__ = ["INVALID_REQUEST", "BadRequest", "UssdAdapter", "answer", "error_response", "is_ascii_form",
+           "ussd_blueprint"]
 
 log = logging.getLogger("channels.ussd")
 
@@ -74,10 +75,15 @@ def _caller(raw: str, region: str) -> str | None:
 _known_caller = lru_cache(maxsize=65_536)(to_e164)
 
 
+def is_ascii_form(raw: bytes) -> bool:
+    """Whether a urlencoded body is ASCII once unescaped too (no byte, raw or ``%``-escaped, above 0x7F)."""
+    return raw.isascii() and (b"%" not in raw or not _HIGH_ESCAPE.search(raw))
+
+
 def _is_utf8_form(raw: bytes) -> bool:
     """Whether a urlencoded body decodes as UTF-8 (werkzeug keeps bytes that do not as ``%FF`` text)."""
-    if raw.isascii() and not _HIGH_ESCAPE.search(raw):
-        return True   # every byte, escaped or not, below 0x80: ASCII is UTF-8
+    if is_ascii_form(raw):
+        return True   # ASCII is UTF-8
     try:
         unquote_to_bytes(raw.replace(b"+", b" ")).decode("utf-8")
     except UnicodeDecodeError:
@@ -166,6 +172,14 @@ def _clean(value: str | None, limit: int) -> str | None:
     return text or None
 
 
+def answer(engine: Engine, adapter: UssdAdapter, turn: Turn) -> str:
+    """One hop read from the callback: the engine's reply in the wire format, the hop logged masked."""
+    reply = engine.handle(turn)
+    log.info("ussd hop user=%s node=%s end=%s", mask(turn.user_id),
+             reply.screen.node if reply.screen else "-", reply.end)
+    return adapter.render(reply)
+
+
 def ussd_blueprint(engine: Engine, adapter: UssdAdapter, guard: GatewayGuard | None = None,
                    security: SecurityAudit | None = None,
                    on_reject: Callable[[], None] | None = None) -> Blueprint:
@@ -209,10 +223,7 @@ def ussd_blueprint(engine: Engine, adapter: UssdAdapter, guard: GatewayGuard | N
             turn = adapter.parse(form)
         except BadRequest as exc:
             return rejected(str(exc), to_e164(form.get("phoneNumber") or "", adapter.default_region))
-        reply = engine.handle(turn)
-        log.info("ussd hop user=%s node=%s end=%s", mask(turn.user_id),
-                 reply.screen.node if reply.screen else "-", reply.end)
-        return _plain(adapter.render(reply))
+        return _plain(answer(engine, adapter, turn))
 
     @bp.post("/ussd/africastalking/events")
     def events() -> Response:

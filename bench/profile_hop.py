@@ -70,7 +70,6 @@ class _Req:
 def access_logger() -> Any:
     """gunicorn's Logger with the product's config (``app.gunicorn_conf``), access log to /dev/null."""
     from gunicorn.config import Config
-    from gunicorn.glogging import Logger
 
     cfg = Config()
     cfg.set("accesslog", os.devnull)

@@ -71,7 +71,7 @@ class UssdFastPath:
         body = environ["wsgi.input"].read(int(length))
         try:
             text = self._answer(body)
-        except Exception:  # noqa: BLE001 - the Flask app answers it, with its error handlers
+        except Exception:  # the Flask app answers it, with its error handlers
             log.debug("USSD hop handed to the app", exc_info=True)
             text = None
         if text is None:

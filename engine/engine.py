@@ -106,7 +106,8 @@ def _compact_screen(screen: Screen, language: str) -> dict[str, Any]:
 
 
 def _screen_of(record: Mapping[str, Any], language: str) -> Screen:
-    raw = record.get("s") if isinstance(record.get("s"), dict) else {}
+    found = record.get("s")
+    raw: Mapping[str, Any] = found if isinstance(found, dict) else {}
     return Screen(str(raw.get("n", "")), str(raw.get("l", language)), tuple(str(b) for b in raw.get("b") or ()),
                   tuple(Option(str(k), str(v)) for k, v in raw.get("o") or ()),
                   tuple(Option(str(k), str(v)) for k, v in raw.get("v") or ()),

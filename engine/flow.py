@@ -81,7 +81,7 @@ class CompiledFlow:
             if node.shortcut:
                 shortcuts[node.shortcut] = node_id
         machine.add_transition("home", "*", spec.home)
-        moves = {source: frozenset(t.dest for t in found)
+        moves = {source: frozenset(str(t.dest) for t in found)
                  for source, found in machine.events["advance"].transitions.items()}
         return cls(name, version, spec, shortcuts, conditions, machine, moves)
 

@@ -249,7 +249,7 @@ class RedisSessionStore(SessionStore):
     def _latest_key(self, channel: str, user_id: str) -> str:
         return f"{self._prefix}u:{channel}:{user_id}"
 
-    def _save_args(self, session: Session, ttl_seconds: int, resumable: bool) -> list[object]:
+    def _save_args(self, session: Session, ttl_seconds: int, resumable: bool) -> list[bytes | str | int]:
         pointer = self._resume_seconds if resumable and not session.ended else 0
         return [session.encode(), ttl_seconds, pointer, session.key]
 

@@ -74,8 +74,8 @@ def test_an_idle_session_keeps_under_a_kilobyte_in_redis(app, store):
 
 @pytest.mark.parametrize("stored", [
     # as the previous release stored it: JSON, every field by its full name
-    b'{"key":"ussd:X","channel":"ussd","user_id":"+221770000001","flow":"main","version":"1-0",'
-    b'"node":"home","language":"fr","created_at":1.0,"updated_at":1.0,"data":{}}',
+    (b'{"key":"ussd:X","channel":"ussd","user_id":"+221770000001","flow":"main","version":"1-0",'
+     b'"node":"home","language":"fr","created_at":1.0,"updated_at":1.0,"data":{}}'),
     b"\x00\xff\xfe not a session",
     b"\x81\xa1_\x07",                                   # MessagePack, but of another format version
 ], ids=["previous-release", "damaged", "other-version"])

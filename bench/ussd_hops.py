@@ -569,7 +569,7 @@ def run(args: argparse.Namespace, tmp: Path, stack: contextlib.ExitStack, store:
     counted = hists["engine_hop_seconds"].count
     if counted != ours.hops:
         ours.errors.append(f"/metrics counted {counted:.0f} hops for {ours.hops} sent (a worker not seen)")
-    return ours, base, hists, calls, redis_bytes(store, "ussd:s:*"), redis_bytes(store, "floor:s:*")
+    return ours, base, hists, calls, redis_bytes(store, "conv:s:*"), redis_bytes(store, "floor:s:*")
 
 
 if __name__ == "__main__":

@@ -95,3 +95,23 @@ def test_a_session_left_unreadable_by_a_deploy_mid_conversation_starts_again_fro
     # The gateway's next hop carries the whole history: read as a dial with a shortcut.
     assert phone.post("1").startswith("CON Compte 1000001")
     assert phone.last_status == 200
+
+
+def test_an_identity_read_with_the_session_serves_its_hop_once_and_a_change_drops_it(store):
+    from app.storage.identity_cache import RedisIdentityCache
+
+    cache = RedisIdentityCache(store, ttl_seconds=60, key_secret=b"k")
+    known = {"accounts": [{"account_number": "1000001"}], "language": "fr"}
+    cache.preload(KNOWN, b'{"accounts": [], "language": "en"}')   # what the session store read
+    assert cache.get(KNOWN) == {"accounts": [], "language": "en"}
+    assert cache.get(KNOWN) is None                                  # once: then Redis, which has nothing
+    cache.preload(KNOWN, b'{"accounts": [], "language": "en"}')
+    cache.forget(KNOWN)                                              # a link, the language, the PIN changed
+    assert cache.get(KNOWN) is None
+    cache.put(KNOWN, known)                                          # not kept: the tombstone stands
+    assert cache.get(KNOWN) is None
+    cache.preload(KNOWN, None)
+    cache.release(KNOWN)                                             # the hop is over
+    store.delete(cache.key_for(KNOWN) or "")
+    cache.put(KNOWN, known)
+    assert cache.get(KNOWN) == known

@@ -31,6 +31,7 @@ from channels.twilio_status import twilio_status_blueprint
 from channels.ussd import UssdAdapter
 from channels.whatsapp_meta import MetaWhatsAppAdapter
 from channels.whatsapp_twilio import TwilioWhatsAppAdapter
+from channels.ussd_wsgi import UssdFastPath
 from dialogs.arrangements import load_rules
 from dialogs.payments import settle_provider_result
 from dialogs.registry import Deps, DialogRegistry, DialogSettings
@@ -84,9 +85,11 @@ log = logging.getLogger("app")
 MAX_BODY_BYTES = 16 * 1024
 
 
-def _store(settings: Settings) -> SessionStore:
+def _store(settings: Settings, identity: IdentityCache | None = None) -> SessionStore:
     if settings.redis_url:
-        return RedisSessionStore.from_url(settings.redis_url)
+        # The caller's cached identity is read with the session, in the same round trip.
+        ahead = identity if isinstance(identity, RedisIdentityCache) else None
+        return RedisSessionStore.from_url(settings.redis_url, read_ahead=ahead)
     log.warning("REDIS_URL is not set: sessions are kept in this process only (embedded default; "
                 "one worker, lost on restart). Set REDIS_URL in production.")
     return MemorySessionStore()
@@ -147,7 +150,7 @@ def build_engine(settings: Settings, store: SessionStore | None = None,
     # Fail at start-up, naming the file and field, rather than on a customer's first hop.
     load_tariff(deps.settings.tariffs_path)
     load_rules(deps.settings.arrangement_rules_path)
-    store = store or _store(settings)
+    store = store or _store(settings, deps.identity)
     engine = Engine(FlowSet(load_menus(settings.menus_path)), store, DialogRegistry(deps),
                     audit=SqlAuditSink(sessions), observer=observer, security=security,
                     hop_key=_server_key(settings), clock=settings.clock,
@@ -316,6 +319,12 @@ def create_app(settings: Settings | None = None, store: SessionStore | None = No
         "session_store": parts["store"].ping,
         "backoffice": lambda: _backoffice_ready(settings),
     }, expose_metrics=settings.metrics_port is None))
+
+    # The gateway's plain hops are answered in front of Flask (same checks, same answer, less CPU);
+    # anything else reaches the blueprint and the error handlers below.
+    ussd = next(a for a in adapters if isinstance(a, UssdAdapter))
+    app.wsgi_app = UssdFastPath(app.wsgi_app, engine, ussd, gateway_guard,  # type: ignore[method-assign]
+                                MAX_BODY_BYTES, metrics.request_seconds.labels(ussd.channel).observe)
 
     @app.before_request
     def _start_timer() -> None:

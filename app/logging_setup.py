@@ -18,7 +18,7 @@ from typing import Any, Final
 
 from engine.masking import mask_numbers
 
-__all__ = ["LOG_FORMAT", "configure_logging", "install_masking", "scrub"]
+__all__ = ["LOG_FORMAT", "Scrubbed", "configure_logging", "install_masking", "scrub"]
 
 LOG_FORMAT: Final = "%(asctime)s %(levelname)s %(name)s %(message)s"
 REDACTED: Final = "***"
@@ -26,18 +26,32 @@ REDACTED: Final = "***"
 _SECRET_PARAM: Final = re.compile(r"(?i)(\b[\w-]*(?:token|secret|key)=)[^&\s\"']+")
 _MIN_SECRET_CHARS: Final = 4  # shorter "secrets" would blank half the log
 
-_secrets: set[str] = set()
+# Only a text with a digit or an "=" can hold a number or a ``token=``: the rest skips the regexes.
+_MAY_HOLD: Final = re.compile(r"[0-9=]")
+
+_secrets: tuple[str, ...] = ()   # longest first
 _previous_factory: Callable[..., logging.LogRecord] | None = None
+
+
+class Scrubbed(str):
+    """A log message already passed through ``scrub`` (the access log's): not scrubbed twice."""
+
+    __slots__ = ()
 
 
 def scrub(text: str) -> str:
     """``text`` with configured secrets and ``token=`` values blanked and long numbers masked."""
-    for secret in sorted(_secrets, key=len, reverse=True):
-        text = text.replace(secret, REDACTED)
+    for secret in _secrets:
+        if secret in text:
+            text = text.replace(secret, REDACTED)
+    if not _MAY_HOLD.search(text):
+        return text
     return mask_numbers(_SECRET_PARAM.sub(lambda m: m.group(1) + REDACTED, text))
 
 
 def _scrub_record(record: logging.LogRecord) -> None:
+    if type(record.msg) is Scrubbed and not record.args and not record.exc_info:
+        return
     try:
         message = record.getMessage()
     except (TypeError, ValueError):  # a broken record is the logging module's business, not ours
@@ -53,8 +67,9 @@ def _scrub_record(record: logging.LogRecord) -> None:
 
 def install_masking(secrets: Iterable[str] = ()) -> None:
     """Mask every log record of this process from now on (idempotent); ``secrets`` are blanked."""
-    global _previous_factory
-    _secrets.update(s for s in secrets if s and len(s) >= _MIN_SECRET_CHARS)
+    global _previous_factory, _secrets
+    kept = set(_secrets) | {s for s in secrets if s and len(s) >= _MIN_SECRET_CHARS}
+    _secrets = tuple(sorted(kept, key=len, reverse=True))
     if _previous_factory is not None:
         return
     previous = logging.getLogRecordFactory()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from typing import Any
 
 from flask import Blueprint, Response, jsonify
 from prometheus_client import (
@@ -25,7 +26,7 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.hops = Counter("engine_hops_total", "Hops answered", ["channel", "end"], registry=self.registry)
-        buckets = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
+        buckets = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
         self.request_seconds = Histogram("channel_request_seconds", "Time to answer one provider request",
                                          ["channel"], registry=self.registry, buckets=buckets)
         self.hop_seconds = Histogram("engine_hop_seconds", "Time in the engine for one hop, back ends included",
@@ -37,14 +38,21 @@ class Metrics:
                                       ["channel"], registry=self.registry, buckets=buckets)
         self.rejected = Counter("channel_rejected_requests_total", "Malformed requests refused", ["channel"],
                                 registry=self.registry)
-
+        # Each channel's series, looked up once (``labels`` costs a lock and a dict look-up per call).
+        self._series: dict[tuple[str, bool], tuple[Any, Any, Any, Any]] = {}
 
     def observe(self, *, channel: str, seconds: float, step_seconds: float, end: bool) -> None:
         """``engine.HopObserver``: the engine reports each hop here."""
-        self.hop_seconds.labels(channel).observe(seconds)
-        self.own_seconds.labels(channel).observe(max(0.0, seconds - step_seconds))
-        self.step_seconds.labels(channel).observe(step_seconds)
-        self.hops.labels(channel, str(end).lower()).inc()
+        series = self._series.get((channel, end))
+        if series is None:
+            series = self._series[(channel, end)] = (
+                self.hop_seconds.labels(channel), self.own_seconds.labels(channel),
+                self.step_seconds.labels(channel), self.hops.labels(channel, str(end).lower()))
+        hop, own, step, hops = series
+        hop.observe(seconds)
+        own.observe(max(0.0, seconds - step_seconds))
+        step.observe(step_seconds)
+        hops.inc()
 
 
 def ops_blueprint(metrics: Metrics, checks: dict[str, Callable[[], bool]], expose_metrics: bool = True) -> Blueprint:

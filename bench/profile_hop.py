@@ -1,11 +1,19 @@
-"""Where does one hop's time go? cProfile of the engine answering the bench's session in-process.
+"""Where does one hop's CPU go? The dial of a known customer and a navigation hop, in-process, end to end.
 
-Starts the seeded back office on loopback (like ``bench/ussd_hops.py``), builds the engine with
-``create_app`` on Redis db 14 and a migrated SQLite file, plays ``--sessions`` sessions one after the
-other through Flask's test client (no gunicorn, no sockets on the engine side) and prints the top
-functions, for the hops that call the back office and for those that do not, separately.
+The production set-up without the sockets: the seeded back office on loopback, the app built by
+``create_app`` with Redis sessions (``PROFILE_REDIS_URL``, an empty database of its own, default db 3, claimed as the tests claim theirs;
+only the keys made here are deleted) and PostgreSQL (a schema made for the run and dropped after it),
+``SECRET_KEY`` and ``USSD_GATEWAY_TOKEN`` set, and gunicorn's own access logger (masked, as
+``app/gunicorn_conf.py`` configures it) writing to ``/dev/null``. Each hop is one WSGI call with the
+environ gunicorn would build, then the access-log line gunicorn would write.
 
-Usage: ``python bench/profile_hop.py [--sessions 200] [--top 25]``
+Hop kinds, as ``make bench`` sends them: **dial** (a new session of ``+221770000001``, ``text=``; its
+identity is cached after the first) and **nav** (sessions on the bills list paging ``98``/``99``). The
+floor (``bench/floor_app.py``, one Redis GET and one SET) is measured the same way in the same run, so
+the figure to read is ours' CPU per hop as a multiple of the floor's (gunicorn's HTTP parsing and
+socket work, the same for both, is left out: add ~0.4 ms to each for the served figure).
+
+Usage: ``python bench/profile_hop.py [--hops 2000] [--top 25] [--profile dial|nav|none]``
 """
 
 from __future__ import annotations
@@ -13,107 +21,248 @@ from __future__ import annotations
 import argparse
 import contextlib
 import cProfile
+import datetime
 import io
-import json
+import os
 import pstats
+import secrets
 import shutil
 import sys
 import tempfile
 import time
 import timeit
-import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
+from urllib.parse import quote
 
 import redis
+
+# As `python -m app serve` runs it: metrics written for every worker (set before prometheus_client loads).
+os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="ussd-profile-metrics-"))
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ussd_hops import HOST, PHONES, PY, REDIS_URL, SCRIPT, base_env, child, free_port, run_checked, wait_http
+from scratch_postgres import scratch_schema
+from ussd_hops import HOST, PY, base_env, child, free_port, run_checked, wait_http
+
+REDIS_URL = os.environ.get("PROFILE_REDIS_URL", "redis://127.0.0.1:6379/3")
+PHONE = "+221770000001"
+TOKEN = secrets.token_hex(16)
 
 
-def play(client, profiles: dict[str, cProfile.Profile] | None, backend_kinds: set[str], n: int) -> dict[str, float]:
-    """Play ``n`` sessions; time spent per group of hops (profiled when ``profiles`` is given)."""
-    spent = {"back end": 0.0, "no back end": 0.0}
-    for i in range(n):
-        session_id, inputs = f"prof_{uuid.uuid4().hex[:8]}_{i}", []
-        for kind, value in SCRIPT:
-            if value is not None:
-                inputs.append(value)
-            group = "back end" if kind in backend_kinds else "no back end"
-            form = {"sessionId": session_id, "serviceCode": "*123#", "phoneNumber": PHONES[i % len(PHONES)],
-                    "text": "*".join(inputs)}
-            started = time.perf_counter()
-            if profiles:
-                profiles[group].enable()
-            body = client.post("/ussd/africastalking", data=form).get_data(as_text=True)
-            if profiles:
-                profiles[group].disable()
-            spent[group] += time.perf_counter() - started
-            assert body.startswith("CON "), (kind, body)
-    return spent
+class _Resp:
+    """What gunicorn's access logger reads of a response."""
+
+    def __init__(self, status: str, headers: list[tuple[str, str]], sent: int) -> None:
+        self.status, self.headers, self.sent = status, headers, sent
 
 
-def session_sizes(store: redis.Redis) -> str:
-    """Bytes of one stored session's JSON, by top-level field, and its (de)serialisation time."""
+class _Req:
+    """What gunicorn's access logger reads of a request: its headers, as gunicorn spells them."""
+
+    def __init__(self, length: int) -> None:
+        self.headers = [("HOST", f"{HOST}:8000"), ("USER-AGENT", "wrk"), ("X-GATEWAY-TOKEN", TOKEN),
+                        ("CONTENT-TYPE", "application/x-www-form-urlencoded"), ("CONTENT-LENGTH", str(length))]
+
+
+def access_logger() -> Any:
+    """gunicorn's Logger with the product's config (``app.gunicorn_conf``), access log to /dev/null."""
+    from gunicorn.config import Config
+
+    cfg = Config()
+    cfg.set("accesslog", os.devnull)
+    conf = __import__("app.gunicorn_conf", fromlist=["*"])
+    logger_class = getattr(conf, "logger_class", None)
+    if logger_class is not None:
+        cfg.set("logger_class", logger_class)
+    return cfg.logger_class(cfg)
+
+
+def environ(path: str, body: bytes) -> dict[str, Any]:
+    return {"REQUEST_METHOD": "POST", "SCRIPT_NAME": "", "PATH_INFO": path, "QUERY_STRING": "",
+            "RAW_URI": path, "SERVER_PROTOCOL": "HTTP/1.1", "SERVER_NAME": HOST, "SERVER_PORT": "8000",
+            "REMOTE_ADDR": "127.0.0.1", "REMOTE_PORT": "50000", "CONTENT_TYPE": "application/x-www-form-urlencoded",
+            "CONTENT_LENGTH": str(len(body)), "HTTP_HOST": f"{HOST}:8000", "HTTP_X_GATEWAY_TOKEN": TOKEN,
+            "HTTP_CONTENT_TYPE": "application/x-www-form-urlencoded", "wsgi.input": io.BytesIO(body),
+            "wsgi.url_scheme": "http", "wsgi.errors": sys.stderr, "wsgi.multithread": True,
+            "wsgi.multiprocess": True, "wsgi.run_once": False, "wsgi.version": (1, 0)}
+
+
+def hop(app: Callable[..., Any], log: Any, path: str, session: str, text: str) -> str:
+    body = (f"sessionId={session}&serviceCode=%2A123%23&phoneNumber={quote(PHONE)}&networkCode=99999"
+            f"&text={quote(text)}").encode()
+    env = environ(path, body)
+    started = datetime.datetime.now()
+    captured: list[Any] = []
+    chunks = app(env, lambda status, headers, exc=None: captured.extend((status, headers)))
+    out = b"".join(chunks)
+    if hasattr(chunks, "close"):
+        chunks.close()
+    log.access(_Resp(captured[0], captured[1], len(out)), _Req(len(body)), env, datetime.datetime.now() - started)
+    return out.decode()
+
+
+class Kind:
+    """A hop kind: ``next()`` sends one hop and checks its answer."""
+
+    def __init__(self, name: str, app: Callable[..., Any], log: Any, path: str, expect: str = "CON ") -> None:
+        self.name, self.app, self.log, self.path, self.expect = name, app, log, path, expect
+        self.count = 0
+        self.run = secrets.token_hex(3)
+
+    def next(self) -> None:
+        self.count += 1
+        answer = self.send()
+        assert answer.startswith(self.expect) and "Choix invalide" not in answer, (self.name, answer)
+
+    def send(self) -> str:
+        return hop(self.app, self.log, self.path, f"{self.name}-{self.run}-{self.count}", "")
+
+
+class Nav(Kind):
+    """Sessions on the bills list (dial, ``1``, ``1``), each hop ``98`` or ``99`` after the last."""
+
+    SLOTS, MAX_HOPS = 64, 60
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.texts: dict[int, list[str]] = {}
+        self.generation: dict[int, int] = {}
+
+    def _open(self, slot: int) -> None:
+        self.generation[slot] = self.generation.get(slot, -1) + 1
+        self.texts[slot] = []
+        for step in ("", "1", "1*1"):
+            hop(self.app, self.log, self.path, self._session(slot), step)
+        self.texts[slot] = ["1", "1"]
+
+    def _session(self, slot: int) -> str:
+        return f"nav-{self.run}-{slot}-{self.generation[slot]}"
+
+    def send(self) -> str:
+        slot = self.count % self.SLOTS
+        if slot not in self.texts or len(self.texts[slot]) >= self.MAX_HOPS:
+            self._open(slot)
+        inputs = self.texts[slot]
+        inputs.append("98" if len(inputs) % 2 == 0 else "99")
+        return hop(self.app, self.log, self.path, self._session(slot), "*".join(inputs))
+
+
+class OwnTimes:
+    """The engine's own seconds of each hop (``engine_own_seconds``: back ends excluded), as its observer hears them."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner, self.seconds = inner, []
+
+    def observe(self, *, channel: str, seconds: float, step_seconds: float, end: bool) -> None:
+        self.seconds.append(max(0.0, seconds - step_seconds))
+        self.inner.observe(channel=channel, seconds=seconds, step_seconds=step_seconds, end=end)
+
+    def quantiles(self) -> str:
+        ordered = sorted(self.seconds)
+        at = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000  # noqa: E731
+        return f"engine own p50 {at(0.5):.3f} ms, p99 {at(0.99):.3f} ms"
+
+
+def cpu_per_hop(kind: Kind, hops: int, own: OwnTimes | None = None) -> float:
+    """CPU milliseconds per hop of this process (the back office's, a separate process, not counted)."""
+    for _ in range(min(200, hops)):
+        kind.next()
+    if own is not None:
+        own.seconds.clear()
+    started = time.process_time()
+    for _ in range(hops):
+        kind.next()
+    return (time.process_time() - started) / hops * 1000
+
+
+def session_bytes(store: redis.Redis) -> str:
     from engine.session import Session
 
-    raw: bytes = store.get(next(store.scan_iter("ussd:s:*")))  # type: ignore[assignment]
-    doc = json.loads(raw)
-    fields = sorted(((len(json.dumps(v, separators=(",", ":"), ensure_ascii=False)), k) for k, v in doc.items()),
-                    reverse=True)
-    session = Session.from_json(raw)
-    encode = timeit.timeit(session.to_json, number=500) / 500
-    decode = timeit.timeit(lambda: Session.from_json(raw), number=500) / 500
-    return (f"session JSON {len(raw)} bytes; largest fields: " + ", ".join(f"{k} {n}" for n, k in fields[:6])
-            + f"; to_json {encode * 1e3:.3f} ms, from_json {decode * 1e3:.3f} ms")
+    keys = list(store.scan_iter("conv:s:ussd:dial-*", count=1000))[:100]
+    usage = [store.memory_usage(k) or 0 for k in keys]
+    raw: bytes = store.get(keys[0])  # type: ignore[assignment]
+    key = keys[0].decode().removeprefix("conv:s:")
+    session = Session.decode(raw, key)
+    encode = timeit.timeit(session.encode, number=500) / 500
+    decode = timeit.timeit(lambda: Session.decode(raw, key), number=500) / 500
+    if os.environ.get("PROFILE_SHOW_SESSION"):
+        print(session.to_json())
+    return (f"idle session after a dial: {len(raw)} bytes serialised, MEMORY USAGE {sum(usage) / len(usage):.0f} "
+            f"(key included); encode {encode * 1e6:.0f} us, decode {decode * 1e6:.0f} us")
 
 
-def show(profile: cProfile.Profile, top: int, key: str) -> str:
-    out = io.StringIO()
-    pstats.Stats(profile, stream=out).strip_dirs().sort_stats(key).print_stats(top)
-    return out.getvalue()
+@contextlib.contextmanager
+def own_keys(url: str) -> Iterator[redis.Redis]:
+    store = redis.Redis.from_url(url)
+    # Claimed the way tests/support/services.py claims a database, so that no test run takes it meanwhile.
+    if store.dbsize() or not store.set("tests:claimed-by", f"profile-{os.getpid()}", nx=True, ex=3600):
+        raise SystemExit(f"{url} is not empty; point PROFILE_REDIS_URL at a database of its own")
+    try:
+        yield store
+    finally:
+        keys = list(store.scan_iter(count=1000))
+        for i in range(0, len(keys), 1000):
+            store.delete(*keys[i:i + 1000])
+        store.close()
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sessions", type=int, default=200)
+    parser.add_argument("--hops", type=int, default=2000)
     parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--profile", choices=("dial", "nav", "none"), default="dial")
+    parser.add_argument("--sort", default="tottime")
     args = parser.parse_args(argv)
     tmp = Path(tempfile.mkdtemp(prefix="ussd-profile-"))
-    store = redis.Redis.from_url(REDIS_URL)
     try:
-        bo_port = free_port()
-        env = base_env(tmp, bo_port, free_port())
-        run_checked([PY, "-m", "backoffice", "seed"], env)
-        with child([PY, "-m", "backoffice", "serve", "--host", HOST, "--port", str(bo_port)], env,
-                   tmp / "backoffice.log") as bo:
-            wait_http(bo_port, "/healthz", bo, tmp / "backoffice.log")
-            from app.factory import create_app
-            from app.settings import Settings
-            from app.storage import migrate
+        with own_keys(REDIS_URL) as store, scratch_schema() as database_url:
+            bo_port = free_port()
+            env = base_env(tmp, bo_port, free_port())
+            run_checked([PY, "-m", "backoffice", "seed"], env)
+            with child([PY, "-m", "backoffice", "serve", "--host", HOST, "--port", str(bo_port)], env,
+                       tmp / "backoffice.log") as bo:
+                wait_http(bo_port, "/healthz", bo, tmp / "backoffice.log")
+                os.environ.update(SECRET_KEY=secrets.token_hex(32), USSD_GATEWAY_TOKEN=TOKEN, LOG_LEVEL="WARNING")
+                from app.factory import create_app
+                from app.settings import Settings
+                from app.storage import migrate
 
-            migrate(env["DATABASE_URL"])
-            app = create_app(Settings(database_url=env["DATABASE_URL"], redis_url=REDIS_URL,
-                                      backoffice_url=env["BACKOFFICE_URL"], log_level="WARNING",
-                                      payment_callback_secret="bench-callback-secret"))
-            client = app.test_client()
-            backend_kinds = {k for k, _ in SCRIPT[:3]}  # dial, balance, bills: see ussd_hops' probe
-            play(client, None, backend_kinds, 10)
-            plain = play(client, None, backend_kinds, args.sessions)
-            for group, seconds in plain.items():
-                print(f"{group}: {seconds / (args.sessions * 3) * 1000:.2f} ms per hop in-process, no profiler")
-            print(session_sizes(store))
-            profiles = {g: cProfile.Profile() for g in ("back end", "no back end")}
-            spent = play(client, profiles, backend_kinds, args.sessions)
-            for group, profile in profiles.items():
-                hops = args.sessions * (3 if group == "back end" else len(SCRIPT) - 3)
-                print(f"===== {group} hops: {hops}, {spent[group] / hops * 1000:.2f} ms per hop (under cProfile)")
-                print(show(profile, args.top, "cumulative"))
-                print(show(profile, args.top, "tottime"))
+                migrate(database_url)
+                settings = Settings.from_env()
+                settings = Settings(**{**settings.__dict__, "database_url": database_url, "redis_url": REDIS_URL,
+                                       "backoffice_url": env["BACKOFFICE_URL"],
+                                       "payment_callback_secret": "bench-callback-secret"})
+                app = create_app(settings)
+                log = access_logger()
+                os.environ["REDIS_URL"] = REDIS_URL
+                from floor_app import create_app as create_floor
+
+                floor = Kind("floor", create_floor(REDIS_URL), log, "/hop")
+                kinds = {"dial": Kind("dial", app, log, "/ussd/africastalking"),
+                         "nav": Nav("nav", app, log, "/ussd/africastalking")}
+                floor_ms = cpu_per_hop(floor, args.hops)
+                print(f"floor: {floor_ms:.3f} ms CPU per hop in-process")
+                engine = app.extensions["engine"]
+                own = engine.observer = OwnTimes(engine.observer)
+                for name, kind in kinds.items():
+                    ms = cpu_per_hop(kind, args.hops, own)
+                    print(f"{name}: {ms:.3f} ms CPU per hop in-process, {ms / floor_ms:.2f}x the floor's; "
+                          f"{own.quantiles()} (one hop at a time)")
+                print(session_bytes(store))
+                if args.profile != "none":
+                    profile = cProfile.Profile(time.process_time)  # CPU, not waits on sockets
+                    kind = kinds[args.profile]
+                    profile.enable()
+                    for _ in range(args.hops):
+                        kind.next()
+                    profile.disable()
+                    out = io.StringIO()
+                    pstats.Stats(profile, stream=out).strip_dirs().sort_stats(args.sort).print_stats(args.top)
+                    print(out.getvalue())
     finally:
-        store.flushdb()
-        store.close()
         shutil.rmtree(tmp, ignore_errors=True)
     return 0
 

@@ -69,7 +69,7 @@ from prometheus_client.parser import text_string_to_metric_families
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
 HOST = "127.0.0.1"
-REDIS_URL = "redis://127.0.0.1:6379/14"
+REDIS_URL = os.environ.get("HOPS_REDIS_URL", "redis://127.0.0.1:6379/14")  # emptied: a database of its own
 WORKERS, THREADS = 2, 4
 PHONES = ("+221770000001", "+221770000003")
 # (kind, input) of one session; the dial sends no input.
@@ -569,7 +569,7 @@ def run(args: argparse.Namespace, tmp: Path, stack: contextlib.ExitStack, store:
     counted = hists["engine_hop_seconds"].count
     if counted != ours.hops:
         ours.errors.append(f"/metrics counted {counted:.0f} hops for {ours.hops} sent (a worker not seen)")
-    return ours, base, hists, calls, redis_bytes(store, "ussd:s:*"), redis_bytes(store, "floor:s:*")
+    return ours, base, hists, calls, redis_bytes(store, "conv:s:*"), redis_bytes(store, "floor:s:*")
 
 
 if __name__ == "__main__":

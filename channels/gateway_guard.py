@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, Protocol
 
 __all__ = ["TOKEN_HEADER", "GatewayGuard", "Refusal", "parse_networks"]
 
@@ -22,6 +22,10 @@ TOKEN_PARAM: Final = "token"
 UNKNOWN_SOURCE: Final = "unknown"
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class _Readable(Protocol):
+    def get(self, key: str, /) -> str | None: ...
 
 
 def parse_networks(values: Iterable[str]) -> tuple[Network, ...]:
@@ -75,10 +79,10 @@ class GatewayGuard:
                 return hop if _is_address(hop) else UNKNOWN_SOURCE
         return peer
 
-    def check(self, headers: Mapping[str, str], args: Mapping[str, str], remote_addr: str | None) -> Refusal | None:
+    def check(self, headers: _Readable, args: _Readable, remote_addr: str | None) -> Refusal | None:
         """None when the caller may talk to the engine, else the ``Refusal`` saying why not.
 
-        ``headers`` and ``args`` are the request's (any mapping with ``get``: Flask's will do).
+        ``headers`` and ``args`` are the request's (anything with ``get``: Flask's will do).
         """
         source = self.source(remote_addr, headers.get("X-Forwarded-For"))
         if self.allowed_networks and not self._in(source, self.allowed_networks):

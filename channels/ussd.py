@@ -19,6 +19,7 @@ import re
 import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Final
 from urllib.parse import unquote_to_bytes
 
@@ -32,7 +33,8 @@ from .adapter import BadRequest, ChannelAdapter, SessionPolicy
 from .gateway_guard import TOKEN_HEADER, GatewayGuard, Refusal
 from .msisdn import to_e164
 
-__all__ = ["INVALID_REQUEST", "BadRequest", "UssdAdapter", "error_response", "ussd_blueprint"]
+__all__ = ["INVALID_REQUEST", "BadRequest", "UssdAdapter", "answer", "error_response", "is_ascii_form",
+           "ussd_blueprint"]
 
 log = logging.getLogger("channels.ussd")
 
@@ -60,8 +62,28 @@ CAPABILITIES: Final = ChannelCapabilities(CHANNEL, max_chars=182, charset="gsm7"
 SESSION_POLICY: Final = SessionPolicy("gateway")
 
 
+# A percent-escape of a byte above 0x7F: only a body with one (or with raw such bytes) can be non-UTF-8.
+_HIGH_ESCAPE: Final = re.compile(rb"%[89A-Fa-f]")
+
+
+def _caller(raw: str, region: str) -> str | None:
+    """``to_e164``, remembered: a gateway sends the same caller on every hop of a session. Only short
+    texts are remembered (a number is), so hostile input cannot fill the memory."""
+    return _known_caller(raw, region) if len(raw) <= 40 else to_e164(raw, region)
+
+
+_known_caller = lru_cache(maxsize=65_536)(to_e164)
+
+
+def is_ascii_form(raw: bytes) -> bool:
+    """Whether a urlencoded body is ASCII once unescaped too (no byte, raw or ``%``-escaped, above 0x7F)."""
+    return raw.isascii() and (b"%" not in raw or not _HIGH_ESCAPE.search(raw))
+
+
 def _is_utf8_form(raw: bytes) -> bool:
     """Whether a urlencoded body decodes as UTF-8 (werkzeug keeps bytes that do not as ``%FF`` text)."""
+    if is_ascii_form(raw):
+        return True   # ASCII is UTF-8
     try:
         unquote_to_bytes(raw.replace(b"+", b" ")).decode("utf-8")
     except UnicodeDecodeError:
@@ -70,6 +92,8 @@ def _is_utf8_form(raw: bytes) -> bool:
 
 
 def _typable(text: str) -> bool:
+    if text.isascii() and text.isprintable():
+        return True   # printable ASCII, what keypads send: no control character in it
     return _REPLACEMENT_CHAR not in text and not any(
         unicodedata.category(char) in _UNTYPABLE_CATEGORIES for char in text)
 
@@ -107,7 +131,7 @@ class UssdAdapter(ChannelAdapter):
         service_code = (form.get("serviceCode") or "").strip()
         if not _SERVICE_CODE.match(service_code):
             raise BadRequest("serviceCode missing or malformed")
-        msisdn = to_e164(form.get("phoneNumber") or "", self.default_region)
+        msisdn = _caller(form.get("phoneNumber") or "", self.default_region)
         if msisdn is None:
             raise BadRequest("phoneNumber missing or not a number")
         text = form.get("text")
@@ -146,6 +170,14 @@ def _clean(value: str | None, limit: int) -> str | None:
     text = "".join(char if unicodedata.category(char)[0] != "C" else " " for char in value)
     text = " ".join(text.split())[:limit]
     return text or None
+
+
+def answer(engine: Engine, adapter: UssdAdapter, turn: Turn) -> str:
+    """One hop read from the callback: the engine's reply in the wire format, the hop logged masked."""
+    reply = engine.handle(turn)
+    log.info("ussd hop user=%s node=%s end=%s", mask(turn.user_id),
+             reply.screen.node if reply.screen else "-", reply.end)
+    return adapter.render(reply)
 
 
 def ussd_blueprint(engine: Engine, adapter: UssdAdapter, guard: GatewayGuard | None = None,
@@ -191,10 +223,7 @@ def ussd_blueprint(engine: Engine, adapter: UssdAdapter, guard: GatewayGuard | N
             turn = adapter.parse(form)
         except BadRequest as exc:
             return rejected(str(exc), to_e164(form.get("phoneNumber") or "", adapter.default_region))
-        reply = engine.handle(turn)
-        log.info("ussd hop user=%s node=%s end=%s", mask(turn.user_id),
-                 reply.screen.node if reply.screen else "-", reply.end)
-        return _plain(adapter.render(reply))
+        return _plain(answer(engine, adapter, turn))
 
     @bp.post("/ussd/africastalking/events")
     def events() -> Response:

@@ -49,7 +49,7 @@ from .resume import carried_data, is_mid_task, is_secret_prompt, note_proofs, tr
 from .security_audit import LoggingSecurityAudit, SecurityAudit, SecurityEvent
 from .session import Session
 from .steps import StepContext, StepRegistry, StepResult
-from .store import LockedSession, SessionBusy, SessionStore, StoreUnavailable
+from .store import Caller, LockedSession, SessionBusy, SessionStore, StoreUnavailable
 from .types import ChannelCapabilities, Option, Reply, Screen, Turn
 from .validators import InvalidInput, validate
 
@@ -60,6 +60,7 @@ log = logging.getLogger("engine")
 _NAVIGATION = NAVIGATION_KEYS
 # The gateway's end-of-session event waits this long at most for a hop still holding the lock.
 _FINISH_LOCK_WAIT_SECONDS = 2.0
+_LAID_OUT_LIMIT = 2048   # screens kept laid out (each a few hundred bytes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,12 +93,29 @@ def _hop_digest(digest: HopDigest, turn: Turn) -> str:
     return digest.digest(turn.user_id, turn.hop_id)
 
 
-def _replayed(record: Mapping[str, Any]) -> Reply:
-    """The recorded answer of a hop, Screen included, marked as a replay."""
-    raw = record.get("screen")
-    screen = Screen.from_dict(raw) if isinstance(raw, dict) else None
-    return Reply(str(record.get("text", "")), bool(record.get("end")), screen, int(record.get("page", 0)),
-                 int(record.get("pages", 1)), replayed=True)
+def _compact_screen(screen: Screen, language: str) -> dict[str, Any]:
+    """A screen as the replay record keeps it: short names, empty parts left out."""
+    out: dict[str, Any] = {"n": screen.node, "b": list(screen.blocks)}
+    if screen.language != language:
+        out["l"] = screen.language
+    if screen.options:
+        out["o"] = [[o.key, o.label] for o in screen.options]
+    if screen.nav:
+        out["v"] = [[o.key, o.label] for o in screen.nav]
+    if screen.error:
+        out["e"] = screen.error
+    if screen.end:
+        out["x"] = True
+    return out
+
+
+def _screen_of(record: Mapping[str, Any], language: str) -> Screen:
+    found = record.get("s")
+    raw: Mapping[str, Any] = found if isinstance(found, dict) else {}
+    return Screen(str(raw.get("n", "")), str(raw.get("l", language)), tuple(str(b) for b in raw.get("b") or ()),
+                  tuple(Option(str(k), str(v)) for k, v in raw.get("o") or ()),
+                  tuple(Option(str(k), str(v)) for k, v in raw.get("v") or ()),
+                  raw.get("e") if isinstance(raw.get("e"), str) else None, bool(raw.get("x")))
 
 
 def _log_failure(message: str, *args: object, exc: BaseException) -> None:
@@ -188,12 +206,17 @@ class Engine:
         self._formatters: dict[str, TextFormatter] = {}
         self._channels: dict[str, ChannelCapabilities] = dict(channels or {})
         self._idle: dict[str, int] = {}
+        # Screens laid out per channel and language: most screens are the same text for everyone
+        # (menus, prompts), so a hop seldom lays one out again. Bounded: emptied when full.
+        self._laid_out: dict[tuple[Screen, str, str], list[str]] = {}
+        self._laid_out_menus = flows.menus
 
     # ------------------------------------------------------------ public
     def declare(self, capabilities: ChannelCapabilities, idle_seconds: int | None = None) -> None:
         """A channel adapter says what its channel can show (the engine pages screens to fit) and,
         for a channel keyed by user, how long a conversation may stay idle."""
         self._channels[capabilities.name] = capabilities
+        self._laid_out.clear()
         if idle_seconds is not None:
             self._idle[capabilities.name] = idle_seconds
 
@@ -226,7 +249,8 @@ class Engine:
     def _handle_safely(self, turn: Turn) -> tuple[Reply, float]:
         language = self.language_for(turn.language_hint)
         try:
-            with self.store.locked(turn.session_key, self.limits.lock_wait_seconds) as held:
+            caller = Caller(turn.channel, turn.user_id, turn.customer)
+            with self.store.locked(turn.session_key, self.limits.lock_wait_seconds, caller) as held:
                 return self._handle_locked(turn, held)
         except SessionBusy:
             log.warning("session busy channel=%s user=%s", turn.channel, mask(turn.user_id))
@@ -279,7 +303,7 @@ class Engine:
         hop_id = _hop_digest(self._hop_digest, turn)
         if session is not None and session.last_reply is not None and session.last_hop_id == hop_id:
             # Only the identical hop (the provider's retry) gets the recorded answer again.
-            return _replayed(session.last_reply), 0.0
+            return self._replayed(session, session.last_reply), 0.0
         if session is not None and (session.ended or self._restarts(session, turn)):
             # A new message after an end, or a new command on a chat channel: a new session.
             session = None
@@ -297,7 +321,7 @@ class Engine:
                               customer=turn.customer, flow=flow.name, version=flow.version, node=flow.spec.start,
                               language=language, created_at=now, updated_at=now)
             session.hop_started, session.hop_now = hop_started, hop_now
-            screen = self._offer_resume(session, flow, turn) or self._open(session, flow, turn.dialed, start)
+            screen = self._offer_resume(session, flow, turn, held) or self._open(session, flow, turn.dialed, start)
         elif session.resume_from is not None:
             session.hop_started, session.hop_now = hop_started, hop_now
             screen = self._resume(session, self.flows.get(session.flow, session.version), (turn.input or "").strip())
@@ -308,25 +332,40 @@ class Engine:
             current = flow.spec.nodes.get(session.node)
             answered_secret = current is not None and is_secret_prompt(current) and text not in _NAVIGATION
             screen = self._answer(session, flow, text)
-        track_gate(session, self.flows.get(session.flow, session.version), screen.node, answered_secret)
+        flow = self.flows.get(session.flow, session.version)
+        track_gate(session, flow, screen.node, answered_secret)
         session.hops += 1
         session.updated_at = now
         reply = self._reply(session, screen)
         session.last_hop_id = hop_id
-        session.last_reply = {"text": reply.text, "end": reply.end, "page": reply.page, "pages": reply.pages,
-                              "screen": (reply.screen or screen).to_dict()}
+        # The replay record: the screen and the page shown (the text is laid out again from them).
+        record: dict[str, Any] = {"s": _compact_screen(reply.screen or screen, session.language)}
+        if reply.page:
+            record["p"] = reply.page
+        session.last_reply = record
         ttl = self.limits.ended_ttl_seconds if reply.end else \
             self._idle.get(turn.channel) or self.limits.ttl(turn.channel)
-        held.save(session, ttl)
+        # A redial offers to continue only a session left mid-task: only such a session is pointed at.
+        resumable = (not reply.end and self.limits.resume_window_seconds > 0
+                     and is_mid_task(flow, session.node))
+        held.save(session, ttl, resumable)
         if reply.end:
             self._record(session)
         return reply, session.step_seconds
 
-    def _offer_resume(self, session: Session, flow: CompiledFlow, turn: Turn) -> Screen | None:
+    def _replayed(self, session: Session, record: Mapping[str, Any]) -> Reply:
+        """The recorded answer of a hop, laid out again from its Screen, marked as a replay."""
+        screen = _screen_of(record, session.language)
+        pages = self._pages(session, screen)
+        page = min(int(record.get("p", 0)), len(pages) - 1)
+        return Reply(pages[page], screen.end, screen, page, len(pages), replayed=True)
+
+    def _offer_resume(self, session: Session, flow: CompiledFlow, turn: Turn, held: LockedSession) -> Screen | None:
         """A new session of a user whose previous one dropped mid-journey: offer to continue it."""
         if turn.dialed or turn.input or self.limits.resume_window_seconds <= 0:
             return None
-        previous_key = self.store.latest(turn.channel, turn.user_id)
+        # Read with the lock, in the same round trip, by a store that can.
+        previous_key = held.latest if held.known_latest else self.store.latest(turn.channel, turn.user_id)
         if not previous_key or previous_key == session.key:
             return None
         previous = self.store.load(previous_key)
@@ -640,9 +679,19 @@ class Engine:
         return Screen(session.node, session.language, (self.system_text(session.language, end.text_key),), end=True)
 
     def _pages(self, session: Session, screen: Screen) -> list[str]:
-        labels = PageLabels(self.system_text(session.language, "more"),
-                            self.system_text(session.language, "previous"))
-        return render_pages(screen, self.capabilities(session.channel), labels)
+        if self._laid_out_menus is not self.flows.menus:   # menus reloaded: labels may have changed
+            self._laid_out.clear()
+            self._laid_out_menus = self.flows.menus
+        key = (screen, session.channel, session.language)
+        pages = self._laid_out.get(key)
+        if pages is None:
+            labels = PageLabels(self.system_text(session.language, "more"),
+                                self.system_text(session.language, "previous"))
+            pages = render_pages(screen, self.capabilities(session.channel), labels)
+            if len(self._laid_out) >= _LAID_OUT_LIMIT:
+                self._laid_out.clear()
+            self._laid_out[key] = pages
+        return pages
 
     def _reply(self, session: Session, screen: Screen) -> Reply:
         if screen.nav and not self.capabilities(session.channel).show_navigation:

@@ -4,6 +4,11 @@
 ``15/11/2026``, ``{period:month}`` -> ``octobre 2026``, ``{kwh:kwh}`` -> ``42,5 kWh``, ``{status:label}`` -> the word for a coded value.
 Context values are JSON (amounts as decimal strings, dates as ISO strings); a missing
 value renders as ``-`` rather than failing the hop.
+
+A screen is filled on every hop (a page turn of a bills list formats a dozen amounts and dates
+again), so a text's placeholders are parsed once (``_compiled``), and each formatter remembers
+what it made of a plain value with a spec: babel's number and date formatting is then paid once
+per value, not once per hop.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from collections.abc import Mapping
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
-from typing import Any
+from typing import Any, Final
 from zoneinfo import ZoneInfo
 
 from babel import Locale
@@ -61,6 +66,23 @@ def _as_date(value: Any) -> date:
     return date.fromisoformat(text[:10])
 
 
+_Part = tuple[str, str | None, str]
+_PLAIN_VALUES: Final = (str, int, float, bool)
+_REMEMBERED: Final = 4096   # formatted values kept per formatter (emptied when full)
+
+
+@lru_cache(maxsize=4096)
+def _compiled(text: str) -> tuple[_Part, ...] | None:
+    """``(literal, name, spec)`` parts of a text; None when it needs ``str.format``'s general path
+    (a conversion such as ``!r``, or a placeholder inside a spec). Raises ValueError on bad braces."""
+    parts: list[_Part] = []
+    for literal, name, spec, conversion in string.Formatter().parse(text):
+        if conversion or (spec and "{" in spec):
+            return None
+        parts.append((literal, name, spec or ""))
+    return tuple(parts)
+
+
 def placeholders(text: str) -> list[tuple[str, str]]:
     """The ``(name, format spec)`` pairs of a text; raises ValueError on bad braces."""
     return [(name, spec or "") for _, name, spec, _ in string.Formatter().parse(text) if name is not None]
@@ -83,10 +105,14 @@ class TextFormatter(string.Formatter):
         self.currency_label = currency_label
         self.time_zone = time_zone
         self.zone = ZoneInfo(time_zone)
+        self._made: dict[tuple[type, Any, str], str] = {}
 
     def get_value(self, key: int | str, args: Any, kwargs: Mapping[str, Any]) -> Any:
         if isinstance(key, int):
             return _Missing()
+        if "." not in key and type(kwargs) is dict:   # the usual case: a plain name in a plain dict
+            found = kwargs.get(key)
+            return _Missing() if found is None else found
         value: Any = kwargs
         for part in key.split("."):
             value = value.get(part) if isinstance(value, Mapping) else None
@@ -99,10 +125,20 @@ class TextFormatter(string.Formatter):
     def format_field(self, value: Any, format_spec: str) -> str:
         if isinstance(value, _Missing):
             return "-"
+        plain = type(value) in _PLAIN_VALUES
+        if plain:
+            made = self._made.get((type(value), value, format_spec))
+            if made is not None:
+                return made
         try:
-            return self._format(value, format_spec).translate(_SPACES)
+            made = self._format(value, format_spec).translate(_SPACES)
         except (ValueError, TypeError, InvalidOperation, ArithmeticError):
-            return str(value)
+            made = str(value)
+        if plain:
+            if len(self._made) >= _REMEMBERED:
+                self._made.clear()
+            self._made[(type(value), value, format_spec)] = made
+        return made
 
     def _format(self, value: Any, spec: str) -> str:
         if spec == "label":
@@ -129,6 +165,15 @@ class TextFormatter(string.Formatter):
         if "{" not in text:  # most labels: nothing to fill, skip the parse
             return text
         try:
-            return self.vformat(text, (), context)
+            parts = _compiled(text)
+            if parts is None:
+                return self.vformat(text, (), context)
         except (ValueError, IndexError, KeyError):
             return text
+        out: list[str] = []
+        for literal, name, spec in parts:
+            out.append(literal)
+            if name is not None:
+                # "{}" is positional in str.format: nothing to fill it with, like any missing value.
+                out.append(self.format_field(self.get_value(name or "0", (), context), spec))
+        return "".join(out)

@@ -2,6 +2,12 @@
 
 Both stores give the engine the same guarantees: ``lock(key)`` serialises the hops of
 one session (two concurrent hops never lose an update), and ``save`` sets a TTL.
+
+A hop on Redis costs two round trips, each one script call: the first takes the lock and reads
+the session, the caller's resume pointer and whatever a ``ReadAhead`` asks for (the app's cache
+of who the caller is); the second saves, moves the resume pointer and releases the lock. The
+resume pointer names the caller's latest session only while it can be resumed (waiting for an
+input or a confirmation, see ``engine.resume``), so a dial finds nothing to load in the common case.
 """
 
 from __future__ import annotations
@@ -12,14 +18,18 @@ import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Protocol
 
 import redis
 
-from .session import Session
+from .session import Session, UnreadableSession
 
 __all__ = [
+    "Caller",
     "LockedSession",
     "MemorySessionStore",
+    "ReadAhead",
     "RedisSessionStore",
     "SessionBusy",
     "SessionStore",
@@ -35,33 +45,75 @@ class SessionBusy(Exception):
     """Another hop of the same session holds the lock for longer than we can wait."""
 
 
-class LockedSession:
-    """A session loaded under its lock; ``save`` stores it (the lock is released on leaving)."""
+_UNKNOWN = object()
 
-    def __init__(self, session: Session | None, save: Callable[[Session, int], None]) -> None:
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who sends the hop: the session's channel and address (its resume pointer), the verified customer."""
+
+    channel: str
+    address: str
+    customer: str | None = None
+
+
+class ReadAhead(Protocol):
+    """Something the hop will read from the same Redis, fetched with the session in one round trip.
+
+    ``key_for(customer)``: the key to read (``None``: nothing); ``preload`` hands over what was read
+    (``None`` when absent) before the hop runs; ``release`` drops it when the hop is over."""
+
+    def key_for(self, customer: str) -> str | None: ...
+
+    def preload(self, customer: str, raw: bytes | None) -> None: ...
+
+    def release(self, customer: str) -> None: ...
+
+
+class LockedSession:
+    """A session loaded under its lock; ``save`` stores it (the lock is released on leaving).
+
+    ``latest``: the caller's resumable session key, when the store read it with the lock
+    (``known_latest``); otherwise ask ``SessionStore.latest``."""
+
+    def __init__(self, session: Session | None, save: Callable[[Session, int, bool], None],
+                 latest: object = _UNKNOWN) -> None:
         self.session = session
         self._save = save
+        self.known_latest = latest is not _UNKNOWN
+        self.latest: str | None = latest if isinstance(latest, str) else None
 
-    def save(self, session: Session, ttl_seconds: int) -> None:
-        self._save(session, ttl_seconds)
+    def save(self, session: Session, ttl_seconds: int, resumable: bool = False) -> None:
+        """Store the session; ``resumable``: a redial may offer to continue it (it points the caller there)."""
+        self._save(session, ttl_seconds, resumable)
+
+
+def _decoded(raw: str | bytes | None, key: str) -> Session | None:
+    """A stored session, or ``None`` when absent or unreadable (saved by an older release: it expires)."""
+    if raw is None:
+        return None
+    try:
+        return Session.decode(raw, key)
+    except UnreadableSession:
+        return None
 
 
 class SessionStore(ABC):
     """Loads and saves sessions by key. Every method may raise ``StoreUnavailable``."""
 
     @contextmanager
-    def locked(self, key: str, wait_seconds: float = 3.0) -> Iterator[LockedSession]:
+    def locked(self, key: str, wait_seconds: float = 3.0, caller: Caller | None = None) -> Iterator[LockedSession]:
         """Lock, load, and let the caller save: the whole read-modify-write of one hop."""
         with self.lock(key, wait_seconds):
             yield LockedSession(self.load(key), self.save)
 
     @abstractmethod
     def load(self, key: str) -> Session | None:
-        """The session, or ``None`` when absent or expired."""
+        """The session, or ``None`` when absent, expired or unreadable."""
 
     @abstractmethod
-    def save(self, session: Session, ttl_seconds: int) -> None:
-        """Store the session for ``ttl_seconds``."""
+    def save(self, session: Session, ttl_seconds: int, resumable: bool = False) -> None:
+        """Store the session for ``ttl_seconds``; ``resumable``: the caller's redial may resume it."""
 
     @abstractmethod
     def delete(self, key: str) -> None:
@@ -69,7 +121,7 @@ class SessionStore(ABC):
 
     @abstractmethod
     def latest(self, channel: str, user_id: str) -> str | None:
-        """The key of the user's most recent unfinished session on a channel (for resuming a dropped
+        """The key of the user's most recent resumable session on a channel (for resuming a dropped
         session on redial); every ``save`` keeps it up to date for ``resume_seconds``."""
 
     @abstractmethod
@@ -87,7 +139,7 @@ class MemorySessionStore(SessionStore):
     def __init__(self, resume_seconds: int = 300, clock: Callable[[], float] = time.monotonic) -> None:
         """``clock`` (seconds, monotonic) times the sessions' TTLs and the resume window."""
         self._clock = clock
-        self._items: dict[str, tuple[float, str]] = {}
+        self._items: dict[str, tuple[float, bytes]] = {}
         self._latest: dict[tuple[str, str], tuple[float, str]] = {}
         self._guard = threading.Lock()
         self._locks: dict[str, threading.Lock] = {}
@@ -99,12 +151,12 @@ class MemorySessionStore(SessionStore):
             if item is None or item[0] < self._clock():
                 self._items.pop(key, None)
                 return None
-            return Session.from_json(item[1])
+            return _decoded(item[1], key)
 
-    def save(self, session: Session, ttl_seconds: int) -> None:
+    def save(self, session: Session, ttl_seconds: int, resumable: bool = False) -> None:
         with self._guard:
-            self._items[session.key] = (self._clock() + ttl_seconds, session.to_json())
-            if session.ended:
+            self._items[session.key] = (self._clock() + ttl_seconds, session.encode())
+            if session.ended or not resumable:
                 self._latest.pop((session.channel, session.user_id), None)
             else:
                 self._latest[(session.channel, session.user_id)] = (self._clock() + self._resume_seconds,
@@ -142,18 +194,43 @@ _RELEASE = """
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end
 """
 
+# KEYS: lock, session, then what else the hop reads (resume pointer, read-ahead); ARGV: token, lock ms.
+# Nothing (nil) when the lock is held; else 1 and the value of each other key (nil when absent).
+_BEGIN = """
+if not redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return false end
+local out = {1}
+for i = 2, #KEYS do out[i] = redis.call('get', KEYS[i]) end
+return out
+"""
+
+# KEYS: lock, session, resume pointer; ARGV: token, then (when saving) the session, its TTL, the
+# pointer's TTL ("0": drop the pointer) and value. The session is saved even if the lock expired
+# meanwhile (as a plain SET would); the lock is released only by its owner.
+_END = """
+if ARGV[2] then
+  redis.call('set', KEYS[2], ARGV[2], 'EX', ARGV[3])
+  if ARGV[4] == '0' then redis.call('del', KEYS[3]) else redis.call('set', KEYS[3], ARGV[5], 'EX', ARGV[4]) end
+end
+if redis.call('get', KEYS[1]) == ARGV[1] then redis.call('del', KEYS[1]) end
+return 1
+"""
+
 
 class RedisSessionStore(SessionStore):
-    """Sessions as JSON strings with a TTL; a per-session lock with an owner token."""
+    """Sessions as compact strings with a TTL; a per-session lock with an owner token."""
 
     # One neutral prefix for every channel: the session keys themselves carry the channel.
     def __init__(self, client: redis.Redis, prefix: str = "conv:", lock_ttl_ms: int = 10_000,
-                 resume_seconds: int = 300) -> None:
+                 resume_seconds: int = 300, read_ahead: ReadAhead | None = None) -> None:
         self._redis = client
         self._prefix = prefix
         self._lock_ttl_ms = lock_ttl_ms
         self._resume_seconds = resume_seconds
+        self.read_ahead = read_ahead
+        # Registered once: each call is an EVALSHA (the script is loaded again if Redis forgot it).
         self._release = client.register_script(_RELEASE)
+        self._begin = client.register_script(_BEGIN)
+        self._end = client.register_script(_END)
 
     @classmethod
     def from_url(cls, url: str, **kwargs: object) -> RedisSessionStore:
@@ -169,23 +246,20 @@ class RedisSessionStore(SessionStore):
             raw = self._redis.get(self._key(key))
         except redis.RedisError as exc:
             raise StoreUnavailable(str(exc)) from exc
-        return None if raw is None else Session.from_json(raw)  # type: ignore[arg-type]
+        return _decoded(raw, key)  # type: ignore[arg-type]
 
     def _latest_key(self, channel: str, user_id: str) -> str:
         return f"{self._prefix}u:{channel}:{user_id}"
 
-    def _queue_save(self, pipe: redis.client.Pipeline, session: Session, ttl_seconds: int) -> None:
-        pipe.set(self._key(session.key), session.to_json(), ex=ttl_seconds)
-        if session.ended:
-            pipe.delete(self._latest_key(session.channel, session.user_id))
-        else:
-            pipe.set(self._latest_key(session.channel, session.user_id), session.key, ex=self._resume_seconds)
+    def _save_args(self, session: Session, ttl_seconds: int, resumable: bool) -> list[bytes | str | int]:
+        pointer = self._resume_seconds if resumable and not session.ended else 0
+        return [session.encode(), ttl_seconds, pointer, session.key]
 
-    def save(self, session: Session, ttl_seconds: int) -> None:
+    def save(self, session: Session, ttl_seconds: int, resumable: bool = False) -> None:
         try:
-            pipe = self._redis.pipeline(transaction=False)
-            self._queue_save(pipe, session, ttl_seconds)
-            pipe.execute()
+            self._end(keys=[self._lock_key(session.key), self._key(session.key),
+                            self._latest_key(session.channel, session.user_id)],
+                      args=["", *self._save_args(session, ttl_seconds, resumable)])
         except redis.RedisError as exc:
             raise StoreUnavailable(str(exc)) from exc
 
@@ -202,19 +276,18 @@ class RedisSessionStore(SessionStore):
         except redis.RedisError as exc:
             raise StoreUnavailable(str(exc)) from exc
 
-    def _acquire(self, key: str, token: str, wait_seconds: float) -> bytes | None:
+    def _acquire(self, key: str, token: str, wait_seconds: float, others: list[str]) -> list[bytes | None]:
         """Take the session's lock (retrying with backoff until ``wait_seconds``) and, in the same
-        round trip, read the session; the raw session or None."""
+        round trip, read the session and the ``others`` keys; their raw values (None when absent)."""
         deadline = time.monotonic() + wait_seconds
         delay = 0.002
+        keys = [self._lock_key(key), self._key(key), *others]
         try:
             while True:
-                pipe = self._redis.pipeline(transaction=False)
-                pipe.set(self._lock_key(key), token, nx=True, px=self._lock_ttl_ms)
-                pipe.get(self._key(key))
-                acquired, raw = pipe.execute()
-                if acquired:
-                    return raw  # type: ignore[no-any-return]
+                got = self._begin(keys=keys, args=[token, self._lock_ttl_ms])
+                if got:
+                    values = list(got[1:])
+                    return values + [None] * (len(keys) - 1 - len(values))  # trailing nils may be cut
                 if time.monotonic() >= deadline:
                     raise SessionBusy(key)
                 time.sleep(delay)
@@ -228,7 +301,7 @@ class RedisSessionStore(SessionStore):
     @contextmanager
     def lock(self, key: str, wait_seconds: float = 3.0) -> Iterator[None]:
         token = uuid.uuid4().hex
-        self._acquire(key, token, wait_seconds)
+        self._acquire(key, token, wait_seconds, [])
         try:
             yield
         finally:
@@ -238,23 +311,36 @@ class RedisSessionStore(SessionStore):
                 pass  # the lock expires by itself
 
     @contextmanager
-    def locked(self, key: str, wait_seconds: float = 3.0) -> Iterator[LockedSession]:
-        """One round trip to take the lock and read the session, one to save and release:
-        as few as a bare GET + SET, which is what a hop costs at the least."""
-        name, token = self._lock_key(key), uuid.uuid4().hex
-        raw = self._acquire(key, token, wait_seconds)
-        pending: list[tuple[Session, int]] = []
+    def locked(self, key: str, wait_seconds: float = 3.0, caller: Caller | None = None) -> Iterator[LockedSession]:
+        """One round trip to take the lock and read the session (with the caller's resume pointer
+        and read-ahead), one to save and release: as few as a bare GET + SET."""
+        token = uuid.uuid4().hex
+        others: list[str] = []
+        ahead = self.read_ahead if caller is not None and caller.customer else None
+        ahead_key = ahead.key_for(caller.customer) if ahead is not None and caller and caller.customer else None
+        if caller is not None:
+            others.append(self._latest_key(caller.channel, caller.address))
+        if ahead_key is not None:
+            others.append(ahead_key)
+        values = self._acquire(key, token, wait_seconds, others)
+        raw, latest = values[0], values[1] if caller is not None else _UNKNOWN
+        if ahead is not None and ahead_key is not None and caller is not None and caller.customer:
+            ahead.preload(caller.customer, values[-1])
+        pending: list[tuple[Session, int, bool]] = []
         try:
-            yield LockedSession(None if raw is None else Session.from_json(raw), lambda s, t: pending.append((s, t)))
+            yield LockedSession(_decoded(raw, key), lambda s, t, r: pending.append((s, t, r)),
+                                latest.decode() if isinstance(latest, bytes) else latest)
         finally:
+            if ahead is not None and caller is not None and caller.customer:
+                ahead.release(caller.customer)
             try:
-                pipe = self._redis.pipeline(transaction=False)
-                for session, ttl in pending[-1:]:
-                    self._queue_save(pipe, session, ttl)
-                # EVAL rather than the registered script: in a pipeline redis-py would first ask
-                # SCRIPT EXISTS, one more round trip per hop.
-                pipe.eval(_RELEASE, 1, name, token)
-                pipe.execute()
+                if pending:
+                    session, ttl, resumable = pending[-1]
+                    self._end(keys=[self._lock_key(key), self._key(session.key),
+                                    self._latest_key(session.channel, session.user_id)],
+                              args=[token, *self._save_args(session, ttl, resumable)])
+                else:
+                    self._release(keys=[self._lock_key(key)], args=[token])
             except redis.RedisError as exc:
                 if pending:
                     raise StoreUnavailable(str(exc)) from exc

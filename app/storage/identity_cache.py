@@ -7,6 +7,10 @@ those records goes through them: dialogs, the worker, ``python -m app pin-unlock
 
 Redis keys name no phone number: ``identity:<keyed BLAKE2b of the number>``.
 
+The session store reads a caller's entry with the session, in the same round trip (``key_for`` and
+``preload``, ``engine.store.ReadAhead``): the dial's ``get`` then costs no round trip of its own. What
+was preloaded serves the hop's thread only, until the hop ends or the entry is forgotten or stored.
+
 A change must not be undone by a dial that read the records just before it and stores what it read
 just after: ``forget`` leaves a tombstone for ``TOMBSTONE_SECONDS`` (longer than a hop may last), and
 ``put`` only stores where nothing is kept, so the number is served from the records until it expires.
@@ -40,6 +44,9 @@ TOMBSTONE_SECONDS = 15   # > the hop deadline (8 s): no dial that began before a
 _TOMBSTONE = "-"
 
 
+_NOT_READ = object()
+
+
 class RedisIdentityCache:
     """The identity of each number as one JSON string with a TTL, shared by every worker."""
 
@@ -47,16 +54,29 @@ class RedisIdentityCache:
         self._client = client
         self._ttl = ttl_seconds
         self._secret = key_secret[:64]   # BLAKE2b takes a key of 64 bytes at most
+        self._ahead = threading.local()  # msisdn -> raw value read with the hop's session
 
     def _key(self, msisdn: str) -> str:
         return "identity:" + hashlib.blake2b(msisdn.encode(), key=self._secret, digest_size=16).hexdigest()
 
+    # ``engine.store.ReadAhead``: the session store reads the entry with the session.
+    def key_for(self, customer: str) -> str | None:
+        return self._key(customer)
+
+    def preload(self, customer: str, raw: bytes | None) -> None:
+        self._ahead.__dict__[customer] = raw
+
+    def release(self, customer: str) -> None:
+        self._ahead.__dict__.pop(customer, None)
+
     def get(self, msisdn: str) -> dict[str, Any] | None:
-        try:
-            raw = self._client.get(self._key(msisdn))
-        except redis.RedisError as exc:
-            log.warning("identity cache unreachable, asking the systems of record: %s", exc)
-            return None
+        raw = self._ahead.__dict__.pop(msisdn, _NOT_READ)   # once: a second look reads Redis again
+        if raw is _NOT_READ:
+            try:
+                raw = self._client.get(self._key(msisdn))
+            except redis.RedisError as exc:
+                log.warning("identity cache unreachable, asking the systems of record: %s", exc)
+                return None
         if raw is None or raw == _TOMBSTONE.encode():
             return None
         try:
@@ -66,12 +86,14 @@ class RedisIdentityCache:
         return value if isinstance(value, dict) else None
 
     def put(self, msisdn: str, identity: dict[str, Any]) -> None:
+        self.release(msisdn)
         try:
             self._client.set(self._key(msisdn), json.dumps(identity, separators=(",", ":")), ex=self._ttl, nx=True)
         except redis.RedisError as exc:
             log.warning("identity cache unreachable, identity not kept: %s", exc)
 
     def forget(self, msisdn: str) -> None:
+        self.release(msisdn)
         self._client.set(self._key(msisdn), _TOMBSTONE, ex=TOMBSTONE_SECONDS)
 
 

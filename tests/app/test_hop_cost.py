@@ -1,0 +1,117 @@
+"""What one hop costs Redis, as the production set-up serves it: two round trips, under a kilobyte
+kept per idle session, and a session this release cannot read (saved by an earlier one, damaged)
+treated as expired rather than answered with an error."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+import redis
+from flask import Flask
+
+from tests.support.engine import UssdPhone
+
+KNOWN = "+221770000001"
+HOME = "CON ElecNet - 1000001\n1. Solde et factures"
+
+
+@dataclass
+class CommandLog:
+    """The Redis commands the product sends, through every client it holds."""
+
+    sent: list[str] = field(default_factory=list)
+
+    def watch(self, client: redis.Redis) -> None:
+        inner = client.execute_command
+
+        def counted(*args: Any, **options: Any) -> Any:
+            self.sent.append(str(args[0]).upper())
+            return inner(*args, **options)
+
+        client.execute_command = counted  # type: ignore[method-assign]
+
+
+@pytest.fixture
+def commands(app: Flask) -> Iterator[CommandLog]:
+    parts = app.extensions["parts"]
+    log = CommandLog()
+    log.watch(parts["store"]._redis)
+    log.watch(parts["deps"].identity._client)
+    yield log
+
+
+@pytest.fixture
+def store(settings: Any) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(settings.redis_url)
+    yield client
+    client.close()
+
+
+def test_a_known_customers_dial_and_a_page_turn_cost_two_redis_round_trips_each(app, commands):
+    UssdPhone(app.test_client(), KNOWN).dial()        # the first dial fills the identity cache
+    phone = UssdPhone(app.test_client(), KNOWN)
+    commands.sent.clear()
+    assert phone.dial().startswith(HOME)
+    # lock + session + resume pointer + cached identity, then save + resume pointer + unlock
+    assert commands.sent == ["EVALSHA", "EVALSHA"]
+    phone.answer("1")
+    assert phone.answer("1").startswith("CON Factures")
+    commands.sent.clear()
+    assert phone.answer("98").startswith("CON ")      # the next page of the bills
+    assert commands.sent == ["EVALSHA", "EVALSHA"]
+
+
+def test_an_idle_session_keeps_under_a_kilobyte_in_redis(app, store):
+    phone = UssdPhone(app.test_client(), KNOWN)
+    assert phone.dial().startswith(HOME)
+    key = f"conv:s:ussd:{phone.session_id}"
+    assert store.exists(key)
+    assert store.memory_usage(key) <= 1024
+
+
+@pytest.mark.parametrize("stored", [
+    # as the previous release stored it: JSON, every field by its full name
+    (b'{"key":"ussd:X","channel":"ussd","user_id":"+221770000001","flow":"main","version":"1-0",'
+     b'"node":"home","language":"fr","created_at":1.0,"updated_at":1.0,"data":{}}'),
+    b"\x00\xff\xfe not a session",
+    b"\x81\xa1_\x07",                                   # MessagePack, but of another format version
+], ids=["previous-release", "damaged", "other-version"])
+def test_a_session_this_release_cannot_read_is_treated_as_expired(app, store, stored):
+    phone = UssdPhone(app.test_client(), KNOWN)
+    phone.session_id = "ATUid_unreadable"
+    store.set("conv:s:ussd:ATUid_unreadable", stored.replace(b"ussd:X", b"ussd:ATUid_unreadable"), ex=60)
+    assert phone.post("").startswith(HOME)             # a new session, not an error
+    assert phone.last_status == 200
+    assert phone.post("1").startswith("CON Compte 1000001")   # and it goes on from there
+
+
+def test_a_session_left_unreadable_by_a_deploy_mid_conversation_starts_again_from_what_was_typed(app, store):
+    phone = UssdPhone(app.test_client(), KNOWN)
+    phone.session_id = "ATUid_deployed"
+    store.set("conv:s:ussd:ATUid_deployed", b'{"key":"ussd:ATUid_deployed","node":"home"}', ex=60)
+    # The gateway's next hop carries the whole history: read as a dial with a shortcut.
+    assert phone.post("1").startswith("CON Compte 1000001")
+    assert phone.last_status == 200
+
+
+def test_an_identity_read_with_the_session_serves_its_hop_once_and_a_change_drops_it(store):
+    from app.storage.identity_cache import RedisIdentityCache
+
+    cache = RedisIdentityCache(store, ttl_seconds=60, key_secret=b"k")
+    known = {"accounts": [{"account_number": "1000001"}], "language": "fr"}
+    cache.preload(KNOWN, b'{"accounts": [], "language": "en"}')   # what the session store read
+    assert cache.get(KNOWN) == {"accounts": [], "language": "en"}
+    assert cache.get(KNOWN) is None                                  # once: then Redis, which has nothing
+    cache.preload(KNOWN, b'{"accounts": [], "language": "en"}')
+    cache.forget(KNOWN)                                              # a link, the language, the PIN changed
+    assert cache.get(KNOWN) is None
+    cache.put(KNOWN, known)                                          # not kept: the tombstone stands
+    assert cache.get(KNOWN) is None
+    cache.preload(KNOWN, None)
+    cache.release(KNOWN)                                             # the hop is over
+    store.delete(cache.key_for(KNOWN) or "")
+    cache.put(KNOWN, known)
+    assert cache.get(KNOWN) == known

@@ -80,6 +80,11 @@ class Settings:
     notice_poll_seconds: float = 2.0
     # How long who a number is (accounts, language) is kept in Redis; dropped at once when it changes.
     identity_cache_seconds: int = 600
+    # The web fallback (/web/): a signed-in visit ends after this long without a page, and after
+    # WEB_MAX_SECONDS in all; a sign-in code works for WEB_CODE_SECONDS.
+    web_idle_seconds: int = 900
+    web_max_seconds: int = 8 * 3600
+    web_code_seconds: int = 300
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -124,6 +129,9 @@ class Settings:
             send_rates=os.environ.get("SEND_RATES", cls.send_rates),
             notice_poll_seconds=float(_env("NOTICE_POLL_SECONDS", str(cls.notice_poll_seconds))),
             identity_cache_seconds=int(_env("IDENTITY_CACHE_SECONDS", str(cls.identity_cache_seconds))),
+            web_idle_seconds=int(_env("WEB_IDLE_SECONDS", str(cls.web_idle_seconds))),
+            web_max_seconds=int(_env("WEB_MAX_SECONDS", str(cls.web_max_seconds))),
+            web_code_seconds=int(_env("WEB_CODE_SECONDS", str(cls.web_code_seconds))),
         )
 
 

@@ -51,9 +51,9 @@ def sms_code(web_app: Flask, web_settings: Settings, provider: FakeAfricasTalkin
 
 
 @pytest.fixture
-def visitor(web_app: Flask) -> Callable[[], WebVisitor]:
-    """A new browser (its own cookies) on the product."""
-    return lambda: WebVisitor(web_app.test_client())
+def visitor(web_app: Flask) -> Callable[..., WebVisitor]:
+    """A new browser (its own cookies) on the product, from ``address``."""
+    return lambda address="127.0.0.1": WebVisitor(web_app.test_client(), address)
 
 
 @pytest.fixture

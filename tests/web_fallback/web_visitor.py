@@ -58,15 +58,16 @@ def visible_text(html: str) -> str:
 
 
 class WebVisitor:
-    def __init__(self, client: FlaskClient) -> None:
+    def __init__(self, client: FlaskClient, address: str = "127.0.0.1") -> None:
         self.client = client
+        self.environ = {"REMOTE_ADDR": address}
         self.html = ""
         self.status = 0
         self.response: TestResponse | None = None
 
     # ------------------------------------------------------------ reading
     def open(self, path: str = "/web/") -> str:
-        self._keep(self.client.get(path))
+        self._keep(self.client.get(path, environ_base=self.environ))
         return self.page()
 
     def page(self) -> str:
@@ -79,14 +80,14 @@ class WebVisitor:
 
     def _keep(self, response: TestResponse) -> TestResponse:
         if response.status_code == 303:
-            response = self.client.get(response.headers["Location"])
+            response = self.client.get(response.headers["Location"], environ_base=self.environ)
         self.response, self.status, self.html = response, response.status_code, response.get_data(as_text=True)
         return response
 
     # ------------------------------------------------------------ acting
     def post(self, path: str, **fields: str) -> str:
         data = {"csrf": self.field("csrf"), **fields}
-        self._keep(self.client.post(path, data=data))
+        self._keep(self.client.post(path, data=data, environ_base=self.environ))
         return self.page()
 
     def ask_code(self, phone: str) -> str:

@@ -150,7 +150,8 @@ class WebAdapter(ChannelAdapter):
             g.web_engine = engine
             visit = cookie.load(request.cookies.get(COOKIE))
             if visit.signed_in and not self._still_open(visit):
-                visit = Visit(lang=visit.lang, timed_out=True)
+                # Closed on the server: signed out elsewhere, a newer sign-in, or idle in the store.
+                visit = Visit(lang=visit.lang, notice="signed_out")
             g.web_visit = visit
             if request.method == "POST" and request.endpoint != "web_customer.static":
                 sent = request.form.get("csrf", "")
@@ -183,7 +184,7 @@ class WebAdapter(ChannelAdapter):
             if not visit.signed_in:
                 if visit.pending:
                     return self._respond(self._code_page(visit), visit)
-                notice = "timed_out" if visit.timed_out else ("signed_out" if request.args.get("out") else None)
+                notice = visit.notice or ("signed_out" if request.args.get("out") else None)
                 return self._respond(self._sign_in_page(visit, notice=notice), visit)
             reply = self._current(engine, visit)
             return self._respond(self.render(reply), visit)

@@ -7,7 +7,7 @@ code was asked for, and, once signed in, the number and a random visit id the se
 hold open (``SignInStore``): sign-out, idle expiry or a newer sign-in end it for good.
 
 The signature's timestamp is renewed on every answer: a cookie older than ``idle_seconds`` is read
-as signed out (``timed_out`` says so to the page); a sign-in older than ``max_seconds`` likewise.
+as signed out (``notice`` says why to the page); a sign-in older than ``max_seconds`` likewise.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ class Visit:
     msisdn: str | None = None       # signed in as
     visit: str | None = None        # the server-side id of the signed-in visit
     since: float = 0.0              # when it signed in
-    timed_out: bool = False         # this request found a sign-in that had expired (not kept)
+    notice: str | None = None       # why this request found itself signed out (``timed_out``, ``signed_out``)
 
     @property
     def signed_in(self) -> bool:
@@ -86,11 +86,11 @@ class VisitCookie:
         except SignatureExpired as expired:
             # Genuine but idle too long: keep the language, say why the customer is signed out.
             old = Visit.from_dict(serializer.load_payload(expired.payload)) if expired.payload else Visit()
-            return Visit(lang=old.lang, timed_out=old.signed_in)
+            return Visit(lang=old.lang, notice="timed_out" if old.signed_in else None)
         except BadSignature:
             return Visit()
         if visit.signed_in and self.clock() - visit.since > self.max_seconds:
-            return Visit(lang=visit.lang, timed_out=True)
+            return Visit(lang=visit.lang, notice="timed_out")
         return visit
 
     def save(self, response: Response, visit: Visit) -> None:

@@ -64,7 +64,6 @@ from .storage import (
 )
 from .storage.consent import SqlConsent
 from .storage.delivery import SqlDeliveryQueue
-from .storage.sign_in_codes import RedisSignInStore
 from .storage.identity_cache import (
     ForgetfulAccountLinks,
     ForgetfulPinVault,
@@ -72,6 +71,7 @@ from .storage.identity_cache import (
     MemoryIdentityCache,
     RedisIdentityCache,
 )
+from .storage.sign_in_codes import RedisSignInStore
 
 __all__ = ["build_deps", "build_dispatcher", "build_engine", "build_identity_cache", "build_notice_relay",
            "build_pace", "create_app"]

@@ -3,9 +3,6 @@ caught, then the main menu; the same answer for any number; codes that die; thro
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable
-
 import redis
 from flask import Flask
 

@@ -16,7 +16,7 @@ __all__ = ["WebVisitor", "visible_text"]
 class _Text(HTMLParser):
     """The visible lines of ``<main>``: one per paragraph, label, button or link."""
 
-    _BLOCKS = {"p", "li", "button", "label", "h1", "a", "nav", "div", "form"}
+    _BLOCKS = frozenset({"p", "li", "button", "label", "h1", "a", "nav", "div", "form"})
 
     def __init__(self) -> None:
         super().__init__()
@@ -99,7 +99,7 @@ class WebVisitor:
     def choose(self, label: str) -> str:
         """Press the button whose text contains ``label`` (an option, Back, Home, More)."""
         for value, text in re.findall(r'<button type="submit" name="choice" value="([0-9]+)"[^>]*>(.*?)</button>',
-                                      self.html, re.S):
+                                      self.html, re.DOTALL):
             if label in re.sub(r"<[^>]+>", "", text):
                 return self.post("/web/", choice=value, hop=self.field("hop"))
         raise AssertionError(f"no button {label!r} on the page:\n{self.page()}")

@@ -27,7 +27,16 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from channels.adapter import BadRequest, ChannelAdapter, SessionPolicy
 from channels.msisdn import to_e164
-from engine import ChannelCapabilities, Engine, LoggingSecurityAudit, Reply, Screen, SecurityAudit, SecurityEvent, Turn
+from engine import (
+    ChannelCapabilities,
+    Engine,
+    LoggingSecurityAudit,
+    Reply,
+    Screen,
+    SecurityAudit,
+    SecurityEvent,
+    Turn,
+)
 from engine.masking import mask
 
 from .sign_in import SignIn
@@ -69,6 +78,8 @@ class WebAdapter(ChannelAdapter):
     security: SecurityAudit = field(default_factory=LoggingSecurityAudit)
     channel: str = CHANNEL
     prefix: str = "/web"
+    # The engine the blueprint was built with, for pages answered outside its views (a 404).
+    _bound: dict[str, Engine] = field(default_factory=dict, repr=False, compare=False)
 
     # ---------------------------------------------------------------- contract
     @property
@@ -99,7 +110,8 @@ class WebAdapter(ChannelAdapter):
 
     def render(self, reply: Reply) -> str:
         """The reply as a whole HTML page (the visit of the current request supplies the token)."""
-        engine: Engine = g.web_engine
+        engine = self._engine()
+        assert engine is not None, "render() runs inside the blueprint's views"
         language = reply.screen.language if reply.screen else self._language(g.web_visit)
         page = view_of(reply, engine.flows.menus, engine.system_text(language, "more"),
                        engine.system_text(language, "previous"))
@@ -118,15 +130,20 @@ class WebAdapter(ChannelAdapter):
     def _cookie(self) -> VisitCookie:
         return VisitCookie(self.secret, self.idle_seconds, self.max_seconds, self.secure_cookie)
 
+    def _engine(self) -> Engine | None:
+        return self._bound.get("engine")
+
     def _language(self, visit: Visit) -> str:
-        languages = g.web_engine.flows.menus.languages if "web_engine" in g else ("fr", "en")
+        engine = self._engine()
+        languages = engine.flows.menus.languages if engine else ("fr", "en")
         if visit.lang in languages:
             return visit.lang  # type: ignore[return-value]
         best = request.accept_languages.best_match(languages)
-        return best or (g.web_engine.flows.menus.default_language if "web_engine" in g else "fr")
+        return best or (engine.flows.menus.default_language if engine else "fr")
 
     def _page(self, template: str, language: str, **context: object) -> str:
-        brand = g.web_engine.flows.menus.brand if "web_engine" in g else None
+        engine = self._engine()
+        brand = engine.flows.menus.brand if engine else None
         names = {"brand": brand.name if brand else "ElecNet", "help_line": brand.help_line if brand else ""}
         found = context.pop("visit", None) or g.get("web_visit")
         visit = found if isinstance(found, Visit) else Visit()
@@ -144,10 +161,10 @@ class WebAdapter(ChannelAdapter):
                        static_folder="static", static_url_path="/static")
         cookie = self._cookie()
         adapter = self
+        self._bound["engine"] = engine
 
         @bp.before_request
         def _load_visit() -> BaseResponse | None:
-            g.web_engine = engine
             visit = cookie.load(request.cookies.get(COOKIE))
             if visit.signed_in and not self._still_open(visit):
                 # Closed on the server: signed out elsewhere, a newer sign-in, or idle in the store.

@@ -1,18 +1,23 @@
-"""The product with its web fallback, the fake SMS provider the sign-in codes go through, and a
-visitor signed in with the code it caught."""
+"""The product with its web fallback, the fake SMS provider the sign-in codes go through, a visitor
+signed in with the code it caught (Flask client), and a headless Chromium on the served product."""
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
+import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 
 import pytest
 from flask import Flask
+from playwright.sync_api import Browser, Page, sync_playwright
 
 from app.factory import build_dispatcher, create_app
 from app.settings import Settings
 from tests.support.fake_africastalking import FakeAfricasTalking, fake_africastalking
+from tests.support.services import need_binary, serve_wsgi
 
 from .web_visitor import WebVisitor
 
@@ -67,3 +72,43 @@ def signed_in(visitor: Callable[[], WebVisitor], sms_code: Callable[[str], str])
         return browser
 
     return sign_in
+
+
+def need_chromium() -> str:
+    """The Debian chromium Playwright drives (it downloads no browser of its own here): installed with
+    apt-get when missing and allowed (root), else the tests skip, or fail under REQUIRE_SERVICES=1."""
+    if shutil.which("chromium") is None and os.geteuid() == 0 and shutil.which("apt-get"):
+        install = ["apt-get", "install", "-y", "--no-install-recommends", "chromium"]
+        for command in (install, ["apt-get", "update"], install):
+            done = subprocess.run(command, capture_output=True, check=False, timeout=900)
+            if done.returncode == 0 and shutil.which("chromium"):
+                break
+    return need_binary("chromium")
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Iterator[Browser]:
+    """One headless Chromium for the run; each test opens its own context (its own cookies)."""
+    path = need_chromium()
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=path, headless=True)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def served_web(web_app: Flask) -> Iterator[str]:
+    """The product on a loopback port; the ``/web/`` address."""
+    with serve_wsgi(web_app) as url:
+        yield f"{url}/web/"
+
+
+@pytest.fixture
+def page(chromium: Browser) -> Iterator[Page]:
+    context = chromium.new_context(locale="fr-FR")
+    try:
+        yield context.new_page()
+    finally:
+        context.close()

@@ -5,7 +5,8 @@ purpose (review the diff before committing it).
 
 A step is ``send`` and ``expect``. Either may be one value for every channel or a mapping by channel;
 a step whose ``send`` names other channels only is skipped on this one (USSD dials, SMS starts with
-a command). ``send: null`` on USSD dials the service code. A transcript's channels are those its
+a command). ``send: null`` on USSD dials the service code; on the web it opens ``/web/`` signed in
+(with the code the fake SMS provider caught), and a screen is the page's visible text. A transcript's channels are those its
 ``expect`` mappings name (USSD alone when they are plain text)."""
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from engine import MemorySessionStore
 from tests.support.fake_africastalking import fake_africastalking
 
 from ..support.engine import UssdPhone
+from ..web_fallback.web_visitor import signed_in_visitor
 from .sms_phone import SmsPhone
 
 TRANSCRIPTS = sorted((Path(__file__).resolve().parents[1] / "transcripts").glob("*.yaml"))
@@ -59,12 +61,15 @@ def test_transcript(path: Path, channel: str, store: str, settings, request: pyt
     transcript = yaml.safe_load(path.read_text(encoding="utf-8"))
     updating = request.config.getoption("--update-transcripts")
     with fake_africastalking() as fake:
-        app = create_app(replace(settings, at_api_key=fake.api_key, at_api_url=fake.url),
-                         store=MemorySessionStore() if store == "memory" else None)
+        settings = replace(settings, at_api_key=fake.api_key, at_api_url=fake.url)
+        app = create_app(settings, store=MemorySessionStore() if store == "memory" else None)
         send: Callable[[Any], str]
         if channel == "ussd":
             ussd = UssdPhone(app.test_client(), transcript["phone"])
             send = lambda value: ussd.dial() if value is None else ussd.answer(str(value))  # noqa: E731
+        elif channel == "web":
+            web = signed_in_visitor(app, settings, fake, transcript["phone"])
+            send = lambda value: web.open() if value is None else web.press(str(value))  # noqa: E731
         else:
             sms = SmsPhone(app.test_client(), fake, transcript["phone"])
             send = lambda value: "\n---\n".join(sms.send(str(value)))  # noqa: E731

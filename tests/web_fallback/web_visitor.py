@@ -7,10 +7,15 @@ from __future__ import annotations
 import re
 from html.parser import HTMLParser
 
+from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-__all__ = ["WebVisitor", "visible_text"]
+from app.factory import build_dispatcher
+from app.settings import Settings
+from tests.support.fake_africastalking import FakeAfricasTalking
+
+__all__ = ["WebVisitor", "signed_in_visitor", "visible_text"]
 
 
 class _Text(HTMLParser):
@@ -107,5 +112,24 @@ class WebVisitor:
     def answer(self, value: str) -> str:
         return self.post("/web/", answer=value, hop=self.field("hop"))
 
+    def press(self, value: str) -> str:
+        """Send ``value`` as the page's answer: the button with that number, or the field's text."""
+        if re.search(rf'name="choice" value="{re.escape(value)}"', self.html) or 'name="answer"' not in self.html:
+            return self.post("/web/", choice=value, hop=self.field("hop"))
+        return self.answer(value)
+
     def sign_out(self) -> str:
         return self.post("/web/sign-out")
+
+
+def signed_in_visitor(app: Flask, settings: Settings, fake: FakeAfricasTalking, number: str) -> WebVisitor:
+    """A browser signed in as ``number`` with the code the worker sent through the fake SMS provider."""
+    visitor = WebVisitor(app.test_client())
+    visitor.open()
+    visitor.ask_code(number)
+    build_dispatcher(settings, app.extensions["parts"]["db"]).run_once()
+    found = re.search(r"\b(\d{6})\b", [m for m in fake.messages_to(number) if "code" in m][-1])
+    assert found, fake.messages_to(number)
+    visitor.sign_in(found.group(1))
+    assert visitor.status == 200, visitor.page()
+    return visitor

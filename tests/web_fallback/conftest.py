@@ -86,9 +86,10 @@ def need_chromium() -> str:
     return need_binary("chromium")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Browser]:
-    """One headless Chromium for the run; each test opens its own context (its own cookies)."""
+    """One headless Chromium for the browser tests' module (closed after it, so Playwright's event loop
+    is gone before other tests run); each test opens its own context (its own cookies)."""
     path = need_chromium()
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=path, headless=True)

@@ -137,3 +137,36 @@ def test_pages_speak_the_visitors_language(visitor):
     assert "Français" not in french.page()
     assert french.open("/web/?lang=en").startswith("Sign in")
     assert french.open().startswith("Sign in")       # the choice is kept for the visit
+
+
+def redis_contents(client) -> bytes:  # type: ignore[no-untyped-def]
+    """Every key and value of this run's Redis database, read as its type (DUMP may compress)."""
+    found = []
+    for key in client.keys("*"):
+        kind = client.type(key)
+        value = {b"string": lambda k: [client.get(k)], b"hash": lambda k: [*client.hgetall(k).items()],
+                 b"list": lambda k: client.lrange(k, 0, -1), b"set": lambda k: client.smembers(k),
+                 b"zset": lambda k: client.zrange(k, 0, -1)}.get(kind, lambda k: [])(key)
+        found.append(key + repr(value).encode())
+    return b"".join(found)
+
+
+def test_a_pin_typed_on_the_web_is_kept_nowhere(signed_in, redis_url, caplog):
+    import logging
+
+    import redis
+
+    caplog.set_level(logging.DEBUG)
+    browser: WebVisitor = signed_in("+221770000001")
+    for label in ("Payer", "Payer tout le solde", "Orange Money", "Confirmer"):
+        browser.choose(label)
+    browser.answer("5500")
+    browser.answer("7391")
+    assert browser.page().startswith("Confirmez votre code PIN:")
+    assert "7391" not in browser.html                 # not filled back into the page
+    browser.answer("7391")
+    assert browser.page().startswith("Validez le paiement de 12 500 FCFA")
+    contents = redis_contents(redis.Redis.from_url(redis_url))
+    assert b"web:+221770000001" in contents and b"1000001" in contents    # the web session is there ...
+    assert b"7391" not in contents                    # ... without the PIN (nor its replay record, nor codes)
+    assert "7391" not in caplog.text and "770000001" not in caplog.text

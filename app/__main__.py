@@ -106,6 +106,7 @@ def serve() -> int:
               f"\n  1. engine (gunicorn, {workers} worker(s)): POST http://{host}:{port}/ussd/africastalking"
               f"\n  2. back office (reference systems):     http://127.0.0.1:{backoffice_port}/healthz"
               f"\n  3. worker (kept tickets, every {interval} s)"
+              f"\n  customers' web pages (sign-in by SMS code): http://{host}:{port}/web/"
               f"\n  metrics: {metrics_line}\n", flush=True)
         while all(child.poll() is None for child in children):
             time.sleep(0.5)

@@ -48,6 +48,7 @@ from engine import (
     SessionStore,
 )
 from menus import load_menus
+from web_fallback.customer import MemorySignInStore, SignIn, SignInRules, SignInStore, WebAdapter
 
 from .broadcast import NoticeRelay
 from .logging_setup import configure_logging
@@ -76,6 +77,7 @@ from .storage.identity_cache import (
     MemoryIdentityCache,
     RedisIdentityCache,
 )
+from .storage.sign_in_codes import RedisSignInStore
 
 __all__ = ["build_deps", "build_dispatcher", "build_engine", "build_identity_cache", "build_notice_relay",
            "build_pace", "create_app"]
@@ -178,9 +180,27 @@ def build_answer_ledger(settings: Settings) -> AnswerLedger:
     return MemoryAnswerLedger()
 
 
+
+def build_web_adapter(settings: Settings, deps: Deps, guard: GatewayGuard, secret: str) -> WebAdapter:
+    """The customers' web fallback: sign-in codes and visits in Redis (else this process), the code
+    sent through the outbox, attempts counted by the dialogs' throttle."""
+    store: SignInStore = MemorySignInStore()
+    if settings.redis_url:
+        store = RedisSignInStore(redis.Redis.from_url(settings.redis_url, socket_timeout=1.0))
+    assert deps.throttle is not None and deps.outbox is not None
+    sign_in = SignIn(store, deps.throttle, deps.outbox, deps.security,
+                     SignInRules(code_ttl_seconds=settings.web_code_seconds))
+    return WebAdapter(sign_in, secret, idle_seconds=settings.web_idle_seconds,
+                      max_seconds=settings.web_max_seconds,
+                      secure_cookie=settings.public_base_url.startswith("https://"),
+                      default_region=settings.default_region, client_address=guard.source,
+                      security=deps.security)
+
+
+
 def build_adapters(settings: Settings, guard: GatewayGuard, security: SecurityAudit,
-                   metrics: Metrics, record_status: Callable[[DeliveryReport], bool] | None = None
-                   ) -> list[ChannelAdapter]:
+                   metrics: Metrics, record_status: Callable[[DeliveryReport], bool] | None = None,
+                   deps: Deps | None = None, secret: str = "") -> list[ChannelAdapter]:
     """Every conversation channel the product serves; the factory knows them only as adapters."""
     sms_sender = None
     if settings.at_api_key:
@@ -200,7 +220,7 @@ def build_adapters(settings: Settings, guard: GatewayGuard, security: SecurityAu
         log.warning("WhatsApp through Meta is not configured (README, WhatsApp): "
                     "POST /whatsapp/meta is closed (503).")
     ledger = build_answer_ledger(settings)
-    return [
+    adapters: list[ChannelAdapter] = [
         UssdAdapter(settings.default_region, guard, security, on_reject=metrics.rejected.labels("ussd").inc),
         SmsAdapter(sms_sender, settings.default_region, guard, security,
                    idle_seconds=settings.sms_session_idle_seconds, on_reject=metrics.rejected.labels("sms").inc),
@@ -213,6 +233,9 @@ def build_adapters(settings: Settings, guard: GatewayGuard, security: SecurityAu
                             idle_seconds=settings.whatsapp_session_idle_seconds,
                             on_reject=metrics.rejected.labels("whatsapp").inc),
     ]
+    if deps is not None:
+        adapters.append(build_web_adapter(settings, deps, guard, secret or secrets.token_hex(32)))
+    return adapters
 
 
 def build_dispatcher(settings: Settings, sessions: sessionmaker[Session]) -> Dispatcher:
@@ -288,6 +311,8 @@ def create_app(settings: Settings | None = None, store: SessionStore | None = No
     engine, parts = build_engine(settings, store, observer=metrics)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    # Signs the web visitors' cookies; without SECRET_KEY a random one (visits then end on restart).
+    app.secret_key = settings.secret_key or secrets.token_hex(32)
     app.extensions["engine"] = engine
     app.extensions["parts"] = parts
     app.extensions["metrics"] = metrics
@@ -302,7 +327,8 @@ def create_app(settings: Settings | None = None, store: SessionStore | None = No
                                                 failure_reason=report.failure_reason)
         return record
 
-    adapters = build_adapters(settings, gateway_guard, parts["security"], metrics, reports_of("meta"))
+    adapters = build_adapters(settings, gateway_guard, parts["security"], metrics, reports_of("meta"),
+                              parts["deps"], str(app.secret_key))
     for adapter in adapters:
         engine.declare(adapter.capabilities, adapter.session_policy.idle_seconds)
         app.register_blueprint(adapter.blueprint(engine))

@@ -100,6 +100,11 @@ class Settings:
     # Now, for everything that reads a date (dialog steps' due dates and day windows, session times,
     # the worker's passes): never from the environment; tests set it (tests/support/clock.py).
     clock: Callable[[], datetime] = field(default=utc_now, repr=False, compare=False)
+    # The web fallback (/web/): a signed-in visit ends after this long without a page, and after
+    # WEB_MAX_SECONDS in all; a sign-in code works for WEB_CODE_SECONDS.
+    web_idle_seconds: int = 900
+    web_max_seconds: int = 8 * 3600
+    web_code_seconds: int = 300
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -151,6 +156,9 @@ class Settings:
             send_rates=os.environ.get("SEND_RATES", cls.send_rates),
             notice_poll_seconds=float(_env("NOTICE_POLL_SECONDS", str(cls.notice_poll_seconds))),
             identity_cache_seconds=int(_env("IDENTITY_CACHE_SECONDS", str(cls.identity_cache_seconds))),
+            web_idle_seconds=int(_env("WEB_IDLE_SECONDS", str(cls.web_idle_seconds))),
+            web_max_seconds=int(_env("WEB_MAX_SECONDS", str(cls.web_max_seconds))),
+            web_code_seconds=int(_env("WEB_CODE_SECONDS", str(cls.web_code_seconds))),
         )
 
 

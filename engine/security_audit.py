@@ -22,6 +22,7 @@ SECURITY_EVENT_KINDS: Final = frozenset({
     "account_linked", "link_refused", "link_undone",
     "caller_mismatch", "gateway_refused",
     "callback_forged", "callback_mismatch", "callback_stale",
+    "web_code_sent", "web_sign_in", "web_sign_in_refused", "web_sign_out", "web_throttled", "csrf_refused",
 })
 
 log = logging.getLogger("security")

@@ -21,13 +21,14 @@ def check(path: str) -> list[Problem]:
     from channels.whatsapp import CAPABILITIES as WHATSAPP
     from dialogs.registry import known_steps
     from engine.preview import screen_problems
+    from web_fallback.customer import CAPABILITIES as WEB
 
     try:
         loaded = load_menus(path)
     except MenuError as exc:
         return exc.problems
     # The product's channels, as their adapters declare them.
-    channels = [UssdAdapter().capabilities, SmsAdapter().capabilities, WHATSAPP]
+    channels = [UssdAdapter().capabilities, SmsAdapter().capabilities, WHATSAPP, WEB]
     return lint(loaded, steps=known_steps(), screen_check=screen_problems, channels=channels)
 
 

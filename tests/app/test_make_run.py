@@ -37,6 +37,9 @@ def test_serve_binds_loopback_announces_itself_once_and_keeps_metrics_internal(s
             hop = requests.post(f"http://127.0.0.1:{port}/ussd/africastalking", timeout=10, data={
                 "sessionId": "ATUid_serve", "serviceCode": "*123#", "phoneNumber": "+221770000001", "text": ""})
             assert hop.status_code == 200 and hop.text.startswith("CON ")
+            web = requests.get(f"http://127.0.0.1:{port}/web/", timeout=10)
+            assert web.status_code == 200 and "<h1>Connexion</h1>" in web.text
+            assert requests.get(f"http://127.0.0.1:{port}/web/static/web.css", timeout=10).status_code == 200
             assert requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).status_code == 404
             internal = requests.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5)
             hops = sum(s.value for family in text_string_to_metric_families(internal.text)
@@ -53,6 +56,7 @@ def test_serve_binds_loopback_announces_itself_once_and_keeps_metrics_internal(s
     assert "three processes (Ctrl-C stops all three)" in out
     assert "1. engine (gunicorn, 1 worker(s)): POST http://127.0.0.1:" in out
     assert "2. back office" in out and "3. worker" in out
+    assert "customers' web pages (sign-in by SMS code): http://127.0.0.1:" in out
     assert f"metrics: http://127.0.0.1:{metrics_port}/metrics (internal port, METRICS_PORT)" in out
     assert "transitions" not in out
     assert "USSD_GATEWAY_TOKEN is not set" in out

@@ -8,7 +8,8 @@ purpose (review the diff before committing it).
 A step is ``send`` and ``expect``. Either may be one value for every channel or a mapping by channel;
 a step whose ``send`` names other channels only is skipped on this one (USSD dials, SMS starts with
 a command). ``send: null`` on USSD dials the service code; on WhatsApp it is a greeting (``Bonjour``),
-which opens the main menu as a dial does. A transcript's channels are those its
+which opens the main menu as a dial does; on the web it opens ``/web/`` signed in (with the code the fake
+SMS provider caught), and a screen is the page's visible text. A transcript's channels are those its
 ``expect`` mappings name (USSD alone when they are plain text)."""
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from tests.support.fake_africastalking import fake_africastalking
 from tests.support.fake_graph import fake_graph
 
 from ..support.engine import UssdPhone
+from ..web_fallback.web_visitor import signed_in_visitor
 from .sms_phone import SmsPhone
 from .whatsapp_phones import MetaWhatsAppPhone, TwilioWhatsAppPhone, whatsapp_settings
 
@@ -65,8 +67,8 @@ def test_transcript(path: Path, channel: str, store: str, settings, request: pyt
     transcript = yaml.safe_load(path.read_text(encoding="utf-8"))
     updating = request.config.getoption("--update-transcripts")
     with fake_africastalking() as fake, fake_graph() as graph:
-        app = create_app(replace(whatsapp_settings(settings, graph), at_api_key=fake.api_key, at_api_url=fake.url),
-                         store=MemorySessionStore() if store == "memory" else None)
+        settings = replace(whatsapp_settings(settings, graph), at_api_key=fake.api_key, at_api_url=fake.url)
+        app = create_app(settings, store=MemorySessionStore() if store == "memory" else None)
         send: Callable[[Any], str]
         if channel == "ussd":
             ussd = UssdPhone(app.test_client(), transcript["phone"])
@@ -77,6 +79,9 @@ def test_transcript(path: Path, channel: str, store: str, settings, request: pyt
         elif channel == "whatsapp_meta":
             meta = MetaWhatsAppPhone(app.test_client(), graph, transcript["phone"])
             send = lambda value: "\n---\n".join(meta.send(GREETING if value is None else str(value)))  # noqa: E731
+        elif channel == "web":
+            web = signed_in_visitor(app, settings, fake, transcript["phone"])
+            send = lambda value: web.open() if value is None else web.press(str(value))  # noqa: E731
         else:
             sms = SmsPhone(app.test_client(), fake, transcript["phone"])
             send = lambda value: "\n---\n".join(sms.send(str(value)))  # noqa: E731

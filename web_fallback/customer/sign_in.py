@@ -1,0 +1,96 @@
+"""Signing in on the web with the phone number and a one-time code sent to it by SMS.
+
+The code goes out through the product's outbox (the worker's dispatcher sends it, kind
+``web_code``), so a provider outage delays it instead of losing it. Only its salted hash is kept,
+for ``code_ttl_seconds``, and it dies after ``max_wrong_per_code`` wrong tries. Asking for codes and
+typing them are throttled per number and per client address. Every number gets the same answer
+(a code is sent to whoever holds it, as a USSD dial would identify them), so the page tells nobody
+whether a number is a customer. Every step is a security event under a pseudonymous subject.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+from engine import SecurityAudit, SecurityEvent
+
+from .codes import SignInStore, code_matches, hash_code, new_code
+
+__all__ = ["Outbox", "SignIn", "SignInRules", "Throttle"]
+
+CHANNEL = "web"
+
+
+class Throttle(Protocol):
+    def hit(self, key: str, limit: int, window_seconds: int) -> bool:
+        """Count one attempt under ``key``; whether it is still within ``limit`` in the window."""
+
+
+class Outbox(Protocol):
+    def add(self, *, kind: str, msisdn: str, language: str, payload: dict[str, Any], dedupe_key: str) -> bool:
+        """Queue one message for the worker to send; ``False`` if ``dedupe_key`` was queued before."""
+
+
+@dataclass(frozen=True, slots=True)
+class SignInRules:
+    code_ttl_seconds: int = 300
+    max_wrong_per_code: int = 3
+    window_seconds: int = 900
+    sends_per_number: int = 3       # codes asked for one number per window
+    sends_per_address: int = 10     # codes asked from one client address per window, any numbers
+    checks_per_number: int = 10     # codes typed for one number per window
+    checks_per_address: int = 30
+
+
+@dataclass(frozen=True)
+class SignIn:
+    store: SignInStore
+    throttle: Throttle
+    outbox: Outbox
+    security: SecurityAudit
+    rules: SignInRules = SignInRules()
+
+    def _allowed(self, what: str, msisdn: str, address: str, per_number: int, per_address: int) -> bool:
+        # Both counters move on every attempt (no short-circuit): a refused one still counts.
+        window = self.rules.window_seconds
+        verdicts = [self.throttle.hit(f"web:{what}:number:{msisdn}", per_number, window),
+                    self.throttle.hit(f"web:{what}:address:{address}", per_address, window)]
+        return all(verdicts)
+
+    def request_code(self, msisdn: str, address: str, language: str) -> Literal["sent", "throttled"]:
+        """Send a fresh code to ``msisdn`` (any earlier one stops working)."""
+        if not self._allowed("send", msisdn, address, self.rules.sends_per_number, self.rules.sends_per_address):
+            self.security.record(SecurityEvent("web_throttled", CHANNEL, msisdn, detail="code request"))
+            return "throttled"
+        code = new_code()
+        self.store.put(msisdn, hash_code(code), self.rules.code_ttl_seconds)
+        self.outbox.add(kind="web_code", msisdn=msisdn, language=language,
+                        payload={"code": code, "minutes": str(self.rules.code_ttl_seconds // 60)},
+                        dedupe_key=f"web_code:{msisdn}:{secrets.token_hex(8)}")
+        self.security.record(SecurityEvent("web_code_sent", CHANNEL, msisdn))
+        return "sent"
+
+    def check_code(self, msisdn: str, code: str, address: str) -> Literal["ok", "wrong", "expired", "throttled"]:
+        """Whether ``code`` is the live code of ``msisdn``; a good code works once."""
+        if not self._allowed("check", msisdn, address, self.rules.checks_per_number,
+                             self.rules.checks_per_address):
+            self.security.record(SecurityEvent("web_throttled", CHANNEL, msisdn, detail="code check"))
+            return "throttled"
+        stored = self.store.get(msisdn)
+        if stored is None:
+            self.security.record(SecurityEvent("web_sign_in_refused", CHANNEL, msisdn, detail="no live code"))
+            return "expired"
+        if code_matches(code, stored.digest):
+            self.store.drop(msisdn)
+            self.security.record(SecurityEvent("web_sign_in", CHANNEL, msisdn))
+            return "ok"
+        tries = self.store.count_wrong(msisdn)
+        if tries >= self.rules.max_wrong_per_code:
+            self.store.drop(msisdn)
+            self.security.record(SecurityEvent("web_sign_in_refused", CHANNEL, msisdn,
+                                               detail="wrong code: code given up"))
+            return "expired"
+        self.security.record(SecurityEvent("web_sign_in_refused", CHANNEL, msisdn, detail="wrong code"))
+        return "wrong"

@@ -1,0 +1,106 @@
+"""The web page's own words (sign-in, buttons, errors) in French and English.
+
+The dialogs' screens come from the menus file like on every channel; these are only the page
+around them. ``{brand}`` and ``{help_line}`` are filled from the menus' ``brand:``.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+__all__ = ["TEXTS", "text"]
+
+TEXTS: Final[dict[str, dict[str, str]]] = {
+    "fr": {
+        "title": "{brand} - Espace client",
+        "intro": "Votre compte d'électricité, sans USSD : solde, factures, paiement, pannes.",
+        "sign_in": "Connexion",
+        "phone_label": "Votre numéro de téléphone",
+        "phone_hint": "Exemple : 77 000 00 01. Nous vous enverrons un code par SMS.",
+        "send_code": "Recevoir un code par SMS",
+        "code_heading": "Entrez le code reçu par SMS",
+        "code_sent": "Si ce numéro peut recevoir des SMS, un code à 6 chiffres vient d'y être envoyé. "
+                     "Il est valable {minutes} minutes.",
+        "code_label": "Code à 6 chiffres",
+        "sign_in_button": "Se connecter",
+        "other_number": "Utiliser un autre numéro",
+        "resend": "Recevoir un nouveau code",
+        "bad_number": "Ce numéro n'est pas valide. Exemple : 77 000 00 01.",
+        "bad_code": "Le code est fait de 6 chiffres.",
+        "wrong_code": "Code incorrect. Vérifiez le SMS et réessayez.",
+        "expired_code": "Ce code n'est plus valable. Demandez-en un nouveau.",
+        "throttled": "Trop d'essais. Réessayez dans quelques minutes.",
+        "unavailable": "Service momentanément indisponible. Réessayez dans un instant.",
+        "signed_out": "Vous êtes déconnecté.",
+        "timed_out": "Vous avez été déconnecté après une période d'inactivité. Reconnectez-vous.",
+        "sign_out": "Se déconnecter",
+        "signed_in_as": "Connecté : {number}",
+        "answer_label": "Votre réponse",
+        "secret_label": "Code secret (il ne sera pas affiché)",
+        "send": "Valider",
+        "choices": "Choix",
+        "navigation": "Navigation",
+        "pages": "Pages",
+        "page_of": "Page {page} sur {pages}",
+        "menu_again": "Retour au menu",
+        "help": "Service client : {help_line}",
+        "other_language": "English",
+        "error_title": "Demande refusée",
+        "error_back": "Retour à l'accueil",
+        "bad_request": "Nous n'avons pas pu lire votre demande. Revenez à l'accueil et réessayez.",
+        "csrf": "Ce formulaire a expiré ou ne vient pas de ce site. Revenez à l'accueil et réessayez.",
+        "not_found": "Cette page n'existe pas.",
+        "method": "Cette page ne s'utilise pas ainsi. Revenez à l'accueil.",
+        "too_large": "Votre demande est trop longue.",
+        "server": "Un problème est survenu de notre côté. Réessayez dans un instant.",
+    },
+    "en": {
+        "title": "{brand} - Customer space",
+        "intro": "Your electricity account without USSD: balance, bills, payment, outages.",
+        "sign_in": "Sign in",
+        "phone_label": "Your phone number",
+        "phone_hint": "Example: 77 000 00 01. We will send you a code by SMS.",
+        "send_code": "Send me a code by SMS",
+        "code_heading": "Enter the code we sent by SMS",
+        "code_sent": "If this number can receive SMS, a 6-digit code has just been sent to it. "
+                     "It is valid for {minutes} minutes.",
+        "code_label": "6-digit code",
+        "sign_in_button": "Sign in",
+        "other_number": "Use another number",
+        "resend": "Send me a new code",
+        "bad_number": "This number is not valid. Example: 77 000 00 01.",
+        "bad_code": "The code is 6 digits.",
+        "wrong_code": "Wrong code. Check the SMS and try again.",
+        "expired_code": "This code no longer works. Ask for a new one.",
+        "throttled": "Too many attempts. Please try again in a few minutes.",
+        "unavailable": "Service temporarily unavailable. Please try again shortly.",
+        "signed_out": "You are signed out.",
+        "timed_out": "You were signed out after a period of inactivity. Please sign in again.",
+        "sign_out": "Sign out",
+        "signed_in_as": "Signed in: {number}",
+        "answer_label": "Your answer",
+        "secret_label": "Secret code (it will not be shown)",
+        "send": "Send",
+        "choices": "Choices",
+        "navigation": "Navigation",
+        "pages": "Pages",
+        "page_of": "Page {page} of {pages}",
+        "menu_again": "Back to the menu",
+        "help": "Customer service: {help_line}",
+        "other_language": "Français",
+        "error_title": "Request refused",
+        "error_back": "Back to the start",
+        "bad_request": "We could not read your request. Go back to the start and try again.",
+        "csrf": "This form has expired or does not come from this site. Go back to the start and try again.",
+        "not_found": "This page does not exist.",
+        "method": "This page is not used that way. Go back to the start.",
+        "too_large": "Your request is too long.",
+        "server": "Something went wrong on our side. Please try again shortly.",
+    },
+}
+
+
+def text(language: str, key: str, **values: str) -> str:
+    """The page's word ``key`` in ``language`` (French when the language has none), filled."""
+    raw = TEXTS.get(language, TEXTS["fr"]).get(key) or TEXTS["fr"][key]
+    return raw.format(**values) if values else raw

@@ -130,13 +130,10 @@ def _pin_unlock(msisdn: str) -> int:
     import redis
 
     from engine.masking import mask
-    from engine.security_audit import SecurityEvent
 
+    from .agent_actions import unlock_pin
     from .factory import build_identity_cache, build_security_audit
     from .storage import make_sessions
-    from .storage.alerts import SqlOutbox
-    from .storage.identity_cache import ForgetfulPinVault
-    from .storage.repositories import SqlPreferences
 
     if not msisdn.startswith("+") or not msisdn[1:].isdigit():
         print("usage: python -m app pin-unlock +221770000001", file=sys.stderr)
@@ -144,15 +141,10 @@ def _pin_unlock(msisdn: str) -> int:
     settings = Settings.from_env()
     sessions = make_sessions(settings.database_url)
     client = redis.Redis.from_url(settings.redis_url, socket_timeout=1.0) if settings.redis_url else None
-    # Through the vault that drops the number's cached identity, as every PIN change does.
-    if not ForgetfulPinVault(sessions, build_identity_cache(settings, client)).unlock(msisdn):
+    if not unlock_pin(sessions, build_identity_cache(settings, client), build_security_audit(settings, sessions),
+                      msisdn, by="an agent (command line)"):
         print(f"no locked PIN for {mask(msisdn)}")
         return 1
-    build_security_audit(settings, sessions).record(SecurityEvent("pin_unlocked", "agent", msisdn, None,
-                                                                  "unlocked by an agent"))
-    language = SqlPreferences(sessions).language(msisdn) or "fr"
-    SqlOutbox(sessions).add(kind="pin_unlocked", msisdn=msisdn, language=language, payload={},
-                            dedupe_key=f"pin_unlocked:{msisdn}:{time.time()}")
     print(f"PIN unlocked for {mask(msisdn)}")
     return 0
 

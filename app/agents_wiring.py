@@ -63,8 +63,9 @@ def _sandbox(settings: Settings, adapters: Sequence[ChannelAdapter]) -> Callable
             if not built:
                 sandbox = sandbox_settings(settings)
                 migrate(sandbox.database_url)
-                store: SessionStore = (RedisSessionStore.from_url(settings.redis_url) if settings.redis_url
-                                       else MemorySessionStore())
+                # Its own key prefix: a customer's redial never finds (or resumes) a simulated session.
+                store: SessionStore = (RedisSessionStore.from_url(settings.redis_url, prefix="sim:")
+                                       if settings.redis_url else MemorySessionStore())
                 made, _ = build_engine(sandbox, store)
                 for adapter in adapters:
                     made.declare(adapter.capabilities, adapter.session_policy.idle_seconds)

@@ -217,6 +217,7 @@ def auth_blueprint(app: Flask, config: AuthConfig, audit: AgentAudit) -> Bluepri
         try:
             token = oauth.agents.authorize_access_token()
         except Exception as exc:   # a bad state, code or token: a clear page, the reason in the log
+            # The reason, not the answer: the provider's body may carry codes or tokens.
             log.warning("agent sign-in failed: %s", type(exc).__name__)
             abort(400, "The sign-in could not be completed. Please start again.")
         claims = dict(token.get("userinfo") or {})

@@ -191,10 +191,12 @@ def auth_blueprint(app: Flask, config: AuthConfig, audit: AgentAudit) -> Bluepri
         csrf_token()
         audit.seen(agent)
         audit.record(AuditEntry(agent.subject, agent.role, "sign_in", detail=f"via {agent.via}"))
-        if isinstance(next_path, str) and next_path.startswith(PREFIXES[:2]):
+        console = agent.may("agent", "supervisor")
+        # Back to the page that asked for the sign-in, when this role may see it.
+        if isinstance(next_path, str) and (next_path.startswith("/simulator/")
+                                           or (console and next_path.startswith("/console/"))):
             return redirect(next_path)
-        return redirect(url_for("agents_console.home") if agent.may("agent", "supervisor")
-                        else url_for("agents_simulator.home"))
+        return redirect(url_for("agents_console.home") if console else url_for("agents_simulator.home"))
 
     @bp.get("/agents/signin")
     def signin() -> str:

@@ -2,7 +2,8 @@
 seeds and starts the reference back office, the engine (gunicorn, on ``HOST``, loopback by
 default) and the background worker side by side until Ctrl-C, with ``/metrics`` on the
 internal ``METRICS_PORT`` when set; ``python -m app worker [--once]`` runs the worker alone;
-``python -m app pin-unlock <msisdn>`` is an agent lifting a customer's PIN lock; ``python -m app purge``
+``python -m app pin-unlock <msisdn>`` is an agent lifting a customer's PIN lock (the console's
+"Unlock the PIN" takes the same path, ``app.agent_actions``); ``python -m app purge``
 applies the retention periods once; ``python -m app audit --account N | --number +221…`` lists the
 security events of an account or of a number."""
 
@@ -106,6 +107,8 @@ def serve() -> int:
               f"\n  1. engine (gunicorn, {workers} worker(s)): POST http://{host}:{port}/ussd/africastalking"
               f"\n  2. back office (reference systems):     http://127.0.0.1:{backoffice_port}/healthz"
               f"\n  3. worker (kept tickets, every {interval} s)"
+              f"\n  agents: console http://{host}:{port}/console/  simulator http://{host}:{port}/simulator/"
+              f"  ({_agents_signin_line(settings)})"
               f"\n  metrics: {metrics_line}\n", flush=True)
         while all(child.poll() is None for child in children):
             time.sleep(0.5)
@@ -123,6 +126,14 @@ def serve() -> int:
                 child.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 child.kill()
+
+
+def _agents_signin_line(settings: Settings) -> str:
+    if settings.oidc_issuer:
+        return f"sign-in by OpenID Connect at {settings.oidc_issuer}"
+    if settings.agents_dev_signin:
+        return "local DEVELOPMENT sign-in: set OIDC_ISSUER in production"
+    return "no sign-in configured: set OIDC_ISSUER and its client (see README)"
 
 
 def _pin_unlock(msisdn: str) -> int:

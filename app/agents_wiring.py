@@ -53,7 +53,7 @@ def sandbox_settings(settings: Settings) -> Settings:
 
 def _sandbox(settings: Settings, adapters: Sequence[ChannelAdapter]) -> Callable[[], Engine]:
     """The sandbox engine, built on first use (migrating its database), then kept."""
-    from .factory import build_engine   # the factory imports this module
+    from .factory import build_engine  # the factory imports this module
 
     built: list[Engine] = []
     guard = threading.Lock()

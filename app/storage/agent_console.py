@@ -19,7 +19,7 @@ from dialogs.backends import BackendError, BillingBackend
 from dialogs.stores import IdentityCache
 from engine.masking import mask
 from engine.security_audit import SecurityAudit
-from web_fallback.agents.ports import AgentIdentity, AuditEntry, CustomerFile, Row
+from web_fallback.agents.ports import AgentIdentity, AuditEntry, CustomerFile
 
 from ..agent_actions import unlock_pin
 from .consent import SqlConsent
@@ -220,10 +220,10 @@ class SqlCustomerRecords:
                                        "since": "-"})
         by_number = {a.account_number: a for a in registered}
         for row in found.accounts:
-            account = by_number.get(row["account"])
-            if account is not None:
-                row.update({"holder": account.customer_name, "kind": f"{account.category}, {account.kind}",
-                            "zone": account.zone})
+            known = by_number.get(row["account"])
+            if known is not None:
+                row.update({"holder": known.customer_name, "kind": f"{known.category}, {known.kind}",
+                            "zone": known.zone})
 
     def unlock_pin(self, msisdn: str, agent: str) -> bool:
         return unlock_pin(self._sessions, self._identity, self._security, msisdn, by=f"agent {agent}")

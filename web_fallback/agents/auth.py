@@ -21,11 +21,12 @@ from typing import Any, TypeVar
 
 from authlib.integrations.flask_client import OAuth
 from flask import Blueprint, Flask, Response, abort, redirect, render_template, request, session, url_for
+from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
 from .ports import ROLES, AgentAudit, AgentIdentity, AuditEntry
 
-__all__ = ["AuthConfig", "auth_blueprint", "current_agent", "csrf_token", "parse_role_list", "requires"]
+__all__ = ["AuthConfig", "auth_blueprint", "csrf_token", "current_agent", "parse_role_list", "requires"]
 
 log = logging.getLogger("agents")
 
@@ -152,7 +153,7 @@ def install_guards(app: Flask, config: AuthConfig) -> None:
         return None
 
     @app.after_request
-    def _headers(response: Response) -> Response:
+    def _headers(response: Response) -> ResponseReturnValue:
         if ours():
             for name, value in SECURITY_HEADERS.items():
                 response.headers.setdefault(name, value)
@@ -180,7 +181,7 @@ def auth_blueprint(app: Flask, config: AuthConfig, audit: AgentAudit) -> Bluepri
                        server_metadata_url=f"{config.issuer.rstrip('/')}/.well-known/openid-configuration",
                        client_kwargs={"scope": "openid email profile"})
 
-    def signed_in(agent: AgentIdentity) -> Response:
+    def signed_in(agent: AgentIdentity) -> ResponseReturnValue:
         # A fresh session: nothing from before the sign-in survives (no fixation).
         next_path = session.get(_NEXT)
         session.clear()
@@ -218,7 +219,7 @@ def auth_blueprint(app: Flask, config: AuthConfig, audit: AgentAudit) -> Bluepri
             abort(403, "The identity provider did not sign you in.")
         try:
             token = oauth.agents.authorize_access_token()
-        except Exception as exc:   # a bad state, code or token: a clear page, the reason in the log
+        except Exception as exc:  # noqa: BLE001 -- a bad state, code or token: a clear page, the reason logged
             # The reason, not the answer: the provider's body may carry codes or tokens.
             log.warning("agent sign-in failed: %s", type(exc).__name__)
             abort(400, "The sign-in could not be completed. Please start again.")
@@ -234,7 +235,7 @@ def auth_blueprint(app: Flask, config: AuthConfig, audit: AgentAudit) -> Bluepri
         return signed_in(AgentIdentity(subject, name, roles, "oidc"))
 
     @bp.post("/agents/dev-signin")
-    def dev_signin() -> Response:
+    def dev_signin() -> ResponseReturnValue:
         if not config.dev_mode:
             abort(404, "The local sign-in is only offered in development, without an identity provider.")
         name = " ".join(request.form.get("name", "").split())[:60]
@@ -244,7 +245,7 @@ def auth_blueprint(app: Flask, config: AuthConfig, audit: AgentAudit) -> Bluepri
         return signed_in(AgentIdentity(f"dev:{name.lower()}", name, (role,), "dev"))
 
     @bp.post("/agents/signout")
-    def signout() -> Response:
+    def signout() -> ResponseReturnValue:
         agent = current_agent()
         if agent is not None:
             audit.record(AuditEntry(agent.subject, agent.role, "sign_out"))

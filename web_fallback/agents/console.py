@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import phonenumbers
-from flask import Blueprint, Response, abort, redirect, render_template, request, session, url_for
+from flask import Blueprint, abort, redirect, render_template, request, session, url_for
+from flask.typing import ResponseReturnValue
 
 from engine.masking import mask, mask_numbers
 
@@ -62,7 +63,7 @@ def console_blueprint(records: CustomerRecords, audit: AgentAudit, hit: Callable
         audit.record(AuditEntry(who.subject, who.role, "lookup", outcome="throttled"))
         return True
 
-    def too_many() -> Response:
+    def too_many() -> ResponseReturnValue:
         abort(429, f"You have looked up {config.lookup_limit} customers in the last "
                    f"{config.lookup_window_seconds // 60} minutes; please wait before the next one.")
 
@@ -99,7 +100,7 @@ def console_blueprint(records: CustomerRecords, audit: AgentAudit, hit: Callable
 
     @bp.post("/console/lookup")
     @requires("agent", "supervisor")
-    def lookup() -> Response | str:
+    def lookup() -> ResponseReturnValue:
         who = agent()
         kind = request.form.get("kind", "phone")
         query = " ".join(request.form.get("q", "").split())
@@ -130,7 +131,7 @@ def console_blueprint(records: CustomerRecords, audit: AgentAudit, hit: Callable
 
     @bp.post("/console/open")
     @requires("agent", "supervisor")
-    def open_number() -> Response:
+    def open_number() -> ResponseReturnValue:
         opened = session.get(_OPEN)
         index = request.form.get("index", "")
         if not isinstance(opened, dict) or opened.get("kind") != "account" or not index.isdigit():
@@ -167,7 +168,7 @@ def console_blueprint(records: CustomerRecords, audit: AgentAudit, hit: Callable
 
     @bp.post("/console/pin-unlock")
     @requires("agent", "supervisor")
-    def pin_unlock() -> Response:
+    def pin_unlock() -> ResponseReturnValue:
         who, msisdn = acting()
         done = records.unlock_pin(msisdn, who.subject)
         audit.record(AuditEntry(who.subject, who.role, "pin_unlock", outcome="ok" if done else "not_locked",
@@ -178,7 +179,7 @@ def console_blueprint(records: CustomerRecords, audit: AgentAudit, hit: Callable
 
     @bp.post("/console/resend")
     @requires("agent", "supervisor")
-    def resend() -> Response:
+    def resend() -> ResponseReturnValue:
         who, msisdn = acting()
         raw = request.form.get("notification", "")
         if not raw.isdigit() or len(raw) > 12:

@@ -16,7 +16,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Blueprint, Response, abort, redirect, render_template, request, session, url_for
+from flask import Blueprint, abort, redirect, render_template, request, session, url_for
+from flask.typing import ResponseReturnValue
 
 from engine import ChannelCapabilities, Engine, Reply, Turn
 from engine.charset import gsm7_length, is_gsm7, sms_segments
@@ -24,7 +25,7 @@ from engine.charset import gsm7_length, is_gsm7, sms_segments
 from .auth import csrf_token, current_agent, requires
 from .ports import AgentAudit, AuditEntry
 
-__all__ = ["SimChannel", "SimulatorConfig", "simulator_blueprint", "measure_screen"]
+__all__ = ["SimChannel", "SimulatorConfig", "measure_screen", "simulator_blueprint"]
 
 _RUN = "agent_sim"
 _MAX_INPUT = 160
@@ -108,7 +109,7 @@ def simulator_blueprint(engine_for: Callable[[], Engine], channels: Sequence[Sim
 
     @bp.post("/simulator/start")
     @requires("agent", "designer", "supervisor")
-    def start() -> Response:
+    def start() -> ResponseReturnValue:
         who = current_agent()
         assert who is not None
         channel, language = request.form.get("channel", ""), request.form.get("language", "")
@@ -130,7 +131,7 @@ def simulator_blueprint(engine_for: Callable[[], Engine], channels: Sequence[Sim
 
     @bp.post("/simulator/answer")
     @requires("agent", "designer", "supervisor")
-    def answer() -> Response:
+    def answer() -> ResponseReturnValue:
         run = session.get(_RUN)
         if not isinstance(run, dict) or run.get("channel") not in by_name:
             abort(400, "Start a session first.")
@@ -145,7 +146,7 @@ def simulator_blueprint(engine_for: Callable[[], Engine], channels: Sequence[Sim
 
     @bp.post("/simulator/reset")
     @requires("agent", "designer", "supervisor")
-    def reset() -> Response:
+    def reset() -> ResponseReturnValue:
         session.pop(_RUN, None)
         return redirect(url_for("agents_simulator.home"))
 

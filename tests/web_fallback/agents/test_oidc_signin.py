@@ -5,12 +5,11 @@ checks the ID token over real HTTP."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import replace
 from urllib.parse import quote, urlsplit
-
-import subprocess
-import sys
 
 import pytest
 import requests

@@ -36,7 +36,7 @@ def answer(client: FlaskClient, token: str, text: str) -> str:
 
 def current_screen(page: str) -> str:
     found = re.search(r'<figure class="phone current">.*?<pre class="screen">(.*?)</pre>\s*<p class="measure (\w+)">'
-                      r'<span class="count">(.*?)</span> · <span class="charset">(.*?)</span>', page, re.S)
+                      r'<span class="count">(.*?)</span> · <span class="charset">(.*?)</span>', page, re.DOTALL)
     assert found, page
     return f"{found.group(1)}\n[{found.group(3)}, {found.group(4)}, {found.group(2)}]"
 

@@ -29,7 +29,7 @@ from .storage import migrate
 from .storage.agent_console import SqlAgentAudit, SqlCustomerRecords
 from .storage.throttle import MemoryThrottle, RedisThrottle
 
-__all__ = ["mount_agents", "sandbox_settings"]
+__all__ = ["mount_agents", "sandbox_backoffice", "sandbox_settings"]
 
 log = logging.getLogger("app")
 
@@ -44,11 +44,20 @@ _CHANNEL_LABELS = {"ussd": "USSD (*123#)", "sms": "SMS keywords"}
 _ENTRIES = {"ussd": "*123#", "sms": "*"}
 
 
+def sandbox_backoffice(settings: Settings) -> str | None:
+    """Where the simulator's money goes: ``SIMULATOR_BACKOFFICE_URL``, or in development (the local sign-in
+    of ``make run``, whose ``BACKOFFICE_URL`` is the reference back office) that one. Otherwise none: in
+    production ``BACKOFFICE_URL`` is the utility's real systems, and a simulated payment must not reach them."""
+    if settings.simulator_backoffice_url:
+        return settings.simulator_backoffice_url
+    return settings.backoffice_url if settings.agents_dev_signin and not settings.oidc_issuer else None
+
+
 def sandbox_settings(settings: Settings) -> Settings:
     """The simulator's engine settings: the demo back office, its own database, nothing shared in Redis
     but the session store (identity cache and throttles stay in the process)."""
     return replace(settings, redis_url=None, database_url=settings.simulator_database_url,
-                   backoffice_url=settings.simulator_backoffice_url or settings.backoffice_url)
+                   backoffice_url=sandbox_backoffice(settings) or "http://127.0.0.1:9")
 
 
 def _sandbox(settings: Settings, adapters: Sequence[ChannelAdapter]) -> Callable[[], Engine]:
@@ -125,6 +134,8 @@ def mount_agents(app: Flask, settings: Settings, parts: dict[str, Any], adapters
                              _ENTRIES.get(a.channel, "*"), opens_with_text=a.session_policy.per == "user")
                   for a in adapters],
         simulator=SimulatorConfig(numbers=[(n, DEMO_NUMBERS.get(n, "demo customer"))
-                                           for n in settings.simulator_numbers]),
+                                           for n in settings.simulator_numbers],
+                                  unavailable=None if sandbox_backoffice(settings) else (
+                                      "The simulator needs a demo back office: set SIMULATOR_BACKOFFICE_URL.")),
         lint_report=_lint_report(settings, adapters),
     )

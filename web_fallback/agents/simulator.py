@@ -48,6 +48,7 @@ class SimChannel:
 class SimulatorConfig:
     numbers: Sequence[tuple[str, str]]    # (demo number, who it is)
     languages: Sequence[str] = ("fr", "en")
+    unavailable: str | None = None        # why no sandbox can be played (no demo back office configured)
 
 
 def measure_screen(text: str, channel: SimChannel) -> dict[str, Any]:
@@ -105,13 +106,16 @@ def simulator_blueprint(engine_for: Callable[[], Engine], channels: Sequence[Sim
         run = session.get(_RUN)
         return render_template("agents/simulator.html", agent=who, csrf=csrf_token(), channels=channels,
                                numbers=config.numbers, languages=config.languages,
-                               run=run if isinstance(run, dict) else None, lint=lint_report())
+                               run=run if isinstance(run, dict) else None, lint=lint_report(),
+                               unavailable=config.unavailable)
 
     @bp.post("/simulator/start")
     @requires("agent", "designer", "supervisor")
     def start() -> ResponseReturnValue:
         who = current_agent()
         assert who is not None
+        if config.unavailable:
+            abort(503, config.unavailable)
         channel, language = request.form.get("channel", ""), request.form.get("language", "")
         number = request.form.get("number", "")
         if channel not in by_name or language not in config.languages:

@@ -114,3 +114,22 @@ def test_the_measure_flags_a_screen_that_needs_ucs2() -> None:
     assert is_gsm7("CON Pret")
     over = measure_screen("END " + "é" * 179, ussd)
     assert (over["chars"], over["limit"], over["charset"], over["fits"]) == (183, 182, "GSM-7", False)
+
+
+def test_without_a_demo_back_office_the_simulator_refuses_to_play(agents_settings: Settings) -> None:
+    # In production (an identity provider, no local sign-in) BACKOFFICE_URL is the utility's real systems.
+    import time
+    from dataclasses import replace
+
+    from app.factory import create_app
+
+    app = create_app(replace(agents_settings, agents_dev_signin=False, oidc_issuer="http://127.0.0.1:9"))
+    client = app.test_client()
+    with client.session_transaction() as cookie:   # signed in by the identity provider as a designer
+        cookie["agent"] = {"sub": "fatou", "name": "Fatou", "roles": ["designer"], "via": "oidc",
+                           "seen": time.time(), "since": time.time()}
+        cookie["agent_csrf"] = "t"
+    assert "set SIMULATOR_BACKOFFICE_URL" in client.get("/simulator/").get_data(as_text=True)
+    response = client.post("/simulator/start", data={"channel": "ussd", "language": "fr",
+                                                     "number": "+221770000001", "csrf_token": "t"})
+    assert response.status_code == 503 and "demo back office" in response.get_data(as_text=True)

@@ -98,6 +98,16 @@ def console_blueprint(records: CustomerRecords, audit: AgentAudit, hit: Callable
         who = agent()
         return page(who, mine=audit.recent(agent=who.subject, limit=15), limit=config.lookup_limit)
 
+    @bp.get("/console/audit")
+    @requires("supervisor")
+    def audit_trail() -> str:
+        """What every agent did lately (customers as pseudonyms): a supervisor's view."""
+        who = agent()
+        wanted = " ".join(request.args.get("agent", "").split())[:200] or None
+        audit.record(AuditEntry(who.subject, who.role, "view_audit", detail=f"agent {wanted or '(all)'}"))
+        return render_template("agents/audit.html", agent=who, csrf=csrf_token(), wanted=wanted,
+                               rows=audit.recent(agent=wanted, limit=200))
+
     @bp.post("/console/lookup")
     @requires("agent", "supervisor")
     def lookup() -> ResponseReturnValue:

@@ -259,3 +259,14 @@ def test_the_file_shows_the_sessions_and_the_consent_the_customer_left(
     page = lookup(client, token, AWA).get_data(as_text=True)
     assert "No recorded session." not in page and "<td>Success</td>" in page
     assert "STOPPED (sent STOP)" in page and "<td>stop</td>" in page
+
+
+def test_a_supervisor_reads_what_agents_did_and_an_agent_may_not(
+        agent: tuple[FlaskClient, str], supervisor: tuple[FlaskClient, str], agents_settings: Settings) -> None:
+    client, token = agent
+    lookup(client, token, AWA)
+    assert client.get("/console/audit").status_code == 403
+    boss, _ = supervisor
+    page = boss.get("/console/audit?agent=dev:awa").get_data(as_text=True)
+    assert "<td>dev:awa</td><td>agent</td><td>view_customer</td><td>ok</td>" in page
+    assert pseudonym(agents_settings.secret_key, AWA)[:16] in page and AWA not in page

@@ -270,3 +270,13 @@ def test_a_supervisor_reads_what_agents_did_and_an_agent_may_not(
     page = boss.get("/console/audit?agent=dev:awa").get_data(as_text=True)
     assert "<td>dev:awa</td><td>agent</td><td>view_customer</td><td>ok</td>" in page
     assert pseudonym(agents_settings.secret_key, AWA)[:16] in page and AWA not in page
+
+
+def test_unknown_agent_pages_and_wrong_methods_get_html_pages(agent: tuple[FlaskClient, str]) -> None:
+    client, _ = agent
+    missing = client.get("/console/../../etc/passwd")
+    assert missing.status_code == 404 and missing.mimetype == "text/html"
+    wrong = client.get("/console/pin-unlock")
+    assert wrong.status_code == 405 and wrong.mimetype == "text/html" and "POST" in wrong.headers["Allow"]
+    nothing_open = client.post("/console/pin-unlock", data={"csrf_token": csrf_of(client, "/console/")})
+    assert nothing_open.status_code == 404 and "look one up first" in nothing_open.get_data(as_text=True)

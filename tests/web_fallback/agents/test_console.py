@@ -134,7 +134,7 @@ def test_look_ups_are_throttled_per_agent_and_the_refusal_is_audited(
     assert lookup(other, sign_in(other, "Binta", "agent"), AWA).status_code == 200
 
 
-@pytest.mark.parametrize("kind,query", [
+HOSTILE = [
     ("phone", "<script>alert(1)</script>"),
     ("phone", "+221\x00770000001"),
     ("phone", "9" * 400),
@@ -142,14 +142,17 @@ def test_look_ups_are_throttled_per_agent_and_the_refusal_is_audited(
     ("account", "ééé"),
     ("ledger", "1000001"),
     ("phone", ""),
-])
-def test_hostile_look_ups_get_a_clear_html_answer(agent: tuple[FlaskClient, str], kind: str, query: str) -> None:
+]
+
+
+def test_hostile_look_ups_get_a_clear_html_answer(agent: tuple[FlaskClient, str]) -> None:
     client, token = agent
-    response = lookup(client, token, query, kind=kind)
-    body = response.get_data(as_text=True)
-    assert response.status_code == 400 and response.mimetype == "text/html"
-    assert "<script>alert(1)</script>" not in body
-    assert "Traceback" not in body and ("phone number" in body or "account number" in body)
+    for kind, query in HOSTILE:
+        response = lookup(client, token, query, kind=kind)
+        body = response.get_data(as_text=True)
+        assert response.status_code == 400 and response.mimetype == "text/html", (kind, query)
+        assert "<script>alert(1)</script>" not in body
+        assert "Traceback" not in body and ("phone number" in body or "account number" in body), (kind, query)
 
 
 def test_an_oversized_form_gets_an_html_page_not_a_500(agent: tuple[FlaskClient, str]) -> None:

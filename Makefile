@@ -24,6 +24,8 @@ db: install
 # 127.0.0.1), PORT, BACKOFFICE_PORT and METRICS_PORT choose where it listens. The reference back
 # office runs open (no API key) only in development: make run is one.
 run: export BACKOFFICE_DEV ?= 1
+# Agents sign in locally (a marked development form) unless OIDC_ISSUER names an identity provider.
+run: export AGENTS_DEV_SIGNIN ?= 1
 run: install
 	$(PY) -m app migrate
 	$(PY) -m app serve

@@ -2,7 +2,8 @@
 seeds and starts the reference back office, the engine (gunicorn, on ``HOST``, loopback by
 default) and the background worker side by side until Ctrl-C, with ``/metrics`` on the
 internal ``METRICS_PORT`` when set; ``python -m app worker [--once]`` runs the worker alone;
-``python -m app pin-unlock <msisdn>`` is an agent lifting a customer's PIN lock; ``python -m app purge``
+``python -m app pin-unlock <msisdn>`` is an agent lifting a customer's PIN lock (the console's
+"Unlock the PIN" takes the same path, ``app.agent_actions``); ``python -m app purge``
 applies the retention periods once; ``python -m app audit --account N | --number +221…`` lists the
 security events of an account or of a number."""
 
@@ -107,6 +108,8 @@ def serve() -> int:
               f"\n  2. back office (reference systems):     http://127.0.0.1:{backoffice_port}/healthz"
               f"\n  3. worker (kept tickets, every {interval} s)"
               f"\n  customers' web pages (sign-in by SMS code): http://{host}:{port}/web/"
+              f"\n  agents: console http://{host}:{port}/console/  simulator http://{host}:{port}/simulator/"
+              f"  ({_agents_signin_line(settings)})"
               f"\n  metrics: {metrics_line}\n", flush=True)
         while all(child.poll() is None for child in children):
             time.sleep(0.5)
@@ -126,18 +129,23 @@ def serve() -> int:
                 child.kill()
 
 
+def _agents_signin_line(settings: Settings) -> str:
+    if settings.oidc_issuer:
+        return f"sign-in by OpenID Connect at {settings.oidc_issuer}"
+    if settings.agents_dev_signin:
+        return "local DEVELOPMENT sign-in: set OIDC_ISSUER in production"
+    return "no sign-in configured: set OIDC_ISSUER and its client (see README)"
+
+
 def _pin_unlock(msisdn: str) -> int:
     """An agent lifts a PIN lock (the only way out of a fourth lockout in a row); audited, SMS queued."""
     import redis
 
     from engine.masking import mask
-    from engine.security_audit import SecurityEvent
 
+    from .agent_actions import unlock_pin
     from .factory import build_identity_cache, build_security_audit
     from .storage import make_sessions
-    from .storage.alerts import SqlOutbox
-    from .storage.identity_cache import ForgetfulPinVault
-    from .storage.repositories import SqlPreferences
 
     if not msisdn.startswith("+") or not msisdn[1:].isdigit():
         print("usage: python -m app pin-unlock +221770000001", file=sys.stderr)
@@ -145,15 +153,10 @@ def _pin_unlock(msisdn: str) -> int:
     settings = Settings.from_env()
     sessions = make_sessions(settings.database_url)
     client = redis.Redis.from_url(settings.redis_url, socket_timeout=1.0) if settings.redis_url else None
-    # Through the vault that drops the number's cached identity, as every PIN change does.
-    if not ForgetfulPinVault(sessions, build_identity_cache(settings, client)).unlock(msisdn):
+    if not unlock_pin(sessions, build_identity_cache(settings, client), build_security_audit(settings, sessions),
+                      msisdn, by="an agent (command line)"):
         print(f"no locked PIN for {mask(msisdn)}")
         return 1
-    build_security_audit(settings, sessions).record(SecurityEvent("pin_unlocked", "agent", msisdn, None,
-                                                                  "unlocked by an agent"))
-    language = SqlPreferences(sessions).language(msisdn) or "fr"
-    SqlOutbox(sessions).add(kind="pin_unlocked", msisdn=msisdn, language=language, payload={},
-                            dedupe_key=f"pin_unlocked:{msisdn}:{time.time()}")
     print(f"PIN unlocked for {mask(msisdn)}")
     return 0
 

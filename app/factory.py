@@ -13,7 +13,7 @@ import redis
 import requests
 from flask import Flask, Response, g, jsonify, request
 from sqlalchemy.orm import Session, sessionmaker
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, InternalServerError
 
 from backend_clients import BillingClient, ClientConfig, IncidentClient, MeteringClient, PaymentClient
 from backend_clients.africastalking_sms import AfricasTalkingSms
@@ -49,7 +49,10 @@ from engine import (
 )
 from menus import load_menus
 from web_fallback.customer import MemorySignInStore, SignIn, SignInRules, SignInStore, WebAdapter
+from web_fallback.agents import error_page as agents_error
+from web_fallback.agents import owns as agents_page
 
+from .agents_wiring import mount_agents
 from .broadcast import NoticeRelay
 from .logging_setup import configure_logging
 from .notify import Dispatcher, NotificationTemplates, SmsSender
@@ -335,6 +338,7 @@ def create_app(settings: Settings | None = None, store: SessionStore | None = No
 
     def adapter_for(path: str) -> ChannelAdapter | None:
         return next((a for a in adapters if a.owns(path)), None)
+    mount_agents(app, settings, parts, adapters)
     app.register_blueprint(payment_callback_blueprint(_settler(parts["deps"]), settings.payment_callback_secret,
                                                       parts["security"]))
     app.register_blueprint(sms_delivery_blueprint(reports_of("africastalking"), gateway_guard,
@@ -366,6 +370,8 @@ def create_app(settings: Settings | None = None, store: SessionStore | None = No
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Response:
+        if agents_page(request.path):
+            return agents_error(exc)
         adapter = adapter_for(request.path)
         if adapter is not None:
             # The status stays (405 keeps its Allow header); the body is the channel's own error answer.
@@ -378,6 +384,8 @@ def create_app(settings: Settings | None = None, store: SessionStore | None = No
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:
         log.exception("unhandled error on %s", request.path)
+        if agents_page(request.path):
+            return agents_error(InternalServerError("Something went wrong; it has been logged. Please try again."))
         adapter = adapter_for(request.path)
         if adapter is not None:
             return adapter.error_response()

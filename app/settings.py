@@ -105,6 +105,21 @@ class Settings:
     web_idle_seconds: int = 900
     web_max_seconds: int = 8 * 3600
     web_code_seconds: int = 300
+    # Agents (web_fallback/agents): OpenID Connect sign-in, roles from a claim and/or a list
+    # ("who=role+role,..."), the marked local sign-in of `make run`, idle timeout, look-ups per window.
+    oidc_issuer: str = ""
+    oidc_client_id: str = ""
+    oidc_client_secret: str = field(default="", repr=False)
+    oidc_roles_claim: str = "roles"
+    agent_roles: str = ""
+    agents_dev_signin: bool = False
+    agent_idle_seconds: int = 900
+    agent_lookup_limit: int = 20
+    agent_lookup_window_seconds: int = 600
+    # The simulator's sandbox: its back office (the demo one), its own database, the demo numbers it plays.
+    simulator_backoffice_url: str = ""        # empty: BACKOFFICE_URL (the reference back office in `make run`)
+    simulator_database_url: str = "sqlite:///var/simulator.db"
+    simulator_numbers: tuple[str, ...] = ("+221770000001", "+221770000002", "+221770000003", "+221770009999")
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -159,6 +174,18 @@ class Settings:
             web_idle_seconds=int(_env("WEB_IDLE_SECONDS", str(cls.web_idle_seconds))),
             web_max_seconds=int(_env("WEB_MAX_SECONDS", str(cls.web_max_seconds))),
             web_code_seconds=int(_env("WEB_CODE_SECONDS", str(cls.web_code_seconds))),
+            oidc_issuer=os.environ.get("OIDC_ISSUER", "").strip().rstrip("/"),
+            oidc_client_id=os.environ.get("OIDC_CLIENT_ID", "").strip(),
+            oidc_client_secret=os.environ.get("OIDC_CLIENT_SECRET", ""),
+            oidc_roles_claim=_env("OIDC_ROLES_CLAIM", cls.oidc_roles_claim),
+            agent_roles=os.environ.get("AGENT_ROLES", ""),
+            agents_dev_signin=os.environ.get("AGENTS_DEV_SIGNIN", "").strip() == "1",
+            agent_idle_seconds=int(_env("AGENT_IDLE_SECONDS", str(cls.agent_idle_seconds))),
+            agent_lookup_limit=int(_env("AGENT_LOOKUP_LIMIT", str(cls.agent_lookup_limit))),
+            agent_lookup_window_seconds=int(_env("AGENT_LOOKUP_WINDOW_SECONDS", str(cls.agent_lookup_window_seconds))),
+            simulator_backoffice_url=os.environ.get("SIMULATOR_BACKOFFICE_URL", "").strip().rstrip("/"),
+            simulator_database_url=_env("SIMULATOR_DATABASE_URL", cls.simulator_database_url),
+            simulator_numbers=_list("SIMULATOR_NUMBERS") or cls.simulator_numbers,
         )
 
 

@@ -1,1 +1,2 @@
-"""Web pages over the channel contract: the customers' fallback site (``customer``) and agents' tools."""
+"""Web pages over the channel contract: the customers' fallback site (``customer``), the agents' console
+and simulator (``agents``)."""

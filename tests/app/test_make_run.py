@@ -57,6 +57,8 @@ def test_serve_binds_loopback_announces_itself_once_and_keeps_metrics_internal(s
     assert "1. engine (gunicorn, 1 worker(s)): POST http://127.0.0.1:" in out
     assert "2. back office" in out and "3. worker" in out
     assert "customers' web pages (sign-in by SMS code): http://127.0.0.1:" in out
+    assert (f"agents: console http://127.0.0.1:{port}/console/  simulator http://127.0.0.1:{port}/simulator/"
+            in out)
     assert f"metrics: http://127.0.0.1:{metrics_port}/metrics (internal port, METRICS_PORT)" in out
     assert "transitions" not in out
     assert "USSD_GATEWAY_TOKEN is not set" in out

@@ -1,0 +1,258 @@
+"""The agents' side of the product's database: who signed in (``agents``), what each did
+(``agent_audit``), and a customer's records as the console reads them (``SqlCustomerRecords``).
+
+Customers appear in the audit only as the same pseudonym the security events use
+(HMAC-SHA256 of the number under ``SECRET_KEY``), so the two trails join without naming anyone.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from sqlalchemy import DateTime, Integer, String, or_, select, update
+from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
+
+from dialogs.backends import BackendError, BillingBackend
+from dialogs.stores import IdentityCache
+from engine.masking import mask
+from engine.security_audit import SecurityAudit
+from web_fallback.agents.ports import AgentIdentity, AuditEntry, CustomerFile
+
+from ..agent_actions import unlock_pin
+from .consent import SqlConsent
+from .models import (
+    AccountLinkRow,
+    Base,
+    MismatchedCallbackRow,
+    OutboxEventRow,
+    PaymentIntentRow,
+    PendingTicketRow,
+    PinCredentialRow,
+    PreferenceRow,
+    SessionAuditRow,
+)
+from .security_audit import SqlSecurityAudit, pseudonym
+
+__all__ = ["AgentAuditRow", "AgentRow", "SqlAgentAudit", "SqlCustomerRecords"]
+
+log = logging.getLogger("agents")
+
+_RECENT = 20
+
+
+class AgentRow(Base):
+    """An agent who signed in once: the identity provider's subject, name, roles, sign-in times."""
+
+    __tablename__ = "agents"
+
+    subject: Mapped[str] = mapped_column(String(200), primary_key=True)
+    name: Mapped[str] = mapped_column(String(120))
+    roles: Mapped[str] = mapped_column(String(120))
+    via: Mapped[str] = mapped_column(String(20))
+    first_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class AgentAuditRow(Base):
+    """One agent action; the customer is a pseudonym."""
+
+    __tablename__ = "agent_audit"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    agent: Mapped[str] = mapped_column(String(200), index=True)
+    role: Mapped[str] = mapped_column(String(20))
+    action: Mapped[str] = mapped_column(String(40))
+    customer_id: Mapped[str | None] = mapped_column(String(64), index=True, nullable=True)
+    outcome: Mapped[str] = mapped_column(String(20))
+    detail: Mapped[str] = mapped_column(String(200))
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    if moment is None:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _when(moment: datetime | None) -> str:
+    aware = _aware(moment)
+    return aware.strftime("%Y-%m-%d %H:%M UTC") if aware else "-"
+
+
+class SqlAgentAudit:
+    def __init__(self, sessions: sessionmaker[Session], key: str,
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        self._sessions = sessions
+        self._key = key
+        self._clock = clock
+
+    def seen(self, agent: AgentIdentity) -> None:
+        now = self._clock()
+        with self._sessions.begin() as db:
+            row = db.get(AgentRow, agent.subject[:200])
+            if row is None:
+                db.add(AgentRow(subject=agent.subject[:200], name=agent.name[:120], roles=",".join(agent.roles),
+                                via=agent.via, first_seen=now, last_seen=now))
+            else:
+                row.name, row.roles, row.via, row.last_seen = agent.name[:120], ",".join(agent.roles), agent.via, now
+
+    def record(self, entry: AuditEntry) -> None:
+        customer_id = pseudonym(self._key, entry.customer) if entry.customer else None
+        # The log line names the customer by a short pseudonym, never the number.
+        log.info("agent=%s role=%s action=%s customer=%s outcome=%s", entry.agent, entry.role, entry.action,
+                 customer_id[:12] if customer_id else "-", entry.outcome)
+        try:
+            with self._sessions.begin() as db:
+                db.add(AgentAuditRow(at=self._clock(), agent=entry.agent[:200], role=entry.role[:20],
+                                     action=entry.action[:40], customer_id=customer_id,
+                                     outcome=entry.outcome[:20], detail=entry.detail[:200]))
+        except Exception:   # the audit must not turn an agent's page into a 500; the log line above stays
+            log.exception("could not store the agent audit row of %s", entry.action)
+
+    def recent(self, *, agent: str | None = None, customer: str | None = None, limit: int = 50) -> list[AuditEntry]:
+        query = select(AgentAuditRow).order_by(AgentAuditRow.id.desc()).limit(limit)
+        if agent is not None:
+            query = query.where(AgentAuditRow.agent == agent)
+        if customer is not None:
+            query = query.where(AgentAuditRow.customer_id == pseudonym(self._key, customer))
+        with self._sessions() as db:
+            return [AuditEntry(r.agent, r.role, r.action, r.outcome, None, r.detail, _aware(r.at), r.customer_id)
+                    for r in db.scalars(query).all()]
+
+
+class SqlCustomerRecords:
+    """A customer's records for the console; ``billing`` adds the billing system's view of the accounts."""
+
+    def __init__(self, sessions: sessionmaker[Session], security: SqlSecurityAudit, identity: IdentityCache,
+                 billing: BillingBackend | None = None, clock: Callable[[], datetime] = lambda: datetime.now(UTC)):
+        self._sessions = sessions
+        self._security = security
+        self._identity = identity
+        self._billing = billing
+        self._consent = SqlConsent(sessions)
+        self._clock = clock
+
+    def numbers_for_account(self, account_number: str) -> list[str]:
+        with self._sessions() as db:
+            found = list(dict.fromkeys(db.scalars(select(AccountLinkRow.msisdn)
+                                                  .where(AccountLinkRow.account_number == account_number)
+                                                  .order_by(AccountLinkRow.id))))
+        if self._billing is not None:
+            try:
+                phone = self._billing.account(account_number).phone
+            except BackendError:
+                phone = None
+            if phone and phone not in found:
+                found.append(phone)
+        return found
+
+    def file(self, msisdn: str) -> CustomerFile:
+        found = CustomerFile(msisdn=msisdn)
+        with self._sessions() as db:
+            preference = db.get(PreferenceRow, msisdn)
+            found.language = preference.language if preference else None
+            for link in db.scalars(select(AccountLinkRow).where(AccountLinkRow.msisdn == msisdn)
+                                   .order_by(AccountLinkRow.id)):
+                found.accounts.append({"account": link.account_number, "link": link.source,
+                                       "since": _when(link.created_at)})
+            found.sessions = [{"started": _when(r.started_at), "channel": r.channel, "flow": r.flow or "-",
+                               "path": " > ".join(r.nodes.split(",")[-6:]) if r.nodes else "-",
+                               "outcome": r.outcome or "-", "gateway": r.gateway_status or "-"}
+                              for r in db.scalars(select(SessionAuditRow)
+                                                  .where(SessionAuditRow.user_masked == mask(msisdn))
+                                                  .order_by(SessionAuditRow.started_at.desc()).limit(_RECENT))]
+            payments = db.scalars(select(PaymentIntentRow).where(PaymentIntentRow.msisdn == msisdn)
+                                  .order_by(PaymentIntentRow.id.desc()).limit(_RECENT)).all()
+            found.payments = [{"created": _when(p.created_at), "account": p.account_number, "purpose": p.purpose,
+                               "amount": f"{p.amount} {p.currency}", "wallet": p.wallet or "-", "status": p.status,
+                               "reference": p.reference or "-", "reason": p.failure_reason or "-"} for p in payments]
+            provider_ids = [p.provider_payment_id for p in payments if p.provider_payment_id]
+            if provider_ids:
+                found.mismatches = [
+                    {"received": _when(m.received_at), "payment": m.provider_payment_id, "source": m.source,
+                     "reasons": m.reasons, "status": m.status, "fields": _short_json(m.received)}
+                    for m in db.scalars(select(MismatchedCallbackRow)
+                                        .where(MismatchedCallbackRow.provider_payment_id.in_(provider_ids))
+                                        .order_by(MismatchedCallbackRow.id.desc()))]
+            found.tickets = [{"created": _when(t.created_at), "account": t.account_number, "kind": t.kind,
+                              "category": t.category, "status": t.status,
+                              "ticket": t.ticket_reference or "-", "refusal": t.refusal or "-"}
+                             for t in db.scalars(select(PendingTicketRow).where(PendingTicketRow.msisdn == msisdn)
+                                                 .order_by(PendingTicketRow.id.desc()).limit(_RECENT))]
+            found.notifications = [{"id": str(n.id), "created": _when(n.created_at), "kind": n.kind,
+                                    "channel": n.channel, "status": n.status,
+                                    "delivery": n.delivery_status or "-", "attempts": str(n.attempts),
+                                    "error": n.last_error or "-"}
+                                   for n in db.scalars(select(OutboxEventRow).where(OutboxEventRow.msisdn == msisdn)
+                                                       .order_by(OutboxEventRow.id.desc()).limit(_RECENT))]
+            pin = db.get(PinCredentialRow, msisdn)
+            locked_until = _aware(pin.locked_until) if pin else None
+            found.pin = {"set": "yes" if pin is not None and pin.pin_hash else "no",
+                         "failed tries": str(pin.failed_attempts if pin else 0),
+                         "lockouts in a row": str(pin.lockouts if pin else 0),
+                         "locked": f"until {_when(locked_until)}" if locked_until and locked_until > self._clock()
+                         else "no"}
+        found.consent = [{"at": _when(c.at), "action": c.action, "topic": c.topic or "(all)", "scope": c.scope or "-",
+                          "channel": c.channel, "source": c.source}
+                         for c in reversed(self._consent.history(msisdn))][:_RECENT * 2]
+        found.stopped = self._consent.is_stopped(msisdn)
+        found.security = [{"at": _when(e.occurred_at), "kind": e.kind, "channel": e.channel,
+                           "account": e.account_number or "-", "detail": e.detail}
+                          for e in self._security.for_subject(msisdn, limit=_RECENT)]
+        self._billing_view(found)
+        return found
+
+    def _billing_view(self, found: CustomerFile) -> None:
+        if self._billing is None:
+            return
+        try:
+            registered = self._billing.accounts_for_phone(found.msisdn)
+        except BackendError as exc:
+            found.backoffice_error = f"billing system unavailable ({type(exc).__name__})"
+            return
+        linked = {row["account"] for row in found.accounts}
+        for account in registered:
+            if account.account_number not in linked:
+                found.accounts.append({"account": account.account_number, "link": "registered in billing",
+                                       "since": "-"})
+        by_number = {a.account_number: a for a in registered}
+        for row in found.accounts:
+            known = by_number.get(row["account"])
+            if known is not None:
+                row.update({"holder": known.customer_name, "kind": f"{known.category}, {known.kind}",
+                            "zone": known.zone})
+
+    def unlock_pin(self, msisdn: str, agent: str) -> bool:
+        return unlock_pin(self._sessions, self._identity, self._security, msisdn, by=f"agent {agent}")
+
+    def resend(self, msisdn: str, notification_id: int) -> bool:
+        with self._sessions.begin() as db:
+            result = db.execute(update(OutboxEventRow)
+                                .where(OutboxEventRow.id == notification_id, OutboxEventRow.msisdn == msisdn,
+                                       # failed to send, or sent and reported failed by the provider
+                                       or_(OutboxEventRow.status == "failed",
+                                           OutboxEventRow.delivery_status == "failed"))
+                                .values(status="pending", attempts=0, next_attempt_at=None, claimed_until=None,
+                                        last_error=None, delivery_status=None))
+            return bool(getattr(result, "rowcount", 0))
+
+
+def _short_json(raw: str) -> str:
+    try:
+        fields = json.loads(raw)
+    except ValueError:
+        return raw[:120]
+    if not isinstance(fields, dict):
+        return raw[:120]
+    return ", ".join(f"{k}={v}" for k, v in fields.items())[:200]
+
+
+def records_type_check(records: SqlCustomerRecords, audit: SqlAgentAudit, security: SecurityAudit) -> None:
+    """Nothing: lets mypy check the SQL classes against the ports they fill."""
+    from web_fallback.agents.ports import AgentAudit, CustomerRecords
+
+    _records: CustomerRecords = records
+    _audit: AgentAudit = audit

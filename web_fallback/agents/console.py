@@ -1,0 +1,213 @@
+"""``/console/``: an agent looks a customer up by phone or account number and acts on the records.
+
+Every look-up is throttled per agent and audited (the customer as a pseudonym). The browser's cookie
+only ever holds what the agent typed: a number found through an account is re-resolved on the
+server from the account and its position, so an agent who was given an account number sees the
+linked numbers masked and never receives them. Supervisors see numbers in clear.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import phonenumbers
+from flask import Blueprint, abort, redirect, render_template, request, session, url_for
+from flask.typing import ResponseReturnValue
+
+from engine.masking import mask, mask_numbers
+
+from .auth import csrf_token, current_agent, requires
+from .ports import AgentAudit, AgentIdentity, AuditEntry, CustomerFile, CustomerRecords
+
+__all__ = ["ConsoleConfig", "console_blueprint", "normalise_phone"]
+
+_OPEN = "agent_open"
+_ACCOUNT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{2,31}$")
+_MAX_QUERY = 40
+
+
+@dataclass(frozen=True)
+class ConsoleConfig:
+    default_region: str = "SN"
+    lookup_limit: int = 20            # look-ups (and file views) per agent ...
+    lookup_window_seconds: int = 600  # ... per this many seconds
+
+
+def normalise_phone(text: str, region: str) -> str | None:
+    """An E.164 number from what an agent typed (``77 000 00 01``, ``+221770000001``), or None."""
+    try:
+        number = phonenumbers.parse(text, region)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_possible_number(number):
+        return None
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def console_blueprint(records: CustomerRecords, audit: AgentAudit, hit: Callable[[str, int, int], bool],
+                      config: ConsoleConfig) -> Blueprint:
+    """``hit(key, limit, window)`` is the shared throttle (True while under the limit)."""
+    bp = Blueprint("agents_console", __name__)
+
+    def agent() -> AgentIdentity:
+        found = current_agent()
+        assert found is not None   # guarded by ``requires``
+        return found
+
+    def throttled(who: AgentIdentity) -> bool:
+        if hit(f"agent-lookup:{who.subject}", config.lookup_limit, config.lookup_window_seconds):
+            return False
+        audit.record(AuditEntry(who.subject, who.role, "lookup", outcome="throttled"))
+        return True
+
+    def too_many() -> ResponseReturnValue:
+        abort(429, f"You have looked up {config.lookup_limit} customers in the last "
+                   f"{config.lookup_window_seconds // 60} minutes; please wait before the next one.")
+
+    def resolve(opened: Any) -> tuple[str | None, list[str]]:
+        """The number of the open file (or None) and, for an account look-up, every linked number."""
+        if not isinstance(opened, dict):
+            return None, []
+        kind, value, index = opened.get("kind"), str(opened.get("value", "")), opened.get("index")
+        if kind == "phone":
+            return normalise_phone(value, config.default_region), []
+        if kind == "account" and _ACCOUNT.match(value):
+            numbers = records.numbers_for_account(value)
+            if isinstance(index, int) and 0 <= index < len(numbers):
+                return numbers[index], numbers
+            return (numbers[0] if len(numbers) == 1 else None), numbers
+        return None, []
+
+    def shown(who: AgentIdentity, opened: dict[str, Any]) -> Callable[[str], str]:
+        """How a number appears to this agent: in clear for a supervisor or the number the agent typed."""
+        if who.may("supervisor"):
+            return lambda value: value
+        typed = normalise_phone(str(opened.get("value", "")), config.default_region) \
+            if opened.get("kind") == "phone" else None
+        return lambda value: value if value == typed else mask(value)
+
+    def page(who: AgentIdentity, **values: Any) -> str:
+        return render_template("agents/console.html", agent=who, csrf=csrf_token(), **values)
+
+    @bp.get("/console/")
+    @requires("agent", "supervisor")
+    def home() -> str:
+        who = agent()
+        return page(who, mine=audit.recent(agent=who.subject, limit=15), limit=config.lookup_limit)
+
+    @bp.get("/console/audit")
+    @requires("supervisor")
+    def audit_trail() -> str:
+        """What every agent did lately (customers as pseudonyms): a supervisor's view."""
+        who = agent()
+        wanted = " ".join(request.args.get("agent", "").split())[:200] or None
+        audit.record(AuditEntry(who.subject, who.role, "view_audit", detail=f"agent {wanted or '(all)'}"))
+        return render_template("agents/audit.html", agent=who, csrf=csrf_token(), wanted=wanted,
+                               rows=audit.recent(agent=wanted, limit=200))
+
+    @bp.post("/console/lookup")
+    @requires("agent", "supervisor")
+    def lookup() -> ResponseReturnValue:
+        who = agent()
+        kind = request.form.get("kind", "phone")
+        query = " ".join(request.form.get("q", "").split())
+        if kind not in ("phone", "account") or not query or len(query) > _MAX_QUERY:
+            abort(400, "Type a phone number (e.g. +221770000001) or an account number (e.g. 1000001).")
+        if kind == "phone":
+            # Counted (and audited) when the file is shown, just after this redirect.
+            msisdn = normalise_phone(query, config.default_region)
+            if msisdn is None:
+                audit.record(AuditEntry(who.subject, who.role, "lookup", outcome="invalid", detail="phone"))
+                abort(400, "This is not a phone number. Type it with its country code, e.g. +221770000001.")
+            session[_OPEN] = {"kind": "phone", "value": msisdn}
+            return redirect(url_for("agents_console.customer"))
+        if not _ACCOUNT.match(query):
+            audit.record(AuditEntry(who.subject, who.role, "lookup", outcome="invalid", detail="account"))
+            abort(400, "An account number is 3 to 32 letters, digits or dashes, e.g. 1000001.")
+        if throttled(who):
+            too_many()
+        numbers = records.numbers_for_account(query)
+        audit.record(AuditEntry(who.subject, who.role, "lookup_account", outcome="ok" if numbers else "not_found",
+                                detail=f"account {query}: {len(numbers)} number(s)"))
+        session[_OPEN] = {"kind": "account", "value": query}
+        if len(numbers) == 1:
+            session[_OPEN] = {"kind": "account", "value": query, "index": 0}
+            return redirect(url_for("agents_console.customer"))
+        view = shown(who, session[_OPEN])
+        return page(who, account=query, candidates=[view(n) for n in numbers], mine=[], limit=config.lookup_limit)
+
+    @bp.post("/console/open")
+    @requires("agent", "supervisor")
+    def open_number() -> ResponseReturnValue:
+        opened = session.get(_OPEN)
+        index = request.form.get("index", "")
+        if not isinstance(opened, dict) or opened.get("kind") != "account" or not index.isdigit():
+            abort(400, "Look the account up again, then pick one of its numbers.")
+        session[_OPEN] = {"kind": "account", "value": opened.get("value", ""), "index": int(index)}
+        return redirect(url_for("agents_console.customer"))
+
+    @bp.get("/console/customer")
+    @requires("agent", "supervisor")
+    def customer() -> str:
+        who = agent()
+        opened = session.get(_OPEN)
+        msisdn, _ = resolve(opened)
+        if msisdn is None or not isinstance(opened, dict):
+            abort(404, "No customer is open: look one up first.")
+        if throttled(who):
+            too_many()
+        found = records.file(msisdn)
+        audit.record(AuditEntry(who.subject, who.role, "view_customer", customer=msisdn,
+                                detail=f"found by {opened.get('kind')}"))
+        view = shown(who, opened)
+        if not who.may("supervisor"):
+            _mask_free_text(found)
+        notice = session.pop("agent_notice", None)
+        return page(who, file=found, number=view(msisdn), history=audit.recent(customer=msisdn, limit=20),
+                    notice=notice, limit=config.lookup_limit)
+
+    def acting() -> tuple[AgentIdentity, str]:
+        who = agent()
+        msisdn, _ = resolve(session.get(_OPEN))
+        if msisdn is None:
+            abort(404, "No customer is open: look one up first.")
+        return who, msisdn
+
+    @bp.post("/console/pin-unlock")
+    @requires("agent", "supervisor")
+    def pin_unlock() -> ResponseReturnValue:
+        who, msisdn = acting()
+        done = records.unlock_pin(msisdn, who.subject)
+        audit.record(AuditEntry(who.subject, who.role, "pin_unlock", outcome="ok" if done else "not_locked",
+                                customer=msisdn))
+        session["agent_notice"] = ("PIN unlocked; the customer is told by SMS." if done
+                                   else "This customer's PIN was not locked: nothing changed.")
+        return redirect(url_for("agents_console.customer"))
+
+    @bp.post("/console/resend")
+    @requires("agent", "supervisor")
+    def resend() -> ResponseReturnValue:
+        who, msisdn = acting()
+        raw = request.form.get("notification", "")
+        if not raw.isdigit() or len(raw) > 12:
+            abort(400, "Pick a notification from the list.")
+        done = records.resend(msisdn, int(raw))
+        audit.record(AuditEntry(who.subject, who.role, "resend_notification", outcome="ok" if done else "refused",
+                                customer=msisdn, detail=f"notification {raw}"))
+        session["agent_notice"] = ("Notification queued again." if done
+                                   else "Only a failed notification of this customer can be sent again.")
+        return redirect(url_for("agents_console.customer"))
+
+    return bp
+
+
+def _mask_free_text(found: CustomerFile) -> None:
+    """Numbers an agent did not type stay masked in free text (callback fields, security details)."""
+    for rows in (found.mismatches, found.security):
+        for row in rows:
+            for key in ("fields", "detail"):
+                if key in row:
+                    row[key] = mask_numbers(row[key])

@@ -1,0 +1,103 @@
+"""What the agents' pages need from the rest of the product, as ports the app factory fills in.
+
+The console reads a customer's records and acts on them only through these; the concrete SQL
+implementations live in ``app/storage/agent_console.py``, so this package imports no storage.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+__all__ = ["AgentAudit", "AgentIdentity", "AuditEntry", "CustomerFile", "CustomerRecords", "Row"]
+
+ROLES = ("agent", "designer", "supervisor")
+
+
+@dataclass(frozen=True, slots=True)
+class AgentIdentity:
+    """Who is signed in: the identity provider's subject, a display name, the roles granted."""
+
+    subject: str
+    name: str
+    roles: tuple[str, ...]
+    via: str          # "oidc" or "dev" (the marked local sign-in of `make run`)
+
+    @property
+    def role(self) -> str:
+        """The strongest role, written in the audit row."""
+        for role in ("supervisor", "agent", "designer"):
+            if role in self.roles:
+                return role
+        return "-"
+
+    def may(self, *roles: str) -> bool:
+        return any(role in self.roles for role in roles)
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One agent action: who, what, which customer (a pseudonym, never the number), how it went."""
+
+    agent: str
+    role: str
+    action: str
+    outcome: str = "ok"
+    customer: str | None = None       # the number; the store keeps only its pseudonym
+    detail: str = ""
+    at: datetime | None = None
+    customer_id: str | None = None    # the pseudonym, as read back
+
+
+class AgentAudit(Protocol):
+    """The agents' register and their audit trail. ``record`` never raises (an audit failure is logged)."""
+
+    def seen(self, agent: AgentIdentity) -> None:
+        """The agent signed in (created on first sign-in, roles and last sign-in refreshed)."""
+
+    def record(self, entry: AuditEntry) -> None:
+        """Keep one action, the customer's number replaced by its pseudonym."""
+
+    def recent(self, *, agent: str | None = None, customer: str | None = None, limit: int = 50) -> list[AuditEntry]:
+        """Newest first, filtered by agent subject and/or customer number."""
+
+
+# A record shown on the console: column name -> text, already masked by the store where it holds
+# numbers the page does not choose to show.
+Row = dict[str, str]
+
+
+@dataclass(slots=True)
+class CustomerFile:
+    """Everything the console shows about one number."""
+
+    msisdn: str
+    language: str | None = None
+    accounts: list[Row] = field(default_factory=list)          # links and the billing system's view
+    consent: list[Row] = field(default_factory=list)
+    stopped: bool = False
+    sessions: list[Row] = field(default_factory=list)
+    security: list[Row] = field(default_factory=list)
+    payments: list[Row] = field(default_factory=list)
+    mismatches: list[Row] = field(default_factory=list)
+    tickets: list[Row] = field(default_factory=list)
+    notifications: list[Row] = field(default_factory=list)
+    pin: Row = field(default_factory=dict)
+    backoffice_error: str | None = None
+
+
+class CustomerRecords(Protocol):
+    """A customer's records, read and acted on by agents."""
+
+    def numbers_for_account(self, account_number: str) -> list[str]:
+        """The numbers linked to an account (ours and the billing system's registered one)."""
+
+    def file(self, msisdn: str) -> CustomerFile:
+        """Every record of the number, newest first where it matters."""
+
+    def unlock_pin(self, msisdn: str, agent: str) -> bool:
+        """Lift the number's PIN lock (as ``python -m app pin-unlock`` does); False when none was locked."""
+
+    def resend(self, msisdn: str, notification_id: int) -> bool:
+        """Queue a failed notification of this number again; False when it is not this number's or not failed."""

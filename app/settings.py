@@ -61,6 +61,9 @@ class Settings:
     twilio_auth_token: str = field(default="", repr=False)
     twilio_whatsapp_from: str = ""
     twilio_api_url: str | None = None
+    # E-mail notifications (backend_clients/smtp_email.py): smtp://user:password@host:port or smtps://.
+    smtp_url: str = field(default="", repr=False)     # may carry a password
+    email_from: str = "notifications@elecnet.example"
     # Mobile-money operators offered to customers: PAYMENT_WALLETS="code:Name,code:Name" (order shown).
     payment_wallets: tuple[tuple[str, str], ...] = (("orange_money", "Orange Money"), ("wave", "Wave"),
                                                     ("free_money", "Free Money"))
@@ -114,6 +117,8 @@ class Settings:
             twilio_auth_token=os.environ.get("TWILIO_AUTH_TOKEN", ""),
             twilio_whatsapp_from=os.environ.get("TWILIO_WHATSAPP_FROM", ""),
             twilio_api_url=os.environ.get("TWILIO_API_URL") or None,
+            smtp_url=os.environ.get("SMTP_URL", "").strip(),
+            email_from=_env("EMAIL_FROM", cls.email_from),
             payment_wallets=_wallets(os.environ.get("PAYMENT_WALLETS", "")) or cls.payment_wallets,
             payment_status_after_seconds=int(_env("PAYMENT_STATUS_AFTER_SECONDS",
                                                   str(cls.payment_status_after_seconds))),

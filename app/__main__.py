@@ -64,6 +64,17 @@ def _secret_key_file(path: str = os.path.join("var", "secret_key")) -> str:
         return kept.read().strip()
 
 
+def _sms_sink_line(env: dict[str, str], backoffice_port: str) -> str | None:
+    """Without an SMS account, a development run sends SMS to the back office's sink (a page to read)."""
+    if env.get("AT_API_KEY") or env.get("BACKOFFICE_DEV", "").strip().lower() not in ("1", "true", "yes", "on"):
+        return None
+    from backoffice.dev_sms import DEV_SMS_API_KEY
+
+    env["AT_API_KEY"], env["AT_USERNAME"] = DEV_SMS_API_KEY, "sandbox"
+    env["AT_API_URL"] = f"http://127.0.0.1:{backoffice_port}/dev/africastalking/version1"
+    return f"http://127.0.0.1:{backoffice_port}/dev/sms"
+
+
 def serve() -> int:
     if not os.environ.get("SECRET_KEY"):
         os.environ["SECRET_KEY"] = _secret_key_file()
@@ -77,6 +88,7 @@ def serve() -> int:
     env.setdefault("BACKOFFICE_URL", f"http://127.0.0.1:{backoffice_port}")
     env.setdefault("PUBLIC_BASE_URL", f"http://127.0.0.1:{port}")
     print(_callback_secret_line(env), file=sys.stderr, flush=True)
+    sms_sink = _sms_sink_line(env, backoffice_port)
     # A SIGTERM (a supervisor, `timeout`) stops the children too, like Ctrl-C does.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     # Seeding with the run's environment (idempotent): one secret, one message about it.
@@ -106,7 +118,9 @@ def serve() -> int:
               f"\n  1. engine (gunicorn, {workers} worker(s)): POST http://{host}:{port}/ussd/africastalking"
               f"\n  2. back office (reference systems):     http://127.0.0.1:{backoffice_port}/healthz"
               f"\n  3. worker (kept tickets, every {interval} s)"
-              f"\n  metrics: {metrics_line}\n", flush=True)
+              f"\n  metrics: {metrics_line}"
+              + (f"\n  SMS (no AT_API_KEY: nothing leaves this machine): read them at {sms_sink}" if sms_sink else "")
+              + "\n", flush=True)
         while all(child.poll() is None for child in children):
             time.sleep(0.5)
         return next(child.returncode for child in children if child.poll() is not None) or 0

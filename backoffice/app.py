@@ -12,6 +12,7 @@ from .callbacks import CallbackSender
 from .config import BackofficeConfig
 from .context import EXTENSION_KEY, Backoffice
 from .db import make_engine, make_session_factory
+from .dev_sms import DevSmsSink
 from .errors import Unauthorized, register_error_handlers
 from .models import Base
 from .payment_decisions import PaymentDecider
@@ -60,4 +61,7 @@ def create_app(config: BackofficeConfig | None = None) -> Flask:
         app.register_blueprint(module.blueprint)
     app.register_blueprint(notices.blueprint)
     app.register_blueprint(zone_outages.blueprint)
+    if config.dev:
+        # make run's SMS sink (no SMS account in development): never served outside development mode.
+        app.register_blueprint(DevSmsSink().blueprint())
     return app

@@ -26,7 +26,8 @@ def test_serve_binds_loopback_announces_itself_once_and_keeps_metrics_internal(s
            "BACKOFFICE_DATABASE_URL": f"sqlite:///{tmp_path / 'backoffice.db'}",
            "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prometheus"), "WORKER_INTERVAL_SECONDS": "3600",
            "BACKOFFICE_DEV": "1", "SECRET_KEY": "test-serve-key"}
-    for name in ("HOST", "PAYMENT_CALLBACK_SECRET", "BACKOFFICE_URL", "PUBLIC_BASE_URL", "USSD_GATEWAY_TOKEN"):
+    for name in ("HOST", "PAYMENT_CALLBACK_SECRET", "BACKOFFICE_URL", "PUBLIC_BASE_URL", "USSD_GATEWAY_TOKEN",
+                 "AT_API_KEY", "AT_API_URL", "AT_USERNAME"):
         env.pop(name, None)
     log_path = tmp_path / "serve.log"
     with log_path.open("w") as log_file:
@@ -42,6 +43,11 @@ def test_serve_binds_loopback_announces_itself_once_and_keeps_metrics_internal(s
             hops = sum(s.value for family in text_string_to_metric_families(internal.text)
                        if family.name == "engine_hops" for s in family.samples)
             assert hops == 1
+            # No SMS account: the reply to an SMS lands in the back office's development sink, readable.
+            requests.post(f"http://127.0.0.1:{port}/sms/africastalking", timeout=10, data={
+                "from": "+221770000002", "to": "21212", "text": "HELP", "id": "ATXid_serve_1", "date": "x"})
+            sink = requests.get(f"http://127.0.0.1:{backoffice_port}/dev/sms", timeout=5).text
+            assert "**********002" in sink and "ElecNet SMS commands:" in sink and "+221770000002" not in sink
         finally:
             server.send_signal(signal.SIGTERM)
             server.wait(timeout=30)
@@ -56,3 +62,5 @@ def test_serve_binds_loopback_announces_itself_once_and_keeps_metrics_internal(s
     assert f"metrics: http://127.0.0.1:{metrics_port}/metrics (internal port, METRICS_PORT)" in out
     assert "transitions" not in out
     assert "USSD_GATEWAY_TOKEN is not set" in out
+    assert (f"SMS (no AT_API_KEY: nothing leaves this machine): read them at "
+            f"http://127.0.0.1:{backoffice_port}/dev/sms") in out

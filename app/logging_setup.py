@@ -25,15 +25,18 @@ REDACTED: Final = "***"
 # A secret passed as a query parameter (the gateway's ``?token=``; any ``*token=``, ``secret=``, ``key=``).
 _SECRET_PARAM: Final = re.compile(r"(?i)(\b[\w-]*(?:token|secret|key)=)[^&\s\"']+")
 _MIN_SECRET_CHARS: Final = 4  # shorter "secrets" would blank half the log
+# An e-mail address keeps its first letter and its domain: ``awa.diop@exemple.sn`` -> ``a***@exemple.sn``.
+_EMAIL: Final = re.compile(r"\b([A-Za-z0-9])[A-Za-z0-9._%+'-]*@(?=[A-Za-z0-9-]+\.)")
 
 _secrets: set[str] = set()
 _previous_factory: Callable[..., logging.LogRecord] | None = None
 
 
 def scrub(text: str) -> str:
-    """``text`` with configured secrets and ``token=`` values blanked and long numbers masked."""
+    """``text`` with configured secrets and ``token=`` values blanked, long numbers and e-mail addresses masked."""
     for secret in sorted(_secrets, key=len, reverse=True):
         text = text.replace(secret, REDACTED)
+    text = _EMAIL.sub(lambda m: m.group(1) + "***@", text)
     return mask_numbers(_SECRET_PARAM.sub(lambda m: m.group(1) + REDACTED, text))
 
 

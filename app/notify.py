@@ -44,9 +44,10 @@ from typing import Any, Protocol
 import yaml
 
 from dialogs.backends import BackendUnavailable, Rejected
+from dialogs.stores import ContactInfo
 from engine.formatting import TextFormatter
-from menus.brand import Brand, fill_brand
 from engine.masking import mask
+from menus.brand import Brand, fill_brand
 
 from .pace import CHANNEL_PROVIDERS, Pace
 from .quiet_hours import QuietHours
@@ -73,13 +74,8 @@ class OptIns(Protocol):
         """Which of these (number, topic, scope) subscriptions are active now."""
 
 
-class Contact(Protocol):
-    channel: str
-    email: str | None
-
-
 class ContactBook(Protocol):
-    def contacts_among(self, msisdns: Collection[str]) -> Mapping[str, Contact]:
+    def contacts_among(self, msisdns: Collection[str]) -> Mapping[str, ContactInfo]:
         """The channel (and confirmed e-mail) of those numbers that chose one."""
 
 
@@ -236,7 +232,7 @@ class Dispatcher:
         topic, field_name = template.opt_in
         return (message.msisdn, topic, str(message.payload.get(field_name) or "") if field_name else "")
 
-    def _route(self, message: ClaimedMessage, contact: Contact | None) -> list[tuple[str, str | None]]:
+    def _route(self, message: ClaimedMessage, contact: ContactInfo | None) -> list[tuple[str, str | None]]:
         """(channel, address) in the order to try: the customer's channel, then SMS."""
         template = self.templates.kinds.get(message.kind)
         if template is not None and template.channel:
@@ -251,7 +247,7 @@ class Dispatcher:
             route.append((preferred, message.msisdn))
         return route + [("sms", message.msisdn)]
 
-    def _deliver(self, message: ClaimedMessage, now: datetime, contact: Contact | None = None) -> str:
+    def _deliver(self, message: ClaimedMessage, now: datetime, contact: ContactInfo | None = None) -> str:
         try:
             text = self.templates.render(message, self._formatter(message.language))
         except LookupError as exc:

@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Any, Literal, Protocol, runtime_checkable
 
 __all__ = [
+    "NOTIFY_CHANNELS",
     "AccountLink",
     "AccountLinks",
     "Consent",
@@ -15,7 +16,6 @@ __all__ = [
     "ContactInfo",
     "Contacts",
     "EmailCheck",
-    "NOTIFY_CHANNELS",
     "IdentityCache",
     "LocalPayment",
     "Outbox",

@@ -14,7 +14,6 @@ import pytest
 from app.notify import Dispatcher, NotificationTemplates
 from app.storage import SqlConsent, SqlOutbox, make_sessions
 from app.storage.contacts import SqlContacts
-from app.storage.delivery import SqlDeliveryQueue
 from backend_clients.africastalking_sms import AfricasTalkingSms
 from backend_clients.smtp_email import SmtpEmail
 from backend_clients.twilio_whatsapp import TwilioWhatsApp

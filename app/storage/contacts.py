@@ -42,11 +42,13 @@ class SqlContacts:
             return _info(db.get(PreferenceRow, msisdn))
 
     def contacts_among(self, msisdns: Collection[str]) -> dict[str, ContactInfo]:
-        """The contacts of those numbers that chose something (one query for a batch)."""
+        """The contacts of those numbers that chose a channel (one query for a batch); the others keep
+        the channel their message was queued with."""
         if not msisdns:
             return {}
         with self._sessions() as db:
-            rows = db.scalars(select(PreferenceRow).where(PreferenceRow.msisdn.in_(list(set(msisdns))))).all()
+            rows = db.scalars(select(PreferenceRow).where(PreferenceRow.msisdn.in_(list(set(msisdns))),
+                                                          PreferenceRow.notify_channel.is_not(None))).all()
             return {row.msisdn: _info(row) for row in rows}
 
     def set_channel(self, msisdn: str, channel: str, *, via: str, source: str) -> None:

@@ -65,13 +65,18 @@ def _secret_key_file(path: str = os.path.join("var", "secret_key")) -> str:
 
 
 def _sms_sink_line(env: dict[str, str], backoffice_port: str) -> str | None:
-    """Without an SMS account, a development run sends SMS to the back office's sink (a page to read)."""
+    """Without an SMS account, a development run sends SMS (and, without SMTP_URL, e-mail) to the back
+    office's sink, a page to read."""
     if env.get("AT_API_KEY") or env.get("BACKOFFICE_DEV", "").strip().lower() not in ("1", "true", "yes", "on"):
         return None
     from backoffice.dev_sms import DEV_SMS_API_KEY
 
     env["AT_API_KEY"], env["AT_USERNAME"] = DEV_SMS_API_KEY, "sandbox"
     env["AT_API_URL"] = f"http://127.0.0.1:{backoffice_port}/dev/africastalking/version1"
+    if not env.get("SMTP_URL"):
+        # E-mail too (codes that confirm an address, messages of customers who chose e-mail).
+        smtp_port = env.setdefault("BACKOFFICE_DEV_SMTP_PORT", "8025")
+        env["SMTP_URL"] = f"smtp://127.0.0.1:{smtp_port}"
     return f"http://127.0.0.1:{backoffice_port}/dev/sms"
 
 
@@ -119,7 +124,8 @@ def serve() -> int:
               f"\n  2. back office (reference systems):     http://127.0.0.1:{backoffice_port}/healthz"
               f"\n  3. worker (kept tickets, every {interval} s)"
               f"\n  metrics: {metrics_line}"
-              + (f"\n  SMS (no AT_API_KEY: nothing leaves this machine): read them at {sms_sink}" if sms_sink else "")
+              + (f"\n  SMS and e-mail (no AT_API_KEY: nothing leaves this machine): read them at {sms_sink}"
+                 if sms_sink else "")
               + "\n", flush=True)
         while all(child.poll() is None for child in children):
             time.sleep(0.5)

@@ -63,5 +63,6 @@ def create_app(config: BackofficeConfig | None = None) -> Flask:
     app.register_blueprint(zone_outages.blueprint)
     if config.dev:
         # make run's SMS sink (no SMS account in development): never served outside development mode.
-        app.register_blueprint(DevSmsSink().blueprint())
+        sink = app.extensions["dev_sink"] = DevSmsSink()
+        app.register_blueprint(sink.blueprint())
     return app

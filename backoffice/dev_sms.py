@@ -1,4 +1,4 @@
-"""A development sink for SMS: Africa's Talking's messaging API, faked, and a page of what it took.
+"""A development sink for SMS (and e-mail): Africa's Talking's messaging API, faked, and a page of what it took.
 
 Only in development mode (``BACKOFFICE_DEV=1``, which ``make run`` sets): without an SMS account,
 ``make run`` points the product's Africa's Talking SDK here (``AT_API_URL``), so receipts, tokens,
@@ -10,6 +10,8 @@ ever. Nothing is sent to anyone.
 answered with ``application/json`` and one status per recipient, as the SDK expects. The key must be
 ``DEV_SMS_API_KEY``, the one ``make run`` gives the product. The page lists messages newest first,
 numbers masked but for their last three digits; the last ``KEEP`` messages are kept, in memory.
+E-mails a development SMTP server hands over (``record_email``, see ``backoffice/dev_smtp.py``) are
+listed on the same page, addresses masked (``a***@exemple.sn``).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from typing import Final
 
 from flask import Blueprint, Response, jsonify, render_template_string, request
 
-__all__ = ["DEV_SMS_API_KEY", "DevSmsSink", "mask_number"]
+__all__ = ["DEV_SMS_API_KEY", "DevSmsSink", "mask_address", "mask_number"]
 
 DEV_SMS_API_KEY: Final = "dev-sms-sink"
 KEEP: Final = 500
@@ -35,10 +37,11 @@ _PAGE = """<!doctype html>
 <meta http-equiv="refresh" content="5">
 <style>body{font-family:sans-serif;margin:2em}td,th{padding:.3em .8em;text-align:left;vertical-align:top}
 tr:nth-child(even){background:#f3f3f3}pre{margin:0;white-space:pre-wrap;font-family:inherit}</style></head>
-<body><h1>SMS "sent" in development</h1>
-<p>Nothing leaves this machine: the product's Africa's Talking SDK points here. Newest first; refreshes every 5 s.</p>
-{% if messages %}<table><tr><th>when (UTC)</th><th>to</th><th>from</th><th>message</th></tr>
-{% for m in messages %}<tr><td>{{ m.at }}</td><td>{{ m.to }}</td><td>{{ m.sender }}</td><td><pre>{{ m.text }}</pre></td></tr>
+<body><h1>SMS (and e-mails) "sent" in development</h1>
+<p>Nothing leaves this machine: the product's Africa's Talking SDK (and its SMTP client) point here. Newest first;
+refreshes every 5 s.</p>
+{% if messages %}<table><tr><th>when (UTC)</th><th>by</th><th>to</th><th>from</th><th>message</th></tr>
+{% for m in messages %}<tr><td>{{ m.at }}</td><td>{{ m.channel }}</td><td>{{ m.to }}</td><td>{{ m.sender }}</td><td><pre>{{ m.text }}</pre></td></tr>
 {% endfor %}</table>{% else %}<p>No message yet.</p>{% endif %}
 </body></html>"""
 
@@ -48,6 +51,12 @@ def mask_number(number: str) -> str:
     return "*" * max(0, len(number) - 3) + number[-3:]
 
 
+def mask_address(address: str) -> str:
+    """``awa.diop@exemple.sn`` -> ``a***@exemple.sn``."""
+    local, _, domain = address.rpartition("@")
+    return f"{local[:1]}***@{domain}" if local else mask_number(address)
+
+
 @dataclass(frozen=True, slots=True)
 class _Sms:
     at: str
@@ -55,6 +64,7 @@ class _Sms:
     sender: str
     text: str
     message_id: str
+    channel: str = "SMS"
 
 
 class DevSmsSink:
@@ -62,6 +72,13 @@ class DevSmsSink:
         self._messages: deque[_Sms] = deque(maxlen=KEEP)
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
+
+    def record_email(self, to: str, sender: str, subject: str, text: str) -> None:
+        """An e-mail the development SMTP server received."""
+        with self._lock:
+            self._messages.append(_Sms(datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S"), to, sender,
+                                       f"{subject}\n\n{text}" if subject and not text.startswith(subject) else text,
+                                       f"dev-mail-{next(self._ids):08d}", channel="e-mail"))
 
     def blueprint(self) -> Blueprint:
         bp = Blueprint("dev_sms", __name__)
@@ -92,7 +109,8 @@ class DevSmsSink:
         @bp.get("/dev/sms")
         def page() -> str:
             with self._lock:
-                shown = [{"at": m.at, "to": mask_number(m.to), "sender": m.sender, "text": m.text}
+                shown = [{"at": m.at, "channel": m.channel, "sender": m.sender, "text": m.text,
+                          "to": mask_address(m.to) if m.channel == "e-mail" else mask_number(m.to)}
                          for m in reversed(self._messages)]
             return render_template_string(_PAGE, messages=shown)
 

@@ -51,3 +51,21 @@ def test_outside_development_mode_there_is_no_sink(backoffice_config: Backoffice
                                  headers={"apiKey": DEV_SMS_API_KEY}, data={"to": "+221770000001"}).status_code == 404
     finally:
         closed.extensions["backoffice"].close()
+
+
+def test_the_development_smtp_server_puts_mail_on_the_same_page(backoffice_app, backoffice_url):
+    from backend_clients.smtp_email import SmtpEmail
+    from backoffice.dev_smtp import start_dev_smtp
+    from tests.support.services import free_port
+
+    port = free_port()
+    stop = start_dev_smtp(backoffice_app.extensions["dev_sink"], port)
+    assert stop is not None
+    try:
+        SmtpEmail(f"smtp://127.0.0.1:{port}", "notifications@elecnet.example").send(
+            "awa.diop@exemple.sn", "ElecNet: votre code de confirmation d'adresse e-mail est 482913.")
+    finally:
+        stop()
+    page = requests.get(f"{backoffice_url}/dev/sms", timeout=5).text
+    assert "<td>e-mail</td><td>a***@exemple.sn</td>" in page and "awa.diop" not in page
+    assert "e-mail est 482913." in page

@@ -42,5 +42,10 @@ def start_dev_smtp(sink: DevSmsSink, port: int) -> Callable[[], None] | None:
         log.warning("aiosmtpd is not installed: no development SMTP server (e-mails wait in the outbox)")
         return None
     controller = Controller(_Handler(sink), hostname="127.0.0.1", port=port)
-    controller.start()
+    try:
+        controller.start()
+    except Exception as exc:  # port taken ...: a development convenience must not stop the back office
+        log.warning("no development SMTP server on port %d (%s): e-mails wait in the outbox", port,
+                    type(exc).__name__)
+        return None
     return controller.stop

@@ -169,7 +169,7 @@ class PinVault(Protocol):
 @dataclass(frozen=True, slots=True)
 class Subscription:
     msisdn: str
-    topic: str        # outage_zone | power_back | bill_issued | payment_received
+    topic: str        # outage_zone | power_back | bill_issued | low_credit | payment_received
     scope: str        # zone, account number or ""
     channel: str
     active: bool
@@ -191,7 +191,7 @@ class Subscriptions(Protocol):
 @dataclass(frozen=True, slots=True)
 class ConsentChange:
     msisdn: str
-    action: str       # opt_in | opt_out | stop | start
+    action: str       # opt_in | opt_out | stop | start | channel (topic: the channel) | email (topic: confirmed)
     topic: str        # "" for stop/start: every topic
     scope: str
     channel: str      # where the customer said it: ussd, sms, whatsapp, web, agent ...

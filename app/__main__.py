@@ -65,6 +65,22 @@ def _secret_key_file(path: str = os.path.join("var", "secret_key")) -> str:
         return kept.read().strip()
 
 
+def _sms_sink_line(env: dict[str, str], backoffice_port: str) -> str | None:
+    """Without an SMS account, a development run sends SMS (and, without SMTP_URL, e-mail) to the back
+    office's sink, a page to read."""
+    if env.get("AT_API_KEY") or env.get("BACKOFFICE_DEV", "").strip().lower() not in ("1", "true", "yes", "on"):
+        return None
+    from backoffice.dev_sms import DEV_SMS_API_KEY
+
+    env["AT_API_KEY"], env["AT_USERNAME"] = DEV_SMS_API_KEY, "sandbox"
+    env["AT_API_URL"] = f"http://127.0.0.1:{backoffice_port}/dev/africastalking/version1"
+    if not env.get("SMTP_URL"):
+        # E-mail too (codes that confirm an address, messages of customers who chose e-mail).
+        smtp_port = env.setdefault("BACKOFFICE_DEV_SMTP_PORT", "8025")
+        env["SMTP_URL"] = f"smtp://127.0.0.1:{smtp_port}"
+    return f"http://127.0.0.1:{backoffice_port}/dev/sms"
+
+
 def serve() -> int:
     if not os.environ.get("SECRET_KEY"):
         os.environ["SECRET_KEY"] = _secret_key_file()
@@ -78,6 +94,7 @@ def serve() -> int:
     env.setdefault("BACKOFFICE_URL", f"http://127.0.0.1:{backoffice_port}")
     env.setdefault("PUBLIC_BASE_URL", f"http://127.0.0.1:{port}")
     print(_callback_secret_line(env), file=sys.stderr, flush=True)
+    sms_sink = _sms_sink_line(env, backoffice_port)
     # A SIGTERM (a supervisor, `timeout`) stops the children too, like Ctrl-C does.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     # Seeding with the run's environment (idempotent): one secret, one message about it.
@@ -110,7 +127,10 @@ def serve() -> int:
               f"\n  customers' web pages (sign-in by SMS code): http://{host}:{port}/web/"
               f"\n  agents: console http://{host}:{port}/console/  simulator http://{host}:{port}/simulator/"
               f"  ({_agents_signin_line(settings)})"
-              f"\n  metrics: {metrics_line}\n", flush=True)
+              f"\n  metrics: {metrics_line}"
+              + (f"\n  SMS and e-mail (no AT_API_KEY: nothing leaves this machine): read them at {sms_sink}"
+                 if sms_sink else "")
+              + "\n", flush=True)
         while all(child.poll() is None for child in children):
             time.sleep(0.5)
         return next(child.returncode for child in children if child.poll() is not None) or 0

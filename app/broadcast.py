@@ -15,7 +15,8 @@ Who hears what:
 
 A customer who sent STOP is left out here and, for rows already queued, by the dispatcher. Each
 recipient gets the message in their chosen language (``preferences``), else the language of the
-conversation in which they subscribed, else the default.
+conversation in which they subscribed, else the default, on the channel they chose (SMS, WhatsApp,
+e-mail; the dispatcher checks it again when sending).
 A zone broadcast is one SELECT and one multi-row INSERT (10 000 subscribers in well under 10 s,
 see ``bench/notify_broadcast.py``).
 """
@@ -152,12 +153,13 @@ class NoticeRelay:
     def _queue(self, db: Session, notice: FeedNotice, recipients: list[Recipient]) -> int:
         if not recipients:
             return 0
-        languages = self._languages(db, [r.msisdn for r in recipients])
+        chosen = self._preferences(db, [r.msisdn for r in recipients])
         payload = json.dumps(self._payload(notice), default=str)
         rows = [{"dedupe_key": f"notice:{notice.id}:{r.msisdn}", "kind": notice.kind, "msisdn": r.msisdn,
-                 "language": languages.get(r.msisdn) or r.language or notice.fields.get("language")
+                 "language": chosen.get(r.msisdn, (None, None))[0] or r.language or notice.fields.get("language")
                  or self._default_language,
-                 "payload": payload, "status": "pending", "attempts": 0, "channel": r.channel}
+                 "payload": payload, "status": "pending", "attempts": 0,
+                 "channel": chosen.get(r.msisdn, (None, None))[1] or r.channel}
                 for r in recipients]
         statement = _insert_ignoring_duplicates(db)
         count = db.connection().execute(statement, rows).rowcount   # Core executemany: one multi-row INSERT
@@ -171,12 +173,14 @@ class NoticeRelay:
         return {k: v for k, v in payload.items() if v is not None}
 
     @staticmethod
-    def _languages(db: Session, numbers: list[str]) -> dict[str, str]:
-        found: dict[str, str] = {}
+    def _preferences(db: Session, numbers: list[str]) -> dict[str, tuple[str | None, str | None]]:
+        """The language and the channel each recipient chose, if any."""
+        found: dict[str, tuple[str | None, str | None]] = {}
         for start in range(0, len(numbers), 1000):     # IN lists stay reasonable
             chunk = numbers[start:start + 1000]
-            found.update({m: lang for m, lang in db.execute(select(PreferenceRow.msisdn, PreferenceRow.language)
-                                                            .where(PreferenceRow.msisdn.in_(chunk))) if lang})
+            found.update({m: (lang, channel) for m, lang, channel in db.execute(
+                select(PreferenceRow.msisdn, PreferenceRow.language, PreferenceRow.notify_channel)
+                .where(PreferenceRow.msisdn.in_(chunk)))})
         return found
 
 

@@ -19,6 +19,7 @@ from backend_clients import BillingClient, ClientConfig, IncidentClient, Meterin
 from backend_clients.africastalking_sms import AfricasTalkingSms
 from backend_clients.meta_whatsapp import MetaWhatsApp
 from backend_clients.notices import NoticeFeedClient
+from backend_clients.smtp_email import SmtpEmail
 from backend_clients.twilio_whatsapp import TwilioWhatsApp
 from channels.adapter import ChannelAdapter
 from channels.answer_ledger import AnswerLedger, MemoryAnswerLedger
@@ -72,9 +73,11 @@ from .storage import (
 )
 from .storage.answer_ledger import RedisAnswerLedger
 from .storage.consent import SqlConsent
+from .storage.contacts import SqlContacts
 from .storage.delivery import SqlDeliveryQueue
 from .storage.identity_cache import (
     ForgetfulAccountLinks,
+    ForgetfulContacts,
     ForgetfulPinVault,
     ForgetfulPreferences,
     MemoryIdentityCache,
@@ -143,7 +146,7 @@ def build_deps(settings: Settings, sessions: sessionmaker[Session],
                 security=security or build_security_audit(settings, sessions),
                 settings=DialogSettings(payment_callback_url=f"{settings.public_base_url}/payments/callback",
                                         wallets=settings.payment_wallets),
-                consent=consent)
+                consent=consent, contacts=ForgetfulContacts(sessions, identity))
 
 
 def build_engine(settings: Settings, store: SessionStore | None = None,
@@ -259,10 +262,16 @@ def build_dispatcher(settings: Settings, sessions: sessionmaker[Session]) -> Dis
         senders["whatsapp"] = TwilioWhatsApp(settings.twilio_account_sid, settings.twilio_auth_token,
                                              settings.twilio_whatsapp_from, settings.twilio_api_url,
                                              status_callback=f"{settings.public_base_url}{TWILIO_STATUS_PATH}")
+    if settings.smtp_url:
+        senders["email"] = SmtpEmail(settings.smtp_url, settings.email_from)
+    else:
+        log.warning("SMTP_URL is not set: customers who chose e-mail get SMS, and e-mail codes wait in the outbox.")
     rates = parse_rates(settings.send_rates)
+    consent = SqlConsent(sessions)
     return Dispatcher(SqlDeliveryQueue(sessions), templates, senders, labels=menus.labels,
-                      stops=SqlConsent(sessions), quiet=QuietHours.parse(settings.quiet_hours, settings.quiet_hours_tz),
-                      pace=build_pace(settings), clock=settings.clock, batch=max(1, min(50, int(max(rates.values(), default=50)))))
+                      stops=consent, quiet=QuietHours.parse(settings.quiet_hours, settings.quiet_hours_tz),
+                      pace=build_pace(settings), clock=settings.clock, batch=max(1, min(50, int(max(rates.values(), default=50)))),
+                      opt_ins=consent, contacts=SqlContacts(sessions))
 
 
 def build_pace(settings: Settings) -> Pace | None:

@@ -25,9 +25,11 @@ REDACTED: Final = "***"
 # A secret passed as a query parameter (the gateway's ``?token=``; any ``*token=``, ``secret=``, ``key=``).
 _SECRET_PARAM: Final = re.compile(r"(?i)(\b[\w-]*(?:token|secret|key)=)[^&\s\"']+")
 _MIN_SECRET_CHARS: Final = 4  # shorter "secrets" would blank half the log
+# An e-mail address keeps its first letter and its domain: ``awa.diop@exemple.sn`` -> ``a***@exemple.sn``.
+_EMAIL: Final = re.compile(r"\b([A-Za-z0-9])[A-Za-z0-9._%+'-]*@(?=[A-Za-z0-9-]+\.)")
 
-# Only a text with a digit or an "=" can hold a number or a ``token=``: the rest skips the regexes.
-_MAY_HOLD: Final = re.compile(r"[0-9=]")
+# Only a text with a digit, an "=" or an "@" can hold a number, a ``token=`` or an address: the rest skips the regexes.
+_MAY_HOLD: Final = re.compile(r"[0-9=@]")
 
 _secrets: tuple[str, ...] = ()   # longest first
 _previous_factory: Callable[..., logging.LogRecord] | None = None
@@ -40,12 +42,13 @@ class Scrubbed(str):
 
 
 def scrub(text: str) -> str:
-    """``text`` with configured secrets and ``token=`` values blanked and long numbers masked."""
+    """``text`` with configured secrets and ``token=`` values blanked, long numbers and e-mail addresses masked."""
     for secret in _secrets:
         if secret in text:
             text = text.replace(secret, REDACTED)
     if not _MAY_HOLD.search(text):
         return text
+    text = _EMAIL.sub(lambda m: m.group(1) + "***@", text)
     return mask_numbers(_SECRET_PARAM.sub(lambda m: m.group(1) + REDACTED, text))
 
 

@@ -14,11 +14,18 @@ Consent, night and pace (each optional):
 
 - a customer who sent STOP gets no message but ``transactional`` kinds (receipts, tokens): a queued
   one is marked ``suppressed`` with the reason, never sent later;
+- a kind that needs an opt-in (``opt_in:`` in the templates: bill issued, low credit, outage in my
+  zone) is checked again when sent: a topic turned off after the message was queued stops it too;
 - during quiet hours (``QuietHours``) only ``urgent`` kinds are claimed; the others wait in the
   outbox until the window ends;
 - each provider's send rate (``Pace``, shared by every worker through Redis): when it is used up the
   rest of the batch is given back untouched, and the next pass claims urgent kinds first again, so
   urgent messages overtake a bulk run.
+
+Where each message goes is read when it is sent (``ContactBook``): the channel the customer chose
+(SMS, WhatsApp, or e-mail to their confirmed address), then SMS when that channel refuses the
+message, has no sender configured, or (e-mail) no confirmed address. A kind bound to one channel
+(``channel: email``: the code that proves an address) goes there only, to the address in its payload.
 
 Texts come from ``config/notifications.yaml``; a kind without a template is a configuration
 error reported at start-up by ``NotificationTemplates.check``, never a silently dropped message.
@@ -37,15 +44,16 @@ from typing import Any, Protocol
 import yaml
 
 from dialogs.backends import BackendUnavailable, Rejected
+from dialogs.stores import ContactInfo
 from engine.formatting import TextFormatter
-from menus.brand import Brand, fill_brand
 from engine.masking import mask
+from menus.brand import Brand, fill_brand
 
 from .pace import CHANNEL_PROVIDERS, Pace
 from .quiet_hours import QuietHours
 from .storage.delivery import ClaimedMessage, SqlDeliveryQueue
 
-__all__ = ["DeliveryPass", "Dispatcher", "NotificationTemplates", "SmsSender", "StopList"]
+__all__ = ["ContactBook", "DeliveryPass", "Dispatcher", "NotificationTemplates", "OptIns", "SmsSender", "StopList"]
 
 log = logging.getLogger("notify")
 
@@ -61,12 +69,24 @@ class StopList(Protocol):
         """Which of these numbers sent STOP (and not START since)."""
 
 
+class OptIns(Protocol):
+    def subscribed_among(self, wanted: Collection[tuple[str, str, str]]) -> set[tuple[str, str, str]]:
+        """Which of these (number, topic, scope) subscriptions are active now."""
+
+
+class ContactBook(Protocol):
+    def contacts_among(self, msisdns: Collection[str]) -> Mapping[str, ContactInfo]:
+        """The channel (and confirmed e-mail) of those numbers that chose one."""
+
+
 @dataclass(frozen=True)
 class _Template:
     urgent: bool
     text: Mapping[str, str]
     if_present: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     transactional: bool = False     # what the customer asked for (receipt, token): goes even after STOP
+    opt_in: tuple[str, str] | None = None   # (topic, payload field of its scope): re-checked when sent
+    channel: str | None = None      # bound to this channel (no preference, no fallback)
 
 
 @dataclass(frozen=True)
@@ -82,8 +102,13 @@ class NotificationTemplates:
         for kind, spec in (raw.get("kinds") or {}).items():
             if not isinstance(spec, dict) or not isinstance(spec.get("text"), dict):
                 raise ValueError(f"{path}: kind '{kind}' needs a text per language")
+            opt_in = spec.get("opt_in")
+            if opt_in is not None and not (isinstance(opt_in, dict) and opt_in.get("topic")):
+                raise ValueError(f"{path}: kind '{kind}': opt_in needs a topic (and the payload field of its scope)")
             kinds[kind] = _Template(bool(spec.get("urgent")), dict(spec["text"]), dict(spec.get("if_present") or {}),
-                                    bool(spec.get("transactional")))
+                                    bool(spec.get("transactional")),
+                                    (str(opt_in["topic"]), str(opt_in.get("scope") or "")) if opt_in else None,
+                                    spec.get("channel") or None)
         return cls(kinds, default_language)
 
     @property
@@ -118,7 +143,7 @@ class DeliveryPass:
     failed: int = 0
     adopted: int = 0
     requeued: int = 0
-    suppressed: int = 0     # the customer sent STOP
+    suppressed: int = 0     # the customer sent STOP or turned the topic off
     paced: int = 0          # given back: the provider's rate was used up
 
 
@@ -129,9 +154,11 @@ class Dispatcher:
                  backoff: timedelta = timedelta(seconds=5), max_backoff: timedelta = timedelta(hours=1),
                  lease: timedelta = timedelta(seconds=60), settle: timedelta = timedelta(minutes=10),
                  stops: StopList | None = None, quiet: QuietHours | None = None, pace: Pace | None = None,
-                 max_pace_wait: float = 1.0, sleep: Callable[[float], None] = time.sleep, batch: int = 50) -> None:
+                 max_pace_wait: float = 1.0, sleep: Callable[[float], None] = time.sleep, batch: int = 50,
+                 opt_ins: OptIns | None = None, contacts: ContactBook | None = None) -> None:
         self.queue, self.templates, self.senders = queue, templates, senders
         self.stops, self.quiet, self.pace = stops, quiet, pace
+        self.opt_ins, self.contacts = opt_ins, contacts
         # Rows claimed per pass: about one second's worth at the provider's rate keeps a pass short, so an
         # urgent message queued behind a bulk run goes out at the next pass.
         self.max_pace_wait, self.sleep, self.batch = max_pace_wait, sleep, batch
@@ -155,6 +182,10 @@ class Dispatcher:
         transactional = self.templates.transactional_kinds
         stopped = self.stops.stopped_among({m.msisdn for m in claimed if m.kind not in transactional}) \
             if self.stops is not None else set()
+        wanted = {m.id: self._opt_in_of(m) for m in claimed}
+        active = self.opt_ins.subscribed_among({w for w in wanted.values() if w is not None}) \
+            if self.opt_ins is not None else None
+        contacts = self.contacts.contacts_among({m.msisdn for m in claimed}) if self.contacts is not None else {}
         for index, message in enumerate(claimed):
             if message.msisdn in stopped and message.kind not in transactional:
                 log.info("outbox %d (%s) to %s not sent: the customer sent STOP", message.id, message.kind,
@@ -162,7 +193,15 @@ class Dispatcher:
                 self.queue.suppress(message.id, reason="suppressed: the customer sent STOP")
                 suppressed += 1
                 continue
-            outcome = self._deliver(message, now)
+            opt_in = wanted[message.id]
+            if active is not None and opt_in is not None and opt_in not in active:
+                # Turned off between queueing and now: what the customer says last is what counts.
+                log.info("outbox %d (%s) to %s not sent: the customer turned %s off", message.id, message.kind,
+                         mask(message.msisdn), opt_in[1])
+                self.queue.suppress(message.id, reason=f"suppressed: the customer turned {opt_in[1]} off")
+                suppressed += 1
+                continue
+            outcome = self._deliver(message, now, contacts.get(message.msisdn))
             if outcome == "paced":
                 rest = [m.id for m in claimed[index:]]
                 self.queue.release(rest)
@@ -186,17 +225,41 @@ class Dispatcher:
                 return False
             self.sleep(wait)
 
-    def _deliver(self, message: ClaimedMessage, now: datetime) -> str:
+    def _opt_in_of(self, message: ClaimedMessage) -> tuple[str, str, str] | None:
+        template = self.templates.kinds.get(message.kind)
+        if template is None or template.opt_in is None:
+            return None
+        topic, field_name = template.opt_in
+        return (message.msisdn, topic, str(message.payload.get(field_name) or "") if field_name else "")
+
+    def _route(self, message: ClaimedMessage, contact: ContactInfo | None) -> list[tuple[str, str | None]]:
+        """(channel, address) in the order to try: the customer's channel, then SMS."""
+        template = self.templates.kinds.get(message.kind)
+        if template is not None and template.channel:
+            # Bound to its channel: an address's code never goes anywhere else.
+            bound = message.payload.get("email") if template.channel == "email" else message.msisdn
+            return [(template.channel, str(bound) if bound else None)]
+        preferred = contact.channel if contact is not None else message.channel or "sms"
+        route: list[tuple[str, str | None]] = []
+        if preferred == "email":
+            route.append(("email", contact.email if contact is not None else None))
+        elif preferred != "sms":
+            route.append((preferred, message.msisdn))
+        return route + [("sms", message.msisdn)]
+
+    def _deliver(self, message: ClaimedMessage, now: datetime, contact: ContactInfo | None = None) -> str:
         try:
             text = self.templates.render(message, self._formatter(message.language))
         except LookupError as exc:
             log.error("outbox %d (%s) to %s cannot be written: %s", message.id, message.kind, mask(message.msisdn), exc)
             self.queue.failed(message.id, error=str(exc))
             return "failed"
-        # The customer's channel first; SMS when it refuses the message or is not configured.
-        channels = [message.channel] + (["sms"] if message.channel != "sms" else [])
+        # The customer's channel first; SMS when it refuses the message, is not configured or has no address.
         refusal = ""
-        for channel in channels:
+        for channel, address in self._route(message, contact):
+            if not address:
+                refusal = f"refused: no {channel} address"
+                continue
             sender = self.senders.get(channel)
             if sender is None:
                 refusal = f"no sender configured for {channel}"
@@ -204,7 +267,7 @@ class Dispatcher:
             if not self._slot(channel):
                 return "paced"
             try:
-                result = sender.send(message.msisdn, text)
+                result = sender.send(address, text)
             except Rejected as exc:
                 log.warning("outbox %d (%s) to %s refused on %s: %s", message.id, message.kind,
                             mask(message.msisdn), channel, exc.reason)

@@ -78,6 +78,9 @@ class Settings:
     meta_access_token: str = field(default="", repr=False)
     graph_api_url: str = "https://graph.facebook.com/v21.0"
     whatsapp_session_idle_seconds: int = 300
+    # E-mail notifications (backend_clients/smtp_email.py): smtp://user:password@host:port or smtps://.
+    smtp_url: str = field(default="", repr=False)     # may carry a password
+    email_from: str = "notifications@elecnet.example"
     # Mobile-money operators offered to customers: PAYMENT_WALLETS="code:Name,code:Name" (order shown).
     payment_wallets: tuple[tuple[str, str], ...] = (("orange_money", "Orange Money"), ("wave", "Wave"),
                                                     ("free_money", "Free Money"))
@@ -161,6 +164,8 @@ class Settings:
             graph_api_url=_env("GRAPH_API_URL", cls.graph_api_url).rstrip("/"),
             whatsapp_session_idle_seconds=int(_env("WHATSAPP_SESSION_IDLE_SECONDS",
                                                    str(cls.whatsapp_session_idle_seconds))),
+            smtp_url=os.environ.get("SMTP_URL", "").strip(),
+            email_from=_env("EMAIL_FROM", cls.email_from),
             payment_wallets=_wallets(os.environ.get("PAYMENT_WALLETS", "")) or cls.payment_wallets,
             payment_status_after_seconds=int(_env("PAYMENT_STATUS_AFTER_SECONDS",
                                                   str(cls.payment_status_after_seconds))),

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 from werkzeug.serving import WSGIRequestHandler, run_simple
@@ -48,6 +49,12 @@ def _serve(args: argparse.Namespace) -> int:
         feed = MqttReadingFeed(config.mqtt_url, backoffice.sessions)
         feed.start()
         log.info("listening for meter readings on %s", config.mqtt_url)
+    stop_smtp = None
+    smtp_port = os.environ.get("BACKOFFICE_DEV_SMTP_PORT", "").strip()
+    if config.dev and smtp_port:
+        from .dev_smtp import start_dev_smtp
+
+        stop_smtp = start_dev_smtp(app.extensions["dev_sink"], int(smtp_port))
     # The access log prints request paths, and ours hold phone and account numbers.
     logging.getLogger("werkzeug").addFilter(MaskNumbersFilter())
     # The product's worker reads the notice feed every few seconds: its answered polls are not news.
@@ -59,6 +66,8 @@ def _serve(args: argparse.Namespace) -> int:
     finally:
         if feed is not None:
             feed.stop()
+        if stop_smtp is not None:
+            stop_smtp()
         backoffice.close()
     return 0
 

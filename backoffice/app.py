@@ -13,6 +13,7 @@ from .callbacks import CallbackSender
 from .config import BackofficeConfig
 from .context import EXTENSION_KEY, Backoffice, wall_clock
 from .db import make_engine, make_session_factory
+from .dev_sms import DevSmsSink
 from .errors import Unauthorized, register_error_handlers
 from .models import Base
 from .payment_decisions import PaymentDecider
@@ -65,4 +66,8 @@ def create_app(config: BackofficeConfig | None = None, clock: Callable[[], datet
         app.register_blueprint(module.blueprint)
     app.register_blueprint(notices.blueprint)
     app.register_blueprint(zone_outages.blueprint)
+    if config.dev:
+        # make run's SMS sink (no SMS account in development): never served outside development mode.
+        sink = app.extensions["dev_sink"] = DevSmsSink()
+        app.register_blueprint(sink.blueprint())
     return app

@@ -2,7 +2,9 @@
 menu does with a screen, a command does with its argument.
 
 ``SOLDE 1000001`` picks one of the customer's accounts, ``PAYER 5000`` hands its amount to the
-Pay journey, ``ALERTES ON|OFF`` switches every alert of the current account, ``STOP`` ends every
+Pay journey, ``ALERTES ON|OFF`` switches every alert of the current account, ``EMAIL a@b.c`` then
+``EMAIL 123456`` registers and confirms an e-mail address, ``CANAL SMS|WHATSAPP|EMAIL`` chooses where
+messages go, ``STOP`` ends every
 subscription of the number at once, and the help answers in the customer's own language.
 """
 
@@ -13,7 +15,7 @@ from typing import Any
 from engine.steps import StepContext, StepResult
 
 from .account import account_fields
-from .preferences import TOPICS
+from .preferences import TOPICS, topics_for
 from .registry import Deps, step
 
 _ON = frozenset({"on", "oui", "yes"})
@@ -60,13 +62,32 @@ def switch_alerts(ctx: StepContext, deps: Deps) -> StepResult:
     """``ALERTES ON`` subscribes the current account (and zone) to every alert, ``OFF`` unsubscribes."""
     assert deps.subscriptions is not None
     on = str(ctx.data.get("keyword_switch", "")).casefold() in _ON
-    for topic, scope_key in TOPICS.items():
-        scope = str(ctx.data.get(scope_key, ""))
-        if on:
+    # The topics of this account's kind (low credit for a prepaid meter, bills otherwise); OFF ends them all.
+    for topic in topics_for(ctx.data) if on else list(TOPICS):
+        scope = str(ctx.data.get(TOPICS[topic], ""))
+        if deps.consent is not None:
+            if on:
+                deps.consent.opt_in(ctx.user_id, topic, scope, channel=ctx.channel, source="keyword ALERTES",
+                                    language=ctx.language)
+            else:
+                deps.consent.opt_out(ctx.user_id, topic, scope, channel=ctx.channel, source="keyword ALERTES")
+        elif on:
             deps.subscriptions.subscribe(ctx.user_id, topic, scope, channel="sms")
         else:
             deps.subscriptions.unsubscribe(ctx.user_id, topic, scope)
     return StepResult("on" if on else "off", {"keyword_switch": None})
+
+
+@step("keywords.email", outcomes={"address", "code", "show"})
+def email(ctx: StepContext, deps: Deps) -> StepResult:
+    """``EMAIL a@b.c`` asks for a code to that address, ``EMAIL 123456`` confirms it, ``EMAIL`` alone
+    says what is registered."""
+    argument = str(ctx.data.get("keyword_email") or "").strip()
+    if argument.isdigit():
+        return StepResult("code", {"keyword_code": argument, "keyword_email": None})
+    if argument:
+        return StepResult("address", {"email_input": argument, "keyword_email": None})
+    return StepResult("show", {"keyword_email": None})
 
 
 @step("keywords.stop_all", outcomes={"ok"})

@@ -1,13 +1,34 @@
-"""Preferences: language, alert subscriptions. (PIN change goes through ``dialogs.security``.)"""
+"""Preferences: language, alert subscriptions (per topic, with their consent history), where
+notifications go (SMS, WhatsApp, or e-mail once the address is confirmed by a code sent to it).
+(PIN change goes through ``dialogs.security``.)"""
 
 from __future__ import annotations
 
+from datetime import timedelta
+from typing import Any
+
 from engine.steps import StepContext, StepResult
 
+from .codes import hash_code, new_code
+from .email_address import mask_email, normalise_email
 from .registry import Deps, step
 
 # Alert topics and what each is scoped to.
-TOPICS = {"outage_zone": "zone", "bill_issued": "account_number", "payment_received": "account_number"}
+TOPICS = {"outage_zone": "zone", "bill_issued": "account_number", "payment_received": "account_number",
+          "low_credit": "account_number"}
+# A prepaid meter has no bill; a postpaid account has no credit to run low.
+_NOT_FOR_PREPAID, _ONLY_PREPAID = frozenset({"bill_issued"}), frozenset({"low_credit"})
+
+EMAIL_CODE_MINUTES = 30
+MAX_EMAIL_CODES_PER_PHONE = 5       # per day: a number cannot flood addresses with codes
+MAX_EMAIL_CODES_PER_ADDRESS = 3     # per day, whoever asks: an address cannot be flooded from many numbers
+_DAY = 86_400
+
+
+def topics_for(data: Any) -> list[str]:
+    """The alert topics that make sense for the current account (prepaid or not)."""
+    prepaid = bool(data.get("prepaid"))
+    return [t for t in TOPICS if not (t in _NOT_FOR_PREPAID and prepaid) and not (t in _ONLY_PREPAID and not prepaid)]
 
 
 def _state(ctx: StepContext, deps: Deps) -> dict[str, bool]:
@@ -33,9 +54,84 @@ def toggle_alert(ctx: StepContext, deps: Deps) -> StepResult:
     assert deps.subscriptions is not None
     topic = str(ctx.params["topic"])
     scope = str(ctx.data.get(TOPICS[topic], ""))
-    if _state(ctx, deps)[f"alert_{topic}"]:
-        deps.subscriptions.unsubscribe(ctx.user_id, topic, scope)
-    else:
+    on = not _state(ctx, deps)[f"alert_{topic}"]
+    if deps.consent is not None:
+        # Recorded where the customer said it (ussd, sms ...), through the menu.
+        if on:
+            deps.consent.opt_in(ctx.user_id, topic, scope, channel=ctx.channel, source="menu", language=ctx.language)
+        else:
+            deps.consent.opt_out(ctx.user_id, topic, scope, channel=ctx.channel, source="menu")
+    elif on:
         deps.subscriptions.subscribe(ctx.user_id, topic, scope, channel="sms", language=ctx.language)
+    else:
+        deps.subscriptions.unsubscribe(ctx.user_id, topic, scope)
     state = _state(ctx, deps)
     return StepResult("on" if state[f"alert_{topic}"] else "off", dict(state))
+
+
+# ---------------------------------------------------------------- where messages go
+def _contact_fields(ctx: StepContext, deps: Deps) -> dict[str, Any]:
+    assert deps.contacts is not None
+    contact = deps.contacts.contact(ctx.user_id)
+    return {"notify_channel": contact.channel, "email_confirmed": bool(contact.email),
+            "email_pending": bool(contact.email_pending),
+            "email_masked": mask_email(contact.email_pending or contact.email)}
+
+
+@step("preferences.load_channel", outcomes={"ok"})
+def load_channel(ctx: StepContext, deps: Deps) -> StepResult:
+    """The channel chosen and the e-mail address (masked), confirmed or waiting for its code."""
+    return StepResult("ok", _contact_fields(ctx, deps))
+
+
+@step("preferences.set_channel", outcomes={"ok", "no_email"})
+def set_channel(ctx: StepContext, deps: Deps) -> StepResult:
+    """Choose SMS, WhatsApp or e-mail; e-mail needs a confirmed address first (``no_email``)."""
+    assert deps.contacts is not None
+    said = str(ctx.params.get("channel") or ctx.data.get("keyword_channel") or "sms").casefold()
+    channel = "email" if said in ("e-mail", "mail", "courriel") else said
+    if channel == "email" and not deps.contacts.contact(ctx.user_id).email:
+        return StepResult("no_email", {"channel_wanted": "email", "keyword_channel": None})
+    deps.contacts.set_channel(ctx.user_id, channel, via=ctx.channel, source=str(ctx.params.get("source", "menu")))
+    return StepResult("ok", {"notify_channel": channel, "channel_wanted": None, "keyword_channel": None})
+
+
+@step("preferences.send_email_code", outcomes={"sent", "invalid", "throttled"})
+def send_email_code(ctx: StepContext, deps: Deps) -> StepResult:
+    """A code to the address typed: only the one who reads that mailbox can confirm it."""
+    assert deps.contacts is not None and deps.outbox is not None
+    address = normalise_email(str(ctx.data.get("email_input") or ""))
+    if address is None or not ctx.user_id:
+        return StepResult("invalid", {"email_input": None})
+    if deps.throttle is not None:
+        # Both counters move on every request (no short-circuit).
+        limits = [deps.throttle.hit(f"email:phone:{ctx.user_id}", MAX_EMAIL_CODES_PER_PHONE, _DAY),
+                  deps.throttle.hit(f"email:address:{address.lower()}", MAX_EMAIL_CODES_PER_ADDRESS, _DAY)]
+        if not all(limits):
+            return StepResult("throttled", {"email_input": None})
+    code = new_code()
+    deps.contacts.stage_email(ctx.user_id, address, hash_code(code), ctx.now + timedelta(minutes=EMAIL_CODE_MINUTES))
+    deps.outbox.add(kind="email_code", msisdn=ctx.user_id, language=ctx.language,
+                    payload={"code": code, "email": address}, channel="email",
+                    dedupe_key=f"email_code:{ctx.user_id}:{hash_code(code)[:24]}")
+    return StepResult("sent", {"email_input": None, "email_masked": mask_email(address), "email_pending": True})
+
+
+@step("preferences.confirm_email", outcomes={"ok", "ok_channel", "wrong", "expired"})
+def confirm_email(ctx: StepContext, deps: Deps) -> StepResult:
+    """The code typed back (a hop secret, never in the session): the address becomes the customer's;
+    e-mail becomes their channel when that is what they were choosing."""
+    assert deps.contacts is not None
+    code = ctx.secrets.get("email_code") or str(ctx.data.get("keyword_code") or "")
+    source = str(ctx.params.get("source", "menu"))
+    verdict = deps.contacts.confirm_email(ctx.user_id, code, ctx.now, via=ctx.channel, source=source)
+    if verdict == "wrong":
+        return StepResult("wrong", {"keyword_code": None})
+    if verdict != "ok":
+        return StepResult("expired", {"keyword_code": None})
+    data = {**_contact_fields(ctx, deps), "keyword_code": None}
+    if ctx.data.get("channel_wanted") == "email" or ctx.params.get("make_channel"):
+        deps.contacts.set_channel(ctx.user_id, "email", via=ctx.channel, source=source)
+        data.update(notify_channel="email", channel_wanted=None)
+        return StepResult("ok_channel", data)
+    return StepResult("ok", data)

@@ -33,6 +33,7 @@ from .backends import (
 from .stores import (
     AccountLinks,
     Consent,
+    Contacts,
     IdentityCache,
     Outbox,
     PaymentLedger,
@@ -82,6 +83,7 @@ class Deps:
     throttle: Throttle | None = None
     consent: Consent | None = None
     identity: IdentityCache | None = None   # who a number is, cached (account.identify)
+    contacts: Contacts | None = None        # where notifications go: channel, confirmed e-mail
     security: SecurityAudit = LoggingSecurityAudit()
     settings: DialogSettings = DialogSettings()
 

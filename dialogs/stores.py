@@ -8,10 +8,14 @@ from decimal import Decimal
 from typing import Any, Literal, Protocol, runtime_checkable
 
 __all__ = [
+    "NOTIFY_CHANNELS",
     "AccountLink",
     "AccountLinks",
     "Consent",
     "ConsentChange",
+    "ContactInfo",
+    "Contacts",
+    "EmailCheck",
     "IdentityCache",
     "LocalPayment",
     "Outbox",
@@ -85,6 +89,39 @@ class Preferences(Protocol):
         """Remember the customer's language."""
 
 
+# ---------------------------------------------------------------- where messages go
+NOTIFY_CHANNELS = ("sms", "whatsapp", "email")
+EmailCheck = Literal["ok", "wrong", "expired", "locked", "none"]
+
+
+@dataclass(frozen=True, slots=True)
+class ContactInfo:
+    channel: str                  # sms | whatsapp | email (SMS when never chosen)
+    email: str | None = None      # confirmed address only
+    email_pending: str | None = None   # typed, code sent, not confirmed yet
+
+
+@runtime_checkable
+class Contacts(Protocol):
+    """Where a customer's notifications go: the channel they chose and their e-mail address.
+
+    An address counts only once the customer typed back the code sent to it, so no one registers
+    someone else's address. Every change is kept in the consent history (time, channel, source)."""
+
+    def contact(self, msisdn: str) -> ContactInfo:
+        """What the customer chose (SMS and no address when nothing)."""
+
+    def set_channel(self, msisdn: str, channel: str, *, via: str, source: str) -> None:
+        """Choose ``channel`` (one of ``NOTIFY_CHANNELS``); ``via``: where the customer said it."""
+
+    def stage_email(self, msisdn: str, address: str, code_hash: str, expires_at: datetime) -> None:
+        """Keep ``address`` pending with the salted hash of the code sent to it (a new one replaces it)."""
+
+    def confirm_email(self, msisdn: str, code: str, now: datetime, *, via: str, source: str) -> EmailCheck:
+        """The code typed back: ``ok`` makes the pending address the customer's; ``wrong`` (tries left),
+        ``locked`` (too many wrong tries: a new code is needed), ``expired``, ``none`` (nothing pending)."""
+
+
 # ---------------------------------------------------------------- security
 PinCheck = Literal["ok", "wrong", "locked", "not_set"]
 
@@ -132,7 +169,7 @@ class PinVault(Protocol):
 @dataclass(frozen=True, slots=True)
 class Subscription:
     msisdn: str
-    topic: str        # outage_zone | power_back | bill_issued | payment_received
+    topic: str        # outage_zone | power_back | bill_issued | low_credit | payment_received
     scope: str        # zone, account number or ""
     channel: str
     active: bool
@@ -154,7 +191,7 @@ class Subscriptions(Protocol):
 @dataclass(frozen=True, slots=True)
 class ConsentChange:
     msisdn: str
-    action: str       # opt_in | opt_out | stop | start
+    action: str       # opt_in | opt_out | stop | start | channel (topic: the channel) | email (topic: confirmed)
     topic: str        # "" for stop/start: every topic
     scope: str
     channel: str      # where the customer said it: ussd, sms, whatsapp, web, agent ...
@@ -196,8 +233,10 @@ class Consent(Protocol):
 class Outbox(Protocol):
     """Durable queue of messages to customers; the notification workers send from it."""
 
-    def add(self, *, kind: str, msisdn: str, language: str, payload: dict[str, Any], dedupe_key: str) -> bool:
-        """Record an event once per ``dedupe_key``; False when it was already there."""
+    def add(self, *, kind: str, msisdn: str, language: str, payload: dict[str, Any], dedupe_key: str,
+            channel: str | None = None) -> bool:
+        """Record an event once per ``dedupe_key``; False when it was already there. ``channel`` forces
+        one (an e-mail code); by default the customer's chosen channel."""
 
 
 # ---------------------------------------------------------------- payments

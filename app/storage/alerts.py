@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from dialogs.stores import Subscription
 
-from .models import OutboxEventRow, SubscriptionRow
+from .models import OutboxEventRow, PreferenceRow, SubscriptionRow
 
 __all__ = ["SqlOutbox", "SqlSubscriptions"]
 
@@ -74,12 +74,19 @@ class SqlOutbox:
     def __init__(self, sessions: sessionmaker[Session]) -> None:
         self._sessions = sessions
 
-    def add(self, *, kind: str, msisdn: str, language: str, payload: dict[str, Any], dedupe_key: str) -> bool:
+    def add(self, *, kind: str, msisdn: str, language: str, payload: dict[str, Any], dedupe_key: str,
+            channel: str | None = None) -> bool:
+        """Queue a message; ``channel`` forces one (an e-mail code goes to the address it proves), else
+        the row is marked with the channel the customer chose (the dispatcher checks it again at send)."""
         with self._sessions() as db:
             if db.scalars(select(OutboxEventRow.id).where(OutboxEventRow.dedupe_key == dedupe_key)).first():
                 return False
+            if channel is None:
+                channel = db.scalars(select(PreferenceRow.notify_channel)
+                                     .where(PreferenceRow.msisdn == msisdn)).first() or "sms"
             db.add(OutboxEventRow(dedupe_key=dedupe_key, kind=kind, msisdn=msisdn, language=language,
-                                  payload=json.dumps(payload, default=str), status="pending", attempts=0))
+                                  payload=json.dumps(payload, default=str), status="pending", attempts=0,
+                                  channel=channel))
             try:
                 db.commit()
             except IntegrityError:

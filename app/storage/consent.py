@@ -67,6 +67,18 @@ class SqlConsent(SqlSubscriptions):
             return set(db.scalars(select(NotificationStopRow.msisdn)
                                   .where(NotificationStopRow.msisdn.in_(list(set(msisdns))))))
 
+    def subscribed_among(self, wanted: Collection[tuple[str, str, str]]) -> set[tuple[str, str, str]]:
+        """Which of these (number, topic, scope) are active subscriptions now (one query for a batch)."""
+        if not wanted:
+            return set()
+        numbers = list({w[0] for w in wanted})
+        topics = list({w[1] for w in wanted})
+        with self._sessions() as db:
+            rows = db.execute(select(SubscriptionRow.msisdn, SubscriptionRow.topic, SubscriptionRow.scope).where(
+                SubscriptionRow.active.is_(True), SubscriptionRow.msisdn.in_(numbers),
+                SubscriptionRow.topic.in_(topics))).all()
+        return {(m, t, sc) for m, t, sc in rows} & set(wanted)
+
     def history(self, msisdn: str) -> list[ConsentChange]:
         with self._sessions() as db:
             rows = db.scalars(select(ConsentChangeRow).where(ConsentChangeRow.msisdn == msisdn)

@@ -2,7 +2,7 @@
 
 A known customer's dial is then served without the back office and without SQL. The entry lives
 ``IDENTITY_CACHE_SECONDS`` at most, and is dropped the moment a link is added or undone, the language
-is chosen, or the PIN is set, changed, locked or unlocked, by the repositories below (every writer of
+or the channel of notifications is chosen, an e-mail address confirmed, or the PIN is set, changed, locked or unlocked, by the repositories below (every writer of
 those records goes through them: dialogs, the worker, ``python -m app pin-unlock``).
 
 Redis keys name no phone number: ``identity:<keyed BLAKE2b of the number>``.
@@ -30,12 +30,14 @@ from typing import Any
 import redis
 from sqlalchemy.orm import Session, sessionmaker
 
-from dialogs.stores import AccountLink, IdentityCache, PinVerdict
+from dialogs.stores import AccountLink, EmailCheck, IdentityCache, PinVerdict
 
+from .contacts import SqlContacts
 from .pins import SqlPinVault
 from .repositories import SqlAccountLinks, SqlPreferences
 
-__all__ = ["TOMBSTONE_SECONDS", "ForgetfulAccountLinks", "ForgetfulPinVault", "ForgetfulPreferences",
+__all__ = ["TOMBSTONE_SECONDS", "ForgetfulAccountLinks", "ForgetfulContacts", "ForgetfulPinVault",
+           "ForgetfulPreferences",
            "MemoryIdentityCache", "RedisIdentityCache"]
 
 log = logging.getLogger("app.identity")
@@ -198,3 +200,22 @@ class ForgetfulPinVault(SqlPinVault):
         if confirmed:
             self._cache.forget(msisdn)
         return confirmed
+
+
+class ForgetfulContacts(SqlContacts):
+    """Where notifications go, on SQL; a channel chosen or an address confirmed drops the cached identity
+    (it is part of what the product knows of the number, like the language)."""
+
+    def __init__(self, sessions: sessionmaker[Session], cache: IdentityCache) -> None:
+        super().__init__(sessions)
+        self._cache = cache
+
+    def set_channel(self, msisdn: str, channel: str, *, via: str, source: str) -> None:
+        super().set_channel(msisdn, channel, via=via, source=source)
+        self._cache.forget(msisdn)
+
+    def confirm_email(self, msisdn: str, code: str, now: datetime, *, via: str, source: str) -> EmailCheck:
+        verdict = super().confirm_email(msisdn, code, now, via=via, source=source)
+        if verdict == "ok":
+            self._cache.forget(msisdn)
+        return verdict

@@ -33,6 +33,16 @@ class PreferenceRow(Base):
     language: Mapped[str | None] = mapped_column(String(8), nullable=True)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(),
                                                  onupdate=func.now())
+    # Where notifications go (app/storage/contacts.py): sms | whatsapp | email; None = SMS.
+    notify_channel: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    # An e-mail address only once the customer typed back the code sent to it (no one registers
+    # someone else's address); until then it waits in ``email_pending`` with the code's salted hash.
+    email: Mapped[str | None] = mapped_column(String(254), nullable=True)
+    email_verified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    email_pending: Mapped[str | None] = mapped_column(String(254), nullable=True)
+    email_code_hash: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    email_code_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    email_code_tries: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class SessionAuditRow(Base):
@@ -232,7 +242,7 @@ class ConsentChangeRow(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     msisdn: Mapped[str] = mapped_column(String(20), index=True)
-    action: Mapped[str] = mapped_column(String(12))        # opt_in | opt_out | stop | start
+    action: Mapped[str] = mapped_column(String(12))        # opt_in | opt_out | stop | start | channel | email
     topic: Mapped[str] = mapped_column(String(40), default="")   # "" for STOP/START (every topic)
     scope: Mapped[str] = mapped_column(String(64), default="")
     channel: Mapped[str] = mapped_column(String(20))

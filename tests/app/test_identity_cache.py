@@ -19,6 +19,7 @@ from app.settings import Settings
 from app.storage import migrate
 from app.storage.identity_cache import TOMBSTONE_SECONDS, MemoryIdentityCache, RedisIdentityCache
 from app.storage.pins import SqlPinVault
+from dialogs.stores import ContactInfo
 from tests.support.engine import UssdPhone
 from tests.support.services import serve_wsgi
 
@@ -170,6 +171,19 @@ def test_choosing_the_language_already_chosen_writes_nothing(product):
     assert product.sql.writes == []
     product.deps.preferences.set_language("+221770000001", "fr")
     assert product.sql.writes == ["UPDATE", "COMMIT"]
+
+
+def test_a_channel_chosen_drops_the_cached_identity(product):
+    msisdn = "+221770000001"
+    product.phone(msisdn).dial()
+    product.quiet()
+    product.phone(msisdn).dial()
+    assert product.backoffice.paths == []      # known, served from the cache
+    product.deps.contacts.set_channel(msisdn, "whatsapp", via="ussd", source="menu")
+    product.quiet()
+    product.phone(msisdn).dial()
+    assert product.backoffice.paths             # asked the systems of record again
+    assert product.deps.contacts.contact(msisdn) == ContactInfo("whatsapp", None, None)
 
 
 @pytest.mark.parametrize("change", ["set", "locked", "unlocked"])

@@ -81,6 +81,8 @@ def test_exceptions_and_library_lines_are_masked_and_transitions_speaks_only_at_
     assert not [r for r in caplog.records if r.name.startswith("transitions")]
     assert "1000001" not in caplog.text and "770000001" not in caplog.text and "abcdef123" not in caplog.text
     assert "ValueError: no account 1***001 for +2217*****001" in caplog.text
+    logging.getLogger("smtplib.like").warning("550 mailbox awa.diop@exemple.sn unavailable")
+    assert "awa.diop" not in caplog.text and "550 mailbox a***@exemple.sn unavailable" in caplog.text
     caplog.clear()
     try:
         configure_logging("DEBUG")

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import requests
@@ -25,8 +26,9 @@ def test_serve_binds_loopback_announces_itself_once_and_keeps_metrics_internal(s
            "REDIS_URL": settings.redis_url or "", "WEB_CONCURRENCY": "1", "LOG_LEVEL": "INFO",
            "BACKOFFICE_DATABASE_URL": f"sqlite:///{tmp_path / 'backoffice.db'}",
            "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prometheus"), "WORKER_INTERVAL_SECONDS": "3600",
-           "BACKOFFICE_DEV": "1", "SECRET_KEY": "test-serve-key"}
-    for name in ("HOST", "PAYMENT_CALLBACK_SECRET", "BACKOFFICE_URL", "PUBLIC_BASE_URL", "USSD_GATEWAY_TOKEN"):
+           "BACKOFFICE_DEV": "1", "SECRET_KEY": "test-serve-key", "BACKOFFICE_DEV_SMTP_PORT": str(free_port())}
+    for name in ("HOST", "PAYMENT_CALLBACK_SECRET", "BACKOFFICE_URL", "PUBLIC_BASE_URL", "USSD_GATEWAY_TOKEN",
+                 "AT_API_KEY", "AT_API_URL", "AT_USERNAME", "SMTP_URL"):
         env.pop(name, None)
     log_path = tmp_path / "serve.log"
     with log_path.open("w") as log_file:
@@ -45,6 +47,23 @@ def test_serve_binds_loopback_announces_itself_once_and_keeps_metrics_internal(s
             hops = sum(s.value for family in text_string_to_metric_families(internal.text)
                        if family.name == "engine_hops" for s in family.samples)
             assert hops == 1
+            # No SMS account: the reply to an SMS lands in the back office's development sink, readable.
+            requests.post(f"http://127.0.0.1:{port}/sms/africastalking", timeout=10, data={
+                "from": "+221770000002", "to": "21212", "text": "HELP", "id": "ATXid_serve_1", "date": "x"})
+            sink = requests.get(f"http://127.0.0.1:{backoffice_port}/dev/sms", timeout=5).text
+            assert "**********002" in sink and "ElecNet SMS commands:" in sink and "+221770000002" not in sink
+            # E-mail too: the code that confirms an address, sent by the worker, shows on the same page.
+            hop = requests.post(f"http://127.0.0.1:{port}/sms/africastalking", timeout=10, data={
+                "from": "+221770000002", "to": "21212", "text": "EMAIL ops@entreprise.sn", "id": "ATXid_serve_2",
+                "date": "x"})
+            assert hop.status_code == 200
+            deadline = time.monotonic() + 20
+            while "your e-mail confirmation code is" not in sink and time.monotonic() < deadline:
+                time.sleep(0.2)
+                sink = requests.get(f"http://127.0.0.1:{backoffice_port}/dev/sms", timeout=5).text
+            assert "your e-mail confirmation code is" in sink, log_path.read_text()[-3000:]
+            assert "<td>e-mail</td><td>o***@entreprise.sn</td>" in sink
+            assert "ops@entreprise.sn" not in sink
         finally:
             server.send_signal(signal.SIGTERM)
             server.wait(timeout=30)
@@ -62,3 +81,5 @@ def test_serve_binds_loopback_announces_itself_once_and_keeps_metrics_internal(s
     assert f"metrics: http://127.0.0.1:{metrics_port}/metrics (internal port, METRICS_PORT)" in out
     assert "transitions" not in out
     assert "USSD_GATEWAY_TOKEN is not set" in out
+    assert (f"SMS and e-mail (no AT_API_KEY: nothing leaves this machine): read them at "
+            f"http://127.0.0.1:{backoffice_port}/dev/sms") in out

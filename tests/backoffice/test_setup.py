@@ -144,7 +144,8 @@ def test_seed_command_creates_the_var_directory(tmp_path: Path) -> None:
 def _flask_paths(app: flask.Flask) -> set[tuple[str, str]]:
     routes = set()
     for rule in app.url_map.iter_rules():
-        if rule.endpoint == "static":
+        # The development SMS sink fakes another provider's API (backoffice/dev_sms.py): not the back office's.
+        if rule.endpoint == "static" or rule.rule.startswith("/dev/"):
             continue
         path = rule.rule.replace("<", "{").replace(">", "}")
         for method in rule.methods or ():

@@ -23,9 +23,9 @@ from .sms_phone import SmsPhone
 
 PIN = "2468"
 HELP_FR = ("Commandes ElecNet par SMS:\nSOLDE (ou SOLDE compte)\nCONSO\nPAYER montant\nPANNE\nSUIVI référence\n"
-           "ALERTES ON ou OFF\nSTOP: plus aucune alerte\nAIDE")
+           "ALERTES ON/OFF\nEMAIL adresse\nCANAL SMS/WHATSAPP/EMAIL\nSTOP: plus aucune alerte\nAIDE")
 HELP_EN = ("ElecNet SMS commands:\nBALANCE (or BALANCE account)\nUSAGE\nPAY amount\nOUTAGE\nTRACK reference\n"
-           "ALERTS ON or OFF\nSTOP: no more alerts\nHELP")
+           "ALERTS ON/OFF\nEMAIL address\nCHANNEL SMS/WHATSAPP/EMAIL\nSTOP: no more alerts\nHELP")
 CHOOSE_EN = "Choose an account:\n1. 2000001 DKR-PLATEAU\n2. 2000002 THIES-NORD\n3. 2000003 DKR-PLATEAU"
 
 
@@ -232,3 +232,51 @@ def test_a_reply_longer_than_three_parts_is_cut_between_words_gsm7_and_ucs2():
     cut = fit_segments(ucs2)
     assert sms_segments(cut) <= 3 and len(cut) <= 3 * 67 and cut.endswith("...")
     assert fit_segments("SOLDE: 12 500 FCFA") == "SOLDE: 12 500 FCFA"
+
+
+# ---------------------------------------------------------------- where messages go
+def test_email_by_sms_sends_a_code_to_the_address_and_the_code_confirms_it(texter, deps, sms_settings, fake_at):
+    from app import worker
+    from tests.support.fake_smtp import fake_smtp
+
+    awa = texter("+221770000001")
+    assert awa.say("EMAIL") == ("Pour recevoir vos messages par e-mail, envoyez EMAIL suivi de votre adresse, "
+                                "ex: EMAIL awa.diop@exemple.sn")
+    assert awa.say("EMAIL awa@exemple.sn") == ("Un code a été envoyé à a***@exemple.sn. Renvoyez EMAIL suivi du code "
+                                               "(ex: EMAIL 123456) dans les 30 minutes.")
+    with fake_smtp() as mail:
+        worker.run_once(replace(sms_settings, smtp_url=mail.url, quiet_hours=""))
+        [letter] = mail.messages_to("awa@exemple.sn")
+    code = re.search(r"est (\d{6})\.", letter)
+    assert code, letter
+    assert len(fake_at.messages_to("+221770000001")) == 2, "the code went by e-mail only"
+    assert awa.say("EMAIL 000000" if code.group(1) != "000000" else "EMAIL 111111") == (
+        "Code incorrect. Renvoyez EMAIL suivi du code envoyé par e-mail.")
+    assert awa.say(f"EMAIL {code.group(1)}") == ("Adresse e-mail confirmée: a***@exemple.sn. Vos messages arriveront "
+                                                 "par e-mail. Envoyez CANAL SMS pour revenir au SMS.")
+    assert deps.contacts.contact("+221770000001").email == "awa@exemple.sn"
+    assert [(c.action, c.topic, c.channel, c.source) for c in deps.consent.history("+221770000001")] == [
+        ("email", "confirmed", "sms", "keyword EMAIL"), ("channel", "email", "sms", "keyword EMAIL")]
+    assert awa.say("EMAIL") == ("Votre adresse e-mail: a***@exemple.sn. Vos messages arrivent par e-mail. "
+                                "Pour la changer: EMAIL nouvelle@adresse.sn")
+    assert awa.say("CANAL SMS") == "C'est noté: vos messages arriveront par SMS (par SMS s'il le faut)."
+
+
+def test_channel_by_sms_in_english_and_email_without_an_address(texter, deps):
+    sahel = texter("+221770000002")
+    assert sahel.say("CHANNEL whatsapp") == "Done: your messages will come by WhatsApp (by SMS when need be)."
+    assert deps.contacts.contact("+221770000002").channel == "whatsapp"
+    assert sahel.say("CHANNEL EMAIL") == ("To get your messages by e-mail, send EMAIL and your address, "
+                                          "e.g. EMAIL awa.diop@example.com")
+    assert deps.contacts.contact("+221770000002").channel == "whatsapp"
+    assert [(c.action, c.topic, c.source) for c in deps.consent.history("+221770000002")] == [
+        ("channel", "whatsapp", "keyword CANAL")]
+
+
+def test_alertes_on_for_a_prepaid_meter_means_low_credit_not_bills(texter, deps):
+    moussa = texter("+221770000003")
+    assert moussa.say("ALERTES ON") == ("Alertes SMS activées pour le compte 3000001: panne dans votre zone, crédit "
+                                        "faible, paiement confirmé. Envoyez ALERTES OFF pour les couper.")
+    topics = {s.topic for s in deps.subscriptions.for_user("+221770000003")}
+    assert topics == {"outage_zone", "low_credit", "payment_received"}
+    assert {c.source for c in deps.consent.history("+221770000003")} == {"keyword ALERTES"}

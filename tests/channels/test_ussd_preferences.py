@@ -11,7 +11,7 @@ def test_language_switch_is_remembered_in_the_next_session(phone):
     p = phone("+221770000001")
     p.dial()
     assert p.answer("8") == ("CON Préférences:\n1. Langue / Language\n2. Alertes SMS\n3. Changer mon code PIN\n"
-                             "4. Code PIN oublié\n5. Numéros liés au compte\n0. Retour 00. Accueil")
+                             "4. Code PIN oublié\n5. Numéros liés au compte\n6. Canal des messages\n0. Retour 00. Accueil")
     assert p.answer("1") == "CON Choisissez la langue:\n1. Francais\n2. English\n0. Retour 00. Accueil"
     assert p.answer("2") == "CON Language saved: English.\n1. Main menu\n0. Back 00. Home"
     assert p.answer("1").startswith("CON ElecNet - 1000001\n1. Balance and bills")
@@ -89,7 +89,7 @@ def test_preferences_in_english_alerts_and_pin_lock(app, phone):
     p.dial()
     p.answer("1")
     assert p.answer("8") == ("CON Preferences:\n1. Langue / Language\n2. SMS alerts\n3. Change my PIN\n"
-                             "4. Forgotten PIN\n5. Numbers linked to the account\n0. Back 00. Home")
+                             "4. Forgotten PIN\n5. Numbers linked to the account\n6. Where messages go\n0. Back 00. Home")
     assert p.answer("2") == ("CON SMS alerts (choose to switch):\n1. Outage in my area: off\n2. Bill issued: off\n"
                              "3. Payment received: off\n0. Back 00. Home")
     assert "2. Bill issued: on" in p.answer("2")

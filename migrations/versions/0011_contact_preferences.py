@@ -1,14 +1,14 @@
 """where notifications go: preferred channel, verified e-mail address and its pending confirmation
 
 Revision ID: p1
-Revises: m1
+Revises: k1
 """
 from alembic import op
 import sqlalchemy as sa
 
 
 revision = 'p1'
-down_revision = 'm1'
+down_revision = 'k1'
 branch_labels = None
 depends_on = None
 

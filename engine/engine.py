@@ -353,6 +353,14 @@ class Engine:
             self._record(session)
         return reply, session.step_seconds
 
+    def last_answer(self, key: str, user_id: str) -> Reply | None:
+        """The last answer of ``user_id``'s session ``key``, laid out again (a page reloaded, the page after a
+        form was posted); ``None`` when there is none, or when the session is another caller's."""
+        session = self.store.load(key)
+        if session is None or session.user_id != user_id or session.last_reply is None:
+            return None
+        return self._replayed(session, session.last_reply)
+
     def _replayed(self, session: Session, record: Mapping[str, Any]) -> Reply:
         """The recorded answer of a hop, laid out again from its Screen, marked as a replay."""
         screen = _screen_of(record, session.language)

@@ -32,7 +32,6 @@ from engine import (
     Engine,
     LoggingSecurityAudit,
     Reply,
-    Screen,
     SecurityAudit,
     SecurityEvent,
     Turn,
@@ -309,15 +308,11 @@ class WebAdapter(ChannelAdapter):
         msisdn = visit.msisdn or ""
         key = self.session_policy.key(CHANNEL, address=msisdn)
         try:
-            session = engine.store.load(key)
+            last = engine.last_answer(key, msisdn)
         except Exception:
-            session = None
-        if session is not None and session.user_id == msisdn and session.last_reply:
-            last = session.last_reply
-            raw = last.get("screen")
-            screen = Screen.from_dict(raw) if isinstance(raw, dict) else None
-            return Reply(str(last.get("text", "")), bool(last.get("end")), screen, int(last.get("page", 0)),
-                         int(last.get("pages", 1)))
+            last = None
+        if last is not None:
+            return last
         return engine.handle(Turn(channel=CHANNEL, address=msisdn, customer=msisdn, session_key=key,
                                   input=None, hop_id=secrets.token_urlsafe(18), entry="*",
                                   language_hint=visit.lang))

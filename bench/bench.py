@@ -159,22 +159,49 @@ def pg_schema(base_url: str) -> Iterator[str]:
             conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
+# The tests' claim on a Redis database (tests/support/services.py): the bench takes it too, so a test run
+# started meanwhile picks another database instead of emptying the bench's (and the bench never runs in
+# a database a test holds, which is never empty).
+CLAIM_KEY = "tests:claimed-by"
+
+
+def _redis_candidates(url: str) -> list[str]:
+    """``url``; without BENCH_REDIS_URL in the environment, then every other database of its server."""
+    if "BENCH_REDIS_URL" in os.environ:
+        return [url]
+    base, _, db = url.rpartition("/")
+    return [url, *(f"{base}/{n}" for n in range(15, -1, -1) if str(n) != db)]
+
+
 @contextlib.contextmanager
 def own_redis_keys(url: str) -> Iterator[redis.Redis]:
-    """The bench's Redis database, refused unless empty; every key the run made is deleted at the end."""
-    store = redis.Redis.from_url(url)
-    store.ping()
-    if store.dbsize():
+    """The bench's Redis database: an empty one, claimed for the run; every key the run made is deleted at
+    the end. Sets ``REDIS_URL`` (the servers' database) to the one taken."""
+    global REDIS_URL
+    claim = f"bench-{secrets.token_hex(4)}"
+    for candidate in _redis_candidates(url):
+        store = redis.Redis.from_url(candidate)
+        store.ping()
+        if not store.dbsize() and store.set(CLAIM_KEY, claim, nx=True, ex=24 * 3600):
+            if store.dbsize() == 1:
+                break
+            store.delete(CLAIM_KEY)
+        store.close()
+    else:
         raise SystemExit(f"{url} is not empty; point BENCH_REDIS_URL at a database of the bench's own")
+    REDIS_URL = candidate
     try:
         yield store
     finally:
-        for batch in batched(store.scan_iter(count=1000), 1000):
-            store.delete(*batch)
+        # UNLINK frees the values in Redis's background thread; batches of 10 000 (a million seeded sessions)
+        for batch in batched(store.scan_iter(count=10_000), 10_000):
+            if keys := [key for key in batch if key != CLAIM_KEY.encode()]:
+                store.unlink(*keys)
+        store.delete(CLAIM_KEY)
         store.close()
 
 
-def batched(items: Iterator[bytes], size: int) -> Iterator[list[bytes]]:
+def batched(items: Iterator[Any], size: int) -> Iterator[list[Any]]:
     batch: list[bytes] = []
     for item in items:
         batch.append(item)

@@ -83,7 +83,11 @@ def serve() -> int:
     if subprocess.run([sys.executable, "-m", "backoffice", "seed"], env=env, check=False).returncode != 0:
         print("seeding the back office failed; see the lines above", file=sys.stderr)
         return 1
-    backoffice = subprocess.Popen([sys.executable, "-m", "backoffice", "serve", "--port", backoffice_port], env=env)
+    # On the production set-up (Redis) the reference back office runs under gunicorn too, as a real
+    # billing system would be served: one werkzeug process was the bottleneck of every balance hop.
+    backoffice_workers = os.environ.get("BACKOFFICE_WORKERS") or ("2" if settings.redis_url else "1")
+    backoffice = subprocess.Popen([sys.executable, "-m", "backoffice", "serve", "--port", backoffice_port,
+                                   "--workers", backoffice_workers], env=env)
     children = [backoffice]
     stop_metrics = None
     try:
@@ -104,7 +108,8 @@ def serve() -> int:
             metrics_line = f"http://127.0.0.1:{settings.metrics_port}/metrics (internal port, METRICS_PORT)"
         print(f"\n  three processes (Ctrl-C stops all three):"
               f"\n  1. engine (gunicorn, {workers} worker(s)): POST http://{host}:{port}/ussd/africastalking"
-              f"\n  2. back office (reference systems):     http://127.0.0.1:{backoffice_port}/healthz"
+              f"\n  2. back office (reference systems, {backoffice_workers} worker(s)): "
+              f"http://127.0.0.1:{backoffice_port}/healthz"
               f"\n  3. worker (kept tickets, every {interval} s)"
               f"\n  metrics: {metrics_line}\n", flush=True)
         while all(child.poll() is None for child in children):

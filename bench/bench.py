@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import http.client
 import json
 import math
 import os
@@ -38,7 +39,9 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,8 +63,8 @@ PG_URL = os.environ.get("BENCH_DATABASE_URL", "postgresql+psycopg://postgres@127
 PHONE = "+221770000001"
 THREADS = 2
 MEMORY_DIALS = 100
-SEED_SECONDS_MAX = 60.0
-SEED_BLOCK = 64  # as in hops.lua: slots seeded together, 2x the seed's connections per wrk thread
+SEED_SECONDS_MAX = 180.0
+SEED_CONNECTIONS = 32  # sessions seeded at a time (bench.seed)
 
 
 @dataclass
@@ -275,7 +278,8 @@ def start_node(stack: contextlib.ExitStack, tmp: Path, modules: Path, bo_port: i
     log = tmp / "node.log"
     proc = stack.enter_context(child(["node", str(BENCH / "node_peer.js")], env, log))
     wait_http(port, "/healthz", proc, log)
-    backoffice = descendant_running(ours.pids[0], "backoffice serve") or ours.pids[0]
+    # "python -m backoffice serve", or under gunicorn its master "gunicorn: master [backoffice]"
+    backoffice = descendant_running(ours.pids[0], "backoffice") or ours.pids[0]
     return Server("node", port, "/ussd", [proc.pid, backoffice])
 
 
@@ -308,25 +312,62 @@ def run_id(server: Server, kind: str, connections: int) -> str:
     return f"{server.name[0]}{kind[0]}{connections}x{secrets.token_hex(3)}"
 
 
-def seed(server: Server, kind: str, connections: int, dial_rps: float, run: str) -> tuple[int, str]:
+def _seed_sessions(server: Server, sessions: list[str], texts: list[str], deadline: float) -> int:
+    """Play ``texts`` on each session in turn over one keep-alive connection; how many got every hop right."""
+    done = 0
+    connection = http.client.HTTPConnection(HOST, server.port, timeout=30)
+    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    if server.token != "-":
+        headers["X-Gateway-Token"] = server.token
+    rejects = [] if server.rejects == "-" else server.rejects.split("|")
+    try:
+        for session in sessions:
+            if time.monotonic() > deadline:
+                break
+            ok = True
+            for text in texts:
+                body = urllib.parse.urlencode({"sessionId": session, "serviceCode": "*123#", "phoneNumber": PHONE,
+                                               "networkCode": "99999", "text": text})
+                connection.request("POST", server.path, body, headers)
+                answer = connection.getresponse()
+                screen = answer.read().decode(errors="replace")
+                if answer.status != 200 or not screen.startswith("CON ") or any(r in screen for r in rejects):
+                    ok = False
+                    break
+            done += ok
+    except OSError:
+        pass
+    finally:
+        connection.close()
+    return done
+
+
+def seed(server: Server, kind: str, connections: int, run: str) -> tuple[int, str]:
     """Bring every slot's session where the hops of ``kind`` apply (dial, then the route's prefix).
 
-    wrk runs for its whole ``-d`` even when every thread has stopped, so the duration is sized from
-    the dial rate just measured, capped at ``SEED_SECONDS_MAX``. Returns the slots per thread the
-    load may use (the whole blocks seeded, see hops.lua) and a note for the progress line."""
+    Played from Python, each session's hops one after the other, ``SEED_CONNECTIONS`` sessions at a time,
+    until every session is there (or ``SEED_SECONDS_MAX``): the prefix may call the back office (ours: the
+    balance, then the bills), so its pace is the back office's, not the dial's. Sizing a wrk run from the dial
+    rate had left half the sessions unseeded at 1 000 connections: their load hops then replayed the whole
+    path on a fresh session (two back-office calls each) and ours' navigation fell to 0.08x the floor.
+    Returns the slots per wrk thread the load uses and a note for the progress line."""
     slots = slots_for(connections)
     if not server.stateful:
         return slots, ""
-    steps = 1 + (0 if server.routes[kind][1] == "-" else len(server.routes[kind][1].split("*")))
-    block = min(SEED_BLOCK, slots)
-    hops = math.ceil(slots / block) * block * steps * THREADS
-    seconds = min(SEED_SECONDS_MAX, 1.0 + 1.5 * hops / max(dial_rps, 1.0))
-    result = wrk(server, kind, min(connections, SEED_BLOCK), math.ceil(seconds), "seed", slots, run)
-    seeded = min(slots, result["requests"] // THREADS // (block * steps) * block)
-    if seeded >= min(slots, connections // THREADS + 1):
-        return seeded, f"{seeded * THREADS}/{slots * THREADS} sessions seeded, "
-    # too few whole blocks to keep one session per connection: use them all, some open on their first hop
-    return slots, f"only {result['requests']}/{hops} seed hops (some sessions open on their first hop), "
+    prefix = [] if server.routes[kind][1] == "-" else server.routes[kind][1].split("*")
+    texts = ["*".join(prefix[:n]) for n in range(len(prefix) + 1)]
+    # the session ids of hops.lua: RUN-<thread>-<slot>-<generation>
+    sessions = [f"{run}-{thread}-{slot}-0" for thread in range(THREADS) for slot in range(slots)]
+    workers = min(SEED_CONNECTIONS, connections)
+    deadline = time.monotonic() + SEED_SECONDS_MAX
+    started = time.monotonic()
+    with ThreadPoolExecutor(workers) as pool:
+        seeded = sum(pool.map(lambda share: _seed_sessions(server, share, texts, deadline),
+                              [sessions[i::workers] for i in range(workers)]))
+    note = f"{seeded}/{len(sessions)} sessions seeded in {time.monotonic() - started:.0f} s, "
+    if seeded < len(sessions):
+        note += "the others open on their first hop, "
+    return slots, note
 
 
 def measure(server: Server, kind: str, connections: int, seconds: float, run: str, slots: int) -> Cell:
@@ -378,15 +419,12 @@ def run(args: argparse.Namespace, progress: Callable[[str], None]) -> dict[str, 
                 wrk(server, "dial", 10, 2, "load", 8, run_id(server, "warm-up", 10))
             plan = [(c, k, s) for c in args.concurrency for k in KINDS for s in servers]
             started = time.monotonic()
-            dial_rps: dict[tuple[str, int], float] = {}
             for i, (connections, kind, server) in enumerate(plan, 1):
                 note, run, slots = "", run_id(server, kind, connections), slots_for(connections)
                 if kind != "dial":
-                    slots, note = seed(server, kind, connections, dial_rps[(server.name, connections)], run)
+                    slots, note = seed(server, kind, connections, run)
                 cell = measure(server, kind, connections, args.seconds, run, slots)
                 cells.append(cell)
-                if kind == "dial":
-                    dial_rps[(server.name, connections)] = cell.rps
                 elapsed = time.monotonic() - started
                 progress(f"[{i}/{len(plan)} {elapsed:4.0f}s] {server.name:<5} {kind:<7} c={connections:<4} "
                          f"{note}{cell.rps:7.0f} req/s, p99 {cell.p99_ms:6.1f} ms, errors {cell.errors}"

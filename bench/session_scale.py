@@ -191,15 +191,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     have = level
                 memory[level] = int(store.info("memory")["used_memory"])
                 live = int(store.dbsize())
-                dial_rps = 0.0
                 for server, kind in ((floor, "dial"), (ours, "dial"), (ours, "nav")):
                     run = run_id(server, kind, args.concurrency)
                     slots = slots_for(args.concurrency)
                     if kind == "nav":
-                        slots, _ = seed(server, kind, args.concurrency, dial_rps, run)
+                        slots, _ = seed(server, kind, args.concurrency, run)
                     cell: Cell = measure(server, kind, args.concurrency, args.seconds, run, slots)
-                    if server is ours and kind == "dial":
-                        dial_rps = cell.rps
                     cells.append(asdict(cell) | {"rps": cell.rps, "sessions": level, "live": live})
                     say(f"[{time.monotonic() - started:4.0f}s] {level:>9,} sessions: {server.name:<5} {kind:<4} "
                         f"{cell.rps:7.0f} req/s, p50 {cell.p50_ms:6.1f} ms, p99 {cell.p99_ms:6.1f} ms, "

@@ -354,6 +354,7 @@ def seed(server: Server, kind: str, connections: int, run: str) -> tuple[int, st
     slots = slots_for(connections)
     if not server.stateful:
         return slots, ""
+    wait_idle(server)
     prefix = [] if server.routes[kind][1] == "-" else server.routes[kind][1].split("*")
     texts = ["*".join(prefix[:n]) for n in range(len(prefix) + 1)]
     # the session ids of hops.lua: RUN-<thread>-<slot>-<generation>
@@ -370,7 +371,22 @@ def seed(server: Server, kind: str, connections: int, run: str) -> tuple[int, st
     return slots, note
 
 
+def wait_idle(server: Server, limit: float = 60.0) -> None:
+    """Wait until the server has stopped working off an earlier cell's load.
+
+    When wrk stops, up to one request per connection is still queued in the server (at 1 000 connections,
+    seconds of work): it answers them to closed sockets, and without this wait the next cell (or the
+    memory measure) ran beside that backlog and was charged for it."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        before = cpu_seconds(server.pids)
+        time.sleep(0.5)
+        if cpu_seconds(server.pids) - before < 0.05:  # under 10% of a core: only its timers
+            return
+
+
 def measure(server: Server, kind: str, connections: int, seconds: float, run: str, slots: int) -> Cell:
+    wait_idle(server)
     before = cpu_seconds(server.pids)
     result = wrk(server, kind, connections, seconds, "load", slots, run)
     cpu = cpu_seconds(server.pids) - before
@@ -383,6 +399,7 @@ def measure(server: Server, kind: str, connections: int, seconds: float, run: st
 
 def redis_bytes_per_session(store: redis.Redis, server: Server) -> float:
     """MEMORY USAGE of the keys that ``MEMORY_DIALS`` fresh dials added, per dial (sessions left idle)."""
+    wait_idle(server)
     before = set(store.scan_iter(count=1000))
     # one connection per thread: each thread stops right after its last answer, nothing else in flight
     dials = wrk(server, "dial", THREADS, 5, "seed", MEMORY_DIALS // THREADS, run_id(server, "memory", 0))["requests"]

@@ -6,8 +6,9 @@ only the keys the run created are deleted at the end):
 * **ours**: the product as ``make run`` serves it, on the production set-up: ``python -m app migrate`` then
   ``python -m app serve`` (gunicorn as it configures it, the back office, the worker) with ``REDIS_URL``, a
   PostgreSQL ``DATABASE_URL`` whose schema is created for the run and dropped after it, ``SECRET_KEY`` and
-  ``USSD_GATEWAY_TOKEN`` set (the load sends the token). ``--server granian`` serves the same ``wsgi:app``
-  under granian instead (back office and worker started the same way), to compare servers.
+  ``USSD_GATEWAY_TOKEN`` set (the load sends the token). ``--server granian|sync|gthread`` has ``app serve``
+  serve the engine under another server of ``app/web_servers.py`` (``WEB_SERVER``); ``bench/servers.py``
+  compares them side by side.
 * **floor**: ``bench/floor_app.py``, a bare Flask endpoint doing one Redis GET and one SET, gunicorn ``-w 2``.
 * **node**: ``bench/node_peer.js``, ussd-menu-builder on Express with Redis sessions, two cluster workers;
   the packages are installed from npm into ``var/bench-node`` (scratch, not committed).
@@ -20,7 +21,7 @@ server's process tree (for ours: engine workers, back office and worker; Redis a
 Redis bytes per idle session: ``MEMORY USAGE`` of the keys that 100 fresh dials left behind, per dial.
 
 Writes ``bench/results/bench.json``, ``bench.md`` (the table) and ``bench.png`` (the chart).
-Usage: ``python bench/bench.py [--seconds 10] [--server gunicorn|granian] [--concurrency 10,100,1000]``.
+Usage: ``python bench/bench.py [--seconds 10] [--server gthread|sync|granian] [--concurrency 10,100,1000]``.
 """
 
 from __future__ import annotations
@@ -53,6 +54,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from procs import cpu_seconds, descendant_running, nofile_limit
 from report import KINDS, chart, table
 from ussd_hops import HOST, PY, ROOT, child, free_port, run_checked, wait_http
+
+from app.web_servers import DEFAULT_SERVER, SERVERS
 
 BENCH = ROOT / "bench"
 RESULTS = BENCH / "results"
@@ -239,19 +242,10 @@ def start_ours(stack: contextlib.ExitStack, tmp: Path, database_url: str, server
     env = product_env(tmp, database_url, port, bo_port)
     run_checked([PY, "-m", "app", "migrate"], env)
     log = tmp / "ours.log"
-    if server == "gunicorn":
-        # exactly what `make run` runs after migrating
-        procs = [stack.enter_context(child([PY, "-m", "app", "serve"], env, log))]
-    else:
-        run_checked([PY, "-m", "backoffice", "seed"], env)
-        os.makedirs(env["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
-        procs = [stack.enter_context(child([PY, "-m", "backoffice", "serve", "--port", str(bo_port)], env,
-                                           tmp / "backoffice.log"))]
-        wait_http(bo_port, "/healthz", procs[0], tmp / "backoffice.log")
-        procs.append(stack.enter_context(child([PY, "-m", "app", "worker"], env, tmp / "worker.log")))
-        procs.append(stack.enter_context(child(
-            [PY, "-m", "granian", "--interface", "wsgi", "--host", HOST, "--port", str(port), "--workers", "2",
-             "--blocking-threads", "4", "--log-level", "warning", "wsgi:app"], env, log)))
+    # exactly what `make run` runs after migrating; WEB_SERVER only when another server than its default is asked
+    if server != DEFAULT_SERVER:
+        env["WEB_SERVER"] = server
+    procs = [stack.enter_context(child([PY, "-m", "app", "serve"], env, log))]
     wait_http(port, "/healthz", procs[-1], log)
     return Server("ours", port, "/ussd/africastalking", [p.pid for p in procs], env["USSD_GATEWAY_TOKEN"],
                   "en cours|indisponible|Choix invalide",
@@ -461,16 +455,16 @@ def run(args: argparse.Namespace, progress: Callable[[str], None]) -> dict[str, 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=10.0, help="length of each measured phase")
-    parser.add_argument("--server", choices=("gunicorn", "granian"), default="gunicorn",
-                        help="serve the product as `make run` does (gunicorn) or under granian")
+    parser.add_argument("--server", choices=SERVERS, default=DEFAULT_SERVER,
+                        help="the engine's server (app/web_servers.py); by default the one `make run` uses")
     parser.add_argument("--concurrency", default="10,100,1000", help="comma-separated connection counts")
     parser.add_argument("--no-node", action="store_true", help="skip the Node peer")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (logs)")
     parser.add_argument("--out", type=Path, default=None,
-                        help="where bench.json/.md/.png go (bench/results, bench/results/granian for granian)")
+                        help="where bench.json/.md/.png go (bench/results; bench/results/<server> for another server)")
     args = parser.parse_args(argv)
-    # a granian run sits beside the default one instead of replacing the README's figures
-    args.out = args.out or (RESULTS if args.server == "gunicorn" else RESULTS / "granian")
+    # a run under another server sits beside the default one instead of replacing the README's figures
+    args.out = args.out or (RESULTS if args.server == DEFAULT_SERVER else RESULTS / args.server)
     args.concurrency = [int(c) for c in args.concurrency.split(",")]
     nofile_limit(4 * max(args.concurrency) + 1024)
     # Ctrl-C and SIGTERM unwind the same way: every child stopped, the schema dropped, our keys deleted.

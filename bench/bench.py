@@ -428,7 +428,7 @@ def run(args: argparse.Namespace, progress: Callable[[str], None]) -> dict[str, 
                 servers.append(start_node(stack, tmp, modules, bo_port, ours))
             for server in servers:  # warm-up: imports, connection pools, caches
                 wrk(server, "dial", 10, 2, "load", 8, run_id(server, "warm-up", 10))
-            plan = [(c, k, s) for c in args.concurrency for k in KINDS for s in servers]
+            plan = [(c, k, s) for c in args.concurrency for k in args.kinds for s in servers]
             started = time.monotonic()
             for i, (connections, kind, server) in enumerate(plan, 1):
                 note, run, slots = "", run_id(server, kind, connections), slots_for(connections)
@@ -459,6 +459,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="the engine's server (app/web_servers.py); by default the one `make run` uses")
     parser.add_argument("--concurrency", default="10,100,1000", help="comma-separated connection counts")
     parser.add_argument("--no-node", action="store_true", help="skip the Node peer")
+    parser.add_argument("--kinds", default=",".join(KINDS), help="comma-separated hop kinds, of " + ", ".join(KINDS))
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (logs)")
     parser.add_argument("--out", type=Path, default=None,
                         help="where bench.json/.md/.png go (bench/results; bench/results/<server> for another server)")
@@ -466,6 +467,7 @@ def main(argv: list[str] | None = None) -> int:
     # a run under another server sits beside the default one instead of replacing the README's figures
     args.out = args.out or (RESULTS if args.server == DEFAULT_SERVER else RESULTS / args.server)
     args.concurrency = [int(c) for c in args.concurrency.split(",")]
+    args.kinds = [k for k in KINDS if k in args.kinds.split(",")]
     nofile_limit(4 * max(args.concurrency) + 1024)
     # Ctrl-C and SIGTERM unwind the same way: every child stopped, the schema dropped, our keys deleted.
     signal.signal(signal.SIGINT, signal.default_int_handler)

@@ -144,8 +144,9 @@ def table(results: dict[str, Any]) -> str:
              f"threads, {results['concurrency']} connections, {results['seconds']:g} s per cell; idle sessions "
              f"seeded {', '.join(f'{k}: {v:.1f} s' for k, v in results['seed_seconds'].items())}."),
              "",
-             "| live sessions | hop | server | req/s | ×1k | ×floor | p50 ms | p99 ms | p99 ×1k | p99 ×floor | errors |",
-             "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             ("| live sessions | hop | server | req/s | ×1k | ×floor | p50 ms | p99 ms | p99 ×1k | p99 ×floor "
+              "| CPU ms/hop | CPU ×1k | errors |"),
+             "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for cell in cells:
         base = by.get((first, cell["server"], cell["kind"]), cell)
         floor = by.get((cell["sessions"], "floor", "dial"), cell)
@@ -153,7 +154,8 @@ def table(results: dict[str, Any]) -> str:
         lines.append(f"| {cell['live']:,} | {hop} | {cell['server']} | {cell['rps']:.0f} | "
                      f"{_ratio(cell['rps'], base['rps'])} | {_ratio(cell['rps'], floor['rps'])} | "
                      f"{cell['p50_ms']:.1f} | {cell['p99_ms']:.1f} | {_ratio(cell['p99_ms'], base['p99_ms'])} | "
-                     f"{_ratio(cell['p99_ms'], floor['p99_ms'])} | {cell['errors']} |")
+                     f"{_ratio(cell['p99_ms'], floor['p99_ms'])} | {cell['cpu_ms']:.2f} | "
+                     f"{_ratio(cell['cpu_ms'], base['cpu_ms'])} | {cell['errors']} |")
     lines.append("")
     lines.append("Redis memory: " + ", ".join(f"{k:,} sessions {v / 2**20:.0f} MiB"
                                               for k, v in results["redis_memory"].items()))

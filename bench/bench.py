@@ -1,7 +1,7 @@
 """``make bench``: the product's USSD hops against the floor and the Node peer, in one run on loopback.
 
-Three servers run side by side, each on the same Redis database (``BENCH_REDIS_URL``, which must be empty;
-only the keys the run created are deleted at the end):
+Three servers run side by side, each on the same Redis database (``BENCH_REDIS_URL``, else the first empty
+one, claimed for the run as the tests claim theirs; only the keys the run created are deleted at the end):
 
 * **ours**: the product as ``make run`` serves it, on the production set-up: ``python -m app migrate`` then
   ``python -m app serve`` (gunicorn as it configures it, the back office, the worker) with ``REDIS_URL``, a

@@ -21,7 +21,7 @@ import urllib.request
 from .logging_setup import configure_logging
 from .ops import serve_metrics
 from .settings import Settings
-from .web_servers import DEFAULT_SERVER, SERVERS, engine_command
+from .web_servers import DEFAULT_SERVER, LABELS, SERVERS, engine_command
 
 
 def _wait_healthy(url: str, seconds: float = 20.0) -> bool:
@@ -111,7 +111,7 @@ def serve() -> int:
             stop_metrics = serve_metrics("127.0.0.1", settings.metrics_port, metrics_dir)
             metrics_line = f"http://127.0.0.1:{settings.metrics_port}/metrics (internal port, METRICS_PORT)"
         print(f"\n  three processes (Ctrl-C stops all three):"
-              f"\n  1. engine ({server}, {workers} worker(s)): POST http://{host}:{port}/ussd/africastalking"
+              f"\n  1. engine ({LABELS[server]}, {workers} worker(s)): POST http://{host}:{port}/ussd/africastalking"
               f"\n  2. back office (reference systems, {backoffice_workers} worker(s)): "
               f"http://127.0.0.1:{backoffice_port}/healthz"
               f"\n  3. worker (kept tickets, every {interval} s)"

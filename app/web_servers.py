@@ -14,10 +14,11 @@ from __future__ import annotations
 import sys
 from typing import Final
 
-__all__ = ["DEFAULT_SERVER", "SERVERS", "engine_command"]
+__all__ = ["DEFAULT_SERVER", "LABELS", "SERVERS", "engine_command"]
 
 SERVERS: Final = ("gthread", "sync", "granian")
 DEFAULT_SERVER: Final = "gthread"
+LABELS: Final = {"gthread": "gunicorn", "sync": "gunicorn sync", "granian": "granian"}  # in app serve's banner
 THREADS: Final = 4
 
 

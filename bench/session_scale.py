@@ -45,6 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from procs import nofile_limit
 
 import bench as main_bench
+from app.web_servers import DEFAULT_SERVER
 from bench import (
     PG_URL,
     PHONE,
@@ -176,8 +177,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         with contextlib.ExitStack() as stack:
             store = stack.enter_context(own_redis_keys(main_bench.REDIS_URL))
             database_url = stack.enter_context(pg_schema(PG_URL))
-            say(f"Redis {main_bench.REDIS_URL}; starting ours (gunicorn, as make run) and the floor")
-            ours, _ = start_ours(stack, tmp, database_url, "gunicorn")
+            say(f"Redis {main_bench.REDIS_URL}; starting ours (as make run) and the floor")
+            ours, _ = start_ours(stack, tmp, database_url, DEFAULT_SERVER)
             floor = start_floor(stack, tmp)
             for server in (ours, floor):
                 wrk(server, "dial", 10, 2, "load", 8, run_id(server, "warm-up", 10))

@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test install db lint bench clean lock mutation
+.PHONY: run test install db lint bench bench-scale bench-servers bench-menu clean lock mutation
 
 # Dependencies come from requirements.lock (exact versions and hashes, compiled from pyproject.toml by
 # `make lock`), so a fresh clone runs and tests what was tested; the project itself installs without deps.
@@ -60,6 +60,20 @@ $(BENCH_STAMP): $(STAMP)
 
 bench: install $(BENCH_STAMP)
 	$(PY) bench/bench.py $(BENCH_ARGS)
+
+# Hop latency with 1 000 to 1 000 000 idle sessions in Redis (README "Benchmark"), ~5 minutes; SCALE_ARGS
+# e.g. --sessions 1000,10000 --seconds 5.
+bench-scale: install $(BENCH_STAMP)
+	$(PY) bench/session_scale.py $(SCALE_ARGS)
+
+# The engine under gunicorn sync, gunicorn gthread and granian, side by side (README "Benchmark"); SERVERS_ARGS
+# e.g. --concurrency 10,100 --seconds 5 --rounds 3.
+bench-servers: install $(BENCH_STAMP)
+	$(PY) bench/servers.py $(SERVERS_ARGS)
+
+# Load + lint time of a generated 10 000-node menu file.
+bench-menu: install
+	$(PY) bench/big_menu.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache mutants

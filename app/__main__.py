@@ -22,6 +22,7 @@ import urllib.request
 from .logging_setup import configure_logging
 from .ops import serve_metrics
 from .settings import Settings
+from .web_servers import DEFAULT_SERVER, LABELS, SERVERS, engine_command
 
 
 def _wait_healthy(url: str, seconds: float = 20.0) -> bool:
@@ -86,6 +87,9 @@ def serve() -> int:
         os.environ["SECRET_KEY"] = _secret_key_file()
     settings = Settings.from_env()
     configure_logging(settings.log_level)
+    if (os.environ.get("WEB_SERVER", "").strip() or DEFAULT_SERVER) not in SERVERS:
+        print(f"WEB_SERVER must be one of {', '.join(SERVERS)}", file=sys.stderr)
+        return 2
     # Loopback unless told otherwise: the engine answers as any customer to whoever reaches it.
     host = os.environ.get("HOST", "").strip() or "127.0.0.1"
     port = os.environ.get("PORT", "8000")
@@ -101,7 +105,11 @@ def serve() -> int:
     if subprocess.run([sys.executable, "-m", "backoffice", "seed"], env=env, check=False).returncode != 0:
         print("seeding the back office failed; see the lines above", file=sys.stderr)
         return 1
-    backoffice = subprocess.Popen([sys.executable, "-m", "backoffice", "serve", "--port", backoffice_port], env=env)
+    # On the production set-up (Redis) the reference back office runs under gunicorn too, as a real
+    # billing system would be served: one werkzeug process was the bottleneck of every balance hop.
+    backoffice_workers = os.environ.get("BACKOFFICE_WORKERS") or ("2" if settings.redis_url else "1")
+    backoffice = subprocess.Popen([sys.executable, "-m", "backoffice", "serve", "--port", backoffice_port,
+                                   "--workers", backoffice_workers], env=env)
     children = [backoffice]
     stop_metrics = None
     try:
@@ -110,9 +118,9 @@ def serve() -> int:
             return 1
         workers = os.environ.get("WEB_CONCURRENCY") or ("2" if settings.redis_url else "1")
         metrics_dir = env["PROMETHEUS_MULTIPROC_DIR"] = _fresh_metrics_dir()
-        engine = subprocess.Popen([sys.executable, "-m", "gunicorn", "--bind", f"{host}:{port}",
-                                   "--workers", workers, "--threads", "4", "--access-logfile", "-",
-                                   "--config", "python:app.gunicorn_conf", "wsgi:app"], env=env)
+        # The server chosen by measurement (app/web_servers.py, README "Benchmark"); WEB_SERVER picks another.
+        server = os.environ.get("WEB_SERVER", "").strip() or DEFAULT_SERVER
+        engine = subprocess.Popen(engine_command(server, host, port, workers), env=env)
         children.append(engine)
         interval = os.environ.get("WORKER_INTERVAL_SECONDS", "30")
         children.append(subprocess.Popen([sys.executable, "-m", "app", "worker"], env=env))
@@ -121,8 +129,9 @@ def serve() -> int:
             stop_metrics = serve_metrics("127.0.0.1", settings.metrics_port, metrics_dir)
             metrics_line = f"http://127.0.0.1:{settings.metrics_port}/metrics (internal port, METRICS_PORT)"
         print(f"\n  three processes (Ctrl-C stops all three):"
-              f"\n  1. engine (gunicorn, {workers} worker(s)): POST http://{host}:{port}/ussd/africastalking"
-              f"\n  2. back office (reference systems):     http://127.0.0.1:{backoffice_port}/healthz"
+              f"\n  1. engine ({LABELS[server]}, {workers} worker(s)): POST http://{host}:{port}/ussd/africastalking"
+              f"\n  2. back office (reference systems, {backoffice_workers} worker(s)): "
+              f"http://127.0.0.1:{backoffice_port}/healthz"
               f"\n  3. worker (kept tickets, every {interval} s)"
               f"\n  customers' web pages (sign-in by SMS code): http://{host}:{port}/web/"
               f"\n  agents: console http://{host}:{port}/console/  simulator http://{host}:{port}/simulator/"

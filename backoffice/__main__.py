@@ -42,6 +42,8 @@ def _serve(args: argparse.Namespace) -> int:
         return 2
     if config.dev:
         log.warning("BACKOFFICE_DEV=1: development mode%s", "" if config.api_key else ", the API needs no key")
+    if args.workers > 1:
+        return _serve_workers(config, args)
     app = create_app(config)
     backoffice: Backoffice = app.extensions[EXTENSION_KEY]
     feed = None
@@ -70,6 +72,26 @@ def _serve(args: argparse.Namespace) -> int:
             stop_smtp()
         backoffice.close()
     return 0
+
+
+def _serve_workers(config: BackofficeConfig, args: argparse.Namespace) -> int:
+    """Several processes under gunicorn (``backoffice/server.py``); the MQTT feed, if any, in this one."""
+    from .server import serve_with_gunicorn
+
+    feed, engine = None, None
+    if config.mqtt_url:
+        engine = make_engine(config.database_url)
+        Base.metadata.create_all(engine)
+        feed = MqttReadingFeed(config.mqtt_url, make_session_factory(engine))
+        feed.start()
+        log.info("listening for meter readings on %s", config.mqtt_url)
+    try:
+        return serve_with_gunicorn(config, args.host, args.port, args.workers)
+    finally:
+        if feed is not None:
+            feed.stop()
+        if engine is not None:
+            engine.dispose()
 
 
 def _seed(_args: argparse.Namespace) -> int:
@@ -135,6 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     serve = commands.add_parser("serve", help="serve the HTTP API (and the MQTT subscriber when MQTT_URL is set)")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8001)
+    serve.add_argument("--workers", type=int, default=1,
+                       help="1: werkzeug's server, one process (development); more: gunicorn gthread workers")
     serve.set_defaults(run=_serve)
     commands.add_parser("seed", help="create the tables and add the demo data").set_defaults(run=_seed)
     outage = commands.add_parser("outage", help="declare an outage or a restoration for a zone (customers are told)")

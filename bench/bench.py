@@ -1,13 +1,14 @@
 """``make bench``: the product's USSD hops against the floor and the Node peer, in one run on loopback.
 
-Three servers run side by side, each on the same Redis database (``BENCH_REDIS_URL``, which must be empty;
-only the keys the run created are deleted at the end):
+Three servers run side by side, each on the same Redis database (``BENCH_REDIS_URL``, else the first empty
+one, claimed for the run as the tests claim theirs; only the keys the run created are deleted at the end):
 
 * **ours**: the product as ``make run`` serves it, on the production set-up: ``python -m app migrate`` then
   ``python -m app serve`` (gunicorn as it configures it, the back office, the worker) with ``REDIS_URL``, a
   PostgreSQL ``DATABASE_URL`` whose schema is created for the run and dropped after it, ``SECRET_KEY`` and
-  ``USSD_GATEWAY_TOKEN`` set (the load sends the token). ``--server granian`` serves the same ``wsgi:app``
-  under granian instead (back office and worker started the same way), to compare servers.
+  ``USSD_GATEWAY_TOKEN`` set (the load sends the token). ``--server granian|sync|gthread`` has ``app serve``
+  serve the engine under another server of ``app/web_servers.py`` (``WEB_SERVER``); ``bench/servers.py``
+  compares them side by side.
 * **floor**: ``bench/floor_app.py``, a bare Flask endpoint doing one Redis GET and one SET, gunicorn ``-w 2``.
 * **node**: ``bench/node_peer.js``, ussd-menu-builder on Express with Redis sessions, two cluster workers;
   the packages are installed from npm into ``var/bench-node`` (scratch, not committed).
@@ -20,13 +21,14 @@ server's process tree (for ours: engine workers, back office and worker; Redis a
 Redis bytes per idle session: ``MEMORY USAGE`` of the keys that 100 fresh dials left behind, per dial.
 
 Writes ``bench/results/bench.json``, ``bench.md`` (the table) and ``bench.png`` (the chart).
-Usage: ``python bench/bench.py [--seconds 10] [--server gunicorn|granian] [--concurrency 10,100,1000]``.
+Usage: ``python bench/bench.py [--seconds 10] [--server gthread|sync|granian] [--concurrency 10,100,1000]``.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import http.client
 import json
 import math
 import os
@@ -38,7 +40,9 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,6 +55,8 @@ from procs import cpu_seconds, descendant_running, nofile_limit
 from report import KINDS, chart, table
 from ussd_hops import HOST, PY, ROOT, child, free_port, run_checked, wait_http
 
+from app.web_servers import DEFAULT_SERVER, SERVERS
+
 BENCH = ROOT / "bench"
 RESULTS = BENCH / "results"
 NODE_DIR = ROOT / "var" / "bench-node"
@@ -60,8 +66,8 @@ PG_URL = os.environ.get("BENCH_DATABASE_URL", "postgresql+psycopg://postgres@127
 PHONE = "+221770000001"
 THREADS = 2
 MEMORY_DIALS = 100
-SEED_SECONDS_MAX = 60.0
-SEED_BLOCK = 64  # as in hops.lua: slots seeded together, 2x the seed's connections per wrk thread
+SEED_SECONDS_MAX = 180.0
+SEED_CONNECTIONS = 32  # sessions seeded at a time (bench.seed)
 
 
 @dataclass
@@ -159,22 +165,49 @@ def pg_schema(base_url: str) -> Iterator[str]:
             conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
+# The tests' claim on a Redis database (tests/support/services.py): the bench takes it too, so a test run
+# started meanwhile picks another database instead of emptying the bench's (and the bench never runs in
+# a database a test holds, which is never empty).
+CLAIM_KEY = "tests:claimed-by"
+
+
+def _redis_candidates(url: str) -> list[str]:
+    """``url``; without BENCH_REDIS_URL in the environment, then every other database of its server."""
+    if "BENCH_REDIS_URL" in os.environ:
+        return [url]
+    base, _, db = url.rpartition("/")
+    return [url, *(f"{base}/{n}" for n in range(15, -1, -1) if str(n) != db)]
+
+
 @contextlib.contextmanager
 def own_redis_keys(url: str) -> Iterator[redis.Redis]:
-    """The bench's Redis database, refused unless empty; every key the run made is deleted at the end."""
-    store = redis.Redis.from_url(url)
-    store.ping()
-    if store.dbsize():
+    """The bench's Redis database: an empty one, claimed for the run; every key the run made is deleted at
+    the end. Sets ``REDIS_URL`` (the servers' database) to the one taken."""
+    global REDIS_URL
+    claim = f"bench-{secrets.token_hex(4)}"
+    for candidate in _redis_candidates(url):
+        store = redis.Redis.from_url(candidate)
+        store.ping()
+        if not store.dbsize() and store.set(CLAIM_KEY, claim, nx=True, ex=24 * 3600):
+            if store.dbsize() == 1:
+                break
+            store.delete(CLAIM_KEY)
+        store.close()
+    else:
         raise SystemExit(f"{url} is not empty; point BENCH_REDIS_URL at a database of the bench's own")
+    REDIS_URL = candidate
     try:
         yield store
     finally:
-        for batch in batched(store.scan_iter(count=1000), 1000):
-            store.delete(*batch)
+        # UNLINK frees the values in Redis's background thread; batches of 10 000 (a million seeded sessions)
+        for batch in batched(store.scan_iter(count=10_000), 10_000):
+            if keys := [key for key in batch if key != CLAIM_KEY.encode()]:
+                store.unlink(*keys)
+        store.delete(CLAIM_KEY)
         store.close()
 
 
-def batched(items: Iterator[bytes], size: int) -> Iterator[list[bytes]]:
+def batched(items: Iterator[Any], size: int) -> Iterator[list[Any]]:
     batch: list[bytes] = []
     for item in items:
         batch.append(item)
@@ -209,19 +242,10 @@ def start_ours(stack: contextlib.ExitStack, tmp: Path, database_url: str, server
     env = product_env(tmp, database_url, port, bo_port)
     run_checked([PY, "-m", "app", "migrate"], env)
     log = tmp / "ours.log"
-    if server == "gunicorn":
-        # exactly what `make run` runs after migrating
-        procs = [stack.enter_context(child([PY, "-m", "app", "serve"], env, log))]
-    else:
-        run_checked([PY, "-m", "backoffice", "seed"], env)
-        os.makedirs(env["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
-        procs = [stack.enter_context(child([PY, "-m", "backoffice", "serve", "--port", str(bo_port)], env,
-                                           tmp / "backoffice.log"))]
-        wait_http(bo_port, "/healthz", procs[0], tmp / "backoffice.log")
-        procs.append(stack.enter_context(child([PY, "-m", "app", "worker"], env, tmp / "worker.log")))
-        procs.append(stack.enter_context(child(
-            [PY, "-m", "granian", "--interface", "wsgi", "--host", HOST, "--port", str(port), "--workers", "2",
-             "--blocking-threads", "4", "--log-level", "warning", "wsgi:app"], env, log)))
+    # exactly what `make run` runs after migrating; WEB_SERVER only when another server than its default is asked
+    if server != DEFAULT_SERVER:
+        env["WEB_SERVER"] = server
+    procs = [stack.enter_context(child([PY, "-m", "app", "serve"], env, log))]
     wait_http(port, "/healthz", procs[-1], log)
     return Server("ours", port, "/ussd/africastalking", [p.pid for p in procs], env["USSD_GATEWAY_TOKEN"],
                   "en cours|indisponible|Choix invalide",
@@ -248,7 +272,8 @@ def start_node(stack: contextlib.ExitStack, tmp: Path, modules: Path, bo_port: i
     log = tmp / "node.log"
     proc = stack.enter_context(child(["node", str(BENCH / "node_peer.js")], env, log))
     wait_http(port, "/healthz", proc, log)
-    backoffice = descendant_running(ours.pids[0], "backoffice serve") or ours.pids[0]
+    # "python -m backoffice serve", or under gunicorn its master "gunicorn: master [backoffice]"
+    backoffice = descendant_running(ours.pids[0], "backoffice") or ours.pids[0]
     return Server("node", port, "/ussd", [proc.pid, backoffice])
 
 
@@ -281,28 +306,81 @@ def run_id(server: Server, kind: str, connections: int) -> str:
     return f"{server.name[0]}{kind[0]}{connections}x{secrets.token_hex(3)}"
 
 
-def seed(server: Server, kind: str, connections: int, dial_rps: float, run: str) -> tuple[int, str]:
+def _seed_sessions(server: Server, sessions: list[str], texts: list[str], deadline: float) -> int:
+    """Play ``texts`` on each session in turn over one keep-alive connection; how many got every hop right."""
+    done = 0
+    connection = http.client.HTTPConnection(HOST, server.port, timeout=30)
+    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    if server.token != "-":
+        headers["X-Gateway-Token"] = server.token
+    rejects = [] if server.rejects == "-" else server.rejects.split("|")
+    try:
+        for session in sessions:
+            if time.monotonic() > deadline:
+                break
+            ok = True
+            for text in texts:
+                body = urllib.parse.urlencode({"sessionId": session, "serviceCode": "*123#", "phoneNumber": PHONE,
+                                               "networkCode": "99999", "text": text})
+                connection.request("POST", server.path, body, headers)
+                answer = connection.getresponse()
+                screen = answer.read().decode(errors="replace")
+                if answer.status != 200 or not screen.startswith("CON ") or any(r in screen for r in rejects):
+                    ok = False
+                    break
+            done += ok
+    except OSError:
+        pass
+    finally:
+        connection.close()
+    return done
+
+
+def seed(server: Server, kind: str, connections: int, run: str) -> tuple[int, str]:
     """Bring every slot's session where the hops of ``kind`` apply (dial, then the route's prefix).
 
-    wrk runs for its whole ``-d`` even when every thread has stopped, so the duration is sized from
-    the dial rate just measured, capped at ``SEED_SECONDS_MAX``. Returns the slots per thread the
-    load may use (the whole blocks seeded, see hops.lua) and a note for the progress line."""
+    Played from Python, each session's hops one after the other, ``SEED_CONNECTIONS`` sessions at a time,
+    until every session is there (or ``SEED_SECONDS_MAX``): the prefix may call the back office (ours: the
+    balance, then the bills), so its pace is the back office's, not the dial's. Sizing a wrk run from the dial
+    rate had left half the sessions unseeded at 1 000 connections: their load hops then replayed the whole
+    path on a fresh session (two back-office calls each) and ours' navigation fell to 0.08x the floor.
+    Returns the slots per wrk thread the load uses and a note for the progress line."""
     slots = slots_for(connections)
     if not server.stateful:
         return slots, ""
-    steps = 1 + (0 if server.routes[kind][1] == "-" else len(server.routes[kind][1].split("*")))
-    block = min(SEED_BLOCK, slots)
-    hops = math.ceil(slots / block) * block * steps * THREADS
-    seconds = min(SEED_SECONDS_MAX, 1.0 + 1.5 * hops / max(dial_rps, 1.0))
-    result = wrk(server, kind, min(connections, SEED_BLOCK), math.ceil(seconds), "seed", slots, run)
-    seeded = min(slots, result["requests"] // THREADS // (block * steps) * block)
-    if seeded >= min(slots, connections // THREADS + 1):
-        return seeded, f"{seeded * THREADS}/{slots * THREADS} sessions seeded, "
-    # too few whole blocks to keep one session per connection: use them all, some open on their first hop
-    return slots, f"only {result['requests']}/{hops} seed hops (some sessions open on their first hop), "
+    wait_idle(server)
+    prefix = [] if server.routes[kind][1] == "-" else server.routes[kind][1].split("*")
+    texts = ["*".join(prefix[:n]) for n in range(len(prefix) + 1)]
+    # the session ids of hops.lua: RUN-<thread>-<slot>-<generation>
+    sessions = [f"{run}-{thread}-{slot}-0" for thread in range(THREADS) for slot in range(slots)]
+    workers = min(SEED_CONNECTIONS, connections)
+    deadline = time.monotonic() + SEED_SECONDS_MAX
+    started = time.monotonic()
+    with ThreadPoolExecutor(workers) as pool:
+        seeded = sum(pool.map(lambda share: _seed_sessions(server, share, texts, deadline),
+                              [sessions[i::workers] for i in range(workers)]))
+    note = f"{seeded}/{len(sessions)} sessions seeded in {time.monotonic() - started:.0f} s, "
+    if seeded < len(sessions):
+        note += "the others open on their first hop, "
+    return slots, note
+
+
+def wait_idle(server: Server, limit: float = 60.0) -> None:
+    """Wait until the server has stopped working off an earlier cell's load.
+
+    When wrk stops, up to one request per connection is still queued in the server (at 1 000 connections,
+    seconds of work): it answers them to closed sockets, and without this wait the next cell (or the
+    memory measure) ran beside that backlog and was charged for it."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        before = cpu_seconds(server.pids)
+        time.sleep(0.5)
+        if cpu_seconds(server.pids) - before < 0.05:  # under 10% of a core: only its timers
+            return
 
 
 def measure(server: Server, kind: str, connections: int, seconds: float, run: str, slots: int) -> Cell:
+    wait_idle(server)
     before = cpu_seconds(server.pids)
     result = wrk(server, kind, connections, seconds, "load", slots, run)
     cpu = cpu_seconds(server.pids) - before
@@ -315,6 +393,7 @@ def measure(server: Server, kind: str, connections: int, seconds: float, run: st
 
 def redis_bytes_per_session(store: redis.Redis, server: Server) -> float:
     """MEMORY USAGE of the keys that ``MEMORY_DIALS`` fresh dials added, per dial (sessions left idle)."""
+    wait_idle(server)
     before = set(store.scan_iter(count=1000))
     # one connection per thread: each thread stops right after its last answer, nothing else in flight
     dials = wrk(server, "dial", THREADS, 5, "seed", MEMORY_DIALS // THREADS, run_id(server, "memory", 0))["requests"]
@@ -349,17 +428,14 @@ def run(args: argparse.Namespace, progress: Callable[[str], None]) -> dict[str, 
                 servers.append(start_node(stack, tmp, modules, bo_port, ours))
             for server in servers:  # warm-up: imports, connection pools, caches
                 wrk(server, "dial", 10, 2, "load", 8, run_id(server, "warm-up", 10))
-            plan = [(c, k, s) for c in args.concurrency for k in KINDS for s in servers]
+            plan = [(c, k, s) for c in args.concurrency for k in args.kinds for s in servers]
             started = time.monotonic()
-            dial_rps: dict[tuple[str, int], float] = {}
             for i, (connections, kind, server) in enumerate(plan, 1):
                 note, run, slots = "", run_id(server, kind, connections), slots_for(connections)
                 if kind != "dial":
-                    slots, note = seed(server, kind, connections, dial_rps[(server.name, connections)], run)
+                    slots, note = seed(server, kind, connections, run)
                 cell = measure(server, kind, connections, args.seconds, run, slots)
                 cells.append(cell)
-                if kind == "dial":
-                    dial_rps[(server.name, connections)] = cell.rps
                 elapsed = time.monotonic() - started
                 progress(f"[{i}/{len(plan)} {elapsed:4.0f}s] {server.name:<5} {kind:<7} c={connections:<4} "
                          f"{note}{cell.rps:7.0f} req/s, p99 {cell.p99_ms:6.1f} ms, errors {cell.errors}"
@@ -379,17 +455,19 @@ def run(args: argparse.Namespace, progress: Callable[[str], None]) -> dict[str, 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=10.0, help="length of each measured phase")
-    parser.add_argument("--server", choices=("gunicorn", "granian"), default="gunicorn",
-                        help="serve the product as `make run` does (gunicorn) or under granian")
+    parser.add_argument("--server", choices=SERVERS, default=DEFAULT_SERVER,
+                        help="the engine's server (app/web_servers.py); by default the one `make run` uses")
     parser.add_argument("--concurrency", default="10,100,1000", help="comma-separated connection counts")
     parser.add_argument("--no-node", action="store_true", help="skip the Node peer")
+    parser.add_argument("--kinds", default=",".join(KINDS), help="comma-separated hop kinds, of " + ", ".join(KINDS))
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (logs)")
     parser.add_argument("--out", type=Path, default=None,
-                        help="where bench.json/.md/.png go (bench/results, bench/results/granian for granian)")
+                        help="where bench.json/.md/.png go (bench/results; bench/results/<server> for another server)")
     args = parser.parse_args(argv)
-    # a granian run sits beside the default one instead of replacing the README's figures
-    args.out = args.out or (RESULTS if args.server == "gunicorn" else RESULTS / "granian")
+    # a run under another server sits beside the default one instead of replacing the README's figures
+    args.out = args.out or (RESULTS if args.server == DEFAULT_SERVER else RESULTS / args.server)
     args.concurrency = [int(c) for c in args.concurrency.split(",")]
+    args.kinds = [k for k in KINDS if k in args.kinds.split(",")]
     nofile_limit(4 * max(args.concurrency) + 1024)
     # Ctrl-C and SIGTERM unwind the same way: every child stopped, the schema dropped, our keys deleted.
     signal.signal(signal.SIGINT, signal.default_int_handler)

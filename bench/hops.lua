@@ -6,8 +6,9 @@
 --   PHONE   the caller (+221770000001, a known customer)
 --   TOKEN   the gateway token, sent as X-Gateway-Token ("-" for none)
 --   RUN     prefix of every session id, unique per phase so phases never share a session
---   SLOTS   sessions per wrk thread for nav/balance (dialled beforehand by MODE=seed)
---   MODE    load | seed  (seed: dial each slot's session once, then stop the thread)
+--   SLOTS   sessions per wrk thread for nav/balance (brought to their screen beforehand by bench.py's seed)
+--   MODE    load | seed  (seed: play each slot's dial and PREFIX once, then stop the thread; bench.py uses
+--           it for the Redis bytes of SLOTS fresh dials)
 --   REJECT  "|"-separated texts that make a 200 answer count as bad (busy, error screens); "-" for none
 --   STEPS   the two inputs a nav/balance hop alternates, comma-separated ("98,99", "1,0")
 --   PREFIX  "*"-joined inputs that bring a fresh session where the steps apply ("1*1"), "-" for none

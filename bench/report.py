@@ -69,9 +69,10 @@ def chart(results: dict[str, Any], path: Path) -> None:
 
     cells = _cells(results)
     concurrencies = sorted({c["concurrency"] for c in results["cells"]})
-    fig, axes = plt.subplots(len(KINDS), 2, figsize=(10, 3.2 * len(KINDS)), squeeze=False)
+    kinds = [k for k in KINDS if any(c["kind"] == k for c in results["cells"])]  # a run may measure a few
+    fig, axes = plt.subplots(len(kinds), 2, figsize=(10, 3.2 * len(kinds)), squeeze=False)
     styles = {"ours": ("tab:red", "o"), "floor": ("tab:gray", "s"), "node": ("tab:green", "^")}
-    for row, kind in enumerate(KINDS):
+    for row, kind in enumerate(kinds):
         for col, (key, label) in enumerate((("rps", "requests/s"), ("p99_ms", "p99 latency (ms)"))):
             ax = axes[row][col]
             for name in SERVER_ORDER:

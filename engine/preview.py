@@ -40,19 +40,19 @@ def screen_problems(loaded: LoadedMenus, flow: str, node_id: str, language: str,
     node = menus.flows[flow].nodes[node_id]
     if not node.shows:
         return []
-    samples: dict[str, Any] = {**menus.samples, **node.samples}
-    context = {k: v for k, v in samples.items()}
-    for key, value in list(context.items()):
-        if isinstance(value, int) and not isinstance(value, bool) and key in _list_sources(menus):
-            context[key] = [dict(samples) for _ in range(value)]
+    facts = _facts(menus)
+    samples, context = facts.context(node.samples)
     # Dotted placeholders such as {bill.amount} read the sample of their last part.
-    for key in [k for k in _dotted_roots(node)]:
-        context.setdefault(key, dict(samples))
+    dotted = _dotted_roots(node)
+    if dotted:
+        context = dict(context)  # the shared context is only read
+        for key in dotted:
+            context.setdefault(key, dict(samples))
     fmt = TextFormatter(language, menus.labels)
     caps = _caps(loaded, channel)
     channel = caps.name
     size = measure(caps)
-    system = {k: v.get(language, "") for k, v in menus.system_texts.items()}
+    system = facts.system(language)
     options: list[Option] = []
     declared = node.choices()
     # Options whose condition fails on the samples are hidden, as they would be at run time.
@@ -92,9 +92,47 @@ def screen_problems(loaded: LoadedMenus, flow: str, node_id: str, language: str,
     return problems
 
 
-def _list_sources(menus: Any) -> set[str]:
-    return {items.source for f in menus.flows.values() for n in f.nodes.values()
-            if (items := n.item_list()) is not None}
+class _SetFacts:
+    """What the screens of one menu set share: the list sources, the sample context, the system texts.
+
+    The linter measures every screen of a set in turn (each node, language and channel): working
+    these out per screen had made linting quadratic in the nodes (the list sources walk every node)."""
+
+    def __init__(self, menus: Any) -> None:
+        self.menus = menus
+        self.sources = frozenset(items.source for f in menus.flows.values() for n in f.nodes.values()
+                                 if (items := n.item_list()) is not None)
+        self.shared = self._expand(dict(menus.samples))
+        self.system_texts: dict[str, dict[str, str]] = {}
+
+    def context(self, node_samples: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The samples and the context of a screen (shared when the node has no samples of its own:
+        read it, do not change it)."""
+        return self._expand({**self.menus.samples, **node_samples}) if node_samples else self.shared
+
+    def system(self, language: str) -> dict[str, str]:
+        if language not in self.system_texts:
+            self.system_texts[language] = {k: v.get(language, "") for k, v in self.menus.system_texts.items()}
+        return self.system_texts[language]
+
+    def _expand(self, samples: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """List sources given as counts in the samples become lists of that many sample items."""
+        context = dict(samples)
+        for key, value in samples.items():
+            if isinstance(value, int) and not isinstance(value, bool) and key in self.sources:
+                context[key] = [dict(samples) for _ in range(value)]
+        return samples, context
+
+
+_last_facts: _SetFacts | None = None
+
+
+def _facts(menus: Any) -> _SetFacts:
+    """The facts of ``menus``, kept while the linter works on the same (frozen) set."""
+    global _last_facts
+    if _last_facts is None or _last_facts.menus is not menus:
+        _last_facts = _SetFacts(menus)
+    return _last_facts
 
 
 def _dotted_roots(node: Any) -> set[str]:

@@ -14,7 +14,7 @@ from typing import Any
 from .conditions import ConditionError, parse_condition
 from .graph import edges, option_keys
 from .keywords import close, keyword_words
-from .loader import LoadedMenus
+from .loader import LoadedMenus, gc_paused
 from .problems import Problem
 from .schema import (
     FORMAT_SPECS,
@@ -46,6 +46,12 @@ def lint(loaded: LoadedMenus, steps: Mapping[str, frozenset[str]] | None = None,
          screen_check: ScreenCheck | None = None, channels: Sequence[Any] | None = None) -> list[Problem]:
     """Every problem of the menus. ``channels``: what each channel can show (the adapters'
     capabilities), handed to ``screen_check``; by default the channels the file declares."""
+    with gc_paused():  # tens of thousands of screens measured: see gc_paused
+        return _lint(loaded, steps, screen_check, channels)
+
+
+def _lint(loaded: LoadedMenus, steps: Mapping[str, frozenset[str]] | None,
+          screen_check: ScreenCheck | None, channels: Sequence[Any] | None) -> list[Problem]:
     menus = loaded.menus
     problems: list[Problem] = []
 
@@ -167,8 +173,7 @@ def _lint_flow(loaded: LoadedMenus, flow_name: str, flow: FlowSpec, steps: Mappi
                         add(flow_name, node_id, f"{what} ({lang}): unknown format '{{{name}:{spec}}}'",
                             "known: " + ", ".join(sorted(s for s in FORMAT_SPECS if s)))
                     root, last = name.split(".")[0], name.split(".")[-1]
-                    known = {**menus.samples, **node.samples}
-                    if root not in known and last not in known:
+                    if not any(n in menus.samples or n in node.samples for n in (root, last)):
                         add(flow_name, node_id, f"{what} ({lang}): placeholder '{{{name}}}' has no sample value",
                             f"add '{last}: ...' under samples: so its screen can be measured")
         for when in [o.when for o in node.choices() if o.when] + \
@@ -256,10 +261,11 @@ def _lint_commits(flow_name: str, flow: FlowSpec, add: Callable[..., None]) -> N
     menu, which is the root). So a confirmation screen of the commit (a screen whose choice or
     input leads into it through actions and routers only) must not be among them."""
     nodes = flow.nodes
+    incoming = _incoming(flow)  # once per flow: per commit it made the check quadratic in the nodes
     for node_id, node in nodes.items():
         if not isinstance(node, ActionNode) or not node.commit:
             continue
-        confirmations = _screens_leading_to(flow, node_id)
+        confirmations = _screens_leading_to(flow, node_id, incoming)
         after = _reachable(flow, [t for o, t in node.outcomes.items() if node.commits(o) and t in nodes])
         for screen in sorted(confirmations & after):
             add(flow_name, node_id, f"after the commit, a Back path can reach its confirmation '{screen}'",
@@ -270,12 +276,17 @@ def _shows(node: Any) -> bool:
     return bool(node.shows)
 
 
-def _screens_leading_to(flow: FlowSpec, target: str) -> set[str]:
-    """The screens from which ``target`` is reached through action and router nodes only."""
+def _incoming(flow: FlowSpec) -> dict[str, list[str]]:
+    """``{node: [the nodes with an edge to it]}``."""
     incoming: dict[str, list[str]] = {}
     for node_id, node in flow.nodes.items():
         for _, edge_target in edges(node):
             incoming.setdefault(edge_target, []).append(node_id)
+    return incoming
+
+
+def _screens_leading_to(flow: FlowSpec, target: str, incoming: Mapping[str, list[str]]) -> set[str]:
+    """The screens from which ``target`` is reached through action and router nodes only."""
     screens: set[str] = set()
     seen = {target}
     queue = deque([target])

@@ -6,7 +6,10 @@ problem can name ``file:line``.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import hashlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,28 +33,77 @@ class _LineDict(dict):  # type: ignore[type-arg]
     key_lines: dict[str, int]
 
 
-def _loader_for(file: str) -> type[yaml.SafeLoader]:
-    class Loader(yaml.SafeLoader):
-        pass
+# libyaml's parser (C) when PyYAML was built with it: the pure-Python scanner took most of the
+# time of a large file (seconds for a 10 000-node menu). Both give the same nodes and line marks.
+_STR_TAG = "tag:yaml.org,2002:str"
 
-    def construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> _LineDict:
-        loader.flatten_mapping(node)
+
+class _Composer(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """Composes one file's nodes; the tag of a plain scalar is resolved once per distinct text (keys
+    such as ``kind``, ``text``, ``fr`` repeat thousands of times in a large file)."""
+
+    def __init__(self, stream: bytes) -> None:
+        super().__init__(stream)
+        self._plain_tags: dict[str, str] = {}
+
+    def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
+        if kind is yaml.ScalarNode and implicit[0] and not self.yaml_path_resolvers:
+            tag = self._plain_tags.get(value)
+            if tag is None:
+                tag = self._plain_tags[value] = super().resolve(kind, value, implicit)
+            return tag
+        return super().resolve(kind, value, implicit)
+
+
+class _Builder:
+    """Turns the composed YAML nodes of one file into plain data, mappings as ``_LineDict``.
+
+    Written out rather than through PyYAML's constructor machinery (its per-node generators and
+    recursion bookkeeping cost more than the parsing itself on a large file); one pass, linear in the
+    nodes. Scalars other than strings (numbers, booleans, null, dates) go through PyYAML's own
+    constructors, so values read exactly as ``yaml.safe_load`` reads them."""
+
+    def __init__(self, loader: yaml.SafeLoader, file: str) -> None:
+        self.loader, self.file = loader, file
+
+    def build(self, node: yaml.Node) -> Any:
+        if isinstance(node, yaml.ScalarNode):
+            return node.value if node.tag == _STR_TAG else self.loader.construct_object(node, deep=True)
+        if isinstance(node, yaml.SequenceNode):
+            return [self.build(item) for item in node.value]
+        if isinstance(node, yaml.MappingNode):
+            return self.mapping(node)
+        return self.loader.construct_object(node, deep=True)
+
+    def mapping(self, node: yaml.MappingNode) -> _LineDict:
+        self.loader.flatten_mapping(node)  # merge keys (<<) as PyYAML reads them
         result = _LineDict()
-        result.file, result.line, result.key_lines = file, node.start_mark.line + 1, {}
+        result.file, result.line, result.key_lines = self.file, node.start_mark.line + 1, {}
         for key_node, value_node in node.value:
-            key = loader.construct_object(key_node, deep=True)
-            if key in result:
+            key = self.build(key_node)
+            try:
+                duplicate = key in result
+            except TypeError:
+                raise yaml.MarkedYAMLError("while reading a mapping", node.start_mark,
+                                           "a key that is a mapping or a list", key_node.start_mark) from None
+            if duplicate:
                 raise yaml.MarkedYAMLError("while reading a mapping", node.start_mark,
                                            f"duplicate key {key!r}", key_node.start_mark)
-            value = loader.construct_object(value_node, deep=True)
+            value = self.build(value_node)
             if isinstance(value, _LineDict):
                 value.key_line = key_node.start_mark.line + 1
             result[key] = value
             result.key_lines[str(key)] = key_node.start_mark.line + 1
         return result
 
-    Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, construct_mapping)
-    return Loader
+
+def _parse(raw: bytes, file: str) -> Any:
+    loader = _Composer(raw)
+    try:
+        node = loader.get_single_node()
+        return None if node is None else _Builder(loader, file).build(node)
+    finally:
+        loader.dispose()
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +138,7 @@ class LoadedMenus:
 def _read(path: Path) -> tuple[Any, bytes]:
     raw = path.read_bytes()
     try:
-        return yaml.load(raw, Loader=_loader_for(str(path))), raw
+        return _parse(raw, str(path)), raw
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 1
@@ -139,8 +191,29 @@ def _schema_problems(exc: ValidationError, data: Any, file: str) -> list[Problem
     return problems
 
 
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection while a large tree of acyclic objects is built.
+
+    Each automatic collection walks every object still alive, and a 10 000-node menu is a few hundred
+    thousand of them: the collections the build triggers cost as much as the build (more for a
+    second load in the same process). Reference counting still frees everything as usual."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def load_menus(path: str | Path) -> LoadedMenus:
     """Load and validate a menu file and its includes. Raises ``MenuError`` listing every problem."""
+    with gc_paused():
+        return _load_menus(path)
+
+
+def _load_menus(path: str | Path) -> LoadedMenus:
     main = Path(path)
     if not main.is_file():
         raise MenuError([Problem(str(main), 0, "menu file not found")])
@@ -152,6 +225,11 @@ def load_menus(path: str | Path) -> LoadedMenus:
     flows = data.get("flows")
     node_locations: dict[tuple[str, str], Where] = {}
 
+    # The brand first: included texts are filled before their nodes are validated.
+    try:
+        brand = Brand.model_validate(data.get("brand") or {})
+    except ValidationError as exc:
+        raise MenuError(_schema_problems(exc, data, str(main))) from None
     for inc in data.get("include") or ():
         inc_path = (main.parent / str(inc)).resolve()
         where = Where(str(main), data.key_lines.get("include", 1))
@@ -164,8 +242,9 @@ def load_menus(path: str | Path) -> LoadedMenus:
             problems.extend(exc.problems)
             continue
         digest.update(inc_raw)
+        fill_brand(inc_data, brand)
         try:
-            IncludedNodes.model_validate(inc_data)
+            included = IncludedNodes.model_validate(inc_data)
         except ValidationError as exc:
             problems.extend(_schema_problems(exc, inc_data, str(inc_path)))
             continue
@@ -177,17 +256,17 @@ def load_menus(path: str | Path) -> LoadedMenus:
         target = flows[flow_name].setdefault("nodes", _LineDict())
         for node_id, node in inc_data["nodes"].items():
             if node_id in target:
-                first = target[node_id]
+                first = node_locations.get((flow_name, node_id)) or Where(target[node_id].file,
+                                                                         target[node_id].line)
                 problems.append(Problem(str(inc_path), node.line, f"node '{node_id}' is declared twice",
                                         f"first declared at {first.file}:{first.line}"))
                 continue
-            target[node_id] = node
+            # The node validated above goes in as it is (pydantic takes a model instance as valid):
+            # validating every included node a second time with the whole set doubled the load's cost.
+            target[node_id] = included.nodes[node_id]
+            node_locations[(flow_name, node_id)] = Where(node.file, node.key_line or node.line)
     if problems:
         raise MenuError(problems)
-    try:
-        brand = Brand.model_validate(data.get("brand") or {})
-    except ValidationError as exc:
-        raise MenuError(_schema_problems(exc, data, str(main))) from None
     fill_brand({k: v for k, v in data.items() if k != "brand"}, brand)
     try:
         menus = MenuSet.model_validate(data)
@@ -198,7 +277,8 @@ def load_menus(path: str | Path) -> LoadedMenus:
     for flow_name, flow in data["flows"].items():
         flow_locations[flow_name] = Where(flow.file, flow.key_line or flow.line)
         for node_id, node in (flow.get("nodes") or {}).items():
-            node_locations[(flow_name, node_id)] = Where(node.file, node.key_line or node.line)
+            if isinstance(node, _LineDict):
+                node_locations[(flow_name, node_id)] = Where(node.file, node.key_line or node.line)
     return LoadedMenus(menus, str(main), node_locations, flow_locations, digest.hexdigest()[:10],
                        _entry_locations(data, str(main)))
 

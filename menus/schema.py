@@ -146,7 +146,8 @@ class _NodeBase(_Frozen):
 
     def body(self) -> Texts:
         """The text the screen shows (empty for a node that shows nothing)."""
-        return getattr(self, "text", None) or {}
+        # the instance's fields, not getattr: a missing attribute goes through pydantic's slow __getattr__
+        return self.__dict__.get("text") or {}
 
     def choices(self) -> tuple[OptionSpec, ...]:
         """The declared numbered options."""
@@ -167,7 +168,7 @@ class _NodeBase(_Frozen):
     def texts(self) -> Iterator[tuple[str, Texts]]:
         """Every translated text of the node, named for a lint message."""
         for attr in ("text", "error"):
-            value = getattr(self, attr, None)
+            value = self.__dict__.get(attr)
             if value:
                 yield attr, value
         for i, option in enumerate(self.choices(), 1):

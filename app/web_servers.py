@@ -1,0 +1,36 @@
+"""The HTTP servers the engine can run under, and the command line of each: one definition for ``app serve``
+(``WEB_SERVER``) and for the benchmark that chose the default (``bench/servers.py``, README "Benchmark").
+
+* ``gthread``: gunicorn, ``WEB_CONCURRENCY`` worker processes of 4 threads each (keep-alive connections).
+* ``sync``: gunicorn, one request at a time per worker process (the connection closed after each answer).
+* ``granian``: granian (Rust HTTP server, WSGI interface), worker processes of 4 blocking threads; needs the
+  ``granian`` wheel (``pip install -e '.[bench]'``), and logs no access line.
+
+gunicorn runs with ``app/gunicorn_conf.py`` (numbers masked in every log line, metrics summed over workers).
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Final
+
+__all__ = ["DEFAULT_SERVER", "LABELS", "SERVERS", "engine_command"]
+
+SERVERS: Final = ("gthread", "sync", "granian")
+DEFAULT_SERVER: Final = "gthread"
+LABELS: Final = {"gthread": "gunicorn", "sync": "gunicorn sync", "granian": "granian"}  # in app serve's banner
+THREADS: Final = 4
+
+
+def engine_command(server: str, host: str, port: int | str, workers: int | str,
+                   access_log: bool = True) -> list[str]:
+    """The command that serves ``wsgi:app`` under ``server`` on ``host:port`` with ``workers`` processes."""
+    if server not in SERVERS:
+        raise ValueError(f"unknown server '{server}': one of {', '.join(SERVERS)}")
+    if server == "granian":
+        return [sys.executable, "-m", "granian", "--interface", "wsgi", "--host", host, "--port", str(port),
+                "--workers", str(workers), "--blocking-threads", str(THREADS), "--log-level", "warning",
+                "wsgi:app"]
+    threads = ["--threads", str(THREADS)] if server == "gthread" else ["--worker-class", "sync"]
+    return [sys.executable, "-m", "gunicorn", "--bind", f"{host}:{port}", "--workers", str(workers), *threads,
+            *(["--access-logfile", "-"] if access_log else []), "--config", "python:app.gunicorn_conf", "wsgi:app"]

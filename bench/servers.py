@@ -1,0 +1,177 @@
+"""The engine's production server chosen by measurement: gunicorn sync, gunicorn gthread and granian, same run.
+
+``python bench/servers.py`` (or ``make bench-servers``) serves the same ``wsgi:app`` three times, each under one
+server of ``app/web_servers.py`` with 2 worker processes (the command lines ``app serve`` uses), beside one back
+office (gunicorn, as ``app serve`` runs it on the production set-up), one PostgreSQL schema of the run's own and
+one scratch Redis database, with the floor (``bench/floor_app.py``) for the ratios. wrk drives the dial of a
+known customer and the navigation hop (next/previous page of the bills list, sessions seeded beforehand) at
+each ``--concurrency``, the servers interleaved in every cell so a noisy neighbour hits them alike, and
+``--rounds`` times over (the table keeps each server's median). The access log is off for all three (granian
+writes none): the comparison is of the servers, not of their logging.
+
+Writes ``bench/results/servers.md`` and ``servers.json``. Ratios within the run are the claim.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import shutil
+import signal
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from procs import nofile_limit
+from ussd_hops import HOST, PY, child, free_port, run_checked, wait_http
+
+import bench as main_bench
+from app.web_servers import SERVERS, engine_command
+from bench import (
+    PG_URL,
+    RESULTS,
+    Server,
+    ensure_wrk,
+    machine,
+    measure,
+    own_redis_keys,
+    pg_schema,
+    product_env,
+    run_id,
+    seed,
+    slots_for,
+    start_floor,
+    wrk,
+)
+
+KINDS = ("dial", "nav")
+REJECTS = "en cours|indisponible|Choix invalide"
+
+
+def start_engines(stack: contextlib.ExitStack, tmp: Path, database_url: str, servers: list[str]) -> list[Server]:
+    """One back office, then the engine under each server (its own port and metrics directory)."""
+    bo_port = free_port()
+    env = product_env(tmp, database_url, free_port(), bo_port)
+    run_checked([PY, "-m", "app", "migrate"], env)
+    run_checked([PY, "-m", "backoffice", "seed"], env)
+    backoffice = stack.enter_context(child([PY, "-m", "backoffice", "serve", "--port", str(bo_port), "--workers",
+                                            "2"], env, tmp / "backoffice.log"))
+    wait_http(bo_port, "/healthz", backoffice, tmp / "backoffice.log")
+    engines = []
+    for name in servers:
+        port = free_port()
+        own = dict(env, PORT=str(port), PUBLIC_BASE_URL=f"http://{HOST}:{port}",
+                   PROMETHEUS_MULTIPROC_DIR=str(tmp / f"prometheus-{name}"))
+        Path(own["PROMETHEUS_MULTIPROC_DIR"]).mkdir(parents=True, exist_ok=True)
+        log = tmp / f"{name}.log"
+        proc = stack.enter_context(child(engine_command(name, HOST, port, 2, access_log=False), own, log))
+        wait_http(port, "/healthz", proc, log)
+        engines.append(Server(name, port, "/ussd/africastalking", [proc.pid], env["USSD_GATEWAY_TOKEN"], REJECTS,
+                              {"dial": ("-", "-"), "nav": ("98,99", "1*1"), "balance": ("1,0", "-")}))
+    return engines
+
+
+def table(results: dict[str, Any]) -> str:
+    """Per hop and concurrency, each server's median over the rounds, with its ratio to the floor and to gthread."""
+    m = results["machine"]
+    lines = [(f"Machine: {m['nproc']} CPUs, {m['cpu']}, Python {m['python']}, {m['date']}; wrk 2 threads, "
+             f"{results['seconds']:g} s per cell, {results['rounds']} round(s) (medians); 2 workers each, "
+             "access log off."), "",
+             "| hop | conns | server | req/s | ×floor | ×gthread | p50 ms | p99 ms | p99 ×floor | errors | CPU ms/hop |",
+             "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    groups: dict[tuple[str, int, str], list[dict[str, Any]]] = {}
+    for cell in results["cells"]:
+        groups.setdefault((cell["kind"], cell["concurrency"], cell["server"]), []).append(cell)
+
+    def median(kind: str, conc: int, server: str, key: str) -> float:
+        return statistics.median(c[key] for c in groups.get((kind, conc, server), [{key: 0.0}]))
+
+    for kind in KINDS:
+        for conc in sorted({c["concurrency"] for c in results["cells"]}):
+            floor_rps = median("dial", conc, "floor", "rps")
+            floor_p99 = median("dial", conc, "floor", "p99_ms")
+            base = median(kind, conc, "gthread", "rps")
+            for server in ("floor", *results["servers"]):
+                if (kind, conc, server) not in groups or (server == "floor" and kind != "dial"):
+                    continue
+                rps, p99 = median(kind, conc, server, "rps"), median(kind, conc, server, "p99_ms")
+                hop = "floor GET+SET" if server == "floor" else {"dial": "dial", "nav": "navigation"}[kind]
+                lines.append(f"| {hop} | {conc} | {server} | {rps:.0f} | {rps / floor_rps:.2f}x | "
+                             f"{rps / base:.2f}x | {median(kind, conc, server, 'p50_ms'):.1f} | {p99:.1f} | "
+                             f"{p99 / floor_p99:.2f}x | "
+                             f"{sum(c['errors'] for c in groups[(kind, conc, server)])} | "
+                             f"{median(kind, conc, server, 'cpu_ms'):.2f} |")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    ensure_wrk()
+    tmp = Path(tempfile.mkdtemp(prefix="ussd-servers-"))
+    cells: list[dict[str, Any]] = []
+
+    def say(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    try:
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(own_redis_keys(main_bench.REDIS_URL))
+            database_url = stack.enter_context(pg_schema(PG_URL))
+            say(f"starting the engine under {', '.join(args.servers)}, one back office, and the floor")
+            engines = start_engines(stack, tmp, database_url, args.servers)
+            floor = start_floor(stack, tmp)
+            for server in (floor, *engines):
+                wrk(server, "dial", 10, 2, "load", 8, run_id(server, "warm-up", 10))
+            started = time.monotonic()
+            plan = [(r, c, k, s) for r in range(args.rounds) for c in args.concurrency for k in KINDS
+                    for s in ([floor] if k == "dial" else []) + engines]
+            for i, (round_, connections, kind, server) in enumerate(plan, 1):
+                run_name = run_id(server, kind, connections)
+                slots = slots_for(connections)
+                if kind == "nav":
+                    slots, _ = seed(server, kind, connections, run_name)
+                cell = measure(server, kind, connections, args.seconds, run_name, slots)
+                cells.append(asdict(cell) | {"rps": cell.rps, "round": round_})
+                say(f"[{i}/{len(plan)} {time.monotonic() - started:4.0f}s] {server.name:<7} {kind:<4} "
+                    f"c={connections:<4} {cell.rps:7.0f} req/s, p99 {cell.p99_ms:7.1f} ms, errors {cell.errors}")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return {"machine": machine(), "seconds": args.seconds, "rounds": args.rounds, "servers": args.servers,
+            "cells": cells}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--servers", default=",".join(SERVERS), help="comma-separated, of " + ", ".join(SERVERS))
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--concurrency", default="10,100,1000")
+    parser.add_argument("--rounds", type=int, default=1, help="measure every cell this many times (medians)")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    args.servers = args.servers.split(",")
+    args.concurrency = [int(c) for c in args.concurrency.split(",")]
+    nofile_limit(4 * max(args.concurrency) + 1024)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        results = run(args)
+    except KeyboardInterrupt:
+        print("interrupted; everything started was stopped", file=sys.stderr)
+        return 130
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "servers.json").write_text(json.dumps(results, indent=1) + "\n")
+    text = table(results)
+    (args.out / "servers.md").write_text(text + "\n")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,241 @@
+"""Hop cost as the live sessions grow: dial and navigation latency with 1 000 to 1 000 000 idle sessions in Redis.
+
+``python bench/session_scale.py`` (or ``make bench-scale``) starts the product as ``make bench`` does (``python -m
+app serve``: gunicorn, back office, worker; Redis sessions, a PostgreSQL schema of the run's own) and the floor
+(``bench/floor_app.py``, one Redis GET and one SET) on the same scratch Redis database (``BENCH_REDIS_URL``, or the
+first empty database, claimed as the tests claim theirs so they leave it alone). Then, for each level of
+``--sessions`` (1 000, 10 000, 100 000, 1 000 000), it tops the database up with idle sessions and measures, with
+wrk, ours' dial (a new session per request) and navigation hop (next/previous page on sessions dialled
+beforehand) and the floor's hop, ``--seconds`` each at ``--concurrency`` connections.
+
+The idle sessions are the product's own: a real session (a known customer dialled, left on the main menu) is
+read back from Redis as the product serialised it, and copied under fresh session ids and callers of the same
+length (the bytes stay valid whatever the encoding), streamed through ``redis-cli --pipe`` 10 000 commands at a
+time with a TTL (``--ttl``, an hour by default rather than the product's 3 minutes, so the levels stay full for
+the run). Every key the run
+made is deleted at the end (UNLINK, in batches).
+
+Prints and writes ``bench/results/session_scale.md`` (and ``.json``): per level and hop, requests/s, p50 and p99,
+each as a ratio to the first level's figure and to the floor measured at the same level. Ratios within the run
+are the claim: the machine is shared and noisy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import redis
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from procs import nofile_limit
+
+import bench as main_bench
+from app.web_servers import DEFAULT_SERVER
+from bench import (
+    PG_URL,
+    PHONE,
+    RESULTS,
+    Cell,
+    Server,
+    ensure_wrk,
+    machine,
+    measure,
+    own_redis_keys,
+    pg_schema,
+    run_id,
+    seed,
+    slots_for,
+    start_floor,
+    start_ours,
+    wrk,
+)
+
+TEMPLATE_ID = "scaletemplate000"  # 16 characters, as every copy's id: scale-<10 digits>
+PIPELINE = 10_000
+KINDS = ("dial", "nav")
+
+
+def _template(store: redis.Redis, ours: Server) -> list[tuple[bytes, bytes, int]]:
+    """The keys a real idle session left in Redis (name, value, TTL): a known customer dialled and left on
+    the main menu, the most common idle session; the keys named after its session id."""
+    for text in ("",):
+        body = urllib.parse.urlencode({"sessionId": TEMPLATE_ID, "serviceCode": "*123#", "phoneNumber": PHONE,
+                                       "networkCode": "99999", "text": text}).encode()
+        request = urllib.request.Request(ours.url + ours.path, body, {"X-Gateway-Token": ours.token})
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            screen = answer.read().decode()
+        if not screen.startswith("CON "):
+            raise SystemExit(f"the template session did not reach the main menu: {screen!r}")
+    time.sleep(0.2)
+    keys = [k for k in store.scan_iter(match=f"*{TEMPLATE_ID}*", count=10_000)]
+    found = [(k, store.get(k) or b"", store.ttl(k)) for k in keys]
+    if not any(len(value) > 100 for _, value, _ in found):
+        raise SystemExit(f"no session found in Redis under the template id: {found!r}")
+    return found
+
+
+def _copy(data: bytes, number: int) -> bytes:
+    """``data`` with the template's session id and caller replaced by the ``number``-th copy's (same lengths)."""
+    session = f"scale-{number:010d}".encode()
+    caller = f"+22178{number:07d}".encode()
+    return data.replace(TEMPLATE_ID.encode(), session).replace(PHONE.encode(), caller)
+
+
+def _resp(*parts: bytes) -> bytes:
+    """One command in Redis's wire protocol (RESP)."""
+    return b"*%d\r\n" % len(parts) + b"".join(b"$%d\r\n%s\r\n" % (len(part), part) for part in parts)
+
+
+def top_up(url: str, template: list[tuple[bytes, bytes, int]], have: int, want: int, ttl: int) -> float:
+    """Write copies ``have`` .. ``want - 1`` of the template with their TTL; seconds taken.
+
+    Through ``redis-cli --pipe`` (Redis's documented mass insertion: the commands streamed in the wire
+    protocol, replies read as they come), ``PIPELINE`` commands per write: a million sessions in seconds,
+    where a Python client's pipelines spend minutes building commands."""
+    parsed = urllib.parse.urlparse(url)
+    cmd = ["redis-cli", "-h", parsed.hostname or "127.0.0.1", "-p", str(parsed.port or 6379),
+           "-n", (parsed.path.strip("/") or "0"), "--pipe"]
+    env = dict(os.environ, REDISCLI_AUTH=parsed.password or "") if parsed.password else None
+    started = time.perf_counter()
+    expiry = str(ttl).encode()
+    with subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          env=env) as pipe:
+        assert pipe.stdin is not None and pipe.stdout is not None
+        chunk: list[bytes] = []
+        for number in range(have, want):
+            for key, value, _ in template:
+                chunk.append(_resp(b"SET", _copy(key, number), _copy(value, number), b"EX", expiry))
+            if len(chunk) >= PIPELINE:
+                pipe.stdin.write(b"".join(chunk))
+                chunk = []
+        pipe.stdin.write(b"".join(chunk))
+        pipe.stdin.close()
+        report = pipe.stdout.read().decode(errors="replace")
+    if pipe.returncode or "errors: 0" not in report:
+        raise SystemExit(f"seeding through redis-cli --pipe failed:\n{report}")
+    return time.perf_counter() - started
+
+
+def _ratio(value: float, base: float) -> str:
+    return f"{value / base:.2f}x" if base else "-"
+
+
+def table(results: dict[str, Any]) -> str:
+    """One line per level and server/hop: req/s and p50/p99, as ratios to the first level and to the floor."""
+    cells = results["cells"]
+    first = min(c["sessions"] for c in cells)
+    by = {(c["sessions"], c["server"], c["kind"]): c for c in cells}
+    m = results["machine"]
+    lines = [(f"Machine: {m['nproc']} CPUs, {m['cpu']}, Python {m['python']}, {m['date']}; wrk {main_bench.THREADS} "
+             f"threads, {results['concurrency']} connections, {results['seconds']:g} s per cell; idle sessions "
+             f"seeded {', '.join(f'{k}: {v:.1f} s' for k, v in results['seed_seconds'].items())}."),
+             "",
+             ("| live sessions | hop | server | req/s | ×1k | ×floor | p50 ms | p99 ms | p99 ×1k | p99 ×floor "
+              "| CPU ms/hop | CPU ×1k | errors |"),
+             "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for cell in cells:
+        base = by.get((first, cell["server"], cell["kind"]), cell)
+        floor = by.get((cell["sessions"], "floor", "dial"), cell)
+        hop = "floor GET+SET" if cell["server"] == "floor" else {"dial": "dial", "nav": "navigation"}[cell["kind"]]
+        lines.append(f"| {cell['live']:,} | {hop} | {cell['server']} | {cell['rps']:.0f} | "
+                     f"{_ratio(cell['rps'], base['rps'])} | {_ratio(cell['rps'], floor['rps'])} | "
+                     f"{cell['p50_ms']:.1f} | {cell['p99_ms']:.1f} | {_ratio(cell['p99_ms'], base['p99_ms'])} | "
+                     f"{_ratio(cell['p99_ms'], floor['p99_ms'])} | {cell['cpu_ms']:.2f} | "
+                     f"{_ratio(cell['cpu_ms'], base['cpu_ms'])} | {cell['errors']} |")
+    lines.append("")
+    lines.append("Redis memory: " + ", ".join(f"{k:,} sessions {v / 2**20:.0f} MiB"
+                                              for k, v in results["redis_memory"].items()))
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    ensure_wrk()
+    tmp = Path(tempfile.mkdtemp(prefix="ussd-scale-"))
+    cells: list[dict[str, Any]] = []
+    seed_seconds: dict[str, float] = {}
+    memory: dict[int, int] = {}
+
+    def say(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    try:
+        with contextlib.ExitStack() as stack:
+            store = stack.enter_context(own_redis_keys(main_bench.REDIS_URL))
+            database_url = stack.enter_context(pg_schema(PG_URL))
+            say(f"Redis {main_bench.REDIS_URL}; starting ours (as make run) and the floor")
+            ours, _ = start_ours(stack, tmp, database_url, DEFAULT_SERVER)
+            floor = start_floor(stack, tmp)
+            for server in (ours, floor):
+                wrk(server, "dial", 10, 2, "load", 8, run_id(server, "warm-up", 10))
+            template = _template(store, ours)
+            say(f"template session: {len(template)} key(s), {sum(len(v) for _, v, _ in template)} bytes")
+            have = 0
+            started = time.monotonic()
+            for level in args.sessions:
+                if level > have:
+                    took = top_up(main_bench.REDIS_URL, template, have, level, args.ttl)
+                    seed_seconds[f"{level:,}"] = took
+                    say(f"[{time.monotonic() - started:4.0f}s] seeded {level - have:,} idle sessions in {took:.1f} s")
+                    have = level
+                memory[level] = int(store.info("memory")["used_memory"])
+                live = int(store.dbsize())
+                for server, kind in ((floor, "dial"), (ours, "dial"), (ours, "nav")):
+                    run = run_id(server, kind, args.concurrency)
+                    slots = slots_for(args.concurrency)
+                    if kind == "nav":
+                        slots, _ = seed(server, kind, args.concurrency, run)
+                    cell: Cell = measure(server, kind, args.concurrency, args.seconds, run, slots)
+                    cells.append(asdict(cell) | {"rps": cell.rps, "sessions": level, "live": live})
+                    say(f"[{time.monotonic() - started:4.0f}s] {level:>9,} sessions: {server.name:<5} {kind:<4} "
+                        f"{cell.rps:7.0f} req/s, p50 {cell.p50_ms:6.1f} ms, p99 {cell.p99_ms:6.1f} ms, "
+                        f"errors {cell.errors}")
+            say("deleting the run's keys")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return {"machine": machine(), "concurrency": args.concurrency, "seconds": args.seconds, "cells": cells,
+            "seed_seconds": seed_seconds, "redis_memory": memory}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sessions", default="1000,10000,100000,1000000",
+                        help="comma-separated levels of idle sessions, increasing")
+    parser.add_argument("--seconds", type=float, default=10.0, help="length of each measured phase")
+    parser.add_argument("--concurrency", type=int, default=100, help="wrk connections")
+    parser.add_argument("--ttl", type=int, default=3600, help="TTL of the seeded idle sessions, seconds")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    args.sessions = sorted(int(n) for n in args.sessions.split(","))
+    nofile_limit(4 * args.concurrency + 1024)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        results = run(args)
+    except KeyboardInterrupt:
+        print("interrupted; everything started was stopped and the run's keys deleted", file=sys.stderr)
+        return 130
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "session_scale.json").write_text(json.dumps(results, indent=1) + "\n")
+    text = table(results)
+    (args.out / "session_scale.md").write_text(text + "\n")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -80,6 +80,14 @@ class Settings:
     notice_poll_seconds: float = 2.0
     # How long who a number is (accounts, language) is kept in Redis; dropped at once when it changes.
     identity_cache_seconds: int = 600
+    # The chatbot's action server (python -m app actions, app/actions_server.py): the token the Rasa
+    # server sends, the secret front channels sign verified numbers with (channels/rasa/identity.py),
+    # where it listens (loopback: the Rasa server reaches it by network placement), idle timeout.
+    rasa_action_token: str = field(default="", repr=False)
+    rasa_identity_secret: str = field(default="", repr=False)
+    rasa_actions_host: str = "127.0.0.1"
+    rasa_actions_port: int = 5055
+    rasa_session_idle_seconds: int = 900
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -124,6 +132,11 @@ class Settings:
             send_rates=os.environ.get("SEND_RATES", cls.send_rates),
             notice_poll_seconds=float(_env("NOTICE_POLL_SECONDS", str(cls.notice_poll_seconds))),
             identity_cache_seconds=int(_env("IDENTITY_CACHE_SECONDS", str(cls.identity_cache_seconds))),
+            rasa_action_token=os.environ.get("RASA_ACTION_TOKEN", "").strip(),
+            rasa_identity_secret=os.environ.get("RASA_IDENTITY_SECRET", "").strip(),
+            rasa_actions_host=_env("RASA_ACTIONS_HOST", cls.rasa_actions_host),
+            rasa_actions_port=int(_env("RASA_ACTIONS_PORT", str(cls.rasa_actions_port))),
+            rasa_session_idle_seconds=int(_env("RASA_SESSION_IDLE_SECONDS", str(cls.rasa_session_idle_seconds))),
         )
 
 

@@ -138,11 +138,13 @@ def build_action_app(settings: Settings, store: SessionStore | None = None) -> S
     """The action server with the engine the web app has (same menus, store, back ends)."""
     from .factory import build_engine
 
-    engine, _ = build_engine(settings, store)
+    engine, parts = build_engine(settings, store)
     if not settings.rasa_identity_secret:
         log.warning("RASA_IDENTITY_SECRET is not set: no chatbot customer can be verified, so the chatbot "
                     "only says how to verify a number.")
     channel = RasaChannel(IdentityVerifier(settings.rasa_identity_secret, time.time),
                           idle_seconds=settings.rasa_session_idle_seconds,
                           languages=engine.flows.menus.languages)
-    return create_action_app(build_executor(engine, channel), settings.rasa_action_token)
+    app = create_action_app(build_executor(engine, channel), settings.rasa_action_token)
+    app.ctx.parts = parts     # the store, database and back-end clients (readiness checks, tests)
+    return app

@@ -80,7 +80,7 @@ class ElecnetTurn(Action):
             return []
         try:
             reply = await asyncio.to_thread(self.engine.handle, turn)
-        except Exception as exc:  # the engine answers its own failures; this is the thread or worse
+        except Exception as exc:  # noqa: BLE001 - the engine answers its own failures; this is worse: say sorry
             log.error("rasa hop failed sender=%s: %s", mask(turn.address), type(exc).__name__)
             dispatcher.utter_message(text=_text("error", language))
             return []

@@ -17,9 +17,13 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import os
+import secrets
+import sys
 import time
 import zlib
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any, Final
 
 from rasa_sdk.endpoint import create_app
@@ -32,9 +36,10 @@ from sanic.response import HTTPResponse
 from channels.rasa import IdentityVerifier, RasaChannel, build_executor
 from engine import SessionStore
 
+from .logging_setup import configure_logging
 from .settings import Settings
 
-__all__ = ["MAX_BODY_BYTES", "build_action_app", "create_action_app"]
+__all__ = ["MAX_BODY_BYTES", "build_action_app", "create_action_app", "serve_actions"]
 
 log = logging.getLogger("app.actions")
 
@@ -148,3 +153,30 @@ def build_action_app(settings: Settings, store: SessionStore | None = None) -> S
     app = create_action_app(build_executor(engine, channel), settings.rasa_action_token)
     app.ctx.parts = parts     # the store, database and back-end clients (readiness checks, tests)
     return app
+
+
+def _kept_token(path: str = os.path.join("var", "rasa_action_token")) -> str:
+    """The action token kept in ``var/`` (made once, mode 0600), for a run that sets none: the Rasa
+    server's endpoints.yml must say the same one (``token:`` under ``action_endpoint``)."""
+    if not os.path.exists(path):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as out:
+            out.write(secrets.token_urlsafe(32))
+        print(f"RASA_ACTION_TOKEN not set: generated one into {path}", file=sys.stderr, flush=True)
+    with open(path) as kept:
+        return kept.read().strip()
+
+
+def serve_actions() -> int:
+    """``python -m app actions``: the action server in this process, until Ctrl-C or SIGTERM."""
+    settings = Settings.from_env()
+    if not settings.rasa_action_token:
+        settings = replace(settings, rasa_action_token=_kept_token())
+    configure_logging(settings.log_level, secrets=[settings.rasa_action_token, settings.rasa_identity_secret,
+                                                   settings.backoffice_api_key or ""])
+    app = build_action_app(settings)
+    log.info("rasa action server: POST http://%s:%s/webhook", settings.rasa_actions_host, settings.rasa_actions_port)
+    app.run(host=settings.rasa_actions_host, port=settings.rasa_actions_port, single_process=True,
+            access_log=False, motd=False)
+    return 0

@@ -1,6 +1,8 @@
 """Golden transcripts: conversations kept as data in ``tests/transcripts/*.yaml``, replayed by one runner
-over every channel they name (USSD on every session store, SMS through the fake Africa's Talking API),
-each rendered in its channel's format. ``pytest --update-transcripts`` rewrites the expected screens on
+over every channel they name (USSD on every session store, SMS through the fake Africa's Talking API,
+the chatbot through the rasa-sdk action server), each rendered in its channel's format (the chatbot's
+text, then one ``[payload] title`` line per button; a chatbot ``send`` of ``/intent`` is a message
+whose intent Rasa recognised as ``intent``). ``pytest --update-transcripts`` rewrites the expected screens on
 purpose (review the diff before committing it).
 
 A step is ``send`` and ``expect``. Either may be one value for every channel or a mapping by channel;
@@ -11,18 +13,22 @@ a command). ``send: null`` on USSD dials the service code. A transcript's channe
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from sanic import Sanic
 
+from app.actions_server import build_action_app
 from app.factory import create_app
 from engine import MemorySessionStore
 from tests.support.fake_africastalking import fake_africastalking
 
 from ..support.engine import UssdPhone
+from .rasa_chat import RasaChat
 from .sms_phone import SmsPhone
 
 TRANSCRIPTS = sorted((Path(__file__).resolve().parents[1] / "transcripts").glob("*.yaml"))
@@ -48,6 +54,19 @@ def _for(value: Any, channel: str) -> Any:
     return value
 
 
+def _rasa_sender(settings: Any, phone: str, stack: ExitStack) -> Callable[[Any], str]:
+    """A chatbot user whose front channel vouches for ``phone``, talking to a fresh action server."""
+    action_app = build_action_app(replace(settings, rasa_action_token="transcripts", rasa_identity_secret="t"))
+    stack.callback(Sanic.unregister_app, action_app)
+    chat = RasaChat(action_app, "transcripts", f"transcript-{phone}", phone, "t")
+
+    def send(value: Any) -> str:
+        text = str(value)
+        said = chat.say("", intent=text[1:]) if text.startswith("/") else chat.say(text)
+        return "\n".join([said, *(f"[{b['payload']}] {b['title']}" for b in chat.buttons)])
+    return send
+
+
 CASES = [(path, channel, store) for path in TRANSCRIPTS
          for channel in _channels(yaml.safe_load(path.read_text(encoding="utf-8")))
          for store in (("redis", "memory") if channel == "ussd" else ("redis",))]
@@ -58,13 +77,16 @@ CASES = [(path, channel, store) for path in TRANSCRIPTS
 def test_transcript(path: Path, channel: str, store: str, settings, request: pytest.FixtureRequest) -> None:
     transcript = yaml.safe_load(path.read_text(encoding="utf-8"))
     updating = request.config.getoption("--update-transcripts")
-    with fake_africastalking() as fake:
+    with ExitStack() as stack:
+        fake = stack.enter_context(fake_africastalking())
         app = create_app(replace(settings, at_api_key=fake.api_key, at_api_url=fake.url),
                          store=MemorySessionStore() if store == "memory" else None)
         send: Callable[[Any], str]
         if channel == "ussd":
             ussd = UssdPhone(app.test_client(), transcript["phone"])
             send = lambda value: ussd.dial() if value is None else ussd.answer(str(value))  # noqa: E731
+        elif channel == "rasa":
+            send = _rasa_sender(settings, transcript["phone"], stack)
         else:
             sms = SmsPhone(app.test_client(), fake, transcript["phone"])
             send = lambda value: "\n---\n".join(sms.send(str(value)))  # noqa: E731

@@ -154,6 +154,14 @@ def test_a_claim_signed_with_another_secret_or_expired_or_for_another_conversati
                                                                        int(time.time()) - 1)})
     status, answer = post(action_app, "/webhook", action_call("conv-awa-claim", expired), token=TOKEN)
     assert answer["responses"][0]["text"] == UNVERIFIED_FR
+    # A claim made to last for ever (a leaked one would) is refused too: a day at most.
+    forever = dict(latest, metadata={"elecnet_identity": sign_identity(SECRET, "+221770000001", "conv-awa-claim",
+                                                                       int(time.time()) + 2 * 86400)})
+    status, answer = post(action_app, "/webhook", action_call("conv-awa-claim", forever), token=TOKEN)
+    assert answer["responses"][0]["text"] == UNVERIFIED_FR
+    # The genuine claim opens the account.
+    status, answer = post(action_app, "/webhook", action_call("conv-awa-claim", latest), token=TOKEN)
+    assert answer["responses"][0]["text"].startswith("Compte 1000001")
 
 
 def test_a_conversation_id_reused_by_another_customer_does_not_reach_the_first_ones_session(chat):

@@ -2,7 +2,8 @@
 seeds and starts the reference back office, the engine (gunicorn, on ``HOST``, loopback by
 default) and the background worker side by side until Ctrl-C, with ``/metrics`` on the
 internal ``METRICS_PORT`` when set; ``python -m app worker [--once]`` runs the worker alone;
-``python -m app pin-unlock <msisdn>`` is an agent lifting a customer's PIN lock (the console's
+``python -m app actions`` serves the chatbot's rasa-sdk action server alone (``serve`` starts it too,
+on ``RASA_ACTIONS_PORT``, 5055 by default, ``off`` to leave it out); ``python -m app pin-unlock <msisdn>`` is an agent lifting a customer's PIN lock (the console's
 "Unlock the PIN" takes the same path, ``app.agent_actions``); ``python -m app purge``
 applies the retention periods once; ``python -m app audit --account N | --number +221…`` lists the
 security events of an account or of a number."""
@@ -124,15 +125,24 @@ def serve() -> int:
         children.append(engine)
         interval = os.environ.get("WORKER_INTERVAL_SECONDS", "30")
         children.append(subprocess.Popen([sys.executable, "-m", "app", "worker"], env=env))
+        actions_port = os.environ.get("RASA_ACTIONS_PORT", "").strip() or str(settings.rasa_actions_port)
+        actions_line = "off (RASA_ACTIONS_PORT=off)"
+        if actions_port != "off":
+            env["RASA_ACTIONS_PORT"] = actions_port
+            children.append(subprocess.Popen([sys.executable, "-m", "app", "actions"], env=env))
+            token_from = "RASA_ACTION_TOKEN" if env.get("RASA_ACTION_TOKEN") else "var/rasa_action_token"
+            actions_line = (f"POST http://{settings.rasa_actions_host}:{actions_port}/webhook "
+                            f"(token: {token_from})")
         metrics_line = f"http://{host}:{port}/metrics"
         if settings.metrics_port is not None:
             stop_metrics = serve_metrics("127.0.0.1", settings.metrics_port, metrics_dir)
             metrics_line = f"http://127.0.0.1:{settings.metrics_port}/metrics (internal port, METRICS_PORT)"
-        print(f"\n  three processes (Ctrl-C stops all three):"
+        print(f"\n  the product's processes (Ctrl-C stops them all):"
               f"\n  1. engine ({LABELS[server]}, {workers} worker(s)): POST http://{host}:{port}/ussd/africastalking"
               f"\n  2. back office (reference systems, {backoffice_workers} worker(s)): "
               f"http://127.0.0.1:{backoffice_port}/healthz"
               f"\n  3. worker (kept tickets, every {interval} s)"
+              f"\n  4. chatbot action server (rasa-sdk):    {actions_line}"
               f"\n  customers' web pages (sign-in by SMS code): http://{host}:{port}/web/"
               f"\n  agents: console http://{host}:{port}/console/  simulator http://{host}:{port}/simulator/"
               f"  ({_agents_signin_line(settings)})"
@@ -192,7 +202,8 @@ def _pin_unlock(msisdn: str) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m app")
-    parser.add_argument("command", choices=["migrate", "serve", "worker", "pin-unlock", "purge", "audit"])
+    parser.add_argument("command", choices=["migrate", "serve", "worker", "actions", "pin-unlock",
+                                                     "purge", "audit"])
     parser.add_argument("msisdn", nargs="?", help="pin-unlock: the customer's number (E.164)")
     parser.add_argument("--once", action="store_true", help="worker: one pass, then exit")
     parser.add_argument("--account", help="audit: the events concerning this account number")
@@ -209,6 +220,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "pin-unlock":
         return _pin_unlock(args.msisdn or "")
+    if args.command == "actions":
+        from .actions_server import serve_actions
+
+        return serve_actions()
     if args.command == "worker":
         from .worker import run_forever, run_once
 

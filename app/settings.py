@@ -123,6 +123,14 @@ class Settings:
     simulator_backoffice_url: str = ""        # empty: BACKOFFICE_URL (the reference back office in `make run`)
     simulator_database_url: str = "sqlite:///var/simulator.db"
     simulator_numbers: tuple[str, ...] = ("+221770000001", "+221770000002", "+221770000003", "+221770009999")
+    # The chatbot's action server (python -m app actions, app/actions_server.py): the token the Rasa
+    # server sends, the secret front channels sign verified numbers with (channels/rasa/identity.py),
+    # where it listens (loopback: the Rasa server reaches it by network placement), idle timeout.
+    rasa_action_token: str = field(default="", repr=False)
+    rasa_identity_secret: str = field(default="", repr=False)
+    rasa_actions_host: str = "127.0.0.1"
+    rasa_actions_port: int = 5055
+    rasa_session_idle_seconds: int = 900
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -191,6 +199,11 @@ class Settings:
             simulator_backoffice_url=os.environ.get("SIMULATOR_BACKOFFICE_URL", "").strip().rstrip("/"),
             simulator_database_url=_env("SIMULATOR_DATABASE_URL", cls.simulator_database_url),
             simulator_numbers=_list("SIMULATOR_NUMBERS") or cls.simulator_numbers,
+            rasa_action_token=os.environ.get("RASA_ACTION_TOKEN", "").strip(),
+            rasa_identity_secret=os.environ.get("RASA_IDENTITY_SECRET", "").strip(),
+            rasa_actions_host=_env("RASA_ACTIONS_HOST", cls.rasa_actions_host),
+            rasa_actions_port=int(_env("RASA_ACTIONS_PORT", str(cls.rasa_actions_port))),
+            rasa_session_idle_seconds=int(_env("RASA_SESSION_IDLE_SECONDS", str(cls.rasa_session_idle_seconds))),
         )
 
 

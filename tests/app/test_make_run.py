@@ -1,5 +1,5 @@
 """``python -m app serve`` (what ``make run`` starts): loopback by default, one line about the
-payment-callback secret, a banner naming its three processes, ``/metrics`` on the internal
+payment-callback secret, a banner naming its processes (the chatbot's action server among them), ``/metrics`` on the internal
 ``METRICS_PORT`` only, and no ``transitions`` chatter in the log."""
 
 from __future__ import annotations
@@ -20,13 +20,15 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_serve_binds_loopback_announces_itself_once_and_keeps_metrics_internal(settings, tmp_path):
-    port, backoffice_port, metrics_port = free_port(), free_port(), free_port()
+    port, backoffice_port, metrics_port, actions_port = free_port(), free_port(), free_port(), free_port()
     env = {**os.environ, "PORT": str(port), "BACKOFFICE_PORT": str(backoffice_port),
            "METRICS_PORT": str(metrics_port), "DATABASE_URL": settings.database_url,
            "REDIS_URL": settings.redis_url or "", "WEB_CONCURRENCY": "1", "LOG_LEVEL": "INFO",
            "BACKOFFICE_DATABASE_URL": f"sqlite:///{tmp_path / 'backoffice.db'}",
            "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prometheus"), "WORKER_INTERVAL_SECONDS": "3600",
-           "BACKOFFICE_DEV": "1", "SECRET_KEY": "test-serve-key", "BACKOFFICE_DEV_SMTP_PORT": str(free_port())}
+           "BACKOFFICE_DEV": "1", "SECRET_KEY": "test-serve-key", "BACKOFFICE_DEV_SMTP_PORT": str(free_port()),
+           "RASA_ACTIONS_PORT": str(actions_port), "RASA_ACTION_TOKEN": "test-action-token",
+           "RASA_IDENTITY_SECRET": "test-identity-key"}
     for name in ("HOST", "PAYMENT_CALLBACK_SECRET", "BACKOFFICE_URL", "PUBLIC_BASE_URL", "USSD_GATEWAY_TOKEN",
                  "AT_API_KEY", "AT_API_URL", "AT_USERNAME", "SMTP_URL"):
         env.pop(name, None)
@@ -64,6 +66,10 @@ def test_serve_binds_loopback_announces_itself_once_and_keeps_metrics_internal(s
             assert "your e-mail confirmation code is" in sink, log_path.read_text()[-3000:]
             assert "<td>e-mail</td><td>o***@entreprise.sn</td>" in sink
             assert "ops@entreprise.sn" not in sink
+            wait_until_up(f"http://127.0.0.1:{actions_port}/health", server)
+            assert requests.post(f"http://127.0.0.1:{actions_port}/webhook", json={}, timeout=5).status_code == 401
+            listed = requests.get(f"http://127.0.0.1:{actions_port}/actions?token=test-action-token", timeout=5)
+            assert listed.json() == [{"name": "action_elecnet_turn"}]
         finally:
             server.send_signal(signal.SIGTERM)
             server.wait(timeout=30)
@@ -72,12 +78,14 @@ def test_serve_binds_loopback_announces_itself_once_and_keeps_metrics_internal(s
     secret_lines = [line for line in out.splitlines() if "secret" in line.lower()]
     assert secret_lines == [("payment callback secret: PAYMENT_CALLBACK_SECRET not set, using a random one shared "
                              "by the engine and the back office for this run only (set it in production)")]
-    assert "three processes (Ctrl-C stops all three)" in out
+    assert "the product's processes (Ctrl-C stops them all)" in out
     assert "1. engine (gunicorn, 1 worker(s)): POST http://127.0.0.1:" in out
     assert "2. back office" in out and "3. worker" in out
     assert "customers' web pages (sign-in by SMS code): http://127.0.0.1:" in out
     assert (f"agents: console http://127.0.0.1:{port}/console/  simulator http://127.0.0.1:{port}/simulator/"
             in out)
+    assert (f"4. chatbot action server (rasa-sdk):    POST http://127.0.0.1:{actions_port}/webhook "
+            "(token: RASA_ACTION_TOKEN)") in out
     assert f"metrics: http://127.0.0.1:{metrics_port}/metrics (internal port, METRICS_PORT)" in out
     assert "transitions" not in out
     assert "USSD_GATEWAY_TOKEN is not set" in out

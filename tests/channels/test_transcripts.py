@@ -1,8 +1,11 @@
 """Golden transcripts: conversations kept as data in ``tests/transcripts/*.yaml``, replayed by one runner
 over every channel they name (USSD on every session store, SMS through the fake Africa's Talking API,
 WhatsApp through Twilio's signed webhook (``whatsapp``: TwiML) and through Meta's (``whatsapp_meta``: the
-messages the fake Graph API was asked to send, buttons and lists as ``whatsapp_phones`` reads them)),
-each rendered in its channel's format. ``pytest --update-transcripts`` rewrites the expected screens on
+messages the fake Graph API was asked to send, buttons and lists as ``whatsapp_phones`` reads them), the web,
+the chatbot through the rasa-sdk action server), each rendered in its channel's format (the chatbot's
+text, then one ``[payload] title`` line per button; a chatbot ``send`` of ``/intent`` is a message
+whose intent Rasa recognised as ``intent``).
+``pytest --update-transcripts`` rewrites the expected screens on
 purpose (review the diff before committing it).
 
 A step is ``send`` and ``expect``. Either may be one value for every channel or a mapping by channel;
@@ -15,13 +18,16 @@ SMS provider caught), and a screen is the page's visible text. A transcript's ch
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from sanic import Sanic
 
+from app.actions_server import build_action_app
 from app.factory import create_app
 from engine import MemorySessionStore
 from tests.support.fake_africastalking import fake_africastalking
@@ -29,6 +35,7 @@ from tests.support.fake_graph import fake_graph
 
 from ..support.engine import UssdPhone
 from ..web_fallback.web_visitor import signed_in_visitor
+from .rasa_chat import RasaChat
 from .sms_phone import SmsPhone
 from .whatsapp_phones import MetaWhatsAppPhone, TwilioWhatsAppPhone, whatsapp_settings
 
@@ -56,6 +63,19 @@ def _for(value: Any, channel: str) -> Any:
     return value
 
 
+def _rasa_sender(settings: Any, phone: str, stack: ExitStack) -> Callable[[Any], str]:
+    """A chatbot user whose front channel vouches for ``phone``, talking to a fresh action server."""
+    action_app = build_action_app(replace(settings, rasa_action_token="transcripts", rasa_identity_secret="t"))
+    stack.callback(Sanic.unregister_app, action_app)
+    chat = RasaChat(action_app, "transcripts", f"transcript-{phone}", phone, "t")
+
+    def send(value: Any) -> str:
+        text = str(value)
+        said = chat.say("", intent=text[1:]) if text.startswith("/") else chat.say(text)
+        return "\n".join([said, *(f"[{b['payload']}] {b['title']}" for b in chat.buttons)])
+    return send
+
+
 CASES = [(path, channel, store) for path in TRANSCRIPTS
          for channel in _channels(yaml.safe_load(path.read_text(encoding="utf-8")))
          for store in (("redis", "memory") if channel == "ussd" else ("redis",))]
@@ -66,7 +86,9 @@ CASES = [(path, channel, store) for path in TRANSCRIPTS
 def test_transcript(path: Path, channel: str, store: str, settings, request: pytest.FixtureRequest) -> None:
     transcript = yaml.safe_load(path.read_text(encoding="utf-8"))
     updating = request.config.getoption("--update-transcripts")
-    with fake_africastalking() as fake, fake_graph() as graph:
+    with ExitStack() as stack:
+        fake = stack.enter_context(fake_africastalking())
+        graph = stack.enter_context(fake_graph())
         settings = replace(whatsapp_settings(settings, graph), at_api_key=fake.api_key, at_api_url=fake.url)
         app = create_app(settings, store=MemorySessionStore() if store == "memory" else None)
         send: Callable[[Any], str]
@@ -82,6 +104,8 @@ def test_transcript(path: Path, channel: str, store: str, settings, request: pyt
         elif channel == "web":
             web = signed_in_visitor(app, settings, fake, transcript["phone"])
             send = lambda value: web.open() if value is None else web.press(str(value))  # noqa: E731
+        elif channel == "rasa":
+            send = _rasa_sender(settings, transcript["phone"], stack)
         else:
             sms = SmsPhone(app.test_client(), fake, transcript["phone"])
             send = lambda value: "\n---\n".join(sms.send(str(value)))  # noqa: E731

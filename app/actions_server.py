@@ -1,0 +1,182 @@
+"""The chatbot channel's server: rasa-sdk's action server (``POST /webhook``) over the one engine.
+
+``python -m app actions`` serves it on ``RASA_ACTIONS_HOST``:``RASA_ACTIONS_PORT`` (loopback:5055
+by default: the Rasa server reaches it by network placement). Around rasa-sdk's own app
+(``rasa_sdk.endpoint.create_app``, which keeps its 400/404/449 answers) this adds:
+
+- the shared token ``RASA_ACTION_TOKEN`` on ``/webhook`` and ``/actions``, as Rasa sends it
+  (``token:`` under ``action_endpoint`` in its endpoints.yml becomes ``?token=``) or as
+  ``Authorization: Bearer``; ``/health`` stays open;
+- a check of the call's shape before the SDK reads it, answered in the SDK's format, so a hostile
+  body never reaches the SDK's catch-all (which answers 500 and echoes the body back, a PIN with it);
+- a bound on the body, compressed (``Content-Encoding: deflate``) or not.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import os
+import secrets
+import sys
+import time
+import zlib
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any, Final
+
+from rasa_sdk.endpoint import create_app
+from rasa_sdk.executor import ActionExecutor
+from sanic import Sanic, response
+from sanic.exceptions import SanicException
+from sanic.request import Request
+from sanic.response import HTTPResponse
+
+from channels.rasa import IdentityVerifier, RasaChannel, build_executor
+from engine import SessionStore
+
+from .logging_setup import configure_logging
+from .settings import Settings
+
+__all__ = ["MAX_BODY_BYTES", "build_action_app", "create_action_app", "serve_actions"]
+
+log = logging.getLogger("app.actions")
+
+# A tracker carries the conversation's events since its session started: room for a long one.
+MAX_BODY_BYTES: Final = 1024 * 1024
+_GUARDED: Final = ("/webhook", "/actions")
+
+
+def _error(message: str, status: int, action_name: object = None) -> HTTPResponse:
+    body: dict[str, Any] = {"error": message}
+    if isinstance(action_name, str):
+        body["action_name"] = action_name
+    return response.json(body, status=status)
+
+
+def _token_of(request: Request) -> str:
+    given = request.args.get("token") or ""
+    auth = request.headers.get("authorization", "")
+    if not given and auth.lower().startswith("bearer "):
+        given = auth[7:].strip()
+    return given
+
+
+def _body_of(request: Request) -> bytes | None:
+    """The JSON text of the call (inflated when deflated), or ``None`` when larger than the bound."""
+    body = request.body or b""
+    if request.headers.get("content-encoding", "").lower() != "deflate":
+        return body
+    inflater = zlib.decompressobj()
+    try:
+        inflated = inflater.decompress(body, MAX_BODY_BYTES)
+    except zlib.error:
+        return b""
+    return None if inflater.unconsumed_tail else inflated
+
+
+def _shape_problem(call: object) -> str | None:
+    """What is wrong with an action call that the SDK would trip over, or ``None``."""
+    if not isinstance(call, Mapping):
+        return "Invalid body request"
+    if not isinstance(call.get("next_action"), str | None):
+        return "next_action must be a string"
+    if not isinstance(call.get("version"), str | None):
+        return "version must be a string"
+    if call.get("next_action") and not isinstance(call.get("tracker"), Mapping):
+        return "tracker missing"
+    tracker = call.get("tracker")
+    if isinstance(tracker, Mapping):
+        if not isinstance(tracker.get("sender_id"), str):
+            return "tracker.sender_id must be a string"
+        for name, kind in (("slots", Mapping), ("latest_message", Mapping), ("events", list)):
+            if tracker.get(name) is not None and not isinstance(tracker.get(name), kind):
+                return f"tracker.{name} malformed"
+    if call.get("domain") is not None and not isinstance(call.get("domain"), Mapping):
+        return "domain malformed"
+    return None
+
+
+def create_action_app(executor: ActionExecutor, token: str) -> Sanic:
+    """rasa-sdk's app for ``executor``, behind ``token`` (refused when empty: never open)."""
+    app = create_app(executor, cors_origins=[])
+    app.config.REQUEST_MAX_SIZE = MAX_BODY_BYTES
+    app.config.FALLBACK_ERROR_FORMAT = "json"
+
+    @app.on_request
+    async def _guard(request: Request) -> HTTPResponse | None:
+        if request.path not in _GUARDED:
+            return None
+        if not token or not hmac.compare_digest(_token_of(request).encode(), token.encode()):
+            log.warning("action server call refused: no or wrong token")
+            return _error("Unauthorized", 401)
+        if request.path != "/webhook" or request.method != "POST":
+            return None
+        raw = _body_of(request)
+        if raw is None:
+            return _error("Request body too large", 413)
+        try:
+            call = json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            return _error("Invalid body request", 400)
+        problem = _shape_problem(call)
+        if problem is not None:
+            log.info("action call refused: %s", problem)
+            return _error(problem, 400, call.get("next_action") if isinstance(call, Mapping) else None)
+        return None
+
+    async def _failure(request: Request, exception: Exception) -> HTTPResponse:
+        # In place of the SDK's catch-all: the status Sanic chose for its own errors, and for
+        # anything else a 500 that neither echoes the request nor says what broke.
+        if isinstance(exception, SanicException) and exception.status_code < 500:
+            return _error(str(exception) or "Bad request", exception.status_code)
+        log.error("action server failure on %s: %s", request.path, type(exception).__name__)
+        return _error("Internal error", 500)
+
+    # Sanic refuses a second handler for Exception: ours takes the SDK's place in its table.
+    app.error_handler.cached_handlers[(Exception, None)] = _failure
+    return app
+
+
+def build_action_app(settings: Settings, store: SessionStore | None = None) -> Sanic:
+    """The action server with the engine the web app has (same menus, store, back ends)."""
+    from .factory import build_engine
+
+    engine, parts = build_engine(settings, store)
+    if not settings.rasa_identity_secret:
+        log.warning("RASA_IDENTITY_SECRET is not set: no chatbot customer can be verified, so the chatbot "
+                    "only says how to verify a number.")
+    channel = RasaChannel(IdentityVerifier(settings.rasa_identity_secret, time.time),
+                          idle_seconds=settings.rasa_session_idle_seconds,
+                          languages=engine.flows.menus.languages)
+    app = create_action_app(build_executor(engine, channel), settings.rasa_action_token)
+    app.ctx.parts = parts     # the store, database and back-end clients (readiness checks, tests)
+    return app
+
+
+def _kept_token(path: str = os.path.join("var", "rasa_action_token")) -> str:
+    """The action token kept in ``var/`` (made once, mode 0600), for a run that sets none: the Rasa
+    server's endpoints.yml must say the same one (``token:`` under ``action_endpoint``)."""
+    if not os.path.exists(path):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as out:
+            out.write(secrets.token_urlsafe(32))
+        print(f"RASA_ACTION_TOKEN not set: generated one into {path}", file=sys.stderr, flush=True)
+    with open(path) as kept:
+        return kept.read().strip()
+
+
+def serve_actions() -> int:
+    """``python -m app actions``: the action server in this process, until Ctrl-C or SIGTERM."""
+    settings = Settings.from_env()
+    if not settings.rasa_action_token:
+        settings = replace(settings, rasa_action_token=_kept_token())
+    configure_logging(settings.log_level, secrets=[settings.rasa_action_token, settings.rasa_identity_secret,
+                                                   settings.backoffice_api_key or ""])
+    app = build_action_app(settings)
+    log.info("rasa action server: POST http://%s:%s/webhook", settings.rasa_actions_host, settings.rasa_actions_port)
+    app.run(host=settings.rasa_actions_host, port=settings.rasa_actions_port, single_process=True,
+            access_log=False, motd=False)
+    return 0

@@ -1,0 +1,8 @@
+"""The chatbot channel (Rasa): a rasa-sdk action that makes one engine hop per user message."""
+
+from .actions import ACTION_NAME, ElecnetTurn, build_executor
+from .channel import CAPABILITIES, CHANNEL, CHOICE_ENTITY, RasaChannel, Rendered
+from .identity import IDENTITY_KEY, IdentityVerifier, sign_identity
+
+__all__ = ["ACTION_NAME", "CAPABILITIES", "CHANNEL", "CHOICE_ENTITY", "IDENTITY_KEY", "ElecnetTurn",
+           "IdentityVerifier", "RasaChannel", "Rendered", "build_executor", "sign_identity"]

@@ -108,7 +108,9 @@ def serve() -> int:
         return 1
     # On the production set-up (Redis) the reference back office runs under gunicorn too, as a real
     # billing system would be served: one werkzeug process was the bottleneck of every balance hop.
-    backoffice_workers = os.environ.get("BACKOFFICE_WORKERS") or ("2" if settings.redis_url else "1")
+    # The development sink keeps what it took in its process's memory (and runs the dev SMTP server there):
+    # with it, one back-office process, so the page shows every message; else 2 under Redis (production-like).
+    backoffice_workers = os.environ.get("BACKOFFICE_WORKERS") or ("2" if settings.redis_url and not sms_sink else "1")
     backoffice = subprocess.Popen([sys.executable, "-m", "backoffice", "serve", "--port", backoffice_port,
                                    "--workers", backoffice_workers], env=env)
     children = [backoffice]

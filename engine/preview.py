@@ -41,6 +41,36 @@ def screen_problems(loaded: LoadedMenus, flow: str, node_id: str, language: str,
     if not node.shows:
         return []
     facts = _facts(menus)
+    caps = _caps(loaded, channel)
+    channel = caps.name
+    size = measure(caps)
+    # What the node shows does not depend on the channel: filled once per language, measured per channel.
+    key = (flow, node_id, language)
+    laid = facts.screens.get(key)
+    if laid is None:
+        laid = facts.screens[key] = _screen(menus, flow, node_id, node, language, facts)
+    fixed, options, item_lines, labels = laid
+    problems = []
+    pages = render_pages(fixed, caps, labels)
+    if len(pages) > 1:
+        unpaged = replace(caps, max_chars=10**6, ucs2_max_chars=10**6, prefix_budget=0)
+        whole = render_pages(fixed, unpaged, labels)[0]
+        problems.append(f"{channel}/{language}: screen is {size(whole)} characters with its options and "
+                        f"navigation; the channel allows {caps.budget}")
+    if caps.max_options is not None and len(options) > caps.max_options:
+        problems.append(f"{channel}/{language}: {len(options)} options, the channel offers at most "
+                        f"{caps.max_options} at once")
+    for option in item_lines:
+        line = f"{option.key}. {option.label}"
+        if size(line) > caps.budget // 2:
+            problems.append(f"{channel}/{language}: list line '{line}' is too long to page well")
+            break
+    return problems
+
+
+def _screen(menus: Any, flow: str, node_id: str, node: Any, language: str,
+            facts: _SetFacts) -> tuple[Screen, list[Option], list[Option], PageLabels]:
+    """The node's screen with sample values in ``language``, its options and list lines, the paging words."""
     samples, context = facts.context(node.samples)
     # Dotted placeholders such as {bill.amount} read the sample of their last part.
     dotted = _dotted_roots(node)
@@ -48,12 +78,8 @@ def screen_problems(loaded: LoadedMenus, flow: str, node_id: str, language: str,
         context = dict(context)  # the shared context is only read
         for key in dotted:
             context.setdefault(key, dict(samples))
-    fmt = TextFormatter(language, menus.labels)
-    caps = _caps(loaded, channel)
-    channel = caps.name
-    size = measure(caps)
+    fmt = facts.formatter(language)
     system = facts.system(language)
-    options: list[Option] = []
     declared = node.choices()
     # Options whose condition fails on the samples are hidden, as they would be at run time.
     options = [Option(key, _text(o.label, language, fmt, context))
@@ -72,24 +98,9 @@ def screen_problems(loaded: LoadedMenus, flow: str, node_id: str, language: str,
     if not end and node_id != menus.flows[flow].home:
         nav = (Option(BACK, system.get("back", "")), Option(HOME, system.get("home", "")))
     body = _text(node.body(), language, fmt, context)
-    problems = []
     fixed = Screen(node_id, language, (body,), tuple(options), nav, end=end)
     labels = PageLabels(system.get("more", ""), system.get("previous", ""))
-    pages = render_pages(fixed, caps, labels)
-    if len(pages) > 1:
-        unpaged = replace(caps, max_chars=10**6, ucs2_max_chars=10**6, prefix_budget=0)
-        whole = render_pages(fixed, unpaged, labels)[0]
-        problems.append(f"{channel}/{language}: screen is {size(whole)} characters with its options and "
-                        f"navigation; the channel allows {caps.budget}")
-    if caps.max_options is not None and len(options) > caps.max_options:
-        problems.append(f"{channel}/{language}: {len(options)} options, the channel offers at most "
-                        f"{caps.max_options} at once")
-    for option in item_lines:
-        line = f"{option.key}. {option.label}"
-        if size(line) > caps.budget // 2:
-            problems.append(f"{channel}/{language}: list line '{line}' is too long to page well")
-            break
-    return problems
+    return fixed, options, item_lines, labels
 
 
 class _SetFacts:
@@ -104,11 +115,19 @@ class _SetFacts:
                                  if (items := n.item_list()) is not None)
         self.shared = self._expand(dict(menus.samples))
         self.system_texts: dict[str, dict[str, str]] = {}
+        self.formatters: dict[str, TextFormatter] = {}
+        self.screens: dict[tuple[str, str, str], tuple[Screen, list[Option], list[Option], PageLabels]] = {}
 
     def context(self, node_samples: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         """The samples and the context of a screen (shared when the node has no samples of its own:
         read it, do not change it)."""
         return self._expand({**self.menus.samples, **node_samples}) if node_samples else self.shared
+
+    def formatter(self, language: str) -> TextFormatter:
+        """One formatter per language for the whole set: it remembers the sample values it formatted."""
+        if language not in self.formatters:
+            self.formatters[language] = TextFormatter(language, self.menus.labels)
+        return self.formatters[language]
 
     def system(self, language: str) -> dict[str, str]:
         if language not in self.system_texts:

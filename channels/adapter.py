@@ -1,4 +1,9 @@
-"""The contract every channel adapter keeps, so the app factory wires channels without knowing them.
+"""The contract every channel keeps, so the app factory wires channels without knowing them.
+
+``Channel`` is the contract itself, whatever carries the channel's requests: ``parse`` (the provider's
+request -> ``Turn``), ``render`` (``Reply`` -> the provider's answer), ``capabilities`` and
+``session_policy``. ``ChannelAdapter`` is a ``Channel`` served over the product's Flask app (USSD, SMS,
+WhatsApp, web); the chatbot's is served by rasa-sdk's own server (``channels.rasa``).
 
 An adapter turns its provider's request into a ``Turn`` (``parse``: pure and cheap, no engine),
 lays the engine's ``Reply`` out in its wire format (``render``), answers anything it cannot read
@@ -13,13 +18,16 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Generic, Literal, TypeVar
 
 from flask import Blueprint, Response
 
 from engine import ChannelCapabilities, Engine, Reply, Turn
 
-__all__ = ["BadRequest", "ChannelAdapter", "SessionPolicy"]
+__all__ = ["BadRequest", "Channel", "ChannelAdapter", "SessionPolicy"]
+
+RequestT = TypeVar("RequestT", contravariant=True)
+AnswerT = TypeVar("AnswerT", covariant=True)
 
 
 class BadRequest(ValueError):
@@ -45,11 +53,10 @@ class SessionPolicy:
         return f"{channel}:{part}"
 
 
-class ChannelAdapter(ABC):
-    """One channel: parse -> ``Turn``, ``Engine.handle``, render -> the wire format."""
+class Channel(ABC, Generic[RequestT, AnswerT]):
+    """One channel: parse -> ``Turn``, ``Engine.handle``, render -> the provider's answer."""
 
     channel: str
-    prefix: str           # the URL prefix of its endpoints, e.g. ``/ussd/``
 
     @property
     @abstractmethod
@@ -62,12 +69,18 @@ class ChannelAdapter(ABC):
         """How the channel keys a session."""
 
     @abstractmethod
-    def parse(self, form: Mapping[str, str]) -> Turn:
+    def parse(self, request: RequestT) -> Turn:
         """The provider's request as a ``Turn``; raises ``BadRequest`` when it cannot be read."""
 
     @abstractmethod
-    def render(self, reply: Reply) -> str:
+    def render(self, reply: Reply) -> AnswerT:
         """The reply in the channel's wire format."""
+
+
+class ChannelAdapter(Channel[Mapping[str, Any], str]):
+    """A channel served over the product's HTTP app: its endpoints, its one error answer."""
+
+    prefix: str           # the URL prefix of its endpoints, e.g. ``/ussd/``
 
     @abstractmethod
     def error_response(self, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:

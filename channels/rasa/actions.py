@@ -24,7 +24,7 @@ from engine import Engine
 from engine.masking import mask
 
 from ..adapter import BadRequest
-from .channel import RasaChannel
+from .channel import RasaChannel, RasaMessage
 
 __all__ = ["ACTION_NAME", "ElecnetTurn", "build_executor"]
 
@@ -69,7 +69,7 @@ class ElecnetTurn(Action):
         latest = tracker.latest_message if isinstance(tracker.latest_message, Mapping) else {}
         language = self.channel.language_hint(latest)
         try:
-            turn = self.channel.parse(tracker.sender_id, latest)
+            turn = self.channel.parse(RasaMessage(tracker.sender_id, latest))
         except BadRequest as exc:
             log.info("rasa message refused: %s", exc)
             dispatcher.utter_message(text=_text("unreadable", language))

@@ -23,10 +23,10 @@ from typing import Any, Final
 from engine import ChannelCapabilities, Reply, Turn
 from menus.schema import BACK, HOME, NEXT_PAGE, PREVIOUS_PAGE
 
-from ..adapter import BadRequest, SessionPolicy
+from ..adapter import BadRequest, Channel, SessionPolicy
 from .identity import IdentityVerifier
 
-__all__ = ["CAPABILITIES", "CHANNEL", "CHOICE_ENTITY", "RasaChannel", "Rendered"]
+__all__ = ["CAPABILITIES", "CHANNEL", "CHOICE_ENTITY", "RasaChannel", "RasaMessage", "Rendered"]
 
 CHANNEL: Final = "rasa"
 # A button's payload may also arrive as this entity (``/choose{"elecnet_choice": "2"}``).
@@ -66,8 +66,16 @@ def _entity(entities: object, name: str) -> str | None:
     return None
 
 
+@dataclass(frozen=True, slots=True)
+class RasaMessage:
+    """What the action server hands the channel: the tracker's sender id and its latest message (unchecked)."""
+
+    sender_id: object
+    latest: object
+
+
 @dataclass(frozen=True)
-class RasaChannel:
+class RasaChannel(Channel[RasaMessage, Rendered]):
     """Parse a tracker's latest message into a ``Turn``; render a ``Reply`` as text and buttons."""
 
     verifier: IdentityVerifier
@@ -88,10 +96,11 @@ class RasaChannel:
         hint = metadata.get("language") if isinstance(metadata, Mapping) else None
         return hint if isinstance(hint, str) and hint in self.languages else None
 
-    def parse(self, sender_id: object, latest: object) -> Turn:
+    def parse(self, request: RasaMessage) -> Turn:
         """The latest user message as a ``Turn``; ``BadRequest`` when it cannot be read.
 
         ``customer`` is ``None`` unless the metadata carries a valid signed claim for this sender."""
+        sender_id, latest = request.sender_id, request.latest
         if not isinstance(sender_id, str) or not _SENDER.match(sender_id):
             raise BadRequest("sender_id missing or malformed")
         if not isinstance(latest, Mapping):

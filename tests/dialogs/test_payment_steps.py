@@ -18,9 +18,9 @@ from sqlalchemy import update
 
 from app.storage import SqlOutbox, SqlPaymentLedger, make_sessions
 from app.storage.models import PaymentIntentRow
-from dialogs.backends import Balance, BackendUnavailable, Conflict, NotFound, PaymentIntent, Rejected
+from dialogs.backends import BackendUnavailable, Balance, Conflict, NotFound, PaymentIntent, Rejected
 from dialogs.payments import idempotency_key, reconcile_pending, settle_provider_result, token_groups
-from dialogs.registry import DialogRegistry, DialogSettings, Deps
+from dialogs.registry import Deps, DialogRegistry, DialogSettings
 from dialogs.stores import ProviderResult
 from engine.security_audit import SecurityEvent
 from engine.steps import StepContext, StepResult
@@ -239,7 +239,7 @@ def test_the_same_payment_confirmed_again_in_the_session_starts_nothing_new(deps
 
 def test_another_amount_wallet_account_or_session_is_another_payment(deps):
     key = idempotency_key("ussd:s1", "pay_initiate", "bill", ACCOUNT, Decimal(12500), "wave")
-    assert key == idempotency_key("ussd:s1", "pay_initiate", "bill", ACCOUNT, Decimal("12500"), "wave")
+    assert key == idempotency_key("ussd:s1", "pay_initiate", "bill", ACCOUNT, Decimal(12500), "wave")
     assert key.startswith("pay-") and len(key) == 44
     others = {idempotency_key("ussd:s2", "pay_initiate", "bill", ACCOUNT, Decimal(12500), "wave"),
               idempotency_key("ussd:s1", "pay_initiate", "prepaid", ACCOUNT, Decimal(12500), "wave"),

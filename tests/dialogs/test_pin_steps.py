@@ -14,7 +14,7 @@ import pytest
 
 from app.storage import SqlOutbox, SqlPinVault, make_sessions
 from dialogs.codes import hash_code
-from dialogs.registry import DialogRegistry, Deps
+from dialogs.registry import Deps, DialogRegistry
 from dialogs.security import MAX_PIN_CODE_SENDS, is_weak_pin, lock_label
 from dialogs.stores import PinVerdict
 from engine.security_audit import SecurityEvent

@@ -1,0 +1,92 @@
+"""The gateway's end-of-session event, and a menu reload under a live session in English: what the audit
+trail, the security audit and the customer see."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from engine import Engine, FlowSet, SessionStore, Turn
+from engine.audit import SessionRecord
+from engine.security_audit import SecurityEvent
+from menus import load_menus
+
+from .conftest import DEMO, Handset
+from .fakes import CountingSteps
+
+NUMBER, OTHER = "+221770000001", "+221770000009"
+
+
+class Audit:
+    """The audit port, keeping what it is told: sessions recorded and the gateway's reports."""
+
+    def __init__(self) -> None:
+        self.records: list[SessionRecord] = []
+        self.completed: list[tuple[str, dict[str, object]]] = []
+
+    def record(self, record: SessionRecord) -> None:
+        self.records.append(record)
+
+    def complete(self, session_key: str, **report: object) -> None:
+        self.completed.append((session_key, report))
+
+
+class Security:
+    def __init__(self) -> None:
+        self.events: list[SecurityEvent] = []
+
+    def record(self, event: SecurityEvent) -> None:
+        self.events.append(event)
+
+
+class EnglishHandset(Handset):
+    def hop(self, text: str):  # type: ignore[no-untyped-def]
+        segments = tuple(text.split("*")) if text else ()
+        return self.engine.handle(Turn(self.channel, self.msisdn, f"{self.channel}:{self.session}",
+                                       segments[-1] if segments else None, text, segments, language_hint="en"))
+
+
+def test_the_gateways_end_of_session_report_reaches_the_audit_trail_masked(store: SessionStore):
+    audit = Audit()
+    engine = Engine(FlowSet(load_menus(DEMO)), store, CountingSteps(), audit=audit)
+    Handset(engine, msisdn=NUMBER).dial()
+    engine.finish(channel="ussd", session_key="ussd:s1", user_id=NUMBER, status="Failed", duration_ms=12_600,
+                  error="timeout", hops=3)
+    assert audit.completed == [("ussd:s1", {"channel": "ussd", "user_masked": "+2217*****001", "status": "Failed",
+                                            "duration_ms": 12_600, "error": "timeout", "hops": 3})]
+
+
+def test_an_end_of_session_event_for_a_session_long_gone_is_harmless(store: SessionStore):
+    engine = Engine(FlowSet(load_menus(DEMO)), store, CountingSteps())
+    engine.finish(channel="ussd", session_key="ussd:expired", user_id=NUMBER, status="Success")
+    assert store.load("ussd:expired") is None
+
+
+def test_another_numbers_end_of_session_event_is_a_security_event_and_changes_nothing(store: SessionStore):
+    security = Security()
+    engine = Engine(FlowSet(load_menus(DEMO)), store, CountingSteps(), security=security)
+    phone = Handset(engine, msisdn=NUMBER)
+    phone.dial()
+    engine.finish(channel="ussd", session_key="ussd:s1", user_id=OTHER, status="Success")
+    assert [(e.kind, e.channel, e.subject, e.detail) for e in security.events] == [
+        ("caller_mismatch", "ussd", OTHER, "end-of-session event for another caller's session")]
+    session = store.load("ussd:s1")
+    assert session is not None and not session.ended
+    assert phone.answer("1").text.startswith("Choisissez:")
+
+
+def _reworded(tmp_path: Path) -> Path:
+    path = tmp_path / "menus.yaml"
+    path.write_text(DEMO.read_text(encoding="utf-8").replace("Choisissez:", "Votre choix:"), encoding="utf-8")
+    return path
+
+
+def test_after_a_reload_the_notice_is_in_the_customers_language_and_back_still_leads_home(store, tmp_path):
+    before = Engine(FlowSet(load_menus(DEMO)), store, CountingSteps())
+    after = Engine(FlowSet(load_menus(_reworded(tmp_path))), store, CountingSteps())
+    phone = EnglishHandset(before, msisdn=NUMBER)
+    home = phone.dial().text
+    listed = phone.answer("1").text
+    phone.engine = after                 # the next hop reaches a worker that loaded the new menus
+    moved = phone.answer("0")            # not applied: the customer sees where they are, under a notice
+    assert moved.text.startswith("Menu updated.\n" + listed.split("\n")[0] + "\n")
+    assert phone.answer("0").text == home

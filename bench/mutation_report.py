@@ -62,9 +62,10 @@ def report(found: dict[str, str], equivalent: dict[str, str], seconds: float | N
     lines = [f"# Mutation testing ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC)", ""]
     if seconds is not None:
         lines += [f"Run time: {seconds / 60:.0f} minutes (`make mutation`).", ""]
-    lines += ["Score = killed / (tried - equivalent); tried = killed + survived (timeouts count as killed).", "",
-              "| module | mutants | killed | survived | of which equivalent | not reached | score |",
-              "|---|---:|---:|---:|---:|---:|---:|"]
+    lines += ["Score = killed / (tried - equivalent); tried = killed + survived (timeouts count as killed). "
+              "Not reached: no selected test runs the mutated function. Not run: the run stopped first.", "",
+              "| module | mutants | killed | survived | of which equivalent | not reached | not run | score |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|"]
     total: Counter[str] = Counter()
     for module in sorted(by_module, key=lambda m: MODULES.index(m) if m in MODULES else len(MODULES)):
         counts = by_module[module]
@@ -91,7 +92,7 @@ def _row(module: str, counts: Counter[str]) -> str:
     score = f"{100.0 * killed / tried:.1f} %" if tried else "-"
     mutants = sum(v for k, v in counts.items() if k != "equivalent")
     return (f"| {module} | {mutants} | {killed} | {survived} | {counts['equivalent']} | {counts['no tests']} "
-            f"| {score} |")
+            f"| {counts['not checked']} | {score} |")
 
 
 def main(argv: list[str] | None = None) -> int:

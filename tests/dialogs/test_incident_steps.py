@@ -302,9 +302,10 @@ def test_a_kept_report_is_shown_as_recorded_until_forwarded_then_as_the_ticket(d
 
 def test_a_tickets_detail_shows_its_three_latest_events_newest_first(deps, incidents):
     complain(deps)
-    events = (TicketEvent(NOW, "open", ""), TicketEvent(NOW + timedelta(hours=1), "in_progress", ""),
-              TicketEvent(NOW + timedelta(hours=1), "assigned", ""),
-              TicketEvent(NOW + timedelta(hours=3), "resolved", ""))
+    # Recorded out of order (an agent's note arrived late): shown by time, the later recorded first on a tie.
+    events = (TicketEvent(NOW, "open", ""), TicketEvent(NOW + timedelta(hours=3), "resolved", ""),
+              TicketEvent(NOW + timedelta(hours=1), "in_progress", ""),
+              TicketEvent(NOW + timedelta(hours=1), "assigned", ""))
     t = incidents.tickets[0]
     incidents.tickets[0] = Ticket(t.reference, t.kind, t.category, "resolved", t.account_number, t.created_at,
                                   events, t.client_reference)
@@ -331,3 +332,16 @@ def test_someone_elses_or_an_unknown_ticket_says_nothing(deps, incidents):
     assert own.outcome == "ok"
     assert run(deps, "incidents.ticket_detail", {"ticket": "REC-2222"}).outcome == "unknown"
     assert run(deps, "incidents.ticket_detail", {"ticket": {"ref": ""}}).outcome == "unknown"
+
+
+def test_a_kept_outage_report_is_tracked_under_its_inc_reference(deps, incidents):
+    incidents.down = True
+    kept = run(deps, "incidents.open_ticket", {"account_number": ACCOUNT}, {"kind": "outage"})
+    assert kept.data["ticket_reference"].startswith("INC-")
+    incidents.down = False
+    shown = run(deps, "incidents.find_ticket", {"typed_reference": kept.data["ticket_reference"]})
+    assert (shown.outcome, shown.data["t_ref"], shown.data["t_kind"], shown.data["t_category"]) == (
+        "pending", kept.data["ticket_reference"], "outage", "outage")
+    listed = run(deps, "incidents.list_tickets", {"account_number": ACCOUNT})
+    assert listed.data["tickets"] == [{"ref": kept.data["ticket_reference"], "ticket_kind": "outage",
+                                       "ticket_status": "recorded"}]

@@ -33,7 +33,8 @@ WALLET = {"code": "wave", "name": "Wave"}
 
 
 class Billing:
-    """The billing system: one account whose balance the test sets; ``down`` makes it unreachable."""
+    """The billing system: one account whose balance the test sets (any other is not found, as the
+    back office answers); ``down`` makes it unreachable."""
 
     def __init__(self, amount: str = "12500") -> None:
         self.amount, self.down, self.asked = Decimal(amount), False, 0
@@ -42,6 +43,8 @@ class Billing:
         self.asked += 1
         if self.down:
             raise BackendUnavailable("billing down")
+        if account_number != ACCOUNT:
+            raise NotFound(account_number)
         return Balance(account_number, self.amount, "XOF", 2 if self.amount > 0 else 0, None)
 
 
@@ -155,7 +158,8 @@ def test_paying_the_whole_balance_reads_it_again(deps, billing):
     assert full.data["has_balance"] is True
 
 
-@pytest.mark.parametrize(("balance", "outcome"), [("0", "nothing_due"), ("-500", "nothing_due"), ("99", "out_of_range"),
+@pytest.mark.parametrize(("balance", "outcome"), [("0", "nothing_due"), ("-500", "nothing_due"), ("1", "out_of_range"),
+                                                  ("99", "out_of_range"),
                                                   ("100", "ok"), ("2000000", "ok"), ("2000001", "out_of_range"),
                                                   ("150.50", "out_of_range")])
 def test_the_whole_balance_is_paid_only_when_it_is_a_payable_amount(deps, billing, balance, outcome):
@@ -189,6 +193,16 @@ def test_a_large_balance_takes_the_largest_payment_and_no_more(deps, billing):
     assert run(deps, "payments.check_amount", account_number=ACCOUNT, pay_amount_input="2000000").outcome == "ok"
     assert run(deps, "payments.check_amount", account_number=ACCOUNT,
                pay_amount_input="2000001").outcome == "out_of_range"
+
+
+def test_a_balance_of_one_franc_is_owed_not_settled(deps, billing):
+    billing.amount = Decimal(1)
+    started = run(deps, "payments.start", account_number=ACCOUNT)
+    assert (started.outcome, started.data["has_balance"]) == ("bill", True)
+    checked = run(deps, "payments.check_amount", account_number=ACCOUNT, pay_amount_input="100")
+    assert (checked.outcome, checked.data["has_balance"]) == ("above_balance", True)
+    refused = run(deps, "payments.initiate", **confirmed("100"))
+    assert (refused.outcome, refused.data["balance"], refused.data["has_balance"]) == ("above_balance", "1", True)
 
 
 def test_a_typed_amount_on_a_settled_account_is_nothing_due(deps, billing):

@@ -167,6 +167,7 @@ def test_an_alert_when_power_is_back_follows_the_outage_or_else_the_zone(deps):
 # ---------------------------------------------------------------- reports
 def test_a_complaint_starts_clean(deps):
     chosen = run(deps, "incidents.choose_category", params={"category": "billing", "description": "Billing dispute"})
+    assert chosen.outcome == "ok"
     assert chosen.data == {"complaint_category": "billing", "complaint_description": "Billing dispute",
                            "disputed_bill": None, "complaint_text": None}
     assert run(deps, "incidents.choose_category", params={"category": "meter"}).data["complaint_description"] == "meter"

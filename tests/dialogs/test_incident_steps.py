@@ -160,8 +160,8 @@ def test_an_alert_when_power_is_back_follows_the_outage_or_else_the_zone(deps):
     run(deps, "incidents.alert_power_back", {"outage_id": "O-2", "zone": "DKR-1"})
     run(deps, "incidents.alert_power_back", {"zone": "DKR-3"})
     assert deps.subscriptions is not None
-    assert sorted((s.topic, s.scope) for s in deps.subscriptions.for_user(NUMBER)) == [
-        ("power_back", "DKR-3"), ("power_back", "O-2")]
+    assert sorted((s.topic, s.scope, s.channel, s.active) for s in deps.subscriptions.for_user(NUMBER)) == [
+        ("power_back", "DKR-3", "sms", True), ("power_back", "O-2", "sms", True)]
 
 
 # ---------------------------------------------------------------- reports

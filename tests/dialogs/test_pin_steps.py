@@ -56,10 +56,11 @@ def with_pin(deps: Deps) -> Deps:
 
 
 def run(deps: Deps, name: str, data: dict[str, Any] | None = None, secrets: dict[str, str] | None = None,
-        now: datetime = NOW, user: str = NUMBER, params: dict[str, Any] | None = None) -> StepResult:
+        now: datetime = NOW, user: str = NUMBER, params: dict[str, Any] | None = None,
+        language: str = "fr") -> StepResult:
     step = DialogRegistry(deps).get(name)
     assert step is not None, name
-    return step(StepContext(user_id=user, channel="ussd", language="fr", session_key="ussd:s1",
+    return step(StepContext(user_id=user, channel="ussd", language=language, session_key="ussd:s1",
                             data=MappingProxyType(data or {}), params=MappingProxyType(params or {}),
                             secrets=MappingProxyType(secrets or {}), now=now))
 
@@ -242,3 +243,12 @@ def test_three_wrong_codes_lock_the_first_pin(deps, audit):
     data["pin_code_tries"] = 3
     assert run(deps, "security.check_pin_code", data, {"pin_code": "123456"}).outcome == "locked"
     assert run(deps, "security.check_pin_code", {}, {"pin_code": "123456"}).outcome == "locked"
+
+
+def test_the_code_and_the_lock_sms_speak_the_customers_language(with_pin):
+    assert run(with_pin, "security.send_pin_code", language="en").outcome == "sent"
+    for _ in range(3):
+        run(with_pin, "security.check_pin", {"pin_next": "pay_initiate"}, {"pin": "0000"}, language="en")
+    assert with_pin.outbox is not None
+    assert [(e["kind"], e["language"], e["msisdn"]) for e in with_pin.outbox.pending()] == [
+        ("pin_code", "en", NUMBER), ("pin_locked", "en", NUMBER)]

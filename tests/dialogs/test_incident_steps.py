@@ -35,6 +35,7 @@ class Incidents:
         self.outages: list[Outage] = []
         self.down = False
         self.refuse: set[str] = set()     # client references it refuses as invalid
+        self.unknown_accounts: set[str] = set()   # accounts it has never heard of (404)
 
     def _up(self) -> None:
         if self.down:
@@ -67,6 +68,8 @@ class Incidents:
 
     def tickets_for_account(self, account_number: str) -> list[Ticket]:
         self._up()
+        if account_number in self.unknown_accounts:
+            raise NotFound(account_number)
         return [t for t in reversed(self.tickets) if t.account_number == account_number]
 
 
@@ -346,3 +349,19 @@ def test_a_kept_outage_report_is_tracked_under_its_inc_reference(deps, incidents
     listed = run(deps, "incidents.list_tickets", {"account_number": ACCOUNT})
     assert listed.data["tickets"] == [{"ref": kept.data["ticket_reference"], "ticket_kind": "outage",
                                        "ticket_status": "recorded"}]
+
+
+def test_a_forwarded_report_is_listed_once_as_the_systems_ticket(deps, incidents):
+    incidents.down = True
+    complain(deps)
+    incidents.down = False
+    assert deps.pending_tickets is not None
+    resend_pending_tickets(incidents, deps.pending_tickets)
+    listed = run(deps, "incidents.list_tickets", {"account_number": ACCOUNT})
+    assert listed.data["tickets"] == [{"ref": incidents.tickets[0].reference, "ticket_kind": "complaint",
+                                       "ticket_status": "open"}]
+
+
+def test_an_account_the_incident_system_does_not_know_has_no_requests(deps, incidents):
+    incidents.unknown_accounts = {ACCOUNT}
+    assert run(deps, "incidents.list_tickets", {"account_number": ACCOUNT}).outcome == "none"

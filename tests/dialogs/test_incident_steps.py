@@ -365,3 +365,16 @@ def test_a_forwarded_report_is_listed_once_as_the_systems_ticket(deps, incidents
 def test_an_account_the_incident_system_does_not_know_has_no_requests(deps, incidents):
     incidents.unknown_accounts = {ACCOUNT}
     assert run(deps, "incidents.list_tickets", {"account_number": ACCOUNT}).outcome == "none"
+
+
+def test_an_older_kept_report_and_a_refused_one_are_still_found_by_their_reference(deps, incidents):
+    incidents.down = True
+    older = complain(deps, "ussd:a").data["ticket_reference"]
+    complain(deps, "ussd:b", complaint_category="quality")
+    incidents.down = False
+    assert run(deps, "incidents.find_ticket", {"typed_reference": older}).outcome == "pending"
+    incidents.refuse = {client_reference("ussd:a", "complaint", "meter")}
+    assert deps.pending_tickets is not None
+    resend_pending_tickets(incidents, deps.pending_tickets)
+    refused = run(deps, "incidents.find_ticket", {"typed_reference": older})
+    assert (refused.outcome, refused.data["t_ref"], refused.data["t_status"]) == ("pending", older, "recorded")

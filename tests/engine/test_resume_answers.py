@@ -1,0 +1,68 @@
+"""The answers at the "Resume?" offer (yes, no, anything else, too many mistakes) and the polite closing
+screens, in the customer's language."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from engine import Engine, EngineLimits, FlowSet, SessionStore, Turn
+from menus import load_menus
+
+from .conftest import DEMO, Handset
+from .fakes import CountingSteps
+from .resume_steps import ResumeSteps
+
+FLOW = Path(__file__).parent / "flows" / "resume.yaml"
+HOME = "Accueil\n1. Horaires\n2. Commander\n3. Commander 1\n4. Changer le secret\n5. Panne\n6. Virement"
+OFFER = "Reprendre ?\n1. Oui\n2. Non"
+
+
+class EnglishHandset(Handset):
+    def hop(self, text: str):  # type: ignore[no-untyped-def]
+        segments = tuple(text.split("*")) if text else ()
+        return self.engine.handle(Turn(self.channel, self.msisdn, f"{self.channel}:{self.session}",
+                                       segments[-1] if segments else None, text, segments, language_hint="en"))
+
+
+def _dropped(engine: Engine, phone: type[Handset] = Handset) -> None:
+    first = phone(engine, session="first")
+    first.dial()
+    first.answer("2")          # a quantity is asked: mid-task, offered back on a redial
+
+
+def test_no_at_the_offer_starts_afresh_and_two_mistakes_are_forgiven_a_third_ends(store: SessionStore):
+    engine = Engine(FlowSet(load_menus(FLOW)), store, ResumeSteps(), hop_key=b"k")
+    _dropped(engine)
+    again = Handset(engine, session="again")
+    assert again.dial().text == OFFER
+    for _ in range(2):
+        wrong = again.answer("9")
+        assert wrong.text == "Choix invalide.\n" + OFFER and not wrong.end
+    ended = again.answer("9")
+    assert (ended.text, ended.end) == ("Trop d'erreurs.", True)
+    _dropped(engine)
+    fresh = Handset(engine, session="fresh")
+    assert fresh.dial().text == OFFER
+    assert fresh.answer("2").text == HOME
+    assert fresh.answer("2").text.startswith("Quantité:")
+
+
+def test_the_offer_and_its_error_line_are_in_the_customers_language(store: SessionStore):
+    engine = Engine(FlowSet(load_menus(FLOW)), store, ResumeSteps(), hop_key=b"k")
+    _dropped(engine, EnglishHandset)
+    again = EnglishHandset(engine, session="again")
+    assert again.dial().text.startswith("Resume?")
+    assert again.answer("7").text.startswith("Invalid choice.\nResume?")
+    for _ in range(2):
+        last = again.answer("7")
+    assert (last.text, last.end) == ("Too many errors.", True)
+
+
+def test_the_busy_answer_is_in_the_customers_language_and_ends_the_hop(store: SessionStore):
+    engine = Engine(FlowSet(load_menus(DEMO)), store, CountingSteps(), limits=EngineLimits(lock_wait_seconds=0.05),
+                    hop_key=b"k")
+    with store.lock("ussd:s1"):
+        reply = EnglishHandset(engine).dial()
+    assert (reply.text, reply.end) == ("Busy.", True)
+    assert reply.screen is not None and reply.screen.end and reply.screen.language == "en"
+    assert reply.screen.blocks == ("Busy.",)

@@ -241,8 +241,14 @@ def test_three_wrong_codes_lock_the_first_pin(deps, audit):
     assert (last.outcome, last.data) == ("locked", {"pin_code_hash": None})
     assert audit.kinds() == [("pin_failed", "wrong first-PIN code")] * 3
     data["pin_code_tries"] = 3
-    assert run(deps, "security.check_pin_code", data, {"pin_code": "123456"}).outcome == "locked"
-    assert run(deps, "security.check_pin_code", {}, {"pin_code": "123456"}).outcome == "locked"
+    for context in (data, {}):   # past the tries, or no code sent: locked, and no code kept
+        late = run(deps, "security.check_pin_code", context, {"pin_code": "123456"})
+        assert (late.outcome, late.data) == ("locked", {"pin_code_hash": None})
+
+
+def test_nothing_typed_for_the_code_is_a_wrong_code(deps):
+    wrong = run(deps, "security.check_pin_code", {"pin_code_hash": hash_code("123456")}, {})
+    assert (wrong.outcome, wrong.data) == ("wrong", {"pin_code_tries": 1})
 
 
 def test_the_code_and_the_lock_sms_speak_the_customers_language(with_pin):

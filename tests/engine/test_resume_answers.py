@@ -66,3 +66,37 @@ def test_the_busy_answer_is_in_the_customers_language_and_ends_the_hop(store: Se
     assert (reply.text, reply.end) == ("Busy.", True)
     assert reply.screen is not None and reply.screen.end and reply.screen.language == "en"
     assert reply.screen.blocks == ("Busy.",)
+
+
+def test_mistakes_are_told_in_english_and_the_third_ends_the_session_for_good(store: SessionStore):
+    engine = Engine(FlowSet(load_menus(DEMO)), store, CountingSteps(), hop_key=b"k")
+    phone = EnglishHandset(engine)
+    assert phone.dial().text.startswith("Hello Awa\n1. List")
+    assert phone.answer("2").text.startswith("Amount (100 to 5000):")
+    assert phone.answer("50").text.startswith("Invalid entry.\nAmount (100 to 5000):")
+    assert phone.answer("x").text.startswith("Invalid entry.\nAmount")
+    ended = phone.answer("y")
+    assert (ended.text, ended.end) == ("Too many errors. Goodbye.", True)
+    assert ended.screen is not None and ended.screen.language == "en" and ended.screen.node == "ask_amount"
+    # The session is over: the same session key starts afresh instead of asking the amount again.
+    assert EnglishHandset(engine).dial().text.startswith("Hello Awa\n1. List")
+
+
+def test_an_input_with_its_own_error_text_shows_it_filled(store: SessionStore, tmp_path):
+    path = tmp_path / "menus.yaml"
+    path.write_text(DEMO.read_text(encoding="utf-8").replace(
+        "        validator: {type: amount, min: 100, max: 5000}\n",
+        "        validator: {type: amount, min: 100, max: 5000}\n"
+        "        error: {fr: \"{name}, de 100 à 5000.\", en: \"{name}, 100 to 5000.\"}\n"), encoding="utf-8")
+    engine = Engine(FlowSet(load_menus(path)), store, CountingSteps(), hop_key=b"k")
+    phone = Handset(engine)
+    phone.dial()
+    phone.answer("2")
+    assert phone.answer("50").text.startswith("Awa, de 100 à 5000.\nMontant (100 à 5000):")
+
+
+def test_a_shortcut_of_several_keys_dialled_with_the_code_jumps_to_its_screen(store: SessionStore, tmp_path):
+    path = tmp_path / "menus.yaml"
+    path.write_text(DEMO.read_text(encoding="utf-8").replace('shortcut: "5"', 'shortcut: "9*5"'), encoding="utf-8")
+    engine = Engine(FlowSet(load_menus(path)), store, CountingSteps(), hop_key=b"k")
+    assert Handset(engine).dial("9", "5").text == "Choisissez:\n0. Retour 00. Accueil"

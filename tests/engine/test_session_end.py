@@ -90,3 +90,35 @@ def test_after_a_reload_the_notice_is_in_the_customers_language_and_back_still_l
     moved = phone.answer("0")            # not applied: the customer sees where they are, under a notice
     assert moved.text.startswith("Menu updated.\n" + listed.split("\n")[0] + "\n")
     assert phone.answer("0").text == home
+
+
+def test_an_ended_session_is_recorded_in_the_audit_trail_with_its_path(store: SessionStore):
+    audit = Audit()
+    engine = Engine(FlowSet(load_menus(DEMO)), store, CountingSteps(), audit=audit, clock=lambda: 1_000.0)
+    phone = Handset(engine, msisdn=NUMBER)
+    phone.dial()
+    phone.answer("1")
+    phone.answer("0")
+    assert audit.records == []            # recorded once it ends
+    assert phone.answer("4").end
+    [record] = audit.records
+    assert (record.session_key, record.channel, record.user_masked, record.flow) == (
+        "ussd:s1", "ussd", "+2217*****001", "main")
+    assert record.version == engine.flows.current("main").version
+    assert record.nodes == ("greet", "route", "home", "list_load", "list", "bye")
+    assert (record.outcome, record.started_at, record.ended_at, record.hops) == ("bye", 1_000.0, 1_000.0, 4)
+
+
+def test_inputs_dialled_with_the_code_stop_at_a_mistake_or_an_end(store: SessionStore):
+    engine = Engine(FlowSet(load_menus(DEMO)), store, CountingSteps())
+    ended = Handset(engine, session="a").dial("4", "1")
+    assert (ended.text, ended.end) == ("Au revoir.", True)
+    wrong = Handset(engine, session="b").dial("9", "1")
+    assert wrong.text.startswith("Choix invalide.\nBonjour Awa") and not wrong.end
+
+
+def test_back_after_a_shortcut_returns_to_the_main_menu(store: SessionStore):
+    engine = Engine(FlowSet(load_menus(DEMO)), store, CountingSteps())
+    phone = Handset(engine)
+    assert phone.dial("5").text.startswith("Choisissez:")
+    assert phone.answer("0").text == "Bonjour Awa, etre à Thiès\n1. Liste\n2. Montant\n3. Panne\n4. Fin"

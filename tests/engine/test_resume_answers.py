@@ -9,6 +9,7 @@ from engine import Engine, EngineLimits, FlowSet, SessionStore, Turn
 from menus import load_menus
 
 from .conftest import DEMO, Handset
+from .test_session_end import Audit
 from .fakes import CountingSteps
 from .resume_steps import ResumeSteps
 
@@ -48,14 +49,17 @@ def test_no_at_the_offer_starts_afresh_and_two_mistakes_are_forgiven_a_third_end
 
 
 def test_the_offer_and_its_error_line_are_in_the_customers_language(store: SessionStore):
-    engine = Engine(FlowSet(load_menus(FLOW)), store, ResumeSteps(), hop_key=b"k")
+    audit = Audit()
+    engine = Engine(FlowSet(load_menus(FLOW)), store, ResumeSteps(), hop_key=b"k", audit=audit)
     _dropped(engine, EnglishHandset)
     again = EnglishHandset(engine, session="again")
-    assert again.dial().text.startswith("Resume?")
+    offer = again.dial()
+    assert offer.text.startswith("Resume?") and offer.screen is not None and offer.screen.language == "en"
     assert again.answer("7").text.startswith("Invalid choice.\nResume?")
     for _ in range(2):
         last = again.answer("7")
     assert (last.text, last.end) == ("Too many errors.", True)
+    assert [r.outcome for r in audit.records] == ["too_many_errors"]   # as the agents' session audit shows it
 
 
 def test_the_busy_answer_is_in_the_customers_language_and_ends_the_hop(store: SessionStore):

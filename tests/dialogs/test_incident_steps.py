@@ -53,6 +53,8 @@ class Incidents:
         for ticket in self.tickets:
             if ticket.client_reference == client_reference:
                 return ticket
+        self.opened_with = {"kind": kind, "category": category, "account_number": account_number, "msisdn": msisdn,
+                            "description": description, "client_reference": client_reference, "bill_id": bill_id}
         ticket = Ticket(f"REC-{len(self.tickets) + 2:04d}".replace("0", "Z"), kind, category,  # type: ignore[arg-type]
                         "open", account_number, NOW, client_reference=client_reference, bill_id=bill_id)
         self.tickets.append(ticket)
@@ -378,3 +380,44 @@ def test_an_older_kept_report_and_a_refused_one_are_still_found_by_their_referen
     resend_pending_tickets(incidents, deps.pending_tickets)
     refused = run(deps, "incidents.find_ticket", {"typed_reference": older})
     assert (refused.outcome, refused.data["t_ref"], refused.data["t_status"]) == ("pending", older, "recorded")
+
+
+def test_a_kept_billing_dispute_is_forwarded_with_everything_the_customer_said(deps, incidents):
+    incidents.down = True
+    complain(deps, complaint_category="billing", disputed_bill={"bill_id": "B-7"}, complaint_text="Trop cher")
+    incidents.down = False
+    assert deps.pending_tickets is not None
+    assert resend_pending_tickets(incidents, deps.pending_tickets) == 1
+    assert incidents.opened_with == {"kind": "complaint", "category": "billing", "account_number": ACCOUNT,
+                                     "msisdn": NUMBER, "description": "Trop cher",
+                                     "client_reference": client_reference("ussd:s1", "complaint", "billing", "B-7"),
+                                     "bill_id": "B-7"}
+
+
+def test_a_refused_report_keeps_why_for_the_agents(deps, incidents, engine_db):
+    from sqlalchemy import text
+
+    incidents.down = True
+    complain(deps)
+    incidents.down, incidents.refuse = False, {client_reference("ussd:s1", "complaint", "meter")}
+    assert deps.pending_tickets is not None
+    resend_pending_tickets(incidents, deps.pending_tickets)
+    with make_sessions(engine_db)() as db:
+        assert db.execute(text("select refusal from pending_tickets")).scalar_one() == "Rejected: invalid ticket"
+
+
+def test_a_kept_dispute_of_the_same_bill_is_the_same_report_whatever_was_kept_after_it(deps, incidents):
+    incidents.down = True
+    first = complain(deps, "ussd:a", complaint_category="billing", disputed_bill={"bill_id": "B-1"})
+    complain(deps, "ussd:b", complaint_category="quality")          # kept after it
+    again = complain(deps, "ussd:c", complaint_category="billing", disputed_bill={"bill_id": "B-1"})
+    assert (again.outcome, again.data["ticket_reference"]) == ("duplicate", first.data["ticket_reference"])
+    other = complain(deps, "ussd:d", complaint_category="billing", disputed_bill={"bill_id": "B-2"})
+    assert other.outcome == "kept"
+    assert deps.pending_tickets is not None and len(deps.pending_tickets.due()) == 3
+
+
+def test_an_open_ticket_an_agent_opened_on_the_subject_is_someone_elses(deps, incidents):
+    incidents.tickets.append(Ticket("REC-AGNT", "complaint", "meter", "open", ACCOUNT, NOW))
+    found = complain(deps)
+    assert (found.outcome, found.data["ticket_reference"]) == ("duplicate", "REC-AGNT")

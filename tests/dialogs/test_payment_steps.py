@@ -529,3 +529,13 @@ def test_a_status_answer_that_disagrees_is_counted_and_kept(deps, provider, audi
     [event] = audit.events
     assert event.channel == "payment_status"
     assert deps.ledger.mismatches("PAY-0001")[0]["event_id"] == "status:PAY-0001:succeeded"   # type: ignore[union-attr]
+
+
+def test_a_prepaid_token_bought_is_listed_in_groups_of_four(deps, provider):
+    started = run(deps, "payments.initiate", **confirmed("5000", "prepaid", account_number="3000001"))
+    pid = started.data["pay_reference"]
+    settle_provider_result(deps, result(pid, amount=Decimal(5000), account_number="3000001",
+                                        token="12345678901234567890"))
+    [item] = run(deps, "payments.recent").data["pay_list"]
+    assert (item["status"], item["token"], item["purpose"]) == ("succeeded", "1234 5678 9012 3456 7890", "prepaid")
+    assert (item["amount"], item["reference"], item["payment_id"]) == ("5000", "MM1", pid)

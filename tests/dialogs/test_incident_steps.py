@@ -421,3 +421,11 @@ def test_an_open_ticket_an_agent_opened_on_the_subject_is_someone_elses(deps, in
     incidents.tickets.append(Ticket("REC-AGNT", "complaint", "meter", "open", ACCOUNT, NOW))
     found = complain(deps)
     assert (found.outcome, found.data["ticket_reference"]) == ("duplicate", "REC-AGNT")
+
+
+def test_a_second_outage_report_while_down_gets_the_first_ones_inc_reference(deps, incidents):
+    incidents.down = True
+    first = run(deps, "incidents.open_ticket", {"account_number": ACCOUNT}, {"kind": "outage"}, "ussd:a")
+    again = run(deps, "incidents.open_ticket", {"account_number": ACCOUNT}, {"kind": "outage"}, "ussd:b")
+    assert (again.outcome, again.data["ticket_reference"]) == ("duplicate", first.data["ticket_reference"])
+    assert again.data["ticket_reference"].startswith("INC-")

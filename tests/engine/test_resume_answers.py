@@ -9,9 +9,9 @@ from engine import Engine, EngineLimits, FlowSet, SessionStore, Turn
 from menus import load_menus
 
 from .conftest import DEMO, Handset
-from .test_session_end import Audit
 from .fakes import CountingSteps
 from .resume_steps import ResumeSteps
+from .test_session_end import Audit
 
 FLOW = Path(__file__).parent / "flows" / "resume.yaml"
 HOME = "Accueil\n1. Horaires\n2. Commander\n3. Commander 1\n4. Changer le secret\n5. Panne\n6. Virement"

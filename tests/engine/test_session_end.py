@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine import Engine, FlowSet, SessionStore, Turn
+from engine import ChannelCapabilities, Engine, FlowSet, RedisSessionStore, SessionStore, Turn
 from engine.audit import SessionRecord
 from engine.security_audit import SecurityEvent
 from menus import load_menus
 
 from .conftest import DEMO, Handset
 from .fakes import CountingSteps
+from .test_hop_safety import prefix, redis_client  # noqa: F401  (fixtures: a Redis key prefix of this test's own)
 
 NUMBER, OTHER = "+221770000001", "+221770000009"
 
@@ -122,3 +123,16 @@ def test_back_after_a_shortcut_returns_to_the_main_menu(store: SessionStore):
     phone = Handset(engine)
     assert phone.dial("5").text.startswith("Choisissez:")
     assert phone.answer("0").text == "Bonjour Awa, etre à Thiès\n1. Liste\n2. Montant\n3. Panne\n4. Fin"
+
+
+def test_a_declared_channel_is_paged_to_its_size_kept_as_long_as_its_idle_time_and_speaks_its_words(
+        redis_client, prefix):  # noqa: F811
+    engine = Engine(FlowSet(load_menus(DEMO)), RedisSessionStore(redis_client, prefix=prefix), CountingSteps(),
+                    hop_key=b"k")
+    engine.declare(ChannelCapabilities("chat", max_chars=60, navigation_words={"menu": "00"}), idle_seconds=900)
+    phone = Handset(engine, channel="chat")
+    phone.dial()
+    listed = phone.answer("1")
+    assert listed.pages > 1 and len(listed.text) <= 60
+    assert 890 <= redis_client.ttl(f"{prefix}s:chat:s1") <= 900
+    assert phone.answer("Menu").text.startswith("Bonjour Awa")

@@ -187,6 +187,8 @@ def test_a_complaint_carries_the_customers_words_then_forgets_them(deps, inciden
     assert incidents.described == "Compteur bloque"
     complain(deps, "ussd:s2", complaint_category="quality", complaint_text="1")   # "1": no description
     assert incidents.described == "Meter problem"
+    complain(deps, "ussd:s3", complaint_category="other")                          # nothing typed at all
+    assert incidents.described == "Meter problem"
 
 
 def test_an_outage_report_is_a_ticket_of_its_own_kind(deps, incidents):

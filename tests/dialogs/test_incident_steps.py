@@ -88,10 +88,10 @@ def deps(engine_db: str, incidents: Incidents) -> Deps:
 
 
 def run(deps: Deps, name: str, data: dict[str, Any] | None = None, params: dict[str, Any] | None = None,
-        session_key: str = "ussd:s1") -> StepResult:
+        session_key: str = "ussd:s1", language: str = "fr") -> StepResult:
     step = DialogRegistry(deps).get(name)
     assert step is not None, name
-    return step(StepContext(user_id=NUMBER, channel="ussd", language="fr", session_key=session_key,
+    return step(StepContext(user_id=NUMBER, channel="ussd", language=language, session_key=session_key,
                             data=MappingProxyType(data or {}), params=MappingProxyType(params or {}),
                             secrets=MappingProxyType({}), now=NOW))
 
@@ -161,9 +161,16 @@ def test_no_ongoing_outage_or_the_system_down_goes_on_to_a_report(deps, incident
     assert run(deps, "incidents.check_outage", {"zone": "DKR-1"}).outcome == "not_found"
 
 
-def test_an_alert_when_power_is_back_follows_the_outage_or_else_the_zone(deps):
-    run(deps, "incidents.alert_power_back", {"outage_id": "O-2", "zone": "DKR-1"})
-    run(deps, "incidents.alert_power_back", {"zone": "DKR-3"})
+def test_an_alert_when_power_is_back_follows_the_outage_or_else_the_zone(deps, engine_db):
+    from sqlalchemy import text
+
+    assert run(deps, "incidents.alert_power_back", {"outage_id": "O-2", "zone": "DKR-1"}).outcome == "ok"
+    run(deps, "incidents.alert_power_back", {"zone": "DKR-3"}, language="en")
+    run(deps, "incidents.alert_power_back", {})
+    with make_sessions(engine_db)() as db:      # the alert will speak the language of the conversation
+        assert sorted(db.execute(text("select scope, language from subscriptions")).all()) == [
+            ("", "fr"), ("DKR-3", "en"), ("O-2", "fr")]
+    deps.subscriptions.unsubscribe(NUMBER, "power_back", "")   # type: ignore[union-attr]
     assert deps.subscriptions is not None
     assert sorted((s.topic, s.scope, s.channel, s.active) for s in deps.subscriptions.for_user(NUMBER)) == [
         ("power_back", "DKR-3", "sms", True), ("power_back", "O-2", "sms", True)]

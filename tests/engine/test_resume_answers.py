@@ -104,3 +104,24 @@ def test_a_shortcut_of_several_keys_dialled_with_the_code_jumps_to_its_screen(st
     path.write_text(DEMO.read_text(encoding="utf-8").replace('shortcut: "5"', 'shortcut: "9*5"'), encoding="utf-8")
     engine = Engine(FlowSet(load_menus(path)), store, CountingSteps(), hop_key=b"k")
     assert Handset(engine).dial("9", "5").text == "Choisissez:\n0. Retour 00. Accueil"
+
+
+def test_yes_to_resume_a_screen_the_new_menus_removed_starts_afresh(store: SessionStore, tmp_path):
+    path = tmp_path / "menus.yaml"
+    path.write_text(FLOW.read_text(encoding="utf-8").replace("order_qty", "quantity"), encoding="utf-8")
+    before = Engine(FlowSet(load_menus(FLOW)), store, ResumeSteps(), hop_key=b"k")
+    after = Engine(FlowSet(load_menus(path)), store, ResumeSteps(), hop_key=b"k")
+    _dropped(before)
+    again = Handset(before, session="again")
+    assert again.dial().text == OFFER
+    again.engine = after                 # the answer reaches a worker with the new menus
+    assert again.answer("1").text == HOME
+
+
+def test_a_replayed_final_hop_still_ends_the_session(store: SessionStore):
+    engine = Engine(FlowSet(load_menus(DEMO)), store, CountingSteps(), hop_key=b"k")
+    phone = Handset(engine)
+    phone.dial()
+    first = phone.answer("4")
+    replayed = phone.hop("4")            # the gateway retries the same hop
+    assert (replayed.text, replayed.end, replayed.replayed) == (first.text, True, True)

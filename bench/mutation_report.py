@@ -62,8 +62,8 @@ def report(found: dict[str, str], equivalent: dict[str, str], seconds: float | N
     lines = [f"# Mutation testing ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC)", ""]
     if seconds is not None:
         lines += [f"Run time: {seconds / 60:.0f} minutes (`make mutation`).", ""]
-    lines += ["Score = killed / (tried - equivalent); tried = killed + survived (timeouts count as killed). "
-              "Not reached: no selected test runs the mutated function. Not run: the run stopped first.", "",
+    lines += [("Score = killed / (tried - equivalent); tried = killed + survived (timeouts count as killed). "
+               "Not reached: no selected test runs the mutated function. Not run: the run stopped first."), "",
               "| module | mutants | killed | survived | of which equivalent | not reached | not run | score |",
               "|---|---:|---:|---:|---:|---:|---:|---:|"]
     total: Counter[str] = Counter()

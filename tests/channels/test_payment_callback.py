@@ -306,3 +306,35 @@ def test_the_signature_format_is_the_documented_one(client, deps):
     t = int(time.time())
     mac = hmac.new(b"test-callback-secret", f"{t}.".encode() + raw, hashlib.sha256).hexdigest()
     assert post(client, raw, f"t={t},v1={mac}").status_code == 200
+
+
+@pytest.mark.parametrize(("raw", "code", "message"), [
+    (b"not json", "invalid_json", "the body is not valid JSON"),
+    (b"[1, 2]", "invalid_json", "the body must be a JSON object"),
+    (b'{"event_id": "E", "payment_id": "P", "status": "maybe"}', "invalid_field",
+     "'status' must be succeeded or failed"),
+    (b'{"payment_id": "P", "status": "failed"}', "missing_field", "'event_id' is required"),
+    (b'{"event_id": "", "payment_id": "P", "status": "failed"}', "missing_field", "'event_id' is required"),
+    (b'{"event_id": 7, "payment_id": "P", "status": "failed"}', "invalid_field",
+     "'event_id' must be a string of at most 100 characters"),
+])
+def test_a_malformed_callback_is_told_what_is_wrong(client, deps, raw, code, message):
+    answer = post(client, raw)
+    assert (answer.status_code, answer.json) == (400, {"error": code, "message": message})
+
+
+@pytest.mark.parametrize(("field", "value", "status"), [
+    ("event_id", "E" * 100, 200), ("event_id", "E" * 101, 400),
+    ("amount", "5000." + "0" * 15, 200), ("amount", "5000." + "0" * 16, 400),
+    ("amount", "abc", 400), ("amount", "NaN", 400), ("currency", "", 400),
+])
+def test_each_field_has_its_limit_and_its_form(client, deps, field, value, status):
+    payment_id = pending_payment(deps)
+    answer = post(client, event(payment_id, **{field: value}))
+    assert answer.status_code == status, answer.json
+    if status == 400:
+        expected = "missing_field" if value == "" else "invalid_field"
+        assert answer.json["error"] == expected
+        assert deps.ledger.by_provider_id(payment_id).status == "pending"
+    else:
+        assert deps.ledger.by_provider_id(payment_id).status == "succeeded"

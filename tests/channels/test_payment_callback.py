@@ -323,18 +323,22 @@ def test_a_malformed_callback_is_told_what_is_wrong(client, deps, raw, code, mes
     assert (answer.status_code, answer.json) == (400, {"error": code, "message": message})
 
 
-@pytest.mark.parametrize(("field", "value", "status"), [
-    ("event_id", "E" * 100, 200), ("event_id", "E" * 101, 400),
-    ("amount", "5000." + "0" * 15, 200), ("amount", "5000." + "0" * 16, 400),
-    ("amount", "abc", 400), ("amount", "NaN", 400), ("currency", "", 400),
+@pytest.mark.parametrize(("field", "value", "status", "message"), [
+    ("event_id", "E" * 100, 200, None),
+    ("event_id", "E" * 101, 400, "'event_id' must be a string of at most 100 characters"),
+    ("amount", "5000." + "0" * 15, 200, None),
+    ("amount", "5000." + "0" * 16, 400, "'amount' must be a string of at most 20 characters"),
+    ("amount", "abc", 400, "'amount' must be a decimal string"),
+    ("amount", "NaN", 400, "'amount' must be a decimal string"),
+    ("currency", "", 400, "'currency' is required"),
 ])
-def test_each_field_has_its_limit_and_its_form(client, deps, field, value, status):
+def test_each_field_has_its_limit_and_its_form(client, deps, field, value, status, message):
     payment_id = pending_payment(deps)
     answer = post(client, event(payment_id, **{field: value}))
     assert answer.status_code == status, answer.json
     if status == 400:
         expected = "missing_field" if value == "" else "invalid_field"
-        assert answer.json["error"] == expected
+        assert answer.json == {"error": expected, "message": message}
         assert deps.ledger.by_provider_id(payment_id).status == "pending"
     else:
         assert deps.ledger.by_provider_id(payment_id).status == "succeeded"

@@ -342,3 +342,29 @@ def test_each_field_has_its_limit_and_its_form(client, deps, field, value, statu
         assert deps.ledger.by_provider_id(payment_id).status == "pending"
     else:
         assert deps.ledger.by_provider_id(payment_id).status == "succeeded"
+
+
+def test_refused_signatures_and_unknown_payments_are_told_why_and_audited_with_the_reason(client, deps, audit):
+    payment_id = pending_payment(deps)
+    raw = event(payment_id)
+    now = int(time.time())
+    mac = sign(SECRET, raw, now).split("v1=")[1]
+    cases = [
+        (None, 401, "signature_missing", "the X-Payment-Signature header is required"),
+        (f"t={now}", 401, "signature_invalid", "the signature is malformed"),
+        (f"v1={mac}", 401, "signature_invalid", "the signature is malformed"),
+        (sign(SECRET, raw, 1_000_000_000_000), 401, "signature_invalid", "the signature is malformed"),  # 13 digits
+        (sign("guessed", raw, now), 401, "signature_invalid", "the signature does not match"),
+        (sign(SECRET, raw, 999_999_999_999), 403, "signature_expired",
+         "the signature is too old (replayed request?)"),
+    ]
+    for header, status, code, message in cases:
+        answer = post(client, raw, header)
+        assert (answer.status_code, answer.json) == (status, {"error": code, "message": message}), header
+    assert [(e.kind, e.detail) for e in audit.events] == [
+        ("callback_forged", "signature_missing"), ("callback_forged", "signature_invalid"),
+        ("callback_forged", "signature_invalid"), ("callback_forged", "signature_invalid"),
+        ("callback_forged", "signature_invalid"), ("callback_stale", "signature_expired")]
+    unknown = post(client, event("PAY-FFFFFFFFFFFFFFFF"))
+    assert unknown.json == {"error": "payment_not_found", "message": "no payment with this payment_id"}
+    assert deps.ledger.by_provider_id(payment_id).status == "pending"

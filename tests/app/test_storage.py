@@ -182,6 +182,10 @@ def test_a_refusal_fails_only_a_payment_not_yet_started(sessions):
     _pending(ledger, "k2", "pay_2")
     assert ledger.mark_refused("k2", "late").status == "pending"
     assert ledger.mark_refused("nope", "late") is None
+    ledger.create(idempotency_key="k3", msisdn=NUMBER, account_number="1000001", purpose="bill", amount=Decimal(100))
+    ledger.create(idempotency_key="k4", msisdn=NUMBER, account_number="1000001", purpose="bill", amount=Decimal(100))
+    ledger.mark_refused("k3", "insufficient_funds")
+    assert ledger.get("k4").status == "created"          # only the payment refused
 
 
 def test_only_the_providers_final_word_settles_and_only_an_open_payment(sessions):

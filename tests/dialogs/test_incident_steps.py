@@ -191,7 +191,7 @@ def test_a_complaint_carries_the_customers_words_then_forgets_them(deps, inciden
     filed = complain(deps, complaint_text="  Compteur bloque  ")
     assert filed.outcome == "ok" and filed.data["ticket_reference"] == incidents.tickets[0].reference
     assert "complaint_text" in filed.data and filed.data["complaint_text"] is None
-    assert incidents.described == "Compteur bloque"
+    assert incidents.described == "Compteur bloque" and incidents.opened_with["msisdn"] == NUMBER
     complain(deps, "ussd:s2", complaint_category="quality", complaint_text="1")   # "1": no description
     assert incidents.described == "Meter problem"
     complain(deps, "ussd:s3", complaint_category="other")                          # nothing typed at all

@@ -539,3 +539,25 @@ def test_a_prepaid_token_bought_is_listed_in_groups_of_four(deps, provider):
     [item] = run(deps, "payments.recent").data["pay_list"]
     assert (item["status"], item["token"], item["purpose"]) == ("succeeded", "1234 5678 9012 3456 7890", "prepaid")
     assert (item["amount"], item["reference"], item["payment_id"]) == ("5000", "MM1", pid)
+
+
+def test_one_pass_settles_every_due_payment_with_the_providers_token_and_reason(deps, provider):
+    pending(deps, "PAY-0001", purpose="prepaid")
+    pending(deps, "PAY-0002")
+    pending(deps, "PAY-0003")
+    pending(deps, "PAY-0004")
+    for pid in ("PAY-0001", "PAY-0002", "PAY-0003", "PAY-0004"):
+        due(deps, pid)
+    provider.answers = {"PAY-0001": intent("PAY-0001", purpose="prepaid", token="12345678901234567890"),
+                        "PAY-0002": intent("PAY-0002", status="failed", reference=None,
+                                           failure_reason="insufficient_funds"),
+                        "PAY-0003": intent("PAY-0003", amount=Decimal(1)),
+                        "PAY-0004": intent("PAY-0004", amount=Decimal(1))}
+    assert reconcile_pending(deps, NOW, 300) == {"settled": 2, "still_pending": 2, "given_up": 0, "mismatched": 2}
+    assert deps.ledger is not None
+    bought, refused = deps.ledger.by_provider_id("PAY-0001"), deps.ledger.by_provider_id("PAY-0002")
+    assert (bought.status, bought.token) == ("succeeded", "12345678901234567890")
+    assert (refused.status, refused.failure_reason) == ("failed", "insufficient_funds")
+    provider.answers = {"PAY-0003": intent("PAY-0003", status="pending"), "PAY-0004": intent("PAY-0004", "pending")}
+    counts = reconcile_pending(deps, NOW + timedelta(days=1), 300, max_checks=2)
+    assert counts == {"settled": 0, "still_pending": 0, "given_up": 2, "mismatched": 0}

@@ -153,7 +153,7 @@ def test_each_lockout_names_how_long_it_lasts(lockouts, label):
     ("1234", True), ("2580", True), ("7777", True), ("3456", True), ("8765", True), ("1987", True),
     ("2011", True), ("0001", True),   # the end of the phone number
     ("6001", True),                   # the end of an account number
-    ("4821", False), ("7395", False), ("2100", False), ("9182", False), ("3579", False)])
+    ("4821", False), ("7395", False), ("2100", False), ("9182", False), ("3579", False), ("7337", False)])
 def test_a_pin_too_easy_to_guess_is_refused(candidate, weak):
     assert is_weak_pin(candidate, ["+221 77 000 0001", "1006001", ""]) is weak
 

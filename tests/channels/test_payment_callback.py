@@ -331,6 +331,9 @@ def test_a_malformed_callback_is_told_what_is_wrong(client, deps, raw, code, mes
     ("amount", "abc", 400, "'amount' must be a decimal string"),
     ("amount", "NaN", 400, "'amount' must be a decimal string"),
     ("currency", "", 400, "'currency' is required"),
+    ("currency", "X" * 9, 400, "'currency' must be a string of at most 8 characters"),
+    ("account_number", "1" * 33, 400, "'account_number' must be a string of at most 32 characters"),
+    ("msisdn", "+" + "2" * 20, 400, "'msisdn' must be a string of at most 20 characters"),
 ])
 def test_each_field_has_its_limit_and_its_form(client, deps, field, value, status, message):
     payment_id = pending_payment(deps)
@@ -368,3 +371,24 @@ def test_refused_signatures_and_unknown_payments_are_told_why_and_audited_with_t
     unknown = post(client, event("PAY-FFFFFFFFFFFFFFFF"))
     assert unknown.json == {"error": "payment_not_found", "message": "no payment with this payment_id"}
     assert deps.ledger.by_provider_id(payment_id).status == "pending"
+
+
+def test_a_signature_exactly_five_minutes_old_is_still_accepted():
+    from channels.payment_callback import Applied, CallbackRejected, PaymentCallbacks
+
+    signed_at = 1_764_000_000
+    raw = event("PAY-0000000000000001")
+    applied: list[str] = []
+
+    def apply(callback: Any) -> Applied:
+        applied.append(callback.payment_id)
+        return Applied("succeeded", True)
+
+    for age, status in ((300, 200), (301, 403)):
+        callbacks = PaymentCallbacks(apply, SECRET, clock=lambda age=age: float(signed_at + age))
+        try:
+            answered = callbacks.handle(raw, sign(SECRET, raw, signed_at))[0]
+        except CallbackRejected as refused:
+            answered = refused.status
+        assert answered == status
+    assert applied == ["PAY-0000000000000001"]

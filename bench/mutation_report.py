@@ -89,7 +89,7 @@ def _row(module: str, counts: Counter[str]) -> str:
     killed = sum(counts[s] for s in KILLED)
     survived = counts["survived"] + counts["suspicious"]
     tried = killed + survived - counts["equivalent"]
-    score = f"{100.0 * killed / tried:.1f} %" if tried else "-"
+    score = f"{100.0 * killed / tried:.2f} %" if tried else "-"
     mutants = sum(v for k, v in counts.items() if k != "equivalent")
     return (f"| {module} | {mutants} | {killed} | {survived} | {counts['equivalent']} | {counts['no tests']} "
             f"| {counts['not checked']} | {score} |")

@@ -31,6 +31,9 @@ from .backends import BackendError, BackendUnavailable, IncidentBackend, NotFoun
 from .registry import Deps, step
 from .stores import PendingTicket, PendingTickets
 
+# Each step is marked by ``step(...)(function)`` after its definition, not by a decorator: mutmut
+# (``make mutation``) leaves decorated functions unmutated, and these steps are the money and identity
+# paths it guards.
 __all__ = ["client_reference", "local_reference", "normalise_reference", "resend_pending_tickets"]
 
 log = logging.getLogger("dialogs.incidents")
@@ -144,7 +147,6 @@ def _pending_detail(kept: PendingTicket) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------- outage
-@step("incidents.check_outage", outcomes={"known", "none"})
 def check_outage(ctx: StepContext, deps: Deps) -> StepResult:
     """Is an outage already known in the zone of the current account? (Unknown when the system is down:
     the report then goes on to the keep-if-down path.)"""
@@ -166,7 +168,9 @@ def check_outage(ctx: StepContext, deps: Deps) -> StepResult:
     return StepResult("known", {"outage_id": outage.outage_id, "outage_eta": eta})
 
 
-@step("incidents.alert_power_back", outcomes={"ok"})
+step("incidents.check_outage", outcomes={"known", "none"})(check_outage)
+
+
 def alert_power_back(ctx: StepContext, deps: Deps) -> StepResult:
     assert deps.subscriptions is not None, "Deps.subscriptions is not wired"
     scope = str(ctx.data.get("outage_id") or ctx.data.get("zone") or "")
@@ -174,8 +178,10 @@ def alert_power_back(ctx: StepContext, deps: Deps) -> StepResult:
     return StepResult("ok")
 
 
+step("incidents.alert_power_back", outcomes={"ok"})(alert_power_back)
+
+
 # ---------------------------------------------------------------- tickets
-@step("incidents.choose_category", outcomes={"ok"})
 def choose_category(ctx: StepContext, deps: Deps) -> StepResult:
     category = str(ctx.params["category"])
     if category not in CATEGORIES:
@@ -184,6 +190,9 @@ def choose_category(ctx: StepContext, deps: Deps) -> StepResult:
     return StepResult("ok", {"complaint_category": category,
                              "complaint_description": str(ctx.params.get("description") or category),
                              "disputed_bill": None, "complaint_text": None})
+
+
+step("incidents.choose_category", outcomes={"ok"})(choose_category)
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,7 +257,6 @@ def _filed(ticket: Ticket, reference: str, *, just_opened: bool) -> StepResult:
     return StepResult("ok" if ours else "duplicate", {"ticket_reference": ticket.reference})
 
 
-@step("incidents.open_ticket", outcomes={"ok", "kept", "duplicate"})
 def open_ticket(ctx: StepContext, deps: Deps) -> StepResult:
     """Open the ticket (params ``kind``; a complaint takes its category, disputed bill and the
     customer's words from the context).
@@ -280,8 +288,10 @@ def open_ticket(ctx: StepContext, deps: Deps) -> StepResult:
     return result
 
 
+step("incidents.open_ticket", outcomes={"ok", "kept", "duplicate"})(open_ticket)
+
+
 # ---------------------------------------------------------------- tracking
-@step("incidents.list_tickets", outcomes={"ok", "none"})
 def list_tickets(ctx: StepContext, deps: Deps) -> StepResult:
     """The current account's requests: those kept locally and not yet forwarded first, then the
     incident system's, most recent first."""
@@ -297,6 +307,9 @@ def list_tickets(ctx: StepContext, deps: Deps) -> StepResult:
         tickets = []
     items += [{"ref": t.reference, "ticket_kind": t.kind, "ticket_status": t.status} for t in tickets]
     return StepResult("ok" if items else "none", {"tickets": items})
+
+
+step("incidents.list_tickets", outcomes={"ok", "none"})(list_tickets)
 
 
 def _find(ctx: StepContext, deps: Deps, reference: str) -> StepResult:
@@ -318,7 +331,6 @@ def _find(ctx: StepContext, deps: Deps, reference: str) -> StepResult:
     return StepResult("ok", _detail(ticket))
 
 
-@step("incidents.ticket_detail", outcomes={"ok", "pending", "unknown"})
 def ticket_detail(ctx: StepContext, deps: Deps) -> StepResult:
     """The ticket picked from the list (context ``ticket``), read again for its latest status."""
     chosen = ctx.data.get("ticket")
@@ -327,7 +339,9 @@ def ticket_detail(ctx: StepContext, deps: Deps) -> StepResult:
     return _find(ctx, deps, str(chosen["ref"]))
 
 
-@step("incidents.find_ticket", outcomes={"ok", "pending", "unknown"})
+step("incidents.ticket_detail", outcomes={"ok", "pending", "unknown"})(ticket_detail)
+
+
 def find_ticket(ctx: StepContext, deps: Deps) -> StepResult:
     """The ticket whose reference the customer typed (context ``typed_reference``, any case)."""
     reference = normalise_reference(str(ctx.data.get("typed_reference") or ""))
@@ -336,3 +350,6 @@ def find_ticket(ctx: StepContext, deps: Deps) -> StepResult:
     result = _find(ctx, deps, reference)
     result.data["typed_reference"] = reference
     return result
+
+
+step("incidents.find_ticket", outcomes={"ok", "pending", "unknown"})(find_ticket)

@@ -29,6 +29,9 @@ from .registry import Deps, step
 from .security import pin_passed
 from .stores import LocalPayment, ProviderResult
 
+# Each step is marked by ``step(...)(function)`` after its definition, not by a decorator: mutmut
+# (``make mutation``) leaves decorated functions unmutated, and these steps are the money and identity
+# paths it guards.
 __all__ = [
     "MAX_AMOUNT",
     "MAX_STATUS_CHECKS",
@@ -94,7 +97,6 @@ def _wallets(deps: Deps) -> list[dict[str, str]]:
     return [{"code": code, "name": name} for code, name in deps.settings.wallets]
 
 
-@step("payments.start", outcomes={"bill", "prepaid", "nothing_due", "no_account"})
 def start(ctx: StepContext, deps: Deps) -> StepResult:
     """Where the Pay journey begins: prepaid credit, or the balance of a postpaid account."""
     number = ctx.data.get("account_number")
@@ -110,7 +112,9 @@ def start(ctx: StepContext, deps: Deps) -> StepResult:
     return StepResult("bill" if found.amount > 0 else "nothing_due", data)
 
 
-@step("payments.full", outcomes={"ok", "nothing_due", "out_of_range"})
+step("payments.start", outcomes={"bill", "prepaid", "nothing_due", "no_account"})(start)
+
+
 def full(ctx: StepContext, deps: Deps) -> StepResult:
     """Pay the whole outstanding balance (read again: it may have changed since the menu)."""
     found = deps.billing.balance(str(ctx.data.get("account_number", "")))
@@ -123,7 +127,9 @@ def full(ctx: StepContext, deps: Deps) -> StepResult:
     return StepResult("ok", {**data, "pay_amount": str(amount), "pay_purpose": "bill"})
 
 
-@step("payments.check_amount", outcomes={"ok", "above_balance", "nothing_due", "out_of_range"})
+step("payments.full", outcomes={"ok", "nothing_due", "out_of_range"})(full)
+
+
 def check_amount(ctx: StepContext, deps: Deps) -> StepResult:
     """Check the typed amount of a bill payment: 100 to 2 000 000 XOF, whole, not above the balance."""
     amount = _whole(ctx.data.get("pay_amount_input"))
@@ -138,7 +144,9 @@ def check_amount(ctx: StepContext, deps: Deps) -> StepResult:
     return StepResult("ok", {**data, "pay_amount": str(amount), "pay_purpose": "bill"})
 
 
-@step("payments.check_credit", outcomes={"ok", "out_of_range"})
+step("payments.check_amount", outcomes={"ok", "above_balance", "nothing_due", "out_of_range"})(check_amount)
+
+
 def check_credit(ctx: StepContext, deps: Deps) -> StepResult:
     """Check the typed amount of a prepaid purchase: 100 to 2 000 000 XOF, whole."""
     amount = _whole(ctx.data.get("pay_amount_input"))
@@ -147,7 +155,9 @@ def check_credit(ctx: StepContext, deps: Deps) -> StepResult:
     return StepResult("ok", {"pay_amount": str(amount), "pay_purpose": "prepaid"})
 
 
-@step("payments.initiate", outcomes={"started", "refused", "pin_required", "above_balance", "backend_down"})
+step("payments.check_credit", outcomes={"ok", "out_of_range"})(check_credit)
+
+
 def initiate(ctx: StepContext, deps: Deps) -> StepResult:
     """Record the payment in our ledger, then ask the provider to start it (PIN-protected)."""
     assert deps.ledger is not None and deps.payments is not None
@@ -198,6 +208,9 @@ def initiate(ctx: StepContext, deps: Deps) -> StepResult:
     return StepResult("started", {**done, "pay_reference": intent.payment_id})
 
 
+step("payments.initiate", outcomes={"started", "refused", "pin_required", "above_balance", "backend_down"})(initiate)
+
+
 def _refusal(code: str | None) -> str:
     """The refusal code the customer is told about (a label in config/menus.yaml)."""
     return code if code in REFUSAL_CODES else "payment_refused"
@@ -220,12 +233,14 @@ def _item(payment: LocalPayment) -> dict[str, Any]:
     }
 
 
-@step("payments.recent", outcomes={"ok", "none"})
 def recent(ctx: StepContext, deps: Deps) -> StepResult:
     """The customer's last payments from our ledger (every status, token of prepaid purchases)."""
     assert deps.ledger is not None
     items = [_item(p) for p in deps.ledger.recent(ctx.user_id, limit=5)]
     return StepResult("ok" if items else "none", {"pay_list": items, "pay_item": None})
+
+
+step("payments.recent", outcomes={"ok", "none"})(recent)
 
 
 # ---------------------------------------------------------------- the provider's answer

@@ -23,6 +23,9 @@ from .codes import code_matches, hash_code, new_code
 from .registry import Deps, step
 from .stores import PinVerdict
 
+# Each step is marked by ``step(...)(function)`` after its definition, not by a decorator: mutmut
+# (``make mutation``) leaves decorated functions unmutated, and these steps are the money and identity
+# paths it guards.
 __all__ = ["WEAK_PINS", "is_weak_pin", "lock_label", "pin_passed"]
 
 WEAK_PINS = frozenset({"0000", "1111", "2222", "3333", "4444", "5555", "6666", "7777", "8888", "9999",
@@ -75,12 +78,13 @@ def _locked(verdict: PinVerdict) -> StepResult:
     return StepResult("locked_agent" if label == "agent" else "locked", {"pin_lock": label, "pin_locked_until": until})
 
 
-@step("security.require_pin", outcomes={"ok"})
 def require_pin(ctx: StepContext, deps: Deps) -> StepResult:
     return StepResult("ok", {"pin_next": str(ctx.params["next"]), "pin_verified": None})
 
 
-@step("security.pin_status", outcomes={"set", "not_set", "locked", "locked_agent"})
+step("security.require_pin", outcomes={"ok"})(require_pin)
+
+
 def pin_status(ctx: StepContext, deps: Deps) -> StepResult:
     assert deps.pins is not None
     locked = deps.pins.lock_state(ctx.user_id, ctx.now)
@@ -89,7 +93,9 @@ def pin_status(ctx: StepContext, deps: Deps) -> StepResult:
     return StepResult("set" if deps.pins.is_set(ctx.user_id) else "not_set", {"pin_proof": None})
 
 
-@step("security.check_pin", outcomes={"ok", "wrong", "locked", "locked_agent", "not_set"})
+step("security.pin_status", outcomes={"set", "not_set", "locked", "locked_agent"})(pin_status)
+
+
 def check_pin(ctx: StepContext, deps: Deps) -> StepResult:
     assert deps.pins is not None
     verdict = deps.pins.verify(ctx.user_id, ctx.secrets.get("pin", ""), ctx.now)
@@ -107,7 +113,9 @@ def check_pin(ctx: StepContext, deps: Deps) -> StepResult:
     return StepResult("not_set")
 
 
-@step("security.prove_holder", outcomes={"ok", "mismatch", "locked"})
+step("security.check_pin", outcomes={"ok", "wrong", "locked", "locked_agent", "not_set"})(check_pin)
+
+
 def prove_holder(ctx: StepContext, deps: Deps) -> StepResult:
     """The amount of the account's last bill, before a first PIN (param purpose ``first``: the current
     account) or a reset (``reset``: the account number typed, which must be one of the caller's)."""
@@ -125,10 +133,12 @@ def prove_holder(ctx: StepContext, deps: Deps) -> StepResult:
     return StepResult(verdict, {"pin_proof": None})
 
 
+step("security.prove_holder", outcomes={"ok", "mismatch", "locked"})(prove_holder)
+
+
 MAX_PIN_CODE_SENDS, MAX_PIN_CODE_TRIES = 3, 3
 
 
-@step("security.send_pin_code", outcomes={"sent", "locked"})
 def send_pin_code(ctx: StepContext, deps: Deps) -> StepResult:
     """A first PIN where no bill can vouch (a prepaid meter): a one-time code by SMS to the number
     itself, proving the caller holds the phone. Only a salted hash of it stays in the session."""
@@ -142,7 +152,9 @@ def send_pin_code(ctx: StepContext, deps: Deps) -> StepResult:
     return StepResult("sent", {"pin_code_hash": hash_code(code), "pin_code_tries": 0, "pin_code_sends": sends})
 
 
-@step("security.check_pin_code", outcomes={"ok", "wrong", "locked"})
+step("security.send_pin_code", outcomes={"sent", "locked"})(send_pin_code)
+
+
 def check_pin_code(ctx: StepContext, deps: Deps) -> StepResult:
     """The code sent by ``security.send_pin_code``, typed back: the proof a first PIN needs."""
     tries = int(ctx.data.get("pin_code_tries", 0)) + 1
@@ -157,7 +169,9 @@ def check_pin_code(ctx: StepContext, deps: Deps) -> StepResult:
     return StepResult("ok", {"pin_proof": "first", "pin_code_hash": None, "pin_code_tries": None})
 
 
-@step("security.stage_pin", outcomes={"ok", "weak", "denied"})
+step("security.check_pin_code", outcomes={"ok", "wrong", "locked"})(check_pin_code)
+
+
 def stage_pin(ctx: StepContext, deps: Deps) -> StepResult:
     assert deps.pins is not None
     if not _may_choose_pin(ctx, deps):
@@ -171,7 +185,9 @@ def stage_pin(ctx: StepContext, deps: Deps) -> StepResult:
     return StepResult("ok")
 
 
-@step("security.confirm_pin", outcomes={"ok", "reset", "mismatch", "denied"})
+step("security.stage_pin", outcomes={"ok", "weak", "denied"})(stage_pin)
+
+
 def confirm_pin(ctx: StepContext, deps: Deps) -> StepResult:
     assert deps.pins is not None
     if not _may_choose_pin(ctx, deps):
@@ -190,3 +206,6 @@ def confirm_pin(ctx: StepContext, deps: Deps) -> StepResult:
     # its pass: another change in the same session asks the current PIN again.
     data = {"pin_verified": ctx.data.get("pin_next") if proof else None, "pin_proof": None}
     return StepResult("reset" if proof == "reset" else "ok", data)
+
+
+step("security.confirm_pin", outcomes={"ok", "reset", "mismatch", "denied"})(confirm_pin)

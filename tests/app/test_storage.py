@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -137,5 +138,213 @@ def test_outbox_subscriptions_and_pending_tickets(sessions):
 def test_payment_keeps_the_language_of_its_receipt(sessions):
     ledger = SqlPaymentLedger(sessions)
     made = ledger.create(idempotency_key="k2", msisdn="+221770000002", account_number="2000001", purpose="bill",
-                         amount=Decimal("100"), language="en")
+                         amount=Decimal(100), language="en")
     assert made.language == "en" and ledger.get("k2").language == "en"
+
+
+# ---------------------------------------------------------------- the payment ledger, state by state
+NUMBER = "+221770000001"
+
+
+def _pending(ledger: SqlPaymentLedger, key: str = "k1", provider_id: str = "pay_1", msisdn: str = NUMBER,
+             amount: str = "12500") -> None:
+    ledger.create(idempotency_key=key, msisdn=msisdn, account_number="1000001", purpose="bill",
+                  amount=Decimal(amount), wallet="wave")
+    ledger.mark_pending(key, provider_id)
+
+
+def test_a_payment_row_keeps_what_the_customer_confirmed(sessions):
+    ledger = SqlPaymentLedger(sessions)
+    made = ledger.create(idempotency_key="k1", msisdn=NUMBER, account_number="1000001", purpose="prepaid",
+                         amount=Decimal(5000), wallet="wave")
+    assert (made.status, made.amount, made.purpose, made.wallet, made.language, made.currency, made.status_checks) \
+        == ("created", Decimal(5000), "prepaid", "wave", "fr", "XOF", 0)
+    assert made.provider_payment_id is None and made.created_at is not None
+    assert ledger.get("nope") is None and ledger.by_provider_id("nope") is None
+    with pytest.raises(KeyError):
+        ledger.mark_pending("nope", "pay_9")
+
+
+def test_a_payment_goes_pending_once_and_a_final_one_never_back(sessions):
+    ledger = SqlPaymentLedger(sessions)
+    _pending(ledger)
+    assert ledger.get("k1").status == "pending" and ledger.by_provider_id("pay_1").idempotency_key == "k1"
+    ledger.settle(event_id="e1", provider_payment_id="pay_1", status="succeeded", reference="MM1", token=None,
+                  failure_reason=None)
+    assert ledger.mark_pending("k1", "pay_1").status == "succeeded"
+
+
+def test_a_refusal_fails_only_a_payment_not_yet_started(sessions):
+    ledger = SqlPaymentLedger(sessions)
+    ledger.create(idempotency_key="k1", msisdn=NUMBER, account_number="1000001", purpose="bill", amount=Decimal(100))
+    refused = ledger.mark_refused("k1", "x" * 200)
+    assert refused.status == "failed" and refused.failure_reason == "x" * 120
+    _pending(ledger, "k2", "pay_2")
+    assert ledger.mark_refused("k2", "late").status == "pending"
+    assert ledger.mark_refused("nope", "late") is None
+    ledger.create(idempotency_key="k3", msisdn=NUMBER, account_number="1000001", purpose="bill", amount=Decimal(100))
+    ledger.create(idempotency_key="k4", msisdn=NUMBER, account_number="1000001", purpose="bill", amount=Decimal(100))
+    ledger.mark_refused("k3", "insufficient_funds")
+    assert ledger.get("k4").status == "created"          # only the payment refused
+
+
+def test_only_the_providers_final_word_settles_and_only_an_open_payment(sessions):
+    ledger = SqlPaymentLedger(sessions)
+    _pending(ledger)
+    payment, changed = ledger.settle(event_id="e0", provider_payment_id="pay_1", status="pending", reference=None,
+                                     token=None, failure_reason=None)
+    assert not changed and payment.status == "pending"
+    ledger.create(idempotency_key="k2", msisdn=NUMBER, account_number="1000001", purpose="bill", amount=Decimal(1))
+    # A created payment the provider never acknowledged has no provider id a result could match.
+    assert ledger.settle(event_id="e1", provider_payment_id="pay_2", status="succeeded", reference=None,
+                         token=None, failure_reason=None) == (None, False)
+    payment, changed = ledger.settle(event_id="e2", provider_payment_id="pay_1", status="failed", reference=None,
+                                     token=None, failure_reason="insufficient_funds")
+    assert changed and (payment.status, payment.failure_reason) == ("failed", "insufficient_funds")
+
+
+def test_a_late_word_still_settles_an_unconfirmed_payment(sessions):
+    ledger = SqlPaymentLedger(sessions)
+    _pending(ledger)
+    given_up = ledger.give_up("k1")
+    assert given_up.status == "unconfirmed" and ledger.give_up("k1") is None
+    payment, changed = ledger.settle(event_id="e1", provider_payment_id="pay_1", status="succeeded",
+                                     reference="MM1", token="12345678901234567890", failure_reason=None)
+    assert changed and (payment.status, payment.reference, payment.token) == ("succeeded", "MM1",
+                                                                             "12345678901234567890")
+    assert ledger.give_up("k1") is None and ledger.get("k1").status == "succeeded"
+
+
+def test_recent_payments_are_the_callers_newest_first(sessions):
+    ledger = SqlPaymentLedger(sessions)
+    for i in range(7):
+        _pending(ledger, f"k{i}", f"pay_{i}")
+    _pending(ledger, "other", "pay_o", msisdn="+221770000009")
+    assert [p.idempotency_key for p in ledger.recent(NUMBER)] == ["k6", "k5", "k4", "k3", "k2"]
+    assert [p.idempotency_key for p in ledger.recent(NUMBER, limit=2)] == ["k6", "k5"]
+
+
+def test_a_mismatched_result_is_kept_as_received_for_an_agent(sessions):
+    from dialogs.stores import ProviderResult
+
+    ledger = SqlPaymentLedger(sessions)
+    for event, amount in (("e" * 100, Decimal("1.50")), ("e2", None)):
+        ledger.keep_mismatch(ProviderResult(event_id=event, payment_id="pay_1", status="succeeded", amount=amount,
+                                            currency="EUR", account_number="9999999", msisdn="+221779999999",
+                                            reference="MM1", failure_reason=None, source="status"),
+                             ["amount", "currency"])
+    first, second = ledger.mismatches("pay_1")
+    assert first["event_id"] == "e" * 80 and second["event_id"] == "e2"
+    assert (first["source"], first["reasons"], first["status"]) == ("status", "amount,currency", "open")
+    assert json.loads(first["received"]) == {"status": "succeeded", "amount": "1.50", "currency": "EUR",
+                                             "account_number": "9999999", "msisdn": "+221779999999",
+                                             "reference": "MM1", "failure_reason": None}
+    assert json.loads(second["received"])["amount"] is None
+    assert ledger.mismatches("pay_2") == []
+
+
+def test_a_payment_is_due_for_a_status_question_once_the_wait_has_passed_since_it_was_last_heard_of(sessions):
+    ledger = SqlPaymentLedger(sessions)
+    _pending(ledger)
+    ledger.create(idempotency_key="created", msisdn=NUMBER, account_number="1000001", purpose="bill",
+                  amount=Decimal(100))
+    since = ledger.get("k1")
+    with sessions() as db:
+        pending_since = db.execute(text("select pending_since from payment_intents where idempotency_key='k1'")
+                                   ).scalar_one()
+    start = pending_since if isinstance(pending_since, datetime) else datetime.fromisoformat(str(pending_since))
+    start = start.replace(tzinfo=UTC) if start.tzinfo is None else start
+    assert since.status == "pending"
+    assert ledger.due_for_status(start + timedelta(seconds=299), 300) == []
+    assert [p.idempotency_key for p in ledger.due_for_status(start + timedelta(seconds=300), 300)] == ["k1"]
+    assert ledger.note_status_check("k1", start + timedelta(seconds=300)) == 1
+    assert ledger.get("k1").status_checks == 1
+    # Asked just now: due again only once the wait has passed since that question.
+    assert ledger.due_for_status(start + timedelta(seconds=599), 300) == []
+    assert [p.idempotency_key for p in ledger.due_for_status(start + timedelta(seconds=600), 300)] == ["k1"]
+    assert ledger.note_status_check("k1", start + timedelta(seconds=600)) == 2
+    assert ledger.note_status_check("nope", start) == 0
+    _pending(ledger, "k2", "pay_2")
+    assert len(ledger.due_for_status(start + timedelta(days=1), 300, limit=1)) == 1
+    ledger.give_up("k1")
+    assert [p.idempotency_key for p in ledger.due_for_status(start + timedelta(days=1), 300)] == ["k2"]
+
+
+# ---------------------------------------------------------------- the PIN vault, try by try
+def test_a_pin_is_kept_as_a_salted_scrypt_hash(sessions):
+    from app.storage.pins import check_pin, hash_pin
+
+    stored = hash_pin("4821")
+    assert stored.startswith("scrypt$16384$8$1$") and stored != hash_pin("4821")
+    assert check_pin("4821", stored) and not check_pin("4822", stored)
+    assert not check_pin("4821", "garbage") and not check_pin("4821", "scrypt$x$8$1$AAAA$AAAA")
+
+
+def test_a_staged_pin_is_no_pin_until_confirmed_and_a_wrong_confirmation_drops_it(sessions):
+    vault = SqlPinVault(sessions)
+    now = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+    assert not vault.confirm_pin(NUMBER, "4821")
+    vault.stage_pin(NUMBER, "4821")
+    assert vault.verify(NUMBER, "4821", now).result == "not_set" and vault.lock_state(NUMBER, now) is None
+    assert not vault.confirm_pin(NUMBER, "4822")
+    assert not vault.confirm_pin(NUMBER, "4821")     # the staged PIN went with the wrong confirmation
+    assert not vault.is_set(NUMBER)
+
+
+def test_a_lock_over_gives_three_fresh_tries_and_lockouts_in_a_row_grow(sessions):
+    vault = SqlPinVault(sessions)
+    vault.set_pin(NUMBER, "4821")
+    now = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+    lengths = []
+    for _ in range(4):
+        for _ in range(2):
+            assert vault.verify(NUMBER, "0000", now).result == "wrong"
+        locked = vault.verify(NUMBER, "0000", now)
+        assert locked.result == "locked" and locked.newly_locked
+        assert vault.verify(NUMBER, "0000", now).newly_locked is False
+        state = vault.lock_state(NUMBER, now)
+        assert state is not None and state.locked_until == locked.locked_until and state.lockouts == locked.lockouts
+        lengths.append(locked.locked_until - now)
+        now = min(locked.locked_until, now + timedelta(days=2))
+    assert lengths[:3] == [timedelta(minutes=15), timedelta(hours=1), timedelta(hours=24)]
+    assert lengths[3] > timedelta(days=365 * 1000)     # only an agent unlocks
+    assert vault.verify(NUMBER, "4821", now).result == "locked"
+    assert vault.unlock(NUMBER) and not vault.unlock(NUMBER)
+    assert vault.lock_state(NUMBER, now) is None
+    assert vault.verify(NUMBER, "4821", now).result == "ok"
+    for _ in range(3):
+        last = vault.verify(NUMBER, "0000", now)
+    assert last.locked_until - now == timedelta(minutes=15)      # the unlock started the ladder again
+
+
+def test_a_right_pin_after_a_lock_starts_the_ladder_again(sessions):
+    vault = SqlPinVault(sessions)
+    vault.set_pin(NUMBER, "4821")
+    now = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+    for _ in range(3):
+        vault.verify(NUMBER, "0000", now)
+    now += timedelta(minutes=15)
+    assert vault.verify(NUMBER, "0000", now).attempts_left == 2     # fresh tries once the lock is over
+    assert vault.verify(NUMBER, "4821", now).result == "ok"
+    for _ in range(3):
+        last = vault.verify(NUMBER, "0000", now)
+    assert (last.locked_until - now, last.lockouts) == (timedelta(minutes=15), 1)
+
+
+def test_a_new_pin_set_or_confirmed_clears_the_lock(sessions):
+    vault = SqlPinVault(sessions)
+    vault.set_pin(NUMBER, "4821")
+    now = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+    for _ in range(3):
+        vault.verify(NUMBER, "0000", now)
+    vault.stage_pin(NUMBER, "7395")
+    assert vault.lock_state(NUMBER, now) is not None    # staging alone changes nothing
+    assert vault.confirm_pin(NUMBER, "7395")
+    assert vault.lock_state(NUMBER, now) is None and vault.verify(NUMBER, "7395", now).result == "ok"
+    for _ in range(3):
+        vault.verify(NUMBER, "0000", now)
+    vault.set_pin(NUMBER, "9182")
+    assert vault.verify(NUMBER, "9182", now).result == "ok"
+    for _ in range(3):
+        last = vault.verify(NUMBER, "0000", now)
+    assert last.locked_until - now == timedelta(minutes=15)

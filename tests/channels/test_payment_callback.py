@@ -25,6 +25,7 @@ from app.factory import create_app
 from app.settings import Settings
 from channels.payment_callback import MAX_BODY_BYTES
 from engine.security_audit import SecurityEvent
+from tests.support.services import free_port
 
 SECRET = "test-callback-secret"
 MSISDN = "+221770000001"
@@ -54,6 +55,15 @@ class RecordedAudit:
 @pytest.fixture
 def audit() -> RecordedAudit:
     return RecordedAudit()
+
+
+@pytest.fixture
+def settings(engine_db: str, redis_url: str) -> Settings:
+    """The suite's settings without a back office: a callback never calls it (an address nothing listens
+    on makes any such call fail loudly), and each test is quick enough to run for every mutant."""
+    return Settings(resume_window_seconds=0, database_url=engine_db, redis_url=redis_url,
+                    backoffice_url=f"http://127.0.0.1:{free_port()}", backend_connect_timeout=0.5,
+                    backend_read_timeout=2.0, payment_callback_secret=SECRET)
 
 
 @pytest.fixture
@@ -216,9 +226,9 @@ def test_an_unknown_payment_is_404_so_the_provider_retries(client, deps):
     assert deps.outbox.pending() == []
 
 
-def test_without_a_secret_the_endpoint_is_not_configured(engine_db, redis_url, backoffice_url):
-    app = create_app(Settings(resume_window_seconds=0, database_url=engine_db, redis_url=redis_url, backoffice_url=backoffice_url,
-                              payment_callback_secret=""))
+def test_without_a_secret_the_endpoint_is_not_configured(engine_db, redis_url):
+    app = create_app(Settings(resume_window_seconds=0, database_url=engine_db, redis_url=redis_url,
+                              backoffice_url=f"http://127.0.0.1:{free_port()}", payment_callback_secret=""))
     deps = app.extensions["parts"]["deps"]
     payment_id = pending_payment(deps)
     client = app.test_client()
@@ -296,3 +306,89 @@ def test_the_signature_format_is_the_documented_one(client, deps):
     t = int(time.time())
     mac = hmac.new(b"test-callback-secret", f"{t}.".encode() + raw, hashlib.sha256).hexdigest()
     assert post(client, raw, f"t={t},v1={mac}").status_code == 200
+
+
+@pytest.mark.parametrize(("raw", "code", "message"), [
+    (b"not json", "invalid_json", "the body is not valid JSON"),
+    (b"[1, 2]", "invalid_json", "the body must be a JSON object"),
+    (b'{"event_id": "E", "payment_id": "P", "status": "maybe"}', "invalid_field",
+     "'status' must be succeeded or failed"),
+    (b'{"payment_id": "P", "status": "failed"}', "missing_field", "'event_id' is required"),
+    (b'{"event_id": "", "payment_id": "P", "status": "failed"}', "missing_field", "'event_id' is required"),
+    (b'{"event_id": 7, "payment_id": "P", "status": "failed"}', "invalid_field",
+     "'event_id' must be a string of at most 100 characters"),
+])
+def test_a_malformed_callback_is_told_what_is_wrong(client, deps, raw, code, message):
+    answer = post(client, raw)
+    assert (answer.status_code, answer.json) == (400, {"error": code, "message": message})
+
+
+@pytest.mark.parametrize(("field", "value", "status", "message"), [
+    ("event_id", "E" * 100, 200, None),
+    ("event_id", "E" * 101, 400, "'event_id' must be a string of at most 100 characters"),
+    ("amount", "5000." + "0" * 15, 200, None),
+    ("amount", "5000." + "0" * 16, 400, "'amount' must be a string of at most 20 characters"),
+    ("amount", "abc", 400, "'amount' must be a decimal string"),
+    ("amount", "NaN", 400, "'amount' must be a decimal string"),
+    ("currency", "", 400, "'currency' is required"),
+    ("currency", "X" * 9, 400, "'currency' must be a string of at most 8 characters"),
+    ("account_number", "1" * 33, 400, "'account_number' must be a string of at most 32 characters"),
+    ("msisdn", "+" + "2" * 20, 400, "'msisdn' must be a string of at most 20 characters"),
+])
+def test_each_field_has_its_limit_and_its_form(client, deps, field, value, status, message):
+    payment_id = pending_payment(deps)
+    answer = post(client, event(payment_id, **{field: value}))
+    assert answer.status_code == status, answer.json
+    if status == 400:
+        expected = "missing_field" if value == "" else "invalid_field"
+        assert answer.json == {"error": expected, "message": message}
+        assert deps.ledger.by_provider_id(payment_id).status == "pending"
+    else:
+        assert deps.ledger.by_provider_id(payment_id).status == "succeeded"
+
+
+def test_refused_signatures_and_unknown_payments_are_told_why_and_audited_with_the_reason(client, deps, audit):
+    payment_id = pending_payment(deps)
+    raw = event(payment_id)
+    now = int(time.time())
+    mac = sign(SECRET, raw, now).split("v1=")[1]
+    cases = [
+        (None, 401, "signature_missing", "the X-Payment-Signature header is required"),
+        (f"t={now}", 401, "signature_invalid", "the signature is malformed"),
+        (f"v1={mac}", 401, "signature_invalid", "the signature is malformed"),
+        (sign(SECRET, raw, 1_000_000_000_000), 401, "signature_invalid", "the signature is malformed"),  # 13 digits
+        (sign("guessed", raw, now), 401, "signature_invalid", "the signature does not match"),
+        (sign(SECRET, raw, 999_999_999_999), 403, "signature_expired",
+         "the signature is too old (replayed request?)"),
+    ]
+    for header, status, code, message in cases:
+        answer = post(client, raw, header)
+        assert (answer.status_code, answer.json) == (status, {"error": code, "message": message}), header
+    assert [(e.kind, e.detail) for e in audit.events] == [
+        ("callback_forged", "signature_missing"), ("callback_forged", "signature_invalid"),
+        ("callback_forged", "signature_invalid"), ("callback_forged", "signature_invalid"),
+        ("callback_forged", "signature_invalid"), ("callback_stale", "signature_expired")]
+    unknown = post(client, event("PAY-FFFFFFFFFFFFFFFF"))
+    assert unknown.json == {"error": "payment_not_found", "message": "no payment with this payment_id"}
+    assert deps.ledger.by_provider_id(payment_id).status == "pending"
+
+
+def test_a_signature_exactly_five_minutes_old_is_still_accepted():
+    from channels.payment_callback import Applied, CallbackRejected, PaymentCallbacks
+
+    signed_at = 1_764_000_000
+    raw = event("PAY-0000000000000001")
+    applied: list[str] = []
+
+    def apply(callback: Any) -> Applied:
+        applied.append(callback.payment_id)
+        return Applied("succeeded", True)
+
+    for age, status in ((300, 200), (301, 403)):
+        callbacks = PaymentCallbacks(apply, SECRET, clock=lambda age=age: float(signed_at + age))
+        try:
+            answered = callbacks.handle(raw, sign(SECRET, raw, signed_at))[0]
+        except CallbackRejected as refused:
+            answered = refused.status
+        assert answered == status
+    assert applied == ["PAY-0000000000000001"]

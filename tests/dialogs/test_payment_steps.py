@@ -1,0 +1,563 @@
+"""The Pay journey's steps, one at a time, against a real ledger and outbox (SQLite) and an in-memory
+provider and billing system: what the customer is told, what the provider is asked, what the ledger keeps.
+
+Quick enough for ``make mutation`` to run them for every mutant of ``dialogs/payments.py``; the USSD
+transcripts (``tests/channels/test_ussd_payments.py``) walk the same paths end to end.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from types import MappingProxyType
+from typing import Any
+
+import pytest
+from sqlalchemy import update
+
+from app.storage import SqlOutbox, SqlPaymentLedger, make_sessions
+from app.storage.models import PaymentIntentRow
+from dialogs.backends import BackendUnavailable, Balance, Conflict, NotFound, PaymentIntent, Rejected
+from dialogs.payments import idempotency_key, reconcile_pending, settle_provider_result, token_groups
+from dialogs.registry import Deps, DialogRegistry, DialogSettings
+from dialogs.stores import ProviderResult
+from engine.security_audit import SecurityEvent
+from engine.steps import StepContext, StepResult
+
+NUMBER = "+221770000001"
+ACCOUNT = "1000001"
+CALLBACK = "https://engine.example/payments/callback"
+NOW = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
+WALLET = {"code": "wave", "name": "Wave"}
+
+
+class Billing:
+    """The billing system: one account whose balance the test sets (any other is not found, as the
+    back office answers); ``down`` makes it unreachable."""
+
+    def __init__(self, amount: str = "12500") -> None:
+        self.amount, self.down, self.asked = Decimal(amount), False, 0
+
+    def balance(self, account_number: str) -> Balance:
+        self.asked += 1
+        if self.down:
+            raise BackendUnavailable("billing down")
+        if account_number != ACCOUNT:
+            raise NotFound(account_number)
+        return Balance(account_number, self.amount, "XOF", 2 if self.amount > 0 else 0, None)
+
+
+class Provider:
+    """The mobile-money provider: idempotent by key, as its contract says; ``fail`` raises on initiation."""
+
+    def __init__(self) -> None:
+        self.started: dict[str, dict[str, Any]] = {}
+        self.fail: Exception | None = None
+        self.answers: dict[str, PaymentIntent | Exception] = {}
+
+    def initiate(self, *, account_number: str, msisdn: str, amount: Decimal, purpose: str,
+                 idempotency_key: str, callback_url: str, wallet: str | None = None) -> PaymentIntent:
+        if self.fail is not None:
+            raise self.fail
+        asked = {"account_number": account_number, "msisdn": msisdn, "amount": amount, "purpose": purpose,
+                 "callback_url": callback_url, "wallet": wallet}
+        known = self.started.setdefault(idempotency_key, {**asked, "id": f"PAY-{len(self.started) + 1:04d}"})
+        return PaymentIntent(known["id"], "pending", amount, "XOF", purpose, account_number,  # type: ignore[arg-type]
+                             msisdn=msisdn)
+
+    def status(self, payment_id: str) -> PaymentIntent:
+        answer = self.answers.get(payment_id)
+        if answer is None:
+            raise NotFound(payment_id)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+
+class Audit:
+    def __init__(self) -> None:
+        self.events: list[SecurityEvent] = []
+
+    def record(self, event: SecurityEvent) -> None:
+        self.events.append(event)
+
+
+@pytest.fixture
+def billing() -> Billing:
+    return Billing()
+
+
+@pytest.fixture
+def provider() -> Provider:
+    return Provider()
+
+
+@pytest.fixture
+def audit() -> Audit:
+    return Audit()
+
+
+@pytest.fixture
+def deps(engine_db: str, billing: Billing, provider: Provider, audit: Audit) -> Deps:
+    sessions = make_sessions(engine_db)
+    return Deps(billing=billing, links=None, preferences=None, payments=provider,  # type: ignore[arg-type]
+                ledger=SqlPaymentLedger(sessions), outbox=SqlOutbox(sessions), security=audit,
+                settings=DialogSettings(payment_callback_url=CALLBACK))
+
+
+def run(deps: Deps, name: str, session_key: str = "ussd:s1", language: str = "fr", **data: Any) -> StepResult:
+    step = DialogRegistry(deps).get(name)
+    assert step is not None, name
+    return step(StepContext(user_id=NUMBER, channel="ussd", language=language, session_key=session_key,
+                            data=MappingProxyType(data), params=MappingProxyType({}),
+                            secrets=MappingProxyType({}), now=NOW))
+
+
+def confirmed(amount: str = "12500", purpose: str = "bill", **more: Any) -> dict[str, Any]:
+    """The context of a customer who confirmed a payment and passed the PIN gate."""
+    return {"account_number": ACCOUNT, "pay_amount": amount, "pay_purpose": purpose, "pay_wallet": WALLET,
+            "pin_verified": "pay_initiate", **more}
+
+
+def ledger_rows(deps: Deps) -> list[Any]:
+    assert deps.ledger is not None
+    return deps.ledger.recent(NUMBER, limit=50)
+
+
+# ---------------------------------------------------------------- choosing the amount
+def test_the_pay_menu_starts_from_the_balance_and_forgets_an_earlier_payment(deps):
+    earlier = {"pay_amount": "500", "pay_reference": "PAY-0001", "pay_refusal": "insufficient_funds"}
+    started = run(deps, "payments.start", account_number=ACCOUNT, **earlier)
+    assert started.outcome == "bill"
+    assert started.data["balance"] == "12500" and started.data["unpaid_bills"] == 2
+    assert started.data["has_balance"] is True and started.data["pay_purpose"] == "bill"
+    assert all(started.data[k] is None for k in ("pay_amount", "pay_amount_input", "pay_reference", "pay_wallet",
+                                                 "pay_refusal"))
+    assert started.data["pay_wallets"] == [{"code": "orange_money", "name": "Orange Money"},
+                                           {"code": "wave", "name": "Wave"},
+                                           {"code": "free_money", "name": "Free Money"}]
+
+
+def test_nothing_due_no_account_and_prepaid_each_get_their_own_answer(deps, billing):
+    assert run(deps, "payments.start").outcome == "no_account"
+    prepaid = run(deps, "payments.start", account_number="3000001", account_kind="prepaid")
+    assert (prepaid.outcome, prepaid.data["pay_purpose"]) == ("prepaid", "prepaid")
+    assert prepaid.data["pay_wallets"][0] == {"code": "orange_money", "name": "Orange Money"}
+    assert billing.asked == 0     # a prepaid meter has no balance to read
+    billing.amount = Decimal(0)
+    nothing = run(deps, "payments.start", account_number=ACCOUNT)
+    assert (nothing.outcome, nothing.data["has_balance"]) == ("nothing_due", False)
+
+
+def test_paying_the_whole_balance_reads_it_again(deps, billing):
+    billing.amount = Decimal(9000)      # changed since the menu was shown
+    full = run(deps, "payments.full", account_number=ACCOUNT)
+    assert full.outcome == "ok"
+    assert (full.data["pay_amount"], full.data["pay_purpose"], full.data["balance"]) == ("9000", "bill", "9000")
+    assert full.data["has_balance"] is True
+
+
+@pytest.mark.parametrize(("balance", "outcome"), [("0", "nothing_due"), ("-500", "nothing_due"), ("1", "out_of_range"),
+                                                  ("99", "out_of_range"),
+                                                  ("100", "ok"), ("2000000", "ok"), ("2000001", "out_of_range"),
+                                                  ("150.50", "out_of_range")])
+def test_the_whole_balance_is_paid_only_when_it_is_a_payable_amount(deps, billing, balance, outcome):
+    billing.amount = Decimal(balance)
+    full = run(deps, "payments.full", account_number=ACCOUNT)
+    assert full.outcome == outcome
+    assert full.data["balance"] == balance and full.data["has_balance"] is (Decimal(balance) > 0)
+    assert ("pay_amount" in full.data) is (outcome == "ok")
+
+
+@pytest.mark.parametrize(("typed", "outcome"), [
+    ("12500", "ok"),            # exactly what is owed
+    ("12501", "above_balance"),  # one franc more
+    ("100", "ok"), ("99", "out_of_range"), ("0", "out_of_range"), ("-100", "out_of_range"),
+    ("2000001", "out_of_range"), ("150.5", "out_of_range"), ("1e3", "ok"), ("abc", "out_of_range"),
+    ("NaN", "out_of_range"), ("Infinity", "out_of_range"), ("", "out_of_range"),
+])
+def test_a_typed_amount_is_whole_in_range_and_not_above_the_balance(deps, typed, outcome):
+    checked = run(deps, "payments.check_amount", account_number=ACCOUNT, pay_amount_input=typed)
+    assert checked.outcome == outcome
+    if outcome == "ok":
+        assert checked.data["pay_amount"] == str(int(Decimal(typed)))
+        assert (checked.data["pay_purpose"], checked.data["balance"]) == ("bill", "12500")
+    if outcome == "above_balance":
+        assert (checked.data["balance"], checked.data["has_balance"]) == ("12500", True)
+        assert "pay_amount" not in checked.data
+
+
+def test_a_large_balance_takes_the_largest_payment_and_no_more(deps, billing):
+    billing.amount = Decimal(3_000_000)
+    assert run(deps, "payments.check_amount", account_number=ACCOUNT, pay_amount_input="2000000").outcome == "ok"
+    assert run(deps, "payments.check_amount", account_number=ACCOUNT,
+               pay_amount_input="2000001").outcome == "out_of_range"
+
+
+def test_a_balance_of_one_franc_is_owed_not_settled(deps, billing):
+    billing.amount = Decimal(1)
+    started = run(deps, "payments.start", account_number=ACCOUNT)
+    assert (started.outcome, started.data["has_balance"]) == ("bill", True)
+    checked = run(deps, "payments.check_amount", account_number=ACCOUNT, pay_amount_input="100")
+    assert (checked.outcome, checked.data["has_balance"]) == ("above_balance", True)
+    refused = run(deps, "payments.initiate", **confirmed("100"))
+    assert (refused.outcome, refused.data["balance"], refused.data["has_balance"]) == ("above_balance", "1", True)
+
+
+def test_a_typed_amount_on_a_settled_account_is_nothing_due(deps, billing):
+    billing.amount = Decimal(0)
+    checked = run(deps, "payments.check_amount", account_number=ACCOUNT, pay_amount_input="500")
+    assert (checked.outcome, checked.data["balance"], checked.data["has_balance"]) == ("nothing_due", "0", False)
+
+
+@pytest.mark.parametrize(("typed", "outcome"), [("100", "ok"), ("99", "out_of_range"), ("2000000", "ok"),
+                                                ("2000001", "out_of_range"), ("500.25", "out_of_range")])
+def test_a_prepaid_purchase_is_whole_and_in_range_whatever_the_balance(deps, billing, typed, outcome):
+    checked = run(deps, "payments.check_credit", pay_amount_input=typed)
+    assert checked.outcome == outcome
+    if outcome == "ok":
+        assert checked.data == {"pay_amount": typed, "pay_purpose": "prepaid"}
+    assert billing.asked == 0
+
+
+# ---------------------------------------------------------------- starting the payment
+def test_a_confirmed_payment_is_on_the_ledger_before_the_provider_starts_it(deps, provider):
+    started = run(deps, "payments.initiate", **confirmed())
+    assert started.outcome == "started"
+    assert started.data["pay_reference"] == "PAY-0001" and started.data["pay_refusal"] is None
+    assert "pin_verified" in started.data and started.data["pin_verified"] is None   # the PIN pass is spent
+    [(key, asked)] = provider.started.items()
+    assert started.data["pay_key"] == key
+    assert asked == {"account_number": ACCOUNT, "msisdn": NUMBER, "amount": Decimal(12500), "purpose": "bill",
+                     "callback_url": CALLBACK, "wallet": "wave", "id": "PAY-0001"}
+    [row] = ledger_rows(deps)
+    assert (row.idempotency_key, row.status, row.provider_payment_id) == (key, "pending", "PAY-0001")
+    assert (row.amount, row.account_number, row.purpose, row.wallet, row.language) == (
+        Decimal(12500), ACCOUNT, "bill", "wave", "fr")
+
+
+def test_the_payment_is_recorded_in_the_language_the_customer_confirmed_it_in(deps):
+    run(deps, "payments.initiate", language="en", **confirmed())
+    assert ledger_rows(deps)[0].language == "en"
+
+
+def test_the_same_payment_confirmed_again_in_the_session_starts_nothing_new(deps, provider):
+    """The planted bug "idempotency key not stable": a replayed PIN hop must reuse the key."""
+    first = run(deps, "payments.initiate", **confirmed())
+    again = run(deps, "payments.initiate", **confirmed())
+    assert first.data["pay_key"] == again.data["pay_key"]
+    assert again.data["pay_reference"] == first.data["pay_reference"]
+    assert len(provider.started) == 1 and len(ledger_rows(deps)) == 1
+
+
+def test_another_amount_wallet_account_or_session_is_another_payment(deps):
+    key = idempotency_key("ussd:s1", "pay_initiate", "bill", ACCOUNT, Decimal(12500), "wave")
+    assert key == idempotency_key("ussd:s1", "pay_initiate", "bill", ACCOUNT, Decimal(12500), "wave")
+    assert key.startswith("pay-") and len(key) == 44
+    others = {idempotency_key("ussd:s2", "pay_initiate", "bill", ACCOUNT, Decimal(12500), "wave"),
+              idempotency_key("ussd:s1", "pay_initiate", "prepaid", ACCOUNT, Decimal(12500), "wave"),
+              idempotency_key("ussd:s1", "pay_initiate", "bill", "1000002", Decimal(12500), "wave"),
+              idempotency_key("ussd:s1", "pay_initiate", "bill", ACCOUNT, Decimal(12000), "wave"),
+              idempotency_key("ussd:s1", "pay_initiate", "bill", ACCOUNT, Decimal(12500), "orange_money"),
+              idempotency_key("ussd:s1", "other_node", "bill", ACCOUNT, Decimal(12500), "wave")}
+    assert key not in others and len(others) == 6
+
+
+def test_a_replayed_pin_hop_of_a_recorded_payment_needs_no_balance(deps, billing, provider):
+    first = run(deps, "payments.initiate", **confirmed())
+    billing.down = True      # the replay must not depend on the billing system
+    again = run(deps, "payments.initiate", **confirmed())
+    assert again.outcome == "started" and again.data["pay_reference"] == first.data["pay_reference"]
+
+
+def test_without_the_pin_passed_for_the_payment_nothing_starts(deps, provider):
+    for gate in (None, "pref_pin_new"):
+        asked = run(deps, "payments.initiate", **confirmed(pin_verified=gate))
+        assert asked.outcome == "pin_required" and "pin_verified" in asked.data
+    assert provider.started == {} and ledger_rows(deps) == []
+
+
+def test_a_balance_lowered_since_the_confirmation_stops_the_payment(deps, billing, provider):
+    billing.amount = Decimal(12000)
+    refused = run(deps, "payments.initiate", **confirmed())
+    assert refused.outcome == "above_balance"
+    assert (refused.data["balance"], refused.data["has_balance"]) == ("12000", True)
+    assert provider.started == {} and ledger_rows(deps) == []
+    billing.amount = Decimal(12500)       # exactly the amount: it goes
+    assert run(deps, "payments.initiate", **confirmed()).outcome == "started"
+
+
+def test_a_prepaid_purchase_does_not_read_a_balance(deps, billing, provider):
+    billing.amount = Decimal(0)
+    started = run(deps, "payments.initiate", **confirmed("5000", "prepaid", account_number="3000001"))
+    assert started.outcome == "started" and billing.asked == 0
+    assert next(iter(provider.started.values()))["purpose"] == "prepaid"
+
+
+def test_the_billing_system_down_before_a_bill_payment_starts_nothing(deps, billing, provider):
+    billing.down = True
+    down = run(deps, "payments.initiate", **confirmed())
+    assert down.outcome == "backend_down" and "pin_verified" in down.data
+    assert provider.started == {} and ledger_rows(deps) == []
+
+
+def test_the_provider_unreachable_leaves_the_payment_created_and_safe_to_retry(deps, provider):
+    provider.fail = BackendUnavailable("timeout")
+    down = run(deps, "payments.initiate", **confirmed())
+    assert down.outcome == "backend_down"
+    [row] = ledger_rows(deps)
+    assert (row.status, row.provider_payment_id, row.idempotency_key) == ("created", None, down.data["pay_key"])
+    provider.fail = None
+    assert run(deps, "payments.initiate", **confirmed()).outcome == "started"
+    assert [r.status for r in ledger_rows(deps)] == ["pending"]
+
+
+@pytest.mark.parametrize(("error", "told"), [
+    (Rejected("no money", code="insufficient_funds"), "insufficient_funds"),
+    (Rejected("limit", code="wallet_limit_exceeded"), "wallet_limit_exceeded"),
+    (Rejected("who?", code="wallet_not_found"), "wallet_not_found"),
+    (Rejected("no", code="declined_by_customer"), "declined_by_customer"),
+    (Rejected("odd", code="something_else"), "payment_refused"),
+    (Rejected("odd"), "payment_refused"),
+    (Conflict("key reused"), "payment_refused"),
+])
+def test_a_payment_the_provider_refuses_is_failed_with_the_reason_the_customer_is_told(deps, provider, error,
+                                                                                       told):
+    provider.fail = error
+    refused = run(deps, "payments.initiate", **{**confirmed(), "pay_refusal": "stale"})
+    assert (refused.outcome, refused.data["pay_refusal"]) == ("refused", told)
+    [row] = ledger_rows(deps)
+    assert (row.status, row.failure_reason) == ("failed", told)
+
+
+@pytest.mark.parametrize("change", [{"pay_amount": "99"}, {"pay_amount": "2000001"}, {"pay_amount": "1.5"},
+                                    {"account_number": ""}, {"pay_wallet": {"code": "paypal"}},
+                                    {"pay_wallet": "wave"}, {"pay_wallet": None}])
+def test_a_payment_that_is_not_one_the_customer_could_confirm_is_refused(deps, provider, change):
+    refused = run(deps, "payments.initiate", **{**confirmed(), **change})
+    assert (refused.outcome, refused.data["pay_refusal"]) == ("refused", "payment_refused")
+    assert "pin_verified" in refused.data
+    assert provider.started == {} and ledger_rows(deps) == []
+
+
+def test_the_wallets_offered_come_from_the_settings(deps):
+    only_wave = replace(deps, settings=DialogSettings(payment_callback_url=CALLBACK, wallets=(("wave", "Wave"),)))
+    assert run(only_wave, "payments.start", account_number=ACCOUNT).data["pay_wallets"] == [
+        {"code": "wave", "name": "Wave"}]
+    refused = run(only_wave, "payments.initiate", **confirmed(pay_wallet={"code": "orange_money"}))
+    assert refused.outcome == "refused"
+
+
+# ---------------------------------------------------------------- the customer's last payments
+def test_the_last_payments_list_every_status_newest_first(deps, provider):
+    assert run(deps, "payments.recent").outcome == "none"
+    run(deps, "payments.initiate", **confirmed("5000", "prepaid", account_number="3000001"))
+    provider.fail = Rejected("no money", code="insufficient_funds")
+    run(deps, "payments.initiate", session_key="ussd:s2", **confirmed())
+    listed = run(deps, "payments.recent")
+    assert listed.outcome == "ok" and listed.data["pay_item"] is None
+    refused, prepaid = listed.data["pay_list"]
+    assert refused == {"amount": "12500", "status": "failed", "purpose": "bill", "account_number": ACCOUNT,
+                       "reference": None, "payment_id": "-", "token": None, "failure_reason": "insufficient_funds",
+                       "created_at": refused["created_at"]}
+    assert datetime.fromisoformat(refused["created_at"]).tzinfo is not None
+    assert prepaid["status"] == "pending" and prepaid["payment_id"] == "PAY-0001"
+    assert prepaid["failure_reason"] is None
+
+
+def test_only_the_five_last_payments_are_listed(deps):
+    for amount in range(100, 800, 100):
+        run(deps, "payments.initiate", **confirmed(str(amount)))
+    assert [p["amount"] for p in run(deps, "payments.recent").data["pay_list"]] == ["700", "600", "500", "400",
+                                                                                    "300"]
+
+
+@pytest.mark.parametrize(("token", "printed"), [
+    ("12345678901234567890", "1234 5678 9012 3456 7890"),
+    ("1234-5678-9012-3456-7890", "1234 5678 9012 3456 7890"),
+    ("123", "123"), (None, None), ("", None)])
+def test_a_token_is_printed_in_groups_of_four_digits(token, printed):
+    assert token_groups(token) == printed
+
+
+# ---------------------------------------------------------------- the provider's word
+def pending(deps: Deps, provider_id: str = "PAY-0001", amount: str = "12500", language: str = "fr",
+            purpose: str = "bill") -> str:
+    assert deps.ledger is not None
+    key = f"key-{provider_id}"
+    deps.ledger.create(idempotency_key=key, msisdn=NUMBER, account_number=ACCOUNT, purpose=purpose,
+                       amount=Decimal(amount), language=language)
+    deps.ledger.mark_pending(key, provider_id)
+    return provider_id
+
+
+def result(payment_id: str = "PAY-0001", status: str = "succeeded", event_id: str = "EV-1",
+           source: str = "callback", **change: Any) -> ProviderResult:
+    fields: dict[str, Any] = {"amount": Decimal(12500), "currency": "XOF", "account_number": ACCOUNT,
+                              "msisdn": NUMBER, "reference": "MM1" if status == "succeeded" else None,
+                              "token": None, "failure_reason": None if status == "succeeded" else "insufficient_funds"}
+    return ProviderResult(event_id=event_id, payment_id=payment_id, status=status, source=source,
+                          **{**fields, **change})
+
+
+def outbox(deps: Deps) -> list[tuple[str, str, str, dict[str, Any], str]]:
+    assert deps.outbox is not None
+    return [(e["kind"], e["msisdn"], e["language"], e["payload"], e["dedupe_key"]) for e in deps.outbox.pending()]
+
+
+def test_a_success_settles_the_payment_and_queues_one_receipt(deps):
+    pending(deps, language="en")
+    settled = settle_provider_result(deps, result(token="12345678901234567890"))
+    assert settled.changed and settled.mismatch == () and settled.payment.status == "succeeded"
+    assert outbox(deps) == [("payment_receipt", NUMBER, "en", {
+        "payment_id": "PAY-0001", "reference": "MM1", "amount": "12500", "account_number": ACCOUNT,
+        "purpose": "bill", "token": "12345678901234567890", "failure_reason": None}, "payment:PAY-0001:succeeded")]
+    again = settle_provider_result(deps, result())
+    assert (again.changed, again.mismatch, again.payment.status) == (False, (), "succeeded")
+    assert len(outbox(deps)) == 1
+
+
+def test_a_failure_is_applied_with_its_reason_and_a_notice(deps):
+    pending(deps)
+    settled = settle_provider_result(deps, result(status="failed"))
+    assert settled.changed and settled.payment.status == "failed"
+    assert settled.payment.failure_reason == "insufficient_funds"
+    [(kind, _, _, payload, dedupe)] = outbox(deps)
+    assert (kind, payload["failure_reason"], dedupe) == ("payment_failed", "insufficient_funds",
+                                                          "payment:PAY-0001:failed")
+
+
+def test_an_unknown_payment_changes_nothing(deps):
+    settled = settle_provider_result(deps, result("PAY-9999"))
+    assert (settled.payment, settled.changed, settled.mismatch) == (None, False, ())
+    assert outbox(deps) == []
+
+
+@pytest.mark.parametrize(("change", "reasons"), [
+    ({"amount": Decimal(1)}, ("amount",)), ({"amount": None}, ("amount",)),
+    ({"currency": "EUR"}, ("currency",)), ({"currency": None}, ("currency",)),
+    ({"account_number": "9999999"}, ("account_number",)), ({"account_number": None}, ("account_number",)),
+    ({"msisdn": "+221779999999"}, ("msisdn",)), ({"msisdn": None}, ("msisdn",)),
+    ({"amount": Decimal(1), "account_number": "9999999"}, ("amount", "account_number")),
+])
+def test_a_result_that_disagrees_with_the_ledger_is_kept_for_an_agent_and_audited(deps, audit, change, reasons):
+    pending(deps)
+    settled = settle_provider_result(deps, result(source="status", **change))
+    assert (settled.changed, settled.mismatch, settled.payment.status) == (False, reasons, "pending")
+    assert outbox(deps) == []
+    assert deps.ledger is not None
+    [kept] = deps.ledger.mismatches("PAY-0001")
+    assert (kept["source"], kept["reasons"], kept["status"]) == ("status", ",".join(reasons), "open")
+    [event] = audit.events
+    assert (event.kind, event.channel, event.subject, event.account) == (
+        "callback_mismatch", "payment_status", NUMBER, ACCOUNT)
+    assert event.detail == "disagrees on " + ",".join(reasons)
+
+
+def test_a_second_opinion_on_a_final_payment_is_kept_not_applied(deps, audit):
+    pending(deps)
+    settle_provider_result(deps, result())
+    other = settle_provider_result(deps, result(status="failed", event_id="EV-2"))
+    assert (other.changed, other.mismatch, other.payment.status) == (False, ("status",), "succeeded")
+    assert [e.detail for e in audit.events] == ["disagrees on status"]
+    assert [k for k, *_ in outbox(deps)] == ["payment_receipt"]
+
+
+# ---------------------------------------------------------------- asking when no callback comes
+def due(deps: Deps, provider_id: str, minutes: int = 10) -> None:
+    """Makes ``provider_id`` pending since ``minutes`` before NOW."""
+    with deps.ledger._sessions() as db:   # type: ignore[union-attr]
+        db.execute(update(PaymentIntentRow).where(PaymentIntentRow.provider_payment_id == provider_id)
+                   .values(pending_since=NOW - timedelta(minutes=minutes)))
+        db.commit()
+
+
+def intent(payment_id: str = "PAY-0001", status: str = "succeeded", **change: Any) -> PaymentIntent:
+    fields: dict[str, Any] = {"amount": Decimal(12500), "currency": "XOF", "purpose": "bill",
+                              "account_number": ACCOUNT, "msisdn": NUMBER, "reference": "MM7",
+                              "token": None, "failure_reason": None}
+    return PaymentIntent(payment_id, status, **{**fields, **change})   # type: ignore[arg-type]
+
+
+def test_a_payment_without_a_callback_is_settled_by_asking_the_provider(deps, provider):
+    pending(deps)
+    due(deps, "PAY-0001", minutes=4)
+    provider.answers["PAY-0001"] = intent()
+    assert reconcile_pending(deps, NOW, 300) == {"settled": 0, "still_pending": 0, "given_up": 0, "mismatched": 0}
+    due(deps, "PAY-0001", minutes=5)
+    assert reconcile_pending(deps, NOW, 300) == {"settled": 1, "still_pending": 0, "given_up": 0, "mismatched": 0}
+    paid = deps.ledger.by_provider_id("PAY-0001")   # type: ignore[union-attr]
+    assert (paid.status, paid.reference, paid.status_checks) == ("succeeded", "MM7", 0)
+    [(kind, _, _, _, dedupe)] = outbox(deps)
+    assert (kind, dedupe) == ("payment_receipt", "payment:PAY-0001:succeeded")
+
+
+@pytest.mark.parametrize("answer", [intent(status="pending"), BackendUnavailable("down"), NotFound("PAY-0001")])
+def test_a_payment_still_undecided_is_asked_five_times_then_the_customer_is_told(deps, provider, answer):
+    pending(deps)
+    provider.answers["PAY-0001"] = answer
+    at = NOW
+    for check in range(1, 5):
+        due(deps, "PAY-0001")
+        assert reconcile_pending(deps, at, 300)["still_pending"] == 1
+        assert deps.ledger.by_provider_id("PAY-0001").status_checks == check   # type: ignore[union-attr]
+        # Asked again only once the wait has passed since the last question.
+        assert reconcile_pending(deps, at + timedelta(seconds=299), 300)["still_pending"] == 0
+        at += timedelta(seconds=300)
+    assert outbox(deps) == []
+    assert reconcile_pending(deps, at, 300) == {"settled": 0, "still_pending": 0, "given_up": 1, "mismatched": 0}
+    assert deps.ledger.by_provider_id("PAY-0001").status == "unconfirmed"   # type: ignore[union-attr]
+    [(kind, msisdn, _, payload, dedupe)] = outbox(deps)
+    assert (kind, msisdn, payload["payment_id"], dedupe) == ("payment_unconfirmed", NUMBER, "PAY-0001",
+                                                              "payment:PAY-0001:unconfirmed")
+    assert reconcile_pending(deps, at + timedelta(hours=1), 300)["given_up"] == 0   # told once
+
+
+def test_fewer_questions_can_be_configured(deps, provider):
+    pending(deps)
+    due(deps, "PAY-0001")
+    provider.answers["PAY-0001"] = intent(status="pending")
+    assert reconcile_pending(deps, NOW, 300, max_checks=1)["given_up"] == 1
+
+
+def test_a_status_answer_that_disagrees_is_counted_and_kept(deps, provider, audit):
+    pending(deps)
+    due(deps, "PAY-0001")
+    provider.answers["PAY-0001"] = intent(amount=Decimal(1))
+    assert reconcile_pending(deps, NOW, 300) == {"settled": 0, "still_pending": 1, "given_up": 0, "mismatched": 1}
+    [event] = audit.events
+    assert event.channel == "payment_status"
+    assert deps.ledger.mismatches("PAY-0001")[0]["event_id"] == "status:PAY-0001:succeeded"   # type: ignore[union-attr]
+
+
+def test_a_prepaid_token_bought_is_listed_in_groups_of_four(deps, provider):
+    started = run(deps, "payments.initiate", **confirmed("5000", "prepaid", account_number="3000001"))
+    pid = started.data["pay_reference"]
+    settle_provider_result(deps, result(pid, amount=Decimal(5000), account_number="3000001",
+                                        token="12345678901234567890"))
+    [item] = run(deps, "payments.recent").data["pay_list"]
+    assert (item["status"], item["token"], item["purpose"]) == ("succeeded", "1234 5678 9012 3456 7890", "prepaid")
+    assert (item["amount"], item["reference"], item["payment_id"]) == ("5000", "MM1", pid)
+
+
+def test_one_pass_settles_every_due_payment_with_the_providers_token_and_reason(deps, provider):
+    pending(deps, "PAY-0001", purpose="prepaid")
+    pending(deps, "PAY-0002")
+    pending(deps, "PAY-0003")
+    pending(deps, "PAY-0004")
+    for pid in ("PAY-0001", "PAY-0002", "PAY-0003", "PAY-0004"):
+        due(deps, pid)
+    provider.answers = {"PAY-0001": intent("PAY-0001", purpose="prepaid", token="12345678901234567890"),
+                        "PAY-0002": intent("PAY-0002", status="failed", reference=None,
+                                           failure_reason="insufficient_funds"),
+                        "PAY-0003": intent("PAY-0003", amount=Decimal(1)),
+                        "PAY-0004": intent("PAY-0004", amount=Decimal(1))}
+    assert reconcile_pending(deps, NOW, 300) == {"settled": 2, "still_pending": 2, "given_up": 0, "mismatched": 2}
+    assert deps.ledger is not None
+    bought, refused = deps.ledger.by_provider_id("PAY-0001"), deps.ledger.by_provider_id("PAY-0002")
+    assert (bought.status, bought.token) == ("succeeded", "12345678901234567890")
+    assert (refused.status, refused.failure_reason) == ("failed", "insufficient_funds")
+    provider.answers = {"PAY-0003": intent("PAY-0003", status="pending"), "PAY-0004": intent("PAY-0004", "pending")}
+    counts = reconcile_pending(deps, NOW + timedelta(days=1), 300, max_checks=2)
+    assert counts == {"settled": 0, "still_pending": 0, "given_up": 2, "mismatched": 0}

@@ -3,6 +3,8 @@ trail, the security audit and the customer see."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from pathlib import Path
 
 from engine import ChannelCapabilities, Engine, FlowSet, RedisSessionStore, SessionStore, Turn
@@ -95,7 +97,8 @@ def test_after_a_reload_the_notice_is_in_the_customers_language_and_back_still_l
 
 def test_an_ended_session_is_recorded_in_the_audit_trail_with_its_path(store: SessionStore):
     audit = Audit()
-    engine = Engine(FlowSet(load_menus(DEMO)), store, CountingSteps(), audit=audit, clock=lambda: 1_000.0)
+    at = datetime.fromtimestamp(1_000.0, UTC)
+    engine = Engine(FlowSet(load_menus(DEMO)), store, CountingSteps(), audit=audit, clock=lambda: at)
     phone = Handset(engine, msisdn=NUMBER)
     phone.dial()
     phone.answer("1")

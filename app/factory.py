@@ -30,9 +30,9 @@ from channels.sms_delivery import DeliveryReport, sms_delivery_blueprint
 from channels.twilio_status import PATH as TWILIO_STATUS_PATH
 from channels.twilio_status import twilio_status_blueprint
 from channels.ussd import UssdAdapter
+from channels.ussd_wsgi import UssdFastPath
 from channels.whatsapp_meta import MetaWhatsAppAdapter
 from channels.whatsapp_twilio import TwilioWhatsAppAdapter
-from channels.ussd_wsgi import UssdFastPath
 from dialogs.arrangements import load_rules
 from dialogs.payments import settle_provider_result
 from dialogs.registry import Deps, DialogRegistry, DialogSettings
@@ -49,9 +49,9 @@ from engine import (
     SessionStore,
 )
 from menus import load_menus
-from web_fallback.customer import MemorySignInStore, SignIn, SignInRules, SignInStore, WebAdapter
 from web_fallback.agents import error_page as agents_error
 from web_fallback.agents import owns as agents_page
+from web_fallback.customer import MemorySignInStore, SignIn, SignInRules, SignInStore, WebAdapter
 
 from .agents_wiring import mount_agents
 from .broadcast import NoticeRelay

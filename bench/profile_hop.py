@@ -162,7 +162,7 @@ class OwnTimes:
 
     def quantiles(self) -> str:
         ordered = sorted(self.seconds)
-        at = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000  # noqa: E731
+        at = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
         return f"engine own p50 {at(0.5):.3f} ms, p99 {at(0.99):.3f} ms"
 
 

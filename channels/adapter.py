@@ -26,8 +26,8 @@ from engine import ChannelCapabilities, Engine, Reply, Turn
 
 __all__ = ["BadRequest", "Channel", "ChannelAdapter", "SessionPolicy"]
 
-RequestT = TypeVar("RequestT", contravariant=True)
-AnswerT = TypeVar("AnswerT", covariant=True)
+RequestT_contra = TypeVar("RequestT_contra", contravariant=True)
+AnswerT_co = TypeVar("AnswerT_co", covariant=True)
 
 
 class BadRequest(ValueError):
@@ -53,7 +53,7 @@ class SessionPolicy:
         return f"{channel}:{part}"
 
 
-class Channel(ABC, Generic[RequestT, AnswerT]):
+class Channel(ABC, Generic[RequestT_contra, AnswerT_co]):
     """One channel: parse -> ``Turn``, ``Engine.handle``, render -> the provider's answer."""
 
     channel: str
@@ -69,11 +69,11 @@ class Channel(ABC, Generic[RequestT, AnswerT]):
         """How the channel keys a session."""
 
     @abstractmethod
-    def parse(self, request: RequestT) -> Turn:
+    def parse(self, request: RequestT_contra) -> Turn:
         """The provider's request as a ``Turn``; raises ``BadRequest`` when it cannot be read."""
 
     @abstractmethod
-    def render(self, reply: Reply) -> AnswerT:
+    def render(self, reply: Reply) -> AnswerT_co:
         """The reply in the channel's wire format."""
 
 

@@ -23,7 +23,15 @@ from typing import Final, Protocol
 
 from flask import Blueprint, Response, request
 
-from engine import ChannelCapabilities, Engine, LoggingSecurityAudit, Reply, SecurityAudit, SecurityEvent, Turn
+from engine import (
+    ChannelCapabilities,
+    Engine,
+    LoggingSecurityAudit,
+    Reply,
+    SecurityAudit,
+    SecurityEvent,
+    Turn,
+)
 from engine.charset import is_gsm7, sms_segments
 from engine.masking import mask
 from menus.schema import BACK, HOME, NEXT_PAGE

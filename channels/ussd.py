@@ -26,7 +26,15 @@ from urllib.parse import unquote_to_bytes
 from flask import Blueprint, Response, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from engine import ChannelCapabilities, Engine, LoggingSecurityAudit, Reply, SecurityAudit, SecurityEvent, Turn
+from engine import (
+    ChannelCapabilities,
+    Engine,
+    LoggingSecurityAudit,
+    Reply,
+    SecurityAudit,
+    SecurityEvent,
+    Turn,
+)
 from engine.masking import mask
 
 from .adapter import BadRequest, ChannelAdapter, SessionPolicy

@@ -17,6 +17,8 @@ from .throttle import MemoryThrottle, RedisThrottle
 from .tickets import SqlPendingTickets
 
 __all__ = [
+    "MemoryThrottle",
+    "RedisThrottle",
     "SqlAccountLinks",
     "SqlAuditSink",
     "SqlConsent",

@@ -7,7 +7,7 @@ import time
 
 import redis
 
-__all__ = ["RedisThrottle", "MemoryThrottle"]
+__all__ = ["MemoryThrottle", "RedisThrottle"]
 
 
 class RedisThrottle:

@@ -3,9 +3,8 @@
 Revision ID: i1
 Revises: 0003
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = 'i1'
 down_revision = '0003'

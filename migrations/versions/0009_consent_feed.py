@@ -3,9 +3,8 @@
 Revision ID: m1
 Revises: h1
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = 'm1'
 down_revision = 'h1'

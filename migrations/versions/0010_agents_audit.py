@@ -3,9 +3,8 @@
 Revision ID: k1
 Revises: m1
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = 'k1'
 down_revision = 'm1'

@@ -3,9 +3,8 @@
 Revision ID: p1
 Revises: k1
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = 'p1'
 down_revision = 'k1'

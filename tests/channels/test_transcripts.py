@@ -94,21 +94,21 @@ def test_transcript(path: Path, channel: str, store: str, settings, request: pyt
         send: Callable[[Any], str]
         if channel == "ussd":
             ussd = UssdPhone(app.test_client(), transcript["phone"])
-            send = lambda value: ussd.dial() if value is None else ussd.answer(str(value))  # noqa: E731
+            send = lambda value: ussd.dial() if value is None else ussd.answer(str(value))
         elif channel == "whatsapp":
             twilio = TwilioWhatsAppPhone(app.test_client(), transcript["phone"])
-            send = lambda value: "\n---\n".join(twilio.send(GREETING if value is None else str(value)))  # noqa: E731
+            send = lambda value: "\n---\n".join(twilio.send(GREETING if value is None else str(value)))
         elif channel == "whatsapp_meta":
             meta = MetaWhatsAppPhone(app.test_client(), graph, transcript["phone"])
-            send = lambda value: "\n---\n".join(meta.send(GREETING if value is None else str(value)))  # noqa: E731
+            send = lambda value: "\n---\n".join(meta.send(GREETING if value is None else str(value)))
         elif channel == "web":
             web = signed_in_visitor(app, settings, fake, transcript["phone"])
-            send = lambda value: web.open() if value is None else web.press(str(value))  # noqa: E731
+            send = lambda value: web.open() if value is None else web.press(str(value))
         elif channel == "rasa":
             send = _rasa_sender(settings, transcript["phone"], stack)
         else:
             sms = SmsPhone(app.test_client(), fake, transcript["phone"])
-            send = lambda value: "\n---\n".join(sms.send(str(value)))  # noqa: E731
+            send = lambda value: "\n---\n".join(sms.send(str(value)))
         seen: list[tuple[dict[str, Any], str]] = []
         for step in transcript["steps"]:
             value = _for(step["send"], channel)

@@ -4,7 +4,6 @@ trail, the security audit and the customer see."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-
 from pathlib import Path
 
 from engine import ChannelCapabilities, Engine, FlowSet, RedisSessionStore, SessionStore, Turn

@@ -25,8 +25,8 @@ from typing import Final
 from urllib.parse import urlparse, urlunparse
 
 import pytest
-import requests
 import redis
+import requests
 from werkzeug.serving import make_server
 
 CLAIM_KEY: Final = "tests:claimed-by"

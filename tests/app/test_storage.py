@@ -348,3 +348,54 @@ def test_a_new_pin_set_or_confirmed_clears_the_lock(sessions):
     for _ in range(3):
         last = vault.verify(NUMBER, "0000", now)
     assert last.locked_until - now == timedelta(minutes=15)
+
+
+def test_one_customers_tries_lock_pin_and_unlock_leave_every_other_customer_alone(sessions):
+    vault = SqlPinVault(sessions)
+    other = "+221770000002"
+    now = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+    vault.set_pin(NUMBER, "4821")
+    vault.set_pin(other, "7395")
+    assert vault.verify(other, "0000", now).attempts_left == 2       # the neighbour has mistyped once
+    for _ in range(3):
+        locked = vault.verify(NUMBER, "0000", now)
+    assert locked.result == "locked" and locked.newly_locked and locked.lockouts == 1
+    # Our customer's lock is theirs alone: the neighbour is not locked and keeps their own count.
+    assert vault.lock_state(other, now) is None
+    assert vault.verify(other, "0000", now).attempts_left == 1
+    assert vault.verify(other, "7395", now).result == "ok"
+    for _ in range(3):
+        theirs = vault.verify(other, "0000", now)
+    assert (theirs.result, theirs.newly_locked, theirs.lockouts) == ("locked", True, 1)
+    assert theirs.locked_until - now == timedelta(minutes=15)
+    # An agent's unlock of one is not the other's.
+    assert vault.unlock(NUMBER)
+    assert vault.lock_state(NUMBER, now) is None
+    state = vault.lock_state(other, now)
+    assert state is not None and state.lockouts == 1
+    assert vault.verify(other, "7395", now).result == "locked"
+    # After the unlock, three fresh tries (the count went with the lock), and the ladder starts again.
+    assert vault.verify(NUMBER, "0000", now).attempts_left == 2
+    assert vault.verify(NUMBER, "4821", now).result == "ok"
+    # A new PIN, staged or set, is the customer's own.
+    vault.stage_pin(NUMBER, "5067")
+    assert not vault.confirm_pin(other, "5067")
+    assert vault.confirm_pin(NUMBER, "5067")
+    assert vault.verify(NUMBER, "5067", now).result == "ok"
+    vault.set_pin(NUMBER, "6174")
+    assert vault.lock_state(other, now) is not None                   # setting ours cleared no one else's lock
+    with sessions() as db:
+        row = db.get(PinCredentialRow, other)
+        assert (row.failed_attempts, row.lockouts) == (0, 1)          # the lock reset the neighbour's count
+
+
+def test_a_lock_resets_the_count_so_the_tries_after_it_are_three(sessions):
+    vault = SqlPinVault(sessions)
+    vault.set_pin(NUMBER, "4821")
+    now = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+    for _ in range(3):
+        vault.verify(NUMBER, "0000", now)
+    with sessions() as db:
+        row = db.get(PinCredentialRow, NUMBER)
+        assert (row.failed_attempts, row.lockouts) == (0, 1) and row.pin_hash.startswith("scrypt$")
+    assert vault.verify(NUMBER, "4821", now + timedelta(minutes=15)).result == "ok"

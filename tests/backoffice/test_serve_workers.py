@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import requests
@@ -39,6 +40,10 @@ def test_two_workers_share_the_payments_and_stop_with_the_server(tmp_path: Path)
     api = f"http://127.0.0.1:{port}/api/v1"
     try:
         wait_until_up(f"http://127.0.0.1:{port}/healthz", server)
+        # The first worker may answer before the second has booted: wait for both (a wait, not a speed check).
+        deadline = time.monotonic() + 30
+        while len(_children(server.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
         assert len(_children(server.pid)) == 2
         # a fresh connection per call: gunicorn's workers take them in turn, each sees the others' writes
         started = requests.post(f"{api}/payments", headers={"Idempotency-Key": "k-workers-1"}, timeout=10, json={

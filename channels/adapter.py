@@ -24,7 +24,7 @@ from flask import Blueprint, Response
 
 from engine import ChannelCapabilities, Engine, Reply, Turn
 
-__all__ = ["BadRequest", "Channel", "ChannelAdapter", "SessionPolicy"]
+__all__ = ["BadRequest", "Channel", "ChannelAdapter", "KeyedBySender", "SessionPolicy"]
 
 RequestT_contra = TypeVar("RequestT_contra", contravariant=True)
 AnswerT_co = TypeVar("AnswerT_co", covariant=True)
@@ -51,6 +51,17 @@ class SessionPolicy:
         if not part:
             raise BadRequest(f"no {'session id' if self.per == 'gateway' else 'sender'} to key the session on")
         return f"{channel}:{part}"
+
+
+class KeyedBySender:
+    """The session policy of a chat channel (SMS, WhatsApp, chatbot, web): the conversation is the sender's
+    until ``idle_seconds`` pass without a message. Listed before the channel's base class."""
+
+    idle_seconds: int
+
+    @property
+    def session_policy(self) -> SessionPolicy:
+        return SessionPolicy("user", self.idle_seconds)
 
 
 class Channel(ABC, Generic[RequestT_contra, AnswerT_co]):

@@ -36,7 +36,7 @@ from engine.charset import is_gsm7, sms_segments
 from engine.masking import mask
 from menus.schema import BACK, HOME, NEXT_PAGE
 
-from .adapter import BadRequest, ChannelAdapter, SessionPolicy
+from .adapter import BadRequest, ChannelAdapter, KeyedBySender
 from .gateway_guard import TOKEN_HEADER, GatewayGuard
 from .msisdn import to_e164
 
@@ -81,7 +81,7 @@ def _clean_text(text: str) -> str:
 
 
 @dataclass(frozen=True)
-class SmsAdapter(ChannelAdapter):
+class SmsAdapter(KeyedBySender, ChannelAdapter):
     """Africa's Talking SMS; ``sender`` sends the replies (``None``: replies are dropped, logged)."""
 
     sender: ReplySender | None = None
@@ -96,10 +96,6 @@ class SmsAdapter(ChannelAdapter):
     @property
     def capabilities(self) -> ChannelCapabilities:
         return CAPABILITIES
-
-    @property
-    def session_policy(self) -> SessionPolicy:
-        return SessionPolicy("user", self.idle_seconds)
 
     def owns(self, path: str) -> bool:
         # Delivery reports under the same prefix have their own blueprint and answers.

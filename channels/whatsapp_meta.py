@@ -53,7 +53,7 @@ from engine import (
 )
 from engine.masking import mask
 
-from .adapter import BadRequest, ChannelAdapter, SessionPolicy
+from .adapter import BadRequest, ChannelAdapter, KeyedBySender
 from .answer_ledger import AnswerLedger, MemoryAnswerLedger
 from .msisdn import to_e164
 from .sms_delivery import DeliveryReport
@@ -206,7 +206,7 @@ def _status(status: Mapping[str, Any]) -> DeliveryReport | None:
 
 
 @dataclass(frozen=True)
-class MetaWhatsAppAdapter(ChannelAdapter):
+class MetaWhatsAppAdapter(KeyedBySender, ChannelAdapter):
     """Meta's WhatsApp webhook; ``sender`` posts replies to the Graph API, ``record_status`` keeps
     delivery updates (``True`` when one of our outbox messages has that id)."""
 
@@ -225,10 +225,6 @@ class MetaWhatsAppAdapter(ChannelAdapter):
     @property
     def capabilities(self) -> ChannelCapabilities:
         return CAPABILITIES
-
-    @property
-    def session_policy(self) -> SessionPolicy:
-        return SessionPolicy("user", self.idle_seconds)
 
     def owns(self, path: str) -> bool:
         return path == PATH

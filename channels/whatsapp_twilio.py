@@ -39,7 +39,7 @@ from engine import (
 )
 from engine.masking import mask
 
-from .adapter import BadRequest, ChannelAdapter, SessionPolicy
+from .adapter import BadRequest, ChannelAdapter, KeyedBySender
 from .answer_ledger import AnswerLedger, MemoryAnswerLedger
 from .msisdn import to_e164
 from .whatsapp import (
@@ -100,7 +100,7 @@ def _twiml(*bodies: str) -> str:
 
 
 @dataclass(frozen=True)
-class TwilioWhatsAppAdapter(ChannelAdapter):
+class TwilioWhatsAppAdapter(KeyedBySender, ChannelAdapter):
     """Twilio's WhatsApp webhook; ``webhook_url`` is the public base Twilio calls (signatures)."""
 
     auth_token: str = ""
@@ -116,10 +116,6 @@ class TwilioWhatsAppAdapter(ChannelAdapter):
     @property
     def capabilities(self) -> ChannelCapabilities:
         return CAPABILITIES
-
-    @property
-    def session_policy(self) -> SessionPolicy:
-        return SessionPolicy("user", self.idle_seconds)
 
     def owns(self, path: str) -> bool:
         # The status callbacks under the same prefix have their own blueprint and answers.

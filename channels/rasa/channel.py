@@ -23,7 +23,7 @@ from typing import Any, Final
 from engine import ChannelCapabilities, Reply, Turn
 from menus.schema import BACK, HOME, NEXT_PAGE, PREVIOUS_PAGE
 
-from ..adapter import BadRequest, Channel, SessionPolicy
+from ..adapter import BadRequest, Channel, KeyedBySender
 from .identity import IdentityVerifier
 
 __all__ = ["CAPABILITIES", "CHANNEL", "CHOICE_ENTITY", "RasaChannel", "RasaMessage", "Rendered"]
@@ -75,7 +75,7 @@ class RasaMessage:
 
 
 @dataclass(frozen=True)
-class RasaChannel(Channel[RasaMessage, Rendered]):
+class RasaChannel(KeyedBySender, Channel[RasaMessage, Rendered]):
     """Parse a tracker's latest message into a ``Turn``; render a ``Reply`` as text and buttons."""
 
     verifier: IdentityVerifier
@@ -86,10 +86,6 @@ class RasaChannel(Channel[RasaMessage, Rendered]):
     @property
     def capabilities(self) -> ChannelCapabilities:
         return CAPABILITIES
-
-    @property
-    def session_policy(self) -> SessionPolicy:
-        return SessionPolicy("user", self.idle_seconds)
 
     def language_hint(self, latest: Mapping[str, Any]) -> str | None:
         metadata = latest.get("metadata")

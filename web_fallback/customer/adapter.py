@@ -25,7 +25,7 @@ from typing import Final
 from flask import Blueprint, Response, g, redirect, render_template, request
 from werkzeug.wrappers import Response as BaseResponse
 
-from channels.adapter import BadRequest, ChannelAdapter, SessionPolicy
+from channels.adapter import BadRequest, ChannelAdapter, KeyedBySender
 from channels.msisdn import to_e164
 from engine import (
     ChannelCapabilities,
@@ -64,7 +64,7 @@ def _clean(value: str) -> str:
 
 
 @dataclass(frozen=True)
-class WebAdapter(ChannelAdapter):
+class WebAdapter(KeyedBySender, ChannelAdapter):
     """``sign_in`` checks numbers and codes; ``secret`` signs the visit cookie (Flask's secret key)."""
 
     sign_in: SignIn
@@ -84,10 +84,6 @@ class WebAdapter(ChannelAdapter):
     @property
     def capabilities(self) -> ChannelCapabilities:
         return CAPABILITIES
-
-    @property
-    def session_policy(self) -> SessionPolicy:
-        return SessionPolicy("user", self.idle_seconds)
 
     def owns(self, path: str) -> bool:
         return path == self.prefix or path.startswith(self.prefix + "/")

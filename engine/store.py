@@ -23,6 +23,7 @@ from typing import Protocol
 
 import redis
 
+from .lean_script import LeanScript
 from .session import Session, UnreadableSession
 
 __all__ = [
@@ -227,10 +228,10 @@ class RedisSessionStore(SessionStore):
         self._lock_ttl_ms = lock_ttl_ms
         self._resume_seconds = resume_seconds
         self.read_ahead = read_ahead
-        # Registered once: each call is an EVALSHA (the script is loaded again if Redis forgot it).
-        self._release = client.register_script(_RELEASE)
-        self._begin = client.register_script(_BEGIN)
-        self._end = client.register_script(_END)
+        # Each call is an EVALSHA with little client work (the script is loaded again if Redis forgot it).
+        self._release = LeanScript(client, _RELEASE)
+        self._begin = LeanScript(client, _BEGIN)
+        self._end = LeanScript(client, _END)
 
     @classmethod
     def from_url(cls, url: str, **kwargs: object) -> RedisSessionStore:

@@ -20,18 +20,30 @@ HOME = "CON ElecNet - 1000001\n1. Solde et factures"
 
 @dataclass
 class CommandLog:
-    """The Redis commands the product sends, through every client it holds."""
+    """The Redis commands the product writes to its sockets, through every client it holds (a
+    pipeline or a script call is one write, one round trip)."""
 
     sent: list[str] = field(default_factory=list)
 
     def watch(self, client: redis.Redis) -> None:
-        inner = client.execute_command
+        pool = client.connection_pool
+        get_connection = pool.get_connection
 
-        def counted(*args: Any, **options: Any) -> Any:
-            self.sent.append(str(args[0]).upper())
-            return inner(*args, **options)
+        def counted_connection(*args: Any, **options: Any) -> Any:
+            connection = get_connection(*args, **options)
+            if not getattr(connection, "_counted", False):
+                send = connection.send_packed_command
 
-        client.execute_command = counted  # type: ignore[method-assign]
+                def counted(command: Any, *rest: Any, **more: Any) -> Any:
+                    head = b"".join(command) if isinstance(command, list) else bytes(command)
+                    self.sent.append(head.split(b"\r\n")[2].decode().upper())   # "*N", "$len", name
+                    return send(command, *rest, **more)
+
+                connection.send_packed_command = counted
+                connection._counted = True
+            return connection
+
+        pool.get_connection = counted_connection  # type: ignore[method-assign]
 
 
 @pytest.fixture

@@ -10,8 +10,8 @@ what matters and drops the rest:
   fork safety stay redis-py's), packs ``EVALSHA`` itself with the fixed head packed once, and reads
   the reply with redis-py's parser;
 * a Redis that forgot the script (restarted, ``SCRIPT FLUSH``) gets it loaded again, as ``Script`` does;
-* a broken connection (Redis restarted between two hops) is dropped and the call tried once more on
-  a fresh one, as redis-py's default retry would; a second failure raises ``redis.ConnectionError``.
+* a connection Redis closed between two hops (restarted) is opened again by the pool before use; one
+  that breaks during the call is dropped and the error raised (the store answers "unavailable").
 """
 
 from __future__ import annotations
@@ -47,19 +47,17 @@ class LeanScript:
         return b"".join((b"*%d\r\n$7\r\nEVALSHA\r\n" % (3 + len(keys) + len(args)), self._sha_bulk,
                          _bulk(len(keys)), *map(_bulk, keys), *map(_bulk, args)))
 
-    def _send(self, packed: bytes, retry: bool = True) -> Any:
+    def _send(self, packed: bytes) -> Any:
         pool = self._client.connection_pool
-        connection = pool.get_connection()
+        connection = pool.get_connection()   # a connection Redis closed meanwhile is opened again here
         try:
             connection.send_packed_command([packed])
             return connection.read_response()
         except (redis.ConnectionError, redis.TimeoutError):
-            connection.disconnect()
-            if not retry:
-                raise
+            connection.disconnect()   # never handed out again half-read
+            raise
         finally:
             pool.release(connection)
-        return self._send(packed, retry=False)
 
     def __call__(self, keys: Sequence[Arg] = (), args: Sequence[Arg] = ()) -> Any:
         packed = self._packed(keys, args)

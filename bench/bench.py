@@ -53,7 +53,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from procs import cpu_seconds, descendant_running, nofile_limit
 from report import KINDS, chart, table
-from ussd_hops import HOST, PY, ROOT, child, free_port, run_checked, wait_http
+from ussd_hops import HOST, PY, ROOT, Histogram, child, free_port, run_checked, scrape, wait_http
 
 from app.web_servers import DEFAULT_SERVER, SERVERS
 
@@ -106,6 +106,9 @@ class Cell:
     cpu_ms: float = 0.0
     error_detail: dict[str, int] = field(default_factory=dict)
     bad_sample: str = ""  # the start of one answer counted as bad
+    # ours only: the engine's own time per hop (engine_own_seconds, back ends excluded), from /metrics
+    own_p50_ms: float | None = None
+    own_p99_ms: float | None = None
 
     @property
     def rps(self) -> float:
@@ -379,16 +382,25 @@ def wait_idle(server: Server, limit: float = 60.0) -> None:
             return
 
 
+def engine_own(server: Server) -> Histogram | None:
+    """``engine_own_seconds`` of the USSD channel summed over every worker (multiprocess mode), for ours."""
+    return scrape(server.port)["engine_own_seconds"] if server.name == "ours" else None
+
+
 def measure(server: Server, kind: str, connections: int, seconds: float, run: str, slots: int) -> Cell:
     wait_idle(server)
+    own_before = engine_own(server)
     before = cpu_seconds(server.pids)
     result = wrk(server, kind, connections, seconds, "load", slots, run)
     cpu = cpu_seconds(server.pids) - before
+    own_after = engine_own(server)
+    own = own_after - own_before if own_after is not None and own_before is not None else None
     detail = {k: result[k] for k in ("connect", "read", "write", "status", "timeout", "bad") if result[k]}
     requests = result["requests"]
     return Cell(server.name, kind, connections, requests, result["duration_us"] / 1e6, result["p50_us"] / 1e3,
                 result["p95_us"] / 1e3, result["p99_us"] / 1e3, sum(detail.values()),
-                cpu * 1000 / requests if requests else 0.0, detail, result["bad_sample"])
+                cpu * 1000 / requests if requests else 0.0, detail, result["bad_sample"],
+                own.quantile(0.5) * 1000 if own else None, own.quantile(0.99) * 1000 if own else None)
 
 
 def redis_bytes_per_session(store: redis.Redis, server: Server) -> float:

@@ -23,6 +23,12 @@ def _cells(results: dict[str, Any]) -> dict[tuple[str, str, int], dict[str, Any]
     return {(c["server"], c["kind"], c["concurrency"]): c for c in results["cells"]}
 
 
+def _own(cell: dict[str, Any]) -> str:
+    """The engine's own time per hop (ours only; older results have none)."""
+    p50, p99 = cell.get("own_p50_ms"), cell.get("own_p99_ms")
+    return "-" if p50 is None or p99 is None else f"{p50:.2f} / {p99:.2f}"
+
+
 def table(results: dict[str, Any]) -> str:
     """One Markdown table: every cell, each figure beside its ratio to the floor of the same cell."""
     m = results["machine"]
@@ -32,8 +38,8 @@ def table(results: dict[str, Any]) -> str:
         f"{results['server']}; wrk 2 threads, {results['seconds']:g} s per cell."),
         "",
         ("| hop | conns | server | req/s | ×floor | p50 ms | p95 ms | p99 ms | p99 ×floor | errors "
-        "| CPU ms/hop | CPU ×floor |"),
-        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| CPU ms/hop | CPU ×floor | engine own p50 / p99 ms |"),
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     concurrencies = sorted({c["concurrency"] for c in results["cells"]})
     for kind in KINDS:
@@ -50,7 +56,7 @@ def table(results: dict[str, Any]) -> str:
                     f"| {KIND_LABELS[kind]} | {conc} | {name} | {c['rps']:.0f} | {_ratio(c['rps'], f['rps'])} "
                     f"| {c['p50_ms']:.1f} | {c['p95_ms']:.1f} | {c['p99_ms']:.1f} "
                     f"| {_ratio(c['p99_ms'], f['p99_ms'])} | {errors} | {c['cpu_ms']:.2f} "
-                    f"| {_ratio(c['cpu_ms'], f['cpu_ms'])} |")
+                    f"| {_ratio(c['cpu_ms'], f['cpu_ms'])} | {_own(c)} |")
     memory = results["redis_bytes"]
     floor_bytes = memory.get("floor", 0.0)
     lines += ["", "Redis bytes per idle session (MEMORY USAGE after a dial): " + ", ".join(

@@ -84,6 +84,7 @@ class Server:
     routes: dict[str, tuple[str, str]] = field(default_factory=lambda: {
         "dial": ("-", "-"), "nav": ("98,0", "-"), "balance": ("1,0", "-")})
     stateful: bool = True  # False: every hop costs the same whatever the session (the floor): no seeding
+    engine: bool = False   # the product: its /metrics tell the engine's own time per hop
 
     @property
     def url(self) -> str:
@@ -254,7 +255,7 @@ def start_ours(stack: contextlib.ExitStack, tmp: Path, database_url: str, server
                   "en cours|indisponible|Choix invalide",
                   # the main menu has one page: paging is measured on the bills list (balance, bills),
                   # next page 98 / previous page 99 ("0" there goes back to the balance screen)
-                  {"dial": ("-", "-"), "nav": ("98,99", "1*1"), "balance": ("1,0", "-")}), bo_port
+                  {"dial": ("-", "-"), "nav": ("98,99", "1*1"), "balance": ("1,0", "-")}, engine=True), bo_port
 
 
 def start_floor(stack: contextlib.ExitStack, tmp: Path) -> Server:
@@ -383,8 +384,8 @@ def wait_idle(server: Server, limit: float = 60.0) -> None:
 
 
 def engine_own(server: Server) -> Histogram | None:
-    """``engine_own_seconds`` of the USSD channel summed over every worker (multiprocess mode), for ours."""
-    return scrape(server.port)["engine_own_seconds"] if server.name == "ours" else None
+    """``engine_own_seconds`` of the USSD channel summed over every worker (multiprocess mode), for the product."""
+    return scrape(server.port)["engine_own_seconds"] if server.engine else None
 
 
 def measure(server: Server, kind: str, connections: int, seconds: float, run: str, slots: int) -> Cell:

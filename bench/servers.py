@@ -67,15 +67,17 @@ def start_engines(stack: contextlib.ExitStack, tmp: Path, database_url: str, ser
     wait_http(bo_port, "/healthz", backoffice, tmp / "backoffice.log")
     engines = []
     for name in servers:
+        server, _, workers = name.partition(":")   # "sync:4": gunicorn sync with 4 workers (default 2)
         port = free_port()
         own = dict(env, PORT=str(port), PUBLIC_BASE_URL=f"http://{HOST}:{port}",
-                   PROMETHEUS_MULTIPROC_DIR=str(tmp / f"prometheus-{name}"))
+                   PROMETHEUS_MULTIPROC_DIR=str(tmp / f"prometheus-{name.replace(':', '-')}"))
         Path(own["PROMETHEUS_MULTIPROC_DIR"]).mkdir(parents=True, exist_ok=True)
-        log = tmp / f"{name}.log"
-        proc = stack.enter_context(child(engine_command(name, HOST, port, 2, access_log=False), own, log))
+        log = tmp / f"{name.replace(':', '-')}.log"
+        proc = stack.enter_context(child(engine_command(server, HOST, port, int(workers or 2), access_log=False),
+                                         own, log))
         wait_http(port, "/healthz", proc, log)
         engines.append(Server(name, port, "/ussd/africastalking", [proc.pid], env["USSD_GATEWAY_TOKEN"], REJECTS,
-                              {"dial": ("-", "-"), "nav": ("98,99", "1*1"), "balance": ("1,0", "-")}))
+                              {"dial": ("-", "-"), "nav": ("98,99", "1*1"), "balance": ("1,0", "-")}, engine=True))
     return engines
 
 
@@ -83,16 +85,22 @@ def table(results: dict[str, Any]) -> str:
     """Per hop and concurrency, each server's median over the rounds, with its ratio to the floor and to gthread."""
     m = results["machine"]
     lines = [(f"Machine: {m['nproc']} CPUs, {m['cpu']}, Python {m['python']}, {m['date']}; wrk 2 threads, "
-             f"{results['seconds']:g} s per cell, {results['rounds']} round(s) (medians); 2 workers each, "
+             f"{results['seconds']:g} s per cell, {results['rounds']} round(s) (medians); 2 workers each unless named server:N, "
              "access log off."), "",
-             "| hop | conns | server | req/s | ×floor | ×gthread | p50 ms | p99 ms | p99 ×floor | errors | CPU ms/hop |",
-             "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "| hop | conns | server | req/s | ×floor | ×gthread | p50 ms | p99 ms | p99 ×floor | errors | CPU ms/hop "
+             "| engine own p50 / p99 ms |",
+             "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     groups: dict[tuple[str, int, str], list[dict[str, Any]]] = {}
     for cell in results["cells"]:
         groups.setdefault((cell["kind"], cell["concurrency"], cell["server"]), []).append(cell)
 
     def median(kind: str, conc: int, server: str, key: str) -> float:
-        return statistics.median(c[key] for c in groups.get((kind, conc, server), [{key: 0.0}]))
+        return statistics.median(c[key] or 0.0 for c in groups.get((kind, conc, server), [{key: 0.0}]))
+
+    def own(kind: str, conc: int, server: str) -> str:
+        if server == "floor":
+            return "-"
+        return f"{median(kind, conc, server, 'own_p50_ms'):.2f} / {median(kind, conc, server, 'own_p99_ms'):.2f}"
 
     for kind in KINDS:
         for conc in sorted({c["concurrency"] for c in results["cells"]}):
@@ -108,7 +116,7 @@ def table(results: dict[str, Any]) -> str:
                              f"{rps / base:.2f}x | {median(kind, conc, server, 'p50_ms'):.1f} | {p99:.1f} | "
                              f"{p99 / floor_p99:.2f}x | "
                              f"{sum(c['errors'] for c in groups[(kind, conc, server)])} | "
-                             f"{median(kind, conc, server, 'cpu_ms'):.2f} |")
+                             f"{median(kind, conc, server, 'cpu_ms'):.2f} | {own(kind, conc, server)} |")
     return "\n".join(lines)
 
 
@@ -149,7 +157,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--servers", default=",".join(SERVERS), help="comma-separated, of " + ", ".join(SERVERS))
+    parser.add_argument("--servers", default=",".join(SERVERS),
+                        help="comma-separated, of " + ", ".join(SERVERS) + "; NAME:N for N workers (default 2)")
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--concurrency", default="10,100,1000")
     parser.add_argument("--rounds", type=int, default=1, help="measure every cell this many times (medians)")

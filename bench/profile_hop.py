@@ -32,6 +32,7 @@ import tempfile
 import time
 import timeit
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -178,6 +179,18 @@ def cpu_per_hop(kind: Kind, hops: int, own: OwnTimes | None = None) -> float:
     return (time.process_time() - started) / hops * 1000
 
 
+def threaded_dials(app: Any, log: Any, own: OwnTimes, threads: int, hops: int) -> str:
+    """``hops`` dials sent from ``threads`` threads at once, as gthread's threads run them in one process."""
+    kinds = [Kind("dial", app, log, "/ussd/africastalking") for _ in range(threads)]
+    own.seconds.clear()
+    started = time.perf_counter()
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(lambda kind: [kind.next() for _ in range(hops // threads)], kinds))
+    wall = time.perf_counter() - started
+    return (f"dial from {threads} threads (switch interval {sys.getswitchinterval() * 1000:g} ms): "
+            f"{hops / wall:.0f} hops/s, {own.quantiles()}")
+
+
 def session_bytes(store: redis.Redis) -> str:
     from engine.session import Session
 
@@ -215,6 +228,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--profile", choices=("dial", "nav", "none"), default="dial")
     parser.add_argument("--sort", default="tottime")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="also send the dials from this many threads at once (the GIL's share of own time)")
+    parser.add_argument("--switch-interval", type=float, default=None,
+                        help="sys.setswitchinterval for the threaded run (Python's default: 0.005 s)")
     args = parser.parse_args(argv)
     tmp = Path(tempfile.mkdtemp(prefix="ussd-profile-"))
     try:
@@ -252,6 +269,10 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"{name}: {ms:.3f} ms CPU per hop in-process, {ms / floor_ms:.2f}x the floor's; "
                           f"{own.quantiles()} (one hop at a time)")
                 print(session_bytes(store))
+                if args.threads:
+                    if args.switch_interval is not None:
+                        sys.setswitchinterval(args.switch_interval)
+                    print(threaded_dials(app, log, own, args.threads, args.hops))
                 if args.profile != "none":
                     profile = cProfile.Profile(time.process_time)  # CPU, not waits on sockets
                     kind = kinds[args.profile]

@@ -170,10 +170,25 @@ class TextFormatter(string.Formatter):
                 return self.vformat(text, (), context)
         except (ValueError, IndexError, KeyError):
             return text
+        made, plain_context = self._made, type(context) is dict
         out: list[str] = []
         for literal, name, spec in parts:
             out.append(literal)
-            if name is not None:
-                # "{}" is positional in str.format: nothing to fill it with, like any missing value.
-                out.append(self.format_field(self.get_value(name or "0", (), context), spec))
+            if name is None:
+                continue
+            key = name or "0"   # "{}" is positional in str.format: nothing to fill it with, like any missing value
+            if plain_context and "." not in key:
+                # The usual field, inlined (a page turn fills dozens): a plain name, a value made before.
+                value = context.get(key)
+                if value is None:
+                    out.append("-")
+                    continue
+                if type(value) in _PLAIN_VALUES:
+                    done = made.get((type(value), value, spec))
+                    if done is not None:
+                        out.append(done)
+                        continue
+            else:
+                value = self.get_value(key, (), context)
+            out.append(self.format_field(value, spec))
         return "".join(out)

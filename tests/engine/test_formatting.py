@@ -30,7 +30,7 @@ def test_values_of_another_bill_are_not_mixed_up_with_the_first():
     fmt.fill(BILL, CONTEXT)
     other = dict(CONTEXT, n=4, amount="9800", period="2026-09")
     assert fmt.fill(BILL, other) == "4. septembre 2026 9 800 FCFA (15/11/2026) impayée"
-    assert fmt.fill("{amount:money} {amount}", other) == "9 800 FCFA 9800"   # same value, another format
+    assert fmt.fill("{amount} = {amount:money}", other) == "9800 = 9 800 FCFA"   # same value, another format
 
 
 def test_what_is_unknown_reads_as_a_dash():

@@ -4,8 +4,9 @@
 server of ``app/web_servers.py`` with 2 worker processes (the command lines ``app serve`` uses), beside one back
 office (gunicorn, as ``app serve`` runs it on the production set-up), one PostgreSQL schema of the run's own and
 one scratch Redis database, with the floor (``bench/floor_app.py``) for the ratios. wrk drives the dial of a
-known customer and the navigation hop (next/previous page of the bills list, sessions seeded beforehand) at
-each ``--concurrency``, the servers interleaved in every cell so a noisy neighbour hits them alike, and
+known customer, the navigation hop (next/previous page of the bills list) and the balance hop (``1`` then ``0``,
+half of them calling the back office), sessions seeded beforehand, at each ``--concurrency``, with the engine's
+own time per hop (``engine_own_seconds`` from each server's ``/metrics``); ``--servers sync:4`` tries 4 workers, the servers interleaved in every cell so a noisy neighbour hits them alike, and
 ``--rounds`` times over (the table keeps each server's median). The access log is off for all three (granian
 writes none): the comparison is of the servers, not of their logging.
 
@@ -52,7 +53,7 @@ from bench import (
     wrk,
 )
 
-KINDS = ("dial", "nav")
+KINDS = ("dial", "nav", "balance")
 REJECTS = "en cours|indisponible|Choix invalide"
 
 
@@ -111,7 +112,8 @@ def table(results: dict[str, Any]) -> str:
                 if (kind, conc, server) not in groups or (server == "floor" and kind != "dial"):
                     continue
                 rps, p99 = median(kind, conc, server, "rps"), median(kind, conc, server, "p99_ms")
-                hop = "floor GET+SET" if server == "floor" else {"dial": "dial", "nav": "navigation"}[kind]
+                hop = "floor GET+SET" if server == "floor" else {"dial": "dial", "nav": "navigation",
+                                                                  "balance": "balance 1/0"}[kind]
                 lines.append(f"| {hop} | {conc} | {server} | {rps:.0f} | {rps / floor_rps:.2f}x | "
                              f"{rps / base:.2f}x | {median(kind, conc, server, 'p50_ms'):.1f} | {p99:.1f} | "
                              f"{p99 / floor_p99:.2f}x | "
@@ -143,7 +145,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             for i, (round_, connections, kind, server) in enumerate(plan, 1):
                 run_name = run_id(server, kind, connections)
                 slots = slots_for(connections)
-                if kind == "nav":
+                if kind != "dial":
                     slots, _ = seed(server, kind, connections, run_name)
                 cell = measure(server, kind, connections, args.seconds, run_name, slots)
                 cells.append(asdict(cell) | {"rps": cell.rps, "round": round_})

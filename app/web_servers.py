@@ -14,7 +14,7 @@ from __future__ import annotations
 import sys
 from typing import Final
 
-__all__ = ["DEFAULT_SERVER", "LABELS", "SERVERS", "engine_command"]
+__all__ = ["DEFAULT_SERVER", "LABELS", "SERVERS", "THREADS", "engine_command"]
 
 SERVERS: Final = ("gthread", "sync", "granian")
 DEFAULT_SERVER: Final = "gthread"
@@ -23,14 +23,15 @@ THREADS: Final = 4
 
 
 def engine_command(server: str, host: str, port: int | str, workers: int | str,
-                   access_log: bool = True) -> list[str]:
-    """The command that serves ``wsgi:app`` under ``server`` on ``host:port`` with ``workers`` processes."""
+                   access_log: bool = True, threads: int = THREADS) -> list[str]:
+    """The command that serves ``wsgi:app`` under ``server`` on ``host:port`` with ``workers`` processes
+    (of ``threads`` threads each, but for sync)."""
     if server not in SERVERS:
         raise ValueError(f"unknown server '{server}': one of {', '.join(SERVERS)}")
     if server == "granian":
         return [sys.executable, "-m", "granian", "--interface", "wsgi", "--host", host, "--port", str(port),
-                "--workers", str(workers), "--blocking-threads", str(THREADS), "--log-level", "warning",
+                "--workers", str(workers), "--blocking-threads", str(threads), "--log-level", "warning",
                 "wsgi:app"]
-    threads = ["--threads", str(THREADS)] if server == "gthread" else ["--worker-class", "sync"]
-    return [sys.executable, "-m", "gunicorn", "--bind", f"{host}:{port}", "--workers", str(workers), *threads,
+    kind = ["--threads", str(threads)] if server == "gthread" else ["--worker-class", "sync"]
+    return [sys.executable, "-m", "gunicorn", "--bind", f"{host}:{port}", "--workers", str(workers), *kind,
             *(["--access-logfile", "-"] if access_log else []), "--config", "python:app.gunicorn_conf", "wsgi:app"]

@@ -35,7 +35,7 @@ from procs import nofile_limit
 from ussd_hops import HOST, PY, child, free_port, run_checked, wait_http
 
 import bench as main_bench
-from app.web_servers import SERVERS, engine_command
+from app.web_servers import SERVERS, THREADS, engine_command
 from bench import (
     PG_URL,
     RESULTS,
@@ -68,13 +68,16 @@ def start_engines(stack: contextlib.ExitStack, tmp: Path, database_url: str, ser
     wait_http(bo_port, "/healthz", backoffice, tmp / "backoffice.log")
     engines = []
     for name in servers:
-        server, _, workers = name.partition(":")   # "sync:4": gunicorn sync with 4 workers (default 2)
+        # "sync:4": gunicorn sync with 4 workers (default 2); "gthread:4x1": 4 workers of 1 thread
+        server, _, shape = name.partition(":")
+        workers, _, threads = shape.partition("x")
         port = free_port()
         own = dict(env, PORT=str(port), PUBLIC_BASE_URL=f"http://{HOST}:{port}",
                    PROMETHEUS_MULTIPROC_DIR=str(tmp / f"prometheus-{name.replace(':', '-')}"))
         Path(own["PROMETHEUS_MULTIPROC_DIR"]).mkdir(parents=True, exist_ok=True)
         log = tmp / f"{name.replace(':', '-')}.log"
-        proc = stack.enter_context(child(engine_command(server, HOST, port, int(workers or 2), access_log=False),
+        proc = stack.enter_context(child(engine_command(server, HOST, port, int(workers or 2), access_log=False,
+                                                        threads=int(threads or THREADS)),
                                          own, log))
         wait_http(port, "/healthz", proc, log)
         engines.append(Server(name, port, "/ussd/africastalking", [proc.pid], env["USSD_GATEWAY_TOKEN"], REJECTS,
@@ -160,7 +163,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--servers", default=",".join(SERVERS),
-                        help="comma-separated, of " + ", ".join(SERVERS) + "; NAME:N for N workers (default 2)")
+                        help="comma-separated, of " + ", ".join(SERVERS) + "; NAME:N for N workers (default 2), NAME:NxT for T threads each")
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--concurrency", default="10,100,1000")
     parser.add_argument("--rounds", type=int, default=1, help="measure every cell this many times (medians)")

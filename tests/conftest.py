@@ -1,6 +1,7 @@
 """Suite-wide pytest configuration: shared fixture plugins."""
 
-pytest_plugins = ["tests.support.clock", "tests.support.engine", "tests.support.backoffice"]
+pytest_plugins = ["tests.support.clock", "tests.support.engine", "tests.support.backoffice",
+                  "tests.support.throwaway_redis"]
 
 
 def pytest_addoption(parser):  # type: ignore[no-untyped-def]

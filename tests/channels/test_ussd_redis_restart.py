@@ -9,7 +9,6 @@ from dataclasses import replace
 from app.factory import create_app
 
 from ..support.engine import UssdPhone
-from ..support.throwaway_redis import throwaway_redis  # noqa: F401 - the fixture
 
 
 def test_redis_lost_mid_session_then_back(settings, throwaway_redis):

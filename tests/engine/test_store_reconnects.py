@@ -13,7 +13,7 @@ import redis
 from engine import RedisSessionStore, Session
 from engine.store import StoreUnavailable
 
-from ..support.throwaway_redis import ThrowawayRedis, throwaway_redis  # noqa: F401 - the fixture
+from ..support.throwaway_redis import ThrowawayRedis
 
 KEY = "ussd:ATUid_1"
 

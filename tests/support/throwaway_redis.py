@@ -47,7 +47,7 @@ class ThrowawayRedis:
 
 
 @pytest.fixture
-def throwaway_redis(tmp_path) -> Iterator[ThrowawayRedis]:
+def throwaway_redis(tmp_path: Path) -> Iterator[ThrowawayRedis]:
     need_binary("redis-server")   # under REQUIRE_SERVICES=1 a missing binary fails instead of skipping
     server = ThrowawayRedis(tmp_path)
     server.start()

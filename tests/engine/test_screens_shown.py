@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import logging
+
 import pytest
 
 from engine import ChannelCapabilities, Engine, FlowSet, Reply, SessionStore, Turn
@@ -42,11 +44,13 @@ class ScreensSteps(CountingSteps):
         }
 
     def _pay(self, ctx: StepContext) -> StepResult:
+        if int(ctx.data["amount"]) > 4000:
+            return StepResult("declined")
         self.payments += 1
         return StepResult("ok")
 
     def outcomes(self, name: str) -> frozenset[str]:
-        return frozenset({"ok", "wrong", "refused"})
+        return frozenset({"ok", "wrong", "refused", "declined"})
 
 
 class Audit:
@@ -139,6 +143,23 @@ def test_after_a_payment_back_leads_to_the_main_menu_not_to_the_amount_prompt(sc
     assert screens_steps.payments == 1
 
 
+def test_after_a_declined_payment_back_leads_to_the_amount_prompt_again(screens, screens_steps):
+    phone = Handset(screens)
+    phone.dial()
+    phone.answer("2")
+    assert phone.answer("4500").text.startswith("Paiement refusé.")
+    assert phone.answer("0").text == "Montant:\n0. Retour 00. Accueil"
+    assert screens_steps.payments == 0
+
+
+def test_home_leads_to_the_main_menu_while_an_operator_has_the_state_machine_log_on(handset, caplog):
+    caplog.set_level(logging.DEBUG, logger="transitions")
+    phone = handset()
+    phone.dial()
+    phone.answer("1")
+    assert phone.answer("00").text == DEMO_HOME
+
+
 def test_a_vip_greeting_continued_to_the_main_menu_offers_no_back(store):
     engine = Engine(FlowSet(load_menus(DEMO)), store, CountingSteps(vip=True))
     phone = Handset(engine)
@@ -178,7 +199,15 @@ def test_an_english_customers_last_screen_is_marked_english_for_the_channel(stor
     assert retried.screen is not None and retried.screen.language == "en"
 
 
-# ------------------------------------------------------------ a chat keyword held until the main menu
+# ------------------------------------------------------------ inputs held until the main menu
+
+
+def test_inputs_dialled_with_the_code_wait_past_every_screen_before_the_main_menu(screens):
+    phone = Handset(screens, channel="onboard")
+    assert phone.dial("1").text == "Conditions\n1. Accepter"
+    # Accepting leads to a second screen before the main menu: the dialled 1 still waits.
+    assert phone.answer("1").text == "Votre prénom:\n0. Retour 00. Accueil"
+    assert phone.answer("Awa").text.startswith("Solde 5000")
 
 
 def test_a_chat_keyword_sent_before_a_vip_greeting_opens_its_screen_once_the_main_menu_is_reached(store):
@@ -224,6 +253,18 @@ def test_a_step_answer_the_flow_does_not_expect_ends_politely_and_the_audit_keep
     ended = phone.answer("5")
     assert ended.end and ended.text == "Service indisponible."
     assert [(r.outcome, r.nodes[-1]) for r in audit.records] == [("refused", "broken")]
+
+
+def test_three_wrong_choices_end_politely_and_the_audit_says_too_many_errors(store):
+    audit = Audit()
+    engine = Engine(FlowSet(load_menus(SCREENS)), store, ScreensSteps(), audit=audit)
+    phone = Handset(engine)
+    phone.dial()
+    phone.answer("9")
+    phone.answer("8")
+    ended = phone.answer("7")
+    assert ended.end and ended.text == "Trop d'erreurs."
+    assert [r.outcome for r in audit.records] == ["too_many_errors"]
 
 
 # ------------------------------------------------------------ resuming behind a PIN prompt

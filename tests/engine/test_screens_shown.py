@@ -221,6 +221,40 @@ def test_a_chat_keyword_sent_before_a_vip_greeting_opens_its_screen_once_the_mai
     assert send("1", "m2").text.startswith("Choisissez:\n1. Article 1 1 000 FCFA")
 
 
+# ------------------------------------------------------------ options hidden by their condition
+
+
+def test_an_option_hidden_by_its_condition_hides_none_of_the_options_after_it(screens):
+    phone = Handset(screens, channel="onboard")
+    phone.dial()
+    phone.answer("1")
+    assert phone.answer("Awa").text == "Bienvenue Awa\n1. Solde\n3. Aide"
+    assert phone.answer("3").text.startswith("Appelez le 800")
+
+
+def test_the_option_shows_for_the_customer_its_condition_names(screens):
+    phone = Handset(screens, channel="onboard")
+    phone.dial()
+    phone.answer("1")
+    assert phone.answer("Chef").text == "Bienvenue Chef\n1. Solde\n2. Équipe\n3. Aide"
+
+
+def test_a_session_started_before_a_menu_reload_keeps_its_options_conditions(store, tmp_path):
+    flows = FlowSet(load_menus(DEMO))
+    engine = Engine(flows, store, CountingSteps(vip=True))
+    phone = Handset(engine)
+    phone.dial()
+    assert phone.answer("1").text == DEMO_HOME + "\n7. Secret"
+    # The menus are reloaded: the secret option is now for everyone but VIPs.
+    reloaded = tmp_path / "menus.yaml"
+    reloaded.write_text(DEMO.read_text(encoding="utf-8").replace('when: "vip"', 'when: "not vip"'), encoding="utf-8")
+    flows.load(load_menus(reloaded))
+    # The session goes on in the menus it started with, until it ends.
+    assert phone.answer("9").text == "Choix invalide.\n" + DEMO_HOME + "\n7. Secret"
+    assert phone.answer("7").text.startswith("Réservé")
+    assert Handset(engine, session="new").dial().text == "Bonjour Awa, etre à Thiès\n1. Liste\n2. Montant\n3. Panne\n4. Fin"
+
+
 # ------------------------------------------------------------ pages and the gateway's prefix
 
 

@@ -13,7 +13,8 @@ from menus import load_menus
 
 from .fakes import CountingSteps
 
-# "home" has no English text; "back" is missing altogether; the "ask" prompt's text is English only.
+# "home" has no English text; "back" is missing altogether; the main menu's text is French only and
+# the "ask" prompt's English only.
 MENUS = """\
 languages: [fr, en]
 default_language: fr
@@ -37,7 +38,7 @@ flows:
     nodes:
       home:
         kind: menu
-        text: {fr: "Accueil", en: "Home"}
+        text: {fr: "Accueil"}
         options:
           - {label: {fr: "Code", en: "Code"}, target: ask}
       ask:
@@ -68,6 +69,10 @@ def hop(engine: Engine, text: str, language: str) -> Reply:
 def test_an_english_customer_reads_the_french_home_label_when_it_has_no_english_text(engine):
     hop(engine, "", "en")
     assert hop(engine, "1", "en").text == "Code:\n0. back 00. Accueil"
+
+
+def test_an_english_customer_reads_the_french_text_of_a_screen_that_has_no_english_text(engine):
+    assert hop(engine, "", "en").text == "Accueil\n1. Code"
 
 
 def test_a_system_text_missing_from_the_file_shows_its_key_rather_than_failing(engine):

@@ -232,6 +232,14 @@ def test_an_option_hidden_by_its_condition_hides_none_of_the_options_after_it(sc
     assert phone.answer("3").text.startswith("Appelez le 800")
 
 
+def test_a_list_whose_back_end_answered_one_object_instead_of_a_list_shows_no_items(store):
+    steps = CountingSteps()
+    steps._steps["demo.items"] = lambda ctx: StepResult("ok", {"items": {"label": "Article 1", "amount": "1000"}})
+    phone = Handset(Engine(FlowSet(load_menus(DEMO)), store, steps))
+    phone.dial()
+    assert phone.answer("1").text == "Choisissez:\n0. Retour 00. Accueil"
+
+
 def test_the_option_shows_for_the_customer_its_condition_names(screens):
     phone = Handset(screens, channel="onboard")
     phone.dial()

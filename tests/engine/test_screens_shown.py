@@ -24,7 +24,7 @@ from .fakes import CountingSteps
 
 SCREENS = Path(__file__).parent / "flows" / "screens.yaml"
 DEMO_HOME = "Bonjour Awa, etre à Thiès\n1. Liste\n2. Montant\n3. Panne\n4. Fin"
-HOME = "Accueil\n1. Cartes\n2. Payer\n3. Virer\n4. Relevé\n5. Panne"
+HOME = "Accueil\n1. Cartes\n2. Payer\n3. Virer\n4. Relevé\n5. Panne\n6. Mois"
 PIN = "1234"
 
 
@@ -41,6 +41,7 @@ class ScreensSteps(CountingSteps):
             "screens.balance": lambda ctx: StepResult("ok", {"balance": self.balance}),
             "screens.check_pin": lambda ctx: StepResult("ok" if ctx.secrets.get("pin") == PIN else "wrong"),
             "screens.refused": lambda ctx: StepResult("refused"),
+            "screens.months": lambda ctx: StepResult("ok", {"months": ["Janvier", "Février"]}),
         }
 
     def _pay(self, ctx: StepContext) -> StepResult:
@@ -230,6 +231,13 @@ def test_an_option_hidden_by_its_condition_hides_none_of_the_options_after_it(sc
     phone.answer("1")
     assert phone.answer("Awa").text == "Bienvenue Awa\n1. Solde\n3. Aide"
     assert phone.answer("3").text.startswith("Appelez le 800")
+
+
+def test_a_list_of_plain_names_shows_each_name_as_a_choice(screens):
+    phone = Handset(screens)
+    phone.dial()
+    assert phone.answer("6").text == "Quel mois ?\n1. Janvier\n2. Février\n0. Retour 00. Accueil"
+    assert phone.answer("2").text.startswith("Relevé de Février")
 
 
 def test_a_list_whose_back_end_answered_one_object_instead_of_a_list_shows_no_items(store):

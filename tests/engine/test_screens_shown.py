@@ -180,6 +180,20 @@ def test_a_channel_that_lists_no_navigation_shows_no_back_or_home_but_takes_them
     assert phone.answer("0").text == DEMO_HOME
 
 
+def test_on_a_channel_that_lists_no_navigation_99_after_98_past_the_last_page_shows_the_page_before(store):
+    # Eleven items take two pages without the Back/Home line, three with it.
+    engine = Engine(FlowSet(load_menus(DEMO)), store, CountingSteps(items=11))
+    engine.declare(ChannelCapabilities("ussd", 182, "gsm7", 80, 4, show_navigation=False))
+    phone = Handset(engine)
+    phone.dial()
+    first = phone.answer("1")
+    assert first.pages == 2 and first.text.endswith("6. Article 6 6 000 FCFA\n98. Suite")
+    last = phone.answer("98")
+    assert last.text.startswith("7. Article 7") and last.text.endswith("11. Article 11 11 000 FCFA\n99. Préc.")
+    assert phone.answer("98").text == last.text
+    assert phone.answer("99").text == first.text
+
+
 def test_an_english_customer_reads_back_and_home_in_english(store):
     engine = Engine(FlowSet(load_menus(DEMO)), store, CountingSteps())
     phone = EnglishHandset(engine)

@@ -36,12 +36,13 @@ class ScreensSteps(CountingSteps):
         super().__init__()
         self.balance = "5000"
         self.payments = 0
+        self.months = ["Janvier", "Février"]
         self._steps = {
             "screens.pay": self._pay,
             "screens.balance": lambda ctx: StepResult("ok", {"balance": self.balance}),
             "screens.check_pin": lambda ctx: StepResult("ok" if ctx.secrets.get("pin") == PIN else "wrong"),
             "screens.refused": lambda ctx: StepResult("refused"),
-            "screens.months": lambda ctx: StepResult("ok", {"months": ["Janvier", "Février"]}),
+            "screens.months": lambda ctx: StepResult("ok", {"months": self.months}),
         }
 
     def _pay(self, ctx: StepContext) -> StepResult:
@@ -296,6 +297,18 @@ def test_pages_leave_room_for_a_long_gateway_prefix(screens):
     assert first.pages > 1
     assert all(len(page) + 120 <= 182 for page in [first.text, statement.answer("98").text])
     assert len(phone.dial().text) + 120 <= 182
+
+
+@pytest.mark.parametrize(("length", "pages"), [(4096, 1), (4097, 2)])
+def test_a_channel_nobody_declared_shows_up_to_4096_characters_a_page(screens, screens_steps, length, pages):
+    # "Quel mois ?\n1. {a}\n2. {b}\n0. Retour 00. Accueil" is 41 characters and the two names.
+    screens_steps.months = ["x" * 2028, "y" * (length - 41 - 2028)]
+    phone = Handset(screens, channel="kiosk")
+    phone.dial()
+    shown = phone.answer("6")
+    assert shown.pages == pages
+    if pages == 1:
+        assert len(shown.text) == length
 
 
 def test_the_same_statement_fits_one_page_where_the_prefix_is_short(screens):

@@ -496,7 +496,7 @@ class Engine:
             if text in (NEXT_PAGE, PREVIOUS_PAGE) and not self._accepts(node, text):
                 # Paging is never an error: past either end of the pages, the customer stays put.
                 screen = self._current(session, flow)
-                pages = len(self._pages(session, screen))
+                pages = len(self._pages(session, self._as_shown(session.channel, screen)))
                 session.page = max(0, min(pages - 1, session.page + (1 if text == NEXT_PAGE else -1)))
                 return screen
             if text in (BACK, HOME) and not session.history and not node.takes_value:
@@ -701,9 +701,14 @@ class Engine:
             self._laid_out[key] = pages
         return pages
 
+    def _as_shown(self, channel: str, screen: Screen) -> Screen:
+        """The screen as the channel shows it: without Back/Home on a channel that lists none."""
+        if screen.nav and not self.capabilities(channel).show_navigation:
+            return replace(screen, nav=())
+        return screen
+
     def _reply(self, session: Session, screen: Screen) -> Reply:
-        if screen.nav and not self.capabilities(session.channel).show_navigation:
-            screen = replace(screen, nav=())
+        screen = self._as_shown(session.channel, screen)
         pages = self._pages(session, screen)
         page = min(session.page, len(pages) - 1)
         return Reply(pages[page], screen.end, screen, page, len(pages))

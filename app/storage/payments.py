@@ -9,13 +9,15 @@ answer to a status question the worker asks. After five unanswered questions it 
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.settings import utc_now
 from dialogs.backends import FINAL_PAYMENT_STATUSES
 from dialogs.stores import LocalPayment, ProviderResult
 
@@ -27,19 +29,18 @@ _OPEN = ("pending", "unconfirmed")   # states the provider's word may still sett
 
 
 def _payment(row: PaymentIntentRow) -> LocalPayment:
+    # language, currency and status_checks are NOT NULL with defaults (migrations 0002, 0003, 0005).
     return LocalPayment(row.idempotency_key, row.msisdn, row.account_number, row.purpose, Decimal(row.amount),
                         row.status, row.provider_payment_id, row.reference, row.token, row.failure_reason,
-                        row.created_at, row.language or "fr", row.currency or "XOF", row.wallet,
-                        row.status_checks or 0)
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
+                        row.created_at, row.language, row.currency, row.wallet, row.status_checks)
 
 
 class SqlPaymentLedger:
-    def __init__(self, sessions: sessionmaker[Session]) -> None:
-        self._sessions = sessions
+    """The ledger; ``clock`` (aware UTC) stamps when a payment went pending, so the worker's
+    "pending past N minutes" (``due_for_status(now, ...)``) is measured on the same clock as its ``now``."""
+
+    def __init__(self, sessions: sessionmaker[Session], clock: Callable[[], datetime] = utc_now) -> None:
+        self._sessions, self._clock = sessions, clock
 
     def _by_key(self, db: Session, key: str) -> PaymentIntentRow | None:
         return db.scalars(select(PaymentIntentRow).where(PaymentIntentRow.idempotency_key == key)).first()
@@ -69,7 +70,7 @@ class SqlPaymentLedger:
             row.provider_payment_id = provider_payment_id
             if row.status == "created":
                 row.status = "pending"
-                row.pending_since = _utcnow()
+                row.pending_since = self._clock()
             db.commit()
             return _payment(row)
 

@@ -28,6 +28,7 @@ from backoffice.models import PaymentIntent
 from dialogs.payments import MAX_STATUS_CHECKS, settle_provider_result
 from dialogs.stores import ProviderResult
 from tests.channels.test_ussd_payments import PIN, pay_whole_balance
+from tests.support.clock import SettableClock
 from tests.support.engine import UssdPhone
 from tests.support.services import free_port
 
@@ -155,6 +156,19 @@ def test_the_provider_unreachable_counts_as_a_question(phone, deps, unreachable)
                    backend_connect_timeout=0.2)
     assert run_once(down, clock=later(AFTER + 1))["payments_still_pending"] == 1
     assert deps.ledger.by_provider_id(payment_id).status_checks == 1
+
+
+def test_the_wait_is_measured_on_the_product_clock_the_worker_passes_run_on(engine_db, settings):
+    """The app's ledger stamps "pending since" on ``Settings.clock``, the clock of the worker's passes: on
+    a clock far from the wall's, a payment is due exactly ``payment_status_after_seconds`` later."""
+    clock = SettableClock(datetime(2027, 3, 1, 0, 0, 0, tzinfo=UTC))
+    deps = build_deps(replace(settings, database_url=engine_db, clock=clock), make_sessions(engine_db))
+    deps.ledger.create(idempotency_key="pay-clock", msisdn="+221770000001", account_number="1000001",
+                       purpose="bill", amount=Decimal(12500), wallet="orange_money")
+    deps.ledger.mark_pending("pay-clock", "PAY-CLOCK00000000001")
+    assert deps.ledger.due_for_status(clock.now + timedelta(seconds=AFTER - 1), AFTER) == []
+    assert [p.provider_payment_id for p in deps.ledger.due_for_status(clock.now + timedelta(seconds=AFTER), AFTER)
+            ] == ["PAY-CLOCK00000000001"]
 
 
 # ---------------------------------------------------------------- concurrent writers on the ledger

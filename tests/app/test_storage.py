@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
+from sqlalchemy import event as db_events
 from sqlalchemy import text
 
 from app.storage import (
@@ -24,6 +28,7 @@ from app.storage import (
 from app.storage.models import PinCredentialRow
 from dialogs.stores import PendingTicket
 from engine.audit import SessionRecord
+from tests.support.clock import SettableClock
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -161,7 +166,7 @@ def test_a_payment_row_keeps_what_the_customer_confirmed(sessions):
         == ("created", Decimal(5000), "prepaid", "wave", "fr", "XOF", 0)
     assert made.provider_payment_id is None and made.created_at is not None
     assert ledger.get("nope") is None and ledger.by_provider_id("nope") is None
-    with pytest.raises(KeyError):
+    with pytest.raises(KeyError, match="nope"):    # the operator's trace names the payment
         ledger.mark_pending("nope", "pay_9")
 
 
@@ -244,17 +249,15 @@ def test_a_mismatched_result_is_kept_as_received_for_an_agent(sessions):
 
 
 def test_a_payment_is_due_for_a_status_question_once_the_wait_has_passed_since_it_was_last_heard_of(sessions):
-    ledger = SqlPaymentLedger(sessions)
+    # The ledger stamps "pending since" on the clock it is given: the product's, the worker's "now".
+    clock = SettableClock(datetime(2026, 12, 31, 23, 58, tzinfo=UTC))
+    ledger = SqlPaymentLedger(sessions, clock=clock)
+    start = clock.now
     _pending(ledger)
+    clock.advance(hours=3)    # later stamps of other payments do not move this one's
     ledger.create(idempotency_key="created", msisdn=NUMBER, account_number="1000001", purpose="bill",
                   amount=Decimal(100))
-    since = ledger.get("k1")
-    with sessions() as db:
-        pending_since = db.execute(text("select pending_since from payment_intents where idempotency_key='k1'")
-                                   ).scalar_one()
-    start = pending_since if isinstance(pending_since, datetime) else datetime.fromisoformat(str(pending_since))
-    start = start.replace(tzinfo=UTC) if start.tzinfo is None else start
-    assert since.status == "pending"
+    assert ledger.get("k1").status == "pending"
     assert ledger.due_for_status(start + timedelta(seconds=299), 300) == []
     assert [p.idempotency_key for p in ledger.due_for_status(start + timedelta(seconds=300), 300)] == ["k1"]
     assert ledger.note_status_check("k1", start + timedelta(seconds=300)) == 1
@@ -264,10 +267,95 @@ def test_a_payment_is_due_for_a_status_question_once_the_wait_has_passed_since_i
     assert [p.idempotency_key for p in ledger.due_for_status(start + timedelta(seconds=600), 300)] == ["k1"]
     assert ledger.note_status_check("k1", start + timedelta(seconds=600)) == 2
     assert ledger.note_status_check("nope", start) == 0
-    _pending(ledger, "k2", "pay_2")
-    assert len(ledger.due_for_status(start + timedelta(days=1), 300, limit=1)) == 1
+    _pending(ledger, "k2", "pay_2")           # pending since start + 3 h
+    assert [p.idempotency_key for p in ledger.due_for_status(clock.now + timedelta(seconds=299), 300)] == ["k1"]
+    assert len(ledger.due_for_status(clock.now + timedelta(days=1), 300, limit=1)) == 1
     ledger.give_up("k1")
-    assert [p.idempotency_key for p in ledger.due_for_status(start + timedelta(days=1), 300)] == ["k2"]
+    assert [p.idempotency_key for p in ledger.due_for_status(clock.now + timedelta(seconds=300), 300)] == ["k2"]
+
+
+def test_pending_since_is_stamped_once_on_the_ledgers_clock_and_kept_in_utc(sessions):
+    """What an agent reads in the console and what the worker measures its wait from."""
+    clock = SettableClock(datetime(2027, 3, 1, 0, 0, 0, tzinfo=UTC))
+    ledger = SqlPaymentLedger(sessions, clock=clock)
+    _pending(ledger)
+    clock.advance(minutes=7)
+    ledger.mark_pending("k1", "pay_1")        # the provider's acknowledgement again: still pending since 00:00
+    with sessions() as db:
+        stamped = db.execute(text("select pending_since from payment_intents where idempotency_key='k1'")
+                             ).scalar_one()
+    stamped = stamped if isinstance(stamped, datetime) else datetime.fromisoformat(str(stamped))
+    assert stamped.replace(tzinfo=stamped.tzinfo or UTC) == datetime(2027, 3, 1, 0, 0, 0, tzinfo=UTC)
+
+
+def test_a_ledger_without_a_clock_stamps_pending_since_on_the_wall_clock_in_utc(sessions):
+    before = datetime.now(UTC)
+    _pending(SqlPaymentLedger(sessions))
+    after = datetime.now(UTC)
+    ledger = SqlPaymentLedger(sessions)
+    assert ledger.due_for_status(before + timedelta(seconds=299), 300) == []
+    assert [p.idempotency_key for p in ledger.due_for_status(after + timedelta(seconds=300), 300)] == ["k1"]
+
+
+@contextmanager
+def _first_commit_preceded_by(sessions, action: Callable[[], None]) -> Iterator[None]:
+    """Runs ``action`` (another writer) just before the next commit of a session of ``sessions``:
+    between the code's own reads and its writes, the moment a concurrent hop would slip in."""
+    pending = [action]
+
+    def before_commit(_session: Any) -> None:
+        if pending:
+            pending.pop()()
+
+    db_events.listen(sessions, "before_commit", before_commit)
+    try:
+        yield
+    finally:
+        db_events.remove(sessions, "before_commit", before_commit)
+
+
+def test_two_hops_creating_the_same_payment_at_once_leave_one_row_and_both_get_it(sessions):
+    """The other hop's INSERT lands between this one's look-up and its commit (a race the unique key
+    decides): this hop gets the payment on record instead of an error, and the ledger holds one row."""
+    ledger = SqlPaymentLedger(sessions)
+
+    def other_hop() -> None:
+        SqlPaymentLedger(sessions).create(idempotency_key="k1", msisdn=NUMBER, account_number="1000001",
+                                          purpose="bill", amount=Decimal(12500), wallet="wave")
+
+    with _first_commit_preceded_by(sessions, other_hop):
+        made = ledger.create(idempotency_key="k1", msisdn=NUMBER, account_number="1000001", purpose="bill",
+                             amount=Decimal(12500), wallet="wave")
+    assert (made.idempotency_key, made.status, made.amount, made.wallet) == ("k1", "created", Decimal(12500), "wave")
+    with sessions() as db:
+        assert db.execute(text("select count(*) from payment_intents")).scalar_one() == 1
+    ledger.mark_pending("k1", "pay_1")
+    assert ledger.get("k1").status == "pending"
+
+
+def test_an_event_id_taken_by_another_payment_meanwhile_settles_nothing(postgres_url):
+    """The provider reuses an event id for two payments and both results arrive at once: the one whose
+    event is recorded first settles; the other is rolled back, stays pending and is reported unchanged
+    (so no receipt is queued for it). PostgreSQL only: SQLite serialises the two writers."""
+    migrate(postgres_url)
+    sessions = make_sessions(postgres_url)
+    try:
+        ledger = SqlPaymentLedger(sessions)
+        _pending(ledger, "k1", "pay_1")
+        _pending(ledger, "k2", "pay_2")
+
+        def other_payment_records_the_event() -> None:
+            with sessions.kw["bind"].begin() as other:
+                other.execute(text("insert into processed_callbacks (event_id) values ('ev1')"))
+
+        with _first_commit_preceded_by(sessions, other_payment_records_the_event):
+            payment, changed = ledger.settle(event_id="ev1", provider_payment_id="pay_2", status="succeeded",
+                                             reference="MM2", token=None, failure_reason=None)
+        assert changed is False and payment is not None
+        assert (payment.provider_payment_id, payment.status, payment.reference) == ("pay_2", "pending", None)
+        assert ledger.get("k2").status == "pending"
+    finally:
+        sessions.kw["bind"].dispose()
 
 
 # ---------------------------------------------------------------- the PIN vault, try by try

@@ -109,6 +109,12 @@ def post(client: FlaskClient, raw: bytes, signature: str | None = "sign", at: in
     return client.post("/payments/callback", data=raw, headers=headers)
 
 
+def test_with_a_secret_the_operator_gets_no_not_configured_warning(settings, caplog):
+    caplog.set_level(logging.WARNING, logger="channels.payment_callback")
+    create_app(settings)
+    assert not any("PAYMENT_CALLBACK_SECRET" in m for m in caplog.messages)
+
+
 def test_a_signed_success_settles_the_payment_and_queues_one_receipt(client, deps, caplog):
     caplog.set_level(logging.INFO)
     payment_id = pending_payment(deps)
@@ -226,9 +232,11 @@ def test_an_unknown_payment_is_404_so_the_provider_retries(client, deps):
     assert deps.outbox.pending() == []
 
 
-def test_without_a_secret_the_endpoint_is_not_configured(engine_db, redis_url):
+def test_without_a_secret_the_endpoint_is_not_configured_and_the_operator_is_warned(engine_db, redis_url, caplog):
+    caplog.set_level(logging.WARNING, logger="channels.payment_callback")
     app = create_app(Settings(resume_window_seconds=0, database_url=engine_db, redis_url=redis_url,
                               backoffice_url=f"http://127.0.0.1:{free_port()}", payment_callback_secret=""))
+    assert "PAYMENT_CALLBACK_SECRET is not set: /payments/callback answers 503 until it is" in caplog.messages
     deps = app.extensions["parts"]["deps"]
     payment_id = pending_payment(deps)
     client = app.test_client()
@@ -271,7 +279,10 @@ def test_the_report_example_amount_1_and_account_9999999_is_not_applied(client, 
     assert deps_payment.amount == 5000
     raw = event(payment_id, amount="1", account_number="9999999", msisdn="+221770000002")
     answer = post(client, raw)
-    assert answer.status_code == 409
+    # The provider is told each field that disagrees, and that the result waits for an agent.
+    assert (answer.status_code, answer.json) == (409, {
+        "error": "mismatch",
+        "message": "the callback disagrees with the payment on record (amount, account_number); kept for an agent"})
     assert deps.ledger.by_provider_id(payment_id).status == "pending"
     [kept] = deps.ledger.mismatches(payment_id)
     assert kept["reasons"] == "amount,account_number"

@@ -74,7 +74,7 @@ def _in_range(amount: Decimal) -> bool:
 
 
 def idempotency_key(session_key: str, node: str, purpose: str, account_number: str, amount: Decimal,
-                    wallet: str = "") -> str:
+                    wallet: str) -> str:
     """Our key for one payment: the same session, node and payment give the same key, so a replayed
     hop (or a retry after the provider was unreachable) reuses the ledger row and never charges twice."""
     raw = "|".join((session_key, node, purpose, account_number, format(amount, "f"), wallet))

@@ -58,12 +58,13 @@ REFUSAL_CODES = frozenset({"insufficient_funds", "wallet_limit_exceeded", "walle
 
 
 def _whole(value: Any) -> Decimal | None:
-    """A whole, positive amount of XOF, or None."""
+    """A whole amount of XOF in plain notation ("1e3" is 1000), or None. Its sign is left to
+    ``_in_range``, which every caller applies (no payment is below ``MIN_AMOUNT``)."""
     try:
         amount = Decimal(str(value))
     except (InvalidOperation, ValueError):
         return None
-    if not amount.is_finite() or amount != amount.to_integral_value() or amount < 0:
+    if not amount.is_finite() or amount != amount.to_integral_value():
         return None
     return amount.quantize(Decimal(1))
 
@@ -73,7 +74,7 @@ def _in_range(amount: Decimal) -> bool:
 
 
 def idempotency_key(session_key: str, node: str, purpose: str, account_number: str, amount: Decimal,
-                    wallet: str = "") -> str:
+                    wallet: str) -> str:
     """Our key for one payment: the same session, node and payment give the same key, so a replayed
     hop (or a retry after the provider was unreachable) reuses the ledger row and never charges twice."""
     raw = "|".join((session_key, node, purpose, account_number, format(amount, "f"), wallet))
@@ -160,7 +161,7 @@ step("payments.check_credit", outcomes={"ok", "out_of_range"})(check_credit)
 
 def initiate(ctx: StepContext, deps: Deps) -> StepResult:
     """Record the payment in our ledger, then ask the provider to start it (PIN-protected)."""
-    assert deps.ledger is not None and deps.payments is not None
+    assert deps.ledger is not None and deps.payments is not None, "Deps.ledger and Deps.payments are not wired"
     if not pin_passed(ctx, PROTECTED_NODE):
         return StepResult("pin_required", {"pin_verified": None})
     amount = _whole(ctx.data.get("pay_amount"))
@@ -169,9 +170,10 @@ def initiate(ctx: StepContext, deps: Deps) -> StepResult:
     if amount is None or not _in_range(amount) or not number:
         return StepResult("refused", {"pin_verified": None, "pay_refusal": _refusal(None)})
     chosen = ctx.data.get("pay_wallet")
-    wallet = str(chosen.get("code") or "") if isinstance(chosen, dict) else ""
-    if wallet not in {code for code, _ in deps.settings.wallets}:
+    wallet = chosen.get("code") if isinstance(chosen, dict) else None
+    if wallet not in [code for code, _ in deps.settings.wallets]:
         return StepResult("refused", {"pin_verified": None, "pay_refusal": _refusal(None)})
+    wallet = str(wallet)   # one of the configured operators' codes
     key = idempotency_key(ctx.session_key, PROTECTED_NODE, purpose, number, amount, wallet)
     if purpose == "bill" and deps.ledger.get(key) is None:
         # The balance may have changed since the customer confirmed (another payment, a new bill):
@@ -182,8 +184,7 @@ def initiate(ctx: StepContext, deps: Deps) -> StepResult:
             # Not knowing what is owed, start nothing: the customer is told to try again.
             return StepResult("backend_down", {"pin_verified": None})
         if amount > found.amount:
-            return StepResult("above_balance", {"pin_verified": None, "balance": str(found.amount),
-                                                "has_balance": found.amount > 0})
+            return StepResult("above_balance", {"pin_verified": None, "balance": str(found.amount)})
     # The ledger row comes first: whatever happens next, the payment is on record.
     deps.ledger.create(idempotency_key=key, msisdn=ctx.user_id, account_number=number, purpose=purpose,
                        amount=amount, language=ctx.language, wallet=wallet)
@@ -198,7 +199,7 @@ def initiate(ctx: StepContext, deps: Deps) -> StepResult:
                     mask(ctx.user_id), mask(number), type(exc).__name__)
         return StepResult("backend_down", done)
     except (Rejected, Conflict) as exc:
-        code = exc.code if isinstance(exc, Rejected) else "conflict"
+        code = exc.code if isinstance(exc, Rejected) else None   # a Conflict is told as "refused"
         log.warning("payment refused by the provider user=%s account=%s: %s %s",
                     mask(ctx.user_id), mask(number), type(exc).__name__, code)
         deps.ledger.mark_refused(key, _refusal(code))
@@ -262,11 +263,12 @@ def _mismatches(payment: LocalPayment, result: ProviderResult) -> list[str]:
     found = []
     if result.amount is None or result.amount != payment.amount:
         found.append("amount")
-    if (result.currency or "") != payment.currency:
+    # The ledger's currency, account and number are never empty: a missing one disagrees too.
+    if result.currency != payment.currency:
         found.append("currency")
-    if (result.account_number or "") != payment.account_number:
+    if result.account_number != payment.account_number:
         found.append("account_number")
-    if (result.msisdn or "") != payment.msisdn:
+    if result.msisdn != payment.msisdn:
         found.append("msisdn")
     return found
 
@@ -314,7 +316,7 @@ def settle_provider_result(deps: Deps, result: ProviderResult) -> Settlement:
 def _notify(deps: Deps, payment: LocalPayment, status: str) -> None:
     """Queue the customer's SMS about ``payment`` (one per payment and status)."""
     assert deps.outbox is not None
-    kind = {"succeeded": "payment_receipt", "failed": "payment_failed"}.get(status, f"payment_{status}")
+    kind = "payment_receipt" if status == "succeeded" else f"payment_{status}"   # payment_failed, _unconfirmed
     payload = {"payment_id": payment.provider_payment_id, "reference": payment.reference,
                "amount": format(payment.amount, "f"), "account_number": payment.account_number,
                "purpose": payment.purpose, "token": payment.token, "failure_reason": payment.failure_reason}
@@ -328,7 +330,7 @@ def reconcile_pending(deps: Deps, now: datetime, after_seconds: int,
     """Ask the provider about payments pending for ``after_seconds`` without a word from it, and settle
     the final ones as a callback would. A payment still pending (or the provider unreachable) counts a
     check; after ``max_checks`` it becomes ``unconfirmed`` and the customer is told by SMS."""
-    assert deps.ledger is not None and deps.payments is not None
+    assert deps.ledger is not None and deps.payments is not None, "Deps.ledger and Deps.payments are not wired"
     counts = {"settled": 0, "still_pending": 0, "given_up": 0, "mismatched": 0}
     for payment in deps.ledger.due_for_status(now, after_seconds):
         payment_id = str(payment.provider_payment_id)

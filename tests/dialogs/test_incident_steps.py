@@ -9,13 +9,14 @@ walk the same paths over USSD.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 from typing import Any
 
 import pytest
 
-from app.storage import SqlPendingTickets, SqlSubscriptions, make_sessions
+from app.storage import SqlConsent, SqlPendingTickets, SqlSubscriptions, make_sessions
 from dialogs.backends import BackendUnavailable, NotFound, Outage, Rejected, Ticket, TicketEvent
 from dialogs.incidents import client_reference, local_reference, normalise_reference, resend_pending_tickets
 from dialogs.registry import Deps, DialogRegistry
@@ -174,6 +175,17 @@ def test_an_alert_when_power_is_back_follows_the_outage_or_else_the_zone(deps, e
     assert deps.subscriptions is not None
     assert sorted((s.topic, s.scope, s.channel, s.active) for s in deps.subscriptions.for_user(NUMBER)) == [
         ("power_back", "DKR-3", "sms", True), ("power_back", "O-2", "sms", True)]
+
+
+def test_an_alert_when_power_is_back_is_an_sms_opt_in_in_the_customers_consent_history(deps, engine_db):
+    """As the app wires it (``app.factory``): the subscriptions are the consent store, whose history agents read."""
+    consent = SqlConsent(make_sessions(engine_db))
+    assert run(replace(deps, subscriptions=consent), "incidents.alert_power_back", {"outage_id": "O-2"}).outcome == "ok"
+    [change] = consent.history(NUMBER)
+    assert (change.action, change.topic, change.scope, change.channel, change.source) == (
+        "opt_in", "power_back", "O-2", "sms", "self-service")
+    assert [(s.topic, s.scope, s.channel, s.active) for s in consent.for_user(NUMBER)] == [
+        ("power_back", "O-2", "sms", True)]
 
 
 # ---------------------------------------------------------------- reports

@@ -14,7 +14,7 @@ from types import MappingProxyType
 from typing import Any
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import delete, update
 
 from app.storage import SqlOutbox, SqlPaymentLedger, make_sessions
 from app.storage.models import PaymentIntentRow
@@ -202,7 +202,7 @@ def test_a_balance_of_one_franc_is_owed_not_settled(deps, billing):
     checked = run(deps, "payments.check_amount", account_number=ACCOUNT, pay_amount_input="100")
     assert (checked.outcome, checked.data["has_balance"]) == ("above_balance", True)
     refused = run(deps, "payments.initiate", **confirmed("100"))
-    assert (refused.outcome, refused.data["balance"], refused.data["has_balance"]) == ("above_balance", "1", True)
+    assert (refused.outcome, refused.data["balance"]) == ("above_balance", "1")
 
 
 def test_a_typed_amount_on_a_settled_account_is_nothing_due(deps, billing):
@@ -281,11 +281,44 @@ def test_without_the_pin_passed_for_the_payment_nothing_starts(deps, provider):
 def test_a_balance_lowered_since_the_confirmation_stops_the_payment(deps, billing, provider):
     billing.amount = Decimal(12000)
     refused = run(deps, "payments.initiate", **confirmed())
-    assert refused.outcome == "above_balance"
-    assert (refused.data["balance"], refused.data["has_balance"]) == ("12000", True)
+    assert (refused.outcome, refused.data["balance"]) == ("above_balance", "12000")
     assert provider.started == {} and ledger_rows(deps) == []
     billing.amount = Decimal(12500)       # exactly the amount: it goes
     assert run(deps, "payments.initiate", **confirmed()).outcome == "started"
+
+
+def test_a_payment_stopped_by_a_lowered_balance_asks_for_the_pin_again_before_any_other_try(deps, billing,
+                                                                                          provider):
+    billing.amount = Decimal(12000)
+    refused = run(deps, "payments.initiate", **confirmed())
+    assert refused.outcome == "above_balance"
+    billing.amount = Decimal(12500)
+    again = run(deps, "payments.initiate", **{**confirmed(), **refused.data})   # the session after the refusal
+    assert again.outcome == "pin_required"
+    assert provider.started == {} and ledger_rows(deps) == []
+
+
+def test_a_confirmation_that_lost_its_purpose_is_paid_as_a_bill_within_the_balance(deps, billing, provider):
+    context = {k: v for k, v in confirmed().items() if k != "pay_purpose"}
+    billing.amount = Decimal(12000)
+    assert run(deps, "payments.initiate", **context).outcome == "above_balance"
+    billing.amount = Decimal(12500)
+    assert run(deps, "payments.initiate", **context).outcome == "started"
+    assert [asked["purpose"] for asked in provider.started.values()] == ["bill"]
+    assert [row.purpose for row in ledger_rows(deps)] == ["bill"]
+
+
+def test_a_payment_refused_on_one_wallet_can_be_paid_with_another_in_the_same_session(deps, provider):
+    provider.fail = Rejected("no money", code="insufficient_funds")
+    orange = {"code": "orange_money", "name": "Orange Money"}
+    refused = run(deps, "payments.initiate", **confirmed(pay_wallet=orange))
+    assert (refused.outcome, refused.data["pay_refusal"]) == ("refused", "insufficient_funds")
+    provider.fail = None
+    started = run(deps, "payments.initiate", **confirmed())     # same amount, now with Wave
+    assert started.outcome == "started"
+    assert [asked["wallet"] for asked in provider.started.values()] == ["wave"]
+    assert sorted((row.wallet, row.status) for row in ledger_rows(deps)) == [("orange_money", "failed"),
+                                                                             ("wave", "pending")]
 
 
 def test_a_prepaid_purchase_does_not_read_a_balance(deps, billing, provider):
@@ -333,6 +366,7 @@ def test_a_payment_the_provider_refuses_is_failed_with_the_reason_the_customer_i
 
 @pytest.mark.parametrize("change", [{"pay_amount": "99"}, {"pay_amount": "2000001"}, {"pay_amount": "1.5"},
                                     {"account_number": ""}, {"pay_wallet": {"code": "paypal"}},
+                                    {"pay_wallet": {"name": "Wave"}}, {"pay_wallet": {"code": ["wave"]}},
                                     {"pay_wallet": "wave"}, {"pay_wallet": None}])
 def test_a_payment_that_is_not_one_the_customer_could_confirm_is_refused(deps, provider, change):
     refused = run(deps, "payments.initiate", **{**confirmed(), **change})
@@ -453,6 +487,27 @@ def test_a_result_that_disagrees_with_the_ledger_is_kept_for_an_agent_and_audite
     assert (event.kind, event.channel, event.subject, event.account) == (
         "callback_mismatch", "payment_status", NUMBER, ACCOUNT)
     assert event.detail == "disagrees on " + ",".join(reasons)
+
+
+class PurgedWhileSettling(SqlPaymentLedger):
+    """The ledger when the retention purge deletes the payment between its reading and its settling."""
+
+    def settle(self, **given: Any) -> tuple[Any, bool]:   # type: ignore[override]
+        with self._sessions() as db:
+            db.execute(delete(PaymentIntentRow)
+                       .where(PaymentIntentRow.provider_payment_id == given["provider_payment_id"]))
+            db.commit()
+        return super().settle(**given)
+
+
+def test_a_late_result_for_a_payment_purged_meanwhile_changes_nothing_and_tells_no_one(deps, audit):
+    pending(deps)
+    settle_provider_result(deps, result())
+    purging = replace(deps, ledger=PurgedWhileSettling(deps.ledger._sessions))   # type: ignore[union-attr]
+    late = settle_provider_result(purging, result(event_id="EV-2"))
+    assert (late.payment, late.changed, late.mismatch) == (None, False, ())
+    assert [kind for kind, *_ in outbox(deps)] == ["payment_receipt"] and audit.events == []
+    assert deps.ledger is not None and deps.ledger.by_provider_id("PAY-0001") is None
 
 
 def test_a_second_opinion_on_a_final_payment_is_kept_not_applied(deps, audit):

@@ -76,7 +76,7 @@ def bot(store: SessionStore) -> Sender:
 
 def test_on_a_chatbot_channel_without_keywords_a_message_with_no_intent_is_an_answer(store: SessionStore):
     chat = bot(store)
-    assert chat.send("salut").text == "Accueil\n1. Payer\n2. Fin"
+    assert chat.send("salut").text == "Accueil\n1. Payer\n2. Fin\n3. Message"
     assert chat.send("1").text.startswith("Montant:")
     assert chat.send("500").text.startswith("PIN:")
 

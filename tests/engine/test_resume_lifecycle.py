@@ -20,7 +20,7 @@ from .conftest import Handset
 from .resume_steps import PIN, ResumeSteps
 
 FLOW = Path(__file__).parent / "flows" / "lifecycle.yaml"
-HOME = "Accueil\n1. Payer\n2. Fin"
+HOME = "Accueil\n1. Payer\n2. Fin\n3. Message"
 OFFER = "Reprendre ?\n1. Oui\n2. Non"
 CONFIRM = "Payer 500 ?\n1. Confirmer\n0. Retour 00. Accueil"
 

@@ -144,3 +144,28 @@ def test_a_closing_text_is_laid_out_for_the_callers_channel(store, tmp_path):
     Handset(engine, msisdn=NUMBER).dial()
     # GSM-7 has no dash of that kind: the USSD screen shows a hyphen.
     assert Handset(engine, msisdn=STRANGER).dial().text == "Indisponible - rappelez."
+
+
+def closing_text(tmp_path: Path, text: str) -> Path:
+    """The demo menus with another "error" closing text."""
+    menus = tmp_path / "menus.yaml"
+    menus.write_text(DEMO.read_text(encoding="utf-8").replace('"Service indisponible."', f'"{text}"'),
+                     encoding="utf-8")
+    return menus
+
+
+def test_a_closing_text_too_long_for_one_screen_shows_its_first_page_without_a_paging_line(store, tmp_path):
+    menus = closing_text(tmp_path, "Service indisponible.\\nMerci de réessayer.\\nNous revenons très vite, promis.")
+    engine = Engine(FlowSet(load_menus(menus)), store, CountingSteps(), hop_key=b"k")
+    engine.declare(ChannelCapabilities("ussd", max_chars=52))
+    Handset(engine, msisdn=NUMBER).dial()
+    reply = Handset(engine, msisdn=STRANGER).dial()
+    # The session ends here: no "98" line offers a page the customer could not ask for.
+    assert reply.end and reply.text == "Service indisponible.\nMerci de réessayer."
+
+
+def test_a_closing_text_of_several_lines_that_fits_one_screen_shows_every_line(store, tmp_path):
+    menus = closing_text(tmp_path, "Service indisponible.\\nMerci de réessayer.")
+    engine = Engine(FlowSet(load_menus(menus)), store, CountingSteps(), hop_key=b"k")
+    Handset(engine, msisdn=NUMBER).dial()
+    assert Handset(engine, msisdn=STRANGER).dial().text == "Service indisponible.\nMerci de réessayer."

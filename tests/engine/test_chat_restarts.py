@@ -99,3 +99,11 @@ def test_a_command_sent_to_the_resume_offer_is_a_wrong_answer_to_the_offer(engin
     assert offer.text == "Reprendre ?\n1. Oui\n2. Non"
     assert send("chat:visit-2", "LISTE").text == "Choix invalide.\nReprendre ?\n1. Oui\n2. Non"
     assert send("chat:visit-2", "1").text.startswith("PIN:")
+
+
+def test_a_first_message_with_a_command_runs_it_rather_than_offering_the_dropped_session(engine):
+    def send(session_key: str, text: str | None) -> Reply:
+        return engine.handle(Turn("chat", "+221770000001", session_key, text, f"m-{next(_ids)}"))
+
+    assert send("chat:visit-1", "PAYER 500").text.startswith("PIN:")     # left on the PIN prompt
+    assert send("chat:visit-2", "LISTE").text.startswith("Choisissez:\n1. Article 1")

@@ -183,3 +183,48 @@ def test_a_resumed_session_dropped_again_is_offered_again_in_the_menus_it_starte
     assert third.answer("1").text.startswith("Montant:")
     assert third.answer("500").text.startswith("PIN:")
     assert third.answer(PIN).text.startswith("Payer 500 ?")
+
+
+def test_a_fixed_option_of_a_list_keeps_the_item_chosen_before(store: SessionStore, tmp_path):
+    text = DEMO.read_text(encoding="utf-8").replace(
+        '        text: {fr: "Choisissez:", en: "Choose:"}\n',
+        '        text: {fr: "Choisissez:", en: "Choose:"}\n'
+        '        options: [{label: {fr: "Dernier choix", en: "Last pick"}, target: last_pick}]\n').replace(
+        "      picked:\n",
+        '      last_pick:\n        kind: message\n        text: {fr: "Dernier: {picked.label}", en: "Last: {picked.label}"}\n'
+        "      picked:\n")
+    menus = tmp_path / "menus.yaml"
+    menus.write_text(text, encoding="utf-8")
+    phone = Handset(Engine(FlowSet(load_menus(menus)), store, CountingSteps()))
+    phone.dial()
+    assert phone.answer("1").text.startswith("Choisissez:\n1. Dernier choix\n2. Article 1")
+    assert phone.answer("3").text.startswith("Choisi: Article 2")
+    phone.answer("0")
+    assert phone.answer("1").text.startswith("Dernier: Article 2")
+
+
+def test_a_hop_that_fails_is_told_in_the_customers_language_and_channels_characters(store, tmp_path):
+    steps = CountingSteps()
+    del steps._steps["demo.broken"]        # "3. Panne" names a step this registry does not have
+    engine = Engine(FlowSet(load_menus(dashed(tmp_path))), store, steps, hop_key=b"k")
+    phone = Handset(engine)
+    phone.dial()
+    assert phone.answer("3").text == "Indisponible - rappelez."
+
+    def english(text: str) -> str:
+        segments = tuple(text.split("*")) if text else ()
+        return engine.handle(Turn("ussd", STRANGER, "ussd:en", segments[-1] if segments else None, text, segments,
+                                  language_hint="en")).text
+
+    english("")
+    assert english("3") == "Service unavailable."
+
+
+def test_inputs_dialled_with_the_service_code_are_never_read_as_a_command(store: SessionStore, tmp_path):
+    menus = tmp_path / "menus.yaml"
+    menus.write_text(LIFECYCLE.read_text(encoding="utf-8").replace(
+        '  ussd: {"*": main, "*200#": outage}',
+        '  ussd: {codes: {"*": main}, unknown: bye, keywords: {pay: {words: {fr: [PAYER], en: [PAY]}, node: pay_amount}}}'),
+        encoding="utf-8")
+    engine = Engine(FlowSet(load_menus(menus)), store, ResumeSteps(), hop_key=b"k")
+    assert Handset(engine).dial("1").text.startswith("Montant:")

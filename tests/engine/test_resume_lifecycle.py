@@ -145,3 +145,24 @@ def test_no_offer_when_the_dropped_sessions_key_now_holds_another_callers_sessio
     other.dial()
     assert other.answer("1").text.startswith("Montant:")   # the gateway's id, reused by another number
     assert Handset(engine, session="again").dial().text == HOME
+
+
+def test_a_redial_after_the_dropped_session_expired_opens_the_main_menu():
+    seconds = [0.0]
+    engine = engine_on(MemorySessionStore(clock=lambda: seconds[0]), ResumeSteps())
+    dropped(engine, "1")
+    seconds[0] += 181                                  # the session expires; the caller's resume pointer lives on
+    assert Handset(engine, session="again").dial().text == HOME
+
+
+def test_three_wrong_answers_to_the_offer_end_the_session_at_the_flows_start(store):
+    engine = engine_on(store, ResumeSteps())
+    dropped(engine, "1")
+    again = Handset(engine, session="again")
+    again.dial()
+    again.answer("7")
+    again.answer("8")
+    reply = again.answer("9")
+    assert reply.end and reply.text == "Trop d'erreurs."
+    # The agents' simulator names the screen the session ended on: the flow's start, never entered past.
+    assert reply.screen is not None and reply.screen.node == "home"

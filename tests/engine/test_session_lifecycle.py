@@ -3,6 +3,8 @@ replay of a retried hop, a page reloaded on the web, and the closing screens of 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from app.ops import Metrics
 from engine import ChannelCapabilities, Engine, FlowSet, SessionStore, Turn
 from menus import load_menus

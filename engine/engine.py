@@ -717,7 +717,8 @@ class Engine:
         text = self.system_text(language, key)
         screen = Screen("", language, (text,), end=True)
         pages = render_pages(screen, self.capabilities(channel), PageLabels("", ""))
-        return Reply(pages[0], True, screen)
+        # No page follows a closing screen: a text too long for one shows its first page, without a paging line.
+        return Reply(pages[0].rpartition("\n")[0] if len(pages) > 1 else pages[0], True, screen)
 
     def _record(self, session: Session) -> None:
         try:

@@ -32,6 +32,7 @@ run: install
 
 test: install
 	$(PY) -m menus lint config/menus.yaml
+	$(PY) -m ruff check .
 	$(PY) -m mypy engine menus dialogs channels backend_clients backoffice app web_fallback
 	$(PY) -m pytest $(PYTEST_ARGS)
 

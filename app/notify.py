@@ -101,7 +101,7 @@ class NotificationTemplates:
         kinds = {}
         for kind, spec in (raw.get("kinds") or {}).items():
             if not isinstance(spec, dict) or not isinstance(spec.get("text"), dict):
-                raise ValueError(f"{path}: kind '{kind}' needs a text per language")
+                raise ValueError(f"{path}: kind '{kind}' needs a text per language")  # noqa: TRY004 - a bad file
             opt_in = spec.get("opt_in")
             if opt_in is not None and not (isinstance(opt_in, dict) and opt_in.get("topic")):
                 raise ValueError(f"{path}: kind '{kind}': opt_in needs a topic (and the payload field of its scope)")

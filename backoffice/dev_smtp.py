@@ -44,7 +44,7 @@ def start_dev_smtp(sink: DevSmsSink, port: int) -> Callable[[], None] | None:
     controller = Controller(_Handler(sink), hostname="127.0.0.1", port=port)
     try:
         controller.start()
-    except Exception as exc:  # port taken ...: a development convenience must not stop the back office
+    except Exception as exc:  # noqa: BLE001 - port taken ...: a development convenience must not stop the back office
         log.warning("no development SMTP server on port %d (%s): e-mails wait in the outbox", port,
                     type(exc).__name__)
         return None

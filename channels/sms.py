@@ -167,5 +167,5 @@ class SmsAdapter(KeyedBySender, ChannelAdapter):
             return
         try:
             self.sender.send(to, text)
-        except Exception as exc:  # the provider's typed errors: the reply is lost, the hop is not
+        except Exception as exc:  # noqa: BLE001 - the provider's typed errors: the reply is lost, the hop is not
             log.warning("SMS reply to %s not sent: %s", mask(to), type(exc).__name__)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import importlib
 import logging
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from types import ModuleType
 
@@ -84,7 +84,7 @@ class Deps:
     consent: Consent | None = None
     identity: IdentityCache | None = None   # who a number is, cached (account.identify)
     contacts: Contacts | None = None        # where notifications go: channel, confirmed e-mail
-    security: SecurityAudit = LoggingSecurityAudit()
+    security: SecurityAudit = field(default_factory=LoggingSecurityAudit)
     settings: DialogSettings = DialogSettings()
 
 
@@ -129,7 +129,8 @@ def collect_steps(sources: Iterable[str | ModuleType | StepFunction]) -> dict[st
         else:
             definition = getattr(source, _MARK, None)
             if not isinstance(definition, _StepDef):
-                raise ValueError(f"{getattr(source, '__name__', source)!r} is not marked with @step")
+                raise ValueError(  # noqa: TRY004 - a wiring mistake, reported as the registry's others
+                    f"{getattr(source, '__name__', source)!r} is not marked with @step")
             definitions = [definition]
         for definition in definitions:
             if definition.name in found and found[definition.name] is not definition:

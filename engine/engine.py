@@ -259,7 +259,7 @@ class Engine:
             log.error("session store unavailable channel=%s user=%s: %s", turn.channel, mask(turn.user_id),
                       type(exc).__name__)
             return self._closing(turn.channel, language, "error"), 0.0
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - the hop's safety net: a polite closing, never a 500
             _log_failure("hop failed channel=%s user=%s", turn.channel, mask(turn.user_id), exc=exc)
             return self._closing(turn.channel, language, "error"), 0.0
 
@@ -618,7 +618,7 @@ class Engine:
         started = self.timer()
         try:
             result = step(context)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - a raising step is the flow's error outcome
             _log_failure("dialog step %s failed user=%s", node.step, mask(session.user_id), exc=exc)
             result = StepResult("error")
         session.step_seconds += self.timer() - started

@@ -62,7 +62,7 @@ def find_start(menus: MenuSet, channel: str, entry: str, text: str | None, inten
     exact = {(name, lang) for name, lang, known in keyword_words(points) if known == first}
     found = exact or {(name, lang) for name, lang, known in keyword_words(points) if close(first, known)}
     if len({name for name, _ in found}) == 1:
-        name, language = sorted(found)[0]
+        name, language = min(found)
         keyword = points.keywords[name]
         ok, value = _argument(keyword.argument, rest)
         if ok:

@@ -34,7 +34,7 @@ _N, _R, _P = 2**14, 8, 1
 def hash_pin(pin: str, salt: bytes | None = None) -> str:
     salt = salt or os.urandom(16)
     digest = hashlib.scrypt(pin.encode(), salt=salt, n=_N, r=_R, p=_P, dklen=32)
-    return "scrypt$%d$%d$%d$%s$%s" % (_N, _R, _P, base64.b64encode(salt).decode(), base64.b64encode(digest).decode())
+    return "scrypt$%d$%d$%d$%s$%s" % (_N, _R, _P, base64.b64encode(salt).decode(), base64.b64encode(digest).decode())  # noqa: UP031 - the stored format
 
 
 def check_pin(pin: str, stored: str) -> bool:

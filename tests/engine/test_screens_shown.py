@@ -8,9 +8,8 @@ payment that commits, a balance read before a PIN prompt, a channel whose gatewa
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import logging
+from pathlib import Path
 
 import pytest
 

@@ -93,11 +93,11 @@ def test_included_files_are_merged_and_checked(tmp_path):
 def test_cli_exits_1_and_prints_the_problems(tmp_path):
     path = _broken(tmp_path, "target: bye}", "target: nowhere}")
     result = subprocess.run([sys.executable, "-m", "menus", "lint", str(path)], capture_output=True, text=True,
-                            cwd=ROOT, timeout=60)
+                            cwd=ROOT, timeout=60, check=False)
     assert result.returncode == 1
     assert "target 'nowhere' does not exist" in result.stdout
     ok = subprocess.run([sys.executable, "-m", "menus", "lint", "config/menus.yaml"], capture_output=True,
-                        text=True, cwd=ROOT, timeout=60)
+                        text=True, cwd=ROOT, timeout=60, check=False)
     assert ok.returncode == 0, ok.stdout
 
 

@@ -237,7 +237,7 @@ class WebAdapter(KeyedBySender, ChannelAdapter):
             address = self.client_address(request.remote_addr, request.headers.get("X-Forwarded-For"))
             try:
                 outcome = self.sign_in.request_code(msisdn, address, language)
-            except Exception as exc:   # the store or the outbox is down: say so, keep nothing
+            except Exception as exc:   # noqa: BLE001 - the store or the outbox is down: say so, keep nothing
                 log.error("web: code not sent user=%s: %s", mask(msisdn), type(exc).__name__)
                 return self._respond(self._sign_in_page(visit, error="unavailable", status=503), visit)
             if outcome == "throttled":
@@ -256,7 +256,7 @@ class WebAdapter(KeyedBySender, ChannelAdapter):
             address = self.client_address(request.remote_addr, request.headers.get("X-Forwarded-For"))
             try:
                 outcome = self.sign_in.check_code(visit.pending, code, address)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - a failed sign-in step is answered, never a 500
                 log.error("web: code not checked user=%s: %s", mask(visit.pending), type(exc).__name__)
                 return self._respond(self._code_page(visit, error="unavailable", status=503), visit)
             if outcome != "ok":
@@ -295,7 +295,7 @@ class WebAdapter(KeyedBySender, ChannelAdapter):
     def _still_open(self, visit: Visit) -> bool:
         try:
             return self.sign_in.store.touch_visit(visit.msisdn or "", visit.visit or "", self.idle_seconds)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - an unreadable visit is a signed-out visit
             log.error("web: visit not checked user=%s: %s", mask(visit.msisdn), type(exc).__name__)
             return False
 
@@ -305,7 +305,7 @@ class WebAdapter(KeyedBySender, ChannelAdapter):
         key = self.session_policy.key(CHANNEL, address=msisdn)
         try:
             last = engine.last_answer(key, msisdn)
-        except Exception:
+        except Exception:  # noqa: BLE001 - no last answer to show: the page starts the menu
             last = None
         if last is not None:
             return last

@@ -129,7 +129,8 @@ class SqlPinVault:
         with self._sessions() as db:
             row = db.get(PinCredentialRow, msisdn)
             if row is None:
-                db.add(PinCredentialRow(msisdn=msisdn, pin_hash=hash_pin(pin), failed_attempts=0, lockouts=0))
+                # A new row has no wrong tries and no lockouts: the columns' defaults (0).
+                db.add(PinCredentialRow(msisdn=msisdn, pin_hash=hash_pin(pin)))
             else:
                 row.pin_hash, row.failed_attempts, row.locked_until = hash_pin(pin), 0, None
                 row.pending_hash, row.lockouts = None, 0
@@ -139,8 +140,7 @@ class SqlPinVault:
         with self._sessions() as db:
             row = db.get(PinCredentialRow, msisdn)
             if row is None:
-                db.add(PinCredentialRow(msisdn=msisdn, pin_hash=None, pending_hash=hash_pin(pin), failed_attempts=0,
-                                        lockouts=0))
+                db.add(PinCredentialRow(msisdn=msisdn, pending_hash=hash_pin(pin)))   # no PIN yet: pin_hash NULL
             else:
                 row.pending_hash = hash_pin(pin)
             db.commit()

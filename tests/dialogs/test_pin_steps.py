@@ -25,7 +25,7 @@ from engine.steps import StepContext, StepResult
 
 NUMBER = "+221770000001"
 PIN = "4821"
-ACCOUNT, NEIGHBOUR = "1000001", "2000002"
+ACCOUNT, NEIGHBOUR, UNBILLED = "1000001", "2000002", "3000003"
 NOW = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
 
 
@@ -33,7 +33,7 @@ class Bills:
     """The billing system's last bills: ours (``ACCOUNT``) and a neighbour's; any other account is not found."""
 
     def __init__(self) -> None:
-        self.last = {ACCOUNT: Decimal("12500"), NEIGHBOUR: Decimal("8000")}
+        self.last = {ACCOUNT: Decimal("12500"), NEIGHBOUR: Decimal("8000"), UNBILLED: Decimal("0")}
 
     def verify_last_bill(self, account_number: str, amount: Decimal) -> bool:
         if account_number not in self.last:
@@ -265,6 +265,18 @@ def test_a_first_pin_needs_the_last_bill_of_the_current_account(deps, audit):
 def test_a_first_pin_without_a_current_account_is_not_proved(deps, audit):
     assert prove(deps, {"pin_proof_amount": "12500"}, "first").outcome == "mismatch"
     assert audit.kinds() == [("link_refused", "pin first: last bill not matched")]
+    assert audit.events[0].account == ""          # the refusal names no account
+
+
+def test_no_amount_typed_proves_nothing_even_for_an_account_whose_last_bill_was_zero(deps, audit):
+    assert prove(deps, {"account_number": UNBILLED}, "first").outcome == "mismatch"
+    assert audit.kinds() == [("link_refused", "pin first: last bill not matched")]
+
+
+def test_a_reset_without_an_account_typed_is_not_proved(deps, audit):
+    assert prove(deps, {"account_number": ACCOUNT, "pin_proof_amount": "12500"}, "reset").outcome == "mismatch"
+    assert audit.kinds() == [("link_refused", "pin reset: last bill not matched")]
+    assert audit.events[0].account == ""          # not the current account: no account was typed
 
 
 def test_a_reset_needs_one_of_the_callers_own_accounts_and_its_last_bill(deps, audit):
@@ -274,8 +286,6 @@ def test_a_reset_needs_one_of_the_callers_own_accounts_and_its_last_bill(deps, a
     assert (theirs.outcome, theirs.data) == ("mismatch", {"pin_proof": None})
     assert audit.kinds() == [("link_refused", "pin reset: last bill not matched")]
     assert audit.events[0].account == NEIGHBOUR
-    # The account typed counts, not the session's current one.
-    assert prove(deps, {"account_number": ACCOUNT, "pin_proof_amount": "12500"}, "reset").outcome == "mismatch"
     assert prove(deps, {"reset_account_number": ACCOUNT, "pin_proof_amount": "12000"}, "reset").outcome == "mismatch"
     ours = prove(deps, {"reset_account_number": ACCOUNT, "pin_proof_amount": "12500"}, "reset")
     assert (ours.outcome, ours.data) == ("ok", {"pin_proof": "reset"})

@@ -126,7 +126,7 @@ def prove_holder(ctx: StepContext, deps: Deps) -> StepResult:
         allowed = number in {link.account_number for link in deps.links.accounts_for(ctx.user_id)}
     else:
         number, allowed = str(ctx.data.get("account_number", "")), True
-    verdict = last_bill_proof(ctx, deps, number, ctx.data.get("pin_proof_amount", "0"), f"pin {purpose}",
+    verdict = last_bill_proof(ctx, deps, number, ctx.data.get("pin_proof_amount", ""), f"pin {purpose}",
                               allowed=allowed and bool(number))
     if verdict == "ok":
         return StepResult("ok", {"pin_proof": purpose})

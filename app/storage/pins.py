@@ -14,7 +14,7 @@ import hmac
 import os
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import case, update
+from sqlalchemy import case, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from dialogs.stores import PinVerdict
@@ -129,7 +129,8 @@ class SqlPinVault:
         with self._sessions() as db:
             row = db.get(PinCredentialRow, msisdn)
             if row is None:
-                db.add(PinCredentialRow(msisdn=msisdn, pin_hash=hash_pin(pin), failed_attempts=0, lockouts=0))
+                # A new row has no wrong tries and no lockouts: the columns' defaults (0).
+                db.add(PinCredentialRow(msisdn=msisdn, pin_hash=hash_pin(pin)))
             else:
                 row.pin_hash, row.failed_attempts, row.locked_until = hash_pin(pin), 0, None
                 row.pending_hash, row.lockouts = None, 0
@@ -139,21 +140,21 @@ class SqlPinVault:
         with self._sessions() as db:
             row = db.get(PinCredentialRow, msisdn)
             if row is None:
-                db.add(PinCredentialRow(msisdn=msisdn, pin_hash=None, pending_hash=hash_pin(pin), failed_attempts=0,
-                                        lockouts=0))
+                db.add(PinCredentialRow(msisdn=msisdn, pending_hash=hash_pin(pin)))   # no PIN yet: pin_hash NULL
             else:
                 row.pending_hash = hash_pin(pin)
             db.commit()
 
     def confirm_pin(self, msisdn: str, pin: str) -> bool:
         with self._sessions() as db:
-            row = db.get(PinCredentialRow, msisdn, with_for_update=True)
-            if row is None or row.pending_hash is None:
+            staged = db.scalar(select(_T.pending_hash).where(_T.msisdn == msisdn))
+            if staged is None:
                 return False
-            matches = check_pin(pin, row.pending_hash)
-            if matches:
-                row.pin_hash, row.failed_attempts, row.locked_until = row.pending_hash, 0, None
-                row.lockouts = 0
-            row.pending_hash = None
+            matches = check_pin(pin, staged)
+            # The staged PIN is spent by the first of concurrent confirmations only (the others find it
+            # gone, on SQLite as on PostgreSQL): one PIN change, one SMS. A wrong one drops it too.
+            new_pin = {"pin_hash": staged, "failed_attempts": 0, "locked_until": None, "lockouts": 0}
+            spent = db.execute(update(_T).where(_T.msisdn == msisdn, _T.pending_hash == staged)
+                               .values(pending_hash=None, **(new_pin if matches else {})))
             db.commit()
-            return matches
+            return matches and bool(spent.rowcount)   # type: ignore[attr-defined]

@@ -1,7 +1,8 @@
 """The PIN lock holds when guesses arrive at once, on SQLite and on PostgreSQL, and lockouts grow.
 
 Eight sessions of one number send a wrong PIN at the same moment: each try is counted before the
-hash is checked, so the PIN ends locked and at most three tries were ever checked.
+hash is checked, so the PIN ends locked and at most three tries were ever checked. A try overtaken by
+another's lock is told that lock; a staged PIN confirmed from several sessions at once is confirmed once.
 """
 
 from __future__ import annotations
@@ -11,10 +12,12 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import event
 
 from app.factory import create_app
 from app.storage import make_sessions, migrate
 from app.storage.pins import SqlPinVault
+from dialogs.stores import PinVerdict
 
 from ..support.engine import UssdPhone
 
@@ -121,3 +124,40 @@ def test_lockouts_grow_fifteen_minutes_one_hour_a_day_then_an_agent(vault):
     again = _lock(vault, t4)
     assert again.locked_until == t4 + timedelta(minutes=15)          # the agent's unlock starts the ladder over
     assert not vault.unlock("+221770009999")
+
+
+def test_a_try_overtaken_by_another_locking_first_is_told_the_same_lock_and_sends_no_second_sms(database_url):
+    """The third wrong try is about to lock when a fourth, from another session, locks first: the third
+    finds the PIN locked and answers with that lock (same end, same lockout), not a lockout of its own."""
+    sessions = make_sessions(database_url)
+    vault = SqlPinVault(sessions)
+    vault.set_pin(MSISDN, "4821")
+    for _ in range(2):
+        vault.verify(MSISDN, "0000", NOW)
+    started: list[bool] = []
+    fourth: list[PinVerdict] = []
+
+    def fourth_try_locks_first(conn, cursor, statement, parameters, context, executemany) -> None:
+        if "CASE" in statement and not started:   # the third try's lock, about to be written
+            started.append(True)                  # (once: the fourth try's own lock goes through)
+            fourth.append(vault.verify(MSISDN, "1111", NOW))
+
+    engine = sessions.kw["bind"]
+    event.listen(engine, "before_cursor_execute", fourth_try_locks_first)
+    try:
+        third = vault.verify(MSISDN, "0000", NOW)
+    finally:
+        event.remove(engine, "before_cursor_execute", fourth_try_locks_first)
+    until = NOW + timedelta(minutes=15)
+    assert fourth == [PinVerdict("locked", 0, until, 1, newly_locked=True)]
+    assert third == PinVerdict("locked", 0, until, 1)
+    assert vault.lock_state(MSISDN, NOW) == PinVerdict("locked", 0, until, 1)
+    sessions.kw["bind"].dispose()
+
+
+def test_a_staged_pin_confirmed_from_eight_sessions_at_once_is_confirmed_once(vault):
+    vault.set_pin(MSISDN, "4821")
+    vault.stage_pin(MSISDN, "7395")
+    confirmed = _at_once(8, lambda i: vault.confirm_pin(MSISDN, "7395"))
+    assert confirmed.count(True) == 1          # one "PIN changed" SMS, one security event
+    assert vault.verify(MSISDN, "7395", NOW).result == "ok"

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
@@ -26,7 +27,7 @@ from app.storage import (
     migrate,
 )
 from app.storage.models import PinCredentialRow
-from dialogs.stores import PendingTicket
+from dialogs.stores import PendingTicket, PinVerdict
 from engine.audit import SessionRecord
 from tests.support.clock import SettableClock
 
@@ -487,3 +488,73 @@ def test_a_lock_resets_the_count_so_the_tries_after_it_are_three(sessions):
         row = db.get(PinCredentialRow, NUMBER)
         assert (row.failed_attempts, row.lockouts) == (0, 1) and row.pin_hash.startswith("scrypt$")
     assert vault.verify(NUMBER, "4821", now + timedelta(minutes=15)).result == "ok"
+
+
+def test_a_try_during_a_lock_is_told_the_lock_until_the_very_moment_it_ends(sessions):
+    vault = SqlPinVault(sessions)
+    vault.set_pin(NUMBER, "4821")
+    now = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+    until = now + timedelta(minutes=15)
+    for _ in range(3):
+        locked = vault.verify(NUMBER, "0000", now)
+    assert locked == PinVerdict("locked", 0, until, 1, newly_locked=True)
+    assert vault.verify(NUMBER, "4821", now + timedelta(minutes=14)) == PinVerdict("locked", 0, until, 1)
+    assert vault.lock_state(NUMBER, until - timedelta(seconds=1)) == PinVerdict("locked", 0, until, 1)
+    assert vault.lock_state(NUMBER, until) is None       # over at the minute it was announced to end
+    assert vault.verify(NUMBER, "4821", until) == PinVerdict("ok", 3)
+
+
+def _three_tries_then_a_lock(vault: SqlPinVault, msisdn: str, now: datetime) -> tuple[list[int], timedelta, int]:
+    """Wrong PINs until locked: the tries left after each, how long the lock lasts and which lockout it is."""
+    left = [vault.verify(msisdn, "0000", now).attempts_left for _ in range(2)]
+    locked = vault.verify(msisdn, "0000", now)
+    assert locked.result == "locked" and locked.locked_until is not None
+    return left, locked.locked_until - now, locked.lockouts
+
+
+FRESH = ([2, 1], timedelta(minutes=15), 1)   # three tries, then the first and shortest lockout
+
+
+def test_a_pin_set_staged_and_confirmed_or_unlocked_starts_with_three_tries_and_the_shortest_lock(sessions):
+    vault = SqlPinVault(sessions)
+    now = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+    first, staged, reset, changed, unlocked = (f"+22177000010{i}" for i in range(5))
+    vault.set_pin(first, "4821")                             # a first PIN set (by an agent)
+    assert _three_tries_then_a_lock(vault, first, now) == FRESH
+    vault.stage_pin(staged, "4821")                          # a first PIN chosen and confirmed
+    assert vault.confirm_pin(staged, "4821")
+    assert _three_tries_then_a_lock(vault, staged, now) == FRESH
+    for msisdn in (reset, changed, unlocked):                # locked twice: the next lock would be an hour
+        vault.set_pin(msisdn, "4821")
+        _three_tries_then_a_lock(vault, msisdn, now)
+        _three_tries_then_a_lock(vault, msisdn, now + timedelta(minutes=15))
+    later = now + timedelta(minutes=30)
+    vault.set_pin(reset, "7395")                             # a new PIN set over the lock
+    assert _three_tries_then_a_lock(vault, reset, later) == FRESH
+    vault.stage_pin(changed, "7395")                         # a new PIN confirmed over the lock
+    assert vault.confirm_pin(changed, "7395")
+    assert _three_tries_then_a_lock(vault, changed, later) == FRESH
+    assert vault.unlock(unlocked)                            # an agent's unlock
+    assert _three_tries_then_a_lock(vault, unlocked, later) == FRESH
+
+
+@pytest.fixture
+def server_zone_west_africa(monkeypatch):
+    """The server's local zone one hour east of UTC (West Africa Time), as a host may be configured."""
+    monkeypatch.setenv("TZ", "WAT-1")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_a_lock_lasts_fifteen_minutes_whatever_the_servers_zone_and_the_callers(sessions, server_zone_west_africa):
+    vault = SqlPinVault(sessions)
+    vault.set_pin(NUMBER, "4821")
+    now = datetime(2026, 11, 25, 13, 0, tzinfo=timezone(timedelta(hours=1)))     # 12:00 UTC
+    for _ in range(3):
+        locked = vault.verify(NUMBER, "0000", now)
+    assert locked.locked_until == datetime(2026, 11, 25, 12, 15, tzinfo=UTC)
+    assert vault.lock_state(NUMBER, datetime(2026, 11, 25, 12, 14, tzinfo=UTC)) is not None
+    assert vault.lock_state(NUMBER, datetime(2026, 11, 25, 12, 15, tzinfo=UTC)) is None
+    assert vault.verify(NUMBER, "4821", datetime(2026, 11, 25, 12, 15, tzinfo=UTC)).result == "ok"

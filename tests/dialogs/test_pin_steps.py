@@ -7,12 +7,15 @@ Quick enough for ``make mutation``; ``tests/channels/test_ussd_pin.py`` walks th
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from types import MappingProxyType
 from typing import Any
 
 import pytest
 
-from app.storage import SqlOutbox, SqlPinVault, make_sessions
+from app.storage import SqlAccountLinks, SqlOutbox, SqlPinVault, make_sessions
+from app.storage.throttle import MemoryThrottle
+from dialogs.backends import NotFound
 from dialogs.codes import hash_code
 from dialogs.registry import Deps, DialogRegistry
 from dialogs.security import MAX_PIN_CODE_SENDS, is_weak_pin, lock_label
@@ -22,7 +25,20 @@ from engine.steps import StepContext, StepResult
 
 NUMBER = "+221770000001"
 PIN = "4821"
+ACCOUNT, NEIGHBOUR, UNBILLED = "1000001", "2000002", "3000003"
 NOW = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
+
+
+class Bills:
+    """The billing system's last bills: ours (``ACCOUNT``) and a neighbour's; any other account is not found."""
+
+    def __init__(self) -> None:
+        self.last = {ACCOUNT: Decimal("12500"), NEIGHBOUR: Decimal("8000"), UNBILLED: Decimal("0")}
+
+    def verify_last_bill(self, account_number: str, amount: Decimal) -> bool:
+        if account_number not in self.last:
+            raise NotFound(account_number)
+        return self.last[account_number] == amount
 
 
 class Audit:
@@ -44,8 +60,10 @@ def audit() -> Audit:
 @pytest.fixture
 def deps(engine_db: str, audit: Audit) -> Deps:
     sessions = make_sessions(engine_db)
-    return Deps(billing=None, links=None, preferences=None, pins=SqlPinVault(sessions),  # type: ignore[arg-type]
-                outbox=SqlOutbox(sessions), security=audit)
+    links = SqlAccountLinks(sessions)
+    links.link(NUMBER, ACCOUNT, "billing")
+    return Deps(billing=Bills(), links=links, preferences=None, pins=SqlPinVault(sessions),  # type: ignore[arg-type]
+                outbox=SqlOutbox(sessions), security=audit, throttle=MemoryThrottle())
 
 
 @pytest.fixture
@@ -158,6 +176,13 @@ def test_a_pin_too_easy_to_guess_is_refused(candidate, weak):
     assert is_weak_pin(candidate, ["+221 77 000 0001", "1006001", ""]) is weak
 
 
+def test_nothing_typed_for_the_pin_is_a_wrong_pin_and_counts(with_pin, audit):
+    missed = run(with_pin, "security.check_pin", {"pin_next": "pay_initiate"}, {})
+    assert (missed.outcome, missed.data) == ("wrong", {"pin_attempts_left": 2})
+    assert audit.kinds() == [("pin_failed", "")]
+    assert pin(with_pin, "0000").data == {"pin_attempts_left": 1}
+
+
 # ---------------------------------------------------------------- choosing a PIN
 def test_a_first_pin_after_the_proof_is_set_told_by_sms_and_opens_the_gate(deps, audit):
     proof = {"pin_proof": "first", "pin_next": "pay_initiate", "account_number": "1000001"}
@@ -199,6 +224,82 @@ def test_a_pin_changed_twice_is_two_sms(with_pin, audit):
         assert run(with_pin, "security.confirm_pin", passed, {"pin": new}, now=at).outcome == "ok"
     assert audit.kinds() == [("pin_changed", ""), ("pin_changed", "")]
     assert [k for k, _ in sms(with_pin)] == ["pin_changed", "pin_changed"]
+
+
+def test_a_pin_ending_like_the_current_account_is_weak(deps):
+    proof = {"pin_proof": "first", "account_number": "2009173"}
+    assert run(deps, "security.stage_pin", proof, {"new_pin": "9173"}).outcome == "weak"
+    assert run(deps, "security.stage_pin", proof, {"new_pin": "7395"}).outcome == "ok"
+
+
+def test_nothing_typed_for_a_new_pin_is_refused_as_weak_and_nothing_is_staged(deps):
+    proof = {"pin_proof": "first", "pin_next": "pay_initiate"}
+    assert run(deps, "security.stage_pin", proof, {}).outcome == "weak"
+    assert run(deps, "security.confirm_pin", proof, {"pin": ""}).outcome == "mismatch"
+    assert run(deps, "security.pin_status").outcome == "not_set"
+
+
+def test_nothing_typed_to_confirm_a_new_pin_is_a_mismatch_and_the_old_pin_stays(with_pin, audit):
+    passed = {"pin_next": "pref_pin_new", "pin_verified": "pref_pin_new"}
+    assert run(with_pin, "security.stage_pin", passed, {"new_pin": "7395"}).outcome == "ok"
+    assert run(with_pin, "security.confirm_pin", passed, {}).outcome == "mismatch"
+    assert audit.events == [] and sms(with_pin) == []
+    assert pin(with_pin, PIN).outcome == "ok"
+
+
+# ---------------------------------------------------------------- the last bill as proof (first PIN, reset)
+def prove(deps: Deps, data: dict[str, Any], purpose: str | None = None, user: str = NUMBER) -> StepResult:
+    return run(deps, "security.prove_holder", data, params={"purpose": purpose} if purpose else {}, user=user)
+
+
+def test_a_first_pin_needs_the_last_bill_of_the_current_account(deps, audit):
+    wrong = prove(deps, {"account_number": ACCOUNT, "pin_proof_amount": "12000"}, "first")
+    assert (wrong.outcome, wrong.data) == ("mismatch", {"pin_proof": None})
+    assert audit.kinds() == [("link_refused", "pin first: last bill not matched")]
+    assert (audit.events[0].subject, audit.events[0].account) == (NUMBER, ACCOUNT)
+    right = prove(deps, {"account_number": ACCOUNT, "pin_proof_amount": "12500"})   # "first" when unsaid
+    assert (right.outcome, right.data) == ("ok", {"pin_proof": "first"})
+    assert len(audit.events) == 1
+
+
+def test_a_first_pin_without_a_current_account_is_not_proved(deps, audit):
+    assert prove(deps, {"pin_proof_amount": "12500"}, "first").outcome == "mismatch"
+    assert audit.kinds() == [("link_refused", "pin first: last bill not matched")]
+    assert audit.events[0].account == ""          # the refusal names no account
+
+
+def test_no_amount_typed_proves_nothing_even_for_an_account_whose_last_bill_was_zero(deps, audit):
+    assert prove(deps, {"account_number": UNBILLED}, "first").outcome == "mismatch"
+    assert audit.kinds() == [("link_refused", "pin first: last bill not matched")]
+
+
+def test_a_reset_without_an_account_typed_is_not_proved(deps, audit):
+    assert prove(deps, {"account_number": ACCOUNT, "pin_proof_amount": "12500"}, "reset").outcome == "mismatch"
+    assert audit.kinds() == [("link_refused", "pin reset: last bill not matched")]
+    assert audit.events[0].account == ""          # not the current account: no account was typed
+
+
+def test_a_reset_needs_one_of_the_callers_own_accounts_and_its_last_bill(deps, audit):
+    # The neighbour's account with its right amount: not the caller's, answered as a wrong amount.
+    theirs = prove(deps, {"account_number": ACCOUNT, "reset_account_number": NEIGHBOUR, "pin_proof_amount": "8000"},
+                   "reset")
+    assert (theirs.outcome, theirs.data) == ("mismatch", {"pin_proof": None})
+    assert audit.kinds() == [("link_refused", "pin reset: last bill not matched")]
+    assert audit.events[0].account == NEIGHBOUR
+    assert prove(deps, {"reset_account_number": ACCOUNT, "pin_proof_amount": "12000"}, "reset").outcome == "mismatch"
+    ours = prove(deps, {"reset_account_number": ACCOUNT, "pin_proof_amount": "12500"}, "reset")
+    assert (ours.outcome, ours.data) == ("ok", {"pin_proof": "reset"})
+    # The neighbour, calling from their own number, may not reset with our account either.
+    assert prove(deps, {"reset_account_number": ACCOUNT, "pin_proof_amount": "12500"}, "reset",
+                 user="+221770000002").outcome == "mismatch"
+
+
+def test_last_bill_proofs_are_throttled_per_phone_even_with_the_right_amount(deps, audit):
+    for _ in range(6):
+        assert prove(deps, {"reset_account_number": ACCOUNT, "pin_proof_amount": "1"}, "reset").outcome == "mismatch"
+    late = prove(deps, {"reset_account_number": ACCOUNT, "pin_proof_amount": "12500"}, "reset")
+    assert (late.outcome, late.data) == ("locked", {"pin_proof": None})
+    assert audit.kinds()[-1] == ("link_refused", "pin reset: throttled")
 
 
 # ---------------------------------------------------------------- a code by SMS for a first PIN

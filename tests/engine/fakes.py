@@ -1,4 +1,5 @@
-"""A step registry of plain functions: a real implementation of the engine's StepRegistry port."""
+"""Real implementations of the engine's ports for its tests: a step registry of plain functions, an audit
+that keeps what it is told."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 
+from engine.audit import SessionRecord
 from engine.steps import StepContext, StepResult
 
 
@@ -54,3 +56,17 @@ class CountingSteps:
 
     def outcomes(self, name: str) -> frozenset[str]:
         return frozenset({"ok", "wrong", "backend_down"})
+
+
+class RecordingAudit:
+    """The audit port, keeping what it is told: sessions recorded and the gateway's reports."""
+
+    def __init__(self) -> None:
+        self.records: list[SessionRecord] = []
+        self.completed: list[tuple[str, dict[str, object]]] = []
+
+    def record(self, record: SessionRecord) -> None:
+        self.records.append(record)
+
+    def complete(self, session_key: str, **report: object) -> None:
+        self.completed.append((session_key, report))

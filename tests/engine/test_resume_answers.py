@@ -9,9 +9,8 @@ from engine import Engine, EngineLimits, FlowSet, SessionStore, Turn
 from menus import load_menus
 
 from .conftest import DEMO, Handset
-from .fakes import CountingSteps
+from .fakes import CountingSteps, RecordingAudit
 from .resume_steps import ResumeSteps
-from .test_session_end import Audit
 
 FLOW = Path(__file__).parent / "flows" / "resume.yaml"
 HOME = "Accueil\n1. Horaires\n2. Commander\n3. Commander 1\n4. Changer le secret\n5. Panne\n6. Virement"
@@ -49,7 +48,7 @@ def test_no_at_the_offer_starts_afresh_and_two_mistakes_are_forgiven_a_third_end
 
 
 def test_the_offer_and_its_error_line_are_in_the_customers_language(store: SessionStore):
-    audit = Audit()
+    audit = RecordingAudit()
     engine = Engine(FlowSet(load_menus(FLOW)), store, ResumeSteps(), hop_key=b"k", audit=audit)
     _dropped(engine, EnglishHandset)
     again = EnglishHandset(engine, session="again")

@@ -11,12 +11,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from engine import Engine, EngineLimits, FlowSet, MemorySessionStore, SessionStore
-from engine.audit import SessionRecord
 from engine.steps import StepResult
 from menus import load_menus
 
 from ..support.clock import SettableClock
 from .conftest import Handset
+from .fakes import RecordingAudit
 from .resume_steps import PIN, ResumeSteps
 
 FLOW = Path(__file__).parent / "flows" / "lifecycle.yaml"
@@ -24,18 +24,6 @@ HOME = "Accueil\n1. Payer\n2. Fin\n3. Message"
 OFFER = "Reprendre ?\n1. Oui\n2. Non"
 CONFIRM = "Payer 500 ?\n1. Confirmer\n0. Retour 00. Accueil"
 
-
-class Audit:
-    """The audit port, keeping the sessions it is told about."""
-
-    def __init__(self) -> None:
-        self.records: list[SessionRecord] = []
-
-    def record(self, record: SessionRecord) -> None:
-        self.records.append(record)
-
-    def complete(self, session_key: str, **report: object) -> None:
-        """The gateway's reports: not looked at here."""
 
 
 def engine_on(store: SessionStore, steps: ResumeSteps, **kwargs: object) -> Engine:
@@ -97,7 +85,7 @@ def test_a_session_resumed_after_a_menu_reload_continues_in_the_menus_it_started
 
 
 def test_the_audit_trail_shows_where_a_session_was_resumed(store):
-    audit = Audit()
+    audit = RecordingAudit()
     engine = engine_on(store, ResumeSteps(), audit=audit)
     dropped(engine, "1")
     again = Handset(engine, session="again")

@@ -14,12 +14,11 @@ from pathlib import Path
 import pytest
 
 from engine import ChannelCapabilities, Engine, FlowSet, Reply, SessionStore, Turn
-from engine.audit import SessionRecord
 from engine.steps import StepContext, StepResult
 from menus import load_menus
 
 from .conftest import DEMO, Handset
-from .fakes import CountingSteps
+from .fakes import CountingSteps, RecordingAudit
 
 SCREENS = Path(__file__).parent / "flows" / "screens.yaml"
 DEMO_HOME = "Bonjour Awa, etre à Thiès\n1. Liste\n2. Montant\n3. Panne\n4. Fin"
@@ -53,18 +52,6 @@ class ScreensSteps(CountingSteps):
     def outcomes(self, name: str) -> frozenset[str]:
         return frozenset({"ok", "wrong", "refused", "declined"})
 
-
-class Audit:
-    """The audit port, keeping the records of finished conversations."""
-
-    def __init__(self) -> None:
-        self.records: list[SessionRecord] = []
-
-    def record(self, record: SessionRecord) -> None:
-        self.records.append(record)
-
-    def complete(self, session_key: str, **report: object) -> None:
-        return None
 
 
 class EnglishHandset(Handset):
@@ -322,7 +309,7 @@ def test_the_same_statement_fits_one_page_where_the_prefix_is_short(screens):
 
 
 def test_a_step_answer_the_flow_does_not_expect_ends_politely_and_the_audit_keeps_it(store):
-    audit = Audit()
+    audit = RecordingAudit()
     engine = Engine(FlowSet(load_menus(SCREENS)), store, ScreensSteps(), audit=audit)
     phone = Handset(engine)
     phone.dial()
@@ -332,7 +319,7 @@ def test_a_step_answer_the_flow_does_not_expect_ends_politely_and_the_audit_keep
 
 
 def test_three_wrong_choices_end_politely_and_the_audit_says_too_many_errors(store):
-    audit = Audit()
+    audit = RecordingAudit()
     engine = Engine(FlowSet(load_menus(SCREENS)), store, ScreensSteps(), audit=audit)
     phone = Handset(engine)
     phone.dial()

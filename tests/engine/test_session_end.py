@@ -7,29 +7,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from engine import ChannelCapabilities, Engine, FlowSet, RedisSessionStore, SessionStore, Turn
-from engine.audit import SessionRecord
 from engine.security_audit import SecurityEvent
 from menus import load_menus
 
 from .conftest import DEMO, Handset
-from .fakes import CountingSteps
+from .fakes import CountingSteps, RecordingAudit
 from .test_hop_safety import prefix, redis_client  # noqa: F401  (fixtures: a Redis key prefix of this test's own)
 
 NUMBER, OTHER = "+221770000001", "+221770000009"
 
-
-class Audit:
-    """The audit port, keeping what it is told: sessions recorded and the gateway's reports."""
-
-    def __init__(self) -> None:
-        self.records: list[SessionRecord] = []
-        self.completed: list[tuple[str, dict[str, object]]] = []
-
-    def record(self, record: SessionRecord) -> None:
-        self.records.append(record)
-
-    def complete(self, session_key: str, **report: object) -> None:
-        self.completed.append((session_key, report))
 
 
 class Security:
@@ -48,7 +34,7 @@ class EnglishHandset(Handset):
 
 
 def test_the_gateways_end_of_session_report_reaches_the_audit_trail_masked(store: SessionStore):
-    audit = Audit()
+    audit = RecordingAudit()
     engine = Engine(FlowSet(load_menus(DEMO)), store, CountingSteps(), audit=audit)
     Handset(engine, msisdn=NUMBER).dial()
     engine.finish(channel="ussd", session_key="ussd:s1", user_id=NUMBER, status="Failed", duration_ms=12_600,
@@ -95,7 +81,7 @@ def test_after_a_reload_the_notice_is_in_the_customers_language_and_back_still_l
 
 
 def test_an_ended_session_is_recorded_in_the_audit_trail_with_its_path(store: SessionStore):
-    audit = Audit()
+    audit = RecordingAudit()
     at = datetime.fromtimestamp(1_000.0, UTC)
     engine = Engine(FlowSet(load_menus(DEMO)), store, CountingSteps(), audit=audit, clock=lambda: at)
     phone = Handset(engine, msisdn=NUMBER)

@@ -8,29 +8,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from engine import Engine, EngineLimits, FlowSet, SessionStore, Turn
-from engine.audit import SessionRecord
 from engine.steps import StepContext, StepResult
 from menus import load_menus
 
 from ..support.clock import SettableClock
 from .conftest import DEMO, Handset
-from .fakes import CountingSteps
+from .fakes import CountingSteps, RecordingAudit
 from .resume_steps import ResumeSteps
 
 RESUME_FLOW = Path(__file__).parent / "flows" / "resume.yaml"
 
-
-class Audit:
-    """The audit port, keeping the sessions it is told about."""
-
-    def __init__(self) -> None:
-        self.records: list[SessionRecord] = []
-
-    def record(self, record: SessionRecord) -> None:
-        self.records.append(record)
-
-    def complete(self, session_key: str, **report: object) -> None:
-        """The gateway's reports: not looked at here."""
 
 
 class Timer:
@@ -106,7 +93,7 @@ def test_a_step_starting_exactly_at_the_hops_deadline_still_runs(store: SessionS
 
 
 def test_a_hop_past_its_deadline_ends_the_session_recorded_as_deadline(store: SessionStore):
-    timer, steps, audit = Timer(), CountingSteps(), Audit()
+    timer, steps, audit = Timer(), CountingSteps(), RecordingAudit()
     steps.sleep, steps.slow_seconds = timer.spend, 0.25
     engine = Engine(FlowSet(load_menus(DEMO)), store, steps, audit=audit,
                     limits=EngineLimits(hop_deadline_seconds=0.125), timer=timer)
@@ -117,7 +104,7 @@ def test_a_hop_past_its_deadline_ends_the_session_recorded_as_deadline(store: Se
 
 
 def test_a_step_that_raises_ends_the_session_recorded_as_an_error(store: SessionStore):
-    audit = Audit()
+    audit = RecordingAudit()
     engine = Engine(FlowSet(load_menus(RESUME_FLOW)), store, ResumeSteps(), audit=audit, hop_key=b"k")
     phone = Handset(engine)
     phone.dial()

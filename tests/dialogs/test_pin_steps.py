@@ -33,7 +33,7 @@ class Bills:
     """The billing system's last bills: ours (``ACCOUNT``) and a neighbour's; any other account is not found."""
 
     def __init__(self) -> None:
-        self.last = {ACCOUNT: Decimal("12500"), NEIGHBOUR: Decimal("8000"), UNBILLED: Decimal("0")}
+        self.last = {ACCOUNT: Decimal(12500), NEIGHBOUR: Decimal(8000), UNBILLED: Decimal(0)}
 
     def verify_last_bill(self, account_number: str, amount: Decimal) -> bool:
         if account_number not in self.last:

@@ -1,4 +1,6 @@
-"""Suite-wide pytest configuration: shared fixture plugins."""
+"""Suite-wide pytest configuration: shared fixture plugins, a Redis database per forked test process."""
+
+from tests.support.services import claim_again_after_fork, release_forked_claim
 
 pytest_plugins = ["tests.support.clock", "tests.support.engine", "tests.support.backoffice",
                   "tests.support.throwaway_redis"]
@@ -7,3 +9,11 @@ pytest_plugins = ["tests.support.clock", "tests.support.engine", "tests.support.
 def pytest_addoption(parser):  # type: ignore[no-untyped-def]
     parser.addoption("--update-transcripts", action="store_true", default=False,
                      help="rewrite the expected screens of tests/transcripts/*.yaml from what the product shows")
+
+
+def pytest_configure(config):  # type: ignore[no-untyped-def]
+    claim_again_after_fork()
+
+
+def pytest_unconfigure(config):  # type: ignore[no-untyped-def]
+    release_forked_claim()

@@ -16,6 +16,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -78,6 +79,32 @@ def clean_redis(client: redis.Redis, keep_claim: bool = True) -> None:
 
 
 REDIS_TEST_URL = _claim_redis_database(os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15"))
+_CLAIMED_IN = os.getpid()
+
+
+def claim_again_after_fork() -> None:
+    """A forked test process (mutmut runs each mutant's tests in one, several at once) takes a database of
+    its own: the one it inherited is its siblings' too, and the tests flush what they claim. Every module
+    that imported ``REDIS_TEST_URL`` gets the new one; ``release_forked_claim`` gives it back."""
+    global REDIS_TEST_URL, RUN_ID, _CLAIMED_IN
+    if os.getpid() == _CLAIMED_IN:
+        return
+    inherited = REDIS_TEST_URL
+    RUN_ID = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    REDIS_TEST_URL = _claim_redis_database(inherited)
+    _CLAIMED_IN = os.getpid()
+    for module in list(sys.modules.values()):
+        if getattr(module, "REDIS_TEST_URL", None) == inherited:
+            module.REDIS_TEST_URL = REDIS_TEST_URL
+
+
+def release_forked_claim() -> None:
+    """Empty and free a forked process's database now (it may leave by ``os._exit``, past ``atexit``)."""
+    if _CLAIMED_IN != _PARENT:
+        _release(REDIS_TEST_URL)
+
+
+_PARENT = _CLAIMED_IN
 POSTGRES_TEST_URL = os.environ.get("TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 MQTT_TEST_URL = os.environ.get("TEST_MQTT_URL", "mqtt://127.0.0.1:1883")
 

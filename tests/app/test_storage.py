@@ -369,6 +369,13 @@ def test_a_pin_is_kept_as_a_salted_scrypt_hash(sessions):
     assert not check_pin("4821", "garbage") and not check_pin("4821", "scrypt$x$8$1$AAAA$AAAA")
 
 
+def lock_out(vault: SqlPinVault, now: datetime) -> PinVerdict:
+    """Three wrong PINs from the customer at ``now``: the verdict of the third, which locks the PIN."""
+    for _ in range(3):
+        verdict = vault.verify(NUMBER, "0000", now)
+    return verdict
+
+
 def test_a_staged_pin_is_no_pin_until_confirmed_and_a_wrong_confirmation_drops_it(sessions):
     vault = SqlPinVault(sessions)
     now = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -401,8 +408,7 @@ def test_a_lock_over_gives_three_fresh_tries_and_lockouts_in_a_row_grow(sessions
     assert vault.unlock(NUMBER) and not vault.unlock(NUMBER)
     assert vault.lock_state(NUMBER, now) is None
     assert vault.verify(NUMBER, "4821", now).result == "ok"
-    for _ in range(3):
-        last = vault.verify(NUMBER, "0000", now)
+    last = lock_out(vault, now)
     assert last.locked_until - now == timedelta(minutes=15)      # the unlock started the ladder again
 
 
@@ -410,13 +416,11 @@ def test_a_right_pin_after_a_lock_starts_the_ladder_again(sessions):
     vault = SqlPinVault(sessions)
     vault.set_pin(NUMBER, "4821")
     now = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
-    for _ in range(3):
-        vault.verify(NUMBER, "0000", now)
+    lock_out(vault, now)
     now += timedelta(minutes=15)
     assert vault.verify(NUMBER, "0000", now).attempts_left == 2     # fresh tries once the lock is over
     assert vault.verify(NUMBER, "4821", now).result == "ok"
-    for _ in range(3):
-        last = vault.verify(NUMBER, "0000", now)
+    last = lock_out(vault, now)
     assert (last.locked_until - now, last.lockouts) == (timedelta(minutes=15), 1)
 
 
@@ -424,18 +428,15 @@ def test_a_new_pin_set_or_confirmed_clears_the_lock(sessions):
     vault = SqlPinVault(sessions)
     vault.set_pin(NUMBER, "4821")
     now = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
-    for _ in range(3):
-        vault.verify(NUMBER, "0000", now)
+    lock_out(vault, now)
     vault.stage_pin(NUMBER, "7395")
     assert vault.lock_state(NUMBER, now) is not None    # staging alone changes nothing
     assert vault.confirm_pin(NUMBER, "7395")
     assert vault.lock_state(NUMBER, now) is None and vault.verify(NUMBER, "7395", now).result == "ok"
-    for _ in range(3):
-        vault.verify(NUMBER, "0000", now)
+    lock_out(vault, now)
     vault.set_pin(NUMBER, "9182")
     assert vault.verify(NUMBER, "9182", now).result == "ok"
-    for _ in range(3):
-        last = vault.verify(NUMBER, "0000", now)
+    last = lock_out(vault, now)
     assert last.locked_until - now == timedelta(minutes=15)
 
 
@@ -446,8 +447,7 @@ def test_one_customers_tries_lock_pin_and_unlock_leave_every_other_customer_alon
     vault.set_pin(NUMBER, "4821")
     vault.set_pin(other, "7395")
     assert vault.verify(other, "0000", now).attempts_left == 2       # the neighbour has mistyped once
-    for _ in range(3):
-        locked = vault.verify(NUMBER, "0000", now)
+    locked = lock_out(vault, now)
     assert locked.result == "locked" and locked.newly_locked and locked.lockouts == 1
     # Our customer's lock is theirs alone: the neighbour is not locked and keeps their own count.
     assert vault.lock_state(other, now) is None
@@ -482,8 +482,7 @@ def test_a_lock_resets_the_count_so_the_tries_after_it_are_three(sessions):
     vault = SqlPinVault(sessions)
     vault.set_pin(NUMBER, "4821")
     now = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
-    for _ in range(3):
-        vault.verify(NUMBER, "0000", now)
+    lock_out(vault, now)
     with sessions() as db:
         row = db.get(PinCredentialRow, NUMBER)
         assert (row.failed_attempts, row.lockouts) == (0, 1) and row.pin_hash.startswith("scrypt$")
@@ -495,8 +494,7 @@ def test_a_try_during_a_lock_is_told_the_lock_until_the_very_moment_it_ends(sess
     vault.set_pin(NUMBER, "4821")
     now = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
     until = now + timedelta(minutes=15)
-    for _ in range(3):
-        locked = vault.verify(NUMBER, "0000", now)
+    locked = lock_out(vault, now)
     assert locked == PinVerdict("locked", 0, until, 1, newly_locked=True)
     assert vault.verify(NUMBER, "4821", now + timedelta(minutes=14)) == PinVerdict("locked", 0, until, 1)
     assert vault.lock_state(NUMBER, until - timedelta(seconds=1)) == PinVerdict("locked", 0, until, 1)
@@ -552,8 +550,7 @@ def test_a_lock_lasts_fifteen_minutes_whatever_the_servers_zone_and_the_callers(
     vault = SqlPinVault(sessions)
     vault.set_pin(NUMBER, "4821")
     now = datetime(2026, 11, 25, 13, 0, tzinfo=timezone(timedelta(hours=1)))     # 12:00 UTC
-    for _ in range(3):
-        locked = vault.verify(NUMBER, "0000", now)
+    locked = lock_out(vault, now)
     assert locked.locked_until == datetime(2026, 11, 25, 12, 15, tzinfo=UTC)
     assert vault.lock_state(NUMBER, datetime(2026, 11, 25, 12, 14, tzinfo=UTC)) is not None
     assert vault.lock_state(NUMBER, datetime(2026, 11, 25, 12, 15, tzinfo=UTC)) is None

@@ -32,7 +32,7 @@ from werkzeug.serving import make_server
 
 CLAIM_KEY: Final = "tests:claimed-by"
 CLAIM_SECONDS: Final = 900          # a crashed run's database is free again after this; live runs renew it
-RUN_ID: Final = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+RUN_ID = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"   # a forked test process takes another
 
 
 def _with_db(url: str, db: int) -> str:
@@ -79,7 +79,7 @@ def clean_redis(client: redis.Redis, keep_claim: bool = True) -> None:
 
 
 REDIS_TEST_URL = _claim_redis_database(os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15"))
-_CLAIMED_IN = os.getpid()
+_CLAIMED_IN = _PARENT = os.getpid()
 
 
 def claim_again_after_fork() -> None:
@@ -104,7 +104,6 @@ def release_forked_claim() -> None:
         _release(REDIS_TEST_URL)
 
 
-_PARENT = _CLAIMED_IN
 POSTGRES_TEST_URL = os.environ.get("TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 MQTT_TEST_URL = os.environ.get("TEST_MQTT_URL", "mqtt://127.0.0.1:1883")
 

@@ -3,10 +3,13 @@
 
 * ``gthread``: gunicorn, ``WEB_CONCURRENCY`` worker processes of 4 threads each (keep-alive connections).
 * ``sync``: gunicorn, one request at a time per worker process (the connection closed after each answer).
-* ``granian``: granian (Rust HTTP server, WSGI interface), worker processes of 4 blocking threads; needs the
-  ``granian`` wheel (``pip install -e '.[bench]'``), and logs no access line.
+* ``granian``: granian (Rust HTTP server, WSGI interface), worker processes of 4 blocking threads (the Python
+  threads that run the app; granian's own threads read and write the sockets).
 
 gunicorn runs with ``app/gunicorn_conf.py`` (numbers masked in every log line, metrics summed over workers).
+granian's access line (its default format: the path without the query string, status, milliseconds) is a
+record of the ``granian.access`` logger in the worker, where ``create_app`` installed the masking: it leaves
+masked as every other line does (``tests/app/test_log_privacy.py`` runs a session through each server).
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ def engine_command(server: str, host: str, port: int | str, workers: int | str,
     if server == "granian":
         return [sys.executable, "-m", "granian", "--interface", "wsgi", "--host", host, "--port", str(port),
                 "--workers", str(workers), "--blocking-threads", str(threads), "--log-level", "warning",
-                "wsgi:app"]
+                "--access-log" if access_log else "--no-access-log", "wsgi:app"]
     kind = ["--threads", str(threads)] if server == "gthread" else ["--worker-class", "sync"]
     return [sys.executable, "-m", "gunicorn", "--bind", f"{host}:{port}", "--workers", str(workers), *kind,
             *(["--access-logfile", "-"] if access_log else []), "--config", "python:app.gunicorn_conf", "wsgi:app"]

@@ -68,6 +68,7 @@ THREADS = 2
 MEMORY_DIALS = 100
 SEED_SECONDS_MAX = 180.0
 SEED_CONNECTIONS = 32  # sessions seeded at a time (bench.seed)
+PACED_KINDS = ("dial", "nav")  # the hops whose engine's own time has a target (no back end in them)
 
 
 @dataclass
@@ -110,6 +111,7 @@ class Cell:
     # ours only: the engine's own time per hop (engine_own_seconds, back ends excluded), from /metrics
     own_p50_ms: float | None = None
     own_p99_ms: float | None = None
+    think_ms: int = 0  # paced cells: each connection pauses about this long before each hop (hops.lua THINK)
 
     @property
     def rps(self) -> float:
@@ -284,12 +286,12 @@ def start_node(stack: contextlib.ExitStack, tmp: Path, modules: Path, bo_port: i
 # ------------------------------------------------------------------ load
 
 def wrk(server: Server, kind: str, connections: int, seconds: float, mode: str, slots: int,
-        run_id: str) -> dict[str, Any]:
+        run_id: str, think_ms: int = 0) -> dict[str, Any]:
     """Run wrk once; its ``done()`` prints one ``BENCH {json}`` line. ``run_id`` prefixes the session ids:
-    the seed and the load of one cell share it."""
+    the seed and the load of one cell share it. ``think_ms``: each connection's pause before a hop."""
     cmd = ["wrk", "-t", str(THREADS), "-c", str(max(connections, THREADS)), "-d", f"{seconds:g}s",
            "--timeout", "10s", "-s", str(BENCH / "hops.lua"), server.url, "--", kind, server.path, PHONE,
-           server.token, run_id, str(slots), mode, server.rejects, *server.routes[kind]]
+           server.token, run_id, str(slots), mode, server.rejects, *server.routes[kind], str(think_ms)]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 120, check=False)
     line = next((ln for ln in done.stdout.splitlines() if ln.startswith("BENCH ")), None)
     if line is None:
@@ -388,11 +390,12 @@ def engine_own(server: Server) -> Histogram | None:
     return scrape(server.port)["engine_own_seconds"] if server.engine else None
 
 
-def measure(server: Server, kind: str, connections: int, seconds: float, run: str, slots: int) -> Cell:
+def measure(server: Server, kind: str, connections: int, seconds: float, run: str, slots: int,
+            think_ms: int = 0) -> Cell:
     wait_idle(server)
     own_before = engine_own(server)
     before = cpu_seconds(server.pids)
-    result = wrk(server, kind, connections, seconds, "load", slots, run)
+    result = wrk(server, kind, connections, seconds, "load", slots, run, think_ms)
     cpu = cpu_seconds(server.pids) - before
     own_after = engine_own(server)
     own = own_after - own_before if own_after is not None and own_before is not None else None
@@ -401,7 +404,7 @@ def measure(server: Server, kind: str, connections: int, seconds: float, run: st
     return Cell(server.name, kind, connections, requests, result["duration_us"] / 1e6, result["p50_us"] / 1e3,
                 result["p95_us"] / 1e3, result["p99_us"] / 1e3, sum(detail.values()),
                 cpu * 1000 / requests if requests else 0.0, detail, result["bad_sample"],
-                own.quantile(0.5) * 1000 if own else None, own.quantile(0.99) * 1000 if own else None)
+                own.quantile(0.5) * 1000 if own else None, own.quantile(0.99) * 1000 if own else None, think_ms)
 
 
 def redis_bytes_per_session(store: redis.Redis, server: Server) -> float:
@@ -453,6 +456,18 @@ def run(args: argparse.Namespace, progress: Callable[[str], None]) -> dict[str, 
                 progress(f"[{i}/{len(plan)} {elapsed:4.0f}s] {server.name:<5} {kind:<7} c={connections:<4} "
                          f"{note}{cell.rps:7.0f} req/s, p99 {cell.p99_ms:6.1f} ms, errors {cell.errors}"
                          + (f" (e.g. {cell.bad_sample!r})" if cell.bad_sample else ""))
+            # The engine's own time at a pace people keep: every connection a session that pauses before
+            # each hop, the server far from saturated (the cells above measure it saturated).
+            paced = [(t, k) for t in args.think for k in PACED_KINDS if k in args.kinds]
+            for j, (think, kind) in enumerate(paced, 1):
+                run, slots = run_id(ours, kind, args.paced), slots_for(args.paced)
+                if kind != "dial":
+                    slots, _ = seed(ours, kind, args.paced, run)
+                cell = measure(ours, kind, args.paced, args.seconds, run, slots, think)
+                cells.append(cell)
+                progress(f"[paced {j}/{len(paced)}] ours  {kind:<7} c={args.paced} pause {think} ms: "
+                         f"{cell.rps:6.0f} req/s, engine own p50 {cell.own_p50_ms or 0:.2f} / "
+                         f"p99 {cell.own_p99_ms or 0:.2f} ms, errors {cell.errors}")
             memory = {}
             for server in servers:
                 memory[server.name] = redis_bytes_per_session(store, server)
@@ -473,6 +488,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", default="10,100,1000", help="comma-separated connection counts")
     parser.add_argument("--no-node", action="store_true", help="skip the Node peer")
     parser.add_argument("--kinds", default=",".join(KINDS), help="comma-separated hop kinds, of " + ", ".join(KINDS))
+    parser.add_argument("--paced", type=int, default=100,
+                        help="connections of the paced cells (sessions pausing between hops; 0: none)")
+    parser.add_argument("--think", default="100",
+                        help="comma-separated pauses before each hop of the paced cells, in ms")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (logs)")
     parser.add_argument("--out", type=Path, default=None,
                         help="where bench.json/.md/.png go (bench/results; bench/results/<server> for another server)")
@@ -481,6 +500,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out = args.out or (RESULTS if args.server == DEFAULT_SERVER else RESULTS / args.server)
     args.concurrency = [int(c) for c in args.concurrency.split(",")]
     args.kinds = [k for k in KINDS if k in args.kinds.split(",")]
+    args.think = [int(t) for t in args.think.split(",") if int(t) > 0] if args.paced else []
     nofile_limit(4 * max(args.concurrency) + 1024)
     # Ctrl-C and SIGTERM unwind the same way: every child stopped, the schema dropped, our keys deleted.
     signal.signal(signal.SIGINT, signal.default_int_handler)

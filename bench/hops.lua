@@ -1,6 +1,6 @@
 -- wrk script of `make bench` (bench/bench.py): one USSD hop kind, Africa's Talking form, unique sessions.
 --
--- wrk -t2 -cN -dS -s bench/hops.lua URL -- KIND PATH PHONE TOKEN RUN SLOTS MODE REJECT STEPS PREFIX
+-- wrk -t2 -cN -dS -s bench/hops.lua URL -- KIND PATH PHONE TOKEN RUN SLOTS MODE REJECT STEPS PREFIX [THINK]
 --   KIND    dial | nav | balance
 --   PATH    the USSD callback path of the server under test
 --   PHONE   the caller (+221770000001, a known customer)
@@ -12,6 +12,9 @@
 --   REJECT  "|"-separated texts that make a 200 answer count as bad (busy, error screens); "-" for none
 --   STEPS   the two inputs a nav/balance hop alternates, comma-separated ("98,99", "1,0")
 --   PREFIX  "*"-joined inputs that bring a fresh session where the steps apply ("1*1"), "-" for none
+--   THINK   milliseconds a connection pauses before each hop, as a person reads the screen (0 or absent:
+--           none, every connection hops again as soon as it is answered). The pause of each hop is drawn
+--           between 0.5x and 1.5x THINK, so the connections do not hop in step.
 --
 -- dial:    every request is a new session, text="" (the dial of a known customer).
 -- nav:     sessions sitting on a paged screen; each hop appends the next page or the way back.
@@ -54,6 +57,14 @@ function init(args)
    for step in string.gmatch(args[9] or "", "[^,]+") do table.insert(steps, step) end
    if args[10] and args[10] ~= "-" then
       for step in string.gmatch(args[10], "[^*]+") do table.insert(prefix, step) end
+   end
+   local think = tonumber(args[11] or "0") or 0
+   if think > 0 then
+      math.randomseed(os.time() + id)
+      -- wrk looks for a global delay() after init: defined only when there is a pause to make
+      function delay()
+         return math.floor(think * (0.5 + math.random()))
+      end
    end
 end
 

@@ -37,6 +37,7 @@ from ussd_hops import HOST, PY, child, free_port, run_checked, wait_http
 import bench as main_bench
 from app.web_servers import SERVERS, THREADS, engine_command
 from bench import (
+    PACED_KINDS,
     PG_URL,
     RESULTS,
     Server,
@@ -95,8 +96,12 @@ def table(results: dict[str, Any]) -> str:
               "| engine own p50 / p99 ms |"),
              "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     groups: dict[tuple[str, int, str], list[dict[str, Any]]] = {}
+    paced: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for cell in results["cells"]:
-        groups.setdefault((cell["kind"], cell["concurrency"], cell["server"]), []).append(cell)
+        if cell.get("think_ms"):
+            paced.setdefault((cell["kind"], cell["server"]), []).append(cell)
+        else:
+            groups.setdefault((cell["kind"], cell["concurrency"], cell["server"]), []).append(cell)
 
     def median(kind: str, conc: int, server: str, key: str) -> float:
         return statistics.median(c[key] or 0.0 for c in groups.get((kind, conc, server), [{key: 0.0}]))
@@ -122,6 +127,17 @@ def table(results: dict[str, Any]) -> str:
                              f"{p99 / floor_p99:.2f}x | "
                              f"{sum(c['errors'] for c in groups[(kind, conc, server)])} | "
                              f"{median(kind, conc, server, 'cpu_ms'):.2f} | {own(kind, conc, server)} |")
+    if paced:
+        lines += ["", ("Paced: each connection a session pausing 0.5-1.5x the given pause before every hop (the "
+                  "server not saturated; medians over the rounds)."), "",
+                  ("| hop | sessions | pause ms | server | req/s | p50 ms | p99 ms | errors | CPU ms/hop "
+                  "| engine own p50 / p99 ms |"), "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|"]
+        for (kind, server), found in paced.items():
+            def mid(key: str, found: list[dict[str, Any]] = found) -> float:
+                return statistics.median(c[key] or 0.0 for c in found)
+            lines.append(f"| {kind} | {found[0]['concurrency']} | {found[0]['think_ms']} | {server} | {mid('rps'):.0f} "
+                         f"| {mid('p50_ms'):.1f} | {mid('p99_ms'):.1f} | {sum(c['errors'] for c in found)} "
+                         f"| {mid('cpu_ms'):.2f} | {mid('own_p50_ms'):.2f} / {mid('own_p99_ms'):.2f} |")
     return "\n".join(lines)
 
 
@@ -143,17 +159,24 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             for server in (floor, *engines):
                 wrk(server, "dial", 10, 2, "load", 8, run_id(server, "warm-up", 10))
             started = time.monotonic()
-            plan = [(r, c, k, s) for r in range(args.rounds) for c in args.concurrency for k in KINDS
+            plan = [(r, c, k, s) for r in range(args.rounds) for c in args.concurrency for k in args.kinds
                     for s in ([floor] if k == "dial" else []) + engines]
+            paced_from = len(plan)
+            # then the paced cells: each connection a session pausing about --think ms before every hop
+            plan += [(r, args.paced, k, s) for r in range(args.rounds) for k in args.kinds if k in PACED_KINDS
+                     for s in engines] if args.think else []
             for i, (round_, connections, kind, server) in enumerate(plan, 1):
+                think = args.think if i > paced_from else 0
                 run_name = run_id(server, kind, connections)
                 slots = slots_for(connections)
                 if kind != "dial":
                     slots, _ = seed(server, kind, connections, run_name)
-                cell = measure(server, kind, connections, args.seconds, run_name, slots)
+                cell = measure(server, kind, connections, args.seconds, run_name, slots, think)
                 cells.append(asdict(cell) | {"rps": cell.rps, "round": round_})
                 say(f"[{i}/{len(plan)} {time.monotonic() - started:4.0f}s] {server.name:<7} {kind:<4} "
-                    f"c={connections:<4} {cell.rps:7.0f} req/s, p99 {cell.p99_ms:7.1f} ms, errors {cell.errors}")
+                    f"c={connections:<4}{f' pause {think} ms' if think else ''} {cell.rps:7.0f} req/s, "
+                    f"p99 {cell.p99_ms:7.1f} ms, errors {cell.errors}, engine own p50 {cell.own_p50_ms or 0:.2f} "
+                    f"/ p99 {cell.own_p99_ms or 0:.2f} ms")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return {"machine": machine(), "seconds": args.seconds, "rounds": args.rounds, "servers": args.servers,
@@ -167,8 +190,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--concurrency", default="10,100,1000")
     parser.add_argument("--rounds", type=int, default=1, help="measure every cell this many times (medians)")
+    parser.add_argument("--kinds", default=",".join(KINDS), help="hop kinds, of " + ", ".join(KINDS))
+    parser.add_argument("--paced", type=int, default=100, help="connections of the paced cells")
+    parser.add_argument("--think", type=int, default=100,
+                        help="pause before each hop of the paced cells, ms (0: no paced cells)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
+    args.kinds = args.kinds.split(",")
     args.servers = args.servers.split(",")
     args.concurrency = [int(c) for c in args.concurrency.split(",")]
     nofile_limit(4 * max(args.concurrency) + 1024)

@@ -51,3 +51,16 @@ def test_table_states_each_figure_as_a_ratio_to_the_floor_of_the_same_cell() -> 
     assert "| 5000 | 2.50x |" in node
     assert "ours 1050 (1.50x floor)" in text
     assert "2 CPUs, Test CPU" in text
+
+
+def test_paced_cells_get_a_table_of_their_own_and_leave_the_ratios_to_the_floor_alone() -> None:
+    paced = _cell("ours", 900, 4, 0.3) | {"think_ms": 100, "own_p50_ms": 0.21, "own_p99_ms": 0.9}
+    paced_10 = paced | {"concurrency": 10, "rps": 95}
+    results = {"machine": {"nproc": "2", "cpu": "Test CPU", "python": "3.11", "date": "today"},
+               "server": "gunicorn", "seconds": 10,
+               "cells": [_cell("floor", 2000, 50, 1.0), _cell("ours", 1600, 100, 2.5), paced_10],
+               "redis_bytes": {"floor": 700, "ours": 1050}}
+    lines = table(results).splitlines()
+    saturated = [line for line in lines if line.startswith("| dial (new session) | 10 | ours |")]
+    assert len(saturated) == 1 and "| 1600 | 0.80x |" in saturated[0]   # the paced cell did not replace it
+    assert "| dial (new session) | 10 | 100 | 95 | " in lines[-1] and lines[-1].endswith("| 0.21 / 0.90 |")

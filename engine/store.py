@@ -23,7 +23,7 @@ from typing import Protocol
 
 import redis
 
-from .lean_script import LeanScript
+from .lean_script import LeanScript, ThreadConnection
 from .session import Session, UnreadableSession
 
 __all__ = [
@@ -196,9 +196,13 @@ if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) 
 """
 
 # KEYS: lock, session, then what else the hop reads (resume pointer, read-ahead); ARGV: token, lock ms.
-# Nothing (nil) when the lock is held; else 1 and the value of each other key (nil when absent).
+# Nothing (nil) when another holds the lock; else 1 and the value of each other key (nil when absent).
+# Each script may be sent twice (engine.lean_script: a connection lost before the answer): a second
+# _BEGIN with the same token finds the lock its own, _END and _RELEASE change nothing the second time.
 _BEGIN = """
-if not redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return false end
+if not redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) and redis.call('get', KEYS[1]) ~= ARGV[1] then
+  return false
+end
 local out = {1}
 for i = 2, #KEYS do out[i] = redis.call('get', KEYS[i]) end
 return out
@@ -228,10 +232,12 @@ class RedisSessionStore(SessionStore):
         self._lock_ttl_ms = lock_ttl_ms
         self._resume_seconds = resume_seconds
         self.read_ahead = read_ahead
-        # Each call is an EVALSHA with little client work (the script is loaded again if Redis forgot it).
-        self._release = LeanScript(client, _RELEASE)
-        self._begin = LeanScript(client, _BEGIN)
-        self._end = LeanScript(client, _END)
+        # Each call is an EVALSHA with little client work (the script is loaded again if Redis forgot it),
+        # on a connection each thread keeps for the three.
+        connection = ThreadConnection(client)
+        self._release = LeanScript(client, _RELEASE, connection)
+        self._begin = LeanScript(client, _BEGIN, connection)
+        self._end = LeanScript(client, _END, connection)
 
     @classmethod
     def from_url(cls, url: str, **kwargs: object) -> RedisSessionStore:

@@ -26,11 +26,13 @@ class CommandLog:
     sent: list[str] = field(default_factory=list)
 
     def watch(self, client: redis.Redis) -> None:
+        """Count what every connection of ``client``'s pool sends: those it lends, and those it makes for
+        a thread to keep (the session store's scripts)."""
         pool = client.connection_pool
-        get_connection = pool.get_connection
+        pool.disconnect()   # connections made before the watch are made again, counted
+        get_connection, make_connection = pool.get_connection, pool.make_connection
 
-        def counted_connection(*args: Any, **options: Any) -> Any:
-            connection = get_connection(*args, **options)
+        def counted_connection(connection: Any) -> Any:
             if not getattr(connection, "_counted", False):
                 send = connection.send_packed_command
 
@@ -43,7 +45,8 @@ class CommandLog:
                 connection._counted = True
             return connection
 
-        pool.get_connection = counted_connection  # type: ignore[method-assign]
+        pool.get_connection = lambda *a, **k: counted_connection(get_connection(*a, **k))  # type: ignore[method-assign]
+        pool.make_connection = lambda: counted_connection(make_connection())  # type: ignore[method-assign]
 
 
 @pytest.fixture

@@ -1,11 +1,16 @@
-"""The Redis session store sends its per-hop scripts with little client work (``engine.lean_script``); it
-must still survive what redis-py's own ``Script`` survives: a Redis that forgot the scripts, a Redis
-restarted between two hops (the pooled connection is dead), and a Redis that stays down (the engine
-answers "service unavailable", never an exception). A redis-server of the test's own is used."""
+"""The Redis session store sends its per-hop scripts with little client work (``engine.lean_script``), on
+a connection each thread keeps; it must still survive what redis-py's own ``Script`` survives: a Redis
+that forgot the scripts, a Redis restarted between two hops (the kept connection is dead), a connection
+lost before the answer came, and a Redis that stays down (the engine answers "service unavailable",
+never an exception); and the connections it keeps must not pile up in Redis as threads come and go.
+A redis-server of the test's own is used."""
 
 from __future__ import annotations
 
+import gc
+import threading
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import redis
@@ -59,3 +64,49 @@ def test_a_redis_that_stays_down_is_reported_unavailable_then_reached_once_back(
         _hop(store, "balance")
     throwaway_redis.start()
     assert _hop(store, "balance") is None
+
+
+def _store_connections(url: str) -> int:
+    """Clients connected to the test's Redis whose last command was one of the store's scripts."""
+    with redis.Redis.from_url(url) as client:
+        return sum(1 for c in client.client_list() if c["cmd"] == "evalsha")
+
+
+def test_a_thread_keeps_one_connection_for_all_its_hops(store, throwaway_redis):
+    for node in ("home", "balance", "bills", "home") * 10:
+        _hop(store, node)
+    assert _store_connections(throwaway_redis.url) == 1
+
+
+def test_threads_that_end_leave_no_connection_behind_in_redis(store, throwaway_redis):
+    # a server's threads come and go (granian retires idle ones): their connections must go with them
+    for _ in range(3):
+        threads = [threading.Thread(target=_hop, args=(store, "home")) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    gc.collect()
+    assert _hop(store, "bills") == "home"
+    assert _store_connections(throwaway_redis.url) <= 2
+
+
+def test_a_connection_lost_before_the_answer_is_sent_again_and_the_hop_goes_through(store, monkeypatch):
+    assert _hop(store, "home") is None
+    # the next lock request reaches Redis, then the connection drops before its answer is read
+    lost: list[bool] = []
+    real_read = redis.connection.Connection.read_response
+
+    def read_then_lose(self: Any, *args: Any, **kwargs: Any) -> Any:
+        answer = real_read(self, *args, **kwargs)
+        if not lost:
+            lost.append(True)
+            self.disconnect()
+            raise redis.ConnectionError("Connection closed by server.")
+        return answer
+
+    monkeypatch.setattr(redis.connection.Connection, "read_response", read_then_lose)
+    assert _hop(store, "balance") == "home"       # sent again: the lock its own, not "busy"
+    assert lost == [True]
+    monkeypatch.undo()
+    assert _hop(store, "bills") == "balance"

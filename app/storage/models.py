@@ -261,6 +261,18 @@ class NotificationStopRow(Base):
     stopped_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
+class EmailStopRow(Base):
+    """An address that asked, through the link of one of our e-mails, to receive no more e-mail about
+    ``topic`` (``all``: none at all); the message then goes by SMS. Lifted when the address is confirmed again."""
+
+    __tablename__ = "email_stops"
+
+    address: Mapped[str] = mapped_column(String(254), primary_key=True)
+    topic: Mapped[str] = mapped_column(String(40), primary_key=True)
+    source: Mapped[str] = mapped_column(String(40))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
 class FeedCursorRow(Base):
     """How far the worker has read a back-office event feed (zone outages, bills ...)."""
 

@@ -242,7 +242,7 @@ class ConsentChangeRow(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     msisdn: Mapped[str] = mapped_column(String(20), index=True)
-    action: Mapped[str] = mapped_column(String(12))        # opt_in | opt_out | stop | start | channel | email
+    action: Mapped[str] = mapped_column(String(12))        # opt_in | opt_out | stop | start | channel | email | email_stop
     topic: Mapped[str] = mapped_column(String(40), default="")   # "" for STOP/START (every topic)
     scope: Mapped[str] = mapped_column(String(64), default="")
     channel: Mapped[str] = mapped_column(String(20))

@@ -52,9 +52,12 @@ from menus import load_menus
 from web_fallback.agents import error_page as agents_error
 from web_fallback.agents import owns as agents_page
 from web_fallback.customer import MemorySignInStore, SignIn, SignInRules, SignInStore, WebAdapter
+from web_fallback.customer.unsubscribe import unsubscribe_blueprint
+from web_fallback.customer.unsubscribe_links import UnsubscribeLinks, derive_key
 
 from .agents_wiring import mount_agents
 from .broadcast import NoticeRelay
+from .email_letters import UnsubscribableEmail
 from .logging_setup import configure_logging
 from .notify import Dispatcher, NotificationTemplates, SmsSender
 from .ops import Metrics, ops_blueprint
@@ -75,6 +78,7 @@ from .storage.answer_ledger import RedisAnswerLedger
 from .storage.consent import SqlConsent
 from .storage.contacts import SqlContacts
 from .storage.delivery import SqlDeliveryQueue
+from .storage.email_stops import SqlEmailStops
 from .storage.identity_cache import (
     ForgetfulAccountLinks,
     ForgetfulContacts,
@@ -86,7 +90,7 @@ from .storage.identity_cache import (
 from .storage.sign_in_codes import RedisSignInStore
 
 __all__ = ["build_deps", "build_dispatcher", "build_engine", "build_identity_cache", "build_notice_relay",
-           "build_pace", "create_app"]
+           "build_pace", "build_unsubscribe_links", "create_app"]
 
 log = logging.getLogger("app")
 
@@ -264,7 +268,8 @@ def build_dispatcher(settings: Settings, sessions: sessionmaker[Session]) -> Dis
                                              settings.twilio_whatsapp_from, settings.twilio_api_url,
                                              status_callback=f"{settings.public_base_url}{TWILIO_STATUS_PATH}")
     if settings.smtp_url:
-        senders["email"] = SmtpEmail(settings.smtp_url, settings.email_from)
+        senders["email"] = UnsubscribableEmail(SmtpEmail(settings.smtp_url, settings.email_from),
+                                               SqlEmailStops(sessions), build_unsubscribe_links(settings))
     else:
         log.warning("SMTP_URL is not set: customers who chose e-mail get SMS, and e-mail codes wait in the outbox.")
     rates = parse_rates(settings.send_rates)
@@ -273,6 +278,15 @@ def build_dispatcher(settings: Settings, sessions: sessionmaker[Session]) -> Dis
                       stops=consent, quiet=QuietHours.parse(settings.quiet_hours, settings.quiet_hours_tz),
                       pace=build_pace(settings), clock=settings.clock, batch=max(1, min(50, int(max(rates.values(), default=50)))),
                       opt_ins=consent, contacts=SqlContacts(sessions))
+
+
+def build_unsubscribe_links(settings: Settings) -> UnsubscribeLinks | None:
+    """Our e-mails' one-click unsubscribe links, signed with a key derived from ``SECRET_KEY``; without
+    it a link minted by the worker could not be checked by the web server: none is put in e-mails."""
+    if not settings.secret_key:
+        log.warning("SECRET_KEY is not set: e-mails go without an unsubscribe link. Set SECRET_KEY.")
+        return None
+    return UnsubscribeLinks(derive_key(settings.secret_key), settings.public_base_url)
 
 
 def build_pace(settings: Settings) -> Pace | None:
@@ -345,6 +359,13 @@ def create_app(settings: Settings | None = None, store: SessionStore | None = No
     for adapter in adapters:
         engine.declare(adapter.capabilities, adapter.session_policy.idle_seconds)
         app.register_blueprint(adapter.blueprint(engine))
+
+    links = build_unsubscribe_links(settings) if settings.secret_key else None
+    if links is not None and any(isinstance(a, WebAdapter) for a in adapters):
+        brand = engine.flows.menus.brand
+        app.register_blueprint(unsubscribe_blueprint(
+            links, SqlEmailStops(parts["db"]), parts["deps"].throttle, parts["security"], brand=brand.name,
+            help_line=brand.help_line, client_address=gateway_guard.source))
 
     def adapter_for(path: str) -> ChannelAdapter | None:
         return next((a for a in adapters if a.owns(path)), None)

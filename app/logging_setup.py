@@ -28,6 +28,9 @@ _MIN_SECRET_CHARS: Final = 4  # shorter "secrets" would blank half the log
 # An e-mail address keeps its first letter and its domain: ``awa.diop@exemple.sn`` -> ``a***@exemple.sn``.
 _EMAIL: Final = re.compile(r"\b([A-Za-z0-9])[A-Za-z0-9._%+'-]*@(?=[A-Za-z0-9-]+\.)")
 
+# An e-mail's unsubscribe link: its token names an address (web_fallback/customer/unsubscribe_links.py).
+_UNSUBSCRIBE: Final = re.compile(r"(/unsubscribe/)[^\s\"'?]+")
+
 # Only a text with a digit, an "=" or an "@" can hold a number, a ``token=`` or an address: the rest skips the regexes.
 _MAY_HOLD: Final = re.compile(r"[0-9=@]")
 
@@ -46,6 +49,8 @@ def scrub(text: str) -> str:
     for secret in _secrets:
         if secret in text:
             text = text.replace(secret, REDACTED)
+    if "/unsubscribe/" in text:
+        text = _UNSUBSCRIBE.sub(lambda m: m.group(1) + REDACTED, text)
     if not _MAY_HOLD.search(text):
         return text
     text = _EMAIL.sub(lambda m: m.group(1) + "***@", text)

@@ -39,7 +39,7 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import yaml
 
@@ -53,7 +53,8 @@ from .pace import CHANNEL_PROVIDERS, Pace
 from .quiet_hours import QuietHours
 from .storage.delivery import ClaimedMessage, SqlDeliveryQueue
 
-__all__ = ["ContactBook", "DeliveryPass", "Dispatcher", "NotificationTemplates", "OptIns", "SmsSender", "StopList"]
+__all__ = ["ContactBook", "DeliveryPass", "Dispatcher", "Letter", "LetterSender", "NotificationTemplates", "OptIns",
+           "SmsSender", "StopList"]
 
 log = logging.getLogger("notify")
 
@@ -62,6 +63,25 @@ class SmsSender(Protocol):
     def send(self, to: str, text: str) -> Any:
         """Hand one message to the provider; the result has ``message_id``. ``Rejected`` for good,
         ``BackendUnavailable`` for now."""
+
+
+@dataclass(frozen=True, slots=True)
+class Letter:
+    """What a message is about, for a sender that says how to stop it (e-mail: ``app/email_letters.py``).
+
+    ``topic``: what its unsubscribe link stops (the opt-in topic, the kind, or ``all`` for a transactional
+    kind); None for a kind bound to its channel (an address's own code)."""
+
+    kind: str
+    language: str
+    topic: str | None
+
+
+@runtime_checkable
+class LetterSender(Protocol):
+    def send_letter(self, to: str, text: str, letter: Letter) -> Any:
+        """As ``SmsSender.send``, knowing what the message is about; ``Rejected`` also when the address
+        asked for no more of it (then the next channel, SMS, takes it)."""
 
 
 class StopList(Protocol):
@@ -232,6 +252,13 @@ class Dispatcher:
         topic, field_name = template.opt_in
         return (message.msisdn, topic, str(message.payload.get(field_name) or "") if field_name else "")
 
+    def _letter(self, message: ClaimedMessage) -> Letter:
+        template = self.templates.kinds.get(message.kind)
+        if template is None or template.channel:
+            return Letter(message.kind, message.language, None)
+        topic = template.opt_in[0] if template.opt_in else ("all" if template.transactional else message.kind)
+        return Letter(message.kind, message.language, topic)
+
     def _route(self, message: ClaimedMessage, contact: ContactInfo | None) -> list[tuple[str, str | None]]:
         """(channel, address) in the order to try: the customer's channel, then SMS."""
         template = self.templates.kinds.get(message.kind)
@@ -267,7 +294,8 @@ class Dispatcher:
             if not self._slot(channel):
                 return "paced"
             try:
-                result = sender.send(address, text)
+                result = (sender.send_letter(address, text, self._letter(message))
+                          if isinstance(sender, LetterSender) else sender.send(address, text))
             except Rejected as exc:
                 log.warning("outbox %d (%s) to %s refused on %s: %s", message.id, message.kind,
                             mask(message.msisdn), channel, exc.reason)

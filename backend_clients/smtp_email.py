@@ -11,6 +11,7 @@ import logging
 import smtplib
 import ssl
 import uuid
+from collections.abc import Mapping
 from email.message import EmailMessage
 from urllib.parse import unquote, urlparse
 
@@ -34,11 +35,14 @@ class SmtpEmail:
         self._password = unquote(parsed.password) if parsed.password else None
         self._sender, self._timeout = sender, timeout
 
-    def send(self, to: str, text: str, subject: str = "") -> SentSms:
+    def send(self, to: str, text: str, subject: str = "", headers: Mapping[str, str] | None = None) -> SentSms:
+        """``headers``: more header fields (``List-Unsubscribe`` ...); the subject is the text's first line."""
         message = EmailMessage()
         message_id = f"<{uuid.uuid4().hex}@{self._sender.split('@')[-1]}>"
         message["From"], message["To"], message["Message-ID"] = self._sender, to, message_id
         message["Subject"] = subject or text.split("\n", 1)[0][:78]
+        for name, value in (headers or {}).items():
+            message[name] = value
         message.set_content(text)
         try:
             server: smtplib.SMTP

@@ -9,14 +9,14 @@ from __future__ import annotations
 from collections.abc import Callable, Collection
 from datetime import UTC, datetime
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from dialogs.codes import code_matches
 from dialogs.stores import NOTIFY_CHANNELS, ContactInfo, EmailCheck
 
-from .models import ConsentChangeRow, PreferenceRow
+from .models import ConsentChangeRow, EmailStopRow, PreferenceRow
 
 __all__ = ["MAX_EMAIL_CODE_TRIES", "SqlContacts"]
 
@@ -79,6 +79,8 @@ class SqlContacts:
                 row.email_code_tries += 1
                 return "locked" if row.email_code_tries >= MAX_EMAIL_CODE_TRIES else "wrong"
             row.email, row.email_verified_at = row.email_pending, now
+            # Proving the address again is asking for e-mail again: its earlier unsubscribes are lifted.
+            db.execute(delete(EmailStopRow).where(EmailStopRow.address == row.email))
             row.email_pending = row.email_code_hash = row.email_code_expires_at = None
             row.email_code_tries = 0
             # The address itself stays out of the history: it says that, when and how, not what.

@@ -242,7 +242,7 @@ class ConsentChangeRow(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     msisdn: Mapped[str] = mapped_column(String(20), index=True)
-    action: Mapped[str] = mapped_column(String(12))        # opt_in | opt_out | stop | start | channel | email
+    action: Mapped[str] = mapped_column(String(12))        # opt_in | opt_out | stop | start | channel | email | email_stop
     topic: Mapped[str] = mapped_column(String(40), default="")   # "" for STOP/START (every topic)
     scope: Mapped[str] = mapped_column(String(64), default="")
     channel: Mapped[str] = mapped_column(String(20))
@@ -259,6 +259,18 @@ class NotificationStopRow(Base):
     channel: Mapped[str] = mapped_column(String(20))
     source: Mapped[str] = mapped_column(String(40))
     stopped_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class EmailStopRow(Base):
+    """An address that asked, through the link of one of our e-mails, to receive no more e-mail about
+    ``topic`` (``all``: none at all); the message then goes by SMS. Lifted when the address is confirmed again."""
+
+    __tablename__ = "email_stops"
+
+    address: Mapped[str] = mapped_column(String(254), primary_key=True)
+    topic: Mapped[str] = mapped_column(String(40), primary_key=True)
+    source: Mapped[str] = mapped_column(String(40))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
 class FeedCursorRow(Base):

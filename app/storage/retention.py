@@ -16,7 +16,13 @@ forward is never purged by age. Run by the worker (``PURGE_INTERVAL_SECONDS``) a
 | session_audit        | gateway error text: 30                       | 180                            |
 | security_events      | -                                            | 365                            |
 | subscriptions        | -                                            | withdrawn consent: 365         |
+| preferences          | unconfirmed e-mail address and its code, 7 days after the code expired | -        |
+| email_stops          | -                                            | address no one has confirmed any more: 30 |
 | account_links, pin_credentials, preferences | -                     | kept while the link, PIN or preference exists |
+
+A confirmed e-mail address is kept while the customer keeps it: confirming another one replaces it
+at once (nothing of the old one stays), and an unsubscribe keeps the address (and its stop) so that
+the stop goes on being honoured.
 """
 
 from __future__ import annotations
@@ -25,13 +31,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, func, true, update
+from sqlalchemy import and_, delete, exists, func, true, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from .models import (
+    EmailStopRow,
     OutboxEventRow,
     PaymentIntentRow,
     PendingTicketRow,
+    PreferenceRow,
     ProcessedCallbackRow,
     SecurityEventRow,
     SessionAuditRow,
@@ -70,6 +78,11 @@ RETENTION: tuple[Rule, ...] = (
     Rule("session_audit.gateway_error", SessionAuditRow, 30,
          func.coalesce(SessionAuditRow.ended_at, SessionAuditRow.started_at),
          SessionAuditRow.gateway_error.is_not(None), scrub={"gateway_error": None}),
+    # An address typed but never proved (its code expired unused): nobody's, nothing to keep it for.
+    Rule("preferences.email_pending", PreferenceRow, 7, PreferenceRow.email_code_expires_at,
+         PreferenceRow.email_pending.is_not(None),
+         scrub={"email_pending": None, "email_code_hash": None, "email_code_expires_at": None,
+                "email_code_tries": 0}),
     Rule("outbox_events", OutboxEventRow, 90, OutboxEventRow.created_at,
          OutboxEventRow.status.in_(("sent", "failed"))),
     Rule("payment_intents", PaymentIntentRow, 400, PaymentIntentRow.updated_at,
@@ -82,6 +95,9 @@ RETENTION: tuple[Rule, ...] = (
     Rule("security_events", SecurityEventRow, 365, SecurityEventRow.occurred_at),
     Rule("subscriptions", SubscriptionRow, 365, SubscriptionRow.updated_at,
          SubscriptionRow.active.is_(False)),
+    # A stop is kept while its address is someone's confirmed address (to be honoured); then 30 days.
+    Rule("email_stops", EmailStopRow, 30, EmailStopRow.created_at,
+         ~exists().where(PreferenceRow.email == EmailStopRow.address)),
 )
 
 

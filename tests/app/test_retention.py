@@ -19,9 +19,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.storage import make_sessions, migrate
 from app.storage.models import (
+    EmailStopRow,
     OutboxEventRow,
     PaymentIntentRow,
     PendingTicketRow,
+    PreferenceRow,
     ProcessedCallbackRow,
     SecurityEventRow,
     SessionAuditRow,
@@ -125,6 +127,28 @@ def test_complaint_texts_audit_rows_security_events_and_withdrawn_consent(
     assert audits == {"ussd:recent": None}
     assert [row.kind for row in _rows(sessions, SecurityEventRow)] == ["pin_locked"]
     assert [row.msisdn for row in _rows(sessions, SubscriptionRow)] == ["+221770000002"]
+
+
+def test_unconfirmed_email_addresses_and_stops_of_addresses_no_one_keeps_are_purged(
+        sessions: sessionmaker[Session], now: datetime) -> None:
+    with sessions() as db, db.begin():
+        # Typed, code never typed back: expired 8 days ago (purged), 6 days ago (kept); a confirmed one (kept).
+        for msisdn, pending, expired_days in (("+221770000001", "old@exemple.sn", 8),
+                                               ("+221770000002", "recent@exemple.sn", 6)):
+            db.add(PreferenceRow(msisdn=msisdn, email_pending=pending, email_code_hash="salted$hash",
+                                 email_code_expires_at=now - timedelta(days=expired_days), email_code_tries=1))
+        db.add(PreferenceRow(msisdn="+221770000003", email="kept@exemple.sn", email_verified_at=now - timedelta(days=900),
+                             email_code_tries=0))
+        for address, days in (("kept@exemple.sn", 400), ("gone@exemple.sn", 31), ("gone-recent@exemple.sn", 29)):
+            db.add(EmailStopRow(address=address, topic="all", source="one-click", created_at=now - timedelta(days=days)))
+    counts = purge(sessions, now)
+    assert counts["preferences.email_pending"] == 1 and counts["email_stops"] == 1
+    rows = {row.msisdn: (row.email, row.email_pending, row.email_code_hash) for row in _rows(sessions, PreferenceRow)}
+    assert rows == {"+221770000001": (None, None, None),
+                    "+221770000002": (None, "recent@exemple.sn", "salted$hash"),
+                    "+221770000003": ("kept@exemple.sn", None, None)}
+    # A stop of a confirmed address is kept to be honoured; one of an address nobody keeps goes after 30 days.
+    assert sorted(row.address for row in _rows(sessions, EmailStopRow)) == ["gone-recent@exemple.sn", "kept@exemple.sn"]
 
 
 def test_the_worker_purges_at_start_then_once_per_interval(tmp_path: Path) -> None:

@@ -238,3 +238,12 @@ def test_an_oversized_body_gets_a_json_413(meta_phone):
 def test_other_methods_get_a_json_405(wa_app, method):
     response = wa_app.test_client().open("/whatsapp/meta", method=method, data=b"{}")
     assert response.status_code == 405 and response.is_json
+
+
+def test_home_on_a_balance_opened_by_keyword_is_a_button_that_shows_the_main_menu(meta_phone):
+    awa = meta_phone("+221770000001")
+    assert awa.say("SOLDE") == ("Compte 1000001\nÀ payer: 12 500 FCFA\nFactures impayées: 2\n"
+                                "[1 Dernières factures] [0 Retour] [00 Accueil]")
+    assert awa.tap("00") == MAIN_FR
+    assert awa.say("SOLDE").startswith("Compte 1000001\n")
+    assert awa.say("home") == MAIN_FR

@@ -176,3 +176,16 @@ def test_a_reply_longer_than_twilios_cap_goes_as_several_messages_cut_between_li
     long_line = " ".join(["mot"] * 1000)
     assert all(len(b) <= 1600 for b in split_body(long_line))
     assert " ".join(split_body(long_line)) == long_line
+
+
+def test_home_on_a_balance_opened_by_keyword_shows_the_main_menu(twilio_phone):
+    awa = twilio_phone("+221770000001")
+    # SOLDE opens the balance with the navigation line, and Home (typed or as its word) leads to the menu.
+    assert awa.say("SOLDE") == f"Compte 1000001\nÀ payer: 12 500 FCFA\nFactures impayées: 2\n1. Dernières factures\n{NAV_FR}"
+    assert awa.say("00") == MAIN_FR
+    assert awa.say("SOLDE").startswith("Compte 1000001\n")
+    assert awa.say("accueil") == MAIN_FR
+    sahel = twilio_phone("+221770000002")
+    # A business customer naming the account lands on its balance, then Home: that account's menu.
+    assert sahel.say("BALANCE 2000003").endswith(f"\n1. Latest bills\n{NAV_EN}")
+    assert sahel.say("home").startswith("ElecNet - 2000003\n1. Balance and bills\n")

@@ -53,6 +53,15 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "method": "Cette page ne s'utilise pas ainsi. Revenez à l'accueil.",
         "too_large": "Votre demande est trop longue.",
         "server": "Un problème est survenu de notre côté. Réessayez dans un instant.",
+        "unsub_title": "Se désabonner des e-mails",
+        "unsub_question": "Ne plus recevoir d'e-mails sur {topic} à l'adresse {address} ?",
+        "unsub_sms": "Les messages concernés vous parviendront par SMS.",
+        "unsub_button": "Ne plus recevoir ces e-mails",
+        "unsub_all_button": "Ne plus recevoir aucun e-mail",
+        "unsub_done": "C'est fait : plus d'e-mails sur {topic} à l'adresse {address}.",
+        "unsub_again": "Pour en recevoir à nouveau, confirmez votre adresse dans le menu Préférences (*123#) "
+                       "ou envoyez EMAIL suivi de l'adresse par SMS.",
+        "unsub_invalid": "Ce lien de désabonnement n'est pas valide. Utilisez le lien complet de l'e-mail reçu.",
     },
     "en": {
         "title": "{brand} - Customer space",
@@ -96,6 +105,15 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "method": "This page is not used that way. Go back to the start.",
         "too_large": "Your request is too long.",
         "server": "Something went wrong on our side. Please try again shortly.",
+        "unsub_title": "Unsubscribe from e-mails",
+        "unsub_question": "Stop e-mails about {topic} to {address}?",
+        "unsub_sms": "Those messages will reach you by SMS.",
+        "unsub_button": "Stop these e-mails",
+        "unsub_all_button": "Stop all e-mails",
+        "unsub_done": "Done: no more e-mails about {topic} to {address}.",
+        "unsub_again": "To get them again, confirm your address in the Preferences menu (*123#) "
+                       "or send EMAIL followed by the address by SMS.",
+        "unsub_invalid": "This unsubscribe link is not valid. Use the whole link of the e-mail you received.",
     },
 }
 

@@ -159,6 +159,8 @@ def test_power_back_waits_while_the_back_office_cannot_say_the_zone_is_back(
     requests.post(f"{backoffice_url}/api/v1/zones/DKR-PLATEAU/restore", timeout=5).raise_for_status()
     sessions = make_sessions(settings.database_url)
     assert build_notice_relay(settings, sessions).run_once() == 2
+    with sessions() as db:                                          # queued on the product's clock
+        assert {m.replace(tzinfo=UTC) for m in db.scalars(select(OutboxEventRow.created_at))} == {product_clock()}
     unreachable = replace(settings, backoffice_url=f"http://127.0.0.1:{free_port()}", backend_retries=0)
     passed = build_dispatcher(unreachable, sessions).run_once()
     assert (passed.sent, passed.retried) == (1, 1)                  # the outage notice goes, power back waits

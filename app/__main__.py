@@ -58,8 +58,8 @@ def _callback_secret_line(env: dict[str, str]) -> str:
             "and the back office for this run only (set it in production)")
 def _secret_key_file(path: str = os.path.join("var", "secret_key"), name: str = "SECRET_KEY",
                      make: Callable[[], str] = lambda: secrets.token_hex(32)) -> str:
-    """A key kept in ``var/`` (made once, mode 0600): pseudonyms (sealed codes) must stay the same
-    (openable) across runs."""
+    """A key kept in ``var/`` (made once, mode 0600), so that what it made (pseudonyms, sealed codes)
+    stays valid across runs."""
     if not os.path.exists(path):
         os.makedirs(os.path.dirname(path), exist_ok=True)
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -55,7 +55,7 @@ from typing import Any, Protocol
 
 import yaml
 
-from dialogs.backends import BackendUnavailable, Outage, Rejected
+from dialogs.backends import BackendError, BackendUnavailable, Outage, Rejected
 from dialogs.stores import ContactInfo
 from engine.formatting import TextFormatter
 from engine.masking import mask
@@ -282,7 +282,7 @@ class Dispatcher:
         assert self.outages is not None
         try:
             return any(o.status == "ongoing" for o in self.outages.outages_in_zone(zone))
-        except BackendUnavailable as exc:
+        except BackendError as exc:     # down, or refusing us (a bad API key): wait, never guess
             log.warning("zone %s: outages unknown (%s); its power-back messages wait", zone, exc)
             return None
 

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable, Mapping
 
 from .logging_setup import configure_logging
 from .ops import serve_metrics
@@ -55,22 +56,36 @@ def _callback_secret_line(env: dict[str, str]) -> str:
     env["PAYMENT_CALLBACK_SECRET"] = secrets.token_hex(32)
     return ("payment callback secret: PAYMENT_CALLBACK_SECRET not set, using a random one shared by the engine "
             "and the back office for this run only (set it in production)")
-def _secret_key_file(path: str = os.path.join("var", "secret_key")) -> str:
-    """The server key kept in ``var/`` (made once, mode 0600): pseudonyms must stay the same across runs."""
+def _secret_key_file(path: str = os.path.join("var", "secret_key"), name: str = "SECRET_KEY",
+                     make: Callable[[], str] = lambda: secrets.token_hex(32)) -> str:
+    """A key kept in ``var/`` (made once, mode 0600), so that what it made (pseudonyms, sealed codes)
+    stays valid across runs."""
     if not os.path.exists(path):
         os.makedirs(os.path.dirname(path), exist_ok=True)
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(descriptor, "w") as out:
-            out.write(secrets.token_hex(32))
-        print(f"SECRET_KEY not set: generated one into {path}", file=sys.stderr)
+            out.write(make())
+        print(f"{name} not set: generated one into {path}", file=sys.stderr)
     with open(path) as kept:
         return kept.read().strip()
+
+
+def _dev_mode(env: Mapping[str, str]) -> bool:
+    """A development run (``make run`` sets ``BACKOFFICE_DEV=1``)."""
+    return env.get("BACKOFFICE_DEV", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _outbox_seal_key_file(path: str = os.path.join("var", "outbox_seal_key")) -> str:
+    """The development key sealing one-time codes in the outbox, shared by the engine and the worker."""
+    from cryptography.fernet import Fernet
+
+    return _secret_key_file(path, "OUTBOX_SEAL_KEY", lambda: Fernet.generate_key().decode())
 
 
 def _sms_sink_line(env: dict[str, str], backoffice_port: str) -> str | None:
     """Without an SMS account, a development run sends SMS (and, without SMTP_URL, e-mail) to the back
     office's sink, a page to read."""
-    if env.get("AT_API_KEY") or env.get("BACKOFFICE_DEV", "").strip().lower() not in ("1", "true", "yes", "on"):
+    if env.get("AT_API_KEY") or not _dev_mode(env):
         return None
     from backoffice.dev_sms import DEV_SMS_API_KEY
 
@@ -86,6 +101,9 @@ def _sms_sink_line(env: dict[str, str], backoffice_port: str) -> str | None:
 def serve() -> int:
     if not os.environ.get("SECRET_KEY"):
         os.environ["SECRET_KEY"] = _secret_key_file()
+    if not os.environ.get("OUTBOX_SEAL_KEY") and _dev_mode(os.environ):
+        # Development only: in production the engine and the worker must be given the same key.
+        os.environ["OUTBOX_SEAL_KEY"] = _outbox_seal_key_file()
     settings = Settings.from_env()
     configure_logging(settings.log_level)
     if (os.environ.get("WEB_SERVER", "").strip() or DEFAULT_SERVER) not in SERVERS:

@@ -25,8 +25,9 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
 
 from sqlalchemy import and_, insert, or_, select, update
@@ -36,6 +37,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from backend_clients.notices import FeedNotice, NoticePage
 from dialogs.backends import BackendUnavailable
 
+from .settings import utc_now
 from .storage.models import (
     AccountLinkRow,
     FeedCursorRow,
@@ -69,8 +71,10 @@ class Recipient:
 
 
 class NoticeRelay:
-    def __init__(self, sessions: sessionmaker[Session], feed: NoticeFeed, default_language: str = "fr") -> None:
+    def __init__(self, sessions: sessionmaker[Session], feed: NoticeFeed, default_language: str = "fr",
+                 clock: Callable[[], datetime] = utc_now) -> None:
         self._sessions, self._feed, self._default_language = sessions, feed, default_language
+        self._clock = clock
 
     def run_once(self, limit: int = 200) -> int:
         """Read what the feed has after our cursor; returns how many outbox rows were queued."""
@@ -155,10 +159,11 @@ class NoticeRelay:
             return 0
         chosen = self._preferences(db, [r.msisdn for r in recipients])
         payload = json.dumps(self._payload(notice), default=str)
+        queued_at = self._clock()    # the product's clock, as every outbox stamp
         rows = [{"dedupe_key": f"notice:{notice.id}:{r.msisdn}", "kind": notice.kind, "msisdn": r.msisdn,
                  "language": chosen.get(r.msisdn, (None, None))[0] or r.language or notice.fields.get("language")
                  or self._default_language,
-                 "payload": payload, "status": "pending", "attempts": 0,
+                 "payload": payload, "status": "pending", "attempts": 0, "created_at": queued_at,
                  "channel": chosen.get(r.msisdn, (None, None))[1] or r.channel}
                 for r in recipients]
         statement = _insert_ignoring_duplicates(db)

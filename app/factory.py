@@ -87,6 +87,7 @@ from .storage.identity_cache import (
     MemoryIdentityCache,
     RedisIdentityCache,
 )
+from .storage.outbox_seal import OutboxSeal
 from .storage.sign_in_codes import RedisSignInStore
 
 __all__ = ["build_deps", "build_dispatcher", "build_engine", "build_identity_cache", "build_notice_relay",
@@ -144,7 +145,8 @@ def build_deps(settings: Settings, sessions: sessionmaker[Session],
     return Deps(billing=BillingClient(client_config), links=ForgetfulAccountLinks(sessions, identity),
                 preferences=ForgetfulPreferences(sessions, identity), metering=MeteringClient(client_config),
                 payments=PaymentClient(client_config), incidents=IncidentClient(client_config),
-                pins=ForgetfulPinVault(sessions, identity), subscriptions=consent, outbox=SqlOutbox(sessions),
+                pins=ForgetfulPinVault(sessions, identity), subscriptions=consent,
+                outbox=SqlOutbox(sessions, OutboxSeal.from_setting(settings.outbox_seal_key), clock=settings.clock),
                 ledger=SqlPaymentLedger(sessions, clock=settings.clock),
                 pending_tickets=SqlPendingTickets(sessions),
                 throttle=RedisThrottle(client) if client is not None else MemoryThrottle(), identity=identity,
@@ -274,10 +276,14 @@ def build_dispatcher(settings: Settings, sessions: sessionmaker[Session]) -> Dis
         log.warning("SMTP_URL is not set: customers who chose e-mail get SMS, and e-mail codes wait in the outbox.")
     rates = parse_rates(settings.send_rates)
     consent = SqlConsent(sessions)
-    return Dispatcher(SqlDeliveryQueue(sessions), templates, senders, labels=menus.labels,
+    client_config = ClientConfig(base_url=settings.backoffice_url, api_key=settings.backoffice_api_key,
+                                 connect_timeout=settings.backend_connect_timeout,
+                                 read_timeout=settings.backend_read_timeout, retries=settings.backend_retries)
+    return Dispatcher(SqlDeliveryQueue(sessions, clock=settings.clock), templates, senders, labels=menus.labels,
                       stops=consent, quiet=QuietHours.parse(settings.quiet_hours, settings.quiet_hours_tz),
                       pace=build_pace(settings), clock=settings.clock, batch=max(1, min(50, int(max(rates.values(), default=50)))),
-                      opt_ins=consent, contacts=SqlContacts(sessions))
+                      opt_ins=consent, contacts=SqlContacts(sessions),
+                      seal=OutboxSeal.from_setting(settings.outbox_seal_key), outages=IncidentClient(client_config))
 
 
 def build_unsubscribe_links(settings: Settings) -> UnsubscribeLinks | None:
@@ -304,7 +310,8 @@ def build_notice_relay(settings: Settings, sessions: sessionmaker[Session]) -> N
     client_config = ClientConfig(base_url=settings.backoffice_url, api_key=settings.backoffice_api_key,
                                  connect_timeout=settings.backend_connect_timeout,
                                  read_timeout=settings.backend_read_timeout, retries=settings.backend_retries)
-    return NoticeRelay(sessions, NoticeFeedClient(client_config), load_menus(settings.menus_path).menus.default_language)
+    return NoticeRelay(sessions, NoticeFeedClient(client_config), load_menus(settings.menus_path).menus.default_language,
+                       clock=settings.clock)
 
 
 def _settler(deps: Deps) -> Callable[[CallbackEvent], Applied]:
@@ -333,7 +340,7 @@ def create_app(settings: Settings | None = None, store: SessionStore | None = No
     configure_logging(settings.log_level, secrets=[settings.ussd_gateway_token, settings.payment_callback_secret,
                                                    settings.backoffice_api_key or "", settings.twilio_auth_token,
                                                    settings.meta_app_secret, settings.meta_access_token,
-                                                   settings.meta_verify_token])
+                                                   settings.meta_verify_token, settings.outbox_seal_key])
     metrics = Metrics()
     engine, parts = build_engine(settings, store, observer=metrics)
     app = Flask(__name__)
@@ -345,7 +352,7 @@ def create_app(settings: Settings | None = None, store: SessionStore | None = No
     app.extensions["metrics"] = metrics
 
     gateway_guard = build_gateway_guard(settings)
-    delivery_queue = SqlDeliveryQueue(parts["db"])
+    delivery_queue = SqlDeliveryQueue(parts["db"], clock=settings.clock)
 
     def reports_of(provider: str) -> Callable[[DeliveryReport], bool]:
         def record(report: DeliveryReport) -> bool:

@@ -22,6 +22,18 @@ Consent, night and pace (each optional):
   rest of the batch is given back untouched, and the next pass claims urgent kinds first again, so
   urgent messages overtake a bulk run.
 
+Facts that may have changed since queueing are checked again when sent:
+
+- a kind that needs an opt-in (see above);
+- "power is back" (``unless_outage: zone`` in the templates): when the back office lists an ongoing
+  outage in the payload's zone again (declared anew, or the restoration withdrawn), the message is
+  ``suppressed``, never sent later; one look-up per zone and pass; the back office unreachable, the
+  message waits (retried) rather than risk saying power is back while it is off.
+
+Secrets (one-time codes) are sealed in the row (``storage/outbox_seal.py``) and opened only here, at
+send time; one that cannot be opened (another ``OUTBOX_SEAL_KEY``, or erased after a first send) makes
+the message ``failed`` with the reason, never a message with a garbled or missing code.
+
 Where each message goes is read when it is sent (``ContactBook``): the channel the customer chose
 (SMS, WhatsApp, or e-mail to their confirmed address), then SMS when that channel refuses the
 message, has no sender configured, or (e-mail) no confirmed address. A kind bound to one channel
@@ -36,14 +48,14 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import yaml
 
-from dialogs.backends import BackendUnavailable, Rejected
+from dialogs.backends import BackendError, BackendUnavailable, Outage, Rejected
 from dialogs.stores import ContactInfo
 from engine.formatting import TextFormatter
 from engine.masking import mask
@@ -52,9 +64,10 @@ from menus.brand import Brand, fill_brand
 from .pace import CHANNEL_PROVIDERS, Pace
 from .quiet_hours import QuietHours
 from .storage.delivery import ClaimedMessage, SqlDeliveryQueue
+from .storage.outbox_seal import SEALED, OutboxSeal, SealBroken
 
 __all__ = ["ContactBook", "DeliveryPass", "Dispatcher", "Letter", "LetterSender", "NotificationTemplates", "OptIns",
-           "SmsSender", "StopList"]
+           "Outages", "SmsSender", "StopList"]
 
 log = logging.getLogger("notify")
 
@@ -99,6 +112,11 @@ class ContactBook(Protocol):
         """The channel (and confirmed e-mail) of those numbers that chose one."""
 
 
+class Outages(Protocol):
+    def outages_in_zone(self, zone: str) -> list[Outage]:
+        """The zone's ongoing outages (the back office's incident API); ``BackendUnavailable`` when down."""
+
+
 @dataclass(frozen=True)
 class _Template:
     urgent: bool
@@ -107,6 +125,7 @@ class _Template:
     transactional: bool = False     # what the customer asked for (receipt, token): goes even after STOP
     opt_in: tuple[str, str] | None = None   # (topic, payload field of its scope): re-checked when sent
     channel: str | None = None      # bound to this channel (no preference, no fallback)
+    unless_outage: str | None = None  # payload field of a zone: not sent while that zone has an ongoing outage
 
 
 @dataclass(frozen=True)
@@ -128,7 +147,7 @@ class NotificationTemplates:
             kinds[kind] = _Template(bool(spec.get("urgent")), dict(spec["text"]), dict(spec.get("if_present") or {}),
                                     bool(spec.get("transactional")),
                                     (str(opt_in["topic"]), str(opt_in.get("scope") or "")) if opt_in else None,
-                                    spec.get("channel") or None)
+                                    spec.get("channel") or None, spec.get("unless_outage") or None)
         return cls(kinds, default_language)
 
     @property
@@ -175,8 +194,10 @@ class Dispatcher:
                  lease: timedelta = timedelta(seconds=60), settle: timedelta = timedelta(minutes=10),
                  stops: StopList | None = None, quiet: QuietHours | None = None, pace: Pace | None = None,
                  max_pace_wait: float = 1.0, sleep: Callable[[float], None] = time.sleep, batch: int = 50,
-                 opt_ins: OptIns | None = None, contacts: ContactBook | None = None) -> None:
+                 opt_ins: OptIns | None = None, contacts: ContactBook | None = None,
+                 seal: OutboxSeal | None = None, outages: Outages | None = None) -> None:
         self.queue, self.templates, self.senders = queue, templates, senders
+        self.seal, self.outages = seal, outages
         self.stops, self.quiet, self.pace = stops, quiet, pace
         self.opt_ins, self.contacts = opt_ins, contacts
         # Rows claimed per pass: about one second's worth at the provider's rate keeps a pass short, so an
@@ -206,6 +227,7 @@ class Dispatcher:
         active = self.opt_ins.subscribed_among({w for w in wanted.values() if w is not None}) \
             if self.opt_ins is not None else None
         contacts = self.contacts.contacts_among({m.msisdn for m in claimed}) if self.contacts is not None else {}
+        outage_in: dict[str, bool | None] = {}      # zone -> an outage is ongoing (None: could not know)
         for index, message in enumerate(claimed):
             if message.msisdn in stopped and message.kind not in transactional:
                 log.info("outbox %d (%s) to %s not sent: the customer sent STOP", message.id, message.kind,
@@ -221,6 +243,22 @@ class Dispatcher:
                 self.queue.suppress(message.id, reason=f"suppressed: the customer turned {opt_in[1]} off")
                 suppressed += 1
                 continue
+            zone = self._outage_zone_of(message)
+            if zone is not None:
+                if zone not in outage_in:
+                    outage_in[zone] = self._outage_ongoing(zone)
+                if outage_in[zone] is None:
+                    outcome = self._retry(message, now, f"incidents: cannot check zone {zone} is back")
+                    retried += outcome == "retry"
+                    failed += outcome == "failed"
+                    continue
+                if outage_in[zone]:
+                    # Declared again (or the restoration withdrawn) since queueing: power is not back.
+                    log.info("outbox %d (%s) to %s not sent: an outage is ongoing in zone %s again", message.id,
+                             message.kind, mask(message.msisdn), zone)
+                    self.queue.suppress(message.id, reason=f"suppressed: outage ongoing again in zone {zone}")
+                    suppressed += 1
+                    continue
             outcome = self._deliver(message, now, contacts.get(message.msisdn))
             if outcome == "paced":
                 rest = [m.id for m in claimed[index:]]
@@ -259,6 +297,29 @@ class Dispatcher:
         topic = template.opt_in[0] if template.opt_in else ("all" if template.transactional else message.kind)
         return Letter(message.kind, message.language, topic)
 
+    def _outage_zone_of(self, message: ClaimedMessage) -> str | None:
+        template = self.templates.kinds.get(message.kind)
+        if template is None or template.unless_outage is None or self.outages is None:
+            return None
+        return str(message.payload.get(template.unless_outage) or "") or None
+
+    def _outage_ongoing(self, zone: str) -> bool | None:
+        """Whether the back office lists an ongoing outage in ``zone``; ``None`` when it cannot say now."""
+        assert self.outages is not None
+        try:
+            return any(o.status == "ongoing" for o in self.outages.outages_in_zone(zone))
+        except BackendError as exc:     # down, or refusing us (a bad API key): wait, never guess
+            log.warning("zone %s: outages unknown (%s); its power-back messages wait", zone, exc)
+            return None
+
+    def _opened(self, message: ClaimedMessage) -> ClaimedMessage:
+        """The message with its sealed secrets back in the payload; ``SealBroken`` when they cannot be."""
+        if not message.payload.get(SEALED):
+            return message
+        if self.seal is None:
+            raise SealBroken("its sealed code cannot be opened: this worker has no OUTBOX_SEAL_KEY")
+        return replace(message, payload=self.seal.open(message.payload, message.sealed))
+
     def _route(self, message: ClaimedMessage, contact: ContactInfo | None) -> list[tuple[str, str | None]]:
         """(channel, address) in the order to try: the customer's channel, then SMS."""
         template = self.templates.kinds.get(message.kind)
@@ -275,6 +336,13 @@ class Dispatcher:
         return route + [("sms", message.msisdn)]
 
     def _deliver(self, message: ClaimedMessage, now: datetime, contact: ContactInfo | None = None) -> str:
+        try:
+            message = self._opened(message)
+        except SealBroken as exc:
+            # Never sent without its code (or with a garbled one): failed, the reason for IT and agents.
+            log.error("outbox %d (%s) to %s not sent: %s", message.id, message.kind, mask(message.msisdn), exc)
+            self.queue.failed(message.id, error=f"not sent: {exc}")
+            return "failed"
         try:
             text = self.templates.render(message, self._formatter(message.language))
         except LookupError as exc:

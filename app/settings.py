@@ -49,6 +49,9 @@ class Settings:
     payment_callback_secret: str = field(default="", repr=False)
     # Server key for HMACs the product keeps (hop digests, pseudonymous ids in the security audit).
     secret_key: str = field(default="", repr=False)
+    # Fernet key(s) sealing one-time codes in the notification outbox (app/storage/outbox_seal.py): the engine
+    # seals, the worker opens. Empty: a random key per process (make run generates one into var/).
+    outbox_seal_key: str = field(default="", repr=False)
     log_level: str = "INFO"
     # Who may call the USSD callback (channels/gateway_guard.py): the gateway's shared token, the
     # networks it calls from (CIDRs; empty: any), and the proxies whose X-Forwarded-For we believe.
@@ -150,6 +153,7 @@ class Settings:
             public_base_url=_env("PUBLIC_BASE_URL", cls.public_base_url).rstrip("/"),
             payment_callback_secret=os.environ.get("PAYMENT_CALLBACK_SECRET", ""),
             secret_key=os.environ.get("SECRET_KEY", ""),
+            outbox_seal_key=os.environ.get("OUTBOX_SEAL_KEY", "").strip(),
             log_level=_env("LOG_LEVEL", cls.log_level),
             ussd_gateway_token=os.environ.get("USSD_GATEWAY_TOKEN", "").strip(),
             ussd_allowed_networks=_list("USSD_ALLOWED_NETWORKS"),

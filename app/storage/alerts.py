@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -11,7 +13,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from dialogs.stores import Subscription
 
+from ..settings import utc_now
 from .models import OutboxEventRow, PreferenceRow, SubscriptionRow
+from .outbox_seal import SECRET_FIELDS, OutboxSeal
 
 __all__ = ["SqlOutbox", "SqlSubscriptions"]
 
@@ -71,8 +75,12 @@ class SqlSubscriptions:
 
 
 class SqlOutbox:
-    def __init__(self, sessions: sessionmaker[Session]) -> None:
-        self._sessions = sessions
+    """Messages queued for the worker; one-time codes sealed (``OutboxSeal``), rows stamped on ``clock``.
+    Without a seal, a payload carrying a secret field is refused: no code is ever kept in clear."""
+
+    def __init__(self, sessions: sessionmaker[Session], seal: OutboxSeal | None = None,
+                 clock: Callable[[], datetime] = utc_now) -> None:
+        self._sessions, self._seal, self._clock = sessions, seal, clock
 
     def add(self, *, kind: str, msisdn: str, language: str, payload: dict[str, Any], dedupe_key: str,
             channel: str | None = None) -> bool:
@@ -84,9 +92,10 @@ class SqlOutbox:
             if channel is None:
                 channel = db.scalars(select(PreferenceRow.notify_channel)
                                      .where(PreferenceRow.msisdn == msisdn)).first() or "sms"
+            kept, sealed = self._sealed(payload)
             db.add(OutboxEventRow(dedupe_key=dedupe_key, kind=kind, msisdn=msisdn, language=language,
-                                  payload=json.dumps(payload, default=str), status="pending", attempts=0,
-                                  channel=channel))
+                                  payload=json.dumps(kept, default=str), sealed=sealed, status="pending",
+                                  attempts=0, channel=channel, created_at=self._clock()))
             try:
                 db.commit()
             except IntegrityError:
@@ -95,9 +104,20 @@ class SqlOutbox:
             return True
 
     def pending(self, limit: int = 100) -> list[dict[str, Any]]:
-        """Events not yet sent, oldest first (for the notification worker and for tests)."""
+        """Events not yet sent, oldest first, payloads opened as the worker will send them (for tests)."""
         with self._sessions() as db:
             rows = db.scalars(select(OutboxEventRow).where(OutboxEventRow.status == "pending")
                               .order_by(OutboxEventRow.id).limit(limit)).all()
             return [{"id": r.id, "kind": r.kind, "msisdn": r.msisdn, "language": r.language,
-                     "payload": json.loads(r.payload), "dedupe_key": r.dedupe_key} for r in rows]
+                     "payload": self._opened(json.loads(r.payload), r.sealed), "dedupe_key": r.dedupe_key}
+                    for r in rows]
+
+    def _sealed(self, payload: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+        if self._seal is not None:
+            return self._seal.seal(payload)
+        if SECRET_FIELDS & payload.keys():
+            raise ValueError("SqlOutbox without a seal cannot queue a secret field (a one-time code)")
+        return payload, None
+
+    def _opened(self, payload: dict[str, Any], sealed: str | None) -> dict[str, Any]:
+        return self._seal.open(payload, sealed) if self._seal is not None else payload

@@ -11,12 +11,16 @@ provider's delivery reports, kept in ``delivery_reports`` even when no row knows
 message id: a stale row adopts a report for its number that arrived after its claim (it
 was sent: never send it twice); with no such report after ``settle_seconds`` the message
 never left (send it again: never lose it).
+
+A row's sealed secrets (``sealed``, see ``outbox_seal``) are erased as soon as the row is sent, failed
+or suppressed: only a message still to be sent holds one. Every stamp (sent, next try, a report's
+arrival) is on the product's clock (``Settings.clock``), the one the claims are compared with.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -25,6 +29,7 @@ from sqlalchemy import case, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from ..settings import utc_now
 from .models import DeliveryReportRow, OutboxEventRow
 
 __all__ = ["ClaimedMessage", "SqlDeliveryQueue"]
@@ -51,11 +56,12 @@ class ClaimedMessage:
     channel: str
     payload: dict[str, Any]
     attempts: int          # including this one
+    sealed: str | None = None   # the payload's secret fields, sealed (opened by the dispatcher)
 
 
 class SqlDeliveryQueue:
-    def __init__(self, sessions: sessionmaker[Session]) -> None:
-        self._sessions = sessions
+    def __init__(self, sessions: sessionmaker[Session], clock: Callable[[], datetime] = utc_now) -> None:
+        self._sessions, self._clock = sessions, clock
 
     def claim(self, now: datetime, lease: timedelta, limit: int = 50,
               urgent_kinds: Collection[str] = (), only_kinds: Collection[str] | None = None) -> list[ClaimedMessage]:
@@ -76,14 +82,14 @@ class SqlDeliveryQueue:
                 row.status, row.claimed_until = "sending", now + lease
                 row.attempts = (row.attempts or 0) + 1
                 claimed.append(ClaimedMessage(row.id, row.kind, row.msisdn, row.language, row.channel or "sms",
-                                              json.loads(row.payload), row.attempts))
+                                              json.loads(row.payload), row.attempts, row.sealed))
             return claimed
 
     def sent(self, row_id: int, *, channel: str, message_id: str, now: datetime) -> None:
         with self._sessions.begin() as db:
             db.execute(update(OutboxEventRow).where(OutboxEventRow.id == row_id).values(
                 status="sent", channel=channel, provider_message_id=message_id, sent_at=now,
-                delivery_status="sent", claimed_until=None, last_error=None))
+                delivery_status="sent", claimed_until=None, last_error=None, sealed=None))
             self._apply_reports(db, row_id, message_id)
 
     def retry(self, row_id: int, *, error: str, at: datetime) -> None:
@@ -94,13 +100,14 @@ class SqlDeliveryQueue:
     def failed(self, row_id: int, *, error: str) -> None:
         with self._sessions.begin() as db:
             db.execute(update(OutboxEventRow).where(OutboxEventRow.id == row_id).values(
-                status="failed", delivery_status="failed", claimed_until=None, last_error=error[:120]))
+                status="failed", delivery_status="failed", claimed_until=None, last_error=error[:120],
+                sealed=None))
 
     def suppress(self, row_id: int, *, reason: str) -> None:
         """Not sent on purpose (the customer sent STOP): kept with the reason, never sent later."""
         with self._sessions.begin() as db:
             db.execute(update(OutboxEventRow).where(OutboxEventRow.id == row_id).values(
-                status="suppressed", claimed_until=None, last_error=reason[:120]))
+                status="suppressed", claimed_until=None, last_error=reason[:120], sealed=None))
 
     def release(self, row_ids: Collection[int]) -> None:
         """Give claimed rows back untouched (the provider's pace is used up): not an attempt."""
@@ -120,7 +127,7 @@ class SqlDeliveryQueue:
             # would be whole seconds on SQLite).
             db.add(DeliveryReportRow(provider=provider, provider_message_id=message_id[:64], msisdn=msisdn[:20],
                                      status=status[:24], failure_reason=(failure_reason or None) and
-                                     failure_reason[:80], received_at=datetime.now(UTC)))
+                                     failure_reason[:80], received_at=self._clock()))
             try:
                 db.commit()
             except IntegrityError:
@@ -154,7 +161,7 @@ class SqlDeliveryQueue:
                     .order_by(DeliveryReportRow.id)).first()
                 if report is not None:
                     row.status, row.provider_message_id = "sent", report.provider_message_id
-                    row.sent_at, row.claimed_until = report.received_at, None
+                    row.sent_at, row.claimed_until, row.sealed = report.received_at, None, None
                     row.delivery_status = delivery_status(report.status)
                     adopted += 1
                 elif now - _aware(row.claimed_until) >= settle:

@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from cryptography.fernet import Fernet
 
 from app.storage import SqlOutbox, make_sessions
 from app.storage.delivery import SqlDeliveryQueue
+from app.storage.outbox_seal import OutboxSeal
 from tests.support.fake_africastalking import FakeAfricasTalking, fake_africastalking
 
 
@@ -18,8 +20,20 @@ def provider() -> Iterator[FakeAfricasTalking]:
 
 
 @pytest.fixture
-def outbox(engine_db: str) -> SqlOutbox:
-    return SqlOutbox(make_sessions(engine_db))
+def seal_key() -> str:
+    """This test's OUTBOX_SEAL_KEY."""
+    return Fernet.generate_key().decode()
+
+
+@pytest.fixture
+def seal(seal_key: str) -> OutboxSeal:
+    """What seals one-time codes in the outbox, as the engine and the worker share it."""
+    return OutboxSeal.from_setting(seal_key)
+
+
+@pytest.fixture
+def outbox(engine_db: str, seal: OutboxSeal) -> SqlOutbox:
+    return SqlOutbox(make_sessions(engine_db), seal)
 
 
 @pytest.fixture

@@ -114,15 +114,17 @@ def test_a_customer_who_chose_email_gets_it_at_their_confirmed_address_only(outb
     assert message["From"] == "notifications@elecnet.example" and message["Subject"].startswith("ElecNet:")
 
 
-def test_an_email_code_goes_to_the_address_it_proves_and_never_by_sms(outbox, queue, contacts, provider, mail):
+def test_an_email_code_goes_to_the_address_it_proves_and_never_by_sms(outbox, queue, contacts, provider, mail,
+                                                                     seal):
     assert outbox.add(kind="email_code", msisdn=AWA, language="en", channel="email", dedupe_key="code:1",
                       payload={"code": "482913", "email": "awa@example.com"})
     clock = SettableClock(NOW)
-    without_smtp = Dispatcher(queue, TEMPLATES, senders(provider), contacts=contacts, clock=clock)
+    without_smtp = Dispatcher(queue, TEMPLATES, senders(provider), contacts=contacts, clock=clock, seal=seal)
     assert without_smtp.run_once().retried == 1            # waits for an SMTP server, not for SMS
     assert provider.sent == [] and queue.get(1)["status"] == "pending"
     clock.advance(seconds=5)
-    with_smtp = Dispatcher(queue, TEMPLATES, senders(provider, mail=mail), contacts=contacts, clock=clock)
+    with_smtp = Dispatcher(queue, TEMPLATES, senders(provider, mail=mail), contacts=contacts, clock=clock,
+                           seal=seal)
     assert with_smtp.run_once().sent == 1
     [text] = mail.messages_to("awa@example.com")
     assert text.startswith("ElecNet: your e-mail confirmation code is 482913.") and provider.sent == []

@@ -16,10 +16,13 @@ from typing import Any
 import pytest
 import requests
 from flask import Flask
+from sqlalchemy import select
 
 from app import worker
+from app.factory import build_dispatcher, build_notice_relay
 from app.settings import Settings
 from app.storage import SqlConsent, SqlPreferences, make_sessions
+from app.storage.models import OutboxEventRow
 from backoffice.bill_run import issue_bill
 from backoffice.notices import publish
 from tests.support.engine import UssdPhone
@@ -116,6 +119,57 @@ def test_a_zone_broadcast_reaches_subscribed_customers_only_once_each_in_their_l
         assert provider.messages_to(never) == []
     # "Power is back" was answered: that subscription ended; the outage alerts stay on.
     assert [s.topic for s in consent.for_user(subscribed_en)] == ["outage_zone"]
+
+
+CUT = "ElecNet: coupure de courant dans la zone DKR-PLATEAU. Nos équipes sont sur place. Nous vous excusons pour la gêne."
+BACK = "ElecNet: le courant est rétabli dans la zone DKR-PLATEAU. Merci de votre patience."
+
+
+def outbox_of(settings: Settings, msisdn: str) -> list[tuple[str, str, str | None]]:
+    """(kind, status, last error) of each outbox row of ``msisdn``, oldest first, as agents see them."""
+    with make_sessions(settings.database_url)() as db:
+        return [(r.kind, r.status, r.last_error) for r in db.scalars(
+            select(OutboxEventRow).where(OutboxEventRow.msisdn == msisdn).order_by(OutboxEventRow.id))]
+
+
+def test_power_back_is_not_sent_when_the_outage_is_declared_again_before_the_worker_sends(
+        settings, backoffice_url, provider, consent):
+    consent.opt_in("+221771000001", "outage_zone", "DKR-PLATEAU", channel="ussd", source="menu")
+    requests.post(f"{backoffice_url}/api/v1/zones/DKR-PLATEAU/outage", timeout=5).raise_for_status()
+    deliver(settings)
+    requests.post(f"{backoffice_url}/api/v1/zones/DKR-PLATEAU/restore", timeout=5).raise_for_status()
+    assert build_notice_relay(settings, make_sessions(settings.database_url)).run_once() == 1   # queued, not sent
+    # The power goes off again before the worker's next delivery pass.
+    requests.post(f"{backoffice_url}/api/v1/zones/DKR-PLATEAU/outage", timeout=5).raise_for_status()
+    deliver(settings)
+    assert provider.messages_to("+221771000001") == [CUT, CUT]
+    assert outbox_of(settings, "+221771000001")[1] == (
+        "power_restored", "suppressed", "suppressed: outage ongoing again in zone DKR-PLATEAU")
+    # Restored for real this time: that one goes.
+    requests.post(f"{backoffice_url}/api/v1/zones/DKR-PLATEAU/restore", timeout=5).raise_for_status()
+    deliver(settings)
+    assert provider.messages_to("+221771000001") == [CUT, CUT, BACK]
+
+
+@pytest.mark.parametrize("product_clock", [datetime(2026, 11, 26, 10, 0, tzinfo=UTC)], indirect=True)
+def test_power_back_waits_while_the_back_office_cannot_say_the_zone_is_back(
+        settings, backoffice_url, provider, consent, product_clock):
+    consent.opt_in("+221771000001", "outage_zone", "DKR-PLATEAU", channel="ussd", source="menu")
+    requests.post(f"{backoffice_url}/api/v1/zones/DKR-PLATEAU/outage", timeout=5).raise_for_status()
+    requests.post(f"{backoffice_url}/api/v1/zones/DKR-PLATEAU/restore", timeout=5).raise_for_status()
+    sessions = make_sessions(settings.database_url)
+    assert build_notice_relay(settings, sessions).run_once() == 2
+    with sessions() as db:                                          # queued on the product's clock
+        assert {m.replace(tzinfo=UTC) for m in db.scalars(select(OutboxEventRow.created_at))} == {product_clock()}
+    unreachable = replace(settings, backoffice_url=f"http://127.0.0.1:{free_port()}", backend_retries=0)
+    passed = build_dispatcher(unreachable, sessions).run_once()
+    assert (passed.sent, passed.retried) == (1, 1)                  # the outage notice goes, power back waits
+    assert provider.messages_to("+221771000001") == [CUT]
+    assert outbox_of(settings, "+221771000001")[1] == (
+        "power_restored", "pending", "incidents: cannot check zone DKR-PLATEAU is back")
+    product_clock.advance(seconds=5)                                # its next try
+    assert build_dispatcher(settings, sessions).run_once().sent == 1
+    assert provider.messages_to("+221771000001") == [CUT, BACK]
 
 
 # ---------------------------------------------------------------- customer events

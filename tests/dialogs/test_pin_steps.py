@@ -12,8 +12,10 @@ from types import MappingProxyType
 from typing import Any
 
 import pytest
+from cryptography.fernet import Fernet
 
 from app.storage import SqlAccountLinks, SqlOutbox, SqlPinVault, make_sessions
+from app.storage.outbox_seal import OutboxSeal
 from app.storage.throttle import MemoryThrottle
 from dialogs.backends import NotFound
 from dialogs.codes import hash_code
@@ -63,7 +65,8 @@ def deps(engine_db: str, audit: Audit) -> Deps:
     links = SqlAccountLinks(sessions)
     links.link(NUMBER, ACCOUNT, "billing")
     return Deps(billing=Bills(), links=links, preferences=None, pins=SqlPinVault(sessions),  # type: ignore[arg-type]
-                outbox=SqlOutbox(sessions), security=audit, throttle=MemoryThrottle())
+                outbox=SqlOutbox(sessions, OutboxSeal([Fernet.generate_key()])), security=audit,
+                throttle=MemoryThrottle())
 
 
 @pytest.fixture

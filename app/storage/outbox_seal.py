@@ -1,0 +1,93 @@
+"""Secrets in the notification outbox, sealed: nobody who reads the database can use them.
+
+A one-time code (web sign-in, first PIN, e-mail or account-link confirmation) or an undo code
+travels to the customer through the outbox, so it sits in a row until the worker sends it. Those
+fields (``SECRET_FIELDS``, whatever the kind) are taken out of the JSON payload and kept in the row's
+``sealed`` column as a Fernet token (AES-CBC + HMAC) under ``OUTBOX_SEAL_KEY``; the payload keeps
+only their names under ``"sealed"``, so a row says that it carried a secret, never which. The worker,
+which has the key, opens the token at send time; once the message is sent, failed for good or
+suppressed the token is erased, so even the key and a later backup together give nothing back.
+
+``OUTBOX_SEAL_KEY`` is one Fernet key, or several comma-separated: the first seals, all open (a key
+is rotated by putting the new one first and dropping the old after the outbox drained).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from typing import Any, Final
+
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+
+__all__ = ["SEALED", "SECRET_FIELDS", "OutboxSeal", "SealBroken"]
+
+log = logging.getLogger("notify")
+
+# Payload fields that let whoever reads them act as the customer: the code of ``engine.one_time_codes``
+# that each kind carries (sign-in, PIN, e-mail, link), and the undo of a link (code and ready-made keyword).
+SECRET_FIELDS: Final = frozenset({"code", "undo_code", "undo_keyword"})
+# The payload key listing which fields were sealed (names only).
+SEALED: Final = "sealed"
+
+_process_key: bytes | None = None
+
+
+class SealBroken(Exception):
+    """A sealed token that this key cannot open (another key, or altered): the reason, for IT."""
+
+
+class OutboxSeal:
+    def __init__(self, keys: list[bytes]) -> None:
+        if not keys:
+            raise ValueError("OutboxSeal needs at least one key")
+        self._fernet = MultiFernet([Fernet(key) for key in keys])
+
+    @classmethod
+    def from_setting(cls, value: str) -> OutboxSeal:
+        """The seal of ``OUTBOX_SEAL_KEY``; without one, a random key for this process only (what this
+        process queues, only this process can send: the worker then fails such messages, saying why)."""
+        keys = [k.strip().encode() for k in value.split(",") if k.strip()]
+        if keys:
+            try:
+                return cls(keys)
+            except ValueError as exc:
+                raise ValueError("OUTBOX_SEAL_KEY must be Fernet keys (32 url-safe base64 bytes), comma-separated; "
+                                 "make one with: python -c 'from cryptography.fernet import Fernet; "
+                                 "print(Fernet.generate_key().decode())'") from exc
+        global _process_key   # one random key per process, shared by all its builders
+        if _process_key is None:
+            log.warning("OUTBOX_SEAL_KEY is not set: one-time codes in the outbox are sealed with a random key "
+                        "for this process; another process (the worker) cannot send them. Set OUTBOX_SEAL_KEY "
+                        "(make run generates one into var/).")
+            _process_key = Fernet.generate_key()
+        return cls([_process_key])
+
+    def seal(self, payload: Mapping[str, Any]) -> tuple[dict[str, Any], str | None]:
+        """``payload`` without its secret fields (their names under ``"sealed"``), and the token holding
+        them (``None`` when it had none)."""
+        secrets = {k: v for k, v in payload.items() if k in SECRET_FIELDS and v is not None}
+        if not secrets:
+            return dict(payload), None
+        rest = {k: v for k, v in payload.items() if k not in SECRET_FIELDS}
+        rest[SEALED] = sorted(secrets)
+        token = self._fernet.encrypt(json.dumps(secrets, default=str).encode()).decode()
+        return rest, token
+
+    def open(self, payload: Mapping[str, Any], token: str | None) -> dict[str, Any]:
+        """The payload with its secret fields back. ``SealBroken`` when it had some and they cannot be
+        read: erased (already sent once, or failed) or sealed under a key this seal does not hold."""
+        names = payload.get(SEALED)
+        if not names:
+            return dict(payload)
+        if not token:
+            raise SealBroken("its one-time code was erased after a first send; the customer asks for a new one")
+        try:
+            secrets = json.loads(self._fernet.decrypt(token.encode()))
+        except InvalidToken:
+            raise SealBroken("its sealed code cannot be opened: OUTBOX_SEAL_KEY is not the key it was "
+                             "sealed with") from None
+        opened = {k: v for k, v in payload.items() if k != SEALED}
+        opened.update(secrets)
+        return opened

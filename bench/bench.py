@@ -397,6 +397,8 @@ def measure(server: Server, kind: str, connections: int, seconds: float, run: st
     before = cpu_seconds(server.pids)
     result = wrk(server, kind, connections, seconds, "load", slots, run, think_ms)
     cpu = cpu_seconds(server.pids) - before
+    if server.engine:
+        wait_idle(server)   # /metrics waits behind the hops still queued (1 000 connections: seconds of them)
     own_after = engine_own(server)
     own = own_after - own_before if own_after is not None and own_before is not None else None
     detail = {k: result[k] for k in ("connect", "read", "write", "status", "timeout", "bad") if result[k]}

@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping
 from .logging_setup import configure_logging
 from .ops import serve_metrics
 from .settings import Settings
-from .web_servers import DEFAULT_SERVER, LABELS, SERVERS, engine_command
+from .web_servers import DEFAULT_SERVER, LABELS, SERVERS, THREADS, engine_command
 
 
 def _wait_healthy(url: str, seconds: float = 20.0) -> bool:
@@ -109,6 +109,10 @@ def serve() -> int:
     if (os.environ.get("WEB_SERVER", "").strip() or DEFAULT_SERVER) not in SERVERS:
         print(f"WEB_SERVER must be one of {', '.join(SERVERS)}", file=sys.stderr)
         return 2
+    if not (os.environ.get("WEB_THREADS", "").strip() or str(THREADS)).isdigit() or \
+            int(os.environ.get("WEB_THREADS", "").strip() or THREADS) < 1:
+        print("WEB_THREADS must be a whole number of threads per worker, 1 or more", file=sys.stderr)
+        return 2
     # Loopback unless told otherwise: the engine answers as any customer to whoever reaches it.
     host = os.environ.get("HOST", "").strip() or "127.0.0.1"
     port = os.environ.get("PORT", "8000")
@@ -141,7 +145,8 @@ def serve() -> int:
         metrics_dir = env["PROMETHEUS_MULTIPROC_DIR"] = _fresh_metrics_dir()
         # The server chosen by measurement (app/web_servers.py, README "Benchmark"); WEB_SERVER picks another.
         server = os.environ.get("WEB_SERVER", "").strip() or DEFAULT_SERVER
-        engine = subprocess.Popen(engine_command(server, host, port, workers), env=env)
+        threads = int(os.environ.get("WEB_THREADS", "").strip() or THREADS)
+        engine = subprocess.Popen(engine_command(server, host, port, workers, threads=threads), env=env)
         children.append(engine)
         interval = os.environ.get("WORKER_INTERVAL_SECONDS", "30")
         children.append(subprocess.Popen([sys.executable, "-m", "app", "worker"], env=env))
@@ -158,7 +163,8 @@ def serve() -> int:
             stop_metrics = serve_metrics("127.0.0.1", settings.metrics_port, metrics_dir)
             metrics_line = f"http://127.0.0.1:{settings.metrics_port}/metrics (internal port, METRICS_PORT)"
         print(f"\n  the product's processes (Ctrl-C stops them all):"
-              f"\n  1. engine ({LABELS[server]}, {workers} worker(s)): POST http://{host}:{port}/ussd/africastalking"
+              f"\n  1. engine ({LABELS[server]}, {workers} worker(s)"
+              f"{'' if server == 'sync' else f' of {threads} thread(s)'}): POST http://{host}:{port}/ussd/africastalking"
               f"\n  2. back office (reference systems, {backoffice_workers} worker(s)): "
               f"http://127.0.0.1:{backoffice_port}/healthz"
               f"\n  3. worker (notifications every {settings.notify_interval_seconds:g} s;"

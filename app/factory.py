@@ -146,7 +146,7 @@ def build_deps(settings: Settings, sessions: sessionmaker[Session],
                 preferences=ForgetfulPreferences(sessions, identity), metering=MeteringClient(client_config),
                 payments=PaymentClient(client_config), incidents=IncidentClient(client_config),
                 pins=ForgetfulPinVault(sessions, identity), subscriptions=consent,
-                outbox=SqlOutbox(sessions, OutboxSeal.from_setting(settings.outbox_seal_key), clock=settings.clock),
+                outbox=SqlOutbox(sessions, OutboxSeal.from_setting(settings.outbox_seal_key, settings.secret_key), clock=settings.clock),
                 ledger=SqlPaymentLedger(sessions, clock=settings.clock),
                 pending_tickets=SqlPendingTickets(sessions),
                 throttle=RedisThrottle(client) if client is not None else MemoryThrottle(), identity=identity,
@@ -283,7 +283,7 @@ def build_dispatcher(settings: Settings, sessions: sessionmaker[Session]) -> Dis
                       stops=consent, quiet=QuietHours.parse(settings.quiet_hours, settings.quiet_hours_tz),
                       pace=build_pace(settings), clock=settings.clock, batch=max(1, min(50, int(max(rates.values(), default=50)))),
                       opt_ins=consent, contacts=SqlContacts(sessions),
-                      seal=OutboxSeal.from_setting(settings.outbox_seal_key), outages=IncidentClient(client_config))
+                      seal=OutboxSeal.from_setting(settings.outbox_seal_key, settings.secret_key), outages=IncidentClient(client_config))
 
 
 def build_unsubscribe_links(settings: Settings) -> UnsubscribeLinks | None:

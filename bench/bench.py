@@ -6,7 +6,7 @@ one, claimed for the run as the tests claim theirs; only the keys the run create
 * **ours**: the product as ``make run`` serves it, on the production set-up: ``python -m app migrate`` then
   ``python -m app serve`` (gunicorn as it configures it, the back office, the worker) with ``REDIS_URL``, a
   PostgreSQL ``DATABASE_URL`` whose schema is created for the run and dropped after it, ``SECRET_KEY`` and
-  ``USSD_GATEWAY_TOKEN`` set (the load sends the token). ``--server granian|sync|gthread`` has ``app serve``
+  ``USSD_GATEWAY_TOKEN`` set (the load sends the token). ``--server gthread|sync|granian`` has ``app serve``
   serve the engine under another server of ``app/web_servers.py`` (``WEB_SERVER``); ``bench/servers.py``
   compares them side by side.
 * **floor**: ``bench/floor_app.py``, a bare Flask endpoint doing one Redis GET and one SET, gunicorn ``-w 2``.
@@ -21,7 +21,7 @@ server's process tree (for ours: engine workers, back office and worker; Redis a
 Redis bytes per idle session: ``MEMORY USAGE`` of the keys that 100 fresh dials left behind, per dial.
 
 Writes ``bench/results/bench.json``, ``bench.md`` (the table) and ``bench.png`` (the chart).
-Usage: ``python bench/bench.py [--seconds 10] [--server gthread|sync|granian] [--concurrency 10,100,1000]``.
+Usage: ``python bench/bench.py [--seconds 10] [--server granian|gthread|sync] [--threads N] [--concurrency 10,100,1000]``.
 """
 
 from __future__ import annotations
@@ -242,7 +242,8 @@ def product_env(tmp: Path, database_url: str, port: int, bo_port: int) -> dict[s
     return env
 
 
-def start_ours(stack: contextlib.ExitStack, tmp: Path, database_url: str, server: str) -> tuple[Server, int]:
+def start_ours(stack: contextlib.ExitStack, tmp: Path, database_url: str, server: str,
+               threads: int | None = None) -> tuple[Server, int]:
     """The product on the production set-up; returns it and the back office's port (the peer calls it too)."""
     port, bo_port = free_port(), free_port()
     env = product_env(tmp, database_url, port, bo_port)
@@ -251,6 +252,8 @@ def start_ours(stack: contextlib.ExitStack, tmp: Path, database_url: str, server
     # exactly what `make run` runs after migrating; WEB_SERVER only when another server than its default is asked
     if server != DEFAULT_SERVER:
         env["WEB_SERVER"] = server
+    if threads is not None:
+        env["WEB_THREADS"] = str(threads)
     procs = [stack.enter_context(child([PY, "-m", "app", "serve"], env, log))]
     wait_http(port, "/healthz", procs[-1], log)
     return Server("ours", port, "/ussd/africastalking", [p.pid for p in procs], env["USSD_GATEWAY_TOKEN"],
@@ -440,7 +443,7 @@ def run(args: argparse.Namespace, progress: Callable[[str], None]) -> dict[str, 
             store = stack.enter_context(own_redis_keys(REDIS_URL))
             database_url = stack.enter_context(pg_schema(PG_URL))
             progress(f"starting ours ({args.server}), the floor{'' if modules is None else ' and the Node peer'}")
-            ours, bo_port = start_ours(stack, tmp, database_url, args.server)
+            ours, bo_port = start_ours(stack, tmp, database_url, args.server, args.threads)
             servers = [start_floor(stack, tmp), ours]
             if modules is not None:
                 servers.append(start_node(stack, tmp, modules, bo_port, ours))
@@ -478,7 +481,7 @@ def run(args: argparse.Namespace, progress: Callable[[str], None]) -> dict[str, 
     finally:
         if not args.keep:
             shutil.rmtree(tmp, ignore_errors=True)
-    return {"machine": machine(), "server": args.server, "seconds": args.seconds,
+    return {"machine": machine(), "server": args.server + ("" if args.threads is None else f" ({args.threads} thread(s) per worker)"), "seconds": args.seconds,
             "cells": [asdict(c) | {"rps": c.rps} for c in cells], "redis_bytes": memory}
 
 
@@ -487,6 +490,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=10.0, help="length of each measured phase")
     parser.add_argument("--server", choices=SERVERS, default=DEFAULT_SERVER,
                         help="the engine's server (app/web_servers.py); by default the one `make run` uses")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="threads per worker of ours (WEB_THREADS; default: app serve's)")
     parser.add_argument("--concurrency", default="10,100,1000", help="comma-separated connection counts")
     parser.add_argument("--no-node", action="store_true", help="skip the Node peer")
     parser.add_argument("--kinds", default=",".join(KINDS), help="comma-separated hop kinds, of " + ", ".join(KINDS))
@@ -499,7 +504,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="where bench.json/.md/.png go (bench/results; bench/results/<server> for another server)")
     args = parser.parse_args(argv)
     # a run under another server sits beside the default one instead of replacing the README's figures
-    args.out = args.out or (RESULTS if args.server == DEFAULT_SERVER else RESULTS / args.server)
+    args.out = args.out or (RESULTS if args.server == DEFAULT_SERVER and args.threads is None
+                            else RESULTS / f"{args.server}{'' if args.threads is None else f'x{args.threads}'}")
     args.concurrency = [int(c) for c in args.concurrency.split(",")]
     args.kinds = [k for k in KINDS if k in args.kinds.split(",")]
     args.think = [int(t) for t in args.think.split(",") if int(t) > 0] if args.paced else []

@@ -115,7 +115,8 @@ def table(results: dict[str, Any]) -> str:
         for conc in sorted({c["concurrency"] for c in results["cells"]}):
             floor_rps = median("dial", conc, "floor", "rps")
             floor_p99 = median("dial", conc, "floor", "p99_ms")
-            base = median(kind, conc, "gthread", "rps")
+            # ratios to gthread (the earlier default), else to the first server of the run
+            base = median(kind, conc, "gthread" if "gthread" in results["servers"] else results["servers"][0], "rps")
             for server in ("floor", *results["servers"]):
                 if (kind, conc, server) not in groups or (server == "floor" and kind != "dial"):
                     continue

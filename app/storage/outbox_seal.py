@@ -9,11 +9,15 @@ which has the key, opens the token at send time; once the message is sent, faile
 suppressed the token is erased, so even the key and a later backup together give nothing back.
 
 ``OUTBOX_SEAL_KEY`` is one Fernet key, or several comma-separated: the first seals, all open (a key
-is rotated by putting the new one first and dropping the old after the outbox drained).
+is rotated by putting the new one first and dropping the old after the outbox drained). Unset, the key
+is derived from ``SECRET_KEY`` (for this use only), which every process of one deployment shares.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import json
 import logging
 from collections.abc import Mapping
@@ -45,10 +49,14 @@ class OutboxSeal:
         self._fernet = MultiFernet([Fernet(key) for key in keys])
 
     @classmethod
-    def from_setting(cls, value: str) -> OutboxSeal:
-        """The seal of ``OUTBOX_SEAL_KEY``; without one, a random key for this process only (what this
-        process queues, only this process can send: the worker then fails such messages, saying why)."""
+    def from_setting(cls, value: str, secret_key: str = "") -> OutboxSeal:
+        """The seal of ``OUTBOX_SEAL_KEY``; without one, of a key derived from ``secret_key``; without either,
+        a random key for this process only (what this process queues, only this process can send: the
+        worker then fails such messages, saying why)."""
         keys = [k.strip().encode() for k in value.split(",") if k.strip()]
+        if not keys and secret_key:
+            keys = [base64.urlsafe_b64encode(hmac.new(secret_key.encode(), b"outbox seal v1",
+                                                      hashlib.sha256).digest())]
         if keys:
             try:
                 return cls(keys)
@@ -58,9 +66,9 @@ class OutboxSeal:
                                  "print(Fernet.generate_key().decode())'") from exc
         global _process_key   # one random key per process, shared by all its builders
         if _process_key is None:
-            log.warning("OUTBOX_SEAL_KEY is not set: one-time codes in the outbox are sealed with a random key "
-                        "for this process; another process (the worker) cannot send them. Set OUTBOX_SEAL_KEY "
-                        "(make run generates one into var/).")
+            log.warning("neither OUTBOX_SEAL_KEY nor SECRET_KEY is set: one-time codes in the outbox are sealed "
+                        "with a random key for this process; another process (the worker) cannot send them. "
+                        "Set SECRET_KEY (or OUTBOX_SEAL_KEY; make run keeps both in var/).")
             _process_key = Fernet.generate_key()
         return cls([_process_key])
 

@@ -79,7 +79,7 @@ def test_serve_binds_loopback_announces_itself_once_and_keeps_metrics_internal(s
     assert secret_lines == [("payment callback secret: PAYMENT_CALLBACK_SECRET not set, using a random one shared "
                              "by the engine and the back office for this run only (set it in production)")]
     assert "the product's processes (Ctrl-C stops them all)" in out
-    assert "1. engine (gunicorn, 1 worker(s)): POST http://127.0.0.1:" in out
+    assert "1. engine (granian, 1 worker(s) of 4 thread(s)): POST http://127.0.0.1:" in out
     assert "2. back office" in out and "3. worker" in out
     assert "customers' web pages (sign-in by SMS code): http://127.0.0.1:" in out
     assert (f"agents: console http://127.0.0.1:{port}/console/  simulator http://127.0.0.1:{port}/simulator/"

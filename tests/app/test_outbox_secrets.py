@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
 from sqlalchemy import create_engine, text
 
 from app.notify import Dispatcher, NotificationTemplates
@@ -15,7 +16,7 @@ from app.settings import Settings
 from app.storage import SqlOutbox, make_sessions
 from app.storage.agent_console import SqlCustomerRecords
 from app.storage.delivery import SqlDeliveryQueue
-from app.storage.outbox_seal import OutboxSeal
+from app.storage.outbox_seal import OutboxSeal, SealBroken
 from backend_clients.africastalking_sms import AfricasTalkingSms
 from tests.support.engine import UssdPhone
 from tests.support.fake_africastalking import FakeAfricasTalking
@@ -90,3 +91,15 @@ def test_a_sent_code_is_erased_and_sending_it_again_fails_with_the_reason(
     assert row["status"] == "failed"
     assert row["last_error"] == "not sent: its one-time code was erased after a first send; the customer asks " \
                                 "for a new one"
+
+
+def test_without_a_seal_key_the_engine_and_the_worker_share_one_derived_from_secret_key() -> None:
+    # two processes of one deployment (the engine seals, the worker opens) set only SECRET_KEY
+    engine_seal = OutboxSeal.from_setting("", "deployment-secret")
+    worker_seal = OutboxSeal.from_setting("", "deployment-secret")
+    payload, token = engine_seal.seal({"code": "482913", "kind": "web_code"})
+    assert "482913" not in str(payload) and token is not None and "482913" not in token
+    assert worker_seal.open(payload, token)["code"] == "482913"
+    # another deployment's key opens nothing
+    with pytest.raises(SealBroken):
+        OutboxSeal.from_setting("", "another-secret").open(payload, token)

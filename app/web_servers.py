@@ -41,6 +41,8 @@ def engine_command(server: str, host: str, port: int | str, workers: int | str,
     if server == "granian":
         return [sys.executable, "-m", "granian", "--interface", "wsgi", "--host", host, "--port", str(port),
                 "--workers", str(workers), "--blocking-threads", str(threads), "--log-level", "info",
+                # headers past 64 KB are refused (431) before the app: gunicorn refuses past 8 KB a field
+                "--http1-buffer-size", "65536",
                 "--access-log" if access_log else "--no-access-log", "wsgi:app"]
     kind = ["--threads", str(threads)] if server == "gthread" else ["--worker-class", "sync"]
     return [sys.executable, "-m", "gunicorn", "--bind", f"{host}:{port}", "--workers", str(workers), *kind,

@@ -1,0 +1,55 @@
+"""What the engine's default server (granian, ``app/web_servers.py``) answers before the app sees a request:
+oversized headers, an oversized request line, and bytes that are not HTTP get a short 4xx, never a 500 or a
+hang; a request within the limits reaches the app and gets its screen."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from app.web_servers import DEFAULT_SERVER, engine_command
+
+from ..support.services import free_port, wait_until_up
+
+ROOT = Path(__file__).resolve().parents[2]
+FORM = {"sessionId": "ATUid_limits", "serviceCode": "*123#", "phoneNumber": "+221770000001",
+        "networkCode": "99999", "text": ""}
+
+
+@pytest.fixture
+def served(settings, tmp_path) -> Iterator[str]:
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": settings.database_url, "REDIS_URL": settings.redis_url or "",
+           "BACKOFFICE_URL": settings.backoffice_url, "PAYMENT_CALLBACK_SECRET": "test-callback-secret"}
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    with (tmp_path / "server.log").open("w") as log:
+        server = subprocess.Popen(engine_command(DEFAULT_SERVER, "127.0.0.1", port, 1), cwd=ROOT, env=env,
+                                  stdout=log, stderr=subprocess.STDOUT)
+        try:
+            wait_until_up(f"http://127.0.0.1:{port}/healthz", server)
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            server.terminate()
+            server.wait(timeout=20)
+
+
+def test_headers_past_64_kb_are_refused_before_the_app_and_smaller_ones_get_their_screen(served):
+    big = requests.post(f"{served}/ussd/africastalking", data=FORM, headers={"X-Padding": "a" * 70_000}, timeout=10)
+    assert big.status_code == 431
+    fair = requests.post(f"{served}/ussd/africastalking", data=FORM, headers={"X-Padding": "a" * 7_000}, timeout=10)
+    assert fair.status_code == 200 and fair.text.startswith("CON ")
+
+
+def test_a_request_line_too_long_or_bytes_that_are_not_http_get_a_short_refusal(served):
+    long_line = requests.post(f"{served}/ussd/africastalking?{'a' * 100_000}=1", data=FORM, timeout=10)
+    assert long_line.status_code == 431   # the request line counts in the 64 KB of headers
+    host, port = served.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as raw:
+        raw.sendall(b"GARBAGE\r\n\r\n")
+        assert raw.recv(200).startswith(b"HTTP/1.1 400 ")

@@ -3,7 +3,7 @@
 from tests.support.services import claim_again_after_fork, release_forked_claim
 
 pytest_plugins = ["tests.support.clock", "tests.support.engine", "tests.support.backoffice",
-                  "tests.support.throwaway_redis"]
+                  "tests.support.throwaway_redis", "tests.support.fake_africastalking", "tests.support.fake_smtp"]
 
 
 def pytest_addoption(parser):  # type: ignore[no-untyped-def]

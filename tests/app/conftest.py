@@ -2,21 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from cryptography.fernet import Fernet
 
 from app.storage import SqlOutbox, make_sessions
 from app.storage.delivery import SqlDeliveryQueue
 from app.storage.outbox_seal import OutboxSeal
-from tests.support.fake_africastalking import FakeAfricasTalking, fake_africastalking
-
-
-@pytest.fixture
-def provider() -> Iterator[FakeAfricasTalking]:
-    with fake_africastalking() as fake:
-        yield fake
 
 
 @pytest.fixture

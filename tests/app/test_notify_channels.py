@@ -20,7 +20,7 @@ from backend_clients.twilio_whatsapp import TwilioWhatsApp
 from dialogs.codes import hash_code
 from tests.support.clock import SettableClock
 from tests.support.fake_africastalking import FakeAfricasTalking
-from tests.support.fake_smtp import FakeSmtp, fake_smtp
+from tests.support.fake_smtp import FakeSmtp
 from tests.support.fake_twilio import FakeTwilio, fake_twilio
 
 TEMPLATES = NotificationTemplates.load("config/notifications.yaml")
@@ -35,11 +35,6 @@ def whatsapp() -> Iterator[FakeTwilio]:
     with fake_twilio() as fake:
         yield fake
 
-
-@pytest.fixture
-def mail() -> Iterator[FakeSmtp]:
-    with fake_smtp() as fake:
-        yield fake
 
 
 @pytest.fixture

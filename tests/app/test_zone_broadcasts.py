@@ -26,16 +26,11 @@ from app.storage.models import OutboxEventRow
 from backoffice.bill_run import issue_bill
 from backoffice.notices import publish
 from tests.support.engine import UssdPhone
-from tests.support.fake_africastalking import FakeAfricasTalking, fake_africastalking
+from tests.support.fake_africastalking import FakeAfricasTalking
 from tests.support.services import free_port, serve_wsgi
 
 PIN = "2468"
 
-
-@pytest.fixture
-def provider() -> Iterator[FakeAfricasTalking]:
-    with fake_africastalking() as fake:
-        yield fake
 
 
 @pytest.fixture

@@ -2,20 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from backend_clients.africastalking_sms import AfricasTalkingSms
 from dialogs.backends import BackendUnavailable, Rejected
 from engine.charset import sms_segments
-from tests.support.fake_africastalking import FakeAfricasTalking, fake_africastalking
-
-
-@pytest.fixture
-def provider() -> Iterator[FakeAfricasTalking]:
-    with fake_africastalking() as fake:
-        yield fake
+from tests.support.fake_africastalking import FakeAfricasTalking
 
 
 def sender(provider: FakeAfricasTalking, **kwargs: str) -> AfricasTalkingSms:

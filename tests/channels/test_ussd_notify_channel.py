@@ -18,8 +18,8 @@ from app.factory import build_notice_relay
 from app.settings import Settings
 from app.storage import SqlConsent, make_sessions
 from backoffice.notices import publish
-from tests.support.fake_africastalking import FakeAfricasTalking, fake_africastalking
-from tests.support.fake_smtp import FakeSmtp, fake_smtp
+from tests.support.fake_africastalking import FakeAfricasTalking
+from tests.support.fake_smtp import FakeSmtp
 from tests.support.fake_twilio import FakeTwilio, fake_twilio
 
 AWA, BUSINESS, PREPAID = "+221770000001", "+221770000002", "+221770000003"
@@ -27,16 +27,6 @@ NAV_FR, NAV_EN = "0. Retour 00. Accueil", "0. Back 00. Home"
 BILL_FR = "ElecNet: nouvelle facture pour le compte 1000001: 12 500 FCFA, à payer avant le 15/12/2026. Payez par *123#."
 
 
-@pytest.fixture
-def provider() -> Iterator[FakeAfricasTalking]:
-    with fake_africastalking() as fake:
-        yield fake
-
-
-@pytest.fixture
-def mail() -> Iterator[FakeSmtp]:
-    with fake_smtp() as fake:
-        yield fake
 
 
 @pytest.fixture

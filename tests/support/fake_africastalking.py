@@ -14,11 +14,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+import pytest
 from flask import Flask, Response, jsonify, request
 
 from .services import serve_wsgi
 
-__all__ = ["FakeAfricasTalking", "SentMessage", "fake_africastalking"]
+__all__ = ["FakeAfricasTalking", "SentMessage", "fake_africastalking", "provider"]
 
 _STATUS_WORDS = {100: "Processed", 101: "Success", 102: "Queued", 403: "InvalidPhoneNumber",
                  405: "InsufficientBalance", 406: "UserInBlacklist", 500: "InternalServerError",
@@ -86,4 +87,11 @@ def fake_africastalking() -> Iterator[FakeAfricasTalking]:
     fake = FakeAfricasTalking()
     with serve_wsgi(fake.app()) as url:
         fake.url = f"{url}/version1"
+        yield fake
+
+
+@pytest.fixture
+def provider() -> Iterator[FakeAfricasTalking]:
+    """Africa's Talking's messaging API, faked on loopback for one test (a plugin of tests/conftest.py)."""
+    with fake_africastalking() as fake:
         yield fake

@@ -14,12 +14,13 @@ from email import message_from_bytes, policy
 from email.message import EmailMessage
 from typing import Any
 
+import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import Envelope
 
 from .services import free_port
 
-__all__ = ["FakeSmtp", "fake_smtp"]
+__all__ = ["FakeSmtp", "fake_smtp", "mail"]
 
 
 @dataclass
@@ -57,3 +58,10 @@ def fake_smtp() -> Iterator[FakeSmtp]:
         yield fake
     finally:
         controller.stop()
+
+
+@pytest.fixture
+def mail() -> Iterator[FakeSmtp]:
+    """An SMTP server on loopback that keeps what it receives, for one test (a plugin of tests/conftest.py)."""
+    with fake_smtp() as fake:
+        yield fake

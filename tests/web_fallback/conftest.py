@@ -16,16 +16,10 @@ from playwright.sync_api import Browser, Page, sync_playwright
 
 from app.factory import build_dispatcher, create_app
 from app.settings import Settings
-from tests.support.fake_africastalking import FakeAfricasTalking, fake_africastalking
+from tests.support.fake_africastalking import FakeAfricasTalking
 from tests.support.services import need_binary, serve_wsgi
 
 from .web_visitor import WebVisitor
-
-
-@pytest.fixture
-def provider() -> Iterator[FakeAfricasTalking]:
-    with fake_africastalking() as fake:
-        yield fake
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ brings e-mail back. Through the real worker, the real app and the fakes of the s
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
 from html import unescape
@@ -24,18 +23,13 @@ from app.storage.models import SecurityEventRow
 from backoffice.notices import publish
 from dialogs.codes import hash_code
 from tests.support.fake_africastalking import FakeAfricasTalking
-from tests.support.fake_smtp import FakeSmtp, fake_smtp
+from tests.support.fake_smtp import FakeSmtp
 
 AWA = "+221770000001"
 ADDRESS = "awa.diop@exemple.sn"
 BILL_FR = "ElecNet: nouvelle facture pour le compte 1000001: 12 500 FCFA, à payer avant le 15/12/2026. Payez par *123#."
 BASE = "https://elecnet.example.org"
 
-
-@pytest.fixture
-def mail() -> Iterator[FakeSmtp]:
-    with fake_smtp() as fake:
-        yield fake
 
 
 @pytest.fixture

@@ -283,7 +283,8 @@ def build_dispatcher(settings: Settings, sessions: sessionmaker[Session]) -> Dis
                       stops=consent, quiet=QuietHours.parse(settings.quiet_hours, settings.quiet_hours_tz),
                       pace=build_pace(settings), clock=settings.clock, batch=max(1, min(50, int(max(rates.values(), default=50)))),
                       opt_ins=consent, contacts=SqlContacts(sessions),
-                      seal=OutboxSeal.from_setting(settings.outbox_seal_key, settings.secret_key), outages=IncidentClient(client_config))
+                      seal=OutboxSeal.from_setting(settings.outbox_seal_key, settings.secret_key), outages=IncidentClient(client_config),
+                      power_back=consent)
 
 
 def build_unsubscribe_links(settings: Settings) -> UnsubscribeLinks | None:

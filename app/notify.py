@@ -28,7 +28,8 @@ Facts that may have changed since queueing are checked again when sent:
 - "power is back" (``unless_outage: zone`` in the templates): when the back office lists an ongoing
   outage in the payload's zone again (declared anew, or the restoration withdrawn), the message is
   ``suppressed``, never sent later; one look-up per zone and pass; the back office unreachable, the
-  message waits (retried) rather than risk saying power is back while it is off.
+  message waits (retried) rather than risk saying power is back while it is off. A customer's "SMS me
+  when power is back" that the restoration ended is made again for the zone (``PowerBackRequests``).
 
 Secrets (one-time codes) are sealed in the row (``storage/outbox_seal.py``) and opened only here, at
 send time; one that cannot be opened (another ``OUTBOX_SEAL_KEY``, or erased after a first send) makes
@@ -67,7 +68,7 @@ from .storage.delivery import ClaimedMessage, SqlDeliveryQueue
 from .storage.outbox_seal import SEALED, OutboxSeal, SealBroken
 
 __all__ = ["ContactBook", "DeliveryPass", "Dispatcher", "Letter", "LetterSender", "NotificationTemplates", "OptIns",
-           "Outages", "SmsSender", "StopList"]
+           "Outages", "PowerBackRequests", "SmsSender", "StopList"]
 
 log = logging.getLogger("notify")
 
@@ -115,6 +116,12 @@ class ContactBook(Protocol):
 class Outages(Protocol):
     def outages_in_zone(self, zone: str) -> list[Outage]:
         """The zone's ongoing outages (the back office's incident API); ``BackendUnavailable`` when down."""
+
+
+class PowerBackRequests(Protocol):
+    def renew_power_back(self, msisdn: str, zone: str, scopes: Collection[str]) -> int:
+        """The customer's "SMS me when power is back" that a restoration of ``zone`` ended (for one of
+        ``scopes``) made again for the zone; how many had ended."""
 
 
 @dataclass(frozen=True)
@@ -195,9 +202,10 @@ class Dispatcher:
                  stops: StopList | None = None, quiet: QuietHours | None = None, pace: Pace | None = None,
                  max_pace_wait: float = 1.0, sleep: Callable[[float], None] = time.sleep, batch: int = 50,
                  opt_ins: OptIns | None = None, contacts: ContactBook | None = None,
-                 seal: OutboxSeal | None = None, outages: Outages | None = None) -> None:
+                 seal: OutboxSeal | None = None, outages: Outages | None = None,
+                 power_back: PowerBackRequests | None = None) -> None:
         self.queue, self.templates, self.senders = queue, templates, senders
-        self.seal, self.outages = seal, outages
+        self.seal, self.outages, self.power_back = seal, outages, power_back
         self.stops, self.quiet, self.pace = stops, quiet, pace
         self.opt_ins, self.contacts = opt_ins, contacts
         # Rows claimed per pass: about one second's worth at the provider's rate keeps a pass short, so an
@@ -256,7 +264,13 @@ class Dispatcher:
                     # Declared again (or the restoration withdrawn) since queueing: power is not back.
                     log.info("outbox %d (%s) to %s not sent: an outage is ongoing in zone %s again", message.id,
                              message.kind, mask(message.msisdn), zone)
-                    self.queue.suppress(message.id, reason=f"suppressed: outage ongoing again in zone {zone}")
+                    reason = f"suppressed: outage ongoing again in zone {zone}"
+                    # The restoration ended the customer's "SMS me when power is back": it was not answered,
+                    # so it is kept for the next restoration.
+                    scopes = [zone, *map(str, message.payload.get("outage_ids") or [])]
+                    if self.power_back is not None and self.power_back.renew_power_back(message.msisdn, zone, scopes):
+                        reason += "; the request to be told when power is back is kept"
+                    self.queue.suppress(message.id, reason=reason)
                     suppressed += 1
                     continue
             outcome = self._deliver(message, now, contacts.get(message.msisdn))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import datetime
 from typing import Any
 
@@ -65,6 +65,23 @@ class SqlSubscriptions:
             if row is not None:
                 row.active = False
                 db.commit()
+
+    def renew_power_back(self, msisdn: str, zone: str, scopes: Collection[str]) -> int:
+        """``notify.PowerBackRequests``: the customer's "SMS me when power is back" that a restoration of
+        ``zone`` ended (for one of ``scopes``: the zone or its outages) made again, for the zone (the outage
+        it named is over; a new one keeps the zone dark), when the restoration's message was not sent."""
+        with self._sessions() as db:
+            ended = db.scalars(select(SubscriptionRow).where(
+                SubscriptionRow.msisdn == msisdn, SubscriptionRow.topic == "power_back",
+                SubscriptionRow.scope.in_(list(scopes)), SubscriptionRow.active.is_(False))).all()
+            if not ended:
+                return 0
+            self._activate(db, msisdn, "power_back", zone, ended[0].channel, ended[0].language)
+            try:
+                db.commit()
+            except IntegrityError:   # made meanwhile by the customer: active either way
+                db.rollback()
+            return len(ended)
 
     def for_user(self, msisdn: str) -> list[Subscription]:
         with self._sessions() as db:

@@ -146,6 +146,31 @@ def test_power_back_is_not_sent_when_the_outage_is_declared_again_before_the_wor
     assert provider.messages_to("+221771000001") == [CUT, CUT, BACK]
 
 
+def test_sms_me_when_power_is_back_still_answers_after_a_restoration_withdrawn_before_the_send(
+        phone, settings, backoffice_url, provider):
+    p: UssdPhone = phone("+221770000002")
+    p.dial()
+    p.answer("2")
+    p.answer("4")
+    p.answer("1")
+    assert p.answer("1").startswith("CON You will get an SMS when power is back in your area (THIES-NORD).")
+    requests.post(f"{backoffice_url}/api/v1/zones/THIES-NORD/restore", timeout=5).raise_for_status()
+    assert build_notice_relay(settings, make_sessions(settings.database_url)).run_once() == 1   # queued, not sent
+    requests.post(f"{backoffice_url}/api/v1/zones/THIES-NORD/outage", timeout=5).raise_for_status()
+    deliver(settings)
+    assert provider.messages_to("+221770000002") == []          # the power is off again: not "power is back"
+    assert outbox_of(settings, "+221770000002")[0] == (
+        "power_restored", "suppressed",
+        "suppressed: outage ongoing again in zone THIES-NORD; the request to be told when power is back is kept")
+    # The real restoration answers the customer's request after all.
+    requests.post(f"{backoffice_url}/api/v1/zones/THIES-NORD/restore", timeout=5).raise_for_status()
+    deliver(settings)
+    assert provider.messages_to("+221770000002") == [
+        "ElecNet: power is back in zone THIES-NORD. Thank you for your patience."]
+    deliver(settings)
+    assert len(provider.messages_to("+221770000002")) == 1     # once
+
+
 @pytest.mark.parametrize("product_clock", [datetime(2026, 11, 26, 10, 0, tzinfo=UTC)], indirect=True)
 def test_power_back_waits_while_the_back_office_cannot_say_the_zone_is_back(
         settings, backoffice_url, provider, consent, product_clock):

@@ -133,6 +133,7 @@ class _Template:
     opt_in: tuple[str, str] | None = None   # (topic, payload field of its scope): re-checked when sent
     channel: str | None = None      # bound to this channel (no preference, no fallback)
     unless_outage: str | None = None  # payload field of a zone: not sent while that zone has an ongoing outage
+    expires_after: str | None = None  # payload field of the minutes its code is valid: not sent once they passed
 
 
 @dataclass(frozen=True)
@@ -154,7 +155,8 @@ class NotificationTemplates:
             kinds[kind] = _Template(bool(spec.get("urgent")), dict(spec["text"]), dict(spec.get("if_present") or {}),
                                     bool(spec.get("transactional")),
                                     (str(opt_in["topic"]), str(opt_in.get("scope") or "")) if opt_in else None,
-                                    spec.get("channel") or None, spec.get("unless_outage") or None)
+                                    spec.get("channel") or None, spec.get("unless_outage") or None,
+                                    spec.get("expires_after") or None)
         return cls(kinds, default_language)
 
     @property
@@ -243,6 +245,13 @@ class Dispatcher:
                 self.queue.suppress(message.id, reason="suppressed: the customer sent STOP")
                 suppressed += 1
                 continue
+            expired = self._expired(message, now)
+            if expired:
+                # A code past its validity would only fail where the customer types it: never sent, erased.
+                log.info("outbox %d (%s) to %s not sent: %s", message.id, message.kind, mask(message.msisdn), expired)
+                self.queue.failed(message.id, error=f"not sent: {expired}")
+                failed += 1
+                continue
             opt_in = wanted[message.id]
             if active is not None and opt_in is not None and opt_in not in active:
                 # Turned off between queueing and now: what the customer says last is what counts.
@@ -316,6 +325,19 @@ class Dispatcher:
         if template is None or template.unless_outage is None or self.outages is None:
             return None
         return str(message.payload.get(template.unless_outage) or "") or None
+
+    def _expired(self, message: ClaimedMessage, now: datetime) -> str | None:
+        """Why the message's code can no longer be used (``expires_after``), or ``None``."""
+        template = self.templates.kinds.get(message.kind)
+        if template is None or template.expires_after is None or message.created_at is None:
+            return None
+        try:
+            minutes = int(message.payload.get(template.expires_after) or 0)
+        except (TypeError, ValueError):
+            return None
+        if minutes <= 0 or now < message.created_at + timedelta(minutes=minutes):
+            return None
+        return f"its code expired before it could be sent (valid {minutes} minutes); the customer asks for a new one"
 
     def _outage_ongoing(self, zone: str) -> bool | None:
         """Whether the back office lists an ongoing outage in ``zone``; ``None`` when it cannot say now."""

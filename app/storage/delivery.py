@@ -57,6 +57,7 @@ class ClaimedMessage:
     payload: dict[str, Any]
     attempts: int          # including this one
     sealed: str | None = None   # the payload's secret fields, sealed (opened by the dispatcher)
+    created_at: datetime | None = None   # when it was queued (the product's clock)
 
 
 class SqlDeliveryQueue:
@@ -82,7 +83,8 @@ class SqlDeliveryQueue:
                 row.status, row.claimed_until = "sending", now + lease
                 row.attempts = (row.attempts or 0) + 1
                 claimed.append(ClaimedMessage(row.id, row.kind, row.msisdn, row.language, row.channel or "sms",
-                                              json.loads(row.payload), row.attempts, row.sealed))
+                                              json.loads(row.payload), row.attempts, row.sealed,
+                                              _aware(row.created_at)))
             return claimed
 
     def sent(self, row_id: int, *, channel: str, message_id: str, now: datetime) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import replace
+from datetime import UTC, datetime
 
 import pytest
 from cryptography.fernet import Fernet
@@ -17,6 +18,7 @@ from app.factory import create_app
 from app.settings import Settings
 from app.storage import migrate
 from app.worker import run_once
+from tests.support.clock import SettableClock
 from tests.support.fake_africastalking import FakeAfricasTalking
 
 from .web_visitor import WebVisitor
@@ -103,3 +105,27 @@ def test_without_a_key_the_engine_and_the_worker_of_one_process_still_agree(
     code = sms_code(AWA)
     assert code not in queued[0]
     assert browser.sign_in(code).startswith("ElecNet - 1000001")
+
+
+def test_a_code_the_worker_could_not_send_within_its_minutes_is_not_sent_late(
+        web_settings: Settings, provider: FakeAfricasTalking) -> None:
+    clock = SettableClock(datetime(2026, 11, 26, 10, 0, tzinfo=UTC))
+    settings = replace(web_settings, outbox_seal_key=Fernet.generate_key().decode(), clock=clock)
+    browser = WebVisitor(create_app(settings).test_client(), "127.0.0.1")
+    browser.open()
+    browser.ask_code("77 000 00 01")
+    # The SMS provider was down for six minutes: the code ("valid 5 minutes") would fail where it is typed.
+    clock.advance(minutes=6)
+    assert run_once(settings).get("notifications_failed") == 1
+    assert provider.sent == []
+    engine = create_engine(settings.database_url)
+    with engine.connect() as db:
+        status, error, sealed = db.execute(text("SELECT status, last_error, sealed FROM outbox_events")).one()
+    engine.dispose()
+    assert (status, sealed) == ("failed", None)
+    assert error == ("not sent: its code expired before it could be sent (valid 5 minutes); the customer asks "
+                     "for a new one")
+    # A new code asked now goes at once.
+    browser.ask_code("77 000 00 01")
+    assert run_once(settings).get("notifications_sent") == 1
+    assert "Valable 5 minutes" in provider.messages_to(AWA)[0]

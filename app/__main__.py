@@ -109,8 +109,8 @@ def serve() -> int:
     if (os.environ.get("WEB_SERVER", "").strip() or DEFAULT_SERVER) not in SERVERS:
         print(f"WEB_SERVER must be one of {', '.join(SERVERS)}", file=sys.stderr)
         return 2
-    if not (os.environ.get("WEB_THREADS", "").strip() or str(THREADS)).isdigit() or \
-            int(os.environ.get("WEB_THREADS", "").strip() or THREADS) < 1:
+    threads_setting = os.environ.get("WEB_THREADS", "").strip() or str(THREADS)
+    if not threads_setting.isdigit() or int(threads_setting) < 1:
         print("WEB_THREADS must be a whole number of threads per worker, 1 or more", file=sys.stderr)
         return 2
     # Loopback unless told otherwise: the engine answers as any customer to whoever reaches it.
@@ -145,7 +145,7 @@ def serve() -> int:
         metrics_dir = env["PROMETHEUS_MULTIPROC_DIR"] = _fresh_metrics_dir()
         # The server chosen by measurement (app/web_servers.py, README "Benchmark"); WEB_SERVER picks another.
         server = os.environ.get("WEB_SERVER", "").strip() or DEFAULT_SERVER
-        threads = int(os.environ.get("WEB_THREADS", "").strip() or THREADS)
+        threads = int(threads_setting)
         engine = subprocess.Popen(engine_command(server, host, port, workers, threads=threads), env=env)
         children.append(engine)
         interval = os.environ.get("WORKER_INTERVAL_SECONDS", "30")

@@ -36,6 +36,16 @@ def outbox_rows(database_url: str) -> list[str]:
         engine.dispose()
 
 
+def only_outcome(database_url: str) -> tuple[str, str | None, str | None]:
+    """Status, reason and sealed token of the one outbox row: what an agent and a database reader see."""
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as db:
+            return tuple(db.execute(text("SELECT status, last_error, sealed FROM outbox_events")).one())  # type: ignore[return-value]
+    finally:
+        engine.dispose()
+
+
 def sent_code(provider: FakeAfricasTalking, number: str) -> str:
     [message] = provider.messages_to(number)
     found = re.search(r"\b(\d{6})\b", message)
@@ -83,10 +93,7 @@ def test_a_worker_with_another_key_sends_nothing_garbled_and_says_why(
     worker_side = replace(web_settings, outbox_seal_key=Fernet.generate_key().decode())
     assert run_once(worker_side).get("notifications_failed") == 1
     assert provider.sent == []
-    engine = create_engine(web_settings.database_url)
-    with engine.connect() as db:
-        status, error, sealed = db.execute(text("SELECT status, last_error, sealed FROM outbox_events")).one()
-    engine.dispose()
+    status, error, sealed = only_outcome(web_settings.database_url)
     assert (status, sealed) == ("failed", None)
     assert error == ("not sent: its sealed code cannot be opened: OUTBOX_SEAL_KEY is not the key it was "
                      "sealed with")
@@ -118,10 +125,7 @@ def test_a_code_the_worker_could_not_send_within_its_minutes_is_not_sent_late(
     clock.advance(minutes=6)
     assert run_once(settings).get("notifications_failed") == 1
     assert provider.sent == []
-    engine = create_engine(settings.database_url)
-    with engine.connect() as db:
-        status, error, sealed = db.execute(text("SELECT status, last_error, sealed FROM outbox_events")).one()
-    engine.dispose()
+    status, error, sealed = only_outcome(settings.database_url)
     assert (status, sealed) == ("failed", None)
     assert error == ("not sent: its code expired before it could be sent (valid 5 minutes); the customer asks "
                      "for a new one")

@@ -25,7 +25,6 @@ from functools import partial
 from types import MappingProxyType
 from typing import Any, Protocol
 
-from menus.graph import first_item_number, option_keys
 from menus.keywords import normalise_word
 from menus.schema import (
     BACK,
@@ -478,15 +477,14 @@ class Engine:
         node = flow.spec.nodes.get(session.node)
         if node is None or text in _NAVIGATION or self._accepts(node, text):
             return False
-        return all(choice.key != text for choice in self._choices(session, node, labels=False))
+        return all(choice.key != text for choice in self._choices(session, flow, session.node, labels=False))
 
     def _hidden_choice(self, session: Session, flow: CompiledFlow, key: str) -> bool:
         """Whether ``key`` is an option of the current screen hidden by its condition: a hidden
         option is reachable neither by its number nor by the shortcut that starts with it."""
-        node = flow.spec.nodes[session.node]
-        if key not in option_keys(node.choices()):
+        if all(numbered.key != key for numbered in flow.options[session.node]):
             return False
-        return all(choice.key != key for choice in self._choices(session, node, labels=False))
+        return all(choice.key != key for choice in self._choices(session, flow, session.node, labels=False))
 
     def _answer(self, session: Session, flow: CompiledFlow, text: str) -> Screen:
         try:
@@ -509,7 +507,7 @@ class Engine:
             if text == HOME and session.history:
                 return self._enter(session, flow, flow.move(session.node, None), {}, moved=True)
             secrets: dict[str, str] = {}
-            target = self._target(session, node, text, secrets)
+            target = self._target(session, flow, node, text, secrets)
             if target is None:
                 session.retries += 1
                 if session.retries >= self.limits.max_retries:
@@ -562,7 +560,8 @@ class Engine:
             screen = self._enter(session, flow, flow.spec.start, {}, moved=True)
         return replace(screen, error=self.system_text(session.language, "menu_changed"))
 
-    def _target(self, session: Session, node: Node, text: str, secrets: dict[str, str]) -> str | None:
+    def _target(self, session: Session, flow: CompiledFlow, node: Node, text: str,
+                secrets: dict[str, str]) -> str | None:
         """Where valid input leads from a node that shows something; ``None`` if not valid."""
         if isinstance(node, InputNode):  # the one kind with a validator and a store
             try:
@@ -574,7 +573,7 @@ class Engine:
             else:
                 session.data[node.store] = value
             return node.next
-        for choice in self._choices(session, node, labels=False):
+        for choice in self._choices(session, flow, session.node, labels=False):
             if choice.key == text:
                 listed = node.item_list()
                 if choice.item is not None and listed is not None:
@@ -644,21 +643,18 @@ class Engine:
         context = {**session.data, **extra} if extra else session.data
         return self._formatter(session.language).fill(raw, context)
 
-    def _choices(self, session: Session, node: Node, labels: bool = True) -> list[_Choice]:
+    def _choices(self, session: Session, flow: CompiledFlow, node_id: str, labels: bool = True) -> list[_Choice]:
         """The numbered choices shown now; ``labels=False`` skips formatting them (to match input)."""
-        flow = self.flows.get(session.flow, session.version)
         choices: list[_Choice] = []
-        declared = node.choices()
-        for key, option in zip(option_keys(declared), declared, strict=True):
+        for numbered in flow.options[node_id]:
+            option = numbered.option
             if option.when and not flow.conditions[option.when].holds(session.data):
                 continue
-            label = self._text(session, option.label) if labels else ""
-            choices.append(_Choice(key, label, option.target))
-        listed = node.item_list()
+            choices.append(_Choice(numbered.key, self._text(session, option.label) if labels else "", option.target))
+        listed = flow.spec.nodes[node_id].item_list()
         if listed is not None:
             items = session.data.get(listed.source) or []
-            first = first_item_number(declared)
-            for number, item in enumerate(items if isinstance(items, list) else [], first):
+            for number, item in enumerate(items if isinstance(items, list) else [], flow.first_items[node_id]):
                 extra = item if isinstance(item, dict) else {"item": item}
                 label = self._text(session, listed.label, extra) if labels else ""
                 choices.append(_Choice(str(number), label, listed.target, item))
@@ -674,7 +670,7 @@ class Engine:
         if node.ends:
             session.ended, session.outcome = True, node_id
             return Screen(node_id, session.language, blocks, end=True)
-        options = tuple(Option(c.key, c.label) for c in self._choices(session, node))
+        options = tuple(Option(c.key, c.label) for c in self._choices(session, flow, node_id))
         nav = []
         if session.history:
             nav.append(Option(BACK, self.system_text(session.language, "back")))

@@ -2,6 +2,8 @@
 
 The machine is built once per flow version from the YAML graph; at the same time its
 ``advance`` transitions are read back into a frozen table (node -> the nodes it may move to),
+each screen's options are numbered once (``options``, ``first_items``: the numbers never depend
+on the hop, only on the YAML),
 and a hop's move is a look-up in that table: a move the graph does not declare is refused,
 without the per-event bookkeeping (event data, condition objects, callbacks) a move through
 ``Event.trigger`` costs, about a tenth of a dial's CPU. When the ``transitions`` logger is at
@@ -23,14 +25,13 @@ from dataclasses import dataclass, field
 from transitions import Machine, MachineError
 
 from menus.conditions import Condition, parse_condition
-from menus.graph import edges
+from menus.graph import edges, first_item_number, option_keys
 from menus.loader import LoadedMenus
-from menus.schema import FlowSpec
+from menus.schema import FlowSpec, OptionSpec
 
-__all__ = ["CompiledFlow", "FlowSet", "IllegalMove"]
+__all__ = ["CompiledFlow", "FlowSet", "IllegalMove", "NumberedOption"]
 
 _MACHINE_LOG = logging.getLogger("transitions")
-
 
 
 class IllegalMove(RuntimeError):
@@ -45,6 +46,14 @@ class _TargetIs:
 
     def __call__(self, event: object) -> bool:
         return getattr(event, "kwargs", {}).get("to") == self.target
+
+
+@dataclass(frozen=True, slots=True)
+class NumberedOption:
+    """A declared option and the number the customer types for it (a hidden option keeps its number)."""
+
+    key: str
+    option: OptionSpec
 
 
 class _Hop:
@@ -65,6 +74,8 @@ class CompiledFlow:
     conditions: dict[str, Condition]
     machine: Machine = field(repr=False)
     moves: dict[str, frozenset[str]] = field(default_factory=dict, repr=False)
+    options: dict[str, tuple[NumberedOption, ...]] = field(default_factory=dict, repr=False)
+    first_items: dict[str, int] = field(default_factory=dict, repr=False)
 
     @classmethod
     def compile(cls, name: str, spec: FlowSpec, version: str) -> CompiledFlow:
@@ -83,7 +94,12 @@ class CompiledFlow:
         machine.add_transition("home", "*", spec.home)
         moves = {source: frozenset(str(t.dest) for t in found)
                  for source, found in machine.events["advance"].transitions.items()}
-        return cls(name, version, spec, shortcuts, conditions, machine, moves)
+        options = {node_id: tuple(NumberedOption(key, option) for key, option
+                                  in zip(option_keys(node.choices()), node.choices(), strict=True))
+                   for node_id, node in spec.nodes.items()}
+        first_items = {node_id: first_item_number(node.choices()) for node_id, node in spec.nodes.items()
+                       if node.item_list() is not None}
+        return cls(name, version, spec, shortcuts, conditions, machine, moves, options, first_items)
 
     def move(self, current: str, target: str | None) -> str:
         """The node reached from ``current`` by ``advance`` to ``target`` (``home`` when None), as the

@@ -2,7 +2,7 @@
 
 What each call gets:
 
-- a ``requests.Session`` (kept-alive connections) with ``urllib3.util.Retry``: retries with a
+- a ``urllib3.PoolManager`` (kept-alive connections) with ``urllib3.util.Retry``: retries with a
   short backoff on connection errors, read timeouts and 429/5xx, but only where repeating is
   harmless: GET/HEAD, and POST when the call carries an idempotency key (payment initiation,
   arrangements, ticket creation), because the back end then answers a repeat with the first
@@ -24,9 +24,14 @@ Only ``NotFound``/``Rejected``/``Conflict`` tell the breaker the back end is hea
 
 Log lines name the client, the method and the path template with its values masked
 (``GET /api/v1/accounts/1***001/balance``), never a query string, a body or a raw
-``requests`` message (those embed the full URL). Raised errors carry the same masked text and
-are not chained to the ``requests`` exception, so a traceback logged upstream leaks nothing.
+urllib3 message (those embed the full URL). Raised errors carry the same masked text and
+are not chained to the urllib3 exception, so a traceback logged upstream leaks nothing.
 urllib3's own log lines (which hold the path) get a masking filter when this module is imported.
+
+Why urllib3 itself and not ``requests`` on top of it: a call through ``requests.Session`` costs
+1.6 ms of CPU on this project's 2-core machine against 0.55 ms through the pool (measured on
+loopback, keep-alive, the same server), and a balance hop makes two; nothing ``requests`` adds
+(cookies, redirects, proxies from the environment, auth) is wanted against the utility's own systems.
 """
 
 from __future__ import annotations
@@ -34,11 +39,12 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
+from json import dumps
 from typing import Any, ClassVar, Final, Self, TypeVar
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
-import requests
-from requests.adapters import HTTPAdapter
+import urllib3
+from urllib3.exceptions import HTTPError
 from urllib3.util.retry import Retry
 
 from dialogs.backends import BackendError, BackendUnavailable, Conflict, NotFound, Rejected
@@ -82,17 +88,19 @@ class HttpBackend:
         """``clock`` (seconds, monotonic) times how long the breaker stays open."""
         self.config = config
         self._base_url = config.base_url.rstrip("/")
-        self._timeout = (config.connect_timeout, config.read_timeout)
         self.breaker = CircuitBreaker(config.breaker_failures, config.breaker_reset_seconds, clock)
-        # Two sessions because urllib3 decides retries by method only, not by header: the
+        self._headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
+        if config.api_key:
+            self._headers["X-Api-Key"] = config.api_key
+        # Two pools because urllib3 decides retries by method only, not by header: the
         # second one is used just for calls that carry an idempotency key.
-        self._session = self._new_session(IDEMPOTENT_METHODS)
-        self._keyed_session = self._new_session(IDEMPOTENT_METHODS | {"POST"})
+        self._pool = self._new_pool(IDEMPOTENT_METHODS)
+        self._keyed_pool = self._new_pool(IDEMPOTENT_METHODS | {"POST"})
 
     # ------------------------------------------------------------ lifecycle
     def close(self) -> None:
-        self._session.close()
-        self._keyed_session.close()
+        self._pool.clear()
+        self._keyed_pool.clear()
 
     def __enter__(self) -> Self:
         return self
@@ -103,7 +111,7 @@ class HttpBackend:
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._base_url!r}, breaker={self.breaker.state})"
 
-    def _new_session(self, retry_methods: frozenset[str]) -> requests.Session:
+    def _new_pool(self, retry_methods: frozenset[str]) -> urllib3.PoolManager:
         retry = Retry(
             total=self.config.retries,
             connect=self.config.retries,
@@ -120,17 +128,10 @@ class HttpBackend:
             # Give us the last response instead of raising, so its status is mapped below.
             raise_on_status=False,
         )
-        session = requests.Session()
-        # The back ends are the utility's own systems, reached directly: reading proxy settings
-        # from the environment on every call costs ~0.3 ms per hop for nothing.
-        session.trust_env = False
-        adapter = HTTPAdapter(max_retries=retry)
-        session.mount("http://", adapter)
-        session.mount("https://", adapter)
-        session.headers.update({"Accept": "application/json", "User-Agent": USER_AGENT})
-        if self.config.api_key:
-            session.headers["X-Api-Key"] = self.config.api_key
-        return session
+        # The back ends are the utility's own systems, reached directly (no proxy from the environment);
+        # ten kept connections a host, as many as a worker's threads can use at once.
+        timeout = urllib3.Timeout(connect=self.config.connect_timeout, read=self.config.read_timeout)
+        return urllib3.PoolManager(num_pools=4, maxsize=10, retries=retry, timeout=timeout)
 
     # ------------------------------------------------------------ the call
     def _call(self, method: str, template: str, *values: str, parse: Callable[[Any], T],
@@ -171,18 +172,24 @@ class HttpBackend:
                   json: Mapping[str, Any] | None, idempotency_key: str | None) -> T:
         # safe="+": an E.164 number stays readable in the path ("+" is a valid path character).
         path = template.format(*(quote(v, safe="+") for v in values))
-        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
-        session = self._keyed_session if idempotency_key else self._session
+        headers = {**self._headers, "Idempotency-Key": idempotency_key} if idempotency_key else self._headers
+        pool = self._keyed_pool if idempotency_key else self._pool
+        url = f"{self._base_url}{self.api_prefix}{path}"
+        if params:
+            url += "?" + urlencode(params)
+        body = None
+        if json is not None:
+            body = dumps(json, allow_nan=False).encode()
+            headers = {**headers, "Content-Type": "application/json"}
         started = time.monotonic()
         try:
-            response = session.request(method, f"{self._base_url}{self.api_prefix}{path}", params=params,
-                                       json=json, headers=headers, timeout=self._timeout)
-        except requests.RequestException as exc:
+            response = pool.request(method, url, body=body, headers=headers, redirect=False)
+        except (HTTPError, OSError) as exc:
             reason = _describe(exc)
             log.warning("%s: unavailable after %.2fs: %s", where, time.monotonic() - started, reason)
             raise BackendUnavailable(f"{where}: {reason}") from None
 
-        status = response.status_code
+        status = response.status
         if 200 <= status < 300:
             return self._parse(response, where, parse)
         message = _error_message(response)
@@ -203,14 +210,14 @@ class HttpBackend:
         raise BackendUnavailable(f"{where}: HTTP {status}")
 
     @staticmethod
-    def _parse(response: requests.Response, where: str, parse: Callable[[Any], T]) -> T:
-        if response.status_code == 204 or not response.content:
+    def _parse(response: urllib3.BaseHTTPResponse, where: str, parse: Callable[[Any], T]) -> T:
+        if response.status == 204 or not response.data:
             data: Any = None
         else:
             try:
                 data = response.json()
             except ValueError:
-                log.warning("%s: HTTP %d with a body that is not JSON (%s)", where, response.status_code,
+                log.warning("%s: HTTP %d with a body that is not JSON (%s)", where, response.status,
                             response.headers.get("Content-Type", "no content type"))
                 raise BackendUnavailable(f"{where}: response is not JSON") from None
         try:
@@ -222,19 +229,14 @@ class HttpBackend:
             raise BackendUnavailable(f"{where}: malformed response: {detail}") from None
 
 
-def _describe(exc: requests.RequestException) -> str:
+def _describe(exc: BaseException) -> str:
     """``ReadTimeoutError``, ``NewConnectionError`` ...: the kind of failure without the URL in it."""
-    cause: BaseException = exc
-    # requests wraps urllib3's MaxRetryError, whose ``reason`` is the last underlying error.
-    if exc.args and isinstance(exc.args[0], BaseException):
-        cause = exc.args[0]
-    reason = getattr(cause, "reason", None)
-    if isinstance(reason, BaseException):
-        cause = reason
-    return type(cause).__name__ if cause is not exc else type(exc).__name__
+    # Retries spent end in a MaxRetryError, whose ``reason`` is the last underlying error.
+    reason = getattr(exc, "reason", None)
+    return type(reason if isinstance(reason, BaseException) else exc).__name__
 
 
-def _error_body(response: requests.Response) -> dict[str, Any]:
+def _error_body(response: urllib3.BaseHTTPResponse) -> dict[str, Any]:
     try:
         body = response.json()
     except ValueError:
@@ -242,12 +244,12 @@ def _error_body(response: requests.Response) -> dict[str, Any]:
     return body if isinstance(body, dict) else {}
 
 
-def _error_message(response: requests.Response) -> str:
+def _error_message(response: urllib3.BaseHTTPResponse) -> str:
     """The human text of an API error body ``{"error": code, "message": text}``."""
     body = _error_body(response)
     message = body.get("message") or body.get("error") or ""
     return str(message)
 
 
-def _error_code(response: requests.Response) -> str:
+def _error_code(response: urllib3.BaseHTTPResponse) -> str:
     return str(_error_body(response).get("error") or "no error code")

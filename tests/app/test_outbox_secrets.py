@@ -9,7 +9,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import create_engine, text
 
 from app.notify import Dispatcher, NotificationTemplates
 from app.settings import Settings
@@ -20,19 +19,10 @@ from app.storage.outbox_seal import OutboxSeal, SealBroken
 from backend_clients.africastalking_sms import AfricasTalkingSms
 from tests.support.engine import UssdPhone
 from tests.support.fake_africastalking import FakeAfricasTalking
+from tests.support.outbox_rows import raw_rows
 
 TEMPLATES = NotificationTemplates.load("config/notifications.yaml")
 NOW = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
-
-
-def raw_rows(database_url: str) -> str:
-    """The outbox table as a database reader sees it, every column of every row."""
-    engine = create_engine(database_url)
-    try:
-        with engine.connect() as db:
-            return "\n".join(" ".join(map(str, row)) for row in db.execute(text("SELECT * FROM outbox_events")))
-    finally:
-        engine.dispose()
 
 
 def test_link_pin_and_email_codes_are_sealed_in_the_database(phone, app, settings: Settings) -> None:

@@ -20,13 +20,14 @@ from typing import Any
 import pytest
 import requests
 from flask import Flask
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import func, select
 
 from app.factory import build_dispatcher, create_app
 from app.settings import Settings
 from backoffice.models import PaymentIntent
 from tests.support.engine import UssdPhone
 from tests.support.fake_africastalking import fake_africastalking
+from tests.support.outbox_rows import raw_rows
 from tests.support.services import free_port, serve_wsgi
 
 HOME_FR = ("CON ElecNet - 1000001\n1. Solde et factures\n2. Consommation\n3. Payer\n4. Panne/réclamation\n"
@@ -387,16 +388,6 @@ def test_prepaid_purchase_shows_the_token_after_approval(phone, served, provider
                         rf"Code: {grouped}\nRéférence: {bought.reference}\n{NAV}", detail), detail
 
 
-def outbox_table(database_url: str) -> str:
-    """The outbox as whoever reads the database sees it: every column of every row."""
-    engine = create_engine(database_url)
-    try:
-        with engine.connect() as db:
-            return "\n".join(" ".join(map(str, row)) for row in db.execute(text("SELECT * FROM outbox_events")))
-    finally:
-        engine.dispose()
-
-
 def test_a_prepaid_token_is_sealed_in_the_outbox_yet_reaches_the_meter_owner_and_stays_in_the_last_payments(
         phone, served, provider, deps, app, settings, caplog):
     caplog.set_level(logging.DEBUG)
@@ -412,7 +403,7 @@ def test_a_prepaid_token_is_sealed_in_the_outbox_yet_reaches_the_meter_owner_and
     outbox(deps, 1)
     grouped = " ".join(token[i:i + 4] for i in range(0, 20, 4))
     # Whoever reads the database (a DBA, a backup) cannot top up a meter with it.
-    queued = outbox_table(settings.database_url)
+    queued = raw_rows(settings.database_url)
     assert token not in queued and '"sealed": ["token"]' in queued
     with fake_africastalking() as sms:
         worker = replace(settings, at_api_key=sms.api_key, at_username=sms.username, at_api_url=sms.url)
@@ -420,7 +411,7 @@ def test_a_prepaid_token_is_sealed_in_the_outbox_yet_reaches_the_meter_owner_and
         assert sms.messages_to("+221770000003") == [
             (f"ElecNet: achat de 2 000 FCFA, compteur du compte 3000001. Code à saisir au compteur: {token}. "
              f"Réf. {bought.reference}.")]
-    assert token not in outbox_table(settings.database_url)      # sent: the sealed copy is erased
+    assert token not in raw_rows(settings.database_url)      # sent: the sealed copy is erased
     assert not [r.getMessage() for r in caplog.records if token in r.getMessage() or grouped in r.getMessage()]
     # The customer who lost the SMS reads the token again where the product keeps it for them.
     again = phone("+221770000003")

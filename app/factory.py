@@ -57,6 +57,7 @@ from web_fallback.customer.unsubscribe_links import UnsubscribeLinks, derive_key
 
 from .agents_wiring import mount_agents
 from .broadcast import NoticeRelay
+from .code_validity import validity_problems
 from .email_letters import UnsubscribableEmail
 from .logging_setup import configure_logging
 from .notify import Dispatcher, NotificationTemplates, SmsSender
@@ -256,7 +257,7 @@ def build_dispatcher(settings: Settings, sessions: sessionmaker[Session]) -> Dis
     menus = load_menus(settings.menus_path).menus
     path = settings.notifications_path or str(Path(settings.menus_path).with_name("notifications.yaml"))
     templates = NotificationTemplates.load(path, menus.default_language, menus.brand)
-    problems = templates.check(menus.languages)
+    problems = templates.check(menus.languages) + validity_problems(templates, settings)
     if problems:
         raise ValueError(f"{path}: " + "; ".join(problems))
     senders: dict[str, SmsSender] = {}

@@ -31,9 +31,12 @@ Facts that may have changed since queueing are checked again when sent:
   message waits (retried) rather than risk saying power is back while it is off. A customer's "SMS me
   when power is back" that the restoration ended is made again for the zone (``PowerBackRequests``).
 
-Secrets (one-time codes) are sealed in the row (``storage/outbox_seal.py``) and opened only here, at
-send time; one that cannot be opened (another ``OUTBOX_SEAL_KEY``, or erased after a first send) makes
-the message ``failed`` with the reason, never a message with a garbled or missing code.
+Secrets (one-time codes, prepaid tokens) are sealed in the row (``storage/outbox_seal.py``) and opened
+only here, at send time; one that cannot be opened (another ``OUTBOX_SEAL_KEY``, or erased after a first
+send) makes the message ``failed`` with the reason, never a message with a garbled or missing code. A code
+past its validity (``valid_minutes`` of the kind, checked at start-up against where the product sets it:
+``code_validity.py``; or ``expires_after``, the payload's minutes) is not sent late: ``failed``, "its code
+expired", erased.
 
 Where each message goes is read when it is sent (``ContactBook``): the channel the customer chose
 (SMS, WhatsApp, or e-mail to their confirmed address), then SMS when that channel refuses the
@@ -134,6 +137,15 @@ class _Template:
     channel: str | None = None      # bound to this channel (no preference, no fallback)
     unless_outage: str | None = None  # payload field of a zone: not sent while that zone has an ongoing outage
     expires_after: str | None = None  # payload field of the minutes its code is valid: not sent once they passed
+    valid_minutes: int | None = None  # the same, fixed for the kind (checked against its source: code_validity)
+
+
+def _minutes(path: str | Path, kind: str, value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"{path}: kind '{kind}': valid_minutes must be a whole number of minutes above 0")
+    return value
 
 
 @dataclass(frozen=True)
@@ -156,7 +168,7 @@ class NotificationTemplates:
                                     bool(spec.get("transactional")),
                                     (str(opt_in["topic"]), str(opt_in.get("scope") or "")) if opt_in else None,
                                     spec.get("channel") or None, spec.get("unless_outage") or None,
-                                    spec.get("expires_after") or None)
+                                    spec.get("expires_after") or None, _minutes(path, kind, spec.get("valid_minutes")))
         return cls(kinds, default_language)
 
     @property
@@ -327,13 +339,18 @@ class Dispatcher:
         return str(message.payload.get(template.unless_outage) or "") or None
 
     def _expired(self, message: ClaimedMessage, now: datetime) -> str | None:
-        """Why the message's code can no longer be used (``expires_after``), or ``None``."""
+        """Why the message's code can no longer be used (``valid_minutes``, ``expires_after``), or ``None``."""
         template = self.templates.kinds.get(message.kind)
-        if template is None or template.expires_after is None or message.created_at is None:
+        if template is None or message.created_at is None:
             return None
-        try:
-            minutes = int(message.payload.get(template.expires_after) or 0)
-        except (TypeError, ValueError):
+        if template.valid_minutes is not None:
+            minutes = template.valid_minutes
+        elif template.expires_after is not None:
+            try:
+                minutes = int(message.payload.get(template.expires_after) or 0)
+            except (TypeError, ValueError):
+                return None
+        else:
             return None
         if minutes <= 0 or now < message.created_at + timedelta(minutes=minutes):
             return None

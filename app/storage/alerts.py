@@ -92,8 +92,9 @@ class SqlSubscriptions:
 
 
 class SqlOutbox:
-    """Messages queued for the worker; one-time codes sealed (``OutboxSeal``), rows stamped on ``clock``.
-    Without a seal, a payload carrying a secret field is refused: no code is ever kept in clear."""
+    """Messages queued for the worker; one-time codes and prepaid tokens sealed (``OutboxSeal``), rows
+    stamped on ``clock``. Without a seal, a payload carrying a secret field is refused: no code or token is
+    ever kept in clear."""
 
     def __init__(self, sessions: sessionmaker[Session], seal: OutboxSeal | None = None,
                  clock: Callable[[], datetime] = utc_now) -> None:
@@ -132,8 +133,8 @@ class SqlOutbox:
     def _sealed(self, payload: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
         if self._seal is not None:
             return self._seal.seal(payload)
-        if SECRET_FIELDS & payload.keys():
-            raise ValueError("SqlOutbox without a seal cannot queue a secret field (a one-time code)")
+        if any(payload.get(name) is not None for name in SECRET_FIELDS):   # a receipt without token has none
+            raise ValueError("SqlOutbox without a seal cannot queue a secret field (a one-time code, a token)")
         return payload, None
 
     def _opened(self, payload: dict[str, Any], sealed: str | None) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """Secrets in the notification outbox, sealed: nobody who reads the database can use them.
 
-A one-time code (web sign-in, first PIN, e-mail or account-link confirmation) or an undo code
-travels to the customer through the outbox, so it sits in a row until the worker sends it. Those
+A one-time code (web sign-in, first PIN, e-mail or account-link confirmation), an undo code or a
+prepaid token (the 20 digits a customer keys into the meter: it is worth the money paid) travels to
+the customer through the outbox, so it sits in a row until the worker sends it. Those
 fields (``SECRET_FIELDS``, whatever the kind) are taken out of the JSON payload and kept in the row's
 ``sealed`` column as a Fernet token (AES-CBC + HMAC) under ``OUTBOX_SEAL_KEY``; the payload keeps
 only their names under ``"sealed"``, so a row says that it carried a secret, never which. The worker,
@@ -11,6 +12,9 @@ suppressed the token is erased, so even the key and a later backup together give
 ``OUTBOX_SEAL_KEY`` is one Fernet key, or several comma-separated: the first seals, all open (a key
 is rotated by putting the new one first and dropping the old after the outbox drained). Unset, the key
 is derived from ``SECRET_KEY`` (for this use only), which every process of one deployment shares.
+
+The outbox is not where a token is kept for the customer: a prepaid customer reads it again in the
+last payments and the balance (``payment_intents.token``, the back office's last purchase).
 """
 
 from __future__ import annotations
@@ -30,8 +34,12 @@ __all__ = ["SEALED", "SECRET_FIELDS", "OutboxSeal", "SealBroken"]
 log = logging.getLogger("notify")
 
 # Payload fields that let whoever reads them act as the customer: the code of ``engine.one_time_codes``
-# that each kind carries (sign-in, PIN, e-mail, link), and the undo of a link (code and ready-made keyword).
-SECRET_FIELDS: Final = frozenset({"code", "undo_code", "undo_keyword"})
+# that each kind carries (sign-in, PIN, e-mail, link), the undo of a link (code and ready-made keyword),
+# and a receipt's prepaid token (whoever types it into a meter gets the credit).
+SECRET_FIELDS: Final = frozenset({"code", "undo_code", "undo_keyword", "token"})
+# What an agent is told when a message whose secrets were erased is sent again: how the customer gets it.
+_ERASED: Final = {"token": "its prepaid token was erased after a first send; the customer reads it again in "
+                           "*123*3*2# (last payments)"}
 # The payload key listing which fields were sealed (names only).
 SEALED: Final = "sealed"
 
@@ -90,7 +98,8 @@ class OutboxSeal:
         if not names:
             return dict(payload)
         if not token:
-            raise SealBroken("its one-time code was erased after a first send; the customer asks for a new one")
+            raise SealBroken(next((why for name, why in _ERASED.items() if name in names),
+                                  "its one-time code was erased after a first send; the customer asks for a new one"))
         try:
             secrets = json.loads(self._fernet.decrypt(token.encode()))
         except InvalidToken:

@@ -22,6 +22,7 @@ from app.notify import Dispatcher, NotificationTemplates
 from app.settings import Settings
 from app.storage import SqlOutbox, make_sessions, migrate
 from app.storage.delivery import SqlDeliveryQueue
+from app.storage.outbox_seal import OutboxSeal
 from backend_clients.africastalking_sms import AfricasTalkingSms
 from tests.support.clock import SettableClock
 from tests.support.fake_africastalking import FakeAfricasTalking
@@ -42,9 +43,10 @@ def clock() -> SettableClock:
 
 
 @pytest.fixture
-def dispatcher(queue: SqlDeliveryQueue, provider: FakeAfricasTalking, clock: SettableClock) -> Dispatcher:
+def dispatcher(queue: SqlDeliveryQueue, provider: FakeAfricasTalking, clock: SettableClock,
+               seal: OutboxSeal) -> Dispatcher:
     sms = AfricasTalkingSms(provider.username, provider.api_key, api_url=provider.url, timeout=(0.5, 2))
-    return Dispatcher(queue, TEMPLATES, {"sms": sms}, clock=clock, max_attempts=3)
+    return Dispatcher(queue, TEMPLATES, {"sms": sms}, clock=clock, max_attempts=3, seal=seal)
 
 
 def add(outbox: SqlOutbox, kind: str = "payment_receipt", language: str = "fr", key: str = "k1",

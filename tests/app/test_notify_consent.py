@@ -100,9 +100,9 @@ def test_stop_suppresses_queued_messages_at_once_but_receipts_still_go(outbox, q
 
 
 # ------------------------------------------------------------------ quiet hours
-def test_quiet_hours_hold_bulk_messages_until_morning_and_let_urgent_ones_through(outbox, queue, sms, provider):
+def test_quiet_hours_hold_bulk_messages_until_morning_and_let_urgent_ones_through(outbox, queue, sms, provider, seal):
     night = SettableClock(datetime(2026, 11, 26, 22, 30, tzinfo=UTC))      # Dakar is UTC+0
-    dispatcher = Dispatcher(queue, TEMPLATES, {"sms": sms}, clock=night, quiet=QuietHours.parse("21-7"))
+    dispatcher = Dispatcher(queue, TEMPLATES, {"sms": sms}, clock=night, quiet=QuietHours.parse("21-7"), seal=seal)
     add(outbox, "bill_issued", "bill:1")
     add(outbox, "payment_receipt", "pay:1", purpose="prepaid", token="1234-5678-9012-3456-7890")
     add(outbox, "outage_declared", "zone:1", zone="DKR-01", no_eta=True)

@@ -1,15 +1,14 @@
 """Every code that travels through the outbox is sealed there: the code that confirms an account link and
 the code that undoes it, a prepaid customer's first-PIN code (asked the way a customer does, over USSD),
-the code that proves an e-mail address; none is readable in the database, the message still says the exact
-code. Once sent the sealed code is erased, so an agent's "send again" of a code message fails with the
-reason instead of sending a message without its code."""
+the code that proves an e-mail address, a prepaid token; none is readable in the database, the message
+still says the exact code. Once sent the sealed code is erased, so an agent's "send again" of a code
+message fails with the reason instead of sending a message without its code."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import create_engine, text
 
 from app.notify import Dispatcher, NotificationTemplates
 from app.settings import Settings
@@ -20,19 +19,10 @@ from app.storage.outbox_seal import OutboxSeal, SealBroken
 from backend_clients.africastalking_sms import AfricasTalkingSms
 from tests.support.engine import UssdPhone
 from tests.support.fake_africastalking import FakeAfricasTalking
+from tests.support.outbox_rows import raw_rows
 
 TEMPLATES = NotificationTemplates.load("config/notifications.yaml")
 NOW = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
-
-
-def raw_rows(database_url: str) -> str:
-    """The outbox table as a database reader sees it, every column of every row."""
-    engine = create_engine(database_url)
-    try:
-        with engine.connect() as db:
-            return "\n".join(" ".join(map(str, row)) for row in db.execute(text("SELECT * FROM outbox_events")))
-    finally:
-        engine.dispose()
 
 
 def test_link_pin_and_email_codes_are_sealed_in_the_database(phone, app, settings: Settings) -> None:
@@ -91,6 +81,27 @@ def test_a_sent_code_is_erased_and_sending_it_again_fails_with_the_reason(
     assert row["status"] == "failed"
     assert row["last_error"] == "not sent: its one-time code was erased after a first send; the customer asks " \
                                 "for a new one"
+
+
+def test_an_agent_sending_a_token_receipt_again_is_told_where_the_customer_reads_the_token(
+        engine_db: str, outbox: SqlOutbox, queue: SqlDeliveryQueue, seal: OutboxSeal,
+        provider: FakeAfricasTalking) -> None:
+    sms = AfricasTalkingSms(provider.username, provider.api_key, api_url=provider.url, timeout=(0.5, 2))
+    dispatcher = Dispatcher(queue, TEMPLATES, {"sms": sms}, seal=seal, clock=lambda: NOW)
+    token = "48213907561284730195"
+    assert outbox.add(kind="payment_receipt", msisdn="+221770000003", language="en", dedupe_key="payment:P1",
+                      payload={"payment_id": "P1", "reference": "MM1", "amount": "2000", "account_number": "3000001",
+                               "purpose": "prepaid", "token": token, "failure_reason": None})
+    assert token not in raw_rows(engine_db)
+    assert dispatcher.run_once().sent == 1
+    assert token in provider.messages_to("+221770000003")[0] and token not in raw_rows(engine_db)
+    queue.record_report(provider="africastalking", message_id=provider.sent[0].message_id,
+                        msisdn="+221770000003", status="Failed")
+    console = SqlCustomerRecords(make_sessions(engine_db), security=None, identity=None)  # type: ignore[arg-type]
+    assert console.resend("+221770000003", 1)
+    assert dispatcher.run_once().failed == 1 and len(provider.sent) == 1   # never a receipt without its token
+    assert queue.get(1)["last_error"] == ("not sent: its prepaid token was erased after a first send; the customer "
+                                          "reads it again in *123*3*2# (last payments)")
 
 
 def test_without_a_seal_key_the_engine_and_the_worker_share_one_derived_from_secret_key() -> None:

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import re
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -20,10 +22,12 @@ import requests
 from flask import Flask
 from sqlalchemy import func, select
 
-from app.factory import create_app
+from app.factory import build_dispatcher, create_app
 from app.settings import Settings
 from backoffice.models import PaymentIntent
 from tests.support.engine import UssdPhone
+from tests.support.fake_africastalking import fake_africastalking
+from tests.support.outbox_rows import raw_rows
 from tests.support.services import free_port, serve_wsgi
 
 HOME_FR = ("CON ElecNet - 1000001\n1. Solde et factures\n2. Consommation\n3. Payer\n4. Panne/réclamation\n"
@@ -382,6 +386,38 @@ def test_prepaid_purchase_shows_the_token_after_approval(phone, served, provider
     detail = again.answer("1")
     assert re.fullmatch(r"CON Achat réussi le \d\d/\d\d \d\d:\d\d\nMontant: 2 000 FCFA\n"
                         rf"Code: {grouped}\nRéférence: {bought.reference}\n{NAV}", detail), detail
+
+
+def test_a_prepaid_token_is_sealed_in_the_outbox_yet_reaches_the_meter_owner_and_stays_in_the_last_payments(
+        phone, served, provider, deps, app, settings, caplog):
+    caplog.set_level(logging.DEBUG)
+    deps.pins.set_pin("+221770000003", PIN)
+    p = phone("+221770000003")
+    p.dial("3")
+    for answer in ("1", "2000", "2", "1"):
+        p.answer(answer)
+    payment_id = reference(p.answer(PIN))
+    provider.approve(payment_id)
+    bought = settled(deps, payment_id)
+    token = bought.token
+    outbox(deps, 1)
+    grouped = " ".join(token[i:i + 4] for i in range(0, 20, 4))
+    # Whoever reads the database (a DBA, a backup) cannot top up a meter with it.
+    queued = raw_rows(settings.database_url)
+    assert token not in queued and '"sealed": ["token"]' in queued
+    with fake_africastalking() as sms:
+        worker = replace(settings, at_api_key=sms.api_key, at_username=sms.username, at_api_url=sms.url)
+        assert build_dispatcher(worker, app.extensions["parts"]["db"]).run_once().sent == 1
+        assert sms.messages_to("+221770000003") == [
+            (f"ElecNet: achat de 2 000 FCFA, compteur du compte 3000001. Code à saisir au compteur: {token}. "
+             f"Réf. {bought.reference}.")]
+    assert token not in raw_rows(settings.database_url)      # sent: the sealed copy is erased
+    assert not [r.getMessage() for r in caplog.records if token in r.getMessage() or grouped in r.getMessage()]
+    # The customer who lost the SMS reads the token again where the product keeps it for them.
+    again = phone("+221770000003")
+    again.dial("3")
+    again.answer("2")
+    assert f"Code: {grouped}" in again.answer("1")
 
 
 def test_a_replayed_hop_does_not_initiate_twice(phone, served, provider, deps):

@@ -14,10 +14,12 @@ from types import MappingProxyType
 from typing import Any
 
 import pytest
+from cryptography.fernet import Fernet
 from sqlalchemy import delete, update
 
 from app.storage import SqlOutbox, SqlPaymentLedger, make_sessions
 from app.storage.models import PaymentIntentRow
+from app.storage.outbox_seal import OutboxSeal
 from dialogs.backends import BackendUnavailable, Balance, Conflict, NotFound, PaymentIntent, Rejected
 from dialogs.payments import idempotency_key, reconcile_pending, settle_provider_result, token_groups
 from dialogs.registry import Deps, DialogRegistry, DialogSettings
@@ -102,8 +104,8 @@ def audit() -> Audit:
 def deps(engine_db: str, billing: Billing, provider: Provider, audit: Audit) -> Deps:
     sessions = make_sessions(engine_db)
     return Deps(billing=billing, links=None, preferences=None, payments=provider,  # type: ignore[arg-type]
-                ledger=SqlPaymentLedger(sessions), outbox=SqlOutbox(sessions), security=audit,
-                settings=DialogSettings(payment_callback_url=CALLBACK))
+                ledger=SqlPaymentLedger(sessions), outbox=SqlOutbox(sessions, OutboxSeal([Fernet.generate_key()])),
+                security=audit, settings=DialogSettings(payment_callback_url=CALLBACK))
 
 
 def run(deps: Deps, name: str, session_key: str = "ussd:s1", language: str = "fr", **data: Any) -> StepResult:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
-from datetime import timedelta
 from html import unescape
 
 import pytest
@@ -18,16 +17,13 @@ from app import worker
 from app.factory import create_app
 from app.settings import Settings
 from app.storage import SqlConsent, make_sessions
-from app.storage.contacts import SqlContacts
 from app.storage.models import SecurityEventRow
 from backoffice.notices import publish
-from dialogs.codes import hash_code
 from tests.support.fake_africastalking import FakeAfricasTalking
 from tests.support.fake_smtp import FakeSmtp
 
-AWA = "+221770000001"
-ADDRESS = "awa.diop@exemple.sn"
-BILL_FR = "ElecNet: nouvelle facture pour le compte 1000001: 12 500 FCFA, à payer avant le 15/12/2026. Payez par *123#."
+from .email_customer import ADDRESS, AWA, BILL_FR, confirm, publish_bill, subscribe_by_email
+
 BASE = "https://elecnet.example.org"
 
 
@@ -43,25 +39,9 @@ def mail_app(mail_settings: Settings) -> Flask:
     return create_app(mail_settings)
 
 
-def confirm(settings: Settings, address: str = ADDRESS) -> None:
-    contacts = SqlContacts(make_sessions(settings.database_url))
-    now = settings.clock()
-    contacts.stage_email(AWA, address, hash_code("123456"), now + timedelta(minutes=30))
-    assert contacts.confirm_email(AWA, "123456", now, via="ussd", source="menu") == "ok"
-    contacts.set_channel(AWA, "email", via="ussd", source="menu")
-
-
-def publish_bill(backoffice_app: Flask) -> None:
-    with backoffice_app.extensions["backoffice"].sessions() as session, session.begin():
-        publish(session, "bill_issued", msisdn=AWA, account_number="1000001", amount="12500", due_date="2026-12-15")
-
-
 @pytest.fixture
 def awa_by_email(mail_settings: Settings) -> SqlConsent:
-    confirm(mail_settings)
-    consent = SqlConsent(make_sessions(mail_settings.database_url))
-    consent.opt_in(AWA, "bill_issued", "1000001", channel="ussd", source="menu")
-    return consent
+    return subscribe_by_email(mail_settings)
 
 
 def test_a_bill_email_carries_a_one_click_link_that_stops_the_next_one_which_comes_by_sms(

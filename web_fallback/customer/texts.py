@@ -61,6 +61,7 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "unsub_done": "C'est fait : plus d'e-mails sur {topic} à l'adresse {address}.",
         "unsub_again": "Pour en recevoir à nouveau, confirmez votre adresse dans le menu Préférences (*123#) "
                        "ou envoyez EMAIL suivi de l'adresse par SMS.",
+        "unsub_invalid_title": "Lien non valide",
         "unsub_invalid": "Ce lien de désabonnement n'est pas valide. Utilisez le lien complet de l'e-mail reçu.",
     },
     "en": {
@@ -113,6 +114,7 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "unsub_done": "Done: no more e-mails about {topic} to {address}.",
         "unsub_again": "To get them again, confirm your address in the Preferences menu (*123#) "
                        "or send EMAIL followed by the address by SMS.",
+        "unsub_invalid_title": "Link not valid",
         "unsub_invalid": "This unsubscribe link is not valid. Use the whole link of the e-mail you received.",
     },
 }

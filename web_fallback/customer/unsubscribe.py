@@ -52,7 +52,9 @@ def unsubscribe_blueprint(links: UnsubscribeLinks, stops: EmailStops, throttle: 
 
     def invalid() -> Response:
         language = request.accept_languages.best_match(("fr", "en")) or "fr"
-        return page(language, 404, "error.html", message=text(language, "unsub_invalid"))
+        # Not "request refused": the customer did nothing wrong, the link is broken (cut by a mail client).
+        return page(language, 404, "error.html", heading=text(language, "unsub_invalid_title"),
+                    message=text(language, "unsub_invalid"))
 
     def shown(found: Unsubscribe) -> dict[str, str]:
         return {"topic": topic_words(found.language, found.topic), "address": mask_email(found.address)}

@@ -1,0 +1,99 @@
+"""A code the worker could not send while it still works is not sent late: the first-PIN code and the
+account-link code live as long as the USSD session that asked for them, the e-mail code its 30 minutes.
+Sent late (the provider was down), it would only fail where the customer types it; instead the message is
+failed, "its code expired", and its sealed code erased. The worker refuses to start when the templates'
+minutes and the product's own validity disagree. Through the real app, worker and fakes."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime
+
+import pytest
+from cryptography.fernet import Fernet
+from sqlalchemy import create_engine, text
+
+from app.factory import build_dispatcher, create_app
+from app.settings import Settings
+from app.storage import make_sessions
+from app.worker import run_once
+from tests.channels.sms_phone import SmsPhone
+from tests.support.clock import SettableClock
+from tests.support.engine import UssdPhone
+from tests.support.fake_africastalking import FakeAfricasTalking
+from tests.support.fake_smtp import FakeSmtp
+
+START = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
+HOLDER, STRANGER, PREPAID = "+221770000001", "+221770012222", "+221770000003"
+
+
+@pytest.fixture
+def worker_settings(settings: Settings, provider: FakeAfricasTalking, mail: FakeSmtp) -> Settings:
+    """The engine and the worker of one deployment: one seal key, the fake SMS provider and SMTP server."""
+    return replace(settings, at_api_key=provider.api_key, at_username=provider.username, at_api_url=provider.url,
+                   smtp_url=mail.url, outbox_seal_key=Fernet.generate_key().decode(), quiet_hours="")
+
+
+def outcomes(settings: Settings) -> list[tuple[str, str, str | None, bool]]:
+    """Each outbox row as IT reads it: kind, status, the reason, whether a sealed code is still kept."""
+    engine = create_engine(settings.database_url)
+    try:
+        with engine.connect() as db:
+            rows = db.execute(text("SELECT kind, status, last_error, sealed FROM outbox_events ORDER BY id")).all()
+    finally:
+        engine.dispose()
+    return [(kind, status, error, sealed is not None) for kind, status, error, sealed in rows]
+
+
+def expired(minutes: int) -> str:
+    return (f"not sent: its code expired before it could be sent (valid {minutes} minutes); the customer asks "
+            "for a new one")
+
+
+@pytest.mark.parametrize("product_clock", [START], indirect=True)
+def test_a_session_code_goes_within_the_session_s_minutes_and_not_after(
+        worker_settings: Settings, product_clock: SettableClock, provider: FakeAfricasTalking) -> None:
+    client = create_app(worker_settings).test_client()
+    stranger = UssdPhone(client, STRANGER)           # links the holder's account: a code to the holder
+    stranger.dial()
+    for answer in ("1", "1000001", "5500"):
+        stranger.answer(answer)
+    product_clock.advance(minutes=2)                 # the provider was down two minutes: still in time
+    assert run_once(worker_settings).get("notifications_sent") == 1
+    [link] = provider.messages_to(HOLDER)
+    assert "demande à lier le compte 1000001. Code: " in link
+
+    prepaid = UssdPhone(client, PREPAID)             # a first PIN: a code by SMS, typed in the same session
+    prepaid.dial("3")
+    for answer in ("1", "2000", "2"):
+        prepaid.answer(answer)
+    assert prepaid.answer("1").startswith("CON Premier usage. Un code de 6 chiffres")
+    product_clock.advance(minutes=4)                 # down four minutes: the USSD session (3 minutes) is gone
+    assert run_once(worker_settings).get("notifications_failed") == 1
+    assert provider.messages_to(PREPAID) == []
+    assert outcomes(worker_settings) == [("link_code", "sent", None, False),
+                                         ("pin_code", "failed", expired(3), False)]
+
+
+@pytest.mark.parametrize("product_clock", [START], indirect=True)
+def test_an_email_code_is_not_sent_after_its_30_minutes(
+        worker_settings: Settings, product_clock: SettableClock, provider: FakeAfricasTalking,
+        mail: FakeSmtp) -> None:
+    sms = SmsPhone(create_app(worker_settings).test_client(), provider, HOLDER)
+    assert sms.say("EMAIL awa@exemple.sn").startswith("Un code a été envoyé à a***@exemple.sn")
+    product_clock.advance(minutes=31)                # the mail server was unreachable past the code's life
+    assert run_once(worker_settings).get("notifications_failed") == 1
+    assert mail.received == []
+    assert outcomes(worker_settings) == [("email_code", "failed", expired(30), False)]
+    # Asked again now, it goes at once.
+    sms.say("EMAIL awa@exemple.sn")
+    assert run_once(worker_settings).get("notifications_sent") == 1
+    assert len(mail.messages_to("awa@exemple.sn")) == 1
+
+
+def test_the_worker_refuses_to_start_when_a_code_s_minutes_drift_from_the_session_ttl(
+        worker_settings: Settings) -> None:
+    longer = replace(worker_settings, session_ttl_seconds=240)
+    with pytest.raises(ValueError, match=r"notification 'pin_code' says valid_minutes: 3, but its code is valid 4 "
+                                         r"minutes \(SESSION_TTL_SECONDS=240: .*\); write valid_minutes: 4"):
+        build_dispatcher(longer, make_sessions(longer.database_url))

@@ -75,7 +75,7 @@ def _contact_fields(ctx: StepContext, deps: Deps) -> dict[str, Any]:
     contact = deps.contacts.contact(ctx.user_id)
     return {"notify_channel": contact.channel, "email_confirmed": bool(contact.email),
             "email_pending": bool(contact.email_pending),
-            "email_masked": mask_email(contact.email_pending or contact.email)}
+            "email_masked": mask_email(contact.email_pending or contact.email), "email_code_minutes": EMAIL_CODE_MINUTES}
 
 
 @step("preferences.load_channel", outcomes={"ok"})
@@ -114,7 +114,9 @@ def send_email_code(ctx: StepContext, deps: Deps) -> StepResult:
     deps.outbox.add(kind="email_code", msisdn=ctx.user_id, language=ctx.language,
                     payload={"code": code, "email": address}, channel="email",
                     dedupe_key=f"email_code:{ctx.user_id}:{hash_code(code)[:24]}")
-    return StepResult("sent", {"email_input": None, "email_masked": mask_email(address), "email_pending": True})
+    # The screens say how long the code works from the same number that bounds it.
+    return StepResult("sent", {"email_input": None, "email_masked": mask_email(address), "email_pending": True,
+                               "email_code_minutes": EMAIL_CODE_MINUTES})
 
 
 @step("preferences.confirm_email", outcomes={"ok", "ok_channel", "wrong", "expired"})

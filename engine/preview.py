@@ -6,7 +6,6 @@ menu linter receives it as a plain function from the ``python -m menus`` entry p
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 from menus.conditions import parse_condition
@@ -15,7 +14,7 @@ from menus.loader import LoadedMenus
 from menus.schema import BACK, HOME
 
 from .formatting import TextFormatter
-from .render import PageLabels, measure, render_pages
+from .render import PageLabels, measure, render_pages, single_page
 from .types import ChannelCapabilities, Option, Screen
 
 __all__ = ["screen_problems"]
@@ -51,10 +50,13 @@ def screen_problems(loaded: LoadedMenus, flow: str, node_id: str, language: str,
         laid = facts.screens[key] = _screen(menus, flow, node_id, node, language, facts)
     fixed, options, item_lines, labels = laid
     problems = []
-    pages = render_pages(fixed, caps, labels)
-    if len(pages) > 1:
-        unpaged = replace(caps, max_chars=10**6, ucs2_max_chars=10**6, prefix_budget=0)
-        whole = render_pages(fixed, unpaged, labels)[0]
+    # The screen on one page, laid out once per character set: when it fits the budget (most screens),
+    # render_pages would return just that page, so only a screen over the budget is paged to find out.
+    page_key = (flow, node_id, language, caps.charset)
+    whole = facts.pages.get(page_key)
+    if whole is None:
+        whole = facts.pages[page_key] = single_page(fixed, caps)
+    if caps.paged and size(whole) > caps.budget and len(render_pages(fixed, caps, labels)) > 1:
         problems.append(f"{channel}/{language}: screen is {size(whole)} characters with its options and "
                         f"navigation; the channel allows {caps.budget}")
     if caps.max_options is not None and len(options) > caps.max_options:
@@ -73,7 +75,7 @@ def _screen(menus: Any, flow: str, node_id: str, node: Any, language: str,
     """The node's screen with sample values in ``language``, its options and list lines, the paging words."""
     samples, context = facts.context(node.samples)
     # Dotted placeholders such as {bill.amount} read the sample of their last part.
-    dotted = _dotted_roots(node)
+    dotted = facts.dotted_roots(flow, node_id, node)
     if dotted:
         context = dict(context)  # the shared context is only read
         for key in dotted:
@@ -117,6 +119,15 @@ class _SetFacts:
         self.system_texts: dict[str, dict[str, str]] = {}
         self.formatters: dict[str, TextFormatter] = {}
         self.screens: dict[tuple[str, str, str], tuple[Screen, list[Option], list[Option], PageLabels]] = {}
+        self.pages: dict[tuple[str, str, str, str], str] = {}
+        self.dotted: dict[tuple[str, str], set[str]] = {}
+
+    def dotted_roots(self, flow: str, node_id: str, node: Any) -> set[str]:
+        """The roots of the node's dotted placeholders, worked out once for all its languages."""
+        roots = self.dotted.get((flow, node_id))
+        if roots is None:
+            roots = self.dotted[(flow, node_id)] = _dotted_roots(node)
+        return roots
 
     def context(self, node_samples: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         """The samples and the context of a screen (shared when the node has no samples of its own:
@@ -159,7 +170,13 @@ def _dotted_roots(node: Any) -> set[str]:
 
     roots = set()
     for text in getattr(node, "text", {}).values():
-        for name, _ in placeholders(text):
+        if "." not in text:  # no dotted name in it: skip the parse
+            continue
+        try:
+            names = placeholders(text)
+        except ValueError:
+            continue  # bad braces: the linter reports them; the screen shows the text as it is
+        for name, _ in names:
             if "." in name:
                 roots.add(name.split(".")[0])
     return roots

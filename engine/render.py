@@ -16,7 +16,7 @@ from menus.schema import NEXT_PAGE, PREVIOUS_PAGE
 from .charset import gsm7_length, to_gsm7
 from .types import ChannelCapabilities, Screen
 
-__all__ = ["PageLabels", "measure", "render_pages"]
+__all__ = ["PageLabels", "measure", "render_pages", "single_page"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,10 +58,8 @@ def _split_words(text: str, room: int, size: Callable[[str], int]) -> list[str]:
     return pieces
 
 
-def render_pages(screen: Screen, caps: ChannelCapabilities, labels: PageLabels) -> list[str]:
-    """The screen as one or more pages of text, each within the channel's budget."""
-    size = measure(caps)
-    budget = caps.budget
+def _units(screen: Screen, caps: ChannelCapabilities) -> tuple[list[str], str]:
+    """The screen's lines (error, text, options) and its navigation line, in the channel's characters."""
     units: list[str] = []
     if screen.error:
         units.append(_clean(caps, screen.error))
@@ -69,6 +67,23 @@ def render_pages(screen: Screen, caps: ChannelCapabilities, labels: PageLabels) 
         units.extend(_clean(caps, line) for line in block.split("\n") if line.strip() or line == "")
     units.extend(_clean(caps, f"{o.key}. {o.label}") for o in screen.options)
     nav = _clean(caps, " ".join(f"{o.key}. {o.label}" for o in screen.nav))
+    return units, nav
+
+
+def single_page(screen: Screen, caps: ChannelCapabilities) -> str:
+    """The whole screen on one page, unpaged: what ``render_pages`` returns when it fits the budget.
+
+    It depends on the channel only through its character set, so a caller measuring one screen for
+    several channels (the menu linter) can lay it out once per character set."""
+    units, nav = _units(screen, caps)
+    return "\n".join(units + ([nav] if nav else []))
+
+
+def render_pages(screen: Screen, caps: ChannelCapabilities, labels: PageLabels) -> list[str]:
+    """The screen as one or more pages of text, each within the channel's budget."""
+    size = measure(caps)
+    budget = caps.budget
+    units, nav = _units(screen, caps)
 
     def joined(lines: list[str]) -> int:
         return size("\n".join(lines)) if lines else 0

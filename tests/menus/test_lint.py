@@ -56,6 +56,8 @@ def test_the_demo_flow_passes_lint():
     ("Bonjour {name}, être", "Bonjour {nom}, être", "placeholder '{nom}' has no sample value", 46),
     ("{amount:money} le", "{amount:euros} le", "unknown format '{amount:euros}'", 88),
     ("Choisi: {picked.label}", "Choisi: {picked.label} " + "tres long " * 20, "screen is", 68),
+    # a dotted placeholder left open: reported, the screen measure does not crash on it
+    ("Choisi: {picked.label}", "Choisi: {picked.label", "bad braces", 68),
     ("      bye:\n", "      orphan: {kind: end, text: {fr: x, en: x}}\n      bye:\n", "unreachable", 95),
     ("    home: home\n", "    home: bye\n", "the home node must be a menu", 95),
     # (bye stays reachable without its option: the chat keyword FIN starts there)

@@ -92,6 +92,19 @@ def test_included_files_are_merged_and_checked(tmp_path):
     assert any("extra.yaml:3:" in p and "no 'en' translation" in p for p in problems), problems
 
 
+def test_yaml_anchors_and_merge_keys_in_an_included_file_read_as_yaml_says(tmp_path):
+    text = DEMO.read_text(encoding="utf-8").replace("flows:\n", "include: [extra.yaml]\nflows:\n", 1)
+    text = text.replace("target: bye}", "target: extra_bye}", 1)
+    (tmp_path / "menus.yaml").write_text(text, encoding="utf-8")
+    (tmp_path / "extra.yaml").write_text(
+        "flow: main\nnodes:\n  extra_bye:\n    kind: end\n    text: &words {fr: \"A plus\"}\n"
+        "  extra_bye2:\n    kind: end\n    text: {<<: *words, en: \"See you\"}\n", encoding="utf-8")
+    node = load_menus(tmp_path / "menus.yaml").menus.flows["main"].nodes["extra_bye2"]
+    assert node.text == {"fr": "A plus", "en": "See you"}  # type: ignore[union-attr]
+    untranslated = [p for p in _problems(tmp_path / "menus.yaml") if "no 'en' translation" in p]
+    assert len(untranslated) == 1 and "extra.yaml:3:" in untranslated[0], untranslated
+
+
 def test_cli_exits_1_and_prints_the_problems(tmp_path):
     path = _broken(tmp_path, "target: bye}", "target: nowhere}")
     result = subprocess.run([sys.executable, "-m", "menus", "lint", str(path)], capture_output=True, text=True,

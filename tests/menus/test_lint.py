@@ -105,6 +105,18 @@ def test_yaml_anchors_and_merge_keys_in_an_included_file_read_as_yaml_says(tmp_p
     assert len(untranslated) == 1 and "extra.yaml:3:" in untranslated[0], untranslated
 
 
+def test_the_linter_measures_screens_against_what_each_adapter_shows():
+    from channels.capabilities import ALL
+    from channels.sms import SmsAdapter
+    from channels.ussd import UssdAdapter
+    from channels.whatsapp import CAPABILITIES as WHATSAPP  # what the Meta and Twilio adapters answer
+    from web_fallback.customer.adapter import CAPABILITIES as WEB
+
+    shown = [UssdAdapter().capabilities, SmsAdapter().capabilities, WHATSAPP, WEB]
+    assert list(ALL) == shown
+    assert [c.name for c in ALL] == ["ussd", "sms", "whatsapp", "web"]
+
+
 def test_cli_exits_1_and_prints_the_problems(tmp_path):
     path = _broken(tmp_path, "target: bye}", "target: nowhere}")
     result = subprocess.run([sys.executable, "-m", "menus", "lint", str(path)], capture_output=True, text=True,

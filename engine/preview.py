@@ -6,6 +6,7 @@ menu linter receives it as a plain function from the ``python -m menus`` entry p
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from menus.conditions import parse_condition
@@ -36,18 +37,19 @@ def screen_problems(loaded: LoadedMenus, flow: str, node_id: str, language: str,
     """Why the node's screen does not fit the channel with sample values (empty when it fits).
     ``channel``: an adapter's capabilities, or the name of a channel the menu file declares."""
     menus = loaded.menus
-    node = menus.flows[flow].nodes[node_id]
-    if not node.shows:
-        return []
     facts = _facts(menus)
-    caps = _caps(loaded, channel)
-    channel = caps.name
-    size = measure(caps)
     # What the node shows does not depend on the channel: filled once per language, measured per channel.
     key = (flow, node_id, language)
     laid = facts.screens.get(key)
     if laid is None:
+        node = menus.flows[flow].nodes[node_id]
+        if not node.shows:
+            return []
         laid = facts.screens[key] = _screen(menus, flow, node_id, node, language, facts)
+    caps = _caps(loaded, channel)
+    channel = caps.name
+    size = measure(caps)
+    budget = caps.budget
     fixed, options, item_lines, labels = laid
     problems = []
     # The screen on one page, laid out once per character set: when it fits the budget (most screens),
@@ -56,15 +58,15 @@ def screen_problems(loaded: LoadedMenus, flow: str, node_id: str, language: str,
     whole = facts.pages.get(page_key)
     if whole is None:
         whole = facts.pages[page_key] = single_page(fixed, caps)
-    if caps.paged and size(whole) > caps.budget and len(render_pages(fixed, caps, labels)) > 1:
+    if caps.paged and size(whole) > budget and len(render_pages(fixed, caps, labels)) > 1:
         problems.append(f"{channel}/{language}: screen is {size(whole)} characters with its options and "
-                        f"navigation; the channel allows {caps.budget}")
+                        f"navigation; the channel allows {budget}")
     if caps.max_options is not None and len(options) > caps.max_options:
         problems.append(f"{channel}/{language}: {len(options)} options, the channel offers at most "
                         f"{caps.max_options} at once")
     for option in item_lines:
         line = f"{option.key}. {option.label}"
-        if size(line) > caps.budget // 2:
+        if size(line) > budget // 2:
             problems.append(f"{channel}/{language}: list line '{line}' is too long to page well")
             break
     return problems
@@ -81,7 +83,6 @@ def _screen(menus: Any, flow: str, node_id: str, node: Any, language: str,
         for key in dotted:
             context.setdefault(key, dict(samples))
     fmt = facts.formatter(language)
-    system = facts.system(language)
     declared = node.choices()
     # Options whose condition fails on the samples are hidden, as they would be at run time.
     options = [Option(key, _text(o.label, language, fmt, context))
@@ -95,13 +96,12 @@ def _screen(menus: Any, flow: str, node_id: str, node: Any, language: str,
         item_lines = [Option(str(base + i), _text(listed.label, language, fmt, {**context, **item}))
                       for i, item in enumerate(items if isinstance(items, list) else [])]
     end = node.ends
+    nav, labels = facts.chrome(language)
     # The worst case the engine can show: Back and Home everywhere but on the home menu (the root).
-    nav: tuple[Option, ...] = ()
-    if not end and node_id != menus.flows[flow].home:
-        nav = (Option(BACK, system.get("back", "")), Option(HOME, system.get("home", "")))
+    if end or node_id == menus.flows[flow].home:
+        nav = ()
     body = _text(node.body(), language, fmt, context)
     fixed = Screen(node_id, language, (body,), tuple(options), nav, end=end)
-    labels = PageLabels(system.get("more", ""), system.get("previous", ""))
     return fixed, options, item_lines, labels
 
 
@@ -116,7 +116,7 @@ class _SetFacts:
         self.sources = frozenset(items.source for f in menus.flows.values() for n in f.nodes.values()
                                  if (items := n.item_list()) is not None)
         self.shared = self._expand(dict(menus.samples))
-        self.system_texts: dict[str, dict[str, str]] = {}
+        self.chromes: dict[str, tuple[tuple[Option, ...], PageLabels]] = {}
         self.formatters: dict[str, TextFormatter] = {}
         self.screens: dict[tuple[str, str, str], tuple[Screen, list[Option], list[Option], PageLabels]] = {}
         self.pages: dict[tuple[str, str, str, str], str] = {}
@@ -140,10 +140,13 @@ class _SetFacts:
             self.formatters[language] = TextFormatter(language, self.menus.labels)
         return self.formatters[language]
 
-    def system(self, language: str) -> dict[str, str]:
-        if language not in self.system_texts:
-            self.system_texts[language] = {k: v.get(language, "") for k, v in self.menus.system_texts.items()}
-        return self.system_texts[language]
+    def chrome(self, language: str) -> tuple[tuple[Option, ...], PageLabels]:
+        """The Back and Home options and the paging words in ``language``: the same on every screen."""
+        if language not in self.chromes:
+            system = {k: v.get(language, "") for k, v in self.menus.system_texts.items()}
+            self.chromes[language] = ((Option(BACK, system.get("back", "")), Option(HOME, system.get("home", ""))),
+                                      PageLabels(system.get("more", ""), system.get("previous", "")))
+        return self.chromes[language]
 
     def _expand(self, samples: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         """List sources given as counts in the samples become lists of that many sample items."""
@@ -155,6 +158,7 @@ class _SetFacts:
 
 
 _last_facts: _SetFacts | None = None
+_MAY_BE_DOTTED = re.compile(r"\{[^{}]*\.")
 
 
 def _facts(menus: Any) -> _SetFacts:
@@ -170,7 +174,7 @@ def _dotted_roots(node: Any) -> set[str]:
 
     roots = set()
     for text in getattr(node, "text", {}).values():
-        if "." not in text:  # no dotted name in it: skip the parse
+        if _MAY_BE_DOTTED.search(text) is None:  # no "{" with a "." after it: no dotted name, skip the parse
             continue
         try:
             names = placeholders(text)

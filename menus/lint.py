@@ -155,7 +155,10 @@ def _lint_flow(loaded: LoadedMenus, flow_name: str, flow: FlowSpec, steps: Mappi
     shortcuts: dict[str, str] = {}
     # The edges of every node, listed once: the checks below, the reachability and the commit walks share them.
     out = {node_id: edges(node) for node_id, node in nodes.items()}
+    languages, samples = menus.languages, menus.samples
     for node_id, node in nodes.items():
+        choices = node.choices()
+        action = node if isinstance(node, ActionNode) else None
         for label, target in out[node_id]:
             if target not in nodes:
                 add(flow_name, node_id, f"{label}: target '{target}' does not exist",
@@ -165,7 +168,7 @@ def _lint_flow(loaded: LoadedMenus, flow_name: str, flow: FlowSpec, steps: Mappi
                 add(flow_name, node_id, f"shortcut '{node.shortcut}' is also used by '{shortcuts[node.shortcut]}'")
             shortcuts[node.shortcut] = node_id
         for what, texts in _texts(node):
-            for lang in menus.languages:
+            for lang in languages:
                 if not texts.get(lang):
                     add(flow_name, node_id, f"{what}: no '{lang}' translation", f"add {lang}: ... to {what}")
             for lang, text in texts.items():
@@ -179,37 +182,39 @@ def _lint_flow(loaded: LoadedMenus, flow_name: str, flow: FlowSpec, steps: Mappi
                         add(flow_name, node_id, f"{what} ({lang}): unknown format '{{{name}:{spec}}}'",
                             "known: " + ", ".join(sorted(s for s in FORMAT_SPECS if s)))
                     root, last = name.split(".")[0], name.split(".")[-1]
-                    if not any(n in menus.samples or n in node.samples for n in (root, last)):
+                    if not any(n in samples or n in node.samples for n in (root, last)):
                         add(flow_name, node_id, f"{what} ({lang}): placeholder '{{{name}}}' has no sample value",
                             f"add '{last}: ...' under samples: so its screen can be measured")
-        for when in [o.when for o in node.choices() if o.when] + \
+        for when in [o.when for o in choices if o.when] + \
                     [r.when for r in (node.routes if isinstance(node, RouterNode) else ())]:
             try:
                 parse_condition(when)
             except ConditionError as exc:
                 add(flow_name, node_id, f"condition '{when}': {exc}")
-        if isinstance(node, ActionNode) and steps is not None:
-            if node.step not in steps:
-                add(flow_name, node_id, f"unknown dialog step '{node.step}'", _close_match(node.step, steps))
+        if action is not None and steps is not None:
+            if action.step not in steps:
+                add(flow_name, node_id, f"unknown dialog step '{action.step}'", _close_match(action.step, steps))
             else:
-                for outcome in node.outcomes:
-                    if outcome not in steps[node.step]:
-                        add(flow_name, node_id, f"step '{node.step}' never returns outcome '{outcome}'",
-                            "its outcomes: " + ", ".join(sorted(steps[node.step])))
-                for outcome in sorted(steps[node.step] - set(node.outcomes) - {"backend_down", "not_found"}):
-                    add(flow_name, node_id, f"outcome '{outcome}' of '{node.step}' is not routed",
+                returned = steps[action.step]
+                for outcome in action.outcomes:
+                    if outcome not in returned:
+                        add(flow_name, node_id, f"step '{action.step}' never returns outcome '{outcome}'",
+                            "its outcomes: " + ", ".join(sorted(returned)))
+                for outcome in sorted(returned - action.outcomes.keys() - {"backend_down", "not_found"}):
+                    add(flow_name, node_id, f"outcome '{outcome}' of '{action.step}' is not routed",
                         "it would end the session with the generic error text", "warning")
         if isinstance(node, MenuNode) and not node.options and not node.items:
             add(flow_name, node_id, "dead end: a menu with no options and no items",
                 "add options, or make it a 'message' or an 'end' node")
-        if len(node.choices()) > 9 and node.item_list() is None:
+        if len(choices) > 9 and node.item_list() is None:
             add(flow_name, node_id, "more than 9 options", "split the menu", "warning")
-        _lint_option_keys(flow_name, node_id, node, add)
-        if isinstance(node, ActionNode) and isinstance(node.commit, tuple):
-            for outcome in node.commit:
-                if outcome not in node.outcomes:
+        if choices:
+            _lint_option_keys(flow_name, node_id, choices, add)
+        if action is not None and isinstance(action.commit, tuple):
+            for outcome in action.commit:
+                if outcome not in action.outcomes:
                     add(flow_name, node_id, f"commit: outcome '{outcome}' is not one of its outcomes",
-                        "its outcomes: " + ", ".join(sorted(node.outcomes)))
+                        "its outcomes: " + ", ".join(sorted(action.outcomes)))
     _lint_reachability(flow_name, flow, {**shortcuts, **{f"entry {n}": n for n in entry_nodes(loaded, flow_name)}},
                        out, add)
     _lint_commits(flow_name, flow, out, add)
@@ -242,10 +247,9 @@ def _lint_reachability(flow_name: str, flow: FlowSpec, shortcuts: Mapping[str, s
         add(flow_name, None, "dead end: the flow has no 'end' node", "add an end node the home menu leads to")
 
 
-def _lint_option_keys(flow_name: str, node_id: str, node: Any, add: Callable[..., None]) -> None:
+def _lint_option_keys(flow_name: str, node_id: str, options: Sequence[Any], add: Callable[..., None]) -> None:
     """Each number means one choice: no navigation key, and a shared key only between options
     whose conditions differ (the "on" and "off" labels of one toggle)."""
-    options = node.choices()
     first: dict[str, tuple[int, Any]] = {}
     for position, (key, option) in enumerate(zip(option_keys(options), options, strict=True), 1):
         if key in NAVIGATION_KEYS:

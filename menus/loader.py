@@ -107,6 +107,9 @@ class _Builder:
             if key_node.tag == _STR_TAG and key_node.__class__ is _SCALAR:
                 key = key_node.value
             else:
+                if key_node.tag == _MERGE_TAG and not self.loader.merges:
+                    self.loader.merges = True  # an explicit "!!merge" key: read the mapping again, flattened
+                    return self.mapping(node, language)
                 key = self.build(key_node)
                 try:
                     hash(key)

@@ -34,9 +34,9 @@ from engine import (
 )
 from engine.charset import is_gsm7, sms_segments
 from engine.masking import mask
-from menus.schema import BACK, HOME, NEXT_PAGE
 
 from .adapter import BadRequest, ChannelAdapter, KeyedBySender
+from .capabilities import SMS, SMS_MAX_SEGMENTS, SMS_NAVIGATION_WORDS
 from .gateway_guard import TOKEN_HEADER, GatewayGuard
 from .msisdn import to_e164
 
@@ -44,15 +44,11 @@ __all__ = ["CAPABILITIES", "MAX_SEGMENTS", "ReplySender", "SmsAdapter", "fit_seg
 
 log = logging.getLogger("channels.sms")
 
-CHANNEL: Final = "sms"
-MAX_SEGMENTS: Final = 3
-# Three concatenated parts: 153 GSM-7 septets each (the engine transliterates to GSM-7).
-# No Back/Home line on an SMS: the customer sends a new command, or one of these words.
-NAVIGATION_WORDS: Final = {"retour": BACK, "back": BACK, "menu": HOME, "accueil": HOME, "home": HOME,
-                           "suite": NEXT_PAGE, "more": NEXT_PAGE, "next": NEXT_PAGE}
-CAPABILITIES: Final = ChannelCapabilities(CHANNEL, max_chars=MAX_SEGMENTS * 153, charset="gsm7",
-                                          ucs2_max_chars=MAX_SEGMENTS * 67, show_navigation=False,
-                                          navigation_words=NAVIGATION_WORDS)
+# Three concatenated GSM-7 parts, no Back/Home line (channels.capabilities).
+CAPABILITIES: Final = SMS
+CHANNEL: Final = SMS.name
+MAX_SEGMENTS: Final = SMS_MAX_SEGMENTS
+NAVIGATION_WORDS: Final = SMS_NAVIGATION_WORDS
 DEFAULT_IDLE_SECONDS: Final = 300
 MAX_TEXT_CHARS: Final = 1000
 _MESSAGE_ID = re.compile(r"^[A-Za-z0-9_.:\-]{1,128}$")

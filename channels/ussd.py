@@ -38,6 +38,7 @@ from engine import (
 from engine.masking import mask
 
 from .adapter import BadRequest, ChannelAdapter, SessionPolicy
+from .capabilities import USSD
 from .gateway_guard import TOKEN_HEADER, GatewayGuard, Refusal
 from .msisdn import to_e164
 
@@ -46,7 +47,7 @@ __all__ = ["INVALID_REQUEST", "BadRequest", "UssdAdapter", "answer", "error_resp
 
 log = logging.getLogger("channels.ussd")
 
-CHANNEL = "ussd"
+CHANNEL = USSD.name
 _SESSION_ID = re.compile(r"^[A-Za-z0-9_.:\-]{1,128}$")
 _SERVICE_CODE = re.compile(r"^[*#0-9]{2,40}$")
 # A long session accumulates its whole history in ``text`` (free-text answers included): room
@@ -63,10 +64,7 @@ INVALID_REQUEST: Final = ("Désolé, nous n'avons pas pu lire votre demande. Mer
 ACCESS_DENIED: Final = "Accès refusé. / Access denied."
 EVENT_STATUSES: Final = ("Success", "Incomplete", "Failed")
 _MAX_ERROR_CHARS: Final = 200
-# 160 octets on the network: 182 GSM-7 characters, about 80 once one character needs UCS-2; the
-# ``CON ``/``END `` prefix is part of it.
-CAPABILITIES: Final = ChannelCapabilities(CHANNEL, max_chars=182, charset="gsm7", ucs2_max_chars=80,
-                                          prefix_budget=4)
+CAPABILITIES: Final = USSD  # 182 GSM-7 characters, the CON/END prefix included (channels.capabilities)
 SESSION_POLICY: Final = SessionPolicy("gateway")
 
 

@@ -16,22 +16,20 @@ import re
 import unicodedata
 from typing import Final
 
-from engine import ChannelCapabilities
-from menus.schema import BACK, HOME, NAVIGATION_KEYS, NEXT_PAGE, PREVIOUS_PAGE
+from menus.schema import NAVIGATION_KEYS
+
+from .capabilities import WHATSAPP, WHATSAPP_MAX_TEXT_CHARS, WHATSAPP_NAVIGATION_WORDS
 
 __all__ = ["CAPABILITIES", "CHANNEL", "DEFAULT_IDLE_SECONDS", "MAX_INPUT_CHARS", "NOT_READABLE",
            "TEXT_ONLY", "clean_text", "key_of", "option_id"]
 
-CHANNEL: Final = "whatsapp"
-MAX_TEXT_CHARS: Final = 4096
+CHANNEL: Final = WHATSAPP.name
+MAX_TEXT_CHARS: Final = WHATSAPP_MAX_TEXT_CHARS
 # WhatsApp itself refuses longer text messages: a longer "message" is not from WhatsApp.
 MAX_INPUT_CHARS: Final = 4096
 DEFAULT_IDLE_SECONDS: Final = 300
-NAVIGATION_WORDS: Final = {"retour": BACK, "back": BACK, "menu": HOME, "accueil": HOME, "home": HOME,
-                           "suite": NEXT_PAGE, "more": NEXT_PAGE, "next": NEXT_PAGE,
-                           "precedent": PREVIOUS_PAGE, "previous": PREVIOUS_PAGE, "prev": PREVIOUS_PAGE}
-CAPABILITIES: Final = ChannelCapabilities(CHANNEL, max_chars=MAX_TEXT_CHARS, charset="unicode",
-                                          navigation_words=NAVIGATION_WORDS)
+NAVIGATION_WORDS: Final = WHATSAPP_NAVIGATION_WORDS
+CAPABILITIES: Final = WHATSAPP  # channels.capabilities
 
 NOT_READABLE: Final = ("Désolé, nous n'avons pas pu lire votre message. Écrivez MENU pour recommencer. / "
                        "Sorry, we could not read your message. Write MENU to start again.")

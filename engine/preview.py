@@ -6,7 +6,7 @@ menu linter receives it as a plain function from the ``python -m menus`` entry p
 
 from __future__ import annotations
 
-from dataclasses import replace
+import re
 from typing import Any
 
 from menus.conditions import parse_condition
@@ -15,7 +15,7 @@ from menus.loader import LoadedMenus
 from menus.schema import BACK, HOME
 
 from .formatting import TextFormatter
-from .render import PageLabels, measure, render_pages
+from .render import PageLabels, measure, render_pages, single_page
 from .types import ChannelCapabilities, Option, Screen
 
 __all__ = ["screen_problems"]
@@ -37,32 +37,36 @@ def screen_problems(loaded: LoadedMenus, flow: str, node_id: str, language: str,
     """Why the node's screen does not fit the channel with sample values (empty when it fits).
     ``channel``: an adapter's capabilities, or the name of a channel the menu file declares."""
     menus = loaded.menus
-    node = menus.flows[flow].nodes[node_id]
-    if not node.shows:
-        return []
     facts = _facts(menus)
-    caps = _caps(loaded, channel)
-    channel = caps.name
-    size = measure(caps)
     # What the node shows does not depend on the channel: filled once per language, measured per channel.
     key = (flow, node_id, language)
     laid = facts.screens.get(key)
     if laid is None:
+        node = menus.flows[flow].nodes[node_id]
+        if not node.shows:
+            return []
         laid = facts.screens[key] = _screen(menus, flow, node_id, node, language, facts)
+    caps = _caps(loaded, channel)
+    channel = caps.name
+    size = measure(caps)
+    budget = caps.budget
     fixed, options, item_lines, labels = laid
     problems = []
-    pages = render_pages(fixed, caps, labels)
-    if len(pages) > 1:
-        unpaged = replace(caps, max_chars=10**6, ucs2_max_chars=10**6, prefix_budget=0)
-        whole = render_pages(fixed, unpaged, labels)[0]
+    # The screen on one page, laid out once per character set: when it fits the budget (most screens),
+    # render_pages would return just that page, so only a screen over the budget is paged to find out.
+    page_key = (flow, node_id, language, caps.charset)
+    whole = facts.pages.get(page_key)
+    if whole is None:
+        whole = facts.pages[page_key] = single_page(fixed, caps)
+    if caps.paged and size(whole) > budget and len(render_pages(fixed, caps, labels)) > 1:
         problems.append(f"{channel}/{language}: screen is {size(whole)} characters with its options and "
-                        f"navigation; the channel allows {caps.budget}")
+                        f"navigation; the channel allows {budget}")
     if caps.max_options is not None and len(options) > caps.max_options:
         problems.append(f"{channel}/{language}: {len(options)} options, the channel offers at most "
                         f"{caps.max_options} at once")
     for option in item_lines:
         line = f"{option.key}. {option.label}"
-        if size(line) > caps.budget // 2:
+        if size(line) > budget // 2:
             problems.append(f"{channel}/{language}: list line '{line}' is too long to page well")
             break
     return problems
@@ -73,13 +77,12 @@ def _screen(menus: Any, flow: str, node_id: str, node: Any, language: str,
     """The node's screen with sample values in ``language``, its options and list lines, the paging words."""
     samples, context = facts.context(node.samples)
     # Dotted placeholders such as {bill.amount} read the sample of their last part.
-    dotted = _dotted_roots(node)
+    dotted = facts.dotted_roots(flow, node_id, node)
     if dotted:
         context = dict(context)  # the shared context is only read
         for key in dotted:
             context.setdefault(key, dict(samples))
     fmt = facts.formatter(language)
-    system = facts.system(language)
     declared = node.choices()
     # Options whose condition fails on the samples are hidden, as they would be at run time.
     options = [Option(key, _text(o.label, language, fmt, context))
@@ -93,13 +96,12 @@ def _screen(menus: Any, flow: str, node_id: str, node: Any, language: str,
         item_lines = [Option(str(base + i), _text(listed.label, language, fmt, {**context, **item}))
                       for i, item in enumerate(items if isinstance(items, list) else [])]
     end = node.ends
+    nav, labels = facts.chrome(language)
     # The worst case the engine can show: Back and Home everywhere but on the home menu (the root).
-    nav: tuple[Option, ...] = ()
-    if not end and node_id != menus.flows[flow].home:
-        nav = (Option(BACK, system.get("back", "")), Option(HOME, system.get("home", "")))
+    if end or node_id == menus.flows[flow].home:
+        nav = ()
     body = _text(node.body(), language, fmt, context)
     fixed = Screen(node_id, language, (body,), tuple(options), nav, end=end)
-    labels = PageLabels(system.get("more", ""), system.get("previous", ""))
     return fixed, options, item_lines, labels
 
 
@@ -114,9 +116,18 @@ class _SetFacts:
         self.sources = frozenset(items.source for f in menus.flows.values() for n in f.nodes.values()
                                  if (items := n.item_list()) is not None)
         self.shared = self._expand(dict(menus.samples))
-        self.system_texts: dict[str, dict[str, str]] = {}
+        self.chromes: dict[str, tuple[tuple[Option, ...], PageLabels]] = {}
         self.formatters: dict[str, TextFormatter] = {}
         self.screens: dict[tuple[str, str, str], tuple[Screen, list[Option], list[Option], PageLabels]] = {}
+        self.pages: dict[tuple[str, str, str, str], str] = {}
+        self.dotted: dict[tuple[str, str], set[str]] = {}
+
+    def dotted_roots(self, flow: str, node_id: str, node: Any) -> set[str]:
+        """The roots of the node's dotted placeholders, worked out once for all its languages."""
+        roots = self.dotted.get((flow, node_id))
+        if roots is None:
+            roots = self.dotted[(flow, node_id)] = _dotted_roots(node)
+        return roots
 
     def context(self, node_samples: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         """The samples and the context of a screen (shared when the node has no samples of its own:
@@ -129,10 +140,13 @@ class _SetFacts:
             self.formatters[language] = TextFormatter(language, self.menus.labels)
         return self.formatters[language]
 
-    def system(self, language: str) -> dict[str, str]:
-        if language not in self.system_texts:
-            self.system_texts[language] = {k: v.get(language, "") for k, v in self.menus.system_texts.items()}
-        return self.system_texts[language]
+    def chrome(self, language: str) -> tuple[tuple[Option, ...], PageLabels]:
+        """The Back and Home options and the paging words in ``language``: the same on every screen."""
+        if language not in self.chromes:
+            system = {k: v.get(language, "") for k, v in self.menus.system_texts.items()}
+            self.chromes[language] = ((Option(BACK, system.get("back", "")), Option(HOME, system.get("home", ""))),
+                                      PageLabels(system.get("more", ""), system.get("previous", "")))
+        return self.chromes[language]
 
     def _expand(self, samples: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         """List sources given as counts in the samples become lists of that many sample items."""
@@ -144,6 +158,7 @@ class _SetFacts:
 
 
 _last_facts: _SetFacts | None = None
+_MAY_BE_DOTTED = re.compile(r"\{[^{}]*\.")
 
 
 def _facts(menus: Any) -> _SetFacts:
@@ -159,7 +174,13 @@ def _dotted_roots(node: Any) -> set[str]:
 
     roots = set()
     for text in getattr(node, "text", {}).values():
-        for name, _ in placeholders(text):
+        if _MAY_BE_DOTTED.search(text) is None:  # no "{" with a "." after it: no dotted name, skip the parse
+            continue
+        try:
+            names = placeholders(text)
+        except ValueError:
+            continue  # bad braces: the linter reports them; the screen shows the text as it is
+        for name, _ in names:
             if "." in name:
                 roots.add(name.split(".")[0])
     return roots

@@ -16,7 +16,7 @@ from menus.schema import NEXT_PAGE, PREVIOUS_PAGE
 from .charset import gsm7_length, to_gsm7
 from .types import ChannelCapabilities, Screen
 
-__all__ = ["PageLabels", "measure", "render_pages"]
+__all__ = ["PageLabels", "measure", "render_pages", "single_page"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,17 +58,37 @@ def _split_words(text: str, room: int, size: Callable[[str], int]) -> list[str]:
     return pieces
 
 
+def _lines(screen: Screen) -> tuple[list[str], str]:
+    """The screen's lines (error, text, options) and its navigation line, as written."""
+    lines: list[str] = [screen.error] if screen.error else []
+    for block in screen.blocks:
+        lines.extend(line for line in block.split("\n") if line.strip() or line == "")
+    lines.extend(f"{o.key}. {o.label}" for o in screen.options)
+    return lines, " ".join(f"{o.key}. {o.label}" for o in screen.nav)
+
+
+def _units(screen: Screen, caps: ChannelCapabilities) -> tuple[list[str], str]:
+    """The screen's lines and its navigation line, in the channel's characters."""
+    lines, nav = _lines(screen)
+    return [_clean(caps, line) for line in lines], _clean(caps, nav)
+
+
+def single_page(screen: Screen, caps: ChannelCapabilities) -> str:
+    """The whole screen on one page, unpaged: what ``render_pages`` returns when it fits the budget.
+
+    It depends on the channel only through its character set, so a caller measuring one screen for
+    several channels (the menu linter) can lay it out once per character set. GSM-7 transliteration
+    goes character by character (a newline stays a newline), so the page is cleaned as a whole
+    rather than line by line: the same text."""
+    lines, nav = _lines(screen)
+    return _clean(caps, "\n".join([*lines, nav] if nav else lines))
+
+
 def render_pages(screen: Screen, caps: ChannelCapabilities, labels: PageLabels) -> list[str]:
     """The screen as one or more pages of text, each within the channel's budget."""
     size = measure(caps)
     budget = caps.budget
-    units: list[str] = []
-    if screen.error:
-        units.append(_clean(caps, screen.error))
-    for block in screen.blocks:
-        units.extend(_clean(caps, line) for line in block.split("\n") if line.strip() or line == "")
-    units.extend(_clean(caps, f"{o.key}. {o.label}") for o in screen.options)
-    nav = _clean(caps, " ".join(f"{o.key}. {o.label}" for o in screen.nav))
+    units, nav = _units(screen, caps)
 
     def joined(lines: list[str]) -> int:
         return size("\n".join(lines)) if lines else 0

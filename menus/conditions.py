@@ -12,6 +12,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 from typing import Any
 
 __all__ = ["Condition", "ConditionError", "parse_condition"]
@@ -90,8 +91,12 @@ class Condition:
         return {c.name.split(".")[0] for g in self.groups for c in g}
 
 
+@lru_cache(maxsize=1024)
 def parse_condition(source: str) -> Condition:
-    """Parse a ``when:`` expression; raises ``ConditionError`` with the reason."""
+    """Parse a ``when:`` expression; raises ``ConditionError`` with the reason.
+
+    Kept per distinct text (a ``Condition`` is immutable): a large menu repeats the same few
+    conditions on hundreds of nodes, and the linter, its screen measure and the engine each read them."""
     groups = []
     for alternative in re.split(r"\s+or\s+", source.strip()):
         clauses = []

@@ -7,6 +7,7 @@ neither the dialogs nor the engine.
 
 from __future__ import annotations
 
+import string
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
@@ -23,9 +24,12 @@ from .schema import (
     ActionNode,
     FlowSpec,
     MenuNode,
+    RouterNode,
 )
 
 __all__ = ["ScreenCheck", "lint"]
+
+_FORMAT_PARSER = string.Formatter()
 
 ScreenCheck = Callable[[LoadedMenus, str, str, str, Any], list[str]]
 """``(loaded, flow, node_id, language, channel) -> problems`` for one rendered screen; ``channel`` is
@@ -37,9 +41,9 @@ def _texts(node: Any) -> Iterator[tuple[str, dict[str, str]]]:
 
 
 def _placeholder_names(text: str) -> list[tuple[str, str]]:
-    import string
-
-    return [(n, s or "") for _, n, s, _ in string.Formatter().parse(text) if n is not None]
+    if "{" not in text and "}" not in text:  # most labels: no placeholder and no brace to get wrong
+        return []
+    return [(n, s or "") for _, n, s, _ in _FORMAT_PARSER.parse(text) if n is not None]
 
 
 def lint(loaded: LoadedMenus, steps: Mapping[str, frozenset[str]] | None = None,
@@ -149,8 +153,13 @@ def _lint_flow(loaded: LoadedMenus, flow_name: str, flow: FlowSpec, steps: Mappi
     if flow.home in nodes and not isinstance(nodes[flow.home], MenuNode):
         add(flow_name, flow.home, "the home node must be a menu", "point 'home:' at the main menu")
     shortcuts: dict[str, str] = {}
+    # The edges of every node, listed once: the checks below, the reachability and the commit walks share them.
+    out = {node_id: edges(node) for node_id, node in nodes.items()}
+    languages, samples = menus.languages, menus.samples
     for node_id, node in nodes.items():
-        for label, target in edges(node):
+        choices = node.choices()
+        action = node if isinstance(node, ActionNode) else None
+        for label, target in out[node_id]:
             if target not in nodes:
                 add(flow_name, node_id, f"{label}: target '{target}' does not exist",
                     _close_match(target, nodes))
@@ -159,7 +168,7 @@ def _lint_flow(loaded: LoadedMenus, flow_name: str, flow: FlowSpec, steps: Mappi
                 add(flow_name, node_id, f"shortcut '{node.shortcut}' is also used by '{shortcuts[node.shortcut]}'")
             shortcuts[node.shortcut] = node_id
         for what, texts in _texts(node):
-            for lang in menus.languages:
+            for lang in languages:
                 if not texts.get(lang):
                     add(flow_name, node_id, f"{what}: no '{lang}' translation", f"add {lang}: ... to {what}")
             for lang, text in texts.items():
@@ -173,39 +182,42 @@ def _lint_flow(loaded: LoadedMenus, flow_name: str, flow: FlowSpec, steps: Mappi
                         add(flow_name, node_id, f"{what} ({lang}): unknown format '{{{name}:{spec}}}'",
                             "known: " + ", ".join(sorted(s for s in FORMAT_SPECS if s)))
                     root, last = name.split(".")[0], name.split(".")[-1]
-                    if not any(n in menus.samples or n in node.samples for n in (root, last)):
+                    if not any(n in samples or n in node.samples for n in (root, last)):
                         add(flow_name, node_id, f"{what} ({lang}): placeholder '{{{name}}}' has no sample value",
                             f"add '{last}: ...' under samples: so its screen can be measured")
-        for when in [o.when for o in node.choices() if o.when] + \
-                    [r.when for r in getattr(node, "routes", ())]:
+        for when in [o.when for o in choices if o.when] + \
+                    [r.when for r in (node.routes if isinstance(node, RouterNode) else ())]:
             try:
                 parse_condition(when)
             except ConditionError as exc:
                 add(flow_name, node_id, f"condition '{when}': {exc}")
-        if isinstance(node, ActionNode) and steps is not None:
-            if node.step not in steps:
-                add(flow_name, node_id, f"unknown dialog step '{node.step}'", _close_match(node.step, steps))
+        if action is not None and steps is not None:
+            if action.step not in steps:
+                add(flow_name, node_id, f"unknown dialog step '{action.step}'", _close_match(action.step, steps))
             else:
-                for outcome in node.outcomes:
-                    if outcome not in steps[node.step]:
-                        add(flow_name, node_id, f"step '{node.step}' never returns outcome '{outcome}'",
-                            "its outcomes: " + ", ".join(sorted(steps[node.step])))
-                for outcome in sorted(steps[node.step] - set(node.outcomes) - {"backend_down", "not_found"}):
-                    add(flow_name, node_id, f"outcome '{outcome}' of '{node.step}' is not routed",
+                returned = steps[action.step]
+                for outcome in action.outcomes:
+                    if outcome not in returned:
+                        add(flow_name, node_id, f"step '{action.step}' never returns outcome '{outcome}'",
+                            "its outcomes: " + ", ".join(sorted(returned)))
+                for outcome in sorted(returned - action.outcomes.keys() - {"backend_down", "not_found"}):
+                    add(flow_name, node_id, f"outcome '{outcome}' of '{action.step}' is not routed",
                         "it would end the session with the generic error text", "warning")
         if isinstance(node, MenuNode) and not node.options and not node.items:
             add(flow_name, node_id, "dead end: a menu with no options and no items",
                 "add options, or make it a 'message' or an 'end' node")
-        if len(node.choices()) > 9 and node.item_list() is None:
+        if len(choices) > 9 and node.item_list() is None:
             add(flow_name, node_id, "more than 9 options", "split the menu", "warning")
-        _lint_option_keys(flow_name, node_id, node, add)
-        if isinstance(node, ActionNode) and isinstance(node.commit, tuple):
-            for outcome in node.commit:
-                if outcome not in node.outcomes:
+        if choices:
+            _lint_option_keys(flow_name, node_id, choices, add)
+        if action is not None and isinstance(action.commit, tuple):
+            for outcome in action.commit:
+                if outcome not in action.outcomes:
                     add(flow_name, node_id, f"commit: outcome '{outcome}' is not one of its outcomes",
-                        "its outcomes: " + ", ".join(sorted(node.outcomes)))
-    _lint_reachability(flow_name, flow, {**shortcuts, **{f"entry {n}": n for n in entry_nodes(loaded, flow_name)}}, add)
-    _lint_commits(flow_name, flow, add)
+                        "its outcomes: " + ", ".join(sorted(action.outcomes)))
+    _lint_reachability(flow_name, flow, {**shortcuts, **{f"entry {n}": n for n in entry_nodes(loaded, flow_name)}},
+                       out, add)
+    _lint_commits(flow_name, flow, out, add)
     if screen_check is not None:
         for node_id, node in nodes.items():
             if not node.shows:
@@ -217,7 +229,7 @@ def _lint_flow(loaded: LoadedMenus, flow_name: str, flow: FlowSpec, steps: Mappi
 
 
 def _lint_reachability(flow_name: str, flow: FlowSpec, shortcuts: Mapping[str, str],
-                       add: Callable[..., None]) -> None:
+                       out: Mapping[str, list[tuple[str, str]]], add: Callable[..., None]) -> None:
     nodes = flow.nodes
     seen: set[str] = set()
     queue = deque(n for n in (flow.start, flow.home, *shortcuts.values()) if n in nodes)
@@ -226,7 +238,7 @@ def _lint_reachability(flow_name: str, flow: FlowSpec, shortcuts: Mapping[str, s
         if node_id in seen:
             continue
         seen.add(node_id)
-        queue.extend(t for _, t in edges(nodes[node_id]) if t in nodes and t not in seen)
+        queue.extend(t for _, t in out[node_id] if t in nodes and t not in seen)
     for node_id in nodes:
         if node_id not in seen:
             add(flow_name, node_id, "unreachable: no path from the start, home, a shortcut or an entry point "
@@ -235,10 +247,9 @@ def _lint_reachability(flow_name: str, flow: FlowSpec, shortcuts: Mapping[str, s
         add(flow_name, None, "dead end: the flow has no 'end' node", "add an end node the home menu leads to")
 
 
-def _lint_option_keys(flow_name: str, node_id: str, node: Any, add: Callable[..., None]) -> None:
+def _lint_option_keys(flow_name: str, node_id: str, options: Sequence[Any], add: Callable[..., None]) -> None:
     """Each number means one choice: no navigation key, and a shared key only between options
     whose conditions differ (the "on" and "off" labels of one toggle)."""
-    options = node.choices()
     first: dict[str, tuple[int, Any]] = {}
     for position, (key, option) in enumerate(zip(option_keys(options), options, strict=True), 1):
         if key in NAVIGATION_KEYS:
@@ -253,7 +264,8 @@ def _lint_option_keys(flow_name: str, node_id: str, node: Any, add: Callable[...
             first[key] = (position, option)
 
 
-def _lint_commits(flow_name: str, flow: FlowSpec, add: Callable[..., None]) -> None:
+def _lint_commits(flow_name: str, flow: FlowSpec, out: Mapping[str, list[tuple[str, str]]],
+                  add: Callable[..., None]) -> None:
     """No Back path reaches a confirmation after its commit.
 
     Once a commit point ran, the engine keeps only the main menu behind the customer: the history
@@ -261,12 +273,12 @@ def _lint_commits(flow_name: str, flow: FlowSpec, add: Callable[..., None]) -> N
     menu, which is the root). So a confirmation screen of the commit (a screen whose choice or
     input leads into it through actions and routers only) must not be among them."""
     nodes = flow.nodes
-    incoming = _incoming(flow)  # once per flow: per commit it made the check quadratic in the nodes
+    incoming = _incoming(out)  # once per flow: per commit it made the check quadratic in the nodes
     for node_id, node in nodes.items():
         if not isinstance(node, ActionNode) or not node.commit:
             continue
         confirmations = _screens_leading_to(flow, node_id, incoming)
-        after = _reachable(flow, [t for o, t in node.outcomes.items() if node.commits(o) and t in nodes])
+        after = _reachable(flow, [t for o, t in node.outcomes.items() if node.commits(o) and t in nodes], out)
         for screen in sorted(confirmations & after):
             add(flow_name, node_id, f"after the commit, a Back path can reach its confirmation '{screen}'",
                 f"lead '{screen}' elsewhere after the commit, or list in commit: only the outcomes that commit")
@@ -276,11 +288,11 @@ def _shows(node: Any) -> bool:
     return bool(node.shows)
 
 
-def _incoming(flow: FlowSpec) -> dict[str, list[str]]:
+def _incoming(out: Mapping[str, list[tuple[str, str]]]) -> dict[str, list[str]]:
     """``{node: [the nodes with an edge to it]}``."""
     incoming: dict[str, list[str]] = {}
-    for node_id, node in flow.nodes.items():
-        for _, edge_target in edges(node):
+    for node_id, node_edges in out.items():
+        for _, edge_target in node_edges:
             incoming.setdefault(edge_target, []).append(node_id)
     return incoming
 
@@ -302,7 +314,7 @@ def _screens_leading_to(flow: FlowSpec, target: str, incoming: Mapping[str, list
     return screens
 
 
-def _reachable(flow: FlowSpec, starts: list[str]) -> set[str]:
+def _reachable(flow: FlowSpec, starts: list[str], out: Mapping[str, list[tuple[str, str]]]) -> set[str]:
     """Every node reached from ``starts`` without passing the main menu (the root of the history)."""
     seen: set[str] = set()
     queue = deque(starts)
@@ -311,7 +323,7 @@ def _reachable(flow: FlowSpec, starts: list[str]) -> set[str]:
         if node_id in seen or node_id == flow.home:
             continue
         seen.add(node_id)
-        queue.extend(t for _, t in edges(flow.nodes[node_id]) if t in flow.nodes)
+        queue.extend(t for _, t in out[node_id] if t in flow.nodes)
     return seen
 
 

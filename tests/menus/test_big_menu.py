@@ -45,3 +45,19 @@ def test_one_broken_target_deep_in_an_included_file_is_reported_where_it_is_writ
     assert sorted(p.split("node '")[1].split("'")[0] for p in problems[1:]) == ["j1100_do", "j1100_done",
                                                                                  "j1100_dup"]
     assert all("unreachable" in p for p in problems[1:])
+
+
+def test_a_text_too_long_deep_in_an_included_file_is_reported_for_each_channel_it_overflows(big_menu: Path) -> None:
+    branch = big_menu.parent / "menus" / "branch_5.yaml"
+    text = branch.read_text(encoding="utf-8")
+    node_line = text.splitlines().index("  j800_done:") + 1
+    # About 500 characters: over USSD's 178, SMS's three parts (459) and the web page's 400, within WhatsApp's 4 096.
+    branch.write_text(text.replace("Demande 00800 enregistrée", "Demande 00800 " + "tres long texte " * 30
+                                   + "enregistrée", 1), encoding="utf-8")
+    try:
+        problems = [str(p) for p in check(str(big_menu))]
+    finally:
+        branch.write_text(text, encoding="utf-8")
+    prefix = f"{branch}:{node_line}: error: node 'j800_done': "
+    assert all(p.startswith(prefix) and "characters with its options and navigation" in p for p in problems), problems
+    assert sorted(p[len(prefix):].split(":")[0] for p in problems) == ["sms/fr", "ussd/fr", "web/fr"]

@@ -56,6 +56,8 @@ def test_the_demo_flow_passes_lint():
     ("Bonjour {name}, être", "Bonjour {nom}, être", "placeholder '{nom}' has no sample value", 46),
     ("{amount:money} le", "{amount:euros} le", "unknown format '{amount:euros}'", 88),
     ("Choisi: {picked.label}", "Choisi: {picked.label} " + "tres long " * 20, "screen is", 68),
+    # a dotted placeholder left open: reported, the screen measure does not crash on it
+    ("Choisi: {picked.label}", "Choisi: {picked.label", "bad braces", 68),
     ("      bye:\n", "      orphan: {kind: end, text: {fr: x, en: x}}\n      bye:\n", "unreachable", 95),
     ("    home: home\n", "    home: bye\n", "the home node must be a menu", 95),
     # (bye stays reachable without its option: the chat keyword FIN starts there)
@@ -88,6 +90,31 @@ def test_included_files_are_merged_and_checked(tmp_path):
         "flow: main\nnodes:\n  extra_bye:\n    kind: end\n    text: {fr: \"A plus\"}\n", encoding="utf-8")
     problems = _problems(tmp_path / "menus.yaml")
     assert any("extra.yaml:3:" in p and "no 'en' translation" in p for p in problems), problems
+
+
+def test_yaml_anchors_and_merge_keys_in_an_included_file_read_as_yaml_says(tmp_path):
+    text = DEMO.read_text(encoding="utf-8").replace("flows:\n", "include: [extra.yaml]\nflows:\n", 1)
+    text = text.replace("target: bye}", "target: extra_bye}", 1)
+    (tmp_path / "menus.yaml").write_text(text, encoding="utf-8")
+    (tmp_path / "extra.yaml").write_text(
+        "flow: main\nnodes:\n  extra_bye:\n    kind: end\n    text: &words {fr: \"A plus\"}\n"
+        "  extra_bye2:\n    kind: end\n    text: {<<: *words, en: \"See you\"}\n", encoding="utf-8")
+    node = load_menus(tmp_path / "menus.yaml").menus.flows["main"].nodes["extra_bye2"]
+    assert node.text == {"fr": "A plus", "en": "See you"}  # type: ignore[union-attr]
+    untranslated = [p for p in _problems(tmp_path / "menus.yaml") if "no 'en' translation" in p]
+    assert len(untranslated) == 1 and "extra.yaml:3:" in untranslated[0], untranslated
+
+
+def test_the_linter_measures_screens_against_what_each_adapter_shows():
+    from channels.capabilities import ALL
+    from channels.sms import SmsAdapter
+    from channels.ussd import UssdAdapter
+    from channels.whatsapp import CAPABILITIES as WHATSAPP  # what the Meta and Twilio adapters answer
+    from web_fallback.customer.adapter import CAPABILITIES as WEB
+
+    shown = [UssdAdapter().capabilities, SmsAdapter().capabilities, WHATSAPP, WEB]
+    assert list(ALL) == shown
+    assert [c.name for c in ALL] == ["ussd", "sms", "whatsapp", "web"]
 
 
 def test_cli_exits_1_and_prints_the_problems(tmp_path):

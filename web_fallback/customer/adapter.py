@@ -26,6 +26,7 @@ from flask import Blueprint, Response, g, redirect, render_template, request
 from werkzeug.wrappers import Response as BaseResponse
 
 from channels.adapter import BadRequest, ChannelAdapter, KeyedBySender
+from channels.capabilities import WEB
 from channels.msisdn import to_e164
 from engine import (
     ChannelCapabilities,
@@ -47,9 +48,9 @@ __all__ = ["CAPABILITIES", "WebAdapter"]
 
 log = logging.getLogger("web_fallback.customer")
 
-CHANNEL: Final = "web"
 # A page holds far more than a handset screen; a long list (twelve bills) still comes in pages.
-CAPABILITIES: Final = ChannelCapabilities(CHANNEL, max_chars=400, charset="unicode")
+CAPABILITIES: Final = WEB  # channels.capabilities
+CHANNEL: Final = WEB.name
 MAX_ANSWER_CHARS: Final = 200
 _HOP = re.compile(r"^[A-Za-z0-9_\-]{16,64}$")
 _CODE = re.compile(r"^[0-9]{6}$")

@@ -145,10 +145,10 @@ def test_a_retried_message_id_is_answered_once(texter, fake_at):
 
 def test_alertes_on_then_stop_unsubscribes_from_everything_at_once(texter, deps):
     awa = texter("+221770000001")
-    assert awa.say("ALERTES ON").startswith("Alertes SMS activées pour le compte 1000001")
+    assert awa.say("ALERTES ON").startswith("Alertes activées pour le compte 1000001")
     deps.subscriptions.subscribe("+221770000001", "power_back", "DKR-MEDINA", channel="sms")
     assert len(deps.subscriptions.for_user("+221770000001")) == 4
-    assert awa.say("STOP") == ("Vous ne recevrez plus aucune alerte SMS de ElecNet. "
+    assert awa.say("STOP") == ("Vous ne recevrez plus aucune alerte de ElecNet. "
                                "Envoyez ALERTES ON pour les reprendre.")
     assert deps.subscriptions.for_user("+221770000001") == []
     # Recorded for GDPR, and honoured by the outbox at once.
@@ -198,7 +198,7 @@ def test_alerts_off_in_english(texter, deps):
     assert deps.subscriptions.for_user("+221770000003")
     sahel = texter("+221770000002")
     sahel.say("ALERTS OFF")
-    assert sahel.say("1") == ("SMS alerts off for account 2000001. Send ALERTS ON to get them again.")
+    assert sahel.say("1") == ("Alerts off for account 2000001. Send ALERTS ON to get them again.")
 
 
 # ---------------------------------------------------------------- the edge
@@ -275,7 +275,7 @@ def test_channel_by_sms_in_english_and_email_without_an_address(texter, deps):
 
 def test_alertes_on_for_a_prepaid_meter_means_low_credit_not_bills(texter, deps):
     moussa = texter("+221770000003")
-    assert moussa.say("ALERTES ON") == ("Alertes SMS activées pour le compte 3000001: panne dans votre zone, crédit "
+    assert moussa.say("ALERTES ON") == ("Alertes activées pour le compte 3000001: panne dans votre zone, crédit "
                                         "faible, paiement confirmé. Envoyez ALERTES OFF pour les couper.")
     topics = {s.topic for s in deps.subscriptions.for_user("+221770000003")}
     assert topics == {"outage_zone", "low_credit", "payment_received"}

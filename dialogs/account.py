@@ -25,6 +25,7 @@ MAX_LINK_ATTEMPTS_PER_PHONE = 6    # per day, across sessions and accounts
 MAX_LINK_ATTEMPTS_PER_ACCOUNT = 6  # per day, whoever tries: an account cannot be guessed from many phones
 THROTTLE_WINDOW_SECONDS = 86_400
 MAX_CODE_TRIES = 3
+MAX_UNDO_TRIES_PER_PHONE = 10      # per day: the holder's ANNULER <code> replies
 
 
 def account_fields(account: Account | dict[str, Any]) -> dict[str, Any]:
@@ -199,3 +200,26 @@ def unlink(ctx: StepContext, deps: Deps) -> StepResult:
         deps.security.record(SecurityEvent("link_undone", ctx.channel, links[index].msisdn, number,
                                            "undone by the registered holder"))
     return StepResult("ok", {"linked_numbers": None, "linked_choice": None})
+
+
+@step("account.undo_by_code", outcomes={"ok", "unknown", "locked"})
+def undo_by_code(ctx: StepContext, deps: Deps) -> StepResult:
+    """``ANNULER <code>`` from the account's registered number: the link notice's undo, by reply.
+
+    Only the holder's own accounts are searched, so the code is worth nothing from another number
+    (the linked number included); the code is dropped from the conversation at once."""
+    code = str(ctx.data.get("keyword_undo_code") or "")
+    cleared: dict[str, Any] = {"keyword_undo_code": None}
+    if deps.throttle is not None and not deps.throttle.hit(f"undo:phone:{ctx.user_id}", MAX_UNDO_TRIES_PER_PHONE,
+                                                           THROTTLE_WINDOW_SECONDS):
+        return StepResult("locked", cleared)
+    held = [a.account_number for a in deps.billing.accounts_for_phone(ctx.user_id) if a.phone == ctx.user_id]
+    for number in held:
+        msisdn = deps.links.undo(number, code)
+        if msisdn is not None:
+            deps.security.record(SecurityEvent("link_undone", ctx.channel, msisdn, number,
+                                               "undone by the registered holder (undo code)"))
+            return StepResult("ok", {**cleared, "undone_account": number, "undone_number": mask(msisdn)})
+    for number in held:
+        _refused(ctx, deps, number, "link undo: code not matched")
+    return StepResult("unknown", cleared)

@@ -125,6 +125,25 @@ def test_an_email_code_goes_to_the_address_it_proves_and_never_by_sms(outbox, qu
     assert text.startswith("ElecNet: your e-mail confirmation code is 482913.") and provider.sent == []
 
 
+@pytest.mark.parametrize("kind", ["pin_code", "web_code", "link_code"])
+def test_a_code_the_screen_says_was_sent_by_sms_goes_by_sms_whatever_channel_was_chosen(
+        outbox, queue, contacts, provider, whatsapp, mail, seal, kind):
+    # "Un code de 6 chiffres vous a été envoyé par SMS": it proves the number, so it goes to the number's
+    # SMS, not to the e-mail address or the WhatsApp chat the customer chose for their messages.
+    confirmed_email(contacts, AWA, "awa.diop@exemple.sn")
+    contacts.set_channel(AWA, "email", via="ussd", source="menu")
+    contacts.set_channel(BOB, "whatsapp", via="ussd", source="menu")
+    payload = {"code": "482913", "minutes": 5, "account_number": "1000001", "requested_by": "+2217*****999"}
+    for n, msisdn in enumerate((AWA, BOB)):
+        assert outbox.add(kind=kind, msisdn=msisdn, language="fr", payload=payload, dedupe_key=f"code:{n}")
+    dispatcher = Dispatcher(queue, TEMPLATES, senders(provider, whatsapp, mail), contacts=contacts,
+                            clock=SettableClock(NOW), seal=seal)
+    assert dispatcher.run_once().sent == 2
+    assert mail.received == [] and whatsapp.sent == []
+    assert all("482913" in text for who in (AWA, BOB) for text in provider.messages_to(who))
+    assert len(provider.messages_to(AWA)) == len(provider.messages_to(BOB)) == 1
+
+
 def test_a_topic_turned_off_after_the_message_was_queued_is_not_sent(outbox, queue, consent, provider):
     consent.opt_in(AWA, "bill_issued", "1000001", channel="ussd", source="menu")
     consent.opt_in(BOB, "bill_issued", "1000001", channel="ussd", source="menu")

@@ -145,10 +145,10 @@ def test_a_retried_message_id_is_answered_once(texter, fake_at):
 
 def test_alertes_on_then_stop_unsubscribes_from_everything_at_once(texter, deps):
     awa = texter("+221770000001")
-    assert awa.say("ALERTES ON").startswith("Alertes SMS activées pour le compte 1000001")
+    assert awa.say("ALERTES ON").startswith("Alertes activées pour le compte 1000001")
     deps.subscriptions.subscribe("+221770000001", "power_back", "DKR-MEDINA", channel="sms")
     assert len(deps.subscriptions.for_user("+221770000001")) == 4
-    assert awa.say("STOP") == ("Vous ne recevrez plus aucune alerte SMS de ElecNet. "
+    assert awa.say("STOP") == ("Vous ne recevrez plus aucune alerte de ElecNet. "
                                "Envoyez ALERTES ON pour les reprendre.")
     assert deps.subscriptions.for_user("+221770000001") == []
     # Recorded for GDPR, and honoured by the outbox at once.
@@ -198,7 +198,7 @@ def test_alerts_off_in_english(texter, deps):
     assert deps.subscriptions.for_user("+221770000003")
     sahel = texter("+221770000002")
     sahel.say("ALERTS OFF")
-    assert sahel.say("1") == ("SMS alerts off for account 2000001. Send ALERTS ON to get them again.")
+    assert sahel.say("1") == ("Alerts off for account 2000001. Send ALERTS ON to get them again.")
 
 
 # ---------------------------------------------------------------- the edge
@@ -275,8 +275,43 @@ def test_channel_by_sms_in_english_and_email_without_an_address(texter, deps):
 
 def test_alertes_on_for_a_prepaid_meter_means_low_credit_not_bills(texter, deps):
     moussa = texter("+221770000003")
-    assert moussa.say("ALERTES ON") == ("Alertes SMS activées pour le compte 3000001: panne dans votre zone, crédit "
+    assert moussa.say("ALERTES ON") == ("Alertes activées pour le compte 3000001: panne dans votre zone, crédit "
                                         "faible, paiement confirmé. Envoyez ALERTES OFF pour les couper.")
     topics = {s.topic for s in deps.subscriptions.for_user("+221770000003")}
     assert topics == {"outage_zone", "low_credit", "payment_received"}
     assert {c.source for c in deps.consent.history("+221770000003")} == {"keyword ALERTES"}
+
+
+# ---------------------------------------------------------------- ANNULER <code>: the link notice's undo
+def _link_by_sms(texter, deps, stranger: str) -> str:
+    """A stranger links account 1000001 by SMS; the undo keyword the holder's notice gives."""
+    other = texter(stranger)
+    assert other.say("SOLDE").startswith("Bienvenue chez ElecNet. Ce numéro n'est lié à aucun compte.")
+    other.say("1")
+    other.say("1000001")
+    other.say("5500")
+    [code] = [row["payload"]["code"] for row in deps.outbox.pending() if row["kind"] == "link_code"]
+    assert other.say(code).startswith("Compte 1000001 lié à votre numéro.")
+    [notice] = [row for row in deps.outbox.pending() if row["kind"] == "link_notice"]
+    assert notice["msisdn"] == "+221770000001"
+    return str(notice["payload"]["undo_keyword"])
+
+
+def test_the_holder_replies_the_undo_keyword_of_the_link_notice_and_the_link_is_gone(texter, deps):
+    undo = _link_by_sms(texter, deps, "+221770016666")
+    awa = texter("+221770000001")
+    wrong = "ANNULER " + ("000000" if undo[-6:] != "000000" else "111111")
+    assert awa.say(wrong) == ("Code non reconnu, ou ce lien est déjà retiré. Les numéros liés à votre compte: "
+                              "*123# menu 8 > 5.")
+    assert [link.account_number for link in deps.links.accounts_for("+221770016666")] == ["1000001"]
+    assert awa.say(undo.lower()) == "Le numéro +2217*****666 n'est plus lié au compte 1000001."
+    assert not deps.links.accounts_for("+221770016666")
+    assert texter("+221770016666").say("SOLDE").startswith("Bienvenue chez ElecNet. Ce numéro n'est lié à aucun")
+    assert awa.say(undo).startswith("Code non reconnu")        # once only
+
+
+def test_only_the_holder_can_use_an_undo_code(texter, deps):
+    undo = _link_by_sms(texter, deps, "+221770017777")
+    # The linked number itself (or anyone else) cannot undo with the code: it is the holder's.
+    assert texter("+221770017777").say(undo).startswith("Code non reconnu")
+    assert [link.account_number for link in deps.links.accounts_for("+221770017777")] == ["1000001"]

@@ -15,6 +15,7 @@ import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -25,6 +26,7 @@ from sqlalchemy import func, select
 from app.factory import build_dispatcher, create_app
 from app.settings import Settings
 from backoffice.models import PaymentIntent
+from dialogs.codes import hash_code
 from tests.support.engine import UssdPhone
 from tests.support.fake_africastalking import fake_africastalking
 from tests.support.outbox_rows import raw_rows
@@ -386,6 +388,34 @@ def test_prepaid_purchase_shows_the_token_after_approval(phone, served, provider
     detail = again.answer("1")
     assert re.fullmatch(r"CON Achat réussi le \d\d/\d\d \d\d:\d\d\nMontant: 2 000 FCFA\n"
                         rf"Code: {grouped}\nRéférence: {bought.reference}\n{NAV}", detail), detail
+
+
+def test_the_last_screen_says_where_the_token_or_receipt_will_come_when_sms_is_not_the_choice(
+        phone, served, provider, deps, settings):
+    # A customer who chose e-mail (or WhatsApp) for their messages gets the token there: the screen
+    # must not send them looking for an SMS.
+    deps.pins.set_pin("+221770000003", PIN)
+    deps.contacts.stage_email("+221770000003", "moussa@exemple.sn", hash_code("123456"),
+                              settings.clock() + timedelta(minutes=30))
+    assert deps.contacts.confirm_email("+221770000003", "123456", settings.clock(), via="ussd",
+                                       source="menu") == "ok"
+    deps.contacts.set_channel("+221770000003", "email", via="ussd", source="menu")
+    p = phone("+221770000003")
+    p.dial("3")
+    for answer in ("1", "2000", "2", "1"):
+        p.answer(answer)
+    end = p.answer(PIN)
+    assert end == ("END Validez l'achat de 2 000 FCFA sur votre téléphone (invite mobile money). "
+                   f"Le code de 20 chiffres arrivera par e-mail. Réf. {reference(end)}")
+    deps.pins.set_pin("+221770000002", PIN)
+    deps.contacts.set_channel("+221770000002", "whatsapp", via="ussd", source="menu")
+    b = phone("+221770000002")
+    b.dial()
+    for answer in ("1", "3", "2", "1500", "2", "1"):
+        b.answer(answer)
+    end = b.answer(PIN)
+    assert end == ("END Approve the payment of 1,500 FCFA on your phone (mobile money prompt). "
+                   f"You will receive a receipt by WhatsApp. Ref. {reference(end)}")
 
 
 def test_a_prepaid_token_is_sealed_in_the_outbox_yet_reaches_the_meter_owner_and_stays_in_the_last_payments(

@@ -93,6 +93,20 @@ def test_a_redial_while_an_amount_is_asked_offers_to_continue(phone):
     assert again.answer("1000").startswith("CON Payer 1 000 FCFA avec:")
 
 
+def test_a_redial_while_the_wallet_is_asked_offers_to_continue(phone):
+    # README "Try it": '3*2*1000', the wallet is asked ... and the call drops.
+    p = phone(OWNER)
+    p.dial()
+    p.answer("3")
+    p.answer("2")
+    asked = p.answer("1000")
+    assert asked.startswith("CON Payer 1 000 FCFA avec:\n1. Orange Money")
+    again = phone(OWNER)
+    assert again.dial() == OFFER
+    assert again.answer("1") == asked
+    assert again.answer("2").startswith("CON Payer 1 000 FCFA sur le compte 1000001 avec Wave ?")
+
+
 # Dropped a minute before midnight at February's end; the window (two minutes here) runs into March.
 @pytest.mark.parametrize("product_clock", [datetime(2027, 2, 28, 23, 59, tzinfo=UTC)], ids=["feb-28th-23:59"],
                          indirect=True)

@@ -154,8 +154,20 @@ def test_a_malformed_message_gets_twiml_never_a_500(wa_app, change, status, noti
     assert messages == ([notice_text] if notice else [])
 
 
+def test_a_message_as_long_as_whatsapp_allows_is_answered_whatever_its_script(twilio_phone):
+    # WhatsApp carries up to 4 096 characters; in Arabic script (or emoji) Twilio's form is then well over
+    # 16 KiB. The customer is told what is wrong, not left without an answer (a 413 answers nothing).
+    p = twilio_phone("+221770000001")
+    p.say("MENU")
+    p.say("4")
+    p.say("2")
+    assert p.say("4").startswith("Décrivez le problème en quelques mots (160 caractères max)")
+    assert p.say("ب" * 4096).startswith("Description trop longue: 160 caractères au plus.")
+    assert p.last_status == 200
+
+
 @pytest.mark.parametrize(("content_type", "body"), [
-    ("application/x-www-form-urlencoded", b"Body=" + b"A" * 20000),      # over the app's body limit
+    ("application/x-www-form-urlencoded", b"Body=" + b"A" * 70000),      # over the webhook's body limit
     ("application/json", b"{\"From\": [1, 2], \"Body\": {\"$gt\": \"\"}}"),
     ("application/octet-stream", bytes(range(256)) * 4),
 ])

@@ -21,6 +21,7 @@ from app.storage.models import SecurityEventRow
 from backoffice.notices import publish
 from tests.support.fake_africastalking import FakeAfricasTalking
 from tests.support.fake_smtp import FakeSmtp
+from web_fallback.customer.unsubscribe_links import ALL_EMAIL, UnsubscribeLinks, derive_key, footer
 
 from .email_customer import ADDRESS, AWA, BILL_FR, confirm, publish_bill, subscribe_by_email
 
@@ -55,21 +56,21 @@ def test_a_bill_email_carries_a_one_click_link_that_stops_the_next_one_which_com
     assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     body = message.get_content()
     assert body.startswith(BILL_FR)
-    assert f"Ne plus recevoir d'e-mails sur les nouvelles factures (les SMS continuent) : {url}" in body
+    assert f"Ne plus recevoir les e-mails sur les nouvelles factures (les SMS continuent) : {url}" in body
 
     client = mail_app.test_client()
     path = url.removeprefix(BASE)
     page = client.get(path)
     assert page.status_code == 200
     html = unescape(page.get_data(as_text=True))
-    assert "Ne plus recevoir d'e-mails sur les nouvelles factures à l'adresse a***@exemple.sn ?" in html
+    assert "Ne plus recevoir les e-mails sur les nouvelles factures à l'adresse a***@exemple.sn ?" in html
     assert ADDRESS not in html and "<script" not in html
     assert "default-src 'none'" in page.headers["Content-Security-Policy"]
     assert page.headers["Cache-Control"] == "no-store"
     # The mail provider's one-click POST: no cookie, no CSRF token, only the link.
     done = client.post(path, data={"List-Unsubscribe": "One-Click"})
     assert done.status_code == 200
-    assert "plus d'e-mails sur les nouvelles factures à l'adresse a***@exemple.sn" in unescape(done.get_data(as_text=True))
+    assert "vous ne recevrez plus les e-mails sur les nouvelles factures à l'adresse a***@exemple.sn" in unescape(done.get_data(as_text=True))
     assert client.post(path, data={"List-Unsubscribe": "One-Click"}).status_code == 200   # again: same answer
 
     with make_sessions(mail_settings.database_url)() as db:
@@ -135,3 +136,24 @@ def test_clicks_are_throttled_per_client_address(mail_app):
     client = mail_app.test_client()
     answers = [client.post("/web/unsubscribe/not-a-token.AAAAAAAAAAAAAAAAAAAAAA").status_code for _ in range(31)]
     assert answers[:30] == [404] * 30 and answers[30] == 429
+
+
+@pytest.mark.parametrize(("language", "footer_line", "question", "answer"), [
+    ("fr", "Ne plus recevoir aucun de nos e-mails (les SMS continuent) : ",
+     "Ne plus recevoir aucun de nos e-mails à l'adresse a***@exemple.sn ?",
+     "C'est fait : vous ne recevrez plus aucun de nos e-mails à l'adresse a***@exemple.sn."),
+    ("en", "To stop all our e-mails (SMS still come): ",
+     "Stop all our e-mails to a***@exemple.sn?",
+     "Done: all our e-mails to a***@exemple.sn are stopped."),
+])
+def test_a_receipts_link_stops_all_email_and_says_so_in_plain_words(mail_settings, mail_app, language, footer_line,
+                                                                     question, answer):
+    # A receipt (transactional) carries the "all e-mail" link: its line, page and answer read as sentences,
+    # not "d'e-mails sur tous nos e-mails".
+    links = UnsubscribeLinks(derive_key(mail_settings.secret_key), BASE)
+    url = links.url(ADDRESS, ALL_EMAIL, language)
+    assert footer(language, ALL_EMAIL, url) == footer_line + url
+    client = mail_app.test_client()
+    path = url.removeprefix(BASE)
+    assert question in unescape(client.get(path).get_data(as_text=True))
+    assert answer in unescape(client.post(path, data={"List-Unsubscribe": "One-Click"}).get_data(as_text=True))

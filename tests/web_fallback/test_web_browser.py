@@ -45,6 +45,7 @@ def test_balance_and_the_bills_paged_then_sign_out(page: Page, served_web: str, 
     expect(page.get_by_role("button", name="11. janvier 2026")).to_have_count(0)
     press(page, "Suite")
     expect(page.get_by_text("Page 2 sur 2")).to_be_visible()
+    assert screen(page) == "Factures (choisissez):"          # the list keeps its heading on every page
     expect(page.get_by_role("button", name="12. décembre 2025 6 200 FCFA payée")).to_be_visible()
     press(page, "Préc.")
     expect(page.get_by_text("Page 1 sur 2")).to_be_visible()

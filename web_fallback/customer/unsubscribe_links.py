@@ -28,16 +28,20 @@ _TOPIC = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{8,600}\.[A-Za-z0-9_-]{16,40}$")
 _LANGUAGES: Final = ("fr", "en")
 
-# What a topic is called in a footer and on the page; any other kind is "these messages".
+# What a link stops, as the object of the footer's and the page's sentences ("Ne plus recevoir {topic}");
+# any other kind is "these messages". Whole phrases: "all e-mail" is not "e-mails about" something.
 TOPIC_WORDS: Final[dict[str, dict[str, str]]] = {
-    "fr": {"outage_zone": "les coupures dans votre zone", "bill_issued": "les nouvelles factures",
-           "low_credit": "le crédit faible du compteur", ALL_EMAIL: "tous nos e-mails", "": "ces messages"},
-    "en": {"outage_zone": "power cuts in your area", "bill_issued": "new bills",
-           "low_credit": "low meter credit", ALL_EMAIL: "all our e-mails", "": "these messages"},
+    "fr": {"outage_zone": "les e-mails sur les coupures dans votre zone",
+           "bill_issued": "les e-mails sur les nouvelles factures",
+           "low_credit": "les e-mails sur le crédit faible du compteur", ALL_EMAIL: "aucun de nos e-mails",
+           "": "ces messages par e-mail"},
+    "en": {"outage_zone": "e-mails about power cuts in your area", "bill_issued": "e-mails about new bills",
+           "low_credit": "e-mails about low meter credit", ALL_EMAIL: "all our e-mails",
+           "": "these messages by e-mail"},
 }
 _FOOTER: Final = {
-    "fr": "Ne plus recevoir d'e-mails sur {topic} (les SMS continuent) : {url}",
-    "en": "To stop e-mails about {topic} (SMS still come): {url}",
+    "fr": "Ne plus recevoir {topic} (les SMS continuent) : {url}",
+    "en": "To stop {topic} (SMS still come): {url}",
 }
 
 

@@ -71,6 +71,9 @@ def view_of(reply: Reply, menus: MenuSet, more: str, previous: str) -> PageView:
             continue
         else:
             lines.append(line)
+    if reply.page > 0 and shown and not lines and screen is not None:
+        # A later page of a list holds only options: it keeps the list's heading, as a page should.
+        lines = [line for block in screen.blocks for line in block.split("\n") if line]
     paging = []
     if reply.page > 0:
         paging.append(Option(PREVIOUS_PAGE, previous))

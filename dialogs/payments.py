@@ -98,8 +98,31 @@ def _wallets(deps: Deps) -> list[dict[str, str]]:
     return [{"code": code, "name": name} for code, name in deps.settings.wallets]
 
 
+def _due(ctx: StepContext, deps: Deps, number: str) -> tuple[Decimal, Decimal, dict[str, Any]]:
+    """What may still be paid on a postpaid account: the back end's balance less our bill payments on their
+    way (``PaymentLedger.awaiting``: the balance counts them only once settled); the amount awaited; and the
+    data the screens read (``balance`` is what may still be paid).
+
+    A payment this very session started is not counted: a hop walked again from the gateway's text after
+    the session was lost must find the same payment, not an account already paid (its key says whose it is)."""
+    found = deps.billing.balance(number)
+    awaited = Decimal(0)
+    for payment in deps.ledger.awaiting(number, "bill") if deps.ledger is not None else ():
+        own = idempotency_key(ctx.session_key, PROTECTED_NODE, "bill", number, payment.amount, payment.wallet or "")
+        if payment.idempotency_key != own:
+            awaited += payment.amount
+    due = found.amount - awaited
+    return due, awaited, {"balance": str(due), "has_balance": found.amount > 0, "unpaid_bills": found.unpaid_bills,
+                          "pay_awaiting": str(awaited) if awaited > 0 else None}
+
+
+def _nothing_more(awaited: Decimal) -> str:
+    """Nothing may be paid: nothing is owed, or a payment on its way pays it all."""
+    return "awaiting" if awaited > 0 else "nothing_due"
+
+
 def start(ctx: StepContext, deps: Deps) -> StepResult:
-    """Where the Pay journey begins: prepaid credit, or the balance of a postpaid account."""
+    """Where the Pay journey begins: prepaid credit, or what may still be paid on a postpaid account."""
     number = ctx.data.get("account_number")
     if not number:
         return StepResult("no_account")
@@ -107,45 +130,46 @@ def start(ctx: StepContext, deps: Deps) -> StepResult:
                                "pay_wallet": None, "pay_refusal": None, "pay_wallets": _wallets(deps)}
     if ctx.data.get("account_kind") == "prepaid":
         return StepResult("prepaid", {**cleared, "pay_purpose": "prepaid"})
-    found = deps.billing.balance(str(number))
-    data = {**cleared, "pay_purpose": "bill", "balance": str(found.amount), "unpaid_bills": found.unpaid_bills,
-            "has_balance": found.amount > 0}
-    return StepResult("bill" if found.amount > 0 else "nothing_due", data)
+    due, awaited, data = _due(ctx, deps, str(number))
+    data = {**cleared, "pay_purpose": "bill", **data}
+    if due <= 0:
+        return StepResult(_nothing_more(awaited), data)
+    return StepResult("bill_awaiting" if awaited > 0 else "bill", data)
 
 
-step("payments.start", outcomes={"bill", "prepaid", "nothing_due", "no_account"})(start)
+step("payments.start", outcomes={"bill", "bill_awaiting", "prepaid", "nothing_due", "awaiting",
+                                 "no_account"})(start)
 
 
 def full(ctx: StepContext, deps: Deps) -> StepResult:
-    """Pay the whole outstanding balance (read again: it may have changed since the menu)."""
-    found = deps.billing.balance(str(ctx.data.get("account_number", "")))
-    amount = _whole(found.amount)
-    data: dict[str, Any] = {"balance": str(found.amount), "has_balance": found.amount > 0}
-    if found.amount <= 0:
-        return StepResult("nothing_due", data)
+    """Pay all that may still be paid (read again: it may have changed since the menu)."""
+    due, awaited, data = _due(ctx, deps, str(ctx.data.get("account_number", "")))
+    amount = _whole(due)
+    if due <= 0:
+        return StepResult(_nothing_more(awaited), data)
     if amount is None or not _in_range(amount):
         return StepResult("out_of_range", data)
     return StepResult("ok", {**data, "pay_amount": str(amount), "pay_purpose": "bill"})
 
 
-step("payments.full", outcomes={"ok", "nothing_due", "out_of_range"})(full)
+step("payments.full", outcomes={"ok", "nothing_due", "awaiting", "out_of_range"})(full)
 
 
 def check_amount(ctx: StepContext, deps: Deps) -> StepResult:
-    """Check the typed amount of a bill payment: 100 to 2 000 000 XOF, whole, not above the balance."""
+    """Check the typed amount of a bill payment: 100 to 2 000 000 XOF, whole, not above what may still be paid."""
     amount = _whole(ctx.data.get("pay_amount_input"))
     if amount is None or not _in_range(amount):
         return StepResult("out_of_range")
-    found = deps.billing.balance(str(ctx.data.get("account_number", "")))
-    data: dict[str, Any] = {"balance": str(found.amount), "has_balance": found.amount > 0}
-    if found.amount <= 0:
-        return StepResult("nothing_due", data)
-    if amount > found.amount:
+    due, awaited, data = _due(ctx, deps, str(ctx.data.get("account_number", "")))
+    if due <= 0:
+        return StepResult(_nothing_more(awaited), data)
+    if amount > due:
         return StepResult("above_balance", data)
     return StepResult("ok", {**data, "pay_amount": str(amount), "pay_purpose": "bill"})
 
 
-step("payments.check_amount", outcomes={"ok", "above_balance", "nothing_due", "out_of_range"})(check_amount)
+step("payments.check_amount", outcomes={"ok", "above_balance", "nothing_due", "awaiting",
+                                        "out_of_range"})(check_amount)
 
 
 def check_credit(ctx: StepContext, deps: Deps) -> StepResult:
@@ -178,13 +202,14 @@ def initiate(ctx: StepContext, deps: Deps) -> StepResult:
     if purpose == "bill" and deps.ledger.get(key) is None:
         # The balance may have changed since the customer confirmed (another payment, a new bill):
         # never start a payment above what is owed now. A replayed hop (key on record) skips this.
+        # Payments on their way count as paid: two sessions (or two numbers) never pay one balance twice.
         try:
-            found = deps.billing.balance(number)
+            due, _, data = _due(ctx, deps, number)
         except BackendUnavailable:
             # Not knowing what is owed, start nothing: the customer is told to try again.
             return StepResult("backend_down", {"pin_verified": None})
-        if amount > found.amount:
-            return StepResult("above_balance", {"pin_verified": None, "balance": str(found.amount)})
+        if amount > due:
+            return StepResult("above_balance", {**data, "pin_verified": None})
     # The ledger row comes first: whatever happens next, the payment is on record.
     deps.ledger.create(idempotency_key=key, msisdn=ctx.user_id, account_number=number, purpose=purpose,
                        amount=amount, language=ctx.language, wallet=wallet)

@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Any, Literal, Protocol, runtime_checkable
 
 __all__ = [
+    "AWAITED_STATUSES",
     "NOTIFY_CHANNELS",
     "AccountLink",
     "AccountLinks",
@@ -91,6 +92,9 @@ class Preferences(Protocol):
 
 # ---------------------------------------------------------------- where messages go
 NOTIFY_CHANNELS = ("sms", "whatsapp", "email")
+# A payment the provider accepted and has not settled (pending), or never settled (unconfirmed: it may
+# have debited the wallet): money on its way to the account that the back end's balance does not show yet.
+AWAITED_STATUSES = ("pending", "unconfirmed")
 EmailCheck = Literal["ok", "wrong", "expired", "locked", "none"]
 
 
@@ -304,6 +308,10 @@ class PaymentLedger(Protocol):
 
     def recent(self, msisdn: str, limit: int = 5) -> list[LocalPayment]:
         """Most recent first."""
+
+    def awaiting(self, account_number: str, purpose: str) -> list[LocalPayment]:
+        """The account's payments of ``purpose`` the provider may still debit or has debited unheard
+        (``AWAITED_STATUSES``), from any number, oldest first: the back end's balance does not count them yet."""
 
     def keep_mismatch(self, result: ProviderResult, reasons: list[str]) -> None:
         """Keep a provider result that does not match the ledger, for an agent (never applied)."""

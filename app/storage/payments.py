@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.settings import utc_now
 from dialogs.backends import FINAL_PAYMENT_STATUSES
-from dialogs.stores import LocalPayment, ProviderResult
+from dialogs.stores import AWAITED_STATUSES, LocalPayment, ProviderResult
 
 from .models import MismatchedCallbackRow, PaymentIntentRow, ProcessedCallbackRow
 
@@ -127,6 +127,13 @@ class SqlPaymentLedger:
         with self._sessions() as db:
             rows = db.scalars(select(PaymentIntentRow).where(PaymentIntentRow.msisdn == msisdn)
                               .order_by(PaymentIntentRow.id.desc()).limit(limit)).all()
+            return [_payment(r) for r in rows]
+
+    def awaiting(self, account_number: str, purpose: str) -> list[LocalPayment]:
+        with self._sessions() as db:
+            rows = db.scalars(select(PaymentIntentRow).where(
+                PaymentIntentRow.account_number == account_number, PaymentIntentRow.purpose == purpose,
+                PaymentIntentRow.status.in_(AWAITED_STATUSES)).order_by(PaymentIntentRow.id)).all()
             return [_payment(r) for r in rows]
 
     def keep_mismatch(self, result: ProviderResult, reasons: list[str]) -> None:

@@ -180,6 +180,26 @@ def test_a_payment_goes_pending_once_and_a_final_one_never_back(sessions):
     assert ledger.mark_pending("k1", "pay_1").status == "succeeded"
 
 
+def test_the_payments_awaited_on_an_account_are_those_pending_or_unconfirmed_oldest_first(sessions):
+    ledger = SqlPaymentLedger(sessions)
+    _pending(ledger, "k1", "pay_1", amount="5000")
+    _pending(ledger, "k2", "pay_2", msisdn="+221770000002", amount="2000")    # another number, the same account
+    ledger.give_up("k2")                                                       # unconfirmed: still awaited
+    _pending(ledger, "k3", "pay_3")
+    ledger.settle(event_id="e3", provider_payment_id="pay_3", status="succeeded", reference="MM3", token=None,
+                  failure_reason=None)
+    ledger.create(idempotency_key="k4", msisdn=NUMBER, account_number="1000001", purpose="bill", amount=Decimal(700))
+    ledger.create(idempotency_key="k5", msisdn=NUMBER, account_number="1000001", purpose="prepaid",
+                  amount=Decimal(900))
+    ledger.mark_pending("k5", "pay_5")
+    ledger.create(idempotency_key="k6", msisdn=NUMBER, account_number="1000002", purpose="bill", amount=Decimal(800))
+    ledger.mark_pending("k6", "pay_6")
+    awaited = ledger.awaiting("1000001", "bill")
+    assert [(p.idempotency_key, p.amount, p.status) for p in awaited] == [
+        ("k1", Decimal(5000), "pending"), ("k2", Decimal(2000), "unconfirmed")]
+    assert ledger.awaiting("1000009", "bill") == []
+
+
 def test_a_refusal_fails_only_a_payment_not_yet_started(sessions):
     ledger = SqlPaymentLedger(sessions)
     ledger.create(idempotency_key="k1", msisdn=NUMBER, account_number="1000001", purpose="bill", amount=Decimal(100))

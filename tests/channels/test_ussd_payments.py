@@ -214,6 +214,56 @@ def test_business_customer_pays_an_amount_in_english(phone, served, provider, de
     assert f"Balance due: {before - 1500:,} FCFA" in again.answer("1")
 
 
+def test_a_payment_on_its_way_is_not_offered_again_so_one_balance_is_never_paid_twice(phone, served, provider,
+                                                                                    deps):
+    # The back office counts a payment only once it is approved: until then its balance still shows it as owed.
+    deps.pins.set_pin("+221770000001", PIN)
+    first = phone("+221770000001")
+    first.dial("3")
+    first.answer("2")
+    first.answer("5000")
+    first.answer("1")
+    first.answer("1")
+    waiting = reference(first.answer(PIN))             # the customer has not approved it on the handset yet
+
+    second = phone("+221770000001")                     # a redial, or another number linked to the account
+    second.dial()
+    assert second.answer("3") == ("CON Compte 1000001\nReste à payer: 7 500 FCFA\n5 000 FCFA en confirmation\n"
+                                  f"1. Payer tout le reste\n2. Payer un autre montant\n3. Derniers paiements\n{NAV}")
+    second.answer("2")
+    assert second.answer("12500").startswith("CON Montant refusé: il dépasse les 7 500 FCFA à payer.\n")
+    assert second.answer("2") == f"CON Payer 7 500 FCFA avec:\n{WALLETS}\n{NAV}"
+    second.answer("1")
+    second.answer("1")
+    rest = reference(second.answer(PIN))
+
+    third = phone("+221770000001")
+    third.dial()
+    assert third.answer("3") == ("CON Compte 1000001: votre paiement de 12 500 FCFA est en cours de confirmation. "
+                                 f"Rien d'autre à payer pour l'instant.\n3. Derniers paiements\n{NAV}")
+    provider.approve(waiting)
+    provider.approve(rest)
+    assert settled(deps, waiting).status == settled(deps, rest).status == "succeeded"
+    done = phone("+221770000001")
+    done.dial()
+    assert done.answer("1").startswith("CON Compte 1000001\nA payer: 0 FCFA\n")   # paid once, not 17 500 over
+
+
+def test_a_declined_payment_no_longer_holds_back_the_balance(phone, served, provider, deps):
+    deps.pins.set_pin("+221770000001", PIN)
+    p = phone("+221770000001")
+    p.dial("3")
+    p.answer("1")
+    p.answer("1")
+    p.answer("1")
+    declined = reference(p.answer(PIN))
+    provider.decline(declined)
+    assert settled(deps, declined).status == "failed"
+    again = phone("+221770000001")
+    again.dial()
+    assert again.answer("3").startswith("CON Payer - compte 1000001\nA payer: 12 500 FCFA\n")
+
+
 def test_an_amount_above_the_balance_is_refused(phone, provider):
     p = phone("+221770000001")
     p.dial("3")

@@ -172,6 +172,71 @@ def test_the_whole_balance_is_paid_only_when_it_is_a_payable_amount(deps, billin
     assert ("pay_amount" in full.data) is (outcome == "ok")
 
 
+# ---------------------------------------------------------------- payments on their way
+def on_its_way(deps: Deps, amount: str, session_key: str = "ussd:other", status: str = "pending",
+               account: str = ACCOUNT) -> None:
+    """A bill payment another session (or another number) started: accepted by the provider, unsettled."""
+    assert deps.ledger is not None
+    key = idempotency_key(session_key, "pay_initiate", "bill", account, Decimal(amount), "wave")
+    deps.ledger.create(idempotency_key=key, msisdn="+221770000009", account_number=account, purpose="bill",
+                       amount=Decimal(amount), language="fr", wallet="wave")
+    if status != "created":
+        deps.ledger.mark_pending(key, f"PAY-{session_key}-{amount}")
+    if status == "unconfirmed":
+        deps.ledger.give_up(key)
+    elif status in ("succeeded", "failed"):
+        deps.ledger.settle(event_id=f"ev-{key}", provider_payment_id=f"PAY-{session_key}-{amount}", status=status,
+                           reference=None, token=None, failure_reason=None)
+
+
+def test_a_payment_on_its_way_is_taken_off_what_may_still_be_paid(deps, billing):
+    on_its_way(deps, "5000")
+    on_its_way(deps, "2000", session_key="ussd:third", status="unconfirmed")   # may have been debited: counted
+    started = run(deps, "payments.start", account_number=ACCOUNT)
+    assert started.outcome == "bill_awaiting"
+    assert (started.data["balance"], started.data["pay_awaiting"]) == ("5500", "7000")
+    assert started.data["has_balance"] is True and started.data["unpaid_bills"] == 2
+    full = run(deps, "payments.full", account_number=ACCOUNT)
+    assert (full.outcome, full.data["pay_amount"], full.data["balance"]) == ("ok", "5500", "5500")
+    assert run(deps, "payments.check_amount", account_number=ACCOUNT, pay_amount_input="5501").outcome == "above_balance"
+    typed = run(deps, "payments.check_amount", account_number=ACCOUNT, pay_amount_input="5500")
+    assert (typed.outcome, typed.data["pay_amount"]) == ("ok", "5500")
+
+
+def test_payments_that_pay_it_all_leave_nothing_to_pay_and_say_so(deps, billing):
+    on_its_way(deps, "12500")
+    for step, more in (("payments.start", {}), ("payments.full", {}),
+                       ("payments.check_amount", {"pay_amount_input": "100"})):
+        told = run(deps, step, account_number=ACCOUNT, **more)
+        assert (told.outcome, told.data["pay_awaiting"], told.data["balance"]) == ("awaiting", "12500", "0"), step
+        assert told.data["has_balance"] is True
+
+
+@pytest.mark.parametrize("status", ["created", "failed", "succeeded"])
+def test_payments_not_on_their_way_hold_nothing_back(deps, billing, status):
+    # created: the provider was never reached (nothing debited); failed; succeeded: in the balance already.
+    on_its_way(deps, "5000", status=status)
+    on_its_way(deps, "3000", account="1000002")        # another account's payment
+    started = run(deps, "payments.start", account_number=ACCOUNT)
+    assert (started.outcome, started.data["balance"], started.data["pay_awaiting"]) == ("bill", "12500", None)
+
+
+def test_a_payment_started_in_this_very_session_is_not_counted_against_it(deps, billing):
+    # The session lost, the gateway's hop walked again from its text: the same payment must come back.
+    on_its_way(deps, "12500", session_key="ussd:s1")
+    full = run(deps, "payments.full", account_number=ACCOUNT)
+    assert (full.outcome, full.data["pay_amount"], full.data["pay_awaiting"]) == ("ok", "12500", None)
+
+
+def test_a_payment_confirmed_while_another_went_on_its_way_is_stopped_at_the_pin(deps, billing, provider):
+    on_its_way(deps, "5000")
+    refused = run(deps, "payments.initiate", **confirmed())
+    assert (refused.outcome, refused.data["balance"], refused.data["pay_awaiting"]) == ("above_balance", "7500",
+                                                                                        "5000")
+    assert provider.started == {}
+    assert run(deps, "payments.initiate", **confirmed("7500")).outcome == "started"
+
+
 @pytest.mark.parametrize(("typed", "outcome"), [
     ("12500", "ok"),            # exactly what is owed
     ("12501", "above_balance"),  # one franc more

@@ -63,14 +63,14 @@ def test_awa_stops_bill_emails_from_the_link_in_her_email_and_the_next_bill_come
     page.goto(bill_email_link(mail_settings, backoffice_app, mail))
     expect(page).to_have_title("ElecNet - Espace client")
     assert shown(page) == ("ElecNet\nSe désabonner des e-mails\n"
-                           "Ne plus recevoir d'e-mails sur les nouvelles factures à l'adresse a***@exemple.sn ?\n"
+                           "Ne plus recevoir les e-mails sur les nouvelles factures à l'adresse a***@exemple.sn ?\n"
                            "Les messages concernés vous parviendront par SMS.\n"
                            "Ne plus recevoir ces e-mails Ne plus recevoir aucun e-mail\n"
                            "Service client : 800 00 00")
     assert ADDRESS not in page.content()
     page.get_by_role("button", name="Ne plus recevoir ces e-mails").click()
     expect(page.get_by_role("status")).to_have_text(
-        "C'est fait : plus d'e-mails sur les nouvelles factures à l'adresse a***@exemple.sn.")
+        "C'est fait : vous ne recevrez plus les e-mails sur les nouvelles factures à l'adresse a***@exemple.sn.")
     expect(page.get_by_text("Pour en recevoir à nouveau, confirmez votre adresse")).to_be_visible()
     expect(page.get_by_role("button")).to_have_count(0)         # nothing left to press
     page.reload()                                                # the browser posts again: the same answer

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import phonenumbers
 
-__all__ = ["to_e164"]
+__all__ = ["in_region", "to_e164"]
 
 
 def to_e164(raw: str, default_region: str = "SN") -> str | None:
@@ -21,3 +21,11 @@ def to_e164(raw: str, default_region: str = "SN") -> str | None:
     if not phonenumbers.is_possible_number(number):
         return None
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def in_region(e164: str, region: str) -> bool:
+    """Whether an E.164 number belongs to ``region`` (``SN``): its country, as the numbering plan says."""
+    try:
+        return phonenumbers.region_code_for_number(phonenumbers.parse(e164, None)) == region
+    except phonenumbers.NumberParseException:
+        return False

@@ -3,9 +3,11 @@ caught, then the main menu; the same answer for any number; codes that die; thro
 
 from __future__ import annotations
 
+import pytest
 import redis
 from flask import Flask
 
+from app.factory import build_dispatcher
 from tests.support.fake_africastalking import FakeAfricasTalking
 
 from .web_visitor import WebVisitor
@@ -89,6 +91,18 @@ def test_a_number_that_is_not_one_is_asked_again(visitor, provider):
     assert browser.status == 422
     assert "[tel phone]" in browser.page()
     assert provider.sent == []
+
+
+@pytest.mark.parametrize("number", ["+33612345678", "0033612345678", "+2250707070707"])
+def test_no_code_goes_abroad(visitor, provider, web_app, web_settings, number):
+    # An SMS abroad is paid by the utility and is what SMS-pumping fraud lives on: the country's numbers only.
+    browser = visitor()
+    browser.open()
+    assert "Le code ne s'envoie qu'aux numéros de notre pays. Exemple : 77 000 00 01." in browser.ask_code(number)
+    assert browser.status == 422
+    build_dispatcher(web_settings, web_app.extensions["parts"]["db"]).run_once()
+    assert provider.sent == []
+    assert browser.ask_code("77 000 00 01") == code_page("+2217*****001")    # a number of the country: it goes
 
 
 def test_code_requests_are_throttled_per_number_whatever_the_address(visitor, provider, sms_code, web_app):

@@ -27,7 +27,7 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from channels.adapter import BadRequest, ChannelAdapter, KeyedBySender
 from channels.capabilities import WEB
-from channels.msisdn import to_e164
+from channels.msisdn import in_region, to_e164
 from engine import (
     ChannelCapabilities,
     Engine,
@@ -235,6 +235,10 @@ class WebAdapter(KeyedBySender, ChannelAdapter):
                 msisdn = to_e164(raw, self.default_region) if len(raw) <= 32 else None
             if msisdn is None:
                 return self._respond(self._sign_in_page(visit, error="bad_number", status=422), visit)
+            if not in_region(msisdn, self.default_region):
+                # A code abroad is an international SMS the utility pays for, and what SMS-pumping fraud feeds
+                # on: codes go to the service's own country (DEFAULT_REGION), where its customers' numbers are.
+                return self._respond(self._sign_in_page(visit, error="foreign_number", status=422), visit)
             address = self.client_address(request.remote_addr, request.headers.get("X-Forwarded-For"))
             try:
                 outcome = self.sign_in.request_code(msisdn, address, language)

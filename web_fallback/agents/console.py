@@ -121,7 +121,7 @@ def console_blueprint(records: CustomerRecords, audit: AgentAudit, hit: Callable
             msisdn = normalise_phone(query, config.default_region)
             if msisdn is None:
                 audit.record(AuditEntry(who.subject, who.role, "lookup", outcome="invalid", detail="phone"))
-                abort(400, "This is not a phone number. Type it with its country code, e.g. +221770000001.")
+                abort(400, "This is not a phone number. Type it as the customer gives it, e.g. 77 000 00 01 or +221770000001.")
             session[_OPEN] = {"kind": "phone", "value": msisdn}
             return redirect(url_for("agents_console.customer"))
         if not _ACCOUNT.match(query):

@@ -57,7 +57,7 @@ from web_fallback.customer.unsubscribe_links import UnsubscribeLinks, derive_key
 
 from .agents_wiring import mount_agents
 from .broadcast import NoticeRelay
-from .code_validity import validity_problems
+from .code_validity import session_seconds, validity_problems
 from .email_letters import UnsubscribableEmail
 from .logging_setup import configure_logging
 from .notify import Dispatcher, NotificationTemplates, SmsSender
@@ -153,7 +153,9 @@ def build_deps(settings: Settings, sessions: sessionmaker[Session],
                 throttle=RedisThrottle(client) if client is not None else MemoryThrottle(), identity=identity,
                 security=security or build_security_audit(settings, sessions),
                 settings=DialogSettings(payment_callback_url=f"{settings.public_base_url}/payments/callback",
-                                        wallets=settings.payment_wallets),
+                                        wallets=settings.payment_wallets,
+                                        session_seconds=session_seconds(settings),
+                                        default_session_seconds=settings.session_ttl_seconds),
                 consent=consent, contacts=ForgetfulContacts(sessions, identity))
 
 

@@ -34,8 +34,8 @@ Facts that may have changed since queueing are checked again when sent:
 Secrets (one-time codes, prepaid tokens) are sealed in the row (``storage/outbox_seal.py``) and opened
 only here, at send time; one that cannot be opened (another ``OUTBOX_SEAL_KEY``, or erased after a first
 send) makes the message ``failed`` with the reason, never a message with a garbled or missing code. A code
-past its validity (``valid_minutes`` of the kind, checked at start-up against where the product sets it:
-``code_validity.py``; or ``expires_after``, the payload's minutes) is not sent late: ``failed``, "its code
+past its validity (``expires_after``, the payload's minutes; else ``valid_minutes`` of the kind, checked at
+start-up against where the product sets it: ``code_validity.py``) is not sent late: ``failed``, "its code
 expired", erased.
 
 Where each message goes is read when it is sent (``ContactBook``): the channel the customer chose
@@ -137,7 +137,9 @@ class _Template:
     channel: str | None = None      # bound to this channel (no preference, no fallback)
     unless_outage: str | None = None  # payload field of a zone: not sent while that zone has an ongoing outage
     expires_after: str | None = None  # payload field of the minutes its code is valid: not sent once they passed
-    valid_minutes: int | None = None  # the same, fixed for the kind (checked against its source: code_validity)
+    # The same, fixed for the kind (checked against its source: code_validity); with ``expires_after``, for a
+    # row whose payload does not say.
+    valid_minutes: int | None = None
 
 
 def _minutes(path: str | Path, kind: str, value: Any) -> int | None:
@@ -193,7 +195,12 @@ class NotificationTemplates:
             raise LookupError(f"no template for kind '{message.kind}'")
         texts = next((t for f, t in template.if_present.items() if message.payload.get(f)), template.text)
         raw = texts.get(message.language) or texts[self.default_language]
-        return formatter.fill(raw, message.payload)
+        payload = message.payload
+        if template.expires_after is not None and template.valid_minutes is not None \
+                and payload.get(template.expires_after) is None:
+            # Queued without its minutes (an older version): the kind's own, never "valid - minutes".
+            payload = {**payload, template.expires_after: template.valid_minutes}
+        return formatter.fill(raw, payload)
 
 
 @dataclass(frozen=True, slots=True)
@@ -343,13 +350,14 @@ class Dispatcher:
         template = self.templates.kinds.get(message.kind)
         if template is None or message.created_at is None:
             return None
-        if template.valid_minutes is not None:
-            minutes = template.valid_minutes
-        elif template.expires_after is not None:
+        said = message.payload.get(template.expires_after) if template.expires_after is not None else None
+        if said is not None:     # the payload's minutes first: the code's own validity
             try:
-                minutes = int(message.payload.get(template.expires_after) or 0)
+                minutes = int(said)
             except (TypeError, ValueError):
                 return None
+        elif template.valid_minutes is not None:
+            minutes = template.valid_minutes
         else:
             return None
         if minutes <= 0 or now < message.created_at + timedelta(minutes=minutes):

@@ -136,7 +136,9 @@ def link(ctx: StepContext, deps: Deps) -> StepResult:
     if account.phone and account.phone != ctx.user_id and deps.outbox is not None:
         code = new_code()
         deps.outbox.add(kind="link_code", msisdn=account.phone, language=account.language,
-                        payload={"code": code, "account_number": number, "requested_by": mask(ctx.user_id)},
+                        # Valid as long as the caller's conversation, which keeps its hash.
+                        payload={"code": code, "account_number": number, "requested_by": mask(ctx.user_id),
+                                 "minutes": deps.settings.code_minutes(ctx.channel)},
                         dedupe_key=f"link_code:{ctx.session_key}:{attempts}")
         return StepResult("confirm", {"link_attempts": attempts, "link_code_hash": hash_code(code),
                                       "link_code_tries": 0, "link_registered": mask(account.phone)})

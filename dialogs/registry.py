@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import importlib
 import logging
-from collections.abc import Callable, Iterable
+import math
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from types import ModuleType
@@ -63,6 +64,15 @@ class DialogSettings:
     # Mobile-money operators offered to the customer, in order: (code sent to the provider, name shown).
     wallets: tuple[tuple[str, str], ...] = (("orange_money", "Orange Money"), ("wave", "Wave"),
                                             ("free_money", "Free Money"))
+    # How long a conversation may stay idle, by the channel it is on (the adapters' session policy), and on
+    # any other: a one-time code typed back in the conversation that asked for it works as long.
+    session_seconds: Mapping[str, int] = field(default_factory=dict)
+    default_session_seconds: int = 180
+
+    def code_minutes(self, channel: str) -> int:
+        """The whole minutes (rounded up) a code asked in a conversation on ``channel`` stays usable: the
+        conversation's idle time, since the code's hash lives in it."""
+        return math.ceil(self.session_seconds.get(channel, self.default_session_seconds) / 60)
 
 
 @dataclass(frozen=True)

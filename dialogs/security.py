@@ -141,13 +141,14 @@ MAX_PIN_CODE_SENDS, MAX_PIN_CODE_TRIES = 3, 3
 
 def send_pin_code(ctx: StepContext, deps: Deps) -> StepResult:
     """A first PIN where no bill can vouch (a prepaid meter): a one-time code by SMS to the number
-    itself, proving the caller holds the phone. Only a salted hash of it stays in the session."""
+    itself, proving the caller holds the phone. Only a salted hash of it stays in the session, so the code
+    works as long as the session: the SMS says so, and is not sent once that time passed (``minutes``)."""
     sends = int(ctx.data.get("pin_code_sends", 0)) + 1
     if sends > MAX_PIN_CODE_SENDS or deps.outbox is None or not ctx.user_id:
         _event(ctx, deps, "pin_failed", "first-PIN codes exhausted")
         return StepResult("locked", {"pin_code_hash": None})
     code = new_code()
-    deps.outbox.add(kind="pin_code", msisdn=ctx.user_id, language=ctx.language, payload={"code": code},
+    deps.outbox.add(kind="pin_code", msisdn=ctx.user_id, language=ctx.language, payload={"code": code, "minutes": deps.settings.code_minutes(ctx.channel)},
                     dedupe_key=f"pin_code:{ctx.session_key}:{sends}")
     return StepResult("sent", {"pin_code_hash": hash_code(code), "pin_code_tries": 0, "pin_code_sends": sends})
 

@@ -1,11 +1,14 @@
 """A code the worker could not send while it still works is not sent late: the first-PIN code and the
-account-link code live as long as the USSD session that asked for them, the e-mail code its 30 minutes.
+account-link code live as long as the conversation that asked for them (USSD 3 minutes, WhatsApp 5), and their
+SMS says so; the e-mail code its 30 minutes.
 Sent late (the provider was down), it would only fail where the customer types it; instead the message is
 failed, "its code expired", and its sealed code erased. The worker refuses to start when the templates'
 minutes and the product's own validity disagree. Through the real app, worker and fakes."""
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -13,11 +16,17 @@ import pytest
 from cryptography.fernet import Fernet
 from sqlalchemy import create_engine, text
 
-from app.factory import build_dispatcher, create_app
+from app.code_validity import CHATBOT_CHANNEL, validity_problems
+from app.factory import build_adapters, build_dispatcher, build_gateway_guard, create_app
+from app.notify import NotificationTemplates
+from app.ops import Metrics
 from app.settings import Settings
 from app.storage import make_sessions
 from app.worker import run_once
+from channels.rasa import CHANNEL as RASA_CHANNEL
+from engine.security_audit import LoggingSecurityAudit
 from tests.channels.sms_phone import SmsPhone
+from tests.channels.whatsapp_phones import TWILIO_PUBLIC_URL, TWILIO_TOKEN, TwilioWhatsAppPhone
 from tests.support.clock import SettableClock
 from tests.support.engine import UssdPhone
 from tests.support.fake_africastalking import FakeAfricasTalking
@@ -61,7 +70,7 @@ def test_a_session_code_goes_within_the_session_s_minutes_and_not_after(
     product_clock.advance(minutes=2)                 # the provider was down two minutes: still in time
     assert run_once(worker_settings).get("notifications_sent") == 1
     [link] = provider.messages_to(HOLDER)
-    assert "demande à lier le compte 1000001. Code: " in link
+    assert "demande à lier le compte 1000001. Code: " in link and ", valable 3 minutes." in link
 
     prepaid = UssdPhone(client, PREPAID)             # a first PIN: a code by SMS, typed in the same session
     prepaid.dial("3")
@@ -97,3 +106,57 @@ def test_the_worker_refuses_to_start_when_a_code_s_minutes_drift_from_the_sessio
     with pytest.raises(ValueError, match=r"notification 'pin_code' says valid_minutes: 3, but its code is valid 4 "
                                          r"minutes \(SESSION_TTL_SECONDS=240: .*\); write valid_minutes: 4"):
         build_dispatcher(longer, make_sessions(longer.database_url))
+
+
+@pytest.mark.parametrize("product_clock", [START], indirect=True)
+def test_a_code_asked_on_whatsapp_lives_its_five_minutes_one_asked_on_ussd_its_three(
+        worker_settings: Settings, product_clock: SettableClock, provider: FakeAfricasTalking) -> None:
+    settings = replace(worker_settings, twilio_auth_token=TWILIO_TOKEN, twilio_webhook_url=TWILIO_PUBLIC_URL)
+    client = create_app(settings).test_client()
+    stranger = TwilioWhatsAppPhone(client, STRANGER)   # links the holder's account on WhatsApp: 5 minutes idle
+    stranger.say("Bonjour")
+    for answer in ("1", "1000001"):
+        stranger.say(answer)
+    assert stranger.say("5500").startswith("Un code a été envoyé par SMS au numéro du titulaire du compte")
+    prepaid = UssdPhone(client, PREPAID)               # a first PIN on USSD: 3 minutes idle
+    prepaid.dial("3")
+    for answer in ("1", "2000", "2"):
+        prepaid.answer(answer)
+    assert prepaid.answer("1").startswith("CON Premier usage. Un code de 6 chiffres")
+    product_clock.advance(minutes=4)                   # the SMS provider was down four minutes
+    done = run_once(settings)
+    assert (done.get("notifications_sent"), done.get("notifications_failed")) == (1, 1)
+    [link] = provider.messages_to(HOLDER)
+    code = re.search(r"Code: ([0-9]{6}), valable 5 minutes\.", link)
+    assert code, link
+    assert provider.messages_to(PREPAID) == []          # its code would only fail where it is typed
+    assert outcomes(settings) == [("link_code", "sent", None, False), ("pin_code", "failed", expired(3), False)]
+    # The holder reads the code to the caller, who types it in the WhatsApp conversation still open.
+    assert stranger.say(code.group(1)).startswith("Compte 1000001 lié à votre numéro.")
+
+
+def test_the_dialogs_know_each_channel_s_session_time_as_its_adapter_declares_it(
+        worker_settings: Settings) -> None:
+    # Distinct times, so that one channel given another's is seen.
+    settings = replace(worker_settings, session_ttl_seconds=170, sms_session_idle_seconds=310,
+                       whatsapp_session_idle_seconds=290, web_idle_seconds=950, rasa_session_idle_seconds=890)
+    app = create_app(settings)
+    known = app.extensions["parts"]["deps"].settings
+    adapters = build_adapters(settings, build_gateway_guard(settings), LoggingSecurityAudit(), Metrics(),
+                              deps=app.extensions["parts"]["deps"])
+    declared = {a.capabilities.name: a.session_policy.idle_seconds or settings.session_ttl_seconds for a in adapters}
+    assert set(declared) == {"ussd", "sms", "whatsapp", "web"}
+    assert {name: known.code_minutes(name) for name in declared} == {
+        name: math.ceil(seconds / 60) for name, seconds in declared.items()}
+    assert (CHATBOT_CHANNEL, known.code_minutes(CHATBOT_CHANNEL)) == (RASA_CHANNEL, 15)
+
+
+def test_the_worker_refuses_to_start_when_a_session_code_does_not_read_its_minutes(
+        worker_settings: Settings) -> None:
+    templates = NotificationTemplates.load("config/notifications.yaml")
+    assert validity_problems(templates, worker_settings) == []
+    fixed = replace(templates.kinds["link_code"], expires_after=None)
+    problems = validity_problems(replace(templates, kinds={**templates.kinds, "link_code": fixed}), worker_settings)
+    said = ("notification 'link_code': its code is valid as long as the conversation that asked for it, which the "
+            "payload says; write expires_after: minutes")
+    assert problems == [said]

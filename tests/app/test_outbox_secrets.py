@@ -68,7 +68,7 @@ def test_a_sent_code_is_erased_and_sending_it_again_fails_with_the_reason(
                       dedupe_key="pin_code:1")
     assert dispatcher.run_once().sent == 1
     assert provider.messages_to("+221770000003") == [
-        "ElecNet: your verification code is 731904. Do not share it."]
+        "ElecNet: your verification code is 731904. Valid 3 minutes. Do not share it."]
     assert queue.get(1)["sealed"] is None and "731904" not in raw_rows(engine_db)
     # The provider reports it failed; an agent presses "Send again" (the console's resend).
     queue.record_report(provider="africastalking", message_id=provider.sent[0].message_id,

@@ -6,6 +6,7 @@ Quick enough for ``make mutation``; ``tests/channels/test_ussd_pin.py`` walks th
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from types import MappingProxyType
@@ -19,7 +20,7 @@ from app.storage.outbox_seal import OutboxSeal
 from app.storage.throttle import MemoryThrottle
 from dialogs.backends import NotFound
 from dialogs.codes import hash_code
-from dialogs.registry import Deps, DialogRegistry
+from dialogs.registry import Deps, DialogRegistry, DialogSettings
 from dialogs.security import MAX_PIN_CODE_SENDS, is_weak_pin, lock_label
 from dialogs.stores import PinVerdict
 from engine.security_audit import SecurityEvent
@@ -78,10 +79,10 @@ def with_pin(deps: Deps) -> Deps:
 
 def run(deps: Deps, name: str, data: dict[str, Any] | None = None, secrets: dict[str, str] | None = None,
         now: datetime = NOW, user: str = NUMBER, params: dict[str, Any] | None = None,
-        language: str = "fr") -> StepResult:
+        language: str = "fr", channel: str = "ussd") -> StepResult:
     step = DialogRegistry(deps).get(name)
     assert step is not None, name
-    return step(StepContext(user_id=user, channel="ussd", language=language, session_key="ussd:s1",
+    return step(StepContext(user_id=user, channel=channel, language=language, session_key="ussd:s1",
                             data=MappingProxyType(data or {}), params=MappingProxyType(params or {}),
                             secrets=MappingProxyType(secrets or {}), now=now))
 
@@ -321,6 +322,18 @@ def test_a_code_by_sms_proves_the_phone_three_codes_at_most(deps, audit):
     assert (over.outcome, over.data) == ("locked", {"pin_code_hash": None})
     assert audit.kinds() == [("pin_failed", "first-PIN codes exhausted")]
     assert len(sms(deps)) == 3
+
+
+def test_the_code_says_it_works_as_long_as_the_conversation_that_asked_for_it(deps):
+    # The hash stays in the conversation: a code asked in a 5-minute conversation is valid 5 minutes, one asked
+    # where a conversation lasts 3 minutes (or on a channel not listed: the default) 3, a part minute counted.
+    deps = replace(deps, settings=DialogSettings(session_seconds={"chat": 300, "slow": 181},
+                                                 default_session_seconds=180))
+    for sent, channel in enumerate(("chat", "ussd", "slow")):
+        assert run(deps, "security.send_pin_code", {"pin_code_sends": sent}, channel=channel).outcome == "sent"
+    assert [(kind, sorted(p), p["minutes"]) for kind, p in sms(deps)] == [
+        ("pin_code", ["code", "minutes"], 5), ("pin_code", ["code", "minutes"], 3),
+        ("pin_code", ["code", "minutes"], 4)]
 
 
 def test_no_code_is_sent_to_nobody(deps):

@@ -6,12 +6,22 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 import redis
 
-from tests.support.services import CLAIM_KEY, REDIS_TEST_URL, RUN_ID, clean_redis, need_binary, need_service
+from tests.support.services import (
+    CLAIM_KEY,
+    CLAIM_SECONDS,
+    REDIS_TEST_URL,
+    RUN_ID,
+    clean_redis,
+    need_binary,
+    need_service,
+)
+from tests.support.throwaway_redis import ThrowawayRedis
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -54,3 +64,74 @@ def test_a_missing_program_skips_or_fails_under_require_services(monkeypatch: py
     with pytest.raises(pytest.fail.Exception, match="REQUIRE_SERVICES=1"):
         need_service("Redis", "redis://127.0.0.1:1/0", 6379)
     assert need_binary("sh").endswith("/sh")
+
+
+class OtherRun:
+    """A test process (as a mutmut fork is) on a Redis of the test's own: it claims a database, writes a
+    session there and waits, until told to go or killed."""
+
+    def __init__(self, base_url: str) -> None:
+        env = {**os.environ, "TEST_REDIS_URL": base_url, "PYTHONPATH": str(ROOT)}
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", ("import redis, sys; from tests.support.services import REDIS_TEST_URL as u, "
+                                    "RUN_ID; redis.Redis.from_url(u).set('ussd:s:a-session', 'x'); "
+                                    "print(u, RUN_ID, flush=True); sys.stdin.readline()")],
+            env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT)
+        assert self.process.stdout is not None
+        self.url, self.run_id = self.process.stdout.readline().split()
+
+    def killed(self) -> None:
+        """Killed with SIGKILL (no atexit, no release) and, as a busy mutmut parent may, not reaped yet."""
+        self.process.kill()
+        stat = Path(f"/proc/{self.process.pid}/stat")
+        deadline = time.monotonic() + 10
+        while stat.read_text().rsplit(")", 1)[1].split()[0] != "Z":
+            assert time.monotonic() < deadline, "the killed process did not die"
+            time.sleep(0.01)
+
+    def leave(self) -> None:
+        if self.process.poll() is None:
+            assert self.process.stdin is not None
+            self.process.stdin.write("\n")
+            self.process.stdin.close()
+        self.process.wait(timeout=30)
+
+
+@pytest.fixture
+def own_redis(throwaway_redis: ThrowawayRedis) -> str:
+    throwaway_redis.start()
+    return throwaway_redis.url
+
+
+def test_a_killed_run_s_database_is_taken_over_at_once_and_a_live_run_s_never(own_redis: str) -> None:
+    first = OtherRun(own_redis)
+    second = OtherRun(own_redis)
+    try:
+        assert first.url == own_redis and second.url != own_redis    # alive: never shared
+        first.killed()
+        third = OtherRun(own_redis)             # the database of the killed run, at once, emptied of its keys
+        try:
+            assert third.url == own_redis
+            held = redis.Redis.from_url(own_redis)
+            assert held.get(CLAIM_KEY) == third.run_id.encode() and held.get("ussd:s:a-session") == b"x"
+            assert held.dbsize() == 2          # the claim and the third run's own session, nothing of the first
+        finally:
+            third.leave()
+    finally:
+        for run in (first, second):
+            run.leave()
+
+
+def test_a_claim_whose_process_cannot_be_checked_waits_for_its_lease(own_redis: str) -> None:
+    client = redis.Redis.from_url(own_redis)
+    pid, rest = RUN_ID.split(".", 1)
+    reused = f"{pid}.1{rest}"                  # our pid, another start time: a gone run whose pid was reused
+    elsewhere = RUN_ID.rsplit("@", 1)[0] + "@another-machine/pid:[1]"
+    older = "12345-0badc0de"                    # a run of a version whose claims said no more
+    for claim in (reused, elsewhere, older):
+        client.set(CLAIM_KEY, claim, ex=CLAIM_SECONDS)
+        run = OtherRun(own_redis)
+        try:
+            assert (run.url == own_redis) is (claim == reused), claim
+        finally:
+            run.leave()

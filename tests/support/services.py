@@ -6,7 +6,10 @@ with it (as in ``.ci/run``) the test fails instead.
 Each test process has a Redis database of its own (``REDIS_TEST_URL``): it claims the database of
 ``TEST_REDIS_URL`` (default 15), or the next unclaimed one, with a key only it holds, so two runs on
 one machine (or parallel workers) never flush each other's sessions. Tests clean it with
-``clean_redis``, which keeps the claim.
+``clean_redis``, which keeps the claim. The claim names its process (pid, start time, and the machine's
+boot and pid namespace): a claim whose process is gone (a mutmut fork killed at its timeout, a run
+killed with -9) is taken over at once, emptied, instead of holding the database for ``CLAIM_SECONDS``;
+a claim from another machine or namespace, which cannot be checked, waits for its lease as before.
 """
 
 from __future__ import annotations
@@ -32,11 +35,79 @@ from werkzeug.serving import make_server
 
 CLAIM_KEY: Final = "tests:claimed-by"
 CLAIM_SECONDS: Final = 900          # a crashed run's database is free again after this; live runs renew it
-RUN_ID = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"   # a forked test process takes another
+# Replaces a claim only if it is still the dead holder's: two processes finding the same dead claim cannot
+# both take it (the second sees the first's value).
+_TAKE_OVER: Final = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+  return 1
+end
+return 0
+"""
+
+
+def _read(path: str) -> str | None:
+    try:
+        with open(path, encoding="ascii") as file:
+            return file.read().strip()
+    except (OSError, ValueError):
+        return None
+
+
+def _pid_space() -> str | None:
+    """Where a pid means one process: this boot of the kernel and this pid namespace (None: cannot say)."""
+    boot = _read("/proc/sys/kernel/random/boot_id")
+    try:
+        namespace = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return None
+    return f"{boot}/{namespace}" if boot else None
+
+
+def _started(pid: int) -> str | None:
+    """The process's start time (clock ticks since boot), or None when there is no such live process: gone, or
+    a zombie (killed, not yet reaped by its parent)."""
+    stat = _read(f"/proc/{pid}/stat")
+    if stat is None:
+        return None
+    fields = stat.rsplit(")", 1)[-1].split()   # after the command name, which may hold spaces
+    return None if not fields or fields[0] in ("Z", "X") else fields[19]
+
+
+def _run_id(pid: int) -> str:
+    """``<pid>.<start>-<nonce>@<pid space>``: enough for another process to tell whether this one is gone."""
+    return f"{pid}.{_started(pid) or ''}-{uuid.uuid4().hex[:8]}@{_pid_space() or ''}"
+
+
+def _holder_gone(value: bytes) -> bool:
+    """Whether the claim ``value`` names a process of this pid space that no longer runs (or whose pid another
+    process now has). False whenever it cannot be checked: another machine, an older format."""
+    holder, _, space = value.decode("ascii", "replace").rpartition("@")
+    here = _pid_space()
+    if not holder or here is None or space != here:
+        return False
+    pid, _, start = holder.split("-", 1)[0].partition(".")
+    if not pid.isdigit() or not start:
+        return False
+    return _started(int(pid)) != start
+
+
+RUN_ID = _run_id(os.getpid())   # a forked test process takes another
 
 
 def _with_db(url: str, db: int) -> str:
     return urlunparse(urlparse(url)._replace(path=f"/{db}"))
+
+
+def _take_over(client: redis.Redis) -> bool:
+    """This run's claim in place of a gone process's, its leftovers emptied."""
+    held = client.get(CLAIM_KEY)
+    if held is None or not _holder_gone(held):
+        return False
+    if not client.eval(_TAKE_OVER, 1, CLAIM_KEY, held, RUN_ID, CLAIM_SECONDS):
+        return False
+    clean_redis(client)   # the gone run's keys: tests expect an empty database
+    return True
 
 
 def _claim_redis_database(base_url: str) -> str:
@@ -47,6 +118,9 @@ def _claim_redis_database(base_url: str) -> str:
         url = _with_db(base_url, db)
         try:
             client = redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
+            if _take_over(client):
+                atexit.register(_release, url)
+                return url
             if client.set(CLAIM_KEY, RUN_ID, nx=True, ex=CLAIM_SECONDS) or client.get(CLAIM_KEY) == RUN_ID.encode():
                 # Another database than the one named is taken only when empty: it may hold a developer's
                 # live sessions, and the tests flush what they claim.
@@ -90,7 +164,7 @@ def claim_again_after_fork() -> None:
     if os.getpid() == _CLAIMED_IN:
         return
     inherited = REDIS_TEST_URL
-    RUN_ID = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    RUN_ID = _run_id(os.getpid())
     REDIS_TEST_URL = _claim_redis_database(inherited)
     _CLAIMED_IN = os.getpid()
     for module in list(sys.modules.values()):

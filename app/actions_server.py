@@ -173,8 +173,9 @@ def build_action_app(settings: Settings, store: SessionStore | None = None) -> S
 
     engine, parts = build_engine(settings, store)
     if not settings.rasa_identity_secret:
-        log.warning("RASA_IDENTITY_SECRET is not set: no chatbot customer can be verified, so the chatbot "
-                    "only says how to verify a number.")
+        log.warning("RASA_IDENTITY_SECRET is not set: no front channel's claim is believed; conversations "
+                    "%s.", "sign in with a code by SMS" if settings.rasa_chat_sign_in else
+                    "are only told how to verify a number")
     channel = RasaChannel(IdentityVerifier(settings.rasa_identity_secret, time.time),
                           idle_seconds=settings.rasa_session_idle_seconds,
                           languages=engine.flows.menus.languages)

@@ -26,11 +26,13 @@ TOKEN = "rasa-action-token-for-tests"
 AWA = "+221770000001"
 
 
-@pytest.fixture
-def chat_settings(settings: Settings, provider: FakeAfricasTalking) -> Settings:
-    return replace(settings, rasa_action_token=TOKEN, rasa_identity_secret="front-channel-secret",
-                   at_api_key=provider.api_key, at_username=provider.username, at_api_url=provider.url,
-                   quiet_hours="")
+@pytest.fixture(params=["redis", "embedded"])
+def chat_settings(request: pytest.FixtureRequest, settings: Settings, provider: FakeAfricasTalking) -> Settings:
+    """Both set-ups: Redis (production), and the embedded default (codes and sign-ins in this process)."""
+    found = replace(settings, rasa_action_token=TOKEN, rasa_identity_secret="front-channel-secret",
+                    at_api_key=provider.api_key, at_username=provider.username, at_api_url=provider.url,
+                    quiet_hours="")
+    return found if request.param == "redis" else replace(found, redis_url="")
 
 
 @pytest.fixture

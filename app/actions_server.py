@@ -26,6 +26,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any, Final
 
+import redis
 from rasa_sdk.endpoint import create_app
 from rasa_sdk.executor import ActionExecutor
 from sanic import Sanic, response
@@ -33,11 +34,22 @@ from sanic.exceptions import SanicException
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from channels.rasa import IdentityVerifier, RasaChannel, build_executor
+from channels.rasa import (
+    ChatLinks,
+    ChatSignIn,
+    IdentityVerifier,
+    MemoryChatLinks,
+    RasaChannel,
+    build_executor,
+)
 from engine import SessionStore
+from web_fallback.customer.codes import MemorySignInStore, SignInStore
+from web_fallback.customer.sign_in import SignIn, SignInRules
 
 from .logging_setup import configure_logging
 from .settings import Settings
+from .storage.chat_links import RedisChatLinks
+from .storage.sign_in_codes import RedisSignInStore
 
 __all__ = ["MAX_BODY_BYTES", "build_action_app", "create_action_app", "serve_actions"]
 
@@ -139,18 +151,36 @@ def create_action_app(executor: ActionExecutor, token: str) -> Sanic:
     return app
 
 
+def build_chat_sign_in(settings: Settings, deps: Any) -> ChatSignIn:
+    """The in-chat sign-in: codes through the outbox (the ``chat_code`` message), counted by the dialogs'
+    throttle with the web's (one limit per number), kept in Redis (else this process) apart from the web's."""
+    codes: SignInStore = MemorySignInStore()
+    links: ChatLinks = MemoryChatLinks()
+    if settings.redis_url:
+        client = redis.Redis.from_url(settings.redis_url, socket_timeout=1.0)
+        codes = RedisSignInStore(client, prefix="chat:code:", visits="chat:visit:")
+        links = RedisChatLinks(client)
+    sender = SignIn(codes, deps.throttle, deps.outbox, deps.security,
+                    SignInRules(code_ttl_seconds=settings.web_code_seconds), channel="rasa", code_kind="chat_code")
+    return ChatSignIn(sender, links, codes, deps.security, code_minutes=settings.web_code_seconds // 60,
+                      idle_seconds=settings.rasa_session_idle_seconds, max_seconds=settings.web_max_seconds,
+                      default_region=settings.default_region)
+
+
 def build_action_app(settings: Settings, store: SessionStore | None = None) -> Sanic:
     """The action server with the engine the web app has (same menus, store, back ends)."""
     from .factory import build_engine
 
     engine, parts = build_engine(settings, store)
     if not settings.rasa_identity_secret:
-        log.warning("RASA_IDENTITY_SECRET is not set: no chatbot customer can be verified, so the chatbot "
-                    "only says how to verify a number.")
+        log.warning("RASA_IDENTITY_SECRET is not set: no front channel's claim is believed; conversations "
+                    "%s.", "sign in with a code by SMS" if settings.rasa_chat_sign_in else
+                    "are only told how to verify a number")
     channel = RasaChannel(IdentityVerifier(settings.rasa_identity_secret, time.time),
                           idle_seconds=settings.rasa_session_idle_seconds,
                           languages=engine.flows.menus.languages)
-    app = create_action_app(build_executor(engine, channel), settings.rasa_action_token)
+    sign_in = build_chat_sign_in(settings, parts["deps"]) if settings.rasa_chat_sign_in else None
+    app = create_action_app(build_executor(engine, channel, sign_in), settings.rasa_action_token)
     app.ctx.parts = parts     # the store, database and back-end clients (readiness checks, tests)
     return app
 

@@ -134,6 +134,7 @@ class Settings:
     rasa_actions_host: str = "127.0.0.1"
     rasa_actions_port: int = 5055
     rasa_session_idle_seconds: int = 900
+    rasa_chat_sign_in: bool = True
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -208,6 +209,7 @@ class Settings:
             rasa_actions_host=_env("RASA_ACTIONS_HOST", cls.rasa_actions_host),
             rasa_actions_port=int(_env("RASA_ACTIONS_PORT", str(cls.rasa_actions_port))),
             rasa_session_idle_seconds=int(_env("RASA_SESSION_IDLE_SECONDS", str(cls.rasa_session_idle_seconds))),
+            rasa_chat_sign_in=_env("RASA_CHAT_SIGN_IN", "1") not in ("0", "off", "false", "no"),
         )
 
 

@@ -6,8 +6,9 @@ thread (the engine is synchronous: run inline it would block Sanic's event loop 
 conversation) and answers with the screen as text and buttons. Nothing else: no slot carries
 what the customer typed, so a PIN stays out of Rasa's slots as it stays out of our sessions.
 
-A message without a verified number (``identity.py``) is answered with how to get one, without
-touching the engine: every flow of ours starts by finding the caller's accounts.
+A message without a verified number (``identity.py``) never reaches the engine (every flow of ours
+starts by finding the caller's accounts): the conversation signs in with a code sent by SMS
+(``sign_in.py``) where its id allows it, else the user is told how to get a verified number.
 """
 
 from __future__ import annotations
@@ -15,16 +16,18 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any, Final
 
 from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import ActionExecutor, CollectingDispatcher
 
-from engine import Engine
+from engine import Engine, Turn
 from engine.masking import mask
 
 from ..adapter import BadRequest
 from .channel import RasaChannel, RasaMessage
+from .sign_in import SIGN_OUT_WORDS, ChatSignIn
 
 __all__ = ["ACTION_NAME", "ElecnetTurn", "build_executor"]
 
@@ -43,6 +46,48 @@ TEXTS: Final[Mapping[str, Mapping[str, str]]] = {
         "fr": "Message illisible. Merci de réessayer.",
         "en": "We could not read that message. Please try again.",
     },
+    "ask_number": {
+        "fr": "Pour accéder à votre compte, envoyez votre numéro de téléphone : nous vous enverrons un code "
+              "par SMS.",
+        "en": "To use your account, send your phone number: we will text you a code.",
+    },
+    "bad_number": {
+        "fr": "Ce numéro n'est pas valide. Envoyez votre numéro de téléphone.",
+        "en": "That number is not valid. Please send your phone number.",
+    },
+    "foreign_number": {
+        "fr": "Les codes ne sont envoyés qu'aux numéros du pays. Envoyez votre numéro local.",
+        "en": "Codes are only sent to numbers in this country. Please send your local number.",
+    },
+    "code_sent": {
+        "fr": "Un code a été envoyé par SMS au {number}. Tapez-le ici (valable {minutes} minutes).",
+        "en": "A code was sent by SMS to {number}. Type it here (valid {minutes} minutes).",
+    },
+    "code_expected": {
+        "fr": "Tapez le code à 6 chiffres envoyé par SMS au {number} (valable {minutes} minutes), "
+              "ou envoyez un autre numéro.",
+        "en": "Type the 6-digit code sent by SMS to {number} (valid {minutes} minutes), or send another number.",
+    },
+    "wrong_code": {
+        "fr": "Code incorrect. Vérifiez le SMS et réessayez.",
+        "en": "Wrong code. Check the SMS and try again.",
+    },
+    "expired_code": {
+        "fr": "Ce code n'est plus valable. Envoyez à nouveau votre numéro pour recevoir un nouveau code.",
+        "en": "That code is no longer valid. Send your number again to get a new code.",
+    },
+    "throttled": {
+        "fr": "Trop de tentatives. Merci de réessayer dans 15 minutes.",
+        "en": "Too many attempts. Please try again in 15 minutes.",
+    },
+    "signed_in": {
+        "fr": "Numéro vérifié. Envoyez « déconnexion » pour quitter.",
+        "en": "Number verified. Send \"logout\" to leave.",
+    },
+    "signed_out": {
+        "fr": "Vous êtes déconnecté. Envoyez votre numéro pour vous reconnecter.",
+        "en": "You are signed out. Send your number to sign in again.",
+    },
     "error": {
         "fr": "Service momentanément indisponible. Merci de réessayer plus tard.",
         "en": "Service temporarily unavailable. Please try again later.",
@@ -50,16 +95,18 @@ TEXTS: Final[Mapping[str, Mapping[str, str]]] = {
 }
 
 
-def _text(key: str, language: str | None) -> str:
-    return TEXTS[key].get(language or "fr") or TEXTS[key]["fr"]
+def _text(key: str, language: str | None, **values: str) -> str:
+    text = TEXTS[key].get(language or "fr") or TEXTS[key]["fr"]
+    return text.format(**values) if values else text
 
 
 class ElecnetTurn(Action):
     """``action_elecnet_turn``: the customer's latest message through one engine hop."""
 
-    def __init__(self, engine: Engine, channel: RasaChannel) -> None:
+    def __init__(self, engine: Engine, channel: RasaChannel, sign_in: ChatSignIn | None = None) -> None:
         self.engine = engine
         self.channel = channel
+        self.sign_in = sign_in
 
     def name(self) -> str:
         return ACTION_NAME
@@ -74,10 +121,25 @@ class ElecnetTurn(Action):
             log.info("rasa message refused: %s", exc)
             dispatcher.utter_message(text=_text("unreadable", language))
             return []
+        said: list[str] = []
+        if turn.customer is None and self.sign_in is not None and self.sign_in.allowed(turn.address):
+            try:
+                signed_in = await asyncio.to_thread(self._signed_in, RasaMessage(tracker.sender_id, latest), turn,
+                                                    language or self.engine.flows.menus.default_language)
+            except Exception as exc:  # noqa: BLE001 - a store or the outbox is down: say so, keep nothing
+                log.error("rasa sign-in failed sender=%s: %s", mask(turn.address), type(exc).__name__)
+                dispatcher.utter_message(text=_text("error", language))
+                return []
+            if isinstance(signed_in, str):
+                dispatcher.utter_message(text=signed_in)
+                return []
+            turn, said = signed_in
         if turn.customer is None:
             log.info("rasa message without a verified number sender=%s", mask(turn.address))
             dispatcher.utter_message(text=_text("unverified", language))
             return []
+        for text in said:
+            dispatcher.utter_message(text=text)
         try:
             reply = await asyncio.to_thread(self.engine.handle, turn)
         except Exception as exc:  # noqa: BLE001 - the engine answers its own failures; this is worse: say sorry
@@ -94,9 +156,30 @@ class ElecnetTurn(Action):
         return []
 
 
-def build_executor(engine: Engine, channel: RasaChannel) -> ActionExecutor:
+    def _signed_in(self, message: RasaMessage, turn: Turn, language: str) -> str | tuple[Turn, list[str]]:
+        """The turn of a conversation signed in here, with what to say first; or the sign-in's answer."""
+        assert self.sign_in is not None
+        sender = turn.address
+        msisdn = self.sign_in.customer(sender)
+        if msisdn is not None:
+            if (turn.input or "").casefold() in SIGN_OUT_WORDS:
+                self.sign_in.sign_out(sender)
+                log.info("rasa sign-out sender=%s user=%s", mask(sender), mask(msisdn))
+                return _text("signed_out", language)
+            return self.channel.parse(message, vouched=msisdn), []
+        step = self.sign_in.step(sender, turn.input or "", language)
+        if step.customer is None:
+            log.info("rasa sign-in step sender=%s: %s", mask(sender), step.text)
+            return _text(step.text, language, **step.values)
+        log.info("rasa signed in sender=%s user=%s", mask(sender), mask(step.customer))
+        # The code is no answer to a menu: the conversation starts at the main menu.
+        fresh = replace(self.channel.parse(message, vouched=step.customer), input=None, intent=None)
+        return fresh, [_text("signed_in", language)]
+
+
+def build_executor(engine: Engine, channel: RasaChannel, sign_in: ChatSignIn | None = None) -> ActionExecutor:
     """An executor holding exactly our actions (registered here, never by importing a package)."""
     engine.declare(channel.capabilities, channel.session_policy.idle_seconds)
     executor = ActionExecutor()
-    executor.register_action(ElecnetTurn(engine, channel))
+    executor.register_action(ElecnetTurn(engine, channel, sign_in))
     return executor

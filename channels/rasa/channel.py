@@ -92,10 +92,11 @@ class RasaChannel(KeyedBySender, Channel[RasaMessage, Rendered]):
         hint = metadata.get("language") if isinstance(metadata, Mapping) else None
         return hint if isinstance(hint, str) and hint in self.languages else None
 
-    def parse(self, request: RasaMessage) -> Turn:
+    def parse(self, request: RasaMessage, vouched: str | None = None) -> Turn:
         """The latest user message as a ``Turn``; ``BadRequest`` when it cannot be read.
 
-        ``customer`` is ``None`` unless the metadata carries a valid signed claim for this sender."""
+        ``customer`` is ``None`` unless the metadata carries a valid signed claim for this sender, or
+        ``vouched`` names the number this conversation signed in as (``sign_in.py``)."""
         sender_id, latest = request.sender_id, request.latest
         if not isinstance(sender_id, str) or not _SENDER.match(sender_id):
             raise BadRequest("sender_id missing or malformed")
@@ -110,7 +111,7 @@ class RasaChannel(KeyedBySender, Channel[RasaMessage, Rendered]):
         name = intent.get("name") if isinstance(intent, Mapping) else None
         choice = _entity(latest.get("entities"), CHOICE_ENTITY)
         text = _clean(choice if choice is not None else raw or "")
-        customer = self.verifier.verified(latest.get("metadata"), sender_id)
+        customer = self.verifier.verified(latest.get("metadata"), sender_id) or vouched
         message_id = latest.get("message_id")
         # Rasa's message id makes a retried call the same hop (answered again, not run again).
         hop_id = message_id if isinstance(message_id, str) and _MESSAGE_ID.match(message_id) else uuid.uuid4().hex

@@ -1,0 +1,168 @@
+"""Signing in inside the chat: a web chat visitor with no front-channel claim sends a phone number, gets a
+code by SMS (through the outbox and the fake Africa's Talking on loopback), types it, and reaches the
+account; until the conversation idles out, signs out, or the number signs in to another conversation.
+The Rasa server's calls go to our action server as in ``test_rasa_actions``; conversations read like chats."""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from typing import Any
+
+import pytest
+from sanic import Sanic
+
+from app.actions_server import build_action_app
+from app.factory import build_dispatcher
+from app.settings import Settings
+from tests.support.fake_africastalking import FakeAfricasTalking
+
+from .rasa_chat import RasaChat
+
+TOKEN = "rasa-action-token-for-tests"
+AWA = "+221770000001"
+
+
+@pytest.fixture(params=["redis", "embedded"])
+def chat_settings(request: pytest.FixtureRequest, settings: Settings, provider: FakeAfricasTalking) -> Settings:
+    """Both set-ups: Redis (production), and the embedded default (codes and sign-ins in this process)."""
+    found = replace(settings, rasa_action_token=TOKEN, rasa_identity_secret="front-channel-secret",
+                    at_api_key=provider.api_key, at_username=provider.username, at_api_url=provider.url,
+                    quiet_hours="")
+    return found if request.param == "redis" else replace(found, redis_url="")
+
+
+@pytest.fixture
+def action_app(chat_settings: Settings) -> Iterator[Sanic]:
+    app = build_action_app(chat_settings)
+    yield app
+    Sanic.unregister_app(app)
+
+
+@pytest.fixture
+def sms(action_app: Sanic, chat_settings: Settings, provider: FakeAfricasTalking) -> Callable[[str], list[str]]:
+    """The SMS the phone ``number`` has received, once the worker delivered the outbox."""
+    dispatcher = build_dispatcher(chat_settings, action_app.ctx.parts["db"])
+
+    def received(number: str) -> list[str]:
+        dispatcher.run_once()
+        return provider.messages_to(number)
+
+    return received
+
+
+def code_in(message: str) -> str:
+    found = re.search(r"\b(\d{6})\b", message)
+    assert found, message
+    return found.group(1)
+
+
+class Visitor(RasaChat):
+    """A web chat widget's user: a random conversation id, no claim from any front channel."""
+
+    def __init__(self, app: Sanic, language: str | None = None, sender_id: str | None = None) -> None:
+        super().__init__(app, TOKEN, sender_id or str(uuid.uuid4()), None, "", language)
+
+    def answers(self, text: str) -> list[str]:
+        """Every message the bot answered with (signing in answers two: the welcome, then the menu)."""
+        status, answer = self.send(text)
+        assert status == 200, answer
+        responses: list[dict[str, Any]] = answer["responses"]
+        self.buttons = responses[-1].get("buttons") or []
+        return [str(r["text"]) for r in responses]
+
+
+@pytest.fixture
+def visitor(action_app: Sanic) -> Callable[..., Visitor]:
+    return lambda language=None, sender_id=None: Visitor(action_app, language, sender_id)
+
+
+def test_a_visitor_signs_in_with_a_code_by_sms_reads_the_balance_and_signs_out(visitor, sms):
+    awa = visitor()
+    assert awa.say("bonjour") == ("Pour accéder à votre compte, envoyez votre numéro de téléphone : nous vous "
+                                  "enverrons un code par SMS.")
+    assert awa.say("77 000 00 01") == ("Un code a été envoyé par SMS au +2217*****001. Tapez-le ici "
+                                       "(valable 5 minutes).")
+    message = sms(AWA)[-1]
+    assert message.startswith("ElecNet: votre code pour la discussion en ligne est ")
+    code = code_in(message)
+    wrong = f"{(int(code) + 1) % 1_000_000:06d}"
+    assert awa.say(wrong) == "Code incorrect. Vérifiez le SMS et réessayez."
+    assert awa.say("quoi ?") == ("Tapez le code à 6 chiffres envoyé par SMS au +2217*****001 (valable 5 minutes), "
+                                 "ou envoyez un autre numéro.")
+    assert awa.answers(code) == ["Numéro vérifié. Envoyez « déconnexion » pour quitter.", "ElecNet - 1000001"]
+    assert awa.press("Solde et factures").startswith("Compte 1000001\nÀ payer: 12 500 FCFA")
+    assert awa.say("déconnexion") == "Vous êtes déconnecté. Envoyez votre numéro pour vous reconnecter."
+    assert awa.say("1").startswith("Pour accéder à votre compte")
+    # The code worked once: typed again after signing out, it opens nothing.
+    assert awa.say(code).startswith("Ce numéro n'est pas valide")
+
+
+def test_in_english_with_the_number_in_international_form(visitor, sms):
+    awa = visitor(language="en")
+    assert awa.say("+221 77 000 00 01") == "A code was sent by SMS to +2217*****001. Type it here (valid 5 minutes)."
+    assert awa.answers(code_in(sms(AWA)[-1]))[0] == 'Number verified. Send "logout" to leave.'
+    assert awa.say("logout") == "You are signed out. Send your number to sign in again."
+
+
+def test_three_wrong_codes_and_the_code_is_given_up(visitor, sms):
+    awa = visitor()
+    awa.say("770000001")
+    code = code_in(sms(AWA)[-1])
+    wrong = f"{(int(code) + 7) % 1_000_000:06d}"
+    assert awa.say(wrong).startswith("Code incorrect")
+    assert awa.say(wrong).startswith("Code incorrect")
+    assert awa.say(wrong) == ("Ce code n'est plus valable. Envoyez à nouveau votre numéro pour recevoir un "
+                              "nouveau code.")
+    assert awa.say(code).startswith("Ce numéro n'est pas valide")
+
+
+def test_a_number_abroad_or_no_number_gets_no_sms(visitor, sms, provider):
+    stranger = visitor()
+    assert stranger.say("+33 6 12 34 56 78") == ("Les codes ne sont envoyés qu'aux numéros du pays. Envoyez "
+                                                "votre numéro local.")
+    assert stranger.say("1234567") == "Ce numéro n'est pas valide. Envoyez votre numéro de téléphone."
+    assert stranger.say("12").startswith("Pour accéder à votre compte")
+    assert stranger.say("mon solde").startswith("Pour accéder à votre compte")
+    sms(AWA)
+    assert provider.sent == []
+
+
+def test_codes_for_one_number_are_limited_across_conversations(visitor, sms):
+    for _ in range(3):
+        assert visitor().say("770000001").startswith("Un code a été envoyé")
+    assert visitor().say("770000001") == "Trop de tentatives. Merci de réessayer dans 15 minutes."
+    assert len(sms(AWA)) == 3
+
+
+def test_signing_in_to_another_conversation_closes_the_first(visitor, sms):
+    laptop, phone = visitor(), visitor()
+    laptop.say("770000001")
+    laptop.answers(code_in(sms(AWA)[-1]))
+    assert laptop.press("Solde et factures").startswith("Compte 1000001")
+    phone.say("770000001")
+    assert phone.answers(code_in(sms(AWA)[-1]))[1] == "ElecNet - 1000001"
+    assert laptop.say("1").startswith("Pour accéder à votre compte")
+
+
+def test_a_short_conversation_id_cannot_be_signed_in_and_a_claim_still_works(visitor, sms, provider):
+    # A platform's user id (short, and sendable by anyone through another channel of the same Rasa server).
+    guessable = visitor(sender_id="12345678")
+    assert guessable.say("770000001").startswith("Pour consulter votre compte ici, ouvrez la discussion")
+    sms(AWA)
+    assert provider.sent == []
+
+
+def test_the_code_and_the_number_are_in_no_log_line(visitor, sms, caplog):
+    caplog.set_level(logging.DEBUG)
+    awa = visitor()
+    awa.say("770000001")
+    code = code_in(sms(AWA)[-1])
+    awa.answers(code)
+    # Ours: the back office's own server (the utility's system, in this process for the test) logs its way.
+    logged = "\n".join(r.getMessage() for r in caplog.records if r.name != "werkzeug")
+    assert code not in logged
+    assert "770000001" not in logged and awa.sender_id not in logged

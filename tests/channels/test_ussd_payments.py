@@ -617,3 +617,55 @@ def test_in_english_a_refusal_says_why_too(phone, provider, deps):
     assert p.answer(PIN) == ("END Payment refused: not enough money in the wallet. Nothing was charged. "
                              "Customer service: 800 00 00.")
     assert provider.count() == 0
+
+
+def test_the_balance_says_a_payment_is_being_confirmed_until_the_operator_settles_it(phone, served, provider, deps):
+    # The back office counts a payment only once approved: until then the balance screen says it is on its way.
+    deps.pins.set_pin("+221770000001", PIN)
+    payer = phone("+221770000001")
+    payer.dial("3")
+    payer.answer("2")
+    payer.answer("5000")
+    payer.answer("1")
+    payer.answer("1")
+    waiting = reference(payer.answer(PIN))
+
+    again = phone("+221770000001")
+    assert again.dial("1") == ("CON Compte 1000001\nReste à payer: 7 500 FCFA\n"
+                               "Paiement de 5 000 FCFA en cours de confirmation\nFactures impayées: 2\n"
+                               f"1. Dernières factures\n{NAV}")
+    provider.approve(waiting)
+    assert settled(deps, waiting).status == "succeeded"
+    assert phone("+221770000001").dial("1") == ("CON Compte 1000001\nA payer: 7 500 FCFA\nFactures impayées: 2\n"
+                                                f"1. Dernières factures\n{NAV}")
+
+
+def test_a_declined_payment_is_no_longer_said_on_the_english_balance(phone, served, provider, deps):
+    deps.pins.set_pin("+221770000002", PIN)
+    payer = phone("+221770000002")
+    payer.dial()
+    payer.answer("1")                                   # account 2000001
+    payer.answer("3")
+    payer.answer("2")
+    payer.answer("1500")
+    payer.answer("2")
+    payer.answer("1")
+    waiting = reference(payer.answer(PIN))
+
+    again = phone("+221770000002")
+    again.dial()
+    again.answer("1")
+    shown = again.answer("1")
+    due = re.search(r"Still to pay: ([\d,]+) FCFA", shown)
+    assert due, shown
+    assert shown == (f"CON Account 2000001\nStill to pay: {due.group(1)} FCFA\n"
+                     "Payment of 1,500 FCFA being confirmed\nUnpaid bills: 1\n"
+                     f"1. Latest bills\n{NAV_EN}")
+    provider.decline(waiting)
+    assert settled(deps, waiting).status == "failed"
+    after = phone("+221770000002")
+    after.dial()
+    after.answer("1")
+    balance = int(due.group(1).replace(",", "")) + 1500     # declined: all of it is owed again
+    assert after.answer("1") == (f"CON Account 2000001\nBalance due: {balance:,} FCFA\nUnpaid bills: 1\n"
+                                 f"1. Latest bills\n{NAV_EN}")

@@ -669,3 +669,33 @@ def test_a_declined_payment_is_no_longer_said_on_the_english_balance(phone, serv
     balance = int(due.group(1).replace(",", "")) + 1500     # declined: all of it is owed again
     assert after.answer("1") == (f"CON Account 2000001\nBalance due: {balance:,} FCFA\nUnpaid bills: 1\n"
                                  f"1. Latest bills\n{NAV_EN}")
+
+
+def test_last_payments_under_one_account_list_only_that_accounts(phone, served, provider, deps):
+    deps.pins.set_pin("+221770000002", PIN)
+    payer = phone("+221770000002")
+    payer.dial()
+    payer.answer("1")                                   # account 2000001
+    payer.answer("3")
+    payer.answer("2")
+    payer.answer("1500")
+    payer.answer("2")
+    payer.answer("1")
+    paid = reference(payer.answer(PIN))
+    provider.approve(paid)
+    assert settled(deps, paid).status == "succeeded"
+
+    other = phone("+221770000002")
+    other.dial()
+    other.answer("3")                                   # account 2000003: nothing paid to it
+    other.answer("3")
+    assert other.answer("3") == f"CON No payment to account 2000003 made from this number yet.\n{NAV_EN}"
+
+    same = phone("+221770000002")
+    same.dial()
+    same.answer("1")
+    same.answer("3")
+    listing = same.answer("3")
+    assert re.fullmatch(r"CON Last payments \(choose one\):\n1\. \d\d/\d\d/\d{4} 1,500 FCFA paid\n" + NAV_EN,
+                        listing), listing
+    assert same.answer("1").startswith("CON Payment succeeded on ")

@@ -1,9 +1,10 @@
 """Balance and bills of the current account.
 
 A postpaid account shows what is due and, when a deferral or instalment plan is running, its
-next payment. A bill payment still being confirmed (``PaymentLedger.awaiting``: the back end's balance
-counts it only once settled) is said, and taken off what is left to pay, as the Pay menu does. A prepaid account has no bill: it shows the credit left, the last purchase
-with its token, the average daily use and how many days the credit lasts at that pace.
+next payment. A bill payment still being confirmed (``PaymentLedger.awaiting``: the back end's
+balance counts it only once settled) is said, and taken off what is left to pay, as the Pay menu
+does. A prepaid account has no bill: it shows the credit left, the last purchase with its token,
+the average daily use and how many days the credit lasts at that pace.
 """
 
 from __future__ import annotations

@@ -1,5 +1,9 @@
 """Mounts the agents' console and simulator (``web_fallback.agents``) on the product's app: the one place
-that hands them the concrete records, audit, throttle, the simulator's sandbox engine and the linter."""
+that hands them the concrete records, audit, throttle, the simulator's sandbox engine and the linter.
+
+A payment played in the simulator goes to the demo back office only (``sandbox_backoffice``), with the
+sandbox's own callback (``SANDBOX_CALLBACK_PATH``): its result settles the sandbox's ledger, never the live
+one, and no customer's receipt is queued where the worker would send it."""
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ import redis
 from flask import Flask
 
 from channels.adapter import ChannelAdapter
+from channels.payment_callback import Applied, CallbackEvent, payment_callback_blueprint
 from engine import Engine, MemorySessionStore, RedisSessionStore, SessionStore
 from web_fallback.agents import (
     AuthConfig,
@@ -29,7 +34,7 @@ from .storage import migrate
 from .storage.agent_console import SqlAgentAudit, SqlCustomerRecords
 from .storage.throttle import MemoryThrottle, RedisThrottle
 
-__all__ = ["mount_agents", "sandbox_backoffice", "sandbox_settings"]
+__all__ = ["SANDBOX_CALLBACK_PATH", "mount_agents", "sandbox_backoffice", "sandbox_settings"]
 
 log = logging.getLogger("app")
 
@@ -44,13 +49,35 @@ _CHANNEL_LABELS = {"ussd": "USSD (*123#)", "sms": "SMS keywords"}
 _ENTRIES = {"ussd": "*123#", "sms": "*"}
 
 
+# Where the demo back office reports the simulator's payments: settled in the sandbox's own ledger, never
+# on the live ``/payments/callback``, whose ledger (and customers' receipts) they are not part of.
+SANDBOX_CALLBACK_PATH = "/payments/simulator/callback"
+
+
+def _development(settings: Settings) -> bool:
+    return settings.agents_dev_signin and not settings.oidc_issuer
+
+
 def sandbox_backoffice(settings: Settings) -> str | None:
     """Where the simulator's money goes: ``SIMULATOR_BACKOFFICE_URL``, or in development (the local sign-in
     of ``make run``, whose ``BACKOFFICE_URL`` is the reference back office) that one. Otherwise none: in
-    production ``BACKOFFICE_URL`` is the utility's real systems, and a simulated payment must not reach them."""
+    production ``BACKOFFICE_URL`` is the utility's real systems, and a simulated payment must not reach them,
+    not even when ``SIMULATOR_BACKOFFICE_URL`` names them by mistake."""
     if settings.simulator_backoffice_url:
+        if settings.simulator_backoffice_url == settings.backoffice_url and not _development(settings):
+            return None
         return settings.simulator_backoffice_url
-    return settings.backoffice_url if settings.agents_dev_signin and not settings.oidc_issuer else None
+    return settings.backoffice_url if _development(settings) else None
+
+
+def _unavailable(settings: Settings) -> str | None:
+    """Why the simulator may not play (a simulated payment could reach real systems or records), or None."""
+    if settings.simulator_database_url == settings.database_url:
+        return "The simulator needs a database of its own: set SIMULATOR_DATABASE_URL apart from DATABASE_URL."
+    if sandbox_backoffice(settings) is None:
+        return ("The simulator needs a demo back office: set SIMULATOR_BACKOFFICE_URL "
+                "(not BACKOFFICE_URL, the utility's real systems).")
+    return None
 
 
 def sandbox_settings(settings: Settings) -> Settings:
@@ -60,28 +87,38 @@ def sandbox_settings(settings: Settings) -> Settings:
                    backoffice_url=sandbox_backoffice(settings) or "http://127.0.0.1:9")
 
 
-def _sandbox(settings: Settings, adapters: Sequence[ChannelAdapter]) -> Callable[[], Engine]:
-    """The sandbox engine, built on first use (migrating its database), then kept."""
-    from .factory import build_engine  # the factory imports this module
+class _Sandbox:
+    """The sandbox engine and its parts, built on first use (migrating its database), then kept."""
 
-    built: list[Engine] = []
-    guard = threading.Lock()
+    def __init__(self, settings: Settings, adapters: Sequence[ChannelAdapter]) -> None:
+        self._settings, self._adapters = settings, adapters
+        self._built: list[tuple[Engine, dict[str, Any]]] = []
+        self._guard = threading.Lock()
 
-    def engine() -> Engine:
-        with guard:
-            if not built:
-                sandbox = sandbox_settings(settings)
+    def _get(self) -> tuple[Engine, dict[str, Any]]:
+        from .factory import build_engine  # the factory imports this module
+
+        with self._guard:
+            if not self._built:
+                sandbox = sandbox_settings(self._settings)
                 migrate(sandbox.database_url)
                 # Its own key prefix: a customer's redial never finds (or resumes) a simulated session.
-                store: SessionStore = (RedisSessionStore.from_url(settings.redis_url, prefix="sim:")
-                                       if settings.redis_url else MemorySessionStore())
-                made, _ = build_engine(sandbox, store)
-                for adapter in adapters:
+                store: SessionStore = (RedisSessionStore.from_url(self._settings.redis_url, prefix="sim:")
+                                       if self._settings.redis_url else MemorySessionStore())
+                made, parts = build_engine(sandbox, store, callback_path=SANDBOX_CALLBACK_PATH)
+                for adapter in self._adapters:
                     made.declare(adapter.capabilities, adapter.session_policy.idle_seconds)
-                built.append(made)
-            return built[0]
+                self._built.append((made, parts))
+            return self._built[0]
 
-    return engine
+    def engine(self) -> Engine:
+        return self._get()[0]
+
+    def settle(self, event: CallbackEvent) -> Applied:
+        """The demo back office's word on a simulated payment, applied to the sandbox's ledger only."""
+        from .factory import settler
+
+        return settler(self._get()[1]["deps"])(event)
 
 
 def _lint_report(settings: Settings, adapters: Sequence[ChannelAdapter]) -> Callable[[], list[dict[str, str]]]:
@@ -118,6 +155,12 @@ def mount_agents(app: Flask, settings: Settings, parts: dict[str, Any], adapters
     throttle = RedisThrottle(client, prefix="agents:") if client is not None else MemoryThrottle()
     sessions = parts["db"]
     deps = parts["deps"]
+    sandbox = _Sandbox(settings, adapters)
+    unavailable = _unavailable(settings)
+    if unavailable is None:
+        app.register_blueprint(payment_callback_blueprint(sandbox.settle, settings.payment_callback_secret,
+                                                          parts["security"], path=SANDBOX_CALLBACK_PATH,
+                                                          name="simulator_payment_callback"))
     register_agents(
         app,
         auth=AuthConfig(issuer=settings.oidc_issuer, client_id=settings.oidc_client_id,
@@ -129,13 +172,12 @@ def mount_agents(app: Flask, settings: Settings, parts: dict[str, Any], adapters
         hit=throttle.hit,
         console=ConsoleConfig(default_region=settings.default_region, lookup_limit=settings.agent_lookup_limit,
                               lookup_window_seconds=settings.agent_lookup_window_seconds),
-        sandbox=_sandbox(settings, adapters),
+        sandbox=sandbox.engine,
         channels=[SimChannel(a.channel, _CHANNEL_LABELS.get(a.channel, a.channel), a.capabilities, a.render,
                              _ENTRIES.get(a.channel, "*"), opens_with_text=a.session_policy.per == "user")
                   for a in adapters],
         simulator=SimulatorConfig(numbers=[(n, DEMO_NUMBERS.get(n, "demo customer"))
                                            for n in settings.simulator_numbers],
-                                  unavailable=None if sandbox_backoffice(settings) else (
-                                      "The simulator needs a demo back office: set SIMULATOR_BACKOFFICE_URL.")),
+                                  unavailable=unavailable),
         lint_report=_lint_report(settings, adapters),
     )

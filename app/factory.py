@@ -24,6 +24,7 @@ from backend_clients.twilio_whatsapp import TwilioWhatsApp
 from channels.adapter import ChannelAdapter
 from channels.answer_ledger import AnswerLedger, MemoryAnswerLedger
 from channels.gateway_guard import GatewayGuard, parse_networks
+from channels.payment_callback import PATH as CALLBACK_PATH
 from channels.payment_callback import Applied, CallbackEvent, payment_callback_blueprint
 from channels.sms import SmsAdapter
 from channels.sms_delivery import DeliveryReport, sms_delivery_blueprint
@@ -92,7 +93,7 @@ from .storage.outbox_seal import OutboxSeal
 from .storage.sign_in_codes import RedisSignInStore
 
 __all__ = ["build_deps", "build_dispatcher", "build_engine", "build_identity_cache", "build_notice_relay",
-           "build_pace", "build_unsubscribe_links", "create_app"]
+           "build_pace", "build_unsubscribe_links", "create_app", "settler"]
 
 log = logging.getLogger("app")
 
@@ -135,8 +136,9 @@ def build_identity_cache(settings: Settings, client: redis.Redis | None) -> Iden
 
 
 def build_deps(settings: Settings, sessions: sessionmaker[Session],
-               security: SecurityAudit | None = None) -> Deps:
-    """The concrete back-end clients and repositories behind the dialogs' ports."""
+               security: SecurityAudit | None = None, callback_path: str = CALLBACK_PATH) -> Deps:
+    """The concrete back-end clients and repositories behind the dialogs' ports; the provider calls back on
+    ``callback_path`` under ``PUBLIC_BASE_URL``."""
     consent = SqlConsent(sessions)   # also the Subscriptions: every alert toggle lands in the consent history
     client_config = ClientConfig(base_url=settings.backoffice_url, api_key=settings.backoffice_api_key,
                                  connect_timeout=settings.backend_connect_timeout,
@@ -152,7 +154,7 @@ def build_deps(settings: Settings, sessions: sessionmaker[Session],
                 pending_tickets=SqlPendingTickets(sessions),
                 throttle=RedisThrottle(client) if client is not None else MemoryThrottle(), identity=identity,
                 security=security or build_security_audit(settings, sessions),
-                settings=DialogSettings(payment_callback_url=f"{settings.public_base_url}/payments/callback",
+                settings=DialogSettings(payment_callback_url=f"{settings.public_base_url}{callback_path}",
                                         wallets=settings.payment_wallets,
                                         session_seconds=session_seconds(settings),
                                         default_session_seconds=settings.session_ttl_seconds),
@@ -160,11 +162,11 @@ def build_deps(settings: Settings, sessions: sessionmaker[Session],
 
 
 def build_engine(settings: Settings, store: SessionStore | None = None,
-                 observer: HopObserver | None = None) -> tuple[Engine, dict[str, Any]]:
+                 observer: HopObserver | None = None, callback_path: str = CALLBACK_PATH) -> tuple[Engine, dict[str, Any]]:
     """The engine and the concrete pieces behind it (for readiness checks and tests)."""
     sessions = make_sessions(settings.database_url)
     security = build_security_audit(settings, sessions)
-    deps = build_deps(settings, sessions, security)
+    deps = build_deps(settings, sessions, security, callback_path)
     # Fail at start-up, naming the file and field, rather than on a customer's first hop.
     load_tariff(deps.settings.tariffs_path)
     load_rules(deps.settings.arrangement_rules_path)
@@ -318,7 +320,7 @@ def build_notice_relay(settings: Settings, sessions: sessionmaker[Session]) -> N
                        clock=settings.clock)
 
 
-def _settler(deps: Deps) -> Callable[[CallbackEvent], Applied]:
+def settler(deps: Deps) -> Callable[[CallbackEvent], Applied]:
     """The payment callback channel's ``apply``: the dialogs' settlement of a provider result."""
 
     def apply(event: CallbackEvent) -> Applied:
@@ -381,7 +383,7 @@ def create_app(settings: Settings | None = None, store: SessionStore | None = No
     def adapter_for(path: str) -> ChannelAdapter | None:
         return next((a for a in adapters if a.owns(path)), None)
     mount_agents(app, settings, parts, adapters)
-    app.register_blueprint(payment_callback_blueprint(_settler(parts["deps"]), settings.payment_callback_secret,
+    app.register_blueprint(payment_callback_blueprint(settler(parts["deps"]), settings.payment_callback_secret,
                                                       parts["security"]))
     app.register_blueprint(sms_delivery_blueprint(reports_of("africastalking"), gateway_guard,
                                                   settings.default_region, parts["security"]))

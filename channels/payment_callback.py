@@ -188,14 +188,16 @@ class PaymentCallbacks:
 
 
 def payment_callback_blueprint(apply: Callable[[CallbackEvent], Applied], secret: str,
-                               security: SecurityAudit | None = None) -> Blueprint:
-    """The blueprint; without a secret it answers 503 (unsigned callbacks are never accepted)."""
-    bp = Blueprint("payment_callback", __name__)
+                               security: SecurityAudit | None = None, *, path: str = PATH,
+                               name: str = "payment_callback") -> Blueprint:
+    """The blueprint; without a secret it answers 503 (unsigned callbacks are never accepted). ``path`` and
+    ``name``: another ledger's callback (the agents' simulator settles its sandbox payments on its own)."""
+    bp = Blueprint(name, __name__)
     callbacks = PaymentCallbacks(apply, secret, security=security) if secret else None
     if callbacks is None:
-        log.warning("PAYMENT_CALLBACK_SECRET is not set: %s answers 503 until it is", PATH)
+        log.warning("PAYMENT_CALLBACK_SECRET is not set: %s answers 503 until it is", path)
 
-    @bp.post(PATH)
+    @bp.post(path)
     def callback() -> Response:
         if callbacks is None:
             return _error(503, "not_configured", "payment callbacks are not configured")

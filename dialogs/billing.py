@@ -1,8 +1,10 @@
 """Balance and bills of the current account.
 
 A postpaid account shows what is due and, when a deferral or instalment plan is running, its
-next payment. A prepaid account has no bill: it shows the credit left, the last purchase
-with its token, the average daily use and how many days the credit lasts at that pace.
+next payment. A bill payment still being confirmed (``PaymentLedger.awaiting``: the back end's
+balance counts it only once settled) is said, and taken off what is left to pay, as the Pay menu
+does. A prepaid account has no bill: it shows the credit left, the last purchase with its token,
+the average daily use and how many days the credit lasts at that pace.
 """
 
 from __future__ import annotations
@@ -37,6 +39,13 @@ def days_of_credit(credit_kwh: Decimal, daily_kwh: Decimal) -> int | None:
     return int((credit_kwh / daily_kwh).to_integral_value(rounding=ROUND_DOWN))
 
 
+def _awaited(deps: Deps, number: str) -> Decimal:
+    """Bill payments of the account on their way, from any number (none when no ledger is wired)."""
+    if deps.ledger is None:
+        return Decimal(0)
+    return sum((p.amount for p in deps.ledger.awaiting(number, "bill")), Decimal(0))
+
+
 def _running(ctx: StepContext, deps: Deps, number: str) -> dict[str, Any] | None:
     active = next((a for a in deps.billing.arrangements(number) if a.status == "active"), None)
     due = next_instalment(active, ctx.now.date()) if active is not None else None
@@ -64,26 +73,31 @@ def _prepaid(ctx: StepContext, deps: Deps) -> StepResult:
     return StepResult("prepaid", data)
 
 
-@step("billing.balance", outcomes={"ok", "arrangement", "prepaid", "prepaid_no_purchase", "no_meter",
-                                   "no_account"})
+@step("billing.balance", outcomes={"ok", "awaiting", "arrangement", "arrangement_awaiting", "prepaid",
+                                   "prepaid_no_purchase", "no_meter", "no_account"})
 def balance(ctx: StepContext, deps: Deps) -> StepResult:
-    """What the account owes (and the running arrangement's next payment), or a prepaid meter's credit."""
+    """What the account owes (and the running arrangement's next payment), or a prepaid meter's credit.
+    ``awaiting``/``arrangement_awaiting``: a payment is being confirmed; ``balance`` is then what is left
+    to pay once it is (never below 0) and ``pay_awaiting`` its amount."""
     number = ctx.data.get("account_number")
     if not number:
         return StepResult("no_account")
     if ctx.data.get("account_kind") == "prepaid":
         return _prepaid(ctx, deps)
     found = deps.billing.balance(str(number))
+    awaited = _awaited(deps, str(number))
     data: dict[str, Any] = {
-        "balance": str(found.amount),
+        "balance": str(max(found.amount - awaited, Decimal(0))),
+        "pay_awaiting": str(awaited) if awaited > 0 else None,
         "unpaid_bills": found.unpaid_bills,
         "oldest_due_on": found.oldest_due_on.isoformat() if found.oldest_due_on else None,
         "has_balance": found.amount > 0,
     }
     running = _running(ctx, deps, str(number))
+    waiting = "_awaiting" if awaited > 0 else ""
     if running is None:
-        return StepResult("ok", data)
-    return StepResult("arrangement", {**data, **running})
+        return StepResult("awaiting" if waiting else "ok", data)
+    return StepResult("arrangement" + waiting, {**data, **running})
 
 
 @step("billing.bills", outcomes={"ok", "none", "no_account"})

@@ -8,7 +8,7 @@ at ``POST /payments/callback`` (``channels/payment_callback.py``); when it never
 worker asks the provider (``reconcile_pending``) and settles through the same path. A result is
 applied only when it matches the ledger (payment id, amount, currency, account, number) and only
 from ``pending``; anything else is kept for an agent and audited. ``payments.recent`` lists the
-customer's last payments from our ledger.
+last payments the number made to the current account, from our ledger.
 """
 
 from __future__ import annotations
@@ -260,9 +260,12 @@ def _item(payment: LocalPayment) -> dict[str, Any]:
 
 
 def recent(ctx: StepContext, deps: Deps) -> StepResult:
-    """The customer's last payments from our ledger (every status, token of prepaid purchases)."""
+    """The last payments this number made to the current account, from our ledger (every status, token of
+    prepaid purchases). Not another account's (each screen is about one account), nor another number's:
+    their receipts and tokens are the payer's; the balance and bills show what they paid."""
     assert deps.ledger is not None
-    items = [_item(p) for p in deps.ledger.recent(ctx.user_id, limit=5)]
+    number = str(ctx.data.get("account_number") or "")
+    items = [_item(p) for p in deps.ledger.recent(ctx.user_id, limit=5, account_number=number)]
     return StepResult("ok" if items else "none", {"pay_list": items, "pay_item": None})
 
 

@@ -306,8 +306,8 @@ class PaymentLedger(Protocol):
         """Apply a provider result once per ``event_id``, only from ``pending`` (or ``unconfirmed``) to a
         final status; returns the payment and whether it changed."""
 
-    def recent(self, msisdn: str, limit: int = 5) -> list[LocalPayment]:
-        """Most recent first."""
+    def recent(self, msisdn: str, limit: int = 5, account_number: str | None = None) -> list[LocalPayment]:
+        """The payments ``msisdn`` made, most recent first; only those of ``account_number`` when given."""
 
     def awaiting(self, account_number: str, purpose: str) -> list[LocalPayment]:
         """The account's payments of ``purpose`` the provider may still debit or has debited unheard

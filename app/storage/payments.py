@@ -123,10 +123,12 @@ class SqlPaymentLedger:
                 return self.by_provider_id(provider_payment_id), False
             return self.by_provider_id(provider_payment_id), True
 
-    def recent(self, msisdn: str, limit: int = 5) -> list[LocalPayment]:
+    def recent(self, msisdn: str, limit: int = 5, account_number: str | None = None) -> list[LocalPayment]:
+        query = select(PaymentIntentRow).where(PaymentIntentRow.msisdn == msisdn)
+        if account_number is not None:
+            query = query.where(PaymentIntentRow.account_number == account_number)
         with self._sessions() as db:
-            rows = db.scalars(select(PaymentIntentRow).where(PaymentIntentRow.msisdn == msisdn)
-                              .order_by(PaymentIntentRow.id.desc()).limit(limit)).all()
+            rows = db.scalars(query.order_by(PaymentIntentRow.id.desc()).limit(limit)).all()
             return [_payment(r) for r in rows]
 
     def awaiting(self, account_number: str, purpose: str) -> list[LocalPayment]:

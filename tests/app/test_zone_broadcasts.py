@@ -68,7 +68,7 @@ def test_sms_me_when_power_is_back_then_a_restoration_in_the_back_office(phone, 
     p.answer("2")
     p.answer("4")
     assert p.answer("1").startswith("CON An outage is already known in your area (THIES-NORD)")
-    assert p.answer("1").startswith("CON You will get an SMS when power is back in your area (THIES-NORD).")
+    assert p.answer("1").startswith("CON You will be told by SMS when power is back in your area (THIES-NORD).")
     assert deliver(settings).get("notifications_sent", 0) == 0             # nothing yet: the power is still off
 
     restored = requests.post(f"{backoffice_url}/api/v1/zones/THIES-NORD/restore", timeout=5)
@@ -153,7 +153,7 @@ def test_sms_me_when_power_is_back_still_answers_after_a_restoration_withdrawn_b
     p.answer("2")
     p.answer("4")
     p.answer("1")
-    assert p.answer("1").startswith("CON You will get an SMS when power is back in your area (THIES-NORD).")
+    assert p.answer("1").startswith("CON You will be told by SMS when power is back in your area (THIES-NORD).")
     requests.post(f"{backoffice_url}/api/v1/zones/THIES-NORD/restore", timeout=5).raise_for_status()
     assert build_notice_relay(settings, make_sessions(settings.database_url)).run_once() == 1   # queued, not sent
     requests.post(f"{backoffice_url}/api/v1/zones/THIES-NORD/outage", timeout=5).raise_for_status()

@@ -108,6 +108,18 @@ def test_payer_asks_oui_and_the_pin_then_starts_the_payment_and_the_pin_is_kept_
     assert PIN not in caplog.text
 
 
+def test_solde_says_a_payment_by_payer_is_being_confirmed(texter, deps):
+    deps.pins.set_pin("+221770000001", PIN)
+    awa = texter("+221770000001")
+    awa.say("PAYER 5000")
+    awa.say("1")
+    assert awa.say(f"OUI {PIN}").startswith("Validez le paiement de 5 000 FCFA")
+    # Not approved on the handset yet: the back office still counts the 5 000 as owed.
+    assert texter("+221770000001").say("SOLDE") == (
+        "Compte 1000001\nReste à payer: 7 500 FCFA\nPaiement de 5 000 FCFA en cours de confirmation\n"
+        "Factures impayées: 2\n1. Dernières factures")
+
+
 def test_the_five_minutes_to_answer_oui_are_what_the_conversation_is_kept(texter, redis_url):
     awa = texter("+221770000001")
     awa.say("PAYER 5000")

@@ -161,3 +161,25 @@ def test_the_balance_shows_a_running_arrangement_and_its_next_payment(phone, bac
                              f"Paiement échelonné {arrangement['arrangement_id']}\n"
                              f"Échéance du {due}: 6 250 FCFA\n"
                              "1. Dernières factures\n0. Retour 00. Accueil")
+
+
+def test_a_running_arrangement_and_a_payment_being_confirmed_share_one_screen(app, phone, backoffice_url):
+    import uuid
+
+    import requests
+
+    made = requests.post(f"{backoffice_url}/api/v1/accounts/1000001/arrangements",
+                         json={"kind": "instalments", "months": 2},
+                         headers={"Idempotency-Key": f"test-{uuid.uuid4().hex}"}, timeout=5)
+    made.raise_for_status()
+    due = date.fromisoformat(made.json()["schedule"][0]["due_on"]).strftime("%d/%m/%Y")
+    # Another number linked to the account paid 20 000 (more than owed); the operator has not confirmed it yet.
+    ledger = app.extensions["parts"]["deps"].ledger
+    ledger.create(idempotency_key="pay-other-number", msisdn="+221770000777", account_number="1000001",
+                  purpose="bill", amount=Decimal(20000), wallet="wave")
+    ledger.mark_pending("pay-other-number", "PAY-00000000000000AA")
+    p = phone("+221770000001")
+    p.dial()
+    assert p.answer("1") == ("CON Compte 1000001\nReste à payer: 0 FCFA\n20 000 FCFA en confirmation\n"
+                             f"Paiement échelonné\nÉchéance du {due}: 6 250 FCFA\n"
+                             "1. Dernières factures\n0. Retour 00. Accueil")

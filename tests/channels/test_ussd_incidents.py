@@ -13,7 +13,7 @@ import logging
 import re
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -24,6 +24,7 @@ import requests
 
 from app.factory import create_app
 from app.settings import Settings
+from dialogs.codes import hash_code
 from dialogs.incidents import resend_pending_tickets
 from engine.types import Turn
 
@@ -94,9 +95,9 @@ def test_known_outage_shows_the_eta_and_subscribes_to_the_power_back_alert(phone
     assert p.answer("4") == INCIDENT_EN
     assert p.answer("1") == (
         "CON An outage is already known in your area (THIES-NORD). Power expected back: "
-        f"{_hhmm(outage['estimated_restoration'])}.\n1. SMS me when power is back\n2. Fault at my home only\n"
+        f"{_hhmm(outage['estimated_restoration'])}.\n1. Alert me when power is back\n2. Fault at my home only\n"
         "0. Back 00. Home")
-    assert p.answer("1") == ("CON You will get an SMS when power is back in your area (THIES-NORD).\n"
+    assert p.answer("1") == ("CON You will be told by SMS when power is back in your area (THIES-NORD).\n"
                              "0. Back 00. Home")
     subscriptions = app.extensions["parts"]["deps"].subscriptions.for_user("+221770000002")
     assert [(s.topic, s.scope, s.channel) for s in subscriptions] == [("power_back", outage["outage_id"], "sms")]
@@ -111,12 +112,36 @@ def test_known_outage_without_eta_still_offers_the_alert(phone, app, backoffice_
     p.dial()
     p.answer("4")
     assert p.answer("1") == ("CON Une panne est déjà connue dans votre zone (DKR-MEDINA). Nos équipes "
-                             "interviennent.\n1. Alerte SMS au retour du courant\n2. Panne chez moi seulement\n"
+                             "interviennent.\n1. Alerte au retour du courant\n2. Panne chez moi seulement\n"
                              "0. Retour 00. Accueil")
-    assert p.answer("1") == ("CON Vous recevrez un SMS au retour du courant dans votre zone (DKR-MEDINA).\n"
+    assert p.answer("1") == ("CON Vous serez prévenu par SMS au retour du courant dans votre zone (DKR-MEDINA).\n"
                              "0. Retour 00. Accueil")
     subscriptions = app.extensions["parts"]["deps"].subscriptions.for_user("+221770000001")
     assert [(s.topic, s.scope) for s in subscriptions] == [("power_back", created.json()["outage_id"])]
+
+
+def test_the_power_back_alert_names_the_channel_the_customer_chose(phone, app, settings):
+    # The alert goes where the customer's messages go: the screen must not send them looking for an SMS.
+    contacts = app.extensions["parts"]["deps"].contacts
+    contacts.set_channel("+221770000002", "whatsapp", via="ussd", source="menu")
+    p = phone("+221770000002")
+    p.dial()
+    p.answer("2")
+    p.answer("4")
+    p.answer("1")
+    assert p.answer("1") == ("CON You will be told by WhatsApp when power is back in your area (THIES-NORD).\n"
+                             "0. Back 00. Home")
+    contacts.stage_email("+221770000002", "sahel@exemple.sn", hash_code("123456"),
+                         settings.clock() + timedelta(minutes=30))
+    assert contacts.confirm_email("+221770000002", "123456", settings.clock(), via="ussd", source="menu") == "ok"
+    contacts.set_channel("+221770000002", "email", via="ussd", source="menu")
+    again = phone("+221770000002")
+    again.dial()
+    again.answer("2")
+    again.answer("4")
+    again.answer("1")
+    assert again.answer("1") == ("CON You will be told by e-mail when power is back in your area (THIES-NORD).\n"
+                                 "0. Back 00. Home")
 
 
 def test_in_a_zone_with_a_known_outage_a_fault_at_home_can_still_be_reported(phone, backoffice_url):
@@ -124,7 +149,7 @@ def test_in_a_zone_with_a_known_outage_a_fault_at_home_can_still_be_reported(pho
     p.dial()
     p.answer("2")
     p.answer("4")
-    assert p.answer("1").endswith("1. SMS me when power is back\n2. Fault at my home only\n0. Back 00. Home")
+    assert p.answer("1").endswith("1. Alert me when power is back\n2. Fault at my home only\n0. Back 00. Home")
     assert p.answer("2") == ("CON Report a fault at your home only (not the area outage)\nAccount 2000002\n"
                              "1. Confirm\n0. Back 00. Home")
     assert _tickets(backoffice_url, "2000002") == []          # nothing filed before the confirmation

@@ -335,7 +335,9 @@ def test_forged_unsigned_and_stale_callbacks_change_nothing(phone, served, provi
     assert unsigned.json()["error"] == "signature_missing"
     assert deps.ledger.by_provider_id(payment_id).status == "pending"
     assert outbox(deps) == []
-    assert "A payer: 12 500 FCFA" in phone("+221770000001").dial("1")
+    # Still being confirmed: no forged word settled it either way.
+    assert phone("+221770000001").dial("1").startswith(
+        "CON Compte 1000001\nReste à payer: 0 FCFA\nPaiement de 12 500 FCFA en cours de confirmation\n")
 
 
 def test_three_wrong_pins_lock_and_a_new_session_is_still_locked(phone, provider, deps):
@@ -617,3 +619,85 @@ def test_in_english_a_refusal_says_why_too(phone, provider, deps):
     assert p.answer(PIN) == ("END Payment refused: not enough money in the wallet. Nothing was charged. "
                              "Customer service: 800 00 00.")
     assert provider.count() == 0
+
+
+def test_the_balance_says_a_payment_is_being_confirmed_until_the_operator_settles_it(phone, served, provider, deps):
+    # The back office counts a payment only once approved: until then the balance screen says it is on its way.
+    deps.pins.set_pin("+221770000001", PIN)
+    payer = phone("+221770000001")
+    payer.dial("3")
+    payer.answer("2")
+    payer.answer("5000")
+    payer.answer("1")
+    payer.answer("1")
+    waiting = reference(payer.answer(PIN))
+
+    again = phone("+221770000001")
+    assert again.dial("1") == ("CON Compte 1000001\nReste à payer: 7 500 FCFA\n"
+                               "Paiement de 5 000 FCFA en cours de confirmation\nFactures impayées: 2\n"
+                               f"1. Dernières factures\n{NAV}")
+    provider.approve(waiting)
+    assert settled(deps, waiting).status == "succeeded"
+    assert phone("+221770000001").dial("1") == ("CON Compte 1000001\nA payer: 7 500 FCFA\nFactures impayées: 2\n"
+                                                f"1. Dernières factures\n{NAV}")
+
+
+def test_a_declined_payment_is_no_longer_said_on_the_english_balance(phone, served, provider, deps):
+    deps.pins.set_pin("+221770000002", PIN)
+    payer = phone("+221770000002")
+    payer.dial()
+    payer.answer("1")                                   # account 2000001
+    payer.answer("3")
+    payer.answer("2")
+    payer.answer("1500")
+    payer.answer("2")
+    payer.answer("1")
+    waiting = reference(payer.answer(PIN))
+
+    again = phone("+221770000002")
+    again.dial()
+    again.answer("1")
+    shown = again.answer("1")
+    due = re.search(r"Still to pay: ([\d,]+) FCFA", shown)
+    assert due, shown
+    assert shown == (f"CON Account 2000001\nStill to pay: {due.group(1)} FCFA\n"
+                     "Payment of 1,500 FCFA being confirmed\nUnpaid bills: 1\n"
+                     f"1. Latest bills\n{NAV_EN}")
+    provider.decline(waiting)
+    assert settled(deps, waiting).status == "failed"
+    after = phone("+221770000002")
+    after.dial()
+    after.answer("1")
+    balance = int(due.group(1).replace(",", "")) + 1500     # declined: all of it is owed again
+    assert after.answer("1") == (f"CON Account 2000001\nBalance due: {balance:,} FCFA\nUnpaid bills: 1\n"
+                                 f"1. Latest bills\n{NAV_EN}")
+
+
+def test_last_payments_under_one_account_list_only_that_accounts(phone, served, provider, deps):
+    deps.pins.set_pin("+221770000002", PIN)
+    payer = phone("+221770000002")
+    payer.dial()
+    payer.answer("1")                                   # account 2000001
+    payer.answer("3")
+    payer.answer("2")
+    payer.answer("1500")
+    payer.answer("2")
+    payer.answer("1")
+    paid = reference(payer.answer(PIN))
+    provider.approve(paid)
+    assert settled(deps, paid).status == "succeeded"
+
+    other = phone("+221770000002")
+    other.dial()
+    other.answer("3")                                   # account 2000003: nothing paid to it
+    other.answer("3")
+    assert other.answer("3") == f"CON No payment to account 2000003 made from this number yet.\n{NAV_EN}"
+
+    same = phone("+221770000002")
+    same.dial()
+    same.answer("1")
+    same.answer("3")
+    listing = same.answer("3")
+    assert re.fullmatch(r"CON Last payments \(choose one\):\n1\. \d\d/\d\d/\d{4} 1,500 FCFA paid\n" + NAV_EN,
+                        listing), listing
+    assert same.answer("1").startswith("CON Payment succeeded on ")

@@ -68,8 +68,8 @@ def test_an_english_business_customer_picks_an_account_sees_its_balance_and_repo
     assert sahel.say("4") == f"Outage or complaint:\n1. Report an outage\n2. Make a complaint\n{NAV_EN}"
     known = sahel.say("1")
     assert known.startswith("An outage is already known in your area (THIES-NORD). Power expected back: ")
-    assert known.endswith(f"\n1. SMS me when power is back\n2. Fault at my home only\n{NAV_EN}")
-    assert sahel.say("1") == f"You will get an SMS when power is back in your area (THIES-NORD).\n{NAV_EN}"
+    assert known.endswith(f"\n1. Alert me when power is back\n2. Fault at my home only\n{NAV_EN}")
+    assert sahel.say("1") == f"You will be told by SMS when power is back in your area (THIES-NORD).\n{NAV_EN}"
 
 
 def test_balance_keyword_in_english_and_a_tapped_quick_reply_counts_as_its_option(twilio_phone):

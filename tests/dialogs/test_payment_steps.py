@@ -452,11 +452,11 @@ def test_the_wallets_offered_come_from_the_settings(deps):
 
 # ---------------------------------------------------------------- the customer's last payments
 def test_the_last_payments_list_every_status_newest_first(deps, provider):
-    assert run(deps, "payments.recent").outcome == "none"
-    run(deps, "payments.initiate", **confirmed("5000", "prepaid", account_number="3000001"))
+    assert run(deps, "payments.recent", account_number=ACCOUNT).outcome == "none"
+    run(deps, "payments.initiate", **confirmed("5000", "prepaid"))
     provider.fail = Rejected("no money", code="insufficient_funds")
     run(deps, "payments.initiate", session_key="ussd:s2", **confirmed())
-    listed = run(deps, "payments.recent")
+    listed = run(deps, "payments.recent", account_number=ACCOUNT)
     assert listed.outcome == "ok" and listed.data["pay_item"] is None
     refused, prepaid = listed.data["pay_list"]
     assert refused == {"amount": "12500", "status": "failed", "purpose": "bill", "account_number": ACCOUNT,
@@ -467,11 +467,25 @@ def test_the_last_payments_list_every_status_newest_first(deps, provider):
     assert prepaid["failure_reason"] is None
 
 
+def test_the_last_payments_are_this_numbers_to_the_current_account_only(deps):
+    run(deps, "payments.initiate", **confirmed("5000", "prepaid", account_number="3000001"))
+    run(deps, "payments.initiate", session_key="ussd:s2", **confirmed("7000"))
+    assert deps.ledger is not None
+    # Another number linked to the same account paid too: its receipt is not this number's to read.
+    deps.ledger.create(idempotency_key="other", msisdn="+221770000777", account_number=ACCOUNT, purpose="bill",
+                       amount=Decimal(900), wallet="wave")
+    assert [p["amount"] for p in run(deps, "payments.recent", account_number=ACCOUNT).data["pay_list"]] == ["7000"]
+    [prepaid] = run(deps, "payments.recent", account_number="3000001").data["pay_list"]
+    assert (prepaid["amount"], prepaid["account_number"]) == ("5000", "3000001")
+    # No current account (never the case behind the Pay menu): nothing is listed rather than everything.
+    assert run(deps, "payments.recent").outcome == "none"
+
+
 def test_only_the_five_last_payments_are_listed(deps):
     for amount in range(100, 800, 100):
         run(deps, "payments.initiate", **confirmed(str(amount)))
-    assert [p["amount"] for p in run(deps, "payments.recent").data["pay_list"]] == ["700", "600", "500", "400",
-                                                                                    "300"]
+    listed = run(deps, "payments.recent", account_number=ACCOUNT).data["pay_list"]
+    assert [p["amount"] for p in listed] == ["700", "600", "500", "400", "300"]
 
 
 @pytest.mark.parametrize(("token", "printed"), [
@@ -658,7 +672,7 @@ def test_a_prepaid_token_bought_is_listed_in_groups_of_four(deps, provider):
     pid = started.data["pay_reference"]
     settle_provider_result(deps, result(pid, amount=Decimal(5000), account_number="3000001",
                                         token="12345678901234567890"))
-    [item] = run(deps, "payments.recent").data["pay_list"]
+    [item] = run(deps, "payments.recent", account_number="3000001").data["pay_list"]
     assert (item["status"], item["token"], item["purpose"]) == ("succeeded", "1234 5678 9012 3456 7890", "prepaid")
     assert (item["amount"], item["reference"], item["payment_id"]) == ("5000", "MM1", pid)
 

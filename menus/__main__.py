@@ -8,6 +8,7 @@ not import.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from .lint import lint
@@ -46,4 +47,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    # The process ends here, as mypy's does: the interpreter's teardown would free the large menu
+    # set's hundred thousand objects one by one, a tenth of the run, for nothing.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

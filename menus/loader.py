@@ -12,7 +12,7 @@ import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 from pydantic import ValidationError
@@ -28,8 +28,9 @@ __all__ = ["LoadedMenus", "Where", "load_menus"]
 _LineDict = LineDict
 
 
-@dataclass(frozen=True, slots=True)
-class Where:
+class Where(NamedTuple):
+    """A place in a menu file (a tuple: one is made for each of the ten thousand nodes of a large file)."""
+
     file: str
     line: int
 
@@ -175,7 +176,7 @@ def _load_menus(path: str | Path) -> LoadedMenus:
             problems.append(Problem(str(inc_path), inc_data.line, f"flow '{flow_name}' is not declared",
                                     "declare it under 'flows:' in the main file"))
             continue
-        target = flows[flow_name].setdefault("nodes", _LineDict())
+        target = flows[flow_name].setdefault("nodes", _LineDict.at(flows[flow_name].file, flows[flow_name].line))
         for node_id, node in inc_data["nodes"].items():
             if node_id in target:
                 first = node_locations.get((flow_name, node_id)) or Where(target[node_id].file,

@@ -40,12 +40,22 @@ _Parser: Any = getattr(getattr(yaml, "cyaml", None), "CParser", None) or yaml.Sa
 
 
 class LineDict(dict):  # type: ignore[type-arg]
-    """A mapping that remembers where it stands in its file."""
+    """A mapping that remembers where it stands in its file (slots: a large file has tens of
+    thousands of them, and a ``__dict__`` each would double the objects to build)."""
 
-    file: str = "?"
-    line: int = 0
-    key_line: int = 0          # the line of the key this mapping is the value of
+    __slots__ = ("file", "key_line", "key_lines", "line")
+
+    file: str
+    line: int
+    key_line: int              # the line of the key this mapping is the value of (0: none)
     key_lines: dict[str, int]
+
+    @classmethod
+    def at(cls, file: str, line: int) -> LineDict:
+        """An empty mapping written at ``file:line``."""
+        made = cls()
+        made.file, made.line, made.key_line, made.key_lines = file, line, 0, {}
+        return made
 
 
 def read_yaml(raw: bytes, file: str, brand: Brand | None = None) -> Any:
@@ -146,7 +156,7 @@ class _Reader:
         get, brand, plain = self.get, self.brand, self.plain
         result = LineDict()
         key_lines: dict[str, int] = {}
-        result.file, result.line, result.key_lines = self.file, start.start_mark.line + 1, key_lines
+        result.file, result.line, result.key_line, result.key_lines = self.file, start.start_mark.line + 1, 0, key_lines
         merged: list[Any] = []
         while True:
             event = get()
@@ -180,7 +190,7 @@ class _Reader:
                 if value.__class__ is LineDict:
                     value.key_line = line
             result[key] = value
-            key_lines[str(key)] = line
+            key_lines[key if key.__class__ is str else str(key)] = line
         return self.merge(result, merged, start) if merged else result
 
     def key(self, event: Any, start: Any) -> Any:
@@ -211,9 +221,7 @@ class _Reader:
                     raise _error("a merge key (<<) takes a mapping or a list of mappings", start,
                                  "while reading a mapping")
                 sources.append(source)
-        result = LineDict()
-        result.file, result.line, result.key_line = own.file, own.line, own.key_line
-        result.key_lines = {}
+        result = LineDict.at(own.file, own.line)
         for source in reversed(sources):
             result.update(source)
             result.key_lines.update(source.key_lines)
@@ -222,12 +230,20 @@ class _Reader:
         return result
 
     def sequence(self, start: Any, language: str | None) -> list[Any]:
-        get, items = self.get, []
+        get, brand, plain, items = self.get, self.brand, self.plain, []
         while True:
             event = get()
-            if event.__class__ is SequenceEndEvent:
+            if event.__class__ is ScalarEvent and event.tag is None and event.anchor is None:
+                value = event.value  # a string read in place, as in ``mapping``
+                if event.implicit[0] and plain.get(value) is not _AS_WRITTEN:
+                    value = self.scalar(event, language)
+                elif brand is not None and "{" in value:
+                    value = fill_brand(value, brand, language)
+                items.append(value)
+            elif event.__class__ is SequenceEndEvent:
                 return items
-            items.append(self.value(event, language))
+            else:
+                items.append(self.value(event, language))
 
     def anchored(self, start: Any, language: str | None) -> Any:
         """A value with an anchor: its events are kept, so that each alias reads it afresh."""

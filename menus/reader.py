@@ -36,6 +36,7 @@ _STR_TAG = "tag:yaml.org,2002:str"
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 _VALUE_TAG = "tag:yaml.org,2002:value"
 _AS_WRITTEN = object()  # a plain scalar that resolves to a string: its text as it is
+_EVERY_TEXT: frozenset[str | None] = frozenset()
 _Parser: Any = getattr(getattr(yaml, "cyaml", None), "CParser", None) or yaml.SafeLoader
 
 
@@ -86,6 +87,10 @@ class _Reader:
         self.anchors: dict[str, list[Any]] = {}
         self.reading: set[str] = set()  # anchors whose value is being read: an alias to one loops
         self.resolver = yaml.resolver.Resolver()
+        implicit = self.resolver.yaml_implicit_resolvers
+        # The first characters PyYAML's resolvers are registered for; none to skip by when one is
+        # registered for any first character (None).
+        self.first_chars: frozenset[str | None] = frozenset(implicit) if None not in implicit else _EVERY_TEXT
         self.constructor = yaml.constructor.SafeConstructor()
 
     def document(self) -> Any:
@@ -138,6 +143,11 @@ class _Reader:
             return self.plain[text]
         except KeyError:
             pass
+        # PyYAML's resolver picks its candidates by the first character: a text starting with none of
+        # theirs (most node ids, such as "j123_ask") is a string without trying their patterns.
+        if self.first_chars is not _EVERY_TEXT and text[:1] not in self.first_chars:
+            self.plain[text] = _AS_WRITTEN
+            return _AS_WRITTEN
         tag = self.resolver.resolve(yaml.ScalarNode, text, (True, False))
         if tag == _STR_TAG:
             value: Any = _AS_WRITTEN

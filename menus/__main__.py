@@ -8,6 +8,8 @@ not import.
 from __future__ import annotations
 
 import argparse
+import gc
+import os
 import sys
 
 from .lint import lint
@@ -46,4 +48,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # A run that ends as soon as it has printed leaves no garbage worth a cyclic collection: none
+    # (each would walk every object of a large menu set), and the process ends without teardown.
+    gc.disable()
+    code = main()
+    # As mypy does: the interpreter's teardown would free the large set's objects one by one (and
+    # collect them), a fifth of the run, for nothing.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

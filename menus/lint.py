@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import string
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from .conditions import ConditionError, parse_condition
@@ -36,14 +36,30 @@ ScreenCheck = Callable[[LoadedMenus, str, str, str, Any], list[str]]
 what the caller passed in ``channels`` (an adapter's capabilities), or a channel name of the file."""
 
 
-def _texts(node: Any) -> Iterator[tuple[str, dict[str, str]]]:
-    return node.texts()  # type: ignore[no-any-return]
-
-
 def _placeholder_names(text: str) -> list[tuple[str, str]]:
-    if "{" not in text and "}" not in text:  # most labels: no placeholder and no brace to get wrong
-        return []
     return [(n, s or "") for _, n, s, _ in _FORMAT_PARSER.parse(text) if n is not None]
+
+
+def _lint_placeholders(flow_name: str, node_id: str, node: Any, what: str, text: str, samples: Mapping[str, Any],
+                       parsed: dict[str, list[tuple[str, str]] | ValueError], add: Callable[..., None]) -> None:
+    """The braces of one text: well formed, known format specs, a sample value for each placeholder."""
+    names = parsed.get(text)
+    if names is None:
+        try:
+            names = parsed[text] = _placeholder_names(text)
+        except ValueError as exc:
+            names = parsed[text] = exc
+    if isinstance(names, ValueError):
+        add(flow_name, node_id, f"{what}: bad braces: {names}", "write {name} or {{ }}")
+        return
+    for name, spec in names:
+        if spec not in FORMAT_SPECS:
+            add(flow_name, node_id, f"{what}: unknown format '{{{name}:{spec}}}'",
+                "known: " + ", ".join(sorted(s for s in FORMAT_SPECS if s)))
+        root, last = name.split(".")[0], name.split(".")[-1]
+        if not any(n in samples or n in node.samples for n in (root, last)):
+            add(flow_name, node_id, f"{what}: placeholder '{{{name}}}' has no sample value",
+                f"add '{last}: ...' under samples: so its screen can be measured")
 
 
 def lint(loaded: LoadedMenus, steps: Mapping[str, frozenset[str]] | None = None,
@@ -156,6 +172,7 @@ def _lint_flow(loaded: LoadedMenus, flow_name: str, flow: FlowSpec, steps: Mappi
     # The edges of every node, listed once: the checks below, the reachability and the commit walks share them.
     out = {node_id: edges(node) for node_id, node in nodes.items()}
     languages, samples = menus.languages, menus.samples
+    parsed: dict[str, list[tuple[str, str]] | ValueError] = {}  # each distinct text's placeholders, parsed once
     for node_id, node in nodes.items():
         choices = node.choices()
         action = node if isinstance(node, ActionNode) else None
@@ -167,26 +184,17 @@ def _lint_flow(loaded: LoadedMenus, flow_name: str, flow: FlowSpec, steps: Mappi
             if node.shortcut in shortcuts:
                 add(flow_name, node_id, f"shortcut '{node.shortcut}' is also used by '{shortcuts[node.shortcut]}'")
             shortcuts[node.shortcut] = node_id
-        for what, texts in _texts(node):
+        for what, texts in node.texts():
             for lang in languages:
                 if not texts.get(lang):
                     add(flow_name, node_id, f"{what}: no '{lang}' translation", f"add {lang}: ... to {what}")
             for lang, text in texts.items():
-                try:
-                    names = _placeholder_names(text)
-                except ValueError as exc:
-                    add(flow_name, node_id, f"{what} ({lang}): bad braces: {exc}", "write {name} or {{ }}")
-                    continue
-                for name, spec in names:
-                    if spec not in FORMAT_SPECS:
-                        add(flow_name, node_id, f"{what} ({lang}): unknown format '{{{name}:{spec}}}'",
-                            "known: " + ", ".join(sorted(s for s in FORMAT_SPECS if s)))
-                    root, last = name.split(".")[0], name.split(".")[-1]
-                    if not any(n in samples or n in node.samples for n in (root, last)):
-                        add(flow_name, node_id, f"{what} ({lang}): placeholder '{{{name}}}' has no sample value",
-                            f"add '{last}: ...' under samples: so its screen can be measured")
-        for when in [o.when for o in choices if o.when] + \
-                    [r.when for r in (node.routes if isinstance(node, RouterNode) else ())]:
+                if "{" in text or "}" in text:  # most labels: no placeholder and no brace to get wrong
+                    _lint_placeholders(flow_name, node_id, node, f"{what} ({lang})", text, samples, parsed, add)
+        conditions = [o.when for o in choices if o.when]
+        if isinstance(node, RouterNode):
+            conditions.extend(r.when for r in node.routes)
+        for when in conditions:
             try:
                 parse_condition(when)
             except ConditionError as exc:

@@ -9,146 +9,28 @@ from __future__ import annotations
 import contextlib
 import gc
 import hashlib
-import operator
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 from pydantic import ValidationError
 
 from .brand import Brand, fill_brand
 from .problems import MenuError, Problem
+from .reader import LineDict, read_yaml
 from .schema import NODE_KINDS, IncludedNodes, MenuSet
 
 __all__ = ["LoadedMenus", "Where", "load_menus"]
 
 
-class _LineDict(dict):  # type: ignore[type-arg]
-    """A mapping that remembers where it stands in its file."""
-
-    file: str = "?"
-    line: int = 0
-    key_line: int = 0          # the line of the key this mapping is the value of
-    key_lines: dict[str, int]
+_LineDict = LineDict
 
 
-# libyaml's parser (C) when PyYAML was built with it: the pure-Python scanner took most of the
-# time of a large file (seconds for a 10 000-node menu). Both give the same nodes and line marks.
-_STR_TAG = "tag:yaml.org,2002:str"
+class Where(NamedTuple):
+    """A place in a menu file (a tuple: one is made for each of the ten thousand nodes of a large file)."""
 
-
-_MERGE_TAG = "tag:yaml.org,2002:merge"
-
-
-class _Composer(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
-    """Composes one file's nodes; the tag of a plain scalar is resolved once per distinct text (keys
-    such as ``kind``, ``text``, ``fr`` repeat thousands of times in a large file)."""
-
-    def __init__(self, stream: bytes) -> None:
-        super().__init__(stream)
-        self._plain_tags: dict[str, str] = {}
-        self.merges = False  # whether a merge key (<<) was read: only then are mappings flattened
-        if not self.yaml_path_resolvers:
-            # The composer calls these two around every node to track the path for path resolvers,
-            # which this loader never registers: builtins that take the same arguments and do nothing
-            # spare two Python calls per node (a tenth of the composing time of a large file).
-            self.descend_resolver = operator.is_
-            self.ascend_resolver = tuple
-
-    def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
-        if kind is yaml.ScalarNode and not self.yaml_path_resolvers:
-            if not implicit[0]:
-                return _STR_TAG  # quoted, or tagged "!": a string, as PyYAML's resolver says
-            tag = self._plain_tags.get(value)
-            if tag is None:
-                tag = self._plain_tags[value] = super().resolve(kind, value, implicit)
-                self.merges = self.merges or tag == _MERGE_TAG
-            return tag
-        return super().resolve(kind, value, implicit)
-
-
-class _Builder:
-    """Turns the composed YAML nodes of one file into plain data, mappings as ``_LineDict``.
-
-    Written out rather than through PyYAML's constructor machinery (its per-node generators and
-    recursion bookkeeping cost more than the parsing itself on a large file); one pass, linear in the
-    nodes, string scalars (most keys and values) read in place rather than through a call each.
-    Scalars other than strings (numbers, booleans, null, dates) go through PyYAML's own
-    constructors, so values read exactly as ``yaml.safe_load`` reads them.
-
-    With a ``brand``, its names are filled into the strings as they are read (``fill_brand``, in the
-    same pass rather than a second walk of the tree)."""
-
-    def __init__(self, loader: _Composer, file: str, brand: Brand | None = None) -> None:
-        self.loader, self.file, self.brand = loader, file, brand
-
-    def build(self, node: yaml.Node, language: str | None = None) -> Any:
-        if isinstance(node, _SCALAR):
-            value = node.value if node.tag == _STR_TAG else self.loader.construct_object(node, deep=True)
-            if self.brand is not None and isinstance(value, str) and "{" in value:
-                value = fill_brand(value, self.brand, language)
-            return value
-        if isinstance(node, yaml.SequenceNode):
-            return [self.build(item, language) for item in node.value]
-        if isinstance(node, yaml.MappingNode):
-            return self.mapping(node, language)
-        return self.loader.construct_object(node, deep=True)
-
-    def mapping(self, node: yaml.MappingNode, language: str | None = None) -> _LineDict:
-        if self.loader.merges:
-            self.loader.flatten_mapping(node)  # merge keys (<<) as PyYAML reads them
-        result = _LineDict()
-        key_lines: dict[str, int] = {}
-        result.file, result.line, result.key_lines = self.file, node.start_mark.line + 1, key_lines
-        brand = self.brand
-        for key_node, value_node in node.value:
-            if key_node.tag == _STR_TAG and key_node.__class__ is _SCALAR:
-                key = key_node.value
-            else:
-                if key_node.tag == _MERGE_TAG and not self.loader.merges:
-                    self.loader.merges = True  # an explicit "!!merge" key: read the mapping again, flattened
-                    return self.mapping(node, language)
-                key = self.build(key_node)
-                try:
-                    hash(key)
-                except TypeError:
-                    raise yaml.MarkedYAMLError("while reading a mapping", node.start_mark,
-                                               "a key that is a mapping or a list", key_node.start_mark) from None
-            if key in result:
-                raise yaml.MarkedYAMLError("while reading a mapping", node.start_mark,
-                                           f"duplicate key {key!r}", key_node.start_mark)
-            line = key_node.start_mark.line + 1
-            # A text keyed by a language code gets its greeting in that language (as fill_brand does).
-            inner = key if isinstance(key, str) and len(key) == 2 else language
-            if value_node.tag == _STR_TAG and value_node.__class__ is _SCALAR:
-                value = value_node.value
-                if brand is not None and "{" in value:
-                    value = fill_brand(value, brand, inner)
-            else:
-                value = self.build(value_node, inner)
-                if isinstance(value, _LineDict):
-                    value.key_line = line
-            result[key] = value
-            key_lines[str(key)] = line
-        return result
-
-
-_SCALAR = yaml.ScalarNode
-
-
-def _parse(raw: bytes, file: str, brand: Brand | None = None) -> Any:
-    loader = _Composer(raw)
-    try:
-        node = loader.get_single_node()
-        return None if node is None else _Builder(loader, file, brand).build(node)
-    finally:
-        loader.dispose()
-
-
-@dataclass(frozen=True, slots=True)
-class Where:
     file: str
     line: int
 
@@ -180,7 +62,7 @@ def _read(path: Path, brand: Brand | None = None) -> tuple[Any, bytes]:
     """The file's data (with ``brand`` filled into its texts, when given) and its bytes."""
     raw = path.read_bytes()
     try:
-        return _parse(raw, str(path), brand), raw
+        return read_yaml(raw, str(path), brand), raw
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 1
@@ -294,7 +176,7 @@ def _load_menus(path: str | Path) -> LoadedMenus:
             problems.append(Problem(str(inc_path), inc_data.line, f"flow '{flow_name}' is not declared",
                                     "declare it under 'flows:' in the main file"))
             continue
-        target = flows[flow_name].setdefault("nodes", _LineDict())
+        target = flows[flow_name].setdefault("nodes", _LineDict.at(flows[flow_name].file, flows[flow_name].line))
         for node_id, node in inc_data["nodes"].items():
             if node_id in target:
                 first = node_locations.get((flow_name, node_id)) or Where(target[node_id].file,

@@ -123,14 +123,18 @@ def _log_failure(message: str, *args: object, exc: BaseException) -> None:
     log.error(message + "\n%s", *args, trace)
 
 
-def _rewind(history: list[str], node_id: str, home: str) -> None:
+def _rewind(session: Session, node_id: str, home: str) -> None:
     """Landing on a screen already in the history goes back to it (a screen that returns to
     itself, a "try again"): Back then leads where the customer came from, in one press. The main
-    menu is the root: reaching it, however, leaves nothing to go back to."""
+    menu is the root: reaching it, however, leaves nothing to go back to. A page remembered for a
+    screen no longer in the history is forgotten (the session stays small, and a later visit of
+    that screen starts on its first page)."""
+    history = session.history
     if node_id == home:
         history.clear()
     elif node_id in history:
         del history[history.index(node_id):]
+    session.back_pages = {shown: page for shown, page in session.back_pages.items() if shown in history}
 
 
 class HopObserver(Protocol):
@@ -399,6 +403,7 @@ class Engine:
             if previous.node in nodes and (previous.gate is None or previous.gate in nodes):
                 session.flow, session.version, session.node = previous.flow, continued.version, previous.node
                 session.data, session.history = carried_data(previous), previous.history
+                session.back_pages = previous.back_pages
                 session.visited = previous.visited + ["resumed"]
                 if previous.gate is None:
                     return self._screen(session, continued, session.node)
@@ -502,7 +507,9 @@ class Engine:
                 return self._current(session, flow)
             if text == BACK and session.history:
                 session.node = session.history.pop()
-                session.page = session.retries = 0
+                # Back lands on the page the customer left that screen from, not on its first.
+                session.page = session.back_pages.pop(session.node, 0)
+                session.retries = 0
                 return self._screen(session, flow, session.node)
             if text == HOME and session.history:
                 return self._enter(session, flow, flow.move(session.node, None), {}, moved=True)
@@ -517,6 +524,8 @@ class Engine:
             if not node.is_secret():
                 # Back never leads into a PIN prompt again.
                 session.history.append(session.node)
+                if session.page:
+                    session.back_pages[session.node] = session.page
                 del session.history[:-self.limits.history_limit]
             screen = self._enter(session, flow, target, secrets)
             if session.pending and session.node == flow.spec.home and not screen.end:
@@ -599,7 +608,7 @@ class Engine:
                 continue
             session.node = node_id
             session.page = session.retries = 0
-            _rewind(session.history, node_id, flow.spec.home)
+            _rewind(session, node_id, flow.spec.home)
             return self._screen(session, flow, node_id)
         raise RuntimeError(f"more than {self.limits.max_steps_per_hop} steps in one hop at {node_id}")
 

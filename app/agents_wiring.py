@@ -77,7 +77,8 @@ def _sandbox(settings: Settings, adapters: Sequence[ChannelAdapter]) -> Callable
                                        if settings.redis_url else MemorySessionStore())
                 made, _ = build_engine(sandbox, store)
                 for adapter in adapters:
-                    made.declare(adapter.capabilities, adapter.session_policy.idle_seconds)
+                    policy = adapter.session_policy
+                    made.declare(adapter.capabilities, policy.idle_seconds, policy.key_ends_with_session)
                 built.append(made)
             return built[0]
 

@@ -366,7 +366,8 @@ def create_app(settings: Settings | None = None, store: SessionStore | None = No
     adapters = build_adapters(settings, gateway_guard, parts["security"], metrics, reports_of("meta"),
                               parts["deps"], str(app.secret_key))
     for adapter in adapters:
-        engine.declare(adapter.capabilities, adapter.session_policy.idle_seconds)
+        policy = adapter.session_policy
+        engine.declare(adapter.capabilities, policy.idle_seconds, policy.key_ends_with_session)
         app.register_blueprint(adapter.blueprint(engine))
 
     links = build_unsubscribe_links(settings) if settings.secret_key else None

@@ -10,7 +10,9 @@ screen in the user's language, logged with the user masked.
 A session is its caller's alone: a hop from another number gets a polite end, reads and
 changes nothing, and is reported as a ``caller_mismatch`` security event. The replay record
 is an HMAC of caller and hop under the server key (``engine.hop_digest``). Resuming a dropped
-session follows ``engine.resume``: offered only mid-task, never past a gate.
+session follows ``engine.resume``: offered only mid-task, never past a gate. On a channel that keys
+a session on its provider's session id (USSD), a hop on an ended session other than the retry of
+its last one gets a polite end (``session_over``) and is a ``session_reused`` security event.
 """
 
 from __future__ import annotations
@@ -209,16 +211,21 @@ class Engine:
         self._formatters: dict[str, TextFormatter] = {}
         self._channels: dict[str, ChannelCapabilities] = dict(channels or {})
         self._idle: dict[str, int] = {}
+        self._key_ends: dict[str, bool] = {}
         # Screens laid out per channel and language: most screens are the same text for everyone
         # (menus, prompts), so a hop seldom lays one out again. Bounded: emptied when full.
         self._laid_out: dict[tuple[Screen, str, str], list[str]] = {}
         self._laid_out_menus = flows.menus
 
     # ------------------------------------------------------------ public
-    def declare(self, capabilities: ChannelCapabilities, idle_seconds: int | None = None) -> None:
+    def declare(self, capabilities: ChannelCapabilities, idle_seconds: int | None = None,
+                key_ends_with_session: bool = False) -> None:
         """A channel adapter says what its channel can show (the engine pages screens to fit) and,
-        for a channel keyed by user, how long a conversation may stay idle."""
+        for a channel keyed by user, how long a conversation may stay idle. ``key_ends_with_session``:
+        the channel keys a session on its provider's session id (USSD), which never carries another
+        conversation once ended; on a channel keyed by user, a message after an end starts anew."""
         self._channels[capabilities.name] = capabilities
+        self._key_ends[capabilities.name] = key_ends_with_session
         self._laid_out.clear()
         if idle_seconds is not None:
             self._idle[capabilities.name] = idle_seconds
@@ -296,6 +303,11 @@ class Engine:
         log.warning("caller mismatch channel=%s user=%s: %s", channel, mask(user_id), detail)
         self.security.record(SecurityEvent("caller_mismatch", channel, subject=user_id, detail=detail))
 
+    def _report_reuse(self, turn: Turn) -> None:
+        log.warning("hop on an ended session channel=%s user=%s", turn.channel, mask(turn.user_id))
+        self.security.record(SecurityEvent("session_reused", turn.channel, subject=turn.user_id,
+                                           detail="hop on an ended session"))
+
     # ------------------------------------------------------------ hop
     def _handle_locked(self, turn: Turn, held: LockedSession) -> tuple[Reply, float]:
         session = held.session
@@ -307,6 +319,12 @@ class Engine:
         if session is not None and session.last_reply is not None and session.last_hop_id == hop_id:
             # Only the identical hop (the provider's retry) gets the recorded answer again.
             return self._replayed(session, session.last_reply), 0.0
+        if session is not None and session.ended and self._key_ends.get(turn.channel, False):
+            # A gateway never sends another hop on a session it ended (its retry of the last hop was
+            # answered just above): a replay or a broken gateway. Answered with a polite end; nothing
+            # of the old session runs again, is shown or changes (its own retry still gets its end).
+            self._report_reuse(turn)
+            return self._closing(turn.channel, session.language, "session_over"), 0.0
         if session is not None and (session.ended or self._restarts(session, turn)):
             # A new message after an end, or a new command on a chat channel: a new session.
             session = None

@@ -486,7 +486,8 @@ class Engine:
 
     def _restarts(self, session: Session, turn: Turn) -> bool:
         """On a chat channel, a message that the current screen cannot take but that is a command
-        keyword starts over (``CONSO`` sent while the balance is shown)."""
+        keyword starts over (``CONSO`` sent while the balance is shown). So does a stray word on a
+        menu (``merci``) where the channel answers unknown first messages (``unknown:``, the help)."""
         text = (turn.input or "").strip()
         points = self.flows.menus.entry_points.get(turn.channel)
         if turn.dialed or not text or points is None or session.resume_from is not None:
@@ -494,13 +495,21 @@ class Engine:
         if not points.keywords and not (turn.intent and turn.intent in points.intents):
             return False
         start = find_start(self.flows.menus, turn.channel, turn.entry, text, turn.intent)
-        if start.keyword is None:
+        if start.keyword is None and not points.unknown:
             return False
         flow = self.flows.get(session.flow, session.version)
         node = flow.spec.nodes.get(session.node)
         if node is None or text in _NAVIGATION or self._accepts(node, text):
             return False
+        if start.keyword is None and not self._stray_word(node, turn.channel, text):
+            return False
         return all(choice.key != text for choice in self._choices(session, flow, session.node, labels=False))
+
+    def _stray_word(self, node: Node, channel: str, text: str) -> bool:
+        """Whether ``text`` is a word where the screen expects a number (``merci`` on a menu). A wrong
+        number stays an invalid choice; an input screen re-asks with its own hint (``Répondez OUI ...``);
+        a navigation word (``menu``) navigates."""
+        return not (text.isdigit() or node.takes_value or self._navigation_word(channel, text) in _NAVIGATION)
 
     def _hidden_choice(self, session: Session, flow: CompiledFlow, key: str) -> bool:
         """Whether ``key`` is an option of the current screen hidden by its condition: a hidden

@@ -46,7 +46,7 @@ def plain_error(status: int, text: str | None = None, headers: Mapping[str, str]
 
 
 def error_response(status: int = 400, headers: Mapping[str, str] | None = None) -> Response:
-    """This endpoint's error answer for a refusal made before its view ran (size limit, method, failure)."""
+    """This endpoint's one error answer: its view's 400, and what the app refuses around it (413, 405, 500)."""
     return plain_error(status, "invalid delivery report" if status == 400 else None, headers)
 
 

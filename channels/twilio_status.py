@@ -34,7 +34,7 @@ _STATUS = frozenset({"queued", "sending", "sent", "delivered", "read", "failed",
 
 
 def error_response(status: int = 400, headers: Mapping[str, str] | None = None) -> Response:
-    """This endpoint's error answer for a refusal made before its view ran (size limit, method, failure)."""
+    """This endpoint's one error answer: its view's 400, and what the app refuses around it (413, 405, 500)."""
     return plain_error(status, "invalid status callback" if status == 400 else None, headers)
 
 

@@ -107,7 +107,8 @@ class _Sandbox:
                                        if self._settings.redis_url else MemorySessionStore())
                 made, parts = build_engine(sandbox, store, callback_path=SANDBOX_CALLBACK_PATH)
                 for adapter in self._adapters:
-                    made.declare(adapter.capabilities, adapter.session_policy.idle_seconds)
+                    policy = adapter.session_policy
+                    made.declare(adapter.capabilities, policy.idle_seconds, policy.key_ends_with_session)
                 self._built.append((made, parts))
             return self._built[0]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from backend_clients.meta_whatsapp import MetaWhatsApp
 from backend_clients.notices import NoticeFeedClient
 from backend_clients.smtp_email import SmtpEmail
 from backend_clients.twilio_whatsapp import TwilioWhatsApp
+from channels import sms_delivery, twilio_status
 from channels.adapter import ChannelAdapter
 from channels.answer_ledger import AnswerLedger, MemoryAnswerLedger
 from channels.gateway_guard import GatewayGuard, parse_networks
@@ -28,7 +29,6 @@ from channels.payment_callback import PATH as CALLBACK_PATH
 from channels.payment_callback import Applied, CallbackEvent, payment_callback_blueprint
 from channels.sms import SmsAdapter
 from channels.sms_delivery import DeliveryReport, sms_delivery_blueprint
-from channels.twilio_status import PATH as TWILIO_STATUS_PATH
 from channels.twilio_status import twilio_status_blueprint
 from channels.ussd import UssdAdapter
 from channels.ussd_wsgi import UssdFastPath
@@ -273,7 +273,7 @@ def build_dispatcher(settings: Settings, sessions: sessionmaker[Session]) -> Dis
     if settings.twilio_account_sid and settings.twilio_auth_token and settings.twilio_whatsapp_from:
         senders["whatsapp"] = TwilioWhatsApp(settings.twilio_account_sid, settings.twilio_auth_token,
                                              settings.twilio_whatsapp_from, settings.twilio_api_url,
-                                             status_callback=f"{settings.public_base_url}{TWILIO_STATUS_PATH}")
+                                             status_callback=f"{settings.public_base_url}{twilio_status.PATH}")
     if settings.smtp_url:
         senders["email"] = UnsubscribableEmail(SmtpEmail(settings.smtp_url, settings.email_from),
                                                SqlEmailStops(sessions), build_unsubscribe_links(settings))
@@ -370,7 +370,8 @@ def create_app(settings: Settings | None = None, store: SessionStore | None = No
     adapters = build_adapters(settings, gateway_guard, parts["security"], metrics, reports_of("meta"),
                               parts["deps"], str(app.secret_key))
     for adapter in adapters:
-        engine.declare(adapter.capabilities, adapter.session_policy.idle_seconds)
+        policy = adapter.session_policy
+        engine.declare(adapter.capabilities, policy.idle_seconds, policy.key_ends_with_session)
         app.register_blueprint(adapter.blueprint(engine))
 
     links = build_unsubscribe_links(settings) if settings.secret_key else None
@@ -382,6 +383,10 @@ def create_app(settings: Settings | None = None, store: SessionStore | None = No
 
     def adapter_for(path: str) -> ChannelAdapter | None:
         return next((a for a in adapters if a.owns(path)), None)
+
+    # Providers' callbacks that are not channels: each has its own error answer, as an adapter does.
+    callback_errors: dict[str, Callable[[int, Mapping[str, str] | None], Response]] = {
+        sms_delivery.PATH: sms_delivery.error_response, twilio_status.PATH: twilio_status.error_response}
     mount_agents(app, settings, parts, adapters)
     app.register_blueprint(payment_callback_blueprint(settler(parts["deps"]), settings.payment_callback_secret,
                                                       parts["security"]))
@@ -421,6 +426,10 @@ def create_app(settings: Settings | None = None, store: SessionStore | None = No
             # The status stays (405 keeps its Allow header); the body is the channel's own error answer.
             headers = {k: v for k, v in exc.get_headers() if k.lower() != "content-type"}
             return adapter.error_response(exc.code or 400, headers)
+        callback_error = callback_errors.get(request.path)
+        if callback_error is not None:
+            return callback_error(exc.code or 400, {k: v for k, v in exc.get_headers()
+                                                    if k.lower() != "content-type"})
         response = jsonify(error=(exc.name or "error").lower().replace(" ", "_"), message=exc.description)
         response.status_code = exc.code or 400
         return response
@@ -433,6 +442,9 @@ def create_app(settings: Settings | None = None, store: SessionStore | None = No
         adapter = adapter_for(request.path)
         if adapter is not None:
             return adapter.error_response()
+        callback_error = callback_errors.get(request.path)
+        if callback_error is not None:
+            return callback_error(500, None)
         response = jsonify(error="internal", message="An internal error occurred; it has been logged.")
         response.status_code = 500
         return response

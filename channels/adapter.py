@@ -45,6 +45,11 @@ class SessionPolicy:
     per: Literal["gateway", "user"]
     idle_seconds: int | None = None
 
+    @property
+    def key_ends_with_session(self) -> bool:
+        """Whether a key names one conversation only (a gateway's session id, never reused once ended)."""
+        return self.per == "gateway"
+
     def key(self, channel: str, *, gateway_session: str = "", address: str = "") -> str:
         """The session key; ``BadRequest`` when the part this policy keys on is missing."""
         part = gateway_session if self.per == "gateway" else address

@@ -4,22 +4,26 @@ Twilio signs them like its inbound webhooks: ``X-Twilio-Signature`` = base64 HMA
 the public URL followed by each POST parameter's name and value in sorted order, checked
 with the SDK's ``RequestValidator`` against the URL Twilio called (``PUBLIC_BASE_URL`` +
 path: behind a proxy the Flask request URL is not the one Twilio signed).
+
+Every error answer is plain text with its status (``error_response``), as the view's own refusals
+(403, 400): also a body over the size limit (413), another method (405) and an unexpected failure
+(500). Twilio reads only the status.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from flask import Blueprint, Response, request
 from twilio.request_validator import RequestValidator
 
 from engine.masking import mask
 
-from .sms_delivery import DeliveryReport
+from .sms_delivery import DeliveryReport, plain_error
 
-__all__ = ["twilio_status_blueprint"]
+__all__ = ["PATH", "error_response", "twilio_status_blueprint"]
 
 log = logging.getLogger("channels.twilio_status")
 
@@ -27,6 +31,11 @@ PATH = "/whatsapp/twilio/status"
 _SID = re.compile(r"^(SM|MM)[0-9a-fA-F]{32}$")
 _STATUS = frozenset({"queued", "sending", "sent", "delivered", "read", "failed", "undelivered", "accepted",
                      "scheduled", "canceled", "receiving", "received"})
+
+
+def error_response(status: int = 400, headers: Mapping[str, str] | None = None) -> Response:
+    """This endpoint's one error answer: its view's 400, and what the app refuses around it (413, 405, 500)."""
+    return plain_error(status, "invalid status callback" if status == 400 else None, headers)
 
 
 def twilio_status_blueprint(record: Callable[[DeliveryReport], bool], auth_token: str,
@@ -40,11 +49,11 @@ def twilio_status_blueprint(record: Callable[[DeliveryReport], bool], auth_token
         signature = request.headers.get("X-Twilio-Signature", "")
         if validator is None or not validator.validate(public_base_url + PATH, form, signature):
             log.warning("Twilio status callback refused: bad or missing signature")
-            return Response("forbidden", status=403, mimetype="text/plain")
+            return plain_error(403)
         sid, state = form.get("MessageSid", ""), form.get("MessageStatus", "")
         to = form.get("To", "").removeprefix("whatsapp:")
         if not _SID.match(sid) or state not in _STATUS or not re.fullmatch(r"\+\d{6,15}", to):
-            return Response("invalid status callback", status=400, mimetype="text/plain")
+            return error_response(400)
         error = (form.get("ErrorCode") or "")[:20] or None
         record(DeliveryReport(sid, to, state, error))
         log.info("Twilio status %s for %s: %s", sid, mask(to), state)

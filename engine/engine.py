@@ -10,7 +10,9 @@ screen in the user's language, logged with the user masked.
 A session is its caller's alone: a hop from another number gets a polite end, reads and
 changes nothing, and is reported as a ``caller_mismatch`` security event. The replay record
 is an HMAC of caller and hop under the server key (``engine.hop_digest``). Resuming a dropped
-session follows ``engine.resume``: offered only mid-task, never past a gate.
+session follows ``engine.resume``: offered only mid-task, never past a gate. On a channel that keys
+a session on its provider's session id (USSD), a hop on an ended session other than the retry of
+its last one gets a polite end (``session_over``) and is a ``session_reused`` security event.
 """
 
 from __future__ import annotations
@@ -123,14 +125,18 @@ def _log_failure(message: str, *args: object, exc: BaseException) -> None:
     log.error(message + "\n%s", *args, trace)
 
 
-def _rewind(history: list[str], node_id: str, home: str) -> None:
+def _rewind(session: Session, node_id: str, home: str) -> None:
     """Landing on a screen already in the history goes back to it (a screen that returns to
     itself, a "try again"): Back then leads where the customer came from, in one press. The main
-    menu is the root: reaching it, however, leaves nothing to go back to."""
+    menu is the root: reaching it, however, leaves nothing to go back to. A page remembered for a
+    screen no longer in the history is forgotten (the session stays small, and a later visit of
+    that screen starts on its first page)."""
+    history = session.history
     if node_id == home:
         history.clear()
     elif node_id in history:
         del history[history.index(node_id):]
+    session.back_pages = {shown: page for shown, page in session.back_pages.items() if shown in history}
 
 
 class HopObserver(Protocol):
@@ -205,16 +211,21 @@ class Engine:
         self._formatters: dict[str, TextFormatter] = {}
         self._channels: dict[str, ChannelCapabilities] = dict(channels or {})
         self._idle: dict[str, int] = {}
+        self._key_ends: dict[str, bool] = {}
         # Screens laid out per channel and language: most screens are the same text for everyone
         # (menus, prompts), so a hop seldom lays one out again. Bounded: emptied when full.
         self._laid_out: dict[tuple[Screen, str, str], list[str]] = {}
         self._laid_out_menus = flows.menus
 
     # ------------------------------------------------------------ public
-    def declare(self, capabilities: ChannelCapabilities, idle_seconds: int | None = None) -> None:
+    def declare(self, capabilities: ChannelCapabilities, idle_seconds: int | None = None,
+                key_ends_with_session: bool = False) -> None:
         """A channel adapter says what its channel can show (the engine pages screens to fit) and,
-        for a channel keyed by user, how long a conversation may stay idle."""
+        for a channel keyed by user, how long a conversation may stay idle. ``key_ends_with_session``:
+        the channel keys a session on its provider's session id (USSD), which never carries another
+        conversation once ended; on a channel keyed by user, a message after an end starts anew."""
         self._channels[capabilities.name] = capabilities
+        self._key_ends[capabilities.name] = key_ends_with_session
         self._laid_out.clear()
         if idle_seconds is not None:
             self._idle[capabilities.name] = idle_seconds
@@ -292,6 +303,11 @@ class Engine:
         log.warning("caller mismatch channel=%s user=%s: %s", channel, mask(user_id), detail)
         self.security.record(SecurityEvent("caller_mismatch", channel, subject=user_id, detail=detail))
 
+    def _report_reuse(self, turn: Turn) -> None:
+        log.warning("hop on an ended session channel=%s user=%s", turn.channel, mask(turn.user_id))
+        self.security.record(SecurityEvent("session_reused", turn.channel, subject=turn.user_id,
+                                           detail="hop on an ended session"))
+
     # ------------------------------------------------------------ hop
     def _handle_locked(self, turn: Turn, held: LockedSession) -> tuple[Reply, float]:
         session = held.session
@@ -303,6 +319,12 @@ class Engine:
         if session is not None and session.last_reply is not None and session.last_hop_id == hop_id:
             # Only the identical hop (the provider's retry) gets the recorded answer again.
             return self._replayed(session, session.last_reply), 0.0
+        if session is not None and session.ended and self._key_ends.get(turn.channel, False):
+            # A gateway never sends another hop on a session it ended (its retry of the last hop was
+            # answered just above): a replay or a broken gateway. Answered with a polite end; nothing
+            # of the old session runs again, is shown or changes (its own retry still gets its end).
+            self._report_reuse(turn)
+            return self._closing(turn.channel, session.language, "session_over"), 0.0
         if session is not None and (session.ended or self._restarts(session, turn)):
             # A new message after an end, or a new command on a chat channel: a new session.
             session = None
@@ -399,6 +421,7 @@ class Engine:
             if previous.node in nodes and (previous.gate is None or previous.gate in nodes):
                 session.flow, session.version, session.node = previous.flow, continued.version, previous.node
                 session.data, session.history = carried_data(previous), previous.history
+                session.back_pages = previous.back_pages
                 session.visited = previous.visited + ["resumed"]
                 if previous.gate is None:
                     return self._screen(session, continued, session.node)
@@ -463,7 +486,8 @@ class Engine:
 
     def _restarts(self, session: Session, turn: Turn) -> bool:
         """On a chat channel, a message that the current screen cannot take but that is a command
-        keyword starts over (``CONSO`` sent while the balance is shown)."""
+        keyword starts over (``CONSO`` sent while the balance is shown). So does a stray word on a
+        menu (``merci``) where the channel answers unknown first messages (``unknown:``, the help)."""
         text = (turn.input or "").strip()
         points = self.flows.menus.entry_points.get(turn.channel)
         if turn.dialed or not text or points is None or session.resume_from is not None:
@@ -471,13 +495,21 @@ class Engine:
         if not points.keywords and not (turn.intent and turn.intent in points.intents):
             return False
         start = find_start(self.flows.menus, turn.channel, turn.entry, text, turn.intent)
-        if start.keyword is None:
+        if start.keyword is None and not points.unknown:
             return False
         flow = self.flows.get(session.flow, session.version)
         node = flow.spec.nodes.get(session.node)
         if node is None or text in _NAVIGATION or self._accepts(node, text):
             return False
+        if start.keyword is None and not self._stray_word(node, turn.channel, text):
+            return False
         return all(choice.key != text for choice in self._choices(session, flow, session.node, labels=False))
+
+    def _stray_word(self, node: Node, channel: str, text: str) -> bool:
+        """Whether ``text`` is a word where the screen expects a number (``merci`` on a menu). A wrong
+        number stays an invalid choice; an input screen re-asks with its own hint (``Répondez OUI ...``);
+        a navigation word (``menu``) navigates."""
+        return not (text.isdigit() or node.takes_value or self._navigation_word(channel, text) in _NAVIGATION)
 
     def _hidden_choice(self, session: Session, flow: CompiledFlow, key: str) -> bool:
         """Whether ``key`` is an option of the current screen hidden by its condition: a hidden
@@ -502,7 +534,9 @@ class Engine:
                 return self._current(session, flow)
             if text == BACK and session.history:
                 session.node = session.history.pop()
-                session.page = session.retries = 0
+                # Back lands on the page the customer left that screen from, not on its first.
+                session.page = session.back_pages.pop(session.node, 0)
+                session.retries = 0
                 return self._screen(session, flow, session.node)
             if text == HOME and session.history:
                 return self._enter(session, flow, flow.move(session.node, None), {}, moved=True)
@@ -517,6 +551,8 @@ class Engine:
             if not node.is_secret():
                 # Back never leads into a PIN prompt again.
                 session.history.append(session.node)
+                if session.page:
+                    session.back_pages[session.node] = session.page
                 del session.history[:-self.limits.history_limit]
             screen = self._enter(session, flow, target, secrets)
             if session.pending and session.node == flow.spec.home and not screen.end:
@@ -599,7 +635,7 @@ class Engine:
                 continue
             session.node = node_id
             session.page = session.retries = 0
-            _rewind(session.history, node_id, flow.spec.home)
+            _rewind(session, node_id, flow.spec.home)
             return self._screen(session, flow, node_id)
         raise RuntimeError(f"more than {self.limits.max_steps_per_hop} steps in one hop at {node_id}")
 

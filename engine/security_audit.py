@@ -20,7 +20,7 @@ __all__ = ["SECURITY_EVENT_KINDS", "LoggingSecurityAudit", "SecurityAudit", "Sec
 SECURITY_EVENT_KINDS: Final = frozenset({
     "pin_set", "pin_changed", "pin_failed", "pin_locked", "pin_unlocked", "pin_reset",
     "account_linked", "link_refused", "link_undone",
-    "caller_mismatch", "gateway_refused",
+    "caller_mismatch", "session_reused", "gateway_refused",
     "callback_forged", "callback_mismatch", "callback_stale",
     "web_code_sent", "web_sign_in", "web_sign_in_refused", "web_sign_out", "web_throttled", "csrf_refused",
 })

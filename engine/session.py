@@ -45,6 +45,9 @@ class Session:
     updated_at: float
     data: dict[str, Any] = field(default_factory=dict)
     history: list[str] = field(default_factory=list)
+    # The page a screen in ``history`` was left from, when not its first: Back lands on it again
+    # (an item picked on page 4 of a list). Empty, hence not stored, on most sessions.
+    back_pages: dict[str, int] = field(default_factory=dict)
     visited: list[str] = field(default_factory=list)
     retries: int = 0
     page: int = 0
@@ -124,7 +127,8 @@ _TRANSIENT = frozenset({"hop_started", "hop_now", "step_seconds", "entered"})
 _FIELDS = tuple(f.name for f in fields(Session) if f.name not in _TRANSIENT)
 # (field, stored name, default: left out when equal). Required fields have no default (never equal).
 _SHORT: Final = {"channel": "c", "user_id": "u", "flow": "f", "version": "v", "node": "n", "language": "l",
-                 "created_at": "t0", "updated_at": "t", "data": "d", "history": "h", "visited": "vs",
+                 "created_at": "t0", "updated_at": "t", "data": "d", "history": "h", "back_pages": "bp",
+                 "visited": "vs",
                  "retries": "r", "page": "p", "hops": "o", "ended": "e", "outcome": "x", "resume_from": "rf",
                  "gate": "g", "proofs": "pf", "pending": "pd", "pending_node": "pn", "customer": "cu",
                  "last_hop_id": "lh", "last_reply": "lr"}

@@ -179,7 +179,8 @@ class ElecnetTurn(Action):
 
 def build_executor(engine: Engine, channel: RasaChannel, sign_in: ChatSignIn | None = None) -> ActionExecutor:
     """An executor holding exactly our actions (registered here, never by importing a package)."""
-    engine.declare(channel.capabilities, channel.session_policy.idle_seconds)
+    engine.declare(channel.capabilities, channel.session_policy.idle_seconds,
+                   channel.session_policy.key_ends_with_session)
     executor = ActionExecutor()
     executor.register_action(ElecnetTurn(engine, channel, sign_in))
     return executor

@@ -175,6 +175,25 @@ def test_an_unknown_keyword_gets_the_help_in_french_and_a_message_after_it_start
     assert awa.say("Sôlde").startswith("Compte 1000001\nA payer: 12 500 FCFA")
 
 
+def test_a_stray_word_in_a_conversation_gets_the_help_and_a_wrong_number_the_invalid_choice(texter):
+    awa = texter("+221770000001")
+    balance = awa.say("SOLDE")
+    assert balance == "Compte 1000001\nA payer: 12 500 FCFA\nFactures impayées: 2\n1. Dernières factures"
+    assert awa.say("7") == "Choix invalide.\n" + balance       # a number the menu does not offer
+    assert awa.say("merci") == HELP_FR                          # a word that is neither an answer nor a command
+    assert awa.say("1") == HELP_FR                              # the help closed that conversation
+    assert awa.say("SOLDE") == balance
+    assert awa.say("retour") == balance     # a navigation word navigates (SOLDE opened the balance: it stays)
+
+
+def test_a_stray_word_while_an_answer_is_typed_gets_that_screens_own_hint(texter, deps):
+    deps.pins.set_pin("+221770000001", PIN)
+    awa = texter("+221770000001")
+    awa.say("PAYER 5000")
+    awa.say("1")
+    assert awa.say("bonjour").startswith("Répondez OUI suivi de votre code PIN (ex: OUI 1234)")
+
+
 # ---------------------------------------------------------------- English
 def test_balance_with_an_account_answers_that_account_in_english(texter):
     sahel = texter("+221770000002")
@@ -202,6 +221,14 @@ def test_an_unknown_keyword_gets_the_help_in_english_and_help_works_mid_conversa
     assert sahel.say("PAY 100") == CHOOSE_EN
     assert sahel.say("help") == HELP_EN        # a command while a screen waits: a new conversation
     assert sahel.say("ALRETS OFF") == CHOOSE_EN  # one typo from five letters up is forgiven
+
+
+def test_a_stray_word_gets_the_help_in_the_customers_language(texter):
+    sahel = texter("+221770000002")
+    assert sahel.say("BALANCE") == CHOOSE_EN
+    assert sahel.say("merci") == HELP_EN        # a French word from an English-speaking customer: English help
+    assert sahel.say("BALANCE") == CHOOSE_EN
+    assert sahel.say("9") == "Invalid choice.\n" + CHOOSE_EN
 
 
 def test_alerts_off_in_english(texter, deps):

@@ -95,6 +95,21 @@ def test_back_from_a_screen_that_returns_to_itself_goes_where_the_customer_came_
     assert p.answer("0") == HOME_FR
 
 
+def test_back_from_a_bill_picked_on_page_4_returns_to_page_4_of_the_bills(phone):
+    p = phone("+221770000002")
+    p.dial()
+    p.answer("1")
+    account = p.answer("1")
+    p.answer("1")                           # twelve bills on four pages
+    for _ in range(3):
+        fourth = p.answer("98")
+    assert fourth == "CON 12. December 2025 182,000 FCFA paid\n0. Back 00. Home\n99. Prev."
+    assert p.answer("12").startswith("CON Bill December 2025\nAmount: 182,000 FCFA\n")
+    assert p.answer("0") == fourth          # where the customer picked it, not the first page
+    assert p.answer("99").startswith("CON 8. April 2026 ")
+    assert p.answer("0") == account
+
+
 def test_back_after_a_filed_complaint_never_returns_to_its_confirmation(phone):
     p = phone("+221770000001")
     p.dial()

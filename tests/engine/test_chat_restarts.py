@@ -11,7 +11,9 @@ from __future__ import annotations
 import itertools
 from pathlib import Path
 
-from engine import Engine, FlowSet, Reply, SessionStore, Turn
+import pytest
+
+from engine import ChannelCapabilities, Engine, FlowSet, Reply, SessionStore, Turn
 from menus import load_menus
 
 from .conftest import DEMO
@@ -107,3 +109,54 @@ def test_a_first_message_with_a_command_runs_it_rather_than_offering_the_dropped
 
     assert send("chat:visit-1", "PAYER 500").text.startswith("PIN:")     # left on the PIN prompt
     assert send("chat:visit-2", "LISTE").text.startswith("Choisissez:\n1. Article 1")
+
+
+# ---------------------------------------------------------------- a stray word
+HELP = "Aide: LISTE, PAYER montant, FIN"
+
+
+def with_help(tmp_path: Path) -> Path:
+    """The demo flow where ``chat`` answers an unknown first message with a help screen (as SMS does)."""
+    text = DEMO.read_text(encoding="utf-8")
+    path = tmp_path / "menus.yaml"
+    path.write_text(text.replace("chat: {keywords:", "chat: {unknown: help, keywords:").replace(
+        "      bye:\n", f"      help:\n        kind: end\n        text: {{fr: \"{HELP}\", en: \"{HELP}\"}}\n"
+                       "      bye:\n"), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def helping(store: SessionStore, tmp_path: Path) -> Sender:
+    engine = Engine(FlowSet(load_menus(with_help(tmp_path))), store, CountingSteps())
+    engine.declare(ChannelCapabilities("chat", max_chars=4096, navigation_words={"retour": "0"}), idle_seconds=300)
+    return Sender(engine)
+
+
+def test_a_stray_word_on_a_menu_gets_what_an_unknown_first_message_gets(helping: Sender):
+    assert helping.send("bonjour").text == HELP
+    assert helping.send("LISTE").text.startswith("Choisissez:\n1. Article 1")
+    assert helping.send("merci").text == HELP
+
+
+def test_a_wrong_number_on_a_menu_is_an_invalid_choice_not_the_help(helping: Sender):
+    helping.send("LISTE")
+    assert helping.send("77").text.startswith("Choix invalide.\nChoisissez:\n1. Article 1")
+
+
+def test_a_word_on_an_input_screen_gets_its_error_line_not_the_help(helping: Sender):
+    assert helping.send("PAYER").text == HELP       # PAYER needs its amount: not a command without it
+    helping.send("LISTE")
+    helping.send("retour")
+    assert helping.send("2").text.startswith("Montant (100 à 5000):")
+    assert helping.send("cent").text.startswith("Saisie invalide.\nMontant (100 à 5000):")
+
+
+def test_a_navigation_word_on_a_menu_navigates(helping: Sender):
+    helping.send("LISTE")
+    assert helping.send("retour").text == HOME
+
+
+def test_without_an_answer_for_unknown_messages_a_stray_word_is_an_invalid_choice(engine):
+    chat = Sender(engine)
+    chat.send("LISTE")
+    assert chat.send("merci").text.startswith("Choix invalide.\nChoisissez:\n1. Article 1")

@@ -124,3 +124,66 @@ def test_a_declared_channel_is_paged_to_its_size_kept_as_long_as_its_idle_time_a
     assert listed.pages > 1 and len(listed.text) <= 60
     assert 890 <= redis_client.ttl(f"{prefix}s:chat:s1") <= 900
     assert phone.answer("Menu").text.startswith("Bonjour Awa")
+
+
+# ---------------------------------------------------------------- a hop after the end
+USSD = ChannelCapabilities("ussd", 182, "gsm7", 80, 4)
+MENU_CHANGED = '  menu_changed: {fr: "Menu mis à jour.", en: "Menu updated."}\n'
+
+
+def _with_session_over(tmp_path: Path) -> Path:
+    """The demo flow with the line a hop after the end gets (kept out of demo.yaml: the lint tests
+    count its lines)."""
+    text = DEMO.read_text(encoding="utf-8")
+    assert MENU_CHANGED in text
+    path = tmp_path / "menus.yaml"
+    path.write_text(text.replace(MENU_CHANGED, MENU_CHANGED + '  session_over: {fr: "Session terminée.", '
+                                                              'en: "Session over."}\n'), encoding="utf-8")
+    return path
+
+
+def test_a_hop_on_an_ended_session_of_a_gateway_keyed_channel_gets_a_polite_end_and_changes_nothing(
+        store: SessionStore, tmp_path: Path):
+    security, steps = Security(), CountingSteps()
+    engine = Engine(FlowSet(load_menus(_with_session_over(tmp_path))), store, steps, security=security,
+                    hop_key=b"k")
+    engine.declare(USSD, key_ends_with_session=True)
+    phone = Handset(engine, msisdn=NUMBER)
+    phone.dial()
+    phone.answer("1")                                 # the list: its step runs
+    phone.answer("0")
+    assert phone.answer("4").text == "Au revoir."
+    kept = store.load("ussd:s1")
+    calls = dict(steps.calls)
+    again = phone.answer("1")                         # one more input on the ended session
+    assert (again.text, again.end) == ("Session terminée.", True)
+    assert steps.calls == calls                       # the greeting and the list are not run again
+    assert store.load("ussd:s1") == kept
+    assert [(e.kind, e.channel, e.subject, e.detail) for e in security.events] == [
+        ("session_reused", "ussd", NUMBER, "hop on an ended session")]
+    phone.inputs.pop()
+    retried = phone.hop("*".join(phone.inputs))      # the gateway's retry of the last hop: its END again
+    assert (retried.text, retried.end, retried.replayed) == ("Au revoir.", True, True)
+
+
+def test_the_polite_end_after_an_end_is_in_the_sessions_language(store: SessionStore, tmp_path: Path):
+    engine = Engine(FlowSet(load_menus(_with_session_over(tmp_path))), store, CountingSteps(), hop_key=b"k")
+    engine.declare(USSD, key_ends_with_session=True)
+    phone = EnglishHandset(engine, msisdn=NUMBER)
+    assert phone.dial("4").text == "Goodbye."
+    assert phone.answer("1").text == "Session over."
+
+
+def test_on_a_channel_keyed_by_user_a_message_after_an_end_starts_anew(store: SessionStore):
+    security = Security()
+    engine = Engine(FlowSet(load_menus(DEMO)), store, CountingSteps(), security=security, hop_key=b"k")
+    engine.declare(ChannelCapabilities("chat", max_chars=4096), idle_seconds=900)
+
+    def message(channel: str, text: str, message_id: str) -> str:
+        return engine.handle(Turn(channel, NUMBER, f"{channel}:{NUMBER}", text, message_id)).text
+
+    for channel in ("chat", "other"):       # declared keyed by user, or not declared at all
+        assert message(channel, "Bonjour", "m1").startswith("Bonjour Awa")
+        assert message(channel, "4", "m2") == "Au revoir."
+        assert message(channel, "Bonjour", "m3").startswith("Bonjour Awa")
+    assert security.events == []

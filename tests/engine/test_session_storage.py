@@ -17,7 +17,7 @@ def _every_field_set(key: str = "ussd:ATUid_1", customer: str | None = "+2217700
     return Session(key=key, channel="ussd", user_id="+221770000001", flow="main", version="1-abc", node="pin",
                    language="en", created_at=1_795_706_905.123, updated_at=1_795_706_960.5,
                    data={"amount": "1500", "accounts": [{"account_number": "1000001"}], "prepaid": False},
-                   history=["home", "pay"], visited=["greet", "home", "pay", "pin"], retries=2, page=1, hops=4,
+                   history=["home", "pay"], back_pages={"home": 1}, visited=["greet", "home", "pay", "pin"], retries=2, page=1, hops=4,
                    ended=True, outcome="paid", resume_from="ussd:old", gate="pay", proofs=["pin_ok"],
                    pending=["1", "2"], pending_node="list", customer=customer, last_hop_id="ab" * 16,
                    last_reply={"s": {"n": "pin", "b": ["PIN:"]}, "p": 1})

@@ -31,6 +31,18 @@ def test_98_past_the_last_page_stays_and_99_then_goes_back_one_page(handset):
     assert phone.answer("3").text.startswith("Choisi: Article 3")
 
 
+def test_back_leaves_the_mistakes_made_on_the_screen_it_leaves_behind(handset):
+    phone = handset()
+    phone.dial()
+    phone.answer("1")
+    assert phone.answer("abc").text.startswith("Choix invalide.\nChoisissez:")
+    assert not phone.answer("xyz").end                    # two mistakes on the list: one more would end it
+    assert phone.answer("0").text == HOME                 # Back: a fresh start on the main menu
+    assert phone.answer("abc").text == "Choix invalide.\n" + HOME
+    assert phone.answer("xyz").text == "Choix invalide.\n" + HOME
+    assert phone.answer("1").text.startswith("Choisissez:")
+
+
 def test_nav_keys_on_the_root_stay_without_an_error(handset):
     phone = handset()
     assert phone.dial().text == HOME

@@ -166,12 +166,25 @@ def test_a_hop_on_an_ended_session_of_a_gateway_keyed_channel_gets_a_polite_end_
     assert (retried.text, retried.end, retried.replayed) == ("Au revoir.", True, True)
 
 
+class StepTimes:
+    """The hop observer the app's metrics hear: the time spent in dialog steps per hop."""
+
+    def __init__(self) -> None:
+        self.step_seconds: list[float] = []
+
+    def observe(self, *, channel: str, seconds: float, step_seconds: float, end: bool) -> None:
+        self.step_seconds.append(step_seconds)
+
+
 def test_the_polite_end_after_an_end_is_in_the_sessions_language(store: SessionStore, tmp_path: Path):
-    engine = Engine(FlowSet(load_menus(_with_session_over(tmp_path))), store, CountingSteps(), hop_key=b"k")
+    times = StepTimes()
+    engine = Engine(FlowSet(load_menus(_with_session_over(tmp_path))), store, CountingSteps(), hop_key=b"k",
+                    observer=times)
     engine.declare(USSD, key_ends_with_session=True)
     phone = EnglishHandset(engine, msisdn=NUMBER)
     assert phone.dial("4").text == "Goodbye."
     assert phone.answer("1").text == "Session over."
+    assert times.step_seconds[-1] == 0.0                  # no step ran: the metrics say so
 
 
 def test_on_a_channel_keyed_by_user_a_message_after_an_end_starts_anew(store: SessionStore):

@@ -642,7 +642,9 @@ def test_the_balance_says_a_payment_is_being_confirmed_until_the_operator_settle
                                                 f"1. Dernières factures\n{NAV}")
 
 
-def test_a_declined_payment_is_no_longer_said_on_the_english_balance(phone, served, provider, deps):
+def pay_1500_to_2000001(phone, deps) -> str:
+    """The English customer with several accounts (+221770000002) pays 1 500 FCFA to account 2000001 by mobile money:
+    the payment's reference, being confirmed."""
     deps.pins.set_pin("+221770000002", PIN)
     payer = phone("+221770000002")
     payer.dial()
@@ -652,7 +654,11 @@ def test_a_declined_payment_is_no_longer_said_on_the_english_balance(phone, serv
     payer.answer("1500")
     payer.answer("2")
     payer.answer("1")
-    waiting = reference(payer.answer(PIN))
+    return reference(payer.answer(PIN))
+
+
+def test_a_declined_payment_is_no_longer_said_on_the_english_balance(phone, served, provider, deps):
+    waiting = pay_1500_to_2000001(phone, deps)
 
     again = phone("+221770000002")
     again.dial()
@@ -674,16 +680,7 @@ def test_a_declined_payment_is_no_longer_said_on_the_english_balance(phone, serv
 
 
 def test_last_payments_under_one_account_list_only_that_accounts(phone, served, provider, deps):
-    deps.pins.set_pin("+221770000002", PIN)
-    payer = phone("+221770000002")
-    payer.dial()
-    payer.answer("1")                                   # account 2000001
-    payer.answer("3")
-    payer.answer("2")
-    payer.answer("1500")
-    payer.answer("2")
-    payer.answer("1")
-    paid = reference(payer.answer(PIN))
+    paid = pay_1500_to_2000001(phone, deps)
     provider.approve(paid)
     assert settled(deps, paid).status == "succeeded"
 

@@ -136,7 +136,8 @@ def _rewind(session: Session, node_id: str, home: str) -> None:
         history.clear()
     elif node_id in history:
         del history[history.index(node_id):]
-    session.back_pages = {shown: page for shown, page in session.back_pages.items() if shown in history}
+    if session.back_pages:   # most sessions never page a list: nothing to prune on their hops
+        session.back_pages = {shown: page for shown, page in session.back_pages.items() if shown in history}
 
 
 class HopObserver(Protocol):

@@ -150,10 +150,10 @@ def serve() -> int:
         children.append(engine)
         interval = os.environ.get("WORKER_INTERVAL_SECONDS", "30")
         children.append(subprocess.Popen([sys.executable, "-m", "app", "worker"], env=env))
-        actions_port = os.environ.get("RASA_ACTIONS_PORT", "").strip() or str(settings.rasa_actions_port)
+        actions_port = settings.rasa_actions_port
         actions_line = "off (RASA_ACTIONS_PORT=off)"
-        if actions_port != "off":
-            env["RASA_ACTIONS_PORT"] = actions_port
+        if actions_port is not None:
+            env["RASA_ACTIONS_PORT"] = str(actions_port)
             children.append(subprocess.Popen([sys.executable, "-m", "app", "actions"], env=env))
             token_from = "RASA_ACTION_TOKEN" if env.get("RASA_ACTION_TOKEN") else "var/rasa_action_token"
             actions_line = (f"POST http://{settings.rasa_actions_host}:{actions_port}/webhook "

@@ -201,6 +201,9 @@ def _kept_token(path: str = os.path.join("var", "rasa_action_token")) -> str:
 def serve_actions() -> int:
     """``python -m app actions``: the action server in this process, until Ctrl-C or SIGTERM."""
     settings = Settings.from_env()
+    if settings.rasa_actions_port is None:
+        print("RASA_ACTIONS_PORT=off: the action server is not to be started", file=sys.stderr)
+        return 2
     if not settings.rasa_action_token:
         settings = replace(settings, rasa_action_token=_kept_token())
     configure_logging(settings.log_level, secrets=[settings.rasa_action_token, settings.rasa_identity_secret,

@@ -29,6 +29,14 @@ def _port(name: str) -> int | None:
     return int(value) if value else None
 
 
+def _port_or_off(name: str, default: int) -> int | None:
+    """A port, ``default`` when unset, ``None`` when set to ``off`` (the process is not started)."""
+    value = os.environ.get(name, "").strip()
+    if value.lower() == "off":
+        return None
+    return int(value) if value else default
+
+
 @dataclass(frozen=True)
 class Settings:
     menus_path: str = "config/menus.yaml"
@@ -132,7 +140,7 @@ class Settings:
     rasa_action_token: str = field(default="", repr=False)
     rasa_identity_secret: str = field(default="", repr=False)
     rasa_actions_host: str = "127.0.0.1"
-    rasa_actions_port: int = 5055
+    rasa_actions_port: int | None = 5055        # None: RASA_ACTIONS_PORT=off, no action server
     rasa_session_idle_seconds: int = 900
     rasa_chat_sign_in: bool = True
 
@@ -207,7 +215,7 @@ class Settings:
             rasa_action_token=os.environ.get("RASA_ACTION_TOKEN", "").strip(),
             rasa_identity_secret=os.environ.get("RASA_IDENTITY_SECRET", "").strip(),
             rasa_actions_host=_env("RASA_ACTIONS_HOST", cls.rasa_actions_host),
-            rasa_actions_port=int(_env("RASA_ACTIONS_PORT", str(cls.rasa_actions_port))),
+            rasa_actions_port=_port_or_off("RASA_ACTIONS_PORT", 5055),
             rasa_session_idle_seconds=int(_env("RASA_SESSION_IDLE_SECONDS", str(cls.rasa_session_idle_seconds))),
             rasa_chat_sign_in=_env("RASA_CHAT_SIGN_IN", "1") not in ("0", "off", "false", "no"),
         )

@@ -123,25 +123,25 @@ def test_known_outage_without_eta_still_offers_the_alert(phone, app, backoffice_
 def test_the_power_back_alert_names_the_channel_the_customer_chose(phone, app, settings):
     # The alert goes where the customer's messages go: the screen must not send them looking for an SMS.
     contacts = app.extensions["parts"]["deps"].contacts
+
+    def alert_me() -> str:
+        """Account 2000002 (THIES-NORD, where an outage is known): Outage, then "Alert me when power is back"."""
+        p = phone("+221770000002")
+        p.dial()
+        p.answer("2")
+        p.answer("4")
+        p.answer("1")
+        return p.answer("1")
+
     contacts.set_channel("+221770000002", "whatsapp", via="ussd", source="menu")
-    p = phone("+221770000002")
-    p.dial()
-    p.answer("2")
-    p.answer("4")
-    p.answer("1")
-    assert p.answer("1") == ("CON You will be told by WhatsApp when power is back in your area (THIES-NORD).\n"
-                             "0. Back 00. Home")
+    assert alert_me() == ("CON You will be told by WhatsApp when power is back in your area (THIES-NORD).\n"
+                          "0. Back 00. Home")
     contacts.stage_email("+221770000002", "sahel@exemple.sn", hash_code("123456"),
                          settings.clock() + timedelta(minutes=30))
     assert contacts.confirm_email("+221770000002", "123456", settings.clock(), via="ussd", source="menu") == "ok"
     contacts.set_channel("+221770000002", "email", via="ussd", source="menu")
-    again = phone("+221770000002")
-    again.dial()
-    again.answer("2")
-    again.answer("4")
-    again.answer("1")
-    assert again.answer("1") == ("CON You will be told by e-mail when power is back in your area (THIES-NORD).\n"
-                                 "0. Back 00. Home")
+    assert alert_me() == ("CON You will be told by e-mail when power is back in your area (THIES-NORD).\n"
+                          "0. Back 00. Home")
 
 
 def test_in_a_zone_with_a_known_outage_a_fault_at_home_can_still_be_reported(phone, backoffice_url):

@@ -35,26 +35,32 @@ class Metrics:
         self.hop_seconds = Histogram("engine_hop_seconds", "Time in the engine for one hop, back ends included",
                                      ["channel"], registry=self.registry, buckets=buckets)
         self.own_seconds = Histogram("engine_own_seconds", "Time in the engine for one hop minus the dialog "
-                                     "steps (session store, flow, rendering)", ["channel"], registry=self.registry,
-                                     buckets=buckets)
+                                     "steps and the waits (session store, flow, rendering)", ["channel"],
+                                     registry=self.registry, buckets=buckets)
+        self.wait_seconds = Histogram("engine_wait_seconds", "Time one hop waited: for the engine's turnstile "
+                                      "(another hop's own work in the process) or for its session, held by "
+                                      "another hop", ["channel"], registry=self.registry, buckets=buckets)
         self.step_seconds = Histogram("engine_step_seconds", "Time in dialog steps (back-end calls) for one hop",
                                       ["channel"], registry=self.registry, buckets=buckets)
         self.rejected = Counter("channel_rejected_requests_total", "Malformed requests refused", ["channel"],
                                 registry=self.registry)
         # Each channel's series, looked up once (``labels`` costs a lock and a dict look-up per call).
-        self._series: dict[tuple[str, bool], tuple[Any, Any, Any, Any]] = {}
+        self._series: dict[tuple[str, bool], tuple[Any, Any, Any, Any, Any]] = {}
 
-    def observe(self, *, channel: str, seconds: float, step_seconds: float, end: bool) -> None:
+    def observe(self, *, channel: str, seconds: float, step_seconds: float, wait_seconds: float,
+                end: bool) -> None:
         """``engine.HopObserver``: the engine reports each hop here."""
         series = self._series.get((channel, end))
         if series is None:
             series = self._series[(channel, end)] = (
                 self.hop_seconds.labels(channel), self.own_seconds.labels(channel),
-                self.step_seconds.labels(channel), self.hops.labels(channel, str(end).lower()))
-        hop, own, step, hops = series
+                self.step_seconds.labels(channel), self.wait_seconds.labels(channel),
+                self.hops.labels(channel, str(end).lower()))
+        hop, own, step, wait, hops = series
         hop.observe(seconds)
-        own.observe(max(0.0, seconds - step_seconds))
+        own.observe(max(0.0, seconds - step_seconds - wait_seconds))
         step.observe(step_seconds)
+        wait.observe(wait_seconds)
         hops.inc()
 
 

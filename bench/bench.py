@@ -112,6 +112,9 @@ class Cell:
     own_p50_ms: float | None = None
     own_p99_ms: float | None = None
     think_ms: int = 0  # paced cells: each connection pauses about this long before each hop (hops.lua THINK)
+    # ours only: what a hop waited in the engine (engine_wait_seconds: the turnstile, a held session), not in own
+    wait_p50_ms: float | None = None
+    wait_p99_ms: float | None = None
 
     @property
     def rps(self) -> float:
@@ -388,28 +391,35 @@ def wait_idle(server: Server, limit: float = 60.0) -> None:
             return
 
 
-def engine_own(server: Server) -> Histogram | None:
-    """``engine_own_seconds`` of the USSD channel summed over every worker (multiprocess mode), for the product."""
-    return scrape(server.port)["engine_own_seconds"] if server.engine else None
+def engine_times(server: Server) -> dict[str, Histogram] | None:
+    """``engine_own_seconds`` and ``engine_wait_seconds`` of the USSD channel summed over every worker
+    (multiprocess mode), for the product."""
+    if not server.engine:
+        return None
+    found = scrape(server.port)
+    return {name: found[name] for name in ("engine_own_seconds", "engine_wait_seconds")}
 
 
 def measure(server: Server, kind: str, connections: int, seconds: float, run: str, slots: int,
             think_ms: int = 0) -> Cell:
     wait_idle(server)
-    own_before = engine_own(server)
+    times_before = engine_times(server)
     before = cpu_seconds(server.pids)
     result = wrk(server, kind, connections, seconds, "load", slots, run, think_ms)
     cpu = cpu_seconds(server.pids) - before
     if server.engine:
         wait_idle(server)   # /metrics waits behind the hops still queued (1 000 connections: seconds of them)
-    own_after = engine_own(server)
-    own = own_after - own_before if own_after is not None and own_before is not None else None
+    times_after = engine_times(server)
+    times = ({name: times_after[name] - times_before[name] for name in times_after}
+             if times_after is not None and times_before is not None else {})
+    own, waited = times.get("engine_own_seconds"), times.get("engine_wait_seconds")
     detail = {k: result[k] for k in ("connect", "read", "write", "status", "timeout", "bad") if result[k]}
     requests = result["requests"]
     return Cell(server.name, kind, connections, requests, result["duration_us"] / 1e6, result["p50_us"] / 1e3,
                 result["p95_us"] / 1e3, result["p99_us"] / 1e3, sum(detail.values()),
                 cpu * 1000 / requests if requests else 0.0, detail, result["bad_sample"],
-                own.quantile(0.5) * 1000 if own else None, own.quantile(0.99) * 1000 if own else None, think_ms)
+                own.quantile(0.5) * 1000 if own else None, own.quantile(0.99) * 1000 if own else None, think_ms,
+                waited.quantile(0.5) * 1000 if waited else None, waited.quantile(0.99) * 1000 if waited else None)
 
 
 def redis_bytes_per_session(store: redis.Redis, server: Server) -> float:

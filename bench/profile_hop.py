@@ -161,9 +161,11 @@ class OwnTimes:
     def __init__(self, inner: Any) -> None:
         self.inner, self.seconds = inner, []
 
-    def observe(self, *, channel: str, seconds: float, step_seconds: float, end: bool) -> None:
-        self.seconds.append(max(0.0, seconds - step_seconds))
-        self.inner.observe(channel=channel, seconds=seconds, step_seconds=step_seconds, end=end)
+    def observe(self, *, channel: str, seconds: float, step_seconds: float, wait_seconds: float,
+                end: bool) -> None:
+        self.seconds.append(max(0.0, seconds - step_seconds - wait_seconds))
+        self.inner.observe(channel=channel, seconds=seconds, step_seconds=step_seconds,
+                           wait_seconds=wait_seconds, end=end)
 
     def quantile(self, q: float) -> float:
         """Milliseconds; 0 when nothing was heard (the floor has no engine)."""

@@ -51,6 +51,7 @@ from .security_audit import LoggingSecurityAudit, SecurityAudit, SecurityEvent
 from .session import Session
 from .steps import StepContext, StepRegistry, StepResult
 from .store import Caller, LockedSession, SessionBusy, SessionStore, StoreUnavailable
+from .turnstile import Turnstile
 from .types import ChannelCapabilities, Option, Reply, Screen, Turn
 from .validators import InvalidInput, validate
 
@@ -62,6 +63,9 @@ _NAVIGATION = NAVIGATION_KEYS
 # The gateway's end-of-session event waits this long at most for a hop still holding the lock.
 _FINISH_LOCK_WAIT_SECONDS = 2.0
 _LAID_OUT_LIMIT = 2048   # screens kept laid out (each a few hundred bytes)
+# A hop whose session another hop holds tries again after these pauses, doubling (as a store would).
+_BUSY_FIRST_PAUSE_SECONDS = 0.002
+_BUSY_LAST_PAUSE_SECONDS = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,8 +147,10 @@ def _rewind(session: Session, node_id: str, home: str) -> None:
 class HopObserver(Protocol):
     """Told about every hop once answered (the app turns this into metrics)."""
 
-    def observe(self, *, channel: str, seconds: float, step_seconds: float, end: bool) -> None:
-        """``seconds`` in the engine in all; ``step_seconds`` of it in dialog steps (back ends)."""
+    def observe(self, *, channel: str, seconds: float, step_seconds: float, wait_seconds: float,
+                end: bool) -> None:
+        """``seconds`` in the engine in all; ``step_seconds`` of it in dialog steps (back ends),
+        ``wait_seconds`` waiting (for the engine's turnstile, or for a session another hop held)."""
 
 
 class _EndNow(Exception):
@@ -192,13 +198,15 @@ class Engine:
                  clock: Callable[[], datetime] = _utcnow, observer: HopObserver | None = None,
                  security: SecurityAudit | None = None, hop_key: bytes | None = None,
                  channels: Mapping[str, ChannelCapabilities] | None = None,
-                 timer: Callable[[], float] = time.perf_counter) -> None:
+                 timer: Callable[[], float] = time.perf_counter, serial: bool = True) -> None:
         """``hop_key``: the server key behind replay records (``SECRET_KEY``); every process serving
         the same sessions needs the same one. Without it, a random key for this instance.
         ``channels``: what each channel can show, as its adapter declares it (``declare`` adds more).
         ``clock``: now, aware; the one clock of the engine: session times, resume window, and the
         ``now`` every dialog step reads (due dates, day windows), so a test can set the date.
-        ``timer``: seconds for durations (the hop deadline, time spent in steps, metrics)."""
+        ``timer``: seconds for durations (the hop deadline, time spent in steps, metrics).
+        ``serial``: the engine's own work of one hop at a time in this process (``engine.turnstile``);
+        ``False`` lets the threads of a worker interleave it."""
         self.flows = flows
         self.store = store
         self.steps = steps
@@ -209,6 +217,7 @@ class Engine:
         self.observer = observer
         self.security = security or LoggingSecurityAudit()
         self._hop_digest = HopDigest(hop_key)
+        self._turnstile = Turnstile(serial, timer)
         self._formatters: dict[str, TextFormatter] = {}
         self._channels: dict[str, ChannelCapabilities] = dict(channels or {})
         self._idle: dict[str, int] = {}
@@ -251,18 +260,17 @@ class Engine:
     def handle(self, turn: Turn) -> Reply:
         """Answer one hop. Never raises."""
         started = self.timer()
+        self._turnstile.start()
         reply, step_seconds = self._handle_safely(turn)
         if self.observer is not None:
             self.observer.observe(channel=turn.channel, seconds=self.timer() - started,
-                                  step_seconds=step_seconds, end=reply.end)
+                                  step_seconds=step_seconds, wait_seconds=self._turnstile.waited, end=reply.end)
         return reply
 
     def _handle_safely(self, turn: Turn) -> tuple[Reply, float]:
         language = self.language_for(turn.language_hint)
         try:
-            caller = Caller(turn.channel, turn.user_id, turn.customer)
-            with self.store.locked(turn.session_key, self.limits.lock_wait_seconds, caller) as held:
-                return self._handle_locked(turn, held)
+            return self._locked_hop(turn, Caller(turn.channel, turn.user_id, turn.customer))
         except SessionBusy:
             log.warning("session busy channel=%s user=%s", turn.channel, mask(turn.user_id))
             return self._closing(turn.channel, language, "busy"), 0.0
@@ -273,6 +281,26 @@ class Engine:
         except Exception as exc:  # noqa: BLE001 - the hop's safety net: a polite closing, never a 500
             _log_failure("hop failed channel=%s user=%s", turn.channel, mask(turn.user_id), exc=exc)
             return self._closing(turn.channel, language, "error"), 0.0
+
+    def _locked_hop(self, turn: Turn, caller: Caller) -> tuple[Reply, float]:
+        """The hop in the turnstile, with its session locked; while another hop holds the session (the
+        gateway retrying a slow hop), it waits outside the turnstile, up to ``lock_wait_seconds``."""
+        deadline = self.timer() + self.limits.lock_wait_seconds
+        delay = _BUSY_FIRST_PAUSE_SECONDS
+        while True:
+            locked = False
+            with self._turnstile.inside():
+                try:
+                    with self.store.locked(turn.session_key, 0.0, caller) as held:
+                        locked = True
+                        return self._handle_locked(turn, held)
+                except SessionBusy:
+                    if locked or self.timer() >= deadline:
+                        raise
+            pause = min(delay, max(0.0, deadline - self.timer()))
+            time.sleep(pause)
+            self._turnstile.note_wait(pause)
+            delay = min(delay * 2, _BUSY_LAST_PAUSE_SECONDS)
 
     def finish(self, *, channel: str, session_key: str, user_id: str, status: str,
                duration_ms: int | None = None, error: str | None = None, hops: int | None = None) -> None:
@@ -653,7 +681,8 @@ class Engine:
                               address=session.user_id)
         started = self.timer()
         try:
-            result = step(context)
+            with self._turnstile.outside():   # a back-end call: other hops go on meanwhile
+                result = step(context)
         except Exception as exc:  # noqa: BLE001 - a raising step is the flow's error outcome
             _log_failure("dialog step %s failed user=%s", node.step, mask(session.user_id), exc=exc)
             result = StepResult("error")

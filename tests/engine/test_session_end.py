@@ -172,7 +172,8 @@ class StepTimes:
     def __init__(self) -> None:
         self.step_seconds: list[float] = []
 
-    def observe(self, *, channel: str, seconds: float, step_seconds: float, end: bool) -> None:
+    def observe(self, *, channel: str, seconds: float, step_seconds: float, wait_seconds: float,
+                end: bool) -> None:
         self.step_seconds.append(step_seconds)
 
 

@@ -1,0 +1,161 @@
+"""Hops from several threads of one worker: the engine's own work one hop at a time, what may take long
+(a back end that hangs, a session another hop holds) outside, and the waits reported, not hidden."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+
+import pytest
+import redis
+
+from engine import Engine, FlowSet, RedisSessionStore, Reply, SessionStore
+from engine.store import Caller, LockedSession
+from menus import load_menus
+
+from ..support.services import REDIS_TEST_URL, clean_redis, need_service
+from .conftest import DEMO, Handset
+from .fakes import CountingSteps
+
+HOME, LIST = "Bonjour Awa", "Choisissez:"
+
+
+class HangingBackEnd:
+    """The slow step's back end: hangs until released (by the test, or at its end)."""
+
+    def __init__(self, steps: CountingSteps) -> None:
+        self.called, self.released = threading.Event(), threading.Event()
+        steps.sleep = self._hang
+
+    def _hang(self, _seconds: float) -> None:
+        self.called.set()
+        self.released.wait(10)
+
+
+@pytest.fixture
+def back_end(steps: CountingSteps) -> Iterator[HangingBackEnd]:
+    hanging = HangingBackEnd(steps)
+    yield hanging
+    hanging.released.set()   # a failed test must not leave a thread hanging
+
+
+class Reports:
+    """The hop observer: (seconds, step seconds, wait seconds) of each hop, by session."""
+
+    def __init__(self) -> None:
+        self.hops: list[tuple[float, float, float]] = []
+
+    def observe(self, *, channel: str, seconds: float, step_seconds: float, wait_seconds: float,
+                end: bool) -> None:
+        self.hops.append((seconds, step_seconds, wait_seconds))
+
+
+@pytest.fixture
+def pool() -> Iterator[ThreadPoolExecutor]:
+    with ThreadPoolExecutor(4) as threads:
+        yield threads
+
+
+def _dial(engine: Engine, session: str, *preset: str) -> Callable[[], Reply]:
+    return lambda: Handset(engine, session).dial(*preset)
+
+
+def test_a_hanging_back_end_holds_its_own_customer_only(store: SessionStore, steps: CountingSteps,
+                                                         pool: ThreadPoolExecutor, back_end: HangingBackEnd):
+    engine = Engine(FlowSet(load_menus(DEMO)), store, steps)
+    stuck = pool.submit(_dial(engine, "stuck", "8"))      # "8" runs a step whose back end hangs
+    assert back_end.called.wait(5)
+    # Another customer dials meanwhile and is answered: the hung hop gave the engine back.
+    assert pool.submit(_dial(engine, "other")).result(timeout=5).text.startswith(HOME)
+    assert not stuck.done()
+    back_end.released.set()
+    assert stuck.result(timeout=5).text.startswith(LIST)
+
+
+def test_the_gateways_retry_of_a_hung_hop_waits_without_holding_anyone_and_gets_the_same_answer(
+        store: SessionStore, steps: CountingSteps, pool: ThreadPoolExecutor, back_end: HangingBackEnd):
+    reports = Reports()
+    engine = Engine(FlowSet(load_menus(DEMO)), store, steps, observer=reports)
+    first = pool.submit(_dial(engine, "s1", "8"))
+    assert back_end.called.wait(5)
+    retry: Future[Reply] = pool.submit(_dial(engine, "s1", "8"))   # the same hop again: its session is held
+    time.sleep(0.1)
+    assert pool.submit(_dial(engine, "s2")).result(timeout=5).text.startswith(HOME)
+    assert not retry.done()
+    back_end.released.set()
+    answer, again = first.result(timeout=5), retry.result(timeout=15)
+    assert (again.text, again.replayed) == (answer.text, True)
+    assert steps.calls["demo.slow"] == 1
+    # The retry's report says it waited (at least the 0.1 s above), and its own time is not that wait.
+    seconds, step_seconds, wait_seconds = max(reports.hops, key=lambda hop: hop[2])
+    assert step_seconds == 0.0 and wait_seconds >= 0.1
+    assert seconds - wait_seconds < 0.1
+
+
+class _Timeline:
+    """When each hop held its session (the engine's own work: these hops run no step), by thread."""
+
+    def __init__(self) -> None:
+        self.held: list[tuple[float, float]] = []
+        self.recording = False
+        self._guard = threading.Lock()
+
+    def wrap(self, store: SessionStore) -> None:
+        inner = store.locked
+
+        @contextmanager
+        def locked(key: str, wait_seconds: float = 3.0, caller: Caller | None = None) -> Iterator[LockedSession]:
+            with inner(key, wait_seconds, caller) as held:
+                began = time.perf_counter()
+                yield held
+                # a page turn saves on leaving: the end of the hop's work is after the save
+            ended = time.perf_counter()
+            if self.recording:
+                with self._guard:
+                    self.held.append((began, ended))
+
+        store.locked = locked  # type: ignore[method-assign]
+
+
+def _held_while_turning_pages(store: SessionStore, pool: ThreadPoolExecutor, serial: bool) -> list[tuple[float, float]]:
+    """Four customers on the list of 30 articles turn 30 pages each at once: when each hop held its session."""
+    timeline = _Timeline()
+    timeline.wrap(store)
+    engine = Engine(FlowSet(load_menus(DEMO)), store, CountingSteps(), serial=serial)
+    phones = [Handset(engine, f"s{i}") for i in range(4)]
+    for phone in phones:
+        phone.dial("1")                                 # the list: its step runs here, once
+    timeline.recording = True
+    start = threading.Barrier(len(phones))
+
+    def turn_pages(phone: Handset) -> None:
+        start.wait()
+        for i in range(30):
+            assert phone.answer("98" if i % 2 == 0 else "99").text
+
+    for done in [pool.submit(turn_pages, phone) for phone in phones]:
+        done.result(timeout=30)
+    assert len(timeline.held) == 120
+    return sorted(timeline.held)
+
+
+def test_page_turns_from_four_threads_never_interleave_their_work(store: SessionStore, pool: ThreadPoolExecutor):
+    held = _held_while_turning_pages(store, pool, serial=True)
+    assert [(a, b) for a, b in itertools.pairwise(held) if b[0] < a[1]] == []
+
+
+def test_with_the_turnstile_off_the_same_page_turns_interleave(pool: ThreadPoolExecutor):
+    """The test above can fail: on Redis, without the turnstile, four threads' hops overlap."""
+    need_service("Redis", REDIS_TEST_URL, 6379)
+    client = redis.Redis.from_url(REDIS_TEST_URL)
+    clean_redis(client)
+    try:
+        held = _held_while_turning_pages(RedisSessionStore(client), pool, serial=False)
+        assert any(b[0] < a[1] for a, b in itertools.pairwise(held))
+    finally:
+        clean_redis(client)
+        client.close()

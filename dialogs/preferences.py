@@ -78,6 +78,20 @@ def _contact_fields(ctx: StepContext, deps: Deps) -> dict[str, Any]:
             "email_masked": mask_email(contact.email_pending or contact.email), "email_code_minutes": EMAIL_CODE_MINUTES}
 
 
+# Channels a message can reach the customer on later, unasked: a conversation there is where an alert
+# asked for in it goes (USSD, the web and chat only answer, so theirs go by SMS).
+_REACHABLE = frozenset({"sms", "whatsapp"})
+
+
+def alert_channel(ctx: StepContext, deps: Deps) -> str:
+    """Where an alert asked for in this conversation goes: the channel the customer chose for their
+    messages, else the one they are writing from when it can reach them later, else SMS."""
+    contact = deps.contacts.contact(ctx.user_id) if deps.contacts is not None else None
+    if contact is not None and contact.chosen:
+        return contact.channel
+    return ctx.channel if ctx.channel in _REACHABLE else "sms"
+
+
 @step("preferences.load_channel", outcomes={"ok"})
 def load_channel(ctx: StepContext, deps: Deps) -> StepResult:
     """The channel chosen and the e-mail address (masked), confirmed or waiting for its code."""

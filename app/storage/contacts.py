@@ -26,7 +26,7 @@ MAX_EMAIL_CODE_TRIES = 3
 def _info(row: PreferenceRow | None) -> ContactInfo:
     if row is None:
         return ContactInfo("sms")
-    return ContactInfo(row.notify_channel or "sms", row.email, row.email_pending)
+    return ContactInfo(row.notify_channel or "sms", row.email, row.email_pending, row.notify_channel is not None)
 
 
 def _aware(moment: datetime) -> datetime:

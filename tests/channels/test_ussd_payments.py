@@ -456,15 +456,21 @@ def test_the_last_screen_says_where_the_token_or_receipt_will_come_when_sms_is_n
                    f"You will receive a receipt by WhatsApp. Ref. {reference(end)}")
 
 
+def buy_2000_of_credit(phone, deps) -> str:
+    """The prepaid customer (+221770000003) buys 2 000 FCFA of credit with Wave: the payment's reference,
+    being confirmed."""
+    deps.pins.set_pin("+221770000003", PIN)
+    buyer = phone("+221770000003")
+    buyer.dial("3")
+    for answer in ("1", "2000", "2", "1"):
+        buyer.answer(answer)
+    return reference(buyer.answer(PIN))
+
+
 def test_a_prepaid_token_is_sealed_in_the_outbox_yet_reaches_the_meter_owner_and_stays_in_the_last_payments(
         phone, served, provider, deps, app, settings, caplog):
     caplog.set_level(logging.DEBUG)
-    deps.pins.set_pin("+221770000003", PIN)
-    p = phone("+221770000003")
-    p.dial("3")
-    for answer in ("1", "2000", "2", "1"):
-        p.answer(answer)
-    payment_id = reference(p.answer(PIN))
+    payment_id = buy_2000_of_credit(phone, deps)
     provider.approve(payment_id)
     bought = settled(deps, payment_id)
     token = bought.token
@@ -704,12 +710,7 @@ def test_a_prepaid_purchase_being_confirmed_is_said_on_the_balance_until_the_ope
         phone, served, provider, deps):
     # The token comes only once mobile money confirms: until then the prepaid balance says the purchase is
     # on its way, in French and in English, instead of showing the old purchase as if nothing had happened.
-    deps.pins.set_pin("+221770000003", PIN)
-    buyer = phone("+221770000003")
-    buyer.dial("3")
-    for answer in ("1", "2000", "2", "1"):
-        buyer.answer(answer)
-    waiting = reference(buyer.answer(PIN))
+    waiting = buy_2000_of_credit(phone, deps)
 
     fr = phone("+221770000003").dial("1")
     assert re.fullmatch(r"CON Prépayé 3000001\nCrédit: [\d ,]+ kWh\n"

@@ -134,14 +134,16 @@ def link(ctx: StepContext, deps: Deps) -> StepResult:
         return StepResult(verdict, {"link_attempts": attempts})
     account = deps.billing.account(number)
     if account.phone and account.phone != ctx.user_id and deps.outbox is not None:
-        code = new_code()
+        code, minutes = new_code(), deps.settings.code_minutes(ctx.channel)
         deps.outbox.add(kind="link_code", msisdn=account.phone, language=account.language,
                         # Valid as long as the caller's conversation, which keeps its hash.
                         payload={"code": code, "account_number": number, "requested_by": mask(ctx.user_id),
-                                 "minutes": deps.settings.code_minutes(ctx.channel)},
+                                 "minutes": minutes},
                         dedupe_key=f"link_code:{ctx.session_key}:{attempts}")
+        # The caller's screen says the same minutes as the holder's SMS.
         return StepResult("confirm", {"link_attempts": attempts, "link_code_hash": hash_code(code),
-                                      "link_code_tries": 0, "link_registered": mask(account.phone)})
+                                      "link_code_tries": 0, "link_registered": mask(account.phone),
+                                      "code_minutes": minutes})
     return _linked(ctx, deps, account)
 
 

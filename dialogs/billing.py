@@ -4,7 +4,8 @@ A postpaid account shows what is due and, when a deferral or instalment plan is 
 next payment. A bill payment still being confirmed (``PaymentLedger.awaiting``: the back end's
 balance counts it only once settled) is said, and taken off what is left to pay, as the Pay menu
 does. A prepaid account has no bill: it shows the credit left, the last purchase with its token,
-the average daily use and how many days the credit lasts at that pace.
+the average daily use and how many days the credit lasts at that pace; while a purchase is being
+confirmed (its token not issued yet) it says so instead of the last purchase.
 """
 
 from __future__ import annotations
@@ -39,11 +40,11 @@ def days_of_credit(credit_kwh: Decimal, daily_kwh: Decimal) -> int | None:
     return int((credit_kwh / daily_kwh).to_integral_value(rounding=ROUND_DOWN))
 
 
-def _awaited(deps: Deps, number: str) -> Decimal:
-    """Bill payments of the account on their way, from any number (none when no ledger is wired)."""
+def _awaited(deps: Deps, number: str, purpose: str = "bill") -> Decimal:
+    """Payments of ``purpose`` to the account on their way, from any number (none when no ledger is wired)."""
     if deps.ledger is None:
         return Decimal(0)
-    return sum((p.amount for p in deps.ledger.awaiting(number, "bill")), Decimal(0))
+    return sum((p.amount for p in deps.ledger.awaiting(number, purpose)), Decimal(0))
 
 
 def _running(ctx: StepContext, deps: Deps, number: str) -> dict[str, Any] | None:
@@ -55,7 +56,7 @@ def _running(ctx: StepContext, deps: Deps, number: str) -> dict[str, Any] | None
             "arr_run_next_on": due[0].isoformat(), "arr_run_next_amount": str(due[1])}
 
 
-def _prepaid(ctx: StepContext, deps: Deps) -> StepResult:
+def _prepaid(ctx: StepContext, deps: Deps, number: str) -> StepResult:
     meter = ctx.data.get("meter_id")
     if not meter or deps.metering is None:
         return StepResult("no_meter")
@@ -65,6 +66,10 @@ def _prepaid(ctx: StepContext, deps: Deps) -> StepResult:
     days = days_of_credit(credit.credit_kwh, used / AVERAGE_DAYS)
     data: dict[str, Any] = {"prepaid_credit_kwh": str(credit.credit_kwh), "prepaid_daily_kwh": str(daily),
                             "prepaid_days_left": days}
+    awaited = _awaited(deps, number, "prepaid")
+    if awaited > 0:
+        # The meter's last purchase is not this one: showing it alone would say nothing was bought.
+        return StepResult("prepaid_awaiting", {**data, "prepaid_awaiting": str(awaited)})
     last = credit.last_purchase
     if last is None:
         return StepResult("prepaid_no_purchase", data)
@@ -74,16 +79,17 @@ def _prepaid(ctx: StepContext, deps: Deps) -> StepResult:
 
 
 @step("billing.balance", outcomes={"ok", "awaiting", "arrangement", "arrangement_awaiting", "prepaid",
-                                   "prepaid_no_purchase", "no_meter", "no_account"})
+                                   "prepaid_no_purchase", "prepaid_awaiting", "no_meter", "no_account"})
 def balance(ctx: StepContext, deps: Deps) -> StepResult:
     """What the account owes (and the running arrangement's next payment), or a prepaid meter's credit.
     ``awaiting``/``arrangement_awaiting``: a payment is being confirmed; ``balance`` is then what is left
-    to pay once it is (never below 0) and ``pay_awaiting`` its amount."""
+    to pay once it is (never below 0) and ``pay_awaiting`` its amount. ``prepaid_awaiting``: a prepaid
+    purchase is being confirmed, ``prepaid_awaiting`` its amount."""
     number = ctx.data.get("account_number")
     if not number:
         return StepResult("no_account")
     if ctx.data.get("account_kind") == "prepaid":
-        return _prepaid(ctx, deps)
+        return _prepaid(ctx, deps, str(number))
     found = deps.billing.balance(str(number))
     awaited = _awaited(deps, str(number))
     data: dict[str, Any] = {

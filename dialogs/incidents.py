@@ -28,6 +28,7 @@ from engine.masking import mask
 from engine.steps import StepContext, StepResult
 
 from .backends import BackendError, BackendUnavailable, IncidentBackend, NotFound, Ticket
+from .preferences import alert_channel
 from .registry import Deps, step
 from .stores import PendingTicket, PendingTickets
 
@@ -172,10 +173,13 @@ step("incidents.check_outage", outcomes={"known", "none"})(check_outage)
 
 
 def alert_power_back(ctx: StepContext, deps: Deps) -> StepResult:
+    """"Tell me when power is back", kept for the outage (else the zone) on the channel it will come by
+    (``alert_channel``, which the screen names)."""
     assert deps.subscriptions is not None, "Deps.subscriptions is not wired"
     scope = str(ctx.data.get("outage_id") or ctx.data.get("zone") or "")
-    deps.subscriptions.subscribe(ctx.user_id, "power_back", scope=scope, channel="sms", language=ctx.language)
-    return StepResult("ok")
+    channel = alert_channel(ctx, deps)
+    deps.subscriptions.subscribe(ctx.user_id, "power_back", scope=scope, channel=channel, language=ctx.language)
+    return StepResult("ok", {"alert_channel": channel})
 
 
 step("incidents.alert_power_back", outcomes={"ok"})(alert_power_back)

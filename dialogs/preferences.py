@@ -4,7 +4,8 @@ notifications go (SMS, WhatsApp, or e-mail once the address is confirmed by a co
 
 from __future__ import annotations
 
-from datetime import timedelta
+import math
+from datetime import datetime, timedelta
 from typing import Any
 
 from engine.steps import StepContext, StepResult
@@ -70,12 +71,36 @@ def toggle_alert(ctx: StepContext, deps: Deps) -> StepResult:
 
 
 # ---------------------------------------------------------------- where messages go
+def _minutes_left(expires_at: datetime | None, now: datetime) -> int:
+    """Whole minutes (rounded up) before ``expires_at``; 0 when passed or unknown."""
+    if expires_at is None or expires_at <= now:
+        return 0
+    return math.ceil((expires_at - now).total_seconds() / 60)
+
+
 def _contact_fields(ctx: StepContext, deps: Deps) -> dict[str, Any]:
     assert deps.contacts is not None
     contact = deps.contacts.contact(ctx.user_id)
+    # A customer coming back for the code is told the minutes it has left; an expired one is no longer
+    # offered to type (a new address request sends a new code).
+    left = _minutes_left(contact.email_code_expires_at, ctx.now) if contact.email_pending else 0
     return {"notify_channel": contact.channel, "email_confirmed": bool(contact.email),
-            "email_pending": bool(contact.email_pending),
-            "email_masked": mask_email(contact.email_pending or contact.email), "email_code_minutes": EMAIL_CODE_MINUTES}
+            "email_pending": left > 0,
+            "email_masked": mask_email(contact.email_pending or contact.email), "email_code_minutes": left}
+
+
+# Channels a message can reach the customer on later, unasked: a conversation there is where an alert
+# asked for in it goes (USSD, the web and chat only answer, so theirs go by SMS).
+_REACHABLE = frozenset({"sms", "whatsapp"})
+
+
+def alert_channel(ctx: StepContext, deps: Deps) -> str:
+    """Where an alert asked for in this conversation goes: the channel the customer chose for their
+    messages, else the one they are writing from when it can reach them later, else SMS."""
+    contact = deps.contacts.contact(ctx.user_id) if deps.contacts is not None else None
+    if contact is not None and contact.chosen:
+        return contact.channel
+    return ctx.channel if ctx.channel in _REACHABLE else "sms"
 
 
 @step("preferences.load_channel", outcomes={"ok"})

@@ -147,10 +147,12 @@ def send_pin_code(ctx: StepContext, deps: Deps) -> StepResult:
     if sends > MAX_PIN_CODE_SENDS or deps.outbox is None or not ctx.user_id:
         _event(ctx, deps, "pin_failed", "first-PIN codes exhausted")
         return StepResult("locked", {"pin_code_hash": None})
-    code = new_code()
-    deps.outbox.add(kind="pin_code", msisdn=ctx.user_id, language=ctx.language, payload={"code": code, "minutes": deps.settings.code_minutes(ctx.channel)},
+    code, minutes = new_code(), deps.settings.code_minutes(ctx.channel)
+    deps.outbox.add(kind="pin_code", msisdn=ctx.user_id, language=ctx.language, payload={"code": code, "minutes": minutes},
                     dedupe_key=f"pin_code:{ctx.session_key}:{sends}")
-    return StepResult("sent", {"pin_code_hash": hash_code(code), "pin_code_tries": 0, "pin_code_sends": sends})
+    # The screen says the same minutes as the SMS.
+    return StepResult("sent", {"pin_code_hash": hash_code(code), "pin_code_tries": 0, "pin_code_sends": sends,
+                               "code_minutes": minutes})
 
 
 step("security.send_pin_code", outcomes={"sent", "locked"})(send_pin_code)

@@ -103,6 +103,8 @@ class ContactInfo:
     channel: str                  # sms | whatsapp | email (SMS when never chosen)
     email: str | None = None      # confirmed address only
     email_pending: str | None = None   # typed, code sent, not confirmed yet
+    chosen: bool = False          # the customer chose ``channel`` (not SMS by default)
+    email_code_expires_at: datetime | None = None   # when the code sent to ``email_pending`` stops working
 
 
 @runtime_checkable

@@ -26,7 +26,9 @@ MAX_EMAIL_CODE_TRIES = 3
 def _info(row: PreferenceRow | None) -> ContactInfo:
     if row is None:
         return ContactInfo("sms")
-    return ContactInfo(row.notify_channel or "sms", row.email, row.email_pending)
+    expires = _aware(row.email_code_expires_at) if row.email_code_expires_at is not None else None
+    return ContactInfo(row.notify_channel or "sms", row.email, row.email_pending, row.notify_channel is not None,
+                       expires)
 
 
 def _aware(moment: datetime) -> datetime:

@@ -183,7 +183,7 @@ def test_a_channel_chosen_drops_the_cached_identity(product):
     product.quiet()
     product.phone(msisdn).dial()
     assert product.backoffice.paths             # asked the systems of record again
-    assert product.deps.contacts.contact(msisdn) == ContactInfo("whatsapp", None, None)
+    assert product.deps.contacts.contact(msisdn) == ContactInfo("whatsapp", None, None, chosen=True)
 
 
 @pytest.mark.parametrize("change", ["set", "locked", "unlocked"])

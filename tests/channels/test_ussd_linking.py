@@ -81,7 +81,7 @@ def test_the_registered_number_confirms_with_a_code_and_can_undo_the_link(phone,
     p = start(phone, "+221770012222")
     p.answer("1000001")
     assert p.answer("5500") == ("CON Un code a été envoyé par SMS au numéro du titulaire du compte (+2217*****001). "
-                                f"Entrez ce code:\n{NAV}")
+                                f"Entrez ce code (valable 3 min):\n{NAV}")
     [sent] = sms(deps, "link_code")
     assert sent["msisdn"] == "+221770000001" and sent["language"] == "fr"
     code = sent["payload"]["code"]

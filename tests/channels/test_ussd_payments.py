@@ -456,15 +456,21 @@ def test_the_last_screen_says_where_the_token_or_receipt_will_come_when_sms_is_n
                    f"You will receive a receipt by WhatsApp. Ref. {reference(end)}")
 
 
+def buy_2000_of_credit(phone, deps) -> str:
+    """The prepaid customer (+221770000003) buys 2 000 FCFA of credit with Wave: the payment's reference,
+    being confirmed."""
+    deps.pins.set_pin("+221770000003", PIN)
+    buyer = phone("+221770000003")
+    buyer.dial("3")
+    for answer in ("1", "2000", "2", "1"):
+        buyer.answer(answer)
+    return reference(buyer.answer(PIN))
+
+
 def test_a_prepaid_token_is_sealed_in_the_outbox_yet_reaches_the_meter_owner_and_stays_in_the_last_payments(
         phone, served, provider, deps, app, settings, caplog):
     caplog.set_level(logging.DEBUG)
-    deps.pins.set_pin("+221770000003", PIN)
-    p = phone("+221770000003")
-    p.dial("3")
-    for answer in ("1", "2000", "2", "1"):
-        p.answer(answer)
-    payment_id = reference(p.answer(PIN))
+    payment_id = buy_2000_of_credit(phone, deps)
     provider.approve(payment_id)
     bought = settled(deps, payment_id)
     token = bought.token
@@ -698,3 +704,29 @@ def test_last_payments_under_one_account_list_only_that_accounts(phone, served, 
     assert re.fullmatch(r"CON Last payments \(choose one\):\n1\. \d\d/\d\d/\d{4} 1,500 FCFA paid\n" + NAV_EN,
                         listing), listing
     assert same.answer("1").startswith("CON Payment succeeded on ")
+
+
+def test_a_prepaid_purchase_being_confirmed_is_said_on_the_balance_until_the_operator_settles_it(
+        phone, served, provider, deps):
+    # The token comes only once mobile money confirms: until then the prepaid balance says the purchase is
+    # on its way, in French and in English, instead of showing the old purchase as if nothing had happened.
+    waiting = buy_2000_of_credit(phone, deps)
+
+    fr = phone("+221770000003").dial("1")
+    assert re.fullmatch(r"CON Prépayé 3000001\nCrédit: [\d ,]+ kWh\n"
+                        r"Achat de 2 000 FCFA en cours de confirmation, le code arrivera par message\n"
+                        rf"Environ \d+ jours de crédit\n{NAV}", fr), fr
+    english = phone("+221770000003")
+    english.dial("8")
+    english.answer("1")
+    english.answer("2")                                 # English
+    en = phone("+221770000003").dial("1")
+    assert re.fullmatch(r"CON Prepaid meter 3000001\nCredit: [\d,.]+ kWh\n"
+                        r"Purchase of 2,000 FCFA being confirmed, the token will come by message\n"
+                        rf"About \d+ days of credit\n{NAV_EN}", en), en
+    assert len(fr) - len("CON ") <= 182 and len(en) - len("CON ") <= 182
+
+    provider.approve(waiting)
+    assert settled(deps, waiting).status == "succeeded"
+    after = phone("+221770000003").dial("1")
+    assert "being confirmed" not in after and "\nLast purchase " in after and "\nToken: " in after, after

@@ -71,7 +71,7 @@ def test_a_prepaid_customer_proves_the_phone_with_a_code_by_sms_then_buys_credit
     p.answer("2000")
     p.answer("2")                              # Wave
     assert p.answer("1") == ("CON Premier usage. Un code de 6 chiffres vous a été envoyé par SMS. "
-                             f"Entrez-le:\n{NAV}")
+                             f"Entrez-le (valable 3 min):\n{NAV}")
     [sent] = sms(deps, "pin_code")
     assert sent["msisdn"] == "+221770000003" and len(sent["payload"]["code"]) == 6
     wrong = "000000" if sent["payload"]["code"] != "000000" else "111111"

@@ -76,7 +76,7 @@ def test_an_english_business_customer_chooses_an_account_and_reports_an_outage(m
     # A label longer than a row title (24): cut, and whole in the row's description.
     assert known.endswith("\n(Choose)\n- 1 Alert me when power is… (Alert me when power is back)\n"
                           "- 2 Fault at my home only\n- 0 Back\n- 00 Home")
-    assert sahel.tap("1") == ("You will be told by SMS when power is back in your area (THIES-NORD).\n"
+    assert sahel.tap("1") == ("You will be told by WhatsApp when power is back in your area (THIES-NORD).\n"
                               "[0 Back] [00 Home]")
 
 

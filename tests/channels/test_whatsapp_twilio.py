@@ -69,7 +69,7 @@ def test_an_english_business_customer_picks_an_account_sees_its_balance_and_repo
     known = sahel.say("1")
     assert known.startswith("An outage is already known in your area (THIES-NORD). Power expected back: ")
     assert known.endswith(f"\n1. Alert me when power is back\n2. Fault at my home only\n{NAV_EN}")
-    assert sahel.say("1") == f"You will be told by SMS when power is back in your area (THIES-NORD).\n{NAV_EN}"
+    assert sahel.say("1") == f"You will be told by WhatsApp when power is back in your area (THIES-NORD).\n{NAV_EN}"
 
 
 def test_balance_keyword_in_english_and_a_tapped_quick_reply_counts_as_its_option(twilio_phone):

@@ -15,8 +15,9 @@ queued the first time). What the customer wrote (a PIN in ``OUI 1234``) is never
 
 Answers: ``200 OK`` once the reply is sent or queued; ``400`` (plain text) for a malformed message,
 which sending again would not mend; ``503`` when the product failed to serve a well-formed message
-(the session store or the database down, the reply neither sent nor queued), so that the provider,
-which does not retry a 4xx, sends it again: nothing the customer sent is dropped on our side.
+for now (the session store down or the conversation busy: the engine's ``transient`` reply, sent to
+nobody; the reply neither sent nor queued; an unexpected error), so that the provider, which does not
+retry a 4xx, sends it again: nothing the customer sent is dropped on our side.
 """
 
 from __future__ import annotations
@@ -158,6 +159,12 @@ class SmsAdapter(KeyedBySender, ChannelAdapter):
                     self.on_reject()
                 return self.error_response()
             reply = engine.handle(turn)
+            if reply.transient:
+                # Busy or the session store down: the hop did not run. Posted again, it will; an SMS saying
+                # "try again" would ask the customer to do what the provider does.
+                log.warning("sms message from %s not run now: the provider is asked to post it again",
+                            mask(turn.address))
+                return self.failure_response()
             node = reply.screen.node if reply.screen else "-"
             if reply.replayed and not handover.owed(turn.hop_id):
                 log.info("sms retry of an answered message user=%s node=%s: not sent again",

@@ -12,7 +12,7 @@ from sqlalchemy import create_engine, text
 from app import worker
 from app.factory import create_app
 from app.settings import Settings
-from app.storage import make_sessions
+from app.storage import make_sessions, migrate
 from app.storage.agent_console import SqlCustomerRecords
 from tests.support.fake_africastalking import FakeAfricasTalking
 from tests.support.outbox_rows import raw_rows
@@ -116,3 +116,16 @@ def test_a_message_that_could_not_run_now_is_asked_again_of_the_provider_not_ans
     assert awa.last_status == 503                 # Africa's Talking posts it again later
     throwaway_redis.start()
     assert awa.send("SOLDE", message_id=awa.last_id) == [BALANCE] and awa.last_status == 200
+
+
+def test_on_postgres_a_reply_to_a_message_with_the_longest_id_the_provider_may_send_is_queued_too(
+        sms_settings: Settings, fake_at: FakeAfricasTalking, postgres_url: str) -> None:
+    migrate(postgres_url)
+    on_postgres = replace(sms_settings, database_url=postgres_url)
+    awa = SmsPhone(create_app(on_postgres).test_client(), fake_at, AWA)
+    fake_at.fail_next = 1
+    longest = "ATXid_" + "7" * 122                # 128 characters: the longest id the callback takes
+    assert awa.send("SOLDE", message_id=longest) == [] and awa.last_status == 200
+    assert awa.send("SOLDE", message_id=longest) == [] and awa.last_status == 200
+    worker.run_once(on_postgres)
+    assert fake_at.messages_to(AWA) == [BALANCE]

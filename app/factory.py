@@ -66,6 +66,7 @@ from .ops import Metrics, ops_blueprint
 from .pace import MemoryPace, Pace, RedisPace, parse_rates
 from .quiet_hours import QuietHours
 from .settings import Settings
+from .sms_replies import OutboxReplies
 from .storage import (
     MemoryThrottle,
     RedisThrottle,
@@ -225,7 +226,7 @@ def build_adapters(settings: Settings, guard: GatewayGuard, security: SecurityAu
         sms_sender = AfricasTalkingSms(settings.at_username, settings.at_api_key, settings.at_api_url,
                                        settings.at_sender_id)
     else:
-        log.warning("AT_API_KEY is not set: SMS commands are answered by no SMS until it is.")
+        log.warning("AT_API_KEY is not set: replies to SMS commands wait in the outbox until it is.")
     if not settings.twilio_auth_token:
         log.warning("TWILIO_AUTH_TOKEN is not set: POST /whatsapp/twilio is closed (503) until it is.")
     meta_sender = None
@@ -241,7 +242,9 @@ def build_adapters(settings: Settings, guard: GatewayGuard, security: SecurityAu
     adapters: list[ChannelAdapter] = [
         UssdAdapter(settings.default_region, guard, security, on_reject=metrics.rejected.labels("ussd").inc),
         SmsAdapter(sms_sender, settings.default_region, guard, security,
-                   idle_seconds=settings.sms_session_idle_seconds, on_reject=metrics.rejected.labels("sms").inc),
+                   idle_seconds=settings.sms_session_idle_seconds, on_reject=metrics.rejected.labels("sms").inc,
+                   outbox=OutboxReplies(deps.outbox) if deps is not None and deps.outbox is not None else None,
+                   ledger=ledger),
         TwilioWhatsAppAdapter(settings.twilio_auth_token, settings.twilio_webhook_url or settings.public_base_url,
                               settings.default_region, security, ledger,
                               idle_seconds=settings.whatsapp_session_idle_seconds,
@@ -441,7 +444,7 @@ def create_app(settings: Settings | None = None, store: SessionStore | None = No
             return agents_error(InternalServerError("Something went wrong; it has been logged. Please try again."))
         adapter = adapter_for(request.path)
         if adapter is not None:
-            return adapter.error_response()
+            return adapter.failure_response()
         callback_error = callback_errors.get(request.path)
         if callback_error is not None:
             return callback_error(500, None)

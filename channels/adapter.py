@@ -7,7 +7,8 @@ WhatsApp, web); the chatbot's is served by rasa-sdk's own server (``channels.ras
 
 An adapter turns its provider's request into a ``Turn`` (``parse``: pure and cheap, no engine),
 lays the engine's ``Reply`` out in its wire format (``render``), answers anything it cannot read
-in its own format (``error_response``: the one place its errors become answers), declares what
+in its own format (``error_response``: the one place its errors become answers; ``failure_response``
+when the product, not the request, failed), declares what
 its channel can show (``capabilities``) and how it keys a session (``session_policy``), and
 serves its endpoints (``blueprint``). ``owns(path)`` tells the factory's error handlers which
 adapter answers for a URL.
@@ -101,6 +102,11 @@ class ChannelAdapter(Channel[Mapping[str, Any], str]):
     @abstractmethod
     def error_response(self, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
         """The channel's one answer to a request it cannot serve (malformed, refused, failed)."""
+
+    def failure_response(self) -> Response:
+        """The answer when the product failed to serve a well-formed request (an unexpected error): the
+        channel's error answer, unless its provider must be told to send the request again (a 5xx)."""
+        return self.error_response()
 
     @abstractmethod
     def blueprint(self, engine: Engine) -> Blueprint:

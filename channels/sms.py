@@ -8,8 +8,16 @@ lasts until it has been idle for ``idle_seconds``; its first message is a comman
 
 The HTTP answer to the callback is not the reply: the reply goes out through ``ReplySender``
 (the official SDK, ``backend_clients.africastalking_sms``), at most three SMS parts counted with
-the GSM-7/UCS-2 rules. A provider retry of the same message ``id`` gets the engine's recorded
-answer, which is not sent again. What the customer wrote (a PIN in ``OUI 1234``) is never logged.
+the GSM-7/UCS-2 rules. A reply the provider cannot take now is not lost: it is handed to the
+notification outbox and the worker sends it (``sms_handover``). A provider retry of the same message
+``id`` gets the engine's recorded answer, which is not sent again (unless it could be neither sent nor
+queued the first time). What the customer wrote (a PIN in ``OUI 1234``) is never logged.
+
+Answers: ``200 OK`` once the reply is sent or queued; ``400`` (plain text) for a malformed message,
+which sending again would not mend; ``503`` when the product failed to serve a well-formed message
+for now (the session store down or the conversation busy: the engine's ``transient`` reply, sent to
+nobody; the reply neither sent nor queued; an unexpected error), so that the provider, which does not
+retry a 4xx, sends it again: nothing the customer sent is dropped on our side.
 """
 
 from __future__ import annotations
@@ -19,7 +27,7 @@ import re
 import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Final, Protocol
+from typing import Final
 
 from flask import Blueprint, Response, request
 
@@ -36,11 +44,13 @@ from engine.charset import is_gsm7, sms_segments
 from engine.masking import mask
 
 from .adapter import BadRequest, ChannelAdapter, KeyedBySender
+from .answer_ledger import AnswerLedger, MemoryAnswerLedger
 from .capabilities import SMS, SMS_MAX_SEGMENTS, SMS_NAVIGATION_WORDS
 from .gateway_guard import TOKEN_HEADER, GatewayGuard
 from .msisdn import to_e164
+from .sms_handover import ReplyHandOver, ReplyOutbox, ReplySender
 
-__all__ = ["CAPABILITIES", "MAX_SEGMENTS", "ReplySender", "SmsAdapter", "fit_segments"]
+__all__ = ["CAPABILITIES", "MAX_SEGMENTS", "ReplyOutbox", "ReplySender", "SmsAdapter", "fit_segments"]
 
 log = logging.getLogger("channels.sms")
 
@@ -54,11 +64,6 @@ MAX_TEXT_CHARS: Final = 1000
 _MESSAGE_ID = re.compile(r"^[A-Za-z0-9_.:\-]{1,128}$")
 _SHORT_CODE = re.compile(r"^[+0-9A-Za-z]{1,20}$")
 _ELLIPSIS = "..."
-
-
-class ReplySender(Protocol):
-    def send(self, to: str, text: str) -> object:
-        """Send one SMS (the SDK splits it into parts); raises when the provider refuses or is down."""
 
 
 def fit_segments(text: str, limit: int = MAX_SEGMENTS) -> str:
@@ -78,7 +83,8 @@ def _clean_text(text: str) -> str:
 
 @dataclass(frozen=True)
 class SmsAdapter(KeyedBySender, ChannelAdapter):
-    """Africa's Talking SMS; ``sender`` sends the replies (``None``: replies are dropped, logged)."""
+    """Africa's Talking SMS; ``sender`` sends the replies, ``outbox`` takes those it cannot send now (or all of
+    them when there is no sender), ``ledger`` marks those neither could take until the provider's retry."""
 
     sender: ReplySender | None = None
     default_region: str = "SN"
@@ -88,6 +94,8 @@ class SmsAdapter(KeyedBySender, ChannelAdapter):
     on_reject: Callable[[], None] | None = None
     channel: str = CHANNEL
     prefix: str = "/sms/africastalking"
+    outbox: ReplyOutbox | None = None
+    ledger: AnswerLedger = field(default_factory=MemoryAnswerLedger)
 
     @property
     def capabilities(self) -> ChannelCapabilities:
@@ -124,8 +132,13 @@ class SmsAdapter(KeyedBySender, ChannelAdapter):
         # The provider only needs a status: the customer sees nothing of this answer.
         return Response("invalid message", status=status, mimetype="text/plain", headers=dict(headers or {}))
 
+    def failure_response(self) -> Response:
+        # Not the customer's fault: a 5xx, so the provider sends the message again (it drops it after a 4xx).
+        return Response("temporarily unavailable", status=503, mimetype="text/plain", headers={"Retry-After": "30"})
+
     def blueprint(self, engine: Engine) -> Blueprint:
         bp = Blueprint("sms", __name__)
+        handover = ReplyHandOver(self.sender, self.outbox, self.ledger)
 
         @bp.post(self.prefix)
         def incoming() -> Response:
@@ -146,22 +159,23 @@ class SmsAdapter(KeyedBySender, ChannelAdapter):
                     self.on_reject()
                 return self.error_response()
             reply = engine.handle(turn)
+            if reply.transient:
+                # Busy or the session store down: the hop did not run. Posted again, it will; an SMS saying
+                # "try again" would ask the customer to do what the provider does.
+                log.warning("sms message from %s not run now: the provider is asked to post it again",
+                            mask(turn.address))
+                return self.failure_response()
             node = reply.screen.node if reply.screen else "-"
-            if reply.replayed:
+            if reply.replayed and not handover.owed(turn.hop_id):
                 log.info("sms retry of an answered message user=%s node=%s: not sent again",
                          mask(turn.address), node)
                 return Response("OK", mimetype="text/plain")
-            self._send(turn.address, self.render(reply))
+            language = reply.screen.language if reply.screen else ""
+            if not handover.hand_over(turn.address, self.render(reply), language=language, message_id=turn.hop_id):
+                return self.failure_response()
+            if reply.replayed:
+                handover.settle(turn.hop_id)
             log.info("sms hop user=%s node=%s end=%s", mask(turn.address), node, reply.end)
             return Response("OK", mimetype="text/plain")
 
         return bp
-
-    def _send(self, to: str, text: str) -> None:
-        if self.sender is None:
-            log.warning("no SMS sender configured (AT_API_KEY): reply to %s dropped", mask(to))
-            return
-        try:
-            self.sender.send(to, text)
-        except Exception as exc:  # noqa: BLE001 - the provider's typed errors: the reply is lost, the hop is not
-            log.warning("SMS reply to %s not sent: %s", mask(to), type(exc).__name__)

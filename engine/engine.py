@@ -273,11 +273,11 @@ class Engine:
             return self._locked_hop(turn, Caller(turn.channel, turn.user_id, turn.customer))
         except SessionBusy:
             log.warning("session busy channel=%s user=%s", turn.channel, mask(turn.user_id))
-            return self._closing(turn.channel, language, "busy"), 0.0
+            return replace(self._closing(turn.channel, language, "busy"), transient=True), 0.0
         except StoreUnavailable as exc:
             log.error("session store unavailable channel=%s user=%s: %s", turn.channel, mask(turn.user_id),
                       type(exc).__name__)
-            return self._closing(turn.channel, language, "error"), 0.0
+            return replace(self._closing(turn.channel, language, "error"), transient=True), 0.0
         except Exception as exc:  # noqa: BLE001 - the hop's safety net: a polite closing, never a 500
             _log_failure("hop failed channel=%s user=%s", turn.channel, mask(turn.user_id), exc=exc)
             return self._closing(turn.channel, language, "error"), 0.0

@@ -84,7 +84,10 @@ class Screen:
 class Reply:
     """The answer to one hop: the channel-neutral screen, the page of it shown now (laid out with the
     capabilities the adapter declared) and whether the session ends. ``replayed``: the same hop was
-    answered before (a provider retry); an adapter that sends replies itself sends nothing again."""
+    answered before (a provider retry); an adapter that sends replies itself sends nothing again.
+    ``transient``: the hop did not run, for a reason that passes (another hop of the session held it, the
+    session store was unreachable); the reply is a polite closing, and an adapter whose provider sends a
+    message again may ask for that instead (the hop then runs)."""
 
     text: str
     end: bool
@@ -92,6 +95,7 @@ class Reply:
     page: int = 0
     pages: int = 1
     replayed: bool = False
+    transient: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,8 +1,9 @@
 """Secrets in the notification outbox, sealed: nobody who reads the database can use them.
 
 A one-time code (web sign-in, first PIN, e-mail or account-link confirmation), an undo code or a
-prepaid token (the 20 digits a customer keys into the meter: it is worth the money paid) travels to
-the customer through the outbox, so it sits in a row until the worker sends it. Those
+prepaid token (the 20 digits a customer keys into the meter: it is worth the money paid), or an SMS
+reply the provider could not take at once (its screen may show a token) travels to the customer through
+the outbox, so it sits in a row until the worker sends it. Those
 fields (``SECRET_FIELDS``, whatever the kind) are taken out of the JSON payload and kept in the row's
 ``sealed`` column as a Fernet token (AES-CBC + HMAC) under ``OUTBOX_SEAL_KEY``; the payload keeps
 only their names under ``"sealed"``, so a row says that it carried a secret, never which. The worker,
@@ -35,11 +36,13 @@ log = logging.getLogger("notify")
 
 # Payload fields that let whoever reads them act as the customer: the code of ``engine.one_time_codes``
 # that each kind carries (sign-in, PIN, e-mail, link), the undo of a link (code and ready-made keyword),
-# and a receipt's prepaid token (whoever types it into a meter gets the credit).
-SECRET_FIELDS: Final = frozenset({"code", "undo_code", "undo_keyword", "token"})
+# a receipt's prepaid token (whoever types it into a meter gets the credit), and an SMS reply queued when the
+# provider could not take it at once (``app/sms_replies.py``: a screen may show a token or a code).
+SECRET_FIELDS: Final = frozenset({"code", "undo_code", "undo_keyword", "token", "reply"})
 # What an agent is told when a message whose secrets were erased is sent again: how the customer gets it.
 _ERASED: Final = {"token": "its prepaid token was erased after a first send; the customer reads it again in "
-                           "*123*3*2# (last payments)"}
+                           "*123*3*2# (last payments)",
+           "reply": "the SMS reply was erased after a first send; the customer sends the command again"}
 # The payload key listing which fields were sealed (names only).
 SEALED: Final = "sealed"
 

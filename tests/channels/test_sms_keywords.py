@@ -15,9 +15,8 @@ import redis
 from flask import Flask
 
 from app.factory import create_app
-from app.settings import Settings
 from engine.charset import sms_segments
-from tests.support.fake_africastalking import FakeAfricasTalking, fake_africastalking
+from tests.support.fake_africastalking import FakeAfricasTalking
 
 from .sms_phone import SmsPhone
 
@@ -27,29 +26,6 @@ HELP_FR = ("Commandes ElecNet par SMS:\nSOLDE (ou SOLDE compte)\nCONSO\nPAYER mo
 HELP_EN = ("ElecNet SMS commands:\nBALANCE (or BALANCE account)\nUSAGE\nPAY amount\nOUTAGE\nTRACK reference\n"
            "ALERTS ON/OFF\nEMAIL address\nCHANNEL SMS/WHATSAPP/EMAIL\nSTOP: no more alerts\nHELP")
 CHOOSE_EN = "Choose an account:\n1. 2000001 DKR-PLATEAU\n2. 2000002 THIES-NORD\n3. 2000003 DKR-PLATEAU"
-
-
-@pytest.fixture
-def fake_at() -> Iterator[FakeAfricasTalking]:
-    with fake_africastalking() as fake:
-        yield fake
-
-
-@pytest.fixture
-def sms_settings(settings: Settings, fake_at: FakeAfricasTalking) -> Settings:
-    return replace(settings, at_username=fake_at.username, at_api_key=fake_at.api_key, at_api_url=fake_at.url)
-
-
-@pytest.fixture
-def sms_app(sms_settings: Settings) -> Flask:
-    return create_app(sms_settings)
-
-
-@pytest.fixture
-def texter(sms_app: Flask, fake_at: FakeAfricasTalking) -> Any:
-    client = sms_app.test_client()
-    return lambda msisdn: SmsPhone(client, fake_at, msisdn)
-
 
 @pytest.fixture
 def deps(sms_app: Flask) -> Any:

@@ -1,0 +1,82 @@
+"""Handing an SMS reply over: sent now, else queued in the outbox, else owed to the provider's retry.
+
+The reply to an incoming SMS goes out through the SMS API inside the callback (the fast path: no SQL,
+one provider call). When the provider cannot take it now (down, a timeout, a 5xx, a refusal) or no
+sender is configured, the reply is handed to the notification outbox (``ReplyOutbox``): the worker
+sends it with the outbox's retries and backoff, its delivery status is kept like any other message's,
+and its text is sealed there (a reply can show a prepaid token). Queued once per incoming message id:
+a provider retry of the same message never queues it twice.
+
+If the outbox cannot take it either (the database down), the reply is *owed*: marked in the answer
+ledger under the incoming message id, and the callback answers ``503`` so the provider sends the
+message again. That retry is a replay for the engine (nothing runs twice); finding the mark, the
+reply is handed over again. A replay without the mark was handed over the first time: nothing is sent.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Final, Protocol
+
+from engine.masking import mask
+
+from .answer_ledger import AnswerLedger
+
+__all__ = ["ReplyHandOver", "ReplyOutbox", "ReplySender"]
+
+log = logging.getLogger("channels.sms")
+
+LEDGER: Final = "sms"
+
+
+class ReplySender(Protocol):
+    def send(self, to: str, text: str) -> object:
+        """Send one SMS (the SDK splits it into parts); raises when the provider refuses or is down."""
+
+
+class ReplyOutbox(Protocol):
+    def queue_reply(self, to: str, text: str, *, language: str, message_id: str) -> bool:
+        """Queue the reply to incoming message ``message_id`` for the worker; ``False`` when it was queued
+        already. Raises when it cannot be kept (the database unreachable)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyHandOver:
+    """Where a reply goes: ``sender`` now, else ``outbox``, else owed (``ledger``) to the provider's retry."""
+
+    sender: ReplySender | None
+    outbox: ReplyOutbox | None
+    ledger: AnswerLedger
+
+    def hand_over(self, to: str, text: str, *, language: str, message_id: str) -> bool:
+        """Send or queue the reply; ``False`` when it is owed (the provider must send the message again)."""
+        if self.sender is not None:
+            try:
+                self.sender.send(to, text)
+                return True
+            except Exception as exc:  # noqa: BLE001 - the provider's typed errors, a timeout: the outbox takes it
+                log.warning("SMS reply to %s not sent now (%s): handed to the outbox", mask(to),
+                            type(exc).__name__)
+        else:
+            log.warning("no SMS sender configured (AT_API_KEY): reply to %s waits in the outbox", mask(to))
+        if self.outbox is None:
+            log.error("SMS reply to %s lost: no sender and no outbox", mask(to))
+            return True
+        try:
+            self.outbox.queue_reply(to, text, language=language, message_id=message_id)
+        except Exception as exc:  # noqa: BLE001 - the database down: owed, the provider's retry brings it back
+            log.error("SMS reply to %s neither sent nor queued (%s): asking the provider to send the message "
+                      "again", mask(to), type(exc).__name__)
+            self.ledger.keep(LEDGER, message_id, {"owed": True})
+            return False
+        return True
+
+    def owed(self, message_id: str) -> bool:
+        """Whether the reply to this message could not be handed over when it was first answered."""
+        record = self.ledger.recall(LEDGER, message_id)
+        return bool(record and record.get("owed"))
+
+    def settle(self, message_id: str) -> None:
+        """The owed reply was handed over at last."""
+        self.ledger.keep(LEDGER, message_id, {"owed": False})

@@ -285,7 +285,7 @@ class Engine:
     def _locked_hop(self, turn: Turn, caller: Caller) -> tuple[Reply, float]:
         """The hop in the turnstile, with its session locked; while another hop holds the session (the
         gateway retrying a slow hop), it waits outside the turnstile, up to ``lock_wait_seconds``."""
-        deadline = self.timer() + self.limits.lock_wait_seconds
+        deadline = time.monotonic() + self.limits.lock_wait_seconds   # real seconds, whatever the engine's timer
         delay = _BUSY_FIRST_PAUSE_SECONDS
         while True:
             locked = False
@@ -295,9 +295,9 @@ class Engine:
                         locked = True
                         return self._handle_locked(turn, held)
                 except SessionBusy:
-                    if locked or self.timer() >= deadline:
+                    if locked or time.monotonic() >= deadline:
                         raise
-            pause = min(delay, max(0.0, deadline - self.timer()))
+            pause = min(delay, max(0.0, deadline - time.monotonic()))
             time.sleep(pause)
             self._turnstile.note_wait(pause)
             delay = min(delay * 2, _BUSY_LAST_PAUSE_SECONDS)

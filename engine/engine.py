@@ -446,8 +446,7 @@ class Engine:
 
     def _resume(self, session: Session, flow: CompiledFlow, text: str) -> Screen:
         previous_key, session.resume_from = session.resume_from, None
-        if (text == "1" and previous_key and (previous := self.store.load(previous_key)) is not None
-                and previous.user_id == session.user_id):
+        if text == "1" and previous_key and (previous := self._take_over(previous_key, session.user_id)) is not None:
             continued = self.flows.get(previous.flow, previous.version)
             nodes = continued.spec.nodes
             if previous.node in nodes and (previous.gate is None or previous.gate in nodes):
@@ -468,6 +467,21 @@ class Engine:
             return self._end_screen(session, _EndNow("too_many_errors", "too_many_errors"))
         session.resume_from = previous_key
         return self._resume_screen(session, self.system_text(session.language, "invalid_choice"))
+
+    def _take_over(self, key: str, user_id: str) -> Session | None:
+        """``user_id``'s dropped session ``key``, closed under its lock as another continues it: a late or
+        replayed hop on its old id never runs its task a second time. ``None`` when it is gone, another
+        caller's, or closed meanwhile (the gateway reported a normal end, another redial took it over)."""
+        try:
+            with self.store.locked(key, _FINISH_LOCK_WAIT_SECONDS) as held:
+                previous = held.session
+                if previous is None or previous.ended or previous.user_id != user_id:
+                    return None
+                previous.ended = True
+                held.save(previous, self.limits.ended_ttl_seconds, marker=self._marker(previous))
+                return previous
+        except SessionBusy:
+            return None   # a hop still runs on it: not continued twice
 
     def _open(self, session: Session, flow: CompiledFlow, dialed: tuple[str, ...],
               start: Start | None = None) -> Screen:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import redis
@@ -20,6 +21,7 @@ from menus import load_menus
 
 from .conftest import DEMO, Handset
 from .fakes import CountingSteps
+from .resume_steps import ResumeSteps
 from .test_hop_safety import prefix, redis_client  # noqa: F401  (fixtures: a Redis key prefix of this test's own)
 from .test_session_end import EnglishHandset, Security
 
@@ -169,3 +171,43 @@ def test_on_a_channel_keyed_by_user_no_marker_is_kept_and_a_later_message_starts
     phone.dial()
     assert phone.answer("4").text == "Au revoir."
     assert list(redis_client.scan_iter(f"{prefix}e:*")) == []
+
+
+# ---------------------------------------------------------------- a dropped session continued on redial
+RESUME_FLOW = Path(__file__).parent / "flows" / "resume.yaml"
+
+
+def _resuming(store: SessionStore, steps: ResumeSteps, security: Security) -> Engine:
+    engine = Engine(FlowSet(load_menus(RESUME_FLOW)), store, steps, security=security, hop_key=b"k")
+    engine.declare(USSD, key_ends_with_session=True)
+    return engine
+
+
+def test_a_session_continued_on_redial_is_closed_on_its_old_id_so_the_order_is_placed_once(store: SessionStore):
+    steps, security = ResumeSteps(), Security()
+    engine = _resuming(store, steps, security)
+    first = Handset(engine, session="first", msisdn=NUMBER)
+    first.dial()
+    assert first.answer("3").text.startswith("Commander 1 ?\n1. Confirmer")   # ... and the call drops
+    again = Handset(engine, session="again", msisdn=NUMBER)
+    assert again.dial().text == "Reprendre ?\n1. Oui\n2. Non"
+    assert again.answer("1").text.startswith("Commander 1 ?\n1. Confirmer")
+    assert again.answer("1").text == "Commande de 1 passée."
+    # The old id's confirmation, sent late or replayed: not a second order from the copy left behind.
+    assert (first.answer("1").text, first.hop("3*1").end) == OVER
+    assert steps.placed == 1
+    assert _events(security) == [("session_reused", "ussd", NUMBER, "hop on an ended session")] * 2
+
+
+def test_a_dropped_session_the_gateway_closed_meanwhile_is_not_continued(store: SessionStore):
+    steps, security = ResumeSteps(), Security()
+    engine = _resuming(store, steps, security)
+    first = Handset(engine, session="first", msisdn=NUMBER)
+    first.dial()
+    first.answer("3")
+    again = Handset(engine, session="again", msisdn=NUMBER)
+    assert again.dial().text == "Reprendre ?\n1. Oui\n2. Non"
+    # The gateway's report of a normal end of the first session arrives while the offer is shown.
+    engine.finish(channel="ussd", session_key="ussd:first", user_id=NUMBER, status="Success")
+    assert again.answer("1").text.startswith("Accueil\n1. Horaires")    # a fresh start, not the closed task
+    assert steps.placed == 0

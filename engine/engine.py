@@ -72,8 +72,8 @@ class EngineLimits:
     max_retries: int = 3
     session_ttl_seconds: int = 180
     ended_ttl_seconds: int = 120
-    # How long a spent USSD session id stays refused once its session is gone (a few dozen bytes each,
-    # where the session is hundreds). A day: well past any gateway's retries and the network's own
+    # How long a spent USSD session id stays refused once its session is gone (a marker of 120 bytes in
+    # Redis, where an ended session takes over a kilobyte). A day: well past any gateway's retries and the network's own
     # session limit (a few minutes), and the day a captured request is most likely replayed; later,
     # payment idempotency still stands.
     ended_marker_seconds: int = 86_400

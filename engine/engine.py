@@ -12,7 +12,9 @@ changes nothing, and is reported as a ``caller_mismatch`` security event. The re
 is an HMAC of caller and hop under the server key (``engine.hop_digest``). Resuming a dropped
 session follows ``engine.resume``: offered only mid-task, never past a gate. On a channel that keys
 a session on its provider's session id (USSD), a hop on an ended session other than the retry of
-its last one gets a polite end (``session_over``) and is a ``session_reused`` security event.
+its last one gets a polite end (``session_over``) and is a ``session_reused`` security event; so does
+a hop on such a key long after its session expired (for ``ended_marker_seconds``: the store keeps a
+marker of the spent key, written with the session's first save and its last).
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ from .resume import carried_data, is_mid_task, is_secret_prompt, note_proofs, tr
 from .security_audit import LoggingSecurityAudit, SecurityAudit, SecurityEvent
 from .session import Session
 from .steps import StepContext, StepRegistry, StepResult
-from .store import Caller, LockedSession, SessionBusy, SessionStore, StoreUnavailable
+from .store import Caller, EndedMarker, LockedSession, SessionBusy, SessionStore, StoreUnavailable
 from .turnstile import Turnstile
 from .types import ChannelCapabilities, Option, Reply, Screen, Turn
 from .validators import InvalidInput, validate
@@ -74,6 +76,11 @@ class EngineLimits:
     max_retries: int = 3
     session_ttl_seconds: int = 180
     ended_ttl_seconds: int = 120
+    # How long a spent USSD session id stays refused once its session is gone (a marker of 120 bytes in
+    # Redis, where an ended session takes over a kilobyte). A day: well past any gateway's retries and the network's own
+    # session limit (a few minutes), and the day a captured request is most likely replayed; later,
+    # payment idempotency still stands.
+    ended_marker_seconds: int = 86_400
     # A hop that finds its session locked is mostly the gateway retrying a slow hop: wait for the
     # first to finish (a hop never runs steps past the deadline) and answer from its record.
     lock_wait_seconds: float = 9.0
@@ -291,7 +298,8 @@ class Engine:
             locked = False
             with self._turnstile.inside():
                 try:
-                    with self.store.locked(turn.session_key, 0.0, caller) as held:
+                    with self.store.locked(turn.session_key, 0.0, caller,
+                                           self._key_ends.get(turn.channel, False)) as held:
                         locked = True
                         return self._handle_locked(turn, held)
                 except SessionBusy:
@@ -323,7 +331,7 @@ class Engine:
                     self._report_mismatch(channel, user_id, "end-of-session event for another caller's session")
                     return
                 session.ended = True
-                held.save(session, self.limits.ended_ttl_seconds)
+                held.save(session, self.limits.ended_ttl_seconds, marker=self._marker(session))
         except (SessionBusy, StoreUnavailable) as exc:
             log.warning("end of session not marked channel=%s user=%s: %s", channel, mask(user_id),
                         type(exc).__name__)
@@ -331,6 +339,27 @@ class Engine:
     def _report_mismatch(self, channel: str, user_id: str, detail: str) -> None:
         log.warning("caller mismatch channel=%s user=%s: %s", channel, mask(user_id), detail)
         self.security.record(SecurityEvent("caller_mismatch", channel, subject=user_id, detail=detail))
+
+    def _caller_tag(self, user_id: str) -> str:
+        """A short keyed tag of the caller for a spent key's marker: which caller it was, and no number."""
+        return self._hop_digest.digest(user_id, "\x00spent")[:8]
+
+    def _marker(self, session: Session) -> EndedMarker | None:
+        """A marker that the session's key is spent, on a channel whose key ends with its session: written
+        with its first save (a session dropped, never ended, expires too) and its last (the end's language)."""
+        if (session.hops == 1 or session.ended) and self._key_ends.get(session.channel, False):
+            return EndedMarker(f"{session.language}:{self._caller_tag(session.user_id)}",
+                               self.limits.ended_marker_seconds)
+        return None
+
+    def _spent(self, turn: Turn, marker: str) -> Reply:
+        """A hop on a key whose session is gone but whose marker is kept: refused, as if the session were there."""
+        language, _, tag = marker.partition(":")
+        if tag != self._caller_tag(turn.user_id):
+            self._report_mismatch(turn.channel, turn.user_id, "hop on another caller's ended session")
+            return self._closing(turn.channel, self.language_for(turn.language_hint), "error")
+        self._report_reuse(turn)
+        return self._closing(turn.channel, self.language_for(language), "session_over")
 
     def _report_reuse(self, turn: Turn) -> None:
         log.warning("hop on an ended session channel=%s user=%s", turn.channel, mask(turn.user_id))
@@ -354,6 +383,8 @@ class Engine:
             # of the old session runs again, is shown or changes (its own retry still gets its end).
             self._report_reuse(turn)
             return self._closing(turn.channel, session.language, "session_over"), 0.0
+        if session is None and held.marker is not None:
+            return self._spent(turn, held.marker), 0.0   # the same, once the ended session has expired
         if session is not None and (session.ended or self._restarts(session, turn)):
             # A new message after an end, or a new command on a chat channel: a new session.
             session = None
@@ -398,7 +429,7 @@ class Engine:
         # A redial offers to continue only a session left mid-task: only such a session is pointed at.
         resumable = (not reply.end and self.limits.resume_window_seconds > 0
                      and is_mid_task(flow, session.node))
-        held.save(session, ttl, resumable)
+        held.save(session, ttl, resumable, self._marker(session))
         if reply.end:
             self._record(session)
         return reply, session.step_seconds
@@ -443,8 +474,7 @@ class Engine:
 
     def _resume(self, session: Session, flow: CompiledFlow, text: str) -> Screen:
         previous_key, session.resume_from = session.resume_from, None
-        if (text == "1" and previous_key and (previous := self.store.load(previous_key)) is not None
-                and previous.user_id == session.user_id):
+        if text == "1" and previous_key and (previous := self._take_over(previous_key, session.user_id)) is not None:
             continued = self.flows.get(previous.flow, previous.version)
             nodes = continued.spec.nodes
             if previous.node in nodes and (previous.gate is None or previous.gate in nodes):
@@ -465,6 +495,21 @@ class Engine:
             return self._end_screen(session, _EndNow("too_many_errors", "too_many_errors"))
         session.resume_from = previous_key
         return self._resume_screen(session, self.system_text(session.language, "invalid_choice"))
+
+    def _take_over(self, key: str, user_id: str) -> Session | None:
+        """``user_id``'s dropped session ``key``, closed under its lock as another continues it: a late or
+        replayed hop on its old id never runs its task a second time. ``None`` when it is gone, another
+        caller's, or closed meanwhile (the gateway reported a normal end, another redial took it over)."""
+        try:
+            with self.store.locked(key, _FINISH_LOCK_WAIT_SECONDS) as held:
+                previous = held.session
+                if previous is None or previous.ended or previous.user_id != user_id:
+                    return None
+                previous.ended = True
+                held.save(previous, self.limits.ended_ttl_seconds, marker=self._marker(previous))
+                return previous
+        except SessionBusy:
+            return None   # a hop still runs on it: not continued twice
 
     def _open(self, session: Session, flow: CompiledFlow, dialed: tuple[str, ...],
               start: Start | None = None) -> Screen:

@@ -8,6 +8,11 @@ the session, the caller's resume pointer and whatever a ``ReadAhead`` asks for (
 of who the caller is); the second saves, moves the resume pointer and releases the lock. The
 resume pointer names the caller's latest session only while it can be resumed (waiting for an
 input or a confirmation, see ``engine.resume``), so a dial finds nothing to load in the common case.
+
+A key that never carries another conversation once its session is over (USSD: the gateway's
+session id) keeps a small ``EndedMarker`` long after the session itself has expired: written by
+the saves the engine asks for, read by the lock+load in the same round trip (and by Redis only
+when the session itself is absent), so a replayed hop finds it without one more call.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import redis
 
@@ -28,6 +33,7 @@ from .session import Session, UnreadableSession
 
 __all__ = [
     "Caller",
+    "EndedMarker",
     "LockedSession",
     "MemorySessionStore",
     "ReadAhead",
@@ -47,6 +53,7 @@ class SessionBusy(Exception):
 
 
 _UNKNOWN = object()
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +63,16 @@ class Caller:
     channel: str
     address: str
     customer: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EndedMarker:
+    """What a session's key keeps for ``seconds`` once saved with it, after the session itself is gone:
+    ``value``, a few characters the engine reads back (a language, a tag of the caller). 120 bytes in Redis
+    (``MEMORY USAGE``, Redis 7.0) where an ended session takes over a kilobyte, so it can be kept for a day."""
+
+    value: str
+    seconds: int
 
 
 class ReadAhead(Protocol):
@@ -71,22 +88,29 @@ class ReadAhead(Protocol):
     def release(self, customer: str) -> None: ...
 
 
+_Save = Callable[[Session, int, bool, "EndedMarker | None"], None]
+
+
 class LockedSession:
     """A session loaded under its lock; ``save`` stores it (the lock is released on leaving).
 
     ``latest``: the caller's resumable session key, when the store read it with the lock
-    (``known_latest``); otherwise ask ``SessionStore.latest``."""
+    (``known_latest``); otherwise ask ``SessionStore.latest``. ``marker``: the value of the key's
+    ``EndedMarker`` when the session is absent and the marker was asked for (``None`` otherwise)."""
 
-    def __init__(self, session: Session | None, save: Callable[[Session, int, bool], None],
-                 latest: object = _UNKNOWN) -> None:
+    def __init__(self, session: Session | None, save: _Save, latest: object = _UNKNOWN,
+                 marker: str | None = None) -> None:
         self.session = session
         self._save = save
         self.known_latest = latest is not _UNKNOWN
         self.latest: str | None = latest if isinstance(latest, str) else None
+        self.marker = marker
 
-    def save(self, session: Session, ttl_seconds: int, resumable: bool = False) -> None:
-        """Store the session; ``resumable``: a redial may offer to continue it (it points the caller there)."""
-        self._save(session, ttl_seconds, resumable)
+    def save(self, session: Session, ttl_seconds: int, resumable: bool = False,
+             marker: EndedMarker | None = None) -> None:
+        """Store the session; ``resumable``: a redial may offer to continue it (it points the caller there);
+        ``marker``: (re)write the key's ended marker too."""
+        self._save(session, ttl_seconds, resumable, marker)
 
 
 def _decoded(raw: str | bytes | None, key: str) -> Session | None:
@@ -103,18 +127,27 @@ class SessionStore(ABC):
     """Loads and saves sessions by key. Every method may raise ``StoreUnavailable``."""
 
     @contextmanager
-    def locked(self, key: str, wait_seconds: float = 3.0, caller: Caller | None = None) -> Iterator[LockedSession]:
-        """Lock, load, and let the caller save: the whole read-modify-write of one hop."""
+    def locked(self, key: str, wait_seconds: float = 3.0, caller: Caller | None = None,
+               marked: bool = False) -> Iterator[LockedSession]:
+        """Lock, load, and let the caller save: the whole read-modify-write of one hop. ``marked``: when
+        the session is absent, read the key's ended marker too (``LockedSession.marker``)."""
         with self.lock(key, wait_seconds):
-            yield LockedSession(self.load(key), self.save)
+            session = self.load(key)
+            yield LockedSession(session, self.save, marker=self.marker(key) if marked and session is None else None)
 
     @abstractmethod
     def load(self, key: str) -> Session | None:
         """The session, or ``None`` when absent, expired or unreadable."""
 
     @abstractmethod
-    def save(self, session: Session, ttl_seconds: int, resumable: bool = False) -> None:
-        """Store the session for ``ttl_seconds``; ``resumable``: the caller's redial may resume it."""
+    def save(self, session: Session, ttl_seconds: int, resumable: bool = False,
+             marker: EndedMarker | None = None) -> None:
+        """Store the session for ``ttl_seconds``; ``resumable``: the caller's redial may resume it;
+        ``marker``: and the key's ended marker, for its own ``seconds``."""
+
+    @abstractmethod
+    def marker(self, key: str) -> str | None:
+        """The value of the key's ended marker, or ``None`` when it has none (never written, or expired)."""
 
     @abstractmethod
     def delete(self, key: str) -> None:
@@ -142,6 +175,7 @@ class MemorySessionStore(SessionStore):
         self._clock = clock
         self._items: dict[str, tuple[float, bytes]] = {}
         self._latest: dict[tuple[str, str], tuple[float, str]] = {}
+        self._markers: dict[str, tuple[float, str]] = {}
         self._guard = threading.Lock()
         self._locks: dict[str, threading.Lock] = {}
         self._resume_seconds = resume_seconds
@@ -154,18 +188,24 @@ class MemorySessionStore(SessionStore):
                 return None
             return _decoded(item[1], key)
 
-    def save(self, session: Session, ttl_seconds: int, resumable: bool = False) -> None:
+    def save(self, session: Session, ttl_seconds: int, resumable: bool = False,
+             marker: EndedMarker | None = None) -> None:
         with self._guard:
             self._items[session.key] = (self._clock() + ttl_seconds, session.encode())
+            if marker is not None:
+                self._markers[session.key] = (self._clock() + marker.seconds, marker.value)
             if session.ended or not resumable:
                 self._latest.pop((session.channel, session.user_id), None)
             else:
                 self._latest[(session.channel, session.user_id)] = (self._clock() + self._resume_seconds,
                                                                     session.key)
-            if len(self._items) > 10_000:
-                now = self._clock()
-                for k in [k for k, (exp, _) in self._items.items() if exp < now]:
-                    del self._items[k]
+            _prune(self._items, self._clock())
+            _prune(self._markers, self._clock())
+
+    def marker(self, key: str) -> str | None:
+        with self._guard:
+            item = self._markers.get(key)
+            return item[1] if item and item[0] >= self._clock() else None
 
     def delete(self, key: str) -> None:
         with self._guard:
@@ -191,30 +231,44 @@ class MemorySessionStore(SessionStore):
                     self._locks.pop(key, None)
 
 
+def _prune(kept: dict[str, tuple[float, _T]], now: float) -> None:
+    """Past 10 000 entries, drop the expired ones (nothing else would: memory stays bounded)."""
+    if len(kept) > 10_000:
+        for k in [k for k, (expires, _) in kept.items() if expires < now]:
+            del kept[k]
+
+
 _RELEASE = """
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end
 """
 
-# KEYS: lock, session, then what else the hop reads (resume pointer, read-ahead); ARGV: token, lock ms.
-# Nothing (nil) when another holds the lock; else 1 and the value of each other key (nil when absent).
+# KEYS: lock, session, then what else the hop reads (resume pointer, read-ahead, ended marker); ARGV: token,
+# lock ms, "1" when the last key is the session's ended marker (read only when the session is absent: a
+# normal hop does no more work). Nothing (nil) when another holds the lock; else 1 and the value of each
+# other key (nil when absent).
 # Each script may be sent twice (engine.lean_script: a connection lost before the answer): a second
 # _BEGIN with the same token finds the lock its own, _END and _RELEASE change nothing the second time.
 _BEGIN = """
 if not redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) and redis.call('get', KEYS[1]) ~= ARGV[1] then
   return false
 end
+local last = #KEYS
+if ARGV[3] == '1' then last = last - 1 end
 local out = {1}
-for i = 2, #KEYS do out[i] = redis.call('get', KEYS[i]) end
+for i = 2, last do out[i] = redis.call('get', KEYS[i]) end
+if last < #KEYS then out[#KEYS] = (not out[2]) and redis.call('get', KEYS[#KEYS]) end
 return out
 """
 
-# KEYS: lock, session, resume pointer; ARGV: token, then (when saving) the session, its TTL, the
-# pointer's TTL ("0": drop the pointer) and value. The session is saved even if the lock expired
-# meanwhile (as a plain SET would); the lock is released only by its owner.
+# KEYS: lock, session, resume pointer, and the ended marker when one is written; ARGV: token, then (when
+# saving) the session, its TTL, the pointer's TTL ("0": drop the pointer) and value, the marker's value
+# and TTL. The session is saved even if the lock expired meanwhile (as a plain SET would); the lock is
+# released only by its owner.
 _END = """
 if ARGV[2] then
   redis.call('set', KEYS[2], ARGV[2], 'EX', ARGV[3])
   if ARGV[4] == '0' then redis.call('del', KEYS[3]) else redis.call('set', KEYS[3], ARGV[5], 'EX', ARGV[4]) end
+  if KEYS[4] then redis.call('set', KEYS[4], ARGV[6], 'EX', ARGV[7]) end
 end
 if redis.call('get', KEYS[1]) == ARGV[1] then redis.call('del', KEYS[1]) end
 return 1
@@ -258,17 +312,34 @@ class RedisSessionStore(SessionStore):
     def _latest_key(self, channel: str, user_id: str) -> str:
         return f"{self._prefix}u:{channel}:{user_id}"
 
-    def _save_args(self, session: Session, ttl_seconds: int, resumable: bool) -> list[bytes | str | int]:
-        pointer = self._resume_seconds if resumable and not session.ended else 0
-        return [session.encode(), ttl_seconds, pointer, session.key]
+    def _marker_key(self, key: str) -> str:
+        return f"{self._prefix}e:{key}"
 
-    def save(self, session: Session, ttl_seconds: int, resumable: bool = False) -> None:
+    def _saving(self, locked: str, token: str, session: Session, ttl_seconds: int, resumable: bool,
+                marker: EndedMarker | None) -> None:
+        """The _END script: save (with the marker, if any), move the resume pointer, release ``token``'s
+        lock of the key ``locked``."""
+        pointer = self._resume_seconds if resumable and not session.ended else 0
+        keys = [self._lock_key(locked), self._key(session.key), self._latest_key(session.channel, session.user_id)]
+        args: list[bytes | str | int] = [token, session.encode(), ttl_seconds, pointer, session.key]
+        if marker is not None:
+            keys.append(self._marker_key(session.key))
+            args += [marker.value, marker.seconds]
+        self._end(keys=keys, args=args)
+
+    def save(self, session: Session, ttl_seconds: int, resumable: bool = False,
+             marker: EndedMarker | None = None) -> None:
         try:
-            self._end(keys=[self._lock_key(session.key), self._key(session.key),
-                            self._latest_key(session.channel, session.user_id)],
-                      args=["", *self._save_args(session, ttl_seconds, resumable)])
+            self._saving(session.key, "", session, ttl_seconds, resumable, marker)
         except redis.RedisError as exc:
             raise StoreUnavailable(str(exc)) from exc
+
+    def marker(self, key: str) -> str | None:
+        try:
+            raw = self._redis.get(self._marker_key(key))
+        except redis.RedisError as exc:
+            raise StoreUnavailable(str(exc)) from exc
+        return raw.decode() if isinstance(raw, bytes) else raw
 
     def latest(self, channel: str, user_id: str) -> str | None:
         try:
@@ -283,15 +354,18 @@ class RedisSessionStore(SessionStore):
         except redis.RedisError as exc:
             raise StoreUnavailable(str(exc)) from exc
 
-    def _acquire(self, key: str, token: str, wait_seconds: float, others: list[str]) -> list[bytes | None]:
+    def _acquire(self, key: str, token: str, wait_seconds: float, others: list[str],
+                 marked: bool = False) -> list[bytes | None]:
         """Take the session's lock (retrying with backoff until ``wait_seconds``) and, in the same
-        round trip, read the session and the ``others`` keys; their raw values (None when absent)."""
+        round trip, read the session and the ``others`` keys; their raw values (None when absent).
+        ``marked``: the last of ``others`` is the ended marker, read only when the session is absent."""
         deadline = time.monotonic() + wait_seconds
         delay = 0.002
         keys = [self._lock_key(key), self._key(key), *others]
+        args: list[str | int] = [token, self._lock_ttl_ms, "1"] if marked else [token, self._lock_ttl_ms]
         try:
             while True:
-                got = self._begin(keys=keys, args=[token, self._lock_ttl_ms])
+                got = self._begin(keys=keys, args=args)
                 if got:
                     values = list(got[1:])
                     return values + [None] * (len(keys) - 1 - len(values))  # trailing nils may be cut
@@ -318,9 +392,11 @@ class RedisSessionStore(SessionStore):
                 pass  # the lock expires by itself
 
     @contextmanager
-    def locked(self, key: str, wait_seconds: float = 3.0, caller: Caller | None = None) -> Iterator[LockedSession]:
-        """One round trip to take the lock and read the session (with the caller's resume pointer
-        and read-ahead), one to save and release: as few as a bare GET + SET."""
+    def locked(self, key: str, wait_seconds: float = 3.0, caller: Caller | None = None,
+               marked: bool = False) -> Iterator[LockedSession]:
+        """One round trip to take the lock and read the session (with the caller's resume pointer,
+        read-ahead and, ``marked``, the key's ended marker), one to save and release: as few as a
+        bare GET + SET."""
         token = uuid.uuid4().hex
         others: list[str] = []
         ahead = self.read_ahead if caller is not None and caller.customer else None
@@ -329,23 +405,24 @@ class RedisSessionStore(SessionStore):
             others.append(self._latest_key(caller.channel, caller.address))
         if ahead_key is not None:
             others.append(ahead_key)
-        values = self._acquire(key, token, wait_seconds, others)
+        if marked:
+            others.append(self._marker_key(key))
+        values = self._acquire(key, token, wait_seconds, others, marked)
         raw, latest = values[0], values[1] if caller is not None else _UNKNOWN
         if ahead is not None and ahead_key is not None and caller is not None and caller.customer:
-            ahead.preload(caller.customer, values[-1])
-        pending: list[tuple[Session, int, bool]] = []
+            ahead.preload(caller.customer, values[2])
+        marker = values[-1] if marked else None
+        pending: list[tuple[Session, int, bool, EndedMarker | None]] = []
         try:
-            yield LockedSession(_decoded(raw, key), lambda s, t, r: pending.append((s, t, r)),
-                                latest.decode() if isinstance(latest, bytes) else latest)
+            yield LockedSession(_decoded(raw, key), lambda s, t, r, m: pending.append((s, t, r, m)),
+                                latest.decode() if isinstance(latest, bytes) else latest,
+                                marker.decode() if isinstance(marker, bytes) else marker)
         finally:
             if ahead is not None and caller is not None and caller.customer:
                 ahead.release(caller.customer)
             try:
                 if pending:
-                    session, ttl, resumable = pending[-1]
-                    self._end(keys=[self._lock_key(key), self._key(session.key),
-                                    self._latest_key(session.channel, session.user_id)],
-                              args=[token, *self._save_args(session, ttl, resumable)])
+                    self._saving(key, token, *pending[-1])
                 else:
                     self._release(keys=[self._lock_key(key)], args=[token])
             except redis.RedisError as exc:

@@ -51,7 +51,7 @@ Texts = dict[str, str]
 # Texts the engine itself shows, declared in YAML so they are translated and linted like the rest.
 SYSTEM_TEXT_KEYS = (
     "back", "home", "more", "previous", "invalid_choice", "invalid_input",
-    "too_many_errors", "error", "backend_down", "busy", "resume", "yes", "no", "menu_changed",
+    "too_many_errors", "error", "backend_down", "busy", "resume", "yes", "no", "menu_changed", "session_over",
 )
 
 # Keys the engine reads as navigation on every screen (the one definition): Back, Home (main

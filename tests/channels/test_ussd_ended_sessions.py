@@ -54,3 +54,17 @@ def test_after_the_gateway_reported_a_normal_end_a_hop_gets_the_line_in_the_cust
     assert app.test_client().post("/ussd/africastalking/events", data=event).status_code == 200
     assert p.answer("1") == SESSION_OVER_EN   # not the balance of account 2000001
     assert _reuse_events(app) == [("ussd", "hop on an ended session")]
+
+
+def test_a_payment_hop_replayed_after_the_ended_session_expired_is_still_refused(phone, app: Flask):
+    p = phone("+221770000001")
+    p.dial("3", "2", "5000", "1")
+    assert p.answer("2") == CANCELLED
+    ended = "*".join(p.inputs)
+    # Two minutes on, the ended session itself has expired from the store (as its TTL does) ...
+    app.extensions["parts"]["store"].delete(f"ussd:{p.session_id}")
+    # ... but its id is spent: its whole history is not followed again as a new dial.
+    assert p.post(ended) == SESSION_OVER_FR
+    assert p.post("3*2*5000*1*1") == SESSION_OVER_FR
+    assert _reuse_events(app) == [("ussd", "hop on an ended session")] * 2
+    assert phone("+221770000001").dial() == HOME_FR

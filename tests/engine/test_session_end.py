@@ -128,24 +128,10 @@ def test_a_declared_channel_is_paged_to_its_size_kept_as_long_as_its_idle_time_a
 
 # ---------------------------------------------------------------- a hop after the end
 USSD = ChannelCapabilities("ussd", 182, "gsm7", 80, 4)
-MENU_CHANGED = '  menu_changed: {fr: "Menu mis à jour.", en: "Menu updated."}\n'
-
-
-def _with_session_over(tmp_path: Path) -> Path:
-    """The demo flow with the line a hop after the end gets (kept out of demo.yaml: the lint tests
-    count its lines)."""
-    text = DEMO.read_text(encoding="utf-8")
-    assert MENU_CHANGED in text
-    path = tmp_path / "menus.yaml"
-    path.write_text(text.replace(MENU_CHANGED, MENU_CHANGED + '  session_over: {fr: "Session terminée.", '
-                                                              'en: "Session over."}\n'), encoding="utf-8")
-    return path
-
-
 def test_a_hop_on_an_ended_session_of_a_gateway_keyed_channel_gets_a_polite_end_and_changes_nothing(
-        store: SessionStore, tmp_path: Path):
+        store: SessionStore):
     security, steps = Security(), CountingSteps()
-    engine = Engine(FlowSet(load_menus(_with_session_over(tmp_path))), store, steps, security=security,
+    engine = Engine(FlowSet(load_menus(DEMO)), store, steps, security=security,
                     hop_key=b"k")
     engine.declare(USSD, key_ends_with_session=True)
     phone = Handset(engine, msisdn=NUMBER)
@@ -177,9 +163,9 @@ class StepTimes:
         self.step_seconds.append(step_seconds)
 
 
-def test_the_polite_end_after_an_end_is_in_the_sessions_language(store: SessionStore, tmp_path: Path):
+def test_the_polite_end_after_an_end_is_in_the_sessions_language(store: SessionStore):
     times = StepTimes()
-    engine = Engine(FlowSet(load_menus(_with_session_over(tmp_path))), store, CountingSteps(), hop_key=b"k",
+    engine = Engine(FlowSet(load_menus(DEMO)), store, CountingSteps(), hop_key=b"k",
                     observer=times)
     engine.declare(USSD, key_ends_with_session=True)
     phone = EnglishHandset(engine, msisdn=NUMBER)

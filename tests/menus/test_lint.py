@@ -44,35 +44,57 @@ def test_the_demo_flow_passes_lint():
     assert _problems(DEMO) == []
 
 
-@pytest.mark.parametrize(("old", "new", "expected", "line"), [
-    ("target: bye}", "target: byebye}", "target 'byebye' does not exist (hint: did you mean 'bye'?)", 46),
+# Where each mistake is reported, as the line of the broken file it names (found by its content, so
+# a line added to demo.yaml moves nothing here): ``"      home:"`` is the one line that starts so
+# (indentation included), ``("      bye:", 2)`` the second of two such lines, ``1`` the file's first line.
+@pytest.mark.parametrize(("old", "new", "expected", "at"), [
+    ("target: bye}", "target: byebye}", "target 'byebye' does not exist (hint: did you mean 'bye'?)", "      home:"),
     ("kind: end\n        text: {fr: \"Au revoir.\"", "kind: finish\n        text: {fr: \"Au revoir.\"",
-     "unknown kind 'finish' (hint: known kinds: menu, input, action, router, message, end)", 95),
+     "unknown kind 'finish' (hint: known kinds: menu, input, action, router, message, end)", "      bye:"),
     ("step: demo.broken", "step: demo.brokn", "unknown dialog step 'demo.brokn' (hint: did you mean 'demo.broken'?)",
-     91),
-    ("validator: {type: pin}", "validator: {type: fingerprint}", "validator.type", 80),
-    ("text: {fr: \"Réservé\", en: \"Reserved\"}", "text: {fr: \"Réservé\"}", "no 'en' translation", 55),
-    ("{when: \"vip\", target: vip_home}", "{when: \"vip >>> 3\", target: vip_home}", "condition 'vip >>> 3'", 38),
-    ("Bonjour {name}, être", "Bonjour {nom}, être", "placeholder '{nom}' has no sample value", 46),
-    ("{amount:money} le", "{amount:euros} le", "unknown format '{amount:euros}'", 88),
-    ("Choisi: {picked.label}", "Choisi: {picked.label} " + "tres long " * 20, "screen is", 68),
+     "      broken:"),
+    ("validator: {type: pin}", "validator: {type: fingerprint}", "validator.type",
+     "        validator: {type: fingerprint}"),
+    ("text: {fr: \"Réservé\", en: \"Reserved\"}", "text: {fr: \"Réservé\"}", "no 'en' translation", "      vip_only:"),
+    ("{when: \"vip\", target: vip_home}", "{when: \"vip >>> 3\", target: vip_home}", "condition 'vip >>> 3'",
+     "      route:"),
+    ("Bonjour {name}, être", "Bonjour {nom}, être", "placeholder '{nom}' has no sample value", "      home:"),
+    ("{amount:money} le", "{amount:euros} le", "unknown format '{amount:euros}'", "      done:"),
+    ("Choisi: {picked.label}", "Choisi: {picked.label} " + "tres long " * 20, "screen is", "      picked:"),
     # a dotted placeholder left open: reported, the screen measure does not crash on it
-    ("Choisi: {picked.label}", "Choisi: {picked.label", "bad braces", 68),
-    ("      bye:\n", "      orphan: {kind: end, text: {fr: x, en: x}}\n      bye:\n", "unreachable", 95),
-    ("    home: home\n", "    home: bye\n", "the home node must be a menu", 95),
+    ("Choisi: {picked.label}", "Choisi: {picked.label", "bad braces", "      picked:"),
+    ("      bye:\n", "      orphan: {kind: end, text: {fr: x, en: x}}\n      bye:\n", "unreachable",
+     "      orphan: {kind: end, text: {fr: x, en: x}}"),
+    ("    home: home\n", "    home: bye\n", "the home node must be a menu", "      bye:"),
     # (bye stays reachable without its option: the chat keyword FIN starts there)
-    ("          - {label: {fr: \"Montant\", en: \"Amount\"}, target: ask_amount}\n", "", "unreachable", 70),
+    ("          - {label: {fr: \"Montant\", en: \"Amount\"}, target: ask_amount}\n", "", "unreachable",
+     "      ask_amount:"),
     ("  busy: {fr: \"Occupé.\", en: \"Busy.\"}\n", "", "system_texts.busy: no 'fr' text", 1),
+    # the line a hop on an ended USSD session gets: each language must have it
+    ("  session_over: {fr: \"Session terminée.\", en: \"Session over.\"}\n",
+     "  session_over: {fr: \"Session terminée.\"}\n", "system_texts.session_over: no 'en' text", 1),
     ("store: picked, target: picked}", "store: picked, target: picked, colour: red}",
-     "unknown field 'colour'", 67),
+     "unknown field 'colour'", "        items: {from: items,"),
     ("      picked:\n", "      bye:\n        kind: end\n        text: {fr: a, en: b}\n      picked:\n",
-     "duplicate key 'bye'", 98),
+     "duplicate key 'bye'", ("      bye:", 2)),
 ])
-def test_each_mistake_is_reported_with_its_line(tmp_path, old, new, expected, line):
-    problems = _problems(_broken(tmp_path, old, new))
+def test_each_mistake_is_reported_with_its_line(tmp_path, old, new, expected, at):
+    path = _broken(tmp_path, old, new)
+    problems = _problems(path)
     matching = [p for p in problems if expected in p]
     assert matching, problems
-    assert f"menus.yaml:{line}:" in matching[0]
+    assert f"menus.yaml:{_line_of(path, at)}:" in matching[0]
+
+
+def _line_of(path: Path, at: str | tuple[str, int] | int) -> int:
+    """The number of the line ``at`` names in ``path`` (see above); a content that is not there, or is
+    there more often than said, fails the test rather than pointing anywhere."""
+    if isinstance(at, int):
+        return at
+    content, nth = (at, 1) if isinstance(at, str) else at
+    numbers = [n for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if line.startswith(content)]
+    assert len(numbers) == nth, (content, numbers)
+    return numbers[nth - 1]
 
 
 def test_yaml_syntax_error_names_the_line(tmp_path):

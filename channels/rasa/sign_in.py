@@ -134,7 +134,7 @@ class ChatSignIn:
         if bound is None:
             return False
         self.visits.close_visit(bound[0], bound[1])
-        self.security.record(SecurityEvent("web_sign_out", CHANNEL, bound[0]))
+        self.security.record(SecurityEvent("sign_out", CHANNEL, bound[0]))
         return True
 
     def step(self, sender_id: str, text: str, language: str) -> SignInStep:

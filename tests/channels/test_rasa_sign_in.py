@@ -131,11 +131,30 @@ def test_a_number_abroad_or_no_number_gets_no_sms(visitor, sms, provider):
     assert provider.sent == []
 
 
-def test_codes_for_one_number_are_limited_across_conversations(visitor, sms):
+def test_codes_for_one_number_are_limited_across_conversations(visitor, sms, action_app):
     for _ in range(3):
         assert visitor().say("770000001").startswith("Un code a été envoyé")
     assert visitor().say("770000001") == "Trop de tentatives. Merci de réessayer dans 15 minutes."
     assert len(sms(AWA)) == 3
+    assert security_events(action_app, AWA)[-1] == ("sign_in_throttled", "rasa", "code request")
+
+
+def security_events(app: Sanic, number: str) -> list[tuple[str, str, str]]:
+    """What an IT analyst reads in the audit for ``number`` (``python -m app audit --number``), oldest first."""
+    return [(e.kind, e.channel, e.detail) for e in reversed(app.ctx.parts["security"].for_subject(number))]
+
+
+def test_the_chat_sign_in_is_audited_under_the_webs_names_with_the_channel_saying_it_was_the_chat(
+        visitor, sms, action_app):
+    awa = visitor()
+    awa.say("770000001")
+    code = code_in(sms(AWA)[-1])
+    awa.say(f"{(int(code) + 1) % 1_000_000:06d}")
+    awa.answers(code)
+    awa.say("déconnexion")
+    assert security_events(action_app, AWA) == [
+        ("code_sent", "rasa", ""), ("sign_in_refused", "rasa", "wrong code"), ("sign_in", "rasa", ""),
+        ("sign_out", "rasa", "")]
 
 
 def test_signing_in_to_another_conversation_closes_the_first(visitor, sms):

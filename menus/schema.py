@@ -444,9 +444,10 @@ class ChannelEntries(_Frozen):
 
 
 class IncludedNodes(_Frozen):
-    """An included file: more nodes for one flow."""
+    """An included file: more nodes for one flow, or the same nodes for several (``flow: [main, guest]``:
+    a journey self-contained enough to be offered in each, such as the bill simulator)."""
 
-    flow: str
+    flow: str | tuple[str, ...]
     nodes: dict[str, Node]
 
 

@@ -20,10 +20,13 @@ from tests.support.fake_africastalking import FakeAfricasTalking
 
 from .rasa_chat import RasaChat
 
-__all__ = ["AWA", "TOKEN", "Visitor", "action_app", "chat_settings", "code_in", "security_events", "sms", "visitor"]
+__all__ = ["AWA", "GUEST_FR", "TOKEN", "Visitor", "action_app", "chat_settings", "code_in", "security_events", "sms",
+           "visitor"]
 
 TOKEN = "rasa-action-token-for-tests"
 AWA = "+221770000001"
+# The first answer to a chat user nobody has signed in: what needs no account (the guest flow's menu).
+GUEST_FR = "Bienvenue chez ElecNet. Sans vous connecter:"
 
 
 @pytest.fixture(params=["redis", "embedded"])

@@ -9,13 +9,13 @@ from __future__ import annotations
 import logging
 
 # The chat visitor's fixtures, shared with test_rasa_guests (pytest finds them by name here).
-from .rasa_visitor import AWA, action_app, chat_settings, code_in, security_events, sms, visitor  # noqa: F401
+from .rasa_visitor import AWA, GUEST_FR, action_app, chat_settings, code_in, security_events, sms, visitor  # noqa: F401
 
 
 def test_a_visitor_signs_in_with_a_code_by_sms_reads_the_balance_and_signs_out(visitor, sms):
     awa = visitor()
-    assert awa.say("bonjour") == ("Pour accéder à votre compte, envoyez votre numéro de téléphone : nous vous "
-                                  "enverrons un code par SMS.")
+    assert awa.say("mon solde", intent="check_balance") == (
+        "Pour accéder à votre compte, envoyez votre numéro de téléphone : nous vous enverrons un code par SMS.")
     assert awa.say("77 000 00 01") == ("Un code a été envoyé par SMS au +2217*****001. Tapez-le ici "
                                        "(valable 5 minutes).")
     message = sms(AWA)[-1]
@@ -28,7 +28,7 @@ def test_a_visitor_signs_in_with_a_code_by_sms_reads_the_balance_and_signs_out(v
     assert awa.answers(code) == ["Numéro vérifié. Envoyez « déconnexion » pour quitter.", "ElecNet - 1000001"]
     assert awa.press("Solde et factures").startswith("Compte 1000001\nÀ payer: 12 500 FCFA")
     assert awa.say("déconnexion") == "Vous êtes déconnecté. Envoyez votre numéro pour vous reconnecter."
-    assert awa.say("1").startswith("Pour accéder à votre compte")
+    assert awa.say("1") == GUEST_FR     # a guest's menu again: what needs no account
     # The code worked once: typed again after signing out, it opens nothing.
     assert awa.say(code).startswith("Ce numéro n'est pas valide")
 
@@ -57,8 +57,8 @@ def test_a_number_abroad_or_no_number_gets_no_sms(visitor, sms, provider):
     assert stranger.say("+33 6 12 34 56 78") == ("Les codes ne sont envoyés qu'aux numéros du pays. Envoyez "
                                                 "votre numéro local.")
     assert stranger.say("1234567") == "Ce numéro n'est pas valide. Envoyez votre numéro de téléphone."
-    assert stranger.say("12").startswith("Pour accéder à votre compte")
-    assert stranger.say("mon solde").startswith("Pour accéder à votre compte")
+    assert stranger.say("12") == GUEST_FR
+    assert stranger.say("mon solde", intent="check_balance").startswith("Pour accéder à votre compte")
     sms(AWA)
     assert provider.sent == []
 
@@ -91,7 +91,8 @@ def test_signing_in_to_another_conversation_closes_the_first(visitor, sms):
     assert laptop.press("Solde et factures").startswith("Compte 1000001")
     phone.say("770000001")
     assert phone.answers(code_in(sms(AWA)[-1]))[1] == "ElecNet - 1000001"
-    assert laptop.say("1").startswith("Pour accéder à votre compte")
+    assert laptop.say("1") == GUEST_FR
+    assert laptop.say("solde", intent="check_balance").startswith("Pour accéder à votre compte")
 
 
 def test_a_short_conversation_id_cannot_be_signed_in_and_a_claim_still_works(visitor, sms, provider):

@@ -359,11 +359,15 @@ NODE_KINDS = {"menu": MenuNode, "input": InputNode, "action": ActionNode,
 
 
 class FlowSpec(_Frozen):
-    """One conversation graph. ``start`` is entered on a new session, ``home`` on ``00``."""
+    """One conversation graph. ``start`` is entered on a new session, ``home`` on ``00``.
+
+    ``guests: true`` opens it to a conversation nobody vouched for (a chatbot user not signed in): its
+    steps must read and change no customer's data. Such a conversation runs in no other flow."""
 
     version: str = "1"
     start: str
     home: str
+    guests: bool = False
     nodes: dict[str, Node] = Field(default_factory=dict)
 
 

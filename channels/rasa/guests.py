@@ -5,6 +5,9 @@ flow holds only journeys that read and change no customer's data (the bill simul
 Home. A guest's message enters by that code; a recognised intent whose node that flow lacks (the
 balance, a payment) is an account journey, and is not the guest's to start: the conversation is told
 to sign in first. Without a ``guest`` code, guests get nothing but that answer, as before.
+
+The turn is marked ``guest``: the engine opens it a session only in a flow marked ``guests: true`` and
+never lets it onto a customer's session, so an entry point wired to the wrong flow is refused there.
 """
 
 from __future__ import annotations
@@ -33,4 +36,4 @@ def guest_turn(menus: MenuSet, turn: Turn) -> Turn | None:
     if wanted is not None and ((wanted.flow or points.codes[GUEST_ENTRY]) != points.codes[GUEST_ENTRY]
                                or wanted.node not in flow.nodes):
         return None
-    return replace(turn, entry=GUEST_ENTRY)
+    return replace(turn, entry=GUEST_ENTRY, guest=True)

@@ -87,5 +87,6 @@ def test_the_guest_journeys_call_no_step_that_reads_a_customer():
     # The guest flow is a flow of its own: its Home and Back stay in it, and its steps are the simulator's only.
     menus = load_menus(ROOT / "config" / "menus.yaml").menus
     guest = menus.flows[menus.entry_points["rasa"].codes["guest"]]
+    assert [name for name, flow in menus.flows.items() if flow.guests] == ["guest"]    # the engine enforces it
     steps = {node.step for node in guest.nodes.values() if isinstance(node, ActionNode)}
     assert steps and all(step.startswith("simulator.") for step in steps), steps

@@ -163,7 +163,7 @@ class ElecnetTurn(Action):
             signed_in = self._signed_in(message, turn, language)
             if signed_in is not None:
                 return signed_in
-        elif self.sign_in is not None and self.sign_in.names_number(turn.input or ""):
+        elif ChatSignIn.names_number(turn.input or ""):
             # A number sent where the chat cannot sign in: say how to get a verified one.
             log.info("rasa message without a verified number sender=%s", mask(turn.address))
             return _text("unverified", language)

@@ -7,13 +7,17 @@ on Redis and on the embedded default; conversations read like chats."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
+from sanic import Sanic
+
+from app.actions_server import build_action_app
 from menus.loader import load_menus
 from menus.schema import ActionNode
 
 from .rasa_chat import RasaChat
-from .rasa_visitor import AWA, GUEST_FR, TOKEN, action_app, chat_settings, code_in, sms, visitor  # noqa: F401
+from .rasa_visitor import AWA, GUEST_FR, TOKEN, Visitor, action_app, chat_settings, code_in, sms, visitor  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[2]
 GUEST_EN = "Welcome to ElecNet. Without signing in:"
@@ -42,6 +46,7 @@ def test_in_english_the_simulator_opens_from_its_intent_and_works_out_appliances
     assert guest.press("Fridge 150W") == "Fridge: hours of use a day (e.g. 4):"
     assert guest.say("24").startswith("Added: Fridge 108 kWh/month")
     assert guest.press("Work out the bill").startswith("For 108 kWh a month:\nEstimated bill ")
+    assert guest.press("Home") == GUEST_EN
 
 
 def test_an_account_question_asks_for_the_number_and_the_sign_in_goes_on_to_the_account(visitor, sms):
@@ -66,6 +71,18 @@ def test_every_intent_of_an_account_journey_asks_for_the_number_first(visitor):
     for intent in ("check_balance", "check_consumption", "pay_bill", "report_outage", "track_request"):
         assert guest.say("please", intent=intent) == ("To use your account, send your phone number: we will "
                                                       "text you a code."), intent
+
+
+def test_where_the_chat_cannot_sign_in_a_guest_still_simulates_and_is_told_how_to_verify_a_number(chat_settings):
+    app = build_action_app(replace(chat_settings, rasa_chat_sign_in=False))
+    try:
+        guest = Visitor(app)
+        assert guest.say("bonjour") == GUEST_FR
+        for said in (guest.say("77 000 00 01"), guest.say("mon solde", intent="check_balance")):
+            assert said.startswith("Pour consulter votre compte ici, ouvrez la discussion depuis l'application"), said
+        assert guest.say("1") == "Simulateur de facture:"
+    finally:
+        Sanic.unregister_app(app)
 
 
 def test_a_guest_writing_as_a_customers_conversation_reads_and_changes_nothing_of_it(action_app, visitor):

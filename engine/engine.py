@@ -361,6 +361,15 @@ class Engine:
         self._report_reuse(turn)
         return self._closing(turn.channel, self.language_for(language), "session_over")
 
+    def _refuse_guest(self, turn: Turn, flow: str) -> Reply:
+        """A hop nobody vouched for, in a flow not open to guests: nothing runs (a step would act for a
+        customer it does not have); a wrongly wired entry point is reported, not served."""
+        log.warning("hop without a customer refused channel=%s user=%s flow=%s", turn.channel, mask(turn.user_id),
+                    flow)
+        self.security.record(SecurityEvent("guest_refused", turn.channel, subject=turn.user_id,
+                                           detail=f"flow {flow} is not open to guests"))
+        return self._closing(turn.channel, self.language_for(turn.language_hint), "error")
+
     def _report_reuse(self, turn: Turn) -> None:
         log.warning("hop on an ended session channel=%s user=%s", turn.channel, mask(turn.user_id))
         self.security.record(SecurityEvent("session_reused", turn.channel, subject=turn.user_id,
@@ -373,6 +382,10 @@ class Engine:
             # Checked before anything of the session is used: its replay record included.
             self._report_mismatch(turn.channel, turn.user_id, "hop on another caller's session")
             return self._closing(turn.channel, self.language_for(turn.language_hint), "error"), 0.0
+        if session is not None and turn.guest and (session.customer is not None
+                                                   or not self.flows.get(session.flow, session.version).spec.guests):
+            # A guest's hop on a customer's session (its key wrongly shared): not even its replay record.
+            return self._refuse_guest(turn, session.flow), 0.0
         hop_id = _hop_digest(self._hop_digest, turn)
         if session is not None and session.last_reply is not None and session.last_hop_id == hop_id:
             # Only the identical hop (the provider's retry) gets the recorded answer again.
@@ -396,6 +409,8 @@ class Engine:
             start = find_start(self.flows.menus, turn.channel, turn.entry,
                                None if turn.dialed else turn.input, turn.intent)
             flow = self.flows.current(start.flow)
+            if turn.guest and not flow.spec.guests:
+                return self._refuse_guest(turn, flow.name), 0.0
             language = start.language if start.language in self.flows.menus.languages else \
                 self.language_for(turn.language_hint)
             session = Session(key=turn.session_key, channel=turn.channel, user_id=turn.address,

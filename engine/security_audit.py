@@ -15,15 +15,28 @@ from typing import Final, Protocol
 
 from .masking import mask
 
-__all__ = ["SECURITY_EVENT_KINDS", "LoggingSecurityAudit", "SecurityAudit", "SecurityEvent"]
+__all__ = ["RENAMED_KINDS", "SECURITY_EVENT_KINDS", "LoggingSecurityAudit", "SecurityAudit", "SecurityEvent",
+           "current_kind"]
 
 SECURITY_EVENT_KINDS: Final = frozenset({
     "pin_set", "pin_changed", "pin_failed", "pin_locked", "pin_unlocked", "pin_reset",
     "account_linked", "link_refused", "link_undone",
-    "caller_mismatch", "session_reused", "gateway_refused",
+    "caller_mismatch", "session_reused", "gateway_refused", "guest_refused",
     "callback_forged", "callback_mismatch", "callback_stale",
-    "web_code_sent", "web_sign_in", "web_sign_in_refused", "web_sign_out", "web_throttled", "csrf_refused",
+    # Signing in with a code by SMS, on any channel that offers it (``web``, ``rasa``): the channel says which.
+    "code_sent", "sign_in", "sign_in_refused", "sign_in_throttled", "sign_out", "csrf_refused",
 })
+# Names kinds had before, as rows stored then (migration ``u1_chat`` renames them) or a worker of the
+# previous release still writes them: readers show the current name.
+RENAMED_KINDS: Final = {
+    "web_code_sent": "code_sent", "web_sign_in": "sign_in", "web_sign_in_refused": "sign_in_refused",
+    "web_throttled": "sign_in_throttled", "web_sign_out": "sign_out",
+}
+
+
+def current_kind(kind: str) -> str:
+    """The name ``kind`` goes by now (``web_sign_in``, written by the chatbot too, is ``sign_in``)."""
+    return RENAMED_KINDS.get(kind, kind)
 
 log = logging.getLogger("security")
 

@@ -36,6 +36,9 @@ class Turn:
     language_hint: str | None = None
     customer: str | None = None
     intent: str | None = None     # a chatbot's reading of the message (Rasa), instead of a keyword
+    # Served as a guest's (nobody vouched for the caller, ``customer`` is ``None``): such a hop opens
+    # a session only in a flow the menus open to guests (``guests: true``).
+    guest: bool = False
 
     @property
     def user_id(self) -> str:

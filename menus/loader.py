@@ -171,23 +171,23 @@ def _load_menus(path: str | Path) -> LoadedMenus:
         except ValidationError as exc:
             problems.extend(_schema_problems(exc, inc_data, str(inc_path)))
             continue
-        flow_name = inc_data["flow"]
-        if not isinstance(flows, dict) or flow_name not in flows:
-            problems.append(Problem(str(inc_path), inc_data.line, f"flow '{flow_name}' is not declared",
-                                    "declare it under 'flows:' in the main file"))
-            continue
-        target = flows[flow_name].setdefault("nodes", _LineDict.at(flows[flow_name].file, flows[flow_name].line))
-        for node_id, node in inc_data["nodes"].items():
-            if node_id in target:
-                first = node_locations.get((flow_name, node_id)) or Where(target[node_id].file,
-                                                                         target[node_id].line)
-                problems.append(Problem(str(inc_path), node.line, f"node '{node_id}' is declared twice",
-                                        f"first declared at {first.file}:{first.line}"))
+        for flow_name in (included.flow,) if isinstance(included.flow, str) else included.flow:
+            if not isinstance(flows, dict) or flow_name not in flows:
+                problems.append(Problem(str(inc_path), inc_data.line, f"flow '{flow_name}' is not declared",
+                                        "declare it under 'flows:' in the main file"))
                 continue
-            # The node validated above goes in as it is (pydantic takes a model instance as valid):
-            # validating every included node a second time with the whole set doubled the load's cost.
-            target[node_id] = included.nodes[node_id]
-            node_locations[(flow_name, node_id)] = Where(node.file, node.key_line or node.line)
+            target = flows[flow_name].setdefault("nodes", _LineDict.at(flows[flow_name].file, flows[flow_name].line))
+            for node_id, node in inc_data["nodes"].items():
+                if node_id in target:
+                    first = node_locations.get((flow_name, node_id)) or Where(target[node_id].file,
+                                                                             target[node_id].line)
+                    problems.append(Problem(str(inc_path), node.line, f"node '{node_id}' is declared twice",
+                                            f"first declared at {first.file}:{first.line}"))
+                    continue
+                # The node validated above goes in as it is (pydantic takes a model instance as valid):
+                # validating every included node a second time with the whole set doubled the load's cost.
+                target[node_id] = included.nodes[node_id]
+                node_locations[(flow_name, node_id)] = Where(node.file, node.key_line or node.line)
     if problems:
         raise MenuError(problems)
     fill_brand({k: v for k, v in data.items() if k != "brand"}, brand)

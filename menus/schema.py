@@ -359,11 +359,15 @@ NODE_KINDS = {"menu": MenuNode, "input": InputNode, "action": ActionNode,
 
 
 class FlowSpec(_Frozen):
-    """One conversation graph. ``start`` is entered on a new session, ``home`` on ``00``."""
+    """One conversation graph. ``start`` is entered on a new session, ``home`` on ``00``.
+
+    ``guests: true`` opens it to a conversation nobody vouched for (a chatbot user not signed in): its
+    steps must read and change no customer's data. Such a conversation runs in no other flow."""
 
     version: str = "1"
     start: str
     home: str
+    guests: bool = False
     nodes: dict[str, Node] = Field(default_factory=dict)
 
 
@@ -444,9 +448,10 @@ class ChannelEntries(_Frozen):
 
 
 class IncludedNodes(_Frozen):
-    """An included file: more nodes for one flow."""
+    """An included file: more nodes for one flow, or the same nodes for several (``flow: [main, guest]``:
+    a journey self-contained enough to be offered in each, such as the bill simulator)."""
 
-    flow: str
+    flow: str | tuple[str, ...]
     nodes: dict[str, Node]
 
 

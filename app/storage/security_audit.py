@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from engine.security_audit import LoggingSecurityAudit, SecurityEvent
+from engine.security_audit import LoggingSecurityAudit, SecurityEvent, current_kind
 
 from .models import SecurityEventRow
 
@@ -51,7 +51,7 @@ class AuditedEvent:
 
 def _event(row: SecurityEventRow) -> AuditedEvent:
     occurred = row.occurred_at if row.occurred_at.tzinfo else row.occurred_at.replace(tzinfo=UTC)
-    return AuditedEvent(occurred, row.kind, row.channel, row.subject_id, row.account_number, row.detail,
+    return AuditedEvent(occurred, current_kind(row.kind), row.channel, row.subject_id, row.account_number, row.detail,
                         json.loads(row.extra or "{}"))
 
 

@@ -6,9 +6,11 @@ thread (the engine is synchronous: run inline it would block Sanic's event loop 
 conversation) and answers with the screen as text and buttons. Nothing else: no slot carries
 what the customer typed, so a PIN stays out of Rasa's slots as it stays out of our sessions.
 
-A message without a verified number (``identity.py``) never reaches the engine (every flow of ours
-starts by finding the caller's accounts): the conversation signs in with a code sent by SMS
-(``sign_in.py``) where its id allows it, else the user is told how to get a verified number.
+A message without a verified number (``identity.py``) signs the conversation in with a code sent by
+SMS (``sign_in.py``) when it is a number or a code and the conversation's id allows it; anything else
+is a guest's (``guests.py``): it reaches only the menus' guest flow, which needs no account, and an
+account journey's intent is told to sign in first (or, where the chat cannot sign in, how to get a
+verified number). A guest's turn never carries a customer, so no dialog step sees one.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from engine.masking import mask
 
 from ..adapter import BadRequest
 from .channel import RasaChannel, RasaMessage
+from .guests import guest_turn
 from .sign_in import SIGN_OUT_WORDS, ChatSignIn
 
 __all__ = ["ACTION_NAME", "ElecnetTurn", "build_executor"]
@@ -122,22 +125,18 @@ class ElecnetTurn(Action):
             dispatcher.utter_message(text=_text("unreadable", language))
             return []
         said: list[str] = []
-        if turn.customer is None and self.sign_in is not None and self.sign_in.allowed(turn.address):
+        if turn.customer is None:
             try:
-                signed_in = await asyncio.to_thread(self._signed_in, RasaMessage(tracker.sender_id, latest), turn,
-                                                    language or self.engine.flows.menus.default_language)
+                found = await asyncio.to_thread(self._unverified, RasaMessage(tracker.sender_id, latest), turn,
+                                                language or self.engine.flows.menus.default_language)
             except Exception as exc:  # noqa: BLE001 - a store or the outbox is down: say so, keep nothing
                 log.error("rasa sign-in failed sender=%s: %s", mask(turn.address), type(exc).__name__)
                 dispatcher.utter_message(text=_text("error", language))
                 return []
-            if isinstance(signed_in, str):
-                dispatcher.utter_message(text=signed_in)
+            if isinstance(found, str):
+                dispatcher.utter_message(text=found)
                 return []
-            turn, said = signed_in
-        if turn.customer is None:
-            log.info("rasa message without a verified number sender=%s", mask(turn.address))
-            dispatcher.utter_message(text=_text("unverified", language))
-            return []
+            turn, said = found
         for text in said:
             dispatcher.utter_message(text=text)
         try:
@@ -156,8 +155,27 @@ class ElecnetTurn(Action):
         return []
 
 
-    def _signed_in(self, message: RasaMessage, turn: Turn, language: str) -> str | tuple[Turn, list[str]]:
-        """The turn of a conversation signed in here, with what to say first; or the sign-in's answer."""
+    def _unverified(self, message: RasaMessage, turn: Turn, language: str) -> str | tuple[Turn, list[str]]:
+        """A message nobody vouched for: the turn to run (signed in here, or a guest's) with what to say
+        first, or the answer to give instead."""
+        can_sign_in = self.sign_in is not None and self.sign_in.allowed(turn.address)
+        if can_sign_in:
+            signed_in = self._signed_in(message, turn, language)
+            if signed_in is not None:
+                return signed_in
+        elif ChatSignIn.names_number(turn.input or ""):
+            # A number sent where the chat cannot sign in: say how to get a verified one.
+            log.info("rasa message without a verified number sender=%s", mask(turn.address))
+            return _text("unverified", language)
+        guest = guest_turn(self.engine.flows.menus, turn)
+        if guest is not None:
+            return guest, []
+        log.info("rasa account journey without a verified number sender=%s", mask(turn.address))
+        return _text("ask_number" if can_sign_in else "unverified", language)
+
+    def _signed_in(self, message: RasaMessage, turn: Turn, language: str) -> str | tuple[Turn, list[str]] | None:
+        """The turn of a conversation signed in here, with what to say first; or the sign-in's answer;
+        ``None`` when the message is nothing to the sign-in (no number, no code awaited): a guest's."""
         assert self.sign_in is not None
         sender = turn.address
         msisdn = self.sign_in.customer(sender)
@@ -168,6 +186,8 @@ class ElecnetTurn(Action):
                 return _text("signed_out", language)
             return self.channel.parse(message, vouched=msisdn), []
         step = self.sign_in.step(sender, turn.input or "", language)
+        if step.text == "ask_number":
+            return None
         if step.customer is None:
             log.info("rasa sign-in step sender=%s: %s", mask(sender), step.text)
             return _text(step.text, language, **step.values)

@@ -33,6 +33,7 @@ __all__ = ["ChatLinks", "ChatSignIn", "CodeSender", "MemoryChatLinks", "SignInSt
 
 CHANNEL: Final = "rasa"
 _CODE: Final = re.compile(r"^[0-9]{6}$")
+_NUMBER_DIGITS: Final = 6    # a code has 6, a number more; no menu answer or simulator figure has as many
 SIGN_OUT_WORDS: Final = frozenset({"deconnexion", "déconnexion", "logout", "log out", "sign out", "signout"})
 
 
@@ -134,8 +135,13 @@ class ChatSignIn:
         if bound is None:
             return False
         self.visits.close_visit(bound[0], bound[1])
-        self.security.record(SecurityEvent("web_sign_out", CHANNEL, bound[0]))
+        self.security.record(SecurityEvent("sign_out", CHANNEL, bound[0]))
         return True
+
+    @staticmethod
+    def names_number(text: str) -> bool:
+        """Whether ``text`` is meant as a phone number or a code (digits enough for one), not a menu answer."""
+        return sum(c.isdigit() for c in text) >= _NUMBER_DIGITS
 
     def step(self, sender_id: str, text: str, language: str) -> SignInStep:
         """Answer one message of a conversation that is not signed in: ask for the number, send a
@@ -151,8 +157,7 @@ class ChatSignIn:
             if pending is not None:
                 return SignInStep("code_expected", {"number": mask(pending), "minutes": str(self.code_minutes)})
             # Digits enough for a number, but not one: say so; anything else (a greeting, a menu choice): ask.
-            digits = sum(c.isdigit() for c in typed)
-            return SignInStep("bad_number" if digits >= 6 else "ask_number")
+            return SignInStep("bad_number" if self.names_number(typed) else "ask_number")
         if not in_region(msisdn, self.default_region):
             return SignInStep("foreign_number")
         if self.codes.request_code(msisdn, address, language) == "throttled":

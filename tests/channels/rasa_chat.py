@@ -18,7 +18,8 @@ _ids = itertools.count(1)
 
 DOMAIN: dict[str, Any] = {
     "version": "3.1",
-    "intents": ["greet", "check_balance", "check_consumption", "pay_bill", "report_outage", "track_request"],
+    "intents": ["greet", "check_balance", "check_consumption", "pay_bill", "report_outage", "track_request",
+                "simulate_bill"],
     "entities": ["elecnet_choice"], "slots": {}, "responses": {}, "forms": {},
     "actions": [ACTION_NAME], "session_config": {"session_expiration_time": 60, "carry_over_slots_to_new_session": True},
 }

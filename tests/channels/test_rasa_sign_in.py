@@ -1,3 +1,4 @@
+# ruff: noqa: F811 - fixtures imported by name are arguments of the tests
 """Signing in inside the chat: a web chat visitor with no front-channel claim sends a phone number, gets a
 code by SMS (through the outbox and the fake Africa's Talking on loopback), types it, and reaches the
 account; until the conversation idles out, signs out, or the number signs in to another conversation.
@@ -6,84 +7,15 @@ The Rasa server's calls go to our action server as in ``test_rasa_actions``; con
 from __future__ import annotations
 
 import logging
-import re
-import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import replace
-from typing import Any
 
-import pytest
-from sanic import Sanic
-
-from app.actions_server import build_action_app
-from app.factory import build_dispatcher
-from app.settings import Settings
-from tests.support.fake_africastalking import FakeAfricasTalking
-
-from .rasa_chat import RasaChat
-
-TOKEN = "rasa-action-token-for-tests"
-AWA = "+221770000001"
-
-
-@pytest.fixture(params=["redis", "embedded"])
-def chat_settings(request: pytest.FixtureRequest, settings: Settings, provider: FakeAfricasTalking) -> Settings:
-    """Both set-ups: Redis (production), and the embedded default (codes and sign-ins in this process)."""
-    found = replace(settings, rasa_action_token=TOKEN, rasa_identity_secret="front-channel-secret",
-                    at_api_key=provider.api_key, at_username=provider.username, at_api_url=provider.url,
-                    quiet_hours="")
-    return found if request.param == "redis" else replace(found, redis_url="")
-
-
-@pytest.fixture
-def action_app(chat_settings: Settings) -> Iterator[Sanic]:
-    app = build_action_app(chat_settings)
-    yield app
-    Sanic.unregister_app(app)
-
-
-@pytest.fixture
-def sms(action_app: Sanic, chat_settings: Settings, provider: FakeAfricasTalking) -> Callable[[str], list[str]]:
-    """The SMS the phone ``number`` has received, once the worker delivered the outbox."""
-    dispatcher = build_dispatcher(chat_settings, action_app.ctx.parts["db"])
-
-    def received(number: str) -> list[str]:
-        dispatcher.run_once()
-        return provider.messages_to(number)
-
-    return received
-
-
-def code_in(message: str) -> str:
-    found = re.search(r"\b(\d{6})\b", message)
-    assert found, message
-    return found.group(1)
-
-
-class Visitor(RasaChat):
-    """A web chat widget's user: a random conversation id, no claim from any front channel."""
-
-    def __init__(self, app: Sanic, language: str | None = None, sender_id: str | None = None) -> None:
-        super().__init__(app, TOKEN, sender_id or str(uuid.uuid4()), None, "", language)
-
-    def answers(self, text: str) -> list[str]:
-        """Every message the bot answered with (signing in answers two: the welcome, then the menu)."""
-        status, answer = self.send(text)
-        assert status == 200, answer
-        responses: list[dict[str, Any]] = answer["responses"]
-        self.buttons = responses[-1].get("buttons") or []
-        return [str(r["text"]) for r in responses]
-
-
-@pytest.fixture
-def visitor(action_app: Sanic) -> Callable[..., Visitor]:
-    return lambda language=None, sender_id=None: Visitor(action_app, language, sender_id)
+# The chat visitor's fixtures, shared with test_rasa_guests (pytest finds them by name here).
+from .rasa_visitor import AWA, GUEST_FR, action_app, chat_settings, code_in, security_events, sms, visitor  # noqa: F401
 
 
 def test_a_visitor_signs_in_with_a_code_by_sms_reads_the_balance_and_signs_out(visitor, sms):
     awa = visitor()
-    assert awa.say("bonjour") == ("Pour accéder à votre compte, envoyez votre numéro de téléphone : nous vous "
-                                  "enverrons un code par SMS.")
+    assert awa.say("mon solde", intent="check_balance") == (
+        "Pour accéder à votre compte, envoyez votre numéro de téléphone : nous vous enverrons un code par SMS.")
     assert awa.say("77 000 00 01") == ("Un code a été envoyé par SMS au +2217*****001. Tapez-le ici "
                                        "(valable 5 minutes).")
     message = sms(AWA)[-1]
@@ -96,7 +28,7 @@ def test_a_visitor_signs_in_with_a_code_by_sms_reads_the_balance_and_signs_out(v
     assert awa.answers(code) == ["Numéro vérifié. Envoyez « déconnexion » pour quitter.", "ElecNet - 1000001"]
     assert awa.press("Solde et factures").startswith("Compte 1000001\nÀ payer: 12 500 FCFA")
     assert awa.say("déconnexion") == "Vous êtes déconnecté. Envoyez votre numéro pour vous reconnecter."
-    assert awa.say("1").startswith("Pour accéder à votre compte")
+    assert awa.say("1") == GUEST_FR     # a guest's menu again: what needs no account
     # The code worked once: typed again after signing out, it opens nothing.
     assert awa.say(code).startswith("Ce numéro n'est pas valide")
 
@@ -125,17 +57,31 @@ def test_a_number_abroad_or_no_number_gets_no_sms(visitor, sms, provider):
     assert stranger.say("+33 6 12 34 56 78") == ("Les codes ne sont envoyés qu'aux numéros du pays. Envoyez "
                                                 "votre numéro local.")
     assert stranger.say("1234567") == "Ce numéro n'est pas valide. Envoyez votre numéro de téléphone."
-    assert stranger.say("12").startswith("Pour accéder à votre compte")
-    assert stranger.say("mon solde").startswith("Pour accéder à votre compte")
+    assert stranger.say("12") == GUEST_FR
+    assert stranger.say("mon solde", intent="check_balance").startswith("Pour accéder à votre compte")
     sms(AWA)
     assert provider.sent == []
 
 
-def test_codes_for_one_number_are_limited_across_conversations(visitor, sms):
+def test_codes_for_one_number_are_limited_across_conversations(visitor, sms, action_app):
     for _ in range(3):
         assert visitor().say("770000001").startswith("Un code a été envoyé")
     assert visitor().say("770000001") == "Trop de tentatives. Merci de réessayer dans 15 minutes."
     assert len(sms(AWA)) == 3
+    assert security_events(action_app, AWA)[-1] == ("sign_in_throttled", "rasa", "code request")
+
+
+def test_the_chat_sign_in_is_audited_under_the_webs_names_with_the_channel_saying_it_was_the_chat(
+        visitor, sms, action_app):
+    awa = visitor()
+    awa.say("770000001")
+    code = code_in(sms(AWA)[-1])
+    awa.say(f"{(int(code) + 1) % 1_000_000:06d}")
+    awa.answers(code)
+    awa.say("déconnexion")
+    assert security_events(action_app, AWA) == [
+        ("code_sent", "rasa", ""), ("sign_in_refused", "rasa", "wrong code"), ("sign_in", "rasa", ""),
+        ("sign_out", "rasa", "")]
 
 
 def test_signing_in_to_another_conversation_closes_the_first(visitor, sms):
@@ -145,7 +91,8 @@ def test_signing_in_to_another_conversation_closes_the_first(visitor, sms):
     assert laptop.press("Solde et factures").startswith("Compte 1000001")
     phone.say("770000001")
     assert phone.answers(code_in(sms(AWA)[-1]))[1] == "ElecNet - 1000001"
-    assert laptop.say("1").startswith("Pour accéder à votre compte")
+    assert laptop.say("1") == GUEST_FR
+    assert laptop.say("solde", intent="check_balance").startswith("Pour accéder à votre compte")
 
 
 def test_a_short_conversation_id_cannot_be_signed_in_and_a_claim_still_works(visitor, sms, provider):

@@ -114,6 +114,21 @@ def test_included_files_are_merged_and_checked(tmp_path):
     assert any("extra.yaml:3:" in p and "no 'en' translation" in p for p in problems), problems
 
 
+def test_an_included_file_may_give_its_nodes_to_several_flows_each_of_which_must_exist(tmp_path):
+    text = DEMO.read_text(encoding="utf-8").replace("flows:\n", "include: [extra.yaml]\nflows:\n", 1)
+    (tmp_path / "menus.yaml").write_text(text, encoding="utf-8")
+    extra = "flow: [main, {other}]\nnodes:\n  extra_bye:\n    kind: end\n    text: {{fr: \"A plus\", en: \"Bye\"}}\n"
+    (tmp_path / "extra.yaml").write_text(extra.format(other="nowhere"), encoding="utf-8")
+    problems = _problems(tmp_path / "menus.yaml")
+    assert len(problems) == 1 and "extra.yaml:1:" in problems[0] and "flow 'nowhere' is not declared" in problems[0]
+    second = text.replace("flows:\n", "flows:\n  other:\n    version: \"1\"\n    start: extra_bye\n"
+                                       "    home: extra_bye\n    nodes: {}\n", 1)
+    (tmp_path / "menus.yaml").write_text(second, encoding="utf-8")
+    (tmp_path / "extra.yaml").write_text(extra.format(other="other"), encoding="utf-8")
+    flows = load_menus(tmp_path / "menus.yaml").menus.flows
+    assert "extra_bye" in flows["main"].nodes and "extra_bye" in flows["other"].nodes
+
+
 def test_yaml_anchors_and_merge_keys_in_an_included_file_read_as_yaml_says(tmp_path):
     text = DEMO.read_text(encoding="utf-8").replace("flows:\n", "include: [extra.yaml]\nflows:\n", 1)
     text = text.replace("target: bye}", "target: extra_bye}", 1)

@@ -50,7 +50,7 @@ def test_a_customer_signs_in_with_the_code_received_by_sms(visitor, sms_code, pr
     kept = redis.Redis.from_url(redis_url).hgetall("web:code:+221770000001")
     assert kept and code.encode() not in b"".join(kept.values())
     assert browser.sign_in(code) == HOME_FR
-    assert security_kinds(web_app, "+221770000001") == ["web_code_sent", "web_sign_in"]
+    assert security_kinds(web_app, "+221770000001") == ["code_sent", "sign_in"]
 
 
 def test_known_and_unknown_numbers_get_the_same_answer(visitor, sms_code):
@@ -79,7 +79,7 @@ def test_a_wrong_code_is_refused_and_three_wrong_codes_kill_it(visitor, sms_code
     assert "Recevoir un nouveau code" in browser.page()
     browser.post("/web/code")                                        # a new code to the same number
     assert browser.sign_in(sms_code("+221770000001")) == HOME_FR
-    assert "web_sign_in_refused" in security_kinds(web_app, "+221770000001")
+    assert "sign_in_refused" in security_kinds(web_app, "+221770000001")
 
 
 def test_a_number_that_is_not_one_is_asked_again(visitor, provider):
@@ -116,7 +116,7 @@ def test_code_requests_are_throttled_per_number_whatever_the_address(visitor, pr
     assert "Trop d'essais. Réessayez dans quelques minutes." in browser.page()
     sms_code("+221770000001")
     assert len(provider.messages_to("+221770000001")) == 3
-    assert "web_throttled" in security_kinds(web_app, "+221770000001")
+    assert "sign_in_throttled" in security_kinds(web_app, "+221770000001")
 
 
 def test_code_requests_are_throttled_per_address_whatever_the_number(visitor):
@@ -154,7 +154,7 @@ def test_sign_out_ends_the_visit_even_for_a_copy_of_its_cookie(signed_in, web_ap
     assert copy.open() == HOME_FR                   # a copied cookie works while the visit is open ...
     assert browser.sign_out() == sign_in_with("Vous êtes déconnecté.")
     assert copy.open() == sign_in_with("Vous êtes déconnecté.")   # ... and no longer once it is closed
-    assert "web_sign_out" in security_kinds(web_app, "+221770000001")
+    assert "sign_out" in security_kinds(web_app, "+221770000001")
 
 
 def test_a_visit_idle_too_long_is_signed_out(settings, provider, sms_code, web_settings):

@@ -288,7 +288,7 @@ class WebAdapter(KeyedBySender, ChannelAdapter):
             visit: Visit = g.web_visit
             if visit.signed_in and visit.msisdn and visit.visit:
                 self.sign_in.store.close_visit(visit.msisdn, visit.visit)
-                self.security.record(SecurityEvent("web_sign_out", CHANNEL, visit.msisdn))
+                self.security.record(SecurityEvent("sign_out", CHANNEL, visit.msisdn))
                 log.info("web: signed out user=%s", mask(visit.msisdn))
             visit.sign_out()
             response = self._with_cookie(redirect(f"{self.prefix}/?out=1", code=303), visit)

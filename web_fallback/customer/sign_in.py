@@ -68,35 +68,35 @@ class SignIn:
     def request_code(self, msisdn: str, address: str, language: str) -> Literal["sent", "throttled"]:
         """Send a fresh code to ``msisdn`` (any earlier one stops working)."""
         if not self._allowed("send", msisdn, address, self.rules.sends_per_number, self.rules.sends_per_address):
-            self.security.record(SecurityEvent("web_throttled", self.channel, msisdn, detail="code request"))
+            self.security.record(SecurityEvent("sign_in_throttled", self.channel, msisdn, detail="code request"))
             return "throttled"
         code = new_code()
         self.store.put(msisdn, hash_code(code), self.rules.code_ttl_seconds)
         self.outbox.add(kind=self.code_kind, msisdn=msisdn, language=language,
                         payload={"code": code, "minutes": str(self.rules.code_ttl_seconds // 60)},
                         dedupe_key=f"{self.code_kind}:{msisdn}:{secrets.token_hex(8)}")
-        self.security.record(SecurityEvent("web_code_sent", self.channel, msisdn))
+        self.security.record(SecurityEvent("code_sent", self.channel, msisdn))
         return "sent"
 
     def check_code(self, msisdn: str, code: str, address: str) -> Literal["ok", "wrong", "expired", "throttled"]:
         """Whether ``code`` is the live code of ``msisdn``; a good code works once."""
         if not self._allowed("check", msisdn, address, self.rules.checks_per_number,
                              self.rules.checks_per_address):
-            self.security.record(SecurityEvent("web_throttled", self.channel, msisdn, detail="code check"))
+            self.security.record(SecurityEvent("sign_in_throttled", self.channel, msisdn, detail="code check"))
             return "throttled"
         stored = self.store.get(msisdn)
         if stored is None:
-            self.security.record(SecurityEvent("web_sign_in_refused", self.channel, msisdn, detail="no live code"))
+            self.security.record(SecurityEvent("sign_in_refused", self.channel, msisdn, detail="no live code"))
             return "expired"
         if code_matches(code, stored.digest):
             self.store.drop(msisdn)
-            self.security.record(SecurityEvent("web_sign_in", self.channel, msisdn))
+            self.security.record(SecurityEvent("sign_in", self.channel, msisdn))
             return "ok"
         tries = self.store.count_wrong(msisdn)
         if tries >= self.rules.max_wrong_per_code:
             self.store.drop(msisdn)
-            self.security.record(SecurityEvent("web_sign_in_refused", self.channel, msisdn,
+            self.security.record(SecurityEvent("sign_in_refused", self.channel, msisdn,
                                                detail="wrong code: code given up"))
             return "expired"
-        self.security.record(SecurityEvent("web_sign_in_refused", self.channel, msisdn, detail="wrong code"))
+        self.security.record(SecurityEvent("sign_in_refused", self.channel, msisdn, detail="wrong code"))
         return "wrong"

@@ -1,0 +1,64 @@
+"""A hop nobody vouched for (no verified number: a chatbot's guest) runs only in a flow the menus open to
+guests (``guests: true``). Anywhere else it gets a polite end, no dialog step runs (a step would act for a
+customer it does not have), and the refusal is a security event: a wrongly wired entry point cannot turn a
+guest into a customer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from engine import Engine, FlowSet, SessionStore, Turn
+from menus import load_menus
+
+from .conftest import DEMO
+from .fakes import CountingSteps
+from .test_caller_binding import KeptEvents
+
+
+def guest(text: str, hop: str, key: str = "rasa:conv-guest-1") -> Turn:
+    """A hop the adapter serves as a guest's: nobody vouched for the caller."""
+    return Turn("rasa", "conv-guest-1", key, text, hop, guest=True)
+
+
+@pytest.fixture
+def security() -> KeptEvents:
+    return KeptEvents()
+
+
+def test_a_hop_nobody_vouched_for_runs_no_step_of_a_flow_not_open_to_guests(store: SessionStore,
+                                                                           steps: CountingSteps, security):
+    engine = Engine(FlowSet(load_menus(DEMO)), store, steps, security=security)
+    reply = engine.handle(guest("hello", "h1"))
+    assert reply.end and "indisponible" in reply.text
+    assert steps.calls == {}
+    assert [(e.kind, e.channel, e.subject) for e in security.events] == [
+        ("guest_refused", "rasa", "conv-guest-1")]
+
+
+def test_a_flow_open_to_guests_serves_them(store: SessionStore, steps: CountingSteps, security, tmp_path: Path):
+    menus = tmp_path / "menus.yaml"
+    menus.write_text(DEMO.read_text(encoding="utf-8").replace("    start: greet\n",
+                                                              "    start: greet\n    guests: true\n", 1),
+                     encoding="utf-8")
+    engine = Engine(FlowSet(load_menus(menus)), store, steps, security=security)
+    reply = engine.handle(guest("hello", "h1"))
+    assert not reply.end and steps.calls == {"demo.greet": 1}
+    assert security.events == []
+
+
+def test_a_guests_hop_on_a_customers_session_reads_nothing_of_it(store: SessionStore, steps: CountingSteps,
+                                                                 security, tmp_path: Path):
+    menus = tmp_path / "menus.yaml"
+    menus.write_text(DEMO.read_text(encoding="utf-8").replace("    start: greet\n",
+                                                              "    start: greet\n    guests: true\n", 1),
+                     encoding="utf-8")
+    engine = Engine(FlowSet(load_menus(menus)), store, steps, security=security)
+    first = engine.handle(Turn("rasa", "conv-guest-1", "rasa:shared", "hello", "h1", customer="+221770000001"))
+    assert "Awa" in first.text
+    # The very same hop, as a guest's, on that key: not the recorded answer, nothing run.
+    replayed = engine.handle(guest("hello", "h1", key="rasa:shared"))
+    assert replayed.end and "Awa" not in replayed.text
+    assert steps.calls == {"demo.greet": 1}
+    assert [e.kind for e in security.events] == ["guest_refused"]

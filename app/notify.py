@@ -50,6 +50,7 @@ error reported at start-up by ``NotificationTemplates.check``, never a silently 
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, replace
@@ -71,7 +72,7 @@ from .storage.delivery import ClaimedMessage, SqlDeliveryQueue
 from .storage.outbox_seal import SEALED, OutboxSeal, SealBroken
 
 __all__ = ["ContactBook", "DeliveryPass", "Dispatcher", "Letter", "LetterSender", "NotificationTemplates", "OptIns",
-           "Outages", "PowerBackRequests", "SmsSender", "StopList"]
+           "Outages", "PowerBackRequests", "SmsSender", "StopList", "WhatsAppTemplate"]
 
 log = logging.getLogger("notify")
 
@@ -83,15 +84,28 @@ class SmsSender(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class WhatsAppTemplate:
+    """An approved WhatsApp template standing for a message outside the 24-hour window: its name, the
+    message's language code, and its body parameters filled from the payload."""
+
+    name: str
+    language: str
+    params: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Letter:
-    """What a message is about, for a sender that says how to stop it (e-mail: ``app/email_letters.py``).
+    """What a message is about, for a sender that says how to stop it (e-mail: ``app/email_letters.py``)
+    or sends it as an approved template (WhatsApp through Meta: ``app/whatsapp_letters.py``).
 
     ``topic``: what its unsubscribe link stops (the opt-in topic, the kind, or ``all`` for a transactional
-    kind); None for a kind bound to its channel (an address's own code)."""
+    kind); None for a kind bound to its channel (an address's own code). ``template``: the kind's WhatsApp
+    template (``whatsapp_template`` in the templates), filled; None when the kind has none."""
 
     kind: str
     language: str
     topic: str | None
+    template: WhatsAppTemplate | None = None
 
 
 @runtime_checkable
@@ -140,6 +154,24 @@ class _Template:
     # The same, fixed for the kind (checked against its source: code_validity); with ``expires_after``, for a
     # row whose payload does not say.
     valid_minutes: int | None = None
+    # (name, parameters as texts with placeholders): the approved WhatsApp template sent in its place.
+    whatsapp_template: tuple[str, tuple[str, ...]] | None = None
+
+
+_TEMPLATE_NAME = re.compile(r"^[a-z0-9_]{1,512}$")
+
+
+def _whatsapp_template(path: str | Path, kind: str, spec: Any) -> tuple[str, tuple[str, ...]] | None:
+    """``whatsapp_template: {name: outage_alert, params: ["{zone}", "{eta:datetime}"]}``, checked."""
+    if spec is None:
+        return None
+    name = spec.get("name") if isinstance(spec, dict) else None
+    params = spec.get("params", []) if isinstance(spec, dict) else None
+    if not isinstance(name, str) or not _TEMPLATE_NAME.match(name) or not isinstance(params, list) \
+            or not all(isinstance(p, str) for p in params):
+        raise ValueError(f"{path}: kind '{kind}': whatsapp_template needs a name (lower case letters, digits, _) "
+                         "and params, a list of texts")
+    return name, tuple(params)
 
 
 def _minutes(path: str | Path, kind: str, value: Any) -> int | None:
@@ -170,7 +202,8 @@ class NotificationTemplates:
                                     bool(spec.get("transactional")),
                                     (str(opt_in["topic"]), str(opt_in.get("scope") or "")) if opt_in else None,
                                     spec.get("channel") or None, spec.get("unless_outage") or None,
-                                    spec.get("expires_after") or None, _minutes(path, kind, spec.get("valid_minutes")))
+                                    spec.get("expires_after") or None, _minutes(path, kind, spec.get("valid_minutes")),
+                                    _whatsapp_template(path, kind, spec.get("whatsapp_template")))
         return cls(kinds, default_language)
 
     @property
@@ -337,7 +370,13 @@ class Dispatcher:
         if template is None or template.channel:
             return Letter(message.kind, message.language, None)
         topic = template.opt_in[0] if template.opt_in else ("all" if template.transactional else message.kind)
-        return Letter(message.kind, message.language, topic)
+        whatsapp = None
+        if template.whatsapp_template is not None:
+            name, params = template.whatsapp_template
+            formatter = self._formatter(message.language)
+            whatsapp = WhatsAppTemplate(name, message.language or self.templates.default_language,
+                                        tuple(formatter.fill(p, message.payload) for p in params))
+        return Letter(message.kind, message.language, topic, whatsapp)
 
     def _outage_zone_of(self, message: ClaimedMessage) -> str | None:
         template = self.templates.kinds.get(message.kind)

@@ -20,7 +20,6 @@ from app.storage import SqlConsent, SqlOutbox, make_sessions
 from app.storage.contacts import SqlContacts
 from app.storage.models import OutboxEventRow
 from tests.support.fake_africastalking import FakeAfricasTalking
-from tests.support.fake_graph import FakeGraph
 from tests.support.fake_twilio import FakeTwilio, fake_twilio
 
 from .whatsapp_phones import PHONE_NUMBER_ID, MetaWhatsAppPhone

@@ -270,6 +270,7 @@ def build_dispatcher(settings: Settings, sessions: sessionmaker[Session]) -> Dis
     if problems:
         raise ValueError(f"{path}: " + "; ".join(problems))
     senders: dict[str, SmsSender] = {}
+    providers: dict[str, str] = {}
     if settings.at_api_key:
         senders["sms"] = AfricasTalkingSms(settings.at_username, settings.at_api_key, settings.at_api_url,
                                            settings.at_sender_id)
@@ -282,6 +283,7 @@ def build_dispatcher(settings: Settings, sessions: sessionmaker[Session]) -> Dis
             MetaWhatsApp(settings.graph_api_url, settings.meta_access_token,
                          connect_timeout=settings.backend_connect_timeout,
                          read_timeout=settings.backend_read_timeout), settings.meta_phone_number_id))
+        providers["whatsapp"] = "meta"
     elif settings.twilio_account_sid and settings.twilio_auth_token and settings.twilio_whatsapp_from:
         senders["whatsapp"] = TwilioWhatsApp(settings.twilio_account_sid, settings.twilio_auth_token,
                                              settings.twilio_whatsapp_from, settings.twilio_api_url,
@@ -301,7 +303,7 @@ def build_dispatcher(settings: Settings, sessions: sessionmaker[Session]) -> Dis
                       pace=build_pace(settings), clock=settings.clock, batch=max(1, min(50, int(max(rates.values(), default=50)))),
                       opt_ins=consent, contacts=SqlContacts(sessions),
                       seal=OutboxSeal.from_setting(settings.outbox_seal_key, settings.secret_key), outages=IncidentClient(client_config),
-                      power_back=consent)
+                      power_back=consent, providers=providers)
 
 
 def build_unsubscribe_links(settings: Settings) -> UnsubscribeLinks | None:

@@ -6,7 +6,7 @@ rows (urgent kinds first), renders and sends each, and records the outcome:
 
 - accepted by the provider -> ``sent`` (then ``delivered``/``failed`` from delivery reports);
 - refused for good (invalid or blacklisted number) or no template -> ``failed``, kept for agents;
-  a message for WhatsApp that Twilio refuses (not on WhatsApp, outside the 24-hour window) goes by SMS;
+  a message for WhatsApp that Twilio or Meta refuses (not on WhatsApp, outside the 24-hour window) goes by SMS;
 - provider unreachable or busy -> back to ``pending`` with exponential backoff, ``failed``
   after ``max_attempts``.
 
@@ -257,8 +257,10 @@ class Dispatcher:
                  max_pace_wait: float = 1.0, sleep: Callable[[float], None] = time.sleep, batch: int = 50,
                  opt_ins: OptIns | None = None, contacts: ContactBook | None = None,
                  seal: OutboxSeal | None = None, outages: Outages | None = None,
-                 power_back: PowerBackRequests | None = None) -> None:
+                 power_back: PowerBackRequests | None = None, providers: Mapping[str, str] | None = None) -> None:
         self.queue, self.templates, self.senders = queue, templates, senders
+        # Which provider's rate each channel's sends use (WhatsApp: Twilio's, or Meta's when Meta sends).
+        self.providers = {**CHANNEL_PROVIDERS, **(providers or {})}
         self.seal, self.outages, self.power_back = seal, outages, power_back
         self.stops, self.quiet, self.pace = stops, quiet, pace
         self.opt_ins, self.contacts = opt_ins, contacts
@@ -349,7 +351,7 @@ class Dispatcher:
         """Wait (briefly) for a send slot of the channel's provider; False when the wait is longer."""
         if self.pace is None:
             return True
-        provider = CHANNEL_PROVIDERS.get(channel, channel)
+        provider = self.providers.get(channel, channel)
         while True:
             wait = self.pace.acquire(provider)
             if wait <= 0:

@@ -111,7 +111,7 @@ class Settings:
     # ("" turns them off); each provider's messages per second, shared by all workers through Redis.
     quiet_hours: str = "21-7"
     quiet_hours_tz: str = "Africa/Dakar"
-    send_rates: str = "africastalking=10,twilio=5,smtp=20"
+    send_rates: str = "africastalking=10,twilio=5,meta=20,smtp=20"
     # How often the worker reads the back office's notice feed (zone outages, bills ...).
     notice_poll_seconds: float = 2.0
     # How long who a number is (accounts, language) is kept in Redis; dropped at once when it changes.

@@ -124,3 +124,15 @@ def test_meta_down_keeps_the_message_for_the_next_pass(settings, graph, provider
     assert graph.sent == [] and provider.sent == []
     [row] = rows_of(settings, "+221770000001")
     assert row["status"] == "pending" and row["error"].startswith("whatsapp:")
+
+
+def test_meta_s_sends_keep_meta_s_rate_not_twilio_s(settings, backoffice_url, graph, twilio):
+    consent = SqlConsent(make_sessions(settings.database_url))
+    for msisdn in ("+221771000001", "+221771000002"):
+        consent.opt_in(msisdn, "outage_zone", "DKR-PLATEAU", channel="ussd", source="menu")
+        on_whatsapp(settings, msisdn)
+    requests.post(f"{backoffice_url}/api/v1/zones/DKR-PLATEAU/outage", json={"cause": "transformer"},
+                  timeout=5).raise_for_status()
+    paced = replace(settings, send_rates="africastalking=10,twilio=100,meta=0.1")   # Meta: one per 10 s
+    assert worker.run_once(paced).get("notifications_sent") == 1
+    assert len(graph.sent) == 1                   # the second alert waits for Meta's next slot

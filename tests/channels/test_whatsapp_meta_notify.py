@@ -6,7 +6,6 @@ events move the row to delivered. With Twilio configured as well, Meta sends."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -20,19 +19,13 @@ from app.storage import SqlConsent, SqlOutbox, make_sessions
 from app.storage.contacts import SqlContacts
 from app.storage.models import OutboxEventRow
 from tests.support.fake_africastalking import FakeAfricasTalking
-from tests.support.fake_twilio import FakeTwilio, fake_twilio
+from tests.support.fake_twilio import FakeTwilio
 
 from .whatsapp_phones import PHONE_NUMBER_ID, MetaWhatsAppPhone
 
 AWA = "+221771000001"
 BILL_FR = ("ElecNet: nouvelle facture pour le compte 1000001: 12 500 FCFA, à payer avant le 15/12/2026. "
            "Payez par *123#.")
-
-
-@pytest.fixture
-def twilio() -> Iterator[FakeTwilio]:
-    with fake_twilio() as fake:
-        yield fake
 
 
 @pytest.fixture

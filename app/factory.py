@@ -93,7 +93,7 @@ from .storage.identity_cache import (
 )
 from .storage.outbox_seal import OutboxSeal
 from .storage.sign_in_codes import RedisSignInStore
-from .whatsapp_letters import MetaWhatsAppLetters
+from .whatsapp_letters import MetaWhatsAppLetters, meta_status_recorder
 
 __all__ = ["build_deps", "build_dispatcher", "build_engine", "build_identity_cache", "build_notice_relay",
            "build_pace", "build_unsubscribe_links", "create_app", "settler"]
@@ -381,7 +381,7 @@ def create_app(settings: Settings | None = None, store: SessionStore | None = No
                                                 failure_reason=report.failure_reason)
         return record
 
-    adapters = build_adapters(settings, gateway_guard, parts["security"], metrics, reports_of("meta"),
+    adapters = build_adapters(settings, gateway_guard, parts["security"], metrics, meta_status_recorder(delivery_queue),
                               parts["deps"], str(app.secret_key))
     for adapter in adapters:
         policy = adapter.session_policy

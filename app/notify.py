@@ -68,7 +68,7 @@ from menus.brand import Brand, fill_brand
 
 from .pace import CHANNEL_PROVIDERS, Pace
 from .quiet_hours import QuietHours
-from .storage.delivery import ClaimedMessage, SqlDeliveryQueue
+from .storage.delivery import ONLY_CHANNEL, ClaimedMessage, SqlDeliveryQueue
 from .storage.outbox_seal import SEALED, OutboxSeal, SealBroken
 
 __all__ = ["ContactBook", "DeliveryPass", "Dispatcher", "Letter", "LetterSender", "NotificationTemplates", "OptIns",
@@ -424,6 +424,9 @@ class Dispatcher:
 
     def _route(self, message: ClaimedMessage, contact: ContactInfo | None) -> list[tuple[str, str | None]]:
         """(channel, address) in the order to try: the customer's channel, then SMS."""
+        only = message.payload.get(ONLY_CHANNEL)
+        if only:    # sent again on the one channel left to it (WhatsApp could not deliver it: SMS)
+            return [(str(only), message.msisdn)]
         template = self.templates.kinds.get(message.kind)
         if template is not None and template.channel:
             # Bound to its channel: an address's code never goes anywhere else.

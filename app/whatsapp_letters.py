@@ -12,12 +12,16 @@ as it does when Twilio refuses.
 
 from __future__ import annotations
 
-from backend_clients.meta_notifier import MetaWhatsAppNotifier
+from collections.abc import Callable
+
+from backend_clients.meta_notifier import OUTSIDE_WINDOW, MetaWhatsAppNotifier
 from backend_clients.meta_whatsapp import SentMessage
+from channels.sms_delivery import DeliveryReport
 
 from .notify import Letter
+from .storage.delivery import SqlDeliveryQueue
 
-__all__ = ["MetaWhatsAppLetters"]
+__all__ = ["MetaWhatsAppLetters", "meta_status_recorder"]
 
 
 class MetaWhatsAppLetters:
@@ -32,3 +36,16 @@ class MetaWhatsAppLetters:
         if template is None:
             return self._notifier.send(to, text)
         return self._notifier.send_template(to, template.name, template.language, template.params)
+
+
+def meta_status_recorder(queue: SqlDeliveryQueue) -> Callable[[DeliveryReport], bool]:
+    """What Meta's ``statuses[]`` do to the outbox: recorded like any delivery report; a notification that
+    failed outside the 24-hour window is sent again by SMS."""
+    def record(report: DeliveryReport) -> bool:
+        known = queue.record_report(provider="meta", message_id=report.message_id, msisdn=report.msisdn,
+                                    status=report.status, failure_reason=report.failure_reason)
+        if known and report.status == "failed" and report.failure_reason == OUTSIDE_WINDOW:
+            queue.send_again_by_sms(report.message_id, reason=f"whatsapp: not delivered, outside the 24-hour "
+                                                              f"window (Meta {OUTSIDE_WINDOW}); sent again by SMS")
+        return known
+    return record

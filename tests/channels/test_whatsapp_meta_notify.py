@@ -129,3 +129,37 @@ def test_meta_s_sends_keep_meta_s_rate_not_twilio_s(settings, backoffice_url, gr
     paced = replace(settings, send_rates="africastalking=10,twilio=100,meta=0.1")   # Meta: one per 10 s
     assert worker.run_once(paced).get("notifications_sent") == 1
     assert len(graph.sent) == 1                   # the second alert waits for Meta's next slot
+
+
+def meta_status(awa: MetaWhatsAppPhone, message_id: str, status: str, code: int | None = None) -> None:
+    """Meta's status event about one of our messages, posted to the webhook as Meta signs it."""
+    event = awa.event(awa.message("text", {"body": "x"}))
+    value = event["entry"][0]["changes"][0]["value"]
+    del value["messages"], value["contacts"]
+    value["statuses"] = [{"id": message_id, "status": status, "timestamp": "1764150000",
+                          "recipient_id": awa.wa_id, **({"errors": [{"code": code}]} if code else {})}]
+    assert awa.post(event) == [] and awa.last_status == 200
+
+
+def test_a_text_meta_took_then_failed_outside_the_window_is_sent_by_sms_once(settings, graph, provider, meta_phone):
+    bill_for_awa(settings)
+    worker.run_once(settings)
+    [bill] = graph.messages_to("221770000001")       # Meta took it (200) ...
+    meta_status(meta_phone("+221770000001"), bill["id"], "failed", 131047)   # ... then could not deliver it
+    assert worker.run_once(settings).get("notifications_sent") == 1
+    assert provider.messages_to("+221770000001") == [BILL_FR]
+    [row] = rows_of(settings, "+221770000001")
+    assert (row["status"], row["channel"]) == ("sent", "sms")
+    assert worker.run_once(settings).get("notifications_sent") is None
+    assert len(graph.sent) == 1 and len(provider.sent) == 1
+
+
+def test_another_failure_meta_reports_stays_failed_for_agents(settings, graph, provider, meta_phone):
+    bill_for_awa(settings)
+    worker.run_once(settings)
+    [bill] = graph.messages_to("221770000001")
+    meta_status(meta_phone("+221770000001"), bill["id"], "failed", 131026)   # undeliverable: SMS would not help
+    assert worker.run_once(settings).get("notifications_sent") is None
+    assert provider.sent == []
+    [row] = rows_of(settings, "+221770000001")
+    assert (row["status"], row["channel"], row["delivery"]) == ("sent", "whatsapp", "failed")

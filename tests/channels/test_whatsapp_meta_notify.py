@@ -1,8 +1,9 @@
 """Notifications on WhatsApp through Meta's Cloud API: the worker sends the outbox's messages from our
 business number (``META_PHONE_NUMBER_ID``) to a fake Graph API on loopback. An outage alert goes as its
 approved template (Meta delivers it however long ago the customer last wrote), a kind without a template
-as free text, and a text Meta refuses outside the 24-hour window (131047) by SMS instead; Meta's status
-events move the row to delivered. With Twilio configured as well, Meta sends."""
+as free text, and a text Meta refuses outside the 24-hour window (131047), at once or later in a status
+event, by SMS instead; Meta's status events move the row to delivered. With Twilio configured as well, Meta
+sends, at Meta's own rate."""
 
 from __future__ import annotations
 
@@ -49,6 +50,15 @@ def rows_of(settings: Settings, msisdn: str) -> list[dict[str, Any]]:
                 for r in db.scalars(select(OutboxEventRow).where(OutboxEventRow.msisdn == msisdn)
                                     .order_by(OutboxEventRow.id))]
 
+def meta_status(awa: MetaWhatsAppPhone, message_id: str, status: str, code: int | None = None) -> None:
+    """Meta's status event about one of our messages, posted to the webhook as Meta signs it."""
+    event = awa.event(awa.message("text", {"body": "x"}))
+    value = event["entry"][0]["changes"][0]["value"]
+    del value["messages"], value["contacts"]
+    value["statuses"] = [{"id": message_id, "status": status, "timestamp": "1764150000",
+                          "recipient_id": awa.wa_id, **({"errors": [{"code": code}]} if code else {})}]
+    assert awa.post(event) == [] and awa.last_status == 200
+
 
 def test_an_outage_alert_goes_on_whatsapp_through_meta_as_its_template_and_meta_s_statuses_follow_it(
         settings, backoffice_url, graph, provider, twilio, meta_phone):
@@ -70,14 +80,8 @@ def test_an_outage_alert_goes_on_whatsapp_through_meta_as_its_template_and_meta_
         "sent", "whatsapp", "sent", alert["id"])
 
     # Meta tells us it reached the handset, then that it was read.
-    awa: MetaWhatsAppPhone = meta_phone(AWA)
     for status in ("delivered", "read"):
-        event = awa.event(awa.message("text", {"body": "x"}))
-        value = event["entry"][0]["changes"][0]["value"]
-        del value["messages"], value["contacts"]
-        value["statuses"] = [{"id": alert["id"], "status": status, "timestamp": "1764150000",
-                              "recipient_id": "221771000001"}]
-        assert awa.post(event) == [] and awa.last_status == 200
+        meta_status(meta_phone(AWA), alert["id"], status)
         assert rows_of(settings, AWA)[0]["delivery"] == "delivered"
 
 
@@ -130,15 +134,6 @@ def test_meta_s_sends_keep_meta_s_rate_not_twilio_s(settings, backoffice_url, gr
     assert worker.run_once(paced).get("notifications_sent") == 1
     assert len(graph.sent) == 1                   # the second alert waits for Meta's next slot
 
-
-def meta_status(awa: MetaWhatsAppPhone, message_id: str, status: str, code: int | None = None) -> None:
-    """Meta's status event about one of our messages, posted to the webhook as Meta signs it."""
-    event = awa.event(awa.message("text", {"body": "x"}))
-    value = event["entry"][0]["changes"][0]["value"]
-    del value["messages"], value["contacts"]
-    value["statuses"] = [{"id": message_id, "status": status, "timestamp": "1764150000",
-                          "recipient_id": awa.wa_id, **({"errors": [{"code": code}]} if code else {})}]
-    assert awa.post(event) == [] and awa.last_status == 200
 
 
 def test_a_text_meta_took_then_failed_outside_the_window_is_sent_by_sms_once(settings, graph, provider, meta_phone):

@@ -17,6 +17,7 @@ from werkzeug.exceptions import HTTPException, InternalServerError
 
 from backend_clients import BillingClient, ClientConfig, IncidentClient, MeteringClient, PaymentClient
 from backend_clients.africastalking_sms import AfricasTalkingSms
+from backend_clients.meta_notifier import MetaWhatsAppNotifier
 from backend_clients.meta_whatsapp import MetaWhatsApp
 from backend_clients.notices import NoticeFeedClient
 from backend_clients.smtp_email import SmtpEmail
@@ -92,6 +93,7 @@ from .storage.identity_cache import (
 )
 from .storage.outbox_seal import OutboxSeal
 from .storage.sign_in_codes import RedisSignInStore
+from .whatsapp_letters import MetaWhatsAppLetters, meta_status_recorder
 
 __all__ = ["build_deps", "build_dispatcher", "build_engine", "build_identity_cache", "build_notice_relay",
            "build_pace", "build_unsubscribe_links", "create_app", "settler"]
@@ -268,12 +270,21 @@ def build_dispatcher(settings: Settings, sessions: sessionmaker[Session]) -> Dis
     if problems:
         raise ValueError(f"{path}: " + "; ".join(problems))
     senders: dict[str, SmsSender] = {}
+    providers: dict[str, str] = {}
     if settings.at_api_key:
         senders["sms"] = AfricasTalkingSms(settings.at_username, settings.at_api_key, settings.at_api_url,
                                            settings.at_sender_id)
     else:
         log.warning("AT_API_KEY is not set: SMS notifications stay queued in the outbox until it is.")
-    if settings.twilio_account_sid and settings.twilio_auth_token and settings.twilio_whatsapp_from:
+    if settings.meta_access_token and settings.meta_phone_number_id:
+        # Meta first: its approved templates reach a customer outside the 24-hour window (Twilio's path
+        # sends free text only, refused there, and the message goes by SMS).
+        senders["whatsapp"] = MetaWhatsAppLetters(MetaWhatsAppNotifier(
+            MetaWhatsApp(settings.graph_api_url, settings.meta_access_token,
+                         connect_timeout=settings.backend_connect_timeout,
+                         read_timeout=settings.backend_read_timeout), settings.meta_phone_number_id))
+        providers["whatsapp"] = "meta"
+    elif settings.twilio_account_sid and settings.twilio_auth_token and settings.twilio_whatsapp_from:
         senders["whatsapp"] = TwilioWhatsApp(settings.twilio_account_sid, settings.twilio_auth_token,
                                              settings.twilio_whatsapp_from, settings.twilio_api_url,
                                              status_callback=f"{settings.public_base_url}{twilio_status.PATH}")
@@ -292,7 +303,7 @@ def build_dispatcher(settings: Settings, sessions: sessionmaker[Session]) -> Dis
                       pace=build_pace(settings), clock=settings.clock, batch=max(1, min(50, int(max(rates.values(), default=50)))),
                       opt_ins=consent, contacts=SqlContacts(sessions),
                       seal=OutboxSeal.from_setting(settings.outbox_seal_key, settings.secret_key), outages=IncidentClient(client_config),
-                      power_back=consent)
+                      power_back=consent, providers=providers)
 
 
 def build_unsubscribe_links(settings: Settings) -> UnsubscribeLinks | None:
@@ -370,7 +381,7 @@ def create_app(settings: Settings | None = None, store: SessionStore | None = No
                                                 failure_reason=report.failure_reason)
         return record
 
-    adapters = build_adapters(settings, gateway_guard, parts["security"], metrics, reports_of("meta"),
+    adapters = build_adapters(settings, gateway_guard, parts["security"], metrics, meta_status_recorder(delivery_queue),
                               parts["deps"], str(app.secret_key))
     for adapter in adapters:
         policy = adapter.session_policy

@@ -6,7 +6,7 @@ rows (urgent kinds first), renders and sends each, and records the outcome:
 
 - accepted by the provider -> ``sent`` (then ``delivered``/``failed`` from delivery reports);
 - refused for good (invalid or blacklisted number) or no template -> ``failed``, kept for agents;
-  a message for WhatsApp that Twilio refuses (not on WhatsApp, outside the 24-hour window) goes by SMS;
+  a message for WhatsApp that Twilio or Meta refuses (not on WhatsApp, outside the 24-hour window) goes by SMS;
 - provider unreachable or busy -> back to ``pending`` with exponential backoff, ``failed``
   after ``max_attempts``.
 
@@ -50,6 +50,7 @@ error reported at start-up by ``NotificationTemplates.check``, never a silently 
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, replace
@@ -67,11 +68,11 @@ from menus.brand import Brand, fill_brand
 
 from .pace import CHANNEL_PROVIDERS, Pace
 from .quiet_hours import QuietHours
-from .storage.delivery import ClaimedMessage, SqlDeliveryQueue
+from .storage.delivery import ONLY_CHANNEL, ClaimedMessage, SqlDeliveryQueue
 from .storage.outbox_seal import SEALED, OutboxSeal, SealBroken
 
 __all__ = ["ContactBook", "DeliveryPass", "Dispatcher", "Letter", "LetterSender", "NotificationTemplates", "OptIns",
-           "Outages", "PowerBackRequests", "SmsSender", "StopList"]
+           "Outages", "PowerBackRequests", "SmsSender", "StopList", "WhatsAppTemplate"]
 
 log = logging.getLogger("notify")
 
@@ -83,15 +84,28 @@ class SmsSender(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class WhatsAppTemplate:
+    """An approved WhatsApp template standing for a message outside the 24-hour window: its name, the
+    message's language code, and its body parameters filled from the payload."""
+
+    name: str
+    language: str
+    params: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Letter:
-    """What a message is about, for a sender that says how to stop it (e-mail: ``app/email_letters.py``).
+    """What a message is about, for a sender that says how to stop it (e-mail: ``app/email_letters.py``)
+    or sends it as an approved template (WhatsApp through Meta: ``app/whatsapp_letters.py``).
 
     ``topic``: what its unsubscribe link stops (the opt-in topic, the kind, or ``all`` for a transactional
-    kind); None for a kind bound to its channel (an address's own code)."""
+    kind); None for a kind bound to its channel (an address's own code). ``template``: the kind's WhatsApp
+    template (``whatsapp_template`` in the templates), filled; None when the kind has none."""
 
     kind: str
     language: str
     topic: str | None
+    template: WhatsAppTemplate | None = None
 
 
 @runtime_checkable
@@ -140,6 +154,24 @@ class _Template:
     # The same, fixed for the kind (checked against its source: code_validity); with ``expires_after``, for a
     # row whose payload does not say.
     valid_minutes: int | None = None
+    # (name, parameters as texts with placeholders): the approved WhatsApp template sent in its place.
+    whatsapp_template: tuple[str, tuple[str, ...]] | None = None
+
+
+_TEMPLATE_NAME = re.compile(r"^[a-z0-9_]{1,512}$")
+
+
+def _whatsapp_template(path: str | Path, kind: str, spec: Any) -> tuple[str, tuple[str, ...]] | None:
+    """``whatsapp_template: {name: outage_alert, params: ["{zone}", "{eta:datetime}"]}``, checked."""
+    if spec is None:
+        return None
+    name = spec.get("name") if isinstance(spec, dict) else None
+    params = spec.get("params", []) if isinstance(spec, dict) else None
+    if not isinstance(name, str) or not _TEMPLATE_NAME.match(name) or not isinstance(params, list) \
+            or not all(isinstance(p, str) for p in params):
+        raise ValueError(f"{path}: kind '{kind}': whatsapp_template needs a name (lower case letters, digits, _) "
+                         "and params, a list of texts")
+    return name, tuple(params)
 
 
 def _minutes(path: str | Path, kind: str, value: Any) -> int | None:
@@ -170,7 +202,8 @@ class NotificationTemplates:
                                     bool(spec.get("transactional")),
                                     (str(opt_in["topic"]), str(opt_in.get("scope") or "")) if opt_in else None,
                                     spec.get("channel") or None, spec.get("unless_outage") or None,
-                                    spec.get("expires_after") or None, _minutes(path, kind, spec.get("valid_minutes")))
+                                    spec.get("expires_after") or None, _minutes(path, kind, spec.get("valid_minutes")),
+                                    _whatsapp_template(path, kind, spec.get("whatsapp_template")))
         return cls(kinds, default_language)
 
     @property
@@ -224,8 +257,10 @@ class Dispatcher:
                  max_pace_wait: float = 1.0, sleep: Callable[[float], None] = time.sleep, batch: int = 50,
                  opt_ins: OptIns | None = None, contacts: ContactBook | None = None,
                  seal: OutboxSeal | None = None, outages: Outages | None = None,
-                 power_back: PowerBackRequests | None = None) -> None:
+                 power_back: PowerBackRequests | None = None, providers: Mapping[str, str] | None = None) -> None:
         self.queue, self.templates, self.senders = queue, templates, senders
+        # Which provider's rate each channel's sends use (WhatsApp: Twilio's, or Meta's when Meta sends).
+        self.providers = {**CHANNEL_PROVIDERS, **(providers or {})}
         self.seal, self.outages, self.power_back = seal, outages, power_back
         self.stops, self.quiet, self.pace = stops, quiet, pace
         self.opt_ins, self.contacts = opt_ins, contacts
@@ -316,7 +351,7 @@ class Dispatcher:
         """Wait (briefly) for a send slot of the channel's provider; False when the wait is longer."""
         if self.pace is None:
             return True
-        provider = CHANNEL_PROVIDERS.get(channel, channel)
+        provider = self.providers.get(channel, channel)
         while True:
             wait = self.pace.acquire(provider)
             if wait <= 0:
@@ -337,7 +372,13 @@ class Dispatcher:
         if template is None or template.channel:
             return Letter(message.kind, message.language, None)
         topic = template.opt_in[0] if template.opt_in else ("all" if template.transactional else message.kind)
-        return Letter(message.kind, message.language, topic)
+        whatsapp = None
+        if template.whatsapp_template is not None:
+            name, params = template.whatsapp_template
+            formatter = self._formatter(message.language)
+            whatsapp = WhatsAppTemplate(name, message.language or self.templates.default_language,
+                                        tuple(formatter.fill(p, message.payload) for p in params))
+        return Letter(message.kind, message.language, topic, whatsapp)
 
     def _outage_zone_of(self, message: ClaimedMessage) -> str | None:
         template = self.templates.kinds.get(message.kind)
@@ -383,6 +424,9 @@ class Dispatcher:
 
     def _route(self, message: ClaimedMessage, contact: ContactInfo | None) -> list[tuple[str, str | None]]:
         """(channel, address) in the order to try: the customer's channel, then SMS."""
+        only = message.payload.get(ONLY_CHANNEL)
+        if only:    # sent again on the one channel left to it (WhatsApp could not deliver it: SMS)
+            return [(str(only), message.msisdn)]
         template = self.templates.kinds.get(message.kind)
         if template is not None and template.channel:
             # Bound to its channel: an address's code never goes anywhere else.

@@ -88,6 +88,11 @@ class Settings:
     meta_verify_token: str = field(default="", repr=False)
     meta_access_token: str = field(default="", repr=False)
     graph_api_url: str = "https://graph.facebook.com/v21.0"
+    # Our business number's id at Meta, from which the worker sends WhatsApp notifications (replies go
+    # from the number the customer wrote to). With the access token it makes Meta the notifications'
+    # WhatsApp sender, even when Twilio is configured too (Meta's templates reach customers outside the
+    # 24-hour window); without it, Twilio sends them when configured.
+    meta_phone_number_id: str = ""
     whatsapp_session_idle_seconds: int = 300
     # E-mail notifications (backend_clients/smtp_email.py): smtp://user:password@host:port or smtps://.
     smtp_url: str = field(default="", repr=False)     # may carry a password
@@ -106,7 +111,7 @@ class Settings:
     # ("" turns them off); each provider's messages per second, shared by all workers through Redis.
     quiet_hours: str = "21-7"
     quiet_hours_tz: str = "Africa/Dakar"
-    send_rates: str = "africastalking=10,twilio=5,smtp=20"
+    send_rates: str = "africastalking=10,twilio=5,meta=20,smtp=20"
     # How often the worker reads the back office's notice feed (zone outages, bills ...).
     notice_poll_seconds: float = 2.0
     # How long who a number is (accounts, language) is kept in Redis; dropped at once when it changes.
@@ -183,6 +188,7 @@ class Settings:
             meta_verify_token=os.environ.get("META_VERIFY_TOKEN", "").strip(),
             meta_access_token=os.environ.get("META_ACCESS_TOKEN", "").strip(),
             graph_api_url=_env("GRAPH_API_URL", cls.graph_api_url).rstrip("/"),
+            meta_phone_number_id=os.environ.get("META_PHONE_NUMBER_ID", "").strip(),
             whatsapp_session_idle_seconds=int(_env("WHATSAPP_SESSION_IDLE_SECONDS",
                                                    str(cls.whatsapp_session_idle_seconds))),
             smtp_url=os.environ.get("SMTP_URL", "").strip(),

@@ -8,7 +8,8 @@ what was answered (the TwiML, or the Graph API messages) and how much of it went
 long as the provider may redeliver (``ttl_seconds``: WhatsApp's 24-hour customer-service window,
 after which a free-form reply could not be sent anyway).
 
-A record holds replies, never what the customer typed (a PIN is an input, not an answer).
+A record holds replies, never what the customer typed (a PIN is an input, not an answer). ``claim``
+lets one of several deliveries arriving together act alone (send an owed SMS reply once).
 ``MemoryAnswerLedger`` serves the embedded default (one process); the app wires a Redis one
 when sessions are in Redis (``app.storage.answer_ledger``).
 """
@@ -34,6 +35,11 @@ class AnswerLedger(Protocol):
     def keep(self, channel: str, message_id: str, record: dict[str, Any]) -> None:
         """Keep (or replace) the record of this message for the ledger's lifetime. Raises nothing."""
 
+    def claim(self, channel: str, name: str) -> bool:
+        """``True`` for the first caller to claim ``name`` (a message id and what is claimed of it) in the
+        ledger's lifetime, ``False`` for every other, at once, whichever process asks. Raises nothing: a
+        store that cannot be reached answers ``False`` (no one may act on a claim nobody can check)."""
+
 
 class MemoryAnswerLedger:
     """The ledger of one process: bounded (oldest records go first), each record expiring."""
@@ -57,3 +63,14 @@ class MemoryAnswerLedger:
             self._records.move_to_end((channel, message_id))
             while len(self._records) > self._max:
                 self._records.popitem(last=False)
+
+    def claim(self, channel: str, name: str) -> bool:
+        with self._lock:
+            key = ("claim:" + channel, name)
+            found = self._records.get(key)
+            if found is not None and found[0] >= self._clock():
+                return False
+            self._records[key] = (self._clock() + self._ttl, {})
+            while len(self._records) > self._max:
+                self._records.popitem(last=False)
+            return True

@@ -166,7 +166,7 @@ class SmsAdapter(KeyedBySender, ChannelAdapter):
                             mask(turn.address))
                 return self.failure_response()
             node = reply.screen.node if reply.screen else "-"
-            if reply.replayed and not handover.owed(turn.hop_id):
+            if reply.replayed and not handover.take_owed(turn.hop_id):
                 log.info("sms retry of an answered message user=%s node=%s: not sent again",
                          mask(turn.address), node)
                 return Response("OK", mimetype="text/plain")

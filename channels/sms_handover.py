@@ -10,7 +10,9 @@ a provider retry of the same message never queues it twice.
 If the outbox cannot take it either (the database down), the reply is *owed*: marked in the answer
 ledger under the incoming message id, and the callback answers ``503`` so the provider sends the
 message again. That retry is a replay for the engine (nothing runs twice); finding the mark, the
-reply is handed over again. A replay without the mark was handed over the first time: nothing is sent.
+reply is handed over again, by one retry only: several arriving at the same moment race for a claim in
+the ledger (Redis ``SET NX``), and the others answer ``200`` with nothing sent. A replay without the mark
+was handed over the first time: nothing is sent.
 """
 
 from __future__ import annotations
@@ -68,14 +70,20 @@ class ReplyHandOver:
         except Exception as exc:  # noqa: BLE001 - the database down: owed, the provider's retry brings it back
             log.error("SMS reply to %s neither sent nor queued (%s): asking the provider to send the message "
                       "again", mask(to), type(exc).__name__)
-            self.ledger.keep(LEDGER, message_id, {"owed": True})
+            # A new round each time it stays owed: the next retry's claim is a new one.
+            earlier = self.ledger.recall(LEDGER, message_id) or {}
+            done = earlier.get("round")
+            self.ledger.keep(LEDGER, message_id, {"owed": True, "round": done + 1 if isinstance(done, int) else 0})
             return False
         return True
 
-    def owed(self, message_id: str) -> bool:
-        """Whether the reply to this message could not be handed over when it was first answered."""
+    def take_owed(self, message_id: str) -> bool:
+        """Whether the reply to this message is owed and this caller is the one to hand it over now: of
+        several retries arriving together, one only (a claim in the ledger per round)."""
         record = self.ledger.recall(LEDGER, message_id)
-        return bool(record and record.get("owed"))
+        if not (record and record.get("owed")):
+            return False
+        return self.ledger.claim(LEDGER, f"{message_id}:owed:{record.get('round', 0)}")
 
     def settle(self, message_id: str) -> None:
         """The owed reply was handed over at last."""

@@ -21,7 +21,7 @@ from menus.schema import NAVIGATION_KEYS
 from .capabilities import WHATSAPP, WHATSAPP_MAX_TEXT_CHARS, WHATSAPP_NAVIGATION_WORDS
 
 __all__ = ["CAPABILITIES", "CHANNEL", "DEFAULT_IDLE_SECONDS", "MAX_INPUT_CHARS", "NOT_READABLE",
-           "TEXT_ONLY", "clean_text", "key_of", "option_id"]
+           "TEXT_ONLY", "UNAVAILABLE", "clean_text", "key_of", "option_id"]
 
 CHANNEL: Final = WHATSAPP.name
 MAX_TEXT_CHARS: Final = WHATSAPP_MAX_TEXT_CHARS
@@ -33,6 +33,9 @@ CAPABILITIES: Final = WHATSAPP  # channels.capabilities
 
 NOT_READABLE: Final = ("Désolé, nous n'avons pas pu lire votre message. Écrivez MENU pour recommencer. / "
                        "Sorry, we could not read your message. Write MENU to start again.")
+UNAVAILABLE: Final = ("Désolé, un incident technique nous empêche de répondre. Renvoyez votre message dans quelques "
+                      "minutes. / Sorry, a technical problem keeps us from answering. Please send your message again "
+                      "in a few minutes.")
 TEXT_ONLY: Final = ("Merci de répondre par écrit (un numéro du menu, ou MENU). / "
                     "Please answer in writing (a number from the menu, or MENU).")
 

@@ -26,7 +26,11 @@ delivers the event again later (it retries an unacknowledged webhook for days, w
 ledger then sends what is missing, without running the hop a second time, and a message already
 answered and sent is acknowledged at once. Meta keeps the queue; ours keeps the answers. The ledger
 keeps them for the 24-hour customer-service window, past which a free-form reply could not be sent.
-``statuses[]`` update the outbox's delivery status like Twilio's status callbacks.
+A message the engine could not run now (the conversation busy, the session store down: a ``transient``
+reply) and an unexpected error are answered ``503`` as well, nothing sent: Meta's redelivery runs the hop
+then. A request that is not a signed Meta event keeps its 4xx (Meta sending it again would not help).
+``statuses[]`` update the outbox's delivery status like Twilio's status callbacks (the worker's
+notifications through Meta: ``app/whatsapp_letters.py``).
 """
 
 from __future__ import annotations
@@ -282,6 +286,10 @@ class MetaWhatsAppAdapter(KeyedBySender, ChannelAdapter):
             response.headers[name] = value
         return response
 
+    def failure_response(self) -> Response:
+        # Not Meta's fault: a 5xx, so Meta delivers the event again (a 4xx would drop it for good).
+        return self.error_response(503, {"Retry-After": "30"})
+
     # ------------------------------------------------------------ endpoints
     def blueprint(self, engine: Engine) -> Blueprint:
         bp = Blueprint("whatsapp_meta", __name__)
@@ -360,6 +368,12 @@ class MetaWhatsAppAdapter(KeyedBySender, ChannelAdapter):
         record = self.ledger.recall(LEDGER, turn.hop_id)
         if record is None:
             reply = engine.handle(turn)
+            if reply.transient:
+                # Busy or the session store down: the hop did not run. Delivered again by Meta, it will; a
+                # message saying "try again" would ask the customer to do what Meta does.
+                log.warning("whatsapp message from %s not run now: Meta is asked to deliver it again",
+                            mask(turn.address))
+                return False
             log.info("whatsapp hop user=%s node=%s end=%s", mask(turn.address),
                      reply.screen.node if reply.screen else "-", reply.end)
             if reply.replayed:

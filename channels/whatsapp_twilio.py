@@ -13,6 +13,9 @@ The ``whatsapp:`` address is where to answer and whose session it is; the E.164 
 Twilio vouches for by signing, is who the customer is. The answer is TwiML (``MessagingResponse``),
 one ``<Message>`` per 1 600 characters (Twilio's cap on a body), cut between lines. A retried
 ``MessageSid`` gets the same TwiML from the answer ledger, however late, without a second step.
+When the product fails (an unexpected error) the answer is still a 200 TwiML message asking the customer
+to send the message again in a few minutes: Twilio does not post a webhook again by default, so a 5xx
+would leave the customer with no answer at all.
 What the customer wrote (a PIN) is never logged or kept.
 """
 
@@ -49,6 +52,7 @@ from .whatsapp import (
     MAX_INPUT_CHARS,
     NOT_READABLE,
     TEXT_ONLY,
+    UNAVAILABLE,
     clean_text,
     key_of,
 )
@@ -157,6 +161,11 @@ class TwilioWhatsAppAdapter(KeyedBySender, ChannelAdapter):
         unreadable request gets an empty ``<Response/>`` with its status."""
         body = _twiml(NOT_READABLE) if status == 200 else _twiml()
         return Response(body, status=status, mimetype=_TWIML, headers=dict(headers or {}))
+
+    def failure_response(self) -> Response:
+        """Twilio does not post a message again unless its webhook URL asks for retries (and a 5xx would then
+        only add its own error to the customer's log): the customer is told, in a 200, to send it again."""
+        return Response(_twiml(UNAVAILABLE), mimetype=_TWIML)
 
     def blueprint(self, engine: Engine) -> Blueprint:
         bp = Blueprint("whatsapp_twilio", __name__)

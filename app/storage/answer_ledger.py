@@ -1,7 +1,7 @@
 """The chat channels' answer ledger (``channels.answer_ledger.AnswerLedger``) in Redis, shared by every worker.
 
 One JSON string per channel and provider message id (``answers:<channel>:<id>``), expiring after the
-ledger's lifetime. A message id is the provider's, not the customer's: keys name no phone number.
+ledger's lifetime; a claim is a ``SET NX`` of ``claims:<channel>:<name>`` with the same lifetime. A message id is the provider's, not the customer's: keys name no phone number.
 Redis unreachable: ``recall`` answers ``None`` and ``keep`` does nothing (logged), so a hop still runs;
 the engine's replay record of the session's last hop remains the second line against a double step.
 """
@@ -49,3 +49,11 @@ class RedisAnswerLedger:
                              ex=self._ttl)
         except redis.RedisError as exc:
             log.warning("answer ledger unreachable, answer not kept: %s", type(exc).__name__)
+
+    def claim(self, channel: str, name: str) -> bool:
+        # SET NX: one atomic step, so of two workers claiming at the same moment exactly one wins.
+        try:
+            return bool(self._client.set(f"claims:{channel}:{name}", b"1", nx=True, ex=self._ttl))
+        except redis.RedisError as exc:
+            log.warning("answer ledger unreachable, claim refused: %s", type(exc).__name__)
+            return False

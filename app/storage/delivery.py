@@ -23,7 +23,7 @@ import json
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Final
 
 from sqlalchemy import case, select, update
 from sqlalchemy.exc import IntegrityError
@@ -32,7 +32,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from ..settings import utc_now
 from .models import DeliveryReportRow, OutboxEventRow
 
-__all__ = ["ClaimedMessage", "SqlDeliveryQueue"]
+__all__ = ["ONLY_CHANNEL", "ClaimedMessage", "SqlDeliveryQueue"]
+
+# A payload field naming the one channel a message may still go by (set when it is sent again by SMS).
+ONLY_CHANNEL: Final = "only_channel"
 
 # The provider's delivery words, as our statuses.
 _DELIVERED = frozenset({"Success", "delivered", "read"})
@@ -139,6 +142,23 @@ class SqlDeliveryQueue:
             if row is None:
                 return False
             self._apply_reports(db, row.id, message_id)
+            return True
+
+    def send_again_by_sms(self, message_id: str, *, reason: str) -> bool:
+        """A WhatsApp message the provider took, then could not deliver for a reason SMS does not share
+        (Meta: outside the 24-hour window): pending again at once, for SMS only (``ONLY_CHANNEL`` in its
+        payload), ``reason`` kept for agents. ``False`` when no sent WhatsApp row has that id (or it was
+        sent again already)."""
+        with self._sessions.begin() as db:
+            row = db.scalars(select(OutboxEventRow).where(
+                OutboxEventRow.provider_message_id == message_id, OutboxEventRow.channel == "whatsapp",
+                OutboxEventRow.status == "sent").with_for_update()).first()
+            if row is None:
+                return False
+            payload = {**json.loads(row.payload), ONLY_CHANNEL: "sms"}
+            row.payload = json.dumps(payload, default=str)
+            row.status, row.channel, row.next_attempt_at = "pending", "sms", self._clock()
+            row.provider_message_id, row.delivery_status, row.last_error = None, None, reason[:120]
             return True
 
     def recover(self, now: datetime, lease: timedelta, settle: timedelta) -> tuple[int, int]:

@@ -1,5 +1,5 @@
 """WhatsApp fixtures: the product with both WhatsApp providers configured against a fake Graph API on
-loopback, and handsets for each provider (``tests/channels/whatsapp_phones.py``). SMS fixtures: the product
+loopback (Twilio's Messages API too), and handsets for each provider (``tests/channels/whatsapp_phones.py``). SMS fixtures: the product
 sending through a fake Africa's Talking SMS API on loopback, and handsets texting it (``sms_phone.py``)."""
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from app.factory import create_app
 from app.settings import Settings
 from tests.support.fake_africastalking import FakeAfricasTalking, fake_africastalking
 from tests.support.fake_graph import FakeGraph, fake_graph
+from tests.support.fake_twilio import FakeTwilio, fake_twilio
 
 from .sms_phone import SmsPhone
 from .whatsapp_phones import MetaWhatsAppPhone, TwilioWhatsAppPhone, whatsapp_settings
@@ -22,6 +23,13 @@ from .whatsapp_phones import MetaWhatsAppPhone, TwilioWhatsAppPhone, whatsapp_se
 @pytest.fixture
 def graph() -> Iterator[FakeGraph]:
     with fake_graph() as fake:
+        yield fake
+
+
+@pytest.fixture
+def twilio() -> Iterator[FakeTwilio]:
+    """Twilio's Messages API faked on loopback (WhatsApp notifications sent through the official SDK)."""
+    with fake_twilio() as fake:
         yield fake
 
 

@@ -5,6 +5,8 @@ SMS API on loopback, the real back office, Redis and the product's database."""
 
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import replace
 
 from sqlalchemy import create_engine, text
@@ -129,3 +131,42 @@ def test_on_postgres_a_reply_to_a_message_with_the_longest_id_the_provider_may_s
     assert awa.send("SOLDE", message_id=longest) == [] and awa.last_status == 200
     worker.run_once(on_postgres)
     assert fake_at.messages_to(AWA) == [BALANCE]
+
+
+def test_two_retries_of_an_owed_reply_arriving_together_send_it_once(
+        sms_app, fake_at: FakeAfricasTalking, sms_settings: Settings) -> None:
+    awa = SmsPhone(sms_app.test_client(), fake_at, AWA)
+    database = create_engine(sms_settings.database_url)
+    with database.begin() as db:                  # neither sent nor queued: owed to the provider's retry
+        db.execute(text("ALTER TABLE outbox_events RENAME TO outbox_events_away"))
+    fake_at.fail_next = 1
+    assert awa.send("SOLDE") == [] and awa.last_status == 503
+    with database.begin() as db:
+        db.execute(text("ALTER TABLE outbox_events_away RENAME TO outbox_events"))
+    database.dispose()
+    owed_id = awa.last_id
+
+    # The provider posts it again twice at the same moment: the first retry is still sending the reply
+    # (the SMS API holds its answer) when the second arrives.
+    fake_at.hold = threading.Event()
+    statuses: list[int] = []
+
+    def retry() -> None:
+        phone = SmsPhone(sms_app.test_client(), fake_at, AWA)
+        phone.send("SOLDE", message_id=owed_id)
+        statuses.append(phone.last_status)
+
+    first = threading.Thread(target=retry)
+    first.start()
+    deadline = time.monotonic() + 10
+    while not fake_at.messages_to(AWA) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    second = threading.Thread(target=retry)
+    second.start()
+    second.join(timeout=3)                        # answered without waiting for the first one's send
+    fake_at.hold.set()
+    first.join(timeout=10)
+    second.join(timeout=10)
+    assert fake_at.messages_to(AWA) == [BALANCE]
+    assert sorted(statuses) == [200, 200]
+    assert awa.send("SOLDE", message_id=owed_id) == [] and awa.last_status == 200   # settled: never again

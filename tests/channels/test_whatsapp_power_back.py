@@ -5,7 +5,6 @@ the customer made for their messages (SMS, e-mail) still wins over the conversat
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
 
 import pytest
@@ -15,19 +14,13 @@ from flask import Flask
 from app import worker
 from app.settings import Settings
 from tests.support.fake_africastalking import FakeAfricasTalking
-from tests.support.fake_twilio import FakeTwilio, fake_twilio
+from tests.support.fake_twilio import FakeTwilio
 
 from .whatsapp_phones import TWILIO_PUBLIC_URL, TwilioWhatsAppPhone
 
 SAHEL = "+221770000002"     # English, several accounts; 2000002 is in THIES-NORD, where an outage is known
 NAV_EN = "0. Back 00. Home"
 POWER_BACK_EN = "ElecNet: power is back in zone THIES-NORD. Thank you for your patience."
-
-
-@pytest.fixture
-def twilio() -> Iterator[FakeTwilio]:
-    with fake_twilio() as fake:
-        yield fake
 
 
 @pytest.fixture

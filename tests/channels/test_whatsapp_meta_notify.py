@@ -1,0 +1,160 @@
+"""Notifications on WhatsApp through Meta's Cloud API: the worker sends the outbox's messages from our
+business number (``META_PHONE_NUMBER_ID``) to a fake Graph API on loopback. An outage alert goes as its
+approved template (Meta delivers it however long ago the customer last wrote), a kind without a template
+as free text, and a text Meta refuses outside the 24-hour window (131047), at once or later in a status
+event, by SMS instead; Meta's status events move the row to delivered. With Twilio configured as well, Meta
+sends, at Meta's own rate."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import pytest
+import requests
+from sqlalchemy import select
+
+from app import worker
+from app.settings import Settings
+from app.storage import SqlConsent, SqlOutbox, make_sessions
+from app.storage.contacts import SqlContacts
+from app.storage.models import OutboxEventRow
+from tests.support.fake_africastalking import FakeAfricasTalking
+from tests.support.fake_twilio import FakeTwilio
+
+from .whatsapp_phones import PHONE_NUMBER_ID, MetaWhatsAppPhone
+
+AWA = "+221771000001"
+BILL_FR = ("ElecNet: nouvelle facture pour le compte 1000001: 12 500 FCFA, à payer avant le 15/12/2026. "
+           "Payez par *123#.")
+
+
+@pytest.fixture
+def settings(wa_settings: Settings, provider: FakeAfricasTalking, twilio: FakeTwilio) -> Settings:
+    """Both WhatsApp providers configured to send (Meta with our number's id, Twilio with its sender), SMS
+    through its fake; quiet hours off (tests run at any hour)."""
+    return replace(wa_settings, meta_phone_number_id=PHONE_NUMBER_ID, twilio_account_sid=twilio.account_sid,
+                   twilio_whatsapp_from="+14155238886", twilio_api_url=twilio.url, at_api_key=provider.api_key,
+                   at_username=provider.username, at_api_url=provider.url, quiet_hours="")
+
+
+def on_whatsapp(settings: Settings, msisdn: str) -> None:
+    SqlContacts(make_sessions(settings.database_url)).set_channel(msisdn, "whatsapp", via="ussd", source="menu")
+
+
+def rows_of(settings: Settings, msisdn: str) -> list[dict[str, Any]]:
+    """Each outbox row of ``msisdn`` as agents see it, oldest first."""
+    with make_sessions(settings.database_url)() as db:
+        return [{"kind": r.kind, "status": r.status, "channel": r.channel, "delivery": r.delivery_status,
+                 "message_id": r.provider_message_id, "error": r.last_error}
+                for r in db.scalars(select(OutboxEventRow).where(OutboxEventRow.msisdn == msisdn)
+                                    .order_by(OutboxEventRow.id))]
+
+def meta_status(awa: MetaWhatsAppPhone, message_id: str, status: str, code: int | None = None) -> None:
+    """Meta's status event about one of our messages, posted to the webhook as Meta signs it."""
+    event = awa.event(awa.message("text", {"body": "x"}))
+    value = event["entry"][0]["changes"][0]["value"]
+    del value["messages"], value["contacts"]
+    value["statuses"] = [{"id": message_id, "status": status, "timestamp": "1764150000",
+                          "recipient_id": awa.wa_id, **({"errors": [{"code": code}]} if code else {})}]
+    assert awa.post(event) == [] and awa.last_status == 200
+
+
+def test_an_outage_alert_goes_on_whatsapp_through_meta_as_its_template_and_meta_s_statuses_follow_it(
+        settings, backoffice_url, graph, provider, twilio, meta_phone):
+    SqlConsent(make_sessions(settings.database_url)).opt_in(AWA, "outage_zone", "DKR-PLATEAU", channel="ussd",
+                                                           source="menu")
+    on_whatsapp(settings, AWA)
+    declared = requests.post(f"{backoffice_url}/api/v1/zones/DKR-PLATEAU/outage",
+                             json={"eta": "2026-11-26T18:30:00Z", "cause": "transformer"}, timeout=5)
+    assert declared.status_code == 201, declared.text
+
+    assert worker.run_once(settings).get("notifications_sent") == 1
+    [alert] = graph.messages_to("221771000001")
+    assert alert["phone_number_id"] == PHONE_NUMBER_ID and alert["type"] == "template"
+    assert alert["template"] == {"name": "outage_declared", "language": {"code": "fr"}, "components": [
+        {"type": "body", "parameters": [{"type": "text", "text": "DKR-PLATEAU"}]}]}
+    assert provider.sent == [] and twilio.sent == []       # Meta sends when both are configured
+    [row] = rows_of(settings, AWA)
+    assert (row["status"], row["channel"], row["delivery"], row["message_id"]) == (
+        "sent", "whatsapp", "sent", alert["id"])
+
+    # Meta tells us it reached the handset, then that it was read.
+    for status in ("delivered", "read"):
+        meta_status(meta_phone(AWA), alert["id"], status)
+        assert rows_of(settings, AWA)[0]["delivery"] == "delivered"
+
+
+def bill_for_awa(settings: Settings) -> None:
+    """A bill notice queued for a customer on WhatsApp who wants them (a kind without a template)."""
+    sessions = make_sessions(settings.database_url)
+    SqlConsent(sessions).opt_in("+221770000001", "bill_issued", "1000001", channel="ussd", source="menu")
+    on_whatsapp(settings, "+221770000001")
+    assert SqlOutbox(sessions).add(kind="bill_issued", msisdn="+221770000001", language="fr", dedupe_key="bill:1",
+                                   payload={"account_number": "1000001", "amount": "12500",
+                                            "due_date": "2026-12-15"})
+
+
+def test_a_kind_without_a_template_goes_as_text_and_by_sms_when_meta_says_outside_the_window(
+        settings, graph, provider, twilio):
+    graph.next_errors[:] = [(400, 131047)]              # Meta: more than 24 hours since the customer wrote
+    bill_for_awa(settings)
+    assert worker.run_once(settings).get("notifications_sent") == 1
+    assert graph.sent == [] and twilio.sent == []
+    assert provider.messages_to("+221770000001") == [BILL_FR]
+    [row] = rows_of(settings, "+221770000001")
+    assert (row["kind"], row["status"], row["channel"]) == ("bill_issued", "sent", "sms")
+
+
+def test_inside_the_window_a_kind_without_a_template_is_the_text_itself(settings, graph, provider):
+    bill_for_awa(settings)
+    assert worker.run_once(settings).get("notifications_sent") == 1
+    [bill] = graph.messages_to("221770000001")
+    assert bill["type"] == "text" and bill["text"]["body"] == BILL_FR
+    assert provider.sent == []
+
+
+def test_meta_down_keeps_the_message_for_the_next_pass(settings, graph, provider):
+    graph.next_errors[:] = [(503, 2), (503, 2)]
+    bill_for_awa(settings)
+    assert worker.run_once(settings).get("notifications_retried") == 1
+    assert graph.sent == [] and provider.sent == []
+    [row] = rows_of(settings, "+221770000001")
+    assert row["status"] == "pending" and row["error"].startswith("whatsapp:")
+
+
+def test_meta_s_sends_keep_meta_s_rate_not_twilio_s(settings, backoffice_url, graph, twilio):
+    consent = SqlConsent(make_sessions(settings.database_url))
+    for msisdn in ("+221771000001", "+221771000002"):
+        consent.opt_in(msisdn, "outage_zone", "DKR-PLATEAU", channel="ussd", source="menu")
+        on_whatsapp(settings, msisdn)
+    requests.post(f"{backoffice_url}/api/v1/zones/DKR-PLATEAU/outage", json={"cause": "transformer"},
+                  timeout=5).raise_for_status()
+    paced = replace(settings, send_rates="africastalking=10,twilio=100,meta=0.1")   # Meta: one per 10 s
+    assert worker.run_once(paced).get("notifications_sent") == 1
+    assert len(graph.sent) == 1                   # the second alert waits for Meta's next slot
+
+
+
+def test_a_text_meta_took_then_failed_outside_the_window_is_sent_by_sms_once(settings, graph, provider, meta_phone):
+    bill_for_awa(settings)
+    worker.run_once(settings)
+    [bill] = graph.messages_to("221770000001")       # Meta took it (200) ...
+    meta_status(meta_phone("+221770000001"), bill["id"], "failed", 131047)   # ... then could not deliver it
+    assert worker.run_once(settings).get("notifications_sent") == 1
+    assert provider.messages_to("+221770000001") == [BILL_FR]
+    [row] = rows_of(settings, "+221770000001")
+    assert (row["status"], row["channel"]) == ("sent", "sms")
+    assert worker.run_once(settings).get("notifications_sent") is None
+    assert len(graph.sent) == 1 and len(provider.sent) == 1
+
+
+def test_another_failure_meta_reports_stays_failed_for_agents(settings, graph, provider, meta_phone):
+    bill_for_awa(settings)
+    worker.run_once(settings)
+    [bill] = graph.messages_to("221770000001")
+    meta_status(meta_phone("+221770000001"), bill["id"], "failed", 131026)   # undeliverable: SMS would not help
+    assert worker.run_once(settings).get("notifications_sent") is None
+    assert provider.sent == []
+    [row] = rows_of(settings, "+221770000001")
+    assert (row["status"], row["channel"], row["delivery"]) == ("sent", "whatsapp", "failed")

@@ -336,9 +336,13 @@ class Engine:
             log.warning("end of session not marked channel=%s user=%s: %s", channel, mask(user_id),
                         type(exc).__name__)
 
+    def _security_event(self, event: SecurityEvent) -> None:
+        with self._turnstile.outside():   # a write to the security audit (SQL): other hops go on meanwhile
+            self.security.record(event)
+
     def _report_mismatch(self, channel: str, user_id: str, detail: str) -> None:
         log.warning("caller mismatch channel=%s user=%s: %s", channel, mask(user_id), detail)
-        self.security.record(SecurityEvent("caller_mismatch", channel, subject=user_id, detail=detail))
+        self._security_event(SecurityEvent("caller_mismatch", channel, subject=user_id, detail=detail))
 
     def _caller_tag(self, user_id: str) -> str:
         """A short keyed tag of the caller for a spent key's marker: which caller it was, and no number."""
@@ -366,13 +370,13 @@ class Engine:
         customer it does not have); a wrongly wired entry point is reported, not served."""
         log.warning("hop without a customer refused channel=%s user=%s flow=%s", turn.channel, mask(turn.user_id),
                     flow)
-        self.security.record(SecurityEvent("guest_refused", turn.channel, subject=turn.user_id,
+        self._security_event(SecurityEvent("guest_refused", turn.channel, subject=turn.user_id,
                                            detail=f"flow {flow} is not open to guests"))
         return self._closing(turn.channel, self.language_for(turn.language_hint), "error")
 
     def _report_reuse(self, turn: Turn) -> None:
         log.warning("hop on an ended session channel=%s user=%s", turn.channel, mask(turn.user_id))
-        self.security.record(SecurityEvent("session_reused", turn.channel, subject=turn.user_id,
+        self._security_event(SecurityEvent("session_reused", turn.channel, subject=turn.user_id,
                                            detail="hop on an ended session"))
 
     # ------------------------------------------------------------ hop
@@ -516,7 +520,7 @@ class Engine:
         replayed hop on its old id never runs its task a second time. ``None`` when it is gone, another
         caller's, or closed meanwhile (the gateway reported a normal end, another redial took it over)."""
         try:
-            with self.store.locked(key, _FINISH_LOCK_WAIT_SECONDS) as held:
+            with self._turnstile.outside(), self.store.locked(key, _FINISH_LOCK_WAIT_SECONDS) as held:
                 previous = held.session
                 if previous is None or previous.ended or previous.user_id != user_id:
                     return None
@@ -844,10 +848,11 @@ class Engine:
 
     def _record(self, session: Session) -> None:
         try:
-            self.audit.record(SessionRecord(
-                session_key=session.key, channel=session.channel, user_masked=mask(session.user_id),
-                flow=session.flow, version=session.version, nodes=tuple(session.visited),
-                outcome=session.outcome or session.node, started_at=session.created_at,
-                ended_at=session.updated_at, hops=session.hops))
+            with self._turnstile.outside():   # a write to the audit trail (SQL): other hops go on meanwhile
+                self.audit.record(SessionRecord(
+                    session_key=session.key, channel=session.channel, user_masked=mask(session.user_id),
+                    flow=session.flow, version=session.version, nodes=tuple(session.visited),
+                    outcome=session.outcome or session.node, started_at=session.created_at,
+                    ended_at=session.updated_at, hops=session.hops))
         except Exception:
             log.exception("audit record failed session user=%s", mask(session.user_id))

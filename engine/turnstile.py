@@ -8,8 +8,8 @@ after the other gives (measured in ``make bench``: the engine's own time per hop
 p50 2.8-3.7 ms interleaved against 0.6-0.8 ms taking turns, at the same requests/s).
 
 So a hop takes the turnstile for the engine's own work (session lock and load, the flow, the screen, the
-save) and gives it back for what may take long: dialog steps (back-end calls) and the pauses while another
-hop of the same session holds its lock. The time spent waiting for it is counted per thread (``waited``),
+save) and gives it back for what may take long: dialog steps (back-end calls), writes to the audit trail
+(SQL), and the waits while another hop holds a session it needs. The time spent waiting for it is counted per thread (``waited``),
 reported beside the engine's own time rather than hidden in it.
 """
 
@@ -53,10 +53,17 @@ class Turnstile:
             asked = self._timer()
             self._lock.acquire()
             self.note_wait(self._timer() - asked)
+        self._local.inside = True
 
     def leave(self) -> None:
         if self._lock is not None:
+            self._local.inside = False
             self._lock.release()
+
+    @property
+    def held(self) -> bool:
+        """Whether this thread is inside."""
+        return bool(getattr(self._local, "inside", False))
 
     @contextmanager
     def inside(self) -> Iterator[None]:
@@ -68,7 +75,11 @@ class Turnstile:
 
     @contextmanager
     def outside(self) -> Iterator[None]:
-        """Give the turnstile back for the block (a back-end call), take it again after."""
+        """Give the turnstile back for the block (a back-end call), take it again after; a thread that is
+        not inside (the gateway's end-of-session report) runs the block as it is."""
+        if not self.held:
+            yield
+            return
         self.leave()
         try:
             yield

@@ -15,6 +15,7 @@ import pytest
 import redis
 
 from engine import Engine, FlowSet, RedisSessionStore, Reply, SessionStore
+from engine.audit import SessionRecord
 from engine.store import LockedSession
 from menus import load_menus
 
@@ -160,3 +161,34 @@ def test_with_the_turnstile_off_the_same_page_turns_interleave(pool: ThreadPoolE
     finally:
         clean_redis(client)
         client.close()
+
+
+class HangingAudit:
+    """The audit trail's database, hanging on the first session's record until released."""
+
+    def __init__(self) -> None:
+        self.called, self.released = threading.Event(), threading.Event()
+        self.records: list[str] = []
+
+    def record(self, record: SessionRecord) -> None:
+        self.called.set()
+        self.released.wait(10)
+        self.records.append(record.session_key)
+
+    def complete(self, session_key: str, **report: object) -> None:
+        """The gateway's end-of-session report: not used here."""
+
+
+def test_an_audit_trail_that_hangs_holds_only_the_hop_that_writes_to_it(store: SessionStore,
+                                                                        pool: ThreadPoolExecutor):
+    audit = HangingAudit()
+    engine = Engine(FlowSet(load_menus(DEMO)), store, CountingSteps(), audit=audit)
+    try:
+        ending = pool.submit(_dial(engine, "leaving", "4"))   # "4": goodbye, the session's end is recorded
+        assert audit.called.wait(5)
+        assert pool.submit(_dial(engine, "other")).result(timeout=5).text.startswith(HOME)
+        assert not ending.done()
+    finally:
+        audit.released.set()
+    assert ending.result(timeout=5).text == "Au revoir."
+    assert audit.records == ["ussd:leaving"]

@@ -133,7 +133,7 @@ def test_a_retried_message_id_is_answered_once(texter, fake_at):
 
 def test_alertes_on_then_stop_unsubscribes_from_everything_at_once(texter, deps):
     awa = texter("+221770000001")
-    assert awa.say("ALERTES ON").startswith("Alertes activées pour le compte 1000001")
+    assert awa.say("ALERTES ON").startswith("Alertes activées par SMS pour le compte 1000001")
     deps.subscriptions.subscribe("+221770000001", "power_back", "DKR-MEDINA", channel="sms")
     assert len(deps.subscriptions.for_user("+221770000001")) == 4
     assert awa.say("STOP") == ("Vous ne recevrez plus aucune alerte de ElecNet. "
@@ -290,7 +290,7 @@ def test_channel_by_sms_in_english_and_email_without_an_address(texter, deps):
 
 def test_alertes_on_for_a_prepaid_meter_means_low_credit_not_bills(texter, deps):
     moussa = texter("+221770000003")
-    assert moussa.say("ALERTES ON") == ("Alertes activées pour le compte 3000001: panne dans votre zone, crédit "
+    assert moussa.say("ALERTES ON") == ("Alertes activées par SMS pour le compte 3000001: panne dans votre zone, crédit "
                                         "faible, paiement confirmé. Envoyez ALERTES OFF pour les couper.")
     topics = {s.topic for s in deps.subscriptions.for_user("+221770000003")}
     assert topics == {"outage_zone", "low_credit", "payment_received"}

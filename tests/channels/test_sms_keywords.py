@@ -96,6 +96,27 @@ def test_solde_says_a_payment_by_payer_is_being_confirmed(texter, deps):
         "Factures impayées: 2\n1. Dernières factures")
 
 
+def test_payer_the_same_amount_while_a_prepaid_purchase_is_confirmed_asks_before_buying_again(texter, deps):
+    deps.pins.set_pin("+221770000003", PIN)
+    moussa = texter("+221770000003")
+    moussa.say("PAYER 2000")
+    moussa.say("2")                                     # Wave
+    first = moussa.say(f"OUI {PIN}")
+    assert first.startswith("Validez l'achat de 2 000 FCFA")
+    again = texter("+221770000003")
+    assert again.say("PAYER 2000") == ("Vous avez déjà un achat de 2 000 FCFA en cours de confirmation. Acheter "
+                                       "encore ? Répondez:\n1. Oui\n2. Non")
+    assert again.say("2") == "Rien de plus n'est acheté. Le code de l'achat en cours arrivera par message."
+    assert [p.status for p in deps.ledger.recent("+221770000003")] == ["pending"]
+    # Yes: a second purchase, its own payment (with the same wallet too: this is another conversation).
+    assert texter("+221770000003").say("PAYER 2000").startswith("Vous avez déjà un achat de 2 000 FCFA")
+    assert texter("+221770000003").say("1").startswith("Payer 2 000 FCFA avec (répondez par le numéro):\n")
+    moussa.say("2")                                     # Wave again
+    second = moussa.say(f"OUI {PIN}")
+    assert second.startswith("Validez l'achat de 2 000 FCFA") and second != first
+    assert [p.status for p in deps.ledger.recent("+221770000003")] == ["pending", "pending"]
+
+
 def test_the_five_minutes_to_answer_oui_are_what_the_conversation_is_kept(texter, redis_url):
     awa = texter("+221770000001")
     awa.say("PAYER 5000")

@@ -14,6 +14,7 @@ from app.factory import create_app
 from app.settings import Settings
 from tests.support.fake_africastalking import FakeAfricasTalking, fake_africastalking
 from tests.support.fake_graph import FakeGraph, fake_graph
+from tests.support.fake_twilio import FakeTwilio, fake_twilio
 
 from .sms_phone import SmsPhone
 from .whatsapp_phones import MetaWhatsAppPhone, TwilioWhatsAppPhone, whatsapp_settings
@@ -67,3 +68,10 @@ def sms_app(sms_settings: Settings) -> Flask:
 def texter(sms_app: Flask, fake_at: FakeAfricasTalking) -> Callable[[str], SmsPhone]:
     client = sms_app.test_client()
     return lambda msisdn: SmsPhone(client, fake_at, msisdn)
+
+
+@pytest.fixture
+def twilio() -> Iterator[FakeTwilio]:
+    """Twilio's Messages API faked on loopback (``whatsapp_phones.twilio_sending`` points the product at it)."""
+    with fake_twilio() as fake:
+        yield fake

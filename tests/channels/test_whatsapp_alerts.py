@@ -6,9 +6,6 @@ history says where the customer spoke apart from where the alerts go."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import replace
-
 import pytest
 import requests
 from flask import Flask
@@ -16,9 +13,9 @@ from flask import Flask
 from app import worker
 from app.settings import Settings
 from tests.support.fake_africastalking import FakeAfricasTalking
-from tests.support.fake_twilio import FakeTwilio, fake_twilio
+from tests.support.fake_twilio import FakeTwilio
 
-from .whatsapp_phones import TWILIO_PUBLIC_URL, TwilioWhatsAppPhone
+from .whatsapp_phones import TwilioWhatsAppPhone, twilio_sending
 
 AWA = "+221770000001"       # French, one postpaid account 1000001 in zone DKR-MEDINA
 OUTAGE_FR = ("ElecNet: coupure de courant dans la zone DKR-MEDINA. Nos équipes sont sur place. "
@@ -26,18 +23,8 @@ OUTAGE_FR = ("ElecNet: coupure de courant dans la zone DKR-MEDINA. Nos équipes 
 
 
 @pytest.fixture
-def twilio() -> Iterator[FakeTwilio]:
-    with fake_twilio() as fake:
-        yield fake
-
-
-@pytest.fixture
 def settings(settings: Settings, provider: FakeAfricasTalking, twilio: FakeTwilio) -> Settings:
-    """WhatsApp in and out through Twilio, SMS through its fake; quiet hours off (tests run at any hour)."""
-    return replace(settings, twilio_account_sid=twilio.account_sid, twilio_auth_token=twilio.auth_token,
-                   twilio_whatsapp_from="+14155238886", twilio_api_url=twilio.url,
-                   twilio_webhook_url=TWILIO_PUBLIC_URL, at_api_key=provider.api_key,
-                   at_username=provider.username, at_api_url=provider.url, quiet_hours="")
+    return twilio_sending(settings, twilio, provider)
 
 
 @pytest.fixture

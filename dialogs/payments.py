@@ -192,7 +192,7 @@ def check_credit(ctx: StepContext, deps: Deps) -> StepResult:
         return StepResult("out_of_range")
     data = {"pay_amount": str(amount), "pay_purpose": "prepaid"}
     number = str(ctx.data.get("account_number") or "")
-    if any(p.amount == amount for p in _others_awaited(ctx, deps, number, "prepaid")):
+    if number and any(p.amount == amount for p in _others_awaited(ctx, deps, number, "prepaid")):
         return StepResult("same_awaiting", data)
     return StepResult("ok", data)
 

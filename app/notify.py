@@ -36,7 +36,9 @@ only here, at send time; one that cannot be opened (another ``OUTBOX_SEAL_KEY``,
 send) makes the message ``failed`` with the reason, never a message with a garbled or missing code. A code
 past its validity (``expires_after``, the payload's minutes; else ``valid_minutes`` of the kind, checked at
 start-up against where the product sets it: ``code_validity.py``) is not sent late: ``failed``, "its code
-expired", erased.
+expired", erased. A kind that is out of date after a while (``stale_after_minutes``: the reply to an SMS
+command, which says the balance of then) is marked ``expired`` once that long in the outbox, with the
+reason, its sealed text erased, never sent.
 
 Where each message goes is read when it is sent (``ContactBook``): the channel the customer chose
 (SMS, WhatsApp, or e-mail to their confirmed address), then SMS when that channel refuses the
@@ -156,6 +158,8 @@ class _Template:
     valid_minutes: int | None = None
     # (name, parameters as texts with placeholders): the approved WhatsApp template sent in its place.
     whatsapp_template: tuple[str, tuple[str, ...]] | None = None
+    # Minutes after queueing when the message is out of date (an SMS reply): ``expired``, never sent.
+    stale_after_minutes: int | None = None
 
 
 _TEMPLATE_NAME = re.compile(r"^[a-z0-9_]{1,512}$")
@@ -174,11 +178,12 @@ def _whatsapp_template(path: str | Path, kind: str, spec: Any) -> tuple[str, tup
     return name, tuple(params)
 
 
-def _minutes(path: str | Path, kind: str, value: Any) -> int | None:
+def _minutes(path: str | Path, kind: str, spec: Mapping[str, Any], key: str) -> int | None:
+    value = spec.get(key)
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"{path}: kind '{kind}': valid_minutes must be a whole number of minutes above 0")
+        raise ValueError(f"{path}: kind '{kind}': {key} must be a whole number of minutes above 0")
     return value
 
 
@@ -202,8 +207,9 @@ class NotificationTemplates:
                                     bool(spec.get("transactional")),
                                     (str(opt_in["topic"]), str(opt_in.get("scope") or "")) if opt_in else None,
                                     spec.get("channel") or None, spec.get("unless_outage") or None,
-                                    spec.get("expires_after") or None, _minutes(path, kind, spec.get("valid_minutes")),
-                                    _whatsapp_template(path, kind, spec.get("whatsapp_template")))
+                                    spec.get("expires_after") or None, _minutes(path, kind, spec, "valid_minutes"),
+                                    _whatsapp_template(path, kind, spec.get("whatsapp_template")),
+                                    _minutes(path, kind, spec, "stale_after_minutes"))
         return cls(kinds, default_language)
 
     @property
@@ -245,6 +251,7 @@ class DeliveryPass:
     requeued: int = 0
     suppressed: int = 0     # the customer sent STOP or turned the topic off
     paced: int = 0          # given back: the provider's rate was used up
+    expired: int = 0        # out of date before it could be sent (``stale_after_minutes``)
 
 
 class Dispatcher:
@@ -279,7 +286,7 @@ class Dispatcher:
         limit = limit or self.batch
         now = self.clock()
         adopted, requeued = self.queue.recover(now, self.lease, self.settle)
-        sent = retried = failed = suppressed = paced = 0
+        sent = retried = failed = suppressed = paced = expired_count = 0
         urgent = self.templates.urgent_kinds
         # At night only urgent kinds are taken; the others stay pending until the window ends.
         only = urgent if self.quiet is not None and self.quiet.active(now) else None
@@ -298,6 +305,13 @@ class Dispatcher:
                          mask(message.msisdn))
                 self.queue.suppress(message.id, reason="suppressed: the customer sent STOP")
                 suppressed += 1
+                continue
+            stale = self._stale(message, now)
+            if stale:
+                # Out of date (an answer to a question asked long ago): kept for agents, never sent.
+                log.info("outbox %d (%s) to %s not sent: %s", message.id, message.kind, mask(message.msisdn), stale)
+                self.queue.expire(message.id, reason=stale)
+                expired_count += 1
                 continue
             expired = self._expired(message, now)
             if expired:
@@ -345,7 +359,7 @@ class Dispatcher:
             sent += outcome == "sent"
             retried += outcome == "retry"
             failed += outcome == "failed"
-        return DeliveryPass(sent, retried, failed, adopted, requeued, suppressed, paced)
+        return DeliveryPass(sent, retried, failed, adopted, requeued, suppressed, paced, expired_count)
 
     def _slot(self, channel: str) -> bool:
         """Wait (briefly) for a send slot of the channel's provider; False when the wait is longer."""
@@ -385,6 +399,14 @@ class Dispatcher:
         if template is None or template.unless_outage is None or self.outages is None:
             return None
         return str(message.payload.get(template.unless_outage) or "") or None
+
+    def _stale(self, message: ClaimedMessage, now: datetime) -> str | None:
+        """Why the message is out of date (queued more than its kind's ``stale_after_minutes`` ago), or ``None``."""
+        template = self.templates.kinds.get(message.kind)
+        minutes = template.stale_after_minutes if template is not None else None
+        if minutes is None or message.created_at is None or now < message.created_at + timedelta(minutes=minutes):
+            return None
+        return f"expired: out of date after {minutes} minutes in the outbox"
 
     def _expired(self, message: ClaimedMessage, now: datetime) -> str | None:
         """Why the message's code can no longer be used (``valid_minutes``, ``expires_after``), or ``None``."""

@@ -58,7 +58,8 @@ def run_once(settings: Settings, clock: Callable[[], datetime] | None = None) ->
     delivered = build_dispatcher(settings, sessions).run_once()
     # Likewise for notifications.
     done.update({f"notifications_{k}": v for k, v in (("sent", delivered.sent), ("retried", delivered.retried),
-                                                       ("failed", delivered.failed)) if v})
+                                                       ("failed", delivered.failed), ("expired", delivered.expired))
+                 if v})
     return done
 
 

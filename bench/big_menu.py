@@ -51,7 +51,8 @@ def _journey(prefix: str, number: int) -> dict[str, Any]:
                      "en": f"Service {n}\nAmount in FCFA (100 to 500,000):"},
             "error": {"fr": "Montant invalide.", "en": "Invalid amount."}},
         f"{prefix}_check": {"kind": "action", "step": "payments.check_credit",
-                            "outcomes": {"ok": f"{prefix}_confirm", "out_of_range": f"{prefix}_range"}},
+                            "outcomes": {"ok": f"{prefix}_confirm", "same_awaiting": f"{prefix}_confirm",
+                                         "out_of_range": f"{prefix}_range"}},
         f"{prefix}_confirm": {
             "kind": "menu", "confirm": True,
             "text": {"fr": f"Confirmer la demande {n} de {{amount:money}} pour le compte {{account_number}} ?",

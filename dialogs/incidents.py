@@ -28,7 +28,7 @@ from engine.masking import mask
 from engine.steps import StepContext, StepResult
 
 from .backends import BackendError, BackendUnavailable, IncidentBackend, NotFound, Ticket
-from .preferences import alert_channel
+from .preferences import switch_alert
 from .registry import Deps, step
 from .stores import PendingTicket, PendingTickets
 
@@ -177,8 +177,7 @@ def alert_power_back(ctx: StepContext, deps: Deps) -> StepResult:
     (``alert_channel``, which the screen names)."""
     assert deps.subscriptions is not None, "Deps.subscriptions is not wired"
     scope = str(ctx.data.get("outage_id") or ctx.data.get("zone") or "")
-    channel = alert_channel(ctx, deps)
-    deps.subscriptions.subscribe(ctx.user_id, "power_back", scope=scope, channel=channel, language=ctx.language)
+    channel = switch_alert(ctx, deps, "power_back", scope, True, source="menu")
     return StepResult("ok", {"alert_channel": channel})
 
 

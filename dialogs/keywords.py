@@ -15,7 +15,7 @@ from typing import Any
 from engine.steps import StepContext, StepResult
 
 from .account import account_fields
-from .preferences import TOPICS, topics_for
+from .preferences import TOPICS, alert_channel, switch_alert, topics_for
 from .registry import Deps, step
 
 _ON = frozenset({"on", "oui", "yes"})
@@ -59,23 +59,13 @@ def take_amount(ctx: StepContext, deps: Deps) -> StepResult:
 
 @step("keywords.switch_alerts", outcomes={"on", "off"})
 def switch_alerts(ctx: StepContext, deps: Deps) -> StepResult:
-    """``ALERTES ON`` subscribes the current account (and zone) to every alert, ``OFF`` unsubscribes."""
-    assert deps.subscriptions is not None
+    """``ALERTES ON`` subscribes the current account (and zone) to every alert, on the channel the answer
+    names (``alert_channel``); ``OFF`` unsubscribes."""
     on = str(ctx.data.get("keyword_switch", "")).casefold() in _ON
     # The topics of this account's kind (low credit for a prepaid meter, bills otherwise); OFF ends them all.
     for topic in topics_for(ctx.data) if on else list(TOPICS):
-        scope = str(ctx.data.get(TOPICS[topic], ""))
-        if deps.consent is not None:
-            if on:
-                deps.consent.opt_in(ctx.user_id, topic, scope, channel=ctx.channel, source="keyword ALERTES",
-                                    language=ctx.language)
-            else:
-                deps.consent.opt_out(ctx.user_id, topic, scope, channel=ctx.channel, source="keyword ALERTES")
-        elif on:
-            deps.subscriptions.subscribe(ctx.user_id, topic, scope, channel="sms")
-        else:
-            deps.subscriptions.unsubscribe(ctx.user_id, topic, scope)
-    return StepResult("on" if on else "off", {"keyword_switch": None})
+        switch_alert(ctx, deps, topic, str(ctx.data.get(TOPICS[topic], "")), on, source="keyword ALERTES")
+    return StepResult("on" if on else "off", {"keyword_switch": None, "alert_channel": alert_channel(ctx, deps)})
 
 
 @step("keywords.email", outcomes={"address", "code", "show"})

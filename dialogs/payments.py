@@ -73,11 +73,12 @@ def _in_range(amount: Decimal) -> bool:
     return MIN_AMOUNT <= amount <= MAX_AMOUNT
 
 
-def idempotency_key(session_key: str, node: str, purpose: str, account_number: str, amount: Decimal,
+def idempotency_key(conversation: str, node: str, purpose: str, account_number: str, amount: Decimal,
                     wallet: str) -> str:
-    """Our key for one payment: the same session, node and payment give the same key, so a replayed
-    hop (or a retry after the provider was unreachable) reuses the ledger row and never charges twice."""
-    raw = "|".join((session_key, node, purpose, account_number, format(amount, "f"), wallet))
+    """Our key for one payment: the same conversation (``StepContext.conversation_id``), node and payment give
+    the same key, so a replayed hop (or a retry after the provider was unreachable) reuses the ledger row and
+    never charges twice; a purchase in a later conversation (by SMS: the same sender) is a new payment."""
+    raw = "|".join((conversation, node, purpose, account_number, format(amount, "f"), wallet))
     return "pay-" + hashlib.sha256(raw.encode()).hexdigest()[:40]
 
 
@@ -98,19 +99,26 @@ def _wallets(deps: Deps) -> list[dict[str, str]]:
     return [{"code": code, "name": name} for code, name in deps.settings.wallets]
 
 
+def _others_awaited(ctx: StepContext, deps: Deps, number: str, purpose: str) -> list[LocalPayment]:
+    """The account's payments of ``purpose`` on their way (``PaymentLedger.awaiting``), but the one this very
+    session started: a hop walked again from the gateway's text after the session was lost must find the same
+    payment, not one already on its way (its key says whose it is)."""
+    if deps.ledger is None:
+        return []
+    return [p for p in deps.ledger.awaiting(number, purpose)
+            if p.idempotency_key != idempotency_key(ctx.conversation_id, PROTECTED_NODE, purpose, number, p.amount,
+                                                    p.wallet or "")]
+
+
 def _due(ctx: StepContext, deps: Deps, number: str) -> tuple[Decimal, Decimal, dict[str, Any]]:
     """What may still be paid on a postpaid account: the back end's balance less our bill payments on their
     way (``PaymentLedger.awaiting``: the balance counts them only once settled); the amount awaited; and the
     data the screens read (``balance`` is what may still be paid).
 
     A payment this very session started is not counted: a hop walked again from the gateway's text after
-    the session was lost must find the same payment, not an account already paid (its key says whose it is)."""
+    the session was lost must find the same payment, not an account already paid (``_others_awaited``)."""
     found = deps.billing.balance(number)
-    awaited = Decimal(0)
-    for payment in deps.ledger.awaiting(number, "bill") if deps.ledger is not None else ():
-        own = idempotency_key(ctx.session_key, PROTECTED_NODE, "bill", number, payment.amount, payment.wallet or "")
-        if payment.idempotency_key != own:
-            awaited += payment.amount
+    awaited = sum((p.amount for p in _others_awaited(ctx, deps, number, "bill")), Decimal(0))
     due = found.amount - awaited
     return due, awaited, {"balance": str(due), "has_balance": found.amount > 0, "unpaid_bills": found.unpaid_bills,
                           "pay_awaiting": str(awaited) if awaited > 0 else None}
@@ -129,7 +137,10 @@ def start(ctx: StepContext, deps: Deps) -> StepResult:
     cleared: dict[str, Any] = {"pay_amount": None, "pay_amount_input": None, "pay_reference": None,
                                "pay_wallet": None, "pay_refusal": None, "pay_wallets": _wallets(deps)}
     if ctx.data.get("account_kind") == "prepaid":
-        return StepResult("prepaid", {**cleared, "pay_purpose": "prepaid"})
+        # A purchase on its way is said before the customer buys again (its token comes only once settled).
+        awaited = sum((p.amount for p in _others_awaited(ctx, deps, str(number), "prepaid")), Decimal(0))
+        return StepResult("prepaid_awaiting" if awaited > 0 else "prepaid",
+                          {**cleared, "pay_purpose": "prepaid", "prepaid_awaiting": str(awaited) if awaited else None})
     due, awaited, data = _due(ctx, deps, str(number))
     data = {**cleared, "pay_purpose": "bill", **data}
     if due <= 0:
@@ -137,7 +148,7 @@ def start(ctx: StepContext, deps: Deps) -> StepResult:
     return StepResult("bill_awaiting" if awaited > 0 else "bill", data)
 
 
-step("payments.start", outcomes={"bill", "bill_awaiting", "prepaid", "nothing_due", "awaiting",
+step("payments.start", outcomes={"bill", "bill_awaiting", "prepaid", "prepaid_awaiting", "nothing_due", "awaiting",
                                  "no_account"})(start)
 
 
@@ -173,14 +184,20 @@ step("payments.check_amount", outcomes={"ok", "above_balance", "nothing_due", "a
 
 
 def check_credit(ctx: StepContext, deps: Deps) -> StepResult:
-    """Check the typed amount of a prepaid purchase: 100 to 2 000 000 XOF, whole."""
+    """Check the typed amount of a prepaid purchase: 100 to 2 000 000 XOF, whole. The same amount as a
+    purchase still being confirmed for the meter is ``same_awaiting``: most likely the customer, not seeing
+    the token yet, buying twice; the screen asks before going on."""
     amount = _whole(ctx.data.get("pay_amount_input"))
     if amount is None or not _in_range(amount):
         return StepResult("out_of_range")
-    return StepResult("ok", {"pay_amount": str(amount), "pay_purpose": "prepaid"})
+    data = {"pay_amount": str(amount), "pay_purpose": "prepaid"}
+    number = str(ctx.data.get("account_number") or "")
+    if number and any(p.amount == amount for p in _others_awaited(ctx, deps, number, "prepaid")):
+        return StepResult("same_awaiting", data)
+    return StepResult("ok", data)
 
 
-step("payments.check_credit", outcomes={"ok", "out_of_range"})(check_credit)
+step("payments.check_credit", outcomes={"ok", "same_awaiting", "out_of_range"})(check_credit)
 
 
 def initiate(ctx: StepContext, deps: Deps) -> StepResult:
@@ -198,7 +215,7 @@ def initiate(ctx: StepContext, deps: Deps) -> StepResult:
     if wallet not in [code for code, _ in deps.settings.wallets]:
         return StepResult("refused", {"pin_verified": None, "pay_refusal": _refusal(None)})
     wallet = str(wallet)   # one of the configured operators' codes
-    key = idempotency_key(ctx.session_key, PROTECTED_NODE, purpose, number, amount, wallet)
+    key = idempotency_key(ctx.conversation_id, PROTECTED_NODE, purpose, number, amount, wallet)
     if purpose == "bill" and deps.ledger.get(key) is None:
         # The balance may have changed since the customer confirmed (another payment, a new bill):
         # never start a payment above what is owed now. A replayed hop (key on record) skips this.

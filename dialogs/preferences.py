@@ -32,10 +32,32 @@ def topics_for(data: Any) -> list[str]:
     return [t for t in TOPICS if not (t in _NOT_FOR_PREPAID and prepaid) and not (t in _ONLY_PREPAID and not prepaid)]
 
 
-def _state(ctx: StepContext, deps: Deps) -> dict[str, bool]:
+def _state(ctx: StepContext, deps: Deps) -> dict[str, Any]:
     assert deps.subscriptions is not None
     active = {(s.topic, s.scope) for s in deps.subscriptions.for_user(ctx.user_id)}
-    return {f"alert_{topic}": (topic, str(ctx.data.get(scope, ""))) in active for topic, scope in TOPICS.items()}
+    state: dict[str, Any] = {f"alert_{topic}": (topic, str(ctx.data.get(scope, ""))) in active
+                             for topic, scope in TOPICS.items()}
+    # The screen says where the alerts switched on here will go.
+    return {**state, "alert_channel": alert_channel(ctx, deps)}
+
+
+def switch_alert(ctx: StepContext, deps: Deps, topic: str, scope: str, on: bool, *, source: str) -> str:
+    """Switch one alert on or off for the customer of this conversation; returns where it goes
+    (``alert_channel``). With the consent store wired, the history records where the customer said it
+    (``ctx.channel``) and, for an opt-in, where its alerts go."""
+    assert deps.subscriptions is not None
+    delivery = alert_channel(ctx, deps)
+    if deps.consent is not None:
+        if on:
+            deps.consent.opt_in(ctx.user_id, topic, scope, channel=ctx.channel, source=source,
+                                language=ctx.language, delivery=delivery)
+        else:
+            deps.consent.opt_out(ctx.user_id, topic, scope, channel=ctx.channel, source=source)
+    elif on:
+        deps.subscriptions.subscribe(ctx.user_id, topic, scope, channel=delivery, language=ctx.language)
+    else:
+        deps.subscriptions.unsubscribe(ctx.user_id, topic, scope)
+    return delivery
 
 
 @step("preferences.set_language", outcomes={"ok"})
@@ -52,20 +74,9 @@ def load_alerts(ctx: StepContext, deps: Deps) -> StepResult:
 
 @step("preferences.toggle_alert", outcomes={"on", "off"})
 def toggle_alert(ctx: StepContext, deps: Deps) -> StepResult:
-    assert deps.subscriptions is not None
     topic = str(ctx.params["topic"])
     scope = str(ctx.data.get(TOPICS[topic], ""))
-    on = not _state(ctx, deps)[f"alert_{topic}"]
-    if deps.consent is not None:
-        # Recorded where the customer said it (ussd, sms ...), through the menu.
-        if on:
-            deps.consent.opt_in(ctx.user_id, topic, scope, channel=ctx.channel, source="menu", language=ctx.language)
-        else:
-            deps.consent.opt_out(ctx.user_id, topic, scope, channel=ctx.channel, source="menu")
-    elif on:
-        deps.subscriptions.subscribe(ctx.user_id, topic, scope, channel="sms", language=ctx.language)
-    else:
-        deps.subscriptions.unsubscribe(ctx.user_id, topic, scope)
+    switch_alert(ctx, deps, topic, scope, not _state(ctx, deps)[f"alert_{topic}"], source="menu")
     state = _state(ctx, deps)
     return StepResult("on" if state[f"alert_{topic}"] else "off", dict(state))
 

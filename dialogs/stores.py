@@ -200,9 +200,10 @@ class ConsentChange:
     action: str       # opt_in | opt_out | stop | start | channel (topic: the channel) | email (topic: confirmed)
     topic: str        # "" for stop/start: every topic
     scope: str
-    channel: str      # where the customer said it: ussd, sms, whatsapp, web, agent ...
+    channel: str      # where the customer said it: ussd, sms, whatsapp, web, agent ... ("" when not known)
     source: str       # what carried it: "menu", "keyword STOP", "agent 42" ...
     at: datetime
+    delivery: str = ""   # an opt-in: where its alerts go (sms, whatsapp, email); "" for the other actions
 
 
 @runtime_checkable
@@ -215,8 +216,9 @@ class Consent(Protocol):
     opt-in, or ``start``, lifts it. No method raises for an unknown number."""
 
     def opt_in(self, msisdn: str, topic: str, scope: str = "", *, channel: str, source: str,
-               language: str | None = None) -> None:
-        """Subscribe (idempotent; the history records each request); ``language`` of the alert's text."""
+               language: str | None = None, delivery: str = "sms") -> None:
+        """Subscribe (idempotent; the history records each request): ``channel`` is where the customer
+        said it, ``delivery`` where the alerts go, ``language`` the alert's text's."""
 
     def opt_out(self, msisdn: str, topic: str, scope: str = "", *, channel: str, source: str) -> None:
         """Unsubscribe; harmless when absent."""

@@ -732,6 +732,13 @@ class Engine:
             return self._screen(session, flow, node_id)
         raise RuntimeError(f"more than {self.limits.max_steps_per_hop} steps in one hop at {node_id}")
 
+    def _conversation(self, session: Session) -> str:
+        """``StepContext.conversation``: the key, and on a channel keyed by user when this conversation began
+        (as saved: to the millisecond, so every hop of it says the same)."""
+        if self._key_ends.get(session.channel, False):
+            return session.key
+        return f"{session.key}@{session.created_at:.3f}"
+
     def _run_step(self, session: Session, node: ActionNode, secrets: dict[str, str]) -> StepResult:
         step = self.steps.get(node.step)
         if step is None:
@@ -742,7 +749,7 @@ class Engine:
         context = StepContext(user_id=session.customer or "", channel=session.channel, language=session.language,
                               session_key=session.key, data=MappingProxyType(session.data), params=node.params,
                               secrets=MappingProxyType(secrets), now=session.hop_now or self.clock(),
-                              address=session.user_id)
+                              address=session.user_id, conversation=self._conversation(session))
         started = self.timer()
         try:
             with self._turnstile.outside():   # a back-end call: other hops go on meanwhile

@@ -34,6 +34,15 @@ class StepContext:
     secrets: Mapping[str, str]
     now: datetime
     address: str = ""
+    # Names this one conversation: the session key where the channel keys on its provider's session (USSD),
+    # else the key and when the conversation began (a chat channel's key is the sender's, used again by every
+    # conversation). A payment's idempotency key is per conversation: a hop replayed finds its payment, a
+    # purchase in a later conversation is a new one. "" (tests): the session key.
+    conversation: str = ""
+
+    @property
+    def conversation_id(self) -> str:
+        return self.conversation or self.session_key
 
     @property
     def customer(self) -> str | None:

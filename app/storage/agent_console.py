@@ -195,8 +195,9 @@ class SqlCustomerRecords:
                          "lockouts in a row": str(pin.lockouts if pin else 0),
                          "locked": f"until {_when(locked_until)}" if locked_until and locked_until > self._clock()
                          else "no"}
+        # Where the customer said it and, for an opt-in, where its alerts go: two facts the regulator asks apart.
         found.consent = [{"at": _when(c.at), "action": c.action, "topic": c.topic or "(all)", "scope": c.scope or "-",
-                          "channel": c.channel, "source": c.source}
+                          "said on": c.channel or "-", "source": c.source, "alerts go by": c.delivery or "-"}
                          for c in reversed(self._consent.history(msisdn))][:_RECENT * 2]
         found.stopped = self._consent.is_stopped(msisdn)
         found.security = [{"at": _when(e.occurred_at), "kind": e.kind, "channel": e.channel,

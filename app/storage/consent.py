@@ -2,7 +2,9 @@
 of every change (``consent_changes``), written in the same transaction as the change itself.
 
 ``SqlConsent`` is also a ``Subscriptions``: the menus' alert toggles and "SMS me when power is back"
-go through it, so their changes are in the history too (source ``self-service``)."""
+go through it, so their changes are in the history too. An opt-in's history row keeps where the customer
+said it (``channel``) apart from where its alerts go (``delivery``): a request made on USSD by a customer
+whose messages go to WhatsApp is said on USSD, delivered on WhatsApp."""
 
 from __future__ import annotations
 
@@ -29,8 +31,8 @@ class SqlConsent(SqlSubscriptions):
 
     # ------------------------------------------------------------ Consent
     def opt_in(self, msisdn: str, topic: str, scope: str = "", *, channel: str, source: str,
-               language: str | None = None) -> None:
-        self._opt_in(msisdn, topic, scope, delivery="sms", channel=channel, source=source, language=language)
+               language: str | None = None, delivery: str = "sms") -> None:
+        self._opt_in(msisdn, topic, scope, delivery=delivery, channel=channel, source=source, language=language)
 
     def opt_out(self, msisdn: str, topic: str, scope: str = "", *, channel: str, source: str) -> None:
         with self._sessions.begin() as db:
@@ -83,12 +85,14 @@ class SqlConsent(SqlSubscriptions):
         with self._sessions() as db:
             rows = db.scalars(select(ConsentChangeRow).where(ConsentChangeRow.msisdn == msisdn)
                               .order_by(ConsentChangeRow.id)).all()
-            return [ConsentChange(r.msisdn, r.action, r.topic, r.scope, r.channel, r.source, r.at) for r in rows]
+            return [ConsentChange(r.msisdn, r.action, r.topic, r.scope, r.channel, r.source, r.at, r.delivery or "")
+                    for r in rows]
 
     # ------------------------------------------------------------ Subscriptions, with history
     def subscribe(self, msisdn: str, topic: str, scope: str = "", channel: str = "sms",
                   language: str | None = None) -> Subscription:
-        return self._opt_in(msisdn, topic, scope, delivery=channel, channel=channel, source="self-service",
+        # ``channel`` here is where the alerts go; where the customer asked is not known ("").
+        return self._opt_in(msisdn, topic, scope, delivery=channel, channel="", source="self-service",
                             language=language)
 
     def unsubscribe(self, msisdn: str, topic: str, scope: str = "") -> None:
@@ -103,7 +107,7 @@ class SqlConsent(SqlSubscriptions):
                     # Asking for a message again is consent again: it lifts an earlier STOP.
                     db.execute(delete(NotificationStopRow).where(NotificationStopRow.msisdn == msisdn))
                     db.add(ConsentChangeRow(msisdn=msisdn, action="opt_in", topic=topic, scope=scope,
-                                            channel=channel[:20], source=source[:40]))
+                                            channel=channel[:20], source=source[:40], delivery=delivery[:20]))
                     db.flush()
                     return Subscription(row.msisdn, row.topic, row.scope, row.channel, row.active)
             except IntegrityError:

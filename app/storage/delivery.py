@@ -110,9 +110,16 @@ class SqlDeliveryQueue:
 
     def suppress(self, row_id: int, *, reason: str) -> None:
         """Not sent on purpose (the customer sent STOP): kept with the reason, never sent later."""
+        self._close(row_id, "suppressed", reason)
+
+    def expire(self, row_id: int, *, reason: str) -> None:
+        """Out of date before it could be sent: kept with the reason (``expired``), never sent later."""
+        self._close(row_id, "expired", reason)
+
+    def _close(self, row_id: int, status: str, reason: str) -> None:
         with self._sessions.begin() as db:
             db.execute(update(OutboxEventRow).where(OutboxEventRow.id == row_id).values(
-                status="suppressed", claimed_until=None, last_error=reason[:120], sealed=None))
+                status=status, claimed_until=None, last_error=reason[:120], sealed=None))
 
     def release(self, row_ids: Collection[int]) -> None:
         """Give claimed rows back untouched (the provider's pace is used up): not an attempt."""

@@ -248,9 +248,11 @@ class ConsentChangeRow(Base):
     action: Mapped[str] = mapped_column(String(12))        # opt_in | opt_out | stop | start | channel | email | email_stop
     topic: Mapped[str] = mapped_column(String(40), default="")   # "" for STOP/START (every topic)
     scope: Mapped[str] = mapped_column(String(64), default="")
-    channel: Mapped[str] = mapped_column(String(20))
+    channel: Mapped[str] = mapped_column(String(20))       # where the customer said it ("" when not known)
     source: Mapped[str] = mapped_column(String(40))
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # An opt-in: where its alerts go (sms, whatsapp, email), apart from where it was said.
+    delivery: Mapped[str | None] = mapped_column(String(20), nullable=True)
 
 
 class NotificationStopRow(Base):

@@ -62,12 +62,13 @@ def test_every_consent_change_is_recorded_with_time_channel_and_source(consent):
     assert consent.for_user(ALICE) == [] and consent.is_stopped(ALICE)
     consent.start(ALICE, channel="sms", source="keyword START")
     history = consent.history(ALICE)
-    assert [(c.action, c.topic, c.channel, c.source) for c in history] == [
-        ("opt_in", "bill_issued", "ussd", "menu"),
-        ("opt_in", "power_back", "sms", "self-service"),
-        ("opt_out", "bill_issued", "web", "preferences page"),
-        ("stop", "", "sms", "keyword STOP"),
-        ("start", "", "sms", "keyword START"),
+    # Where it was said, and (an opt-in) where its alerts go; the bare subscription does not know the first.
+    assert [(c.action, c.topic, c.channel, c.source, c.delivery) for c in history] == [
+        ("opt_in", "bill_issued", "ussd", "menu", "sms"),
+        ("opt_in", "power_back", "", "self-service", "sms"),
+        ("opt_out", "bill_issued", "web", "preferences page", ""),
+        ("stop", "", "sms", "keyword STOP", ""),
+        ("start", "", "sms", "keyword START", ""),
     ]
     assert all(c.at is not None for c in history)
     assert not consent.is_stopped(ALICE) and consent.history(BOB) == []

@@ -27,13 +27,6 @@ def graph() -> Iterator[FakeGraph]:
 
 
 @pytest.fixture
-def twilio() -> Iterator[FakeTwilio]:
-    """Twilio's Messages API faked on loopback (WhatsApp notifications sent through the official SDK)."""
-    with fake_twilio() as fake:
-        yield fake
-
-
-@pytest.fixture
 def wa_settings(settings: Settings, graph: FakeGraph) -> Settings:
     return whatsapp_settings(settings, graph)
 
@@ -75,3 +68,10 @@ def sms_app(sms_settings: Settings) -> Flask:
 def texter(sms_app: Flask, fake_at: FakeAfricasTalking) -> Callable[[str], SmsPhone]:
     client = sms_app.test_client()
     return lambda msisdn: SmsPhone(client, fake_at, msisdn)
+
+
+@pytest.fixture
+def twilio() -> Iterator[FakeTwilio]:
+    """Twilio's Messages API faked on loopback (``whatsapp_phones.twilio_sending`` points the product at it)."""
+    with fake_twilio() as fake:
+        yield fake

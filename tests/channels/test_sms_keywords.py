@@ -96,6 +96,27 @@ def test_solde_says_a_payment_by_payer_is_being_confirmed(texter, deps):
         "Factures impayées: 2\n1. Dernières factures")
 
 
+def test_payer_the_same_amount_while_a_prepaid_purchase_is_confirmed_asks_before_buying_again(texter, deps):
+    deps.pins.set_pin("+221770000003", PIN)
+    moussa = texter("+221770000003")
+    moussa.say("PAYER 2000")
+    moussa.say("2")                                     # Wave
+    first = moussa.say(f"OUI {PIN}")
+    assert first.startswith("Validez l'achat de 2 000 FCFA")
+    again = texter("+221770000003")
+    assert again.say("PAYER 2000") == ("Vous avez déjà un achat de 2 000 FCFA en cours de confirmation. Acheter "
+                                       "encore ? Répondez:\n1. Oui\n2. Non")
+    assert again.say("2") == "Rien de plus n'est acheté. Le code de l'achat en cours arrivera par message."
+    assert [p.status for p in deps.ledger.recent("+221770000003")] == ["pending"]
+    # Yes: a second purchase, its own payment (with the same wallet too: this is another conversation).
+    assert texter("+221770000003").say("PAYER 2000").startswith("Vous avez déjà un achat de 2 000 FCFA")
+    assert texter("+221770000003").say("1").startswith("Payer 2 000 FCFA avec (répondez par le numéro):\n")
+    moussa.say("2")                                     # Wave again
+    second = moussa.say(f"OUI {PIN}")
+    assert second.startswith("Validez l'achat de 2 000 FCFA") and second != first
+    assert [p.status for p in deps.ledger.recent("+221770000003")] == ["pending", "pending"]
+
+
 def test_the_five_minutes_to_answer_oui_are_what_the_conversation_is_kept(texter, redis_url):
     awa = texter("+221770000001")
     awa.say("PAYER 5000")
@@ -133,7 +154,7 @@ def test_a_retried_message_id_is_answered_once(texter, fake_at):
 
 def test_alertes_on_then_stop_unsubscribes_from_everything_at_once(texter, deps):
     awa = texter("+221770000001")
-    assert awa.say("ALERTES ON").startswith("Alertes activées pour le compte 1000001")
+    assert awa.say("ALERTES ON").startswith("Alertes activées par SMS pour le compte 1000001")
     deps.subscriptions.subscribe("+221770000001", "power_back", "DKR-MEDINA", channel="sms")
     assert len(deps.subscriptions.for_user("+221770000001")) == 4
     assert awa.say("STOP") == ("Vous ne recevrez plus aucune alerte de ElecNet. "
@@ -290,7 +311,7 @@ def test_channel_by_sms_in_english_and_email_without_an_address(texter, deps):
 
 def test_alertes_on_for_a_prepaid_meter_means_low_credit_not_bills(texter, deps):
     moussa = texter("+221770000003")
-    assert moussa.say("ALERTES ON") == ("Alertes activées pour le compte 3000001: panne dans votre zone, crédit "
+    assert moussa.say("ALERTES ON") == ("Alertes activées par SMS pour le compte 3000001: panne dans votre zone, crédit "
                                         "faible, paiement confirmé. Envoyez ALERTES OFF pour les couper.")
     topics = {s.topic for s in deps.subscriptions.for_user("+221770000003")}
     assert topics == {"outage_zone", "low_credit", "payment_received"}

@@ -1,6 +1,7 @@
 """No SMS conversation is lost: a reply the SMS API could not take at once reaches the customer through
 the outbox and the worker, once, however often Africa's Talking posts the message again; its text is
-sealed in the outbox row; with no SMS account at all it waits there. Against the fake Africa's Talking
+sealed in the outbox row; with no SMS account at all it waits there, for its validity (30 minutes) at most:
+older, it is out of date and marked expired instead of sent. Against the fake Africa's Talking
 SMS API on loopback, the real back office, Redis and the product's database."""
 
 from __future__ import annotations
@@ -8,7 +9,9 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import replace
+from datetime import UTC, datetime
 
+import pytest
 from sqlalchemy import create_engine, text
 
 from app import worker
@@ -16,6 +19,7 @@ from app.factory import create_app
 from app.settings import Settings
 from app.storage import make_sessions, migrate
 from app.storage.agent_console import SqlCustomerRecords
+from tests.support.clock import SettableClock
 from tests.support.fake_africastalking import FakeAfricasTalking
 from tests.support.outbox_rows import raw_rows
 from tests.support.throwaway_redis import ThrowawayRedis
@@ -170,3 +174,29 @@ def test_two_retries_of_an_owed_reply_arriving_together_send_it_once(
     assert fake_at.messages_to(AWA) == [BALANCE]
     assert sorted(statuses) == [200, 200]
     assert awa.send("SOLDE", message_id=owed_id) == [] and awa.last_status == 200   # settled: never again
+
+
+@pytest.mark.parametrize("product_clock", [datetime(2026, 11, 26, 9, 0, tzinfo=UTC)], indirect=True)
+def test_a_queued_reply_older_than_its_validity_is_marked_expired_never_sent(
+        settings: Settings, fake_at: FakeAfricasTalking, sms_settings: Settings, product_clock: SettableClock) -> None:
+    unconfigured = create_app(replace(settings, at_api_key=""))
+    awa, moussa = SmsPhone(unconfigured.test_client(), fake_at, AWA), SmsPhone(unconfigured.test_client(), fake_at,
+                                                                             MOUSSA)
+    assert awa.send("SOLDE") == [] and awa.last_status == 200        # no SMS account: queued
+    product_clock.advance(minutes=29)
+    assert moussa.send("SOLDE") == []
+    product_clock.advance(minutes=2)      # Awa's reply is 31 minutes old, Moussa's 2 (validity: 30 minutes)
+    done = worker.run_once(sms_settings)
+    assert done["notifications_sent"] == 1 and done["notifications_expired"] == 1
+    assert fake_at.messages_to(AWA) == [] and len(fake_at.messages_to(MOUSSA)) == 1
+    assert _notifications(sms_settings, unconfigured, AWA) == [
+        {"kind": "sms_reply", "channel": "sms", "status": "expired", "delivery": "-"}]
+    # Kept for agents with the reason; its text (sealed) erased, and never sent by a later pass either.
+    parts = unconfigured.extensions["parts"]
+    console = SqlCustomerRecords(make_sessions(sms_settings.database_url), parts["security"], parts["deps"].identity)
+    [row] = console.file(AWA).notifications
+    assert row["error"] == "expired: out of date after 30 minutes in the outbox"
+    assert "Compte 1000001" not in raw_rows(sms_settings.database_url)
+    product_clock.advance(minutes=1)
+    assert worker.run_once(sms_settings).get("notifications_sent") is None
+    assert fake_at.messages_to(AWA) == []

@@ -66,7 +66,7 @@ def test_98_and_99_on_a_one_page_error_reask_stay_without_a_new_error(phone):
     assert p.answer("98") == first
     assert p.answer("99") == first
     assert p.answer("98") == first
-    assert p.answer("1").startswith("CON Alertes (choisissez pour changer):\n1. Panne dans ma zone: oui")
+    assert p.answer("1").startswith("CON Alertes par SMS (choisissez pour changer):\n1. Panne dans ma zone: oui")
 
 
 def test_the_issue_hops_on_the_business_main_menu_never_end_the_session(phone):
@@ -167,7 +167,7 @@ def test_the_last_payments_option_keeps_its_number_when_nothing_is_due(phone, ba
 
 def test_alert_toggles_keep_their_numbers(phone):
     p = phone("+221770000001")
-    assert p.dial("8", "2").startswith("CON Alertes (choisissez pour changer):\n1. Panne dans ma zone: non\n")
+    assert p.dial("8", "2").startswith("CON Alertes par SMS (choisissez pour changer):\n1. Panne dans ma zone: non\n")
     on = p.answer("2")
     assert "\n1. Panne dans ma zone: non\n2. Facture émise: oui\n3. Paiement confirmé: non\n" in on
 

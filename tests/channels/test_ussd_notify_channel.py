@@ -150,7 +150,7 @@ def test_a_prepaid_customer_switches_low_credit_alerts_and_one_turned_off_in_tim
     p = phone(PREPAID)
     p.dial()
     p.answer("8")
-    assert p.answer("2") == ("CON Alertes (choisissez pour changer):\n1. Panne dans ma zone: non\n"
+    assert p.answer("2") == ("CON Alertes par SMS (choisissez pour changer):\n1. Panne dans ma zone: non\n"
                              f"2. Crédit faible: non\n3. Paiement confirmé: non\n{NAV_FR}")
     assert "2. Crédit faible: oui" in p.answer("2")
     with backoffice_app.extensions["backoffice"].sessions() as session, session.begin():
@@ -177,7 +177,7 @@ def test_low_credit_alerts_in_english_and_bills_for_a_postpaid_account(phone, co
     p.answer("2")                                   # English
     p.answer("1")                                   # main menu
     p.answer("8")
-    assert p.answer("2") == ("CON Alerts (choose to switch):\n1. Outage in my area: off\n2. Low credit: off\n"
+    assert p.answer("2") == ("CON Alerts by SMS (choose to switch):\n1. Outage in my area: off\n2. Low credit: off\n"
                              f"3. Payment received: off\n{NAV_EN}")
     assert "2. Low credit: on" in p.answer("2")
     postpaid = phone(AWA)

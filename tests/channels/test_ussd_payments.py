@@ -730,3 +730,48 @@ def test_a_prepaid_purchase_being_confirmed_is_said_on_the_balance_until_the_ope
     assert settled(deps, waiting).status == "succeeded"
     after = phone("+221770000003").dial("1")
     assert "being confirmed" not in after and "\nLast purchase " in after and "\nToken: " in after, after
+
+
+def test_the_pay_menu_of_a_prepaid_meter_says_a_purchase_is_being_confirmed(phone, served, provider, deps):
+    # Before buying again, the customer sees the purchase on its way, in French and in English.
+    waiting = buy_2000_of_credit(phone, deps)
+    fr = phone("+221770000003").dial("3")
+    assert fr == ("CON Compteur prépayé MTR-3000001\nAchat de 2 000 FCFA en cours de confirmation, le code arrivera "
+                  f"par message\n1. Acheter du crédit\n2. Derniers paiements\n{NAV}")
+    english = phone("+221770000003")
+    english.dial("8")
+    english.answer("1")
+    english.answer("2")                                 # English
+    en = phone("+221770000003").dial("3")
+    assert en == ("CON Prepaid meter MTR-3000001\nPurchase of 2,000 FCFA being confirmed, the token will come by "
+                  f"message\n1. Buy credit\n2. Last payments\n{NAV_EN}")
+    assert len(fr) - len("CON ") <= 182 and len(en) - len("CON ") <= 182
+    provider.approve(waiting)
+    assert settled(deps, waiting).status == "succeeded"
+    assert phone("+221770000003").dial("3").startswith("CON Prepaid meter MTR-3000001\n1. Buy credit\n")
+
+
+def test_buying_the_same_amount_again_while_the_first_is_confirmed_asks_first(phone, served, provider, deps):
+    first = buy_2000_of_credit(phone, deps)
+    p = phone("+221770000003")
+    p.dial("3")
+    p.answer("1")
+    assert p.answer("2000") == ("CON Vous avez déjà un achat de 2 000 FCFA en cours de confirmation. "
+                                f"Acheter encore ?\n1. Oui\n2. Non\n{NAV}")
+    assert p.answer("2") == ("END Rien de plus n'est acheté. Le code de l'achat en cours arrivera par message.")
+    assert [x.status for x in deps.ledger.recent("+221770000003")] == ["pending"]
+    # Yes, on purpose: the second purchase goes as usual.
+    again = phone("+221770000003")
+    again.dial("3")
+    again.answer("1")
+    again.answer("2000")
+    assert again.answer("1") == f"CON Payer 2 000 FCFA avec:\n{WALLETS}\n{NAV}"
+    again.answer("2")
+    again.answer("1")
+    second = reference(again.answer(PIN))
+    assert second != first and len(deps.ledger.recent("+221770000003")) == 2
+    # Another amount is not asked about.
+    other = phone("+221770000003")
+    other.dial("3")
+    other.answer("1")
+    assert other.answer("5000") == f"CON Payer 5 000 FCFA avec:\n{WALLETS}\n{NAV}"

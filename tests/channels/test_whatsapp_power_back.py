@@ -5,8 +5,6 @@ the customer made for their messages (SMS, e-mail) still wins over the conversat
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import pytest
 import requests
 from flask import Flask
@@ -16,7 +14,7 @@ from app.settings import Settings
 from tests.support.fake_africastalking import FakeAfricasTalking
 from tests.support.fake_twilio import FakeTwilio
 
-from .whatsapp_phones import TWILIO_PUBLIC_URL, TwilioWhatsAppPhone
+from .whatsapp_phones import TwilioWhatsAppPhone, twilio_sending
 
 SAHEL = "+221770000002"     # English, several accounts; 2000002 is in THIES-NORD, where an outage is known
 NAV_EN = "0. Back 00. Home"
@@ -25,12 +23,7 @@ POWER_BACK_EN = "ElecNet: power is back in zone THIES-NORD. Thank you for your p
 
 @pytest.fixture
 def settings(settings: Settings, provider: FakeAfricasTalking, twilio: FakeTwilio) -> Settings:
-    """WhatsApp in and out through Twilio (one account: its token signs the webhooks and sends), SMS
-    through its fake; quiet hours off (tests run at any hour)."""
-    return replace(settings, twilio_account_sid=twilio.account_sid, twilio_auth_token=twilio.auth_token,
-                   twilio_whatsapp_from="+14155238886", twilio_api_url=twilio.url,
-                   twilio_webhook_url=TWILIO_PUBLIC_URL, at_api_key=provider.api_key,
-                   at_username=provider.username, at_api_url=provider.url, quiet_hours="")
+    return twilio_sending(settings, twilio, provider)
 
 
 @pytest.fixture

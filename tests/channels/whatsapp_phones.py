@@ -26,7 +26,9 @@ from typing import Any
 from flask.testing import FlaskClient
 
 from app.settings import Settings
+from tests.support.fake_africastalking import FakeAfricasTalking
 from tests.support.fake_graph import FakeGraph, readable
+from tests.support.fake_twilio import FakeTwilio
 
 _ids = itertools.count(1)
 
@@ -43,6 +45,16 @@ def whatsapp_settings(settings: Settings, graph: FakeGraph) -> Settings:
     return replace(settings, twilio_auth_token=TWILIO_TOKEN, twilio_webhook_url=TWILIO_PUBLIC_URL,
                    meta_app_secret=META_SECRET, meta_verify_token=META_VERIFY,
                    meta_access_token=graph.access_token, graph_api_url=graph.api_url)
+
+
+def twilio_sending(settings: Settings, twilio: FakeTwilio, provider: FakeAfricasTalking) -> Settings:
+    """``settings`` with WhatsApp in and out through Twilio's fake (one account: its token signs the webhooks
+    and sends), SMS through Africa's Talking's fake (to see what goes by SMS), quiet hours off (tests run at
+    any hour)."""
+    return replace(settings, twilio_account_sid=twilio.account_sid, twilio_auth_token=twilio.auth_token,
+                   twilio_whatsapp_from="+14155238886", twilio_api_url=twilio.url,
+                   twilio_webhook_url=TWILIO_PUBLIC_URL, at_api_key=provider.api_key,
+                   at_username=provider.username, at_api_url=provider.url, quiet_hours="")
 
 
 def twilio_signature(token: str, url: str, params: dict[str, str]) -> str:

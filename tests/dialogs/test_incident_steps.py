@@ -177,13 +177,14 @@ def test_an_alert_when_power_is_back_follows_the_outage_or_else_the_zone(deps, e
         ("power_back", "DKR-3", "sms", True), ("power_back", "O-2", "sms", True)]
 
 
-def test_an_alert_when_power_is_back_is_an_sms_opt_in_in_the_customers_consent_history(deps, engine_db):
+def test_an_alert_when_power_is_back_is_an_opt_in_said_on_ussd_sent_by_sms_in_the_consent_history(deps, engine_db):
     """As the app wires it (``app.factory``): the subscriptions are the consent store, whose history agents read."""
     consent = SqlConsent(make_sessions(engine_db))
-    assert run(replace(deps, subscriptions=consent), "incidents.alert_power_back", {"outage_id": "O-2"}).outcome == "ok"
+    wired = replace(deps, subscriptions=consent, consent=consent)
+    assert run(wired, "incidents.alert_power_back", {"outage_id": "O-2"}).outcome == "ok"
     [change] = consent.history(NUMBER)
-    assert (change.action, change.topic, change.scope, change.channel, change.source) == (
-        "opt_in", "power_back", "O-2", "sms", "self-service")
+    assert (change.action, change.topic, change.scope, change.channel, change.source, change.delivery) == (
+        "opt_in", "power_back", "O-2", "ussd", "menu", "sms")
     assert [(s.topic, s.scope, s.channel, s.active) for s in consent.for_user(NUMBER)] == [
         ("power_back", "O-2", "sms", True)]
 

@@ -264,6 +264,24 @@ def test_the_file_shows_the_sessions_and_the_consent_the_customer_left(
     assert "STOPPED (sent STOP)" in page and "<td>stop</td>" in page
 
 
+def test_the_consent_history_says_where_the_customer_spoke_and_where_the_alerts_go(
+        agent: tuple[FlaskClient, str], agents_app: Flask) -> None:
+    # Awa chose WhatsApp for her messages, then switches the outage alert on from the USSD menu.
+    from tests.support.engine import UssdPhone
+
+    agents_app.extensions["parts"]["deps"].contacts.set_channel(AWA, "whatsapp", via="sms", source="keyword CANAL")
+    phone = UssdPhone(agents_app.test_client(), AWA)
+    phone.dial()
+    phone.answer("8")
+    assert phone.answer("2").startswith("CON Alertes par WhatsApp (choisissez pour changer):")
+    assert "1. Panne dans ma zone: oui" in phone.answer("1")
+    client, token = agent
+    page = lookup(client, token, AWA).get_data(as_text=True)
+    assert "<th>said on</th><th>source</th><th>alerts go by</th>" in page
+    assert "<td>opt_in</td><td>outage_zone</td><td>DKR-MEDINA</td><td>ussd</td><td>menu</td><td>whatsapp</td>" in page
+    assert "<td>channel</td><td>whatsapp</td><td>-</td><td>sms</td><td>keyword CANAL</td><td>-</td>" in page
+
+
 def test_a_supervisor_reads_what_agents_did_and_an_agent_may_not(
         agent: tuple[FlaskClient, str], supervisor: tuple[FlaskClient, str], agents_settings: Settings) -> None:
     client, token = agent

@@ -295,16 +295,19 @@ class Engine:
         deadline = time.monotonic() + self.limits.lock_wait_seconds   # real seconds, whatever the engine's timer
         delay = _BUSY_FIRST_PAUSE_SECONDS
         while True:
-            locked = False
-            with self._turnstile.inside():
-                try:
-                    with self.store.locked(turn.session_key, 0.0, caller,
-                                           self._key_ends.get(turn.channel, False)) as held:
-                        locked = True
-                        return self._handle_locked(turn, held)
-                except SessionBusy:
-                    if locked or time.monotonic() >= deadline:
-                        raise
+            # Only taking the lock raises SessionBusy: inside, a redial's take-over of an old session
+            # answers it itself, and a dialog step's exceptions are the flow's error outcome.
+            turnstile = self._turnstile
+            turnstile.enter()   # not a ``with``: a hop goes through here once or twice, every cycle counts
+            try:
+                with self.store.locked(turn.session_key, 0.0, caller,
+                                       self._key_ends.get(turn.channel, False)) as held:
+                    return self._handle_locked(turn, held)
+            except SessionBusy:
+                if time.monotonic() >= deadline:
+                    raise
+            finally:
+                turnstile.leave()
             pause = min(delay, max(0.0, deadline - time.monotonic()))
             time.sleep(pause)
             self._turnstile.note_wait(pause)
@@ -751,12 +754,15 @@ class Engine:
                               secrets=MappingProxyType(secrets), now=session.hop_now or self.clock(),
                               address=session.user_id, conversation=self._conversation(session))
         started = self.timer()
+        turnstile = self._turnstile
+        paused = turnstile.pause()   # a back-end call: other hops go on meanwhile
         try:
-            with self._turnstile.outside():   # a back-end call: other hops go on meanwhile
-                result = step(context)
+            result = step(context)
         except Exception as exc:  # noqa: BLE001 - a raising step is the flow's error outcome
             _log_failure("dialog step %s failed user=%s", node.step, mask(session.user_id), exc=exc)
             result = StepResult("error")
+        finally:
+            turnstile.resume(paused)
         session.step_seconds += self.timer() - started
         note_proofs(session, result.data, bool(secrets))
         for key, value in result.data.items():

@@ -65,23 +65,24 @@ class Turnstile:
         """Whether this thread is inside."""
         return bool(getattr(self._local, "inside", False))
 
-    @contextmanager
-    def inside(self) -> Iterator[None]:
-        self.enter()
-        try:
-            yield
-        finally:
+    def pause(self) -> bool:
+        """Give the turnstile back if this thread is inside; whether it was (for ``resume``)."""
+        if self.held:
             self.leave()
+            return True
+        return False
+
+    def resume(self, paused: bool) -> None:
+        """Take the turnstile again after ``pause`` gave it back."""
+        if paused:
+            self.enter()
 
     @contextmanager
     def outside(self) -> Iterator[None]:
-        """Give the turnstile back for the block (a back-end call), take it again after; a thread that is
+        """Give the turnstile back for the block (an audit write), take it again after; a thread that is
         not inside (the gateway's end-of-session report) runs the block as it is."""
-        if not self.held:
-            yield
-            return
-        self.leave()
+        paused = self.pause()
         try:
             yield
         finally:
-            self.enter()
+            self.resume(paused)

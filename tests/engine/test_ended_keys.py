@@ -7,6 +7,7 @@ clock (embedded) or with TTLs of a second (Redis), never minutes of sleep.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -123,7 +124,7 @@ def test_after_the_gateways_normal_end_a_hop_long_after_is_refused(place: Place)
     assert (phone.answer("1").text, phone.answer("1").end) == OVER
 
 
-def test_another_number_on_a_spent_session_id_learns_nothing_and_is_a_caller_mismatch(place: Place):
+def test_another_number_on_a_spent_session_id_learns_nothing_and_is_a_caller_mismatch(place: Place, caplog):
     security = Security()
     engine = _engine(place, security=security)
     Handset(engine, msisdn=NUMBER).dial("4")
@@ -133,6 +134,19 @@ def test_another_number_on_a_spent_session_id_learns_nothing_and_is_a_caller_mis
     assert _events(security) == [("caller_mismatch", "ussd", OTHER, "hop on another caller's ended session")] * 2
     assert place.store.load("ussd:s1") is None
     assert Handset(engine, msisdn=NUMBER).answer("1").text == "Session terminée."   # the owner: still refused
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []   # refused, not failed
+
+
+def test_the_refusal_long_after_is_in_the_channels_characters(place: Place, tmp_path: Path):
+    menus = tmp_path / "menus.yaml"
+    menus.write_text(DEMO.read_text(encoding="utf-8").replace('"Session terminée."', '"Session terminée – recomposez."'),
+                     encoding="utf-8")
+    engine = Engine(FlowSet(load_menus(menus)), place.store, CountingSteps(), limits=place.limits, hop_key=b"k")
+    engine.declare(USSD, key_ends_with_session=True)
+    phone = Handset(engine, msisdn=NUMBER)
+    phone.dial("4")
+    place.later()
+    assert phone.answer("1").text == "Session terminée - recomposez."   # GSM-7 has no en dash
 
 
 def test_the_marker_is_kept_a_day_and_then_forgotten_on_the_embedded_store():
@@ -197,6 +211,22 @@ def test_a_session_continued_on_redial_is_closed_on_its_old_id_so_the_order_is_p
     assert (first.answer("1").text, first.hop("3*1").end) == OVER
     assert steps.placed == 1
     assert _events(security) == [("session_reused", "ussd", NUMBER, "hop on an ended session")] * 2
+
+
+def test_a_session_continued_on_redial_stays_refused_on_its_old_id_once_its_copy_is_gone(place: Place):
+    steps, security = ResumeSteps(), Security()
+    engine = Engine(FlowSet(load_menus(RESUME_FLOW)), place.store, steps, security=security, hop_key=b"k",
+                    limits=place.limits)
+    engine.declare(USSD, key_ends_with_session=True)
+    first = Handset(engine, session="first", msisdn=NUMBER)
+    first.dial()
+    first.answer("3")                                   # ... and the call drops
+    again = Handset(engine, session="again", msisdn=NUMBER)
+    assert again.dial().text == "Reprendre ?\n1. Oui\n2. Non"
+    assert again.answer("1").text.startswith("Commander 1 ?")
+    place.later("ussd:first")                            # the old session's closed copy is gone too
+    assert (first.answer("1").text, first.hop("3*1").end) == OVER
+    assert steps.placed == 0
 
 
 def test_a_dropped_session_the_gateway_closed_meanwhile_is_not_continued(store: SessionStore):

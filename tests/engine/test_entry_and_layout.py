@@ -13,7 +13,7 @@ from pathlib import Path
 from app.ops import Metrics
 from engine import ChannelCapabilities, Engine, EngineLimits, FlowSet, MemorySessionStore, SessionStore, Turn
 from engine.security_audit import SecurityEvent
-from engine.store import Caller, LockedSession, StoreUnavailable
+from engine.store import LockedSession, StoreUnavailable
 from menus import load_menus
 
 from ..support.clock import SettableClock
@@ -38,7 +38,7 @@ class DownStore(MemorySessionStore):
     """A session store that cannot be reached."""
 
     @contextmanager
-    def locked(self, key: str, wait_seconds: float = 3.0, caller: Caller | None = None) -> Iterator[LockedSession]:
+    def locked(self, key: str, *args: object, **kwargs: object) -> Iterator[LockedSession]:
         raise StoreUnavailable("connection refused")
         yield  # pragma: no cover
 
@@ -126,15 +126,18 @@ def test_a_busy_session_is_told_in_the_channels_characters_and_spends_nothing_in
     with store.lock("ussd:s1"):           # another hop of the same session, still running
         reply = Handset(engine).dial()
     assert reply.end and reply.text == "Occupé - rappelez."
+    assert reply.transient          # an adapter whose provider retries asks it to (SMS, Meta: 503)
     assert metrics.registry.get_sample_value("engine_step_seconds_sum", {"channel": "ussd"}) == 0.0
+    assert not Handset(engine).dial().transient   # once free, a normal answer
 
 
 def test_with_the_store_down_the_customer_is_told_in_their_language_and_channels_characters(tmp_path):
     metrics = Metrics()
     engine = Engine(FlowSet(load_menus(dashed(tmp_path))), DownStore(), CountingSteps(), observer=metrics)
-    assert Handset(engine).dial().text == "Indisponible - rappelez."
+    french = Handset(engine).dial()
+    assert (french.text, french.end, french.transient) == ("Indisponible - rappelez.", True, True)
     english = engine.handle(Turn("ussd", NUMBER, "ussd:s2", None, "", language_hint="en"))
-    assert english.end and english.text == "Service unavailable."
+    assert (english.text, english.end, english.transient) == ("Service unavailable.", True, True)
     assert metrics.registry.get_sample_value("engine_step_seconds_sum", {"channel": "ussd"}) == 0.0
 
 

@@ -5,6 +5,7 @@ guest into a customer."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -33,8 +34,17 @@ def test_a_hop_nobody_vouched_for_runs_no_step_of_a_flow_not_open_to_guests(stor
     reply = engine.handle(guest("hello", "h1"))
     assert reply.end and "indisponible" in reply.text
     assert steps.calls == {}
-    assert [(e.kind, e.channel, e.subject) for e in security.events] == [
-        ("guest_refused", "rasa", "conv-guest-1")]
+    assert [(e.kind, e.channel, e.subject, e.detail) for e in security.events] == [
+        ("guest_refused", "rasa", "conv-guest-1", "flow main is not open to guests")]
+
+
+def test_a_guest_refused_is_told_in_their_language_and_nothing_fails(store: SessionStore, steps: CountingSteps,
+                                                                    security, caplog):
+    engine = Engine(FlowSet(load_menus(DEMO)), store, steps, security=security)
+    reply = engine.handle(Turn("rasa", "conv-guest-2", "rasa:conv-guest-2", "hello", "h1", guest=True,
+                               language_hint="en"))
+    assert (reply.text, reply.end) == ("Service unavailable.", True)
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []   # refused, not failed
 
 
 def test_a_flow_open_to_guests_serves_them(store: SessionStore, steps: CountingSteps, security, tmp_path: Path):

@@ -65,6 +65,7 @@ _NAVIGATION = NAVIGATION_KEYS
 # The gateway's end-of-session event waits this long at most for a hop still holding the lock.
 _FINISH_LOCK_WAIT_SECONDS = 2.0
 _LAID_OUT_LIMIT = 2048   # screens kept laid out (each a few hundred bytes)
+_CALLER_TAGS_KEPT = 10_000   # callers' marker tags kept (about 150 bytes each)
 # A hop whose session another hop holds tries again after these pauses, doubling (as a store would).
 _BUSY_FIRST_PAUSE_SECONDS = 0.002
 _BUSY_LAST_PAUSE_SECONDS = 0.05
@@ -224,6 +225,7 @@ class Engine:
         self.observer = observer
         self.security = security or LoggingSecurityAudit()
         self._hop_digest = HopDigest(hop_key)
+        self._caller_tags: dict[str, str] = {}
         self._turnstile = Turnstile(serial, timer)
         self._formatters: dict[str, TextFormatter] = {}
         self._channels: dict[str, ChannelCapabilities] = dict(channels or {})
@@ -348,8 +350,15 @@ class Engine:
         self._security_event(SecurityEvent("caller_mismatch", channel, subject=user_id, detail=detail))
 
     def _caller_tag(self, user_id: str) -> str:
-        """A short keyed tag of the caller for a spent key's marker: which caller it was, and no number."""
-        return self._hop_digest.digest(user_id, "\x00spent")[:8]
+        """A short keyed tag of the caller for a spent key's marker: which caller it was, and no number.
+        Every dial writes one: the tags of recent callers are kept (an HMAC per dial saved)."""
+        tag = self._caller_tags.get(user_id)
+        if tag is None:
+            tag = self._hop_digest.digest(user_id, "\x00spent")[:8]
+            if len(self._caller_tags) >= _CALLER_TAGS_KEPT:
+                self._caller_tags.clear()
+            self._caller_tags[user_id] = tag
+        return tag
 
     def _marker(self, session: Session) -> EndedMarker | None:
         """A marker that the session's key is spent, on a channel whose key ends with its session: written

@@ -90,9 +90,11 @@ def schedule(kind: str, months: int, balance: Decimal, today: date) -> list[tupl
     return [(add_months(today, i + 1), amount) for i, amount in enumerate(split(balance, months))]
 
 
-def idempotency_key(session_key: str, node: str = PROTECTED_NODE) -> str:
-    """Stable for one session and node: a replay sends the same key, the back end answers the same."""
-    return "ussd-arr-" + hashlib.sha256(f"{session_key}:{node}".encode()).hexdigest()[:40]
+def idempotency_key(conversation: str, node: str = PROTECTED_NODE) -> str:
+    """Stable for one conversation (``StepContext.conversation_id``) and node: a replay sends the same key, the
+    back end answers the same; a plan asked for in a later conversation (by SMS or WhatsApp: the same
+    sender's session key) is a new request."""
+    return "ussd-arr-" + hashlib.sha256(f"{conversation}:{node}".encode()).hexdigest()[:40]
 
 
 def _active(arrangements: list[Arrangement]) -> Arrangement | None:
@@ -167,7 +169,7 @@ def create(ctx: StepContext, deps: Deps) -> StepResult:
     kind = str(ctx.data.get("arr_kind", ""))
     months = int(ctx.data.get("arr_months", 0) or 0)
     try:
-        made = deps.billing.create_arrangement(number, kind, months, idempotency_key(ctx.session_key))
+        made = deps.billing.create_arrangement(number, kind, months, idempotency_key(ctx.conversation_id))
     except Conflict:
         # Another arrangement became active meanwhile, or nothing is due any more.
         active = _active(deps.billing.arrangements(number))

@@ -252,7 +252,7 @@ def test_the_balance_shows_the_payment_due_today_until_midnight_then_the_next(ph
                                  "1. Dernières factures\n0. Retour 00. Accueil")
 
 
-def test_the_idempotency_key_depends_on_the_session_only():
+def test_the_idempotency_key_depends_on_the_conversation_only():
     assert idempotency_key("ussd:ATUid_1") == idempotency_key("ussd:ATUid_1")
     assert idempotency_key("ussd:ATUid_1") != idempotency_key("ussd:ATUid_2")
     assert len(idempotency_key("ussd:" + "x" * 128)) <= 200

@@ -16,6 +16,7 @@ class CountingSteps:
         self.calls: dict[str, int] = {}
         self.seen_pins: list[str] = []
         self.seen_now: list[datetime] = []               # what each greeting step was told "now" is
+        self.seen_conversations: list[str] = []          # and which conversation it was in
         self.vip = vip
         self.items = items
         self.slow_seconds = 0.0
@@ -31,6 +32,7 @@ class CountingSteps:
 
     def _greet(self, ctx: StepContext) -> StepResult:
         self.seen_now.append(ctx.now)
+        self.seen_conversations.append(ctx.conversation_id)
         return StepResult("ok", {"name": "Awa", "vip": self.vip, "when": "2026-11-25"})
 
     def _slow(self, ctx: StepContext) -> StepResult:

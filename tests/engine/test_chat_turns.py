@@ -4,13 +4,14 @@ command with its argument, replay of the identical message only, a new message a
 from __future__ import annotations
 
 import itertools
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from engine import Engine, FlowSet, Reply, Turn
+from engine import ChannelCapabilities, Engine, FlowSet, Reply, Turn
 from menus import load_menus
 
-from .conftest import DEMO
+from .conftest import DEMO, Handset
 from .fakes import CountingSteps
 
 _ids = itertools.count(1)
@@ -112,3 +113,20 @@ def test_a_chatbot_intent_starts_at_its_node_and_an_intent_mid_conversation_star
     assert said("3", None, "r2").text.startswith("Choisi: Article 3")
     assert said("bye now", "goodbye", "r3").text == "Au revoir."
     assert said("hey", "no_such_intent", "r4").text == HOME
+
+
+def test_each_chat_conversation_is_its_own_for_the_steps_and_a_ussd_one_is_its_session(store, steps):
+    """A payment's or a plan's idempotency key is per conversation: on a chat channel the session key is the
+    sender's in every conversation, so the steps are told which conversation this is."""
+    now = [datetime(2026, 11, 27, 9, 0, tzinfo=UTC)]
+    engine = Engine(FlowSet(load_menus(DEMO)), store, steps, clock=lambda: now[0])
+    chat = Chat(engine)
+    chat.send("bonjour")                                 # the greeting step runs: conversation one
+    assert chat.send("FIN").end
+    now[0] += timedelta(minutes=5)
+    chat.send("bonjour")                                 # a later conversation of the same sender
+    first, later = steps.seen_conversations
+    assert first.startswith("chat:+221770000001@") and later.startswith("chat:+221770000001@") and first != later
+    engine.declare(ChannelCapabilities("ussd", 182), key_ends_with_session=True)
+    Handset(engine).dial()
+    assert steps.seen_conversations[-1] == "ussd:s1"    # USSD: the gateway's session is the conversation

@@ -139,14 +139,15 @@ def test_another_number_on_a_spent_session_id_learns_nothing_and_is_a_caller_mis
 
 def test_the_refusal_long_after_is_in_the_channels_characters(place: Place, tmp_path: Path):
     menus = tmp_path / "menus.yaml"
-    menus.write_text(DEMO.read_text(encoding="utf-8").replace('"Session terminée."', '"Session terminée – recomposez."'),
-                     encoding="utf-8")
+    menus.write_text(DEMO.read_text(encoding="utf-8").replace('"Session terminée."', '"Session terminée – recomposez."')
+                     .replace('"Service indisponible."', '"Indisponible – rappelez."'), encoding="utf-8")
     engine = Engine(FlowSet(load_menus(menus)), place.store, CountingSteps(), limits=place.limits, hop_key=b"k")
     engine.declare(USSD, key_ends_with_session=True)
     phone = Handset(engine, msisdn=NUMBER)
     phone.dial("4")
     place.later()
     assert phone.answer("1").text == "Session terminée - recomposez."   # GSM-7 has no en dash
+    assert Handset(engine, msisdn=OTHER).answer("1").text == "Indisponible - rappelez."   # nor for another number
 
 
 def test_the_marker_is_kept_a_day_and_then_forgotten_on_the_embedded_store():

@@ -296,10 +296,10 @@ class Engine:
         gateway retrying a slow hop), it waits outside the turnstile, up to ``lock_wait_seconds``."""
         deadline = time.monotonic() + self.limits.lock_wait_seconds   # real seconds, whatever the engine's timer
         delay = _BUSY_FIRST_PAUSE_SECONDS
+        turnstile = self._turnstile
         while True:
             # Only taking the lock raises SessionBusy: inside, a redial's take-over of an old session
             # answers it itself, and a dialog step's exceptions are the flow's error outcome.
-            turnstile = self._turnstile
             turnstile.enter()   # not a ``with``: a hop goes through here once or twice, every cycle counts
             try:
                 with self.store.locked(turn.session_key, 0.0, caller,
@@ -312,7 +312,7 @@ class Engine:
                 turnstile.leave()
             pause = min(delay, max(0.0, deadline - time.monotonic()))
             time.sleep(pause)
-            self._turnstile.note_wait(pause)
+            turnstile.note_wait(pause)
             delay = min(delay * 2, _BUSY_LAST_PAUSE_SECONDS)
 
     def finish(self, *, channel: str, session_key: str, user_id: str, status: str,

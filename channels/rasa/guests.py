@@ -22,13 +22,14 @@ twice the idle time's worth of budget (admitted in the last idle time, each last
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Final, Protocol
 
 from engine import SecurityAudit, SecurityEvent, Turn
 from menus.schema import MenuSet
+
+from .sign_in import conversation_of
 
 __all__ = ["GUEST_ENTRY", "GuestBudget", "guest_turn"]
 
@@ -63,7 +64,7 @@ class GuestBudget:
 
     def admit(self, sender_id: str) -> bool:
         """Whether the guest conversation ``sender_id`` may run a hop now (counted when it is new)."""
-        conversation = "guest:conversation:" + hashlib.sha256(f"rasa|{sender_id}".encode()).hexdigest()[:32]
+        conversation = "guest:conversation:" + conversation_of(sender_id)
         if not self.throttle.hit(conversation, 1, self.admitted_seconds):
             return True   # admitted before, within its admission
         if self.throttle.hit("guest:new", self.per_minute, _MINUTE):

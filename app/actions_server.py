@@ -9,7 +9,9 @@ by default: the Rasa server reaches it by network placement). Around rasa-sdk's 
   ``Authorization: Bearer``; ``/health`` stays open;
 - a check of the call's shape before the SDK reads it, answered in the SDK's format, so a hostile
   body never reaches the SDK's catch-all (which answers 500 and echoes the body back, a PIN with it);
-- a bound on the body, compressed (``Content-Encoding: deflate``) or not.
+- a bound on the body, compressed (``Content-Encoding: deflate``) or not;
+- the guests' budget: new conversations nobody signed in, a minute, counted by the product's throttle
+  (Redis under ``REDIS_URL``, shared by every process) and in ``chat_guest_conversations_total``.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from sanic.response import HTTPResponse
 from channels.rasa import (
     ChatLinks,
     ChatSignIn,
+    GuestBudget,
     IdentityVerifier,
     MemoryChatLinks,
     RasaChannel,
@@ -47,6 +50,7 @@ from web_fallback.customer.codes import MemorySignInStore, SignInStore
 from web_fallback.customer.sign_in import SignIn, SignInRules
 
 from .logging_setup import configure_logging
+from .ops import Metrics
 from .settings import Settings
 from .storage.chat_links import RedisChatLinks
 from .storage.sign_in_codes import RedisSignInStore
@@ -180,8 +184,13 @@ def build_action_app(settings: Settings, store: SessionStore | None = None) -> S
                           idle_seconds=settings.rasa_session_idle_seconds,
                           languages=engine.flows.menus.languages)
     sign_in = build_chat_sign_in(settings, parts["deps"]) if settings.rasa_chat_sign_in else None
-    app = create_action_app(build_executor(engine, channel, sign_in), settings.rasa_action_token)
+    metrics = Metrics()
+    guests = GuestBudget(parts["deps"].throttle, parts["security"], per_minute=settings.rasa_guests_per_minute,
+                         admitted_seconds=settings.rasa_session_idle_seconds,
+                         counted=lambda outcome: metrics.chat_guests.labels(outcome).inc())
+    app = create_action_app(build_executor(engine, channel, sign_in, guests), settings.rasa_action_token)
     app.ctx.parts = parts     # the store, database and back-end clients (readiness checks, tests)
+    app.ctx.metrics = metrics
     return app
 
 

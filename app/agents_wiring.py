@@ -127,7 +127,7 @@ def _lint_report(settings: Settings, adapters: Sequence[ChannelAdapter]) -> Call
 
     def report() -> list[dict[str, str]]:
         if not kept:
-            from dialogs.registry import known_steps
+            from dialogs.registry import guest_steps, known_steps
             from engine.preview import screen_problems
             from menus import load_menus
             from menus.lint import lint
@@ -135,7 +135,7 @@ def _lint_report(settings: Settings, adapters: Sequence[ChannelAdapter]) -> Call
 
             try:
                 problems = lint(load_menus(settings.menus_path), steps=known_steps(), screen_check=screen_problems,
-                                channels=[a.capabilities for a in adapters])
+                                channels=[a.capabilities for a in adapters], guest_steps=guest_steps())
             except MenuError as exc:
                 problems = exc.problems
             kept.append([{"severity": p.severity, "where": f"{p.file}:{p.line}", "message": p.message,

@@ -44,6 +44,11 @@ class Metrics:
                                       ["channel"], registry=self.registry, buckets=buckets)
         self.rejected = Counter("channel_rejected_requests_total", "Malformed requests refused", ["channel"],
                                 registry=self.registry)
+        # The chatbot's action server counts here (its own process: under `make run` its values reach /metrics
+        # through PROMETHEUS_MULTIPROC_DIR like a worker's).
+        self.chat_guests = Counter("chat_guest_conversations_total", "New chatbot conversations nobody signed "
+                                   "in, admitted or refused over the guests' budget a minute", ["outcome"],
+                                   registry=self.registry)
         # Each channel's series, looked up once (``labels`` costs a lock and a dict look-up per call).
         self._series: dict[tuple[str, bool], tuple[Any, Any, Any, Any, Any]] = {}
 

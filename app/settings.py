@@ -148,6 +148,9 @@ class Settings:
     rasa_actions_port: int | None = 5055        # None: RASA_ACTIONS_PORT=off, no action server
     rasa_session_idle_seconds: int = 900
     rasa_chat_sign_in: bool = True
+    # New chatbot conversations nobody signed in (guests: the bill simulator) a minute, across every action
+    # server process (channels/rasa/guests.py); 0 admits none.
+    rasa_guests_per_minute: int = 60
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -224,6 +227,7 @@ class Settings:
             rasa_actions_port=_port_or_off("RASA_ACTIONS_PORT", 5055),
             rasa_session_idle_seconds=int(_env("RASA_SESSION_IDLE_SECONDS", str(cls.rasa_session_idle_seconds))),
             rasa_chat_sign_in=_env("RASA_CHAT_SIGN_IN", "1") not in ("0", "off", "false", "no"),
+            rasa_guests_per_minute=int(_env("RASA_GUESTS_PER_MINUTE", str(cls.rasa_guests_per_minute))),
         )
 
 

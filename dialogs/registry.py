@@ -1,7 +1,10 @@
 """The registry of dialog steps: names the menus call, bound to the back ends at start-up.
 
 A step is a function ``(ctx, deps) -> StepResult`` marked with ``@step(name, outcomes)``; the
-decorator only marks it. A ``DialogRegistry`` is an instance built from the modules it is given
+decorator only marks it. A step that needs no customer (``ctx.customer`` may be ``None``: it reads and
+changes no one's data, as the bill simulator) says so with ``guests=True``; only such steps may be
+called in a flow open to guests (``guests: true`` in the menus), which ``python -m menus lint`` checks
+with ``guest_steps()``. A ``DialogRegistry`` is an instance built from the modules it is given
 (``DIALOG_MODULES`` for the product, as the app factory does) or from a handful of step
 functions (a test), so nothing registers by being imported and a forgotten module fails loudly
 (the linter reports the steps the menus name that no module gives). The registry maps the typed
@@ -46,7 +49,7 @@ from .stores import (
 )
 
 __all__ = ["BACKEND_DOWN", "DIALOG_MODULES", "NOT_FOUND", "Deps", "DialogRegistry", "DialogSettings",
-           "collect_steps", "known_steps", "step"]
+           "collect_steps", "guest_steps", "known_steps", "step"]
 
 log = logging.getLogger("dialogs")
 
@@ -106,6 +109,7 @@ class _StepDef:
     name: str
     function: StepFunction
     outcomes: frozenset[str]
+    guests: bool = False
 
 
 # The product's dialog modules, in the order the registry collects them.
@@ -115,12 +119,14 @@ DIALOG_MODULES = ("dialogs.account", "dialogs.arrangements", "dialogs.billing", 
 _MARK = "__dialog_step__"
 
 
-def step(name: str, outcomes: set[str]) -> Callable[[StepFunction], StepFunction]:
+def step(name: str, outcomes: set[str], *, guests: bool = False) -> Callable[[StepFunction], StepFunction]:
     """Mark a function as the dialog step ``name``; ``outcomes`` are those it returns besides the
-    common ones. Collecting it is the registry builder's job (``collect_steps``)."""
+    common ones. ``guests``: the step works without a customer (a guest's hop: ``ctx.customer`` is
+    ``None``) and reads or changes no customer's data. Collecting it is the registry builder's job
+    (``collect_steps``)."""
 
     def mark(function: StepFunction) -> StepFunction:
-        setattr(function, _MARK, _StepDef(name, function, frozenset(outcomes | {BACKEND_DOWN, NOT_FOUND})))
+        setattr(function, _MARK, _StepDef(name, function, frozenset(outcomes | {BACKEND_DOWN, NOT_FOUND}), guests))
         return function
 
     return mark
@@ -176,7 +182,17 @@ class DialogRegistry:
     def outcomes(self, name: str) -> frozenset[str]:
         return self._steps[name].outcomes
 
+    def for_guests(self, name: str) -> bool:
+        """Whether the step ``name`` works without a customer (``@step(..., guests=True)``)."""
+        return self._steps[name].guests
+
 
 def known_steps(sources: Iterable[str | ModuleType | StepFunction] = DIALOG_MODULES) -> dict[str, frozenset[str]]:
     """Every step of ``sources`` and its outcomes, without back ends (for the menu linter)."""
     return {name: d.outcomes for name, d in collect_steps(sources).items()}
+
+
+def guest_steps(sources: Iterable[str | ModuleType | StepFunction] = DIALOG_MODULES) -> frozenset[str]:
+    """The steps of ``sources`` that work without a customer (for the menu linter: a flow open to guests
+    calls only these)."""
+    return frozenset(name for name, d in collect_steps(sources).items() if d.guests)

@@ -1,5 +1,6 @@
 """Bill simulator: a monthly kWh figure, or appliances and their hours of use a day, priced with
-the tariff of ``deps.settings.tariffs_path`` (``dialogs.tariffs``).
+the tariff of ``deps.settings.tariffs_path`` (``dialogs.tariffs``). Its steps read only the tariff and
+what was typed: they need no customer (``guests=True``), so a chat user who has not signed in may run them.
 
 Context keys: ``sim_catalog`` (appliances offered), ``sim_appliances`` (those added so far:
 ``{appliance, watts, hours, kwh}``), and the result ``sim_kwh``, ``sim_total`` and the
@@ -54,7 +55,7 @@ def _decimal(value: Any) -> Decimal | None:
     return found if found.is_finite() and found >= 0 else None
 
 
-@step("simulator.from_kwh", outcomes={"ok", "invalid"})
+@step("simulator.from_kwh", outcomes={"ok", "invalid"}, guests=True)
 def from_kwh(ctx: StepContext, deps: Deps) -> StepResult:
     kwh = _decimal(ctx.data.get("sim_kwh_input"))
     if kwh is None:
@@ -62,7 +63,7 @@ def from_kwh(ctx: StepContext, deps: Deps) -> StepResult:
     return StepResult("ok", result_fields(kwh, _tariff(deps)))
 
 
-@step("simulator.start", outcomes={"ok"})
+@step("simulator.start", outcomes={"ok"}, guests=True)
 def start(ctx: StepContext, deps: Deps) -> StepResult:
     """Offer the appliances of the tariff file and start an empty list."""
     catalog = [{"appliance": a.code, "watts": a.watts} for a in _tariff(deps).appliances]
@@ -70,7 +71,7 @@ def start(ctx: StepContext, deps: Deps) -> StepResult:
                              "sim_total_kwh": "0", "sim_appliance": None, "sim_hours": None})
 
 
-@step("simulator.add_appliance", outcomes={"ok", "invalid"})
+@step("simulator.add_appliance", outcomes={"ok", "invalid"}, guests=True)
 def add_appliance(ctx: StepContext, deps: Deps) -> StepResult:
     """Add the chosen appliance with its hours a day to the list (wattage from the tariff file)."""
     tariff = _tariff(deps)
@@ -90,7 +91,7 @@ def add_appliance(ctx: StepContext, deps: Deps) -> StepResult:
                              "sim_full": len(listed) >= MAX_APPLIANCES})
 
 
-@step("simulator.from_appliances", outcomes={"ok", "empty"})
+@step("simulator.from_appliances", outcomes={"ok", "empty"}, guests=True)
 def from_appliances(ctx: StepContext, deps: Deps) -> StepResult:
     listed = ctx.data.get("sim_appliances") or []
     if not listed:

@@ -21,7 +21,7 @@ __all__ = ["RENAMED_KINDS", "SECURITY_EVENT_KINDS", "LoggingSecurityAudit", "Sec
 SECURITY_EVENT_KINDS: Final = frozenset({
     "pin_set", "pin_changed", "pin_failed", "pin_locked", "pin_unlocked", "pin_reset",
     "account_linked", "link_refused", "link_undone",
-    "caller_mismatch", "session_reused", "gateway_refused", "guest_refused",
+    "caller_mismatch", "session_reused", "gateway_refused", "guest_refused", "guest_throttled",
     "callback_forged", "callback_mismatch", "callback_stale",
     # Signing in with a code by SMS, on any channel that offers it (``web``, ``rasa``): the channel says which.
     "code_sent", "sign_in", "sign_in_refused", "sign_in_throttled", "sign_out", "csrf_refused",

@@ -1,8 +1,8 @@
 """``python -m menus lint config/menus.yaml``: print every problem of a menu file; exit 1 on errors.
 
-This entry point is a composition root: it hands the linter the dialog steps, the engine's
-screen measure and what each channel adapter can show, which the ``menus`` package itself does
-not import.
+This entry point is a composition root: it hands the linter the dialog steps (and which of them work
+without a customer), the engine's screen measure and what each channel adapter can show, which the
+``menus`` package itself does not import.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ def check(path: str) -> list[Problem]:
     # What each adapter shows, from the light module the adapters take it from: importing the
     # adapters themselves would load Flask, Redis and the engine's state machine for nothing.
     from channels.capabilities import ALL
-    from dialogs.registry import known_steps
+    from dialogs.registry import guest_steps, known_steps
     from engine.preview import screen_problems
 
     try:
@@ -29,7 +29,8 @@ def check(path: str) -> list[Problem]:
     except MenuError as exc:
         return exc.problems
     # The product's channels, as their adapters declare them.
-    return lint(loaded, steps=known_steps(), screen_check=screen_problems, channels=list(ALL))
+    return lint(loaded, steps=known_steps(), screen_check=screen_problems, channels=list(ALL),
+                guest_steps=guest_steps())
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,15 +1,15 @@
 """Checks of a loaded menu set beyond its schema: graph, translations, steps, placeholders, screen size.
 
-``lint(loaded, steps=..., screen_check=...)`` returns every problem with its file and line.
-The set of dialog steps and the screen measure are passed in, so this package depends on
-neither the dialogs nor the engine.
+``lint(loaded, steps=..., guest_steps=..., screen_check=...)`` returns every problem with its file and
+line. The set of dialog steps (and which of them work without a customer) and the screen measure are
+passed in, so this package depends on neither the dialogs nor the engine.
 """
 
 from __future__ import annotations
 
 import string
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 from .conditions import ConditionError, parse_condition
@@ -63,15 +63,19 @@ def _lint_placeholders(flow_name: str, node_id: str, node: Any, what: str, text:
 
 
 def lint(loaded: LoadedMenus, steps: Mapping[str, frozenset[str]] | None = None,
-         screen_check: ScreenCheck | None = None, channels: Sequence[Any] | None = None) -> list[Problem]:
+         screen_check: ScreenCheck | None = None, channels: Sequence[Any] | None = None,
+         guest_steps: Collection[str] | None = None) -> list[Problem]:
     """Every problem of the menus. ``channels``: what each channel can show (the adapters'
-    capabilities), handed to ``screen_check``; by default the channels the file declares."""
+    capabilities), handed to ``screen_check``; by default the channels the file declares.
+    ``guest_steps``: the steps (of ``steps``) that work without a customer; with it, a flow open to
+    guests (``guests: true``) that calls any other step is an error at that node."""
     with gc_paused():  # tens of thousands of screens measured: see gc_paused
-        return _lint(loaded, steps, screen_check, channels)
+        return _lint(loaded, steps, screen_check, channels, guest_steps)
 
 
 def _lint(loaded: LoadedMenus, steps: Mapping[str, frozenset[str]] | None,
-          screen_check: ScreenCheck | None, channels: Sequence[Any] | None) -> list[Problem]:
+          screen_check: ScreenCheck | None, channels: Sequence[Any] | None,
+          guest_steps: Collection[str] | None = None) -> list[Problem]:
     menus = loaded.menus
     problems: list[Problem] = []
 
@@ -97,6 +101,8 @@ def _lint(loaded: LoadedMenus, steps: Mapping[str, frozenset[str]] | None,
     measured = list(channels) if channels is not None else list(menus.channels)
     for flow_name, flow in menus.flows.items():
         _lint_flow(loaded, flow_name, flow, steps, screen_check, add, measured)
+        if flow.guests and steps is not None and guest_steps is not None:
+            _lint_guest_flow(flow_name, flow, steps, guest_steps, add)
     return problems
 
 
@@ -234,6 +240,18 @@ def _lint_flow(loaded: LoadedMenus, flow_name: str, flow: FlowSpec, steps: Mappi
                 for lang in menus.languages:
                     for message in screen_check(loaded, flow_name, node_id, lang, channel):
                         add(flow_name, node_id, message, "shorten the text or the labels")
+
+
+def _lint_guest_flow(flow_name: str, flow: FlowSpec, steps: Mapping[str, frozenset[str]],
+                     guest_steps: Collection[str], add: Callable[..., None]) -> None:
+    """A flow open to guests (nobody vouched for them) calls only steps that work without a customer: any
+    other would act for a customer the hop does not have (the engine runs the flow for any guest)."""
+    for node_id, node in flow.nodes.items():
+        if isinstance(node, ActionNode) and node.step in steps and node.step not in guest_steps:
+            add(flow_name, node_id, f"step '{node.step}' needs a customer, and flow '{flow_name}' is open to "
+                                    "guests (guests: true)",
+                "a guest has no account: call only steps marked @step(..., guests=True), or move this journey "
+                "to a flow for customers")
 
 
 def _lint_reachability(flow_name: str, flow: FlowSpec, shortcuts: Mapping[str, str],

@@ -362,7 +362,8 @@ class FlowSpec(_Frozen):
     """One conversation graph. ``start`` is entered on a new session, ``home`` on ``00``.
 
     ``guests: true`` opens it to a conversation nobody vouched for (a chatbot user not signed in): its
-    steps must read and change no customer's data. Such a conversation runs in no other flow."""
+    steps must read and change no customer's data (``python -m menus lint`` reports any step not marked
+    ``@step(..., guests=True)``). Such a conversation runs in no other flow."""
 
     version: str = "1"
     start: str

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 
 import redis
 
@@ -29,14 +30,26 @@ class RedisThrottle:
         self._redis.delete(self._prefix + key)
 
 
+# Counters kept before the ended windows are swept out (then twice as many as are left, at least this).
+_SWEEP_FIRST = 1024
+
+
 class MemoryThrottle:
-    def __init__(self) -> None:
+    """Windows in this process; ended ones are swept out as keys accumulate (a key per chat guest
+    conversation would otherwise grow without end)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._counts: dict[str, tuple[float, int]] = {}
         self._guard = threading.Lock()
+        self._clock = clock
+        self._sweep_at = _SWEEP_FIRST
 
     def hit(self, key: str, limit: int, window_seconds: int) -> bool:
-        now = time.monotonic()
+        now = self._clock()
         with self._guard:
+            if len(self._counts) >= self._sweep_at:
+                self._counts = {k: v for k, v in self._counts.items() if v[0] > now}
+                self._sweep_at = max(_SWEEP_FIRST, 2 * len(self._counts))
             expires, count = self._counts.get(key, (now + window_seconds, 0))
             if expires <= now:
                 expires, count = now + window_seconds, 0

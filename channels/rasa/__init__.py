@@ -2,9 +2,10 @@
 
 from .actions import ACTION_NAME, ElecnetTurn, build_executor
 from .channel import CAPABILITIES, CHANNEL, CHOICE_ENTITY, RasaChannel, Rendered
+from .guests import GuestBudget
 from .identity import IDENTITY_KEY, IdentityVerifier, sign_identity
 from .sign_in import ChatLinks, ChatSignIn, MemoryChatLinks
 
 __all__ = ["ACTION_NAME", "CAPABILITIES", "CHANNEL", "CHOICE_ENTITY", "IDENTITY_KEY", "ChatLinks", "ChatSignIn",
-           "ElecnetTurn", "IdentityVerifier", "MemoryChatLinks", "RasaChannel", "Rendered", "build_executor",
+           "ElecnetTurn", "GuestBudget", "IdentityVerifier", "MemoryChatLinks", "RasaChannel", "Rendered", "build_executor",
            "sign_identity"]

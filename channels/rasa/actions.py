@@ -10,7 +10,9 @@ A message without a verified number (``identity.py``) signs the conversation in 
 SMS (``sign_in.py``) when it is a number or a code and the conversation's id allows it; anything else
 is a guest's (``guests.py``): it reaches only the menus' guest flow, which needs no account, and an
 account journey's intent is told to sign in first (or, where the chat cannot sign in, how to get a
-verified number). A guest's turn never carries a customer, so no dialog step sees one.
+verified number). A guest's turn never carries a customer, so no dialog step sees one. New guest
+conversations are counted against a budget a minute (``guests.GuestBudget``): past it, a new one is
+told to try again in a minute (or to sign in) and runs nothing.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from engine.masking import mask
 
 from ..adapter import BadRequest
 from .channel import RasaChannel, RasaMessage
-from .guests import guest_turn
+from .guests import GuestBudget, guest_turn
 from .sign_in import SIGN_OUT_WORDS, ChatSignIn
 
 __all__ = ["ACTION_NAME", "ElecnetTurn", "build_executor"]
@@ -91,6 +93,16 @@ TEXTS: Final[Mapping[str, Mapping[str, str]]] = {
         "fr": "Vous êtes déconnecté. Envoyez votre numéro pour vous reconnecter.",
         "en": "You are signed out. Send your number to sign in again.",
     },
+    "guests_busy": {
+        "fr": "Le service sans connexion est très demandé en ce moment. Merci de réessayer dans une minute.",
+        "en": "The service without signing in is very busy right now. Please try again in a minute.",
+    },
+    "guests_busy_sign_in": {
+        "fr": "Le service sans connexion est très demandé en ce moment. Merci de réessayer dans une minute, "
+              "ou envoyez votre numéro de téléphone pour vous connecter.",
+        "en": "The service without signing in is very busy right now. Please try again in a minute, "
+              "or send your phone number to sign in.",
+    },
     "error": {
         "fr": "Service momentanément indisponible. Merci de réessayer plus tard.",
         "en": "Service temporarily unavailable. Please try again later.",
@@ -106,10 +118,12 @@ def _text(key: str, language: str | None, **values: str) -> str:
 class ElecnetTurn(Action):
     """``action_elecnet_turn``: the customer's latest message through one engine hop."""
 
-    def __init__(self, engine: Engine, channel: RasaChannel, sign_in: ChatSignIn | None = None) -> None:
+    def __init__(self, engine: Engine, channel: RasaChannel, sign_in: ChatSignIn | None = None,
+                 guests: GuestBudget | None = None) -> None:
         self.engine = engine
         self.channel = channel
         self.sign_in = sign_in
+        self.guests = guests
 
     def name(self) -> str:
         return ACTION_NAME
@@ -169,6 +183,9 @@ class ElecnetTurn(Action):
             return _text("unverified", language)
         guest = guest_turn(self.engine.flows.menus, turn)
         if guest is not None:
+            if self.guests is not None and not self.guests.admit(turn.address):
+                log.info("rasa guest conversation over the budget sender=%s", mask(turn.address))
+                return _text("guests_busy_sign_in" if can_sign_in else "guests_busy", language)
             return guest, []
         log.info("rasa account journey without a verified number sender=%s", mask(turn.address))
         return _text("ask_number" if can_sign_in else "unverified", language)
@@ -197,10 +214,11 @@ class ElecnetTurn(Action):
         return fresh, [_text("signed_in", language)]
 
 
-def build_executor(engine: Engine, channel: RasaChannel, sign_in: ChatSignIn | None = None) -> ActionExecutor:
+def build_executor(engine: Engine, channel: RasaChannel, sign_in: ChatSignIn | None = None,
+                   guests: GuestBudget | None = None) -> ActionExecutor:
     """An executor holding exactly our actions (registered here, never by importing a package)."""
     engine.declare(channel.capabilities, channel.session_policy.idle_seconds,
                    channel.session_policy.key_ends_with_session)
     executor = ActionExecutor()
-    executor.register_action(ElecnetTurn(engine, channel, sign_in))
+    executor.register_action(ElecnetTurn(engine, channel, sign_in, guests))
     return executor

@@ -8,19 +8,76 @@ to sign in first. Without a ``guest`` code, guests get nothing but that answer, 
 
 The turn is marked ``guest``: the engine opens it a session only in a flow marked ``guests: true`` and
 never lets it onto a customer's session, so an entry point wired to the wrong flow is refused there.
+
+Guests are counted (``GuestBudget``). Each new guest conversation is a session in the store, and who a
+guest is cannot be known: the ``sender_id`` is whatever the Rasa server was sent (anyone can mint one per
+message), the metadata is passed through from the end user, and the action server's peer is the Rasa
+server, the same address for everyone. So the limit is on what is ours to give: new guest conversations
+per minute, shared by every action server process through the throttle's Redis (in this process without
+it). A conversation admitted is not counted again while its admission lasts (the conversation's idle
+time); past the budget a new one is told to come back in a minute (or to sign in), runs no hop and keeps
+nothing; signed-in conversations are never counted. So the guest sessions alive at any moment are at most
+twice the idle time's worth of budget (admitted in the last idle time, each lasting one more).
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
-from typing import Final
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Final, Protocol
 
-from engine import Turn
+from engine import SecurityAudit, SecurityEvent, Turn
 from menus.schema import MenuSet
 
-__all__ = ["GUEST_ENTRY", "guest_turn"]
+from .sign_in import conversation_of
+
+__all__ = ["GUEST_ENTRY", "GuestBudget", "guest_turn"]
 
 GUEST_ENTRY: Final = "guest"
+_MINUTE: Final = 60
+
+
+class Throttle(Protocol):
+    """The product's fixed-window counter (``app.storage.throttle``: Redis, else this process)."""
+
+    def hit(self, key: str, limit: int, window_seconds: int) -> bool:
+        """Count one under ``key``; whether it is still within ``limit`` in the window."""
+
+    def reset(self, key: str) -> None:
+        """Forget the count of ``key``."""
+
+
+@dataclass(frozen=True)
+class GuestBudget:
+    """At most ``per_minute`` new guest conversations a minute; one admitted lasts ``admitted_seconds``.
+
+    ``counted(outcome)`` is told ``admitted`` or ``refused`` for each new conversation (the metric).
+    The first refusal of each minute is a ``guest_throttled`` security event (one row a minute however
+    hard the flood: the audit is no second thing to fill)."""
+
+    throttle: Throttle
+    security: SecurityAudit
+    per_minute: int = 60
+    admitted_seconds: int = 900
+    counted: Callable[[str], None] = lambda outcome: None
+    channel: str = "rasa"
+
+    def admit(self, sender_id: str) -> bool:
+        """Whether the guest conversation ``sender_id`` may run a hop now (counted when it is new)."""
+        conversation = "guest:conversation:" + conversation_of(sender_id)
+        if not self.throttle.hit(conversation, 1, self.admitted_seconds):
+            return True   # admitted before, within its admission
+        if self.throttle.hit("guest:new", self.per_minute, _MINUTE):
+            self.counted("admitted")
+            return True
+        # Not admitted: its next message is new again, and counted again.
+        self.throttle.reset(conversation)
+        self.counted("refused")
+        if self.throttle.hit("guest:refusal-noted", 1, _MINUTE):
+            self.security.record(SecurityEvent(
+                "guest_throttled", self.channel, subject=sender_id,
+                detail=f"more than {self.per_minute} new guest conversations a minute: refused till it ends"))
+        return False
 
 
 def guest_turn(menus: MenuSet, turn: Turn) -> Turn | None:

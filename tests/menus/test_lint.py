@@ -218,3 +218,34 @@ def test_the_product_keywords_are_unambiguous_and_every_screen_fits_each_adapter
     found = [p.message for p in lint(loaded, screen_check=screen_problems, channels=[tiny])]
     assert any("node 'home': tiny/fr: 9 options, the channel offers at most 3 at once" == m for m in found), found
     assert any(m.startswith("node 'kw_help_show': tiny/en: screen is") for m in found)
+
+
+PRODUCT_STEP_FIXTURES = FIXTURES / "with_product_steps"
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in PRODUCT_STEP_FIXTURES.glob("*.yaml")))
+def test_each_fixture_linted_with_the_product_steps_gets_exactly_its_expected_problems(name):
+    """As ``python -m menus lint`` reports them: against the product's dialog steps and every adapter."""
+    path = PRODUCT_STEP_FIXTURES / f"{name}.yaml"
+    found = [str(p).replace(str(PRODUCT_STEP_FIXTURES) + "/", "") for p in check(str(path))]
+    expected = (PRODUCT_STEP_FIXTURES / f"{name}.expected").read_text(encoding="utf-8").splitlines()
+    assert found == expected
+
+
+def test_a_flow_open_to_guests_may_call_only_steps_that_need_no_customer(tmp_path):
+    fixture = (PRODUCT_STEP_FIXTURES / "guest_flow_pays.yaml").read_text(encoding="utf-8")
+    # The same journey in a flow for customers only: nothing to say.
+    for_customers = tmp_path / "customers.yaml"
+    for_customers.write_text(fixture.replace("guests: true", "guests: false"), encoding="utf-8")
+    assert [str(p) for p in check(str(for_customers))] == []
+    # The command a flow designer runs: the offending node with its file and line, exit status 1.
+    result = subprocess.run([sys.executable, "-m", "menus", "lint", str(PRODUCT_STEP_FIXTURES / "guest_flow_pays.yaml")],
+                            capture_output=True, text=True, cwd=ROOT, timeout=60, check=False)
+    assert result.returncode == 1
+    assert result.stdout.startswith(f"{PRODUCT_STEP_FIXTURES / 'guest_flow_pays.yaml'}:41: error: node 'pay': step "
+                                    "'payments.full' needs a customer, and flow 'guest' is open to guests"), result.stdout
+    # The product's guest flow calls only the simulator's steps, which say they need no customer.
+    from dialogs.registry import guest_steps
+
+    assert guest_steps() == {"simulator.start", "simulator.from_kwh", "simulator.add_appliance",
+                             "simulator.from_appliances"}

@@ -630,7 +630,7 @@ class Engine:
             node = flow.spec.nodes[session.node]
             if text in (NEXT_PAGE, PREVIOUS_PAGE) and not self._accepts(node, text):
                 # Paging is never an error: past either end of the pages, the customer stays put.
-                screen = self._current(session, flow)
+                screen = self._shown(session) or self._current(session, flow)
                 pages = len(self._pages(session, self._as_shown(session.channel, screen)))
                 session.page = max(0, min(pages - 1, session.page + (1 if text == NEXT_PAGE else -1)))
                 return screen
@@ -680,6 +680,21 @@ class Engine:
         except InvalidInput:
             return False
         return True
+
+    @staticmethod
+    def _shown(session: Session) -> Screen | None:
+        """The screen the customer is on, from the replay record, when the record is that screen: a page turn
+        lays it out again without filling its texts again (a list of bills is a dozen labels to format)."""
+        record = session.last_reply
+        if record is None:
+            return None
+        raw = record.get("s")
+        # The record is the current screen when it is of this node, not an end, and carries an error line
+        # exactly when the screen has one (after a wrong input; not a one-off notice such as menus changed).
+        if (not isinstance(raw, dict) or raw.get("n") != session.node or raw.get("x")
+                or ("e" in raw) != bool(session.retries)):
+            return None
+        return _screen_of(record, session.language)
 
     def _current(self, session: Session, flow: CompiledFlow) -> Screen:
         """The screen the customer is on, as last shown: with its error line after a wrong input."""

@@ -111,3 +111,33 @@ def test_a_process_with_the_screen_in_a_newer_version_shows_it_again_before_taki
     assert again.text.startswith("Menu mis à jour.\nVotre choix:\n1. Article 1")
     assert phone.answer("2").text.startswith("Choisi: Article 2")
     assert phone.answer("0").text.startswith("Votre choix:")
+
+
+def test_the_menus_changed_notice_is_said_once_the_next_page_comes_without_it(store, steps, tmp_path):
+    # A page turn lays out the screen last shown again (its replay record): not the notice that came with it.
+    path = tmp_path / "menus.yaml"
+    path.write_text(DEMO.read_text(encoding="utf-8").replace("Choisissez:", "Votre choix:"), encoding="utf-8")
+    before = Engine(FlowSet(load_menus(DEMO)), store, steps)
+    after = Engine(FlowSet(load_menus(path)), store, steps)
+    phone, witness = Handset(before), Handset(after, session="s2")
+    phone.dial()
+    phone.answer("1")
+    phone.engine = after
+    assert phone.answer("98").text.startswith("Menu mis à jour.\nVotre choix:\n1. Article 1")
+    witness.dial()
+    first = witness.answer("1")
+    assert phone.answer("98").text == witness.answer("98").text
+    assert phone.answer("99").text == first.text and first.text.startswith("Votre choix:\n1. Article 1")
+
+
+def test_after_a_wrong_input_the_first_page_keeps_its_error_line_through_page_turns(handset):
+    phone = handset()
+    phone.dial()
+    first = phone.answer("1")
+    wrong = phone.answer("abc")
+    assert wrong.text.startswith("Choix invalide.\nChoisissez:")
+    second = phone.answer("98")
+    assert second.page == 1 and second.text.startswith("5. Article 5")
+    assert phone.answer("99").text == wrong.text
+    assert phone.answer("3").text.startswith("Choisi: Article 3")
+    assert phone.answer("0").text == first.text          # Back: the list as first shown, no error line

@@ -505,7 +505,10 @@ class Engine:
 
     def _resume(self, session: Session, flow: CompiledFlow, text: str) -> Screen:
         previous_key, session.resume_from = session.resume_from, None
-        if text == "1" and previous_key and (previous := self._take_over(previous_key, session.user_id)) is not None:
+        # Either answer settles the dropped session: continued here, or declined; both close it on its old id,
+        # which also takes the caller's redial pointer off it (a save drops only its own session's pointer).
+        previous = self._take_over(previous_key, session.user_id) if text in ("1", "2") and previous_key else None
+        if text == "1" and previous is not None:
             continued = self.flows.get(previous.flow, previous.version)
             nodes = continued.spec.nodes
             if previous.node in nodes and (previous.gate is None or previous.gate in nodes):

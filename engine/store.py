@@ -70,8 +70,9 @@ class Caller:
 @dataclass(frozen=True, slots=True)
 class EndedMarker:
     """What a session's key keeps for ``seconds`` once saved with it, after the session itself is gone:
-    ``value``, a few characters the engine reads back (a language, a tag of the caller). 120 bytes in Redis
-    (``MEMORY USAGE``, Redis 7.0) where an ended session takes over a kilobyte, so it can be kept for a day."""
+    ``value``, a few characters the engine reads back (a language, a tag of the caller; for a session that
+    ended on an END, that hop's digest and answer). 120 bytes in Redis (``MEMORY USAGE``, Redis 7.0), about
+    250 with a short END kept, where an ended session takes over a kilobyte, so it can be kept for a day."""
 
     value: str
     seconds: int
@@ -154,6 +155,10 @@ class SessionStore(ABC):
         """The value of the key's ended marker, or ``None`` when it has none (never written, or expired)."""
 
     @abstractmethod
+    def spend(self, key: str, marker: EndedMarker) -> None:
+        """Write the key's ended marker alone: a key whose first hop failed before its session was saved."""
+
+    @abstractmethod
     def delete(self, key: str) -> None:
         """Forget the session."""
 
@@ -213,6 +218,11 @@ class MemorySessionStore(SessionStore):
         with self._guard:
             item = self._markers.get(key)
             return item[1] if item and item[0] >= self._clock() else None
+
+    def spend(self, key: str, marker: EndedMarker) -> None:
+        with self._guard:
+            self._markers[key] = (self._clock() + marker.seconds, marker.value)
+            _prune(self._markers, self._clock())
 
     def delete(self, key: str) -> None:
         with self._guard:
@@ -348,6 +358,12 @@ class RedisSessionStore(SessionStore):
         except redis.RedisError as exc:
             raise StoreUnavailable(str(exc)) from exc
         return raw.decode() if isinstance(raw, bytes) else raw
+
+    def spend(self, key: str, marker: EndedMarker) -> None:
+        try:
+            self._redis.set(self._marker_key(key), marker.value, ex=marker.seconds)
+        except redis.RedisError as exc:
+            raise StoreUnavailable(str(exc)) from exc
 
     def latest(self, channel: str, user_id: str) -> str | None:
         try:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine import Engine, FlowSet, RedisSessionStore
+from engine import ChannelCapabilities, Engine, FlowSet, RedisSessionStore
 from menus import load_menus
 
 from .conftest import DEMO, Handset
@@ -110,3 +110,14 @@ def test_on_redis_a_marker_keeping_a_full_screen_end_stays_under_a_kilobyte(redi
     assert marker is not None and marker <= 1024, marker
     redis_client.delete(f"{prefix}s:ussd:s1")               # the ended session's two minutes are over
     assert phone.hop("4").text == ended.text
+
+
+def test_on_a_channel_keyed_by_user_a_failed_first_message_keeps_nothing_and_the_next_starts_anew(place: Place):  # noqa: F811
+    steps = _Unregistered("demo.greet")
+    engine = Engine(FlowSet(load_menus(DEMO)), place.store, steps, limits=place.limits, hop_key=b"k")
+    engine.declare(ChannelCapabilities("chat", max_chars=4096), idle_seconds=900)
+    chat = Handset(engine, channel="chat", msisdn=NUMBER)
+    assert chat.dial().text == "Service indisponible."
+    steps.missing = None
+    assert chat.dial().text.startswith("Bonjour Awa")   # the same key serves the caller's next conversation
+    assert place.store.marker("chat:s1") is None

@@ -14,11 +14,14 @@ session follows ``engine.resume``: offered only mid-task, never past a gate. On 
 a session on its provider's session id (USSD), a hop on an ended session other than the retry of
 its last one gets a polite end (``session_over``) and is a ``session_reused`` security event; so does
 a hop on such a key long after its session expired (for ``ended_marker_seconds``: the store keeps a
-marker of the spent key, written with the session's first save and its last).
+marker of the spent key, written with the session's first save and its last, or alone when a first hop
+fails before anything is saved). The retry of the hop that ended the session with an END gets that END
+again, from the session's replay record or, once it has expired, from the marker.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 import traceback
@@ -289,7 +292,10 @@ class Engine:
             return replace(self._closing(turn.channel, language, "error"), transient=True), 0.0
         except Exception as exc:  # noqa: BLE001 - the hop's safety net: a polite closing, never a 500
             _log_failure("hop failed channel=%s user=%s", turn.channel, mask(turn.user_id), exc=exc)
-            return self._closing(turn.channel, language, "error"), 0.0
+            reply = self._closing(turn.channel, language, "error")
+            if self._key_ends.get(turn.channel, False):
+                self._spend_unsaved(turn, reply)
+            return reply, 0.0
 
     def _locked_hop(self, turn: Turn, caller: Caller) -> tuple[Reply, float]:
         """The hop in the turnstile, with its session locked; while another hop holds the session (the
@@ -314,6 +320,22 @@ class Engine:
             time.sleep(pause)
             turnstile.note_wait(pause)
             delay = min(delay * 2, _BUSY_LAST_PAUSE_SECONDS)
+
+    def _spend_unsaved(self, turn: Turn, reply: Reply) -> None:
+        """A hop failed before anything was saved: if it was its session's first (no session, no marker), its
+        key is marked spent as an ended session's is, with this END for the gateway's retry of the hop. A later
+        hop on the key is refused, never followed as a new dial. (A failed later hop leaves its session as its
+        previous hop saved it.) Off the hop path: one more lock and write, on a failure only."""
+        try:
+            with self.store.locked(turn.session_key, _FINISH_LOCK_WAIT_SECONDS, marked=True) as held:
+                if held.session is None and held.marker is None and reply.screen is not None:
+                    record = {"s": _compact_screen(reply.screen, reply.screen.language)}
+                    value = self._spent_value(reply.screen.language, turn.user_id,
+                                              _hop_digest(self._hop_digest, turn), record)
+                    self.store.spend(turn.session_key, EndedMarker(value, self.limits.ended_marker_seconds))
+        except Exception as exc:  # noqa: BLE001 - still the safety net: the hop is answered all the same
+            log.warning("failed hop's session id not marked spent channel=%s user=%s: %s", turn.channel,
+                        mask(turn.user_id), type(exc).__name__)
 
     def finish(self, *, channel: str, session_key: str, user_id: str, status: str,
                duration_ms: int | None = None, error: str | None = None, hops: int | None = None) -> None:
@@ -362,18 +384,47 @@ class Engine:
 
     def _marker(self, session: Session) -> EndedMarker | None:
         """A marker that the session's key is spent, on a channel whose key ends with its session: written
-        with its first save (a session dropped, never ended, expires too) and its last (the end's language)."""
+        with its first save (a session dropped, never ended, expires too) and its last (the end's language;
+        and, when that last hop was answered with an END, its digest and answer: see ``_spent_value``)."""
         if (session.hops == 1 or session.ended) and self._key_ends.get(session.channel, False):
-            return EndedMarker(f"{session.language}:{self._caller_tag(session.user_id)}",
+            record = session.last_reply if session.ended else None
+            return EndedMarker(self._spent_value(session.language, session.user_id, session.last_hop_id, record),
                                self.limits.ended_marker_seconds)
         return None
 
-    def _spent(self, turn: Turn, marker: str) -> Reply:
-        """A hop on a key whose session is gone but whose marker is kept: refused, as if the session were there."""
-        language, _, tag = marker.partition(":")
+    def _spent_value(self, language: str, user_id: str, hop_id: str | None,
+                     record: Mapping[str, Any] | None) -> str:
+        """``language:tag``, then ``:digest:record`` when the last hop was answered with an END: the gateway may
+        retry that hop after the ended session is gone (``ended_ttl_seconds``) and must get its END again (a
+        payment's confirmation), not "session over". The record is the replay record (the END's screen, a
+        few hundred bytes at most in JSON), kept as long as the marker. A session closed without an END of
+        its own (the gateway's report of a normal end, a redial's take-over) has none to give again."""
+        value = f"{language}:{self._caller_tag(user_id)}"
+        screen = record.get("s") if record is not None else None
+        if hop_id and isinstance(screen, dict) and screen.get("x"):
+            value += f":{hop_id}:{json.dumps(record, ensure_ascii=False, separators=(',', ':'))}"
+        return value
+
+    def _spent(self, turn: Turn, marker: str, hop_id: str) -> Reply:
+        """A hop on a key whose session is gone but whose marker is kept: refused, as if the session were there;
+        the retry of the hop that ended it gets that END again, as from the session's own replay record."""
+        language, _, rest = marker.partition(":")
+        tag, _, rest = rest.partition(":")
         if tag != self._caller_tag(turn.user_id):
             self._report_mismatch(turn.channel, turn.user_id, "hop on another caller's ended session")
             return self._closing(turn.channel, self.language_for(turn.language_hint), "error")
+        digest, _, kept = rest.partition(":")
+        if kept and digest == hop_id:
+            try:
+                record = json.loads(kept)
+            except ValueError:
+                record = None   # unreadable (written by another release): refused like any other hop
+            if isinstance(record, dict):
+                # Laid out for the channel and language as the session's own replay is; nothing of it is saved.
+                shown = Session(key=turn.session_key, channel=turn.channel, user_id=turn.address, flow="",
+                                version="", node="", language=self.language_for(language), created_at=0.0,
+                                updated_at=0.0)
+                return self._replayed(shown, record)
         self._report_reuse(turn)
         return self._closing(turn.channel, self.language_for(language), "session_over")
 
@@ -413,7 +464,7 @@ class Engine:
             self._report_reuse(turn)
             return self._closing(turn.channel, session.language, "session_over"), 0.0
         if session is None and held.marker is not None:
-            return self._spent(turn, held.marker), 0.0   # the same, once the ended session has expired
+            return self._spent(turn, held.marker, hop_id), 0.0   # the same, once the ended session has expired
         if session is not None and (session.ended or self._restarts(session, turn)):
             # A new message after an end, or a new command on a chat channel: a new session.
             session = None
@@ -505,7 +556,10 @@ class Engine:
 
     def _resume(self, session: Session, flow: CompiledFlow, text: str) -> Screen:
         previous_key, session.resume_from = session.resume_from, None
-        if text == "1" and previous_key and (previous := self._take_over(previous_key, session.user_id)) is not None:
+        # Either answer settles the dropped session: continued here, or declined; both close it on its old id,
+        # which also takes the caller's redial pointer off it (a save drops only its own session's pointer).
+        previous = self._take_over(previous_key, session.user_id) if text in ("1", "2") and previous_key else None
+        if text == "1" and previous is not None:
             continued = self.flows.get(previous.flow, previous.version)
             nodes = continued.spec.nodes
             if previous.node in nodes and (previous.gate is None or previous.gate in nodes):

@@ -7,7 +7,9 @@ A hop on Redis costs two round trips, each one script call: the first takes the 
 the session, the caller's resume pointer and whatever a ``ReadAhead`` asks for (the app's cache
 of who the caller is); the second saves, moves the resume pointer and releases the lock. The
 resume pointer names the caller's latest session only while it can be resumed (waiting for an
-input or a confirmation, see ``engine.resume``), so a dial finds nothing to load in the common case.
+input or a confirmation, see ``engine.resume``), so a dial finds nothing to load in the common case;
+a save drops it only when it names the session saved (compare-and-delete), so the late save of an
+older session (its gateway's end report, a take-over) leaves a newer session's pointer in place.
 
 A key that never carries another conversation once its session is over (USSD: the gateway's
 session id) keeps a small ``EndedMarker`` long after the session itself has expired: written by
@@ -68,8 +70,9 @@ class Caller:
 @dataclass(frozen=True, slots=True)
 class EndedMarker:
     """What a session's key keeps for ``seconds`` once saved with it, after the session itself is gone:
-    ``value``, a few characters the engine reads back (a language, a tag of the caller). 120 bytes in Redis
-    (``MEMORY USAGE``, Redis 7.0) where an ended session takes over a kilobyte, so it can be kept for a day."""
+    ``value``, a few characters the engine reads back (a language, a tag of the caller; for a session that
+    ended on an END, that hop's digest and answer). 120 bytes in Redis (``MEMORY USAGE``, Redis 7.0), about
+    250 with a short END kept, where an ended session takes over a kilobyte, so it can be kept for a day."""
 
     value: str
     seconds: int
@@ -108,7 +111,8 @@ class LockedSession:
 
     def save(self, session: Session, ttl_seconds: int, resumable: bool = False,
              marker: EndedMarker | None = None) -> None:
-        """Store the session; ``resumable``: a redial may offer to continue it (it points the caller there);
+        """Store the session; ``resumable``: a redial may offer to continue it (it points the caller there;
+        otherwise the caller's pointer is dropped if it names this session, and kept if it names another);
         ``marker``: (re)write the key's ended marker too."""
         self._save(session, ttl_seconds, resumable, marker)
 
@@ -142,12 +146,17 @@ class SessionStore(ABC):
     @abstractmethod
     def save(self, session: Session, ttl_seconds: int, resumable: bool = False,
              marker: EndedMarker | None = None) -> None:
-        """Store the session for ``ttl_seconds``; ``resumable``: the caller's redial may resume it;
-        ``marker``: and the key's ended marker, for its own ``seconds``."""
+        """Store the session for ``ttl_seconds``; ``resumable``: the caller's redial may resume it (else the
+        caller's pointer is dropped only if it names this session: an older session's late save never takes
+        a newer one's pointer away); ``marker``: and the key's ended marker, for its own ``seconds``."""
 
     @abstractmethod
     def marker(self, key: str) -> str | None:
         """The value of the key's ended marker, or ``None`` when it has none (never written, or expired)."""
+
+    @abstractmethod
+    def spend(self, key: str, marker: EndedMarker) -> None:
+        """Write the key's ended marker alone: a key whose first hop failed before its session was saved."""
 
     @abstractmethod
     def delete(self, key: str) -> None:
@@ -195,7 +204,10 @@ class MemorySessionStore(SessionStore):
             if marker is not None:
                 self._markers[session.key] = (self._clock() + marker.seconds, marker.value)
             if session.ended or not resumable:
-                self._latest.pop((session.channel, session.user_id), None)
+                # Only this session's own pointer goes: a newer session of the caller may be the resumable one.
+                pointer = (session.channel, session.user_id)
+                if pointer in self._latest and self._latest[pointer][1] == session.key:
+                    del self._latest[pointer]
             else:
                 self._latest[(session.channel, session.user_id)] = (self._clock() + self._resume_seconds,
                                                                     session.key)
@@ -206,6 +218,11 @@ class MemorySessionStore(SessionStore):
         with self._guard:
             item = self._markers.get(key)
             return item[1] if item and item[0] >= self._clock() else None
+
+    def spend(self, key: str, marker: EndedMarker) -> None:
+        with self._guard:
+            self._markers[key] = (self._clock() + marker.seconds, marker.value)
+            _prune(self._markers, self._clock())
 
     def delete(self, key: str) -> None:
         with self._guard:
@@ -261,13 +278,14 @@ return out
 """
 
 # KEYS: lock, session, resume pointer, and the ended marker when one is written; ARGV: token, then (when
-# saving) the session, its TTL, the pointer's TTL ("0": drop the pointer) and value, the marker's value
-# and TTL. The session is saved even if the lock expired meanwhile (as a plain SET would); the lock is
-# released only by its owner.
+# saving) the session, its TTL, the pointer's TTL ("0": drop the pointer if it names this session: a newer
+# session of the caller may own it) and value (the session's key), the marker's value and TTL. The session
+# is saved even if the lock expired meanwhile (as a plain SET would); the lock is released only by its owner.
 _END = """
 if ARGV[2] then
   redis.call('set', KEYS[2], ARGV[2], 'EX', ARGV[3])
-  if ARGV[4] == '0' then redis.call('del', KEYS[3]) else redis.call('set', KEYS[3], ARGV[5], 'EX', ARGV[4]) end
+  if ARGV[4] ~= '0' then redis.call('set', KEYS[3], ARGV[5], 'EX', ARGV[4])
+  elseif redis.call('get', KEYS[3]) == ARGV[5] then redis.call('del', KEYS[3]) end
   if KEYS[4] then redis.call('set', KEYS[4], ARGV[6], 'EX', ARGV[7]) end
 end
 if redis.call('get', KEYS[1]) == ARGV[1] then redis.call('del', KEYS[1]) end
@@ -340,6 +358,12 @@ class RedisSessionStore(SessionStore):
         except redis.RedisError as exc:
             raise StoreUnavailable(str(exc)) from exc
         return raw.decode() if isinstance(raw, bytes) else raw
+
+    def spend(self, key: str, marker: EndedMarker) -> None:
+        try:
+            self._redis.set(self._marker_key(key), marker.value, ex=marker.seconds)
+        except redis.RedisError as exc:
+            raise StoreUnavailable(str(exc)) from exc
 
     def latest(self, channel: str, user_id: str) -> str | None:
         try:

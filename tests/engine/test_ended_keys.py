@@ -87,12 +87,12 @@ def test_a_hop_long_after_the_end_is_still_refused_and_nothing_of_the_old_sessio
     place.later()                                       # the ended session itself is gone
     calls = dict(steps.calls)
     assert (phone.answer("1").text, phone.answer("1").end) == OVER     # one more input on the old id
-    assert (phone.hop("1*0*4").text, phone.hop("1*0*4").end) == OVER   # the last hop, replayed
+    assert (phone.hop("1*0*4").text, phone.hop("1*0*4").end) == ("Au revoir.", True)   # the last hop: its END
     assert (phone.hop("2*500").text, phone.hop("2*500").end) == OVER   # a history followed as a dial: no
     assert (phone.hop("").text, phone.hop("").end) == OVER             # an opening hop: no new session
     assert steps.calls == calls
     assert place.store.load("ussd:s1") is None          # refused without keeping or making a session
-    assert _events(security) == [("session_reused", "ussd", NUMBER, "hop on an ended session")] * 8
+    assert _events(security) == [("session_reused", "ussd", NUMBER, "hop on an ended session")] * 6
     assert Handset(engine, session="s2", msisdn=NUMBER).dial().text == HOME   # a new dial, a new session
 
 

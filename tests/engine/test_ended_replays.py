@@ -1,0 +1,123 @@
+"""The gateway's retry of the hop that ended a USSD session gets that END again, even once the ended session
+itself is gone (``ended_ttl_seconds``): the spent id's marker keeps it, for the same caller and the same hop
+only. A first hop that fails before anything is saved spends its id all the same.
+
+On Redis and on the embedded store; time passes on the store's clock (embedded) or with TTLs of a second
+(Redis), as in ``test_ended_keys``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from engine import ChannelCapabilities, Engine, FlowSet, RedisSessionStore
+from menus import load_menus
+
+from .conftest import DEMO, Handset
+from .fakes import CountingSteps
+from .test_ended_keys import HOME, NUMBER, OTHER, OVER, USSD, Place, _engine, _events, place  # noqa: F401
+from .test_hop_safety import prefix, redis_client  # noqa: F401  (fixtures: a Redis key prefix of this test's own)
+from .test_session_end import Security
+
+PAID = ("Payé 500 FCFA le 25/11/2026.", True)
+REUSED = ("session_reused", "ussd", NUMBER, "hop on an ended session")
+
+
+def _paid(phone: Handset) -> None:
+    phone.dial()
+    phone.answer("2")
+    phone.answer("500")
+    assert (phone.answer("1234").text, phone.hop("2*500*1234").end) == PAID
+
+
+def test_the_gateways_retry_of_the_paying_hop_after_the_session_is_gone_gets_its_confirmation(place: Place):  # noqa: F811
+    security, steps = Security(), CountingSteps()
+    phone = Handset(_engine(place, steps, security), msisdn=NUMBER)
+    _paid(phone)
+    place.later()                                       # the ended session and its replay record are gone
+    retried = phone.hop("2*500*1234")                   # the gateway retries the hop it got no answer to
+    assert (retried.text, retried.end, retried.replayed) == (*PAID, True)
+    assert steps.calls.get("demo.check_pin") == 1       # answered again, not paid again
+    assert _events(security) == []                      # a retry, not a reuse
+    assert (phone.hop("2*500*1234*1").text, phone.hop("2*500*1234*1").end) == OVER   # anything else: over
+    assert _events(security) == [REUSED] * 2
+
+
+def test_only_the_same_caller_with_the_same_hop_gets_the_end_again(place: Place):  # noqa: F811
+    security = Security()
+    engine = _engine(place, security=security)
+    _paid(Handset(engine, msisdn=NUMBER))
+    place.later()
+    assert (Handset(engine, msisdn=NUMBER).hop("2*500*9999").text) == OVER[0]      # another PIN: over
+    assert (Handset(engine, msisdn=NUMBER).hop("2*500").text) == OVER[0]           # an earlier hop: over
+    assert Handset(engine, msisdn=OTHER).hop("2*500*1234").text == "Service indisponible."   # learns nothing
+    assert _events(security) == [REUSED, REUSED,
+                                 ("caller_mismatch", "ussd", OTHER, "hop on another caller's ended session")]
+
+
+def test_a_first_hop_ended_by_a_back_end_failure_is_answered_again_on_retry_and_spends_its_id(place: Place):  # noqa: F811
+    steps = CountingSteps()
+    phone = Handset(_engine(place, steps), msisdn=NUMBER)
+    assert (phone.dial("3").text, phone.hop("3").end) == ("Systèmes indisponibles.", True)   # *123*3#
+    place.later()
+    assert (phone.hop("3").text, phone.hop("3").end) == ("Systèmes indisponibles.", True)
+    assert steps.calls["demo.broken"] == 1
+    assert (phone.hop("3*1").text, phone.hop("").text) == (OVER[0], OVER[0])
+
+
+class _Unregistered(CountingSteps):
+    """A registry that lacks a step (a worker whose dialog module failed to register): the hop fails."""
+
+    def __init__(self, missing: str) -> None:
+        super().__init__()
+        self.missing: str | None = missing
+
+    def get(self, name: str):  # type: ignore[no-untyped-def]
+        return None if name == self.missing else super().get(name)
+
+
+def test_a_first_hop_that_fails_spends_its_id_and_its_retry_gets_the_same_end(place: Place):  # noqa: F811
+    security, steps = Security(), _Unregistered("demo.greet")
+    phone = Handset(_engine(place, steps, security), msisdn=NUMBER)
+    assert (phone.dial().text, phone.hop("").end) == ("Service indisponible.", True)   # nothing saved by the hop
+    steps.missing = None                                 # the registry is whole again
+    assert (phone.hop("").text, phone.hop("").end) == ("Service indisponible.", True)   # the retry: the same END
+    assert (phone.hop("2").text, phone.hop("2*500").end) == (OVER[0], True)   # no fresh session on the old id
+    assert steps.calls.get("demo.greet") is None
+    assert place.store.load("ussd:s1") is None
+    assert _events(security) == [REUSED] * 2
+    assert Handset(_engine(place, steps), session="s2", msisdn=NUMBER).dial().text == HOME   # a new dial
+
+
+def test_on_redis_a_marker_keeping_a_full_screen_end_stays_under_a_kilobyte(redis_client, prefix, tmp_path: Path):  # noqa: F811
+    # The longest END a USSD screen shows: 178 characters, accented (two bytes each in UTF-8).
+    farewell = ("Paiement reçu, merci. Votre reçu arrive par SMS; gardez-le. Référence à rappeler pour toute "
+                "réclamation: ELEC-2026-000123. À bientôt sur le *123#, été comme hiver, à Thiès.")
+    assert len(farewell) <= 178
+    menus = tmp_path / "menus.yaml"
+    menus.write_text(DEMO.read_text(encoding="utf-8").replace('fr: "Au revoir."', f'fr: "{farewell}"'),
+                     encoding="utf-8")
+    engine = Engine(FlowSet(load_menus(menus)), RedisSessionStore(redis_client, prefix=prefix), CountingSteps(),
+                    hop_key=b"k")
+    engine.declare(USSD, key_ends_with_session=True)
+    phone = Handset(engine, msisdn=NUMBER)
+    phone.dial()
+    ended = phone.answer("4")
+    assert ended.end and ended.text.startswith("Paiement recu, merci.")   # as GSM-7 writes it
+    marker = redis_client.memory_usage(f"{prefix}e:ussd:s1")
+    # Measured (Redis 7.0.15, this test's keys): 392 bytes, where this ended session itself takes 520 and a
+    # marker without an END 88 (200 with the short payment confirmation of the tests above).
+    assert marker is not None and marker <= 1024, marker
+    redis_client.delete(f"{prefix}s:ussd:s1")               # the ended session's two minutes are over
+    assert phone.hop("4").text == ended.text
+
+
+def test_on_a_channel_keyed_by_user_a_failed_first_message_keeps_nothing_and_the_next_starts_anew(place: Place):  # noqa: F811
+    steps = _Unregistered("demo.greet")
+    engine = Engine(FlowSet(load_menus(DEMO)), place.store, steps, limits=place.limits, hop_key=b"k")
+    engine.declare(ChannelCapabilities("chat", max_chars=4096), idle_seconds=900)
+    chat = Handset(engine, channel="chat", msisdn=NUMBER)
+    assert chat.dial().text == "Service indisponible."
+    steps.missing = None
+    assert chat.dial().text.startswith("Bonjour Awa")   # the same key serves the caller's next conversation
+    assert place.store.marker("chat:s1") is None

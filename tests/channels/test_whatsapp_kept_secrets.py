@@ -145,8 +145,12 @@ def test_a_kept_token_is_erased_an_hour_after_the_send_and_a_later_failure_canno
 
 
 def test_the_bound_is_the_operator_s(meta, graph, clock):
-    queue = token_receipt_on_whatsapp(meta)
-    worker.run_once(replace(meta, outbox_keep_sent_secrets_minutes=5))
-    clock.advance(minutes=5)
-    worker.run_once(replace(meta, outbox_keep_sent_secrets_minutes=5))
+    five_minutes = replace(meta, outbox_keep_sent_secrets_minutes=5)
+    queue = token_receipt_on_whatsapp(five_minutes)
+    worker.run_once(five_minutes)
+    clock.advance(minutes=4)
+    worker.run_once(five_minutes)
+    assert queue.get(1)["sealed"]
+    clock.advance(minutes=1)
+    worker.run_once(five_minutes)
     assert queue.get(1)["sealed"] is None

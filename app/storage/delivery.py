@@ -191,8 +191,10 @@ class SqlDeliveryQueue:
         """The sent rows still holding sealed secrets (``sent(keep_sealed=True)``, no final report yet) and
         when each was sent; the secrets themselves stay sealed (not in the result)."""
         with self._sessions() as db:
+            # Oldest first, as the partial index ix_outbox_events_kept_secrets holds them (read alone).
             rows = db.scalars(select(OutboxEventRow).where(OutboxEventRow.status == "sent",
-                                                           OutboxEventRow.sealed.is_not(None))).all()
+                                                           OutboxEventRow.sealed.is_not(None))
+                              .order_by(OutboxEventRow.sent_at)).all()
             return [(ClaimedMessage(r.id, r.kind, r.msisdn, r.language, r.channel, json.loads(r.payload),
                                     r.attempts, None, _aware(r.created_at)), _aware(r.sent_at or r.created_at))
                     for r in rows]

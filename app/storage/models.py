@@ -170,7 +170,7 @@ class OutboxEventRow(Base):
     language: Mapped[str] = mapped_column(String(8), default="fr")
     payload: Mapped[str] = mapped_column(Text)        # JSON, without secrets (their names under "sealed")
     # The payload's secret fields (one-time codes, prepaid tokens) as a Fernet token under OUTBOX_SEAL_KEY, erased once the
-    # message is sent or given up (app/storage/outbox_seal.py).
+    # message is sent (on WhatsApp: once its delivery is final, an hour at most) or given up (app/storage/outbox_seal.py).
     sealed: Mapped[str | None] = mapped_column(Text, nullable=True)
     status: Mapped[str] = mapped_column(String(20), default="pending", index=True)  # pending|sent|failed
     attempts: Mapped[int] = mapped_column(Integer, default=0)

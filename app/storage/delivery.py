@@ -15,9 +15,10 @@ never left (send it again: never lose it).
 A row's sealed secrets (``sealed``, see ``outbox_seal``) are erased as soon as the row is sent, failed
 or suppressed: only a message still to be sent holds one, except a message sent on a channel that may
 still report it undeliverable for a reason SMS does not share (WhatsApp outside the 24-hour window): its
-secrets are kept (``sent(keep_sealed=True)``) until its delivery is final (delivered or read, failed, or sent
-again by SMS: ``record_report``), or until the dispatcher's bound passes (``kept_secrets``, ``erase_secrets``). Every stamp (sent, next try, a report's
-arrival) is on the product's clock (``Settings.clock``), the one the claims are compared with.
+secrets are kept (``sent(keep_sealed=True)``) until its delivery is final (delivered or read, failed, or
+sent again by SMS: ``record_report``), or until the dispatcher's bound passes (``kept_secrets``,
+``erase_secrets``). Every stamp (sent, next try, a report's arrival) is on the product's clock
+(``Settings.clock``), the one the claims are compared with.
 """
 
 from __future__ import annotations

@@ -45,8 +45,8 @@ def clock() -> SettableClock:
 
 
 @pytest.fixture
-def dispatcher(tmp_path: Path, queue: SqlDeliveryQueue, seal: OutboxSeal, provider: FakeAfricasTalking, twilio: FakeTwilio,
-               clock: SettableClock) -> Dispatcher:
+def dispatcher(tmp_path: Path, queue: SqlDeliveryQueue, seal: OutboxSeal, provider: FakeAfricasTalking,
+               twilio: FakeTwilio, clock: SettableClock) -> Dispatcher:
     """WhatsApp through Twilio, SMS as the fallback, a code kind valid 10 minutes."""
     (tmp_path / "notifications.yaml").write_text(CODES, encoding="utf-8")
     whatsapp = TwilioWhatsApp(twilio.account_sid, twilio.auth_token, "+14155238886", api_url=twilio.url,

@@ -6,6 +6,7 @@ import logging
 import secrets
 import time
 from collections.abc import Callable, Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -93,7 +94,13 @@ from .storage.identity_cache import (
 )
 from .storage.outbox_seal import OutboxSeal
 from .storage.sign_in_codes import RedisSignInStore
-from .whatsapp_letters import MetaWhatsAppLetters, meta_status_recorder
+from .whatsapp_letters import (
+    MetaWhatsAppLetters,
+    TwilioWhatsAppLetters,
+    content_sid_problems,
+    meta_status_recorder,
+    twilio_status_recorder,
+)
 
 __all__ = ["build_deps", "build_dispatcher", "build_engine", "build_identity_cache", "build_notice_relay",
            "build_pace", "build_unsubscribe_links", "create_app", "settler"]
@@ -277,17 +284,19 @@ def build_dispatcher(settings: Settings, sessions: sessionmaker[Session]) -> Dis
     else:
         log.warning("AT_API_KEY is not set: SMS notifications stay queued in the outbox until it is.")
     if settings.meta_access_token and settings.meta_phone_number_id:
-        # Meta first: its approved templates reach a customer outside the 24-hour window (Twilio's path
-        # sends free text only, refused there, and the message goes by SMS).
+        # Meta first when both are configured (one sender, one rate); both send approved templates.
         senders["whatsapp"] = MetaWhatsAppLetters(MetaWhatsAppNotifier(
             MetaWhatsApp(settings.graph_api_url, settings.meta_access_token,
                          connect_timeout=settings.backend_connect_timeout,
                          read_timeout=settings.backend_read_timeout), settings.meta_phone_number_id))
         providers["whatsapp"] = "meta"
     elif settings.twilio_account_sid and settings.twilio_auth_token and settings.twilio_whatsapp_from:
-        senders["whatsapp"] = TwilioWhatsApp(settings.twilio_account_sid, settings.twilio_auth_token,
-                                             settings.twilio_whatsapp_from, settings.twilio_api_url,
-                                             status_callback=f"{settings.public_base_url}{twilio_status.PATH}")
+        senders["whatsapp"] = TwilioWhatsAppLetters(TwilioWhatsApp(
+            settings.twilio_account_sid, settings.twilio_auth_token, settings.twilio_whatsapp_from,
+            settings.twilio_api_url, status_callback=f"{settings.public_base_url}{twilio_status.PATH}"),
+            settings.twilio_content_sids)
+        for problem in content_sid_problems(templates, menus.languages, settings.twilio_content_sids):
+            log.warning("%s", problem)     # the operator's to fix; the message still goes (text, or SMS)
     if settings.smtp_url:
         senders["email"] = UnsubscribableEmail(SmtpEmail(settings.smtp_url, settings.email_from),
                                                SqlEmailStops(sessions), build_unsubscribe_links(settings))
@@ -303,7 +312,8 @@ def build_dispatcher(settings: Settings, sessions: sessionmaker[Session]) -> Dis
                       pace=build_pace(settings), clock=settings.clock, batch=max(1, min(50, int(max(rates.values(), default=50)))),
                       opt_ins=consent, contacts=SqlContacts(sessions),
                       seal=OutboxSeal.from_setting(settings.outbox_seal_key, settings.secret_key), outages=IncidentClient(client_config),
-                      power_back=consent, providers=providers)
+                      power_back=consent, providers=providers,
+                      keep_secrets=timedelta(minutes=settings.outbox_keep_sent_secrets_minutes))
 
 
 def build_unsubscribe_links(settings: Settings) -> UnsubscribeLinks | None:
@@ -406,7 +416,7 @@ def create_app(settings: Settings | None = None, store: SessionStore | None = No
                                                       parts["security"]))
     app.register_blueprint(sms_delivery_blueprint(reports_of("africastalking"), gateway_guard,
                                                   settings.default_region, parts["security"]))
-    app.register_blueprint(twilio_status_blueprint(reports_of("twilio"), settings.twilio_auth_token,
+    app.register_blueprint(twilio_status_blueprint(twilio_status_recorder(delivery_queue), settings.twilio_auth_token,
                                                    settings.public_base_url))
     app.register_blueprint(ops_blueprint(metrics, {
         "session_store": parts["store"].ping,

@@ -33,7 +33,11 @@ Facts that may have changed since queueing are checked again when sent:
 
 Secrets (one-time codes, prepaid tokens) are sealed in the row (``storage/outbox_seal.py``) and opened
 only here, at send time; one that cannot be opened (another ``OUTBOX_SEAL_KEY``, or erased after a first
-send) makes the message ``failed`` with the reason, never a message with a garbled or missing code. A code
+send) makes the message ``failed`` with the reason, never a message with a garbled or missing code. Sent,
+they are erased, except on WhatsApp, whose provider may report later that the customer's 24-hour window was
+closed (the message then goes by SMS, with its code): there they stay sealed until the delivery is final
+(delivered or read, failed, or sent again by SMS) or ``keep_secrets`` after the send (or the code's own
+validity, if shorter) has passed; each pass erases those past their bound (at most once a minute). A code
 past its validity (``expires_after``, the payload's minutes; else ``valid_minutes`` of the kind, checked at
 start-up against where the product sets it: ``code_validity.py``) is not sent late: ``failed``, "its code
 expired", erased. A kind that is out of date after a while (``stale_after_minutes``: the reply to an SMS
@@ -58,7 +62,7 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Final, Protocol, runtime_checkable
 
 import yaml
 
@@ -77,6 +81,11 @@ __all__ = ["ContactBook", "DeliveryPass", "Dispatcher", "Letter", "LetterSender"
            "Outages", "PowerBackRequests", "SmsSender", "StopList", "WhatsAppTemplate"]
 
 log = logging.getLogger("notify")
+
+# Channels whose provider may report a message undeliverable after taking it, for a reason SMS does not
+# share (WhatsApp: the 24-hour window was closed): a code or token sent there is kept sealed for that SMS.
+_KEPT_ON: Final = frozenset({"whatsapp"})
+_SWEEP_EVERY: Final = timedelta(minutes=1)
 
 
 class SmsSender(Protocol):
@@ -252,6 +261,7 @@ class DeliveryPass:
     suppressed: int = 0     # the customer sent STOP or turned the topic off
     paced: int = 0          # given back: the provider's rate was used up
     expired: int = 0        # out of date before it could be sent (``stale_after_minutes``)
+    erased: int = 0         # sent messages whose kept code or token was erased, past their bound
 
 
 class Dispatcher:
@@ -264,7 +274,8 @@ class Dispatcher:
                  max_pace_wait: float = 1.0, sleep: Callable[[float], None] = time.sleep, batch: int = 50,
                  opt_ins: OptIns | None = None, contacts: ContactBook | None = None,
                  seal: OutboxSeal | None = None, outages: Outages | None = None,
-                 power_back: PowerBackRequests | None = None, providers: Mapping[str, str] | None = None) -> None:
+                 power_back: PowerBackRequests | None = None, providers: Mapping[str, str] | None = None,
+                 keep_secrets: timedelta = timedelta(minutes=60)) -> None:
         self.queue, self.templates, self.senders = queue, templates, senders
         # Which provider's rate each channel's sends use (WhatsApp: Twilio's, or Meta's when Meta sends).
         self.providers = {**CHANNEL_PROVIDERS, **(providers or {})}
@@ -278,6 +289,8 @@ class Dispatcher:
         self.clock = clock
         self.max_attempts, self.backoff, self.max_backoff = max_attempts, backoff, max_backoff
         self.lease, self.settle = lease, settle
+        self.keep_secrets = keep_secrets
+        self._swept_at: datetime | None = None
         self._formatters: dict[str, TextFormatter] = {}
 
     def run_once(self, limit: int | None = None) -> DeliveryPass:
@@ -285,6 +298,7 @@ class Dispatcher:
             return DeliveryPass()
         limit = limit or self.batch
         now = self.clock()
+        erased = self._erase_kept_secrets(now)
         adopted, requeued = self.queue.recover(now, self.lease, self.settle)
         sent = retried = failed = suppressed = paced = expired_count = 0
         urgent = self.templates.urgent_kinds
@@ -359,7 +373,21 @@ class Dispatcher:
             sent += outcome == "sent"
             retried += outcome == "retry"
             failed += outcome == "failed"
-        return DeliveryPass(sent, retried, failed, adopted, requeued, suppressed, paced, expired_count)
+        return DeliveryPass(sent, retried, failed, adopted, requeued, suppressed, paced, expired_count, erased)
+
+    def _erase_kept_secrets(self, now: datetime) -> int:
+        """Erase the codes and tokens kept for a late WhatsApp failure (``_KEPT_ON``) once their bound passed:
+        ``keep_secrets`` after the send, or the code's own validity if it ends first (an SMS sent after it
+        would be refused anyway). At most once a minute: the query reads every sent row still sealed."""
+        if self._swept_at is not None and now - self._swept_at < _SWEEP_EVERY:
+            return 0
+        self._swept_at = now
+        due = [message.id for message, sent_at in self.queue.kept_secrets()
+               if now >= sent_at + self.keep_secrets or self._expired(message, now)]
+        erased = self.queue.erase_secrets(due)
+        if erased:
+            log.info("%d sent message(s): kept code or token erased, no late failure reported in time", erased)
+        return erased
 
     def _slot(self, channel: str) -> bool:
         """Wait (briefly) for a send slot of the channel's provider; False when the wait is longer."""
@@ -498,7 +526,9 @@ class Dispatcher:
                 continue
             except BackendUnavailable as exc:
                 return self._retry(message, now, f"{channel}: {exc}")
-            self.queue.sent(message.id, channel=channel, message_id=str(result.message_id), now=self.clock())
+            # Kept sealed where a late "outside the window" may still send it by SMS.
+            self.queue.sent(message.id, channel=channel, message_id=str(result.message_id), now=self.clock(),
+                            keep_sealed=channel in _KEPT_ON and message.sealed is not None)
             log.info("outbox %d (%s) sent to %s by %s", message.id, message.kind, mask(message.msisdn), channel)
             return "sent"
         if refusal.startswith("no sender"):

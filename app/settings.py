@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-__all__ = ["Settings", "utc_now"]
+__all__ = ["Settings", "content_sids", "utc_now"]
 
 
 def utc_now() -> datetime:
@@ -60,6 +61,10 @@ class Settings:
     # Fernet key(s) sealing one-time codes in the notification outbox (app/storage/outbox_seal.py): the engine
     # seals, the worker opens. Empty: a random key per process (make run generates one into var/).
     outbox_seal_key: str = field(default="", repr=False)
+    # A code or token sent on WhatsApp stays sealed until its delivery is final (delivered, read, failed, or sent
+    # again by SMS), at most this long after the send: a late "outside the 24-hour window" can still send it by
+    # SMS. Then it is erased (app/notify.py).
+    outbox_keep_sent_secrets_minutes: int = 60
     log_level: str = "INFO"
     # Who may call the USSD callback (channels/gateway_guard.py): the gateway's shared token, the
     # networks it calls from (CIDRs; empty: any), and the proxies whose X-Forwarded-For we believe.
@@ -79,6 +84,10 @@ class Settings:
     twilio_auth_token: str = field(default="", repr=False)
     twilio_whatsapp_from: str = ""
     twilio_api_url: str | None = None
+    # Approved WhatsApp templates in Twilio's Content API, per template name (``whatsapp_template`` in
+    # notifications.yaml) and language: TWILIO_CONTENT_SIDS="outage_declared:fr=HX...,outage_declared:en=HX...".
+    # A kind whose template has no content SID in the message's language goes through Twilio as free text.
+    twilio_content_sids: tuple[tuple[str, str, str], ...] = ()
     # WhatsApp conversations (channels/whatsapp_twilio.py, channels/whatsapp_meta.py). Twilio signs the
     # public URL it called: TWILIO_WEBHOOK_URL is that public base (empty: PUBLIC_BASE_URL). Meta signs
     # the raw body with the app secret; the verify token answers its subscription check; replies go out
@@ -171,6 +180,8 @@ class Settings:
             payment_callback_secret=os.environ.get("PAYMENT_CALLBACK_SECRET", ""),
             secret_key=os.environ.get("SECRET_KEY", ""),
             outbox_seal_key=os.environ.get("OUTBOX_SEAL_KEY", "").strip(),
+            outbox_keep_sent_secrets_minutes=int(_env("OUTBOX_KEEP_SENT_SECRETS_MINUTES",
+                                                      str(cls.outbox_keep_sent_secrets_minutes))),
             log_level=_env("LOG_LEVEL", cls.log_level),
             ussd_gateway_token=os.environ.get("USSD_GATEWAY_TOKEN", "").strip(),
             ussd_allowed_networks=_list("USSD_ALLOWED_NETWORKS"),
@@ -186,6 +197,7 @@ class Settings:
             twilio_auth_token=os.environ.get("TWILIO_AUTH_TOKEN", ""),
             twilio_whatsapp_from=os.environ.get("TWILIO_WHATSAPP_FROM", ""),
             twilio_api_url=os.environ.get("TWILIO_API_URL") or None,
+            twilio_content_sids=content_sids(os.environ.get("TWILIO_CONTENT_SIDS", "")),
             twilio_webhook_url=os.environ.get("TWILIO_WEBHOOK_URL", "").strip().rstrip("/"),
             meta_app_secret=os.environ.get("META_APP_SECRET", "").strip(),
             meta_verify_token=os.environ.get("META_VERIFY_TOKEN", "").strip(),
@@ -229,6 +241,25 @@ class Settings:
             rasa_chat_sign_in=_env("RASA_CHAT_SIGN_IN", "1") not in ("0", "off", "false", "no"),
             rasa_guests_per_minute=int(_env("RASA_GUESTS_PER_MINUTE", str(cls.rasa_guests_per_minute))),
         )
+
+
+_CONTENT_SID = re.compile(r"^HX[0-9a-fA-F]{32}$")
+
+
+def content_sids(value: str) -> tuple[tuple[str, str, str], ...]:
+    """``"outage_declared:fr=HX...,outage_declared:en=HX..."`` -> ((name, language, content SID), ...);
+    ``ValueError`` naming the item that is not ``name:language=HX`` + 32 hex digits."""
+    found = []
+    for item in (i.strip() for i in value.split(",")):
+        if not item:
+            continue
+        key, _, sid = item.partition("=")
+        name, _, language = key.strip().partition(":")
+        if not name.strip() or not language.strip() or not _CONTENT_SID.match(sid.strip()):
+            raise ValueError(f"TWILIO_CONTENT_SIDS: '{item}' is not template:language=HX... (a Content SID, "
+                             "HX and 32 hex digits)")
+        found.append((name.strip(), language.strip(), sid.strip()))
+    return tuple(found)
 
 
 def _wallets(value: str) -> tuple[tuple[str, str], ...]:

@@ -1,27 +1,38 @@
-"""WhatsApp notifications through Meta: the ``LetterSender`` the dispatcher uses for the ``whatsapp``
-channel when Meta's Cloud API is configured.
+"""WhatsApp notifications: the ``LetterSender`` the dispatcher uses for the ``whatsapp`` channel, through
+Meta's Cloud API or through Twilio, and what each provider's delivery statuses do to the outbox.
 
-Meta delivers free text only inside the 24-hour customer-service window; an approved template at any
-time. So a kind that has a template (``whatsapp_template`` in ``config/notifications.yaml``: outage
-alerts, power back, receipts ...) always goes as that template, filled from its payload, in the
-message's language: an alert reaches a customer who has not written for days. A kind without one goes
-as free text (the customer is usually in a conversation with us: a code they just asked for); Meta
-refusing it (``131047``, outside the window) is a ``Rejected`` and the dispatcher sends it by SMS,
-as it does when Twilio refuses.
+WhatsApp delivers free text only inside the 24-hour customer-service window; an approved template at any
+time. So a kind that has a template (``whatsapp_template`` in ``config/notifications.yaml``: outage alerts,
+power back ...) goes as that template, filled from its payload, in the message's language: an alert reaches
+a customer who has not written for days. Through Meta the template is its name and language; through Twilio
+it is a Content SID per name and language (``TWILIO_CONTENT_SIDS``): a template without one in that language
+goes through Twilio as free text, as a kind without a template does (the customer is usually in a
+conversation with us: a receipt or a code they just asked for).
+
+Free text outside the window is refused: by Meta with code ``131047``, by Twilio with ``63016``. Either may
+say so at once (``Rejected``: the dispatcher sends the message by SMS) or, usually, take the message and say
+so later in a status (Meta's ``statuses[]``, Twilio's status callback, ``failed``/``undelivered``): the row
+is then sent again by SMS, once (``whatsapp_status_recorder``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Iterable, Mapping
 
-from backend_clients.meta_notifier import OUTSIDE_WINDOW, MetaWhatsAppNotifier
+from backend_clients.africastalking_sms import SentSms
+from backend_clients.meta_notifier import OUTSIDE_WINDOW as META_OUTSIDE_WINDOW
+from backend_clients.meta_notifier import MetaWhatsAppNotifier
 from backend_clients.meta_whatsapp import SentMessage
+from backend_clients.twilio_whatsapp import OUTSIDE_WINDOW as TWILIO_OUTSIDE_WINDOW
+from backend_clients.twilio_whatsapp import TwilioWhatsApp
 from channels.sms_delivery import DeliveryReport
 
-from .notify import Letter
-from .storage.delivery import SqlDeliveryQueue
+from .notify import Letter, NotificationTemplates
+from .storage.delivery import SqlDeliveryQueue, delivery_status
 
-__all__ = ["MetaWhatsAppLetters", "meta_status_recorder"]
+__all__ = ["MetaWhatsAppLetters", "TwilioWhatsAppLetters", "content_sid_problems", "meta_status_recorder",
+           "twilio_status_recorder", "whatsapp_status_recorder"]
+
 
 
 class MetaWhatsAppLetters:
@@ -38,14 +49,59 @@ class MetaWhatsAppLetters:
         return self._notifier.send_template(to, template.name, template.language, template.params)
 
 
-def meta_status_recorder(queue: SqlDeliveryQueue) -> Callable[[DeliveryReport], bool]:
-    """What Meta's ``statuses[]`` do to the outbox: recorded like any delivery report; a notification that
-    failed outside the 24-hour window is sent again by SMS."""
+class TwilioWhatsAppLetters:
+    """Twilio's sender with the Content SIDs of the approved templates, by (template name, language)."""
+
+    def __init__(self, sender: TwilioWhatsApp, content_sids: Iterable[tuple[str, str, str]] = ()) -> None:
+        self._sender = sender
+        self._sids: Mapping[tuple[str, str], str] = {(name, lang): sid for name, lang, sid in content_sids}
+
+    def send(self, to: str, text: str) -> SentSms:
+        return self._sender.send(to, text)
+
+    def send_letter(self, to: str, text: str, letter: Letter) -> SentSms:
+        template = letter.template
+        sid = self._sids.get((template.name, template.language)) if template is not None else None
+        if template is None or sid is None:
+            return self._sender.send(to, text)
+        return self._sender.send_template(to, sid, template.params)
+
+
+def content_sid_problems(templates: NotificationTemplates, languages: Collection[str],
+                         content_sids: Iterable[tuple[str, str, str]]) -> list[str]:
+    """What an operator sending through Twilio has not configured: each template of the notifications
+    without a Content SID in one of ``languages`` (that kind then goes as free text, refused outside the
+    window and sent by SMS), and each Content SID no template uses (a typo in its name)."""
+    configured = {(name, lang) for name, lang, _ in content_sids}
+    used = {spec.whatsapp_template[0] for spec in templates.kinds.values() if spec.whatsapp_template}
+    problems = [f"WhatsApp template '{name}' has no Twilio Content SID for '{lang}' (TWILIO_CONTENT_SIDS): "
+                f"sent as free text, by SMS outside the 24-hour window"
+                for name in sorted(used) for lang in languages if (name, lang) not in configured]
+    problems += [f"TWILIO_CONTENT_SIDS names '{name}', which no notification uses as its whatsapp_template"
+                 for name in sorted({n for n, _ in configured} - used)]
+    return problems
+
+
+def whatsapp_status_recorder(queue: SqlDeliveryQueue, provider: str,
+                             outside_window: Callable[[DeliveryReport], bool]) -> Callable[[DeliveryReport], bool]:
+    """A WhatsApp provider's delivery statuses applied to the outbox, as any delivery report; a notification
+    the provider could not deliver because the customer's 24-hour window was closed is sent again by SMS
+    (with its sealed code or token, kept for that: ``SqlDeliveryQueue.record_report``)."""
     def record(report: DeliveryReport) -> bool:
-        known = queue.record_report(provider="meta", message_id=report.message_id, msisdn=report.msisdn,
-                                    status=report.status, failure_reason=report.failure_reason)
-        if known and report.status == "failed" and report.failure_reason == OUTSIDE_WINDOW:
-            queue.send_again_by_sms(report.message_id, reason=f"whatsapp: not delivered, outside the 24-hour "
-                                                              f"window (Meta {OUTSIDE_WINDOW}); sent again by SMS")
-        return known
+        again = None
+        if delivery_status(report.status) == "failed" and outside_window(report):
+            again = (f"whatsapp: not delivered, outside the 24-hour window ({provider} {report.failure_reason}); "
+                     "sent again by SMS")
+        return queue.record_report(provider=provider, message_id=report.message_id, msisdn=report.msisdn,
+                                   status=report.status, failure_reason=report.failure_reason, sms_again=again)
     return record
+
+
+def meta_status_recorder(queue: SqlDeliveryQueue) -> Callable[[DeliveryReport], bool]:
+    """Meta's ``statuses[]``: ``failed`` with error ``131047`` is outside the window."""
+    return whatsapp_status_recorder(queue, "meta", lambda r: r.failure_reason == META_OUTSIDE_WINDOW)
+
+
+def twilio_status_recorder(queue: SqlDeliveryQueue) -> Callable[[DeliveryReport], bool]:
+    """Twilio's status callbacks: ``undelivered`` or ``failed`` with ``ErrorCode`` 63016 is outside the window."""
+    return whatsapp_status_recorder(queue, "twilio", lambda r: r.failure_reason == TWILIO_OUTSIDE_WINDOW)

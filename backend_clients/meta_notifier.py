@@ -18,11 +18,11 @@ from collections.abc import Sequence
 from typing import Any, Final
 
 from .meta_whatsapp import MetaWhatsApp, SentMessage
+from .template_params import template_param
 
 __all__ = ["MAX_TEXT_CHARS", "OUTSIDE_WINDOW", "MetaWhatsAppNotifier"]
 
 MAX_TEXT_CHARS: Final = 4096
-MAX_PARAM_CHARS: Final = 1024
 OUTSIDE_WINDOW: Final = "131047"    # Meta's code: free text outside the 24-hour customer-service window
 
 
@@ -41,7 +41,7 @@ class MetaWhatsAppNotifier:
         if params:
             # Meta refuses an empty parameter or one with a new line or a tab: each is one short line.
             template["components"] = [{"type": "body", "parameters": [
-                {"type": "text", "text": (" ".join(p.split()) or "-")[:MAX_PARAM_CHARS]} for p in params]}]
+                {"type": "text", "text": template_param(p)} for p in params]}]
         return self._client.send(self._number, _wa_id(to), {"type": "template", "template": template})
 
 

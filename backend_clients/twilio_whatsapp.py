@@ -4,6 +4,14 @@
 so tests and staging talk to a fake speaking the same protocol. The SDK logs whole requests
 (numbers and bodies) at INFO on ``twilio.http_client``: that logger is kept at WARNING.
 
+Two kinds of message: free text (``send``: ``Body``), which WhatsApp delivers only within 24 hours
+of the customer's last message, and an approved template (``send_template``: ``ContentSid``, the
+template's id in Twilio's Content API, and ``ContentVariables``, a JSON object of its ``{{1}}``,
+``{{2}}``... values), which WhatsApp delivers at any time. Twilio takes free text outside the window
+(201, ``queued``) and reports later, in the status callback, that it could not deliver it
+(``undelivered`` or ``failed`` with ``ErrorCode`` 63016, ``OUTSIDE_WINDOW``); it may also refuse it at
+once with that code (``Rejected("twilio_63016")``).
+
 Errors: Twilio answers a refusal with a JSON error (``code``, ``message``, ``status``) that
 the SDK raises as ``TwilioRestException``. A 4xx refuses this message for good (unknown
 number, outside the 24-hour window, ...: ``Rejected``) except 429 (busy); 5xx, 429 and
@@ -12,7 +20,10 @@ transport failures are worth another try (``BackendUnavailable``).
 
 from __future__ import annotations
 
+import json
 import logging
+from collections.abc import Sequence
+from typing import Any, Final
 
 import requests
 from twilio.base.exceptions import TwilioRestException
@@ -23,15 +34,19 @@ from dialogs.backends import BackendUnavailable, Rejected
 
 from .africastalking_sms import SentSms
 from .masking import mask
+from .template_params import template_param
 
-__all__ = ["TwilioWhatsApp"]
+__all__ = ["OUTSIDE_WINDOW", "TwilioWhatsApp"]
 
 log = logging.getLogger(__name__)
 logging.getLogger("twilio.http_client").setLevel(logging.WARNING)
 
+OUTSIDE_WINDOW: Final = "63016"     # Twilio's code: free text outside the 24-hour customer-service window
+
 
 class TwilioWhatsApp:
-    """One Twilio account and WhatsApp sender: ``send("+221...", text)`` -> ``SentSms``."""
+    """One Twilio account and WhatsApp sender: ``send("+221...", text)`` and
+    ``send_template("+221...", "HX...", params)`` -> ``SentSms``."""
 
     def __init__(self, account_sid: str, auth_token: str, from_number: str, api_url: str | None = None,
                  status_callback: str | None = None, timeout: float = 5.0) -> None:
@@ -42,9 +57,19 @@ class TwilioWhatsApp:
         self._status_callback = status_callback
 
     def send(self, to: str, text: str) -> SentSms:
+        return self._create(to, body=text[:1600])
+
+    def send_template(self, to: str, content_sid: str, params: Sequence[str] = ()) -> SentSms:
+        """The approved template ``content_sid`` with ``params`` as its ``{{1}}``, ``{{2}}``...; no ``Body``
+        (Twilio refuses a template sent as a body outside the window)."""
+        variables = {str(n): template_param(p) for n, p in enumerate(params, start=1)}
+        return self._create(to, content_sid=content_sid, **(
+            {"content_variables": json.dumps(variables, ensure_ascii=False)} if variables else {}))
+
+    def _create(self, to: str, **content: Any) -> SentSms:
         try:
             kwargs = {"status_callback": self._status_callback} if self._status_callback else {}
-            message = self._client.messages.create(to=_whatsapp(to), from_=self._from, body=text[:1600], **kwargs)
+            message = self._client.messages.create(to=_whatsapp(to), from_=self._from, **content, **kwargs)
         except TwilioRestException as exc:
             if exc.status == 429 or exc.status >= 500:
                 raise BackendUnavailable(f"twilio status {exc.status}") from None

@@ -13,8 +13,12 @@ was sent: never send it twice); with no such report after ``settle_seconds`` the
 never left (send it again: never lose it).
 
 A row's sealed secrets (``sealed``, see ``outbox_seal``) are erased as soon as the row is sent, failed
-or suppressed: only a message still to be sent holds one. Every stamp (sent, next try, a report's
-arrival) is on the product's clock (``Settings.clock``), the one the claims are compared with.
+or suppressed: only a message still to be sent holds one, except a message sent on a channel that may
+still report it undeliverable for a reason SMS does not share (WhatsApp outside the 24-hour window): its
+secrets are kept (``sent(keep_sealed=True)``) until its delivery is final (delivered or read, failed, or
+sent again by SMS: ``record_report``), or until the dispatcher's bound passes (``kept_secrets``,
+``erase_secrets``). Every stamp (sent, next try, a report's arrival) is on the product's clock
+(``Settings.clock``), the one the claims are compared with.
 """
 
 from __future__ import annotations
@@ -90,11 +94,16 @@ class SqlDeliveryQueue:
                                               _aware(row.created_at)))
             return claimed
 
-    def sent(self, row_id: int, *, channel: str, message_id: str, now: datetime) -> None:
+    def sent(self, row_id: int, *, channel: str, message_id: str, now: datetime, keep_sealed: bool = False) -> None:
+        """Taken by the provider. Its sealed secrets are erased, unless ``keep_sealed`` (a late failure may
+        still send it another way): then they stay until a final report, or ``erase_secrets``."""
         with self._sessions.begin() as db:
-            db.execute(update(OutboxEventRow).where(OutboxEventRow.id == row_id).values(
-                status="sent", channel=channel, provider_message_id=message_id, sent_at=now,
-                delivery_status="sent", claimed_until=None, last_error=None, sealed=None))
+            values: dict[str, Any] = {"status": "sent", "channel": channel, "provider_message_id": message_id,
+                                      "sent_at": now, "delivery_status": "sent", "claimed_until": None,
+                                      "last_error": None}
+            if not keep_sealed:
+                values["sealed"] = None
+            db.execute(update(OutboxEventRow).where(OutboxEventRow.id == row_id).values(**values))
             self._apply_reports(db, row_id, message_id)
 
     def retry(self, row_id: int, *, error: str, at: datetime) -> None:
@@ -131,8 +140,11 @@ class SqlDeliveryQueue:
                 status="pending", claimed_until=None, attempts=OutboxEventRow.attempts - 1))
 
     def record_report(self, *, provider: str, message_id: str, msisdn: str, status: str,
-                      failure_reason: str | None = None) -> bool:
+                      failure_reason: str | None = None, sms_again: str | None = None) -> bool:
         """Keep a delivery report (once) and apply it to the row that sent that message, if any.
+        ``sms_again``: this report is a failure SMS does not share (WhatsApp outside the 24-hour window),
+        and the reason to keep for agents as the row is sent again by SMS (``send_again_by_sms``), its
+        sealed secrets kept for that send. Any other final report (delivered, failed) erases them.
         Returns whether a row knows the message."""
         with self._sessions() as db:
             # The time is ours, to the microsecond: recovery compares it with a claim's (a server default
@@ -148,7 +160,12 @@ class SqlDeliveryQueue:
             row = db.scalars(select(OutboxEventRow).where(OutboxEventRow.provider_message_id == message_id)).first()
             if row is None:
                 return False
-            self._apply_reports(db, row.id, message_id)
+            final = self._apply_reports(db, row.id, message_id, erase_final=False)
+            db.refresh(row)
+            again = row.status == "sent" and final == "failed" and bool(sms_again) and \
+                self._again_by_sms(row, str(sms_again))
+            if row.status == "sent" and final in ("delivered", "failed") and not again:
+                row.sealed = None    # final: nothing will send it again, its code is no longer needed
             return True
 
     def send_again_by_sms(self, message_id: str, *, reason: str) -> bool:
@@ -160,13 +177,39 @@ class SqlDeliveryQueue:
             row = db.scalars(select(OutboxEventRow).where(
                 OutboxEventRow.provider_message_id == message_id, OutboxEventRow.channel == "whatsapp",
                 OutboxEventRow.status == "sent").with_for_update()).first()
-            if row is None:
-                return False
-            payload = {**json.loads(row.payload), ONLY_CHANNEL: "sms"}
-            row.payload = json.dumps(payload, default=str)
-            row.status, row.channel, row.next_attempt_at = "pending", "sms", self._clock()
-            row.provider_message_id, row.delivery_status, row.last_error = None, None, reason[:120]
-            return True
+            return row is not None and self._again_by_sms(row, reason)
+
+    def _again_by_sms(self, row: OutboxEventRow, reason: str) -> bool:
+        if row.channel != "whatsapp" or row.status != "sent":
+            return False
+        payload = {**json.loads(row.payload), ONLY_CHANNEL: "sms"}
+        row.payload = json.dumps(payload, default=str)
+        row.status, row.channel, row.next_attempt_at = "pending", "sms", self._clock()
+        row.provider_message_id, row.delivery_status, row.last_error = None, None, reason[:120]
+        return True
+
+    def kept_secrets(self) -> list[tuple[ClaimedMessage, datetime]]:
+        """The sent rows still holding sealed secrets (``sent(keep_sealed=True)``, no final report yet) and
+        when each was sent; the secrets themselves stay sealed (not in the result)."""
+        with self._sessions() as db:
+            # Oldest first, as the partial index ix_outbox_events_kept_secrets holds them (read alone).
+            rows = db.scalars(select(OutboxEventRow).where(OutboxEventRow.status == "sent",
+                                                           OutboxEventRow.sealed.is_not(None))
+                              .order_by(OutboxEventRow.sent_at)).all()
+            return [(ClaimedMessage(r.id, r.kind, r.msisdn, r.language, r.channel, json.loads(r.payload),
+                                    r.attempts, None, _aware(r.created_at)), _aware(r.sent_at or r.created_at))
+                    for r in rows]
+
+    def erase_secrets(self, row_ids: Collection[int]) -> int:
+        """Erase the sealed secrets of these rows if they are still sent (not pending again for SMS meanwhile);
+        how many were erased."""
+        if not row_ids:
+            return 0
+        with self._sessions.begin() as db:
+            result = db.execute(update(OutboxEventRow).where(
+                OutboxEventRow.id.in_(list(row_ids)), OutboxEventRow.status == "sent",
+                OutboxEventRow.sealed.is_not(None)).values(sealed=None))
+            return int(getattr(result, "rowcount", 0) or 0)
 
     def recover(self, now: datetime, lease: timedelta, settle: timedelta) -> tuple[int, int]:
         """Rows left ``sending`` past their claim (a worker died): adopt a delivery report that shows
@@ -208,14 +251,21 @@ class SqlDeliveryQueue:
             return {c.name: getattr(row, c.name) for c in OutboxEventRow.__table__.columns}
 
     @staticmethod
-    def _apply_reports(db: Session, row_id: int, message_id: str) -> None:
+    def _apply_reports(db: Session, row_id: int, message_id: str, erase_final: bool = True) -> str | None:
+        """The row's delivery status from every report on its message (None: no report yet); a final one
+        (delivered, failed) erases its secrets when ``erase_final`` (the caller decides otherwise)."""
         reports = db.scalars(select(DeliveryReportRow.status).where(
             DeliveryReportRow.provider_message_id == message_id).order_by(DeliveryReportRow.id)).all()
-        if reports:
-            final = [delivery_status(s) for s in reports]
-            # A final word (delivered/failed) wins over an intermediate "sent", whatever the order of arrival.
-            status = next((s for s in reversed(final) if s != "sent"), "sent")
-            db.execute(update(OutboxEventRow).where(OutboxEventRow.id == row_id).values(delivery_status=status))
+        if not reports:
+            return None
+        final = [delivery_status(s) for s in reports]
+        # A final word (delivered/failed) wins over an intermediate "sent", whatever the order of arrival.
+        status = next((s for s in reversed(final) if s != "sent"), "sent")
+        values: dict[str, Any] = {"delivery_status": status}
+        if erase_final and status != "sent":
+            values["sealed"] = None
+        db.execute(update(OutboxEventRow).where(OutboxEventRow.id == row_id).values(**values))
+        return status
 
 
 def _aware(moment: datetime) -> datetime:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, Index, Integer, String, Text, UniqueConstraint, func
+from sqlalchemy import DateTime, Index, Integer, String, Text, UniqueConstraint, func, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = ["AccountLinkRow", "Base", "PreferenceRow", "SessionAuditRow"]
@@ -158,6 +158,10 @@ class OutboxEventRow(Base):
     """Something to tell a customer (payment receipt, ticket opened, power back ...), kept until sent."""
 
     __tablename__ = "outbox_events"
+    # The sent messages still holding a sealed code (kept for a late WhatsApp failure): the worker's
+    # look-up of those past their bound reads them alone (migration v1_templates; PostgreSQL only).
+    __table_args__ = (Index("ix_outbox_events_kept_secrets", "sent_at",
+                            postgresql_where=text("status = 'sent' AND sealed IS NOT NULL")),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     dedupe_key: Mapped[str] = mapped_column(String(120), unique=True)
@@ -166,7 +170,7 @@ class OutboxEventRow(Base):
     language: Mapped[str] = mapped_column(String(8), default="fr")
     payload: Mapped[str] = mapped_column(Text)        # JSON, without secrets (their names under "sealed")
     # The payload's secret fields (one-time codes, prepaid tokens) as a Fernet token under OUTBOX_SEAL_KEY, erased once the
-    # message is sent or given up (app/storage/outbox_seal.py).
+    # message is sent (on WhatsApp: once its delivery is final, an hour at most) or given up (app/storage/outbox_seal.py).
     sealed: Mapped[str | None] = mapped_column(Text, nullable=True)
     status: Mapped[str] = mapped_column(String(20), default="pending", index=True)  # pending|sent|failed
     attempts: Mapped[int] = mapped_column(Integer, default=0)

@@ -8,7 +8,9 @@ fields (``SECRET_FIELDS``, whatever the kind) are taken out of the JSON payload 
 ``sealed`` column as a Fernet token (AES-CBC + HMAC) under ``OUTBOX_SEAL_KEY``; the payload keeps
 only their names under ``"sealed"``, so a row says that it carried a secret, never which. The worker,
 which has the key, opens the token at send time; once the message is sent, failed for good or
-suppressed the token is erased, so even the key and a later backup together give nothing back.
+suppressed the token is erased, so even the key and a later backup together give nothing back (a message
+sent on WhatsApp keeps it until its delivery is final, an hour at most, for the SMS a late "outside the
+24-hour window" calls for: ``app/notify.py``).
 
 ``OUTBOX_SEAL_KEY`` is one Fernet key, or several comma-separated: the first seals, all open (a key
 is rotated by putting the new one first and dropping the old after the outbox drained). Unset, the key

@@ -1,7 +1,9 @@
-"""WhatsApp messages through the official Twilio SDK, against a fake of its API on loopback."""
+"""WhatsApp messages through the official Twilio SDK, against a fake of its API on loopback: free text, and
+approved templates by their Content SID with their variables."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import pytest
@@ -29,6 +31,27 @@ def test_a_message_goes_to_the_whatsapp_address_of_the_number(twilio: FakeTwilio
     assert message["To"] == "whatsapp:+221770000001" and message["From"] == "whatsapp:+14155238886"
     assert message["Body"] == "Votre reçu: 5 500 FCFA"
     assert message["StatusCallback"] == "https://engine.example/whatsapp/twilio/status"
+
+
+OUTAGE_SID = "HX" + "a1" * 16
+
+
+def test_a_template_goes_by_its_content_sid_with_its_variables_and_no_body(twilio: FakeTwilio) -> None:
+    sent = sender(twilio).send_template("+221770000001", OUTAGE_SID, ["DKR-PLATEAU", "vers\n18 h\t30", "  "])
+    assert sent.message_id.startswith("SM") and sent.status == "queued"
+    [message] = twilio.sent
+    assert message["To"] == "whatsapp:+221770000001" and message["ContentSid"] == OUTAGE_SID
+    assert "Body" not in message              # a template sent as a body is refused outside the window
+    # WhatsApp takes no new line, tab or empty value in a parameter (Twilio refuses an empty one: 21656).
+    assert json.loads(message["ContentVariables"]) == {"1": "DKR-PLATEAU", "2": "vers 18 h 30", "3": "-"}
+    assert message["StatusCallback"] == "https://engine.example/whatsapp/twilio/status"
+
+
+def test_free_text_twilio_refuses_at_once_outside_the_window_is_rejected_with_its_code(twilio: FakeTwilio) -> None:
+    twilio.next_error = [(400, 63016, "Outside the allowed window")]
+    with pytest.raises(Rejected) as refused:
+        sender(twilio).send("+221770000001", "x")
+    assert refused.value.reason == "twilio_63016"
 
 
 def test_a_number_outside_whatsapp_is_refused_for_good(twilio: FakeTwilio) -> None:

@@ -22,6 +22,7 @@ import time
 import xml.etree.ElementTree as ET
 from dataclasses import replace
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask.testing import FlaskClient
 
@@ -60,6 +61,18 @@ def twilio_sending(settings: Settings, twilio: FakeTwilio, provider: FakeAfricas
 def twilio_signature(token: str, url: str, params: dict[str, str]) -> str:
     data = url + "".join(name + params[name] for name in sorted(params))
     return base64.b64encode(hmac.new(token.encode(), data.encode(), hashlib.sha1).digest()).decode()
+
+
+def twilio_reports(client: FlaskClient, twilio: FakeTwilio) -> list[int]:
+    """Twilio posting, signed, each status its fake has for our messages (then none are left), to the status
+    callback URL given with each; the product's answers."""
+    answers = []
+    while twilio.callbacks:
+        url, form = twilio.callbacks.pop(0)
+        response = client.post(urlsplit(url).path, data=form,
+                               headers={"X-Twilio-Signature": twilio_signature(twilio.auth_token, url, form)})
+        answers.append(response.status_code)
+    return answers
 
 
 def meta_signature(secret: str, body: bytes) -> str:
@@ -153,6 +166,16 @@ class MetaWhatsAppPhone:
         replies = self.send(text)
         assert len(replies) == 1, replies
         return replies[0]
+
+    def status(self, message_id: str, status: str, code: int | None = None) -> int:
+        """Meta's status event about one of our messages to this phone (``failed`` with an error ``code``),
+        posted to the webhook as Meta signs it; the product's answer."""
+        event = self.event(self.message("text", {"body": "x"}))
+        value = event["entry"][0]["changes"][0]["value"]
+        del value["messages"], value["contacts"]
+        value["statuses"] = [{"id": message_id, "status": status, "timestamp": str(int(time.time())),
+                              "recipient_id": self.wa_id, **({"errors": [{"code": code}]} if code else {})}]
+        return self.post_raw(json.dumps(event).encode())
 
     def last_sent(self) -> dict[str, Any]:
         return self.graph.messages_to(self.wa_id)[-1]

@@ -235,6 +235,8 @@ def build_inbox(settings: Settings, sessions: sessionmaker[Session]) -> SqlInbox
 
 def build_inbox_drain(settings: Settings) -> InboxDrain | None:
     """The worker's runner of the kept incoming SMS (``channels/sms_inbox.py``), or ``None`` without Redis."""
+    if not settings.redis_url:
+        return None
     engine, parts = build_engine(settings)
     inbox = build_inbox(settings, parts["db"])
     deps = parts["deps"]

@@ -166,3 +166,39 @@ def test_a_message_that_can_be_neither_run_nor_kept_is_asked_again_of_the_provid
     database.dispose()
     throwaway_redis.start()
     assert awa.send("SOLDE", message_id=awa.last_id) == [BALANCE] and awa.last_status == 200
+
+
+def test_a_kept_message_the_provider_posts_again_once_the_store_is_back_is_answered_once(
+        kept_app: Flask, kept_settings: Settings, fake_at: FakeAfricasTalking, throwaway_redis: ThrowawayRedis,
+        product_clock: SettableClock) -> None:
+    awa = SmsPhone(kept_app.test_client(), fake_at, AWA)
+    throwaway_redis.stop()
+    assert awa.send("SOLDE") == [] and awa.last_status == 200
+    throwaway_redis.start()
+    # Africa's Talking posts it again before the worker's pass: answered at once ...
+    assert awa.send("SOLDE", message_id=awa.last_id) == [BALANCE] and awa.last_status == 200
+    # ... and the worker, finding it answered, sends nothing more.
+    assert worker.run_once(kept_settings).get("notifications_sent") is None
+    assert fake_at.messages_to(AWA) == [BALANCE]
+    assert [status for _, status, _ in _inbox(kept_settings)] == ["answered_before"]
+
+
+def test_a_worker_pass_that_fails_after_running_a_kept_message_sends_its_reply_on_the_next_pass(
+        kept_app: Flask, kept_settings: Settings, fake_at: FakeAfricasTalking, throwaway_redis: ThrowawayRedis,
+        product_clock: SettableClock) -> None:
+    awa = SmsPhone(kept_app.test_client(), fake_at, AWA)
+    throwaway_redis.stop()
+    awa.send("SOLDE")
+    throwaway_redis.start()
+    database = create_engine(kept_settings.database_url)
+    with database.begin() as db:                  # the outbox cannot take the reply of this pass
+        db.execute(text("ALTER TABLE outbox_events RENAME TO outbox_events_away"))
+    with pytest.raises(Exception, match="outbox_events"):
+        worker.run_once(kept_settings)
+    with database.begin() as db:
+        db.execute(text("ALTER TABLE outbox_events_away RENAME TO outbox_events"))
+    database.dispose()
+    product_clock.advance(minutes=2)              # past the failed pass's hold on the message
+    worker.run_once(kept_settings)
+    worker.run_once(kept_settings)
+    assert fake_at.messages_to(AWA) == [BALANCE]

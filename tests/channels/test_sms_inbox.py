@@ -202,3 +202,13 @@ def test_a_worker_pass_that_fails_after_running_a_kept_message_sends_its_reply_o
     worker.run_once(kept_settings)
     worker.run_once(kept_settings)
     assert fake_at.messages_to(AWA) == [BALANCE]
+
+
+def test_an_sms_that_finds_its_conversation_busy_past_the_lock_wait_is_kept_and_answered_by_the_worker(
+        kept_app: Flask, kept_settings: Settings, fake_at: FakeAfricasTalking, product_clock: SettableClock) -> None:
+    awa = SmsPhone(kept_app.test_client(), fake_at, AWA)
+    store = kept_app.extensions["parts"]["store"]
+    with store.locked(f"sms:{AWA}", 0.0):         # another message of the conversation holds it (9 s and more)
+        assert awa.send("SOLDE") == [] and awa.last_status == 200
+    worker.run_once(kept_settings)
+    assert fake_at.messages_to(AWA) == [BALANCE]

@@ -129,11 +129,11 @@ def test_a_message_kept_more_than_30_minutes_gets_an_apology_in_its_language_not
     done = worker.run_once(kept_settings)
     assert (done["sms_kept_late"], done["notifications_sent"]) == (2, 2)
     assert fake_at.messages_to(AWA) == [
-        "ElecNet: désolé, votre SMS du 26/11 09:00 n'a pas pu être traité à temps (incident technique). "
-        "Merci de le renvoyer."]
+        ("ElecNet: désolé, votre SMS du 26/11 09:00 n'a pas pu être traité à temps (incident technique). "
+         "Merci de le renvoyer.")]
     assert fake_at.messages_to(AMINATA) == [
-        "ElecNet: sorry, your SMS of 26/11 09:00 could not be handled in time (technical incident). "
-        "Please send it again."]
+        ("ElecNet: sorry, your SMS of 26/11 09:00 could not be handled in time (technical incident). "
+         "Please send it again.")]
     worker.run_once(kept_settings)
     assert len(fake_at.messages_to(AWA)) == len(fake_at.messages_to(AMINATA)) == 1
     assert [status for _, status, _ in _inbox(kept_settings)] == ["late", "late"]

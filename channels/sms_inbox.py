@@ -29,10 +29,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Final, Protocol
 
-from engine import Engine
+from engine import Engine, Turn
 from engine.entry import find_start
 from engine.masking import mask
 
+from .adapter import BadRequest
 from .answer_ledger import AnswerLedger
 from .sms_handover import ReplyHandOver, ReplyOutbox
 
@@ -120,15 +121,15 @@ class InboxDrain:
         return DrainPass(**counts)
 
     def _run(self, message: KeptMessage, now: datetime) -> str:
-        if message.text is None or now - message.received_at >= self.stale_after:
+        turn = self._turn(message)
+        if turn is None or now - message.received_at >= self.stale_after:
             # Too old to run (or unreadable): what it asked is not what the customer wants now.
-            self.apology.queue_apology(message.sender, language=self._language(message),
+            self.apology.queue_apology(message.sender, language=self._language(message, turn),
                                        message_id=message.message_id, received_at=message.received_at)
             self.inbox.settle(message.message_id, "late", now)
             log.warning("kept sms from %s answered with an apology: waited %d s", mask(message.sender),
                         (now - message.received_at).total_seconds())
             return "late"
-        turn = self.adapter.turn_of(message)
         reply = self.engine.handle(turn)
         if reply.transient:
             # Backing off: 2, 4, 8 ... seconds, at most 30 (a store down for an hour is not asked every second).
@@ -154,12 +155,22 @@ class InboxDrain:
         self.inbox.settle(message.message_id, "answered", now)
         return "answered"
 
-    def _language(self, message: KeptMessage) -> str:
+    def _turn(self, message: KeptMessage) -> Turn | None:
+        """The message's turn; ``None`` when it cannot be read any more (its seal, or a setting changed since)."""
+        if message.text is None:
+            return None
+        try:
+            return self.adapter.turn_of(message)
+        except BadRequest as exc:
+            log.error("kept sms from %s cannot be read again: %s", mask(message.sender), exc)
+            return None
+
+    def _language(self, message: KeptMessage, turn: Turn | None) -> str:
         """The language of the apology: the keyword's the customer wrote, else the one they chose, else the
         product's default."""
         menus = self.engine.flows.menus
         written = find_start(menus, self.adapter.channel, message.short_code or "*",
-                             self.adapter.turn_of(message).input if message.text is not None else None).language
+                             turn.input if turn is not None else None).language
         if written in menus.languages:
             return str(written)
         chosen = self.preferred_language(message.sender) if self.preferred_language is not None else None

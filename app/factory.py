@@ -31,6 +31,7 @@ from channels.payment_callback import PATH as CALLBACK_PATH
 from channels.payment_callback import Applied, CallbackEvent, payment_callback_blueprint
 from channels.sms import SmsAdapter
 from channels.sms_delivery import DeliveryReport, sms_delivery_blueprint
+from channels.sms_inbox import InboxDrain
 from channels.twilio_status import twilio_status_blueprint
 from channels.ussd import UssdAdapter
 from channels.ussd_wsgi import UssdFastPath
@@ -68,6 +69,7 @@ from .ops import Metrics, ops_blueprint
 from .pace import MemoryPace, Pace, RedisPace, parse_rates
 from .quiet_hours import QuietHours
 from .settings import Settings
+from .sms_replies import KIND as SMS_REPLY
 from .sms_replies import OutboxReplies
 from .storage import (
     MemoryThrottle,
@@ -94,6 +96,7 @@ from .storage.identity_cache import (
 )
 from .storage.outbox_seal import OutboxSeal
 from .storage.sign_in_codes import RedisSignInStore
+from .storage.sms_inbox import SqlInbox
 from .whatsapp_letters import (
     MetaWhatsAppLetters,
     TwilioWhatsAppLetters,
@@ -102,8 +105,8 @@ from .whatsapp_letters import (
     twilio_status_recorder,
 )
 
-__all__ = ["build_deps", "build_dispatcher", "build_engine", "build_identity_cache", "build_notice_relay",
-           "build_pace", "build_unsubscribe_links", "create_app", "settler"]
+__all__ = ["build_deps", "build_dispatcher", "build_engine", "build_identity_cache", "build_inbox_drain",
+           "build_notice_relay", "build_pace", "build_unsubscribe_links", "create_app", "settler"]
 
 log = logging.getLogger("app")
 
@@ -226,9 +229,41 @@ def build_web_adapter(settings: Settings, deps: Deps, guard: GatewayGuard, secre
 
 
 
+def build_inbox(settings: Settings, sessions: sessionmaker[Session]) -> SqlInbox | None:
+    """Where the SMS callback keeps the messages the engine could not run now, for the worker: only with
+    sessions in Redis, which the worker shares (the embedded store lives in the web process alone, and a
+    worker running a message without its conversation would answer another question)."""
+    if not settings.redis_url:
+        return None
+    return SqlInbox(sessions, OutboxSeal.from_setting(settings.outbox_seal_key, settings.secret_key),
+                    clock=settings.clock)
+
+
+def build_inbox_drain(settings: Settings) -> InboxDrain | None:
+    """The worker's runner of the kept incoming SMS (``channels/sms_inbox.py``), or ``None`` without Redis."""
+    if not settings.redis_url:
+        return None
+    engine, parts = build_engine(settings)
+    inbox = build_inbox(settings, parts["db"])
+    deps = parts["deps"]
+    if inbox is None or deps.outbox is None:
+        return None
+    sms = SmsAdapter(None, settings.default_region, idle_seconds=settings.sms_session_idle_seconds)
+    engine.declare(sms.capabilities, sms.session_policy.idle_seconds, sms.session_policy.key_ends_with_session)
+    menus = engine.flows.menus
+    path = settings.notifications_path or str(Path(settings.menus_path).with_name("notifications.yaml"))
+    stale = NotificationTemplates.load(path, menus.default_language, menus.brand).kinds[SMS_REPLY].stale_after_minutes
+    replies = OutboxReplies(deps.outbox)
+    preferences = deps.preferences
+    return InboxDrain(engine, sms, inbox, replies, replies, build_answer_ledger(settings),
+                      timedelta(minutes=stale or 30), settings.clock,
+                      preferences.language if preferences is not None else None)
+
+
 def build_adapters(settings: Settings, guard: GatewayGuard, security: SecurityAudit,
                    metrics: Metrics, record_status: Callable[[DeliveryReport], bool] | None = None,
-                   deps: Deps | None = None, secret: str = "") -> list[ChannelAdapter]:
+                   deps: Deps | None = None, secret: str = "",
+                   sessions: sessionmaker[Session] | None = None) -> list[ChannelAdapter]:
     """Every conversation channel the product serves; the factory knows them only as adapters."""
     sms_sender = None
     if settings.at_api_key:
@@ -248,12 +283,13 @@ def build_adapters(settings: Settings, guard: GatewayGuard, security: SecurityAu
         log.warning("WhatsApp through Meta is not configured (README, WhatsApp): "
                     "POST /whatsapp/meta is closed (503).")
     ledger = build_answer_ledger(settings)
+    inbox = build_inbox(settings, sessions) if sessions is not None else None
     adapters: list[ChannelAdapter] = [
         UssdAdapter(settings.default_region, guard, security, on_reject=metrics.rejected.labels("ussd").inc),
         SmsAdapter(sms_sender, settings.default_region, guard, security,
                    idle_seconds=settings.sms_session_idle_seconds, on_reject=metrics.rejected.labels("sms").inc,
                    outbox=OutboxReplies(deps.outbox) if deps is not None and deps.outbox is not None else None,
-                   ledger=ledger),
+                   ledger=ledger, inbox=inbox),
         TwilioWhatsAppAdapter(settings.twilio_auth_token, settings.twilio_webhook_url or settings.public_base_url,
                               settings.default_region, security, ledger,
                               idle_seconds=settings.whatsapp_session_idle_seconds,
@@ -392,7 +428,7 @@ def create_app(settings: Settings | None = None, store: SessionStore | None = No
         return record
 
     adapters = build_adapters(settings, gateway_guard, parts["security"], metrics, meta_status_recorder(delivery_queue),
-                              parts["deps"], str(app.secret_key))
+                              parts["deps"], str(app.secret_key), parts["db"])
     for adapter in adapters:
         policy = adapter.session_policy
         engine.declare(adapter.capabilities, policy.idle_seconds, policy.key_ends_with_session)

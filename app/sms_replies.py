@@ -6,18 +6,24 @@ since the customer just wrote to us), which the worker sends with the outbox's r
 delivery status, shown to agents like any other message. The text is sealed in the row (payload field
 ``reply``, ``storage/outbox_seal.py``): a reply can show a prepaid token, and the adapter cannot tell
 which one does. One row per incoming message id (the dedupe key), however often the provider retries it.
+
+An incoming message kept while the engine could not run it (``channels/sms_inbox.py``) and run by the worker
+more than 30 minutes later is not run: it gets an ``sms_reply_late`` instead, a short apology asking the
+customer to send it again (its date, never its text: it may hold a PIN).
 """
 
 from __future__ import annotations
 
 import hashlib
+from datetime import datetime
 from typing import Final
 
 from dialogs.stores import Outbox
 
-__all__ = ["KIND", "OutboxReplies"]
+__all__ = ["KIND", "LATE_KIND", "OutboxReplies"]
 
 KIND: Final = "sms_reply"
+LATE_KIND: Final = "sms_reply_late"
 # The outbox's dedupe keys hold 120 characters; a provider's message id may hold 128.
 _LONGEST_ID: Final = 100
 
@@ -29,7 +35,18 @@ class OutboxReplies:
         self._outbox = outbox
 
     def queue_reply(self, to: str, text: str, *, language: str, message_id: str) -> bool:
-        if len(message_id) > _LONGEST_ID:
-            message_id = hashlib.sha256(message_id.encode()).hexdigest()[:40]
         return self._outbox.add(kind=KIND, msisdn=to, language=language, payload={"reply": text},
-                                dedupe_key=f"{KIND}:{message_id}", channel="sms")
+                                dedupe_key=f"{KIND}:{_short(message_id)}", channel="sms")
+
+    def queue_apology(self, to: str, *, language: str, message_id: str, received_at: datetime) -> bool:
+        """``channels.sms_inbox.LateApology``: the apology for a message kept too long to be run."""
+        return self._outbox.add(kind=LATE_KIND, msisdn=to, language=language,
+                                payload={"received_at": received_at.isoformat()},
+                                dedupe_key=f"{LATE_KIND}:{_short(message_id)}", channel="sms")
+
+
+def _short(message_id: str) -> str:
+    """The message id as a dedupe key holds it."""
+    if len(message_id) > _LONGEST_ID:
+        return hashlib.sha256(message_id.encode()).hexdigest()[:40]
+    return message_id

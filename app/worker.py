@@ -2,7 +2,8 @@
 could not take at the time.
 
 Each tick (``NOTIFY_INTERVAL_SECONDS``, 1 s by default, so a receipt reaches the provider
-within seconds of the confirmation) runs one delivery pass of the outbox, and the back office's
+within seconds of the confirmation) runs the incoming SMS kept while the engine could not run them
+(``channels/sms_inbox.py``: their replies join the outbox) and one delivery pass of the outbox, and the back office's
 notice feed (zone outages and restorations, bills, tickets ...) is read every ``NOTICE_POLL_SECONDS``
 and turned into outbox rows. Every ``WORKER_INTERVAL_SECONDS`` it also forwards complaints and outage
 reports kept while the incident system was down, and asks the provider about payments that never heard
@@ -25,7 +26,7 @@ from dialogs.incidents import resend_pending_tickets
 from dialogs.payments import reconcile_pending
 from dialogs.registry import Deps
 
-from .factory import build_deps, build_dispatcher, build_notice_relay
+from .factory import build_deps, build_dispatcher, build_inbox_drain, build_notice_relay
 from .settings import Settings
 from .storage import make_sessions
 from .storage.retention import purge
@@ -55,6 +56,12 @@ def run_once(settings: Settings, clock: Callable[[], datetime] | None = None) ->
     noticed = build_notice_relay(settings, sessions).run_once()
     if noticed:
         done["notices_queued"] = noticed
+    drain = build_inbox_drain(settings)
+    if drain is not None:
+        # Before the delivery pass: a reply it queues goes out in this same pass.
+        kept = drain.run_once()
+        done.update({f"sms_kept_{k}": v for k, v in (("answered", kept.answered), ("late", kept.late),
+                                                     ("waiting", kept.waiting)) if v})
     delivered = build_dispatcher(settings, sessions).run_once()
     # Likewise for notifications.
     done.update({f"notifications_{k}": v for k, v in (("sent", delivered.sent), ("retried", delivered.retried),
@@ -93,6 +100,7 @@ def run_forever(settings: Settings, interval_seconds: float = 30.0, stop: thread
     dispatcher = build_dispatcher(settings, sessions)
     purger = PurgeSchedule(sessions, settings.purge_interval_seconds)
     relay = build_notice_relay(settings, sessions)
+    drain = build_inbox_drain(settings)
     assert deps.incidents is not None and deps.pending_tickets is not None
     tick = max(0.05, min(settings.notify_interval_seconds, interval_seconds))
     log.info("worker started: outbox every %.1f s, kept tickets and payments every %.0f s", tick, interval_seconds)
@@ -104,6 +112,11 @@ def run_forever(settings: Settings, interval_seconds: float = 30.0, stop: thread
                 relay.run_once()        # zone broadcasts and customer events, before this pass sends
             except Exception:
                 log.exception("notice feed pass failed; next pass in %.1f s", settings.notice_poll_seconds)
+        if drain is not None:
+            try:
+                drain.run_once()        # kept incoming SMS: their replies join this pass's outbox
+            except Exception:
+                log.exception("kept incoming SMS pass failed; next pass in %.1f s", tick)
         try:
             delivered = dispatcher.run_once()
             if delivered.sent or delivered.failed or delivered.requeued:

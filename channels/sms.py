@@ -13,11 +13,15 @@ notification outbox and the worker sends it (``sms_handover``). A provider retry
 ``id`` gets the engine's recorded answer, which is not sent again (unless it could be neither sent nor
 queued the first time). What the customer wrote (a PIN in ``OUI 1234``) is never logged.
 
-Answers: ``200 OK`` once the reply is sent or queued; ``400`` (plain text) for a malformed message,
-which sending again would not mend; ``503`` when the product failed to serve a well-formed message
-for now (the session store down or the conversation busy: the engine's ``transient`` reply, sent to
-nobody; the reply neither sent nor queued; an unexpected error), so that the provider, which does not
-retry a 4xx, sends it again: nothing the customer sent is dropped on our side.
+A message the engine could not run now (the session store down, or the conversation busy: the engine's
+``transient`` reply, sent to nobody) is kept in the inbox (``sms_inbox``), and the worker runs it when it
+can, its reply going through the outbox: whether the provider would post it again is not documented, so
+nothing depends on it.
+
+Answers: ``200 OK`` once the reply is sent or queued, or the message kept; ``400`` (plain text) for a
+malformed message, which sending again would not mend; ``503`` when the product failed to serve a
+well-formed message and could not keep it either (the database down too; the reply neither sent nor
+queued; an unexpected error), so that a provider that posts it again may: a 4xx it surely drops.
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ from .capabilities import SMS, SMS_MAX_SEGMENTS, SMS_NAVIGATION_WORDS
 from .gateway_guard import TOKEN_HEADER, GatewayGuard
 from .msisdn import to_e164
 from .sms_handover import ReplyHandOver, ReplyOutbox, ReplySender
+from .sms_inbox import Inbox, KeptMessage
 
 __all__ = ["CAPABILITIES", "MAX_SEGMENTS", "ReplyOutbox", "ReplySender", "SmsAdapter", "fit_segments"]
 
@@ -84,7 +89,8 @@ def _clean_text(text: str) -> str:
 @dataclass(frozen=True)
 class SmsAdapter(KeyedBySender, ChannelAdapter):
     """Africa's Talking SMS; ``sender`` sends the replies, ``outbox`` takes those it cannot send now (or all of
-    them when there is no sender), ``ledger`` marks those neither could take until the provider's retry."""
+    them when there is no sender), ``ledger`` marks those neither could take until the provider's retry;
+    ``inbox`` keeps the messages the engine could not run now, for the worker (``sms_inbox``)."""
 
     sender: ReplySender | None = None
     default_region: str = "SN"
@@ -96,6 +102,7 @@ class SmsAdapter(KeyedBySender, ChannelAdapter):
     prefix: str = "/sms/africastalking"
     outbox: ReplyOutbox | None = None
     ledger: AnswerLedger = field(default_factory=MemoryAnswerLedger)
+    inbox: Inbox | None = None
 
     @property
     def capabilities(self) -> ChannelCapabilities:
@@ -124,6 +131,11 @@ class SmsAdapter(KeyedBySender, ChannelAdapter):
         return Turn(channel=CHANNEL, address=sender, customer=sender,
                     session_key=self.session_policy.key(CHANNEL, address=sender),
                     input=_clean_text(raw), hop_id=message_id, entry=short_code or "*")
+
+    def turn_of(self, message: KeptMessage) -> Turn:
+        """The turn of a kept message, read as it was when it arrived (``parse`` of the same fields)."""
+        return self.parse({"from": message.sender, "to": message.short_code, "text": message.text or "",
+                           "id": message.message_id})
 
     def render(self, reply: Reply) -> str:
         return fit_segments(reply.text)
@@ -160,11 +172,9 @@ class SmsAdapter(KeyedBySender, ChannelAdapter):
                 return self.error_response()
             reply = engine.handle(turn)
             if reply.transient:
-                # Busy or the session store down: the hop did not run. Posted again, it will; an SMS saying
-                # "try again" would ask the customer to do what the provider does.
-                log.warning("sms message from %s not run now: the provider is asked to post it again",
-                            mask(turn.address))
-                return self.failure_response()
+                # Busy or the session store down: the hop did not run. Kept, the worker runs it; an SMS saying
+                # "try again" would ask the customer to do what the worker does.
+                return self._keep(turn, request.form)
             node = reply.screen.node if reply.screen else "-"
             if reply.replayed and not handover.take_owed(turn.hop_id):
                 log.info("sms retry of an answered message user=%s node=%s: not sent again",
@@ -179,3 +189,21 @@ class SmsAdapter(KeyedBySender, ChannelAdapter):
             return Response("OK", mimetype="text/plain")
 
         return bp
+
+    def _keep(self, turn: Turn, form: Mapping[str, str]) -> Response:
+        """The message kept for the worker: ``200``; ``503`` when it cannot be (then only a provider that posts
+        it again brings it back)."""
+        if self.inbox is None:
+            log.warning("sms message from %s not run now and no inbox to keep it: asking the provider to post it "
+                        "again", mask(turn.address))
+            return self.failure_response()
+        try:
+            kept = self.inbox.keep(message_id=turn.hop_id, sender=turn.address, short_code=turn.entry
+                                   if turn.entry != "*" else "", text=form.get("text") or "")
+        except Exception as exc:  # noqa: BLE001 - the database down too: nothing else can keep it
+            log.error("sms message from %s neither run nor kept (%s): asking the provider to post it again",
+                      mask(turn.address), type(exc).__name__)
+            return self.failure_response()
+        log.warning("sms message from %s not run now: kept for the worker%s", mask(turn.address),
+                    "" if kept else " (already kept)")
+        return Response("OK", mimetype="text/plain")

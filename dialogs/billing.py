@@ -3,7 +3,7 @@
 A postpaid account shows what is due and, when a deferral or instalment plan is running, its
 next payment. A bill payment still being confirmed (``PaymentLedger.awaiting``: the back end's
 balance counts it only once settled) is said, and taken off what is left to pay, as the Pay menu
-does. A prepaid account has no bill: it shows the credit left, the last purchase with its token,
+does: the same payments (``payments.on_their_way``), this conversation's own included. A prepaid account has no bill: it shows the credit left, the last purchase with its token,
 the average daily use and how many days the credit lasts at that pace; while a purchase is being
 confirmed (its token not issued yet) it says so instead of the last purchase.
 """
@@ -17,6 +17,7 @@ from typing import Any
 from engine.steps import StepContext, StepResult
 
 from .backends import Arrangement
+from .payments import on_their_way
 from .registry import Deps, step
 
 __all__ = ["AVERAGE_DAYS", "days_of_credit", "next_instalment"]
@@ -40,11 +41,9 @@ def days_of_credit(credit_kwh: Decimal, daily_kwh: Decimal) -> int | None:
     return int((credit_kwh / daily_kwh).to_integral_value(rounding=ROUND_DOWN))
 
 
-def _awaited(deps: Deps, number: str, purpose: str = "bill") -> Decimal:
-    """Payments of ``purpose`` to the account on their way, from any number (none when no ledger is wired)."""
-    if deps.ledger is None:
-        return Decimal(0)
-    return sum((p.amount for p in deps.ledger.awaiting(number, purpose)), Decimal(0))
+def _awaited(ctx: StepContext, deps: Deps, number: str, purpose: str = "bill") -> Decimal:
+    """Payments of ``purpose`` to the account on their way, as the Pay menu counts them (``on_their_way``)."""
+    return sum((p.amount for p in on_their_way(ctx, deps, number, purpose)), Decimal(0))
 
 
 def _running(ctx: StepContext, deps: Deps, number: str) -> dict[str, Any] | None:
@@ -66,7 +65,7 @@ def _prepaid(ctx: StepContext, deps: Deps, number: str) -> StepResult:
     days = days_of_credit(credit.credit_kwh, used / AVERAGE_DAYS)
     data: dict[str, Any] = {"prepaid_credit_kwh": str(credit.credit_kwh), "prepaid_daily_kwh": str(daily),
                             "prepaid_days_left": days}
-    awaited = _awaited(deps, number, "prepaid")
+    awaited = _awaited(ctx, deps, number, "prepaid")
     if awaited > 0:
         # The meter's last purchase is not this one: showing it alone would say nothing was bought.
         return StepResult("prepaid_awaiting", {**data, "prepaid_awaiting": str(awaited)})
@@ -91,7 +90,7 @@ def balance(ctx: StepContext, deps: Deps) -> StepResult:
     if ctx.data.get("account_kind") == "prepaid":
         return _prepaid(ctx, deps, str(number))
     found = deps.billing.balance(str(number))
-    awaited = _awaited(deps, str(number))
+    awaited = _awaited(ctx, deps, str(number))
     data: dict[str, Any] = {
         "balance": str(max(found.amount - awaited, Decimal(0))),
         "pay_awaiting": str(awaited) if awaited > 0 else None,

@@ -40,6 +40,7 @@ __all__ = [
     "REFUSAL_CODES",
     "Settlement",
     "idempotency_key",
+    "on_their_way",
     "reconcile_pending",
     "settle_provider_result",
     "token_groups",
@@ -99,14 +100,20 @@ def _wallets(deps: Deps) -> list[dict[str, str]]:
     return [{"code": code, "name": name} for code, name in deps.settings.wallets]
 
 
-def _others_awaited(ctx: StepContext, deps: Deps, number: str, purpose: str) -> list[LocalPayment]:
-    """The account's payments of ``purpose`` on their way (``PaymentLedger.awaiting``), but the one this very
-    session started: a hop walked again from the gateway's text after the session was lost must find the same
-    payment, not one already on its way (its key says whose it is)."""
+def on_their_way(ctx: StepContext, deps: Deps, number: str, purpose: str) -> list[LocalPayment]:
+    """The account's payments of ``purpose`` on their way (``PaymentLedger.awaiting``: the back end's balance
+    counts them only once settled), from any number or conversation, this one's included: the balance and the
+    Pay menu say the same (``dialogs/billing.py`` reads them here too).
+
+    But one: a payment this conversation started that the session does not know it started (its ``pay_key``
+    is not the payment's). That is a hop walked again from the gateway's text after the session was lost,
+    which must find the same payment again (its key), not an account already paid."""
     if deps.ledger is None:
         return []
+    known = ctx.data.get("pay_key")
     return [p for p in deps.ledger.awaiting(number, purpose)
-            if p.idempotency_key != idempotency_key(ctx.conversation_id, PROTECTED_NODE, purpose, number, p.amount,
+            if p.idempotency_key == known
+            or p.idempotency_key != idempotency_key(ctx.conversation_id, PROTECTED_NODE, purpose, number, p.amount,
                                                     p.wallet or "")]
 
 
@@ -115,10 +122,10 @@ def _due(ctx: StepContext, deps: Deps, number: str) -> tuple[Decimal, Decimal, d
     way (``PaymentLedger.awaiting``: the balance counts them only once settled); the amount awaited; and the
     data the screens read (``balance`` is what may still be paid).
 
-    A payment this very session started is not counted: a hop walked again from the gateway's text after
-    the session was lost must find the same payment, not an account already paid (``_others_awaited``)."""
+    A payment this conversation started is counted once the session knows it started it; a hop walked again
+    from the gateway's text after the session was lost finds the same payment instead (``on_their_way``)."""
     found = deps.billing.balance(number)
-    awaited = sum((p.amount for p in _others_awaited(ctx, deps, number, "bill")), Decimal(0))
+    awaited = sum((p.amount for p in on_their_way(ctx, deps, number, "bill")), Decimal(0))
     due = found.amount - awaited
     return due, awaited, {"balance": str(due), "has_balance": found.amount > 0, "unpaid_bills": found.unpaid_bills,
                           "pay_awaiting": str(awaited) if awaited > 0 else None}
@@ -138,7 +145,7 @@ def start(ctx: StepContext, deps: Deps) -> StepResult:
                                "pay_wallet": None, "pay_refusal": None, "pay_wallets": _wallets(deps)}
     if ctx.data.get("account_kind") == "prepaid":
         # A purchase on its way is said before the customer buys again (its token comes only once settled).
-        awaited = sum((p.amount for p in _others_awaited(ctx, deps, str(number), "prepaid")), Decimal(0))
+        awaited = sum((p.amount for p in on_their_way(ctx, deps, str(number), "prepaid")), Decimal(0))
         return StepResult("prepaid_awaiting" if awaited > 0 else "prepaid",
                           {**cleared, "pay_purpose": "prepaid", "prepaid_awaiting": str(awaited) if awaited else None})
     due, awaited, data = _due(ctx, deps, str(number))
@@ -192,7 +199,7 @@ def check_credit(ctx: StepContext, deps: Deps) -> StepResult:
         return StepResult("out_of_range")
     data = {"pay_amount": str(amount), "pay_purpose": "prepaid"}
     number = str(ctx.data.get("account_number") or "")
-    if number and any(p.amount == amount for p in _others_awaited(ctx, deps, number, "prepaid")):
+    if number and any(p.amount == amount for p in on_their_way(ctx, deps, number, "prepaid")):
         return StepResult("same_awaiting", data)
     return StepResult("ok", data)
 

@@ -282,6 +282,27 @@ class EmailStopRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
+class SmsInboxRow(Base):
+    """An incoming SMS the engine could not run when it arrived (the session store down, the conversation
+    busy), kept for the worker (``channels/sms_inbox.py``): once per provider message id, its text sealed
+    (``sealed``: what the customer typed may be a PIN) and erased once it is answered."""
+
+    __tablename__ = "sms_inbox"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    message_id: Mapped[str] = mapped_column(String(128), unique=True)   # the provider's id
+    msisdn: Mapped[str] = mapped_column(String(20), index=True)         # who wrote (E.164), where the reply goes
+    short_code: Mapped[str] = mapped_column(String(20), default="")
+    sealed: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # pending | answered (run, its reply queued) | late (answered with an apology) | answered_before
+    # (the provider posted it again and that was answered at once)
+    status: Mapped[str] = mapped_column(String(20), default="pending", index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    settled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
 class FeedCursorRow(Base):
     """How far the worker has read a back-office event feed (zone outages, bills ...)."""
 

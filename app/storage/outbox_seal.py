@@ -96,6 +96,18 @@ class OutboxSeal:
         token = self._fernet.encrypt(json.dumps(secrets, default=str).encode()).decode()
         return rest, token
 
+    def seal_text(self, text: str) -> str:
+        """One text sealed whole (an incoming SMS kept for the worker: it may hold a PIN)."""
+        return self._fernet.encrypt(text.encode()).decode()
+
+    def open_text(self, token: str) -> str:
+        """The text of ``seal_text``; ``SealBroken`` when this seal cannot open it."""
+        try:
+            return self._fernet.decrypt(token.encode()).decode()
+        except InvalidToken:
+            raise SealBroken("its sealed text cannot be opened: OUTBOX_SEAL_KEY is not the key it was "
+                             "sealed with") from None
+
     def open(self, payload: Mapping[str, Any], token: str | None) -> dict[str, Any]:
         """The payload with its secret fields back. ``SealBroken`` when it had some and they cannot be
         read: erased (already sent once, or failed) or sealed under a key this seal does not hold."""

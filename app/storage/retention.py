@@ -12,6 +12,7 @@ forward is never purged by age. Run by the worker (``PURGE_INTERVAL_SECONDS``) a
 | outbox_events        | message payload and tokens, once sent/failed: 7 | sent or failed: 90          |
 | payment_intents      | prepaid token, once final: 30                | succeeded or failed: 400       |
 | processed_callbacks  | -                                            | 30                             |
+| sms_inbox            | (its text is erased once answered)           | answered: 30                   |
 | pending_tickets      | complaint text, once sent/refused: 30        | sent or refused: 180           |
 | session_audit        | gateway error text: 30                       | 180                            |
 | security_events      | -                                            | 365                            |
@@ -43,6 +44,7 @@ from .models import (
     ProcessedCallbackRow,
     SecurityEventRow,
     SessionAuditRow,
+    SmsInboxRow,
     SubscriptionRow,
 )
 
@@ -88,6 +90,8 @@ RETENTION: tuple[Rule, ...] = (
     Rule("payment_intents", PaymentIntentRow, 400, PaymentIntentRow.updated_at,
          PaymentIntentRow.status.in_(("succeeded", "failed"))),
     Rule("processed_callbacks", ProcessedCallbackRow, 30, ProcessedCallbackRow.received_at),
+    # An incoming SMS kept while the engine could not run it: once answered, only its number and id remain.
+    Rule("sms_inbox", SmsInboxRow, 30, SmsInboxRow.received_at, SmsInboxRow.status != "pending"),
     Rule("pending_tickets", PendingTicketRow, 180, PendingTicketRow.created_at,
          PendingTicketRow.status.in_(("sent", "refused"))),
     Rule("session_audit", SessionAuditRow, 180,

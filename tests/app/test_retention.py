@@ -27,6 +27,7 @@ from app.storage.models import (
     ProcessedCallbackRow,
     SecurityEventRow,
     SessionAuditRow,
+    SmsInboxRow,
     SubscriptionRow,
 )
 from app.storage.retention import purge
@@ -98,6 +99,17 @@ def test_prepaid_tokens_are_scrubbed_after_30_days_and_final_payments_deleted_af
     tokens = {row.idempotency_key: row.token for row in _rows(sessions, PaymentIntentRow)}
     assert tokens == {"ok-29d": "5566-7788-9900", "ok-31d": None, "pending-500d": None}
     assert [row.event_id for row in _rows(sessions, ProcessedCallbackRow)] == ["evt-new"]
+
+
+def test_answered_incoming_sms_kept_for_the_worker_go_after_30_days_pending_ones_never(
+        sessions: sessionmaker[Session], now: datetime) -> None:
+    with sessions() as db, db.begin():
+        for message_id, status, days in (("answered-29d", "answered", 29), ("late-31d", "late", 31),
+                                         ("answered-31d", "answered_before", 31), ("pending-40d", "pending", 40)):
+            db.add(SmsInboxRow(message_id=message_id, msisdn="+221770000001", short_code="21212", status=status,
+                               attempts=1, received_at=now - timedelta(days=days)))
+    assert purge(sessions, now)["sms_inbox"] == 2
+    assert sorted(row.message_id for row in _rows(sessions, SmsInboxRow)) == ["answered-29d", "pending-40d"]
 
 
 def test_complaint_texts_audit_rows_security_events_and_withdrawn_consent(

@@ -22,7 +22,6 @@ from app.storage.agent_console import SqlCustomerRecords
 from tests.support.clock import SettableClock
 from tests.support.fake_africastalking import FakeAfricasTalking
 from tests.support.outbox_rows import raw_rows
-from tests.support.throwaway_redis import ThrowawayRedis
 
 from .sms_phone import SmsPhone
 
@@ -111,17 +110,6 @@ def test_without_an_sms_account_the_reply_waits_in_the_outbox_until_there_is_one
     assert worker.run_once(replace(settings, at_api_key="")).get("notifications_sent") is None
     worker.run_once(sms_settings)                 # AT_API_KEY set: the worker sends what waited
     assert fake_at.messages_to(AWA) == [BALANCE]
-
-
-def test_a_message_that_could_not_run_now_is_asked_again_of_the_provider_not_answered_with_an_apology(
-        sms_settings: Settings, fake_at: FakeAfricasTalking, throwaway_redis: ThrowawayRedis) -> None:
-    app = create_app(replace(sms_settings, redis_url=throwaway_redis.url))
-    awa = SmsPhone(app.test_client(), fake_at, AWA)
-    throwaway_redis.stop()                        # the session store is gone for a moment
-    assert awa.send("SOLDE") == []                # no "service unavailable, try again" SMS
-    assert awa.last_status == 503                 # Africa's Talking posts it again later
-    throwaway_redis.start()
-    assert awa.send("SOLDE", message_id=awa.last_id) == [BALANCE] and awa.last_status == 200
 
 
 def test_on_postgres_a_reply_to_a_message_with_the_longest_id_the_provider_may_send_is_queued_too(

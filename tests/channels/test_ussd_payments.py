@@ -648,6 +648,30 @@ def test_the_balance_says_a_payment_is_being_confirmed_until_the_operator_settle
                                                 f"1. Dernières factures\n{NAV}")
 
 
+def test_after_a_payment_starts_the_balance_and_the_pay_menu_say_the_same_until_it_is_confirmed(
+        phone, served, provider, deps):
+    deps.pins.set_pin("+221770000001", PIN)
+    payer = phone("+221770000001")
+    payer.dial("3")
+    payer.answer("2")
+    payer.answer("5000")
+    payer.answer("1")
+    payer.answer("1")
+    waiting = reference(payer.answer(PIN))              # 5 000 FCFA on its way, not yet confirmed
+
+    again = phone("+221770000001")
+    assert again.dial("1") == ("CON Compte 1000001\nReste à payer: 7 500 FCFA\n"
+                               "Paiement de 5 000 FCFA en cours de confirmation\nFactures impayées: 2\n"
+                               f"1. Dernières factures\n{NAV}")
+    assert again.answer("00") == HOME_FR
+    assert again.answer("3") == ("CON Compte 1000001\nReste à payer: 7 500 FCFA\n5 000 FCFA en confirmation\n"
+                                 "1. Payer tout le reste\n2. Payer un autre montant\n3. Derniers paiements\n"
+                                 f"{NAV}")
+    assert again.answer("1") == f"CON Payer 7 500 FCFA avec:\n{WALLETS}\n{NAV}"
+    provider.approve(waiting)
+    assert settled(deps, waiting).status == "succeeded"
+
+
 def pay_1500_to_2000001(phone, deps) -> str:
     """The English customer with several accounts (+221770000002) pays 1 500 FCFA to account 2000001 by mobile money:
     the payment's reference, being confirmed."""

@@ -49,6 +49,9 @@ class Billing:
             raise NotFound(account_number)
         return Balance(account_number, self.amount, "XOF", 2 if self.amount > 0 else 0, None)
 
+    def arrangements(self, account_number: str) -> list[Any]:
+        return []                                       # no deferral or instalment plan running
+
 
 class Provider:
     """The mobile-money provider: idempotent by key, as its contract says; ``fail`` raises on initiation."""
@@ -226,6 +229,29 @@ def test_a_payment_started_in_this_very_session_is_not_counted_against_it(deps, 
     on_its_way(deps, "12500", session_key="ussd:s1")
     full = run(deps, "payments.full", account_number=ACCOUNT)
     assert (full.outcome, full.data["pay_amount"], full.data["pay_awaiting"]) == ("ok", "12500", None)
+
+
+def test_the_balance_and_the_pay_menu_count_this_conversations_own_payment_alike(deps, billing):
+    # This conversation started a payment of 5 000 (its key in the session); the provider took it, unsettled.
+    started = run(deps, "payments.initiate", **confirmed("5000"))
+    assert started.outcome == "started"
+    session = {"account_number": ACCOUNT, "pay_key": started.data["pay_key"]}
+    balance = run(deps, "billing.balance", **session)
+    pay = run(deps, "payments.start", **session)
+    assert (balance.outcome, balance.data["balance"], balance.data["pay_awaiting"]) == ("awaiting", "7500", "5000")
+    assert (pay.outcome, pay.data["balance"], pay.data["pay_awaiting"]) == ("bill_awaiting", "7500", "5000")
+    # Paying all that is left pays 7 500, not the 12 500 the back end still shows.
+    assert run(deps, "payments.full", **session).data["pay_amount"] == "7500"
+
+
+def test_a_walk_after_the_session_was_lost_finds_its_payment_on_both_screens_alike(deps, billing):
+    # The same conversation without its session (the gateway's text walked again): the payment is found again.
+    started = run(deps, "payments.initiate", **confirmed("5000"))
+    walked = {"account_number": ACCOUNT}
+    assert run(deps, "billing.balance", **walked).data["balance"] == "12500"
+    assert run(deps, "payments.start", **walked).data["balance"] == "12500"
+    again = run(deps, "payments.initiate", **confirmed("5000"))
+    assert (again.outcome, again.data["pay_key"]) == ("started", started.data["pay_key"])
 
 
 def test_a_payment_confirmed_while_another_went_on_its_way_is_stopped_at_the_pin(deps, billing, provider):

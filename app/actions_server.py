@@ -175,7 +175,8 @@ def build_action_app(settings: Settings, store: SessionStore | None = None) -> S
     """The action server with the engine the web app has (same menus, store, back ends)."""
     from .factory import build_engine
 
-    engine, parts = build_engine(settings, store)
+    metrics = Metrics()   # the chat's hops in the engine's histograms, as the web app's workers count theirs
+    engine, parts = build_engine(settings, store, observer=metrics)
     if not settings.rasa_identity_secret:
         log.warning("RASA_IDENTITY_SECRET is not set: no front channel's claim is believed; conversations "
                     "%s.", "sign in with a code by SMS" if settings.rasa_chat_sign_in else
@@ -184,7 +185,6 @@ def build_action_app(settings: Settings, store: SessionStore | None = None) -> S
                           idle_seconds=settings.rasa_session_idle_seconds,
                           languages=engine.flows.menus.languages)
     sign_in = build_chat_sign_in(settings, parts["deps"]) if settings.rasa_chat_sign_in else None
-    metrics = Metrics()
     guests = GuestBudget(parts["deps"].throttle, parts["security"], per_minute=settings.rasa_guests_per_minute,
                          admitted_seconds=settings.rasa_session_idle_seconds,
                          counted=lambda outcome: metrics.chat_guests.labels(outcome).inc())

@@ -145,3 +145,15 @@ def test_a_minute_later_new_guests_are_admitted_again_and_the_embedded_counters_
     # grow (without sweeping, each admitted conversation's counter stayed: 2 MB more).
     assert later - settled < 500_000, (settled, later)
     assert audit.kinds == ["guest_throttled"] * 151
+
+
+def test_the_chats_hops_are_counted_with_the_engines_time_like_every_channels(small_budget):
+    # The operator's dashboards read engine_hops_total and engine_own_seconds by channel: the chat is one.
+    guest = Visitor(small_budget)
+    guest.say("bonjour")
+    guest.press("Simulateur de facture")
+    registry = small_budget.ctx.metrics.registry
+    hops = sum(registry.get_sample_value("engine_hops_total", {"channel": "rasa", "end": end}) or 0.0
+               for end in ("true", "false"))
+    assert hops == 2
+    assert registry.get_sample_value("engine_own_seconds_count", {"channel": "rasa"}) == 2

@@ -627,8 +627,9 @@ def test_in_english_a_refusal_says_why_too(phone, provider, deps):
     assert provider.count() == 0
 
 
-def test_the_balance_says_a_payment_is_being_confirmed_until_the_operator_settles_it(phone, served, provider, deps):
-    # The back office counts a payment only once approved: until then the balance screen says it is on its way.
+def pay_5000_of_1000001(phone, deps) -> str:
+    """The French customer (+221770000001) pays 5 000 FCFA of account 1000001's 12 500 by mobile money: the
+    payment's reference, being confirmed."""
     deps.pins.set_pin("+221770000001", PIN)
     payer = phone("+221770000001")
     payer.dial("3")
@@ -636,7 +637,12 @@ def test_the_balance_says_a_payment_is_being_confirmed_until_the_operator_settle
     payer.answer("5000")
     payer.answer("1")
     payer.answer("1")
-    waiting = reference(payer.answer(PIN))
+    return reference(payer.answer(PIN))
+
+
+def test_the_balance_says_a_payment_is_being_confirmed_until_the_operator_settles_it(phone, served, provider, deps):
+    # The back office counts a payment only once approved: until then the balance screen says it is on its way.
+    waiting = pay_5000_of_1000001(phone, deps)
 
     again = phone("+221770000001")
     assert again.dial("1") == ("CON Compte 1000001\nReste à payer: 7 500 FCFA\n"
@@ -650,14 +656,7 @@ def test_the_balance_says_a_payment_is_being_confirmed_until_the_operator_settle
 
 def test_after_a_payment_starts_the_balance_and_the_pay_menu_say_the_same_until_it_is_confirmed(
         phone, served, provider, deps):
-    deps.pins.set_pin("+221770000001", PIN)
-    payer = phone("+221770000001")
-    payer.dial("3")
-    payer.answer("2")
-    payer.answer("5000")
-    payer.answer("1")
-    payer.answer("1")
-    waiting = reference(payer.answer(PIN))              # 5 000 FCFA on its way, not yet confirmed
+    waiting = pay_5000_of_1000001(phone, deps)          # 5 000 FCFA on its way, not yet confirmed
 
     again = phone("+221770000001")
     assert again.dial("1") == ("CON Compte 1000001\nReste à payer: 7 500 FCFA\n"

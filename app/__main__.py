@@ -22,6 +22,7 @@ import urllib.request
 from collections.abc import Callable, Mapping
 
 from .logging_setup import configure_logging
+from .menu_gate import refuse_menus_with_errors
 from .ops import serve_metrics
 from .settings import Settings
 from .web_servers import DEFAULT_SERVER, LABELS, SERVERS, THREADS, engine_command
@@ -106,6 +107,7 @@ def serve() -> int:
         os.environ["OUTBOX_SEAL_KEY"] = _outbox_seal_key_file()
     settings = Settings.from_env()
     configure_logging(settings.log_level)
+    refuse_menus_with_errors(settings.menus_path)   # before anything starts: the workers would refuse them too
     if (os.environ.get("WEB_SERVER", "").strip() or DEFAULT_SERVER) not in SERVERS:
         print(f"WEB_SERVER must be one of {', '.join(SERVERS)}", file=sys.stderr)
         return 2

@@ -50,6 +50,7 @@ from web_fallback.customer.codes import MemorySignInStore, SignInStore
 from web_fallback.customer.sign_in import SignIn, SignInRules
 
 from .logging_setup import configure_logging
+from .menu_gate import refuse_menus_with_errors
 from .ops import Metrics
 from .settings import Settings
 from .storage.chat_links import RedisChatLinks
@@ -217,6 +218,7 @@ def serve_actions() -> int:
         settings = replace(settings, rasa_action_token=_kept_token())
     configure_logging(settings.log_level, secrets=[settings.rasa_action_token, settings.rasa_identity_secret,
                                                    settings.backoffice_api_key or ""])
+    refuse_menus_with_errors(settings.menus_path)
     app = build_action_app(settings)
     log.info("rasa action server: POST http://%s:%s/webhook", settings.rasa_actions_host, settings.rasa_actions_port)
     app.run(host=settings.rasa_actions_host, port=settings.rasa_actions_port, single_process=True,

@@ -154,7 +154,7 @@ class ChatSignIn:
         whose id the chat client chooses (the budget of all codes is what holds then). Raises what the
         stores raise (the action answers "unavailable")."""
         conversation = conversation_of(sender_id)
-        address = f"ip-{client}" if client else f"chat-{conversation[:16]}"
+        address = client or f"chat-{conversation[:16]}"
         pending = self.links.pending(conversation)
         typed = text.replace(" ", "")
         if pending is not None and _CODE.match(typed):

@@ -121,3 +121,13 @@ def test_the_budget_comes_back_as_its_minute_and_its_hour_end_in_the_embedded_de
     assert refusals == ["minute", "minute", "hour", "hour", "hour"]
     assert events == ["more than 2 sign-in codes a minute: refused till it ends",
                       "more than 3 sign-in codes an hour: refused till it ends"]
+
+
+def test_the_addresses_of_one_ipv6_network_are_one_requester(web_settings, provider):
+    # A subscriber's line gets a /64: its host half is theirs to vary, so each address of it is no new requester.
+    app = create_app(replace(web_settings, sign_in_codes_per_minute=100))
+    statuses = [ask(app, f"2001:db8:1:2::{n:x}", f"+22177{n:07d}").status for n in range(11)]
+    assert statuses == [200] * 10 + [429]
+    assert ask(app, "2001:db8:1:3::1", "+221770000100").status == 200     # the next /64: another line
+    # IPv4 addresses as a dual-stack socket writes them (::ffff:a.b.c.d) stay one requester each.
+    assert [ask(app, f"::ffff:198.51.100.{n}", f"+2217701{n:05d}").status for n in range(11)] == [200] * 11

@@ -14,6 +14,7 @@ from flask import Flask
 
 from app.factory import build_dispatcher, create_app
 from app.settings import Settings
+from tests.support.engine import UssdPhone
 from tests.support.fake_africastalking import FakeAfricasTalking
 
 from .web_visitor import WebVisitor
@@ -67,6 +68,11 @@ def test_a_flood_from_many_addresses_sends_no_more_sms_than_the_budget(app, deli
     english = ask(app, "203.0.113.50", "+221770000001", "/web/?lang=en")
     assert english.status == 503 and BUSY_EN in english.page()
     assert delivered() == 3
+    # A USSD caller, whose number the operator vouches for, is no unidentified requester: their code still goes.
+    prepaid = UssdPhone(app.test_client(), "+221770000003")
+    prepaid.dial("3"), prepaid.answer("1"), prepaid.answer("2000"), prepaid.answer("2")
+    assert prepaid.answer("1").startswith("CON Premier usage. Un code de 6 chiffres vous a été envoyé par SMS.")
+    assert delivered() == 4 and len(provider.messages_to("+221770000003")) == 1
     metrics = app.extensions["metrics"].registry
     assert metrics.get_sample_value("sign_in_codes_refused_total", {"channel": "web", "window": "minute"}) == 8
     audit = app.extensions["parts"]["security"]

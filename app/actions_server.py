@@ -156,9 +156,12 @@ def create_action_app(executor: ActionExecutor, token: str) -> Sanic:
     return app
 
 
-def build_chat_sign_in(settings: Settings, deps: Any) -> ChatSignIn:
+def build_chat_sign_in(settings: Settings, deps: Any, metrics: Metrics) -> ChatSignIn:
     """The in-chat sign-in: codes through the outbox (the ``chat_code`` message), counted by the dialogs'
-    throttle with the web's (one limit per number), kept in Redis (else this process) apart from the web's."""
+    throttle with the web's (one limit per number, one budget of codes for unidentified requesters), kept in
+    Redis (else this process) apart from the web's."""
+    from .factory import build_code_budget
+
     codes: SignInStore = MemorySignInStore()
     links: ChatLinks = MemoryChatLinks()
     if settings.redis_url:
@@ -166,7 +169,8 @@ def build_chat_sign_in(settings: Settings, deps: Any) -> ChatSignIn:
         codes = RedisSignInStore(client, prefix="chat:code:", visits="chat:visit:")
         links = RedisChatLinks(client)
     sender = SignIn(codes, deps.throttle, deps.outbox, deps.security,
-                    SignInRules(code_ttl_seconds=settings.web_code_seconds), channel="rasa", code_kind="chat_code")
+                    SignInRules(code_ttl_seconds=settings.web_code_seconds), channel="rasa", code_kind="chat_code",
+                    budget=build_code_budget(settings, deps, metrics))
     return ChatSignIn(sender, links, codes, deps.security, code_minutes=settings.web_code_seconds // 60,
                       idle_seconds=settings.rasa_session_idle_seconds, max_seconds=settings.web_max_seconds,
                       default_region=settings.default_region)
@@ -185,7 +189,7 @@ def build_action_app(settings: Settings, store: SessionStore | None = None) -> S
     channel = RasaChannel(IdentityVerifier(settings.rasa_identity_secret, time.time),
                           idle_seconds=settings.rasa_session_idle_seconds,
                           languages=engine.flows.menus.languages)
-    sign_in = build_chat_sign_in(settings, parts["deps"]) if settings.rasa_chat_sign_in else None
+    sign_in = build_chat_sign_in(settings, parts["deps"], metrics) if settings.rasa_chat_sign_in else None
     guests = GuestBudget(parts["deps"].throttle, parts["security"], per_minute=settings.rasa_guests_per_minute,
                          admitted_seconds=settings.rasa_session_idle_seconds,
                          counted=lambda outcome: metrics.chat_guests.labels(outcome).inc())

@@ -55,7 +55,7 @@ from engine import (
 from menus import load_menus
 from web_fallback.agents import error_page as agents_error
 from web_fallback.agents import owns as agents_page
-from web_fallback.customer import MemorySignInStore, SignIn, SignInRules, SignInStore, WebAdapter
+from web_fallback.customer import CodeBudget, MemorySignInStore, SignIn, SignInRules, SignInStore, WebAdapter
 from web_fallback.customer.unsubscribe import unsubscribe_blueprint
 from web_fallback.customer.unsubscribe_links import UnsubscribeLinks, derive_key
 
@@ -212,15 +212,25 @@ def build_answer_ledger(settings: Settings) -> AnswerLedger:
 
 
 
-def build_web_adapter(settings: Settings, deps: Deps, guard: GatewayGuard, secret: str) -> WebAdapter:
+def build_code_budget(settings: Settings, deps: Deps, metrics: Metrics) -> CodeBudget:
+    """The budget of sign-in codes for requesters not yet identified, counted by the dialogs' throttle (Redis:
+    one budget for every process and door, the web's and the chat's), its refusals in ``metrics``."""
+    assert deps.throttle is not None
+    return CodeBudget(deps.throttle, deps.security, per_minute=settings.sign_in_codes_per_minute,
+                      per_hour=settings.sign_in_codes_per_hour,
+                      refused=lambda channel, window: metrics.codes_refused.labels(channel, window).inc())
+
+
+def build_web_adapter(settings: Settings, deps: Deps, guard: GatewayGuard, secret: str,
+                      budget: CodeBudget | None = None) -> WebAdapter:
     """The customers' web fallback: sign-in codes and visits in Redis (else this process), the code
-    sent through the outbox, attempts counted by the dialogs' throttle."""
+    sent through the outbox, attempts counted by the dialogs' throttle and the codes' ``budget``."""
     store: SignInStore = MemorySignInStore()
     if settings.redis_url:
         store = RedisSignInStore(redis.Redis.from_url(settings.redis_url, socket_timeout=1.0))
     assert deps.throttle is not None and deps.outbox is not None
     sign_in = SignIn(store, deps.throttle, deps.outbox, deps.security,
-                     SignInRules(code_ttl_seconds=settings.web_code_seconds))
+                     SignInRules(code_ttl_seconds=settings.web_code_seconds), budget=budget)
     return WebAdapter(sign_in, secret, idle_seconds=settings.web_idle_seconds,
                       max_seconds=settings.web_max_seconds,
                       secure_cookie=settings.public_base_url.startswith("https://"),
@@ -300,7 +310,8 @@ def build_adapters(settings: Settings, guard: GatewayGuard, security: SecurityAu
                             on_reject=metrics.rejected.labels("whatsapp").inc),
     ]
     if deps is not None:
-        adapters.append(build_web_adapter(settings, deps, guard, secret or secrets.token_hex(32)))
+        adapters.append(build_web_adapter(settings, deps, guard, secret or secrets.token_hex(32),
+                                          build_code_budget(settings, deps, metrics)))
     return adapters
 
 

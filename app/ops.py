@@ -49,6 +49,11 @@ class Metrics:
         self.chat_guests = Counter("chat_guest_conversations_total", "New chatbot conversations nobody signed "
                                    "in, admitted or refused over the guests' budget a minute", ["outcome"],
                                    registry=self.registry)
+        # Sign-in codes not sent because the budget of codes for unidentified requesters was spent (the web's and
+        # the chat's sign-in; ``window``: the minute's or the hour's budget).
+        self.codes_refused = Counter("sign_in_codes_refused_total", "Sign-in codes refused because the budget of "
+                                     "codes for requesters not yet identified was spent", ["channel", "window"],
+                                     registry=self.registry)
         # Each channel's series, looked up once (``labels`` costs a lock and a dict look-up per call).
         self._series: dict[tuple[str, bool], tuple[Any, Any, Any, Any, Any]] = {}
 

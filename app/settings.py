@@ -133,6 +133,11 @@ class Settings:
     web_idle_seconds: int = 900
     web_max_seconds: int = 8 * 3600
     web_code_seconds: int = 300
+    # Sign-in codes sent to requesters nobody has identified yet (the web's and the chat's sign-in together), a
+    # minute and an hour, across every process (web_fallback/customer/code_budget.py): what SMS pumping can
+    # cost at most. A customer already identified (USSD, SMS, WhatsApp, signed in) is never counted.
+    sign_in_codes_per_minute: int = 20
+    sign_in_codes_per_hour: int = 300
     # Agents (web_fallback/agents): OpenID Connect sign-in, roles from a claim and/or a list
     # ("who=role+role,..."), the marked local sign-in of `make run`, idle timeout, look-ups per window.
     oidc_issuer: str = ""
@@ -221,6 +226,8 @@ class Settings:
             web_idle_seconds=int(_env("WEB_IDLE_SECONDS", str(cls.web_idle_seconds))),
             web_max_seconds=int(_env("WEB_MAX_SECONDS", str(cls.web_max_seconds))),
             web_code_seconds=int(_env("WEB_CODE_SECONDS", str(cls.web_code_seconds))),
+            sign_in_codes_per_minute=int(_env("SIGN_IN_CODES_PER_MINUTE", str(cls.sign_in_codes_per_minute))),
+            sign_in_codes_per_hour=int(_env("SIGN_IN_CODES_PER_HOUR", str(cls.sign_in_codes_per_hour))),
             oidc_issuer=os.environ.get("OIDC_ISSUER", "").strip().rstrip("/"),
             oidc_client_id=os.environ.get("OIDC_CLIENT_ID", "").strip(),
             oidc_client_secret=os.environ.get("OIDC_CLIENT_SECRET", ""),

@@ -372,5 +372,8 @@ class Throttle(Protocol):
     def hit(self, key: str, limit: int, window_seconds: int) -> bool:
         """Count one attempt; False when ``key`` already made ``limit`` attempts in the window."""
 
+    def count(self, key: str) -> int:
+        """The attempts ``key`` made in its current window (0 once it ended), counting none."""
+
     def reset(self, key: str) -> None:
         """Forget the attempts of ``key`` (after a success)."""

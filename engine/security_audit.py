@@ -25,6 +25,8 @@ SECURITY_EVENT_KINDS: Final = frozenset({
     "callback_forged", "callback_mismatch", "callback_stale",
     # Signing in with a code by SMS, on any channel that offers it (``web``, ``rasa``): the channel says which.
     "code_sent", "sign_in", "sign_in_refused", "sign_in_throttled", "sign_out", "csrf_refused",
+    # The budget of sign-in codes for everyone not yet identified was spent (once per spent window).
+    "codes_throttled",
 })
 # Names kinds had before, as rows stored then (migration ``u1_chat`` renames them) or a worker of the
 # previous release still writes them: readers show the current name.

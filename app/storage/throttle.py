@@ -26,6 +26,10 @@ class RedisThrottle:
         count, _ = pipe.execute()
         return int(count) <= limit
 
+    def count(self, key: str) -> int:
+        """What ``key`` counted in its current window (0 once it ended), counting nothing."""
+        return int(self._redis.get(self._prefix + key) or 0)
+
     def reset(self, key: str) -> None:
         self._redis.delete(self._prefix + key)
 
@@ -55,6 +59,12 @@ class MemoryThrottle:
                 expires, count = now + window_seconds, 0
             self._counts[key] = (expires, count + 1)
             return count + 1 <= limit
+
+    def count(self, key: str) -> int:
+        """What ``key`` counted in its current window (0 once it ended), counting nothing."""
+        with self._guard:
+            expires, count = self._counts.get(key, (0.0, 0))
+            return count if expires > self._clock() else 0
 
     def reset(self, key: str) -> None:
         with self._guard:

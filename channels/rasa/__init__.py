@@ -3,9 +3,9 @@
 from .actions import ACTION_NAME, ElecnetTurn, build_executor
 from .channel import CAPABILITIES, CHANNEL, CHOICE_ENTITY, RasaChannel, Rendered
 from .guests import GuestBudget
-from .identity import IDENTITY_KEY, IdentityVerifier, sign_identity
+from .identity import CLIENT_KEY, IDENTITY_KEY, IdentityVerifier, sign_client, sign_identity
 from .sign_in import ChatLinks, ChatSignIn, MemoryChatLinks
 
-__all__ = ["ACTION_NAME", "CAPABILITIES", "CHANNEL", "CHOICE_ENTITY", "IDENTITY_KEY", "ChatLinks", "ChatSignIn",
+__all__ = ["ACTION_NAME", "CAPABILITIES", "CHANNEL", "CHOICE_ENTITY", "CLIENT_KEY", "IDENTITY_KEY", "ChatLinks", "ChatSignIn",
            "ElecnetTurn", "GuestBudget", "IdentityVerifier", "MemoryChatLinks", "RasaChannel", "Rendered", "build_executor",
-           "sign_identity"]
+           "sign_client", "sign_identity"]

@@ -85,6 +85,12 @@ TEXTS: Final[Mapping[str, Mapping[str, str]]] = {
         "fr": "Trop de tentatives. Merci de réessayer dans 15 minutes.",
         "en": "Too many attempts. Please try again in 15 minutes.",
     },
+    "codes_busy": {
+        "fr": "Trop de codes demandés en ce moment : aucun code n'a été envoyé. Merci de réessayer dans quelques "
+              "minutes, ou composez le code USSD depuis votre téléphone.",
+        "en": "Too many codes are being asked for right now: no code was sent. Please try again in a few "
+              "minutes, or dial the USSD code from your phone.",
+    },
     "signed_in": {
         "fr": "Numéro vérifié. Envoyez « déconnexion » pour quitter.",
         "en": "Number verified. Send \"logout\" to leave.",
@@ -202,7 +208,7 @@ class ElecnetTurn(Action):
                 log.info("rasa sign-out sender=%s user=%s", mask(sender), mask(msisdn))
                 return _text("signed_out", language)
             return self.channel.parse(message, vouched=msisdn), []
-        step = self.sign_in.step(sender, turn.input or "", language)
+        step = self.sign_in.step(sender, turn.input or "", language, client=self.channel.client_of(message))
         if step.text == "ask_number":
             return None
         if step.customer is None:

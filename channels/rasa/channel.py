@@ -92,6 +92,14 @@ class RasaChannel(KeyedBySender, Channel[RasaMessage, Rendered]):
         hint = metadata.get("language") if isinstance(metadata, Mapping) else None
         return hint if isinstance(hint, str) and hint in self.languages else None
 
+    def client_of(self, request: RasaMessage) -> str | None:
+        """The user's network address, when the front channel signed it for this conversation
+        (``identity.CLIENT_KEY``); ``None`` otherwise (never raises)."""
+        latest = request.latest
+        if not isinstance(request.sender_id, str) or not isinstance(latest, Mapping):
+            return None
+        return self.verifier.client(latest.get("metadata"), request.sender_id)
+
     def parse(self, request: RasaMessage, vouched: str | None = None) -> Turn:
         """The latest user message as a ``Turn``; ``BadRequest`` when it cannot be read.
 

@@ -3,7 +3,10 @@
 The chatbot's other way in is a claim its front channel signs (``identity.py``). Where there is none (a
 web chat widget on the utility's site), the conversation can prove the number as the web sign-in does:
 the user sends a phone number, the product sends a code to it through the outbox (throttled per number
-across every channel, and per conversation), the user types the code, and the conversation is bound to
+across every channel, per conversation, or per client address where the front channel signs one, and
+within the budget of codes for all unidentified requesters, shared with the web's sign-in: a conversation
+id is the client's to choose, so minting ids would otherwise buy codes for as many numbers as one
+likes), the user types the code, and the conversation is bound to
 the number until it idles out (``idle_seconds``), lasts too long (``max_seconds``), the user sends
 "déconnexion"/"logout", or the number signs in to another conversation.
 
@@ -40,8 +43,9 @@ SIGN_OUT_WORDS: Final = frozenset({"deconnexion", "déconnexion", "logout", "log
 class CodeSender(Protocol):
     """The one-time code service (``web_fallback.customer.sign_in.SignIn``, with the chat's code message)."""
 
-    def request_code(self, msisdn: str, address: str, language: str) -> Literal["sent", "throttled"]:
-        """Send a fresh code to ``msisdn``."""
+    def request_code(self, msisdn: str, address: str, language: str) -> Literal["sent", "throttled", "busy"]:
+        """Send a fresh code to ``msisdn``: ``throttled`` past the number's or the requester's limit,
+        ``busy`` past the budget of codes for all unidentified requesters (then nothing is sent)."""
 
     def check_code(self, msisdn: str, code: str, address: str) -> Literal["ok", "wrong", "expired", "throttled"]:
         """Whether ``code`` is the live code of ``msisdn`` (a good code works once)."""
@@ -143,11 +147,14 @@ class ChatSignIn:
         """Whether ``text`` is meant as a phone number or a code (digits enough for one), not a menu answer."""
         return sum(c.isdigit() for c in text) >= _NUMBER_DIGITS
 
-    def step(self, sender_id: str, text: str, language: str) -> SignInStep:
+    def step(self, sender_id: str, text: str, language: str, client: str | None = None) -> SignInStep:
         """Answer one message of a conversation that is not signed in: ask for the number, send a
-        code, check it. Raises what the stores raise (the action answers "unavailable")."""
+        code, check it. ``client`` is the user's address when the front channel signed it
+        (``identity.IdentityVerifier.client``): the requester the limits count then, else the conversation,
+        whose id the chat client chooses (the budget of all codes is what holds then). Raises what the
+        stores raise (the action answers "unavailable")."""
         conversation = conversation_of(sender_id)
-        address = f"chat-{conversation[:16]}"
+        address = client or f"chat-{conversation[:16]}"
         pending = self.links.pending(conversation)
         typed = text.replace(" ", "")
         if pending is not None and _CODE.match(typed):
@@ -160,8 +167,9 @@ class ChatSignIn:
             return SignInStep("bad_number" if self.names_number(typed) else "ask_number")
         if not in_region(msisdn, self.default_region):
             return SignInStep("foreign_number")
-        if self.codes.request_code(msisdn, address, language) == "throttled":
-            return SignInStep("throttled")
+        outcome = self.codes.request_code(msisdn, address, language)
+        if outcome != "sent":
+            return SignInStep("throttled" if outcome == "throttled" else "codes_busy")
         self.links.await_code(conversation, msisdn, self.code_minutes * 60)
         return SignInStep("code_sent", {"number": mask(msisdn), "minutes": str(self.code_minutes)})
 

@@ -52,6 +52,8 @@ log = logging.getLogger("web_fallback.customer")
 CAPABILITIES: Final = WEB  # channels.capabilities
 CHANNEL: Final = WEB.name
 MAX_ANSWER_CHARS: Final = 200
+# When the budget of sign-in codes is spent: its shortest window (a minute).
+CODES_BUSY_RETRY_SECONDS: Final = 60
 _HOP = re.compile(r"^[A-Za-z0-9_\-]{16,64}$")
 _CODE = re.compile(r"^[0-9]{6}$")
 _ERRORS: Final = {400: "bad_request", 403: "csrf", 404: "not_found", 405: "method", 413: "too_large"}
@@ -247,6 +249,12 @@ class WebAdapter(KeyedBySender, ChannelAdapter):
                 return self._respond(self._sign_in_page(visit, error="unavailable", status=503), visit)
             if outcome == "throttled":
                 return self._respond(self._sign_in_page(visit, error="throttled", status=429), visit)
+            if outcome == "busy":
+                # The codes' budget for everyone not signed in is spent (SMS pumping, or a rush): no code, and
+                # no fault of this visitor's: 503, come back in a minute.
+                busy = self._respond(self._sign_in_page(visit, error="codes_busy", status=503), visit)
+                busy.headers["Retry-After"] = str(CODES_BUSY_RETRY_SECONDS)
+                return busy
             visit.pending = msisdn
             return self._after_post(visit)
 

@@ -3,24 +3,41 @@
 The code goes out through the product's outbox (the worker's dispatcher sends it, kind
 ``web_code``), so a provider outage delays it instead of losing it. Only its salted hash is kept,
 for ``code_ttl_seconds``, and it dies after ``max_wrong_per_code`` wrong tries. Asking for codes and
-typing them are throttled per number and per client address. Every number gets the same answer
-(a code is sent to whoever holds it, as a USSD dial would identify them), so the page tells nobody
-whether a number is a customer. Every step is a security event under a pseudonymous subject.
+typing them are throttled per number and per client address (an IPv6 one by its /64), and the codes sent to everyone not yet
+identified are a budget a minute and an hour (``code_budget``: SMS pumping asks codes for many numbers
+from many addresses). Every number gets the same answer (a code is sent to whoever holds it, as a USSD
+dial would identify them), so the page tells nobody whether a number is a customer. Every step is a
+security event under a pseudonymous subject.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from engine import SecurityAudit, SecurityEvent
 
+from .code_budget import CodeBudget
 from .codes import SignInStore, code_matches, hash_code, new_code
 
-__all__ = ["Outbox", "SignIn", "SignInRules", "Throttle"]
+__all__ = ["Outbox", "SignIn", "SignInRules", "Throttle", "requester_of"]
 
 CHANNEL = "web"
+
+
+def requester_of(address: str) -> str:
+    """The key an address is counted under: an IPv6 address by its /64, the network one subscriber is given
+    (its host half is theirs to vary: 2**64 "addresses" per line); an IPv4 address, or anything else (the
+    chat's conversation key), as it is."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is None:
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip.ipv4_mapped) if isinstance(ip, ipaddress.IPv6Address) else str(ip)
 
 
 class Throttle(Protocol):
@@ -47,7 +64,8 @@ class SignInRules:
 @dataclass(frozen=True)
 class SignIn:
     """``channel`` names who asks in the audit (the web, the chatbot); ``code_kind`` is the outbox
-    message that carries the code (its text says where to type it)."""
+    message that carries the code (its text says where to type it); ``budget``, shared by every door
+    (the web's and the chat's), caps the codes sent to unidentified requesters in all."""
 
     store: SignInStore
     throttle: Throttle
@@ -56,20 +74,26 @@ class SignIn:
     rules: SignInRules = SignInRules()
     channel: str = CHANNEL
     code_kind: str = "web_code"
+    budget: CodeBudget | None = None
 
     def _allowed(self, what: str, msisdn: str, address: str, per_number: int, per_address: int) -> bool:
         # Both counters move on every attempt (no short-circuit): a refused one still counts. A number's
         # counter is shared by every channel that sends codes (the web, the chatbot): two doors, one limit.
         window = self.rules.window_seconds
         verdicts = [self.throttle.hit(f"web:{what}:number:{msisdn}", per_number, window),
-                    self.throttle.hit(f"{self.channel}:{what}:address:{address}", per_address, window)]
+                    self.throttle.hit(f"{self.channel}:{what}:address:{requester_of(address)}", per_address, window)]
         return all(verdicts)
 
-    def request_code(self, msisdn: str, address: str, language: str) -> Literal["sent", "throttled"]:
-        """Send a fresh code to ``msisdn`` (any earlier one stops working)."""
+    def request_code(self, msisdn: str, address: str, language: str) -> Literal["sent", "throttled", "busy"]:
+        """Send a fresh code to ``msisdn`` (any earlier one stops working); ``throttled`` past the limits of
+        the number or the address, ``busy`` past the budget of all unidentified requesters (no code then)."""
         if not self._allowed("send", msisdn, address, self.rules.sends_per_number, self.rules.sends_per_address):
             self.security.record(SecurityEvent("sign_in_throttled", self.channel, msisdn, detail="code request"))
             return "throttled"
+        # After the number's and the address's limits: a request they refuse spends nothing of the budget,
+        # so hammering one number cannot spend it for everyone.
+        if self.budget is not None and not self.budget.spend(self.channel, msisdn):
+            return "busy"
         code = new_code()
         self.store.put(msisdn, hash_code(code), self.rules.code_ttl_seconds)
         self.outbox.add(kind=self.code_kind, msisdn=msisdn, language=language,

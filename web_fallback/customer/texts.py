@@ -31,6 +31,8 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "wrong_code": "Code incorrect. Vérifiez le SMS et réessayez.",
         "expired_code": "Ce code n'est plus valable. Demandez-en un nouveau.",
         "throttled": "Trop d'essais. Réessayez dans quelques minutes.",
+        "codes_busy": "Trop de codes demandés en ce moment : aucun code n'a été envoyé. Réessayez dans quelques "
+                      "minutes, ou composez le code USSD depuis votre téléphone.",
         "unavailable": "Service momentanément indisponible. Réessayez dans un instant.",
         "signed_out": "Vous êtes déconnecté.",
         "timed_out": "Vous avez été déconnecté après une période d'inactivité. Reconnectez-vous.",
@@ -85,6 +87,8 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "wrong_code": "Wrong code. Check the SMS and try again.",
         "expired_code": "This code no longer works. Ask for a new one.",
         "throttled": "Too many attempts. Please try again in a few minutes.",
+        "codes_busy": "Too many codes are being asked for right now: no code was sent. Please try again in a few "
+                      "minutes, or dial the USSD code from your phone.",
         "unavailable": "Service temporarily unavailable. Please try again shortly.",
         "signed_out": "You are signed out.",
         "timed_out": "You were signed out after a period of inactivity. Please sign in again.",

@@ -71,6 +71,8 @@ MEMORY_DIALS = 100
 SEED_SECONDS_MAX = 180.0
 SEED_CONNECTIONS = 32  # sessions seeded at a time (bench.seed)
 PACED_KINDS = ("dial", "nav")  # the hops whose engine's own time has a target (no back end in them)
+SESSION_HOPS = 60  # hops.lua's MAX_HOPS: a slot's session is retired after that many hops and opened again
+RATE_MARGIN = 1.5  # the navigation cell's rate may exceed the dial cell's before it by this much
 
 
 @dataclass
@@ -310,10 +312,20 @@ def wrk(server: Server, kind: str, connections: int, seconds: float, mode: str, 
     return result
 
 
-def slots_for(connections: int) -> int:
+def slots_for(connections: int, kind: str = "dial", rate: float = 0.0, seconds: float = 0.0,
+              prefix: int = 0) -> int:
     """Sessions per wrk thread for nav/balance: twice its connections, so no two hops of one overlap
-    unless a hop takes twice the typical time (a hop that then finds its session busy counts as bad)."""
-    return max(8, 2 * math.ceil(connections / THREADS))
+    unless a hop takes twice the typical time (a hop that then finds its session busy counts as bad).
+
+    Navigation gets enough for none to be retired during the cell (``SESSION_HOPS``), at up to ``rate``
+    hops a second (the dial cell's before it, with a margin): a retired session opens again with the dial
+    and the prefix, the balance and the bills (two back-end calls), and one page turn in 30 had been such a
+    reopening, its back-end time in the navigation's p95/p99 (README, "Benchmark")."""
+    slots = max(8, 2 * math.ceil(connections / THREADS))
+    if kind == "nav" and rate > 0:
+        hops_each = SESSION_HOPS - prefix - 2   # after the seed's hops, before the retiring one
+        slots = max(slots, math.ceil(rate * RATE_MARGIN * seconds / THREADS / hops_each))
+    return slots
 
 
 def run_id(server: Server, kind: str, connections: int) -> str:
@@ -350,7 +362,8 @@ def _seed_sessions(server: Server, sessions: list[str], texts: list[str], deadli
     return done
 
 
-def seed(server: Server, kind: str, connections: int, run: str) -> tuple[int, str]:
+def seed(server: Server, kind: str, connections: int, run: str, rate: float = 0.0,
+         seconds: float = 0.0) -> tuple[int, str]:
     """Bring every slot's session where the hops of ``kind`` apply (dial, then the route's prefix).
 
     Played from Python, each session's hops one after the other, ``SEED_CONNECTIONS`` sessions at a time,
@@ -358,12 +371,13 @@ def seed(server: Server, kind: str, connections: int, run: str) -> tuple[int, st
     balance, then the bills), so its pace is the back office's, not the dial's. Sizing a wrk run from the dial
     rate had left half the sessions unseeded at 1 000 connections: their load hops then replayed the whole
     path on a fresh session (two back-office calls each) and ours' navigation fell to 0.08x the floor.
-    Returns the slots per wrk thread the load uses and a note for the progress line."""
-    slots = slots_for(connections)
+    Returns the slots per wrk thread the load uses (``slots_for``, ``rate``: the hops a second to expect) and a
+    note for the progress line."""
+    prefix = [] if server.routes[kind][1] == "-" else server.routes[kind][1].split("*")
+    slots = slots_for(connections, kind, rate, seconds, len(prefix))
     if not server.stateful:
         return slots, ""
     wait_idle(server)
-    prefix = [] if server.routes[kind][1] == "-" else server.routes[kind][1].split("*")
     texts = ["*".join(prefix[:n]) for n in range(len(prefix) + 1)]
     # the session ids of hops.lua: RUN-<thread>-<slot>-<generation>
     sessions = [f"{run}-{thread}-{slot}-0" for thread in range(THREADS) for slot in range(slots)]
@@ -462,13 +476,17 @@ def run(args: argparse.Namespace, progress: Callable[[str], None]) -> dict[str, 
             for server in servers:  # warm-up: imports, connection pools, caches
                 wrk(server, "dial", 10, 2, "load", 8, run_id(server, "warm-up", 10))
             plan = [(c, k, s) for c in args.concurrency for k in args.kinds for s in servers]
+            dial_rates: dict[tuple[str, int], float] = {}   # sizes the navigation's sessions (slots_for)
             started = time.monotonic()
             for i, (connections, kind, server) in enumerate(plan, 1):
                 note, run, slots = "", run_id(server, kind, connections), slots_for(connections)
                 if kind != "dial":
-                    slots, note = seed(server, kind, connections, run)
+                    dialled = dial_rates.get((server.name, connections), 0.0)
+                    slots, note = seed(server, kind, connections, run, dialled, args.seconds)
                 cell = measure(server, kind, connections, args.seconds, run, slots)
                 cells.append(cell)
+                if kind == "dial":
+                    dial_rates[(server.name, connections)] = cell.rps
                 elapsed = time.monotonic() - started
                 progress(f"[{i}/{len(plan)} {elapsed:4.0f}s] {server.name:<5} {kind:<7} c={connections:<4} "
                          f"{note}{cell.rps:7.0f} req/s, p99 {cell.p99_ms:6.1f} ms, errors {cell.errors}"

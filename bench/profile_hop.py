@@ -13,7 +13,8 @@ floor (``bench/floor_app.py``, one Redis GET and one SET) is measured the same w
 the figure to read is ours' CPU per hop as a multiple of the floor's (gunicorn's HTTP parsing and
 socket work, the same for both, is left out: add ~0.4 ms to each for the served figure).
 
-Usage: ``python bench/profile_hop.py [--hops 2000] [--rounds 1] [--top 25] [--profile dial|nav|none]``
+Usage: ``python bench/profile_hop.py [--hops 2000] [--rounds 1] [--top 25] [--profile dial|nav|none]
+[--pace MS]``
 
 ``--rounds K`` measures floor, dial and nav K times in turn and prints each one's best round (least CPU per
 hop, lowest own p50): on a shared machine a neighbour only ever adds time, so the best of several short
@@ -188,6 +189,19 @@ def cpu_per_hop(kind: Kind, hops: int, own: OwnTimes | None = None) -> float:
     return (time.process_time() - started) / hops * 1000
 
 
+def paced_hops(kinds: dict[str, Kind], own: OwnTimes, pause_ms: float, hops: int) -> list[str]:
+    """Each kind's engine own time with ``pause_ms`` between hops, as at a person's pace: the process, Redis
+    and the CPU idle between them (caches cold, cores asleep), where back-to-back hops keep them warm."""
+    lines = []
+    for name, kind in kinds.items():
+        own.seconds.clear()
+        for _ in range(hops):
+            time.sleep(pause_ms / 1000)
+            kind.next()
+        lines.append(f"{name}, one hop every {pause_ms:g} ms: {own.quantiles()}")
+    return lines
+
+
 def threaded_dials(app: Any, log: Any, own: OwnTimes, threads: int, hops: int) -> str:
     """``hops`` dials sent from ``threads`` threads at once, as gthread's threads run them in one process."""
     kinds = [Kind("dial", app, log, "/ussd/africastalking") for _ in range(threads)]
@@ -239,6 +253,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--profile", choices=("dial", "nav", "none"), default="dial")
     parser.add_argument("--sort", default="tottime")
+    parser.add_argument("--pace", type=float, default=0.0,
+                        help="also send each kind's hops with this many milliseconds between them (500 hops)")
     parser.add_argument("--threads", type=int, default=0,
                         help="also send the dials from this many threads at once (the GIL's share of own time)")
     parser.add_argument("--switch-interval", type=float, default=None,
@@ -288,6 +304,8 @@ def main(argv: list[str] | None = None) -> int:
                           f"engine own p50 {p50:.3f} ms, p99 {p99:.3f} ms (one hop at a time"
                           f"{f', best of {args.rounds} rounds' if args.rounds > 1 else ''})")
                 print(session_bytes(store))
+                if args.pace:
+                    print("\n".join(paced_hops(kinds, own, args.pace, 500)))
                 if args.threads:
                     if args.switch_interval is not None:
                         sys.setswitchinterval(args.switch_interval)

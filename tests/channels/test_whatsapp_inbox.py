@@ -34,6 +34,8 @@ from .whatsapp_phones import (
 AWA = "+221770000001"          # French, account 1000001
 AMINATA = "+221770000002"      # English, business customer
 BALANCE = "Compte 1000001\nÀ payer: 12 500 FCFA\nFactures impayées: 2\n1. Dernières factures\n0. Retour 00. Accueil"
+TRY_AGAIN = ("Désolé, un incident technique nous empêche de répondre. Renvoyez votre message dans quelques minutes. / "
+             "Sorry, a technical problem keeps us from answering. Please send your message again in a few minutes.")
 START = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
 pytestmark = pytest.mark.parametrize("product_clock", [START], indirect=True)
 
@@ -220,3 +222,20 @@ def test_a_message_that_can_be_neither_run_nor_kept_is_refused_so_meta_delivers_
     throwaway_redis.start()
     [balance] = awa.send("SOLDE", message_id=awa.last_id)
     assert awa.last_status == 200 and balance.startswith("Compte 1000001\nÀ payer: 12 500 FCFA\n")
+
+
+def test_twilio_a_message_that_can_be_neither_run_nor_kept_asks_the_customer_to_send_it_again(
+        twilio_settings: Settings, twilio: FakeTwilio, throwaway_redis: ThrowawayRedis,
+        product_clock: SettableClock) -> None:
+    app = create_app(twilio_settings)
+    awa = TwilioWhatsAppPhone(app.test_client(), AWA, token=twilio.auth_token)
+    database = create_engine(twilio_settings.database_url)
+    with database.begin() as db:                  # the database cannot keep it either
+        db.execute(text("ALTER TABLE sms_inbox RENAME TO sms_inbox_away"))
+    throwaway_redis.stop()
+    assert awa.send("SOLDE") == [TRY_AGAIN] and awa.last_status == 200   # Twilio would not post it again
+    with database.begin() as db:
+        db.execute(text("ALTER TABLE sms_inbox_away RENAME TO sms_inbox"))
+    database.dispose()
+    throwaway_redis.start()
+    assert awa.send("SOLDE") == [BALANCE]

@@ -2,9 +2,9 @@
 could not take at the time.
 
 Each tick (``NOTIFY_INTERVAL_SECONDS``, 1 s by default, so a receipt reaches the provider
-within seconds of the confirmation) runs the incoming messages (SMS, WhatsApp) kept while the engine could
-not run them (``channels/sms_inbox.py``: their replies join the outbox) and one delivery pass of the outbox, and the back office's
-notice feed (zone outages and restorations, bills, tickets ...) is read every ``NOTICE_POLL_SECONDS``
+within seconds of the confirmation) runs the incoming messages (SMS, WhatsApp) kept while the engine
+could not run them (``channels/sms_inbox.py``: their replies join the outbox) and one delivery pass of
+the outbox, and the back office's notice feed (zone outages and restorations, bills, tickets ...) is read every ``NOTICE_POLL_SECONDS``
 and turned into outbox rows. Every ``WORKER_INTERVAL_SECONDS`` it also forwards complaints and outage
 reports kept while the incident system was down, and asks the provider about payments that never heard
 back (``reconcile_payments``: their status is settled as a callback would be); the retention purge

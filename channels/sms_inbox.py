@@ -128,7 +128,8 @@ def keep_for_worker(inbox: Inbox | None, turn: Turn, *, text: str, provider: str
     """The message of ``turn``, which the engine could not run now, kept for the worker (``text`` as the
     channel's ``turn_of`` reads it back); ``False`` when it cannot be (no inbox, the database down too)."""
     if inbox is None:
-        log.warning("%s message from %s not run now and no inbox to keep it", turn.channel, mask(turn.customer or ""))
+        log.warning("%s message from %s not run now and no inbox to keep it", turn.channel,
+                    mask(turn.customer or ""))
         return False
     try:
         kept = inbox.keep(message_id=turn.hop_id, sender=turn.customer or turn.address, short_code=short_code,
@@ -236,7 +237,8 @@ class InboxDrain:
         try:
             return route.adapter.turn_of(message)
         except BadRequest as exc:
-            log.error("kept %s message from %s cannot be read again: %s", message.channel, mask(message.sender), exc)
+            log.error("kept %s message from %s cannot be read again: %s", message.channel, mask(message.sender),
+                      exc)
             return None
 
     def _language(self, route: KeptRoute, message: KeptMessage, turn: Turn | None) -> str:

@@ -30,7 +30,8 @@ A message the engine could not run now (the conversation busy, the session store
 reply) is kept for the worker (``channels/sms_inbox.py``), which answers it later through the outbox (a
 ``whatsapp_reply``), and the event is acknowledged: Meta's redeliveries back off for hours. Only such a
 message that cannot even be kept (the database down too), and an unexpected error, are answered ``503``,
-nothing sent: Meta's redelivery runs the hop then. A request that is not a signed Meta event keeps its 4xx (Meta sending it again would not help).
+nothing sent: Meta's redelivery runs the hop then. A request that is not a signed Meta event keeps its 4xx
+(Meta sending it again would not help).
 ``statuses[]`` update the outbox's delivery status like Twilio's status callbacks (the worker's
 notifications through Meta: ``app/whatsapp_letters.py``).
 """

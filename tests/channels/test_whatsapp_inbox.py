@@ -16,6 +16,8 @@ from sqlalchemy import create_engine, text
 from app import worker
 from app.factory import create_app
 from app.settings import Settings
+from app.storage import make_sessions
+from app.storage.contacts import SqlContacts
 from tests.support.clock import SettableClock
 from tests.support.fake_africastalking import FakeAfricasTalking
 from tests.support.fake_graph import FakeGraph, readable
@@ -239,3 +241,21 @@ def test_twilio_a_message_that_can_be_neither_run_nor_kept_asks_the_customer_to_
     database.dispose()
     throwaway_redis.start()
     assert awa.send("SOLDE") == [BALANCE]
+
+
+def test_the_late_reply_goes_on_whatsapp_whatever_the_customer_chose_and_by_sms_if_meta_refuses_it_at_once(
+        meta_settings: Settings, graph: FakeGraph, provider: FakeAfricasTalking,
+        throwaway_redis: ThrowawayRedis, product_clock: SettableClock) -> None:
+    contacts = SqlContacts(make_sessions(meta_settings.database_url))
+    contacts.set_channel(AWA, "sms", via="ussd", source="menu")       # her alerts go by SMS
+    app = create_app(meta_settings)
+    awa = MetaWhatsAppPhone(app.test_client(), graph, AWA)
+    throwaway_redis.stop()
+    awa.send("SOLDE")
+    awa.send("1")
+    throwaway_redis.start()
+    graph.next_errors[:] = [(400, 131047)]        # Meta refuses the first at once: outside the 24-hour window
+    worker.run_once(meta_settings)
+    [bills] = _graph_texts(graph, AWA)            # the second reply went where she wrote ...
+    assert bills.startswith("Factures (choisissez):\n")
+    assert provider.messages_to(AWA) == [BALANCE]   # ... the first, refused, by SMS

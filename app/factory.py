@@ -29,13 +29,16 @@ from channels.answer_ledger import AnswerLedger, MemoryAnswerLedger
 from channels.gateway_guard import GatewayGuard, parse_networks
 from channels.payment_callback import PATH as CALLBACK_PATH
 from channels.payment_callback import Applied, CallbackEvent, payment_callback_blueprint
+from channels.sms import PROVIDER as SMS_PROVIDER
 from channels.sms import SmsAdapter
 from channels.sms_delivery import DeliveryReport, sms_delivery_blueprint
-from channels.sms_inbox import InboxDrain
+from channels.sms_inbox import InboxDrain, KeptRoute
 from channels.twilio_status import twilio_status_blueprint
 from channels.ussd import UssdAdapter
 from channels.ussd_wsgi import UssdFastPath
+from channels.whatsapp_meta import PROVIDER as META_PROVIDER
 from channels.whatsapp_meta import MetaWhatsAppAdapter
+from channels.whatsapp_twilio import PROVIDER as TWILIO_PROVIDER
 from channels.whatsapp_twilio import TwilioWhatsAppAdapter
 from dialogs.arrangements import load_rules
 from dialogs.payments import settle_provider_result
@@ -70,6 +73,7 @@ from .pace import MemoryPace, Pace, RedisPace, parse_rates
 from .quiet_hours import QuietHours
 from .settings import Settings
 from .sms_replies import KIND as SMS_REPLY
+from .sms_replies import WHATSAPP_KIND as WHATSAPP_REPLY
 from .sms_replies import OutboxReplies
 from .storage import (
     MemoryThrottle,
@@ -240,8 +244,8 @@ def build_web_adapter(settings: Settings, deps: Deps, guard: GatewayGuard, secre
 
 
 def build_inbox(settings: Settings, sessions: sessionmaker[Session]) -> SqlInbox | None:
-    """Where the SMS callback keeps the messages the engine could not run now, for the worker: only with
-    sessions in Redis, which the worker shares (the embedded store lives in the web process alone, and a
+    """Where the SMS and WhatsApp callbacks keep the messages the engine could not run now, for the worker: only
+    with sessions in Redis, which the worker shares (the embedded store lives in the web process alone, and a
     worker running a message without its conversation would answer another question)."""
     if not settings.redis_url:
         return None
@@ -250,7 +254,8 @@ def build_inbox(settings: Settings, sessions: sessionmaker[Session]) -> SqlInbox
 
 
 def build_inbox_drain(settings: Settings) -> InboxDrain | None:
-    """The worker's runner of the kept incoming SMS (``channels/sms_inbox.py``), or ``None`` without Redis."""
+    """The worker's runner of the kept incoming messages (``channels/sms_inbox.py``), or ``None`` without Redis:
+    SMS answered by an ``sms_reply``, WhatsApp (either provider) by a ``whatsapp_reply``."""
     if not settings.redis_url:
         return None
     engine, parts = build_engine(settings)
@@ -258,15 +263,30 @@ def build_inbox_drain(settings: Settings) -> InboxDrain | None:
     deps = parts["deps"]
     if inbox is None or deps.outbox is None:
         return None
-    sms = SmsAdapter(None, settings.default_region, idle_seconds=settings.sms_session_idle_seconds)
-    engine.declare(sms.capabilities, sms.session_policy.idle_seconds, sms.session_policy.key_ends_with_session)
+    ledger = build_answer_ledger(settings)
+    sms = SmsAdapter(None, settings.default_region, idle_seconds=settings.sms_session_idle_seconds, ledger=ledger)
+    twilio = TwilioWhatsAppAdapter(default_region=settings.default_region, ledger=ledger,
+                                   idle_seconds=settings.whatsapp_session_idle_seconds)
+    meta = MetaWhatsAppAdapter(default_region=settings.default_region, ledger=ledger,
+                               idle_seconds=settings.whatsapp_session_idle_seconds)
+    for adapter in (sms, twilio):    # Meta's adapter keeps the same channel as Twilio's
+        policy = adapter.session_policy
+        engine.declare(adapter.capabilities, policy.idle_seconds, policy.key_ends_with_session)
     menus = engine.flows.menus
     path = settings.notifications_path or str(Path(settings.menus_path).with_name("notifications.yaml"))
-    stale = NotificationTemplates.load(path, menus.default_language, menus.brand).kinds[SMS_REPLY].stale_after_minutes
-    replies = OutboxReplies(deps.outbox)
+    kinds = NotificationTemplates.load(path, menus.default_language, menus.brand).kinds
+    sms_replies, whatsapp_replies = OutboxReplies(deps.outbox), OutboxReplies.whatsapp(deps.outbox)
+
+    def stale(kind: str) -> timedelta:
+        return timedelta(minutes=kinds[kind].stale_after_minutes or 30)
+
+    routes = {
+        ("sms", SMS_PROVIDER): KeptRoute(sms, sms_replies, sms_replies, stale(SMS_REPLY)),
+        ("whatsapp", TWILIO_PROVIDER): KeptRoute(twilio, whatsapp_replies, whatsapp_replies, stale(WHATSAPP_REPLY)),
+        ("whatsapp", META_PROVIDER): KeptRoute(meta, whatsapp_replies, whatsapp_replies, stale(WHATSAPP_REPLY)),
+    }
     preferences = deps.preferences
-    return InboxDrain(engine, sms, inbox, replies, replies, build_answer_ledger(settings),
-                      timedelta(minutes=stale or 30), settings.clock,
+    return InboxDrain(engine, routes, inbox, ledger, settings.clock,
                       preferences.language if preferences is not None else None)
 
 
@@ -303,11 +323,11 @@ def build_adapters(settings: Settings, guard: GatewayGuard, security: SecurityAu
         TwilioWhatsAppAdapter(settings.twilio_auth_token, settings.twilio_webhook_url or settings.public_base_url,
                               settings.default_region, security, ledger,
                               idle_seconds=settings.whatsapp_session_idle_seconds,
-                              on_reject=metrics.rejected.labels("whatsapp").inc),
+                              on_reject=metrics.rejected.labels("whatsapp").inc, inbox=inbox),
         MetaWhatsAppAdapter(settings.meta_app_secret, settings.meta_verify_token, meta_sender, record_status,
                             settings.default_region, security, ledger,
                             idle_seconds=settings.whatsapp_session_idle_seconds,
-                            on_reject=metrics.rejected.labels("whatsapp").inc),
+                            on_reject=metrics.rejected.labels("whatsapp").inc, inbox=inbox),
     ]
     if deps is not None:
         adapters.append(build_web_adapter(settings, deps, guard, secret or secrets.token_hex(32),

@@ -47,7 +47,9 @@ reason, its sealed text erased, never sent.
 Where each message goes is read when it is sent (``ContactBook``): the channel the customer chose
 (SMS, WhatsApp, or e-mail to their confirmed address), then SMS when that channel refuses the
 message, has no sender configured, or (e-mail) no confirmed address. A kind bound to one channel
-(``channel: email``: the code that proves an address) goes there only, to the address in its payload.
+(``channel: email``: the code that proves an address) goes there only, to the address in its payload; a
+kind of ``channel: whatsapp`` (the worker's answer to a WhatsApp message) goes to the number's WhatsApp,
+then SMS, whatever the customer chose.
 
 Texts come from ``config/notifications.yaml``; a kind without a template is a configuration
 error reported at start-up by ``NotificationTemplates.check``, never a silently dropped message.
@@ -159,7 +161,7 @@ class _Template:
     if_present: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     transactional: bool = False     # what the customer asked for (receipt, token): goes even after STOP
     opt_in: tuple[str, str] | None = None   # (topic, payload field of its scope): re-checked when sent
-    channel: str | None = None      # bound to this channel (no preference, no fallback)
+    channel: str | None = None      # bound to this channel (no preference, no fallback; whatsapp: SMS after it)
     unless_outage: str | None = None  # payload field of a zone: not sent while that zone has an ongoing outage
     expires_after: str | None = None  # payload field of the minutes its code is valid: not sent once they passed
     # The same, fixed for the kind (checked against its source: code_validity); with ``expires_after``, for a
@@ -478,6 +480,9 @@ class Dispatcher:
         if only:    # sent again on the one channel left to it (WhatsApp could not deliver it: SMS)
             return [(str(only), message.msisdn)]
         template = self.templates.kinds.get(message.kind)
+        if template is not None and template.channel == "whatsapp":
+            # The answer to a WhatsApp message goes back there, whatever the customer chose; SMS if refused.
+            return [("whatsapp", message.msisdn), ("sms", message.msisdn)]
         if template is not None and template.channel:
             # Bound to its channel: an address's code never goes anywhere else.
             bound = message.payload.get("email") if template.channel == "email" else message.msisdn

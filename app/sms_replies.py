@@ -10,6 +10,10 @@ which one does. One row per incoming message id (the dedupe key), however often 
 An incoming message kept while the engine could not run it (``channels/sms_inbox.py``) and run by the worker
 more than 30 minutes later is not run: it gets an ``sms_reply_late`` instead, a short apology asking the
 customer to send it again (its date, never its text: it may hold a PIN).
+
+A WhatsApp message kept likewise is answered the same way with the WhatsApp kinds (``OutboxReplies.whatsapp``):
+``whatsapp_reply`` and ``whatsapp_reply_late``, sent to the number's WhatsApp as text (the customer just wrote:
+the 24-hour window is open), and by SMS when WhatsApp refuses it (``channel: whatsapp`` in the notifications).
 """
 
 from __future__ import annotations
@@ -20,29 +24,37 @@ from typing import Final
 
 from dialogs.stores import Outbox
 
-__all__ = ["KIND", "LATE_KIND", "OutboxReplies"]
+__all__ = ["KIND", "LATE_KIND", "WHATSAPP_KIND", "WHATSAPP_LATE_KIND", "OutboxReplies"]
 
 KIND: Final = "sms_reply"
 LATE_KIND: Final = "sms_reply_late"
+WHATSAPP_KIND: Final = "whatsapp_reply"
+WHATSAPP_LATE_KIND: Final = "whatsapp_reply_late"
 # The outbox's dedupe keys hold 120 characters; a provider's message id may hold 128.
 _LONGEST_ID: Final = 100
 
 
 class OutboxReplies:
-    """``channels.sms_handover.ReplyOutbox`` on the notification outbox."""
+    """``channels.sms_handover.ReplyOutbox`` on the notification outbox: replies of kind ``kind`` (apologies of
+    ``late_kind``) first sent on ``channel``."""
 
-    def __init__(self, outbox: Outbox) -> None:
-        self._outbox = outbox
+    def __init__(self, outbox: Outbox, kind: str = KIND, late_kind: str = LATE_KIND, channel: str = "sms") -> None:
+        self._outbox, self._kind, self._late_kind, self._channel = outbox, kind, late_kind, channel
+
+    @classmethod
+    def whatsapp(cls, outbox: Outbox) -> OutboxReplies:
+        """The replies to WhatsApp messages the worker ran (``whatsapp_reply``, ``whatsapp_reply_late``)."""
+        return cls(outbox, WHATSAPP_KIND, WHATSAPP_LATE_KIND, "whatsapp")
 
     def queue_reply(self, to: str, text: str, *, language: str, message_id: str) -> bool:
-        return self._outbox.add(kind=KIND, msisdn=to, language=language, payload={"reply": text},
-                                dedupe_key=f"{KIND}:{_short(message_id)}", channel="sms")
+        return self._outbox.add(kind=self._kind, msisdn=to, language=language, payload={"reply": text},
+                                dedupe_key=f"{self._kind}:{_short(message_id)}", channel=self._channel)
 
     def queue_apology(self, to: str, *, language: str, message_id: str, received_at: datetime) -> bool:
         """``channels.sms_inbox.LateApology``: the apology for a message kept too long to be run."""
-        return self._outbox.add(kind=LATE_KIND, msisdn=to, language=language,
+        return self._outbox.add(kind=self._late_kind, msisdn=to, language=language,
                                 payload={"received_at": received_at.isoformat()},
-                                dedupe_key=f"{LATE_KIND}:{_short(message_id)}", channel="sms")
+                                dedupe_key=f"{self._late_kind}:{_short(message_id)}", channel=self._channel)
 
 
 def _short(message_id: str) -> str:

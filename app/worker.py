@@ -2,9 +2,9 @@
 could not take at the time.
 
 Each tick (``NOTIFY_INTERVAL_SECONDS``, 1 s by default, so a receipt reaches the provider
-within seconds of the confirmation) runs the incoming SMS kept while the engine could not run them
-(``channels/sms_inbox.py``: their replies join the outbox) and one delivery pass of the outbox, and the back office's
-notice feed (zone outages and restorations, bills, tickets ...) is read every ``NOTICE_POLL_SECONDS``
+within seconds of the confirmation) runs the incoming messages (SMS, WhatsApp) kept while the engine
+could not run them (``channels/sms_inbox.py``: their replies join the outbox) and one delivery pass of
+the outbox, and the back office's notice feed (zone outages and restorations, bills, tickets ...) is read every ``NOTICE_POLL_SECONDS``
 and turned into outbox rows. Every ``WORKER_INTERVAL_SECONDS`` it also forwards complaints and outage
 reports kept while the incident system was down, and asks the provider about payments that never heard
 back (``reconcile_payments``: their status is settled as a callback would be); the retention purge
@@ -60,8 +60,8 @@ def run_once(settings: Settings, clock: Callable[[], datetime] | None = None) ->
     if drain is not None:
         # Before the delivery pass: a reply it queues goes out in this same pass.
         kept = drain.run_once()
-        done.update({f"sms_kept_{k}": v for k, v in (("answered", kept.answered), ("late", kept.late),
-                                                     ("waiting", kept.waiting)) if v})
+        done.update({f"kept_{k}": v for k, v in (("answered", kept.answered), ("late", kept.late),
+                                                 ("waiting", kept.waiting)) if v})
     delivered = build_dispatcher(settings, sessions).run_once()
     # Likewise for notifications.
     done.update({f"notifications_{k}": v for k, v in (("sent", delivered.sent), ("retried", delivered.retried),
@@ -114,9 +114,9 @@ def run_forever(settings: Settings, interval_seconds: float = 30.0, stop: thread
                 log.exception("notice feed pass failed; next pass in %.1f s", settings.notice_poll_seconds)
         if drain is not None:
             try:
-                drain.run_once()        # kept incoming SMS: their replies join this pass's outbox
+                drain.run_once()        # kept incoming messages: their replies join this pass's outbox
             except Exception:
-                log.exception("kept incoming SMS pass failed; next pass in %.1f s", tick)
+                log.exception("kept incoming messages pass failed; next pass in %.1f s", tick)
         try:
             delivered = dispatcher.run_once()
             if delivered.sent or delivered.failed or delivered.requeued:

@@ -53,7 +53,7 @@ from .capabilities import SMS, SMS_MAX_SEGMENTS, SMS_NAVIGATION_WORDS
 from .gateway_guard import TOKEN_HEADER, GatewayGuard
 from .msisdn import to_e164
 from .sms_handover import ReplyHandOver, ReplyOutbox, ReplySender
-from .sms_inbox import Inbox, KeptMessage
+from .sms_inbox import Inbox, KeptMessage, keep_for_worker
 
 __all__ = ["CAPABILITIES", "MAX_SEGMENTS", "ReplyOutbox", "ReplySender", "SmsAdapter", "fit_segments"]
 
@@ -65,6 +65,7 @@ CHANNEL: Final = SMS.name
 MAX_SEGMENTS: Final = SMS_MAX_SEGMENTS
 NAVIGATION_WORDS: Final = SMS_NAVIGATION_WORDS
 DEFAULT_IDLE_SECONDS: Final = 300
+PROVIDER: Final = "africastalking"   # who carries this channel's messages (kept messages name it)
 MAX_TEXT_CHARS: Final = 1000
 _MESSAGE_ID = re.compile(r"^[A-Za-z0-9_.:\-]{1,128}$")
 _SHORT_CODE = re.compile(r"^[+0-9A-Za-z]{1,20}$")
@@ -140,6 +141,17 @@ class SmsAdapter(KeyedBySender, ChannelAdapter):
     def render(self, reply: Reply) -> str:
         return fit_segments(reply.text)
 
+    def reply_text(self, reply: Reply) -> str:
+        return self.render(reply)
+
+    def answered_elsewhere(self, message_id: str) -> bool:
+        # The engine's replay record and the owed-reply marks tell (``sms_handover``): nothing of our own.
+        return False
+
+    def answered_later(self, message_id: str) -> None:
+        # A repost is a replay for the engine, which this callback does not send again unless owed.
+        return None
+
     def error_response(self, status: int = 400, headers: Mapping[str, str] | None = None) -> Response:
         # The provider only needs a status: the customer sees nothing of this answer.
         return Response("invalid message", status=status, mimetype="text/plain", headers=dict(headers or {}))
@@ -193,17 +205,7 @@ class SmsAdapter(KeyedBySender, ChannelAdapter):
     def _keep(self, turn: Turn, form: Mapping[str, str]) -> Response:
         """The message kept for the worker: ``200``; ``503`` when it cannot be (then only a provider that posts
         it again brings it back)."""
-        if self.inbox is None:
-            log.warning("sms message from %s not run now and no inbox to keep it: asking the provider to post it "
-                        "again", mask(turn.address))
-            return self.failure_response()
-        try:
-            kept = self.inbox.keep(message_id=turn.hop_id, sender=turn.address, short_code=turn.entry
-                                   if turn.entry != "*" else "", text=form.get("text") or "")
-        except Exception as exc:  # noqa: BLE001 - the database down too: nothing else can keep it
-            log.error("sms message from %s neither run nor kept (%s): asking the provider to post it again",
-                      mask(turn.address), type(exc).__name__)
-            return self.failure_response()
-        log.warning("sms message from %s not run now: kept for the worker%s", mask(turn.address),
-                    "" if kept else " (already kept)")
-        return Response("OK", mimetype="text/plain")
+        if keep_for_worker(self.inbox, turn, text=form.get("text") or "", provider=PROVIDER,
+                           short_code=turn.entry if turn.entry != "*" else ""):
+            return Response("OK", mimetype="text/plain")
+        return self.failure_response()

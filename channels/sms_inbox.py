@@ -1,35 +1,42 @@
-"""Incoming SMS the engine could not run when they arrived, kept and run later by the worker: none is lost.
+"""Incoming messages (SMS, WhatsApp) the engine could not run when they arrived, kept and run later by the
+worker: none is lost.
 
 When the session store is unreachable, or the customer's conversation is busy with another message past
 the lock wait, the engine does not run the hop (its reply is ``transient``). Whether Africa's Talking posts
-an incoming message again after a 5xx is not documented (README, "No SMS reply is lost"), so the callback
-does not count on it: the message is kept (``Inbox.keep``: once per provider message id, its text sealed,
-in the product's database) and the callback answers ``200``; only a message that cannot even be kept (the
-database down too) is answered ``503``.
+an incoming message again after a 5xx is not documented (README, "No SMS reply is lost"), Twilio does not
+post a WhatsApp message again unless its webhook URL asks for it, and Meta's redeliveries back off for hours:
+so no callback counts on the provider. The message is kept (``Inbox.keep``: once per provider message id,
+its text sealed, in the product's database, with its channel and provider) and the callback answers ``200``
+(Twilio: an empty TwiML); only a message that cannot even be kept (the database down too) is answered as
+the channel answers a failure (SMS, Meta: ``503``).
 
-The worker runs what was kept (``InboxDrain.run_once``), oldest first and each sender's messages in the
-order they came: the hop as the callback would have run it, its reply handed to the outbox as an
-``sms_reply`` (one per message id, as for a reply the provider could not take at once). A message still
-not runnable waits for a later pass (backing off), and so do that sender's later messages. A message that
-waited longer than a reply may (``stale_after``: the outbox's rule for ``sms_reply``, 30 minutes) is not
-run, since what it asked then (a balance, a payment) is not what the customer wants now: it is answered
-with a short apology asking to send it again (``LateApology``, the ``sms_reply_late`` notification).
+The worker runs what was kept (``InboxDrain.run_once``), oldest first and each sender's messages on a channel
+in the order they came: the hop as the callback would have run it (``KeptChannel.turn_of``: the channel's
+adapter reads it again), its reply handed to the outbox (``KeptRoute.replies``: an ``sms_reply`` to the number
+that wrote, a ``whatsapp_reply`` to its WhatsApp; one per message id). A message still not runnable waits for
+a later pass (backing off), and so do that sender's later messages on that channel. A message that waited
+longer than a reply may (``stale_after``: the outbox's rule for its reply kind, 30 minutes) is not run, since
+what it asked then (a balance, a payment) is not what the customer wants now: it is answered with a short
+apology asking to send it again (``LateApology``: ``sms_reply_late``, ``whatsapp_reply_late``).
 
 The same message id is handled once. Posted again while it is kept, nothing more is kept. Run twice (the
 worker's pass failed after the engine ran it, or the provider posted it again and the callback ran it),
 the engine's replay record answers; the answer ledger then tells who ran it: this drain (the reply is
-queued, the outbox keeping one row per message id) or the callback (which answered it: nothing more).
+queued, the outbox keeping one row per message id) or the callback (which answered it: nothing more). A
+WhatsApp adapter also keeps its own answer per message id (``KeptChannel.answered_elsewhere``): a message
+its callback answered is not run again by the drain, and one the drain answered is answered with nothing
+more if the provider posts it again (``KeptChannel.answered_later``).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Final, Protocol
+from typing import Final, Protocol
 
-from engine import Engine, Turn
+from engine import Engine, Reply, Turn
 from engine.entry import find_start
 from engine.masking import mask
 
@@ -37,12 +44,10 @@ from .adapter import BadRequest
 from .answer_ledger import AnswerLedger
 from .sms_handover import ReplyHandOver, ReplyOutbox
 
-if TYPE_CHECKING:
-    from .sms import SmsAdapter
+__all__ = ["DrainPass", "Inbox", "InboxDrain", "KeptChannel", "KeptMessage", "KeptRoute", "LateApology",
+           "keep_for_worker"]
 
-__all__ = ["DrainPass", "Inbox", "InboxDrain", "KeptMessage", "LateApology"]
-
-log = logging.getLogger("channels.sms")
+log = logging.getLogger("channels.inbox")
 
 # The ledger's record of a kept message that the drain ran (apart from the callback's owed replies).
 LEDGER: Final = "sms_inbox"
@@ -51,8 +56,9 @@ _LONGEST_WAIT: Final = timedelta(seconds=30)
 
 @dataclass(frozen=True, slots=True)
 class KeptMessage:
-    """An incoming SMS as the provider posted it (``text`` as written, ``None`` when its seal cannot be
-    opened any more), when it was kept (the product's clock) and how many passes took it so far."""
+    """An incoming message as the provider posted it (``text`` as written, ``None`` when its seal cannot be
+    opened any more), when it was kept (the product's clock), how many passes took it so far, and which
+    channel and provider carried it (``sender``: the customer's E.164 number)."""
 
     message_id: str
     sender: str
@@ -60,16 +66,19 @@ class KeptMessage:
     text: str | None
     received_at: datetime
     attempts: int = 1
+    channel: str = "sms"
+    provider: str = "africastalking"
 
 
 class Inbox(Protocol):
-    def keep(self, *, message_id: str, sender: str, short_code: str, text: str) -> bool:
+    def keep(self, *, message_id: str, sender: str, short_code: str, text: str, channel: str = "sms",
+             provider: str = "africastalking") -> bool:
         """Keep a message for the worker; ``False`` when this message id is kept already. Raises when it
         cannot be kept (the database unreachable)."""
 
     def due(self, now: datetime, limit: int = 50) -> list[KeptMessage]:
-        """Pending messages to run now, oldest first, none behind an older one of its sender that waits;
-        held for this worker for a while (another worker does not take them meanwhile)."""
+        """Pending messages to run now, oldest first, none behind an older one of its sender (on its channel)
+        that waits; held for this worker for a while (another worker does not take them meanwhile)."""
 
     def postpone(self, message_id: str, until: datetime) -> None:
         """Not runnable now: due again at ``until``."""
@@ -83,6 +92,57 @@ class LateApology(Protocol):
         """Queue the apology for a message answered too late to be run; ``False`` when queued already."""
 
 
+class KeptChannel(Protocol):
+    """What the drain needs of the adapter whose callback kept a message."""
+
+    @property
+    def channel(self) -> str:
+        """The channel's name (``sms``, ``whatsapp``): its keywords, its screens."""
+
+    def turn_of(self, message: KeptMessage) -> Turn:
+        """The turn of a kept message, read as the callback read it; ``BadRequest`` when it cannot be any more."""
+
+    def reply_text(self, reply: Reply) -> str:
+        """The reply as the text the outbox sends (no wire format: no TwiML, no buttons)."""
+
+    def answered_elsewhere(self, message_id: str) -> bool:
+        """Whether the channel's callback answered this message itself (the provider posted it again once the
+        store was back)."""
+
+    def answered_later(self, message_id: str) -> None:
+        """The drain answered this message through the outbox: the provider posting it again gets nothing more."""
+
+
+@dataclass(frozen=True, slots=True)
+class KeptRoute:
+    """How one channel's kept messages are run and answered: read by ``adapter``, the reply queued in
+    ``replies`` (or ``apology`` when it waited more than ``stale_after``)."""
+
+    adapter: KeptChannel
+    replies: ReplyOutbox
+    apology: LateApology
+    stale_after: timedelta
+
+
+def keep_for_worker(inbox: Inbox | None, turn: Turn, *, text: str, provider: str, short_code: str = "") -> bool:
+    """The message of ``turn``, which the engine could not run now, kept for the worker (``text`` as the
+    channel's ``turn_of`` reads it back); ``False`` when it cannot be (no inbox, the database down too)."""
+    if inbox is None:
+        log.warning("%s message from %s not run now and no inbox to keep it", turn.channel,
+                    mask(turn.customer or ""))
+        return False
+    try:
+        kept = inbox.keep(message_id=turn.hop_id, sender=turn.customer or turn.address, short_code=short_code,
+                          text=text, channel=turn.channel, provider=provider)
+    except Exception as exc:  # noqa: BLE001 - the database down too: nothing else can keep it
+        log.error("%s message from %s neither run nor kept (%s)", turn.channel, mask(turn.customer or ""),
+                  type(exc).__name__)
+        return False
+    log.warning("%s message from %s not run now: kept for the worker%s", turn.channel, mask(turn.customer or ""),
+                "" if kept else " (already kept)")
+    return True
+
+
 @dataclass(frozen=True, slots=True)
 class DrainPass:
     answered: int = 0          # run, the reply queued
@@ -92,44 +152,57 @@ class DrainPass:
 
 
 class InboxDrain:
-    """The worker's side of the inbox: each kept message run through ``engine`` as ``adapter`` would, its reply
-    queued in ``replies`` (or ``apology`` when it waited more than ``stale_after``)."""
+    """The worker's side of the inbox: each kept message run through ``engine`` as the route of its channel and
+    provider (``routes``, keyed by ``(channel, provider)``) says."""
 
-    def __init__(self, engine: Engine, adapter: SmsAdapter, inbox: Inbox, replies: ReplyOutbox,
-                 apology: LateApology, ledger: AnswerLedger, stale_after: timedelta,
-                 clock: Callable[[], datetime], preferred_language: Callable[[str], str | None] | None = None) -> None:
-        self.engine, self.adapter, self.inbox, self.replies = engine, adapter, inbox, replies
-        self.apology, self.ledger, self.stale_after, self.clock = apology, ledger, stale_after, clock
+    def __init__(self, engine: Engine, routes: Mapping[tuple[str, str], KeptRoute], inbox: Inbox,
+                 ledger: AnswerLedger, clock: Callable[[], datetime],
+                 preferred_language: Callable[[str], str | None] | None = None) -> None:
+        self.engine, self.routes, self.inbox, self.ledger, self.clock = engine, dict(routes), inbox, ledger, clock
         self.preferred_language = preferred_language
-        self._handover = ReplyHandOver(None, replies, ledger)
+        self._handover = ReplyHandOver(None, None, ledger)
 
     def run_once(self) -> DrainPass:
         now = self.clock()
         counts = {"answered": 0, "late": 0, "waiting": 0, "answered_before": 0}
-        held: set[str] = set()   # senders with a message that could not run: their later ones wait behind it
+        # Senders (on a channel) with a message that could not run: their later ones wait behind it.
+        held: set[tuple[str, str]] = set()
         for message in self.inbox.due(now):
-            if message.sender in held:
+            if (message.channel, message.sender) in held:
                 self.inbox.postpone(message.message_id, now)
                 counts["waiting"] += 1
                 continue
             outcome = self._run(message, now)
             counts[outcome] += 1
             if outcome == "waiting":
-                held.add(message.sender)
+                held.add((message.channel, message.sender))
         if any(counts.values()):
-            log.info("kept incoming SMS: %s", {k: n for k, n in counts.items() if n})
+            log.info("kept incoming messages: %s", {k: n for k, n in counts.items() if n})
         return DrainPass(**counts)
 
     def _run(self, message: KeptMessage, now: datetime) -> str:
-        turn = self._turn(message)
-        if turn is None or now - message.received_at >= self.stale_after:
+        route = self.routes.get((message.channel, message.provider))
+        if route is None:
+            # A provider this worker does not wire (another version kept it): it waits for one that does.
+            log.error("kept %s message from %s: no route for provider %s", message.channel, mask(message.sender),
+                      message.provider)
+            self.inbox.postpone(message.message_id, now + _LONGEST_WAIT)
+            return "waiting"
+        turn = self._turn(route, message)
+        if turn is None or now - message.received_at >= route.stale_after:
             # Too old to run (or unreadable): what it asked is not what the customer wants now.
-            self.apology.queue_apology(message.sender, language=self._language(message, turn),
-                                       message_id=message.message_id, received_at=message.received_at)
+            route.apology.queue_apology(message.sender, language=self._language(route, message, turn),
+                                        message_id=message.message_id, received_at=message.received_at)
             self.inbox.settle(message.message_id, "late", now)
-            log.warning("kept sms from %s answered with an apology: waited %d s", mask(message.sender),
-                        (now - message.received_at).total_seconds())
+            log.warning("kept %s message from %s answered with an apology: waited %d s", message.channel,
+                        mask(message.sender), (now - message.received_at).total_seconds())
             return "late"
+        ran_here = self.ledger.recall(LEDGER, message.message_id) is not None
+        if not ran_here and route.adapter.answered_elsewhere(message.message_id):
+            self.inbox.settle(message.message_id, "answered_before", now)
+            log.info("kept %s message from %s was answered by the provider's repost: nothing more", message.channel,
+                     mask(message.sender))
+            return "answered_before"
         reply = self.engine.handle(turn)
         if reply.transient:
             # Backing off: 2, 4, 8 ... seconds, at most 30 (a store down for an hour is not asked every second).
@@ -138,38 +211,41 @@ class InboxDrain:
             return "waiting"
         owed = False
         if reply.replayed:
-            ran_here = self.ledger.recall(LEDGER, message.message_id) is not None
             owed = not ran_here and self._handover.take_owed(message.message_id)
             if not (ran_here or owed):
                 self.inbox.settle(message.message_id, "answered_before", now)
-                log.info("kept sms from %s was answered by the provider's repost: nothing more", mask(turn.address))
+                log.info("kept %s message from %s was answered by the provider's repost: nothing more",
+                         message.channel, mask(message.sender))
                 return "answered_before"
         else:
             # Before its reply is queued: a pass failing after this point queues it on the next run (a replay).
             self.ledger.keep(LEDGER, message.message_id, {"ran": True})
         language = reply.screen.language if reply.screen else ""
-        self.replies.queue_reply(turn.address, self.adapter.render(reply), language=language,
-                                 message_id=message.message_id)
+        route.replies.queue_reply(message.sender, route.adapter.reply_text(reply), language=language,
+                                  message_id=message.message_id)
+        route.adapter.answered_later(message.message_id)
         if owed:
             self._handover.settle(message.message_id)
         self.inbox.settle(message.message_id, "answered", now)
         return "answered"
 
-    def _turn(self, message: KeptMessage) -> Turn | None:
+    @staticmethod
+    def _turn(route: KeptRoute, message: KeptMessage) -> Turn | None:
         """The message's turn; ``None`` when it cannot be read any more (its seal, or a setting changed since)."""
         if message.text is None:
             return None
         try:
-            return self.adapter.turn_of(message)
+            return route.adapter.turn_of(message)
         except BadRequest as exc:
-            log.error("kept sms from %s cannot be read again: %s", mask(message.sender), exc)
+            log.error("kept %s message from %s cannot be read again: %s", message.channel, mask(message.sender),
+                      exc)
             return None
 
-    def _language(self, message: KeptMessage, turn: Turn | None) -> str:
+    def _language(self, route: KeptRoute, message: KeptMessage, turn: Turn | None) -> str:
         """The language of the apology: the keyword's the customer wrote, else the one they chose, else the
         product's default."""
         menus = self.engine.flows.menus
-        written = find_start(menus, self.adapter.channel, message.short_code or "*",
+        written = find_start(menus, route.adapter.channel, message.short_code or "*",
                              turn.input if turn is not None else None).language
         if written in menus.languages:
             return str(written)

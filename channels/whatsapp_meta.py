@@ -27,8 +27,11 @@ ledger then sends what is missing, without running the hop a second time, and a 
 answered and sent is acknowledged at once. Meta keeps the queue; ours keeps the answers. The ledger
 keeps them for the 24-hour customer-service window, past which a free-form reply could not be sent.
 A message the engine could not run now (the conversation busy, the session store down: a ``transient``
-reply) and an unexpected error are answered ``503`` as well, nothing sent: Meta's redelivery runs the hop
-then. A request that is not a signed Meta event keeps its 4xx (Meta sending it again would not help).
+reply) is kept for the worker (``channels/sms_inbox.py``), which answers it later through the outbox (a
+``whatsapp_reply``), and the event is acknowledged: Meta's redeliveries back off for hours. Only such a
+message that cannot even be kept (the database down too), and an unexpected error, are answered ``503``,
+nothing sent: Meta's redelivery runs the hop then. A request that is not a signed Meta event keeps its 4xx
+(Meta sending it again would not help).
 ``statuses[]`` update the outbox's delivery status like Twilio's status callbacks (the worker's
 notifications through Meta: ``app/whatsapp_letters.py``).
 """
@@ -61,6 +64,7 @@ from .adapter import BadRequest, ChannelAdapter, KeyedBySender
 from .answer_ledger import AnswerLedger, MemoryAnswerLedger
 from .msisdn import to_e164
 from .sms_delivery import DeliveryReport
+from .sms_inbox import Inbox, KeptMessage, keep_for_worker
 from .whatsapp import (
     CAPABILITIES,
     CHANNEL,
@@ -78,6 +82,7 @@ log = logging.getLogger("channels.whatsapp_meta")
 
 PATH: Final = "/whatsapp/meta"
 LEDGER: Final = "whatsapp_meta"
+PROVIDER: Final = "meta"
 SIGNATURE_HEADER: Final = "X-Hub-Signature-256"
 MAX_BUTTONS: Final = 3
 MAX_BUTTON_TITLE: Final = 20
@@ -225,6 +230,7 @@ class MetaWhatsAppAdapter(KeyedBySender, ChannelAdapter):
     on_reject: Callable[[], None] | None = None
     channel: str = CHANNEL
     prefix: str = PATH
+    inbox: Inbox | None = None
 
     @property
     def capabilities(self) -> ChannelCapabilities:
@@ -232,6 +238,22 @@ class MetaWhatsAppAdapter(KeyedBySender, ChannelAdapter):
 
     def owns(self, path: str) -> bool:
         return path == PATH
+
+    def turn_of(self, message: KeptMessage) -> Turn:
+        """The turn of a kept message (``channels.sms_inbox.KeptChannel``): its text as the input read then (a
+        tapped button's option key reads the same typed)."""
+        return self.parse({"id": message.message_id, "from": message.sender.removeprefix("+"), "type": "text",
+                           "text": {"body": message.text or ""}})
+
+    def reply_text(self, reply: Reply) -> str:
+        return reply.text
+
+    def answered_elsewhere(self, message_id: str) -> bool:
+        return self.ledger.recall(LEDGER, message_id) is not None
+
+    def answered_later(self, message_id: str) -> None:
+        # Its answer went through the outbox: Meta delivering the event again is acknowledged, nothing sent.
+        self.ledger.keep(LEDGER, message_id, {"to": "", "from": "", "sent": 0, "messages": []})
 
     def parse(self, form: Mapping[str, Any]) -> Turn:
         """One element of ``messages[]`` as a ``Turn``."""
@@ -369,11 +391,9 @@ class MetaWhatsAppAdapter(KeyedBySender, ChannelAdapter):
         if record is None:
             reply = engine.handle(turn)
             if reply.transient:
-                # Busy or the session store down: the hop did not run. Delivered again by Meta, it will; a
-                # message saying "try again" would ask the customer to do what Meta does.
-                log.warning("whatsapp message from %s not run now: Meta is asked to deliver it again",
-                            mask(turn.address))
-                return False
+                # Busy or the session store down: the hop did not run. Kept, the worker answers it; else Meta is
+                # asked to deliver it again. A message saying "try again" would ask the customer to do either's job.
+                return keep_for_worker(self.inbox, turn, text=turn.input or "", provider=PROVIDER)
             log.info("whatsapp hop user=%s node=%s end=%s", mask(turn.address),
                      reply.screen.node if reply.screen else "-", reply.end)
             if reply.replayed:

@@ -13,9 +13,12 @@ The ``whatsapp:`` address is where to answer and whose session it is; the E.164 
 Twilio vouches for by signing, is who the customer is. The answer is TwiML (``MessagingResponse``),
 one ``<Message>`` per 1 600 characters (Twilio's cap on a body), cut between lines. A retried
 ``MessageSid`` gets the same TwiML from the answer ledger, however late, without a second step.
-When the product fails (an unexpected error) the answer is still a 200 TwiML message asking the customer
-to send the message again in a few minutes: Twilio does not post a webhook again by default, so a 5xx
-would leave the customer with no answer at all.
+A message the engine could not run now (the session store down, the conversation busy past the lock wait: a
+``transient`` reply) is kept for the worker (``channels/sms_inbox.py``), which answers it later through the
+outbox (a ``whatsapp_reply``), and Twilio gets an empty ``<Response/>``: no "send it again" message. When the
+product fails otherwise (an unexpected error, or such a message cannot even be kept) the answer is still a
+200 TwiML message asking the customer to send the message again in a few minutes: Twilio does not post a
+webhook again by default, so a 5xx would leave the customer with no answer at all.
 What the customer wrote (a PIN) is never logged or kept.
 """
 
@@ -45,6 +48,7 @@ from engine.masking import mask
 from .adapter import BadRequest, ChannelAdapter, KeyedBySender
 from .answer_ledger import AnswerLedger, MemoryAnswerLedger
 from .msisdn import to_e164
+from .sms_inbox import Inbox, KeptMessage, keep_for_worker
 from .whatsapp import (
     CAPABILITIES,
     CHANNEL,
@@ -63,6 +67,7 @@ log = logging.getLogger("channels.whatsapp_twilio")
 
 PATH: Final = "/whatsapp/twilio"
 LEDGER: Final = "whatsapp_twilio"
+PROVIDER: Final = "twilio"
 MAX_BODY_CHARS: Final = 1600
 # WhatsApp carries up to 4 096 characters: in Arabic script or emoji (up to 12 bytes each once
 # form-encoded) with Twilio's other fields, a real message reaches ~50 KiB, past the app's 16 KiB.
@@ -119,6 +124,7 @@ class TwilioWhatsAppAdapter(KeyedBySender, ChannelAdapter):
     on_reject: Callable[[], None] | None = None
     channel: str = CHANNEL
     prefix: str = PATH
+    inbox: Inbox | None = None
 
     @property
     def capabilities(self) -> ChannelCapabilities:
@@ -153,8 +159,24 @@ class TwilioWhatsAppAdapter(KeyedBySender, ChannelAdapter):
                     session_key=self.session_policy.key(CHANNEL, address=address),
                     input=text, hop_id=sid, entry="*")
 
+    def turn_of(self, message: KeptMessage) -> Turn:
+        """The turn of a kept message (``channels.sms_inbox.KeptChannel``): its text as the input read then."""
+        return self.parse({"MessageSid": message.message_id, "From": f"whatsapp:{message.sender}",
+                           "Body": message.text or ""})
+
     def render(self, reply: Reply) -> str:
         return _twiml(*split_body(reply.text))
+
+    def reply_text(self, reply: Reply) -> str:
+        return reply.text
+
+    def answered_elsewhere(self, message_id: str) -> bool:
+        known = self.ledger.recall(LEDGER, message_id)
+        return known is not None and isinstance(known.get("twiml"), str)
+
+    def answered_later(self, message_id: str) -> None:
+        # Its answer went through the outbox: the same MessageSid posted again gets an empty TwiML.
+        self.ledger.keep(LEDGER, message_id, {"twiml": _twiml()})
 
     def error_response(self, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
         """A readable sender gets a bilingual notice (status 200, so Twilio delivers it); a refused or
@@ -208,6 +230,12 @@ class TwilioWhatsAppAdapter(KeyedBySender, ChannelAdapter):
                 log.info("whatsapp retry of an answered message user=%s: same answer", mask(turn.address))
                 return Response(known["twiml"], mimetype=_TWIML)
             reply = engine.handle(turn)
+            if reply.transient:
+                # Busy or the session store down: the hop did not run. Kept, the worker answers it through the
+                # outbox; a "send it again" message would ask the customer to do what the worker does.
+                if keep_for_worker(self.inbox, turn, text=turn.input or "", provider=PROVIDER):
+                    return Response(_twiml(), mimetype=_TWIML)
+                return self.failure_response()
             twiml = self.render(reply)
             if not reply.replayed:
                 self.ledger.keep(LEDGER, turn.hop_id, {"twiml": twiml})

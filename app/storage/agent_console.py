@@ -33,6 +33,7 @@ from .models import (
     PinCredentialRow,
     PreferenceRow,
     SessionAuditRow,
+    SmsInboxRow,
 )
 from .security_audit import SqlSecurityAudit, pseudonym
 
@@ -41,6 +42,8 @@ __all__ = ["AgentAuditRow", "AgentRow", "SqlAgentAudit", "SqlCustomerRecords"]
 log = logging.getLogger("agents")
 
 _RECENT = 20
+_KEPT_CHANNELS = {("sms", "africastalking"): "SMS", ("whatsapp", "twilio"): "WhatsApp (Twilio)",
+                  ("whatsapp", "meta"): "WhatsApp (Meta)"}
 
 
 class AgentRow(Base):
@@ -188,6 +191,15 @@ class SqlCustomerRecords:
                                     "error": n.last_error or "-"}
                                    for n in db.scalars(select(OutboxEventRow).where(OutboxEventRow.msisdn == msisdn)
                                                        .order_by(OutboxEventRow.id.desc()).limit(_RECENT))]
+            # What the customer wrote stays sealed: an agent sees that a message waits, never its text.
+            found.kept = [{"received": _when(k.received_at), "channel": _KEPT_CHANNELS.get(
+                               (k.channel, k.provider), f"{k.channel} ({k.provider})"),
+                           "status": "waiting: the worker answers it once it can run it",
+                           "tries": str(k.attempts), "next try": _when(k.next_attempt_at),
+                           "message": "sealed (not shown)"}
+                          for k in db.scalars(select(SmsInboxRow).where(SmsInboxRow.msisdn == msisdn,
+                                                                        SmsInboxRow.status == "pending")
+                                              .order_by(SmsInboxRow.id).limit(_RECENT))]
             pin = db.get(PinCredentialRow, msisdn)
             locked_until = _aware(pin.locked_until) if pin else None
             found.pin = {"set": "yes" if pin is not None and pin.pin_hash else "no",

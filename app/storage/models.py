@@ -283,15 +283,18 @@ class EmailStopRow(Base):
 
 
 class SmsInboxRow(Base):
-    """An incoming SMS the engine could not run when it arrived (the session store down, the conversation
-    busy), kept for the worker (``channels/sms_inbox.py``): once per provider message id, its text sealed
-    (``sealed``: what the customer typed may be a PIN) and erased once it is answered."""
+    """An incoming message (SMS, WhatsApp) the engine could not run when it arrived (the session store down,
+    the conversation busy), kept for the worker (``channels/sms_inbox.py``): once per provider message id, its
+    text sealed (``sealed``: what the customer typed may be a PIN) and erased once it is answered."""
 
     __tablename__ = "sms_inbox"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     message_id: Mapped[str] = mapped_column(String(128), unique=True)   # the provider's id
     msisdn: Mapped[str] = mapped_column(String(20), index=True)         # who wrote (E.164), where the reply goes
+    channel: Mapped[str] = mapped_column(String(16), default="sms", server_default="sms")   # sms | whatsapp
+    # Who carried it (africastalking, twilio, meta): its conversation is keyed as that provider's adapter keys it.
+    provider: Mapped[str] = mapped_column(String(20), default="africastalking", server_default="africastalking")
     short_code: Mapped[str] = mapped_column(String(20), default="")
     sealed: Mapped[str | None] = mapped_column(Text, nullable=True)
     # pending | answered (run, its reply queued) | late (answered with an apology) | answered_before

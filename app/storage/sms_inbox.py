@@ -1,10 +1,12 @@
-"""The SMS inbox on SQL (``channels.sms_inbox.Inbox``): incoming messages the engine could not run at once.
+"""The inbox on SQL (``channels.sms_inbox.Inbox``): incoming messages (SMS, WhatsApp) the engine could not run
+at once, each with its channel and provider.
 
 One row per provider message id (unique), so the provider posting a message again keeps nothing more. What
 the customer wrote is sealed like the outbox's secrets (``OutboxSeal``: a message may be ``OUI 1234``, a
 PIN) and erased once the message is settled. Rows are claimed as the outbox's are: held for a lease, with
 ``FOR UPDATE SKIP LOCKED`` on PostgreSQL so two workers never run the same message; a message behind an
-older one of its sender that waits is not claimed (a sender's messages run in the order they came). Every
+older one of its sender on its channel that waits is not claimed (a sender's messages run in the order they
+came; SMS and WhatsApp are two conversations). Every
 stamp is on the product's clock (``Settings.clock``), the one the worker compares them with.
 """
 
@@ -36,11 +38,13 @@ class SqlInbox:
                  clock: Callable[[], datetime] = utc_now, lease: timedelta = timedelta(seconds=60)) -> None:
         self._sessions, self._seal, self._clock, self._lease = sessions, seal, clock, lease
 
-    def keep(self, *, message_id: str, sender: str, short_code: str, text: str) -> bool:
+    def keep(self, *, message_id: str, sender: str, short_code: str, text: str, channel: str = "sms",
+             provider: str = "africastalking") -> bool:
         with self._sessions() as db:
             if db.scalars(select(SmsInboxRow.id).where(SmsInboxRow.message_id == message_id)).first():
                 return False
-            db.add(SmsInboxRow(message_id=message_id, msisdn=sender, short_code=short_code,
+            db.add(SmsInboxRow(message_id=message_id, msisdn=sender, short_code=short_code, channel=channel,
+                               provider=provider,
                                sealed=self._seal.seal_text(text), status="pending", attempts=0,
                                received_at=self._clock()))
             try:
@@ -52,7 +56,8 @@ class SqlInbox:
 
     def due(self, now: datetime, limit: int = 50) -> list[KeptMessage]:
         older = aliased(SmsInboxRow)
-        waiting_before = exists().where(and_(older.msisdn == SmsInboxRow.msisdn, older.id < SmsInboxRow.id,
+        waiting_before = exists().where(and_(older.msisdn == SmsInboxRow.msisdn, older.channel == SmsInboxRow.channel,
+                                             older.id < SmsInboxRow.id,
                                              older.status == "pending", older.next_attempt_at > now))
         with self._sessions.begin() as db:
             rows = db.scalars(select(SmsInboxRow).where(
@@ -64,7 +69,7 @@ class SqlInbox:
                 row.attempts = (row.attempts or 0) + 1
                 row.next_attempt_at = now + self._lease
                 claimed.append(KeptMessage(row.message_id, row.msisdn, row.short_code, self._opened(row.sealed),
-                                           _aware(row.received_at), row.attempts))
+                                           _aware(row.received_at), row.attempts, row.channel, row.provider))
             return claimed
 
     def postpone(self, message_id: str, until: datetime) -> None:

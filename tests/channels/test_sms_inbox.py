@@ -60,13 +60,13 @@ def test_an_sms_sent_while_the_session_store_is_down_is_answered_once_it_is_back
     throwaway_redis.stop()                        # the session store is gone
     assert awa.send("SOLDE") == []                # no "service unavailable, try again" SMS
     assert awa.last_status == 200                 # kept: Africa's Talking need not post it again
-    assert worker.run_once(kept_settings).get("sms_kept_waiting") == 1   # still down: it waits
+    assert worker.run_once(kept_settings).get("kept_waiting") == 1   # still down: it waits
     assert fake_at.messages_to(AWA) == []
 
     throwaway_redis.start()                       # back (empty)
     product_clock.advance(seconds=5)
     done = worker.run_once(kept_settings)
-    assert (done["sms_kept_answered"], done["notifications_sent"]) == (1, 1)
+    assert (done["kept_answered"], done["notifications_sent"]) == (1, 1)
     assert fake_at.messages_to(AWA) == [BALANCE]
     # Handled once: another pass, or the provider posting the same message again, sends nothing more.
     assert worker.run_once(kept_settings).get("notifications_sent") is None
@@ -127,7 +127,7 @@ def test_a_message_kept_more_than_30_minutes_gets_an_apology_in_its_language_not
     product_clock.advance(minutes=31)
     throwaway_redis.start()
     done = worker.run_once(kept_settings)
-    assert (done["sms_kept_late"], done["notifications_sent"]) == (2, 2)
+    assert (done["kept_late"], done["notifications_sent"]) == (2, 2)
     assert fake_at.messages_to(AWA) == [
         ("ElecNet: désolé, votre SMS du 26/11 09:00 n'a pas pu être traité à temps (incident technique). "
          "Merci de le renvoyer.")]

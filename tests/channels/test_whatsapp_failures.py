@@ -1,24 +1,19 @@
-"""When the product, not the message, fails: each WhatsApp provider gets the answer that keeps the message.
+"""When the product, not the message, fails unexpectedly: each WhatsApp provider gets the answer that keeps the
+message.
 
-Meta delivers a webhook again (for days, with backoff) when it was not answered with a 2xx: a message the
-engine could not run now (the session store down) or an unexpected error gets ``503``, nothing is sent, and
-Meta's redelivery is answered as the first delivery would have been. Twilio does not post a message again
-by default: there the customer is told, in the TwiML answer, to send it again in a moment. A malformed
-request keeps its 400 on both."""
+Meta delivers a webhook again (for days, with backoff) when it was not answered with a 2xx: an unexpected error
+gets ``503``, nothing is sent, and Meta's redelivery is answered as the first delivery would have been. Twilio
+does not post a message again by default: there the customer is told, in the TwiML answer, to send it again in
+a moment. A malformed request keeps its 400 on both. (A message the engine could not run now, the session store
+down, is kept and answered by the worker: ``test_whatsapp_inbox.py``.)"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
 from typing import Any
 
 import pytest
 from flask import Flask
-
-from app.factory import create_app
-from app.settings import Settings
-from tests.support.fake_graph import FakeGraph
-from tests.support.throwaway_redis import ThrowawayRedis
 
 from .whatsapp_phones import MetaWhatsAppPhone, TwilioWhatsAppPhone
 
@@ -31,18 +26,6 @@ TRY_AGAIN = ("Désolé, un incident technique nous empêche de répondre. Renvoy
 
 def boom(*_: Any, **__: Any) -> Any:
     raise RuntimeError("an unexpected failure inside the product")
-
-
-def test_meta_a_message_that_could_not_run_now_gets_503_and_its_redelivery_is_answered(
-        wa_settings: Settings, graph: FakeGraph, throwaway_redis: ThrowawayRedis) -> None:
-    app = create_app(replace(wa_settings, redis_url=throwaway_redis.url))
-    awa = MetaWhatsAppPhone(app.test_client(), graph, AWA)
-    throwaway_redis.stop()                        # the session store is gone for a moment
-    assert awa.send("MENU") == []                 # no "service unavailable, try again" message
-    assert awa.last_status == 503                 # Meta delivers the event again later
-    throwaway_redis.start()
-    [menu] = awa.send("MENU", message_id=awa.last_id)
-    assert awa.last_status == 200 and menu.startswith(MENU_LIST)
 
 
 def test_meta_an_unexpected_error_gets_503_so_meta_delivers_the_event_again(

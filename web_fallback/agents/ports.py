@@ -83,6 +83,8 @@ class CustomerFile:
     mismatches: list[Row] = field(default_factory=list)
     tickets: list[Row] = field(default_factory=list)
     notifications: list[Row] = field(default_factory=list)
+    # Incoming messages (SMS, WhatsApp) kept while the engine could not run them, not answered yet.
+    kept: list[Row] = field(default_factory=list)
     pin: Row = field(default_factory=dict)
     backoffice_error: str | None = None
 

@@ -7,11 +7,8 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 import requests
@@ -24,9 +21,8 @@ from tests.channels.rasa_visitor import TOKEN, Visitor
 from tests.support.fake_africastalking import FakeAfricasTalking
 from tests.web_fallback.web_visitor import visible_text
 
-from ..support.services import free_port, wait_until_up
+from ..support.services import gunicorn_servers
 
-ROOT = Path(__file__).resolve().parents[2]
 SECRET = "test-code-budget-secret"     # the outbox's seal is derived from it: the worker here opens the codes
 BUSY_FR = "Trop de codes demandés en ce moment : aucun code n'a été envoyé."
 
@@ -45,20 +41,8 @@ def two_servers(budgeted: Settings) -> Iterator[list[str]]:
            "SECRET_KEY": SECRET, "SIGN_IN_CODES_PER_MINUTE": "3", "SIGN_IN_CODES_PER_HOUR": "100",
            "LOG_LEVEL": "WARNING"}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    ports = [free_port(), free_port()]
-    servers = [subprocess.Popen([sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "1",
-                                 "--config", "python:app.gunicorn_conf", "wsgi:app"], cwd=ROOT, env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for port in ports]
-    try:
-        urls = [f"http://127.0.0.1:{port}" for port in ports]
-        for url in urls:
-            wait_until_up(f"{url}/healthz")
+    with gunicorn_servers(env) as urls:
         yield urls
-    finally:
-        for server in servers:
-            server.terminate()
-        for server in servers:
-            server.wait(timeout=20)
 
 
 @pytest.fixture

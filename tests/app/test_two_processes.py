@@ -4,18 +4,13 @@ between them, and either one's /metrics counts the hops both served."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from ..support.services import free_port, wait_until_up
-
-ROOT = Path(__file__).resolve().parents[2]
+from ..support.services import gunicorn_servers
 
 
 @pytest.fixture
@@ -25,20 +20,8 @@ def two_servers(settings, tmp_path) -> Iterator[list[str]]:
     env = {**os.environ, "DATABASE_URL": settings.database_url, "REDIS_URL": settings.redis_url or "",
            "BACKOFFICE_URL": settings.backoffice_url, "PAYMENT_CALLBACK_SECRET": "test-callback-secret",
            "RESUME_WINDOW_SECONDS": "0", "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir), "LOG_LEVEL": "WARNING"}
-    ports = [free_port(), free_port()]
-    servers = [subprocess.Popen([sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "1",
-                                 "--config", "python:app.gunicorn_conf", "wsgi:app"], cwd=ROOT, env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for port in ports]
-    try:
-        urls = [f"http://127.0.0.1:{port}" for port in ports]
-        for url in urls:
-            wait_until_up(f"{url}/healthz")
+    with gunicorn_servers(env) as urls:
         yield urls
-    finally:
-        for server in servers:
-            server.terminate()
-        for server in servers:
-            server.wait(timeout=20)
 
 
 def _hops_counted(url: str) -> float:

@@ -232,6 +232,27 @@ def serve_wsgi(app: object, port: int = 0) -> Iterator[str]:
         thread.join(timeout=5)
 
 
+@contextmanager
+def gunicorn_servers(env: dict[str, str], count: int = 2) -> Iterator[list[str]]:
+    """``count`` engine server processes (gunicorn, one worker each, the product's config) with ``env``, as
+    production runs several behind one Redis; their base URLs, once each answers ``/healthz``."""
+    ports = [free_port() for _ in range(count)]
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    servers = [subprocess.Popen([sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "1",
+                                 "--config", "python:app.gunicorn_conf", "wsgi:app"], cwd=root, env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for port in ports]
+    try:
+        urls = [f"http://127.0.0.1:{port}" for port in ports]
+        for url, server in zip(urls, servers, strict=True):
+            wait_until_up(f"{url}/healthz", server)
+        yield urls
+    finally:
+        for server in servers:
+            server.terminate()
+        for server in servers:
+            server.wait(timeout=20)
+
+
 def wait_until_up(url: str, process: subprocess.Popen[bytes] | None = None, seconds: float = 60.0) -> None:
     """Poll ``url`` until it answers 2xx; fail if ``process`` (the server) exits or time runs out."""
     deadline = time.monotonic() + seconds

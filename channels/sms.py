@@ -145,12 +145,12 @@ class SmsAdapter(KeyedBySender, ChannelAdapter):
         return self.render(reply)
 
     def answered_elsewhere(self, message_id: str) -> bool:
-        # The engine's replay record and the owed-reply marks tell (``sms_handover``): nothing of our own.
-        return False
+        # The callback marks each message it answered (``sms_handover``): the worker does not run it again.
+        return ReplyHandOver(self.sender, self.outbox, self.ledger).answered(message_id)
 
     def answered_later(self, message_id: str) -> None:
-        # A repost is a replay for the engine, which this callback does not send again unless owed.
-        return None
+        # Its reply went through the outbox: the same message posted again is not run again.
+        ReplyHandOver(self.sender, self.outbox, self.ledger).settle(message_id)
 
     def error_response(self, status: int = 400, headers: Mapping[str, str] | None = None) -> Response:
         # The provider only needs a status: the customer sees nothing of this answer.
@@ -182,6 +182,10 @@ class SmsAdapter(KeyedBySender, ChannelAdapter):
                 if self.on_reject is not None:
                     self.on_reject()
                 return self.error_response()
+            if handover.answered(turn.hop_id):
+                # Posted again after it was answered, maybe after the customer wrote since: never run twice.
+                log.info("sms repost of an answered message user=%s: not run again", mask(turn.address))
+                return Response("OK", mimetype="text/plain")
             reply = engine.handle(turn)
             if reply.transient:
                 # Busy or the session store down: the hop did not run. Kept, the worker runs it; an SMS saying
@@ -195,8 +199,7 @@ class SmsAdapter(KeyedBySender, ChannelAdapter):
             language = reply.screen.language if reply.screen else ""
             if not handover.hand_over(turn.address, self.render(reply), language=language, message_id=turn.hop_id):
                 return self.failure_response()
-            if reply.replayed:
-                handover.settle(turn.hop_id)
+            handover.settle(turn.hop_id)
             log.info("sms hop user=%s node=%s end=%s", mask(turn.address), node, reply.end)
             return Response("OK", mimetype="text/plain")
 

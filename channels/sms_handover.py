@@ -13,6 +13,11 @@ message again. That retry is a replay for the engine (nothing runs twice); findi
 reply is handed over again, by one retry only: several arriving at the same moment race for a claim in
 the ledger (Redis ``SET NX``), and the others answer ``200`` with nothing sent. A replay without the mark
 was handed over the first time: nothing is sent.
+
+Every reply handed over is also marked answered under its message id (``answered``): the engine's replay
+record only knows a conversation's last hop, so a message the provider posts again after the customer has
+written since would run again as a new input (a second balance, a second payment asked for). The mark tells
+the callback (and the worker's inbox) that this message id was answered: it is not run again.
 """
 
 from __future__ import annotations
@@ -86,5 +91,10 @@ class ReplyHandOver:
         return self.ledger.claim(LEDGER, f"{message_id}:owed:{record.get('round', 0)}")
 
     def settle(self, message_id: str) -> None:
-        """The owed reply was handed over at last."""
+        """The reply to this message was handed over (at last, if it was owed): it is answered."""
         self.ledger.keep(LEDGER, message_id, {"owed": False})
+
+    def answered(self, message_id: str) -> bool:
+        """Whether this message id was answered already (its reply handed over, not owed)."""
+        record = self.ledger.recall(LEDGER, message_id)
+        return record is not None and record.get("owed") is False

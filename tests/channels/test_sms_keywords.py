@@ -152,6 +152,18 @@ def test_a_retried_message_id_is_answered_once(texter, fake_at):
     assert len(fake_at.messages_to("+221770000001")) == 1
 
 
+def test_a_message_posted_again_after_the_customer_wrote_since_is_not_run_again(texter, fake_at):
+    # The engine's replay record knows only the last message: the provider's late repost of an earlier one
+    # must not ask for a second balance, or start a second payment, in the middle of what the customer does now.
+    awa = texter("+221770000001")
+    assert awa.say("SOLDE").startswith("Compte 1000001\n")
+    first = awa.last_id
+    assert awa.say("PAYER 5000").startswith("Payer 5 000 FCFA")
+    assert awa.send("SOLDE", message_id=first) == [] and awa.last_status == 200
+    assert awa.send("PAYER 5000", message_id=awa.last_id) == [] and awa.last_status == 200
+    assert len(fake_at.messages_to("+221770000001")) == 2
+
+
 def test_alertes_on_then_stop_unsubscribes_from_everything_at_once(texter, deps):
     awa = texter("+221770000001")
     assert awa.say("ALERTES ON").startswith("Alertes activées par SMS pour le compte 1000001")

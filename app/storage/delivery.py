@@ -104,7 +104,19 @@ class SqlDeliveryQueue:
             if not keep_sealed:
                 values["sealed"] = None
             db.execute(update(OutboxEventRow).where(OutboxEventRow.id == row_id).values(**values))
-            self._apply_reports(db, row_id, message_id)
+            row = db.get(OutboxEventRow, row_id)
+            # Reports that came before this record (the provider's status outran our commit) apply now.
+            settled = self._settle(db, row) if row is not None else None
+        if keep_sealed and settled in (None, "sent"):
+            # On PostgreSQL a report committed while this transaction ran is seen by neither side (its
+            # recorder found no row with this id yet, this transaction read the reports before it): one more
+            # look once committed, so that a late "outside the window" still sends the secret by SMS.
+            with self._sessions.begin() as db:
+                row = db.scalars(select(OutboxEventRow).where(
+                    OutboxEventRow.id == row_id, OutboxEventRow.provider_message_id == message_id)
+                    .with_for_update()).first()
+                if row is not None:
+                    self._settle(db, row)
 
     def retry(self, row_id: int, *, error: str, at: datetime) -> None:
         with self._sessions.begin() as db:
@@ -145,27 +157,27 @@ class SqlDeliveryQueue:
         ``sms_again``: this report is a failure SMS does not share (WhatsApp outside the 24-hour window),
         and the reason to keep for agents as the row is sent again by SMS (``send_again_by_sms``), its
         sealed secrets kept for that send. Any other final report (delivered, failed) erases them.
+        Both are kept with the report: one that arrives before the row is recorded as ``sent`` (the
+        provider's status outran the worker's commit) is applied then, the same way.
         Returns whether a row knows the message."""
         with self._sessions() as db:
             # The time is ours, to the microsecond: recovery compares it with a claim's (a server default
             # would be whole seconds on SQLite).
             db.add(DeliveryReportRow(provider=provider, provider_message_id=message_id[:64], msisdn=msisdn[:20],
                                      status=status[:24], failure_reason=(failure_reason or None) and
-                                     failure_reason[:80], received_at=self._clock()))
+                                     failure_reason[:80], sms_again=(sms_again or None) and sms_again[:120],
+                                     received_at=self._clock()))
             try:
                 db.commit()
             except IntegrityError:
                 db.rollback()
         with self._sessions.begin() as db:
-            row = db.scalars(select(OutboxEventRow).where(OutboxEventRow.provider_message_id == message_id)).first()
+            # Locked: the worker recording this send may be looking at the same reports (``sent``).
+            row = db.scalars(select(OutboxEventRow).where(OutboxEventRow.provider_message_id == message_id)
+                             .with_for_update()).first()
             if row is None:
                 return False
-            final = self._apply_reports(db, row.id, message_id, erase_final=False)
-            db.refresh(row)
-            again = row.status == "sent" and final == "failed" and bool(sms_again) and \
-                self._again_by_sms(row, str(sms_again))
-            if row.status == "sent" and final in ("delivered", "failed") and not again:
-                row.sealed = None    # final: nothing will send it again, its code is no longer needed
+            self._settle(db, row)
             return True
 
     def send_again_by_sms(self, message_id: str, *, reason: str) -> bool:
@@ -250,23 +262,26 @@ class SqlDeliveryQueue:
                 raise KeyError(row_id)
             return {c.name: getattr(row, c.name) for c in OutboxEventRow.__table__.columns}
 
-    @staticmethod
-    def _apply_reports(db: Session, row_id: int, message_id: str, erase_final: bool = True) -> str | None:
-        """The row's delivery status from every report on its message (None: no report yet); a final one
-        (delivered, failed) erases its secrets when ``erase_final`` (the caller decides otherwise)."""
-        reports = db.scalars(select(DeliveryReportRow.status).where(
-            DeliveryReportRow.provider_message_id == message_id).order_by(DeliveryReportRow.id)).all()
+    def _settle(self, db: Session, row: OutboxEventRow) -> str | None:
+        """Apply every report on the row's message: its delivery status (None: no report yet, returned);
+        a failure SMS does not share (a report's ``sms_again``) sends a sent row again by SMS, its sealed
+        secrets kept for that send; any other final word (delivered, failed) erases them."""
+        if row.provider_message_id is None:
+            return None
+        reports = db.execute(select(DeliveryReportRow.status, DeliveryReportRow.sms_again).where(
+            DeliveryReportRow.provider_message_id == row.provider_message_id).order_by(DeliveryReportRow.id)).all()
         if not reports:
             return None
-        final = [delivery_status(s) for s in reports]
+        words = [(delivery_status(status), again) for status, again in reports]
         # A final word (delivered/failed) wins over an intermediate "sent", whatever the order of arrival.
-        status = next((s for s in reversed(final) if s != "sent"), "sent")
-        values: dict[str, Any] = {"delivery_status": status}
-        if erase_final and status != "sent":
-            values["sealed"] = None
-        db.execute(update(OutboxEventRow).where(OutboxEventRow.id == row_id).values(**values))
+        status = next((s for s, _ in reversed(words) if s != "sent"), "sent")
+        row.delivery_status = status
+        again = next((reason for s, reason in words if s == "failed" and reason), None) if status == "failed" else None
+        if again is not None and self._again_by_sms(row, again):
+            return status
+        if row.status == "sent" and status != "sent":
+            row.sealed = None    # final: nothing will send it again, its code is no longer needed
         return status
-
 
 def _aware(moment: datetime) -> datetime:
     # SQLite hands back naive datetimes for timezone-aware columns: they were written in UTC.

@@ -245,8 +245,12 @@ class SqlDeliveryQueue:
                     .order_by(DeliveryReportRow.id)).first()
                 if report is not None:
                     row.status, row.provider_message_id = "sent", report.provider_message_id
-                    row.sent_at, row.claimed_until, row.sealed = report.received_at, None, None
-                    row.delivery_status = delivery_status(report.status)
+                    row.sent_at, row.claimed_until = report.received_at, None
+                    if report.sms_again:    # only a WhatsApp provider's report says so: it went by WhatsApp
+                        row.channel = "whatsapp"
+                    # Outside the window it goes again by SMS with its secrets; otherwise they are erased.
+                    if self._settle(db, row) is not None and row.status == "sent":
+                        row.sealed = None
                     adopted += 1
                 elif now - _aware(row.claimed_until) >= settle:
                     row.status, row.claimed_until, row.next_attempt_at = "pending", None, now

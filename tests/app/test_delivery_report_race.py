@@ -57,3 +57,27 @@ def test_a_window_closed_status_committed_while_the_send_is_recorded_still_sends
     assert again["payload"]["token"] == TOKEN and again["payload"][ONLY_CHANNEL] == "sms"
     row = queue.get(message.id)
     assert row["channel"] == "sms" and row["last_error"].startswith("whatsapp: not delivered, outside")
+
+
+def test_a_worker_stopped_after_whatsapp_took_the_receipt_then_a_window_closed_status_sends_it_by_sms(
+        engine_db: str) -> None:
+    """The worker died between Meta's acceptance and its record of the send; Meta's "outside the window"
+    status arrives for a message no row knows. Recovery adopts that report (the message left: not sent twice
+    on WhatsApp) and, as the report says, sends the receipt again by SMS with its token."""
+    sessions = make_sessions(engine_db)
+    outbox = SqlOutbox(sessions, OutboxSeal.from_setting("", "test-secret-key-for-the-seal"), clock=lambda: NOW)
+    assert outbox.add(kind="payment_receipt", msisdn=PREPAID, language="fr", dedupe_key="payment:P1",
+                      channel="whatsapp", payload={"payment_id": "P1", "reference": "MM1", "amount": "2000",
+                                                   "account_number": "3000001", "purpose": "prepaid",
+                                                   "token": TOKEN, "failure_reason": None})
+    lease = timedelta(minutes=1)
+    queue = SqlDeliveryQueue(sessions, clock=lambda: NOW + timedelta(seconds=5))
+    assert len(queue.claim(NOW, lease)) == 1     # the worker took it, then died after Meta answered
+    assert not queue.record_report(
+        provider="meta", message_id=MESSAGE_ID, msisdn=PREPAID, status="failed", failure_reason="131047",
+        sms_again="whatsapp: not delivered, outside the 24-hour window (meta 131047); sent again by SMS")
+
+    assert queue.recover(NOW + timedelta(minutes=2), lease, timedelta(minutes=10)) == (1, 0)
+    [again] = outbox.pending()
+    assert again["payload"]["token"] == TOKEN and again["payload"][ONLY_CHANNEL] == "sms"
+    assert queue.recover(NOW + timedelta(minutes=3), lease, timedelta(minutes=10)) == (0, 0)

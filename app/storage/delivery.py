@@ -9,7 +9,7 @@ A worker killed between the provider's acceptance and the status update leaves a
 ``sending`` past its claim. Nothing tells whether the provider took it, except the
 provider's delivery reports, kept in ``delivery_reports`` even when no row knows their
 message id: a stale row adopts a report for its number that arrived after its claim (it
-was sent: never send it twice); with no such report after ``settle_seconds`` the message
+was sent: never send it twice; a WhatsApp "outside the window" report sends it again by SMS); with no such report after ``settle_seconds`` the message
 never left (send it again: never lose it).
 
 A row's sealed secrets (``sealed``, see ``outbox_seal``) are erased as soon as the row is sent, failed

@@ -1,9 +1,12 @@
-"""On PostgreSQL a WhatsApp "outside the 24-hour window" status and the worker's record of the send can pass
-each other: the status webhook (another process) keeps its report and finds no row with that message id yet,
-while the worker's transaction, recording the id, read the reports just before that one was committed. Neither
-side sees the other; the worker looks once more after its commit, so the receipt still goes by SMS with its
-token. The interleaving is forced: the webhook's whole request runs, on its own connection, right after the
-worker's transaction has read the reports."""
+"""A WhatsApp "outside the 24-hour window" status that does not find the row it is about still sends the
+prepaid token by SMS, once the worker's record of the send (or crash recovery) meets it.
+
+On PostgreSQL the status and the worker's record of the send can pass each other: the status webhook
+(another process) keeps its report and finds no row with that message id yet, while the worker's transaction,
+recording the id, read the reports just before that one was committed. Neither side sees the other; the worker
+looks once more after its commit, so the receipt still goes by SMS with its token. The interleaving is forced:
+the webhook's whole request runs, on its own connection, right after the worker's transaction has read the
+reports."""
 
 from __future__ import annotations
 

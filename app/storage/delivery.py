@@ -104,9 +104,8 @@ class SqlDeliveryQueue:
             if not keep_sealed:
                 values["sealed"] = None
             db.execute(update(OutboxEventRow).where(OutboxEventRow.id == row_id).values(**values))
-            row = db.get(OutboxEventRow, row_id)
             # Reports that came before this record (the provider's status outran our commit) apply now.
-            settled = self._settle(db, row) if row is not None else None
+            settled = self._settle(db, row_id, message_id)
         if keep_sealed and settled in (None, "sent"):
             # On PostgreSQL a report committed while this transaction ran is seen by neither side (its
             # recorder found no row with this id yet, this transaction read the reports before it): one more
@@ -116,7 +115,7 @@ class SqlDeliveryQueue:
                     OutboxEventRow.id == row_id, OutboxEventRow.provider_message_id == message_id)
                     .with_for_update()).first()
                 if row is not None:
-                    self._settle(db, row)
+                    self._settle(db, row.id, message_id)
 
     def retry(self, row_id: int, *, error: str, at: datetime) -> None:
         with self._sessions.begin() as db:
@@ -177,7 +176,7 @@ class SqlDeliveryQueue:
                              .with_for_update()).first()
             if row is None:
                 return False
-            self._settle(db, row)
+            self._settle(db, row.id, message_id)
             return True
 
     def send_again_by_sms(self, message_id: str, *, reason: str) -> bool:
@@ -249,7 +248,7 @@ class SqlDeliveryQueue:
                     if report.sms_again:    # only a WhatsApp provider's report says so: it went by WhatsApp
                         row.channel = "whatsapp"
                     # Outside the window it goes again by SMS with its secrets; otherwise they are erased.
-                    if self._settle(db, row) is not None and row.status == "sent":
+                    if self._settle(db, row.id, report.provider_message_id) is not None and row.status == "sent":
                         row.sealed = None
                     adopted += 1
                 elif now - _aware(row.claimed_until) >= settle:
@@ -266,15 +265,14 @@ class SqlDeliveryQueue:
                 raise KeyError(row_id)
             return {c.name: getattr(row, c.name) for c in OutboxEventRow.__table__.columns}
 
-    def _settle(self, db: Session, row: OutboxEventRow) -> str | None:
-        """Apply every report on the row's message: its delivery status (None: no report yet, returned);
+    def _settle(self, db: Session, row_id: int, message_id: str) -> str | None:
+        """Apply to the row every report on its message: its delivery status (None: no report yet, returned);
         a failure SMS does not share (a report's ``sms_again``) sends a sent row again by SMS, its sealed
         secrets kept for that send; any other final word (delivered, failed) erases them."""
-        if row.provider_message_id is None:
-            return None
         reports = db.execute(select(DeliveryReportRow.status, DeliveryReportRow.sms_again).where(
-            DeliveryReportRow.provider_message_id == row.provider_message_id).order_by(DeliveryReportRow.id)).all()
-        if not reports:
+            DeliveryReportRow.provider_message_id == message_id).order_by(DeliveryReportRow.id)).all()
+        row = db.get(OutboxEventRow, row_id) if reports else None   # read only when a report came first
+        if row is None:
             return None
         words = [(delivery_status(status), again) for status, again in reports]
         # A final word (delivered/failed) wins over an intermediate "sent", whatever the order of arrival.

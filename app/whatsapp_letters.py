@@ -12,7 +12,8 @@ conversation with us: a receipt or a code they just asked for).
 Free text outside the window is refused: by Meta with code ``131047``, by Twilio with ``63016``. Either may
 say so at once (``Rejected``: the dispatcher sends the message by SMS) or, usually, take the message and say
 so later in a status (Meta's ``statuses[]``, Twilio's status callback, ``failed``/``undelivered``): the row
-is then sent again by SMS, once (``whatsapp_status_recorder``).
+is then sent again by SMS, once (``whatsapp_status_recorder``), also when that status arrives before the
+worker has recorded the send (the decision is kept with the report and applied then).
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ A worker killed between the provider's acceptance and the status update leaves a
 ``sending`` past its claim. Nothing tells whether the provider took it, except the
 provider's delivery reports, kept in ``delivery_reports`` even when no row knows their
 message id: a stale row adopts a report for its number that arrived after its claim (it
-was sent: never send it twice); with no such report after ``settle_seconds`` the message
+was sent: never send it twice; a WhatsApp "outside the window" report sends it again by SMS); with no such report after ``settle_seconds`` the message
 never left (send it again: never lose it).
 
 A row's sealed secrets (``sealed``, see ``outbox_seal``) are erased as soon as the row is sent, failed
@@ -104,7 +104,18 @@ class SqlDeliveryQueue:
             if not keep_sealed:
                 values["sealed"] = None
             db.execute(update(OutboxEventRow).where(OutboxEventRow.id == row_id).values(**values))
-            self._apply_reports(db, row_id, message_id)
+            # Reports that came before this record (the provider's status outran our commit) apply now.
+            settled = self._settle(db, row_id, message_id)
+        if keep_sealed and settled in (None, "sent"):
+            # On PostgreSQL a report committed while this transaction ran is seen by neither side (its
+            # recorder found no row with this id yet, this transaction read the reports before it): one more
+            # look once committed, so that a late "outside the window" still sends the secret by SMS.
+            with self._sessions.begin() as db:
+                row = db.scalars(select(OutboxEventRow).where(
+                    OutboxEventRow.id == row_id, OutboxEventRow.provider_message_id == message_id)
+                    .with_for_update()).first()
+                if row is not None:
+                    self._settle(db, row.id, message_id)
 
     def retry(self, row_id: int, *, error: str, at: datetime) -> None:
         with self._sessions.begin() as db:
@@ -145,27 +156,27 @@ class SqlDeliveryQueue:
         ``sms_again``: this report is a failure SMS does not share (WhatsApp outside the 24-hour window),
         and the reason to keep for agents as the row is sent again by SMS (``send_again_by_sms``), its
         sealed secrets kept for that send. Any other final report (delivered, failed) erases them.
+        Both are kept with the report: one that arrives before the row is recorded as ``sent`` (the
+        provider's status outran the worker's commit) is applied then, the same way.
         Returns whether a row knows the message."""
         with self._sessions() as db:
             # The time is ours, to the microsecond: recovery compares it with a claim's (a server default
             # would be whole seconds on SQLite).
             db.add(DeliveryReportRow(provider=provider, provider_message_id=message_id[:64], msisdn=msisdn[:20],
                                      status=status[:24], failure_reason=(failure_reason or None) and
-                                     failure_reason[:80], received_at=self._clock()))
+                                     failure_reason[:80], sms_again=(sms_again or None) and sms_again[:120],
+                                     received_at=self._clock()))
             try:
                 db.commit()
             except IntegrityError:
                 db.rollback()
         with self._sessions.begin() as db:
-            row = db.scalars(select(OutboxEventRow).where(OutboxEventRow.provider_message_id == message_id)).first()
+            # Locked: the worker recording this send may be looking at the same reports (``sent``).
+            row = db.scalars(select(OutboxEventRow).where(OutboxEventRow.provider_message_id == message_id)
+                             .with_for_update()).first()
             if row is None:
                 return False
-            final = self._apply_reports(db, row.id, message_id, erase_final=False)
-            db.refresh(row)
-            again = row.status == "sent" and final == "failed" and bool(sms_again) and \
-                self._again_by_sms(row, str(sms_again))
-            if row.status == "sent" and final in ("delivered", "failed") and not again:
-                row.sealed = None    # final: nothing will send it again, its code is no longer needed
+            self._settle(db, row.id, message_id)
             return True
 
     def send_again_by_sms(self, message_id: str, *, reason: str) -> bool:
@@ -233,8 +244,12 @@ class SqlDeliveryQueue:
                     .order_by(DeliveryReportRow.id)).first()
                 if report is not None:
                     row.status, row.provider_message_id = "sent", report.provider_message_id
-                    row.sent_at, row.claimed_until, row.sealed = report.received_at, None, None
-                    row.delivery_status = delivery_status(report.status)
+                    row.sent_at, row.claimed_until = report.received_at, None
+                    if report.sms_again:    # only a WhatsApp provider's report says so: it went by WhatsApp
+                        row.channel = "whatsapp"
+                    # Outside the window it goes again by SMS with its secrets; otherwise they are erased.
+                    if self._settle(db, row.id, report.provider_message_id) is not None and row.status == "sent":
+                        row.sealed = None
                     adopted += 1
                 elif now - _aware(row.claimed_until) >= settle:
                     row.status, row.claimed_until, row.next_attempt_at = "pending", None, now
@@ -250,23 +265,25 @@ class SqlDeliveryQueue:
                 raise KeyError(row_id)
             return {c.name: getattr(row, c.name) for c in OutboxEventRow.__table__.columns}
 
-    @staticmethod
-    def _apply_reports(db: Session, row_id: int, message_id: str, erase_final: bool = True) -> str | None:
-        """The row's delivery status from every report on its message (None: no report yet); a final one
-        (delivered, failed) erases its secrets when ``erase_final`` (the caller decides otherwise)."""
-        reports = db.scalars(select(DeliveryReportRow.status).where(
+    def _settle(self, db: Session, row_id: int, message_id: str) -> str | None:
+        """Apply to the row every report on its message: its delivery status (None: no report yet, returned);
+        a failure SMS does not share (a report's ``sms_again``) sends a sent row again by SMS, its sealed
+        secrets kept for that send; any other final word (delivered, failed) erases them."""
+        reports = db.execute(select(DeliveryReportRow.status, DeliveryReportRow.sms_again).where(
             DeliveryReportRow.provider_message_id == message_id).order_by(DeliveryReportRow.id)).all()
-        if not reports:
+        row = db.get(OutboxEventRow, row_id) if reports else None   # read only when a report came first
+        if row is None:
             return None
-        final = [delivery_status(s) for s in reports]
+        words = [(delivery_status(status), again) for status, again in reports]
         # A final word (delivered/failed) wins over an intermediate "sent", whatever the order of arrival.
-        status = next((s for s in reversed(final) if s != "sent"), "sent")
-        values: dict[str, Any] = {"delivery_status": status}
-        if erase_final and status != "sent":
-            values["sealed"] = None
-        db.execute(update(OutboxEventRow).where(OutboxEventRow.id == row_id).values(**values))
+        status = next((s for s, _ in reversed(words) if s != "sent"), "sent")
+        row.delivery_status = status
+        again = next((reason for s, reason in words if s == "failed" and reason), None) if status == "failed" else None
+        if again is not None and self._again_by_sms(row, again):
+            return status
+        if row.status == "sent" and status != "sent":
+            row.sealed = None    # final: nothing will send it again, its code is no longer needed
         return status
-
 
 def _aware(moment: datetime) -> datetime:
     # SQLite hands back naive datetimes for timezone-aware columns: they were written in UTC.

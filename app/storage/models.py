@@ -199,6 +199,9 @@ class DeliveryReportRow(Base):
     msisdn: Mapped[str] = mapped_column(String(20), index=True)
     status: Mapped[str] = mapped_column(String(24))
     failure_reason: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    # A failure SMS does not share (WhatsApp outside the 24-hour window): the reason the row goes again by SMS,
+    # kept with the report so that a report arriving before the send is recorded still sends it.
+    sms_again: Mapped[str | None] = mapped_column(String(120), nullable=True)
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 

@@ -5,13 +5,15 @@ body (``messaging_product: whatsapp``, ``to``, ``type`` and its part); answers 2
 ``{"messaging_product", "contacts": [{"input", "wa_id"}], "messages": [{"id": "wamid..."}]}``, or
 Meta's error body ``{"error": {"message", "type", "code", "fbtrace_id"}}`` when ``next_errors``
 holds one (HTTP status, Meta code). A body that is not a valid message gets Meta's 400 (code 100).
+``before_answer``, when set, is called with the message taken (its ``id`` included) before the answer
+goes: Meta's status webhook outrunning its own send answer, as it may.
 """
 
 from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +33,7 @@ class FakeGraph:
     access_token: str = "test-meta-access-token"
     sent: list[dict[str, Any]] = field(default_factory=list)       # each body, plus "phone_number_id"
     next_errors: list[tuple[int, int]] = field(default_factory=list)
+    before_answer: Callable[[dict[str, Any]], None] | None = None
     url: str = ""
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -60,7 +63,10 @@ class FakeGraph:
                     status, code = self.next_errors.pop(0)
                     return error(status, code, "Programmed failure")
                 message_id = f"wamid.FAKE{next(self._ids):012d}"
-                self.sent.append({**body, "phone_number_id": phone_number_id, "id": message_id})
+                taken = {**body, "phone_number_id": phone_number_id, "id": message_id}
+                self.sent.append(taken)
+            if self.before_answer is not None:
+                self.before_answer(taken)
             return jsonify(messaging_product="whatsapp", contacts=[{"input": body["to"], "wa_id": body["to"]}],
                            messages=[{"id": message_id}]), 200
 

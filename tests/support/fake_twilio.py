@@ -10,6 +10,8 @@ The status Twilio then posts to the message's ``StatusCallback`` is kept in ``ca
 unsigned: the test signs it as Twilio would and posts it to the product): ``delivered``, or for free
 text to a number in ``window_closed`` (no message from it in 24 hours), ``undelivered`` with
 ``ErrorCode`` 63016, as Twilio reports a WhatsApp text outside the customer-service window.
+``before_answer``, when set, is called (the status kept) before the answer goes: the test can post that
+status before the sender learns the message's SID, as a fast callback may arrive.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from __future__ import annotations
 import itertools
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -36,6 +38,7 @@ class FakeTwilio:
     next_error: list[tuple[int, int, str]] = field(default_factory=list)   # (HTTP status, Twilio code, message)
     window_closed: set[str] = field(default_factory=set)    # E.164 numbers that have not written for 24 hours
     callbacks: list[tuple[str, dict[str, str]]] = field(default_factory=list)  # (StatusCallback URL, form)
+    before_answer: Callable[[], None] | None = None
     url: str = ""
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -76,6 +79,8 @@ class FakeTwilio:
                         "From": form.get("From", ""), "ApiVersion": "2010-04-01",
                         **({"MessageStatus": "undelivered", "SmsStatus": "undelivered", "ErrorCode": "63016"}
                            if outside else {"MessageStatus": "delivered", "SmsStatus": "delivered"})}))
+            if self.before_answer is not None:
+                self.before_answer()
             return jsonify(sid=message_sid, account_sid=sid, to=form.get("To"), **{"from": form.get("From")},
                            body=form.get("Body"), status="queued", num_segments="1", direction="outbound-api",
                            api_version="2010-04-01", date_created=None, date_sent=None, date_updated=None,

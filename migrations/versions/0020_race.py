@@ -7,13 +7,13 @@ the send, once recorded, goes again by SMS instead of ending failed. Reports kep
 none (they were applied as plain failures).
 
 Revision ID: v1_race
-Revises: v1_inbox
+Revises: v1_wainbox
 """
 import sqlalchemy as sa
 from alembic import op
 
 revision = 'v1_race'
-down_revision = 'v1_inbox'
+down_revision = 'v1_wainbox'
 branch_labels = None
 depends_on = None
 

@@ -170,7 +170,8 @@ def build_deps(settings: Settings, sessions: sessionmaker[Session],
                 settings=DialogSettings(payment_callback_url=f"{settings.public_base_url}{callback_path}",
                                         wallets=settings.payment_wallets,
                                         session_seconds=session_seconds(settings),
-                                        default_session_seconds=settings.session_ttl_seconds),
+                                        default_session_seconds=settings.session_ttl_seconds,
+                                        pin_codes_per_day=settings.pin_codes_per_day),
                 consent=consent, contacts=ForgetfulContacts(sessions, identity))
 
 

@@ -344,8 +344,8 @@ def test_a_number_gets_its_codes_of_the_day_over_every_session_then_none(deps, a
     assert len(sms(deps)) == 6
     capped = run(deps, "security.send_pin_code", {"pin_code_sends": 1, "pin_code_hash": "x"})
     assert (capped.outcome, capped.data) == ("capped", {"pin_code_hash": None})   # the session's sends unchanged
-    assert audit.kinds() == [("pin_failed", "first-PIN codes: more than 6 today for this number: "
-                                            "refused till the day ends")]   # once, however many redials
+    once = "first-PIN codes: more than 6 today for this number: refused till the day ends"
+    assert audit.kinds() == [("pin_failed", once)]   # once, however many redials
     assert (audit.events[0].subject, audit.events[0].account) == (NUMBER, "3000001")
     assert run(deps, "security.send_pin_code", user="+221770000033").outcome == "sent"   # another number
     more = replace(deps, settings=DialogSettings(pin_codes_per_day=20))     # PIN_CODES_PER_DAY raised

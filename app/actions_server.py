@@ -160,7 +160,7 @@ def build_chat_sign_in(settings: Settings, deps: Any, metrics: Metrics) -> ChatS
     """The in-chat sign-in: codes through the outbox (the ``chat_code`` message), counted by the dialogs'
     throttle with the web's (one limit per number, one budget of codes for unidentified requesters), kept in
     Redis (else this process) apart from the web's."""
-    from .factory import build_code_budget
+    from .factory import build_code_budget, sign_in_throttled
 
     codes: SignInStore = MemorySignInStore()
     links: ChatLinks = MemoryChatLinks()
@@ -170,7 +170,7 @@ def build_chat_sign_in(settings: Settings, deps: Any, metrics: Metrics) -> ChatS
         links = RedisChatLinks(client)
     sender = SignIn(codes, deps.throttle, deps.outbox, deps.security,
                     SignInRules(code_ttl_seconds=settings.web_code_seconds), channel="rasa", code_kind="chat_code",
-                    budget=build_code_budget(settings, deps, metrics))
+                    budget=build_code_budget(settings, deps, metrics), throttled=sign_in_throttled(metrics))
     return ChatSignIn(sender, links, codes, deps.security, code_minutes=settings.web_code_seconds // 60,
                       idle_seconds=settings.rasa_session_idle_seconds, max_seconds=settings.web_max_seconds,
                       default_region=settings.default_region)

@@ -174,7 +174,8 @@ def build_deps(settings: Settings, sessions: sessionmaker[Session],
                 settings=DialogSettings(payment_callback_url=f"{settings.public_base_url}{callback_path}",
                                         wallets=settings.payment_wallets,
                                         session_seconds=session_seconds(settings),
-                                        default_session_seconds=settings.session_ttl_seconds),
+                                        default_session_seconds=settings.session_ttl_seconds,
+                                        pin_codes_per_day=settings.pin_codes_per_day),
                 consent=consent, contacts=ForgetfulContacts(sessions, identity))
 
 
@@ -225,16 +226,25 @@ def build_code_budget(settings: Settings, deps: Deps, metrics: Metrics) -> CodeB
                       refused=lambda channel, window: metrics.codes_refused.labels(channel, window).inc())
 
 
+def sign_in_throttled(metrics: Metrics | None) -> Callable[[str, str], None]:
+    """What counts the sign-in attempts refused by the limits per number or per requester (the web's, the chat's)."""
+    if metrics is None:
+        return lambda channel, attempt: None
+    return lambda channel, attempt: metrics.sign_in_throttled.labels(channel, attempt).inc()
+
+
 def build_web_adapter(settings: Settings, deps: Deps, guard: GatewayGuard, secret: str,
-                      budget: CodeBudget | None = None) -> WebAdapter:
+                      budget: CodeBudget | None = None, metrics: Metrics | None = None) -> WebAdapter:
     """The customers' web fallback: sign-in codes and visits in Redis (else this process), the code
-    sent through the outbox, attempts counted by the dialogs' throttle and the codes' ``budget``."""
+    sent through the outbox, attempts counted by the dialogs' throttle and the codes' ``budget``, refused
+    ones in ``metrics``."""
     store: SignInStore = MemorySignInStore()
     if settings.redis_url:
         store = RedisSignInStore(redis.Redis.from_url(settings.redis_url, socket_timeout=1.0))
     assert deps.throttle is not None and deps.outbox is not None
     sign_in = SignIn(store, deps.throttle, deps.outbox, deps.security,
-                     SignInRules(code_ttl_seconds=settings.web_code_seconds), budget=budget)
+                     SignInRules(code_ttl_seconds=settings.web_code_seconds), budget=budget,
+                     throttled=sign_in_throttled(metrics))
     return WebAdapter(sign_in, secret, idle_seconds=settings.web_idle_seconds,
                       max_seconds=settings.web_max_seconds,
                       secure_cookie=settings.public_base_url.startswith("https://"),
@@ -331,7 +341,7 @@ def build_adapters(settings: Settings, guard: GatewayGuard, security: SecurityAu
     ]
     if deps is not None:
         adapters.append(build_web_adapter(settings, deps, guard, secret or secrets.token_hex(32),
-                                          build_code_budget(settings, deps, metrics)))
+                                          build_code_budget(settings, deps, metrics), metrics))
     return adapters
 
 

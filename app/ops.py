@@ -54,6 +54,10 @@ class Metrics:
         self.codes_refused = Counter("sign_in_codes_refused_total", "Sign-in codes refused because the budget of "
                                      "codes for requesters not yet identified was spent", ["channel", "window"],
                                      registry=self.registry)
+        # Sign-in attempts refused by the limits per number or per requester (``attempt``: a code ``request`` or
+        # a code ``check``): every refusal, where the security audit keeps one row per key and window.
+        self.sign_in_throttled = Counter("sign_in_throttled_total", "Sign-in attempts refused by the limits per "
+                                         "number or per requester", ["channel", "attempt"], registry=self.registry)
         # Each channel's series, looked up once (``labels`` costs a lock and a dict look-up per call).
         self._series: dict[tuple[str, bool], tuple[Any, Any, Any, Any, Any]] = {}
 

@@ -138,6 +138,9 @@ class Settings:
     # cost at most. A customer already identified (USSD, SMS, WhatsApp, signed in) is never counted.
     sign_in_codes_per_minute: int = 20
     sign_in_codes_per_hour: int = 300
+    # First-PIN codes by SMS to one number (a prepaid caller without a PIN) in a day, across its sessions: past
+    # it the caller is told to call customer service and no SMS goes (dialogs/security.py, send_pin_code).
+    pin_codes_per_day: int = 6
     # Agents (web_fallback/agents): OpenID Connect sign-in, roles from a claim and/or a list
     # ("who=role+role,..."), the marked local sign-in of `make run`, idle timeout, look-ups per window.
     oidc_issuer: str = ""
@@ -228,6 +231,7 @@ class Settings:
             web_code_seconds=int(_env("WEB_CODE_SECONDS", str(cls.web_code_seconds))),
             sign_in_codes_per_minute=int(_env("SIGN_IN_CODES_PER_MINUTE", str(cls.sign_in_codes_per_minute))),
             sign_in_codes_per_hour=int(_env("SIGN_IN_CODES_PER_HOUR", str(cls.sign_in_codes_per_hour))),
+            pin_codes_per_day=int(_env("PIN_CODES_PER_DAY", str(cls.pin_codes_per_day))),
             oidc_issuer=os.environ.get("OIDC_ISSUER", "").strip().rstrip("/"),
             oidc_client_id=os.environ.get("OIDC_CLIENT_ID", "").strip(),
             oidc_client_secret=os.environ.get("OIDC_CLIENT_SECRET", ""),

@@ -71,6 +71,8 @@ class DialogSettings:
     # any other: a one-time code typed back in the conversation that asked for it works as long.
     session_seconds: Mapping[str, int] = field(default_factory=dict)
     default_session_seconds: int = 180
+    # First-PIN codes by SMS to one number in a day, across its sessions (each session sends 3 at most).
+    pin_codes_per_day: int = 6
 
     def code_minutes(self, channel: str) -> int:
         """The whole minutes (rounded up) a code asked in a conversation on ``channel`` stays usable: the

@@ -9,12 +9,18 @@ Choosing a PIN needs a proof: the PIN gate itself (a change), or the amount of t
 (a first PIN, a forgotten PIN) under the same throttle as account linking. A locked PIN is
 announced before the PIN is asked. The customer is told by SMS (an outbox row) when a PIN is
 set, changed, reset or locked; each of these is a security event.
+
+A prepaid meter's first PIN rests on a code by SMS to the number instead: 3 a session, and
+``DialogSettings.pin_codes_per_day`` a day to one number across its sessions (a redial would otherwise buy
+3 more SMS each time, to one's own phone or a SIM-swapped one). Past the day's, no SMS goes, the caller is
+sent to customer service, and the first refusal of the day is a security event (``engine.audit_once``).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
+from engine.audit_once import record_once
 from engine.security_audit import SecurityEvent
 from engine.steps import StepContext, StepResult
 
@@ -137,16 +143,25 @@ step("security.prove_holder", outcomes={"ok", "mismatch", "locked"})(prove_holde
 
 
 MAX_PIN_CODE_SENDS, MAX_PIN_CODE_TRIES = 3, 3
+_DAY = 86_400
 
 
 def send_pin_code(ctx: StepContext, deps: Deps) -> StepResult:
     """A first PIN where no bill can vouch (a prepaid meter): a one-time code by SMS to the number
     itself, proving the caller holds the phone. Only a salted hash of it stays in the session, so the code
-    works as long as the session: the SMS says so, and is not sent once that time passed (``minutes``)."""
+    works as long as the session: the SMS says so, and is not sent once that time passed (``minutes``).
+    ``capped`` when the number had its codes of the day, whatever the session (nothing is sent)."""
     sends = int(ctx.data.get("pin_code_sends", 0)) + 1
     if sends > MAX_PIN_CODE_SENDS or deps.outbox is None or not ctx.user_id:
         _event(ctx, deps, "pin_failed", "first-PIN codes exhausted")
         return StepResult("locked", {"pin_code_hash": None})
+    per_day, key = deps.settings.pin_codes_per_day, f"pin_code:phone:{ctx.user_id}"
+    if deps.throttle is not None and not deps.throttle.hit(key, per_day, _DAY):
+        # One row a day per number, however often it redials: the audit is no second thing to fill.
+        record_once(deps.security, deps.throttle, key, _DAY, SecurityEvent(
+            "pin_failed", ctx.channel, ctx.user_id, ctx.data.get("account_number"),
+            f"first-PIN codes: more than {per_day} today for this number: refused till the day ends"))
+        return StepResult("capped", {"pin_code_hash": None})
     code, minutes = new_code(), deps.settings.code_minutes(ctx.channel)
     deps.outbox.add(kind="pin_code", msisdn=ctx.user_id, language=ctx.language, payload={"code": code, "minutes": minutes},
                     dedupe_key=f"pin_code:{ctx.session_key}:{sends}")
@@ -155,7 +170,7 @@ def send_pin_code(ctx: StepContext, deps: Deps) -> StepResult:
                                "code_minutes": minutes})
 
 
-step("security.send_pin_code", outcomes={"sent", "locked"})(send_pin_code)
+step("security.send_pin_code", outcomes={"sent", "locked", "capped"})(send_pin_code)
 
 
 def check_pin_code(ctx: StepContext, deps: Deps) -> StepResult:

@@ -27,6 +27,7 @@ from dataclasses import dataclass, replace
 from typing import Final, Protocol
 
 from engine import SecurityAudit, SecurityEvent, Turn
+from engine.audit_once import record_once
 from menus.schema import MenuSet
 
 from .sign_in import conversation_of
@@ -73,10 +74,9 @@ class GuestBudget:
         # Not admitted: its next message is new again, and counted again.
         self.throttle.reset(conversation)
         self.counted("refused")
-        if self.throttle.hit("guest:refusal-noted", 1, _MINUTE):
-            self.security.record(SecurityEvent(
-                "guest_throttled", self.channel, subject=sender_id,
-                detail=f"more than {self.per_minute} new guest conversations a minute: refused till it ends"))
+        record_once(self.security, self.throttle, "guest:refusal", _MINUTE, SecurityEvent(
+            "guest_throttled", self.channel, subject=sender_id,
+            detail=f"more than {self.per_minute} new guest conversations a minute: refused till it ends"))
         return False
 
 

@@ -66,9 +66,14 @@ def test_a_number_abroad_or_no_number_gets_no_sms(visitor, sms, provider):
 def test_codes_for_one_number_are_limited_across_conversations(visitor, sms, action_app):
     for _ in range(3):
         assert visitor().say("770000001").startswith("Un code a été envoyé")
-    assert visitor().say("770000001") == "Trop de tentatives. Merci de réessayer dans 15 minutes."
+    for _ in range(20):
+        assert visitor().say("770000001") == "Trop de tentatives. Merci de réessayer dans 15 minutes."
     assert len(sms(AWA)) == 3
-    assert security_events(action_app, AWA)[-1] == ("sign_in_throttled", "rasa", "code request")
+    # Each refusal counted in the metrics; one row in the audit for the number's window.
+    assert [e for e in security_events(action_app, AWA) if e[0] == "sign_in_throttled"] == [
+        ("sign_in_throttled", "rasa", "code request: more than 3 for this number in 15 min: refused till it ends")]
+    assert action_app.ctx.metrics.registry.get_sample_value(
+        "sign_in_throttled_total", {"channel": "rasa", "attempt": "request"}) == 20
 
 
 def test_the_chat_sign_in_is_audited_under_the_webs_names_with_the_channel_saying_it_was_the_chat(

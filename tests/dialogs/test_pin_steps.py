@@ -79,10 +79,10 @@ def with_pin(deps: Deps) -> Deps:
 
 def run(deps: Deps, name: str, data: dict[str, Any] | None = None, secrets: dict[str, str] | None = None,
         now: datetime = NOW, user: str = NUMBER, params: dict[str, Any] | None = None,
-        language: str = "fr", channel: str = "ussd") -> StepResult:
+        language: str = "fr", channel: str = "ussd", session: str = "ussd:s1") -> StepResult:
     step = DialogRegistry(deps).get(name)
     assert step is not None, name
-    return step(StepContext(user_id=user, channel=channel, language=language, session_key="ussd:s1",
+    return step(StepContext(user_id=user, channel=channel, language=language, session_key=session,
                             data=MappingProxyType(data or {}), params=MappingProxyType(params or {}),
                             secrets=MappingProxyType(secrets or {}), now=now))
 
@@ -334,6 +334,22 @@ def test_the_code_says_it_works_as_long_as_the_conversation_that_asked_for_it(de
     assert [(kind, sorted(p), p["minutes"]) for kind, p in sms(deps)] == [
         ("pin_code", ["code", "minutes"], 5), ("pin_code", ["code", "minutes"], 3),
         ("pin_code", ["code", "minutes"], 4)]
+
+
+def test_a_number_gets_its_codes_of_the_day_over_every_session_then_none(deps, audit):
+    # Each new session starts its own count of 3; the number's day does not: 6 (the default), then none.
+    sent = [run(deps, "security.send_pin_code", {"account_number": "3000001"}, session=f"ussd:s{n}").outcome
+            for n in range(8)]
+    assert sent == ["sent"] * 6 + ["capped"] * 2
+    assert len(sms(deps)) == 6
+    capped = run(deps, "security.send_pin_code", {"pin_code_sends": 1, "pin_code_hash": "x"})
+    assert (capped.outcome, capped.data) == ("capped", {"pin_code_hash": None})   # the session's sends unchanged
+    once = "first-PIN codes: more than 6 today for this number: refused till the day ends"
+    assert audit.kinds() == [("pin_failed", once)]   # once, however many redials
+    assert (audit.events[0].subject, audit.events[0].account) == (NUMBER, "3000001")
+    assert run(deps, "security.send_pin_code", user="+221770000033").outcome == "sent"   # another number
+    more = replace(deps, settings=DialogSettings(pin_codes_per_day=20))     # PIN_CODES_PER_DAY raised
+    assert run(more, "security.send_pin_code").outcome == "sent"
 
 
 def test_no_code_is_sent_to_nobody(deps):

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Final, Literal, Protocol
 
 from engine import SecurityAudit, SecurityEvent
+from engine.audit_once import record_once
 
 __all__ = ["CodeBudget", "Window"]
 
@@ -72,7 +73,6 @@ class CodeBudget:
 
     def _refuse(self, channel: str, msisdn: str, window: Window, limit: int) -> None:
         self.refused(channel, window)
-        if self.throttle.hit(f"codes:unidentified:{window}:noted", 1, _SECONDS[window]):
-            self.security.record(SecurityEvent(
-                "codes_throttled", channel, subject=msisdn,
-                detail=f"more than {limit} sign-in codes {_A[window]}: refused till it ends"))
+        record_once(self.security, self.throttle, f"codes:unidentified:{window}", _SECONDS[window], SecurityEvent(
+            "codes_throttled", channel, subject=msisdn,
+            detail=f"more than {limit} sign-in codes {_A[window]}: refused till it ends"))

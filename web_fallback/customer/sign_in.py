@@ -7,17 +7,21 @@ typing them are throttled per number and per client address (an IPv6 one by its 
 identified are a budget a minute and an hour (``code_budget``: SMS pumping asks codes for many numbers
 from many addresses). Every number gets the same answer (a code is sent to whoever holds it, as a USSD
 dial would identify them), so the page tells nobody whether a number is a customer. Every step is a
-security event under a pseudonymous subject.
+security event under a pseudonymous subject; a refusal by the limits per number or per address is one
+once per key and window (``engine.audit_once``: hammering one number does not fill the audit), and every
+refusal is counted (``throttled``, the metric).
 """
 
 from __future__ import annotations
 
 import ipaddress
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Final, Literal, Protocol
 
 from engine import SecurityAudit, SecurityEvent
+from engine.audit_once import record_once
 
 from .code_budget import CodeBudget
 from .codes import SignInStore, code_matches, hash_code, new_code
@@ -25,6 +29,8 @@ from .codes import SignInStore, code_matches, hash_code, new_code
 __all__ = ["Outbox", "SignIn", "SignInRules", "Throttle", "requester_of"]
 
 CHANNEL = "web"
+# What the audit and the metric call the two throttled attempts.
+_ATTEMPT: Final = {"send": "request", "check": "check"}
 
 
 def requester_of(address: str) -> str:
@@ -65,7 +71,9 @@ class SignInRules:
 class SignIn:
     """``channel`` names who asks in the audit (the web, the chatbot); ``code_kind`` is the outbox
     message that carries the code (its text says where to type it); ``budget``, shared by every door
-    (the web's and the chat's), caps the codes sent to unidentified requesters in all."""
+    (the web's and the chat's), caps the codes sent to unidentified requesters in all. ``throttled(channel,
+    attempt)`` is told of each refusal by the limits per number or per address (``request`` or ``check``:
+    the metric), of which the audit keeps one row per key and window."""
 
     store: SignInStore
     throttle: Throttle
@@ -75,20 +83,30 @@ class SignIn:
     channel: str = CHANNEL
     code_kind: str = "web_code"
     budget: CodeBudget | None = None
+    throttled: Callable[[str, str], None] = lambda channel, attempt: None
 
     def _allowed(self, what: str, msisdn: str, address: str, per_number: int, per_address: int) -> bool:
         # Both counters move on every attempt (no short-circuit): a refused one still counts. A number's
         # counter is shared by every channel that sends codes (the web, the chatbot): two doors, one limit.
         window = self.rules.window_seconds
-        verdicts = [self.throttle.hit(f"web:{what}:number:{msisdn}", per_number, window),
-                    self.throttle.hit(f"{self.channel}:{what}:address:{requester_of(address)}", per_address, window)]
-        return all(verdicts)
+        limits = ((f"web:{what}:number:{msisdn}", per_number, "for this number"),
+                  (f"{self.channel}:{what}:address:{requester_of(address)}", per_address, "from this address"))
+        refused = [(key, limit, whose) for key, limit, whose in limits if not self.throttle.hit(key, limit, window)]
+        if not refused:
+            return True
+        attempt = _ATTEMPT[what]
+        self.throttled(self.channel, attempt)
+        for key, limit, whose in refused:
+            # The subject is the number asked for, so an agent looking it up sees that it was hammered.
+            record_once(self.security, self.throttle, key, window, SecurityEvent(
+                "sign_in_throttled", self.channel, msisdn,
+                detail=f"code {attempt}: more than {limit} {whose} in {window // 60} min: refused till it ends"))
+        return False
 
     def request_code(self, msisdn: str, address: str, language: str) -> Literal["sent", "throttled", "busy"]:
         """Send a fresh code to ``msisdn`` (any earlier one stops working); ``throttled`` past the limits of
         the number or the address, ``busy`` past the budget of all unidentified requesters (no code then)."""
         if not self._allowed("send", msisdn, address, self.rules.sends_per_number, self.rules.sends_per_address):
-            self.security.record(SecurityEvent("sign_in_throttled", self.channel, msisdn, detail="code request"))
             return "throttled"
         # After the number's and the address's limits: a request they refuse spends nothing of the budget,
         # so hammering one number cannot spend it for everyone.
@@ -106,7 +124,6 @@ class SignIn:
         """Whether ``code`` is the live code of ``msisdn``; a good code works once."""
         if not self._allowed("check", msisdn, address, self.rules.checks_per_number,
                              self.rules.checks_per_address):
-            self.security.record(SecurityEvent("sign_in_throttled", self.channel, msisdn, detail="code check"))
             return "throttled"
         stored = self.store.get(msisdn)
         if stored is None:

@@ -163,6 +163,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             plan = [(r, c, k, s) for r in range(args.rounds) for c in args.concurrency for k in args.kinds
                     for s in ([floor] if k == "dial" else []) + engines]
             paced_from = len(plan)
+            dial_rates: dict[tuple[str, int], float] = {}
             # then the paced cells: each connection a session pausing about --think ms before every hop
             plan += [(r, args.paced, k, s) for r in range(args.rounds) for k in args.kinds if k in PACED_KINDS
                      for s in engines] if args.think else []
@@ -171,8 +172,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 run_name = run_id(server, kind, connections)
                 slots = slots_for(connections)
                 if kind != "dial":
-                    slots, _ = seed(server, kind, connections, run_name)
+                    rate = 0.0 if think else dial_rates.get((server.name, connections), 0.0)
+                    slots, _ = seed(server, kind, connections, run_name, rate, args.seconds)
                 cell = measure(server, kind, connections, args.seconds, run_name, slots, think)
+                if kind == "dial" and not think:
+                    dial_rates[(server.name, connections)] = cell.rps   # sizes the navigation's sessions
                 cells.append(asdict(cell) | {"rps": cell.rps, "round": round_})
                 say(f"[{i}/{len(plan)} {time.monotonic() - started:4.0f}s] {server.name:<7} {kind:<4} "
                     f"c={connections:<4}{f' pause {think} ms' if think else ''} {cell.rps:7.0f} req/s, "

@@ -194,12 +194,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     have = level
                 memory[level] = int(store.info("memory")["used_memory"])
                 live = int(store.dbsize())
+                dialled = 0.0   # ours' dial rate at this level: sizes the navigation's sessions (bench.slots_for)
                 for server, kind in ((floor, "dial"), (ours, "dial"), (ours, "nav")):
                     run = run_id(server, kind, args.concurrency)
                     slots = slots_for(args.concurrency)
                     if kind == "nav":
-                        slots, _ = seed(server, kind, args.concurrency, run)
+                        slots, _ = seed(server, kind, args.concurrency, run, dialled, args.seconds)
                     cell: Cell = measure(server, kind, args.concurrency, args.seconds, run, slots)
+                    if server is ours and kind == "dial":
+                        dialled = cell.rps
                     cells.append(asdict(cell) | {"rps": cell.rps, "sessions": level, "live": live})
                     say(f"[{time.monotonic() - started:4.0f}s] {level:>9,} sessions: {server.name:<5} {kind:<4} "
                         f"{cell.rps:7.0f} req/s, p50 {cell.p50_ms:6.1f} ms, p99 {cell.p99_ms:6.1f} ms, "

@@ -1,3 +1,4 @@
+# ruff: noqa: F811 - fixtures imported by name are arguments of the tests
 """A provider's status about a WhatsApp message can reach the product before the worker has recorded that
 message as sent: the send API answered, the worker's commit is not done yet, and the status webhook is served
 by another process. The fakes here post the status (signed, as Meta and Twilio sign it) before answering the
@@ -9,40 +10,24 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
-from datetime import UTC, datetime
 from typing import Any
-
-import pytest
 
 from app import worker
 from app.factory import create_app
-from app.settings import Settings
-from tests.support.clock import SettableClock
-from tests.support.fake_africastalking import FakeAfricasTalking
 from tests.support.fake_graph import FakeGraph
 from tests.support.outbox_rows import raw_rows
 
-from .test_whatsapp_kept_secrets import PREPAID, RECEIPT_FR, SECRET_KEY, TOKEN, token_receipt_on_whatsapp
-from .whatsapp_phones import PHONE_NUMBER_ID, MetaWhatsAppPhone, twilio_reports, twilio_sending
-
-
-@pytest.fixture
-def clock() -> SettableClock:
-    return SettableClock(datetime(2026, 11, 26, 10, 0, tzinfo=UTC))
-
-
-@pytest.fixture
-def meta(wa_settings: Settings, provider: FakeAfricasTalking, clock: SettableClock) -> Settings:
-    """WhatsApp notifications through Meta, SMS through its fake, one seal key for the product and the worker."""
-    return replace(wa_settings, meta_phone_number_id=PHONE_NUMBER_ID, at_api_key=provider.api_key,
-                   at_username=provider.username, at_api_url=provider.url, quiet_hours="", secret_key=SECRET_KEY,
-                   clock=clock)
-
-
-@pytest.fixture
-def handset(meta: Settings, graph: FakeGraph) -> MetaWhatsAppPhone:
-    """The prepaid customer's WhatsApp, to which Meta's status events about our messages refer."""
-    return MetaWhatsAppPhone(create_app(meta).test_client(), graph, PREPAID)
+from .test_whatsapp_kept_secrets import (  # noqa: F401 - clock, meta, handset: fixtures of both modules
+    PREPAID,
+    RECEIPT_FR,
+    SECRET_KEY,
+    TOKEN,
+    clock,
+    handset,
+    meta,
+    token_receipt_on_whatsapp,
+)
+from .whatsapp_phones import MetaWhatsAppPhone, twilio_reports, twilio_sending
 
 
 def meta_reports_first(graph: FakeGraph, handset: MetaWhatsAppPhone, status: str,

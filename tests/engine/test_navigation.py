@@ -138,6 +138,8 @@ def test_after_a_wrong_input_the_first_page_keeps_its_error_line_through_page_tu
     assert wrong.text.startswith("Choix invalide.\nChoisissez:")
     second = phone.answer("98")
     assert second.page == 1 and second.text.startswith("5. Article 5")
+    # The page keeps the conversation's language for what the channel adds to it (an SMS reply's outbox row).
+    assert second.screen is not None and second.screen.language == wrong.screen.language == "fr"
     assert phone.answer("99").text == wrong.text
     assert phone.answer("3").text.startswith("Choisi: Article 3")
     assert phone.answer("0").text == first.text          # Back: the list as first shown, no error line

@@ -22,6 +22,7 @@ from app.factory import build_dispatcher
 from app.settings import Settings
 from channels.rasa import sign_client
 from tests.support.fake_africastalking import FakeAfricasTalking
+from tests.support.outbox_drain import drain_outbox
 
 from .rasa_chat import RasaChat
 from .rasa_visitor import AWA, TOKEN, Visitor, chat_settings, code_in, security_events  # noqa: F401
@@ -58,10 +59,7 @@ def delivered(chat_app: Sanic, budgeted: Settings, provider: FakeAfricasTalking)
     dispatcher = build_dispatcher(replace(budgeted, send_rates="africastalking=1000"), chat_app.ctx.parts["db"])
 
     def deliver() -> int:
-        for _ in range(20):
-            done = dispatcher.run_once(limit=500)
-            if not (done.sent or done.paced or done.retried):
-                break
+        drain_outbox(dispatcher)
         return len(provider.sent)
 
     return deliver

@@ -16,6 +16,7 @@ from app.factory import build_dispatcher, create_app
 from app.settings import Settings
 from tests.support.engine import UssdPhone
 from tests.support.fake_africastalking import FakeAfricasTalking
+from tests.support.outbox_drain import drain_outbox
 
 from .web_visitor import WebVisitor
 
@@ -42,10 +43,7 @@ def delivered(app: Flask, budgeted: Settings, provider: FakeAfricasTalking) -> C
     dispatcher = build_dispatcher(budgeted, app.extensions["parts"]["db"])
 
     def deliver() -> int:
-        for _ in range(20):
-            done = dispatcher.run_once(limit=500)
-            if not (done.sent or done.paced or done.retried):
-                break
+        drain_outbox(dispatcher)
         return len(provider.sent)
 
     return deliver

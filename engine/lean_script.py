@@ -15,12 +15,17 @@ what matters and drops the rest:
 * a kept connection Redis closed since its last call (restarted) fails on its next call, which is sent
   again once on a new connection (the scripts are written to be sent twice: see ``engine.store``); a
   new connection that fails, or a timeout, is dropped and the error raised (the store answers
-  "unavailable").
+  "unavailable");
+* ``send_later`` sends a script without waiting for its reply, which the thread's connection reads
+  before its next command (``ThreadConnection``): a hop's save goes out before its answer, and the hop
+  makes one round trip that waits, not two. A reply read later that is an error (Redis refused the
+  write) or lost with its connection is logged, with the session key masked.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import threading
 from collections.abc import Sequence
@@ -30,7 +35,11 @@ import redis
 from redis.connection import ConnectionInterface
 from redis.exceptions import NoScriptError
 
+from .masking import mask_numbers
+
 __all__ = ["LeanScript", "ThreadConnection"]
+
+log = logging.getLogger(__name__)
 
 Arg = bytes | str | int
 
@@ -45,7 +54,12 @@ class ThreadConnection:
 
     Made by the client's pool, so it has the pool's settings, but never lent to it: when its thread
     ends, the connection goes with it (redis-py closes a connection it collects). After a fork the
-    child makes its own instead of sharing the parent's socket."""
+    child makes its own instead of sharing the parent's socket.
+
+    A script sent without waiting (``LeanScript.send_later``) leaves its reply unread: ``get`` reads it
+    before handing the connection out for the next command (by then it has long arrived: a read from
+    the socket's buffer, no wait), so replies never go to the wrong caller, a health check's PING
+    included."""
 
     def __init__(self, client: redis.Redis) -> None:
         self._pool = client.connection_pool
@@ -55,8 +69,32 @@ class ThreadConnection:
         held = getattr(self._local, "held", None)
         pid = os.getpid()
         if held is None or held[0] != pid:
-            held = self._local.held = (pid, self._pool.make_connection())
+            held = self._local.held = (pid, self._pool.make_connection(), [])
+        if held[2]:
+            _confirm(held[1], held[2])
         return held[1]
+
+    def unread(self, what: str) -> None:
+        """A command was just sent on this thread's connection without reading its reply; ``what`` names it
+        in a log line should the reply be an error."""
+        self._local.held[2].append(what)
+
+
+def _confirm(connection: ConnectionInterface, unread: list[str]) -> None:
+    """Read the replies of the commands sent without waiting, oldest first."""
+    while unread:
+        what = unread.pop(0)
+        try:
+            connection.read_response()
+        except redis.ResponseError as exc:
+            log.error("%s failed after the hop was answered: %s", mask_numbers(what), exc)
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            connection.disconnect()
+            log.error("%s not confirmed, the connection to Redis was lost: %s", mask_numbers(what),
+                      type(exc).__name__)
+            for lost in unread:
+                log.error("%s not confirmed, the connection to Redis was lost", mask_numbers(lost))
+            unread.clear()
 
 
 class LeanScript:
@@ -70,6 +108,7 @@ class LeanScript:
         self._source = source
         self.sha = hashlib.sha1(source.encode()).hexdigest()
         self._sha_bulk = _bulk(self.sha)
+        self._source_bulk = _bulk(source)
 
     def _packed(self, keys: Sequence[Arg], args: Sequence[Arg]) -> bytes:
         return b"".join((b"*%d\r\n$7\r\nEVALSHA\r\n" % (3 + len(keys) + len(args)), self._sha_bulk,
@@ -103,3 +142,19 @@ class LeanScript:
         except NoScriptError:
             self._client.script_load(self._source)
             return self._send(packed)
+
+    def send_later(self, what: str, keys: Sequence[Arg] = (), args: Sequence[Arg] = ()) -> None:
+        """Send the script without waiting for its reply (read before the thread's next command; an error
+        then is logged as ``what``). Sent as EVAL with its source, so that a Redis that forgot the script
+        still runs it: an EVALSHA refused later would have left its work undone. A send that fails is made
+        again on a new connection and waited for; its error, if that fails too, is raised."""
+        packed = b"".join((b"*%d\r\n$4\r\nEVAL\r\n" % (3 + len(keys) + len(args)), self._source_bulk,
+                           _bulk(len(keys)), *map(_bulk, keys), *map(_bulk, args)))
+        connection = self._connection.get()
+        try:
+            connection.send_packed_command([packed])
+        except (redis.ConnectionError, redis.TimeoutError):
+            connection.disconnect()
+            self._send(packed)
+            return
+        self._connection.unread(what)

@@ -3,9 +3,10 @@
 Both stores give the engine the same guarantees: ``lock(key)`` serialises the hops of
 one session (two concurrent hops never lose an update), and ``save`` sets a TTL.
 
-A hop on Redis costs two round trips, each one script call: the first takes the lock and reads
-the session, the caller's resume pointer and whatever a ``ReadAhead`` asks for (the app's cache
-of who the caller is); the second saves, moves the resume pointer and releases the lock. The
+A hop on Redis makes two script calls and waits for one: the first takes the lock and reads the
+session, the caller's resume pointer and whatever a ``ReadAhead`` asks for (the app's cache of who
+the caller is); the second saves, moves the resume pointer and releases the lock, sent before the
+hop's answer and confirmed before the thread's next command (``LeanScript.send_later``). The
 resume pointer names the caller's latest session only while it can be resumed (waiting for an
 input or a confirmation, see ``engine.resume``), so a dial finds nothing to load in the common case;
 a save drops it only when it names the session saved (compare-and-delete), so the late save of an
@@ -334,16 +335,19 @@ class RedisSessionStore(SessionStore):
         return f"{self._prefix}e:{key}"
 
     def _saving(self, locked: str, token: str, session: Session, ttl_seconds: int, resumable: bool,
-                marker: EndedMarker | None) -> None:
+                marker: EndedMarker | None, later: bool = False) -> None:
         """The _END script: save (with the marker, if any), move the resume pointer, release ``token``'s
-        lock of the key ``locked``."""
+        lock of the key ``locked``. ``later``: sent without waiting for Redis's reply (``send_later``)."""
         pointer = self._resume_seconds if resumable and not session.ended else 0
         keys = [self._lock_key(locked), self._key(session.key), self._latest_key(session.channel, session.user_id)]
         args: list[bytes | str | int] = [token, session.encode(), ttl_seconds, pointer, session.key]
         if marker is not None:
             keys.append(self._marker_key(session.key))
             args += [marker.value, marker.seconds]
-        self._end(keys=keys, args=args)
+        if later:
+            self._end.send_later(f"the save of session {session.key}", keys, args)
+        else:
+            self._end(keys=keys, args=args)
 
     def save(self, session: Session, ttl_seconds: int, resumable: bool = False,
              marker: EndedMarker | None = None) -> None:
@@ -419,8 +423,8 @@ class RedisSessionStore(SessionStore):
     def locked(self, key: str, wait_seconds: float = 3.0, caller: Caller | None = None,
                marked: bool = False) -> Iterator[LockedSession]:
         """One round trip to take the lock and read the session (with the caller's resume pointer,
-        read-ahead and, ``marked``, the key's ended marker), one to save and release: as few as a
-        bare GET + SET."""
+        read-ahead and, ``marked``, the key's ended marker); the save and release are sent without
+        waiting for their reply: the hop waits for one round trip, where a bare GET + SET waits for two."""
         token = os.urandom(16).hex()
         others: list[str] = []
         ahead = self.read_ahead if caller is not None and caller.customer else None
@@ -444,11 +448,16 @@ class RedisSessionStore(SessionStore):
         finally:
             if ahead is not None and caller is not None and caller.customer:
                 ahead.release(caller.customer)
+            # Sent without waiting for the reply, which this thread reads before its next command: Redis
+            # runs the save on receipt, before the hop's answer leaves, and the hop waits for one round
+            # trip, not two. A save Redis refuses is then logged, not shown to the caller, whose next
+            # hop finds the session as the hop before left it (as after a Redis failover that lost the
+            # last writes: a session is a place in a menu; payments, complaints and codes live in SQL).
             try:
                 if pending:
-                    self._saving(key, token, *pending[-1])
+                    self._saving(key, token, *pending[-1], later=True)
                 else:
-                    self._release(keys=[self._lock_key(key)], args=[token])
+                    self._release.send_later(f"the release of session {key}", [self._lock_key(key)], [token])
             except redis.RedisError as exc:
                 if pending:
                     raise StoreUnavailable(str(exc)) from exc

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import gc
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -69,7 +70,7 @@ def test_a_redis_that_stays_down_is_reported_unavailable_then_reached_once_back(
 def _store_connections(url: str) -> int:
     """Clients connected to the test's Redis whose last command was one of the store's scripts."""
     with redis.Redis.from_url(url) as client:
-        return sum(1 for c in client.client_list() if c["cmd"] == "evalsha")
+        return sum(1 for c in client.client_list() if c["cmd"] in ("evalsha", "eval"))
 
 
 def test_a_thread_keeps_one_connection_for_all_its_hops(store, throwaway_redis):
@@ -110,3 +111,80 @@ def test_a_connection_lost_before_the_answer_is_sent_again_and_the_hop_goes_thro
     assert lost == [True]
     monkeypatch.undo()
     assert _hop(store, "bills") == "balance"
+
+
+# A hop's save goes out before its answer without waiting for Redis's reply, which the thread's connection
+# reads before its next command: the hop waits for one round trip, not two.
+
+USER_KEY = "sms:+221770000001"   # a channel keyed by the caller: the key holds a phone number
+
+
+def _user_session(node: str) -> Session:
+    return Session(USER_KEY, "sms", "+221770000001", "main", "1", node, "fr", 1.0, 1.0)
+
+
+def _eventually(check: Callable[[], bool], seconds: float = 2.0) -> bool:
+    """Redis runs commands from several connections in the order its event loop reads them: a command
+    sent on another connection just after the save may be run first."""
+    deadline = time.monotonic() + seconds
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.001)
+    return True
+
+
+def test_a_hops_save_reaches_redis_without_waiting_for_the_threads_next_call(store, throwaway_redis):
+    assert _hop(store, "home") is None
+    other = redis.Redis.from_url(throwaway_redis.url)
+
+    def saved_and_released() -> bool:
+        saved = other.get(f"conv:s:{KEY}")
+        return saved is not None and Session.decode(saved, KEY).node == "home" and not other.exists(f"conv:l:{KEY}")
+
+    assert _eventually(saved_and_released)
+    other.close()
+
+
+def test_a_save_redis_refuses_is_logged_masked_and_the_next_hop_finds_the_screen_before(throwaway_redis, caplog):
+    client = redis.Redis.from_url(throwaway_redis.url, socket_timeout=1.0)
+    store = RedisSessionStore(client, lock_ttl_ms=300)   # the refused save leaves its lock to expire
+    admin = redis.Redis.from_url(throwaway_redis.url)
+    with store.locked(USER_KEY) as held:
+        held.save(_user_session("home"), 180)
+    with caplog.at_level("ERROR", logger="engine.lean_script"):
+        with store.locked(USER_KEY) as held:
+            assert held.session is not None and held.session.node == "home"
+            admin.config_set("maxmemory-policy", "noeviction")
+            admin.config_set("maxmemory", 1)               # Redis now refuses every write
+            held.save(_user_session("balance"), 180)       # the hop still returns its answer
+        assert _eventually(lambda: "errorstat_OOM" in admin.info("errorstats"))
+        admin.config_set("maxmemory", 0)
+        with store.locked(USER_KEY, wait_seconds=3.0) as held:
+            assert held.session is not None and held.session.node == "home"
+    refused = [r.getMessage() for r in caplog.records if "failed after the hop was answered" in r.getMessage()]
+    assert len(refused) == 1 and "maxmemory" in refused[0]      # Redis's own reason
+    assert "*****001" in refused[0] and "221770000001" not in refused[0]
+    admin.close()
+    client.close()
+
+
+def test_a_save_whose_reply_is_lost_is_logged_and_the_next_hop_goes_through(store, monkeypatch, caplog):
+    assert _hop(store, "home") is None
+    real_read = redis.connection.Connection.read_response
+    lost: list[bool] = []
+
+    def lose_once(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if not lost:    # the first reply read: the save's, read before the next hop's lock request
+            lost.append(True)
+            self.disconnect()
+            raise redis.ConnectionError("Connection closed by server.")
+        return real_read(self, *args, **kwargs)
+
+    with caplog.at_level("ERROR", logger="engine.lean_script"):
+        with store.locked(KEY) as held:
+            held.save(_session("balance"), 180)
+        monkeypatch.setattr(redis.connection.Connection, "read_response", lose_once)
+        assert _hop(store, "bills") == "balance"   # Redis had saved it; the next hop reconnects
+    assert lost == [True]
+    assert any("save of session ussd:ATUid_1 not confirmed" in r.getMessage() for r in caplog.records)

@@ -16,7 +16,8 @@ its last one gets a polite end (``session_over``) and is a ``session_reused`` se
 a hop on such a key long after its session expired (for ``ended_marker_seconds``: the store keeps a
 marker of the spent key, written with the session's first save and its last, or alone when a first hop
 fails before anything is saved). The retry of the hop that ended the session with an END gets that END
-again, from the session's replay record or, once it has expired, from the marker.
+again, from the session's replay record or, once it has expired, from the marker, which keeps it only
+``ended_replay_seconds`` (the gateway's retries).
 """
 
 from __future__ import annotations
@@ -85,6 +86,10 @@ class EngineLimits:
     # session limit (a few minutes), and the day a captured request is most likely replayed; later,
     # payment idempotency still stands.
     ended_marker_seconds: int = 86_400
+    # How long the END that closed a session (a payment's confirmation, its amount) is kept with the spent id
+    # for the gateway's retry of that hop, which comes within seconds to a couple of minutes; past it, the
+    # retry is refused like any other hop on the spent id (the id itself stays spent a day).
+    ended_replay_seconds: int = 300
     # A hop that finds its session locked is mostly the gateway retrying a slow hop: wait for the
     # first to finish (a hop never runs steps past the deadline) and answer from its record.
     lock_wait_seconds: float = 9.0
@@ -330,9 +335,8 @@ class Engine:
             with self.store.locked(turn.session_key, _FINISH_LOCK_WAIT_SECONDS, marked=True) as held:
                 if held.session is None and held.marker is None and reply.screen is not None:
                     record = {"s": _compact_screen(reply.screen, reply.screen.language)}
-                    value = self._spent_value(reply.screen.language, turn.user_id,
-                                              _hop_digest(self._hop_digest, turn), record)
-                    self.store.spend(turn.session_key, EndedMarker(value, self.limits.ended_marker_seconds))
+                    self.store.spend(turn.session_key, self._ended_marker(
+                        reply.screen.language, turn.user_id, _hop_digest(self._hop_digest, turn), record))
         except Exception as exc:  # noqa: BLE001 - still the safety net: the hop is answered all the same
             log.warning("failed hop's session id not marked spent channel=%s user=%s: %s", turn.channel,
                         mask(turn.user_id), type(exc).__name__)
@@ -385,25 +389,27 @@ class Engine:
     def _marker(self, session: Session) -> EndedMarker | None:
         """A marker that the session's key is spent, on a channel whose key ends with its session: written
         with its first save (a session dropped, never ended, expires too) and its last (the end's language;
-        and, when that last hop was answered with an END, its digest and answer: see ``_spent_value``)."""
+        and, when that last hop was answered with an END, its digest and answer: see ``_ended_marker``)."""
         if (session.hops == 1 or session.ended) and self._key_ends.get(session.channel, False):
             record = session.last_reply if session.ended else None
-            return EndedMarker(self._spent_value(session.language, session.user_id, session.last_hop_id, record),
-                               self.limits.ended_marker_seconds)
+            return self._ended_marker(session.language, session.user_id, session.last_hop_id, record)
         return None
 
-    def _spent_value(self, language: str, user_id: str, hop_id: str | None,
-                     record: Mapping[str, Any] | None) -> str:
-        """``language:tag``, then ``:digest:record`` when the last hop was answered with an END: the gateway may
-        retry that hop after the ended session is gone (``ended_ttl_seconds``) and must get its END again (a
-        payment's confirmation), not "session over". The record is the replay record (the END's screen, a
-        few hundred bytes at most in JSON), kept as long as the marker. A session closed without an END of
-        its own (the gateway's report of a normal end, a redial's take-over) has none to give again."""
+    def _ended_marker(self, language: str, user_id: str, hop_id: str | None,
+                      record: Mapping[str, Any] | None) -> EndedMarker:
+        """``language:tag`` for a day; and, when the last hop was answered with an END, ``digest:record`` for
+        ``ended_replay_seconds``: the gateway may retry that hop after the ended session is gone
+        (``ended_ttl_seconds``) and must get its END again (a payment's confirmation), not "session over";
+        past its retries, the END (an amount, a reference) is not kept. The record is the replay record (the
+        END's screen, a few hundred bytes at most in JSON). A session closed without an END of its own (the
+        gateway's report of a normal end, a redial's take-over) has none to give again. Read back joined,
+        ``language:tag:digest:record``: the form the previous release kept whole for a day, read the same."""
         value = f"{language}:{self._caller_tag(user_id)}"
         screen = record.get("s") if record is not None else None
-        if hop_id and isinstance(screen, dict) and screen.get("x"):
-            value += f":{hop_id}:{json.dumps(record, ensure_ascii=False, separators=(',', ':'))}"
-        return value
+        if hop_id and isinstance(screen, dict) and screen.get("x") and self.limits.ended_replay_seconds > 0:
+            replay = f"{hop_id}:{json.dumps(record, ensure_ascii=False, separators=(',', ':'))}"
+            return EndedMarker(value, self.limits.ended_marker_seconds, replay, self.limits.ended_replay_seconds)
+        return EndedMarker(value, self.limits.ended_marker_seconds)
 
     def _spent(self, turn: Turn, marker: str, hop_id: str) -> Reply:
         """A hop on a key whose session is gone but whose marker is kept: refused, as if the session were there;

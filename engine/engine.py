@@ -17,7 +17,8 @@ a hop on such a key long after its session expired (for ``ended_marker_seconds``
 marker of the spent key, written with the session's first save and its last, or alone when a first hop
 fails before anything is saved). The retry of the hop that ended the session with an END gets that END
 again, from the session's replay record or, once it has expired, from the marker, which keeps it only
-``ended_replay_seconds`` (the gateway's retries).
+``ended_replay_seconds`` (the gateway's retries). A hop that fails unexpectedly ends its session with its
+error END the same way, whether it was the first hop or a later one.
 """
 
 from __future__ import annotations
@@ -299,7 +300,7 @@ class Engine:
             _log_failure("hop failed channel=%s user=%s", turn.channel, mask(turn.user_id), exc=exc)
             reply = self._closing(turn.channel, language, "error")
             if self._key_ends.get(turn.channel, False):
-                self._spend_unsaved(turn, reply)
+                self._spend_failed(turn, reply)
             return reply, 0.0
 
     def _locked_hop(self, turn: Turn, caller: Caller) -> tuple[Reply, float]:
@@ -326,17 +327,26 @@ class Engine:
             turnstile.note_wait(pause)
             delay = min(delay * 2, _BUSY_LAST_PAUSE_SECONDS)
 
-    def _spend_unsaved(self, turn: Turn, reply: Reply) -> None:
-        """A hop failed before anything was saved: if it was its session's first (no session, no marker), its
-        key is marked spent as an ended session's is, with this END for the gateway's retry of the hop. A later
-        hop on the key is refused, never followed as a new dial. (A failed later hop leaves its session as its
-        previous hop saved it.) Off the hop path: one more lock and write, on a failure only."""
+    def _spend_failed(self, turn: Turn, reply: Reply) -> None:
+        """A hop failed before its session was saved: the session ends with this END, and its key is spent as an
+        ended session's is, keeping the END for the gateway's retry of the hop (the same caller, the same hop).
+        Any other hop on the key is refused, never run again from what an earlier hop saved nor followed as a
+        new dial. A first hop has no session yet: its key's marker is written alone; a later hop's session is
+        saved ended. Off the hop path: one more lock and write, on a failure only."""
         try:
             with self.store.locked(turn.session_key, _FINISH_LOCK_WAIT_SECONDS, marked=True) as held:
-                if held.session is None and held.marker is None and reply.screen is not None:
-                    record = {"s": _compact_screen(reply.screen, reply.screen.language)}
-                    self.store.spend(turn.session_key, self._ended_marker(
-                        reply.screen.language, turn.user_id, _hop_digest(self._hop_digest, turn), record))
+                session, screen = held.session, reply.screen
+                if screen is None:
+                    return
+                hop_id = _hop_digest(self._hop_digest, turn)
+                if session is None and held.marker is None:
+                    record = {"s": _compact_screen(screen, screen.language)}
+                    self.store.spend(turn.session_key, self._ended_marker(screen.language, turn.user_id, hop_id,
+                                                                          record))
+                elif session is not None and not session.ended and session.user_id == turn.user_id:
+                    session.ended, session.outcome = True, "error"
+                    session.last_hop_id, session.last_reply = hop_id, {"s": _compact_screen(screen, session.language)}
+                    held.save(session, self.limits.ended_ttl_seconds, marker=self._marker(session))
         except Exception as exc:  # noqa: BLE001 - still the safety net: the hop is answered all the same
             log.warning("failed hop's session id not marked spent channel=%s user=%s: %s", turn.channel,
                         mask(turn.user_id), type(exc).__name__)

@@ -104,6 +104,25 @@ def test_a_first_hop_that_fails_spends_its_id_and_its_retry_gets_the_same_end(pl
     assert Handset(_engine(place, steps), session="s2", msisdn=NUMBER).dial().text == HOME   # a new dial
 
 
+def test_a_later_hop_that_fails_spends_its_id_and_its_retry_gets_the_same_end_not_a_run_from_before(place: Place):  # noqa: F811
+    security, steps = Security(), _Unregistered("demo.items")
+    engine = _engine(place, steps, security)
+    phone = Handset(engine, msisdn=NUMBER)
+    assert phone.dial().text == HOME
+    assert (phone.answer("1").text, phone.hop("1").end) == ("Service indisponible.", True)   # the list's step fails
+    steps.missing = None                                 # the registry is whole again
+    assert (phone.hop("1").text, phone.hop("1").end) == ("Service indisponible.", True)   # the retry: the same END
+    assert steps.calls.get("demo.items") is None         # not run again from the menu the dial saved
+    assert EnglishHandset(engine, msisdn=OTHER).hop("1").text == "Service unavailable."   # nothing of it
+    assert (phone.hop("1*1").text, phone.hop("2").end) == (OVER[0], True)   # any other hop: the id is spent
+    place.later()                                        # and so once the session itself is gone
+    assert (phone.hop("1").text, phone.hop("1").end) == ("Service indisponible.", True)
+    assert phone.hop("2").text == OVER[0]
+    assert steps.calls.get("demo.items") is None
+    assert _events(security) == [("caller_mismatch", "ussd", OTHER, "hop on another caller's session"),
+                                 REUSED, REUSED, REUSED]
+
+
 def test_on_redis_a_marker_keeping_a_full_screen_end_stays_under_a_kilobyte(redis_client, prefix, tmp_path: Path):  # noqa: F811
     # The longest END a USSD screen shows: 178 characters, accented (two bytes each in UTF-8).
     farewell = ("Paiement reçu, merci. Votre reçu arrive par SMS; gardez-le. Référence à rappeler pour toute "

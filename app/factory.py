@@ -194,6 +194,7 @@ def build_engine(settings: Settings, store: SessionStore | None = None,
                     hop_key=_server_key(settings), clock=settings.clock,
                     limits=EngineLimits(session_ttl_seconds=settings.session_ttl_seconds,
                                         resume_window_seconds=settings.resume_window_seconds,
+                                        ended_replay_seconds=settings.ended_replay_seconds,
                                         hop_deadline_seconds=settings.hop_deadline_seconds))
     return engine, {"store": store, "db": sessions, "deps": deps, "security": security}
 

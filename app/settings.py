@@ -53,6 +53,8 @@ class Settings:
     hop_deadline_seconds: float = 8.0
     session_ttl_seconds: int = 180
     resume_window_seconds: int = 120
+    # How long the END that closed a USSD session is kept with its spent id for the gateway's retry of that hop.
+    ended_replay_seconds: int = 300
     default_region: str = "SN"
     public_base_url: str = "http://127.0.0.1:8000"
     payment_callback_secret: str = field(default="", repr=False)
@@ -183,6 +185,7 @@ class Settings:
             hop_deadline_seconds=float(_env("HOP_DEADLINE_SECONDS", str(cls.hop_deadline_seconds))),
             session_ttl_seconds=int(_env("SESSION_TTL_SECONDS", str(cls.session_ttl_seconds))),
             resume_window_seconds=int(_env("RESUME_WINDOW_SECONDS", str(cls.resume_window_seconds))),
+            ended_replay_seconds=int(_env("ENDED_REPLAY_SECONDS", str(cls.ended_replay_seconds))),
             default_region=_env("DEFAULT_REGION", cls.default_region),
             public_base_url=_env("PUBLIC_BASE_URL", cls.public_base_url).rstrip("/"),
             payment_callback_secret=os.environ.get("PAYMENT_CALLBACK_SECRET", ""),

@@ -16,7 +16,9 @@ its last one gets a polite end (``session_over``) and is a ``session_reused`` se
 a hop on such a key long after its session expired (for ``ended_marker_seconds``: the store keeps a
 marker of the spent key, written with the session's first save and its last, or alone when a first hop
 fails before anything is saved). The retry of the hop that ended the session with an END gets that END
-again, from the session's replay record or, once it has expired, from the marker.
+again, from the session's replay record or, once it has expired, from the marker, which keeps it only
+``ended_replay_seconds`` (the gateway's retries). A hop that fails unexpectedly ends its session with its
+error END the same way, whether it was the first hop or a later one.
 """
 
 from __future__ import annotations
@@ -85,6 +87,10 @@ class EngineLimits:
     # session limit (a few minutes), and the day a captured request is most likely replayed; later,
     # payment idempotency still stands.
     ended_marker_seconds: int = 86_400
+    # How long the END that closed a session (a payment's confirmation, its amount) is kept with the spent id
+    # for the gateway's retry of that hop, which comes within seconds to a couple of minutes; past it, the
+    # retry is refused like any other hop on the spent id (the id itself stays spent a day).
+    ended_replay_seconds: int = 300
     # A hop that finds its session locked is mostly the gateway retrying a slow hop: wait for the
     # first to finish (a hop never runs steps past the deadline) and answer from its record.
     lock_wait_seconds: float = 9.0
@@ -294,7 +300,7 @@ class Engine:
             _log_failure("hop failed channel=%s user=%s", turn.channel, mask(turn.user_id), exc=exc)
             reply = self._closing(turn.channel, language, "error")
             if self._key_ends.get(turn.channel, False):
-                self._spend_unsaved(turn, reply)
+                self._spend_failed(turn, reply)
             return reply, 0.0
 
     def _locked_hop(self, turn: Turn, caller: Caller) -> tuple[Reply, float]:
@@ -321,18 +327,26 @@ class Engine:
             turnstile.note_wait(pause)
             delay = min(delay * 2, _BUSY_LAST_PAUSE_SECONDS)
 
-    def _spend_unsaved(self, turn: Turn, reply: Reply) -> None:
-        """A hop failed before anything was saved: if it was its session's first (no session, no marker), its
-        key is marked spent as an ended session's is, with this END for the gateway's retry of the hop. A later
-        hop on the key is refused, never followed as a new dial. (A failed later hop leaves its session as its
-        previous hop saved it.) Off the hop path: one more lock and write, on a failure only."""
+    def _spend_failed(self, turn: Turn, reply: Reply) -> None:
+        """A hop failed before its session was saved: the session ends with this END, and its key is spent as an
+        ended session's is, keeping the END for the gateway's retry of the hop (the same caller, the same hop).
+        Any other hop on the key is refused, never run again from what an earlier hop saved nor followed as a
+        new dial. A first hop has no session yet: its key's marker is written alone; a later hop's session is
+        saved ended. Off the hop path: one more lock and write, on a failure only."""
         try:
             with self.store.locked(turn.session_key, _FINISH_LOCK_WAIT_SECONDS, marked=True) as held:
-                if held.session is None and held.marker is None and reply.screen is not None:
-                    record = {"s": _compact_screen(reply.screen, reply.screen.language)}
-                    value = self._spent_value(reply.screen.language, turn.user_id,
-                                              _hop_digest(self._hop_digest, turn), record)
-                    self.store.spend(turn.session_key, EndedMarker(value, self.limits.ended_marker_seconds))
+                session, screen = held.session, reply.screen
+                if screen is None:
+                    return
+                hop_id = _hop_digest(self._hop_digest, turn)
+                if session is None and held.marker is None:
+                    record = {"s": _compact_screen(screen, screen.language)}
+                    self.store.spend(turn.session_key, self._ended_marker(screen.language, turn.user_id, hop_id,
+                                                                          record))
+                elif session is not None and not session.ended and session.user_id == turn.user_id:
+                    session.ended, session.outcome = True, "error"
+                    session.last_hop_id, session.last_reply = hop_id, {"s": _compact_screen(screen, session.language)}
+                    held.save(session, self.limits.ended_ttl_seconds, marker=self._marker(session))
         except Exception as exc:  # noqa: BLE001 - still the safety net: the hop is answered all the same
             log.warning("failed hop's session id not marked spent channel=%s user=%s: %s", turn.channel,
                         mask(turn.user_id), type(exc).__name__)
@@ -385,25 +399,27 @@ class Engine:
     def _marker(self, session: Session) -> EndedMarker | None:
         """A marker that the session's key is spent, on a channel whose key ends with its session: written
         with its first save (a session dropped, never ended, expires too) and its last (the end's language;
-        and, when that last hop was answered with an END, its digest and answer: see ``_spent_value``)."""
+        and, when that last hop was answered with an END, its digest and answer: see ``_ended_marker``)."""
         if (session.hops == 1 or session.ended) and self._key_ends.get(session.channel, False):
             record = session.last_reply if session.ended else None
-            return EndedMarker(self._spent_value(session.language, session.user_id, session.last_hop_id, record),
-                               self.limits.ended_marker_seconds)
+            return self._ended_marker(session.language, session.user_id, session.last_hop_id, record)
         return None
 
-    def _spent_value(self, language: str, user_id: str, hop_id: str | None,
-                     record: Mapping[str, Any] | None) -> str:
-        """``language:tag``, then ``:digest:record`` when the last hop was answered with an END: the gateway may
-        retry that hop after the ended session is gone (``ended_ttl_seconds``) and must get its END again (a
-        payment's confirmation), not "session over". The record is the replay record (the END's screen, a
-        few hundred bytes at most in JSON), kept as long as the marker. A session closed without an END of
-        its own (the gateway's report of a normal end, a redial's take-over) has none to give again."""
+    def _ended_marker(self, language: str, user_id: str, hop_id: str | None,
+                      record: Mapping[str, Any] | None) -> EndedMarker:
+        """``language:tag`` for a day; and, when the last hop was answered with an END, ``digest:record`` for
+        ``ended_replay_seconds``: the gateway may retry that hop after the ended session is gone
+        (``ended_ttl_seconds``) and must get its END again (a payment's confirmation), not "session over";
+        past its retries, the END (an amount, a reference) is not kept. The record is the replay record (the
+        END's screen, a few hundred bytes at most in JSON). A session closed without an END of its own (the
+        gateway's report of a normal end, a redial's take-over) has none to give again. Read back joined,
+        ``language:tag:digest:record``: the form the previous release kept whole for a day, read the same."""
         value = f"{language}:{self._caller_tag(user_id)}"
         screen = record.get("s") if record is not None else None
-        if hop_id and isinstance(screen, dict) and screen.get("x"):
-            value += f":{hop_id}:{json.dumps(record, ensure_ascii=False, separators=(',', ':'))}"
-        return value
+        if hop_id and isinstance(screen, dict) and screen.get("x") and self.limits.ended_replay_seconds > 0:
+            replay = f"{hop_id}:{json.dumps(record, ensure_ascii=False, separators=(',', ':'))}"
+            return EndedMarker(value, self.limits.ended_marker_seconds, replay, self.limits.ended_replay_seconds)
+        return EndedMarker(value, self.limits.ended_marker_seconds)
 
     def _spent(self, turn: Turn, marker: str, hop_id: str) -> Reply:
         """A hop on a key whose session is gone but whose marker is kept: refused, as if the session were there;

@@ -15,7 +15,11 @@ older session (its gateway's end report, a take-over) leaves a newer session's p
 A key that never carries another conversation once its session is over (USSD: the gateway's
 session id) keeps a small ``EndedMarker`` long after the session itself has expired: written by
 the saves the engine asks for, read by the lock+load in the same round trip (and by Redis only
-when the session itself is absent), so a replayed hop finds it without one more call.
+when the session itself is absent), so a replayed hop finds it without one more call. What the
+marker keeps for the retry of the hop that ended the session (its END) lives under a second key
+with a TTL of its own, minutes where the marker's is a day: both are written by the same script
+call and read by the same one, and the store hands them back joined, ``value:replay``, the form a
+marker kept whole before they were split (which is still read as it was).
 """
 
 from __future__ import annotations
@@ -71,12 +75,30 @@ class Caller:
 @dataclass(frozen=True, slots=True)
 class EndedMarker:
     """What a session's key keeps for ``seconds`` once saved with it, after the session itself is gone:
-    ``value``, a few characters the engine reads back (a language, a tag of the caller; for a session that
-    ended on an END, that hop's digest and answer). 120 bytes in Redis (``MEMORY USAGE``, Redis 7.0), about
-    250 with a short END kept, where an ended session takes over a kilobyte, so it can be kept for a day."""
+    ``value``, a few characters the engine reads back (a language, a tag of the caller), 120 bytes in Redis
+    (``MEMORY USAGE``, Redis 7.0) where an ended session takes over a kilobyte, so it can be kept for a day;
+    and, for ``replay_seconds`` only, ``replay`` (for a session that ended on an END, that hop's digest and
+    answer: a payment's confirmation is not kept a day). Read back as ``value:replay`` while both are kept."""
 
     value: str
     seconds: int
+    replay: str = ""
+    replay_seconds: int = 0
+
+    @property
+    def replayed(self) -> bool:
+        """Whether ``replay`` is kept at all."""
+        return bool(self.replay) and self.replay_seconds > 0
+
+
+def _joined(value: str | bytes | None, replay: str | bytes | None) -> str | None:
+    """A marker as the engine reads it: its value, then ``:replay`` while that is kept."""
+    if value is None:
+        return None
+    text = value.decode() if isinstance(value, bytes) else value
+    if replay is None:
+        return text
+    return f"{text}:{replay.decode() if isinstance(replay, bytes) else replay}"
 
 
 class ReadAhead(Protocol):
@@ -186,6 +208,7 @@ class MemorySessionStore(SessionStore):
         self._items: dict[str, tuple[float, bytes]] = {}
         self._latest: dict[tuple[str, str], tuple[float, str]] = {}
         self._markers: dict[str, tuple[float, str]] = {}
+        self._replays: dict[str, tuple[float, str]] = {}
         self._guard = threading.Lock()
         self._locks: dict[str, threading.Lock] = {}
         self._resume_seconds = resume_seconds
@@ -203,7 +226,7 @@ class MemorySessionStore(SessionStore):
         with self._guard:
             self._items[session.key] = (self._clock() + ttl_seconds, session.encode())
             if marker is not None:
-                self._markers[session.key] = (self._clock() + marker.seconds, marker.value)
+                self._mark(session.key, marker)
             if session.ended or not resumable:
                 # Only this session's own pointer goes: a newer session of the caller may be the resumable one.
                 pointer = (session.channel, session.user_id)
@@ -213,17 +236,28 @@ class MemorySessionStore(SessionStore):
                 self._latest[(session.channel, session.user_id)] = (self._clock() + self._resume_seconds,
                                                                     session.key)
             _prune(self._items, self._clock())
-            _prune(self._markers, self._clock())
+
+    def _mark(self, key: str, marker: EndedMarker) -> None:
+        """Keep ``marker`` (under the guard): its value and, for its own time, its replay."""
+        now = self._clock()
+        self._markers[key] = (now + marker.seconds, marker.value)
+        if marker.replayed:
+            self._replays[key] = (now + marker.replay_seconds, marker.replay)
+        _prune(self._markers, now)
+        _prune(self._replays, now)
 
     def marker(self, key: str) -> str | None:
         with self._guard:
-            item = self._markers.get(key)
-            return item[1] if item and item[0] >= self._clock() else None
+            now = self._clock()
+            item, replay = self._markers.get(key), self._replays.get(key)
+            if replay is not None and replay[0] < now:
+                del self._replays[key]   # not kept past its time, even in memory
+            return _joined(item[1] if item and item[0] >= now else None,
+                           replay[1] if replay and replay[0] >= now else None)
 
     def spend(self, key: str, marker: EndedMarker) -> None:
         with self._guard:
-            self._markers[key] = (self._clock() + marker.seconds, marker.value)
-            _prune(self._markers, self._clock())
+            self._mark(key, marker)
 
     def delete(self, key: str) -> None:
         with self._guard:
@@ -260,10 +294,10 @@ _RELEASE = """
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end
 """
 
-# KEYS: lock, session, then what else the hop reads (resume pointer, read-ahead, ended marker); ARGV: token,
-# lock ms, "1" when the last key is the session's ended marker (read only when the session is absent: a
-# normal hop does no more work). Nothing (nil) when another holds the lock; else 1 and the value of each
-# other key (nil when absent).
+# KEYS: lock, session, then what else the hop reads (resume pointer, read-ahead, ended marker and its replay);
+# ARGV: token, lock ms, "1" when the last two keys are the session's ended marker and its replay (read only
+# when the session is absent: a normal hop does no more work). Nothing (nil) when another holds the lock;
+# else 1 and the value of each other key (nil when absent).
 # Each script may be sent twice (engine.lean_script: a connection lost before the answer): a second
 # _BEGIN with the same token finds the lock its own, _END and _RELEASE change nothing the second time.
 _BEGIN = """
@@ -271,23 +305,28 @@ if not redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) and redis.call('
   return false
 end
 local last = #KEYS
-if ARGV[3] == '1' then last = last - 1 end
+if ARGV[3] == '1' then last = last - 2 end
 local out = {1}
 for i = 2, last do out[i] = redis.call('get', KEYS[i]) end
-if last < #KEYS then out[#KEYS] = (not out[2]) and redis.call('get', KEYS[#KEYS]) end
+if last < #KEYS then
+  out[last + 1] = (not out[2]) and redis.call('get', KEYS[last + 1])
+  out[last + 2] = out[last + 1] and redis.call('get', KEYS[last + 2])
+end
 return out
 """
 
-# KEYS: lock, session, resume pointer, and the ended marker when one is written; ARGV: token, then (when
-# saving) the session, its TTL, the pointer's TTL ("0": drop the pointer if it names this session: a newer
-# session of the caller may own it) and value (the session's key), the marker's value and TTL. The session
-# is saved even if the lock expired meanwhile (as a plain SET would); the lock is released only by its owner.
+# KEYS: lock, session, resume pointer, the ended marker when one is written and its replay when it has one;
+# ARGV: token, then (when saving) the session, its TTL, the pointer's TTL ("0": drop the pointer if it names
+# this session: a newer session of the caller may own it) and value (the session's key), the marker's value
+# and TTL, its replay's value and TTL. The session is saved even if the lock expired meanwhile (as a plain SET
+# would); the lock is released only by its owner.
 _END = """
 if ARGV[2] then
   redis.call('set', KEYS[2], ARGV[2], 'EX', ARGV[3])
   if ARGV[4] ~= '0' then redis.call('set', KEYS[3], ARGV[5], 'EX', ARGV[4])
   elseif redis.call('get', KEYS[3]) == ARGV[5] then redis.call('del', KEYS[3]) end
   if KEYS[4] then redis.call('set', KEYS[4], ARGV[6], 'EX', ARGV[7]) end
+  if KEYS[5] then redis.call('set', KEYS[5], ARGV[8], 'EX', ARGV[9]) end
 end
 if redis.call('get', KEYS[1]) == ARGV[1] then redis.call('del', KEYS[1]) end
 return 1
@@ -334,6 +373,9 @@ class RedisSessionStore(SessionStore):
     def _marker_key(self, key: str) -> str:
         return f"{self._prefix}e:{key}"
 
+    def _replay_key(self, key: str) -> str:
+        return f"{self._prefix}r:{key}"
+
     def _saving(self, locked: str, token: str, session: Session, ttl_seconds: int, resumable: bool,
                 marker: EndedMarker | None, later: bool = False) -> None:
         """The _END script: save (with the marker, if any), move the resume pointer, release ``token``'s
@@ -344,6 +386,9 @@ class RedisSessionStore(SessionStore):
         if marker is not None:
             keys.append(self._marker_key(session.key))
             args += [marker.value, marker.seconds]
+            if marker.replayed:
+                keys.append(self._replay_key(session.key))
+                args += [marker.replay, marker.replay_seconds]
         if later:
             self._end.send_later(f"the save of session {session.key}", keys, args)
         else:
@@ -358,14 +403,18 @@ class RedisSessionStore(SessionStore):
 
     def marker(self, key: str) -> str | None:
         try:
-            raw = self._redis.get(self._marker_key(key))
+            value, replay = self._redis.mget(self._marker_key(key), self._replay_key(key))
         except redis.RedisError as exc:
             raise StoreUnavailable(str(exc)) from exc
-        return raw.decode() if isinstance(raw, bytes) else raw
+        return _joined(value, replay)
 
     def spend(self, key: str, marker: EndedMarker) -> None:
         try:
-            self._redis.set(self._marker_key(key), marker.value, ex=marker.seconds)
+            with self._redis.pipeline() as both:   # MULTI: the two keys together, in one round trip
+                both.set(self._marker_key(key), marker.value, ex=marker.seconds)
+                if marker.replayed:
+                    both.set(self._replay_key(key), marker.replay, ex=marker.replay_seconds)
+                both.execute()
         except redis.RedisError as exc:
             raise StoreUnavailable(str(exc)) from exc
 
@@ -386,7 +435,8 @@ class RedisSessionStore(SessionStore):
                  marked: bool = False) -> list[bytes | None]:
         """Take the session's lock (retrying with backoff until ``wait_seconds``) and, in the same
         round trip, read the session and the ``others`` keys; their raw values (None when absent).
-        ``marked``: the last of ``others`` is the ended marker, read only when the session is absent."""
+        ``marked``: the last two of ``others`` are the ended marker and its replay, read only when the session is
+        absent."""
         deadline = time.monotonic() + wait_seconds
         delay = 0.002
         keys = [self._lock_key(key), self._key(key), *others]
@@ -434,17 +484,16 @@ class RedisSessionStore(SessionStore):
         if ahead_key is not None:
             others.append(ahead_key)
         if marked:
-            others.append(self._marker_key(key))
+            others += (self._marker_key(key), self._replay_key(key))
         values = self._acquire(key, token, wait_seconds, others, marked)
         raw, latest = values[0], values[1] if caller is not None else _UNKNOWN
         if ahead is not None and ahead_key is not None and caller is not None and caller.customer:
             ahead.preload(caller.customer, values[2])
-        marker = values[-1] if marked else None
+        marker = _joined(values[-2], values[-1]) if marked else None
         pending: list[tuple[Session, int, bool, EndedMarker | None]] = []
         try:
             yield LockedSession(_decoded(raw, key), lambda s, t, r, m: pending.append((s, t, r, m)),
-                                latest.decode() if isinstance(latest, bytes) else latest,
-                                marker.decode() if isinstance(marker, bytes) else marker)
+                                latest.decode() if isinstance(latest, bytes) else latest, marker)
         finally:
             if ahead is not None and caller is not None and caller.customer:
                 ahead.release(caller.customer)

@@ -87,6 +87,20 @@ def test_a_known_customers_dial_and_a_page_turn_wait_for_one_redis_round_trip_ea
     assert commands.sent == ["reply", "EVALSHA", "reply", "EVAL"]
 
 
+def test_the_hop_that_ends_a_session_and_its_retry_once_it_is_gone_wait_for_one_round_trip_each(app, commands,
+                                                                                                  store):
+    phone = UssdPhone(app.test_client(), KNOWN)
+    phone.dial("3", "2", "5000", "1")
+    commands.sent.clear()
+    ended = phone.answer("2")                        # saved ended, the id spent and its END kept: one script call
+    assert ended.startswith("END ")
+    assert commands.sent == ["reply", "EVALSHA", "reply", "EVAL"]
+    store.delete(f"conv:s:ussd:{phone.session_id}")  # the ended session's two minutes are over
+    commands.sent.clear()
+    assert phone.post("*".join(phone.inputs)) == ended   # its retry: the spent id and its END, read
+    assert commands.sent == ["reply", "EVALSHA", "reply", "EVAL"]   # with the lock
+
+
 def test_an_idle_session_keeps_under_a_kilobyte_in_redis(app, store):
     phone = UssdPhone(app.test_client(), KNOWN)
     assert phone.dial().startswith(HOME)

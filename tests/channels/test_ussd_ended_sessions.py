@@ -10,10 +10,17 @@ sessionId) works as ever.
 
 from __future__ import annotations
 
+import time
+from dataclasses import replace
+
+import redis
 from flask import Flask
 from sqlalchemy import select
 
+from app.factory import create_app
+from app.settings import Settings
 from app.storage.models import SecurityEventRow
+from tests.support.engine import UssdPhone
 
 HOME_FR = ("CON ElecNet - 1000001\n1. Solde et factures\n2. Consommation\n3. Payer\n4. Panne/réclamation\n"
            "5. Suivi demande\n6. Délai de paiement\n7. Simulateur\n8. Préférences")
@@ -69,3 +76,27 @@ def test_a_payment_hop_replayed_after_the_ended_session_expired_is_still_refused
     assert p.post("3*2*5000*1*1") == SESSION_OVER_FR
     assert _reuse_events(app) == [("ussd", "hop on an ended session")]
     assert phone("+221770000001").dial() == HOME_FR
+
+
+def _keeps(client: redis.Redis, text: str) -> bool:
+    """Whether any session-store value in Redis holds ``text``."""
+    return any(text.encode() in (client.get(k) or b"") for k in client.scan_iter("conv:*")
+               if client.type(k) == b"string")
+
+
+def test_the_end_is_given_again_only_while_the_gateway_may_retry_it_then_the_id_stays_refused(settings: Settings):
+    app = create_app(replace(settings, ended_replay_seconds=1))   # ENDED_REPLAY_SECONDS: a second for minutes
+    p = UssdPhone(app.test_client(), "+221770000001")
+    p.dial("3", "2", "5000", "1")
+    assert p.answer("2") == CANCELLED
+    ended = "*".join(p.inputs)
+    app.extensions["parts"]["store"].delete(f"ussd:{p.session_id}")   # the ended session's two minutes are over
+    assert p.post(ended) == CANCELLED                                  # the gateway's retry, seconds later
+    client = redis.Redis.from_url(settings.redis_url or "")
+    deadline = time.monotonic() + 5
+    while _keeps(client, "annulé") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _keeps(client, "annulé")                # past the retries, nothing of that END is kept
+    client.close()
+    assert p.post(ended) == SESSION_OVER_FR            # and its hop is refused, as any hop on the spent id
+    assert _reuse_events(app) == [("ussd", "hop on an ended session")]

@@ -52,6 +52,25 @@ class Place:
                 time.sleep(0.05)
         assert self.store.load(key) is None
 
+    def past_retries(self, text: str, key: str = "ussd:s1") -> None:
+        """Past the window of the gateway's retries (``ended_replay_seconds``): waits until no value kept for the
+        key holds ``text`` (on Redis, a few seconds at most; a store keeping it longer fails here)."""
+        if self.redis is None:
+            self.clock[0] += self.limits.ended_replay_seconds + 1
+            return
+        deadline = time.monotonic() + self.limits.ended_replay_seconds + 3
+        while text in self.kept(key) and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    def kept(self, key: str = "ussd:s1") -> str:
+        """Every value the store keeps for the session key, as text: on Redis the raw values of this test's keys;
+        on the embedded store the session and the key's marker."""
+        if self.redis is None:
+            session = self.store.load(key)
+            return f"{session.to_json() if session else ''}\n{self.store.marker(key) or ''}"
+        values = (self.redis.get(k) for k in self.redis.scan_iter(f"{self.prefix}*") if self.redis.type(k) == b"string")
+        return "\n".join(v.decode("utf-8", "replace") for v in values if v is not None)
+
 
 @pytest.fixture(params=["memory", "redis"])
 def place(request: pytest.FixtureRequest) -> Iterator[Place]:
@@ -60,8 +79,10 @@ def place(request: pytest.FixtureRequest) -> Iterator[Place]:
         yield Place(MemorySessionStore(clock=lambda: clock[0]), EngineLimits(), clock)
         return
     client, key_prefix = request.getfixturevalue("redis_client"), request.getfixturevalue("prefix")
-    # Redis keeps time itself: TTLs of a second stand for the two and three minutes.
-    yield Place(RedisSessionStore(client, prefix=key_prefix), EngineLimits(session_ttl_seconds=1, ended_ttl_seconds=1),
+    # Redis keeps time itself: TTLs of a second stand for the two and three minutes, three for the five minutes
+    # the END text is kept for the gateway's retries.
+    yield Place(RedisSessionStore(client, prefix=key_prefix),
+                EngineLimits(session_ttl_seconds=1, ended_ttl_seconds=1, ended_replay_seconds=3),
                 [0.0], client, key_prefix)
 
 
@@ -173,6 +194,7 @@ def test_on_redis_the_marker_lives_a_day_and_costs_a_fraction_of_the_session(red
     assert phone.answer("4").text == "Au revoir."
     assert 115 <= redis_client.ttl(session) <= 120
     assert 86_390 <= redis_client.ttl(marker) <= 86_400     # and again with its last
+    assert 295 <= redis_client.ttl(f"{prefix}r:ussd:s1") <= 300   # its END, for the gateway's retries only
     marker_bytes, session_bytes = redis_client.memory_usage(marker), redis_client.memory_usage(session)
     assert marker_bytes is not None and session_bytes is not None
     assert marker_bytes * 5 < session_bytes, (marker_bytes, session_bytes)

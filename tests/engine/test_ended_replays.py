@@ -8,16 +8,18 @@ On Redis and on the embedded store; time passes on the store's clock (embedded) 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
-from engine import ChannelCapabilities, Engine, FlowSet, RedisSessionStore
+from engine import ChannelCapabilities, Engine, EngineLimits, FlowSet, RedisSessionStore
+from engine.hop_digest import HopDigest
 from menus import load_menus
 
 from .conftest import DEMO, Handset
 from .fakes import CountingSteps
 from .test_ended_keys import HOME, NUMBER, OTHER, OVER, USSD, Place, _engine, _events, place  # noqa: F401
 from .test_hop_safety import prefix, redis_client  # noqa: F401  (fixtures: a Redis key prefix of this test's own)
-from .test_session_end import Security
+from .test_session_end import EnglishHandset, Security
 
 PAID = ("Payé 500 FCFA le 25/11/2026.", True)
 REUSED = ("session_reused", "ussd", NUMBER, "hop on an ended session")
@@ -41,6 +43,19 @@ def test_the_gateways_retry_of_the_paying_hop_after_the_session_is_gone_gets_its
     assert _events(security) == []                      # a retry, not a reuse
     assert (phone.hop("2*500*1234*1").text, phone.hop("2*500*1234*1").end) == OVER   # anything else: over
     assert _events(security) == [REUSED] * 2
+
+
+def test_the_end_is_kept_only_while_the_gateway_may_retry_and_the_id_stays_spent_after(place: Place):  # noqa: F811
+    security = Security()
+    phone = Handset(_engine(place, security=security), msisdn=NUMBER)
+    _paid(phone)
+    place.later()                                       # the ended session is gone: the retry still gets its END
+    assert (phone.hop("2*500*1234").text, phone.hop("2*500*1234").end) == PAID
+    place.past_retries(PAID[0])                         # the gateway's retries are long over
+    assert PAID[0] not in place.kept()                  # the confirmation and its amount are no longer kept
+    assert (phone.hop("2*500*1234").text, phone.hop("2*500*1234").end) == OVER   # the id is still spent
+    assert _events(security) == [REUSED] * 2
+    assert Handset(_engine(place), session="s2", msisdn=NUMBER).dial().text == HOME   # a new dial
 
 
 def test_only_the_same_caller_with_the_same_hop_gets_the_end_again(place: Place):  # noqa: F811
@@ -89,6 +104,25 @@ def test_a_first_hop_that_fails_spends_its_id_and_its_retry_gets_the_same_end(pl
     assert Handset(_engine(place, steps), session="s2", msisdn=NUMBER).dial().text == HOME   # a new dial
 
 
+def test_a_later_hop_that_fails_spends_its_id_and_its_retry_gets_the_same_end_not_a_run_from_before(place: Place):  # noqa: F811
+    security, steps = Security(), _Unregistered("demo.items")
+    engine = _engine(place, steps, security)
+    phone = Handset(engine, msisdn=NUMBER)
+    assert phone.dial().text == HOME
+    assert (phone.answer("1").text, phone.hop("1").end) == ("Service indisponible.", True)   # the list's step fails
+    steps.missing = None                                 # the registry is whole again
+    assert (phone.hop("1").text, phone.hop("1").end) == ("Service indisponible.", True)   # the retry: the same END
+    assert steps.calls.get("demo.items") is None         # not run again from the menu the dial saved
+    assert EnglishHandset(engine, msisdn=OTHER).hop("1").text == "Service unavailable."   # nothing of it
+    assert (phone.hop("1*1").text, phone.hop("2").end) == (OVER[0], True)   # any other hop: the id is spent
+    place.later()                                        # and so once the session itself is gone
+    assert (phone.hop("1").text, phone.hop("1").end) == ("Service indisponible.", True)
+    assert phone.hop("2").text == OVER[0]
+    assert steps.calls.get("demo.items") is None
+    assert _events(security) == [("caller_mismatch", "ussd", OTHER, "hop on another caller's session"),
+                                 REUSED, REUSED, REUSED]
+
+
 def test_on_redis_a_marker_keeping_a_full_screen_end_stays_under_a_kilobyte(redis_client, prefix, tmp_path: Path):  # noqa: F811
     # The longest END a USSD screen shows: 178 characters, accented (two bytes each in UTF-8).
     farewell = ("Paiement reçu, merci. Votre reçu arrive par SMS; gardez-le. Référence à rappeler pour toute "
@@ -110,6 +144,39 @@ def test_on_redis_a_marker_keeping_a_full_screen_end_stays_under_a_kilobyte(redi
     assert marker is not None and marker <= 1024, marker
     redis_client.delete(f"{prefix}s:ussd:s1")               # the ended session's two minutes are over
     assert phone.hop("4").text == ended.text
+
+
+# ---------------------------------------------------------------- a rolling deploy: workers of two releases
+def _tag(user_id: str) -> str:
+    """The caller's tag in a marker, as every release writes it (the engine's hop key is ``k`` here)."""
+    return HopDigest(b"k").digest(user_id, "\x00spent")[:8]
+
+
+def test_a_marker_written_before_the_deploy_keeping_its_end_whole_is_read_right(redis_client, prefix):  # noqa: F811
+    security = Security()
+    engine = _engine(Place(RedisSessionStore(redis_client, prefix=prefix), EngineLimits(), [0.0]), security=security)
+    # The previous release kept the END in the marker itself, ``language:tag:digest:record``, for a day.
+    record = json.dumps({"s": {"n": "done", "b": [PAID[0]], "x": True}}, ensure_ascii=False, separators=(",", ":"))
+    old = f"fr:{_tag(NUMBER)}:{HopDigest(b'k').digest(NUMBER, '2*500*1234')}:{record}"
+    redis_client.set(f"{prefix}e:ussd:s1", old, ex=86_000)
+    phone = Handset(engine, msisdn=NUMBER)
+    retried = phone.hop("2*500*1234")
+    assert (retried.text, retried.end, retried.replayed) == (*PAID, True)
+    assert (phone.hop("2*500*1234*1").text, phone.hop("").text) == (OVER[0], OVER[0])
+    assert EnglishHandset(engine, msisdn=OTHER).hop("2*500*1234").text == "Service unavailable."
+    assert _events(security) == [REUSED, REUSED,
+                                 ("caller_mismatch", "ussd", OTHER, "hop on another caller's ended session")]
+
+
+def test_the_spent_ids_marker_keeps_the_form_the_previous_release_reads(redis_client, prefix):  # noqa: F811
+    # ``language:tag`` with nothing after: a worker of the previous release reading it during the deploy refuses
+    # a hop on the id as over (``session_over``), never as another caller's (``error``).
+    phone = Handset(_engine(Place(RedisSessionStore(redis_client, prefix=prefix), EngineLimits(), [0.0])),
+                    msisdn=NUMBER)
+    phone.dial()
+    assert redis_client.get(f"{prefix}e:ussd:s1") == f"fr:{_tag(NUMBER)}".encode()
+    _paid(Handset(phone.engine, session="s2", msisdn=NUMBER))
+    assert redis_client.get(f"{prefix}e:ussd:s2") == f"fr:{_tag(NUMBER)}".encode()
 
 
 def test_on_a_channel_keyed_by_user_a_failed_first_message_keeps_nothing_and_the_next_starts_anew(place: Place):  # noqa: F811

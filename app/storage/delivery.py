@@ -36,10 +36,15 @@ from sqlalchemy.orm import Session, sessionmaker
 from ..settings import utc_now
 from .models import DeliveryReportRow, OutboxEventRow
 
-__all__ = ["ONLY_CHANNEL", "ClaimedMessage", "SqlDeliveryQueue"]
+__all__ = ["AS_TEMPLATE", "ONLY_CHANNEL", "TEMPLATE_NEXT", "ClaimedMessage", "SqlDeliveryQueue"]
 
 # A payload field naming the one channel a message may still go by (set when it is sent again by SMS).
 ONLY_CHANNEL: Final = "only_channel"
+# Payload fields of a kind with a WhatsApp template sent as free text inside the customer's 24-hour window:
+# set when it is sent so (a late "outside the window" then sends it again as the template, not by SMS), and
+# then on the row pending again for that (the template whatever the window, SMS if the template is refused).
+TEMPLATE_NEXT: Final = "whatsapp_template_next"
+AS_TEMPLATE: Final = "whatsapp_as_template"
 
 # The provider's delivery words, as our statuses.
 _DELIVERED = frozenset({"Success", "delivered", "read"})
@@ -94,15 +99,22 @@ class SqlDeliveryQueue:
                                               _aware(row.created_at)))
             return claimed
 
-    def sent(self, row_id: int, *, channel: str, message_id: str, now: datetime, keep_sealed: bool = False) -> None:
+    def sent(self, row_id: int, *, channel: str, message_id: str, now: datetime, keep_sealed: bool = False,
+             template_next: bool = False) -> None:
         """Taken by the provider. Its sealed secrets are erased, unless ``keep_sealed`` (a late failure may
-        still send it another way): then they stay until a final report, or ``erase_secrets``."""
+        still send it another way): then they stay until a final report, or ``erase_secrets``.
+        ``template_next``: free text went in place of its WhatsApp template (the window was open); if the
+        provider reports the window closed after all, the template goes next (``TEMPLATE_NEXT``)."""
         with self._sessions.begin() as db:
             values: dict[str, Any] = {"status": "sent", "channel": channel, "provider_message_id": message_id,
                                       "sent_at": now, "delivery_status": "sent", "claimed_until": None,
                                       "last_error": None}
             if not keep_sealed:
                 values["sealed"] = None
+            if template_next:
+                row = db.get(OutboxEventRow, row_id)
+                if row is not None:
+                    values["payload"] = json.dumps({**json.loads(row.payload), TEMPLATE_NEXT: True}, default=str)
             db.execute(update(OutboxEventRow).where(OutboxEventRow.id == row_id).values(**values))
             # Reports that came before this record (the provider's status outran our commit) apply now.
             settled = self._settle(db, row_id, message_id)
@@ -191,11 +203,20 @@ class SqlDeliveryQueue:
             return row is not None and self._again_by_sms(row, reason)
 
     def _again_by_sms(self, row: OutboxEventRow, reason: str) -> bool:
+        """The row pending again by SMS, or, when it was free text standing for its WhatsApp template
+        (``TEMPLATE_NEXT``), as that template once (SMS still after it, if the template is refused)."""
         if row.channel != "whatsapp" or row.status != "sent":
             return False
-        payload = {**json.loads(row.payload), ONLY_CHANNEL: "sms"}
+        payload = json.loads(row.payload)
+        if payload.pop(TEMPLATE_NEXT, None):
+            payload[AS_TEMPLATE] = True
+            # The reason as reported ("...outside the 24-hour window (meta 131047); sent again by SMS"), its
+            # consequence ours.
+            reason, channel = reason.split("; ")[0] + "; sent again as its template", "whatsapp"
+        else:
+            payload[ONLY_CHANNEL], channel = "sms", "sms"
         row.payload = json.dumps(payload, default=str)
-        row.status, row.channel, row.next_attempt_at = "pending", "sms", self._clock()
+        row.status, row.channel, row.next_attempt_at = "pending", channel, self._clock()
         row.provider_message_id, row.delivery_status, row.last_error = None, None, reason[:120]
         return True
 

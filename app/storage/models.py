@@ -205,6 +205,17 @@ class DeliveryReportRow(Base):
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
+class WhatsAppWindowRow(Base):
+    """When a customer last wrote to one of our WhatsApp senders (per provider: each has its own business
+    number, and WhatsApp's 24-hour customer-service window is between the customer and that number)."""
+
+    __tablename__ = "whatsapp_windows"
+
+    msisdn: Mapped[str] = mapped_column(String(20), primary_key=True)
+    provider: Mapped[str] = mapped_column(String(16), primary_key=True)    # meta | twilio
+    last_inbound_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 class PendingTicketRow(Base):
     """A complaint or outage report the incident system could not take yet: sent again later."""
 

@@ -200,9 +200,9 @@ class SqlDeliveryQueue:
             row = db.scalars(select(OutboxEventRow).where(
                 OutboxEventRow.provider_message_id == message_id, OutboxEventRow.channel == "whatsapp",
                 OutboxEventRow.status == "sent").with_for_update()).first()
-            return row is not None and self._again_by_sms(row, reason)
+            return row is not None and self._again_by_sms(db, row, reason)
 
-    def _again_by_sms(self, row: OutboxEventRow, reason: str) -> bool:
+    def _again_by_sms(self, db: Session, row: OutboxEventRow, reason: str) -> bool:
         """The row pending again by SMS, or, when it was free text standing for its WhatsApp template
         (``TEMPLATE_NEXT``), as that template once (SMS still after it, if the template is refused)."""
         if row.channel != "whatsapp" or row.status != "sent":
@@ -216,6 +216,11 @@ class SqlDeliveryQueue:
         else:
             payload[ONLY_CHANNEL], channel = "sms", "sms"
         row.payload = json.dumps(payload, default=str)
+        if row.provider_message_id:
+            # The row forgets the message id below: its reports say whose they are, for crash recovery.
+            db.execute(update(DeliveryReportRow).where(
+                DeliveryReportRow.provider_message_id == row.provider_message_id,
+                DeliveryReportRow.adopted_by.is_(None)).values(adopted_by=row.id))
         row.status, row.channel, row.next_attempt_at = "pending", channel, self._clock()
         row.provider_message_id, row.delivery_status, row.last_error = None, None, reason[:120]
         return True
@@ -261,8 +266,10 @@ class SqlDeliveryQueue:
                     OutboxEventRow.provider_message_id.is_not(None))
                 report = db.scalars(select(DeliveryReportRow).where(
                     DeliveryReportRow.msisdn == row.msisdn, DeliveryReportRow.received_at >= claimed_at,
-                    DeliveryReportRow.provider_message_id.not_in(known))
+                    DeliveryReportRow.provider_message_id.not_in(known), DeliveryReportRow.adopted_by.is_(None))
                     .order_by(DeliveryReportRow.id)).first()
+                if report is not None and not self._adopt(db, report.provider_message_id, row.id):
+                    report = None   # another worker's recovery took it first
                 if report is not None:
                     row.status, row.provider_message_id = "sent", report.provider_message_id
                     row.sent_at, row.claimed_until = report.received_at, None
@@ -277,6 +284,16 @@ class SqlDeliveryQueue:
                     row.last_error = "worker stopped during the send; no delivery report"
                     requeued += 1
         return adopted, requeued
+
+    @staticmethod
+    def _adopt(db: Session, message_id: str, row_id: int) -> bool:
+        """Take the reports of ``message_id`` for ``row_id``, unless a row took them first: one report, one row
+        (two stale rows of a number would otherwise both adopt it; on PostgreSQL a concurrent recovery waits
+        here for this one's commit and then finds them taken)."""
+        result = db.execute(update(DeliveryReportRow).where(
+            DeliveryReportRow.provider_message_id == message_id, DeliveryReportRow.adopted_by.is_(None))
+            .values(adopted_by=row_id))
+        return bool(getattr(result, "rowcount", 0))
 
     def get(self, row_id: int) -> dict[str, Any]:
         """One row as a mapping (for agents and tests)."""
@@ -300,7 +317,7 @@ class SqlDeliveryQueue:
         status = next((s for s, _ in reversed(words) if s != "sent"), "sent")
         row.delivery_status = status
         again = next((reason for s, reason in words if s == "failed" and reason), None) if status == "failed" else None
-        if again is not None and self._again_by_sms(row, again):
+        if again is not None and self._again_by_sms(db, row, again):
             return status
         if row.status == "sent" and status != "sent":
             row.sealed = None    # final: nothing will send it again, its code is no longer needed

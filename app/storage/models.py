@@ -203,6 +203,9 @@ class DeliveryReportRow(Base):
     # kept with the report so that a report arriving before the send is recorded still sends it.
     sms_again: Mapped[str | None] = mapped_column(String(120), nullable=True)
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # The outbox row this report sent again (outside the window): that row forgets the message id, so this
+    # says the report is taken and no stale row adopts it as its own.
+    adopted_by: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class WhatsAppWindowRow(Base):

@@ -5,6 +5,10 @@ WhatsApp delivers free text only within 24 hours of the customer's last message 
 inside the window (free of Meta's per-template charge), as the template outside it. One row per number and
 provider (Meta, Twilio), moved forward by each incoming message.
 
+delivery_reports.adopted_by: the outbox row a WhatsApp "outside the window" report sent again (by SMS, or as
+its template). That row forgets the WhatsApp message id, so without this a stale row of the same number (its
+worker died) could adopt the same report in crash recovery and go again too.
+
 Revision ID: v1_wawindow
 Revises: v1_race
 """
@@ -25,7 +29,11 @@ def upgrade() -> None:
         sa.Column('last_inbound_at', sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint('msisdn', 'provider'),
     )
+    with op.batch_alter_table('delivery_reports') as batch:
+        batch.add_column(sa.Column('adopted_by', sa.Integer(), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('delivery_reports') as batch:
+        batch.drop_column('adopted_by')
     op.drop_table('whatsapp_windows')

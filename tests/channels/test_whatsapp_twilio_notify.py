@@ -170,8 +170,7 @@ def test_free_text_twilio_refuses_at_once_outside_the_window_goes_as_the_templat
     writes_to_us(app, twilio, AWA)
     on_whatsapp(settings, AWA)
     outage_alert_for(settings, AWA, "fr")
-    twilio.next_error[:] = [(400, 63016, "Failed to send freeform message because you are outside the allowed "
-                                         "window.")]
+    twilio.next_error[:] = [(400, 63016, "Outside the allowed window.")]
     assert worker.run_once(settings).get("notifications_sent") == 1
     [alert] = twilio.sent
     assert alert["ContentSid"] == OUTAGE_FR and "Body" not in alert

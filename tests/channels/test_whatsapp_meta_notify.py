@@ -7,6 +7,7 @@ sends, at Meta's own rate."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -253,3 +254,14 @@ def test_free_text_meta_took_then_failed_outside_the_window_goes_again_as_the_te
     meta_status(awa, text["id"], "failed", 131047)     # the same status again: nothing more
     assert worker.run_once(settings).get("notifications_sent") is None
     assert awa.last_sent() == template and provider.sent == []
+
+
+def test_a_message_meta_delivers_again_a_day_later_does_not_open_the_window_anew(settings, graph, provider,
+                                                                                  meta_phone):
+    awa = meta_phone(AWA)
+    message = awa.message("text", {"body": "MENU"})
+    message["timestamp"] = str(int(time.time()) - 25 * 3600)   # written 25 hours ago, redelivered now
+    assert awa.post(awa.event(message))
+    outage_alert_for(settings, AWA)
+    assert worker.run_once(settings).get("notifications_sent") == 1
+    assert awa.last_sent()["type"] == "template"

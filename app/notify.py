@@ -51,6 +51,13 @@ message, has no sender configured, or (e-mail) no confirmed address. A kind boun
 kind of ``channel: whatsapp`` (the worker's answer to a WhatsApp message) goes to the number's WhatsApp,
 then SMS, whatever the customer chose.
 
+WhatsApp's 24-hour window: a kind with a WhatsApp template goes as its free text to a customer who wrote to
+the sending provider's number less than ``window`` ago (``WhatsAppWindows``, read once a pass for the numbers
+of such kinds), as the template otherwise. Free text the provider refuses as outside the window after all
+(``window_closed``: its refusal reasons) goes as the template at once; reported later, the row is marked
+(``sent(template_next=True)``) so the queue makes it pending again as the template (``AS_TEMPLATE``), once; a
+refused template goes by SMS as any refusal does.
+
 Texts come from ``config/notifications.yaml``; a kind without a template is a configuration
 error reported at start-up by ``NotificationTemplates.check``, never a silently dropped message.
 """
@@ -113,7 +120,8 @@ class Letter:
 
     ``topic``: what its unsubscribe link stops (the opt-in topic, the kind, or ``all`` for a transactional
     kind); None for a kind bound to its channel (an address's own code). ``template``: the kind's WhatsApp
-    template (``whatsapp_template`` in the templates), filled; None when the kind has none."""
+    template (``whatsapp_template`` in the templates), filled; None when the kind has none, or when the
+    customer's 24-hour window is open (the dispatcher then sends the free text)."""
 
     kind: str
     language: str

@@ -10,7 +10,8 @@ A worker killed between the provider's acceptance and the status update leaves a
 provider's delivery reports, kept in ``delivery_reports`` even when no row knows their
 message id: a stale row adopts a report for its number that arrived after its claim (it
 was sent: never send it twice; a WhatsApp "outside the window" report sends it again by SMS); with no such report after ``settle_seconds`` the message
-never left (send it again: never lose it).
+never left (send it again: never lose it). One report is adopted by one row (``delivery_reports.adopted_by``),
+also once the row it sent again by SMS has forgotten its message id.
 
 A row's sealed secrets (``sealed``, see ``outbox_seal``) are erased as soon as the row is sent, failed
 or suppressed: only a message still to be sent holds one, except a message sent on a channel that may

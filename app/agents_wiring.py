@@ -12,6 +12,7 @@ import secrets
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from datetime import timedelta
 from typing import Any
 
 import redis
@@ -169,7 +170,8 @@ def mount_agents(app: Flask, settings: Settings, parts: dict[str, Any], adapters
                         role_list=parse_role_list(settings.agent_roles), dev_signin=settings.agents_dev_signin,
                         idle_seconds=settings.agent_idle_seconds, public_base_url=settings.public_base_url),
         audit=SqlAgentAudit(sessions, settings.secret_key),
-        records=SqlCustomerRecords(sessions, parts["security"], deps.identity, deps.billing),
+        records=SqlCustomerRecords(sessions, parts["security"], deps.identity, deps.billing, settings.clock,
+                                   timedelta(minutes=settings.whatsapp_window_minutes)),
         hit=throttle.hit,
         console=ConsoleConfig(default_region=settings.default_region, lookup_limit=settings.agent_lookup_limit,
                               lookup_window_seconds=settings.agent_lookup_window_seconds),

@@ -101,7 +101,9 @@ from .storage.identity_cache import (
 from .storage.outbox_seal import OutboxSeal
 from .storage.sign_in_codes import RedisSignInStore
 from .storage.sms_inbox import SqlInbox
+from .storage.whatsapp_windows import SqlWhatsAppWindows
 from .whatsapp_letters import (
+    WINDOW_CLOSED,
     MetaWhatsAppLetters,
     TwilioWhatsAppLetters,
     content_sid_problems,
@@ -325,6 +327,7 @@ def build_adapters(settings: Settings, guard: GatewayGuard, security: SecurityAu
                     "POST /whatsapp/meta is closed (503).")
     ledger = build_answer_ledger(settings)
     inbox = build_inbox(settings, sessions) if sessions is not None else None
+    windows = SqlWhatsAppWindows(sessions, settings.clock) if sessions is not None else None
     adapters: list[ChannelAdapter] = [
         UssdAdapter(settings.default_region, guard, security, on_reject=metrics.rejected.labels("ussd").inc),
         SmsAdapter(sms_sender, settings.default_region, guard, security,
@@ -334,11 +337,11 @@ def build_adapters(settings: Settings, guard: GatewayGuard, security: SecurityAu
         TwilioWhatsAppAdapter(settings.twilio_auth_token, settings.twilio_webhook_url or settings.public_base_url,
                               settings.default_region, security, ledger,
                               idle_seconds=settings.whatsapp_session_idle_seconds,
-                              on_reject=metrics.rejected.labels("whatsapp").inc, inbox=inbox),
+                              on_reject=metrics.rejected.labels("whatsapp").inc, inbox=inbox, windows=windows),
         MetaWhatsAppAdapter(settings.meta_app_secret, settings.meta_verify_token, meta_sender, record_status,
                             settings.default_region, security, ledger,
                             idle_seconds=settings.whatsapp_session_idle_seconds,
-                            on_reject=metrics.rejected.labels("whatsapp").inc, inbox=inbox),
+                            on_reject=metrics.rejected.labels("whatsapp").inc, inbox=inbox, windows=windows),
     ]
     if deps is not None:
         adapters.append(build_web_adapter(settings, deps, guard, secret or secrets.token_hex(32),
@@ -391,7 +394,9 @@ def build_dispatcher(settings: Settings, sessions: sessionmaker[Session]) -> Dis
                       opt_ins=consent, contacts=SqlContacts(sessions),
                       seal=OutboxSeal.from_setting(settings.outbox_seal_key, settings.secret_key), outages=IncidentClient(client_config),
                       power_back=consent, providers=providers,
-                      keep_secrets=timedelta(minutes=settings.outbox_keep_sent_secrets_minutes))
+                      keep_secrets=timedelta(minutes=settings.outbox_keep_sent_secrets_minutes),
+                      windows=SqlWhatsAppWindows(sessions, settings.clock),
+                      window=timedelta(minutes=settings.whatsapp_window_minutes), window_closed=WINDOW_CLOSED)
 
 
 def build_unsubscribe_links(settings: Settings) -> UnsubscribeLinks | None:

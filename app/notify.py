@@ -51,6 +51,13 @@ message, has no sender configured, or (e-mail) no confirmed address. A kind boun
 kind of ``channel: whatsapp`` (the worker's answer to a WhatsApp message) goes to the number's WhatsApp,
 then SMS, whatever the customer chose.
 
+WhatsApp's 24-hour window: a kind with a WhatsApp template goes as its free text to a customer who wrote to
+the sending provider's number less than ``window`` ago (``WhatsAppWindows``, read once a pass for the numbers
+of such kinds), as the template otherwise. Free text the provider refuses as outside the window after all
+(``window_closed``: its refusal reasons) goes as the template at once; reported later, the row is marked
+(``sent(template_next=True)``) so the queue makes it pending again as the template (``AS_TEMPLATE``), once; a
+refused template goes by SMS as any refusal does.
+
 Texts come from ``config/notifications.yaml``; a kind without a template is a configuration
 error reported at start-up by ``NotificationTemplates.check``, never a silently dropped message.
 """
@@ -76,11 +83,11 @@ from menus.brand import Brand, fill_brand
 
 from .pace import CHANNEL_PROVIDERS, Pace
 from .quiet_hours import QuietHours
-from .storage.delivery import ONLY_CHANNEL, ClaimedMessage, SqlDeliveryQueue
+from .storage.delivery import AS_TEMPLATE, ONLY_CHANNEL, ClaimedMessage, SqlDeliveryQueue
 from .storage.outbox_seal import SEALED, OutboxSeal, SealBroken
 
 __all__ = ["ContactBook", "DeliveryPass", "Dispatcher", "Letter", "LetterSender", "NotificationTemplates", "OptIns",
-           "Outages", "PowerBackRequests", "SmsSender", "StopList", "WhatsAppTemplate"]
+           "Outages", "PowerBackRequests", "SmsSender", "StopList", "WhatsAppTemplate", "WhatsAppWindows"]
 
 log = logging.getLogger("notify")
 
@@ -113,7 +120,8 @@ class Letter:
 
     ``topic``: what its unsubscribe link stops (the opt-in topic, the kind, or ``all`` for a transactional
     kind); None for a kind bound to its channel (an address's own code). ``template``: the kind's WhatsApp
-    template (``whatsapp_template`` in the templates), filled; None when the kind has none."""
+    template (``whatsapp_template`` in the templates), filled; None when the kind has none, or when the
+    customer's 24-hour window is open (the dispatcher then sends the free text)."""
 
     kind: str
     language: str
@@ -146,6 +154,11 @@ class ContactBook(Protocol):
 class Outages(Protocol):
     def outages_in_zone(self, zone: str) -> list[Outage]:
         """The zone's ongoing outages (the back office's incident API); ``BackendUnavailable`` when down."""
+
+
+class WhatsAppWindows(Protocol):
+    def last_inbound_among(self, msisdns: Collection[str], provider: str) -> Mapping[str, datetime]:
+        """When each of these numbers last wrote to our WhatsApp sender at ``provider`` (never: absent)."""
 
 
 class PowerBackRequests(Protocol):
@@ -277,7 +290,8 @@ class Dispatcher:
                  opt_ins: OptIns | None = None, contacts: ContactBook | None = None,
                  seal: OutboxSeal | None = None, outages: Outages | None = None,
                  power_back: PowerBackRequests | None = None, providers: Mapping[str, str] | None = None,
-                 keep_secrets: timedelta = timedelta(minutes=60)) -> None:
+                 keep_secrets: timedelta = timedelta(minutes=60), windows: WhatsAppWindows | None = None,
+                 window: timedelta = timedelta(minutes=1410), window_closed: Collection[str] = ()) -> None:
         self.queue, self.templates, self.senders = queue, templates, senders
         # Which provider's rate each channel's sends use (WhatsApp: Twilio's, or Meta's when Meta sends).
         self.providers = {**CHANNEL_PROVIDERS, **(providers or {})}
@@ -292,6 +306,8 @@ class Dispatcher:
         self.max_attempts, self.backoff, self.max_backoff = max_attempts, backoff, max_backoff
         self.lease, self.settle = lease, settle
         self.keep_secrets = keep_secrets
+        # WhatsApp's 24-hour window as we noted it (less a margin), and the refusals that say it was closed.
+        self.windows, self.window, self.window_closed = windows, window, frozenset(window_closed)
         self._swept_at: datetime | None = None
         self._formatters: dict[str, TextFormatter] = {}
 
@@ -314,6 +330,7 @@ class Dispatcher:
         active = self.opt_ins.subscribed_among({w for w in wanted.values() if w is not None}) \
             if self.opt_ins is not None else None
         contacts = self.contacts.contacts_among({m.msisdn for m in claimed}) if self.contacts is not None else {}
+        open_windows = self._open_windows(claimed, now)
         outage_in: dict[str, bool | None] = {}      # zone -> an outage is ongoing (None: could not know)
         for index, message in enumerate(claimed):
             if message.msisdn in stopped and message.kind not in transactional:
@@ -366,7 +383,7 @@ class Dispatcher:
                     self.queue.suppress(message.id, reason=reason)
                     suppressed += 1
                     continue
-            outcome = self._deliver(message, now, contacts.get(message.msisdn))
+            outcome = self._deliver(message, now, contacts.get(message.msisdn), message.msisdn in open_windows)
             if outcome == "paced":
                 rest = [m.id for m in claimed[index:]]
                 self.queue.release(rest)
@@ -390,6 +407,18 @@ class Dispatcher:
         if erased:
             log.info("%d sent message(s): kept code or token erased, no late failure reported in time", erased)
         return erased
+
+    def _open_windows(self, claimed: Collection[ClaimedMessage], now: datetime) -> set[str]:
+        """The numbers, among those of kinds with a WhatsApp template, whose window with our WhatsApp sender is
+        open (they wrote less than ``window`` ago): one query a pass, none when no such kind was claimed."""
+        if self.windows is None or self.window <= timedelta(0):
+            return set()
+        wanted = {m.msisdn for m in claimed if not m.payload.get(AS_TEMPLATE) and (
+            (t := self.templates.kinds.get(m.kind)) is not None and t.whatsapp_template is not None)}
+        if not wanted:
+            return set()
+        last = self.windows.last_inbound_among(wanted, self.providers.get("whatsapp", "whatsapp"))
+        return {msisdn for msisdn, at in last.items() if now < at + self.window}
 
     def _slot(self, channel: str) -> bool:
         """Wait (briefly) for a send slot of the channel's provider; False when the wait is longer."""
@@ -495,7 +524,8 @@ class Dispatcher:
             route.append((preferred, message.msisdn))
         return route + [("sms", message.msisdn)]
 
-    def _deliver(self, message: ClaimedMessage, now: datetime, contact: ContactInfo | None = None) -> str:
+    def _deliver(self, message: ClaimedMessage, now: datetime, contact: ContactInfo | None = None,
+                 window_open: bool = False) -> str:
         try:
             message = self._opened(message)
         except SealBroken as exc:
@@ -521,9 +551,13 @@ class Dispatcher:
                 continue
             if not self._slot(channel):
                 return "paced"
+            letter = self._letter(message) if isinstance(sender, LetterSender) else None
+            # Inside the customer's window a kind with a template goes as its free text: it says more and
+            # Meta does not bill it. Outside, the template.
+            free = channel == "whatsapp" and window_open and letter is not None and letter.template is not None
             try:
-                result = (sender.send_letter(address, text, self._letter(message))
-                          if isinstance(sender, LetterSender) else sender.send(address, text))
+                result, instead_of_template = self._send_free_or_template(message, sender, address, text, letter,
+                                                                          free)
             except Rejected as exc:
                 log.warning("outbox %d (%s) to %s refused on %s: %s", message.id, message.kind,
                             mask(message.msisdn), channel, exc.reason)
@@ -533,13 +567,33 @@ class Dispatcher:
                 return self._retry(message, now, f"{channel}: {exc}")
             # Kept sealed where a late "outside the window" may still send it by SMS.
             self.queue.sent(message.id, channel=channel, message_id=str(result.message_id), now=self.clock(),
-                            keep_sealed=channel in _KEPT_ON and message.sealed is not None)
+                            keep_sealed=channel in _KEPT_ON and message.sealed is not None,
+                            template_next=instead_of_template)
             log.info("outbox %d (%s) sent to %s by %s", message.id, message.kind, mask(message.msisdn), channel)
             return "sent"
         if refusal.startswith("no sender"):
             return self._retry(message, now, refusal)
         self.queue.failed(message.id, error=refusal)
         return "failed"
+
+    def _send_free_or_template(self, message: ClaimedMessage, sender: SmsSender, address: str, text: str,
+                               letter: Letter | None, free: bool) -> tuple[Any, bool]:
+        """Hand the message to ``sender``: as free text when ``free``, and then, if the provider says the window
+        was closed after all, as the letter's template, once; its refusal is the caller's. Returns the
+        provider's answer and whether free text went in place of the template."""
+        if letter is None:
+            return sender.send(address, text), False
+        assert isinstance(sender, LetterSender)
+        if not free:
+            return sender.send_letter(address, text, letter), False
+        try:
+            return sender.send_letter(address, text, replace(letter, template=None)), True
+        except Rejected as exc:
+            if exc.reason not in self.window_closed:
+                raise
+            log.info("outbox %d (%s) to %s: free text refused outside the 24-hour window (%s); sent as its template",
+                     message.id, message.kind, mask(message.msisdn), exc.reason)
+            return sender.send_letter(address, text, letter), False
 
     def _retry(self, message: ClaimedMessage, now: datetime, error: str) -> str:
         if message.attempts >= self.max_attempts:

@@ -20,6 +20,14 @@ def _env(name: str, default: str) -> str:
     return os.environ.get(name, default).strip() or default
 
 
+def _minutes_within_a_day(name: str, default: int) -> int:
+    """Whole minutes from 0 to 1 440 (WhatsApp's 24-hour window): more would send free text WhatsApp refuses."""
+    raw = _env(name, str(default))
+    if not raw.isdigit() or int(raw) > 24 * 60:
+        raise ValueError(f"{name}: '{raw}' is not a whole number of minutes from 0 to 1440")
+    return int(raw)
+
+
 def _list(name: str) -> tuple[str, ...]:
     """A comma-separated variable as a tuple of its non-empty items."""
     return tuple(item.strip() for item in os.environ.get(name, "").split(",") if item.strip())
@@ -105,6 +113,10 @@ class Settings:
     # 24-hour window); without it, Twilio sends them when configured.
     meta_phone_number_id: str = ""
     whatsapp_session_idle_seconds: int = 300
+    # How long after a customer's last WhatsApp message a notification with an approved template still goes
+    # as free text (WhatsApp's customer-service window is 24 hours; the margin covers a late webhook and the
+    # outbox's own delay). 0: always the template.
+    whatsapp_window_minutes: int = 1410
     # E-mail notifications (backend_clients/smtp_email.py): smtp://user:password@host:port or smtps://.
     smtp_url: str = field(default="", repr=False)     # may carry a password
     email_from: str = "notifications@elecnet.example"
@@ -217,6 +229,7 @@ class Settings:
             meta_phone_number_id=os.environ.get("META_PHONE_NUMBER_ID", "").strip(),
             whatsapp_session_idle_seconds=int(_env("WHATSAPP_SESSION_IDLE_SECONDS",
                                                    str(cls.whatsapp_session_idle_seconds))),
+            whatsapp_window_minutes=_minutes_within_a_day("WHATSAPP_WINDOW_MINUTES", cls.whatsapp_window_minutes),
             smtp_url=os.environ.get("SMTP_URL", "").strip(),
             email_from=_env("EMAIL_FROM", cls.email_from),
             payment_wallets=_wallets(os.environ.get("PAYMENT_WALLETS", "")) or cls.payment_wallets,

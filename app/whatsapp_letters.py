@@ -4,7 +4,10 @@ Meta's Cloud API or through Twilio, and what each provider's delivery statuses d
 WhatsApp delivers free text only inside the 24-hour customer-service window; an approved template at any
 time. So a kind that has a template (``whatsapp_template`` in ``config/notifications.yaml``: outage alerts,
 power back ...) goes as that template, filled from its payload, in the message's language: an alert reaches
-a customer who has not written for days. Through Meta the template is its name and language; through Twilio
+a customer who has not written for days. Inside the window (the customer wrote lately:
+``storage/whatsapp_windows.py``) the dispatcher sends its free text instead (a letter without its template),
+which says more and which Meta does not bill; refused as outside the window after all (``WINDOW_CLOSED``), at
+once or in a later status, it goes again as the template, once. Through Meta the template is its name and language; through Twilio
 it is a Content SID per name and language (``TWILIO_CONTENT_SIDS``): a template without one in that language
 goes through Twilio as free text, as a kind without a template does (the customer is usually in a
 conversation with us: a receipt or a code they just asked for).
@@ -19,6 +22,7 @@ worker has recorded the send (the decision is kept with the report and applied t
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable, Mapping
+from typing import Final
 
 from backend_clients.africastalking_sms import SentSms
 from backend_clients.meta_notifier import OUTSIDE_WINDOW as META_OUTSIDE_WINDOW
@@ -31,8 +35,12 @@ from channels.sms_delivery import DeliveryReport
 from .notify import Letter, NotificationTemplates
 from .storage.delivery import SqlDeliveryQueue, delivery_status
 
-__all__ = ["MetaWhatsAppLetters", "TwilioWhatsAppLetters", "content_sid_problems", "meta_status_recorder",
-           "twilio_status_recorder", "whatsapp_status_recorder"]
+__all__ = ["WINDOW_CLOSED", "MetaWhatsAppLetters", "TwilioWhatsAppLetters", "content_sid_problems",
+           "meta_status_recorder", "twilio_status_recorder", "whatsapp_status_recorder"]
+
+# The senders' refusals (``Rejected.reason``) of free text outside the 24-hour window: the dispatcher then
+# sends the kind's template instead, once.
+WINDOW_CLOSED: Final = frozenset({f"meta_{META_OUTSIDE_WINDOW}", f"twilio_{TWILIO_OUTSIDE_WINDOW}"})
 
 
 

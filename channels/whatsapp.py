@@ -7,21 +7,28 @@ listed, and the navigation words a customer types instead of the keys. A convers
 the sender and ends after ``idle_seconds`` without a message, as on SMS.
 
 Helpers shared by both adapters: how a typed message is cleaned, how an option travels as a
-button id and back, and the bilingual notices for what the channel cannot read.
+button id and back, the bilingual notices for what the channel cannot read, and the note each incoming
+message leaves of WhatsApp's 24-hour customer-service window (``Windows``, ``note_window``), which the
+worker reads to send a notification as free text rather than as a template Meta bills.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 import unicodedata
-from typing import Final
+from datetime import datetime
+from typing import Final, Protocol
 
+from engine.masking import mask
 from menus.schema import NAVIGATION_KEYS
 
 from .capabilities import WHATSAPP, WHATSAPP_MAX_TEXT_CHARS, WHATSAPP_NAVIGATION_WORDS
 
 __all__ = ["CAPABILITIES", "CHANNEL", "DEFAULT_IDLE_SECONDS", "MAX_INPUT_CHARS", "NOT_READABLE",
-           "TEXT_ONLY", "UNAVAILABLE", "clean_text", "key_of", "option_id"]
+           "TEXT_ONLY", "UNAVAILABLE", "Windows", "clean_text", "key_of", "note_window", "option_id"]
+
+log = logging.getLogger("channels.whatsapp")
 
 CHANNEL: Final = WHATSAPP.name
 MAX_TEXT_CHARS: Final = WHATSAPP_MAX_TEXT_CHARS
@@ -59,3 +66,20 @@ def key_of(button_id: str, title: str) -> str:
     if found and (found.group(1) in NAVIGATION_KEYS or found.group(1).isdigit()):
         return found.group(1)
     return clean_text(title or button_id or "")[:MAX_INPUT_CHARS]
+
+
+class Windows(Protocol):
+    def saw(self, msisdn: str, provider: str, at: datetime | None = None) -> None:
+        """The customer ``msisdn`` (E.164) wrote to our ``provider`` sender at ``at`` (default: now): their
+        24-hour window with that sender opens again. Raises when it cannot be kept (the database down)."""
+
+
+def note_window(windows: Windows | None, msisdn: str, provider: str, at: datetime | None = None) -> None:
+    """Note that the customer wrote; a failure is logged, never the webhook's: the customer's answer does not
+    depend on it (a window not noted only means a template where free text could have gone)."""
+    if windows is None or not msisdn:
+        return
+    try:
+        windows.saw(msisdn, provider, at)
+    except Exception as exc:  # noqa: BLE001 - the database unreachable or refusing: the answer still goes
+        log.warning("whatsapp window of %s not noted: %s", mask(msisdn), type(exc).__name__)

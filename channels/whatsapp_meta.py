@@ -45,6 +45,7 @@ import logging
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Final, Protocol
 
 from flask import Blueprint, Response, jsonify, request
@@ -71,8 +72,10 @@ from .whatsapp import (
     DEFAULT_IDLE_SECONDS,
     MAX_INPUT_CHARS,
     TEXT_ONLY,
+    Windows,
     clean_text,
     key_of,
+    note_window,
     option_id,
 )
 
@@ -231,6 +234,7 @@ class MetaWhatsAppAdapter(KeyedBySender, ChannelAdapter):
     channel: str = CHANNEL
     prefix: str = PATH
     inbox: Inbox | None = None
+    windows: Windows | None = None      # when each customer last wrote (WhatsApp's 24-hour window)
 
     @property
     def capabilities(self) -> ChannelCapabilities:
@@ -358,12 +362,28 @@ class MetaWhatsAppAdapter(KeyedBySender, ChannelAdapter):
                 self._record_status(report)
             # Every message is answered, even after one whose reply could not go out.
             answered = [self._answer(engine, number_id, message) for number_id, message in event.messages]
+            # After the replies went out: they do not wait for these notes.
+            for _, message in event.messages:
+                self._note_window(message)
             if not all(answered):
                 # Meta delivers the event again later; the ledger sends what is missing then.
                 return self.error_response(503)
             return jsonify(status="ok")
 
         return bp
+
+    def _note_window(self, message: Mapping[str, Any]) -> None:
+        """Any message from a customer (text, a tap, a picture) opens their 24-hour window, from the time Meta
+        says they sent it (an event Meta delivers again hours later does not open it anew)."""
+        wa_id, stamp = message.get("from"), message.get("timestamp")
+        customer = to_e164(f"+{wa_id}", self.default_region) if isinstance(wa_id, str) and _WA_ID.match(wa_id) \
+            else None
+        if customer is None:
+            return
+        sent_at = None
+        if isinstance(stamp, str) and stamp.isdigit() and len(stamp) <= 12:
+            sent_at = datetime.fromtimestamp(int(stamp), UTC)
+        note_window(self.windows, customer, PROVIDER, sent_at)
 
     def _record_status(self, report: DeliveryReport) -> None:
         known = self.record_status(report) if self.record_status is not None else False

@@ -57,8 +57,10 @@ from .whatsapp import (
     NOT_READABLE,
     TEXT_ONLY,
     UNAVAILABLE,
+    Windows,
     clean_text,
     key_of,
+    note_window,
 )
 
 __all__ = ["MAX_BODY_CHARS", "PATH", "TwilioWhatsAppAdapter", "split_body"]
@@ -125,6 +127,7 @@ class TwilioWhatsAppAdapter(KeyedBySender, ChannelAdapter):
     channel: str = CHANNEL
     prefix: str = PATH
     inbox: Inbox | None = None
+    windows: Windows | None = None      # when each customer last wrote (WhatsApp's 24-hour window)
 
     @property
     def capabilities(self) -> ChannelCapabilities:
@@ -222,25 +225,33 @@ class TwilioWhatsAppAdapter(KeyedBySender, ChannelAdapter):
                 # Someone we can answer gets a notice; a request without a sender gets nothing.
                 readable = bool(_FROM.match((form.get("From") or "").strip()))
                 return self.error_response(200 if readable else 400)
-            if not turn.input and (form.get("NumMedia") or "0").strip() not in ("", "0"):
-                # A picture or a voice note without words: nothing to answer but a request for text.
-                return Response(_twiml(TEXT_ONLY), mimetype=_TWIML)
-            known = self.ledger.recall(LEDGER, turn.hop_id)
-            if known is not None and isinstance(known.get("twiml"), str):
-                log.info("whatsapp retry of an answered message user=%s: same answer", mask(turn.address))
-                return Response(known["twiml"], mimetype=_TWIML)
-            reply = engine.handle(turn)
-            if reply.transient:
-                # Busy or the session store down: the hop did not run. Kept, the worker answers it through the
-                # outbox; a "send it again" message would ask the customer to do what the worker does.
-                if keep_for_worker(self.inbox, turn, text=turn.input or "", provider=PROVIDER):
-                    return Response(_twiml(), mimetype=_TWIML)
-                return self.failure_response()
-            twiml = self.render(reply)
-            if not reply.replayed:
-                self.ledger.keep(LEDGER, turn.hop_id, {"twiml": twiml})
-            log.info("whatsapp hop user=%s node=%s end=%s", mask(turn.address),
-                     reply.screen.node if reply.screen else "-", reply.end)
-            return Response(twiml, mimetype=_TWIML)
+            try:
+                return self._answer(engine, turn, form)
+            finally:
+                # Once the answer is ready: the customer's reply does not wait for this note.
+                note_window(self.windows, turn.customer or "", PROVIDER)
 
         return bp
+
+    def _answer(self, engine: Engine, turn: Turn, form: Mapping[str, str]) -> Response:
+        """The TwiML answer to one signed, readable message."""
+        if not turn.input and (form.get("NumMedia") or "0").strip() not in ("", "0"):
+            # A picture or a voice note without words: nothing to answer but a request for text.
+            return Response(_twiml(TEXT_ONLY), mimetype=_TWIML)
+        known = self.ledger.recall(LEDGER, turn.hop_id)
+        if known is not None and isinstance(known.get("twiml"), str):
+            log.info("whatsapp retry of an answered message user=%s: same answer", mask(turn.address))
+            return Response(known["twiml"], mimetype=_TWIML)
+        reply = engine.handle(turn)
+        if reply.transient:
+            # Busy or the session store down: the hop did not run. Kept, the worker answers it through the
+            # outbox; a "send it again" message would ask the customer to do what the worker does.
+            if keep_for_worker(self.inbox, turn, text=turn.input or "", provider=PROVIDER):
+                return Response(_twiml(), mimetype=_TWIML)
+            return self.failure_response()
+        twiml = self.render(reply)
+        if not reply.replayed:
+            self.ledger.keep(LEDGER, turn.hop_id, {"twiml": twiml})
+        log.info("whatsapp hop user=%s node=%s end=%s", mask(turn.address),
+                 reply.screen.node if reply.screen else "-", reply.end)
+        return Response(twiml, mimetype=_TWIML)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import DateTime, Integer, String, or_, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
@@ -34,6 +34,7 @@ from .models import (
     PreferenceRow,
     SessionAuditRow,
     SmsInboxRow,
+    WhatsAppWindowRow,
 )
 from .security_audit import SqlSecurityAudit, pseudonym
 
@@ -42,6 +43,7 @@ __all__ = ["AgentAuditRow", "AgentRow", "SqlAgentAudit", "SqlCustomerRecords"]
 log = logging.getLogger("agents")
 
 _RECENT = 20
+_WHATSAPP_WINDOW = timedelta(hours=24)     # WhatsApp's customer-service window
 _KEPT_CHANNELS = {("sms", "africastalking"): "SMS", ("whatsapp", "twilio"): "WhatsApp (Twilio)",
                   ("whatsapp", "meta"): "WhatsApp (Meta)"}
 
@@ -130,8 +132,10 @@ class SqlCustomerRecords:
     """A customer's records for the console; ``billing`` adds the billing system's view of the accounts."""
 
     def __init__(self, sessions: sessionmaker[Session], security: SqlSecurityAudit, identity: IdentityCache,
-                 billing: BillingBackend | None = None, clock: Callable[[], datetime] = lambda: datetime.now(UTC)):
+                 billing: BillingBackend | None = None, clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 whatsapp_window: timedelta = timedelta(minutes=1410)):
         self._sessions = sessions
+        self._whatsapp_window = whatsapp_window     # how long after the customer wrote alerts go as free text
         self._security = security
         self._identity = identity
         self._billing = billing
@@ -200,6 +204,9 @@ class SqlCustomerRecords:
                           for k in db.scalars(select(SmsInboxRow).where(SmsInboxRow.msisdn == msisdn,
                                                                         SmsInboxRow.status == "pending")
                                               .order_by(SmsInboxRow.id).limit(_RECENT))]
+            found.whatsapp = [self._window(provider, at) for provider, at in db.execute(
+                select(WhatsAppWindowRow.provider, WhatsAppWindowRow.last_inbound_at)
+                .where(WhatsAppWindowRow.msisdn == msisdn).order_by(WhatsAppWindowRow.provider))]
             pin = db.get(PinCredentialRow, msisdn)
             locked_until = _aware(pin.locked_until) if pin else None
             found.pin = {"set": "yes" if pin is not None and pin.pin_hash else "no",
@@ -217,6 +224,17 @@ class SqlCustomerRecords:
                           for e in self._security.for_subject(msisdn, limit=_RECENT)]
         self._billing_view(found)
         return found
+
+    def _window(self, provider: str, wrote: datetime) -> dict[str, str]:
+        """One sender's window: WhatsApp's 24 hours from the customer's last message, and ours (less a margin)
+        during which an alert with a template goes as free text."""
+        now, wrote = self._clock(), _aware(wrote) or wrote
+        closes, free_until = wrote + _WHATSAPP_WINDOW, wrote + self._whatsapp_window
+        return {"sender": _KEPT_CHANNELS.get(("whatsapp", provider), f"WhatsApp ({provider})"),
+                "customer last wrote": _when(wrote),
+                "24-hour window": f"open until {_when(closes)}" if now < closes else f"closed since {_when(closes)}",
+                "alerts with a template go as": f"free text until {_when(free_until)}" if now < free_until
+                else "the template"}
 
     def _billing_view(self, found: CustomerFile) -> None:
         if self._billing is None:

@@ -10,7 +10,8 @@ A worker killed between the provider's acceptance and the status update leaves a
 provider's delivery reports, kept in ``delivery_reports`` even when no row knows their
 message id: a stale row adopts a report for its number that arrived after its claim (it
 was sent: never send it twice; a WhatsApp "outside the window" report sends it again by SMS); with no such report after ``settle_seconds`` the message
-never left (send it again: never lose it).
+never left (send it again: never lose it). One report is adopted by one row (``delivery_reports.adopted_by``),
+also once the row it sent again by SMS has forgotten its message id.
 
 A row's sealed secrets (``sealed``, see ``outbox_seal``) are erased as soon as the row is sent, failed
 or suppressed: only a message still to be sent holds one, except a message sent on a channel that may
@@ -36,10 +37,15 @@ from sqlalchemy.orm import Session, sessionmaker
 from ..settings import utc_now
 from .models import DeliveryReportRow, OutboxEventRow
 
-__all__ = ["ONLY_CHANNEL", "ClaimedMessage", "SqlDeliveryQueue"]
+__all__ = ["AS_TEMPLATE", "ONLY_CHANNEL", "TEMPLATE_NEXT", "ClaimedMessage", "SqlDeliveryQueue"]
 
 # A payload field naming the one channel a message may still go by (set when it is sent again by SMS).
 ONLY_CHANNEL: Final = "only_channel"
+# Payload fields of a kind with a WhatsApp template sent as free text inside the customer's 24-hour window:
+# set when it is sent so (a late "outside the window" then sends it again as the template, not by SMS), and
+# then on the row pending again for that (the template whatever the window, SMS if the template is refused).
+TEMPLATE_NEXT: Final = "whatsapp_template_next"
+AS_TEMPLATE: Final = "whatsapp_as_template"
 
 # The provider's delivery words, as our statuses.
 _DELIVERED = frozenset({"Success", "delivered", "read"})
@@ -94,15 +100,22 @@ class SqlDeliveryQueue:
                                               _aware(row.created_at)))
             return claimed
 
-    def sent(self, row_id: int, *, channel: str, message_id: str, now: datetime, keep_sealed: bool = False) -> None:
+    def sent(self, row_id: int, *, channel: str, message_id: str, now: datetime, keep_sealed: bool = False,
+             template_next: bool = False) -> None:
         """Taken by the provider. Its sealed secrets are erased, unless ``keep_sealed`` (a late failure may
-        still send it another way): then they stay until a final report, or ``erase_secrets``."""
+        still send it another way): then they stay until a final report, or ``erase_secrets``.
+        ``template_next``: free text went in place of its WhatsApp template (the window was open); if the
+        provider reports the window closed after all, the template goes next (``TEMPLATE_NEXT``)."""
         with self._sessions.begin() as db:
             values: dict[str, Any] = {"status": "sent", "channel": channel, "provider_message_id": message_id,
                                       "sent_at": now, "delivery_status": "sent", "claimed_until": None,
                                       "last_error": None}
             if not keep_sealed:
                 values["sealed"] = None
+            if template_next:
+                row = db.get(OutboxEventRow, row_id)
+                if row is not None:
+                    values["payload"] = json.dumps({**json.loads(row.payload), TEMPLATE_NEXT: True}, default=str)
             db.execute(update(OutboxEventRow).where(OutboxEventRow.id == row_id).values(**values))
             # Reports that came before this record (the provider's status outran our commit) apply now.
             settled = self._settle(db, row_id, message_id)
@@ -188,14 +201,28 @@ class SqlDeliveryQueue:
             row = db.scalars(select(OutboxEventRow).where(
                 OutboxEventRow.provider_message_id == message_id, OutboxEventRow.channel == "whatsapp",
                 OutboxEventRow.status == "sent").with_for_update()).first()
-            return row is not None and self._again_by_sms(row, reason)
+            return row is not None and self._again_by_sms(db, row, reason)
 
-    def _again_by_sms(self, row: OutboxEventRow, reason: str) -> bool:
+    def _again_by_sms(self, db: Session, row: OutboxEventRow, reason: str) -> bool:
+        """The row pending again by SMS, or, when it was free text standing for its WhatsApp template
+        (``TEMPLATE_NEXT``), as that template once (SMS still after it, if the template is refused)."""
         if row.channel != "whatsapp" or row.status != "sent":
             return False
-        payload = {**json.loads(row.payload), ONLY_CHANNEL: "sms"}
+        payload = json.loads(row.payload)
+        if payload.pop(TEMPLATE_NEXT, None):
+            payload[AS_TEMPLATE] = True
+            # The reason as reported ("...outside the 24-hour window (meta 131047); sent again by SMS"), its
+            # consequence ours.
+            reason, channel = reason.split("; ")[0] + "; sent again as its template", "whatsapp"
+        else:
+            payload[ONLY_CHANNEL], channel = "sms", "sms"
         row.payload = json.dumps(payload, default=str)
-        row.status, row.channel, row.next_attempt_at = "pending", "sms", self._clock()
+        if row.provider_message_id:
+            # The row forgets the message id below: its reports say whose they are, for crash recovery.
+            db.execute(update(DeliveryReportRow).where(
+                DeliveryReportRow.provider_message_id == row.provider_message_id,
+                DeliveryReportRow.adopted_by.is_(None)).values(adopted_by=row.id))
+        row.status, row.channel, row.next_attempt_at = "pending", channel, self._clock()
         row.provider_message_id, row.delivery_status, row.last_error = None, None, reason[:120]
         return True
 
@@ -240,8 +267,10 @@ class SqlDeliveryQueue:
                     OutboxEventRow.provider_message_id.is_not(None))
                 report = db.scalars(select(DeliveryReportRow).where(
                     DeliveryReportRow.msisdn == row.msisdn, DeliveryReportRow.received_at >= claimed_at,
-                    DeliveryReportRow.provider_message_id.not_in(known))
+                    DeliveryReportRow.provider_message_id.not_in(known), DeliveryReportRow.adopted_by.is_(None))
                     .order_by(DeliveryReportRow.id)).first()
+                if report is not None and not self._adopt(db, report.provider_message_id, row.id):
+                    report = None   # another worker's recovery took it first
                 if report is not None:
                     row.status, row.provider_message_id = "sent", report.provider_message_id
                     row.sent_at, row.claimed_until = report.received_at, None
@@ -256,6 +285,16 @@ class SqlDeliveryQueue:
                     row.last_error = "worker stopped during the send; no delivery report"
                     requeued += 1
         return adopted, requeued
+
+    @staticmethod
+    def _adopt(db: Session, message_id: str, row_id: int) -> bool:
+        """Take the reports of ``message_id`` for ``row_id``, unless a row took them first: one report, one row
+        (two stale rows of a number would otherwise both adopt it; on PostgreSQL a concurrent recovery waits
+        here for this one's commit and then finds them taken)."""
+        result = db.execute(update(DeliveryReportRow).where(
+            DeliveryReportRow.provider_message_id == message_id, DeliveryReportRow.adopted_by.is_(None))
+            .values(adopted_by=row_id))
+        return bool(getattr(result, "rowcount", 0))
 
     def get(self, row_id: int) -> dict[str, Any]:
         """One row as a mapping (for agents and tests)."""
@@ -279,7 +318,7 @@ class SqlDeliveryQueue:
         status = next((s for s, _ in reversed(words) if s != "sent"), "sent")
         row.delivery_status = status
         again = next((reason for s, reason in words if s == "failed" and reason), None) if status == "failed" else None
-        if again is not None and self._again_by_sms(row, again):
+        if again is not None and self._again_by_sms(db, row, again):
             return status
         if row.status == "sent" and status != "sent":
             row.sealed = None    # final: nothing will send it again, its code is no longer needed

@@ -203,6 +203,20 @@ class DeliveryReportRow(Base):
     # kept with the report so that a report arriving before the send is recorded still sends it.
     sms_again: Mapped[str | None] = mapped_column(String(120), nullable=True)
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # The outbox row this report sent again (outside the window): that row forgets the message id, so this
+    # says the report is taken and no stale row adopts it as its own.
+    adopted_by: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
+class WhatsAppWindowRow(Base):
+    """When a customer last wrote to one of our WhatsApp senders (per provider: each has its own business
+    number, and WhatsApp's 24-hour customer-service window is between the customer and that number)."""
+
+    __tablename__ = "whatsapp_windows"
+
+    msisdn: Mapped[str] = mapped_column(String(20), primary_key=True)
+    provider: Mapped[str] = mapped_column(String(16), primary_key=True)    # meta | twilio
+    last_inbound_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class PendingTicketRow(Base):

@@ -46,6 +46,7 @@ from .models import (
     SessionAuditRow,
     SmsInboxRow,
     SubscriptionRow,
+    WhatsAppWindowRow,
 )
 
 __all__ = ["RETENTION", "Rule", "purge"]
@@ -92,6 +93,8 @@ RETENTION: tuple[Rule, ...] = (
     Rule("processed_callbacks", ProcessedCallbackRow, 30, ProcessedCallbackRow.received_at),
     # An incoming SMS kept while the engine could not run it: once answered, only its number and id remain.
     Rule("sms_inbox", SmsInboxRow, 30, SmsInboxRow.received_at, SmsInboxRow.status != "pending"),
+    # Who wrote to us on WhatsApp and when: of use for 24 hours (the window), shown to agents a while longer.
+    Rule("whatsapp_windows", WhatsAppWindowRow, 30, WhatsAppWindowRow.last_inbound_at),
     Rule("pending_tickets", PendingTicketRow, 180, PendingTicketRow.created_at,
          PendingTicketRow.status.in_(("sent", "refused"))),
     Rule("session_audit", SessionAuditRow, 180,

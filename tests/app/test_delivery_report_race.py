@@ -84,3 +84,53 @@ def test_a_worker_stopped_after_whatsapp_took_the_receipt_then_a_window_closed_s
     [again] = outbox.pending()
     assert again["payload"]["token"] == TOKEN and again["payload"][ONLY_CHANNEL] == "sms"
     assert queue.recover(NOW + timedelta(minutes=3), lease, timedelta(minutes=10)) == (0, 0)
+
+
+WINDOW_CLOSED = "whatsapp: not delivered, outside the 24-hour window (meta 131047); sent again by SMS"
+
+
+def receipts(engine_db: str, *payments: str) -> tuple[SqlOutbox, SqlDeliveryQueue]:
+    """A prepaid receipt per payment for the same customer, on WhatsApp, each with its token."""
+    sessions = make_sessions(engine_db)
+    outbox = SqlOutbox(sessions, OutboxSeal.from_setting("", "test-secret-key-for-the-seal"), clock=lambda: NOW)
+    for payment in payments:
+        assert outbox.add(kind="payment_receipt", msisdn=PREPAID, language="fr", dedupe_key=f"payment:{payment}",
+                          channel="whatsapp", payload={"payment_id": payment, "reference": "MM1", "amount": "2000",
+                                                       "account_number": "3000001", "purpose": "prepaid",
+                                                       "token": TOKEN, "failure_reason": None})
+    return outbox, SqlDeliveryQueue(sessions, clock=lambda: NOW + timedelta(seconds=5))
+
+
+def test_one_window_closed_report_is_adopted_by_one_of_two_stale_rows_of_the_same_number(engine_db: str) -> None:
+    """The worker died after Meta took two receipts for one customer; one "outside the window" status came
+    (for one of them: which, the report cannot say). One row adopts it and goes by SMS; the other waits for its
+    own report, and is sent again once none came, never sent by SMS on the strength of another message's report."""
+    outbox, queue = receipts(engine_db, "P1", "P2")
+    lease, settle = timedelta(minutes=1), timedelta(minutes=10)
+    assert len(queue.claim(NOW, lease)) == 2
+    assert not queue.record_report(provider="meta", message_id=MESSAGE_ID, msisdn=PREPAID, status="failed",
+                                   failure_reason="131047", sms_again=WINDOW_CLOSED)
+
+    assert queue.recover(NOW + timedelta(minutes=2), lease, settle) == (1, 0)
+    [again] = outbox.pending()
+    assert again["payload"][ONLY_CHANNEL] == "sms"
+    assert queue.recover(NOW + timedelta(minutes=3), lease, settle) == (0, 0)    # still no report of its own
+    assert queue.recover(NOW + timedelta(minutes=12), lease, settle) == (0, 1)   # none in 10 minutes: again
+    assert sorted(ONLY_CHANNEL in p["payload"] for p in outbox.pending()) == [False, True]
+
+
+def test_a_report_that_sent_its_own_row_by_sms_is_not_adopted_by_a_stale_row_after(engine_db: str) -> None:
+    """Row P1 was sent on WhatsApp and recorded; its "outside the window" status sends it by SMS (the row then
+    forgets the WhatsApp id). Row P2 of the same customer, left stale by a worker that died, must not take that
+    report for its own."""
+    outbox, queue = receipts(engine_db, "P1", "P2")
+    lease, settle = timedelta(minutes=1), timedelta(minutes=10)
+    first, second = queue.claim(NOW, lease)
+    queue.sent(first.id, channel="whatsapp", message_id=MESSAGE_ID, now=NOW, keep_sealed=True)
+    assert queue.record_report(provider="meta", message_id=MESSAGE_ID, msisdn=PREPAID, status="failed",
+                               failure_reason="131047", sms_again=WINDOW_CLOSED)
+    [again] = outbox.pending()
+    assert again["payload"]["payment_id"] == "P1"
+
+    assert queue.recover(NOW + timedelta(minutes=2), lease, settle) == (0, 0)
+    assert queue.get(second.id)["status"] == "sending"

@@ -29,6 +29,7 @@ from app.storage.models import (
     SessionAuditRow,
     SmsInboxRow,
     SubscriptionRow,
+    WhatsAppWindowRow,
 )
 from app.storage.retention import purge
 from app.worker import PurgeSchedule
@@ -110,6 +111,15 @@ def test_answered_incoming_sms_kept_for_the_worker_go_after_30_days_pending_ones
                                attempts=1, received_at=now - timedelta(days=days)))
     assert purge(sessions, now)["sms_inbox"] == 2
     assert sorted(row.message_id for row in _rows(sessions, SmsInboxRow)) == ["answered-29d", "pending-40d"]
+
+
+def test_who_wrote_to_us_on_whatsapp_and_when_goes_after_30_days(sessions: sessionmaker[Session],
+                                                                  now: datetime) -> None:
+    with sessions() as db, db.begin():
+        for msisdn, days in (("+221770000001", 29), ("+221770000002", 31)):
+            db.add(WhatsAppWindowRow(msisdn=msisdn, provider="meta", last_inbound_at=now - timedelta(days=days)))
+    assert purge(sessions, now)["whatsapp_windows"] == 1
+    assert [row.msisdn for row in _rows(sessions, WhatsAppWindowRow)] == ["+221770000001"]
 
 
 def test_complaint_texts_audit_rows_security_events_and_withdrawn_consent(

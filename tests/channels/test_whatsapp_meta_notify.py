@@ -7,7 +7,9 @@ sends, at Meta's own rate."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -158,3 +160,108 @@ def test_another_failure_meta_reports_stays_failed_for_agents(settings, graph, p
     assert provider.sent == []
     [row] = rows_of(settings, "+221770000001")
     assert (row["status"], row["channel"], row["delivery"]) == ("sent", "whatsapp", "failed")
+
+
+# --- WhatsApp's 24-hour window: free text (free of Meta's per-template charge) while it is open ---------------
+
+OUTAGE_TEXT_FR = ("ElecNet: coupure de courant dans la zone DKR-PLATEAU. Nos équipes sont sur place. "
+                  "Nous vous excusons pour la gêne.")
+
+
+def outage_alert_for(settings: Settings, msisdn: str) -> None:
+    """The alert the notice relay queues for a customer on WhatsApp who asked for outage alerts in DKR-PLATEAU."""
+    sessions = make_sessions(settings.database_url)
+    SqlConsent(sessions).opt_in(msisdn, "outage_zone", "DKR-PLATEAU", channel="whatsapp", source="menu")
+    on_whatsapp(settings, msisdn)
+    assert SqlOutbox(sessions).add(kind="outage_declared", msisdn=msisdn, language="fr",
+                                   dedupe_key=f"outage:1:{msisdn}", payload={"zone": "DKR-PLATEAU", "no_eta": True})
+
+
+def test_a_customer_who_wrote_a_minute_ago_gets_the_outage_alert_as_free_text_not_the_billed_template(
+        settings, graph, provider, meta_phone):
+    awa = meta_phone(AWA)
+    assert awa.send("MENU")                            # Awa writes to us: her 24-hour window is open
+    outage_alert_for(settings, AWA)
+    assert worker.run_once(settings).get("notifications_sent") == 1
+    alert = awa.last_sent()
+    assert alert["type"] == "text" and alert["text"]["body"] == OUTAGE_TEXT_FR
+    assert provider.sent == []
+    [row] = rows_of(settings, AWA)
+    assert (row["status"], row["channel"], row["message_id"]) == ("sent", "whatsapp", alert["id"])
+
+
+@pytest.mark.parametrize("product_clock", [datetime(2026, 11, 26, 8, 0, tzinfo=UTC)], indirect=True)
+def test_past_23_hours_30_since_the_customer_wrote_the_alert_goes_as_the_template(
+        settings, graph, provider, meta_phone, product_clock):
+    awa = meta_phone(AWA)
+    assert awa.send("MENU")
+    outage_alert_for(settings, AWA)
+    product_clock.advance(hours=23, minutes=31)        # still inside WhatsApp's 24 hours, past our margin
+    assert worker.run_once(settings).get("notifications_sent") == 1
+    alert = awa.last_sent()
+    assert alert["type"] == "template" and alert["template"]["name"] == "outage_declared"
+
+
+def test_a_window_opened_with_twilio_s_number_does_not_open_it_with_meta_s(settings, graph, provider, twilio_phone,
+                                                                           meta_phone):
+    assert twilio_phone(AWA).send("MENU")              # Awa wrote to our Twilio number, not Meta's
+    outage_alert_for(settings, AWA)
+    assert worker.run_once(settings).get("notifications_sent") == 1
+    assert meta_phone(AWA).last_sent()["type"] == "template"
+
+
+def test_free_text_meta_refuses_as_outside_the_window_goes_again_as_the_template_not_by_sms(
+        settings, graph, provider, meta_phone):
+    awa = meta_phone(AWA)
+    assert awa.send("MENU")
+    outage_alert_for(settings, AWA)
+    graph.next_errors[:] = [(400, 131047)]             # Meta: more than 24 hours after all
+    assert worker.run_once(settings).get("notifications_sent") == 1
+    alert = awa.last_sent()
+    assert alert["type"] == "template" and alert["template"]["name"] == "outage_declared"
+    assert provider.sent == []
+    [row] = rows_of(settings, AWA)
+    assert (row["status"], row["channel"], row["message_id"]) == ("sent", "whatsapp", alert["id"])
+
+
+def test_a_template_meta_refuses_after_the_refused_free_text_goes_by_sms(settings, graph, provider, meta_phone):
+    awa = meta_phone(AWA)
+    assert awa.send("MENU")
+    outage_alert_for(settings, AWA)
+    graph.next_errors[:] = [(400, 131047), (400, 132001)]   # outside the window; template not approved
+    assert worker.run_once(settings).get("notifications_sent") == 1
+    assert provider.messages_to(AWA) == [OUTAGE_TEXT_FR]
+    assert awa.last_sent()["type"] != "template"       # only the reply to MENU went out on WhatsApp
+    [row] = rows_of(settings, AWA)
+    assert (row["status"], row["channel"]) == ("sent", "sms")
+
+
+def test_free_text_meta_took_then_failed_outside_the_window_goes_again_as_the_template_once(
+        settings, graph, provider, meta_phone):
+    awa = meta_phone(AWA)
+    assert awa.send("MENU")
+    outage_alert_for(settings, AWA)
+    worker.run_once(settings)
+    text = awa.last_sent()
+    assert text["type"] == "text"                      # Meta took it (200) ...
+    meta_status(awa, text["id"], "failed", 131047)     # ... then could not deliver it
+    assert worker.run_once(settings).get("notifications_sent") == 1
+    template = awa.last_sent()
+    assert template["type"] == "template" and template["template"]["name"] == "outage_declared"
+    assert provider.sent == []
+    [row] = rows_of(settings, AWA)
+    assert (row["status"], row["channel"], row["message_id"]) == ("sent", "whatsapp", template["id"])
+    meta_status(awa, text["id"], "failed", 131047)     # the same status again: nothing more
+    assert worker.run_once(settings).get("notifications_sent") is None
+    assert awa.last_sent() == template and provider.sent == []
+
+
+def test_a_message_meta_delivers_again_a_day_later_does_not_open_the_window_anew(settings, graph, provider,
+                                                                                  meta_phone):
+    awa = meta_phone(AWA)
+    message = awa.message("text", {"body": "MENU"})
+    message["timestamp"] = str(int(time.time()) - 25 * 3600)   # written 25 hours ago, redelivered now
+    assert awa.post(awa.event(message))
+    outage_alert_for(settings, AWA)
+    assert worker.run_once(settings).get("notifications_sent") == 1
+    assert awa.last_sent()["type"] == "template"

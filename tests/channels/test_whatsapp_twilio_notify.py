@@ -13,6 +13,7 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
+from flask import Flask
 from sqlalchemy import select
 
 from app import worker
@@ -24,7 +25,7 @@ from app.storage.models import OutboxEventRow
 from tests.support.fake_africastalking import FakeAfricasTalking
 from tests.support.fake_twilio import FakeTwilio
 
-from .whatsapp_phones import twilio_reports, twilio_sending
+from .whatsapp_phones import TwilioWhatsAppPhone, twilio_reports, twilio_sending
 
 AWA, SAHEL = "+221770000001", "+221770000002"
 OUTAGE_FR, OUTAGE_EN = "HX" + "0f" * 16, "HX" + "0e" * 16
@@ -144,3 +145,52 @@ def test_content_sids_are_read_from_the_environment(monkeypatch):
     monkeypatch.setenv("TWILIO_CONTENT_SIDS", f"outage_declared:fr={OUTAGE_FR}, outage_declared:en={OUTAGE_EN}")
     assert Settings.from_env().twilio_content_sids == (("outage_declared", "fr", OUTAGE_FR),
                                                        ("outage_declared", "en", OUTAGE_EN))
+
+
+# --- WhatsApp's 24-hour window: free text while it is open -----------------------------------------------------
+
+def writes_to_us(app: Flask, twilio: FakeTwilio, msisdn: str) -> None:
+    """The customer writes to our Twilio number (signed as Twilio signs with this account's token)."""
+    assert TwilioWhatsAppPhone(app.test_client(), msisdn, token=twilio.auth_token).send("MENU")
+
+
+def test_a_customer_who_wrote_lately_gets_the_outage_alert_as_free_text(settings, app, twilio, provider):
+    writes_to_us(app, twilio, AWA)
+    on_whatsapp(settings, AWA)
+    outage_alert_for(settings, AWA, "fr")
+    assert worker.run_once(settings).get("notifications_sent") == 1
+    [alert] = twilio.sent
+    assert alert["Body"] == OUTAGE_TEXT_FR and "ContentSid" not in alert
+    assert twilio_reports(app.test_client(), twilio) == [204]
+    [row] = rows_of(settings, AWA)
+    assert (row["status"], row["channel"], row["delivery"]) == ("sent", "whatsapp", "delivered")
+
+
+def test_free_text_twilio_refuses_at_once_outside_the_window_goes_as_the_template(settings, app, twilio, provider):
+    writes_to_us(app, twilio, AWA)
+    on_whatsapp(settings, AWA)
+    outage_alert_for(settings, AWA, "fr")
+    twilio.next_error[:] = [(400, 63016, "Outside the allowed window.")]
+    assert worker.run_once(settings).get("notifications_sent") == 1
+    [alert] = twilio.sent
+    assert alert["ContentSid"] == OUTAGE_FR and "Body" not in alert
+    assert provider.sent == []
+
+
+def test_free_text_twilio_took_then_reported_outside_the_window_goes_again_as_the_template_once(
+        settings, app, twilio, provider):
+    writes_to_us(app, twilio, AWA)
+    on_whatsapp(settings, AWA)
+    outage_alert_for(settings, AWA, "fr")
+    twilio.window_closed.add(AWA)                       # the window closed after all (a clock, a late webhook)
+    assert worker.run_once(settings).get("notifications_sent") == 1
+    client = app.test_client()
+    assert twilio_reports(client, twilio) == [204]      # free text: undelivered, 63016
+    assert worker.run_once(settings).get("notifications_sent") == 1
+    text, template = twilio.sent
+    assert text["Body"] == OUTAGE_TEXT_FR and template["ContentSid"] == OUTAGE_FR
+    assert twilio_reports(client, twilio) == [204]      # the template: delivered
+    [row] = rows_of(settings, AWA)
+    assert (row["status"], row["channel"], row["delivery"]) == ("sent", "whatsapp", "delivered")
+    assert worker.run_once(settings).get("notifications_sent") is None
+    assert len(twilio.sent) == 2 and provider.sent == []

@@ -85,6 +85,8 @@ class CustomerFile:
     notifications: list[Row] = field(default_factory=list)
     # Incoming messages (SMS, WhatsApp) kept while the engine could not run them, not answered yet.
     kept: list[Row] = field(default_factory=list)
+    # Per WhatsApp sender: when the customer last wrote, the 24-hour window, what an alert with a template goes as.
+    whatsapp: list[Row] = field(default_factory=list)
     pin: Row = field(default_factory=dict)
     backoffice_error: str | None = None
 

@@ -367,7 +367,9 @@ class PendingTickets(Protocol):
 # ---------------------------------------------------------------- guessing limits
 @runtime_checkable
 class Throttle(Protocol):
-    """Counts attempts per key over a window, across sessions and workers (brute-force limits)."""
+    """Counts attempts per key over a window, across sessions and workers (brute-force limits). Every
+    method may raise ``BackendUnavailable`` (the counter unreachable): a step then counts nothing, sends
+    nothing, and the customer is told to try again (the step's ``backend_down``)."""
 
     def hit(self, key: str, limit: int, window_seconds: int) -> bool:
         """Count one attempt; False when ``key`` already made ``limit`` attempts in the window."""

@@ -1,12 +1,19 @@
-"""``Throttle`` on Redis (shared by every worker) or in memory (the embedded default)."""
+"""``Throttle`` on Redis (shared by every worker) or in memory (the embedded default).
+
+Redis unreachable is ``BackendUnavailable``, as for any back end the dialogs call: a limit that cannot be
+counted refuses (the step answers "our systems are unavailable"), so nothing it guards goes out uncounted.
+"""
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import redis
+
+from dialogs.backends import BackendUnavailable
 
 __all__ = ["MemoryThrottle", "RedisThrottle"]
 
@@ -20,18 +27,30 @@ class RedisThrottle:
 
     def hit(self, key: str, limit: int, window_seconds: int) -> bool:
         name = self._prefix + key
-        pipe = self._redis.pipeline(transaction=True)
-        pipe.incr(name)
-        pipe.expire(name, window_seconds, nx=True)
-        count, _ = pipe.execute()
+        with _reachable():
+            pipe = self._redis.pipeline(transaction=True)
+            pipe.incr(name)
+            pipe.expire(name, window_seconds, nx=True)
+            count, _ = pipe.execute()
         return int(count) <= limit
 
     def count(self, key: str) -> int:
         """What ``key`` counted in its current window (0 once it ended), counting nothing."""
-        return int(self._redis.get(self._prefix + key) or 0)
+        with _reachable():
+            return int(self._redis.get(self._prefix + key) or 0)
 
     def reset(self, key: str) -> None:
-        self._redis.delete(self._prefix + key)
+        with _reachable():
+            self._redis.delete(self._prefix + key)
+
+
+@contextmanager
+def _reachable() -> Iterator[None]:
+    """Redis's failures as the port's: ``BackendUnavailable``."""
+    try:
+        yield
+    except redis.RedisError as exc:
+        raise BackendUnavailable(f"throttle: {type(exc).__name__}") from exc
 
 
 # Counters kept before the ended windows are swept out (then twice as many as are left, at least this).

@@ -191,7 +191,7 @@ def build_action_app(settings: Settings, store: SessionStore | None = None) -> S
                           languages=engine.flows.menus.languages)
     sign_in = build_chat_sign_in(settings, parts["deps"], metrics) if settings.rasa_chat_sign_in else None
     guests = GuestBudget(parts["deps"].throttle, parts["security"], per_minute=settings.rasa_guests_per_minute,
-                         admitted_seconds=settings.rasa_session_idle_seconds,
+                         admitted_seconds=settings.rasa_session_idle_seconds, longest_seconds=settings.web_max_seconds,
                          counted=lambda outcome: metrics.chat_guests.labels(outcome).inc())
     app = create_action_app(build_executor(engine, channel, sign_in, guests), settings.rasa_action_token)
     app.ctx.parts = parts     # the store, database and back-end clients (readiness checks, tests)

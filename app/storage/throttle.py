@@ -34,6 +34,12 @@ class RedisThrottle:
             count, _ = pipe.execute()
         return int(count) <= limit
 
+    def keep(self, key: str, window_seconds: int) -> bool:
+        """Make the window of ``key`` end ``window_seconds`` from now, counting nothing; whether it was still
+        counting (a window that ended stays ended)."""
+        with _reachable():
+            return bool(self._redis.expire(self._prefix + key, window_seconds))
+
     def count(self, key: str) -> int:
         """What ``key`` counted in its current window (0 once it ended), counting nothing."""
         with _reachable():
@@ -78,6 +84,17 @@ class MemoryThrottle:
                 expires, count = now + window_seconds, 0
             self._counts[key] = (expires, count + 1)
             return count + 1 <= limit
+
+    def keep(self, key: str, window_seconds: int) -> bool:
+        """Make the window of ``key`` end ``window_seconds`` from now, counting nothing; whether it was still
+        counting (a window that ended stays ended)."""
+        now = self._clock()
+        with self._guard:
+            expires, count = self._counts.get(key, (0.0, 0))
+            if expires <= now:
+                return False
+            self._counts[key] = (now + window_seconds, count)
+            return True
 
     def count(self, key: str) -> int:
         """What ``key`` counted in its current window (0 once it ended), counting nothing."""

@@ -158,7 +158,7 @@ def send_pin_code(ctx: StepContext, deps: Deps) -> StepResult:
     per_day, key = deps.settings.pin_codes_per_day, f"pin_code:phone:{ctx.user_id}"
     if deps.throttle is not None and not deps.throttle.hit(key, per_day, _DAY):
         # One row a day per number, however often it redials: the audit is no second thing to fill.
-        record_once(deps.security, deps.throttle, key, _DAY, SecurityEvent(
+        record_once(deps.security, deps.throttle, key, SecurityEvent(
             "pin_failed", ctx.channel, ctx.user_id, ctx.data.get("account_number"),
             f"first-PIN codes: more than {per_day} today for this number: refused till the day ends"))
         return StepResult("capped", {"pin_code_hash": None})

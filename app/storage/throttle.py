@@ -18,12 +18,23 @@ from dialogs.backends import BackendUnavailable
 __all__ = ["MemoryThrottle", "RedisThrottle"]
 
 
+# The note of a window: set for what is left of the window of KEYS[1], if not set yet; 1 when it was set
+# here (a window that just ended, or has no end, has nothing to tie the note to: noted each time).
+_NOTE = """
+local left = redis.call('PTTL', KEYS[1])
+if left <= 0 then return 1 end
+if redis.call('SET', KEYS[2], '1', 'NX', 'PX', left) then return 1 end
+return 0
+"""
+
+
 class RedisThrottle:
     """A fixed window per key: INCR, and the window's expiry set by the first attempt."""
 
     def __init__(self, client: redis.Redis, prefix: str = "throttle:") -> None:
         self._redis = client
         self._prefix = prefix
+        self._note = client.register_script(_NOTE)
 
     def hit(self, key: str, limit: int, window_seconds: int) -> bool:
         name = self._prefix + key
@@ -33,6 +44,12 @@ class RedisThrottle:
             pipe.expire(name, window_seconds, nx=True)
             count, _ = pipe.execute()
         return int(count) <= limit
+
+    def note(self, key: str) -> bool:
+        """Whether this is the first note in the current window of ``key`` (the note ends with the window)."""
+        name = self._prefix + key
+        with _reachable():
+            return bool(self._note(keys=[name, name + ":noted"]))
 
     def keep(self, key: str, window_seconds: int) -> bool:
         """Make the window of ``key`` end ``window_seconds`` from now, counting nothing; whether it was still
@@ -46,8 +63,10 @@ class RedisThrottle:
             return int(self._redis.get(self._prefix + key) or 0)
 
     def reset(self, key: str) -> None:
+        """Forget ``key``'s window, and its note with it."""
+        name = self._prefix + key
         with _reachable():
-            self._redis.delete(self._prefix + key)
+            self._redis.delete(name, name + ":noted")
 
 
 @contextmanager
@@ -85,6 +104,19 @@ class MemoryThrottle:
             self._counts[key] = (expires, count + 1)
             return count + 1 <= limit
 
+    def note(self, key: str) -> bool:
+        """Whether this is the first note in the current window of ``key`` (the note ends with the window)."""
+        now = self._clock()
+        noted = key + ":noted"
+        with self._guard:
+            ends = self._counts.get(key, (0.0, 0))[0]
+            if ends <= now:
+                return True   # no window to tie the note to (it just ended): noted each time
+            if self._counts.get(noted, (0.0, 0))[0] > now:
+                return False
+            self._counts[noted] = (ends, 1)
+            return True
+
     def keep(self, key: str, window_seconds: int) -> bool:
         """Make the window of ``key`` end ``window_seconds`` from now, counting nothing; whether it was still
         counting (a window that ended stays ended)."""
@@ -103,5 +135,7 @@ class MemoryThrottle:
             return count if expires > self._clock() else 0
 
     def reset(self, key: str) -> None:
+        """Forget ``key``'s window, and its note with it."""
         with self._guard:
             self._counts.pop(key, None)
+            self._counts.pop(key + ":noted", None)

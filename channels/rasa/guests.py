@@ -31,7 +31,7 @@ from dataclasses import dataclass, replace
 from typing import Final, Protocol
 
 from engine import SecurityAudit, SecurityEvent, Turn
-from engine.audit_once import record_once
+from engine.audit_once import WindowCounter, record_once
 from menus.schema import MenuSet
 
 from .sign_in import conversation_of
@@ -42,11 +42,8 @@ GUEST_ENTRY: Final = "guest"
 _MINUTE: Final = 60
 
 
-class Throttle(Protocol):
+class Throttle(WindowCounter, Protocol):
     """The product's fixed-window counter (``app.storage.throttle``: Redis, else this process)."""
-
-    def hit(self, key: str, limit: int, window_seconds: int) -> bool:
-        """Count one under ``key``; whether it is still within ``limit`` in the window."""
 
     def count(self, key: str) -> int:
         """What ``key`` counted in its current window (0 once it ended), counting nothing."""
@@ -90,7 +87,7 @@ class GuestBudget:
             return True
         # Not admitted: nothing kept, so its next message is new again, and counted again.
         self.counted("refused")
-        record_once(self.security, self.throttle, "guest:refusal", _MINUTE, SecurityEvent(
+        record_once(self.security, self.throttle, "guest:new", SecurityEvent(
             "guest_throttled", self.channel, subject=sender_id,
             detail=f"more than {self.per_minute} new guest conversations a minute: refused till it ends"))
         return False

@@ -187,6 +187,21 @@ def test_a_minute_later_new_guests_are_admitted_again_and_the_embedded_counters_
     assert audit.kinds == ["guest_throttled"] * 166
 
 
+def test_a_minute_spent_late_and_the_next_one_spent_early_are_audited_once_each():
+    # The analyst reads one guest_throttled row per minute of the budget in which guests were turned away.
+    clock, audit = Clock(), Audit()
+    budget = GuestBudget(MemoryThrottle(clock), audit, per_minute=2)
+    assert budget.admit("a") and budget.admit("b")        # the budget's minute starts with the first
+    clock.now += 50
+    assert not budget.admit("c")                          # 50 s into it: noted
+    assert not budget.admit("d")
+    clock.now += 11                                       # its next minute
+    assert budget.admit("e") and budget.admit("f")
+    clock.now += 9
+    assert not budget.admit("g")                          # 9 s into it: that minute's first refusal, noted
+    assert audit.kinds == ["guest_throttled"] * 2
+
+
 def test_the_chats_hops_are_counted_with_the_engines_time_like_every_channels(small_budget):
     # The operator's dashboards read engine_hops_total and engine_own_seconds by channel: the chat is one.
     guest = Visitor(small_budget)

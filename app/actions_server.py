@@ -11,7 +11,10 @@ by default: the Rasa server reaches it by network placement). Around rasa-sdk's 
   body never reaches the SDK's catch-all (which answers 500 and echoes the body back, a PIN with it);
 - a bound on the body, compressed (``Content-Encoding: deflate``) or not;
 - the guests' budget: new conversations nobody signed in, a minute, counted by the product's throttle
-  (Redis under ``REDIS_URL``, shared by every process) and in ``chat_guest_conversations_total``.
+  (Redis under ``REDIS_URL``, shared by every process) and in ``chat_guest_conversations_total``;
+- its metrics, where the engine's server puts its own: under ``make run`` (``PROMETHEUS_MULTIPROC_DIR``)
+  written for the engine's ``/metrics`` to sum; run alone, ``GET /metrics`` on its own port, or on the
+  internal ``127.0.0.1:METRICS_PORT`` instead when that is set.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from dataclasses import replace
 from typing import Any, Final
 
 import redis
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from rasa_sdk.endpoint import create_app
 from rasa_sdk.executor import ActionExecutor
 from sanic import Sanic, response
@@ -51,7 +55,7 @@ from web_fallback.customer.sign_in import SignIn, SignInRules
 
 from .logging_setup import configure_logging
 from .menu_gate import refuse_menus_with_errors
-from .ops import Metrics
+from .ops import Metrics, serve_metrics, shared_metrics
 from .settings import Settings
 from .storage.chat_links import RedisChatLinks
 from .storage.sign_in_codes import RedisSignInStore
@@ -191,11 +195,17 @@ def build_action_app(settings: Settings, store: SessionStore | None = None) -> S
                           languages=engine.flows.menus.languages)
     sign_in = build_chat_sign_in(settings, parts["deps"], metrics) if settings.rasa_chat_sign_in else None
     guests = GuestBudget(parts["deps"].throttle, parts["security"], per_minute=settings.rasa_guests_per_minute,
-                         admitted_seconds=settings.rasa_session_idle_seconds,
+                         admitted_seconds=settings.rasa_session_idle_seconds, longest_seconds=settings.web_max_seconds,
                          counted=lambda outcome: metrics.chat_guests.labels(outcome).inc())
     app = create_action_app(build_executor(engine, channel, sign_in, guests), settings.rasa_action_token)
     app.ctx.parts = parts     # the store, database and back-end clients (readiness checks, tests)
     app.ctx.metrics = metrics
+    if settings.metrics_port is None and not shared_metrics():
+        # Alone, as the engine's server: on the public port unless METRICS_PORT moves them to an internal one.
+        async def metrics_endpoint(request: Request) -> HTTPResponse:
+            return response.raw(generate_latest(metrics.registry), content_type=CONTENT_TYPE_LATEST)
+
+        app.add_route(metrics_endpoint, "/metrics", methods=["GET"])
     return app
 
 
@@ -225,6 +235,18 @@ def serve_actions() -> int:
     refuse_menus_with_errors(settings.menus_path)
     app = build_action_app(settings)
     log.info("rasa action server: POST http://%s:%s/webhook", settings.rasa_actions_host, settings.rasa_actions_port)
-    app.run(host=settings.rasa_actions_host, port=settings.rasa_actions_port, single_process=True,
-            access_log=False, motd=False)
+    stop_metrics = None
+    if shared_metrics():
+        log.info("metrics: written to PROMETHEUS_MULTIPROC_DIR, summed on the engine's /metrics")
+    elif settings.metrics_port is not None:
+        stop_metrics = serve_metrics("127.0.0.1", settings.metrics_port, app.ctx.metrics.registry)
+        log.info("metrics: http://127.0.0.1:%s/metrics (internal port, METRICS_PORT)", settings.metrics_port)
+    else:
+        log.info("metrics: http://%s:%s/metrics", settings.rasa_actions_host, settings.rasa_actions_port)
+    try:
+        app.run(host=settings.rasa_actions_host, port=settings.rasa_actions_port, single_process=True,
+                access_log=False, motd=False)
+    finally:
+        if stop_metrics is not None:
+            stop_metrics()
     return 0

@@ -17,7 +17,7 @@ from prometheus_client import (
     start_http_server,
 )
 
-__all__ = ["Metrics", "multiprocess_registry", "ops_blueprint", "serve_metrics"]
+__all__ = ["Metrics", "multiprocess_registry", "ops_blueprint", "serve_metrics", "shared_metrics"]
 
 
 class Metrics:
@@ -100,12 +100,18 @@ def ops_blueprint(metrics: Metrics, checks: dict[str, Callable[[], bool]], expos
     if expose_metrics:
         @bp.get("/metrics")
         def metrics_endpoint() -> Response:
-            if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            if shared_metrics():
                 # Several gunicorn workers: sum what every worker wrote (see app/gunicorn_conf.py).
                 return Response(generate_latest(multiprocess_registry()), mimetype=CONTENT_TYPE_LATEST)
             return Response(generate_latest(metrics.registry), mimetype=CONTENT_TYPE_LATEST)
 
     return bp
+
+
+def shared_metrics() -> bool:
+    """Whether this process writes its metrics to ``PROMETHEUS_MULTIPROC_DIR`` for another to sum and serve
+    (a worker under ``make run`` or gunicorn, the action server under ``make run``)."""
+    return bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
 
 
 def multiprocess_registry(path: str | None = None) -> CollectorRegistry:
@@ -115,10 +121,12 @@ def multiprocess_registry(path: str | None = None) -> CollectorRegistry:
     return registry
 
 
-def serve_metrics(host: str, port: int, path: str) -> Callable[[], None]:
-    """Serve the workers' summed metrics (written to ``path``) on ``host:port`` in a thread of this
-    supervising process, away from the public port. Returns the function that stops it."""
-    server, thread = start_http_server(port, addr=host, registry=multiprocess_registry(path))
+def serve_metrics(host: str, port: int, source: str | CollectorRegistry) -> Callable[[], None]:
+    """Serve metrics on ``host:port`` in a thread of this process, away from the public port: the workers'
+    summed (``source`` the directory they write to: the supervisor of ``make run``) or one process's own
+    registry (the action server run alone). Returns the function that stops it."""
+    registry = multiprocess_registry(source) if isinstance(source, str) else source
+    server, thread = start_http_server(port, addr=host, registry=registry)
 
     def stop() -> None:
         server.shutdown()

@@ -152,13 +152,14 @@ def send_pin_code(ctx: StepContext, deps: Deps) -> StepResult:
     works as long as the session: the SMS says so, and is not sent once that time passed (``minutes``).
     ``capped`` when the number had its codes of the day, whatever the session (nothing is sent)."""
     sends = int(ctx.data.get("pin_code_sends", 0)) + 1
-    if sends > MAX_PIN_CODE_SENDS or deps.outbox is None or not ctx.user_id:
+    # Never a code uncounted: without the number's day counter, none goes (its Redis down: ``backend_down``).
+    if sends > MAX_PIN_CODE_SENDS or deps.outbox is None or deps.throttle is None or not ctx.user_id:
         _event(ctx, deps, "pin_failed", "first-PIN codes exhausted")
         return StepResult("locked", {"pin_code_hash": None})
     per_day, key = deps.settings.pin_codes_per_day, f"pin_code:phone:{ctx.user_id}"
-    if deps.throttle is not None and not deps.throttle.hit(key, per_day, _DAY):
+    if not deps.throttle.hit(key, per_day, _DAY):
         # One row a day per number, however often it redials: the audit is no second thing to fill.
-        record_once(deps.security, deps.throttle, key, _DAY, SecurityEvent(
+        record_once(deps.security, deps.throttle, key, SecurityEvent(
             "pin_failed", ctx.channel, ctx.user_id, ctx.data.get("account_number"),
             f"first-PIN codes: more than {per_day} today for this number: refused till the day ends"))
         return StepResult("capped", {"pin_code_hash": None})

@@ -7,6 +7,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal, Protocol, runtime_checkable
 
+from engine.audit_once import WindowCounter
+
 __all__ = [
     "AWAITED_STATUSES",
     "NOTIFY_CHANNELS",
@@ -366,8 +368,10 @@ class PendingTickets(Protocol):
 
 # ---------------------------------------------------------------- guessing limits
 @runtime_checkable
-class Throttle(Protocol):
-    """Counts attempts per key over a window, across sessions and workers (brute-force limits)."""
+class Throttle(WindowCounter, Protocol):
+    """Counts attempts per key over a window, across sessions and workers (brute-force limits). Every
+    method may raise ``BackendUnavailable`` (the counter unreachable): a step then counts nothing, sends
+    nothing, and the customer is told to try again (the step's ``backend_down``)."""
 
     def hit(self, key: str, limit: int, window_seconds: int) -> bool:
         """Count one attempt; False when ``key`` already made ``limit`` attempts in the window."""

@@ -66,10 +66,9 @@ def delivered(chat_app: Sanic, budgeted: Settings, provider: FakeAfricasTalking)
 
 
 def the_window_ends(app: Sanic, window: str) -> None:
-    """The minute (or the hour) of the budget is over: its counters start again, as when their window expires."""
-    throttle = app.ctx.parts["deps"].throttle
-    throttle.reset(f"codes:unidentified:{window}")
-    throttle.reset(f"codes:unidentified:{window}:noted")
+    """The minute (or the hour) of the budget is over: its counter starts again (and its note of a refusal ends
+    with it), as when its window expires."""
+    app.ctx.parts["deps"].throttle.reset(f"codes:unidentified:{window}")
 
 
 def refused(app: Sanic, window: str) -> float:

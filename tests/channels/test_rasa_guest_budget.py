@@ -101,6 +101,47 @@ def test_the_budget_is_shared_by_every_action_server_process(chat_settings, smal
         Sanic.unregister_app(other)
 
 
+def _budget_of_one(chat_settings: Settings, idle: int, longest: int) -> Sanic:
+    """The action server admitting one new guest conversation a minute, conversations idle out after ``idle``
+    seconds and a guest chatting longer than ``longest`` is a new guest again."""
+    return build_action_app(replace(chat_settings, rasa_guests_per_minute=1, rasa_session_idle_seconds=idle,
+                                    web_max_seconds=longest))
+
+
+def _at(started: float, second: float) -> None:
+    time.sleep(max(0.0, started + second - time.monotonic()))
+
+
+def test_a_guest_let_in_stays_in_while_chatting_past_the_idle_time_though_the_budget_is_spent(chat_settings):
+    app = _budget_of_one(chat_settings, idle=3, longest=3600)
+    try:
+        guest = Visitor(app)
+        assert guest.say("bonjour") == GUEST_FR
+        let_in = time.monotonic()                                        # at the latest
+        assert Visitor(app).say("bonjour") == BUSY_SIGN_IN_FR          # the minute's budget is spent
+        _at(let_in, 1.0)
+        assert guest.press("Simulateur de facture") == "Simulateur de facture:"
+        _at(let_in, 2.0)
+        assert guest.press("Je connais mes kWh par mois") == "Consommation par mois en kWh (ex: 180):"
+        _at(let_in, 3.2)                                                 # past one idle time since it was let in
+        assert guest.say("180").startswith("Pour 180 kWh par mois:\nFacture estimée 20 157 FCFA TTC")
+        assert _refused(app) == 1
+    finally:
+        Sanic.unregister_app(app)
+
+
+def test_a_guest_chatting_longer_than_a_visit_may_last_is_counted_again(chat_settings):
+    app = _budget_of_one(chat_settings, idle=60, longest=1)
+    try:
+        guest = Visitor(app)
+        assert guest.say("bonjour") == GUEST_FR
+        _at(time.monotonic(), 1.3)                                       # past WEB_MAX_SECONDS: a new guest
+        assert guest.press("Simulateur de facture") == BUSY_SIGN_IN_FR   # and the minute's budget is spent
+        assert _refused(app) == 1
+    finally:
+        Sanic.unregister_app(app)
+
+
 class Clock:
     def __init__(self) -> None:
         self.now = 1000.0
@@ -120,7 +161,8 @@ class Audit:
 def test_a_minute_later_new_guests_are_admitted_again_and_the_embedded_counters_do_not_pile_up():
     clock, audit = Clock(), Audit()
     counted: list[str] = []
-    budget = GuestBudget(MemoryThrottle(clock), audit, per_minute=60, admitted_seconds=900, counted=counted.append)
+    budget = GuestBudget(MemoryThrottle(clock), audit, per_minute=60, admitted_seconds=900, longest_seconds=1800,
+                         counted=counted.append)
     assert all(budget.admit(f"guest-{n}") for n in range(60))
     assert not budget.admit("guest-60")
     clock.now += 60
@@ -137,14 +179,29 @@ def test_a_minute_later_new_guests_are_admitted_again_and_the_embedded_counters_
 
     tracemalloc.start()
     try:
-        settled = flood(30)   # past the admissions' 15 minutes: the counters kept reach their steady state
+        settled = flood(45)   # past the admissions' longest 30 minutes: the counters kept reach their steady state
         later = flood(120)
     finally:
         tracemalloc.stop()
     # Two hours more of flood (7 200 conversations admitted, 52 800 refused): what the process keeps does not
     # grow (without sweeping, each admitted conversation's counter stayed: 2 MB more).
     assert later - settled < 500_000, (settled, later)
-    assert audit.kinds == ["guest_throttled"] * 151
+    assert audit.kinds == ["guest_throttled"] * 166
+
+
+def test_a_minute_spent_late_and_the_next_one_spent_early_are_audited_once_each():
+    # The analyst reads one guest_throttled row per minute of the budget in which guests were turned away.
+    clock, audit = Clock(), Audit()
+    budget = GuestBudget(MemoryThrottle(clock), audit, per_minute=2)
+    assert budget.admit("a") and budget.admit("b")        # the budget's minute starts with the first
+    clock.now += 50
+    assert not budget.admit("c")                          # 50 s into it: noted
+    assert not budget.admit("d")
+    clock.now += 11                                       # its next minute
+    assert budget.admit("e") and budget.admit("f")
+    clock.now += 9
+    assert not budget.admit("g")                          # 9 s into it: that minute's first refusal, noted
+    assert audit.kinds == ["guest_throttled"] * 2
 
 
 def test_the_chats_hops_are_counted_with_the_engines_time_like_every_channels(small_budget):

@@ -15,6 +15,7 @@ from app.factory import build_dispatcher, create_app
 from app.settings import Settings
 from tests.support.engine import UssdPhone
 from tests.support.fake_africastalking import FakeAfricasTalking
+from tests.support.redis_time import age_keys
 
 PREPAID = "+221770000003"        # the prepaid meter 3000001's registered number, no PIN yet, French
 ALSO_PREPAID = "+221770000033"   # another number linked to the same meter, English
@@ -83,3 +84,22 @@ def test_redials_past_the_days_codes_send_no_more_sms_and_another_number_is_unaf
     deps.throttle.reset(f"pin_code:phone:{PREPAID}")     # the day ends
     assert first_pin(awa) == CODE_SENT_FR
     assert delivered(PREPAID) == 3
+
+
+def test_a_number_capped_late_in_its_day_and_again_the_next_day_is_audited_once_each_day(
+        app, phone, delivered, day_settings):
+    awa = phone(PREPAID)
+    assert first_pin(awa) == CODE_SENT_FR                 # 08:00: the number's day starts with its first code
+    age_keys(day_settings.redis_url, 12 * 3600)           # 20:00
+    assert first_pin(awa) == CODE_SENT_FR
+    assert first_pin(awa) == NO_MORE_FR                   # past the day's codes: noted
+    assert first_pin(awa) == NO_MORE_FR                   # and again: counted, not noted again
+    age_keys(day_settings.redis_url, 12 * 3600 + 1)       # 08:00 the next day: a new day for the number
+    assert first_pin(awa) == CODE_SENT_FR
+    assert first_pin(awa) == CODE_SENT_FR
+    assert first_pin(awa) == NO_MORE_FR                   # 08:00, past the new day's codes: noted for this day
+    assert delivered(PREPAID) == 4
+
+    audit = app.extensions["parts"]["security"]
+    assert [(e.kind, e.detail) for e in audit.for_subject(PREPAID)] == [
+        ("pin_failed", "first-PIN codes: more than 2 today for this number: refused till the day ends")] * 2

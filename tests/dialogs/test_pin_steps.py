@@ -357,6 +357,12 @@ def test_no_code_is_sent_to_nobody(deps):
     assert sms(deps) == []
 
 
+def test_no_code_is_sent_uncounted(deps):
+    # Wired without the number's day counter, the step cannot keep PIN_CODES_PER_DAY: it sends nothing.
+    assert run(replace(deps, throttle=None), "security.send_pin_code").outcome == "locked"
+    assert sms(deps) == []
+
+
 def test_the_code_typed_back_gives_the_first_pin_proof(deps, audit):
     data = {"pin_code_hash": hash_code("123456"), "pin_code_tries": 0}
     ok = run(deps, "security.check_pin_code", data, {"pin_code": "123456"})

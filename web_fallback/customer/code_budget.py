@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Final, Literal, Protocol
 
 from engine import SecurityAudit, SecurityEvent
-from engine.audit_once import record_once
+from engine.audit_once import WindowCounter, record_once
 
 __all__ = ["CodeBudget", "Window"]
 
@@ -34,11 +34,8 @@ _SECONDS: Final[dict[Window, int]] = {"minute": 60, "hour": 3600}
 _A: Final[dict[Window, str]] = {"minute": "a minute", "hour": "an hour"}
 
 
-class Throttle(Protocol):
+class Throttle(WindowCounter, Protocol):
     """The product's fixed-window counter (``app.storage.throttle``: Redis, else this process)."""
-
-    def hit(self, key: str, limit: int, window_seconds: int) -> bool:
-        """Count one under ``key``; whether it is still within ``limit`` in the window."""
 
     def count(self, key: str) -> int:
         """What ``key`` counted in its current window, counting nothing."""
@@ -73,6 +70,6 @@ class CodeBudget:
 
     def _refuse(self, channel: str, msisdn: str, window: Window, limit: int) -> None:
         self.refused(channel, window)
-        record_once(self.security, self.throttle, f"codes:unidentified:{window}", _SECONDS[window], SecurityEvent(
+        record_once(self.security, self.throttle, f"codes:unidentified:{window}", SecurityEvent(
             "codes_throttled", channel, subject=msisdn,
             detail=f"more than {limit} sign-in codes {_A[window]}: refused till it ends"))

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal, Protocol
 
 from engine import SecurityAudit, SecurityEvent
-from engine.audit_once import record_once
+from engine.audit_once import WindowCounter, record_once
 
 from .code_budget import CodeBudget
 from .codes import SignInStore, code_matches, hash_code, new_code
@@ -46,9 +46,8 @@ def requester_of(address: str) -> str:
     return str(ip.ipv4_mapped) if isinstance(ip, ipaddress.IPv6Address) else str(ip)
 
 
-class Throttle(Protocol):
-    def hit(self, key: str, limit: int, window_seconds: int) -> bool:
-        """Count one attempt under ``key``; whether it is still within ``limit`` in the window."""
+class Throttle(WindowCounter, Protocol):
+    """The product's fixed-window counter: attempts per key (``hit``) and the note of a refusal's window."""
 
 
 class Outbox(Protocol):
@@ -98,7 +97,7 @@ class SignIn:
         self.throttled(self.channel, attempt)
         for key, limit, whose in refused:
             # The subject is the number asked for, so an agent looking it up sees that it was hammered.
-            record_once(self.security, self.throttle, key, window, SecurityEvent(
+            record_once(self.security, self.throttle, key, SecurityEvent(
                 "sign_in_throttled", self.channel, msisdn,
                 detail=f"code {attempt}: more than {limit} {whose} in {window // 60} min: refused till it ends"))
         return False

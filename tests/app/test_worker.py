@@ -22,6 +22,7 @@ from dialogs.stores import PendingTicket
 
 from ..support.engine import UssdPhone
 from ..support.incident_switch import IncidentSwitch
+from ..support.polling import until
 from ..support.services import clean_redis, serve_wsgi
 
 
@@ -32,13 +33,8 @@ def _tickets(backoffice_url: str, account: str) -> list[dict[str, Any]]:
 
 
 def _until(condition: Callable[[], bool], seconds: float = 20.0) -> bool:
-    """Poll ``condition`` (the loop runs in a thread); generous, a shared 2-core box is slow."""
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
+    """Poll ``condition`` (the loop runs in a thread)."""
+    return bool(until(condition, seconds))
 
 
 def test_worker_pass_forwards_kept_tickets_once(settings, backoffice_url):

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,16 +20,13 @@ from app.storage.models import OutboxEventRow
 from app.worker import run_forever
 from dialogs.stores import PendingTicket
 
+from ..support.polling import until
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _until(condition, seconds: float = 15.0) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return False
+def _until(condition: Callable[[], object], seconds: float = 15.0) -> bool:
+    return bool(until(condition, seconds))
 
 
 def _old_sent_message(settings: Settings) -> None:

@@ -6,7 +6,6 @@ from the back office's feed, a USSD payment's receipt and a prepaid token."""
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
@@ -27,6 +26,7 @@ from backoffice.bill_run import issue_bill
 from backoffice.notices import publish
 from tests.support.engine import UssdPhone
 from tests.support.fake_africastalking import FakeAfricasTalking
+from tests.support.polling import until
 from tests.support.services import free_port, serve_wsgi
 
 PIN = "2468"
@@ -222,10 +222,8 @@ def _approve(backoffice_url: str, screen: str) -> None:
 
 
 def _until(check: Callable[[], Any], seconds: float = 8.0) -> Any:
-    deadline = time.monotonic() + seconds
-    while not (value := check()):
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.05)
+    value = until(check, seconds)
+    assert value, "condition not met in time"
     return value
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import gc
 import threading
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -19,6 +18,7 @@ import redis
 from engine import RedisSessionStore, Session
 from engine.store import StoreUnavailable
 
+from ..support.polling import until
 from ..support.throwaway_redis import ThrowawayRedis
 
 KEY = "ussd:ATUid_1"
@@ -123,15 +123,10 @@ def _user_session(node: str) -> Session:
     return Session(USER_KEY, "sms", "+221770000001", "main", "1", node, "fr", 1.0, 1.0)
 
 
-def _eventually(check: Callable[[], bool], seconds: float = 2.0) -> bool:
+def _eventually(check: Callable[[], bool]) -> bool:
     """Redis runs commands from several connections in the order its event loop reads them: a command
     sent on another connection just after the save may be run first."""
-    deadline = time.monotonic() + seconds
-    while not check():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.001)
-    return True
+    return bool(until(check, seconds=2.0, pause=0.001))
 
 
 def test_a_hops_save_reaches_redis_without_waiting_for_the_threads_next_call(store, throwaway_redis):

@@ -298,10 +298,9 @@ class Engine:
             return replace(self._closing(turn.channel, language, "error"), transient=True), 0.0
         except Exception as exc:  # noqa: BLE001 - the hop's safety net: a polite closing, never a 500
             _log_failure("hop failed channel=%s user=%s", turn.channel, mask(turn.user_id), exc=exc)
-            reply = self._closing(turn.channel, language, "error")
             if self._key_ends.get(turn.channel, False):
-                self._spend_failed(turn, reply)
-            return reply, 0.0
+                return self._spend_failed(turn, language), 0.0
+            return self._closing(turn.channel, language, "error"), 0.0
 
     def _locked_hop(self, turn: Turn, caller: Caller) -> tuple[Reply, float]:
         """The hop in the turnstile, with its session locked; while another hop holds the session (the
@@ -327,17 +326,22 @@ class Engine:
             turnstile.note_wait(pause)
             delay = min(delay * 2, _BUSY_LAST_PAUSE_SECONDS)
 
-    def _spend_failed(self, turn: Turn, reply: Reply) -> None:
-        """A hop failed before its session was saved: the session ends with this END, and its key is spent as an
-        ended session's is, keeping the END for the gateway's retry of the hop (the same caller, the same hop).
-        Any other hop on the key is refused, never run again from what an earlier hop saved nor followed as a
-        new dial. A first hop has no session yet: its key's marker is written alone; a later hop's session is
-        saved ended. Off the hop path: one more lock and write, on a failure only."""
+    def _spend_failed(self, turn: Turn, language: str) -> Reply:
+        """A hop failed before its session was saved: the session ends with the "error" END (in the session's
+        language; ``language`` for a first hop), and its key is spent as an ended session's is, keeping the END
+        for the gateway's retry of the hop (the same caller, the same hop). Any other hop on the key is refused,
+        never run again from what an earlier hop saved nor followed as a new dial. A first hop has no session
+        yet: its key's marker is written alone; a later hop's session is saved ended. Off the hop path: one
+        more lock and write, on a failure only."""
+        reply = self._closing(turn.channel, language, "error")
         try:
             with self.store.locked(turn.session_key, _FINISH_LOCK_WAIT_SECONDS, marked=True) as held:
-                session, screen = held.session, reply.screen
+                session = held.session
+                if session is not None and session.user_id == turn.user_id and session.language != language:
+                    reply = self._closing(turn.channel, session.language, "error")
+                screen = reply.screen
                 if screen is None:
-                    return
+                    return reply
                 hop_id = _hop_digest(self._hop_digest, turn)
                 if session is None and held.marker is None:
                     record = {"s": _compact_screen(screen, screen.language)}
@@ -350,6 +354,7 @@ class Engine:
         except Exception as exc:  # noqa: BLE001 - still the safety net: the hop is answered all the same
             log.warning("failed hop's session id not marked spent channel=%s user=%s: %s", turn.channel,
                         mask(turn.user_id), type(exc).__name__)
+        return reply
 
     def finish(self, *, channel: str, session_key: str, user_id: str, status: str,
                duration_ms: int | None = None, error: str | None = None, hops: int | None = None) -> None:

@@ -123,6 +123,15 @@ def test_a_later_hop_that_fails_spends_its_id_and_its_retry_gets_the_same_end_no
                                  REUSED, REUSED, REUSED]
 
 
+def test_a_later_hop_that_fails_ends_in_the_sessions_language(place: Place):  # noqa: F811
+    # The gateway's hops carry no language: an English customer's session is in English from their preference.
+    engine = _engine(place, _Unregistered("demo.items"))
+    assert EnglishHandset(engine, msisdn=NUMBER).hop("").text.startswith("Hello Awa")
+    failed = Handset(engine, msisdn=NUMBER).hop("1")                    # the list's step fails
+    assert (failed.text, failed.end) == ("Service unavailable.", True)
+    assert Handset(engine, msisdn=NUMBER).hop("1").text == "Service unavailable."   # and so does its retry
+
+
 def test_on_redis_a_marker_keeping_a_full_screen_end_stays_under_a_kilobyte(redis_client, prefix, tmp_path: Path):  # noqa: F811
     # The longest END a USSD screen shows: 178 characters, accented (two bytes each in UTF-8).
     farewell = ("Paiement reçu, merci. Votre reçu arrive par SMS; gardez-le. Référence à rappeler pour toute "

@@ -132,11 +132,16 @@ def prove_holder(ctx: StepContext, deps: Deps) -> StepResult:
         allowed = number in {link.account_number for link in deps.links.accounts_for(ctx.user_id)}
     else:
         number, allowed = str(ctx.data.get("account_number", "")), True
-    verdict = last_bill_proof(ctx, deps, number, ctx.data.get("pin_proof_amount", ""), f"pin {purpose}",
-                              allowed=allowed and bool(number))
+    amount = ctx.data.get("pin_proof_amount", "")
+    claim = f"{purpose}:{number}:{amount}"
+    if ctx.data.get("pin_proof") == purpose and ctx.data.get("pin_proven") == claim:
+        # Already proven in this conversation: a resumed one enters this step again, which must not
+        # count a second try against the account (its tries are few a day).
+        return StepResult("ok", {})
+    verdict = last_bill_proof(ctx, deps, number, amount, f"pin {purpose}", allowed=allowed and bool(number))
     if verdict == "ok":
-        return StepResult("ok", {"pin_proof": purpose})
-    return StepResult(verdict, {"pin_proof": None})
+        return StepResult("ok", {"pin_proof": purpose, "pin_proven": claim})
+    return StepResult(verdict, {"pin_proof": None, "pin_proven": None})
 
 
 step("security.prove_holder", outcomes={"ok", "mismatch", "locked"})(prove_holder)

@@ -9,7 +9,6 @@ code sent there, and that number is told of every new link with a code to undo i
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -18,7 +17,7 @@ from engine.security_audit import SecurityEvent
 from engine.steps import StepContext, StepResult
 
 from .backends import Account, NotFound
-from .codes import code_matches, hash_code, new_code
+from .codes import code_matches, code_still_out, hash_code, new_code
 from .registry import Deps, step
 
 MAX_LINK_ATTEMPTS = 3              # per session
@@ -127,9 +126,9 @@ def select(ctx: StepContext, deps: Deps) -> StepResult:
 def link(ctx: StepContext, deps: Deps) -> StepResult:
     """Check the amount of the account's last bill; link, or first send a code to its registered number."""
     number = str(ctx.data.get("link_account_number", ""))
-    if _code_still_out(ctx, deps, number):
-        # A resumed conversation enters this step again: the holder's code is still good, so no second
-        # code (which would void the first) and no second try counted against the account.
+    if ctx.data.get("link_code_for") == _link_claim(ctx, number) and code_still_out(
+            ctx.data, "link_code_hash", "link_code_sent", ctx.now, deps.settings.code_minutes(ctx.channel)):
+        # Entered again (a resumed conversation): no second code to the holder, no second try counted.
         return StepResult("confirm", {})
     attempts = int(ctx.data.get("link_attempts", 0)) + 1
     if attempts > MAX_LINK_ATTEMPTS:
@@ -156,15 +155,6 @@ def link(ctx: StepContext, deps: Deps) -> StepResult:
 def _link_claim(ctx: StepContext, number: str) -> str:
     """What a link code answers: this account with this amount (another typed is another try)."""
     return f"{number}:{ctx.data.get('link_last_bill', '')}"
-
-
-def _code_still_out(ctx: StepContext, deps: Deps, number: str) -> bool:
-    """A code already sent in this conversation for the same account and amount, and still valid."""
-    sent = ctx.data.get("link_code_sent")
-    if not ctx.data.get("link_code_hash") or ctx.data.get("link_code_for") != _link_claim(ctx, number) or not sent:
-        return False
-    age = ctx.now - datetime.fromisoformat(str(sent))
-    return age < timedelta(minutes=deps.settings.code_minutes(ctx.channel))
 
 
 @step("account.link_confirm", outcomes={"ok", "wrong", "locked"})

@@ -25,7 +25,7 @@ from engine.security_audit import SecurityEvent
 from engine.steps import StepContext, StepResult
 
 from .account import last_bill_proof
-from .codes import code_matches, hash_code, new_code
+from .codes import code_matches, code_still_out, hash_code, new_code
 from .registry import Deps, step
 from .stores import PinVerdict
 
@@ -156,6 +156,9 @@ def send_pin_code(ctx: StepContext, deps: Deps) -> StepResult:
     itself, proving the caller holds the phone. Only a salted hash of it stays in the session, so the code
     works as long as the session: the SMS says so, and is not sent once that time passed (``minutes``).
     ``capped`` when the number had its codes of the day, whatever the session (nothing is sent)."""
+    if code_still_out(ctx.data, "pin_code_hash", "pin_code_sent", ctx.now, deps.settings.code_minutes(ctx.channel)):
+        # Entered again (a resumed conversation): three drops must not use up the customer's sends.
+        return StepResult("sent", {})
     sends = int(ctx.data.get("pin_code_sends", 0)) + 1
     if sends > MAX_PIN_CODE_SENDS or deps.outbox is None or not ctx.user_id:
         _event(ctx, deps, "pin_failed", "first-PIN codes exhausted")
@@ -172,7 +175,7 @@ def send_pin_code(ctx: StepContext, deps: Deps) -> StepResult:
                     dedupe_key=f"pin_code:{ctx.session_key}:{sends}")
     # The screen says the same minutes as the SMS.
     return StepResult("sent", {"pin_code_hash": hash_code(code), "pin_code_tries": 0, "pin_code_sends": sends,
-                               "code_minutes": minutes})
+                               "code_minutes": minutes, "pin_code_sent": ctx.now.isoformat()})
 
 
 step("security.send_pin_code", outcomes={"sent", "locked", "capped"})(send_pin_code)

@@ -141,7 +141,7 @@ def prove_holder(ctx: StepContext, deps: Deps) -> StepResult:
     verdict = last_bill_proof(ctx, deps, number, amount, f"pin {purpose}", allowed=allowed and bool(number))
     if verdict == "ok":
         return StepResult("ok", {"pin_proof": purpose, "pin_proven": claim})
-    return StepResult(verdict, {"pin_proof": None, "pin_proven": None})
+    return StepResult(verdict, {"pin_proof": None})
 
 
 step("security.prove_holder", outcomes={"ok", "mismatch", "locked"})(prove_holder)

@@ -41,6 +41,8 @@ def start_dev_smtp(sink: DevSmsSink, port: int) -> Callable[[], None] | None:
     except ImportError:
         log.warning("aiosmtpd is not installed: no development SMTP server (e-mails wait in the outbox)")
         return None
+    # aiosmtpd logs every envelope (each recipient's address) at INFO: personal data, kept out of the log.
+    logging.getLogger("mail.log").setLevel(logging.WARNING)
     controller = Controller(_Handler(sink), hostname="127.0.0.1", port=port)
     try:
         controller.start()

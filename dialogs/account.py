@@ -17,7 +17,7 @@ from engine.security_audit import SecurityEvent
 from engine.steps import StepContext, StepResult
 
 from .backends import Account, NotFound
-from .codes import code_matches, hash_code, new_code
+from .codes import code_matches, code_still_out, hash_code, new_code
 from .registry import Deps, step
 
 MAX_LINK_ATTEMPTS = 3              # per session
@@ -125,10 +125,14 @@ def select(ctx: StepContext, deps: Deps) -> StepResult:
 @step("account.link", outcomes={"ok", "confirm", "mismatch", "locked"})
 def link(ctx: StepContext, deps: Deps) -> StepResult:
     """Check the amount of the account's last bill; link, or first send a code to its registered number."""
+    number = str(ctx.data.get("link_account_number", ""))
+    if ctx.data.get("link_code_for") == _link_claim(ctx, number) and code_still_out(
+            ctx.data, "link_code_hash", "link_code_sent", ctx.now, deps.settings.code_minutes(ctx.channel)):
+        # Entered again (a resumed conversation): no second code to the holder, no second try counted.
+        return StepResult("confirm", {})
     attempts = int(ctx.data.get("link_attempts", 0)) + 1
     if attempts > MAX_LINK_ATTEMPTS:
         return StepResult("locked", {"link_attempts": attempts})
-    number = str(ctx.data.get("link_account_number", ""))
     verdict = last_bill_proof(ctx, deps, number, ctx.data.get("link_last_bill", "0"), "link")
     if verdict != "ok":
         return StepResult(verdict, {"link_attempts": attempts})
@@ -143,8 +147,14 @@ def link(ctx: StepContext, deps: Deps) -> StepResult:
         # The caller's screen says the same minutes as the holder's SMS.
         return StepResult("confirm", {"link_attempts": attempts, "link_code_hash": hash_code(code),
                                       "link_code_tries": 0, "link_registered": mask(account.phone),
-                                      "code_minutes": minutes})
+                                      "code_minutes": minutes, "link_code_for": _link_claim(ctx, number),
+                                      "link_code_sent": ctx.now.isoformat()})
     return _linked(ctx, deps, account)
+
+
+def _link_claim(ctx: StepContext, number: str) -> str:
+    """What a link code answers: this account with this amount (another typed is another try)."""
+    return f"{number}:{ctx.data.get('link_last_bill', '')}"
 
 
 @step("account.link_confirm", outcomes={"ok", "wrong", "locked"})
@@ -175,7 +185,8 @@ def _linked(ctx: StepContext, deps: Deps, account: Account) -> StepResult:
                                  "undo_menu": "8 > 5"},   # Preferences > Numbers linked to the account
                         dedupe_key=f"link_notice:{ctx.session_key}:{account.account_number}")
     data = {"linked": True, "account_count": 1, "accounts": [_as_item(account)], "link_attempts": None,
-            "link_code_hash": None, "link_code_tries": None, **account_fields(account)}
+            "link_code_hash": None, "link_code_tries": None, "link_code_for": None, "link_code_sent": None,
+            **account_fields(account)}
     return StepResult("ok", data)
 
 

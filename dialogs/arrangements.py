@@ -151,8 +151,11 @@ def plan(ctx: StepContext, deps: Deps) -> StepResult:
             return StepResult("invalid")
     balance = Decimal(str(ctx.data.get("arr_balance", "0")))
     parts = schedule(kind, months, balance, ctx.now.date())
-    data: dict[str, Any] = {"arr_kind": kind, "arr_months": months, "arr_more": len(parts) > 2}
-    for label, index in (("first", 0), ("second", 1)):
+    # The screen shows the first two and the last (the customer sees when the plan ends), with "..."
+    # for those in between.
+    data: dict[str, Any] = {"arr_kind": kind, "arr_months": months, "arr_more": len(parts) > 2,
+                            "arr_between": len(parts) > 3}
+    for label, index in (("first", 0), ("second", 1), ("last", len(parts) - 1)):
         found = parts[index] if index < len(parts) else None
         data[f"arr_{label}_on"] = found[0].isoformat() if found else None
         data[f"arr_{label}_amount"] = str(found[1]) if found else None

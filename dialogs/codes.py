@@ -3,6 +3,20 @@ the product's one way of making and keeping a code (``engine.one_time_codes``)."
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
 from engine.one_time_codes import code_matches, hash_code, new_code
 
-__all__ = ["code_matches", "hash_code", "new_code"]
+__all__ = ["code_matches", "code_still_out", "hash_code", "new_code"]
+
+
+def code_still_out(data: Mapping[str, Any], hash_key: str, sent_key: str, now: datetime, minutes: int) -> bool:
+    """Whether a code this conversation sent (its hash under ``hash_key``, when under ``sent_key``) still
+    works. A resumed conversation enters the step that sent it again: sending another would void the
+    one the customer holds, and count a send or a try more."""
+    sent = data.get(sent_key)
+    if not data.get(hash_key) or not sent:
+        return False
+    return now - datetime.fromisoformat(str(sent)) < timedelta(minutes=minutes)

@@ -136,7 +136,14 @@ def set_channel(ctx: StepContext, deps: Deps) -> StepResult:
 def send_email_code(ctx: StepContext, deps: Deps) -> StepResult:
     """A code to the address typed: only the one who reads that mailbox can confirm it."""
     assert deps.contacts is not None and deps.outbox is not None
-    address = normalise_email(str(ctx.data.get("email_input") or ""))
+    typed = ctx.data.get("email_input")
+    if not typed and ctx.user_id:
+        # Entered with nothing typed: a resumed conversation, whose code (kept with the contact) still
+        # works. Asking the address again would send another code and void the one the customer holds.
+        pending = _contact_fields(ctx, deps)
+        if pending["email_pending"]:
+            return StepResult("sent", pending)
+    address = normalise_email(str(typed or ""))
     if address is None or not ctx.user_id:
         return StepResult("invalid", {"email_input": None})
     if deps.throttle is not None:

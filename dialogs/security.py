@@ -25,7 +25,7 @@ from engine.security_audit import SecurityEvent
 from engine.steps import StepContext, StepResult
 
 from .account import last_bill_proof
-from .codes import code_matches, hash_code, new_code
+from .codes import code_matches, code_still_out, hash_code, new_code
 from .registry import Deps, step
 from .stores import PinVerdict
 
@@ -132,10 +132,15 @@ def prove_holder(ctx: StepContext, deps: Deps) -> StepResult:
         allowed = number in {link.account_number for link in deps.links.accounts_for(ctx.user_id)}
     else:
         number, allowed = str(ctx.data.get("account_number", "")), True
-    verdict = last_bill_proof(ctx, deps, number, ctx.data.get("pin_proof_amount", ""), f"pin {purpose}",
-                              allowed=allowed and bool(number))
+    amount = ctx.data.get("pin_proof_amount", "")
+    claim = f"{purpose}:{number}:{amount}"
+    if ctx.data.get("pin_proof") == purpose and ctx.data.get("pin_proven") == claim:
+        # Already proven in this conversation: a resumed one enters this step again, which must not
+        # count a second try against the account (its tries are few a day).
+        return StepResult("ok", {})
+    verdict = last_bill_proof(ctx, deps, number, amount, f"pin {purpose}", allowed=allowed and bool(number))
     if verdict == "ok":
-        return StepResult("ok", {"pin_proof": purpose})
+        return StepResult("ok", {"pin_proof": purpose, "pin_proven": claim})
     return StepResult(verdict, {"pin_proof": None})
 
 
@@ -151,6 +156,9 @@ def send_pin_code(ctx: StepContext, deps: Deps) -> StepResult:
     itself, proving the caller holds the phone. Only a salted hash of it stays in the session, so the code
     works as long as the session: the SMS says so, and is not sent once that time passed (``minutes``).
     ``capped`` when the number had its codes of the day, whatever the session (nothing is sent)."""
+    if code_still_out(ctx.data, "pin_code_hash", "pin_code_sent", ctx.now, deps.settings.code_minutes(ctx.channel)):
+        # Entered again (a resumed conversation): three drops must not use up the customer's sends.
+        return StepResult("sent", {})
     sends = int(ctx.data.get("pin_code_sends", 0)) + 1
     # Never a code uncounted: without the number's day counter, none goes (its Redis down: ``backend_down``).
     if sends > MAX_PIN_CODE_SENDS or deps.outbox is None or deps.throttle is None or not ctx.user_id:
@@ -168,7 +176,7 @@ def send_pin_code(ctx: StepContext, deps: Deps) -> StepResult:
                     dedupe_key=f"pin_code:{ctx.session_key}:{sends}")
     # The screen says the same minutes as the SMS.
     return StepResult("sent", {"pin_code_hash": hash_code(code), "pin_code_tries": 0, "pin_code_sends": sends,
-                               "code_minutes": minutes})
+                               "code_minutes": minutes, "pin_code_sent": ctx.now.isoformat()})
 
 
 step("security.send_pin_code", outcomes={"sent", "locked", "capped"})(send_pin_code)

@@ -3,7 +3,8 @@ the tariff of ``deps.settings.tariffs_path`` (``dialogs.tariffs``). Its steps re
 what was typed: they need no customer (``guests=True``), so a chat user who has not signed in may run them.
 
 Context keys: ``sim_catalog`` (appliances offered), ``sim_appliances`` (those added so far:
-``{appliance, watts, hours, kwh}``), and the result ``sim_kwh``, ``sim_total`` and the
+``{appliance, watts, hours, kwh}``), ``sim_slot`` (where the appliance being picked goes in that list),
+and the result ``sim_kwh``, ``sim_total`` and the
 details ``sim_b1_amount`` ... that the result screens show.
 """
 
@@ -68,7 +69,13 @@ def start(ctx: StepContext, deps: Deps) -> StepResult:
     """Offer the appliances of the tariff file and start an empty list."""
     catalog = [{"appliance": a.code, "watts": a.watts} for a in _tariff(deps).appliances]
     return StepResult("ok", {"sim_catalog": catalog, "sim_appliances": [], "sim_count": 0,
-                             "sim_total_kwh": "0", "sim_appliance": None, "sim_hours": None})
+                             "sim_total_kwh": "0", "sim_appliance": None, "sim_hours": None, "sim_slot": 0})
+
+
+@step("simulator.next_slot", outcomes={"ok"}, guests=True)
+def next_slot(ctx: StepContext, deps: Deps) -> StepResult:
+    """"Add an appliance": the next one goes after those listed."""
+    return StepResult("ok", {"sim_slot": len(ctx.data.get("sim_appliances") or [])})
 
 
 @step("simulator.add_appliance", outcomes={"ok", "invalid"}, guests=True)
@@ -79,7 +86,11 @@ def add_appliance(ctx: StepContext, deps: Deps) -> StepResult:
     code = chosen.get("appliance") if isinstance(chosen, dict) else None
     appliance = next((a for a in tariff.appliances if a.code == code), None)
     hours = _decimal(ctx.data.get("sim_hours"))
-    listed = list(ctx.data.get("sim_appliances") or [])
+    # Only the appliances before this pick's slot: one this pick added before the customer went Back
+    # to change the hours (or the appliance) is replaced, not counted twice.
+    listed, slot = list(ctx.data.get("sim_appliances") or []), ctx.data.get("sim_slot")
+    if slot is not None:
+        listed = listed[:int(slot)]
     if appliance is None or hours is None or hours > 24 or len(listed) >= MAX_APPLIANCES:
         return StepResult("invalid")
     kwh = appliance_kwh(appliance.watts, hours, tariff.days_per_month)

@@ -169,7 +169,7 @@ def test_alertes_on_then_stop_unsubscribes_from_everything_at_once(texter, deps)
     assert awa.say("ALERTES ON").startswith("Alertes activées par SMS pour le compte 1000001")
     deps.subscriptions.subscribe("+221770000001", "power_back", "DKR-MEDINA", channel="sms")
     assert len(deps.subscriptions.for_user("+221770000001")) == 4
-    assert awa.say("STOP") == ("Vous ne recevrez plus aucune alerte de ElecNet. "
+    assert awa.say("STOP") == ("Vous ne recevrez plus aucune alerte ElecNet. "
                                "Envoyez ALERTES ON pour les reprendre.")
     assert deps.subscriptions.for_user("+221770000001") == []
     # Recorded for GDPR, and honoured by the outbox at once.

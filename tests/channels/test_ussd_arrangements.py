@@ -55,7 +55,7 @@ def arrangements(url: str, account: str) -> list[dict]:
 def test_instalments_in_french_then_a_second_request_is_refused(phone, backoffice_url, product_clock):
     p = phone("+221770000001")
     p.dial()
-    first, second = add_months(today(product_clock), 1), add_months(today(product_clock), 2)
+    first, second, third = (add_months(today(product_clock), n) for n in (1, 2, 3))
     assert p.answer("6") == (f"CON Montant à payer: 12 500 FCFA. Comment souhaitez-vous le régler ?\n"
                              f"1. Tout payer le {fr_date(first)}\n2. En plusieurs mensualités\n"
                              "0. Retour 00. Accueil")
@@ -63,7 +63,7 @@ def test_instalments_in_french_then_a_second_request_is_refused(phone, backoffic
                              "3. 4 x ~3 125 FCFA\n4. 5 x ~2 500 FCFA\n5. 6 x ~2 083 FCFA\n0. Retour 00. Accueil")
     # 12 500 / 3: 4 166 twice, the remainder on the first instalment.
     assert p.answer("2") == (f"CON 3 mensualités:\n{fr_date(first)}: 4 168 FCFA\n{fr_date(second)}: 4 166 FCFA\n"
-                             "...\n1. Confirmer\n2. Annuler\n0. Retour 00. Accueil")
+                             f"{fr_date(third)}: 4 166 FCFA\n1. Confirmer\n2. Annuler\n0. Retour 00. Accueil")
     assert arrangements(backoffice_url, "1000001") == []
     assert p.answer("1").startswith("CON Premier usage. Pour vérifier, entrez le montant de la dernière facture")
     assert p.answer("5500").startswith("CON Premier usage: choisissez un code PIN secret (4 chiffres):")
@@ -117,6 +117,16 @@ def test_two_instalments_show_both_without_dots_and_cancel_goes_home(phone, back
                              "1. Confirmer\n2. Annuler\n0. Retour 00. Accueil")
     assert p.answer("2").startswith("CON ElecNet - 1000001\n1. Solde et factures")
     assert arrangements(backoffice_url, "1000001") == []
+
+
+def test_six_instalments_show_when_the_last_one_falls_before_the_confirmation(phone):
+    p = phone("+221770000002")
+    p.dial()
+    p.answer("1")                                          # 2000001: 185,200 FCFA due
+    p.answer("6")
+    p.answer("2")
+    assert p.answer("5") == ("CON 6 instalments:\n28/02/2027: 30,870 FCFA\n31/03/2027: 30,866 FCFA\n...\n"
+                             "31/07/2027: 30,866 FCFA\n1. Confirm\n2. Cancel\n0. Back 00. Home")
 
 
 def test_the_pin_is_asked_when_already_chosen_and_a_wrong_pin_creates_nothing(phone, backoffice_url):

@@ -162,6 +162,18 @@ def test_in_a_zone_with_a_known_outage_a_fault_at_home_can_still_be_reported(pho
         reference, "outage", "Fault limited to the customer's home (area outage known)")
 
 
+def test_back_after_a_fault_at_home_is_filed_leads_home_not_into_its_confirmation(phone, backoffice_url):
+    p = phone("+221770000002")
+    p.dial()
+    p.answer("2")
+    p.answer("4")
+    p.answer("1")
+    p.answer("2")                                             # fault at my home only
+    reference = _reference(p.answer("1"))
+    assert p.answer("0").startswith("CON ElecNet - 2000002\n1. Balance and bills")
+    assert [t["reference"] for t in _tickets(backoffice_url, "2000002")] == [reference]
+
+
 def test_an_outage_report_waits_for_the_confirmation(phone, backoffice_url):
     p = phone("+221770000001")
     p.dial()
@@ -394,6 +406,25 @@ def test_a_resumed_session_does_not_file_the_complaint_twice(settings, backoffic
     # over, so nothing of it runs again (and the complaint, already filed, is not filed twice).
     assert dropped.answer("1") == "END Cette session est terminée. Merci de recomposer le code."
     assert [t["reference"] for t in _tickets(backoffice_url, "1000001")] == [reference]
+
+
+@pytest.mark.parametrize("keys, confirmation", [
+    (("4", "1"), "CON Signaler une panne de courant\nCompte 1000001"),
+    (("4", "2", "1", "2", "1"), "CON Réclamation: Contestation de facture\nCompte 1000001\nFacture octobre 2026"),
+], ids=["outage", "billing dispute"])
+def test_a_call_dropped_on_a_report_to_confirm_offers_to_continue_it(settings, backoffice_url, keys, confirmation):
+    app = create_app(replace(settings, resume_window_seconds=120))
+    client = app.test_client()
+    dropped = UssdPhone(client, "+221770000001")
+    dropped.dial()
+    for key in keys:
+        screen = dropped.answer(key)
+    assert screen.startswith(confirmation)                     # then the call drops
+    redial = UssdPhone(client, "+221770000001")
+    assert redial.dial() == "CON Reprendre où vous étiez ?\n1. Oui\n2. Non"
+    assert redial.answer("1") == screen
+    _reference(redial.answer("1"))
+    assert len(_tickets(backoffice_url, "1000001")) == 1
 
 
 def test_the_same_outage_kept_while_the_incident_system_is_down_is_kept_once(switch, switched_app,

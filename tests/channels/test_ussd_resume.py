@@ -165,6 +165,75 @@ def test_a_pin_change_resumed_after_a_drop_asks_the_current_pin_again(app, phone
     assert pins.verify(OWNER, NEW_PIN, datetime.now(UTC)).result == "ok"
 
 
+def test_a_link_resumed_at_its_code_asks_for_the_code_already_sent(app, phone):
+    outbox = app.extensions["parts"]["deps"].outbox
+    p = phone("+221770009001")
+    p.dial()
+    p.answer("1")
+    p.answer("1000001")
+    code_asked = p.answer("5500")                             # then the call drops
+    assert code_asked.startswith("CON Un code a été envoyé par SMS au numéro du titulaire du compte (+2217*****001).")
+    [sent] = [e for e in outbox.pending() if e["kind"] == "link_code"]
+    again = phone("+221770009001")
+    assert again.dial() == OFFER
+    assert again.answer("1") == code_asked
+    # The code the holder already received still works, and no second code was sent.
+    assert [e for e in outbox.pending() if e["kind"] == "link_code"] == [sent]
+    assert again.answer(sent["payload"]["code"]).startswith("CON Compte 1000001 lié à votre numéro.")
+
+
+def test_a_prepaid_first_pin_resumed_at_its_code_asks_for_the_code_already_sent(app, phone):
+    outbox = app.extensions["parts"]["deps"].outbox
+    p = phone("+221770000003")
+    p.dial("3")
+    p.answer("1")                                             # buy credit
+    p.answer("2000")
+    p.answer("2")                                             # Wave
+    code_asked = p.answer("1")
+    assert code_asked.startswith("CON Premier usage. Un code de 6 chiffres vous a été envoyé par SMS.")
+    for _ in range(3):                                        # the call drops, again and again
+        again = phone("+221770000003")
+        assert again.dial() == OFFER
+        assert again.answer("1") == code_asked
+    [sent] = [e for e in outbox.pending() if e["kind"] == "pin_code"]     # one code, still the good one
+    assert again.answer(sent["payload"]["code"]) == (
+        "CON Premier usage: choisissez un code PIN secret (4 chiffres):\n0. Retour 00. Accueil")
+
+
+def test_an_email_address_resumed_at_its_code_asks_for_the_code_already_sent(app, phone):
+    outbox = app.extensions["parts"]["deps"].outbox
+    p = phone(OWNER)
+    p.dial("8")
+    p.answer("6")                                             # where messages go
+    p.answer("4")                                             # add an e-mail address
+    code_asked = p.answer("moussa@exemple.sn")                # then the call drops
+    assert code_asked == ("CON Un code a été envoyé à m***@exemple.sn. Tapez-le ici (valable 30 minutes):\n"
+                          "0. Retour 00. Accueil")
+    again = phone(OWNER)
+    assert again.dial() == OFFER
+    assert again.answer("1") == code_asked                    # not "type your address" again
+    [sent] = [e for e in outbox.pending() if e["kind"] == "email_code"]
+    assert again.answer(sent["payload"]["code"]).startswith("CON Adresse e-mail confirmée: m***@exemple.sn.")
+
+
+def test_continuing_a_first_pin_does_not_count_the_last_bill_again(phone):
+    for _ in range(6):                                        # proven once, then the call drops five times
+        p = phone(OWNER)
+        if p.dial() == OFFER:
+            assert p.answer("1") == "CON Premier usage: choisissez un code PIN secret (4 chiffres):\n0. Retour 00. Accueil"
+        else:
+            pay_another_amount(p)
+            assert p.answer("1").startswith("CON Premier usage. Pour vérifier, entrez le montant")
+            assert p.answer("5500").startswith("CON Premier usage: choisissez un code PIN secret")
+        end_of_session(p.client, p, "Failed")
+    # One proof counted against the account, not six: someone else linking it is not refused for the day.
+    other = phone("+221770009002")
+    other.dial()
+    other.answer("1")
+    other.answer("1000001")
+    assert other.answer("5500").startswith("CON Un code a été envoyé par SMS")
+
+
 def test_another_number_sending_a_callers_session_id_gets_a_polite_end_and_nothing_else(phone):
     owner = phone(OWNER)
     owner.dial()

@@ -76,6 +76,25 @@ def test_appliances_added_one_after_another_in_french(phone):
     assert p.answer("1").startswith("CON Détail (FCFA):\n0-150 kWh: 13 676\n151-250 kWh: 6 347\n>250 kWh: 0\n")
 
 
+def test_hours_corrected_after_going_back_replace_the_appliance_rather_than_add_it_again(phone):
+    p = phone("+221770000001")
+    p.dial("7")
+    p.answer("2")
+    p.answer("1")                                          # fridge
+    assert p.answer("24").startswith("CON Ajouté: Frigo 108 kWh/mois\nAppareils: 1, total 108 kWh/mois")
+    assert p.answer("0") == "CON Frigo: heures d'utilisation par jour (ex: 4):\n0. Retour 00. Accueil"
+    assert p.answer("10").startswith("CON Ajouté: Frigo 45 kWh/mois\nAppareils: 1, total 45 kWh/mois")
+    p.answer("1")
+    p.answer("2")                                          # TV, then back to pick the fan instead
+    assert p.answer("0") == APPLIANCES_FR
+    p.answer("3")
+    assert p.answer("5").startswith("CON Ajouté: Ventilateur 9 kWh/mois\nAppareils: 2, total 54 kWh/mois")
+    p.answer("1")
+    p.answer("1")                                          # a second fridge is a second one
+    assert p.answer("10").startswith("CON Ajouté: Frigo 45 kWh/mois\nAppareils: 3, total 99 kWh/mois")
+    assert p.answer("2").startswith("CON Pour 99 kWh par mois:")
+
+
 def test_appliances_in_english_after_choosing_an_account(phone):
     p = phone("+221770000002")
     assert p.dial().startswith("CON Choose an account:")

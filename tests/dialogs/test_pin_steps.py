@@ -262,7 +262,7 @@ def test_a_first_pin_needs_the_last_bill_of_the_current_account(deps, audit):
     assert audit.kinds() == [("link_refused", "pin first: last bill not matched")]
     assert (audit.events[0].subject, audit.events[0].account) == (NUMBER, ACCOUNT)
     right = prove(deps, {"account_number": ACCOUNT, "pin_proof_amount": "12500"})   # "first" when unsaid
-    assert (right.outcome, right.data) == ("ok", {"pin_proof": "first"})
+    assert (right.outcome, right.data) == ("ok", {"pin_proof": "first", "pin_proven": "first:1000001:12500"})
     assert len(audit.events) == 1
 
 
@@ -292,7 +292,7 @@ def test_a_reset_needs_one_of_the_callers_own_accounts_and_its_last_bill(deps, a
     assert audit.events[0].account == NEIGHBOUR
     assert prove(deps, {"reset_account_number": ACCOUNT, "pin_proof_amount": "12000"}, "reset").outcome == "mismatch"
     ours = prove(deps, {"reset_account_number": ACCOUNT, "pin_proof_amount": "12500"}, "reset")
-    assert (ours.outcome, ours.data) == ("ok", {"pin_proof": "reset"})
+    assert (ours.outcome, ours.data) == ("ok", {"pin_proof": "reset", "pin_proven": "reset:1000001:12500"})
     # The neighbour, calling from their own number, may not reset with our account either.
     assert prove(deps, {"reset_account_number": ACCOUNT, "pin_proof_amount": "12500"}, "reset",
                  user="+221770000002").outcome == "mismatch"
@@ -309,8 +309,8 @@ def test_last_bill_proofs_are_throttled_per_phone_even_with_the_right_amount(dep
 # ---------------------------------------------------------------- a code by SMS for a first PIN
 def test_a_code_by_sms_proves_the_phone_three_codes_at_most(deps, audit):
     data: dict[str, Any] = {}
-    for sends in range(1, MAX_PIN_CODE_SENDS + 1):
-        sent = run(deps, "security.send_pin_code", data)
+    for sends in range(1, MAX_PIN_CODE_SENDS + 1):             # each once the one before has expired
+        sent = run(deps, "security.send_pin_code", data, now=NOW + timedelta(minutes=10 * sends))
         assert sent.outcome == "sent"
         assert (sent.data["pin_code_sends"], sent.data["pin_code_tries"]) == (sends, 0)
         assert "$" in sent.data["pin_code_hash"]
@@ -318,10 +318,20 @@ def test_a_code_by_sms_proves_the_phone_three_codes_at_most(deps, audit):
     codes = sms(deps)
     assert [k for k, _ in codes] == ["pin_code"] * 3 and len({p["code"] for _, p in codes}) >= 2
     assert all(len(p["code"]) == 6 and p["code"].isdigit() for _, p in codes)
-    over = run(deps, "security.send_pin_code", data)
+    over = run(deps, "security.send_pin_code", data, now=NOW + timedelta(minutes=50))
     assert (over.outcome, over.data) == ("locked", {"pin_code_hash": None})
     assert audit.kinds() == [("pin_failed", "first-PIN codes exhausted")]
     assert len(sms(deps)) == 3
+
+
+def test_a_code_still_valid_is_not_sent_again_when_the_conversation_comes_back_to_it(deps):
+    # A resumed conversation enters the step again: a second code would void the one the customer holds.
+    sent = run(deps, "security.send_pin_code", {})
+    again = run(deps, "security.send_pin_code", dict(sent.data), now=NOW + timedelta(minutes=2))
+    assert (again.outcome, again.data) == ("sent", {})
+    assert len(sms(deps)) == 1
+    later = run(deps, "security.send_pin_code", dict(sent.data), now=NOW + timedelta(minutes=3))
+    assert later.outcome == "sent" and later.data["pin_code_sends"] == 2 and len(sms(deps)) == 2
 
 
 def test_the_code_says_it_works_as_long_as_the_conversation_that_asked_for_it(deps):

@@ -248,4 +248,4 @@ def test_a_flow_open_to_guests_may_call_only_steps_that_need_no_customer(tmp_pat
     from dialogs.registry import guest_steps
 
     assert guest_steps() == {"simulator.start", "simulator.from_kwh", "simulator.add_appliance",
-                             "simulator.from_appliances"}
+                             "simulator.next_slot", "simulator.from_appliances"}

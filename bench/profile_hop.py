@@ -191,14 +191,22 @@ def cpu_per_hop(kind: Kind, hops: int, own: OwnTimes | None = None) -> float:
 
 def paced_hops(kinds: dict[str, Kind], own: OwnTimes, pause_ms: float, hops: int) -> list[str]:
     """Each kind's engine own time with ``pause_ms`` between hops, as at a person's pace: the process, Redis
-    and the CPU idle between them (caches cold, cores asleep), where back-to-back hops keep them warm."""
-    lines = []
+    and the CPU idle between them (caches cold, cores asleep), where back-to-back hops keep them warm. Beside
+    it, the whole WSGI call's wall time (p50), the floor's included: what the same idleness costs a bare
+    GET + SET, the least a hop can take on this machine at that pace."""
+    lines, calls = [], {}
     for name, kind in kinds.items():
         own.seconds.clear()
+        walls = []
         for _ in range(hops):
             time.sleep(pause_ms / 1000)
+            started = time.perf_counter()
             kind.next()
-        lines.append(f"{name}, one hop every {pause_ms:g} ms: {own.quantiles()}")
+            walls.append(time.perf_counter() - started)
+        calls[name] = sorted(walls)[len(walls) // 2] * 1000
+        ratio = f", {calls[name] / calls['floor']:.2f}x the floor's" if "floor" in calls and name != "floor" else ""
+        engine = f"{own.quantiles()}, " if own.seconds else ""
+        lines.append(f"{name}, one hop every {pause_ms:g} ms: {engine}whole call p50 {calls[name]:.3f} ms{ratio}")
     return lines
 
 
@@ -305,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
                           f"{f', best of {args.rounds} rounds' if args.rounds > 1 else ''})")
                 print(session_bytes(store))
                 if args.pace:
-                    print("\n".join(paced_hops(kinds, own, args.pace, 500)))
+                    print("\n".join(paced_hops({"floor": floor, **kinds}, own, args.pace, 500)))
                 if args.threads:
                     if args.switch_interval is not None:
                         sys.setswitchinterval(args.switch_interval)

@@ -493,19 +493,16 @@ def run(args: argparse.Namespace, progress: Callable[[str], None]) -> dict[str, 
                          + (f" (e.g. {cell.bad_sample!r})" if cell.bad_sample else ""))
             # The engine's own time at a pace people keep: every connection a session that pauses before
             # each hop, the server far from saturated (the cells above measure it saturated).
-            # The floor at the same pace beside ours: what the machine's idleness costs a bare GET + SET (cores
-            # asleep between hops, caches cold), the least a hop can take at that pace.
-            paced = [(t, k, s) for t in args.think for k in PACED_KINDS if k in args.kinds for s in (servers[0], ours)]
-            for j, (think, kind, server) in enumerate(paced, 1):
-                run, slots = run_id(server, kind, args.paced), slots_for(args.paced)
+            paced = [(t, k) for t in args.think for k in PACED_KINDS if k in args.kinds]
+            for j, (think, kind) in enumerate(paced, 1):
+                run, slots = run_id(ours, kind, args.paced), slots_for(args.paced)
                 if kind != "dial":
-                    slots, _ = seed(server, kind, args.paced, run)
-                cell = measure(server, kind, args.paced, args.seconds, run, slots, think)
+                    slots, _ = seed(ours, kind, args.paced, run)
+                cell = measure(ours, kind, args.paced, args.seconds, run, slots, think)
                 cells.append(cell)
-                own = (f", engine own p50 {cell.own_p50_ms or 0:.2f} / p99 {cell.own_p99_ms or 0:.2f} ms"
-                       if server.engine else "")
-                progress(f"[paced {j}/{len(paced)}] {server.name:<5} {kind:<7} c={args.paced} pause {think} ms: "
-                         f"{cell.rps:6.0f} req/s, p50 {cell.p50_ms:.2f} ms{own}, errors {cell.errors}")
+                progress(f"[paced {j}/{len(paced)}] ours  {kind:<7} c={args.paced} pause {think} ms: "
+                         f"{cell.rps:6.0f} req/s, engine own p50 {cell.own_p50_ms or 0:.2f} / "
+                         f"p99 {cell.own_p99_ms or 0:.2f} ms, errors {cell.errors}")
             memory = {}
             for server in servers:
                 memory[server.name] = redis_bytes_per_session(store, server)

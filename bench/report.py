@@ -75,27 +75,19 @@ def table(results: dict[str, Any]) -> str:
 
 
 def _paced_table(results: dict[str, Any]) -> list[str]:
-    """Ours, and the floor, at a pace people keep: each connection a session that pauses before every hop."""
+    """Ours at a pace people keep: each connection a session that pauses before every hop."""
     paced = [c for c in results["cells"] if c.get("think_ms")]
     if not paced:
         return []
-    floors = {(c["kind"], c["concurrency"], c["think_ms"]): c for c in paced if c["server"] == "floor"}
     lines = ["", ("Paced: each connection a session that pauses before every hop (0.5-1.5x the pause, drawn "
              "per hop), so the server is not saturated; the engine's own time is the figure with a target "
-             "(p50 0.3 ms, p99 2 ms at 100 concurrent sessions). The floor at the same pace says what the "
-             "machine's idleness costs a bare GET + SET."), "",
-             ("| hop | sessions | pause ms | server | req/s | p50 ms | p50 ×floor | p99 ms | p99 ×floor | errors "
-             "| CPU ms/hop | CPU ×floor | engine own p50 / p99 ms | waited p50 / p99 ms |"),
-             "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "(p50 0.3 ms, p99 2 ms at 100 concurrent sessions)."), "",
+             ("| hop | sessions | pause ms | req/s | p50 ms | p99 ms | errors | CPU ms/hop "
+             "| engine own p50 / p99 ms | waited p50 / p99 ms |"),
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for c in paced:
-        f = floors.get((c["kind"], c["concurrency"], c["think_ms"]))
-
-        def against(name: str, cell: dict[str, Any] = c, floor: dict[str, Any] | None = f) -> str:
-            return "-" if floor is None else _ratio(cell[name], floor[name])
-
-        lines.append(f"| {KIND_LABELS[c['kind']]} | {c['concurrency']} | {c['think_ms']} | {c['server']} "
-                     f"| {c['rps']:.0f} | {c['p50_ms']:.2f} | {against('p50_ms')} | {c['p99_ms']:.2f} "
-                     f"| {against('p99_ms')} | {c['errors']} | {c['cpu_ms']:.2f} | {against('cpu_ms')} | {_own(c)} |")
+        lines.append(f"| {KIND_LABELS[c['kind']]} | {c['concurrency']} | {c['think_ms']} | {c['rps']:.0f} "
+                     f"| {c['p50_ms']:.1f} | {c['p99_ms']:.1f} | {c['errors']} | {c['cpu_ms']:.2f} | {_own(c)} |")
     return lines
 
 

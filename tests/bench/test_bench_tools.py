@@ -64,16 +64,4 @@ def test_paced_cells_get_a_table_of_their_own_and_leave_the_ratios_to_the_floor_
     lines = table(results).splitlines()
     saturated = [line for line in lines if line.startswith("| dial (new session) | 10 | ours |")]
     assert len(saturated) == 1 and "| 1600 | 0.80x |" in saturated[0]   # the paced cell did not replace it
-    assert "| dial (new session) | 10 | 100 | ours | 95 | 1.00 | - |" in lines[-1]   # no floor at that pace
-    assert lines[-1].endswith("| 0.21 / 0.90 | 0.00 / 0.35 |")
-
-
-def test_paced_cells_state_latency_and_cpu_as_ratios_to_the_floor_at_the_same_pace() -> None:
-    floor = _cell("floor", 95, 4.0, 0.5) | {"think_ms": 1000, "p50_ms": 1.2}
-    ours = _cell("ours", 95, 3.0, 1.0) | {"think_ms": 1000, "p50_ms": 0.9, "own_p50_ms": 0.5, "own_p99_ms": 1.1,
-                                        "wait_p50_ms": 0.05, "wait_p99_ms": 0.9}
-    results = {"machine": {"nproc": "2", "cpu": "Test CPU", "python": "3.11", "date": "today"},
-               "server": "granian", "seconds": 10, "cells": [floor, ours], "redis_bytes": {}}
-    row = table(results).splitlines()[-1]
-    assert row.startswith("| dial (new session) | 10 | 1000 | ours | 95 | 0.90 | 0.75x | 3.00 | 0.75x | 0 | 1.00 | 2.00x |")
-    assert row.endswith("| 0.50 / 1.10 | 0.05 / 0.90 |")
+    assert "| dial (new session) | 10 | 100 | 95 | " in lines[-1] and lines[-1].endswith("| 0.21 / 0.90 | 0.00 / 0.35 |")

@@ -83,7 +83,7 @@ def _template(store: redis.Redis, ours: Server) -> list[tuple[bytes, bytes, int]
             raise SystemExit(f"the template session did not reach the main menu: {screen!r}")
     time.sleep(0.2)
     keys = [k for k in store.scan_iter(match=f"*{TEMPLATE_ID}*", count=10_000)]
-    found = [(k, store.get(k) or b"", store.ttl(k)) for k in keys]
+    found = [(k, bytes(store.get(k) or b""), store.ttl(k)) for k in keys]   # type: ignore[arg-type]
     if not any(len(value) > 100 for _, value, _ in found):
         raise SystemExit(f"no session found in Redis under the template id: {found!r}")
     return found

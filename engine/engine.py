@@ -198,7 +198,7 @@ class _PassThrough:
         result = self.engine._run_step(self.session, node, self.secrets)
         if node.commits(result.outcome):
             # The journey up to here is closed: Back and Home lead to the main menu.
-            self.session.history[:] = [self.flow.spec.home]
+            self.session.history[:] = [self.flow.root]
         target = node.outcomes.get(result.outcome)
         if target is None:
             down = result.outcome == "backend_down"
@@ -627,13 +627,13 @@ class Engine:
             screen = self._enter(session, flow, flow.spec.start, {}, moved=True)
             if start is not None and start.node and not screen.end:
                 # A keyword is a start with an argument: its node once the main menu is reached.
-                if session.node != flow.spec.home:
+                if session.node != flow.root:
                     session.pending_node = start.node
                     return screen
                 return self._jump(session, flow, start.node)
             if not dialed or screen.end:
                 return screen
-            if session.node != flow.spec.home:
+            if session.node != flow.root:
                 # The customer must answer first (choose an account, link one): what they dialled
                 # is kept and followed once the main menu is reached.
                 session.pending = list(dialed)
@@ -735,10 +735,10 @@ class Engine:
                     session.back_pages[session.node] = session.page
                 del session.history[:-self.limits.history_limit]
             screen = self._enter(session, flow, target, secrets)
-            if session.pending and session.node == flow.spec.home and not screen.end:
+            if session.pending and session.node == flow.root and not screen.end:
                 dialed, session.pending = session.pending, []
                 return self._follow(session, flow, dialed, screen)
-            if session.pending_node and session.node == flow.spec.home and not screen.end:
+            if session.pending_node and session.node == flow.root and not screen.end:
                 target, session.pending_node = session.pending_node, None
                 return self._jump(session, flow, target)
             return screen
@@ -830,7 +830,7 @@ class Engine:
                 continue
             session.node = node_id
             session.page = session.retries = 0
-            _rewind(session, node_id, flow.spec.home)
+            _rewind(session, node_id, flow.root)
             return self._screen(session, flow, node_id)
         raise RuntimeError(f"more than {self.limits.max_steps_per_hop} steps in one hop at {node_id}")
 
@@ -916,7 +916,7 @@ class Engine:
         nav = []
         if session.history:
             nav.append(Option(BACK, self.system_text(session.language, "back")))
-        if session.history and node_id != flow.spec.home:
+        if session.history and node_id != flow.root:
             nav.append(Option(HOME, self.system_text(session.language, "home")))
         return Screen(node_id, session.language, blocks, options, tuple(nav), error)
 

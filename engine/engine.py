@@ -161,6 +161,20 @@ def _rewind(session: Session, node_id: str, home: str) -> None:
         session.back_pages = {shown: page for shown, page in session.back_pages.items() if shown in history}
 
 
+def _screen_now(flow: CompiledFlow, node_id: str) -> str | None:
+    """The screen ``node_id`` of an older version of the menus is in ``flow``: itself, the main menu when
+    ``home`` was that menu and now names the router before it, or none (gone, or showing nothing now)."""
+    node = flow.spec.nodes.get(node_id)
+    if node is not None and node.shows:
+        return node_id
+    return flow.root if node_id == flow.spec.home else None
+
+
+def _history_now(flow: CompiledFlow, history: list[str]) -> list[str]:
+    """A history kept under an older version of the menus, as screens of ``flow`` (``_screen_now``)."""
+    return [shown for shown in map(partial(_screen_now, flow), history) if shown]
+
+
 class HopObserver(Protocol):
     """Told about every hop once answered (the app turns this into metrics)."""
 
@@ -585,7 +599,7 @@ class Engine:
             nodes = continued.spec.nodes
             if previous.node in nodes and (previous.gate is None or previous.gate in nodes):
                 session.flow, session.version, session.node = previous.flow, continued.version, previous.node
-                session.data, session.history = carried_data(previous), previous.history
+                session.data, session.history = carried_data(previous), _history_now(continued, previous.history)
                 session.back_pages = previous.back_pages
                 session.visited = previous.visited + ["resumed"]
                 if previous.gate is None:
@@ -782,9 +796,9 @@ class Engine:
         could mean something else now, so it is not applied. The customer sees the same screen in
         the new version, or the main menu if it is gone, under a short notice."""
         session.version = flow.version
-        session.history = [n for n in session.history if n in flow.spec.nodes]
+        session.history = _history_now(flow, session.history)
         session.page = session.retries = 0
-        if session.node in flow.spec.nodes:
+        if _screen_now(flow, session.node) == session.node:
             screen = self._screen(session, flow, session.node)
         else:
             session.history.clear()

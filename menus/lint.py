@@ -169,7 +169,8 @@ def _lint_flow(loaded: LoadedMenus, flow_name: str, flow: FlowSpec, steps: Mappi
                screen_check: ScreenCheck | None, add: Callable[..., None], channels: Sequence[Any]) -> None:
     menus = loaded.menus
     nodes = flow.nodes
-    for label, node_id in (("start", flow.start), ("home", flow.home), ("main_menu", flow.root)):
+    named = [("start", flow.start), ("home", flow.home)] + ([("main_menu", flow.main_menu)] if flow.main_menu else [])
+    for label, node_id in named:
         if node_id not in nodes:
             add(flow_name, None, f"{label} node '{node_id}' does not exist")
     if flow.root in nodes and not isinstance(nodes[flow.root], MenuNode):

@@ -75,6 +75,8 @@ def test_a_router_home_before_the_main_menu_passes_lint(tmp_path):
      "      vip_home:"),
     ("    home: home\n", "    home: home\n    main_menu: home\n", "with 'main_menu:', the home node must be a router",
      "      home:"),
+    ("    home: home\n", "    home: route\n    main_menu: nowhere\n", "main_menu node 'nowhere' does not exist",
+     "  main:"),
     # (bye stays reachable without its option: the chat keyword FIN starts there)
     ("          - {label: {fr: \"Montant\", en: \"Amount\"}, target: ask_amount}\n", "", "unreachable",
      "      ask_amount:"),

@@ -161,6 +161,20 @@ def _rewind(session: Session, node_id: str, home: str) -> None:
         session.back_pages = {shown: page for shown, page in session.back_pages.items() if shown in history}
 
 
+def _screen_now(flow: CompiledFlow, node_id: str) -> str | None:
+    """The screen ``node_id`` of an older version of the menus is in ``flow``: itself, the main menu when
+    ``home`` was that menu and now names the router before it, or none (gone, or showing nothing now)."""
+    node = flow.spec.nodes.get(node_id)
+    if node is not None and node.shows:
+        return node_id
+    return flow.root if node_id == flow.spec.home else None
+
+
+def _history_now(flow: CompiledFlow, history: list[str]) -> list[str]:
+    """A history kept under an older version of the menus, as screens of ``flow`` (``_screen_now``)."""
+    return [shown for shown in map(partial(_screen_now, flow), history) if shown]
+
+
 class HopObserver(Protocol):
     """Told about every hop once answered (the app turns this into metrics)."""
 
@@ -198,7 +212,7 @@ class _PassThrough:
         result = self.engine._run_step(self.session, node, self.secrets)
         if node.commits(result.outcome):
             # The journey up to here is closed: Back and Home lead to the main menu.
-            self.session.history[:] = [self.flow.spec.home]
+            self.session.history[:] = [self.flow.root]
         target = node.outcomes.get(result.outcome)
         if target is None:
             down = result.outcome == "backend_down"
@@ -585,7 +599,7 @@ class Engine:
             nodes = continued.spec.nodes
             if previous.node in nodes and (previous.gate is None or previous.gate in nodes):
                 session.flow, session.version, session.node = previous.flow, continued.version, previous.node
-                session.data, session.history = carried_data(previous), previous.history
+                session.data, session.history = carried_data(previous), _history_now(continued, previous.history)
                 session.back_pages = previous.back_pages
                 session.visited = previous.visited + ["resumed"]
                 if previous.gate is None:
@@ -627,13 +641,13 @@ class Engine:
             screen = self._enter(session, flow, flow.spec.start, {}, moved=True)
             if start is not None and start.node and not screen.end:
                 # A keyword is a start with an argument: its node once the main menu is reached.
-                if session.node != flow.spec.home:
+                if session.node != flow.root:
                     session.pending_node = start.node
                     return screen
                 return self._jump(session, flow, start.node)
             if not dialed or screen.end:
                 return screen
-            if session.node != flow.spec.home:
+            if session.node != flow.root:
                 # The customer must answer first (choose an account, link one): what they dialled
                 # is kept and followed once the main menu is reached.
                 session.pending = list(dialed)
@@ -735,10 +749,10 @@ class Engine:
                     session.back_pages[session.node] = session.page
                 del session.history[:-self.limits.history_limit]
             screen = self._enter(session, flow, target, secrets)
-            if session.pending and session.node == flow.spec.home and not screen.end:
+            if session.pending and session.node == flow.root and not screen.end:
                 dialed, session.pending = session.pending, []
                 return self._follow(session, flow, dialed, screen)
-            if session.pending_node and session.node == flow.spec.home and not screen.end:
+            if session.pending_node and session.node == flow.root and not screen.end:
                 target, session.pending_node = session.pending_node, None
                 return self._jump(session, flow, target)
             return screen
@@ -782,9 +796,9 @@ class Engine:
         could mean something else now, so it is not applied. The customer sees the same screen in
         the new version, or the main menu if it is gone, under a short notice."""
         session.version = flow.version
-        session.history = [n for n in session.history if n in flow.spec.nodes]
+        session.history = _history_now(flow, session.history)
         session.page = session.retries = 0
-        if session.node in flow.spec.nodes:
+        if _screen_now(flow, session.node) == session.node:
             screen = self._screen(session, flow, session.node)
         else:
             session.history.clear()
@@ -830,7 +844,7 @@ class Engine:
                 continue
             session.node = node_id
             session.page = session.retries = 0
-            _rewind(session, node_id, flow.spec.home)
+            _rewind(session, node_id, flow.root)
             return self._screen(session, flow, node_id)
         raise RuntimeError(f"more than {self.limits.max_steps_per_hop} steps in one hop at {node_id}")
 
@@ -916,7 +930,7 @@ class Engine:
         nav = []
         if session.history:
             nav.append(Option(BACK, self.system_text(session.language, "back")))
-        if session.history and node_id != flow.spec.home:
+        if session.history and node_id != flow.root:
             nav.append(Option(HOME, self.system_text(session.language, "home")))
         return Screen(node_id, session.language, blocks, options, tuple(nav), error)
 

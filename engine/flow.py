@@ -76,6 +76,8 @@ class CompiledFlow:
     moves: dict[str, frozenset[str]] = field(default_factory=dict, repr=False)
     options: dict[str, tuple[NumberedOption, ...]] = field(default_factory=dict, repr=False)
     first_items: dict[str, int] = field(default_factory=dict, repr=False)
+    # The main menu screen (``spec.root``), read on most hops: looked up once here.
+    root: str = ""
 
     @classmethod
     def compile(cls, name: str, spec: FlowSpec, version: str) -> CompiledFlow:
@@ -99,7 +101,7 @@ class CompiledFlow:
                    for node_id, node in spec.nodes.items()}
         first_items = {node_id: first_item_number(node.choices()) for node_id, node in spec.nodes.items()
                        if node.item_list() is not None}
-        return cls(name, version, spec, shortcuts, conditions, machine, moves, options, first_items)
+        return cls(name, version, spec, shortcuts, conditions, machine, moves, options, first_items, spec.root)
 
     def move(self, current: str, target: str | None) -> str:
         """The node reached from ``current`` by ``advance`` to ``target`` (``home`` when None), as the

@@ -98,7 +98,7 @@ def _screen(menus: Any, flow: str, node_id: str, node: Any, language: str,
     end = node.ends
     nav, labels = facts.chrome(language)
     # The worst case the engine can show: Back and Home everywhere but on the home menu (the root).
-    if end or node_id == menus.flows[flow].home:
+    if end or node_id == menus.flows[flow].root:
         nav = ()
     body = _text(node.body(), language, fmt, context)
     fixed = Screen(node_id, language, (body,), tuple(options), nav, end=end)

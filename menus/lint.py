@@ -169,11 +169,16 @@ def _lint_flow(loaded: LoadedMenus, flow_name: str, flow: FlowSpec, steps: Mappi
                screen_check: ScreenCheck | None, add: Callable[..., None], channels: Sequence[Any]) -> None:
     menus = loaded.menus
     nodes = flow.nodes
-    for label, node_id in (("start", flow.start), ("home", flow.home)):
+    named = [("start", flow.start), ("home", flow.home)] + ([("main_menu", flow.main_menu)] if flow.main_menu else [])
+    for label, node_id in named:
         if node_id not in nodes:
             add(flow_name, None, f"{label} node '{node_id}' does not exist")
-    if flow.home in nodes and not isinstance(nodes[flow.home], MenuNode):
-        add(flow_name, flow.home, "the home node must be a menu", "point 'home:' at the main menu")
+    if flow.root in nodes and not isinstance(nodes[flow.root], MenuNode):
+        add(flow_name, flow.root, f"the {'main_menu' if flow.main_menu else 'home'} node must be a menu",
+            "point 'home:' (or 'main_menu:' when home is a router) at the main menu")
+    if flow.main_menu and flow.home in nodes and not isinstance(nodes[flow.home], RouterNode):
+        add(flow_name, flow.home, "with 'main_menu:', the home node must be a router",
+            "route each caller to the main menu or to what they can do instead")
     shortcuts: dict[str, str] = {}
     # The edges of every node, listed once: the checks below, the reachability and the commit walks share them.
     out = {node_id: edges(node) for node_id, node in nodes.items()}
@@ -258,7 +263,7 @@ def _lint_reachability(flow_name: str, flow: FlowSpec, shortcuts: Mapping[str, s
                        out: Mapping[str, list[tuple[str, str]]], add: Callable[..., None]) -> None:
     nodes = flow.nodes
     seen: set[str] = set()
-    queue = deque(n for n in (flow.start, flow.home, *shortcuts.values()) if n in nodes)
+    queue = deque(n for n in (flow.start, flow.home, flow.root, *shortcuts.values()) if n in nodes)
     while queue:
         node_id = queue.popleft()
         if node_id in seen:
@@ -346,7 +351,7 @@ def _reachable(flow: FlowSpec, starts: list[str], out: Mapping[str, list[tuple[s
     queue = deque(starts)
     while queue:
         node_id = queue.popleft()
-        if node_id in seen or node_id == flow.home:
+        if node_id in seen or node_id in (flow.home, flow.root):
             continue
         seen.add(node_id)
         queue.extend(t for _, t in out[node_id] if t in flow.nodes)

@@ -361,6 +361,10 @@ NODE_KINDS = {"menu": MenuNode, "input": InputNode, "action": ActionNode,
 class FlowSpec(_Frozen):
     """One conversation graph. ``start`` is entered on a new session, ``home`` on ``00``.
 
+    ``home`` is the main menu, or a router choosing what a caller's main menu is (a caller with no
+    account is sent to the link offer): then ``main_menu`` names the menu itself, the root of the
+    history (reaching it leaves nothing to go back to) where a dialled shortcut is followed.
+
     ``guests: true`` opens it to a conversation nobody vouched for (a chatbot user not signed in): its
     steps must read and change no customer's data (``python -m menus lint`` reports any step not marked
     ``@step(..., guests=True)``). Such a conversation runs in no other flow."""
@@ -368,8 +372,14 @@ class FlowSpec(_Frozen):
     version: str = "1"
     start: str
     home: str
+    main_menu: str = ""
     guests: bool = False
     nodes: dict[str, Node] = Field(default_factory=dict)
+
+    @property
+    def root(self) -> str:
+        """The main menu screen: ``main_menu``, or ``home`` when that is the menu."""
+        return self.main_menu or self.home
 
 
 class ChannelSpec(_Frozen):

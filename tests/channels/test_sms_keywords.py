@@ -144,6 +144,18 @@ def test_menu_by_sms_leads_to_the_main_menu_in_the_sms_format(texter):
                                "8. Préférences")
 
 
+def test_menu_by_sms_while_linking_leads_back_to_the_link_offer_not_an_empty_main_menu(texter):
+    offer = "Bienvenue chez ElecNet. Ce numéro n'est lié à aucun compte. Voulez-vous lier votre compte ?\n1. Oui\n2. Non"
+    stranger = texter("+221770009999")
+    assert stranger.say("SOLDE") == offer
+    assert stranger.say("1") == "Entrez votre numéro de compte (7 chiffres):"
+    assert stranger.say("Menu") == offer
+    assert stranger.say("1") == "Entrez votre numéro de compte (7 chiffres):"
+    assert stranger.say("1000001").startswith("Pour vérifier, entrez le montant")
+    assert stranger.say("00") == offer
+    assert stranger.say("Retour") == offer
+
+
 def test_a_retried_message_id_is_answered_once(texter, fake_at):
     awa = texter("+221770000001")
     assert len(awa.send("SOLDE")) == 1

@@ -178,7 +178,7 @@ def test_finished_session_is_audited_with_its_path(app, phone):
     assert p.answer("x").startswith("END Trop d'erreurs")
     with app.extensions["parts"]["db"]() as db:
         row = db.scalars(select(SessionAuditRow)).one()
-    assert row.outcome == "too_many_errors" and row.nodes.startswith("identify home")
+    assert row.outcome == "too_many_errors" and row.nodes.startswith("identify main_menu")
     assert row.channel == "ussd" and row.hops == 4
 
 

@@ -113,6 +113,46 @@ def test_a_process_with_the_screen_in_a_newer_version_shows_it_again_before_taki
     assert phone.answer("0").text.startswith("Votre choix:")
 
 
+def _home_behind_a_router(tmp_path: Path) -> Path:
+    """The demo menus with the main menu renamed behind a router of its old name (``home:`` a router,
+    ``main_menu:`` the menu), as the product's menus did for callers with no account."""
+    path = tmp_path / "menus.yaml"
+    path.write_text(DEMO.read_text(encoding="utf-8")
+                    .replace("    home: home\n", "    home: home\n    main_menu: main_menu\n")
+                    .replace("      home:\n        kind: menu\n",
+                             "      home:\n        kind: router\n        routes: []\n        default: main_menu\n"
+                             "      main_menu:\n        kind: menu\n"), encoding="utf-8")
+    return path
+
+
+def test_a_session_on_a_screen_that_became_a_router_is_shown_where_the_router_leads(store, steps, tmp_path):
+    # A session left on the old main menu, or with it in its history, sees the main menu again, not a
+    # screen of the router.
+    before = Engine(FlowSet(load_menus(DEMO)), store, steps)
+    after = Engine(FlowSet(load_menus(_home_behind_a_router(tmp_path))), store, steps)
+    idle, deeper = Handset(before), Handset(before, session="s2")
+    idle.dial()
+    deeper.dial()
+    deeper.answer("1")
+    idle.engine = deeper.engine = after
+    assert idle.answer("1").text == "Menu mis à jour.\n" + HOME
+    assert idle.answer("1").text.startswith("Choisissez:\n1. Article 1")
+    assert deeper.answer("3").text.startswith("Menu mis à jour.\nChoisissez:")
+    assert deeper.answer("0").text == HOME
+
+
+def test_a_session_resumed_after_the_main_menu_became_a_router_goes_back_to_the_main_menu(store, steps, tmp_path):
+    before = Engine(FlowSet(load_menus(DEMO)), store, steps, hop_key=b"test-key")
+    after = Engine(FlowSet(load_menus(_home_behind_a_router(tmp_path))), store, steps, hop_key=b"test-key")
+    dropped = Handset(before)
+    dropped.dial()
+    assert dropped.answer("2").text.startswith("Montant (100 à 5000):")
+    again = Handset(after, session="s2")
+    again.dial()
+    assert again.answer("1").text.startswith("Montant (100 à 5000):")
+    assert again.answer("0").text == HOME
+
+
 def test_the_menus_changed_notice_is_said_once_the_next_page_comes_without_it(store, steps, tmp_path):
     # A page turn lays out the screen last shown again (its replay record): not the notice that came with it.
     path = tmp_path / "menus.yaml"

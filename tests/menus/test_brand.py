@@ -26,7 +26,8 @@ def _copy(tmp_path: Path, brand: str) -> Path:
 
 def _home(menus_path: Path, language: str) -> str:
     menus = load_menus(menus_path).menus
-    text = menus.flows["main"].nodes["home"].text[language]  # type: ignore[union-attr]
+    main = menus.flows["main"]
+    text = main.nodes[main.root].text[language]  # type: ignore[union-attr]
     return TextFormatter(language).fill(text, {"account_number": "1000001"})
 
 

@@ -44,6 +44,10 @@ def test_the_demo_flow_passes_lint():
     assert _problems(DEMO) == []
 
 
+def test_a_router_home_before_the_main_menu_passes_lint(tmp_path):
+    assert _problems(_broken(tmp_path, "    home: home\n", "    home: route\n    main_menu: home\n")) == []
+
+
 # Where each mistake is reported, as the line of the broken file it names (found by its content, so
 # a line added to demo.yaml moves nothing here): ``"      home:"`` is the one line that starts so
 # (indentation included), ``("      bye:", 2)`` the second of two such lines, ``1`` the file's first line.
@@ -66,6 +70,13 @@ def test_the_demo_flow_passes_lint():
     ("      bye:\n", "      orphan: {kind: end, text: {fr: x, en: x}}\n      bye:\n", "unreachable",
      "      orphan: {kind: end, text: {fr: x, en: x}}"),
     ("    home: home\n", "    home: bye\n", "the home node must be a menu", "      bye:"),
+    # Home may be a router choosing each caller's main menu; the menu it names as main_menu is the root
+    ("    home: home\n", "    home: route\n    main_menu: vip_home\n", "the main_menu node must be a menu",
+     "      vip_home:"),
+    ("    home: home\n", "    home: home\n    main_menu: home\n", "with 'main_menu:', the home node must be a router",
+     "      home:"),
+    ("    home: home\n", "    home: route\n    main_menu: nowhere\n", "main_menu node 'nowhere' does not exist",
+     "  main:"),
     # (bye stays reachable without its option: the chat keyword FIN starts there)
     ("          - {label: {fr: \"Montant\", en: \"Amount\"}, target: ask_amount}\n", "", "unreachable",
      "      ask_amount:"),
@@ -216,7 +227,7 @@ def test_the_product_keywords_are_unambiguous_and_every_screen_fits_each_adapter
             if p.severity == "error"] == []
     tiny = replace(SMS, name="tiny", max_chars=60, max_options=3)
     found = [p.message for p in lint(loaded, screen_check=screen_problems, channels=[tiny])]
-    assert any("node 'home': tiny/fr: 9 options, the channel offers at most 3 at once" == m for m in found), found
+    assert any("node 'main_menu': tiny/fr: 9 options, the channel offers at most 3 at once" == m for m in found), found
     assert any(m.startswith("node 'kw_help_show': tiny/en: screen is") for m in found)
 
 

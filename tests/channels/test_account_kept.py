@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -18,8 +19,8 @@ from app.factory import create_app
 from app.settings import Settings
 from engine.store import MemorySessionStore
 from tests.support.clock import SettableClock
-from tests.support.fake_africastalking import FakeAfricasTalking
 from tests.support.engine import UssdPhone
+from tests.support.fake_africastalking import FakeAfricasTalking
 from tests.support.redis_time import age_keys
 
 from .rasa_chat import RasaChat
@@ -55,6 +56,11 @@ def idle(product_clock: SettableClock, redis_url: str, store_kind: str) -> Calla
         if store_kind == "redis":
             age_keys(redis_url, seconds, prefix="conv:")
     return wait
+
+
+@pytest.fixture
+def deps(sms_app: Flask) -> Any:
+    return sms_app.extensions["parts"]["deps"]
 
 
 # ---------------------------------------------------------------- SMS
@@ -114,11 +120,6 @@ def test_another_customer_never_gets_the_account_chosen(texter):
     sahel.say("2")
     assert texter("+221770000001").say("ALERTS OFF") == (
         "Alertes désactivées pour le compte 1000001. Envoyez ALERTES ON pour les reprendre.")
-
-
-@pytest.fixture
-def deps(sms_app: Flask):  # type: ignore[no-untyped-def]
-    return sms_app.extensions["parts"]["deps"]
 
 
 # ---------------------------------------------------------------- USSD

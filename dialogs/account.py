@@ -96,7 +96,16 @@ def identify(ctx: StepContext, deps: Deps) -> StepResult:
     if len(items) == 1:
         data.update(account_fields(items[0]))
         return StepResult("one", data, language=language)
+    # The account chosen earlier in the conversation (a flow ``keeps`` it across commands), as the
+    # register holds it now; dropped when no longer linked, so the menu asks again.
+    if "selected_account" in ctx.data:
+        data["selected_account"] = _still_linked(ctx.data["selected_account"], items)
     return StepResult("several", data, language=language)
+
+
+def _still_linked(chosen: Any, items: list[dict[str, Any]]) -> dict[str, Any] | None:
+    number = chosen.get("account_number") if isinstance(chosen, dict) else None
+    return next((item for item in items if item["account_number"] == number), None) if number else None
 
 
 def _identity_of(msisdn: str, deps: Deps) -> dict[str, Any]:

@@ -51,6 +51,7 @@ from .entry import Start, find_start
 from .flow import CompiledFlow, FlowSet
 from .formatting import TextFormatter
 from .hop_digest import HopDigest
+from .kept import ended_ttl, kept_data
 from .masking import mask, mask_numbers
 from .render import PageLabels, render_pages
 from .resume import carried_data, is_mid_task, is_secret_prompt, note_proofs, track_gate
@@ -271,6 +272,10 @@ class Engine:
         self._laid_out.clear()
         if idle_seconds is not None:
             self._idle[capabilities.name] = idle_seconds
+
+    def _user_idle(self, channel: str) -> int | None:
+        """The idle window of a channel keyed by user; ``None`` for one keyed on its provider's session."""
+        return None if self._key_ends.get(channel, False) else self._idle.get(channel)
 
     def capabilities(self, channel: str) -> ChannelCapabilities:
         declared = self._channels.get(channel)
@@ -500,9 +505,11 @@ class Engine:
             return self._closing(turn.channel, session.language, "session_over"), 0.0
         if session is None and held.marker is not None:
             return self._spent(turn, held.marker, hop_id), 0.0   # the same, once the ended session has expired
+        previous = None
         if session is not None and (session.ended or self._restarts(session, turn)):
-            # A new message after an end, or a new command on a chat channel: a new session.
-            session = None
+            # A new message after an end, or a new command on a chat channel: a new session,
+            # which keeps what its flow declares of this one (engine.kept).
+            previous, session = session, None
         hop_now = self.clock()
         now = hop_now.timestamp()
         hop_started = self.timer()
@@ -518,6 +525,9 @@ class Engine:
             session = Session(key=turn.session_key, channel=turn.channel, user_id=turn.address,
                               customer=turn.customer, flow=flow.name, version=flow.version, node=flow.spec.start,
                               language=language, created_at=now, updated_at=now)
+            if previous is not None:
+                session.data.update(kept_data(previous, flow.spec.keeps, flow=flow.name, customer=turn.customer,
+                                              now=now, idle_seconds=self._user_idle(turn.channel)))
             session.hop_started, session.hop_now = hop_started, hop_now
             screen = self._offer_resume(session, flow, turn, held) or self._open(session, flow, turn.dialed, start)
         elif session.resume_from is not None:
@@ -541,8 +551,8 @@ class Engine:
         if reply.page:
             record["p"] = reply.page
         session.last_reply = record
-        ttl = self.limits.ended_ttl_seconds if reply.end else \
-            self._idle.get(turn.channel) or self.limits.ttl(turn.channel)
+        ttl = ended_ttl(session, flow.spec.keeps, self.limits.ended_ttl_seconds, self._user_idle(turn.channel)) \
+            if reply.end else self._idle.get(turn.channel) or self.limits.ttl(turn.channel)
         # A redial offers to continue only a session left mid-task: only such a session is pointed at.
         resumable = (not reply.end and self.limits.resume_window_seconds > 0
                      and is_mid_task(flow, session.node))

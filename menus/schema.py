@@ -367,13 +367,22 @@ class FlowSpec(_Frozen):
 
     ``guests: true`` opens it to a conversation nobody vouched for (a chatbot user not signed in): its
     steps must read and change no customer's data (``python -m menus lint`` reports any step not marked
-    ``@step(..., guests=True)``). Such a conversation runs in no other flow."""
+    ``@step(..., guests=True)``). Such a conversation runs in no other flow.
+
+    ``keeps`` names context keys a new command of the same user carries into its new session of this
+    flow, within the channel's idle window (SMS, WhatsApp, chatbot): the account chosen among several,
+    so that ``CONSO`` after ``SOLDE`` does not ask again. A new USSD dial starts without them.
+
+    ```yaml
+    main: {start: identify, home: home, keeps: [selected_account], nodes: {...}}
+    ```"""
 
     version: str = "1"
     start: str
     home: str
     main_menu: str = ""
     guests: bool = False
+    keeps: tuple[str, ...] = ()
     nodes: dict[str, Node] = Field(default_factory=dict)
 
     @property

@@ -932,7 +932,7 @@ class Engine:
 
     def _screen(self, session: Session, flow: CompiledFlow, node_id: str, error: str | None = None) -> Screen:
         node = flow.spec.nodes[node_id]
-        blocks = (self._text(session, node.body()),)
+        blocks = (self._text(session, node.body_after_error() if error else node.body()),)
         if node.ends:
             session.ended, session.outcome = True, node_id
             return Screen(node_id, session.language, blocks, end=True)

@@ -149,6 +149,10 @@ class _NodeBase(_Frozen):
         # the instance's fields, not getattr: a missing attribute goes through pydantic's slow __getattr__
         return self.__dict__.get("text") or {}
 
+    def body_after_error(self) -> Texts:
+        """The text under the error line after an answer the node does not take."""
+        return self.body()
+
     def choices(self) -> tuple[OptionSpec, ...]:
         """The declared numbered options."""
         return ()
@@ -167,7 +171,7 @@ class _NodeBase(_Frozen):
 
     def texts(self) -> Iterator[tuple[str, Texts]]:
         """Every translated text of the node, named for a lint message."""
-        for attr in ("text", "error"):
+        for attr in ("text", "error", "reask"):
             value = self.__dict__.get(attr)
             if value:
                 yield attr, value
@@ -233,7 +237,18 @@ class InputNode(_NodeBase):
       next: link_check
     ```
     ``sensitive: true`` (PINs) keeps the value out of the saved session: only the steps of
-    the same hop see it.
+    the same hop see it. ``reask`` is the prompt under the ``error`` line when ``text`` itself
+    reports the last answer ("Wrong code. Enter the code:"), so that a value of the wrong format
+    reads as one message, the format and the question, not as two errors:
+
+    ```yaml
+    pin_code_wrong:
+      kind: input
+      text: {fr: "Code incorrect. Entrez le code:", en: "Wrong code. Enter the code:"}
+      error: {fr: "Le code a 6 chiffres.", en: "The code has 6 digits."}
+      reask: {fr: "Entrez le code:", en: "Enter the code:"}
+      ...
+    ```
     """
 
     kind: Literal["input"]
@@ -243,9 +258,13 @@ class InputNode(_NodeBase):
     next: str
     sensitive: bool = False
     error: Texts | None = None
+    reask: Texts | None = None
 
     takes_value: ClassVar[bool] = True
     error_key: ClassVar[str] = "invalid_input"
+
+    def body_after_error(self) -> Texts:
+        return self.reask or self.text
 
     def edges(self) -> list[tuple[str, str]]:
         return [("next", self.next)]

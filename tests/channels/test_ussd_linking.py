@@ -88,6 +88,8 @@ def test_the_registered_number_confirms_with_a_code_and_can_undo_the_link(phone,
     assert sent["payload"]["requested_by"] != "+221770012222"        # masked
     wrong = f"{(int(code) + 1) % 10**6:06d}"
     assert p.answer(wrong) == f"CON Code incorrect. Entrez le code envoyé au titulaire:\n{NAV}"
+    # A code of the wrong format after a wrong one: one message, the format, asked again.
+    assert p.answer("12345") == f"CON Le code a 6 chiffres.\nEntrez le code envoyé au titulaire:\n{NAV}"
     assert not deps.links.accounts_for("+221770012222")
     assert p.answer(code) == f"CON Compte 1000001 lié à votre numéro.\n1. Continuer\n{NAV}"
     assert [link.account_number for link in deps.links.accounts_for("+221770012222")] == ["1000001"]

@@ -79,6 +79,7 @@ def test_email_chosen_in_the_menu_is_confirmed_by_the_code_sent_to_it_then_bills
     assert found, letter
     wrong = "000000" if found.group(1) != "000000" else "111111"
     assert p.answer(wrong) == f"CON Code incorrect. Tapez le code envoyé à A***@exemple.sn:\n{NAV_FR}"
+    assert p.answer("12345") == f"CON Le code a 6 chiffres.\nTapez le code envoyé à A***@exemple.sn:\n{NAV_FR}"
     assert p.answer(found.group(1)) == ("CON Adresse e-mail confirmée: A***@exemple.sn. Vos messages arriveront "
                                         f"par e-mail (par SMS s'il le faut).\n1. Menu principal\n{NAV_FR}")
     assert history(consent, AWA) == [("email", "confirmed", "ussd", "menu"), ("channel", "email", "ussd", "menu")]
@@ -142,7 +143,10 @@ def test_whatsapp_chosen_in_english_and_the_next_receipt_goes_there(phone, setti
                              f"{NAV_EN}")
     assert e.answer("ops@entreprise.sn") == ("CON A code was sent to o***@entreprise.sn. Type it here (valid for 30 "
                                              f"minutes):\n{NAV_EN}")
+    assert e.answer("12345") == ("CON The code has 6 digits.\nA code was sent to o***@entreprise.sn. Type it here "
+                                 f"(valid for 30 minutes):\n{NAV_EN}")
     assert e.answer("000001").startswith("CON Wrong code. Type the code sent to o***@entreprise.sn:")
+    assert e.answer("1234567") == f"CON The code has 6 digits.\nType the code sent to o***@entreprise.sn:\n{NAV_EN}"
 
 
 def test_a_prepaid_customer_switches_low_credit_alerts_and_one_turned_off_in_time_never_goes(

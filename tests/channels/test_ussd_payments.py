@@ -348,6 +348,7 @@ def test_three_wrong_pins_lock_and_a_new_session_is_still_locked(phone, provider
     p.answer("1")
     assert p.answer("1") == f"CON Entrez votre code PIN (4 chiffres):\n{NAV}"
     assert p.answer("1357") == f"CON Code PIN incorrect. Essais restants: 2. Code PIN:\n{NAV}"
+    assert p.answer("135") == f"CON Le code PIN a 4 chiffres.\nEntrez votre code PIN:\n{NAV}"     # not a try: still 2 left
     assert p.answer("1357") == f"CON Code PIN incorrect. Essais restants: 1. Code PIN:\n{NAV}"
     assert p.answer("1357") == "END Code PIN bloqué après 3 erreurs. Réessayez dans 15 minutes."
     later = phone("+221770000001")

@@ -60,6 +60,11 @@ def test_a_router_home_before_the_main_menu_passes_lint(tmp_path):
     ("validator: {type: pin}", "validator: {type: fingerprint}", "validator.type",
      "        validator: {type: fingerprint}"),
     ("text: {fr: \"Réservé\", en: \"Reserved\"}", "text: {fr: \"Réservé\"}", "no 'en' translation", "      vip_only:"),
+    # the prompt under a format error is a text like the others: translated, its placeholders sampled
+    ("        next: check_pin\n", "        next: check_pin\n        reask: {fr: \"Code PIN:\"}\n",
+     "reask: no 'en' translation", "      ask_pin:"),
+    ("        next: check_pin\n", "        next: check_pin\n        reask: {fr: \"{essais} PIN:\", en: \"PIN:\"}\n",
+     "placeholder '{essais}' has no sample value", "      ask_pin:"),
     ("{when: \"vip\", target: vip_home}", "{when: \"vip >>> 3\", target: vip_home}", "condition 'vip >>> 3'",
      "      route:"),
     ("Bonjour {name}, être", "Bonjour {nom}, être", "placeholder '{nom}' has no sample value", "      home:"),

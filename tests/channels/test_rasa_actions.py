@@ -91,7 +91,7 @@ def test_an_outage_report_in_french_gives_a_reference(chat):
     moussa = chat("conv-moussa", "+221770000003")
     assert moussa.say("plus de courant chez moi", intent="report_outage") == (
         "Signaler une panne de courant\nCompte 3000001, zone DKR-PARCELLES")
-    assert moussa.titles() == ["Confirmer", "Retour", "Accueil"]
+    assert moussa.titles() == ["Confirmer", "Annuler", "Retour", "Accueil"]
     assert re.fullmatch(r"Panne signalée\. Référence: INC-[2-9A-Z]{4}\n"
                         r"Notez-la pour suivre votre demande \(menu 5\)\.", moussa.press("Confirmer"))
 

@@ -108,15 +108,17 @@ def test_deferral_in_english_after_choosing_an_account(phone, backoffice_url, pr
     assert arrangements(backoffice_url, "2000002") == []
 
 
-def test_two_instalments_show_both_without_dots_and_cancel_goes_home(phone, backoffice_url):
+def test_two_instalments_show_both_without_dots_and_cancel_records_nothing(phone, backoffice_url):
     p = phone("+221770000001")
     p.dial()
     p.answer("6")
     p.answer("2")
     assert p.answer("1") == ("CON 2 mensualités:\n28/02/2027: 6 250 FCFA\n31/03/2027: 6 250 FCFA\n"
                              "1. Confirmer\n2. Annuler\n0. Retour 00. Accueil")
-    assert p.answer("2").startswith("CON ElecNet - 1000001\n1. Solde et factures")
+    assert p.answer("2") == ("CON Demande annulée. Rien n'a été enregistré.\n1. Menu principal\n"
+                             "0. Retour 00. Accueil")
     assert arrangements(backoffice_url, "1000001") == []
+    assert p.answer("1").startswith("CON ElecNet - 1000001\n1. Solde et factures")
 
 
 def test_six_instalments_show_when_the_last_one_falls_before_the_confirmation(phone):
@@ -127,6 +129,7 @@ def test_six_instalments_show_when_the_last_one_falls_before_the_confirmation(ph
     p.answer("2")
     assert p.answer("5") == ("CON 6 instalments:\n28/02/2027: 30,870 FCFA\n31/03/2027: 30,866 FCFA\n...\n"
                              "31/07/2027: 30,866 FCFA\n1. Confirm\n2. Cancel\n0. Back 00. Home")
+    assert p.answer("2") == "CON Request cancelled. Nothing was recorded.\n1. Main menu\n0. Back 00. Home"
 
 
 def test_the_pin_is_asked_when_already_chosen_and_a_wrong_pin_creates_nothing(phone, backoffice_url):

@@ -151,7 +151,7 @@ def test_in_a_zone_with_a_known_outage_a_fault_at_home_can_still_be_reported(pho
     p.answer("4")
     assert p.answer("1").endswith("1. Alert me when power is back\n2. Fault at my home only\n0. Back 00. Home")
     assert p.answer("2") == ("CON Report a fault at your home only (not the area outage)\nAccount 2000002\n"
-                             "1. Confirm\n0. Back 00. Home")
+                             "1. Confirm\n2. Cancel\n0. Back 00. Home")
     assert _tickets(backoffice_url, "2000002") == []          # nothing filed before the confirmation
     screen = p.answer("1")
     reference = _reference(screen)
@@ -179,9 +179,19 @@ def test_an_outage_report_waits_for_the_confirmation(phone, backoffice_url):
     p.dial()
     p.answer("4")
     assert p.answer("1") == ("CON Signaler une panne de courant\nCompte 1000001, zone DKR-MEDINA\n1. Confirmer\n"
-                             "0. Retour 00. Accueil")
+                             "2. Annuler\n0. Retour 00. Accueil")
     assert p.answer("0") == INCIDENT_FR                        # changed their mind: nothing reported
     assert _tickets(backoffice_url, "1000001") == []
+
+
+def test_an_outage_report_cancelled_files_nothing_and_leads_to_the_main_menu(phone, backoffice_url):
+    p = phone("+221770000001")
+    p.dial()
+    p.answer("4")
+    p.answer("1")
+    assert p.answer("2") == f"CON Demande annulée. Rien n'a été enregistré.\n1. Menu principal\n0. Retour 00. Accueil"
+    assert _tickets(backoffice_url, "1000001") == []
+    assert p.answer("1").startswith("CON ElecNet - 1000001\n1. Solde et factures")
 
 
 def test_no_known_outage_opens_a_ticket_in_french(phone, backoffice_url):
@@ -223,7 +233,7 @@ def test_complaint_per_category_in_french(phone, backoffice_url, choice, categor
         assert p.answer(choice) == DESCRIBE_FR
     confirm = p.answer("1")                                  # 1: no description
     assert confirm.startswith(f"CON Réclamation: {label}\nCompte 1000001\n")
-    assert confirm.endswith("1. Confirmer\n0. Retour 00. Accueil")
+    assert confirm.endswith("1. Confirmer\n2. Annuler\n0. Retour 00. Accueil")
     screen = p.answer("1")
     reference = _reference(screen)
     assert reference.startswith("REC-")
@@ -242,12 +252,25 @@ def test_complaint_in_english(phone, backoffice_url):
     assert p.answer("2") == ("CON Your complaint is about:\n1. Billing dispute\n2. Meter problem\n"
                              "3. Supply quality\n4. Other\n0. Back 00. Home")
     assert p.answer("2") == DESCRIBE_EN
-    assert p.answer("1") == "CON Complaint: Meter problem\nAccount 2000003\n1. Confirm\n0. Back 00. Home"
+    assert p.answer("1") == "CON Complaint: Meter problem\nAccount 2000003\n1. Confirm\n2. Cancel\n0. Back 00. Home"
     screen = p.answer("1")
     reference = _reference(screen)
     assert screen == (f"CON Complaint filed. Reference: {reference}\nKeep it to track your request (menu 5).\n"
                       "0. Back 00. Home")
     assert [t["reference"] for t in _tickets(backoffice_url, "2000003")] == [reference]
+
+
+def test_a_complaint_cancelled_in_english_files_nothing(phone, backoffice_url):
+    p = phone("+221770000002")
+    p.dial()
+    p.answer("3")
+    p.answer("4")
+    p.answer("2")
+    p.answer("2")                                            # meter problem
+    p.answer("1")                                            # no description
+    assert p.answer("2") == "CON Request cancelled. Nothing was filed.\n1. Main menu\n0. Back 00. Home"
+    assert _tickets(backoffice_url, "2000003") == []
+    assert p.answer("1").startswith("CON ElecNet - 2000003\n1. Balance and bills")
 
 
 def test_a_replayed_or_repeated_hop_does_not_open_two_tickets(phone, backoffice_url, redis_url):
@@ -292,7 +315,7 @@ def test_a_complaint_keeps_the_customers_own_words_and_nowhere_else(phone, backo
     p.answer("4")
     p.answer("2")
     assert p.answer("2") == DESCRIBE_EN
-    assert p.answer(WORDS) == "CON Complaint: Meter problem\nAccount 2000003\n1. Confirm\n0. Back 00. Home"
+    assert p.answer(WORDS) == "CON Complaint: Meter problem\nAccount 2000003\n1. Confirm\n2. Cancel\n0. Back 00. Home"
     reference = _reference(p.answer("1"))
     [ticket] = _tickets(backoffice_url, "2000003")
     assert (ticket["reference"], ticket["description"]) == (reference, WORDS)
@@ -310,7 +333,7 @@ def test_words_with_accents_and_apostrophes_reach_the_ticket_as_typed(app, backo
     screens = [engine.handle(Turn("ussd", "+221770000001", "ussd:words-1", value, f"h{i}",
                                   customer="+221770000001")).text
                for i, value in enumerate(hops)]
-    assert screens[-2] == "Réclamation: Problème de compteur\nCompte 1000001\n1. Confirmer\n0. Retour 00. Accueil"
+    assert screens[-2] == "Réclamation: Problème de compteur\nCompte 1000001\n1. Confirmer\n2. Annuler\n0. Retour 00. Accueil"
     reference = _reference(screens[-1])
     [ticket] = _tickets(backoffice_url, "1000001")
     assert (ticket["reference"], ticket["description"]) == (reference, words)
@@ -343,7 +366,7 @@ def test_a_billing_dispute_names_the_disputed_bill(phone, backoffice_url):
                                     f"2. {_bill_fr(bills[1])}\n")
     assert p.answer("2") == DESCRIBE_FR
     assert p.answer("Index read twice") == (f"CON Réclamation: Contestation de facture\nCompte 1000001\n"
-                                            f"Facture {_bill_fr(bills[1])}\n1. Confirmer\n0. Retour 00. Accueil")
+                                            f"Facture {_bill_fr(bills[1])}\n1. Confirmer\n2. Annuler\n0. Retour 00. Accueil")
     second = _reference(p.answer("1"))
     # Disputing another bill is another complaint; the same bill again is the same one.
     again = phone("+221770000001")

@@ -592,12 +592,24 @@ class Engine:
             return None
         session.resume_from = previous_key
         session.language = previous.language
-        return self._resume_screen(session)
+        return self._resume_screen(session, previous)
 
-    def _resume_screen(self, session: Session, error: str | None = None) -> Screen:
+    def _resume_screen(self, session: Session, previous: Session | None, error: str | None = None) -> Screen:
         text = partial(self.system_text, session.language)
-        return Screen("resume", session.language, (text("resume"),),
+        return Screen("resume", session.language, (self._resume_question(session, previous),),
                       (Option("1", text("yes")), Option("2", text("no"))), error=error)
+
+    def _resume_question(self, session: Session, previous: Session | None) -> str:
+        """The offer, naming the dropped task as its menu file does: ``resume:`` on the node it was on, else
+        on the gate it must pass again, else on the latest screen of its way there (a PIN chosen after a
+        payment's confirmation: the payment), filled from its context; the plain question when none is named."""
+        if previous is not None and previous.user_id == session.user_id:
+            nodes = self.flows.get(previous.flow, previous.version).spec.nodes
+            for node_id in (previous.node, previous.gate, *reversed(previous.history)):
+                node = nodes.get(node_id) if node_id else None
+                if node is not None and node.resume:
+                    return self._text(previous, node.resume)
+        return self.system_text(session.language, "resume")
 
     def _resume(self, session: Session, flow: CompiledFlow, text: str) -> Screen:
         previous_key, session.resume_from = session.resume_from, None
@@ -624,7 +636,9 @@ class Engine:
         if session.retries >= self.limits.max_retries:
             return self._end_screen(session, _EndNow("too_many_errors", "too_many_errors"))
         session.resume_from = previous_key
-        return self._resume_screen(session, self.system_text(session.language, "invalid_choice"))
+        # a wrong answer (rare) reads the dropped session again to name its task; a normal hop never does
+        return self._resume_screen(session, self.store.load(previous_key) if previous_key else None,
+                                   self.system_text(session.language, "invalid_choice"))
 
     def _take_over(self, key: str, user_id: str) -> Session | None:
         """``user_id``'s dropped session ``key``, closed under its lock as another continues it: a late or

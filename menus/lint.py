@@ -222,6 +222,9 @@ def _lint_flow(loaded: LoadedMenus, flow_name: str, flow: FlowSpec, steps: Mappi
                 for outcome in sorted(returned - action.outcomes.keys() - {"backend_down", "not_found"}):
                     add(flow_name, node_id, f"outcome '{outcome}' of '{action.step}' is not routed",
                         "it would end the session with the generic error text", "warning")
+        if node.resume and node.ends:  # an ended session is never offered back: the name would never show
+            add(flow_name, node_id, "resume: an end node is never resumed",
+                "declare it on the input or confirmation of the task")
         if isinstance(node, MenuNode) and not node.options and not node.items:
             add(flow_name, node_id, "dead end: a menu with no options and no items",
                 "add options, or make it a 'message' or an 'end' node")

@@ -134,10 +134,24 @@ class Resolver(Protocol):
 
 class _NodeBase(_Frozen):
     """What every node kind answers about itself, so the engine, the preview and the linter never
-    dispatch on the kind: a new kind is one class. The defaults suit a screen with no choices."""
+    dispatch on the kind: a new kind is one class. The defaults suit a screen with no choices.
+
+    ``resume`` names the task on the offer a redial gets after a drop, filled from the dropped
+    session's context; declared on a node a session can be resumed at (an input, a ``confirm: true``
+    menu) or on the action that opens a PIN gate (for a drop behind it). Without one the offer is
+    the system text ``resume`` ("Continue where you left off?").
+
+    ```yaml
+    pay_confirm:
+      kind: menu
+      confirm: true
+      resume: {fr: "Reprendre votre paiement de {pay_amount:money} ?", en: "Resume your payment of {pay_amount:money}?"}
+    ```
+    """
 
     shortcut: str | None = None
     samples: dict[str, Any] = Field(default_factory=dict)
+    resume: Texts | None = None
 
     shows: ClassVar[bool] = True          # False: passes through without a screen (``resolve``)
     ends: ClassVar[bool] = False          # its screen closes the session
@@ -171,7 +185,7 @@ class _NodeBase(_Frozen):
 
     def texts(self) -> Iterator[tuple[str, Texts]]:
         """Every translated text of the node, named for a lint message."""
-        for attr in ("text", "error", "reask"):
+        for attr in ("text", "error", "reask", "resume"):
             value = self.__dict__.get(attr)
             if value:
                 yield attr, value

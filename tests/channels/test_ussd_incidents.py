@@ -189,7 +189,7 @@ def test_an_outage_report_cancelled_files_nothing_and_leads_to_the_main_menu(pho
     p.dial()
     p.answer("4")
     p.answer("1")
-    assert p.answer("2") == f"CON Demande annulée. Rien n'a été enregistré.\n1. Menu principal\n0. Retour 00. Accueil"
+    assert p.answer("2") == "CON Demande annulée. Rien n'a été enregistré.\n1. Menu principal\n0. Retour 00. Accueil"
     assert _tickets(backoffice_url, "1000001") == []
     assert p.answer("1").startswith("CON ElecNet - 1000001\n1. Solde et factures")
 
@@ -422,7 +422,7 @@ def test_a_resumed_session_does_not_file_the_complaint_twice(settings, backoffic
     dropped.answer("2")
     assert dropped.answer("1").startswith("CON Réclamation: Problème de compteur")   # then the call drops
     redial = UssdPhone(client, "+221770000001")
-    assert redial.dial() == "CON Reprendre où vous étiez ?\n1. Oui\n2. Non"
+    assert redial.dial() == "CON Reprendre votre réclamation ?\n1. Oui\n2. Non"
     assert redial.answer("1").startswith("CON Réclamation: Problème de compteur")
     reference = _reference(redial.answer("1"))
     # The dropped session's gateway hop arrives late: that session was closed when the redial took it
@@ -431,11 +431,13 @@ def test_a_resumed_session_does_not_file_the_complaint_twice(settings, backoffic
     assert [t["reference"] for t in _tickets(backoffice_url, "1000001")] == [reference]
 
 
-@pytest.mark.parametrize("keys, confirmation", [
-    (("4", "1"), "CON Signaler une panne de courant\nCompte 1000001"),
-    (("4", "2", "1", "2", "1"), "CON Réclamation: Contestation de facture\nCompte 1000001\nFacture octobre 2026"),
+@pytest.mark.parametrize("keys, confirmation, offer", [
+    (("4", "1"), "CON Signaler une panne de courant\nCompte 1000001", "CON Reprendre votre signalement de panne ?"),
+    (("4", "2", "1", "2", "1"), "CON Réclamation: Contestation de facture\nCompte 1000001\nFacture octobre 2026",
+     "CON Reprendre votre réclamation ?"),
 ], ids=["outage", "billing dispute"])
-def test_a_call_dropped_on_a_report_to_confirm_offers_to_continue_it(settings, backoffice_url, keys, confirmation):
+def test_a_call_dropped_on_a_report_to_confirm_offers_to_continue_it(settings, backoffice_url, keys, confirmation,
+                                                                     offer):
     app = create_app(replace(settings, resume_window_seconds=120))
     client = app.test_client()
     dropped = UssdPhone(client, "+221770000001")
@@ -444,7 +446,7 @@ def test_a_call_dropped_on_a_report_to_confirm_offers_to_continue_it(settings, b
         screen = dropped.answer(key)
     assert screen.startswith(confirmation)                     # then the call drops
     redial = UssdPhone(client, "+221770000001")
-    assert redial.dial() == "CON Reprendre où vous étiez ?\n1. Oui\n2. Non"
+    assert redial.dial() == f"{offer}\n1. Oui\n2. Non"
     assert redial.answer("1") == screen
     _reference(redial.answer("1"))
     assert len(_tickets(backoffice_url, "1000001")) == 1

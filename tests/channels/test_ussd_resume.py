@@ -22,7 +22,8 @@ from app.settings import Settings
 from tests.support.engine import UssdPhone
 
 OWNER, INTRUDER = "+221770000001", "+221770000009"
-OFFER = "CON Reprendre où vous étiez ?\n1. Oui\n2. Non"
+OFFER = "CON Reprendre où vous étiez ?\n1. Oui\n2. Non"        # a task whose menu file names none
+PAYMENT_OFFER = "CON Reprendre votre paiement de 1 000 FCFA ?\n1. Oui\n2. Non"
 SORRY = "END Service momentanément indisponible. Merci de réessayer plus tard."
 PIN, NEW_PIN = "4821", "7395"
 
@@ -69,14 +70,14 @@ def test_a_redial_after_screens_that_only_showed_information_goes_to_the_main_me
     assert p.answer("1").startswith("CON Factures (choisissez):")
     # the network drops the session; the customer dials again
     again = phone(OWNER).dial()
-    assert again != OFFER
+    assert not again.startswith("CON Reprendre")
     assert "1. Solde et factures" in again
 
 
 def test_a_redial_with_a_payment_to_confirm_offers_to_continue_it(phone):
     confirm = pay_another_amount(phone(OWNER))
     again = phone(OWNER)
-    assert again.dial() == OFFER
+    assert again.dial() == PAYMENT_OFFER
     assert again.answer("1") == confirm
     # Confirm leads to the PIN gate, as before the drop (a first PIN: the last-bill proof first).
     assert again.answer("1").startswith("CON Premier usage. Pour vérifier, entrez le montant de la dernière facture")
@@ -88,7 +89,7 @@ def test_a_redial_while_an_amount_is_asked_offers_to_continue(phone):
     p.answer("3")
     asked = p.answer("2")
     again = phone(OWNER)
-    assert again.dial() == OFFER
+    assert again.dial() == "CON Reprendre votre paiement ?\n1. Oui\n2. Non"      # no amount typed yet
     assert again.answer("1") == asked
     assert again.answer("1000").startswith("CON Payer 1 000 FCFA avec:")
 
@@ -102,9 +103,24 @@ def test_a_redial_while_the_wallet_is_asked_offers_to_continue(phone):
     asked = p.answer("1000")
     assert asked.startswith("CON Payer 1 000 FCFA avec:\n1. Orange Money")
     again = phone(OWNER)
-    assert again.dial() == OFFER
+    assert again.dial() == PAYMENT_OFFER
     assert again.answer("1") == asked
     assert again.answer("2").startswith("CON Payer 1 000 FCFA sur le compte 1000001 avec Wave ?")
+
+
+def test_the_offer_names_the_payment_in_english_and_again_after_a_wrong_answer(phone):
+    p = phone("+221770000002")
+    p.dial()
+    p.answer("1")                                          # account 2000001
+    p.answer("3")
+    p.answer("2")
+    p.answer("1500")
+    confirm = p.answer("2")                                # Wave
+    assert confirm.startswith("CON Pay 1,500 FCFA to account 2000001 with Wave?")
+    again = phone("+221770000002")
+    assert again.dial() == "CON Resume your payment of 1,500 FCFA?\n1. Yes\n2. No"
+    assert again.answer("7") == "CON Invalid choice.\nResume your payment of 1,500 FCFA?\n1. Yes\n2. No"
+    assert again.answer("1") == confirm
 
 
 # Dropped a minute before midnight at February's end; the window (two minutes here) runs into March.
@@ -114,7 +130,7 @@ def test_the_offer_stands_for_the_resume_window_and_not_a_second_longer(phone, p
     confirm = pay_another_amount(phone(OWNER))
     product_clock.advance(minutes=2)
     again = phone(OWNER)
-    assert again.dial() == OFFER
+    assert again.dial() == PAYMENT_OFFER
     assert again.answer("1") == confirm                  # and dropped again, on the same confirmation
     product_clock.advance(minutes=2, seconds=1)
     late = phone(OWNER).dial()
@@ -126,14 +142,14 @@ def test_no_offer_once_the_gateway_reported_a_normal_end(client, phone):
     pay_another_amount(p)
     end_of_session(client, p, "Success")
     again = phone(OWNER).dial()
-    assert again != OFFER and "1. Solde et factures" in again
+    assert not again.startswith("CON Reprendre") and "1. Solde et factures" in again
 
 
 def test_the_offer_stands_when_the_gateway_reports_a_dropped_session(client, phone):
     p = phone(OWNER)
     pay_another_amount(p)
     end_of_session(client, p, "Incomplete")
-    assert phone(OWNER).dial() == OFFER
+    assert phone(OWNER).dial() == PAYMENT_OFFER
 
 
 def test_a_pin_change_resumed_after_a_drop_asks_the_current_pin_again(app, phone):
@@ -146,7 +162,7 @@ def test_a_pin_change_resumed_after_a_drop_asks_the_current_pin_again(app, phone
     assert p.answer(PIN) == "CON Nouveau code PIN (4 chiffres):\n0. Retour 00. Accueil"
     # Dropped past the PIN step; whoever holds the handset redials within the window.
     again = phone(OWNER)
-    assert again.dial() == OFFER
+    assert again.dial() == "CON Reprendre le changement de votre code PIN ?\n1. Oui\n2. Non"
     assert again.answer("1") == "CON Entrez votre code PIN (4 chiffres):\n0. Retour 00. Accueil"
     assert again.answer("1111").startswith("CON Code PIN incorrect.")
     assert pins.verify(OWNER, PIN, datetime.now(UTC)).result == "ok"  # nothing changed
@@ -192,8 +208,8 @@ def test_a_prepaid_first_pin_resumed_at_its_code_asks_for_the_code_already_sent(
     code_asked = p.answer("1")
     assert code_asked.startswith("CON Premier usage. Un code de 6 chiffres vous a été envoyé par SMS.")
     for _ in range(3):                                        # the call drops, again and again
-        again = phone("+221770000003")
-        assert again.dial() == OFFER
+        again = phone("+221770000003")          # behind the PIN gate: the task the gate protects
+        assert again.dial() == "CON Reprendre votre achat de crédit de 2 000 FCFA ?\n1. Oui\n2. Non"
         assert again.answer("1") == code_asked
     [sent] = [e for e in outbox.pending() if e["kind"] == "pin_code"]     # one code, still the good one
     assert again.answer(sent["payload"]["code"]) == (
@@ -210,7 +226,7 @@ def test_an_email_address_resumed_at_its_code_asks_for_the_code_already_sent(app
     assert code_asked == ("CON Un code a été envoyé à m***@exemple.sn. Tapez-le ici (valable 30 minutes):\n"
                           "0. Retour 00. Accueil")
     again = phone(OWNER)
-    assert again.dial() == OFFER
+    assert again.dial() == "CON Reprendre la confirmation de votre adresse e-mail ?\n1. Oui\n2. Non"
     assert again.answer("1") == code_asked                    # not "type your address" again
     [sent] = [e for e in outbox.pending() if e["kind"] == "email_code"]
     assert again.answer(sent["payload"]["code"]).startswith("CON Adresse e-mail confirmée: m***@exemple.sn.")
@@ -219,7 +235,7 @@ def test_an_email_address_resumed_at_its_code_asks_for_the_code_already_sent(app
 def test_continuing_a_first_pin_does_not_count_the_last_bill_again(phone):
     for _ in range(6):                                        # proven once, then the call drops five times
         p = phone(OWNER)
-        if p.dial() == OFFER:
+        if p.dial() == PAYMENT_OFFER:
             assert p.answer("1") == "CON Premier usage: choisissez un code PIN secret (4 chiffres):\n0. Retour 00. Accueil"
         else:
             pay_another_amount(p)

@@ -212,7 +212,7 @@ def test_redial_after_a_drop_offers_to_continue(settings):
     first.answer("3")
     assert first.answer("2").startswith("CON A payer: 12 500 FCFA\nMontant à régler (FCFA):")
     again = UssdPhone(client, "+221770000001")
-    assert again.dial() == "CON Reprendre où vous étiez ?\n1. Oui\n2. Non"
+    assert again.dial() == "CON Reprendre votre paiement ?\n1. Oui\n2. Non"
     assert again.answer("1").startswith("CON A payer: 12 500 FCFA\nMontant à régler (FCFA):")
     assert again.answer("0").startswith("CON Payer - compte 1000001\nA payer: 12 500 FCFA")
 

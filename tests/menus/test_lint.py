@@ -65,6 +65,13 @@ def test_a_router_home_before_the_main_menu_passes_lint(tmp_path):
      "reask: no 'en' translation", "      ask_pin:"),
     ("        next: check_pin\n", "        next: check_pin\n        reask: {fr: \"{essais} PIN:\", en: \"PIN:\"}\n",
      "placeholder '{essais}' has no sample value", "      ask_pin:"),
+    # the name of the task on the redial offer: translated, sampled, and only where a session can wait
+    ("        next: check_pin\n", "        next: check_pin\n        resume: {fr: \"Reprendre le PIN ?\"}\n",
+     "resume: no 'en' translation", "      ask_pin:"),
+    ("        next: check_pin\n", "        next: check_pin\n        resume: {fr: \"{tache} ?\", en: \"{tache}?\"}\n",
+     "placeholder '{tache}' has no sample value", "      ask_pin:"),
+    ("kind: end\n        text: {fr: \"Au revoir.\"", "kind: end\n        resume: {fr: a, en: b}\n        text: {fr: \"Au revoir.\"",
+     "resume: an end node is never resumed", "      bye:"),
     ("{when: \"vip\", target: vip_home}", "{when: \"vip >>> 3\", target: vip_home}", "condition 'vip >>> 3'",
      "      route:"),
     ("Bonjour {name}, être", "Bonjour {nom}, être", "placeholder '{nom}' has no sample value", "      home:"),

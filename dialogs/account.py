@@ -177,7 +177,8 @@ def link_confirm(ctx: StepContext, deps: Deps) -> StepResult:
         return StepResult("locked", {"link_code_hash": None})
     if not code_matches(ctx.secrets.get("link_code", ""), stored):
         _refused(ctx, deps, number, "link: wrong code")
-        return StepResult("wrong" if tries < MAX_CODE_TRIES else "locked", {"link_code_tries": tries})
+        return StepResult("wrong" if tries < MAX_CODE_TRIES else "locked",
+                          {"link_code_tries": tries, "link_code_tries_left": MAX_CODE_TRIES - tries})
     return _linked(ctx, deps, deps.billing.account(number))
 
 
@@ -194,8 +195,8 @@ def _linked(ctx: StepContext, deps: Deps, account: Account) -> StepResult:
                                  "undo_menu": "8 > 5"},   # Preferences > Numbers linked to the account
                         dedupe_key=f"link_notice:{ctx.session_key}:{account.account_number}")
     data = {"linked": True, "account_count": 1, "accounts": [_as_item(account)], "link_attempts": None,
-            "link_code_hash": None, "link_code_tries": None, "link_code_for": None, "link_code_sent": None,
-            **account_fields(account)}
+            "link_code_hash": None, "link_code_tries": None, "link_code_tries_left": None, "link_code_for": None,
+            "link_code_sent": None, **account_fields(account)}
     return StepResult("ok", data)
 
 

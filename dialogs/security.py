@@ -192,8 +192,9 @@ def check_pin_code(ctx: StepContext, deps: Deps) -> StepResult:
         _event(ctx, deps, "pin_failed", "wrong first-PIN code")
         if tries >= MAX_PIN_CODE_TRIES:
             return StepResult("locked", {"pin_code_hash": None})
-        return StepResult("wrong", {"pin_code_tries": tries})
-    return StepResult("ok", {"pin_proof": "first", "pin_code_hash": None, "pin_code_tries": None})
+        return StepResult("wrong", {"pin_code_tries": tries, "pin_code_tries_left": MAX_PIN_CODE_TRIES - tries})
+    return StepResult("ok", {"pin_proof": "first", "pin_code_hash": None, "pin_code_tries": None,
+                             "pin_code_tries_left": None})
 
 
 step("security.check_pin_code", outcomes={"ok", "wrong", "locked"})(check_pin_code)

@@ -87,7 +87,7 @@ def test_the_registered_number_confirms_with_a_code_and_can_undo_the_link(phone,
     code = sent["payload"]["code"]
     assert sent["payload"]["requested_by"] != "+221770012222"        # masked
     wrong = f"{(int(code) + 1) % 10**6:06d}"
-    assert p.answer(wrong) == f"CON Code incorrect. Entrez le code envoyé au titulaire:\n{NAV}"
+    assert p.answer(wrong) == f"CON Code incorrect. Essais restants: 2. Entrez le code envoyé au titulaire:\n{NAV}"
     # A code of the wrong format after a wrong one: one message, the format, asked again.
     assert p.answer("12345") == f"CON Le code a 6 chiffres.\nEntrez le code envoyé au titulaire:\n{NAV}"
     assert not deps.links.accounts_for("+221770012222")
@@ -113,8 +113,8 @@ def test_three_wrong_codes_end_the_attempt_without_a_link(phone, deps):
     p.answer("5500")
     code = sms(deps, "link_code")[0]["payload"]["code"]
     others = [f"{(int(code) + k) % 10**6:06d}" for k in (1, 2, 3)]
-    assert p.answer(others[0]).startswith("CON Code incorrect.")
-    assert p.answer(others[1]).startswith("CON Code incorrect.")
+    assert p.answer(others[0]).startswith("CON Code incorrect. Essais restants: 2.")
+    assert p.answer(others[1]).startswith("CON Code incorrect. Essais restants: 1.")
     assert p.answer(others[2]).startswith("END Trop d'essais.")
     assert not deps.links.accounts_for("+221770013333")
 

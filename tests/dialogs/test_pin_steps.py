@@ -376,7 +376,8 @@ def test_no_code_is_sent_uncounted(deps):
 def test_the_code_typed_back_gives_the_first_pin_proof(deps, audit):
     data = {"pin_code_hash": hash_code("123456"), "pin_code_tries": 0}
     ok = run(deps, "security.check_pin_code", data, {"pin_code": "123456"})
-    assert (ok.outcome, ok.data) == ("ok", {"pin_proof": "first", "pin_code_hash": None, "pin_code_tries": None})
+    assert (ok.outcome, ok.data) == ("ok", {"pin_proof": "first", "pin_code_hash": None, "pin_code_tries": None,
+                                            "pin_code_tries_left": None})
     assert audit.events == []
 
 
@@ -384,7 +385,7 @@ def test_three_wrong_codes_lock_the_first_pin(deps, audit):
     data: dict[str, Any] = {"pin_code_hash": hash_code("123456")}
     for tries in (1, 2):
         wrong = run(deps, "security.check_pin_code", data, {"pin_code": "654321"})
-        assert (wrong.outcome, wrong.data) == ("wrong", {"pin_code_tries": tries})
+        assert (wrong.outcome, wrong.data) == ("wrong", {"pin_code_tries": tries, "pin_code_tries_left": 3 - tries})
         data["pin_code_tries"] = tries
     last = run(deps, "security.check_pin_code", data, {"pin_code": "000000"})
     assert (last.outcome, last.data) == ("locked", {"pin_code_hash": None})
@@ -397,7 +398,7 @@ def test_three_wrong_codes_lock_the_first_pin(deps, audit):
 
 def test_nothing_typed_for_the_code_is_a_wrong_code(deps):
     wrong = run(deps, "security.check_pin_code", {"pin_code_hash": hash_code("123456")}, {})
-    assert (wrong.outcome, wrong.data) == ("wrong", {"pin_code_tries": 1})
+    assert (wrong.outcome, wrong.data) == ("wrong", {"pin_code_tries": 1, "pin_code_tries_left": 2})
 
 
 def test_the_code_and_the_lock_sms_speak_the_customers_language(with_pin):

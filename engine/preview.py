@@ -34,8 +34,35 @@ def _text(texts: dict[str, str], language: str, fmt: TextFormatter, context: dic
 
 def screen_problems(loaded: LoadedMenus, flow: str, node_id: str, language: str,
                     channel: str | ChannelCapabilities) -> list[str]:
-    """Why the node's screen does not fit the channel with sample values (empty when it fits).
-    ``channel``: an adapter's capabilities, or the name of a channel the menu file declares."""
+    """Why the node's screen, or the redial offer naming its task (``resume:``), does not fit the channel
+    with sample values (empty when both fit). ``channel``: an adapter's capabilities, or the name of a
+    channel the menu file declares."""
+    return (_node_problems(loaded, flow, node_id, language, channel)
+            + _resume_problems(loaded, flow, node_id, language, channel))
+
+
+def _resume_problems(loaded: LoadedMenus, flow: str, node_id: str, language: str,
+                     channel: str | ChannelCapabilities) -> list[str]:
+    """The offer a redial gets ("Resume your payment of ...?", Yes, No) must fit on one page."""
+    menus = loaded.menus
+    node = menus.flows[flow].nodes[node_id]
+    if not node.resume:
+        return []
+    facts = _facts(menus)
+    caps = _caps(loaded, channel)
+    _, context = facts.context(node.samples)
+    system = menus.system_texts
+    offer = Screen("resume", language, (_text(node.resume, language, facts.formatter(language), context),),
+                   (Option("1", system.get("yes", {}).get(language, "")),
+                    Option("2", system.get("no", {}).get(language, ""))))
+    size = measure(caps)(single_page(offer, caps))
+    if size > caps.budget:
+        return [f"{caps.name}/{language}: resume offer is {size} characters; the channel allows {caps.budget}"]
+    return []
+
+
+def _node_problems(loaded: LoadedMenus, flow: str, node_id: str, language: str,
+                   channel: str | ChannelCapabilities) -> list[str]:
     menus = loaded.menus
     facts = _facts(menus)
     # What the node shows does not depend on the channel: filled once per language, measured per channel.

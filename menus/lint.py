@@ -242,7 +242,7 @@ def _lint_flow(loaded: LoadedMenus, flow_name: str, flow: FlowSpec, steps: Mappi
     _lint_commits(flow_name, flow, out, add)
     if screen_check is not None:
         for node_id, node in nodes.items():
-            if not node.shows:
+            if not node.shows and not node.resume:   # a gate's action names its task on the redial offer
                 continue
             for channel in channels:
                 for lang in menus.languages:

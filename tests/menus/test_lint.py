@@ -70,6 +70,8 @@ def test_a_router_home_before_the_main_menu_passes_lint(tmp_path):
      "resume: no 'en' translation", "      ask_pin:"),
     ("        next: check_pin\n", "        next: check_pin\n        resume: {fr: \"{tache} ?\", en: \"{tache}?\"}\n",
      "placeholder '{tache}' has no sample value", "      ask_pin:"),
+    ("        next: check_pin\n", "        next: check_pin\n        resume: {fr: \"" + "tres long " * 20 + "\", en: x}\n",
+     "resume offer is", "      ask_pin:"),
     ("kind: end\n        text: {fr: \"Au revoir.\"", "kind: end\n        resume: {fr: a, en: b}\n        text: {fr: \"Au revoir.\"",
      "resume: an end node is never resumed", "      bye:"),
     ("{when: \"vip\", target: vip_home}", "{when: \"vip >>> 3\", target: vip_home}", "condition 'vip >>> 3'",

@@ -263,11 +263,7 @@ def test_complaint_in_english(phone, backoffice_url):
 def test_a_complaint_cancelled_in_english_files_nothing(phone, backoffice_url):
     p = phone("+221770000002")
     p.dial()
-    p.answer("3")
-    p.answer("4")
-    p.answer("2")
-    p.answer("2")                                            # meter problem
-    p.answer("1")                                            # no description
+    _keys(p, "3", "4", "2", "2", "1")                         # account 2000003, meter problem, no description
     assert p.answer("2") == "CON Request cancelled. Nothing was filed.\n1. Main menu\n0. Back 00. Home"
     assert _tickets(backoffice_url, "2000003") == []
     assert p.answer("1").startswith("CON ElecNet - 2000003\n1. Balance and bills")

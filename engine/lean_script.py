@@ -107,12 +107,13 @@ class LeanScript:
         self._connection = connection or ThreadConnection(client)
         self._source = source
         self.sha = hashlib.sha1(source.encode()).hexdigest()
-        self._sha_bulk = _bulk(self.sha)
-        self._source_bulk = _bulk(source)
+        self._by_sha = b"$7\r\nEVALSHA\r\n" + _bulk(self.sha)
+        self._by_source = b"$4\r\nEVAL\r\n" + _bulk(source)
 
-    def _packed(self, keys: Sequence[Arg], args: Sequence[Arg]) -> bytes:
-        return b"".join((b"*%d\r\n$7\r\nEVALSHA\r\n" % (3 + len(keys) + len(args)), self._sha_bulk,
-                         _bulk(len(keys)), *map(_bulk, keys), *map(_bulk, args)))
+    def _packed(self, keys: Sequence[Arg], args: Sequence[Arg], head: bytes) -> bytes:
+        """The command: ``head`` (EVALSHA and the digest, or EVAL and the source), the keys, the args."""
+        return b"".join((b"*%d\r\n" % (3 + len(keys) + len(args)), head, _bulk(len(keys)), *map(_bulk, keys),
+                         *map(_bulk, args)))
 
     def _send(self, packed: bytes) -> Any:
         connection = self._connection.get()
@@ -136,7 +137,7 @@ class LeanScript:
             raise
 
     def __call__(self, keys: Sequence[Arg] = (), args: Sequence[Arg] = ()) -> Any:
-        packed = self._packed(keys, args)
+        packed = self._packed(keys, args, self._by_sha)
         try:
             return self._send(packed)
         except NoScriptError:
@@ -148,8 +149,7 @@ class LeanScript:
         then is logged as ``what``). Sent as EVAL with its source, so that a Redis that forgot the script
         still runs it: an EVALSHA refused later would have left its work undone. A send that fails is made
         again on a new connection and waited for; its error, if that fails too, is raised."""
-        packed = b"".join((b"*%d\r\n$4\r\nEVAL\r\n" % (3 + len(keys) + len(args)), self._source_bulk,
-                           _bulk(len(keys)), *map(_bulk, keys), *map(_bulk, args)))
+        packed = self._packed(keys, args, self._by_source)
         connection = self._connection.get()
         try:
             connection.send_packed_command([packed])

@@ -19,7 +19,8 @@ what matters and drops the rest:
 * ``send_later`` sends a script without waiting for its reply, which the thread's connection reads
   before its next command (``ThreadConnection``): a hop's save goes out before its answer, and the hop
   makes one round trip that waits, not two. A reply read later that is an error (Redis refused the
-  write) or lost with its connection is logged, with the session key masked.
+  write) or lost with its connection is logged, with the session key masked; so is one read when the
+  thread ends before its next call.
 """
 
 from __future__ import annotations
@@ -66,18 +67,39 @@ class ThreadConnection:
         self._local = threading.local()
 
     def get(self) -> ConnectionInterface:
-        held = getattr(self._local, "held", None)
-        pid = os.getpid()
-        if held is None or held[0] != pid:
-            held = self._local.held = (pid, self._pool.make_connection(), [])
-        if held[2]:
-            _confirm(held[1], held[2])
-        return held[1]
+        held: _Held | None = getattr(self._local, "held", None)
+        if held is None or held.pid != os.getpid():
+            held = self._local.held = _Held(self._pool.make_connection())
+        if held.unread:
+            _confirm(held.connection, held.unread)
+        return held.connection
 
     def unread(self, what: str) -> None:
         """A command was just sent on this thread's connection without reading its reply; ``what`` names it
         in a log line should the reply be an error."""
-        self._local.held[2].append(what)
+        self._local.held.unread.append(what)
+
+
+class _Held:
+    """A thread's connection and the names of the commands sent on it whose replies are not read yet.
+
+    When the thread ends (a server retires its idle threads), its thread-local goes and this with it:
+    the replies still unread are read then, so that a save Redis refused is logged even if its thread
+    never made another call."""
+
+    __slots__ = ("connection", "pid", "unread")
+
+    def __init__(self, connection: ConnectionInterface) -> None:
+        self.pid = os.getpid()
+        self.connection = connection
+        self.unread: list[str] = []
+
+    def __del__(self) -> None:
+        if self.unread and self.pid == os.getpid():
+            try:
+                _confirm(self.connection, self.unread)
+            except Exception:   # one raised in __del__ would only be printed, never seen
+                log.exception("unread Redis replies of an ended thread")
 
 
 def _confirm(connection: ConnectionInterface, unread: list[str]) -> None:

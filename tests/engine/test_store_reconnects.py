@@ -183,3 +183,29 @@ def test_a_save_whose_reply_is_lost_is_logged_and_the_next_hop_goes_through(stor
         assert _hop(store, "bills") == "balance"   # Redis had saved it; the next hop reconnects
     assert lost == [True]
     assert any("save of session ussd:ATUid_1 not confirmed" in r.getMessage() for r in caplog.records)
+
+
+def test_a_save_refused_on_a_thread_that_then_ends_is_logged_all_the_same(throwaway_redis, caplog):
+    # a server retires its idle threads: the last save of such a thread has no next call to read its reply
+    client = redis.Redis.from_url(throwaway_redis.url, socket_timeout=1.0)
+    store = RedisSessionStore(client, lock_ttl_ms=300)
+    admin = redis.Redis.from_url(throwaway_redis.url)
+
+    def last_hop() -> None:
+        with store.locked(USER_KEY) as held:
+            admin.config_set("maxmemory-policy", "noeviction")
+            admin.config_set("maxmemory", 1)               # Redis now refuses every write
+            held.save(_user_session("balance"), 180)
+
+    with caplog.at_level("ERROR", logger="engine.lean_script"):
+        thread = threading.Thread(target=last_hop)
+        thread.start()
+        thread.join()
+        gc.collect()
+        assert _eventually(lambda: any("failed after the hop was answered" in r.getMessage()
+                                       for r in caplog.records))
+    admin.config_set("maxmemory", 0)
+    refused = [r.getMessage() for r in caplog.records if "failed after the hop was answered" in r.getMessage()]
+    assert len(refused) == 1 and "*****001" in refused[0] and "221770000001" not in refused[0]
+    admin.close()
+    client.close()

@@ -207,9 +207,9 @@ def _agents_signin_line(settings: Settings) -> str:
 
 def _pin_unlock(msisdn: str) -> int:
     """An agent lifts a PIN lock (the only way out of a fourth lockout in a row); audited, SMS queued."""
-    import redis
 
     from engine.masking import mask
+    from engine.redis_url import redis_from_url
 
     from .agent_actions import unlock_pin
     from .factory import build_identity_cache, build_security_audit
@@ -220,7 +220,7 @@ def _pin_unlock(msisdn: str) -> int:
         return 2
     settings = Settings.from_env()
     sessions = make_sessions(settings.database_url)
-    client = redis.Redis.from_url(settings.redis_url, socket_timeout=1.0) if settings.redis_url else None
+    client = redis_from_url(settings.redis_url, socket_timeout=1.0) if settings.redis_url else None
     if not unlock_pin(sessions, build_identity_cache(settings, client), build_security_audit(settings, sessions),
                       msisdn, by="an agent (command line)"):
         print(f"no locked PIN for {mask(msisdn)}")

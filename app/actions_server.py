@@ -31,7 +31,6 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any, Final
 
-import redis
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from rasa_sdk.endpoint import create_app
 from rasa_sdk.executor import ActionExecutor
@@ -50,6 +49,7 @@ from channels.rasa import (
     build_executor,
 )
 from engine import SessionStore
+from engine.redis_url import redis_from_url
 from web_fallback.customer.codes import MemorySignInStore, SignInStore
 from web_fallback.customer.sign_in import SignIn, SignInRules
 
@@ -169,7 +169,7 @@ def build_chat_sign_in(settings: Settings, deps: Any, metrics: Metrics) -> ChatS
     codes: SignInStore = MemorySignInStore()
     links: ChatLinks = MemoryChatLinks()
     if settings.redis_url:
-        client = redis.Redis.from_url(settings.redis_url, socket_timeout=1.0)
+        client = redis_from_url(settings.redis_url, socket_timeout=1.0)
         codes = RedisSignInStore(client, prefix="chat:code:", visits="chat:visit:")
         links = RedisChatLinks(client)
     sender = SignIn(codes, deps.throttle, deps.outbox, deps.security,

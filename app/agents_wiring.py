@@ -15,12 +15,12 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
-import redis
 from flask import Flask
 
 from channels.adapter import ChannelAdapter
 from channels.payment_callback import Applied, CallbackEvent, payment_callback_blueprint
 from engine import Engine, MemorySessionStore, RedisSessionStore, SessionStore
+from engine.redis_url import redis_from_url
 from web_fallback.agents import (
     AuthConfig,
     ConsoleConfig,
@@ -153,7 +153,7 @@ def mount_agents(app: Flask, settings: Settings, parts: dict[str, Any], adapters
     if settings.agents_dev_signin and not settings.oidc_issuer:
         log.warning("AGENTS_DEV_SIGNIN=1 and no OIDC_ISSUER: /agents/signin offers a local development sign-in "
                     "to anyone who reaches this server. Never in production.")
-    client = redis.Redis.from_url(settings.redis_url, socket_timeout=1.0) if settings.redis_url else None
+    client = redis_from_url(settings.redis_url, socket_timeout=1.0) if settings.redis_url else None
     throttle = RedisThrottle(client, prefix="agents:") if client is not None else MemoryThrottle()
     sessions = parts["db"]
     deps = parts["deps"]

@@ -55,6 +55,7 @@ from engine import (
     SecurityAudit,
     SessionStore,
 )
+from engine.redis_url import redis_from_url
 from menus import load_menus
 from web_fallback.agents import error_page as agents_error
 from web_fallback.agents import owns as agents_page
@@ -162,7 +163,7 @@ def build_deps(settings: Settings, sessions: sessionmaker[Session],
     client_config = ClientConfig(base_url=settings.backoffice_url, api_key=settings.backoffice_api_key,
                                  connect_timeout=settings.backend_connect_timeout,
                                  read_timeout=settings.backend_read_timeout, retries=settings.backend_retries)
-    client = redis.Redis.from_url(settings.redis_url, socket_timeout=1.0) if settings.redis_url else None
+    client = redis_from_url(settings.redis_url, socket_timeout=1.0) if settings.redis_url else None
     identity = build_identity_cache(settings, client)
     return Deps(billing=BillingClient(client_config), links=ForgetfulAccountLinks(sessions, identity),
                 preferences=ForgetfulPreferences(sessions, identity), metering=MeteringClient(client_config),
@@ -215,7 +216,7 @@ def build_gateway_guard(settings: Settings) -> GatewayGuard:
 def build_answer_ledger(settings: Settings) -> AnswerLedger:
     """What the chat channels answered per provider message id: in Redis (every worker), else here."""
     if settings.redis_url:
-        return RedisAnswerLedger(redis.Redis.from_url(settings.redis_url, socket_timeout=1.0))
+        return RedisAnswerLedger(redis_from_url(settings.redis_url, socket_timeout=1.0))
     return MemoryAnswerLedger()
 
 
@@ -243,7 +244,7 @@ def build_web_adapter(settings: Settings, deps: Deps, guard: GatewayGuard, secre
     ones in ``metrics``."""
     store: SignInStore = MemorySignInStore()
     if settings.redis_url:
-        store = RedisSignInStore(redis.Redis.from_url(settings.redis_url, socket_timeout=1.0))
+        store = RedisSignInStore(redis_from_url(settings.redis_url, socket_timeout=1.0))
     assert deps.throttle is not None and deps.outbox is not None
     sign_in = SignIn(store, deps.throttle, deps.outbox, deps.security,
                      SignInRules(code_ttl_seconds=settings.web_code_seconds), budget=budget,
@@ -414,7 +415,7 @@ def build_pace(settings: Settings) -> Pace | None:
     if not rates:
         return None
     if settings.redis_url:
-        return RedisPace(redis.Redis.from_url(settings.redis_url, socket_timeout=2.0), rates)
+        return RedisPace(redis_from_url(settings.redis_url, socket_timeout=2.0), rates)
     return MemoryPace(rates)
 
 

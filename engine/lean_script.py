@@ -119,6 +119,15 @@ def _confirm(connection: ConnectionInterface, unread: list[str]) -> None:
             unread.clear()
 
 
+def _sent(connection: ConnectionInterface, packed: bytes) -> None:
+    """Send ``packed``, connecting first through ``connect()``: a connection that Sentinel places
+    (``redis.sentinel``) asks where the master is there, which the connect ``send_packed_command`` makes
+    by itself skips (redis-py 8.1), reaching the default ``localhost:6379`` instead."""
+    if not connection.is_connected:
+        connection.connect()
+    connection.send_packed_command([packed])
+
+
 class LeanScript:
     """``script(keys=[...], args=[...])``: EVALSHA of ``source`` on the thread's connection to ``client``'s
     server, its reply as redis-py parses it (bytes, ints, lists; ``None`` for a Lua ``false``). Scripts of
@@ -141,7 +150,7 @@ class LeanScript:
         connection = self._connection.get()
         kept = connection.is_connected
         try:
-            connection.send_packed_command([packed])
+            _sent(connection, packed)
             return connection.read_response()
         except redis.ConnectionError:
             connection.disconnect()   # never used again half-read
@@ -152,7 +161,7 @@ class LeanScript:
             raise
         # A kept connection that Redis closed since (restarted): once more, on a new one.
         try:
-            connection.send_packed_command([packed])
+            _sent(connection, packed)
             return connection.read_response()
         except (redis.ConnectionError, redis.TimeoutError):
             connection.disconnect()
@@ -174,7 +183,7 @@ class LeanScript:
         packed = self._packed(keys, args, self._by_source)
         connection = self._connection.get()
         try:
-            connection.send_packed_command([packed])
+            _sent(connection, packed)
         except (redis.ConnectionError, redis.TimeoutError):
             connection.disconnect()
             self._send(packed)

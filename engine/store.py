@@ -36,6 +36,7 @@ from typing import Protocol, TypeVar
 import redis
 
 from .lean_script import LeanScript, ThreadConnection
+from .redis_url import redis_from_url
 from .session import Session, UnreadableSession
 
 __all__ = [
@@ -353,7 +354,7 @@ class RedisSessionStore(SessionStore):
 
     @classmethod
     def from_url(cls, url: str, **kwargs: object) -> RedisSessionStore:
-        client = redis.Redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0,
+        client = redis_from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0,
                                       health_check_interval=30)
         return cls(client, **kwargs)  # type: ignore[arg-type]
 

@@ -223,7 +223,6 @@ def build_answer_ledger(settings: Settings) -> AnswerLedger:
 def build_code_budget(settings: Settings, deps: Deps, metrics: Metrics) -> CodeBudget:
     """The budget of sign-in codes for requesters not yet identified, counted by the dialogs' throttle (Redis:
     one budget for every process and door, the web's and the chat's), its refusals in ``metrics``."""
-    assert deps.throttle is not None
     return CodeBudget(deps.throttle, deps.security, per_minute=settings.sign_in_codes_per_minute,
                       per_hour=settings.sign_in_codes_per_hour,
                       refused=lambda channel, window: metrics.codes_refused.labels(channel, window).inc())
@@ -244,7 +243,7 @@ def build_web_adapter(settings: Settings, deps: Deps, guard: GatewayGuard, secre
     store: SignInStore = MemorySignInStore()
     if settings.redis_url:
         store = RedisSignInStore(redis.Redis.from_url(settings.redis_url, socket_timeout=1.0))
-    assert deps.throttle is not None and deps.outbox is not None
+    assert deps.outbox is not None
     sign_in = SignIn(store, deps.throttle, deps.outbox, deps.security,
                      SignInRules(code_ttl_seconds=settings.web_code_seconds), budget=budget,
                      throttled=sign_in_throttled(metrics))

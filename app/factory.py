@@ -43,7 +43,7 @@ from channels.whatsapp_twilio import TwilioWhatsAppAdapter
 from dialogs.arrangements import load_rules
 from dialogs.payments import settle_provider_result
 from dialogs.registry import Deps, DialogRegistry, DialogSettings
-from dialogs.stores import IdentityCache, ProviderResult
+from dialogs.stores import IdentityCache, ProviderResult, Throttle
 from dialogs.tariffs import load_tariff
 from engine import (
     Engine,
@@ -155,9 +155,11 @@ def build_identity_cache(settings: Settings, client: redis.Redis | None) -> Iden
 
 
 def build_deps(settings: Settings, sessions: sessionmaker[Session],
-               security: SecurityAudit | None = None, callback_path: str = CALLBACK_PATH) -> Deps:
+               security: SecurityAudit | None = None, callback_path: str = CALLBACK_PATH,
+               throttle: Throttle | None = None) -> Deps:
     """The concrete back-end clients and repositories behind the dialogs' ports; the provider calls back on
-    ``callback_path`` under ``PUBLIC_BASE_URL``."""
+    ``callback_path`` under ``PUBLIC_BASE_URL``. The guessing limits count in ``throttle`` when given (a
+    test's counter on a Redis of its own), else in ``REDIS_URL``'s Redis, else in this process."""
     consent = SqlConsent(sessions)   # also the Subscriptions: every alert toggle lands in the consent history
     client_config = ClientConfig(base_url=settings.backoffice_url, api_key=settings.backoffice_api_key,
                                  connect_timeout=settings.backend_connect_timeout,
@@ -171,7 +173,8 @@ def build_deps(settings: Settings, sessions: sessionmaker[Session],
                 outbox=SqlOutbox(sessions, OutboxSeal.from_setting(settings.outbox_seal_key, settings.secret_key), clock=settings.clock),
                 ledger=SqlPaymentLedger(sessions, clock=settings.clock),
                 pending_tickets=SqlPendingTickets(sessions),
-                throttle=RedisThrottle(client) if client is not None else MemoryThrottle(), identity=identity,
+                throttle=throttle or (RedisThrottle(client) if client is not None else MemoryThrottle()),
+                identity=identity,
                 security=security or build_security_audit(settings, sessions),
                 settings=DialogSettings(payment_callback_url=f"{settings.public_base_url}{callback_path}",
                                         wallets=settings.payment_wallets,
@@ -182,11 +185,12 @@ def build_deps(settings: Settings, sessions: sessionmaker[Session],
 
 
 def build_engine(settings: Settings, store: SessionStore | None = None,
-                 observer: HopObserver | None = None, callback_path: str = CALLBACK_PATH) -> tuple[Engine, dict[str, Any]]:
+                 observer: HopObserver | None = None, callback_path: str = CALLBACK_PATH,
+                 throttle: Throttle | None = None) -> tuple[Engine, dict[str, Any]]:
     """The engine and the concrete pieces behind it (for readiness checks and tests)."""
     sessions = make_sessions(settings.database_url)
     security = build_security_audit(settings, sessions)
-    deps = build_deps(settings, sessions, security, callback_path)
+    deps = build_deps(settings, sessions, security, callback_path, throttle)
     # Fail at start-up, naming the file and field, rather than on a customer's first hop.
     load_tariff(deps.settings.tariffs_path)
     load_rules(deps.settings.arrangement_rules_path)
@@ -447,14 +451,15 @@ def _backoffice_ready(settings: Settings) -> bool:
         return False
 
 
-def create_app(settings: Settings | None = None, store: SessionStore | None = None) -> Flask:
+def create_app(settings: Settings | None = None, store: SessionStore | None = None,
+               throttle: Throttle | None = None) -> Flask:
     settings = settings or Settings.from_env()
     configure_logging(settings.log_level, secrets=[settings.ussd_gateway_token, settings.payment_callback_secret,
                                                    settings.backoffice_api_key or "", settings.twilio_auth_token,
                                                    settings.meta_app_secret, settings.meta_access_token,
                                                    settings.meta_verify_token, settings.outbox_seal_key])
     metrics = Metrics()
-    engine, parts = build_engine(settings, store, observer=metrics)
+    engine, parts = build_engine(settings, store, observer=metrics, throttle=throttle)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     # Signs the web visitors' cookies; without SECRET_KEY a random one (visits then end on restart).

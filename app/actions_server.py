@@ -48,6 +48,7 @@ from channels.rasa import (
     RasaChannel,
     build_executor,
 )
+from dialogs.stores import Throttle
 from engine import SessionStore
 from engine.redis_url import redis_from_url
 from web_fallback.customer.codes import MemorySignInStore, SignInStore
@@ -180,12 +181,14 @@ def build_chat_sign_in(settings: Settings, deps: Any, metrics: Metrics) -> ChatS
                       default_region=settings.default_region)
 
 
-def build_action_app(settings: Settings, store: SessionStore | None = None) -> Sanic:
-    """The action server with the engine the web app has (same menus, store, back ends)."""
+def build_action_app(settings: Settings, store: SessionStore | None = None,
+                     throttle: Throttle | None = None) -> Sanic:
+    """The action server with the engine the web app has (same menus, store, back ends; the limits'
+    counter ``throttle`` if given, as ``create_app`` takes it)."""
     from .factory import build_engine
 
     metrics = Metrics()   # the chat's hops in the engine's histograms, as the web app's workers count theirs
-    engine, parts = build_engine(settings, store, observer=metrics)
+    engine, parts = build_engine(settings, store, observer=metrics, throttle=throttle)
     if not settings.rasa_identity_secret:
         log.warning("RASA_IDENTITY_SECRET is not set: no front channel's claim is believed; conversations "
                     "%s.", "sign in with a code by SMS" if settings.rasa_chat_sign_in else

@@ -43,7 +43,7 @@ from channels.whatsapp_twilio import TwilioWhatsAppAdapter
 from dialogs.arrangements import load_rules
 from dialogs.payments import settle_provider_result
 from dialogs.registry import Deps, DialogRegistry, DialogSettings
-from dialogs.stores import IdentityCache, ProviderResult
+from dialogs.stores import IdentityCache, ProviderResult, Throttle
 from dialogs.tariffs import load_tariff
 from engine import (
     Engine,
@@ -156,9 +156,11 @@ def build_identity_cache(settings: Settings, client: redis.Redis | None) -> Iden
 
 
 def build_deps(settings: Settings, sessions: sessionmaker[Session],
-               security: SecurityAudit | None = None, callback_path: str = CALLBACK_PATH) -> Deps:
+               security: SecurityAudit | None = None, callback_path: str = CALLBACK_PATH,
+               throttle: Throttle | None = None) -> Deps:
     """The concrete back-end clients and repositories behind the dialogs' ports; the provider calls back on
-    ``callback_path`` under ``PUBLIC_BASE_URL``."""
+    ``callback_path`` under ``PUBLIC_BASE_URL``. The guessing limits count in ``throttle`` when given (a
+    test's counter on a Redis of its own), else in ``REDIS_URL``'s Redis, else in this process."""
     consent = SqlConsent(sessions)   # also the Subscriptions: every alert toggle lands in the consent history
     client_config = ClientConfig(base_url=settings.backoffice_url, api_key=settings.backoffice_api_key,
                                  connect_timeout=settings.backend_connect_timeout,
@@ -172,7 +174,8 @@ def build_deps(settings: Settings, sessions: sessionmaker[Session],
                 outbox=SqlOutbox(sessions, OutboxSeal.from_setting(settings.outbox_seal_key, settings.secret_key), clock=settings.clock),
                 ledger=SqlPaymentLedger(sessions, clock=settings.clock),
                 pending_tickets=SqlPendingTickets(sessions),
-                throttle=RedisThrottle(client) if client is not None else MemoryThrottle(), identity=identity,
+                throttle=throttle or (RedisThrottle(client) if client is not None else MemoryThrottle()),
+                identity=identity,
                 security=security or build_security_audit(settings, sessions),
                 settings=DialogSettings(payment_callback_url=f"{settings.public_base_url}{callback_path}",
                                         wallets=settings.payment_wallets,
@@ -183,11 +186,12 @@ def build_deps(settings: Settings, sessions: sessionmaker[Session],
 
 
 def build_engine(settings: Settings, store: SessionStore | None = None,
-                 observer: HopObserver | None = None, callback_path: str = CALLBACK_PATH) -> tuple[Engine, dict[str, Any]]:
+                 observer: HopObserver | None = None, callback_path: str = CALLBACK_PATH,
+                 throttle: Throttle | None = None) -> tuple[Engine, dict[str, Any]]:
     """The engine and the concrete pieces behind it (for readiness checks and tests)."""
     sessions = make_sessions(settings.database_url)
     security = build_security_audit(settings, sessions)
-    deps = build_deps(settings, sessions, security, callback_path)
+    deps = build_deps(settings, sessions, security, callback_path, throttle)
     # Fail at start-up, naming the file and field, rather than on a customer's first hop.
     load_tariff(deps.settings.tariffs_path)
     load_rules(deps.settings.arrangement_rules_path)
@@ -224,7 +228,6 @@ def build_answer_ledger(settings: Settings) -> AnswerLedger:
 def build_code_budget(settings: Settings, deps: Deps, metrics: Metrics) -> CodeBudget:
     """The budget of sign-in codes for requesters not yet identified, counted by the dialogs' throttle (Redis:
     one budget for every process and door, the web's and the chat's), its refusals in ``metrics``."""
-    assert deps.throttle is not None
     return CodeBudget(deps.throttle, deps.security, per_minute=settings.sign_in_codes_per_minute,
                       per_hour=settings.sign_in_codes_per_hour,
                       refused=lambda channel, window: metrics.codes_refused.labels(channel, window).inc())
@@ -245,7 +248,7 @@ def build_web_adapter(settings: Settings, deps: Deps, guard: GatewayGuard, secre
     store: SignInStore = MemorySignInStore()
     if settings.redis_url:
         store = RedisSignInStore(redis_from_url(settings.redis_url, socket_timeout=1.0))
-    assert deps.throttle is not None and deps.outbox is not None
+    assert deps.outbox is not None
     sign_in = SignIn(store, deps.throttle, deps.outbox, deps.security,
                      SignInRules(code_ttl_seconds=settings.web_code_seconds), budget=budget,
                      throttled=sign_in_throttled(metrics))
@@ -449,14 +452,15 @@ def _backoffice_ready(settings: Settings) -> bool:
         return False
 
 
-def create_app(settings: Settings | None = None, store: SessionStore | None = None) -> Flask:
+def create_app(settings: Settings | None = None, store: SessionStore | None = None,
+               throttle: Throttle | None = None) -> Flask:
     settings = settings or Settings.from_env()
     configure_logging(settings.log_level, secrets=[settings.ussd_gateway_token, settings.payment_callback_secret,
                                                    settings.backoffice_api_key or "", settings.twilio_auth_token,
                                                    settings.meta_app_secret, settings.meta_access_token,
                                                    settings.meta_verify_token, settings.outbox_seal_key])
     metrics = Metrics()
-    engine, parts = build_engine(settings, store, observer=metrics)
+    engine, parts = build_engine(settings, store, observer=metrics, throttle=throttle)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     # Signs the web visitors' cookies; without SECRET_KEY a random one (visits then end on restart).

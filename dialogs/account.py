@@ -54,8 +54,7 @@ def last_bill_proof(ctx: StepContext, deps: Deps, number: str, amount: Any, purp
     ``allowed=False``: the account may not be used here; counted and answered as a wrong amount."""
     # Both counters move on every try (no short-circuit), and no success resets either.
     limits = [deps.throttle.hit(f"link:phone:{ctx.user_id}", MAX_LINK_ATTEMPTS_PER_PHONE, THROTTLE_WINDOW_SECONDS),
-              deps.throttle.hit(f"link:account:{number}", MAX_LINK_ATTEMPTS_PER_ACCOUNT, THROTTLE_WINDOW_SECONDS)] \
-        if deps.throttle is not None else [True]
+              deps.throttle.hit(f"link:account:{number}", MAX_LINK_ATTEMPTS_PER_ACCOUNT, THROTTLE_WINDOW_SECONDS)]
     if not all(limits):
         _refused(ctx, deps, number, f"{purpose}: throttled")
         return "locked"
@@ -235,8 +234,7 @@ def undo_by_code(ctx: StepContext, deps: Deps) -> StepResult:
     (the linked number included); the code is dropped from the conversation at once."""
     code = str(ctx.data.get("keyword_undo_code") or "")
     cleared: dict[str, Any] = {"keyword_undo_code": None}
-    if deps.throttle is not None and not deps.throttle.hit(f"undo:phone:{ctx.user_id}", MAX_UNDO_TRIES_PER_PHONE,
-                                                           THROTTLE_WINDOW_SECONDS):
+    if not deps.throttle.hit(f"undo:phone:{ctx.user_id}", MAX_UNDO_TRIES_PER_PHONE, THROTTLE_WINDOW_SECONDS):
         return StepResult("locked", cleared)
     held = [a.account_number for a in deps.billing.accounts_for_phone(ctx.user_id) if a.phone == ctx.user_id]
     for number in held:

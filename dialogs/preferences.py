@@ -146,12 +146,11 @@ def send_email_code(ctx: StepContext, deps: Deps) -> StepResult:
     address = normalise_email(str(typed or ""))
     if address is None or not ctx.user_id:
         return StepResult("invalid", {"email_input": None})
-    if deps.throttle is not None:
-        # Both counters move on every request (no short-circuit).
-        limits = [deps.throttle.hit(f"email:phone:{ctx.user_id}", MAX_EMAIL_CODES_PER_PHONE, _DAY),
-                  deps.throttle.hit(f"email:address:{address.lower()}", MAX_EMAIL_CODES_PER_ADDRESS, _DAY)]
-        if not all(limits):
-            return StepResult("throttled", {"email_input": None})
+    # Both counters move on every request (no short-circuit).
+    limits = [deps.throttle.hit(f"email:phone:{ctx.user_id}", MAX_EMAIL_CODES_PER_PHONE, _DAY),
+              deps.throttle.hit(f"email:address:{address.lower()}", MAX_EMAIL_CODES_PER_ADDRESS, _DAY)]
+    if not all(limits):
+        return StepResult("throttled", {"email_input": None})
     code = new_code()
     deps.contacts.stage_email(ctx.user_id, address, hash_code(code), ctx.now + timedelta(minutes=EMAIL_CODE_MINUTES))
     deps.outbox.add(kind="email_code", msisdn=ctx.user_id, language=ctx.language,

@@ -82,11 +82,16 @@ class DialogSettings:
 
 @dataclass(frozen=True)
 class Deps:
-    """Everything a step may use, as interfaces. Unused ones may be ``None`` in tests."""
+    """Everything a step may use, as interfaces. Unused ones may be ``None`` in tests, except ``throttle``.
+
+    ``throttle`` is required, and checked at construction: the guessing limits (the last bill's amount,
+    codes by SMS and e-mail, undo codes) count on it, and a wiring that forgot it must fail at start-up
+    rather than let a proof be guessed without a cap."""
 
     billing: BillingBackend
     links: AccountLinks
     preferences: Preferences
+    throttle: Throttle
     metering: MeteringBackend | None = None
     payments: PaymentBackend | None = None
     incidents: IncidentBackend | None = None
@@ -95,12 +100,16 @@ class Deps:
     outbox: Outbox | None = None
     ledger: PaymentLedger | None = None
     pending_tickets: PendingTickets | None = None
-    throttle: Throttle | None = None
     consent: Consent | None = None
     identity: IdentityCache | None = None   # who a number is, cached (account.identify)
     contacts: Contacts | None = None        # where notifications go: channel, confirmed e-mail
     security: SecurityAudit = field(default_factory=LoggingSecurityAudit)
     settings: DialogSettings = DialogSettings()
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.throttle, Throttle):
+            raise TypeError(f"Deps.throttle must be a Throttle (the guessing limits count on it), "
+                            f"not {type(self.throttle).__name__}")
 
 
 StepFunction = Callable[[StepContext, Deps], StepResult]

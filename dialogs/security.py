@@ -160,8 +160,8 @@ def send_pin_code(ctx: StepContext, deps: Deps) -> StepResult:
         # Entered again (a resumed conversation): three drops must not use up the customer's sends.
         return StepResult("sent", {})
     sends = int(ctx.data.get("pin_code_sends", 0)) + 1
-    # Never a code uncounted: without the number's day counter, none goes (its Redis down: ``backend_down``).
-    if sends > MAX_PIN_CODE_SENDS or deps.outbox is None or deps.throttle is None or not ctx.user_id:
+    # Never a code uncounted: the number's day counter unreachable (its Redis down) is ``backend_down``.
+    if sends > MAX_PIN_CODE_SENDS or deps.outbox is None or not ctx.user_id:
         _event(ctx, deps, "pin_failed", "first-PIN codes exhausted")
         return StepResult("locked", {"pin_code_hash": None})
     per_day, key = deps.settings.pin_codes_per_day, f"pin_code:phone:{ctx.user_id}"

@@ -5,6 +5,7 @@ Africa's Talking on loopback. Fixtures for the chat's sign-in and guest tests (i
 from __future__ import annotations
 
 import re
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -16,14 +17,16 @@ from sanic import Sanic
 from app.actions_server import build_action_app
 from app.factory import build_dispatcher
 from app.settings import Settings
+from channels.rasa import sign_client
 from tests.support.fake_africastalking import FakeAfricasTalking
 
 from .rasa_chat import RasaChat
 
-__all__ = ["AWA", "GUEST_FR", "TOKEN", "Visitor", "action_app", "chat_settings", "code_in", "security_events", "sms",
-           "visitor"]
+__all__ = ["AWA", "FRONT_SECRET", "GUEST_FR", "TOKEN", "FrontedVisitor", "Visitor", "action_app", "chat_settings",
+           "code_in", "security_events", "sms", "visitor"]
 
 TOKEN = "rasa-action-token-for-tests"
+FRONT_SECRET = "front-channel-secret"    # what the front channel signs claims and client addresses with
 AWA = "+221770000001"
 # The first answer to a chat user nobody has signed in: what needs no account (the guest flow's menu).
 GUEST_FR = "Bienvenue chez ElecNet. Sans vous connecter:"
@@ -32,7 +35,7 @@ GUEST_FR = "Bienvenue chez ElecNet. Sans vous connecter:"
 @pytest.fixture(params=["redis", "embedded"])
 def chat_settings(request: pytest.FixtureRequest, settings: Settings, provider: FakeAfricasTalking) -> Settings:
     """Both set-ups: Redis (production), and the embedded default (codes and sign-ins in this process)."""
-    found = replace(settings, rasa_action_token=TOKEN, rasa_identity_secret="front-channel-secret",
+    found = replace(settings, rasa_action_token=TOKEN, rasa_identity_secret=FRONT_SECRET,
                     at_api_key=provider.api_key, at_username=provider.username, at_api_url=provider.url,
                     quiet_hours="")
     return found if request.param == "redis" else replace(found, redis_url="")
@@ -76,6 +79,21 @@ class Visitor(RasaChat):
         responses: list[dict[str, Any]] = answer["responses"]
         self.buttons = responses[-1].get("buttons") or []
         return [str(r["text"]) for r in responses]
+
+
+class FrontedVisitor(Visitor):
+    """A web chat user whose front channel signs the browser's network address into each message."""
+
+    def __init__(self, app: Sanic, address: str, secret: str = FRONT_SECRET) -> None:
+        super().__init__(app, sender_id=f"bot-{uuid.uuid4().hex}")
+        self.address, self.secret = address, secret
+
+    def latest(self, text: str, intent: str | None = None, entities: list[dict[str, Any]] | None = None,
+               message_id: str | None = None) -> dict[str, Any]:
+        latest = super().latest(text, intent, entities, message_id)
+        latest["metadata"]["elecnet_client"] = sign_client(self.secret, self.address, self.sender_id,
+                                                           int(time.time()) + 600)
+        return latest
 
 
 @pytest.fixture

@@ -8,11 +8,9 @@ The SMS are counted where they arrive: at the fake Africa's Talking on loopback,
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import replace
-from typing import Any
 
 import pytest
 from sanic import Sanic
@@ -20,19 +18,26 @@ from sanic import Sanic
 from app.actions_server import build_action_app
 from app.factory import build_dispatcher
 from app.settings import Settings
-from channels.rasa import sign_client
 from tests.support.fake_africastalking import FakeAfricasTalking
 from tests.support.outbox_drain import drain_outbox
 
 from .rasa_chat import RasaChat
-from .rasa_visitor import AWA, TOKEN, Visitor, chat_settings, code_in, security_events  # noqa: F401
+from .rasa_visitor import (  # noqa: F401
+    AWA,
+    FRONT_SECRET,
+    TOKEN,
+    FrontedVisitor,
+    Visitor,
+    chat_settings,
+    code_in,
+    security_events,
+)
 
 BUSY_FR = ("Trop de codes demandés en ce moment : aucun code n'a été envoyé. Merci de réessayer dans quelques "
            "minutes, ou composez le code USSD depuis votre téléphone.")
 BUSY_EN = ("Too many codes are being asked for right now: no code was sent. Please try again in a few minutes, "
            "or dial the USSD code from your phone.")
 CODE_SENT = "Un code a été envoyé par SMS au"
-FRONT_SECRET = "front-channel-secret"
 
 
 def local_number(n: int) -> str:
@@ -127,21 +132,6 @@ def test_customers_signed_in_or_vouched_for_are_not_stopped_by_a_spent_budget(ch
     assert awa.press("Solde et factures").startswith("Compte 1000001\nÀ payer: 12 500 FCFA")
     vouched = RasaChat(chat_app, TOKEN, "chat-awa-2", AWA, FRONT_SECRET)
     assert vouched.say("mon solde", intent="check_balance").startswith("Compte 1000001\nÀ payer: 12 500 FCFA")
-
-
-class FrontedVisitor(Visitor):
-    """A web chat user whose front channel signs the browser's network address into each message."""
-
-    def __init__(self, app: Sanic, address: str, secret: str = FRONT_SECRET) -> None:
-        super().__init__(app, sender_id=f"bot-{uuid.uuid4().hex}")
-        self.address, self.secret = address, secret
-
-    def latest(self, text: str, intent: str | None = None, entities: list[dict[str, Any]] | None = None,
-               message_id: str | None = None) -> dict[str, Any]:
-        latest = super().latest(text, intent, entities, message_id)
-        latest["metadata"]["elecnet_client"] = sign_client(self.secret, self.address, self.sender_id,
-                                                           int(time.time()) + 600)
-        return latest
 
 
 @pytest.fixture

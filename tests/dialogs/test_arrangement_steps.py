@@ -11,6 +11,7 @@ from decimal import Decimal
 from types import MappingProxyType
 from typing import Any
 
+from app.storage.throttle import MemoryThrottle
 from dialogs.arrangements import PROTECTED_NODE
 from dialogs.backends import Arrangement
 from dialogs.registry import Deps, DialogRegistry, DialogSettings
@@ -46,7 +47,8 @@ def _confirm(deps: Deps, session_key: str, conversation: str) -> StepResult:
 
 def test_a_plan_asked_for_in_a_later_whatsapp_conversation_is_a_new_plan_and_a_replay_is_not():
     billing = Billing()
-    deps = Deps(billing=billing, links=None, preferences=None, settings=DialogSettings())  # type: ignore[arg-type]
+    deps = Deps(billing=billing, links=None, preferences=None,  # type: ignore[arg-type]
+                throttle=MemoryThrottle(), settings=DialogSettings())
     key = f"whatsapp:{NUMBER}"                           # a chat channel: the sender's key, every conversation
     first = _confirm(deps, key, f"{key}@1764230400")
     replayed = _confirm(deps, key, f"{key}@1764230400")  # the same confirmation again (a provider's retry)

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from app.storage import SqlConsent, SqlPendingTickets, SqlSubscriptions, make_sessions
+from app.storage.throttle import MemoryThrottle
 from dialogs.backends import BackendUnavailable, NotFound, Outage, Rejected, Ticket, TicketEvent
 from dialogs.incidents import client_reference, local_reference, normalise_reference, resend_pending_tickets
 from dialogs.registry import Deps, DialogRegistry
@@ -84,7 +85,7 @@ def incidents() -> Incidents:
 @pytest.fixture
 def deps(engine_db: str, incidents: Incidents) -> Deps:
     sessions = make_sessions(engine_db)
-    return Deps(billing=None, links=None, preferences=None, incidents=incidents,  # type: ignore[arg-type]
+    return Deps(billing=None, links=None, preferences=None, throttle=MemoryThrottle(), incidents=incidents,  # type: ignore[arg-type]
                 pending_tickets=SqlPendingTickets(sessions), subscriptions=SqlSubscriptions(sessions))
 
 

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
 
+from app.storage.throttle import MemoryThrottle
 from dialogs.backends import NotFound, Outage, Ticket
 from dialogs.registry import Deps, DialogRegistry
 from dialogs.stores import PendingTicket
@@ -74,7 +75,7 @@ def _file(registry: DialogRegistry, session_key: str, **data: Any) -> StepResult
 
 def test_a_second_session_gets_the_open_ticket_of_the_first_not_a_new_one() -> None:
     incidents = ClientReferenceOnlyIncidents()
-    registry = DialogRegistry(Deps(billing=None, links=None, preferences=None,  # type: ignore[arg-type]
+    registry = DialogRegistry(Deps(billing=None, links=None, preferences=None, throttle=MemoryThrottle(),  # type: ignore[arg-type]
                                    incidents=incidents, pending_tickets=MemoryPendingTickets()))
     first = _file(registry, "ussd:one")
     assert first.outcome == "ok"

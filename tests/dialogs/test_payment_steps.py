@@ -20,6 +20,7 @@ from sqlalchemy import delete, update
 from app.storage import SqlOutbox, SqlPaymentLedger, make_sessions
 from app.storage.models import PaymentIntentRow
 from app.storage.outbox_seal import OutboxSeal
+from app.storage.throttle import MemoryThrottle
 from dialogs.backends import BackendUnavailable, Balance, Conflict, NotFound, PaymentIntent, Rejected
 from dialogs.payments import idempotency_key, reconcile_pending, settle_provider_result, token_groups
 from dialogs.registry import Deps, DialogRegistry, DialogSettings
@@ -106,7 +107,7 @@ def audit() -> Audit:
 @pytest.fixture
 def deps(engine_db: str, billing: Billing, provider: Provider, audit: Audit) -> Deps:
     sessions = make_sessions(engine_db)
-    return Deps(billing=billing, links=None, preferences=None, payments=provider,  # type: ignore[arg-type]
+    return Deps(billing=billing, links=None, preferences=None, throttle=MemoryThrottle(), payments=provider,  # type: ignore[arg-type]
                 ledger=SqlPaymentLedger(sessions), outbox=SqlOutbox(sessions, OutboxSeal([Fernet.generate_key()])),
                 security=audit, settings=DialogSettings(payment_callback_url=CALLBACK))
 

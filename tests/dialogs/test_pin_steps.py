@@ -306,6 +306,22 @@ def test_last_bill_proofs_are_throttled_per_phone_even_with_the_right_amount(dep
     assert audit.kinds()[-1] == ("link_refused", "pin reset: throttled")
 
 
+def test_last_bill_proofs_are_throttled_per_account_whatever_the_phone(deps, audit):
+    # Six phones each guess the account's last bill once: the account's day is spent, for a seventh phone
+    # too, even with the right amount (and for its holder: the cap protects the account, not the caller).
+    for n in range(6):
+        guess = prove(deps, {"account_number": ACCOUNT, "pin_proof_amount": str(1000 + n)}, "first",
+                      user=f"+22177000010{n}")
+        assert guess.outcome == "mismatch"
+    seventh = prove(deps, {"account_number": ACCOUNT, "pin_proof_amount": "12500"}, "first", user="+221770000199")
+    assert (seventh.outcome, seventh.data) == ("locked", {"pin_proof": None})
+    assert prove(deps, {"account_number": ACCOUNT, "pin_proof_amount": "12500"}, "first").outcome == "locked"
+    assert audit.kinds()[-2:] == [("link_refused", "pin first: throttled")] * 2
+    # Another account's proof is not held back by this one's guesses.
+    assert prove(deps, {"account_number": NEIGHBOUR, "pin_proof_amount": "8000"}, "first",
+                 user="+221770000002").outcome == "ok"
+
+
 # ---------------------------------------------------------------- a code by SMS for a first PIN
 def test_a_code_by_sms_proves_the_phone_three_codes_at_most(deps, audit):
     data: dict[str, Any] = {}
@@ -367,9 +383,13 @@ def test_no_code_is_sent_to_nobody(deps):
     assert sms(deps) == []
 
 
-def test_no_code_is_sent_uncounted(deps):
-    # Wired without the number's day counter, the step cannot keep PIN_CODES_PER_DAY: it sends nothing.
-    assert run(replace(deps, throttle=None), "security.send_pin_code").outcome == "locked"
+def test_the_steps_cannot_be_wired_without_their_counter(deps):
+    # The last bill's amount, the PIN codes by SMS, the e-mail and undo codes are guessed against limits the
+    # throttle counts: a wiring that forgets it fails when it is built, before any caller can guess uncapped.
+    with pytest.raises(TypeError):
+        Deps(billing=Bills(), links=deps.links, preferences=None)  # type: ignore[call-arg, arg-type]
+    with pytest.raises(TypeError, match="Deps.throttle must be a Throttle"):
+        replace(deps, throttle=None)
     assert sms(deps) == []
 
 

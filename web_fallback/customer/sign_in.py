@@ -3,7 +3,8 @@
 The code goes out through the product's outbox (the worker's dispatcher sends it, kind
 ``web_code``), so a provider outage delays it instead of losing it. Only its salted hash is kept,
 for ``code_ttl_seconds``, and it dies after ``max_wrong_per_code`` wrong tries. Asking for codes and
-typing them are throttled per number and per client address (an IPv6 one by its /64), and the codes sent to everyone not yet
+typing them are throttled per number (one limit for every door that sends codes: the web's, the chat's) and
+per client address (each door its own; an IPv6 one by its /64), and the codes sent to everyone not yet
 identified are a budget a minute and an hour (``code_budget``: SMS pumping asks codes for many numbers
 from many addresses). Every number gets the same answer (a code is sent to whoever holds it, as a USSD
 dial would identify them), so the page tells nobody whether a number is a customer. Every step is a
@@ -86,7 +87,10 @@ class SignIn:
 
     def _allowed(self, what: str, msisdn: str, address: str, per_number: int, per_address: int) -> bool:
         # Both counters move on every attempt (no short-circuit): a refused one still counts. A number's
-        # counter is shared by every channel that sends codes (the web, the chatbot): two doors, one limit.
+        # counter is shared by every channel that sends codes (the web, the chatbot; its key keeps the web's
+        # name it always had): two doors, one limit, so switching doors buys no codes or guesses against a
+        # number. A requester's counter is each door's own (``channel`` in its key): an address that spent
+        # the web's allowance (a household, an office behind one address) can still sign in in the chat.
         window = self.rules.window_seconds
         limits = ((f"web:{what}:number:{msisdn}", per_number, "for this number"),
                   (f"{self.channel}:{what}:address:{requester_of(address)}", per_address, "from this address"))

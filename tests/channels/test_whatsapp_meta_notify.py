@@ -208,6 +208,30 @@ def test_past_23_hours_30_since_the_customer_wrote_the_alert_goes_as_the_templat
     assert alert["type"] == "template" and alert["template"]["name"] == "outage_declared"
 
 
+def test_a_customer_who_only_reacted_to_our_message_gets_the_alert_as_free_text(settings, graph, provider,
+                                                                                meta_phone):
+    """Meta counts a reaction as the customer's message: it opens the window (``whatsapp_meta._note_window``
+    cites the documentation). The reaction itself gets no answer."""
+    awa = meta_phone(AWA)
+    reaction = awa.message("reaction", {"message_id": "wamid.HBgLMjIxNzcxMDAwMDAxFQIAERgS", "emoji": "👍"})
+    assert awa.post(awa.event(reaction)) == [] and awa.last_status == 200
+    assert graph.messages_to(awa.wa_id) == []
+    outage_alert_for(settings, AWA)
+    assert worker.run_once(settings).get("notifications_sent") == 1
+    alert = awa.last_sent()
+    assert alert["type"] == "text" and alert["text"]["body"] == OUTAGE_TEXT_FR
+
+
+def test_a_reaction_meta_delivers_a_day_late_does_not_open_the_window(settings, graph, provider, meta_phone):
+    awa = meta_phone(AWA)
+    reaction = awa.message("reaction", {"message_id": "wamid.HBgLMjIxNzcxMDAwMDAxFQIAERgS", "emoji": "👍"})
+    reaction["timestamp"] = str(int(time.time()) - 25 * 3600)    # reacted 25 hours ago
+    assert awa.post(awa.event(reaction)) == []
+    outage_alert_for(settings, AWA)
+    assert worker.run_once(settings).get("notifications_sent") == 1
+    assert awa.last_sent()["type"] == "template"
+
+
 def test_a_window_opened_with_twilio_s_number_does_not_open_it_with_meta_s(settings, graph, provider, twilio_phone,
                                                                            meta_phone):
     assert twilio_phone(AWA).send("MENU")              # Awa wrote to our Twilio number, not Meta's

@@ -363,13 +363,15 @@ class MetaWhatsAppAdapter(KeyedBySender, ChannelAdapter):
                 self._record_status(report)
             # Every message is answered, even after one whose reply could not go out.
             answered = [self._answer(engine, number_id, message) for number_id, message in event.messages]
-            # After the replies went out: they do not wait for these notes.
-            for _, message in event.messages:
-                self._note_window(message)
-            if not all(answered):
-                # Meta delivers the event again later; the ledger sends what is missing then.
-                return self.error_response(503)
-            return jsonify(status="ok")
+            # Meta delivers the event again later (the ledger sends what is missing then).
+            response = jsonify(status="ok") if all(answered) else self.error_response(503)
+            # After the replies went out, and after the answer to Meta (the server closes the response once sent):
+            # neither waits for the database, however slow or unreachable (Meta would deliver the event again).
+            def note_windows() -> None:
+                for _, message in event.messages:
+                    self._note_window(message)
+            response.call_on_close(note_windows)
+            return response
 
         return bp
 

@@ -56,7 +56,8 @@ the sending provider's number less than ``window`` ago (``WhatsAppWindows``, rea
 of such kinds), as the template otherwise. Free text the provider refuses as outside the window after all
 (``window_closed``: its refusal reasons) goes as the template at once; reported later, the row is marked
 (``sent(template_next=True)``) so the queue makes it pending again as the template (``AS_TEMPLATE``), once; a
-refused template goes by SMS as any refusal does.
+refused template goes by SMS as any refusal does. A worker that died between the free text's send and its record
+leaves a stale row: the "outside the window" report it adopts sends it again as the template too (``recover``).
 
 Texts come from ``config/notifications.yaml``; a kind without a template is a configuration
 error reported at start-up by ``NotificationTemplates.check``, never a silently dropped message.
@@ -310,6 +311,8 @@ class Dispatcher:
         self.windows, self.window, self.window_closed = windows, window, frozenset(window_closed)
         self._swept_at: datetime | None = None
         self._formatters: dict[str, TextFormatter] = {}
+        # Kinds whose free text may stand for their WhatsApp template (crash recovery needs to know).
+        self._template_kinds = frozenset(k for k, t in templates.kinds.items() if t.whatsapp_template is not None)
 
     def run_once(self, limit: int | None = None) -> DeliveryPass:
         if not self.senders:   # no provider configured: every message waits, untouched, for one
@@ -317,7 +320,7 @@ class Dispatcher:
         limit = limit or self.batch
         now = self.clock()
         erased = self._erase_kept_secrets(now)
-        adopted, requeued = self.queue.recover(now, self.lease, self.settle)
+        adopted, requeued = self.queue.recover(now, self.lease, self.settle, self._template_kinds)
         sent = retried = failed = suppressed = paced = expired_count = 0
         urgent = self.templates.urgent_kinds
         # At night only urgent kinds are taken; the others stay pending until the window ends.

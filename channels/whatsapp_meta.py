@@ -13,7 +13,8 @@ A message is a ``Turn``: the sender's ``wa_id`` is where to answer and whose ses
 signed by Meta, the number (``+`` and the digits) is who the customer is. Text is the input; a
 tapped reply button or list row (``interactive.button_reply`` / ``list_reply``) or template button
 (``button.payload``) carries the option key it was made for (``opt:2`` -> ``2``). Anything else
-(a picture, a voice note) is answered with a notice asking for text; a reaction is ignored.
+(a picture, a voice note) is answered with a notice asking for text; a reaction gets no answer, but opens the customer's
+24-hour window as any message does (``_note_window`` cites the documentation).
 
 The reply is not the webhook's answer: each message goes out as its own Graph API POST
 (``backend_clients.meta_whatsapp``), laid out by ``graph_messages``: a screen with at most 3
@@ -362,19 +363,29 @@ class MetaWhatsAppAdapter(KeyedBySender, ChannelAdapter):
                 self._record_status(report)
             # Every message is answered, even after one whose reply could not go out.
             answered = [self._answer(engine, number_id, message) for number_id, message in event.messages]
-            # After the replies went out: they do not wait for these notes.
-            for _, message in event.messages:
-                self._note_window(message)
-            if not all(answered):
-                # Meta delivers the event again later; the ledger sends what is missing then.
-                return self.error_response(503)
-            return jsonify(status="ok")
+            # Meta delivers the event again later (the ledger sends what is missing then).
+            response = jsonify(status="ok") if all(answered) else self.error_response(503)
+            # After the replies went out, and after the answer to Meta (the server closes the response once sent):
+            # neither waits for the database, however slow or unreachable (Meta would deliver the event again).
+            def note_windows() -> None:
+                for _, message in event.messages:
+                    self._note_window(message)
+            response.call_on_close(note_windows)
+            return response
 
         return bp
 
     def _note_window(self, message: Mapping[str, Any]) -> None:
-        """Any message from a customer (text, a tap, a picture) opens their 24-hour window, from the time Meta
-        says they sent it (an event Meta delivers again hours later does not open it anew)."""
+        """Any message from a customer (text, a tap, a picture, a reaction) opens their 24-hour window, from the
+        time Meta says they sent it (an event Meta delivers again hours later does not open it anew)."""
+        # A reaction counts, though we do not answer it. Meta: "When a WhatsApp user messages you or calls you, a
+        # 24-hour timer called a customer service window starts" (WhatsApp Business Platform, "Service messages",
+        # developers.facebook.com/documentation/business-messaging/whatsapp/messages/send-messages
+        # #customer-service-windows); a reaction, or its removal, comes in the messages webhook as a message from
+        # the user, its timestamp "when the customer sent the reaction" ("Reaction messages webhook reference",
+        # .../whatsapp/webhooks/reference/messages/reaction). A Meta partner says it outright: Meta's API takes a
+        # reaction, or its removal, as the customer's answer that opens or renews the window (Omnichat,
+        # help.omni.chat/pt-BR/articles/9077190-reacoes-a-mensagens-reacts). No source says otherwise.
         wa_id, stamp = message.get("from"), message.get("timestamp")
         customer = to_e164(f"+{wa_id}", self.default_region) if isinstance(wa_id, str) and _WA_ID.match(wa_id) \
             else None

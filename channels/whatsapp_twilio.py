@@ -225,11 +225,16 @@ class TwilioWhatsAppAdapter(KeyedBySender, ChannelAdapter):
                 # Someone we can answer gets a notice; a request without a sender gets nothing.
                 readable = bool(_FROM.match((form.get("From") or "").strip()))
                 return self.error_response(200 if readable else 400)
+            customer = turn.customer or ""
             try:
-                return self._answer(engine, turn, form)
-            finally:
-                # Once the answer is ready: the customer's reply does not wait for this note.
-                note_window(self.windows, turn.customer or "", PROVIDER)
+                response = self._answer(engine, turn, form)
+            except Exception:
+                note_window(self.windows, customer, PROVIDER)
+                raise
+            # Once the answer has gone (the server closes the response after sending it): the reply is Twilio's
+            # answer, and must not wait for the database, however slow or unreachable it is.
+            response.call_on_close(lambda: note_window(self.windows, customer, PROVIDER))
+            return response
 
         return bp
 

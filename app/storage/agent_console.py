@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import DateTime, Integer, String, or_, select, update
+from sqlalchemy import DateTime, Integer, String, or_, select
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from dialogs.backends import BackendError, BillingBackend
@@ -23,6 +23,7 @@ from web_fallback.agents.ports import AgentIdentity, AuditEntry, CustomerFile
 
 from ..agent_actions import unlock_pin
 from .consent import SqlConsent
+from .delivery import without_send_markers
 from .models import (
     AccountLinkRow,
     Base,
@@ -260,15 +261,21 @@ class SqlCustomerRecords:
         return unlock_pin(self._sessions, self._identity, self._security, msisdn, by=f"agent {agent}")
 
     def resend(self, msisdn: str, notification_id: int) -> bool:
+        """The notification pending again, as if new: where and in which form it goes (free text or template,
+        WhatsApp or SMS) is decided when it is sent, by the customer's channel and WhatsApp window then, not by
+        how the failed send went (``without_send_markers``)."""
         with self._sessions.begin() as db:
-            result = db.execute(update(OutboxEventRow)
-                                .where(OutboxEventRow.id == notification_id, OutboxEventRow.msisdn == msisdn,
-                                       # failed to send, or sent and reported failed by the provider
-                                       or_(OutboxEventRow.status == "failed",
-                                           OutboxEventRow.delivery_status == "failed"))
-                                .values(status="pending", attempts=0, next_attempt_at=None, claimed_until=None,
-                                        last_error=None, delivery_status=None))
-            return bool(getattr(result, "rowcount", 0))
+            row = db.scalars(select(OutboxEventRow)
+                             .where(OutboxEventRow.id == notification_id, OutboxEventRow.msisdn == msisdn,
+                                    # failed to send, or sent and reported failed by the provider
+                                    or_(OutboxEventRow.status == "failed", OutboxEventRow.delivery_status == "failed"))
+                             .with_for_update()).first()
+            if row is None:
+                return False
+            row.payload = without_send_markers(row.payload)
+            row.status, row.attempts, row.next_attempt_at, row.claimed_until = "pending", 0, None, None
+            row.last_error, row.delivery_status = None, None
+            return True
 
 
 def _short_json(raw: str) -> str:

@@ -37,7 +37,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from ..settings import utc_now
 from .models import DeliveryReportRow, OutboxEventRow
 
-__all__ = ["AS_TEMPLATE", "ONLY_CHANNEL", "TEMPLATE_NEXT", "ClaimedMessage", "SqlDeliveryQueue"]
+__all__ = ["AS_TEMPLATE", "ONLY_CHANNEL", "SEND_MARKERS", "TEMPLATE_NEXT", "ClaimedMessage", "SqlDeliveryQueue",
+           "without_send_markers"]
 
 # A payload field naming the one channel a message may still go by (set when it is sent again by SMS).
 ONLY_CHANNEL: Final = "only_channel"
@@ -46,6 +47,17 @@ ONLY_CHANNEL: Final = "only_channel"
 # then on the row pending again for that (the template whatever the window, SMS if the template is refused).
 TEMPLATE_NEXT: Final = "whatsapp_template_next"
 AS_TEMPLATE: Final = "whatsapp_as_template"
+# What the last send decided from WhatsApp's window (the form sent, the one channel left): a message an agent
+# sends again goes by what the customer chose and the window as they are then, so these go (``without_send_markers``).
+SEND_MARKERS: Final = (ONLY_CHANNEL, TEMPLATE_NEXT, AS_TEMPLATE)
+
+
+def without_send_markers(payload: str) -> str:
+    """The stored payload (JSON) without ``SEND_MARKERS``; unchanged when it has none."""
+    fields = json.loads(payload)
+    if not isinstance(fields, dict) or not any(marker in fields for marker in SEND_MARKERS):
+        return payload
+    return json.dumps({k: v for k, v in fields.items() if k not in SEND_MARKERS}, default=str)
 
 # The provider's delivery words, as our statuses.
 _DELIVERED = frozenset({"Success", "delivered", "read"})
@@ -249,9 +261,13 @@ class SqlDeliveryQueue:
                 OutboxEventRow.sealed.is_not(None)).values(sealed=None))
             return int(getattr(result, "rowcount", 0) or 0)
 
-    def recover(self, now: datetime, lease: timedelta, settle: timedelta) -> tuple[int, int]:
+    def recover(self, now: datetime, lease: timedelta, settle: timedelta,
+                template_kinds: Collection[str] = ()) -> tuple[int, int]:
         """Rows left ``sending`` past their claim (a worker died): adopt a delivery report that shows
         the provider took the message, or send again once ``settle`` passed with none.
+        ``template_kinds``: the kinds with a WhatsApp template; such a row adopting an "outside the window"
+        report (that had not gone as its template) goes again as the template, as it would have had the worker
+        recorded its send (``sent(template_next=True)``), not by SMS.
         Returns (adopted, requeued)."""
         adopted = requeued = 0
         with self._sessions.begin() as db:
@@ -276,6 +292,12 @@ class SqlDeliveryQueue:
                     row.sent_at, row.claimed_until = report.received_at, None
                     if report.sms_again:    # only a WhatsApp provider's report says so: it went by WhatsApp
                         row.channel = "whatsapp"
+                        payload = json.loads(row.payload)
+                        if row.kind in template_kinds and not payload.get(AS_TEMPLATE):
+                            # The dead worker's record would have said which form it sent; the report says
+                            # enough: an approved template is never refused as outside the window (that is
+                            # what it is for), so what WhatsApp refused was the free text standing for it.
+                            row.payload = json.dumps({**payload, TEMPLATE_NEXT: True}, default=str)
                     # Outside the window it goes again by SMS with its secrets; otherwise they are erased.
                     if self._settle(db, row.id, report.provider_message_id) is not None and row.status == "sent":
                         row.sealed = None

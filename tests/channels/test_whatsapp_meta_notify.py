@@ -7,9 +7,14 @@ sends, at Meta's own rate."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import threading
 import time
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -22,6 +27,7 @@ from app.storage import SqlConsent, SqlOutbox, make_sessions
 from app.storage.contacts import SqlContacts
 from app.storage.models import OutboxEventRow
 from tests.support.fake_africastalking import FakeAfricasTalking
+from tests.support.fake_graph import FakeGraph
 from tests.support.fake_twilio import FakeTwilio
 
 from .whatsapp_phones import PHONE_NUMBER_ID, MetaWhatsAppPhone
@@ -202,6 +208,30 @@ def test_past_23_hours_30_since_the_customer_wrote_the_alert_goes_as_the_templat
     assert alert["type"] == "template" and alert["template"]["name"] == "outage_declared"
 
 
+def test_a_customer_who_only_reacted_to_our_message_gets_the_alert_as_free_text(settings, graph, provider,
+                                                                                meta_phone):
+    """Meta counts a reaction as the customer's message: it opens the window (``whatsapp_meta._note_window``
+    cites the documentation). The reaction itself gets no answer."""
+    awa = meta_phone(AWA)
+    reaction = awa.message("reaction", {"message_id": "wamid.HBgLMjIxNzcxMDAwMDAxFQIAERgS", "emoji": "👍"})
+    assert awa.post(awa.event(reaction)) == [] and awa.last_status == 200
+    assert graph.messages_to(awa.wa_id) == []
+    outage_alert_for(settings, AWA)
+    assert worker.run_once(settings).get("notifications_sent") == 1
+    alert = awa.last_sent()
+    assert alert["type"] == "text" and alert["text"]["body"] == OUTAGE_TEXT_FR
+
+
+def test_a_reaction_meta_delivers_a_day_late_does_not_open_the_window(settings, graph, provider, meta_phone):
+    awa = meta_phone(AWA)
+    reaction = awa.message("reaction", {"message_id": "wamid.HBgLMjIxNzcxMDAwMDAxFQIAERgS", "emoji": "👍"})
+    reaction["timestamp"] = str(int(time.time()) - 25 * 3600)    # reacted 25 hours ago
+    assert awa.post(awa.event(reaction)) == []
+    outage_alert_for(settings, AWA)
+    assert worker.run_once(settings).get("notifications_sent") == 1
+    assert awa.last_sent()["type"] == "template"
+
+
 def test_a_window_opened_with_twilio_s_number_does_not_open_it_with_meta_s(settings, graph, provider, twilio_phone,
                                                                            meta_phone):
     assert twilio_phone(AWA).send("MENU")              # Awa wrote to our Twilio number, not Meta's
@@ -265,3 +295,57 @@ def test_a_message_meta_delivers_again_a_day_later_does_not_open_the_window_anew
     outage_alert_for(settings, AWA)
     assert worker.run_once(settings).get("notifications_sent") == 1
     assert awa.last_sent()["type"] == "template"
+
+
+# --- A worker that dies between the free text's send and its record --------------------------------------------
+
+def worker_process(settings: Settings, graph: FakeGraph, provider: FakeAfricasTalking) -> subprocess.Popen[bytes]:
+    """``python -m app worker`` sending WhatsApp through the fake Graph API (Meta) and SMS through its fake."""
+    env = {**os.environ, "DATABASE_URL": settings.database_url, "BACKOFFICE_URL": settings.backoffice_url,
+           "META_APP_SECRET": settings.meta_app_secret, "META_ACCESS_TOKEN": settings.meta_access_token,
+           "META_PHONE_NUMBER_ID": PHONE_NUMBER_ID, "GRAPH_API_URL": graph.api_url,
+           "AT_API_KEY": provider.api_key, "AT_USERNAME": provider.username, "AT_API_URL": provider.url,
+           "QUIET_HOURS": "", "NOTIFY_INTERVAL_SECONDS": "0.1", "WORKER_INTERVAL_SECONDS": "3600"}
+    env.pop("REDIS_URL", None)
+    return subprocess.Popen([sys.executable, "-m", "app", "worker"], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+
+
+def test_a_worker_killed_after_meta_took_the_free_text_then_131047_sends_the_template_not_sms(
+        settings, graph, provider, meta_phone):
+    """Awa wrote, so the worker sends the outage alert as free text; Meta takes it and the worker is killed before
+    it records the send. Meta then reports the text undeliverable outside the window (131047): crash recovery
+    adopts that report and sends the alert as its template, as a worker that had recorded the send would, never
+    by SMS."""
+    awa = meta_phone(AWA)
+    assert awa.send("MENU")                            # her window is open
+    outage_alert_for(settings, AWA)
+    release = threading.Event()
+    graph.before_answer = lambda taken: release.wait(20) if taken.get("type") == "text" else None
+    process = worker_process(settings, graph, provider)
+    try:
+        deadline = time.monotonic() + 30
+        while not any(m["type"] == "text" and m["text"]["body"] == OUTAGE_TEXT_FR for m in graph.sent):
+            assert time.monotonic() < deadline, "the worker did not send the alert"
+            time.sleep(0.05)
+        process.send_signal(signal.SIGKILL)            # Meta has the text; the worker dies before its answer
+        process.wait(10)
+    finally:
+        release.set()
+        if process.poll() is None:
+            process.kill()
+    graph.before_answer = None
+    text = awa.last_sent()
+    assert text["type"] == "text" and rows_of(settings, AWA)[0]["status"] == "sending"
+
+    assert awa.status(text["id"], "failed", 131047) == 200   # outside the window after all
+    later = replace(settings, clock=lambda: datetime.now(UTC) + timedelta(minutes=2))
+    worker.run_once(later)                             # recovery: the stale row adopts Meta's report ...
+    assert rows_of(settings, AWA)[0]["status"] == "pending"
+    assert worker.run_once(later).get("notifications_sent") == 1    # ... and the next pass sends it again
+    template = awa.last_sent()
+    assert template["type"] == "template" and template["template"]["name"] == "outage_declared"
+    assert provider.sent == []
+    [row] = rows_of(settings, AWA)
+    assert (row["status"], row["channel"], row["message_id"]) == ("sent", "whatsapp", template["id"])
+    assert worker.run_once(later).get("notifications_sent") is None

@@ -102,10 +102,11 @@ class TwilioWhatsAppPhone:
     def post(self, form: dict[str, str], signature: str | None = None) -> list[str]:
         url = f"{TWILIO_PUBLIC_URL}/whatsapp/twilio"
         headers = {"X-Twilio-Signature": twilio_signature(self.token, url, form) if signature is None else signature}
-        response = self.client.post("/whatsapp/twilio", data=form, headers=headers)
-        self.last_status = response.status_code
-        assert response.mimetype in ("application/xml", "text/xml"), response.mimetype
-        self.last_twiml = response.get_data(as_text=True)
+        # Closed once read, as a server closes a response it has sent (what runs after the answer runs then).
+        with self.client.post("/whatsapp/twilio", data=form, headers=headers) as response:
+            self.last_status = response.status_code
+            assert response.mimetype in ("application/xml", "text/xml"), response.mimetype
+            self.last_twiml = response.get_data(as_text=True)
         return twiml_messages(self.last_twiml)
 
     def send(self, text: str, sid: str | None = None) -> list[str]:
@@ -146,10 +147,12 @@ class MetaWhatsAppPhone:
 
     def post_raw(self, body: bytes, signature: str | None = None) -> int:
         headers = {"X-Hub-Signature-256": meta_signature(self.secret, body) if signature is None else signature}
-        response = self.client.post("/whatsapp/meta", data=body, headers=headers, content_type="application/json")
-        self.last_status = response.status_code
-        assert response.is_json, response.get_data(as_text=True)
-        return response.status_code
+        # Closed once read, as a server closes a response it has sent (what runs after the answer runs then).
+        with self.client.post("/whatsapp/meta", data=body, headers=headers,
+                              content_type="application/json") as response:
+            self.last_status = response.status_code
+            assert response.is_json, response.get_data(as_text=True)
+        return self.last_status
 
     def post(self, event: dict[str, Any]) -> list[str]:
         before = len(self.graph.messages_to(self.wa_id))

@@ -5,7 +5,6 @@ sentinel of the test's own are started; the machine's shared Redis is never touc
 from __future__ import annotations
 
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 

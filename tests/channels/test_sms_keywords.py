@@ -303,7 +303,7 @@ def test_email_by_sms_sends_a_code_to_the_address_and_the_code_confirms_it(texte
     assert awa.say("EMAIL") == ("Pour recevoir vos messages par e-mail, envoyez EMAIL suivi de votre adresse, "
                                 "ex: EMAIL awa.diop@exemple.sn")
     assert awa.say("EMAIL awa@exemple.sn") == ("Un code a été envoyé à a***@exemple.sn. Renvoyez EMAIL suivi du code "
-                                               "(ex: EMAIL 123456) dans les 30 minutes. Pas recu ? Renvoyez EMAIL et "
+                                               "(ex: EMAIL 123456) dans les 30 minutes. Pas de code ? Renvoyez EMAIL et "
                                                "l'adresse.")
     with fake_smtp() as mail:
         worker.run_once(replace(sms_settings, smtp_url=mail.url, quiet_hours=""))

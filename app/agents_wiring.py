@@ -130,13 +130,15 @@ def _lint_report(settings: Settings, adapters: Sequence[ChannelAdapter]) -> Call
         if not kept:
             from dialogs.registry import guest_steps, known_steps
             from engine.preview import screen_problems
+            from engine.validators import accepts
             from menus import load_menus
             from menus.lint import lint
             from menus.problems import MenuError
 
             try:
                 problems = lint(load_menus(settings.menus_path), steps=known_steps(), screen_check=screen_problems,
-                                channels=[a.capabilities for a in adapters], guest_steps=guest_steps())
+                                channels=[a.capabilities for a in adapters], guest_steps=guest_steps(),
+                                accepts=accepts)
             except MenuError as exc:
                 problems = exc.problems
             kept.append([{"severity": p.severity, "where": f"{p.file}:{p.line}", "message": p.message,

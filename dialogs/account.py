@@ -146,18 +146,53 @@ def link(ctx: StepContext, deps: Deps) -> StepResult:
         return StepResult(verdict, {"link_attempts": attempts})
     account = deps.billing.account(number)
     if account.phone and account.phone != ctx.user_id and deps.outbox is not None:
-        code, minutes = new_code(), deps.settings.code_minutes(ctx.channel)
-        deps.outbox.add(kind="link_code", msisdn=account.phone, language=account.language,
-                        # Valid as long as the caller's conversation, which keeps its hash.
-                        payload={"code": code, "account_number": number, "requested_by": mask(ctx.user_id),
-                                 "minutes": minutes},
-                        dedupe_key=f"link_code:{ctx.session_key}:{attempts}")
-        # The caller's screen says the same minutes as the holder's SMS.
-        return StepResult("confirm", {"link_attempts": attempts, "link_code_hash": hash_code(code),
-                                      "link_code_tries": 0, "link_registered": mask(account.phone),
-                                      "code_minutes": minutes, "link_code_for": _link_claim(ctx, number),
-                                      "link_code_sent": ctx.now.isoformat()})
+        return StepResult("confirm", _send_link_code(ctx, deps, account, attempts, again=False))
     return _linked(ctx, deps, account)
+
+
+@step("account.resend_link_code", outcomes={"sent", "capped", "not_found"})
+def resend_link_code(ctx: StepContext, deps: Deps) -> StepResult:
+    """"Send the code again" on the link code screen: a new code to the holder's number, the one before void.
+
+    Counted as a link try, in the session (3) and for the number and the account over the day (6 each), so
+    a holder's phone gets no more codes than the last-bill tries could send it. Past either, ``capped``:
+    nothing is sent, and the code already sent still works."""
+    number = str(ctx.data.get("link_account_number", ""))
+    if not ctx.data.get("link_code_hash") or ctx.data.get("link_code_for") != _link_claim(ctx, number):
+        return StepResult("not_found")   # no code of this conversation to replace: link again
+    account = deps.billing.account(number)
+    if not account.phone or deps.outbox is None:
+        return StepResult("not_found")
+    attempts = int(ctx.data.get("link_attempts", 0)) + 1
+    if attempts > MAX_LINK_ATTEMPTS:
+        _refused(ctx, deps, number, "link: code not sent again: the session's codes are spent")
+        return StepResult("capped")
+    # Both counters move (no short-circuit), as for a try of the amount.
+    limits = [deps.throttle.hit(f"link:phone:{ctx.user_id}", MAX_LINK_ATTEMPTS_PER_PHONE, THROTTLE_WINDOW_SECONDS),
+              deps.throttle.hit(f"link:account:{number}", MAX_LINK_ATTEMPTS_PER_ACCOUNT, THROTTLE_WINDOW_SECONDS)]
+    if not all(limits):
+        _refused(ctx, deps, number, "link: code not sent again: throttled")
+        return StepResult("capped", {"link_attempts": attempts})
+    return StepResult("sent", _send_link_code(ctx, deps, account, attempts, again=True))
+
+
+def _send_link_code(ctx: StepContext, deps: Deps, account: Account, attempts: int, *, again: bool) -> dict[str, Any]:
+    """A new link code to the account's registered number; what the conversation keeps of it (its hash)."""
+    assert deps.outbox is not None and account.phone
+    number = account.account_number
+    code, minutes = new_code(), deps.settings.code_minutes(ctx.channel)
+    deps.outbox.add(kind="link_code", msisdn=account.phone, language=account.language,
+                    # Valid as long as the caller's conversation, which keeps its hash.
+                    payload={"code": code, "account_number": number, "requested_by": mask(ctx.user_id),
+                             "minutes": minutes},
+                    dedupe_key=f"link_code:{ctx.session_key}:{attempts}")
+    if again:
+        deps.security.record(SecurityEvent("code_sent", ctx.channel, ctx.user_id, number,
+                                           "link code sent again to the account holder"))
+    # The caller's screen says the same minutes as the holder's SMS; a new code gets its own tries.
+    return {"link_attempts": attempts, "link_code_hash": hash_code(code), "link_code_tries": 0,
+            "link_code_tries_left": None, "link_registered": mask(account.phone), "code_minutes": minutes,
+            "link_code_for": _link_claim(ctx, number), "link_code_sent": ctx.now.isoformat()}
 
 
 def _link_claim(ctx: StepContext, number: str) -> str:

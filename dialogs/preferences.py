@@ -8,6 +8,7 @@ import math
 from datetime import datetime, timedelta
 from typing import Any
 
+from engine.security_audit import SecurityEvent
 from engine.steps import StepContext, StepResult
 
 from .codes import hash_code, new_code
@@ -132,9 +133,10 @@ def set_channel(ctx: StepContext, deps: Deps) -> StepResult:
     return StepResult("ok", {"notify_channel": channel, "channel_wanted": None, "keyword_channel": None})
 
 
-@step("preferences.send_email_code", outcomes={"sent", "invalid", "throttled"})
+@step("preferences.send_email_code", outcomes={"sent", "resent", "invalid", "throttled"})
 def send_email_code(ctx: StepContext, deps: Deps) -> StepResult:
-    """A code to the address typed: only the one who reads that mailbox can confirm it."""
+    """A code to the address typed: only the one who reads that mailbox can confirm it. ``resent`` when the
+    same address was waiting for a code still valid (the customer asked again: that one is void now)."""
     assert deps.contacts is not None and deps.outbox is not None
     typed = ctx.data.get("email_input")
     if not typed and ctx.user_id:
@@ -146,19 +148,49 @@ def send_email_code(ctx: StepContext, deps: Deps) -> StepResult:
     address = normalise_email(str(typed or ""))
     if address is None or not ctx.user_id:
         return StepResult("invalid", {"email_input": None})
+    contact = deps.contacts.contact(ctx.user_id)
+    again = contact.email_pending == address and _minutes_left(contact.email_code_expires_at, ctx.now) > 0
+    if not _email_code_to(ctx, deps, address, again=again):
+        return StepResult("throttled", {"email_input": None})
+    # The screens say how long the code works from the same number that bounds it.
+    return StepResult("resent" if again else "sent", {
+        "email_input": None, "email_masked": mask_email(address), "email_pending": True,
+        "email_code_minutes": EMAIL_CODE_MINUTES, "email_code_tries_left": None})
+
+
+@step("preferences.resend_email_code", outcomes={"resent", "capped", "expired"})
+def resend_email_code(ctx: StepContext, deps: Deps) -> StepResult:
+    """"Send the code again" on the e-mail code screen: a new code to the address waiting for one, the one
+    before void, within the same limits as the first (per number and per address a day). Past them,
+    ``capped``: nothing is sent, and the code already sent still works. ``expired``: no address waits."""
+    assert deps.contacts is not None and deps.outbox is not None
+    address = deps.contacts.contact(ctx.user_id).email_pending if ctx.user_id else None
+    if not address:
+        return StepResult("expired")
+    if not _email_code_to(ctx, deps, address, again=True):
+        return StepResult("capped", {"email_masked": mask_email(address)})
+    return StepResult("resent", {"email_masked": mask_email(address), "email_pending": True,
+                                 "email_code_minutes": EMAIL_CODE_MINUTES, "email_code_tries_left": None})
+
+
+def _email_code_to(ctx: StepContext, deps: Deps, address: str, *, again: bool) -> bool:
+    """A new code by e-mail to ``address`` (the one before void, its tries anew); False when the number or the
+    address had its codes of the day (nothing is sent)."""
+    assert deps.contacts is not None and deps.outbox is not None
     # Both counters move on every request (no short-circuit).
     limits = [deps.throttle.hit(f"email:phone:{ctx.user_id}", MAX_EMAIL_CODES_PER_PHONE, _DAY),
               deps.throttle.hit(f"email:address:{address.lower()}", MAX_EMAIL_CODES_PER_ADDRESS, _DAY)]
     if not all(limits):
-        return StepResult("throttled", {"email_input": None})
+        return False
     code = new_code()
     deps.contacts.stage_email(ctx.user_id, address, hash_code(code), ctx.now + timedelta(minutes=EMAIL_CODE_MINUTES))
     deps.outbox.add(kind="email_code", msisdn=ctx.user_id, language=ctx.language,
                     payload={"code": code, "email": address}, channel="email",
                     dedupe_key=f"email_code:{ctx.user_id}:{hash_code(code)[:24]}")
-    # The screens say how long the code works from the same number that bounds it.
-    return StepResult("sent", {"email_input": None, "email_masked": mask_email(address), "email_pending": True,
-                               "email_code_minutes": EMAIL_CODE_MINUTES})
+    if again:
+        deps.security.record(SecurityEvent("code_sent", ctx.channel, ctx.user_id, ctx.data.get("account_number"),
+                                           "e-mail code sent again"))
+    return True
 
 
 @step("preferences.confirm_email", outcomes={"ok", "ok_channel", "wrong", "expired"})
@@ -170,7 +202,9 @@ def confirm_email(ctx: StepContext, deps: Deps) -> StepResult:
     source = str(ctx.params.get("source", "menu"))
     verdict = deps.contacts.confirm_email(ctx.user_id, code, ctx.now, via=ctx.channel, source=source)
     if verdict == "wrong":
-        return StepResult("wrong", {"keyword_code": None})
+        # The tries left, as the linking and first-PIN code screens say them.
+        left = deps.contacts.contact(ctx.user_id).email_code_tries_left
+        return StepResult("wrong", {"keyword_code": None, "email_code_tries_left": left})
     if verdict != "ok":
         return StepResult("expired", {"keyword_code": None})
     data = {**_contact_fields(ctx, deps), "keyword_code": None}

@@ -21,6 +21,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from engine.audit_once import record_once
+from engine.masking import mask
 from engine.security_audit import SecurityEvent
 from engine.steps import StepContext, StepResult
 
@@ -159,27 +160,51 @@ def send_pin_code(ctx: StepContext, deps: Deps) -> StepResult:
     if code_still_out(ctx.data, "pin_code_hash", "pin_code_sent", ctx.now, deps.settings.code_minutes(ctx.channel)):
         # Entered again (a resumed conversation): three drops must not use up the customer's sends.
         return StepResult("sent", {})
+    return _new_pin_code(ctx, deps, again=False)
+
+
+step("security.send_pin_code", outcomes={"sent", "locked", "capped"})(send_pin_code)
+
+
+def resend_pin_code(ctx: StepContext, deps: Deps) -> StepResult:
+    """"Send the code again" on the code screen (an SMS that never came): a new code, the one before void,
+    within the same caps as the first (3 a session, ``pin_codes_per_day`` a day). Past either, ``capped``:
+    nothing is sent, and the code already sent still works."""
+    if not ctx.data.get("pin_code_hash"):
+        return StepResult("locked")
+    return _new_pin_code(ctx, deps, again=True)
+
+
+step("security.resend_pin_code", outcomes={"sent", "locked", "capped"})(resend_pin_code)
+
+
+def _new_pin_code(ctx: StepContext, deps: Deps, *, again: bool) -> StepResult:
     sends = int(ctx.data.get("pin_code_sends", 0)) + 1
     # Never a code uncounted: the number's day counter unreachable (its Redis down) is ``backend_down``.
-    if sends > MAX_PIN_CODE_SENDS or deps.outbox is None or not ctx.user_id:
+    if deps.outbox is None or not ctx.user_id or (sends > MAX_PIN_CODE_SENDS and not again):
         _event(ctx, deps, "pin_failed", "first-PIN codes exhausted")
         return StepResult("locked", {"pin_code_hash": None})
+    if sends > MAX_PIN_CODE_SENDS:
+        # Asked once past the cap: the screen that says so offers no other resend.
+        _event(ctx, deps, "pin_failed", "first-PIN code not sent again: the session's codes are spent")
+        return StepResult("capped")
     per_day, key = deps.settings.pin_codes_per_day, f"pin_code:phone:{ctx.user_id}"
     if not deps.throttle.hit(key, per_day, _DAY):
         # One row a day per number, however often it redials: the audit is no second thing to fill.
         record_once(deps.security, deps.throttle, key, SecurityEvent(
             "pin_failed", ctx.channel, ctx.user_id, ctx.data.get("account_number"),
             f"first-PIN codes: more than {per_day} today for this number: refused till the day ends"))
-        return StepResult("capped", {"pin_code_hash": None})
+        # A code asked again keeps the one already sent; a first one has none to keep.
+        return StepResult("capped", {} if again else {"pin_code_hash": None})
     code, minutes = new_code(), deps.settings.code_minutes(ctx.channel)
     deps.outbox.add(kind="pin_code", msisdn=ctx.user_id, language=ctx.language, payload={"code": code, "minutes": minutes},
                     dedupe_key=f"pin_code:{ctx.session_key}:{sends}")
-    # The screen says the same minutes as the SMS.
+    if again:
+        _event(ctx, deps, "code_sent", "first-PIN code sent again")
+    # The screen says the same minutes as the SMS; a new code gets its own tries.
     return StepResult("sent", {"pin_code_hash": hash_code(code), "pin_code_tries": 0, "pin_code_sends": sends,
-                               "code_minutes": minutes, "pin_code_sent": ctx.now.isoformat()})
-
-
-step("security.send_pin_code", outcomes={"sent", "locked", "capped"})(send_pin_code)
+                               "pin_code_tries_left": None, "code_minutes": minutes, "pin_code_to": mask(ctx.user_id),
+                               "pin_code_sent": ctx.now.isoformat()})
 
 
 def check_pin_code(ctx: StepContext, deps: Deps) -> StepResult:

@@ -107,6 +107,7 @@ class ContactInfo:
     email_pending: str | None = None   # typed, code sent, not confirmed yet
     chosen: bool = False          # the customer chose ``channel`` (not SMS by default)
     email_code_expires_at: datetime | None = None   # when the code sent to ``email_pending`` stops working
+    email_code_tries_left: int = 0    # wrong tries the code sent to ``email_pending`` still allows
 
 
 @runtime_checkable

@@ -783,6 +783,10 @@ class Engine:
         except _EndNow as end:
             return self._end_screen(session, end)
 
+    def _chosen(self, session: Session, flow: CompiledFlow, text: str) -> bool:
+        """Whether ``text`` is the key of a choice the current screen shows."""
+        return any(choice.key == text for choice in self._choices(session, flow, session.node, labels=False))
+
     @staticmethod
     def _accepts(node: Node, text: str) -> bool:
         """Whether an input node takes ``text`` as its value (then ``98`` is an answer, not paging)."""
@@ -832,7 +836,9 @@ class Engine:
     def _target(self, session: Session, flow: CompiledFlow, node: Node, text: str,
                 secrets: dict[str, str]) -> str | None:
         """Where valid input leads from a node that shows something; ``None`` if not valid."""
-        if isinstance(node, InputNode):  # the one kind with a validator and a store
+        if isinstance(node, InputNode) and not (flow.options[session.node] and self._chosen(session, flow, text)):
+            # The one kind with a validator and a store; a choice it shows beside its field (the linter
+            # checks the validator never takes its key) is answered as on a menu, below.
             try:
                 value = validate(node.validator, text)
             except InvalidInput:

@@ -61,14 +61,19 @@ def find_start(menus: MenuSet, channel: str, entry: str, text: str | None, inten
     first, rest = normalise_word(words[0]), words[1].strip() if len(words) > 1 else ""
     exact = {(name, lang) for name, lang, known in keyword_words(points) if known == first}
     found = exact or {(name, lang) for name, lang, known in keyword_words(points) if close(first, known)}
+    language: str | None
     if len({name for name, _ in found}) == 1:
         name, language = min(found)
+        if len(found) > 1:
+            # A word of several languages (EMAIL, STOP) says nothing of the writer's: the default one
+            # until the customer's own is known, rather than whichever sorts first.
+            language = None
         keyword = points.keywords[name]
         ok, value = _argument(keyword.argument, rest)
         if ok:
             return Start(keyword.flow or default_flow, keyword.node, keyword.direct, language,
                          keyword.argument.store if keyword.argument and value is not None else None, value, name)
-        language_hint: str | None = language
+        language_hint = language
     else:
         language_hint = None
     if points.unknown:

@@ -13,7 +13,7 @@ from typing import Any
 
 from menus.schema import ValidatorSpec
 
-__all__ = ["InvalidInput", "validate"]
+__all__ = ["InvalidInput", "accepts", "validate"]
 
 
 TEXT_MAX_LEN = 160     # one SMS segment: what a ``text`` input keeps at most
@@ -100,3 +100,12 @@ def validate(spec: ValidatorSpec, text: str) -> Any:
     if not text or (len(text) > 64 and spec.type != "text"):
         raise InvalidInput("empty or too long")
     return _CHECKS[spec.type](spec, text)
+
+
+def accepts(spec: ValidatorSpec, text: str) -> bool:
+    """Whether ``text`` passes ``spec`` (an input screen's choice must have a key its field never takes)."""
+    try:
+        validate(spec, text)
+    except InvalidInput:
+        return False
+    return True

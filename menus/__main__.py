@@ -23,6 +23,7 @@ def check(path: str) -> list[Problem]:
     from channels.capabilities import ALL
     from dialogs.registry import guest_steps, known_steps
     from engine.preview import screen_problems
+    from engine.validators import accepts
 
     try:
         loaded = load_menus(path)
@@ -30,7 +31,7 @@ def check(path: str) -> list[Problem]:
         return exc.problems
     # The product's channels, as their adapters declare them.
     return lint(loaded, steps=known_steps(), screen_check=screen_problems, channels=list(ALL),
-                guest_steps=guest_steps())
+                guest_steps=guest_steps(), accepts=accepts)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,8 +1,8 @@
 """Checks of a loaded menu set beyond its schema: graph, translations, steps, placeholders, screen size.
 
-``lint(loaded, steps=..., guest_steps=..., screen_check=...)`` returns every problem with its file and
-line. The set of dialog steps (and which of them work without a customer) and the screen measure are
-passed in, so this package depends on neither the dialogs nor the engine.
+``lint(loaded, steps=..., guest_steps=..., screen_check=..., accepts=...)`` returns every problem with its file
+and line. The set of dialog steps (and which of them work without a customer), the screen measure and the
+input validators are passed in, so this package depends on neither the dialogs nor the engine.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from .schema import (
     SYSTEM_TEXT_KEYS,
     ActionNode,
     FlowSpec,
+    InputNode,
     MenuNode,
     RouterNode,
 )
@@ -30,6 +31,9 @@ from .schema import (
 __all__ = ["ScreenCheck", "lint"]
 
 _FORMAT_PARSER = string.Formatter()
+
+Accepts = Callable[[Any, str], bool]
+"""``(validator spec, text) -> whether the validator takes text as a value``: the engine's validators."""
 
 ScreenCheck = Callable[[LoadedMenus, str, str, str, Any], list[str]]
 """``(loaded, flow, node_id, language, channel) -> problems`` for one rendered screen; ``channel`` is
@@ -64,18 +68,19 @@ def _lint_placeholders(flow_name: str, node_id: str, node: Any, what: str, text:
 
 def lint(loaded: LoadedMenus, steps: Mapping[str, frozenset[str]] | None = None,
          screen_check: ScreenCheck | None = None, channels: Sequence[Any] | None = None,
-         guest_steps: Collection[str] | None = None) -> list[Problem]:
+         guest_steps: Collection[str] | None = None, accepts: Accepts | None = None) -> list[Problem]:
     """Every problem of the menus. ``channels``: what each channel can show (the adapters'
     capabilities), handed to ``screen_check``; by default the channels the file declares.
     ``guest_steps``: the steps (of ``steps``) that work without a customer; with it, a flow open to
-    guests (``guests: true``) that calls any other step is an error at that node."""
+    guests (``guests: true``) that calls any other step is an error at that node. ``accepts``: the
+    validators; with it, a choice of an input screen whose key the field would take as a value is an error."""
     with gc_paused():  # tens of thousands of screens measured: see gc_paused
-        return _lint(loaded, steps, screen_check, channels, guest_steps)
+        return _lint(loaded, steps, screen_check, channels, guest_steps, accepts)
 
 
 def _lint(loaded: LoadedMenus, steps: Mapping[str, frozenset[str]] | None,
           screen_check: ScreenCheck | None, channels: Sequence[Any] | None,
-          guest_steps: Collection[str] | None = None) -> list[Problem]:
+          guest_steps: Collection[str] | None = None, accepts: Accepts | None = None) -> list[Problem]:
     menus = loaded.menus
     problems: list[Problem] = []
 
@@ -100,7 +105,7 @@ def _lint(loaded: LoadedMenus, steps: Mapping[str, frozenset[str]] | None,
     problems.extend(_lint_entry_points(loaded))
     measured = list(channels) if channels is not None else list(menus.channels)
     for flow_name, flow in menus.flows.items():
-        _lint_flow(loaded, flow_name, flow, steps, screen_check, add, measured)
+        _lint_flow(loaded, flow_name, flow, steps, screen_check, add, measured, accepts)
         if flow.guests and steps is not None and guest_steps is not None:
             _lint_guest_flow(flow_name, flow, steps, guest_steps, add)
     return problems
@@ -166,7 +171,8 @@ def _lint_entry_points(loaded: LoadedMenus) -> list[Problem]:
 
 
 def _lint_flow(loaded: LoadedMenus, flow_name: str, flow: FlowSpec, steps: Mapping[str, frozenset[str]] | None,
-               screen_check: ScreenCheck | None, add: Callable[..., None], channels: Sequence[Any]) -> None:
+               screen_check: ScreenCheck | None, add: Callable[..., None], channels: Sequence[Any],
+               accepts: Accepts | None = None) -> None:
     menus = loaded.menus
     nodes = flow.nodes
     named = [("start", flow.start), ("home", flow.home)] + ([("main_menu", flow.main_menu)] if flow.main_menu else [])
@@ -232,6 +238,11 @@ def _lint_flow(loaded: LoadedMenus, flow_name: str, flow: FlowSpec, steps: Mappi
             add(flow_name, node_id, "more than 9 options", "split the menu", "warning")
         if choices:
             _lint_option_keys(flow_name, node_id, choices, add)
+        if choices and isinstance(node, InputNode) and accepts is not None:
+            for position, key in enumerate(option_keys(choices), 1):
+                if accepts(node.validator, key):
+                    add(flow_name, node_id, f"option {position}: key '{key}' is also a value the field takes",
+                        "pick a key the validator refuses (a code of 6 digits never is '1')")
         if action is not None and isinstance(action.commit, tuple):
             for outcome in action.commit:
                 if outcome not in action.outcomes:

@@ -251,7 +251,21 @@ class InputNode(_NodeBase):
       next: link_check
     ```
     ``sensitive: true`` (PINs) keeps the value out of the saved session: only the steps of
-    the same hop see it. ``reask`` is the prompt under the ``error`` line when ``text`` itself
+    the same hop see it.
+
+    ``options`` offers numbered choices beside the field: an answer that is exactly the key of a
+    choice shown goes to its target, anything else is the value. A key must be one the validator
+    could never take (``1`` where a code has 6 digits: ``python -m menus lint`` checks it), and, as
+    on a menu, no navigation key (``0`` is Back):
+
+    ```yaml
+    link_code:
+      kind: input
+      text: {fr: "Entrez le code:", en: "Enter the code:"}
+      validator: {type: regex, pattern: "^[0-9]{6}$"}
+      options: [{label: {fr: "Renvoyer le code", en: "Send the code again"}, target: link_code_resend}]
+      ...
+    ``` ``reask`` is the prompt under the ``error`` line when ``text`` itself
     reports the last answer ("Wrong code. Enter the code:"), so that a value of the wrong format
     reads as one message, the format and the question, not as two errors:
 
@@ -273,6 +287,7 @@ class InputNode(_NodeBase):
     sensitive: bool = False
     error: Texts | None = None
     reask: Texts | None = None
+    options: tuple[OptionSpec, ...] = ()
 
     takes_value: ClassVar[bool] = True
     error_key: ClassVar[str] = "invalid_input"
@@ -280,8 +295,11 @@ class InputNode(_NodeBase):
     def body_after_error(self) -> Texts:
         return self.reask or self.text
 
+    def choices(self) -> tuple[OptionSpec, ...]:
+        return self.options
+
     def edges(self) -> list[tuple[str, str]]:
-        return [("next", self.next)]
+        return [("next", self.next), *super().edges()]
 
     def is_secret(self) -> bool:
         return self.sensitive

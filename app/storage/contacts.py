@@ -27,8 +27,9 @@ def _info(row: PreferenceRow | None) -> ContactInfo:
     if row is None:
         return ContactInfo("sms")
     expires = _aware(row.email_code_expires_at) if row.email_code_expires_at is not None else None
+    left = max(0, MAX_EMAIL_CODE_TRIES - (row.email_code_tries or 0)) if row.email_pending else 0
     return ContactInfo(row.notify_channel or "sms", row.email, row.email_pending, row.notify_channel is not None,
-                       expires)
+                       expires, left)
 
 
 def _aware(moment: datetime) -> datetime:

@@ -176,13 +176,14 @@ def test_the_screens_announcing_a_code_say_how_long_it_works_on_their_channel(wo
     for answer in ("1", "1000001"):
         stranger.answer(answer)
     assert stranger.answer("5500") == ("CON Un code a été envoyé par SMS au numéro du titulaire du compte "
-                                       "(+2217*****001). Entrez ce code (valable 4 min):\n0. Retour 00. Accueil")
+                                       "(+2217*****001). Entrez ce code (valable 4 min):\n1. Renvoyer le code\n"
+                                       "0. Retour 00. Accueil")
     prepaid = UssdPhone(client, PREPAID)                  # a first PIN: a code by SMS to the number itself
     prepaid.dial("3")
     for answer in ("1", "2000", "2"):
         prepaid.answer(answer)
     assert prepaid.answer("1") == ("CON Premier usage. Un code de 6 chiffres vous a été envoyé par SMS. "
-                                   "Entrez-le (valable 4 min):\n0. Retour 00. Accueil")
+                                   "Entrez-le (valable 4 min):\n1. Renvoyer le code\n0. Retour 00. Accueil")
     assert {e["kind"]: e["payload"]["minutes"] for e in outbox.pending()} == {"link_code": 4, "pin_code": 4}
 
     app.extensions["parts"]["deps"].preferences.set_language("+221770013333", "en")
@@ -191,7 +192,7 @@ def test_the_screens_announcing_a_code_say_how_long_it_works_on_their_channel(wo
     for answer in ("1", "1000001"):
         other.say(answer)
     assert other.say("5500") == ("A code was sent by SMS to the account holder's number (+2217*****001). "
-                                 "Enter the code (valid for 5 min):\n0. Back 00. Home")
+                                 "Enter the code (valid for 5 min):\n1. Send the code again\n0. Back 00. Home")
 
 
 @pytest.mark.parametrize("product_clock", [START], indirect=True)
@@ -208,12 +209,12 @@ def test_coming_back_for_an_e_mail_code_says_the_minutes_it_has_left(
     p, _ = channel_menu()
     p.answer("4")                                          # add an e-mail address
     assert p.answer("awa@exemple.sn") == ("CON Un code a été envoyé à a***@exemple.sn. Tapez-le ici (valable "
-                                          "30 minutes):\n0. Retour 00. Accueil")
+                                          "30 minutes):\n1. Renvoyer le code\n0. Retour 00. Accueil")
     product_clock.advance(minutes=20)                      # the mail took its time; the customer dials again
     p, menu = channel_menu()
     assert "\n5. Taper le code envoyé par e-mail\n" in menu
     assert p.answer("5") == ("CON Un code a été envoyé à a***@exemple.sn. Tapez-le ici (valable "
-                             "10 minutes):\n0. Retour 00. Accueil")
+                             "10 minutes):\n1. Renvoyer le code\n0. Retour 00. Accueil")
     product_clock.advance(minutes=11)                      # past its 30 minutes: no code left to type
     _, menu = channel_menu()
     assert "Taper le code" not in menu and "\n4. Ajouter une adresse e-mail\n" in menu

@@ -87,6 +87,21 @@ def test_a_bill_payment_asks_the_pin_and_the_pin_is_echoed_nowhere(chat, action_
     assert PIN not in caplog.text
 
 
+def test_a_first_pin_code_that_never_came_is_sent_again_with_its_button(chat, action_app):
+    deps = action_app.ctx.parts["deps"]
+    moussa = chat("conv-moussa-code", "+221770000003")          # a prepaid meter, no PIN yet
+    assert moussa.say("bonjour", intent="greet") == "ElecNet - 3000001"
+    moussa.press("Préférences")
+    assert moussa.press("Changer mon code PIN").startswith("Premier usage. Un code de 6 chiffres vous a été envoyé")
+    assert moussa.titles() == ["Renvoyer le code", "Retour", "Accueil"]
+    assert moussa.press("Renvoyer le code") == (
+        "Nouveau code envoyé par SMS au +2217*****003, l'ancien ne marche plus. Entrez-le (valable 15 min):")
+    first, second = [row["payload"]["code"] for row in deps.outbox.pending() if row["kind"] == "pin_code"]
+    if first != second:
+        assert moussa.say(first).startswith("Code incorrect. Essais restants: 2.")
+    assert moussa.say(second) == "Premier usage: choisissez un code PIN secret (4 chiffres):"
+
+
 def test_an_outage_report_in_french_gives_a_reference(chat):
     moussa = chat("conv-moussa", "+221770000003")
     assert moussa.say("plus de courant chez moi", intent="report_outage") == (

@@ -303,7 +303,8 @@ def test_email_by_sms_sends_a_code_to_the_address_and_the_code_confirms_it(texte
     assert awa.say("EMAIL") == ("Pour recevoir vos messages par e-mail, envoyez EMAIL suivi de votre adresse, "
                                 "ex: EMAIL awa.diop@exemple.sn")
     assert awa.say("EMAIL awa@exemple.sn") == ("Un code a été envoyé à a***@exemple.sn. Renvoyez EMAIL suivi du code "
-                                               "(ex: EMAIL 123456) dans les 30 minutes.")
+                                               "(ex: EMAIL 123456) dans les 30 minutes. Pas de code ? Renvoyez EMAIL et "
+                                               "l'adresse.")
     with fake_smtp() as mail:
         worker.run_once(replace(sms_settings, smtp_url=mail.url, quiet_hours=""))
         [letter] = mail.messages_to("awa@exemple.sn")
@@ -311,7 +312,7 @@ def test_email_by_sms_sends_a_code_to_the_address_and_the_code_confirms_it(texte
     assert code, letter
     assert len(fake_at.messages_to("+221770000001")) == 2, "the code went by e-mail only"
     assert awa.say("EMAIL 000000" if code.group(1) != "000000" else "EMAIL 111111") == (
-        "Code incorrect. Renvoyez EMAIL suivi du code envoyé par e-mail.")
+        "Code incorrect. Essais restants: 2. Renvoyez EMAIL suivi du code envoyé par e-mail.")
     assert awa.say(f"EMAIL {code.group(1)}") == ("Adresse e-mail confirmée: a***@exemple.sn. Vos messages arriveront "
                                                  "par e-mail. Envoyez CANAL SMS pour revenir au SMS.")
     assert deps.contacts.contact("+221770000001").email == "awa@exemple.sn"
@@ -320,6 +321,61 @@ def test_email_by_sms_sends_a_code_to_the_address_and_the_code_confirms_it(texte
     assert awa.say("EMAIL") == ("Votre adresse e-mail: a***@exemple.sn. Vos messages arrivent par e-mail. "
                                 "Pour la changer: EMAIL nouvelle@adresse.sn")
     assert awa.say("CANAL SMS") == "C'est noté: vos messages arriveront par SMS (par SMS s'il le faut)."
+
+
+def _mailed_codes(sms_settings, address: str) -> list[str]:
+    """The worker delivers the outbox; the codes the mailbox ``address`` received, oldest first."""
+    from app import worker
+    from tests.support.fake_smtp import fake_smtp
+
+    with fake_smtp() as mail:
+        worker.run_once(replace(sms_settings, smtp_url=mail.url, quiet_hours=""))
+        letters = mail.messages_to(address)
+    return [found.group(1) for found in (re.search(r"(?:est|is) (\d{6})\.", letter) for letter in letters) if found]
+
+
+def test_email_again_by_sms_sends_a_new_code_the_old_one_void_and_wrong_codes_count_down(texter, deps, sms_settings):
+    awa = texter("+221770000001")
+    awa.say("EMAIL awa@exemple.sn")
+    [old] = _mailed_codes(sms_settings, "awa@exemple.sn")
+    # The e-mail never came (or was lost): the same command again sends a new one and says so.
+    assert awa.say("EMAIL awa@exemple.sn") == (
+        "Nouveau code envoyé à a***@exemple.sn, l'ancien ne marche plus. Renvoyez EMAIL suivi du code "
+        "(ex: EMAIL 123456) dans les 30 minutes.")
+    [new] = _mailed_codes(sms_settings, "awa@exemple.sn")
+    # The old code no longer works (six random digits may, rarely, come twice: then another wrong one).
+    stale = old if old != new else next(c for c in ("000000", "111111") if c != new)
+    assert awa.say(f"EMAIL {stale}") == (
+        "Code incorrect. Essais restants: 2. Renvoyez EMAIL suivi du code envoyé par e-mail.")
+    wrong = next(c for c in ("222222", "333333") if c != new)
+    assert awa.say(f"EMAIL {wrong}") == (
+        "Code incorrect. Essais restants: 1. Renvoyez EMAIL suivi du code envoyé par e-mail.")
+    assert awa.say(f"EMAIL {new}").startswith("Adresse e-mail confirmée: a***@exemple.sn.")
+    assert deps.contacts.contact("+221770000001").email == "awa@exemple.sn"
+
+
+def test_email_by_sms_past_the_days_codes_says_so_and_sends_nothing(texter, deps, sms_settings):
+    awa = texter("+221770000001")
+    for _ in range(3):                 # three codes a day to one address
+        assert "a***@exemple.sn" in awa.say("EMAIL awa@exemple.sn")
+    assert awa.say("EMAIL awa@exemple.sn") == "Trop de codes demandés aujourd'hui. Réessayez demain."
+    assert len(_mailed_codes(sms_settings, "awa@exemple.sn")) == 3
+
+
+def test_an_unknown_number_cannot_register_an_email_and_is_offered_to_link_in_french(texter, deps, sms_settings):
+    offer = ("Bienvenue chez ElecNet. Ce numéro n'est lié à aucun compte. Voulez-vous lier votre compte ?\n"
+             "1. Oui\n2. Non")
+    stranger = texter("+221770009998")
+    assert stranger.say("EMAIL inconnu@exemple.sn") == offer
+    assert stranger.say("EMAIL 123456") == offer
+    assert stranger.say("CANAL EMAIL") == offer
+    assert stranger.say("1") == "Entrez votre numéro de compte (7 chiffres):"
+    assert not [row for row in deps.outbox.pending() if row["kind"] == "email_code"]
+    assert _mailed_codes(sms_settings, "inconnu@exemple.sn") == []
+    assert deps.contacts.contact("+221770009998").email_pending is None
+    # STOP is French and English alike: an unknown number hears the default language, French.
+    assert texter("+221770009997").say("STOP") == ("Vous ne recevrez plus aucune alerte ElecNet. "
+                                                   "Envoyez ALERTES ON pour les reprendre.")
 
 
 def test_channel_by_sms_in_english_and_email_without_an_address(texter, deps):

@@ -55,7 +55,7 @@ def test_unknown_number_links_an_account_after_checking_the_last_bill(app, phone
     p.answer("1")
     p.answer("1000001")
     assert p.answer("5500") == ("CON Un code a été envoyé par SMS au numéro du titulaire du compte (+2217*****001). "
-                                "Entrez ce code (valable 3 min):\n0. Retour 00. Accueil")
+                                "Entrez ce code (valable 3 min):\n1. Renvoyer le code\n0. Retour 00. Accueil")
     [sent] = [e for e in app.extensions["parts"]["deps"].outbox.pending() if e["kind"] == "link_code"]
     assert p.answer(sent["payload"]["code"]) == ("CON Compte 1000001 lié à votre numéro.\n1. Continuer\n"
                                                  "0. Retour 00. Accueil")

@@ -81,15 +81,15 @@ def test_the_registered_number_confirms_with_a_code_and_can_undo_the_link(phone,
     p = start(phone, "+221770012222")
     p.answer("1000001")
     assert p.answer("5500") == ("CON Un code a été envoyé par SMS au numéro du titulaire du compte (+2217*****001). "
-                                f"Entrez ce code (valable 3 min):\n{NAV}")
+                                f"Entrez ce code (valable 3 min):\n1. Renvoyer le code\n{NAV}")
     [sent] = sms(deps, "link_code")
     assert sent["msisdn"] == "+221770000001" and sent["language"] == "fr"
     code = sent["payload"]["code"]
     assert sent["payload"]["requested_by"] != "+221770012222"        # masked
     wrong = f"{(int(code) + 1) % 10**6:06d}"
-    assert p.answer(wrong) == f"CON Code incorrect. Essais restants: 2. Entrez le code envoyé au titulaire:\n{NAV}"
+    assert p.answer(wrong) == f"CON Code incorrect. Essais restants: 2. Entrez le code envoyé au titulaire:\n1. Renvoyer le code\n{NAV}"
     # A code of the wrong format after a wrong one: one message, the format, asked again.
-    assert p.answer("12345") == f"CON Le code a 6 chiffres.\nEntrez le code envoyé au titulaire:\n{NAV}"
+    assert p.answer("12345") == f"CON Le code a 6 chiffres.\nEntrez le code envoyé au titulaire:\n1. Renvoyer le code\n{NAV}"
     assert not deps.links.accounts_for("+221770012222")
     assert p.answer(code) == f"CON Compte 1000001 lié à votre numéro.\n1. Continuer\n{NAV}"
     assert [link.account_number for link in deps.links.accounts_for("+221770012222")] == ["1000001"]

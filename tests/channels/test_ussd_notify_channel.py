@@ -71,15 +71,17 @@ def test_email_chosen_in_the_menu_is_confirmed_by_the_code_sent_to_it_then_bills
     assert p.answer("awa.diop@") == ("CON Adresse non valide.\nTapez votre adresse e-mail (ex: awa.diop@exemple.sn). "
                                      f"Un code vous y sera envoyé:\n{NAV_FR}")
     assert p.answer("Awa.Diop@Exemple.SN") == ("CON Un code a été envoyé à A***@exemple.sn. Tapez-le ici (valable "
-                                               f"30 minutes):\n{NAV_FR}")
+                                               f"30 minutes):\n1. Renvoyer le code\n{NAV_FR}")
     worker.run_once(settings)                                     # the worker sends it through SMTP
     [letter] = mail.messages_to("Awa.Diop@exemple.sn")
     assert provider.sent == [], "the code proves the mailbox: it never goes by SMS"
     found = re.search(r"code de confirmation d'adresse e-mail est (\d{6})\.", letter)
     assert found, letter
     wrong = "000000" if found.group(1) != "000000" else "111111"
-    assert p.answer(wrong) == f"CON Code incorrect. Tapez le code envoyé à A***@exemple.sn:\n{NAV_FR}"
-    assert p.answer("12345") == f"CON Le code a 6 chiffres.\nTapez le code envoyé à A***@exemple.sn:\n{NAV_FR}"
+    assert p.answer(wrong) == ("CON Code incorrect. Essais restants: 2. Tapez le code envoyé à A***@exemple.sn:\n"
+                               f"1. Renvoyer le code\n{NAV_FR}")
+    assert p.answer("12345") == ("CON Le code a 6 chiffres.\nTapez le code envoyé à A***@exemple.sn:\n"
+                                 f"1. Renvoyer le code\n{NAV_FR}")
     assert p.answer(found.group(1)) == ("CON Adresse e-mail confirmée: A***@exemple.sn. Vos messages arriveront "
                                         f"par e-mail (par SMS s'il le faut).\n1. Menu principal\n{NAV_FR}")
     assert history(consent, AWA) == [("email", "confirmed", "ussd", "menu"), ("channel", "email", "ussd", "menu")]
@@ -113,7 +115,8 @@ def test_someone_elses_address_cannot_be_registered_without_its_code(phone, sett
     late.dial()
     late.answer("8")
     late.answer("6")
-    assert late.answer("5") == f"CON Un code a été envoyé à v***@example.com. Tapez-le ici (valable 30 minutes):\n{NAV_FR}"
+    assert late.answer("5") == ("CON Un code a été envoyé à v***@example.com. Tapez-le ici (valable 30 minutes):\n"
+                                f"1. Renvoyer le code\n{NAV_FR}")
     assert late.answer(code.group(1)).startswith("END Code expiré ou trop d'erreurs.")
     assert [c for c in history(consent, AWA) if c[0] in ("email", "channel")] == []
 
@@ -142,11 +145,12 @@ def test_whatsapp_chosen_in_english_and_the_next_receipt_goes_there(phone, setti
     assert e.answer("3") == ("CON Type your e-mail address (e.g. awa.diop@example.com). A code will be sent to it:\n"
                              f"{NAV_EN}")
     assert e.answer("ops@entreprise.sn") == ("CON A code was sent to o***@entreprise.sn. Type it here (valid for 30 "
-                                             f"minutes):\n{NAV_EN}")
+                                             f"minutes):\n1. Send the code again\n{NAV_EN}")
     assert e.answer("12345") == ("CON The code has 6 digits.\nA code was sent to o***@entreprise.sn. Type it here "
-                                 f"(valid for 30 minutes):\n{NAV_EN}")
-    assert e.answer("000001").startswith("CON Wrong code. Type the code sent to o***@entreprise.sn:")
-    assert e.answer("1234567") == f"CON The code has 6 digits.\nType the code sent to o***@entreprise.sn:\n{NAV_EN}"
+                                 f"(valid for 30 minutes):\n1. Send the code again\n{NAV_EN}")
+    assert e.answer("000001").startswith("CON Wrong code. Tries left: 2. Type the code sent to o***@entreprise.sn:")
+    assert e.answer("1234567") == ("CON The code has 6 digits.\nType the code sent to o***@entreprise.sn:\n"
+                                   f"1. Send the code again\n{NAV_EN}")
 
 
 def test_a_prepaid_customer_switches_low_credit_alerts_and_one_turned_off_in_time_never_goes(

@@ -71,12 +71,12 @@ def test_a_prepaid_customer_proves_the_phone_with_a_code_by_sms_then_buys_credit
     p.answer("2000")
     p.answer("2")                              # Wave
     assert p.answer("1") == ("CON Premier usage. Un code de 6 chiffres vous a été envoyé par SMS. "
-                             f"Entrez-le (valable 3 min):\n{NAV}")
+                             f"Entrez-le (valable 3 min):\n1. Renvoyer le code\n{NAV}")
     [sent] = sms(deps, "pin_code")
     assert sent["msisdn"] == "+221770000003" and len(sent["payload"]["code"]) == 6
     wrong = "000000" if sent["payload"]["code"] != "000000" else "111111"
-    assert p.answer(wrong) == f"CON Code incorrect. Essais restants: 2. Entrez le code envoyé par SMS:\n{NAV}"
-    assert p.answer("1234567") == f"CON Le code a 6 chiffres.\nEntrez le code envoyé par SMS:\n{NAV}"
+    assert p.answer(wrong) == f"CON Code incorrect. Essais restants: 2. Entrez le code envoyé par SMS:\n1. Renvoyer le code\n{NAV}"
+    assert p.answer("1234567") == f"CON Le code a 6 chiffres.\nEntrez le code envoyé par SMS:\n1. Renvoyer le code\n{NAV}"
     assert p.answer(sent["payload"]["code"]) == f"CON Premier usage: choisissez un code PIN secret (4 chiffres):\n{NAV}"
     stored = redis.Redis.from_url(redis_url)
     assert all(sent["payload"]["code"].encode() not in (stored.get(k) or b"") for k in stored.keys("*"))

@@ -21,9 +21,9 @@ PREPAID = "+221770000003"        # the prepaid meter 3000001's registered number
 ALSO_PREPAID = "+221770000033"   # another number linked to the same meter, English
 NAV_FR, NAV_EN = "0. Retour 00. Accueil", "0. Back 00. Home"
 CODE_SENT_FR = ("CON Premier usage. Un code de 6 chiffres vous a été envoyé par SMS. Entrez-le (valable 3 min):\n"
-                f"{NAV_FR}")
+                f"1. Renvoyer le code\n{NAV_FR}")
 CODE_SENT_EN = ("CON First use. A 6-digit code was just sent to you by SMS. Enter it (valid for 3 min):\n"
-                f"{NAV_EN}")
+                f"1. Send the code again\n{NAV_EN}")
 NO_MORE_FR = ("END Nous ne pouvons plus vous envoyer de code aujourd'hui. Pour votre code PIN, appelez le service "
               "client au 800 00 00.")
 NO_MORE_EN = "END We cannot send you any more codes today. For your PIN, call customer service on 800 00 00."

@@ -224,7 +224,7 @@ def test_an_email_address_resumed_at_its_code_asks_for_the_code_already_sent(app
     p.answer("4")                                             # add an e-mail address
     code_asked = p.answer("moussa@exemple.sn")                # then the call drops
     assert code_asked == ("CON Un code a été envoyé à m***@exemple.sn. Tapez-le ici (valable 30 minutes):\n"
-                          "0. Retour 00. Accueil")
+                          "1. Renvoyer le code\n0. Retour 00. Accueil")
     again = phone(OWNER)
     assert again.dial() == "CON Reprendre la confirmation de votre adresse e-mail ?\n1. Oui\n2. Non"
     assert again.answer("1") == code_asked                    # not "type your address" again

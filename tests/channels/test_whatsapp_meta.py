@@ -247,3 +247,21 @@ def test_home_on_a_balance_opened_by_keyword_is_a_button_that_shows_the_main_men
     assert awa.tap("00") == MAIN_FR
     assert awa.say("SOLDE").startswith("Compte 1000001\n")
     assert awa.say("home") == MAIN_FR
+
+
+def test_a_link_code_that_never_came_is_sent_again_with_a_tap_and_the_new_one_links(meta_phone, wa_app):
+    deps = wa_app.extensions["parts"]["deps"]
+    stranger = meta_phone("+221770019101")
+    assert stranger.say("Bonjour").startswith("Bienvenue chez ElecNet. Ce numéro n'est lié à aucun compte.")
+    stranger.tap("1")
+    stranger.say("1000001")
+    assert stranger.say("5500") == (
+        "Un code a été envoyé par SMS au numéro du titulaire du compte (+2217*****001). Entrez ce code (valable "
+        "5 min):\n[1 Renvoyer le code] [0 Retour] [00 Accueil]")
+    assert stranger.tap("1") == (
+        "Nouveau code envoyé au titulaire du compte (+2217*****001), l'ancien ne marche plus. Entrez-le (valable "
+        "5 min):\n[1 Renvoyer le code] [0 Retour] [00 Accueil]")
+    first, second = [row["payload"]["code"] for row in deps.outbox.pending() if row["kind"] == "link_code"]
+    if first != second:
+        assert stranger.say(first).startswith("Code incorrect. Essais restants: 2.")
+    assert stranger.say(second).startswith("Compte 1000001 lié à votre numéro.")

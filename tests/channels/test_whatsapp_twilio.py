@@ -202,3 +202,12 @@ def test_home_on_a_balance_opened_by_keyword_shows_the_main_menu(twilio_phone):
     # A business customer naming the account lands on its balance, then Home: that account's menu.
     assert sahel.say("BALANCE 2000003").endswith(f"\n1. Latest bills\n{NAV_EN}")
     assert sahel.say("home").startswith("ElecNet - 2000003\n1. Balance and bills\n")
+
+
+def test_an_unknown_number_writing_email_and_an_address_is_offered_to_link_in_french(twilio_phone, wa_app):
+    deps = wa_app.extensions["parts"]["deps"]
+    stranger = twilio_phone("+221770019201")
+    assert stranger.say("EMAIL inconnu@exemple.sn") == (
+        "Bienvenue chez ElecNet. Ce numéro n'est lié à aucun compte. Voulez-vous lier votre compte ?\n1. Oui\n2. Non")
+    assert not [row for row in deps.outbox.pending() if row["kind"] == "email_code"]
+    assert deps.contacts.contact("+221770019201").email_pending is None

@@ -24,7 +24,7 @@ def test_a_module_gives_exactly_its_own_steps():
     names = set(known_steps([preferences]))
     assert names == {"preferences.set_language", "preferences.load_alerts", "preferences.toggle_alert",
                      "preferences.load_channel", "preferences.set_channel", "preferences.send_email_code",
-                     "preferences.confirm_email"}
+                     "preferences.resend_email_code", "preferences.confirm_email"}
 
 
 def test_the_product_registry_has_every_module_and_a_step_given_twice_or_unmarked_fails_loudly():

@@ -274,3 +274,19 @@ def test_a_flow_open_to_guests_may_call_only_steps_that_need_no_customer(tmp_pat
 
     assert guest_steps() == {"simulator.start", "simulator.from_kwh", "simulator.add_appliance",
                              "simulator.next_slot", "simulator.from_appliances"}
+
+
+def test_a_choice_of_an_input_screen_must_have_a_key_its_field_never_takes(tmp_path):
+    from engine.preview import screen_problems
+    from engine.validators import accepts
+
+    def problems(validator: str) -> list[str]:
+        path = _broken(tmp_path, "        validator: {type: amount, min: 100, max: 5000}\n        store: amount\n",
+                       f"        validator: {validator}\n        store: amount\n        options:\n"
+                       '          - {key: "50", label: {fr: "Tout payer", en: "Pay it all"}, target: bye}\n')
+        return [p.message for p in lint(load_menus(path), steps=DEMO_STEPS, screen_check=screen_problems,
+                                        accepts=accepts) if p.severity == "error"]
+
+    assert problems("{type: amount, min: 100, max: 5000}") == []        # 50 is never an amount here: a choice
+    assert problems("{type: amount, min: 1, max: 5000}") == [
+        "node 'ask_amount': option 1: key '50' is also a value the field takes"]

@@ -37,7 +37,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from ..settings import utc_now
 from .models import DeliveryReportRow, OutboxEventRow
 
-__all__ = ["AS_TEMPLATE", "ONLY_CHANNEL", "TEMPLATE_NEXT", "ClaimedMessage", "SqlDeliveryQueue"]
+__all__ = ["AS_TEMPLATE", "ONLY_CHANNEL", "PARTS_SENT", "TEMPLATE_NEXT", "ClaimedMessage", "SqlDeliveryQueue"]
 
 # A payload field naming the one channel a message may still go by (set when it is sent again by SMS).
 ONLY_CHANNEL: Final = "only_channel"
@@ -46,6 +46,9 @@ ONLY_CHANNEL: Final = "only_channel"
 # then on the row pending again for that (the template whatever the window, SMS if the template is refused).
 TEMPLATE_NEXT: Final = "whatsapp_template_next"
 AS_TEMPLATE: Final = "whatsapp_as_template"
+# A payload field of a message that goes out as several provider messages (a long WhatsApp reply): the ids
+# the provider gave the parts already taken, in order, so a pass that retries it sends only the rest.
+PARTS_SENT: Final = "parts_sent"
 
 # The provider's delivery words, as our statuses.
 _DELIVERED = frozenset({"Success", "delivered", "read"})
@@ -129,6 +132,14 @@ class SqlDeliveryQueue:
                     .with_for_update()).first()
                 if row is not None:
                     self._settle(db, row.id, message_id)
+
+    def parts_sent(self, row_id: int, message_ids: list[str]) -> None:
+        """The provider took the first ``len(message_ids)`` parts of this message (their ids, in order): kept in
+        the row at once, so a retry, or the recovery of a worker that died mid-way, sends only the others."""
+        with self._sessions.begin() as db:
+            row = db.get(OutboxEventRow, row_id, with_for_update=True)
+            if row is not None:
+                row.payload = json.dumps({**json.loads(row.payload), PARTS_SENT: list(message_ids)}, default=str)
 
     def retry(self, row_id: int, *, error: str, at: datetime) -> None:
         with self._sessions.begin() as db:

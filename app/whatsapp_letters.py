@@ -67,6 +67,10 @@ def send_in_parts(parts: Sequence[_Part], letter: Letter | None, send_one: Calla
     that dies between a part's send and its record sends that one part again, never the others."""
     sent = list(letter.parts_sent[:len(parts)]) if letter is not None else []
     record = letter.progress if letter is not None and len(parts) > 1 else None
+    if record is not None and not sent:
+        # Marked as sent in parts before the first: a worker dying now leaves a row whose recovery does not take
+        # one part's delivery report for the whole message.
+        record([])
     for part in parts[len(sent):]:
         sent.append(send_one(part))
         if record is not None:

@@ -134,8 +134,9 @@ class SqlDeliveryQueue:
                     self._settle(db, row.id, message_id)
 
     def parts_sent(self, row_id: int, message_ids: list[str]) -> None:
-        """The provider took the first ``len(message_ids)`` parts of this message (their ids, in order): kept in
-        the row at once, so a retry, or the recovery of a worker that died mid-way, sends only the others."""
+        """The provider took the first ``len(message_ids)`` parts of this message (their ids, in order; none yet:
+        the row is marked as sent in parts before the first): kept in the row at once, so a retry, or the
+        recovery of a worker that died mid-way (``recover``), sends only the others."""
         with self._sessions.begin() as db:
             row = db.get(OutboxEventRow, row_id, with_for_update=True)
             if row is not None:
@@ -271,6 +272,14 @@ class SqlDeliveryQueue:
                                .with_for_update(skip_locked=True)).all()
             for row in stale:
                 assert row.claimed_until is not None
+                if PARTS_SENT in json.loads(row.payload):
+                    # A message in parts: a report shows one part went, not that the others did. Sent again
+                    # after ``settle``, only the parts not recorded as taken go (``parts_sent``).
+                    if now - _aware(row.claimed_until) >= settle:
+                        row.status, row.claimed_until, row.next_attempt_at = "pending", None, now
+                        row.last_error = "worker stopped during the send of its parts; the rest sent again"
+                        requeued += 1
+                    continue
                 # A second of slack: SQLite stamps reports with CURRENT_TIMESTAMP (whole seconds, compared as
                 # text), and a fast provider's report can arrive in the very second of the claim.
                 claimed_at = (_aware(row.claimed_until) - lease).replace(microsecond=0) - timedelta(seconds=1)

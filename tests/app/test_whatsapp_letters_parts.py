@@ -5,10 +5,14 @@ fakes on loopback."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from app.notify import Letter
+from app.notify import REPLY_MESSAGES, REPLY_PROVIDER, Letter
+from app.storage import SqlOutbox, make_sessions
+from app.storage.delivery import PARTS_SENT, SqlDeliveryQueue
+from app.storage.outbox_seal import OutboxSeal
 from app.whatsapp_letters import MetaWhatsAppLetters, TwilioWhatsAppLetters
 from backend_clients.meta_notifier import MetaWhatsAppNotifier
 from backend_clients.meta_whatsapp import MetaWhatsApp
@@ -18,6 +22,7 @@ from tests.support.fake_graph import FakeGraph, fake_graph
 from tests.support.fake_twilio import FakeTwilio, fake_twilio
 
 AWA = "+221770000001"
+NOW = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
 # A statement of 60 lines (about 4 800 characters): four Twilio messages, two Meta messages.
 STATEMENT = "\n".join(f"{n:02d}/2026 facture n° 2026-{n:05d} : 5 500 FCFA payée le 12/{n:02d} par Wave (réf. W{n:06d})"
                       for n in range(1, 61))
@@ -59,7 +64,7 @@ def test_a_part_twilio_could_not_take_is_where_the_retry_starts(twilio: FakeTwil
     with pytest.raises(BackendUnavailable):
         twilio_letters(twilio).send_letter(AWA, STATEMENT, letter)
     [first] = twilio.sent
-    assert taken == [[first["Sid"]]]                  # recorded as soon as Twilio took it
+    assert taken[-1] == [first["Sid"]]               # recorded as soon as Twilio took it
     retried = Letter("statement", "fr", "all", parts_sent=tuple(taken[-1]),
                      progress=lambda ids: taken.append(list(ids)))
     sent = twilio_letters(twilio).send_letter(AWA, STATEMENT, retried)
@@ -76,3 +81,28 @@ def test_a_long_text_goes_through_meta_as_text_messages_of_at_most_4096_characte
     bodies = [m["text"]["body"] for m in graph.messages_to(AWA.lstrip("+"))]
     assert len(bodies) == 2 and all(len(body) <= 4096 for body in bodies)
     assert "\n".join(bodies) == STATEMENT
+
+
+def test_a_worker_stopped_between_parts_leaves_a_row_whose_recovery_sends_only_the_rest(engine_db: str) -> None:
+    """The worker died after Twilio took the first two parts of a late reply. Their delivery reports come in;
+    recovery does not take them for the whole message: once ``settle`` passed it is pending again, with the
+    parts already taken, and the next pass sends the last two only."""
+    sessions = make_sessions(engine_db)
+    outbox = SqlOutbox(sessions, OutboxSeal.from_setting("", "test-secret-key-for-the-seal"), clock=lambda: NOW)
+    bodies = ["partie 1", "partie 2", "partie 3", "partie 4"]
+    assert outbox.add(kind="whatsapp_reply", msisdn=AWA, language="fr", dedupe_key="whatsapp_reply:SM1",
+                      channel="whatsapp", payload={"reply": "\n".join(bodies), REPLY_MESSAGES: bodies,
+                                                   REPLY_PROVIDER: "twilio"})
+    lease, settle = timedelta(minutes=1), timedelta(minutes=10)
+    queue = SqlDeliveryQueue(sessions, clock=lambda: NOW)
+    [row] = queue.claim(NOW, lease)
+    queue.parts_sent(row.id, [])
+    queue.parts_sent(row.id, ["SM" + "a" * 32])
+    queue.parts_sent(row.id, ["SM" + "a" * 32, "SM" + "b" * 32])   # ... and then the worker died
+    for sid in ("SM" + "a" * 32, "SM" + "b" * 32):
+        queue.record_report(provider="twilio", message_id=sid, msisdn=AWA, status="delivered", failure_reason=None)
+    assert queue.recover(NOW + lease + timedelta(minutes=1), lease, settle) == (0, 0)   # not taken as sent
+    assert queue.recover(NOW + lease + settle, lease, settle) == (0, 1)                 # sent again, then
+    [again] = queue.claim(NOW + lease + settle, lease)
+    assert again.payload[PARTS_SENT] == ["SM" + "a" * 32, "SM" + "b" * 32]
+

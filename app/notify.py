@@ -84,11 +84,12 @@ from menus.brand import Brand, fill_brand
 
 from .pace import CHANNEL_PROVIDERS, Pace
 from .quiet_hours import QuietHours
-from .storage.delivery import AS_TEMPLATE, ONLY_CHANNEL, ClaimedMessage, SqlDeliveryQueue
+from .storage.delivery import AS_TEMPLATE, ONLY_CHANNEL, PARTS_SENT, ClaimedMessage, SqlDeliveryQueue
 from .storage.outbox_seal import SEALED, OutboxSeal, SealBroken
 
-__all__ = ["ContactBook", "DeliveryPass", "Dispatcher", "Letter", "LetterSender", "NotificationTemplates", "OptIns",
-           "Outages", "PowerBackRequests", "SmsSender", "StopList", "WhatsAppTemplate", "WhatsAppWindows"]
+__all__ = ["REPLY_MESSAGES", "REPLY_PROVIDER", "ContactBook", "DeliveryPass", "Dispatcher", "Letter", "LetterSender",
+           "NotificationTemplates", "OptIns", "Outages", "PowerBackRequests", "SmsSender", "StopList",
+           "WhatsAppTemplate", "WhatsAppWindows"]
 
 log = logging.getLogger("notify")
 
@@ -96,6 +97,10 @@ log = logging.getLogger("notify")
 # share (WhatsApp: the 24-hour window was closed): a code or token sent there is kept sealed for that SMS.
 _KEPT_ON: Final = frozenset({"whatsapp"})
 _SWEEP_EVERY: Final = timedelta(minutes=1)
+# Payload fields of a reply queued with its channel's own layout (``app/sms_replies.py``): the messages as the
+# channel's adapter renders the screen (sealed, like the text), and the provider whose layout they are.
+REPLY_MESSAGES: Final = "reply_messages"
+REPLY_PROVIDER: Final = "reply_provider"
 
 
 class SmsSender(Protocol):
@@ -128,6 +133,14 @@ class Letter:
     language: str
     topic: str | None
     template: WhatsAppTemplate | None = None
+    # A reply laid out by its channel's adapter (``REPLY_MESSAGES``: Twilio's bodies, Meta's Graph messages)
+    # and which provider's layout it is: a sender of that provider sends these, in order, instead of the text.
+    messages: tuple[Any, ...] = ()
+    provider: str = ""
+    # The ids of the parts of a message in several parts that the provider took already (a retried pass
+    # sends only the rest), and where the sender records each part it sends (``SqlDeliveryQueue.parts_sent``).
+    parts_sent: tuple[str, ...] = ()
+    progress: Callable[[list[str]], None] | None = field(default=None, compare=False)
 
 
 @runtime_checkable
@@ -444,6 +457,15 @@ class Dispatcher:
         return (message.msisdn, topic, str(message.payload.get(field_name) or "") if field_name else "")
 
     def _letter(self, message: ClaimedMessage) -> Letter:
+        letter = self._what_about(message)
+        messages = message.payload.get(REPLY_MESSAGES)
+        sent = message.payload.get(PARTS_SENT)
+        return replace(letter, messages=tuple(messages) if isinstance(messages, list) else (),
+                       provider=str(message.payload.get(REPLY_PROVIDER) or ""),
+                       parts_sent=tuple(map(str, sent)) if isinstance(sent, list) else (),
+                       progress=lambda ids: self.queue.parts_sent(message.id, ids))
+
+    def _what_about(self, message: ClaimedMessage) -> Letter:
         template = self.templates.kinds.get(message.kind)
         if template is None or template.channel:
             return Letter(message.kind, message.language, None)

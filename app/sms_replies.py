@@ -12,17 +12,23 @@ more than 30 minutes later is not run: it gets an ``sms_reply_late`` instead, a 
 customer to send it again (its date, never its text: it may hold a PIN).
 
 A WhatsApp message kept likewise is answered the same way with the WhatsApp kinds (``OutboxReplies.whatsapp``):
-``whatsapp_reply`` and ``whatsapp_reply_late``, sent to the number's WhatsApp as text (the customer just wrote:
-the 24-hour window is open), and by SMS when WhatsApp refuses it (``channel: whatsapp`` in the notifications).
+``whatsapp_reply`` and ``whatsapp_reply_late``, sent to the number's WhatsApp (the customer just wrote: the
+24-hour window is open), and by SMS when WhatsApp refuses it (``channel: whatsapp`` in the notifications). A
+``whatsapp_reply`` keeps the screen as the adapter of the provider the message came through lays it out (its
+``messages``: Twilio's bodies of at most 1 600 characters, Meta's buttons or list), so the late answer is the
+one the webhook would have given; the text stays for SMS.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Final
+from typing import Any, Final
 
 from dialogs.stores import Outbox
+
+from .notify import REPLY_MESSAGES, REPLY_PROVIDER
 
 __all__ = ["KIND", "LATE_KIND", "WHATSAPP_KIND", "WHATSAPP_LATE_KIND", "OutboxReplies"]
 
@@ -46,8 +52,14 @@ class OutboxReplies:
         """The replies to WhatsApp messages the worker ran (``whatsapp_reply``, ``whatsapp_reply_late``)."""
         return cls(outbox, WHATSAPP_KIND, WHATSAPP_LATE_KIND, "whatsapp")
 
-    def queue_reply(self, to: str, text: str, *, language: str, message_id: str) -> bool:
-        return self._outbox.add(kind=self._kind, msisdn=to, language=language, payload={"reply": text},
+    def queue_reply(self, to: str, text: str, *, language: str, message_id: str, messages: Sequence[Any] = (),
+                    provider: str = "") -> bool:
+        """``channels.sms_handover.ReplyOutbox``: ``text`` (what SMS sends), and ``messages``, the reply as
+        ``provider``'s adapter lays it out (what that provider's sender sends), both sealed."""
+        payload: dict[str, Any] = {"reply": text}
+        if messages:
+            payload |= {REPLY_MESSAGES: list(messages), REPLY_PROVIDER: provider}
+        return self._outbox.add(kind=self._kind, msisdn=to, language=language, payload=payload,
                                 dedupe_key=f"{self._kind}:{_short(message_id)}", channel=self._channel)
 
     def queue_apology(self, to: str, *, language: str, message_id: str, received_at: datetime) -> bool:

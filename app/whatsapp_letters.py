@@ -17,26 +17,38 @@ say so at once (``Rejected``: the dispatcher sends the message by SMS) or, usual
 so later in a status (Meta's ``statuses[]``, Twilio's status callback, ``failed``/``undelivered``): the row
 is then sent again by SMS, once (``whatsapp_status_recorder``), also when that status arrives before the
 worker has recorded the send (the decision is kept with the report and applied then).
+
+Free text longer than one message holds (Twilio 1 600 characters, Meta 4 096) goes as several, cut between
+lines, in order, never cut short. The worker's answer to a WhatsApp message it ran late (``whatsapp_reply``)
+carries the screen as the adapter of the provider it came through laid it out (``Letter.messages``: the
+bodies of Twilio's TwiML, Meta's buttons or list), so it reads as the webhook's answer would have. A message
+in several parts is sent once per part (``send_in_parts``): the outbox row keeps the parts taken, and a retry
+sends the others only.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Mapping
-from typing import Final
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from typing import Any, Final, TypeVar
 
 from backend_clients.africastalking_sms import SentSms
+from backend_clients.meta_notifier import MAX_TEXT_CHARS as META_MAX_TEXT_CHARS
 from backend_clients.meta_notifier import OUTSIDE_WINDOW as META_OUTSIDE_WINDOW
 from backend_clients.meta_notifier import MetaWhatsAppNotifier
 from backend_clients.meta_whatsapp import SentMessage
+from backend_clients.twilio_whatsapp import MAX_BODY_CHARS as TWILIO_MAX_BODY_CHARS
 from backend_clients.twilio_whatsapp import OUTSIDE_WINDOW as TWILIO_OUTSIDE_WINDOW
 from backend_clients.twilio_whatsapp import TwilioWhatsApp
 from channels.sms_delivery import DeliveryReport
+from channels.whatsapp_meta import PROVIDER as META
+from channels.whatsapp_twilio import PROVIDER as TWILIO
+from channels.whatsapp_twilio import split_body
 
 from .notify import Letter, NotificationTemplates
 from .storage.delivery import SqlDeliveryQueue, delivery_status
 
 __all__ = ["WINDOW_CLOSED", "MetaWhatsAppLetters", "TwilioWhatsAppLetters", "content_sid_problems",
-           "meta_status_recorder", "twilio_status_recorder", "whatsapp_status_recorder"]
+           "meta_status_recorder", "send_in_parts", "twilio_status_recorder", "whatsapp_status_recorder"]
 
 # The senders' refusals (``Rejected.reason``) of free text outside the 24-hour window: the dispatcher then
 # sends the kind's template instead, once.
@@ -44,36 +56,79 @@ WINDOW_CLOSED: Final = frozenset({f"meta_{META_OUTSIDE_WINDOW}", f"twilio_{TWILI
 
 
 
+_Part = TypeVar("_Part")
+
+
+def send_in_parts(parts: Sequence[_Part], letter: Letter | None, send_one: Callable[[_Part], str]) -> str:
+    """Send ``parts`` in order, each once, and return the first one's provider id (the one the outbox row
+    keeps: a window closed fails the first part first). The parts the provider took on an earlier try
+    (``letter.parts_sent``) are not sent again; each new one is recorded as soon as it is taken
+    (``letter.progress``), so a part refused for now (``BackendUnavailable``) is where the retry starts. A worker
+    that dies between a part's send and its record sends that one part again, never the others."""
+    sent = list(letter.parts_sent[:len(parts)]) if letter is not None else []
+    record = letter.progress if letter is not None and len(parts) > 1 else None
+    if record is not None and not sent:
+        # Marked as sent in parts before the first: a worker dying now leaves a row whose recovery does not take
+        # one part's delivery report for the whole message.
+        record([])
+    for part in parts[len(sent):]:
+        sent.append(send_one(part))
+        if record is not None:
+            record(sent)
+    return sent[0]
+
+
 class MetaWhatsAppLetters:
+    """Meta's sender. A reply laid out by Meta's adapter (``Letter.messages``: text, buttons or a list) goes as
+    those messages, in order; any other text as text messages of at most 4 096 characters, cut between lines."""
+
     def __init__(self, notifier: MetaWhatsAppNotifier) -> None:
         self._notifier = notifier
 
     def send(self, to: str, text: str) -> SentMessage:
-        return self._notifier.send(to, text)
+        return self._send_messages(to, _meta_texts(text), None)
 
     def send_letter(self, to: str, text: str, letter: Letter) -> SentMessage:
         template = letter.template
-        if template is None:
-            return self._notifier.send(to, text)
-        return self._notifier.send_template(to, template.name, template.language, template.params)
+        if template is not None:
+            return self._notifier.send_template(to, template.name, template.language, template.params)
+        laid_out = [m for m in letter.messages if isinstance(m, dict)] if letter.provider == META else []
+        return self._send_messages(to, laid_out or _meta_texts(text), letter)
+
+    def _send_messages(self, to: str, messages: Sequence[dict[str, Any]], letter: Letter | None) -> SentMessage:
+        return SentMessage(send_in_parts(messages, letter,
+                                         lambda message: self._notifier.send_message(to, message).message_id))
+
+
+def _meta_texts(text: str) -> list[dict[str, Any]]:
+    return [{"type": "text", "text": {"body": body, "preview_url": False}}
+            for body in split_body(text, META_MAX_TEXT_CHARS)]
 
 
 class TwilioWhatsAppLetters:
-    """Twilio's sender with the Content SIDs of the approved templates, by (template name, language)."""
+    """Twilio's sender with the Content SIDs of the approved templates, by (template name, language). Free
+    text goes as bodies of at most 1 600 characters (Twilio's cap), laid out as Twilio's webhook answer lays
+    out a screen (``split_body``: cut between lines), or as the bodies Twilio's adapter made of a reply
+    (``Letter.messages``), in order; never cut short."""
 
     def __init__(self, sender: TwilioWhatsApp, content_sids: Iterable[tuple[str, str, str]] = ()) -> None:
         self._sender = sender
         self._sids: Mapping[tuple[str, str], str] = {(name, lang): sid for name, lang, sid in content_sids}
 
     def send(self, to: str, text: str) -> SentSms:
-        return self._sender.send(to, text)
+        return self._send_bodies(to, split_body(text, TWILIO_MAX_BODY_CHARS), None)
 
     def send_letter(self, to: str, text: str, letter: Letter) -> SentSms:
         template = letter.template
         sid = self._sids.get((template.name, template.language)) if template is not None else None
-        if template is None or sid is None:
-            return self._sender.send(to, text)
-        return self._sender.send_template(to, sid, template.params)
+        if template is not None and sid is not None:
+            return self._sender.send_template(to, sid, template.params)
+        laid_out = [m for m in letter.messages if isinstance(m, str)] if letter.provider == TWILIO else []
+        return self._send_bodies(to, laid_out or split_body(text, TWILIO_MAX_BODY_CHARS), letter)
+
+    def _send_bodies(self, to: str, bodies: Sequence[str], letter: Letter | None) -> SentSms:
+        first = send_in_parts(bodies, letter, lambda body: self._sender.send(to, body).message_id)
+        return SentSms(first, "queued")
 
 
 def content_sid_problems(templates: NotificationTemplates, languages: Collection[str],

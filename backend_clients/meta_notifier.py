@@ -27,13 +27,18 @@ OUTSIDE_WINDOW: Final = "131047"    # Meta's code: free text outside the 24-hour
 
 
 class MetaWhatsAppNotifier:
-    """``send(to, text)`` and ``send_template(to, name, language, params)`` from ``phone_number_id``."""
+    """``send(to, text)``, ``send_message(to, graph_message)`` and ``send_template(to, name, language, params)``
+    from ``phone_number_id``."""
 
     def __init__(self, client: MetaWhatsApp, phone_number_id: str) -> None:
         self._client, self._number = client, phone_number_id
 
     def send(self, to: str, text: str) -> SentMessage:
-        message = {"type": "text", "text": {"body": text[:MAX_TEXT_CHARS], "preview_url": False}}
+        """One text message; at most ``MAX_TEXT_CHARS`` (Meta refuses a longer one: the caller splits it)."""
+        return self.send_message(to, {"type": "text", "text": {"body": text, "preview_url": False}})
+
+    def send_message(self, to: str, message: dict[str, Any]) -> SentMessage:
+        """One message already laid out as the Graph API takes it (text, reply buttons, a list), without ``to``."""
         return self._client.send(self._number, _wa_id(to), message)
 
     def send_template(self, to: str, name: str, language: str, params: Sequence[str] = ()) -> SentMessage:

@@ -36,12 +36,13 @@ from .africastalking_sms import SentSms
 from .masking import mask
 from .template_params import template_param
 
-__all__ = ["OUTSIDE_WINDOW", "TwilioWhatsApp"]
+__all__ = ["MAX_BODY_CHARS", "OUTSIDE_WINDOW", "TwilioWhatsApp"]
 
 log = logging.getLogger(__name__)
 logging.getLogger("twilio.http_client").setLevel(logging.WARNING)
 
 OUTSIDE_WINDOW: Final = "63016"     # Twilio's code: free text outside the 24-hour customer-service window
+MAX_BODY_CHARS: Final = 1600        # Twilio's cap on one message's body
 
 
 class TwilioWhatsApp:
@@ -57,7 +58,9 @@ class TwilioWhatsApp:
         self._status_callback = status_callback
 
     def send(self, to: str, text: str) -> SentSms:
-        return self._create(to, body=text[:1600])
+        """One message of free text, at most ``MAX_BODY_CHARS`` (Twilio refuses a longer body: the caller
+        splits it, ``app/whatsapp_letters.py``)."""
+        return self._create(to, body=text)
 
     def send_template(self, to: str, content_sid: str, params: Sequence[str] = ()) -> SentSms:
         """The approved template ``content_sid`` with ``params`` as its ``{{1}}``, ``{{2}}``...; no ``Body``

@@ -31,7 +31,7 @@ import re
 import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 
 from flask import Blueprint, Response, request
 
@@ -143,6 +143,10 @@ class SmsAdapter(KeyedBySender, ChannelAdapter):
 
     def reply_text(self, reply: Reply) -> str:
         return self.render(reply)
+
+    def reply_messages(self, engine: Engine, reply: Reply) -> list[Any]:
+        # An SMS reply is its text: the SDK cuts it into parts.
+        return []
 
     def answered_elsewhere(self, message_id: str) -> bool:
         # The callback marks each message it answered (``sms_handover``): the worker does not run it again.

@@ -23,8 +23,9 @@ the callback (and the worker's inbox) that this message id was answered: it is n
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
 
 from engine.masking import mask
 
@@ -43,9 +44,12 @@ class ReplySender(Protocol):
 
 
 class ReplyOutbox(Protocol):
-    def queue_reply(self, to: str, text: str, *, language: str, message_id: str) -> bool:
+    def queue_reply(self, to: str, text: str, *, language: str, message_id: str, messages: Sequence[Any] = (),
+                    provider: str = "") -> bool:
         """Queue the reply to incoming message ``message_id`` for the worker; ``False`` when it was queued
-        already. Raises when it cannot be kept (the database unreachable)."""
+        already. ``messages``: the reply as ``provider``'s adapter lays it out (a WhatsApp reply's bodies or
+        Graph messages), sent instead of ``text`` by that provider. Raises when it cannot be kept (the database
+        unreachable)."""
 
 
 @dataclass(frozen=True, slots=True)

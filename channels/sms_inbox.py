@@ -13,7 +13,8 @@ the channel answers a failure (SMS, Meta: ``503``).
 The worker runs what was kept (``InboxDrain.run_once``), oldest first and each sender's messages on a channel
 in the order they came: the hop as the callback would have run it (``KeptChannel.turn_of``: the channel's
 adapter reads it again), its reply handed to the outbox (``KeptRoute.replies``: an ``sms_reply`` to the number
-that wrote, a ``whatsapp_reply`` to its WhatsApp; one per message id). A message still not runnable waits for
+that wrote, a ``whatsapp_reply`` to its WhatsApp, laid out by the same adapter as its callback's answer:
+``KeptChannel.reply_messages``; one per message id). A message still not runnable waits for
 a later pass (backing off), and so do that sender's later messages on that channel. A message that waited
 longer than a reply may (``stale_after``: the outbox's rule for its reply kind, 30 minutes) is not run, since
 what it asked then (a balance, a payment) is not what the customer wants now: it is answered with a short
@@ -34,7 +35,7 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
 
 from engine import Engine, Reply, Turn
 from engine.entry import find_start
@@ -103,7 +104,11 @@ class KeptChannel(Protocol):
         """The turn of a kept message, read as the callback read it; ``BadRequest`` when it cannot be any more."""
 
     def reply_text(self, reply: Reply) -> str:
-        """The reply as the text the outbox sends (no wire format: no TwiML, no buttons)."""
+        """The reply as text (no wire format: no TwiML, no buttons): what SMS sends."""
+
+    def reply_messages(self, engine: Engine, reply: Reply) -> list[Any]:
+        """The reply laid out as the channel's callback would have answered it (the same renderer): Twilio's
+        message bodies, Meta's Graph messages; empty for a channel whose reply is its text (SMS)."""
 
     def answered_elsewhere(self, message_id: str) -> bool:
         """Whether the channel's callback answered this message itself (the provider posted it again once the
@@ -222,7 +227,8 @@ class InboxDrain:
             self.ledger.keep(LEDGER, message.message_id, {"ran": True})
         language = reply.screen.language if reply.screen else ""
         route.replies.queue_reply(message.sender, route.adapter.reply_text(reply), language=language,
-                                  message_id=message.message_id)
+                                  message_id=message.message_id,
+                                  messages=route.adapter.reply_messages(self.engine, reply), provider=message.provider)
         route.adapter.answered_later(message.message_id)
         if owed:
             self._handover.settle(message.message_id)

@@ -29,7 +29,7 @@ answered and sent is acknowledged at once. Meta keeps the queue; ours keeps the 
 keeps them for the 24-hour customer-service window, past which a free-form reply could not be sent.
 A message the engine could not run now (the conversation busy, the session store down: a ``transient``
 reply) is kept for the worker (``channels/sms_inbox.py``), which answers it later through the outbox (a
-``whatsapp_reply``), and the event is acknowledged: Meta's redeliveries back off for hours. Only such a
+``whatsapp_reply``: the same messages, buttons or list included, ``messages``), and the event is acknowledged: Meta's redeliveries back off for hours. Only such a
 message that cannot even be kept (the database down too), and an unexpected error, are answered ``503``,
 nothing sent: Meta's redelivery runs the hop then. A request that is not a signed Meta event keeps its 4xx
 (Meta sending it again would not help).
@@ -253,6 +253,15 @@ class MetaWhatsAppAdapter(KeyedBySender, ChannelAdapter):
     def reply_text(self, reply: Reply) -> str:
         return reply.text
 
+    def messages(self, engine: Engine, reply: Reply) -> list[dict[str, Any]]:
+        """The reply as Graph API messages (``graph_messages``, the list's button in the screen's language): what
+        the webhook sends, and what a late answer through the outbox sends (``app/whatsapp_letters.py``)."""
+        label = engine.system_text(reply.screen.language if reply.screen else "", "choose")
+        return graph_messages(reply, label)
+
+    def reply_messages(self, engine: Engine, reply: Reply) -> list[Any]:
+        return list(self.messages(engine, reply))
+
     def answered_elsewhere(self, message_id: str) -> bool:
         return self.ledger.recall(LEDGER, message_id) is not None
 
@@ -432,8 +441,7 @@ class MetaWhatsAppAdapter(KeyedBySender, ChannelAdapter):
                 # being answered right now (or the ledger is unreachable). Sending here could send twice.
                 log.info("whatsapp message answered by another delivery user=%s", mask(turn.address))
                 return True
-            label = engine.system_text(reply.screen.language if reply.screen else "", "choose")
-            record = {"to": turn.address, "from": number_id, "sent": 0, "messages": graph_messages(reply, label)}
+            record = {"to": turn.address, "from": number_id, "sent": 0, "messages": self.messages(engine, reply)}
         return self._send_missing(turn.hop_id, record)
 
     def _send_missing(self, message_id: str, record: dict[str, Any]) -> bool:

@@ -15,7 +15,8 @@ one ``<Message>`` per 1 600 characters (Twilio's cap on a body), cut between lin
 ``MessageSid`` gets the same TwiML from the answer ledger, however late, without a second step.
 A message the engine could not run now (the session store down, the conversation busy past the lock wait: a
 ``transient`` reply) is kept for the worker (``channels/sms_inbox.py``), which answers it later through the
-outbox (a ``whatsapp_reply``), and Twilio gets an empty ``<Response/>``: no "send it again" message. When the
+outbox (a ``whatsapp_reply``: the same bodies as the TwiML would have held, ``messages``, sent in order), and
+Twilio gets an empty ``<Response/>``: no "send it again" message. When the
 product fails otherwise (an unexpected error, or such a message cannot even be kept) the answer is still a
 200 TwiML message asking the customer to send the message again in a few minutes: Twilio does not post a
 webhook again by default, so a 5xx would leave the customer with no answer at all.
@@ -28,7 +29,7 @@ import logging
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 
 from flask import Blueprint, Response, request
 from twilio.request_validator import RequestValidator
@@ -167,11 +168,19 @@ class TwilioWhatsAppAdapter(KeyedBySender, ChannelAdapter):
         return self.parse({"MessageSid": message.message_id, "From": f"whatsapp:{message.sender}",
                            "Body": message.text or ""})
 
+    def messages(self, reply: Reply) -> list[str]:
+        """The reply as Twilio message bodies: the TwiML answer's ``<Message>`` elements, and the messages a late
+        answer sends through the REST API (``app/whatsapp_letters.py``), one layout for both."""
+        return split_body(reply.text)
+
     def render(self, reply: Reply) -> str:
-        return _twiml(*split_body(reply.text))
+        return _twiml(*self.messages(reply))
 
     def reply_text(self, reply: Reply) -> str:
         return reply.text
+
+    def reply_messages(self, engine: Engine, reply: Reply) -> list[Any]:
+        return list(self.messages(reply))
 
     def answered_elsewhere(self, message_id: str) -> bool:
         known = self.ledger.recall(LEDGER, message_id)

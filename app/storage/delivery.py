@@ -37,8 +37,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from ..settings import utc_now
 from .models import DeliveryReportRow, OutboxEventRow
 
-__all__ = ["AS_TEMPLATE", "ONLY_CHANNEL", "SEND_MARKERS", "TEMPLATE_NEXT", "ClaimedMessage", "SqlDeliveryQueue",
-           "without_send_markers"]
+__all__ = ["AS_TEMPLATE", "ONLY_CHANNEL", "PARTS_SENT", "SEND_MARKERS", "TEMPLATE_NEXT", "ClaimedMessage",
+           "SqlDeliveryQueue", "without_send_markers"]
 
 # A payload field naming the one channel a message may still go by (set when it is sent again by SMS).
 ONLY_CHANNEL: Final = "only_channel"
@@ -47,9 +47,13 @@ ONLY_CHANNEL: Final = "only_channel"
 # then on the row pending again for that (the template whatever the window, SMS if the template is refused).
 TEMPLATE_NEXT: Final = "whatsapp_template_next"
 AS_TEMPLATE: Final = "whatsapp_as_template"
-# What the last send decided from WhatsApp's window (the form sent, the one channel left): a message an agent
-# sends again goes by what the customer chose and the window as they are then, so these go (``without_send_markers``).
-SEND_MARKERS: Final = (ONLY_CHANNEL, TEMPLATE_NEXT, AS_TEMPLATE)
+# A payload field of a message that goes out as several provider messages (a long WhatsApp reply): the ids
+# the provider gave the parts already taken, in order, so a pass that retries it sends only the rest.
+PARTS_SENT: Final = "parts_sent"
+# What the last send decided from WhatsApp's window (the form sent, the one channel left) and how far it got:
+# a message an agent sends again goes whole, by what the customer chose and the window as they are then, so
+# these go (``without_send_markers``).
+SEND_MARKERS: Final = (ONLY_CHANNEL, TEMPLATE_NEXT, AS_TEMPLATE, PARTS_SENT)
 
 
 def without_send_markers(payload: str) -> str:
@@ -141,6 +145,15 @@ class SqlDeliveryQueue:
                     .with_for_update()).first()
                 if row is not None:
                     self._settle(db, row.id, message_id)
+
+    def parts_sent(self, row_id: int, message_ids: list[str]) -> None:
+        """The provider took the first ``len(message_ids)`` parts of this message (their ids, in order; none yet:
+        the row is marked as sent in parts before the first): kept in the row at once, so a retry, or the
+        recovery of a worker that died mid-way (``recover``), sends only the others."""
+        with self._sessions.begin() as db:
+            row = db.get(OutboxEventRow, row_id, with_for_update=True)
+            if row is not None:
+                row.payload = json.dumps({**json.loads(row.payload), PARTS_SENT: list(message_ids)}, default=str)
 
     def retry(self, row_id: int, *, error: str, at: datetime) -> None:
         with self._sessions.begin() as db:
@@ -276,6 +289,14 @@ class SqlDeliveryQueue:
                                .with_for_update(skip_locked=True)).all()
             for row in stale:
                 assert row.claimed_until is not None
+                if PARTS_SENT in json.loads(row.payload):
+                    # A message in parts: a report shows one part went, not that the others did. Sent again
+                    # after ``settle``, only the parts not recorded as taken go (``parts_sent``).
+                    if now - _aware(row.claimed_until) >= settle:
+                        row.status, row.claimed_until, row.next_attempt_at = "pending", None, now
+                        row.last_error = "worker stopped during the send of its parts; the rest sent again"
+                        requeued += 1
+                    continue
                 # A second of slack: SQLite stamps reports with CURRENT_TIMESTAMP (whole seconds, compared as
                 # text), and a fast provider's report can arrive in the very second of the claim.
                 claimed_at = (_aware(row.claimed_until) - lease).replace(microsecond=0) - timedelta(seconds=1)

@@ -40,10 +40,12 @@ log = logging.getLogger("notify")
 # that each kind carries (sign-in, PIN, e-mail, link), the undo of a link (code and ready-made keyword),
 # a receipt's prepaid token (whoever types it into a meter gets the credit), and an SMS reply queued when the
 # provider could not take it at once (``app/sms_replies.py``: a screen may show a token or a code).
-SECRET_FIELDS: Final = frozenset({"code", "undo_code", "undo_keyword", "token", "reply"})
+SECRET_FIELDS: Final = frozenset({"code", "undo_code", "undo_keyword", "token", "reply", "reply_messages"})
 # What an agent is told when a message whose secrets were erased is sent again: how the customer gets it.
 _ERASED: Final = {"token": "its prepaid token was erased after a first send; the customer reads it again in "
                            "*123*3*2# (last payments)",
+           # Before "reply": a WhatsApp reply seals both, and its messages say which channel it was for.
+           "reply_messages": "the WhatsApp reply was erased after a first send; the customer writes again",
            "reply": "the SMS reply was erased after a first send; the customer sends the command again"}
 # The payload key listing which fields were sealed (names only).
 SEALED: Final = "sealed"

@@ -1,14 +1,19 @@
 """A WhatsApp message the product could not run when it came (the session store down) is not lost, through
 either provider: the webhook keeps it and answers 200 (Twilio: an empty TwiML, no "send it again" message),
 the worker runs it once the store is back and its reply goes out once through the outbox's WhatsApp sender,
-as text; kept more than 30 minutes, it gets a short apology in the customer's language instead. Against a
+laid out as the webhook would have answered it (Twilio's bodies of at most 1 600 characters, in order, none lost
+or sent twice when a part has to be tried again; Meta's buttons or list); kept more than 30 minutes, it gets a
+short apology in the customer's language instead. Against a
 redis-server of the test's own (killed and started again), the fake Twilio and Graph APIs and the fake Africa's
 Talking SMS API on loopback, the real back office and the product's database."""
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import replace
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -36,6 +41,8 @@ from .whatsapp_phones import (
 AWA = "+221770000001"          # French, account 1000001
 AMINATA = "+221770000002"      # English, business customer
 BALANCE = "Compte 1000001\nÀ payer: 12 500 FCFA\nFactures impayées: 2\n1. Dernières factures\n0. Retour 00. Accueil"
+# The same screen through Meta: its option and Back and Home as reply buttons (as the fake's handset shows them).
+BALANCE_BUTTONS = "Compte 1000001\nÀ payer: 12 500 FCFA\nFactures impayées: 2\n[1 Dernières factures] [0 Retour] [00 Accueil]"
 TRY_AGAIN = ("Désolé, un incident technique nous empêche de répondre. Renvoyez votre message dans quelques minutes. / "
              "Sorry, a technical problem keeps us from answering. Please send your message again in a few minutes.")
 START = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
@@ -166,8 +173,8 @@ def test_meta_a_message_sent_while_the_store_is_down_is_acknowledged_and_answere
     product_clock.advance(seconds=5)
     assert worker.run_once(meta_settings)["notifications_sent"] == 1
     [reply] = graph.messages_to(AWA.lstrip("+"))
-    assert reply["type"] == "text" and reply["phone_number_id"] == PHONE_NUMBER_ID   # free text, in the window
-    assert readable(reply) == BALANCE
+    assert reply["phone_number_id"] == PHONE_NUMBER_ID   # free form, in the window: buttons as in time
+    assert readable(reply) == BALANCE_BUTTONS
     # Meta delivering the event again (it had no 200 in time, say) is acknowledged: nothing more is sent.
     assert awa.send("SOLDE", message_id=awa.last_id) == [] and awa.last_status == 200
     worker.run_once(meta_settings)
@@ -205,7 +212,7 @@ def test_a_whatsapp_message_that_finds_its_conversation_busy_is_kept_and_answere
     with store.locked(f"whatsapp:{AWA.lstrip('+')}", 0.0):    # another message holds the conversation
         assert awa.send("SOLDE") == [] and awa.last_status == 200
     worker.run_once(meta_settings)
-    assert _graph_texts(graph, AWA) == [BALANCE]
+    assert _graph_texts(graph, AWA) == [BALANCE_BUTTONS]
 
 
 def test_a_message_that_can_be_neither_run_nor_kept_is_refused_so_meta_delivers_it_again(
@@ -259,3 +266,80 @@ def test_the_late_reply_goes_on_whatsapp_whatever_the_customer_chose_and_by_sms_
     [bills] = _graph_texts(graph, AWA)            # the second reply went where she wrote ...
     assert bills.startswith("Factures (choisissez):\n")
     assert provider.messages_to(AWA) == [BALANCE]   # ... the first, refused, by SMS
+
+
+# Screens longer than one Twilio message: an operator whose greeting carries the week's works notices, shown
+# to a number linked to no account above its offer to link one (``{greeting}`` in config/menus.yaml).
+STRANGERS = ("+221770009991", "+221770009992")
+NOTICES = "\\n".join(f"Avis {n:02d}: travaux sur le réseau du quartier {n}, coupure prévue de 9 h à 12 h."
+                      for n in range(1, 46))
+
+
+@pytest.fixture
+def long_screens(twilio_settings: Settings, tmp_path: Path) -> Settings:
+    menus = Path(twilio_settings.menus_path)
+    source = menus.read_text(encoding="utf-8")
+    plain = 'greeting: {fr: "Bienvenue chez {brand}", en: "Welcome to {brand}"}'
+    assert plain in source
+    long = f'greeting: {{fr: "Bienvenue chez {{brand}}\\n{NOTICES}", en: "Welcome to {{brand}}\\n{NOTICES}"}}'
+    config = shutil.copytree(menus.parent, tmp_path / "config")     # with its included files
+    copy = config / menus.name
+    copy.write_text(source.replace(plain, long), encoding="utf-8")
+    return replace(twilio_settings, menus_path=str(copy))
+
+
+def test_twilio_a_long_late_reply_goes_as_the_same_messages_as_in_time_in_order_each_once(
+        long_screens: Settings, twilio: FakeTwilio, throwaway_redis: ThrowawayRedis,
+        product_clock: SettableClock) -> None:
+    app = create_app(long_screens)
+    in_time = TwilioWhatsAppPhone(app.test_client(), STRANGERS[0], token=twilio.auth_token)
+    late = TwilioWhatsAppPhone(app.test_client(), STRANGERS[1], token=twilio.auth_token)
+    answered = in_time.send("Bonjour")            # the webhook's answer: several <Message>s
+    assert len(answered) == 3 and all(len(body) <= 1600 for body in answered)
+    assert "\n".join(answered).startswith("Bienvenue chez ElecNet\nAvis 01: travaux")
+    assert "Avis 45: travaux" in answered[-1] and "Ce numéro n'est lié à aucun compte" in answered[-1]
+
+    throwaway_redis.stop()
+    assert late.send("Bonjour") == [] and late.last_status == 200     # kept
+    throwaway_redis.start()
+
+    def twilio_busy_for_the_next_part() -> None:
+        twilio.before_answer = None
+        twilio.next_error.append((503, 20503, "Service Unavailable"))
+
+    twilio.before_answer = twilio_busy_for_the_next_part     # the second part finds Twilio busy
+    product_clock.advance(seconds=5)
+    worker.run_once(long_screens)
+    assert _twilio_texts(twilio, STRANGERS[1]) == answered[:1]         # the first part, kept as taken
+    product_clock.advance(minutes=1)              # the outbox's backoff: the rest, not the first again
+    assert worker.run_once(long_screens)["notifications_sent"] == 1
+    assert _twilio_texts(twilio, STRANGERS[1]) == answered              # the same messages, in order, once each
+    # The conversation goes on from the screen the customer read: "2. Non".
+    assert late.send("2") == ["Merci d'avoir utilisé ElecNet. Au revoir."]
+    product_clock.advance(minutes=5)
+    assert worker.run_once(long_screens).get("notifications_sent") is None
+    assert _twilio_texts(twilio, STRANGERS[1]) == answered
+
+
+def _as_sent(message: dict[str, Any]) -> dict[str, Any]:
+    """A Graph message as the customer's phone renders it: what it shows, not its id or recipient."""
+    return {key: value for key, value in message.items() if key not in ("id", "to")}
+
+
+@pytest.mark.parametrize("command", ["SOLDE", "MENU"])
+def test_meta_a_late_reply_is_the_same_messages_as_in_time_buttons_or_list(
+        meta_settings: Settings, graph: FakeGraph, throwaway_redis: ThrowawayRedis,
+        product_clock: SettableClock, command: str) -> None:
+    app = create_app(meta_settings)
+    awa = MetaWhatsAppPhone(app.test_client(), graph, AWA)
+    awa.send(command)
+    in_time = [_as_sent(m) for m in graph.messages_to(AWA.lstrip("+"))]
+    assert [m["interactive"]["type"] for m in in_time] == ["button" if command == "SOLDE" else "list"]
+    throwaway_redis.stop()
+    assert awa.send(command) == [] and awa.last_status == 200
+    throwaway_redis.start()
+    product_clock.advance(seconds=5)
+    assert worker.run_once(meta_settings)["notifications_sent"] == 1
+    assert [_as_sent(m) for m in graph.messages_to(AWA.lstrip("+"))] == in_time * 2
+    awa.tap("1")                                  # its buttons work as in time
+    assert readable(awa.last_sent()).startswith("Factures (choisissez):" if command == "SOLDE" else "Compte 1000001")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine
+from sqlalchemy import Engine, create_engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from .alerts import SqlOutbox, SqlSubscriptions
@@ -17,6 +17,7 @@ from .throttle import MemoryThrottle, RedisThrottle
 from .tickets import SqlPendingTickets
 
 __all__ = [
+    "CONNECT_TIMEOUT_SECONDS",
     "MemoryThrottle",
     "RedisThrottle",
     "SqlAccountLinks",
@@ -37,11 +38,24 @@ __all__ = [
 ROOT = Path(__file__).resolve().parents[2]
 
 
+# Seconds a PostgreSQL connection may take to open (libpq's ``connect_timeout``) unless DATABASE_URL says
+# otherwise (``?connect_timeout=N``). Without one, a server that takes the connection and never answers (hung,
+# or behind a dead link) holds the request's thread for ever: a hop, a webhook's answer, a worker's pass.
+CONNECT_TIMEOUT_SECONDS = 5
+
+
 def make_sessions(database_url: str) -> sessionmaker[Session]:
     if database_url.startswith("sqlite:///"):
         Path(database_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    engine: Engine = create_engine(database_url, pool_pre_ping=True)
+    engine: Engine = create_engine(database_url, pool_pre_ping=True, connect_args=_connect_args(database_url))
     return sessionmaker(engine, expire_on_commit=False)
+
+
+def _connect_args(database_url: str) -> dict[str, object]:
+    url = make_url(database_url)
+    if url.get_backend_name() != "postgresql" or "connect_timeout" in url.query:
+        return {}
+    return {"connect_timeout": CONNECT_TIMEOUT_SECONDS}
 
 
 def migrate(database_url: str) -> None:

@@ -13,7 +13,7 @@ floor (``bench/floor_app.py``, one Redis GET and one SET) is measured the same w
 the figure to read is ours' CPU per hop as a multiple of the floor's (gunicorn's HTTP parsing and
 socket work, the same for both, is left out: add ~0.4 ms to each for the served figure).
 
-Usage: ``python bench/profile_hop.py [--hops 2000] [--rounds 1] [--top 25] [--profile dial|nav|none]
+Usage: ``python -m bench.profile_hop [--hops 2000] [--rounds 1] [--top 25] [--profile dial|nav|none]
 [--pace MS]``
 
 ``--rounds K`` measures floor, dial and nav K times in turn and prints each one's best round (least CPU per
@@ -47,11 +47,8 @@ import redis
 # As `python -m app serve` runs it: metrics written for every worker (set before prometheus_client loads).
 os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="ussd-profile-metrics-"))
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from scratch_postgres import scratch_schema
-from ussd_hops import HOST, PY, base_env, child, free_port, run_checked, wait_http
+from bench.scratch_postgres import scratch_schema
+from bench.ussd_hops import HOST, PY, base_env, child, free_port, run_checked, wait_http
 
 REDIS_URL = os.environ.get("PROFILE_REDIS_URL", "redis://127.0.0.1:6379/3")
 PHONE = "+221770000001"
@@ -290,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
                 app = create_app(settings)
                 log = access_logger()
                 os.environ["REDIS_URL"] = REDIS_URL
-                from floor_app import create_app as create_floor
+                from bench.floor_app import create_app as create_floor
 
                 floor = Kind("floor", create_floor(REDIS_URL), log, "/hop")
                 kinds = {"dial": Kind("dial", app, log, "/ussd/africastalking"),

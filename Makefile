@@ -33,7 +33,7 @@ run: install
 test: install
 	$(PY) -m menus lint config/menus.yaml
 	$(PY) -m ruff check .
-	$(PY) -m mypy engine menus dialogs channels backend_clients backoffice app web_fallback
+	$(PY) -m mypy engine menus dialogs channels backend_clients backoffice app web_fallback bench tests
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: install

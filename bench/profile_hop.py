@@ -39,7 +39,7 @@ import timeit
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import redis
@@ -49,6 +49,9 @@ os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="ussd-
 
 from bench.scratch_postgres import scratch_schema
 from bench.ussd_hops import HOST, PY, base_env, child, free_port, run_checked, wait_http
+
+if TYPE_CHECKING:
+    from engine import HopObserver
 
 REDIS_URL = os.environ.get("PROFILE_REDIS_URL", "redis://127.0.0.1:6379/3")
 PHONE = "+221770000001"
@@ -156,14 +159,16 @@ class Nav(Kind):
 class OwnTimes:
     """The engine's own seconds of each hop (``engine_own_seconds``: back ends excluded), as its observer hears them."""
 
-    def __init__(self, inner: Any) -> None:
-        self.inner, self.seconds = inner, []
+    def __init__(self, inner: HopObserver | None) -> None:
+        self.inner = inner
+        self.seconds: list[float] = []
 
     def observe(self, *, channel: str, seconds: float, step_seconds: float, wait_seconds: float,
                 end: bool) -> None:
         self.seconds.append(max(0.0, seconds - step_seconds - wait_seconds))
-        self.inner.observe(channel=channel, seconds=seconds, step_seconds=step_seconds,
-                           wait_seconds=wait_seconds, end=end)
+        if self.inner is not None:
+            self.inner.observe(channel=channel, seconds=seconds, step_seconds=step_seconds,
+                               wait_seconds=wait_seconds, end=end)
 
     def quantile(self, q: float) -> float:
         """Milliseconds; 0 when nothing was heard (the floor has no engine)."""

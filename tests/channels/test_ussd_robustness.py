@@ -31,7 +31,8 @@ def _urlencoded(fields: dict[str, str]) -> bytes:
 
 
 # The gateway shows a network error for anything but 200 + CON/END: every row gets the polite END.
-HOSTILE_HOPS = [
+# (what the row tries, the body: form fields or raw bytes, its content type: None for a form)
+HOSTILE_HOPS: list[tuple[str, dict[str, str] | bytes, str | None]] = [
     ("no fields at all", {}, None),
     ("no sessionId", {k: v for k, v in FORM.items() if k != "sessionId"}, None),
     ("no phoneNumber", {k: v for k, v in FORM.items() if k != "phoneNumber"}, None),

@@ -92,7 +92,7 @@ def pin(deps: Deps, typed: str, now: datetime = NOW, gate: str = "pay_initiate")
 
 
 def sms(deps: Deps) -> list[tuple[str, dict[str, Any]]]:
-    assert deps.outbox is not None
+    assert isinstance(deps.outbox, SqlOutbox)
     return [(e["kind"], e["payload"]) for e in deps.outbox.pending()]
 
 

@@ -33,7 +33,7 @@ run: install
 test: install
 	$(PY) -m menus lint config/menus.yaml
 	$(PY) -m ruff check .
-	$(PY) -m mypy engine menus dialogs channels backend_clients backoffice app web_fallback
+	$(PY) -m mypy engine menus dialogs channels backend_clients backoffice app web_fallback bench tests
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: install
@@ -53,7 +53,7 @@ MUTATION_CHILDREN ?= 2
 mutation: install
 	rm -rf mutants
 	start=$$(date +%s); nice -n 10 $(PY) -m mutmut run --max-children $(MUTATION_CHILDREN) $(MUTMUT_ARGS) || true; \
-	$(PY) bench/mutation_report.py --write --seconds $$(( $$(date +%s) - start ))
+	$(PY) -m bench.mutation_report --write --seconds $$(( $$(date +%s) - start ))
 
 # The benchmark users read (README "Benchmark"): ours, the floor and the Node peer under wrk, ~8 minutes.
 # BENCH_REDIS_URL (an empty database, default db 15) and BENCH_ARGS (e.g. --server granian) tune it.
@@ -63,21 +63,21 @@ $(BENCH_STAMP): $(STAMP)
 	touch $(BENCH_STAMP)
 
 bench: install $(BENCH_STAMP)
-	$(PY) bench/bench.py $(BENCH_ARGS)
+	$(PY) -m bench.bench $(BENCH_ARGS)
 
 # Hop latency with 1 000 to 1 000 000 idle sessions in Redis (README "Benchmark"), ~5 minutes; SCALE_ARGS
 # e.g. --sessions 1000,10000 --seconds 5.
 bench-scale: install $(BENCH_STAMP)
-	$(PY) bench/session_scale.py $(SCALE_ARGS)
+	$(PY) -m bench.session_scale $(SCALE_ARGS)
 
 # The engine under gunicorn sync, gunicorn gthread and granian, side by side (README "Benchmark"); SERVERS_ARGS
 # e.g. --concurrency 10,100 --seconds 5 --rounds 3.
 bench-servers: install $(BENCH_STAMP)
-	$(PY) bench/servers.py $(SERVERS_ARGS)
+	$(PY) -m bench.servers $(SERVERS_ARGS)
 
 # Load + lint time of a generated 10 000-node menu file.
 bench-menu: install
-	$(PY) bench/big_menu.py
+	$(PY) -m bench.big_menu
 
 clean:
 	rm -rf $(VENV) var .pytest_cache mutants

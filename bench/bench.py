@@ -23,7 +23,7 @@ Then the paced cells (``--paced`` sessions, ``--think`` pauses): 100 sessions pa
 hop (about 1 000 hops/s, a stress) and about 1 s (still 5-20x faster than people read a USSD screen).
 
 Writes ``bench/results/bench.json``, ``bench.md`` (the table) and ``bench.png`` (the chart).
-Usage: ``python bench/bench.py [--seconds 10] [--server granian|gthread|sync] [--threads N] [--concurrency 10,100,1000]``.
+Usage: ``python -m bench.bench [--seconds 10] [--server granian|gthread|sync] [--threads N] [--concurrency 10,100,1000]``.
 """
 
 from __future__ import annotations
@@ -51,13 +51,10 @@ from typing import Any
 
 import redis
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from procs import cpu_seconds, descendant_running, nofile_limit
-from report import KINDS, chart, table
-from ussd_hops import HOST, PY, ROOT, Histogram, child, free_port, run_checked, scrape, wait_http
-
 from app.web_servers import DEFAULT_SERVER, SERVERS
+from bench.procs import cpu_seconds, descendant_running, nofile_limit
+from bench.report import KINDS, chart, table
+from bench.ussd_hops import HOST, PY, ROOT, Histogram, child, free_port, run_checked, scrape, wait_http
 
 BENCH = ROOT / "bench"
 RESULTS = BENCH / "results"

@@ -1,6 +1,6 @@
 """A synthetic menu file of about 10 000 nodes, valid and shaped like the product's, to time the loader and linter.
 
-``python bench/big_menu.py [--nodes 10000]`` writes it (a main file and one included file per branch of the
+``python -m bench.big_menu [--nodes 10000]`` writes it (a main file and one included file per branch of the
 main menu, as ``config/menus.yaml`` is split), then times ``python -m menus lint`` on it, whole command and
 in-process load + lint, best of ``--repeat`` runs. The README "Benchmark" section quotes the figure.
 
@@ -24,6 +24,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from menus.__main__ import check
+from menus.loader import load_menus
 
 ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
@@ -134,10 +137,6 @@ def time_lint(path: Path, repeat: int) -> dict[str, float]:
     """Best of ``repeat`` runs, in seconds: the whole ``python -m menus lint`` command (wall and CPU,
     interpreter start-up and imports included), and load, load + lint in this process (CPU). CPU time is
     the figure to read on a shared machine: wall time there includes waiting for a core."""
-    sys.path.insert(0, str(ROOT))
-    from menus.__main__ import check
-    from menus.loader import load_menus
-
     check(str(ROOT / "config" / "menus.yaml"))  # imports and first-use caches out of the timings
     figures: dict[str, list[float]] = {"command_wall_s": [], "command_cpu_s": [], "load_cpu_s": [],
                                        "load_and_lint_cpu_s": []}

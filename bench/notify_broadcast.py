@@ -9,7 +9,7 @@ the outbox rows with their de-duplication keys, and the cursor update. The feed 
 HTTP GET of a page of notices) is not in the figure. A second apply of the same notice is timed too:
 it must queue nothing (each customer hears once).
 
-Usage: ``python bench/notify_broadcast.py [--subscribers 10000] [--sqlite]``. Target: under 10 s.
+Usage: ``python -m bench.notify_broadcast [--subscribers 10000] [--sqlite]``. Target: under 10 s.
 """
 
 from __future__ import annotations
@@ -18,11 +18,8 @@ import argparse
 import sys
 import tempfile
 import time
-from pathlib import Path
 
 from sqlalchemy import func, insert, select
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from app.broadcast import NoticeRelay
 from app.storage import make_sessions, migrate

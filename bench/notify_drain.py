@@ -14,7 +14,7 @@ second), which is honest because the drain is linear (constant batch size, no gr
 the run is long enough to be dominated by the steady state; the script also prints the busiest
 one-second window (it must not exceed the rate, give or take one) and checks no message went twice.
 
-Usage: ``python bench/notify_drain.py [--messages 1500] [--rate 50]``. With ``--rate 0`` the pace is
+Usage: ``python -m bench.notify_drain [--messages 1500] [--rate 50]``. With ``--rate 0`` the pace is
 off, which shows the ceiling of two workers on this machine (the rate must stay well under it).
 """
 
@@ -26,12 +26,9 @@ import os
 import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import redis
 from sqlalchemy import func, insert, select
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from app.notify import Dispatcher, NotificationTemplates
 from app.pace import RedisPace

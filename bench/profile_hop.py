@@ -13,7 +13,7 @@ floor (``bench/floor_app.py``, one Redis GET and one SET) is measured the same w
 the figure to read is ours' CPU per hop as a multiple of the floor's (gunicorn's HTTP parsing and
 socket work, the same for both, is left out: add ~0.4 ms to each for the served figure).
 
-Usage: ``python bench/profile_hop.py [--hops 2000] [--rounds 1] [--top 25] [--profile dial|nav|none]
+Usage: ``python -m bench.profile_hop [--hops 2000] [--rounds 1] [--top 25] [--profile dial|nav|none]
 [--pace MS]``
 
 ``--rounds K`` measures floor, dial and nav K times in turn and prints each one's best round (least CPU per
@@ -39,7 +39,7 @@ import timeit
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import redis
@@ -47,11 +47,11 @@ import redis
 # As `python -m app serve` runs it: metrics written for every worker (set before prometheus_client loads).
 os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="ussd-profile-metrics-"))
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.scratch_postgres import scratch_schema
+from bench.ussd_hops import HOST, PY, base_env, child, free_port, run_checked, wait_http
 
-from scratch_postgres import scratch_schema
-from ussd_hops import HOST, PY, base_env, child, free_port, run_checked, wait_http
+if TYPE_CHECKING:
+    from engine import HopObserver
 
 REDIS_URL = os.environ.get("PROFILE_REDIS_URL", "redis://127.0.0.1:6379/3")
 PHONE = "+221770000001"
@@ -159,14 +159,16 @@ class Nav(Kind):
 class OwnTimes:
     """The engine's own seconds of each hop (``engine_own_seconds``: back ends excluded), as its observer hears them."""
 
-    def __init__(self, inner: Any) -> None:
-        self.inner, self.seconds = inner, []
+    def __init__(self, inner: HopObserver | None) -> None:
+        self.inner = inner
+        self.seconds: list[float] = []
 
     def observe(self, *, channel: str, seconds: float, step_seconds: float, wait_seconds: float,
                 end: bool) -> None:
         self.seconds.append(max(0.0, seconds - step_seconds - wait_seconds))
-        self.inner.observe(channel=channel, seconds=seconds, step_seconds=step_seconds,
-                           wait_seconds=wait_seconds, end=end)
+        if self.inner is not None:
+            self.inner.observe(channel=channel, seconds=seconds, step_seconds=step_seconds,
+                               wait_seconds=wait_seconds, end=end)
 
     def quantile(self, q: float) -> float:
         """Milliseconds; 0 when nothing was heard (the floor has no engine)."""
@@ -290,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
                 app = create_app(settings)
                 log = access_logger()
                 os.environ["REDIS_URL"] = REDIS_URL
-                from floor_app import create_app as create_floor
+                from bench.floor_app import create_app as create_floor
 
                 floor = Kind("floor", create_floor(REDIS_URL), log, "/hop")
                 kinds = {"dial": Kind("dial", app, log, "/ussd/africastalking"),

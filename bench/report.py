@@ -1,6 +1,6 @@
 """The bench's results as one table (Markdown, also printed) and one chart (matplotlib, Agg backend).
 
-``python bench/report.py [bench/results]`` redraws both from the ``bench.json`` of a run."""
+``python -m bench.report [bench/results]`` redraws both from the ``bench.json`` of a run."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The engine's production server chosen by measurement: gunicorn sync, gunicorn gthread and granian, same run.
 
-``python bench/servers.py`` (or ``make bench-servers``) serves the same ``wsgi:app`` three times, each under one
+``python -m bench.servers`` (or ``make bench-servers``) serves the same ``wsgi:app`` three times, each under one
 server of ``app/web_servers.py`` with 2 worker processes (the command lines ``app serve`` uses), beside one back
 office (gunicorn, as ``app serve`` runs it on the production set-up), one PostgreSQL schema of the run's own and
 one scratch Redis database, with the floor (``bench/floor_app.py``) for the ratios. wrk drives the dial of a
@@ -28,15 +28,9 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from procs import nofile_limit
-from ussd_hops import HOST, PY, child, free_port, run_checked, wait_http
-
-import bench as main_bench
 from app.web_servers import SERVERS, THREADS, engine_command
-from bench import (
+from bench import bench as main_bench
+from bench.bench import (
     PACED_KINDS,
     PG_URL,
     RESULTS,
@@ -53,6 +47,8 @@ from bench import (
     start_floor,
     wrk,
 )
+from bench.procs import nofile_limit
+from bench.ussd_hops import HOST, PY, child, free_port, run_checked, wait_http
 
 KINDS = ("dial", "nav", "balance")
 REJECTS = "en cours|indisponible|Choix invalide"

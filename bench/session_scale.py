@@ -1,6 +1,6 @@
 """Hop cost as the live sessions grow: dial and navigation latency with 1 000 to 1 000 000 idle sessions in Redis.
 
-``python bench/session_scale.py`` (or ``make bench-scale``) starts the product as ``make bench`` does (``python -m
+``python -m bench.session_scale`` (or ``make bench-scale``) starts the product as ``make bench`` does (``python -m
 app serve``: gunicorn, back office, worker; Redis sessions, a PostgreSQL schema of the run's own) and the floor
 (``bench/floor_app.py``, one Redis GET and one SET) on the same scratch Redis database (``BENCH_REDIS_URL``, or the
 first empty database, claimed as the tests claim theirs so they leave it alone). Then, for each level of
@@ -40,13 +40,9 @@ from typing import Any
 
 import redis
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from procs import nofile_limit
-
-import bench as main_bench
 from app.web_servers import DEFAULT_SERVER
-from bench import (
+from bench import bench as main_bench
+from bench.bench import (
     PG_URL,
     PHONE,
     RESULTS,
@@ -64,6 +60,7 @@ from bench import (
     start_ours,
     wrk,
 )
+from bench.procs import nofile_limit
 
 TEMPLATE_ID = "scaletemplate000"  # 16 characters, as every copy's id: scale-<10 digits>
 PIPELINE = 10_000

@@ -36,7 +36,7 @@ How to read the figures:
 * ``redis bytes/session``: ``MEMORY USAGE`` of every ``ussd:s:*`` key once the run is over (sessions left
   idle on the main menu), averaged; the floor's 600-byte values are shown for scale.
 
-Usage: ``python bench/ussd_hops.py [--clients 8] [--sessions 320]`` (or ``make bench``).
+Usage: ``python -m bench.ussd_hops [--clients 8] [--sessions 320]`` (or ``make bench``).
 """
 
 from __future__ import annotations

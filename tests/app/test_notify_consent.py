@@ -144,7 +144,9 @@ class TimedSms:
 
 
 @pytest.mark.postgres
-def test_two_workers_share_the_providers_rate_through_redis(postgres_url, redis_url, sms, provider):
+def test_two_workers_share_the_providers_rate_through_redis(postgres_url: str, redis_url: str,
+                                                            sms: AfricasTalkingSms,
+                                                            provider: FakeAfricasTalking) -> None:
     migrate(postgres_url)
     outbox = SqlOutbox(make_sessions(postgres_url))
     for n in range(30):

@@ -29,7 +29,7 @@ PREPAID, HOLDER = "+221770000003", "+221770000001"
 TOKEN, PENDING_TOKEN, UNDO = "48213907561284730195", "11223344556677889900", "735201"
 NOW = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
 # As the outbox wrote them before sealing: the secrets in the JSON payload.
-OLD_ROWS = [
+OLD_ROWS: list[tuple[str, str, str, str, dict[str, str | None]]] = [
     ("payment:P1", "payment_receipt", PREPAID, "sent",
      {"payment_id": "P1", "reference": "MM1", "amount": "2000", "account_number": "3000001", "purpose": "prepaid",
       "token": TOKEN, "failure_reason": None}),

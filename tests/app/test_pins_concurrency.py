@@ -126,7 +126,8 @@ def test_lockouts_grow_fifteen_minutes_one_hour_a_day_then_an_agent(vault):
     assert not vault.unlock("+221770009999")
 
 
-def test_a_try_overtaken_by_another_locking_first_is_told_the_same_lock_and_sends_no_second_sms(database_url):
+def test_a_try_overtaken_by_another_locking_first_is_told_the_same_lock_and_sends_no_second_sms(
+        database_url: str) -> None:
     """The third wrong try is about to lock when a fourth, from another session, locks first: the third
     finds the PIN locked and answers with that lock (same end, same lockout), not a lockout of its own."""
     sessions = make_sessions(database_url)

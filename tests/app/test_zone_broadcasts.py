@@ -62,7 +62,9 @@ def deliver(settings: Settings) -> dict[str, int]:
 
 
 # ---------------------------------------------------------------- power back
-def test_sms_me_when_power_is_back_then_a_restoration_in_the_back_office(phone, settings, backoffice_url, provider):
+def test_sms_me_when_power_is_back_then_a_restoration_in_the_back_office(
+        phone: Callable[[str], UssdPhone], settings: Settings, backoffice_url: str,
+        provider: FakeAfricasTalking) -> None:
     p: UssdPhone = phone("+221770000002")
     p.dial()
     p.answer("2")
@@ -147,7 +149,8 @@ def test_power_back_is_not_sent_when_the_outage_is_declared_again_before_the_wor
 
 
 def test_sms_me_when_power_is_back_still_answers_after_a_restoration_withdrawn_before_the_send(
-        phone, settings, backoffice_url, provider):
+        phone: Callable[[str], UssdPhone], settings: Settings, backoffice_url: str,
+        provider: FakeAfricasTalking) -> None:
     p: UssdPhone = phone("+221770000002")
     p.dial()
     p.answer("2")

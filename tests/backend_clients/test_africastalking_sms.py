@@ -10,8 +10,8 @@ from engine.charset import sms_segments
 from tests.support.fake_africastalking import FakeAfricasTalking
 
 
-def sender(provider: FakeAfricasTalking, **kwargs: str) -> AfricasTalkingSms:
-    return AfricasTalkingSms(provider.username, provider.api_key, api_url=provider.url, **kwargs)
+def sender(provider: FakeAfricasTalking, sender_id: str | None = None) -> AfricasTalkingSms:
+    return AfricasTalkingSms(provider.username, provider.api_key, api_url=provider.url, sender_id=sender_id)
 
 
 def test_a_message_reaches_the_provider_with_the_account_and_key(provider: FakeAfricasTalking) -> None:

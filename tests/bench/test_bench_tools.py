@@ -11,10 +11,8 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
-
-from procs import cpu_seconds, descendant_running
-from report import table
+from bench.procs import cpu_seconds, descendant_running
+from bench.report import table
 
 # burns 0.3 s of CPU, says so, then waits on stdin (alive, so its CPU is still on the books)
 CHILD = ("import sys, time\nend = time.process_time() + 0.3\nwhile time.process_time() < end: pass\n"

@@ -15,6 +15,7 @@ import json
 import logging
 import time
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 import pytest
@@ -384,7 +385,7 @@ def test_refused_signatures_and_unknown_payments_are_told_why_and_audited_with_t
     assert deps.ledger.by_provider_id(payment_id).status == "pending"
 
 
-def test_a_signature_exactly_five_minutes_old_is_still_accepted():
+def test_a_signature_exactly_five_minutes_old_is_still_accepted() -> None:
     from channels.payment_callback import Applied, CallbackRejected, PaymentCallbacks
 
     signed_at = 1_764_000_000
@@ -396,7 +397,7 @@ def test_a_signature_exactly_five_minutes_old_is_still_accepted():
         return Applied("succeeded", True)
 
     for age, status in ((300, 200), (301, 403)):
-        callbacks = PaymentCallbacks(apply, SECRET, clock=lambda age=age: float(signed_at + age))
+        callbacks = PaymentCallbacks(apply, SECRET, clock=partial(float, signed_at + age))
         try:
             answered = callbacks.handle(raw, sign(SECRET, raw, signed_at))[0]
         except CallbackRejected as refused:

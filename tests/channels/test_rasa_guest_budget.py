@@ -158,7 +158,7 @@ class Audit:
         self.kinds.append(event.kind)
 
 
-def test_a_minute_later_new_guests_are_admitted_again_and_the_embedded_counters_do_not_pile_up():
+def test_a_minute_later_new_guests_are_admitted_again_and_the_embedded_counters_do_not_pile_up() -> None:
     clock, audit = Clock(), Audit()
     counted: list[str] = []
     budget = GuestBudget(MemoryThrottle(clock), audit, per_minute=60, admitted_seconds=900, longest_seconds=1800,

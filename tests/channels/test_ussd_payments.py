@@ -27,6 +27,7 @@ from app.factory import build_dispatcher, create_app
 from app.settings import Settings
 from backoffice.models import PaymentIntent
 from dialogs.codes import hash_code
+from dialogs.registry import Deps
 from tests.support.engine import UssdPhone
 from tests.support.fake_africastalking import fake_africastalking
 from tests.support.outbox_rows import raw_rows
@@ -142,7 +143,8 @@ def outbox(deps: Any, expected: int = 0) -> list[dict[str, Any]]:
 
 
 # ---------------------------------------------------------------- transcripts
-def test_pay_the_whole_balance_in_french_then_the_balance_is_zero(phone, served, provider, deps):
+def test_pay_the_whole_balance_in_french_then_the_balance_is_zero(
+        phone: Callable[[str], UssdPhone], served: str, provider: Provider, deps: Deps) -> None:
     p: UssdPhone = phone("+221770000001")
     assert p.dial() == HOME_FR
     assert p.answer("3") == ("CON Payer - compte 1000001\nA payer: 12 500 FCFA\n1. Payer tout le solde\n"
@@ -157,7 +159,9 @@ def test_pay_the_whole_balance_in_french_then_the_balance_is_zero(phone, served,
     payment_id = reference(end)
     assert end == ("END Validez le paiement de 12 500 FCFA sur votre téléphone (invite mobile money). "
                    f"Vous recevrez une confirmation par SMS. Réf. {payment_id}")
+    assert deps.ledger is not None
     local = deps.ledger.by_provider_id(payment_id)
+    assert local is not None
     assert (local.status, local.amount, local.account_number, local.purpose) == ("pending", 12500, "1000001", "bill")
 
     provider.approve(payment_id)

@@ -7,6 +7,7 @@ import logging
 from urllib.parse import urlencode
 
 import pytest
+from flask import Flask
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
@@ -31,7 +32,8 @@ def _urlencoded(fields: dict[str, str]) -> bytes:
 
 
 # The gateway shows a network error for anything but 200 + CON/END: every row gets the polite END.
-HOSTILE_HOPS = [
+# (what the row tries, the body: form fields or raw bytes, its content type: None for a form)
+HOSTILE_HOPS: list[tuple[str, dict[str, str] | bytes, str | None]] = [
     ("no fields at all", {}, None),
     ("no sessionId", {k: v for k, v in FORM.items() if k != "sessionId"}, None),
     ("no phoneNumber", {k: v for k, v in FORM.items() if k != "phoneNumber"}, None),
@@ -184,7 +186,7 @@ def test_finished_session_is_audited_with_its_path(app, phone):
 
 @hsettings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(st.text(alphabet="0123456789*#", max_size=12), min_size=1, max_size=6))
-def test_random_inputs_never_overflow_a_screen_nor_fail(app, inputs):
+def test_random_inputs_never_overflow_a_screen_nor_fail(app: Flask, inputs: list[str]) -> None:
     client = app.test_client()
     session = f"hyp{abs(hash(tuple(inputs)))}"
     history: list[str] = []

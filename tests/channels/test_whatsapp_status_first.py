@@ -12,9 +12,15 @@ import logging
 from dataclasses import replace
 from typing import Any
 
+import pytest
+
 from app import worker
 from app.factory import create_app
+from app.settings import Settings
+from tests.support.clock import SettableClock
+from tests.support.fake_africastalking import FakeAfricasTalking
 from tests.support.fake_graph import FakeGraph
+from tests.support.fake_twilio import FakeTwilio
 from tests.support.outbox_rows import raw_rows
 
 from .test_whatsapp_kept_secrets import (  # noqa: F401 - clock, meta, handset: fixtures of both modules
@@ -68,7 +74,8 @@ def test_meta_saying_the_window_closed_before_answering_the_send_still_brings_th
 
 
 def test_twilio_calling_back_undelivered_before_answering_the_send_still_brings_the_token_by_sms_once(
-        settings, twilio, provider, clock, caplog):
+        settings: Settings, twilio: FakeTwilio, provider: FakeAfricasTalking, clock: SettableClock,
+        caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     twilio_settings = replace(twilio_sending(settings, twilio, provider), secret_key=SECRET_KEY, clock=clock)
     twilio.window_closed.add(PREPAID)

@@ -544,7 +544,7 @@ def result(payment_id: str = "PAY-0001", status: str = "succeeded", event_id: st
 
 
 def outbox(deps: Deps) -> list[tuple[str, str, str, dict[str, Any], str]]:
-    assert deps.outbox is not None
+    assert isinstance(deps.outbox, SqlOutbox)
     return [(e["kind"], e["msisdn"], e["language"], e["payload"], e["dedupe_key"]) for e in deps.outbox.pending()]
 
 

@@ -92,7 +92,7 @@ def pin(deps: Deps, typed: str, now: datetime = NOW, gate: str = "pay_initiate")
 
 
 def sms(deps: Deps) -> list[tuple[str, dict[str, Any]]]:
-    assert deps.outbox is not None
+    assert isinstance(deps.outbox, SqlOutbox)
     return [(e["kind"], e["payload"]) for e in deps.outbox.pending()]
 
 
@@ -323,7 +323,7 @@ def test_last_bill_proofs_are_throttled_per_account_whatever_the_phone(deps, aud
 
 
 # ---------------------------------------------------------------- a code by SMS for a first PIN
-def test_a_code_by_sms_proves_the_phone_three_codes_at_most(deps, audit):
+def test_a_code_by_sms_proves_the_phone_three_codes_at_most(deps: Deps, audit: Audit) -> None:
     data: dict[str, Any] = {}
     for sends in range(1, MAX_PIN_CODE_SENDS + 1):             # each once the one before has expired
         sent = run(deps, "security.send_pin_code", data, now=NOW + timedelta(minutes=10 * sends))
@@ -401,7 +401,7 @@ def test_the_code_typed_back_gives_the_first_pin_proof(deps, audit):
     assert audit.events == []
 
 
-def test_three_wrong_codes_lock_the_first_pin(deps, audit):
+def test_three_wrong_codes_lock_the_first_pin(deps: Deps, audit: Audit) -> None:
     data: dict[str, Any] = {"pin_code_hash": hash_code("123456")}
     for tries in (1, 2):
         wrong = run(deps, "security.check_pin_code", data, {"pin_code": "654321"})

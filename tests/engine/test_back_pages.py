@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from engine import Engine, FlowSet, Reply, SessionStore
+from engine import Engine, FlowSet, Reply, Session, SessionStore
 from menus import load_menus
 
 from .conftest import DEMO, Handset
@@ -53,6 +53,13 @@ def engine(tmp_path: Path, store: SessionStore) -> Engine:
 @pytest.fixture
 def phone(engine: Engine) -> Callable[..., Handset]:
     return lambda **kw: Handset(engine, **kw)
+
+
+def _stored(store: SessionStore) -> Session:
+    """The handset's session as the store keeps it between hops."""
+    session = store.load("ussd:s1")
+    assert session is not None
+    return session
 
 
 def _to_page(handset: Handset, number: int) -> Reply:
@@ -100,7 +107,7 @@ def test_back_after_an_item_picked_on_the_first_page_lands_on_the_first_page(pho
     first = _to_page(p, 1)
     assert p.answer("2").text.startswith("Choisi: Article 2\n")
     # Nothing to remember for a first page: the stored session stays as small as before.
-    assert store.load("ussd:s1").back_pages == {}
+    assert _stored(store).back_pages == {}
     assert p.answer("0").text == first.text
 
 
@@ -122,7 +129,7 @@ def test_home_forgets_the_page_a_list_was_left_from(phone, store: SessionStore):
     third = _to_page(p, 3)
     p.answer(_first_item(third))
     assert p.answer("00").text == HOME
-    assert store.load("ussd:s1").back_pages == {}
+    assert _stored(store).back_pages == {}
     assert p.answer("1").page == 0
 
 
@@ -143,10 +150,10 @@ def test_a_resumed_session_keeps_the_page_back_leads_to(phone):
 def test_the_remembered_page_costs_a_few_bytes_and_an_idle_session_nothing(phone, store: SessionStore):
     p = phone()
     p.dial()
-    idle = store.load("ussd:s1")
+    idle = _stored(store)
     assert idle.back_pages == {} and len(idle.encode()) < 1024
     fourth = _to_page(p, 4)
     p.answer(_first_item(fourth))
-    deep = store.load("ussd:s1")
+    deep = _stored(store)
     assert deep.back_pages == {"list": 3}
     assert len(deep.encode()) - len(replace(deep, back_pages={}).encode()) <= 12   # "bp", the name, the page

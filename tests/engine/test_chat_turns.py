@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from engine import ChannelCapabilities, Engine, FlowSet, Reply, Turn
+from engine import ChannelCapabilities, Engine, FlowSet, Reply, SessionStore, Turn
 from menus import load_menus
 
 from .conftest import DEMO, Handset
@@ -89,7 +89,7 @@ def test_a_replay_keeps_the_screen_not_only_its_text(chat):
     assert again.replayed and again.screen == first.screen and again.pages == first.pages
 
 
-def test_the_customer_steps_see_is_the_verified_number_not_the_address(store):
+def test_the_customer_steps_see_is_the_verified_number_not_the_address(store: SessionStore) -> None:
     seen: list[tuple[str, str]] = []
     steps = CountingSteps()
     original = steps._steps["demo.greet"]

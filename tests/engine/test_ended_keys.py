@@ -69,7 +69,8 @@ class Place:
             session = self.store.load(key)
             return f"{session.to_json() if session else ''}\n{self.store.marker(key) or ''}"
         values = (self.redis.get(k) for k in self.redis.scan_iter(f"{self.prefix}*") if self.redis.type(k) == b"string")
-        return "\n".join(v.decode("utf-8", "replace") for v in values if v is not None)
+        return "\n".join(v.decode("utf-8", "replace") if isinstance(v, bytes) else v
+                         for v in values if v is not None)
 
 
 @pytest.fixture(params=["memory", "redis"])

@@ -92,7 +92,8 @@ def test_threads_that_end_leave_no_connection_behind_in_redis(store, throwaway_r
     assert _store_connections(throwaway_redis.url) <= 2
 
 
-def test_a_connection_lost_before_the_answer_is_sent_again_and_the_hop_goes_through(store, monkeypatch):
+def test_a_connection_lost_before_the_answer_is_sent_again_and_the_hop_goes_through(
+        store: RedisSessionStore, monkeypatch: pytest.MonkeyPatch) -> None:
     assert _hop(store, "home") is None
     # the next lock request reaches Redis, then the connection drops before its answer is read
     lost: list[bool] = []
@@ -164,7 +165,8 @@ def test_a_save_redis_refuses_is_logged_masked_and_the_next_hop_finds_the_screen
     client.close()
 
 
-def test_a_save_whose_reply_is_lost_is_logged_and_the_next_hop_goes_through(store, monkeypatch, caplog):
+def test_a_save_whose_reply_is_lost_is_logged_and_the_next_hop_goes_through(
+        store: RedisSessionStore, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     assert _hop(store, "home") is None
     real_read = redis.connection.Connection.read_response
     lost: list[bool] = []

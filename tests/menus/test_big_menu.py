@@ -3,16 +3,12 @@ mistake, with the included file and line where it is written. Its speed is measu
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
+from bench.big_menu import generate
 from menus.__main__ import check
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
-
-from big_menu import generate
 
 
 @pytest.fixture(scope="module")

@@ -4,12 +4,16 @@ a short HTML page in the visitor's language, never a 500."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 
 import pytest
+from flask import Flask
 from itsdangerous import URLSafeTimedSerializer
 
 from app.factory import create_app
+from app.settings import Settings
+from tests.support.fake_africastalking import FakeAfricasTalking
 
 from .test_web_sign_in import HOME_FR, SIGN_IN_FR
 from .web_visitor import WebVisitor, visible_text
@@ -18,7 +22,9 @@ CSP = ("default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'
        "base-uri 'none'")
 
 
-def test_every_post_without_the_visits_csrf_token_is_refused(signed_in, visitor, provider):
+def test_every_post_without_the_visits_csrf_token_is_refused(
+        signed_in: Callable[[str], WebVisitor], visitor: Callable[[], WebVisitor],
+        provider: FakeAfricasTalking) -> None:
     browser: WebVisitor = signed_in("+221770000001")
     hop = browser.field("hop")
     for path, fields in (("/web/", {"choice": "1", "hop": hop}), ("/web/sign-out", {}),
@@ -40,9 +46,11 @@ def test_every_post_without_the_visits_csrf_token_is_refused(signed_in, visitor,
     assert response.status_code == 403
 
 
-def test_the_cookie_is_signed_httponly_samesite_and_scoped_to_the_web_pages(visitor, web_settings):
+def test_the_cookie_is_signed_httponly_samesite_and_scoped_to_the_web_pages(
+        visitor: Callable[[], WebVisitor], web_settings: Settings) -> None:
     browser: WebVisitor = visitor()
     browser.open()
+    assert browser.response is not None
     cookie = browser.response.headers["Set-Cookie"]
     assert cookie.startswith("web_visit=")
     assert {"HttpOnly", "SameSite=Lax", "Path=/web"} <= {part.strip() for part in cookie.split(";")}
@@ -53,9 +61,10 @@ def test_the_cookie_is_signed_httponly_samesite_and_scoped_to_the_web_pages(visi
     assert secure.headers["Strict-Transport-Security"] == "max-age=31536000"
 
 
-def test_pages_forbid_scripts_framing_and_caching(signed_in):
+def test_pages_forbid_scripts_framing_and_caching(signed_in: Callable[[str], WebVisitor]) -> None:
     browser: WebVisitor = signed_in("+221770000001")
     browser.choose("Solde")
+    assert browser.response is not None
     headers = browser.response.headers
     assert headers["Content-Security-Policy"] == CSP
     assert headers["X-Frame-Options"] == "DENY"
@@ -67,7 +76,8 @@ def test_pages_forbid_scripts_framing_and_caching(signed_in):
     assert sheet.headers.get("Cache-Control") != "no-store"
 
 
-def test_a_session_belongs_to_the_signed_in_number(signed_in, web_app):
+def test_a_session_belongs_to_the_signed_in_number(signed_in: Callable[[str], WebVisitor],
+                                                   web_app: Flask) -> None:
     first: WebVisitor = signed_in("+221770000001")
     first.choose("Solde")
     assert first.page().startswith("Compte 1000001\nÀ payer: 12 500 FCFA")
@@ -89,7 +99,7 @@ def test_a_session_belongs_to_the_signed_in_number(signed_in, web_app):
     assert tampered.open() == SIGN_IN_FR
 
 
-def test_a_double_submitted_form_is_one_hop(signed_in):
+def test_a_double_submitted_form_is_one_hop(signed_in: Callable[[str], WebVisitor]) -> None:
     browser: WebVisitor = signed_in("+221770000001")
     hop, csrf = browser.field("hop"), browser.field("csrf")
     for _ in range(2):      # a double click on "1. Solde et factures": the second is the same hop
@@ -107,7 +117,9 @@ def test_a_double_submitted_form_is_one_hop(signed_in):
     ("put", "/web/", {}, 405, "Cette page ne s'utilise pas ainsi."),
     ("post", "/web/sign-in", {"code": "1" * 5000}, 422, "Le code est fait de 6 chiffres."),
 ])
-def test_hostile_requests_get_a_clear_page_never_a_500(signed_in, visitor, method, path, data, status, message):
+def test_hostile_requests_get_a_clear_page_never_a_500(
+        signed_in: Callable[[str], WebVisitor], visitor: Callable[[], WebVisitor], method: str, path: str,
+        data: dict[str, str] | None, status: int, message: str) -> None:
     browser: WebVisitor = signed_in("+221770000001") if path == "/web/" else visitor()
     browser.open()
     if path == "/web/sign-in":
@@ -151,7 +163,8 @@ def redis_contents(client) -> bytes:  # type: ignore[no-untyped-def]
     return b"".join(found)
 
 
-def test_a_pin_typed_on_the_web_is_kept_nowhere(signed_in, redis_url, caplog):
+def test_a_pin_typed_on_the_web_is_kept_nowhere(signed_in: Callable[[str], WebVisitor], redis_url: str,
+                                                 caplog: pytest.LogCaptureFixture) -> None:
     import logging
 
     import redis

@@ -96,7 +96,8 @@ def test_simulated_sessions_are_the_agents_and_change_no_real_record(
         started = db.scalars(select(AgentAuditRow).where(AgentAuditRow.action == "simulator_start")).one()
     assert started.agent == "dev:awa"
     # Sessions sit under the simulator's own prefix, keyed to the agent.
-    keys = [k.decode() for k in redis.Redis.from_url(agents_settings.redis_url or "").keys("*")]
+    keys = [k.decode() if isinstance(k, bytes) else k
+            for k in redis.Redis.from_url(agents_settings.redis_url or "").keys("*")]
     assert any(k.startswith("sim:s:sim:") for k in keys)
     assert not any(k.startswith("conv:") and "+221770000001" in k for k in keys)
 

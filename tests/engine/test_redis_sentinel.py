@@ -67,7 +67,9 @@ class Watched:
                    and r.get("master-link-status") == "ok" for r in replicas)
 
     def master_port(self) -> int:
-        return int(self.sentinel.sentinel_get_master_addr_by_name(SERVICE)[1])
+        address = self.sentinel.sentinel_get_master_addr_by_name(SERVICE)
+        assert isinstance(address, tuple), address
+        return int(address[1])
 
     def stop(self) -> None:
         for process in self.processes:

@@ -6,7 +6,7 @@ goes out and no code, not even the right one, signs anyone in while nothing coun
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 import redis
@@ -70,7 +70,8 @@ def test_asking_a_code_while_the_counter_is_down_says_unavailable_in_french_and_
     assert sms_code(AWA)
 
 
-def test_no_code_signs_in_while_the_counter_is_down_not_even_the_right_one(visitor, throwaway_redis, sms_code):
+def test_no_code_signs_in_while_the_counter_is_down_not_even_the_right_one(
+        visitor: Callable[..., WebVisitor], throwaway_redis: ThrowawayRedis, sms_code: Callable[[str], str]) -> None:
     browser: WebVisitor = visitor()
     browser.open()
     browser.ask_code("77 000 00 01")

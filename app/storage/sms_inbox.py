@@ -8,24 +8,36 @@ PIN) and erased once the message is settled. Rows are claimed as the outbox's ar
 older one of its sender on its channel that waits is not claimed (a sender's messages run in the order they
 came; SMS and WhatsApp are two conversations). Every
 stamp is on the product's clock (``Settings.clock``), the one the worker compares them with.
+
+``holds`` tells a callback whether its sender has a kept message pending on the channel (a newer message then
+waits behind it) without a SQL query when nothing is kept: the worker's mark in Redis (``inbox_mark``) says the
+inbox was found empty since the last message kept. SQL is asked when the mark does not hold (something kept,
+Redis unsure) and for a sender this process itself kept a message of (remembered here until SQL finds none of
+theirs pending: the mark cannot be cleared while Redis is unreachable, the very time messages are kept).
 """
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import and_, exists, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from channels.sms_inbox import KeptMessage
+from engine.masking import mask
 
 from ..settings import utc_now
+from .inbox_mark import InboxMark
 from .models import SmsInboxRow
 from .outbox_seal import OutboxSeal, SealBroken
 
 __all__ = ["SqlInbox"]
+
+log = logging.getLogger("app.inbox")
 
 
 def _aware(value: datetime) -> datetime:
@@ -35,11 +47,19 @@ def _aware(value: datetime) -> datetime:
 
 class SqlInbox:
     def __init__(self, sessions: sessionmaker[Session], seal: OutboxSeal,
-                 clock: Callable[[], datetime] = utc_now, lease: timedelta = timedelta(seconds=60)) -> None:
+                 clock: Callable[[], datetime] = utc_now, lease: timedelta = timedelta(seconds=60),
+                 mark: InboxMark | None = None) -> None:
         self._sessions, self._seal, self._clock, self._lease = sessions, seal, clock, lease
+        self._mark = mark
+        # (channel, sender) of the messages this process kept, each with how many: asked of SQL whatever the
+        # mark says (forgotten only if none was kept while SQL was asked).
+        self._kept_here: dict[tuple[str, str], int] = {}
+        self._kept_lock = threading.Lock()
 
     def keep(self, *, message_id: str, sender: str, short_code: str, text: str, channel: str = "sms",
              provider: str = "africastalking") -> bool:
+        with self._kept_lock:
+            self._kept_here[(channel, sender)] = self._kept_here.get((channel, sender), 0) + 1
         with self._sessions() as db:
             if db.scalars(select(SmsInboxRow.id).where(SmsInboxRow.message_id == message_id)).first():
                 return False
@@ -52,7 +72,42 @@ class SqlInbox:
             except IntegrityError:   # the same message kept meanwhile by another process
                 db.rollback()
                 return False
-            return True
+        if self._mark is not None:
+            self._mark.kept()     # after the commit: a worker reading the count before it finds the row
+        return True
+
+    def holds(self, channel: str, sender: str) -> bool:
+        with self._kept_lock:
+            kept_here = self._kept_here.get((channel, sender))
+        if kept_here is None and self._mark is not None and self._mark.known_empty():
+            return False
+        try:
+            with self._sessions() as db:
+                pending = db.scalars(select(SmsInboxRow.id).where(
+                    SmsInboxRow.msisdn == sender, SmsInboxRow.channel == channel,
+                    SmsInboxRow.status == "pending").limit(1)).first() is not None
+        except SQLAlchemyError as exc:
+            # Nothing can be kept either: the message runs now, as it would have without an inbox.
+            log.error("inbox unreadable, %s message from %s not checked for kept ones: %s", channel, mask(sender),
+                      type(exc).__name__)
+            return False
+        if not pending and kept_here is not None:
+            with self._kept_lock:
+                if self._kept_here.get((channel, sender)) == kept_here:
+                    del self._kept_here[(channel, sender)]
+        return pending
+
+    def survey(self) -> bool:
+        count = self._mark.count() if self._mark is not None else None
+        with self._sessions() as db:
+            pending = db.scalars(select(SmsInboxRow.id).where(SmsInboxRow.status == "pending")
+                                 .limit(1)).first() is not None
+        if self._mark is not None:
+            if pending:
+                self._mark.unmark()
+            elif count is not None:
+                self._mark.mark_empty(count)
+        return pending
 
     def due(self, now: datetime, limit: int = 50) -> list[KeptMessage]:
         older = aliased(SmsInboxRow)

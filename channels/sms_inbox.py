@@ -40,7 +40,8 @@ retry for a claim (``sms_handover``). The drain's own run marker (``LEDGER``) on
 the reply is queued, the drain marks the message answered for the channel's callback (``KeptChannel.answered_later``:
 the provider posting it again is answered with nothing) and settles the message only once that mark reads back:
 settled without it, a repost would be run by the callback again (a second reply, a second step if the customer
-wrote since); left pending, the repost waits behind it and the next pass writes the mark.
+wrote since). Until then the message is ``replied`` (``Inbox.replied``): it holds the sender's newer messages as
+a pending one does, a repost waits behind it, and later passes only write the mark (no second run, no apology).
 """
 
 from __future__ import annotations
@@ -77,8 +78,9 @@ def _backoff(message: KeptMessage) -> timedelta:
 @dataclass(frozen=True, slots=True)
 class KeptMessage:
     """An incoming message as the provider posted it (``text`` as written, ``None`` when its seal cannot be
-    opened any more), when it was kept (the product's clock), how many passes took it so far, and which
-    channel and provider carried it (``sender``: the customer's E.164 number)."""
+    opened any more), when it was kept (the product's clock), how many passes took it so far, which
+    channel and provider carried it (``sender``: the customer's E.164 number), and whether its reply is queued
+    already (``replied``: only its answered mark is left to write)."""
 
     message_id: str
     sender: str
@@ -88,6 +90,7 @@ class KeptMessage:
     attempts: int = 1
     channel: str = "sms"
     provider: str = "africastalking"
+    replied: bool = False
 
 
 class Inbox(Protocol):
@@ -105,6 +108,10 @@ class Inbox(Protocol):
 
     def settle(self, message_id: str, outcome: str, now: datetime) -> None:
         """Done (``answered``, ``late``, ``answered_before``): never run again; its text erased."""
+
+    def replied(self, message_id: str, until: datetime) -> None:
+        """Its reply queued, its answered mark not written yet: due again at ``until`` to write it (never run
+        again, never apologised for; its text erased), the sender's newer messages still behind it."""
 
     def holds(self, channel: str, sender: str) -> bool:
         """Whether a message of ``sender`` on ``channel`` is kept and not settled (a newer one waits behind it);
@@ -228,6 +235,8 @@ class InboxDrain:
                       message.provider)
             self.inbox.postpone(message.message_id, now + _LONGEST_WAIT)
             return "waiting"
+        if message.replied:
+            return self._answered(route, message, now)
         turn = self._turn(route, message)
         if turn is None or now - message.received_at >= route.stale_after:
             # Too old to run (or unreadable): what it asked is not what the customer wants now.
@@ -267,15 +276,18 @@ class InboxDrain:
         language = reply.screen.language if reply.screen else ""
         route.replies.queue_reply(message.sender, route.adapter.reply_text(reply), language=language,
                                   message_id=message.message_id)
-        route.adapter.answered_later(message.message_id)
         if owed:
             self._handover.settle(message.message_id)
+        return self._answered(route, message, now)
+
+    def _answered(self, route: KeptRoute, message: KeptMessage, now: datetime) -> str:
+        """Its reply queued: the mark that answers the provider's repost with nothing written, then settled."""
+        route.adapter.answered_later(message.message_id)
         if not route.adapter.answered_elsewhere(message.message_id):
-            # The mark that answers the provider's repost with nothing could not be written (the ledger
-            # unreachable). Settled without it, a repost would be run again by the callback (a second reply, a
-            # second step if the customer wrote since): left pending, a repost waits behind it, and the next pass
-            # writes the mark (its reply queued already, not again).
-            self.inbox.postpone(message.message_id, now + _backoff(message))
+            # The mark could not be written (the ledger unreachable). Settled without it, a repost would be run
+            # again by the callback (a second reply, a second step if the customer wrote since). Left holding
+            # (``replied``): a repost waits behind it, and a later pass writes the mark, nothing else.
+            self.inbox.replied(message.message_id, now + _backoff(message))
             log.warning("kept %s message from %s answered, its answered mark not written: settled on a later pass",
                         message.channel, mask(message.sender))
             return "waiting"

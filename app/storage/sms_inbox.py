@@ -39,6 +39,9 @@ __all__ = ["SqlInbox"]
 
 log = logging.getLogger("app.inbox")
 
+# A message not settled yet: to run (``pending``), or its reply queued and its answered mark to write (``replied``).
+_HOLDING = ("pending", "replied")
+
 
 def _aware(value: datetime) -> datetime:
     # SQLite gives back naive datetimes; they were written in UTC.
@@ -85,7 +88,7 @@ class SqlInbox:
             with self._sessions() as db:
                 pending = db.scalars(select(SmsInboxRow.id).where(
                     SmsInboxRow.msisdn == sender, SmsInboxRow.channel == channel,
-                    SmsInboxRow.status == "pending").limit(1)).first() is not None
+                    SmsInboxRow.status.in_(_HOLDING)).limit(1)).first() is not None
         except SQLAlchemyError as exc:
             # Nothing can be kept either: the message runs now, as it would have without an inbox.
             log.error("inbox unreadable, %s message from %s not checked for kept ones: %s", channel, mask(sender),
@@ -100,7 +103,7 @@ class SqlInbox:
     def survey(self) -> bool:
         count = self._mark.count() if self._mark is not None else None
         with self._sessions() as db:
-            pending = db.scalars(select(SmsInboxRow.id).where(SmsInboxRow.status == "pending")
+            pending = db.scalars(select(SmsInboxRow.id).where(SmsInboxRow.status.in_(_HOLDING))
                                  .limit(1)).first() is not None
         if self._mark is not None:
             if pending:
@@ -113,10 +116,10 @@ class SqlInbox:
         older = aliased(SmsInboxRow)
         waiting_before = exists().where(and_(older.msisdn == SmsInboxRow.msisdn, older.channel == SmsInboxRow.channel,
                                              older.id < SmsInboxRow.id,
-                                             older.status == "pending", older.next_attempt_at > now))
+                                             older.status.in_(_HOLDING), older.next_attempt_at > now))
         with self._sessions.begin() as db:
             rows = db.scalars(select(SmsInboxRow).where(
-                SmsInboxRow.status == "pending",
+                SmsInboxRow.status.in_(_HOLDING),
                 SmsInboxRow.next_attempt_at.is_(None) | (SmsInboxRow.next_attempt_at <= now),
                 ~waiting_before).order_by(SmsInboxRow.id).limit(limit).with_for_update(skip_locked=True)).all()
             claimed = []
@@ -124,13 +127,19 @@ class SqlInbox:
                 row.attempts = (row.attempts or 0) + 1
                 row.next_attempt_at = now + self._lease
                 claimed.append(KeptMessage(row.message_id, row.msisdn, row.short_code, self._opened(row.sealed),
-                                           _aware(row.received_at), row.attempts, row.channel, row.provider))
+                                           _aware(row.received_at), row.attempts, row.channel, row.provider,
+                                           row.status == "replied"))
             return claimed
 
     def postpone(self, message_id: str, until: datetime) -> None:
         with self._sessions.begin() as db:
             db.execute(update(SmsInboxRow).where(SmsInboxRow.message_id == message_id)
                        .values(next_attempt_at=until))
+
+    def replied(self, message_id: str, until: datetime) -> None:
+        with self._sessions.begin() as db:
+            db.execute(update(SmsInboxRow).where(SmsInboxRow.message_id == message_id)
+                       .values(status="replied", next_attempt_at=until, sealed=None))
 
     def settle(self, message_id: str, outcome: str, now: datetime) -> None:
         with self._sessions.begin() as db:

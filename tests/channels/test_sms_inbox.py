@@ -266,6 +266,7 @@ def test_a_kept_message_whose_answered_mark_cannot_be_written_is_answered_once_w
         ledger_down.setattr(RedisAnswerLedger, "keep", _refused)
         worker.run_once(kept_settings)
     assert fake_at.messages_to(AWA) == [BALANCE]
+    assert _inbox(kept_settings) == [(kept_id, "replied", None)]    # answered, not settled yet
     # Awa answers the balance, and Africa's Talking posts the first message again: neither runs now.
     assert awa.send("1") == []
     assert awa.send("SOLDE", message_id=kept_id) == [] and awa.last_status == 200

@@ -41,6 +41,7 @@ log = logging.getLogger("app.inbox")
 
 # A message not settled yet: to run (``pending``), or its reply queued and its answered mark to write (``replied``).
 _HOLDING = ("pending", "replied")
+_REMEMBERED = 10_000     # senders this process remembers keeping a message of
 
 
 def _aware(value: datetime) -> datetime:
@@ -62,7 +63,10 @@ class SqlInbox:
     def keep(self, *, message_id: str, sender: str, short_code: str, text: str, channel: str = "sms",
              provider: str = "africastalking") -> bool:
         with self._kept_lock:
-            self._kept_here[(channel, sender)] = self._kept_here.get((channel, sender), 0) + 1
+            self._kept_here[(channel, sender)] = self._kept_here.pop((channel, sender), 0) + 1
+            while len(self._kept_here) > _REMEMBERED:
+                # The oldest go first (senders who never wrote again): the mark and SQL still speak for them.
+                del self._kept_here[next(iter(self._kept_here))]
         with self._sessions() as db:
             if db.scalars(select(SmsInboxRow.id).where(SmsInboxRow.message_id == message_id)).first():
                 return False

@@ -99,6 +99,7 @@ from .storage.identity_cache import (
     MemoryIdentityCache,
     RedisIdentityCache,
 )
+from .storage.inbox_mark import RedisInboxMark
 from .storage.outbox_seal import OutboxSeal
 from .storage.sign_in_codes import RedisSignInStore
 from .storage.sms_inbox import SqlInbox
@@ -266,8 +267,11 @@ def build_inbox(settings: Settings, sessions: sessionmaker[Session]) -> SqlInbox
     worker running a message without its conversation would answer another question)."""
     if not settings.redis_url:
         return None
+    # A short timeout: the mark only spares SQL queries, and an unreachable Redis reads as "ask SQL".
+    mark = RedisInboxMark(redis.Redis.from_url(settings.redis_url, socket_timeout=0.25,
+                                               socket_connect_timeout=0.25))
     return SqlInbox(sessions, OutboxSeal.from_setting(settings.outbox_seal_key, settings.secret_key),
-                    clock=settings.clock)
+                    clock=settings.clock, mark=mark)
 
 
 def build_inbox_drain(settings: Settings) -> InboxDrain | None:

@@ -16,7 +16,8 @@ queued the first time). What the customer wrote (a PIN in ``OUI 1234``) is never
 A message the engine could not run now (the session store down, or the conversation busy: the engine's
 ``transient`` reply, sent to nobody) is kept in the inbox (``sms_inbox``), and the worker runs it when it
 can, its reply going through the outbox: whether the provider would post it again is not documented, so
-nothing depends on it.
+nothing depends on it. While a sender has such a message kept, their newer ones (and the provider's reposts)
+are kept behind it, so the replies come in the order the customer wrote.
 
 Answers: ``200 OK`` once the reply is sent or queued, or the message kept; ``400`` (plain text) for a
 malformed message, which sending again would not mend; ``503`` when the product failed to serve a
@@ -53,7 +54,7 @@ from .capabilities import SMS, SMS_MAX_SEGMENTS, SMS_NAVIGATION_WORDS
 from .gateway_guard import TOKEN_HEADER, GatewayGuard
 from .msisdn import to_e164
 from .sms_handover import ReplyHandOver, ReplyOutbox, ReplySender
-from .sms_inbox import Inbox, KeptMessage, keep_for_worker
+from .sms_inbox import Inbox, KeptMessage, keep_for_worker, waits_behind
 
 __all__ = ["CAPABILITIES", "MAX_SEGMENTS", "ReplyOutbox", "ReplySender", "SmsAdapter", "fit_segments"]
 
@@ -190,6 +191,9 @@ class SmsAdapter(KeyedBySender, ChannelAdapter):
                 # Posted again after it was answered, maybe after the customer wrote since: never run twice.
                 log.info("sms repost of an answered message user=%s: not run again", mask(turn.address))
                 return Response("OK", mimetype="text/plain")
+            if waits_behind(self.inbox, turn) and self._kept(turn, request.form):
+                # Run now, it would be answered before the sender's messages kept earlier: kept behind them.
+                return Response("OK", mimetype="text/plain")
             reply = engine.handle(turn)
             if reply.transient:
                 # Busy or the session store down: the hop did not run. Kept, the worker runs it; an SMS saying
@@ -212,7 +216,10 @@ class SmsAdapter(KeyedBySender, ChannelAdapter):
     def _keep(self, turn: Turn, form: Mapping[str, str]) -> Response:
         """The message kept for the worker: ``200``; ``503`` when it cannot be (then only a provider that posts
         it again brings it back)."""
-        if keep_for_worker(self.inbox, turn, text=form.get("text") or "", provider=PROVIDER,
-                           short_code=turn.entry if turn.entry != "*" else ""):
+        if self._kept(turn, form):
             return Response("OK", mimetype="text/plain")
         return self.failure_response()
+
+    def _kept(self, turn: Turn, form: Mapping[str, str]) -> bool:
+        return keep_for_worker(self.inbox, turn, text=form.get("text") or "", provider=PROVIDER,
+                               short_code=turn.entry if turn.entry != "*" else "")

@@ -86,6 +86,11 @@ class ReplyHandOver:
             return False
         return True
 
+    def owes(self, message_id: str) -> bool:
+        """Whether the reply to this message is owed (handed over by no one yet)."""
+        record = self.ledger.recall(LEDGER, message_id)
+        return bool(record and record.get("owed"))
+
     def take_owed(self, message_id: str) -> bool:
         """Whether the reply to this message is owed and this caller is the one to hand it over now: of
         several retries arriving together, one only (a claim in the ledger per round)."""

@@ -20,13 +20,29 @@ longer than a reply may (``stale_after``: the outbox's rule for its reply kind, 
 what it asked then (a balance, a payment) is not what the customer wants now: it is answered with a short
 apology asking to send it again (``LateApology``: ``sms_reply_late``, ``whatsapp_reply_late``).
 
-The same message id is handled once. Posted again while it is kept, nothing more is kept. Run twice (the
-worker's pass failed after the engine ran it, or the provider posted it again and the callback ran it),
-the engine's replay record answers; the answer ledger then tells who ran it: this drain (the reply is
-queued, the outbox keeping one row per message id) or the callback (which answered it: nothing more). A
-WhatsApp adapter also keeps its own answer per message id (``KeptChannel.answered_elsewhere``): a message
-its callback answered is not run again by the drain, and one the drain answered is answered with nothing
-more if the provider posts it again (``KeptChannel.answered_later``).
+While a sender has a message kept and not settled on a channel, their newer messages there (and the
+provider's reposts of a kept one) are kept behind it, not run by the callback (``waits_behind``, asked before
+the engine): run at once, they would be answered before what the customer wrote first. ``Inbox.holds`` answers
+without a SQL query while nothing is kept (a mark the worker leaves after a pass, ``Inbox.survey``; voided by
+keeping a message) and asks the database otherwise: a message kept while Redis was unreachable cannot void the
+mark, so the worker's next pass deletes it and it lapses within seconds anyway, and the process that kept it
+asks the database for that sender until none of theirs is pending. Left: a newer message reaching *another*
+process between the store coming back and the worker's next pass (a second or so) while an older mark still
+stands; and a reply the drain queued and the outbox has not sent yet when the sender's next message, run at
+once, is answered (the worker sends it in the same pass).
+
+The same message id is answered once. Posted again while it is kept, nothing more is kept and nothing runs. A
+message the engine runs twice (a pass that failed after the engine ran it) gets the engine's replay record:
+the drain queues that reply, and the outbox keeps one row per message id, so a reply queued by an earlier pass
+is not queued again. The answer ledger tells the drain whether a callback ran it instead (only when the inbox
+could not be read, the database down, or in the gap above): a callback that answered it marks it answered
+(``KeptChannel.answered_elsewhere``: settled with nothing more), one whose SMS reply is owed races the provider's
+retry for a claim (``sms_handover``). The drain's own run marker (``LEDGER``) only names the settled status. Once
+the reply is queued, the drain marks the message answered for the channel's callback (``KeptChannel.answered_later``:
+the provider posting it again is answered with nothing) and settles the message only once that mark reads back:
+settled without it, a repost would be run by the callback again (a second reply, a second step if the customer
+wrote since). Until then the message is ``replied`` (``Inbox.replied``): it holds the sender's newer messages as
+a pending one does, a repost waits behind it, and later passes only write the mark (no second run, no apology).
 """
 
 from __future__ import annotations
@@ -46,7 +62,7 @@ from .answer_ledger import AnswerLedger
 from .sms_handover import ReplyHandOver, ReplyOutbox
 
 __all__ = ["DrainPass", "Inbox", "InboxDrain", "KeptChannel", "KeptMessage", "KeptRoute", "LateApology",
-           "keep_for_worker"]
+           "keep_for_worker", "waits_behind"]
 
 log = logging.getLogger("channels.inbox")
 
@@ -55,11 +71,17 @@ LEDGER: Final = "sms_inbox"
 _LONGEST_WAIT: Final = timedelta(seconds=30)
 
 
+def _backoff(message: KeptMessage) -> timedelta:
+    """2, 4, 8 ... seconds, at most 30: a store down for an hour is not asked every second."""
+    return min(timedelta(seconds=2 ** min(message.attempts, 5)), _LONGEST_WAIT)
+
+
 @dataclass(frozen=True, slots=True)
 class KeptMessage:
     """An incoming message as the provider posted it (``text`` as written, ``None`` when its seal cannot be
-    opened any more), when it was kept (the product's clock), how many passes took it so far, and which
-    channel and provider carried it (``sender``: the customer's E.164 number)."""
+    opened any more), when it was kept (the product's clock), how many passes took it so far, which
+    channel and provider carried it (``sender``: the customer's E.164 number), and whether its reply is queued
+    already (``replied``: only its answered mark is left to write)."""
 
     message_id: str
     sender: str
@@ -69,6 +91,7 @@ class KeptMessage:
     attempts: int = 1
     channel: str = "sms"
     provider: str = "africastalking"
+    replied: bool = False
 
 
 class Inbox(Protocol):
@@ -86,6 +109,18 @@ class Inbox(Protocol):
 
     def settle(self, message_id: str, outcome: str, now: datetime) -> None:
         """Done (``answered``, ``late``, ``answered_before``): never run again; its text erased."""
+
+    def replied(self, message_id: str, until: datetime) -> None:
+        """Its reply queued, its answered mark not written yet: due again at ``until`` to write it (never run
+        again, never apologised for; its text erased), the sender's newer messages still behind it."""
+
+    def holds(self, channel: str, sender: str) -> bool:
+        """Whether a message of ``sender`` on ``channel`` is kept and not settled (a newer one waits behind it);
+        cheap when nothing is kept. Raises nothing: ``False`` when it cannot be known (the database down)."""
+
+    def survey(self) -> bool:
+        """The worker's look after a pass: whether anything is still pending (when nothing is, ``holds`` answers
+        without asking the database until a message is kept again)."""
 
 
 class LateApology(Protocol):
@@ -127,6 +162,17 @@ class KeptRoute:
     replies: ReplyOutbox
     apology: LateApology
     stale_after: timedelta
+
+
+def waits_behind(inbox: Inbox | None, turn: Turn) -> bool:
+    """Whether the message of ``turn`` must wait behind a kept message of its sender on its channel (run now, it
+    would be answered before them): the callback then keeps it too (``keep_for_worker``), without running it."""
+    if inbox is None:
+        return False
+    if not inbox.holds(turn.channel, turn.customer or turn.address):
+        return False
+    log.info("%s message from %s waits behind the sender's kept messages", turn.channel, mask(turn.customer or ""))
+    return True
 
 
 def keep_for_worker(inbox: Inbox | None, turn: Turn, *, text: str, provider: str, short_code: str = "") -> bool:
@@ -181,6 +227,7 @@ class InboxDrain:
             counts[outcome] += 1
             if outcome == "waiting":
                 held.add((message.channel, message.sender))
+        self.inbox.survey()
         if any(counts.values()):
             log.info("kept incoming messages: %s", {k: n for k, n in counts.items() if n})
         return DrainPass(**counts)
@@ -193,6 +240,8 @@ class InboxDrain:
                       message.provider)
             self.inbox.postpone(message.message_id, now + _LONGEST_WAIT)
             return "waiting"
+        if message.replied:
+            return self._answered(route, message, now)
         turn = self._turn(route, message)
         if turn is None or now - message.received_at >= route.stale_after:
             # Too old to run (or unreadable): what it asked is not what the customer wants now.
@@ -210,28 +259,44 @@ class InboxDrain:
             return "answered_before"
         reply = self.engine.handle(turn)
         if reply.transient:
-            # Backing off: 2, 4, 8 ... seconds, at most 30 (a store down for an hour is not asked every second).
-            wait = min(timedelta(seconds=2 ** min(message.attempts, 5)), _LONGEST_WAIT)
-            self.inbox.postpone(message.message_id, now + wait)
+            self.inbox.postpone(message.message_id, now + _backoff(message))
             return "waiting"
         owed = False
-        if reply.replayed:
-            owed = not ran_here and self._handover.take_owed(message.message_id)
-            if not (ran_here or owed):
+        if not reply.replayed:
+            # Only names the run this drain's when its status is written (``answered`` rather than
+            # ``answered_before``): a replay without it is answered as this drain's all the same (below).
+            self.ledger.keep(LEDGER, message.message_id, {"ran": True})
+        elif not ran_here and self._handover.owes(message.message_id):
+            # A callback ran it (the provider posted it while the inbox could not be read) and owes its reply: of
+            # the drain and the provider's retry, the one that claims it hands it over.
+            owed = self._handover.take_owed(message.message_id)
+            if not owed:
                 self.inbox.settle(message.message_id, "answered_before", now)
                 log.info("kept %s message from %s was answered by the provider's repost: nothing more",
                          message.channel, mask(message.sender))
                 return "answered_before"
-        else:
-            # Before its reply is queued: a pass failing after this point queues it on the next run (a replay).
-            self.ledger.keep(LEDGER, message.message_id, {"ran": True})
+        # Otherwise a replay is this drain's own run, on a pass that failed before the reply was queued or its
+        # message settled (a callback does not run a message kept and pending: it waits behind it, and one that
+        # answered is marked, above). Queued again, it is not sent twice: the outbox keeps one row per message id.
         language = reply.screen.language if reply.screen else ""
         route.replies.queue_reply(message.sender, route.adapter.reply_text(reply), language=language,
                                   message_id=message.message_id,
                                   messages=route.adapter.reply_messages(self.engine, reply), provider=message.provider)
-        route.adapter.answered_later(message.message_id)
         if owed:
             self._handover.settle(message.message_id)
+        return self._answered(route, message, now)
+
+    def _answered(self, route: KeptRoute, message: KeptMessage, now: datetime) -> str:
+        """Its reply queued: the mark that answers the provider's repost with nothing written, then settled."""
+        route.adapter.answered_later(message.message_id)
+        if not route.adapter.answered_elsewhere(message.message_id):
+            # The mark could not be written (the ledger unreachable). Settled without it, a repost would be run
+            # again by the callback (a second reply, a second step if the customer wrote since). Left holding
+            # (``replied``): a repost waits behind it, and a later pass writes the mark, nothing else.
+            self.inbox.replied(message.message_id, now + _backoff(message))
+            log.warning("kept %s message from %s answered, its answered mark not written: settled on a later pass",
+                        message.channel, mask(message.sender))
+            return "waiting"
         self.inbox.settle(message.message_id, "answered", now)
         return "answered"
 

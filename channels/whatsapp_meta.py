@@ -29,7 +29,9 @@ answered and sent is acknowledged at once. Meta keeps the queue; ours keeps the 
 keeps them for the 24-hour customer-service window, past which a free-form reply could not be sent.
 A message the engine could not run now (the conversation busy, the session store down: a ``transient``
 reply) is kept for the worker (``channels/sms_inbox.py``), which answers it later through the outbox (a
-``whatsapp_reply``: the same messages, buttons or list included, ``messages``), and the event is acknowledged: Meta's redeliveries back off for hours. Only such a
+``whatsapp_reply``: the same messages, buttons or list included, ``messages``), and the event is acknowledged:
+Meta's redeliveries back off for hours; the sender's newer messages (and Meta's redeliveries) are kept behind it
+while it waits, answered in order. Only such a
 message that cannot even be kept (the database down too), and an unexpected error, are answered ``503``,
 nothing sent: Meta's redelivery runs the hop then. A request that is not a signed Meta event keeps its 4xx
 (Meta sending it again would not help).
@@ -66,7 +68,7 @@ from .adapter import BadRequest, ChannelAdapter, KeyedBySender
 from .answer_ledger import AnswerLedger, MemoryAnswerLedger
 from .msisdn import to_e164
 from .sms_delivery import DeliveryReport
-from .sms_inbox import Inbox, KeptMessage, keep_for_worker
+from .sms_inbox import Inbox, KeptMessage, keep_for_worker, waits_behind
 from .whatsapp import (
     CAPABILITIES,
     CHANNEL,
@@ -429,6 +431,9 @@ class MetaWhatsAppAdapter(KeyedBySender, ChannelAdapter):
             return True
         record = self.ledger.recall(LEDGER, turn.hop_id)
         if record is None:
+            if waits_behind(self.inbox, turn) and keep_for_worker(self.inbox, turn, text=turn.input or "",
+                                                                 provider=PROVIDER):
+                return True     # run now, it would be answered before the sender's messages kept earlier
             reply = engine.handle(turn)
             if reply.transient:
                 # Busy or the session store down: the hop did not run. Kept, the worker answers it; else Meta is

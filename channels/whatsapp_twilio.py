@@ -16,7 +16,8 @@ one ``<Message>`` per 1 600 characters (Twilio's cap on a body), cut between lin
 A message the engine could not run now (the session store down, the conversation busy past the lock wait: a
 ``transient`` reply) is kept for the worker (``channels/sms_inbox.py``), which answers it later through the
 outbox (a ``whatsapp_reply``: the same bodies as the TwiML would have held, ``messages``, sent in order), and
-Twilio gets an empty ``<Response/>``: no "send it again" message. When the
+Twilio gets an empty ``<Response/>``: no "send it again" message; the sender's newer messages (and Twilio's
+reposts) are kept behind it while it waits, answered in order. When the
 product fails otherwise (an unexpected error, or such a message cannot even be kept) the answer is still a
 200 TwiML message asking the customer to send the message again in a few minutes: Twilio does not post a
 webhook again by default, so a 5xx would leave the customer with no answer at all.
@@ -49,7 +50,7 @@ from engine.masking import mask
 from .adapter import BadRequest, ChannelAdapter, KeyedBySender
 from .answer_ledger import AnswerLedger, MemoryAnswerLedger
 from .msisdn import to_e164
-from .sms_inbox import Inbox, KeptMessage, keep_for_worker
+from .sms_inbox import Inbox, KeptMessage, keep_for_worker, waits_behind
 from .whatsapp import (
     CAPABILITIES,
     CHANNEL,
@@ -256,6 +257,10 @@ class TwilioWhatsAppAdapter(KeyedBySender, ChannelAdapter):
         if known is not None and isinstance(known.get("twiml"), str):
             log.info("whatsapp retry of an answered message user=%s: same answer", mask(turn.address))
             return Response(known["twiml"], mimetype=_TWIML)
+        if waits_behind(self.inbox, turn) and keep_for_worker(self.inbox, turn, text=turn.input or "",
+                                                             provider=PROVIDER):
+            # Run now, it would be answered before the sender's messages kept earlier: kept behind them.
+            return Response(_twiml(), mimetype=_TWIML)
         reply = engine.handle(turn)
         if reply.transient:
             # Busy or the session store down: the hop did not run. Kept, the worker answers it through the

@@ -314,7 +314,8 @@ class SmsInboxRow(Base):
     provider: Mapped[str] = mapped_column(String(20), default="africastalking", server_default="africastalking")
     short_code: Mapped[str] = mapped_column(String(20), default="")
     sealed: Mapped[str | None] = mapped_column(Text, nullable=True)
-    # pending | answered (run, its reply queued) | late (answered with an apology) | answered_before
+    # pending | replied (its reply queued, the answered mark not written yet: still holding the sender's newer
+    # messages) | answered (run, its reply queued) | late (answered with an apology) | answered_before
     # (the provider posted it again and that was answered at once)
     status: Mapped[str] = mapped_column(String(20), default="pending", index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)

@@ -7,16 +7,22 @@ database."""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine as SqlEngine
+from sqlalchemy import create_engine, event, text
 
 from app import worker
-from app.factory import create_app
+from app.factory import build_inbox_drain, create_app
 from app.settings import Settings
+from app.storage.answer_ledger import RedisAnswerLedger
 from tests.support.clock import SettableClock
 from tests.support.fake_africastalking import FakeAfricasTalking
 from tests.support.throwaway_redis import ThrowawayRedis
@@ -40,6 +46,26 @@ def kept_settings(sms_settings: Settings, throwaway_redis: ThrowawayRedis) -> Se
 @pytest.fixture
 def kept_app(kept_settings: Settings) -> Flask:
     return create_app(kept_settings)
+
+
+def _refused(self: RedisAnswerLedger, channel: str, message_id: str, record: dict[str, Any]) -> None:
+    """``RedisAnswerLedger.keep`` when Redis refuses the write: logged, nothing kept, nothing raised."""
+    logging.getLogger("app.answers").warning("answer ledger unreachable, answer not kept: ConnectionError")
+
+
+@contextmanager
+def _statements() -> Iterator[list[str]]:
+    """Every SQL statement this process runs meanwhile, whichever engine runs it."""
+    seen: list[str] = []
+
+    def note(conn: object, cursor: object, statement: str, *args: object) -> None:
+        seen.append(statement)
+
+    event.listen(SqlEngine, "before_cursor_execute", note)
+    try:
+        yield seen
+    finally:
+        event.remove(SqlEngine, "before_cursor_execute", note)
 
 
 def _inbox(settings: Settings) -> list[tuple[str, str, str | None]]:
@@ -168,19 +194,89 @@ def test_a_message_that_can_be_neither_run_nor_kept_is_asked_again_of_the_provid
     assert awa.send("SOLDE", message_id=awa.last_id) == [BALANCE] and awa.last_status == 200
 
 
-def test_a_kept_message_the_provider_posts_again_once_the_store_is_back_is_answered_once(
+def test_a_kept_message_the_provider_posts_again_once_the_store_is_back_is_answered_once_by_the_worker(
         kept_app: Flask, kept_settings: Settings, fake_at: FakeAfricasTalking, throwaway_redis: ThrowawayRedis,
         product_clock: SettableClock) -> None:
     awa = SmsPhone(kept_app.test_client(), fake_at, AWA)
     throwaway_redis.stop()
     assert awa.send("SOLDE") == [] and awa.last_status == 200
     throwaway_redis.start()
-    # Africa's Talking posts it again before the worker's pass: answered at once ...
-    assert awa.send("SOLDE", message_id=awa.last_id) == [BALANCE] and awa.last_status == 200
-    # ... and the worker, finding it answered, sends nothing more.
-    assert worker.run_once(kept_settings).get("notifications_sent") is None
+    # Africa's Talking posts it again before the worker's pass: it is kept, it waits with the rest ...
+    assert awa.send("SOLDE", message_id=awa.last_id) == [] and awa.last_status == 200
+    # ... and the worker answers it once.
+    worker.run_once(kept_settings)
+    worker.run_once(kept_settings)
     assert fake_at.messages_to(AWA) == [BALANCE]
-    assert [status for _, status, _ in _inbox(kept_settings)] == ["answered_before"]
+    assert [status for _, status, _ in _inbox(kept_settings)] == ["answered"]
+
+
+def test_a_message_written_once_the_store_is_back_waits_behind_the_kept_one_and_is_answered_after_it(
+        kept_app: Flask, kept_settings: Settings, fake_at: FakeAfricasTalking, throwaway_redis: ThrowawayRedis,
+        product_clock: SettableClock) -> None:
+    awa = SmsPhone(kept_app.test_client(), fake_at, AWA)
+    throwaway_redis.stop()
+    assert awa.send("SOLDE") == [] and awa.last_status == 200
+    throwaway_redis.start()
+    # Run now, "1" would be answered before the balance it chooses from: it waits behind it.
+    assert awa.send("1") == [] and awa.last_status == 200
+    done = worker.run_once(kept_settings)
+    assert (done["kept_answered"], done["notifications_sent"]) == (2, 2)
+    balance, bills = fake_at.messages_to(AWA)
+    assert balance == BALANCE
+    assert bills.startswith("Factures (choisissez):\n1. novembre 2026 5 500 FCFA impayée\n")
+    # Nothing kept any more: the conversation goes on at once.
+    assert awa.say("0").startswith("Compte 1000001\nA payer: 12 500 FCFA\n")
+
+
+def test_a_message_reaching_another_web_process_waits_behind_the_one_kept_while_its_conversation_was_busy(
+        kept_app: Flask, kept_settings: Settings, fake_at: FakeAfricasTalking, product_clock: SettableClock) -> None:
+    worker.run_once(kept_settings)                # the worker found nothing kept
+    awa = SmsPhone(kept_app.test_client(), fake_at, AWA)
+    store = kept_app.extensions["parts"]["store"]
+    with store.locked(f"sms:{AWA}", 0.0):         # another message of the conversation holds it
+        assert awa.send("SOLDE") == [] and awa.last_status == 200
+    # Awa's next message reaches another process of the same deployment, which kept nothing itself.
+    awa_elsewhere = SmsPhone(create_app(kept_settings).test_client(), fake_at, AWA)
+    assert awa_elsewhere.send("1") == [] and awa_elsewhere.last_status == 200
+    worker.run_once(kept_settings)
+    balance, bills = fake_at.messages_to(AWA)
+    assert balance == BALANCE and bills.startswith("Factures (choisissez):\n")
+
+
+def test_while_nothing_is_kept_a_message_is_answered_without_asking_the_database_for_kept_ones(
+        kept_app: Flask, kept_settings: Settings, fake_at: FakeAfricasTalking, product_clock: SettableClock) -> None:
+    awa = SmsPhone(kept_app.test_client(), fake_at, AWA)
+    drain = build_inbox_drain(kept_settings)
+    assert drain is not None
+    drain.run_once()                              # the worker's pass: nothing kept
+    with _statements() as statements:
+        assert awa.send("SOLDE") == [BALANCE]
+    assert not [sql for sql in statements if "sms_inbox" in sql]
+
+
+def test_a_kept_message_whose_answered_mark_cannot_be_written_is_answered_once_whatever_follows(
+        kept_app: Flask, kept_settings: Settings, fake_at: FakeAfricasTalking, throwaway_redis: ThrowawayRedis,
+        product_clock: SettableClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    awa = SmsPhone(kept_app.test_client(), fake_at, AWA)
+    throwaway_redis.stop()
+    awa.send("SOLDE")
+    throwaway_redis.start()
+    kept_id = awa.last_id
+    with monkeypatch.context() as ledger_down:    # the worker's marks in the answer ledger are refused
+        ledger_down.setattr(RedisAnswerLedger, "keep", _refused)
+        worker.run_once(kept_settings)
+    assert fake_at.messages_to(AWA) == [BALANCE]
+    assert _inbox(kept_settings) == [(kept_id, "replied", None)]    # answered, not settled yet
+    # Awa answers the balance, and Africa's Talking posts the first message again: neither runs now.
+    assert awa.send("1") == []
+    assert awa.send("SOLDE", message_id=kept_id) == [] and awa.last_status == 200
+    product_clock.advance(seconds=5)
+    worker.run_once(kept_settings)
+    worker.run_once(kept_settings)
+    assert awa.send("SOLDE", message_id=kept_id) == []
+    balance, bills = fake_at.messages_to(AWA)     # one balance, then the bills: nothing twice
+    assert balance == BALANCE and bills.startswith("Factures (choisissez):\n")
+    assert [status for _, status, _ in _inbox(kept_settings)] == ["answered", "answered"]
 
 
 def test_a_worker_pass_that_fails_after_running_a_kept_message_sends_its_reply_on_the_next_pass(

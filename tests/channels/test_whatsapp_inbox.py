@@ -9,6 +9,7 @@ Talking SMS API on loopback, the real back office and the product's database."""
 
 from __future__ import annotations
 
+import logging
 import shutil
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -22,6 +23,7 @@ from app import worker
 from app.factory import create_app
 from app.settings import Settings
 from app.storage import make_sessions
+from app.storage.answer_ledger import RedisAnswerLedger
 from app.storage.contacts import SqlContacts
 from tests.support.clock import SettableClock
 from tests.support.fake_africastalking import FakeAfricasTalking
@@ -65,6 +67,11 @@ def meta_settings(settings: Settings, graph: FakeGraph, provider: FakeAfricasTal
     return replace(whatsapp_settings(settings, graph), meta_phone_number_id=PHONE_NUMBER_ID,
                    at_api_key=provider.api_key, at_username=provider.username, at_api_url=provider.url,
                    quiet_hours="", redis_url=throwaway_redis.url, secret_key="kept-whatsapp-test-key")
+
+
+def _refused(self: RedisAnswerLedger, channel: str, message_id: str, record: dict[str, Any]) -> None:
+    """``RedisAnswerLedger.keep`` when Redis refuses the write: logged, nothing kept, nothing raised."""
+    logging.getLogger("app.answers").warning("answer ledger unreachable, answer not kept: ConnectionError")
 
 
 def _twilio_texts(twilio: FakeTwilio, msisdn: str) -> list[str]:
@@ -128,7 +135,7 @@ def test_twilio_the_same_message_posted_again_while_kept_is_kept_and_answered_on
     assert len(_twilio_texts(twilio, AWA)) == 1
 
 
-def test_twilio_a_kept_message_posted_again_once_the_store_is_back_is_answered_once_by_the_webhook(
+def test_twilio_a_kept_message_posted_again_once_the_store_is_back_waits_and_is_answered_once_by_the_worker(
         twilio_settings: Settings, twilio: FakeTwilio, throwaway_redis: ThrowawayRedis,
         product_clock: SettableClock) -> None:
     app = create_app(twilio_settings)
@@ -136,12 +143,63 @@ def test_twilio_a_kept_message_posted_again_once_the_store_is_back_is_answered_o
     throwaway_redis.stop()
     awa.send("SOLDE")
     throwaway_redis.start()
-    # Twilio posts it again before the worker's pass: answered at once in the TwiML ...
-    assert awa.send("SOLDE", sid=awa.last_sid) == [BALANCE]
-    # ... and the worker, finding it answered, sends nothing more.
-    assert worker.run_once(twilio_settings).get("notifications_sent") is None
-    assert _twilio_texts(twilio, AWA) == []
-    assert [status for *_, status in _inbox(twilio_settings)] == ["answered_before"]
+    # Twilio posts it again before the worker's pass: an empty TwiML, it waits with the rest ...
+    assert awa.send("SOLDE", sid=awa.last_sid) == [] and awa.last_status == 200
+    # ... and the worker answers it once.
+    worker.run_once(twilio_settings)
+    worker.run_once(twilio_settings)
+    assert _twilio_texts(twilio, AWA) == [BALANCE]
+    assert [status for *_, status in _inbox(twilio_settings)] == ["answered"]
+
+
+def test_twilio_a_message_written_once_the_store_is_back_is_answered_after_the_kept_one(
+        twilio_settings: Settings, twilio: FakeTwilio, throwaway_redis: ThrowawayRedis,
+        product_clock: SettableClock) -> None:
+    app = create_app(twilio_settings)
+    awa = TwilioWhatsAppPhone(app.test_client(), AWA, token=twilio.auth_token)
+    throwaway_redis.stop()
+    awa.send("SOLDE")
+    throwaway_redis.start()
+    assert awa.send("1") == [] and awa.last_status == 200     # not answered before the balance it chooses from
+    worker.run_once(twilio_settings)
+    balance, bills = _twilio_texts(twilio, AWA)
+    assert balance == BALANCE and bills.startswith("Factures (choisissez):\n1. novembre 2026 5 500 FCFA impayée\n")
+
+
+def test_twilio_a_kept_message_whose_answered_mark_cannot_be_written_is_not_answered_again_when_posted_again(
+        twilio_settings: Settings, twilio: FakeTwilio, throwaway_redis: ThrowawayRedis,
+        product_clock: SettableClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    app = create_app(twilio_settings)
+    awa = TwilioWhatsAppPhone(app.test_client(), AWA, token=twilio.auth_token)
+    throwaway_redis.stop()
+    awa.send("SOLDE")
+    throwaway_redis.start()
+    with monkeypatch.context() as ledger_down:    # the worker's marks in the answer ledger are refused
+        ledger_down.setattr(RedisAnswerLedger, "keep", _refused)
+        worker.run_once(twilio_settings)
+    assert _twilio_texts(twilio, AWA) == [BALANCE]
+    # Twilio posts it again: not answered a second time in the TwiML, now or after the worker's next pass (even
+    # 31 minutes later: no apology for a message answered).
+    assert awa.send("SOLDE", sid=awa.last_sid) == [] and awa.last_status == 200
+    product_clock.advance(minutes=31)
+    worker.run_once(twilio_settings)
+    assert awa.send("SOLDE", sid=awa.last_sid) == [] and awa.last_status == 200
+    assert _twilio_texts(twilio, AWA) == [BALANCE]
+    assert [status for *_, status in _inbox(twilio_settings)] == ["answered"]
+
+
+def test_meta_a_message_written_once_the_store_is_back_is_answered_after_the_kept_one(
+        meta_settings: Settings, graph: FakeGraph, throwaway_redis: ThrowawayRedis,
+        product_clock: SettableClock) -> None:
+    app = create_app(meta_settings)
+    awa = MetaWhatsAppPhone(app.test_client(), graph, AWA)
+    throwaway_redis.stop()
+    awa.send("SOLDE")
+    throwaway_redis.start()
+    assert awa.send("1") == [] and awa.last_status == 200     # acknowledged, not answered before the balance
+    worker.run_once(meta_settings)
+    balance, bills = _graph_texts(graph, AWA)
+    assert balance == BALANCE_BUTTONS and bills.startswith("Factures (choisissez):\n")
 
 
 def test_twilio_a_reply_refused_outside_the_24_hour_window_goes_by_sms(

@@ -23,7 +23,6 @@ from engine.types import Turn
 from tests.support.engine import UssdPhone
 
 OWNER, INTRUDER = "+221770000001", "+221770000009"
-OFFER = "CON Reprendre où vous étiez ?\n1. Oui\n2. Non"        # a task whose menu file names none
 PAYMENT_OFFER = "CON Reprendre votre paiement de 1 000 FCFA ?\n1. Oui\n2. Non"
 SORRY = "END Service momentanément indisponible. Merci de réessayer plus tard."
 PIN, NEW_PIN = "4821", "7395"

@@ -44,6 +44,7 @@ from menus.schema import (
     ActionNode,
     InputNode,
     Node,
+    OptionSpec,
 )
 
 from .audit import AuditSink, NullAuditSink, SessionRecord
@@ -932,18 +933,26 @@ class Engine:
     def _choices(self, session: Session, flow: CompiledFlow, node_id: str, labels: bool = True) -> list[_Choice]:
         """The numbered choices shown now; ``labels=False`` skips formatting them (to match input)."""
         choices: list[_Choice] = []
+        after: list[OptionSpec] = []
         for numbered in flow.options[node_id]:
             option = numbered.option
             if option.when and not flow.conditions[option.when].holds(session.data):
+                continue
+            if not numbered.key:   # ``after_items``: shown, and numbered, under the list's items
+                after.append(option)
                 continue
             choices.append(_Choice(numbered.key, self._text(session, option.label) if labels else "", option.target))
         listed = flow.spec.nodes[node_id].item_list()
         if listed is not None:
             items = session.data.get(listed.source) or []
-            for number, item in enumerate(items if isinstance(items, list) else [], flow.first_items[node_id]):
+            items = items if isinstance(items, list) else []
+            first = flow.first_items[node_id]
+            for number, item in enumerate(items, first):
                 extra = item if isinstance(item, dict) else {"item": item}
                 label = self._text(session, listed.label, extra) if labels else ""
                 choices.append(_Choice(str(number), label, listed.target, item))
+            for number, option in enumerate(after, first + len(items)):
+                choices.append(_Choice(str(number), self._text(session, option.label) if labels else "", option.target))
         return choices
 
     def _error_text(self, session: Session, node: object, key: str) -> str:

@@ -112,16 +112,21 @@ def _screen(menus: Any, flow: str, node_id: str, node: Any, language: str,
     fmt = facts.formatter(language)
     declared = node.choices()
     # Options whose condition fails on the samples are hidden, as they would be at run time.
-    options = [Option(key, _text(o.label, language, fmt, context))
-               for key, o in zip(option_keys(declared), declared, strict=True)
-               if not o.when or parse_condition(o.when).holds(context)]
+    shown = [(key, o) for key, o in zip(option_keys(declared), declared, strict=True)
+             if not o.when or parse_condition(o.when).holds(context)]
+    options = [Option(key, _text(o.label, language, fmt, context)) for key, o in shown if key]
     item_lines: list[Option] = []
     listed = node.item_list()
     if listed is not None:
         items = context.get(listed.source) or []
+        items = items if isinstance(items, list) else []
         base = first_item_number(declared)
         item_lines = [Option(str(base + i), _text(listed.label, language, fmt, {**context, **item}))
-                      for i, item in enumerate(items if isinstance(items, list) else [])]
+                      for i, item in enumerate(items)]
+        # Options under the items (``after_items``) stay on the screen with its text: measured with it,
+        # under the numbers they take after the sample list.
+        options += [Option(str(base + len(items) + i), _text(o.label, language, fmt, context))
+                    for i, (_, o) in enumerate((key, o) for key, o in shown if not key)]
     end = node.ends
     nav, labels = facts.chrome(language)
     # The worst case the engine can show: Back and Home everywhere but on the home menu (the root).

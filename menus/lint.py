@@ -238,6 +238,7 @@ def _lint_flow(loaded: LoadedMenus, flow_name: str, flow: FlowSpec, steps: Mappi
             add(flow_name, node_id, "more than 9 options", "split the menu", "warning")
         if choices:
             _lint_option_keys(flow_name, node_id, choices, add)
+            _lint_after_items(flow_name, node_id, node, choices, add)
         if choices and isinstance(node, InputNode) and accepts is not None:
             for position, key in enumerate(option_keys(choices), 1):
                 if accepts(node.validator, key):
@@ -292,11 +293,28 @@ def _lint_reachability(flow_name: str, flow: FlowSpec, shortcuts: Mapping[str, s
         add(flow_name, None, "dead end: the flow has no 'end' node", "add an end node the home menu leads to")
 
 
+def _lint_after_items(flow_name: str, node_id: str, node: Any, options: Sequence[Any],
+                      add: Callable[..., None]) -> None:
+    """An option numbered after the items needs items to follow, and comes after the options numbered
+    before them (declared in the order the screen shows them)."""
+    for position, option in enumerate(options, 1):
+        if not option.after_items:
+            continue
+        if node.item_list() is None:
+            add(flow_name, node_id, f"option {position}: after_items on a screen without items",
+                "drop after_items: the option takes its place among the others")
+        elif any(not later.after_items for later in options[position:]):
+            add(flow_name, node_id, f"option {position}: after_items must come after the other options",
+                "declare the options shown under the items last")
+
+
 def _lint_option_keys(flow_name: str, node_id: str, options: Sequence[Any], add: Callable[..., None]) -> None:
     """Each number means one choice: no navigation key, and a shared key only between options
     whose conditions differ (the "on" and "off" labels of one toggle)."""
     first: dict[str, tuple[int, Any]] = {}
     for position, (key, option) in enumerate(zip(option_keys(options), options, strict=True), 1):
+        if not key:   # after_items: numbered after the list's items, never one of these keys
+            continue
         if key in NAVIGATION_KEYS:
             add(flow_name, node_id, f"option {position}: key '{key}' is a navigation key",
                 "0, 00, 98 and 99 are Back, Home, More and Previous on every screen")

@@ -76,12 +76,28 @@ class OptionSpec(_Frozen):
     ``key`` is the number the customer types; by default the option's position in the declared
     list (hidden options keep their place, so the others never renumber). Two options may share
     a key when their conditions exclude each other (an "on" and an "off" label of one toggle).
+
+    ``after_items: true`` (on a list menu, declared after its other options) shows the option under the
+    list's items, numbered one past the last of them: a Cancel under the mobile-money operators, so that
+    the operators keep the numbers customers learned (``3*1*1``). Its number is then the list's length
+    plus one (``4. Annuler`` under three operators), fixed by the configuration rather than the YAML.
+
+    ```yaml
+    options: [{label: {fr: Annuler, en: Cancel}, target: pay_wallet_cancelled, after_items: true}]
+    ```
     """
 
     label: Texts
     target: str
     when: str | None = None
     key: str | None = Field(default=None, pattern=r"^[1-9][0-9]?$")
+    after_items: bool = False
+
+    @model_validator(mode="after")
+    def _one_numbering(self) -> OptionSpec:
+        if self.after_items and self.key is not None:
+            raise ValueError("an option numbered after the items (after_items) takes no key")
+        return self
 
 
 class ItemsSpec(_Frozen):

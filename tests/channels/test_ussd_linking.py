@@ -164,3 +164,36 @@ def test_the_holder_removes_a_link_from_the_menu_the_notice_points_to(phone, dep
     holder.dial()
     holder.answer("8")
     assert holder.answer("5") == f"CON Aucun autre numéro n'est lié à ce compte.\n{NAV}"
+
+
+def test_the_holder_who_cancels_the_removal_hears_that_no_link_was_removed(phone, deps):
+    p = start(phone, "+221770016666")
+    p.answer("1000001")
+    p.answer("5500")
+    p.answer(sms(deps, "link_code")[0]["payload"]["code"])
+    holder = phone("+221770000001")
+    holder.dial()
+    holder.answer("8")
+    holder.answer("5")
+    assert holder.answer("1").startswith("CON Retirer le lien de +2217*****666 au compte 1000001 ?")
+    assert holder.answer("2") == f"CON Demande annulée. Aucun lien n'a été retiré.\n1. Menu principal\n{NAV}"
+    assert [link.account_number for link in deps.links.accounts_for("+221770016666")] == ["1000001"]
+    assert holder.answer("1").startswith("CON ElecNet - 1000001\n1. Solde et factures")
+    assert phone("+221770016666").dial().startswith("CON ElecNet - 1000001")     # still linked
+
+
+def test_the_removal_cancelled_in_english_removes_nothing(phone, deps):
+    p = start(phone, "+221770017777")
+    p.answer("2000001")
+    p.answer("185200")
+    p.answer(sms(deps, "link_code")[0]["payload"]["code"])
+    holder = phone("+221770000002")
+    holder.dial()
+    holder.answer("1")                                                  # account 2000001
+    holder.answer("8")
+    holder.answer("5")
+    assert holder.answer("1") == ("CON Remove the link of +2217*****777 to account 2000001?\n1. Confirm\n"
+                                  "2. Cancel\n0. Back 00. Home")
+    assert holder.answer("2") == "CON Request cancelled. No link was removed.\n1. Main menu\n0. Back 00. Home"
+    assert [link.account_number for link in deps.links.accounts_for("+221770017777")] == ["2000001"]
+    assert holder.answer("1").startswith("CON ElecNet - 2000001\n1. Balance and bills")

@@ -37,7 +37,8 @@ HOME_FR = ("CON ElecNet - 1000001\n1. Solde et factures\n2. Consommation\n3. Pay
            "5. Suivi demande\n6. Délai de paiement\n7. Simulateur\n8. Préférences")
 NAV = "0. Retour 00. Accueil"
 NAV_EN = "0. Back 00. Home"
-WALLETS = "1. Orange Money\n2. Wave\n3. Free Money"
+WALLETS = "1. Orange Money\n2. Wave\n3. Free Money\n4. Annuler"      # Cancel under the operators
+WALLETS_EN = "1. Orange Money\n2. Wave\n3. Free Money\n4. Cancel"
 PIN = "2468"
 _REF = re.compile(r"R(?:é|e)f\. (PAY-[0-9A-F]{16})$")
 
@@ -198,7 +199,7 @@ def test_business_customer_pays_an_amount_in_english(phone, served, provider, de
     assert p.answer("50.5") == ("CON Amount from 100 to 2,000,000 FCFA, whole numbers only.\n"
                                 f"Balance due: {balance.group(1)} FCFA\nAmount to pay (FCFA):\n{NAV_EN}")
     assert p.answer("99") .startswith("CON Amount from 100 to 2,000,000 FCFA")
-    assert p.answer("1500") == f"CON Pay 1,500 FCFA with:\n{WALLETS}\n{NAV_EN}"
+    assert p.answer("1500") == f"CON Pay 1,500 FCFA with:\n{WALLETS_EN}\n{NAV_EN}"
     assert p.answer("2") == ("CON Pay 1,500 FCFA to account 2000001 with Wave?\n1. Confirm\n2. Cancel\n"
                              f"{NAV_EN}")
     assert p.answer("1").startswith("CON First use. To check, enter the amount of the last bill of account 2000001")
@@ -264,6 +265,33 @@ def test_an_amount_above_the_balance_is_refused(phone, provider):
     assert p.answer("5000") == f"CON Payer 5 000 FCFA avec:\n{WALLETS}\n{NAV}"
     assert p.answer("1").startswith("CON Payer 5 000 FCFA sur le compte 1000001 avec Orange Money ?")
     assert p.answer("2") == "END Paiement annulé. Rien n'a été débité."
+    assert provider.count() == 0
+
+
+def test_cancelling_at_the_wallet_choice_pays_nothing_and_leads_to_the_main_menu(phone, provider):
+    p = phone("+221770000001")
+    p.dial("3")
+    p.answer("2")
+    assert p.answer("5000") == f"CON Payer 5 000 FCFA avec:\n{WALLETS}\n{NAV}"
+    assert p.answer("4") == f"CON Paiement annulé. Rien n'a été payé.\n1. Menu principal\n{NAV}"
+    assert provider.count() == 0
+    assert p.answer("0") == f"CON Payer 5 000 FCFA avec:\n{WALLETS}\n{NAV}"      # Back: the choice again
+    p.answer("4")
+    assert p.answer("1") == HOME_FR                                              # the main menu
+    assert p.answer("3").startswith("CON Payer - compte 1000001")
+    assert p.answer("3") == f"CON Aucun paiement du compte 1000001 fait depuis ce numéro.\n{NAV}"
+    assert provider.count() == 0
+
+
+def test_cancelling_the_wallet_choice_in_english(phone, provider):
+    p = phone("+221770000002")
+    p.dial()
+    p.answer("1")                                             # account 2000001
+    p.answer("3")
+    balance = p.answer("1")
+    assert balance.startswith("CON Pay ") and balance.endswith(f"with:\n{WALLETS_EN}\n{NAV_EN}")
+    assert p.answer("4") == f"CON Payment cancelled. Nothing was paid.\n1. Main menu\n{NAV_EN}"
+    assert p.answer("1").startswith("CON ElecNet - 2000001\n1. Balance and bills")
     assert provider.count() == 0
 
 
@@ -624,7 +652,7 @@ def test_in_english_a_refusal_says_why_too(phone, provider, deps):
     p.answer("1")                                       # account 2000001
     balance = re.search(r"Balance due: ([\d,]+) FCFA", p.answer("3"))
     assert balance and int(balance.group(1).replace(",", "")) > 100_000
-    assert p.answer("1") == f"CON Pay {balance.group(1)} FCFA with:\n{WALLETS}\n{NAV_EN}"
+    assert p.answer("1") == f"CON Pay {balance.group(1)} FCFA with:\n{WALLETS_EN}\n{NAV_EN}"
     assert p.answer("3").startswith(f"CON Pay {balance.group(1)} FCFA to account 2000001 with Free Money?")
     p.answer("1")
     assert p.answer(PIN) == ("END Payment refused: not enough money in the wallet. Nothing was charged. "

@@ -19,10 +19,10 @@ from flask.testing import FlaskClient
 
 from app.factory import create_app
 from app.settings import Settings
+from engine.types import Turn
 from tests.support.engine import UssdPhone
 
 OWNER, INTRUDER = "+221770000001", "+221770000009"
-OFFER = "CON Reprendre où vous étiez ?\n1. Oui\n2. Non"        # a task whose menu file names none
 PAYMENT_OFFER = "CON Reprendre votre paiement de 1 000 FCFA ?\n1. Oui\n2. Non"
 SORRY = "END Service momentanément indisponible. Merci de réessayer plus tard."
 PIN, NEW_PIN = "4821", "7395"
@@ -191,11 +191,37 @@ def test_a_link_resumed_at_its_code_asks_for_the_code_already_sent(app, phone):
     assert code_asked.startswith("CON Un code a été envoyé par SMS au numéro du titulaire du compte (+2217*****001).")
     [sent] = [e for e in outbox.pending() if e["kind"] == "link_code"]
     again = phone("+221770009001")
-    assert again.dial() == OFFER
+    assert again.dial() == "CON Reprendre la liaison du compte 1000001 ?\n1. Oui\n2. Non"
     assert again.answer("1") == code_asked
     # The code the holder already received still works, and no second code was sent.
     assert [e for e in outbox.pending() if e["kind"] == "link_code"] == [sent]
     assert again.answer(sent["payload"]["code"]).startswith("CON Compte 1000001 lié à votre numéro.")
+
+
+def test_a_redial_while_the_account_number_is_asked_offers_to_resume_linking(phone):
+    p = phone("+221770009002")
+    p.dial()
+    assert p.answer("1").startswith("CON Entrez votre numéro de compte (7 chiffres):")   # then the call drops
+    again = phone("+221770009002")
+    assert again.dial() == "CON Reprendre la liaison de votre compte ?\n1. Oui\n2. Non"
+    assert again.answer("1").startswith("CON Entrez votre numéro de compte (7 chiffres):")
+    assert again.answer("1000001").startswith("CON Pour vérifier, entrez le montant de votre dernière facture")
+
+
+def test_linking_resumed_in_english_names_the_account_typed(app):
+    """Through the engine with an English hint (a caller with no account has no language of their own yet)."""
+    engine = app.extensions["engine"]
+
+    def hop(session: str, value: str | None, n: int) -> str:
+        return engine.handle(Turn("ussd", "+221770009003", f"ussd:{session}", value, f"{session}-{n}",
+                                  language_hint="en", customer="+221770009003")).text
+
+    assert hop("link-en-1", None, 0).startswith("Welcome to ElecNet. This number is not linked to any account.")
+    hop("link-en-1", "1", 1)
+    assert hop("link-en-1", "1000001", 2).startswith("To check, enter the amount of your last bill (FCFA):")
+    # the call drops; the redial names the task and the account, and Yes goes on where it stopped
+    assert hop("link-en-2", None, 0) == "Resume linking account 1000001?\n1. Yes\n2. No"
+    assert hop("link-en-2", "1", 1).startswith("To check, enter the amount of your last bill (FCFA):")
 
 
 def test_a_prepaid_first_pin_resumed_at_its_code_asks_for_the_code_already_sent(app, phone):

@@ -40,8 +40,9 @@ def test_a_french_customer_taps_through_balance_pays_with_a_pin_and_reports_an_o
     assert awa.tap("00") == MAIN_FR
     assert awa.tap("3") == ("Payer - compte 1000001\nÀ payer: 12 500 FCFA\n(Choisir)\n- 1 Payer tout le solde\n"
                             "- 2 Payer un autre montant\n- 3 Derniers paiements\n- 0 Retour\n- 00 Accueil")
-    assert awa.tap("1") == ("Payer 12 500 FCFA avec:\n0. Retour 00. Accueil\n"
-                            "[1 Orange Money] [2 Wave] [3 Free Money]")
+    # Four choices with Cancel: a list rather than three reply buttons.
+    assert awa.tap("1") == ("Payer 12 500 FCFA avec:\n(Choisir)\n- 1 Orange Money\n- 2 Wave\n- 3 Free Money\n"
+                            "- 4 Annuler\n- 0 Retour\n- 00 Accueil")
     assert awa.tap("1") == ("Payer 12 500 FCFA sur le compte 1000001 avec Orange Money ?\n00. Accueil\n"
                             "[1 Confirmer] [2 Annuler] [0 Retour]")
     assert awa.tap("1") == "Entrez votre code PIN (4 chiffres):\n[0 Retour] [00 Accueil]"

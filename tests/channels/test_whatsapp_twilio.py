@@ -37,7 +37,7 @@ def test_a_french_customer_checks_the_balance_pays_with_a_pin_and_reports_an_out
     assert awa.say("menu") == MAIN_FR
     assert awa.say("3") == ("Payer - compte 1000001\nÀ payer: 12 500 FCFA\n1. Payer tout le solde\n"
                             f"2. Payer un autre montant\n3. Derniers paiements\n{NAV_FR}")
-    assert awa.say("1") == f"Payer 12 500 FCFA avec:\n1. Orange Money\n2. Wave\n3. Free Money\n{NAV_FR}"
+    assert awa.say("1") == f"Payer 12 500 FCFA avec:\n1. Orange Money\n2. Wave\n3. Free Money\n4. Annuler\n{NAV_FR}"
     assert awa.say("1") == f"Payer 12 500 FCFA sur le compte 1000001 avec Orange Money ?\n1. Confirmer\n2. Annuler\n{NAV_FR}"
     assert awa.say("1") == f"Entrez votre code PIN (4 chiffres):\n{NAV_FR}"
     started = awa.say(PIN)

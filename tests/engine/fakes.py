@@ -41,7 +41,7 @@ class CountingSteps:
 
     def _check_pin(self, ctx: StepContext) -> StepResult:
         self.seen_pins.append(ctx.secrets.get("pin", ""))
-        return StepResult("ok" if ctx.secrets.get("pin") == "1234" else "wrong")
+        return StepResult("ok", {"receipt": "R-0001"}) if ctx.secrets.get("pin") == "1234" else StepResult("wrong")
 
     def get(self, name: str) -> Callable[[StepContext], StepResult] | None:
         step = self._steps.get(name)

@@ -183,3 +183,25 @@ def test_after_a_wrong_input_the_first_page_keeps_its_error_line_through_page_tu
     assert phone.answer("99").text == wrong.text
     assert phone.answer("3").text.startswith("Choisi: Article 3")
     assert phone.answer("0").text == first.text          # Back: the list as first shown, no error line
+
+
+def test_an_option_under_the_items_takes_the_number_after_the_last_item(store, tmp_path):
+    """``after_items``: a Cancel under a list keeps the items at 1, 2, 3 and follows them, on the last page."""
+    path = tmp_path / "menus.yaml"
+    items = "        items: {from: items, label:"
+    cancel = '        options: [{label: {fr: Annuler, en: Cancel}, target: home, after_items: true}]\n'
+    path.write_text(DEMO.read_text(encoding="utf-8").replace(items, cancel + items, 1), encoding="utf-8")
+    phone = Handset(Engine(FlowSet(load_menus(path)), store, CountingSteps(items=3)))
+    phone.dial()
+    assert phone.answer("1").text == ("Choisissez:\n1. Article 1 1 000 FCFA\n2. Article 2 2 000 FCFA\n"
+                                      "3. Article 3 3 000 FCFA\n4. Annuler\n0. Retour 00. Accueil")
+    assert phone.answer("4").text == HOME
+    many = Handset(Engine(FlowSet(load_menus(path)), store, CountingSteps(items=30)), session="s2")
+    many.dial()
+    first = many.answer("1")
+    assert "Annuler" not in first.text and first.text.startswith("Choisissez:\n1. Article 1")
+    last = first
+    while (page := many.answer("98")).page != last.page:
+        last = page
+    assert "31. Annuler" in last.text.splitlines()
+    assert many.answer("31").text == HOME

@@ -290,3 +290,25 @@ def test_a_choice_of_an_input_screen_must_have_a_key_its_field_never_takes(tmp_p
     assert problems("{type: amount, min: 100, max: 5000}") == []        # 50 is never an amount here: a choice
     assert problems("{type: amount, min: 1, max: 5000}") == [
         "node 'ask_amount': option 1: key '50' is also a value the field takes"]
+
+
+_LIST_ITEMS = "        items: {from: items, label:"
+
+
+@pytest.mark.parametrize(("old", "new", "expected"), [
+    ('{label: {fr: "Fin", en: "End"}, target: bye}', '{label: {fr: "Fin", en: "End"}, target: bye, after_items: true}',
+     "node 'home': option 4: after_items on a screen without items"),
+    (_LIST_ITEMS, '        options: [{label: {fr: Annuler, en: Cancel}, target: home, after_items: true},\n'
+                  '                  {label: {fr: Autre, en: Other}, target: bye}]\n' + _LIST_ITEMS,
+     "node 'list': option 1: after_items must come after the other options"),
+    (_LIST_ITEMS, '        options: [{key: "9", label: {fr: Annuler, en: Cancel}, target: home, after_items: true}]\n'
+                  + _LIST_ITEMS, "an option numbered after the items (after_items) takes no key"),
+])
+def test_an_option_under_the_items_needs_items_and_comes_last(tmp_path, old, new, expected):
+    problems = _problems(_broken(tmp_path, old, new))
+    assert any(expected in p for p in problems), problems
+
+
+def test_a_cancel_under_the_items_passes_lint(tmp_path):
+    cancel = '        options: [{label: {fr: Annuler, en: Cancel}, target: home, after_items: true}]\n'
+    assert _problems(_broken(tmp_path, _LIST_ITEMS, cancel + _LIST_ITEMS)) == []

@@ -95,8 +95,8 @@ from .quiet_hours import QuietHours
 from .storage.delivery import AS_TEMPLATE, ONLY_CHANNEL, PARTS_SENT, ClaimedMessage, SqlDeliveryQueue
 from .storage.outbox_seal import SEALED, OutboxSeal, SealBroken
 
-__all__ = ["REPLY_FROM", "REPLY_MESSAGES", "REPLY_PROVIDER", "ContactBook", "DeliveryPass", "Dispatcher", "Letter", "LetterSender",
-           "NotificationTemplates", "OptIns", "Outages", "PowerBackRequests", "SmsSender", "StopList",
+__all__ = ["REPLY_FROM", "REPLY_MESSAGES", "REPLY_PROVIDER", "ContactBook", "DeliveryPass", "Dispatcher", "Letter",
+           "LetterSender", "NotificationTemplates", "OptIns", "Outages", "PowerBackRequests", "SmsSender", "StopList",
            "WhatsAppTemplate", "WhatsAppWindows"]
 
 log = logging.getLogger("notify")

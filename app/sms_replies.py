@@ -70,7 +70,8 @@ class OutboxReplies:
         """``channels.sms_inbox.LateApology``: the apology for a message kept too long to be run, back the way the
         message came on WhatsApp."""
         return self._outbox.add(kind=self._late_kind, msisdn=to, language=language,
-                                payload={"received_at": received_at.isoformat(), **self._way_back(provider, from_number)},
+                                payload={"received_at": received_at.isoformat(),
+                                         **self._way_back(provider, from_number)},
                                 dedupe_key=f"{self._late_kind}:{_short(message_id)}", channel=self._channel)
 
     def _way_back(self, provider: str, from_number: str) -> dict[str, str]:

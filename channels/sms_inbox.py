@@ -16,8 +16,8 @@ adapter reads it again), its reply handed to the outbox (``KeptRoute.replies``: 
 that wrote, a ``whatsapp_reply`` to its WhatsApp, laid out by the same adapter as its callback's answer:
 ``KeptChannel.reply_messages``; one per message id). The reply (and an apology) names the provider the message came
 through and our number it was written to (``KeptMessage.short_code``: Twilio's ``To``, Meta's phone number id), so
-that it goes back the way the customer wrote, never from another provider's number. A message still not runnable waits for
-a later pass (backing off), and so do that sender's later messages on that channel. A message that waited
+that it goes back the way the customer wrote, never from another provider's number. A message still not runnable
+waits for a later pass (backing off), and so do that sender's later messages on that channel. A message that waited
 longer than a reply may (``stale_after``: the outbox's rule for its reply kind, 30 minutes) is not run, since
 what it asked then (a balance, a payment) is not what the customer wants now: it is answered with a short
 apology asking to send it again (``LateApology``: ``sms_reply_late``, ``whatsapp_reply_late``).

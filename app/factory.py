@@ -114,7 +114,8 @@ from .whatsapp_letters import (
 )
 
 __all__ = ["build_deps", "build_dispatcher", "build_engine", "build_identity_cache", "build_inbox_drain",
-           "build_notice_relay", "build_pace", "build_unsubscribe_links", "create_app", "settler"]
+           "build_notice_relay", "build_pace", "build_unsubscribe_links", "build_whatsapp_senders", "create_app",
+           "settler"]
 
 log = logging.getLogger("app")
 
@@ -372,18 +373,13 @@ def build_dispatcher(settings: Settings, sessions: sessionmaker[Session]) -> Dis
                                            settings.at_sender_id)
     else:
         log.warning("AT_API_KEY is not set: SMS notifications stay queued in the outbox until it is.")
-    if settings.meta_access_token and settings.meta_phone_number_id:
+    replies = build_whatsapp_senders(settings)
+    if "meta" in replies and settings.meta_phone_number_id:
         # Meta first when both are configured (one sender, one rate); both send approved templates.
-        senders["whatsapp"] = MetaWhatsAppLetters(MetaWhatsAppNotifier(
-            MetaWhatsApp(settings.graph_api_url, settings.meta_access_token,
-                         connect_timeout=settings.backend_connect_timeout,
-                         read_timeout=settings.backend_read_timeout), settings.meta_phone_number_id))
+        senders["whatsapp"] = replies["meta"]
         providers["whatsapp"] = "meta"
-    elif settings.twilio_account_sid and settings.twilio_auth_token and settings.twilio_whatsapp_from:
-        senders["whatsapp"] = TwilioWhatsAppLetters(TwilioWhatsApp(
-            settings.twilio_account_sid, settings.twilio_auth_token, settings.twilio_whatsapp_from,
-            settings.twilio_api_url, status_callback=f"{settings.public_base_url}{twilio_status.PATH}"),
-            settings.twilio_content_sids)
+    elif "twilio" in replies and settings.twilio_whatsapp_from:
+        senders["whatsapp"] = replies["twilio"]
         for problem in content_sid_problems(templates, menus.languages, settings.twilio_content_sids):
             log.warning("%s", problem)     # the operator's to fix; the message still goes (text, or SMS)
     if settings.smtp_url:
@@ -404,7 +400,27 @@ def build_dispatcher(settings: Settings, sessions: sessionmaker[Session]) -> Dis
                       power_back=consent, providers=providers,
                       keep_secrets=timedelta(minutes=settings.outbox_keep_sent_secrets_minutes),
                       windows=SqlWhatsAppWindows(sessions, settings.clock),
-                      window=timedelta(minutes=settings.whatsapp_window_minutes), window_closed=WINDOW_CLOSED)
+                      window=timedelta(minutes=settings.whatsapp_window_minutes), window_closed=WINDOW_CLOSED,
+                      reply_senders=replies)
+
+
+def build_whatsapp_senders(settings: Settings) -> dict[str, SmsSender]:
+    """Each WhatsApp provider able to send, by name: Meta with its access token, Twilio with its account SID and
+    auth token. The worker answers a WhatsApp message through the provider it came through, from our number it was
+    written to (else the provider's configured one: ``META_PHONE_NUMBER_ID``, ``TWILIO_WHATSAPP_FROM``); the
+    notifications go through one of them (``build_dispatcher``)."""
+    senders: dict[str, SmsSender] = {}
+    if settings.meta_access_token:
+        senders["meta"] = MetaWhatsAppLetters(MetaWhatsAppNotifier(
+            MetaWhatsApp(settings.graph_api_url, settings.meta_access_token,
+                         connect_timeout=settings.backend_connect_timeout,
+                         read_timeout=settings.backend_read_timeout), settings.meta_phone_number_id))
+    if settings.twilio_account_sid and settings.twilio_auth_token:
+        senders["twilio"] = TwilioWhatsAppLetters(TwilioWhatsApp(
+            settings.twilio_account_sid, settings.twilio_auth_token, settings.twilio_whatsapp_from,
+            settings.twilio_api_url, status_callback=f"{settings.public_base_url}{twilio_status.PATH}"),
+            settings.twilio_content_sids)
+    return senders
 
 
 def build_unsubscribe_links(settings: Settings) -> UnsubscribeLinks | None:

@@ -51,6 +51,14 @@ message, has no sender configured, or (e-mail) no confirmed address. A kind boun
 kind of ``channel: whatsapp`` (the worker's answer to a WhatsApp message) goes to the number's WhatsApp,
 then SMS, whatever the customer chose.
 
+A reply goes back the way the customer wrote: a row that names its provider (``REPLY_PROVIDER``, and our number
+the message was written to, ``REPLY_FROM``: ``app/sms_replies.py``) is sent by that provider's sender
+(``reply_senders``), from that number, at that provider's rate, whichever provider sends the notifications
+(``senders``): another provider's number would be another chat on the customer's phone, with its own 24-hour
+window. When that provider is no longer configured the reply goes by SMS, logged, as a refused WhatsApp message
+does: never lost, never from the other number. A row without a provider (queued by an older version) goes through
+the notifications' sender, as it did.
+
 WhatsApp's 24-hour window: a kind with a WhatsApp template goes as its free text to a customer who wrote to
 the sending provider's number less than ``window`` ago (``WhatsAppWindows``, read once a pass for the numbers
 of such kinds), as the template otherwise. Free text the provider refuses as outside the window after all
@@ -87,8 +95,8 @@ from .quiet_hours import QuietHours
 from .storage.delivery import AS_TEMPLATE, ONLY_CHANNEL, PARTS_SENT, ClaimedMessage, SqlDeliveryQueue
 from .storage.outbox_seal import SEALED, OutboxSeal, SealBroken
 
-__all__ = ["REPLY_MESSAGES", "REPLY_PROVIDER", "ContactBook", "DeliveryPass", "Dispatcher", "Letter", "LetterSender",
-           "NotificationTemplates", "OptIns", "Outages", "PowerBackRequests", "SmsSender", "StopList",
+__all__ = ["REPLY_FROM", "REPLY_MESSAGES", "REPLY_PROVIDER", "ContactBook", "DeliveryPass", "Dispatcher", "Letter",
+           "LetterSender", "NotificationTemplates", "OptIns", "Outages", "PowerBackRequests", "SmsSender", "StopList",
            "WhatsAppTemplate", "WhatsAppWindows"]
 
 log = logging.getLogger("notify")
@@ -101,6 +109,9 @@ _SWEEP_EVERY: Final = timedelta(minutes=1)
 # channel's adapter renders the screen (sealed, like the text), and the provider whose layout they are.
 REPLY_MESSAGES: Final = "reply_messages"
 REPLY_PROVIDER: Final = "reply_provider"
+# Our number the customer wrote to (Twilio: our E.164 WhatsApp sender; Meta: our phone number id): the reply goes
+# from it, through ``REPLY_PROVIDER``.
+REPLY_FROM: Final = "reply_from"
 
 
 class SmsSender(Protocol):
@@ -135,8 +146,10 @@ class Letter:
     template: WhatsAppTemplate | None = None
     # A reply laid out by its channel's adapter (``REPLY_MESSAGES``: Twilio's bodies, Meta's Graph messages)
     # and which provider's layout it is: a sender of that provider sends these, in order, instead of the text.
+    # A reply goes through that provider only, from ``from_number`` (ours the customer wrote to) when known.
     messages: tuple[Any, ...] = ()
     provider: str = ""
+    from_number: str = ""
     # The ids of the parts of a message in several parts that the provider took already (a retried pass
     # sends only the rest), and where the sender records each part it sends (``SqlDeliveryQueue.parts_sent``).
     parts_sent: tuple[str, ...] = ()
@@ -305,8 +318,12 @@ class Dispatcher:
                  seal: OutboxSeal | None = None, outages: Outages | None = None,
                  power_back: PowerBackRequests | None = None, providers: Mapping[str, str] | None = None,
                  keep_secrets: timedelta = timedelta(minutes=60), windows: WhatsAppWindows | None = None,
-                 window: timedelta = timedelta(minutes=1410), window_closed: Collection[str] = ()) -> None:
+                 window: timedelta = timedelta(minutes=1410), window_closed: Collection[str] = (),
+                 reply_senders: Mapping[str, SmsSender] | None = None) -> None:
         self.queue, self.templates, self.senders = queue, templates, senders
+        # Each WhatsApp provider configured to send, by name: a reply goes back through the one the customer wrote
+        # to (``REPLY_PROVIDER``), whichever sends the notifications.
+        self.reply_senders = dict(reply_senders or {})
         # Which provider's rate each channel's sends use (WhatsApp: Twilio's, or Meta's when Meta sends).
         self.providers = {**CHANNEL_PROVIDERS, **(providers or {})}
         self.seal, self.outages, self.power_back = seal, outages, power_back
@@ -328,7 +345,7 @@ class Dispatcher:
         self._template_kinds = frozenset(k for k, t in templates.kinds.items() if t.whatsapp_template is not None)
 
     def run_once(self, limit: int | None = None) -> DeliveryPass:
-        if not self.senders:   # no provider configured: every message waits, untouched, for one
+        if not self.senders and not self.reply_senders:   # no provider configured: every message waits for one
             return DeliveryPass()
         limit = limit or self.batch
         now = self.clock()
@@ -436,11 +453,10 @@ class Dispatcher:
         last = self.windows.last_inbound_among(wanted, self.providers.get("whatsapp", "whatsapp"))
         return {msisdn for msisdn, at in last.items() if now < at + self.window}
 
-    def _slot(self, channel: str) -> bool:
-        """Wait (briefly) for a send slot of the channel's provider; False when the wait is longer."""
+    def _slot(self, provider: str) -> bool:
+        """Wait (briefly) for a send slot of ``provider``; False when the wait is longer."""
         if self.pace is None:
             return True
-        provider = self.providers.get(channel, channel)
         while True:
             wait = self.pace.acquire(provider)
             if wait <= 0:
@@ -462,6 +478,7 @@ class Dispatcher:
         sent = message.payload.get(PARTS_SENT)
         return replace(letter, messages=tuple(messages) if isinstance(messages, list) else (),
                        provider=str(message.payload.get(REPLY_PROVIDER) or ""),
+                       from_number=str(message.payload.get(REPLY_FROM) or ""),
                        parts_sent=tuple(map(str, sent)) if isinstance(sent, list) else (),
                        progress=lambda ids: self.queue.parts_sent(message.id, ids))
 
@@ -570,11 +587,19 @@ class Dispatcher:
             if not address:
                 refusal = f"refused: no {channel} address"
                 continue
-            sender = self.senders.get(channel)
+            # A reply goes back through the provider the customer wrote to; anything else by the channel's sender.
+            provider = str(message.payload.get(REPLY_PROVIDER) or "") if channel == "whatsapp" else ""
+            sender = self.reply_senders.get(provider) if provider else self.senders.get(channel)
+            if sender is None and provider:
+                # Not from another provider's number (another chat, another window): SMS, as for a refusal.
+                log.warning("outbox %d (%s) to %s: the customer wrote through %s, which is no longer configured "
+                            "to send; not sent on WhatsApp", message.id, message.kind, mask(message.msisdn), provider)
+                refusal = f"refused: {provider} no longer configured for WhatsApp replies"
+                continue
             if sender is None:
                 refusal = f"no sender configured for {channel}"
                 continue
-            if not self._slot(channel):
+            if not self._slot(provider or self.providers.get(channel, channel)):
                 return "paced"
             letter = self._letter(message) if isinstance(sender, LetterSender) else None
             # Inside the customer's window a kind with a template goes as its free text: it says more and

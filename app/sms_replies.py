@@ -16,7 +16,9 @@ A WhatsApp message kept likewise is answered the same way with the WhatsApp kind
 24-hour window is open), and by SMS when WhatsApp refuses it (``channel: whatsapp`` in the notifications). A
 ``whatsapp_reply`` keeps the screen as the adapter of the provider the message came through lays it out (its
 ``messages``: Twilio's bodies of at most 1 600 characters, Meta's buttons or list), so the late answer is the
-one the webhook would have given; the text stays for SMS.
+one the webhook would have given; the text stays for SMS. A ``whatsapp_reply`` and a ``whatsapp_reply_late`` also
+keep the provider the message came through and our number it was written to (``REPLY_PROVIDER``, ``REPLY_FROM``):
+the worker sends them back that way, whichever provider sends the notifications (``app/notify.py``).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from typing import Any, Final
 
 from dialogs.stores import Outbox
 
-from .notify import REPLY_MESSAGES, REPLY_PROVIDER
+from .notify import REPLY_FROM, REPLY_MESSAGES, REPLY_PROVIDER
 
 __all__ = ["KIND", "LATE_KIND", "WHATSAPP_KIND", "WHATSAPP_LATE_KIND", "OutboxReplies"]
 
@@ -53,20 +55,31 @@ class OutboxReplies:
         return cls(outbox, WHATSAPP_KIND, WHATSAPP_LATE_KIND, "whatsapp")
 
     def queue_reply(self, to: str, text: str, *, language: str, message_id: str, messages: Sequence[Any] = (),
-                    provider: str = "") -> bool:
+                    provider: str = "", from_number: str = "") -> bool:
         """``channels.sms_handover.ReplyOutbox``: ``text`` (what SMS sends), and ``messages``, the reply as
-        ``provider``'s adapter lays it out (what that provider's sender sends), both sealed."""
-        payload: dict[str, Any] = {"reply": text}
+        ``provider``'s adapter lays it out (what that provider's sender sends), both sealed; on WhatsApp, the
+        provider and number it goes back through."""
+        payload: dict[str, Any] = {"reply": text, **self._way_back(provider, from_number)}
         if messages:
             payload |= {REPLY_MESSAGES: list(messages), REPLY_PROVIDER: provider}
         return self._outbox.add(kind=self._kind, msisdn=to, language=language, payload=payload,
                                 dedupe_key=f"{self._kind}:{_short(message_id)}", channel=self._channel)
 
-    def queue_apology(self, to: str, *, language: str, message_id: str, received_at: datetime) -> bool:
-        """``channels.sms_inbox.LateApology``: the apology for a message kept too long to be run."""
+    def queue_apology(self, to: str, *, language: str, message_id: str, received_at: datetime, provider: str = "",
+                      from_number: str = "") -> bool:
+        """``channels.sms_inbox.LateApology``: the apology for a message kept too long to be run, back the way the
+        message came on WhatsApp."""
         return self._outbox.add(kind=self._late_kind, msisdn=to, language=language,
-                                payload={"received_at": received_at.isoformat()},
+                                payload={"received_at": received_at.isoformat(),
+                                         **self._way_back(provider, from_number)},
                                 dedupe_key=f"{self._late_kind}:{_short(message_id)}", channel=self._channel)
+
+    def _way_back(self, provider: str, from_number: str) -> dict[str, str]:
+        """The payload fields that send a WhatsApp answer back through the provider and number the customer wrote
+        to (SMS has one provider and sends from its own sender id: none)."""
+        if self._channel != "whatsapp" or not provider:
+            return {}
+        return {REPLY_PROVIDER: provider, **({REPLY_FROM: from_number} if from_number else {})}
 
 
 def _short(message_id: str) -> str:

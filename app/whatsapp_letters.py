@@ -23,7 +23,9 @@ lines, in order, never cut short. The worker's answer to a WhatsApp message it r
 carries the screen as the adapter of the provider it came through laid it out (``Letter.messages``: the
 bodies of Twilio's TwiML, Meta's buttons or list), so it reads as the webhook's answer would have. A message
 in several parts is sent once per part (``send_in_parts``): the outbox row keeps the parts taken, and a retry
-sends the others only.
+sends the others only. Such a reply goes through the provider it came through only (the dispatcher picks that
+provider's sender: ``Dispatcher.reply_senders``), from our number the customer wrote to (``Letter.from_number``:
+Twilio's ``To``, Meta's phone number id), else from the provider's configured number.
 """
 
 from __future__ import annotations
@@ -80,24 +82,27 @@ def send_in_parts(parts: Sequence[_Part], letter: Letter | None, send_one: Calla
 
 class MetaWhatsAppLetters:
     """Meta's sender. A reply laid out by Meta's adapter (``Letter.messages``: text, buttons or a list) goes as
-    those messages, in order; any other text as text messages of at most 4 096 characters, cut between lines."""
+    those messages, in order, from the phone number id the customer wrote to (``Letter.from_number``); any other
+    text as text messages of at most 4 096 characters, cut between lines."""
 
     def __init__(self, notifier: MetaWhatsAppNotifier) -> None:
         self._notifier = notifier
 
     def send(self, to: str, text: str) -> SentMessage:
-        return self._send_messages(to, _meta_texts(text), None)
+        return self._send_messages(to, _meta_texts(text), None, "")
 
     def send_letter(self, to: str, text: str, letter: Letter) -> SentMessage:
         template = letter.template
         if template is not None:
             return self._notifier.send_template(to, template.name, template.language, template.params)
-        laid_out = [m for m in letter.messages if isinstance(m, dict)] if letter.provider == META else []
-        return self._send_messages(to, laid_out or _meta_texts(text), letter)
+        ours = letter.provider == META
+        laid_out = [m for m in letter.messages if isinstance(m, dict)] if ours else []
+        return self._send_messages(to, laid_out or _meta_texts(text), letter, letter.from_number if ours else "")
 
-    def _send_messages(self, to: str, messages: Sequence[dict[str, Any]], letter: Letter | None) -> SentMessage:
-        return SentMessage(send_in_parts(messages, letter,
-                                         lambda message: self._notifier.send_message(to, message).message_id))
+    def _send_messages(self, to: str, messages: Sequence[dict[str, Any]], letter: Letter | None,
+                       number: str) -> SentMessage:
+        return SentMessage(send_in_parts(
+            messages, letter, lambda message: self._notifier.send_message(to, message, number).message_id))
 
 
 def _meta_texts(text: str) -> list[dict[str, Any]]:
@@ -109,25 +114,28 @@ class TwilioWhatsAppLetters:
     """Twilio's sender with the Content SIDs of the approved templates, by (template name, language). Free
     text goes as bodies of at most 1 600 characters (Twilio's cap), laid out as Twilio's webhook answer lays
     out a screen (``split_body``: cut between lines), or as the bodies Twilio's adapter made of a reply
-    (``Letter.messages``), in order; never cut short."""
+    (``Letter.messages``), in order, from our number the customer wrote to (``Letter.from_number``); never cut
+    short."""
 
     def __init__(self, sender: TwilioWhatsApp, content_sids: Iterable[tuple[str, str, str]] = ()) -> None:
         self._sender = sender
         self._sids: Mapping[tuple[str, str], str] = {(name, lang): sid for name, lang, sid in content_sids}
 
     def send(self, to: str, text: str) -> SentSms:
-        return self._send_bodies(to, split_body(text, TWILIO_MAX_BODY_CHARS), None)
+        return self._send_bodies(to, split_body(text, TWILIO_MAX_BODY_CHARS), None, "")
 
     def send_letter(self, to: str, text: str, letter: Letter) -> SentSms:
         template = letter.template
         sid = self._sids.get((template.name, template.language)) if template is not None else None
         if template is not None and sid is not None:
             return self._sender.send_template(to, sid, template.params)
-        laid_out = [m for m in letter.messages if isinstance(m, str)] if letter.provider == TWILIO else []
-        return self._send_bodies(to, laid_out or split_body(text, TWILIO_MAX_BODY_CHARS), letter)
+        ours = letter.provider == TWILIO
+        laid_out = [m for m in letter.messages if isinstance(m, str)] if ours else []
+        return self._send_bodies(to, laid_out or split_body(text, TWILIO_MAX_BODY_CHARS), letter,
+                                 letter.from_number if ours else "")
 
-    def _send_bodies(self, to: str, bodies: Sequence[str], letter: Letter | None) -> SentSms:
-        first = send_in_parts(bodies, letter, lambda body: self._sender.send(to, body).message_id)
+    def _send_bodies(self, to: str, bodies: Sequence[str], letter: Letter | None, number: str) -> SentSms:
+        first = send_in_parts(bodies, letter, lambda body: self._sender.send(to, body, number).message_id)
         return SentSms(first, "queued")
 
 

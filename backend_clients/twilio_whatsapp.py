@@ -47,32 +47,39 @@ MAX_BODY_CHARS: Final = 1600        # Twilio's cap on one message's body
 
 class TwilioWhatsApp:
     """One Twilio account and WhatsApp sender: ``send("+221...", text)`` and
-    ``send_template("+221...", "HX...", params)`` -> ``SentSms``."""
+    ``send_template("+221...", "HX...", params)`` -> ``SentSms``. ``from_number`` is the sender by default; a
+    reply goes from the account's number the customer wrote to (``send(..., from_number=...)``). With neither,
+    a message is ``Rejected`` before any request."""
 
     def __init__(self, account_sid: str, auth_token: str, from_number: str, api_url: str | None = None,
                  status_callback: str | None = None, timeout: float = 5.0) -> None:
         self._client = Client(account_sid, auth_token, http_client=TwilioHttpClient(timeout=timeout))
         if api_url:
             self._client.api.base_url = api_url.rstrip("/")
-        self._from = _whatsapp(from_number)
+        self._from = _whatsapp(from_number) if from_number else ""
         self._status_callback = status_callback
 
-    def send(self, to: str, text: str) -> SentSms:
+    def send(self, to: str, text: str, from_number: str = "") -> SentSms:
         """One message of free text, at most ``MAX_BODY_CHARS`` (Twilio refuses a longer body: the caller
-        splits it, ``app/whatsapp_letters.py``)."""
-        return self._create(to, body=text)
+        splits it, ``app/whatsapp_letters.py``), from ``from_number`` (one of the account's WhatsApp numbers)
+        or the default sender."""
+        return self._create(to, from_number, body=text)
 
     def send_template(self, to: str, content_sid: str, params: Sequence[str] = ()) -> SentSms:
         """The approved template ``content_sid`` with ``params`` as its ``{{1}}``, ``{{2}}``...; no ``Body``
         (Twilio refuses a template sent as a body outside the window)."""
         variables = {str(n): template_param(p) for n, p in enumerate(params, start=1)}
-        return self._create(to, content_sid=content_sid, **(
+        return self._create(to, "", content_sid=content_sid, **(
             {"content_variables": json.dumps(variables, ensure_ascii=False)} if variables else {}))
 
-    def _create(self, to: str, **content: Any) -> SentSms:
+    def _create(self, to: str, from_number: str, **content: Any) -> SentSms:
+        sender = _whatsapp(from_number) if from_number else self._from
+        if not sender:
+            log.warning("no Twilio WhatsApp number to send from to %s (TWILIO_WHATSAPP_FROM)", mask(to))
+            raise Rejected("twilio_no_sender_number")
         try:
             kwargs = {"status_callback": self._status_callback} if self._status_callback else {}
-            message = self._client.messages.create(to=_whatsapp(to), from_=self._from, **content, **kwargs)
+            message = self._client.messages.create(to=_whatsapp(to), from_=sender, **content, **kwargs)
         except TwilioRestException as exc:
             if exc.status == 429 or exc.status >= 500:
                 raise BackendUnavailable(f"twilio status {exc.status}") from None

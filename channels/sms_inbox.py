@@ -14,8 +14,10 @@ The worker runs what was kept (``InboxDrain.run_once``), oldest first and each s
 in the order they came: the hop as the callback would have run it (``KeptChannel.turn_of``: the channel's
 adapter reads it again), its reply handed to the outbox (``KeptRoute.replies``: an ``sms_reply`` to the number
 that wrote, a ``whatsapp_reply`` to its WhatsApp, laid out by the same adapter as its callback's answer:
-``KeptChannel.reply_messages``; one per message id). A message still not runnable waits for
-a later pass (backing off), and so do that sender's later messages on that channel. A message that waited
+``KeptChannel.reply_messages``; one per message id). The reply (and an apology) names the provider the message came
+through and our number it was written to (``KeptMessage.short_code``: Twilio's ``To``, Meta's phone number id), so
+that it goes back the way the customer wrote, never from another provider's number. A message still not runnable
+waits for a later pass (backing off), and so do that sender's later messages on that channel. A message that waited
 longer than a reply may (``stale_after``: the outbox's rule for its reply kind, 30 minutes) is not run, since
 what it asked then (a balance, a payment) is not what the customer wants now: it is answered with a short
 apology asking to send it again (``LateApology``: ``sms_reply_late``, ``whatsapp_reply_late``).
@@ -68,6 +70,8 @@ log = logging.getLogger("channels.inbox")
 
 # The ledger's record of a kept message that the drain ran (apart from the callback's owed replies).
 LEDGER: Final = "sms_inbox"
+# The longest number written to that the inbox keeps (``sms_inbox.short_code``).
+KEPT_NUMBER_CHARS: Final = 20
 _LONGEST_WAIT: Final = timedelta(seconds=30)
 
 
@@ -80,8 +84,9 @@ def _backoff(message: KeptMessage) -> timedelta:
 class KeptMessage:
     """An incoming message as the provider posted it (``text`` as written, ``None`` when its seal cannot be
     opened any more), when it was kept (the product's clock), how many passes took it so far, which
-    channel and provider carried it (``sender``: the customer's E.164 number), and whether its reply is queued
-    already (``replied``: only its answered mark is left to write)."""
+    channel and provider carried it (``sender``: the customer's E.164 number; ``short_code``: ours it was written
+    to, an SMS short code, our WhatsApp number at Twilio or our phone number id at Meta; empty when unknown), and
+    whether its reply is queued already (``replied``: only its answered mark is left to write)."""
 
     message_id: str
     sender: str
@@ -124,8 +129,10 @@ class Inbox(Protocol):
 
 
 class LateApology(Protocol):
-    def queue_apology(self, to: str, *, language: str, message_id: str, received_at: datetime) -> bool:
-        """Queue the apology for a message answered too late to be run; ``False`` when queued already."""
+    def queue_apology(self, to: str, *, language: str, message_id: str, received_at: datetime, provider: str = "",
+                      from_number: str = "") -> bool:
+        """Queue the apology for a message answered too late to be run; ``False`` when queued already. ``provider``
+        and ``from_number``: where the message came in, where the apology goes back from."""
 
 
 class KeptChannel(Protocol):
@@ -182,6 +189,12 @@ def keep_for_worker(inbox: Inbox | None, turn: Turn, *, text: str, provider: str
         log.warning("%s message from %s not run now and no inbox to keep it", turn.channel,
                     mask(turn.customer or ""))
         return False
+    if len(short_code) > KEPT_NUMBER_CHARS:
+        # Longer than the inbox's column (no phone number id seen so far is): the reply goes from the number the
+        # provider's settings name instead.
+        log.warning("%s message from %s kept without the number it was written to (%d characters)", turn.channel,
+                    mask(turn.customer or ""), len(short_code))
+        short_code = ""
     try:
         kept = inbox.keep(message_id=turn.hop_id, sender=turn.customer or turn.address, short_code=short_code,
                           text=text, channel=turn.channel, provider=provider)
@@ -246,7 +259,8 @@ class InboxDrain:
         if turn is None or now - message.received_at >= route.stale_after:
             # Too old to run (or unreadable): what it asked is not what the customer wants now.
             route.apology.queue_apology(message.sender, language=self._language(route, message, turn),
-                                        message_id=message.message_id, received_at=message.received_at)
+                                        message_id=message.message_id, received_at=message.received_at,
+                                        provider=message.provider, from_number=message.short_code)
             self.inbox.settle(message.message_id, "late", now)
             log.warning("kept %s message from %s answered with an apology: waited %d s", message.channel,
                         mask(message.sender), (now - message.received_at).total_seconds())
@@ -281,7 +295,8 @@ class InboxDrain:
         language = reply.screen.language if reply.screen else ""
         route.replies.queue_reply(message.sender, route.adapter.reply_text(reply), language=language,
                                   message_id=message.message_id,
-                                  messages=route.adapter.reply_messages(self.engine, reply), provider=message.provider)
+                                  messages=route.adapter.reply_messages(self.engine, reply), provider=message.provider,
+                                  from_number=message.short_code)
         if owed:
             self._handover.settle(message.message_id)
         return self._answered(route, message, now)

@@ -29,9 +29,10 @@ answered and sent is acknowledged at once. Meta keeps the queue; ours keeps the 
 keeps them for the 24-hour customer-service window, past which a free-form reply could not be sent.
 A message the engine could not run now (the conversation busy, the session store down: a ``transient``
 reply) is kept for the worker (``channels/sms_inbox.py``), which answers it later through the outbox (a
-``whatsapp_reply``: the same messages, buttons or list included, ``messages``), and the event is acknowledged:
-Meta's redeliveries back off for hours; the sender's newer messages (and Meta's redeliveries) are kept behind it
-while it waits, answered in order. Only such a
+``whatsapp_reply``: the same messages, buttons or list included, ``messages``, through the Graph API from the
+number the customer wrote to, ``phone_number_id``), and the event is acknowledged: Meta's redeliveries back off for
+hours; the sender's newer messages (and Meta's redeliveries) are kept behind it while it waits, answered in order.
+Only such a
 message that cannot even be kept (the database down too), and an unexpected error, are answered ``503``,
 nothing sent: Meta's redelivery runs the hop then. A request that is not a signed Meta event keeps its 4xx
 (Meta sending it again would not help).
@@ -438,7 +439,8 @@ class MetaWhatsAppAdapter(KeyedBySender, ChannelAdapter):
             if reply.transient:
                 # Busy or the session store down: the hop did not run. Kept, the worker answers it; else Meta is
                 # asked to deliver it again. A message saying "try again" would ask the customer to do either's job.
-                return keep_for_worker(self.inbox, turn, text=turn.input or "", provider=PROVIDER)
+                return keep_for_worker(self.inbox, turn, text=turn.input or "", provider=PROVIDER,
+                                       short_code=number_id)
             log.info("whatsapp hop user=%s node=%s end=%s", mask(turn.address),
                      reply.screen.node if reply.screen else "-", reply.end)
             if reply.replayed:

@@ -15,9 +15,10 @@ one ``<Message>`` per 1 600 characters (Twilio's cap on a body), cut between lin
 ``MessageSid`` gets the same TwiML from the answer ledger, however late, without a second step.
 A message the engine could not run now (the session store down, the conversation busy past the lock wait: a
 ``transient`` reply) is kept for the worker (``channels/sms_inbox.py``), which answers it later through the
-outbox (a ``whatsapp_reply``: the same bodies as the TwiML would have held, ``messages``, sent in order), and
-Twilio gets an empty ``<Response/>``: no "send it again" message; the sender's newer messages (and Twilio's
-reposts) are kept behind it while it waits, answered in order. When the
+outbox (a ``whatsapp_reply``: the same bodies as the TwiML would have held, ``messages``, sent in order, through
+Twilio from the number the customer wrote to, ``To``), and Twilio gets an empty ``<Response/>``: no "send it
+again" message; the sender's newer messages (and Twilio's reposts) are kept behind it while it waits, answered in
+order. When the
 product fails otherwise (an unexpected error, or such a message cannot even be kept) the answer is still a
 200 TwiML message asking the customer to send the message again in a few minutes: Twilio does not post a
 webhook again by default, so a 5xx would leave the customer with no answer at all.
@@ -106,6 +107,13 @@ def split_body(text: str, limit: int = MAX_BODY_CHARS) -> list[str]:
     if current or not bodies:
         bodies.append(current)
     return bodies
+
+
+def _our_number(form: Mapping[str, str]) -> str:
+    """Our number the customer wrote to (``To``, ``whatsapp:+…``, signed with the rest): a late answer goes from it,
+    not from whichever sender the notifications use."""
+    to = (form.get("To") or "").strip()
+    return to.removeprefix("whatsapp:") if _FROM.match(to) else ""
 
 
 def _twiml(*bodies: str) -> str:
@@ -265,7 +273,8 @@ class TwilioWhatsAppAdapter(KeyedBySender, ChannelAdapter):
         if reply.transient:
             # Busy or the session store down: the hop did not run. Kept, the worker answers it through the
             # outbox; a "send it again" message would ask the customer to do what the worker does.
-            if keep_for_worker(self.inbox, turn, text=turn.input or "", provider=PROVIDER):
+            if keep_for_worker(self.inbox, turn, text=turn.input or "", provider=PROVIDER,
+                               short_code=_our_number(form)):
                 return Response(_twiml(), mimetype=_TWIML)
             return self.failure_response()
         twiml = self.render(reply)

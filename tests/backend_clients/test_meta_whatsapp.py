@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from backend_clients.meta_notifier import MetaWhatsAppNotifier
 from backend_clients.meta_whatsapp import MetaWhatsApp
 from dialogs.backends import BackendUnavailable, Rejected
 from tests.support.fake_graph import FakeGraph, fake_graph
@@ -59,3 +60,19 @@ def test_an_unreachable_graph_api_is_worth_another_try_later():
     client = MetaWhatsApp(f"http://127.0.0.1:{free_port()}/v21.0", "token", backoff_seconds=0)
     with pytest.raises(BackendUnavailable):
         client.deliver("1", "221770000001", TEXT)
+
+
+def test_a_reply_goes_from_the_phone_number_id_the_customer_wrote_to(graph):
+    notifier = MetaWhatsAppNotifier(MetaWhatsApp(graph.api_url, graph.access_token), "106540352242922")
+    notifier.send_message("+221770000001", TEXT, "106540352242999")
+    notifier.send("+221770000001", "Alerte")
+    assert [m["phone_number_id"] for m in graph.sent] == ["106540352242999", "106540352242922"]
+
+
+def test_without_a_phone_number_id_to_send_from_nothing_is_asked_of_meta(graph):
+    notifier = MetaWhatsAppNotifier(MetaWhatsApp(graph.api_url, graph.access_token), "")
+    with pytest.raises(Rejected) as refused:
+        notifier.send("+221770000001", "Alerte")
+    assert refused.value.reason == "meta_no_phone_number_id" and graph.sent == []
+    notifier.send_message("+221770000001", TEXT, "106540352242922")      # a reply knows its number
+    assert [m["phone_number_id"] for m in graph.sent] == ["106540352242922"]

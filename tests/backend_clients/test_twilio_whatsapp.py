@@ -78,3 +78,18 @@ def test_an_unreachable_twilio_is_unavailable() -> None:
     with pytest.raises(BackendUnavailable):
         TwilioWhatsApp("AC" + "0" * 32, "t", "+14155238886", api_url="http://127.0.0.1:9", timeout=0.5).send(
             "+221770000001", "x")
+
+
+def test_a_reply_goes_from_the_number_the_customer_wrote_to(twilio: FakeTwilio) -> None:
+    sender(twilio).send("+221770000001", "Compte 1000001", from_number="+14155238899")
+    [message] = twilio.sent
+    assert message["From"] == "whatsapp:+14155238899" and message["To"] == "whatsapp:+221770000001"
+
+
+def test_without_a_number_to_send_from_nothing_is_asked_of_twilio(twilio: FakeTwilio) -> None:
+    no_default = TwilioWhatsApp(twilio.account_sid, twilio.auth_token, "", api_url=twilio.url)
+    with pytest.raises(Rejected) as refused:
+        no_default.send("+221770000001", "x")
+    assert refused.value.reason == "twilio_no_sender_number" and twilio.sent == []
+    no_default.send("+221770000001", "x", from_number="+14155238886")     # a reply knows its number
+    assert [m["From"] for m in twilio.sent] == ["whatsapp:+14155238886"]

@@ -38,6 +38,7 @@ TWILIO_TOKEN = "test-twilio-auth-token"
 META_SECRET = "test-meta-app-secret"
 META_VERIFY = "test-meta-verify-token"
 PHONE_NUMBER_ID = "106540352242922"
+TWILIO_NUMBER = "+14155238886"      # our WhatsApp sender at Twilio (``TWILIO_WHATSAPP_FROM`` in the tests)
 
 
 def whatsapp_settings(settings: Settings, graph: FakeGraph) -> Settings:
@@ -53,7 +54,7 @@ def twilio_sending(settings: Settings, twilio: FakeTwilio, provider: FakeAfricas
     and sends), SMS through Africa's Talking's fake (to see what goes by SMS), quiet hours off (tests run at
     any hour)."""
     return replace(settings, twilio_account_sid=twilio.account_sid, twilio_auth_token=twilio.auth_token,
-                   twilio_whatsapp_from="+14155238886", twilio_api_url=twilio.url,
+                   twilio_whatsapp_from=TWILIO_NUMBER, twilio_api_url=twilio.url,
                    twilio_webhook_url=TWILIO_PUBLIC_URL, at_api_key=provider.api_key,
                    at_username=provider.username, at_api_url=provider.url, quiet_hours="")
 
@@ -86,8 +87,10 @@ def twiml_messages(xml: str) -> list[str]:
 
 
 class TwilioWhatsAppPhone:
-    def __init__(self, client: FlaskClient, msisdn: str, token: str = TWILIO_TOKEN) -> None:
-        self.client, self.msisdn, self.token = client, msisdn, token
+    """``ours``: our WhatsApp number at Twilio this phone writes to (``To``)."""
+
+    def __init__(self, client: FlaskClient, msisdn: str, token: str = TWILIO_TOKEN, ours: str = TWILIO_NUMBER) -> None:
+        self.client, self.msisdn, self.token, self.ours = client, msisdn, token, ours
         self.last_sid = ""
         self.last_status = 0
         self.last_twiml = ""
@@ -95,7 +98,7 @@ class TwilioWhatsAppPhone:
     def form(self, text: str, sid: str | None = None, **extra: str) -> dict[str, str]:
         self.last_sid = sid or f"SM{next(_ids):032x}"
         return {"MessageSid": self.last_sid, "SmsMessageSid": self.last_sid, "AccountSid": "AC" + "1" * 32,
-                "From": f"whatsapp:{self.msisdn}", "To": "whatsapp:+14155238886", "Body": text,
+                "From": f"whatsapp:{self.msisdn}", "To": f"whatsapp:{self.ours}", "Body": text,
                 "NumMedia": "0", "NumSegments": "1", "ProfileName": "Awa", "WaId": self.msisdn.lstrip("+"),
                 "MessageType": "text", "ApiVersion": "2010-04-01", **extra}
 
@@ -127,8 +130,12 @@ class TwilioWhatsAppPhone:
 
 
 class MetaWhatsAppPhone:
-    def __init__(self, client: FlaskClient, graph: FakeGraph, msisdn: str, secret: str = META_SECRET) -> None:
+    """``phone_number_id``: our number at Meta this phone writes to (the events' ``metadata``)."""
+
+    def __init__(self, client: FlaskClient, graph: FakeGraph, msisdn: str, secret: str = META_SECRET,
+                 phone_number_id: str = PHONE_NUMBER_ID) -> None:
         self.client, self.graph, self.secret = client, graph, secret
+        self.phone_number_id = phone_number_id
         self.wa_id = msisdn.lstrip("+")
         self.last_id = ""
         self.last_status = 0
@@ -137,7 +144,7 @@ class MetaWhatsAppPhone:
         return {"object": "whatsapp_business_account", "entry": [{"id": "102290129340398", "changes": [{
             "field": "messages",
             "value": {"messaging_product": "whatsapp",
-                      "metadata": {"display_phone_number": "15550783881", "phone_number_id": PHONE_NUMBER_ID},
+                      "metadata": {"display_phone_number": "15550783881", "phone_number_id": self.phone_number_id},
                       "contacts": [{"profile": {"name": "Awa"}, "wa_id": self.wa_id}],
                       "messages": [message]}}]}]}
 
@@ -159,7 +166,7 @@ class MetaWhatsAppPhone:
         self.post_raw(json.dumps(event).encode())
         sent = self.graph.messages_to(self.wa_id)[before:]
         for message in sent:
-            assert message["phone_number_id"] == PHONE_NUMBER_ID
+            assert message["phone_number_id"] == self.phone_number_id
         return [readable(m) for m in sent]
 
     def send(self, text: str, message_id: str | None = None) -> list[str]:

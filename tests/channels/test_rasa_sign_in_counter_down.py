@@ -10,13 +10,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-import redis
 from sanic import Sanic
 
 from app.actions_server import build_action_app
 from app.settings import Settings
 from app.storage.throttle import RedisThrottle
-from tests.support.throwaway_redis import ThrowawayRedis
 
 from .rasa_visitor import AWA, chat_settings, code_in, sms, visitor  # noqa: F401
 
@@ -25,16 +23,9 @@ UNAVAILABLE_EN = "Service temporarily unavailable. Please try again later."
 
 
 @pytest.fixture
-def counter(throwaway_redis: ThrowawayRedis) -> Iterator[RedisThrottle]:
-    client = redis.Redis.from_url(throwaway_redis.url, socket_timeout=1.0, socket_connect_timeout=1.0)
-    yield RedisThrottle(client)
-    client.close()
-
-
-@pytest.fixture
-def action_app(chat_settings: Settings, counter: RedisThrottle) -> Iterator[Sanic]:
+def action_app(chat_settings: Settings, throwaway_counter: RedisThrottle) -> Iterator[Sanic]:
     """The action server as production builds it, its limits counted in the throwaway Redis."""
-    app = build_action_app(chat_settings, throttle=counter)
+    app = build_action_app(chat_settings, throttle=throwaway_counter)
     yield app
     Sanic.unregister_app(app)
 

@@ -11,9 +11,11 @@ from pathlib import Path
 import pytest
 import redis
 
+from app.storage.throttle import RedisThrottle
+
 from .services import free_port, need_binary
 
-__all__ = ["ThrowawayRedis", "throwaway_redis"]
+__all__ = ["ThrowawayRedis", "throwaway_counter", "throwaway_redis"]
 
 
 class ThrowawayRedis:
@@ -53,3 +55,11 @@ def throwaway_redis(tmp_path: Path) -> Iterator[ThrowawayRedis]:
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def throwaway_counter(throwaway_redis: ThrowawayRedis) -> Iterator[RedisThrottle]:
+    """The product's throttle (the limits' counter) on the test's own Redis, to stop mid-test."""
+    client = redis.Redis.from_url(throwaway_redis.url, socket_timeout=1.0, socket_connect_timeout=1.0)
+    yield RedisThrottle(client)
+    client.close()

@@ -6,10 +6,9 @@ goes out and no code, not even the right one, signs anyone in while nothing coun
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
-import redis
 from flask import Flask
 
 from app.factory import create_app
@@ -35,16 +34,9 @@ def code_page_with(notice: str, masked: str) -> str:
 
 
 @pytest.fixture
-def counter(throwaway_redis: ThrowawayRedis) -> Iterator[RedisThrottle]:
-    client = redis.Redis.from_url(throwaway_redis.url, socket_timeout=1.0, socket_connect_timeout=1.0)
-    yield RedisThrottle(client)
-    client.close()
-
-
-@pytest.fixture
-def web_app(web_settings: Settings, counter: RedisThrottle) -> Flask:
+def web_app(web_settings: Settings, throwaway_counter: RedisThrottle) -> Flask:
     """The product (codes and sessions in the shared test Redis) with its limits counted in the throwaway one."""
-    return create_app(web_settings, throttle=counter)
+    return create_app(web_settings, throttle=throwaway_counter)
 
 
 def test_asking_a_code_while_the_counter_is_down_says_unavailable_in_french_and_english_and_sends_nothing(

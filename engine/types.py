@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, NamedTuple
 
 __all__ = ["ChannelCapabilities", "Option", "Reply", "Screen", "Turn"]
 
@@ -46,8 +46,12 @@ class Turn:
         return self.address
 
 
-@dataclass(frozen=True, slots=True)
-class Option:
+class Option(NamedTuple):
+    """A numbered choice on a screen. A named tuple rather than a frozen dataclass: screens are looked up
+    in the engine's laid-out cache on every hop, and a tuple's hash and equality run in C where a
+    dataclass's generated ``__hash__``/``__eq__`` are Python calls, one per option (measured with
+    ``bench/profile_hop.py --profile nav``: about a tenth of a page turn's engine time)."""
+
     key: str
     label: str
 

@@ -94,6 +94,13 @@ def _inbox(settings: Settings) -> list[tuple[str, str, str, str]]:
         engine.dispose()
 
 
+def _solde_kept_while_the_store_was_down(phone: TwilioWhatsAppPhone | MetaWhatsAppPhone, store: ThrowawayRedis) -> None:
+    """The customer writes SOLDE while the session store is down (kept for the worker); the store then back."""
+    store.stop()
+    phone.send("SOLDE")
+    store.start()
+
+
 def test_twilio_a_message_sent_while_the_store_is_down_is_answered_on_whatsapp_once_it_is_back(
         twilio_settings: Settings, twilio: FakeTwilio, provider: FakeAfricasTalking,
         throwaway_redis: ThrowawayRedis, product_clock: SettableClock) -> None:
@@ -140,9 +147,7 @@ def test_twilio_a_kept_message_posted_again_once_the_store_is_back_waits_and_is_
         product_clock: SettableClock) -> None:
     app = create_app(twilio_settings)
     awa = TwilioWhatsAppPhone(app.test_client(), AWA, token=twilio.auth_token)
-    throwaway_redis.stop()
-    awa.send("SOLDE")
-    throwaway_redis.start()
+    _solde_kept_while_the_store_was_down(awa, throwaway_redis)
     # Twilio posts it again before the worker's pass: an empty TwiML, it waits with the rest ...
     assert awa.send("SOLDE", sid=awa.last_sid) == [] and awa.last_status == 200
     # ... and the worker answers it once.
@@ -157,9 +162,7 @@ def test_twilio_a_message_written_once_the_store_is_back_is_answered_after_the_k
         product_clock: SettableClock) -> None:
     app = create_app(twilio_settings)
     awa = TwilioWhatsAppPhone(app.test_client(), AWA, token=twilio.auth_token)
-    throwaway_redis.stop()
-    awa.send("SOLDE")
-    throwaway_redis.start()
+    _solde_kept_while_the_store_was_down(awa, throwaway_redis)
     assert awa.send("1") == [] and awa.last_status == 200     # not answered before the balance it chooses from
     worker.run_once(twilio_settings)
     balance, bills = _twilio_texts(twilio, AWA)
@@ -171,9 +174,7 @@ def test_twilio_a_kept_message_whose_answered_mark_cannot_be_written_is_not_answ
         product_clock: SettableClock, monkeypatch: pytest.MonkeyPatch) -> None:
     app = create_app(twilio_settings)
     awa = TwilioWhatsAppPhone(app.test_client(), AWA, token=twilio.auth_token)
-    throwaway_redis.stop()
-    awa.send("SOLDE")
-    throwaway_redis.start()
+    _solde_kept_while_the_store_was_down(awa, throwaway_redis)
     with monkeypatch.context() as ledger_down:    # the worker's marks in the answer ledger are refused
         ledger_down.setattr(RedisAnswerLedger, "keep", _refused)
         worker.run_once(twilio_settings)
@@ -193,9 +194,7 @@ def test_meta_a_message_written_once_the_store_is_back_is_answered_after_the_kep
         product_clock: SettableClock) -> None:
     app = create_app(meta_settings)
     awa = MetaWhatsAppPhone(app.test_client(), graph, AWA)
-    throwaway_redis.stop()
-    awa.send("SOLDE")
-    throwaway_redis.start()
+    _solde_kept_while_the_store_was_down(awa, throwaway_redis)
     assert awa.send("1") == [] and awa.last_status == 200     # acknowledged, not answered before the balance
     worker.run_once(meta_settings)
     balance, bills = _graph_texts(graph, AWA)
@@ -208,9 +207,7 @@ def test_twilio_a_reply_refused_outside_the_24_hour_window_goes_by_sms(
     app = create_app(twilio_settings)
     client = app.test_client()
     awa = TwilioWhatsAppPhone(client, AWA, token=twilio.auth_token)
-    throwaway_redis.stop()
-    awa.send("SOLDE")
-    throwaway_redis.start()
+    _solde_kept_while_the_store_was_down(awa, throwaway_redis)
     twilio.window_closed.add(AWA)                 # Twilio takes it, then reports it undeliverable (63016)
     worker.run_once(twilio_settings)
     assert _twilio_texts(twilio, AWA) == [BALANCE]

@@ -906,8 +906,10 @@ class Engine:
             _log_failure("dialog step %s failed user=%s", node.step, mask(session.user_id), exc=exc)
             result = StepResult("error")
         finally:
+            # The step's time ends here: the wait to take the turnstile back is the turnstile's to count
+            # (``waited``), and counted in both it would be taken twice off the hop's own time.
+            session.step_seconds += self.timer() - started
             turnstile.resume(paused)
-        session.step_seconds += self.timer() - started
         note_proofs(session, result.data, bool(secrets))
         for key, value in result.data.items():
             if value is None:

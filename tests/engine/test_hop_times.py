@@ -43,9 +43,13 @@ def test_a_hop_that_waits_to_come_back_from_its_step_counts_that_wait_once_and_k
 
     store.locked = locked  # type: ignore[method-assign]
 
+    def hop_b() -> None:
+        Handset(engine, "b").dial()
+        b_done.set()
+
     def slow_step(seconds: float) -> None:
         timer.spend(0.25)
-        threading.Thread(target=lambda: (Handset(engine, "b").dial(), b_done.set()), daemon=True).start()
+        threading.Thread(target=hop_b, daemon=True).start()
         assert b_inside.wait(5)
 
     steps.sleep = slow_step

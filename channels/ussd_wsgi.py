@@ -69,18 +69,21 @@ class UssdFastPath:
         if self.guard.check(_Headers(environ), {}, environ.get("REMOTE_ADDR")) is not None:
             return self.app(environ, start_response)   # refused: logged, audited and answered there
         body = environ["wsgi.input"].read(int(length))
-        try:
-            text = self._answer(body)
-        except Exception:  # the Flask app answers it, with its error handlers
-            log.debug("USSD hop handed to the app", exc_info=True)
-            text = None
-        if text is None:
-            return self.app({**environ, "wsgi.input": io.BytesIO(body)}, start_response)
-        out = text.encode()
-        start_response("200 OK", [*_HEADERS, ("Content-Length", str(len(out)))])
-        if self.observe is not None:
-            self.observe(time.perf_counter() - started)
-        return [out]
+        # Parsing, the hop and the answer in one turn of the engine's (the hop gives it back for its back-end
+        # calls): the other threads' hops do not take the GIL from this one between its parts.
+        with self.engine.in_turn():
+            try:
+                text = self._answer(body)
+            except Exception:  # the Flask app answers it, with its error handlers
+                log.debug("USSD hop handed to the app", exc_info=True)
+                text = None
+            if text is not None:
+                out = text.encode()
+                start_response("200 OK", [*_HEADERS, ("Content-Length", str(len(out)))])
+                if self.observe is not None:
+                    self.observe(time.perf_counter() - started)
+                return [out]
+        return self.app({**environ, "wsgi.input": io.BytesIO(body)}, start_response)
 
     def _answer(self, body: bytes) -> str | None:
         """The hop's answer, or None when the body is not the plain case (the app then reads it)."""

@@ -28,6 +28,7 @@ import logging
 import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import partial
@@ -295,6 +296,12 @@ class Engine:
         texts = self.flows.menus.system_texts.get(key, {})
         return texts.get(language) or texts.get(self.flows.menus.default_language) or key
 
+    def in_turn(self) -> AbstractContextManager[None]:
+        """The engine's turnstile for a caller's whole request (``engine.turnstile``): an adapter whose work
+        around ``handle`` is the CPU's alone (parsing the request, rendering and logging the answer) does it
+        in the hop's turn, not interleaved with other threads' hops; the hop's waits still give it back."""
+        return self._turnstile.hold()
+
     def handle(self, turn: Turn) -> Reply:
         """Answer one hop. Never raises."""
         started = self.timer()
@@ -342,8 +349,10 @@ class Engine:
             finally:
                 turnstile.leave()
             pause = min(delay, max(0.0, deadline - time.monotonic()))
+            held = turnstile.pause()   # a caller holding the turnstile for the whole request (``in_turn``)
             time.sleep(pause)
             turnstile.note_wait(pause)
+            turnstile.resume(held)
             delay = min(delay * 2, _BUSY_LAST_PAUSE_SECONDS)
 
     def _spend_failed(self, turn: Turn, language: str) -> Reply:

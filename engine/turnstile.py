@@ -47,35 +47,59 @@ class Turnstile:
         self._local.waited = self.waited + seconds
 
     def enter(self) -> None:
+        """Take the turnstile; a thread already inside (``hold``) goes deeper and gives it back at its last
+        ``leave``."""
         if self._lock is None:
+            return
+        local = self._local
+        depth = getattr(local, "depth", 0)
+        if depth:
+            local.depth = depth + 1
             return
         if not self._lock.acquire(blocking=False):
             asked = self._timer()
             self._lock.acquire()
             self.note_wait(self._timer() - asked)
-        self._local.inside = True
+        local.depth = 1
 
     def leave(self) -> None:
         if self._lock is not None:
-            self._local.inside = False
-            self._lock.release()
+            local = self._local
+            local.depth -= 1
+            if not local.depth:
+                self._lock.release()
 
     @property
     def held(self) -> bool:
         """Whether this thread is inside."""
-        return bool(getattr(self._local, "inside", False))
+        return bool(getattr(self._local, "depth", 0))
 
-    def pause(self) -> bool:
-        """Give the turnstile back if this thread is inside; whether it was (for ``resume``)."""
-        if self.held:
-            self.leave()
-            return True
-        return False
+    def pause(self) -> int:
+        """Give the turnstile back if this thread is inside, however deep; how deep it was (for ``resume``;
+        0, false, when it was not inside)."""
+        depth = getattr(self._local, "depth", 0)
+        if depth:
+            self._local.depth = 0
+            self._lock.release()  # type: ignore[union-attr]  # depth is only ever set with a lock
+        return int(depth)
 
-    def resume(self, paused: bool) -> None:
-        """Take the turnstile again after ``pause`` gave it back."""
+    def resume(self, paused: int) -> None:
+        """Take the turnstile again, as deep as ``pause`` found this thread."""
         if paused:
             self.enter()
+            self._local.depth = paused
+
+    @contextmanager
+    def hold(self) -> Iterator[None]:
+        """The turnstile for the whole block: a caller whose work around the hop is the CPU's alone (reading
+        the request, writing the answer) does it in the same turn as the hop, not interleaved with other
+        threads' (each waiting for the other's GIL); the hop's own waits (back ends, sessions held) still
+        give it back."""
+        self.enter()
+        try:
+            yield
+        finally:
+            self.leave()
 
     @contextmanager
     def outside(self) -> Iterator[None]:

@@ -364,7 +364,9 @@ class Engine:
         more lock and write, on a failure only."""
         reply = self._closing(turn.channel, language, "error")
         try:
-            with self.store.locked(turn.session_key, _FINISH_LOCK_WAIT_SECONDS, marked=True) as held:
+            # outside the turnstile: it may wait for the lock (and a caller may hold the turnstile, ``in_turn``)
+            with self._turnstile.outside(), \
+                    self.store.locked(turn.session_key, _FINISH_LOCK_WAIT_SECONDS, marked=True) as held:
                 session = held.session
                 if session is not None and session.user_id == turn.user_id and session.language != language:
                     reply = self._closing(turn.channel, session.language, "error")

@@ -349,10 +349,10 @@ class Engine:
             finally:
                 turnstile.leave()
             pause = min(delay, max(0.0, deadline - time.monotonic()))
-            held = turnstile.pause()   # a caller holding the turnstile for the whole request (``in_turn``)
+            outer = turnstile.pause()   # a caller holding the turnstile for the whole request (``in_turn``)
             time.sleep(pause)
             turnstile.note_wait(pause)
-            turnstile.resume(held)
+            turnstile.resume(outer)
             delay = min(delay * 2, _BUSY_LAST_PAUSE_SECONDS)
 
     def _spend_failed(self, turn: Turn, language: str) -> Reply:

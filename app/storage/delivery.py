@@ -245,15 +245,17 @@ class SqlDeliveryQueue:
                 OutboxEventRow.status == "sent").with_for_update()).first()
             return row is not None and self._again_by_sms(db, row, reason)
 
-    def _again_by_sms(self, db: Session, row: OutboxEventRow, reason: str, parts: list[int] | None = None) -> bool:
+    def _again_by_sms(self, db: Session, row: OutboxEventRow, reason: str, parts: list[int] | None = None,
+                      delivered: Collection[int] = ()) -> bool:
         """The row pending again by SMS, or, when it was free text standing for its WhatsApp template
         (``TEMPLATE_NEXT``), as that template once (SMS still after it, if the template is refused).
         ``parts``: a message in several parts of which WhatsApp delivered some: SMS brings only these
-        (``SMS_PARTS``); a row already pending for that adds them (an earlier part's report came later)."""
+        (``SMS_PARTS``); a row still pending for that adds them (an earlier part's report came later) and drops
+        those reported ``delivered`` since."""
         payload = json.loads(row.payload)
         if parts is not None and row.status == "pending" and payload.get(ONLY_CHANNEL) == "sms" \
                 and isinstance(payload.get(SMS_PARTS), list):
-            payload[SMS_PARTS] = sorted(set(payload[SMS_PARTS]) | set(parts))
+            payload[SMS_PARTS] = sorted((set(payload[SMS_PARTS]) | set(parts)) - set(delivered))
             row.payload, row.delivery_status = json.dumps(payload, default=str), None
             return True
         if row.channel != "whatsapp" or row.status != "sent":
@@ -415,7 +417,8 @@ class SqlDeliveryQueue:
         if refused:
             first, again = refused[0]
             rest = None if len(ids) == 1 else [i for i in range(first, len(ids)) if final[ids[i]] != "delivered"]
-            if self._again_by_sms(db, row, again, rest):
+            delivered = [i for i, pid in enumerate(ids) if final[pid] == "delivered"]
+            if self._again_by_sms(db, row, again, rest, delivered):
                 return status
         if row.status == "sent" and status != "sent" and all(s != "sent" for s in final.values()):
             row.sealed = None    # final: nothing will send it again, its code is no longer needed

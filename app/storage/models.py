@@ -219,6 +219,7 @@ class OutboxPartRow(Base):
     outbox_id: Mapped[int] = mapped_column(Integer)
     part: Mapped[int] = mapped_column(Integer)       # 0 for the first
     provider_message_id: Mapped[str] = mapped_column(String(64), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
 class WhatsAppWindowRow(Base):

@@ -47,6 +47,7 @@ def upgrade() -> None:
         sa.Column('outbox_id', sa.Integer(), nullable=False),
         sa.Column('part', sa.Integer(), nullable=False),
         sa.Column('provider_message_id', sa.String(length=64), nullable=False),
+        sa.Column('created_at', sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
         sa.PrimaryKeyConstraint('id'),
         sa.UniqueConstraint('outbox_id', 'part', name='uq_outbox_parts_part'),
     )

@@ -1,11 +1,10 @@
 """A long WhatsApp reply that WhatsApp delivers only in part: SMS brings the parts the customer did not get, said
 to be a continuation ("(suite)"), never the start again. Refused at once by Twilio at its second part, or
 reported undelivered in the status callback of its second part (Twilio's 63016, outside the 24-hour window),
-which finds its outbox row although the row names the first part. And a kept message written to one of our Meta
-numbers whose id is longer than 20 digits is answered from that number.
+which finds its outbox row although the row names the first part.
 
-Against the fake Twilio and Graph APIs and the fake Africa's Talking SMS API on loopback (the Twilio SDK and the
-Graph client talking to them over sockets), a redis-server of the test's own (stopped so the webhook keeps the
+Against the fake Twilio API and the fake Africa's Talking SMS API on loopback (the Twilio SDK talking to them
+over sockets), a redis-server of the test's own (stopped so the webhook keeps the
 message for the worker), the real back office and the product's database."""
 
 from __future__ import annotations
@@ -25,17 +24,13 @@ from app.storage import make_sessions
 from app.storage.models import OutboxEventRow
 from tests.support.clock import SettableClock
 from tests.support.fake_africastalking import FakeAfricasTalking
-from tests.support.fake_graph import FakeGraph, readable
 from tests.support.fake_twilio import FakeTwilio
 from tests.support.throwaway_redis import ThrowawayRedis
 
 from .whatsapp_phones import (
-    PHONE_NUMBER_ID,
-    MetaWhatsAppPhone,
     TwilioWhatsAppPhone,
     twilio_reports,
     twilio_sending,
-    whatsapp_settings,
 )
 
 AWA = "+221770000001"
@@ -141,20 +136,3 @@ def test_a_second_part_reported_undelivered_finds_its_row_and_only_it_goes_by_sm
     assert twilio_reports(client, twilio) == [204]
     assert worker.run_once(long_screens).get("notifications_sent") is None
     assert len(provider.messages_to(STRANGER)) == 1
-
-
-def test_a_kept_message_to_a_meta_number_with_a_25_digit_id_is_answered_from_that_number(
-        settings: Settings, graph: FakeGraph, provider: FakeAfricasTalking, throwaway_redis: ThrowawayRedis,
-        product_clock: SettableClock) -> None:
-    meta = replace(whatsapp_settings(settings, graph), meta_phone_number_id=PHONE_NUMBER_ID,
-                   at_api_key=provider.api_key, at_username=provider.username, at_api_url=provider.url,
-                   quiet_hours="", redis_url=throwaway_redis.url, secret_key="parts-by-sms-test-key")
-    awa = MetaWhatsAppPhone(create_app(meta).test_client(), graph, AWA, phone_number_id=LONG_PHONE_NUMBER_ID)
-    throwaway_redis.stop()
-    assert awa.send("SOLDE") == [] and awa.last_status == 200
-    throwaway_redis.start()
-    product_clock.advance(seconds=5)
-    assert worker.run_once(meta)["notifications_sent"] == 1
-    [reply] = graph.messages_to(AWA.lstrip("+"))
-    assert (reply["phone_number_id"], readable(reply)) == (LONG_PHONE_NUMBER_ID, BALANCE_BUTTONS)
-    assert provider.messages_to(AWA) == []

@@ -7,10 +7,11 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
-from app.notify import REPLY_MESSAGES, REPLY_PROVIDER, Letter
+from app.notify import REPLY_MESSAGES, REPLY_PROVIDER, Letter, PartRejected
 from app.storage import SqlOutbox, make_sessions
 from app.storage.delivery import PARTS_SENT, SMS_PARTS, SqlDeliveryQueue
 from app.storage.outbox_seal import OutboxSeal
@@ -82,6 +83,23 @@ def test_a_long_text_goes_through_meta_as_text_messages_of_at_most_4096_characte
     bodies = [m["text"]["body"] for m in graph.messages_to(AWA.lstrip("+"))]
     assert len(bodies) == 2 and all(len(body) <= 4096 for body in bodies)
     assert "\n".join(bodies) == STATEMENT
+
+
+def test_meta_refusing_the_second_text_for_good_leaves_the_rest_to_the_next_channel(graph: FakeGraph) -> None:
+    """The customer read the first message: the refusal carries the text of the second only, for SMS."""
+    letters = MetaWhatsAppLetters(MetaWhatsAppNotifier(MetaWhatsApp(graph.api_url, graph.access_token),
+                                                       "106540352242922"))
+
+    def outside_the_window_for_the_next(_: dict[str, Any]) -> None:
+        graph.before_answer = None
+        graph.next_errors.append((400, 131047))
+
+    graph.before_answer = outside_the_window_for_the_next
+    with pytest.raises(PartRejected) as refused:
+        letters.send_letter(AWA, STATEMENT, Letter("statement", "fr", "all"))
+    [first] = [m["text"]["body"] for m in graph.messages_to(AWA.lstrip("+"))]
+    assert (refused.value.reason, refused.value.taken) == ("meta_131047", 1)
+    assert first + "\n" + "\n".join(refused.value.rest) == STATEMENT
 
 
 def test_a_worker_stopped_between_parts_leaves_a_row_whose_recovery_sends_only_the_rest(engine_db: str) -> None:

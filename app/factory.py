@@ -374,12 +374,14 @@ def build_dispatcher(settings: Settings, sessions: sessionmaker[Session]) -> Dis
     else:
         log.warning("AT_API_KEY is not set: SMS notifications stay queued in the outbox until it is.")
     replies = build_whatsapp_senders(settings)
+    whatsapp_number = ""    # the business number notifications go from: the window read is the customer's with it
     if "meta" in replies and settings.meta_phone_number_id:
         # Meta first when both are configured (one sender, one rate); both send approved templates.
         senders["whatsapp"] = replies["meta"]
-        providers["whatsapp"] = "meta"
+        providers["whatsapp"], whatsapp_number = "meta", settings.meta_phone_number_id
     elif "twilio" in replies and settings.twilio_whatsapp_from:
         senders["whatsapp"] = replies["twilio"]
+        providers["whatsapp"], whatsapp_number = "twilio", settings.twilio_whatsapp_from
         for problem in content_sid_problems(templates, menus.languages, settings.twilio_content_sids):
             log.warning("%s", problem)     # the operator's to fix; the message still goes (text, or SMS)
     if settings.smtp_url:
@@ -401,7 +403,7 @@ def build_dispatcher(settings: Settings, sessions: sessionmaker[Session]) -> Dis
                       keep_secrets=timedelta(minutes=settings.outbox_keep_sent_secrets_minutes),
                       windows=SqlWhatsAppWindows(sessions, settings.clock),
                       window=timedelta(minutes=settings.whatsapp_window_minutes), window_closed=WINDOW_CLOSED,
-                      reply_senders=replies)
+                      reply_senders=replies, whatsapp_number=whatsapp_number)
 
 
 def build_whatsapp_senders(settings: Settings) -> dict[str, SmsSender]:

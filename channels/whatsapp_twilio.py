@@ -243,15 +243,16 @@ class TwilioWhatsAppAdapter(KeyedBySender, ChannelAdapter):
                 # Someone we can answer gets a notice; a request without a sender gets nothing.
                 readable = bool(_FROM.match((form.get("From") or "").strip()))
                 return self.error_response(200 if readable else 400)
-            customer = turn.customer or ""
+            # The window is with the number written to (``To``), not with every number of the account.
+            customer, ours = turn.customer or "", _our_number(form)
             try:
                 response = self._answer(engine, turn, form)
             except Exception:
-                note_window(self.windows, customer, PROVIDER)
+                note_window(self.windows, customer, PROVIDER, number=ours)
                 raise
             # Once the answer has gone (the server closes the response after sending it): the reply is Twilio's
             # answer, and must not wait for the database, however slow or unreachable it is.
-            response.call_on_close(lambda: note_window(self.windows, customer, PROVIDER))
+            response.call_on_close(lambda: note_window(self.windows, customer, PROVIDER, number=ours))
             return response
 
         return bp

@@ -38,6 +38,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from .models import (
     EmailStopRow,
     OutboxEventRow,
+    OutboxPartRow,
     PaymentIntentRow,
     PendingTicketRow,
     PreferenceRow,
@@ -88,6 +89,8 @@ RETENTION: tuple[Rule, ...] = (
                 "email_code_tries": 0}),
     Rule("outbox_events", OutboxEventRow, 90, OutboxEventRow.created_at,
          OutboxEventRow.status.in_(("sent", "failed"))),
+    # The provider ids of a long message's parts: of use while reports about them may come, gone with the rows.
+    Rule("outbox_parts", OutboxPartRow, 90, OutboxPartRow.created_at),
     Rule("payment_intents", PaymentIntentRow, 400, PaymentIntentRow.updated_at,
          PaymentIntentRow.status.in_(("succeeded", "failed"))),
     Rule("processed_callbacks", ProcessedCallbackRow, 30, ProcessedCallbackRow.received_at),

@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 import requests
+
+from app.settings import Settings
 
 from ..support.engine import UssdPhone
 from ..support.services import gunicorn_servers
@@ -29,11 +31,12 @@ NUMBER = "+221770000001"
 BALANCE = ("CON Compte 1000001\nA payer: 12 500 FCFA\nFactures impayées: 2\n1. Dernières factures\n"
            "0. Retour 00. Accueil")
 MAIN = "CON ElecNet - 1000001\n1. Solde et factures\n"
+PhoneFactory = Callable[[str], UssdPhone]
 MAIN_INVALID = "CON Choix invalide.\nElecNet - 1000001\n1. Solde et factures\n"
 
 
-def test_a_dial_arriving_after_the_first_input_gets_that_inputs_screen_again(phone):
-    p: UssdPhone = phone(NUMBER)
+def test_a_dial_arriving_after_the_first_input_gets_that_inputs_screen_again(phone: PhoneFactory) -> None:
+    p = phone(NUMBER)
     assert p.dial("1") == BALANCE     # *123*1#: the balance, the session's first hop
     # The dial "" of the same session arrives late: before, it was read as an empty reply on the balance
     # ("CON Choix invalide." over it, the answer make bench counted as bad); it is the balance again.
@@ -42,8 +45,8 @@ def test_a_dial_arriving_after_the_first_input_gets_that_inputs_screen_again(pho
     assert p.post("1*0*1") == BALANCE
 
 
-def test_an_older_hop_arriving_after_a_newer_one_changes_nothing(phone):
-    p: UssdPhone = phone(NUMBER)
+def test_an_older_hop_arriving_after_a_newer_one_changes_nothing(phone: PhoneFactory) -> None:
+    p = phone(NUMBER)
     assert p.dial().startswith(MAIN)
     assert p.answer("1") == BALANCE
     assert p.answer("0").startswith(MAIN)
@@ -56,8 +59,9 @@ def test_an_older_hop_arriving_after_a_newer_one_changes_nothing(phone):
     assert p.answer("0").startswith(MAIN)
 
 
-def test_a_hop_that_overtakes_the_one_before_it_is_one_reply_and_the_late_one_changes_nothing(phone):
-    p: UssdPhone = phone(NUMBER)
+def test_a_hop_that_overtakes_the_one_before_it_is_one_reply_and_the_late_one_changes_nothing(
+        phone: PhoneFactory) -> None:
+    p = phone(NUMBER)
     assert p.dial().startswith(MAIN)
     # "1*0" arrives while "1" is still on its way: what it adds to "" is one reply, "1*0", which is no choice
     # of the main menu (never "0" alone, which would leave "1" to be applied after it).
@@ -66,8 +70,8 @@ def test_a_hop_that_overtakes_the_one_before_it_is_one_reply_and_the_late_one_ch
     assert p.post("1*0*1") == BALANCE
 
 
-def test_a_reply_with_a_star_in_it_reaches_the_ticket_whole(phone, backoffice_url):
-    p: UssdPhone = phone(NUMBER)
+def test_a_reply_with_a_star_in_it_reaches_the_ticket_whole(phone: PhoneFactory, backoffice_url: str) -> None:
+    p = phone(NUMBER)
     p.dial()
     p.answer("4")
     p.answer("2")
@@ -82,7 +86,7 @@ def test_a_reply_with_a_star_in_it_reaches_the_ticket_whole(phone, backoffice_ur
 
 # ---------------------------------------------------------------- many sessions, served
 @pytest.fixture
-def two_servers(settings, tmp_path) -> Iterator[list[str]]:
+def two_servers(settings: Settings) -> Iterator[list[str]]:
     env = {**os.environ, "DATABASE_URL": settings.database_url, "REDIS_URL": settings.redis_url or "",
            "BACKOFFICE_URL": settings.backoffice_url, "PAYMENT_CALLBACK_SECRET": "test-callback-secret",
            "RESUME_WINDOW_SECONDS": "0", "LOG_LEVEL": "WARNING"}
@@ -104,7 +108,8 @@ def _balance_session(urls: list[str], name: str, hops: int, seen: list[tuple[str
             seen.append((name, text, screen))
 
 
-def test_sequential_hops_of_many_sessions_on_two_processes_always_get_the_screen_asked_for(two_servers):
+def test_sequential_hops_of_many_sessions_on_two_processes_always_get_the_screen_asked_for(
+        two_servers: list[str]) -> None:
     seen: list[tuple[str, str, str]] = []
     threads = [threading.Thread(target=_balance_session, args=(two_servers, f"order-{t}-{s}", 12, seen))
                for t in range(6) for s in range(2)]

@@ -114,7 +114,7 @@ from .whatsapp_letters import (
 )
 
 __all__ = ["build_deps", "build_dispatcher", "build_engine", "build_identity_cache", "build_inbox_drain",
-           "build_notice_relay", "build_pace", "build_unsubscribe_links", "build_whatsapp_senders", "create_app",
+           "build_notice_relay", "build_pace", "build_sessions", "build_unsubscribe_links", "build_whatsapp_senders", "create_app",
            "settler"]
 
 log = logging.getLogger("app")
@@ -140,6 +140,14 @@ def _server_key(settings: Settings) -> bytes:
     log.warning("SECRET_KEY is not set: using a random key for this process. Set SECRET_KEY (the same "
                 "in every worker) so that a replayed hop is recognised whichever worker receives it.")
     return secrets.token_bytes(32)
+
+
+def build_sessions(settings: Settings, statement_timeout: float | None = None) -> sessionmaker[Session]:
+    """The product's database sessions, each statement and lock wait bounded by the settings
+    (``statement_timeout`` replaces the statement's bound: the retention purge's long deletes)."""
+    return make_sessions(settings.database_url, lock_timeout=settings.database_lock_timeout_seconds,
+                         statement_timeout=(settings.database_statement_timeout_seconds
+                                            if statement_timeout is None else statement_timeout))
 
 
 def build_security_audit(settings: Settings, sessions: sessionmaker[Session]) -> SqlSecurityAudit:
@@ -191,7 +199,7 @@ def build_engine(settings: Settings, store: SessionStore | None = None,
                  observer: HopObserver | None = None, callback_path: str = CALLBACK_PATH,
                  throttle: Throttle | None = None) -> tuple[Engine, dict[str, Any]]:
     """The engine and the concrete pieces behind it (for readiness checks and tests)."""
-    sessions = make_sessions(settings.database_url)
+    sessions = build_sessions(settings)
     security = build_security_audit(settings, sessions)
     deps = build_deps(settings, sessions, security, callback_path, throttle)
     # Fail at start-up, naming the file and field, rather than on a customer's first hop.

@@ -16,7 +16,8 @@ queued the first time). What the customer wrote (a PIN in ``OUI 1234``) is never
 A message the engine could not run now (the session store down, or the conversation busy: the engine's
 ``transient`` reply, sent to nobody) is kept in the inbox (``sms_inbox``), and the worker runs it when it
 can, its reply going through the outbox: whether the provider would post it again is not documented, so
-nothing depends on it. While a sender has such a message kept, their newer ones (and the provider's reposts)
+nothing depends on it. Without an inbox (the embedded default, no ``REDIS_URL``) the customer is asked by SMS to
+send it again. While a sender has such a message kept, their newer ones (and the provider's reposts)
 are kept behind it, so the replies come in the order the customer wrote.
 
 Answers: ``200 OK`` once the reply is sent or queued, or the message kept; ``400`` (plain text) for a
@@ -198,6 +199,8 @@ class SmsAdapter(KeyedBySender, ChannelAdapter):
             if reply.transient:
                 # Busy or the session store down: the hop did not run. Kept, the worker runs it; an SMS saying
                 # "try again" would ask the customer to do what the worker does.
+                if self.inbox is None:
+                    return self._refuse(handover, turn, reply)
                 return self._keep(turn, request.form)
             node = reply.screen.node if reply.screen else "-"
             if reply.replayed and not handover.take_owed(turn.hop_id):
@@ -212,6 +215,19 @@ class SmsAdapter(KeyedBySender, ChannelAdapter):
             return Response("OK", mimetype="text/plain")
 
         return bp
+
+    def _refuse(self, handover: ReplyHandOver, turn: Turn, reply: Reply) -> Response:
+        """No inbox (the embedded default: no worker shares the in-process conversations): the customer is told, in
+        an SMS, to send the message again (the engine's transient answer, "request in progress, try again", in
+        their language), and the callback answers ``200``; a ``503`` alone would leave them unanswered, as Africa's
+        Talking documents no retry. The message stays unanswered: posted again, it runs."""
+        language = reply.screen.language if reply.screen else ""
+        if not handover.hand_over(turn.address, self.render(reply), language=language,
+                                  message_id=f"{turn.hop_id}:again"):
+            return self.failure_response()
+        log.warning("sms message from %s not run now (no inbox without REDIS_URL): asked to send it again",
+                    mask(turn.address))
+        return Response("OK", mimetype="text/plain")
 
     def _keep(self, turn: Turn, form: Mapping[str, str]) -> Response:
         """The message kept for the worker: ``200``; ``503`` when it cannot be (then only a provider that posts

@@ -57,5 +57,6 @@ def test_a_whatsapp_message_whose_conversation_stays_busy_is_not_dropped_in_sile
     if provider == "twilio":
         assert told == [UNAVAILABLE] and phone.last_status == 200
     else:
+        assert isinstance(phone, MetaWhatsAppPhone)
         assert told == [] and phone.last_status == 503    # Meta delivers the event again
         assert phone.send("SOLDE", message_id=phone.last_id)[0].startswith("Compte 1000001\nÀ payer: 12 500 FCFA")

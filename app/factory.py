@@ -75,7 +75,7 @@ from .quiet_hours import QuietHours
 from .settings import Settings
 from .sms_replies import KIND as SMS_REPLY
 from .sms_replies import WHATSAPP_KIND as WHATSAPP_REPLY
-from .sms_replies import OutboxReplies
+from .sms_replies import OutboxReplies, reply_keys
 from .storage import (
     MemoryThrottle,
     RedisThrottle,
@@ -87,6 +87,7 @@ from .storage import (
     make_sessions,
 )
 from .storage.answer_ledger import RedisAnswerLedger
+from .storage.answered import SqlAnswers
 from .storage.consent import SqlConsent
 from .storage.contacts import SqlContacts
 from .storage.delivery import SqlDeliveryQueue
@@ -343,6 +344,8 @@ def build_adapters(settings: Settings, guard: GatewayGuard, security: SecurityAu
         log.warning("WhatsApp through Meta is not configured (README, WhatsApp): "
                     "POST /whatsapp/meta is closed (503).")
     ledger = build_answer_ledger(settings)
+    # The durable record of what was answered, read once the ledger forgot (Redis restarted empty).
+    answers = SqlAnswers(sessions, reply_keys) if sessions is not None else None
     inbox = build_inbox(settings, sessions) if sessions is not None else None
     windows = SqlWhatsAppWindows(sessions, settings.clock) if sessions is not None else None
     adapters: list[ChannelAdapter] = [
@@ -350,15 +353,17 @@ def build_adapters(settings: Settings, guard: GatewayGuard, security: SecurityAu
         SmsAdapter(sms_sender, settings.default_region, guard, security,
                    idle_seconds=settings.sms_session_idle_seconds, on_reject=metrics.rejected.labels("sms").inc,
                    outbox=OutboxReplies(deps.outbox) if deps is not None and deps.outbox is not None else None,
-                   ledger=ledger, inbox=inbox),
+                   ledger=ledger, inbox=inbox, answers=answers),
         TwilioWhatsAppAdapter(settings.twilio_auth_token, settings.twilio_webhook_url or settings.public_base_url,
                               settings.default_region, security, ledger,
                               idle_seconds=settings.whatsapp_session_idle_seconds,
-                              on_reject=metrics.rejected.labels("whatsapp").inc, inbox=inbox, windows=windows),
+                              on_reject=metrics.rejected.labels("whatsapp").inc, inbox=inbox, windows=windows,
+                              answers=answers),
         MetaWhatsAppAdapter(settings.meta_app_secret, settings.meta_verify_token, meta_sender, record_status,
                             settings.default_region, security, ledger,
                             idle_seconds=settings.whatsapp_session_idle_seconds,
-                            on_reject=metrics.rejected.labels("whatsapp").inc, inbox=inbox, windows=windows),
+                            on_reject=metrics.rejected.labels("whatsapp").inc, inbox=inbox, windows=windows,
+                            answers=answers),
     ]
     if deps is not None:
         adapters.append(build_web_adapter(settings, deps, guard, secret or secrets.token_hex(32),

@@ -50,7 +50,7 @@ from engine.charset import is_gsm7, sms_segments
 from engine.masking import mask
 
 from .adapter import BadRequest, ChannelAdapter, KeyedBySender
-from .answer_ledger import AnswerLedger, MemoryAnswerLedger
+from .answer_ledger import AnswerLedger, DurableAnswers, MemoryAnswerLedger
 from .capabilities import SMS, SMS_MAX_SEGMENTS, SMS_NAVIGATION_WORDS
 from .gateway_guard import TOKEN_HEADER, GatewayGuard
 from .msisdn import to_e164
@@ -93,7 +93,8 @@ def _clean_text(text: str) -> str:
 class SmsAdapter(KeyedBySender, ChannelAdapter):
     """Africa's Talking SMS; ``sender`` sends the replies, ``outbox`` takes those it cannot send now (or all of
     them when there is no sender), ``ledger`` marks those neither could take until the provider's retry;
-    ``inbox`` keeps the messages the engine could not run now, for the worker (``sms_inbox``)."""
+    ``inbox`` keeps the messages the engine could not run now, for the worker (``sms_inbox``); ``answers`` says,
+    once the ledger forgot (Redis restarted empty), whether a message was answered all the same."""
 
     sender: ReplySender | None = None
     default_region: str = "SN"
@@ -106,6 +107,7 @@ class SmsAdapter(KeyedBySender, ChannelAdapter):
     outbox: ReplyOutbox | None = None
     ledger: AnswerLedger = field(default_factory=MemoryAnswerLedger)
     inbox: Inbox | None = None
+    answers: DurableAnswers | None = None
 
     @property
     def capabilities(self) -> ChannelCapabilities:
@@ -188,8 +190,9 @@ class SmsAdapter(KeyedBySender, ChannelAdapter):
                 if self.on_reject is not None:
                     self.on_reject()
                 return self.error_response()
-            if handover.answered(turn.hop_id):
-                # Posted again after it was answered, maybe after the customer wrote since: never run twice.
+            if handover.answered(turn.hop_id, self.answers):
+                # Posted again after it was answered, maybe after the customer wrote since (or after the ledger's
+                # Redis restarted empty: the database says so): never run twice.
                 log.info("sms repost of an answered message user=%s: not run again", mask(turn.address))
                 return Response("OK", mimetype="text/plain")
             if waits_behind(self.inbox, turn) and self._kept(turn, request.form):

@@ -67,7 +67,7 @@ from engine import (
 from engine.masking import mask
 
 from .adapter import BadRequest, ChannelAdapter, KeyedBySender
-from .answer_ledger import AnswerLedger, MemoryAnswerLedger
+from .answer_ledger import AnswerLedger, DurableAnswers, MemoryAnswerLedger, answered_before
 from .msisdn import to_e164
 from .sms_delivery import DeliveryReport
 from .sms_inbox import Inbox, KeptMessage, keep_for_worker, waits_behind
@@ -241,6 +241,8 @@ class MetaWhatsAppAdapter(KeyedBySender, ChannelAdapter):
     channel: str = CHANNEL
     prefix: str = PATH
     inbox: Inbox | None = None
+    # Whether a message the ledger forgot (Redis restarted empty) was answered all the same: the database.
+    answers: DurableAnswers | None = None
     windows: Windows | None = None      # when each customer last wrote (WhatsApp's 24-hour window)
 
     @property
@@ -442,6 +444,11 @@ class MetaWhatsAppAdapter(KeyedBySender, ChannelAdapter):
                 self.on_reject()
             return True
         record = self.ledger.recall(LEDGER, turn.hop_id)
+        if record is None and answered_before(self.ledger, self.answers, turn.hop_id):
+            # Answered before the ledger forgot (its Redis restarted empty): the database says so. Acknowledged,
+            # nothing sent again.
+            log.info("whatsapp repost of a message answered before user=%s: nothing again", mask(turn.address))
+            return True
         if record is None:
             if waits_behind(self.inbox, turn) and keep_for_worker(self.inbox, turn, text=turn.input or "",
                                                                  provider=PROVIDER):

@@ -50,7 +50,11 @@ from .models import (
     WhatsAppWindowRow,
 )
 
-__all__ = ["RETENTION", "Rule", "purge"]
+__all__ = ["PURGE_STATEMENT_TIMEOUT_SECONDS", "RETENTION", "Rule", "purge"]
+
+# The purge's deletes may each take minutes on a large table the first time: its own statement bound, not the
+# few seconds a customer's hop may wait (``make_sessions``); its lock waits stay short.
+PURGE_STATEMENT_TIMEOUT_SECONDS = 600.0
 
 
 @dataclass(frozen=True, slots=True)

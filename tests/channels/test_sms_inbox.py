@@ -313,7 +313,7 @@ def test_an_sms_that_finds_its_conversation_busy_past_the_lock_wait_is_kept_and_
     awa = SmsPhone(kept_app.test_client(), fake_at, AWA)
     # Another message of the conversation holds it past the engine's 9 s wait: a lock of a minute, not the
     # store's 10 s, which a loaded machine's slow start of the hop could let run out before the wait does.
-    holder = RedisSessionStore.from_url(kept_settings.redis_url, lock_ttl_ms=60_000)
+    holder = RedisSessionStore.from_url(str(kept_settings.redis_url), lock_ttl_ms=60_000)
     with holder.locked(f"sms:{AWA}", 0.0):
         assert awa.send("SOLDE") == [] and awa.last_status == 200
     worker.run_once(kept_settings)

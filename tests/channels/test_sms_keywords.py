@@ -66,7 +66,7 @@ def test_payer_asks_oui_and_the_pin_then_starts_the_payment_and_the_pin_is_kept_
     awa = texter("+221770000001")
     caplog.set_level(logging.DEBUG)
     assert awa.say("PAYER 5000") == ("Payer 5 000 FCFA avec (répondez par le numéro):\n1. Orange Money\n2. Wave\n"
-                                     "3. Free Money")
+                                     "3. Free Money\n4. Annuler")
     assert awa.say("1") == (
         "Payer 5 000 FCFA au compte 1000001 avec Orange Money ? Pour confirmer, répondez OUI et votre "
         "code PIN (ex: OUI 1234) sous 5 minutes.")
@@ -82,6 +82,17 @@ def test_payer_asks_oui_and_the_pin_then_starts_the_payment_and_the_pin_is_kept_
         assert PIN.encode() not in (stored.get(key) or b""), key
     assert all(PIN not in str(row) for row in deps.outbox.pending())
     assert PIN not in caplog.text
+
+
+def test_payer_cancelled_at_the_wallet_question_pays_nothing_and_says_so(texter, deps):
+    deps.pins.set_pin("+221770000001", PIN)
+    awa = texter("+221770000001")
+    assert awa.say("PAYER 5000").endswith("\n3. Free Money\n4. Annuler")
+    assert awa.say("4") == "Paiement annulé. Rien n'a été payé. Pour payer, envoyez PAYER suivi du montant."
+    # The conversation is over: a late OUI and the PIN start nothing.
+    assert not awa.say(f"OUI {PIN}").startswith("Validez le paiement")
+    assert deps.ledger.recent("+221770000001") == []
+    assert awa.say("SOLDE").startswith("Compte 1000001\nA payer: 12 500 FCFA\n")
 
 
 def test_solde_says_a_payment_by_payer_is_being_confirmed(texter, deps):
@@ -228,6 +239,15 @@ def test_balance_without_an_account_asks_which_one_then_answers_its_balance(text
     sahel = texter("+221770000002")
     assert sahel.say("BALANCE") == CHOOSE_EN
     assert sahel.say("2").startswith("Account 2000002\nBalance due: ")
+
+
+def test_pay_in_english_can_be_cancelled_at_the_wallet_question(texter, deps):
+    sahel = texter("+221770000002")
+    assert sahel.say("PAY 5000") == CHOOSE_EN
+    assert sahel.say("2") == ("Pay 5,000 FCFA with (reply with the number):\n1. Orange Money\n2. Wave\n"
+                              "3. Free Money\n4. Cancel")
+    assert sahel.say("4") == "Payment cancelled. Nothing was paid. To pay, send PAY and the amount."
+    assert deps.ledger.recent("+221770000002") == []
 
 
 def test_usage_asks_which_account_first_then_answers_it(texter):

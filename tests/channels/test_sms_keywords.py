@@ -315,6 +315,15 @@ def test_a_reply_longer_than_three_parts_is_cut_between_words_gsm7_and_ucs2():
 
 
 # ---------------------------------------------------------------- where messages go
+def test_email_by_sms_audits_the_code_sent_once_even_when_the_provider_posts_the_message_again(texter, sms_app):
+    awa = texter("+221770000001")
+    assert awa.say("EMAIL awa@exemple.sn").startswith("Un code a été envoyé à a***@exemple.sn.")
+    assert awa.send("EMAIL awa@exemple.sn", message_id=awa.last_id) == []
+    audit = sms_app.extensions["parts"]["security"]
+    assert [(e.kind, e.channel, e.detail) for e in audit.for_subject("+221770000001")] == [
+        ("code_sent", "sms", "e-mail code sent")]
+
+
 def test_email_by_sms_sends_a_code_to_the_address_and_the_code_confirms_it(texter, deps, sms_settings, fake_at):
     from app import worker
     from tests.support.fake_smtp import fake_smtp

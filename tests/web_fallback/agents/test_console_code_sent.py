@@ -59,7 +59,7 @@ def console_security_rows(app: Flask, number: str) -> list[str]:
                        follow_redirects=True).get_data(as_text=True)
     table = page[page.index("security events"):]
     table = table[:table.index("</table>")]
-    rows = [" ".join(re.sub(r"<[^>]+>", " ", row).split()) for row in re.findall(r"<tr>(.*?)</tr>", table, re.S)]
+    rows = [" ".join(re.sub(r"<[^>]+>", " ", row).split()) for row in re.findall(r"<tr>(.*?)</tr>", table, re.DOTALL)]
     return [row[row.index("code_sent"):] for row in rows if "code_sent" in row]   # from the kind on (not the time)
 
 

@@ -324,6 +324,29 @@ def test_email_by_sms_audits_the_code_sent_once_even_when_the_provider_posts_the
         ("code_sent", "sms", "e-mail code sent")]
 
 
+def test_an_email_code_given_up_by_sms_offers_a_new_one_by_replying_1(texter, deps):
+    awa = texter("+221770000001")
+    awa.say("EMAIL awa@exemple.sn")
+    [first] = [row["payload"]["code"] for row in deps.outbox.pending() if row["kind"] == "email_code"]
+    wrong = [c for c in ("000000", "111111", "222222", "333333") if c != first]
+    awa.say(f"EMAIL {wrong[0]}")
+    awa.say(f"EMAIL {wrong[1]}")
+    assert awa.say(f"EMAIL {wrong[2]}") == ("Aucun code en cours (expiré ou trop d'erreurs). Pour en recevoir un "
+                                            "nouveau, répondez:\n1. Nouveau code")
+    assert awa.say("1") == ("Nouveau code envoyé à a***@exemple.sn, l'ancien ne marche plus. Renvoyez EMAIL suivi "
+                            "du code (ex: EMAIL 123456) dans les 30 minutes.")
+    [_, second] = [row["payload"]["code"] for row in deps.outbox.pending() if row["kind"] == "email_code"]
+    assert awa.say(f"EMAIL {second}").startswith("Adresse e-mail confirmée: a***@exemple.sn.")
+
+
+def test_an_email_code_typed_by_sms_with_none_pending_in_english_says_how_to_get_one(texter):
+    sahel = texter("+221770000002")
+    sahel.say("BALANCE 2000002")
+    assert sahel.say("EMAIL 123456") == ("No code pending (expired or too many wrong tries). To get a new one, "
+                                         "reply:\n1. New code")
+    assert sahel.say("1").startswith("To get your messages by e-mail, send EMAIL")
+
+
 def test_email_by_sms_sends_a_code_to_the_address_and_the_code_confirms_it(texter, deps, sms_settings, fake_at):
     from app import worker
     from tests.support.fake_smtp import fake_smtp

@@ -10,8 +10,10 @@ screen in the user's language, logged with the user masked.
 A session is its caller's alone: a hop from another number gets a polite end, reads and
 changes nothing, and is reported as a ``caller_mismatch`` security event. The replay record
 is an HMAC of caller and hop under the server key (``engine.hop_digest``). Resuming a dropped
-session follows ``engine.resume``: offered only mid-task, never past a gate. On a channel that keys
-a session on its provider's session id (USSD), a hop on an ended session other than the retry of
+session follows ``engine.resume``: offered only mid-task, never past a gate, and to the same customer only.
+A verified customer on a session held for nobody (a guest's, its conversation key now signed in) or for another
+customer starts afresh as themselves: nothing of that session runs on, its replay record included. On a channel
+that keys a session on its provider's session id (USSD), a hop on an ended session other than the retry of
 its last one gets a polite end (``session_over``) and is a ``session_reused`` security event; so does
 a hop on such a key long after its session expired (for ``ended_marker_seconds``: the store keeps a
 marker of the spent key, written with the session's first save and its last, or alone when a first hop

@@ -10,8 +10,10 @@ screen in the user's language, logged with the user masked.
 A session is its caller's alone: a hop from another number gets a polite end, reads and
 changes nothing, and is reported as a ``caller_mismatch`` security event. The replay record
 is an HMAC of caller and hop under the server key (``engine.hop_digest``). Resuming a dropped
-session follows ``engine.resume``: offered only mid-task, never past a gate. On a channel that keys
-a session on its provider's session id (USSD), a hop on an ended session other than the retry of
+session follows ``engine.resume``: offered only mid-task, never past a gate, and to the same customer only.
+A verified customer on a session held for nobody (a guest's, its conversation key now signed in) or for another
+customer starts afresh as themselves: nothing of that session runs on, its replay record included. On a channel
+that keys a session on its provider's session id (USSD), a hop on an ended session other than the retry of
 its last one gets a polite end (``session_over``) and is a ``session_reused`` security event; so does
 a hop on such a key long after its session expired (for ``ended_marker_seconds``: the store keeps a
 marker of the spent key, written with the session's first save and its last, or alone when a first hop
@@ -495,7 +497,14 @@ class Engine:
             # A guest's hop on a customer's session (its key wrongly shared): not even its replay record.
             return self._refuse_guest(turn, session.flow), 0.0
         hop_id = _hop_digest(self._hop_digest, turn)
-        if session is not None and session.last_reply is not None and session.last_hop_id == hop_id:
+        # A verified customer on a session held for nobody (a guest's, under the same conversation key: the
+        # guest signed in) or for another customer: nothing of it goes on, its replay record included. The
+        # customer starts afresh as themselves, keeping nothing of it (engine.kept); never as the guest.
+        newcomer = session is not None and turn.customer is not None and session.customer != turn.customer
+        if newcomer:
+            log.info("verified customer on a session held for another channel=%s user=%s: started afresh",
+                     turn.channel, mask(turn.user_id))
+        elif session is not None and session.last_reply is not None and session.last_hop_id == hop_id:
             # Only the identical hop (the provider's retry) gets the recorded answer again.
             return self._replayed(session, session.last_reply), 0.0
         if session is not None and session.ended and self._key_ends.get(turn.channel, False):
@@ -512,7 +521,7 @@ class Engine:
             if not continues:
                 return self._out_of_order(session, turn), 0.0
         previous = None
-        if session is not None and (session.ended or self._restarts(session, turn)):
+        if session is not None and (newcomer or session.ended or self._restarts(session, turn)):
             # A new message after an end, or a new command on a chat channel: a new session,
             # which keeps what its flow declares of this one (engine.kept).
             previous, session = session, None
@@ -617,7 +626,7 @@ class Engine:
             return None
         previous = self.store.load(previous_key)
         if (previous is None or previous.ended or previous.user_id != session.user_id
-                or previous.flow != flow.name
+                or previous.customer != session.customer or previous.flow != flow.name
                 or session.created_at - previous.updated_at > self.limits.resume_window_seconds
                 or not is_mid_task(self.flows.get(previous.flow, previous.version), previous.node)):
             return None

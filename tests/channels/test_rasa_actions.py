@@ -128,6 +128,25 @@ def test_an_english_outage_report_and_typed_navigation_words(chat):
     assert sahel.say("home") == "ElecNet - 2000001"
 
 
+def test_an_english_email_code_given_up_offers_a_new_code_button_that_confirms(chat, action_app):
+    deps = action_app.ctx.parts["deps"]
+    sahel = chat("conv-sahel-email", "+221770000002", language="en")
+    sahel.say("hello", intent="greet")
+    sahel.press("2000001 DKR-PLATEAU")
+    sahel.press("Preferences")
+    sahel.press("Where messages go")
+    sahel.press("Add an e-mail address")
+    assert sahel.say("ops@entreprise.sn").startswith("A code was sent to o***@entreprise.sn.")
+    [first] = [row["payload"]["code"] for row in deps.outbox.pending() if row["kind"] == "email_code"]
+    for guess in [c for c in ("000000", "111111", "222222", "333333") if c != first][:3]:
+        said = sahel.say(guess)
+    assert said == "Code expired or too many wrong tries. To get a new code:"
+    assert sahel.titles() == ["New code", "Back", "Home"]
+    assert sahel.press("New code").startswith("New code sent to o***@entreprise.sn; the old one no longer works.")
+    [_, second] = [row["payload"]["code"] for row in deps.outbox.pending() if row["kind"] == "email_code"]
+    assert sahel.say(second).startswith("E-mail address confirmed: o***@entreprise.sn.")
+
+
 def test_a_button_payload_sent_as_an_entity_is_the_choice(chat):
     awa = chat("conv-awa-entity", "+221770000001")
     awa.say("salut", intent="greet")

@@ -30,6 +30,7 @@ from dialogs.stores import ProviderResult
 from tests.channels.test_ussd_payments import PIN, pay_whole_balance
 from tests.support.clock import SettableClock
 from tests.support.engine import UssdPhone
+from tests.support.present import present
 from tests.support.services import free_port
 
 AFTER = 300
@@ -146,7 +147,7 @@ def test_a_late_word_from_the_provider_still_settles_an_unconfirmed_payment(phon
         event_id=body["event_id"], payment_id=payment_id, status=body["status"], amount=Decimal(body["amount"]),
         currency=body["currency"], account_number=body["account_number"], msisdn=body["msisdn"],
         reference=body["reference"]))
-    assert settled.changed and settled.payment.status == "succeeded"
+    assert settled.changed and present(settled.payment).status == "succeeded"
     assert [e["kind"] for e in deps.outbox.pending()] == ["payment_unconfirmed", "payment_receipt"]
 
 
@@ -163,11 +164,12 @@ def test_the_wait_is_measured_on_the_product_clock_the_worker_passes_run_on(engi
     a clock far from the wall's, a payment is due exactly ``payment_status_after_seconds`` later."""
     clock = SettableClock(datetime(2027, 3, 1, 0, 0, 0, tzinfo=UTC))
     deps = build_deps(replace(settings, database_url=engine_db, clock=clock), make_sessions(engine_db))
-    deps.ledger.create(idempotency_key="pay-clock", msisdn="+221770000001", account_number="1000001",
-                       purpose="bill", amount=Decimal(12500), wallet="orange_money")
-    deps.ledger.mark_pending("pay-clock", "PAY-CLOCK00000000001")
-    assert deps.ledger.due_for_status(clock.now + timedelta(seconds=AFTER - 1), AFTER) == []
-    assert [p.provider_payment_id for p in deps.ledger.due_for_status(clock.now + timedelta(seconds=AFTER), AFTER)
+    ledger = present(deps.ledger)
+    ledger.create(idempotency_key="pay-clock", msisdn="+221770000001", account_number="1000001",
+                  purpose="bill", amount=Decimal(12500), wallet="orange_money")
+    ledger.mark_pending("pay-clock", "PAY-CLOCK00000000001")
+    assert ledger.due_for_status(clock.now + timedelta(seconds=AFTER - 1), AFTER) == []
+    assert [p.provider_payment_id for p in ledger.due_for_status(clock.now + timedelta(seconds=AFTER), AFTER)
             ] == ["PAY-CLOCK00000000001"]
 
 

@@ -51,7 +51,7 @@ def test_an_email_reaches_the_smtp_server(smtp: tuple[Mailbox, int]) -> None:
     message = message_from_bytes(envelope.content if isinstance(envelope.content, bytes) else b"",
                                 policy=policy.default)
     assert message["Subject"] == "Reçu de paiement" and message["Message-ID"] == sent.message_id
-    assert message.get_content().startswith("Paiement reçu: 5 500 FCFA.")  # type: ignore[attr-defined]
+    assert message.get_content().startswith("Paiement reçu: 5 500 FCFA.")
 
 
 def test_a_refused_recipient_is_refused_for_good(smtp: tuple[Mailbox, int]) -> None:

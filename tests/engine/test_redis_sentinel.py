@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import redis
+from redis.sentinel import SentinelConnectionPool
 
 from engine import RedisSessionStore, Session
 from engine.redis_url import redis_from_url
@@ -115,6 +116,7 @@ def test_a_sentinel_url_names_its_service_and_database():
     client = redis_from_url("redis+sentinel://:s3cret@10.0.0.1:26380,[::1],10.0.0.2/elecnet/4"
                             "?sentinel_password=watch", socket_timeout=0.5)
     pool = client.connection_pool
+    assert isinstance(pool, SentinelConnectionPool)
     assert pool.service_name == "elecnet"
     assert pool.connection_kwargs["db"] == 4 and pool.connection_kwargs["password"] == "s3cret"
     assert pool.connection_kwargs["socket_timeout"] == 0.5

@@ -39,12 +39,12 @@ class FakeSmtp:
         content = envelope.content if isinstance(envelope.content, bytes) else b""
         message = message_from_bytes(content, policy=policy.default)
         with self._lock:
-            self.received += [(rcpt, message) for rcpt in envelope.rcpt_tos]  # type: ignore[misc]
+            self.received += [(rcpt, message) for rcpt in envelope.rcpt_tos]
         return "250 Message accepted for delivery"
 
     def messages_to(self, address: str) -> list[str]:
         with self._lock:
-            return [m.get_content().strip() for rcpt, m in self.received if rcpt == address]  # type: ignore[attr-defined]
+            return [m.get_content().strip() for rcpt, m in self.received if rcpt == address]
 
 
 @contextmanager

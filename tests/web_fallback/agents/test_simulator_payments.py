@@ -47,7 +47,7 @@ def served(agents_app: Flask, engine_port: int) -> Iterator[str]:
         yield url
 
 
-def wait_for(check, timeout: float = 8.0):  # type: ignore[no-untyped-def]
+def wait_for(check, timeout: float = 8.0):
     deadline = time.monotonic() + timeout
     while not (value := check()):
         if time.monotonic() > deadline:

@@ -30,8 +30,8 @@ from dialogs.stores import ProviderResult
 from tests.channels.test_ussd_payments import PIN, pay_whole_balance
 from tests.support.clock import SettableClock
 from tests.support.engine import UssdPhone
+from tests.support.ports import closed_port
 from tests.support.present import present
-from tests.support.services import free_port
 
 AFTER = 300
 
@@ -39,7 +39,7 @@ AFTER = 300
 @pytest.fixture
 def unreachable(settings: Settings) -> Settings:
     """The suite's settings, with callbacks sent to a closed port: the provider's word never arrives."""
-    return replace(settings, public_base_url=f"http://127.0.0.1:{free_port()}", payment_status_after_seconds=AFTER)
+    return replace(settings, public_base_url=f"http://127.0.0.1:{closed_port()}", payment_status_after_seconds=AFTER)
 
 
 @pytest.fixture
@@ -153,7 +153,7 @@ def test_a_late_word_from_the_provider_still_settles_an_unconfirmed_payment(phon
 
 def test_the_provider_unreachable_counts_as_a_question(phone, deps, unreachable):
     payment_id = start_payment(phone, deps)
-    down = replace(unreachable, backoffice_url=f"http://127.0.0.1:{free_port()}", backend_retries=0,
+    down = replace(unreachable, backoffice_url=f"http://127.0.0.1:{closed_port()}", backend_retries=0,
                    backend_connect_timeout=0.2)
     assert run_once(down, clock=later(AFTER + 1))["payments_still_pending"] == 1
     assert deps.ledger.by_provider_id(payment_id).status_checks == 1

@@ -18,7 +18,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import Envelope
 
-from .services import free_port
+from .ports import on_free_port
 
 __all__ = ["FakeSmtp", "fake_smtp", "mail"]
 
@@ -47,13 +47,17 @@ class FakeSmtp:
             return [m.get_content().strip() for rcpt, m in self.received if rcpt == address]
 
 
+def _started(controller: Controller) -> Controller:
+    """``controller`` serving (its start raises OSError EADDRINUSE when its port was taken meanwhile)."""
+    controller.start()
+    return controller
+
+
 @contextmanager
 def fake_smtp() -> Iterator[FakeSmtp]:
     fake = FakeSmtp()
-    port = free_port()
-    controller = Controller(fake, hostname="127.0.0.1", port=port)
-    controller.start()
-    fake.url = f"smtp://127.0.0.1:{port}"
+    controller = on_free_port(lambda port: _started(Controller(fake, hostname="127.0.0.1", port=port)))
+    fake.url = f"smtp://127.0.0.1:{controller.port}"
     try:
         yield fake
     finally:

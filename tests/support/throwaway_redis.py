@@ -31,7 +31,9 @@ class ThrowawayRedis:
 
     def start(self) -> None:
         """The first start on a free port (another if redis-server finds it taken meanwhile: it only takes a
-        number); a restart on the same port, the one the test's clients know."""
+        number); a restart on the same port, the one the test's clients know. Running already: nothing to do."""
+        if self.process is not None and self.process.poll() is None:
+            return
         if self.port:
             self._start_on(self.port)
         else:

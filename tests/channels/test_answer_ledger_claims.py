@@ -12,7 +12,7 @@ import redis
 
 from app.storage.answer_ledger import RedisAnswerLedger
 from channels.answer_ledger import AnswerLedger, MemoryAnswerLedger
-from tests.support.services import free_port
+from tests.support.ports import closed_port
 
 
 def race(ledgers: list[AnswerLedger], name: str) -> list[bool]:
@@ -49,7 +49,7 @@ def test_of_eight_callers_claiming_together_one_wins_and_each_name_is_its_own_cl
 
 
 def test_an_unreachable_redis_grants_no_claim():
-    ledger = RedisAnswerLedger(redis.Redis(host="127.0.0.1", port=free_port(), socket_connect_timeout=0.2))
+    ledger = RedisAnswerLedger(redis.Redis(host="127.0.0.1", port=closed_port(), socket_connect_timeout=0.2))
     assert ledger.claim("sms", "ATXid_1:owed:0") is False
 
 

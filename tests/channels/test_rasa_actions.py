@@ -8,7 +8,6 @@ import asyncio
 import json
 import logging
 import re
-import socket
 import time
 import zlib
 from collections.abc import Callable, Iterator
@@ -22,6 +21,7 @@ from app.actions_server import build_action_app
 from app.settings import Settings
 from channels.rasa import sign_identity
 
+from ..support.ports import closed_port
 from .rasa_chat import RasaChat, action_call, post
 
 TOKEN = "rasa-action-token-for-tests"
@@ -278,14 +278,8 @@ def test_a_malformed_message_is_answered_politely_not_with_an_error(chat, action
     assert status == 200 and answer["responses"][0]["text"] == "Message illisible. Merci de réessayer."
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def test_when_the_session_store_is_down_the_customer_gets_a_polite_text_not_a_500(rasa_settings):
-    app = build_action_app(replace(rasa_settings, redis_url=f"redis://127.0.0.1:{_free_port()}/0"))
+    app = build_action_app(replace(rasa_settings, redis_url=f"redis://127.0.0.1:{closed_port()}/0"))
     try:
         awa = RasaChat(app, TOKEN, "conv-awa-down", "+221770000001", SECRET)
         assert awa.say("solde", intent="check_balance") == (

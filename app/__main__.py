@@ -212,14 +212,13 @@ def _pin_unlock(msisdn: str) -> int:
     from engine.redis_url import redis_from_url
 
     from .agent_actions import unlock_pin
-    from .factory import build_identity_cache, build_security_audit
-    from .storage import make_sessions
+    from .factory import build_identity_cache, build_security_audit, build_sessions
 
     if not msisdn.startswith("+") or not msisdn[1:].isdigit():
         print("usage: python -m app pin-unlock +221770000001", file=sys.stderr)
         return 2
     settings = Settings.from_env()
-    sessions = make_sessions(settings.database_url)
+    sessions = build_sessions(settings)
     client = redis_from_url(settings.redis_url, socket_timeout=1.0) if settings.redis_url else None
     if not unlock_pin(sessions, build_identity_cache(settings, client), build_security_audit(settings, sessions),
                       msisdn, by="an agent (command line)"):

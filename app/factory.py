@@ -75,7 +75,7 @@ from .quiet_hours import QuietHours
 from .settings import Settings
 from .sms_replies import KIND as SMS_REPLY
 from .sms_replies import WHATSAPP_KIND as WHATSAPP_REPLY
-from .sms_replies import OutboxReplies
+from .sms_replies import OutboxReplies, reply_keys
 from .storage import (
     MemoryThrottle,
     RedisThrottle,
@@ -87,6 +87,7 @@ from .storage import (
     make_sessions,
 )
 from .storage.answer_ledger import RedisAnswerLedger
+from .storage.answered import SqlAnswers
 from .storage.consent import SqlConsent
 from .storage.contacts import SqlContacts
 from .storage.delivery import SqlDeliveryQueue
@@ -114,7 +115,7 @@ from .whatsapp_letters import (
 )
 
 __all__ = ["build_deps", "build_dispatcher", "build_engine", "build_identity_cache", "build_inbox_drain",
-           "build_notice_relay", "build_pace", "build_unsubscribe_links", "build_whatsapp_senders", "create_app",
+           "build_notice_relay", "build_pace", "build_sessions", "build_unsubscribe_links", "build_whatsapp_senders", "create_app",
            "settler"]
 
 log = logging.getLogger("app")
@@ -140,6 +141,14 @@ def _server_key(settings: Settings) -> bytes:
     log.warning("SECRET_KEY is not set: using a random key for this process. Set SECRET_KEY (the same "
                 "in every worker) so that a replayed hop is recognised whichever worker receives it.")
     return secrets.token_bytes(32)
+
+
+def build_sessions(settings: Settings, statement_timeout: float | None = None) -> sessionmaker[Session]:
+    """The product's database sessions, each statement and lock wait bounded by the settings
+    (``statement_timeout`` replaces the statement's bound: the retention purge's long deletes)."""
+    return make_sessions(settings.database_url, lock_timeout=settings.database_lock_timeout_seconds,
+                         statement_timeout=(settings.database_statement_timeout_seconds
+                                            if statement_timeout is None else statement_timeout))
 
 
 def build_security_audit(settings: Settings, sessions: sessionmaker[Session]) -> SqlSecurityAudit:
@@ -191,7 +200,7 @@ def build_engine(settings: Settings, store: SessionStore | None = None,
                  observer: HopObserver | None = None, callback_path: str = CALLBACK_PATH,
                  throttle: Throttle | None = None) -> tuple[Engine, dict[str, Any]]:
     """The engine and the concrete pieces behind it (for readiness checks and tests)."""
-    sessions = make_sessions(settings.database_url)
+    sessions = build_sessions(settings)
     security = build_security_audit(settings, sessions)
     deps = build_deps(settings, sessions, security, callback_path, throttle)
     # Fail at start-up, naming the file and field, rather than on a customer's first hop.
@@ -335,6 +344,8 @@ def build_adapters(settings: Settings, guard: GatewayGuard, security: SecurityAu
         log.warning("WhatsApp through Meta is not configured (README, WhatsApp): "
                     "POST /whatsapp/meta is closed (503).")
     ledger = build_answer_ledger(settings)
+    # The durable record of what was answered, read once the ledger forgot (Redis restarted empty).
+    answers = SqlAnswers(sessions, reply_keys) if sessions is not None else None
     inbox = build_inbox(settings, sessions) if sessions is not None else None
     windows = SqlWhatsAppWindows(sessions, settings.clock) if sessions is not None else None
     adapters: list[ChannelAdapter] = [
@@ -342,15 +353,17 @@ def build_adapters(settings: Settings, guard: GatewayGuard, security: SecurityAu
         SmsAdapter(sms_sender, settings.default_region, guard, security,
                    idle_seconds=settings.sms_session_idle_seconds, on_reject=metrics.rejected.labels("sms").inc,
                    outbox=OutboxReplies(deps.outbox) if deps is not None and deps.outbox is not None else None,
-                   ledger=ledger, inbox=inbox),
+                   ledger=ledger, inbox=inbox, answers=answers),
         TwilioWhatsAppAdapter(settings.twilio_auth_token, settings.twilio_webhook_url or settings.public_base_url,
                               settings.default_region, security, ledger,
                               idle_seconds=settings.whatsapp_session_idle_seconds,
-                              on_reject=metrics.rejected.labels("whatsapp").inc, inbox=inbox, windows=windows),
+                              on_reject=metrics.rejected.labels("whatsapp").inc, inbox=inbox, windows=windows,
+                              answers=answers),
         MetaWhatsAppAdapter(settings.meta_app_secret, settings.meta_verify_token, meta_sender, record_status,
                             settings.default_region, security, ledger,
                             idle_seconds=settings.whatsapp_session_idle_seconds,
-                            on_reject=metrics.rejected.labels("whatsapp").inc, inbox=inbox, windows=windows),
+                            on_reject=metrics.rejected.labels("whatsapp").inc, inbox=inbox, windows=windows,
+                            answers=answers),
     ]
     if deps is not None:
         adapters.append(build_web_adapter(settings, deps, guard, secret or secrets.token_hex(32),
@@ -374,12 +387,14 @@ def build_dispatcher(settings: Settings, sessions: sessionmaker[Session]) -> Dis
     else:
         log.warning("AT_API_KEY is not set: SMS notifications stay queued in the outbox until it is.")
     replies = build_whatsapp_senders(settings)
+    whatsapp_number = ""    # the business number notifications go from: the window read is the customer's with it
     if "meta" in replies and settings.meta_phone_number_id:
         # Meta first when both are configured (one sender, one rate); both send approved templates.
         senders["whatsapp"] = replies["meta"]
-        providers["whatsapp"] = "meta"
+        providers["whatsapp"], whatsapp_number = "meta", settings.meta_phone_number_id
     elif "twilio" in replies and settings.twilio_whatsapp_from:
         senders["whatsapp"] = replies["twilio"]
+        providers["whatsapp"], whatsapp_number = "twilio", settings.twilio_whatsapp_from
         for problem in content_sid_problems(templates, menus.languages, settings.twilio_content_sids):
             log.warning("%s", problem)     # the operator's to fix; the message still goes (text, or SMS)
     if settings.smtp_url:
@@ -401,7 +416,7 @@ def build_dispatcher(settings: Settings, sessions: sessionmaker[Session]) -> Dis
                       keep_secrets=timedelta(minutes=settings.outbox_keep_sent_secrets_minutes),
                       windows=SqlWhatsAppWindows(sessions, settings.clock),
                       window=timedelta(minutes=settings.whatsapp_window_minutes), window_closed=WINDOW_CLOSED,
-                      reply_senders=replies)
+                      reply_senders=replies, whatsapp_number=whatsapp_number)
 
 
 def build_whatsapp_senders(settings: Settings) -> dict[str, SmsSender]:

@@ -60,7 +60,7 @@ does: never lost, never from the other number. A row without a provider (queued 
 the notifications' sender, as it did.
 
 WhatsApp's 24-hour window: a kind with a WhatsApp template goes as its free text to a customer who wrote to
-the sending provider's number less than ``window`` ago (``WhatsAppWindows``, read once a pass for the numbers
+the sending provider's number (``whatsapp_number``, the one notifications go from) less than ``window`` ago (``WhatsAppWindows``, read once a pass for the numbers
 of such kinds), as the template otherwise. Free text the provider refuses as outside the window after all
 (``window_closed``: its refusal reasons) goes as the template at once; reported later, the row is marked
 (``sent(template_next=True)``) so the queue makes it pending again as the template (``AS_TEMPLATE``), once; a
@@ -92,12 +92,19 @@ from menus.brand import Brand, fill_brand
 
 from .pace import CHANNEL_PROVIDERS, Pace
 from .quiet_hours import QuietHours
-from .storage.delivery import AS_TEMPLATE, ONLY_CHANNEL, PARTS_SENT, ClaimedMessage, SqlDeliveryQueue
+from .storage.delivery import (
+    AS_TEMPLATE,
+    ONLY_CHANNEL,
+    PARTS_SENT,
+    SMS_PARTS,
+    ClaimedMessage,
+    SqlDeliveryQueue,
+)
 from .storage.outbox_seal import SEALED, OutboxSeal, SealBroken
 
-__all__ = ["REPLY_FROM", "REPLY_MESSAGES", "REPLY_PROVIDER", "ContactBook", "DeliveryPass", "Dispatcher", "Letter",
-           "LetterSender", "NotificationTemplates", "OptIns", "Outages", "PowerBackRequests", "SmsSender", "StopList",
-           "WhatsAppTemplate", "WhatsAppWindows"]
+__all__ = ["CONTINUED", "REPLY_FROM", "REPLY_MESSAGES", "REPLY_PROVIDER", "ContactBook", "DeliveryPass", "Dispatcher",
+           "Letter", "LetterSender", "NotificationTemplates", "OptIns", "Outages", "PartRejected", "PartTexts",
+           "PowerBackRequests", "SmsSender", "StopList", "WhatsAppTemplate", "WhatsAppWindows"]
 
 log = logging.getLogger("notify")
 
@@ -112,6 +119,19 @@ REPLY_PROVIDER: Final = "reply_provider"
 # Our number the customer wrote to (Twilio: our E.164 WhatsApp sender; Meta: our phone number id): the reply goes
 # from it, through ``REPLY_PROVIDER``.
 REPLY_FROM: Final = "reply_from"
+# The label (``labels:`` in the menus) that opens an SMS bringing only the end of a message WhatsApp delivered in
+# part, and its words when the menus do not name it.
+CONTINUED: Final = "continued"
+_CONTINUED_WORDS: Final = {"fr": "(suite)", "en": "(continued)"}
+
+
+class PartRejected(Rejected):
+    """A message in several parts refused for good at part ``taken`` (from 0; ``taken`` parts went before it):
+    the customer has the first ones, so SMS brings ``rest``, the texts of the others, not the whole message."""
+
+    def __init__(self, reason: str, code: str, taken: int, rest: tuple[str, ...] = ()) -> None:
+        super().__init__(reason, code)
+        self.taken, self.rest = taken, rest
 
 
 class SmsSender(Protocol):
@@ -157,6 +177,13 @@ class Letter:
 
 
 @runtime_checkable
+class PartTexts(Protocol):
+    def part_texts(self, text: str, letter: Letter) -> list[str]:
+        """The text of each part ``send_letter`` sends (or sent) for this message, in order: what SMS brings of the
+        parts WhatsApp could not deliver (``SMS_PARTS``)."""
+
+
+@runtime_checkable
 class LetterSender(Protocol):
     def send_letter(self, to: str, text: str, letter: Letter) -> Any:
         """As ``SmsSender.send``, knowing what the message is about; ``Rejected`` also when the address
@@ -184,8 +211,9 @@ class Outages(Protocol):
 
 
 class WhatsAppWindows(Protocol):
-    def last_inbound_among(self, msisdns: Collection[str], provider: str) -> Mapping[str, datetime]:
-        """When each of these numbers last wrote to our WhatsApp sender at ``provider`` (never: absent)."""
+    def last_inbound_among(self, msisdns: Collection[str], provider: str, number: str = "") -> Mapping[str, datetime]:
+        """When each of these customers last wrote to our WhatsApp business number ``number`` at ``provider``
+        (never: absent)."""
 
 
 class PowerBackRequests(Protocol):
@@ -319,7 +347,7 @@ class Dispatcher:
                  power_back: PowerBackRequests | None = None, providers: Mapping[str, str] | None = None,
                  keep_secrets: timedelta = timedelta(minutes=60), windows: WhatsAppWindows | None = None,
                  window: timedelta = timedelta(minutes=1410), window_closed: Collection[str] = (),
-                 reply_senders: Mapping[str, SmsSender] | None = None) -> None:
+                 reply_senders: Mapping[str, SmsSender] | None = None, whatsapp_number: str = "") -> None:
         self.queue, self.templates, self.senders = queue, templates, senders
         # Each WhatsApp provider configured to send, by name: a reply goes back through the one the customer wrote
         # to (``REPLY_PROVIDER``), whichever sends the notifications.
@@ -339,6 +367,9 @@ class Dispatcher:
         self.keep_secrets = keep_secrets
         # WhatsApp's 24-hour window as we noted it (less a margin), and the refusals that say it was closed.
         self.windows, self.window, self.window_closed = windows, window, frozenset(window_closed)
+        # The business number notifications go from (Meta's phone number id, Twilio's sender): the window that
+        # counts is the customer's with that number, not with another of ours.
+        self.whatsapp_number = whatsapp_number.removeprefix("whatsapp:")
         self._swept_at: datetime | None = None
         self._formatters: dict[str, TextFormatter] = {}
         # Kinds whose free text may stand for their WhatsApp template (crash recovery needs to know).
@@ -450,7 +481,8 @@ class Dispatcher:
             (t := self.templates.kinds.get(m.kind)) is not None and t.whatsapp_template is not None)}
         if not wanted:
             return set()
-        last = self.windows.last_inbound_among(wanted, self.providers.get("whatsapp", "whatsapp"))
+        last = self.windows.last_inbound_among(wanted, self.providers.get("whatsapp", "whatsapp"),
+                                               self.whatsapp_number)
         return {msisdn for msisdn, at in last.items() if now < at + self.window}
 
     def _slot(self, provider: str) -> bool:
@@ -581,6 +613,9 @@ class Dispatcher:
             log.error("outbox %d (%s) to %s cannot be written: %s", message.id, message.kind, mask(message.msisdn), exc)
             self.queue.failed(message.id, error=str(exc))
             return "failed"
+        if message.payload.get(ONLY_CHANNEL) == "sms" and isinstance(message.payload.get(SMS_PARTS), list):
+            # WhatsApp delivered the first parts, then said the window was closed: SMS brings the others only.
+            text = self._rest_of(message, text)
         # The customer's channel first; SMS when it refuses the message, is not configured or has no address.
         refusal = ""
         for channel, address in self._route(message, contact):
@@ -612,6 +647,11 @@ class Dispatcher:
                 log.warning("outbox %d (%s) to %s refused on %s: %s", message.id, message.kind,
                             mask(message.msisdn), channel, exc.reason)
                 refusal = f"refused: {exc.reason}"
+                if isinstance(exc, PartRejected) and exc.taken > 0 and exc.rest:
+                    # The customer read the first parts on WhatsApp: the next channel brings the rest only.
+                    log.info("outbox %d (%s) to %s: %d part(s) delivered on %s before the refusal; the rest goes on",
+                             message.id, message.kind, mask(message.msisdn), exc.taken, channel)
+                    text = self._continued(message.language, list(exc.rest))
                 continue
             except BackendUnavailable as exc:
                 return self._retry(message, now, f"{channel}: {exc}")
@@ -625,6 +665,27 @@ class Dispatcher:
             return self._retry(message, now, refusal)
         self.queue.failed(message.id, error=refusal)
         return "failed"
+
+    def _rest_of(self, message: ClaimedMessage, text: str) -> str:
+        """The parts ``SMS_PARTS`` of the message, as the WhatsApp sender that sent it cut it, opened by the words
+        saying it continues; the whole text when that sender is gone (better twice than not at all)."""
+        provider = str(message.payload.get(REPLY_PROVIDER) or "")
+        sender = self.reply_senders.get(provider) if provider else self.senders.get("whatsapp")
+        if not isinstance(sender, PartTexts):
+            return text
+        texts = sender.part_texts(text, self._letter(message))
+        wanted = [texts[i] for i in message.payload[SMS_PARTS] if isinstance(i, int) and 0 <= i < len(texts)]
+        if not wanted:
+            return text
+        return text if len(wanted) == len(texts) else self._continued(message.language, wanted)
+
+    def _continued(self, language: str, texts: list[str]) -> str:
+        """``texts`` (the end of a message) opened by "(suite)" / "(continued)" in ``language``."""
+        words = self.labels.get(CONTINUED, {})
+        default = self.templates.default_language
+        label = (words.get(language) or _CONTINUED_WORDS.get(language) or words.get(default)
+                 or _CONTINUED_WORDS.get(default) or _CONTINUED_WORDS["en"])
+        return f"{label} " + "\n".join(texts)
 
     def _send_free_or_template(self, message: ClaimedMessage, sender: SmsSender, address: str, text: str,
                                letter: Letter | None, free: bool) -> tuple[Any, bool]:

@@ -13,7 +13,7 @@ from dataclasses import replace
 
 from .settings import Settings
 from .storage import SqlSecurityAudit, make_sessions
-from .storage.retention import purge
+from .storage.retention import PURGE_STATEMENT_TIMEOUT_SECONDS, purge
 
 __all__ = ["audit_command", "purge_command"]
 
@@ -30,7 +30,9 @@ def _settings() -> Settings:
 
 def purge_command() -> int:
     """Apply every retention period once; print what was scrubbed or deleted per rule."""
-    counts = purge(make_sessions(_settings().database_url))
+    settings = _settings()
+    counts = purge(make_sessions(settings.database_url, statement_timeout=PURGE_STATEMENT_TIMEOUT_SECONDS,
+                                 lock_timeout=settings.database_lock_timeout_seconds))
     for name, count in counts.items():
         print(f"{name:32} {count}")
     return 0
@@ -42,7 +44,9 @@ def audit_command(account: str | None, number: str | None) -> int:
         print("give exactly one of --account or --number", file=sys.stderr)
         return 2
     settings = _settings()
-    audit = SqlSecurityAudit(make_sessions(settings.database_url), settings.secret_key)
+    audit = SqlSecurityAudit(make_sessions(settings.database_url,
+                                           statement_timeout=settings.database_statement_timeout_seconds,
+                                           lock_timeout=settings.database_lock_timeout_seconds), settings.secret_key)
     events = audit.for_account(account) if account else audit.for_subject(number or "")
     for event in events:
         print(f"{event.occurred_at.isoformat(timespec='seconds')}  {event.kind:18} {event.channel:10} "

@@ -50,6 +50,10 @@ def _port_or_off(name: str, default: int) -> int | None:
 class Settings:
     menus_path: str = "config/menus.yaml"
     database_url: str = "sqlite:///var/engine.db"
+    # Once connected to PostgreSQL, how long a statement may run and wait for another session's lock before it
+    # is cancelled (the hop then answers "service unavailable"); 0 for no limit (app/storage/__init__.py).
+    database_statement_timeout_seconds: float = 5.0
+    database_lock_timeout_seconds: float = 3.0
     redis_url: str | None = None
     backoffice_url: str = "http://127.0.0.1:8001"
     backoffice_api_key: str | None = field(default=None, repr=False)
@@ -188,6 +192,10 @@ class Settings:
         return cls(
             menus_path=_env("MENUS_PATH", cls.menus_path),
             database_url=_env("DATABASE_URL", cls.database_url),
+            database_statement_timeout_seconds=float(_env("DATABASE_STATEMENT_TIMEOUT_SECONDS",
+                                                          str(cls.database_statement_timeout_seconds))),
+            database_lock_timeout_seconds=float(_env("DATABASE_LOCK_TIMEOUT_SECONDS",
+                                                     str(cls.database_lock_timeout_seconds))),
             redis_url=os.environ.get("REDIS_URL") or None,
             backoffice_url=_env("BACKOFFICE_URL", cls.backoffice_url).rstrip("/"),
             backoffice_api_key=os.environ.get("BACKOFFICE_API_KEY") or None,

@@ -32,7 +32,7 @@ from dialogs.stores import Outbox
 
 from .notify import REPLY_FROM, REPLY_MESSAGES, REPLY_PROVIDER
 
-__all__ = ["KIND", "LATE_KIND", "WHATSAPP_KIND", "WHATSAPP_LATE_KIND", "OutboxReplies"]
+__all__ = ["KIND", "LATE_KIND", "WHATSAPP_KIND", "WHATSAPP_LATE_KIND", "OutboxReplies", "reply_keys"]
 
 KIND: Final = "sms_reply"
 LATE_KIND: Final = "sms_reply_late"
@@ -87,3 +87,8 @@ def _short(message_id: str) -> str:
     if len(message_id) > _LONGEST_ID:
         return hashlib.sha256(message_id.encode()).hexdigest()[:40]
     return message_id
+
+
+def reply_keys(message_id: str) -> tuple[str, ...]:
+    """The outbox dedupe keys a reply to the incoming message ``message_id`` is queued under (SMS, WhatsApp)."""
+    return tuple(f"{kind}:{_short(message_id)}" for kind in (KIND, WHATSAPP_KIND))

@@ -45,8 +45,9 @@ from channels.sms_delivery import DeliveryReport
 from channels.whatsapp_meta import PROVIDER as META
 from channels.whatsapp_twilio import PROVIDER as TWILIO
 from channels.whatsapp_twilio import split_body
+from dialogs.backends import Rejected
 
-from .notify import Letter, NotificationTemplates
+from .notify import Letter, NotificationTemplates, PartRejected
 from .storage.delivery import SqlDeliveryQueue, delivery_status
 
 __all__ = ["WINDOW_CLOSED", "MetaWhatsAppLetters", "TwilioWhatsAppLetters", "content_sid_problems",
@@ -61,12 +62,15 @@ WINDOW_CLOSED: Final = frozenset({f"meta_{META_OUTSIDE_WINDOW}", f"twilio_{TWILI
 _Part = TypeVar("_Part")
 
 
-def send_in_parts(parts: Sequence[_Part], letter: Letter | None, send_one: Callable[[_Part], str]) -> str:
+def send_in_parts(parts: Sequence[_Part], letter: Letter | None, send_one: Callable[[_Part], str],
+                  text_of: Callable[[_Part], str] = str) -> str:
     """Send ``parts`` in order, each once, and return the first one's provider id (the one the outbox row
     keeps: a window closed fails the first part first). The parts the provider took on an earlier try
     (``letter.parts_sent``) are not sent again; each new one is recorded as soon as it is taken
     (``letter.progress``), so a part refused for now (``BackendUnavailable``) is where the retry starts. A worker
-    that dies between a part's send and its record sends that one part again, never the others."""
+    that dies between a part's send and its record sends that one part again, never the others. A later part
+    refused for good raises ``PartRejected`` with the texts of the parts not taken (``text_of`` each): the
+    customer has read the first ones, and SMS brings only the rest."""
     sent = list(letter.parts_sent[:len(parts)]) if letter is not None else []
     record = letter.progress if letter is not None and len(parts) > 1 else None
     if record is not None and not sent:
@@ -74,7 +78,13 @@ def send_in_parts(parts: Sequence[_Part], letter: Letter | None, send_one: Calla
         # one part's delivery report for the whole message.
         record([])
     for part in parts[len(sent):]:
-        sent.append(send_one(part))
+        try:
+            sent.append(send_one(part))
+        except Rejected as exc:
+            if not sent:
+                raise
+            raise PartRejected(exc.reason, exc.code, len(sent), tuple(text_of(p) for p in parts[len(sent):])) \
+                from None
         if record is not None:
             record(sent)
     return sent[0]
@@ -99,10 +109,26 @@ class MetaWhatsAppLetters:
         laid_out = [m for m in letter.messages if isinstance(m, dict)] if ours else []
         return self._send_messages(to, laid_out or _meta_texts(text), letter, letter.from_number if ours else "")
 
+    def part_texts(self, text: str, letter: Letter) -> list[str]:
+        """``notify.PartTexts``: the text of each message ``send_letter`` sends as free text for ``letter``."""
+        ours = letter.provider == META
+        laid_out = [m for m in letter.messages if isinstance(m, dict)] if ours else []
+        return [_graph_text(m) for m in laid_out or _meta_texts(text)]
+
     def _send_messages(self, to: str, messages: Sequence[dict[str, Any]], letter: Letter | None,
                        number: str) -> SentMessage:
         return SentMessage(send_in_parts(
-            messages, letter, lambda message: self._notifier.send_message(to, message, number).message_id))
+            messages, letter, lambda message: self._notifier.send_message(to, message, number).message_id,
+            _graph_text))
+
+
+def _graph_text(message: dict[str, Any]) -> str:
+    """What a Graph API message says, as SMS can say it: a text's body, an interactive message's body."""
+    part = message.get(str(message.get("type")))
+    body = part.get("body") if isinstance(part, dict) else None
+    if isinstance(body, dict):      # interactive: {"body": {"text": ...}}
+        body = body.get("text")
+    return body if isinstance(body, str) else ""
 
 
 def _meta_texts(text: str) -> list[dict[str, Any]]:
@@ -133,6 +159,12 @@ class TwilioWhatsAppLetters:
         laid_out = [m for m in letter.messages if isinstance(m, str)] if ours else []
         return self._send_bodies(to, laid_out or split_body(text, TWILIO_MAX_BODY_CHARS), letter,
                                  letter.from_number if ours else "")
+
+    def part_texts(self, text: str, letter: Letter) -> list[str]:
+        """``notify.PartTexts``: the body of each message ``send_letter`` sends as free text for ``letter``."""
+        ours = letter.provider == TWILIO
+        laid_out = [m for m in letter.messages if isinstance(m, str)] if ours else []
+        return laid_out or split_body(text, TWILIO_MAX_BODY_CHARS)
 
     def _send_bodies(self, to: str, bodies: Sequence[str], letter: Letter | None, number: str) -> SentSms:
         first = send_in_parts(bodies, letter, lambda body: self._sender.send(to, body, number).message_id)

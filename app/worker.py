@@ -26,10 +26,9 @@ from dialogs.incidents import resend_pending_tickets
 from dialogs.payments import reconcile_pending
 from dialogs.registry import Deps
 
-from .factory import build_deps, build_dispatcher, build_inbox_drain, build_notice_relay
+from .factory import build_deps, build_dispatcher, build_inbox_drain, build_notice_relay, build_sessions
 from .settings import Settings
-from .storage import make_sessions
-from .storage.retention import purge
+from .storage.retention import PURGE_STATEMENT_TIMEOUT_SECONDS, purge
 
 __all__ = ["PurgeSchedule", "reconcile_payments", "run_forever", "run_once"]
 
@@ -47,7 +46,7 @@ def reconcile_payments(deps: Deps, settings: Settings, now: datetime) -> dict[st
 def run_once(settings: Settings, clock: Callable[[], datetime] | None = None) -> dict[str, int]:
     """One pass of everything but the purge; ``clock`` (default: the settings' clock) dates the payments'."""
     clock = clock or settings.clock
-    sessions = make_sessions(settings.database_url)
+    sessions = build_sessions(settings)
     deps = build_deps(settings, sessions)
     assert deps.incidents is not None and deps.pending_tickets is not None
     done = {"tickets_sent": resend_pending_tickets(deps.incidents, deps.pending_tickets)}
@@ -95,10 +94,11 @@ class PurgeSchedule:
 
 def run_forever(settings: Settings, interval_seconds: float = 30.0, stop: threading.Event | None = None) -> None:
     stop = stop or threading.Event()
-    sessions = make_sessions(settings.database_url)
+    sessions = build_sessions(settings)
     deps = build_deps(settings, sessions)
     dispatcher = build_dispatcher(settings, sessions)
-    purger = PurgeSchedule(sessions, settings.purge_interval_seconds)
+    purger = PurgeSchedule(build_sessions(settings, statement_timeout=PURGE_STATEMENT_TIMEOUT_SECONDS),
+                           settings.purge_interval_seconds)
     relay = build_notice_relay(settings, sessions)
     drain = build_inbox_drain(settings)
     assert deps.incidents is not None and deps.pending_tickets is not None

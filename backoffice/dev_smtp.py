@@ -27,7 +27,7 @@ class _Handler:
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         content = envelope.content if isinstance(envelope.content, bytes) else str(envelope.content).encode()
         message = message_from_bytes(content, policy=policy.default)
-        body = message.get_body(preferencelist=("plain",))   # type: ignore[attr-defined]
+        body = message.get_body(preferencelist=("plain",))
         text = body.get_content().strip() if body is not None else ""
         for rcpt in envelope.rcpt_tos:
             self._sink.record_email(str(rcpt), str(envelope.mail_from or "-"), str(message.get("Subject", "")), text)

@@ -34,7 +34,7 @@ class _Quiet(logging.Filter):
         return not ("GET /api/v1/notices" in message and '" 200 ' in message)
 
 
-class _BackofficeServer(BaseApplication):  # type: ignore[misc]
+class _BackofficeServer(BaseApplication):
     def __init__(self, config: BackofficeConfig, options: dict[str, Any]) -> None:
         self.backoffice_config = config
         self.options = options

@@ -13,9 +13,10 @@ one, claimed for the run as the tests claim theirs; only the keys the run create
 * **node**: ``bench/node_peer.js``, ussd-menu-builder on Express with Redis sessions, two cluster workers;
   the packages are installed from npm into ``var/bench-node`` (scratch, not committed).
 
-The load is wrk (C, ``bench/hops.lua``), 2 threads, three hop kinds (dial of a known customer, navigation:
+The load is wrk (C, ``bench/hops.lua``), three hop kinds (dial of a known customer, navigation:
 next/previous page on sessions dialled beforehand, balance ``1``/``0``; see ``Server.routes``) at 10, 100
-and 1 000 connections, ``--seconds`` each (about 8 minutes in all at 10 s), the three servers
+and 1 000 connections: the dial on 2 wrk threads; navigation and balance on one thread per connection, so that
+the hops of a session are sent one after the other, as a gateway sends them (``wrk_threads``), ``--seconds`` each (about 8 minutes in all at 10 s), the three servers
 interleaved per cell so a noisy neighbour hits all of them alike. CPU per hop is read from ``/proc`` for each
 server's process tree (for ours: engine workers, back office and worker; Redis and PostgreSQL excluded).
 Redis bytes per idle session: ``MEMORY USAGE`` of the keys that 100 fresh dials left behind, per dial.
@@ -63,7 +64,8 @@ NODE_PACKAGES = ("ussd-menu-builder@1.2.0", "express@5.3.0", "redis@6.3.1")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/15")
 PG_URL = os.environ.get("BENCH_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 PHONE = "+221770000001"
-THREADS = 2
+THREADS = 2   # wrk threads of the dial cells (the hop kinds that play sessions: one per connection)
+STATEFUL_KINDS = ("nav", "balance")   # the hop kinds whose hops continue a session (seeded beforehand)
 MEMORY_DIALS = 100
 SEED_SECONDS_MAX = 180.0
 SEED_CONNECTIONS = 32  # sessions seeded at a time (bench.seed)
@@ -292,11 +294,25 @@ def start_node(stack: contextlib.ExitStack, tmp: Path, modules: Path, bo_port: i
 
 # ------------------------------------------------------------------ load
 
+def wrk_threads(kind: str, connections: int) -> int:
+    """wrk threads for a cell: one per connection where hops continue sessions, else ``THREADS``.
+
+    wrk's script has no state per connection, only per thread: a thread with several connections hands its
+    sessions out round robin, and a slow hop (the balance calls the back office) let the same session's next
+    hop leave on another connection while it was still in flight. Two hops of a session were then in the server
+    at once (710 hops in 11 255 waited for their session's lock in a 30 s balance cell at 10 connections, 59
+    arrived out of order), which a gateway never does: it waits for each screen. With one connection per
+    thread, a thread sends its next hop only once the last one is answered."""
+    return max(connections, 1) if kind in STATEFUL_KINDS else THREADS
+
+
 def wrk(server: Server, kind: str, connections: int, seconds: float, mode: str, slots: int,
         run_id: str, think_ms: int = 0) -> dict[str, Any]:
     """Run wrk once; its ``done()`` prints one ``BENCH {json}`` line. ``run_id`` prefixes the session ids:
-    the seed and the load of one cell share it. ``think_ms``: each connection's pause before a hop."""
-    cmd = ["wrk", "-t", str(THREADS), "-c", str(max(connections, THREADS)), "-d", f"{seconds:g}s",
+    the seed and the load of one cell share it. ``think_ms``: each connection's pause before a hop. ``slots``:
+    sessions per wrk thread (``wrk_threads``)."""
+    threads = wrk_threads(kind, connections)
+    cmd = ["wrk", "-t", str(threads), "-c", str(max(connections, threads)), "-d", f"{seconds:g}s",
            "--timeout", "10s", "-s", str(BENCH / "hops.lua"), server.url, "--", kind, server.path, PHONE,
            server.token, run_id, str(slots), mode, server.rejects, *server.routes[kind], str(think_ms)]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 120, check=False)
@@ -311,18 +327,18 @@ def wrk(server: Server, kind: str, connections: int, seconds: float, mode: str, 
 
 def slots_for(connections: int, kind: str = "dial", rate: float = 0.0, seconds: float = 0.0,
               prefix: int = 0) -> int:
-    """Sessions per wrk thread for nav/balance: twice its connections, so no two hops of one overlap
-    unless a hop takes twice the typical time (a hop that then finds its session busy counts as bad).
+    """Sessions per wrk thread (``wrk_threads``) for nav/balance: twice the connections in all, at least 16.
+    Each thread has one connection there, so its sessions' hops never overlap however slow one is.
 
     Navigation gets enough for none to be retired during the cell (``SESSION_HOPS``), at up to ``rate``
     hops a second (the dial cell's before it, with a margin): a retired session opens again with the dial
     and the prefix, the balance and the bills (two back-end calls), and one page turn in 30 had been such a
     reopening, its back-end time in the navigation's p95/p99 (README, "Benchmark")."""
-    slots = max(8, 2 * math.ceil(connections / THREADS))
+    sessions = max(16, 2 * connections)
     if kind == "nav" and rate > 0:
         hops_each = SESSION_HOPS - prefix - 2   # after the seed's hops, before the retiring one
-        slots = max(slots, math.ceil(rate * RATE_MARGIN * seconds / THREADS / hops_each))
-    return slots
+        sessions = max(sessions, math.ceil(rate * RATE_MARGIN * seconds / hops_each))
+    return math.ceil(sessions / wrk_threads(kind, connections))
 
 
 def run_id(server: Server, kind: str, connections: int) -> str:
@@ -377,7 +393,8 @@ def seed(server: Server, kind: str, connections: int, run: str, rate: float = 0.
     wait_idle(server)
     texts = ["*".join(prefix[:n]) for n in range(len(prefix) + 1)]
     # the session ids of hops.lua: RUN-<thread>-<slot>-<generation>
-    sessions = [f"{run}-{thread}-{slot}-0" for thread in range(THREADS) for slot in range(slots)]
+    sessions = [f"{run}-{thread}-{slot}-0" for thread in range(wrk_threads(kind, connections))
+                for slot in range(slots)]
     workers = min(SEED_CONNECTIONS, connections)
     deadline = time.monotonic() + SEED_SECONDS_MAX
     started = time.monotonic()
@@ -426,7 +443,8 @@ def measure(server: Server, kind: str, connections: int, seconds: float, run: st
     times = ({name: times_after[name] - times_before[name] for name in times_after}
              if times_after is not None and times_before is not None else {})
     own, waited = times.get("engine_own_seconds"), times.get("engine_wait_seconds")
-    detail = {k: result[k] for k in ("connect", "read", "write", "status", "timeout", "bad") if result[k]}
+    detail = {k: result[k] for k in ("connect", "read", "write", "status", "timeout", "bad", "overlap")
+              if result.get(k)}
     requests = result["requests"]
     return Cell(server.name, kind, connections, requests, result["duration_us"] / 1e6, result["p50_us"] / 1e3,
                 result["p95_us"] / 1e3, result["p99_us"] / 1e3, sum(detail.values()),

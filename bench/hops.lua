@@ -23,8 +23,12 @@
 -- Seeding (MODE=seed) plays the dial and the PREFIX of every slot's session, one hop at a time.
 -- The text is cumulative, as the gateway sends it ("98*0*98"). A slot's session is retired after
 -- MAX_HOPS hops (real sessions are short): it then replays dial and PREFIX on a fresh session.
--- Slots are used round robin; with SLOTS = 4x the thread's connections a session's previous hop
--- has long been answered when its next one leaves (a hop that finds it busy counts as bad).
+-- Slots are used round robin. bench.py runs nav and balance with one connection per wrk thread (wrk's
+-- script has state per thread, none per connection): a thread's next hop leaves only once its last one
+-- is answered, so no two hops of a session are ever in flight, as with a gateway, which waits for each
+-- screen. (With several connections per thread, a slow balance hop let its session's next hop leave on
+-- another connection: the two then reached the server side by side, sometimes in the wrong order.) A hop
+-- sent while an earlier one of its thread is unanswered (its connection was lost) counts as an overlap.
 
 local MAX_HOPS = 60
 local SEED_BLOCK = 64  -- 2x the seed's connections per thread (bench.py seeds with at most 64 in all)
@@ -39,8 +43,13 @@ local kind, path, phone, run, slots, mode
 local rejects = {}
 local counter, responses = 0, 0
 bad = 0  -- globals: done() reads them from every thread
+overlap = 0
 first_bad = nil
 local hops = {}
+-- wrk (script_verify_request) calls request() once on thread 0, after init() and before any thread runs, to
+-- check the request it builds; that request is never sent, so it must not use up a hop of a session (it had
+-- left thread 0's first session a hop behind: its next hop then skipped one input).
+local verifying = false
 local steps, prefix = {}, {}
 
 function init(args)
@@ -58,6 +67,7 @@ function init(args)
    if args[10] and args[10] ~= "-" then
       for step in string.gmatch(args[10], "[^*]+") do table.insert(prefix, step) end
    end
+   verifying = id == 0
    local think = tonumber(args[11] or "0") or 0
    if think > 0 then
       math.randomseed(os.time() + id)
@@ -91,6 +101,10 @@ local function slot_session(slot, generation)
 end
 
 function request()
+   if verifying then
+      verifying = false
+      return wrk.format(nil, path, nil, form(run .. "-verify", ""))
+   end
    counter = counter + 1
    if kind == "dial" then
       return wrk.format(nil, path, nil, form(run .. "-" .. id .. "-" .. counter, ""))
@@ -109,6 +123,9 @@ function request()
          return wrk.format(nil, path, nil, form(slot_session(slot, 0) .. "x", ""))
       end
       return wrk.format(nil, path, nil, form(slot_session(slot, 0), text_of(hop)))
+   end
+   if counter - 1 > responses then
+      overlap = overlap + 1
    end
    local slot = counter % slots
    -- generation 0 starts after the seed's hops; later generations replay the dial and the prefix
@@ -138,14 +155,16 @@ function response(status, headers, body)
 end
 
 function done(summary, latency, requests)
-   local total_bad = 0
+   local total_bad, total_overlap = 0, 0
    for _, thread in ipairs(threads) do
       total_bad = total_bad + (thread:get("bad") or 0)
+      total_overlap = total_overlap + (thread:get("overlap") or 0)
       if thread:get("first_bad") then io.write("BENCHBAD " .. thread:get("first_bad") .. "\n") end
    end
    local e = summary.errors
    io.write(string.format('BENCH {"requests": %d, "duration_us": %d, "p50_us": %d, "p95_us": %d, ' ..
-      '"p99_us": %d, "connect": %d, "read": %d, "write": %d, "status": %d, "timeout": %d, "bad": %d}\n',
+      '"p99_us": %d, "connect": %d, "read": %d, "write": %d, "status": %d, "timeout": %d, "bad": %d, ' ..
+      '"overlap": %d}\n',
       summary.requests, summary.duration, latency:percentile(50), latency:percentile(95),
-      latency:percentile(99), e.connect, e.read, e.write, e.status, e.timeout, total_bad))
+      latency:percentile(99), e.connect, e.read, e.write, e.status, e.timeout, total_bad, total_overlap))
 end

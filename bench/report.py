@@ -44,7 +44,8 @@ def table(results: dict[str, Any]) -> str:
     cells = _cells(results)
     lines = [
         (f"Machine: {m['nproc']} CPUs, {m['cpu']}, Python {m['python']}, {m['date']}; ours served by "
-        f"{results['server']}; wrk 2 threads, {results['seconds']:g} s per cell."),
+        f"{results['server']}; wrk 2 threads for the dial, one per connection for navigation and balance, "
+        f"{results['seconds']:g} s per cell."),
         "",
         ("| hop | conns | server | req/s | ×floor | p50 ms | p95 ms | p99 ms | p99 ×floor | errors "
         "| CPU ms/hop | CPU ×floor | engine own p50 / p99 ms | waited p50 / p99 ms |"),

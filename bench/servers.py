@@ -85,8 +85,8 @@ def start_engines(stack: contextlib.ExitStack, tmp: Path, database_url: str, ser
 def table(results: dict[str, Any]) -> str:
     """Per hop and concurrency, each server's median over the rounds, with its ratio to the floor and to gthread."""
     m = results["machine"]
-    lines = [(f"Machine: {m['nproc']} CPUs, {m['cpu']}, Python {m['python']}, {m['date']}; wrk 2 threads, "
-             f"{results['seconds']:g} s per cell, {results['rounds']} round(s) (medians); 2 workers each unless "
+    lines = [(f"Machine: {m['nproc']} CPUs, {m['cpu']}, Python {m['python']}, {m['date']}; wrk 2 threads for the dial, one per "
+             f"connection for navigation, {results['seconds']:g} s per cell, {results['rounds']} round(s) (medians); 2 workers each unless "
              "named server:N, access log off."), "",
              ("| hop | conns | server | req/s | ×floor | ×gthread | p50 ms | p99 ms | p99 ×floor | errors | CPU ms/hop "
               "| engine own p50 / p99 ms |"),

@@ -139,7 +139,7 @@ def table(results: dict[str, Any]) -> str:
     by = {(c["sessions"], c["server"], c["kind"]): c for c in cells}
     m = results["machine"]
     lines = [(f"Machine: {m['nproc']} CPUs, {m['cpu']}, Python {m['python']}, {m['date']}; wrk {main_bench.THREADS} "
-             f"threads, {results['concurrency']} connections, {results['seconds']:g} s per cell; idle sessions "
+             f"threads for the dial, one per connection for navigation, {results['concurrency']} connections, {results['seconds']:g} s per cell; idle sessions "
              f"seeded {', '.join(f'{k}: {v:.1f} s' for k, v in results['seed_seconds'].items())}."),
              "",
              ("| live sessions | hop | server | req/s | ×1k | ×floor | p50 ms | p99 ms | p99 ×1k | p99 ×floor "

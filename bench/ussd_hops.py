@@ -49,7 +49,6 @@ import queue
 import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -66,6 +65,8 @@ from urllib.parse import urlencode
 import redis
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.support.ports import AddressInUse, free_port, said_address_in_use
+
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
 HOST = "127.0.0.1"
@@ -80,12 +81,6 @@ START_SECONDS = 30.0
 
 
 # ------------------------------------------------------------------ processes
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
-
 
 @contextlib.contextmanager
 def child(cmd: list[str], env: dict[str, str], log: Path, cwd: Path = ROOT) -> Iterator[subprocess.Popen[bytes]]:
@@ -113,7 +108,9 @@ def wait_http(port: int, path: str, proc: subprocess.Popen[bytes], log: Path) ->
     deadline = time.monotonic() + START_SECONDS
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"{proc.args!r} exited; see its log:\n{log.read_text()[-3000:]}")
+            # A port picked free may be taken before the server binds it (tests/support/ports.py): say so.
+            exited = AddressInUse if said_address_in_use(log) else RuntimeError
+            raise exited(f"{proc.args!r} exited; see its log:\n{log.read_text()[-3000:]}")
         with contextlib.suppress(OSError, http.client.HTTPException):
             conn = http.client.HTTPConnection(HOST, port, timeout=1)
             conn.request("GET", path)

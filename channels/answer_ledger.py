@@ -8,6 +8,11 @@ what was answered (the TwiML, or the Graph API messages) and how much of it went
 long as the provider may redeliver (``ttl_seconds``: WhatsApp's 24-hour customer-service window,
 after which a free-form reply could not be sent anyway).
 
+The ledger is a fast path, not the durable record: Redis may restart empty (and a process's own ledger starts
+empty). It knows when it began remembering (``forgot``); until a lifetime has passed since, a message it has no
+record of may have been answered before, and the product's database says whether it was (``DurableAnswers``:
+its reply queued in the outbox, or, kept for the worker, settled; ``answered_before``).
+
 A record holds replies, never what the customer typed (a PIN is an input, not an answer). ``claim``
 lets one of several deliveries arriving together act alone (send an owed SMS reply once).
 ``MemoryAnswerLedger`` serves the embedded default (one process); the app wires a Redis one
@@ -16,13 +21,16 @@ when sessions are in Redis (``app.storage.answer_ledger``).
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, Final, Protocol
 
-__all__ = ["DAY_SECONDS", "AnswerLedger", "MemoryAnswerLedger"]
+__all__ = ["DAY_SECONDS", "AnswerLedger", "DurableAnswers", "MemoryAnswerLedger", "answered_before"]
+
+log = logging.getLogger("channels.answers")
 
 DAY_SECONDS: Final = 24 * 3600
 
@@ -40,6 +48,30 @@ class AnswerLedger(Protocol):
         ledger's lifetime, ``False`` for every other, at once, whichever process asks. Raises nothing: a
         store that cannot be reached answers ``False`` (no one may act on a claim nobody can check)."""
 
+    def forgot(self) -> bool:
+        """Whether a record of the last lifetime may be missing: the ledger began remembering less than a
+        lifetime ago (its store restarted empty, or is new), or its store cannot be reached. A miss then does not
+        prove a message new: the caller asks the product's database (``DurableAnswers``). Raises nothing."""
+
+
+class DurableAnswers(Protocol):
+    def answered(self, message_id: str) -> bool:
+        """Whether the product's database shows the message ``message_id`` answered: its reply queued in the
+        outbox, or, kept for the worker, settled. Raises when the database cannot say."""
+
+
+def answered_before(ledger: AnswerLedger, answers: DurableAnswers | None, message_id: str) -> bool:
+    """For a message the ledger has no record of: whether it was answered all the same, before the ledger forgot
+    (asked of the database only then: while the ledger remembers its whole lifetime, a miss is a new message).
+    A database that cannot say counts as "not answered": the message runs, as it did before the ledger forgot."""
+    if answers is None or not ledger.forgot():
+        return False
+    try:
+        return answers.answered(message_id)
+    except Exception as exc:  # noqa: BLE001 - the database down: answering twice beats not answering
+        log.warning("answered messages unreadable: %s", type(exc).__name__)
+        return False
+
 
 class MemoryAnswerLedger:
     """The ledger of one process: bounded (oldest records go first), each record expiring."""
@@ -47,6 +79,8 @@ class MemoryAnswerLedger:
     def __init__(self, ttl_seconds: int = DAY_SECONDS, max_records: int = 20_000,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self._ttl, self._max, self._clock = ttl_seconds, max_records, clock
+        self._since = clock()    # a new process remembers nothing of before it
+        self._dropped = False
         self._records: OrderedDict[tuple[str, str], tuple[float, dict[str, Any]]] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -63,6 +97,7 @@ class MemoryAnswerLedger:
             self._records.move_to_end((channel, message_id))
             while len(self._records) > self._max:
                 self._records.popitem(last=False)
+                self._dropped = True
 
     def claim(self, channel: str, name: str) -> bool:
         with self._lock:
@@ -73,4 +108,8 @@ class MemoryAnswerLedger:
             self._records[key] = (self._clock() + self._ttl, {})
             while len(self._records) > self._max:
                 self._records.popitem(last=False)
+                self._dropped = True
             return True
+
+    def forgot(self) -> bool:
+        return self._dropped or self._clock() - self._since < self._ttl

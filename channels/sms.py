@@ -16,7 +16,8 @@ queued the first time). What the customer wrote (a PIN in ``OUI 1234``) is never
 A message the engine could not run now (the session store down, or the conversation busy: the engine's
 ``transient`` reply, sent to nobody) is kept in the inbox (``sms_inbox``), and the worker runs it when it
 can, its reply going through the outbox: whether the provider would post it again is not documented, so
-nothing depends on it. While a sender has such a message kept, their newer ones (and the provider's reposts)
+nothing depends on it. Without an inbox (the embedded default, no ``REDIS_URL``) the customer is asked by SMS to
+send it again. While a sender has such a message kept, their newer ones (and the provider's reposts)
 are kept behind it, so the replies come in the order the customer wrote.
 
 Answers: ``200 OK`` once the reply is sent or queued, or the message kept; ``400`` (plain text) for a
@@ -49,7 +50,7 @@ from engine.charset import is_gsm7, sms_segments
 from engine.masking import mask
 
 from .adapter import BadRequest, ChannelAdapter, KeyedBySender
-from .answer_ledger import AnswerLedger, MemoryAnswerLedger
+from .answer_ledger import AnswerLedger, DurableAnswers, MemoryAnswerLedger
 from .capabilities import SMS, SMS_MAX_SEGMENTS, SMS_NAVIGATION_WORDS
 from .gateway_guard import TOKEN_HEADER, GatewayGuard
 from .msisdn import to_e164
@@ -92,7 +93,8 @@ def _clean_text(text: str) -> str:
 class SmsAdapter(KeyedBySender, ChannelAdapter):
     """Africa's Talking SMS; ``sender`` sends the replies, ``outbox`` takes those it cannot send now (or all of
     them when there is no sender), ``ledger`` marks those neither could take until the provider's retry;
-    ``inbox`` keeps the messages the engine could not run now, for the worker (``sms_inbox``)."""
+    ``inbox`` keeps the messages the engine could not run now, for the worker (``sms_inbox``); ``answers`` says,
+    once the ledger forgot (Redis restarted empty), whether a message was answered all the same."""
 
     sender: ReplySender | None = None
     default_region: str = "SN"
@@ -105,6 +107,7 @@ class SmsAdapter(KeyedBySender, ChannelAdapter):
     outbox: ReplyOutbox | None = None
     ledger: AnswerLedger = field(default_factory=MemoryAnswerLedger)
     inbox: Inbox | None = None
+    answers: DurableAnswers | None = None
 
     @property
     def capabilities(self) -> ChannelCapabilities:
@@ -187,8 +190,9 @@ class SmsAdapter(KeyedBySender, ChannelAdapter):
                 if self.on_reject is not None:
                     self.on_reject()
                 return self.error_response()
-            if handover.answered(turn.hop_id):
-                # Posted again after it was answered, maybe after the customer wrote since: never run twice.
+            if handover.answered(turn.hop_id, self.answers):
+                # Posted again after it was answered, maybe after the customer wrote since (or after the ledger's
+                # Redis restarted empty: the database says so): never run twice.
                 log.info("sms repost of an answered message user=%s: not run again", mask(turn.address))
                 return Response("OK", mimetype="text/plain")
             if waits_behind(self.inbox, turn) and self._kept(turn, request.form):
@@ -198,6 +202,8 @@ class SmsAdapter(KeyedBySender, ChannelAdapter):
             if reply.transient:
                 # Busy or the session store down: the hop did not run. Kept, the worker runs it; an SMS saying
                 # "try again" would ask the customer to do what the worker does.
+                if self.inbox is None:
+                    return self._refuse(handover, turn, reply)
                 return self._keep(turn, request.form)
             node = reply.screen.node if reply.screen else "-"
             if reply.replayed and not handover.take_owed(turn.hop_id):
@@ -212,6 +218,19 @@ class SmsAdapter(KeyedBySender, ChannelAdapter):
             return Response("OK", mimetype="text/plain")
 
         return bp
+
+    def _refuse(self, handover: ReplyHandOver, turn: Turn, reply: Reply) -> Response:
+        """No inbox (the embedded default: no worker shares the in-process conversations): the customer is told, in
+        an SMS, to send the message again (the engine's transient answer, "request in progress, try again", in
+        their language), and the callback answers ``200``; a ``503`` alone would leave them unanswered, as Africa's
+        Talking documents no retry. The message stays unanswered: posted again, it runs."""
+        language = reply.screen.language if reply.screen else ""
+        if not handover.hand_over(turn.address, self.render(reply), language=language,
+                                  message_id=f"{turn.hop_id}:again"):
+            return self.failure_response()
+        log.warning("sms message from %s not run now (no inbox without REDIS_URL): asked to send it again",
+                    mask(turn.address))
+        return Response("OK", mimetype="text/plain")
 
     def _keep(self, turn: Turn, form: Mapping[str, str]) -> Response:
         """The message kept for the worker: ``200``; ``503`` when it cannot be (then only a provider that posts

@@ -29,7 +29,7 @@ from typing import Any, Final, Protocol
 
 from engine.masking import mask
 
-from .answer_ledger import AnswerLedger
+from .answer_ledger import AnswerLedger, DurableAnswers, answered_before
 
 __all__ = ["ReplyHandOver", "ReplyOutbox", "ReplySender"]
 
@@ -104,7 +104,10 @@ class ReplyHandOver:
         """The reply to this message was handed over (at last, if it was owed): it is answered."""
         self.ledger.keep(LEDGER, message_id, {"owed": False})
 
-    def answered(self, message_id: str) -> bool:
-        """Whether this message id was answered already (its reply handed over, not owed)."""
+    def answered(self, message_id: str, answers: DurableAnswers | None = None) -> bool:
+        """Whether this message id was answered already (its reply handed over, not owed); with no record of it,
+        what ``answers`` (the database) says once the ledger forgot (``answered_before``)."""
         record = self.ledger.recall(LEDGER, message_id)
-        return record is not None and record.get("owed") is False
+        if record is None:
+            return answered_before(self.ledger, answers, message_id)
+        return record.get("owed") is False

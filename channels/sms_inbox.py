@@ -70,8 +70,9 @@ log = logging.getLogger("channels.inbox")
 
 # The ledger's record of a kept message that the drain ran (apart from the callback's owed replies).
 LEDGER: Final = "sms_inbox"
-# The longest number written to that the inbox keeps (``sms_inbox.short_code``).
-KEPT_NUMBER_CHARS: Final = 20
+# The longest number written to that the inbox keeps (``sms_inbox.short_code``, 64 since v1_wa3: Meta's phone
+# number ids run past 20 digits, and Meta's webhook takes up to 32 here).
+KEPT_NUMBER_CHARS: Final = 64
 _LONGEST_WAIT: Final = timedelta(seconds=30)
 
 
@@ -190,7 +191,7 @@ def keep_for_worker(inbox: Inbox | None, turn: Turn, *, text: str, provider: str
                     mask(turn.customer or ""))
         return False
     if len(short_code) > KEPT_NUMBER_CHARS:
-        # Longer than the inbox's column (no phone number id seen so far is): the reply goes from the number the
+        # Longer than the inbox's column (no phone number id or short code is): the reply goes from the number the
         # provider's settings name instead.
         log.warning("%s message from %s kept without the number it was written to (%d characters)", turn.channel,
                     mask(turn.customer or ""), len(short_code))

@@ -154,7 +154,7 @@ class UssdAdapter(ChannelAdapter):
         return Turn(channel=CHANNEL, address=msisdn, customer=msisdn,
                     session_key=SESSION_POLICY.key(CHANNEL, gateway_session=session_id),
                     input=segments[-1] if segments else None, hop_id=text, dialed=segments,
-                    entry=service_code)
+                    entry=service_code, cumulative=True)
 
     def render(self, reply: Reply) -> str:
         return ("END " if reply.end else "CON ") + reply.text

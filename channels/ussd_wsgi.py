@@ -46,7 +46,7 @@ class _Headers:
         self.environ = environ
 
     def get(self, name: str, default: str | None = None) -> str | None:
-        return self.environ.get("HTTP_" + name.upper().replace("-", "_"), default)  # type: ignore[no-any-return]
+        return self.environ.get("HTTP_" + name.upper().replace("-", "_"), default)
 
 
 class UssdFastPath:

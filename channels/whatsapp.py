@@ -69,17 +69,19 @@ def key_of(button_id: str, title: str) -> str:
 
 
 class Windows(Protocol):
-    def saw(self, msisdn: str, provider: str, at: datetime | None = None) -> None:
-        """The customer ``msisdn`` (E.164) wrote to our ``provider`` sender at ``at`` (default: now): their
-        24-hour window with that sender opens again. Raises when it cannot be kept (the database down)."""
+    def saw(self, msisdn: str, provider: str, at: datetime | None = None, number: str = "") -> None:
+        """The customer ``msisdn`` (E.164) wrote to our business number ``number`` (Twilio: E.164; Meta: the phone
+        number id) at ``provider`` at ``at`` (default: now): their 24-hour window with that number opens again.
+        Raises when it cannot be kept (the database down)."""
 
 
-def note_window(windows: Windows | None, msisdn: str, provider: str, at: datetime | None = None) -> None:
+def note_window(windows: Windows | None, msisdn: str, provider: str, at: datetime | None = None,
+                number: str = "") -> None:
     """Note that the customer wrote; a failure is logged, never the webhook's: the customer's answer does not
     depend on it (a window not noted only means a template where free text could have gone)."""
     if windows is None or not msisdn:
         return
     try:
-        windows.saw(msisdn, provider, at)
+        windows.saw(msisdn, provider, at, number)
     except Exception as exc:  # noqa: BLE001 - the database unreachable or refusing: the answer still goes
         log.warning("whatsapp window of %s not noted: %s", mask(msisdn), type(exc).__name__)

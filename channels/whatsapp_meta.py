@@ -14,7 +14,8 @@ signed by Meta, the number (``+`` and the digits) is who the customer is. Text i
 tapped reply button or list row (``interactive.button_reply`` / ``list_reply``) or template button
 (``button.payload``) carries the option key it was made for (``opt:2`` -> ``2``). Anything else
 (a picture, a voice note) is answered with a notice asking for text; a reaction gets no answer, but opens the customer's
-24-hour window as any message does (``_note_window`` cites the documentation).
+24-hour window with the number written to as any message does, unlike a ``system`` message that WhatsApp writes itself
+(a customer changed number: ``_note_window`` cites the documentation).
 
 The reply is not the webhook's answer: each message goes out as its own Graph API POST
 (``backend_clients.meta_whatsapp``), laid out by ``graph_messages``: a screen with at most 3
@@ -66,7 +67,7 @@ from engine import (
 from engine.masking import mask
 
 from .adapter import BadRequest, ChannelAdapter, KeyedBySender
-from .answer_ledger import AnswerLedger, MemoryAnswerLedger
+from .answer_ledger import AnswerLedger, DurableAnswers, MemoryAnswerLedger, answered_before
 from .msisdn import to_e164
 from .sms_delivery import DeliveryReport
 from .sms_inbox import Inbox, KeptMessage, keep_for_worker, waits_behind
@@ -104,6 +105,8 @@ _PHONE_NUMBER_ID = re.compile(r"^[0-9]{1,32}$")
 _CHALLENGE = re.compile(r"^[A-Za-z0-9_\-]{1,128}$")
 _STATUS = re.compile(r"^[a-z_]{1,24}$")
 _IGNORED_TYPES: Final = frozenset({"reaction", "system", "ephemeral", "request_welcome"})
+# Messages WhatsApp itself writes (a customer changed number): they open no customer-service window.
+_NOT_FROM_CUSTOMER: Final = frozenset({"system"})
 
 
 class MessageSender(Protocol):
@@ -238,6 +241,8 @@ class MetaWhatsAppAdapter(KeyedBySender, ChannelAdapter):
     channel: str = CHANNEL
     prefix: str = PATH
     inbox: Inbox | None = None
+    # Whether a message the ledger forgot (Redis restarted empty) was answered all the same: the database.
+    answers: DurableAnswers | None = None
     windows: Windows | None = None      # when each customer last wrote (WhatsApp's 24-hour window)
 
     @property
@@ -380,24 +385,32 @@ class MetaWhatsAppAdapter(KeyedBySender, ChannelAdapter):
             # After the replies went out, and after the answer to Meta (the server closes the response once sent):
             # neither waits for the database, however slow or unreachable (Meta would deliver the event again).
             def note_windows() -> None:
-                for _, message in event.messages:
-                    self._note_window(message)
+                for number_id, message in event.messages:
+                    self._note_window(number_id, message)
             response.call_on_close(note_windows)
             return response
 
         return bp
 
-    def _note_window(self, message: Mapping[str, Any]) -> None:
-        """Any message from a customer (text, a tap, a picture, a reaction) opens their 24-hour window, from the
-        time Meta says they sent it (an event Meta delivers again hours later does not open it anew)."""
-        # A reaction counts, though we do not answer it. Meta: "When a WhatsApp user messages you or calls you, a
-        # 24-hour timer called a customer service window starts" (WhatsApp Business Platform, "Service messages",
-        # developers.facebook.com/documentation/business-messaging/whatsapp/messages/send-messages
-        # #customer-service-windows); a reaction, or its removal, comes in the messages webhook as a message from
-        # the user, its timestamp "when the customer sent the reaction" ("Reaction messages webhook reference",
-        # .../whatsapp/webhooks/reference/messages/reaction). A Meta partner says it outright: Meta's API takes a
-        # reaction, or its removal, as the customer's answer that opens or renews the window (Omnichat,
-        # help.omni.chat/pt-BR/articles/9077190-reacoes-a-mensagens-reacts). No source says otherwise.
+    def _note_window(self, number_id: str, message: Mapping[str, Any]) -> None:
+        """A message the customer sent (text, a tap, a picture, a reaction, a first opening of the chat) opens their
+        24-hour window with our number ``number_id``, from the time Meta says they sent it (an event Meta delivers
+        again hours later does not open it anew). A ``system`` message does not: WhatsApp wrote it, not the
+        customer."""
+        # Meta: "When a WhatsApp user messages you or calls you, a 24-hour timer called a customer service window
+        # starts" (WhatsApp Business Platform, "Service messages", developers.facebook.com/documentation/
+        # business-messaging/whatsapp/messages/send-messages#customer-service-windows). A reaction, or its removal,
+        # comes in the messages webhook as a message from the user, its timestamp "when the customer sent the
+        # reaction" (".../whatsapp/webhooks/reference/messages/reaction"); a Meta partner says outright that the API
+        # takes it as the customer's answer that opens or renews the window (Omnichat, help.omni.chat/pt-BR/
+        # articles/9077190-reacoes-a-mensagens-reacts). "The request_welcome webhook triggers a customer service
+        # window" (".../whatsapp/cloud-api/phone-numbers/conversational-components", Welcome messages).
+        # A system message is not the user messaging: WhatsApp tells us the user changed their number
+        # (user_changed_number) or their user id (user_changed_user_id); its timestamp is "when the webhook was
+        # triggered", and it carries no contacts (".../whatsapp/webhooks/reference/messages/system"). The old
+        # number wrote nothing, and the new one has not written to us yet: no window opens for either.
+        if message.get("type") in _NOT_FROM_CUSTOMER:
+            return
         wa_id, stamp = message.get("from"), message.get("timestamp")
         customer = to_e164(f"+{wa_id}", self.default_region) if isinstance(wa_id, str) and _WA_ID.match(wa_id) \
             else None
@@ -406,7 +419,7 @@ class MetaWhatsAppAdapter(KeyedBySender, ChannelAdapter):
         sent_at = None
         if isinstance(stamp, str) and stamp.isdigit() and len(stamp) <= 12:
             sent_at = datetime.fromtimestamp(int(stamp), UTC)
-        note_window(self.windows, customer, PROVIDER, sent_at)
+        note_window(self.windows, customer, PROVIDER, sent_at, number_id)
 
     def _record_status(self, report: DeliveryReport) -> None:
         known = self.record_status(report) if self.record_status is not None else False
@@ -431,6 +444,11 @@ class MetaWhatsAppAdapter(KeyedBySender, ChannelAdapter):
                 self.on_reject()
             return True
         record = self.ledger.recall(LEDGER, turn.hop_id)
+        if record is None and answered_before(self.ledger, self.answers, turn.hop_id):
+            # Answered before the ledger forgot (its Redis restarted empty): the database says so. Acknowledged,
+            # nothing sent again.
+            log.info("whatsapp repost of a message answered before user=%s: nothing again", mask(turn.address))
+            return True
         if record is None:
             if waits_behind(self.inbox, turn) and keep_for_worker(self.inbox, turn, text=turn.input or "",
                                                                  provider=PROVIDER):

@@ -49,7 +49,7 @@ from engine import (
 from engine.masking import mask
 
 from .adapter import BadRequest, ChannelAdapter, KeyedBySender
-from .answer_ledger import AnswerLedger, MemoryAnswerLedger
+from .answer_ledger import AnswerLedger, DurableAnswers, MemoryAnswerLedger, answered_before
 from .msisdn import to_e164
 from .sms_inbox import Inbox, KeptMessage, keep_for_worker, waits_behind
 from .whatsapp import (
@@ -137,6 +137,8 @@ class TwilioWhatsAppAdapter(KeyedBySender, ChannelAdapter):
     channel: str = CHANNEL
     prefix: str = PATH
     inbox: Inbox | None = None
+    # Whether a message the ledger forgot (Redis restarted empty) was answered all the same: the database.
+    answers: DurableAnswers | None = None
     windows: Windows | None = None      # when each customer last wrote (WhatsApp's 24-hour window)
 
     @property
@@ -243,15 +245,16 @@ class TwilioWhatsAppAdapter(KeyedBySender, ChannelAdapter):
                 # Someone we can answer gets a notice; a request without a sender gets nothing.
                 readable = bool(_FROM.match((form.get("From") or "").strip()))
                 return self.error_response(200 if readable else 400)
-            customer = turn.customer or ""
+            # The window is with the number written to (``To``), not with every number of the account.
+            customer, ours = turn.customer or "", _our_number(form)
             try:
                 response = self._answer(engine, turn, form)
             except Exception:
-                note_window(self.windows, customer, PROVIDER)
+                note_window(self.windows, customer, PROVIDER, number=ours)
                 raise
             # Once the answer has gone (the server closes the response after sending it): the reply is Twilio's
             # answer, and must not wait for the database, however slow or unreachable it is.
-            response.call_on_close(lambda: note_window(self.windows, customer, PROVIDER))
+            response.call_on_close(lambda: note_window(self.windows, customer, PROVIDER, number=ours))
             return response
 
         return bp
@@ -265,6 +268,11 @@ class TwilioWhatsAppAdapter(KeyedBySender, ChannelAdapter):
         if known is not None and isinstance(known.get("twiml"), str):
             log.info("whatsapp retry of an answered message user=%s: same answer", mask(turn.address))
             return Response(known["twiml"], mimetype=_TWIML)
+        if known is None and answered_before(self.ledger, self.answers, turn.hop_id):
+            # Answered before the ledger forgot (its Redis restarted empty): the database says so. Its answer
+            # went then; nothing again.
+            log.info("whatsapp repost of a message answered before user=%s: nothing again", mask(turn.address))
+            return Response(_twiml(), mimetype=_TWIML)
         if waits_behind(self.inbox, turn) and keep_for_worker(self.inbox, turn, text=turn.input or "",
                                                              provider=PROVIDER):
             # Run now, it would be answered before the sender's messages kept earlier: kept behind them.

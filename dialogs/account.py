@@ -181,14 +181,17 @@ def _send_link_code(ctx: StepContext, deps: Deps, account: Account, attempts: in
     assert deps.outbox is not None and account.phone
     number = account.account_number
     code, minutes = new_code(), deps.settings.code_minutes(ctx.channel)
-    deps.outbox.add(kind="link_code", msisdn=account.phone, language=account.language,
-                    # Valid as long as the caller's conversation, which keeps its hash.
-                    payload={"code": code, "account_number": number, "requested_by": mask(ctx.user_id),
-                             "minutes": minutes},
-                    dedupe_key=f"link_code:{ctx.session_key}:{attempts}")
-    if again:
+    queued = deps.outbox.add(kind="link_code", msisdn=account.phone, language=account.language,
+                             # Valid as long as the caller's conversation, which keeps its hash.
+                             payload={"code": code, "account_number": number, "requested_by": mask(ctx.user_id),
+                                      "minutes": minutes},
+                             dedupe_key=f"link_code:{ctx.session_key}:{attempts}")
+    if queued:
+        # Every code sent is audited, the first as each one sent again; once per message queued, so a hop
+        # run again (its dedupe key queues nothing new) writes no second row.
         deps.security.record(SecurityEvent("code_sent", ctx.channel, ctx.user_id, number,
-                                           "link code sent again to the account holder"))
+                                           "link code sent again to the account holder" if again
+                                           else "link code sent to the account holder"))
     # The caller's screen says the same minutes as the holder's SMS; a new code gets its own tries.
     return {"link_attempts": attempts, "link_code_hash": hash_code(code), "link_code_tries": 0,
             "link_code_tries_left": None, "link_registered": mask(account.phone), "code_minutes": minutes,

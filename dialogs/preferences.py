@@ -184,12 +184,12 @@ def _email_code_to(ctx: StepContext, deps: Deps, address: str, *, again: bool) -
         return False
     code = new_code()
     deps.contacts.stage_email(ctx.user_id, address, hash_code(code), ctx.now + timedelta(minutes=EMAIL_CODE_MINUTES))
-    deps.outbox.add(kind="email_code", msisdn=ctx.user_id, language=ctx.language,
-                    payload={"code": code, "email": address}, channel="email",
-                    dedupe_key=f"email_code:{ctx.user_id}:{hash_code(code)[:24]}")
-    if again:
+    if deps.outbox.add(kind="email_code", msisdn=ctx.user_id, language=ctx.language,
+                       payload={"code": code, "email": address}, channel="email",
+                       dedupe_key=f"email_code:{ctx.user_id}:{hash_code(code)[:24]}"):
+        # Every code sent is audited, the first as each one sent again (never the address: it names someone).
         deps.security.record(SecurityEvent("code_sent", ctx.channel, ctx.user_id, ctx.data.get("account_number"),
-                                           "e-mail code sent again"))
+                                           "e-mail code sent again" if again else "e-mail code sent"))
     return True
 
 

@@ -197,10 +197,10 @@ def _new_pin_code(ctx: StepContext, deps: Deps, *, again: bool) -> StepResult:
         # A code asked again keeps the one already sent; a first one has none to keep.
         return StepResult("capped", {} if again else {"pin_code_hash": None})
     code, minutes = new_code(), deps.settings.code_minutes(ctx.channel)
-    deps.outbox.add(kind="pin_code", msisdn=ctx.user_id, language=ctx.language, payload={"code": code, "minutes": minutes},
-                    dedupe_key=f"pin_code:{ctx.session_key}:{sends}")
-    if again:
-        _event(ctx, deps, "code_sent", "first-PIN code sent again")
+    if deps.outbox.add(kind="pin_code", msisdn=ctx.user_id, language=ctx.language,
+                       payload={"code": code, "minutes": minutes}, dedupe_key=f"pin_code:{ctx.session_key}:{sends}"):
+        # Every code sent is audited, once per message queued (a hop run again queues nothing new).
+        _event(ctx, deps, "code_sent", "first-PIN code sent again" if again else "first-PIN code sent")
     # The screen says the same minutes as the SMS; a new code gets its own tries.
     return StepResult("sent", {"pin_code_hash": hash_code(code), "pin_code_tries": 0, "pin_code_sends": sends,
                                "pin_code_tries_left": None, "code_minutes": minutes, "pin_code_to": mask(ctx.user_id),

@@ -10,8 +10,10 @@ screen in the user's language, logged with the user masked.
 A session is its caller's alone: a hop from another number gets a polite end, reads and
 changes nothing, and is reported as a ``caller_mismatch`` security event. The replay record
 is an HMAC of caller and hop under the server key (``engine.hop_digest``). Resuming a dropped
-session follows ``engine.resume``: offered only mid-task, never past a gate. On a channel that keys
-a session on its provider's session id (USSD), a hop on an ended session other than the retry of
+session follows ``engine.resume``: offered only mid-task, never past a gate, and to the same customer only.
+A verified customer on a session held for nobody (a guest's, its conversation key now signed in) or for another
+customer starts afresh as themselves: nothing of that session runs on, its replay record included. On a channel
+that keys a session on its provider's session id (USSD), a hop on an ended session other than the retry of
 its last one gets a polite end (``session_over``) and is a ``session_reused`` security event; so does
 a hop on such a key long after its session expired (for ``ended_marker_seconds``: the store keeps a
 marker of the spent key, written with the session's first save and its last, or alone when a first hop
@@ -506,7 +508,14 @@ class Engine:
             # A guest's hop on a customer's session (its key wrongly shared): not even its replay record.
             return self._refuse_guest(turn, session.flow), 0.0
         hop_id = _hop_digest(self._hop_digest, turn)
-        if session is not None and session.last_reply is not None and session.last_hop_id == hop_id:
+        # A verified customer on a session held for nobody (a guest's, under the same conversation key: the
+        # guest signed in) or for another customer: nothing of it goes on, its replay record included. The
+        # customer starts afresh as themselves, keeping nothing of it (engine.kept); never as the guest.
+        newcomer = session is not None and turn.customer is not None and session.customer != turn.customer
+        if newcomer:
+            log.info("verified customer on a session held for another channel=%s user=%s: started afresh",
+                     turn.channel, mask(turn.user_id))
+        elif session is not None and session.last_reply is not None and session.last_hop_id == hop_id:
             # Only the identical hop (the provider's retry) gets the recorded answer again.
             return self._replayed(session, session.last_reply), 0.0
         if session is not None and session.ended and self._key_ends.get(turn.channel, False):
@@ -517,8 +526,13 @@ class Engine:
             return self._closing(turn.channel, session.language, "session_over"), 0.0
         if session is None and held.marker is not None:
             return self._spent(turn, held.marker, hop_id), 0.0   # the same, once the ended session has expired
+        hop_input = turn.input
+        if session is not None and not session.ended and turn.cumulative:
+            continues, hop_input = self._added_input(session, turn)
+            if not continues:
+                return self._out_of_order(session, turn), 0.0
         previous = None
-        if session is not None and (session.ended or self._restarts(session, turn)):
+        if session is not None and (newcomer or session.ended or self._restarts(session, turn)):
             # A new message after an end, or a new command on a chat channel: a new session,
             # which keeps what its flow declares of this one (engine.kept).
             previous, session = session, None
@@ -544,11 +558,11 @@ class Engine:
             screen = self._offer_resume(session, flow, turn, held) or self._open(session, flow, turn.dialed, start)
         elif session.resume_from is not None:
             session.hop_started, session.hop_now = hop_started, hop_now
-            screen = self._resume(session, self.flows.get(session.flow, session.version), (turn.input or "").strip())
+            screen = self._resume(session, self.flows.get(session.flow, session.version), (hop_input or "").strip())
         else:
             session.hop_started, session.hop_now = hop_started, hop_now
             flow = self.flows.get(session.flow, session.version)
-            text = self._navigation_word(turn.channel, (turn.input or "").strip())
+            text = self._navigation_word(turn.channel, (hop_input or "").strip())
             current = flow.spec.nodes.get(session.node)
             answered_secret = current is not None and is_secret_prompt(current) and text not in _NAVIGATION
             screen = self._answer(session, flow, text)
@@ -558,6 +572,7 @@ class Engine:
         session.updated_at = now
         reply = self._reply(session, screen)
         session.last_hop_id = hop_id
+        session.seen = len(turn.hop_id) if turn.cumulative else None
         # The replay record: the screen and the page shown (the text is laid out again from them).
         record: dict[str, Any] = {"s": _compact_screen(reply.screen or screen, session.language)}
         if reply.page:
@@ -572,6 +587,30 @@ class Engine:
         if reply.end:
             self._record(session)
         return reply, session.step_seconds
+
+    def _added_input(self, session: Session, turn: Turn) -> tuple[bool, str | None]:
+        """What a hop carrying the whole input history (``Turn.cumulative``) adds to the text the session last
+        answered: ``(True, the customer's reply)``, ``*`` in it included (the newest segment alone would cut it);
+        ``(False, None)`` when its text is no longer than that one (an older hop arriving after a newer one, or
+        one sent beside it). Read from the text's length: a gateway's history only grows, and the text itself is
+        not kept (it holds PINs); its digest (``last_hop_id``) is the server key's, which a process started
+        with another key would not match, so the prefix is not compared."""
+        seen, text = session.seen, turn.hop_id
+        if seen is None:
+            return True, turn.input   # saved before the text's length was kept (a release ago): the newest input
+        if len(text) <= seen or (seen and text[seen] != "*"):
+            return False, None
+        return True, text[seen + 1:] if seen else text
+
+    def _out_of_order(self, session: Session, turn: Turn) -> Reply:
+        """A hop whose text does not continue the session's: a gateway never sends one (it waits for each
+        screen), so it is a late copy of an earlier hop or one sent beside another. Applying its input would
+        apply an input twice or out of order: the session's last answer is given again, nothing changes."""
+        log.warning("hop out of order (its text does not continue the session's) channel=%s user=%s node=%s",
+                    turn.channel, mask(turn.user_id), session.node)
+        if session.last_reply is None:
+            return self._closing(turn.channel, session.language, "error")
+        return self._replayed(session, session.last_reply)
 
     def last_answer(self, key: str, user_id: str) -> Reply | None:
         """The last answer of ``user_id``'s session ``key``, laid out again (a page reloaded, the page after a
@@ -598,7 +637,7 @@ class Engine:
             return None
         previous = self.store.load(previous_key)
         if (previous is None or previous.ended or previous.user_id != session.user_id
-                or previous.flow != flow.name
+                or previous.customer != session.customer or previous.flow != flow.name
                 or session.created_at - previous.updated_at > self.limits.resume_window_seconds
                 or not is_mid_task(self.flows.get(previous.flow, previous.version), previous.node)):
             return None

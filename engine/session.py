@@ -70,6 +70,10 @@ class Session:
     # The answer to the last hop: its Screen (``Screen.to_dict``) under "screen", the page shown under
     # "page" and "end"; its text is laid out again from them when a replay asks for it.
     last_reply: dict[str, Any] | None = None
+    # On a channel whose hop carries the whole input history (``Turn.cumulative``, USSD): the length of
+    # the text of the hop last answered, whose digest is ``last_hop_id``; the next hop's text must extend
+    # it. ``None``: not such a channel (or a session saved before it was kept: its hops are read as before).
+    seen: int | None = None
     # Measured during the current hop, never saved: when it started (on the performance counter, and
     # on the engine's clock: the "now" of its dialog steps), time spent in dialog steps, the node the
     # hop's last run of steps started from.
@@ -131,7 +135,7 @@ _SHORT: Final = {"channel": "c", "user_id": "u", "flow": "f", "version": "v", "n
                  "visited": "vs",
                  "retries": "r", "page": "p", "hops": "o", "ended": "e", "outcome": "x", "resume_from": "rf",
                  "gate": "g", "proofs": "pf", "pending": "pd", "pending_node": "pn", "customer": "cu",
-                 "last_hop_id": "lh", "last_reply": "lr"}
+                 "last_hop_id": "lh", "last_reply": "lr", "seen": "sn"}
 _REQUIRED: Final = object()   # no default: never equal to a value, so always stored
 
 

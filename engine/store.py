@@ -366,7 +366,7 @@ class RedisSessionStore(SessionStore):
             raw = self._redis.get(self._key(key))
         except redis.RedisError as exc:
             raise StoreUnavailable(str(exc)) from exc
-        return _decoded(raw, key)  # type: ignore[arg-type]
+        return _decoded(raw, key)
 
     def _latest_key(self, channel: str, user_id: str) -> str:
         return f"{self._prefix}u:{channel}:{user_id}"

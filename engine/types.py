@@ -24,6 +24,13 @@ class Turn:
     a shortcut. A chatbot adapter passes the ``intent`` it recognised instead. ``hop_id`` identifies the request (the provider's message id) for replay
     detection: an identical ``hop_id`` on the same session gets the identical answer without
     running anything again.
+
+    ``cumulative``: ``hop_id`` is the whole input history of the session, ``*``-joined, as
+    Africa's Talking sends it. A hop then continues the session only when its text extends the
+    text of the hop last answered, and its input is what it adds (a reply that itself holds a
+    ``*`` included); a hop whose text does not (an older hop arriving after a newer one, a
+    gateway sending two hops of a session at once) gets the session's last answer again and
+    changes nothing.
     """
 
     channel: str
@@ -39,6 +46,7 @@ class Turn:
     # Served as a guest's (nobody vouched for the caller, ``customer`` is ``None``): such a hop opens
     # a session only in a flow the menus open to guests (``guests: true``).
     guest: bool = False
+    cumulative: bool = False
 
     @property
     def user_id(self) -> str:

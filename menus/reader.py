@@ -40,7 +40,7 @@ _EVERY_TEXT: frozenset[str | None] = frozenset()
 _Parser: Any = getattr(getattr(yaml, "cyaml", None), "CParser", None) or yaml.SafeLoader
 
 
-class LineDict(dict):  # type: ignore[type-arg]
+class LineDict(dict):
     """A mapping that remembers where it stands in its file (slots: a large file has tens of
     thousands of them, and a ``__dict__`` each would double the objects to build)."""
 

@@ -205,9 +205,10 @@ class SqlCustomerRecords:
                           for k in db.scalars(select(SmsInboxRow).where(SmsInboxRow.msisdn == msisdn,
                                                                         SmsInboxRow.status == "pending")
                                               .order_by(SmsInboxRow.id).limit(_RECENT))]
-            found.whatsapp = [self._window(provider, at) for provider, at in db.execute(
-                select(WhatsAppWindowRow.provider, WhatsAppWindowRow.last_inbound_at)
-                .where(WhatsAppWindowRow.msisdn == msisdn).order_by(WhatsAppWindowRow.provider))]
+            found.whatsapp = [self._window(provider, number, at) for provider, number, at in db.execute(
+                select(WhatsAppWindowRow.provider, WhatsAppWindowRow.business_number, WhatsAppWindowRow.last_inbound_at)
+                .where(WhatsAppWindowRow.msisdn == msisdn)
+                .order_by(WhatsAppWindowRow.provider, WhatsAppWindowRow.business_number))]
             pin = db.get(PinCredentialRow, msisdn)
             locked_until = _aware(pin.locked_until) if pin else None
             found.pin = {"set": "yes" if pin is not None and pin.pin_hash else "no",
@@ -226,12 +227,14 @@ class SqlCustomerRecords:
         self._billing_view(found)
         return found
 
-    def _window(self, provider: str, wrote: datetime) -> dict[str, str]:
-        """One sender's window: WhatsApp's 24 hours from the customer's last message, and ours (less a margin)
-        during which an alert with a template goes as free text."""
+    def _window(self, provider: str, number: str, wrote: datetime) -> dict[str, str]:
+        """One business number's window: WhatsApp's 24 hours from the customer's last message to it, and ours (less
+        a margin) during which an alert with a template goes as free text (from the configured number)."""
         now, wrote = self._clock(), _aware(wrote) or wrote
         closes, free_until = wrote + _WHATSAPP_WINDOW, wrote + self._whatsapp_window
-        return {"sender": _KEPT_CHANNELS.get(("whatsapp", provider), f"WhatsApp ({provider})"),
+        # Our own number, not the customer's: shown whole. '' is a row from before numbers were kept (v1_wa3).
+        sender = _KEPT_CHANNELS.get(("whatsapp", provider), f"WhatsApp ({provider})")
+        return {"sender": f"{sender} {number or '(configured number)'}",
                 "customer last wrote": _when(wrote),
                 "24-hour window": f"open until {_when(closes)}" if now < closes else f"closed since {_when(closes)}",
                 "alerts with a template go as": f"free text until {_when(free_until)}" if now < free_until

@@ -26,7 +26,7 @@ class RedisChatLinks:
 
     def pending(self, conversation: str) -> str | None:
         raw = self._redis.get(self._pending + conversation)
-        return _text(raw) if raw is not None else None  # type: ignore[arg-type]
+        return _text(raw) if raw is not None else None
 
     def bind(self, conversation: str, msisdn: str, visit: str, since: float, idle_seconds: int) -> None:
         name = self._bound + conversation
@@ -38,13 +38,13 @@ class RedisChatLinks:
 
     def bound(self, conversation: str) -> tuple[str, str, float] | None:
         raw = self._redis.hgetall(self._bound + conversation)
-        if not raw or b"msisdn" not in raw or b"visit" not in raw:  # type: ignore[operator]
+        if not raw or b"msisdn" not in raw or b"visit" not in raw:
             return None
         try:
-            since = float(_text(raw.get(b"since", b"0")))  # type: ignore[union-attr]
+            since = float(_text(raw.get(b"since", b"0")))
         except ValueError:
             return None
-        return _text(raw[b"msisdn"]), _text(raw[b"visit"]), since  # type: ignore[index]
+        return _text(raw[b"msisdn"]), _text(raw[b"visit"]), since
 
     def touch(self, conversation: str, idle_seconds: int) -> None:
         self._redis.expire(self._bound + conversation, idle_seconds)

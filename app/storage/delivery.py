@@ -35,10 +35,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from ..settings import utc_now
-from .models import DeliveryReportRow, OutboxEventRow
+from .models import DeliveryReportRow, OutboxEventRow, OutboxPartRow
 
-__all__ = ["AS_TEMPLATE", "ONLY_CHANNEL", "PARTS_SENT", "SEND_MARKERS", "TEMPLATE_NEXT", "ClaimedMessage",
-           "SqlDeliveryQueue", "without_send_markers"]
+__all__ = ["AS_TEMPLATE", "ONLY_CHANNEL", "PARTS_SENT", "SEND_MARKERS", "SMS_PARTS", "TEMPLATE_NEXT",
+           "ClaimedMessage", "SqlDeliveryQueue", "without_send_markers"]
 
 # A payload field naming the one channel a message may still go by (set when it is sent again by SMS).
 ONLY_CHANNEL: Final = "only_channel"
@@ -50,10 +50,14 @@ AS_TEMPLATE: Final = "whatsapp_as_template"
 # A payload field of a message that goes out as several provider messages (a long WhatsApp reply): the ids
 # the provider gave the parts already taken, in order, so a pass that retries it sends only the rest.
 PARTS_SENT: Final = "parts_sent"
+# A payload field of a message in several parts whose later part WhatsApp could not deliver for a reason SMS does
+# not share (outside the 24-hour window): the parts (their numbers, from 0) that SMS still has to bring, the
+# customer having read the others on WhatsApp. The dispatcher sends those only, said to be a continuation.
+SMS_PARTS: Final = "sms_parts"
 # What the last send decided from WhatsApp's window (the form sent, the one channel left) and how far it got:
 # a message an agent sends again goes whole, by what the customer chose and the window as they are then, so
 # these go (``without_send_markers``).
-SEND_MARKERS: Final = (ONLY_CHANNEL, TEMPLATE_NEXT, AS_TEMPLATE, PARTS_SENT)
+SEND_MARKERS: Final = (ONLY_CHANNEL, TEMPLATE_NEXT, AS_TEMPLATE, PARTS_SENT, SMS_PARTS)
 
 
 def without_send_markers(payload: str) -> str:
@@ -154,6 +158,14 @@ class SqlDeliveryQueue:
             row = db.get(OutboxEventRow, row_id, with_for_update=True)
             if row is not None:
                 row.payload = json.dumps({**json.loads(row.payload), PARTS_SENT: list(message_ids)}, default=str)
+                # Each part's id, so that a status report about part 2 or later finds this row (``record_report``).
+                known = {part.part: part for part in db.scalars(select(OutboxPartRow).where(
+                    OutboxPartRow.outbox_id == row_id))}
+                for index, message_id in enumerate(message_ids):
+                    if index not in known:
+                        db.add(OutboxPartRow(outbox_id=row_id, part=index, provider_message_id=message_id[:64]))
+                    elif known[index].provider_message_id != message_id[:64]:   # the row sent anew (an agent)
+                        known[index].provider_message_id = message_id[:64]
 
     def retry(self, row_id: int, *, error: str, at: datetime) -> None:
         with self._sessions.begin() as db:
@@ -213,6 +225,11 @@ class SqlDeliveryQueue:
             row = db.scalars(select(OutboxEventRow).where(OutboxEventRow.provider_message_id == message_id)
                              .with_for_update()).first()
             if row is None:
+                # Part 2 or later of a message in several: the row keeps the first part's id, its parts table each.
+                row = db.scalars(select(OutboxEventRow).join(
+                    OutboxPartRow, OutboxPartRow.outbox_id == OutboxEventRow.id).where(
+                    OutboxPartRow.provider_message_id == message_id[:64]).with_for_update()).first()
+            if row is None:
                 return False
             self._settle(db, row.id, message_id)
             return True
@@ -228,13 +245,26 @@ class SqlDeliveryQueue:
                 OutboxEventRow.status == "sent").with_for_update()).first()
             return row is not None and self._again_by_sms(db, row, reason)
 
-    def _again_by_sms(self, db: Session, row: OutboxEventRow, reason: str) -> bool:
+    def _again_by_sms(self, db: Session, row: OutboxEventRow, reason: str, parts: list[int] | None = None,
+                      delivered: Collection[int] = ()) -> bool:
         """The row pending again by SMS, or, when it was free text standing for its WhatsApp template
-        (``TEMPLATE_NEXT``), as that template once (SMS still after it, if the template is refused)."""
+        (``TEMPLATE_NEXT``), as that template once (SMS still after it, if the template is refused).
+        ``parts``: a message in several parts of which WhatsApp delivered some: SMS brings only these
+        (``SMS_PARTS``); a row still pending for that adds them (an earlier part's report came later) and drops
+        those reported ``delivered`` since."""
+        payload = json.loads(row.payload)
+        if parts is not None and row.status == "pending" and payload.get(ONLY_CHANNEL) == "sms" \
+                and isinstance(payload.get(SMS_PARTS), list):
+            payload[SMS_PARTS] = sorted((set(payload[SMS_PARTS]) | set(parts)) - set(delivered))
+            row.payload, row.delivery_status = json.dumps(payload, default=str), None
+            return True
         if row.channel != "whatsapp" or row.status != "sent":
             return False
-        payload = json.loads(row.payload)
-        if payload.pop(TEMPLATE_NEXT, None):
+        template_next = payload.pop(TEMPLATE_NEXT, None)
+        if parts is not None and not (template_next and parts[:1] == [0]):
+            # The customer read the other parts on WhatsApp: SMS brings these, not the whole text again.
+            payload[ONLY_CHANNEL], payload[SMS_PARTS], channel = "sms", parts, "sms"
+        elif template_next:
             payload[AS_TEMPLATE] = True
             # The reason as reported ("...outside the 24-hour window (meta 131047); sent again by SMS"), its
             # consequence ours.
@@ -244,8 +274,9 @@ class SqlDeliveryQueue:
         row.payload = json.dumps(payload, default=str)
         if row.provider_message_id:
             # The row forgets the message id below: its reports say whose they are, for crash recovery.
+            ids = [row.provider_message_id, *self._part_ids(db, row.id)]
             db.execute(update(DeliveryReportRow).where(
-                DeliveryReportRow.provider_message_id == row.provider_message_id,
+                DeliveryReportRow.provider_message_id.in_(ids),
                 DeliveryReportRow.adopted_by.is_(None)).values(adopted_by=row.id))
         row.status, row.channel, row.next_attempt_at = "pending", channel, self._clock()
         row.provider_message_id, row.delivery_status, row.last_error = None, None, reason[:120]
@@ -302,9 +333,11 @@ class SqlDeliveryQueue:
                 claimed_at = (_aware(row.claimed_until) - lease).replace(microsecond=0) - timedelta(seconds=1)
                 known = select(OutboxEventRow.provider_message_id).where(
                     OutboxEventRow.provider_message_id.is_not(None))
+                parts = select(OutboxPartRow.provider_message_id)    # another row's part 2 is not this row's
                 report = db.scalars(select(DeliveryReportRow).where(
                     DeliveryReportRow.msisdn == row.msisdn, DeliveryReportRow.received_at >= claimed_at,
-                    DeliveryReportRow.provider_message_id.not_in(known), DeliveryReportRow.adopted_by.is_(None))
+                    DeliveryReportRow.provider_message_id.not_in(known),
+                    DeliveryReportRow.provider_message_id.not_in(parts), DeliveryReportRow.adopted_by.is_(None))
                     .order_by(DeliveryReportRow.id)).first()
                 if report is not None and not self._adopt(db, report.provider_message_id, row.id):
                     report = None   # another worker's recovery took it first
@@ -347,23 +380,47 @@ class SqlDeliveryQueue:
                 raise KeyError(row_id)
             return {c.name: getattr(row, c.name) for c in OutboxEventRow.__table__.columns}
 
+    @staticmethod
+    def _part_ids(db: Session, row_id: int) -> list[str]:
+        """The provider ids of the row's parts, in order (none: a message in one part)."""
+        return list(db.scalars(select(OutboxPartRow.provider_message_id).where(OutboxPartRow.outbox_id == row_id)
+                               .order_by(OutboxPartRow.part)))
+
     def _settle(self, db: Session, row_id: int, message_id: str) -> str | None:
-        """Apply to the row every report on its message: its delivery status (None: no report yet, returned);
-        a failure SMS does not share (a report's ``sms_again``) sends a sent row again by SMS, its sealed
-        secrets kept for that send; any other final word (delivered, failed) erases them."""
-        reports = db.execute(select(DeliveryReportRow.status, DeliveryReportRow.sms_again).where(
-            DeliveryReportRow.provider_message_id == message_id).order_by(DeliveryReportRow.id)).all()
+        """Apply to the row every report on its message (every part of a message in several): its delivery status
+        (None: no report yet, returned); a failure SMS does not share (a report's ``sms_again``) sends a sent row
+        again by SMS (of a message in several, the parts from the first one refused so, but those reported
+        delivered), its sealed secrets kept for that send; any other final word (delivered, failed) erases them."""
+        parts = self._part_ids(db, row_id)
+        ids = parts if message_id[:64] in parts else [message_id]
+        if len(ids) > 1:
+            current = db.scalar(select(OutboxEventRow.provider_message_id).where(OutboxEventRow.id == row_id))
+            if current not in (None, parts[0]):
+                return None     # the row went again another way since (SMS, its template): these parts are past
+        reports = db.execute(select(DeliveryReportRow.provider_message_id, DeliveryReportRow.status,
+                                    DeliveryReportRow.sms_again).where(
+            DeliveryReportRow.provider_message_id.in_(ids)).order_by(DeliveryReportRow.id)).all()
         row = db.get(OutboxEventRow, row_id) if reports else None   # read only when a report came first
         if row is None:
             return None
-        words = [(delivery_status(status), again) for status, again in reports]
+        words = {pid: [(delivery_status(status), again) for i, status, again in reports if i == pid] for pid in ids}
         # A final word (delivered/failed) wins over an intermediate "sent", whatever the order of arrival.
-        status = next((s for s, _ in reversed(words) if s != "sent"), "sent")
+        final = {pid: next((s for s, _ in reversed(said) if s != "sent"), "sent") for pid, said in words.items()}
+        if len(ids) == 1:
+            status = final[ids[0]]
+        else:   # every part delivered, or one failed: the message's word
+            status = "failed" if "failed" in final.values() else (
+                "delivered" if all(s == "delivered" for s in final.values()) else "sent")
         row.delivery_status = status
-        again = next((reason for s, reason in words if s == "failed" and reason), None) if status == "failed" else None
-        if again is not None and self._again_by_sms(db, row, again):
-            return status
-        if row.status == "sent" and status != "sent":
+        refused = [(index, reason) for index, pid in enumerate(ids) for s, reason in words[pid]
+                   if s == "failed" and reason and final[pid] == "failed"]
+        if refused:
+            first, again = refused[0]
+            rest = None if len(ids) == 1 else [i for i in range(first, len(ids)) if final[ids[i]] != "delivered"]
+            delivered = [i for i, pid in enumerate(ids) if final[pid] == "delivered"]
+            if self._again_by_sms(db, row, again, rest, delivered):
+                return status
+        if row.status == "sent" and status != "sent" and all(s != "sent" for s in final.values()):
             row.sealed = None    # final: nothing will send it again, its code is no longer needed
         return status
 

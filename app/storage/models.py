@@ -208,14 +208,31 @@ class DeliveryReportRow(Base):
     adopted_by: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
+class OutboxPartRow(Base):
+    """The provider's id of one part of an outbox message sent in several (a long WhatsApp reply): a status
+    report about any part finds its row (``outbox_events.provider_message_id`` is the first part's)."""
+
+    __tablename__ = "outbox_parts"
+    __table_args__ = (UniqueConstraint("outbox_id", "part", name="uq_outbox_parts_part"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    outbox_id: Mapped[int] = mapped_column(Integer)
+    part: Mapped[int] = mapped_column(Integer)       # 0 for the first
+    provider_message_id: Mapped[str] = mapped_column(String(64), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
 class WhatsAppWindowRow(Base):
-    """When a customer last wrote to one of our WhatsApp senders (per provider: each has its own business
-    number, and WhatsApp's 24-hour customer-service window is between the customer and that number)."""
+    """When a customer last wrote to one of our WhatsApp business numbers (WhatsApp's 24-hour customer-service
+    window is between the customer and that number, not the provider: migration v1_wa3)."""
 
     __tablename__ = "whatsapp_windows"
 
     msisdn: Mapped[str] = mapped_column(String(20), primary_key=True)
     provider: Mapped[str] = mapped_column(String(16), primary_key=True)    # meta | twilio
+    # Twilio: our sender in E.164; Meta: our phone number id. '' (rows written before v1_wa3): the provider's
+    # configured number, the one notifications go from.
+    business_number: Mapped[str] = mapped_column(String(64), primary_key=True, default="", server_default="")
     last_inbound_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
@@ -312,7 +329,7 @@ class SmsInboxRow(Base):
     channel: Mapped[str] = mapped_column(String(16), default="sms", server_default="sms")   # sms | whatsapp
     # Who carried it (africastalking, twilio, meta): its conversation is keyed as that provider's adapter keys it.
     provider: Mapped[str] = mapped_column(String(20), default="africastalking", server_default="africastalking")
-    short_code: Mapped[str] = mapped_column(String(20), default="")
+    short_code: Mapped[str] = mapped_column(String(64), default="")   # 64: Meta's phone number ids (v1_wa3)
     sealed: Mapped[str | None] = mapped_column(Text, nullable=True)
     # pending | replied (its reply queued, the answered mark not written yet: still holding the sender's newer
     # messages) | answered (run, its reply queued) | late (answered with an apology) | answered_before

@@ -38,6 +38,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from .models import (
     EmailStopRow,
     OutboxEventRow,
+    OutboxPartRow,
     PaymentIntentRow,
     PendingTicketRow,
     PreferenceRow,
@@ -49,7 +50,11 @@ from .models import (
     WhatsAppWindowRow,
 )
 
-__all__ = ["RETENTION", "Rule", "purge"]
+__all__ = ["PURGE_STATEMENT_TIMEOUT_SECONDS", "RETENTION", "Rule", "purge"]
+
+# The purge's deletes may each take minutes on a large table the first time: its own statement bound, not the
+# few seconds a customer's hop may wait (``make_sessions``); its lock waits stay short.
+PURGE_STATEMENT_TIMEOUT_SECONDS = 600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +93,8 @@ RETENTION: tuple[Rule, ...] = (
                 "email_code_tries": 0}),
     Rule("outbox_events", OutboxEventRow, 90, OutboxEventRow.created_at,
          OutboxEventRow.status.in_(("sent", "failed"))),
+    # The provider ids of a long message's parts: of use while reports about them may come, gone with the rows.
+    Rule("outbox_parts", OutboxPartRow, 90, OutboxPartRow.created_at),
     Rule("payment_intents", PaymentIntentRow, 400, PaymentIntentRow.updated_at,
          PaymentIntentRow.status.in_(("succeeded", "failed"))),
     Rule("processed_callbacks", ProcessedCallbackRow, 30, ProcessedCallbackRow.received_at),

@@ -11,14 +11,14 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO
 
 import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from ..channels.rasa_chat import action_call
-from ..support.services import free_port, wait_until_up
+from ..support.ports import on_free_port
+from ..support.services import start_serving
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "test-action-token"
@@ -29,27 +29,29 @@ Start = Callable[..., str]
 @pytest.fixture
 def actions_alone(settings, tmp_path) -> Iterator[Start]:
     """Starts ``python -m app actions`` with ``extra`` environment; its base URL."""
-    started: list[tuple[subprocess.Popen[bytes], IO[str]]] = []
+    started: list[subprocess.Popen[bytes]] = []
 
     def start(**extra: str) -> str:
-        port = free_port()
-        env = {**os.environ, "DATABASE_URL": settings.database_url, "REDIS_URL": settings.redis_url or "",
-               "BACKOFFICE_URL": settings.backoffice_url, "RASA_ACTIONS_PORT": str(port),
-               "RASA_ACTION_TOKEN": TOKEN, **extra}
-        for name in ("PROMETHEUS_MULTIPROC_DIR", *(() if "METRICS_PORT" in extra else ("METRICS_PORT",))):
-            env.pop(name, None)
-        log = (tmp_path / f"actions-{port}.log").open("w")
-        server = subprocess.Popen([sys.executable, "-m", "app", "actions"], cwd=ROOT, env=env, stdout=log,
-                                  stderr=subprocess.STDOUT)
-        started.append((server, log))
-        wait_until_up(f"http://127.0.0.1:{port}/health", server)
+        log_path = tmp_path / f"actions-{len(started)}.log"
+
+        def launch(ports: list[int]) -> subprocess.Popen[bytes]:
+            env = {**os.environ, "DATABASE_URL": settings.database_url, "REDIS_URL": settings.redis_url or "",
+                   "BACKOFFICE_URL": settings.backoffice_url, "RASA_ACTIONS_PORT": str(ports[0]),
+                   "RASA_ACTION_TOKEN": TOKEN, **extra}
+            for name in ("PROMETHEUS_MULTIPROC_DIR", *(() if "METRICS_PORT" in extra else ("METRICS_PORT",))):
+                env.pop(name, None)
+            with log_path.open("w") as log:
+                return subprocess.Popen([sys.executable, "-m", "app", "actions"], cwd=ROOT, env=env, stdout=log,
+                                        stderr=subprocess.STDOUT)
+
+        server, [port] = start_serving(launch, lambda ports: f"http://127.0.0.1:{ports[0]}/health", log_path)
+        started.append(server)
         return f"http://127.0.0.1:{port}"
 
     yield start
-    for server, log in started:
+    for server in started:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)
-        log.close()
 
 
 def a_guest_says_hello(base: str) -> None:
@@ -81,8 +83,8 @@ def test_alone_its_metrics_are_on_its_own_port(actions_alone: Start):
 
 
 def test_alone_with_metrics_port_they_move_to_that_internal_port(actions_alone: Start, tmp_path: Path):
-    metrics_port = free_port()
-    base = actions_alone(METRICS_PORT=str(metrics_port))
+    # The metrics port is only a number to the server: asked again on another if it was taken meanwhile.
+    metrics_port, base = on_free_port(lambda port: (port, actions_alone(METRICS_PORT=str(port))))
     a_guest_says_hello(base)
     assert requests.get(f"{base}/metrics", timeout=5).status_code == 404
     metrics = requests.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5)

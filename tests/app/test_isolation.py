@@ -3,15 +3,20 @@ and fault tests that fail (not skip) under REQUIRE_SERVICES=1 when the program t
 
 from __future__ import annotations
 
+import errno
 import os
+import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import redis
+import requests
 
+from tests.support.ports import AddressInUse, closed_port, on_free_port, reserve_port
 from tests.support.services import (
     CLAIM_KEY,
     CLAIM_SECONDS,
@@ -20,6 +25,7 @@ from tests.support.services import (
     clean_redis,
     need_binary,
     need_service,
+    serve_wsgi,
 )
 from tests.support.throwaway_redis import ThrowawayRedis
 
@@ -135,3 +141,63 @@ def test_a_claim_whose_process_cannot_be_checked_waits_for_its_lease(own_redis: 
             assert (run.url == own_redis) is (claim == reused), claim
         finally:
             run.leave()
+
+
+# ---------------------------------------------------------------- ports no other process can take meanwhile
+def test_a_closed_port_refuses_connections_and_no_other_server_can_bind_it() -> None:
+    port = closed_port()
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    with socket.socket() as other, pytest.raises(OSError) as taken:
+        other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)   # as servers do: still refused
+        other.bind(("127.0.0.1", port))
+    assert taken.value.errno == errno.EADDRINUSE
+    assert closed_port() == port   # one for the whole run
+
+
+def test_a_reserved_port_is_held_until_served_and_then_served_on_that_very_socket() -> None:
+    port = reserve_port()
+    with socket.socket() as other, pytest.raises(OSError):
+        other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        other.bind(("127.0.0.1", port))
+    with pytest.raises(ConnectionRefusedError):      # not served yet: refused, as a server not started
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    with serve_wsgi(_up, port) as url:
+        assert url == f"http://127.0.0.1:{port}" and requests.get(url, timeout=5).text == "up"
+    with pytest.raises(ValueError, match="not reserved"), serve_wsgi(_up, port):   # handed over once
+        pass
+
+
+def _up(environ: dict[str, object], start_response: Callable[..., object]) -> list[bytes]:
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"up"]
+
+
+def test_a_server_that_finds_its_port_taken_is_started_again_on_another() -> None:
+    tried: list[int] = []
+
+    def start(port: int) -> int:
+        tried.append(port)
+        if len(tried) < 3:
+            raise AddressInUse(str(port))
+        return port
+
+    assert on_free_port(start) == tried[-1] and len(tried) == 3
+
+    def always_taken(port: int) -> int:
+        tried.append(port)
+        raise AddressInUse(str(port))
+
+    tried.clear()
+    with pytest.raises(AddressInUse):
+        on_free_port(always_taken, attempts=2)
+    assert len(tried) == 2
+
+    def refused(port: int) -> int:
+        tried.append(port)
+        raise PermissionError(errno.EACCES, "not allowed")
+
+    tried.clear()
+    with pytest.raises(PermissionError):                      # any other failure is not retried
+        on_free_port(refused)
+    assert len(tried) == 1

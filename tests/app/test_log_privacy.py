@@ -19,7 +19,7 @@ from app.logging_setup import configure_logging
 from app.web_servers import SERVERS, engine_command
 
 from ..support.engine import UssdPhone
-from ..support.services import free_port, wait_until_up
+from ..support.services import start_serving
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "gw-7c1e9b04d2aa"
@@ -41,36 +41,38 @@ def _wait_for_access_lines(log_path: Path, count: int, timeout: float = 10.0) ->
 @pytest.mark.parametrize("web_server", SERVERS)
 def test_a_full_session_through_the_server_leaves_no_number_or_token_in_the_logs(web_server, settings, tmp_path):
     log_path = tmp_path / "server.log"
-    port = free_port()
     env = {**os.environ, "DATABASE_URL": settings.database_url, "REDIS_URL": settings.redis_url or "",
            "BACKOFFICE_URL": settings.backoffice_url, "PAYMENT_CALLBACK_SECRET": "test-callback-secret",
            "RESUME_WINDOW_SECONDS": "0", "LOG_LEVEL": "INFO", "USSD_GATEWAY_TOKEN": TOKEN}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    with log_path.open("w") as log_file:
-        server = subprocess.Popen(engine_command(web_server, "127.0.0.1", port, 1), cwd=ROOT, env=env,
-                                  stdout=log_file, stderr=subprocess.STDOUT)
-        try:
-            base = f"http://127.0.0.1:{port}"
-            wait_until_up(f"{base}/healthz", server)
-            # Some gateways are configured to repeat the fields in the callback URL, token included.
-            url = (f"{base}/ussd/africastalking?phoneNumber=%2B221770000001&account=1000001"
-                   f"&msisdn=770000001&token={TOKEN}")
-            form = {"sessionId": "ATUid_logscan", "serviceCode": "*123#", "phoneNumber": "+221770000001",
-                    "networkCode": "99999"}
-            screens = [requests.post(url, data={**form, "text": text}, timeout=10).text
-                       for text in ("", "1", "1*1", "1*1*98", "1*1*98*0", "1*1*98*0*x", "1*1*98*0*x*\x00")]
-            assert screens[1].startswith("CON Compte 1000001")  # the numbers did go through the server
-            assert screens[-1].startswith("END ")
-            refused = requests.post(f"{base}/ussd/africastalking/events?phoneNumber=%2B221770000001",
-                                    data={**form, "status": "Success"}, timeout=10)
-            assert refused.status_code == 403
-            done = requests.post(f"{base}/ussd/africastalking/events?phoneNumber=%2B221770000001",
-                                 data={**form, "status": "Success"}, headers={"X-Gateway-Token": TOKEN}, timeout=10)
-            assert done.status_code == 200
-            _wait_for_access_lines(log_path, 2)
-        finally:
-            server.terminate()
-            server.wait(timeout=20)
+
+    def launch(ports: list[int]) -> subprocess.Popen[bytes]:
+        with log_path.open("w") as log_file:
+            return subprocess.Popen(engine_command(web_server, "127.0.0.1", ports[0], 1), cwd=ROOT, env=env,
+                                    stdout=log_file, stderr=subprocess.STDOUT)
+
+    server, [port] = start_serving(launch, lambda ports: f"http://127.0.0.1:{ports[0]}/healthz", log_path)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        # Some gateways are configured to repeat the fields in the callback URL, token included.
+        url = (f"{base}/ussd/africastalking?phoneNumber=%2B221770000001&account=1000001"
+               f"&msisdn=770000001&token={TOKEN}")
+        form = {"sessionId": "ATUid_logscan", "serviceCode": "*123#", "phoneNumber": "+221770000001",
+                "networkCode": "99999"}
+        screens = [requests.post(url, data={**form, "text": text}, timeout=10).text
+                   for text in ("", "1", "1*1", "1*1*98", "1*1*98*0", "1*1*98*0*x", "1*1*98*0*x*\x00")]
+        assert screens[1].startswith("CON Compte 1000001")  # the numbers did go through the server
+        assert screens[-1].startswith("END ")
+        refused = requests.post(f"{base}/ussd/africastalking/events?phoneNumber=%2B221770000001",
+                                data={**form, "status": "Success"}, timeout=10)
+        assert refused.status_code == 403
+        done = requests.post(f"{base}/ussd/africastalking/events?phoneNumber=%2B221770000001",
+                             data={**form, "status": "Success"}, headers={"X-Gateway-Token": TOKEN}, timeout=10)
+        assert done.status_code == 200
+        _wait_for_access_lines(log_path, 2)
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
     logged = log_path.read_text()
     # The access log and our own lines were captured: the scan below reads real lines.
     assert "ussd hop user=+2217*****001" in logged

@@ -9,7 +9,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from app.factory import create_app
 
 from ..support.engine import UssdPhone
-from ..support.services import free_port
+from ..support.ports import closed_port
 
 
 def _samples(client) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -24,7 +24,7 @@ def test_health_and_readiness(app, settings):
     ready = client.get("/readyz")
     assert ready.status_code == 200
     assert ready.get_json()["checks"] == {"session_store": "ok", "backoffice": "ok"}
-    down = create_app(replace(settings, backoffice_url=f"http://127.0.0.1:{free_port()}")).test_client()
+    down = create_app(replace(settings, backoffice_url=f"http://127.0.0.1:{closed_port()}")).test_client()
     not_ready = down.get("/readyz")
     assert not_ready.status_code == 503 and not_ready.get_json()["checks"]["backoffice"] == "down"
 

@@ -30,7 +30,8 @@ from dialogs.stores import ProviderResult
 from tests.channels.test_ussd_payments import PIN, pay_whole_balance
 from tests.support.clock import SettableClock
 from tests.support.engine import UssdPhone
-from tests.support.services import free_port
+from tests.support.ports import closed_port
+from tests.support.present import present
 
 AFTER = 300
 
@@ -38,7 +39,7 @@ AFTER = 300
 @pytest.fixture
 def unreachable(settings: Settings) -> Settings:
     """The suite's settings, with callbacks sent to a closed port: the provider's word never arrives."""
-    return replace(settings, public_base_url=f"http://127.0.0.1:{free_port()}", payment_status_after_seconds=AFTER)
+    return replace(settings, public_base_url=f"http://127.0.0.1:{closed_port()}", payment_status_after_seconds=AFTER)
 
 
 @pytest.fixture
@@ -146,13 +147,13 @@ def test_a_late_word_from_the_provider_still_settles_an_unconfirmed_payment(phon
         event_id=body["event_id"], payment_id=payment_id, status=body["status"], amount=Decimal(body["amount"]),
         currency=body["currency"], account_number=body["account_number"], msisdn=body["msisdn"],
         reference=body["reference"]))
-    assert settled.changed and settled.payment.status == "succeeded"
+    assert settled.changed and present(settled.payment).status == "succeeded"
     assert [e["kind"] for e in deps.outbox.pending()] == ["payment_unconfirmed", "payment_receipt"]
 
 
 def test_the_provider_unreachable_counts_as_a_question(phone, deps, unreachable):
     payment_id = start_payment(phone, deps)
-    down = replace(unreachable, backoffice_url=f"http://127.0.0.1:{free_port()}", backend_retries=0,
+    down = replace(unreachable, backoffice_url=f"http://127.0.0.1:{closed_port()}", backend_retries=0,
                    backend_connect_timeout=0.2)
     assert run_once(down, clock=later(AFTER + 1))["payments_still_pending"] == 1
     assert deps.ledger.by_provider_id(payment_id).status_checks == 1
@@ -163,11 +164,12 @@ def test_the_wait_is_measured_on_the_product_clock_the_worker_passes_run_on(engi
     a clock far from the wall's, a payment is due exactly ``payment_status_after_seconds`` later."""
     clock = SettableClock(datetime(2027, 3, 1, 0, 0, 0, tzinfo=UTC))
     deps = build_deps(replace(settings, database_url=engine_db, clock=clock), make_sessions(engine_db))
-    deps.ledger.create(idempotency_key="pay-clock", msisdn="+221770000001", account_number="1000001",
-                       purpose="bill", amount=Decimal(12500), wallet="orange_money")
-    deps.ledger.mark_pending("pay-clock", "PAY-CLOCK00000000001")
-    assert deps.ledger.due_for_status(clock.now + timedelta(seconds=AFTER - 1), AFTER) == []
-    assert [p.provider_payment_id for p in deps.ledger.due_for_status(clock.now + timedelta(seconds=AFTER), AFTER)
+    ledger = present(deps.ledger)
+    ledger.create(idempotency_key="pay-clock", msisdn="+221770000001", account_number="1000001",
+                  purpose="bill", amount=Decimal(12500), wallet="orange_money")
+    ledger.mark_pending("pay-clock", "PAY-CLOCK00000000001")
+    assert ledger.due_for_status(clock.now + timedelta(seconds=AFTER - 1), AFTER) == []
+    assert [p.provider_payment_id for p in ledger.due_for_status(clock.now + timedelta(seconds=AFTER), AFTER)
             ] == ["PAY-CLOCK00000000001"]
 
 

@@ -66,7 +66,7 @@ def _payment(db: Session, key: str, status: str, updated: datetime) -> None:
                             created_at=updated, updated_at=updated))
 
 
-def _rows(sessions: sessionmaker[Session], model: type) -> list:  # type: ignore[type-arg]
+def _rows(sessions: sessionmaker[Session], model: type) -> list:
     with sessions() as db:
         return list(db.scalars(select(model)).all())
 

@@ -57,7 +57,7 @@ def stored(url: str) -> list[tuple[str, str, str]]:
     try:
         with engine.connect() as db:
             return [tuple(row) for row in db.execute(text("SELECT kind, channel, detail FROM security_events "
-                                                          "ORDER BY occurred_at"))]  # type: ignore[misc]
+                                                          "ORDER BY occurred_at"))]
     finally:
         engine.dispose()
 

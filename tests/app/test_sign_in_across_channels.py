@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import replace
 
 import pytest
+import redis
 from flask import Flask
 from sanic import Sanic
 
@@ -21,6 +22,7 @@ from app.settings import Settings
 from tests.channels.rasa_visitor import FRONT_SECRET, TOKEN, FrontedVisitor
 from tests.support.fake_africastalking import FakeAfricasTalking
 from tests.web_fallback.web_visitor import WebVisitor
+from web_fallback.customer.sign_in import legacy_number_key, number_key
 
 AWA = "+221770000001"
 HOUSE = "203.0.113.7"               # one address for the household's browser and its web chat
@@ -123,3 +125,47 @@ def test_one_numbers_guesses_are_capped_across_both_doors(web, chat, sms_to):
     awa = FrontedVisitor(chat, "198.51.100.2")
     assert awa.say("77 000 00 01") == CHAT_CODE_SENT
     assert awa.answers(code_in(sms_to(AWA)[-1])) == [CHAT_THROTTLED]
+
+
+# ---------------------------------------------------------------- the number's counter renamed, no window reset
+# The counter per number was named for the web (``web:send:number:+221…``) while both doors used it; it is
+# ``signin:…`` now. A window counted under the old name by the release before still counts until it ends.
+def counted_the_old_way(web: Flask, what: str, times: int) -> None:
+    """The previous release's counting of ``times`` attempts for Awa's number, on the shared throttle."""
+    throttle = web.extensions["parts"]["deps"].throttle
+    for _ in range(times):
+        throttle.hit(legacy_number_key(what, AWA), 10, 900)
+
+
+def test_a_number_locked_under_the_counters_old_name_stays_locked_at_both_doors(web, chat, sms_to):
+    counted_the_old_way(web, "send", 3)               # three codes a quarter of an hour: locked before the change
+    late = browser(web, "198.51.100.1")
+    assert WEB_THROTTLED in late.ask_code(AWA) and late.status == 429
+    assert FrontedVisitor(chat, "198.51.100.2").say("77 000 00 01") == CHAT_THROTTLED
+    assert sms_to(AWA) == []
+    # The old window ends (and the refusals counted meanwhile with it): the number gets a code again.
+    throttle = web.extensions["parts"]["deps"].throttle
+    throttle.reset(legacy_number_key("send", AWA))
+    throttle.reset(number_key("send", AWA))
+    assert browser(web, "198.51.100.3").ask_code(AWA).startswith(CODE_PAGE)
+    assert len(sms_to(AWA)) == 1
+
+
+def test_what_a_number_counted_under_the_old_name_counts_with_the_new_and_only_the_new_moves(web, chat, sms_to,
+                                                                                            redis_url):
+    counted_the_old_way(web, "send", 2)
+    assert FrontedVisitor(chat, "198.51.100.2").say("77 000 00 01") == CHAT_CODE_SENT   # the window's third
+    late = browser(web, "198.51.100.1")
+    assert WEB_THROTTLED in late.ask_code(AWA) and late.status == 429
+    assert len(sms_to(AWA)) == 1
+    kept = redis.Redis.from_url(redis_url)
+    assert kept.get(f"throttle:{legacy_number_key('send', AWA)}") == b"2"      # read, never written
+    assert kept.get(f"throttle:{number_key('send', AWA)}") == b"2"             # the code sent and the refusal
+    kept.close()
+
+
+def test_a_numbers_guesses_locked_under_the_old_name_refuse_even_the_right_code(web, chat, sms_to):
+    house = browser(web, "198.51.100.1")
+    assert house.ask_code(AWA).startswith(CODE_PAGE)
+    counted_the_old_way(web, "check", 10)             # ten codes typed for the number before the change
+    assert WEB_THROTTLED in house.sign_in(code_in(sms_to(AWA)[-1]))

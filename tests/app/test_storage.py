@@ -30,6 +30,7 @@ from app.storage.models import PinCredentialRow
 from dialogs.stores import PendingTicket, PinVerdict
 from engine.audit import SessionRecord
 from tests.support.clock import SettableClock
+from tests.support.present import present
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -116,7 +117,7 @@ def test_payment_ledger_settles_each_event_once(sessions):
     assert not changed
     _, changed = ledger.settle(event_id="ev2", provider_payment_id="pay_1", status="failed", reference=None,
                                token=None, failure_reason="late")
-    assert not changed and ledger.get("k1").status == "succeeded"
+    assert not changed and present(ledger.get("k1")).status == "succeeded"
     assert ledger.settle(event_id="ev3", provider_payment_id="nope", status="succeeded", reference=None,
                          token=None, failure_reason=None) == (None, False)
     assert [p.reference for p in ledger.recent("+221770000001")] == ["MM123"]
@@ -145,7 +146,7 @@ def test_payment_keeps_the_language_of_its_receipt(sessions):
     ledger = SqlPaymentLedger(sessions)
     made = ledger.create(idempotency_key="k2", msisdn="+221770000002", account_number="2000001", purpose="bill",
                          amount=Decimal(100), language="en")
-    assert made.language == "en" and ledger.get("k2").language == "en"
+    assert made.language == "en" and present(ledger.get("k2")).language == "en"
 
 
 # ---------------------------------------------------------------- the payment ledger, state by state
@@ -174,7 +175,8 @@ def test_a_payment_row_keeps_what_the_customer_confirmed(sessions):
 def test_a_payment_goes_pending_once_and_a_final_one_never_back(sessions):
     ledger = SqlPaymentLedger(sessions)
     _pending(ledger)
-    assert ledger.get("k1").status == "pending" and ledger.by_provider_id("pay_1").idempotency_key == "k1"
+    assert present(ledger.get("k1")).status == "pending"
+    assert present(ledger.by_provider_id("pay_1")).idempotency_key == "k1"
     ledger.settle(event_id="e1", provider_payment_id="pay_1", status="succeeded", reference="MM1", token=None,
                   failure_reason=None)
     assert ledger.mark_pending("k1", "pay_1").status == "succeeded"
@@ -203,15 +205,15 @@ def test_the_payments_awaited_on_an_account_are_those_pending_or_unconfirmed_old
 def test_a_refusal_fails_only_a_payment_not_yet_started(sessions):
     ledger = SqlPaymentLedger(sessions)
     ledger.create(idempotency_key="k1", msisdn=NUMBER, account_number="1000001", purpose="bill", amount=Decimal(100))
-    refused = ledger.mark_refused("k1", "x" * 200)
+    refused = present(ledger.mark_refused("k1", "x" * 200))
     assert refused.status == "failed" and refused.failure_reason == "x" * 120
     _pending(ledger, "k2", "pay_2")
-    assert ledger.mark_refused("k2", "late").status == "pending"
+    assert present(ledger.mark_refused("k2", "late")).status == "pending"
     assert ledger.mark_refused("nope", "late") is None
     ledger.create(idempotency_key="k3", msisdn=NUMBER, account_number="1000001", purpose="bill", amount=Decimal(100))
     ledger.create(idempotency_key="k4", msisdn=NUMBER, account_number="1000001", purpose="bill", amount=Decimal(100))
     ledger.mark_refused("k3", "insufficient_funds")
-    assert ledger.get("k4").status == "created"          # only the payment refused
+    assert present(ledger.get("k4")).status == "created"          # only the payment refused
 
 
 def test_only_the_providers_final_word_settles_and_only_an_open_payment(sessions):
@@ -219,26 +221,27 @@ def test_only_the_providers_final_word_settles_and_only_an_open_payment(sessions
     _pending(ledger)
     payment, changed = ledger.settle(event_id="e0", provider_payment_id="pay_1", status="pending", reference=None,
                                      token=None, failure_reason=None)
-    assert not changed and payment.status == "pending"
+    assert not changed and present(payment).status == "pending"
     ledger.create(idempotency_key="k2", msisdn=NUMBER, account_number="1000001", purpose="bill", amount=Decimal(1))
     # A created payment the provider never acknowledged has no provider id a result could match.
     assert ledger.settle(event_id="e1", provider_payment_id="pay_2", status="succeeded", reference=None,
                          token=None, failure_reason=None) == (None, False)
     payment, changed = ledger.settle(event_id="e2", provider_payment_id="pay_1", status="failed", reference=None,
                                      token=None, failure_reason="insufficient_funds")
-    assert changed and (payment.status, payment.failure_reason) == ("failed", "insufficient_funds")
+    assert changed and payment is not None
+    assert (payment.status, payment.failure_reason) == ("failed", "insufficient_funds")
 
 
 def test_a_late_word_still_settles_an_unconfirmed_payment(sessions):
     ledger = SqlPaymentLedger(sessions)
     _pending(ledger)
-    given_up = ledger.give_up("k1")
+    given_up = present(ledger.give_up("k1"))
     assert given_up.status == "unconfirmed" and ledger.give_up("k1") is None
     payment, changed = ledger.settle(event_id="e1", provider_payment_id="pay_1", status="succeeded",
                                      reference="MM1", token="12345678901234567890", failure_reason=None)
-    assert changed and (payment.status, payment.reference, payment.token) == ("succeeded", "MM1",
-                                                                             "12345678901234567890")
-    assert ledger.give_up("k1") is None and ledger.get("k1").status == "succeeded"
+    assert changed and payment is not None
+    assert (payment.status, payment.reference, payment.token) == ("succeeded", "MM1", "12345678901234567890")
+    assert ledger.give_up("k1") is None and present(ledger.get("k1")).status == "succeeded"
 
 
 def test_recent_payments_are_the_callers_newest_first(sessions):
@@ -278,11 +281,11 @@ def test_a_payment_is_due_for_a_status_question_once_the_wait_has_passed_since_i
     clock.advance(hours=3)    # later stamps of other payments do not move this one's
     ledger.create(idempotency_key="created", msisdn=NUMBER, account_number="1000001", purpose="bill",
                   amount=Decimal(100))
-    assert ledger.get("k1").status == "pending"
+    assert present(ledger.get("k1")).status == "pending"
     assert ledger.due_for_status(start + timedelta(seconds=299), 300) == []
     assert [p.idempotency_key for p in ledger.due_for_status(start + timedelta(seconds=300), 300)] == ["k1"]
     assert ledger.note_status_check("k1", start + timedelta(seconds=300)) == 1
-    assert ledger.get("k1").status_checks == 1
+    assert present(ledger.get("k1")).status_checks == 1
     # Asked just now: due again only once the wait has passed since that question.
     assert ledger.due_for_status(start + timedelta(seconds=599), 300) == []
     assert [p.idempotency_key for p in ledger.due_for_status(start + timedelta(seconds=600), 300)] == ["k1"]
@@ -351,7 +354,7 @@ def test_two_hops_creating_the_same_payment_at_once_leave_one_row_and_both_get_i
     with sessions() as db:
         assert db.execute(text("select count(*) from payment_intents")).scalar_one() == 1
     ledger.mark_pending("k1", "pay_1")
-    assert ledger.get("k1").status == "pending"
+    assert present(ledger.get("k1")).status == "pending"
 
 
 def test_an_event_id_taken_by_another_payment_meanwhile_settles_nothing(postgres_url):
@@ -374,7 +377,7 @@ def test_an_event_id_taken_by_another_payment_meanwhile_settles_nothing(postgres
                                              reference="MM2", token=None, failure_reason=None)
         assert changed is False and payment is not None
         assert (payment.provider_payment_id, payment.status, payment.reference) == ("pay_2", "pending", None)
-        assert ledger.get("k2").status == "pending"
+        assert present(ledger.get("k2")).status == "pending"
     finally:
         sessions.kw["bind"].dispose()
 
@@ -420,8 +423,8 @@ def test_a_lock_over_gives_three_fresh_tries_and_lockouts_in_a_row_grow(sessions
         assert vault.verify(NUMBER, "0000", now).newly_locked is False
         state = vault.lock_state(NUMBER, now)
         assert state is not None and state.locked_until == locked.locked_until and state.lockouts == locked.lockouts
-        lengths.append(locked.locked_until - now)
-        now = min(locked.locked_until, now + timedelta(days=2))
+        lengths.append(present(locked.locked_until) - now)
+        now = min(present(locked.locked_until), now + timedelta(days=2))
     assert lengths[:3] == [timedelta(minutes=15), timedelta(hours=1), timedelta(hours=24)]
     assert lengths[3] > timedelta(days=365 * 1000)     # only an agent unlocks
     assert vault.verify(NUMBER, "4821", now).result == "locked"
@@ -429,7 +432,7 @@ def test_a_lock_over_gives_three_fresh_tries_and_lockouts_in_a_row_grow(sessions
     assert vault.lock_state(NUMBER, now) is None
     assert vault.verify(NUMBER, "4821", now).result == "ok"
     last = lock_out(vault, now)
-    assert last.locked_until - now == timedelta(minutes=15)      # the unlock started the ladder again
+    assert present(last.locked_until) - now == timedelta(minutes=15)      # the unlock started the ladder again
 
 
 def test_a_right_pin_after_a_lock_starts_the_ladder_again(sessions):
@@ -441,7 +444,7 @@ def test_a_right_pin_after_a_lock_starts_the_ladder_again(sessions):
     assert vault.verify(NUMBER, "0000", now).attempts_left == 2     # fresh tries once the lock is over
     assert vault.verify(NUMBER, "4821", now).result == "ok"
     last = lock_out(vault, now)
-    assert (last.locked_until - now, last.lockouts) == (timedelta(minutes=15), 1)
+    assert (present(last.locked_until) - now, last.lockouts) == (timedelta(minutes=15), 1)
 
 
 def test_a_new_pin_set_or_confirmed_clears_the_lock(sessions):
@@ -457,7 +460,7 @@ def test_a_new_pin_set_or_confirmed_clears_the_lock(sessions):
     vault.set_pin(NUMBER, "9182")
     assert vault.verify(NUMBER, "9182", now).result == "ok"
     last = lock_out(vault, now)
-    assert last.locked_until - now == timedelta(minutes=15)
+    assert present(last.locked_until) - now == timedelta(minutes=15)
 
 
 def test_one_customers_tries_lock_pin_and_unlock_leave_every_other_customer_alone(sessions):
@@ -476,7 +479,7 @@ def test_one_customers_tries_lock_pin_and_unlock_leave_every_other_customer_alon
     for _ in range(3):
         theirs = vault.verify(other, "0000", now)
     assert (theirs.result, theirs.newly_locked, theirs.lockouts) == ("locked", True, 1)
-    assert theirs.locked_until - now == timedelta(minutes=15)
+    assert present(theirs.locked_until) - now == timedelta(minutes=15)
     # An agent's unlock of one is not the other's.
     assert vault.unlock(NUMBER)
     assert vault.lock_state(NUMBER, now) is None
@@ -527,7 +530,7 @@ def _three_tries_then_a_lock(vault: SqlPinVault, msisdn: str, now: datetime) -> 
     left = [vault.verify(msisdn, "0000", now).attempts_left for _ in range(2)]
     locked = vault.verify(msisdn, "0000", now)
     assert locked.result == "locked" and locked.locked_until is not None
-    return left, locked.locked_until - now, locked.lockouts
+    return left, present(locked.locked_until) - now, locked.lockouts
 
 
 FRESH = ([2, 1], timedelta(minutes=15), 1)   # three tries, then the first and shortest lockout

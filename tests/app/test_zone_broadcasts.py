@@ -27,15 +27,19 @@ from backoffice.notices import publish
 from tests.support.engine import UssdPhone
 from tests.support.fake_africastalking import FakeAfricasTalking
 from tests.support.polling import until
-from tests.support.services import free_port, serve_wsgi
+from tests.support.ports import closed_port, release_port, reserve_port
+from tests.support.services import serve_wsgi
 
 PIN = "2468"
 
 
 
 @pytest.fixture
-def engine_port() -> int:
-    return free_port()
+def engine_port() -> Iterator[int]:
+    """The engine's port, held from now (its public URL is in the settings before it is served)."""
+    port = reserve_port()
+    yield port
+    release_port(port)
 
 
 @pytest.fixture
@@ -184,7 +188,7 @@ def test_power_back_waits_while_the_back_office_cannot_say_the_zone_is_back(
     assert build_notice_relay(settings, sessions).run_once() == 2
     with sessions() as db:                                          # queued on the product's clock
         assert {m.replace(tzinfo=UTC) for m in db.scalars(select(OutboxEventRow.created_at))} == {product_clock()}
-    unreachable = replace(settings, backoffice_url=f"http://127.0.0.1:{free_port()}", backend_retries=0)
+    unreachable = replace(settings, backoffice_url=f"http://127.0.0.1:{closed_port()}", backend_retries=0)
     passed = build_dispatcher(unreachable, sessions).run_once()
     assert (passed.sent, passed.retried) == (1, 1)                  # the outage notice goes, power back waits
     assert provider.messages_to("+221771000001") == [CUT]

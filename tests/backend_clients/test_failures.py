@@ -15,7 +15,8 @@ import pytest
 
 from backend_clients import BillingClient, ClientConfig, IncidentClient, MeteringClient, PaymentClient
 from dialogs.backends import BackendUnavailable, Conflict, NotFound, Rejected
-from tests.support.services import free_port, serve_wsgi
+from tests.support.ports import closed_port
+from tests.support.services import serve_wsgi
 
 from .fakes import Reply, ScriptedBackend
 
@@ -117,7 +118,7 @@ def test_an_answer_slower_than_the_read_timeout_is_given_up_on(backend: Scripted
 
 
 def test_closed_port_is_unavailable() -> None:
-    url = f"http://127.0.0.1:{free_port()}"     # nothing listens there
+    url = f"http://127.0.0.1:{closed_port()}"     # nothing listens there
     with (BillingClient(ClientConfig(url, connect_timeout=0.5, retries=1, backoff_factor=0.0)) as billing,
           pytest.raises(BackendUnavailable)):
         billing.balance("1000001")
@@ -249,7 +250,7 @@ def test_logs_and_errors_carry_no_phone_or_account_number(
                 call(value)
             errors.append(caught.value)
     # A refused connection is retried by urllib3, which logs a WARNING with the request path.
-    closed = f"http://127.0.0.1:{free_port()}"
+    closed = f"http://127.0.0.1:{closed_port()}"
     with (BillingClient(ClientConfig(closed, retries=1, backoff_factor=0.0)) as billing,
           pytest.raises(BackendUnavailable) as caught):
         billing.balance("1000001")

@@ -11,7 +11,7 @@ from backend_clients.meta_notifier import MetaWhatsAppNotifier
 from backend_clients.meta_whatsapp import MetaWhatsApp
 from dialogs.backends import BackendUnavailable, Rejected
 from tests.support.fake_graph import FakeGraph, fake_graph
-from tests.support.services import free_port
+from tests.support.ports import closed_port
 
 TEXT = {"type": "text", "text": {"body": "Bonjour", "preview_url": False}}
 
@@ -57,7 +57,7 @@ def test_a_refusal_for_good_is_rejected_with_meta_s_code_and_deliver_says_false(
 
 
 def test_an_unreachable_graph_api_is_worth_another_try_later():
-    client = MetaWhatsApp(f"http://127.0.0.1:{free_port()}/v21.0", "token", backoff_seconds=0)
+    client = MetaWhatsApp(f"http://127.0.0.1:{closed_port()}/v21.0", "token", backoff_seconds=0)
     with pytest.raises(BackendUnavailable):
         client.deliver("1", "221770000001", TEXT)
 

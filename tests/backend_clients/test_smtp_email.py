@@ -12,7 +12,7 @@ from aiosmtpd.smtp import Envelope
 
 from backend_clients.smtp_email import SmtpEmail
 from dialogs.backends import BackendUnavailable, Rejected
-from tests.support.services import free_port
+from tests.support.ports import closed_port, on_free_port
 
 
 class Mailbox:
@@ -33,11 +33,15 @@ class Mailbox:
 @pytest.fixture
 def smtp() -> Iterator[tuple[Mailbox, int]]:
     mailbox = Mailbox()
-    port = free_port()
-    controller = Controller(mailbox, hostname="127.0.0.1", port=port)
-    controller.start()
+
+    def started(port: int) -> Controller:
+        controller = Controller(mailbox, hostname="127.0.0.1", port=port)
+        controller.start()   # OSError EADDRINUSE when the port was taken meanwhile: on_free_port tries another
+        return controller
+
+    controller = on_free_port(started)
     try:
-        yield mailbox, port
+        yield mailbox, controller.port
     finally:
         controller.stop()
 
@@ -51,7 +55,7 @@ def test_an_email_reaches_the_smtp_server(smtp: tuple[Mailbox, int]) -> None:
     message = message_from_bytes(envelope.content if isinstance(envelope.content, bytes) else b"",
                                 policy=policy.default)
     assert message["Subject"] == "Reçu de paiement" and message["Message-ID"] == sent.message_id
-    assert message.get_content().startswith("Paiement reçu: 5 500 FCFA.")  # type: ignore[attr-defined]
+    assert message.get_content().startswith("Paiement reçu: 5 500 FCFA.")
 
 
 def test_a_refused_recipient_is_refused_for_good(smtp: tuple[Mailbox, int]) -> None:
@@ -62,4 +66,4 @@ def test_a_refused_recipient_is_refused_for_good(smtp: tuple[Mailbox, int]) -> N
 
 def test_an_unreachable_smtp_server_is_unavailable() -> None:
     with pytest.raises(BackendUnavailable):
-        SmtpEmail(f"smtp://127.0.0.1:{free_port()}", "no-reply@elecnet.example", timeout=1).send("a@b.example", "x")
+        SmtpEmail(f"smtp://127.0.0.1:{closed_port()}", "no-reply@elecnet.example", timeout=1).send("a@b.example", "x")

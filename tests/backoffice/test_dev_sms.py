@@ -4,6 +4,7 @@ for their last three digits; it exists only in development mode."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 
 import pytest
@@ -58,12 +59,16 @@ def test_the_development_smtp_server_puts_mail_on_the_same_page(backoffice_app, 
 
     from backend_clients.smtp_email import SmtpEmail
     from backoffice.dev_smtp import start_dev_smtp
-    from tests.support.services import free_port
+    from tests.support.ports import AddressInUse, on_free_port
+
+    def started(port: int) -> tuple[int, Callable[[], None]]:
+        stop = start_dev_smtp(backoffice_app.extensions["dev_sink"], port)
+        if stop is None:   # it says why in its log: aiosmtpd is installed here, so the port was taken
+            raise AddressInUse(str(port))
+        return port, stop
 
     caplog.set_level(logging.DEBUG)
-    port = free_port()
-    stop = start_dev_smtp(backoffice_app.extensions["dev_sink"], port)
-    assert stop is not None
+    port, stop = on_free_port(started)
     try:
         SmtpEmail(f"smtp://127.0.0.1:{port}", "notifications@elecnet.example").send(
             "awa.diop@exemple.sn", "ElecNet: votre code de confirmation d'adresse e-mail est 482913.")

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import requests
 
-from tests.support.services import free_port, wait_until_up
+from tests.support.ports import closed_port
+from tests.support.services import start_serving
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -31,15 +32,19 @@ def _children(pid: int) -> list[int]:
 
 
 def test_two_workers_share_the_payments_and_stop_with_the_server(tmp_path: Path) -> None:
-    port, receiver = free_port(), free_port()   # nothing listens for the callback: it is only retried
+    receiver = closed_port()   # nothing listens for the callback: it is only retried
     env = {**os.environ, "BACKOFFICE_CALLBACK_HOSTS": f"127.0.0.1:{receiver}", "BACKOFFICE_DEV": "1", "BACKOFFICE_PAYMENT_APPROVAL": "manual",
            "BACKOFFICE_DATABASE_URL": f"sqlite:///{tmp_path / 'backoffice.db'}", "PAYMENT_CALLBACK_SECRET": "s"}
-    log = (tmp_path / "serve.log").open("wb")
-    server = subprocess.Popen([sys.executable, "-m", "backoffice", "serve", "--port", str(port), "--workers", "2"],
-                              cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    log_path = tmp_path / "serve.log"
+
+    def launch(ports: list[int]) -> subprocess.Popen[bytes]:
+        with log_path.open("wb") as log:
+            return subprocess.Popen([sys.executable, "-m", "backoffice", "serve", "--port", str(ports[0]),
+                                     "--workers", "2"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+    server, [port] = start_serving(launch, lambda ports: f"http://127.0.0.1:{ports[0]}/healthz", log_path)
     api = f"http://127.0.0.1:{port}/api/v1"
     try:
-        wait_until_up(f"http://127.0.0.1:{port}/healthz", server)
         # The first worker may answer before the second has booted: wait for both (a wait, not a speed check).
         deadline = time.monotonic() + 30
         while len(_children(server.pid)) < 2 and time.monotonic() < deadline:
@@ -62,5 +67,4 @@ def test_two_workers_share_the_payments_and_stop_with_the_server(tmp_path: Path)
         workers = _children(server.pid)
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)
-        log.close()
     assert all(not Path(f"/proc/{pid}").exists() for pid in workers)

@@ -19,7 +19,7 @@ from backoffice.callbacks import CallbackSender
 from backoffice.db import make_engine, make_session_factory
 from backoffice.models import Bill, Customer, Outage, Payment, Reading
 from backoffice.seed import seed_demo
-from tests.support.services import free_port
+from tests.support.ports import closed_port
 
 from .conftest import CallbackReceiver
 
@@ -60,7 +60,7 @@ def test_outside_development_mode_it_needs_an_api_key_and_a_callback_secret() ->
 
 def test_serve_refuses_to_start_without_a_key_outside_development_mode(tmp_path: Path) -> None:
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "PAYMENT_CALLBACK_SECRET": "s"}
-    done = subprocess.run([sys.executable, "-m", "backoffice", "serve", "--port", str(free_port())], check=False,
+    done = subprocess.run([sys.executable, "-m", "backoffice", "serve", "--port", str(closed_port())], check=False,
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert "not starting" in done.stderr and "BACKOFFICE_API_KEY" in done.stderr

@@ -26,7 +26,7 @@ from app.factory import create_app
 from app.settings import Settings
 from channels.payment_callback import MAX_BODY_BYTES
 from engine.security_audit import SecurityEvent
-from tests.support.services import free_port
+from tests.support.ports import closed_port
 
 SECRET = "test-callback-secret"
 MSISDN = "+221770000001"
@@ -63,7 +63,7 @@ def settings(engine_db: str, redis_url: str) -> Settings:
     """The suite's settings without a back office: a callback never calls it (an address nothing listens
     on makes any such call fail loudly), and each test is quick enough to run for every mutant."""
     return Settings(resume_window_seconds=0, database_url=engine_db, redis_url=redis_url,
-                    backoffice_url=f"http://127.0.0.1:{free_port()}", backend_connect_timeout=0.5,
+                    backoffice_url=f"http://127.0.0.1:{closed_port()}", backend_connect_timeout=0.5,
                     backend_read_timeout=2.0, payment_callback_secret=SECRET)
 
 
@@ -236,7 +236,7 @@ def test_an_unknown_payment_is_404_so_the_provider_retries(client, deps):
 def test_without_a_secret_the_endpoint_is_not_configured_and_the_operator_is_warned(engine_db, redis_url, caplog):
     caplog.set_level(logging.WARNING, logger="channels.payment_callback")
     app = create_app(Settings(resume_window_seconds=0, database_url=engine_db, redis_url=redis_url,
-                              backoffice_url=f"http://127.0.0.1:{free_port()}", payment_callback_secret=""))
+                              backoffice_url=f"http://127.0.0.1:{closed_port()}", payment_callback_secret=""))
     assert "PAYMENT_CALLBACK_SECRET is not set: /payments/callback answers 503 until it is" in caplog.messages
     deps = app.extensions["parts"]["deps"]
     payment_id = pending_payment(deps)

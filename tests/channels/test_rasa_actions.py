@@ -8,7 +8,6 @@ import asyncio
 import json
 import logging
 import re
-import socket
 import time
 import zlib
 from collections.abc import Callable, Iterator
@@ -22,6 +21,7 @@ from app.actions_server import build_action_app
 from app.settings import Settings
 from channels.rasa import sign_identity
 
+from ..support.ports import closed_port
 from .rasa_chat import RasaChat, action_call, post
 
 TOKEN = "rasa-action-token-for-tests"
@@ -126,6 +126,25 @@ def test_an_english_outage_report_and_typed_navigation_words(chat):
     assert sahel.press("2000001 DKR-PLATEAU") == "ElecNet - 2000001"
     assert sahel.press("Outage/complaint").startswith("Outage")
     assert sahel.say("home") == "ElecNet - 2000001"
+
+
+def test_an_english_email_code_given_up_offers_a_new_code_button_that_confirms(chat, action_app):
+    deps = action_app.ctx.parts["deps"]
+    sahel = chat("conv-sahel-email", "+221770000002", language="en")
+    sahel.say("hello", intent="greet")
+    sahel.press("2000001 DKR-PLATEAU")
+    sahel.press("Preferences")
+    sahel.press("Where messages go")
+    sahel.press("Add an e-mail address")
+    assert sahel.say("ops@entreprise.sn").startswith("A code was sent to o***@entreprise.sn.")
+    [first] = [row["payload"]["code"] for row in deps.outbox.pending() if row["kind"] == "email_code"]
+    for guess in [c for c in ("000000", "111111", "222222", "333333") if c != first][:3]:
+        said = sahel.say(guess)
+    assert said == "Code expired or too many wrong tries. To get a new code:"
+    assert sahel.titles() == ["New code", "Back", "Home"]
+    assert sahel.press("New code").startswith("New code sent to o***@entreprise.sn; the old one no longer works.")
+    [_, second] = [row["payload"]["code"] for row in deps.outbox.pending() if row["kind"] == "email_code"]
+    assert sahel.say(second).startswith("E-mail address confirmed: o***@entreprise.sn.")
 
 
 def test_a_button_payload_sent_as_an_entity_is_the_choice(chat):
@@ -259,14 +278,8 @@ def test_a_malformed_message_is_answered_politely_not_with_an_error(chat, action
     assert status == 200 and answer["responses"][0]["text"] == "Message illisible. Merci de réessayer."
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def test_when_the_session_store_is_down_the_customer_gets_a_polite_text_not_a_500(rasa_settings):
-    app = build_action_app(replace(rasa_settings, redis_url=f"redis://127.0.0.1:{_free_port()}/0"))
+    app = build_action_app(replace(rasa_settings, redis_url=f"redis://127.0.0.1:{closed_port()}/0"))
     try:
         awa = RasaChat(app, TOKEN, "conv-awa-down", "+221770000001", SECRET)
         assert awa.say("solde", intent="check_balance") == (

@@ -66,7 +66,7 @@ def test_payer_asks_oui_and_the_pin_then_starts_the_payment_and_the_pin_is_kept_
     awa = texter("+221770000001")
     caplog.set_level(logging.DEBUG)
     assert awa.say("PAYER 5000") == ("Payer 5 000 FCFA avec (répondez par le numéro):\n1. Orange Money\n2. Wave\n"
-                                     "3. Free Money")
+                                     "3. Free Money\n4. Annuler")
     assert awa.say("1") == (
         "Payer 5 000 FCFA au compte 1000001 avec Orange Money ? Pour confirmer, répondez OUI et votre "
         "code PIN (ex: OUI 1234) sous 5 minutes.")
@@ -82,6 +82,17 @@ def test_payer_asks_oui_and_the_pin_then_starts_the_payment_and_the_pin_is_kept_
         assert PIN.encode() not in (stored.get(key) or b""), key
     assert all(PIN not in str(row) for row in deps.outbox.pending())
     assert PIN not in caplog.text
+
+
+def test_payer_cancelled_at_the_wallet_question_pays_nothing_and_says_so(texter, deps):
+    deps.pins.set_pin("+221770000001", PIN)
+    awa = texter("+221770000001")
+    assert awa.say("PAYER 5000").endswith("\n3. Free Money\n4. Annuler")
+    assert awa.say("4") == "Paiement annulé. Rien n'a été payé. Pour payer, envoyez PAYER suivi du montant."
+    # The conversation is over: a late OUI and the PIN start nothing.
+    assert not awa.say(f"OUI {PIN}").startswith("Validez le paiement")
+    assert deps.ledger.recent("+221770000001") == []
+    assert awa.say("SOLDE").startswith("Compte 1000001\nA payer: 12 500 FCFA\n")
 
 
 def test_solde_says_a_payment_by_payer_is_being_confirmed(texter, deps):
@@ -230,6 +241,15 @@ def test_balance_without_an_account_asks_which_one_then_answers_its_balance(text
     assert sahel.say("2").startswith("Account 2000002\nBalance due: ")
 
 
+def test_pay_in_english_can_be_cancelled_at_the_wallet_question(texter, deps):
+    sahel = texter("+221770000002")
+    assert sahel.say("PAY 5000") == CHOOSE_EN
+    assert sahel.say("2") == ("Pay 5,000 FCFA with (reply with the number):\n1. Orange Money\n2. Wave\n"
+                              "3. Free Money\n4. Cancel")
+    assert sahel.say("4") == "Payment cancelled. Nothing was paid. To pay, send PAY and the amount."
+    assert deps.ledger.recent("+221770000002") == []
+
+
 def test_usage_asks_which_account_first_then_answers_it(texter):
     sahel = texter("+221770000002")
     assert sahel.say("usage") == CHOOSE_EN
@@ -295,6 +315,38 @@ def test_a_reply_longer_than_three_parts_is_cut_between_words_gsm7_and_ucs2():
 
 
 # ---------------------------------------------------------------- where messages go
+def test_email_by_sms_audits_the_code_sent_once_even_when_the_provider_posts_the_message_again(texter, sms_app):
+    awa = texter("+221770000001")
+    assert awa.say("EMAIL awa@exemple.sn").startswith("Un code a été envoyé à a***@exemple.sn.")
+    assert awa.send("EMAIL awa@exemple.sn", message_id=awa.last_id) == []
+    audit = sms_app.extensions["parts"]["security"]
+    assert [(e.kind, e.channel, e.detail) for e in audit.for_subject("+221770000001")] == [
+        ("code_sent", "sms", "e-mail code sent")]
+
+
+def test_an_email_code_given_up_by_sms_offers_a_new_one_by_replying_1(texter, deps):
+    awa = texter("+221770000001")
+    awa.say("EMAIL awa@exemple.sn")
+    [first] = [row["payload"]["code"] for row in deps.outbox.pending() if row["kind"] == "email_code"]
+    wrong = [c for c in ("000000", "111111", "222222", "333333") if c != first]
+    awa.say(f"EMAIL {wrong[0]}")
+    awa.say(f"EMAIL {wrong[1]}")
+    assert awa.say(f"EMAIL {wrong[2]}") == ("Aucun code en cours (expiré ou trop d'erreurs). Pour en recevoir un "
+                                            "nouveau, répondez:\n1. Nouveau code")
+    assert awa.say("1") == ("Nouveau code envoyé à a***@exemple.sn, l'ancien ne marche plus. Renvoyez EMAIL suivi "
+                            "du code (ex: EMAIL 123456) dans les 30 minutes.")
+    [_, second] = [row["payload"]["code"] for row in deps.outbox.pending() if row["kind"] == "email_code"]
+    assert awa.say(f"EMAIL {second}").startswith("Adresse e-mail confirmée: a***@exemple.sn.")
+
+
+def test_an_email_code_typed_by_sms_with_none_pending_in_english_says_how_to_get_one(texter):
+    sahel = texter("+221770000002")
+    sahel.say("BALANCE 2000002")
+    assert sahel.say("EMAIL 123456") == ("No code pending (expired or too many wrong tries). To get a new one, "
+                                         "reply:\n1. New code")
+    assert sahel.say("1").startswith("To get your messages by e-mail, send EMAIL")
+
+
 def test_email_by_sms_sends_a_code_to_the_address_and_the_code_confirms_it(texter, deps, sms_settings, fake_at):
     from app import worker
     from tests.support.fake_smtp import fake_smtp

@@ -31,7 +31,7 @@ BALANCE = "Compte 1000001\nA payer: 12 500 FCFA\nFactures impayées: 2\n1. Derni
 TOKEN = "48213907561284730195"        # the prepaid meter's last purchase (the back office's demo data)
 
 
-def _notifications(settings: Settings, app, msisdn: str) -> list[dict[str, str]]:  # type: ignore[no-untyped-def]
+def _notifications(settings: Settings, app, msisdn: str) -> list[dict[str, str]]:
     """What the agents' console lists for the number."""
     parts = app.extensions["parts"]
     console = SqlCustomerRecords(make_sessions(settings.database_url), parts["security"], parts["deps"].identity)

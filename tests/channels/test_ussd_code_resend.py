@@ -11,6 +11,7 @@ import logging
 import re
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import UTC, datetime
 
 import pytest
 
@@ -191,3 +192,51 @@ def test_email_codes_sent_again_in_english_stop_at_the_addresss_three_a_day_and_
     sent = mailed(settings, mail, "ops@entreprise.sn")
     assert len(sent) == 3
     assert p.answer(sent[-1]).startswith("CON E-mail address confirmed: o***@entreprise.sn.")
+
+
+# ---------------------------------------------------------------- an e-mail code that ran out: a new one right there
+EXPIRED_FR = f"CON Code expiré ou trop d'erreurs. Pour recevoir un nouveau code:\n1. Nouveau code\n{NAV_FR}"
+EXPIRED_EN = f"CON Code expired or too many wrong tries. To get a new code:\n1. New code\n{NAV_EN}"
+
+
+def test_an_email_code_given_up_after_three_wrong_tries_offers_a_new_code_that_confirms_in_french(
+        phone, settings, mail, deps, security_log):
+    p, _ = email_code_screen(phone, AWA, "awa@exemple.sn")
+    [first] = mailed(settings, mail, "awa@exemple.sn")
+    wrong = [c for c in ("000000", "111111", "222222", "333333") if c != first]
+    p.answer(wrong[0])
+    p.answer(wrong[1])
+    assert p.answer(wrong[2]) == EXPIRED_FR
+    assert p.answer("1") == ("CON Nouveau code envoyé à a***@exemple.sn, l'ancien ne marche plus. Tapez-le ici "
+                             f"(valable 30 minutes):\n{RESEND_FR}\n{NAV_FR}")
+    [_, second] = mailed(settings, mail, "awa@exemple.sn")
+    assert p.answer(second).startswith("CON Adresse e-mail confirmée: a***@exemple.sn.")
+    assert deps.contacts.contact(AWA).email == "awa@exemple.sn"
+
+
+@pytest.mark.parametrize("product_clock", [datetime(2026, 11, 27, 9, 0, tzinfo=UTC)], indirect=True)
+def test_an_email_code_past_its_thirty_minutes_offers_a_new_code_that_confirms_in_english(
+        phone, settings, mail, deps, product_clock):
+    p, screen = email_code_screen(phone, BUSINESS, "ops@entreprise.sn")
+    assert screen.startswith("CON A code was sent to o***@entreprise.sn.")
+    [first] = mailed(settings, mail, "ops@entreprise.sn")
+    product_clock.advance(minutes=31)                  # the e-mail came late: the code no longer works
+    assert p.answer(first) == EXPIRED_EN
+    assert p.answer("1") == ("CON New code sent to o***@entreprise.sn; the old one no longer works. Type it here "
+                             f"(valid for 30 minutes):\n{RESEND_EN}\n{NAV_EN}")
+    [_, second] = mailed(settings, mail, "ops@entreprise.sn")
+    assert p.answer(second).startswith("CON E-mail address confirmed: o***@entreprise.sn.")
+
+
+def test_a_new_code_after_the_last_ran_out_stays_within_the_addresss_three_a_day(phone, settings, mail, deps):
+    p, _ = email_code_screen(phone, AWA, "awa@exemple.sn")
+    p.answer("1")
+    p.answer("1")                                       # the address's third code today
+    [*_, last] = mailed(settings, mail, "awa@exemple.sn")
+    wrong = [c for c in ("000000", "111111", "222222", "333333") if c != last]
+    p.answer(wrong[0])
+    p.answer(wrong[1])
+    assert p.answer(wrong[2]) == EXPIRED_FR
+    assert p.answer("1") == "END Trop de codes demandés aujourd'hui. Réessayez demain."
+    assert len(mailed(settings, mail, "awa@exemple.sn")) == 3          # no fourth e-mail
+    assert deps.contacts.contact(AWA).email is None

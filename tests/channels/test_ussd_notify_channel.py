@@ -105,8 +105,8 @@ def test_someone_elses_address_cannot_be_registered_without_its_code(phone, sett
     p.answer("victim@example.com")
     for guess in ("123456", "234567"):
         assert p.answer(guess).startswith("CON Code incorrect.")
-    assert p.answer("345678") == ("END Code expiré ou trop d'erreurs. Demandez un nouveau code: Préférences, "
-                                  "Canal des messages, 4.")
+    assert p.answer("345678") == ("CON Code expiré ou trop d'erreurs. Pour recevoir un nouveau code:\n"
+                                  f"1. Nouveau code\n{NAV_FR}")
     worker.run_once(settings)
     [letter] = mail.messages_to("victim@example.com")
     code = re.search(r"(\d{6})", letter)
@@ -117,7 +117,7 @@ def test_someone_elses_address_cannot_be_registered_without_its_code(phone, sett
     late.answer("6")
     assert late.answer("5") == ("CON Un code a été envoyé à v***@example.com. Tapez-le ici (valable 30 minutes):\n"
                                 f"1. Renvoyer le code\n{NAV_FR}")
-    assert late.answer(code.group(1)).startswith("END Code expiré ou trop d'erreurs.")
+    assert late.answer(code.group(1)).startswith("CON Code expiré ou trop d'erreurs.")
     assert [c for c in history(consent, AWA) if c[0] in ("email", "channel")] == []
 
 

@@ -31,7 +31,8 @@ from dialogs.registry import Deps
 from tests.support.engine import UssdPhone
 from tests.support.fake_africastalking import fake_africastalking
 from tests.support.outbox_rows import raw_rows
-from tests.support.services import free_port, serve_wsgi
+from tests.support.ports import closed_port, release_port, reserve_port
+from tests.support.services import serve_wsgi
 
 HOME_FR = ("CON ElecNet - 1000001\n1. Solde et factures\n2. Consommation\n3. Payer\n4. Panne/réclamation\n"
            "5. Suivi demande\n6. Délai de paiement\n7. Simulateur\n8. Préférences")
@@ -52,8 +53,11 @@ def sign(secret: str, raw_body: bytes, timestamp: int) -> str:
 
 # ---------------------------------------------------------------- fixtures
 @pytest.fixture
-def engine_port() -> int:
-    return free_port()
+def engine_port() -> Iterator[int]:
+    """The engine's port, held from now (its public URL is in the settings before it is served)."""
+    port = reserve_port()
+    yield port
+    release_port(port)
 
 
 @pytest.fixture
@@ -397,7 +401,7 @@ def test_three_wrong_pins_lock_and_a_new_session_is_still_locked(phone, provider
 def _down(engine_db: str, redis_url: str) -> Flask:
     """The engine as it is when the back office has gone away."""
     return create_app(Settings(resume_window_seconds=0, database_url=engine_db, redis_url=redis_url,
-                               backoffice_url=f"http://127.0.0.1:{free_port()}",
+                               backoffice_url=f"http://127.0.0.1:{closed_port()}",
                                backend_connect_timeout=0.5, backend_read_timeout=1.0,
                                payment_callback_secret="test-callback-secret"))
 

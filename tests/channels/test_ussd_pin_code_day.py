@@ -78,8 +78,9 @@ def test_redials_past_the_days_codes_send_no_more_sms_and_another_number_is_unaf
     assert (delivered(ALSO_PREPAID), delivered(PREPAID)) == (2, 2)
 
     audit = app.extensions["parts"]["security"]
-    assert [(e.kind, e.channel, e.detail) for e in audit.for_subject(PREPAID)] == [
-        ("pin_failed", "ussd", "first-PIN codes: more than 2 today for this number: refused till the day ends")]
+    assert [(e.kind, e.channel, e.detail) for e in audit.for_subject(PREPAID)] == [   # newest first
+        ("pin_failed", "ussd", "first-PIN codes: more than 2 today for this number: refused till the day ends"),
+        ("code_sent", "ussd", "first-PIN code sent"), ("code_sent", "ussd", "first-PIN code sent")]
 
     deps.throttle.reset(f"pin_code:phone:{PREPAID}")     # the day ends
     assert first_pin(awa) == CODE_SENT_FR
@@ -101,5 +102,6 @@ def test_a_number_capped_late_in_its_day_and_again_the_next_day_is_audited_once_
     assert delivered(PREPAID) == 4
 
     audit = app.extensions["parts"]["security"]
-    assert [(e.kind, e.detail) for e in audit.for_subject(PREPAID)] == [
-        ("pin_failed", "first-PIN codes: more than 2 today for this number: refused till the day ends")] * 2
+    assert [(e.kind, e.detail) for e in audit.for_subject(PREPAID)] == [                # newest first
+        ("pin_failed", "first-PIN codes: more than 2 today for this number: refused till the day ends"),
+        ("code_sent", "first-PIN code sent"), ("code_sent", "first-PIN code sent")] * 2

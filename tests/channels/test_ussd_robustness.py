@@ -17,7 +17,7 @@ from app.factory import create_app
 from app.settings import Settings
 from app.storage.models import SessionAuditRow
 
-from ..support.services import free_port
+from ..support.ports import closed_port
 
 FORM = {"sessionId": "ATUid_abc", "serviceCode": "*123#", "phoneNumber": "+221770000001", "text": "",
         "networkCode": "99999"}
@@ -116,7 +116,7 @@ def test_national_format_phone_number_is_normalised(app):
 
 
 def test_redis_unreachable_gives_a_polite_end_in_200(engine_db, backoffice_url, caplog):
-    settings = Settings(database_url=engine_db, redis_url=f"redis://127.0.0.1:{free_port()}/0",
+    settings = Settings(database_url=engine_db, redis_url=f"redis://127.0.0.1:{closed_port()}/0",
                         backoffice_url=backoffice_url)
     app = create_app(settings)
     with caplog.at_level(logging.INFO):
@@ -130,7 +130,7 @@ def test_redis_unreachable_gives_a_polite_end_in_200(engine_db, backoffice_url, 
 
 def test_back_office_unreachable_gives_a_polite_end(engine_db, redis_url, caplog):
     settings = Settings(database_url=engine_db, redis_url=redis_url,
-                        backoffice_url=f"http://127.0.0.1:{free_port()}", backend_connect_timeout=0.2,
+                        backoffice_url=f"http://127.0.0.1:{closed_port()}", backend_connect_timeout=0.2,
                         backend_read_timeout=0.5)
     app = create_app(settings)
     with caplog.at_level(logging.INFO):

@@ -15,7 +15,7 @@ from app.factory import create_app
 from app.settings import Settings
 from engine import RedisSessionStore
 
-from ..support.services import free_port
+from ..support.ports import closed_port
 
 PREPAID = "+221770000003"        # the prepaid meter 3000001's registered number, no PIN yet, French
 STRANGER = "+221770009077"       # linked to no account
@@ -27,7 +27,7 @@ DOWN_EN = "END Our systems are unavailable. Please try again in a few minutes."
 def app(settings: Settings) -> Flask:
     """Sessions in the test's Redis; everything else that speaks Redis (the throttle) at a closed port."""
     assert settings.redis_url is not None
-    closed = replace(settings, redis_url=f"redis://127.0.0.1:{free_port()}/0")
+    closed = replace(settings, redis_url=f"redis://127.0.0.1:{closed_port()}/0")
     return create_app(closed, store=RedisSessionStore.from_url(settings.redis_url))
 
 

@@ -398,3 +398,37 @@ def test_meta_a_late_reply_is_the_same_messages_as_in_time_buttons_or_list(
     assert [_as_sent(m) for m in graph.messages_to(AWA.lstrip("+"))] == in_time * 2
     awa.tap("1")                                  # its buttons work as in time
     assert readable(awa.last_sent()).startswith("Factures (choisissez):" if command == "SOLDE" else "Compte 1000001")
+
+
+def test_meta_a_kept_message_answered_before_redis_restarted_empty_is_not_answered_again_when_delivered_again(
+        meta_settings: Settings, graph: FakeGraph, throwaway_redis: ThrowawayRedis,
+        product_clock: SettableClock) -> None:
+    app = create_app(meta_settings)
+    awa = MetaWhatsAppPhone(app.test_client(), graph, AWA)
+    _solde_kept_while_the_store_was_down(awa, throwaway_redis)
+    kept_id = awa.last_id
+    product_clock.advance(seconds=5)
+    worker.run_once(meta_settings)
+    assert _graph_texts(graph, AWA) == [BALANCE_BUTTONS]
+    throwaway_redis.stop()
+    throwaway_redis.start()                       # Redis restarted empty: the answer ledger forgot the message
+    assert awa.send("SOLDE", message_id=kept_id) == [] and awa.last_status == 200   # the database knows
+    worker.run_once(meta_settings)
+    assert _graph_texts(graph, AWA) == [BALANCE_BUTTONS]
+
+
+def test_twilio_a_kept_message_answered_before_redis_restarted_empty_gets_no_second_answer(
+        twilio_settings: Settings, twilio: FakeTwilio, throwaway_redis: ThrowawayRedis,
+        product_clock: SettableClock) -> None:
+    app = create_app(twilio_settings)
+    awa = TwilioWhatsAppPhone(app.test_client(), AWA, token=twilio.auth_token)
+    _solde_kept_while_the_store_was_down(awa, throwaway_redis)
+    kept_sid = awa.last_sid
+    product_clock.advance(seconds=5)
+    worker.run_once(twilio_settings)
+    assert _twilio_texts(twilio, AWA) == [BALANCE]
+    throwaway_redis.stop()
+    throwaway_redis.start()
+    assert awa.send("SOLDE", sid=kept_sid) == [] and awa.last_status == 200
+    worker.run_once(twilio_settings)
+    assert _twilio_texts(twilio, AWA) == [BALANCE]

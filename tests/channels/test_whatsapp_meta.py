@@ -266,3 +266,22 @@ def test_a_link_code_that_never_came_is_sent_again_with_a_tap_and_the_new_one_li
     if first != second:
         assert stranger.say(first).startswith("Code incorrect. Essais restants: 2.")
     assert stranger.say(second).startswith("Compte 1000001 lié à votre numéro.")
+
+
+def test_an_email_code_given_up_after_three_wrong_tries_offers_a_new_code_with_a_tap(meta_phone, wa_app):
+    deps = wa_app.extensions["parts"]["deps"]
+    awa = meta_phone("+221770000001")
+    awa.say("Bonjour")
+    awa.tap("8")
+    awa.tap("6")
+    awa.tap("4")
+    assert awa.say("awa@exemple.sn").startswith("Un code a été envoyé à a***@exemple.sn.")
+    [first] = [row["payload"]["code"] for row in deps.outbox.pending() if row["kind"] == "email_code"]
+    wrong = [c for c in ("000000", "111111", "222222", "333333") if c != first]
+    awa.say(wrong[0])
+    awa.say(wrong[1])
+    assert awa.say(wrong[2]) == ("Code expiré ou trop d'erreurs. Pour recevoir un nouveau code:\n"
+                                 "[1 Nouveau code] [0 Retour] [00 Accueil]")
+    assert awa.tap("1").startswith("Nouveau code envoyé à a***@exemple.sn, l'ancien ne marche plus.")
+    [_, second] = [row["payload"]["code"] for row in deps.outbox.pending() if row["kind"] == "email_code"]
+    assert awa.say(second).startswith("Adresse e-mail confirmée: a***@exemple.sn.")

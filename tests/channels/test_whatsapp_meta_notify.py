@@ -232,6 +232,48 @@ def test_a_reaction_meta_delivers_a_day_late_does_not_open_the_window(settings, 
     assert awa.last_sent()["type"] == "template"
 
 
+def test_whatsapp_telling_us_a_customer_changed_number_opens_no_window(settings, graph, provider, meta_phone):
+    """A ``system`` message is WhatsApp's, not the customer's (``whatsapp_meta._note_window`` cites Meta's
+    documentation): neither the old number nor the new one wrote to us, so the alert goes as the template."""
+    awa = meta_phone(AWA)
+    changed = awa.message("system", {"body": "User Awa changed from 221771000001 to 221771000009",
+                                     "wa_id": "221771000009", "type": "user_changed_number"})
+    event = awa.event(changed)
+    del event["entry"][0]["changes"][0]["value"]["contacts"]          # system messages come without contacts
+    assert awa.post(event) == [] and awa.last_status == 200
+    for msisdn in (AWA, "+221771000009"):
+        outage_alert_for(settings, msisdn)
+    assert worker.run_once(settings).get("notifications_sent") == 2
+    for wa_id in ("221771000001", "221771000009"):
+        [alert] = graph.messages_to(wa_id)
+        assert alert["type"] == "template" and alert["template"]["name"] == "outage_declared"
+
+
+def test_a_customer_opening_our_chat_for_the_first_time_gets_the_alert_as_free_text(settings, graph, provider,
+                                                                                   meta_phone):
+    """Meta: "The request_welcome webhook triggers a customer service window"."""
+    awa = meta_phone(AWA)
+    welcome = awa.message("request_welcome", {})
+    del welcome["request_welcome"]
+    assert awa.post(awa.event(welcome)) == [] and awa.last_status == 200
+    outage_alert_for(settings, AWA)
+    assert worker.run_once(settings).get("notifications_sent") == 1
+    alert = awa.last_sent()
+    assert alert["type"] == "text" and alert["text"]["body"] == OUTAGE_TEXT_FR
+
+
+def test_a_window_opened_with_another_of_our_meta_numbers_does_not_open_it_with_the_sending_one(
+        settings, wa_app, graph, provider):
+    """Awa wrote to our second Meta number (a 25-digit phone number id); the alert goes from the configured one,
+    where she has no open chat: as the template."""
+    other = MetaWhatsAppPhone(wa_app.test_client(), graph, AWA, phone_number_id="1065403522429221234567890")
+    assert other.send("MENU")
+    outage_alert_for(settings, AWA)
+    assert worker.run_once(settings).get("notifications_sent") == 1
+    alert = graph.messages_to("221771000001")[-1]
+    assert (alert["phone_number_id"], alert["type"]) == (PHONE_NUMBER_ID, "template")
+
+
 def test_a_window_opened_with_twilio_s_number_does_not_open_it_with_meta_s(settings, graph, provider, twilio_phone,
                                                                            meta_phone):
     assert twilio_phone(AWA).send("MENU")              # Awa wrote to our Twilio number, not Meta's

@@ -73,6 +73,19 @@ def test_an_english_business_customer_picks_an_account_sees_its_balance_and_repo
     assert sahel.say("1") == f"You will be told by WhatsApp when power is back in your area (THIES-NORD).\n{NAV_EN}"
 
 
+def test_payer_by_whatsapp_can_be_cancelled_at_the_wallet_question_in_french_and_english(twilio_phone, wa_app):
+    awa = twilio_phone("+221770000001")
+    assert awa.say("PAYER 5000") == ("Payer 5 000 FCFA avec (répondez par le numéro):\n1. Orange Money\n2. Wave\n"
+                                     f"3. Free Money\n4. Annuler\n{NAV_FR}")
+    assert awa.say("4") == "Paiement annulé. Rien n'a été payé. Pour payer, envoyez PAYER suivi du montant."
+    sahel = twilio_phone("+221770000002")
+    sahel.say("PAY 5000")
+    assert sahel.say("2").endswith(f"\n3. Free Money\n4. Cancel\n{NAV_EN}")
+    assert sahel.tap("4", "Cancel") == "Payment cancelled. Nothing was paid. To pay, send PAY and the amount."
+    ledger = wa_app.extensions["parts"]["deps"].ledger
+    assert ledger.recent("+221770000001") == [] and ledger.recent("+221770000002") == []
+
+
 def test_balance_keyword_in_english_and_a_tapped_quick_reply_counts_as_its_option(twilio_phone):
     sahel = twilio_phone("+221770000002")
     assert sahel.say("BALANCE 2000003").startswith("Account 2000003\nBalance due: 46,100 FCFA\n")

@@ -166,6 +166,18 @@ def test_a_customer_who_wrote_lately_gets_the_outage_alert_as_free_text(settings
     assert (row["status"], row["channel"], row["delivery"]) == ("sent", "whatsapp", "delivered")
 
 
+def test_a_customer_who_wrote_to_another_of_our_twilio_numbers_gets_the_alert_as_its_template(
+        settings, app, twilio, provider):
+    """The window is with the number written to: Awa wrote to our second Twilio number, and the alert goes from
+    the configured one, where she has no open chat: as the approved template, which WhatsApp delivers."""
+    assert TwilioWhatsAppPhone(app.test_client(), AWA, token=twilio.auth_token, ours="+14155238899").send("MENU")
+    on_whatsapp(settings, AWA)
+    outage_alert_for(settings, AWA, "fr")
+    assert worker.run_once(settings).get("notifications_sent") == 1
+    [alert] = twilio.sent
+    assert (alert["From"], alert["ContentSid"]) == ("whatsapp:+14155238886", OUTAGE_FR) and "Body" not in alert
+
+
 def test_free_text_twilio_refuses_at_once_outside_the_window_goes_as_the_template(settings, app, twilio, provider):
     writes_to_us(app, twilio, AWA)
     on_whatsapp(settings, AWA)

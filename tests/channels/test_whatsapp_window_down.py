@@ -25,6 +25,7 @@ from app.settings import Settings
 from app.storage import make_sessions
 from app.storage.whatsapp_windows import SqlWhatsAppWindows
 from tests.support.fake_graph import FakeGraph, readable
+from tests.support.ports import closed_port
 from tests.support.services import serve_wsgi
 
 from .whatsapp_phones import (
@@ -46,9 +47,7 @@ ANSWERED_WITHIN = 5.0      # seconds: far below Twilio's 15
 @contextmanager
 def stopped_database() -> Iterator[str]:
     """The address of a PostgreSQL server that is not running: nothing listens there (connection refused)."""
-    with socket.create_server(("127.0.0.1", 0)) as probe:
-        port = probe.getsockname()[1]
-    yield f"postgresql+psycopg://elecnet@127.0.0.1:{port}/elecnet"
+    yield f"postgresql+psycopg://elecnet@127.0.0.1:{closed_port()}/elecnet"
 
 
 @contextmanager

@@ -172,7 +172,7 @@ def test_an_alert_when_power_is_back_follows_the_outage_or_else_the_zone(deps, e
     with make_sessions(engine_db)() as db:      # the alert will speak the language of the conversation
         assert sorted(db.execute(text("select scope, language from subscriptions")).all()) == [
             ("", "fr"), ("DKR-3", "en"), ("O-2", "fr")]
-    deps.subscriptions.unsubscribe(NUMBER, "power_back", "")   # type: ignore[union-attr]
+    deps.subscriptions.unsubscribe(NUMBER, "power_back", "")
     assert deps.subscriptions is not None
     assert sorted((s.topic, s.scope, s.channel, s.active) for s in deps.subscriptions.for_user(NUMBER)) == [
         ("power_back", "DKR-3", "sms", True), ("power_back", "O-2", "sms", True)]

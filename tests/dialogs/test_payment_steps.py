@@ -27,6 +27,7 @@ from dialogs.registry import Deps, DialogRegistry, DialogSettings
 from dialogs.stores import ProviderResult
 from engine.security_audit import SecurityEvent
 from engine.steps import StepContext, StepResult
+from tests.support.present import present
 
 NUMBER = "+221770000001"
 ACCOUNT = "1000001"
@@ -551,20 +552,20 @@ def outbox(deps: Deps) -> list[tuple[str, str, str, dict[str, Any], str]]:
 def test_a_success_settles_the_payment_and_queues_one_receipt(deps):
     pending(deps, language="en")
     settled = settle_provider_result(deps, result(token="12345678901234567890"))
-    assert settled.changed and settled.mismatch == () and settled.payment.status == "succeeded"
+    assert settled.changed and settled.mismatch == () and present(settled.payment).status == "succeeded"
     assert outbox(deps) == [("payment_receipt", NUMBER, "en", {
         "payment_id": "PAY-0001", "reference": "MM1", "amount": "12500", "account_number": ACCOUNT,
         "purpose": "bill", "token": "12345678901234567890", "failure_reason": None}, "payment:PAY-0001:succeeded")]
     again = settle_provider_result(deps, result())
-    assert (again.changed, again.mismatch, again.payment.status) == (False, (), "succeeded")
+    assert (again.changed, again.mismatch, present(again.payment).status) == (False, (), "succeeded")
     assert len(outbox(deps)) == 1
 
 
 def test_a_failure_is_applied_with_its_reason_and_a_notice(deps):
     pending(deps)
     settled = settle_provider_result(deps, result(status="failed"))
-    assert settled.changed and settled.payment.status == "failed"
-    assert settled.payment.failure_reason == "insufficient_funds"
+    assert settled.changed and present(settled.payment).status == "failed"
+    assert present(settled.payment).failure_reason == "insufficient_funds"
     [(kind, _, _, payload, dedupe)] = outbox(deps)
     assert (kind, payload["failure_reason"], dedupe) == ("payment_failed", "insufficient_funds",
                                                           "payment:PAY-0001:failed")
@@ -586,7 +587,7 @@ def test_an_unknown_payment_changes_nothing(deps):
 def test_a_result_that_disagrees_with_the_ledger_is_kept_for_an_agent_and_audited(deps, audit, change, reasons):
     pending(deps)
     settled = settle_provider_result(deps, result(source="status", **change))
-    assert (settled.changed, settled.mismatch, settled.payment.status) == (False, reasons, "pending")
+    assert (settled.changed, settled.mismatch, present(settled.payment).status) == (False, reasons, "pending")
     assert outbox(deps) == []
     assert deps.ledger is not None
     [kept] = deps.ledger.mismatches("PAY-0001")
@@ -600,7 +601,7 @@ def test_a_result_that_disagrees_with_the_ledger_is_kept_for_an_agent_and_audite
 class PurgedWhileSettling(SqlPaymentLedger):
     """The ledger when the retention purge deletes the payment between its reading and its settling."""
 
-    def settle(self, **given: Any) -> tuple[Any, bool]:   # type: ignore[override]
+    def settle(self, **given: Any) -> tuple[Any, bool]:
         with self._sessions() as db:
             db.execute(delete(PaymentIntentRow)
                        .where(PaymentIntentRow.provider_payment_id == given["provider_payment_id"]))
@@ -611,7 +612,7 @@ class PurgedWhileSettling(SqlPaymentLedger):
 def test_a_late_result_for_a_payment_purged_meanwhile_changes_nothing_and_tells_no_one(deps, audit):
     pending(deps)
     settle_provider_result(deps, result())
-    purging = replace(deps, ledger=PurgedWhileSettling(deps.ledger._sessions))   # type: ignore[union-attr]
+    purging = replace(deps, ledger=PurgedWhileSettling(deps.ledger._sessions))
     late = settle_provider_result(purging, result(event_id="EV-2"))
     assert (late.payment, late.changed, late.mismatch) == (None, False, ())
     assert [kind for kind, *_ in outbox(deps)] == ["payment_receipt"] and audit.events == []
@@ -622,7 +623,7 @@ def test_a_second_opinion_on_a_final_payment_is_kept_not_applied(deps, audit):
     pending(deps)
     settle_provider_result(deps, result())
     other = settle_provider_result(deps, result(status="failed", event_id="EV-2"))
-    assert (other.changed, other.mismatch, other.payment.status) == (False, ("status",), "succeeded")
+    assert (other.changed, other.mismatch, present(other.payment).status) == (False, ("status",), "succeeded")
     assert [e.detail for e in audit.events] == ["disagrees on status"]
     assert [k for k, *_ in outbox(deps)] == ["payment_receipt"]
 
@@ -650,7 +651,7 @@ def test_a_payment_without_a_callback_is_settled_by_asking_the_provider(deps, pr
     assert reconcile_pending(deps, NOW, 300) == {"settled": 0, "still_pending": 0, "given_up": 0, "mismatched": 0}
     due(deps, "PAY-0001", minutes=5)
     assert reconcile_pending(deps, NOW, 300) == {"settled": 1, "still_pending": 0, "given_up": 0, "mismatched": 0}
-    paid = deps.ledger.by_provider_id("PAY-0001")   # type: ignore[union-attr]
+    paid = deps.ledger.by_provider_id("PAY-0001")
     assert (paid.status, paid.reference, paid.status_checks) == ("succeeded", "MM7", 0)
     [(kind, _, _, _, dedupe)] = outbox(deps)
     assert (kind, dedupe) == ("payment_receipt", "payment:PAY-0001:succeeded")
@@ -664,13 +665,13 @@ def test_a_payment_still_undecided_is_asked_five_times_then_the_customer_is_told
     for check in range(1, 5):
         due(deps, "PAY-0001")
         assert reconcile_pending(deps, at, 300)["still_pending"] == 1
-        assert deps.ledger.by_provider_id("PAY-0001").status_checks == check   # type: ignore[union-attr]
+        assert deps.ledger.by_provider_id("PAY-0001").status_checks == check
         # Asked again only once the wait has passed since the last question.
         assert reconcile_pending(deps, at + timedelta(seconds=299), 300)["still_pending"] == 0
         at += timedelta(seconds=300)
     assert outbox(deps) == []
     assert reconcile_pending(deps, at, 300) == {"settled": 0, "still_pending": 0, "given_up": 1, "mismatched": 0}
-    assert deps.ledger.by_provider_id("PAY-0001").status == "unconfirmed"   # type: ignore[union-attr]
+    assert deps.ledger.by_provider_id("PAY-0001").status == "unconfirmed"
     [(kind, msisdn, _, payload, dedupe)] = outbox(deps)
     assert (kind, msisdn, payload["payment_id"], dedupe) == ("payment_unconfirmed", NUMBER, "PAY-0001",
                                                               "payment:PAY-0001:unconfirmed")
@@ -691,7 +692,7 @@ def test_a_status_answer_that_disagrees_is_counted_and_kept(deps, provider, audi
     assert reconcile_pending(deps, NOW, 300) == {"settled": 0, "still_pending": 1, "given_up": 0, "mismatched": 1}
     [event] = audit.events
     assert event.channel == "payment_status"
-    assert deps.ledger.mismatches("PAY-0001")[0]["event_id"] == "status:PAY-0001:succeeded"   # type: ignore[union-attr]
+    assert deps.ledger.mismatches("PAY-0001")[0]["event_id"] == "status:PAY-0001:succeeded"
 
 
 def test_a_prepaid_token_bought_is_listed_in_groups_of_four(deps, provider):

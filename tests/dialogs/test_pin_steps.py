@@ -336,7 +336,8 @@ def test_a_code_by_sms_proves_the_phone_three_codes_at_most(deps: Deps, audit: A
     assert all(len(p["code"]) == 6 and p["code"].isdigit() for _, p in codes)
     over = run(deps, "security.send_pin_code", data, now=NOW + timedelta(minutes=50))
     assert (over.outcome, over.data) == ("locked", {"pin_code_hash": None})
-    assert audit.kinds() == [("pin_failed", "first-PIN codes exhausted")]
+    # Each code sent is audited once; the fourth, refused, is the failure.
+    assert audit.kinds() == [("code_sent", "first-PIN code sent")] * 3 + [("pin_failed", "first-PIN codes exhausted")]
     assert len(sms(deps)) == 3
 
 
@@ -371,8 +372,9 @@ def test_a_number_gets_its_codes_of_the_day_over_every_session_then_none(deps, a
     capped = run(deps, "security.send_pin_code", {"pin_code_sends": 1, "pin_code_hash": "x"})
     assert (capped.outcome, capped.data) == ("capped", {"pin_code_hash": None})   # the session's sends unchanged
     once = "first-PIN codes: more than 6 today for this number: refused till the day ends"
-    assert audit.kinds() == [("pin_failed", once)]   # once, however many redials
-    assert (audit.events[0].subject, audit.events[0].account) == (NUMBER, "3000001")
+    # Six codes sent, each audited once; the refusal once, however many redials.
+    assert audit.kinds() == [("code_sent", "first-PIN code sent")] * 6 + [("pin_failed", once)]
+    assert {(e.subject, e.account) for e in audit.events} == {(NUMBER, "3000001")}
     assert run(deps, "security.send_pin_code", user="+221770000033").outcome == "sent"   # another number
     more = replace(deps, settings=DialogSettings(pin_codes_per_day=20))     # PIN_CODES_PER_DAY raised
     assert run(more, "security.send_pin_code").outcome == "sent"

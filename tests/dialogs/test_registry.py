@@ -35,6 +35,6 @@ def test_the_product_registry_has_every_module_and_a_step_given_twice_or_unmarke
         return StepResult()
 
     with pytest.raises(ValueError, match="'keywords.take_amount' is given twice"):
-        known_steps([keywords, impostor])  # type: ignore[list-item]
+        known_steps([keywords, impostor])
     with pytest.raises(ValueError, match="is not marked with @step"):
         known_steps([len])  # type: ignore[list-item]

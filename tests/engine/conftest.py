@@ -51,7 +51,8 @@ class Handset:
     def hop(self, text: str) -> Reply:
         segments = tuple(text.split("*")) if text else ()
         return self.engine.handle(Turn(self.channel, self.msisdn, f"{self.channel}:{self.session}",
-                                       segments[-1] if segments else None, text, segments))
+                                       segments[-1] if segments else None, text, segments,
+                                       cumulative=self.channel == "ussd"))
 
     def dial(self, *preset: str) -> Reply:
         self.inputs = list(preset)

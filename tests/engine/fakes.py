@@ -17,14 +17,14 @@ class CountingSteps:
         self.seen_pins: list[str] = []
         self.seen_now: list[datetime] = []               # what each greeting step was told "now" is
         self.seen_conversations: list[str] = []          # and which conversation it was in
+        self.seen_customers: list[str] = []              # and for whom ("" for nobody: a guest)
         self.vip = vip
         self.items = items
         self.slow_seconds = 0.0
         self.sleep: Callable[[float], None] = time.sleep   # how the slow step spends its time
         self._steps: dict[str, Callable[[StepContext], StepResult]] = {
             "demo.greet": self._greet,
-            "demo.items": lambda ctx: StepResult("ok", {"items": [
-                {"label": f"Article {i}", "amount": str(i * 1000)} for i in range(1, self.items + 1)]}),
+            "demo.items": self._items,
             "demo.check_pin": self._check_pin,
             "demo.broken": lambda ctx: StepResult("backend_down"),
             "demo.slow": self._slow,
@@ -33,7 +33,13 @@ class CountingSteps:
     def _greet(self, ctx: StepContext) -> StepResult:
         self.seen_now.append(ctx.now)
         self.seen_conversations.append(ctx.conversation_id)
+        self.seen_customers.append(ctx.user_id)
         return StepResult("ok", {"name": "Awa", "vip": self.vip, "when": "2026-11-25"})
+
+    def _items(self, ctx: StepContext) -> StepResult:
+        self.seen_customers.append(ctx.user_id)
+        return StepResult("ok", {"items": [{"label": f"Article {i}", "amount": str(i * 1000)}
+                                           for i in range(1, self.items + 1)]})
 
     def _slow(self, ctx: StepContext) -> StepResult:
         self.sleep(self.slow_seconds)

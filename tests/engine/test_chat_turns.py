@@ -94,7 +94,7 @@ def test_the_customer_steps_see_is_the_verified_number_not_the_address(store: Se
     steps = CountingSteps()
     original = steps._steps["demo.greet"]
 
-    def greet(ctx):  # type: ignore[no-untyped-def]
+    def greet(ctx):
         seen.append((ctx.user_id, ctx.address))
         return original(ctx)
 

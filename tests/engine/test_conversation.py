@@ -12,7 +12,8 @@ from engine import Engine, EngineLimits, FlowSet, MemorySessionStore, RedisSessi
 from menus import load_menus
 
 from ..support.clock import SettableClock
-from ..support.services import REDIS_TEST_URL, clean_redis, free_port, need_service
+from ..support.ports import closed_port
+from ..support.services import REDIS_TEST_URL, clean_redis, need_service
 from .conftest import DEMO, Handset
 from .fakes import CountingSteps
 
@@ -150,7 +151,7 @@ def test_two_sessions_of_one_number_do_not_share_state(engine):
 
 
 def test_store_unreachable_gives_a_polite_end(steps):
-    store = RedisSessionStore.from_url(f"redis://127.0.0.1:{free_port()}/0")
+    store = RedisSessionStore.from_url(f"redis://127.0.0.1:{closed_port()}/0")
     engine = Engine(FlowSet(load_menus(DEMO)), store, steps)
     reply = engine.handle(Turn("ussd", "+221770000001", "ussd:x", None, ""))
     assert reply.end and reply.text == "Service indisponible."

@@ -10,12 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from engine import Engine, FlowSet, SessionStore, Turn
+from engine import ChannelCapabilities, Engine, FlowSet, SessionStore, Turn
 from menus import load_menus
 
 from .conftest import DEMO
 from .fakes import CountingSteps
 from .test_caller_binding import KeptEvents
+
+AWA = "+221770000001"
 
 
 def guest(text: str, hop: str, key: str = "rasa:conv-guest-1") -> Turn:
@@ -72,3 +74,48 @@ def test_a_guests_hop_on_a_customers_session_reads_nothing_of_it(store: SessionS
     assert replayed.end and "Awa" not in replayed.text
     assert steps.calls == {"demo.greet": 1}
     assert [e.kind for e in security.events] == ["guest_refused"]
+
+
+def _open_to_guests(tmp_path: Path) -> Path:
+    menus = tmp_path / "menus.yaml"
+    menus.write_text(DEMO.read_text(encoding="utf-8").replace("    start: greet\n",
+                                                              "    start: greet\n    guests: true\n", 1),
+                     encoding="utf-8")
+    return menus
+
+
+def chat(text: str, hop: str, customer: str | None = None) -> Turn:
+    """A chat message on the one conversation key ``chat:conv-1``: a guest's, or vouched for as ``customer``."""
+    return Turn("chat", "conv-1", "chat:conv-1", text, hop, customer=customer, guest=customer is None)
+
+
+def test_a_verified_customer_on_a_guests_live_session_starts_afresh_as_themselves(store: SessionStore,
+                                                                                 steps: CountingSteps, security,
+                                                                                 tmp_path: Path):
+    engine = Engine(FlowSet(load_menus(_open_to_guests(tmp_path))), store, steps, security=security)
+    engine.declare(ChannelCapabilities("chat", max_chars=4096), idle_seconds=300)
+    assert engine.handle(chat("LISTE", "g1")).text.startswith("Choisissez:\n1. Article 1 1 000 FCFA")
+    # The guest signs in: the same conversation key now comes vouched for. Her "2" is no answer to the
+    # guest's list (that went on with nobody behind it): she starts afresh, as herself.
+    reply = engine.handle(chat("2", "c1", customer=AWA))
+    assert not reply.text.startswith("Choisi: Article 2"), reply.text
+    assert reply.text.startswith("Bonjour Awa"), reply.text
+    assert steps.seen_customers == ["", "", AWA]        # the guest's greeting and list, then her own greeting
+    saved = store.load("chat:conv-1")
+    assert saved is not None and saved.customer == AWA
+    # Her next message goes on in her own session.
+    assert engine.handle(chat("1", "c2", customer=AWA)).text.startswith("Choisissez:")
+    assert steps.seen_customers[-1] == AWA
+    assert security.events == []
+
+
+def test_the_retry_of_a_guests_hop_arriving_verified_is_not_the_guests_answer(store: SessionStore,
+                                                                             steps: CountingSteps, security,
+                                                                             tmp_path: Path):
+    engine = Engine(FlowSet(load_menus(_open_to_guests(tmp_path))), store, steps, security=security)
+    engine.declare(ChannelCapabilities("chat", max_chars=4096), idle_seconds=300)
+    engine.handle(chat("LISTE", "g1"))
+    assert engine.handle(chat("3", "g2")).text.startswith("Choisi: Article 3")
+    # The very same message id, now vouched for: not the guest's recorded answer, but her own start.
+    again = engine.handle(chat("3", "g2", customer=AWA))
+    assert not again.replayed and again.text.startswith("Bonjour Awa"), again.text

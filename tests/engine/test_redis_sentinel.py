@@ -10,12 +10,14 @@ from pathlib import Path
 
 import pytest
 import redis
+from redis.sentinel import SentinelConnectionPool
 
 from engine import RedisSessionStore, Session
 from engine.redis_url import redis_from_url
 
 from ..support.polling import until
-from ..support.services import free_port, need_binary
+from ..support.ports import AddressInUse, on_free_port, said_address_in_use
+from ..support.services import need_binary
 from ..support.throwaway_redis import ThrowawayRedis
 
 KEY = "ussd:ATUid_sentinel"
@@ -36,7 +38,7 @@ class Watched:
     def __init__(self, tmp_path: Path) -> None:
         self.master = ThrowawayRedis(tmp_path / "master")
         self.replica = ThrowawayRedis(tmp_path / "replica")
-        self.sentinel_port = free_port()
+        self.sentinel_port = 0   # chosen when it starts
         self.dir = tmp_path
         self.processes: list[subprocess.Popen[bytes]] = []
 
@@ -45,14 +47,26 @@ class Watched:
             server.dir.mkdir()
             server.start()
         redis.Redis(port=self.replica.port).replicaof("127.0.0.1", self.master.port)
-        conf = self.dir / "sentinel.conf"
-        conf.write_text(f"port {self.sentinel_port}\nbind 127.0.0.1\ndir {self.dir}\n"
+        self.sentinel_port = on_free_port(self._start_sentinel)
+        assert until(self._replica_known, seconds=20.0, pause=0.1), "the sentinel never saw the replica"
+
+    def _start_sentinel(self, port: int) -> int:
+        """The sentinel on ``port``, answering; ``AddressInUse`` when another process took the port first."""
+        conf, log = self.dir / "sentinel.conf", self.dir / "sentinel.log"
+        conf.write_text(f"port {port}\nbind 127.0.0.1\ndir {self.dir}\n"
                         f"sentinel monitor {SERVICE} 127.0.0.1 {self.master.port} 1\n"
                         f"sentinel down-after-milliseconds {SERVICE} 1000\n"
                         f"sentinel failover-timeout {SERVICE} 5000\n")
-        self.processes.append(subprocess.Popen(["redis-server", str(conf), "--sentinel"],
-                                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        assert until(self._replica_known, seconds=20.0, pause=0.1), "the sentinel never saw the replica"
+        with log.open("wb") as output:
+            process = subprocess.Popen(["redis-server", str(conf), "--sentinel"], stdout=output,
+                                       stderr=subprocess.STDOUT)
+        self.processes.append(process)
+        if until(lambda: process.poll() is not None or _answers(port), seconds=10.0, pause=0.05) \
+                and process.poll() is None:
+            return port
+        if said_address_in_use(log):
+            raise AddressInUse(f"127.0.0.1:{port}")
+        raise AssertionError("the sentinel did not start: " + log.read_text(errors="replace")[-2000:])
 
     @property
     def sentinel(self) -> redis.Redis:
@@ -90,6 +104,13 @@ def watched(tmp_path: Path) -> Iterator[Watched]:
         servers.stop()
 
 
+def _answers(port: int) -> bool:
+    try:
+        return bool(redis.Redis(port=port, socket_timeout=1.0, socket_connect_timeout=1.0).ping())
+    except redis.RedisError:
+        return False
+
+
 def _role(port: int) -> str:
     return str(redis.Redis(port=port, socket_timeout=1.0).info("replication")["role"])
 
@@ -115,6 +136,7 @@ def test_a_sentinel_url_names_its_service_and_database():
     client = redis_from_url("redis+sentinel://:s3cret@10.0.0.1:26380,[::1],10.0.0.2/elecnet/4"
                             "?sentinel_password=watch", socket_timeout=0.5)
     pool = client.connection_pool
+    assert isinstance(pool, SentinelConnectionPool)
     assert pool.service_name == "elecnet"
     assert pool.connection_kwargs["db"] == 4 and pool.connection_kwargs["password"] == "s3cret"
     assert pool.connection_kwargs["socket_timeout"] == 0.5

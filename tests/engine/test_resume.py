@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from engine import Engine, FlowSet, SessionStore
+from engine import Engine, FlowSet, SessionStore, Turn
 from menus import load_menus
 
 from .conftest import Handset
@@ -121,3 +121,19 @@ def test_no_offer_to_a_different_number(engine):
     dropped_after(engine, "2")
     other = Handset(engine, session="other", msisdn="+221770000002")
     assert other.dial().text == HOME
+
+
+
+def signed_in(engine: Engine, customer: str, key: str, text: str | None) -> str:
+    """A chatbot message from the sender ``conv-1`` signed in as ``customer``: the chatbot keys a session on
+    the conversation and the customer together (``key``)."""
+    return engine.handle(Turn("rasa", "conv-1", f"rasa:{key}", text, f"{key}:{text}", customer=customer)).text
+
+
+def test_a_dropped_session_is_offered_back_to_its_own_customer_only(engine):
+    """One chat conversation signed in as Awa, who leaves an order half-way, then as Moussa (signed out,
+    signed in again): Moussa is never offered Awa's order; Awa, back, is."""
+    signed_in(engine, "+221770000001", "awa", None)
+    assert signed_in(engine, "+221770000001", "awa", "2").startswith("Quantité:")
+    assert signed_in(engine, "+221770000002", "moussa", None) == HOME
+    assert signed_in(engine, "+221770000001", "awa-again", None) == OFFER

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine import Engine, EngineLimits, FlowSet, SessionStore, Turn
+from engine import Engine, EngineLimits, FlowSet, Reply, SessionStore, Turn
 from menus import load_menus
 
 from .conftest import DEMO, Handset
@@ -18,7 +18,7 @@ OFFER = "Reprendre ?\n1. Oui\n2. Non"
 
 
 class EnglishHandset(Handset):
-    def hop(self, text: str):  # type: ignore[no-untyped-def]
+    def hop(self, text: str) -> Reply:
         segments = tuple(text.split("*")) if text else ()
         return self.engine.handle(Turn(self.channel, self.msisdn, f"{self.channel}:{self.session}",
                                        segments[-1] if segments else None, text, segments, language_hint="en"))

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from engine import ChannelCapabilities, Engine, FlowSet, RedisSessionStore, SessionStore, Turn
+from engine import ChannelCapabilities, Engine, FlowSet, RedisSessionStore, Reply, SessionStore, Turn
 from engine.security_audit import SecurityEvent
 from menus import load_menus
 
@@ -27,7 +27,7 @@ class Security:
 
 
 class EnglishHandset(Handset):
-    def hop(self, text: str):  # type: ignore[no-untyped-def]
+    def hop(self, text: str) -> Reply:
         segments = tuple(text.split("*")) if text else ()
         return self.engine.handle(Turn(self.channel, self.msisdn, f"{self.channel}:{self.session}",
                                        segments[-1] if segments else None, text, segments, language_hint="en"))

@@ -18,7 +18,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import Envelope
 
-from .services import free_port
+from .ports import on_free_port
 
 __all__ = ["FakeSmtp", "fake_smtp", "mail"]
 
@@ -39,21 +39,25 @@ class FakeSmtp:
         content = envelope.content if isinstance(envelope.content, bytes) else b""
         message = message_from_bytes(content, policy=policy.default)
         with self._lock:
-            self.received += [(rcpt, message) for rcpt in envelope.rcpt_tos]  # type: ignore[misc]
+            self.received += [(rcpt, message) for rcpt in envelope.rcpt_tos]
         return "250 Message accepted for delivery"
 
     def messages_to(self, address: str) -> list[str]:
         with self._lock:
-            return [m.get_content().strip() for rcpt, m in self.received if rcpt == address]  # type: ignore[attr-defined]
+            return [m.get_content().strip() for rcpt, m in self.received if rcpt == address]
+
+
+def _started(controller: Controller) -> Controller:
+    """``controller`` serving (its start raises OSError EADDRINUSE when its port was taken meanwhile)."""
+    controller.start()
+    return controller
 
 
 @contextmanager
 def fake_smtp() -> Iterator[FakeSmtp]:
     fake = FakeSmtp()
-    port = free_port()
-    controller = Controller(fake, hostname="127.0.0.1", port=port)
-    controller.start()
-    fake.url = f"smtp://127.0.0.1:{port}"
+    controller = on_free_port(lambda port: _started(Controller(fake, hostname="127.0.0.1", port=port)))
+    fake.url = f"smtp://127.0.0.1:{controller.port}"
     try:
         yield fake
     finally:

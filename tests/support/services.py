@@ -23,8 +23,9 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Final
 from urllib.parse import urlparse, urlunparse
 
@@ -32,6 +33,8 @@ import pytest
 import redis
 import requests
 from werkzeug.serving import make_server
+
+from .ports import AddressInUse, on_free_ports, reserve_port, reserved_socket, said_address_in_use
 
 CLAIM_KEY: Final = "tests:claimed-by"
 CLAIM_SECONDS: Final = 900          # a crashed run's database is free again after this; live runs renew it
@@ -212,37 +215,41 @@ def need_binary(name: str) -> str:
     pytest.skip(message)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextmanager
 def serve_wsgi(app: object, port: int = 0) -> Iterator[str]:
-    """Serve a WSGI app on 127.0.0.1 in a thread; yields its base URL (no trailing slash)."""
-    server = make_server("127.0.0.1", port, app, threaded=True)  # type: ignore[arg-type]
+    """Serve a WSGI app on 127.0.0.1 in a thread; yields its base URL (no trailing slash). ``port``: 0 for
+    any (the kernel's choice, bound at once), or one from ``reserve_port()``, served on its held socket."""
+    reserved = reserved_socket(port) if port else None
+    if port and reserved is None:
+        raise ValueError(f"port {port} was not reserved: pass 0, or a port from reserve_port()")
+    fd = reserved.fileno() if reserved is not None else None
+    server = make_server("127.0.0.1", port, app, threaded=True, fd=fd)  # type: ignore[arg-type]
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_port}"
+        yield f"http://127.0.0.1:{server.port}"
     finally:
         server.shutdown()
         server.server_close()
+        if reserved is not None:
+            reserved.close()   # the server listened on a duplicate of it
         thread.join(timeout=5)
 
 
 @contextmanager
 def gunicorn_servers(env: dict[str, str], count: int = 2) -> Iterator[list[str]]:
     """``count`` engine server processes (gunicorn, one worker each, the product's config) with ``env``, as
-    production runs several behind one Redis; their base URLs, once each answers ``/healthz``."""
-    ports = [free_port() for _ in range(count)]
+    production runs several behind one Redis; their base URLs, once each answers ``/healthz``. Each serves
+    on a socket bound here first (``fd://``), so no other process can take its port meanwhile."""
+    listeners = [reserved_socket(reserve_port()) for _ in range(count)]
+    sockets = [listener for listener in listeners if listener is not None]
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    servers = [subprocess.Popen([sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "1",
-                                 "--config", "python:app.gunicorn_conf", "wsgi:app"], cwd=root, env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for port in ports]
+    servers = [subprocess.Popen([sys.executable, "-m", "gunicorn", "--bind", f"fd://{listener.fileno()}",
+                                 "--workers", "1", "--config", "python:app.gunicorn_conf", "wsgi:app"],
+                                cwd=root, env=env, pass_fds=(listener.fileno(),),
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for listener in sockets]
     try:
-        urls = [f"http://127.0.0.1:{port}" for port in ports]
+        urls = [f"http://127.0.0.1:{listener.getsockname()[1]}" for listener in sockets]
         for url, server in zip(urls, servers, strict=True):
             wait_until_up(f"{url}/healthz", server)
         yield urls
@@ -251,10 +258,15 @@ def gunicorn_servers(env: dict[str, str], count: int = 2) -> Iterator[list[str]]
             server.terminate()
         for server in servers:
             server.wait(timeout=20)
+        for listener in sockets:
+            listener.close()
 
 
-def wait_until_up(url: str, process: subprocess.Popen[bytes] | None = None, seconds: float = 60.0) -> None:
-    """Poll ``url`` until it answers 2xx; fail if ``process`` (the server) exits or time runs out."""
+def wait_until_up(url: str, process: subprocess.Popen[bytes] | None = None, seconds: float = 60.0,
+                  log: Path | None = None) -> None:
+    """Poll ``url`` until it answers 2xx; fail if ``process`` (the server) exits or time runs out. A server
+    that exited saying, in its ``log``, that its address was in use raises ``AddressInUse`` (for
+    ``on_free_port`` to start it again elsewhere)."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline and (process is None or process.poll() is None):
         try:
@@ -262,4 +274,24 @@ def wait_until_up(url: str, process: subprocess.Popen[bytes] | None = None, seco
                 return
         except requests.RequestException:
             time.sleep(0.2)
+    if process is not None and process.poll() is not None and log is not None and said_address_in_use(log):
+        raise AddressInUse(url)
     raise AssertionError(f"{url} did not come up")
+
+
+def start_serving(launch: Callable[[list[int]], subprocess.Popen[bytes]], health_url: Callable[[list[int]], str],
+                  log: Path, ports: int = 1, seconds: float = 60.0) -> tuple[subprocess.Popen[bytes], list[int]]:
+    """A server process that is only told its port numbers, up: ``launch(ports)`` starts it on ``ports``
+    free ports, its output to ``log`` (opened anew by each launch), and ``health_url(ports)`` answers 2xx.
+    When it exits saying its address was in use (another process bound one of the ports first), it is
+    started again on others. The process and its ports; the caller stops it."""
+    def start(chosen: list[int]) -> tuple[subprocess.Popen[bytes], list[int]]:
+        process = launch(chosen)
+        try:
+            wait_until_up(health_url(chosen), process, seconds, log=log)
+        except BaseException:
+            process.terminate()
+            process.wait(timeout=20)
+            raise
+        return process, chosen
+    return on_free_ports(ports, start)

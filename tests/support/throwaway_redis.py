@@ -13,14 +13,15 @@ import redis
 
 from app.storage.throttle import RedisThrottle
 
-from .services import free_port, need_binary
+from .ports import AddressInUse, on_free_port, said_address_in_use
+from .services import need_binary
 
 __all__ = ["ThrowawayRedis", "throwaway_counter", "throwaway_redis"]
 
 
 class ThrowawayRedis:
     def __init__(self, tmp_path: Path) -> None:
-        self.port = free_port()
+        self.port = 0   # chosen by the first start
         self.dir = tmp_path
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -29,16 +30,37 @@ class ThrowawayRedis:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
-        self.process = subprocess.Popen(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
-                                         "--save", "", "--appendonly", "no", "--dir", str(self.dir)],
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        """The first start on a free port (another if redis-server finds it taken meanwhile: it only takes a
+        number); a restart on the same port, the one the test's clients know. Running already: nothing to do."""
+        if self.process is not None and self.process.poll() is None:
+            return
+        if self.port:
+            self._start_on(self.port)
+        else:
+            on_free_port(self._start_on)
+
+    def _start_on(self, port: int) -> None:
+        log = self.dir / f"redis-{port}.log"
+        with log.open("wb") as output:
+            self.process = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1",
+                                             "--save", "", "--appendonly", "no", "--dir", str(self.dir)],
+                                            stdout=output, stderr=subprocess.STDOUT)
+        client = redis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=1.0)
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                if redis.Redis.from_url(self.url).ping():
-                    return
-            except redis.RedisError:
-                time.sleep(0.05)
+        try:
+            while time.monotonic() < deadline and self.process.poll() is None:
+                try:
+                    # ours, not a server another process started on the port meanwhile
+                    if client.info("server")["process_id"] == self.process.pid:
+                        self.port = port
+                        return
+                except redis.RedisError:
+                    time.sleep(0.05)
+        finally:
+            client.close()
+        self.stop()
+        if said_address_in_use(log):
+            raise AddressInUse(f"127.0.0.1:{port}")
         raise AssertionError("redis-server did not start")
 
     def stop(self) -> None:

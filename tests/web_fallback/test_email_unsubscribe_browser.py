@@ -18,15 +18,18 @@ from app.factory import create_app
 from app.settings import Settings
 from tests.support.fake_africastalking import FakeAfricasTalking
 from tests.support.fake_smtp import FakeSmtp
-from tests.support.services import free_port, serve_wsgi
+from tests.support.ports import release_port, reserve_port
+from tests.support.services import serve_wsgi
 
 from .email_customer import ADDRESS, AWA, BILL_FR, publish_bill, subscribe_by_email
 
 
 @pytest.fixture
-def base_url() -> str:
-    """Where the product is served: its public URL too, so the e-mail's link leads to it."""
-    return f"http://127.0.0.1:{free_port()}"
+def base_url() -> Iterator[str]:
+    """Where the product is served: its public URL too, so the e-mail's link leads to it (held from now)."""
+    port = reserve_port()
+    yield f"http://127.0.0.1:{port}"
+    release_port(port)
 
 
 @pytest.fixture

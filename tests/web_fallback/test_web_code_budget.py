@@ -74,7 +74,8 @@ def test_a_flood_from_many_addresses_sends_no_more_sms_than_the_budget(app, deli
     metrics = app.extensions["metrics"].registry
     assert metrics.get_sample_value("sign_in_codes_refused_total", {"channel": "web", "window": "minute"}) == 8
     audit = app.extensions["parts"]["security"]
-    assert [(e.kind, e.detail) for e in audit.for_subject("+221770000003")] == [
+    assert [(e.kind, e.detail) for e in audit.for_subject("+221770000003")] == [     # newest first
+        ("code_sent", "first-PIN code sent"),                         # the prepaid caller's code, audited
         ("codes_throttled", "more than 3 sign-in codes a minute: refused till it ends")]
     assert audit.for_subject("+221770000004") == []
 

@@ -41,7 +41,7 @@ def only_outcome(database_url: str) -> tuple[str, str | None, str | None]:
     engine = create_engine(database_url)
     try:
         with engine.connect() as db:
-            return tuple(db.execute(text("SELECT status, last_error, sealed FROM outbox_events")).one())  # type: ignore[return-value]
+            return tuple(db.execute(text("SELECT status, last_error, sealed FROM outbox_events")).one())
     finally:
         engine.dispose()
 

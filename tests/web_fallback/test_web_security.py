@@ -151,7 +151,7 @@ def test_pages_speak_the_visitors_language(visitor):
     assert french.open().startswith("Sign in")       # the choice is kept for the visit
 
 
-def redis_contents(client) -> bytes:  # type: ignore[no-untyped-def]
+def redis_contents(client) -> bytes:
     """Every key and value of this run's Redis database, read as its type (DUMP may compress)."""
     found = []
     for key in client.keys("*"):

@@ -88,7 +88,7 @@ def simulator_blueprint(engine_for: Callable[[], Engine], channels: Sequence[Sim
             run["inputs"] = inputs
             turn = Turn(channel=channel.name, address=run["number"], customer=run["number"], session_key=key,
                         input=inputs[-1] if inputs else None, hop_id="*".join(inputs), dialed=tuple(inputs),
-                        entry=channel.entry, language_hint=run["language"])
+                        entry=channel.entry, language_hint=run["language"], cumulative=True)
         reply = engine_for().handle(turn)
         wire = channel.wire(reply)
         screen = {"sent": text if text is not None else "(dial)", "wire": wire, "end": reply.end,

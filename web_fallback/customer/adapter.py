@@ -135,7 +135,7 @@ class WebAdapter(KeyedBySender, ChannelAdapter):
         engine = self._engine()
         languages = engine.flows.menus.languages if engine else ("fr", "en")
         if visit.lang in languages:
-            return visit.lang  # type: ignore[return-value]
+            return visit.lang
         best = request.accept_languages.best_match(languages)
         return best or (engine.flows.menus.default_language if engine else "fr")
 

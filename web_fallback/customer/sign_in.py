@@ -27,7 +27,7 @@ from engine.audit_once import WindowCounter, record_once
 from .code_budget import CodeBudget
 from .codes import SignInStore, code_matches, hash_code, new_code
 
-__all__ = ["Outbox", "SignIn", "SignInRules", "Throttle", "requester_of"]
+__all__ = ["Outbox", "SignIn", "SignInRules", "Throttle", "legacy_number_key", "number_key", "requester_of"]
 
 CHANNEL = "web"
 # What the audit and the metric call the two throttled attempts.
@@ -48,7 +48,23 @@ def requester_of(address: str) -> str:
 
 
 class Throttle(WindowCounter, Protocol):
-    """The product's fixed-window counter: attempts per key (``hit``) and the note of a refusal's window."""
+    """The product's fixed-window counter: attempts per key (``hit``), the note of a refusal's window, and what
+    a key counted so far (``count``, counting nothing)."""
+
+    def count(self, key: str) -> int:
+        """What ``key`` counted in its current window (0 once it ended), counting nothing."""
+
+
+def number_key(what: str, msisdn: str) -> str:
+    """The key a number's attempts (``send``, ``check``) are counted under, whichever door asks."""
+    return f"signin:{what}:number:{msisdn}"
+
+
+def legacy_number_key(what: str, msisdn: str) -> str:
+    """The name the number's counter had while it was the web's alone (both doors used it since). Read, never
+    written, so a window counted under it before the rename still counts until it ends: a number locked then
+    stays locked. Drop it once a release with the new name has run a window (``SignInRules.window_seconds``)."""
+    return f"web:{what}:number:{msisdn}"
 
 
 class Outbox(Protocol):
@@ -87,14 +103,17 @@ class SignIn:
 
     def _allowed(self, what: str, msisdn: str, address: str, per_number: int, per_address: int) -> bool:
         # Both counters move on every attempt (no short-circuit): a refused one still counts. A number's
-        # counter is shared by every channel that sends codes (the web, the chatbot; its key keeps the web's
-        # name it always had): two doors, one limit, so switching doors buys no codes or guesses against a
-        # number. A requester's counter is each door's own (``channel`` in its key): an address that spent
-        # the web's allowance (a household, an office behind one address) can still sign in in the chat.
+        # counter is shared by every channel that sends codes (the web, the chatbot: ``number_key``): two
+        # doors, one limit, so switching doors buys no codes or guesses against a number. What the number
+        # counted under the counter's old name in a window still running counts too (``legacy_number_key``).
+        # A requester's counter is each door's own (``channel`` in its key): an address that spent the web's
+        # allowance (a household, an office behind one address) can still sign in in the chat.
         window = self.rules.window_seconds
-        limits = ((f"web:{what}:number:{msisdn}", per_number, "for this number"),
-                  (f"{self.channel}:{what}:address:{requester_of(address)}", per_address, "from this address"))
-        refused = [(key, limit, whose) for key, limit, whose in limits if not self.throttle.hit(key, limit, window)]
+        before = self.throttle.count(legacy_number_key(what, msisdn))
+        limits = ((number_key(what, msisdn), per_number, max(per_number - before, 0), "for this number"),
+                  (f"{self.channel}:{what}:address:{requester_of(address)}", per_address, per_address,
+                   "from this address"))
+        refused = [(key, limit, whose) for key, limit, left, whose in limits if not self.throttle.hit(key, left, window)]
         if not refused:
             return True
         attempt = _ATTEMPT[what]

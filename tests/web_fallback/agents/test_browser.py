@@ -40,7 +40,7 @@ def page(site: str) -> Iterator[object]:
             browser.close()
 
 
-def sign_in(page, site: str, name: str, role: str) -> None:  # type: ignore[no-untyped-def]
+def sign_in(page, site: str, name: str, role: str) -> None:
     page.goto(f"{site}/console/")
     page.wait_for_url("**/agents/signin")               # sent to sign in first
     page.get_by_label("Name").fill(name)
@@ -48,7 +48,7 @@ def sign_in(page, site: str, name: str, role: str) -> None:  # type: ignore[no-u
     page.get_by_role("button", name="Sign in (development)").click()
 
 
-def test_an_agent_looks_a_customer_up_and_unlocks_the_pin(page, site: str,  # type: ignore[no-untyped-def]
+def test_an_agent_looks_a_customer_up_and_unlocks_the_pin(page, site: str,
                                                           agents_settings: Settings) -> None:
     with make_sessions(agents_settings.database_url).begin() as db:
         db.add(PinCredentialRow(msisdn="+221770000001", pin_hash=hash_pin("4821"), failed_attempts=0, lockouts=4,
@@ -67,7 +67,7 @@ def test_an_agent_looks_a_customer_up_and_unlocks_the_pin(page, site: str,  # ty
     playwright_api.expect(page.locator("#pin-state")).to_contain_text("locked: no")
 
 
-def test_an_agent_given_an_account_number_sees_the_holders_number_masked(page, site: str) -> None:  # type: ignore[no-untyped-def]
+def test_an_agent_given_an_account_number_sees_the_holders_number_masked(page, site: str) -> None:
     sign_in(page, site, "Awa", "agent")
     page.get_by_label("Look up by").select_option("account")
     page.get_by_label("Number to look up", exact=True).fill("1000001")
@@ -76,7 +76,7 @@ def test_an_agent_given_an_account_number_sees_the_holders_number_masked(page, s
     assert "+221770000001" not in page.content()
 
 
-def test_a_designer_plays_the_ussd_menu_in_the_simulator(page, site: str) -> None:  # type: ignore[no-untyped-def]
+def test_a_designer_plays_the_ussd_menu_in_the_simulator(page, site: str) -> None:
     sign_in(page, site, "Fatou", "designer")
     page.wait_for_url("**/simulator/")                    # no console for a designer
     page.get_by_label("Channel").select_option("ussd")

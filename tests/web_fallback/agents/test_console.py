@@ -11,6 +11,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
+from werkzeug.test import TestResponse
 
 from app.settings import Settings
 from app.storage import SqlOutbox, make_sessions, pseudonym
@@ -24,7 +25,7 @@ AWA = "+221770000001"          # residential, account 1000001
 BUSINESS = "+221770000002"     # three accounts 2000001-2000003
 
 
-def lookup(client: FlaskClient, token: str, q: str, kind: str = "phone", **extra: str):  # type: ignore[no-untyped-def]
+def lookup(client: FlaskClient, token: str, q: str, kind: str = "phone", **extra: str) -> TestResponse:
     return client.post("/console/lookup", data={"kind": kind, "q": q, "csrf_token": token, **extra},
                        follow_redirects=True)
 

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
 from urllib.parse import quote, urlsplit
 
 import pytest
@@ -20,19 +21,23 @@ from app.factory import create_app
 from app.settings import Settings
 from app.storage import make_sessions
 from app.storage.agent_console import AgentAuditRow
-from tests.support.services import free_port, wait_until_up
+from tests.support.services import start_serving
 
 
 @pytest.fixture
-def issuer() -> Iterator[str]:
+def issuer(tmp_path: Path) -> Iterator[str]:
     # Its own process: the provider's deprecation warnings are not our test's errors.
-    port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "oidc_provider_mock", "--port", str(port), "--require-nonce"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log_path = tmp_path / "issuer.log"
+
+    def launch(ports: list[int]) -> subprocess.Popen[bytes]:
+        with log_path.open("w") as log:
+            return subprocess.Popen([sys.executable, "-m", "oidc_provider_mock", "--port", str(ports[0]),
+                                     "--require-nonce"], stdout=log, stderr=subprocess.STDOUT)
+
+    server, [port] = start_serving(
+        launch, lambda ports: f"http://127.0.0.1:{ports[0]}/.well-known/openid-configuration", log_path, seconds=30)
     try:
-        url = f"http://127.0.0.1:{port}"
-        wait_until_up(f"{url}/.well-known/openid-configuration", server, seconds=30)
-        yield url
+        yield f"http://127.0.0.1:{port}"
     finally:
         server.terminate()
         server.wait(timeout=10)

@@ -20,7 +20,8 @@ from app.factory import create_app
 from app.settings import Settings
 from app.storage import SqlPaymentLedger, make_sessions
 from backoffice.models import PaymentIntent
-from tests.support.services import free_port, serve_wsgi
+from tests.support.ports import release_port, reserve_port
+from tests.support.services import serve_wsgi
 
 from .conftest import sign_in
 from .test_simulator import answer, current_screen, start
@@ -29,8 +30,11 @@ PIN = "2468"
 
 
 @pytest.fixture
-def engine_port() -> int:
-    return free_port()
+def engine_port() -> Iterator[int]:
+    """The engine's port, held from now (its public URL is in the settings before it is served)."""
+    port = reserve_port()
+    yield port
+    release_port(port)
 
 
 @pytest.fixture
@@ -47,7 +51,7 @@ def served(agents_app: Flask, engine_port: int) -> Iterator[str]:
         yield url
 
 
-def wait_for(check, timeout: float = 8.0):  # type: ignore[no-untyped-def]
+def wait_for(check, timeout: float = 8.0):
     deadline = time.monotonic() + timeout
     while not (value := check()):
         if time.monotonic() > deadline:

@@ -11,6 +11,10 @@ So a hop takes the turnstile for the engine's own work (session lock and load, t
 save) and gives it back for what may take long: dialog steps (back-end calls), writes to the audit trail
 (SQL), and the waits while another hop holds a session it needs. The time spent waiting for it is counted
 per thread (``waited``) and reported beside the engine's own time (``engine_wait_seconds``), not hidden in it.
+
+A caller whose work around the hop is the CPU's alone (the USSD fast path: reading the form, writing and logging
+the answer) holds the turnstile for its whole request (``hold``, ``Engine.in_turn``): the hop inside enters it
+again (it is reentrant per thread) and still gives it back whole for its waits.
 """
 
 from __future__ import annotations

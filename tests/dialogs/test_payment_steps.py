@@ -72,6 +72,17 @@ class Provider:
         return PaymentIntent(known["id"], "pending", amount, "XOF", purpose, account_number,  # type: ignore[arg-type]
                              msisdn=msisdn)
 
+    def by_key(self, idempotency_key: str) -> PaymentIntent | None:
+        known = self.started.get(idempotency_key)
+        if known is None:
+            return None
+        answer = self.answers.get(known["id"])
+        if isinstance(answer, Exception):
+            raise answer
+        return answer or PaymentIntent(known["id"], "pending", known["amount"], "XOF", known["purpose"],
+                                       known["account_number"], msisdn=known["msisdn"],
+                                       idempotency_key=idempotency_key)
+
     def status(self, payment_id: str) -> PaymentIntent:
         answer = self.answers.get(payment_id)
         if answer is None:
@@ -647,9 +658,9 @@ def test_a_payment_without_a_callback_is_settled_by_asking_the_provider(deps, pr
     pending(deps)
     due(deps, "PAY-0001", minutes=4)
     provider.answers["PAY-0001"] = intent()
-    assert reconcile_pending(deps, NOW, 300) == {"settled": 0, "still_pending": 0, "given_up": 0, "mismatched": 0}
+    assert reconcile_pending(deps, NOW, 300) == {"settled": 0, "still_pending": 0, "given_up": 0, "mismatched": 0, "recorded": 0, "never_started": 0}
     due(deps, "PAY-0001", minutes=5)
-    assert reconcile_pending(deps, NOW, 300) == {"settled": 1, "still_pending": 0, "given_up": 0, "mismatched": 0}
+    assert reconcile_pending(deps, NOW, 300) == {"settled": 1, "still_pending": 0, "given_up": 0, "mismatched": 0, "recorded": 0, "never_started": 0}
     paid = deps.ledger.by_provider_id("PAY-0001")   # type: ignore[union-attr]
     assert (paid.status, paid.reference, paid.status_checks) == ("succeeded", "MM7", 0)
     [(kind, _, _, _, dedupe)] = outbox(deps)
@@ -669,7 +680,7 @@ def test_a_payment_still_undecided_is_asked_five_times_then_the_customer_is_told
         assert reconcile_pending(deps, at + timedelta(seconds=299), 300)["still_pending"] == 0
         at += timedelta(seconds=300)
     assert outbox(deps) == []
-    assert reconcile_pending(deps, at, 300) == {"settled": 0, "still_pending": 0, "given_up": 1, "mismatched": 0}
+    assert reconcile_pending(deps, at, 300) == {"settled": 0, "still_pending": 0, "given_up": 1, "mismatched": 0, "recorded": 0, "never_started": 0}
     assert deps.ledger.by_provider_id("PAY-0001").status == "unconfirmed"   # type: ignore[union-attr]
     [(kind, msisdn, _, payload, dedupe)] = outbox(deps)
     assert (kind, msisdn, payload["payment_id"], dedupe) == ("payment_unconfirmed", NUMBER, "PAY-0001",
@@ -688,7 +699,7 @@ def test_a_status_answer_that_disagrees_is_counted_and_kept(deps, provider, audi
     pending(deps)
     due(deps, "PAY-0001")
     provider.answers["PAY-0001"] = intent(amount=Decimal(1))
-    assert reconcile_pending(deps, NOW, 300) == {"settled": 0, "still_pending": 1, "given_up": 0, "mismatched": 1}
+    assert reconcile_pending(deps, NOW, 300) == {"settled": 0, "still_pending": 1, "given_up": 0, "mismatched": 1, "recorded": 0, "never_started": 0}
     [event] = audit.events
     assert event.channel == "payment_status"
     assert deps.ledger.mismatches("PAY-0001")[0]["event_id"] == "status:PAY-0001:succeeded"   # type: ignore[union-attr]
@@ -716,11 +727,11 @@ def test_one_pass_settles_every_due_payment_with_the_providers_token_and_reason(
                                            failure_reason="insufficient_funds"),
                         "PAY-0003": intent("PAY-0003", amount=Decimal(1)),
                         "PAY-0004": intent("PAY-0004", amount=Decimal(1))}
-    assert reconcile_pending(deps, NOW, 300) == {"settled": 2, "still_pending": 2, "given_up": 0, "mismatched": 2}
+    assert reconcile_pending(deps, NOW, 300) == {"settled": 2, "still_pending": 2, "given_up": 0, "mismatched": 2, "recorded": 0, "never_started": 0}
     assert deps.ledger is not None
     bought, refused = deps.ledger.by_provider_id("PAY-0001"), deps.ledger.by_provider_id("PAY-0002")
     assert (bought.status, bought.token) == ("succeeded", "12345678901234567890")
     assert (refused.status, refused.failure_reason) == ("failed", "insufficient_funds")
     provider.answers = {"PAY-0003": intent("PAY-0003", status="pending"), "PAY-0004": intent("PAY-0004", "pending")}
     counts = reconcile_pending(deps, NOW + timedelta(days=1), 300, max_checks=2)
-    assert counts == {"settled": 0, "still_pending": 0, "given_up": 2, "mismatched": 0}
+    assert counts == {"settled": 0, "still_pending": 0, "given_up": 2, "mismatched": 0, "recorded": 0, "never_started": 0}

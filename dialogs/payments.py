@@ -422,11 +422,11 @@ def reconcile_pending(deps: Deps, now: datetime, after_seconds: int,
                       max_checks: int = MAX_STATUS_CHECKS) -> dict[str, int]:
     """Ask the provider about payments pending for ``after_seconds`` without a word from it, and settle
     the final ones as a callback would. A payment still pending (or the provider unreachable) counts a
-    check; after ``max_checks`` it becomes ``unconfirmed`` and the customer is told by SMS."""
+    check; after ``max_checks`` it becomes ``unconfirmed`` and the customer is told by SMS. Then the
+    payments left ``created`` as long, by our key (``_record_unrecorded``): ``recorded``, ``never_started``."""
     assert deps.ledger is not None and deps.payments is not None, "Deps.ledger and Deps.payments are not wired"
     counts = {"settled": 0, "still_pending": 0, "given_up": 0, "mismatched": 0, "recorded": 0,
               "never_started": 0}
-    _record_unrecorded(deps, now, after_seconds, max_checks, counts)
     for payment in deps.ledger.due_for_status(now, after_seconds):
         payment_id = str(payment.provider_payment_id)
         try:
@@ -455,6 +455,8 @@ def reconcile_pending(deps: Deps, now: datetime, after_seconds: int,
             counts["given_up"] += 1
             log.warning("payment %s unconfirmed after %d status questions; customer told", payment_id, checks)
             _notify(deps, given_up, "unconfirmed")
+    # After the pending ones: a payment recorded here is pending from now, asked about a full delay later.
+    _record_unrecorded(deps, now, after_seconds, max_checks, counts)
     return counts
 
 

@@ -9,6 +9,10 @@ worker asks the provider (``reconcile_pending``) and settles through the same pa
 applied only when it matches the ledger (payment id, amount, currency, account, number) and only
 from ``pending``; anything else is kept for an agent and audited. ``payments.recent`` lists the
 last payments the number made to the current account, from our ledger.
+
+When our database fails just after the provider started a payment (the provider's id cannot be written),
+the customer is still told it started, with its reference; the row stays ``created`` under our idempotency
+key, which the provider echoes, so its callback (or the worker asking by that key) records it then.
 """
 
 from __future__ import annotations

@@ -473,7 +473,8 @@ def settler(deps: Deps) -> Callable[[CallbackEvent], Applied]:
         settled = settle_provider_result(deps, ProviderResult(
             event_id=event.event_id, payment_id=event.payment_id, status=event.status, amount=event.amount,
             currency=event.currency, account_number=event.account_number, msisdn=event.msisdn,
-            reference=event.reference, token=event.token, failure_reason=event.failure_reason))
+            reference=event.reference, token=event.token, failure_reason=event.failure_reason,
+            idempotency_key=event.idempotency_key))
         payment = settled.payment
         return Applied(payment.status if payment else None, settled.changed, settled.mismatch)
 

@@ -8,7 +8,7 @@ from typing import Any
 from dialogs.backends import PAYMENT_STATUSES, PaymentIntent
 
 from .http import HttpBackend
-from .parsing import as_object, choice, decimal, opt_text, text
+from .parsing import MalformedResponse, as_object, choice, decimal, opt_text, text
 
 __all__ = ["PaymentClient"]
 
@@ -39,6 +39,17 @@ class PaymentClient(HttpBackend):
     def status(self, payment_id: str) -> PaymentIntent:
         return self._call("GET", "/payments/{}", payment_id, parse=parse_payment)
 
+    def by_key(self, idempotency_key: str) -> PaymentIntent | None:
+        return self._call("GET", "/payments", params={"idempotency_key": idempotency_key}, parse=parse_found)
+
+
+def parse_found(data: Any) -> PaymentIntent | None:
+    """``{"payments": [Payment]}``: the one payment started with the key, or None."""
+    found = as_object(data).get("payments")
+    if not isinstance(found, list) or len(found) > 1:
+        raise MalformedResponse("'payments' must be a list of at most one payment")
+    return parse_payment(found[0]) if found else None
+
 
 def parse_payment(data: Any) -> PaymentIntent:
     data = as_object(data)
@@ -53,4 +64,5 @@ def parse_payment(data: Any) -> PaymentIntent:
         token=opt_text(data, "token"),
         failure_reason=opt_text(data, "failure_reason"),
         msisdn=opt_text(data, "msisdn"),
+        idempotency_key=opt_text(data, "idempotency_key"),
     )

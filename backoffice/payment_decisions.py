@@ -36,6 +36,9 @@ _REF_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
 def payment_json(intent: PaymentIntent) -> dict[str, Any]:
     return {
         "payment_id": intent.payment_id,
+        # The payer's own key for the payment, echoed back (as providers echo a merchant reference): a payer
+        # that never recorded our payment id (its database failed just then) still finds its payment by it.
+        "idempotency_key": intent.idempotency_key,
         "status": intent.status,
         "amount": fmt_decimal(intent.amount),
         "currency": intent.currency,

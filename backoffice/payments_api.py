@@ -105,6 +105,20 @@ def initiate() -> tuple[Response, int]:
     return jsonify(payment_json(intent)), 202
 
 
+@blueprint.get("")
+def find_by_key() -> Response:
+    """The payment started with an ``Idempotency-Key`` (0 or 1 in ``payments``): the payer asks it about a
+    payment whose id it never recorded. Looking never starts one, unlike sending the request again."""
+    key = (request.args.get("idempotency_key") or "").strip()
+    if not key:
+        raise BadRequest("the 'idempotency_key' query parameter is required", code="idempotency_key_required")
+    if len(key) > MAX_KEY_LENGTH:
+        raise BadRequest(f"idempotency_key is longer than {MAX_KEY_LENGTH} characters", code="bad_idempotency_key")
+    with services().sessions() as session:
+        intent = session.scalar(select(PaymentIntent).where(PaymentIntent.idempotency_key == key))
+        return jsonify({"payments": [payment_json(intent)] if intent is not None else []})
+
+
 @blueprint.get("/<payment_id>")
 def get_payment(payment_id: str) -> Response:
     with services().sessions() as session:

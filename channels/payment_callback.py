@@ -9,7 +9,10 @@ Answers (always JSON): 200 applied or already applied; 400 malformed; 401 missin
 signature; 403 stale signature (replay); 404 unknown payment (the provider retries);
 409 a signed result that disagrees with the ledger (amount, currency, account, number, or a
 payment already final the other way): never applied, kept for an agent; 413 body too large;
-503 no secret configured (never accept unsigned callbacks). Forged, stale and mismatched
+503 no secret configured (never accept unsigned callbacks), or our ledger could not be written (locked,
+timed out, the database gone: nothing was applied, the provider retries). A payment whose provider id we
+never recorded (our write failed just after the provider started it) is found by the ``idempotency_key``
+the provider echoes. Forged, stale and mismatched
 callbacks are security events.
 """
 
@@ -99,6 +102,7 @@ class CallbackEvent:
     reference: str | None
     token: str | None
     failure_reason: str | None
+    idempotency_key: str | None = None   # ours, echoed back: finds a payment whose id we never recorded
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,7 +151,8 @@ def parse_event(raw_body: bytes) -> CallbackEvent:
                          msisdn=str(_text(body, "msisdn", max_len=20)),
                          reference=_text(body, "reference", required=False),
                          token=_text(body, "token", required=False),
-                         failure_reason=_text(body, "failure_reason", required=False))
+                         failure_reason=_text(body, "failure_reason", required=False),
+                         idempotency_key=_text(body, "idempotency_key", required=False, max_len=200))
 
 
 def _error(status: int, code: str, message: str) -> Response:
@@ -174,7 +179,13 @@ class PaymentCallbacks:
                                                 detail=exc.code))
             raise
         event = parse_event(raw_body)
-        applied = self._apply(event)
+        try:
+            applied = self._apply(event)
+        except Exception as exc:  # noqa: BLE001 - our ledger unreachable (locked, timed out, gone): nothing applied
+            log.error("payment callback payment=%s not applied, the provider is asked to retry: %s",
+                      event.payment_id, type(exc).__name__)
+            raise CallbackRejected(503, "unavailable", "the payment could not be recorded now; send it again "
+                                   "later") from None
         if applied.payment_status is None:
             raise CallbackRejected(404, "payment_not_found", "no payment with this payment_id")
         if applied.mismatch:

@@ -176,6 +176,7 @@ class PaymentIntent:
     token: str | None = None         # 20-digit STS token for prepaid purchases
     failure_reason: str | None = None
     msisdn: str | None = None        # the number whose wallet pays
+    idempotency_key: str | None = None   # ours, echoed back by the provider
 
 
 # ---------------------------------------------------------------- incident data
@@ -268,6 +269,11 @@ class PaymentBackend(Protocol):
 
     def status(self, payment_id: str) -> PaymentIntent:
         """``NotFound`` for an unknown payment."""
+
+    def by_key(self, idempotency_key: str) -> PaymentIntent | None:
+        """The payment started with ``idempotency_key``, or None when the provider never started one (asking
+        never starts one). For a payment whose id our ledger could not record. ``BackendUnavailable`` when
+        unreachable."""
 
 
 @runtime_checkable

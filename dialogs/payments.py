@@ -9,6 +9,10 @@ worker asks the provider (``reconcile_pending``) and settles through the same pa
 applied only when it matches the ledger (payment id, amount, currency, account, number) and only
 from ``pending``; anything else is kept for an agent and audited. ``payments.recent`` lists the
 last payments the number made to the current account, from our ledger.
+
+When our database fails just after the provider started a payment (the provider's id cannot be written),
+the customer is still told it started, with its reference; the row stays ``created`` under our idempotency
+key, which the provider echoes, so its callback (or the worker asking by that key) records it then.
 """
 
 from __future__ import annotations
@@ -253,9 +257,25 @@ def initiate(ctx: StepContext, deps: Deps) -> StepResult:
                     mask(ctx.user_id), mask(number), type(exc).__name__, code)
         deps.ledger.mark_refused(key, _refusal(code))
         return StepResult("refused", {**done, "pay_refusal": _refusal(code)})
-    deps.ledger.mark_pending(key, intent.payment_id)
-    log.info("payment started user=%s account=%s purpose=%s", mask(ctx.user_id), mask(number), purpose)
+    try:
+        deps.ledger.mark_pending(key, intent.payment_id)
+    except Exception as exc:  # noqa: BLE001 - our database failed, not the payment: it is started all the same
+        _unrecorded(ctx, deps, number, intent.payment_id, exc)
+    else:
+        log.info("payment started user=%s account=%s purpose=%s", mask(ctx.user_id), mask(number), purpose)
     return StepResult("started", {**done, "pay_reference": intent.payment_id})
+
+
+def _unrecorded(ctx: StepContext, deps: Deps, number: str, payment_id: str, exc: Exception) -> None:
+    """The provider started the payment (its prompt is on the customer's phone) but our ledger could not
+    record its id (a lock or statement timeout, the database gone). The customer is told the truth, that it
+    is started, with its reference; the row stays ``created`` under our key, which the provider echoes in its
+    callback and answers by, so the callback or the worker's question records it then (``_found_by_key``)."""
+    log.error("payment started but its id not recorded user=%s account=%s payment=%s: %s; the callback or the "
+              "worker finds it by its key", mask(ctx.user_id), mask(number), payment_id, type(exc).__name__)
+    deps.security.record(SecurityEvent(kind="payment_unrecorded", channel=ctx.channel, subject=ctx.user_id,
+                                       account=number, detail="provider started it; ledger write failed",
+                                       extra={"payment_id": payment_id}))
 
 
 step("payments.initiate", outcomes={"started", "refused", "pin_required", "above_balance", "backend_down"})(initiate)
@@ -348,6 +368,11 @@ def settle_provider_result(deps: Deps, result: ProviderResult) -> Settlement:
     assert deps.ledger is not None and deps.outbox is not None, "Deps.ledger and Deps.outbox are not wired"
     known = deps.ledger.by_provider_id(result.payment_id)
     if known is None:
+        found = _found_by_key(deps, result)
+        if isinstance(found, Settlement):
+            return found
+        known = found
+    if known is None:
         return Settlement(None, False)
     reasons = _mismatches(known, result)
     if reasons:
@@ -363,6 +388,26 @@ def settle_provider_result(deps: Deps, result: ProviderResult) -> Settlement:
     if payment.status in FINAL_STATUSES:
         _notify(deps, payment, payment.status)
     return Settlement(payment, changed)
+
+
+def _found_by_key(deps: Deps, result: ProviderResult) -> LocalPayment | Settlement | None:
+    """A payment the provider started whose id our ledger never recorded (``_unrecorded``), found by the key
+    the provider echoes: its id is recorded now (``created -> pending``), when the result matches what the
+    customer confirmed; a result that disagrees is kept for an agent, and nothing recorded. None when no such
+    payment (the key unknown, or its payment already has an id: then the ids disagree)."""
+    assert deps.ledger is not None
+    if not result.idempotency_key:
+        return None
+    payment = deps.ledger.get(result.idempotency_key)
+    if payment is None or payment.status != "created" or payment.provider_payment_id is not None:
+        return None
+    reasons = _mismatches(payment, result)
+    if reasons:
+        return _refuse(deps, payment, result, reasons)
+    recorded = deps.ledger.record_provider_id(payment.idempotency_key, result.payment_id)
+    if recorded is not None:
+        log.warning("payment %s recorded late, found by its key (source=%s)", result.payment_id, result.source)
+    return recorded
 
 
 def _notify(deps: Deps, payment: LocalPayment, status: str) -> None:
@@ -381,9 +426,11 @@ def reconcile_pending(deps: Deps, now: datetime, after_seconds: int,
                       max_checks: int = MAX_STATUS_CHECKS) -> dict[str, int]:
     """Ask the provider about payments pending for ``after_seconds`` without a word from it, and settle
     the final ones as a callback would. A payment still pending (or the provider unreachable) counts a
-    check; after ``max_checks`` it becomes ``unconfirmed`` and the customer is told by SMS."""
+    check; after ``max_checks`` it becomes ``unconfirmed`` and the customer is told by SMS. Then the
+    payments left ``created`` as long, by our key (``_record_unrecorded``): ``recorded``, ``never_started``."""
     assert deps.ledger is not None and deps.payments is not None, "Deps.ledger and Deps.payments are not wired"
-    counts = {"settled": 0, "still_pending": 0, "given_up": 0, "mismatched": 0}
+    counts = {"settled": 0, "still_pending": 0, "given_up": 0, "mismatched": 0, "recorded": 0,
+              "never_started": 0}
     for payment in deps.ledger.due_for_status(now, after_seconds):
         payment_id = str(payment.provider_payment_id)
         try:
@@ -412,4 +459,44 @@ def reconcile_pending(deps: Deps, now: datetime, after_seconds: int,
             counts["given_up"] += 1
             log.warning("payment %s unconfirmed after %d status questions; customer told", payment_id, checks)
             _notify(deps, given_up, "unconfirmed")
+    # After the pending ones: a payment recorded here is pending from now, asked about a full delay later.
+    _record_unrecorded(deps, now, after_seconds, max_checks, counts)
     return counts
+
+
+def _record_unrecorded(deps: Deps, now: datetime, after_seconds: int, max_checks: int,
+                       counts: dict[str, int]) -> None:
+    """Payments left ``created`` past ``after_seconds``: the provider is asked by our key (asking never starts
+    one). One it started gets its id recorded (``pending``, then asked about as any other) or, already final,
+    is settled as its callback would be; one it never started (the provider unreachable when asked to start
+    it, the customer told so) is asked about ``max_checks`` times, then left alone: nothing was charged."""
+    assert deps.ledger is not None and deps.payments is not None
+    for payment in deps.ledger.unrecorded(now, after_seconds, max_checks):
+        key = payment.idempotency_key
+        try:
+            intent = deps.payments.by_key(key)
+        except BackendError as exc:
+            log.info("provider not asked about an unrecorded payment: %s", type(exc).__name__)
+            deps.ledger.note_status_check(key, now)
+            continue
+        if intent is None:
+            if deps.ledger.note_status_check(key, now) >= max_checks:
+                counts["never_started"] += 1
+                log.info("payment of account %s never started by the provider: no longer asked",
+                         mask(payment.account_number))
+            continue
+        final = intent.status in FINAL_STATUSES
+        result = ProviderResult(event_id=f"status:{intent.payment_id}:{intent.status}", payment_id=intent.payment_id,
+                                status=intent.status, amount=intent.amount, currency=intent.currency,
+                                account_number=intent.account_number, msisdn=intent.msisdn,
+                                reference=intent.reference, token=intent.token, failure_reason=intent.failure_reason,
+                                source="status", idempotency_key=key)
+        found = settle_provider_result(deps, result) if final else _found_by_key(deps, result)
+        if isinstance(found, Settlement) and found.mismatch:
+            counts["mismatched"] += 1          # kept for an agent; asked again, up to max_checks
+            deps.ledger.note_status_check(key, now)
+        elif isinstance(found, Settlement):
+            counts["recorded"] += found.payment is not None
+            counts["settled"] += found.changed
+        elif found is not None:
+            counts["recorded"] += 1

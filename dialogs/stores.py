@@ -285,6 +285,7 @@ class ProviderResult:
     token: str | None = None
     failure_reason: str | None = None
     source: str = "callback"    # callback | status
+    idempotency_key: str | None = None   # ours, as the provider echoes it: finds a payment whose id we never recorded
 
 
 @runtime_checkable
@@ -298,6 +299,17 @@ class PaymentLedger(Protocol):
 
     def mark_pending(self, idempotency_key: str, provider_payment_id: str) -> LocalPayment:
         """The provider accepted the request."""
+
+    def record_provider_id(self, idempotency_key: str, provider_payment_id: str) -> LocalPayment | None:
+        """The provider's id of a payment it started whose id we could not record then (``created``, no id yet:
+        the write failed): ``created -> pending``, its status questions counted afresh. None (nothing changed)
+        for any other payment."""
+
+    def unrecorded(self, now: datetime, after_seconds: int, max_checks: int,
+                   limit: int = 50) -> list[LocalPayment]:
+        """Payments still ``created`` (no provider id) ``after_seconds`` after they were created and after the
+        last question about them, asked about fewer than ``max_checks`` times: the provider may have started
+        them (our write of its id failed, or its answer was lost), or never did."""
 
     def mark_refused(self, idempotency_key: str, reason: str) -> LocalPayment | None:
         """The provider refused the request outright (``created -> failed`` with ``reason``)."""

@@ -23,6 +23,8 @@ SECURITY_EVENT_KINDS: Final = frozenset({
     "account_linked", "link_refused", "link_undone",
     "caller_mismatch", "session_reused", "gateway_refused", "guest_refused", "guest_throttled",
     "callback_forged", "callback_mismatch", "callback_stale",
+    # A payment the provider started whose id our ledger could not record then (found later by our key).
+    "payment_unrecorded",
     # Signing in with a code by SMS, on any channel that offers it (``web``, ``rasa``): the channel says which.
     "code_sent", "sign_in", "sign_in_refused", "sign_in_throttled", "sign_out", "csrf_refused",
     # The budget of sign-in codes for everyone not yet identified was spent (once per spent window).

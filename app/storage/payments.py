@@ -1,6 +1,7 @@
 """``PaymentLedger`` on SQL: every confirmed payment, before and after the provider answers.
 
-A payment moves ``created -> pending`` when the provider accepts it, then once to a final
+A payment moves ``created -> pending`` when the provider accepts it (or, when writing the provider's id
+failed just then, once its callback or the worker finds it by our idempotency key), then once to a final
 status (``succeeded``/``failed``) by the provider's word: a callback or, when none came, the
 answer to a status question the worker asks. After five unanswered questions it becomes
 ``unconfirmed`` (still open to the provider's late word, never to anything else).
@@ -85,6 +86,36 @@ class SqlPaymentLedger:
                 row.pending_since = self._clock()
             db.commit()
             return _payment(row)
+
+    def record_provider_id(self, idempotency_key: str, provider_payment_id: str) -> LocalPayment | None:
+        with self._sessions() as db:
+            won = db.execute(update(PaymentIntentRow)
+                             .where(PaymentIntentRow.idempotency_key == idempotency_key,
+                                    PaymentIntentRow.status == "created",
+                                    PaymentIntentRow.provider_payment_id.is_(None))
+                             .values(provider_payment_id=provider_payment_id, status="pending",
+                                     pending_since=self._clock(), status_checks=0, checked_at=None)
+                             .execution_options(synchronize_session=False))
+            if won.rowcount != 1:  # type: ignore[attr-defined]
+                db.rollback()
+                return None
+            db.commit()
+            row = self._by_key(db, idempotency_key)
+            return _payment(row) if row else None
+
+    def unrecorded(self, now: datetime, after_seconds: int, max_checks: int,
+                   limit: int = 50) -> list[LocalPayment]:
+        cutoff = now - timedelta(seconds=after_seconds)
+        # created_at is the database's clock (the row's server default); checked_at the worker's.
+        with self._sessions() as db:
+            rows = db.scalars(select(PaymentIntentRow)
+                              .where(PaymentIntentRow.status == "created",
+                                     PaymentIntentRow.provider_payment_id.is_(None),
+                                     PaymentIntentRow.status_checks < max_checks,
+                                     PaymentIntentRow.created_at <= cutoff,
+                                     (PaymentIntentRow.checked_at.is_(None)) | (PaymentIntentRow.checked_at <= cutoff))
+                              .order_by(PaymentIntentRow.id).limit(limit)).all()
+            return [_payment(r) for r in rows]
 
     def mark_refused(self, idempotency_key: str, reason: str) -> LocalPayment | None:
         with self._sessions() as db:

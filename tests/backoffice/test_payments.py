@@ -86,6 +86,17 @@ def test_decided_once_only(api: str, http: requests.Session) -> None:
     assert http.post(f"{api}/payments/PAY-NOPE/approve").status_code == 404
 
 
+def test_a_payment_is_found_by_the_payers_key_and_looking_never_starts_one(api: str, http: requests.Session) -> None:
+    assert http.get(f"{api}/payments", params={"idempotency_key": "lost-1"}).json() == {"payments": []}
+    started = _pay(api, http, "lost-1").json()
+    [found] = http.get(f"{api}/payments", params={"idempotency_key": "lost-1"}).json()["payments"]
+    assert (found["payment_id"], found["idempotency_key"], found["status"]) == (started["payment_id"], "lost-1",
+                                                                                "pending")
+    assert http.get(f"{api}/payments", params={"idempotency_key": "lost-2"}).json() == {"payments": []}
+    missing = http.get(f"{api}/payments")
+    assert (missing.status_code, missing.json()["error"]) == (400, "idempotency_key_required")
+
+
 def test_callback_is_signed_and_resent_with_the_same_event(
     api: str, http: requests.Session, receiver: CallbackReceiver
 ) -> None:
@@ -97,9 +108,10 @@ def test_callback_is_signed_and_resent_with_the_same_event(
     call = receiver.next()
     _check_signature(call.headers[SIGNATURE_HEADER], call.body)
     event = json.loads(call.body)
-    assert set(event) == {"event_id", "payment_id", "status", "amount", "currency", "purpose", "account_number",
-                          "msisdn", "wallet", "reference", "token", "failure_reason", "occurred_at"}
+    assert set(event) == {"event_id", "payment_id", "idempotency_key", "status", "amount", "currency", "purpose",
+                          "account_number", "msisdn", "wallet", "reference", "token", "failure_reason", "occurred_at"}
     assert (event["payment_id"], event["status"], event["amount"]) == (payment_id, "succeeded", "7000")
+    assert event["idempotency_key"] == "cb"      # the payer's key, echoed: it finds a payment whose id it lost
     assert event["reference"].startswith("MM") and len(event["reference"]) == 12
     assert event["occurred_at"].endswith("Z")
 

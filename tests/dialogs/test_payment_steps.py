@@ -16,13 +16,20 @@ from typing import Any
 import pytest
 from cryptography.fernet import Fernet
 from sqlalchemy import delete, update
+from sqlalchemy.exc import OperationalError
 
 from app.storage import SqlOutbox, SqlPaymentLedger, make_sessions
 from app.storage.models import PaymentIntentRow
 from app.storage.outbox_seal import OutboxSeal
 from app.storage.throttle import MemoryThrottle
 from dialogs.backends import BackendUnavailable, Balance, Conflict, NotFound, PaymentIntent, Rejected
-from dialogs.payments import idempotency_key, reconcile_pending, settle_provider_result, token_groups
+from dialogs.payments import (
+    MAX_STATUS_CHECKS,
+    idempotency_key,
+    reconcile_pending,
+    settle_provider_result,
+    token_groups,
+)
 from dialogs.registry import Deps, DialogRegistry, DialogSettings
 from dialogs.stores import ProviderResult
 from engine.security_audit import SecurityEvent
@@ -61,6 +68,7 @@ class Provider:
     def __init__(self) -> None:
         self.started: dict[str, dict[str, Any]] = {}
         self.fail: Exception | None = None
+        self.lose_answer = False          # start the payment, then raise as if the answer was lost
         self.answers: dict[str, PaymentIntent | Exception] = {}
 
     def initiate(self, *, account_number: str, msisdn: str, amount: Decimal, purpose: str,
@@ -70,8 +78,21 @@ class Provider:
         asked = {"account_number": account_number, "msisdn": msisdn, "amount": amount, "purpose": purpose,
                  "callback_url": callback_url, "wallet": wallet}
         known = self.started.setdefault(idempotency_key, {**asked, "id": f"PAY-{len(self.started) + 1:04d}"})
+        if self.lose_answer:
+            raise BackendUnavailable("read timeout")
         return PaymentIntent(known["id"], "pending", amount, "XOF", purpose, account_number,  # type: ignore[arg-type]
                              msisdn=msisdn)
+
+    def by_key(self, idempotency_key: str) -> PaymentIntent | None:
+        known = self.started.get(idempotency_key)
+        if known is None:
+            return None
+        answer = self.answers.get(known["id"])
+        if isinstance(answer, Exception):
+            raise answer
+        return answer or PaymentIntent(known["id"], "pending", known["amount"], "XOF", known["purpose"],
+                                       known["account_number"], msisdn=known["msisdn"],
+                                       idempotency_key=idempotency_key)
 
     def status(self, payment_id: str) -> PaymentIntent:
         answer = self.answers.get(payment_id)
@@ -644,13 +665,19 @@ def intent(payment_id: str = "PAY-0001", status: str = "succeeded", **change: An
     return PaymentIntent(payment_id, status, **{**fields, **change})   # type: ignore[arg-type]
 
 
+def tally(**done: int) -> dict[str, int]:
+    """What a reconciliation pass did: every count, 0 unless given."""
+    return {**dict.fromkeys(("settled", "still_pending", "given_up", "mismatched", "recorded", "never_started"), 0),
+            **done}
+
+
 def test_a_payment_without_a_callback_is_settled_by_asking_the_provider(deps, provider):
     pending(deps)
     due(deps, "PAY-0001", minutes=4)
     provider.answers["PAY-0001"] = intent()
-    assert reconcile_pending(deps, NOW, 300) == {"settled": 0, "still_pending": 0, "given_up": 0, "mismatched": 0}
+    assert reconcile_pending(deps, NOW, 300) == tally()
     due(deps, "PAY-0001", minutes=5)
-    assert reconcile_pending(deps, NOW, 300) == {"settled": 1, "still_pending": 0, "given_up": 0, "mismatched": 0}
+    assert reconcile_pending(deps, NOW, 300) == tally(settled=1)
     paid = deps.ledger.by_provider_id("PAY-0001")
     assert (paid.status, paid.reference, paid.status_checks) == ("succeeded", "MM7", 0)
     [(kind, _, _, _, dedupe)] = outbox(deps)
@@ -670,7 +697,7 @@ def test_a_payment_still_undecided_is_asked_five_times_then_the_customer_is_told
         assert reconcile_pending(deps, at + timedelta(seconds=299), 300)["still_pending"] == 0
         at += timedelta(seconds=300)
     assert outbox(deps) == []
-    assert reconcile_pending(deps, at, 300) == {"settled": 0, "still_pending": 0, "given_up": 1, "mismatched": 0}
+    assert reconcile_pending(deps, at, 300) == tally(given_up=1)
     assert deps.ledger.by_provider_id("PAY-0001").status == "unconfirmed"
     [(kind, msisdn, _, payload, dedupe)] = outbox(deps)
     assert (kind, msisdn, payload["payment_id"], dedupe) == ("payment_unconfirmed", NUMBER, "PAY-0001",
@@ -689,7 +716,7 @@ def test_a_status_answer_that_disagrees_is_counted_and_kept(deps, provider, audi
     pending(deps)
     due(deps, "PAY-0001")
     provider.answers["PAY-0001"] = intent(amount=Decimal(1))
-    assert reconcile_pending(deps, NOW, 300) == {"settled": 0, "still_pending": 1, "given_up": 0, "mismatched": 1}
+    assert reconcile_pending(deps, NOW, 300) == tally(still_pending=1, mismatched=1)
     [event] = audit.events
     assert event.channel == "payment_status"
     assert deps.ledger.mismatches("PAY-0001")[0]["event_id"] == "status:PAY-0001:succeeded"
@@ -717,11 +744,116 @@ def test_one_pass_settles_every_due_payment_with_the_providers_token_and_reason(
                                            failure_reason="insufficient_funds"),
                         "PAY-0003": intent("PAY-0003", amount=Decimal(1)),
                         "PAY-0004": intent("PAY-0004", amount=Decimal(1))}
-    assert reconcile_pending(deps, NOW, 300) == {"settled": 2, "still_pending": 2, "given_up": 0, "mismatched": 2}
+    assert reconcile_pending(deps, NOW, 300) == tally(settled=2, still_pending=2, mismatched=2)
     assert deps.ledger is not None
     bought, refused = deps.ledger.by_provider_id("PAY-0001"), deps.ledger.by_provider_id("PAY-0002")
     assert (bought.status, bought.token) == ("succeeded", "12345678901234567890")
     assert (refused.status, refused.failure_reason) == ("failed", "insufficient_funds")
     provider.answers = {"PAY-0003": intent("PAY-0003", status="pending"), "PAY-0004": intent("PAY-0004", "pending")}
     counts = reconcile_pending(deps, NOW + timedelta(days=1), 300, max_checks=2)
-    assert counts == {"settled": 0, "still_pending": 0, "given_up": 2, "mismatched": 0}
+    assert counts == tally(given_up=2)
+
+
+# ---------------------------------------------------------------- started, but its id not recorded
+class LedgerFailingOnce:
+    """Our ledger, whose write of the provider's id fails once (a lock or statement timeout, the database
+    gone), as ``tests/channels/test_ussd_payment_unrecorded.py`` does for real."""
+
+    def __init__(self, ledger: Any) -> None:
+        self._ledger, self.failed = ledger, False
+
+    def mark_pending(self, idempotency_key: str, provider_payment_id: str) -> Any:
+        if not self.failed:
+            self.failed = True
+            raise OperationalError("UPDATE payment_intents ...", {}, Exception("canceling statement due to lock "
+                                                                                "timeout"))
+        return self._ledger.mark_pending(idempotency_key, provider_payment_id)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._ledger, name)
+
+
+def started_unrecorded(deps: Deps, **data: Any) -> tuple[Deps, StepResult]:
+    failing = replace(deps, ledger=LedgerFailingOnce(deps.ledger))
+    return failing, run(failing, "payments.initiate", **confirmed(**data))
+
+
+def test_a_payment_started_whose_id_cannot_be_recorded_is_told_started_and_audited(deps, provider, audit):
+    _, started = started_unrecorded(deps)
+    [asked] = provider.started.values()
+    assert (started.outcome, started.data["pay_reference"]) == ("started", asked["id"])
+    [row] = ledger_rows(deps)
+    assert (row.status, row.provider_payment_id) == ("created", None)
+    [event] = audit.events
+    assert (event.kind, event.subject, event.account, event.extra) == ("payment_unrecorded", NUMBER, ACCOUNT,
+                                                                        {"payment_id": asked["id"]})
+
+
+def test_its_callback_finds_it_by_our_key_and_records_the_providers_id(deps, provider):
+    _, started = started_unrecorded(deps)
+    pid, key = started.data["pay_reference"], started.data["pay_key"]
+    assert settle_provider_result(deps, result(pid)).payment is None        # without our key: unknown (404)
+    settled = settle_provider_result(deps, result(pid, idempotency_key=key))
+    assert settled.changed and settled.payment is not None
+    assert (settled.payment.status, settled.payment.provider_payment_id) == ("succeeded", pid)
+    assert [kind for kind, *_ in outbox(deps)] == ["payment_receipt"]
+    again = settle_provider_result(deps, result(pid, idempotency_key=key))   # the provider's retry
+    assert not again.changed and len(outbox(deps)) == 1
+
+
+def test_a_callback_by_our_key_that_disagrees_is_kept_for_an_agent_and_records_nothing(deps, provider, audit):
+    _, started = started_unrecorded(deps)
+    pid, key = started.data["pay_reference"], started.data["pay_key"]
+    refused = settle_provider_result(deps, result(pid, idempotency_key=key, amount=Decimal(1)))
+    assert refused.mismatch == ("amount",)
+    [row] = ledger_rows(deps)
+    assert (row.status, row.provider_payment_id) == ("created", None) and outbox(deps) == []
+    assert [e.kind for e in audit.events] == ["payment_unrecorded", "callback_mismatch"]
+
+
+def test_the_worker_asks_the_provider_by_our_key_and_records_then_settles_it(deps, provider):
+    _, started = started_unrecorded(deps)
+    pid = started.data["pay_reference"]
+    wall = datetime.now(UTC)       # the row's creation is stamped by the database's clock
+    assert reconcile_pending(deps, wall + timedelta(seconds=200), 300) == tally()         # not due yet
+    assert reconcile_pending(deps, wall + timedelta(seconds=301), 300) == tally(recorded=1)
+    recorded = deps.ledger.by_provider_id(pid)
+    assert recorded is not None and (recorded.status, recorded.status_checks) == ("pending", 0)
+    provider.answers[pid] = intent(pid)
+    assert reconcile_pending(deps, wall + timedelta(seconds=700), 300) == tally(settled=1)
+    assert deps.ledger.by_provider_id(pid).status == "succeeded"
+    assert [kind for kind, *_ in outbox(deps)] == ["payment_receipt"]
+
+
+def test_the_worker_settles_at_once_a_payment_found_by_key_already_decided(deps, provider):
+    _, started = started_unrecorded(deps)
+    pid = started.data["pay_reference"]
+    provider.answers[pid] = intent(pid, status="failed", reference=None, failure_reason="insufficient_funds")
+    wall = datetime.now(UTC)
+    assert reconcile_pending(deps, wall + timedelta(seconds=301), 300) == tally(recorded=1, settled=1)
+    failed = deps.ledger.by_provider_id(pid)
+    assert failed is not None and (failed.status, failed.failure_reason) == ("failed", "insufficient_funds")
+    assert [kind for kind, *_ in outbox(deps)] == ["payment_failed"]
+
+
+def test_a_payment_the_provider_took_though_its_answer_was_lost_is_found_by_the_worker(deps, provider):
+    provider.lose_answer = True        # started at the provider; its answer never reached us (a read timeout)
+    assert run(deps, "payments.initiate", **confirmed()).outcome == "backend_down"
+    [asked] = provider.started.values()
+    provider.answers[asked["id"]] = intent(asked["id"])
+    assert reconcile_pending(deps, datetime.now(UTC) + timedelta(seconds=301), 300) == tally(recorded=1, settled=1)
+    assert deps.ledger.by_provider_id(asked["id"]).status == "succeeded"
+    assert [kind for kind, *_ in outbox(deps)] == ["payment_receipt"]
+
+
+def test_a_payment_the_provider_never_started_is_asked_about_five_times_then_left(deps, provider):
+    provider.fail = BackendUnavailable("connection refused")     # the customer is told to try again
+    assert run(deps, "payments.initiate", **confirmed()).outcome == "backend_down"
+    wall = datetime.now(UTC)
+    for n in range(1, MAX_STATUS_CHECKS):
+        assert reconcile_pending(deps, wall + timedelta(seconds=301 * n), 300) == tally()
+    assert reconcile_pending(deps, wall + timedelta(seconds=301 * MAX_STATUS_CHECKS), 300) == tally(never_started=1)
+    assert reconcile_pending(deps, wall + timedelta(days=1), 300) == tally()           # never asked again
+    [row] = ledger_rows(deps)
+    assert (row.status, row.provider_payment_id, row.status_checks) == ("created", None, MAX_STATUS_CHECKS)
+    assert outbox(deps) == []                                   # nothing was charged: nothing to tell

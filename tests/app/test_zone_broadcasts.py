@@ -27,19 +27,11 @@ from backoffice.notices import publish
 from tests.support.engine import UssdPhone
 from tests.support.fake_africastalking import FakeAfricasTalking
 from tests.support.polling import until
-from tests.support.ports import closed_port, release_port, reserve_port
+from tests.support.ports import closed_port
 from tests.support.services import serve_wsgi
 
 PIN = "2468"
 
-
-
-@pytest.fixture
-def engine_port() -> Iterator[int]:
-    """The engine's port, held from now (its public URL is in the settings before it is served)."""
-    port = reserve_port()
-    yield port
-    release_port(port)
 
 
 @pytest.fixture

@@ -32,7 +32,6 @@ from app.worker import run_once
 from backoffice.models import PaymentIntent
 from tests.channels.test_ussd_payments import PIN, Provider, reference, wait_for
 from tests.support.engine import UssdPhone
-from tests.support.ports import release_port, reserve_port
 from tests.support.services import serve_wsgi
 
 AWA = "+221770000001"
@@ -78,14 +77,6 @@ def database_url(request: pytest.FixtureRequest, engine_db: str) -> str:
     url: str = request.getfixturevalue("postgres_url")
     migrate(url)
     return url
-
-
-@pytest.fixture
-def engine_port() -> Iterator[int]:
-    """The engine's port, held from now (its public URL is in the settings before it is served)."""
-    port = reserve_port()
-    yield port
-    release_port(port)
 
 
 @pytest.fixture

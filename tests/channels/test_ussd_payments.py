@@ -31,7 +31,7 @@ from dialogs.registry import Deps
 from tests.support.engine import UssdPhone
 from tests.support.fake_africastalking import fake_africastalking
 from tests.support.outbox_rows import raw_rows
-from tests.support.ports import closed_port, release_port, reserve_port
+from tests.support.ports import closed_port
 from tests.support.services import serve_wsgi
 
 HOME_FR = ("CON ElecNet - 1000001\n1. Solde et factures\n2. Consommation\n3. Payer\n4. Panne/réclamation\n"
@@ -52,14 +52,6 @@ def sign(secret: str, raw_body: bytes, timestamp: int) -> str:
 
 
 # ---------------------------------------------------------------- fixtures
-@pytest.fixture
-def engine_port() -> Iterator[int]:
-    """The engine's port, held from now (its public URL is in the settings before it is served)."""
-    port = reserve_port()
-    yield port
-    release_port(port)
-
-
 @pytest.fixture
 def settings(engine_db: str, redis_url: str, backoffice_url: str, engine_port: int) -> Settings:
     """As the suite's settings, with the public URL the back office calls back on."""

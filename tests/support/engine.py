@@ -22,6 +22,7 @@ from app.settings import Settings
 from app.storage import migrate
 
 from .clock import SettableClock
+from .ports import release_port, reserve_port
 from .services import POSTGRES_TEST_URL, REDIS_TEST_URL, clean_redis, need_service, serve_wsgi
 
 _ids = itertools.count(1)
@@ -36,6 +37,15 @@ def redis_url() -> Iterator[str]:
     yield REDIS_TEST_URL
     clean_redis(client)
     client.close()
+
+
+@pytest.fixture
+def engine_port() -> Iterator[int]:
+    """The engine's port, held from now: a test whose back office calls the engine back puts its public URL in
+    the settings before the engine is served there (``serve_wsgi`` takes the held socket)."""
+    port = reserve_port()
+    yield port
+    release_port(port)
 
 
 @pytest.fixture(scope="session")

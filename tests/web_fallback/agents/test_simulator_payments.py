@@ -20,21 +20,12 @@ from app.factory import create_app
 from app.settings import Settings
 from app.storage import SqlPaymentLedger, make_sessions
 from backoffice.models import PaymentIntent
-from tests.support.ports import release_port, reserve_port
 from tests.support.services import serve_wsgi
 
 from .conftest import sign_in
 from .test_simulator import answer, current_screen, start
 
 PIN = "2468"
-
-
-@pytest.fixture
-def engine_port() -> Iterator[int]:
-    """The engine's port, held from now (its public URL is in the settings before it is served)."""
-    port = reserve_port()
-    yield port
-    release_port(port)
 
 
 @pytest.fixture

@@ -5,9 +5,7 @@ included, numbers and token in the query string), then a scan of what it wrote."
 from __future__ import annotations
 
 import logging
-import os
 import re
-import subprocess
 import time
 from pathlib import Path
 
@@ -16,12 +14,10 @@ import requests
 
 from app.factory import create_app
 from app.logging_setup import configure_logging
-from app.web_servers import SERVERS, engine_command
+from app.web_servers import SERVERS
 
-from ..support.engine import UssdPhone
-from ..support.services import start_serving
+from ..support.engine import UssdPhone, served_engine
 
-ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "gw-7c1e9b04d2aa"
 # The full numbers, and the parts of them someone could search for.
 SECRETS = ["221770000001", "770000001", "1000001", TOKEN]
@@ -41,19 +37,8 @@ def _wait_for_access_lines(log_path: Path, count: int, timeout: float = 10.0) ->
 @pytest.mark.parametrize("web_server", SERVERS)
 def test_a_full_session_through_the_server_leaves_no_number_or_token_in_the_logs(web_server, settings, tmp_path):
     log_path = tmp_path / "server.log"
-    env = {**os.environ, "DATABASE_URL": settings.database_url, "REDIS_URL": settings.redis_url or "",
-           "BACKOFFICE_URL": settings.backoffice_url, "PAYMENT_CALLBACK_SECRET": "test-callback-secret",
-           "RESUME_WINDOW_SECONDS": "0", "LOG_LEVEL": "INFO", "USSD_GATEWAY_TOKEN": TOKEN}
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-
-    def launch(ports: list[int]) -> subprocess.Popen[bytes]:
-        with log_path.open("w") as log_file:
-            return subprocess.Popen(engine_command(web_server, "127.0.0.1", ports[0], 1), cwd=ROOT, env=env,
-                                    stdout=log_file, stderr=subprocess.STDOUT)
-
-    server, [port] = start_serving(launch, lambda ports: f"http://127.0.0.1:{ports[0]}/healthz", log_path)
-    try:
-        base = f"http://127.0.0.1:{port}"
+    with served_engine(settings, log_path, web_server, RESUME_WINDOW_SECONDS="0", LOG_LEVEL="INFO",
+                       USSD_GATEWAY_TOKEN=TOKEN) as base:
         # Some gateways are configured to repeat the fields in the callback URL, token included.
         url = (f"{base}/ussd/africastalking?phoneNumber=%2B221770000001&account=1000001"
                f"&msisdn=770000001&token={TOKEN}")
@@ -70,9 +55,6 @@ def test_a_full_session_through_the_server_leaves_no_number_or_token_in_the_logs
                              data={**form, "status": "Success"}, headers={"X-Gateway-Token": TOKEN}, timeout=10)
         assert done.status_code == 200
         _wait_for_access_lines(log_path, 2)
-    finally:
-        server.terminate()
-        server.wait(timeout=20)
     logged = log_path.read_text()
     # The access log and our own lines were captured: the scan below reads real lines.
     assert "ussd hop user=+2217*****001" in logged

@@ -4,42 +4,22 @@ hang; a request within the limits reaches the app and gets its screen."""
 
 from __future__ import annotations
 
-import os
 import socket
-import subprocess
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import requests
 
-from app.web_servers import DEFAULT_SERVER, engine_command
+from ..support.engine import served_engine
 
-from ..support.services import start_serving
-
-ROOT = Path(__file__).resolve().parents[2]
 FORM = {"sessionId": "ATUid_limits", "serviceCode": "*123#", "phoneNumber": "+221770000001",
         "networkCode": "99999", "text": ""}
 
 
 @pytest.fixture
 def served(settings, tmp_path) -> Iterator[str]:
-    env = {**os.environ, "DATABASE_URL": settings.database_url, "REDIS_URL": settings.redis_url or "",
-           "BACKOFFICE_URL": settings.backoffice_url, "PAYMENT_CALLBACK_SECRET": "test-callback-secret"}
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    log_path = tmp_path / "server.log"
-
-    def launch(ports: list[int]) -> subprocess.Popen[bytes]:
-        with log_path.open("w") as log:
-            return subprocess.Popen(engine_command(DEFAULT_SERVER, "127.0.0.1", ports[0], 1), cwd=ROOT, env=env,
-                                    stdout=log, stderr=subprocess.STDOUT)
-
-    server, [port] = start_serving(launch, lambda ports: f"http://127.0.0.1:{ports[0]}/healthz", log_path)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.terminate()
-        server.wait(timeout=20)
+    with served_engine(settings, tmp_path / "server.log") as url:
+        yield url
 
 
 def test_headers_past_64_kb_are_refused_before_the_app_and_smaller_ones_get_their_screen(served):

@@ -4,10 +4,12 @@ back office on loopback, and a ``UssdPhone`` that talks to the USSD callback lik
 from __future__ import annotations
 
 import itertools
+import os
 import shutil
+import subprocess
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -20,10 +22,11 @@ from sqlalchemy import create_engine, text
 from app.factory import create_app
 from app.settings import Settings
 from app.storage import migrate
+from app.web_servers import DEFAULT_SERVER, engine_command
 
 from .clock import SettableClock
 from .ports import release_port, reserve_port
-from .services import POSTGRES_TEST_URL, REDIS_TEST_URL, clean_redis, need_service, serve_wsgi
+from .services import POSTGRES_TEST_URL, REDIS_TEST_URL, clean_redis, need_service, serve_wsgi, start_serving
 
 _ids = itertools.count(1)
 
@@ -37,6 +40,31 @@ def redis_url() -> Iterator[str]:
     yield REDIS_TEST_URL
     clean_redis(client)
     client.close()
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@contextmanager
+def served_engine(settings: Settings, log_path: Path, web_server: str = DEFAULT_SERVER,
+                  **env: str) -> Iterator[str]:
+    """The engine as ``app serve`` runs it, one worker under ``web_server``, on ``settings``' database, Redis and
+    back office (and ``env`` besides), its output in ``log_path``: its base URL while the block runs."""
+    environ = {**os.environ, "DATABASE_URL": settings.database_url, "REDIS_URL": settings.redis_url or "",
+               "BACKOFFICE_URL": settings.backoffice_url, "PAYMENT_CALLBACK_SECRET": "test-callback-secret", **env}
+    environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+
+    def launch(ports: list[int]) -> subprocess.Popen[bytes]:
+        with log_path.open("w") as log:
+            return subprocess.Popen(engine_command(web_server, "127.0.0.1", ports[0], 1), cwd=ROOT, env=environ,
+                                    stdout=log, stderr=subprocess.STDOUT)
+
+    server, [port] = start_serving(launch, lambda ports: f"http://127.0.0.1:{ports[0]}/healthz", log_path)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
 
 
 @pytest.fixture

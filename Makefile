@@ -65,7 +65,7 @@ $(BENCH_STAMP): $(STAMP)
 bench: install $(BENCH_STAMP)
 	$(PY) -m bench.bench $(BENCH_ARGS)
 
-# Hop latency with 1 000 to 1 000 000 idle sessions in Redis (README "Benchmark"), ~5 minutes; SCALE_ARGS
+# Hop latency with 1 000 to 1 000 000 idle sessions in Redis, each level in pairs with the first (README "Benchmark"), ~10 minutes; SCALE_ARGS
 # e.g. --sessions 1000,10000 --seconds 5.
 bench-scale: install $(BENCH_STAMP)
 	$(PY) -m bench.session_scale $(SCALE_ARGS)

@@ -191,32 +191,41 @@ def _redis_candidates(url: str) -> list[str]:
     return [url, *(f"{base}/{n}" for n in range(15, -1, -1) if str(n) != db)]
 
 
+def claim_empty_database(candidates: list[str]) -> tuple[str, redis.Redis]:
+    """The first of ``candidates`` that is empty, claimed for this run (``CLAIM_KEY``, as the tests claim
+    theirs, so they leave it alone): its URL and a client."""
+    claim = f"bench-{secrets.token_hex(4)}"
+    for candidate in candidates:
+        store = redis.Redis.from_url(candidate)
+        store.ping()
+        if not store.dbsize() and store.set(CLAIM_KEY, claim, nx=True, ex=24 * 3600):
+            if store.dbsize() == 1:
+                return candidate, store
+            store.delete(CLAIM_KEY)
+        store.close()
+    raise SystemExit(f"{candidates[0]} is not empty; point BENCH_REDIS_URL at a database of the bench's own")
+
+
+def release_database(store: redis.Redis) -> None:
+    """Delete every key the run made in its claimed database, then the claim."""
+    # UNLINK frees the values in Redis's background thread; batches of 10 000 (a million seeded sessions)
+    for batch in batched(store.scan_iter(count=10_000), 10_000):
+        if keys := [key for key in batch if key != CLAIM_KEY.encode()]:
+            store.unlink(*keys)
+    store.delete(CLAIM_KEY)
+    store.close()
+
+
 @contextlib.contextmanager
 def own_redis_keys(url: str) -> Iterator[redis.Redis]:
     """The bench's Redis database: an empty one, claimed for the run; every key the run made is deleted at
     the end. Sets ``REDIS_URL`` (the servers' database) to the one taken."""
     global REDIS_URL
-    claim = f"bench-{secrets.token_hex(4)}"
-    for candidate in _redis_candidates(url):
-        store = redis.Redis.from_url(candidate)
-        store.ping()
-        if not store.dbsize() and store.set(CLAIM_KEY, claim, nx=True, ex=24 * 3600):
-            if store.dbsize() == 1:
-                break
-            store.delete(CLAIM_KEY)
-        store.close()
-    else:
-        raise SystemExit(f"{url} is not empty; point BENCH_REDIS_URL at a database of the bench's own")
-    REDIS_URL = candidate
+    REDIS_URL, store = claim_empty_database(_redis_candidates(url))
     try:
         yield store
     finally:
-        # UNLINK frees the values in Redis's background thread; batches of 10 000 (a million seeded sessions)
-        for batch in batched(store.scan_iter(count=10_000), 10_000):
-            if keys := [key for key in batch if key != CLAIM_KEY.encode()]:
-                store.unlink(*keys)
-        store.delete(CLAIM_KEY)
-        store.close()
+        release_database(store)
 
 
 def batched(items: Iterator[Any], size: int) -> Iterator[list[Any]]:

@@ -13,6 +13,7 @@ import pytest
 
 from bench.procs import cpu_seconds, descendant_running
 from bench.report import table
+from bench.session_scale import table as scale_table
 
 # burns 0.3 s of CPU, says so, then waits on stdin (alive, so its CPU is still on the books)
 CHILD = ("import sys, time\nend = time.process_time() + 0.3\nwhile time.process_time() < end: pass\n"
@@ -63,3 +64,29 @@ def test_paced_cells_get_a_table_of_their_own_and_leave_the_ratios_to_the_floor_
     saturated = [line for line in lines if line.startswith("| dial (new session) | 10 | ours |")]
     assert len(saturated) == 1 and "| 1600 | 0.80x |" in saturated[0]   # the paced cell did not replace it
     assert "| dial (new session) | 10 | 100 | 95 | " in lines[-1] and lines[-1].endswith("| 0.21 / 0.90 | 0.00 / 0.35 |")
+
+
+def _scale_cell(server: str, kind: str, state: str, round_: int, rps: float, sessions: int = 1_000_000
+                ) -> dict[str, object]:
+    return _cell(server, rps, 1000 / rps, 0.4) | {"kind": kind, "state": state, "round": round_,
+                                                 "sessions": sessions, "live": sessions}
+
+
+def test_scale_table_compares_each_level_with_the_first_round_by_round() -> None:
+    """The machine slowed between rounds (1000, then 400, then 600 req/s at the first level): each round's
+    level/first ratio is 0.95-0.98, and the table says 0.95x (their median), where the medians of the two
+    columns apart (600 / 590) would have said 0.98x."""
+    rounds = [(1000, 950), (400, 380), (600, 590)]
+    cells = [_scale_cell("floor", "dial", "alone", 0, 2000, 1000), _scale_cell("ours", "dial", "alone", 0, 2500, 1000)]
+    for n, (first, level) in enumerate(rounds):
+        for state, rps in (("first", first), ("level", level)):
+            cells += [_scale_cell("floor", "dial", state, n, rps / 2), _scale_cell("ours", "dial", state, n, rps)]
+    results = {"machine": {"nproc": "2", "cpu": "Test CPU", "python": "3.11", "date": "today"},
+               "concurrency": 100, "seconds": 8, "rounds": 3, "first_level": 1000, "cells": cells,
+               "seed_seconds": {"1,000": 0.1, "1,000,000": 9.0}, "redis_memory": {"1000": 2**20, "1000000": 2**30}}
+    lines = scale_table(results).splitlines()
+    alone = next(line for line in lines if line.startswith("| 1,000 | dial |"))
+    assert "| 2500 | 1.25x |" in alone
+    dial = next(line for line in lines if line.startswith("| 1,000,000 | dial |"))
+    assert "| 600 / 590 | 0.95x | 2.00x |" in dial
+    assert "1,000,000 sessions 1024 MiB" in lines[-1]

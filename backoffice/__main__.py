@@ -9,7 +9,7 @@ import logging
 import os
 import sys
 
-from werkzeug.serving import WSGIRequestHandler, run_simple
+from werkzeug.serving import run_simple
 
 from engine.masking import MaskNumbersFilter
 
@@ -22,10 +22,6 @@ from .mqtt_feed import MqttReadingFeed
 from .seed import seed_demo
 
 log = logging.getLogger("backoffice")
-
-
-class _KeepAliveHandler(WSGIRequestHandler):
-    protocol_version = "HTTP/1.1"
 
 
 class _QuietFeedPolls(logging.Filter):
@@ -62,9 +58,10 @@ def _serve(args: argparse.Namespace) -> int:
     # The product's worker reads the notice feed every few seconds: its answered polls are not news.
     logging.getLogger("werkzeug").addFilter(_QuietFeedPolls())
     try:
-        # HTTP/1.1 keeps the engine's connections open (the default HTTP/1.0 reconnects per call).
-        run_simple(args.host, args.port, app, threaded=True, use_reloader=False,
-                   request_handler=_KeepAliveHandler)
+        # werkzeug's server answers every request "Connection: close" (since 2.1, whatever the protocol
+        # version), so each call of the engine opens a connection: fine for development and tests; the
+        # production set-up (``app serve`` with Redis) runs the back office under gunicorn, which keeps them.
+        run_simple(args.host, args.port, app, threaded=True, use_reloader=False)
     finally:
         if feed is not None:
             feed.stop()

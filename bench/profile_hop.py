@@ -8,7 +8,8 @@ only the keys made here are deleted) and PostgreSQL (a schema made for the run a
 environ gunicorn would build, then the access-log line gunicorn would write.
 
 Hop kinds, as ``make bench`` sends them: **dial** (a new session of ``+221770000001``, ``text=``; its
-identity is cached after the first) and **nav** (sessions on the bills list paging ``98``/``99``). The
+identity is cached after the first), **nav** (sessions on the bills list paging ``98``/``99``) and **balance**
+(``1`` on the main menu: the billing system called over HTTP; its engine own time leaves that call out). The
 floor (``bench/floor_app.py``, one Redis GET and one SET) is measured the same way in the same run, so
 the figure to read is ours' CPU per hop as a multiple of the floor's (gunicorn's HTTP parsing and
 socket work, the same for both, is left out: add ~0.4 ms to each for the served figure).
@@ -156,6 +157,34 @@ class Nav(Kind):
         return hop(self.app, self.log, self.path, self._session(slot), "*".join(inputs))
 
 
+class Balance(Nav):
+    """Sessions on the main menu, each hop ``1`` (the balance: a call to the billing system), after an untimed
+    ``0`` back to the menu: the back-end hop of ``make bench``. ``untimed`` forgets the back hop's own time."""
+
+    MAX_HOPS = 40
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.untimed: Callable[[], None] = lambda: None
+
+    def _open(self, slot: int) -> None:
+        self.generation[slot] = self.generation.get(slot, -1) + 1
+        hop(self.app, self.log, self.path, self._session(slot), "")
+        self.texts[slot] = []
+
+    def send(self) -> str:
+        slot = self.count % self.SLOTS
+        if slot not in self.texts or len(self.texts[slot]) >= self.MAX_HOPS:
+            self._open(slot)
+        inputs = self.texts[slot]
+        if inputs:
+            inputs.append("0")
+            hop(self.app, self.log, self.path, self._session(slot), "*".join(inputs))
+            self.untimed()
+        inputs.append("1")
+        return hop(self.app, self.log, self.path, self._session(slot), "*".join(inputs))
+
+
 class OwnTimes:
     """The engine's own seconds of each hop (``engine_own_seconds``: back ends excluded), as its observer hears them."""
 
@@ -169,6 +198,10 @@ class OwnTimes:
         if self.inner is not None:
             self.inner.observe(channel=channel, seconds=seconds, step_seconds=step_seconds,
                                wait_seconds=wait_seconds, end=end)
+
+    def forget_last(self) -> None:
+        if self.seconds:
+            self.seconds.pop()
 
     def quantile(self, q: float) -> float:
         """Milliseconds; 0 when nothing was heard (the floor has no engine)."""
@@ -261,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=1, help="measure each kind this many times, in turn; "
                         "print each one's best round")
     parser.add_argument("--top", type=int, default=25)
-    parser.add_argument("--profile", choices=("dial", "nav", "none"), default="dial")
+    parser.add_argument("--profile", choices=("dial", "nav", "balance", "none"), default="dial")
     parser.add_argument("--sort", default="tottime")
     parser.add_argument("--pace", type=float, default=0.0,
                         help="also send each kind's hops with this many milliseconds between them (500 hops)")
@@ -276,7 +309,8 @@ def main(argv: list[str] | None = None) -> int:
             bo_port = free_port()
             env = base_env(tmp, bo_port, free_port())
             run_checked([PY, "-m", "backoffice", "seed"], env)
-            with child([PY, "-m", "backoffice", "serve", "--host", HOST, "--port", str(bo_port)], env,
+            # two gunicorn workers, as ``app serve`` runs it with Redis (kept-alive connections)
+            with child([PY, "-m", "backoffice", "serve", "--host", HOST, "--port", str(bo_port), "--workers", "2"], env,
                        tmp / "backoffice.log") as bo:
                 wait_http(bo_port, "/healthz", bo, tmp / "backoffice.log")
                 os.environ.update(SECRET_KEY=secrets.token_hex(32), USSD_GATEWAY_TOKEN=TOKEN, LOG_LEVEL="WARNING")
@@ -295,10 +329,12 @@ def main(argv: list[str] | None = None) -> int:
                 from bench.floor_app import create_app as create_floor
 
                 floor = Kind("floor", create_floor(REDIS_URL), log, "/hop")
-                kinds = {"dial": Kind("dial", app, log, "/ussd/africastalking"),
-                         "nav": Nav("nav", app, log, "/ussd/africastalking")}
                 engine = app.extensions["engine"]
                 own = engine.observer = OwnTimes(engine.observer)
+                balance = Balance("balance", app, log, "/ussd/africastalking")
+                balance.untimed = own.forget_last
+                kinds = {"dial": Kind("dial", app, log, "/ussd/africastalking"),
+                         "nav": Nav("nav", app, log, "/ussd/africastalking"), "balance": balance}
                 best: dict[str, tuple[float, float, float]] = {}
                 for _ in range(args.rounds):
                     for kind in (floor, *kinds.values()):

@@ -55,6 +55,7 @@ from engine import (
     SecurityAudit,
     SessionStore,
 )
+from engine.one_time_codes import code_key
 from engine.redis_url import redis_from_url
 from menus import load_menus
 from web_fallback.agents import error_page as agents_error
@@ -192,7 +193,8 @@ def build_deps(settings: Settings, sessions: sessionmaker[Session],
                                         wallets=settings.payment_wallets,
                                         session_seconds=session_seconds(settings),
                                         default_session_seconds=settings.session_ttl_seconds,
-                                        pin_codes_per_day=settings.pin_codes_per_day),
+                                        pin_codes_per_day=settings.pin_codes_per_day,
+                                        code_key=code_key(settings.secret_key)),
                 consent=consent, contacts=ForgetfulContacts(sessions, identity))
 
 

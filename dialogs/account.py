@@ -17,7 +17,7 @@ from engine.security_audit import SecurityEvent
 from engine.steps import StepContext, StepResult
 
 from .backends import Account, NotFound
-from .codes import code_matches, code_still_out, hash_code, new_code
+from .codes import code_matches, code_still_out, hash_code, issue_code, new_code
 from .registry import Deps, step
 
 MAX_LINK_ATTEMPTS = 3              # per session
@@ -180,12 +180,16 @@ def _send_link_code(ctx: StepContext, deps: Deps, account: Account, attempts: in
     """A new link code to the account's registered number; what the conversation keeps of it (its hash)."""
     assert deps.outbox is not None and account.phone
     number = account.account_number
-    code, minutes = new_code(), deps.settings.code_minutes(ctx.channel)
+    # One message per conversation, account and try; its code made from that key (``issue_code``), so the hop
+    # run again after a failed save keeps the code the holder was sent. The conversation, not the session key:
+    # a chat channel's key is the sender's, used again by each of their conversations.
+    dedupe_key = f"link_code:{ctx.conversation_id}:{number}:{attempts}"
+    code, minutes = issue_code(deps.settings.code_key, dedupe_key), deps.settings.code_minutes(ctx.channel)
     queued = deps.outbox.add(kind="link_code", msisdn=account.phone, language=account.language,
                              # Valid as long as the caller's conversation, which keeps its hash.
                              payload={"code": code, "account_number": number, "requested_by": mask(ctx.user_id),
                                       "minutes": minutes},
-                             dedupe_key=f"link_code:{ctx.session_key}:{attempts}")
+                             dedupe_key=dedupe_key)
     if queued:
         # Every code sent is audited, the first as each one sent again; once per message queued, so a hop
         # run again (its dedupe key queues nothing new) writes no second row.

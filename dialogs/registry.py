@@ -17,6 +17,7 @@ from __future__ import annotations
 import importlib
 import logging
 import math
+import secrets
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
@@ -73,6 +74,9 @@ class DialogSettings:
     default_session_seconds: int = 180
     # First-PIN codes by SMS to one number in a day, across its sessions (each session sends 3 at most).
     pin_codes_per_day: int = 6
+    # What a code a conversation sends by SMS is derived under (``dialogs.codes.issue_code``): every process
+    # must share it (the app derives it from SECRET_KEY); by default one of this instance's own.
+    code_key: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
 
     def code_minutes(self, channel: str) -> int:
         """The whole minutes (rounded up) a code asked in a conversation on ``channel`` stays usable: the

@@ -26,7 +26,7 @@ from engine.security_audit import SecurityEvent
 from engine.steps import StepContext, StepResult
 
 from .account import last_bill_proof
-from .codes import code_matches, code_still_out, hash_code, new_code
+from .codes import code_matches, code_still_out, hash_code, issue_code
 from .registry import Deps, step
 from .stores import PinVerdict
 
@@ -196,9 +196,12 @@ def _new_pin_code(ctx: StepContext, deps: Deps, *, again: bool) -> StepResult:
             f"first-PIN codes: more than {per_day} today for this number: refused till the day ends"))
         # A code asked again keeps the one already sent; a first one has none to keep.
         return StepResult("capped", {} if again else {"pin_code_hash": None})
-    code, minutes = new_code(), deps.settings.code_minutes(ctx.channel)
+    # The code made from its message's key (``issue_code``): the hop run again after a failed save keeps the
+    # code the caller was sent. Per conversation: a chat channel's session key is the sender's, used again.
+    dedupe_key = f"pin_code:{ctx.conversation_id}:{sends}"
+    code, minutes = issue_code(deps.settings.code_key, dedupe_key), deps.settings.code_minutes(ctx.channel)
     if deps.outbox.add(kind="pin_code", msisdn=ctx.user_id, language=ctx.language,
-                       payload={"code": code, "minutes": minutes}, dedupe_key=f"pin_code:{ctx.session_key}:{sends}"):
+                       payload={"code": code, "minutes": minutes}, dedupe_key=dedupe_key):
         # Every code sent is audited, once per message queued (a hop run again queues nothing new).
         _event(ctx, deps, "code_sent", "first-PIN code sent again" if again else "first-PIN code sent")
     # The screen says the same minutes as the SMS; a new code gets its own tries.

@@ -13,12 +13,18 @@ account journey's intent is told to sign in first (or, where the chat cannot sig
 verified number). A guest's turn never carries a customer, so no dialog step sees one. New guest
 conversations are counted against a budget a minute (``guests.GuestBudget``): past it, a new one is
 told to try again in a minute (or to sign in) and runs nothing.
+
+The chat server may send a message again (the same ``message_id``): the answer to each message is kept in the
+answer ledger (``channels.answer_ledger``, under the conversation as parsed and the message id), so a repeat gets
+that answer again and runs nothing: no second hop, and in the sign-in no second code minted or sent, no second
+wrong try counted.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any, Final
@@ -30,6 +36,7 @@ from engine import Engine, Turn
 from engine.masking import mask
 
 from ..adapter import BadRequest
+from ..answer_ledger import AnswerLedger
 from .channel import RasaChannel, RasaMessage
 from .guests import GuestBudget, guest_turn
 from .sign_in import SIGN_OUT_WORDS, ChatSignIn
@@ -39,6 +46,9 @@ __all__ = ["ACTION_NAME", "ElecnetTurn", "build_executor"]
 log = logging.getLogger("channels.rasa")
 
 ACTION_NAME: Final = "action_elecnet_turn"
+# A repeat of a message another delivery is running waits this long for its answer (20 x 0.1 s).
+_REPEAT_POLLS: Final = 20
+_REPEAT_POLL_SECONDS: Final = 0.1
 # The channel's own answers, in the customer's language when known (French by default).
 TEXTS: Final[Mapping[str, Mapping[str, str]]] = {
     "unverified": {
@@ -116,6 +126,11 @@ TEXTS: Final[Mapping[str, Mapping[str, str]]] = {
 }
 
 
+def _utter(dispatcher: CollectingDispatcher, responses: list[dict[str, Any]]) -> None:
+    for response in responses:
+        dispatcher.utter_message(**response)
+
+
 def _text(key: str, language: str | None, **values: str) -> str:
     text = TEXTS[key].get(language or "fr") or TEXTS[key]["fr"]
     return text.format(**values) if values else text
@@ -125,11 +140,12 @@ class ElecnetTurn(Action):
     """``action_elecnet_turn``: the customer's latest message through one engine hop."""
 
     def __init__(self, engine: Engine, channel: RasaChannel, sign_in: ChatSignIn | None = None,
-                 guests: GuestBudget | None = None) -> None:
+                 guests: GuestBudget | None = None, ledger: AnswerLedger | None = None) -> None:
         self.engine = engine
         self.channel = channel
         self.sign_in = sign_in
         self.guests = guests
+        self.ledger = ledger
 
     def name(self) -> str:
         return ACTION_NAME
@@ -144,6 +160,46 @@ class ElecnetTurn(Action):
             log.info("rasa message refused: %s", exc)
             dispatcher.utter_message(text=_text("unreadable", language))
             return []
+        repeat = self._repeat_key(turn, latest)
+        if repeat is not None:
+            before = await asyncio.to_thread(self._answered, repeat, language)
+            if before is not None:
+                # The chat server sent this message again: its answer again, nothing run (no second code).
+                log.info("rasa repeat of an answered message sender=%s: answered again, not run", mask(turn.address))
+                _utter(dispatcher, before)
+                return []
+        responses = await self._responses(tracker, latest, turn, language)
+        if repeat is not None and self.ledger is not None:
+            await asyncio.to_thread(self.ledger.keep, self.channel.channel, repeat, {"responses": responses})
+        _utter(dispatcher, responses)
+        return []
+
+    def _repeat_key(self, turn: Turn, latest: Mapping[str, Any]) -> str | None:
+        """What the answer to this message is kept under: the conversation as parsed (its sender with the customer
+        its front channel vouched for, so a message id sent by anyone else finds nothing) and the message id the
+        chat server gave it; ``None`` when it gave none (nothing can tell a repeat) or nothing keeps answers."""
+        if self.ledger is None or latest.get("message_id") != turn.hop_id:
+            return None
+        return f"{turn.session_key}:{turn.hop_id}"
+
+    def _answered(self, repeat: str, language: str | None) -> list[dict[str, Any]] | None:
+        """The answer this message already had, or ``None`` when this delivery is the one to run it. Of deliveries
+        arriving together one claims the message; the others wait for its answer, and without one in time say the
+        service is unavailable (running it again could send a second code)."""
+        assert self.ledger is not None
+        channel = self.channel.channel
+        for waited in range(_REPEAT_POLLS + 1):
+            kept = self.ledger.recall(channel, repeat)
+            if kept is not None and isinstance(kept.get("responses"), list):
+                return list(kept["responses"])
+            if waited == 0 and self.ledger.claim(channel, repeat):
+                return None
+            time.sleep(_REPEAT_POLL_SECONDS)
+        return [{"text": _text("error", language)}]
+
+    async def _responses(self, tracker: Tracker, latest: Mapping[str, Any], turn: Turn,
+                         language: str | None) -> list[dict[str, Any]]:
+        """What the bot answers this message (``utter_message`` arguments, in order)."""
         said: list[str] = []
         if turn.customer is None:
             try:
@@ -151,29 +207,22 @@ class ElecnetTurn(Action):
                                                 language or self.engine.flows.menus.default_language)
             except Exception as exc:  # noqa: BLE001 - a store or the outbox is down: say so, keep nothing
                 log.error("rasa sign-in failed sender=%s: %s", mask(turn.address), type(exc).__name__)
-                dispatcher.utter_message(text=_text("error", language))
-                return []
+                return [{"text": _text("error", language)}]
             if isinstance(found, str):
-                dispatcher.utter_message(text=found)
-                return []
+                return [{"text": found}]
             turn, said = found
-        for text in said:
-            dispatcher.utter_message(text=text)
+        responses: list[dict[str, Any]] = [{"text": text} for text in said]
         try:
             reply = await asyncio.to_thread(self.engine.handle, turn)
         except Exception as exc:  # noqa: BLE001 - the engine answers its own failures; this is worse: say sorry
             log.error("rasa hop failed sender=%s: %s", mask(turn.address), type(exc).__name__)
-            dispatcher.utter_message(text=_text("error", language))
-            return []
+            return [{"text": _text("error", language)}]
         rendered = self.channel.render(reply)
         node = reply.screen.node if reply.screen else "-"
         log.info("rasa hop sender=%s node=%s end=%s", mask(turn.address), node, reply.end)
         if rendered.buttons:
-            dispatcher.utter_message(text=rendered.text, buttons=rendered.buttons)
-        else:
-            dispatcher.utter_message(text=rendered.text)
-        return []
-
+            return [*responses, {"text": rendered.text, "buttons": rendered.buttons}]
+        return [*responses, {"text": rendered.text}]
 
     def _unverified(self, message: RasaMessage, turn: Turn, language: str) -> str | tuple[Turn, list[str]]:
         """A message nobody vouched for: the turn to run (signed in here, or a guest's) with what to say
@@ -221,10 +270,11 @@ class ElecnetTurn(Action):
 
 
 def build_executor(engine: Engine, channel: RasaChannel, sign_in: ChatSignIn | None = None,
-                   guests: GuestBudget | None = None) -> ActionExecutor:
-    """An executor holding exactly our actions (registered here, never by importing a package)."""
+                   guests: GuestBudget | None = None, ledger: AnswerLedger | None = None) -> ActionExecutor:
+    """An executor holding exactly our actions (registered here, never by importing a package); ``ledger``
+    keeps each message's answer, for the chat server's repeats of it."""
     engine.declare(channel.capabilities, channel.session_policy.idle_seconds,
                    channel.session_policy.key_ends_with_session)
     executor = ActionExecutor()
-    executor.register_action(ElecnetTurn(engine, channel, sign_in, guests))
+    executor.register_action(ElecnetTurn(engine, channel, sign_in, guests, ledger))
     return executor

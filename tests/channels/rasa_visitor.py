@@ -72,9 +72,9 @@ class Visitor(RasaChat):
     def __init__(self, app: Sanic, language: str | None = None, sender_id: str | None = None) -> None:
         super().__init__(app, TOKEN, sender_id or str(uuid.uuid4()), None, "", language)
 
-    def answers(self, text: str) -> list[str]:
+    def answers(self, text: str, **kwargs: Any) -> list[str]:
         """Every message the bot answered with (signing in answers two: the welcome, then the menu)."""
-        status, answer = self.send(text)
+        status, answer = self.send(text, **kwargs)
         assert status == 200, answer
         responses: list[dict[str, Any]] = answer["responses"]
         self.buttons = responses[-1].get("buttons") or []

@@ -52,6 +52,23 @@ def test_three_wrong_codes_and_the_code_is_given_up(visitor, sms):
     assert awa.say(code).startswith("Ce numéro n'est pas valide")
 
 
+def test_the_chat_server_sending_a_message_again_gets_the_same_answer_and_no_second_code(visitor, sms):
+    awa = visitor()
+    sent = "Un code a été envoyé par SMS au +2217*****001. Tapez-le ici (valable 5 minutes)."
+    assert awa.say("77 000 00 01", message_id="number-1") == sent
+    assert awa.say("77 000 00 01", message_id="number-1") == sent      # the chat server's repeat
+    [message] = sms(AWA)                                                  # one SMS: its code is the live one
+    code = code_in(message)
+    wrong = f"{(int(code) + 1) % 1_000_000:06d}"
+    # One wrong try, however often it is repeated: three would have given the code up.
+    for _ in range(3):
+        assert awa.say(wrong, message_id="wrong-1") == "Code incorrect. Vérifiez le SMS et réessayez."
+    signed_in = ["Numéro vérifié. Envoyez « déconnexion » pour quitter.", "ElecNet - 1000001"]
+    assert awa.answers(code, message_id="code-1") == signed_in
+    assert awa.answers(code, message_id="code-1") == signed_in
+    assert len(sms(AWA)) == 1
+
+
 def test_a_number_abroad_or_no_number_gets_no_sms(visitor, sms, provider):
     stranger = visitor()
     assert stranger.say("+33 6 12 34 56 78") == ("Les codes ne sont envoyés qu'aux numéros du pays. Envoyez "

@@ -1,0 +1,113 @@
+"""Transcripts of a code sent by a hop whose session was never saved: the session store (a redis-server of the
+test's own) dies right after the step queued the SMS, so the hop's save is lost (sent after the answer, its
+failure only logged), and it comes back as it was before that hop (the last snapshot, as a failover that lost
+the last writes). The gateway, which got no answer in time, sends the hop again, and the step runs again: the
+outbox sends no second SMS, and the one code the phone received is the one the next screen accepts."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from typing import Any
+
+import pytest
+import redis
+from flask import Flask
+from sqlalchemy import event
+
+from app.factory import build_dispatcher
+from app.settings import Settings
+from app.storage.models import OutboxEventRow
+from tests.support.engine import UssdPhone
+from tests.support.fake_africastalking import FakeAfricasTalking
+from tests.support.throwaway_redis import ThrowawayRedis
+
+NAV = "0. Retour 00. Accueil"
+STRANGER, HOLDER, PREPAID = "+221770019007", "+221770000001", "+221770000003"
+LINK_CODE_SCREEN = ("CON Un code a été envoyé par SMS au numéro du titulaire du compte (+2217*****001). "
+                    f"Entrez ce code (valable 3 min):\n1. Renvoyer le code\n{NAV}")
+PIN_CODE_SCREEN = ("CON Premier usage. Un code de 6 chiffres vous a été envoyé par SMS. Entrez-le (valable 3 min):\n"
+                   f"1. Renvoyer le code\n{NAV}")
+
+
+@pytest.fixture
+def settings(settings: Settings, provider: FakeAfricasTalking, throwaway_redis: ThrowawayRedis) -> Settings:
+    """Sessions (and the limits' counters) on the test's own Redis; SMS through the fake provider."""
+    return replace(settings, redis_url=throwaway_redis.url, at_api_key=provider.api_key,
+                   at_username=provider.username, at_api_url=provider.url, quiet_hours="")
+
+
+@pytest.fixture
+def phone(app: Flask) -> Callable[[str], UssdPhone]:
+    client = app.test_client()
+    return lambda msisdn: UssdPhone(client, msisdn)
+
+
+@pytest.fixture
+def received(app: Flask, settings: Settings, provider: FakeAfricasTalking) -> Callable[[str], list[str]]:
+    """The SMS a phone received, once the worker delivered the outbox."""
+    dispatcher = build_dispatcher(settings, app.extensions["parts"]["db"])
+
+    def messages(number: str) -> list[str]:
+        dispatcher.run_once()
+        return provider.messages_to(number)
+
+    return messages
+
+
+@contextmanager
+def store_lost_after_queuing(server: ThrowawayRedis, kind: str) -> Iterator[None]:
+    """Redis snapshotted now (between hops), then killed as soon as a ``kind`` message is queued (the step ran,
+    its session not yet saved); on leaving, started again from the snapshot: the session as before the hop."""
+    client = redis.Redis.from_url(server.url, socket_timeout=2.0)
+    client.save()
+    client.close()
+
+    def kill(mapper: Any, connection: Any, row: OutboxEventRow) -> None:
+        if row.kind == kind:
+            server.stop()
+
+    event.listen(OutboxEventRow, "after_insert", kill)
+    try:
+        yield
+    finally:
+        event.remove(OutboxEventRow, "after_insert", kill)
+        server.start()
+
+
+def code_in(sms: str) -> str:
+    found = re.search(r"\b(\d{6})\b", sms)
+    assert found, sms
+    return found.group(1)
+
+
+def test_the_link_code_the_holder_received_links_after_the_hop_that_sent_it_ran_again(
+        phone, received, throwaway_redis):
+    p = phone(STRANGER)
+    assert p.dial().startswith("CON Bienvenue chez ElecNet. Ce numéro n'est lié à aucun compte.")
+    p.answer("1")
+    p.answer("1000001")
+    with store_lost_after_queuing(throwaway_redis, "link_code"):
+        assert p.answer("5500") == LINK_CODE_SCREEN
+    # The gateway's retry of the hop: the session is where it was before it, so the step runs again.
+    assert p.post("*".join(p.inputs)) == LINK_CODE_SCREEN
+    [sms] = received(HOLDER)
+    code = code_in(sms)
+    assert p.answer(code) == f"CON Compte 1000001 lié à votre numéro.\n1. Continuer\n{NAV}"
+
+
+def test_the_first_pin_code_the_caller_received_works_after_the_hop_that_sent_it_ran_again(
+        app, phone, received, throwaway_redis):
+    deps = app.extensions["parts"]["deps"]
+    assert not deps.pins.is_set(PREPAID)
+    p = phone(PREPAID)
+    p.dial()
+    p.answer("8")
+    with store_lost_after_queuing(throwaway_redis, "pin_code"):
+        assert p.answer("3") == PIN_CODE_SCREEN
+    assert p.post("*".join(p.inputs)) == PIN_CODE_SCREEN
+    [sms] = received(PREPAID)
+    code = code_in(sms)
+    assert p.answer(code) == f"CON Premier usage: choisissez un code PIN secret (4 chiffres):\n{NAV}"

@@ -315,7 +315,14 @@ def wrk_threads(kind: str, connections: int) -> int:
     hop leave on another connection while it was still in flight. Two hops of a session were then in the server
     at once (710 hops in 11 255 waited for their session's lock in a 30 s balance cell at 10 connections, 59
     arrived out of order), which a gateway never does: it waits for each screen. With one connection per
-    thread, a thread sends its next hop only once the last one is answered."""
+    thread, a thread sends its next hop only once the last one is answered.
+
+    Per-connection sessions in the script (a few threads for 1 000 connections) cannot be had in wrk 4.1: it
+    calls ``request()`` from ``socket_writeable(c)`` and ``response()`` from ``response_complete(c)`` with the
+    thread's Lua state only (``script_request(thread->L, ...)``; ``response(status, headers, body)``), no API
+    names the connection (wg/wrk issue 234, open since 2016), and the answer cannot name the session either
+    (a screen carries no session id). So a thread of several connections cannot tell which of its sessions an
+    answer freed: any session it sends next may be one still in flight."""
     return max(connections, 1) if kind in STATEFUL_KINDS else THREADS
 
 

@@ -55,7 +55,7 @@ import redis
 from app.web_servers import DEFAULT_SERVER, SERVERS
 from bench.procs import cpu_seconds, descendant_running, nofile_limit
 from bench.report import KINDS, chart, table
-from bench.ussd_hops import HOST, PY, ROOT, Histogram, child, free_port, run_checked, scrape, wait_http
+from bench.ussd_hops import HOST, PY, ROOT, Histogram, child, run_checked, scrape, started, wait_http
 
 BENCH = ROOT / "bench"
 RESULTS = BENCH / "results"
@@ -253,52 +253,65 @@ def product_env(tmp: Path, database_url: str, port: int, bo_port: int) -> dict[s
                PUBLIC_BASE_URL=f"http://{HOST}:{port}", SECRET_KEY=secrets.token_hex(32),
                USSD_GATEWAY_TOKEN=secrets.token_hex(16), PAYMENT_CALLBACK_SECRET=secrets.token_hex(32),
                BACKOFFICE_API_KEY=BACKOFFICE_KEY,   # the back office closed, as in production
-               PROMETHEUS_MULTIPROC_DIR=str(tmp / "prometheus"), LOG_LEVEL="WARNING", PYTHONUNBUFFERED="1")
+               PROMETHEUS_MULTIPROC_DIR=str(tmp / "prometheus"), LOG_LEVEL="WARNING", PYTHONUNBUFFERED="1",
+               # the load is USSD only; the chat's action server would be one more port to race (5055 by default)
+               RASA_ACTIONS_PORT="off")
     return env
 
 
 def start_ours(stack: contextlib.ExitStack, tmp: Path, database_url: str, server: str,
                threads: int | None = None) -> tuple[Server, int]:
     """The product on the production set-up; returns it and the back office's port (the peer calls it too)."""
-    port, bo_port = free_port(), free_port()
-    env = product_env(tmp, database_url, port, bo_port)
-    run_checked([PY, "-m", "app", "migrate"], env)
+    run_checked([PY, "-m", "app", "migrate"], product_env(tmp, database_url, 0, 0))
     log = tmp / "ours.log"
-    # exactly what `make run` runs after migrating; WEB_SERVER only when another server than its default is asked
-    if server != DEFAULT_SERVER:
-        env["WEB_SERVER"] = server
-    if threads is not None:
-        env["WEB_THREADS"] = str(threads)
-    procs = [stack.enter_context(child([PY, "-m", "app", "serve"], env, log))]
-    wait_http(port, "/healthz", procs[-1], log)
-    return Server("ours", port, "/ussd/africastalking", [p.pid for p in procs], env["USSD_GATEWAY_TOKEN"],
-                  "en cours|indisponible|Choix invalide",
-                  # the main menu has one page: paging is measured on the bills list (balance, bills),
-                  # next page 98 / previous page 99 ("0" there goes back to the balance screen)
-                  {"dial": ("-", "-"), "nav": ("98,99", "1*1"), "balance": ("1,0", "-")}, engine=True), bo_port
+
+    def start(running: contextlib.ExitStack, ports: list[int]) -> tuple[Server, int]:
+        port, bo_port = ports
+        env = product_env(tmp, database_url, port, bo_port)
+        # exactly what `make run` runs after migrating; WEB_SERVER only when another server than its default is asked
+        if server != DEFAULT_SERVER:
+            env["WEB_SERVER"] = server
+        if threads is not None:
+            env["WEB_THREADS"] = str(threads)
+        proc = running.enter_context(child([PY, "-m", "app", "serve"], env, log))
+        wait_http(bo_port, "/healthz", proc, log)   # app serve's back office: its port is app serve's too
+        wait_http(port, "/healthz", proc, log)
+        return Server("ours", port, "/ussd/africastalking", [proc.pid], env["USSD_GATEWAY_TOKEN"],
+                      "en cours|indisponible|Choix invalide",
+                      # the main menu has one page: paging is measured on the bills list (balance, bills),
+                      # next page 98 / previous page 99 ("0" there goes back to the balance screen)
+                      {"dial": ("-", "-"), "nav": ("98,99", "1*1"), "balance": ("1,0", "-")}, engine=True), bo_port
+
+    return started(stack, 2, start)
 
 
 def start_floor(stack: contextlib.ExitStack, tmp: Path) -> Server:
-    port = free_port()
     env = dict(os.environ, REDIS_URL=REDIS_URL)
     log = tmp / "floor.log"
-    proc = stack.enter_context(child([PY, "-m", "gunicorn", "-w", "2", "--bind", f"{HOST}:{port}", "--chdir",
-                                      str(BENCH), "--log-level", "warning", "floor_app:app"], env, log))
-    wait_http(port, "/healthz", proc, log)
-    return Server("floor", port, "/hop", [proc.pid], stateful=False)
+
+    def start(running: contextlib.ExitStack, ports: list[int]) -> Server:
+        proc = running.enter_context(child([PY, "-m", "gunicorn", "-w", "2", "--bind", f"{HOST}:{ports[0]}", "--chdir",
+                                            str(BENCH), "--log-level", "warning", "floor_app:app"], env, log))
+        wait_http(ports[0], "/healthz", proc, log)
+        return Server("floor", ports[0], "/hop", [proc.pid], stateful=False)
+
+    return started(stack, 1, start)
 
 
 def start_node(stack: contextlib.ExitStack, tmp: Path, modules: Path, bo_port: int, ours: Server) -> Server:
     """The Node peer; its balance calls ours' back office, whose CPU is then charged to the peer too."""
-    port = free_port()
-    env = dict(os.environ, PORT=str(port), REDIS_URL=REDIS_URL, NODE_PATH=str(modules), WORKERS="2",
-               BACKOFFICE_URL=f"http://{HOST}:{bo_port}", BACKOFFICE_API_KEY=BACKOFFICE_KEY)
     log = tmp / "node.log"
-    proc = stack.enter_context(child(["node", str(BENCH / "node_peer.js")], env, log))
-    wait_http(port, "/healthz", proc, log)
-    # "python -m backoffice serve", or under gunicorn its master "gunicorn: master [backoffice]"
-    backoffice = descendant_running(ours.pids[0], "backoffice") or ours.pids[0]
-    return Server("node", port, "/ussd", [proc.pid, backoffice])
+
+    def start(running: contextlib.ExitStack, ports: list[int]) -> Server:
+        env = dict(os.environ, PORT=str(ports[0]), REDIS_URL=REDIS_URL, NODE_PATH=str(modules), WORKERS="2",
+                   BACKOFFICE_URL=f"http://{HOST}:{bo_port}", BACKOFFICE_API_KEY=BACKOFFICE_KEY)
+        proc = running.enter_context(child(["node", str(BENCH / "node_peer.js")], env, log))
+        wait_http(ports[0], "/healthz", proc, log)
+        # "python -m backoffice serve", or under gunicorn its master "gunicorn: master [backoffice]"
+        backoffice = descendant_running(ours.pids[0], "backoffice") or ours.pids[0]
+        return Server("node", ports[0], "/ussd", [proc.pid, backoffice])
+
+    return started(stack, 1, start)
 
 
 # ------------------------------------------------------------------ load
@@ -311,7 +324,14 @@ def wrk_threads(kind: str, connections: int) -> int:
     hop leave on another connection while it was still in flight. Two hops of a session were then in the server
     at once (710 hops in 11 255 waited for their session's lock in a 30 s balance cell at 10 connections, 59
     arrived out of order), which a gateway never does: it waits for each screen. With one connection per
-    thread, a thread sends its next hop only once the last one is answered."""
+    thread, a thread sends its next hop only once the last one is answered.
+
+    Per-connection sessions in the script (a few threads for 1 000 connections) cannot be had in wrk 4.1: it
+    calls ``request()`` from ``socket_writeable(c)`` and ``response()`` from ``response_complete(c)`` with the
+    thread's Lua state only (``script_request(thread->L, ...)``; ``response(status, headers, body)``), no API
+    names the connection (wg/wrk issue 234, open since 2016), and the answer cannot name the session either
+    (a screen carries no session id). So a thread of several connections cannot tell which of its sessions an
+    answer freed: any session it sends next may be one still in flight."""
     return max(connections, 1) if kind in STATEFUL_KINDS else THREADS
 
 

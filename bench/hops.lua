@@ -29,6 +29,8 @@
 -- screen. (With several connections per thread, a slow balance hop let its session's next hop leave on
 -- another connection: the two then reached the server side by side, sometimes in the wrong order.) A hop
 -- sent while an earlier one of its thread is unanswered (its connection was lost) counts as an overlap.
+-- (Keeping sessions per connection instead, a few threads for many connections, is not possible here: wrk
+-- names no connection to request() or response(), and an answer names no session; see bench.py wrk_threads.)
 
 local MAX_HOPS = 60
 local SEED_BLOCK = 64  -- 2x the seed's connections per thread (bench.py seeds with at most 64 in all)

@@ -1,4 +1,5 @@
-"""What the servers under test cost the machine, read from ``/proc`` (Linux): CPU of whole process trees."""
+"""What the servers under test cost the machine, read from ``/proc`` (Linux): CPU of whole process trees, and
+whether a server's tree is what listens on its port."""
 
 from __future__ import annotations
 
@@ -21,8 +22,8 @@ def _stat(pid: int) -> tuple[int, float] | None:
     return int(fields[1]), (int(fields[11]) + int(fields[12])) / _TICKS
 
 
-def cpu_seconds(roots: list[int]) -> float:
-    """CPU seconds used so far by the processes ``roots`` and every descendant still running."""
+def _tree(roots: list[int]) -> dict[int, float]:
+    """The processes ``roots`` and every descendant still running: their CPU seconds, by pid."""
     stats = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit() and (stat := _stat(int(entry))) is not None:
@@ -30,15 +31,50 @@ def cpu_seconds(roots: list[int]) -> float:
     children: dict[int, list[int]] = {}
     for pid, (ppid, _) in stats.items():
         children.setdefault(ppid, []).append(pid)
-    total, todo, seen = 0.0, list(roots), set()
+    found, todo = {}, list(roots)
     while todo:
         pid = todo.pop()
-        if pid in seen or pid not in stats:
+        if pid in found or pid not in stats:
             continue
-        seen.add(pid)
-        total += stats[pid][1]
+        found[pid] = stats[pid][1]
         todo.extend(children.get(pid, ()))
-    return total
+    return found
+
+
+def cpu_seconds(roots: list[int]) -> float:
+    """CPU seconds used so far by the processes ``roots`` and every descendant still running."""
+    return sum(_tree(roots).values())
+
+
+def _listening_sockets(port: int) -> set[str]:
+    """The inodes of the TCP sockets listening on ``port`` (any address, IPv4 or IPv6)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                # local address "ADDR:PORT" in hex; state 0A is LISTEN
+                if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "0A":
+                    inodes.add(fields[9])
+    return inodes
+
+
+def listens_alone(root: int, port: int) -> bool:
+    """Whether ``port`` is listened on, and only by ``root`` or its descendants. A server whose port another
+    process took first may still be alive (gunicorn retries its bind for a while) while that other process
+    answers on the port: the answer is then not the server's."""
+    listening = _listening_sockets(port)
+    if not listening:
+        return False
+    ours = set()
+    for pid in _tree([root]):
+        with contextlib.suppress(OSError):
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                with contextlib.suppress(OSError):
+                    target = os.readlink(f"/proc/{pid}/fd/{fd}")
+                    if target.startswith("socket:["):
+                        ours.add(target[len("socket:["):-1])
+    return listening <= ours
 
 
 def nofile_limit(wanted: int) -> None:

@@ -49,7 +49,7 @@ import redis
 os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="ussd-profile-metrics-"))
 
 from bench.scratch_postgres import scratch_schema
-from bench.ussd_hops import HOST, PY, base_env, child, free_port, run_checked, wait_http
+from bench.ussd_hops import HOST, PY, base_env, run_checked, serve_backoffice, started
 
 if TYPE_CHECKING:
     from engine import HopObserver
@@ -306,13 +306,16 @@ def main(argv: list[str] | None = None) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="ussd-profile-"))
     try:
         with own_keys(REDIS_URL) as store, scratch_schema() as database_url:
-            bo_port = free_port()
-            env = base_env(tmp, bo_port, free_port())
-            run_checked([PY, "-m", "backoffice", "seed"], env)
-            # two gunicorn workers, as ``app serve`` runs it with Redis (kept-alive connections)
-            with child([PY, "-m", "backoffice", "serve", "--host", HOST, "--port", str(bo_port), "--workers", "2"], env,
-                       tmp / "backoffice.log") as bo:
-                wait_http(bo_port, "/healthz", bo, tmp / "backoffice.log")
+            run_checked([PY, "-m", "backoffice", "seed"], base_env(tmp, 0, 0))
+
+            def start_backoffice(running: contextlib.ExitStack, ports: list[int]) -> dict[str, str]:
+                env = base_env(tmp, ports[0], 0)   # the engine is served in process here: no port of its own
+                # two gunicorn workers, as ``app serve`` runs it with Redis (kept-alive connections)
+                serve_backoffice(running, env, ports[0], tmp / "backoffice.log", "--workers", "2")
+                return env
+
+            with contextlib.ExitStack() as servers:
+                env = started(servers, 1, start_backoffice)
                 os.environ.update(SECRET_KEY=secrets.token_hex(32), USSD_GATEWAY_TOKEN=TOKEN, LOG_LEVEL="WARNING")
                 from app.factory import create_app
                 from app.settings import Settings

@@ -48,7 +48,7 @@ from bench.bench import (
     wrk,
 )
 from bench.procs import nofile_limit
-from bench.ussd_hops import HOST, PY, child, free_port, run_checked, wait_http
+from bench.ussd_hops import HOST, PY, child, run_checked, serve_backoffice, started, wait_http
 
 KINDS = ("dial", "nav", "balance")
 REJECTS = "en cours|indisponible|Choix invalide"
@@ -56,29 +56,35 @@ REJECTS = "en cours|indisponible|Choix invalide"
 
 def start_engines(stack: contextlib.ExitStack, tmp: Path, database_url: str, servers: list[str]) -> list[Server]:
     """One back office, then the engine under each server (its own port and metrics directory)."""
-    bo_port = free_port()
-    env = product_env(tmp, database_url, free_port(), bo_port)
-    run_checked([PY, "-m", "app", "migrate"], env)
-    run_checked([PY, "-m", "backoffice", "seed"], env)
-    backoffice = stack.enter_context(child([PY, "-m", "backoffice", "serve", "--port", str(bo_port), "--workers",
-                                            "2"], env, tmp / "backoffice.log"))
-    wait_http(bo_port, "/healthz", backoffice, tmp / "backoffice.log")
+    run_checked([PY, "-m", "app", "migrate"], product_env(tmp, database_url, 0, 0))
+
+    def start_backoffice(running: contextlib.ExitStack, ports: list[int]) -> dict[str, str]:
+        env = product_env(tmp, database_url, 0, ports[0])
+        run_checked([PY, "-m", "backoffice", "seed"], env)
+        serve_backoffice(running, env, ports[0], tmp / "backoffice.log", "--workers", "2")
+        return env
+
+    env = started(stack, 1, start_backoffice)
     engines = []
     for name in servers:
         # "sync:4": gunicorn sync with 4 workers (default 2); "gthread:4x1": 4 workers of 1 thread
         server, _, shape = name.partition(":")
         workers, _, threads = shape.partition("x")
-        port = free_port()
-        own = dict(env, PORT=str(port), PUBLIC_BASE_URL=f"http://{HOST}:{port}",
-                   PROMETHEUS_MULTIPROC_DIR=str(tmp / f"prometheus-{name.replace(':', '-')}"))
-        Path(own["PROMETHEUS_MULTIPROC_DIR"]).mkdir(parents=True, exist_ok=True)
         log = tmp / f"{name.replace(':', '-')}.log"
-        proc = stack.enter_context(child(engine_command(server, HOST, port, int(workers or 2), access_log=False,
-                                                        threads=int(threads or THREADS)),
-                                         own, log))
-        wait_http(port, "/healthz", proc, log)
-        engines.append(Server(name, port, "/ussd/africastalking", [proc.pid], env["USSD_GATEWAY_TOKEN"], REJECTS,
-                              {"dial": ("-", "-"), "nav": ("98,99", "1*1"), "balance": ("1,0", "-")}, engine=True))
+
+        def start(running: contextlib.ExitStack, ports: list[int], name: str = name, server: str = server,
+                  workers: str = workers, threads: str = threads, log: Path = log) -> Server:
+            own = dict(env, PORT=str(ports[0]), PUBLIC_BASE_URL=f"http://{HOST}:{ports[0]}",
+                       PROMETHEUS_MULTIPROC_DIR=str(tmp / f"prometheus-{name.replace(':', '-')}"))
+            Path(own["PROMETHEUS_MULTIPROC_DIR"]).mkdir(parents=True, exist_ok=True)
+            proc = running.enter_context(child(engine_command(server, HOST, ports[0], int(workers or 2),
+                                                              access_log=False, threads=int(threads or THREADS)),
+                                               own, log))
+            wait_http(ports[0], "/healthz", proc, log)
+            return Server(name, ports[0], "/ussd/africastalking", [proc.pid], env["USSD_GATEWAY_TOKEN"], REJECTS,
+                          {"dial": ("-", "-"), "nav": ("98,99", "1*1"), "balance": ("1,0", "-")}, engine=True)
+
+        engines.append(started(stack, 1, start))
     return engines
 
 

@@ -49,6 +49,7 @@ import queue
 import re
 import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -57,15 +58,17 @@ import threading
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeAlias, TypeVar
 from urllib.parse import urlencode
 
 import redis
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support.ports import AddressInUse, free_port, said_address_in_use
+from bench.ports import AddressInUse, on_free_ports, said_address_in_use
+from bench.procs import listens_alone
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
@@ -78,6 +81,8 @@ SCRIPT = (("dial", None), ("balance 1", "1"), ("bills 1", "1"), ("next 98", "98"
           ("home 00", "00"))
 PHASE_SECONDS = 25.0  # each phase (engine, floor) stops here whatever --sessions says
 START_SECONDS = 30.0
+T = TypeVar("T")
+Proc: TypeAlias = "subprocess.Popen[bytes]"
 
 
 # ------------------------------------------------------------------ processes
@@ -105,20 +110,54 @@ def stop_group(proc: subprocess.Popen[bytes]) -> None:
 
 
 def wait_http(port: int, path: str, proc: subprocess.Popen[bytes], log: Path) -> None:
+    """Until ``proc`` (or a process it started) answers 200 on ``port``. ``AddressInUse`` when the port was not
+    its to take: it exited saying so, or another process listens there (and may be the one answering)."""
     deadline = time.monotonic() + START_SECONDS
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            # A port picked free may be taken before the server binds it (tests/support/ports.py): say so.
             exited = AddressInUse if said_address_in_use(log) else RuntimeError
             raise exited(f"{proc.args!r} exited; see its log:\n{log.read_text()[-3000:]}")
         with contextlib.suppress(OSError, http.client.HTTPException):
             conn = http.client.HTTPConnection(HOST, port, timeout=1)
             conn.request("GET", path)
-            if conn.getresponse().status == 200:
-                conn.close()
-                return
+            answered = conn.getresponse().status == 200
+            conn.close()
+            if answered:
+                if listens_alone(proc.pid, port):
+                    return
+                raise AddressInUse(f"another process listens on {HOST}:{port}, not {proc.args!r}")
         time.sleep(0.2)
+    if proc.poll() is None and not listens_alone(proc.pid, port) and _listened(port):
+        raise AddressInUse(f"another process listens on {HOST}:{port}; {proc.args!r} never answered there")
     raise RuntimeError(f"nothing answered on {HOST}:{port}{path}; see {log}")
+
+
+def _listened(port: int) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection((HOST, port), timeout=1):
+        return True
+    return False
+
+
+def serve_backoffice(running: contextlib.ExitStack, env: dict[str, str], port: int, log: Path,
+                     *options: str) -> Proc:
+    """The reference back office on ``port``, entered into ``running``, once it answers (``started``'s step)."""
+    proc = running.enter_context(child([PY, "-m", "backoffice", "serve", "--host", HOST, "--port", str(port),
+                                        *options], env, log))
+    wait_http(port, "/healthz", proc, log)
+    return proc
+
+
+def started(stack: contextlib.ExitStack, count: int, start: Callable[[contextlib.ExitStack, list[int]], T]) -> T:
+    """``start(servers, ports)`` on ``count`` ports free when asked: it enters what it starts into ``servers``
+    and waits until each answers (``wait_http``). When one could not have its port (``AddressInUse``: another
+    process bound it between the asking and the binding), everything it started is stopped and it runs again
+    on other ports; what it started then stays in ``stack``. A port race never fails a run."""
+    def attempt(ports: list[int]) -> T:
+        with contextlib.ExitStack() as servers:
+            result = start(servers, ports)
+            stack.enter_context(servers.pop_all())
+            return result
+    return on_free_ports(count, attempt)
 
 
 def gunicorn(app: str, port: int, chdir: Path) -> list[str]:
@@ -535,21 +574,26 @@ def measured(port: int, path: str, name: str, args: argparse.Namespace, stop: th
 
 def run(args: argparse.Namespace, tmp: Path, stack: contextlib.ExitStack, store: redis.Redis,
         stop: threading.Event) -> tuple:
-    bo_port, engine_port, floor_port = free_port(), free_port(), free_port()
-    env = base_env(tmp, bo_port, engine_port)
-    run_checked([PY, "-m", "backoffice", "seed"], env)
-    run_checked([PY, "-m", "app", "migrate"], env)
+    run_checked([PY, "-m", "backoffice", "seed"], base_env(tmp, 0, 0))   # ports: each start's (``started``)
+    run_checked([PY, "-m", "app", "migrate"], base_env(tmp, 0, 0))
+    bo_log, engine_log, floor_log = tmp / "backoffice.log", tmp / "engine.log", tmp / "floor.log"
 
-    bo_log = tmp / "backoffice.log"
-    bo = stack.enter_context(child([PY, "-m", "backoffice", "serve", "--host", HOST, "--port", str(bo_port)],
-                                   env, bo_log))
-    wait_http(bo_port, "/healthz", bo, bo_log)
-    engine_log = tmp / "engine.log"
-    engine = stack.enter_context(child(gunicorn("wsgi:app", engine_port, ROOT), env, engine_log))
-    wait_http(engine_port, "/healthz", engine, engine_log)
-    floor_log = tmp / "floor.log"
-    floor = stack.enter_context(child(gunicorn("floor_app:app", floor_port, ROOT / "bench"), env, floor_log))
-    wait_http(floor_port, "/healthz", floor, floor_log)
+    def start_ours(running: contextlib.ExitStack, ports: list[int]) -> tuple[Proc, Proc, int]:
+        bo_port, engine_port = ports
+        env = base_env(tmp, bo_port, engine_port)
+        bo = serve_backoffice(running, env, bo_port, bo_log)
+        engine = running.enter_context(child(gunicorn("wsgi:app", engine_port, ROOT), env, engine_log))
+        wait_http(engine_port, "/healthz", engine, engine_log)
+        return bo, engine, engine_port
+
+    def start_floor(running: contextlib.ExitStack, ports: list[int]) -> tuple[Proc, int]:
+        floor = running.enter_context(child(gunicorn("floor_app:app", ports[0], ROOT / "bench"), base_env(tmp, 0, 0),
+                                            floor_log))
+        wait_http(ports[0], "/healthz", floor, floor_log)
+        return floor, ports[0]
+
+    bo, engine, engine_port = started(stack, 2, start_ours)
+    floor, floor_port = started(stack, 1, start_floor)
 
     calls = backend_calls_per_hop(engine_port, bo_log)
     warm = max(2 * args.clients, 8)

@@ -38,7 +38,11 @@ message that cannot even be kept (the database down too), and an unexpected erro
 nothing sent: Meta's redelivery runs the hop then. A request that is not a signed Meta event keeps its 4xx
 (Meta sending it again would not help).
 ``statuses[]`` update the outbox's delivery status like Twilio's status callbacks (the worker's
-notifications through Meta: ``app/whatsapp_letters.py``).
+notifications through Meta: ``app/whatsapp_letters.py``). A reply sent here is recorded in the outbox too, once Meta
+has its answer (``replies``: the sent ``whatsapp_reply`` with each message's id), so the database knows the message
+answered (a redelivery after Redis restarted empty gets nothing again) and a status saying Meta could not deliver it
+outside the 24-hour window sends it by SMS, as for the worker's replies (a status that came first is kept and applied
+then). A message Meta refuses for good at once sends it and the rest of the reply by SMS through the outbox.
 """
 
 from __future__ import annotations

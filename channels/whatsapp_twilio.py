@@ -22,7 +22,9 @@ order. When the
 product fails otherwise (an unexpected error, or such a message cannot even be kept) the answer is still a
 200 TwiML message asking the customer to send the message again in a few minutes: Twilio does not post a
 webhook again by default, so a 5xx would leave the customer with no answer at all.
-What the customer wrote (a PIN) is never logged or kept.
+What the customer wrote (a PIN) is never logged or kept. A reply given in the TwiML is recorded in the database
+once the answer has gone (``answers``: ``record_answered``), so the same ``MessageSid`` posted again after Redis
+restarted empty is not answered twice.
 """
 
 from __future__ import annotations

@@ -11,7 +11,10 @@ provider's delivery reports, kept in ``delivery_reports`` even when no row knows
 message id: a stale row adopts a report for its number that arrived after its claim (it
 was sent: never send it twice; a WhatsApp "outside the window" report sends it again by SMS); with no such report after ``settle_seconds`` the message
 never left (send it again: never lose it). One report is adopted by one row (``delivery_reports.adopted_by``),
-also once the row it sent again by SMS has forgotten its message id.
+also once the row it sent again by SMS has forgotten its message id. A message sent by SMS from a later part on
+(WhatsApp delivered the first ones) keeps its parts' ids: an earlier part reported undelivered after that SMS went
+follows by SMS in a row of its own, once. A reply a webhook sent at once is recorded as a sent row
+(``record_sent``), so a status about it acts on it as on any other.
 
 A row's sealed secrets (``sealed``, see ``outbox_seal``) are erased as soon as the row is sent, failed
 or suppressed: only a message still to be sent holds one, except a message sent on a channel that may

@@ -665,7 +665,7 @@ class Dispatcher:
             self.queue.sent(message.id, channel=channel, message_id=str(result.message_id), now=self.clock(),
                             keep_sealed=(channel in _KEPT_ON or in_part) and message.sealed is not None,
                             template_next=instead_of_template,
-                            sms_parts=sms_parts if in_part and SMS_PARTS not in message.payload else None)
+                            sms_parts=sms_parts if in_part else None)
             log.info("outbox %d (%s) sent to %s by %s", message.id, message.kind, mask(message.msisdn), channel)
             return "sent"
         if refusal.startswith("no sender"):

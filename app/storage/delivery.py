@@ -129,8 +129,9 @@ class SqlDeliveryQueue:
         still send it another way): then they stay until a final report, or ``erase_secrets``.
         ``template_next``: free text went in place of its WhatsApp template (the window was open); if the
         provider reports the window closed after all, the template goes next (``TEMPLATE_NEXT``).
-        ``sms_parts``: the parts of a message in several that this SMS brought, WhatsApp having refused the first
-        of them at once (``SMS_PARTS``): an earlier part WhatsApp reports undelivered later still goes by SMS."""
+        ``sms_parts``: the parts of a message in several that this SMS brought from a later part on (``SMS_PARTS``),
+        WhatsApp having delivered or taken the ones before: an earlier one WhatsApp reports undelivered (now or
+        later) still goes by SMS."""
         with self._sessions.begin() as db:
             values: dict[str, Any] = {"status": "sent", "channel": channel, "provider_message_id": message_id,
                                       "sent_at": now, "delivery_status": "sent", "claimed_until": None,
@@ -146,7 +147,7 @@ class SqlDeliveryQueue:
             db.execute(update(OutboxEventRow).where(OutboxEventRow.id == row_id).values(**values))
             # Reports that came before this record (the provider's status outran our commit) apply now.
             settled = self._settle(db, row_id, message_id)
-            if channel == "sms" and keep_sealed and (parts := self._part_ids(db, row_id)):
+            if channel == "sms" and sms_parts and (parts := self._part_ids(db, row_id)):
                 # An earlier part reported undelivered while this SMS was on its way: it follows by SMS.
                 self._earlier_parts_by_sms(db, row_id, parts)
         if keep_sealed and settled in (None, "sent"):

@@ -1,3 +1,4 @@
+# ruff: noqa: F811 - fixtures imported by name are arguments of the tests
 """A WhatsApp reply is never given twice nor lost, whichever way it went.
 
 - A reply the webhook gave at once (Twilio's TwiML, Meta's Graph messages: not through the outbox) leaves a row in

@@ -347,7 +347,7 @@ def build_adapters(settings: Settings, guard: GatewayGuard, security: SecurityAu
                     "POST /whatsapp/meta is closed (503).")
     ledger = build_answer_ledger(settings)
     # The durable record of what was answered, read once the ledger forgot (Redis restarted empty).
-    answers = SqlAnswers(sessions, reply_keys) if sessions is not None else None
+    answers = SqlAnswers(sessions, reply_keys, settings.clock) if sessions is not None else None
     inbox = build_inbox(settings, sessions) if sessions is not None else None
     windows = SqlWhatsAppWindows(sessions, settings.clock) if sessions is not None else None
     adapters: list[ChannelAdapter] = [
@@ -365,7 +365,9 @@ def build_adapters(settings: Settings, guard: GatewayGuard, security: SecurityAu
                             settings.default_region, security, ledger,
                             idle_seconds=settings.whatsapp_session_idle_seconds,
                             on_reject=metrics.rejected.labels("whatsapp").inc, inbox=inbox, windows=windows,
-                            answers=answers),
+                            answers=answers,
+                            replies=OutboxReplies.whatsapp(deps.outbox)
+                            if deps is not None and deps.outbox is not None else None),
     ]
     if deps is not None:
         adapters.append(build_web_adapter(settings, deps, guard, secret or secrets.token_hex(32),

@@ -613,9 +613,12 @@ class Dispatcher:
             log.error("outbox %d (%s) to %s cannot be written: %s", message.id, message.kind, mask(message.msisdn), exc)
             self.queue.failed(message.id, error=str(exc))
             return "failed"
+        # The parts SMS brings of a message WhatsApp delivered in part (none: the whole message).
+        sms_parts: list[int] | None = None
         if message.payload.get(ONLY_CHANNEL) == "sms" and isinstance(message.payload.get(SMS_PARTS), list):
             # WhatsApp delivered the first parts, then said the window was closed: SMS brings the others only.
             text = self._rest_of(message, text)
+            sms_parts = [i for i in message.payload[SMS_PARTS] if isinstance(i, int)]
         # The customer's channel first; SMS when it refuses the message, is not configured or has no address.
         refusal = ""
         for channel, address in self._route(message, contact):
@@ -652,13 +655,17 @@ class Dispatcher:
                     log.info("outbox %d (%s) to %s: %d part(s) delivered on %s before the refusal; the rest goes on",
                              message.id, message.kind, mask(message.msisdn), exc.taken, channel)
                     text = self._continued(message.language, list(exc.rest))
+                    sms_parts = list(range(exc.taken, exc.taken + len(exc.rest)))
                 continue
             except BackendUnavailable as exc:
                 return self._retry(message, now, f"{channel}: {exc}")
-            # Kept sealed where a late "outside the window" may still send it by SMS.
+            # Kept sealed where a late "outside the window" may still send it by SMS: on WhatsApp, and by SMS from a
+            # later part on (an earlier part WhatsApp took may still be reported undelivered: SMS brings it then).
+            in_part = channel == "sms" and bool(sms_parts) and min(sms_parts or [0]) > 0
             self.queue.sent(message.id, channel=channel, message_id=str(result.message_id), now=self.clock(),
-                            keep_sealed=channel in _KEPT_ON and message.sealed is not None,
-                            template_next=instead_of_template)
+                            keep_sealed=(channel in _KEPT_ON or in_part) and message.sealed is not None,
+                            template_next=instead_of_template,
+                            sms_parts=sms_parts if in_part else None)
             log.info("outbox %d (%s) sent to %s by %s", message.id, message.kind, mask(message.msisdn), channel)
             return "sent"
         if refusal.startswith("no sender"):
@@ -677,7 +684,10 @@ class Dispatcher:
         wanted = [texts[i] for i in message.payload[SMS_PARTS] if isinstance(i, int) and 0 <= i < len(texts)]
         if not wanted:
             return text
-        return text if len(wanted) == len(texts) else self._continued(message.language, wanted)
+        if len(wanted) == len(texts):
+            return text
+        # An earlier part WhatsApp reported undelivered after the rest went by SMS begins the message: no "(suite)".
+        return "\n".join(wanted) if 0 in message.payload[SMS_PARTS] else self._continued(message.language, wanted)
 
     def _continued(self, language: str, texts: list[str]) -> str:
         """``texts`` (the end of a message) opened by "(suite)" / "(continued)" in ``language``."""

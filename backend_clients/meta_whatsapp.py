@@ -75,14 +75,13 @@ class MetaWhatsApp:
             return self._result(response, to)
         raise BackendUnavailable("graph api unreachable")   # pragma: no cover - the loop always returns or raises
 
-    def deliver(self, phone_number_id: str, to: str, message: dict[str, Any]) -> bool:
-        """``send`` for a caller that only needs to know: taken (``True``), refused for good (``False``);
-        ``BackendUnavailable`` still raises (worth another try later)."""
+    def deliver(self, phone_number_id: str, to: str, message: dict[str, Any]) -> str | None:
+        """``send`` for a caller that only needs to know: taken (its message id, which Meta's statuses name),
+        refused for good (``None``); ``BackendUnavailable`` still raises (worth another try later)."""
         try:
-            self.send(phone_number_id, to, message)
+            return self.send(phone_number_id, to, message).message_id
         except Rejected:
-            return False
-        return True
+            return None
 
     @staticmethod
     def _result(response: requests.Response, to: str) -> SentMessage:

@@ -11,7 +11,9 @@ after which a free-form reply could not be sent anyway).
 The ledger is a fast path, not the durable record: Redis may restart empty (and a process's own ledger starts
 empty). It knows when it began remembering (``forgot``); until a lifetime has passed since, a message it has no
 record of may have been answered before, and the product's database says whether it was (``DurableAnswers``:
-its reply queued in the outbox, or, kept for the worker, settled; ``answered_before``).
+its reply queued in the outbox, or, kept for the worker, settled; ``answered_before``). A reply a webhook gave at
+once (Twilio's TwiML, Meta's Graph messages) is recorded there too once it has gone (``record_answered``), so a
+message redelivered after Redis forgot is not answered twice whichever path answered it.
 
 A record holds replies, never what the customer typed (a PIN is an input, not an answer). ``claim``
 lets one of several deliveries arriving together act alone (send an owed SMS reply once).
@@ -28,7 +30,10 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, Final, Protocol
 
-__all__ = ["DAY_SECONDS", "AnswerLedger", "DurableAnswers", "MemoryAnswerLedger", "answered_before"]
+from engine.masking import mask
+
+__all__ = ["DAY_SECONDS", "AnswerLedger", "DurableAnswers", "MemoryAnswerLedger", "answered_before",
+           "record_answered"]
 
 log = logging.getLogger("channels.answers")
 
@@ -57,7 +62,13 @@ class AnswerLedger(Protocol):
 class DurableAnswers(Protocol):
     def answered(self, message_id: str) -> bool:
         """Whether the product's database shows the message ``message_id`` answered: its reply queued in the
-        outbox, or, kept for the worker, settled. Raises when the database cannot say."""
+        outbox, or, kept for the worker, settled, or answered at once (``answered_at_once``). Raises when the
+        database cannot say."""
+
+    def answered_at_once(self, message_id: str, *, msisdn: str, channel: str, provider: str, number: str = "") -> None:
+        """Keep that the message ``message_id`` from ``msisdn`` (E.164), written to our ``number`` at ``provider``,
+        was answered at once by its webhook (no outbox row, no kept message): ``answered`` says so from then on.
+        Once per message id (a second call changes nothing). Raises when it cannot be kept."""
 
 
 def answered_before(ledger: AnswerLedger, answers: DurableAnswers | None, message_id: str) -> bool:
@@ -71,6 +82,19 @@ def answered_before(ledger: AnswerLedger, answers: DurableAnswers | None, messag
     except Exception as exc:  # noqa: BLE001 - the database down: answering twice beats not answering
         log.warning("answered messages unreadable: %s", type(exc).__name__)
         return False
+
+
+def record_answered(answers: DurableAnswers | None, message_id: str, *, msisdn: str, channel: str, provider: str,
+                    number: str = "") -> None:
+    """Keep in the database that a webhook answered ``message_id`` at once (``DurableAnswers.answered_at_once``),
+    called once the answer has gone; a failure is logged, never the webhook's (its answer went: only a repost after
+    Redis restarted empty could then be answered again, as before)."""
+    if answers is None or not msisdn:
+        return
+    try:
+        answers.answered_at_once(message_id, msisdn=msisdn, channel=channel, provider=provider, number=number)
+    except Exception as exc:  # noqa: BLE001 - the database down: the customer has the answer already
+        log.warning("answer at once to %s not recorded: %s", mask(msisdn), type(exc).__name__)
 
 
 class MemoryAnswerLedger:

@@ -17,8 +17,9 @@ from __future__ import annotations
 import logging
 import re
 import unicodedata
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
 
 from engine.masking import mask
 from menus.schema import NAVIGATION_KEYS
@@ -26,7 +27,7 @@ from menus.schema import NAVIGATION_KEYS
 from .capabilities import WHATSAPP, WHATSAPP_MAX_TEXT_CHARS, WHATSAPP_NAVIGATION_WORDS
 
 __all__ = ["CAPABILITIES", "CHANNEL", "DEFAULT_IDLE_SECONDS", "MAX_INPUT_CHARS", "NOT_READABLE",
-           "TEXT_ONLY", "UNAVAILABLE", "Windows", "clean_text", "key_of", "note_window", "option_id"]
+           "TEXT_ONLY", "UNAVAILABLE", "WebhookReplies", "Windows", "clean_text", "key_of", "note_window", "option_id"]
 
 log = logging.getLogger("channels.whatsapp")
 
@@ -73,6 +74,25 @@ class Windows(Protocol):
         """The customer ``msisdn`` (E.164) wrote to our business number ``number`` (Twilio: E.164; Meta: the phone
         number id) at ``provider`` at ``at`` (default: now): their 24-hour window with that number opens again.
         Raises when it cannot be kept (the database down)."""
+
+
+class WebhookReplies(Protocol):
+    """The durable record of the replies a WhatsApp webhook sends itself (the outbox's rows, ``app/sms_replies.py``)."""
+
+    def record_sent_reply(self, to: str, *, language: str, message_id: str, text: str, messages: Sequence[Any],
+                          ids: Sequence[str], provider: str, from_number: str) -> bool:
+        """Record the reply to ``message_id`` (``text``, laid out by ``provider``'s adapter as ``messages``, which
+        the provider took as ``ids``) as sent to ``to`` (E.164) from our ``from_number``: the database then knows
+        the message answered, and a status saying a part was refused (outside the 24-hour window) sends the parts
+        the customer did not get by SMS, as for any reply the worker sent. ``False`` when recorded already. Raises
+        when it cannot be recorded (the database down)."""
+
+    def queue_rest_by_sms(self, to: str, *, language: str, message_id: str, text: str, messages: Sequence[Any],
+                          parts: Sequence[int], provider: str, from_number: str, reason: str) -> bool:
+        """Queue for SMS the parts ``parts`` (numbered from 0) of the reply to ``message_id``, WhatsApp having
+        refused the first of them for good at once: SMS brings those only (from a later part: said to continue,
+        "(suite)"), ``reason`` kept for agents. Once per message id (``False`` when queued already). Raises when it
+        cannot be queued (the database down)."""
 
 
 def note_window(windows: Windows | None, msisdn: str, provider: str, at: datetime | None = None,

@@ -38,7 +38,11 @@ message that cannot even be kept (the database down too), and an unexpected erro
 nothing sent: Meta's redelivery runs the hop then. A request that is not a signed Meta event keeps its 4xx
 (Meta sending it again would not help).
 ``statuses[]`` update the outbox's delivery status like Twilio's status callbacks (the worker's
-notifications through Meta: ``app/whatsapp_letters.py``).
+notifications through Meta: ``app/whatsapp_letters.py``). A reply sent here is recorded in the outbox too, once Meta
+has its answer (``replies``: the sent ``whatsapp_reply`` with each message's id), so the database knows the message
+answered (a redelivery after Redis restarted empty gets nothing again) and a status saying Meta could not deliver it
+outside the 24-hour window sends it by SMS, as for the worker's replies (a status that came first is kept and applied
+then). A message Meta refuses for good at once sends it and the rest of the reply by SMS through the outbox.
 """
 
 from __future__ import annotations
@@ -67,7 +71,7 @@ from engine import (
 from engine.masking import mask
 
 from .adapter import BadRequest, ChannelAdapter, KeyedBySender
-from .answer_ledger import AnswerLedger, DurableAnswers, MemoryAnswerLedger, answered_before
+from .answer_ledger import AnswerLedger, DurableAnswers, MemoryAnswerLedger, answered_before, record_answered
 from .msisdn import to_e164
 from .sms_delivery import DeliveryReport
 from .sms_inbox import Inbox, KeptMessage, keep_for_worker, waits_behind
@@ -77,6 +81,7 @@ from .whatsapp import (
     DEFAULT_IDLE_SECONDS,
     MAX_INPUT_CHARS,
     TEXT_ONLY,
+    WebhookReplies,
     Windows,
     clean_text,
     key_of,
@@ -110,8 +115,8 @@ _NOT_FROM_CUSTOMER: Final = frozenset({"system"})
 
 
 class MessageSender(Protocol):
-    def deliver(self, phone_number_id: str, to: str, message: dict[str, Any]) -> bool:
-        """Send one message: ``True`` when taken, ``False`` when refused for good (outside the 24-hour
+    def deliver(self, phone_number_id: str, to: str, message: dict[str, Any]) -> str | None:
+        """Send one message: its id when taken, ``None`` when refused for good (outside the 24-hour
         window, not a WhatsApp number); raises when it cannot be taken now (worth another try)."""
 
 
@@ -244,6 +249,9 @@ class MetaWhatsAppAdapter(KeyedBySender, ChannelAdapter):
     # Whether a message the ledger forgot (Redis restarted empty) was answered all the same: the database.
     answers: DurableAnswers | None = None
     windows: Windows | None = None      # when each customer last wrote (WhatsApp's 24-hour window)
+    # The durable record of the replies sent here (the outbox's rows): what a status about them acts on, and where
+    # the parts Meta refuses for good at once go by SMS.
+    replies: WebhookReplies | None = None
 
     @property
     def capabilities(self) -> ChannelCapabilities:
@@ -379,7 +387,8 @@ class MetaWhatsAppAdapter(KeyedBySender, ChannelAdapter):
             for report in event.statuses:
                 self._record_status(report)
             # Every message is answered, even after one whose reply could not go out.
-            answered = [self._answer(engine, number_id, message) for number_id, message in event.messages]
+            sent_now: list[tuple[str, dict[str, Any]]] = []
+            answered = [self._answer(engine, number_id, message, sent_now) for number_id, message in event.messages]
             # Meta delivers the event again later (the ledger sends what is missing then).
             response = jsonify(status="ok") if all(answered) else self.error_response(503)
             # After the replies went out, and after the answer to Meta (the server closes the response once sent):
@@ -387,6 +396,8 @@ class MetaWhatsAppAdapter(KeyedBySender, ChannelAdapter):
             def note_windows() -> None:
                 for number_id, message in event.messages:
                     self._note_window(number_id, message)
+                for message_id, record in sent_now:
+                    self._record_sent(message_id, record)
             response.call_on_close(note_windows)
             return response
 
@@ -426,8 +437,11 @@ class MetaWhatsAppAdapter(KeyedBySender, ChannelAdapter):
         log.info("whatsapp status %s for %s: %s%s", report.message_id[:24], mask(report.msisdn), report.status,
                  "" if known else " (not an outbox message)")
 
-    def _answer(self, engine: Engine, number_id: str, message: Mapping[str, Any]) -> bool:
-        """Answer one message, once; ``False`` when a reply could not be sent now."""
+    def _answer(self, engine: Engine, number_id: str, message: Mapping[str, Any],
+                sent_now: list[tuple[str, dict[str, Any]]]) -> bool:
+        """Answer one message, once; ``False`` when a reply could not be sent now. A reply this call finished
+        sending is added to ``sent_now`` (its message id and ledger record), to be recorded once Meta has its
+        answer."""
         try:
             turn = self.parse(message)
         except Unsupported as exc:
@@ -435,8 +449,8 @@ class MetaWhatsAppAdapter(KeyedBySender, ChannelAdapter):
             if str(message.get("type")) in _IGNORED_TYPES or not _MESSAGE_ID.match(message_id):
                 return True
             notice = self.ledger.recall(LEDGER, message_id) or {
-                "to": exc.wa_id, "from": number_id, "sent": 0, "messages": [_text(TEXT_ONLY)]}
-            return self._send_missing(message_id, notice)
+                "to": exc.wa_id, "from": number_id, "sent": 0, "messages": [_text(TEXT_ONLY)], "text": TEXT_ONLY}
+            return self._send_missing(message_id, notice, sent_now)
         except BadRequest as exc:
             # Signed by Meta but unreadable: sending the event again would not make it readable.
             log.info("unreadable WhatsApp message skipped: %s", exc)
@@ -466,14 +480,19 @@ class MetaWhatsAppAdapter(KeyedBySender, ChannelAdapter):
                 # being answered right now (or the ledger is unreachable). Sending here could send twice.
                 log.info("whatsapp message answered by another delivery user=%s", mask(turn.address))
                 return True
-            record = {"to": turn.address, "from": number_id, "sent": 0, "messages": self.messages(engine, reply)}
-        return self._send_missing(turn.hop_id, record)
+            record = {"to": turn.address, "from": number_id, "sent": 0, "messages": self.messages(engine, reply),
+                      "text": reply.text, "language": reply.screen.language if reply.screen else ""}
+        return self._send_missing(turn.hop_id, record, sent_now)
 
-    def _send_missing(self, message_id: str, record: dict[str, Any]) -> bool:
-        """Send the messages of an answer not sent yet, counting each one in the ledger."""
-        raw_messages, raw_sent = record.get("messages"), record.get("sent")
+    def _send_missing(self, message_id: str, record: dict[str, Any],
+                      sent_now: list[tuple[str, dict[str, Any]]]) -> bool:
+        """Send the messages of an answer not sent yet, counting each one (and keeping its id) in the ledger; an
+        answer whose last message went now is added to ``sent_now``. A message Meta refuses for good sends it and
+        the rest by SMS (``_rest_by_sms``)."""
+        raw_messages, raw_sent, raw_ids = record.get("messages"), record.get("sent"), record.get("ids")
         messages: list[Any] = raw_messages if isinstance(raw_messages, list) else []
         sent = raw_sent if isinstance(raw_sent, int) else 0
+        ids = [str(i) for i in raw_ids] if isinstance(raw_ids, list) else []
         to, number_id = str(record.get("to", "")), str(record.get("from", ""))
         assert self.sender is not None
         self.ledger.keep(LEDGER, message_id, record)
@@ -483,12 +502,55 @@ class MetaWhatsAppAdapter(KeyedBySender, ChannelAdapter):
             except Exception as exc:  # noqa: BLE001 - unreachable, throttled, 5xx: kept for Meta's next delivery
                 log.warning("whatsapp reply to %s not sent now: %s", mask(to), type(exc).__name__)
                 return False
-            if not taken:
-                # Meta will not take it (outside the 24-hour window, number gone): retrying cannot help.
-                log.warning("whatsapp reply to %s refused for good", mask(to))
+            if taken is None:
+                # Meta will not take it (outside the 24-hour window, number gone): retrying cannot help; SMS can.
+                log.warning("whatsapp reply to %s refused for good at part %d of %d", mask(to), index + 1,
+                            len(messages))
+                if not self._rest_by_sms(message_id, record, index):
+                    return False    # not queued (the database down): Meta's redelivery tries this part again
                 record["sent"] = len(messages)
                 self.ledger.keep(LEDGER, message_id, record)
                 return True
-            record["sent"] = index + 1
+            ids.append(taken)
+            record["sent"], record["ids"] = index + 1, ids
             self.ledger.keep(LEDGER, message_id, record)
+        if sent < len(messages):
+            sent_now.append((message_id, record))
+        return True
+
+    def _record_sent(self, message_id: str, record: dict[str, Any]) -> None:
+        """Keep in the database the reply that went out whole (``replies``; without them, that the message was
+        answered: ``answers``), after Meta has its answer; a failure is logged, the reply having gone."""
+        to, number_id = str(record.get("to", "")), str(record.get("from", ""))
+        messages, ids = list(record.get("messages") or []), [str(i) for i in record.get("ids") or []]
+        if self.replies is None or len(ids) != len(messages) or not ids:
+            record_answered(self.answers, message_id, msisdn=f"+{to}" if to else "", channel=CHANNEL,
+                            provider=PROVIDER, number=number_id)
+            return
+        try:
+            self.replies.record_sent_reply(f"+{to}", language=str(record.get("language") or ""),
+                                           message_id=message_id, text=str(record.get("text") or ""),
+                                           messages=messages, ids=ids, provider=PROVIDER, from_number=number_id)
+        except Exception as exc:  # noqa: BLE001 - the database down: the customer has the reply already
+            log.warning("whatsapp reply to %s sent, not recorded: %s", mask(to), type(exc).__name__)
+
+    def _rest_by_sms(self, message_id: str, record: dict[str, Any], refused: int) -> bool:
+        """The messages from ``refused`` on of the answer ``record``, which Meta refused for good at once, handed to
+        SMS as a refusal reported in a status hands them (``replies``: the outbox, "(suite)" after the parts the
+        customer got, the reason kept for agents); ``False`` when they could not be queued now."""
+        to, messages = str(record.get("to", "")), list(record.get("messages") or [])
+        if self.replies is None:
+            log.error("whatsapp reply to %s refused and no outbox to send it by SMS", mask(to))
+            return True
+        reason = f"whatsapp: part {refused + 1} of {len(messages)} refused for good by meta at once; sent by SMS"
+        try:
+            queued = self.replies.queue_rest_by_sms(
+                f"+{to}", language=str(record.get("language") or ""), message_id=message_id,
+                text=str(record.get("text") or ""), messages=messages, parts=range(refused, len(messages)),
+                provider=PROVIDER, from_number=str(record.get("from", "")), reason=reason)
+        except Exception as exc:  # noqa: BLE001 - the database down: kept for Meta's redelivery
+            log.warning("whatsapp reply to %s: not queued for SMS now: %s", mask(to), type(exc).__name__)
+            return False
+        log.warning("whatsapp reply to %s: parts %d-%d of %d go by SMS%s", mask(to), refused + 1, len(messages),
+                    len(messages), "" if queued else " (queued already)")
         return True

@@ -22,7 +22,9 @@ order. When the
 product fails otherwise (an unexpected error, or such a message cannot even be kept) the answer is still a
 200 TwiML message asking the customer to send the message again in a few minutes: Twilio does not post a
 webhook again by default, so a 5xx would leave the customer with no answer at all.
-What the customer wrote (a PIN) is never logged or kept.
+What the customer wrote (a PIN) is never logged or kept. A reply given in the TwiML is recorded in the database
+once the answer has gone (``answers``: ``record_answered``), so the same ``MessageSid`` posted again after Redis
+restarted empty is not answered twice.
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ from engine import (
 from engine.masking import mask
 
 from .adapter import BadRequest, ChannelAdapter, KeyedBySender
-from .answer_ledger import AnswerLedger, DurableAnswers, MemoryAnswerLedger, answered_before
+from .answer_ledger import AnswerLedger, DurableAnswers, MemoryAnswerLedger, answered_before, record_answered
 from .msisdn import to_e164
 from .sms_inbox import Inbox, KeptMessage, keep_for_worker, waits_behind
 from .whatsapp import (
@@ -248,46 +250,53 @@ class TwilioWhatsAppAdapter(KeyedBySender, ChannelAdapter):
             # The window is with the number written to (``To``), not with every number of the account.
             customer, ours = turn.customer or "", _our_number(form)
             try:
-                response = self._answer(engine, turn, form)
+                response, at_once = self._answer(engine, turn, form)
             except Exception:
                 note_window(self.windows, customer, PROVIDER, number=ours)
                 raise
+
+            def noted() -> None:
+                note_window(self.windows, customer, PROVIDER, number=ours)
+                if at_once:     # the durable record a repost finds once Redis forgot (``answered_before``)
+                    record_answered(self.answers, turn.hop_id, msisdn=customer, channel=CHANNEL, provider=PROVIDER,
+                                    number=ours)
             # Once the answer has gone (the server closes the response after sending it): the reply is Twilio's
             # answer, and must not wait for the database, however slow or unreachable it is.
-            response.call_on_close(lambda: note_window(self.windows, customer, PROVIDER, number=ours))
+            response.call_on_close(noted)
             return response
 
         return bp
 
-    def _answer(self, engine: Engine, turn: Turn, form: Mapping[str, str]) -> Response:
-        """The TwiML answer to one signed, readable message."""
+    def _answer(self, engine: Engine, turn: Turn, form: Mapping[str, str]) -> tuple[Response, bool]:
+        """The TwiML answer to one signed, readable message, and whether it is a reply run and given now (not a
+        repost's answer, nor a message kept for the worker, whose reply the outbox records)."""
         if not turn.input and (form.get("NumMedia") or "0").strip() not in ("", "0"):
             # A picture or a voice note without words: nothing to answer but a request for text.
-            return Response(_twiml(TEXT_ONLY), mimetype=_TWIML)
+            return Response(_twiml(TEXT_ONLY), mimetype=_TWIML), False
         known = self.ledger.recall(LEDGER, turn.hop_id)
         if known is not None and isinstance(known.get("twiml"), str):
             log.info("whatsapp retry of an answered message user=%s: same answer", mask(turn.address))
-            return Response(known["twiml"], mimetype=_TWIML)
+            return Response(known["twiml"], mimetype=_TWIML), False
         if known is None and answered_before(self.ledger, self.answers, turn.hop_id):
             # Answered before the ledger forgot (its Redis restarted empty): the database says so. Its answer
             # went then; nothing again.
             log.info("whatsapp repost of a message answered before user=%s: nothing again", mask(turn.address))
-            return Response(_twiml(), mimetype=_TWIML)
+            return Response(_twiml(), mimetype=_TWIML), False
         if waits_behind(self.inbox, turn) and keep_for_worker(self.inbox, turn, text=turn.input or "",
                                                              provider=PROVIDER):
             # Run now, it would be answered before the sender's messages kept earlier: kept behind them.
-            return Response(_twiml(), mimetype=_TWIML)
+            return Response(_twiml(), mimetype=_TWIML), False
         reply = engine.handle(turn)
         if reply.transient:
             # Busy or the session store down: the hop did not run. Kept, the worker answers it through the
             # outbox; a "send it again" message would ask the customer to do what the worker does.
             if keep_for_worker(self.inbox, turn, text=turn.input or "", provider=PROVIDER,
                                short_code=_our_number(form)):
-                return Response(_twiml(), mimetype=_TWIML)
-            return self.failure_response()
+                return Response(_twiml(), mimetype=_TWIML), False
+            return self.failure_response(), False
         twiml = self.render(reply)
         if not reply.replayed:
             self.ledger.keep(LEDGER, turn.hop_id, {"twiml": twiml})
         log.info("whatsapp hop user=%s node=%s end=%s", mask(turn.address),
                  reply.screen.node if reply.screen else "-", reply.end)
-        return Response(twiml, mimetype=_TWIML)
+        return Response(twiml, mimetype=_TWIML), not reply.replayed

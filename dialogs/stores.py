@@ -245,9 +245,10 @@ class Outbox(Protocol):
     """Durable queue of messages to customers; the notification workers send from it."""
 
     def add(self, *, kind: str, msisdn: str, language: str, payload: dict[str, Any], dedupe_key: str,
-            channel: str | None = None) -> bool:
+            channel: str | None = None, note: str | None = None) -> bool:
         """Record an event once per ``dedupe_key``; False when it was already there. ``channel`` forces
-        one (an e-mail code); by default the customer's chosen channel."""
+        one (an e-mail code); by default the customer's chosen channel. ``note``: why it is queued so, for
+        agents (kept as the row's last word until it is sent)."""
 
 
 # ---------------------------------------------------------------- payments

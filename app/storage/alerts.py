@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from dialogs.stores import Subscription
 
 from ..settings import utc_now
+from .delivery import SqlDeliveryQueue
 from .models import OutboxEventRow, PreferenceRow, SubscriptionRow
 from .outbox_seal import SECRET_FIELDS, OutboxSeal
 
@@ -101,7 +102,7 @@ class SqlOutbox:
         self._sessions, self._seal, self._clock = sessions, seal, clock
 
     def add(self, *, kind: str, msisdn: str, language: str, payload: dict[str, Any], dedupe_key: str,
-            channel: str | None = None) -> bool:
+            channel: str | None = None, note: str | None = None) -> bool:
         """Queue a message; ``channel`` forces one (an e-mail code goes to the address it proves), else
         the row is marked with the channel the customer chose (the dispatcher checks it again at send)."""
         with self._sessions() as db:
@@ -113,13 +114,23 @@ class SqlOutbox:
             kept, sealed = self._sealed(payload)
             db.add(OutboxEventRow(dedupe_key=dedupe_key, kind=kind, msisdn=msisdn, language=language,
                                   payload=json.dumps(kept, default=str), sealed=sealed, status="pending",
-                                  attempts=0, channel=channel, created_at=self._clock()))
+                                  attempts=0, channel=channel, created_at=self._clock(),
+                                  last_error=note[:120] if note else None))
             try:
                 db.commit()
             except IntegrityError:
                 db.rollback()
                 return False
             return True
+
+    def add_sent(self, *, kind: str, msisdn: str, language: str, payload: dict[str, Any], dedupe_key: str,
+                 channel: str, message_ids: list[str]) -> bool:
+        """Record a message its channel sent at once (``SqlDeliveryQueue.record_sent``), its secrets sealed as
+        ``add`` seals them; False when ``dedupe_key`` is there already."""
+        kept, sealed = self._sealed(payload)
+        return SqlDeliveryQueue(self._sessions, self._clock).record_sent(
+            kind=kind, msisdn=msisdn, language=language, payload=kept, sealed=sealed, dedupe_key=dedupe_key,
+            channel=channel, message_ids=message_ids)
 
     def pending(self, limit: int = 100) -> list[dict[str, Any]]:
         """Events not yet sent, oldest first, payloads opened as the worker will send them (for tests)."""

@@ -11,7 +11,10 @@ provider's delivery reports, kept in ``delivery_reports`` even when no row knows
 message id: a stale row adopts a report for its number that arrived after its claim (it
 was sent: never send it twice; a WhatsApp "outside the window" report sends it again by SMS); with no such report after ``settle_seconds`` the message
 never left (send it again: never lose it). One report is adopted by one row (``delivery_reports.adopted_by``),
-also once the row it sent again by SMS has forgotten its message id.
+also once the row it sent again by SMS has forgotten its message id. A message sent by SMS from a later part on
+(WhatsApp delivered the first ones) keeps its parts' ids: an earlier part reported undelivered after that SMS went
+follows by SMS in a row of its own, once. A reply a webhook sent at once is recorded as a sent row
+(``record_sent``), so a status about it acts on it as on any other.
 
 A row's sealed secrets (``sealed``, see ``outbox_seal``) are erased as soon as the row is sent, failed
 or suppressed: only a message still to be sent holds one, except a message sent on a channel that may
@@ -121,24 +124,32 @@ class SqlDeliveryQueue:
             return claimed
 
     def sent(self, row_id: int, *, channel: str, message_id: str, now: datetime, keep_sealed: bool = False,
-             template_next: bool = False) -> None:
+             template_next: bool = False, sms_parts: list[int] | None = None) -> None:
         """Taken by the provider. Its sealed secrets are erased, unless ``keep_sealed`` (a late failure may
         still send it another way): then they stay until a final report, or ``erase_secrets``.
         ``template_next``: free text went in place of its WhatsApp template (the window was open); if the
-        provider reports the window closed after all, the template goes next (``TEMPLATE_NEXT``)."""
+        provider reports the window closed after all, the template goes next (``TEMPLATE_NEXT``).
+        ``sms_parts``: the parts of a message in several that this SMS brought from a later part on (``SMS_PARTS``),
+        WhatsApp having delivered or taken the ones before: an earlier one WhatsApp reports undelivered (now or
+        later) still goes by SMS."""
         with self._sessions.begin() as db:
             values: dict[str, Any] = {"status": "sent", "channel": channel, "provider_message_id": message_id,
                                       "sent_at": now, "delivery_status": "sent", "claimed_until": None,
                                       "last_error": None}
             if not keep_sealed:
                 values["sealed"] = None
-            if template_next:
+            marks: dict[str, Any] = ({TEMPLATE_NEXT: True} if template_next else {}) | (
+                {SMS_PARTS: sms_parts} if sms_parts else {})
+            if marks:
                 row = db.get(OutboxEventRow, row_id)
                 if row is not None:
-                    values["payload"] = json.dumps({**json.loads(row.payload), TEMPLATE_NEXT: True}, default=str)
+                    values["payload"] = json.dumps({**json.loads(row.payload), **marks}, default=str)
             db.execute(update(OutboxEventRow).where(OutboxEventRow.id == row_id).values(**values))
             # Reports that came before this record (the provider's status outran our commit) apply now.
             settled = self._settle(db, row_id, message_id)
+            if channel == "sms" and sms_parts and (parts := self._part_ids(db, row_id)):
+                # An earlier part reported undelivered while this SMS was on its way: it follows by SMS.
+                self._earlier_parts_by_sms(db, row_id, parts)
         if keep_sealed and settled in (None, "sent"):
             # On PostgreSQL a report committed while this transaction ran is seen by neither side (its
             # recorder found no row with this id yet, this transaction read the reports before it): one more
@@ -149,6 +160,35 @@ class SqlDeliveryQueue:
                     .with_for_update()).first()
                 if row is not None:
                     self._settle(db, row.id, message_id)
+
+    def record_sent(self, *, kind: str, msisdn: str, language: str, payload: dict[str, Any], sealed: str | None,
+                    dedupe_key: str, channel: str, message_ids: list[str]) -> bool:
+        """A message its channel sent at once, outside the worker (a webhook's own reply), recorded as a sent row:
+        the database then knows it answered, and a status report about it, or about any of its parts
+        (``message_ids``, in order), finds it and acts as on any other (outside the window: by SMS); reports that
+        came before this record apply now. ``sealed`` is kept as a sent WhatsApp message's is (``erase_secrets``).
+        ``False`` when ``dedupe_key`` is recorded already."""
+        now = self._clock()
+        ids = [message_id[:64] for message_id in message_ids]
+        if len(ids) > 1:
+            payload = {**payload, PARTS_SENT: ids}
+        try:
+            with self._sessions.begin() as db:
+                if db.scalars(select(OutboxEventRow.id).where(OutboxEventRow.dedupe_key == dedupe_key)).first():
+                    return False
+                row = OutboxEventRow(dedupe_key=dedupe_key, kind=kind, msisdn=msisdn, language=language,
+                                     payload=json.dumps(payload, default=str), sealed=sealed, status="sent",
+                                     attempts=1, channel=channel, created_at=now, sent_at=now,
+                                     provider_message_id=ids[0], delivery_status="sent")
+                db.add(row)
+                db.flush()
+                for index, message_id in enumerate(ids if len(ids) > 1 else []):
+                    db.add(OutboxPartRow(outbox_id=row.id, part=index, provider_message_id=message_id))
+                db.flush()
+                self._settle(db, row.id, ids[0])
+        except IntegrityError:   # recorded meanwhile by another process (a redelivery)
+            return False
+        return True
 
     def parts_sent(self, row_id: int, message_ids: list[str]) -> None:
         """The provider took the first ``len(message_ids)`` parts of this message (their ids, in order; none yet:
@@ -393,10 +433,12 @@ class SqlDeliveryQueue:
         delivered), its sealed secrets kept for that send; any other final word (delivered, failed) erases them."""
         parts = self._part_ids(db, row_id)
         ids = parts if message_id[:64] in parts else [message_id]
-        if len(ids) > 1:
+        if parts and ids is parts:   # a part of a message in several (WhatsApp may have taken one only so far)
             current = db.scalar(select(OutboxEventRow.provider_message_id).where(OutboxEventRow.id == row_id))
             if current not in (None, parts[0]):
-                return None     # the row went again another way since (SMS, its template): these parts are past
+                # The row went again another way since: as its template, these parts are past; by SMS from a later
+                # part on, an earlier one WhatsApp reports undelivered now still has to reach the customer.
+                return self._earlier_parts_by_sms(db, row_id, parts)
         reports = db.execute(select(DeliveryReportRow.provider_message_id, DeliveryReportRow.status,
                                     DeliveryReportRow.sms_again).where(
             DeliveryReportRow.provider_message_id.in_(ids)).order_by(DeliveryReportRow.id)).all()
@@ -420,9 +462,69 @@ class SqlDeliveryQueue:
             delivered = [i for i, pid in enumerate(ids) if final[pid] == "delivered"]
             if self._again_by_sms(db, row, again, rest, delivered):
                 return status
-        if row.status == "sent" and status != "sent" and all(s != "sent" for s in final.values()):
+        if row.status == "sent" and status != "sent" and all(s != "sent" for s in final.values()) \
+                and not self._parts_on_whatsapp_pending(db, row):
             row.sealed = None    # final: nothing will send it again, its code is no longer needed
         return status
+
+    @staticmethod
+    def _sms_continuation(row: OutboxEventRow) -> tuple[dict[str, Any], set[int]] | None:
+        """A row sent by SMS from a later part on (``SMS_PARTS``): its payload and the parts SMS brought."""
+        if row.channel != "sms" or row.status != "sent":
+            return None
+        payload = json.loads(row.payload)
+        brought = payload.get(SMS_PARTS)
+        if not isinstance(brought, list) or not brought:
+            return None
+        return payload, {i for i in brought if isinstance(i, int)}
+
+    def _words_on_parts(self, db: Session, parts: list[str]) -> dict[int, tuple[str, str | None]]:
+        """Each part's final word (``delivered``/``failed``, ``sent`` while none) and the reason a failure sends it
+        by SMS (a report's ``sms_again``)."""
+        reports = db.execute(select(DeliveryReportRow.provider_message_id, DeliveryReportRow.status,
+                                    DeliveryReportRow.sms_again).where(
+            DeliveryReportRow.provider_message_id.in_(parts)).order_by(DeliveryReportRow.id)).all()
+        words: dict[int, tuple[str, str | None]] = {}
+        for index, pid in enumerate(parts):
+            said = [(delivery_status(status), again) for i, status, again in reports if i == pid]
+            final = next(((s, again) for s, again in reversed(said) if s != "sent"), ("sent", None))
+            words[index] = final
+        return words
+
+    def _parts_on_whatsapp_pending(self, db: Session, row: OutboxEventRow) -> bool:
+        """Whether a row sent by SMS from a later part on still waits for WhatsApp's word on an earlier part (its
+        sealed text is kept for that part's SMS)."""
+        continuation = self._sms_continuation(row)
+        if continuation is None:
+            return False
+        words = self._words_on_parts(db, self._part_ids(db, row.id))
+        return any(word == "sent" for index, (word, _) in words.items() if index not in continuation[1])
+
+    def _earlier_parts_by_sms(self, db: Session, row_id: int, parts: list[str]) -> str | None:
+        """A message WhatsApp delivered in part and SMS continued from a later part: parts before it that WhatsApp
+        now reports undelivered for a reason SMS does not share go by SMS too, once, in a row of their own (the
+        first SMS has gone: its row keeps its id and status), with the sealed text kept for it. Returns the row's
+        delivery status, unchanged."""
+        row = db.get(OutboxEventRow, row_id)
+        continuation = self._sms_continuation(row) if row is not None else None
+        if row is None or continuation is None:
+            return None
+        payload, brought = continuation
+        words = self._words_on_parts(db, parts)
+        late = sorted(i for i, (word, again) in words.items() if word == "failed" and again and i not in brought)
+        if late:
+            reason = words[late[0]][1] or ""
+            payload[SMS_PARTS] = sorted(brought | set(late))     # never queued twice
+            row.payload = json.dumps(payload, default=str)
+            again = {k: v for k, v in payload.items() if k != PARTS_SENT} | {ONLY_CHANNEL: "sms", SMS_PARTS: late}
+            db.add(OutboxEventRow(dedupe_key=f"{row.dedupe_key[:90]}:{row.id}:{late[0]}"[:120], kind=row.kind,
+                                  msisdn=row.msisdn, language=row.language, payload=json.dumps(again, default=str),
+                                  sealed=row.sealed, status="pending", attempts=0, channel="sms",
+                                  next_attempt_at=self._clock(), created_at=self._clock(),
+                                  last_error=(f"part {late[0] + 1}: " + reason)[:120]))
+        if not any(word == "sent" for i, (word, _) in words.items() if i not in brought | set(late)):
+            row.sealed = None    # WhatsApp's last word on every part is in: nothing needs the text again
+        return row.delivery_status
 
 def _aware(moment: datetime) -> datetime:
     # SQLite hands back naive datetimes for timezone-aware columns: they were written in UTC.

@@ -35,21 +35,21 @@ def test_a_message_is_posted_with_the_bearer_token_to_our_number_and_answers_its
 def test_a_server_error_is_tried_once_more_at_once(graph):
     client = MetaWhatsApp(graph.api_url, graph.access_token, backoff_seconds=0)
     graph.next_errors[:] = [(500, 2)]
-    assert client.deliver("1", "221770000001", TEXT) is True
+    assert client.deliver("1", "221770000001", TEXT) == graph.sent[0]["id"]
     assert len(graph.sent) == 1
     graph.next_errors[:] = [(503, 2), (429, 130429)]
     with pytest.raises(BackendUnavailable):
         client.send("1", "221770000001", TEXT)
 
 
-def test_a_refusal_for_good_is_rejected_with_meta_s_code_and_deliver_says_false(graph):
+def test_a_refusal_for_good_is_rejected_with_meta_s_code_and_deliver_says_none(graph):
     client = MetaWhatsApp(graph.api_url, graph.access_token, backoff_seconds=0)
     graph.next_errors[:] = [(400, 131047)]
     with pytest.raises(Rejected) as refused:
         client.send("1", "221770000001", TEXT)
     assert refused.value.code == "131047"
     graph.next_errors[:] = [(400, 131026)]
-    assert client.deliver("1", "221770000001", TEXT) is False
+    assert client.deliver("1", "221770000001", TEXT) is None
     bad_token = MetaWhatsApp(graph.api_url, "expired-token", backoff_seconds=0)
     with pytest.raises(Rejected):
         bad_token.send("1", "221770000001", TEXT)

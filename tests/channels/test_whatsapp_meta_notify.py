@@ -51,11 +51,13 @@ def on_whatsapp(settings: Settings, msisdn: str) -> None:
 
 
 def rows_of(settings: Settings, msisdn: str) -> list[dict[str, Any]]:
-    """Each outbox row of ``msisdn`` as agents see it, oldest first."""
+    """Each notification row of ``msisdn`` as agents see it, oldest first (not the rows recording the webhook's
+    replies to what the customer wrote: ``whatsapp_reply``)."""
     with make_sessions(settings.database_url)() as db:
         return [{"kind": r.kind, "status": r.status, "channel": r.channel, "delivery": r.delivery_status,
                  "message_id": r.provider_message_id, "error": r.last_error}
-                for r in db.scalars(select(OutboxEventRow).where(OutboxEventRow.msisdn == msisdn)
+                for r in db.scalars(select(OutboxEventRow).where(OutboxEventRow.msisdn == msisdn,
+                                                                 OutboxEventRow.kind != "whatsapp_reply")
                                     .order_by(OutboxEventRow.id))]
 
 def meta_status(awa: MetaWhatsAppPhone, message_id: str, status: str, code: int | None = None) -> None:

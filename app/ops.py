@@ -59,6 +59,10 @@ class Metrics:
         # a code ``check``): every refusal, where the security audit keeps one row per key and window.
         self.sign_in_throttled = Counter("sign_in_throttled_total", "Sign-in attempts refused by the limits per "
                                          "number or per requester", ["channel", "attempt"], registry=self.registry)
+        # The worker's: payments it stopped asking the provider about, their fate unknown (an agent's).
+        self.payments_unresolved = Counter("payments_unresolved_total", "Payments without the provider's id "
+                                           "the worker gave up asking about by our key, left to an agent",
+                                           registry=self.registry)
         # Each channel's series, looked up once (``labels`` costs a lock and a dict look-up per call).
         self._series: dict[tuple[str, bool], tuple[Any, Any, Any, Any, Any]] = {}
 

@@ -130,6 +130,9 @@ class Settings:
     # The worker asks the provider about a payment pending this long without a callback (then again
     # after as long, five times in all before it is "unconfirmed").
     payment_status_after_seconds: int = 300
+    # A payment without the provider's id (our write of it failed, or its answer was lost) is asked about by
+    # our key, the waits doubling up to an hour, for this long; then it is "unresolved", left to an agent.
+    payment_unrecorded_give_up_seconds: int = 86_400
     # How often the worker applies the retention purge (app/storage/retention.py); 0 turns it off.
     purge_interval_seconds: int = 3600
     # SMS keyword commands (channels/sms.py): a conversation by SMS ends after this long without a message.
@@ -243,6 +246,8 @@ class Settings:
             payment_wallets=_wallets(os.environ.get("PAYMENT_WALLETS", "")) or cls.payment_wallets,
             payment_status_after_seconds=int(_env("PAYMENT_STATUS_AFTER_SECONDS",
                                                   str(cls.payment_status_after_seconds))),
+            payment_unrecorded_give_up_seconds=int(_env("PAYMENT_UNRECORDED_GIVE_UP_SECONDS",
+                                                        str(cls.payment_unrecorded_give_up_seconds))),
             purge_interval_seconds=int(_env("PURGE_INTERVAL_SECONDS", str(cls.purge_interval_seconds))),
             sms_session_idle_seconds=int(_env("SMS_SESSION_IDLE_SECONDS", str(cls.sms_session_idle_seconds))),
             quiet_hours=os.environ.get("QUIET_HOURS", cls.quiet_hours),

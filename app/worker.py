@@ -27,6 +27,7 @@ from dialogs.payments import reconcile_pending
 from dialogs.registry import Deps
 
 from .factory import build_deps, build_dispatcher, build_inbox_drain, build_notice_relay, build_sessions
+from .ops import Metrics
 from .settings import Settings
 from .storage.retention import PURGE_STATEMENT_TIMEOUT_SECONDS, purge
 
@@ -35,15 +36,21 @@ __all__ = ["PurgeSchedule", "reconcile_payments", "run_forever", "run_once"]
 log = logging.getLogger("worker")
 
 
-def reconcile_payments(deps: Deps, settings: Settings, now: datetime) -> dict[str, int]:
-    """One pass over the payments pending past ``PAYMENT_STATUS_AFTER_SECONDS`` (see ``reconcile_pending``)."""
-    counts = reconcile_pending(deps, now, settings.payment_status_after_seconds)
+def reconcile_payments(deps: Deps, settings: Settings, now: datetime,
+                       metrics: Metrics | None = None) -> dict[str, int]:
+    """One pass over the payments pending past ``PAYMENT_STATUS_AFTER_SECONDS`` and those without the
+    provider's id (see ``reconcile_pending``); the ones given up count in ``payments_unresolved_total``."""
+    counts = reconcile_pending(deps, now, settings.payment_status_after_seconds,
+                               give_up_seconds=settings.payment_unrecorded_give_up_seconds)
     if any(counts.values()):
         log.info("payments reconciled: %s", counts)
+    if metrics is not None and counts["unresolved"]:
+        metrics.payments_unresolved.inc(counts["unresolved"])
     return counts
 
 
-def run_once(settings: Settings, clock: Callable[[], datetime] | None = None) -> dict[str, int]:
+def run_once(settings: Settings, clock: Callable[[], datetime] | None = None,
+             metrics: Metrics | None = None) -> dict[str, int]:
     """One pass of everything but the purge; ``clock`` (default: the settings' clock) dates the payments'."""
     clock = clock or settings.clock
     sessions = build_sessions(settings)
@@ -51,7 +58,7 @@ def run_once(settings: Settings, clock: Callable[[], datetime] | None = None) ->
     assert deps.incidents is not None and deps.pending_tickets is not None
     done = {"tickets_sent": resend_pending_tickets(deps.incidents, deps.pending_tickets)}
     # Payment counts appear only when the pass did something with payments.
-    done.update({f"payments_{k}": v for k, v in reconcile_payments(deps, settings, clock()).items() if v})
+    done.update({f"payments_{k}": v for k, v in reconcile_payments(deps, settings, clock(), metrics).items() if v})
     noticed = build_notice_relay(settings, sessions).run_once()
     if noticed:
         done["notices_queued"] = noticed
@@ -94,6 +101,7 @@ class PurgeSchedule:
 
 def run_forever(settings: Settings, interval_seconds: float = 30.0, stop: threading.Event | None = None) -> None:
     stop = stop or threading.Event()
+    metrics = Metrics()   # under `make run` its values reach /metrics through PROMETHEUS_MULTIPROC_DIR
     sessions = build_sessions(settings)
     deps = build_deps(settings, sessions)
     dispatcher = build_dispatcher(settings, sessions)
@@ -133,7 +141,7 @@ def run_forever(settings: Settings, interval_seconds: float = 30.0, stop: thread
             except Exception:
                 log.exception("worker pass failed; next pass in %.0f s", interval_seconds)
             try:
-                reconcile_payments(deps, settings, settings.clock())
+                reconcile_payments(deps, settings, settings.clock(), metrics)
             except Exception:
                 log.exception("payment reconciliation failed; next pass in %.0f s", interval_seconds)
             try:

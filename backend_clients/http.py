@@ -16,6 +16,7 @@ What each call gets:
 
       connection error, timeout, 5xx, 401/403/429, open circuit,
       unparseable or malformed JSON                              -> BackendUnavailable
+      open circuit, or no try got a connection (never sent)      -> NotSent (a BackendUnavailable)
       404                                                        -> NotFound
       400, 413, 422                                              -> Rejected(reason = JSON "message")
       409                                                        -> Conflict
@@ -44,10 +45,10 @@ from typing import Any, ClassVar, Final, Self, TypeVar
 from urllib.parse import quote, urlencode
 
 import urllib3
-from urllib3.exceptions import HTTPError
+from urllib3.exceptions import ConnectTimeoutError, HTTPError, MaxRetryError
 from urllib3.util.retry import Retry
 
-from dialogs.backends import BackendError, BackendUnavailable, Conflict, NotFound, Rejected
+from dialogs.backends import BackendError, BackendUnavailable, Conflict, NotFound, NotSent, Rejected
 
 from .breaker import OPEN, CircuitBreaker, CircuitOpen
 from .config import ClientConfig
@@ -112,7 +113,7 @@ class HttpBackend:
         return f"{type(self).__name__}({self._base_url!r}, breaker={self.breaker.state})"
 
     def _new_pool(self, retry_methods: frozenset[str]) -> urllib3.PoolManager:
-        retry = Retry(
+        retry = _TracedRetry(
             total=self.config.retries,
             connect=self.config.retries,
             read=self.config.retries,
@@ -143,7 +144,7 @@ class HttpBackend:
             trial = self.breaker.before_call()
         except CircuitOpen as exc:
             log.info("%s: circuit open, not called (next trial in %.1fs)", where, exc.retry_in)
-            raise BackendUnavailable(f"{where}: circuit open") from None
+            raise NotSent(f"{where}: circuit open") from None
         ok = False
         try:
             result = self._exchange(method, where, template, values, parse=parse, params=params,
@@ -187,7 +188,8 @@ class HttpBackend:
         except (HTTPError, OSError) as exc:
             reason = _describe(exc)
             log.warning("%s: unavailable after %.2fs: %s", where, time.monotonic() - started, reason)
-            raise BackendUnavailable(f"{where}: {reason}") from None
+            unsent = getattr(exc, "never_sent", isinstance(exc, ConnectTimeoutError))
+            raise (NotSent if unsent else BackendUnavailable)(f"{where}: {reason}") from None
 
         status = response.status
         if 200 <= status < 300:
@@ -227,6 +229,22 @@ class HttpBackend:
             detail = str(exc) if isinstance(exc, MalformedResponse) else type(exc).__name__
             log.warning("%s: malformed response: %s", where, detail)
             raise BackendUnavailable(f"{where}: malformed response: {detail}") from None
+
+
+class _TracedRetry(Retry):
+    """urllib3's ``Retry`` whose final ``MaxRetryError`` says whether the request never left (``never_sent``:
+    every try failed to connect). Only then is a payment surely not started: a try that timed out reading, or
+    was answered 5xx, may have been taken by the provider."""
+
+    def increment(self, method: str | None = None, url: str | None = None, response: Any = None,
+                  error: Exception | None = None, _pool: Any = None, _stacktrace: Any = None) -> Self:
+        try:
+            return super().increment(method, url, response, error, _pool, _stacktrace)
+        except MaxRetryError as exc:
+            tries = [h.error for h in self.history] + [error]
+            exc.never_sent = response is None and all(  # type: ignore[attr-defined]
+                isinstance(e, ConnectTimeoutError) for e in tries)
+            raise
 
 
 def _describe(exc: BaseException) -> str:

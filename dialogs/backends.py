@@ -28,6 +28,7 @@ __all__ = [
     "IncidentBackend",
     "MeteringBackend",
     "NotFound",
+    "NotSent",
     "Outage",
     "PaymentBackend",
     "PaymentIntent",
@@ -49,6 +50,11 @@ class BackendError(Exception):
 
 class BackendUnavailable(BackendError):
     """The back end could not be reached, timed out, answered 5xx, or the circuit is open."""
+
+
+class NotSent(BackendUnavailable):
+    """Unavailable, and the request never reached the back end: the circuit was open, or no try got a
+    connection. A payment asked for then was not started (any other ``BackendUnavailable`` may have been)."""
 
 
 class NotFound(BackendError):
@@ -265,7 +271,8 @@ class PaymentBackend(Protocol):
         ``Rejected.code`` says why a refused one was refused (``insufficient_funds``, ``wallet_limit_exceeded``,
         ``wallet_not_found`` ...).
         ``Rejected`` for an invalid request, ``Conflict`` for a key reused with another body,
-        ``BackendUnavailable`` when unreachable (safe to retry with the same key)."""
+        ``BackendUnavailable`` when unreachable (safe to retry with the same key): ``NotSent`` when the request
+        never reached the provider (nothing started), else the provider may have started it unheard."""
 
     def status(self, payment_id: str) -> PaymentIntent:
         """``NotFound`` for an unknown payment."""

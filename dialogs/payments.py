@@ -12,7 +12,11 @@ last payments the number made to the current account, from our ledger.
 
 When our database fails just after the provider started a payment (the provider's id cannot be written),
 the customer is still told it started, with its reference; the row stays ``created`` under our idempotency
-key, which the provider echoes, so its callback (or the worker asking by that key) records it then.
+key, which the provider echoes, so its callback (or the worker asking by that key) records it then. Until
+then it counts as on its way, as a pending one does (``AWAITED_STATUSES``): the balance and the Pay menu
+never offer to pay it twice. One the provider never got (unreachable when asked to start it, the customer
+told nothing was charged) or says it has no trace of is ``not_started`` and counts no more; one the worker
+could not resolve by ``PAYMENT_UNRECORDED_GIVE_UP_SECONDS`` is ``unresolved``: audited, counted, for an agent.
 """
 
 from __future__ import annotations
@@ -28,16 +32,17 @@ from engine.masking import mask
 from engine.security_audit import SecurityEvent
 from engine.steps import StepContext, StepResult
 
-from .backends import FINAL_PAYMENT_STATUSES, BackendError, BackendUnavailable, Conflict, Rejected
+from .backends import FINAL_PAYMENT_STATUSES, BackendError, BackendUnavailable, Conflict, NotSent, Rejected
 from .registry import Deps, step
 from .security import pin_passed
-from .stores import LocalPayment, ProviderResult
+from .stores import UNRECORDED_STATUSES, LocalPayment, ProviderResult
 
 # Each step is marked by ``step(...)(function)`` after its definition, not by a decorator: mutmut
 # (``make mutation``) leaves decorated functions unmutated, and these steps are the money and identity
 # paths it guards.
 __all__ = [
     "MAX_AMOUNT",
+    "MAX_ASK_INTERVAL_SECONDS",
     "MAX_STATUS_CHECKS",
     "MIN_AMOUNT",
     "PROTECTED_NODE",
@@ -56,6 +61,8 @@ MIN_AMOUNT = Decimal(100)
 MAX_AMOUNT = Decimal(2_000_000)
 PROTECTED_NODE = "pay_initiate"   # the node behind the PIN gate (route in config/menus/security.yaml)
 MAX_STATUS_CHECKS = 5             # status questions to the provider before a payment is "unconfirmed"
+# The longest wait between two questions about a payment without the provider's id (the waits double up to it).
+MAX_ASK_INTERVAL_SECONDS = 3600
 # Why a provider refuses a payment, as the customer is told (labels in config/menus.yaml);
 # any other code reads as "refused".
 REFUSAL_CODES = frozenset({"insufficient_funds", "wallet_limit_exceeded", "wallet_not_found",
@@ -246,11 +253,20 @@ def initiate(ctx: StepContext, deps: Deps) -> StepResult:
         intent = deps.payments.initiate(account_number=number, msisdn=ctx.user_id, amount=amount,
                                         purpose=purpose, idempotency_key=key,
                                         callback_url=deps.settings.payment_callback_url, wallet=wallet)
-    except BackendUnavailable as exc:
-        # The ledger keeps it as "created": nothing was charged; the same key is safe to retry.
+    except NotSent as exc:
+        # The request never reached the provider: nothing started, as the customer is told. It no longer
+        # counts as on its way (it would block paying again); the same key is safe to retry, and counts again.
         log.warning("payment not started (provider unreachable) user=%s account=%s: %s",
                     mask(ctx.user_id), mask(number), type(exc).__name__)
+        deps.ledger.mark_not_started(key)
         return StepResult("backend_down", done)
+    except BackendUnavailable as exc:
+        # It may have reached the provider (a read timeout, a 5xx): it stays "created", counted as on its
+        # way, and the customer is told to approve a prompt if one comes; the worker asks the provider by
+        # our key and records it, or finds it never started (then it counts no more).
+        log.warning("payment maybe started (no answer from the provider) user=%s account=%s: %s",
+                    mask(ctx.user_id), mask(number), type(exc).__name__)
+        return StepResult("unsure", done)
     except (Rejected, Conflict) as exc:
         code = exc.code if isinstance(exc, Rejected) else None   # a Conflict is told as "refused"
         log.warning("payment refused by the provider user=%s account=%s: %s %s",
@@ -278,7 +294,8 @@ def _unrecorded(ctx: StepContext, deps: Deps, number: str, payment_id: str, exc:
                                        extra={"payment_id": payment_id}))
 
 
-step("payments.initiate", outcomes={"started", "refused", "pin_required", "above_balance", "backend_down"})(initiate)
+step("payments.initiate", outcomes={"started", "refused", "pin_required", "above_balance", "backend_down",
+                                    "unsure"})(initiate)
 
 
 def _refusal(code: str | None) -> str:
@@ -286,13 +303,24 @@ def _refusal(code: str | None) -> str:
     return code if code in REFUSAL_CODES else "payment_refused"
 
 
-def _item(payment: LocalPayment) -> dict[str, Any]:
+# What the customer's history says of a payment without the provider's id (labels in config/menus.yaml):
+# one that may have started is waiting for confirmation, one left to an agent unconfirmed, and one the
+# provider never got "not started" (the label of ``created``).
+_SHOWN_AS = {"created": "pending", "unresolved": "unconfirmed", "not_started": "created"}
+
+
+def _created_at(payment: LocalPayment) -> datetime | None:
     created = payment.created_at
     if created is not None and created.tzinfo is None:
         created = created.replace(tzinfo=UTC)   # the ledger stores UTC
+    return created
+
+
+def _item(payment: LocalPayment) -> dict[str, Any]:
+    created = _created_at(payment)
     return {
         "amount": format(payment.amount, "f"),
-        "status": payment.status,
+        "status": _SHOWN_AS.get(payment.status, payment.status),
         "purpose": payment.purpose,
         "account_number": payment.account_number,
         "reference": payment.reference,
@@ -399,7 +427,7 @@ def _found_by_key(deps: Deps, result: ProviderResult) -> LocalPayment | Settleme
     if not result.idempotency_key:
         return None
     payment = deps.ledger.get(result.idempotency_key)
-    if payment is None or payment.status != "created" or payment.provider_payment_id is not None:
+    if payment is None or payment.status not in UNRECORDED_STATUSES or payment.provider_payment_id is not None:
         return None
     reasons = _mismatches(payment, result)
     if reasons:
@@ -422,15 +450,17 @@ def _notify(deps: Deps, payment: LocalPayment, status: str) -> None:
                     dedupe_key=f"payment:{payment.provider_payment_id}:{status}")
 
 
-def reconcile_pending(deps: Deps, now: datetime, after_seconds: int,
-                      max_checks: int = MAX_STATUS_CHECKS) -> dict[str, int]:
+def reconcile_pending(deps: Deps, now: datetime, after_seconds: int, max_checks: int = MAX_STATUS_CHECKS, *,
+                      give_up_seconds: int = 86_400,
+                      max_interval_seconds: int = MAX_ASK_INTERVAL_SECONDS) -> dict[str, int]:
     """Ask the provider about payments pending for ``after_seconds`` without a word from it, and settle
     the final ones as a callback would. A payment still pending (or the provider unreachable) counts a
     check; after ``max_checks`` it becomes ``unconfirmed`` and the customer is told by SMS. Then the
-    payments left ``created`` as long, by our key (``_record_unrecorded``): ``recorded``, ``never_started``."""
+    payments without the provider's id, by our key (``_record_unrecorded``): ``recorded``, ``never_started``,
+    ``unresolved`` (given up after ``give_up_seconds``)."""
     assert deps.ledger is not None and deps.payments is not None, "Deps.ledger and Deps.payments are not wired"
     counts = {"settled": 0, "still_pending": 0, "given_up": 0, "mismatched": 0, "recorded": 0,
-              "never_started": 0}
+              "never_started": 0, "unresolved": 0}
     for payment in deps.ledger.due_for_status(now, after_seconds):
         payment_id = str(payment.provider_payment_id)
         try:
@@ -460,29 +490,34 @@ def reconcile_pending(deps: Deps, now: datetime, after_seconds: int,
             log.warning("payment %s unconfirmed after %d status questions; customer told", payment_id, checks)
             _notify(deps, given_up, "unconfirmed")
     # After the pending ones: a payment recorded here is pending from now, asked about a full delay later.
-    _record_unrecorded(deps, now, after_seconds, max_checks, counts)
+    _record_unrecorded(deps, now, (after_seconds, max_interval_seconds, give_up_seconds), counts)
     return counts
 
 
-def _record_unrecorded(deps: Deps, now: datetime, after_seconds: int, max_checks: int,
-                       counts: dict[str, int]) -> None:
-    """Payments left ``created`` past ``after_seconds``: the provider is asked by our key (asking never starts
-    one). One it started gets its id recorded (``pending``, then asked about as any other) or, already final,
-    is settled as its callback would be; one it never started (the provider unreachable when asked to start
-    it, the customer told so) is asked about ``max_checks`` times, then left alone: nothing was charged."""
+def _record_unrecorded(deps: Deps, now: datetime, waits: tuple[int, int, int], counts: dict[str, int]) -> None:
+    """Payments without the provider's id, due for a question (``PaymentLedger.unrecorded``: ``after_seconds``
+    after they were created, then with waits doubling up to ``max_interval_seconds``): the provider is asked by
+    our key (asking never starts one). One it started gets its id recorded (``pending``, then asked about as
+    any other) or, already final, is settled as its callback would be; one it has no trace of is
+    ``not_started`` (no longer on its way; still asked until ``give_up_seconds``, in case it turns up). One
+    still ``created`` that ``give_up_seconds`` of questions did not resolve (the provider unreachable, or its
+    answers disagreeing with what the customer confirmed) is ``unresolved``: audited, counted, for an agent."""
     assert deps.ledger is not None and deps.payments is not None
-    for payment in deps.ledger.unrecorded(now, after_seconds, max_checks):
+    after_seconds, max_interval_seconds, give_up_seconds = waits
+    for payment in deps.ledger.unrecorded(now, after_seconds, max_interval_seconds, give_up_seconds):
         key = payment.idempotency_key
         try:
             intent = deps.payments.by_key(key)
         except BackendError as exc:
             log.info("provider not asked about an unrecorded payment: %s", type(exc).__name__)
             deps.ledger.note_status_check(key, now)
+            _give_up_if_due(deps, payment, now, give_up_seconds, counts)
             continue
         if intent is None:
-            if deps.ledger.note_status_check(key, now) >= max_checks:
+            deps.ledger.note_status_check(key, now)
+            if deps.ledger.mark_not_started(key) is not None:
                 counts["never_started"] += 1
-                log.info("payment of account %s never started by the provider: no longer asked",
+                log.info("payment of account %s never started by the provider: no longer on its way",
                          mask(payment.account_number))
             continue
         final = intent.status in FINAL_STATUSES
@@ -493,10 +528,32 @@ def _record_unrecorded(deps: Deps, now: datetime, after_seconds: int, max_checks
                                 source="status", idempotency_key=key)
         found = settle_provider_result(deps, result) if final else _found_by_key(deps, result)
         if isinstance(found, Settlement) and found.mismatch:
-            counts["mismatched"] += 1          # kept for an agent; asked again, up to max_checks
+            counts["mismatched"] += 1          # kept for an agent; asked again until given up
             deps.ledger.note_status_check(key, now)
+            _give_up_if_due(deps, payment, now, give_up_seconds, counts)
         elif isinstance(found, Settlement):
             counts["recorded"] += found.payment is not None
             counts["settled"] += found.changed
         elif found is not None:
             counts["recorded"] += 1
+
+
+def _give_up_if_due(deps: Deps, payment: LocalPayment, now: datetime, give_up_seconds: int,
+                    counts: dict[str, int]) -> None:
+    """A payment the provider may have started, asked about for ``give_up_seconds`` without an answer that
+    resolves it: no longer asked; it stays on its way (the wallet may be debited) and an agent is told by the
+    audit trail, the console and the ``payments_unresolved_total`` metric."""
+    assert deps.ledger is not None
+    created = _created_at(payment)
+    if payment.status != "created" or created is None or (now - created).total_seconds() < give_up_seconds:
+        return
+    given_up = deps.ledger.give_up_unrecorded(payment.idempotency_key)
+    if given_up is None:
+        return
+    counts["unresolved"] += 1
+    log.error("payment of account %s unresolved after %d questions by its key: left to an agent",
+              mask(payment.account_number), payment.status_checks + 1)
+    deps.security.record(SecurityEvent(kind="payment_unresolved", channel="worker", subject=payment.msisdn,
+                                       account=payment.account_number,
+                                       detail="provider never answered by our key; may be debited",
+                                       extra={"amount": format(payment.amount, "f"), "purpose": payment.purpose}))

@@ -12,6 +12,7 @@ from engine.audit_once import WindowCounter
 __all__ = [
     "AWAITED_STATUSES",
     "NOTIFY_CHANNELS",
+    "UNRECORDED_STATUSES",
     "AccountLink",
     "AccountLinks",
     "Consent",
@@ -94,9 +95,14 @@ class Preferences(Protocol):
 
 # ---------------------------------------------------------------- where messages go
 NOTIFY_CHANNELS = ("sms", "whatsapp", "email")
-# A payment the provider accepted and has not settled (pending), or never settled (unconfirmed: it may
-# have debited the wallet): money on its way to the account that the back end's balance does not show yet.
-AWAITED_STATUSES = ("pending", "unconfirmed")
+# Money on its way to the account that the back end's balance does not show yet: a payment the provider
+# accepted and has not settled (pending), or never settled (unconfirmed: it may have debited the wallet), and
+# one it may have started without our ledger knowing its id (created: our write of the id failed, or we never
+# heard its answer; unresolved: the worker stopped asking, an agent decides). Not ``not_started``: the
+# provider never got it (unreachable when asked, as the customer was told) or answered it has no such payment.
+AWAITED_STATUSES = ("created", "pending", "unconfirmed", "unresolved")
+# A payment without the provider's id: the provider may be asked about it by our key (the worker does).
+UNRECORDED_STATUSES = ("created", "not_started", "unresolved")
 EmailCheck = Literal["ok", "wrong", "expired", "locked", "none"]
 
 
@@ -259,7 +265,7 @@ class LocalPayment:
     account_number: str
     purpose: str
     amount: Decimal
-    status: str                 # created | pending | succeeded | failed | unconfirmed
+    status: str                 # created | pending | succeeded | failed | unconfirmed | not_started | unresolved
     provider_payment_id: str | None = None
     reference: str | None = None
     token: str | None = None
@@ -296,21 +302,31 @@ class PaymentLedger(Protocol):
 
     def create(self, *, idempotency_key: str, msisdn: str, account_number: str, purpose: str,
                amount: Decimal, language: str = "fr", wallet: str | None = None) -> LocalPayment:
-        """Idempotent by key."""
+        """Idempotent by key; a ``not_started`` payment created again is ``created`` again (about to be sent
+        to the provider once more, under the same key)."""
 
     def mark_pending(self, idempotency_key: str, provider_payment_id: str) -> LocalPayment:
-        """The provider accepted the request."""
+        """The provider accepted the request (from any of ``UNRECORDED_STATUSES`` to ``pending``)."""
+
+    def mark_not_started(self, idempotency_key: str) -> LocalPayment | None:
+        """``created -> not_started``: the provider never got the request, or says it has no payment under our
+        key; no longer counted as on its way. None when the payment is not ``created`` (nothing changed)."""
 
     def record_provider_id(self, idempotency_key: str, provider_payment_id: str) -> LocalPayment | None:
-        """The provider's id of a payment it started whose id we could not record then (``created``, no id yet:
-        the write failed): ``created -> pending``, its status questions counted afresh. None (nothing changed)
+        """The provider's id of a payment it started whose id we did not record then (no id yet, one of
+        ``UNRECORDED_STATUSES``): now ``pending``, its status questions counted afresh. None (nothing changed)
         for any other payment."""
 
-    def unrecorded(self, now: datetime, after_seconds: int, max_checks: int,
+    def unrecorded(self, now: datetime, after_seconds: int, max_interval_seconds: int, give_up_seconds: int,
                    limit: int = 50) -> list[LocalPayment]:
-        """Payments still ``created`` (no provider id) ``after_seconds`` after they were created and after the
-        last question about them, asked about fewer than ``max_checks`` times: the provider may have started
-        them (our write of its id failed, or its answer was lost), or never did."""
+        """Payments without the provider's id (``created`` or ``not_started``) due for a question by our key:
+        first ``after_seconds`` after they were created, then after twice the last wait each time, at most
+        ``max_interval_seconds``. ``not_started`` ones only until ``give_up_seconds`` after they were created;
+        ``created`` ones until the worker gives them up (``give_up_unrecorded``)."""
+
+    def give_up_unrecorded(self, idempotency_key: str) -> LocalPayment | None:
+        """``created -> unresolved``: the worker stops asking; still counted as on its way, for an agent to
+        decide. None when the payment is no longer ``created`` (so it is given up once)."""
 
     def mark_refused(self, idempotency_key: str, reason: str) -> LocalPayment | None:
         """The provider refused the request outright (``created -> failed`` with ``reason``)."""

@@ -25,6 +25,8 @@ SECURITY_EVENT_KINDS: Final = frozenset({
     "callback_forged", "callback_mismatch", "callback_stale",
     # A payment the provider started whose id our ledger could not record then (found later by our key).
     "payment_unrecorded",
+    # One of those the worker asked about by our key until PAYMENT_UNRECORDED_GIVE_UP_SECONDS, unresolved: an agent's.
+    "payment_unresolved",
     # Signing in with a code by SMS, on any channel that offers it (``web``, ``rasa``): the channel says which.
     "code_sent", "sign_in", "sign_in_refused", "sign_in_throttled", "sign_out", "csrf_refused",
     # The budget of sign-in codes for everyone not yet identified was spent (once per spent window).

@@ -177,6 +177,14 @@ class SqlCustomerRecords:
             found.payments = [{"created": _when(p.created_at), "account": p.account_number, "purpose": p.purpose,
                                "amount": f"{p.amount} {p.currency}", "wallet": p.wallet or "-", "status": p.status,
                                "reference": p.reference or "-", "reason": p.failure_reason or "-"} for p in payments]
+            # All of them, however old: each stays on the customer's balance until an agent settles it.
+            found.unresolved = [{"created": _when(p.created_at), "account": p.account_number, "purpose": p.purpose,
+                                 "amount": f"{p.amount} {p.currency}", "wallet": p.wallet or "-",
+                                 "key": p.idempotency_key, "questions": str(p.status_checks)}
+                                for p in db.scalars(select(PaymentIntentRow)
+                                                    .where(PaymentIntentRow.msisdn == msisdn,
+                                                           PaymentIntentRow.status == "unresolved")
+                                                    .order_by(PaymentIntentRow.id))]
             provider_ids = [p.provider_payment_id for p in payments if p.provider_payment_id]
             if provider_ids:
                 found.mismatches = [

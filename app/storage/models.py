@@ -114,7 +114,7 @@ class PaymentIntentRow(Base):
     language: Mapped[str] = mapped_column(String(8), default="fr", server_default="fr")  # of the receipt
     amount: Mapped[str] = mapped_column(String(32))
     currency: Mapped[str] = mapped_column(String(8), default="XOF")
-    status: Mapped[str] = mapped_column(String(20), default="created")  # created|pending|succeeded|failed
+    status: Mapped[str] = mapped_column(String(20), default="created")  # LocalPayment.status (dialogs/stores.py)
     provider_payment_id: Mapped[str | None] = mapped_column(String(64), unique=True, nullable=True)
     reference: Mapped[str | None] = mapped_column(String(64), nullable=True)
     token: Mapped[str | None] = mapped_column(String(32), nullable=True)

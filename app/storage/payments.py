@@ -5,6 +5,11 @@ failed just then, once its callback or the worker finds it by our idempotency ke
 status (``succeeded``/``failed``) by the provider's word: a callback or, when none came, the
 answer to a status question the worker asks. After five unanswered questions it becomes
 ``unconfirmed`` (still open to the provider's late word, never to anything else).
+
+Without the provider's id, ``created`` becomes ``not_started`` when the provider never got the request (the
+dialog saw it unreachable) or answers it has no payment under our key, and ``unresolved`` when the worker has
+asked for ``PAYMENT_UNRECORDED_GIVE_UP_SECONDS`` without an answer it could apply (an agent decides). The
+provider's word by our key still records any of the three (``pending``): nothing is lost.
 """
 
 from __future__ import annotations
@@ -15,14 +20,14 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import ColumnElement, bindparam, func, or_, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.settings import utc_now
 from dialogs.backends import FINAL_PAYMENT_STATUSES
-from dialogs.stores import AWAITED_STATUSES, LocalPayment, ProviderResult
+from dialogs.stores import AWAITED_STATUSES, UNRECORDED_STATUSES, LocalPayment, ProviderResult
 
 from .models import MismatchedCallbackRow, PaymentIntentRow, ProcessedCallbackRow
 
@@ -39,6 +44,23 @@ _AWAITING = (select(PaymentIntentRow.__table__)
                     PaymentIntentRow.purpose == bindparam("purpose"),
                     PaymentIntentRow.status.in_(AWAITED_STATUSES))
              .order_by(PaymentIntentRow.id))
+
+
+def _asked_long_enough_ago(now: datetime, after_seconds: int, max_interval_seconds: int) -> ColumnElement[bool]:
+    """A payment without the provider's id is due for a question by our key: ``after_seconds`` after it was
+    created, then after twice the last wait each time (``after * 2**(n-1)`` after the n-th question), at most
+    ``max_interval_seconds``. One condition per count of questions until the wait reaches its maximum, so the
+    backoff is decided in the query (no due payment is left behind a page of ones not due yet)."""
+    table = PaymentIntentRow
+    cap = max(max_interval_seconds, after_seconds)
+    due: list[ColumnElement[bool]] = [(table.status_checks == 0) & (table.created_at <= now - timedelta(seconds=after_seconds))]
+    asked = 1
+    while after_seconds * 2 ** (asked - 1) < cap:
+        wait = timedelta(seconds=after_seconds * 2 ** (asked - 1))
+        due.append((table.status_checks == asked) & (table.checked_at <= now - wait))
+        asked += 1
+    due.append((table.status_checks >= asked) & (table.checked_at <= now - timedelta(seconds=cap)))
+    return or_(*due)
 
 
 def _payment(row: PaymentIntentRow | Row[Any]) -> LocalPayment:
@@ -73,6 +95,10 @@ class SqlPaymentLedger:
                     db.rollback()
                     row = self._by_key(db, idempotency_key)
                     assert row is not None
+            elif row.status == "not_started":
+                # Sent again under the same key: the provider may get it this time, so it counts again.
+                row.status = "created"
+                db.commit()
             return _payment(row)
 
     def mark_pending(self, idempotency_key: str, provider_payment_id: str) -> LocalPayment:
@@ -81,7 +107,7 @@ class SqlPaymentLedger:
             if row is None:
                 raise KeyError(idempotency_key)
             row.provider_payment_id = provider_payment_id
-            if row.status == "created":
+            if row.status in UNRECORDED_STATUSES:
                 row.status = "pending"
                 row.pending_since = self._clock()
             db.commit()
@@ -91,7 +117,7 @@ class SqlPaymentLedger:
         with self._sessions() as db:
             won = db.execute(update(PaymentIntentRow)
                              .where(PaymentIntentRow.idempotency_key == idempotency_key,
-                                    PaymentIntentRow.status == "created",
+                                    PaymentIntentRow.status.in_(UNRECORDED_STATUSES),
                                     PaymentIntentRow.provider_payment_id.is_(None))
                              .values(provider_payment_id=provider_payment_id, status="pending",
                                      pending_since=self._clock(), status_checks=0, checked_at=None)
@@ -103,19 +129,39 @@ class SqlPaymentLedger:
             row = self._by_key(db, idempotency_key)
             return _payment(row) if row else None
 
-    def unrecorded(self, now: datetime, after_seconds: int, max_checks: int,
+    def unrecorded(self, now: datetime, after_seconds: int, max_interval_seconds: int, give_up_seconds: int,
                    limit: int = 50) -> list[LocalPayment]:
-        cutoff = now - timedelta(seconds=after_seconds)
         # created_at is the database's clock (the row's server default); checked_at the worker's.
+        table = PaymentIntentRow
         with self._sessions() as db:
-            rows = db.scalars(select(PaymentIntentRow)
-                              .where(PaymentIntentRow.status == "created",
-                                     PaymentIntentRow.provider_payment_id.is_(None),
-                                     PaymentIntentRow.status_checks < max_checks,
-                                     PaymentIntentRow.created_at <= cutoff,
-                                     (PaymentIntentRow.checked_at.is_(None)) | (PaymentIntentRow.checked_at <= cutoff))
-                              .order_by(PaymentIntentRow.id).limit(limit)).all()
+            rows = db.scalars(select(table)
+                              .where(table.provider_payment_id.is_(None),
+                                     (table.status == "created")
+                                     | ((table.status == "not_started")
+                                        & (table.created_at > now - timedelta(seconds=give_up_seconds))),
+                                     _asked_long_enough_ago(now, after_seconds, max_interval_seconds))
+                              .order_by(table.id).limit(limit)).all()
             return [_payment(r) for r in rows]
+
+    def _move(self, idempotency_key: str, before: str, after: str) -> LocalPayment | None:
+        """One conditional UPDATE of a payment without the provider's id: ``before -> after``, or None."""
+        with self._sessions() as db:
+            won = db.execute(update(PaymentIntentRow)
+                             .where(PaymentIntentRow.idempotency_key == idempotency_key,
+                                    PaymentIntentRow.status == before,
+                                    PaymentIntentRow.provider_payment_id.is_(None))
+                             .values(status=after).execution_options(synchronize_session=False))
+            db.commit()
+            if won.rowcount != 1:  # type: ignore[attr-defined]
+                return None
+            row = self._by_key(db, idempotency_key)
+            return _payment(row) if row else None
+
+    def mark_not_started(self, idempotency_key: str) -> LocalPayment | None:
+        return self._move(idempotency_key, "created", "not_started")
+
+    def give_up_unrecorded(self, idempotency_key: str) -> LocalPayment | None:
+        return self._move(idempotency_key, "created", "unresolved")
 
     def mark_refused(self, idempotency_key: str, reason: str) -> LocalPayment | None:
         with self._sessions() as db:

@@ -182,7 +182,7 @@ def test_a_payment_goes_pending_once_and_a_final_one_never_back(sessions):
     assert ledger.mark_pending("k1", "pay_1").status == "succeeded"
 
 
-def test_the_payments_awaited_on_an_account_are_those_pending_or_unconfirmed_oldest_first(sessions):
+def test_the_payments_awaited_on_an_account_are_those_the_provider_may_have_taken_oldest_first(sessions):
     ledger = SqlPaymentLedger(sessions)
     _pending(ledger, "k1", "pay_1", amount="5000")
     _pending(ledger, "k2", "pay_2", msisdn="+221770000002", amount="2000")    # another number, the same account
@@ -190,7 +190,10 @@ def test_the_payments_awaited_on_an_account_are_those_pending_or_unconfirmed_old
     _pending(ledger, "k3", "pay_3")
     ledger.settle(event_id="e3", provider_payment_id="pay_3", status="succeeded", reference="MM3", token=None,
                   failure_reason=None)
+    # created: its provider id never recorded (our write failed, or its answer lost): it may be debited.
     ledger.create(idempotency_key="k4", msisdn=NUMBER, account_number="1000001", purpose="bill", amount=Decimal(700))
+    ledger.create(idempotency_key="k7", msisdn=NUMBER, account_number="1000001", purpose="bill", amount=Decimal(300))
+    ledger.mark_not_started("k7")                                              # the provider never got it
     ledger.create(idempotency_key="k5", msisdn=NUMBER, account_number="1000001", purpose="prepaid",
                   amount=Decimal(900))
     ledger.mark_pending("k5", "pay_5")
@@ -198,8 +201,10 @@ def test_the_payments_awaited_on_an_account_are_those_pending_or_unconfirmed_old
     ledger.mark_pending("k6", "pay_6")
     awaited = ledger.awaiting("1000001", "bill")
     assert [(p.idempotency_key, p.amount, p.status) for p in awaited] == [
-        ("k1", Decimal(5000), "pending"), ("k2", Decimal(2000), "unconfirmed")]
+        ("k1", Decimal(5000), "pending"), ("k2", Decimal(2000), "unconfirmed"), ("k4", Decimal(700), "created")]
     assert ledger.awaiting("1000009", "bill") == []
+    present(ledger.give_up_unrecorded("k4"))                                   # unresolved: still awaited
+    assert [p.status for p in ledger.awaiting("1000001", "bill")] == ["pending", "unconfirmed", "unresolved"]
 
 
 def test_a_refusal_fails_only_a_payment_not_yet_started(sessions):

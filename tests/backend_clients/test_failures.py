@@ -14,7 +14,7 @@ from decimal import Decimal
 import pytest
 
 from backend_clients import BillingClient, ClientConfig, IncidentClient, MeteringClient, PaymentClient
-from dialogs.backends import BackendUnavailable, Conflict, NotFound, Rejected
+from dialogs.backends import BackendUnavailable, Conflict, NotFound, NotSent, Rejected
 from tests.support.ports import closed_port
 from tests.support.services import serve_wsgi
 
@@ -124,6 +124,30 @@ def test_closed_port_is_unavailable() -> None:
         billing.balance("1000001")
 
 
+def _start_payment(payments: PaymentClient) -> None:
+    payments.initiate(account_number="1000001", msisdn="+221770000001", amount=Decimal(5500), purpose="bill",
+                      idempotency_key="key-1", callback_url="http://127.0.0.1:9/cb")
+
+
+def test_a_payment_no_try_could_send_is_known_not_sent() -> None:
+    # Nothing listens: no try got a connection, so the provider cannot have started it.
+    url = f"http://127.0.0.1:{closed_port()}"
+    with (PaymentClient(ClientConfig(url, connect_timeout=0.5, retries=2, backoff_factor=0.0)) as payments,
+          pytest.raises(NotSent, match="NewConnectionError")):
+        _start_payment(payments)
+
+
+@pytest.mark.parametrize("replies", [(Reply(202, PAYMENT, delay=1.5),), (Reply(503),), (Reply(502), Reply(504))])
+def test_a_payment_sent_but_not_answered_may_have_started(backend: ScriptedBackend,
+                                                          server: tuple[ScriptedBackend, str],
+                                                          replies: tuple[Reply, ...]) -> None:
+    backend.reset(*replies)
+    with (PaymentClient(config(server, read_timeout=0.2, retries=len(replies) - 1)) as payments,
+          pytest.raises(BackendUnavailable) as raised):
+        _start_payment(payments)
+    assert not isinstance(raised.value, NotSent) and len(backend.hits) == len(replies)
+
+
 def test_non_json_200_is_unavailable(backend: ScriptedBackend, server: tuple[ScriptedBackend, str]) -> None:
     backend.reset(Reply(200, "<html>maintenance</html>", content_type="text/html", off_contract=True))
     with BillingClient(config(server)) as billing, pytest.raises(BackendUnavailable, match="not JSON"):
@@ -181,7 +205,7 @@ def test_circuit_opens_after_n_failures_then_fails_without_calling(
 
         clock.now += 29.9                                   # open for 30 s: still refusing
         for _ in range(5):
-            with pytest.raises(BackendUnavailable, match="circuit open"):
+            with pytest.raises(NotSent, match="circuit open"):
                 billing.balance("1000001")
         assert len(backend.hits) == 3                       # the server was not called again
 

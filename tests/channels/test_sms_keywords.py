@@ -8,6 +8,7 @@ import logging
 import re
 from collections.abc import Iterator
 from dataclasses import replace
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -105,6 +106,18 @@ def test_solde_says_a_payment_by_payer_is_being_confirmed(texter, deps):
     assert texter("+221770000001").say("SOLDE") == (
         "Compte 1000001\nReste à payer: 7 500 FCFA\nPaiement de 5 000 FCFA en cours de confirmation\n"
         "Factures impayées: 2\n1. Dernières factures")
+
+
+def test_a_payment_whose_provider_id_was_never_recorded_is_on_its_way_by_sms_too(texter, deps):
+    # Started at the provider, its id never written (a database hiccup): our row stays "created".
+    deps.ledger.create(idempotency_key="pay-unrecorded", msisdn="+221770000001", account_number="1000001",
+                       purpose="bill", amount=Decimal(12500), wallet="orange_money")
+    awa = texter("+221770000001")
+    assert awa.say("SOLDE").startswith(
+        "Compte 1000001\nReste à payer: 0 FCFA\nPaiement de 12 500 FCFA en cours de confirmation\n")
+    assert texter("+221770000001").say("PAYER 12500") == (
+        "Compte 1000001: votre paiement de 12 500 FCFA est en cours de confirmation. Rien d'autre à payer pour "
+        "l'instant.\n3. Derniers paiements")
 
 
 def test_payer_the_same_amount_while_a_prepaid_purchase_is_confirmed_asks_before_buying_again(texter, deps):

@@ -19,22 +19,28 @@ import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import pytest
 from flask import Flask
 from sqlalchemy import Connection, create_engine, text
 
-from app.factory import create_app
+from app.factory import build_deps, create_app
+from app.ops import Metrics
 from app.settings import Settings
-from app.storage import migrate
-from app.worker import run_once
+from app.storage import make_sessions, migrate
+from app.worker import reconcile_payments, run_once
 from backoffice.models import PaymentIntent
-from tests.channels.test_ussd_payments import PIN, Provider, reference, wait_for
+from tests.channels.test_ussd_payments import HOME_FR, NAV, PIN, Provider, reference, wait_for
 from tests.support.engine import UssdPhone
+from tests.support.ports import closed_port
 from tests.support.services import serve_wsgi
+from tests.web_fallback.agents.conftest import sign_in
 
 AWA = "+221770000001"
+AWAITING = ("CON Compte 1000001: votre paiement de 12 500 FCFA est en cours de confirmation. "
+            "Rien d'autre à payer pour l'instant.\n3. Derniers paiements\n0. Retour 00. Accueil")
 AFTER = 300
 STARTED = ("END Validez le paiement de 5 000 FCFA sur votre téléphone (invite mobile money). "
            "Vous recevrez une confirmation par SMS. Réf. ")
@@ -132,6 +138,19 @@ def pay_5000(app: Flask) -> str:
     p.dial("3")
     p.answer("2")
     p.answer("5000")
+    return pin_for(p)
+
+
+def pay_all(app: Flask) -> str:
+    """Awa pays all her balance with Orange Money, and types her PIN: the last screen."""
+    p = UssdPhone(app.test_client(), AWA)
+    p.dial("3")
+    p.answer("1")
+    return pin_for(p)
+
+
+def pin_for(p: UssdPhone) -> str:
+    """Orange Money chosen, the payment confirmed, the PIN typed: the last screen."""
     p.answer("1")
     assert p.answer("1") == "CON Entrez votre code PIN (4 chiffres):\n0. Retour 00. Accueil"
     return p.answer(PIN)
@@ -216,6 +235,10 @@ def test_a_callback_while_our_database_still_fails_is_refused_503_and_the_provid
     assert receipt["kind"] == "payment_receipt" and receipt["payload"]["payment_id"] == payment_id
 
 
+def today() -> str:
+    return datetime.now(UTC).strftime("%d/%m/%Y")
+
+
 def later(seconds: float) -> Callable[[], datetime]:
     at = datetime.now(UTC) + timedelta(seconds=seconds)
     return lambda: at
@@ -243,3 +266,88 @@ def served_engine(app: Flask, engine_port: int) -> Iterator[str]:
     """The engine on its public port, so the provider's callbacks reach it."""
     with serve_wsgi(app, engine_port) as url:
         yield url
+
+
+def test_paying_again_while_the_first_payment_is_unrecorded_is_told_it_is_on_its_way(
+        app, deps, settings, locked_when_started, lock, provider, database_url):
+    payment_id = reference(pay_all(app))
+    lock.release()
+    assert on_record(database_url) == [("created", None)]       # the provider started it; we hold no id
+
+    again = UssdPhone(app.test_client(), AWA)
+    assert again.dial("3") == AWAITING                         # not "1. Payer tout": she cannot pay it twice
+    # Her last payments say it waits for her approval, not that nothing was charged.
+    assert again.answer("3") == f"CON Derniers paiements (choisissez):\n1. {today()} 12 500 FCFA en attente\n{NAV}"
+    again = UssdPhone(app.test_client(), AWA)
+    assert again.dial("1") == ("CON Compte 1000001\nReste à payer: 0 FCFA\n"
+                               "Paiement de 12 500 FCFA en cours de confirmation\nFactures impayées: 2\n"
+                               f"1. Dernières factures\n{NAV}")
+    assert again.answer("00") == HOME_FR
+    assert again.answer("3") == AWAITING
+
+    provider.approve(payment_id)            # no callback reaches us (nothing serves the engine): the worker asks
+    done = run_once(settings, clock=later(AFTER + 1))
+    assert (done["payments_recorded"], done["payments_settled"]) == (1, 1)
+    paid = UssdPhone(app.test_client(), AWA)
+    assert paid.dial("1").startswith("CON Compte 1000001\nA payer: 0 FCFA\n")
+    assert paid.answer("00") == HOME_FR
+    assert paid.answer("3") == f"CON Compte 1000001: rien à payer, votre solde est de 0 FCFA.\n3. Derniers paiements\n{NAV}"
+
+
+def test_a_payment_recorded_as_created_that_the_provider_never_got_stops_holding_the_balance(
+        app, deps, settings, provider, database_url):
+    # Our row written, then the process died before asking the provider: "created", on its way for now.
+    deps.ledger.create(idempotency_key="pay-crashed", msisdn=AWA, account_number="1000001", purpose="bill",
+                       amount=Decimal(12500), wallet="orange_money")
+    assert UssdPhone(app.test_client(), AWA).dial("3") == AWAITING
+    done = run_once(settings, clock=later(AFTER + 1))      # the back office, asked by our key: no such payment
+    assert done["payments_never_started"] == 1
+    assert on_record(database_url) == [("not_started", None)]
+    assert UssdPhone(app.test_client(), AWA).dial("3") == (
+        "CON Payer - compte 1000001\nA payer: 12 500 FCFA\n1. Payer tout le solde\n2. Payer un autre montant\n"
+        f"3. Derniers paiements\n{NAV}")
+    assert provider.count() == 0
+
+
+def to_resolve(agents: Flask) -> str:
+    """The agents' console's section of payments to resolve on Awa's page, up to the next heading."""
+    agent = agents.test_client()
+    token = sign_in(agent, "Fatou", "agent")
+    page = agent.post("/console/lookup", data={"kind": "phone", "q": AWA, "csrf_token": token},
+                      follow_redirects=True).get_data(as_text=True)
+    start = page.index("<h3>Payments to resolve</h3>")
+    return page[start:page.index("<h3>", start + 4)]
+
+
+def test_a_payment_the_provider_cannot_be_asked_about_for_long_is_given_up_audited_counted_and_listed(
+        app, deps, settings, served_engine, locked_when_started, lock, provider, database_url, tmp_path):
+    payment_id = reference(pay_all(app))
+    lock.release()
+    # The worker cannot reach the provider: asked by our key after 5, 10, 20, 40 minutes, given up past an hour.
+    down = replace(settings, backoffice_url=f"http://127.0.0.1:{closed_port()}",
+                   payment_unrecorded_give_up_seconds=3600)
+    worker_deps, metrics = build_deps(down, make_sessions(down.database_url)), Metrics()
+    for minutes in (5, 10, 20, 40):
+        assert not any(reconcile_payments(worker_deps, down, later(minutes * 60 + 1)(), metrics).values())
+    assert on_record(database_url) == [("created", None)]
+    assert metrics.registry.get_sample_value("payments_unresolved_total") == 0
+    assert reconcile_payments(worker_deps, down, later(80 * 60 + 1)(), metrics)["unresolved"] == 1
+
+    assert on_record(database_url) == [("unresolved", None)]
+    assert metrics.registry.get_sample_value("payments_unresolved_total") == 1
+    [event] = [e for e in deps.security.for_account("1000001") if e.kind == "payment_unresolved"]
+    assert (event.channel, event.extra) == ("worker", {"amount": "12500", "purpose": "bill"})
+    agents = create_app(replace(settings, agents_dev_signin=True, secret_key="agents-test-secret",
+                                simulator_database_url=f"sqlite:///{tmp_path / 'simulator.db'}"))
+    listed = to_resolve(agents)
+    assert "1000001" in listed and "12500 XOF" in listed and "orange_money" in listed
+    # Still on its way for the customer: the wallet may be debited.
+    assert UssdPhone(app.test_client(), AWA).dial("3") == AWAITING
+    # Not asked again, nor counted twice.
+    assert not any(reconcile_payments(worker_deps, down, later(3 * 3600)(), metrics).values())
+    assert metrics.registry.get_sample_value("payments_unresolved_total") == 1
+
+    provider.approve(payment_id)            # the provider's word, by our key, still settles it: nothing lost
+    wait_for(lambda: payment_sms(deps))
+    assert on_record(database_url) == [("succeeded", payment_id)]
+    assert "None." in to_resolve(agents)

@@ -411,7 +411,7 @@ def test_back_office_down_before_a_bill_payment_starts_nothing(phone, deps, engi
     assert provider.count() == 0
 
 
-def test_provider_down_at_initiation_is_told_politely_and_kept_as_created(phone, deps, engine_db, redis_url):
+def test_provider_down_at_initiation_is_told_politely_and_kept_as_not_started(phone, deps, engine_db, redis_url):
     deps.pins.set_pin("+221770000003", PIN)
     p = phone("+221770000003")
     p.dial("3")
@@ -422,7 +422,8 @@ def test_provider_down_at_initiation_is_told_politely_and_kept_as_created(phone,
     p.client = _down(engine_db, redis_url).test_client()
     assert p.answer(PIN) == NOT_STARTED
     [kept] = deps.ledger.recent("+221770000003")
-    assert (kept.status, kept.amount, kept.provider_payment_id, kept.wallet) == ("created", 2000, None, "wave")
+    # Never sent (nothing listens): not on its way, so it holds nothing back; the worker still asks by its key.
+    assert (kept.status, kept.amount, kept.provider_payment_id, kept.wallet) == ("not_started", 2000, None, "wave")
     again = phone("+221770000003")
     again.dial("3")
     again.answer("2")

@@ -22,9 +22,8 @@ from app.storage import SqlOutbox, SqlPaymentLedger, make_sessions
 from app.storage.models import PaymentIntentRow
 from app.storage.outbox_seal import OutboxSeal
 from app.storage.throttle import MemoryThrottle
-from dialogs.backends import BackendUnavailable, Balance, Conflict, NotFound, PaymentIntent, Rejected
+from dialogs.backends import BackendUnavailable, Balance, Conflict, NotFound, NotSent, PaymentIntent, Rejected
 from dialogs.payments import (
-    MAX_STATUS_CHECKS,
     idempotency_key,
     reconcile_pending,
     settle_provider_result,
@@ -69,6 +68,7 @@ class Provider:
         self.started: dict[str, dict[str, Any]] = {}
         self.fail: Exception | None = None
         self.lose_answer = False          # start the payment, then raise as if the answer was lost
+        self.unreachable = False          # asking by key fails (BackendUnavailable)
         self.answers: dict[str, PaymentIntent | Exception] = {}
 
     def initiate(self, *, account_number: str, msisdn: str, amount: Decimal, purpose: str,
@@ -84,6 +84,8 @@ class Provider:
                              msisdn=msisdn)
 
     def by_key(self, idempotency_key: str) -> PaymentIntent | None:
+        if self.unreachable:
+            raise BackendUnavailable("down")
         known = self.started.get(idempotency_key)
         if known is None:
             return None
@@ -206,7 +208,11 @@ def on_its_way(deps: Deps, amount: str, session_key: str = "ussd:other", status:
     key = idempotency_key(session_key, "pay_initiate", "bill", account, Decimal(amount), "wave")
     deps.ledger.create(idempotency_key=key, msisdn="+221770000009", account_number=account, purpose="bill",
                        amount=Decimal(amount), language="fr", wallet="wave")
-    if status != "created":
+    if status == "not_started":
+        deps.ledger.mark_not_started(key)
+    elif status == "unresolved":
+        deps.ledger.give_up_unrecorded(key)
+    elif status != "created":
         deps.ledger.mark_pending(key, f"PAY-{session_key}-{amount}")
     if status == "unconfirmed":
         deps.ledger.give_up(key)
@@ -238,9 +244,20 @@ def test_payments_that_pay_it_all_leave_nothing_to_pay_and_say_so(deps, billing)
         assert told.data["has_balance"] is True
 
 
-@pytest.mark.parametrize("status", ["created", "failed", "succeeded"])
+@pytest.mark.parametrize("status", ["created", "unresolved"])
+def test_a_payment_whose_provider_id_we_never_recorded_counts_as_on_its_way(deps, billing, status):
+    # created: the provider may have started it (our write of its id failed, or its answer was lost);
+    # unresolved: the worker gave up asking, an agent decides. Either may have debited the wallet.
+    on_its_way(deps, "5000", status=status)
+    started = run(deps, "payments.start", account_number=ACCOUNT)
+    assert (started.outcome, started.data["balance"], started.data["pay_awaiting"]) == ("bill_awaiting", "7500",
+                                                                                       "5000")
+    assert run(deps, "payments.check_amount", account_number=ACCOUNT, pay_amount_input="7501").outcome == "above_balance"
+
+
+@pytest.mark.parametrize("status", ["not_started", "failed", "succeeded"])
 def test_payments_not_on_their_way_hold_nothing_back(deps, billing, status):
-    # created: the provider was never reached (nothing debited); failed; succeeded: in the balance already.
+    # not_started: the provider never got it (nothing debited); failed; succeeded: in the balance already.
     on_its_way(deps, "5000", status=status)
     on_its_way(deps, "3000", account="1000002")        # another account's payment
     started = run(deps, "payments.start", account_number=ACCOUNT)
@@ -451,14 +468,29 @@ def test_the_billing_system_down_before_a_bill_payment_starts_nothing(deps, bill
     assert provider.started == {} and ledger_rows(deps) == []
 
 
-def test_the_provider_unreachable_leaves_the_payment_created_and_safe_to_retry(deps, provider):
-    provider.fail = BackendUnavailable("timeout")
+def test_the_provider_never_reached_leaves_the_payment_not_started_and_safe_to_retry(deps, provider, billing):
+    provider.fail = NotSent("connection refused")
     down = run(deps, "payments.initiate", **confirmed())
     assert down.outcome == "backend_down"
     [row] = ledger_rows(deps)
-    assert (row.status, row.provider_payment_id, row.idempotency_key) == ("created", None, down.data["pay_key"])
+    assert (row.status, row.provider_payment_id, row.idempotency_key) == ("not_started", None, down.data["pay_key"])
+    # Told nothing was charged, the customer may pay again: nothing is held back.
+    assert run(deps, "payments.start", account_number=ACCOUNT, pay_key=down.data["pay_key"]).outcome == "bill"
     provider.fail = None
     assert run(deps, "payments.initiate", **confirmed()).outcome == "started"
+    assert [r.status for r in ledger_rows(deps)] == ["pending"]
+
+
+def test_a_provider_that_may_have_taken_the_payment_leaves_it_on_its_way(deps, provider, billing):
+    provider.fail = BackendUnavailable("ReadTimeoutError")      # sent; no answer: it may have started it
+    unsure = run(deps, "payments.initiate", **confirmed("5000"))
+    assert unsure.outcome == "unsure"
+    [row] = ledger_rows(deps)
+    assert (row.status, row.provider_payment_id) == ("created", None)
+    again = run(deps, "payments.start", account_number=ACCOUNT, pay_key=unsure.data["pay_key"])
+    assert (again.outcome, again.data["balance"], again.data["pay_awaiting"]) == ("bill_awaiting", "7500", "5000")
+    provider.fail = None                                        # the same key again: one payment
+    assert run(deps, "payments.initiate", **confirmed("5000")).outcome == "started"
     assert [r.status for r in ledger_rows(deps)] == ["pending"]
 
 
@@ -667,7 +699,8 @@ def intent(payment_id: str = "PAY-0001", status: str = "succeeded", **change: An
 
 def tally(**done: int) -> dict[str, int]:
     """What a reconciliation pass did: every count, 0 unless given."""
-    return {**dict.fromkeys(("settled", "still_pending", "given_up", "mismatched", "recorded", "never_started"), 0),
+    return {**dict.fromkeys(("settled", "still_pending", "given_up", "mismatched", "recorded", "never_started",
+                             "unresolved"), 0),
             **done}
 
 
@@ -838,7 +871,7 @@ def test_the_worker_settles_at_once_a_payment_found_by_key_already_decided(deps,
 
 def test_a_payment_the_provider_took_though_its_answer_was_lost_is_found_by_the_worker(deps, provider):
     provider.lose_answer = True        # started at the provider; its answer never reached us (a read timeout)
-    assert run(deps, "payments.initiate", **confirmed()).outcome == "backend_down"
+    assert run(deps, "payments.initiate", **confirmed()).outcome == "unsure"
     [asked] = provider.started.values()
     provider.answers[asked["id"]] = intent(asked["id"])
     assert reconcile_pending(deps, datetime.now(UTC) + timedelta(seconds=301), 300) == tally(recorded=1, settled=1)
@@ -846,14 +879,64 @@ def test_a_payment_the_provider_took_though_its_answer_was_lost_is_found_by_the_
     assert [kind for kind, *_ in outbox(deps)] == ["payment_receipt"]
 
 
-def test_a_payment_the_provider_never_started_is_asked_about_five_times_then_left(deps, provider):
-    provider.fail = BackendUnavailable("connection refused")     # the customer is told to try again
+def test_a_payment_the_provider_says_it_never_got_stops_counting_as_on_its_way(deps, provider, billing):
+    provider.fail = BackendUnavailable("ReadTimeoutError")     # it may have got it: on its way
+    unsure = run(deps, "payments.initiate", **confirmed("5000"))
+    assert unsure.outcome == "unsure"
+    known = {"pay_key": unsure.data["pay_key"]}
+    assert run(deps, "payments.start", account_number=ACCOUNT, **known).outcome == "bill_awaiting"
+    wall = datetime.now(UTC)
+    assert reconcile_pending(deps, wall + timedelta(seconds=301), 300) == tally(never_started=1)
+    [row] = ledger_rows(deps)
+    assert (row.status, row.provider_payment_id, row.status_checks) == ("not_started", None, 1)
+    assert run(deps, "payments.start", account_number=ACCOUNT, **known).outcome == "bill"   # all of it again
+    assert outbox(deps) == []                                   # nothing was charged: nothing to tell
+
+
+def test_a_payment_not_started_is_still_asked_about_with_waits_doubling_then_left(deps, provider):
+    provider.fail = NotSent("connection refused")
     assert run(deps, "payments.initiate", **confirmed()).outcome == "backend_down"
     wall = datetime.now(UTC)
-    for n in range(1, MAX_STATUS_CHECKS):
-        assert reconcile_pending(deps, wall + timedelta(seconds=301 * n), 300) == tally()
-    assert reconcile_pending(deps, wall + timedelta(seconds=301 * MAX_STATUS_CHECKS), 300) == tally(never_started=1)
-    assert reconcile_pending(deps, wall + timedelta(days=1), 300) == tally()           # never asked again
+    asked_at = [wall + timedelta(seconds=s) for s in (301, 301 + 300, 301 + 900, 301 + 2100)]
+    for n, at in enumerate(asked_at, start=1):
+        assert reconcile_pending(deps, at - timedelta(seconds=2), 300) == tally()          # not due yet
+        assert reconcile_pending(deps, at, 300) == tally()
+        assert ledger_rows(deps)[0].status_checks == n
+    for n in range(5, 30):                                      # then once an hour at most, for a day
+        assert reconcile_pending(deps, asked_at[-1] + timedelta(seconds=2400 + 3600 * (n - 5)), 300) == tally()
     [row] = ledger_rows(deps)
-    assert (row.status, row.provider_payment_id, row.status_checks) == ("created", None, MAX_STATUS_CHECKS)
-    assert outbox(deps) == []                                   # nothing was charged: nothing to tell
+    assert (row.status, row.status_checks) == ("not_started", 27)
+    assert reconcile_pending(deps, wall + timedelta(days=2), 300) == tally()               # never asked again
+    assert ledger_rows(deps)[0].status_checks == 27 and outbox(deps) == []
+
+
+def test_a_payment_the_provider_cannot_be_asked_about_for_a_day_is_left_to_an_agent_and_audited(deps, provider,
+                                                                                               audit, billing):
+    _, started = started_unrecorded(deps, pay_amount="5000")
+    provider.unreachable = True
+    wall = datetime.now(UTC)
+    at = wall + timedelta(seconds=301)
+    while at < wall + timedelta(days=1):
+        assert reconcile_pending(deps, at, 300, give_up_seconds=86_400) == tally()
+        at += timedelta(seconds=3600)
+    [row] = ledger_rows(deps)
+    assert row.status == "created" and 20 < row.status_checks < 30       # asked about once an hour at most
+    # The first question past a day gives it up.
+    assert reconcile_pending(deps, at, 300, give_up_seconds=86_400) == tally(unresolved=1)
+    [row] = ledger_rows(deps)
+    assert (row.status, row.provider_payment_id) == ("unresolved", None)
+    [_, event] = audit.events
+    assert (event.kind, event.subject, event.account, event.extra) == (
+        "payment_unresolved", NUMBER, ACCOUNT, {"amount": "5000", "purpose": "bill"})
+    # Still on its way (the wallet may be debited); never asked about, nor given up, again.
+    again = run(deps, "payments.start", account_number=ACCOUNT, pay_key=started.data["pay_key"])
+    assert (again.outcome, again.data["pay_awaiting"]) == ("bill_awaiting", "5000")
+    assert reconcile_pending(deps, wall + timedelta(days=3), 300) == tally()
+    # Its history says it is not confirmed, not that nothing was charged.
+    [item] = run(deps, "payments.recent", account_number=ACCOUNT).data["pay_list"]
+    assert item["status"] == "unconfirmed"
+    # The provider's word by our key still records it: nothing is lost.
+    provider.unreachable = False
+    pid = started.data["pay_reference"]
+    settled = settle_provider_result(deps, result(pid, amount=Decimal(5000), idempotency_key=started.data["pay_key"]))
+    assert settled.changed and present(settled.payment).status == "succeeded"

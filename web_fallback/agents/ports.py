@@ -80,6 +80,8 @@ class CustomerFile:
     sessions: list[Row] = field(default_factory=list)
     security: list[Row] = field(default_factory=list)
     payments: list[Row] = field(default_factory=list)
+    # Payments the worker gave up asking the provider about by our key (``unresolved``): an agent's to settle.
+    unresolved: list[Row] = field(default_factory=list)
     mismatches: list[Row] = field(default_factory=list)
     tickets: list[Row] = field(default_factory=list)
     notifications: list[Row] = field(default_factory=list)

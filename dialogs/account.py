@@ -17,7 +17,7 @@ from engine.security_audit import SecurityEvent
 from engine.steps import StepContext, StepResult
 
 from .backends import Account, NotFound
-from .codes import code_matches, code_still_out, hash_code, issue_code, new_code
+from .codes import code_matches, code_still_out, hash_code, issue_code
 from .registry import Deps, step
 
 MAX_LINK_ATTEMPTS = 3              # per session
@@ -183,7 +183,7 @@ def _send_link_code(ctx: StepContext, deps: Deps, account: Account, attempts: in
     # One message per conversation, account and try; its code made from that key (``issue_code``), so the hop
     # run again after a failed save keeps the code the holder was sent. The conversation, not the session key:
     # a chat channel's key is the sender's, used again by each of their conversations.
-    dedupe_key = f"link_code:{ctx.conversation_id}:{number}:{attempts}"
+    dedupe_key = f"link_code:{_link_event(ctx, number)}:{attempts}"
     code, minutes = issue_code(deps.settings.code_key, dedupe_key), deps.settings.code_minutes(ctx.channel)
     queued = deps.outbox.add(kind="link_code", msisdn=account.phone, language=account.language,
                              # Valid as long as the caller's conversation, which keeps its hash.
@@ -200,6 +200,14 @@ def _send_link_code(ctx: StepContext, deps: Deps, account: Account, attempts: in
     return {"link_attempts": attempts, "link_code_hash": hash_code(code), "link_code_tries": 0,
             "link_code_tries_left": None, "link_registered": mask(account.phone), "code_minutes": minutes,
             "link_code_for": _link_claim(ctx, number), "link_code_sent": ctx.now.isoformat()}
+
+
+def _link_event(ctx: StepContext, number: str) -> str:
+    """Names the link of ``number`` this conversation is making: its messages' keys start with it. The
+    conversation, not the session key (a chat channel's is the sender's, used again by each of their
+    conversations), and the links it made before (the holder may undo one and the caller link it again):
+    a hop run again names the same link, a new link is another."""
+    return f"{ctx.conversation_id}:{number}:{int(ctx.data.get('links_made', 0))}"
 
 
 def _link_claim(ctx: StepContext, number: str) -> str:
@@ -224,7 +232,10 @@ def link_confirm(ctx: StepContext, deps: Deps) -> StepResult:
 
 
 def _linked(ctx: StepContext, deps: Deps, account: Account) -> StepResult:
-    undo = new_code()
+    # The undo code made from its notice's key, as a sent code is: a hop run again (its save lost) tells
+    # the holder nothing new, and the code the holder holds is the one the link keeps.
+    notice_key = f"link_notice:{_link_event(ctx, account.account_number)}"
+    undo = issue_code(deps.settings.code_key, notice_key)
     deps.links.link(ctx.user_id, account.account_number, "self-service", undo_hash=hash_code(undo))
     deps.security.record(SecurityEvent("account_linked", ctx.channel, ctx.user_id, account.account_number,
                                        "self-service"))
@@ -234,8 +245,8 @@ def _linked(ctx: StepContext, deps: Deps, account: Account) -> StepResult:
                         payload={"account_number": account.account_number, "linked_number": mask(ctx.user_id),
                                  "undo_code": undo, "undo_keyword": f"ANNULER {undo}",
                                  "undo_menu": "8 > 5"},   # Preferences > Numbers linked to the account
-                        dedupe_key=f"link_notice:{ctx.session_key}:{account.account_number}")
-    data = {"linked": True, "account_count": 1, "accounts": [_as_item(account)], "link_attempts": None,
+                        dedupe_key=notice_key)
+    data = {"linked": True, "links_made": int(ctx.data.get("links_made", 0)) + 1, "account_count": 1, "accounts": [_as_item(account)], "link_attempts": None,
             "link_code_hash": None, "link_code_tries": None, "link_code_tries_left": None, "link_code_for": None,
             "link_code_sent": None, **account_fields(account)}
     return StepResult("ok", data)

@@ -73,16 +73,24 @@ def _event(ctx: StepContext, deps: Deps, kind: str, detail: str = "") -> None:
     deps.security.record(SecurityEvent(kind, ctx.channel, ctx.user_id, ctx.data.get("account_number"), detail))
 
 
-def _tell(ctx: StepContext, deps: Deps, kind: str, payload: dict[str, str]) -> None:
+def _tell(ctx: StepContext, deps: Deps, kind: str, payload: dict[str, str]) -> dict[str, int]:
+    """Tell the customer of a security event; what the session keeps of it (to merge into the step's result).
+
+    Keyed on the event: this conversation and the notices it gave before (a counter in the session), as
+    ``pin_code`` is, not on the hop's time (a hop run again has another) nor on the session key (a chat
+    channel's is the sender's, used again by each of their conversations)."""
+    told = int(ctx.data.get("security_notices", 0)) + 1
     if deps.outbox is not None:
         deps.outbox.add(kind=kind, msisdn=ctx.user_id, language=ctx.language, payload=payload,
-                        dedupe_key=f"{kind}:{ctx.user_id}:{ctx.now.isoformat()}")
+                        dedupe_key=f"{kind}:{ctx.conversation_id}:{told}")
+    return {"security_notices": told}
 
 
-def _locked(verdict: PinVerdict) -> StepResult:
+def _locked(verdict: PinVerdict, told: dict[str, int] | None = None) -> StepResult:
     label = lock_label(verdict)
     until = verdict.locked_until.isoformat() if isinstance(verdict.locked_until, datetime) else None
-    return StepResult("locked_agent" if label == "agent" else "locked", {"pin_lock": label, "pin_locked_until": until})
+    return StepResult("locked_agent" if label == "agent" else "locked",
+                      {"pin_lock": label, "pin_locked_until": until, **(told or {})})
 
 
 def require_pin(ctx: StepContext, deps: Deps) -> StepResult:
@@ -115,7 +123,7 @@ def check_pin(ctx: StepContext, deps: Deps) -> StepResult:
         if verdict.newly_locked:
             _event(ctx, deps, "pin_failed")
             _event(ctx, deps, "pin_locked", lock_label(verdict))
-            _tell(ctx, deps, "pin_locked", {"lock": lock_label(verdict)})
+            return _locked(verdict, _tell(ctx, deps, "pin_locked", {"lock": lock_label(verdict)}))
         return _locked(verdict)
     return StepResult("not_set")
 
@@ -257,10 +265,10 @@ def confirm_pin(ctx: StepContext, deps: Deps) -> StepResult:
     _event(ctx, deps, kind)
     if was_locked:
         _event(ctx, deps, "pin_unlocked", "reset by the holder")
-    _tell(ctx, deps, kind, {})
+    told = _tell(ctx, deps, kind, {})
     # After a first PIN or a reset the customer goes on to the task the gate guarded; a change spends
     # its pass: another change in the same session asks the current PIN again.
-    data = {"pin_verified": ctx.data.get("pin_next") if proof else None, "pin_proof": None}
+    data = {"pin_verified": ctx.data.get("pin_next") if proof else None, "pin_proof": None, **told}
     return StepResult("reset" if proof == "reset" else "ok", data)
 
 

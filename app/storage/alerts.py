@@ -15,7 +15,7 @@ from dialogs.stores import Subscription
 
 from ..settings import utc_now
 from .delivery import SqlDeliveryQueue
-from .models import OutboxEventRow, PreferenceRow, SubscriptionRow
+from .models import OutboxEventRow, PreferenceRow, SubscriptionRow, stored_dedupe_key
 from .outbox_seal import SECRET_FIELDS, OutboxSeal
 
 __all__ = ["SqlOutbox", "SqlSubscriptions"]
@@ -105,6 +105,7 @@ class SqlOutbox:
             channel: str | None = None, note: str | None = None) -> bool:
         """Queue a message; ``channel`` forces one (an e-mail code goes to the address it proves), else
         the row is marked with the channel the customer chose (the dispatcher checks it again at send)."""
+        dedupe_key = stored_dedupe_key(dedupe_key)
         with self._sessions() as db:
             if db.scalars(select(OutboxEventRow.id).where(OutboxEventRow.dedupe_key == dedupe_key)).first():
                 return False

@@ -38,7 +38,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from ..settings import utc_now
-from .models import DeliveryReportRow, OutboxEventRow, OutboxPartRow
+from .models import DeliveryReportRow, OutboxEventRow, OutboxPartRow, stored_dedupe_key
 
 __all__ = ["AS_TEMPLATE", "ONLY_CHANNEL", "PARTS_SENT", "SEND_MARKERS", "SMS_PARTS", "TEMPLATE_NEXT",
            "ClaimedMessage", "SqlDeliveryQueue", "without_send_markers"]
@@ -168,7 +168,7 @@ class SqlDeliveryQueue:
         (``message_ids``, in order), finds it and acts as on any other (outside the window: by SMS); reports that
         came before this record apply now. ``sealed`` is kept as a sent WhatsApp message's is (``erase_secrets``).
         ``False`` when ``dedupe_key`` is recorded already."""
-        now = self._clock()
+        now, dedupe_key = self._clock(), stored_dedupe_key(dedupe_key)
         ids = [message_id[:64] for message_id in message_ids]
         if len(ids) > 1:
             payload = {**payload, PARTS_SENT: ids}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 
 from sqlalchemy import DateTime, Index, Integer, String, Text, UniqueConstraint, func, text
@@ -154,6 +155,20 @@ class ProcessedCallbackRow(Base):
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
+DEDUPE_KEY_CHARS = 120
+
+
+def stored_dedupe_key(key: str) -> str:
+    """``key`` as the outbox column holds it: as it is when it fits, else its head and a digest of all of it.
+
+    A key carries a provider's session id (USSD: up to 128 characters) or a conversation id: cut to the
+    column, two events would share one key (the second lost); too long, PostgreSQL refuses the row."""
+    if len(key) <= DEDUPE_KEY_CHARS:
+        return key
+    digest = hashlib.sha256(key.encode()).hexdigest()[:32]
+    return f"{key[:DEDUPE_KEY_CHARS - 33]}#{digest}"
+
+
 class OutboxEventRow(Base):
     """Something to tell a customer (payment receipt, ticket opened, power back ...), kept until sent."""
 
@@ -164,7 +179,7 @@ class OutboxEventRow(Base):
                             postgresql_where=text("status = 'sent' AND sealed IS NOT NULL")),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    dedupe_key: Mapped[str] = mapped_column(String(120), unique=True)
+    dedupe_key: Mapped[str] = mapped_column(String(DEDUPE_KEY_CHARS), unique=True)
     kind: Mapped[str] = mapped_column(String(40))
     msisdn: Mapped[str] = mapped_column(String(20), index=True)
     language: Mapped[str] = mapped_column(String(8), default="fr")

@@ -7,21 +7,17 @@ outbox sends no second SMS, and the one code the phone received is the one the n
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
 
 import pytest
-import redis
 from flask import Flask
-from sqlalchemy import event
 
 from app.factory import build_dispatcher
 from app.settings import Settings
-from app.storage.models import OutboxEventRow
 from tests.support.engine import UssdPhone
 from tests.support.fake_africastalking import FakeAfricasTalking
+from tests.support.lost_save import store_lost_after_queuing
 from tests.support.throwaway_redis import ThrowawayRedis
 
 NAV = "0. Retour 00. Accueil"
@@ -55,26 +51,6 @@ def received(app: Flask, settings: Settings, provider: FakeAfricasTalking) -> Ca
         return provider.messages_to(number)
 
     return messages
-
-
-@contextmanager
-def store_lost_after_queuing(server: ThrowawayRedis, kind: str) -> Iterator[None]:
-    """Redis snapshotted now (between hops), then killed as soon as a ``kind`` message is queued (the step ran,
-    its session not yet saved); on leaving, started again from the snapshot: the session as before the hop."""
-    client = redis.Redis.from_url(server.url, socket_timeout=2.0)
-    client.save()
-    client.close()
-
-    def kill(mapper: Any, connection: Any, row: OutboxEventRow) -> None:
-        if row.kind == kind:
-            server.stop()
-
-    event.listen(OutboxEventRow, "after_insert", kill)
-    try:
-        yield
-    finally:
-        event.remove(OutboxEventRow, "after_insert", kill)
-        server.start()
 
 
 def code_in(sms: str) -> str:

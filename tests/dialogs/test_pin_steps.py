@@ -116,7 +116,8 @@ def test_wrong_pins_count_down_then_lock_for_fifteen_minutes_with_one_sms(with_p
     assert audit.events[0].channel == "ussd"
     locked = pin(with_pin, "0000")
     assert locked.outcome == "locked"
-    assert locked.data == {"pin_lock": "lock_15m", "pin_locked_until": (NOW + timedelta(minutes=15)).isoformat()}
+    assert locked.data == {"pin_lock": "lock_15m", "pin_locked_until": (NOW + timedelta(minutes=15)).isoformat(),
+                           "security_notices": 1}
     assert audit.kinds()[2:] == [("pin_failed", ""), ("pin_locked", "lock_15m")]
     assert sms(with_pin) == [("pin_locked", {"lock": "lock_15m"})]
     # While locked, even the right PIN is not checked, and nothing more is said or sent.
@@ -140,9 +141,10 @@ def test_a_right_pin_gives_back_every_try(with_pin):
 
 def test_lockouts_in_a_row_grow_until_only_an_agent_can_unlock(with_pin):
     at, told = NOW, []
-    for _ in range(4):
+    for dial in range(4):
         for _ in range(3):
-            last = pin(with_pin, "0000", at)
+            last = run(with_pin, "security.check_pin", {"pin_next": "pay_initiate"}, {"pin": "0000"}, at,
+                       session=f"ussd:dial{dial}")
         told.append((last.outcome, last.data["pin_lock"]))
         until = last.data["pin_locked_until"]
         at = datetime.fromisoformat(until) + timedelta(seconds=1) if last.outcome == "locked" else at
@@ -196,7 +198,7 @@ def test_a_first_pin_after_the_proof_is_set_told_by_sms_and_opens_the_gate(deps,
     assert run(deps, "security.stage_pin", proof, {"new_pin": "7395"}).outcome == "ok"
     done = run(deps, "security.confirm_pin", proof, {"pin": "7395"})
     assert done.outcome == "ok"
-    assert done.data == {"pin_verified": "pay_initiate", "pin_proof": None}
+    assert done.data == {"pin_verified": "pay_initiate", "pin_proof": None, "security_notices": 1}
     assert audit.kinds() == [("pin_set", "")]
     assert sms(deps) == [("pin_set", {})]
     assert pin(deps, "7395").outcome == "ok"
@@ -225,7 +227,9 @@ def test_a_pin_changed_twice_is_two_sms(with_pin, audit):
     passed = {"pin_next": "pref_pin_new", "pin_verified": "pref_pin_new"}
     for at, new in ((NOW, "7395"), (NOW + timedelta(hours=1), "9182")):
         assert run(with_pin, "security.stage_pin", passed, {"new_pin": new}, now=at).outcome == "ok"
-        assert run(with_pin, "security.confirm_pin", passed, {"pin": new}, now=at).outcome == "ok"
+        done = run(with_pin, "security.confirm_pin", passed, {"pin": new}, now=at)
+        assert done.outcome == "ok"
+        passed["security_notices"] = done.data["security_notices"]   # kept by the session between the two
     assert audit.kinds() == [("pin_changed", ""), ("pin_changed", "")]
     assert [k for k, _ in sms(with_pin)] == ["pin_changed", "pin_changed"]
 

@@ -11,7 +11,10 @@ The HTTP answer to the callback is not the reply: the reply goes out through ``R
 the GSM-7/UCS-2 rules. A reply the provider cannot take now is not lost: it is handed to the
 notification outbox and the worker sends it (``sms_handover``). A provider retry of the same message
 ``id`` gets the engine's recorded answer, which is not sent again (unless it could be neither sent nor
-queued the first time). What the customer wrote (a PIN in ``OUI 1234``) is never logged.
+queued the first time). What the customer wrote (a PIN in ``OUI 1234``) is never logged. Before a message
+runs it is claimed in the database (``answer_ledger.claim_message``), and once its reply is handed over it is
+recorded answered (``record_answered``, whichever way the reply went): a copy posted while it runs, or after Redis
+restarted empty, is answered ``200`` and runs nothing.
 
 A message the engine could not run now (the session store down, or the conversation busy: the engine's
 ``transient`` reply, sent to nobody) is kept in the inbox (``sms_inbox``), and the worker runs it when it

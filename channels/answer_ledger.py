@@ -15,6 +15,14 @@ its reply queued in the outbox, or, kept for the worker, settled; ``answered_bef
 once (Twilio's TwiML, Meta's Graph messages) is recorded there too once it has gone (``record_answered``), so a
 message redelivered after Redis forgot is not answered twice whichever path answered it.
 
+The window between an answer and its row is closed by a durable claim: before a message runs (the ledger has no
+record of it), the delivery claims its id in the database (``DurableAnswers.claim``: an insert under a unique
+key), so a copy delivered while it runs, or after Redis restarted empty and before its answer is recorded, finds it
+taken and gets the channel's "already handled" answer (``claim_message``). A run that asks the provider to deliver
+the message again releases its claim (``release_claim``); one whose process died is taken again once stale. When
+the database cannot be asked and the ledger forgot, nothing can say the message is new: the channel gives its
+"not now" answer (``UNSURE``); while the ledger remembers, it alone keeps the message answered once.
+
 A record holds replies, never what the customer typed (a PIN is an input, not an answer). ``claim``
 lets one of several deliveries arriving together act alone (send an owed SMS reply once).
 ``MemoryAnswerLedger`` serves the embedded default (one process); the app wires a Redis one
@@ -28,12 +36,13 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from enum import Enum
 from typing import Any, Final, Protocol
 
 from engine.masking import mask
 
-__all__ = ["DAY_SECONDS", "AnswerLedger", "DurableAnswers", "MemoryAnswerLedger", "answered_before",
-           "record_answered"]
+__all__ = ["DAY_SECONDS", "AnswerLedger", "Claim", "DurableAnswers", "MemoryAnswerLedger", "answered_before",
+           "claim_message", "record_answered", "release_claim"]
 
 log = logging.getLogger("channels.answers")
 
@@ -70,6 +79,15 @@ class DurableAnswers(Protocol):
         was answered at once by its webhook (no outbox row, no kept message): ``answered`` says so from then on.
         Once per message id (a second call changes nothing). Raises when it cannot be kept."""
 
+    def claim(self, message_id: str, *, channel: str) -> bool:
+        """Claim the message ``message_id`` for the delivery about to run it: ``True`` for the first caller (or one
+        taking over a claim left stale by a run that died, its message not answered), ``False`` for every other,
+        whichever process asks. Raises when the database cannot say."""
+
+    def release(self, message_id: str) -> None:
+        """Drop the claim on ``message_id``: its run failed and the provider is asked to deliver it again. Raises
+        when the database cannot be reached."""
+
 
 def answered_before(ledger: AnswerLedger, answers: DurableAnswers | None, message_id: str) -> bool:
     """For a message the ledger has no record of: whether it was answered all the same, before the ledger forgot
@@ -95,6 +113,43 @@ def record_answered(answers: DurableAnswers | None, message_id: str, *, msisdn: 
         answers.answered_at_once(message_id, msisdn=msisdn, channel=channel, provider=provider, number=number)
     except Exception as exc:  # noqa: BLE001 - the database down: the customer has the answer already
         log.warning("answer at once to %s not recorded: %s", mask(msisdn), type(exc).__name__)
+
+
+class Claim(Enum):
+    """What ``claim_message`` found: the message is this delivery's to run (``OURS``), another delivery's
+    (``TAKEN``: answer "already handled"), or nobody can say (``UNSURE``: answer "not now", nothing run)."""
+
+    OURS = "ours"
+    TAKEN = "taken"
+    UNSURE = "unsure"
+
+
+def claim_message(ledger: AnswerLedger, answers: DurableAnswers | None, message_id: str, channel: str) -> Claim:
+    """Claim a message the ledger has no record of before running it (``DurableAnswers.claim``). Without a
+    database (the embedded default without one) it is ``OURS``: the ledger is all there is. The database down:
+    ``OURS`` while the ledger remembers its whole lifetime (its record and the engine's replay record keep the
+    message answered once), ``UNSURE`` once it forgot (a copy of a message answered just before Redis restarted
+    could not be told from a new one)."""
+    if answers is None:
+        return Claim.OURS
+    try:
+        return Claim.OURS if answers.claim(message_id, channel=channel) else Claim.TAKEN
+    except Exception as exc:  # noqa: BLE001 - the database down: the ledger decides whether running is safe
+        forgot = ledger.forgot()
+        log.warning("%s message not claimed: %s%s", channel, type(exc).__name__,
+                    "; not run (the answer ledger forgot)" if forgot else "; run on the answer ledger's word")
+        return Claim.UNSURE if forgot else Claim.OURS
+
+
+def release_claim(answers: DurableAnswers | None, message_id: str) -> None:
+    """Release the claim of a message whose run asks the provider to deliver it again; a failure is logged (the
+    claim goes stale, and a later delivery takes it over then)."""
+    if answers is None:
+        return
+    try:
+        answers.release(message_id)
+    except Exception as exc:  # noqa: BLE001 - the database down: the claim expires instead
+        log.warning("message claim not released: %s", type(exc).__name__)
 
 
 class MemoryAnswerLedger:

@@ -11,7 +11,10 @@ The HTTP answer to the callback is not the reply: the reply goes out through ``R
 the GSM-7/UCS-2 rules. A reply the provider cannot take now is not lost: it is handed to the
 notification outbox and the worker sends it (``sms_handover``). A provider retry of the same message
 ``id`` gets the engine's recorded answer, which is not sent again (unless it could be neither sent nor
-queued the first time). What the customer wrote (a PIN in ``OUI 1234``) is never logged.
+queued the first time). What the customer wrote (a PIN in ``OUI 1234``) is never logged. Before a message
+runs it is claimed in the database (``answer_ledger.claim_message``), and once its reply is handed over it is
+recorded answered (``record_answered``, whichever way the reply went): a copy posted while it runs, or after Redis
+restarted empty, is answered ``200`` and runs nothing.
 
 A message the engine could not run now (the session store down, or the conversation busy: the engine's
 ``transient`` reply, sent to nobody) is kept in the inbox (``sms_inbox``), and the worker runs it when it
@@ -50,7 +53,15 @@ from engine.charset import is_gsm7, sms_segments
 from engine.masking import mask
 
 from .adapter import BadRequest, ChannelAdapter, KeyedBySender
-from .answer_ledger import AnswerLedger, DurableAnswers, MemoryAnswerLedger
+from .answer_ledger import (
+    AnswerLedger,
+    Claim,
+    DurableAnswers,
+    MemoryAnswerLedger,
+    claim_message,
+    record_answered,
+    release_claim,
+)
 from .capabilities import SMS, SMS_MAX_SEGMENTS, SMS_NAVIGATION_WORDS
 from .gateway_guard import TOKEN_HEADER, GatewayGuard
 from .msisdn import to_e164
@@ -195,29 +206,53 @@ class SmsAdapter(KeyedBySender, ChannelAdapter):
                 # Redis restarted empty: the database says so): never run twice.
                 log.info("sms repost of an answered message user=%s: not run again", mask(turn.address))
                 return Response("OK", mimetype="text/plain")
-            if waits_behind(self.inbox, turn) and self._kept(turn, request.form):
-                # Run now, it would be answered before the sender's messages kept earlier: kept behind them.
+            # An owed reply's retry was claimed by the delivery that ran it: it hands the reply over, nothing runs.
+            claim = Claim.OURS if handover.owes(turn.hop_id) else claim_message(
+                self.ledger, self.answers, turn.hop_id, CHANNEL)
+            if claim is Claim.TAKEN:
+                # Another delivery of it runs now, or ran just before Redis restarted empty: answered by that one.
+                log.info("sms copy of a message claimed already user=%s: not run", mask(turn.address))
                 return Response("OK", mimetype="text/plain")
-            reply = engine.handle(turn)
-            if reply.transient:
-                # Busy or the session store down: the hop did not run. Kept, the worker runs it; an SMS saying
-                # "try again" would ask the customer to do what the worker does.
-                if self.inbox is None:
-                    return self._refuse(handover, turn, reply)
-                return self._keep(turn, request.form)
-            node = reply.screen.node if reply.screen else "-"
-            if reply.replayed and not handover.take_owed(turn.hop_id):
-                log.info("sms retry of an answered message user=%s node=%s: not sent again",
-                         mask(turn.address), node)
-                return Response("OK", mimetype="text/plain")
-            language = reply.screen.language if reply.screen else ""
-            if not handover.hand_over(turn.address, self.render(reply), language=language, message_id=turn.hop_id):
+            if claim is Claim.UNSURE:
                 return self.failure_response()
-            handover.settle(turn.hop_id)
-            log.info("sms hop user=%s node=%s end=%s", mask(turn.address), node, reply.end)
-            return Response("OK", mimetype="text/plain")
+            try:
+                response = self._run(engine, handover, turn)
+            except Exception:
+                release_claim(self.answers, turn.hop_id)
+                raise
+            if response.status_code != 200:
+                release_claim(self.answers, turn.hop_id)    # the provider is asked to post it again: it runs then
+            return response
 
         return bp
+
+    def _run(self, engine: Engine, handover: ReplyHandOver, turn: Turn) -> Response:
+        """Run a message this delivery claimed and hand its reply over: ``200``, or the ``503`` that asks the
+        provider to post it again."""
+        if waits_behind(self.inbox, turn) and self._kept(turn, request.form):
+            # Run now, it would be answered before the sender's messages kept earlier: kept behind them.
+            return Response("OK", mimetype="text/plain")
+        reply = engine.handle(turn)
+        if reply.transient:
+            # Busy or the session store down: the hop did not run. Kept, the worker runs it; an SMS saying
+            # "try again" would ask the customer to do what the worker does.
+            if self.inbox is None:
+                release_claim(self.answers, turn.hop_id)    # unanswered: posted again, it runs
+                return self._refuse(handover, turn, reply)
+            return self._keep(turn, request.form)
+        node = reply.screen.node if reply.screen else "-"
+        if reply.replayed and not handover.take_owed(turn.hop_id):
+            log.info("sms retry of an answered message user=%s node=%s: not sent again", mask(turn.address), node)
+            return Response("OK", mimetype="text/plain")
+        language = reply.screen.language if reply.screen else ""
+        if not handover.hand_over(turn.address, self.render(reply), language=language, message_id=turn.hop_id):
+            return self.failure_response()
+        handover.settle(turn.hop_id)
+        # The durable record a repost finds once Redis forgot (``answered_before``), whichever way the reply went.
+        record_answered(self.answers, turn.hop_id, msisdn=turn.address, channel=CHANNEL, provider=PROVIDER,
+                        number=turn.entry if turn.entry != "*" else "")
+        log.info("sms hop user=%s node=%s end=%s", mask(turn.address), node, reply.end)
+        return Response("OK", mimetype="text/plain")
 
     def _refuse(self, handover: ReplyHandOver, turn: Turn, reply: Reply) -> Response:
         """No inbox (the embedded default: no worker shares the in-process conversations): the customer is told, in

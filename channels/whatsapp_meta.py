@@ -71,7 +71,16 @@ from engine import (
 from engine.masking import mask
 
 from .adapter import BadRequest, ChannelAdapter, KeyedBySender
-from .answer_ledger import AnswerLedger, DurableAnswers, MemoryAnswerLedger, answered_before, record_answered
+from .answer_ledger import (
+    AnswerLedger,
+    Claim,
+    DurableAnswers,
+    MemoryAnswerLedger,
+    answered_before,
+    claim_message,
+    record_answered,
+    release_claim,
+)
 from .msisdn import to_e164
 from .sms_delivery import DeliveryReport
 from .sms_inbox import Inbox, KeptMessage, keep_for_worker, waits_behind
@@ -463,25 +472,43 @@ class MetaWhatsAppAdapter(KeyedBySender, ChannelAdapter):
             # nothing sent again.
             log.info("whatsapp repost of a message answered before user=%s: nothing again", mask(turn.address))
             return True
-        if record is None:
-            if waits_behind(self.inbox, turn) and keep_for_worker(self.inbox, turn, text=turn.input or "",
-                                                                 provider=PROVIDER):
-                return True     # run now, it would be answered before the sender's messages kept earlier
-            reply = engine.handle(turn)
-            if reply.transient:
-                # Busy or the session store down: the hop did not run. Kept, the worker answers it; else Meta is
-                # asked to deliver it again. A message saying "try again" would ask the customer to do either's job.
-                return keep_for_worker(self.inbox, turn, text=turn.input or "", provider=PROVIDER,
-                                       short_code=number_id)
-            log.info("whatsapp hop user=%s node=%s end=%s", mask(turn.address),
-                     reply.screen.node if reply.screen else "-", reply.end)
-            if reply.replayed:
-                # The engine's record of this very hop, and no ledger entry: another delivery of it is
-                # being answered right now (or the ledger is unreachable). Sending here could send twice.
-                log.info("whatsapp message answered by another delivery user=%s", mask(turn.address))
-                return True
-            record = {"to": turn.address, "from": number_id, "sent": 0, "messages": self.messages(engine, reply),
-                      "text": reply.text, "language": reply.screen.language if reply.screen else ""}
+        if record is not None:
+            return self._send_missing(turn.hop_id, record, sent_now)
+        claim = claim_message(self.ledger, self.answers, turn.hop_id, CHANNEL)
+        if claim is Claim.TAKEN:
+            # Another delivery of it runs now, or ran just before Redis restarted empty: acknowledged, nothing sent.
+            log.info("whatsapp copy of a message claimed already user=%s: nothing", mask(turn.address))
+            return True
+        if claim is Claim.UNSURE:
+            return False    # nothing run: Meta delivers the event again
+        try:
+            answered = self._run(engine, turn, number_id, sent_now)
+        except Exception:
+            release_claim(self.answers, turn.hop_id)
+            raise
+        if not answered:
+            release_claim(self.answers, turn.hop_id)    # Meta delivers it again: that delivery runs or sends it
+        return answered
+
+    def _run(self, engine: Engine, turn: Turn, number_id: str, sent_now: list[tuple[str, dict[str, Any]]]) -> bool:
+        """``_answer`` for a message this delivery claimed."""
+        if waits_behind(self.inbox, turn) and keep_for_worker(self.inbox, turn, text=turn.input or "",
+                                                             provider=PROVIDER):
+            return True     # run now, it would be answered before the sender's messages kept earlier
+        reply = engine.handle(turn)
+        if reply.transient:
+            # Busy or the session store down: the hop did not run. Kept, the worker answers it; else Meta is
+            # asked to deliver it again. A message saying "try again" would ask the customer to do either's job.
+            return keep_for_worker(self.inbox, turn, text=turn.input or "", provider=PROVIDER, short_code=number_id)
+        log.info("whatsapp hop user=%s node=%s end=%s", mask(turn.address),
+                 reply.screen.node if reply.screen else "-", reply.end)
+        if reply.replayed:
+            # The engine's record of this very hop, and no ledger entry: another delivery of it is
+            # being answered right now (or the ledger is unreachable). Sending here could send twice.
+            log.info("whatsapp message answered by another delivery user=%s", mask(turn.address))
+            return True
+        record = {"to": turn.address, "from": number_id, "sent": 0, "messages": self.messages(engine, reply),
+                  "text": reply.text, "language": reply.screen.language if reply.screen else ""}
         return self._send_missing(turn.hop_id, record, sent_now)
 
     def _send_missing(self, message_id: str, record: dict[str, Any],

@@ -51,7 +51,16 @@ from engine import (
 from engine.masking import mask
 
 from .adapter import BadRequest, ChannelAdapter, KeyedBySender
-from .answer_ledger import AnswerLedger, DurableAnswers, MemoryAnswerLedger, answered_before, record_answered
+from .answer_ledger import (
+    AnswerLedger,
+    Claim,
+    DurableAnswers,
+    MemoryAnswerLedger,
+    answered_before,
+    claim_message,
+    record_answered,
+    release_claim,
+)
 from .msisdn import to_e164
 from .sms_inbox import Inbox, KeptMessage, keep_for_worker, waits_behind
 from .whatsapp import (
@@ -282,6 +291,21 @@ class TwilioWhatsAppAdapter(KeyedBySender, ChannelAdapter):
             # went then; nothing again.
             log.info("whatsapp repost of a message answered before user=%s: nothing again", mask(turn.address))
             return Response(_twiml(), mimetype=_TWIML), False
+        claim = claim_message(self.ledger, self.answers, turn.hop_id, CHANNEL)
+        if claim is Claim.TAKEN:
+            # Another delivery of it runs now, or ran just before Redis restarted empty: answered by that one.
+            log.info("whatsapp copy of a message claimed already user=%s: nothing", mask(turn.address))
+            return Response(_twiml(), mimetype=_TWIML), False
+        if claim is Claim.UNSURE:
+            return self.failure_response(), False
+        try:
+            return self._run(engine, turn, form)
+        except Exception:
+            release_claim(self.answers, turn.hop_id)
+            raise
+
+    def _run(self, engine: Engine, turn: Turn, form: Mapping[str, str]) -> tuple[Response, bool]:
+        """``_answer`` for a message this delivery claimed."""
         if waits_behind(self.inbox, turn) and keep_for_worker(self.inbox, turn, text=turn.input or "",
                                                              provider=PROVIDER):
             # Run now, it would be answered before the sender's messages kept earlier: kept behind them.
@@ -293,6 +317,7 @@ class TwilioWhatsAppAdapter(KeyedBySender, ChannelAdapter):
             if keep_for_worker(self.inbox, turn, text=turn.input or "", provider=PROVIDER,
                                short_code=_our_number(form)):
                 return Response(_twiml(), mimetype=_TWIML), False
+            release_claim(self.answers, turn.hop_id)     # the customer is asked to send it again
             return self.failure_response(), False
         twiml = self.render(reply)
         if not reply.replayed:

@@ -356,6 +356,20 @@ class SmsInboxRow(Base):
     settled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
+class MessageClaimRow(Base):
+    """An incoming chat message (SMS, WhatsApp) claimed by the delivery that runs it, before it runs
+    (``channels.answer_ledger.claim_message``): once per provider message id, so a copy delivered while it runs, or
+    after Redis restarted empty and before its answer is recorded, finds it taken and runs nothing. A claim whose
+    run failed (the provider asked to deliver it again) is released; one left ``stale_seconds`` by a process that
+    died may be taken again. Holds no text and no number: only which message, on which channel, since when."""
+
+    __tablename__ = "message_claims"
+
+    message_id: Mapped[str] = mapped_column(String(128), primary_key=True)   # the provider's id
+    channel: Mapped[str] = mapped_column(String(16))                          # sms | whatsapp
+    claimed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
 class FeedCursorRow(Base):
     """How far the worker has read a back-office event feed (zone outages, bills ...)."""
 

@@ -13,6 +13,7 @@ forward is never purged by age. Run by the worker (``PURGE_INTERVAL_SECONDS``) a
 | payment_intents      | prepaid token, once final: 30                | succeeded or failed: 400       |
 | processed_callbacks  | -                                            | 30                             |
 | sms_inbox            | (its text is erased once answered)           | answered: 30                   |
+| message_claims       | - (no text, no number)                       | 30                             |
 | pending_tickets      | complaint text, once sent/refused: 30        | sent or refused: 180           |
 | session_audit        | gateway error text: 30                       | 180                            |
 | security_events      | -                                            | 365                            |
@@ -37,6 +38,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from .models import (
     EmailStopRow,
+    MessageClaimRow,
     OutboxEventRow,
     OutboxPartRow,
     PaymentIntentRow,
@@ -100,6 +102,8 @@ RETENTION: tuple[Rule, ...] = (
     Rule("processed_callbacks", ProcessedCallbackRow, 30, ProcessedCallbackRow.received_at),
     # An incoming SMS kept while the engine could not run it: once answered, only its number and id remain.
     Rule("sms_inbox", SmsInboxRow, 30, SmsInboxRow.received_at, SmsInboxRow.status != "pending"),
+    # Which incoming message ids were claimed to run: of use while a provider may deliver them again.
+    Rule("message_claims", MessageClaimRow, 30, MessageClaimRow.claimed_at),
     # Who wrote to us on WhatsApp and when: of use for 24 hours (the window), shown to agents a while longer.
     Rule("whatsapp_windows", WhatsAppWindowRow, 30, WhatsAppWindowRow.last_inbound_at),
     Rule("pending_tickets", PendingTicketRow, 180, PendingTicketRow.created_at,

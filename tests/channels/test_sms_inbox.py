@@ -259,7 +259,9 @@ def test_while_nothing_is_kept_a_message_is_answered_without_asking_the_database
     drain.run_once()                              # the worker's pass: nothing kept
     with _statements() as statements:
         assert awa.send("SOLDE") == [BALANCE]
-    assert not [sql for sql in statements if "sms_inbox" in sql or "outbox_events" in sql]
+    # Its answer is written (the row a repost finds once Redis forgot); nothing is read of kept messages.
+    assert not [sql for sql in statements
+                if ("sms_inbox" in sql or "outbox_events" in sql) and not sql.lstrip().upper().startswith("INSERT")]
 
 
 def test_a_kept_message_whose_answered_mark_cannot_be_written_is_answered_once_whatever_follows(

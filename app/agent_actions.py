@@ -1,20 +1,28 @@
 """What an agent does to a customer's records, one function per action, shared by the command line
-(``python -m app pin-unlock``) and the agents' console, so both take the same path."""
+(``python -m app pin-unlock``) and the agents' console, so both take the same path: unlocking a PIN, and
+resolving a payment the worker gave up on (asking the provider by our key, or settling it by hand)."""
 
 from __future__ import annotations
 
+import logging
 import time
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from dialogs.stores import IdentityCache
+from dialogs.payments import ask_by_key, settle_by_agent
+from dialogs.registry import Deps
+from dialogs.stores import IdentityCache, LocalPayment
+from engine.masking import mask, mask_typed_numbers
 from engine.security_audit import SecurityAudit, SecurityEvent
+from web_fallback.agents.ports import PaymentOutcome
 
 from .storage.alerts import SqlOutbox
 from .storage.identity_cache import ForgetfulPinVault
 from .storage.repositories import SqlPreferences
 
-__all__ = ["unlock_pin"]
+__all__ = ["check_unresolved_payment", "settle_unresolved_payment", "unlock_pin"]
+
+log = logging.getLogger("agents")
 
 
 def unlock_pin(sessions: sessionmaker[Session], identity: IdentityCache, security: SecurityAudit,
@@ -29,3 +37,49 @@ def unlock_pin(sessions: sessionmaker[Session], identity: IdentityCache, securit
     SqlOutbox(sessions).add(kind="pin_unlocked", msisdn=msisdn, language=language, payload={},
                             dedupe_key=f"pin_unlocked:{msisdn}:{time.time()}")
     return True
+
+
+def _unresolved_of(deps: Deps, msisdn: str, key: str) -> LocalPayment | PaymentOutcome:
+    """The customer's payment under ``key`` while it is unresolved; another customer's reads as unknown."""
+    assert deps.ledger is not None
+    payment = deps.ledger.get(key)
+    if payment is None or payment.msisdn != msisdn:
+        return PaymentOutcome("not_found")
+    if payment.status != "unresolved":
+        return PaymentOutcome("already", payment.status)
+    return payment
+
+
+def check_unresolved_payment(deps: Deps, msisdn: str, key: str) -> PaymentOutcome:
+    """Ask the provider now, by our key, about the customer's unresolved payment (the worker's question)."""
+    found = _unresolved_of(deps, msisdn, key)
+    if isinstance(found, PaymentOutcome):
+        return found
+    answer = ask_by_key(deps, key)
+    return PaymentOutcome(answer.outcome, answer.payment.status if answer.payment else found.status)
+
+
+def settle_unresolved_payment(deps: Deps, msisdn: str, key: str, *, paid: bool, reference: str | None,
+                              reason: str, by: str) -> PaymentOutcome:
+    """Settle the customer's unresolved payment by an agent's word, through the callback's path; the reason
+    (numbers masked) and the agent are kept in a ``payment_settled_by_agent`` security event."""
+    assert deps.ledger is not None
+    found = _unresolved_of(deps, msisdn, key)
+    if isinstance(found, PaymentOutcome):
+        return found
+    if paid and reference:
+        other = deps.ledger.by_provider_id(reference)
+        if other is not None and other.idempotency_key != key:
+            return PaymentOutcome("reference_taken")
+    settled = settle_by_agent(deps, found, paid=paid, reference=reference)
+    now = deps.ledger.get(key)
+    status = now.status if now else None
+    if not settled.changed:
+        return PaymentOutcome("overtaken", status)
+    deps.security.record(SecurityEvent(
+        "payment_settled_by_agent", "agent", msisdn, found.account_number,
+        f"{'paid' if paid else 'not paid'} by {by}: {mask_typed_numbers(reason)}"[:200],
+        extra={"amount": format(found.amount, "f"), "purpose": found.purpose, "status": str(status),
+               **({"reference": reference} if paid and reference else {})}))
+    log.warning("unresolved payment of account %s settled by %s as %s", mask(found.account_number), by, status)
+    return PaymentOutcome("settled", status)

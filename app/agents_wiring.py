@@ -173,7 +173,7 @@ def mount_agents(app: Flask, settings: Settings, parts: dict[str, Any], adapters
                         idle_seconds=settings.agent_idle_seconds, public_base_url=settings.public_base_url),
         audit=SqlAgentAudit(sessions, settings.secret_key),
         records=SqlCustomerRecords(sessions, parts["security"], deps.identity, deps.billing, settings.clock,
-                                   timedelta(minutes=settings.whatsapp_window_minutes)),
+                                   timedelta(minutes=settings.whatsapp_window_minutes), deps),
         hit=throttle.hit,
         console=ConsoleConfig(default_region=settings.default_region, lookup_limit=settings.agent_lookup_limit,
                               lookup_window_seconds=settings.agent_lookup_window_seconds),

@@ -47,10 +47,13 @@ __all__ = [
     "MIN_AMOUNT",
     "PROTECTED_NODE",
     "REFUSAL_CODES",
+    "KeyAnswer",
     "Settlement",
+    "ask_by_key",
     "idempotency_key",
     "on_their_way",
     "reconcile_pending",
+    "settle_by_agent",
     "settle_provider_result",
     "token_groups",
 ]
@@ -66,7 +69,7 @@ MAX_ASK_INTERVAL_SECONDS = 3600
 # Why a provider refuses a payment, as the customer is told (labels in config/menus.yaml);
 # any other code reads as "refused".
 REFUSAL_CODES = frozenset({"insufficient_funds", "wallet_limit_exceeded", "wallet_not_found",
-                           "declined_by_customer"})
+                           "declined_by_customer", "not_received"})   # the last: an agent's "not paid"
 
 
 def _whole(value: Any) -> Decimal | None:
@@ -506,36 +509,74 @@ def _record_unrecorded(deps: Deps, now: datetime, waits: tuple[int, int, int], c
     after_seconds, max_interval_seconds, give_up_seconds = waits
     for payment in deps.ledger.unrecorded(now, after_seconds, max_interval_seconds, give_up_seconds):
         key = payment.idempotency_key
-        try:
-            intent = deps.payments.by_key(key)
-        except BackendError as exc:
-            log.info("provider not asked about an unrecorded payment: %s", type(exc).__name__)
-            deps.ledger.note_status_check(key, now)
-            _give_up_if_due(deps, payment, now, give_up_seconds, counts)
-            continue
-        if intent is None:
+        answer = ask_by_key(deps, key)
+        if answer.outcome == "unknown":
             deps.ledger.note_status_check(key, now)
             if deps.ledger.mark_not_started(key) is not None:
                 counts["never_started"] += 1
                 log.info("payment of account %s never started by the provider: no longer on its way",
                          mask(payment.account_number))
-            continue
-        final = intent.status in FINAL_STATUSES
-        result = ProviderResult(event_id=f"status:{intent.payment_id}:{intent.status}", payment_id=intent.payment_id,
-                                status=intent.status, amount=intent.amount, currency=intent.currency,
-                                account_number=intent.account_number, msisdn=intent.msisdn,
-                                reference=intent.reference, token=intent.token, failure_reason=intent.failure_reason,
-                                source="status", idempotency_key=key)
-        found = settle_provider_result(deps, result) if final else _found_by_key(deps, result)
-        if isinstance(found, Settlement) and found.mismatch:
-            counts["mismatched"] += 1          # kept for an agent; asked again until given up
+        elif answer.outcome in ("unreachable", "mismatch"):
+            counts["mismatched"] += answer.outcome == "mismatch"   # kept for an agent; asked again until given up
             deps.ledger.note_status_check(key, now)
             _give_up_if_due(deps, payment, now, give_up_seconds, counts)
-        elif isinstance(found, Settlement):
-            counts["recorded"] += found.payment is not None
-            counts["settled"] += found.changed
-        elif found is not None:
+        elif answer.outcome != "moved":
             counts["recorded"] += 1
+            counts["settled"] += answer.outcome == "settled"
+
+
+@dataclass(frozen=True, slots=True)
+class KeyAnswer:
+    """What asking the provider by our key did to a payment without its id: ``unreachable`` (no answer),
+    ``unknown`` (it has no payment under our key), ``mismatch`` (its answer disagrees with what the customer
+    confirmed: kept for an agent), ``recorded`` (it started it: its id recorded, ``pending``), ``settled``
+    (already final: applied as its callback would be), ``moved`` (our ledger moved meanwhile: nothing applied)."""
+
+    outcome: str
+    payment: LocalPayment | None = None
+
+
+def ask_by_key(deps: Deps, key: str) -> KeyAnswer:
+    """Ask the provider about the payment started under our ``key`` (asking never starts one) and apply its
+    answer through the callback's path: the worker's question, and an agent's "ask the provider now"."""
+    assert deps.ledger is not None and deps.payments is not None
+    try:
+        intent = deps.payments.by_key(key)
+    except BackendError as exc:
+        log.info("provider not asked about an unrecorded payment: %s", type(exc).__name__)
+        return KeyAnswer("unreachable")
+    if intent is None:
+        return KeyAnswer("unknown")
+    final = intent.status in FINAL_STATUSES
+    result = ProviderResult(event_id=f"status:{intent.payment_id}:{intent.status}", payment_id=intent.payment_id,
+                            status=intent.status, amount=intent.amount, currency=intent.currency,
+                            account_number=intent.account_number, msisdn=intent.msisdn,
+                            reference=intent.reference, token=intent.token, failure_reason=intent.failure_reason,
+                            source="status", idempotency_key=key)
+    found = settle_provider_result(deps, result) if final else _found_by_key(deps, result)
+    if isinstance(found, Settlement):
+        if found.mismatch:
+            return KeyAnswer("mismatch", found.payment)
+        if found.payment is None:
+            return KeyAnswer("moved")
+        return KeyAnswer("settled" if found.changed else "recorded", found.payment)
+    return KeyAnswer("moved") if found is None else KeyAnswer("recorded", found)
+
+
+def settle_by_agent(deps: Deps, payment: LocalPayment, *, paid: bool, reference: str | None) -> Settlement:
+    """An agent's word on a payment left ``unresolved`` (the customer's wallet SMS, the provider's portal),
+    applied exactly as the provider's callback would be (``settle_provider_result``: its id recorded by our
+    key, then one conditional UPDATE from pending), so a late callback and the agent cannot both win, and the
+    customer gets the same SMS. Paid: under the provider's ``reference``; not paid: under an id of our own
+    (``none-<key>``), as ``not_received``. The caller checks the reference is no other payment's."""
+    key = payment.idempotency_key
+    status = "succeeded" if paid else "failed"
+    payment_id = reference if paid and reference else f"none-{key}"[:64]
+    return settle_provider_result(deps, ProviderResult(
+        event_id=f"agent:{key}:{status}"[:80], payment_id=payment_id, status=status, amount=payment.amount,
+        currency=payment.currency, account_number=payment.account_number, msisdn=payment.msisdn,
+        reference=reference if paid else None, failure_reason=None if paid else "not_received", source="agent",
+        idempotency_key=key))
 
 
 def _give_up_if_due(deps: Deps, payment: LocalPayment, now: datetime, give_up_seconds: int,

@@ -27,6 +27,8 @@ SECURITY_EVENT_KINDS: Final = frozenset({
     "payment_unrecorded",
     # One of those the worker asked about by our key until PAYMENT_UNRECORDED_GIVE_UP_SECONDS, unresolved: an agent's.
     "payment_unresolved",
+    # An agent settled one of those by hand (paid, with the provider's reference, or not paid), with a reason.
+    "payment_settled_by_agent",
     # Signing in with a code by SMS, on any channel that offers it (``web``, ``rasa``): the channel says which.
     "code_sent", "sign_in", "sign_in_refused", "sign_in_throttled", "sign_out", "csrf_refused",
     # The budget of sign-in codes for everyone not yet identified was spent (once per spent window).

@@ -16,12 +16,13 @@ from sqlalchemy import DateTime, Integer, String, or_, select
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from dialogs.backends import BackendError, BillingBackend
+from dialogs.registry import Deps
 from dialogs.stores import IdentityCache
 from engine.masking import mask
 from engine.security_audit import SecurityAudit
-from web_fallback.agents.ports import AgentIdentity, AuditEntry, CustomerFile
+from web_fallback.agents.ports import AgentIdentity, AuditEntry, CustomerFile, PaymentOutcome
 
-from ..agent_actions import unlock_pin
+from ..agent_actions import check_unresolved_payment, settle_unresolved_payment, unlock_pin
 from .consent import SqlConsent
 from .delivery import without_send_markers
 from .models import (
@@ -130,12 +131,14 @@ class SqlAgentAudit:
 
 
 class SqlCustomerRecords:
-    """A customer's records for the console; ``billing`` adds the billing system's view of the accounts."""
+    """A customer's records for the console; ``billing`` adds the billing system's view of the accounts;
+    ``deps`` (the product's ledger, payment client and outbox) lets agents resolve payments."""
 
     def __init__(self, sessions: sessionmaker[Session], security: SqlSecurityAudit, identity: IdentityCache,
                  billing: BillingBackend | None = None, clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-                 whatsapp_window: timedelta = timedelta(minutes=1410)):
+                 whatsapp_window: timedelta = timedelta(minutes=1410), deps: Deps | None = None):
         self._sessions = sessions
+        self._deps = deps
         self._whatsapp_window = whatsapp_window     # how long after the customer wrote alerts go as free text
         self._security = security
         self._identity = identity
@@ -270,6 +273,18 @@ class SqlCustomerRecords:
 
     def unlock_pin(self, msisdn: str, agent: str) -> bool:
         return unlock_pin(self._sessions, self._identity, self._security, msisdn, by=f"agent {agent}")
+
+    def check_payment(self, msisdn: str, key: str) -> PaymentOutcome:
+        if self._deps is None or self._deps.ledger is None or self._deps.payments is None:
+            return PaymentOutcome("unreachable")
+        return check_unresolved_payment(self._deps, msisdn, key)
+
+    def settle_payment(self, msisdn: str, key: str, *, paid: bool, reference: str | None, reason: str,
+                       agent: str) -> PaymentOutcome:
+        if self._deps is None or self._deps.ledger is None or self._deps.outbox is None:
+            return PaymentOutcome("unreachable")
+        return settle_unresolved_payment(self._deps, msisdn, key, paid=paid, reference=reference, reason=reason,
+                                         by=f"agent {agent}")
 
     def resend(self, msisdn: str, notification_id: int) -> bool:
         """The notification pending again, as if new: where and in which form it goes (free text or template,

@@ -17,16 +17,33 @@ import phonenumbers
 from flask import Blueprint, abort, redirect, render_template, request, session, url_for
 from flask.typing import ResponseReturnValue
 
-from engine.masking import mask, mask_numbers
+from engine.masking import mask, mask_numbers, mask_typed_numbers
 
 from .auth import csrf_token, current_agent, requires
-from .ports import AgentAudit, AgentIdentity, AuditEntry, CustomerFile, CustomerRecords
+from .ports import AgentAudit, AgentIdentity, AuditEntry, CustomerFile, CustomerRecords, PaymentOutcome
 
 __all__ = ["ConsoleConfig", "console_blueprint", "normalise_phone"]
 
 _OPEN = "agent_open"
 _ACCOUNT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{2,31}$")
 _MAX_QUERY = 40
+_PAYMENT_KEY = re.compile(r"^[A-Za-z0-9._:-]{1,80}$")
+# The provider's payment reference as its portal and the customer's wallet SMS give it (PAY-..., a transaction id).
+_PROVIDER_REFERENCE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{2,63}$")
+MAX_REASON = 200
+# What the agent reads after acting on a payment to resolve, by outcome (``PaymentOutcome``).
+_PAYMENT_NOTICES = {
+    "already": "This payment is no longer to resolve (now {status}): nothing changed.",
+    "reference_taken": "This reference is another payment's: nothing changed. Check it with the provider.",
+    "overtaken": "The provider's word came first (now {status}): yours was not applied.",
+    "unreachable": "The provider could not be reached: nothing changed. Try again later.",
+    "unknown": "The provider has no payment under our key: it most likely never started. If the customer "
+               "shows no debit, settle it as not paid.",
+    "mismatch": "The provider's answer disagrees with what the customer confirmed: kept for review, nothing "
+                "changed.",
+    "recorded": "The provider has it, not finished yet: it is now {status}, and settles when the provider says so.",
+    "moved": "The payment changed meanwhile (now {status}): nothing applied.",
+}
 
 
 @dataclass(frozen=True)
@@ -34,6 +51,7 @@ class ConsoleConfig:
     default_region: str = "SN"
     lookup_limit: int = 20            # look-ups (and file views) per agent ...
     lookup_window_seconds: int = 600  # ... per this many seconds
+    payment_action_limit: int = 10    # actions on payments to resolve per agent in the same window
 
 
 def normalise_phone(text: str, region: str) -> str | None:
@@ -200,6 +218,66 @@ def console_blueprint(records: CustomerRecords, audit: AgentAudit, hit: Callable
         session["agent_notice"] = ("Notification queued again." if done
                                    else "Only a failed notification of this customer can be sent again.")
         return redirect(url_for("agents_console.customer"))
+
+    def payment_key() -> str:
+        key = request.form.get("key", "")
+        if not _PAYMENT_KEY.match(key):
+            abort(400, "Pick a payment from the list of payments to resolve.")
+        return key
+
+    def payment_throttled(who: AgentIdentity, msisdn: str, action: str) -> None:
+        if not hit(f"agent-payment:{who.subject}", config.payment_action_limit, config.lookup_window_seconds):
+            audit.record(AuditEntry(who.subject, who.role, action, outcome="throttled", customer=msisdn))
+            abort(429, f"You have acted on {config.payment_action_limit} payments in the last "
+                       f"{config.lookup_window_seconds // 60} minutes; please wait before the next one.")
+
+    def payment_done(who: AgentIdentity, msisdn: str, action: str, done: PaymentOutcome, detail: str,
+                     settled: str) -> ResponseReturnValue:
+        audit.record(AuditEntry(who.subject, who.role, action, outcome=done.outcome, customer=msisdn,
+                                detail=f"{detail} -> {done.status or '-'}"))
+        if done.outcome == "not_found":
+            abort(404, "This customer has no payment under this key. Reload the customer's page and pick one "
+                       "of the payments to resolve.")
+        notice = settled if done.outcome == "settled" else _PAYMENT_NOTICES.get(done.outcome, "Nothing changed.")
+        session["agent_notice"] = notice.format(status=done.status or "unknown")
+        return redirect(url_for("agents_console.customer"))
+
+    @bp.post("/console/payment-check")
+    @requires("agent", "supervisor")
+    def payment_check() -> ResponseReturnValue:
+        """Ask the provider now by our key, as the worker does; its answer settles the payment if final."""
+        who, msisdn = acting()
+        key = payment_key()
+        payment_throttled(who, msisdn, "payment_check")
+        done = records.check_payment(msisdn, key)
+        return payment_done(who, msisdn, "payment_check", done, f"key {key[:16]}",
+                            "The provider settled it: now {status}; the customer is told by SMS.")
+
+    @bp.post("/console/payment-settle")
+    @requires("agent", "supervisor")
+    def payment_settle() -> ResponseReturnValue:
+        """Settle by hand, on proof (the wallet SMS, the provider's portal), with a mandatory reason."""
+        who, msisdn = acting()
+        key = payment_key()
+        decision = request.form.get("decision", "")
+        reason = " ".join(request.form.get("reason", "").split())
+        reference = request.form.get("reference", "").strip()
+        if decision not in ("paid", "not_paid"):
+            abort(400, "Choose whether the payment was paid or not.")
+        if not reason:
+            abort(400, "Give the reason (what proves it: the customer's wallet SMS, the provider's portal ...).")
+        if len(reason) > MAX_REASON:
+            abort(400, f"The reason is at most {MAX_REASON} characters; keep it short.")
+        if decision == "paid" and not _PROVIDER_REFERENCE.match(reference):
+            abort(400, "A paid payment needs the provider's reference (3 to 64 letters, digits, dots, dashes), "
+                       "as its portal or the customer's wallet SMS shows it.")
+        payment_throttled(who, msisdn, "payment_settle")
+        paid = decision == "paid"
+        done = records.settle_payment(msisdn, key, paid=paid, reference=reference if paid else None,
+                                      reason=reason, agent=who.subject)
+        detail = f"key {key[:16]} {decision}{f' ref {reference}' if paid else ''}: {mask_typed_numbers(reason)}"
+        return payment_done(who, msisdn, "payment_settle", done, detail,
+                            "Settled as {status}; the customer is told by SMS.")
 
     return bp
 

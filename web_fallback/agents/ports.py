@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
-__all__ = ["AgentAudit", "AgentIdentity", "AuditEntry", "CustomerFile", "CustomerRecords", "Row"]
+__all__ = ["AgentAudit", "AgentIdentity", "AuditEntry", "CustomerFile", "CustomerRecords", "PaymentOutcome", "Row"]
 
 ROLES = ("agent", "designer", "supervisor")
 
@@ -93,6 +93,19 @@ class CustomerFile:
     backoffice_error: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class PaymentOutcome:
+    """What an agent's action on a payment to resolve did, and the payment's status after it.
+
+    ``outcome``: ``not_found`` (no such payment of this customer), ``already`` (no longer unresolved: nothing
+    changed), ``reference_taken`` (the reference is another payment's), ``settled``, ``overtaken`` (the
+    provider's word came first); asking the provider by our key: ``unreachable``, ``unknown``, ``mismatch``,
+    ``recorded`` (it started it: now pending), ``settled``, ``moved``."""
+
+    outcome: str
+    status: str | None = None
+
+
 class CustomerRecords(Protocol):
     """A customer's records, read and acted on by agents."""
 
@@ -107,3 +120,12 @@ class CustomerRecords(Protocol):
 
     def resend(self, msisdn: str, notification_id: int) -> bool:
         """Queue a failed notification of this number again; False when it is not this number's or not failed."""
+
+    def check_payment(self, msisdn: str, key: str) -> PaymentOutcome:
+        """Ask the provider now, by our idempotency ``key``, about this number's unresolved payment, and apply
+        its answer as the worker would. Never raises for the provider being down (``unreachable``)."""
+
+    def settle_payment(self, msisdn: str, key: str, *, paid: bool, reference: str | None, reason: str,
+                       agent: str) -> PaymentOutcome:
+        """Settle this number's unresolved payment by hand (paid under the provider's ``reference``, or not),
+        through the provider callback's path: the same SMS, one conditional update against a late callback."""

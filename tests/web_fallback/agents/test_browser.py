@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import pytest
 from flask import Flask
@@ -94,3 +95,21 @@ def test_a_designer_plays_the_ussd_menu_in_the_simulator(page, site: str) -> Non
     assert limit == 182 and 0 < used <= limit
     playwright_api.expect(page.get_by_role("table", name="linter report")).to_have_count(0)
     playwright_api.expect(page.locator("#lint-clean")).to_be_visible()
+
+
+def test_an_agent_settles_a_payment_to_resolve_as_not_paid(page, site: str, agents_app: Flask) -> None:
+    deps = agents_app.extensions["parts"]["deps"]
+    deps.ledger.create(idempotency_key="pay-browser", msisdn="+221770000001", account_number="1000001",
+                       purpose="bill", amount=Decimal(12500), wallet="orange_money")
+    deps.ledger.give_up_unrecorded("pay-browser")
+    sign_in(page, site, "Awa", "agent")
+    page.get_by_label("Number to look up", exact=True).fill("+221770000001")
+    page.get_by_role("button", name="Look up").click()
+    to_resolve = page.get_by_role("table", name="payments to resolve")
+    playwright_api.expect(to_resolve).to_contain_text("pay-browser")
+    to_resolve.get_by_label("Outcome").select_option("not_paid")
+    to_resolve.get_by_label("Reason").fill("Wallet SMS read to me: no debit")
+    to_resolve.get_by_role("button", name="Settle by hand").click()
+    playwright_api.expect(page.get_by_role("status")).to_have_text("Settled as failed; the customer is told by SMS.")
+    playwright_api.expect(page.get_by_role("table", name="payments to resolve")).to_have_count(0)
+    playwright_api.expect(page.get_by_role("table", name="payments")).to_contain_text("failed")

@@ -1,0 +1,227 @@
+"""An agent settles a payment the worker could not resolve, from the customer's page of the console.
+
+Awa paid 12 500 FCFA; the provider's id never reached our ledger and the worker gave up asking by our key: the
+payment is ``unresolved``, listed under "Payments to resolve", and still counted as on its way on her balance.
+The agent asks the provider now (the worker's question by our key, to the reference back office served on
+loopback) or, on proof, settles it by hand with a reason: through the callback's path, with the callback's SMS,
+audited under the agent's name, once however often the form is sent, and never against a late callback.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+import pytest
+import requests
+from flask import Flask
+from flask.testing import FlaskClient
+
+from app.storage.agent_console import SqlAgentAudit
+from tests.channels.test_ussd_payments import wait_for
+from tests.support.engine import UssdPhone
+from tests.support.ports import closed_port
+from tests.support.services import serve_wsgi
+from tests.web_fallback.agents.conftest import sign_in
+
+AWA = "+221770000001"
+ALIOU = "+221770000002"
+KEY = "pay-" + "a" * 40
+AWAITING = ("CON Compte 1000001: votre paiement de 12 500 FCFA est en cours de confirmation. "
+            "Rien d'autre à payer pour l'instant.\n3. Derniers paiements\n0. Retour 00. Accueil")
+PAYABLE = "CON Payer - compte 1000001\nA payer: 12 500 FCFA\n"
+
+
+@pytest.fixture
+def deps(agents_app: Flask) -> Any:
+    return agents_app.extensions["parts"]["deps"]
+
+
+def unresolved(deps: Any, key: str = KEY, msisdn: str = AWA, account: str = "1000001") -> None:
+    """A payment whose provider id was never recorded, given up by the worker."""
+    deps.ledger.create(idempotency_key=key, msisdn=msisdn, account_number=account, purpose="bill",
+                       amount=Decimal(12500), wallet="orange_money")
+    assert deps.ledger.give_up_unrecorded(key).status == "unresolved"
+
+
+def started_with_provider(deps: Any, callback_url: str, key: str = KEY) -> str:
+    """The provider did start it under our key (its prompt on Awa's phone): its payment id."""
+    return str(deps.payments.initiate(account_number="1000001", msisdn=AWA, amount=Decimal(12500), purpose="bill",
+                                      idempotency_key=key, callback_url=callback_url, wallet="orange_money")
+               .payment_id)
+
+
+def open_awa(client: FlaskClient, token: str, number: str = AWA) -> str:
+    return text(client.post("/console/lookup", data={"kind": "phone", "q": number, "csrf_token": token},
+                            follow_redirects=True))
+
+
+def text(answer: Any) -> str:
+    """The page as the agent reads it (HTML entities decoded)."""
+    return html.unescape(answer.get_data(as_text=True))
+
+
+def to_resolve(page: str) -> str:
+    start = page.index("<h3>Payments to resolve</h3>")
+    return page[start:page.index("<h3>", start + 4)]
+
+
+def notice(page: str) -> str:
+    found = re.search(r'<p class="notice" role="status">([^<]*)</p>', page)
+    return found.group(1) if found else ""
+
+
+def act(client: FlaskClient, token: str, path: str, **fields: str) -> str:
+    """The agent sends one of the page's forms about the payment; the page it lands on."""
+    return text(client.post(path, data={"csrf_token": token, "key": KEY, **fields}, follow_redirects=True))
+
+
+def payment_sms(deps: Any) -> list[dict[str, Any]]:
+    return [e for e in deps.outbox.pending() if e["kind"].startswith("payment_")]
+
+
+@pytest.fixture
+def site(agents_app: Flask) -> Iterator[str]:
+    """The product on loopback, where the provider's callbacks reach it."""
+    with serve_wsgi(agents_app) as url:
+        yield url
+
+
+def test_asking_the_provider_now_settles_a_payment_it_approved(agent, deps, backoffice_url) -> None:
+    client, token = agent
+    unresolved(deps)
+    payment_id = started_with_provider(deps, f"http://127.0.0.1:{closed_port()}/payments/callback")
+    requests.post(f"{backoffice_url}/api/v1/payments/{payment_id}/approve", timeout=5).raise_for_status()
+    assert "Vérifier auprès de l'opérateur" in to_resolve(open_awa(client, token))
+
+    page = act(client, token, "/console/payment-check")
+
+    assert notice(page) == "The provider settled it: now succeeded; the customer is told by SMS."
+    assert "None." in to_resolve(page)
+    [receipt] = payment_sms(deps)
+    assert (receipt["kind"], receipt["payload"]["payment_id"]) == ("payment_receipt", payment_id)
+    # Sent again (a double click): nothing happens twice.
+    again = act(client, token, "/console/payment-check")
+    assert notice(again) == "This payment is no longer to resolve (now succeeded): nothing changed."
+    assert len(payment_sms(deps)) == 1
+
+
+def test_asking_the_provider_about_a_payment_it_never_got_changes_nothing_and_says_so(agent, deps) -> None:
+    client, token = agent
+    unresolved(deps)
+    open_awa(client, token)
+    page = act(client, token, "/console/payment-check")
+    assert notice(page).startswith("The provider has no payment under our key")
+    assert KEY in to_resolve(page)
+    assert deps.ledger.get(KEY).status == "unresolved"
+
+
+def test_settled_by_hand_as_not_paid_the_customer_is_told_and_may_pay_again(agents_app, agent, deps,
+                                                                              agents_settings) -> None:
+    client, token = agent
+    unresolved(deps)
+    assert UssdPhone(agents_app.test_client(), AWA).dial("3") == AWAITING
+    open_awa(client, token)
+    reason = "Customer read her wallet SMS to me: no debit. Called from +221 77 123 45 67"
+
+    page = act(client, token, "/console/payment-settle", decision="not_paid", reason=reason)
+
+    assert notice(page) == "Settled as failed; the customer is told by SMS."
+    assert UssdPhone(agents_app.test_client(), AWA).dial("3").startswith(PAYABLE)
+    [sms] = payment_sms(deps)
+    assert (sms["kind"], sms["payload"]["failure_reason"]) == ("payment_failed", "not_received")
+    [event] = [e for e in deps.security.for_account("1000001") if e.kind == "payment_settled_by_agent"]
+    assert event.detail == ("not paid by agent dev:awa: Customer read her wallet SMS to me: no debit. "
+                            "Called from +2217*****567")
+    [row] = [r for r in SqlAgentAudit(agents_app.extensions["parts"]["db"], agents_settings.secret_key).recent(
+        agent="dev:awa") if r.action == "payment_settle"]
+    assert (row.action, row.outcome) == ("payment_settle", "settled") and "no debit" in row.detail
+    assert "123 45 67" not in row.detail and "45 67" not in row.detail
+    # The form sent twice: the second changes nothing and sends nothing.
+    again = act(client, token, "/console/payment-settle", decision="not_paid", reason=reason)
+    assert notice(again) == "This payment is no longer to resolve (now failed): nothing changed."
+    assert len(payment_sms(deps)) == 1
+
+
+def test_settled_by_hand_as_paid_a_late_refusal_from_the_provider_is_kept_not_applied(
+        agent, deps, site, backoffice_url) -> None:
+    client, token = agent
+    unresolved(deps)
+    payment_id = started_with_provider(deps, f"{site}/payments/callback")
+    open_awa(client, token)
+
+    page = act(client, token, "/console/payment-settle", decision="paid", reference=payment_id,
+               reason="Provider portal shows it paid")
+    assert notice(page) == "Settled as succeeded; the customer is told by SMS."
+    [receipt] = payment_sms(deps)
+    assert receipt["payload"]["reference"] == payment_id
+
+    requests.post(f"{backoffice_url}/api/v1/payments/{payment_id}/decline", timeout=5).raise_for_status()
+    wait_for(lambda: deps.ledger.mismatches(payment_id))     # the callback lost: kept for an agent
+    assert deps.ledger.get(KEY).status == "succeeded"
+    assert [e["kind"] for e in payment_sms(deps)] == ["payment_receipt"]
+
+
+def test_a_callback_that_came_first_wins_and_the_agents_late_word_changes_nothing(
+        agent, deps, site, backoffice_url) -> None:
+    client, token = agent
+    unresolved(deps)
+    payment_id = started_with_provider(deps, f"{site}/payments/callback")
+    assert KEY in to_resolve(open_awa(client, token))      # the agent reads the page ...
+    requests.post(f"{backoffice_url}/api/v1/payments/{payment_id}/approve", timeout=5).raise_for_status()
+    wait_for(lambda: deps.ledger.get(KEY).status == "succeeded")   # ... the provider's callback lands ...
+    page = act(client, token, "/console/payment-settle", decision="not_paid", reason="No debit seen")  # ... then
+    assert notice(page) == (
+        "This payment is no longer to resolve (now succeeded): nothing changed.")
+    assert [e["kind"] for e in payment_sms(deps)] == ["payment_receipt"]
+
+
+def test_hostile_or_mistaken_forms_get_a_clear_page_and_change_nothing(agents_app, agent, deps) -> None:
+    client, token = agent
+    unresolved(deps)
+    unresolved(deps, key="pay-" + "b" * 40, msisdn=ALIOU, account="2000001")
+    deps.ledger.create(idempotency_key="pay-other", msisdn=AWA, account_number="1000001", purpose="bill",
+                       amount=Decimal(500), wallet="orange_money")
+    deps.ledger.mark_pending("pay-other", "PAY-TAKEN")
+    open_awa(client, token)
+    cases = [
+        ({"key": "pay-" + "c" * 40, "decision": "not_paid", "reason": "x"}, 404, "no payment under this key"),
+        ({"key": "pay-" + "b" * 40, "decision": "not_paid", "reason": "x"}, 404, "no payment under this key"),
+        ({"decision": "not_paid", "reason": "x" * 201}, 400, "at most 200 characters"),
+        ({"decision": "not_paid", "reason": "   "}, 400, "Give the reason"),
+        ({"decision": "paid", "reason": "portal"}, 400, "needs the provider's reference"),
+        ({"decision": "paid", "reference": "<script>", "reason": "portal"}, 400, "needs the provider"),
+        ({"decision": "maybe", "reason": "x"}, 400, "paid or not"),
+        ({"key": "pay-'; drop table x", "decision": "paid", "reason": "x"}, 400, "Pick a payment"),
+    ]
+    for fields, status, says in cases:
+        answer = client.post("/console/payment-settle", data={"csrf_token": token, "key": KEY, **fields})
+        assert (answer.status_code, answer.mimetype) == (status, "text/html"), fields
+        assert says in text(answer), fields
+    taken = act(client, token, "/console/payment-settle", decision="paid", reference="PAY-TAKEN", reason="portal")
+    assert notice(taken).startswith("This reference is another payment's")
+    forged = client.post("/console/payment-settle", data={"key": KEY, "decision": "not_paid", "reason": "x"})
+    assert forged.status_code == 400 and "did not come from this console" in text(forged)
+    assert [deps.ledger.get(k).status for k in (KEY, "pay-" + "b" * 40, "pay-other")] == [
+        "unresolved", "unresolved", "pending"]
+    assert payment_sms(deps) == []
+
+
+def test_only_agents_and_supervisors_act_on_payments_and_a_flood_is_throttled(agents_app, agent, deps) -> None:
+    designer = agents_app.test_client()
+    designer_token = sign_in(designer, "Fatou", "designer")
+    refused = designer.post("/console/payment-settle", data={"csrf_token": designer_token, "key": KEY,
+                                                            "decision": "not_paid", "reason": "x"})
+    assert refused.status_code == 403
+    stranger = agents_app.test_client()
+    assert stranger.post("/console/payment-check", data={"key": KEY}).status_code in (302, 400)
+
+    client, token = agent
+    open_awa(client, token)
+    answers = [client.post("/console/payment-check", data={"csrf_token": token, "key": "pay-" + "d" * 40}).status_code
+               for _ in range(11)]
+    assert answers == [404] * 10 + [429]
+    assert "please wait" in text(client.post("/console/payment-check", data={"csrf_token": token, "key": KEY}))

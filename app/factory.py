@@ -480,7 +480,7 @@ def settler(deps: Deps) -> Callable[[CallbackEvent], Applied]:
             reference=event.reference, token=event.token, failure_reason=event.failure_reason,
             idempotency_key=event.idempotency_key))
         payment = settled.payment
-        return Applied(payment.status if payment else None, settled.changed, settled.mismatch)
+        return Applied(payment.status if payment else None, settled.changed, settled.mismatch, settled.kept)
 
     return apply
 

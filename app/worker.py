@@ -23,7 +23,7 @@ from datetime import datetime
 from sqlalchemy.orm import Session, sessionmaker
 
 from dialogs.incidents import resend_pending_tickets
-from dialogs.payments import reconcile_pending
+from dialogs.payments import post_owed_to_billing, reconcile_pending
 from dialogs.registry import Deps
 
 from .factory import build_deps, build_dispatcher, build_inbox_drain, build_notice_relay, build_sessions
@@ -39,9 +39,11 @@ log = logging.getLogger("worker")
 def reconcile_payments(deps: Deps, settings: Settings, now: datetime,
                        metrics: Metrics | None = None) -> dict[str, int]:
     """One pass over the payments pending past ``PAYMENT_STATUS_AFTER_SECONDS`` and those without the
-    provider's id (see ``reconcile_pending``); the ones given up count in ``payments_unresolved_total``."""
+    provider's id (see ``reconcile_pending``); the ones given up count in ``payments_unresolved_total``. Then
+    the agents' "paid" settlements billing has not recorded yet (it was down) are posted again."""
     counts = reconcile_pending(deps, now, settings.payment_status_after_seconds,
                                give_up_seconds=settings.payment_unrecorded_give_up_seconds)
+    counts["posted_to_billing"] = post_owed_to_billing(deps)
     if any(counts.values()):
         log.info("payments reconciled: %s", counts)
     if metrics is not None and counts["unresolved"]:

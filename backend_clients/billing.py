@@ -66,6 +66,13 @@ class BillingClient(HttpBackend):
                           json={"kind": kind, "months": months}, idempotency_key=idempotency_key,
                           parse=lambda data: parse_arrangement(as_object(data)))
 
+    def post_payment(self, account_number: str, *, payment_id: str, amount: Decimal, currency: str,
+                     reference: str | None, idempotency_key: str) -> PaymentRecord:
+        body = {"payment_id": payment_id, "amount": format(amount, "f"), "currency": currency, "channel": "agent",
+                **({"reference": reference[:20]} if reference else {})}
+        return self._call("POST", "/accounts/{}/payments", account_number, json=body,
+                          idempotency_key=idempotency_key, parse=lambda data: parse_payment_record(as_object(data)))
+
 
 # ---------------------------------------------------------------- JSON -> dataclasses
 def parse_account(data: dict[str, Any]) -> Account:

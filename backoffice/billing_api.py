@@ -17,6 +17,7 @@ from . import notices
 from .context import services
 from .errors import BadRequest, Conflict, NotFound
 from .models import Account, Arrangement, Bill, Customer, Payment
+from .payment_decisions import pay_bills
 from .wire import (
     body_hash,
     decimal_field,
@@ -156,14 +157,58 @@ def payments(account_number: str) -> Response:
             select(Payment).where(Payment.account_number == account_number)
             .order_by(Payment.paid_at.desc(), Payment.payment_id).limit(limit)
         )
-        return jsonify({"payments": [{
-            "payment_id": p.payment_id,
-            "reference": p.reference,
-            "amount": fmt_decimal(p.amount),
-            "currency": p.currency,
-            "paid_at": fmt_datetime(p.paid_at),
-            "channel": p.channel,
-        } for p in rows]})
+        return jsonify({"payments": [_payment_json(p) for p in rows]})
+
+
+def _idempotency_key() -> str:
+    key = (request.headers.get("Idempotency-Key") or "").strip()
+    if not key:
+        raise BadRequest("the Idempotency-Key header is required", code="idempotency_key_required")
+    if len(key) > 200:
+        raise BadRequest("Idempotency-Key is longer than 200 characters", code="bad_idempotency_key")
+    return key
+
+
+def _payment_json(payment: Payment) -> dict[str, Any]:
+    return {"payment_id": payment.payment_id, "reference": payment.reference, "amount": fmt_decimal(payment.amount),
+            "currency": payment.currency, "paid_at": fmt_datetime(payment.paid_at), "channel": payment.channel}
+
+
+@blueprint.post("/accounts/<account_number>/payments")
+def post_payment(account_number: str) -> tuple[Response, int]:
+    """Money received outside the mobile-money flow (an agent's settlement on the provider's proof): it pays
+    the account's bills oldest first, as an approved payment does. The ``payment_id`` (the provider's) is the
+    payment's identity: the same payment posted again, or approved by the provider later, is never counted
+    twice; the same id with another account or amount is a conflict."""
+    _idempotency_key()   # required as on every write; the provider's payment_id is what makes it idempotent
+    body = json_body()
+    payment_id = str(text_field(body, "payment_id", max_len=40))
+    amount = decimal_field(body, "amount", minimum=Decimal(1), maximum=Decimal(5000000), places=0)
+    currency = text_field(body, "currency", required=False, max_len=3, choices=("XOF",)) or "XOF"
+    reference = text_field(body, "reference", required=False, max_len=20) or payment_id[:20]
+    channel = text_field(body, "channel", required=False, max_len=20) or "agent"
+    with services().sessions() as session:
+        _account(session, account_number)
+        existing = session.get(Payment, payment_id)
+        if existing is not None:
+            if existing.account_number != account_number or existing.amount != amount:
+                raise Conflict(f"payment {payment_id} was received with another account or amount",
+                               code="idempotency_conflict")
+            return jsonify(_payment_json(existing)), 200
+        pay_bills(session, account_number, amount)
+        payment = Payment(payment_id=payment_id, account_number=account_number, reference=reference, amount=amount,
+                          currency=currency, paid_at=services().now(), channel=channel)
+        session.add(payment)
+        try:
+            session.commit()
+        except IntegrityError:   # the same payment raced in (a retry, the provider's approval)
+            session.rollback()
+            raced = session.get(Payment, payment_id)
+            if raced is None or raced.account_number != account_number or raced.amount != amount:
+                raise Conflict(f"payment {payment_id} was received with another account or amount",
+                               code="idempotency_conflict") from None
+            return jsonify(_payment_json(raced)), 200
+        return jsonify(_payment_json(payment)), 201
 
 
 @blueprint.get("/accounts/<account_number>/arrangements")
@@ -194,11 +239,7 @@ def _schedule(kind: str, months: int, due: Decimal, today: date) -> list[dict[st
 
 @blueprint.post("/accounts/<account_number>/arrangements")
 def create_arrangement(account_number: str) -> tuple[Response, int]:
-    key = (request.headers.get("Idempotency-Key") or "").strip()
-    if not key:
-        raise BadRequest("the Idempotency-Key header is required", code="idempotency_key_required")
-    if len(key) > 200:
-        raise BadRequest("Idempotency-Key is longer than 200 characters", code="bad_idempotency_key")
+    key = _idempotency_key()
     body = json_body()
     digest = body_hash({"account_number": account_number, **body})
     with services().sessions() as session:

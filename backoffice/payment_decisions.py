@@ -25,7 +25,7 @@ from .models import Account, Bill, Meter, Payment, PaymentIntent, Wallet
 from .wallets import debit, refusal, wallet_for_update
 from .wire import fmt_datetime, fmt_decimal, utcnow
 
-__all__ = ["XOF_PER_KWH", "PaymentDecider", "payment_json"]
+__all__ = ["XOF_PER_KWH", "PaymentDecider", "pay_bills", "payment_json"]
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,21 @@ def payment_json(intent: PaymentIntent) -> dict[str, Any]:
         "created_at": fmt_datetime(intent.created_at),
         "decided_at": fmt_datetime(intent.decided_at),
     }
+
+
+def pay_bills(session: Session, account_number: str, amount: Decimal) -> None:
+    """Pay the account's unpaid bills with ``amount``, oldest first (what any payment received does)."""
+    remaining = amount
+    bills = session.scalars(
+        select(Bill).where(Bill.account_number == account_number, Bill.paid_amount < Bill.amount)
+        .order_by(Bill.due_on, Bill.issued_on, Bill.bill_id).with_for_update()
+    )
+    for bill in bills:
+        if remaining <= 0:
+            break
+        share = min(bill.outstanding, remaining)
+        bill.paid_amount += share
+        remaining -= share
 
 
 def _receipt_reference() -> str:
@@ -173,18 +188,12 @@ class PaymentDecider:
                 meter.credit_kwh = (meter.credit_kwh or Decimal(0)) + bought
                 meter.credit_updated_at = now
             intent.token = _sts_token()
+        elif session.get(Payment, intent.payment_id) is not None:
+            # Already posted to billing under this id (an agent settled it by hand before the customer's
+            # late approval): the bills were paid then, never twice.
+            return
         else:
-            remaining = intent.amount
-            bills = session.scalars(
-                select(Bill).where(Bill.account_number == intent.account_number, Bill.paid_amount < Bill.amount)
-                .order_by(Bill.due_on, Bill.issued_on, Bill.bill_id).with_for_update()
-            )
-            for bill in bills:
-                if remaining <= 0:
-                    break
-                share = min(bill.outstanding, remaining)
-                bill.paid_amount += share
-                remaining -= share
+            pay_bills(session, intent.account_number, intent.amount)
         session.add(Payment(payment_id=intent.payment_id, account_number=intent.account_number,
                             reference=intent.reference, amount=intent.amount, currency=intent.currency,
                             paid_at=now, channel="mobile_money"))

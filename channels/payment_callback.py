@@ -5,8 +5,10 @@ when ``X-Payment-Signature: t=<unix seconds>,v1=<hex>`` is HMAC-SHA256(secret, "
 made less than five minutes ago. This module checks and parses; applying the result (once per
 ``event_id``, with the customer's SMS queued) is the ``apply`` function the app factory hands in.
 
-Answers (always JSON): 200 applied or already applied; 400 malformed; 401 missing or forged
-signature; 403 stale signature (replay); 404 unknown payment (the provider retries);
+Answers (always JSON): 200 applied or already applied; 202 kept for an agent (a payment we started, found by
+its ``idempotency_key``, that was settled otherwise before this came: an agent's "not paid", then the
+customer's late approval); 400 malformed; 401 missing or forged
+signature; 403 stale signature (replay); 404 unknown payment, neither its id nor our key (the provider retries);
 409 a signed result that disagrees with the ledger (amount, currency, account, number, or a
 payment already final the other way): never applied, kept for an agent; 413 body too large;
 503 no secret configured (never accept unsigned callbacks), or our ledger could not be written (locked,
@@ -113,6 +115,7 @@ class Applied:
     payment_status: str | None
     changed: bool
     mismatch: tuple[str, ...] = ()
+    kept: bool = False   # a late word on a payment settled otherwise: kept for an agent, answered 202
 
 
 def _text(body: dict[str, Any], name: str, *, required: bool = True, max_len: int = 100) -> str | None:
@@ -188,6 +191,10 @@ class PaymentCallbacks:
                                    "later") from None
         if applied.payment_status is None:
             raise CallbackRejected(404, "payment_not_found", "no payment with this payment_id")
+        if applied.kept:
+            # Our payment, settled otherwise before this came: kept for an agent. 2xx, so the provider stops
+            # retrying; a 404 would leave the customer's money with no trace on our side.
+            return 202, {"status": "kept_for_agent", "payment_status": applied.payment_status}
         if applied.mismatch:
             # The security event is recorded where the ledger was compared (the settlement).
             raise CallbackRejected(409, "mismatch", "the callback disagrees with the payment on record ("

@@ -245,6 +245,12 @@ class BillingBackend(Protocol):
     def create_arrangement(self, account_number: str, kind: str, months: int, idempotency_key: str) -> Arrangement:
         """Records a deferral or instalment plan. ``Rejected`` when the back end refuses it."""
 
+    def post_payment(self, account_number: str, *, payment_id: str, amount: Decimal, currency: str,
+                     reference: str | None, idempotency_key: str) -> PaymentRecord:
+        """Records money received outside the mobile-money flow (an agent's settlement on the provider's
+        proof): it pays the account's bills. The same ``payment_id`` posted again is counted once.
+        ``NotFound`` for an unknown account; ``Conflict``/``Rejected`` when billing refuses it."""
+
 
 @runtime_checkable
 class MeteringBackend(Protocol):

@@ -52,6 +52,8 @@ __all__ = [
     "ask_by_key",
     "idempotency_key",
     "on_their_way",
+    "post_owed_to_billing",
+    "post_to_billing",
     "reconcile_pending",
     "settle_by_agent",
     "settle_provider_result",
@@ -354,11 +356,15 @@ FINAL_STATUSES = FINAL_PAYMENT_STATUSES
 @dataclass(frozen=True, slots=True)
 class Settlement:
     """What applying a provider result did. ``payment`` is None for an unknown payment; ``mismatch``
-    lists what disagreed with the ledger (the result was kept for an agent, nothing applied)."""
+    lists what disagreed with the ledger (the result was kept for an agent, nothing applied); ``kept``: that
+    result is the last word the provider owes us (the customer is told it is being checked)."""
 
     payment: LocalPayment | None
     changed: bool
     mismatch: tuple[str, ...] = ()
+    # The provider's word on a payment we started that came after it was settled otherwise (an agent's "not
+    # paid", then the customer's late approval): kept for an agent, and the provider may stop sending it.
+    kept: bool = False
 
 
 def _mismatches(payment: LocalPayment, result: ProviderResult) -> list[str]:
@@ -408,9 +414,12 @@ def settle_provider_result(deps: Deps, result: ProviderResult) -> Settlement:
     reasons = _mismatches(known, result)
     if reasons:
         return _refuse(deps, known, result, reasons)
+    # An agent's "paid" reaches billing from here (the provider's own approval reaches it on its side); it is
+    # marked owed to billing in the same write, so a billing outage never loses it (``post_to_billing``).
+    owed = result.source == "agent" and result.status == "succeeded" and known.purpose == "bill"
     payment, changed = deps.ledger.settle(event_id=result.event_id, provider_payment_id=result.payment_id,
                                           status=result.status, reference=result.reference, token=result.token,
-                                          failure_reason=result.failure_reason)
+                                          failure_reason=result.failure_reason, post_to_billing=owed)
     if payment is None:
         return Settlement(None, False)
     if not changed and payment.status != result.status:
@@ -424,14 +433,16 @@ def settle_provider_result(deps: Deps, result: ProviderResult) -> Settlement:
 def _found_by_key(deps: Deps, result: ProviderResult) -> LocalPayment | Settlement | None:
     """A payment the provider started whose id our ledger never recorded (``_unrecorded``), found by the key
     the provider echoes: its id is recorded now (``created -> pending``), when the result matches what the
-    customer confirmed; a result that disagrees is kept for an agent, and nothing recorded. None when no such
-    payment (the key unknown, or its payment already has an id: then the ids disagree)."""
+    customer confirmed; a result that disagrees is kept for an agent, and nothing recorded. None when the key
+    is unknown; a payment already settled under another id is ``_late_word``."""
     assert deps.ledger is not None
     if not result.idempotency_key:
         return None
     payment = deps.ledger.get(result.idempotency_key)
-    if payment is None or payment.status not in UNRECORDED_STATUSES or payment.provider_payment_id is not None:
+    if payment is None:
         return None
+    if payment.status not in UNRECORDED_STATUSES or payment.provider_payment_id is not None:
+        return _late_word(deps, payment, result)
     reasons = _mismatches(payment, result)
     if reasons:
         return _refuse(deps, payment, result, reasons)
@@ -439,6 +450,70 @@ def _found_by_key(deps: Deps, result: ProviderResult) -> LocalPayment | Settleme
     if recorded is not None:
         log.warning("payment %s recorded late, found by its key (source=%s)", result.payment_id, result.source)
     return recorded
+
+
+def _late_word(deps: Deps, payment: LocalPayment, result: ProviderResult) -> Settlement | None:
+    """The provider's word, by our key, on a payment we started that already has another id (an agent
+    settled it as not paid under ``none-<key>``, then the customer approved late): never applied, never lost.
+    Kept for an agent under the ledger's id (the console lists it with the payment), audited, and the
+    customer told by SMS that the money was received and is being checked. None when it agrees (nothing to
+    keep) or is not final."""
+    assert deps.ledger is not None and deps.outbox is not None
+    if result.status not in FINAL_STATUSES or result.status == payment.status:
+        return None if result.status not in FINAL_STATUSES else Settlement(payment, False)
+    reasons = ["payment_id", "status", *_mismatches(payment, result)]
+    deps.ledger.keep_mismatch(result, reasons, under=payment.provider_payment_id or payment.idempotency_key)
+    deps.security.record(SecurityEvent(
+        kind="callback_after_settlement", channel=f"payment_{result.source}", subject=payment.msisdn,
+        account=payment.account_number, detail=f"provider says {result.status} after {payment.status}; kept",
+        extra={"amount": format(payment.amount, "f"), "provider_payment_id": result.payment_id[:64]}))
+    log.error("payment of account %s: the provider says %s after it was settled %s; kept for an agent",
+              mask(payment.account_number), result.status, payment.status)
+    if result.status == "succeeded":
+        deps.outbox.add(kind="payment_under_review", msisdn=payment.msisdn, language=payment.language,
+                        payload={"amount": format(payment.amount, "f"), "account_number": payment.account_number,
+                                 "reference": result.reference, "purpose": payment.purpose},
+                        dedupe_key=f"payment:{result.payment_id}:under_review")
+    return Settlement(payment, False, tuple(reasons), kept=True)
+
+
+def post_to_billing(deps: Deps, payment: LocalPayment, by: str) -> str:
+    """Post an agent's "paid" to billing (the customer's balance no longer shows it due): ``posted``,
+    ``refused`` (billing will never take it: audited, for an agent) or ``unavailable`` (kept ``due``, the
+    worker posts it again; billing counts one payment id once, so a repeat is harmless)."""
+    assert deps.ledger is not None
+    payment_id = payment.provider_payment_id or payment.idempotency_key
+    if len(payment_id) > 40:   # billing's ids are short; a long reference is posted under a stable digest
+        payment_id = "REF-" + hashlib.sha256(payment_id.encode()).hexdigest()[:32]
+    try:
+        deps.billing.post_payment(payment.account_number, payment_id=payment_id, amount=payment.amount,
+                                  currency=payment.currency, reference=payment.reference,
+                                  idempotency_key=f"post-{payment.idempotency_key}")
+    except BackendUnavailable as exc:
+        log.warning("payment of account %s not posted to billing yet (%s): the worker retries",
+                    mask(payment.account_number), type(exc).__name__)
+        return "unavailable"
+    except BackendError as exc:
+        deps.ledger.mark_billing(payment.idempotency_key, "refused")
+        deps.security.record(SecurityEvent(
+            kind="payment_billing_refused", channel=by, subject=payment.msisdn, account=payment.account_number,
+            detail=f"billing refused the agent's settlement: {type(exc).__name__}",
+            extra={"amount": format(payment.amount, "f"), "payment_id": payment_id}))
+        log.error("payment of account %s refused by billing: left to an agent", mask(payment.account_number))
+        return "refused"
+    deps.ledger.mark_billing(payment.idempotency_key, "posted")
+    deps.security.record(SecurityEvent(
+        kind="payment_posted_to_billing", channel=by, subject=payment.msisdn, account=payment.account_number,
+        detail="an agent's settlement recorded by billing",
+        extra={"amount": format(payment.amount, "f"), "payment_id": payment_id}))
+    return "posted"
+
+
+def post_owed_to_billing(deps: Deps) -> int:
+    """The worker's pass: post again each agent's "paid" billing has not recorded yet; how many it took."""
+    assert deps.ledger is not None
+    return sum(post_to_billing(deps, payment, "worker") == "posted"
+               for payment in deps.ledger.to_post_to_billing())
 
 
 def _notify(deps: Deps, payment: LocalPayment, status: str) -> None:
@@ -567,16 +642,20 @@ def settle_by_agent(deps: Deps, payment: LocalPayment, *, paid: bool, reference:
     """An agent's word on a payment left ``unresolved`` (the customer's wallet SMS, the provider's portal),
     applied exactly as the provider's callback would be (``settle_provider_result``: its id recorded by our
     key, then one conditional UPDATE from pending), so a late callback and the agent cannot both win, and the
-    customer gets the same SMS. Paid: under the provider's ``reference``; not paid: under an id of our own
-    (``none-<key>``), as ``not_received``. The caller checks the reference is no other payment's."""
+    customer gets the same SMS. Paid: under the provider's ``reference``, and posted to billing
+    (``post_to_billing``; kept and retried by the worker while billing is down); not paid: under an id of our
+    own (``none-<key>``), as ``not_received``. The caller checks the reference is no other payment's."""
     key = payment.idempotency_key
     status = "succeeded" if paid else "failed"
     payment_id = reference if paid and reference else f"none-{key}"[:64]
-    return settle_provider_result(deps, ProviderResult(
+    settled = settle_provider_result(deps, ProviderResult(
         event_id=f"agent:{key}:{status}"[:80], payment_id=payment_id, status=status, amount=payment.amount,
         currency=payment.currency, account_number=payment.account_number, msisdn=payment.msisdn,
         reference=reference if paid else None, failure_reason=None if paid else "not_received", source="agent",
         idempotency_key=key))
+    if settled.changed and settled.payment is not None and paid:
+        post_to_billing(deps, settled.payment, "agent")
+    return settled
 
 
 def _give_up_if_due(deps: Deps, payment: LocalPayment, now: datetime, give_up_seconds: int,

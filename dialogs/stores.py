@@ -338,9 +338,17 @@ class PaymentLedger(Protocol):
         """By the provider's payment id."""
 
     def settle(self, *, event_id: str, provider_payment_id: str, status: str, reference: str | None,
-               token: str | None, failure_reason: str | None) -> tuple[LocalPayment | None, bool]:
+               token: str | None, failure_reason: str | None,
+               post_to_billing: bool = False) -> tuple[LocalPayment | None, bool]:
         """Apply a provider result once per ``event_id``, only from ``pending`` (or ``unconfirmed``) to a
-        final status; returns the payment and whether it changed."""
+        final status; returns the payment and whether it changed. ``post_to_billing``: in the same write,
+        the payment is marked as owed to billing (``to_post_to_billing``) until ``mark_billing`` says done."""
+
+    def to_post_to_billing(self, limit: int = 50) -> list[LocalPayment]:
+        """Payments settled by an agent as paid that billing has not recorded yet, oldest first."""
+
+    def mark_billing(self, idempotency_key: str, state: str) -> None:
+        """Billing recorded the payment (``posted``) or refused it for good (``refused``, for an agent)."""
 
     def recent(self, msisdn: str, limit: int = 5, account_number: str | None = None) -> list[LocalPayment]:
         """The payments ``msisdn`` made, most recent first; only those of ``account_number`` when given."""
@@ -349,8 +357,9 @@ class PaymentLedger(Protocol):
         """The account's payments of ``purpose`` the provider may still debit or has debited unheard
         (``AWAITED_STATUSES``), from any number, oldest first: the back end's balance does not count them yet."""
 
-    def keep_mismatch(self, result: ProviderResult, reasons: list[str]) -> None:
-        """Keep a provider result that does not match the ledger, for an agent (never applied)."""
+    def keep_mismatch(self, result: ProviderResult, reasons: list[str], under: str | None = None) -> None:
+        """Keep a provider result that does not match the ledger, for an agent (never applied); ``under``:
+        the ledger's id of the payment when the result's own id is not it (kept once per ``event_id``)."""
 
     def due_for_status(self, now: datetime, after_seconds: int, limit: int = 50) -> list[LocalPayment]:
         """Pending payments not heard of for ``after_seconds`` (since pending, or since the last check)."""

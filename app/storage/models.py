@@ -129,6 +129,9 @@ class PaymentIntentRow(Base):
     pending_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     status_checks: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     checked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # "due" while an agent's "paid" is not yet recorded by billing (the worker retries), then "posted" or
+    # "refused"; None for a payment the provider settled (it reaches billing on the provider's side).
+    billing_post: Mapped[str | None] = mapped_column(String(12), nullable=True, index=True)
 
 
 class MismatchedCallbackRow(Base):

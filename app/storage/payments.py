@@ -186,7 +186,8 @@ class SqlPaymentLedger:
             return _payment(row) if row else None
 
     def settle(self, *, event_id: str, provider_payment_id: str, status: str, reference: str | None,
-               token: str | None, failure_reason: str | None) -> tuple[LocalPayment | None, bool]:
+               token: str | None, failure_reason: str | None,
+               post_to_billing: bool = False) -> tuple[LocalPayment | None, bool]:
         with self._sessions() as db:
             row = db.scalars(select(PaymentIntentRow)
                              .where(PaymentIntentRow.provider_payment_id == provider_payment_id)).first()
@@ -199,7 +200,8 @@ class SqlPaymentLedger:
             won = db.execute(
                 update(PaymentIntentRow)
                 .where(PaymentIntentRow.id == row.id, PaymentIntentRow.status.in_(_OPEN))
-                .values(status=status, reference=reference, token=token, failure_reason=failure_reason)
+                .values(status=status, reference=reference, token=token, failure_reason=failure_reason,
+                        **({"billing_post": "due"} if post_to_billing else {}))
                 .execution_options(synchronize_session=False))
             if won.rowcount != 1:  # type: ignore[attr-defined]
                 db.rollback()
@@ -225,12 +227,30 @@ class SqlPaymentLedger:
             rows = db.execute(_AWAITING, {"account": account_number, "purpose": purpose}).all()
             return [_payment(r) for r in rows]
 
-    def keep_mismatch(self, result: ProviderResult, reasons: list[str]) -> None:
+    def to_post_to_billing(self, limit: int = 50) -> list[LocalPayment]:
+        with self._sessions() as db:
+            rows = db.scalars(select(PaymentIntentRow).where(PaymentIntentRow.billing_post == "due")
+                              .order_by(PaymentIntentRow.id).limit(limit)).all()
+            return [_payment(r) for r in rows]
+
+    def mark_billing(self, idempotency_key: str, state: str) -> None:
+        with self._sessions() as db:
+            db.execute(update(PaymentIntentRow).where(PaymentIntentRow.idempotency_key == idempotency_key,
+                                                      PaymentIntentRow.billing_post == "due")
+                       .values(billing_post=state).execution_options(synchronize_session=False))
+            db.commit()
+
+    def keep_mismatch(self, result: ProviderResult, reasons: list[str], under: str | None = None) -> None:
         received = {"status": result.status, "amount": None if result.amount is None else format(result.amount, "f"),
                     "currency": result.currency, "account_number": result.account_number, "msisdn": result.msisdn,
-                    "reference": result.reference, "failure_reason": result.failure_reason}
+                    "reference": result.reference, "failure_reason": result.failure_reason,
+                    **({"payment_id": result.payment_id} if under else {})}
         with self._sessions() as db:
-            db.add(MismatchedCallbackRow(event_id=result.event_id[:80], provider_payment_id=result.payment_id[:64],
+            if under and db.scalar(select(MismatchedCallbackRow.id).where(
+                    MismatchedCallbackRow.event_id == result.event_id[:80],
+                    MismatchedCallbackRow.provider_payment_id == under[:64])) is not None:
+                return   # the provider's retry of a result already kept
+            db.add(MismatchedCallbackRow(event_id=result.event_id[:80], provider_payment_id=(under or result.payment_id)[:64],
                                          source=result.source, reasons=",".join(reasons)[:200],
                                          received=json.dumps(received), status="open"))
             db.commit()

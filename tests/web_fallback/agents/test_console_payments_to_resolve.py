@@ -9,6 +9,7 @@ audited under the agent's name, once however often the form is sent, and never a
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import re
 from collections.abc import Iterator
@@ -20,7 +21,12 @@ import requests
 from flask import Flask
 from flask.testing import FlaskClient
 
+from app.agent_actions import settle_unresolved_payment
 from app.storage.agent_console import SqlAgentAudit
+from backend_clients.billing import BillingClient
+from backend_clients.config import ClientConfig
+from backoffice.models import PaymentIntent
+from dialogs.payments import post_owed_to_billing
 from tests.channels.test_ussd_payments import wait_for
 from tests.support.engine import UssdPhone
 from tests.support.ports import closed_port
@@ -225,3 +231,73 @@ def test_only_agents_and_supervisors_act_on_payments_and_a_flood_is_throttled(ag
                for _ in range(11)]
     assert answers == [404] * 10 + [429]
     assert "please wait" in text(client.post("/console/payment-check", data={"csrf_token": token, "key": KEY}))
+
+
+def balance_due(backoffice_url: str, account: str = "1000001") -> str:
+    """What the billing system says the account owes (the amount the customer's balance shows)."""
+    answer = requests.get(f"{backoffice_url}/api/v1/accounts/{account}/balance", timeout=5)
+    return str(answer.json()["amount"])
+
+
+def provider_side(backoffice_app: Flask, payment_id: str) -> PaymentIntent:
+    """The payment as the provider keeps it (its callback deliveries)."""
+    with backoffice_app.extensions["backoffice"].sessions() as db:
+        return db.get(PaymentIntent, payment_id)
+
+
+def test_a_late_approval_after_an_agents_not_paid_is_kept_answered_and_the_customer_told(
+        agent, deps, site, backoffice_app, backoffice_url) -> None:
+    client, token = agent
+    unresolved(deps)
+    payment_id = started_with_provider(deps, f"{site}/payments/callback")
+    open_awa(client, token)
+    act(client, token, "/console/payment-settle", decision="not_paid", reason="No debit seen on her wallet")
+
+    # Awa approves the prompt at last: the provider takes her money and tells us.
+    requests.post(f"{backoffice_url}/api/v1/payments/{payment_id}/approve", timeout=5).raise_for_status()
+
+    [kept] = wait_for(lambda: deps.ledger.mismatches(f"none-{KEY}"))
+    assert kept["reasons"].startswith("payment_id,status") and f'"payment_id": "{payment_id}"' in kept["received"]
+    # The provider heard a 2xx: it stops retrying.
+    wait_for(lambda: provider_side(backoffice_app, payment_id).callback_delivered_at is not None)
+    assert [e["kind"] for e in payment_sms(deps)] == ["payment_failed", "payment_under_review"]
+    [event] = [e for e in deps.security.for_account("1000001") if e.kind == "callback_after_settlement"]
+    assert event.detail == "provider says succeeded after failed; kept"
+    assert payment_id in open_awa(client, token)      # the agent sees it with Awa's payments
+    # The provider sends it again: nothing kept or sent twice.
+    requests.post(f"{backoffice_url}/api/v1/payments/{payment_id}/resend-callback", timeout=5).raise_for_status()
+    wait_for(lambda: provider_side(backoffice_app, payment_id).callback_attempts >= 2)
+    assert len(deps.ledger.mismatches(f"none-{KEY}")) == 1 and len(payment_sms(deps)) == 2
+
+
+def test_settled_by_hand_as_paid_billing_is_credited_once(agents_app, agent, deps, backoffice_url) -> None:
+    client, token = agent
+    unresolved(deps)
+    assert balance_due(backoffice_url) == "12500"
+    open_awa(client, token)
+
+    act(client, token, "/console/payment-settle", decision="paid", reference="MM7KQ2ZP9XW4",
+        reason="Provider portal shows it paid")
+
+    assert balance_due(backoffice_url) == "0"
+    assert UssdPhone(agents_app.test_client(), AWA).dial("3").startswith("CON Compte 1000001: rien à payer")
+    [posted] = [e for e in deps.security.for_account("1000001") if e.kind == "payment_posted_to_billing"]
+    assert posted.extra["amount"] == "12500"
+    # The worker's pass finds nothing more to post: billing counts it once.
+    assert post_owed_to_billing(deps) == 0
+    listed = requests.get(f"{backoffice_url}/api/v1/accounts/1000001/payments", timeout=5).json()["payments"]
+    assert [(p["payment_id"], p["amount"], p["channel"]) for p in listed][:1] == [("MM7KQ2ZP9XW4", "12500", "agent")]
+
+
+def test_billing_down_when_an_agent_settles_paid_the_worker_posts_it_later(agents_app, deps, backoffice_url) -> None:
+    unresolved(deps)
+    offline = dataclasses.replace(deps, billing=BillingClient(ClientConfig(f"http://127.0.0.1:{closed_port()}",
+                                                                           retries=0)))
+    settled = settle_unresolved_payment(offline, AWA, KEY, paid=True, reference="MM7KQ2ZP9XW4",
+                                        reason="portal", by="dev:awa")
+    assert settled.outcome == "settled" and deps.ledger.get(KEY).status == "succeeded"
+    assert balance_due(backoffice_url) == "12500"      # not lost: kept, owed to billing
+
+    assert post_owed_to_billing(deps) == 1                 # the worker's next pass
+    assert balance_due(backoffice_url) == "0"
+    assert post_owed_to_billing(deps) == 0

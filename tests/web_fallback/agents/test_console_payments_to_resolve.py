@@ -263,7 +263,8 @@ def test_a_late_approval_after_an_agents_not_paid_is_kept_answered_and_the_custo
     assert [e["kind"] for e in payment_sms(deps)] == ["payment_failed", "payment_under_review"]
     [event] = [e for e in deps.security.for_account("1000001") if e.kind == "callback_after_settlement"]
     assert event.detail == "provider says succeeded after failed; kept"
-    assert payment_id in open_awa(client, token)      # the agent sees it with Awa's payments
+    page = open_awa(client, token)                    # the agent sees it with Awa's payments
+    assert f"none-{KEY}" in page and "payment_id,status" in page
     # The provider sends it again: nothing kept or sent twice.
     requests.post(f"{backoffice_url}/api/v1/payments/{payment_id}/resend-callback", timeout=5).raise_for_status()
     wait_for(lambda: provider_side(backoffice_app, payment_id).callback_attempts >= 2)

@@ -11,7 +11,7 @@ from typing import Any
 from engine.security_audit import SecurityEvent
 from engine.steps import StepContext, StepResult
 
-from .codes import hash_code, new_code
+from .codes import hash_code, issue_code
 from .email_address import mask_email, normalise_email
 from .registry import Deps, step
 
@@ -150,11 +150,13 @@ def send_email_code(ctx: StepContext, deps: Deps) -> StepResult:
         return StepResult("invalid", {"email_input": None})
     contact = deps.contacts.contact(ctx.user_id)
     again = contact.email_pending == address and _minutes_left(contact.email_code_expires_at, ctx.now) > 0
-    if not _email_code_to(ctx, deps, address, again=again):
+    sent = _email_code_to(ctx, deps, address, again=again)
+    if sent is None:
         return StepResult("throttled", {"email_input": None})
+    sends, again = sent
     # The screens say how long the code works from the same number that bounds it.
     return StepResult("resent" if again else "sent", {
-        "email_input": None, "email_masked": mask_email(address), "email_pending": True,
+        "email_input": None, "email_code_sends": sends, "email_masked": mask_email(address), "email_pending": True,
         "email_code_minutes": EMAIL_CODE_MINUTES, "email_code_tries_left": None})
 
 
@@ -167,30 +169,45 @@ def resend_email_code(ctx: StepContext, deps: Deps) -> StepResult:
     address = deps.contacts.contact(ctx.user_id).email_pending if ctx.user_id else None
     if not address:
         return StepResult("expired")
-    if not _email_code_to(ctx, deps, address, again=True):
+    sent = _email_code_to(ctx, deps, address, again=True)
+    if sent is None:
         return StepResult("capped", {"email_masked": mask_email(address)})
-    return StepResult("resent", {"email_masked": mask_email(address), "email_pending": True,
+    sends = sent[0]
+    return StepResult("resent", {"email_masked": mask_email(address), "email_pending": True, "email_code_sends": sends,
                                  "email_code_minutes": EMAIL_CODE_MINUTES, "email_code_tries_left": None})
 
 
-def _email_code_to(ctx: StepContext, deps: Deps, address: str, *, again: bool) -> bool:
-    """A new code by e-mail to ``address`` (the one before void, its tries anew); False when the number or the
-    address had its codes of the day (nothing is sent)."""
+def _email_code_to(ctx: StepContext, deps: Deps, address: str, *, again: bool) -> tuple[int, bool] | None:
+    """A new code by e-mail to ``address`` (the one before void, its tries anew): what the session counts of
+    the codes this conversation sent, and whether this one replaced a code still valid (``again``); None when
+    the number or the address had its codes of the day (nothing is sent)."""
     assert deps.contacts is not None and deps.outbox is not None
+    # One message per conversation and send, its code made from that key (``issue_code``): the hop run again
+    # after its session's save was lost (the session still counts the sends before it) finds its message
+    # queued, and the customer keeps the one code sent, which the address still waits for. The key says
+    # whether it replaced one, which the run again (that finds its own code pending) cannot tell otherwise.
+    sends = int(ctx.data.get("email_code_sends", 0)) + 1
+    for was_again in (again, not again):
+        if deps.outbox.queued(_email_code_key(ctx, sends, was_again)):
+            return sends, was_again     # counted, staged and audited by the hop that queued it
+    dedupe_key = _email_code_key(ctx, sends, again)
     # Both counters move on every request (no short-circuit).
     limits = [deps.throttle.hit(f"email:phone:{ctx.user_id}", MAX_EMAIL_CODES_PER_PHONE, _DAY),
               deps.throttle.hit(f"email:address:{address.lower()}", MAX_EMAIL_CODES_PER_ADDRESS, _DAY)]
     if not all(limits):
-        return False
-    code = new_code()
+        return None
+    code = issue_code(deps.settings.code_key, dedupe_key)
     deps.contacts.stage_email(ctx.user_id, address, hash_code(code), ctx.now + timedelta(minutes=EMAIL_CODE_MINUTES))
     if deps.outbox.add(kind="email_code", msisdn=ctx.user_id, language=ctx.language,
-                       payload={"code": code, "email": address}, channel="email",
-                       dedupe_key=f"email_code:{ctx.user_id}:{hash_code(code)[:24]}"):
+                       payload={"code": code, "email": address}, channel="email", dedupe_key=dedupe_key):
         # Every code sent is audited, the first as each one sent again (never the address: it names someone).
         deps.security.record(SecurityEvent("code_sent", ctx.channel, ctx.user_id, ctx.data.get("account_number"),
                                            "e-mail code sent again" if again else "e-mail code sent"))
-    return True
+    return sends, again
+
+
+def _email_code_key(ctx: StepContext, sends: int, again: bool) -> str:
+    return f"email_code:{ctx.conversation_id}:{sends}{':again' if again else ''}"
 
 
 @step("preferences.confirm_email", outcomes={"ok", "ok_channel", "wrong", "expired"})

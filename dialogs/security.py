@@ -19,6 +19,7 @@ sent to customer service, and the first refusal of the day is a security event (
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from engine.audit_once import record_once
 from engine.masking import mask
@@ -79,11 +80,19 @@ def _tell(ctx: StepContext, deps: Deps, kind: str, payload: dict[str, str]) -> d
     Keyed on the event: this conversation and the notices it gave before (a counter in the session), as
     ``pin_code`` is, not on the hop's time (a hop run again has another) nor on the session key (a chat
     channel's is the sender's, used again by each of their conversations)."""
-    told = int(ctx.data.get("security_notices", 0)) + 1
+    told = _next_notice(ctx)
     if deps.outbox is not None:
         deps.outbox.add(kind=kind, msisdn=ctx.user_id, language=ctx.language, payload=payload,
-                        dedupe_key=f"{kind}:{ctx.conversation_id}:{told}")
+                        dedupe_key=_notice_key(ctx, kind, told))
     return {"security_notices": told}
+
+
+def _next_notice(ctx: StepContext) -> int:
+    return int(ctx.data.get("security_notices", 0)) + 1
+
+
+def _notice_key(ctx: StepContext, kind: str, told: int) -> str:
+    return f"{kind}:{ctx.conversation_id}:{told}"
 
 
 def _locked(verdict: PinVerdict, told: dict[str, int] | None = None) -> StepResult:
@@ -256,20 +265,45 @@ def confirm_pin(ctx: StepContext, deps: Deps) -> StepResult:
     assert deps.pins is not None
     if not _may_choose_pin(ctx, deps):
         return StepResult("denied")
-    proof = ctx.data.get("pin_proof")
+    proof, pin = ctx.data.get("pin_proof"), ctx.secrets.get("pin", "")
     had_pin = deps.pins.is_set(ctx.user_id)
     was_locked = deps.pins.lock_state(ctx.user_id, ctx.now) is not None
-    if not deps.pins.confirm_pin(ctx.user_id, ctx.secrets.get("pin", "")):
+    if not deps.pins.confirm_pin(ctx.user_id, pin):
+        if _confirmed_before(ctx, deps, pin):
+            # Its session's save was lost after this very confirmation set the PIN: the same answer again,
+            # and nothing done twice (the PIN's event audited and told once, no try counted).
+            return _pin_chosen(ctx, proof, {"security_notices": _next_notice(ctx)})
         return StepResult("mismatch")
     kind = "pin_reset" if proof == "reset" else "pin_changed" if had_pin else "pin_set"
     _event(ctx, deps, kind)
     if was_locked:
         _event(ctx, deps, "pin_unlocked", "reset by the holder")
-    told = _tell(ctx, deps, kind, {})
+    return _pin_chosen(ctx, proof, _tell(ctx, deps, kind, {}))
+
+
+def _pin_chosen(ctx: StepContext, proof: Any, told: dict[str, int]) -> StepResult:
     # After a first PIN or a reset the customer goes on to the task the gate guarded; a change spends
     # its pass: another change in the same session asks the current PIN again.
     data = {"pin_verified": ctx.data.get("pin_next") if proof else None, "pin_proof": None, **told}
     return StepResult("reset" if proof == "reset" else "ok", data)
+
+
+def _confirmed_before(ctx: StepContext, deps: Deps, pin: str) -> bool:
+    """Whether this hop is this very confirmation run again: the gateway's retry of a hop whose session's
+    save was lost after the PIN was set, so the session still counts the notices it gave before it. Known
+    by the notice that confirmation queued (its key names this conversation and that count), and only then
+    ``pin`` compared with the PIN set: no other caller, nor this one later, learns whether a PIN is the
+    customer's, and no try is counted for the one who just chose it."""
+    assert deps.pins is not None
+    if deps.outbox is None or not ctx.user_id:
+        return False
+    told = _next_notice(ctx)
+    if not any(deps.outbox.queued(_notice_key(ctx, kind, told)) for kind in _PIN_CHOSEN):
+        return False
+    return deps.pins.is_current(ctx.user_id, pin)
+
+
+_PIN_CHOSEN = ("pin_set", "pin_changed", "pin_reset")
 
 
 step("security.confirm_pin", outcomes={"ok", "reset", "mismatch", "denied"})(confirm_pin)

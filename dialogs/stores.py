@@ -179,6 +179,10 @@ class PinVault(Protocol):
     def confirm_pin(self, msisdn: str, pin: str) -> bool:
         """Make the staged PIN the PIN when ``pin`` matches it; False (and nothing staged) otherwise."""
 
+    def is_current(self, msisdn: str, pin: str) -> bool:
+        """Whether ``pin`` is the PIN set, counting no try: only for a PIN the caller is known to have chosen
+        (a confirmation made before, its hop run again), never as a check of who the caller is."""
+
 
 # ---------------------------------------------------------------- alerts
 @dataclass(frozen=True, slots=True)
@@ -255,6 +259,9 @@ class Outbox(Protocol):
         """Record an event once per ``dedupe_key``; False when it was already there. ``channel`` forces
         one (an e-mail code); by default the customer's chosen channel. ``note``: why it is queued so, for
         agents (kept as the row's last word until it is sent)."""
+
+    def queued(self, dedupe_key: str) -> bool:
+        """Whether a message was queued under ``dedupe_key`` (sent since or not); nothing is queued."""
 
 
 # ---------------------------------------------------------------- payments

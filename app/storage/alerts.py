@@ -124,6 +124,11 @@ class SqlOutbox:
                 return False
             return True
 
+    def queued(self, dedupe_key: str) -> bool:
+        with self._sessions() as db:
+            return db.scalars(select(OutboxEventRow.id)
+                              .where(OutboxEventRow.dedupe_key == stored_dedupe_key(dedupe_key))).first() is not None
+
     def add_sent(self, *, kind: str, msisdn: str, language: str, payload: dict[str, Any], dedupe_key: str,
                  channel: str, message_ids: list[str]) -> bool:
         """Record a message its channel sent at once (``SqlDeliveryQueue.record_sent``), its secrets sealed as

@@ -158,3 +158,8 @@ class SqlPinVault:
                                .values(pending_hash=None, **(new_pin if matches else {})))
             db.commit()
             return matches and bool(spent.rowcount)   # type: ignore[attr-defined]
+
+    def is_current(self, msisdn: str, pin: str) -> bool:
+        with self._sessions() as db:
+            pin_hash = db.scalar(select(_T.pin_hash).where(_T.msisdn == msisdn))
+            return pin_hash is not None and check_pin(pin, pin_hash)

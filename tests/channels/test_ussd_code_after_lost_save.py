@@ -2,7 +2,8 @@
 test's own) dies right after the step queued the SMS, so the hop's save is lost (sent after the answer, its
 failure only logged), and it comes back as it was before that hop (the last snapshot, as a failover that lost
 the last writes). The gateway, which got no answer in time, sends the hop again, and the step runs again: the
-outbox sends no second SMS, and the one code the phone received is the one the next screen accepts."""
+outbox sends no second SMS (nor e-mail), and the one code received is the one the next screen accepts. A PIN
+confirmation run again so answers as it did the first time: the PIN is set, once, and said so once."""
 
 from __future__ import annotations
 
@@ -13,10 +14,12 @@ from dataclasses import replace
 import pytest
 from flask import Flask
 
+from app import worker
 from app.factory import build_dispatcher
 from app.settings import Settings
 from tests.support.engine import UssdPhone
 from tests.support.fake_africastalking import FakeAfricasTalking
+from tests.support.fake_smtp import FakeSmtp
 from tests.support.lost_save import store_lost_after_queuing
 from tests.support.throwaway_redis import ThrowawayRedis
 
@@ -29,10 +32,11 @@ PIN_CODE_SCREEN = ("CON Premier usage. Un code de 6 chiffres vous a été envoy�
 
 
 @pytest.fixture
-def settings(settings: Settings, provider: FakeAfricasTalking, throwaway_redis: ThrowawayRedis) -> Settings:
-    """Sessions (and the limits' counters) on the test's own Redis; SMS through the fake provider."""
+def settings(settings: Settings, provider: FakeAfricasTalking, mail: FakeSmtp,
+             throwaway_redis: ThrowawayRedis) -> Settings:
+    """Sessions (and the limits' counters) on the test's own Redis; SMS and e-mail through the fakes."""
     return replace(settings, redis_url=throwaway_redis.url, at_api_key=provider.api_key,
-                   at_username=provider.username, at_api_url=provider.url, quiet_hours="")
+                   at_username=provider.username, at_api_url=provider.url, smtp_url=mail.url, quiet_hours="")
 
 
 @pytest.fixture
@@ -87,3 +91,43 @@ def test_the_first_pin_code_the_caller_received_works_after_the_hop_that_sent_it
     [sms] = received(PREPAID)
     code = code_in(sms)
     assert p.answer(code) == f"CON Premier usage: choisissez un code PIN secret (4 chiffres):\n{NAV}"
+
+
+def test_the_email_code_the_mailbox_received_confirms_it_after_the_hop_that_sent_it_ran_again(
+        phone, settings, mail, throwaway_redis):
+    p = phone(HOLDER)
+    p.dial()
+    p.answer("8")
+    p.answer("6")
+    assert p.answer("4") == ("CON Tapez votre adresse e-mail (ex: awa.diop@exemple.sn). Un code vous y sera "
+                             f"envoyé:\n{NAV}")
+    screen = f"CON Un code a été envoyé à a***@exemple.sn. Tapez-le ici (valable 30 minutes):\n1. Renvoyer le code\n{NAV}"
+    with store_lost_after_queuing(throwaway_redis, "email_code"):
+        assert p.answer("awa.diop@exemple.sn") == screen
+    assert p.post("*".join(p.inputs)) == screen
+    worker.run_once(settings)
+    [letter] = mail.messages_to("awa.diop@exemple.sn")
+    assert p.answer(code_in(letter)).startswith("CON Adresse e-mail confirmée: a***@exemple.sn.")
+
+
+def test_a_first_pin_confirmed_by_a_hop_run_again_is_said_set_once_and_opens_the_gate(
+        app, phone, received, throwaway_redis):
+    p = phone(HOLDER)
+    p.dial()
+    p.answer("8")
+    p.answer("3")
+    assert p.answer("5500") == f"CON Premier usage: choisissez un code PIN secret (4 chiffres):\n{NAV}"
+    assert p.answer("4821") == f"CON Confirmez votre code PIN:\n{NAV}"
+    done = f"CON Nouveau code PIN (4 chiffres):\n{NAV}"    # set: on to the change the gate guarded
+    with store_lost_after_queuing(throwaway_redis, "pin_set"):
+        assert p.answer("4821") == done
+    # The gateway's retry: the session as before the hop, the PIN already set to the one confirmed.
+    assert p.post("*".join(p.inputs)) == done
+    assert received(HOLDER) == ["ElecNet: votre code PIN a été créé. Si ce n'est pas vous, appelez le 800 00 00."]
+    audit = app.extensions["parts"]["deps"].security.for_subject(HOLDER)
+    assert [e.kind for e in audit if e.kind.startswith("pin_")] == ["pin_set"]
+    again = phone(HOLDER)               # the PIN is the one chosen, its tries all left
+    again.dial()
+    again.answer("8")
+    assert again.answer("3") == f"CON Entrez votre code PIN (4 chiffres):\n{NAV}"
+    assert again.answer("4821") == f"CON Nouveau code PIN (4 chiffres):\n{NAV}"

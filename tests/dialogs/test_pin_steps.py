@@ -234,6 +234,22 @@ def test_a_pin_changed_twice_is_two_sms(with_pin, audit):
     assert [k for k, _ in sms(with_pin)] == ["pin_changed", "pin_changed"]
 
 
+def test_a_confirmation_run_again_answers_as_before_and_tells_no_one_else_what_the_pin_is(with_pin, audit):
+    passed = {"pin_next": "pref_pin_new", "pin_verified": "pref_pin_new"}
+    assert run(with_pin, "security.stage_pin", passed, {"new_pin": "7395"}).outcome == "ok"
+    first = run(with_pin, "security.confirm_pin", passed, {"pin": "7395"})
+    # The same hop again, its session as before it (the save lost): the same answer, nothing done twice.
+    again = run(with_pin, "security.confirm_pin", passed, {"pin": "7395"})
+    assert (again.outcome, again.data) == (first.outcome, first.data)
+    assert audit.kinds() == [("pin_changed", "")] and [k for k, _ in sms(with_pin)] == ["pin_changed"]
+    # Nothing staged elsewhere says nothing of the PIN: another conversation, or this one once saved.
+    assert run(with_pin, "security.confirm_pin", passed, {"pin": "7395"}, session="ussd:s2").outcome == "mismatch"
+    saved = {**passed, **first.data, "pin_verified": "pref_pin_new"}
+    assert run(with_pin, "security.confirm_pin", saved, {"pin": "7395"}).outcome == "mismatch"
+    assert run(with_pin, "security.confirm_pin", passed, {"pin": "6002"}).outcome == "mismatch"
+    assert pin(with_pin, "0000").data == {"pin_attempts_left": 2}     # none of these counted a try
+
+
 def test_a_pin_ending_like_the_current_account_is_weak(deps):
     proof = {"pin_proof": "first", "account_number": "2009173"}
     assert run(deps, "security.stage_pin", proof, {"new_pin": "9173"}).outcome == "weak"

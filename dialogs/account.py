@@ -246,7 +246,8 @@ def _linked(ctx: StepContext, deps: Deps, account: Account) -> StepResult:
                                  "undo_code": undo, "undo_keyword": f"ANNULER {undo}",
                                  "undo_menu": "8 > 5"},   # Preferences > Numbers linked to the account
                         dedupe_key=notice_key)
-    data = {"linked": True, "links_made": int(ctx.data.get("links_made", 0)) + 1, "account_count": 1, "accounts": [_as_item(account)], "link_attempts": None,
+    data = {"linked": True, "links_made": int(ctx.data.get("links_made", 0)) + 1, "account_count": 1,
+            "accounts": [_as_item(account)], "link_attempts": None,
             "link_code_hash": None, "link_code_tries": None, "link_code_tries_left": None, "link_code_for": None,
             "link_code_sent": None, **account_fields(account)}
     return StepResult("ok", data)

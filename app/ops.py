@@ -38,6 +38,11 @@ class Metrics:
         self.own_seconds = Histogram("engine_own_seconds", "Time in the engine for one hop minus the dialog "
                                      "steps and the waits (session store, flow, rendering)", ["channel"],
                                      registry=self.registry, buckets=buckets)
+        # The CPU share of the own time: what the code costs, apart from the session store's round trip and the
+        # time the hop's thread waited for a CPU (a busy machine stretches the own time, not this).
+        self.own_cpu_seconds = Histogram("engine_own_cpu_seconds", "CPU time of the engine's own work for one "
+                                         "hop (the hop's thread, dialog steps left out)", ["channel"],
+                                         registry=self.registry, buckets=buckets)
         self.wait_seconds = Histogram("engine_wait_seconds", "Time one hop waited: for the engine's turnstile "
                                       "(another hop's own work in the process) or for its session, held by "
                                       "another hop", ["channel"], registry=self.registry, buckets=buckets)
@@ -64,23 +69,24 @@ class Metrics:
                                            "the worker gave up asking about by our key, left to an agent",
                                            registry=self.registry)
         # Each channel's series, looked up once (``labels`` costs a lock and a dict look-up per call).
-        self._series: dict[tuple[str, bool], tuple[Any, Any, Any, Any, Any]] = {}
+        self._series: dict[tuple[str, bool], tuple[Any, Any, Any, Any, Any, Any]] = {}
 
     def observe(self, *, channel: str, seconds: float, step_seconds: float, wait_seconds: float,
-                end: bool) -> None:
+                end: bool, cpu_seconds: float) -> None:
         """``engine.HopObserver``: the engine reports each hop here."""
         series = self._series.get((channel, end))
         if series is None:
             series = self._series[(channel, end)] = (
                 self.hop_seconds.labels(channel), self.own_seconds.labels(channel),
                 self.step_seconds.labels(channel), self.wait_seconds.labels(channel),
-                self.hops.labels(channel, str(end).lower()))
-        hop, own, step, wait, hops = series
+                self.hops.labels(channel, str(end).lower()), self.own_cpu_seconds.labels(channel))
+        hop, own, step, wait, hops, own_cpu = series
         hop.observe(seconds)
         own.observe(max(0.0, seconds - step_seconds - wait_seconds))
         step.observe(step_seconds)
         wait.observe(wait_seconds)
         hops.inc()
+        own_cpu.observe(cpu_seconds)
 
 
 def ops_blueprint(metrics: Metrics, checks: dict[str, Callable[[], bool]], expose_metrics: bool = True) -> Blueprint:

@@ -118,6 +118,10 @@ class Cell:
     # ours only: what a hop waited in the engine (engine_wait_seconds: the turnstile, a held session), not in own
     wait_p50_ms: float | None = None
     wait_p99_ms: float | None = None
+    # ours only: the CPU share of the own time (engine_own_cpu_seconds): the rest is Redis's round trip and the
+    # hop's thread waiting for a CPU
+    cpu_p50_ms: float | None = None
+    cpu_p99_ms: float | None = None
 
     @property
     def rps(self) -> float:
@@ -450,13 +454,16 @@ def wait_idle(server: Server, limit: float = 60.0) -> None:
             return
 
 
+ENGINE_TIMES = ("engine_own_seconds", "engine_own_cpu_seconds", "engine_wait_seconds")
+
+
 def engine_times(server: Server) -> dict[str, Histogram] | None:
-    """``engine_own_seconds`` and ``engine_wait_seconds`` of the USSD channel summed over every worker
-    (multiprocess mode), for the product."""
+    """``engine_own_seconds``, ``engine_own_cpu_seconds`` and ``engine_wait_seconds`` of the USSD channel summed
+    over every worker (multiprocess mode), for the product."""
     if not server.engine:
         return None
     found = scrape(server.port)
-    return {name: found[name] for name in ("engine_own_seconds", "engine_wait_seconds")}
+    return {name: found[name] for name in ENGINE_TIMES}
 
 
 def measure(server: Server, kind: str, connections: int, seconds: float, run: str, slots: int,
@@ -471,7 +478,7 @@ def measure(server: Server, kind: str, connections: int, seconds: float, run: st
     times_after = engine_times(server)
     times = ({name: times_after[name] - times_before[name] for name in times_after}
              if times_after is not None and times_before is not None else {})
-    own, waited = times.get("engine_own_seconds"), times.get("engine_wait_seconds")
+    own, own_cpu, waited = (times.get(name) for name in ENGINE_TIMES)
     detail = {k: result[k] for k in ("connect", "read", "write", "status", "timeout", "bad", "overlap")
               if result.get(k)}
     requests = result["requests"]
@@ -479,7 +486,8 @@ def measure(server: Server, kind: str, connections: int, seconds: float, run: st
                 result["p95_us"] / 1e3, result["p99_us"] / 1e3, sum(detail.values()),
                 cpu * 1000 / requests if requests else 0.0, detail, result["bad_sample"],
                 own.quantile(0.5) * 1000 if own else None, own.quantile(0.99) * 1000 if own else None, think_ms,
-                waited.quantile(0.5) * 1000 if waited else None, waited.quantile(0.99) * 1000 if waited else None)
+                waited.quantile(0.5) * 1000 if waited else None, waited.quantile(0.99) * 1000 if waited else None,
+                own_cpu.quantile(0.5) * 1000 if own_cpu else None, own_cpu.quantile(0.99) * 1000 if own_cpu else None)
 
 
 def redis_bytes_per_session(store: redis.Redis, server: Server) -> float:

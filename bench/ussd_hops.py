@@ -316,12 +316,11 @@ class Histogram:
         return lower
 
 
-METRICS = ("engine_hop_seconds", "engine_own_seconds", "engine_wait_seconds")
+METRICS = ("engine_hop_seconds", "engine_own_seconds", "engine_own_cpu_seconds", "engine_wait_seconds")
 
 
 def scrape(port: int) -> dict[str, Histogram]:
-    """``engine_hop_seconds``, ``engine_own_seconds`` and ``engine_wait_seconds`` (channel ussd) of whichever
-    worker accepts this fresh connection."""
+    """``METRICS`` (channel ussd) of whichever worker accepts this fresh connection."""
     conn = http.client.HTTPConnection(HOST, port, timeout=5)
     try:
         conn.request("GET", "/metrics", headers={"Connection": "close"})

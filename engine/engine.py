@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
@@ -184,9 +185,12 @@ class HopObserver(Protocol):
     """Told about every hop once answered (the app turns this into metrics)."""
 
     def observe(self, *, channel: str, seconds: float, step_seconds: float, wait_seconds: float,
-                end: bool) -> None:
+                end: bool, cpu_seconds: float) -> None:
         """``seconds`` in the engine in all; ``step_seconds`` of it in dialog steps (back ends),
-        ``wait_seconds`` waiting (for the engine's turnstile, or for a session another hop held)."""
+        ``wait_seconds`` waiting (for the engine's turnstile, or for a session another hop held).
+        ``cpu_seconds``: the CPU the hop's thread spent on the engine's own work (its steps' left out): the
+        part of the own time (``seconds - step_seconds - wait_seconds``) that faster code would shorten; the
+        rest is the session store's round trip and the time the thread waited for a CPU."""
 
 
 class _EndNow(Exception):
@@ -234,13 +238,15 @@ class Engine:
                  clock: Callable[[], datetime] = _utcnow, observer: HopObserver | None = None,
                  security: SecurityAudit | None = None, hop_key: bytes | None = None,
                  channels: Mapping[str, ChannelCapabilities] | None = None,
-                 timer: Callable[[], float] = time.perf_counter, serial: bool = True) -> None:
+                 timer: Callable[[], float] = time.perf_counter, serial: bool = True,
+                 cpu_timer: Callable[[], float] = time.thread_time) -> None:
         """``hop_key``: the server key behind replay records (``SECRET_KEY``); every process serving
         the same sessions needs the same one. Without it, a random key for this instance.
         ``channels``: what each channel can show, as its adapter declares it (``declare`` adds more).
         ``clock``: now, aware; the one clock of the engine: session times, resume window, and the
         ``now`` every dialog step reads (due dates, day windows), so a test can set the date.
         ``timer``: seconds for durations (the hop deadline, time spent in steps, metrics).
+        ``cpu_timer``: the calling thread's CPU seconds (the hop's own CPU, ``HopObserver``).
         ``serial``: the engine's own work of one hop at a time in this process (``engine.turnstile``);
         ``False`` lets the threads of a worker interleave it."""
         self.flows = flows
@@ -250,6 +256,8 @@ class Engine:
         self.limits = limits or EngineLimits()
         self.clock = clock
         self.timer = timer
+        self.cpu_timer = cpu_timer
+        self._steps_cpu = threading.local()   # this thread's hop: CPU seconds spent in its dialog steps
         self.observer = observer
         self.security = security or LoggingSecurityAudit()
         self._hop_digest = HopDigest(hop_key)
@@ -306,12 +314,15 @@ class Engine:
 
     def handle(self, turn: Turn) -> Reply:
         """Answer one hop. Never raises."""
-        started = self.timer()
+        started, cpu_started = self.timer(), self.cpu_timer()
         self._turnstile.start()
+        self._steps_cpu.seconds = 0.0
         reply, step_seconds = self._handle_safely(turn)
         if self.observer is not None:
+            cpu = self.cpu_timer() - cpu_started - self._steps_cpu.seconds
             self.observer.observe(channel=turn.channel, seconds=self.timer() - started,
-                                  step_seconds=step_seconds, wait_seconds=self._turnstile.waited, end=reply.end)
+                                  step_seconds=step_seconds, wait_seconds=self._turnstile.waited, end=reply.end,
+                                  cpu_seconds=max(0.0, cpu))
         return reply
 
     def _handle_safely(self, turn: Turn) -> tuple[Reply, float]:
@@ -947,7 +958,7 @@ class Engine:
                               session_key=session.key, data=MappingProxyType(session.data), params=node.params,
                               secrets=MappingProxyType(secrets), now=session.hop_now or self.clock(),
                               address=session.user_id, conversation=self._conversation(session))
-        started = self.timer()
+        started, cpu_started = self.timer(), self.cpu_timer()
         turnstile = self._turnstile
         paused = turnstile.pause()   # a back-end call: other hops go on meanwhile
         try:
@@ -959,6 +970,7 @@ class Engine:
             # The step's time ends here: the wait to take the turnstile back is the turnstile's to count
             # (``waited``), and counted in both it would be taken twice off the hop's own time.
             session.step_seconds += self.timer() - started
+            self._steps_cpu.seconds = getattr(self._steps_cpu, "seconds", 0.0) + self.cpu_timer() - cpu_started
             turnstile.resume(paused)
         note_proofs(session, result.data, bool(secrets))
         for key, value in result.data.items():

@@ -54,7 +54,8 @@ def test_table_states_each_figure_as_a_ratio_to_the_floor_of_the_same_cell() -> 
 
 def test_paced_cells_get_a_table_of_their_own_and_leave_the_ratios_to_the_floor_alone() -> None:
     paced = _cell("ours", 900, 4, 0.3) | {"think_ms": 100, "own_p50_ms": 0.21, "own_p99_ms": 0.9,
-                                          "wait_p50_ms": 0.0, "wait_p99_ms": 0.35}
+                                          "wait_p50_ms": 0.0, "wait_p99_ms": 0.35, "cpu_p50_ms": 0.12,
+                                          "cpu_p99_ms": 0.4}
     paced_10 = paced | {"concurrency": 10, "rps": 95}
     results = {"machine": {"nproc": "2", "cpu": "Test CPU", "python": "3.11", "date": "today"},
                "server": "gunicorn", "seconds": 10,
@@ -63,7 +64,7 @@ def test_paced_cells_get_a_table_of_their_own_and_leave_the_ratios_to_the_floor_
     lines = table(results).splitlines()
     saturated = [line for line in lines if line.startswith("| dial (new session) | 10 | ours |")]
     assert len(saturated) == 1 and "| 1600 | 0.80x |" in saturated[0]   # the paced cell did not replace it
-    assert "| dial (new session) | 10 | 100 | 95 | " in lines[-1] and lines[-1].endswith("| 0.21 / 0.90 | 0.00 / 0.35 |")
+    assert "| dial (new session) | 10 | 100 | 95 | " in lines[-1] and lines[-1].endswith("| 0.21 / 0.90 | 0.12 / 0.40 | 0.00 / 0.35 |")
 
 
 def _scale_cell(server: str, kind: str, state: str, round_: int, rps: float, sessions: int = 1_000_000

@@ -62,3 +62,34 @@ def test_a_hop_that_waits_to_come_back_from_its_step_counts_that_wait_once_and_k
     assert sample(metrics, "engine_wait_seconds_sum", **hop_a) == 0.5
     # A's own 0.1 s and B's own 0.5 s, and nothing of A's wait
     assert round(sample(metrics, "engine_own_seconds_sum", **hop_a) or 0.0, 6) == 0.6
+
+
+def test_a_hops_own_cpu_leaves_its_steps_cpu_out_and_shows_beside_its_own_time(store: SessionStore):
+    """An operator reads ``engine_own_cpu_seconds`` beside ``engine_own_seconds``: the CPU the engine's own work
+    cost (what faster code shortens), apart from the session store's round trip and the thread's wait for a CPU.
+    Hop: 0.1 s of own work, of which 0.04 s of CPU (the rest a round trip), and a step of 0.25 s, all CPU
+    (a busy back-end client). Its own CPU reads 0.04 s: not the step's 0.25 s, nor the own time's 0.1 s."""
+    timer, cpu, metrics, steps = Timer(), Timer(), Metrics(), CountingSteps()
+    engine = Engine(FlowSet(load_menus(DEMO)), store, steps, observer=metrics, timer=timer, cpu_timer=cpu,
+                    hop_key=b"k")
+    inner = store.locked
+
+    @contextmanager
+    def locked(key: str, *args: Any, **kwargs: Any) -> Iterator[LockedSession]:
+        with inner(key, *args, **kwargs) as held:
+            timer.spend(0.1)
+            cpu.spend(0.04)
+            yield held
+
+    store.locked = locked  # type: ignore[method-assign]
+
+    def busy_step(seconds: float) -> None:
+        timer.spend(seconds)
+        cpu.spend(seconds)
+
+    steps.sleep, steps.slow_seconds = busy_step, 0.25
+    assert Handset(engine, "a").dial("8").text.startswith("Choisissez:")
+    ussd = {"channel": "ussd"}
+    assert round(sample(metrics, "engine_own_seconds_sum", **ussd) or 0.0, 6) == 0.1
+    assert round(sample(metrics, "engine_own_cpu_seconds_sum", **ussd) or 0.0, 6) == 0.04
+    assert sample(metrics, "engine_own_cpu_seconds_count", **ussd) == 1

@@ -159,7 +159,7 @@ class StepTimes:
         self.step_seconds: list[float] = []
 
     def observe(self, *, channel: str, seconds: float, step_seconds: float, wait_seconds: float,
-                end: bool) -> None:
+                end: bool, cpu_seconds: float) -> None:
         self.step_seconds.append(step_seconds)
 
 

@@ -58,7 +58,7 @@ class Reports:
         return run
 
     def observe(self, *, channel: str, seconds: float, step_seconds: float, wait_seconds: float,
-                end: bool) -> None:
+                end: bool, cpu_seconds: float) -> None:
         self.hops[self._hop.label] = (seconds, step_seconds, wait_seconds)
 
 

@@ -173,6 +173,7 @@ class Settings:
     agent_idle_seconds: int = 900
     agent_lookup_limit: int = 20
     agent_lookup_window_seconds: int = 600
+    agent_payment_action_limit: int = 10      # actions on payments to resolve per agent in the same window
     # The simulator's sandbox: its back office (the demo one), its own database, the demo numbers it plays.
     simulator_backoffice_url: str = ""        # empty: BACKOFFICE_URL (the reference back office in `make run`)
     simulator_database_url: str = "sqlite:///var/simulator.db"
@@ -270,6 +271,7 @@ class Settings:
             agent_idle_seconds=int(_env("AGENT_IDLE_SECONDS", str(cls.agent_idle_seconds))),
             agent_lookup_limit=int(_env("AGENT_LOOKUP_LIMIT", str(cls.agent_lookup_limit))),
             agent_lookup_window_seconds=int(_env("AGENT_LOOKUP_WINDOW_SECONDS", str(cls.agent_lookup_window_seconds))),
+            agent_payment_action_limit=int(_env("AGENT_PAYMENT_ACTION_LIMIT", str(cls.agent_payment_action_limit))),
             simulator_backoffice_url=os.environ.get("SIMULATOR_BACKOFFICE_URL", "").strip().rstrip("/"),
             simulator_database_url=_env("SIMULATOR_DATABASE_URL", cls.simulator_database_url),
             simulator_numbers=_list("SIMULATOR_NUMBERS") or cls.simulator_numbers,

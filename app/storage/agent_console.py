@@ -11,6 +11,7 @@ import json
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import DateTime, Integer, String, or_, select
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
@@ -20,7 +21,7 @@ from dialogs.registry import Deps
 from dialogs.stores import IdentityCache
 from engine.masking import mask
 from engine.security_audit import SecurityAudit
-from web_fallback.agents.ports import AgentIdentity, AuditEntry, CustomerFile, PaymentOutcome
+from web_fallback.agents.ports import AgentIdentity, AuditEntry, CustomerFile, PaymentOutcome, Row
 
 from ..agent_actions import check_unresolved_payment, settle_unresolved_payment, unlock_pin
 from .consent import SqlConsent
@@ -190,12 +191,9 @@ class SqlCustomerRecords:
                                                     .order_by(PaymentIntentRow.id))]
             provider_ids = [p.provider_payment_id for p in payments if p.provider_payment_id]
             if provider_ids:
-                found.mismatches = [
-                    {"received": _when(m.received_at), "payment": m.provider_payment_id, "source": m.source,
-                     "reasons": m.reasons, "status": m.status, "fields": _short_json(m.received)}
-                    for m in db.scalars(select(MismatchedCallbackRow)
-                                        .where(MismatchedCallbackRow.provider_payment_id.in_(provider_ids))
-                                        .order_by(MismatchedCallbackRow.id.desc()))]
+                found.mismatches = [_mismatch_row(m) for m in db.scalars(
+                    select(MismatchedCallbackRow).where(MismatchedCallbackRow.provider_payment_id.in_(provider_ids))
+                    .order_by(MismatchedCallbackRow.id.desc()))]
             found.tickets = [{"created": _when(t.created_at), "account": t.account_number, "kind": t.kind,
                               "category": t.category, "status": t.status,
                               "ticket": t.ticket_reference or "-", "refusal": t.refusal or "-"}
@@ -304,14 +302,25 @@ class SqlCustomerRecords:
             return True
 
 
-def _short_json(raw: str) -> str:
+def _mismatch_row(kept: MismatchedCallbackRow) -> Row:
+    """A kept provider result as the console lists it. The provider's payment id and the amount have columns of
+    their own, outside the free text an agent reads with long numbers masked: neither names a customer, and the
+    provider's id (``PAY-`` and hex, often with a run of digits) is what the agent quotes to the provider."""
+    fields = _fields(kept.received)
+    provider_id = str(fields.pop("payment_id", None) or kept.provider_payment_id)
+    amount = fields.pop("amount", None)
+    return {"received": _when(kept.received_at), "payment": kept.provider_payment_id,
+            "provider's payment id": provider_id, "amount": "-" if amount is None else str(amount),
+            "source": kept.source, "reasons": kept.reasons, "status": kept.status,
+            "fields": ", ".join(f"{k}={v}" for k, v in fields.items())[:200] if fields else kept.received[:120]}
+
+
+def _fields(raw: str) -> dict[str, Any]:
     try:
         fields = json.loads(raw)
     except ValueError:
-        return raw[:120]
-    if not isinstance(fields, dict):
-        return raw[:120]
-    return ", ".join(f"{k}={v}" for k, v in fields.items())[:200]
+        return {}
+    return fields if isinstance(fields, dict) else {}
 
 
 def records_type_check(records: SqlCustomerRecords, audit: SqlAgentAudit, security: SecurityAudit) -> None:

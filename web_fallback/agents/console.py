@@ -256,9 +256,15 @@ def console_blueprint(records: CustomerRecords, audit: AgentAudit, hit: Callable
     @bp.post("/console/payment-settle")
     @requires("agent", "supervisor")
     def payment_settle() -> ResponseReturnValue:
-        """Settle by hand, on proof (the wallet SMS, the provider's portal), with a mandatory reason."""
+        """Settle by hand, on proof (the wallet SMS, the provider's portal), with a mandatory reason: money decided
+        by a person is a supervisor's act. An agent's form (the page shows none) is refused and audited."""
         who, msisdn = acting()
         key = payment_key()
+        if not who.may("supervisor"):
+            audit.record(AuditEntry(who.subject, who.role, "payment_settle", outcome="refused", customer=msisdn,
+                                    detail=f"key {key[:16]}: not a supervisor"))
+            abort(403, "Settling a payment by hand is a supervisor's act: ask a supervisor to settle it, or ask "
+                       "the provider by our key (Vérifier auprès de l'opérateur).")
         decision = request.form.get("decision", "")
         reason = " ".join(request.form.get("reason", "").split())
         reference = request.form.get("reference", "").strip()

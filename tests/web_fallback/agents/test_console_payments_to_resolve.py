@@ -22,11 +22,14 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from app.agent_actions import settle_unresolved_payment
+from app.factory import create_app
 from app.storage.agent_console import SqlAgentAudit
 from backend_clients.billing import BillingClient
 from backend_clients.config import ClientConfig
+from app.settings import Settings
 from backoffice.models import PaymentIntent
 from dialogs.payments import post_owed_to_billing
+from dialogs.stores import ProviderResult
 from tests.channels.test_ussd_payments import wait_for
 from tests.support.engine import UssdPhone
 from tests.support.ports import closed_port
@@ -72,6 +75,11 @@ def text(answer: Any) -> str:
 
 def to_resolve(page: str) -> str:
     start = page.index("<h3>Payments to resolve</h3>")
+    return page[start:page.index("<h3>", start + 4)]
+
+
+def mismatched(page: str) -> str:
+    start = page.index("<h3>Mismatched payment callbacks kept for an agent</h3>")
     return page[start:page.index("<h3>", start + 4)]
 
 
@@ -125,9 +133,9 @@ def test_asking_the_provider_about_a_payment_it_never_got_changes_nothing_and_sa
     assert deps.ledger.get(KEY).status == "unresolved"
 
 
-def test_settled_by_hand_as_not_paid_the_customer_is_told_and_may_pay_again(agents_app, agent, deps,
+def test_settled_by_hand_as_not_paid_the_customer_is_told_and_may_pay_again(agents_app, supervisor, deps,
                                                                               agents_settings) -> None:
-    client, token = agent
+    client, token = supervisor
     unresolved(deps)
     assert UssdPhone(agents_app.test_client(), AWA).dial("3") == AWAITING
     open_awa(client, token)
@@ -140,10 +148,10 @@ def test_settled_by_hand_as_not_paid_the_customer_is_told_and_may_pay_again(agen
     [sms] = payment_sms(deps)
     assert (sms["kind"], sms["payload"]["failure_reason"]) == ("payment_failed", "not_received")
     [event] = [e for e in deps.security.for_account("1000001") if e.kind == "payment_settled_by_agent"]
-    assert event.detail == ("not paid by agent dev:awa: Customer read her wallet SMS to me: no debit. "
+    assert event.detail == ("not paid by agent dev:moussa: Customer read her wallet SMS to me: no debit. "
                             "Called from +2217*****567")
     [row] = [r for r in SqlAgentAudit(agents_app.extensions["parts"]["db"], agents_settings.secret_key).recent(
-        agent="dev:awa") if r.action == "payment_settle"]
+        agent="dev:moussa") if r.action == "payment_settle"]
     assert (row.action, row.outcome) == ("payment_settle", "settled") and "no debit" in row.detail
     assert "123 45 67" not in row.detail and "45 67" not in row.detail
     # The form sent twice: the second changes nothing and sends nothing.
@@ -153,8 +161,8 @@ def test_settled_by_hand_as_not_paid_the_customer_is_told_and_may_pay_again(agen
 
 
 def test_settled_by_hand_as_paid_a_late_refusal_from_the_provider_is_kept_not_applied(
-        agent, deps, site, backoffice_url) -> None:
-    client, token = agent
+        supervisor, deps, site, backoffice_url) -> None:
+    client, token = supervisor
     unresolved(deps)
     payment_id = started_with_provider(deps, f"{site}/payments/callback")
     open_awa(client, token)
@@ -172,8 +180,8 @@ def test_settled_by_hand_as_paid_a_late_refusal_from_the_provider_is_kept_not_ap
 
 
 def test_a_callback_that_came_first_wins_and_the_agents_late_word_changes_nothing(
-        agent, deps, site, backoffice_url) -> None:
-    client, token = agent
+        supervisor, deps, site, backoffice_url) -> None:
+    client, token = supervisor
     unresolved(deps)
     payment_id = started_with_provider(deps, f"{site}/payments/callback")
     assert KEY in to_resolve(open_awa(client, token))      # the agent reads the page ...
@@ -185,8 +193,8 @@ def test_a_callback_that_came_first_wins_and_the_agents_late_word_changes_nothin
     assert [e["kind"] for e in payment_sms(deps)] == ["payment_receipt"]
 
 
-def test_hostile_or_mistaken_forms_get_a_clear_page_and_change_nothing(agents_app, agent, deps) -> None:
-    client, token = agent
+def test_hostile_or_mistaken_forms_get_a_clear_page_and_change_nothing(agents_app, supervisor, deps) -> None:
+    client, token = supervisor
     unresolved(deps)
     unresolved(deps, key="pay-" + "b" * 40, msisdn=ALIOU, account="2000001")
     deps.ledger.create(idempotency_key="pay-other", msisdn=AWA, account_number="1000001", purpose="bill",
@@ -246,8 +254,8 @@ def provider_side(backoffice_app: Flask, payment_id: str) -> PaymentIntent:
 
 
 def test_a_late_approval_after_an_agents_not_paid_is_kept_answered_and_the_customer_told(
-        agent, deps, site, backoffice_app, backoffice_url) -> None:
-    client, token = agent
+        supervisor, agent, deps, site, backoffice_app, backoffice_url) -> None:
+    client, token = supervisor
     unresolved(deps)
     payment_id = started_with_provider(deps, f"{site}/payments/callback")
     open_awa(client, token)
@@ -263,16 +271,17 @@ def test_a_late_approval_after_an_agents_not_paid_is_kept_answered_and_the_custo
     assert [e["kind"] for e in payment_sms(deps)] == ["payment_failed", "payment_under_review"]
     [event] = [e for e in deps.security.for_account("1000001") if e.kind == "callback_after_settlement"]
     assert event.detail == "provider says succeeded after failed; kept"
-    page = open_awa(client, token)                    # the agent sees it with Awa's payments
-    assert f"none-{KEY}" in page and "payment_id,status" in page
+    # An agent on the phone with Awa finds it with her payments, under the provider's id she can quote.
+    agent_client, agent_token = agent
+    assert payment_id in mismatched(open_awa(agent_client, agent_token))
     # The provider sends it again: nothing kept or sent twice.
     requests.post(f"{backoffice_url}/api/v1/payments/{payment_id}/resend-callback", timeout=5).raise_for_status()
     wait_for(lambda: provider_side(backoffice_app, payment_id).callback_attempts >= 2)
     assert len(deps.ledger.mismatches(f"none-{KEY}")) == 1 and len(payment_sms(deps)) == 2
 
 
-def test_settled_by_hand_as_paid_billing_is_credited_once(agents_app, agent, deps, backoffice_url) -> None:
-    client, token = agent
+def test_settled_by_hand_as_paid_billing_is_credited_once(agents_app, supervisor, deps, backoffice_url) -> None:
+    client, token = supervisor
     unresolved(deps)
     assert balance_due(backoffice_url) == "12500"
     open_awa(client, token)
@@ -302,3 +311,51 @@ def test_billing_down_when_an_agent_settles_paid_the_worker_posts_it_later(agent
     assert post_owed_to_billing(deps) == 1                 # the worker's next pass
     assert balance_due(backoffice_url) == "0"
     assert post_owed_to_billing(deps) == 0
+
+
+def test_an_agent_asks_the_provider_but_settling_by_hand_is_a_supervisors_act(agents_app, agent, deps,
+                                                                               agents_settings) -> None:
+    client, token = agent
+    unresolved(deps)
+    listed = to_resolve(open_awa(client, token))
+    assert KEY in listed and "Vérifier auprès de l'opérateur" in listed
+    assert "Settle by hand" not in listed and "Settling by hand is a supervisor's act." in listed
+
+    forged = client.post("/console/payment-settle", data={"csrf_token": token, "key": KEY, "decision": "paid",
+                                                          "reference": "MM7KQ2ZP9XW4", "reason": "portal"})
+
+    assert (forged.status_code, forged.mimetype) == (403, "text/html")
+    assert "Settling a payment by hand is a supervisor's act" in text(forged)
+    assert deps.ledger.get(KEY).status == "unresolved" and payment_sms(deps) == []
+    [row] = [r for r in SqlAgentAudit(agents_app.extensions["parts"]["db"], agents_settings.secret_key).recent(
+        agent="dev:awa") if r.action == "payment_settle"]
+    assert (row.role, row.outcome) == ("agent", "refused")
+
+
+def test_the_limit_on_payment_actions_is_a_setting(agents_settings, monkeypatch) -> None:
+    monkeypatch.setenv("AGENT_PAYMENT_ACTION_LIMIT", "3")
+    assert Settings.from_env().agent_payment_action_limit == 3
+    app = create_app(dataclasses.replace(agents_settings, agent_payment_action_limit=3))
+    client = app.test_client()
+    token = sign_in(client, "Awa", "agent")
+    open_awa(client, token)
+    answers = [client.post("/console/payment-check", data={"csrf_token": token, "key": "pay-" + "d" * 40})
+               for _ in range(4)]
+    assert [a.status_code for a in answers] == [404, 404, 404, 429]
+    assert "You have acted on 3 payments in the last 10 minutes" in text(answers[-1])
+
+
+def test_an_agent_reads_the_providers_payment_id_of_a_kept_callback_whole(supervisor, agent, deps) -> None:
+    """A provider id with a run of digits (``PAY-`` and hex) is not a phone number: the agent quotes it whole."""
+    unresolved(deps)
+    settle_unresolved_payment(deps, AWA, KEY, paid=False, reference=None, reason="no debit", by="dev:moussa")
+    late = ProviderResult(event_id="evt-late", payment_id="PAY-77123456AB0C9D1E", status="succeeded",
+                          amount=Decimal(12500), currency="XOF", account_number="1000001", msisdn=AWA,
+                          reference="PAY-77123456AB0C9D1E", idempotency_key=KEY)
+    deps.ledger.keep_mismatch(late, ["payment_id", "status"], under=f"none-{KEY}")
+    client, token = agent
+
+    kept = mismatched(open_awa(client, token))
+
+    assert "PAY-77123456AB0C9D1E" in kept and "12500" in kept
+    assert AWA not in kept and "1000001" not in kept.replace("1***001", "")   # her number stays masked

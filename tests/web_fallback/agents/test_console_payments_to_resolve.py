@@ -23,10 +23,10 @@ from flask.testing import FlaskClient
 
 from app.agent_actions import settle_unresolved_payment
 from app.factory import create_app
+from app.settings import Settings
 from app.storage.agent_console import SqlAgentAudit
 from backend_clients.billing import BillingClient
 from backend_clients.config import ClientConfig
-from app.settings import Settings
 from backoffice.models import PaymentIntent
 from dialogs.payments import post_owed_to_billing
 from dialogs.stores import ProviderResult

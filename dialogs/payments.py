@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from engine.masking import mask
+from engine.masking import mask, mask_numbers
 from engine.security_audit import SecurityEvent
 from engine.steps import StepContext, StepResult
 
@@ -494,10 +494,11 @@ def post_to_billing(deps: Deps, payment: LocalPayment, by: str) -> str:
                     mask(payment.account_number), type(exc).__name__)
         return "unavailable"
     except BackendError as exc:
-        deps.ledger.mark_billing(payment.idempotency_key, "refused")
+        said = _billing_refusal(exc)
+        deps.ledger.mark_billing(payment.idempotency_key, "refused", said)
         deps.security.record(SecurityEvent(
             kind="payment_billing_refused", channel=by, subject=payment.msisdn, account=payment.account_number,
-            detail=f"billing refused the agent's settlement: {type(exc).__name__}",
+            detail=f"billing refused the agent's settlement: {said}"[:200],
             extra={"amount": format(payment.amount, "f"), "payment_id": payment_id}))
         log.error("payment of account %s refused by billing: left to an agent", mask(payment.account_number))
         return "refused"
@@ -507,6 +508,13 @@ def post_to_billing(deps: Deps, payment: LocalPayment, by: str) -> str:
         detail="an agent's settlement recorded by billing",
         extra={"amount": format(payment.amount, "f"), "payment_id": payment_id}))
     return "posted"
+
+
+def _billing_refusal(exc: BackendError) -> str:
+    """What billing said refusing a post, for the supervisor who reads it: its code and message, long numbers
+    masked (an account number in its message is the customer's)."""
+    code = exc.code if isinstance(exc, Rejected) and exc.code else type(exc).__name__
+    return mask_numbers(f"{code}: {exc}" if str(exc) else code)[:200]
 
 
 def post_owed_to_billing(deps: Deps) -> int:

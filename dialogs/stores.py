@@ -354,8 +354,13 @@ class PaymentLedger(Protocol):
     def to_post_to_billing(self, limit: int = 50) -> list[LocalPayment]:
         """Payments settled by an agent as paid that billing has not recorded yet, oldest first."""
 
-    def mark_billing(self, idempotency_key: str, state: str) -> None:
-        """Billing recorded the payment (``posted``) or refused it for good (``refused``, for an agent)."""
+    def mark_billing(self, idempotency_key: str, state: str, said: str | None = None) -> None:
+        """Billing recorded the payment (``posted``) or refused it for good (``refused``, for a supervisor,
+        with what billing ``said``); only a payment ``due`` to billing moves."""
+
+    def move_billing(self, idempotency_key: str, was: str, state: str, said: str | None = None) -> bool:
+        """``billing_post`` from ``was`` to ``state`` (a supervisor's ``refused -> due`` to post it again, or
+        ``refused -> handled`` with the reason in ``said``); False when it was not ``was`` (nothing changed)."""
 
     def recent(self, msisdn: str, limit: int = 5, account_number: str | None = None) -> list[LocalPayment]:
         """The payments ``msisdn`` made, most recent first; only those of ``account_number`` when given."""

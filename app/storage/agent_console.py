@@ -23,7 +23,13 @@ from engine.masking import mask
 from engine.security_audit import SecurityAudit
 from web_fallback.agents.ports import AgentIdentity, AuditEntry, CustomerFile, PaymentOutcome, Row
 
-from ..agent_actions import check_unresolved_payment, settle_unresolved_payment, unlock_pin
+from ..agent_actions import (
+    check_unresolved_payment,
+    close_billing_refusal,
+    repost_to_billing,
+    settle_unresolved_payment,
+    unlock_pin,
+)
 from .consent import SqlConsent
 from .delivery import without_send_markers
 from .models import (
@@ -189,6 +195,13 @@ class SqlCustomerRecords:
                                                     .where(PaymentIntentRow.msisdn == msisdn,
                                                            PaymentIntentRow.status == "unresolved")
                                                     .order_by(PaymentIntentRow.id))]
+            found.billing_refused = [{"settled": _when(p.updated_at), "account": p.account_number,
+                                      "amount": f"{p.amount} {p.currency}", "reference": p.provider_payment_id or "-",
+                                      "billing said": p.billing_said or "-", "key": p.idempotency_key}
+                                     for p in db.scalars(select(PaymentIntentRow)
+                                                         .where(PaymentIntentRow.msisdn == msisdn,
+                                                                PaymentIntentRow.billing_post == "refused")
+                                                         .order_by(PaymentIntentRow.id))]
             provider_ids = [p.provider_payment_id for p in payments if p.provider_payment_id]
             if provider_ids:
                 found.mismatches = [_mismatch_row(m) for m in db.scalars(
@@ -283,6 +296,16 @@ class SqlCustomerRecords:
             return PaymentOutcome("unreachable")
         return settle_unresolved_payment(self._deps, msisdn, key, paid=paid, reference=reference, reason=reason,
                                          by=f"agent {agent}")
+
+    def repost_to_billing(self, msisdn: str, key: str, agent: str) -> PaymentOutcome:
+        if self._deps is None or self._deps.ledger is None:
+            return PaymentOutcome("unreachable")
+        return repost_to_billing(self._deps, msisdn, key, by=f"agent {agent}")
+
+    def close_billing_refusal(self, msisdn: str, key: str, reason: str, agent: str) -> PaymentOutcome:
+        if self._deps is None or self._deps.ledger is None:
+            return PaymentOutcome("unreachable")
+        return close_billing_refusal(self._deps, msisdn, key, reason=reason, by=f"agent {agent}")
 
     def resend(self, msisdn: str, notification_id: int) -> bool:
         """The notification pending again, as if new: where and in which form it goes (free text or template,

@@ -233,12 +233,18 @@ class SqlPaymentLedger:
                               .order_by(PaymentIntentRow.id).limit(limit)).all()
             return [_payment(r) for r in rows]
 
-    def mark_billing(self, idempotency_key: str, state: str) -> None:
+    def mark_billing(self, idempotency_key: str, state: str, said: str | None = None) -> None:
+        self.move_billing(idempotency_key, "due", state, said)
+
+    def move_billing(self, idempotency_key: str, was: str, state: str, said: str | None = None) -> bool:
+        # One conditional UPDATE: two supervisors (or a double click) cannot both move it.
         with self._sessions() as db:
-            db.execute(update(PaymentIntentRow).where(PaymentIntentRow.idempotency_key == idempotency_key,
-                                                      PaymentIntentRow.billing_post == "due")
-                       .values(billing_post=state).execution_options(synchronize_session=False))
+            moved = db.execute(update(PaymentIntentRow).where(PaymentIntentRow.idempotency_key == idempotency_key,
+                                                              PaymentIntentRow.billing_post == was)
+                               .values(billing_post=state, **({"billing_said": said[:200]} if said else {}))
+                               .execution_options(synchronize_session=False))
             db.commit()
+            return bool(moved.rowcount == 1)  # type: ignore[attr-defined]
 
     def keep_mismatch(self, result: ProviderResult, reasons: list[str], under: str | None = None) -> None:
         received = {"status": result.status, "amount": None if result.amount is None else format(result.amount, "f"),

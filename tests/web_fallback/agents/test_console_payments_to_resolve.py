@@ -13,6 +13,7 @@ import dataclasses
 import html
 import re
 from collections.abc import Iterator
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -27,6 +28,7 @@ from app.settings import Settings
 from app.storage.agent_console import SqlAgentAudit
 from backend_clients.billing import BillingClient
 from backend_clients.config import ClientConfig
+from backoffice.models import Payment as BillingPayment
 from backoffice.models import PaymentIntent
 from dialogs.payments import post_owed_to_billing
 from dialogs.stores import ProviderResult
@@ -325,7 +327,7 @@ def test_an_agent_asks_the_provider_but_settling_by_hand_is_a_supervisors_act(ag
                                                           "reference": "MM7KQ2ZP9XW4", "reason": "portal"})
 
     assert (forged.status_code, forged.mimetype) == (403, "text/html")
-    assert "Settling a payment by hand is a supervisor's act" in text(forged)
+    assert "is a supervisor's act" in text(forged)
     assert deps.ledger.get(KEY).status == "unresolved" and payment_sms(deps) == []
     [row] = [r for r in SqlAgentAudit(agents_app.extensions["parts"]["db"], agents_settings.secret_key).recent(
         agent="dev:awa") if r.action == "payment_settle"]
@@ -359,3 +361,81 @@ def test_an_agent_reads_the_providers_payment_id_of_a_kept_callback_whole(superv
 
     assert "PAY-77123456AB0C9D1E" in kept and "12500" in kept
     assert AWA not in kept and "1000001" not in kept.replace("1***001", "")   # her number stays masked
+
+
+def billing_already_has(backoffice_app: Flask, payment_id: str, amount: int) -> None:
+    """Billing holds the provider's id with another amount (a clerk's typing error): it refuses the post for good."""
+    with backoffice_app.extensions["backoffice"].sessions() as db:
+        db.add(BillingPayment(payment_id=payment_id, account_number="1000001", reference=payment_id, amount=amount,
+                              currency="XOF", paid_at=datetime(2026, 11, 2, 9, 0), channel="counter"))
+        db.commit()
+
+
+def refused_by_billing(page: str) -> str:
+    section = to_resolve(page)
+    start = section.find('<table aria-label="refused by billing">')
+    return section[start:] if start >= 0 else ""
+
+
+def test_a_hand_paid_billing_refused_is_listed_and_a_supervisor_posts_it_again_once_fixed(
+        agents_app, supervisor, agent, deps, backoffice_app, backoffice_url) -> None:
+    unresolved(deps)
+    billing_already_has(backoffice_app, "MM7KQ2ZP9XW4", 500)
+    client, token = supervisor
+    open_awa(client, token)
+    act(client, token, "/console/payment-settle", decision="paid", reference="MM7KQ2ZP9XW4",
+        reason="Provider portal shows it paid")
+    assert balance_due(backoffice_url) == "12500"      # billing refused it: still shown due
+
+    listed = refused_by_billing(open_awa(client, token))
+    assert KEY in listed and "12500 XOF" in listed
+    assert "Conflict: payment MM7KQ2ZP9XW4 was received with another account or amount" in listed   # billing's word
+    assert "Post to billing again" in listed and "Mark handled" in listed
+    # An agent sees the row, not the buttons; a forged form is refused.
+    agent_client, agent_token = agent
+    assert KEY in refused_by_billing(open_awa(agent_client, agent_token))
+    assert "Post to billing again" not in refused_by_billing(open_awa(agent_client, agent_token))
+    forged = agent_client.post("/console/billing-repost", data={"csrf_token": agent_token, "key": KEY})
+    assert forged.status_code == 403 and "supervisor's act" in text(forged)
+
+    page = act(client, token, "/console/billing-repost")       # not fixed yet: refused again, still listed
+    assert notice(page).startswith("Billing refused it again")
+    assert KEY in refused_by_billing(page)
+
+    with backoffice_app.extensions["backoffice"].sessions() as db:   # billing's clerk removes the wrong entry
+        db.delete(db.get(BillingPayment, "MM7KQ2ZP9XW4"))
+        db.commit()
+    page = act(client, token, "/console/billing-repost")
+    assert notice(page) == "Billing recorded it: the customer's balance no longer shows it due."
+    assert refused_by_billing(page) == "" and balance_due(backoffice_url) == "0"
+    again = act(client, token, "/console/billing-repost")       # a double click: billing counts it once
+    assert notice(again) == "Billing's refusal of this payment was already dealt with: nothing changed."
+    assert balance_due(backoffice_url) == "0"
+    actions = [(r.action, r.outcome) for r in SqlAgentAudit(agents_app.extensions["parts"]["db"], "agents-test-secret")
+               .recent(customer=AWA) if r.action == "billing_repost"]
+    assert actions == [("billing_repost", "already"), ("billing_repost", "billing_posted"),
+                       ("billing_repost", "billing_refused"), ("billing_repost", "refused")]
+
+
+def test_a_supervisor_marks_a_billing_refusal_handled_with_a_reason_once(supervisor, deps, backoffice_app,
+                                                                        backoffice_url) -> None:
+    unresolved(deps)
+    billing_already_has(backoffice_app, "MM7KQ2ZP9XW4", 500)
+    client, token = supervisor
+    open_awa(client, token)
+    act(client, token, "/console/payment-settle", decision="paid", reference="MM7KQ2ZP9XW4", reason="portal")
+    blank = client.post("/console/billing-handled", data={"csrf_token": token, "key": KEY, "reason": "  "})
+    assert blank.status_code == 400 and "Give the reason" in text(blank)
+
+    page = act(client, token, "/console/billing-handled", reason="Credited by hand in billing, ticket 4411, "
+                                                                 "customer +221 77 123 45 67")
+
+    assert notice(page) == "Marked handled; billing is no longer asked to take it."
+    assert refused_by_billing(page) == ""
+    [event] = [e for e in deps.security.for_account("1000001") if e.kind == "payment_billing_handled"]
+    assert event.detail.startswith("handled by agent dev:moussa: Credited by hand in billing")
+    assert "123 45 67" not in event.detail and "+2217*****567" in event.detail
+    again = act(client, token, "/console/billing-handled", reason="again")
+    assert notice(again) == "Billing's refusal of this payment was already dealt with: nothing changed."
+    assert [e.kind for e in deps.security.for_account("1000001")].count("payment_billing_handled") == 1
+    assert post_owed_to_billing(deps) == 0 and balance_due(backoffice_url) == "12500"

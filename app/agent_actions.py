@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
+from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -47,17 +48,24 @@ def _unresolved_of(deps: Deps, msisdn: str, key: str) -> LocalPayment | PaymentO
     payment = deps.ledger.get(key)
     if payment is None or payment.msisdn != msisdn:
         return PaymentOutcome("not_found")
-    if payment.status != "unresolved":
+    if payment.status not in ("unresolved", "unanswered"):
         return PaymentOutcome("already", payment.status)
     return payment
 
 
 def check_unresolved_payment(deps: Deps, msisdn: str, key: str) -> PaymentOutcome:
-    """Ask the provider now, by our key, about the customer's unresolved payment (the worker's question)."""
+    """Ask the provider now, by our key, about the customer's payment to resolve (the worker's question): one
+    ``unresolved``, or one never sent that it never answered about (``unanswered``)."""
     found = _unresolved_of(deps, msisdn, key)
     if isinstance(found, PaymentOutcome):
         return found
     answer = ask_by_key(deps, key)
+    assert deps.ledger is not None
+    if answer.outcome == "unknown" and found.status == "unanswered":
+        # Its first answer at last: it never got the request, as the customer was told. Nothing left to resolve.
+        deps.ledger.note_answered(key, datetime.now(UTC))
+        if deps.ledger.mark_not_started(key) is not None:
+            return PaymentOutcome("never_started", "not_started")
     return PaymentOutcome(answer.outcome, answer.payment.status if answer.payment else found.status)
 
 

@@ -137,6 +137,13 @@ class SqlAgentAudit:
                     for r in db.scalars(query).all()]
 
 
+# Why a payment is to resolve, by its status (``LocalPayment.status``).
+_TO_RESOLVE = {
+    "unresolved": "the provider may have started it; never recorded: counted as on its way",
+    "unanswered": "never sent, and the provider never answered about it: the customer was told nothing was charged",
+}
+
+
 class SqlCustomerRecords:
     """A customer's records for the console; ``billing`` adds the billing system's view of the accounts;
     ``deps`` (the product's ledger, payment client and outbox) lets agents resolve payments."""
@@ -190,10 +197,11 @@ class SqlCustomerRecords:
             # All of them, however old: each stays on the customer's balance until an agent settles it.
             found.unresolved = [{"created": _when(p.created_at), "account": p.account_number, "purpose": p.purpose,
                                  "amount": f"{p.amount} {p.currency}", "wallet": p.wallet or "-",
-                                 "key": p.idempotency_key, "questions": str(p.status_checks)}
+                                 "key": p.idempotency_key, "questions": str(p.status_checks),
+                                 "why": _TO_RESOLVE[p.status]}
                                 for p in db.scalars(select(PaymentIntentRow)
                                                     .where(PaymentIntentRow.msisdn == msisdn,
-                                                           PaymentIntentRow.status == "unresolved")
+                                                           PaymentIntentRow.status.in_(_TO_RESOLVE))
                                                     .order_by(PaymentIntentRow.id))]
             found.billing_refused = [{"settled": _when(p.updated_at), "account": p.account_number,
                                       "amount": f"{p.amount} {p.currency}", "reference": p.provider_payment_id or "-",

@@ -23,6 +23,9 @@ def upgrade() -> None:
     with op.batch_alter_table('payment_intents') as batch:
         batch.add_column(sa.Column('billing_said', sa.String(length=200), nullable=True))
         batch.add_column(sa.Column('provider_answered_at', sa.DateTime(timezone=True), nullable=True))
+    # Rows never sent before this revision: whether the provider answered about them was not kept. They are taken
+    # as answered, so the first worker pass after the upgrade does not flag a backlog of old ones as unanswered.
+    op.execute("UPDATE payment_intents SET provider_answered_at = updated_at WHERE status = 'not_started'")
 
 
 def downgrade() -> None:

@@ -43,6 +43,8 @@ _PAYMENT_NOTICES = {
                 "changed.",
     "recorded": "The provider has it, not finished yet: it is now {status}, and settles when the provider says so.",
     "moved": "The payment changed meanwhile (now {status}): nothing applied.",
+    "never_started": "The provider has no payment under our key: nothing was taken, as the customer was told. "
+                     "No longer to resolve.",
     "billing_posted": "Billing recorded it: the customer's balance no longer shows it due.",
     "billing_refused": "Billing refused it again: what it said is on the row. Fix the account, or mark it handled.",
     "billing_unavailable": "Billing could not be reached: it stays owed to billing and the worker posts it.",

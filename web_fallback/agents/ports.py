@@ -80,12 +80,11 @@ class CustomerFile:
     sessions: list[Row] = field(default_factory=list)
     security: list[Row] = field(default_factory=list)
     payments: list[Row] = field(default_factory=list)
-    # Payments the worker gave up asking the provider about by our key (``unresolved``): an agent's to settle.
+    # Payments the worker gave up asking the provider about by our key (``unresolved``), and those never sent it
+    # never answered about (``unanswered``): an agent's to ask about, a supervisor's to settle.
     unresolved: list[Row] = field(default_factory=list)
     # Payments settled by hand as paid that billing refused for good: a supervisor's to post again or close.
     billing_refused: list[Row] = field(default_factory=list)
-    # Payments never sent to the provider that it never answered about by our key (``not_started``, flagged).
-    unanswered: list[Row] = field(default_factory=list)
     mismatches: list[Row] = field(default_factory=list)
     tickets: list[Row] = field(default_factory=list)
     notifications: list[Row] = field(default_factory=list)
@@ -104,7 +103,8 @@ class PaymentOutcome:
     ``outcome``: ``not_found`` (no such payment of this customer), ``already`` (no longer unresolved: nothing
     changed), ``reference_taken`` (the reference is another payment's), ``settled``, ``overtaken`` (the
     provider's word came first); asking the provider by our key: ``unreachable``, ``unknown``, ``mismatch``,
-    ``recorded`` (it started it: now pending), ``settled``, ``moved``; a post billing refused, posted again:
+    ``recorded`` (it started it: now pending), ``settled``, ``moved``, ``never_started`` (an ``unanswered`` one it
+    has no trace of: no longer to resolve); a post billing refused, posted again:
     ``billing_posted``, ``billing_refused``, ``billing_unavailable``, or closed: ``billing_handled``."""
 
     outcome: str

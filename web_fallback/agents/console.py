@@ -239,11 +239,13 @@ def console_blueprint(records: CustomerRecords, audit: AgentAudit, hit: Callable
             abort(429, f"You have acted on {config.payment_action_limit} payments in the last "
                        f"{config.lookup_window_seconds // 60} minutes; please wait before the next one.")
 
-    def supervisor_only(who: AgentIdentity, msisdn: str, action: str, key: str) -> None:
-        """Money decided by a person is a supervisor's act: an agent's form (the page shows none) is refused,
-        audited."""
+    def supervisor_acting(action: str) -> tuple[AgentIdentity, str, str]:
+        """Who acts, on which customer and payment key, when money is decided by a person: a supervisor's act. An
+        agent's form (the page shows none) is refused, audited."""
+        who, msisdn = acting()
+        key = payment_key()
         if who.may("supervisor"):
-            return
+            return who, msisdn, key
         audit.record(AuditEntry(who.subject, who.role, action, outcome="refused", customer=msisdn,
                                 detail=f"key {key[:16]}: not a supervisor"))
         abort(403, "Settling a payment by hand, or answering billing for it, is a supervisor's act: ask a "
@@ -285,9 +287,7 @@ def console_blueprint(records: CustomerRecords, audit: AgentAudit, hit: Callable
     def payment_settle() -> ResponseReturnValue:
         """Settle by hand, on proof (the wallet SMS, the provider's portal), with a mandatory reason: money decided
         by a person is a supervisor's act. An agent's form (the page shows none) is refused and audited."""
-        who, msisdn = acting()
-        key = payment_key()
-        supervisor_only(who, msisdn, "payment_settle", key)
+        who, msisdn, key = supervisor_acting("payment_settle")
         decision = request.form.get("decision", "")
         reference = request.form.get("reference", "").strip()
         if decision not in ("paid", "not_paid"):
@@ -308,9 +308,7 @@ def console_blueprint(records: CustomerRecords, audit: AgentAudit, hit: Callable
     @requires("agent", "supervisor")
     def billing_repost() -> ResponseReturnValue:
         """Post again to billing a hand "paid" it refused for good, once the account is fixed."""
-        who, msisdn = acting()
-        key = payment_key()
-        supervisor_only(who, msisdn, "billing_repost", key)
+        who, msisdn, key = supervisor_acting("billing_repost")
         payment_throttled(who, msisdn, "billing_repost")
         done = records.repost_to_billing(msisdn, key, who.subject)
         return payment_done(who, msisdn, "billing_repost", done, f"key {key[:16]}", "", _BILLING_NOTICES)
@@ -319,9 +317,7 @@ def console_blueprint(records: CustomerRecords, audit: AgentAudit, hit: Callable
     @requires("agent", "supervisor")
     def billing_handled() -> ResponseReturnValue:
         """Close a refused billing post handled outside the product (credited by hand, money sent back)."""
-        who, msisdn = acting()
-        key = payment_key()
-        supervisor_only(who, msisdn, "billing_handled", key)
+        who, msisdn, key = supervisor_acting("billing_handled")
         reason = reason_given()
         payment_throttled(who, msisdn, "billing_handled")
         done = records.close_billing_refusal(msisdn, key, reason, who.subject)

@@ -42,12 +42,20 @@ def unlock_pin(sessions: sessionmaker[Session], identity: IdentityCache, securit
     return True
 
 
-def _unresolved_of(deps: Deps, msisdn: str, key: str) -> LocalPayment | PaymentOutcome:
-    """The customer's payment under ``key`` while it is unresolved; another customer's reads as unknown."""
+def _customers(deps: Deps, msisdn: str, key: str) -> LocalPayment | PaymentOutcome:
+    """The customer's payment under ``key``; another customer's reads as unknown."""
     assert deps.ledger is not None
     payment = deps.ledger.get(key)
     if payment is None or payment.msisdn != msisdn:
         return PaymentOutcome("not_found")
+    return payment
+
+
+def _unresolved_of(deps: Deps, msisdn: str, key: str) -> LocalPayment | PaymentOutcome:
+    """The customer's payment under ``key`` while it is to resolve; another customer's reads as unknown."""
+    payment = _customers(deps, msisdn, key)
+    if isinstance(payment, PaymentOutcome):
+        return payment
     if payment.status not in ("unresolved", "unanswered"):
         return PaymentOutcome("already", payment.status)
     return payment
@@ -95,22 +103,13 @@ def settle_unresolved_payment(deps: Deps, msisdn: str, key: str, *, paid: bool, 
     return PaymentOutcome("settled", status)
 
 
-def _refused_by_billing(deps: Deps, msisdn: str, key: str) -> LocalPayment | PaymentOutcome:
-    """The customer's payment under ``key``; another customer's reads as unknown."""
-    assert deps.ledger is not None
-    payment = deps.ledger.get(key)
-    if payment is None or payment.msisdn != msisdn:
-        return PaymentOutcome("not_found")
-    return payment
-
-
 def repost_to_billing(deps: Deps, msisdn: str, key: str, *, by: str) -> PaymentOutcome:
     """Post again to billing an agent's "paid" it refused for good (the account fixed since): ``refused -> due``
     in one conditional update (a double click posts once), then posted now as the worker would. The outcome is
     ``billing_posted``, ``billing_refused`` (refused again: what it said is kept) or ``billing_unavailable``
     (kept due: the worker posts it); ``already`` when it was not refused (nothing changed)."""
     assert deps.ledger is not None
-    found = _refused_by_billing(deps, msisdn, key)
+    found = _customers(deps, msisdn, key)
     if isinstance(found, PaymentOutcome):
         return found
     if not deps.ledger.move_billing(key, "refused", "due"):
@@ -125,7 +124,7 @@ def close_billing_refusal(deps: Deps, msisdn: str, key: str, *, reason: str, by:
     with a mandatory reason: ``refused -> handled`` once, audited ``payment_billing_handled``; ``already``
     when it was not refused."""
     assert deps.ledger is not None
-    found = _refused_by_billing(deps, msisdn, key)
+    found = _customers(deps, msisdn, key)
     if isinstance(found, PaymentOutcome):
         return found
     said = mask_typed_numbers(reason)

@@ -76,7 +76,8 @@ def agents(settings: Settings, tmp_path: Path) -> Flask:
 
 def test_never_sent_and_never_answered_about_all_day_it_is_flagged_counted_audited_and_listed(
         settings, down, tmp_path) -> None:
-    deps, metrics = build_deps(down, make_sessions(down.database_url)), Metrics()
+    deps: Any = build_deps(down, make_sessions(down.database_url))
+    metrics = Metrics()
     never_sent(deps)
     for minutes in (5, 10, 20, 40):     # asked by our key; no answer
         reconcile_payments(deps, down, later(minutes * 60 + 1), metrics)
@@ -111,7 +112,8 @@ def test_never_sent_and_never_answered_about_all_day_it_is_flagged_counted_audit
 def test_never_sent_but_answered_about_it_is_not_flagged_and_is_purged_after_the_setting(
         settings, monkeypatch) -> None:
     up = replace(settings, payment_unrecorded_give_up_seconds=DAY)
-    deps, metrics = build_deps(up, make_sessions(up.database_url)), Metrics()
+    deps: Any = build_deps(up, make_sessions(up.database_url))
+    metrics = Metrics()
     never_sent(deps)
     reconcile_payments(deps, up, later(5 * 60 + 1), metrics)    # the provider: no payment under this key
 

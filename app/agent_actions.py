@@ -1,15 +1,17 @@
 """What an agent does to a customer's records, one function per action, shared by the command line
 (``python -m app pin-unlock``) and the agents' console, so both take the same path: unlocking a PIN, and
-resolving a payment the worker gave up on (asking the provider by our key, or settling it by hand)."""
+resolving a payment the worker gave up on (asking the provider by our key, or settling it by hand), and a
+supervisor's answer to billing refusing a hand "paid" (post it again, or mark it handled)."""
 
 from __future__ import annotations
 
 import logging
 import time
+from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from dialogs.payments import ask_by_key, settle_by_agent
+from dialogs.payments import ask_by_key, post_to_billing, settle_by_agent
 from dialogs.registry import Deps
 from dialogs.stores import IdentityCache, LocalPayment
 from engine.masking import mask, mask_typed_numbers
@@ -20,7 +22,8 @@ from .storage.alerts import SqlOutbox
 from .storage.identity_cache import ForgetfulPinVault
 from .storage.repositories import SqlPreferences
 
-__all__ = ["check_unresolved_payment", "settle_unresolved_payment", "unlock_pin"]
+__all__ = ["check_unresolved_payment", "close_billing_refusal", "repost_to_billing", "settle_unresolved_payment",
+           "unlock_pin"]
 
 log = logging.getLogger("agents")
 
@@ -39,23 +42,38 @@ def unlock_pin(sessions: sessionmaker[Session], identity: IdentityCache, securit
     return True
 
 
-def _unresolved_of(deps: Deps, msisdn: str, key: str) -> LocalPayment | PaymentOutcome:
-    """The customer's payment under ``key`` while it is unresolved; another customer's reads as unknown."""
+def _customers(deps: Deps, msisdn: str, key: str) -> LocalPayment | PaymentOutcome:
+    """The customer's payment under ``key``; another customer's reads as unknown."""
     assert deps.ledger is not None
     payment = deps.ledger.get(key)
     if payment is None or payment.msisdn != msisdn:
         return PaymentOutcome("not_found")
-    if payment.status != "unresolved":
+    return payment
+
+
+def _unresolved_of(deps: Deps, msisdn: str, key: str) -> LocalPayment | PaymentOutcome:
+    """The customer's payment under ``key`` while it is to resolve; another customer's reads as unknown."""
+    payment = _customers(deps, msisdn, key)
+    if isinstance(payment, PaymentOutcome):
+        return payment
+    if payment.status not in ("unresolved", "unanswered"):
         return PaymentOutcome("already", payment.status)
     return payment
 
 
 def check_unresolved_payment(deps: Deps, msisdn: str, key: str) -> PaymentOutcome:
-    """Ask the provider now, by our key, about the customer's unresolved payment (the worker's question)."""
+    """Ask the provider now, by our key, about the customer's payment to resolve (the worker's question): one
+    ``unresolved``, or one never sent that it never answered about (``unanswered``)."""
     found = _unresolved_of(deps, msisdn, key)
     if isinstance(found, PaymentOutcome):
         return found
     answer = ask_by_key(deps, key)
+    assert deps.ledger is not None
+    if answer.outcome == "unknown" and found.status == "unanswered":
+        # Its first answer at last: it never got the request, as the customer was told. Nothing left to resolve.
+        deps.ledger.note_answered(key, datetime.now(UTC))
+        if deps.ledger.mark_not_started(key) is not None:
+            return PaymentOutcome("never_started", "not_started")
     return PaymentOutcome(answer.outcome, answer.payment.status if answer.payment else found.status)
 
 
@@ -83,3 +101,37 @@ def settle_unresolved_payment(deps: Deps, msisdn: str, key: str, *, paid: bool, 
                **({"reference": reference} if paid and reference else {})}))
     log.warning("unresolved payment of account %s settled by %s as %s", mask(found.account_number), by, status)
     return PaymentOutcome("settled", status)
+
+
+def repost_to_billing(deps: Deps, msisdn: str, key: str, *, by: str) -> PaymentOutcome:
+    """Post again to billing an agent's "paid" it refused for good (the account fixed since): ``refused -> due``
+    in one conditional update (a double click posts once), then posted now as the worker would. The outcome is
+    ``billing_posted``, ``billing_refused`` (refused again: what it said is kept) or ``billing_unavailable``
+    (kept due: the worker posts it); ``already`` when it was not refused (nothing changed)."""
+    assert deps.ledger is not None
+    found = _customers(deps, msisdn, key)
+    if isinstance(found, PaymentOutcome):
+        return found
+    if not deps.ledger.move_billing(key, "refused", "due"):
+        return PaymentOutcome("already", found.status)
+    outcome = post_to_billing(deps, found, by)
+    log.warning("payment of account %s posted to billing again by %s: %s", mask(found.account_number), by, outcome)
+    return PaymentOutcome(f"billing_{outcome}", found.status)
+
+
+def close_billing_refusal(deps: Deps, msisdn: str, key: str, *, reason: str, by: str) -> PaymentOutcome:
+    """Mark a refused post handled outside the product (billing credited it by hand, or the money went back),
+    with a mandatory reason: ``refused -> handled`` once, audited ``payment_billing_handled``; ``already``
+    when it was not refused."""
+    assert deps.ledger is not None
+    found = _customers(deps, msisdn, key)
+    if isinstance(found, PaymentOutcome):
+        return found
+    said = mask_typed_numbers(reason)
+    if not deps.ledger.move_billing(key, "refused", "handled", f"handled by {by}: {said}"):
+        return PaymentOutcome("already", found.status)
+    deps.security.record(SecurityEvent(
+        "payment_billing_handled", "agent", msisdn, found.account_number, f"handled by {by}: {said}"[:200],
+        extra={"amount": format(found.amount, "f"), "reference": str(found.provider_payment_id)}))
+    log.warning("payment of account %s refused by billing, marked handled by %s", mask(found.account_number), by)
+    return PaymentOutcome("billing_handled", found.status)

@@ -176,7 +176,8 @@ def mount_agents(app: Flask, settings: Settings, parts: dict[str, Any], adapters
                                    timedelta(minutes=settings.whatsapp_window_minutes), deps),
         hit=throttle.hit,
         console=ConsoleConfig(default_region=settings.default_region, lookup_limit=settings.agent_lookup_limit,
-                              lookup_window_seconds=settings.agent_lookup_window_seconds),
+                              lookup_window_seconds=settings.agent_lookup_window_seconds,
+                              payment_action_limit=settings.agent_payment_action_limit),
         sandbox=sandbox.engine,
         channels=[SimChannel(a.channel, _CHANNEL_LABELS.get(a.channel, a.channel), a.capabilities, a.render,
                              _ENTRIES.get(a.channel, "*"), opens_with_text=a.session_policy.per == "user")

@@ -68,6 +68,11 @@ class Metrics:
         self.payments_unresolved = Counter("payments_unresolved_total", "Payments without the provider's id "
                                            "the worker gave up asking about by our key, left to an agent",
                                            registry=self.registry)
+        # The worker's: payments never sent (the customer was told nothing was charged) that the provider never
+        # answered about by our key all along: maybe taken after all, flagged ``unanswered`` for an agent.
+        self.payments_unanswered = Counter("payments_unanswered_total", "Payments never sent to the provider that "
+                                           "it never answered about by our key until the worker stopped asking, "
+                                           "left to an agent", registry=self.registry)
         # Each channel's series, looked up once (``labels`` costs a lock and a dict look-up per call).
         self._series: dict[tuple[str, bool], tuple[Any, Any, Any, Any, Any, Any]] = {}
 

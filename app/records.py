@@ -13,7 +13,7 @@ from dataclasses import replace
 
 from .settings import Settings
 from .storage import SqlSecurityAudit, make_sessions
-from .storage.retention import PURGE_STATEMENT_TIMEOUT_SECONDS, purge
+from .storage.retention import PURGE_STATEMENT_TIMEOUT_SECONDS, purge, retention_rules
 
 __all__ = ["audit_command", "purge_command"]
 
@@ -32,7 +32,8 @@ def purge_command() -> int:
     """Apply every retention period once; print what was scrubbed or deleted per rule."""
     settings = _settings()
     counts = purge(make_sessions(settings.database_url, statement_timeout=PURGE_STATEMENT_TIMEOUT_SECONDS,
-                                 lock_timeout=settings.database_lock_timeout_seconds))
+                                 lock_timeout=settings.database_lock_timeout_seconds),
+                   rules=retention_rules(not_started_days=settings.payment_not_started_keep_days))
     for name, count in counts.items():
         print(f"{name:32} {count}")
     return 0

@@ -133,6 +133,9 @@ class Settings:
     # A payment without the provider's id (our write of it failed, or its answer was lost) is asked about by
     # our key, the waits doubling up to an hour, for this long; then it is "unresolved", left to an agent.
     payment_unrecorded_give_up_seconds: int = 86_400
+    # A payment never sent to the provider (``not_started``, nothing charged) is deleted this many days after it was
+    # created by the retention purge; one the provider never answered about is ``unanswered`` and kept for an agent.
+    payment_not_started_keep_days: int = 30
     # How often the worker applies the retention purge (app/storage/retention.py); 0 turns it off.
     purge_interval_seconds: int = 3600
     # SMS keyword commands (channels/sms.py): a conversation by SMS ends after this long without a message.
@@ -173,6 +176,7 @@ class Settings:
     agent_idle_seconds: int = 900
     agent_lookup_limit: int = 20
     agent_lookup_window_seconds: int = 600
+    agent_payment_action_limit: int = 10      # actions on payments to resolve per agent in the same window
     # The simulator's sandbox: its back office (the demo one), its own database, the demo numbers it plays.
     simulator_backoffice_url: str = ""        # empty: BACKOFFICE_URL (the reference back office in `make run`)
     simulator_database_url: str = "sqlite:///var/simulator.db"
@@ -248,6 +252,8 @@ class Settings:
                                                   str(cls.payment_status_after_seconds))),
             payment_unrecorded_give_up_seconds=int(_env("PAYMENT_UNRECORDED_GIVE_UP_SECONDS",
                                                         str(cls.payment_unrecorded_give_up_seconds))),
+            payment_not_started_keep_days=int(_env("PAYMENT_NOT_STARTED_KEEP_DAYS",
+                                                   str(cls.payment_not_started_keep_days))),
             purge_interval_seconds=int(_env("PURGE_INTERVAL_SECONDS", str(cls.purge_interval_seconds))),
             sms_session_idle_seconds=int(_env("SMS_SESSION_IDLE_SECONDS", str(cls.sms_session_idle_seconds))),
             quiet_hours=os.environ.get("QUIET_HOURS", cls.quiet_hours),
@@ -270,6 +276,7 @@ class Settings:
             agent_idle_seconds=int(_env("AGENT_IDLE_SECONDS", str(cls.agent_idle_seconds))),
             agent_lookup_limit=int(_env("AGENT_LOOKUP_LIMIT", str(cls.agent_lookup_limit))),
             agent_lookup_window_seconds=int(_env("AGENT_LOOKUP_WINDOW_SECONDS", str(cls.agent_lookup_window_seconds))),
+            agent_payment_action_limit=int(_env("AGENT_PAYMENT_ACTION_LIMIT", str(cls.agent_payment_action_limit))),
             simulator_backoffice_url=os.environ.get("SIMULATOR_BACKOFFICE_URL", "").strip().rstrip("/"),
             simulator_database_url=_env("SIMULATOR_DATABASE_URL", cls.simulator_database_url),
             simulator_numbers=_list("SIMULATOR_NUMBERS") or cls.simulator_numbers,

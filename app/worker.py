@@ -29,7 +29,7 @@ from dialogs.registry import Deps
 from .factory import build_deps, build_dispatcher, build_inbox_drain, build_notice_relay, build_sessions
 from .ops import Metrics
 from .settings import Settings
-from .storage.retention import PURGE_STATEMENT_TIMEOUT_SECONDS, purge
+from .storage.retention import PURGE_STATEMENT_TIMEOUT_SECONDS, RETENTION, Rule, purge, retention_rules
 
 __all__ = ["PurgeSchedule", "reconcile_payments", "run_forever", "run_once"]
 
@@ -39,7 +39,8 @@ log = logging.getLogger("worker")
 def reconcile_payments(deps: Deps, settings: Settings, now: datetime,
                        metrics: Metrics | None = None) -> dict[str, int]:
     """One pass over the payments pending past ``PAYMENT_STATUS_AFTER_SECONDS`` and those without the
-    provider's id (see ``reconcile_pending``); the ones given up count in ``payments_unresolved_total``. Then
+    provider's id (see ``reconcile_pending``); the ones given up count in ``payments_unresolved_total``, the
+    ones never sent that the provider never answered about in ``payments_unanswered_total``. Then
     the agents' "paid" settlements billing has not recorded yet (it was down) are posted again."""
     counts = reconcile_pending(deps, now, settings.payment_status_after_seconds,
                                give_up_seconds=settings.payment_unrecorded_give_up_seconds)
@@ -48,6 +49,8 @@ def reconcile_payments(deps: Deps, settings: Settings, now: datetime,
         log.info("payments reconciled: %s", counts)
     if metrics is not None and counts["unresolved"]:
         metrics.payments_unresolved.inc(counts["unresolved"])
+    if metrics is not None and counts["unanswered"]:
+        metrics.payments_unanswered.inc(counts["unanswered"])
     return counts
 
 
@@ -82,8 +85,9 @@ class PurgeSchedule:
     """The retention purge, at most once per ``interval_seconds`` (first pass at start-up; 0: never)."""
 
     def __init__(self, sessions: sessionmaker[Session], interval_seconds: float,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, rules: tuple[Rule, ...] = RETENTION) -> None:
         self._sessions = sessions
+        self._rules = rules
         self._interval = interval_seconds
         self._clock = clock
         self._last: float | None = None
@@ -94,7 +98,7 @@ class PurgeSchedule:
         now = self._clock()
         if self._last is not None and now - self._last < self._interval:
             return None
-        counts = purge(self._sessions)
+        counts = purge(self._sessions, rules=self._rules)
         self._last = now   # after the purge: a failed one is tried again at the next pass
         if any(counts.values()):
             log.info("retention purge: %s", {name: n for name, n in counts.items() if n})
@@ -108,7 +112,8 @@ def run_forever(settings: Settings, interval_seconds: float = 30.0, stop: thread
     deps = build_deps(settings, sessions)
     dispatcher = build_dispatcher(settings, sessions)
     purger = PurgeSchedule(build_sessions(settings, statement_timeout=PURGE_STATEMENT_TIMEOUT_SECONDS),
-                           settings.purge_interval_seconds)
+                           settings.purge_interval_seconds,
+                           rules=retention_rules(not_started_days=settings.payment_not_started_keep_days))
     relay = build_notice_relay(settings, sessions)
     drain = build_inbox_drain(settings)
     assert deps.incidents is not None and deps.pending_tickets is not None

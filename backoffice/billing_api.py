@@ -15,8 +15,8 @@ from sqlalchemy.orm import Session
 
 from . import notices
 from .context import services
-from .errors import BadRequest, Conflict, NotFound
-from .models import Account, Arrangement, Bill, Customer, Payment
+from .errors import BadRequest, Conflict, Invalid, NotFound
+from .models import Account, Arrangement, Bill, Customer, Payment, PaymentPost
 from .payment_decisions import pay_bills
 from .wire import (
     body_hash,
@@ -179,36 +179,71 @@ def post_payment(account_number: str) -> tuple[Response, int]:
     """Money received outside the mobile-money flow (an agent's settlement on the provider's proof): it pays
     the account's bills oldest first, as an approved payment does. The ``payment_id`` (the provider's) is the
     payment's identity: the same payment posted again, or approved by the provider later, is never counted
-    twice; the same id with another account or amount is a conflict."""
-    _idempotency_key()   # required as on every write; the provider's payment_id is what makes it idempotent
+    twice; the same id with another account or amount is a conflict. The ``Idempotency-Key`` (IETF
+    httpapi-idempotency-key-header): the same key and body get the first answer again, the same key with
+    another body 422 ``idempotency_key_reused``."""
+    key = _idempotency_key()
     body = json_body()
-    payment_id = str(text_field(body, "payment_id", max_len=40))
-    amount = decimal_field(body, "amount", minimum=Decimal(1), maximum=Decimal(5000000), places=0)
-    currency = text_field(body, "currency", required=False, max_len=3, choices=("XOF",)) or "XOF"
-    reference = text_field(body, "reference", required=False, max_len=20) or payment_id[:20]
-    channel = text_field(body, "channel", required=False, max_len=20) or "agent"
+    digest = body_hash({"account_number": account_number, **body})
     with services().sessions() as session:
+        replayed = _replay(session, key, digest)
+        if replayed is not None:
+            return replayed
         _account(session, account_number)
+        payment_id = str(text_field(body, "payment_id", max_len=40))
+        amount = decimal_field(body, "amount", minimum=Decimal(1), maximum=Decimal(5000000), places=0)
+        currency = text_field(body, "currency", required=False, max_len=3, choices=("XOF",)) or "XOF"
+        reference = text_field(body, "reference", required=False, max_len=20) or payment_id[:20]
+        channel = text_field(body, "channel", required=False, max_len=20) or "agent"
         existing = session.get(Payment, payment_id)
         if existing is not None:
-            if existing.account_number != account_number or existing.amount != amount:
-                raise Conflict(f"payment {payment_id} was received with another account or amount",
-                               code="idempotency_conflict")
-            return jsonify(_payment_json(existing)), 200
+            _same_payment(existing, account_number, amount)
+            session.add(PaymentPost(idempotency_key=key, body_hash=digest, payment_id=payment_id, status=200))
+            return _kept(session, (key, digest), existing, 200)
         pay_bills(session, account_number, amount)
         payment = Payment(payment_id=payment_id, account_number=account_number, reference=reference, amount=amount,
                           currency=currency, paid_at=services().now(), channel=channel)
         session.add(payment)
-        try:
-            session.commit()
-        except IntegrityError:   # the same payment raced in (a retry, the provider's approval)
-            session.rollback()
-            raced = session.get(Payment, payment_id)
-            if raced is None or raced.account_number != account_number or raced.amount != amount:
-                raise Conflict(f"payment {payment_id} was received with another account or amount",
-                               code="idempotency_conflict") from None
-            return jsonify(_payment_json(raced)), 200
-        return jsonify(_payment_json(payment)), 201
+        session.add(PaymentPost(idempotency_key=key, body_hash=digest, payment_id=payment_id, status=201))
+        return _kept(session, (key, digest), payment, 201)
+
+
+def _same_payment(existing: Payment, account_number: str, amount: Decimal) -> None:
+    if existing.account_number != account_number or existing.amount != amount:
+        raise Conflict(f"payment {existing.payment_id} was received with another account or amount",
+                       code="idempotency_conflict")
+
+
+def _replay(session: Session, key: str, digest: str) -> tuple[Response, int] | None:
+    """The first answer to ``key`` when it came with this body; 422 when it came with another; None when new."""
+    seen = session.get(PaymentPost, key)
+    if seen is None:
+        return None
+    if seen.body_hash != digest:
+        raise Invalid("this Idempotency-Key was used with another body; send a new key for another payment",
+                      code="idempotency_key_reused")
+    payment = session.get(Payment, seen.payment_id)
+    assert payment is not None   # kept in the same transaction as the key
+    return jsonify(_payment_json(payment)), seen.status
+
+
+def _kept(session: Session, request_key: tuple[str, str], payment: Payment, status: int) -> tuple[Response, int]:
+    """Commit the payment and its key (``(Idempotency-Key, body hash)``); a request that raced in with the same
+    key or payment wins, and this one gets its answer (or the refusal its body deserves)."""
+    answer, account_number, amount = _payment_json(payment), payment.account_number, payment.amount
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        replayed = _replay(session, *request_key)
+        if replayed is not None:
+            return replayed
+        raced = session.get(Payment, str(answer["payment_id"]))
+        if raced is None:
+            raise
+        _same_payment(raced, account_number, amount)
+        return jsonify(_payment_json(raced)), 200
+    return jsonify(answer), status
 
 
 @blueprint.get("/accounts/<account_number>/arrangements")

@@ -140,6 +140,19 @@ class Payment(Base):
     channel: Mapped[str] = mapped_column(String(20))
 
 
+class PaymentPost(Base):
+    """One ``Idempotency-Key`` of ``POST /accounts/{n}/payments``: the body it came with (as a hash) and the first
+    answer, given again to the same key and body; the same key with another body is refused (created by
+    ``create_all`` on an existing database, like every table of the back office)."""
+
+    __tablename__ = "bo_payment_posts"
+
+    idempotency_key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    body_hash: Mapped[str] = mapped_column(String(64))
+    payment_id: Mapped[str] = mapped_column(String(40))
+    status: Mapped[int] = mapped_column(Integer)
+
+
 class Arrangement(Base):
     __tablename__ = "bo_arrangements"
 

@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from engine.masking import mask
+from engine.masking import mask, mask_numbers
 from engine.security_audit import SecurityEvent
 from engine.steps import StepContext, StepResult
 
@@ -311,7 +311,7 @@ def _refusal(code: str | None) -> str:
 # What the customer's history says of a payment without the provider's id (labels in config/menus.yaml):
 # one that may have started is waiting for confirmation, one left to an agent unconfirmed, and one the
 # provider never got "not started" (the label of ``created``).
-_SHOWN_AS = {"created": "pending", "unresolved": "unconfirmed", "not_started": "created"}
+_SHOWN_AS = {"created": "pending", "unresolved": "unconfirmed", "not_started": "created", "unanswered": "created"}
 
 
 def _created_at(payment: LocalPayment) -> datetime | None:
@@ -494,10 +494,11 @@ def post_to_billing(deps: Deps, payment: LocalPayment, by: str) -> str:
                     mask(payment.account_number), type(exc).__name__)
         return "unavailable"
     except BackendError as exc:
-        deps.ledger.mark_billing(payment.idempotency_key, "refused")
+        said = _billing_refusal(exc)
+        deps.ledger.mark_billing(payment.idempotency_key, "refused", said)
         deps.security.record(SecurityEvent(
             kind="payment_billing_refused", channel=by, subject=payment.msisdn, account=payment.account_number,
-            detail=f"billing refused the agent's settlement: {type(exc).__name__}",
+            detail=f"billing refused the agent's settlement: {said}"[:200],
             extra={"amount": format(payment.amount, "f"), "payment_id": payment_id}))
         log.error("payment of account %s refused by billing: left to an agent", mask(payment.account_number))
         return "refused"
@@ -507,6 +508,13 @@ def post_to_billing(deps: Deps, payment: LocalPayment, by: str) -> str:
         detail="an agent's settlement recorded by billing",
         extra={"amount": format(payment.amount, "f"), "payment_id": payment_id}))
     return "posted"
+
+
+def _billing_refusal(exc: BackendError) -> str:
+    """What billing said refusing a post, for the supervisor who reads it: its code and message, long numbers
+    masked (an account number in its message is the customer's)."""
+    code = exc.code if isinstance(exc, Rejected) and exc.code else type(exc).__name__
+    return mask_numbers(f"{code}: {exc}" if str(exc) else code)[:200]
 
 
 def post_owed_to_billing(deps: Deps) -> int:
@@ -538,7 +546,7 @@ def reconcile_pending(deps: Deps, now: datetime, after_seconds: int, max_checks:
     ``unresolved`` (given up after ``give_up_seconds``)."""
     assert deps.ledger is not None and deps.payments is not None, "Deps.ledger and Deps.payments are not wired"
     counts = {"settled": 0, "still_pending": 0, "given_up": 0, "mismatched": 0, "recorded": 0,
-              "never_started": 0, "unresolved": 0}
+              "never_started": 0, "unresolved": 0, "unanswered": 0}
     for payment in deps.ledger.due_for_status(now, after_seconds):
         payment_id = str(payment.provider_payment_id)
         try:
@@ -569,7 +577,24 @@ def reconcile_pending(deps: Deps, now: datetime, after_seconds: int, max_checks:
             _notify(deps, given_up, "unconfirmed")
     # After the pending ones: a payment recorded here is pending from now, asked about a full delay later.
     _record_unrecorded(deps, now, (after_seconds, max_interval_seconds, give_up_seconds), counts)
+    _flag_unanswered(deps, now, give_up_seconds, counts)
     return counts
+
+
+def _flag_unanswered(deps: Deps, now: datetime, give_up_seconds: int, counts: dict[str, int]) -> None:
+    """A payment never sent (the customer was told nothing was charged) that the provider never answered about by
+    our key all along: it may have taken it after all (a request that reached it unheard). Not asked about any
+    more, so it is flagged ``unanswered`` once, audited, counted (``payments_unanswered_total``) and listed for an
+    agent, who can ask the provider again or settle it."""
+    assert deps.ledger is not None
+    for payment in deps.ledger.flag_unanswered(now, give_up_seconds):
+        counts["unanswered"] += 1
+        log.error("payment of account %s never sent, and the provider never answered about it: left to an agent",
+                  mask(payment.account_number))
+        deps.security.record(SecurityEvent(
+            kind="payment_unanswered", channel="worker", subject=payment.msisdn, account=payment.account_number,
+            detail="never sent; provider never answered by our key; customer told nothing was charged",
+            extra={"amount": format(payment.amount, "f"), "purpose": payment.purpose}))
 
 
 def _record_unrecorded(deps: Deps, now: datetime, waits: tuple[int, int, int], counts: dict[str, int]) -> None:
@@ -585,6 +610,8 @@ def _record_unrecorded(deps: Deps, now: datetime, waits: tuple[int, int, int], c
     for payment in deps.ledger.unrecorded(now, after_seconds, max_interval_seconds, give_up_seconds):
         key = payment.idempotency_key
         answer = ask_by_key(deps, key)
+        if answer.outcome != "unreachable":
+            deps.ledger.note_answered(key, now)
         if answer.outcome == "unknown":
             deps.ledger.note_status_check(key, now)
             if deps.ledger.mark_not_started(key) is not None:

@@ -102,7 +102,7 @@ NOTIFY_CHANNELS = ("sms", "whatsapp", "email")
 # provider never got it (unreachable when asked, as the customer was told) or answered it has no such payment.
 AWAITED_STATUSES = ("created", "pending", "unconfirmed", "unresolved")
 # A payment without the provider's id: the provider may be asked about it by our key (the worker does).
-UNRECORDED_STATUSES = ("created", "not_started", "unresolved")
+UNRECORDED_STATUSES = ("created", "not_started", "unresolved", "unanswered")
 EmailCheck = Literal["ok", "wrong", "expired", "locked", "none"]
 
 
@@ -272,7 +272,8 @@ class LocalPayment:
     account_number: str
     purpose: str
     amount: Decimal
-    status: str                 # created | pending | succeeded | failed | unconfirmed | not_started | unresolved
+    # created | pending | succeeded | failed | unconfirmed | not_started | unresolved | unanswered
+    status: str
     provider_payment_id: str | None = None
     reference: str | None = None
     token: str | None = None
@@ -317,7 +318,8 @@ class PaymentLedger(Protocol):
 
     def mark_not_started(self, idempotency_key: str) -> LocalPayment | None:
         """``created -> not_started``: the provider never got the request, or says it has no payment under our
-        key; no longer counted as on its way. None when the payment is not ``created`` (nothing changed)."""
+        key; no longer counted as on its way. ``unanswered -> not_started`` too, once the provider says so. None
+        when the payment is neither (nothing changed)."""
 
     def record_provider_id(self, idempotency_key: str, provider_payment_id: str) -> LocalPayment | None:
         """The provider's id of a payment it started whose id we did not record then (no id yet, one of
@@ -330,6 +332,14 @@ class PaymentLedger(Protocol):
         first ``after_seconds`` after they were created, then after twice the last wait each time, at most
         ``max_interval_seconds``. ``not_started`` ones only until ``give_up_seconds`` after they were created;
         ``created`` ones until the worker gives them up (``give_up_unrecorded``)."""
+
+    def note_answered(self, idempotency_key: str, now: datetime) -> None:
+        """The provider answered a question by our key about this payment (even "no such payment")."""
+
+    def flag_unanswered(self, now: datetime, give_up_seconds: int, limit: int = 50) -> list[LocalPayment]:
+        """``not_started -> unanswered``, once, for each payment never sent that the provider never answered
+        about by our key (``note_answered``) in the ``give_up_seconds`` after it was created: the customer was told
+        nothing was charged, and no one knows. Not counted as on its way; for an agent. Returns those flagged."""
 
     def give_up_unrecorded(self, idempotency_key: str) -> LocalPayment | None:
         """``created -> unresolved``: the worker stops asking; still counted as on its way, for an agent to
@@ -354,8 +364,13 @@ class PaymentLedger(Protocol):
     def to_post_to_billing(self, limit: int = 50) -> list[LocalPayment]:
         """Payments settled by an agent as paid that billing has not recorded yet, oldest first."""
 
-    def mark_billing(self, idempotency_key: str, state: str) -> None:
-        """Billing recorded the payment (``posted``) or refused it for good (``refused``, for an agent)."""
+    def mark_billing(self, idempotency_key: str, state: str, said: str | None = None) -> None:
+        """Billing recorded the payment (``posted``) or refused it for good (``refused``, for a supervisor,
+        with what billing ``said``); only a payment ``due`` to billing moves."""
+
+    def move_billing(self, idempotency_key: str, was: str, state: str, said: str | None = None) -> bool:
+        """``billing_post`` from ``was`` to ``state`` (a supervisor's ``refused -> due`` to post it again, or
+        ``refused -> handled`` with the reason in ``said``); False when it was not ``was`` (nothing changed)."""
 
     def recent(self, msisdn: str, limit: int = 5, account_number: str | None = None) -> list[LocalPayment]:
         """The payments ``msisdn`` made, most recent first; only those of ``account_number`` when given."""

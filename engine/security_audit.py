@@ -29,6 +29,11 @@ SECURITY_EVENT_KINDS: Final = frozenset({
     "payment_unresolved",
     # An agent settled one of those by hand (paid, with the provider's reference, or not paid), with a reason.
     "payment_settled_by_agent",
+    # Billing took an agent's "paid" or refused it for good; a supervisor marked a refused one handled.
+    "payment_posted_to_billing", "payment_billing_refused", "payment_billing_handled",
+    # A payment never sent to the provider that it never answered about by our key all day (the customer was told
+    # nothing was charged): flagged for an agent.
+    "payment_unanswered",
     # Signing in with a code by SMS, on any channel that offers it (``web``, ``rasa``): the channel says which.
     "code_sent", "sign_in", "sign_in_refused", "sign_in_throttled", "sign_out", "csrf_refused",
     # The budget of sign-in codes for everyone not yet identified was spent (once per spent window).

@@ -11,6 +11,7 @@ import json
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import DateTime, Integer, String, or_, select
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
@@ -20,9 +21,15 @@ from dialogs.registry import Deps
 from dialogs.stores import IdentityCache
 from engine.masking import mask
 from engine.security_audit import SecurityAudit
-from web_fallback.agents.ports import AgentIdentity, AuditEntry, CustomerFile, PaymentOutcome
+from web_fallback.agents.ports import AgentIdentity, AuditEntry, CustomerFile, PaymentOutcome, Row
 
-from ..agent_actions import check_unresolved_payment, settle_unresolved_payment, unlock_pin
+from ..agent_actions import (
+    check_unresolved_payment,
+    close_billing_refusal,
+    repost_to_billing,
+    settle_unresolved_payment,
+    unlock_pin,
+)
 from .consent import SqlConsent
 from .delivery import without_send_markers
 from .models import (
@@ -130,6 +137,13 @@ class SqlAgentAudit:
                     for r in db.scalars(query).all()]
 
 
+# Why a payment is to resolve, by its status (``LocalPayment.status``).
+_TO_RESOLVE = {
+    "unresolved": "the provider may have started it; never recorded: counted as on its way",
+    "unanswered": "never sent, and the provider never answered about it: the customer was told nothing was charged",
+}
+
+
 class SqlCustomerRecords:
     """A customer's records for the console; ``billing`` adds the billing system's view of the accounts;
     ``deps`` (the product's ledger, payment client and outbox) lets agents resolve payments."""
@@ -183,19 +197,24 @@ class SqlCustomerRecords:
             # All of them, however old: each stays on the customer's balance until an agent settles it.
             found.unresolved = [{"created": _when(p.created_at), "account": p.account_number, "purpose": p.purpose,
                                  "amount": f"{p.amount} {p.currency}", "wallet": p.wallet or "-",
-                                 "key": p.idempotency_key, "questions": str(p.status_checks)}
+                                 "key": p.idempotency_key, "questions": str(p.status_checks),
+                                 "why": _TO_RESOLVE[p.status]}
                                 for p in db.scalars(select(PaymentIntentRow)
                                                     .where(PaymentIntentRow.msisdn == msisdn,
-                                                           PaymentIntentRow.status == "unresolved")
+                                                           PaymentIntentRow.status.in_(_TO_RESOLVE))
                                                     .order_by(PaymentIntentRow.id))]
+            found.billing_refused = [{"settled": _when(p.updated_at), "account": p.account_number,
+                                      "amount": f"{p.amount} {p.currency}", "reference": p.provider_payment_id or "-",
+                                      "billing said": p.billing_said or "-", "key": p.idempotency_key}
+                                     for p in db.scalars(select(PaymentIntentRow)
+                                                         .where(PaymentIntentRow.msisdn == msisdn,
+                                                                PaymentIntentRow.billing_post == "refused")
+                                                         .order_by(PaymentIntentRow.id))]
             provider_ids = [p.provider_payment_id for p in payments if p.provider_payment_id]
             if provider_ids:
-                found.mismatches = [
-                    {"received": _when(m.received_at), "payment": m.provider_payment_id, "source": m.source,
-                     "reasons": m.reasons, "status": m.status, "fields": _short_json(m.received)}
-                    for m in db.scalars(select(MismatchedCallbackRow)
-                                        .where(MismatchedCallbackRow.provider_payment_id.in_(provider_ids))
-                                        .order_by(MismatchedCallbackRow.id.desc()))]
+                found.mismatches = [_mismatch_row(m) for m in db.scalars(
+                    select(MismatchedCallbackRow).where(MismatchedCallbackRow.provider_payment_id.in_(provider_ids))
+                    .order_by(MismatchedCallbackRow.id.desc()))]
             found.tickets = [{"created": _when(t.created_at), "account": t.account_number, "kind": t.kind,
                               "category": t.category, "status": t.status,
                               "ticket": t.ticket_reference or "-", "refusal": t.refusal or "-"}
@@ -286,6 +305,16 @@ class SqlCustomerRecords:
         return settle_unresolved_payment(self._deps, msisdn, key, paid=paid, reference=reference, reason=reason,
                                          by=f"agent {agent}")
 
+    def repost_to_billing(self, msisdn: str, key: str, agent: str) -> PaymentOutcome:
+        if self._deps is None or self._deps.ledger is None:
+            return PaymentOutcome("unreachable")
+        return repost_to_billing(self._deps, msisdn, key, by=f"agent {agent}")
+
+    def close_billing_refusal(self, msisdn: str, key: str, reason: str, agent: str) -> PaymentOutcome:
+        if self._deps is None or self._deps.ledger is None:
+            return PaymentOutcome("unreachable")
+        return close_billing_refusal(self._deps, msisdn, key, reason=reason, by=f"agent {agent}")
+
     def resend(self, msisdn: str, notification_id: int) -> bool:
         """The notification pending again, as if new: where and in which form it goes (free text or template,
         WhatsApp or SMS) is decided when it is sent, by the customer's channel and WhatsApp window then, not by
@@ -304,14 +333,25 @@ class SqlCustomerRecords:
             return True
 
 
-def _short_json(raw: str) -> str:
+def _mismatch_row(kept: MismatchedCallbackRow) -> Row:
+    """A kept provider result as the console lists it. The provider's payment id and the amount have columns of
+    their own, outside the free text an agent reads with long numbers masked: neither names a customer, and the
+    provider's id (``PAY-`` and hex, often with a run of digits) is what the agent quotes to the provider."""
+    fields = _fields(kept.received)
+    provider_id = str(fields.pop("payment_id", None) or kept.provider_payment_id)
+    amount = fields.pop("amount", None)
+    return {"received": _when(kept.received_at), "payment": kept.provider_payment_id,
+            "provider's payment id": provider_id, "amount": "-" if amount is None else str(amount),
+            "source": kept.source, "reasons": kept.reasons, "status": kept.status,
+            "fields": ", ".join(f"{k}={v}" for k, v in fields.items())[:200] if fields else kept.received[:120]}
+
+
+def _fields(raw: str) -> dict[str, Any]:
     try:
         fields = json.loads(raw)
     except ValueError:
-        return raw[:120]
-    if not isinstance(fields, dict):
-        return raw[:120]
-    return ", ".join(f"{k}={v}" for k, v in fields.items())[:200]
+        return {}
+    return fields if isinstance(fields, dict) else {}
 
 
 def records_type_check(records: SqlCustomerRecords, audit: SqlAgentAudit, security: SecurityAudit) -> None:

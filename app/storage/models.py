@@ -132,6 +132,12 @@ class PaymentIntentRow(Base):
     # "due" while an agent's "paid" is not yet recorded by billing (the worker retries), then "posted" or
     # "refused"; None for a payment the provider settled (it reaches billing on the provider's side).
     billing_post: Mapped[str | None] = mapped_column(String(12), nullable=True, index=True)
+    # What billing said refusing it for good (code and message, long numbers masked); "handled" once a supervisor
+    # closed it with a reason, "due" again when one posts it again (migration v1_money3).
+    billing_said: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    # When the provider last answered a question by our key (even "no such payment"): a ``not_started`` payment
+    # it never answered about is flagged at the end of the questions (``flag_unanswered``).
+    provider_answered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class MismatchedCallbackRow(Base):

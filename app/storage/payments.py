@@ -158,10 +158,28 @@ class SqlPaymentLedger:
             return _payment(row) if row else None
 
     def mark_not_started(self, idempotency_key: str) -> LocalPayment | None:
-        return self._move(idempotency_key, "created", "not_started")
+        return (self._move(idempotency_key, "created", "not_started")
+                or self._move(idempotency_key, "unanswered", "not_started"))
 
     def give_up_unrecorded(self, idempotency_key: str) -> LocalPayment | None:
         return self._move(idempotency_key, "created", "unresolved")
+
+    def note_answered(self, idempotency_key: str, now: datetime) -> None:
+        with self._sessions() as db:
+            db.execute(update(PaymentIntentRow).where(PaymentIntentRow.idempotency_key == idempotency_key)
+                       .values(provider_answered_at=now).execution_options(synchronize_session=False))
+            db.commit()
+
+    def flag_unanswered(self, now: datetime, give_up_seconds: int, limit: int = 50) -> list[LocalPayment]:
+        table = PaymentIntentRow
+        with self._sessions() as db:
+            keys = db.scalars(select(table.idempotency_key)
+                              .where(table.status == "not_started", table.provider_payment_id.is_(None),
+                                     table.provider_answered_at.is_(None),
+                                     table.created_at <= now - timedelta(seconds=give_up_seconds))
+                              .order_by(table.id).limit(limit)).all()
+        # Each by one conditional UPDATE: two workers flag (and audit) a payment once.
+        return [flagged for key in keys if (flagged := self._move(key, "not_started", "unanswered")) is not None]
 
     def mark_refused(self, idempotency_key: str, reason: str) -> LocalPayment | None:
         with self._sessions() as db:
@@ -233,12 +251,18 @@ class SqlPaymentLedger:
                               .order_by(PaymentIntentRow.id).limit(limit)).all()
             return [_payment(r) for r in rows]
 
-    def mark_billing(self, idempotency_key: str, state: str) -> None:
+    def mark_billing(self, idempotency_key: str, state: str, said: str | None = None) -> None:
+        self.move_billing(idempotency_key, "due", state, said)
+
+    def move_billing(self, idempotency_key: str, was: str, state: str, said: str | None = None) -> bool:
+        # One conditional UPDATE: two supervisors (or a double click) cannot both move it.
         with self._sessions() as db:
-            db.execute(update(PaymentIntentRow).where(PaymentIntentRow.idempotency_key == idempotency_key,
-                                                      PaymentIntentRow.billing_post == "due")
-                       .values(billing_post=state).execution_options(synchronize_session=False))
+            moved = db.execute(update(PaymentIntentRow).where(PaymentIntentRow.idempotency_key == idempotency_key,
+                                                              PaymentIntentRow.billing_post == was)
+                               .values(billing_post=state, **({"billing_said": said[:200]} if said else {}))
+                               .execution_options(synchronize_session=False))
             db.commit()
+            return bool(moved.rowcount == 1)  # type: ignore[attr-defined]
 
     def keep_mismatch(self, result: ProviderResult, reasons: list[str], under: str | None = None) -> None:
         received = {"status": result.status, "amount": None if result.amount is None else format(result.amount, "f"),

@@ -10,7 +10,7 @@ forward is never purged by age. Run by the worker (``PURGE_INTERVAL_SECONDS``) a
 | table                | scrubbed (days)                              | deleted (days)                 |
 |----------------------|----------------------------------------------|--------------------------------|
 | outbox_events        | message payload and tokens, once sent/failed: 7 | sent or failed: 90          |
-| payment_intents      | prepaid token, once final: 30                | succeeded or failed: 400       |
+| payment_intents      | prepaid token, once final: 30                | succeeded or failed: 400; never sent (`not_started`): `PAYMENT_NOT_STARTED_KEEP_DAYS` (30) |
 | processed_callbacks  | -                                            | 30                             |
 | sms_inbox            | (its text is erased once answered)           | answered: 30                   |
 | message_claims       | - (no text, no number)                       | 30                             |
@@ -52,7 +52,7 @@ from .models import (
     WhatsAppWindowRow,
 )
 
-__all__ = ["PURGE_STATEMENT_TIMEOUT_SECONDS", "RETENTION", "Rule", "purge"]
+__all__ = ["PURGE_STATEMENT_TIMEOUT_SECONDS", "RETENTION", "Rule", "purge", "retention_rules"]
 
 # The purge's deletes may each take minutes on a large table the first time: its own statement bound, not the
 # few seconds a customer's hop may wait (``make_sessions``); its lock waits stay short.
@@ -74,8 +74,19 @@ class Rule:
     scrub: dict[str, Any] | None = None
 
 
+def retention_rules(*, not_started_days: int = 30) -> tuple[Rule, ...]:
+    """The rules, with the periods that are settings (``PAYMENT_NOT_STARTED_KEEP_DAYS``)."""
+    return (*_RULES[:_NOT_STARTED_AT], Rule(
+        # A payment the provider never got (the customer was told nothing was charged) and that no later word
+        # by our key turned up: nothing to settle, nothing owed. One it never answered about is ``unanswered``
+        # instead, an agent's, and stays.
+        "payment_intents.not_started", PaymentIntentRow, not_started_days, PaymentIntentRow.created_at,
+        and_(PaymentIntentRow.status == "not_started", PaymentIntentRow.provider_payment_id.is_(None))),
+        *_RULES[_NOT_STARTED_AT:])
+
+
 # Scrubbing rules come first: tokens and free text go before the rows that carry them.
-RETENTION: tuple[Rule, ...] = (
+_RULES: tuple[Rule, ...] = (
     Rule("outbox_events.payload", OutboxEventRow, 7, OutboxEventRow.created_at,
          and_(OutboxEventRow.status.in_(("sent", "failed")), OutboxEventRow.payload != "{}"),
          scrub={"payload": "{}"}),
@@ -117,6 +128,8 @@ RETENTION: tuple[Rule, ...] = (
     Rule("email_stops", EmailStopRow, 30, EmailStopRow.created_at,
          ~exists().where(PreferenceRow.email == EmailStopRow.address)),
 )
+_NOT_STARTED_AT = next(i for i, rule in enumerate(_RULES) if rule.name == "processed_callbacks")
+RETENTION: tuple[Rule, ...] = retention_rules()
 
 
 def _cutoff(now: datetime, days: int, db: Session) -> datetime:

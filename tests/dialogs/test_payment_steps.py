@@ -700,7 +700,7 @@ def intent(payment_id: str = "PAY-0001", status: str = "succeeded", **change: An
 def tally(**done: int) -> dict[str, int]:
     """What a reconciliation pass did: every count, 0 unless given."""
     return {**dict.fromkeys(("settled", "still_pending", "given_up", "mismatched", "recorded", "never_started",
-                             "unresolved"), 0),
+                             "unresolved", "unanswered"), 0),
             **done}
 
 

@@ -43,7 +43,15 @@ _PAYMENT_NOTICES = {
                 "changed.",
     "recorded": "The provider has it, not finished yet: it is now {status}, and settles when the provider says so.",
     "moved": "The payment changed meanwhile (now {status}): nothing applied.",
+    "never_started": "The provider has no payment under our key: nothing was taken, as the customer was told. "
+                     "No longer to resolve.",
+    "billing_posted": "Billing recorded it: the customer's balance no longer shows it due.",
+    "billing_refused": "Billing refused it again: what it said is on the row. Fix the account, or mark it handled.",
+    "billing_unavailable": "Billing could not be reached: it stays owed to billing and the worker posts it.",
+    "billing_handled": "Marked handled; billing is no longer asked to take it.",
 }
+# Payments a supervisor answers for billing (posted again, or closed): not any more in the list, or someone's else.
+_BILLING_NOTICES = {"already": "Billing's refusal of this payment was already dealt with: nothing changed."}
 
 
 @dataclass(frozen=True)
@@ -231,14 +239,35 @@ def console_blueprint(records: CustomerRecords, audit: AgentAudit, hit: Callable
             abort(429, f"You have acted on {config.payment_action_limit} payments in the last "
                        f"{config.lookup_window_seconds // 60} minutes; please wait before the next one.")
 
+    def supervisor_acting(action: str) -> tuple[AgentIdentity, str, str]:
+        """Who acts, on which customer and payment key, when money is decided by a person: a supervisor's act. An
+        agent's form (the page shows none) is refused, audited."""
+        who, msisdn = acting()
+        key = payment_key()
+        if who.may("supervisor"):
+            return who, msisdn, key
+        audit.record(AuditEntry(who.subject, who.role, action, outcome="refused", customer=msisdn,
+                                detail=f"key {key[:16]}: not a supervisor"))
+        abort(403, "Settling a payment by hand, or answering billing for it, is a supervisor's act: ask a "
+                   "supervisor, or ask the provider by our key (Vérifier auprès de l'opérateur).")
+
+    def reason_given() -> str:
+        reason = " ".join(request.form.get("reason", "").split())
+        if not reason:
+            abort(400, "Give the reason (what proves it: the customer's wallet SMS, the provider's portal ...).")
+        if len(reason) > MAX_REASON:
+            abort(400, f"The reason is at most {MAX_REASON} characters; keep it short.")
+        return reason
+
     def payment_done(who: AgentIdentity, msisdn: str, action: str, done: PaymentOutcome, detail: str,
-                     settled: str) -> ResponseReturnValue:
+                     settled: str, notices: dict[str, str] | None = None) -> ResponseReturnValue:
         audit.record(AuditEntry(who.subject, who.role, action, outcome=done.outcome, customer=msisdn,
                                 detail=f"{detail} -> {done.status or '-'}"))
         if done.outcome == "not_found":
             abort(404, "This customer has no payment under this key. Reload the customer's page and pick one "
                        "of the payments to resolve.")
-        notice = settled if done.outcome == "settled" else _PAYMENT_NOTICES.get(done.outcome, "Nothing changed.")
+        notice = settled if done.outcome == "settled" else \
+            {**_PAYMENT_NOTICES, **(notices or {})}.get(done.outcome, "Nothing changed.")
         session["agent_notice"] = notice.format(status=done.status or "unknown")
         return redirect(url_for("agents_console.customer"))
 
@@ -256,18 +285,14 @@ def console_blueprint(records: CustomerRecords, audit: AgentAudit, hit: Callable
     @bp.post("/console/payment-settle")
     @requires("agent", "supervisor")
     def payment_settle() -> ResponseReturnValue:
-        """Settle by hand, on proof (the wallet SMS, the provider's portal), with a mandatory reason."""
-        who, msisdn = acting()
-        key = payment_key()
+        """Settle by hand, on proof (the wallet SMS, the provider's portal), with a mandatory reason: money decided
+        by a person is a supervisor's act. An agent's form (the page shows none) is refused and audited."""
+        who, msisdn, key = supervisor_acting("payment_settle")
         decision = request.form.get("decision", "")
-        reason = " ".join(request.form.get("reason", "").split())
         reference = request.form.get("reference", "").strip()
         if decision not in ("paid", "not_paid"):
             abort(400, "Choose whether the payment was paid or not.")
-        if not reason:
-            abort(400, "Give the reason (what proves it: the customer's wallet SMS, the provider's portal ...).")
-        if len(reason) > MAX_REASON:
-            abort(400, f"The reason is at most {MAX_REASON} characters; keep it short.")
+        reason = reason_given()
         if decision == "paid" and not _PROVIDER_REFERENCE.match(reference):
             abort(400, "A paid payment needs the provider's reference (3 to 64 letters, digits, dots, dashes), "
                        "as its portal or the customer's wallet SMS shows it.")
@@ -278,6 +303,26 @@ def console_blueprint(records: CustomerRecords, audit: AgentAudit, hit: Callable
         detail = f"key {key[:16]} {decision}{f' ref {reference}' if paid else ''}: {mask_typed_numbers(reason)}"
         return payment_done(who, msisdn, "payment_settle", done, detail,
                             "Settled as {status}; the customer is told by SMS.")
+
+    @bp.post("/console/billing-repost")
+    @requires("agent", "supervisor")
+    def billing_repost() -> ResponseReturnValue:
+        """Post again to billing a hand "paid" it refused for good, once the account is fixed."""
+        who, msisdn, key = supervisor_acting("billing_repost")
+        payment_throttled(who, msisdn, "billing_repost")
+        done = records.repost_to_billing(msisdn, key, who.subject)
+        return payment_done(who, msisdn, "billing_repost", done, f"key {key[:16]}", "", _BILLING_NOTICES)
+
+    @bp.post("/console/billing-handled")
+    @requires("agent", "supervisor")
+    def billing_handled() -> ResponseReturnValue:
+        """Close a refused billing post handled outside the product (credited by hand, money sent back)."""
+        who, msisdn, key = supervisor_acting("billing_handled")
+        reason = reason_given()
+        payment_throttled(who, msisdn, "billing_handled")
+        done = records.close_billing_refusal(msisdn, key, reason, who.subject)
+        return payment_done(who, msisdn, "billing_handled", done, f"key {key[:16]}: {mask_typed_numbers(reason)}",
+                            "", _BILLING_NOTICES)
 
     return bp
 

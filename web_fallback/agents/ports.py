@@ -80,8 +80,11 @@ class CustomerFile:
     sessions: list[Row] = field(default_factory=list)
     security: list[Row] = field(default_factory=list)
     payments: list[Row] = field(default_factory=list)
-    # Payments the worker gave up asking the provider about by our key (``unresolved``): an agent's to settle.
+    # Payments the worker gave up asking the provider about by our key (``unresolved``), and those never sent it
+    # never answered about (``unanswered``): an agent's to ask about, a supervisor's to settle.
     unresolved: list[Row] = field(default_factory=list)
+    # Payments settled by hand as paid that billing refused for good: a supervisor's to post again or close.
+    billing_refused: list[Row] = field(default_factory=list)
     mismatches: list[Row] = field(default_factory=list)
     tickets: list[Row] = field(default_factory=list)
     notifications: list[Row] = field(default_factory=list)
@@ -100,7 +103,9 @@ class PaymentOutcome:
     ``outcome``: ``not_found`` (no such payment of this customer), ``already`` (no longer unresolved: nothing
     changed), ``reference_taken`` (the reference is another payment's), ``settled``, ``overtaken`` (the
     provider's word came first); asking the provider by our key: ``unreachable``, ``unknown``, ``mismatch``,
-    ``recorded`` (it started it: now pending), ``settled``, ``moved``."""
+    ``recorded`` (it started it: now pending), ``settled``, ``moved``, ``never_started`` (an ``unanswered`` one it
+    has no trace of: no longer to resolve); a post billing refused, posted again:
+    ``billing_posted``, ``billing_refused``, ``billing_unavailable``, or closed: ``billing_handled``."""
 
     outcome: str
     status: str | None = None
@@ -129,3 +134,9 @@ class CustomerRecords(Protocol):
                        agent: str) -> PaymentOutcome:
         """Settle this number's unresolved payment by hand (paid under the provider's ``reference``, or not),
         through the provider callback's path: the same SMS, one conditional update against a late callback."""
+
+    def repost_to_billing(self, msisdn: str, key: str, agent: str) -> PaymentOutcome:
+        """Post again to billing this number's hand "paid" that billing refused for good, once."""
+
+    def close_billing_refusal(self, msisdn: str, key: str, reason: str, agent: str) -> PaymentOutcome:
+        """Mark this number's refused billing post handled outside the product, with a reason, once."""

@@ -97,12 +97,12 @@ def test_a_designer_plays_the_ussd_menu_in_the_simulator(page, site: str) -> Non
     playwright_api.expect(page.locator("#lint-clean")).to_be_visible()
 
 
-def test_an_agent_settles_a_payment_to_resolve_as_not_paid(page, site: str, agents_app: Flask) -> None:
+def test_a_supervisor_settles_a_payment_to_resolve_as_not_paid(page, site: str, agents_app: Flask) -> None:
     deps = agents_app.extensions["parts"]["deps"]
     deps.ledger.create(idempotency_key="pay-browser", msisdn="+221770000001", account_number="1000001",
                        purpose="bill", amount=Decimal(12500), wallet="orange_money")
     deps.ledger.give_up_unrecorded("pay-browser")
-    sign_in(page, site, "Awa", "agent")
+    sign_in(page, site, "Moussa", "supervisor")
     page.get_by_label("Number to look up", exact=True).fill("+221770000001")
     page.get_by_role("button", name="Look up").click()
     to_resolve = page.get_by_role("table", name="payments to resolve")

@@ -13,6 +13,7 @@ import dataclasses
 import html
 import re
 from collections.abc import Iterator
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -22,11 +23,15 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from app.agent_actions import settle_unresolved_payment
+from app.factory import create_app
+from app.settings import Settings
 from app.storage.agent_console import SqlAgentAudit
 from backend_clients.billing import BillingClient
 from backend_clients.config import ClientConfig
+from backoffice.models import Payment as BillingPayment
 from backoffice.models import PaymentIntent
 from dialogs.payments import post_owed_to_billing
+from dialogs.stores import ProviderResult
 from tests.channels.test_ussd_payments import wait_for
 from tests.support.engine import UssdPhone
 from tests.support.ports import closed_port
@@ -72,6 +77,11 @@ def text(answer: Any) -> str:
 
 def to_resolve(page: str) -> str:
     start = page.index("<h3>Payments to resolve</h3>")
+    return page[start:page.index("<h3>", start + 4)]
+
+
+def mismatched(page: str) -> str:
+    start = page.index("<h3>Mismatched payment callbacks kept for an agent</h3>")
     return page[start:page.index("<h3>", start + 4)]
 
 
@@ -125,9 +135,9 @@ def test_asking_the_provider_about_a_payment_it_never_got_changes_nothing_and_sa
     assert deps.ledger.get(KEY).status == "unresolved"
 
 
-def test_settled_by_hand_as_not_paid_the_customer_is_told_and_may_pay_again(agents_app, agent, deps,
+def test_settled_by_hand_as_not_paid_the_customer_is_told_and_may_pay_again(agents_app, supervisor, deps,
                                                                               agents_settings) -> None:
-    client, token = agent
+    client, token = supervisor
     unresolved(deps)
     assert UssdPhone(agents_app.test_client(), AWA).dial("3") == AWAITING
     open_awa(client, token)
@@ -140,10 +150,10 @@ def test_settled_by_hand_as_not_paid_the_customer_is_told_and_may_pay_again(agen
     [sms] = payment_sms(deps)
     assert (sms["kind"], sms["payload"]["failure_reason"]) == ("payment_failed", "not_received")
     [event] = [e for e in deps.security.for_account("1000001") if e.kind == "payment_settled_by_agent"]
-    assert event.detail == ("not paid by agent dev:awa: Customer read her wallet SMS to me: no debit. "
+    assert event.detail == ("not paid by agent dev:moussa: Customer read her wallet SMS to me: no debit. "
                             "Called from +2217*****567")
     [row] = [r for r in SqlAgentAudit(agents_app.extensions["parts"]["db"], agents_settings.secret_key).recent(
-        agent="dev:awa") if r.action == "payment_settle"]
+        agent="dev:moussa") if r.action == "payment_settle"]
     assert (row.action, row.outcome) == ("payment_settle", "settled") and "no debit" in row.detail
     assert "123 45 67" not in row.detail and "45 67" not in row.detail
     # The form sent twice: the second changes nothing and sends nothing.
@@ -153,8 +163,8 @@ def test_settled_by_hand_as_not_paid_the_customer_is_told_and_may_pay_again(agen
 
 
 def test_settled_by_hand_as_paid_a_late_refusal_from_the_provider_is_kept_not_applied(
-        agent, deps, site, backoffice_url) -> None:
-    client, token = agent
+        supervisor, deps, site, backoffice_url) -> None:
+    client, token = supervisor
     unresolved(deps)
     payment_id = started_with_provider(deps, f"{site}/payments/callback")
     open_awa(client, token)
@@ -172,8 +182,8 @@ def test_settled_by_hand_as_paid_a_late_refusal_from_the_provider_is_kept_not_ap
 
 
 def test_a_callback_that_came_first_wins_and_the_agents_late_word_changes_nothing(
-        agent, deps, site, backoffice_url) -> None:
-    client, token = agent
+        supervisor, deps, site, backoffice_url) -> None:
+    client, token = supervisor
     unresolved(deps)
     payment_id = started_with_provider(deps, f"{site}/payments/callback")
     assert KEY in to_resolve(open_awa(client, token))      # the agent reads the page ...
@@ -185,8 +195,8 @@ def test_a_callback_that_came_first_wins_and_the_agents_late_word_changes_nothin
     assert [e["kind"] for e in payment_sms(deps)] == ["payment_receipt"]
 
 
-def test_hostile_or_mistaken_forms_get_a_clear_page_and_change_nothing(agents_app, agent, deps) -> None:
-    client, token = agent
+def test_hostile_or_mistaken_forms_get_a_clear_page_and_change_nothing(agents_app, supervisor, deps) -> None:
+    client, token = supervisor
     unresolved(deps)
     unresolved(deps, key="pay-" + "b" * 40, msisdn=ALIOU, account="2000001")
     deps.ledger.create(idempotency_key="pay-other", msisdn=AWA, account_number="1000001", purpose="bill",
@@ -246,8 +256,8 @@ def provider_side(backoffice_app: Flask, payment_id: str) -> PaymentIntent:
 
 
 def test_a_late_approval_after_an_agents_not_paid_is_kept_answered_and_the_customer_told(
-        agent, deps, site, backoffice_app, backoffice_url) -> None:
-    client, token = agent
+        supervisor, agent, deps, site, backoffice_app, backoffice_url) -> None:
+    client, token = supervisor
     unresolved(deps)
     payment_id = started_with_provider(deps, f"{site}/payments/callback")
     open_awa(client, token)
@@ -263,16 +273,17 @@ def test_a_late_approval_after_an_agents_not_paid_is_kept_answered_and_the_custo
     assert [e["kind"] for e in payment_sms(deps)] == ["payment_failed", "payment_under_review"]
     [event] = [e for e in deps.security.for_account("1000001") if e.kind == "callback_after_settlement"]
     assert event.detail == "provider says succeeded after failed; kept"
-    page = open_awa(client, token)                    # the agent sees it with Awa's payments
-    assert f"none-{KEY}" in page and "payment_id,status" in page
+    # An agent on the phone with Awa finds it with her payments, under the provider's id she can quote.
+    agent_client, agent_token = agent
+    assert payment_id in mismatched(open_awa(agent_client, agent_token))
     # The provider sends it again: nothing kept or sent twice.
     requests.post(f"{backoffice_url}/api/v1/payments/{payment_id}/resend-callback", timeout=5).raise_for_status()
     wait_for(lambda: provider_side(backoffice_app, payment_id).callback_attempts >= 2)
     assert len(deps.ledger.mismatches(f"none-{KEY}")) == 1 and len(payment_sms(deps)) == 2
 
 
-def test_settled_by_hand_as_paid_billing_is_credited_once(agents_app, agent, deps, backoffice_url) -> None:
-    client, token = agent
+def test_settled_by_hand_as_paid_billing_is_credited_once(agents_app, supervisor, deps, backoffice_url) -> None:
+    client, token = supervisor
     unresolved(deps)
     assert balance_due(backoffice_url) == "12500"
     open_awa(client, token)
@@ -302,3 +313,129 @@ def test_billing_down_when_an_agent_settles_paid_the_worker_posts_it_later(agent
     assert post_owed_to_billing(deps) == 1                 # the worker's next pass
     assert balance_due(backoffice_url) == "0"
     assert post_owed_to_billing(deps) == 0
+
+
+def test_an_agent_asks_the_provider_but_settling_by_hand_is_a_supervisors_act(agents_app, agent, deps,
+                                                                               agents_settings) -> None:
+    client, token = agent
+    unresolved(deps)
+    listed = to_resolve(open_awa(client, token))
+    assert KEY in listed and "Vérifier auprès de l'opérateur" in listed
+    assert "Settle by hand" not in listed and "Settling by hand is a supervisor's act." in listed
+
+    forged = client.post("/console/payment-settle", data={"csrf_token": token, "key": KEY, "decision": "paid",
+                                                          "reference": "MM7KQ2ZP9XW4", "reason": "portal"})
+
+    assert (forged.status_code, forged.mimetype) == (403, "text/html")
+    assert "is a supervisor's act" in text(forged)
+    assert deps.ledger.get(KEY).status == "unresolved" and payment_sms(deps) == []
+    [row] = [r for r in SqlAgentAudit(agents_app.extensions["parts"]["db"], agents_settings.secret_key).recent(
+        agent="dev:awa") if r.action == "payment_settle"]
+    assert (row.role, row.outcome) == ("agent", "refused")
+
+
+def test_the_limit_on_payment_actions_is_a_setting(agents_settings, monkeypatch) -> None:
+    monkeypatch.setenv("AGENT_PAYMENT_ACTION_LIMIT", "3")
+    assert Settings.from_env().agent_payment_action_limit == 3
+    app = create_app(dataclasses.replace(agents_settings, agent_payment_action_limit=3))
+    client = app.test_client()
+    token = sign_in(client, "Awa", "agent")
+    open_awa(client, token)
+    answers = [client.post("/console/payment-check", data={"csrf_token": token, "key": "pay-" + "d" * 40})
+               for _ in range(4)]
+    assert [a.status_code for a in answers] == [404, 404, 404, 429]
+    assert "You have acted on 3 payments in the last 10 minutes" in text(answers[-1])
+
+
+def test_an_agent_reads_the_providers_payment_id_of_a_kept_callback_whole(supervisor, agent, deps) -> None:
+    """A provider id with a run of digits (``PAY-`` and hex) is not a phone number: the agent quotes it whole."""
+    unresolved(deps)
+    settle_unresolved_payment(deps, AWA, KEY, paid=False, reference=None, reason="no debit", by="dev:moussa")
+    late = ProviderResult(event_id="evt-late", payment_id="PAY-77123456AB0C9D1E", status="succeeded",
+                          amount=Decimal(12500), currency="XOF", account_number="1000001", msisdn=AWA,
+                          reference="PAY-77123456AB0C9D1E", idempotency_key=KEY)
+    deps.ledger.keep_mismatch(late, ["payment_id", "status"], under=f"none-{KEY}")
+    client, token = agent
+
+    kept = mismatched(open_awa(client, token))
+
+    assert "PAY-77123456AB0C9D1E" in kept and "12500" in kept
+    assert AWA not in kept and "1000001" not in kept.replace("1***001", "")   # her number stays masked
+
+
+def billing_already_has(backoffice_app: Flask, payment_id: str, amount: int) -> None:
+    """Billing holds the provider's id with another amount (a clerk's typing error): it refuses the post for good."""
+    with backoffice_app.extensions["backoffice"].sessions() as db:
+        db.add(BillingPayment(payment_id=payment_id, account_number="1000001", reference=payment_id, amount=amount,
+                              currency="XOF", paid_at=datetime(2026, 11, 2, 9, 0), channel="counter"))
+        db.commit()
+
+
+def refused_by_billing(page: str) -> str:
+    section = to_resolve(page)
+    start = section.find('<table aria-label="refused by billing">')
+    return section[start:] if start >= 0 else ""
+
+
+def test_a_hand_paid_billing_refused_is_listed_and_a_supervisor_posts_it_again_once_fixed(
+        agents_app, supervisor, agent, deps, backoffice_app, backoffice_url) -> None:
+    unresolved(deps)
+    billing_already_has(backoffice_app, "MM7KQ2ZP9XW4", 500)
+    client, token = supervisor
+    open_awa(client, token)
+    act(client, token, "/console/payment-settle", decision="paid", reference="MM7KQ2ZP9XW4",
+        reason="Provider portal shows it paid")
+    assert balance_due(backoffice_url) == "12500"      # billing refused it: still shown due
+
+    listed = refused_by_billing(open_awa(client, token))
+    assert KEY in listed and "12500 XOF" in listed
+    assert "Conflict: payment MM7KQ2ZP9XW4 was received with another account or amount" in listed   # billing's word
+    assert "Post to billing again" in listed and "Mark handled" in listed
+    # An agent sees the row, not the buttons; a forged form is refused.
+    agent_client, agent_token = agent
+    assert KEY in refused_by_billing(open_awa(agent_client, agent_token))
+    assert "Post to billing again" not in refused_by_billing(open_awa(agent_client, agent_token))
+    forged = agent_client.post("/console/billing-repost", data={"csrf_token": agent_token, "key": KEY})
+    assert forged.status_code == 403 and "supervisor's act" in text(forged)
+
+    page = act(client, token, "/console/billing-repost")       # not fixed yet: refused again, still listed
+    assert notice(page).startswith("Billing refused it again")
+    assert KEY in refused_by_billing(page)
+
+    with backoffice_app.extensions["backoffice"].sessions() as db:   # billing's clerk removes the wrong entry
+        db.delete(db.get(BillingPayment, "MM7KQ2ZP9XW4"))
+        db.commit()
+    page = act(client, token, "/console/billing-repost")
+    assert notice(page) == "Billing recorded it: the customer's balance no longer shows it due."
+    assert refused_by_billing(page) == "" and balance_due(backoffice_url) == "0"
+    again = act(client, token, "/console/billing-repost")       # a double click: billing counts it once
+    assert notice(again) == "Billing's refusal of this payment was already dealt with: nothing changed."
+    assert balance_due(backoffice_url) == "0"
+    actions = [(r.action, r.outcome) for r in SqlAgentAudit(agents_app.extensions["parts"]["db"], "agents-test-secret")
+               .recent(customer=AWA) if r.action == "billing_repost"]
+    assert actions == [("billing_repost", "already"), ("billing_repost", "billing_posted"),
+                       ("billing_repost", "billing_refused"), ("billing_repost", "refused")]
+
+
+def test_a_supervisor_marks_a_billing_refusal_handled_with_a_reason_once(supervisor, deps, backoffice_app,
+                                                                        backoffice_url) -> None:
+    unresolved(deps)
+    billing_already_has(backoffice_app, "MM7KQ2ZP9XW4", 500)
+    client, token = supervisor
+    open_awa(client, token)
+    act(client, token, "/console/payment-settle", decision="paid", reference="MM7KQ2ZP9XW4", reason="portal")
+    blank = client.post("/console/billing-handled", data={"csrf_token": token, "key": KEY, "reason": "  "})
+    assert blank.status_code == 400 and "Give the reason" in text(blank)
+
+    page = act(client, token, "/console/billing-handled", reason="Credited by hand in billing, ticket 4411, "
+                                                                 "customer +221 77 123 45 67")
+
+    assert notice(page) == "Marked handled; billing is no longer asked to take it."
+    assert refused_by_billing(page) == ""
+    [event] = [e for e in deps.security.for_account("1000001") if e.kind == "payment_billing_handled"]
+    assert event.detail.startswith("handled by agent dev:moussa: Credited by hand in billing")
+    assert "123 45 67" not in event.detail and "+2217*****567" in event.detail
+    again = act(client, token, "/console/billing-handled", reason="again")
+    assert notice(again) == "Billing's refusal of this payment was already dealt with: nothing changed."
+    assert [e.kind for e in deps.security.for_account("1000001")].count("payment_billing_handled") == 1
+    assert post_owed_to_billing(deps) == 0 and balance_due(backoffice_url) == "12500"

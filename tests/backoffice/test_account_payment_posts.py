@@ -1,0 +1,59 @@
+"""Billing's ``POST /accounts/{n}/payments`` keeps its ``Idempotency-Key`` (IETF httpapi-idempotency-key-header).
+
+A payer posting money received outside mobile money (an agent's settlement) may retry after a lost answer: the same
+key and body get the first answer again and nothing is counted twice. The same key with another body is a mistake
+on the payer's side (a key reused for another payment): it gets a clear 422 ``idempotency_key_reused`` and billing
+records nothing, where before it counted a second payment.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import requests
+
+
+def _post(api: str, http: requests.Session, key: str, body: Any) -> requests.Response:
+    return http.post(f"{api}/accounts/1000001/payments", json=body, headers={"Idempotency-Key": key})
+
+
+def _due(api: str, http: requests.Session) -> str:
+    return str(http.get(f"{api}/accounts/1000001/balance").json()["amount"])
+
+
+def _listed(api: str, http: requests.Session) -> list[str]:
+    return [p["payment_id"] for p in http.get(f"{api}/accounts/1000001/payments?limit=20").json()["payments"]]
+
+
+def test_the_same_key_and_body_get_the_first_answer_again(api: str, http: requests.Session) -> None:
+    body = {"payment_id": "MM7KQ2ZP9XW4", "amount": "5000", "reference": "MM7KQ2ZP9XW4"}
+    first = _post(api, http, "post-pay-1", body)
+    assert first.status_code == 201 and _due(api, http) == "7500"
+
+    # A retry after a lost answer, the fields in another order: the same body.
+    again = _post(api, http, "post-pay-1", dict(reversed(list(body.items()))))
+
+    assert (again.status_code, again.json()) == (201, first.json())
+    assert _due(api, http) == "7500" and _listed(api, http).count("MM7KQ2ZP9XW4") == 1
+
+
+def test_the_same_key_with_another_body_is_refused_and_nothing_is_counted(api: str, http: requests.Session) -> None:
+    assert _post(api, http, "post-pay-2", {"payment_id": "MM7KQ2ZP9XW4", "amount": "5000"}).status_code == 201
+
+    for other in ({"payment_id": "MM0000ANOTHER", "amount": "5000"}, {"payment_id": "MM7KQ2ZP9XW4", "amount": "500"},
+                  {"payment_id": "MM7KQ2ZP9XW4", "amount": "5000", "channel": "counter"}):
+        refused = _post(api, http, "post-pay-2", other)
+        assert refused.status_code == 422, other
+        assert refused.json() == {"error": "idempotency_key_reused", "message": (
+            "this Idempotency-Key was used with another body; send a new key for another payment")}
+
+    assert _due(api, http) == "7500" and "MM0000ANOTHER" not in _listed(api, http)
+
+
+def test_a_new_key_for_a_payment_already_received_counts_it_once(api: str, http: requests.Session) -> None:
+    assert _post(api, http, "post-pay-3", {"payment_id": "MM7KQ2ZP9XW4", "amount": "5000"}).status_code == 201
+    second = _post(api, http, "post-pay-4", {"payment_id": "MM7KQ2ZP9XW4", "amount": "5000"})
+    assert second.status_code == 200 and _due(api, http) == "7500"
+    # ... and that key's first answer (200) is its answer again.
+    assert _post(api, http, "post-pay-4", {"payment_id": "MM7KQ2ZP9XW4", "amount": "5000"}).status_code == 200
+    assert _post(api, http, "post-pay-5", {"payment_id": "MM7KQ2ZP9XW4", "amount": "900"}).status_code == 409

@@ -2,8 +2,9 @@
 test's own) dies right after the step queued the SMS, so the hop's save is lost (sent after the answer, its
 failure only logged), and it comes back as it was before that hop (the last snapshot, as a failover that lost
 the last writes). The gateway, which got no answer in time, sends the hop again, and the step runs again: the
-outbox sends no second SMS (nor e-mail), and the one code received is the one the next screen accepts. A PIN
-confirmation run again so answers as it did the first time: the PIN is set, once, and said so once."""
+outbox sends no second SMS (nor e-mail), and the one code received is the one the next screen accepts. So too
+for "Renvoyer le code" (link, first PIN, e-mail). A PIN confirmation run again (a first PIN, a change, a reset),
+or only answered again, answers as it did the first time: the PIN is set, once, and said so once."""
 
 from __future__ import annotations
 
@@ -131,3 +132,129 @@ def test_a_first_pin_confirmed_by_a_hop_run_again_is_said_set_once_and_opens_the
     again.answer("8")
     assert again.answer("3") == f"CON Entrez votre code PIN (4 chiffres):\n{NAV}"
     assert again.answer("4821") == f"CON Nouveau code PIN (4 chiffres):\n{NAV}"
+
+
+# ---------------------------------------------------------------- "send again", sent again by the gateway
+def again(p: UssdPhone) -> str:
+    """The gateway sends the same hop again (the same session, the same text)."""
+    return p.post("*".join(p.inputs))
+
+
+RESENT_LINK_SCREEN = ("CON Nouveau code envoyé au titulaire du compte (+2217*****001), l'ancien ne marche plus. "
+                      f"Entrez-le (valable 3 min):\n1. Renvoyer le code\n{NAV}")
+
+
+def test_a_link_code_sent_again_by_a_hop_the_gateway_retried_is_one_sms_and_the_one_that_links(
+        phone, received, throwaway_redis):
+    p = phone(STRANGER)
+    p.dial()
+    p.answer("1")
+    p.answer("1000001")
+    assert p.answer("5500") == LINK_CODE_SCREEN
+    assert p.answer("1") == RESENT_LINK_SCREEN
+    assert again(p) == RESENT_LINK_SCREEN                  # answered again: no third code
+    with store_lost_after_queuing(throwaway_redis, "link_code"):
+        assert p.answer("1") == RESENT_LINK_SCREEN         # the third code, its hop's save lost
+    assert again(p) == RESENT_LINK_SCREEN                  # the step runs again: the same code, not a fourth
+    first, second, third = (code_in(sms) for sms in received(HOLDER))
+    stale = second if second != third else first
+    assert p.answer(stale).startswith("CON Code incorrect. Essais restants: 2.")
+    assert p.answer(third) == f"CON Compte 1000001 lié à votre numéro.\n1. Continuer\n{NAV}"
+
+
+def test_a_first_pin_code_sent_again_by_a_hop_run_again_after_a_lost_save_is_the_one_that_works(
+        phone, received, throwaway_redis):
+    p = phone(PREPAID)
+    p.dial()
+    p.answer("8")
+    assert p.answer("3") == PIN_CODE_SCREEN
+    resent = ("CON Nouveau code envoyé par SMS au +2217*****003, l'ancien ne marche plus. Entrez-le (valable 3 min):"
+              f"\n1. Renvoyer le code\n{NAV}")
+    with store_lost_after_queuing(throwaway_redis, "pin_code"):
+        assert p.answer("1") == resent
+    assert again(p) == resent
+    assert again(p) == resent
+    first, second = (code_in(sms) for sms in received(PREPAID))
+    if first != second:
+        assert p.answer(first).startswith("CON Code incorrect. Essais restants: 2.")
+    assert p.answer(second) == f"CON Premier usage: choisissez un code PIN secret (4 chiffres):\n{NAV}"
+
+
+def test_an_email_code_sent_again_by_a_hop_run_again_after_a_lost_save_is_one_letter_that_confirms(
+        phone, settings, mail, throwaway_redis):
+    p = phone(HOLDER)
+    p.dial()
+    p.answer("8")
+    p.answer("6")
+    p.answer("4")
+    assert p.answer("awa.diop@exemple.sn").startswith("CON Un code a été envoyé à a***@exemple.sn.")
+    resent = ("CON Nouveau code envoyé à a***@exemple.sn, l'ancien ne marche plus. Tapez-le ici (valable 30 "
+              f"minutes):\n1. Renvoyer le code\n{NAV}")
+    with store_lost_after_queuing(throwaway_redis, "email_code"):
+        assert p.answer("1") == resent
+    assert again(p) == resent
+    worker.run_once(settings)
+    _, second = (code_in(letter) for letter in mail.messages_to("awa.diop@exemple.sn"))   # one letter a send
+    assert p.answer(second).startswith("CON Adresse e-mail confirmée: a***@exemple.sn.")
+
+
+# ---------------------------------------------------------------- a PIN changed or reset, the hop sent again
+PIN_CHANGED = f"CON Votre code PIN a été changé.\n1. Menu principal\n{NAV}"
+
+
+def test_a_pin_change_confirmed_by_a_hop_the_gateway_sent_again_is_changed_once(app, phone, received,
+                                                                                 throwaway_redis):
+    deps = app.extensions["parts"]["deps"]
+    deps.pins.set_pin(HOLDER, "4821")
+    p = phone(HOLDER)
+    p.dial()
+    p.answer("8")
+    assert p.answer("3") == f"CON Entrez votre code PIN (4 chiffres):\n{NAV}"
+    p.answer("4821")
+    assert p.answer("5930") == f"CON Confirmez le nouveau code PIN:\n{NAV}"
+    assert p.answer("5930") == PIN_CHANGED
+    assert again(p) == PIN_CHANGED                         # a plain retry: the answer it was given
+    q = phone(HOLDER)                                      # and again, its save lost this time
+    q.dial()
+    q.answer("8")
+    q.answer("3")
+    q.answer("5930")
+    q.answer("6042")
+    with store_lost_after_queuing(throwaway_redis, "pin_changed"):
+        assert q.answer("6042") == PIN_CHANGED
+    assert again(q) == PIN_CHANGED                         # the step ran again: said changed, not "differ"
+    changed = "ElecNet: votre code PIN a été modifié. Si ce n'est pas vous, appelez le 800 00 00."
+    assert received(HOLDER) == [changed, changed]          # once per change
+    audit = deps.security.for_subject(HOLDER)
+    assert [e.kind for e in audit if e.kind.startswith("pin_")] == ["pin_changed", "pin_changed"]
+    r = phone(HOLDER)                                      # the last PIN chosen, its tries all left
+    r.dial()
+    r.answer("8")
+    r.answer("3")
+    assert r.answer("6042") == f"CON Nouveau code PIN (4 chiffres):\n{NAV}"
+
+
+def test_a_forgotten_pin_reset_by_a_hop_run_again_after_a_lost_save_is_reset_once(app, phone, received,
+                                                                                  throwaway_redis):
+    deps = app.extensions["parts"]["deps"]
+    deps.pins.set_pin(HOLDER, "4821")
+    p = phone(HOLDER)
+    p.dial()
+    p.answer("8")
+    assert p.answer("4") == f"CON Code PIN oublié. Entrez votre numéro de compte (7 chiffres):\n{NAV}"
+    p.answer("1000001")
+    p.answer("5500")
+    p.answer("5930")
+    done = f"CON Nouveau code PIN enregistré. Un SMS vous le confirme.\n1. Continuer\n{NAV}"
+    with store_lost_after_queuing(throwaway_redis, "pin_reset"):
+        assert p.answer("5930") == done
+    assert again(p) == done
+    assert again(p) == done
+    assert len(received(HOLDER)) == 1
+    audit = deps.security.for_subject(HOLDER)
+    assert [e.kind for e in audit if e.kind.startswith("pin_")] == ["pin_reset"]
+    q = phone(HOLDER)
+    q.dial()
+    q.answer("8")
+    q.answer("3")
+    assert q.answer("5930") == f"CON Nouveau code PIN (4 chiffres):\n{NAV}"

@@ -258,3 +258,24 @@ def test_a_forgotten_pin_reset_by_a_hop_run_again_after_a_lost_save_is_reset_onc
     q.answer("8")
     q.answer("3")
     assert q.answer("5930") == f"CON Nouveau code PIN (4 chiffres):\n{NAV}"
+
+
+def test_an_email_code_whose_hop_lost_its_save_and_the_days_counts_still_counts_in_the_addresss_three_a_day(
+        phone, settings, mail, throwaway_redis):
+    # The session and the day's counts live in one Redis, which comes back as it was before the hop.
+    p = phone(HOLDER)
+    p.dial()
+    p.answer("8")
+    p.answer("6")
+    p.answer("4")
+    with store_lost_after_queuing(throwaway_redis, "email_code"):
+        assert p.answer("awa.diop@exemple.sn").startswith("CON Un code a été envoyé à a***@exemple.sn.")
+    assert again(p).startswith("CON Un code a été envoyé à a***@exemple.sn.")
+    assert p.answer("1").startswith("CON Nouveau code envoyé à a***@exemple.sn")          # the second today
+    assert p.answer("1").startswith("CON Nouveau code envoyé à a***@exemple.sn")          # the third
+    assert p.answer("1") == ("CON Trop de codes demandés aujourd'hui: aucun nouveau code envoyé. Tapez le dernier "
+                             f"code envoyé à a***@exemple.sn:\n{NAV}")
+    worker.run_once(settings)
+    letters = mail.messages_to("awa.diop@exemple.sn")
+    assert len(letters) == 3                                                             # no fourth
+    assert p.answer(code_in(letters[-1])).startswith("CON Adresse e-mail confirmée: a***@exemple.sn.")

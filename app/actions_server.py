@@ -56,8 +56,8 @@ from web_fallback.customer.sign_in import SignIn, SignInRules
 
 from .logging_setup import configure_logging
 from .menu_gate import refuse_menus_with_errors
-from .secret_gate import refuse_shared_sessions_without_secret_key
 from .ops import Metrics, serve_metrics, shared_metrics
+from .secret_gate import refuse_shared_sessions_without_secret_key
 from .settings import Settings
 from .storage.chat_links import RedisChatLinks
 from .storage.sign_in_codes import RedisSignInStore

@@ -1,9 +1,13 @@
 """WSGI entry point: ``gunicorn wsgi:app`` serves the product with settings from the environment (its menus
-linted first: a file with errors stops the worker, ``app.menu_gate``)."""
+linted first: a file with errors stops the worker, ``app.menu_gate``; shared sessions without ``SECRET_KEY``
+stop it too, ``app.secret_gate``)."""
 
 from app.factory import create_app
 from app.menu_gate import refuse_menus_with_errors
+from app.secret_gate import refuse_shared_sessions_without_secret_key
 from app.settings import Settings
 
-refuse_menus_with_errors(Settings.from_env().menus_path)
+settings = Settings.from_env()
+refuse_shared_sessions_without_secret_key(settings)
+refuse_menus_with_errors(settings.menus_path)
 app = create_app()

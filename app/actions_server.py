@@ -57,6 +57,7 @@ from web_fallback.customer.sign_in import SignIn, SignInRules
 from .logging_setup import configure_logging
 from .menu_gate import refuse_menus_with_errors
 from .ops import Metrics, serve_metrics, shared_metrics
+from .secret_gate import refuse_shared_sessions_without_secret_key
 from .settings import Settings
 from .storage.chat_links import RedisChatLinks
 from .storage.sign_in_codes import RedisSignInStore
@@ -236,6 +237,7 @@ def serve_actions() -> int:
         settings = replace(settings, rasa_action_token=_kept_token())
     configure_logging(settings.log_level, secrets=[settings.rasa_action_token, settings.rasa_identity_secret,
                                                    settings.backoffice_api_key or ""])
+    refuse_shared_sessions_without_secret_key(settings)
     refuse_menus_with_errors(settings.menus_path)
     app = build_action_app(settings)
     log.info("rasa action server: POST http://%s:%s/webhook", settings.rasa_actions_host, settings.rasa_actions_port)

@@ -188,13 +188,16 @@ def _email_code_to(ctx: StepContext, deps: Deps, address: str, *, again: bool) -
     # whether it replaced one, which the run again (that finds its own code pending) cannot tell otherwise.
     sends = int(ctx.data.get("email_code_sends", 0)) + 1
     for was_again in (again, not again):
-        if deps.outbox.queued(_email_code_key(ctx, sends, was_again)):
-            return sends, was_again     # counted, staged and audited by the hop that queued it
+        queued_key = _email_code_key(ctx, sends, was_again)
+        if deps.outbox.queued(queued_key):
+            # Staged and audited by the hop that queued it; counted by it too, unless the day's counts were
+            # lost with its session (one Redis, back as it was before that hop): then its mark is gone too,
+            # and the letter the address received is counted now, or it would escape the day's caps.
+            if not deps.throttle.count(_counted_mark(queued_key)):
+                _count_email_code(ctx, deps, address, queued_key)
+            return sends, was_again
     dedupe_key = _email_code_key(ctx, sends, again)
-    # Both counters move on every request (no short-circuit).
-    limits = [deps.throttle.hit(f"email:phone:{ctx.user_id}", MAX_EMAIL_CODES_PER_PHONE, _DAY),
-              deps.throttle.hit(f"email:address:{address.lower()}", MAX_EMAIL_CODES_PER_ADDRESS, _DAY)]
-    if not all(limits):
+    if not _count_email_code(ctx, deps, address, dedupe_key):
         return None
     code = issue_code(deps.settings.code_key, dedupe_key)
     deps.contacts.stage_email(ctx.user_id, address, hash_code(code), ctx.now + timedelta(minutes=EMAIL_CODE_MINUTES))
@@ -208,6 +211,21 @@ def _email_code_to(ctx: StepContext, deps: Deps, address: str, *, again: bool) -
 
 def _email_code_key(ctx: StepContext, sends: int, again: bool) -> str:
     return f"email_code:{ctx.conversation_id}:{sends}{':again' if again else ''}"
+
+
+def _count_email_code(ctx: StepContext, deps: Deps, address: str, dedupe_key: str) -> bool:
+    """Count an e-mail code (the message under ``dedupe_key``) in the number's and the address's codes of the
+    day; whether both are still within their caps. Its mark, kept beside the counts, says it was counted."""
+    # Both counters move on every request (no short-circuit).
+    limits = [deps.throttle.hit(f"email:phone:{ctx.user_id}", MAX_EMAIL_CODES_PER_PHONE, _DAY),
+              deps.throttle.hit(f"email:address:{address.lower()}", MAX_EMAIL_CODES_PER_ADDRESS, _DAY)]
+    if all(limits):
+        deps.throttle.hit(_counted_mark(dedupe_key), 1, _DAY)
+    return all(limits)
+
+
+def _counted_mark(dedupe_key: str) -> str:
+    return f"email:counted:{dedupe_key}"
 
 
 @step("preferences.confirm_email", outcomes={"ok", "ok_channel", "wrong", "expired"})

@@ -278,7 +278,12 @@ def confirm_pin(ctx: StepContext, deps: Deps) -> StepResult:
     _event(ctx, deps, kind)
     if was_locked:
         _event(ctx, deps, "pin_unlocked", "reset by the holder")
-    return _pin_chosen(ctx, proof, _tell(ctx, deps, kind, {}))
+    told = _tell(ctx, deps, kind, {})
+    if deps.outbox is None:
+        # No notice to know this confirmation by when it runs again: a mark of it instead, for as long as a
+        # conversation lives (in the throttle's store: the embedded default's is this process, as its sessions).
+        deps.throttle.hit(_chosen_mark(ctx, told["security_notices"]), 1, deps.settings.code_minutes(ctx.channel) * 60)
+    return _pin_chosen(ctx, proof, told)
 
 
 def _pin_chosen(ctx: StepContext, proof: Any, told: dict[str, int]) -> StepResult:
@@ -291,16 +296,24 @@ def _pin_chosen(ctx: StepContext, proof: Any, told: dict[str, int]) -> StepResul
 def _confirmed_before(ctx: StepContext, deps: Deps, pin: str) -> bool:
     """Whether this hop is this very confirmation run again: the gateway's retry of a hop whose session's
     save was lost after the PIN was set, so the session still counts the notices it gave before it. Known
-    by the notice that confirmation queued (its key names this conversation and that count), and only then
-    ``pin`` compared with the PIN set: no other caller, nor this one later, learns whether a PIN is the
-    customer's, and no try is counted for the one who just chose it."""
+    by the notice that confirmation queued (its key names this conversation and that count), or without an
+    outbox by its mark (``_chosen_mark``), and only then ``pin`` compared with the PIN set: no other caller,
+    nor this one later, learns whether a PIN is the customer's, and no try is counted for the one who just
+    chose it."""
     assert deps.pins is not None
-    if deps.outbox is None or not ctx.user_id:
+    if not ctx.user_id:
         return False
     told = _next_notice(ctx)
-    if not any(deps.outbox.queued(_notice_key(ctx, kind, told)) for kind in _PIN_CHOSEN):
-        return False
-    return deps.pins.is_current(ctx.user_id, pin)
+    if deps.outbox is None:
+        chosen = deps.throttle.count(_chosen_mark(ctx, told)) > 0
+    else:
+        chosen = any(deps.outbox.queued(_notice_key(ctx, kind, told)) for kind in _PIN_CHOSEN)
+    return chosen and deps.pins.is_current(ctx.user_id, pin)
+
+
+def _chosen_mark(ctx: StepContext, told: int) -> str:
+    """The mark of the confirmation that set a PIN, named as its notice is: this conversation and that count."""
+    return f"pin_chosen:{ctx.conversation_id}:{told}"
 
 
 _PIN_CHOSEN = ("pin_set", "pin_changed", "pin_reset")

@@ -37,7 +37,7 @@ def actions_alone(settings, tmp_path) -> Iterator[Start]:
         def launch(ports: list[int]) -> subprocess.Popen[bytes]:
             env = {**os.environ, "DATABASE_URL": settings.database_url, "REDIS_URL": settings.redis_url or "",
                    "BACKOFFICE_URL": settings.backoffice_url, "RASA_ACTIONS_PORT": str(ports[0]),
-                   "RASA_ACTION_TOKEN": TOKEN, **extra}
+                   "RASA_ACTION_TOKEN": TOKEN, "SECRET_KEY": "test-actions-key", **extra}
             for name in ("PROMETHEUS_MULTIPROC_DIR", *(() if "METRICS_PORT" in extra else ("METRICS_PORT",))):
                 env.pop(name, None)
             with log_path.open("w") as log:

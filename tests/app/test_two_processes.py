@@ -19,7 +19,8 @@ def two_servers(settings, tmp_path) -> Iterator[list[str]]:
     metrics_dir.mkdir()
     env = {**os.environ, "DATABASE_URL": settings.database_url, "REDIS_URL": settings.redis_url or "",
            "BACKOFFICE_URL": settings.backoffice_url, "PAYMENT_CALLBACK_SECRET": "test-callback-secret",
-           "RESUME_WINDOW_SECONDS": "0", "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir), "LOG_LEVEL": "WARNING"}
+           "RESUME_WINDOW_SECONDS": "0", "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir), "LOG_LEVEL": "WARNING",
+           "SECRET_KEY": "test-two-processes-key"}
     with gunicorn_servers(env) as urls:
         yield urls
 

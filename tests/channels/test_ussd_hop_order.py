@@ -89,7 +89,7 @@ def test_a_reply_with_a_star_in_it_reaches_the_ticket_whole(phone: PhoneFactory,
 def two_servers(settings: Settings) -> Iterator[list[str]]:
     env = {**os.environ, "DATABASE_URL": settings.database_url, "REDIS_URL": settings.redis_url or "",
            "BACKOFFICE_URL": settings.backoffice_url, "PAYMENT_CALLBACK_SECRET": "test-callback-secret",
-           "RESUME_WINDOW_SECONDS": "0", "LOG_LEVEL": "WARNING"}
+           "RESUME_WINDOW_SECONDS": "0", "LOG_LEVEL": "WARNING", "SECRET_KEY": "test-hop-order-key"}
     with gunicorn_servers(env) as urls:
         yield urls
 

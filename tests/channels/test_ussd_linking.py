@@ -198,3 +198,28 @@ def test_the_removal_cancelled_in_english_removes_nothing(phone, deps):
     assert holder.answer("2") == "CON Request cancelled. No link was removed.\n1. Main menu\n0. Back 00. Home"
     assert [link.account_number for link in deps.links.accounts_for("+221770017777")] == ["2000001"]
     assert holder.answer("1").startswith("CON ElecNet - 2000001\n1. Balance and bills")
+
+
+def test_a_second_account_linked_in_the_same_conversation_takes_its_own_holders_code(phone, deps):
+    p = start(phone, "+221770015555")
+    p.answer("1000001")
+    assert p.answer("5500").startswith("CON Un code a été envoyé par SMS au numéro du titulaire du compte "
+                                       "(+2217*****001).")
+    # Back to the account number: the caller means another account, in the same conversation.
+    assert p.answer("0") == f"CON Pour vérifier, entrez le montant de votre dernière facture (FCFA):\n{NAV}"
+    assert p.answer("0") == f"CON Entrez votre numéro de compte (7 chiffres):\n{NAV}"
+    p.answer("2000003")
+    assert p.answer("46100") == ("CON Un code a été envoyé par SMS au numéro du titulaire du compte (+2217*****002). "
+                                 f"Entrez ce code (valable 3 min):\n1. Renvoyer le code\n{NAV}")
+    first, second = sms(deps, "link_code")
+    assert (first["msisdn"], second["msisdn"]) == ("+221770000001", "+221770000002")
+    # The first account's code does not link the second one.
+    if first["payload"]["code"] != second["payload"]["code"]:
+        assert p.answer(first["payload"]["code"]).startswith("CON Code incorrect. Essais restants: 2.")
+    assert p.answer(second["payload"]["code"]) == f"CON Compte 2000003 lié à votre numéro.\n1. Continuer\n{NAV}"
+    assert [link.account_number for link in deps.links.accounts_for("+221770015555")] == ["2000003"]
+    # Only the second account's holder hears of a link; each undo code undoes its own link.
+    [notice] = sms(deps, "link_notice")
+    assert notice["msisdn"] == "+221770000002"
+    assert deps.links.undo("1000001", notice["payload"]["undo_code"]) is None
+    assert deps.links.undo("2000003", notice["payload"]["undo_code"]) == "+221770015555"

@@ -7,6 +7,7 @@ neither staged nor confirmed, and the customer is sent back through the gate.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from types import MappingProxyType
@@ -65,4 +66,27 @@ def test_behind_the_gate_the_pin_changes_once_and_the_pass_is_spent(deps):
     done = run(deps, "security.confirm_pin", PASSED, {"pin": "7395"})
     assert done.outcome == "ok"
     assert "pin_verified" in done.data and done.data["pin_verified"] is None
+    assert pin_is(deps, "7395")
+
+
+def in_conversation(deps: Deps, name: str, data: dict[str, Any], secrets: dict[str, str],
+                    session_key: str) -> StepResult:
+    step = DialogRegistry(deps).get(name)
+    assert step is not None, name
+    return step(StepContext(user_id=NUMBER, channel="ussd", language="fr", session_key=session_key,
+                            data=MappingProxyType(data), params=MappingProxyType({}),
+                            secrets=MappingProxyType(secrets), now=datetime.now(UTC)))
+
+
+def test_without_an_outbox_a_confirmation_run_again_answers_changed_and_no_one_else_learns_the_pin(deps):
+    # The embedded default's stores (SQLite, a throttle in this process) wired without an outbox.
+    bare = replace(deps, outbox=None)
+    assert in_conversation(bare, "security.stage_pin", PASSED, {"new_pin": "7395"}, "ussd:mine").outcome == "ok"
+    assert in_conversation(bare, "security.confirm_pin", PASSED, {"pin": "7395"}, "ussd:mine").outcome == "ok"
+    # The gateway's retry of that hop, its session's save lost: the same session, the same PIN.
+    again = in_conversation(bare, "security.confirm_pin", PASSED, {"pin": "7395"}, "ussd:mine")
+    assert again.outcome == "ok" and again.data["pin_verified"] is None
+    # Another PIN in that retry, or the same PIN from another conversation: told nothing of the PIN set.
+    assert in_conversation(bare, "security.confirm_pin", PASSED, {"pin": "1593"}, "ussd:mine").outcome == "mismatch"
+    assert in_conversation(bare, "security.confirm_pin", PASSED, {"pin": "7395"}, "ussd:other").outcome == "mismatch"
     assert pin_is(deps, "7395")

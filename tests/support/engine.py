@@ -51,7 +51,8 @@ def served_engine(settings: Settings, log_path: Path, web_server: str = DEFAULT_
     """The engine as ``app serve`` runs it, one worker under ``web_server``, on ``settings``' database, Redis and
     back office (and ``env`` besides), its output in ``log_path``: its base URL while the block runs."""
     environ = {**os.environ, "DATABASE_URL": settings.database_url, "REDIS_URL": settings.redis_url or "",
-               "BACKOFFICE_URL": settings.backoffice_url, "PAYMENT_CALLBACK_SECRET": "test-callback-secret", **env}
+               "BACKOFFICE_URL": settings.backoffice_url, "PAYMENT_CALLBACK_SECRET": "test-callback-secret",
+               "SECRET_KEY": "test-served-key", **env}
     environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
 
     def launch(ports: list[int]) -> subprocess.Popen[bytes]:

@@ -475,7 +475,7 @@ class MetaWhatsAppAdapter(KeyedBySender, ChannelAdapter):
         if record is not None:
             return self._send_missing(turn.hop_id, record, sent_now)
         claim = claim_message(self.ledger, self.answers, turn.hop_id, CHANNEL)
-        if claim is Claim.TAKEN:
+        if claim in (Claim.TAKEN, Claim.BUSY):
             # Another delivery of it runs now, or ran just before Redis restarted empty: acknowledged, nothing sent.
             log.info("whatsapp copy of a message claimed already user=%s: nothing", mask(turn.address))
             return True
@@ -551,8 +551,7 @@ class MetaWhatsAppAdapter(KeyedBySender, ChannelAdapter):
         to, number_id = str(record.get("to", "")), str(record.get("from", ""))
         messages, ids = list(record.get("messages") or []), [str(i) for i in record.get("ids") or []]
         if self.replies is None or len(ids) != len(messages) or not ids:
-            record_answered(self.answers, message_id, msisdn=f"+{to}" if to else "", channel=CHANNEL,
-                            provider=PROVIDER, number=number_id)
+            record_answered(self.answers, message_id, channel=CHANNEL)
             return
         try:
             self.replies.record_sent_reply(f"+{to}", language=str(record.get("language") or ""),

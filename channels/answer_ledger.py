@@ -43,7 +43,6 @@ from collections.abc import Callable
 from enum import Enum
 from typing import Any, Final, Protocol
 
-
 __all__ = ["DAY_SECONDS", "AnswerLedger", "Claim", "DurableAnswers", "MemoryAnswerLedger", "answered_before",
            "claim_message", "record_answered", "release_claim"]
 

@@ -82,6 +82,7 @@ from .answer_ledger import (
     release_claim,
 )
 from .msisdn import to_e164
+from .reply_secrets import shows_secret
 from .sms_delivery import DeliveryReport
 from .sms_inbox import Inbox, KeptMessage, keep_for_worker, waits_behind
 from .whatsapp import (
@@ -508,7 +509,8 @@ class MetaWhatsAppAdapter(KeyedBySender, ChannelAdapter):
             log.info("whatsapp message answered by another delivery user=%s", mask(turn.address))
             return True
         record = {"to": turn.address, "from": number_id, "sent": 0, "messages": self.messages(engine, reply),
-                  "text": reply.text, "language": reply.screen.language if reply.screen else ""}
+                  "text": reply.text, "language": reply.screen.language if reply.screen else "",
+                  "plain": not shows_secret(engine.flows.menus, reply.screen)}
         return self._send_missing(turn.hop_id, record, sent_now)
 
     def _send_missing(self, message_id: str, record: dict[str, Any],
@@ -556,7 +558,8 @@ class MetaWhatsAppAdapter(KeyedBySender, ChannelAdapter):
         try:
             self.replies.record_sent_reply(f"+{to}", language=str(record.get("language") or ""),
                                            message_id=message_id, text=str(record.get("text") or ""),
-                                           messages=messages, ids=ids, provider=PROVIDER, from_number=number_id)
+                                           messages=messages, ids=ids, provider=PROVIDER, from_number=number_id,
+                                           plain=record.get("plain") is True)
         except Exception as exc:  # noqa: BLE001 - the database down: the customer has the reply already
             log.warning("whatsapp reply to %s sent, not recorded: %s", mask(to), type(exc).__name__)
 
@@ -573,7 +576,8 @@ class MetaWhatsAppAdapter(KeyedBySender, ChannelAdapter):
             queued = self.replies.queue_rest_by_sms(
                 f"+{to}", language=str(record.get("language") or ""), message_id=message_id,
                 text=str(record.get("text") or ""), messages=messages, parts=range(refused, len(messages)),
-                provider=PROVIDER, from_number=str(record.get("from", "")), reason=reason)
+                provider=PROVIDER, from_number=str(record.get("from", "")), reason=reason,
+                plain=record.get("plain") is True)
         except Exception as exc:  # noqa: BLE001 - the database down: kept for Meta's redelivery
             log.warning("whatsapp reply to %s: not queued for SMS now: %s", mask(to), type(exc).__name__)
             return False

@@ -476,10 +476,17 @@ class MetaWhatsAppAdapter(KeyedBySender, ChannelAdapter):
         if record is not None:
             return self._send_missing(turn.hop_id, record, sent_now)
         claim = claim_message(self.ledger, self.answers, turn.hop_id, CHANNEL)
-        if claim in (Claim.TAKEN, Claim.BUSY):
-            # Another delivery of it runs now, or ran just before Redis restarted empty: acknowledged, nothing sent.
-            log.info("whatsapp copy of a message claimed already user=%s: nothing", mask(turn.address))
+        if claim is Claim.TAKEN:
+            # Answered by another delivery (just before Redis restarted empty): acknowledged, nothing sent.
+            log.info("whatsapp copy of an answered message user=%s: nothing", mask(turn.address))
             return True
+        if claim is Claim.BUSY:
+            # Claimed, its answer not recorded: running now, or a run that ended owing its reply (its release refused
+            # by a database down, its ledger record lost with Redis). Nothing sent now; Meta delivers it again, and
+            # that delivery finds it answered, or takes the stale claim over and sends the reply.
+            log.info("whatsapp copy of a message claimed and not answered yet user=%s: delivered again later",
+                     mask(turn.address))
+            return False
         if claim is Claim.UNSURE:
             return False    # nothing run: Meta delivers the event again
         try:

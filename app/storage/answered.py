@@ -14,7 +14,8 @@ the message runs (a copy during the run must find it, whatever happens to Redis 
 after the answer tells an answered message from a run that ended without answering (a process that died, a reply
 owed while the database was down): the latter must run again, the former never.
 
-A claim found unanswered is ``BUSY`` while a run could still be going (younger than ``stale_seconds``: longer than
+A copy finding the claim of a message kept for the worker (``sms_inbox``, not settled yet) is ``TAKEN`` too: kept
+once, the worker answers it. A claim found unanswered otherwise is ``BUSY`` while a run could still be going (younger than ``stale_seconds``: longer than
 any hop takes to run and send), and taken over once older (its message showing no answer anywhere).
 """
 
@@ -68,7 +69,7 @@ class SqlAnswers:
                 return Claim.OURS
             except IntegrityError:   # claimed already: by a delivery running it now, one that died, or answered
                 db.rollback()
-        if self.answered(message_id):
+        if self.answered(message_id, kept=True):
             return Claim.TAKEN
         with self._sessions() as db:
             # Conditional, so that of two deliveries taking over the same dead claim one only wins.
@@ -100,13 +101,15 @@ class SqlAnswers:
                 db.execute(update(MessageClaimRow).where(MessageClaimRow.message_id == key).values(answered_at=now))
                 db.commit()
 
-    def answered(self, message_id: str) -> bool:
+    def answered(self, message_id: str, *, kept: bool = False) -> bool:
+        """``DurableAnswers.answered``; ``kept``: a message kept for the worker and not settled yet counts too (a
+        copy of it is handled: the worker answers the one kept)."""
         with self._sessions() as db:
             if db.scalars(select(MessageClaimRow.answered_at).where(
                     MessageClaimRow.message_id == claim_key(message_id))).first() is not None:
                 return True
-            if db.scalars(select(SmsInboxRow.id).where(SmsInboxRow.message_id == message_id,
-                                                       SmsInboxRow.status.in_(_SETTLED))).first() is not None:
+            inbox = select(SmsInboxRow.id).where(SmsInboxRow.message_id == message_id)
+            if db.scalars(inbox if kept else inbox.where(SmsInboxRow.status.in_(_SETTLED))).first() is not None:
                 return True
             return db.scalars(select(OutboxEventRow.id).where(
                 OutboxEventRow.dedupe_key.in_(self._reply_keys(message_id)))).first() is not None

@@ -19,10 +19,10 @@ twice whichever path answered it.
 The window between an answer and its row is closed by a durable claim: before a message runs (the ledger has no
 record of it), the delivery claims its id in the database (``DurableAnswers.claim``: an insert under a unique
 key), so a copy delivered after its answer is recorded finds it answered (``TAKEN``: the channel's "already
-handled" answer), and one delivered while it runs, or after Redis restarted empty and before its answer is recorded,
-finds it claimed and unanswered (``BUSY``): a channel whose provider delivers again (SMS) answers "not now", so that
-a run that ended owing its reply (its release refused by a database down too) is taken over by a later delivery
-once stale, never answered "handled" with nothing sent. A run that asks the provider to deliver the message again
+handled" answer), and one delivered while it runs, or after Redis restarted empty and before its answer is
+recorded, finds it claimed and unanswered (``BUSY``): a channel whose provider delivers again (SMS, Meta) answers
+"not now", so that a run that ended owing its reply (its release refused by a database down too) is taken over by
+a later delivery once stale, never answered "handled" with nothing sent. A run that asks the provider to deliver the message again
 releases its claim (``release_claim``); one whose process died is taken again once stale. When
 the database cannot be asked and the ledger forgot, nothing can say the message is new: the channel gives its
 "not now" answer (``UNSURE``); while the ledger remembers, it alone keeps the message answered once.

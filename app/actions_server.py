@@ -186,7 +186,7 @@ def build_action_app(settings: Settings, store: SessionStore | None = None,
                      throttle: Throttle | None = None) -> Sanic:
     """The action server with the engine the web app has (same menus, store, back ends; the limits'
     counter ``throttle`` if given, as ``create_app`` takes it)."""
-    from .factory import build_answer_ledger, build_engine
+    from .factory import build_answer_ledger, build_durable_answers, build_engine
 
     metrics = Metrics()   # the chat's hops in the engine's histograms, as the web app's workers count theirs
     engine, parts = build_engine(settings, store, observer=metrics, throttle=throttle)
@@ -201,7 +201,8 @@ def build_action_app(settings: Settings, store: SessionStore | None = None,
     guests = GuestBudget(parts["deps"].throttle, parts["security"], per_minute=settings.rasa_guests_per_minute,
                          admitted_seconds=settings.rasa_session_idle_seconds, longest_seconds=settings.web_max_seconds,
                          counted=lambda outcome: metrics.chat_guests.labels(outcome).inc())
-    app = create_action_app(build_executor(engine, channel, sign_in, guests, build_answer_ledger(settings)),
+    app = create_action_app(build_executor(engine, channel, sign_in, guests, build_answer_ledger(settings),
+                                           build_durable_answers(settings, parts["db"])),
                             settings.rasa_action_token)
     app.ctx.parts = parts     # the store, database and back-end clients (readiness checks, tests)
     app.ctx.metrics = metrics

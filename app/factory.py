@@ -115,8 +115,8 @@ from .whatsapp_letters import (
     twilio_status_recorder,
 )
 
-__all__ = ["build_deps", "build_dispatcher", "build_engine", "build_identity_cache", "build_inbox_drain",
-           "build_notice_relay", "build_pace", "build_sessions", "build_unsubscribe_links", "build_whatsapp_senders", "create_app",
+__all__ = ["build_deps", "build_dispatcher", "build_durable_answers", "build_engine", "build_identity_cache",
+           "build_inbox_drain", "build_notice_relay", "build_pace", "build_sessions", "build_unsubscribe_links", "build_whatsapp_senders", "create_app",
            "settler"]
 
 log = logging.getLogger("app")
@@ -238,6 +238,12 @@ def build_answer_ledger(settings: Settings) -> AnswerLedger:
 
 
 
+def build_durable_answers(settings: Settings, sessions: sessionmaker[Session]) -> SqlAnswers:
+    """The durable record of what the chat channels answered (claims, replies, kept messages), read once the answer
+    ledger forgot (Redis restarted empty)."""
+    return SqlAnswers(sessions, reply_keys, settings.clock)
+
+
 def build_code_budget(settings: Settings, deps: Deps, metrics: Metrics) -> CodeBudget:
     """The budget of sign-in codes for requesters not yet identified, counted by the dialogs' throttle (Redis:
     one budget for every process and door, the web's and the chat's), its refusals in ``metrics``."""
@@ -346,8 +352,7 @@ def build_adapters(settings: Settings, guard: GatewayGuard, security: SecurityAu
         log.warning("WhatsApp through Meta is not configured (README, WhatsApp): "
                     "POST /whatsapp/meta is closed (503).")
     ledger = build_answer_ledger(settings)
-    # The durable record of what was answered, read once the ledger forgot (Redis restarted empty).
-    answers = SqlAnswers(sessions, reply_keys, settings.clock) if sessions is not None else None
+    answers = build_durable_answers(settings, sessions) if sessions is not None else None
     inbox = build_inbox(settings, sessions) if sessions is not None else None
     windows = SqlWhatsAppWindows(sessions, settings.clock) if sessions is not None else None
     adapters: list[ChannelAdapter] = [

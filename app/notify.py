@@ -119,6 +119,12 @@ REPLY_PROVIDER: Final = "reply_provider"
 # Our number the customer wrote to (Twilio: our E.164 WhatsApp sender; Meta: our phone number id): the reply goes
 # from it, through ``REPLY_PROVIDER``.
 REPLY_FROM: Final = "reply_from"
+# A reply that shows no code or token (``channels.reply_secrets``: a bill summary, a menu): its sealed text is kept
+# after a WhatsApp send for ``KEEP_PLAIN_REPLIES``, not the hour of a code, so that a late "outside the window"
+# still brings it by SMS, and sent again so it is not out of date before that (the customer asked for it and has
+# not had it whole). Absent (a reply queued before it was marked, or one showing a code): kept as a code is.
+REPLY_PLAIN: Final = "reply_plain"
+KEEP_PLAIN_REPLIES: Final = timedelta(hours=24)
 # The label (``labels:`` in the menus) that opens an SMS bringing only the end of a message WhatsApp delivered in
 # part, and its words when the menus do not name it.
 CONTINUED: Final = "continued"
@@ -466,7 +472,7 @@ class Dispatcher:
             return 0
         self._swept_at = now
         due = [message.id for message, sent_at in self.queue.kept_secrets()
-               if now >= sent_at + self.keep_secrets or self._expired(message, now)]
+               if now >= sent_at + self._keep_for(message) or self._expired(message, now)]
         erased = self.queue.erase_secrets(due)
         if erased:
             log.info("%d sent message(s): kept code or token erased, no late failure reported in time", erased)
@@ -533,10 +539,19 @@ class Dispatcher:
             return None
         return str(message.payload.get(template.unless_outage) or "") or None
 
+    def _keep_for(self, message: ClaimedMessage) -> timedelta:
+        """How long after a WhatsApp send the message's sealed secrets are kept for a late failure's SMS: a reply
+        showing no code or token (``REPLY_PLAIN``) for a day, anything else ``keep_secrets``."""
+        return max(KEEP_PLAIN_REPLIES, self.keep_secrets) if message.payload.get(REPLY_PLAIN) else self.keep_secrets
+
     def _stale(self, message: ClaimedMessage, now: datetime) -> str | None:
-        """Why the message is out of date (queued more than its kind's ``stale_after_minutes`` ago), or ``None``."""
+        """Why the message is out of date (queued more than its kind's ``stale_after_minutes`` ago), or ``None``.
+        A plain reply WhatsApp took and then could not deliver, pending again for SMS (``ONLY_CHANNEL``), is out
+        of date only as long after as its text is kept (``_keep_for``): it left in time, and is owed."""
         template = self.templates.kinds.get(message.kind)
         minutes = template.stale_after_minutes if template is not None else None
+        if minutes is not None and message.payload.get(ONLY_CHANNEL) and message.payload.get(REPLY_PLAIN):
+            minutes = int(self._keep_for(message).total_seconds() // 60)
         if minutes is None or message.created_at is None or now < message.created_at + timedelta(minutes=minutes):
             return None
         return f"expired: out of date after {minutes} minutes in the outbox"

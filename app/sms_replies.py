@@ -30,7 +30,7 @@ from typing import Any, Final, Protocol, runtime_checkable
 
 from dialogs.stores import Outbox
 
-from .notify import REPLY_FROM, REPLY_MESSAGES, REPLY_PROVIDER
+from .notify import REPLY_FROM, REPLY_MESSAGES, REPLY_PLAIN, REPLY_PROVIDER
 from .storage.delivery import ONLY_CHANNEL, SMS_PARTS
 
 __all__ = ["KIND", "LATE_KIND", "WHATSAPP_KIND", "WHATSAPP_LATE_KIND", "OutboxReplies", "SentOutbox", "reply_keys"]
@@ -63,37 +63,42 @@ class OutboxReplies:
         return cls(outbox, WHATSAPP_KIND, WHATSAPP_LATE_KIND, "whatsapp")
 
     def queue_reply(self, to: str, text: str, *, language: str, message_id: str, messages: Sequence[Any] = (),
-                    provider: str = "", from_number: str = "") -> bool:
+                    provider: str = "", from_number: str = "", plain: bool = False) -> bool:
         """``channels.sms_handover.ReplyOutbox``: ``text`` (what SMS sends), and ``messages``, the reply as
         ``provider``'s adapter lays it out (what that provider's sender sends), both sealed; on WhatsApp, the
-        provider and number it goes back through."""
+        provider and number it goes back through. ``plain``: it shows no code or token (``REPLY_PLAIN``)."""
         return self._outbox.add(kind=self._kind, msisdn=to, language=language,
-                                payload=self._payload(text, messages, provider, from_number),
+                                payload=self._payload(text, messages, provider, from_number, plain),
                                 dedupe_key=self._key(message_id), channel=self._channel)
 
     def record_sent_reply(self, to: str, *, language: str, message_id: str, text: str, messages: Sequence[Any],
-                          ids: Sequence[str], provider: str, from_number: str) -> bool:
+                          ids: Sequence[str], provider: str, from_number: str, plain: bool = False) -> bool:
         """``channels.whatsapp.WebhookReplies``: a reply its webhook sent, as the sent row of the reply the worker
         would have queued (same kind, dedupe key and payload, sealed), each part's id known to its reports."""
         if not isinstance(self._outbox, SentOutbox):
             raise TypeError("this outbox cannot record a message sent at once")
         return self._outbox.add_sent(kind=self._kind, msisdn=to, language=language,
-                                     payload=self._payload(text, messages, provider, from_number),
+                                     payload=self._payload(text, messages, provider, from_number, plain),
                                      dedupe_key=self._key(message_id), channel=self._channel, message_ids=list(ids))
 
     def queue_rest_by_sms(self, to: str, *, language: str, message_id: str, text: str, messages: Sequence[Any],
-                          parts: Sequence[int], provider: str, from_number: str, reason: str) -> bool:
+                          parts: Sequence[int], provider: str, from_number: str, reason: str,
+                          plain: bool = False) -> bool:
         """``channels.whatsapp.WebhookReplies``: a reply its webhook could send in part only, queued as the outbox
         queues one a provider reported refused in part: for SMS only (``ONLY_CHANNEL``), the parts ``SMS_PARTS``,
         which the dispatcher opens by "(suite)" from a later part on. Under the reply's own dedupe key."""
-        payload = self._payload(text, messages, provider, from_number) | {ONLY_CHANNEL: "sms", SMS_PARTS: list(parts)}
+        payload = self._payload(text, messages, provider, from_number, plain) | {ONLY_CHANNEL: "sms",
+                                                                                 SMS_PARTS: list(parts)}
         return self._outbox.add(kind=self._kind, msisdn=to, language=language, payload=payload,
                                 dedupe_key=self._key(message_id), channel="sms", note=reason)
 
-    def _payload(self, text: str, messages: Sequence[Any], provider: str, from_number: str) -> dict[str, Any]:
+    def _payload(self, text: str, messages: Sequence[Any], provider: str, from_number: str,
+                 plain: bool) -> dict[str, Any]:
         payload: dict[str, Any] = {"reply": text, **self._way_back(provider, from_number)}
         if messages:
             payload |= {REPLY_MESSAGES: list(messages), REPLY_PROVIDER: provider}
+        if plain:
+            payload[REPLY_PLAIN] = True
         return payload
 
     def _key(self, message_id: str) -> str:

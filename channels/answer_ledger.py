@@ -12,14 +12,18 @@ The ledger is a fast path, not the durable record: Redis may restart empty (and 
 empty). It knows when it began remembering (``forgot``); until a lifetime has passed since, a message it has no
 record of may have been answered before, and the product's database says whether it was (``DurableAnswers``:
 its reply queued in the outbox, or, kept for the worker, settled; ``answered_before``). A reply a webhook gave at
-once (Twilio's TwiML, Meta's Graph messages) is recorded there too once it has gone (``record_answered``), so a
-message redelivered after Redis forgot is not answered twice whichever path answered it.
+once (Twilio's TwiML, Meta's Graph messages, an SMS sent at once, a chat answer) is recorded there too once it has
+gone (``record_answered``: its claim marked answered), so a message redelivered after Redis forgot is not answered
+twice whichever path answered it.
 
 The window between an answer and its row is closed by a durable claim: before a message runs (the ledger has no
 record of it), the delivery claims its id in the database (``DurableAnswers.claim``: an insert under a unique
-key), so a copy delivered while it runs, or after Redis restarted empty and before its answer is recorded, finds it
-taken and gets the channel's "already handled" answer (``claim_message``). A run that asks the provider to deliver
-the message again releases its claim (``release_claim``); one whose process died is taken again once stale. When
+key), so a copy delivered after its answer is recorded finds it answered (``TAKEN``: the channel's "already
+handled" answer), and one delivered while it runs, or after Redis restarted empty and before its answer is
+recorded, finds it claimed and unanswered (``BUSY``): a channel whose provider delivers again (SMS, Meta) answers
+"not now", so that a run that ended owing its reply (its release refused by a database down too) is taken over by
+a later delivery once stale, never answered "handled" with nothing sent. A run that asks the provider to deliver the message again
+releases its claim (``release_claim``); one whose process died is taken again once stale. When
 the database cannot be asked and the ledger forgot, nothing can say the message is new: the channel gives its
 "not now" answer (``UNSURE``); while the ledger remembers, it alone keeps the message answered once.
 
@@ -38,8 +42,6 @@ from collections import OrderedDict
 from collections.abc import Callable
 from enum import Enum
 from typing import Any, Final, Protocol
-
-from engine.masking import mask
 
 __all__ = ["DAY_SECONDS", "AnswerLedger", "Claim", "DurableAnswers", "MemoryAnswerLedger", "answered_before",
            "claim_message", "record_answered", "release_claim"]
@@ -71,18 +73,18 @@ class AnswerLedger(Protocol):
 class DurableAnswers(Protocol):
     def answered(self, message_id: str) -> bool:
         """Whether the product's database shows the message ``message_id`` answered: its reply queued in the
-        outbox, or, kept for the worker, settled, or answered at once (``answered_at_once``). Raises when the
+        outbox, or, kept for the worker, settled, or its claim marked answered (``mark_answered``). Raises when the
         database cannot say."""
 
-    def answered_at_once(self, message_id: str, *, msisdn: str, channel: str, provider: str, number: str = "") -> None:
-        """Keep that the message ``message_id`` from ``msisdn`` (E.164), written to our ``number`` at ``provider``,
-        was answered at once by its webhook (no outbox row, no kept message): ``answered`` says so from then on.
-        Once per message id (a second call changes nothing). Raises when it cannot be kept."""
+    def mark_answered(self, message_id: str, *, channel: str) -> None:
+        """Keep that the message ``message_id`` was answered (its claim's row marked; written when it had none):
+        ``answered`` says so from then on, and its claim is never taken over. Raises when it cannot be kept."""
 
-    def claim(self, message_id: str, *, channel: str) -> bool:
-        """Claim the message ``message_id`` for the delivery about to run it: ``True`` for the first caller (or one
-        taking over a claim left stale by a run that died, its message not answered), ``False`` for every other,
-        whichever process asks. Raises when the database cannot say."""
+    def claim(self, message_id: str, *, channel: str) -> Claim:
+        """Claim the message ``message_id`` for the delivery about to run it, whichever process asks: ``OURS`` for
+        the first caller (or one taking over a claim left stale, its message not answered), ``TAKEN`` when it was
+        answered, ``BUSY`` when another delivery claimed it lately and its answer is not recorded (running now, or
+        ended owing its reply). Raises when the database cannot say."""
 
     def release(self, message_id: str) -> None:
         """Drop the claim on ``message_id``: its run failed and the provider is asked to deliver it again. Raises
@@ -102,25 +104,26 @@ def answered_before(ledger: AnswerLedger, answers: DurableAnswers | None, messag
         return False
 
 
-def record_answered(answers: DurableAnswers | None, message_id: str, *, msisdn: str, channel: str, provider: str,
-                    number: str = "") -> None:
-    """Keep in the database that a webhook answered ``message_id`` at once (``DurableAnswers.answered_at_once``),
-    called once the answer has gone; a failure is logged, never the webhook's (its answer went: only a repost after
-    Redis restarted empty could then be answered again, as before)."""
-    if answers is None or not msisdn:
+def record_answered(answers: DurableAnswers | None, message_id: str, *, channel: str) -> None:
+    """Keep in the database that ``message_id`` was answered (``DurableAnswers.mark_answered``), called once the
+    answer has gone; a failure is logged, never the caller's (its answer went: only a repost after Redis restarted
+    empty, past the claim's stale bound, could then be answered again)."""
+    if answers is None:
         return
     try:
-        answers.answered_at_once(message_id, msisdn=msisdn, channel=channel, provider=provider, number=number)
+        answers.mark_answered(message_id, channel=channel)
     except Exception as exc:  # noqa: BLE001 - the database down: the customer has the answer already
-        log.warning("answer at once to %s not recorded: %s", mask(msisdn), type(exc).__name__)
+        log.warning("%s answer not recorded: %s", channel, type(exc).__name__)
 
 
 class Claim(Enum):
-    """What ``claim_message`` found: the message is this delivery's to run (``OURS``), another delivery's
-    (``TAKEN``: answer "already handled"), or nobody can say (``UNSURE``: answer "not now", nothing run)."""
+    """What ``claim_message`` found: the message is this delivery's to run (``OURS``), answered by another delivery
+    (``TAKEN``: answer "already handled"), claimed by another delivery whose answer is not recorded (``BUSY``: running
+    now, or ended owing its reply), or nobody can say (``UNSURE``: answer "not now", nothing run)."""
 
     OURS = "ours"
     TAKEN = "taken"
+    BUSY = "busy"
     UNSURE = "unsure"
 
 
@@ -133,7 +136,7 @@ def claim_message(ledger: AnswerLedger, answers: DurableAnswers | None, message_
     if answers is None:
         return Claim.OURS
     try:
-        return Claim.OURS if answers.claim(message_id, channel=channel) else Claim.TAKEN
+        return answers.claim(message_id, channel=channel)
     except Exception as exc:  # noqa: BLE001 - the database down: the ledger decides whether running is safe
         forgot = ledger.forgot()
         log.warning("%s message not claimed: %s%s", channel, type(exc).__name__,

@@ -12,9 +12,11 @@ the GSM-7/UCS-2 rules. A reply the provider cannot take now is not lost: it is h
 notification outbox and the worker sends it (``sms_handover``). A provider retry of the same message
 ``id`` gets the engine's recorded answer, which is not sent again (unless it could be neither sent nor
 queued the first time). What the customer wrote (a PIN in ``OUI 1234``) is never logged. Before a message
-runs it is claimed in the database (``answer_ledger.claim_message``), and once its reply is handed over it is
-recorded answered (``record_answered``, whichever way the reply went): a copy posted while it runs, or after Redis
-restarted empty, is answered ``200`` and runs nothing.
+runs it is claimed in the database (``answer_ledger.claim_message``), and once its reply is handed over its claim is
+marked answered (``record_answered``, whichever way the reply went): a copy posted after that, also after Redis
+restarted empty, is answered ``200`` and runs nothing; one posted while the claim is unanswered (running now, or a
+run that ended owing its reply) is answered ``503``, and the provider's later post finds it answered, or takes the
+stale claim over and sends the reply.
 
 A message the engine could not run now (the session store down, or the conversation busy: the engine's
 ``transient`` reply, sent to nobody) is kept in the inbox (``sms_inbox``), and the worker runs it when it
@@ -210,9 +212,16 @@ class SmsAdapter(KeyedBySender, ChannelAdapter):
             claim = Claim.OURS if handover.owes(turn.hop_id) else claim_message(
                 self.ledger, self.answers, turn.hop_id, CHANNEL)
             if claim is Claim.TAKEN:
-                # Another delivery of it runs now, or ran just before Redis restarted empty: answered by that one.
-                log.info("sms copy of a message claimed already user=%s: not run", mask(turn.address))
+                # Answered by another delivery (just before Redis restarted empty): nothing more.
+                log.info("sms copy of an answered message user=%s: not run", mask(turn.address))
                 return Response("OK", mimetype="text/plain")
+            if claim is Claim.BUSY:
+                # Claimed by a delivery whose answer is not recorded: running now, or one that ended owing its reply
+                # (the SMS API and the database down, its owed mark lost with Redis). Asked again later: answered
+                # then, or taken over once the claim is stale and the reply sent, never "handled" with nothing sent.
+                log.info("sms copy of a message claimed and not answered yet user=%s: asked again later",
+                         mask(turn.address))
+                return self.failure_response()
             if claim is Claim.UNSURE:
                 return self.failure_response()
             try:
@@ -249,8 +258,7 @@ class SmsAdapter(KeyedBySender, ChannelAdapter):
             return self.failure_response()
         handover.settle(turn.hop_id)
         # The durable record a repost finds once Redis forgot (``answered_before``), whichever way the reply went.
-        record_answered(self.answers, turn.hop_id, msisdn=turn.address, channel=CHANNEL, provider=PROVIDER,
-                        number=turn.entry if turn.entry != "*" else "")
+        record_answered(self.answers, turn.hop_id, channel=CHANNEL)
         log.info("sms hop user=%s node=%s end=%s", mask(turn.address), node, reply.end)
         return Response("OK", mimetype="text/plain")
 

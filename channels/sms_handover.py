@@ -45,12 +45,13 @@ class ReplySender(Protocol):
 
 class ReplyOutbox(Protocol):
     def queue_reply(self, to: str, text: str, *, language: str, message_id: str, messages: Sequence[Any] = (),
-                    provider: str = "", from_number: str = "") -> bool:
+                    provider: str = "", from_number: str = "", plain: bool = False) -> bool:
         """Queue the reply to incoming message ``message_id`` for the worker; ``False`` when it was queued
         already. ``messages``: the reply as ``provider``'s adapter lays it out (a WhatsApp reply's bodies or
         Graph messages), sent instead of ``text`` by that provider; ``provider`` and ``from_number``: where the
-        message came in (our number it was written to), where a WhatsApp reply goes back from. Raises when it
-        cannot be kept (the database unreachable)."""
+        message came in (our number it was written to), where a WhatsApp reply goes back from; ``plain``: it
+        shows no code or token (``reply_secrets``), so a late failure on WhatsApp may still bring it by SMS after
+        a code's bound. Raises when it cannot be kept (the database unreachable)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -61,6 +61,7 @@ from engine.masking import mask
 
 from .adapter import BadRequest
 from .answer_ledger import AnswerLedger
+from .reply_secrets import shows_secret
 from .sms_handover import ReplyHandOver, ReplyOutbox
 
 __all__ = ["DrainPass", "Inbox", "InboxDrain", "KeptChannel", "KeptMessage", "KeptRoute", "LateApology",
@@ -297,7 +298,8 @@ class InboxDrain:
         route.replies.queue_reply(message.sender, route.adapter.reply_text(reply), language=language,
                                   message_id=message.message_id,
                                   messages=route.adapter.reply_messages(self.engine, reply), provider=message.provider,
-                                  from_number=message.short_code)
+                                  from_number=message.short_code,
+                                  plain=not shows_secret(self.engine.flows.menus, reply.screen))
         if owed:
             self._handover.settle(message.message_id)
         return self._answered(route, message, now)

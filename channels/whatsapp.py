@@ -80,15 +80,17 @@ class WebhookReplies(Protocol):
     """The durable record of the replies a WhatsApp webhook sends itself (the outbox's rows, ``app/sms_replies.py``)."""
 
     def record_sent_reply(self, to: str, *, language: str, message_id: str, text: str, messages: Sequence[Any],
-                          ids: Sequence[str], provider: str, from_number: str) -> bool:
+                          ids: Sequence[str], provider: str, from_number: str, plain: bool = False) -> bool:
         """Record the reply to ``message_id`` (``text``, laid out by ``provider``'s adapter as ``messages``, which
         the provider took as ``ids``) as sent to ``to`` (E.164) from our ``from_number``: the database then knows
         the message answered, and a status saying a part was refused (outside the 24-hour window) sends the parts
-        the customer did not get by SMS, as for any reply the worker sent. ``False`` when recorded already. Raises
-        when it cannot be recorded (the database down)."""
+        the customer did not get by SMS, as for any reply the worker sent (``plain``: it shows no code or token, so
+        also after a code's bound). ``False`` when recorded already. Raises when it cannot be recorded (the database
+        down)."""
 
     def queue_rest_by_sms(self, to: str, *, language: str, message_id: str, text: str, messages: Sequence[Any],
-                          parts: Sequence[int], provider: str, from_number: str, reason: str) -> bool:
+                          parts: Sequence[int], provider: str, from_number: str, reason: str,
+                          plain: bool = False) -> bool:
         """Queue for SMS the parts ``parts`` (numbered from 0) of the reply to ``message_id``, WhatsApp having
         refused the first of them for good at once: SMS brings those only (from a later part: said to continue,
         "(suite)"), ``reason`` kept for agents. Once per message id (``False`` when queued already). Raises when it

@@ -82,6 +82,7 @@ from .answer_ledger import (
     release_claim,
 )
 from .msisdn import to_e164
+from .reply_secrets import shows_secret
 from .sms_delivery import DeliveryReport
 from .sms_inbox import Inbox, KeptMessage, keep_for_worker, waits_behind
 from .whatsapp import (
@@ -476,9 +477,16 @@ class MetaWhatsAppAdapter(KeyedBySender, ChannelAdapter):
             return self._send_missing(turn.hop_id, record, sent_now)
         claim = claim_message(self.ledger, self.answers, turn.hop_id, CHANNEL)
         if claim is Claim.TAKEN:
-            # Another delivery of it runs now, or ran just before Redis restarted empty: acknowledged, nothing sent.
-            log.info("whatsapp copy of a message claimed already user=%s: nothing", mask(turn.address))
+            # Answered by another delivery (just before Redis restarted empty): acknowledged, nothing sent.
+            log.info("whatsapp copy of an answered message user=%s: nothing", mask(turn.address))
             return True
+        if claim is Claim.BUSY:
+            # Claimed, its answer not recorded: running now, or a run that ended owing its reply (its release refused
+            # by a database down, its ledger record lost with Redis). Nothing sent now; Meta delivers it again, and
+            # that delivery finds it answered, or takes the stale claim over and sends the reply.
+            log.info("whatsapp copy of a message claimed and not answered yet user=%s: delivered again later",
+                     mask(turn.address))
+            return False
         if claim is Claim.UNSURE:
             return False    # nothing run: Meta delivers the event again
         try:
@@ -508,7 +516,8 @@ class MetaWhatsAppAdapter(KeyedBySender, ChannelAdapter):
             log.info("whatsapp message answered by another delivery user=%s", mask(turn.address))
             return True
         record = {"to": turn.address, "from": number_id, "sent": 0, "messages": self.messages(engine, reply),
-                  "text": reply.text, "language": reply.screen.language if reply.screen else ""}
+                  "text": reply.text, "language": reply.screen.language if reply.screen else "",
+                  "plain": not shows_secret(engine.flows.menus, reply.screen)}
         return self._send_missing(turn.hop_id, record, sent_now)
 
     def _send_missing(self, message_id: str, record: dict[str, Any],
@@ -551,13 +560,13 @@ class MetaWhatsAppAdapter(KeyedBySender, ChannelAdapter):
         to, number_id = str(record.get("to", "")), str(record.get("from", ""))
         messages, ids = list(record.get("messages") or []), [str(i) for i in record.get("ids") or []]
         if self.replies is None or len(ids) != len(messages) or not ids:
-            record_answered(self.answers, message_id, msisdn=f"+{to}" if to else "", channel=CHANNEL,
-                            provider=PROVIDER, number=number_id)
+            record_answered(self.answers, message_id, channel=CHANNEL)
             return
         try:
             self.replies.record_sent_reply(f"+{to}", language=str(record.get("language") or ""),
                                            message_id=message_id, text=str(record.get("text") or ""),
-                                           messages=messages, ids=ids, provider=PROVIDER, from_number=number_id)
+                                           messages=messages, ids=ids, provider=PROVIDER, from_number=number_id,
+                                           plain=record.get("plain") is True)
         except Exception as exc:  # noqa: BLE001 - the database down: the customer has the reply already
             log.warning("whatsapp reply to %s sent, not recorded: %s", mask(to), type(exc).__name__)
 
@@ -574,7 +583,8 @@ class MetaWhatsAppAdapter(KeyedBySender, ChannelAdapter):
             queued = self.replies.queue_rest_by_sms(
                 f"+{to}", language=str(record.get("language") or ""), message_id=message_id,
                 text=str(record.get("text") or ""), messages=messages, parts=range(refused, len(messages)),
-                provider=PROVIDER, from_number=str(record.get("from", "")), reason=reason)
+                provider=PROVIDER, from_number=str(record.get("from", "")), reason=reason,
+                plain=record.get("plain") is True)
         except Exception as exc:  # noqa: BLE001 - the database down: kept for Meta's redelivery
             log.warning("whatsapp reply to %s: not queued for SMS now: %s", mask(to), type(exc).__name__)
             return False

@@ -267,8 +267,7 @@ class TwilioWhatsAppAdapter(KeyedBySender, ChannelAdapter):
             def noted() -> None:
                 note_window(self.windows, customer, PROVIDER, number=ours)
                 if at_once:     # the durable record a repost finds once Redis forgot (``answered_before``)
-                    record_answered(self.answers, turn.hop_id, msisdn=customer, channel=CHANNEL, provider=PROVIDER,
-                                    number=ours)
+                    record_answered(self.answers, turn.hop_id, channel=CHANNEL)
             # Once the answer has gone (the server closes the response after sending it): the reply is Twilio's
             # answer, and must not wait for the database, however slow or unreachable it is.
             response.call_on_close(noted)
@@ -292,8 +291,9 @@ class TwilioWhatsAppAdapter(KeyedBySender, ChannelAdapter):
             log.info("whatsapp repost of a message answered before user=%s: nothing again", mask(turn.address))
             return Response(_twiml(), mimetype=_TWIML), False
         claim = claim_message(self.ledger, self.answers, turn.hop_id, CHANNEL)
-        if claim is Claim.TAKEN:
-            # Another delivery of it runs now, or ran just before Redis restarted empty: answered by that one.
+        if claim in (Claim.TAKEN, Claim.BUSY):
+            # Another delivery of it runs now, or ran just before Redis restarted empty: answered by that one (Twilio
+            # posts nothing again: an answer asking to send it again would be a second reply if that one answers).
             log.info("whatsapp copy of a message claimed already user=%s: nothing", mask(turn.address))
             return Response(_twiml(), mimetype=_TWIML), False
         if claim is Claim.UNSURE:

@@ -366,17 +366,20 @@ class SmsInboxRow(Base):
 
 
 class MessageClaimRow(Base):
-    """An incoming chat message (SMS, WhatsApp) claimed by the delivery that runs it, before it runs
+    """An incoming chat message (SMS, WhatsApp, the chatbot's) claimed by the delivery that runs it, before it runs
     (``channels.answer_ledger.claim_message``): once per provider message id, so a copy delivered while it runs, or
-    after Redis restarted empty and before its answer is recorded, finds it taken and runs nothing. A claim whose
-    run failed (the provider asked to deliver it again) is released; one left ``stale_seconds`` by a process that
-    died may be taken again. Holds no text and no number: only which message, on which channel, since when."""
+    after Redis restarted empty and before its answer is recorded, finds it taken and runs nothing. Once its answer
+    has gone the same row says so (``answered_at``, v1_answered1): one row per message is both the claim and the
+    durable record of its answer. A claim whose run failed (the provider asked to deliver it again) is released; one
+    left ``stale_seconds`` unanswered (a process that died, a reply owed) may be taken again. Holds no text and no
+    number: only which message, on which channel, since when, answered when."""
 
     __tablename__ = "message_claims"
 
     message_id: Mapped[str] = mapped_column(String(128), primary_key=True)   # the provider's id
     channel: Mapped[str] = mapped_column(String(16))                          # sms | whatsapp
     claimed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    answered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class FeedCursorRow(Base):

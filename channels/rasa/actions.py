@@ -17,12 +17,17 @@ told to try again in a minute (or to sign in) and runs nothing.
 The chat server may send a message again (the same ``message_id``): the answer to each message is kept in the
 answer ledger (``channels.answer_ledger``, under the conversation as parsed and the message id), so a repeat gets
 that answer again and runs nothing: no second hop, and in the sign-in no second code minted or sent, no second
-wrong try counted.
+wrong try counted. The ledger is Redis, which may restart empty: as on SMS and WhatsApp, a message is also claimed
+in the product's database before it runs and its claim marked answered once it is (``claim_message``,
+``record_answered``, under a digest of the conversation and message id: the table holds no number), so a repeat
+after Redis forgot runs nothing either; it is told its message was answered already (the answer itself, which may
+show an account's figures, is kept in Redis only).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 from collections.abc import Mapping
@@ -36,7 +41,14 @@ from engine import Engine, Turn
 from engine.masking import mask
 
 from ..adapter import BadRequest
-from ..answer_ledger import AnswerLedger
+from ..answer_ledger import (
+    AnswerLedger,
+    Claim,
+    DurableAnswers,
+    answered_before,
+    claim_message,
+    record_answered,
+)
 from .channel import RasaChannel, RasaMessage
 from .guests import GuestBudget, guest_turn
 from .sign_in import SIGN_OUT_WORDS, ChatSignIn
@@ -123,6 +135,10 @@ TEXTS: Final[Mapping[str, Mapping[str, str]]] = {
         "fr": "Service momentanément indisponible. Merci de réessayer plus tard.",
         "en": "Service temporarily unavailable. Please try again later.",
     },
+    "answered_before": {
+        "fr": "Ce message a déjà reçu sa réponse. Envoyez 00 pour revenir au menu.",
+        "en": "This message was already answered. Send 00 for the main menu.",
+    },
 }
 
 
@@ -140,12 +156,14 @@ class ElecnetTurn(Action):
     """``action_elecnet_turn``: the customer's latest message through one engine hop."""
 
     def __init__(self, engine: Engine, channel: RasaChannel, sign_in: ChatSignIn | None = None,
-                 guests: GuestBudget | None = None, ledger: AnswerLedger | None = None) -> None:
+                 guests: GuestBudget | None = None, ledger: AnswerLedger | None = None,
+                 answers: DurableAnswers | None = None) -> None:
         self.engine = engine
         self.channel = channel
         self.sign_in = sign_in
         self.guests = guests
         self.ledger = ledger
+        self.answers = answers
 
     def name(self) -> str:
         return ACTION_NAME
@@ -170,9 +188,15 @@ class ElecnetTurn(Action):
                 return []
         responses = await self._responses(tracker, latest, turn, language)
         if repeat is not None and self.ledger is not None:
-            await asyncio.to_thread(self.ledger.keep, self.channel.channel, repeat, {"responses": responses})
+            await asyncio.to_thread(self._keep, repeat, responses)
         _utter(dispatcher, responses)
         return []
+
+    def _keep(self, repeat: str, responses: list[dict[str, Any]]) -> None:
+        """The answer kept for the chat server's repeats: in the ledger, and as answered in the database."""
+        assert self.ledger is not None
+        self.ledger.keep(self.channel.channel, repeat, {"responses": responses})
+        record_answered(self.answers, _durable_id(self.channel.channel, repeat), channel=self.channel.channel)
 
     def _repeat_key(self, turn: Turn, latest: Mapping[str, Any]) -> str | None:
         """What the answer to this message is kept under: the conversation as parsed (its sender with the customer
@@ -193,8 +217,26 @@ class ElecnetTurn(Action):
             if kept is not None and isinstance(kept.get("responses"), list):
                 return list(kept["responses"])
             if waited == 0 and self.ledger.claim(channel, repeat):
-                return None
+                return self._durably_new(repeat, language)
             time.sleep(_REPEAT_POLL_SECONDS)
+        return [{"text": _text("error", language)}]
+
+    def _durably_new(self, repeat: str, language: str | None) -> list[dict[str, Any]] | None:
+        """For a message this delivery claimed in the ledger: ``None`` when the database agrees it is new (claimed
+        there too), else what to answer. After Redis restarted empty the ledger's claim proves nothing: answered
+        before, it is said so; claimed by a delivery still running (or one that ended unanswered) or the database
+        unable to say once the ledger forgot, the service is unavailable (running it could send a second code)."""
+        assert self.ledger is not None
+        durable = _durable_id(self.channel.channel, repeat)
+        claim = Claim.TAKEN if answered_before(self.ledger, self.answers, durable) else claim_message(
+            self.ledger, self.answers, durable, self.channel.channel)
+        if claim is Claim.OURS:
+            return None
+        if claim is Claim.TAKEN:
+            # Kept as this message's answer: the ledger's claim is this delivery's, later repeats read the answer.
+            answer = [{"text": _text("answered_before", language)}]
+            self.ledger.keep(self.channel.channel, repeat, {"responses": answer})
+            return answer
         return [{"text": _text("error", language)}]
 
     async def _responses(self, tracker: Tracker, latest: Mapping[str, Any], turn: Turn,
@@ -269,12 +311,20 @@ class ElecnetTurn(Action):
         return fresh, [_text("signed_in", language)]
 
 
+def _durable_id(channel: str, repeat: str) -> str:
+    """What a chat message is claimed under in the database: a digest of the conversation (which may name the
+    customer's number) and the message id."""
+    return f"{channel}:{hashlib.sha256(repeat.encode()).hexdigest()[:48]}"
+
+
 def build_executor(engine: Engine, channel: RasaChannel, sign_in: ChatSignIn | None = None,
-                   guests: GuestBudget | None = None, ledger: AnswerLedger | None = None) -> ActionExecutor:
+                   guests: GuestBudget | None = None, ledger: AnswerLedger | None = None,
+                   answers: DurableAnswers | None = None) -> ActionExecutor:
     """An executor holding exactly our actions (registered here, never by importing a package); ``ledger``
-    keeps each message's answer, for the chat server's repeats of it."""
+    keeps each message's answer, for the chat server's repeats of it, and ``answers`` (the database) whether it
+    was answered once the ledger forgot."""
     engine.declare(channel.capabilities, channel.session_policy.idle_seconds,
                    channel.session_policy.key_ends_with_session)
     executor = ActionExecutor()
-    executor.register_action(ElecnetTurn(engine, channel, sign_in, guests, ledger))
+    executor.register_action(ElecnetTurn(engine, channel, sign_in, guests, ledger, answers))
     return executor

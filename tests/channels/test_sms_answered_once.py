@@ -5,8 +5,9 @@
   the same message again after Redis restarted empty (the answer ledger forgot it) gets no second reply, and what
   it did (an alert subscription asked for, its confirmation) is not done again.
 - A copy delivered in the moment between the answer and its row, just after Redis restarted empty, finds the
-  message claimed (a row written before the message ran) and gets the channel's "already handled" answer: AT SMS
-  200 with nothing sent, Twilio an empty TwiML, Meta a 200 acknowledgement with nothing sent.
+  message claimed (a row written before the message ran) and runs nothing: AT SMS 503 (posted again later, it finds
+  the answer recorded: 200, nothing sent), Twilio an empty TwiML, Meta a 503 likewise (delivered again, it is
+  acknowledged with nothing sent).
 - The database refusing the claim once Redis forgot: nothing says whether the message is new, so nothing runs and
   the channel answers "not now" in its own format (AT SMS and Meta: 503, they post it again; Twilio: a 200 TwiML
   asking the customer to send it again); the message is answered once the database is back.
@@ -26,6 +27,7 @@ from sqlalchemy import create_engine, text
 
 from app.factory import create_app
 from app.settings import Settings
+from tests.support.clock import SettableClock
 from tests.support.fake_africastalking import FakeAfricasTalking
 from tests.support.fake_graph import FakeGraph
 from tests.support.fake_twilio import FakeTwilio
@@ -89,11 +91,15 @@ def test_an_sms_posted_again_between_its_reply_and_its_record_just_after_redis_r
     while not fake_at.messages_to(AWA):
         first.join(0.01)
     _restarted_empty(throwaway_redis)
+    # Claimed, its answer not recorded yet: the provider is asked to post it again later, nothing runs now.
     assert provider_again.send("SOLDE", message_id="ATXid_in_window") == []
-    assert provider_again.last_status == 200
+    assert provider_again.last_status == 503
     fake_at.hold.set()
     first.join(30)
     assert awa.last_status == 200
+    # Posted again once the first delivery answered: nothing more.
+    assert provider_again.send("SOLDE", message_id="ATXid_in_window") == []
+    assert provider_again.last_status == 200
     assert fake_at.messages_to(AWA) == [SMS_BALANCE]
 
 
@@ -129,7 +135,9 @@ def test_meta_a_message_delivered_again_while_its_reply_is_being_sent_just_after
         again.append(meta_again.post(event))
     graph.before_answer = delivered_again
     assert awa.post(event) == [BALANCE_BUTTONS] and awa.last_status == 200
-    assert again == [[]] and meta_again.last_status == 200
+    # Claimed, its answer not recorded yet: nothing sent, Meta asked to deliver it again (it does, for days).
+    assert again == [[]] and meta_again.last_status == 503
+    assert meta_again.post(event) == [] and meta_again.last_status == 200    # answered by then: nothing more
 
 
 def _claims_refused(settings: Settings) -> None:
@@ -151,6 +159,43 @@ def test_sms_with_the_database_refusing_once_redis_forgot_nothing_runs_and_the_p
     _claims_back(sms_once)
     assert awa.send("SOLDE", message_id=awa.last_id) == [SMS_BALANCE]   # posted again: answered, once
     assert awa.last_status == 200
+
+
+def _tables_away(settings: Settings, *tables: str) -> None:
+    """The product's database refuses these tables (renamed), as a database gone down would."""
+    with create_engine(settings.database_url).begin() as db:
+        for table in tables:
+            db.execute(text(f"ALTER TABLE {table} RENAME TO {table}_away"))
+
+
+def _tables_back(settings: Settings, *tables: str) -> None:
+    with create_engine(settings.database_url).begin() as db:
+        for table in tables:
+            db.execute(text(f"ALTER TABLE {table}_away RENAME TO {table}"))
+
+
+def test_an_owed_sms_reply_whose_mark_redis_lost_is_sent_once_when_the_provider_posts_the_message_again(
+        sms_once: Settings, fake_at: FakeAfricasTalking, throwaway_redis: ThrowawayRedis,
+        product_clock: SettableClock) -> None:
+    awa = SmsPhone(create_app(sms_once).test_client(), fake_at, AWA)
+
+    def everything_down() -> None:
+        # The message was claimed and ran; as its reply goes, the SMS API fails and the database goes down.
+        fake_at.on_send, fake_at.fail_next = None, 100
+        _tables_away(sms_once, "outbox_events", "message_claims")
+    fake_at.on_send = everything_down
+    assert awa.send("SOLDE") == [] and awa.last_status == 503       # neither sent nor queued: owed to the retry
+    solde = awa.last_id
+    _restarted_empty(throwaway_redis)                                # ... and Redis forgets the reply is owed
+    _tables_back(sms_once, "outbox_events", "message_claims")
+    fake_at.fail_next = 0
+    product_clock.advance(seconds=30)
+    # Africa's Talking posts it again within two minutes of the claim: not "handled" (it would stop posting it).
+    assert awa.send("SOLDE", message_id=solde) == [] and awa.last_status == 503
+    product_clock.advance(seconds=100)
+    assert awa.send("SOLDE", message_id=solde) == [SMS_BALANCE] and awa.last_status == 200
+    assert awa.send("SOLDE", message_id=solde) == [] and awa.last_status == 200
+    assert fake_at.messages_to(AWA) == [SMS_BALANCE]                 # the reply, once
 
 
 def test_twilio_with_the_database_refusing_once_redis_forgot_the_customer_is_asked_to_send_it_again(

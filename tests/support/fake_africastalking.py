@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -45,6 +45,7 @@ class FakeAfricasTalking:
     fail_next: int = 0
     url: str = ""
     hold: threading.Event | None = None     # when set: record the message, then answer only once released
+    on_send: Callable[[], None] | None = None   # called as a send arrives, before it is answered
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -56,6 +57,8 @@ class FakeAfricasTalking:
             if request.headers.get("apiKey") != self.api_key:
                 return "The supplied authentication is invalid", 401
             form = request.form
+            if self.on_send is not None:
+                self.on_send()
             with self._lock:
                 if self.fail_next > 0:
                     self.fail_next -= 1

@@ -23,7 +23,7 @@ AT = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
 
 
 def test_messages_answered_at_once_before_the_claims_kept_the_answer_are_still_answered(database: str) -> None:
-    alembic(database, "upgrade", "v1_settle2")
+    alembic(database, "upgrade", "v1_money3")
     engine = create_engine(database)
     try:
         with engine.begin() as db:
@@ -46,6 +46,6 @@ def test_messages_answered_at_once_before_the_claims_kept_the_answer_are_still_a
             assert db.execute(text("SELECT COUNT(*) FROM sms_inbox")).scalar_one() == 0
     finally:
         engine.dispose()
-    alembic(database, "downgrade", "v1_settle2")
+    alembic(database, "downgrade", "v1_money3")
     alembic(database, "upgrade", "head")
     assert SqlAnswers(make_sessions(database), reply_keys).answered("SMclaimless")

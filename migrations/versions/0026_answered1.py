@@ -6,13 +6,13 @@ was answered (``answered_at``): the answer's record is an update of the claim's 
 answering (its reply owed). The inbox's ``answered_at_once`` rows are folded into the claims.
 
 Revision ID: v1_answered1
-Revises: v1_settle2
+Revises: v1_money3
 """
 import sqlalchemy as sa
 from alembic import op
 
 revision = 'v1_answered1'
-down_revision = 'v1_settle2'
+down_revision = 'v1_money3'
 branch_labels = None
 depends_on = None
 

@@ -253,9 +253,11 @@ def main(argv: list[str] | None = None) -> int:
 
         return serve_actions()
     if args.command == "worker":
+        from .secret_gate import refuse_worker_without_secret_key
         from .worker import run_forever, run_once
 
         settings = Settings.from_env()
+        refuse_worker_without_secret_key(settings)
         configure_logging(settings.log_level, secrets=[settings.payment_callback_secret,
                                                        settings.backoffice_api_key or ""])
         if args.once:

@@ -6,6 +6,10 @@ the replay records of hops and the audit's pseudonyms. Without it each process w
 own: a code sent by one worker would be "wrong" whenever the customer's next hop reached another, silently and
 now and then. So the WSGI entry point and the action server stop at start with a clear message instead.
 
+The worker is always a process of its own: it opens the codes the engine sealed in the outbox and writes the
+security audit's pseudonyms under keys derived from the same ``SECRET_KEY``. Without it, whatever the session
+store, it would fail every message holding a code; so it refuses to start too.
+
 Why refuse rather than keep a generated key somewhere every process reads (Redis)? The key must outlive Redis
 (pseudonyms in the security audit, unsubscribe links), and a secret kept beside the data it protects is read by
 whoever reads that data. ``python -m app serve`` keeps one in ``var/secret_key`` for a single machine; the
@@ -19,12 +23,16 @@ from typing import Final
 
 from .settings import Settings
 
-__all__ = ["SecretKeyRefused", "refuse_shared_sessions_without_secret_key"]
+__all__ = ["SecretKeyRefused", "refuse_shared_sessions_without_secret_key", "refuse_worker_without_secret_key"]
 
 MESSAGE = ("SECRET_KEY is not set while REDIS_URL is: every process serving these sessions must derive one-time "
            "codes, replayed hops and pseudonyms under the same key, or a code sent by one worker is refused by "
            "another. Not served. Set SECRET_KEY to the same random value in every process, e.g. "
            "python -c 'import secrets; print(secrets.token_hex(32))'.")
+
+WORKER_MESSAGE = ("SECRET_KEY is not set: the worker opens the one-time codes the engine sealed in the outbox, and "
+                  "writes the security audit's pseudonyms, under keys derived from the engine's SECRET_KEY; without "
+                  "it every message holding a code would fail. Not started. Set SECRET_KEY to the engine's value.")
 
 
 # The status gunicorn's master reads as "a worker could not boot": it then stops, where after any other it
@@ -40,4 +48,12 @@ def refuse_shared_sessions_without_secret_key(settings: Settings) -> None:
     """Print why and raise ``SecretKeyRefused`` when ``settings`` share sessions (Redis) without a server key."""
     if settings.redis_url and not settings.secret_key:
         print(MESSAGE, file=sys.stderr, flush=True)
+        raise SecretKeyRefused(BOOT_REFUSED)
+
+
+def refuse_worker_without_secret_key(settings: Settings) -> None:
+    """Print why and raise ``SecretKeyRefused`` when the worker has no server key (it never shares a process
+    with the engine, so a random key of its own could open nothing the engine sealed)."""
+    if not settings.secret_key:
+        print(WORKER_MESSAGE, file=sys.stderr, flush=True)
         raise SecretKeyRefused(BOOT_REFUSED)

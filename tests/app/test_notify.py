@@ -209,7 +209,8 @@ def test_a_failed_delivery_is_recorded_with_its_reason(engine_app, settings, out
 def _worker(settings: Settings, provider: FakeAfricasTalking) -> subprocess.Popen[bytes]:
     env = {**os.environ, "DATABASE_URL": settings.database_url, "AT_API_KEY": provider.api_key,
            "AT_USERNAME": provider.username, "AT_API_URL": provider.url, "NOTIFY_INTERVAL_SECONDS": "0.1",
-           "BACKOFFICE_URL": settings.backoffice_url, "WORKER_INTERVAL_SECONDS": "3600"}
+           "BACKOFFICE_URL": settings.backoffice_url, "WORKER_INTERVAL_SECONDS": "3600",
+           "SECRET_KEY": settings.secret_key or "test-worker-key"}
     return subprocess.Popen([sys.executable, "-m", "app", "worker"], env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
 

@@ -349,7 +349,8 @@ def worker_process(settings: Settings, graph: FakeGraph, provider: FakeAfricasTa
            "META_APP_SECRET": settings.meta_app_secret, "META_ACCESS_TOKEN": settings.meta_access_token,
            "META_PHONE_NUMBER_ID": PHONE_NUMBER_ID, "GRAPH_API_URL": graph.api_url,
            "AT_API_KEY": provider.api_key, "AT_USERNAME": provider.username, "AT_API_URL": provider.url,
-           "QUIET_HOURS": "", "NOTIFY_INTERVAL_SECONDS": "0.1", "WORKER_INTERVAL_SECONDS": "3600"}
+           "QUIET_HOURS": "", "NOTIFY_INTERVAL_SECONDS": "0.1", "WORKER_INTERVAL_SECONDS": "3600",
+           "SECRET_KEY": settings.secret_key or "test-worker-key"}
     env.pop("REDIS_URL", None)
     return subprocess.Popen([sys.executable, "-m", "app", "worker"], env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)

@@ -31,7 +31,7 @@ urllib3's own log lines (which hold the path) get a masking filter when this mod
 
 Why urllib3 itself and not ``requests`` on top of it: a call through ``requests.Session`` costs
 1.6 ms of CPU on this project's 2-core machine against 0.55 ms through the pool (measured on
-loopback, keep-alive, the same server), and a balance hop makes two; nothing ``requests`` adds
+loopback, keep-alive, the same server), on the hop customers use most; nothing ``requests`` adds
 (cookies, redirects, proxies from the environment, auth) is wanted against the utility's own systems.
 """
 

@@ -230,6 +230,10 @@ class BillingBackend(Protocol):
     def balance(self, account_number: str) -> Balance:
         """Raises ``NotFound`` for an unknown account."""
 
+    def balance_and_arrangements(self, account_number: str) -> tuple[Balance, list[Arrangement]]:
+        """``balance`` and ``arrangements`` together (one request where the back end can answer both).
+        Raises ``NotFound`` for an unknown account."""
+
     def bills(self, account_number: str, limit: int = 12) -> list[Bill]:
         """Most recent first. Raises ``NotFound`` for an unknown account."""
 

@@ -46,8 +46,8 @@ def _awaited(ctx: StepContext, deps: Deps, number: str, purpose: str = "bill") -
     return sum((p.amount for p in on_their_way(ctx, deps, number, purpose)), Decimal(0))
 
 
-def _running(ctx: StepContext, deps: Deps, number: str) -> dict[str, Any] | None:
-    active = next((a for a in deps.billing.arrangements(number) if a.status == "active"), None)
+def _running(ctx: StepContext, arrangements: list[Arrangement]) -> dict[str, Any] | None:
+    active = next((a for a in arrangements if a.status == "active"), None)
     due = next_instalment(active, ctx.now.date()) if active is not None else None
     if active is None or due is None:
         return None
@@ -89,7 +89,7 @@ def balance(ctx: StepContext, deps: Deps) -> StepResult:
         return StepResult("no_account")
     if ctx.data.get("account_kind") == "prepaid":
         return _prepaid(ctx, deps, str(number))
-    found = deps.billing.balance(str(number))
+    found, arrangements = deps.billing.balance_and_arrangements(str(number))
     awaited = _awaited(ctx, deps, str(number))
     data: dict[str, Any] = {
         "balance": str(max(found.amount - awaited, Decimal(0))),
@@ -98,7 +98,7 @@ def balance(ctx: StepContext, deps: Deps) -> StepResult:
         "oldest_due_on": found.oldest_due_on.isoformat() if found.oldest_due_on else None,
         "has_balance": found.amount > 0,
     }
-    running = _running(ctx, deps, str(number))
+    running = _running(ctx, arrangements)
     waiting = "_awaiting" if awaited > 0 else ""
     if running is None:
         return StepResult("awaiting" if waiting else "ok", data)

@@ -79,3 +79,12 @@ def test_invalid_arrangement_is_rejected_with_the_reason(billing: BillingClient)
     with pytest.raises(Rejected) as caught:
         billing.create_arrangement("1000001", "instalments", 60, idempotency_key="arr-key-2")
     assert "months" in caught.value.reason
+
+
+def test_balance_and_arrangements_are_read_together_and_fresh(billing: BillingClient) -> None:
+    found, arrangements = billing.balance_and_arrangements("1000001")
+    assert (found, arrangements) == (billing.balance("1000001"), [])
+    made = billing.create_arrangement("1000001", "deferral", 1, idempotency_key="arr-key-3")
+    assert billing.balance_and_arrangements("1000001") == (found, [made])   # the very next read shows it
+    with pytest.raises(NotFound):
+        billing.balance_and_arrangements("9999999")

@@ -32,6 +32,8 @@ class Seconds:
 
 BALANCE = {"account_number": "1000001", "amount": "12500", "currency": "XOF", "unpaid_bills": 2,
            "oldest_due_on": "2026-11-04"}
+ARRANGEMENT = {"arrangement_id": "ARR-1", "account_number": "1000001", "kind": "deferral", "created_on": "2026-11-20",
+               "status": "active", "months": 1, "schedule": [{"due_on": "2026-12-20", "amount": "12500"}]}
 PAYMENT = {"payment_id": "PAY-1", "status": "pending", "amount": "5500", "currency": "XOF", "purpose": "bill",
            "account_number": "1000001", "reference": None, "token": None, "failure_reason": None}
 TICKET = {"reference": "INC-7K3Q", "kind": "outage", "category": "outage", "status": "open",
@@ -289,3 +291,22 @@ def test_logs_and_errors_carry_no_phone_or_account_number(
     assert "circuit opened" in text
     # Not chained to the requests exception, whose text holds the full URL.
     assert all(e.__cause__ is None and (e.__context__ is None or e.__suppress_context__) for e in errors)
+
+
+def test_the_balance_and_its_arrangements_cost_one_request(backend: ScriptedBackend,
+                                                          server: tuple[ScriptedBackend, str]) -> None:
+    backend.reset(Reply(200, {**BALANCE, "arrangements": [ARRANGEMENT]}))
+    with BillingClient(config(server)) as billing:
+        found, arrangements = billing.balance_and_arrangements("1000001")
+    assert found.amount == Decimal(12500) and [a.arrangement_id for a in arrangements] == ["ARR-1"]
+    assert [(h.path, h.query) for h in backend.hits] == [("/api/v1/accounts/1000001/balance", "include=arrangements")]
+
+
+def test_a_billing_system_that_ignores_include_is_asked_for_the_arrangements_too(
+        backend: ScriptedBackend, server: tuple[ScriptedBackend, str]) -> None:
+    backend.reset(Reply(200, BALANCE), Reply(200, {"arrangements": [ARRANGEMENT]}))
+    with BillingClient(config(server)) as billing:
+        found, arrangements = billing.balance_and_arrangements("1000001")
+    assert found.amount == Decimal(12500) and [a.arrangement_id for a in arrangements] == ["ARR-1"]
+    assert [h.path for h in backend.hits] == ["/api/v1/accounts/1000001/balance",
+                                              "/api/v1/accounts/1000001/arrangements"]

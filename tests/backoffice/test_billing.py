@@ -101,6 +101,21 @@ def test_arrangement_is_idempotent(api: str, http: requests.Session) -> None:
     assert bad.status_code == 422
 
 
+def test_the_balance_can_bring_the_accounts_arrangements_in_the_same_answer(api: str, http: requests.Session) -> None:
+    balance = f"{api}/accounts/1000001/balance"
+    assert http.get(balance, params={"include": "arrangements"}).json()["arrangements"] == []
+    made = http.post(f"{api}/accounts/1000001/arrangements", json={"kind": "deferral", "months": 1},
+                     headers={"Idempotency-Key": "arr-with-balance"}).json()
+    assert http.get(balance, params={"include": "arrangements"}).json() == {
+        "account_number": "1000001", "amount": "12500", "currency": "XOF", "unpaid_bills": 2,
+        "oldest_due_on": "2026-11-04", "arrangements": [made],
+    }
+    assert "arrangements" not in http.get(balance).json()           # asked for nothing more, told nothing more
+    wrong = http.get(balance, params={"include": "bills"})
+    assert (wrong.status_code, wrong.json()["error"]) == (422, "invalid")
+    assert http.get(f"{api}/accounts/9999999/balance", params={"include": "arrangements"}).status_code == 404
+
+
 @pytest.mark.parametrize("product_clock", [datetime(2027, 3, 31, 23, 59, 59, tzinfo=UTC)], ids=["march-31st-23:59:59"],
                          indirect=True)
 def test_an_arrangement_is_dated_by_the_back_offices_clock_and_clipped_to_shorter_months(

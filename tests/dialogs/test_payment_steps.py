@@ -47,9 +47,9 @@ class Billing:
     back office answers); ``down`` makes it unreachable."""
 
     def __init__(self, amount: str = "12500") -> None:
-        self.amount, self.down, self.asked = Decimal(amount), False, 0
+        self.amount, self.down, self.asked, self.requests = Decimal(amount), False, 0, 0
 
-    def balance(self, account_number: str) -> Balance:
+    def _balance(self, account_number: str) -> Balance:
         self.asked += 1
         if self.down:
             raise BackendUnavailable("billing down")
@@ -57,8 +57,17 @@ class Billing:
             raise NotFound(account_number)
         return Balance(account_number, self.amount, "XOF", 2 if self.amount > 0 else 0, None)
 
+    def balance(self, account_number: str) -> Balance:
+        self.requests += 1
+        return self._balance(account_number)
+
     def arrangements(self, account_number: str) -> list[Any]:
+        self.requests += 1
         return []                                       # no deferral or instalment plan running
+
+    def balance_and_arrangements(self, account_number: str) -> tuple[Balance, list[Any]]:
+        self.requests += 1                              # one request answers both (?include=arrangements)
+        return self._balance(account_number), []
 
 
 class Provider:
@@ -282,6 +291,13 @@ def test_the_balance_and_the_pay_menu_count_this_conversations_own_payment_alike
     assert (pay.outcome, pay.data["balance"], pay.data["pay_awaiting"]) == ("bill_awaiting", "7500", "5000")
     # Paying all that is left pays 7 500, not the 12 500 the back end still shows.
     assert run(deps, "payments.full", **session).data["pay_amount"] == "7500"
+
+
+def test_the_balance_screen_asks_billing_once(deps, billing):
+    shown = run(deps, "billing.balance", account_number=ACCOUNT)
+    assert (shown.outcome, shown.data["balance"], billing.requests) == ("ok", "12500", 1)
+    billing.down = True
+    assert run(deps, "billing.balance", account_number=ACCOUNT).outcome == "backend_down"
 
 
 def test_a_walk_after_the_session_was_lost_finds_its_payment_on_both_screens_alike(deps, billing):

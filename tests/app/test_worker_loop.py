@@ -84,7 +84,8 @@ def _app_command(*args: str, env: dict[str, str], cwd: Path) -> subprocess.Compl
 
 def test_python_m_app_migrate_then_worker_once(tmp_path: Path, backoffice_url: str) -> None:
     url = f"sqlite:///{tmp_path / 'var' / 'engine.db'}"
-    env = {"DATABASE_URL": url, "BACKOFFICE_URL": backoffice_url, "MENUS_PATH": str(ROOT / "config/menus.yaml")}
+    env = {"DATABASE_URL": url, "BACKOFFICE_URL": backoffice_url, "MENUS_PATH": str(ROOT / "config/menus.yaml"),
+           "SECRET_KEY": "test-worker-key"}
     migrated = _app_command("migrate", env=env, cwd=tmp_path)
     assert migrated.returncode == 0, migrated.stderr
     SqlPendingTickets(make_sessions(url)).add(PendingTicket(

@@ -89,6 +89,7 @@ class Server:
         "dial": ("-", "-"), "nav": ("98,0", "-"), "balance": ("1,0", "-")})
     stateful: bool = True  # False: every hop costs the same whatever the session (the floor): no seeding
     engine: bool = False   # the product: its /metrics tell the engine's own time per hop
+    timed: bool = False    # the floor: its /metrics tell its Redis GET + SET per hop (floor_redis_seconds)
 
     @property
     def url(self) -> str:
@@ -122,10 +123,21 @@ class Cell:
     # hop's thread waiting for a CPU
     cpu_p50_ms: float | None = None
     cpu_p99_ms: float | None = None
+    # the floor only: its Redis GET + SET per hop (floor_redis_seconds), the least a session store costs here
+    redis_p50_ms: float | None = None
+    redis_p99_ms: float | None = None
 
     @property
     def rps(self) -> float:
         return self.requests / self.seconds if self.seconds else 0.0
+
+    def times_said(self) -> str:
+        """The engine's own time (ours) or the floor's GET + SET, for a progress line; empty for the peer."""
+        if self.redis_p50_ms is not None:
+            return f", GET+SET p50 {self.redis_p50_ms:.2f} / p99 {self.redis_p99_ms or 0:.2f} ms"
+        if self.own_p50_ms is not None:
+            return f", engine own p50 {self.own_p50_ms:.2f} / p99 {self.own_p99_ms or 0:.2f} ms"
+        return ""
 
 
 # ------------------------------------------------------------------ prerequisites
@@ -290,14 +302,16 @@ def start_ours(stack: contextlib.ExitStack, tmp: Path, database_url: str, server
 
 
 def start_floor(stack: contextlib.ExitStack, tmp: Path) -> Server:
-    env = dict(os.environ, REDIS_URL=REDIS_URL)
+    metrics = tmp / "floor-prometheus"   # its GET + SET timed (floor_redis_seconds), summed over its workers
+    metrics.mkdir(exist_ok=True)
+    env = dict(os.environ, REDIS_URL=REDIS_URL, PROMETHEUS_MULTIPROC_DIR=str(metrics))
     log = tmp / "floor.log"
 
     def start(running: contextlib.ExitStack, ports: list[int]) -> Server:
         proc = running.enter_context(child([PY, "-m", "gunicorn", "-w", "2", "--bind", f"{HOST}:{ports[0]}", "--chdir",
                                             str(BENCH), "--log-level", "warning", "floor_app:app"], env, log))
         wait_http(ports[0], "/healthz", proc, log)
-        return Server("floor", ports[0], "/hop", [proc.pid], stateful=False)
+        return Server("floor", ports[0], "/hop", [proc.pid], stateful=False, timed=True)
 
     return started(stack, 1, start)
 
@@ -457,13 +471,15 @@ def wait_idle(server: Server, limit: float = 60.0) -> None:
 ENGINE_TIMES = ("engine_own_seconds", "engine_own_cpu_seconds", "engine_wait_seconds")
 
 
+FLOOR_TIMES = ("floor_redis_seconds",)
+
+
 def engine_times(server: Server) -> dict[str, Histogram] | None:
     """``engine_own_seconds``, ``engine_own_cpu_seconds`` and ``engine_wait_seconds`` of the USSD channel summed
-    over every worker (multiprocess mode), for the product."""
-    if not server.engine:
-        return None
-    found = scrape(server.port)
-    return {name: found[name] for name in ENGINE_TIMES}
+    over every worker (multiprocess mode), for the product; ``floor_redis_seconds`` for the floor."""
+    if server.engine:
+        return scrape(server.port, ENGINE_TIMES)
+    return scrape(server.port, FLOOR_TIMES) if server.timed else None
 
 
 def measure(server: Server, kind: str, connections: int, seconds: float, run: str, slots: int,
@@ -473,12 +489,13 @@ def measure(server: Server, kind: str, connections: int, seconds: float, run: st
     before = cpu_seconds(server.pids)
     result = wrk(server, kind, connections, seconds, "load", slots, run, think_ms)
     cpu = cpu_seconds(server.pids) - before
-    if server.engine:
+    if server.engine or server.timed:
         wait_idle(server)   # /metrics waits behind the hops still queued (1 000 connections: seconds of them)
     times_after = engine_times(server)
     times = ({name: times_after[name] - times_before[name] for name in times_after}
              if times_after is not None and times_before is not None else {})
     own, own_cpu, waited = (times.get(name) for name in ENGINE_TIMES)
+    floor_redis = times.get(FLOOR_TIMES[0])
     detail = {k: result[k] for k in ("connect", "read", "write", "status", "timeout", "bad", "overlap")
               if result.get(k)}
     requests = result["requests"]
@@ -487,7 +504,9 @@ def measure(server: Server, kind: str, connections: int, seconds: float, run: st
                 cpu * 1000 / requests if requests else 0.0, detail, result["bad_sample"],
                 own.quantile(0.5) * 1000 if own else None, own.quantile(0.99) * 1000 if own else None, think_ms,
                 waited.quantile(0.5) * 1000 if waited else None, waited.quantile(0.99) * 1000 if waited else None,
-                own_cpu.quantile(0.5) * 1000 if own_cpu else None, own_cpu.quantile(0.99) * 1000 if own_cpu else None)
+                own_cpu.quantile(0.5) * 1000 if own_cpu else None, own_cpu.quantile(0.99) * 1000 if own_cpu else None,
+                floor_redis.quantile(0.5) * 1000 if floor_redis else None,
+                floor_redis.quantile(0.99) * 1000 if floor_redis else None)
 
 
 def redis_bytes_per_session(store: redis.Redis, server: Server) -> float:
@@ -542,7 +561,7 @@ def run(args: argparse.Namespace, progress: Callable[[str], None]) -> dict[str, 
                 elapsed = time.monotonic() - started
                 progress(f"[{i}/{len(plan)} {elapsed:4.0f}s] {server.name:<5} {kind:<7} c={connections:<4} "
                          f"{note}{cell.rps:7.0f} req/s, p99 {cell.p99_ms:6.1f} ms, errors {cell.errors}"
-                         + (f" (e.g. {cell.bad_sample!r})" if cell.bad_sample else ""))
+                         + cell.times_said() + (f" (e.g. {cell.bad_sample!r})" if cell.bad_sample else ""))
             # The engine's own time at a pace people keep: every connection a session that pauses before
             # each hop, the server far from saturated (the cells above measure it saturated).
             paced = [(t, k) for t in args.think for k in PACED_KINDS if k in args.kinds]

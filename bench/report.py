@@ -28,10 +28,19 @@ def _saturated(results: dict[str, Any]) -> list[dict[str, Any]]:
     return [c for c in results["cells"] if not c.get("think_ms")]
 
 
-def _own(cell: dict[str, Any]) -> str:
+def _own(cell: dict[str, Any], ratio: str | None = None) -> str:
     """The engine's own time per hop, its CPU share, then what a hop waited in it (ours only; older results have
-    none)."""
-    return f"{_quantiles(cell, 'own')} | {_quantiles(cell, 'cpu')} | {_quantiles(cell, 'wait')}"
+    none); for the floor, its Redis GET + SET in the first column; ``ratio``, a column after the first."""
+    own = _quantiles(cell, "redis" if cell.get("redis_p50_ms") is not None else "own")
+    between = "" if ratio is None else f" | {ratio}"
+    return f"{own}{between} | {_quantiles(cell, 'cpu')} | {_quantiles(cell, 'wait')}"
+
+
+def _own_ratio(cell: dict[str, Any], floor: dict[str, Any] | None) -> str:
+    """The engine's own time p50 as a multiple of the floor's GET + SET p50 in the same cell: what the engine
+    adds to the least a hop's session store costs on this machine under this load."""
+    own, redis_time = cell.get("own_p50_ms"), (floor or {}).get("redis_p50_ms")
+    return _ratio(own, redis_time) if own is not None and redis_time else "-"
 
 
 def _quantiles(cell: dict[str, Any], name: str) -> str:
@@ -49,8 +58,9 @@ def table(results: dict[str, Any]) -> str:
         f"{results['seconds']:g} s per cell."),
         "",
         ("| hop | conns | server | req/s | ×floor | p50 ms | p95 ms | p99 ms | p99 ×floor | errors "
-        "| CPU ms/hop | CPU ×floor | engine own p50 / p99 ms | its CPU p50 / p99 ms | waited p50 / p99 ms |"),
-        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| CPU ms/hop | CPU ×floor | engine own p50 / p99 ms (floor: its GET+SET) | own p50 ×floor's GET+SET "
+        "| its CPU p50 / p99 ms | waited p50 / p99 ms |"),
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     concurrencies = sorted({c["concurrency"] for c in _saturated(results)})
     for kind in KINDS:
@@ -67,7 +77,7 @@ def table(results: dict[str, Any]) -> str:
                     f"| {KIND_LABELS[kind]} | {conc} | {name} | {c['rps']:.0f} | {_ratio(c['rps'], f['rps'])} "
                     f"| {c['p50_ms']:.1f} | {c['p95_ms']:.1f} | {c['p99_ms']:.1f} "
                     f"| {_ratio(c['p99_ms'], f['p99_ms'])} | {errors} | {c['cpu_ms']:.2f} "
-                    f"| {_ratio(c['cpu_ms'], f['cpu_ms'])} | {_own(c)} |")
+                    f"| {_ratio(c['cpu_ms'], f['cpu_ms'])} | {_own(c, _own_ratio(c, floor))} |")
     memory = results["redis_bytes"]
     floor_bytes = memory.get("floor", 0.0)
     lines += ["", "Redis bytes per idle session (MEMORY USAGE after a dial): " + ", ".join(

@@ -95,7 +95,7 @@ def table(results: dict[str, Any]) -> str:
              f"connection for navigation, {results['seconds']:g} s per cell, {results['rounds']} round(s) (medians); 2 workers each unless "
              "named server:N, access log off."), "",
              ("| hop | conns | server | req/s | ×floor | ×gthread | p50 ms | p99 ms | p99 ×floor | errors | CPU ms/hop "
-              "| engine own p50 / p99 ms |"),
+              "| engine own p50 / p99 ms (floor: its GET+SET) |"),
              "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     groups: dict[tuple[str, int, str], list[dict[str, Any]]] = {}
     paced: dict[tuple[str, str], list[dict[str, Any]]] = {}
@@ -106,12 +106,15 @@ def table(results: dict[str, Any]) -> str:
             groups.setdefault((cell["kind"], cell["concurrency"], cell["server"]), []).append(cell)
 
     def median(kind: str, conc: int, server: str, key: str) -> float:
-        return statistics.median(c[key] or 0.0 for c in groups.get((kind, conc, server), [{key: 0.0}]))
+        return statistics.median(c.get(key) or 0.0 for c in groups.get((kind, conc, server), [{key: 0.0}]))
 
     def own(kind: str, conc: int, server: str) -> str:
-        if server == "floor":
+        """The engine's own time; the floor's GET + SET for the floor (results before 28/11 have none)."""
+        name = "redis" if server == "floor" else "own"
+        if median(kind, conc, server, f"{name}_p50_ms") == 0.0:
             return "-"
-        return f"{median(kind, conc, server, 'own_p50_ms'):.2f} / {median(kind, conc, server, 'own_p99_ms'):.2f}"
+        return (f"{median(kind, conc, server, f'{name}_p50_ms'):.2f} / "
+                f"{median(kind, conc, server, f'{name}_p99_ms'):.2f}")
 
     for kind in KINDS:
         for conc in sorted({c["concurrency"] for c in results["cells"]}):
@@ -182,8 +185,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 cells.append(asdict(cell) | {"rps": cell.rps, "round": round_})
                 say(f"[{i}/{len(plan)} {time.monotonic() - started:4.0f}s] {server.name:<7} {kind:<4} "
                     f"c={connections:<4}{f' pause {think} ms' if think else ''} {cell.rps:7.0f} req/s, "
-                    f"p99 {cell.p99_ms:7.1f} ms, errors {cell.errors}, engine own p50 {cell.own_p50_ms or 0:.2f} "
-                    f"/ p99 {cell.own_p99_ms or 0:.2f} ms")
+                    f"p99 {cell.p99_ms:7.1f} ms, errors {cell.errors}{cell.times_said()}")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return {"machine": machine(), "seconds": args.seconds, "rounds": args.rounds, "servers": args.servers,

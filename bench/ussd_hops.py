@@ -319,8 +319,8 @@ class Histogram:
 METRICS = ("engine_hop_seconds", "engine_own_seconds", "engine_own_cpu_seconds", "engine_wait_seconds")
 
 
-def scrape(port: int) -> dict[str, Histogram]:
-    """``METRICS`` (channel ussd) of whichever worker accepts this fresh connection."""
+def scrape(port: int, names: tuple[str, ...] = METRICS) -> dict[str, Histogram]:
+    """The histograms ``names`` (channel ussd) of whichever worker accepts this fresh connection."""
     conn = http.client.HTTPConnection(HOST, port, timeout=5)
     try:
         conn.request("GET", "/metrics", headers={"Connection": "close"})
@@ -329,7 +329,7 @@ def scrape(port: int) -> dict[str, Histogram]:
         conn.close()
     found: dict[str, Histogram] = {}
     for family in text_string_to_metric_families(text):
-        if family.name not in METRICS:
+        if family.name not in names:
             continue
         buckets, count, total = [], 0.0, 0.0
         for sample in family.samples:
@@ -343,7 +343,7 @@ def scrape(port: int) -> dict[str, Histogram]:
                 total = sample.value
         if buckets:
             found[family.name] = Histogram(tuple(sorted(buckets)), count, total)
-    missing = [name for name in METRICS if name not in found]
+    missing = [name for name in names if name not in found]
     if missing:
         raise RuntimeError(f"no {missing} for channel ussd in /metrics")
     return found

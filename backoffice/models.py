@@ -36,8 +36,8 @@ __all__ = [
     "PaymentIntent",
     "Reading",
     "Ticket",
-    "Vend",
     "TicketEvent",
+    "Vend",
     "Wallet",
 ]
 

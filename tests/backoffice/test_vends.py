@@ -75,3 +75,38 @@ def test_bad_input_gets_a_clean_json_refusal_and_vends_nothing(api: str, http: r
     keyless = http.post(f"{api}/meters/{METER}/vends", json={"payment_id": "P1", "amount": "2000"})
     assert (keyless.status_code, keyless.json()["error"]) == (400, "idempotency_key_required")
     assert _credit(api, http)["credit_kwh"] == before
+
+
+def _purchase(api: str, http: requests.Session, key: str) -> str:
+    """Moussa's 2 000 FCFA prepaid purchase with the provider (decided by hand in these tests): its id."""
+    started = http.post(f"{api}/payments", headers={"Idempotency-Key": key}, json={
+        "account_number": "3000001", "msisdn": "+221770000003", "amount": "2000", "purpose": "prepaid",
+        "wallet": "wave"})
+    assert started.status_code == 202, started.text
+    payment_id: str = started.json()["payment_id"]
+    return payment_id
+
+
+def test_a_purchase_vended_by_hand_then_approved_late_keeps_its_token_and_credits_once(
+        api: str, http: requests.Session) -> None:
+    payment_id = _purchase(api, http, "late-approval-1")
+    before = Decimal(_credit(api, http)["credit_kwh"])
+    vended = _vend(api, http, "vend-late-1", {"payment_id": payment_id, "amount": "2000"}).json()
+
+    assert http.post(f"{api}/payments/{payment_id}/approve").status_code == 200
+
+    assert http.get(f"{api}/payments/{payment_id}").json()["token"] == vended["token"]
+    assert Decimal(_credit(api, http)["credit_kwh"]) == before + 20
+
+
+def test_a_purchase_the_provider_approved_unheard_gets_its_own_token_when_vended_by_hand(
+        api: str, http: requests.Session) -> None:
+    payment_id = _purchase(api, http, "approved-first-1")
+    assert http.post(f"{api}/payments/{payment_id}/approve").status_code == 200
+    approved = http.get(f"{api}/payments/{payment_id}").json()["token"]
+    before = Decimal(_credit(api, http)["credit_kwh"])
+
+    vended = _vend(api, http, "vend-approved-1", {"payment_id": payment_id, "amount": "2000"})
+
+    assert (vended.status_code, vended.json()["token"]) == (201, approved)
+    assert Decimal(_credit(api, http)["credit_kwh"]) == before

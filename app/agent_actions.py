@@ -1,7 +1,8 @@
 """What an agent does to a customer's records, one function per action, shared by the command line
 (``python -m app pin-unlock``) and the agents' console, so both take the same path: unlocking a PIN, and
-resolving a payment the worker gave up on (asking the provider by our key, or settling it by hand), and a
-supervisor's answer to billing refusing a hand "paid" (post it again, or mark it handled)."""
+resolving a payment the worker gave up on (asking the provider by our key, or settling it by hand: a prepaid
+purchase then gets its token from the vending system), a supervisor's answer to billing refusing a hand "paid"
+(post it again, or mark it handled), and a supervisor's "vend again" for a token still owed."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from dialogs.payments import ask_by_key, post_to_billing, settle_by_agent
+from dialogs.payments import TOKEN_OWED, ask_by_key, post_to_billing, settle_by_agent
 from dialogs.registry import Deps
 from dialogs.stores import IdentityCache, LocalPayment
+from dialogs.vending import vend_token
 from engine.masking import mask, mask_typed_numbers
 from engine.security_audit import SecurityAudit, SecurityEvent
 from web_fallback.agents.ports import PaymentOutcome
@@ -23,7 +25,7 @@ from .storage.identity_cache import ForgetfulPinVault
 from .storage.repositories import SqlPreferences
 
 __all__ = ["check_unresolved_payment", "close_billing_refusal", "repost_to_billing", "settle_unresolved_payment",
-           "unlock_pin"]
+           "unlock_pin", "vend_owed_token"]
 
 log = logging.getLogger("agents")
 
@@ -100,6 +102,11 @@ def settle_unresolved_payment(deps: Deps, msisdn: str, key: str, *, paid: bool, 
         extra={"amount": format(found.amount, "f"), "purpose": found.purpose, "status": str(status),
                **({"reference": reference} if paid and reference else {})}))
     log.warning("unresolved payment of account %s settled by %s as %s", mask(found.account_number), by, status)
+    if now is not None and now.vend in TOKEN_OWED:
+        # A prepaid purchase: the customer's token, asked of the vending system now (the worker asks again).
+        vended = vend_token(deps, now, "agent")
+        if vended not in ("vended", "already"):
+            return PaymentOutcome("settled_vend_down" if vended == "unavailable" else "settled_vend_refused", status)
     return PaymentOutcome("settled", status)
 
 
@@ -135,3 +142,24 @@ def close_billing_refusal(deps: Deps, msisdn: str, key: str, *, reason: str, by:
         extra={"amount": format(found.amount, "f"), "reference": str(found.provider_payment_id)}))
     log.warning("payment of account %s refused by billing, marked handled by %s", mask(found.account_number), by)
     return PaymentOutcome("billing_handled", found.status)
+
+
+def vend_owed_token(deps: Deps, msisdn: str, key: str, *, by: str) -> PaymentOutcome:
+    """A supervisor's "vend again" for a prepaid purchase settled by hand whose token is still owed: one the
+    vending system refused goes back to ``due`` in one conditional update (a double click asks once), then it is
+    asked now under the payment's own key, so it never vends twice. ``token_vended`` (the receipt queued with
+    it), ``token_unavailable`` (still owed: the worker asks again), ``token_refused`` (what it said is kept);
+    ``already`` when no token is owed (nothing asked)."""
+    assert deps.ledger is not None
+    found = _customers(deps, msisdn, key)
+    if isinstance(found, PaymentOutcome):
+        return found
+    if found.token or found.vend not in TOKEN_OWED:
+        return PaymentOutcome("already", found.status)
+    if found.vend == "refused" and not deps.ledger.move_vend(key, "refused", "due"):
+        return PaymentOutcome("already", found.status)
+    owed = deps.ledger.get(key)
+    assert owed is not None
+    outcome = vend_token(deps, owed, by, tries=owed.vend_tries)
+    log.warning("token of account %s asked again by %s: %s", mask(found.account_number), by, outcome)
+    return PaymentOutcome("already" if outcome == "already" else f"token_{outcome}", found.status)

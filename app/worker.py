@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from dialogs.incidents import resend_pending_tickets
 from dialogs.payments import post_owed_to_billing, reconcile_pending
 from dialogs.registry import Deps
+from dialogs.vending import vend_owed_tokens
 
 from .factory import build_deps, build_dispatcher, build_inbox_drain, build_notice_relay, build_sessions
 from .ops import Metrics
@@ -41,10 +42,12 @@ def reconcile_payments(deps: Deps, settings: Settings, now: datetime,
     """One pass over the payments pending past ``PAYMENT_STATUS_AFTER_SECONDS`` and those without the
     provider's id (see ``reconcile_pending``); the ones given up count in ``payments_unresolved_total``, the
     ones never sent that the provider never answered about in ``payments_unanswered_total``. Then
-    the agents' "paid" settlements billing has not recorded yet (it was down) are posted again."""
+    the agents' "paid" settlements billing has not recorded yet (it was down) are posted again, and the tokens
+    owed on prepaid purchases settled by hand are asked of the vending system again (``vend_owed_tokens``)."""
     counts = reconcile_pending(deps, now, settings.payment_status_after_seconds,
                                give_up_seconds=settings.payment_unrecorded_give_up_seconds)
     counts["posted_to_billing"] = post_owed_to_billing(deps)
+    counts["tokens_vended"] = vend_owed_tokens(deps, now)
     if any(counts.values()):
         log.info("payments reconciled: %s", counts)
     if metrics is not None and counts["unresolved"]:

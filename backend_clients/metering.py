@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
-from dialogs.backends import Consumption, PrepaidCredit, PrepaidPurchase, Reading
+from dialogs.backends import Consumption, PrepaidCredit, PrepaidPurchase, Reading, Vend
 
 from .http import HttpBackend
-from .parsing import as_object, decimal, integer, moment, text
+from .parsing import MalformedResponse, as_object, decimal, integer, moment, text
 
 __all__ = ["MeteringClient"]
 
@@ -29,6 +30,14 @@ class MeteringClient(HttpBackend):
     def prepaid_credit(self, meter_id: str) -> PrepaidCredit:
         return self._call("GET", "/meters/{}/credit", meter_id, parse=parse_credit)
 
+    def vend(self, meter_id: str, *, payment_id: str, amount: Decimal, currency: str,
+             idempotency_key: str) -> Vend:
+        # Keyed: retried on a timeout or 5xx like every keyed POST (the vending system answers a repeat with the
+        # first vend, so a retry never credits twice).
+        return self._call("POST", "/meters/{}/vends", meter_id,
+                          json={"payment_id": payment_id, "amount": format(amount, "f"), "currency": currency},
+                          idempotency_key=idempotency_key, parse=parse_vend)
+
 
 # ---------------------------------------------------------------- JSON -> dataclasses
 def parse_reading(data: dict[str, Any]) -> Reading:
@@ -45,6 +54,15 @@ def parse_consumption(data: Any) -> Consumption:
         previous_kwh=decimal(data, "previous_kwh"),
         last_reading=None if last is None else parse_reading(as_object(last, "last_reading")),
     )
+
+
+def parse_vend(data: Any) -> Vend:
+    data = as_object(data)
+    token = text(data, "token")
+    if len(token) != 20 or not token.isdigit():
+        raise MalformedResponse("field 'token' is not 20 digits")
+    return Vend(vend_id=text(data, "vend_id"), meter_id=text(data, "meter_id"), payment_id=text(data, "payment_id"),
+                amount=decimal(data, "amount"), kwh=decimal(data, "kwh"), token=token)
 
 
 def parse_credit(data: Any) -> PrepaidCredit:

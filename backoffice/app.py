@@ -8,7 +8,7 @@ from datetime import datetime
 
 from flask import Flask, Response, jsonify, request
 
-from . import billing_api, incidents_api, metering_api, notices, payments_api, zone_outages
+from . import billing_api, incidents_api, metering_api, notices, payments_api, vends_api, zone_outages
 from .callbacks import CallbackSender
 from .config import BackofficeConfig
 from .context import EXTENSION_KEY, Backoffice, wall_clock
@@ -62,7 +62,7 @@ def create_app(config: BackofficeConfig | None = None, clock: Callable[[], datet
     def healthz() -> Response:
         return jsonify({"status": "ok"})
 
-    for module in (billing_api, metering_api, payments_api, incidents_api):
+    for module in (billing_api, metering_api, payments_api, vends_api, incidents_api):
         app.register_blueprint(module.blueprint)
     app.register_blueprint(notices.blueprint)
     app.register_blueprint(zone_outages.blueprint)

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from .context import services
 from .errors import Invalid, NotFound, TooLarge
-from .models import Meter, PaymentIntent, Reading
+from .models import Meter, PaymentIntent, Reading, Vend
 from .payment_decisions import XOF_PER_KWH
 from .readings import MAX_BATCH, ingest
 from .wire import fmt_datetime, fmt_decimal, json_body, query_int
@@ -94,22 +94,31 @@ def credit(meter_id: str) -> Response:
             raise NotFound(f"no prepaid meter {meter_id}", code="meter_not_found")
         return jsonify({"meter_id": meter_id, "credit_kwh": fmt_decimal(meter.credit_kwh or Decimal(0)),
                         "updated_at": fmt_datetime(meter.credit_updated_at),
-                        "last_purchase": _last_purchase(session, meter.account_number)})
+                        "last_purchase": _last_purchase(session, meter_id, meter.account_number)})
 
 
-def _last_purchase(session: Session, account_number: str | None) -> dict[str, Any] | None:
-    """The latest succeeded prepaid purchase of the account, with its token, or None."""
-    if account_number is None:
-        return None
-    found = session.scalar(
-        select(PaymentIntent).where(PaymentIntent.account_number == account_number,
-                                    PaymentIntent.purpose == "prepaid", PaymentIntent.status == "succeeded",
-                                    PaymentIntent.token.is_not(None))
-        .order_by(PaymentIntent.decided_at.desc(), PaymentIntent.payment_id).limit(1))
-    if found is None or found.token is None:
-        return None
-    return {"paid_at": fmt_datetime(found.decided_at or found.created_at), "amount": fmt_decimal(found.amount),
-            "kwh": fmt_decimal((found.amount / XOF_PER_KWH).quantize(Decimal("0.001"))), "token": found.token}
+def _last_purchase(session: Session, meter_id: str, account_number: str | None) -> dict[str, Any] | None:
+    """The latest purchase of the meter with its token, or None: a succeeded prepaid payment of the account, or a
+    token vended on a payment settled by hand (``POST /meters/{id}/vends``), whichever came last."""
+    found: list[tuple[Any, dict[str, Any]]] = []
+    if account_number is not None:
+        paid = session.scalar(
+            select(PaymentIntent).where(PaymentIntent.account_number == account_number,
+                                        PaymentIntent.purpose == "prepaid", PaymentIntent.status == "succeeded",
+                                        PaymentIntent.token.is_not(None))
+            .order_by(PaymentIntent.decided_at.desc(), PaymentIntent.payment_id).limit(1))
+        if paid is not None and paid.token is not None:
+            at = paid.decided_at or paid.created_at
+            found.append((at, {"paid_at": fmt_datetime(at), "amount": fmt_decimal(paid.amount),
+                               "kwh": fmt_decimal((paid.amount / XOF_PER_KWH).quantize(Decimal("0.001"))),
+                               "token": paid.token}))
+    vended = session.scalar(select(Vend).where(Vend.meter_id == meter_id)
+                            .order_by(Vend.created_at.desc(), Vend.vend_id).limit(1))
+    if vended is not None:
+        found.append((vended.created_at, {"paid_at": fmt_datetime(vended.created_at),
+                                          "amount": fmt_decimal(vended.amount), "kwh": fmt_decimal(vended.kwh),
+                                          "token": vended.token}))
+    return max(found, key=lambda item: item[0])[1] if found else None
 
 
 @blueprint.post("/readings")

@@ -37,6 +37,7 @@ __all__ = [
     "Reading",
     "Ticket",
     "TicketEvent",
+    "Vend",
     "Wallet",
 ]
 
@@ -151,6 +152,26 @@ class PaymentPost(Base):
     body_hash: Mapped[str] = mapped_column(String(64))
     payment_id: Mapped[str] = mapped_column(String(40))
     status: Mapped[int] = mapped_column(Integer)
+
+
+class Vend(Base):
+    """A token vended for a prepaid meter on a payment received outside the mobile-money flow (an agent's "paid"):
+    one per ``payment_id`` ever (the money's identity), found again by its ``Idempotency-Key`` (with the body's
+    hash: the same key with another body is refused)."""
+
+    __tablename__ = "bo_vends"
+
+    vend_id: Mapped[str] = mapped_column(String(20), primary_key=True)
+    idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
+    body_hash: Mapped[str] = mapped_column(String(64))
+    payment_id: Mapped[str] = mapped_column(String(40), unique=True)
+    meter_id: Mapped[str] = mapped_column(ForeignKey("bo_meters.meter_id"), index=True)
+    account_number: Mapped[str | None] = mapped_column(String(20))
+    amount: Mapped[Decimal] = mapped_column(Money)
+    currency: Mapped[str] = mapped_column(String(3), default="XOF")
+    kwh: Mapped[Decimal] = mapped_column(Kwh)
+    token: Mapped[str] = mapped_column(String(20))
+    created_at: Mapped[datetime] = mapped_column(DateTime)
 
 
 class Arrangement(Base):

@@ -21,11 +21,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from .callbacks import CallbackSender
 from .errors import Conflict, NotFound
-from .models import Account, Bill, Meter, Payment, PaymentIntent, Wallet
+from .models import Account, Bill, Meter, Payment, PaymentIntent, Vend, Wallet
 from .wallets import debit, refusal, wallet_for_update
 from .wire import fmt_datetime, fmt_decimal, utcnow
 
-__all__ = ["XOF_PER_KWH", "PaymentDecider", "pay_bills", "payment_json"]
+__all__ = ["XOF_PER_KWH", "PaymentDecider", "pay_bills", "payment_json", "sts_token"]
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,8 @@ def _receipt_reference() -> str:
     return "MM" + "".join(secrets.choice(_REF_ALPHABET) for _ in range(10))
 
 
-def _sts_token() -> str:
+def sts_token() -> str:
+    """A fresh 20-digit STS-style token (what the customer keys into the meter)."""
     return f"{secrets.randbelow(10**20):020d}"
 
 
@@ -181,13 +182,20 @@ class PaymentDecider:
         if wallet is not None:
             wallet.balance = max(wallet.balance - intent.amount, Decimal(0))
         account = session.get(Account, intent.account_number)
+        vended = session.scalar(select(Vend).where(Vend.payment_id == intent.payment_id)) \
+            if intent.purpose == "prepaid" else None
+        if vended is not None:
+            # Its token was vended already (an agent settled it by hand before the customer's late approval): the
+            # same token, the meter credited once.
+            intent.token = vended.token
+            return
         if intent.purpose == "prepaid" and account is not None:
             meter = session.scalar(select(Meter).where(Meter.meter_id == account.meter_id).with_for_update())
             if meter is not None:
                 bought = (intent.amount / XOF_PER_KWH).quantize(Decimal("0.001"))
                 meter.credit_kwh = (meter.credit_kwh or Decimal(0)) + bought
                 meter.credit_updated_at = now
-            intent.token = _sts_token()
+            intent.token = sts_token()
         elif session.get(Payment, intent.payment_id) is not None:
             # Already posted to billing under this id (an agent settled it by hand before the customer's
             # late approval): the bills were paid then, never twice.

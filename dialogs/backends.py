@@ -40,6 +40,7 @@ __all__ = [
     "Rejected",
     "Ticket",
     "TicketEvent",
+    "Vend",
 ]
 
 
@@ -163,6 +164,19 @@ class PrepaidPurchase:
     token: str
 
 
+@dataclass(frozen=True, slots=True)
+class Vend:
+    """A token the vending system issued for a prepaid meter on a payment received outside the mobile-money flow
+    (an agent's "paid"): the 20 digits the customer keys in, and the credit they carry."""
+
+    vend_id: str
+    meter_id: str
+    payment_id: str
+    amount: Decimal
+    kwh: Decimal
+    token: str
+
+
 # ---------------------------------------------------------------- payment data
 # The provider's payment statuses, defined once: every reader of a payment names them from here.
 PaymentStatus = Literal["pending", "succeeded", "failed"]
@@ -268,6 +282,13 @@ class MeteringBackend(Protocol):
 
     def prepaid_credit(self, meter_id: str) -> PrepaidCredit:
         """Remaining credit of a prepaid meter. ``NotFound`` if unknown or not prepaid."""
+
+    def vend(self, meter_id: str, *, payment_id: str, amount: Decimal, currency: str,
+             idempotency_key: str) -> Vend:
+        """A token for ``amount`` on the prepaid meter, paid by ``payment_id``: the same payment (or key) vended
+        again gets the same token and credits the meter once, so a retry is always safe. ``NotFound`` for an
+        unknown or postpaid meter, ``Rejected``/``Conflict`` when the vending system refuses it for good,
+        ``BackendUnavailable`` when unreachable (it may have vended: ask again under the same key)."""
 
 
 @runtime_checkable

@@ -47,10 +47,13 @@ __all__ = [
     "MIN_AMOUNT",
     "PROTECTED_NODE",
     "REFUSAL_CODES",
+    "TOKEN_OWED",
     "KeyAnswer",
     "Settlement",
     "ask_by_key",
+    "back_office_payment_id",
     "idempotency_key",
+    "notify_payment",
     "on_their_way",
     "post_owed_to_billing",
     "post_to_billing",
@@ -351,6 +354,8 @@ step("payments.recent", outcomes={"ok", "none"})(recent)
 
 # ---------------------------------------------------------------- the provider's answer
 FINAL_STATUSES = FINAL_PAYMENT_STATUSES
+# A payment owing a token (``LocalPayment.vend``): its receipt waits for the token.
+TOKEN_OWED = frozenset({"due", "refused"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -417,16 +422,21 @@ def settle_provider_result(deps: Deps, result: ProviderResult) -> Settlement:
     # An agent's "paid" reaches billing from here (the provider's own approval reaches it on its side); it is
     # marked owed to billing in the same write, so a billing outage never loses it (``post_to_billing``).
     owed = result.source == "agent" and result.status == "succeeded" and known.purpose == "bill"
+    # An agent's "paid" on a prepaid purchase brings no token (the provider's approval carries one): it is marked
+    # owed in the same write, and the receipt goes with the token once vended (``dialogs/vending.py``).
+    owes_token = (result.source == "agent" and result.status == "succeeded" and known.purpose == "prepaid"
+                  and not result.token)
     payment, changed = deps.ledger.settle(event_id=result.event_id, provider_payment_id=result.payment_id,
                                           status=result.status, reference=result.reference, token=result.token,
-                                          failure_reason=result.failure_reason, post_to_billing=owed)
+                                          failure_reason=result.failure_reason, post_to_billing=owed,
+                                          owes_token=owes_token)
     if payment is None:
         return Settlement(None, False)
     if not changed and payment.status != result.status:
         # Already final the other way (or not pending at all): a second opinion is never applied.
         return _refuse(deps, payment, result, ["status"])
-    if payment.status in FINAL_STATUSES:
-        _notify(deps, payment, payment.status)
+    if payment.status in FINAL_STATUSES and payment.vend not in TOKEN_OWED:
+        notify_payment(deps, payment, payment.status)
     return Settlement(payment, changed)
 
 
@@ -477,14 +487,21 @@ def _late_word(deps: Deps, payment: LocalPayment, result: ProviderResult) -> Set
     return Settlement(payment, False, tuple(reasons), kept=True)
 
 
+def back_office_payment_id(payment: LocalPayment) -> str:
+    """The payment's id as billing and the vending system know it: the provider's (ours when it has none); their
+    ids are short, so a long reference goes under a stable digest."""
+    payment_id = payment.provider_payment_id or payment.idempotency_key
+    if len(payment_id) > 40:
+        payment_id = "REF-" + hashlib.sha256(payment_id.encode()).hexdigest()[:32]
+    return payment_id
+
+
 def post_to_billing(deps: Deps, payment: LocalPayment, by: str) -> str:
     """Post an agent's "paid" to billing (the customer's balance no longer shows it due): ``posted``,
     ``refused`` (billing will never take it: audited, for an agent) or ``unavailable`` (kept ``due``, the
     worker posts it again; billing counts one payment id once, so a repeat is harmless)."""
     assert deps.ledger is not None
-    payment_id = payment.provider_payment_id or payment.idempotency_key
-    if len(payment_id) > 40:   # billing's ids are short; a long reference is posted under a stable digest
-        payment_id = "REF-" + hashlib.sha256(payment_id.encode()).hexdigest()[:32]
+    payment_id = back_office_payment_id(payment)
     try:
         deps.billing.post_payment(payment.account_number, payment_id=payment_id, amount=payment.amount,
                                   currency=payment.currency, reference=payment.reference,
@@ -524,7 +541,7 @@ def post_owed_to_billing(deps: Deps) -> int:
                for payment in deps.ledger.to_post_to_billing())
 
 
-def _notify(deps: Deps, payment: LocalPayment, status: str) -> None:
+def notify_payment(deps: Deps, payment: LocalPayment, status: str) -> None:
     """Queue the customer's SMS about ``payment`` (one per payment and status)."""
     assert deps.outbox is not None
     kind = "payment_receipt" if status == "succeeded" else f"payment_{status}"   # payment_failed, _unconfirmed
@@ -574,7 +591,7 @@ def reconcile_pending(deps: Deps, now: datetime, after_seconds: int, max_checks:
         if given_up is not None:
             counts["given_up"] += 1
             log.warning("payment %s unconfirmed after %d status questions; customer told", payment_id, checks)
-            _notify(deps, given_up, "unconfirmed")
+            notify_payment(deps, given_up, "unconfirmed")
     # After the pending ones: a payment recorded here is pending from now, asked about a full delay later.
     _record_unrecorded(deps, now, (after_seconds, max_interval_seconds, give_up_seconds), counts)
     _flag_unanswered(deps, now, give_up_seconds, counts)
@@ -670,8 +687,9 @@ def settle_by_agent(deps: Deps, payment: LocalPayment, *, paid: bool, reference:
     applied exactly as the provider's callback would be (``settle_provider_result``: its id recorded by our
     key, then one conditional UPDATE from pending), so a late callback and the agent cannot both win, and the
     customer gets the same SMS. Paid: under the provider's ``reference``, and posted to billing
-    (``post_to_billing``; kept and retried by the worker while billing is down); not paid: under an id of our
-    own (``none-<key>``), as ``not_received``. The caller checks the reference is no other payment's."""
+    (``post_to_billing``; kept and retried by the worker while billing is down) when it paid a bill; a prepaid
+    purchase owes a token instead, which the caller vends (``dialogs.vending.vend_token``); not paid: under an id
+    of our own (``none-<key>``), as ``not_received``. The caller checks the reference is no other payment's."""
     key = payment.idempotency_key
     status = "succeeded" if paid else "failed"
     payment_id = reference if paid and reference else f"none-{key}"[:64]
@@ -680,7 +698,7 @@ def settle_by_agent(deps: Deps, payment: LocalPayment, *, paid: bool, reference:
         currency=payment.currency, account_number=payment.account_number, msisdn=payment.msisdn,
         reference=reference if paid else None, failure_reason=None if paid else "not_received", source="agent",
         idempotency_key=key))
-    if settled.changed and settled.payment is not None and paid:
+    if settled.changed and settled.payment is not None and paid and settled.payment.purpose == "bill":
         post_to_billing(deps, settled.payment, "agent")
     return settled
 

@@ -283,6 +283,10 @@ class LocalPayment:
     currency: str = "XOF"
     wallet: str | None = None   # the mobile-money operator chosen (configuration code)
     status_checks: int = 0      # times the worker asked the provider for the status
+    # A prepaid purchase settled by hand owes a token: "due" (the worker asks the vending system), "refused"
+    # (for a supervisor), "vended"; None for any other payment (``dialogs/vending.py``).
+    vend: str | None = None
+    vend_tries: int = 0         # vends that did not give the token (the worker's waits double with them)
 
 
 @dataclass(frozen=True, slots=True)
@@ -356,10 +360,11 @@ class PaymentLedger(Protocol):
 
     def settle(self, *, event_id: str, provider_payment_id: str, status: str, reference: str | None,
                token: str | None, failure_reason: str | None,
-               post_to_billing: bool = False) -> tuple[LocalPayment | None, bool]:
+               post_to_billing: bool = False, owes_token: bool = False) -> tuple[LocalPayment | None, bool]:
         """Apply a provider result once per ``event_id``, only from ``pending`` (or ``unconfirmed``) to a
         final status; returns the payment and whether it changed. ``post_to_billing``: in the same write,
-        the payment is marked as owed to billing (``to_post_to_billing``) until ``mark_billing`` says done."""
+        the payment is marked as owed to billing (``to_post_to_billing``) until ``mark_billing`` says done;
+        ``owes_token``: as owing a token (``vend = "due"``, ``to_vend``) until ``record_token``."""
 
     def to_post_to_billing(self, limit: int = 50) -> list[LocalPayment]:
         """Payments settled by an agent as paid that billing has not recorded yet, oldest first."""
@@ -371,6 +376,21 @@ class PaymentLedger(Protocol):
     def move_billing(self, idempotency_key: str, was: str, state: str, said: str | None = None) -> bool:
         """``billing_post`` from ``was`` to ``state`` (a supervisor's ``refused -> due`` to post it again, or
         ``refused -> handled`` with the reason in ``said``); False when it was not ``was`` (nothing changed)."""
+
+    def to_vend(self, now: datetime, limit: int = 50) -> list[LocalPayment]:
+        """Payments owing a token (``vend == "due"``) whose next try is due at ``now``, oldest first."""
+
+    def record_token(self, idempotency_key: str, token: str) -> LocalPayment | None:
+        """The vended token kept on a payment owing one (``due`` or ``refused`` -> ``vended``), in one conditional
+        update; None when it had one already or owed none (two vends of one payment keep the first)."""
+
+    def note_vend(self, idempotency_key: str, state: str, said: str | None, next_at: datetime | None) -> bool:
+        """A vend that did not give the token: ``due`` again at ``next_at`` (unreachable) or ``refused`` (for good,
+        with what the vending system ``said``); counts one try. Only a payment owing a token moves."""
+
+    def move_vend(self, idempotency_key: str, was: str, state: str) -> bool:
+        """``vend`` from ``was`` to ``state`` (a supervisor's ``refused -> due``), due at once; False when it was
+        not ``was``."""
 
     def recent(self, msisdn: str, limit: int = 5, account_number: str | None = None) -> list[LocalPayment]:
         """The payments ``msisdn`` made, most recent first; only those of ``account_number`` when given."""

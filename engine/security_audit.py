@@ -31,6 +31,8 @@ SECURITY_EVENT_KINDS: Final = frozenset({
     "payment_settled_by_agent",
     # Billing took an agent's "paid" or refused it for good; a supervisor marked a refused one handled.
     "payment_posted_to_billing", "payment_billing_refused", "payment_billing_handled",
+    # The vending system issued the token a prepaid purchase settled by hand owed, or refused it for good.
+    "payment_token_vended", "payment_vend_refused",
     # A payment never sent to the provider that it never answered about by our key all day (the customer was told
     # nothing was charged): flagged for an agent.
     "payment_unanswered",

@@ -29,6 +29,7 @@ from ..agent_actions import (
     repost_to_billing,
     settle_unresolved_payment,
     unlock_pin,
+    vend_owed_token,
 )
 from .consent import SqlConsent
 from .delivery import without_send_markers
@@ -210,6 +211,16 @@ class SqlCustomerRecords:
                                                          .where(PaymentIntentRow.msisdn == msisdn,
                                                                 PaymentIntentRow.billing_post == "refused")
                                                          .order_by(PaymentIntentRow.id))]
+            found.tokens_owed = [{"settled": _when(p.updated_at), "account": p.account_number,
+                                  "amount": f"{p.amount} {p.currency}", "reference": p.provider_payment_id or "-",
+                                  "token": "owed: the worker asks the vending system again" if p.vend == "due"
+                                  else "owed: refused by the vending system",
+                                  "tries": str(p.vend_tries or 0), "next try": _when(p.vend_next_at),
+                                  "vending system said": p.vend_said or "-", "key": p.idempotency_key}
+                                 for p in db.scalars(select(PaymentIntentRow)
+                                                     .where(PaymentIntentRow.msisdn == msisdn,
+                                                            PaymentIntentRow.vend.in_(("due", "refused")))
+                                                     .order_by(PaymentIntentRow.id))]
             provider_ids = [p.provider_payment_id for p in payments if p.provider_payment_id]
             if provider_ids:
                 found.mismatches = [_mismatch_row(m) for m in db.scalars(
@@ -314,6 +325,11 @@ class SqlCustomerRecords:
         if self._deps is None or self._deps.ledger is None:
             return PaymentOutcome("unreachable")
         return close_billing_refusal(self._deps, msisdn, key, reason=reason, by=f"agent {agent}")
+
+    def vend_token(self, msisdn: str, key: str, agent: str) -> PaymentOutcome:
+        if self._deps is None or self._deps.ledger is None or self._deps.outbox is None:
+            return PaymentOutcome("unreachable")
+        return vend_owed_token(self._deps, msisdn, key, by=f"agent {agent}")
 
     def resend(self, msisdn: str, notification_id: int) -> bool:
         """The notification pending again, as if new: where and in which form it goes (free text or template,

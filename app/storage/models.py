@@ -138,6 +138,14 @@ class PaymentIntentRow(Base):
     # When the provider last answered a question by our key (even "no such payment"): a ``not_started`` payment
     # it never answered about is flagged at the end of the questions (``flag_unanswered``).
     provider_answered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # A prepaid purchase settled by hand as paid owes the customer a token the vending system must issue
+    # (``dialogs/vending.py``): "due" until it has (the worker asks again after ``vend_next_at``, waits doubling
+    # with ``vend_tries``), "refused" when it said no for good (what it said in ``vend_said``, for a supervisor),
+    # "vended" once the token is in ``token``; None for every other payment (migration v1_vend1).
+    vend: Mapped[str | None] = mapped_column(String(12), nullable=True, index=True)
+    vend_said: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    vend_tries: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    vend_next_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class MismatchedCallbackRow(Base):

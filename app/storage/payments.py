@@ -67,7 +67,8 @@ def _payment(row: PaymentIntentRow | Row[Any]) -> LocalPayment:
     # language, currency and status_checks are NOT NULL with defaults (migrations 0002, 0003, 0005).
     return LocalPayment(row.idempotency_key, row.msisdn, row.account_number, row.purpose, Decimal(row.amount),
                         row.status, row.provider_payment_id, row.reference, row.token, row.failure_reason,
-                        row.created_at, row.language, row.currency, row.wallet, row.status_checks)
+                        row.created_at, row.language, row.currency, row.wallet, row.status_checks, row.vend,
+                        row.vend_tries or 0)
 
 
 class SqlPaymentLedger:
@@ -206,7 +207,7 @@ class SqlPaymentLedger:
 
     def settle(self, *, event_id: str, provider_payment_id: str, status: str, reference: str | None,
                token: str | None, failure_reason: str | None,
-               post_to_billing: bool = False) -> tuple[LocalPayment | None, bool]:
+               post_to_billing: bool = False, owes_token: bool = False) -> tuple[LocalPayment | None, bool]:
         with self._sessions() as db:
             row = db.scalars(select(PaymentIntentRow)
                              .where(PaymentIntentRow.provider_payment_id == provider_payment_id)).first()
@@ -220,7 +221,9 @@ class SqlPaymentLedger:
                 update(PaymentIntentRow)
                 .where(PaymentIntentRow.id == row.id, PaymentIntentRow.status.in_(_OPEN))
                 .values(status=status, reference=reference, token=token, failure_reason=failure_reason,
-                        **({"billing_post": "due"} if post_to_billing else {}))
+                        **({"billing_post": "due"} if post_to_billing else {}),
+                        # Owed in the same write as the settlement: a crash before the vend never loses it.
+                        **({"vend": "due", "vend_next_at": None} if owes_token else {}))
                 .execution_options(synchronize_session=False))
             if won.rowcount != 1:  # type: ignore[attr-defined]
                 db.rollback()
@@ -232,6 +235,46 @@ class SqlPaymentLedger:
                 db.rollback()
                 return self.by_provider_id(provider_payment_id), False
             return self.by_provider_id(provider_payment_id), True
+
+    def to_vend(self, now: datetime, limit: int = 50) -> list[LocalPayment]:
+        table = PaymentIntentRow
+        with self._sessions() as db:
+            rows = db.scalars(select(table).where(table.vend == "due",
+                                                  or_(table.vend_next_at.is_(None), table.vend_next_at <= now))
+                              .order_by(table.id).limit(limit)).all()
+            return [_payment(r) for r in rows]
+
+    def record_token(self, idempotency_key: str, token: str) -> LocalPayment | None:
+        table = PaymentIntentRow
+        with self._sessions() as db:
+            # One conditional UPDATE: of two vends of one payment (two supervisors, the worker), the first keeps it.
+            won = db.execute(update(table).where(table.idempotency_key == idempotency_key,
+                                                 table.vend.in_(("due", "refused")), table.token.is_(None))
+                             .values(token=token, vend="vended", vend_said=None, vend_next_at=None)
+                             .execution_options(synchronize_session=False))
+            db.commit()
+            if won.rowcount != 1:  # type: ignore[attr-defined]
+                return None
+            row = self._by_key(db, idempotency_key)
+            return _payment(row) if row else None
+
+    def note_vend(self, idempotency_key: str, state: str, said: str | None, next_at: datetime | None) -> bool:
+        table = PaymentIntentRow
+        with self._sessions() as db:
+            moved = db.execute(update(table).where(table.idempotency_key == idempotency_key, table.vend == "due")
+                               .values(vend=state, vend_tries=table.vend_tries + 1, vend_next_at=next_at,
+                                       **({"vend_said": said[:200]} if said else {}))
+                               .execution_options(synchronize_session=False))
+            db.commit()
+            return bool(moved.rowcount == 1)  # type: ignore[attr-defined]
+
+    def move_vend(self, idempotency_key: str, was: str, state: str) -> bool:
+        table = PaymentIntentRow
+        with self._sessions() as db:
+            moved = db.execute(update(table).where(table.idempotency_key == idempotency_key, table.vend == was)
+                               .values(vend=state, vend_next_at=None).execution_options(synchronize_session=False))
+            db.commit()
+            return bool(moved.rowcount == 1)  # type: ignore[attr-defined]
 
     def recent(self, msisdn: str, limit: int = 5, account_number: str | None = None) -> list[LocalPayment]:
         query = select(PaymentIntentRow).where(PaymentIntentRow.msisdn == msisdn)

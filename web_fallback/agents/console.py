@@ -49,7 +49,16 @@ _PAYMENT_NOTICES = {
     "billing_refused": "Billing refused it again: what it said is on the row. Fix the account, or mark it handled.",
     "billing_unavailable": "Billing could not be reached: it stays owed to billing and the worker posts it.",
     "billing_handled": "Marked handled; billing is no longer asked to take it.",
+    "settled_vend_down": "Settled as {status}; the token is owed: the vending system could not be reached. "
+                                 "The worker asks it again and the customer gets the token by SMS.",
+    "settled_vend_refused": "Settled as {status}; the token is owed: the vending system refused it (what it said "
+                             "is on the row). Fix the cause, then vend again.",
+    "token_vended": "Token vended: the customer gets it by SMS and reads it again in the last payments.",
+    "token_unavailable": "The vending system could not be reached: the token stays owed and the worker asks again.",
+    "token_refused": "The vending system refused it again: what it said is on the row.",
 }
+# Tokens a supervisor asks for again: no longer owed (vended meanwhile), or someone else's.
+_TOKEN_NOTICES = {"already": "This payment owes no token any more (vended meanwhile): nothing asked."}
 # Payments a supervisor answers for billing (posted again, or closed): not any more in the list, or someone's else.
 _BILLING_NOTICES = {"already": "Billing's refusal of this payment was already dealt with: nothing changed."}
 
@@ -323,6 +332,16 @@ def console_blueprint(records: CustomerRecords, audit: AgentAudit, hit: Callable
         done = records.close_billing_refusal(msisdn, key, reason, who.subject)
         return payment_done(who, msisdn, "billing_handled", done, f"key {key[:16]}: {mask_typed_numbers(reason)}",
                             "", _BILLING_NOTICES)
+
+    @bp.post("/console/token-vend")
+    @requires("agent", "supervisor")
+    def token_vend() -> ResponseReturnValue:
+        """Ask the vending system now for a token still owed on a prepaid purchase settled by hand (the same token
+        however often it is asked): a supervisor's act, as settling it was."""
+        who, msisdn, key = supervisor_acting("token_vend")
+        payment_throttled(who, msisdn, "token_vend")
+        done = records.vend_token(msisdn, key, who.subject)
+        return payment_done(who, msisdn, "token_vend", done, f"key {key[:16]}", "", _TOKEN_NOTICES)
 
     return bp
 

@@ -85,6 +85,9 @@ class CustomerFile:
     unresolved: list[Row] = field(default_factory=list)
     # Payments settled by hand as paid that billing refused for good: a supervisor's to post again or close.
     billing_refused: list[Row] = field(default_factory=list)
+    # Prepaid purchases settled by hand as paid whose token the vending system has not given yet ("token owed"):
+    # the worker asks again; a supervisor may ask now.
+    tokens_owed: list[Row] = field(default_factory=list)
     mismatches: list[Row] = field(default_factory=list)
     tickets: list[Row] = field(default_factory=list)
     notifications: list[Row] = field(default_factory=list)
@@ -105,7 +108,9 @@ class PaymentOutcome:
     provider's word came first); asking the provider by our key: ``unreachable``, ``unknown``, ``mismatch``,
     ``recorded`` (it started it: now pending), ``settled``, ``moved``, ``never_started`` (an ``unanswered`` one it
     has no trace of: no longer to resolve); a post billing refused, posted again:
-    ``billing_posted``, ``billing_refused``, ``billing_unavailable``, or closed: ``billing_handled``."""
+    ``billing_posted``, ``billing_refused``, ``billing_unavailable``, or closed: ``billing_handled``; a prepaid
+    purchase settled paid whose token is still owed: ``settled_vend_down``, ``settled_vend_refused``;
+    a token owed asked again: ``token_vended``, ``token_unavailable``, ``token_refused``."""
 
     outcome: str
     status: str | None = None
@@ -140,3 +145,7 @@ class CustomerRecords(Protocol):
 
     def close_billing_refusal(self, msisdn: str, key: str, reason: str, agent: str) -> PaymentOutcome:
         """Mark this number's refused billing post handled outside the product, with a reason, once."""
+
+    def vend_token(self, msisdn: str, key: str, agent: str) -> PaymentOutcome:
+        """Ask the vending system now for the token this number's prepaid purchase settled by hand still owes
+        (the same token however often: the payment's own key), and send the receipt with it."""

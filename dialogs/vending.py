@@ -11,7 +11,8 @@ success: the customer reads it again under "last payments" and on the balance.
 
 Unreachable, the payment stays owed and the worker asks again with waits doubling up to an hour
 (``vend_owed_tokens``); refused for good (the meter unknown, the amount refused), it is ``refused``: audited, shown
-to a supervisor on the console as "token owed", who asks again once the cause is fixed.
+to a supervisor on the console as "token owed", who asks again once the cause is fixed. Either way the customer is
+told once, by SMS, that the money is received and the code follows (``payment_token_owed``).
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ def vend_token(deps: Deps, payment: LocalPayment, by: str, now: datetime | None 
     except BackendUnavailable as exc:
         later = (now or datetime.now(UTC)) + vend_wait(tries + 1)
         deps.ledger.note_vend(key, "due", None, later)
+        _tell_token_owed(deps, payment)
         log.warning("token of account %s not vended yet (%s): asked again after %s", mask(payment.account_number),
                     type(exc).__name__, later.isoformat(timespec="seconds"))
         return "unavailable"
@@ -66,6 +68,7 @@ def vend_token(deps: Deps, payment: LocalPayment, by: str, now: datetime | None 
             kind="payment_vend_refused", channel=by, subject=payment.msisdn, account=payment.account_number,
             detail=f"vending system refused the token: {said}"[:200],
             extra={"amount": format(payment.amount, "f"), "payment_id": back_office_payment_id(payment)}))
+        _tell_token_owed(deps, payment)
         log.error("token of account %s refused by the vending system: left to a supervisor",
                   mask(payment.account_number))
         return "refused"
@@ -80,6 +83,12 @@ def vend_token(deps: Deps, payment: LocalPayment, by: str, now: datetime | None 
     # The receipt an automatic success sends, with the token (sealed in the outbox), once per payment.
     notify_payment(deps, kept, "succeeded")
     return "vended"
+
+
+def _tell_token_owed(deps: Deps, payment: LocalPayment) -> None:
+    """The customer's money is received but the code is not there yet: say so once (the outbox's dedupe key,
+    ``notify_payment``), so that no one pays again or calls in doubt; the receipt with the code follows it."""
+    notify_payment(deps, payment, "token_owed")
 
 
 def _refusal(exc: BackendError) -> str:

@@ -31,7 +31,8 @@ RECEIPT = {"payment_id": "PAY-1", "reference": "MM123456", "amount": "5500", "ac
            "purpose": "bill", "token": None, "failure_reason": None}
 TEMPLATES = NotificationTemplates.load("config/notifications.yaml")
 # Every kind of event the product writes to the outbox (dialogs/payments.py, security.py, account.py, app/__main__.py).
-PRODUCED_KINDS = ("payment_receipt", "payment_failed", "payment_unconfirmed", "payment_under_review", "pin_set",
+PRODUCED_KINDS = ("payment_receipt", "payment_failed", "payment_unconfirmed", "payment_under_review",
+                  "payment_token_owed", "pin_set",
                   "pin_changed", "pin_reset",
                   "pin_locked", "pin_unlocked", "pin_code", "link_code", "link_notice")
 

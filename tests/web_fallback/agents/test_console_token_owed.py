@@ -140,8 +140,8 @@ def test_a_retried_vend_gets_the_same_token_and_credits_the_meter_once(deps, bac
 
     assert deps.ledger.get(KEY).token == first.token
     assert vends_of(backoffice_app) == [first.token] and credit(backoffice_url)["credit_kwh"] == before
-    [receipt] = payment_sms(deps)
-    assert receipt["payload"]["token"] == first.token
+    assert [(e["kind"], e["payload"]["token"]) for e in payment_sms(deps)] == [
+        ("payment_token_owed", None), ("payment_receipt", first.token)]
 
 
 def test_vending_system_down_the_token_is_owed_and_the_worker_vends_it_later(
@@ -154,18 +154,26 @@ def test_vending_system_down_the_token_is_owed_and_the_worker_vends_it_later(
 
     assert settled.outcome == "settled_vend_down"
     assert deps.ledger.get(KEY).status == "succeeded" and deps.ledger.get(KEY).token is None
-    assert payment_sms(deps) == []              # no receipt without its token
+    # No receipt without its token: Moussa is told his money came and the code follows, once.
+    [owed_notice] = payment_sms(deps)
+    assert (owed_notice["kind"], owed_notice["msisdn"], owed_notice["payload"]["token"]) == (
+        "payment_token_owed", MOUSSA, None)
+    assert settle_unresolved_payment(down, MOUSSA, KEY, paid=True, reference=REFERENCE, reason="portal",
+                                     by="agent dev:moussa").outcome == "already"
+    # 30 s later the worker asks again, still down (the next wait doubles, to 60 s): Moussa is not told twice.
+    assert vend_owed_tokens(down, agents_settings.clock() + timedelta(seconds=31)) == 0
+    assert [e["kind"] for e in payment_sms(deps)] == ["payment_token_owed"]
     client, token = supervisor
     owed = tokens_owed(open_awa(client, token, MOUSSA))
     assert KEY in owed and "owed: the worker asks the vending system again" in owed and "2000 XOF" in owed
 
-    now = agents_settings.clock()
+    now = agents_settings.clock() + timedelta(seconds=31)
     # Its wait is not over: the worker does not ask yet; then it is, and the token comes.
-    assert reconcile_payments(deps, agents_settings, now)["tokens_vended"] == 0
-    assert reconcile_payments(deps, agents_settings, now + timedelta(seconds=31))["tokens_vended"] == 1
+    assert reconcile_payments(deps, agents_settings, now + timedelta(seconds=30))["tokens_vended"] == 0
+    assert reconcile_payments(deps, agents_settings, now + timedelta(seconds=61))["tokens_vended"] == 1
 
     bought = deps.ledger.get(KEY)
-    [receipt] = payment_sms(deps)
+    [_, receipt] = payment_sms(deps)
     assert receipt["kind"] == "payment_receipt" and receipt["payload"]["token"] == bought.token
     assert credit(backoffice_url)["last_purchase"]["token"] == bought.token
     assert tokens_owed(open_awa(client, token, MOUSSA)) == ""
@@ -204,7 +212,8 @@ def test_a_refused_vend_is_owed_and_a_supervisor_vends_again_once_fixed(
     assert notice(done) == "Token vended: the customer gets it by SMS and reads it again in the last payments."
     bought = deps.ledger.get(KEY)
     assert tokens_owed(done) == "" and vends_of(backoffice_app) == [bought.token]
-    assert [e["payload"]["token"] for e in payment_sms(deps)] == [bought.token]
+    assert [(e["kind"], e["payload"]["token"]) for e in payment_sms(deps)] == [
+        ("payment_token_owed", None), ("payment_receipt", bought.token)]
     assert notice(vend_again(client, token)).startswith("This payment owes no token any more")
     actions = [(r.action, r.outcome) for r in SqlAgentAudit(agents_app.extensions["parts"]["db"], "agents-test-secret")
                .recent(customer=MOUSSA) if r.action in ("token_vend", "payment_settle")]

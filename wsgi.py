@@ -7,7 +7,7 @@ from app.menu_gate import refuse_menus_with_errors
 from app.secret_gate import refuse_shared_sessions_without_secret_key
 from app.settings import Settings
 
-settings = Settings.from_env()
+settings = Settings.from_env_or_refuse()
 refuse_shared_sessions_without_secret_key(settings)
 refuse_menus_with_errors(settings.menus_path)
 app = create_app()

@@ -32,7 +32,7 @@ from app.logging_setup import Scrubbed, install_masking, scrub
 from app.menu_gate import refuse_menus_with_errors
 from app.settings import Settings
 
-_settings = Settings.from_env()
+_settings = Settings.from_env_or_refuse()
 install_masking([_settings.ussd_gateway_token, _settings.payment_callback_secret,
                  _settings.backoffice_api_key or ""])
 

@@ -105,7 +105,7 @@ def serve() -> int:
     if not os.environ.get("OUTBOX_SEAL_KEY") and _dev_mode(os.environ):
         # Development only: in production the engine and the worker must be given the same key.
         os.environ["OUTBOX_SEAL_KEY"] = _outbox_seal_key_file()
-    settings = Settings.from_env()
+    settings = Settings.from_env_or_refuse()
     configure_logging(settings.log_level)
     refuse_menus_with_errors(settings.menus_path)   # before anything starts: the workers would refuse them too
     if (os.environ.get("WEB_SERVER", "").strip() or DEFAULT_SERVER) not in SERVERS:
@@ -217,7 +217,7 @@ def _pin_unlock(msisdn: str) -> int:
     if not msisdn.startswith("+") or not msisdn[1:].isdigit():
         print("usage: python -m app pin-unlock +221770000001", file=sys.stderr)
         return 2
-    settings = Settings.from_env()
+    settings = Settings.from_env_or_refuse()
     sessions = build_sessions(settings)
     client = redis_from_url(settings.redis_url, socket_timeout=1.0) if settings.redis_url else None
     if not unlock_pin(sessions, build_identity_cache(settings, client), build_security_audit(settings, sessions),
@@ -244,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "migrate":
         from .storage import migrate
 
-        migrate(Settings.from_env().database_url)
+        migrate(Settings.from_env_or_refuse().database_url)
         return 0
     if args.command == "pin-unlock":
         return _pin_unlock(args.msisdn or "")
@@ -256,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
         from .secret_gate import refuse_worker_without_secret_key
         from .worker import run_forever, run_once
 
-        settings = Settings.from_env()
+        settings = Settings.from_env_or_refuse()
         refuse_worker_without_secret_key(settings)
         configure_logging(settings.log_level, secrets=[settings.payment_callback_secret,
                                                        settings.backoffice_api_key or ""])

@@ -230,7 +230,7 @@ def _kept_token(path: str = os.path.join("var", "rasa_action_token")) -> str:
 
 def serve_actions() -> int:
     """``python -m app actions``: the action server in this process, until Ctrl-C or SIGTERM."""
-    settings = Settings.from_env()
+    settings = Settings.from_env_or_refuse()
     if settings.rasa_actions_port is None:
         print("RASA_ACTIONS_PORT=off: the action server is not to be started", file=sys.stderr)
         return 2

@@ -423,6 +423,7 @@ def build_dispatcher(settings: Settings, sessions: sessionmaker[Session]) -> Dis
                       seal=OutboxSeal.from_setting(settings.outbox_seal_key, settings.secret_key), outages=IncidentClient(client_config),
                       power_back=consent, providers=providers,
                       keep_secrets=timedelta(minutes=settings.outbox_keep_sent_secrets_minutes),
+                      keep_plain=timedelta(hours=settings.outbox_keep_plain_replies_hours),
                       windows=SqlWhatsAppWindows(sessions, settings.clock),
                       window=timedelta(minutes=settings.whatsapp_window_minutes), window_closed=WINDOW_CLOSED,
                       reply_senders=replies, whatsapp_number=whatsapp_number)

@@ -1,4 +1,5 @@
-"""gunicorn settings for ``python -m app serve``: masked logs, Prometheus metrics summed over every worker.
+"""gunicorn settings for ``python -m app serve``: masked logs, Prometheus metrics summed over every worker, the
+menus linted once in the master (a file with errors stops gunicorn before any worker starts, ``app.menu_gate``).
 
 gunicorn's access log prints each request line with its query string
 (``POST /ussd/africastalking?phoneNumber=%2B221770000001&token=...``): the product's log masking
@@ -28,9 +29,10 @@ from gunicorn.glogging import Logger
 from prometheus_client import multiprocess
 
 from app.logging_setup import Scrubbed, install_masking, scrub
+from app.menu_gate import refuse_menus_with_errors
 from app.settings import Settings
 
-_settings = Settings.from_env()
+_settings = Settings.from_env_or_refuse()
 install_masking([_settings.ussd_gateway_token, _settings.payment_callback_secret,
                  _settings.backoffice_api_key or ""])
 
@@ -76,6 +78,12 @@ class AccessLogger(Logger):
 
 
 logger_class = AccessLogger
+
+
+def on_starting(server: Any) -> None:
+    """In the master, before any worker: a menu file with errors stops gunicorn once, its problems printed once
+    (each worker would lint it again at import and be refused, ``app.menu_gate``)."""
+    refuse_menus_with_errors(_settings.menus_path)
 
 
 def child_exit(server: Any, worker: Any) -> None:

@@ -6,17 +6,25 @@ checks only its structure. A guest flow calling a payment step, an option leadin
 meet mid-conversation: each would reach customers as an error screen. So ``python -m app serve``, the WSGI
 entry point and the action server lint the file they are given first and stop with its errors (file:line, as
 the linter prints them). Warnings are printed and served.
+
+The status is the one every start-up refusal uses (``app.secret_gate.BOOT_REFUSED``, 3): gunicorn's master reads it
+as "a worker could not boot" and stops, where after a status 1 it would start the worker again, forever, each one
+linting and printing the same problems. gunicorn with the product's settings (``app/gunicorn_conf.py``, as
+``python -m app serve`` runs it) lints in its master before any worker, so the problems are printed once; granian
+stops at a worker's first exit, and ``python -m app serve`` lints before it spawns either.
 """
 
 from __future__ import annotations
 
 import sys
 
+from .secret_gate import BOOT_REFUSED
+
 __all__ = ["MenusRefused", "refuse_menus_with_errors"]
 
 
 class MenusRefused(SystemExit):
-    """The menu file has errors: the process stops with them (exit status 1)."""
+    """The menu file has errors: the process stops with them (exit status 3, ``BOOT_REFUSED``)."""
 
 
 def refuse_menus_with_errors(path: str) -> None:
@@ -30,4 +38,4 @@ def refuse_menus_with_errors(path: str) -> None:
     if errors:
         print(f"{path}: {len(errors)} error(s) in the menus: not served. Fix them (python -m menus lint {path}).",
               file=sys.stderr, flush=True)
-        raise MenusRefused(1)
+        raise MenusRefused(BOOT_REFUSED)

@@ -120,11 +120,11 @@ REPLY_PROVIDER: Final = "reply_provider"
 # from it, through ``REPLY_PROVIDER``.
 REPLY_FROM: Final = "reply_from"
 # A reply that shows no code or token (``channels.reply_secrets``: a bill summary, a menu): its sealed text is kept
-# after a WhatsApp send for ``KEEP_PLAIN_REPLIES``, not the hour of a code, so that a late "outside the window"
-# still brings it by SMS, and sent again so it is not out of date before that (the customer asked for it and has
-# not had it whole). Absent (a reply queued before it was marked, or one showing a code): kept as a code is.
+# after a WhatsApp send for ``keep_plain`` (``OUTBOX_KEEP_PLAIN_REPLIES_HOURS``, a day), not the hour of a code, so
+# that a late "outside the window" still brings it by SMS, and sent again so it is not out of date before that (the
+# customer asked for it and has not had it whole). Absent (a reply queued before it was marked, or one showing a
+# code): kept as a code is.
 REPLY_PLAIN: Final = "reply_plain"
-KEEP_PLAIN_REPLIES: Final = timedelta(hours=24)
 # The label (``labels:`` in the menus) that opens an SMS bringing only the end of a message WhatsApp delivered in
 # part, and its words when the menus do not name it.
 CONTINUED: Final = "continued"
@@ -351,7 +351,8 @@ class Dispatcher:
                  opt_ins: OptIns | None = None, contacts: ContactBook | None = None,
                  seal: OutboxSeal | None = None, outages: Outages | None = None,
                  power_back: PowerBackRequests | None = None, providers: Mapping[str, str] | None = None,
-                 keep_secrets: timedelta = timedelta(minutes=60), windows: WhatsAppWindows | None = None,
+                 keep_secrets: timedelta = timedelta(minutes=60), keep_plain: timedelta = timedelta(hours=24),
+                 windows: WhatsAppWindows | None = None,
                  window: timedelta = timedelta(minutes=1410), window_closed: Collection[str] = (),
                  reply_senders: Mapping[str, SmsSender] | None = None, whatsapp_number: str = "") -> None:
         self.queue, self.templates, self.senders = queue, templates, senders
@@ -370,7 +371,7 @@ class Dispatcher:
         self.clock = clock
         self.max_attempts, self.backoff, self.max_backoff = max_attempts, backoff, max_backoff
         self.lease, self.settle = lease, settle
-        self.keep_secrets = keep_secrets
+        self.keep_secrets, self.keep_plain = keep_secrets, keep_plain
         # WhatsApp's 24-hour window as we noted it (less a margin), and the refusals that say it was closed.
         self.windows, self.window, self.window_closed = windows, window, frozenset(window_closed)
         # The business number notifications go from (Meta's phone number id, Twilio's sender): the window that
@@ -541,8 +542,8 @@ class Dispatcher:
 
     def _keep_for(self, message: ClaimedMessage) -> timedelta:
         """How long after a WhatsApp send the message's sealed secrets are kept for a late failure's SMS: a reply
-        showing no code or token (``REPLY_PLAIN``) for a day, anything else ``keep_secrets``."""
-        return max(KEEP_PLAIN_REPLIES, self.keep_secrets) if message.payload.get(REPLY_PLAIN) else self.keep_secrets
+        showing no code or token (``REPLY_PLAIN``) for ``keep_plain``, anything else ``keep_secrets``."""
+        return max(self.keep_plain, self.keep_secrets) if message.payload.get(REPLY_PLAIN) else self.keep_secrets
 
     def _stale(self, message: ClaimedMessage, now: datetime) -> str | None:
         """Why the message is out of date (queued more than its kind's ``stale_after_minutes`` ago), or ``None``.

@@ -21,7 +21,7 @@ KEY_FILE = os.path.join("var", "secret_key")
 
 
 def _settings() -> Settings:
-    settings = Settings.from_env()
+    settings = Settings.from_env_or_refuse()
     if not settings.secret_key and os.path.exists(KEY_FILE):
         with open(KEY_FILE) as kept:
             settings = replace(settings, secret_key=kept.read().strip())

@@ -21,7 +21,7 @@ from __future__ import annotations
 import sys
 from typing import Final
 
-from .settings import Settings
+from .settings import SETTING_REFUSED, Settings
 
 __all__ = ["SecretKeyRefused", "refuse_shared_sessions_without_secret_key", "refuse_worker_without_secret_key"]
 
@@ -37,7 +37,7 @@ WORKER_MESSAGE = ("SECRET_KEY is not set: the worker opens the one-time codes th
 
 # The status gunicorn's master reads as "a worker could not boot": it then stops, where after any other it
 # would start the worker again, forever, each one printing the message.
-BOOT_REFUSED: Final = 3
+BOOT_REFUSED: Final = SETTING_REFUSED
 
 
 class SecretKeyRefused(SystemExit):

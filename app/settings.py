@@ -4,11 +4,20 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-__all__ = ["Settings", "content_sids", "utc_now"]
+__all__ = ["SETTING_REFUSED", "SettingRefused", "Settings", "content_sids", "utc_now"]
+
+# The status of every start-up refusal (``app.secret_gate``, ``app.menu_gate``): gunicorn's master reads it as "a
+# worker could not boot" and stops, where after another it would start the worker again, forever.
+SETTING_REFUSED = 3
+
+
+class SettingRefused(ValueError):
+    """A setting's value the product will not run with; the message names the variable and what it accepts."""
 
 
 def utc_now() -> datetime:
@@ -22,9 +31,14 @@ def _env(name: str, default: str) -> str:
 
 def _minutes_within_a_day(name: str, default: int) -> int:
     """Whole minutes from 0 to 1 440 (WhatsApp's 24-hour window): more would send free text WhatsApp refuses."""
+    return _whole(name, default, 0, 24 * 60, "minutes")
+
+
+def _whole(name: str, default: int, lowest: int, highest: int, unit: str) -> int:
+    """A whole number of ``unit`` from ``lowest`` to ``highest``; anything else is ``SettingRefused``."""
     raw = _env(name, str(default))
-    if not raw.isdigit() or int(raw) > 24 * 60:
-        raise ValueError(f"{name}: '{raw}' is not a whole number of minutes from 0 to 1440")
+    if not raw.isdigit() or not lowest <= int(raw) <= highest:
+        raise SettingRefused(f"{name}: '{raw[:40]}' is not a whole number of {unit} from {lowest} to {highest}")
     return int(raw)
 
 
@@ -79,6 +93,10 @@ class Settings:
     # again by SMS), at most this long after the send: a late "outside the 24-hour window" can still send it by
     # SMS. Then it is erased (app/notify.py).
     outbox_keep_sent_secrets_minutes: int = 60
+    # A reply showing no code or token (a bill summary), sent on WhatsApp, stays sealed this long after the send, so
+    # that a late "outside the 24-hour window" still brings it by SMS (app/notify.py, REPLY_PLAIN): the customer asked
+    # for it. At most a week, when the retention blanks outbox payloads anyway.
+    outbox_keep_plain_replies_hours: int = 24
     log_level: str = "INFO"
     # Who may call the USSD callback (channels/gateway_guard.py): the gateway's shared token, the
     # networks it calls from (CIDRs; empty: any), and the proxies whose X-Forwarded-For we believe.
@@ -195,6 +213,16 @@ class Settings:
     rasa_guests_per_minute: int = 60
 
     @classmethod
+    def from_env_or_refuse(cls) -> Settings:
+        """``from_env`` for a process starting: a setting it refuses stops the process with its message (exit
+        status ``SETTING_REFUSED``), no traceback."""
+        try:
+            return cls.from_env()
+        except SettingRefused as exc:
+            print(f"{exc}. Not started: fix it in the environment.", file=sys.stderr, flush=True)
+            raise SystemExit(SETTING_REFUSED) from None
+
+    @classmethod
     def from_env(cls) -> Settings:
         return cls(
             menus_path=_env("MENUS_PATH", cls.menus_path),
@@ -220,6 +248,8 @@ class Settings:
             outbox_seal_key=os.environ.get("OUTBOX_SEAL_KEY", "").strip(),
             outbox_keep_sent_secrets_minutes=int(_env("OUTBOX_KEEP_SENT_SECRETS_MINUTES",
                                                       str(cls.outbox_keep_sent_secrets_minutes))),
+            outbox_keep_plain_replies_hours=_whole("OUTBOX_KEEP_PLAIN_REPLIES_HOURS",
+                                                   cls.outbox_keep_plain_replies_hours, 1, 7 * 24, "hours"),
             log_level=_env("LOG_LEVEL", cls.log_level),
             ussd_gateway_token=os.environ.get("USSD_GATEWAY_TOKEN", "").strip(),
             ussd_allowed_networks=_list("USSD_ALLOWED_NETWORKS"),

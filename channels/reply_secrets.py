@@ -6,19 +6,20 @@ code or token is stale an hour on (``OUTBOX_KEEP_SENT_SECRETS_MINUTES``: re-sent
 it is typed, and an old code is one more copy of a credential about), while a bill summary is still what the
 customer asked for, dated, and is owed to them (``app/notify.py``, ``REPLY_PLAIN``). The menus say which is which:
 a screen shows a secret when a text of its node names a placeholder ``*_token``, ``*_code``, ``token`` or ``code``
-(``Code: {prepaid_token}``). A reply whose node cannot be found counts as showing one.
+(``Code: {prepaid_token}``; the rule is ``menus/secrets.py``'s, which ``python -m menus lint`` holds the menus to). A
+reply whose node cannot be found counts as showing one.
 """
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Any
 
 from engine import Screen
 from engine.formatting import placeholders
+from menus.secrets import names_secret
 
 __all__ = ["shows_secret"]
 
-_SECRET_WORDS: Final = frozenset({"token", "code"})
 # Per menus object and node: read once (a node's texts do not change while its menus are loaded). The menus object
 # is held with its answer, so that its id is not another's while the entry stands.
 _known: dict[tuple[int, str], tuple[Any, bool]] = {}
@@ -35,10 +36,6 @@ def _texts(value: Any) -> list[str]:
     return []
 
 
-def _secret(name: str) -> bool:
-    # ``prepaid_token.value`` or ``code!r`` read as their field's name.
-    field = name.split(".")[0].split("[")[0]
-    return field.rsplit("_", 1)[-1] in _SECRET_WORDS
 
 
 def shows_secret(menus: Any, screen: Screen | None) -> bool:
@@ -50,7 +47,7 @@ def shows_secret(menus: Any, screen: Screen | None) -> bool:
     if known is not None:
         return known[1]
     nodes = [flow.nodes[screen.node] for flow in menus.flows.values() if screen.node in flow.nodes]
-    found = not nodes or any(_secret(name) for node in nodes for text in _texts(node.model_dump())
+    found = not nodes or any(names_secret(name) for node in nodes for text in _texts(node.model_dump())
                              for name, _ in placeholders(text))
     if len(_known) > 10_000:     # menus reloaded many times: start again rather than grow
         _known.clear()

@@ -352,6 +352,16 @@ def recent(ctx: StepContext, deps: Deps) -> StepResult:
 step("payments.recent", outcomes={"ok", "none"})(recent)
 
 
+def purchase_token(ctx: StepContext, deps: Deps) -> StepResult:
+    """The token of the prepaid purchase picked in the last payments, under a name that says it is one
+    (``pay_item_token``): a screen showing it is then read as showing a secret (``menus/secrets.py``)."""
+    item = ctx.data.get("pay_item")
+    return StepResult("ok", {"pay_item_token": item.get("token") if isinstance(item, dict) else None})
+
+
+step("payments.purchase_token", outcomes={"ok"})(purchase_token)
+
+
 # ---------------------------------------------------------------- the provider's answer
 FINAL_STATUSES = FINAL_PAYMENT_STATUSES
 # A payment owing a token (``LocalPayment.vend``): its receipt waits for the token.

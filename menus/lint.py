@@ -27,6 +27,7 @@ from .schema import (
     MenuNode,
     RouterNode,
 )
+from .secrets import hidden_secret
 
 __all__ = ["ScreenCheck", "lint"]
 
@@ -61,6 +62,13 @@ def _lint_placeholders(flow_name: str, node_id: str, node: Any, what: str, text:
             add(flow_name, node_id, f"{what}: unknown format '{{{name}:{spec}}}'",
                 "known: " + ", ".join(sorted(s for s in FORMAT_SPECS if s)))
         root, last = name.split(".")[0], name.split(".")[-1]
+        hidden = hidden_secret(name)
+        if hidden is not None:
+            add(flow_name, node_id, f"{what}: '{{{name}}}' shows a {hidden.rsplit('_', 1)[-1]} under the name "
+                f"'{root}', which the secret rule does not read as one",
+                f"show it from a field named *_token or *_code ({{{root}_{hidden}}}, set by a step): a screen "
+                "showing a secret is kept on WhatsApp only the hour of a code and never sent again by SMS after it, "
+                "one read as plain is kept a day and sent again (menus/secrets.py)")
         if not any(n in samples or n in node.samples for n in (root, last)):
             add(flow_name, node_id, f"{what}: placeholder '{{{name}}}' has no sample value",
                 f"add '{last}: ...' under samples: so its screen can be measured")

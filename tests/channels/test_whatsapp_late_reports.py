@@ -8,6 +8,12 @@ worker on the product's clock, the fake Africa's Talking SMS API."""
 
 from __future__ import annotations
 
+import dataclasses
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 from sqlalchemy import select
 
@@ -24,6 +30,7 @@ from .test_whatsapp_inbox import AWA, BALANCE, BALANCE_BUTTONS, START, meta_sett
 from .whatsapp_phones import MetaWhatsAppPhone
 
 pytestmark = pytest.mark.parametrize("product_clock", [START], indirect=True)
+ROOT = Path(__file__).resolve().parents[2]
 PREPAID = "+221770000003"
 TOKEN = "48213907561284730195"
 
@@ -73,3 +80,36 @@ def test_a_reply_showing_a_prepaid_token_reported_outside_the_window_after_an_ho
     row = _reply_row(meta_settings, PREPAID)
     assert (row.status, row.channel) == ("expired", "sms")             # kept for agents, with why
     assert (row.last_error or "").startswith("expired: out of date")
+
+
+def test_a_bill_summary_is_kept_as_long_as_the_operator_set_and_no_longer(
+        meta_settings: Settings, graph: FakeGraph, provider: FakeAfricasTalking,
+        product_clock: SettableClock) -> None:
+    """``OUTBOX_KEEP_PLAIN_REPLIES_HOURS=2``: reported undelivered three hours on, the summary is out of date."""
+    settings = dataclasses.replace(meta_settings, outbox_keep_plain_replies_hours=2)
+    awa = MetaWhatsAppPhone(create_app(settings).test_client(), graph, AWA)
+    assert awa.say("SOLDE") == BALANCE_BUTTONS
+    sent = awa.last_sent()["id"]
+    _an_hour_and_more(settings, product_clock)
+    assert _reply_row(settings, AWA).sealed                          # within its two hours: kept
+    product_clock.advance(hours=2)
+    worker.run_once(settings)
+    assert _reply_row(settings, AWA).sealed is None                   # past them: erased
+    assert awa.status(sent, "failed", 131047) == 200
+    product_clock.advance(seconds=2)
+    worker.run_once(settings)
+    assert provider.messages_to(AWA) == []
+
+
+@pytest.mark.parametrize("wrong", ["abc", "0", "169", "24h"])
+def test_a_keep_time_the_product_cannot_use_stops_the_worker_at_start_saying_why(wrong: str, product_clock,
+                                                                                 tmp_path) -> None:
+    env = {**os.environ, "OUTBOX_KEEP_PLAIN_REPLIES_HOURS": wrong, "SECRET_KEY": "test-key",
+           "DATABASE_URL": f"sqlite:///{tmp_path / 'product.db'}"}
+    env.pop("REDIS_URL", None)
+    done = subprocess.run([sys.executable, "-m", "app", "worker", "--once"], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert done.returncode == 3
+    assert (f"OUTBOX_KEEP_PLAIN_REPLIES_HOURS: '{wrong}' is not a whole number of hours from 1 to 168. Not started"
+            in done.stderr)
+    assert "Traceback" not in done.stderr

@@ -312,3 +312,30 @@ def test_an_option_under_the_items_needs_items_and_comes_last(tmp_path, old, new
 def test_a_cancel_under_the_items_passes_lint(tmp_path):
     cancel = '        options: [{label: {fr: Annuler, en: Cancel}, target: home, after_items: true}]\n'
     assert _problems(_broken(tmp_path, _LIST_ITEMS, cancel + _LIST_ITEMS)) == []
+
+
+def test_a_token_shown_under_a_name_the_secret_rule_does_not_read_is_reported_where_it_is_written(tmp_path):
+    """A screen shows a secret when a placeholder's field is named ``*_token``/``*_code`` (``menus/secrets.py``, as
+    the WhatsApp replies read it): ``{picked.meter_token}`` shows one under the name ``picked``, so its reply would be
+    kept a day and sent again by SMS, a stale token; ``{picked_token}`` is read as one."""
+    shown = 'text: {fr: "Choisi: {picked.label}", en: "Picked: {picked.label}"}'
+    hidden = _broken(tmp_path, shown, 'text: {fr: "Code: {picked.meter_token}", en: "Token: {picked.meter_token}"}')
+    found = _problems(hidden)
+    assert [p for p in found if "secret rule" in p] == [
+        f"{hidden}:72: error: node 'picked': text ({lang}): '{{picked.meter_token}}' shows a token under the name "
+        "'picked', which the secret rule does not read as one (hint: show it from a field named *_token or *_code "
+        "({picked_meter_token}, set by a step): a screen showing a secret is kept on WhatsApp only the hour of a code "
+        "and never sent again by SMS after it, one read as plain is kept a day and sent again (menus/secrets.py))"
+        for lang in ("fr", "en")]
+    named = _broken(tmp_path, shown, 'text: {fr: "Code: {picked_token}", en: "Token: {picked_token}"}')
+    assert not [p for p in _problems(named) if "secret rule" in p]
+
+
+def test_the_products_prepaid_purchase_detail_is_read_as_showing_a_secret():
+    """Its token comes from ``pay_item_token``: a WhatsApp reply of it is kept the hour of a code, never re-sent."""
+    from channels.reply_secrets import shows_secret
+    from engine import Screen
+
+    menus = load_menus(ROOT / "config" / "menus.yaml").menus
+    assert shows_secret(menus, Screen(node="pay_detail_token", language="fr", blocks=()))
+    assert not shows_secret(menus, Screen(node="pay_detail_paid", language="fr", blocks=()))

@@ -347,9 +347,11 @@ def console_blueprint(records: CustomerRecords, audit: AgentAudit, hit: Callable
 
 
 def _mask_free_text(found: CustomerFile) -> None:
-    """Numbers an agent did not type stay masked in free text (callback fields, security details)."""
+    """Phone and account numbers stay masked in free text: a callback's fields as a program's text (every long
+    number), a security detail as words (an agent's reason in it keeps its amounts and short numbers readable)."""
     for rows in (found.mismatches, found.security):
         for row in rows:
-            for key in ("fields", "detail"):
-                if key in row:
-                    row[key] = mask_numbers(row[key])
+            if "fields" in row:
+                row["fields"] = mask_numbers(row["fields"])
+            if "detail" in row:
+                row["detail"] = mask_typed_numbers(row["detail"])

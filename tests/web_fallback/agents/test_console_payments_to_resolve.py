@@ -439,3 +439,20 @@ def test_a_supervisor_marks_a_billing_refusal_handled_with_a_reason_once(supervi
     assert notice(again) == "Billing's refusal of this payment was already dealt with: nothing changed."
     assert [e.kind for e in deps.security.for_account("1000001")].count("payment_billing_handled") == 1
     assert post_owed_to_billing(deps) == 0 and balance_due(backoffice_url) == "12500"
+
+
+def test_a_supervisors_reason_keeps_its_amounts_readable_and_the_numbers_masked(supervisor, agent, deps) -> None:
+    client, token = supervisor
+    unresolved(deps)
+    open_awa(client, token)
+    reason = "Refund 15000 FCFA promised, 25000 of it in cash, ticket 4411; account 1000001, she called from 77 123 45 67"
+
+    act(client, token, "/console/payment-settle", decision="not_paid", reason=reason)
+
+    said = "Refund 15000 FCFA promised, 25000 of it in cash, ticket 4411; account 1***001, she called from 7*****567"
+    [event] = [e for e in deps.security.for_account("1000001") if e.kind == "payment_settled_by_agent"]
+    assert event.detail == f"not paid by agent dev:moussa: {said}"
+    client, token = agent
+    page = open_awa(client, token)    # her page, its security events as an agent reads them
+    assert said in page
+    assert "123 45 67" not in page and "771234567" not in page

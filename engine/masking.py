@@ -77,11 +77,15 @@ def mask_typed_numbers(text: str) -> str:
 def mask_numbers(text: str) -> str:
     """Masks every long number in text a program wrote (a log line, an error): ``/accounts/1000001/bills`` ->
     ``/accounts/1***001/bills``. Stricter than ``mask_typed_numbers``: five digits are enough (a one-time code has
-    six, a log line must not carry one either); only an amount with its currency (``15000 FCFA``) is left."""
+    six, a log line must not carry one either); only an amount of six digits at most with its currency (``15000
+    FCFA``) is left."""
     def masked(match: re.Match[str]) -> str:
         number = match.group()
         digits = number.lstrip("+")
-        if _an_amount(text, match.start(), match.end(), digits, number.startswith("+") or digits.startswith("00")):
+        # An amount of seven digits or more is masked all the same: in a log line, a number that long may be an
+        # account, a meter or a token that happens to stand beside a currency's letters.
+        if len(digits) < _PERSONAL_DIGITS and _an_amount(text, match.start(), match.end(), digits,
+                                                         number.startswith("+") or digits.startswith("00")):
             return number
         return mask(number)
 

@@ -55,6 +55,8 @@ def test_one_reason_with_both() -> None:
     ("amount=XOF 12500 from +221770000001", "amount=XOF 12500 from +2217*****001"),
     ("code 482913 sent", "code 4**913 sent"),
     ("sms to 770000001 F", "sms to 7*****001 F"),
+    ("credit of account 1000001 F CFA", "credit of account 1***001 F CFA"),
+    ("balance 1250000 FCFA", "balance 1***000 FCFA"),
     ("GET /bills?n=12 on 127.0.0.1:8000", "GET /bills?n=12 on 127.0.0.1:8000"),
 ])
 def test_log_lines_mask_every_long_number_but_an_amount_with_its_currency(line: str, masked: str) -> None:

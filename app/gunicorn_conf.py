@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import os
 import time
 from typing import Any
 
@@ -87,4 +88,7 @@ def on_starting(server: Any) -> None:
 
 
 def child_exit(server: Any, worker: Any) -> None:
-    multiprocess.mark_process_dead(worker.pid)
+    # Only in multiprocess mode (``app serve`` sets the directory): gunicorn run by hand without it has no files
+    # to mark, and prometheus_client would raise on the missing path at each worker's exit.
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        multiprocess.mark_process_dead(worker.pid)

@@ -46,8 +46,17 @@ DEMO_NUMBERS = {
     "+221770000003": "prepaid meter (fr)",
     "+221770009999": "unknown number: offered to link an account (fr)",
 }
-_CHANNEL_LABELS = {"ussd": "USSD (*123#)", "sms": "SMS keywords"}
+_CHANNEL_LABELS = {"ussd": "USSD (*123#)", "sms": "SMS keywords", "whatsapp": "WhatsApp", "web": "Web pages"}
 _ENTRIES = {"ussd": "*123#", "sms": "*"}
+
+
+def _one_per_channel(adapters: Sequence[ChannelAdapter]) -> list[ChannelAdapter]:
+    """One adapter per channel name, in the order the names first come: Twilio and Meta both answer as
+    ``whatsapp``, and the simulator plays a channel by its name (the last adapter of a name, as before)."""
+    chosen: dict[str, ChannelAdapter] = {}
+    for adapter in adapters:
+        chosen[adapter.channel] = adapter
+    return list(chosen.values())
 
 
 # Where the demo back office reports the simulator's payments: settled in the sandbox's own ledger, never
@@ -181,7 +190,7 @@ def mount_agents(app: Flask, settings: Settings, parts: dict[str, Any], adapters
         sandbox=sandbox.engine,
         channels=[SimChannel(a.channel, _CHANNEL_LABELS.get(a.channel, a.channel), a.capabilities, a.render,
                              _ENTRIES.get(a.channel, "*"), opens_with_text=a.session_policy.per == "user")
-                  for a in adapters],
+                  for a in _one_per_channel(adapters)],
         simulator=SimulatorConfig(numbers=[(n, DEMO_NUMBERS.get(n, "demo customer"))
                                            for n in settings.simulator_numbers],
                                   unavailable=unavailable),

@@ -1,7 +1,8 @@
 """Fills ``{placeholders}`` of menu texts from the session context, with locale formatting.
 
 ``{balance:money}`` -> ``12 500 FCFA`` (fr) / ``12,500 FCFA`` (en), ``{due:date}`` ->
-``15/11/2026``, ``{period:month}`` -> ``octobre 2026``, ``{kwh:kwh}`` -> ``42,5 kWh``, ``{status:label}`` -> the word for a coded value.
+``15/11/2026``, ``{period:month}`` -> ``octobre 2026``, ``{kwh:kwh}`` -> ``42,5 kWh``, ``{status:label}`` -> the word for a coded value,
+``{token:token}`` -> a 20-digit prepaid token in its printed groups of four (``4821 3907 5612 8473 0195``).
 Context values are JSON (amounts as decimal strings, dates as ISO strings); a missing
 value renders as ``-`` rather than failing the hop.
 
@@ -64,6 +65,14 @@ def _as_date(value: Any) -> date:
     if len(text) == 7:  # "2026-10": a billing period
         text += "-01"
     return date.fromisoformat(text[:10])
+
+
+def _token_groups(token: str) -> str:
+    # An STS token is printed and typed on the meter's keypad four digits at a time; a token the provider
+    # already wrote its own way (dashes, groups) and anything else stay as they are.
+    if len(token) != 20 or not token.isdigit():
+        return token
+    return " ".join(token[i:i + 4] for i in range(0, 20, 4))
 
 
 _Part = tuple[str, str | None, str]
@@ -148,6 +157,8 @@ class TextFormatter(string.Formatter):
             return f"{_number(_decimal(value), '#,##0', self.locale)} {self.currency_label}"
         if spec == "number":
             return _number(_decimal(value), "#,##0.##", self.locale)
+        if spec == "token":
+            return _token_groups(str(value))
         if spec == "kwh":
             return f"{_number(_decimal(value), '#,##0.#', self.locale)} kWh"
         if spec == "date":

@@ -63,7 +63,7 @@ PREVIOUS_PAGE: Final = "99"
 NAVIGATION_KEYS: Final = frozenset({BACK, HOME, NEXT_PAGE, PREVIOUS_PAGE})
 
 # Format specs a placeholder may carry: ``{balance:money}``.
-FORMAT_SPECS = frozenset({"", "money", "date", "month", "datetime", "time", "kwh", "number", "label"})
+FORMAT_SPECS = frozenset({"", "money", "date", "month", "datetime", "time", "kwh", "number", "label", "token"})
 
 
 class _Frozen(BaseModel):

@@ -259,7 +259,7 @@ def test_a_prepaid_token_arrives_by_sms(app, phone, served, settings, backoffice
     assert "SMS" in end
     _approve(backoffice_url, end)
     [sms] = _until(lambda: _receipts(settings, provider, "+221770000003"))
-    assert re.fullmatch(r"ElecNet: achat de 2 000 FCFA, compteur du compte 3000001\. Code à saisir au compteur: \d{20}\. "
+    assert re.fullmatch(r"ElecNet: achat de 2 000 FCFA, compteur du compte 3000001\. Code à saisir au compteur: \d{4}( \d{4}){4}\. "
                         r"Réf\. MM\w+\.", sms), sms
 
 

@@ -134,9 +134,10 @@ def test_a_prepaid_customer_sees_credit_last_purchase_and_days_left(phone, backo
     bought = credit["last_purchase"]
     assert (bought["amount"], bought["kwh"]) == ("5000", "50")
     paid_on = datetime.fromisoformat(bought["paid_at"]).strftime("%d/%m/%Y")
+    grouped = " ".join(bought["token"][i:i + 4] for i in range(0, 20, 4))   # as printed and typed on the meter
     screen = p.answer("1")
     assert screen == ("CON Prépayé 3000001\nCrédit: 42,5 kWh\n"
-                      f"Dernier achat {paid_on}: 5 000 FCFA\nCode: {bought['token']}\n"
+                      f"Achat du {paid_on}: 5 000 FCFA\nCode: {grouped}\n"
                       f"Moyenne: {str(daily.quantize(Decimal('0.1'), ROUND_HALF_UP)).replace('.', ',')} kWh/jour\n"
                       f"Environ {int(Decimal('42.5') / daily)} jours de crédit\n0. Retour 00. Accueil")
     assert len(bought["token"]) == 20 and bought["token"].isdigit()

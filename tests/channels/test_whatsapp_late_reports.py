@@ -32,7 +32,7 @@ from .whatsapp_phones import MetaWhatsAppPhone
 pytestmark = pytest.mark.parametrize("product_clock", [START], indirect=True)
 ROOT = Path(__file__).resolve().parents[2]
 PREPAID = "+221770000003"
-TOKEN = "48213907561284730195"
+TOKEN = "4821 3907 5612 8473 0195"   # the demo meter's last token, as the balance prints it
 
 
 def _reply_row(settings: Settings, msisdn: str) -> OutboxEventRow:

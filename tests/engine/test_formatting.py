@@ -59,3 +59,12 @@ def test_broken_braces_leave_the_text_as_written():
 def test_a_value_that_does_not_fit_its_format_is_shown_as_it_is():
     fmt = TextFormatter("en")
     assert fmt.fill("{amount:money} on {due:date}", {"amount": "soon", "due": "later"}) == "soon on later"
+
+
+@pytest.mark.parametrize(("token", "shown"), [
+    ("48213907561284730195", "Code: 4821 3907 5612 8473 0195"),        # 20 digits: as typed on the meter
+    ("1234-5678-9012-3456-7890", "Code: 1234-5678-9012-3456-7890"),    # the provider's own notation kept
+    ("12345", "Code: 12345"),
+])
+def test_a_prepaid_token_reads_in_groups_of_four_as_on_the_meters_keypad(token, shown):
+    assert TextFormatter("fr").fill("Code: {token:token}", {"token": token}) == shown

@@ -183,3 +183,11 @@ def test_a_pin_typed_on_the_web_is_kept_nowhere(signed_in: Callable[[str], WebVi
     assert b"web:+221770000001" in contents and b"1000001" in contents    # the web session is there ...
     assert b"7391" not in contents                    # ... without the PIN (nor its replay record, nor codes)
     assert "7391" not in caplog.text and "770000001" not in caplog.text
+
+
+def test_a_mistyped_address_says_the_page_is_not_found_rather_than_refused(visitor):
+    french = visitor()
+    assert french.open("/web/nowhere").startswith("Page introuvable\nCette page n'existe pas.")
+    english = visitor()
+    english.client.environ_base["HTTP_ACCEPT_LANGUAGE"] = "en-GB,en;q=0.9"
+    assert english.open("/web/nowhere").startswith("Page not found\nThis page does not exist.")

@@ -57,6 +57,8 @@ CODES_BUSY_RETRY_SECONDS: Final = 60
 _HOP = re.compile(r"^[A-Za-z0-9_\-]{16,64}$")
 _CODE = re.compile(r"^[0-9]{6}$")
 _ERRORS: Final = {400: "bad_request", 403: "csrf", 404: "not_found", 405: "method", 413: "too_large"}
+# A page that is not there, or a failure of ours, is not a request refused: its own heading.
+_HEADINGS: Final = {"not_found": "not_found_title", "server": "server_title"}
 _CSP: Final = ("default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
                "frame-ancestors 'none'; base-uri 'none'")
 
@@ -120,7 +122,8 @@ class WebAdapter(KeyedBySender, ChannelAdapter):
         visit = self._cookie().load(request.cookies.get(COOKIE))
         language = self._language(visit)
         key = _ERRORS.get(status, "bad_request" if status < 500 else "server")
-        body = self._page("error.html", language, message=text(language, key), visit=visit)
+        heading = text(language, _HEADINGS[key]) if key in _HEADINGS else None
+        body = self._page("error.html", language, message=text(language, key), visit=visit, heading=heading)
         response = Response(body, status=status, mimetype="text/html", headers=dict(headers or {}))
         return response
 

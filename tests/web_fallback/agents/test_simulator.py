@@ -134,3 +134,14 @@ def test_without_a_demo_back_office_the_simulator_refuses_to_play(agents_setting
     response = client.post("/simulator/start", data={"channel": "ussd", "language": "fr",
                                                      "number": "+221770000001", "csrf_token": "t"})
     assert response.status_code == 503 and "demo back office" in response.get_data(as_text=True)
+
+
+def test_the_designer_picks_each_channel_once_by_its_name(agents_app: Flask) -> None:
+    # Twilio and Meta both answer as WhatsApp: one entry, not "whatsapp" twice, and the web as a web page.
+    client = agents_app.test_client()
+    sign_in(client, "Fatou", "designer")
+    page = client.get("/simulator/").get_data(as_text=True)
+    picker = re.search(r'<select name="channel">(.*?)</select>', page, re.DOTALL)
+    assert picker, page
+    assert re.findall(r'<option value="(\w+)" >([^<]+)</option>', picker.group(1)) == [
+        ("ussd", "USSD (*123#)"), ("sms", "SMS keywords"), ("whatsapp", "WhatsApp"), ("web", "Web pages")]

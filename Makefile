@@ -30,6 +30,11 @@ run: install
 	$(PY) -m app migrate
 	$(PY) -m app serve
 
+# The suite mostly waits (loopback servers, subprocesses, Redis, PostgreSQL), so three pytest-xdist workers
+# keep two cores busy; each worker claims a Redis database of its own (tests/support/services.py).
+# `make test PYTEST_ARGS='-n 0 tests/app'` runs in one process, or a part.
+PYTEST_ARGS ?= -n 3 --dist worksteal
+
 test: install
 	$(PY) -m menus lint config/menus.yaml
 	$(PY) -m ruff check .

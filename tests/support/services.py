@@ -175,6 +175,12 @@ def claim_again_after_fork() -> None:
             setattr(module, "REDIS_TEST_URL", REDIS_TEST_URL)  # noqa: B010 - a module's global, by name
 
 
+def release_controller_claim() -> None:
+    """Free the database this process claimed on import, now: it runs no test (pytest-xdist's controller,
+    whose workers each claim their own), and 16 databases are shared by every run on the machine."""
+    _release(REDIS_TEST_URL)
+
+
 def release_forked_claim() -> None:
     """Empty and free a forked process's database now (it may leave by ``os._exit``, past ``atexit``)."""
     if _CLAIMED_IN != _PARENT:

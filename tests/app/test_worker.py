@@ -85,8 +85,8 @@ def test_forwarding_a_kept_complaint_is_idempotent(settings: Settings, backoffic
         # confirms again, and is shown the ticket its report became; nothing new is opened.
         clean_redis(redis.Redis.from_url(redis_url))   # this run's own database only
         assert p.post("*".join(p.inputs)) == (
-            f"CON Réclamation enregistrée. Référence: {ticket['reference']}\nNotez-la pour suivre votre "
-            "demande (menu 5).\n0. Retour 00. Accueil")
+            f"CON Réclamation enregistrée. Référence: {ticket['reference']}\nPour la suivre: menu 5, ou envoyez "
+            f"SUIVI {ticket['reference']} par SMS.\n0. Retour 00. Accueil")
         assert run_once(switched) == {"tickets_sent": 0}
         assert [t["reference"] for t in _tickets(backoffice_url, "1000001")] == [ticket["reference"]]
 

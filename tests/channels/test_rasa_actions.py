@@ -107,8 +107,8 @@ def test_an_outage_report_in_french_gives_a_reference(chat):
     assert moussa.say("plus de courant chez moi", intent="report_outage") == (
         "Signaler une panne de courant\nCompte 3000001, zone DKR-PARCELLES")
     assert moussa.titles() == ["Confirmer", "Annuler", "Retour", "Accueil"]
-    assert re.fullmatch(r"Panne signalée\. Référence: INC-[2-9A-Z]{4}\n"
-                        r"Notez-la pour suivre votre demande \(menu 5\)\.", moussa.press("Confirmer"))
+    assert re.fullmatch(r"Panne signalée\. Référence: (INC-[2-9A-Z]{4})\n"
+                        r"Pour la suivre: menu 5, ou envoyez SUIVI \1 par SMS\.", moussa.press("Confirmer"))
 
 
 # ---------------------------------------------------------------- English

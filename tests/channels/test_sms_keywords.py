@@ -248,6 +248,18 @@ def test_balance_with_an_account_answers_that_account_in_english(texter):
                                           "Envoyez SOLDE pour votre compte.")
 
 
+def test_an_outage_reported_by_sms_says_how_to_track_it_by_sms_and_suivi_does(texter):
+    """The confirmation named a USSD menu only ("menu 5"), which means nothing in an SMS conversation."""
+    awa = texter("+221770000001")
+    assert awa.say("PANNE").startswith("Signaler une panne de courant\nCompte 1000001")
+    reported = awa.say("1")
+    found = re.fullmatch(r"Panne signalée\. Référence: (INC-[2-9A-Z]{4})\n"
+                         r"Pour la suivre: menu 5, ou envoyez SUIVI \1 par SMS\.(\n.*)?", reported, re.S)
+    assert found, reported
+    tracked = awa.say(f"SUIVI {found.group(1)}")
+    assert found.group(1) in tracked
+
+
 def test_balance_without_an_account_asks_which_one_then_answers_its_balance(texter):
     sahel = texter("+221770000002")
     assert sahel.say("BALANCE") == CHOOSE_EN

@@ -155,7 +155,7 @@ def test_in_a_zone_with_a_known_outage_a_fault_at_home_can_still_be_reported(pho
     assert _tickets(backoffice_url, "2000002") == []          # nothing filed before the confirmation
     screen = p.answer("1")
     reference = _reference(screen)
-    assert screen == (f"CON Outage reported. Reference: {reference}\nKeep it to track your request (menu 5).\n"
+    assert screen == (f"CON Outage reported. Reference: {reference}\nTo track it: menu 5, or text TRACK {reference}.\n"
                       "0. Back 00. Home")
     [ticket] = _tickets(backoffice_url, "2000002")
     assert (ticket["reference"], ticket["kind"], ticket["description"]) == (
@@ -202,8 +202,8 @@ def test_no_known_outage_opens_a_ticket_in_french(phone, backoffice_url):
     screen = p.answer("1")
     reference = _reference(screen)
     assert reference.startswith("INC-")
-    assert screen == (f"CON Panne signalée. Référence: {reference}\nNotez-la pour suivre votre demande "
-                      "(menu 5).\n0. Retour 00. Accueil")
+    assert screen == (f"CON Panne signalée. Référence: {reference}\nPour la suivre: menu 5, ou envoyez SUIVI "
+                      f"{reference} par SMS.\n0. Retour 00. Accueil")
     ticket = requests.get(f"{backoffice_url}/api/v1/tickets/{reference}", timeout=5).json()
     assert (ticket["kind"], ticket["category"], ticket["account_number"], ticket["status"]) == (
         "outage", "outage", "1000001", "open")
@@ -237,8 +237,8 @@ def test_complaint_per_category_in_french(phone, backoffice_url, choice, categor
     screen = p.answer("1")
     reference = _reference(screen)
     assert reference.startswith("REC-")
-    assert screen == (f"CON Réclamation enregistrée. Référence: {reference}\nNotez-la pour suivre votre "
-                      "demande (menu 5).\n0. Retour 00. Accueil")
+    assert screen == (f"CON Réclamation enregistrée. Référence: {reference}\nPour la suivre: menu 5, ou envoyez "
+                      f"SUIVI {reference} par SMS.\n0. Retour 00. Accueil")
     ticket = requests.get(f"{backoffice_url}/api/v1/tickets/{reference}", timeout=5).json()
     assert (ticket["kind"], ticket["category"], ticket["description"], ticket["account_number"], ticket["msisdn"]) == (
         "complaint", category, description, "1000001", "+221770000001")
@@ -255,7 +255,7 @@ def test_complaint_in_english(phone, backoffice_url):
     assert p.answer("1") == "CON Complaint: Meter problem\nAccount 2000003\n1. Confirm\n2. Cancel\n0. Back 00. Home"
     screen = p.answer("1")
     reference = _reference(screen)
-    assert screen == (f"CON Complaint filed. Reference: {reference}\nKeep it to track your request (menu 5).\n"
+    assert screen == (f"CON Complaint filed. Reference: {reference}\nTo track it: menu 5, or text TRACK {reference}.\n"
                       "0. Back 00. Home")
     assert [t["reference"] for t in _tickets(backoffice_url, "2000003")] == [reference]
 
@@ -385,8 +385,8 @@ def _meter_complaint(p: UssdPhone) -> str:
 def test_the_same_complaint_from_a_second_session_gives_the_earlier_reference(phone, backoffice_url):
     reference = _reference(_meter_complaint(phone("+221770000001")))
     assert _meter_complaint(phone("+221770000001")) == (
-        f"CON Vous l'avez déjà signalé, la demande est en cours. Référence: {reference}\nSuivez-la au menu 5.\n"
-        "0. Retour 00. Accueil")
+        f"CON Vous l'avez déjà signalé, la demande est en cours. Référence: {reference}\n"
+        f"Pour la suivre: menu 5, ou envoyez SUIVI {reference} par SMS.\n0. Retour 00. Accueil")
     assert [t["reference"] for t in _tickets(backoffice_url, "1000001")] == [reference]
     # Once that ticket is resolved, the same problem again is a new complaint.
     requests.post(f"{backoffice_url}/api/v1/tickets/{reference}/status", json={"status": "resolved"},
@@ -404,7 +404,7 @@ def test_an_outage_reported_from_two_sessions_is_one_ticket(phone, backoffice_ur
         assert p.answer("1").startswith("CON Signaler une panne de courant")
     reference = _reference(one.answer("1"))
     assert two.answer("1") == (f"CON Vous l'avez déjà signalé, la demande est en cours. Référence: {reference}\n"
-                               "Suivez-la au menu 5.\n0. Retour 00. Accueil")
+                               f"Pour la suivre: menu 5, ou envoyez SUIVI {reference} par SMS.\n0. Retour 00. Accueil")
     assert [t["reference"] for t in _tickets(backoffice_url, "1000001")] == [reference]
 
 
@@ -463,7 +463,7 @@ def test_the_same_outage_kept_while_the_incident_system_is_down_is_kept_once(swi
     local = re.search(r"référence (INC-[2-9A-Z]{4})\.", screens[0])
     assert local, screens[0]
     assert screens[1] == (f"CON Vous l'avez déjà signalé, la demande est en cours. Référence: {local.group(1)}\n"
-                          "Suivez-la au menu 5.\n0. Retour 00. Accueil")
+                          f"Pour la suivre: menu 5, ou envoyez SUIVI {local.group(1)} par SMS.\n0. Retour 00. Accueil")
     assert len(deps.pending_tickets.for_user("+221770000001")) == 1
     gate.down = False
     assert resend_pending_tickets(deps.incidents, deps.pending_tickets) == 1

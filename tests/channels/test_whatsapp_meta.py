@@ -60,8 +60,8 @@ def test_a_french_customer_taps_through_balance_pays_with_a_pin_and_reports_an_o
     assert awa.say("PANNE") == ("Signaler une panne de courant\nCompte 1000001, zone DKR-MEDINA\n00. Accueil\n"
                                 "[1 Confirmer] [2 Annuler] [0 Retour]")
     reported = awa.tap("1")
-    assert re.fullmatch(r"Panne signalée\. Référence: INC-[2-9A-Z]{4}\n"
-                        r"Notez-la pour suivre votre demande \(menu 5\)\.\n\[0 Retour\] \[00 Accueil\]", reported)
+    assert re.fullmatch(r"Panne signalée\. Référence: (INC-[2-9A-Z]{4})\n"
+                        r"Pour la suivre: menu 5, ou envoyez SUIVI \1 par SMS\.\n\[0 Retour\] \[00 Accueil\]", reported)
 
 
 def test_an_english_business_customer_chooses_an_account_and_reports_an_outage(meta_phone):

@@ -53,8 +53,8 @@ def test_a_french_customer_checks_the_balance_pays_with_a_pin_and_reports_an_out
 
     assert awa.say("PANNE") == f"Signaler une panne de courant\nCompte 1000001, zone DKR-MEDINA\n1. Confirmer\n2. Annuler\n{NAV_FR}"
     reported = awa.say("1")
-    assert re.fullmatch(r"Panne signalée\. Référence: INC-[2-9A-Z]{4}\n"
-                        r"Notez-la pour suivre votre demande \(menu 5\)\.\n0\. Retour 00\. Accueil", reported), reported
+    assert re.fullmatch(r"Panne signalée\. Référence: (INC-[2-9A-Z]{4})\n"
+                        r"Pour la suivre: menu 5, ou envoyez SUIVI \1 par SMS\.\n0\. Retour 00\. Accueil", reported), reported
 
 
 def test_an_english_business_customer_picks_an_account_sees_its_balance_and_reports_an_outage(twilio_phone):

@@ -92,8 +92,8 @@ def test_report_an_outage(page: Page, served_web: str, sms_code):
     press(page, "1. Signaler une panne")
     assert screen(page) == "Signaler une panne de courant\nCompte 1000001, zone DKR-MEDINA"
     press(page, "1. Confirmer")
-    assert re.fullmatch(r"Panne signalée\. Référence: INC-[A-Z0-9]+\nNotez-la pour suivre votre demande "
-                        r"\(menu 5\)\.", screen(page))
+    assert re.fullmatch(r"Panne signalée\. Référence: (INC-[A-Z0-9]+)\nPour la suivre: menu 5, ou envoyez SUIVI \1 "
+                        r"par SMS\.", screen(page))
     press(page, "Accueil")
     assert screen(page) == "ElecNet - 1000001"
 

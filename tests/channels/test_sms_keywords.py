@@ -254,7 +254,7 @@ def test_an_outage_reported_by_sms_says_how_to_track_it_by_sms_and_suivi_does(te
     assert awa.say("PANNE").startswith("Signaler une panne de courant\nCompte 1000001")
     reported = awa.say("1")
     found = re.fullmatch(r"Panne signalée\. Référence: (INC-[2-9A-Z]{4})\n"
-                         r"Pour la suivre: menu 5, ou envoyez SUIVI \1 par SMS\.(\n.*)?", reported, re.S)
+                         r"Pour la suivre: menu 5, ou envoyez SUIVI \1 par SMS\.(\n.*)?", reported, re.DOTALL)
     assert found, reported
     tracked = awa.say(f"SUIVI {found.group(1)}")
     assert found.group(1) in tracked

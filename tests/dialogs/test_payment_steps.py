@@ -15,22 +15,33 @@ from typing import Any
 
 import pytest
 from cryptography.fernet import Fernet
-from sqlalchemy import delete, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import OperationalError
 
 from app.storage import SqlOutbox, SqlPaymentLedger, make_sessions
 from app.storage.models import PaymentIntentRow
 from app.storage.outbox_seal import OutboxSeal
 from app.storage.throttle import MemoryThrottle
-from dialogs.backends import BackendUnavailable, Balance, Conflict, NotFound, NotSent, PaymentIntent, Rejected
+from dialogs.backends import (
+    BackendUnavailable,
+    Balance,
+    Conflict,
+    NotFound,
+    NotSent,
+    PaymentIntent,
+    PaymentRecord,
+    Rejected,
+)
 from dialogs.payments import (
     idempotency_key,
+    post_owed_to_billing,
     reconcile_pending,
+    settle_by_agent,
     settle_provider_result,
     token_groups,
 )
 from dialogs.registry import Deps, DialogRegistry, DialogSettings
-from dialogs.stores import ProviderResult
+from dialogs.stores import LocalPayment, ProviderResult
 from engine.security_audit import SecurityEvent
 from engine.steps import StepContext, StepResult
 from tests.support.present import present
@@ -48,6 +59,16 @@ class Billing:
 
     def __init__(self, amount: str = "12500") -> None:
         self.amount, self.down, self.asked, self.requests = Decimal(amount), False, 0, 0
+        self.posts: list[dict[str, Any]] = []      # each post_payment request, as billing received it
+        self.refuse: Exception | None = None       # post_payment raises it (billing down, or refusing)
+
+    def post_payment(self, account_number: str, *, payment_id: str, amount: Decimal, currency: str,
+                     reference: str | None, idempotency_key: str) -> PaymentRecord:
+        if self.refuse is not None:
+            raise self.refuse
+        self.posts.append({"account_number": account_number, "payment_id": payment_id, "amount": amount,
+                           "currency": currency, "reference": reference, "idempotency_key": idempotency_key})
+        return PaymentRecord(payment_id, reference or payment_id, amount, currency, NOW, "agent")
 
     def _balance(self, account_number: str) -> Balance:
         self.asked += 1
@@ -956,3 +977,122 @@ def test_a_payment_the_provider_cannot_be_asked_about_for_a_day_is_left_to_an_ag
     pid = started.data["pay_reference"]
     settled = settle_provider_result(deps, result(pid, amount=Decimal(5000), idempotency_key=started.data["pay_key"]))
     assert settled.changed and present(settled.payment).status == "succeeded"
+
+
+# ---------------------------------------------------------------- an agent's word on an unresolved payment
+KEY = "pay-" + "a" * 40
+PORTAL = "MM7KQ2ZP9XW4"      # the provider's reference, read on its portal or the customer's wallet SMS
+
+
+def unresolved(deps: Deps, purpose: str = "bill") -> LocalPayment:
+    """A payment of 12 500 whose provider id was never recorded, given up by the worker: an agent decides."""
+    assert deps.ledger is not None
+    deps.ledger.create(idempotency_key=KEY, msisdn=NUMBER, account_number=ACCOUNT, purpose=purpose,
+                       amount=Decimal(12500), language="en", wallet="wave")
+    return present(deps.ledger.give_up_unrecorded(KEY))
+
+
+def with_billing(deps: Deps) -> tuple[str | None, str | None]:
+    """Where the payment stands with billing, as the agents' console lists it: ``due`` (the worker posts it),
+    ``posted``, ``refused`` (for a supervisor), and what billing said."""
+    with deps.ledger._sessions() as db:   # type: ignore[union-attr]
+        row = db.scalars(select(PaymentIntentRow).where(PaymentIntentRow.idempotency_key == KEY)).one()
+        return row.billing_post, row.billing_said
+
+
+def test_an_agents_paid_settles_it_under_the_providers_reference_and_billing_is_credited_once(deps, billing,
+                                                                                             audit):
+    payment = unresolved(deps)
+    settled = settle_by_agent(deps, payment, paid=True, reference=PORTAL)
+    paid = present(settled.payment)
+    assert (settled.changed, settled.mismatch, settled.kept) == (True, (), False)
+    assert (paid.status, paid.provider_payment_id, paid.reference, paid.failure_reason) == (
+        "succeeded", PORTAL, PORTAL, None)
+    assert outbox(deps) == [("payment_receipt", NUMBER, "en", {
+        "payment_id": PORTAL, "reference": PORTAL, "amount": "12500", "account_number": ACCOUNT, "purpose": "bill",
+        "token": None, "failure_reason": None}, f"payment:{PORTAL}:succeeded")]
+    assert billing.posts == [{"account_number": ACCOUNT, "payment_id": PORTAL, "amount": Decimal(12500),
+                              "currency": "XOF", "reference": PORTAL, "idempotency_key": f"post-{KEY}"}]
+    assert with_billing(deps) == ("posted", None)
+    [event] = audit.events
+    assert (event.kind, event.channel, event.subject, event.account, event.detail, event.extra) == (
+        "payment_posted_to_billing", "agent", NUMBER, ACCOUNT, "an agent's settlement recorded by billing",
+        {"amount": "12500", "payment_id": PORTAL})
+    # The form sent twice, then the worker's pass: nothing settled, told or credited twice.
+    again = settle_by_agent(deps, payment, paid=True, reference=PORTAL)
+    assert (again.changed, present(again.payment).status) == (False, "succeeded")
+    assert post_owed_to_billing(deps) == 0
+    assert (len(billing.posts), len(outbox(deps)), len(audit.events)) == (1, 1, 1)
+
+
+def test_an_agents_not_paid_fails_it_as_not_received_under_an_id_of_our_own_and_credits_nothing(deps, billing,
+                                                                                                audit):
+    # A reference typed before the supervisor chose "not paid" is not the payment's.
+    settled = settle_by_agent(deps, unresolved(deps), paid=False, reference=PORTAL)
+    failed = present(settled.payment)
+    assert settled.changed
+    assert (failed.status, failed.provider_payment_id, failed.reference, failed.failure_reason) == (
+        "failed", f"none-{KEY}", None, "not_received")
+    assert outbox(deps) == [("payment_failed", NUMBER, "en", {
+        "payment_id": f"none-{KEY}", "reference": None, "amount": "12500", "account_number": ACCOUNT,
+        "purpose": "bill", "token": None, "failure_reason": "not_received"}, f"payment:none-{KEY}:failed")]
+    assert (billing.posts, with_billing(deps), audit.events, post_owed_to_billing(deps)) == ([], (None, None), [], 0)
+    # No longer on its way: the customer may pay the whole balance again.
+    assert run(deps, "payments.start", account_number=ACCOUNT).outcome == "bill"
+
+
+def test_the_providers_own_success_is_never_owed_to_billing(deps, billing):
+    # The provider's approval reaches billing on its side; posting it again would credit the account twice.
+    pending(deps)
+    assert settle_provider_result(deps, result()).changed
+    assert deps.ledger is not None and deps.ledger.to_post_to_billing() == []
+    assert (post_owed_to_billing(deps), billing.posts) == (0, [])
+
+
+def test_billing_down_when_an_agent_says_paid_keeps_it_owed_and_the_workers_pass_posts_it_once(deps, billing,
+                                                                                               audit):
+    billing.refuse = BackendUnavailable("billing down")
+    settled = settle_by_agent(deps, unresolved(deps), paid=True, reference=PORTAL)
+    assert settled.changed and present(settled.payment).status == "succeeded"
+    assert deps.ledger is not None and [p.idempotency_key for p in deps.ledger.to_post_to_billing()] == [KEY]
+    assert (with_billing(deps), post_owed_to_billing(deps), audit.events) == (("due", None), 0, [])   # still down
+    billing.refuse = None
+    assert post_owed_to_billing(deps) == 1                      # the worker's next pass
+    assert [p["payment_id"] for p in billing.posts] == [PORTAL] and with_billing(deps) == ("posted", None)
+    [event] = audit.events
+    assert (event.kind, event.channel, event.subject) == ("payment_posted_to_billing", "worker", NUMBER)
+    assert (post_owed_to_billing(deps), len(billing.posts)) == (0, 1)
+
+
+@pytest.mark.parametrize(("refusal", "said"), [
+    (Conflict("payment MM7KQ2ZP9XW4 was received with another account or amount"),
+     "Conflict: payment MM7KQ2ZP9XW4 was received with another account or amount"),
+    (Rejected("account 1000001 is closed", code="account_closed"), "account_closed: account 1***001 is closed"),
+    (Rejected("amount above the account's limit"), "Rejected: amount above the account's limit"),
+    (Rejected(code="account_closed"), "account_closed"),
+    (NotFound(""), "NotFound"),
+    (Rejected("x" * 300), "Rejected: " + "x" * 190),
+])
+def test_a_post_billing_refuses_for_good_is_kept_for_a_supervisor_with_what_billing_said(deps, billing, audit,
+                                                                                         refusal, said):
+    billing.refuse = refusal
+    assert settle_by_agent(deps, unresolved(deps), paid=True, reference=PORTAL).changed
+    assert with_billing(deps) == ("refused", said)
+    [event] = audit.events
+    assert (event.kind, event.channel, event.subject, event.account, event.extra) == (
+        "payment_billing_refused", "agent", NUMBER, ACCOUNT, {"amount": "12500", "payment_id": PORTAL})
+    assert event.detail == f"billing refused the agent's settlement: {said}"[:200]
+    # The worker does not post it again: a supervisor decides (the console's "Post to billing again").
+    billing.refuse = None
+    assert deps.ledger is not None and deps.ledger.to_post_to_billing() == []
+    assert (post_owed_to_billing(deps), billing.posts) == (0, [])
+
+
+@pytest.mark.parametrize(("reference", "posted_as"), [
+    ("W" * 40, "W" * 40),                                        # billing takes ids of up to 40 characters
+    ("W" * 41, "REF-588f1506e13244f170a7bc91abf485a8"),
+])
+def test_a_reference_longer_than_billings_ids_is_posted_under_a_stable_digest(deps, billing, reference, posted_as):
+    settle_by_agent(deps, unresolved(deps), paid=True, reference=reference)
+    [post] = billing.posts
+    assert (post["payment_id"], post["reference"], len(post["payment_id"]) <= 40) == (posted_as, reference, True)

@@ -7,6 +7,7 @@ transcripts (``tests/channels/test_ussd_payments.py``) walk the same paths end t
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -379,6 +380,48 @@ def test_a_typed_amount_on_a_settled_account_is_nothing_due(deps, billing):
     billing.amount = Decimal(0)
     checked = run(deps, "payments.check_amount", account_number=ACCOUNT, pay_amount_input="500")
     assert (checked.outcome, checked.data["balance"], checked.data["has_balance"]) == ("nothing_due", "0", False)
+
+
+METER = "3000001"   # a prepaid meter's account
+
+
+def purchase_on_its_way(deps: Deps, amount: str, session_key: str = "ussd:other", account: str = METER,
+                        status: str = "pending") -> None:
+    """A prepaid purchase another session started: accepted by the provider, its token not come yet."""
+    assert deps.ledger is not None
+    key = idempotency_key(session_key, "pay_initiate", "prepaid", account, Decimal(amount), "wave")
+    deps.ledger.create(idempotency_key=key, msisdn="+221770000009", account_number=account, purpose="prepaid",
+                       amount=Decimal(amount), language="fr", wallet="wave")
+    if status == "pending":
+        deps.ledger.mark_pending(key, f"PAY-{session_key}-{amount}")
+    else:
+        deps.ledger.mark_not_started(key)
+
+
+def test_a_purchase_on_its_way_is_said_first_and_buying_the_same_amount_again_is_asked_about(deps):
+    purchase_on_its_way(deps, "5000")
+    started = run(deps, "payments.start", account_number=METER, account_kind="prepaid")
+    assert (started.outcome, started.data["prepaid_awaiting"], started.data["pay_purpose"]) == (
+        "prepaid_awaiting", "5000", "prepaid")
+    same = run(deps, "payments.check_credit", account_number=METER, pay_amount_input="5000")
+    assert (same.outcome, same.data) == ("same_awaiting", {"pay_amount": "5000", "pay_purpose": "prepaid"})
+    other = run(deps, "payments.check_credit", account_number=METER, pay_amount_input="3000")
+    assert (other.outcome, other.data) == ("ok", {"pay_amount": "3000", "pay_purpose": "prepaid"})
+
+
+@pytest.mark.parametrize("elsewhere", ["another meter", "a bill payment", "never started", "this walk's own"])
+def test_only_a_purchase_on_its_way_to_this_meter_holds_the_same_amount_back(deps, elsewhere):
+    if elsewhere == "another meter":
+        purchase_on_its_way(deps, "5000", account="3000002")
+    elif elsewhere == "a bill payment":
+        on_its_way(deps, "5000", account=METER)
+    elif elsewhere == "never started":
+        purchase_on_its_way(deps, "5000", status="not_started")
+    else:   # this conversation's, walked again from the gateway's text after the session was lost
+        purchase_on_its_way(deps, "5000", session_key="ussd:s1")
+    started = run(deps, "payments.start", account_number=METER, account_kind="prepaid")
+    assert (started.outcome, started.data["prepaid_awaiting"]) == ("prepaid", None)
+    assert run(deps, "payments.check_credit", account_number=METER, pay_amount_input="5000").outcome == "ok"
 
 
 @pytest.mark.parametrize(("typed", "outcome"), [("100", "ok"), ("99", "out_of_range"), ("2000000", "ok"),
@@ -1096,3 +1139,71 @@ def test_a_reference_longer_than_billings_ids_is_posted_under_a_stable_digest(de
     settle_by_agent(deps, unresolved(deps), paid=True, reference=reference)
     [post] = billing.posts
     assert (post["payment_id"], post["reference"], len(post["payment_id"]) <= 40) == (posted_as, reference, True)
+
+
+def test_payments_unresolved_for_a_day_to_the_second_are_each_left_to_an_agent_in_one_pass(deps, provider, audit):
+    provider.unreachable = True
+    assert deps.ledger is not None
+    for key, account in (("pay-1", ACCOUNT), ("pay-2", "1000002")):
+        deps.ledger.create(idempotency_key=key, msisdn=NUMBER, account_number=account, purpose="bill",
+                           amount=Decimal(5000), wallet="wave")
+    with deps.ledger._sessions() as db:   # type: ignore[attr-defined]
+        db.execute(update(PaymentIntentRow).values(created_at=NOW - timedelta(days=1)))
+        db.commit()
+    assert reconcile_pending(deps, NOW, 300, give_up_seconds=86_400) == tally(unresolved=2)
+    assert [p.status for p in ledger_rows(deps)] == ["unresolved", "unresolved"]
+    # What the agents read in the audit trail: who gave up, and why the money may be gone.
+    assert [(e.kind, e.channel, e.account, e.detail, e.extra) for e in audit.events] == [
+        ("payment_unresolved", "worker", account, "provider never answered by our key; may be debited",
+         {"amount": "5000", "purpose": "bill"}) for account in (ACCOUNT, "1000002")]
+
+
+# ---------------------------------------------------------------- the provider's word after an agent's
+def test_a_late_approval_after_an_agents_not_paid_is_kept_and_the_customer_told_it_is_being_checked(deps, audit):
+    settle_by_agent(deps, unresolved(deps), paid=False, reference=None)
+    late = result("PAY-LATE", event_id="EV-LATE", reference="MM9", idempotency_key=KEY)
+
+    kept = settle_provider_result(deps, late)
+
+    assert (kept.changed, kept.mismatch, kept.kept) == (False, ("payment_id", "status"), True)
+    assert present(kept.payment).status == "failed"                      # never applied
+    assert deps.ledger is not None
+    [row] = deps.ledger.mismatches(f"none-{KEY}")                        # listed with the payment, for an agent
+    assert (row["event_id"], row["source"], row["reasons"], row["status"]) == (
+        "EV-LATE", "callback", "payment_id,status", "open")
+    assert json.loads(row["received"])["payment_id"] == "PAY-LATE"
+    [event] = audit.events
+    assert (event.kind, event.channel, event.subject, event.account, event.detail, event.extra) == (
+        "callback_after_settlement", "payment_callback", NUMBER, ACCOUNT, "provider says succeeded after failed; kept",
+        {"amount": "12500", "provider_payment_id": "PAY-LATE"})
+    told = [entry for entry in outbox(deps) if entry[0] == "payment_under_review"]
+    assert told == [("payment_under_review", NUMBER, "en", {"amount": "12500", "account_number": ACCOUNT,
+                                                            "reference": "MM9", "purpose": "bill"},
+                     "payment:PAY-LATE:under_review")]
+    # The provider sends it again: nothing kept or told twice.
+    assert settle_provider_result(deps, late).kept
+    assert len(deps.ledger.mismatches(f"none-{KEY}")) == 1 and len(outbox(deps)) == 2
+
+
+def test_a_late_refusal_after_an_agents_paid_is_kept_with_what_disagrees_and_tells_no_one_more(deps, audit):
+    settle_by_agent(deps, unresolved(deps), paid=True, reference=PORTAL)
+    late = result("PAY-LATE", status="failed", event_id="EV-LATE", amount=Decimal(500), idempotency_key=KEY)
+    kept = settle_provider_result(deps, late)
+    assert (kept.changed, kept.mismatch, kept.kept) == (False, ("payment_id", "status", "amount"), True)
+    assert deps.ledger is not None and present(deps.ledger.get(KEY)).status == "succeeded"
+    assert [r["reasons"] for r in deps.ledger.mismatches(PORTAL)] == ["payment_id,status,amount"]
+    assert [e.detail for e in audit.events if e.kind == "callback_after_settlement"] == [
+        "provider says failed after succeeded; kept"]
+    assert [kind for kind, *_ in outbox(deps)] == ["payment_receipt"]    # the receipt only
+
+
+@pytest.mark.parametrize("word", ["failed", "pending"])
+def test_a_late_word_that_agrees_or_is_not_final_is_not_kept(deps, audit, word):
+    settle_by_agent(deps, unresolved(deps), paid=False, reference=None)
+    late = settle_provider_result(deps, result("PAY-LATE", status=word, event_id="EV-LATE", idempotency_key=KEY))
+    if word == "failed":        # it agrees: the payment as it is, nothing to keep
+        assert (present(late.payment).status, late.changed, late.mismatch, late.kept) == ("failed", False, (), False)
+    else:                       # not the provider's last word: nothing to apply (the callback's 404)
+        assert (late.payment, late.changed, late.mismatch, late.kept) == (None, False, (), False)
+    assert deps.ledger is not None and deps.ledger.mismatches(f"none-{KEY}") == []
+    assert audit.events == [] and [kind for kind, *_ in outbox(deps)] == ["payment_failed"]

@@ -293,6 +293,27 @@ def test_an_agents_paid_is_owed_to_billing_oldest_first_until_posted_and_a_refus
     assert _with_billing(sessions, "k3") == ("due", None) and _with_billing(sessions, "k9") == (None, None)
 
 
+def test_a_provider_id_found_by_our_key_is_recorded_on_that_payment_only_and_its_questions_start_afresh(sessions):
+    clock = SettableClock(datetime(2026, 11, 27, 9, 0, tzinfo=UTC))
+    ledger = SqlPaymentLedger(sessions, clock=clock)
+    for key in ("k1", "k2", "k3"):
+        ledger.create(idempotency_key=key, msisdn=NUMBER, account_number="1000001", purpose="bill",
+                      amount=Decimal(500), wallet="wave")
+    for _ in range(3):                       # asked about by our key three times, the provider unreachable
+        ledger.note_status_check("k1", clock.now - timedelta(hours=1))
+    ledger.mark_refused("k3", "insufficient_funds")
+    recorded = present(ledger.record_provider_id("k1", "pay_1"))
+    assert (recorded.status, recorded.provider_payment_id, recorded.status_checks) == ("pending", "pay_1", 0)
+    # Five status questions from now on, the first a full wait after it was recorded.
+    assert ledger.due_for_status(clock.now + timedelta(seconds=299), 300) == []
+    assert [p.idempotency_key for p in ledger.due_for_status(clock.now + timedelta(seconds=300), 300)] == ["k1"]
+    assert ledger.record_provider_id("k1", "pay_other") is None       # recorded once
+    assert (present(ledger.get("k2")).status, present(ledger.get("k2")).provider_payment_id) == ("created", None)
+    # A payment the provider refused is over: a provider id by its key records nothing.
+    assert ledger.record_provider_id("k3", "pay_3") is None
+    assert (present(ledger.get("k3")).status, present(ledger.get("k3")).provider_payment_id) == ("failed", None)
+
+
 def test_recent_payments_are_the_callers_newest_first(sessions):
     ledger = SqlPaymentLedger(sessions)
     for i in range(7):

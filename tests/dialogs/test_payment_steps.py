@@ -898,8 +898,9 @@ def test_a_payment_started_whose_id_cannot_be_recorded_is_told_started_and_audit
     [row] = ledger_rows(deps)
     assert (row.status, row.provider_payment_id) == ("created", None)
     [event] = audit.events
-    assert (event.kind, event.subject, event.account, event.extra) == ("payment_unrecorded", NUMBER, ACCOUNT,
-                                                                        {"payment_id": asked["id"]})
+    assert (event.kind, event.channel, event.subject, event.account, event.detail, event.extra) == (
+        "payment_unrecorded", "ussd", NUMBER, ACCOUNT, "provider started it; ledger write failed",
+        {"payment_id": asked["id"]})
 
 
 def test_its_callback_finds_it_by_our_key_and_records_the_providers_id(deps, provider):

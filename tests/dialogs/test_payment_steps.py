@@ -19,7 +19,7 @@ from cryptography.fernet import Fernet
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import OperationalError
 
-from app.storage import SqlOutbox, SqlPaymentLedger, make_sessions
+from app.storage import SqlOutbox, SqlPaymentLedger, make_sessions, migrate
 from app.storage.models import PaymentIntentRow
 from app.storage.outbox_seal import OutboxSeal
 from app.storage.throttle import MemoryThrottle
@@ -1208,3 +1208,31 @@ def test_a_late_word_that_agrees_or_is_not_final_is_not_kept(deps, audit, word):
         assert (late.payment, late.changed, late.mismatch, late.kept) == (None, False, (), False)
     assert deps.ledger is not None and deps.ledger.mismatches(f"none-{KEY}") == []
     assert audit.events == [] and [kind for kind, *_ in outbox(deps)] == ["payment_failed"]
+
+
+# ---------------------------------------------------------------- a database in another zone
+@pytest.fixture
+def deps_an_hour_east(postgres_url: str, billing: Billing, provider: Provider, audit: Audit) -> Deps:
+    """The same, on PostgreSQL whose sessions speak West Africa Time (a server configured in local time): the
+    ledger's stamps come back an hour east of UTC, the same instants."""
+    url = f"{postgres_url}%20-cTimeZone%3DAfrica/Lagos"
+    migrate(url)
+    sessions = make_sessions(url)
+    return Deps(billing=billing, links=None, preferences=None, throttle=MemoryThrottle(), payments=provider,  # type: ignore[arg-type]
+                ledger=SqlPaymentLedger(sessions), outbox=SqlOutbox(sessions, OutboxSeal([Fernet.generate_key()])),
+                security=audit, settings=DialogSettings(payment_callback_url=CALLBACK))
+
+
+def test_a_payments_age_and_history_are_the_same_instants_from_a_database_an_hour_east(deps_an_hour_east, provider):
+    deps, ledger = deps_an_hour_east, deps_an_hour_east.ledger
+    assert ledger is not None
+    ledger.create(idempotency_key=KEY, msisdn=NUMBER, account_number=ACCOUNT, purpose="bill", amount=Decimal(5000),
+                  wallet="wave")
+    created = present(present(ledger.get(KEY)).created_at)
+    assert created.utcoffset() == timedelta(hours=1)
+    [item] = run(deps, "payments.recent", account_number=ACCOUNT).data["pay_list"]
+    assert datetime.fromisoformat(item["created_at"]) == created
+    # Given up a day after it was created, to the second (not an hour later).
+    provider.unreachable = True
+    assert reconcile_pending(deps, (created + timedelta(days=1)).astimezone(UTC), 300,
+                             give_up_seconds=86_400) == tally(unresolved=1)

@@ -1236,3 +1236,16 @@ def test_a_payments_age_and_history_are_the_same_instants_from_a_database_an_hou
     provider.unreachable = True
     assert reconcile_pending(deps, (created + timedelta(days=1)).astimezone(UTC), 300,
                              give_up_seconds=86_400) == tally(unresolved=1)
+
+
+def test_the_providers_approval_by_our_key_of_a_payment_it_had_refused_is_kept_and_the_customer_told(deps, provider,
+                                                                                                    audit):
+    provider.fail = Rejected("insufficient funds", code="insufficient_funds")
+    refused = run(deps, "payments.initiate", **confirmed())
+    key = refused.data["pay_key"]
+    kept = settle_provider_result(deps, result("PAY-LATE", event_id="EV-LATE", idempotency_key=key))
+    assert (kept.changed, kept.mismatch, kept.kept) == (False, ("payment_id", "status"), True)
+    assert deps.ledger is not None and present(deps.ledger.get(key)).status == "failed"
+    assert [r["reasons"] for r in deps.ledger.mismatches(key)] == ["payment_id,status"]
+    assert [e.kind for e in audit.events] == ["callback_after_settlement"]
+    assert [kind for kind, *_ in outbox(deps)] == ["payment_under_review"]

@@ -314,6 +314,22 @@ def test_a_provider_id_found_by_our_key_is_recorded_on_that_payment_only_and_its
     assert (present(ledger.get("k3")).status, present(ledger.get("k3")).provider_payment_id) == ("failed", None)
 
 
+def test_a_payment_never_sent_nor_answered_about_is_flagged_once_and_its_first_answer_unflags_it(sessions):
+    ledger = SqlPaymentLedger(sessions)
+    ledger.create(idempotency_key="k1", msisdn=NUMBER, account_number="1000001", purpose="bill", amount=Decimal(500))
+    present(ledger.mark_not_started("k1"))
+    wall = datetime.now(UTC)
+    assert ledger.flag_unanswered(wall, 86_400) == []                       # not a day yet
+    [flagged] = ledger.flag_unanswered(wall + timedelta(days=2), 86_400)
+    assert (flagged.idempotency_key, flagged.status) == ("k1", "unanswered")
+    assert ledger.flag_unanswered(wall + timedelta(days=2), 86_400) == []   # flagged once
+    # The provider's first answer at last, "no payment under this key": not started, as the customer was told.
+    ledger.note_answered("k1", wall + timedelta(days=2))
+    assert present(ledger.mark_not_started("k1")).status == "not_started"
+    assert ledger.mark_not_started("k1") is None
+    assert ledger.flag_unanswered(wall + timedelta(days=3), 86_400) == []   # answered: never flagged again
+
+
 def test_recent_payments_are_the_callers_newest_first(sessions):
     ledger = SqlPaymentLedger(sessions)
     for i in range(7):

@@ -36,6 +36,7 @@ from dialogs.backends import (
 from dialogs.payments import (
     idempotency_key,
     post_owed_to_billing,
+    post_to_billing,
     reconcile_pending,
     settle_by_agent,
     settle_provider_result,
@@ -1132,6 +1133,19 @@ def test_a_post_billing_refuses_for_good_is_kept_for_a_supervisor_with_what_bill
     assert (post_owed_to_billing(deps), billing.posts) == (0, [])
 
 
+def test_posting_to_billing_says_what_billing_did_as_the_supervisors_notice_tells_it(deps, billing):
+    billing.refuse = BackendUnavailable("billing down")
+    settle_by_agent(deps, unresolved(deps), paid=True, reference=PORTAL)
+    assert deps.ledger is not None
+    paid = present(deps.ledger.get(KEY))
+    assert post_to_billing(deps, paid, "agent") == "unavailable"          # kept due: the worker posts it
+    billing.refuse = Conflict("payment MM7KQ2ZP9XW4 was received with another account or amount")
+    assert post_to_billing(deps, paid, "agent") == "refused"
+    assert deps.ledger.move_billing(KEY, "refused", "due")                # a supervisor's "Post to billing again"
+    billing.refuse = None
+    assert post_to_billing(deps, paid, "agent") == "posted" and len(billing.posts) == 1
+
+
 @pytest.mark.parametrize(("reference", "posted_as"), [
     ("W" * 40, "W" * 40),                                        # billing takes ids of up to 40 characters
     ("W" * 41, "REF-588f1506e13244f170a7bc91abf485a8"),
@@ -1148,7 +1162,7 @@ def test_payments_unresolved_for_a_day_to_the_second_are_each_left_to_an_agent_i
     for key, account in (("pay-1", ACCOUNT), ("pay-2", "1000002")):
         deps.ledger.create(idempotency_key=key, msisdn=NUMBER, account_number=account, purpose="bill",
                            amount=Decimal(5000), wallet="wave")
-    with deps.ledger._sessions() as db:   # type: ignore[attr-defined]
+    with deps.ledger._sessions() as db:
         db.execute(update(PaymentIntentRow).values(created_at=NOW - timedelta(days=1)))
         db.commit()
     assert reconcile_pending(deps, NOW, 300, give_up_seconds=86_400) == tally(unresolved=2)

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import event as db_events
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from app.storage import (
     SqlAccountLinks,
@@ -26,7 +26,7 @@ from app.storage import (
     make_sessions,
     migrate,
 )
-from app.storage.models import PinCredentialRow
+from app.storage.models import PaymentIntentRow, PinCredentialRow
 from dialogs.stores import PendingTicket, PinVerdict
 from engine.audit import SessionRecord
 from tests.support.clock import SettableClock
@@ -247,6 +247,87 @@ def test_a_late_word_still_settles_an_unconfirmed_payment(sessions):
     assert changed and payment is not None
     assert (payment.status, payment.reference, payment.token) == ("succeeded", "MM1", "12345678901234567890")
     assert ledger.give_up("k1") is None and present(ledger.get("k1")).status == "succeeded"
+
+
+def _settled_by_agent(ledger: SqlPaymentLedger, key: str, provider_id: str) -> None:
+    """A bill payment an agent settled as paid: owed to billing in the same write."""
+    _pending(ledger, key, provider_id)
+    ledger.settle(event_id=f"e-{key}", provider_payment_id=provider_id, status="succeeded", reference=provider_id,
+                  token=None, failure_reason=None, post_to_billing=True)
+
+
+def _with_billing(sessions, key: str) -> tuple[str | None, str | None]:
+    """What the agents' console reads of a payment and billing: due, posted, refused or handled, and what was said."""
+    with sessions() as db:
+        row = db.scalars(select(PaymentIntentRow).where(PaymentIntentRow.idempotency_key == key)).one()
+        return row.billing_post, row.billing_said
+
+
+def test_an_agents_paid_is_owed_to_billing_oldest_first_until_posted_and_a_refusal_moves_once(sessions):
+    ledger = SqlPaymentLedger(sessions)
+    for i in (1, 2, 3):
+        _settled_by_agent(ledger, f"k{i}", f"pay_{i}")
+    _pending(ledger, "k9", "pay_9")                 # the provider's own approval: never owed to billing
+    ledger.settle(event_id="e9", provider_payment_id="pay_9", status="succeeded", reference="MM9", token=None,
+                  failure_reason=None)
+    assert [p.idempotency_key for p in ledger.to_post_to_billing()] == ["k1", "k2", "k3"]
+    assert [p.idempotency_key for p in ledger.to_post_to_billing(limit=2)] == ["k1", "k2"]
+    ledger.mark_billing("k1", "posted")
+    ledger.mark_billing("k2", "refused", "Conflict: " + "x" * 300)
+    assert [p.idempotency_key for p in ledger.to_post_to_billing()] == ["k3"]
+    assert _with_billing(sessions, "k2") == ("refused", "Conflict: " + "x" * 190)
+    ledger.mark_billing("k1", "refused", "late")    # only a payment due to billing moves
+    assert _with_billing(sessions, "k1") == ("posted", None)
+    # A supervisor posts it again (refused -> due) once: a double click moves nothing.
+    assert ledger.move_billing("k2", "refused", "due") is True
+    assert ledger.move_billing("k2", "refused", "due") is False
+    assert _with_billing(sessions, "k2") == ("due", "Conflict: " + "x" * 190)
+    assert [p.idempotency_key for p in ledger.to_post_to_billing()] == ["k2", "k3"]
+    # Refused again, then marked handled with the supervisor's reason, once.
+    ledger.mark_billing("k2", "refused", "Conflict: again")
+    assert ledger.move_billing("k2", "refused", "handled", "handled by dev:moussa: credited by hand") is True
+    assert ledger.move_billing("k2", "refused", "handled", "twice") is False
+    assert _with_billing(sessions, "k2") == ("handled", "handled by dev:moussa: credited by hand")
+    assert ledger.move_billing("k3", "refused", "handled", "not refused") is False
+    assert ledger.move_billing("nope", "refused", "due") is False
+    assert _with_billing(sessions, "k3") == ("due", None) and _with_billing(sessions, "k9") == (None, None)
+
+
+def test_a_provider_id_found_by_our_key_is_recorded_on_that_payment_only_and_its_questions_start_afresh(sessions):
+    clock = SettableClock(datetime(2026, 11, 27, 9, 0, tzinfo=UTC))
+    ledger = SqlPaymentLedger(sessions, clock=clock)
+    for key in ("k1", "k2", "k3"):
+        ledger.create(idempotency_key=key, msisdn=NUMBER, account_number="1000001", purpose="bill",
+                      amount=Decimal(500), wallet="wave")
+    for _ in range(3):                       # asked about by our key three times, the provider unreachable
+        ledger.note_status_check("k1", clock.now - timedelta(hours=1))
+    ledger.mark_refused("k3", "insufficient_funds")
+    recorded = present(ledger.record_provider_id("k1", "pay_1"))
+    assert (recorded.status, recorded.provider_payment_id, recorded.status_checks) == ("pending", "pay_1", 0)
+    # Five status questions from now on, the first a full wait after it was recorded.
+    assert ledger.due_for_status(clock.now + timedelta(seconds=299), 300) == []
+    assert [p.idempotency_key for p in ledger.due_for_status(clock.now + timedelta(seconds=300), 300)] == ["k1"]
+    assert ledger.record_provider_id("k1", "pay_other") is None       # recorded once
+    assert (present(ledger.get("k2")).status, present(ledger.get("k2")).provider_payment_id) == ("created", None)
+    # A payment the provider refused is over: a provider id by its key records nothing.
+    assert ledger.record_provider_id("k3", "pay_3") is None
+    assert (present(ledger.get("k3")).status, present(ledger.get("k3")).provider_payment_id) == ("failed", None)
+
+
+def test_a_payment_never_sent_nor_answered_about_is_flagged_once_and_its_first_answer_unflags_it(sessions):
+    ledger = SqlPaymentLedger(sessions)
+    ledger.create(idempotency_key="k1", msisdn=NUMBER, account_number="1000001", purpose="bill", amount=Decimal(500))
+    present(ledger.mark_not_started("k1"))
+    wall = datetime.now(UTC)
+    assert ledger.flag_unanswered(wall, 86_400) == []                       # not a day yet
+    [flagged] = ledger.flag_unanswered(wall + timedelta(days=2), 86_400)
+    assert (flagged.idempotency_key, flagged.status) == ("k1", "unanswered")
+    assert ledger.flag_unanswered(wall + timedelta(days=2), 86_400) == []   # flagged once
+    # The provider's first answer at last, "no payment under this key": not started, as the customer was told.
+    ledger.note_answered("k1", wall + timedelta(days=2))
+    assert present(ledger.mark_not_started("k1")).status == "not_started"
+    assert ledger.mark_not_started("k1") is None
+    assert ledger.flag_unanswered(wall + timedelta(days=3), 86_400) == []   # answered: never flagged again
 
 
 def test_recent_payments_are_the_callers_newest_first(sessions):

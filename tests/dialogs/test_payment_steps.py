@@ -7,6 +7,7 @@ transcripts (``tests/channels/test_ussd_payments.py``) walk the same paths end t
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -15,22 +16,34 @@ from typing import Any
 
 import pytest
 from cryptography.fernet import Fernet
-from sqlalchemy import delete, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import OperationalError
 
-from app.storage import SqlOutbox, SqlPaymentLedger, make_sessions
+from app.storage import SqlOutbox, SqlPaymentLedger, make_sessions, migrate
 from app.storage.models import PaymentIntentRow
 from app.storage.outbox_seal import OutboxSeal
 from app.storage.throttle import MemoryThrottle
-from dialogs.backends import BackendUnavailable, Balance, Conflict, NotFound, NotSent, PaymentIntent, Rejected
+from dialogs.backends import (
+    BackendUnavailable,
+    Balance,
+    Conflict,
+    NotFound,
+    NotSent,
+    PaymentIntent,
+    PaymentRecord,
+    Rejected,
+)
 from dialogs.payments import (
     idempotency_key,
+    post_owed_to_billing,
+    post_to_billing,
     reconcile_pending,
+    settle_by_agent,
     settle_provider_result,
     token_groups,
 )
 from dialogs.registry import Deps, DialogRegistry, DialogSettings
-from dialogs.stores import ProviderResult
+from dialogs.stores import LocalPayment, ProviderResult
 from engine.security_audit import SecurityEvent
 from engine.steps import StepContext, StepResult
 from tests.support.present import present
@@ -48,6 +61,16 @@ class Billing:
 
     def __init__(self, amount: str = "12500") -> None:
         self.amount, self.down, self.asked, self.requests = Decimal(amount), False, 0, 0
+        self.posts: list[dict[str, Any]] = []      # each post_payment request, as billing received it
+        self.refuse: Exception | None = None       # post_payment raises it (billing down, or refusing)
+
+    def post_payment(self, account_number: str, *, payment_id: str, amount: Decimal, currency: str,
+                     reference: str | None, idempotency_key: str) -> PaymentRecord:
+        if self.refuse is not None:
+            raise self.refuse
+        self.posts.append({"account_number": account_number, "payment_id": payment_id, "amount": amount,
+                           "currency": currency, "reference": reference, "idempotency_key": idempotency_key})
+        return PaymentRecord(payment_id, reference or payment_id, amount, currency, NOW, "agent")
 
     def _balance(self, account_number: str) -> Balance:
         self.asked += 1
@@ -358,6 +381,48 @@ def test_a_typed_amount_on_a_settled_account_is_nothing_due(deps, billing):
     billing.amount = Decimal(0)
     checked = run(deps, "payments.check_amount", account_number=ACCOUNT, pay_amount_input="500")
     assert (checked.outcome, checked.data["balance"], checked.data["has_balance"]) == ("nothing_due", "0", False)
+
+
+METER = "3000001"   # a prepaid meter's account
+
+
+def purchase_on_its_way(deps: Deps, amount: str, session_key: str = "ussd:other", account: str = METER,
+                        status: str = "pending") -> None:
+    """A prepaid purchase another session started: accepted by the provider, its token not come yet."""
+    assert deps.ledger is not None
+    key = idempotency_key(session_key, "pay_initiate", "prepaid", account, Decimal(amount), "wave")
+    deps.ledger.create(idempotency_key=key, msisdn="+221770000009", account_number=account, purpose="prepaid",
+                       amount=Decimal(amount), language="fr", wallet="wave")
+    if status == "pending":
+        deps.ledger.mark_pending(key, f"PAY-{session_key}-{amount}")
+    else:
+        deps.ledger.mark_not_started(key)
+
+
+def test_a_purchase_on_its_way_is_said_first_and_buying_the_same_amount_again_is_asked_about(deps):
+    purchase_on_its_way(deps, "5000")
+    started = run(deps, "payments.start", account_number=METER, account_kind="prepaid")
+    assert (started.outcome, started.data["prepaid_awaiting"], started.data["pay_purpose"]) == (
+        "prepaid_awaiting", "5000", "prepaid")
+    same = run(deps, "payments.check_credit", account_number=METER, pay_amount_input="5000")
+    assert (same.outcome, same.data) == ("same_awaiting", {"pay_amount": "5000", "pay_purpose": "prepaid"})
+    other = run(deps, "payments.check_credit", account_number=METER, pay_amount_input="3000")
+    assert (other.outcome, other.data) == ("ok", {"pay_amount": "3000", "pay_purpose": "prepaid"})
+
+
+@pytest.mark.parametrize("elsewhere", ["another meter", "a bill payment", "never started", "this walk's own"])
+def test_only_a_purchase_on_its_way_to_this_meter_holds_the_same_amount_back(deps, elsewhere):
+    if elsewhere == "another meter":
+        purchase_on_its_way(deps, "5000", account="3000002")
+    elif elsewhere == "a bill payment":
+        on_its_way(deps, "5000", account=METER)
+    elif elsewhere == "never started":
+        purchase_on_its_way(deps, "5000", status="not_started")
+    else:   # this conversation's, walked again from the gateway's text after the session was lost
+        purchase_on_its_way(deps, "5000", session_key="ussd:s1")
+    started = run(deps, "payments.start", account_number=METER, account_kind="prepaid")
+    assert (started.outcome, started.data["prepaid_awaiting"]) == ("prepaid", None)
+    assert run(deps, "payments.check_credit", account_number=METER, pay_amount_input="5000").outcome == "ok"
 
 
 @pytest.mark.parametrize(("typed", "outcome"), [("100", "ok"), ("99", "out_of_range"), ("2000000", "ok"),
@@ -834,8 +899,9 @@ def test_a_payment_started_whose_id_cannot_be_recorded_is_told_started_and_audit
     [row] = ledger_rows(deps)
     assert (row.status, row.provider_payment_id) == ("created", None)
     [event] = audit.events
-    assert (event.kind, event.subject, event.account, event.extra) == ("payment_unrecorded", NUMBER, ACCOUNT,
-                                                                        {"payment_id": asked["id"]})
+    assert (event.kind, event.channel, event.subject, event.account, event.detail, event.extra) == (
+        "payment_unrecorded", "ussd", NUMBER, ACCOUNT, "provider started it; ledger write failed",
+        {"payment_id": asked["id"]})
 
 
 def test_its_callback_finds_it_by_our_key_and_records_the_providers_id(deps, provider):
@@ -956,3 +1022,244 @@ def test_a_payment_the_provider_cannot_be_asked_about_for_a_day_is_left_to_an_ag
     pid = started.data["pay_reference"]
     settled = settle_provider_result(deps, result(pid, amount=Decimal(5000), idempotency_key=started.data["pay_key"]))
     assert settled.changed and present(settled.payment).status == "succeeded"
+
+
+# ---------------------------------------------------------------- an agent's word on an unresolved payment
+KEY = "pay-" + "a" * 40
+PORTAL = "MM7KQ2ZP9XW4"      # the provider's reference, read on its portal or the customer's wallet SMS
+
+
+def unresolved(deps: Deps, purpose: str = "bill") -> LocalPayment:
+    """A payment of 12 500 whose provider id was never recorded, given up by the worker: an agent decides."""
+    assert deps.ledger is not None
+    deps.ledger.create(idempotency_key=KEY, msisdn=NUMBER, account_number=ACCOUNT, purpose=purpose,
+                       amount=Decimal(12500), language="en", wallet="wave")
+    return present(deps.ledger.give_up_unrecorded(KEY))
+
+
+def with_billing(deps: Deps) -> tuple[str | None, str | None]:
+    """Where the payment stands with billing, as the agents' console lists it: ``due`` (the worker posts it),
+    ``posted``, ``refused`` (for a supervisor), and what billing said."""
+    with deps.ledger._sessions() as db:   # type: ignore[union-attr]
+        row = db.scalars(select(PaymentIntentRow).where(PaymentIntentRow.idempotency_key == KEY)).one()
+        return row.billing_post, row.billing_said
+
+
+def test_an_agents_paid_settles_it_under_the_providers_reference_and_billing_is_credited_once(deps, billing,
+                                                                                             audit):
+    payment = unresolved(deps)
+    settled = settle_by_agent(deps, payment, paid=True, reference=PORTAL)
+    paid = present(settled.payment)
+    assert (settled.changed, settled.mismatch, settled.kept) == (True, (), False)
+    assert (paid.status, paid.provider_payment_id, paid.reference, paid.failure_reason) == (
+        "succeeded", PORTAL, PORTAL, None)
+    assert outbox(deps) == [("payment_receipt", NUMBER, "en", {
+        "payment_id": PORTAL, "reference": PORTAL, "amount": "12500", "account_number": ACCOUNT, "purpose": "bill",
+        "token": None, "failure_reason": None}, f"payment:{PORTAL}:succeeded")]
+    assert billing.posts == [{"account_number": ACCOUNT, "payment_id": PORTAL, "amount": Decimal(12500),
+                              "currency": "XOF", "reference": PORTAL, "idempotency_key": f"post-{KEY}"}]
+    assert with_billing(deps) == ("posted", None)
+    [event] = audit.events
+    assert (event.kind, event.channel, event.subject, event.account, event.detail, event.extra) == (
+        "payment_posted_to_billing", "agent", NUMBER, ACCOUNT, "an agent's settlement recorded by billing",
+        {"amount": "12500", "payment_id": PORTAL})
+    # The form sent twice, then the worker's pass: nothing settled, told or credited twice.
+    again = settle_by_agent(deps, payment, paid=True, reference=PORTAL)
+    assert (again.changed, present(again.payment).status) == (False, "succeeded")
+    assert post_owed_to_billing(deps) == 0
+    assert (len(billing.posts), len(outbox(deps)), len(audit.events)) == (1, 1, 1)
+
+
+def test_an_agents_not_paid_fails_it_as_not_received_under_an_id_of_our_own_and_credits_nothing(deps, billing,
+                                                                                                audit):
+    # A reference typed before the supervisor chose "not paid" is not the payment's.
+    settled = settle_by_agent(deps, unresolved(deps), paid=False, reference=PORTAL)
+    failed = present(settled.payment)
+    assert settled.changed
+    assert (failed.status, failed.provider_payment_id, failed.reference, failed.failure_reason) == (
+        "failed", f"none-{KEY}", None, "not_received")
+    assert outbox(deps) == [("payment_failed", NUMBER, "en", {
+        "payment_id": f"none-{KEY}", "reference": None, "amount": "12500", "account_number": ACCOUNT,
+        "purpose": "bill", "token": None, "failure_reason": "not_received"}, f"payment:none-{KEY}:failed")]
+    assert (billing.posts, with_billing(deps), audit.events, post_owed_to_billing(deps)) == ([], (None, None), [], 0)
+    # No longer on its way: the customer may pay the whole balance again.
+    assert run(deps, "payments.start", account_number=ACCOUNT).outcome == "bill"
+
+
+def test_the_providers_own_success_is_never_owed_to_billing(deps, billing):
+    # The provider's approval reaches billing on its side; posting it again would credit the account twice.
+    pending(deps)
+    assert settle_provider_result(deps, result()).changed
+    assert deps.ledger is not None and deps.ledger.to_post_to_billing() == []
+    assert (post_owed_to_billing(deps), billing.posts) == (0, [])
+
+
+def test_billing_down_when_an_agent_says_paid_keeps_it_owed_and_the_workers_pass_posts_it_once(deps, billing,
+                                                                                               audit):
+    billing.refuse = BackendUnavailable("billing down")
+    settled = settle_by_agent(deps, unresolved(deps), paid=True, reference=PORTAL)
+    assert settled.changed and present(settled.payment).status == "succeeded"
+    assert deps.ledger is not None and [p.idempotency_key for p in deps.ledger.to_post_to_billing()] == [KEY]
+    assert (with_billing(deps), post_owed_to_billing(deps), audit.events) == (("due", None), 0, [])   # still down
+    billing.refuse = None
+    assert post_owed_to_billing(deps) == 1                      # the worker's next pass
+    assert [p["payment_id"] for p in billing.posts] == [PORTAL] and with_billing(deps) == ("posted", None)
+    [event] = audit.events
+    assert (event.kind, event.channel, event.subject) == ("payment_posted_to_billing", "worker", NUMBER)
+    assert (post_owed_to_billing(deps), len(billing.posts)) == (0, 1)
+
+
+@pytest.mark.parametrize(("refusal", "said"), [
+    (Conflict("payment MM7KQ2ZP9XW4 was received with another account or amount"),
+     "Conflict: payment MM7KQ2ZP9XW4 was received with another account or amount"),
+    (Rejected("account 1000001 is closed", code="account_closed"), "account_closed: account 1***001 is closed"),
+    (Rejected("amount above the account's limit"), "Rejected: amount above the account's limit"),
+    (Rejected(code="account_closed"), "account_closed"),
+    (NotFound(""), "NotFound"),
+    (Rejected("x" * 300), "Rejected: " + "x" * 190),
+])
+def test_a_post_billing_refuses_for_good_is_kept_for_a_supervisor_with_what_billing_said(deps, billing, audit,
+                                                                                         refusal, said):
+    billing.refuse = refusal
+    assert settle_by_agent(deps, unresolved(deps), paid=True, reference=PORTAL).changed
+    assert with_billing(deps) == ("refused", said)
+    [event] = audit.events
+    assert (event.kind, event.channel, event.subject, event.account, event.extra) == (
+        "payment_billing_refused", "agent", NUMBER, ACCOUNT, {"amount": "12500", "payment_id": PORTAL})
+    assert event.detail == f"billing refused the agent's settlement: {said}"[:200]
+    # The worker does not post it again: a supervisor decides (the console's "Post to billing again").
+    billing.refuse = None
+    assert deps.ledger is not None and deps.ledger.to_post_to_billing() == []
+    assert (post_owed_to_billing(deps), billing.posts) == (0, [])
+
+
+def test_posting_to_billing_says_what_billing_did_as_the_supervisors_notice_tells_it(deps, billing):
+    billing.refuse = BackendUnavailable("billing down")
+    settle_by_agent(deps, unresolved(deps), paid=True, reference=PORTAL)
+    assert deps.ledger is not None
+    paid = present(deps.ledger.get(KEY))
+    assert post_to_billing(deps, paid, "agent") == "unavailable"          # kept due: the worker posts it
+    billing.refuse = Conflict("payment MM7KQ2ZP9XW4 was received with another account or amount")
+    assert post_to_billing(deps, paid, "agent") == "refused"
+    assert deps.ledger.move_billing(KEY, "refused", "due")                # a supervisor's "Post to billing again"
+    billing.refuse = None
+    assert post_to_billing(deps, paid, "agent") == "posted" and len(billing.posts) == 1
+
+
+@pytest.mark.parametrize(("reference", "posted_as"), [
+    ("W" * 40, "W" * 40),                                        # billing takes ids of up to 40 characters
+    ("W" * 41, "REF-588f1506e13244f170a7bc91abf485a8"),
+])
+def test_a_reference_longer_than_billings_ids_is_posted_under_a_stable_digest(deps, billing, reference, posted_as):
+    settle_by_agent(deps, unresolved(deps), paid=True, reference=reference)
+    [post] = billing.posts
+    assert (post["payment_id"], post["reference"], len(post["payment_id"]) <= 40) == (posted_as, reference, True)
+
+
+def test_payments_unresolved_for_a_day_to_the_second_are_each_left_to_an_agent_in_one_pass(deps, provider, audit):
+    provider.unreachable = True
+    assert deps.ledger is not None
+    for key, account in (("pay-1", ACCOUNT), ("pay-2", "1000002")):
+        deps.ledger.create(idempotency_key=key, msisdn=NUMBER, account_number=account, purpose="bill",
+                           amount=Decimal(5000), wallet="wave")
+    with deps.ledger._sessions() as db:
+        db.execute(update(PaymentIntentRow).values(created_at=NOW - timedelta(days=1)))
+        db.commit()
+    assert reconcile_pending(deps, NOW, 300, give_up_seconds=86_400) == tally(unresolved=2)
+    assert [p.status for p in ledger_rows(deps)] == ["unresolved", "unresolved"]
+    # What the agents read in the audit trail: who gave up, and why the money may be gone.
+    assert [(e.kind, e.channel, e.account, e.detail, e.extra) for e in audit.events] == [
+        ("payment_unresolved", "worker", account, "provider never answered by our key; may be debited",
+         {"amount": "5000", "purpose": "bill"}) for account in (ACCOUNT, "1000002")]
+
+
+# ---------------------------------------------------------------- the provider's word after an agent's
+def test_a_late_approval_after_an_agents_not_paid_is_kept_and_the_customer_told_it_is_being_checked(deps, audit):
+    settle_by_agent(deps, unresolved(deps), paid=False, reference=None)
+    late = result("PAY-LATE", event_id="EV-LATE", reference="MM9", idempotency_key=KEY)
+
+    kept = settle_provider_result(deps, late)
+
+    assert (kept.changed, kept.mismatch, kept.kept) == (False, ("payment_id", "status"), True)
+    assert present(kept.payment).status == "failed"                      # never applied
+    assert deps.ledger is not None
+    [row] = deps.ledger.mismatches(f"none-{KEY}")                        # listed with the payment, for an agent
+    assert (row["event_id"], row["source"], row["reasons"], row["status"]) == (
+        "EV-LATE", "callback", "payment_id,status", "open")
+    assert json.loads(row["received"])["payment_id"] == "PAY-LATE"
+    [event] = audit.events
+    assert (event.kind, event.channel, event.subject, event.account, event.detail, event.extra) == (
+        "callback_after_settlement", "payment_callback", NUMBER, ACCOUNT, "provider says succeeded after failed; kept",
+        {"amount": "12500", "provider_payment_id": "PAY-LATE"})
+    told = [entry for entry in outbox(deps) if entry[0] == "payment_under_review"]
+    assert told == [("payment_under_review", NUMBER, "en", {"amount": "12500", "account_number": ACCOUNT,
+                                                            "reference": "MM9", "purpose": "bill"},
+                     "payment:PAY-LATE:under_review")]
+    # The provider sends it again: nothing kept or told twice.
+    assert settle_provider_result(deps, late).kept
+    assert len(deps.ledger.mismatches(f"none-{KEY}")) == 1 and len(outbox(deps)) == 2
+
+
+def test_a_late_refusal_after_an_agents_paid_is_kept_with_what_disagrees_and_tells_no_one_more(deps, audit):
+    settle_by_agent(deps, unresolved(deps), paid=True, reference=PORTAL)
+    late = result("PAY-LATE", status="failed", event_id="EV-LATE", amount=Decimal(500), idempotency_key=KEY)
+    kept = settle_provider_result(deps, late)
+    assert (kept.changed, kept.mismatch, kept.kept) == (False, ("payment_id", "status", "amount"), True)
+    assert deps.ledger is not None and present(deps.ledger.get(KEY)).status == "succeeded"
+    assert [r["reasons"] for r in deps.ledger.mismatches(PORTAL)] == ["payment_id,status,amount"]
+    assert [e.detail for e in audit.events if e.kind == "callback_after_settlement"] == [
+        "provider says failed after succeeded; kept"]
+    assert [kind for kind, *_ in outbox(deps)] == ["payment_receipt"]    # the receipt only
+
+
+@pytest.mark.parametrize("word", ["failed", "pending"])
+def test_a_late_word_that_agrees_or_is_not_final_is_not_kept(deps, audit, word):
+    settle_by_agent(deps, unresolved(deps), paid=False, reference=None)
+    late = settle_provider_result(deps, result("PAY-LATE", status=word, event_id="EV-LATE", idempotency_key=KEY))
+    if word == "failed":        # it agrees: the payment as it is, nothing to keep
+        assert (present(late.payment).status, late.changed, late.mismatch, late.kept) == ("failed", False, (), False)
+    else:                       # not the provider's last word: nothing to apply (the callback's 404)
+        assert (late.payment, late.changed, late.mismatch, late.kept) == (None, False, (), False)
+    assert deps.ledger is not None and deps.ledger.mismatches(f"none-{KEY}") == []
+    assert audit.events == [] and [kind for kind, *_ in outbox(deps)] == ["payment_failed"]
+
+
+# ---------------------------------------------------------------- a database in another zone
+@pytest.fixture
+def deps_an_hour_east(postgres_url: str, billing: Billing, provider: Provider, audit: Audit) -> Deps:
+    """The same, on PostgreSQL whose sessions speak West Africa Time (a server configured in local time): the
+    ledger's stamps come back an hour east of UTC, the same instants."""
+    url = f"{postgres_url}%20-cTimeZone%3DAfrica/Lagos"
+    migrate(url)
+    sessions = make_sessions(url)
+    return Deps(billing=billing, links=None, preferences=None, throttle=MemoryThrottle(), payments=provider,  # type: ignore[arg-type]
+                ledger=SqlPaymentLedger(sessions), outbox=SqlOutbox(sessions, OutboxSeal([Fernet.generate_key()])),
+                security=audit, settings=DialogSettings(payment_callback_url=CALLBACK))
+
+
+def test_a_payments_age_and_history_are_the_same_instants_from_a_database_an_hour_east(deps_an_hour_east, provider):
+    deps, ledger = deps_an_hour_east, deps_an_hour_east.ledger
+    assert ledger is not None
+    ledger.create(idempotency_key=KEY, msisdn=NUMBER, account_number=ACCOUNT, purpose="bill", amount=Decimal(5000),
+                  wallet="wave")
+    created = present(present(ledger.get(KEY)).created_at)
+    assert created.utcoffset() == timedelta(hours=1)
+    [item] = run(deps, "payments.recent", account_number=ACCOUNT).data["pay_list"]
+    assert datetime.fromisoformat(item["created_at"]) == created
+    # Given up a day after it was created, to the second (not an hour later).
+    provider.unreachable = True
+    assert reconcile_pending(deps, (created + timedelta(days=1)).astimezone(UTC), 300,
+                             give_up_seconds=86_400) == tally(unresolved=1)
+
+
+def test_the_providers_approval_by_our_key_of_a_payment_it_had_refused_is_kept_and_the_customer_told(deps, provider,
+                                                                                                    audit):
+    provider.fail = Rejected("insufficient funds", code="insufficient_funds")
+    refused = run(deps, "payments.initiate", **confirmed())
+    key = refused.data["pay_key"]
+    kept = settle_provider_result(deps, result("PAY-LATE", event_id="EV-LATE", idempotency_key=key))
+    assert (kept.changed, kept.mismatch, kept.kept) == (False, ("payment_id", "status"), True)
+    assert deps.ledger is not None and present(deps.ledger.get(key)).status == "failed"
+    assert [r["reasons"] for r in deps.ledger.mismatches(key)] == ["payment_id,status"]
+    assert [e.kind for e in audit.events] == ["callback_after_settlement"]
+    assert [kind for kind, *_ in outbox(deps)] == ["payment_under_review"]

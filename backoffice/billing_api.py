@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from . import notices
 from .context import services
-from .errors import BadRequest, Conflict, Invalid, NotFound
+from .errors import Conflict, Invalid, NotFound
 from .models import Account, Arrangement, Bill, Customer, Payment, PaymentPost
 from .payment_decisions import pay_bills
 from .wire import (
@@ -24,6 +24,7 @@ from .wire import (
     fmt_date,
     fmt_datetime,
     fmt_decimal,
+    idempotency_key,
     int_field,
     json_body,
     normalise_msisdn,
@@ -176,14 +177,6 @@ def payments(account_number: str) -> Response:
         return jsonify({"payments": [_payment_json(p) for p in rows]})
 
 
-def _idempotency_key() -> str:
-    key = (request.headers.get("Idempotency-Key") or "").strip()
-    if not key:
-        raise BadRequest("the Idempotency-Key header is required", code="idempotency_key_required")
-    if len(key) > 200:
-        raise BadRequest("Idempotency-Key is longer than 200 characters", code="bad_idempotency_key")
-    return key
-
 
 def _payment_json(payment: Payment) -> dict[str, Any]:
     return {"payment_id": payment.payment_id, "reference": payment.reference, "amount": fmt_decimal(payment.amount),
@@ -198,7 +191,7 @@ def post_payment(account_number: str) -> tuple[Response, int]:
     twice; the same id with another account or amount is a conflict. The ``Idempotency-Key`` (IETF
     httpapi-idempotency-key-header): the same key and body get the first answer again, the same key with
     another body 422 ``idempotency_key_reused``."""
-    key = _idempotency_key()
+    key = idempotency_key()
     body = json_body()
     digest = body_hash({"account_number": account_number, **body})
     with services().sessions() as session:
@@ -286,7 +279,7 @@ def _schedule(kind: str, months: int, due: Decimal, today: date) -> list[dict[st
 
 @blueprint.post("/accounts/<account_number>/arrangements")
 def create_arrangement(account_number: str) -> tuple[Response, int]:
-    key = _idempotency_key()
+    key = idempotency_key()
     body = json_body()
     digest = body_hash({"account_number": account_number, **body})
     with services().sessions() as session:

@@ -15,16 +15,16 @@ import uuid
 from decimal import Decimal
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, jsonify
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from .context import services
-from .errors import BadRequest, Conflict, Invalid, NotFound
+from .errors import Conflict, Invalid, NotFound
 from .models import Meter, PaymentIntent, Vend
 from .payment_decisions import XOF_PER_KWH, sts_token
-from .wire import body_hash, decimal_field, fmt_datetime, fmt_decimal, json_body, text_field
+from .wire import body_hash, decimal_field, fmt_datetime, fmt_decimal, idempotency_key, json_body, text_field
 
 __all__ = ["MAX_VEND", "MIN_VEND", "blueprint", "vend_json"]
 
@@ -40,14 +40,6 @@ def vend_json(vend: Vend) -> dict[str, Any]:
             "amount": fmt_decimal(vend.amount), "currency": vend.currency, "kwh": fmt_decimal(vend.kwh),
             "token": vend.token, "vended_at": fmt_datetime(vend.created_at)}
 
-
-def _key() -> str:
-    key = (request.headers.get("Idempotency-Key") or "").strip()
-    if not key:
-        raise BadRequest("the Idempotency-Key header is required", code="idempotency_key_required")
-    if len(key) > 200:
-        raise BadRequest("Idempotency-Key is longer than 200 characters", code="bad_idempotency_key")
-    return key
 
 
 def _replay(session: Session, key: str, digest: str) -> Vend | None:
@@ -82,7 +74,7 @@ def _token_already_bought(session: Session, payment_id: str, meter: Meter, amoun
 def vend(meter_id: str) -> tuple[Response, int]:
     """Vend a token for ``amount`` XOF on the prepaid meter, paid by ``payment_id``: 201 the new vend, 200 the
     one already made for this key or payment (never a second credit)."""
-    key = _key()
+    key = idempotency_key()
     body = json_body()
     digest = body_hash({"meter_id": meter_id, **body})
     with services().sessions() as session:

@@ -25,6 +25,7 @@ __all__ = [
     "fmt_datetime",
     "fmt_decimal",
     "has_places",
+    "idempotency_key",
     "int_field",
     "json_body",
     "normalise_msisdn",
@@ -55,6 +56,16 @@ def json_body() -> dict[str, Any]:
     if not isinstance(body, dict):
         raise BadRequest("the body must be a JSON object", code="bad_json")
     return body
+
+
+def idempotency_key() -> str:
+    """The request's ``Idempotency-Key`` header: required (400 without it), at most 200 characters."""
+    key = (request.headers.get("Idempotency-Key") or "").strip()
+    if not key:
+        raise BadRequest("the Idempotency-Key header is required", code="idempotency_key_required")
+    if len(key) > 200:
+        raise BadRequest("Idempotency-Key is longer than 200 characters", code="bad_idempotency_key")
+    return key
 
 
 def body_hash(body: dict[str, Any]) -> str:

@@ -36,8 +36,6 @@ def _texts(value: Any) -> list[str]:
     return []
 
 
-
-
 def shows_secret(menus: Any, screen: Screen | None) -> bool:
     """Whether ``screen`` (of the flows in ``menus``, ``engine.flows.menus``) may show a token or a code."""
     if screen is None:

@@ -77,6 +77,18 @@ def agents_see(settings: Settings, app: Flask, msisdn: str) -> list[dict[str, st
             for n in console.file(msisdn).notifications]
 
 
+def after_the_worker(settings: Settings, app: Flask, provider: FakeAfricasTalking,
+                     clock: SettableClock) -> tuple[str, str]:
+    """The worker's next pass, which must send Awa nothing by SMS; her one reply as agents then see it: its channel
+    and delivery status."""
+    clock.advance(seconds=2)
+    worker.run_once(settings)
+    assert provider.messages_to(AWA) == []
+    [row] = agents_see(settings, app, AWA)
+    assert row["kind"] == "whatsapp_reply"
+    return row["channel"], row["delivery"]
+
+
 def reply_and_callback(app: Flask, twilio: FakeTwilio, msisdn: str, text: str = "SOLDE") -> tuple[list[str], str]:
     """``msisdn`` writes ``text`` on WhatsApp: the TwiML's messages, and the one status callback URL they name."""
     phone = TwilioWhatsAppPhone(app.test_client(), msisdn, token=twilio.auth_token)
@@ -123,11 +135,7 @@ def test_a_twiml_reply_that_fails_for_another_reason_stays_failed_for_agents_and
     _, url = reply_and_callback(app, twilio, AWA)
     # 63024: the recipient cannot be reached on WhatsApp; SMS would not mend what Twilio could not deliver there.
     assert post_twilio_status(app.test_client(), twilio.auth_token, url, status(AWA, "failed", "63024")) == 204
-    product_clock.advance(seconds=2)
-    worker.run_once(tw)
-    assert provider.messages_to(AWA) == []
-    [row] = agents_see(tw, app, AWA)
-    assert (row["kind"], row["channel"], row["delivery"]) == ("whatsapp_reply", "whatsapp", "failed")
+    assert after_the_worker(tw, app, provider, product_clock) == ("whatsapp", "failed")
 
 
 def test_a_forged_status_callback_is_refused_and_changes_nothing(
@@ -141,11 +149,7 @@ def test_a_forged_status_callback_is_refused_and_changes_nothing(
     bare = url.split("?")[0]
     assert post_twilio_status(client, twilio.auth_token, url, undelivered,
                               signature=twilio_signature(twilio.auth_token, bare, undelivered)) == 403
-    product_clock.advance(seconds=2)
-    worker.run_once(tw)
-    assert provider.messages_to(AWA) == []
-    [row] = agents_see(tw, app, AWA)
-    assert (row["channel"], row["delivery"]) == ("whatsapp", "sent")
+    assert after_the_worker(tw, app, provider, product_clock) == ("whatsapp", "sent")
 
 
 def test_a_status_for_a_reference_the_product_never_gave_is_answered_cleanly_and_changes_nothing(
@@ -158,11 +162,7 @@ def test_a_status_for_a_reference_the_product_never_gave_is_answered_cleanly_and
     # Signed, but not a reference of ours (a number where the reference goes): refused as a bad request.
     malformed = f"{tw.public_base_url}/whatsapp/twilio/status?ref={AWA.lstrip('+')}"
     assert post_twilio_status(client, twilio.auth_token, malformed, status(AWA, "undelivered", "63016")) == 400
-    product_clock.advance(seconds=2)
-    worker.run_once(tw)
-    assert provider.messages_to(AWA) == []
-    [row] = agents_see(tw, app, AWA)
-    assert (row["channel"], row["delivery"]) == ("whatsapp", "sent")
+    assert after_the_worker(tw, app, provider, product_clock) == ("whatsapp", "sent")
 
 
 def test_the_same_message_posted_again_gets_the_same_twiml_and_is_recorded_once(

@@ -355,6 +355,8 @@ def build_adapters(settings: Settings, guard: GatewayGuard, security: SecurityAu
     answers = build_durable_answers(settings, sessions) if sessions is not None else None
     inbox = build_inbox(settings, sessions) if sessions is not None else None
     windows = SqlWhatsAppWindows(sessions, settings.clock) if sessions is not None else None
+    # Where a WhatsApp webhook's own reply is recorded as sent (either provider): its statuses then act on it.
+    replies = OutboxReplies.whatsapp(deps.outbox) if deps is not None and deps.outbox is not None else None
     adapters: list[ChannelAdapter] = [
         UssdAdapter(settings.default_region, guard, security, on_reject=metrics.rejected.labels("ussd").inc),
         SmsAdapter(sms_sender, settings.default_region, guard, security,
@@ -365,14 +367,13 @@ def build_adapters(settings: Settings, guard: GatewayGuard, security: SecurityAu
                               settings.default_region, security, ledger,
                               idle_seconds=settings.whatsapp_session_idle_seconds,
                               on_reject=metrics.rejected.labels("whatsapp").inc, inbox=inbox, windows=windows,
-                              answers=answers),
+                              answers=answers, status_url=f"{settings.public_base_url}{twilio_status.PATH}",
+                              replies=replies),
         MetaWhatsAppAdapter(settings.meta_app_secret, settings.meta_verify_token, meta_sender, record_status,
                             settings.default_region, security, ledger,
                             idle_seconds=settings.whatsapp_session_idle_seconds,
                             on_reject=metrics.rejected.labels("whatsapp").inc, inbox=inbox, windows=windows,
-                            answers=answers,
-                            replies=OutboxReplies.whatsapp(deps.outbox)
-                            if deps is not None and deps.outbox is not None else None),
+                            answers=answers, replies=replies),
     ]
     if deps is not None:
         adapters.append(build_web_adapter(settings, deps, guard, secret or secrets.token_hex(32),

@@ -22,16 +22,21 @@ order. When the
 product fails otherwise (an unexpected error, or such a message cannot even be kept) the answer is still a
 200 TwiML message asking the customer to send the message again in a few minutes: Twilio does not post a
 webhook again by default, so a 5xx would leave the customer with no answer at all.
-What the customer wrote (a PIN) is never logged or kept. A reply given in the TwiML is recorded in the database
-once the answer has gone (``answers``: ``record_answered``), so the same ``MessageSid`` posted again after Redis
-restarted empty is not answered twice.
+What the customer wrote (a PIN) is never logged or kept. A reply given in the TwiML is as safe as one Meta's adapter
+sends: each ``<Message>`` asks Twilio to post its status to the signed status endpoint (``action``: ``status_url``
+with an opaque reference of the reply's part, ``channels/twiml_refs.py``), and once the answer has gone the reply is
+recorded in the outbox as a sent ``whatsapp_reply`` (``replies``: its text and bodies sealed, a screen showing no code
+or token marked plain, each part known by its reference), so a later ``failed``/``undelivered`` status sends it by
+SMS where the outbox's rules allow (outside the 24-hour window) and agents see it with its delivery status; the
+database then also knows the message answered, and the same ``MessageSid`` posted again after Redis restarted empty
+is not answered twice (without ``replies``: ``answers``, ``record_answered``).
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -62,7 +67,9 @@ from .answer_ledger import (
     release_claim,
 )
 from .msisdn import to_e164
+from .reply_secrets import shows_secret
 from .sms_inbox import Inbox, KeptMessage, keep_for_worker, waits_behind
+from .twiml_refs import action_url, part_ids, reply_ref
 from .whatsapp import (
     CAPABILITIES,
     CHANNEL,
@@ -71,6 +78,7 @@ from .whatsapp import (
     NOT_READABLE,
     TEXT_ONLY,
     UNAVAILABLE,
+    WebhookReplies,
     Windows,
     clean_text,
     key_of,
@@ -127,11 +135,29 @@ def _our_number(form: Mapping[str, str]) -> str:
     return to.removeprefix("whatsapp:") if _FROM.match(to) else ""
 
 
-def _twiml(*bodies: str) -> str:
+def _twiml(*bodies: str, actions: Sequence[str] = ()) -> str:
+    """TwiML with a ``<Message>`` per body; ``actions``: where Twilio posts each one's status (by POST)."""
     response = MessagingResponse()
-    for body in bodies:
-        response.message(body)
+    for index, body in enumerate(bodies):
+        if index < len(actions):
+            response.message(body, action=actions[index], method="POST")
+        else:
+            response.message(body)
     return str(response)
+
+
+@dataclass(frozen=True, slots=True)
+class _Given:
+    """A reply given in the TwiML, as the outbox records it once the answer has gone (``WebhookReplies``)."""
+
+    message_id: str
+    to: str
+    language: str
+    text: str
+    bodies: list[str]
+    ids: list[str]
+    from_number: str
+    plain: bool
 
 
 @dataclass(frozen=True)
@@ -151,6 +177,10 @@ class TwilioWhatsAppAdapter(KeyedBySender, ChannelAdapter):
     # Whether a message the ledger forgot (Redis restarted empty) was answered all the same: the database.
     answers: DurableAnswers | None = None
     windows: Windows | None = None      # when each customer last wrote (WhatsApp's 24-hour window)
+    # The signed status endpoint's public URL (``channels/twilio_status.py``): each ``<Message>``'s ``action``.
+    status_url: str = ""
+    # The outbox, where a reply given in the TwiML is recorded as sent (its later statuses act on it).
+    replies: WebhookReplies | None = None
 
     @property
     def capabilities(self) -> ChannelCapabilities:
@@ -259,15 +289,15 @@ class TwilioWhatsAppAdapter(KeyedBySender, ChannelAdapter):
             # The window is with the number written to (``To``), not with every number of the account.
             customer, ours = turn.customer or "", _our_number(form)
             try:
-                response, at_once = self._answer(engine, turn, form)
+                response, given = self._answer(engine, turn, form)
             except Exception:
                 note_window(self.windows, customer, PROVIDER, number=ours)
                 raise
 
             def noted() -> None:
                 note_window(self.windows, customer, PROVIDER, number=ours)
-                if at_once:     # the durable record a repost finds once Redis forgot (``answered_before``)
-                    record_answered(self.answers, turn.hop_id, channel=CHANNEL)
+                if given is not None:   # the durable record a repost finds once Redis forgot (``answered_before``)
+                    self._record(given)
             # Once the answer has gone (the server closes the response after sending it): the reply is Twilio's
             # answer, and must not wait for the database, however slow or unreachable it is.
             response.call_on_close(noted)
@@ -275,53 +305,75 @@ class TwilioWhatsAppAdapter(KeyedBySender, ChannelAdapter):
 
         return bp
 
-    def _answer(self, engine: Engine, turn: Turn, form: Mapping[str, str]) -> tuple[Response, bool]:
-        """The TwiML answer to one signed, readable message, and whether it is a reply run and given now (not a
-        repost's answer, nor a message kept for the worker, whose reply the outbox records)."""
+    def _answer(self, engine: Engine, turn: Turn, form: Mapping[str, str]) -> tuple[Response, _Given | None]:
+        """The TwiML answer to one signed, readable message, and the reply it gives when it is one run and given now
+        (not a repost's answer, nor a message kept for the worker, whose reply the outbox records)."""
         if not turn.input and (form.get("NumMedia") or "0").strip() not in ("", "0"):
             # A picture or a voice note without words: nothing to answer but a request for text.
-            return Response(_twiml(TEXT_ONLY), mimetype=_TWIML), False
+            return Response(_twiml(TEXT_ONLY), mimetype=_TWIML), None
         known = self.ledger.recall(LEDGER, turn.hop_id)
         if known is not None and isinstance(known.get("twiml"), str):
             log.info("whatsapp retry of an answered message user=%s: same answer", mask(turn.address))
-            return Response(known["twiml"], mimetype=_TWIML), False
+            return Response(known["twiml"], mimetype=_TWIML), None
         if known is None and answered_before(self.ledger, self.answers, turn.hop_id):
             # Answered before the ledger forgot (its Redis restarted empty): the database says so. Its answer
             # went then; nothing again.
             log.info("whatsapp repost of a message answered before user=%s: nothing again", mask(turn.address))
-            return Response(_twiml(), mimetype=_TWIML), False
+            return Response(_twiml(), mimetype=_TWIML), None
         claim = claim_message(self.ledger, self.answers, turn.hop_id, CHANNEL)
         if claim in (Claim.TAKEN, Claim.BUSY):
             # Another delivery of it runs now, or ran just before Redis restarted empty: answered by that one (Twilio
             # posts nothing again: an answer asking to send it again would be a second reply if that one answers).
             log.info("whatsapp copy of a message claimed already user=%s: nothing", mask(turn.address))
-            return Response(_twiml(), mimetype=_TWIML), False
+            return Response(_twiml(), mimetype=_TWIML), None
         if claim is Claim.UNSURE:
-            return self.failure_response(), False
+            return self.failure_response(), None
         try:
             return self._run(engine, turn, form)
         except Exception:
             release_claim(self.answers, turn.hop_id)
             raise
 
-    def _run(self, engine: Engine, turn: Turn, form: Mapping[str, str]) -> tuple[Response, bool]:
+    def _run(self, engine: Engine, turn: Turn, form: Mapping[str, str]) -> tuple[Response, _Given | None]:
         """``_answer`` for a message this delivery claimed."""
         if waits_behind(self.inbox, turn) and keep_for_worker(self.inbox, turn, text=turn.input or "",
                                                              provider=PROVIDER):
             # Run now, it would be answered before the sender's messages kept earlier: kept behind them.
-            return Response(_twiml(), mimetype=_TWIML), False
+            return Response(_twiml(), mimetype=_TWIML), None
         reply = engine.handle(turn)
         if reply.transient:
             # Busy or the session store down: the hop did not run. Kept, the worker answers it through the
             # outbox; a "send it again" message would ask the customer to do what the worker does.
             if keep_for_worker(self.inbox, turn, text=turn.input or "", provider=PROVIDER,
                                short_code=_our_number(form)):
-                return Response(_twiml(), mimetype=_TWIML), False
+                return Response(_twiml(), mimetype=_TWIML), None
             release_claim(self.answers, turn.hop_id)     # the customer is asked to send it again
-            return self.failure_response(), False
-        twiml = self.render(reply)
-        if not reply.replayed:
-            self.ledger.keep(LEDGER, turn.hop_id, {"twiml": twiml})
+            return self.failure_response(), None
+        bodies = self.messages(reply)
+        # The reference is the message's: a replayed hop's TwiML names the record the first answer made.
+        ref = reply_ref(self.auth_token, turn.hop_id)
+        ids = part_ids(ref, len(bodies))
+        twiml = _twiml(*bodies, actions=[action_url(self.status_url, ref, part) for part in range(len(bodies))]
+                       if self.status_url else ())
         log.info("whatsapp hop user=%s node=%s end=%s", mask(turn.address),
                  reply.screen.node if reply.screen else "-", reply.end)
-        return Response(twiml, mimetype=_TWIML), not reply.replayed
+        if reply.replayed:
+            return Response(twiml, mimetype=_TWIML), None
+        self.ledger.keep(LEDGER, turn.hop_id, {"twiml": twiml})
+        return Response(twiml, mimetype=_TWIML), _Given(
+            turn.hop_id, turn.customer or "", reply.screen.language if reply.screen else "", reply.text, bodies, ids,
+            _our_number(form), not shows_secret(engine.flows.menus, reply.screen))
+
+    def _record(self, given: _Given) -> None:
+        """Keep in the database the reply that went in the TwiML (``replies``; without them, that the message was
+        answered: ``answers``); a failure is logged, the reply having gone."""
+        if self.replies is None:
+            record_answered(self.answers, given.message_id, channel=CHANNEL)
+            return
+        try:
+            self.replies.record_sent_reply(given.to, language=given.language, message_id=given.message_id,
+                                           text=given.text, messages=given.bodies, ids=given.ids, provider=PROVIDER,
+                                           from_number=given.from_number, plain=given.plain)
+        except Exception as exc:  # noqa: BLE001 - the database down: the customer has the reply already
+            log.warning("whatsapp reply to %s given, not recorded: %s", mask(given.to), type(exc).__name__)
+            record_answered(self.answers, given.message_id, channel=CHANNEL)

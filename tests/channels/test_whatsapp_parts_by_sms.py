@@ -28,9 +28,12 @@ from tests.support.fake_twilio import FakeTwilio
 from tests.support.throwaway_redis import ThrowawayRedis
 
 from .whatsapp_phones import (
+    TWILIO_NUMBER,
     TwilioWhatsAppPhone,
+    post_twilio_status,
     twilio_reports,
     twilio_sending,
+    twiml_actions,
 )
 
 AWA = "+221770000001"
@@ -136,3 +139,26 @@ def test_a_second_part_reported_undelivered_finds_its_row_and_only_it_goes_by_sm
     assert twilio_reports(client, twilio) == [204]
     assert worker.run_once(long_screens).get("notifications_sent") is None
     assert len(provider.messages_to(STRANGER)) == 1
+
+
+def test_a_twiml_reply_s_second_part_reported_undelivered_sends_by_sms_that_part_only(
+        long_screens: Settings, twilio: FakeTwilio, provider: FakeAfricasTalking,
+        product_clock: SettableClock) -> None:
+    """The webhook's own answer in three ``<Message>``s: each names its own status callback, so Twilio's word on
+    one part finds that part of the recorded reply."""
+    phone = TwilioWhatsAppPhone(create_app(long_screens).test_client(), STRANGER, token=twilio.auth_token)
+    answered = phone.send("Bonjour")
+    assert len(answered) == 3
+    callbacks = [url for url, _ in twiml_actions(phone.last_twiml)]
+    assert len(set(callbacks)) == 3                                  # one reference per part
+    client = create_app(long_screens).test_client()
+    for url, state in zip(callbacks, ("delivered", "undelivered", "delivered"), strict=True):
+        form = {"MessageSid": f"SM{len(state):032x}", "MessageStatus": state, "To": f"whatsapp:{STRANGER}", "From": f"whatsapp:{TWILIO_NUMBER}",
+                **({"ErrorCode": "63016"} if state == "undelivered" else {})}
+        assert post_twilio_status(client, twilio.auth_token, url, form) == 204
+    row = row_of(long_screens, STRANGER)
+    assert (row.kind, row.status, row.channel) == ("whatsapp_reply", "pending", "sms")
+    product_clock.advance(seconds=2)
+    assert worker.run_once(long_screens)["notifications_sent"] == 1
+    assert provider.messages_to(STRANGER) == ["(suite) " + answered[1]]   # the part she did not get, only
+    assert twilio.sent == []                                              # nothing again on WhatsApp

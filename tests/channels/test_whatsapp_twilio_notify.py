@@ -162,7 +162,8 @@ def test_a_customer_who_wrote_lately_gets_the_outage_alert_as_free_text(settings
     [alert] = twilio.sent
     assert alert["Body"] == OUTAGE_TEXT_FR and "ContentSid" not in alert
     assert twilio_reports(app.test_client(), twilio) == [204]
-    [row] = rows_of(settings, AWA)
+    menu, row = rows_of(settings, AWA)      # the webhook's answer to MENU, recorded as sent, then the alert
+    assert (menu["kind"], menu["status"]) == ("whatsapp_reply", "sent")
     assert (row["status"], row["channel"], row["delivery"]) == ("sent", "whatsapp", "delivered")
 
 
@@ -202,7 +203,8 @@ def test_free_text_twilio_took_then_reported_outside_the_window_goes_again_as_th
     text, template = twilio.sent
     assert text["Body"] == OUTAGE_TEXT_FR and template["ContentSid"] == OUTAGE_FR
     assert twilio_reports(client, twilio) == [204]      # the template: delivered
-    [row] = rows_of(settings, AWA)
+    menu, row = rows_of(settings, AWA)
+    assert menu["kind"] == "whatsapp_reply"
     assert (row["status"], row["channel"], row["delivery"]) == ("sent", "whatsapp", "delivered")
     assert worker.run_once(settings).get("notifications_sent") is None
     assert len(twilio.sent) == 2 and provider.sent == []

@@ -70,14 +70,27 @@ def twilio_reports(client: FlaskClient, twilio: FakeTwilio) -> list[int]:
     answers = []
     while twilio.callbacks:
         url, form = twilio.callbacks.pop(0)
-        response = client.post(urlsplit(url).path, data=form,
-                               headers={"X-Twilio-Signature": twilio_signature(twilio.auth_token, url, form)})
-        answers.append(response.status_code)
+        answers.append(post_twilio_status(client, twilio.auth_token, url, form))
     return answers
+
+
+def post_twilio_status(client: FlaskClient, token: str, url: str, form: dict[str, str],
+                       signature: str | None = None) -> int:
+    """Twilio posting ``form`` to the status callback ``url`` (its query string included), signed under ``token``
+    unless ``signature`` is given; the product's answer."""
+    parts = urlsplit(url)
+    headers = {"X-Twilio-Signature": twilio_signature(token, url, form) if signature is None else signature}
+    return client.post(parts.path + (f"?{parts.query}" if parts.query else ""), data=form,
+                       headers=headers).status_code
 
 
 def meta_signature(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def twiml_actions(xml: str) -> list[tuple[str, str]]:
+    """Each ``<Message>``'s status callback as Twilio reads it: its ``action`` URL and ``method``."""
+    return [(m.get("action", ""), m.get("method", "")) for m in ET.fromstring(xml).findall("Message")]
 
 
 def twiml_messages(xml: str) -> list[str]:

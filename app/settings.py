@@ -42,12 +42,12 @@ def _whole(name: str, default: int, lowest: int, highest: int, unit: str) -> int
     return int(raw)
 
 
-def _vend_waits(first: int, most: int) -> dict[str, int]:
+def _vend_waits(first: int, most: int) -> tuple[int, int]:
     """The vend retry's first wait and longest wait: whole seconds, a first wait from 1 s to an hour (the customer
     waits for a code already paid for), the longest from it to a day; anything else is ``SettingRefused``."""
     first = _whole("VEND_FIRST_WAIT_SECONDS", first, 1, 3600, "seconds")
     most = _whole("VEND_MAX_WAIT_SECONDS", most, first, 86_400, "seconds")
-    return {"vend_first_wait_seconds": first, "vend_max_wait_seconds": most}
+    return first, most
 
 
 def _list(name: str) -> tuple[str, ...]:
@@ -236,6 +236,7 @@ class Settings:
 
     @classmethod
     def from_env(cls) -> Settings:
+        vend_first, vend_most = _vend_waits(cls.vend_first_wait_seconds, cls.vend_max_wait_seconds)
         return cls(
             menus_path=_env("MENUS_PATH", cls.menus_path),
             database_url=_env("DATABASE_URL", cls.database_url),
@@ -297,7 +298,7 @@ class Settings:
             payment_not_started_keep_days=int(_env("PAYMENT_NOT_STARTED_KEEP_DAYS",
                                                    str(cls.payment_not_started_keep_days))),
             purge_interval_seconds=int(_env("PURGE_INTERVAL_SECONDS", str(cls.purge_interval_seconds))),
-            **_vend_waits(cls.vend_first_wait_seconds, cls.vend_max_wait_seconds),
+            vend_first_wait_seconds=vend_first, vend_max_wait_seconds=vend_most,
             sms_session_idle_seconds=int(_env("SMS_SESSION_IDLE_SECONDS", str(cls.sms_session_idle_seconds))),
             quiet_hours=os.environ.get("QUIET_HOURS", cls.quiet_hours),
             quiet_hours_tz=_env("QUIET_HOURS_TZ", cls.quiet_hours_tz),

@@ -110,3 +110,71 @@ def test_a_purchase_the_provider_approved_unheard_gets_its_own_token_when_vended
 
     assert (vended.status_code, vended.json()["token"]) == (201, approved)
     assert Decimal(_credit(api, http)["credit_kwh"]) == before
+
+
+def _listed(api: str, http: requests.Session) -> list[dict[str, Any]]:
+    """The money received on Moussa's account, as ``GET /accounts/{n}/payments`` lists it."""
+    payments: list[dict[str, Any]] = http.get(f"{api}/accounts/3000001/payments", params={"limit": 100}).json()[
+        "payments"]
+    return payments
+
+
+def test_a_vend_is_money_received_listed_once_with_the_accounts_payments(api: str, http: requests.Session) -> None:
+    vend = _vend(api, http, "vend-listed-1", {"payment_id": "MM7KQ2ZP9XW6", "amount": "3000"}).json()
+    _vend(api, http, "vend-listed-2", {"payment_id": "MM7KQ2ZP9XW6", "amount": "3000"})
+
+    listed = [p for p in _listed(api, http) if p["payment_id"] == "MM7KQ2ZP9XW6"]
+
+    assert listed == [{"payment_id": "MM7KQ2ZP9XW6", "reference": "MM7KQ2ZP9XW6", "amount": "3000", "currency": "XOF",
+                       "paid_at": vend["vended_at"], "channel": "agent"}]
+
+
+def test_vended_under_the_receipts_reference_the_late_approval_gives_the_same_token_and_credits_once(
+        api: str, http: requests.Session) -> None:
+    """The supervisor typed the receipt's reference, not the provider's id: the payment's key names the same money,
+    so its approval later is one purchase, one token, one credit, one line in the account's payments."""
+    payment_id = _purchase(api, http, "late-by-receipt-1")
+    before = Decimal(_credit(api, http)["credit_kwh"])
+    vended = _vend(api, http, "vend-receipt-1", {"payment_id": "MMRECEIPT001", "payment_key": "late-by-receipt-1",
+                                                 "amount": "2000"})
+    assert (vended.status_code, vended.json()["payment_id"]) == (201, payment_id)
+
+    assert http.post(f"{api}/payments/{payment_id}/approve").status_code == 200
+
+    assert http.get(f"{api}/payments/{payment_id}").json()["token"] == vended.json()["token"]
+    assert Decimal(_credit(api, http)["credit_kwh"]) == before + 20
+    assert [(p["reference"], p["channel"]) for p in _listed(api, http) if p["payment_id"] == payment_id] == [
+        ("MMRECEIPT001", "agent")]
+    # Vended again under the reference alone (an older client), or under the key: the same vend.
+    again = _vend(api, http, "vend-receipt-2", {"payment_id": "MMRECEIPT001", "payment_key": "late-by-receipt-1",
+                                                "amount": "2000"})
+    assert (again.status_code, again.json()["token"]) == (200, vended.json()["token"])
+
+
+def test_approved_first_a_vend_under_the_receipts_reference_gives_the_providers_token(
+        api: str, http: requests.Session) -> None:
+    payment_id = _purchase(api, http, "approved-by-receipt-1")
+    assert http.post(f"{api}/payments/{payment_id}/approve").status_code == 200
+    approved = http.get(f"{api}/payments/{payment_id}").json()["token"]
+    before = Decimal(_credit(api, http)["credit_kwh"])
+
+    vended = _vend(api, http, "vend-approved-receipt-1", {"payment_id": "MMRECEIPT002",
+                                                          "payment_key": "approved-by-receipt-1", "amount": "2000"})
+
+    assert (vended.status_code, vended.json()["token"]) == (201, approved)
+    assert Decimal(_credit(api, http)["credit_kwh"]) == before
+    assert [p["channel"] for p in _listed(api, http) if p["payment_id"] == payment_id] == ["mobile_money"]
+
+
+def test_a_key_of_another_payment_does_not_borrow_its_token(api: str, http: requests.Session) -> None:
+    """A payment key whose purchase is for another amount names other money: the vend stands on its reference."""
+    payment_id = _purchase(api, http, "other-amount-1")
+    assert http.post(f"{api}/payments/{payment_id}/approve").status_code == 200
+    approved = http.get(f"{api}/payments/{payment_id}").json()["token"]
+    before = Decimal(_credit(api, http)["credit_kwh"])
+
+    vended = _vend(api, http, "vend-other-amount-1", {"payment_id": "MMRECEIPT003", "payment_key": "other-amount-1",
+                                                      "amount": "5000"})
+
+    assert vended.status_code == 201 and vended.json()["payment_id"] == "MMRECEIPT003"
+    assert vended.json()["token"] != approved and Decimal(_credit(api, http)["credit_kwh"]) == before + 50

@@ -191,7 +191,7 @@ def test_unreachable_the_token_stays_owed_awa_is_told_once_and_the_waits_double(
     if unreachable == "vending":
         vending.fail = BackendUnavailable("read timeout")
     else:
-        deps.billing.down = True  # type: ignore[attr-defined]
+        deps.billing.down = True
 
     assert vend_token(deps, owed, "agent", NOW) == "unavailable"
 
@@ -206,7 +206,7 @@ def test_unreachable_the_token_stays_owed_awa_is_told_once_and_the_waits_double(
     assert vend_owed_tokens(deps, NOW + timedelta(seconds=89)) == 0 and ledger(deps).vend_tries == 2
     assert [kind for kind, *_ in sms(deps)] == ["payment_token_owed"]
     vending.fail = None
-    deps.billing.down = False  # type: ignore[attr-defined]
+    deps.billing.down = False
 
     assert vend_owed_tokens(deps, NOW + timedelta(seconds=90)) == 1
 

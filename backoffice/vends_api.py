@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 from .context import services
 from .errors import Conflict, Invalid, NotFound
 from .models import Meter, Payment, PaymentIntent, Vend
-from .payment_decisions import XOF_PER_KWH, sts_token
+from .payment_decisions import XOF_PER_KWH, started_payment, sts_token
 from .wire import body_hash, decimal_field, fmt_datetime, fmt_decimal, idempotency_key, json_body, text_field
 
 __all__ = ["MAX_VEND", "MIN_VEND", "blueprint", "vend_json"]
@@ -66,19 +66,6 @@ def _same_payment(session: Session, payment_id: str, meter_id: str, amount: Deci
     return vended
 
 
-def _provider_payment(session: Session, payment_id: str, payment_key: str | None, meter: Meter,
-                      amount: Decimal) -> PaymentIntent | None:
-    """The provider's prepaid purchase this vend pays for: by its id, or by the key it was started with (the
-    supervisor typed the receipt's reference); only one for this meter's account and this amount."""
-    paid = session.get(PaymentIntent, payment_id)
-    if paid is None and payment_key:
-        paid = session.scalar(select(PaymentIntent).where(PaymentIntent.idempotency_key == payment_key))
-    if (paid is not None and paid.purpose == "prepaid" and paid.account_number == meter.account_number
-            and paid.amount == amount):
-        return paid
-    return None
-
-
 def _token_already_bought(paid: PaymentIntent | None) -> str | None:
     """The token the mobile-money flow already issued for this payment (the provider approved it, the product
     never heard, an agent settled it by hand): given again, the meter not credited twice."""
@@ -105,7 +92,7 @@ def vend(meter_id: str) -> tuple[Response, int]:
         payment_key = text_field(body, "payment_key", required=False, max_len=200)
         amount = decimal_field(body, "amount", minimum=MIN_VEND, maximum=MAX_VEND, places=0)
         currency = text_field(body, "currency", required=False, max_len=3, choices=("XOF",)) or "XOF"
-        paid = _provider_payment(session, reference, payment_key, meter, amount)
+        paid = started_payment(session, reference, payment_key, meter.account_number, amount, "prepaid")
         payment_id = paid.payment_id if paid is not None else reference
         vended = _same_payment(session, payment_id, meter_id, amount)
         if vended is not None:

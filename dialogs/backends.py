@@ -264,9 +264,11 @@ class BillingBackend(Protocol):
         """Records a deferral or instalment plan. ``Rejected`` when the back end refuses it."""
 
     def post_payment(self, account_number: str, *, payment_id: str, amount: Decimal, currency: str,
-                     reference: str | None, idempotency_key: str) -> PaymentRecord:
+                     reference: str | None, idempotency_key: str, payment_key: str | None = None) -> PaymentRecord:
         """Records money received outside the mobile-money flow (an agent's settlement on the provider's
-        proof): it pays the account's bills. The same ``payment_id`` posted again is counted once.
+        proof): it pays the account's bills. The same ``payment_id`` posted again is counted once; ``payment_key``,
+        the key the payment was started with at the provider, names the same money when ``payment_id`` is a
+        receipt's reference, so the provider's approval of it is never counted again.
         ``NotFound`` for an unknown account; ``Conflict``/``Rejected`` when billing refuses it."""
 
 

@@ -523,7 +523,8 @@ def post_to_billing(deps: Deps, payment: LocalPayment, by: str) -> str:
     try:
         deps.billing.post_payment(payment.account_number, payment_id=payment_id, amount=payment.amount,
                                   currency=payment.currency, reference=payment.reference,
-                                  idempotency_key=f"post-{payment.idempotency_key}")
+                                  idempotency_key=f"post-{payment.idempotency_key}",
+                                  payment_key=payment.idempotency_key)
     except BackendUnavailable as exc:
         log.warning("payment of account %s not posted to billing yet (%s): the worker retries",
                     mask(payment.account_number), type(exc).__name__)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import html
 import re
-from collections.abc import Iterator
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -35,7 +34,6 @@ from dialogs.stores import ProviderResult
 from tests.channels.test_ussd_payments import wait_for
 from tests.support.engine import UssdPhone
 from tests.support.ports import closed_port
-from tests.support.services import serve_wsgi
 from tests.web_fallback.agents.conftest import sign_in
 
 AWA = "+221770000001"
@@ -97,13 +95,6 @@ def act(client: FlaskClient, token: str, path: str, **fields: str) -> str:
 
 def payment_sms(deps: Any) -> list[dict[str, Any]]:
     return [e for e in deps.outbox.pending() if e["kind"].startswith("payment_")]
-
-
-@pytest.fixture
-def site(agents_app: Flask) -> Iterator[str]:
-    """The product on loopback, where the provider's callbacks reach it."""
-    with serve_wsgi(agents_app) as url:
-        yield url
 
 
 def test_asking_the_provider_now_settles_a_payment_it_approved(agent, deps, backoffice_url) -> None:

@@ -28,18 +28,15 @@ from backend_clients.config import ClientConfig
 from backend_clients.metering import MeteringClient
 from backoffice.models import Meter, Vend
 from dialogs.vending import vend_owed_tokens
+from tests.channels.test_ussd_payments import wait_for
 from tests.support.engine import UssdPhone
 from tests.support.ports import closed_port
-
-__all__ = ["site"]   # the product served on loopback, where the provider's callbacks reach it (a fixture)
-from tests.channels.test_ussd_payments import wait_for
 from tests.web_fallback.agents.test_console_payments_to_resolve import (
     mismatched,
     notice,
     open_awa,
     payment_sms,
     provider_side,
-    site,
     text,
 )
 
@@ -171,6 +168,11 @@ def test_vending_system_down_the_token_is_owed_and_the_worker_vends_it_later(
         "payment_token_owed", MOUSSA, None)
     assert settle_unresolved_payment(down, MOUSSA, KEY, paid=True, reference=REFERENCE, reason="portal",
                                      by="agent dev:moussa").outcome == "already"
+    # His last payments show the purchase paid, and that the code is on its way (not an empty "Code: -").
+    owed_screen = last_payment_screen(agents_app)
+    assert owed_screen.startswith("CON Achat réussi le ") and owed_screen.endswith(
+        "\nMontant: 2 000 FCFA\nCode: en préparation, il vous sera envoyé par SMS\nRéférence: MM7KQ2ZP9XW4\n"
+        f"{NAV}")
     # 30 s later the worker asks again, still down (the next wait doubles, to 60 s): Moussa is not told twice.
     assert vend_owed_tokens(down, agents_settings.clock() + timedelta(seconds=31)) == 0
     assert [e["kind"] for e in payment_sms(deps)] == ["payment_token_owed"]
@@ -186,6 +188,7 @@ def test_vending_system_down_the_token_is_owed_and_the_worker_vends_it_later(
     bought = deps.ledger.get(KEY)
     [_, receipt] = payment_sms(deps)
     assert receipt["kind"] == "payment_receipt" and receipt["payload"]["token"] == bought.token
+    assert f"Code: {grouped(bought.token)}\nRéférence: {REFERENCE}\n" in last_payment_screen(agents_app)
     assert credit(backoffice_url)["last_purchase"]["token"] == bought.token
     assert tokens_owed(open_awa(client, token, MOUSSA)) == ""
     assert reconcile_payments(deps, agents_settings, now + timedelta(days=1))["tokens_vended"] == 0

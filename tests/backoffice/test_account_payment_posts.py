@@ -12,6 +12,8 @@ from typing import Any
 
 import requests
 
+from tests.backoffice.conftest import start_payment
+
 
 def _post(api: str, http: requests.Session, key: str, body: Any) -> requests.Response:
     return http.post(f"{api}/accounts/1000001/payments", json=body, headers={"Idempotency-Key": key})
@@ -61,12 +63,8 @@ def test_a_new_key_for_a_payment_already_received_counts_it_once(api: str, http:
 
 def _started(api: str, http: requests.Session, key: str) -> str:
     """Awa's 5 000 FCFA bill payment started with the provider under the payer's key (decided by hand here)."""
-    started = http.post(f"{api}/payments", headers={"Idempotency-Key": key}, json={
-        "account_number": "1000001", "msisdn": "+221770000001", "amount": "5000", "purpose": "bill",
-        "wallet": "orange_money"})
-    assert started.status_code == 202, started.text
-    payment_id: str = started.json()["payment_id"]
-    return payment_id
+    return start_payment(api, http, key, account_number="1000001", msisdn="+221770000001", amount="5000",
+                         purpose="bill", wallet="orange_money")
 
 
 def test_posted_under_the_receipts_reference_the_providers_late_approval_pays_the_bills_once(

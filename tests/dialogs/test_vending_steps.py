@@ -26,7 +26,7 @@ from dialogs.payments import settle_by_agent, settle_provider_result
 from dialogs.registry import Deps, DialogSettings
 from dialogs.stores import LocalPayment, ProviderResult
 from dialogs.vending import vend_owed_tokens, vend_token, vend_wait
-from engine.security_audit import SecurityEvent
+from tests.dialogs.test_payment_steps import Audit
 
 AWA = "+221770000003"
 ACCOUNT = "3000001"
@@ -68,14 +68,6 @@ class Vending:
         made = Vend(f"VND-{len(self.tokens) + 1}", meter_id, payment_id, amount, amount / 100,
                     f"{len(self.tokens) + 1:020d}" if self.tokens else TOKEN)
         return self.tokens.setdefault(payment_key or payment_id, made)
-
-
-class Audit:
-    def __init__(self) -> None:
-        self.events: list[SecurityEvent] = []
-
-    def record(self, event: SecurityEvent) -> None:
-        self.events.append(event)
 
 
 @pytest.fixture

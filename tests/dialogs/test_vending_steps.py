@@ -10,6 +10,8 @@ for every mutant of ``dialogs/vending.py`` and of ``settle_by_agent``; the agent
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -17,8 +19,10 @@ from typing import Any
 
 import pytest
 from cryptography.fernet import Fernet
+from sqlalchemy import select
 
 from app.storage import SqlOutbox, SqlPaymentLedger, make_sessions
+from app.storage.models import PaymentIntentRow
 from app.storage.outbox_seal import OutboxSeal
 from app.storage.throttle import MemoryThrottle
 from dialogs.backends import Account, BackendUnavailable, NotFound, Rejected, Vend
@@ -154,6 +158,23 @@ def test_asked_again_nothing_is_vended_twice_nor_sent_twice(deps, vending, audit
     assert [e.kind for e in audit.events] == ["payment_token_vended"]
 
 
+def vend_said(deps: Deps) -> str | None:
+    """What the vending system said refusing the token, as the agents' console lists it under "tokens owed"."""
+    with deps.ledger._sessions() as db:   # type: ignore[union-attr]
+        return db.scalars(select(PaymentIntentRow.vend_said).where(PaymentIntentRow.idempotency_key == KEY)).one()
+
+
+def test_a_purchase_still_on_its_way_owes_no_token_and_asks_nothing(deps, vending) -> None:
+    assert deps.ledger is not None
+    deps.ledger.create(idempotency_key=KEY, msisdn=AWA, account_number=ACCOUNT, purpose="prepaid",
+                       amount=Decimal(2000))
+    deps.ledger.mark_pending(KEY, "PAY-0001")
+
+    assert vend_token(deps, ledger(deps), "worker", NOW) == "already"
+
+    assert vending.asked == [] and (ledger(deps).vend, ledger(deps).token) == (None, None) and sms(deps) == []
+
+
 def test_a_payment_that_owes_no_token_asks_nothing(deps, vending) -> None:
     assert deps.ledger is not None
     deps.ledger.create(idempotency_key=KEY, msisdn=AWA, account_number=ACCOUNT, purpose="prepaid",
@@ -204,6 +225,7 @@ def test_unreachable_the_token_stays_owed_awa_is_told_once_and_the_waits_double(
 
     assert (ledger(deps).token, ledger(deps).vend) == (TOKEN, "vended")
     assert [kind for kind, *_ in sms(deps)] == ["payment_token_owed", "payment_receipt"]
+    assert [(e.kind, e.channel) for e in audit.events] == [("payment_token_vended", "worker")]
     assert vend_owed_tokens(deps, NOW + timedelta(days=1)) == 0
 
 
@@ -239,7 +261,7 @@ def test_refused_for_good_the_token_is_owed_to_a_supervisor_audited_and_awa_told
     assert vend_token(deps, settled_by_hand(deps), "agent", NOW) == "refused"
 
     refused = ledger(deps)
-    assert (refused.vend, refused.token, refused.vend_tries) == ("refused", None, 1)
+    assert (refused.vend, refused.token, refused.vend_tries, vend_said(deps)) == ("refused", None, 1, said)
     assert [(e.kind, e.channel, e.subject, e.account, e.detail, e.extra) for e in audit.events] == [
         ("payment_vend_refused", "agent", AWA, ACCOUNT, f"vending system refused the token: {said}",
          {"amount": "2000", "payment_id": RECEIPT})]
@@ -317,3 +339,37 @@ def test_a_late_decline_after_a_hand_settled_not_paid_agrees_and_keeps_nothing(d
     assert (late.changed, late.kept, late.mismatch) == (False, False, ())
     assert deps.ledger.mismatches(f"none-{KEY}") == [] and audit.events == []
     assert ledger(deps).vend is None
+
+
+def test_a_long_refusal_is_kept_and_audited_cut_at_200_characters(deps, vending, audit) -> None:
+    vending.fail = Rejected("the meter " + "is blocked " * 30, code="meter_blocked")
+
+    assert vend_token(deps, settled_by_hand(deps), "agent", NOW) == "refused"
+
+    said = "meter_blocked: the meter " + "is blocked " * 30
+    assert vend_said(deps) == said[:200]
+    [event] = audit.events
+    assert event.detail == f"vending system refused the token: {said}"[:200] and len(event.detail) == 200
+
+
+@pytest.fixture
+def tokyo(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """This process's local time zone is not UTC (nine hours ahead)."""
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_a_supervisors_vend_unanswered_is_asked_again_30_s_later_whatever_the_local_zone(deps, vending,
+                                                                                         tokyo) -> None:
+    """A supervisor's vend carries no time of its own: its wait counts from now in UTC, as the worker's does."""
+    assert deps.ledger is not None
+    vending.fail = BackendUnavailable("down")
+
+    assert vend_token(deps, settled_by_hand(deps), "agent") == "unavailable"
+
+    now = datetime.now(UTC)
+    assert deps.ledger.to_vend(now + timedelta(seconds=20)) == []
+    assert [p.idempotency_key for p in deps.ledger.to_vend(now + timedelta(seconds=31))] == [KEY]

@@ -194,6 +194,8 @@ def build_deps(settings: Settings, sessions: sessionmaker[Session],
                                         session_seconds=session_seconds(settings),
                                         default_session_seconds=settings.session_ttl_seconds,
                                         pin_codes_per_day=settings.pin_codes_per_day,
+                                        vend_first_wait_seconds=settings.vend_first_wait_seconds,
+                                        vend_max_wait_seconds=settings.vend_max_wait_seconds,
                                         code_key=code_key(settings.secret_key)),
                 consent=consent, contacts=ForgetfulContacts(sessions, identity))
 

@@ -42,6 +42,14 @@ def _whole(name: str, default: int, lowest: int, highest: int, unit: str) -> int
     return int(raw)
 
 
+def _vend_waits(first: int, most: int) -> tuple[int, int]:
+    """The vend retry's first wait and longest wait: whole seconds, a first wait from 1 s to an hour (the customer
+    waits for a code already paid for), the longest from it to a day; anything else is ``SettingRefused``."""
+    first = _whole("VEND_FIRST_WAIT_SECONDS", first, 1, 3600, "seconds")
+    most = _whole("VEND_MAX_WAIT_SECONDS", most, first, 86_400, "seconds")
+    return first, most
+
+
 def _list(name: str) -> tuple[str, ...]:
     """A comma-separated variable as a tuple of its non-empty items."""
     return tuple(item.strip() for item in os.environ.get(name, "").split(",") if item.strip())
@@ -154,6 +162,10 @@ class Settings:
     # A payment never sent to the provider (``not_started``, nothing charged) is deleted this many days after it was
     # created by the retention purge; one the provider never answered about is ``unanswered`` and kept for an agent.
     payment_not_started_keep_days: int = 30
+    # A prepaid purchase settled by hand whose token the vending system did not give (unreachable): the worker
+    # asks again this long after the first try, the waits doubling up to VEND_MAX_WAIT_SECONDS (dialogs/vending.py).
+    vend_first_wait_seconds: int = 30
+    vend_max_wait_seconds: int = 3600
     # How often the worker applies the retention purge (app/storage/retention.py); 0 turns it off.
     purge_interval_seconds: int = 3600
     # SMS keyword commands (channels/sms.py): a conversation by SMS ends after this long without a message.
@@ -224,6 +236,7 @@ class Settings:
 
     @classmethod
     def from_env(cls) -> Settings:
+        vend_first, vend_most = _vend_waits(cls.vend_first_wait_seconds, cls.vend_max_wait_seconds)
         return cls(
             menus_path=_env("MENUS_PATH", cls.menus_path),
             database_url=_env("DATABASE_URL", cls.database_url),
@@ -285,6 +298,7 @@ class Settings:
             payment_not_started_keep_days=int(_env("PAYMENT_NOT_STARTED_KEEP_DAYS",
                                                    str(cls.payment_not_started_keep_days))),
             purge_interval_seconds=int(_env("PURGE_INTERVAL_SECONDS", str(cls.purge_interval_seconds))),
+            vend_first_wait_seconds=vend_first, vend_max_wait_seconds=vend_most,
             sms_session_idle_seconds=int(_env("SMS_SESSION_IDLE_SECONDS", str(cls.sms_session_idle_seconds))),
             quiet_hours=os.environ.get("QUIET_HOURS", cls.quiet_hours),
             quiet_hours_tz=_env("QUIET_HOURS_TZ", cls.quiet_hours_tz),

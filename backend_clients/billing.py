@@ -79,9 +79,10 @@ class BillingClient(HttpBackend):
                           parse=lambda data: parse_arrangement(as_object(data)))
 
     def post_payment(self, account_number: str, *, payment_id: str, amount: Decimal, currency: str,
-                     reference: str | None, idempotency_key: str) -> PaymentRecord:
+                     reference: str | None, idempotency_key: str, payment_key: str | None = None) -> PaymentRecord:
         body = {"payment_id": payment_id, "amount": format(amount, "f"), "currency": currency, "channel": "agent",
-                **({"reference": reference[:20]} if reference else {})}
+                **({"reference": reference[:20]} if reference else {}),
+                **({"payment_key": payment_key} if payment_key else {})}
         return self._call("POST", "/accounts/{}/payments", account_number, json=body,
                           idempotency_key=idempotency_key, parse=lambda data: parse_payment_record(as_object(data)))
 

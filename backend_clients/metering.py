@@ -31,11 +31,13 @@ class MeteringClient(HttpBackend):
         return self._call("GET", "/meters/{}/credit", meter_id, parse=parse_credit)
 
     def vend(self, meter_id: str, *, payment_id: str, amount: Decimal, currency: str,
-             idempotency_key: str) -> Vend:
+             idempotency_key: str, payment_key: str | None = None) -> Vend:
         # Keyed: retried on a timeout or 5xx like every keyed POST (the vending system answers a repeat with the
         # first vend, so a retry never credits twice).
-        return self._call("POST", "/meters/{}/vends", meter_id,
-                          json={"payment_id": payment_id, "amount": format(amount, "f"), "currency": currency},
+        body = {"payment_id": payment_id, "amount": format(amount, "f"), "currency": currency}
+        if payment_key:
+            body["payment_key"] = payment_key
+        return self._call("POST", "/meters/{}/vends", meter_id, json=body,
                           idempotency_key=idempotency_key, parse=parse_vend)
 
 

@@ -17,7 +17,7 @@ from . import notices
 from .context import services
 from .errors import Conflict, Invalid, NotFound
 from .models import Account, Arrangement, Bill, Customer, Payment, PaymentPost
-from .payment_decisions import pay_bills
+from .payment_decisions import pay_bills, started_payment
 from .wire import (
     body_hash,
     decimal_field,
@@ -188,7 +188,8 @@ def post_payment(account_number: str) -> tuple[Response, int]:
     """Money received outside the mobile-money flow (an agent's settlement on the provider's proof): it pays
     the account's bills oldest first, as an approved payment does. The ``payment_id`` (the provider's) is the
     payment's identity: the same payment posted again, or approved by the provider later, is never counted
-    twice; the same id with another account or amount is a conflict. The ``Idempotency-Key`` (IETF
+    twice; the same id with another account or amount is a conflict. ``payment_key`` (the key the payment was
+    started with) finds the provider's payment when ``payment_id`` is the receipt's reference. The ``Idempotency-Key`` (IETF
     httpapi-idempotency-key-header): the same key and body get the first answer again, the same key with
     another body 422 ``idempotency_key_reused``."""
     key = idempotency_key()
@@ -199,10 +200,14 @@ def post_payment(account_number: str) -> tuple[Response, int]:
         if replayed is not None:
             return replayed
         _account(session, account_number)
-        payment_id = str(text_field(body, "payment_id", max_len=40))
+        given = str(text_field(body, "payment_id", max_len=40))
+        payment_key = text_field(body, "payment_key", required=False, max_len=200)
         amount = decimal_field(body, "amount", minimum=Decimal(1), maximum=Decimal(5000000), places=0)
         currency = text_field(body, "currency", required=False, max_len=3, choices=("XOF",)) or "XOF"
-        reference = text_field(body, "reference", required=False, max_len=20) or payment_id[:20]
+        reference = text_field(body, "reference", required=False, max_len=20) or given[:20]
+        # The receipt's reference typed for the provider's id: the key finds that payment, recorded under its id.
+        paid = started_payment(session, given, payment_key, account_number, amount, "bill")
+        payment_id = paid.payment_id if paid is not None else given
         channel = text_field(body, "channel", required=False, max_len=20) or "agent"
         existing = session.get(Payment, payment_id)
         if existing is not None:

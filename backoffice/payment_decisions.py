@@ -25,7 +25,7 @@ from .models import Account, Bill, Meter, Payment, PaymentIntent, Vend, Wallet
 from .wallets import debit, refusal, wallet_for_update
 from .wire import fmt_datetime, fmt_decimal, utcnow
 
-__all__ = ["XOF_PER_KWH", "PaymentDecider", "pay_bills", "payment_json", "sts_token"]
+__all__ = ["XOF_PER_KWH", "PaymentDecider", "pay_bills", "payment_json", "started_payment", "sts_token"]
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +67,21 @@ def pay_bills(session: Session, account_number: str, amount: Decimal) -> None:
         share = min(bill.outstanding, remaining)
         bill.paid_amount += share
         remaining -= share
+
+
+def started_payment(session: Session, payment_id: str, payment_key: str | None, account_number: str | None,
+                    amount: Decimal, purpose: str) -> PaymentIntent | None:
+    """The mobile-money payment money received by hand stands for (an agent's "paid" posted or vended): by its
+    id, or by the key the payer started it with when the agent typed the receipt's reference; only one for this
+    account, amount and purpose. Recorded under its id, the provider's approval (before or after) and the hand
+    settlement are one payment: the bills paid once, one token."""
+    paid = session.get(PaymentIntent, payment_id)
+    if paid is None and payment_key:
+        paid = session.scalar(select(PaymentIntent).where(PaymentIntent.idempotency_key == payment_key))
+    if (paid is not None and paid.purpose == purpose and paid.account_number == account_number
+            and paid.amount == amount):
+        return paid
+    return None
 
 
 def _receipt_reference() -> str:

@@ -7,6 +7,12 @@ provider's) is the vend's identity, so the same payment vended again (a retry af
 the worker) gets the same token and credits the meter once. The ``Idempotency-Key`` is kept as for billing's
 posts: the same key and body get the first answer again, the same key with another body 422
 ``idempotency_key_reused``.
+
+The supervisor's reference may be the receipt's rather than the provider's payment id: the body's ``payment_key``
+(the key the product started the payment with) then finds the provider's payment, and the vend is recorded under
+that payment's id, so its late approval gives the same token and credits nothing (``payment_decisions``), and a
+purchase it approved first keeps its token. The vend is money received, listed with the account's payments
+(``GET /accounts/{n}/payments``, channel ``agent``) as an approved purchase is.
 """
 
 from __future__ import annotations
@@ -22,8 +28,8 @@ from sqlalchemy.orm import Session
 
 from .context import services
 from .errors import Conflict, Invalid, NotFound
-from .models import Meter, PaymentIntent, Vend
-from .payment_decisions import XOF_PER_KWH, sts_token
+from .models import Meter, Payment, PaymentIntent, Vend
+from .payment_decisions import XOF_PER_KWH, started_payment, sts_token
 from .wire import body_hash, decimal_field, fmt_datetime, fmt_decimal, idempotency_key, json_body, text_field
 
 __all__ = ["MAX_VEND", "MIN_VEND", "blueprint", "vend_json"]
@@ -60,12 +66,10 @@ def _same_payment(session: Session, payment_id: str, meter_id: str, amount: Deci
     return vended
 
 
-def _token_already_bought(session: Session, payment_id: str, meter: Meter, amount: Decimal) -> str | None:
+def _token_already_bought(paid: PaymentIntent | None) -> str | None:
     """The token the mobile-money flow already issued for this payment (the provider approved it, the product
-    never heard, an agent settled it by hand under its id): given again, the meter not credited twice."""
-    paid = session.get(PaymentIntent, payment_id)
-    if (paid is not None and paid.status == "succeeded" and paid.purpose == "prepaid" and paid.token
-            and paid.account_number == meter.account_number and paid.amount == amount):
+    never heard, an agent settled it by hand): given again, the meter not credited twice."""
+    if paid is not None and paid.status == "succeeded" and paid.token:
         return paid.token
     return None
 
@@ -84,15 +88,18 @@ def vend(meter_id: str) -> tuple[Response, int]:
         meter = session.get(Meter, meter_id)
         if meter is None or not meter.prepaid:
             raise NotFound(f"no prepaid meter {meter_id}", code="meter_not_found")
-        payment_id = str(text_field(body, "payment_id", max_len=40))
+        reference = str(text_field(body, "payment_id", max_len=40))
+        payment_key = text_field(body, "payment_key", required=False, max_len=200)
         amount = decimal_field(body, "amount", minimum=MIN_VEND, maximum=MAX_VEND, places=0)
         currency = text_field(body, "currency", required=False, max_len=3, choices=("XOF",)) or "XOF"
+        paid = started_payment(session, reference, payment_key, meter.account_number, amount, "prepaid")
+        payment_id = paid.payment_id if paid is not None else reference
         vended = _same_payment(session, payment_id, meter_id, amount)
         if vended is not None:
             return jsonify(vend_json(vended)), 200
         now = services().now()
         kwh = (amount / XOF_PER_KWH).quantize(Decimal("0.001"))
-        token = _token_already_bought(session, payment_id, meter, amount)
+        token = _token_already_bought(paid)
         if token is None:
             locked = session.scalar(select(Meter).where(Meter.meter_id == meter_id).with_for_update())
             assert locked is not None
@@ -102,6 +109,9 @@ def vend(meter_id: str) -> tuple[Response, int]:
                     payment_id=payment_id, meter_id=meter_id, account_number=meter.account_number, amount=amount,
                     currency=currency, kwh=kwh, token=token or sts_token(), created_at=now)
         session.add(made)
+        if meter.account_number and session.get(Payment, payment_id) is None:   # an approved one is listed already
+            session.add(Payment(payment_id=payment_id, account_number=meter.account_number, reference=reference[:20],
+                                amount=amount, currency=currency, paid_at=now, channel="agent"))
         answer = vend_json(made)
         try:
             session.commit()

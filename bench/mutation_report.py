@@ -18,7 +18,7 @@ from pathlib import Path
 
 EQUIVALENT = Path("bench/mutation_equivalent.txt")
 RESULTS = Path("bench/results/mutation.md")
-MODULES = ("dialogs.payments", "dialogs.security", "dialogs.incidents", "channels.payment_callback",
+MODULES = ("dialogs.payments", "dialogs.vending", "dialogs.security", "dialogs.incidents", "channels.payment_callback",
            "app.storage.payments", "app.storage.pins", "engine.engine")
 KILLED = ("killed", "timeout")     # a mutant that hangs the tests is caught too
 COUNTED = (*KILLED, "survived", "suspicious")

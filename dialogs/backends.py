@@ -264,9 +264,11 @@ class BillingBackend(Protocol):
         """Records a deferral or instalment plan. ``Rejected`` when the back end refuses it."""
 
     def post_payment(self, account_number: str, *, payment_id: str, amount: Decimal, currency: str,
-                     reference: str | None, idempotency_key: str) -> PaymentRecord:
+                     reference: str | None, idempotency_key: str, payment_key: str | None = None) -> PaymentRecord:
         """Records money received outside the mobile-money flow (an agent's settlement on the provider's
-        proof): it pays the account's bills. The same ``payment_id`` posted again is counted once.
+        proof): it pays the account's bills. The same ``payment_id`` posted again is counted once; ``payment_key``,
+        the key the payment was started with at the provider, names the same money when ``payment_id`` is a
+        receipt's reference, so the provider's approval of it is never counted again.
         ``NotFound`` for an unknown account; ``Conflict``/``Rejected`` when billing refuses it."""
 
 
@@ -284,9 +286,11 @@ class MeteringBackend(Protocol):
         """Remaining credit of a prepaid meter. ``NotFound`` if unknown or not prepaid."""
 
     def vend(self, meter_id: str, *, payment_id: str, amount: Decimal, currency: str,
-             idempotency_key: str) -> Vend:
+             idempotency_key: str, payment_key: str | None = None) -> Vend:
         """A token for ``amount`` on the prepaid meter, paid by ``payment_id``: the same payment (or key) vended
-        again gets the same token and credits the meter once, so a retry is always safe. ``NotFound`` for an
+        again gets the same token and credits the meter once, so a retry is always safe. ``payment_key``, the key
+        the payment was started with at the provider, names the same money when ``payment_id`` is a receipt's
+        reference: a token the provider's approval bought is given again, never a second one. ``NotFound`` for an
         unknown or postpaid meter, ``Rejected``/``Conflict`` when the vending system refuses it for good,
         ``BackendUnavailable`` when unreachable (it may have vended: ask again under the same key)."""
 

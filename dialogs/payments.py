@@ -477,11 +477,19 @@ def _late_word(deps: Deps, payment: LocalPayment, result: ProviderResult) -> Set
     settled it as not paid under ``none-<key>``, then the customer approved late): never applied, never lost.
     Kept for an agent under the ledger's id (the console lists it with the payment), audited, and the
     customer told by SMS that the money was received and is being checked. None when it agrees (nothing to
-    keep) or is not final."""
+    keep) or is not final.
+
+    An approval of a payment an agent already settled as paid under another reference (the receipt's, not the
+    provider's payment id) is a second word on the same money: never applied (a prepaid purchase is vended or
+    owed its token once, under our key), kept for an agent and audited; the customer, who had the receipt or
+    is told the code follows, is not told again."""
     assert deps.ledger is not None and deps.outbox is not None
-    if result.status not in FINAL_STATUSES or result.status == payment.status:
-        return None if result.status not in FINAL_STATUSES else Settlement(payment, False)
-    reasons = ["payment_id", "status", *_mismatches(payment, result)]
+    if result.status not in FINAL_STATUSES:
+        return None
+    again = result.status == payment.status
+    if again and result.status != "succeeded":
+        return Settlement(payment, False)
+    reasons = ["payment_id", *([] if again else ["status"]), *_mismatches(payment, result)]
     deps.ledger.keep_mismatch(result, reasons, under=payment.provider_payment_id or payment.idempotency_key)
     deps.security.record(SecurityEvent(
         kind="callback_after_settlement", channel=f"payment_{result.source}", subject=payment.msisdn,
@@ -489,7 +497,7 @@ def _late_word(deps: Deps, payment: LocalPayment, result: ProviderResult) -> Set
         extra={"amount": format(payment.amount, "f"), "provider_payment_id": result.payment_id[:64]}))
     log.error("payment of account %s: the provider says %s after it was settled %s; kept for an agent",
               mask(payment.account_number), result.status, payment.status)
-    if result.status == "succeeded":
+    if result.status == "succeeded" and not again:
         deps.outbox.add(kind="payment_under_review", msisdn=payment.msisdn, language=payment.language,
                         payload={"amount": format(payment.amount, "f"), "account_number": payment.account_number,
                                  "reference": result.reference, "purpose": payment.purpose},
@@ -515,7 +523,8 @@ def post_to_billing(deps: Deps, payment: LocalPayment, by: str) -> str:
     try:
         deps.billing.post_payment(payment.account_number, payment_id=payment_id, amount=payment.amount,
                                   currency=payment.currency, reference=payment.reference,
-                                  idempotency_key=f"post-{payment.idempotency_key}")
+                                  idempotency_key=f"post-{payment.idempotency_key}",
+                                  payment_key=payment.idempotency_key)
     except BackendUnavailable as exc:
         log.warning("payment of account %s not posted to billing yet (%s): the worker retries",
                     mask(payment.account_number), type(exc).__name__)

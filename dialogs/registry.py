@@ -74,6 +74,10 @@ class DialogSettings:
     default_session_seconds: int = 180
     # First-PIN codes by SMS to one number in a day, across its sessions (each session sends 3 at most).
     pin_codes_per_day: int = 6
+    # A token owed on a prepaid purchase settled by hand, the vending system unreachable: asked again after the
+    # first wait, the waits doubling up to the longest (VEND_FIRST_WAIT_SECONDS, VEND_MAX_WAIT_SECONDS).
+    vend_first_wait_seconds: int = 30
+    vend_max_wait_seconds: int = 3600
     # What a code a conversation sends by SMS is derived under (``dialogs.codes.issue_code``): every process
     # must share it (the app derives it from SECRET_KEY); by default one of this instance's own.
     code_key: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)

@@ -9,8 +9,8 @@ once. The token is kept on the payment by one conditional update (``record_token
 customer's receipt is queued with it through the outbox (``notify_payment``, sealed), exactly as an automatic
 success: the customer reads it again under "last payments" and on the balance.
 
-Unreachable, the payment stays owed and the worker asks again with waits doubling up to an hour
-(``vend_owed_tokens``); refused for good (the meter unknown, the amount refused), it is ``refused``: audited, shown
+Unreachable, the payment stays owed and the worker asks again with waits doubling (``vend_wait``: 30 s, doubling
+up to an hour by default; ``VEND_FIRST_WAIT_SECONDS``, ``VEND_MAX_WAIT_SECONDS``) (``vend_owed_tokens``); refused for good (the meter unknown, the amount refused), it is ``refused``: audited, shown
 to a supervisor on the console as "token owed", who asks again once the cause is fixed. Either way the customer is
 told once, by SMS, that the money is received and the code follows (``payment_token_owed``).
 """
@@ -25,20 +25,19 @@ from engine.security_audit import SecurityEvent
 
 from .backends import BackendError, BackendUnavailable, Rejected
 from .payments import back_office_payment_id, notify_payment
-from .registry import Deps
+from .registry import Deps, DialogSettings
 from .stores import LocalPayment
 
-__all__ = ["FIRST_VEND_WAIT_SECONDS", "MAX_VEND_WAIT_SECONDS", "vend_owed_tokens", "vend_token", "vend_wait"]
+__all__ = ["vend_owed_tokens", "vend_token", "vend_wait"]
 
 log = logging.getLogger("dialogs.vending")
 
-FIRST_VEND_WAIT_SECONDS = 30      # after a first vend the vending system did not answer
-MAX_VEND_WAIT_SECONDS = 3600      # the waits double up to this
 
-
-def vend_wait(tries: int) -> timedelta:
-    """How long after the ``tries``-th unanswered vend the worker asks again: 30 s, doubling, at most an hour."""
-    return timedelta(seconds=min(FIRST_VEND_WAIT_SECONDS * 2 ** max(tries - 1, 0), MAX_VEND_WAIT_SECONDS))
+def vend_wait(settings: DialogSettings, tries: int) -> timedelta:
+    """How long after the ``tries``-th unanswered vend the worker asks again: the first wait, doubling, at most the
+    longest (30 s and an hour by default)."""
+    first, most = settings.vend_first_wait_seconds, settings.vend_max_wait_seconds
+    return timedelta(seconds=min(first * 2 ** max(tries - 1, 0), most))
 
 
 def vend_token(deps: Deps, payment: LocalPayment, by: str, now: datetime | None = None,
@@ -53,9 +52,10 @@ def vend_token(deps: Deps, payment: LocalPayment, by: str, now: datetime | None 
     try:
         meter_id = deps.billing.account(payment.account_number).meter_id
         vended = deps.metering.vend(meter_id, payment_id=back_office_payment_id(payment), amount=payment.amount,
-                                    currency=payment.currency, idempotency_key=f"vend-{key}")
+                                    currency=payment.currency, idempotency_key=f"vend-{key}",
+                                    payment_key=key)
     except BackendUnavailable as exc:
-        later = (now or datetime.now(UTC)) + vend_wait(tries + 1)
+        later = (now or datetime.now(UTC)) + vend_wait(deps.settings, tries + 1)
         deps.ledger.note_vend(key, "due", None, later)
         _tell_token_owed(deps, payment)
         log.warning("token of account %s not vended yet (%s): asked again after %s", mask(payment.account_number),

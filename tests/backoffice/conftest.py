@@ -81,3 +81,12 @@ def serve_with() -> Iterator[Callable[..., str]]:
     for app, server in reversed(stack):
         server.__exit__(None, None, None)
         app.extensions["backoffice"].close()
+
+
+def start_payment(api: str, http: requests.Session, key: str, **body: str) -> str:
+    """A mobile-money payment started with the provider under the payer's ``key`` (``POST /payments``), left
+    pending for the test to decide: its id."""
+    started = http.post(f"{api}/payments", headers={"Idempotency-Key": key}, json=body)
+    assert started.status_code == 202, started.text
+    payment_id: str = started.json()["payment_id"]
+    return payment_id

@@ -12,6 +12,8 @@ from typing import Any
 
 import requests
 
+from tests.backoffice.conftest import start_payment
+
 
 def _post(api: str, http: requests.Session, key: str, body: Any) -> requests.Response:
     return http.post(f"{api}/accounts/1000001/payments", json=body, headers={"Idempotency-Key": key})
@@ -57,3 +59,43 @@ def test_a_new_key_for_a_payment_already_received_counts_it_once(api: str, http:
     # ... and that key's first answer (200) is its answer again.
     assert _post(api, http, "post-pay-4", {"payment_id": "MM7KQ2ZP9XW4", "amount": "5000"}).status_code == 200
     assert _post(api, http, "post-pay-5", {"payment_id": "MM7KQ2ZP9XW4", "amount": "900"}).status_code == 409
+
+
+def _started(api: str, http: requests.Session, key: str) -> str:
+    """Awa's 5 000 FCFA bill payment started with the provider under the payer's key (decided by hand here)."""
+    return start_payment(api, http, key, account_number="1000001", msisdn="+221770000001", amount="5000",
+                         purpose="bill", wallet="orange_money")
+
+
+def test_posted_under_the_receipts_reference_the_providers_late_approval_pays_the_bills_once(
+        api: str, http: requests.Session) -> None:
+    """The agent typed the receipt's reference, not the provider's id: the payer's key names the same money, so
+    the payment is recorded under the provider's id and its approval later counts nothing again."""
+    payment_id = _started(api, http, "bill-by-receipt-1")
+    posted = _post(api, http, "post-receipt-1", {"payment_id": "MMRECEIPT010", "payment_key": "bill-by-receipt-1",
+                                                 "amount": "5000"})
+    assert (posted.status_code, posted.json()["payment_id"], posted.json()["reference"]) == (
+        201, payment_id, "MMRECEIPT010")
+    assert _due(api, http) == "7500"
+
+    assert http.post(f"{api}/payments/{payment_id}/approve").status_code == 200
+
+    assert _due(api, http) == "7500" and _listed(api, http).count(payment_id) == 1
+    assert "MMRECEIPT010" not in _listed(api, http)
+
+
+def test_approved_first_a_post_under_the_receipts_reference_counts_nothing_again(api: str,
+                                                                                  http: requests.Session) -> None:
+    payment_id = _started(api, http, "bill-by-receipt-2")
+    assert http.post(f"{api}/payments/{payment_id}/approve").status_code == 200
+    assert _due(api, http) == "7500"
+
+    posted = _post(api, http, "post-receipt-2", {"payment_id": "MMRECEIPT011", "payment_key": "bill-by-receipt-2",
+                                                 "amount": "5000"})
+
+    assert (posted.status_code, posted.json()["payment_id"]) == (200, payment_id)
+    assert _due(api, http) == "7500" and _listed(api, http).count(payment_id) == 1
+    # A key naming a payment of another amount is other money: the post stands on its own reference.
+    other = _post(api, http, "post-receipt-3", {"payment_id": "MMRECEIPT012", "payment_key": "bill-by-receipt-2",
+                                                "amount": "2500"})
+    assert (other.status_code, other.json()["payment_id"]) == (201, "MMRECEIPT012") and _due(api, http) == "5000"

@@ -10,7 +10,10 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+import pytest
 import requests
+
+from tests.backoffice.conftest import start_payment
 
 METER = "MTR-3000001"
 
@@ -77,14 +80,17 @@ def test_bad_input_gets_a_clean_json_refusal_and_vends_nothing(api: str, http: r
     assert _credit(api, http)["credit_kwh"] == before
 
 
+def _listed(api: str, http: requests.Session) -> list[dict[str, Any]]:
+    """The money received on Moussa's account, as ``GET /accounts/{n}/payments`` lists it."""
+    payments: list[dict[str, Any]] = http.get(f"{api}/accounts/3000001/payments", params={"limit": 100}).json()[
+        "payments"]
+    return payments
+
+
 def _purchase(api: str, http: requests.Session, key: str) -> str:
     """Moussa's 2 000 FCFA prepaid purchase with the provider (decided by hand in these tests): its id."""
-    started = http.post(f"{api}/payments", headers={"Idempotency-Key": key}, json={
-        "account_number": "3000001", "msisdn": "+221770000003", "amount": "2000", "purpose": "prepaid",
-        "wallet": "wave"})
-    assert started.status_code == 202, started.text
-    payment_id: str = started.json()["payment_id"]
-    return payment_id
+    return start_payment(api, http, key, account_number="3000001", msisdn="+221770000003", amount="2000",
+                         purpose="prepaid", wallet="wave")
 
 
 def test_a_purchase_vended_by_hand_then_approved_late_keeps_its_token_and_credits_once(
@@ -99,14 +105,66 @@ def test_a_purchase_vended_by_hand_then_approved_late_keeps_its_token_and_credit
     assert Decimal(_credit(api, http)["credit_kwh"]) == before + 20
 
 
+@pytest.mark.parametrize("by_receipt", [False, True], ids=["under its id", "under the receipt's reference"])
 def test_a_purchase_the_provider_approved_unheard_gets_its_own_token_when_vended_by_hand(
+        api: str, http: requests.Session, by_receipt: bool) -> None:
+    """Vended under the provider's id, or under the receipt's reference with the key the payment was started
+    with: the provider's token, the meter not credited again, the approval alone listed as money received."""
+    key = f"approved-first-{by_receipt}"
+    payment_id = _purchase(api, http, key)
+    assert http.post(f"{api}/payments/{payment_id}/approve").status_code == 200
+    approved = http.get(f"{api}/payments/{payment_id}").json()["token"]
+    before = Decimal(_credit(api, http)["credit_kwh"])
+    body = {"payment_id": "MMRECEIPT002", "payment_key": key} if by_receipt else {"payment_id": payment_id}
+
+    vended = _vend(api, http, f"vend-{key}", {**body, "amount": "2000"})
+
+    assert (vended.status_code, vended.json()["token"]) == (201, approved)
+    assert Decimal(_credit(api, http)["credit_kwh"]) == before
+    assert [p["channel"] for p in _listed(api, http) if p["payment_id"] == payment_id] == ["mobile_money"]
+
+
+def test_a_vend_is_money_received_listed_once_with_the_accounts_payments(api: str, http: requests.Session) -> None:
+    vend = _vend(api, http, "vend-listed-1", {"payment_id": "MM7KQ2ZP9XW6", "amount": "3000"}).json()
+    _vend(api, http, "vend-listed-2", {"payment_id": "MM7KQ2ZP9XW6", "amount": "3000"})
+
+    listed = [p for p in _listed(api, http) if p["payment_id"] == "MM7KQ2ZP9XW6"]
+
+    assert listed == [{"payment_id": "MM7KQ2ZP9XW6", "reference": "MM7KQ2ZP9XW6", "amount": "3000", "currency": "XOF",
+                       "paid_at": vend["vended_at"], "channel": "agent"}]
+
+
+def test_vended_under_the_receipts_reference_the_late_approval_gives_the_same_token_and_credits_once(
         api: str, http: requests.Session) -> None:
-    payment_id = _purchase(api, http, "approved-first-1")
+    """The supervisor typed the receipt's reference, not the provider's id: the payment's key names the same money,
+    so its approval later is one purchase, one token, one credit, one line in the account's payments."""
+    payment_id = _purchase(api, http, "late-by-receipt-1")
+    before = Decimal(_credit(api, http)["credit_kwh"])
+    vended = _vend(api, http, "vend-receipt-1", {"payment_id": "MMRECEIPT001", "payment_key": "late-by-receipt-1",
+                                                 "amount": "2000"})
+    assert (vended.status_code, vended.json()["payment_id"]) == (201, payment_id)
+
+    assert http.post(f"{api}/payments/{payment_id}/approve").status_code == 200
+
+    assert http.get(f"{api}/payments/{payment_id}").json()["token"] == vended.json()["token"]
+    assert Decimal(_credit(api, http)["credit_kwh"]) == before + 20
+    assert [(p["reference"], p["channel"]) for p in _listed(api, http) if p["payment_id"] == payment_id] == [
+        ("MMRECEIPT001", "agent")]
+    # Vended again under the reference alone (an older client), or under the key: the same vend.
+    again = _vend(api, http, "vend-receipt-2", {"payment_id": "MMRECEIPT001", "payment_key": "late-by-receipt-1",
+                                                "amount": "2000"})
+    assert (again.status_code, again.json()["token"]) == (200, vended.json()["token"])
+
+
+def test_a_key_of_another_payment_does_not_borrow_its_token(api: str, http: requests.Session) -> None:
+    """A payment key whose purchase is for another amount names other money: the vend stands on its reference."""
+    payment_id = _purchase(api, http, "other-amount-1")
     assert http.post(f"{api}/payments/{payment_id}/approve").status_code == 200
     approved = http.get(f"{api}/payments/{payment_id}").json()["token"]
     before = Decimal(_credit(api, http)["credit_kwh"])
 
-    vended = _vend(api, http, "vend-approved-1", {"payment_id": payment_id, "amount": "2000"})
+    vended = _vend(api, http, "vend-other-amount-1", {"payment_id": "MMRECEIPT003", "payment_key": "other-amount-1",
+                                                      "amount": "5000"})
 
-    assert (vended.status_code, vended.json()["token"]) == (201, approved)
-    assert Decimal(_credit(api, http)["credit_kwh"]) == before
+    assert vended.status_code == 201 and vended.json()["payment_id"] == "MMRECEIPT003"
+    assert vended.json()["token"] != approved and Decimal(_credit(api, http)["credit_kwh"]) == before + 50

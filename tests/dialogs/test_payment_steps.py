@@ -65,11 +65,12 @@ class Billing:
         self.refuse: Exception | None = None       # post_payment raises it (billing down, or refusing)
 
     def post_payment(self, account_number: str, *, payment_id: str, amount: Decimal, currency: str,
-                     reference: str | None, idempotency_key: str) -> PaymentRecord:
+                     reference: str | None, idempotency_key: str, payment_key: str | None = None) -> PaymentRecord:
         if self.refuse is not None:
             raise self.refuse
         self.posts.append({"account_number": account_number, "payment_id": payment_id, "amount": amount,
-                           "currency": currency, "reference": reference, "idempotency_key": idempotency_key})
+                           "currency": currency, "reference": reference, "idempotency_key": idempotency_key,
+                           "payment_key": payment_key})
         return PaymentRecord(payment_id, reference or payment_id, amount, currency, NOW, "agent")
 
     def _balance(self, account_number: str) -> Balance:
@@ -1057,7 +1058,8 @@ def test_an_agents_paid_settles_it_under_the_providers_reference_and_billing_is_
         "payment_id": PORTAL, "reference": PORTAL, "amount": "12500", "account_number": ACCOUNT, "purpose": "bill",
         "token": None, "failure_reason": None}, f"payment:{PORTAL}:succeeded")]
     assert billing.posts == [{"account_number": ACCOUNT, "payment_id": PORTAL, "amount": Decimal(12500),
-                              "currency": "XOF", "reference": PORTAL, "idempotency_key": f"post-{KEY}"}]
+                              "currency": "XOF", "reference": PORTAL, "idempotency_key": f"post-{KEY}",
+                              "payment_key": KEY}]
     assert with_billing(deps) == ("posted", None)
     [event] = audit.events
     assert (event.kind, event.channel, event.subject, event.account, event.detail, event.extra) == (

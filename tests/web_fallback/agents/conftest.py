@@ -4,6 +4,7 @@ browser-like client (Flask's test client keeps the session cookie like a browser
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from flask.testing import FlaskClient
 
 from app.factory import create_app
 from app.settings import Settings
+from tests.support.services import serve_wsgi
 
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
@@ -40,6 +42,13 @@ def sign_in(client: FlaskClient, name: str, role: str) -> str:
     response = client.post("/agents/dev-signin", data={"name": name, "role": role, "csrf_token": csrf_of(client)})
     assert response.status_code == 302, response.get_data(as_text=True)
     return csrf_of(client, "/simulator/")
+
+
+@pytest.fixture
+def site(agents_app: Flask) -> Iterator[str]:
+    """The product on loopback, where the provider's callbacks reach it."""
+    with serve_wsgi(agents_app) as url:
+        yield url
 
 
 @pytest.fixture

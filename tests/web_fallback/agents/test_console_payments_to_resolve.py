@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import html
 import re
-from collections.abc import Iterator
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -35,7 +34,6 @@ from dialogs.stores import ProviderResult
 from tests.channels.test_ussd_payments import wait_for
 from tests.support.engine import UssdPhone
 from tests.support.ports import closed_port
-from tests.support.services import serve_wsgi
 from tests.web_fallback.agents.conftest import sign_in
 
 AWA = "+221770000001"
@@ -97,13 +95,6 @@ def act(client: FlaskClient, token: str, path: str, **fields: str) -> str:
 
 def payment_sms(deps: Any) -> list[dict[str, Any]]:
     return [e for e in deps.outbox.pending() if e["kind"].startswith("payment_")]
-
-
-@pytest.fixture
-def site(agents_app: Flask) -> Iterator[str]:
-    """The product on loopback, where the provider's callbacks reach it."""
-    with serve_wsgi(agents_app) as url:
-        yield url
 
 
 def test_asking_the_provider_now_settles_a_payment_it_approved(agent, deps, backoffice_url) -> None:
@@ -299,6 +290,34 @@ def test_settled_by_hand_as_paid_billing_is_credited_once(agents_app, supervisor
     assert post_owed_to_billing(deps) == 0
     listed = requests.get(f"{backoffice_url}/api/v1/accounts/1000001/payments", timeout=5).json()["payments"]
     assert [(p["payment_id"], p["amount"], p["channel"]) for p in listed][:1] == [("MM7KQ2ZP9XW4", "12500", "agent")]
+
+
+def test_settled_paid_under_the_receipts_reference_the_providers_late_approval_pays_the_bill_once(
+        supervisor, deps, site, backoffice_app, backoffice_url) -> None:
+    """The supervisor typed the receipt's reference, not the provider's payment id; Awa's approval reaches the
+    provider later: billing counts the money once (recorded under the provider's id by our key), the approval is
+    kept for an agent and audited, and Awa, who had her receipt, is told nothing more."""
+    client, token = supervisor
+    unresolved(deps)
+    payment_id = started_with_provider(deps, f"{site}/payments/callback")
+    open_awa(client, token)
+    act(client, token, "/console/payment-settle", decision="paid", reference="MM7KQ2ZP9XW4", reason="portal")
+    assert balance_due(backoffice_url) == "0"
+
+    requests.post(f"{backoffice_url}/api/v1/payments/{payment_id}/approve", timeout=5).raise_for_status()
+
+    [kept] = wait_for(lambda: deps.ledger.mismatches("MM7KQ2ZP9XW4"))
+    assert kept["reasons"] == "payment_id"
+    wait_for(lambda: provider_side(backoffice_app, payment_id).callback_delivered_at is not None)
+    listed = requests.get(f"{backoffice_url}/api/v1/accounts/1000001/payments", timeout=5).json()["payments"]
+    assert [(p["payment_id"], p["reference"], p["channel"]) for p in listed if p["amount"] == "12500"] == [
+        (payment_id, "MM7KQ2ZP9XW4", "agent")]
+    with backoffice_app.extensions["backoffice"].sessions() as db:   # one payment, not one per id
+        assert db.get(BillingPayment, "MM7KQ2ZP9XW4") is None
+    assert balance_due(backoffice_url) == "0"
+    [event] = [e for e in deps.security.for_account("1000001") if e.kind == "callback_after_settlement"]
+    assert event.detail == "provider says succeeded after succeeded; kept"
+    assert [e["kind"] for e in payment_sms(deps)] == ["payment_receipt"]
 
 
 def test_billing_down_when_an_agent_settles_paid_the_worker_posts_it_later(agents_app, deps, backoffice_url) -> None:

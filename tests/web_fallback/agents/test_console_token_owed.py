@@ -28,9 +28,17 @@ from backend_clients.config import ClientConfig
 from backend_clients.metering import MeteringClient
 from backoffice.models import Meter, Vend
 from dialogs.vending import vend_owed_tokens
+from tests.channels.test_ussd_payments import wait_for
 from tests.support.engine import UssdPhone
 from tests.support.ports import closed_port
-from tests.web_fallback.agents.test_console_payments_to_resolve import notice, open_awa, payment_sms, text
+from tests.web_fallback.agents.test_console_payments_to_resolve import (
+    mismatched,
+    notice,
+    open_awa,
+    payment_sms,
+    provider_side,
+    text,
+)
 
 MOUSSA = "+221770000003"
 KEY = "pay-" + "e" * 40
@@ -71,10 +79,10 @@ def credit(backoffice_url: str) -> dict[str, Any]:
     return answer
 
 
-def vends_of(backoffice_app: Flask) -> list[str]:
+def vends_of(backoffice_app: Flask, payment_id: str = REFERENCE) -> list[str]:
     """The tokens the vending system issued for Moussa's payment."""
     with backoffice_app.extensions["backoffice"].sessions() as db:
-        return [v.token for v in db.query(Vend).filter(Vend.payment_id == REFERENCE)]
+        return [v.token for v in db.query(Vend).filter(Vend.payment_id.in_((REFERENCE, payment_id)))]
 
 
 def grouped(token: str) -> str:
@@ -132,7 +140,7 @@ def test_a_retried_vend_gets_the_same_token_and_credits_the_meter_once(deps, bac
                                      by="dev:moussa").outcome == "settled_vend_down"
     # Meanwhile the vending system did vend under our key (the answer was what got lost).
     first = deps.metering.vend("MTR-3000001", payment_id=REFERENCE, amount=Decimal(2000), currency="XOF",
-                               idempotency_key=f"vend-{KEY}")
+                               idempotency_key=f"vend-{KEY}", payment_key=KEY)
     before = credit(backoffice_url)["credit_kwh"]
 
     assert vend_owed_token(deps, MOUSSA, KEY, by="agent dev:moussa").outcome == "token_vended"
@@ -160,6 +168,11 @@ def test_vending_system_down_the_token_is_owed_and_the_worker_vends_it_later(
         "payment_token_owed", MOUSSA, None)
     assert settle_unresolved_payment(down, MOUSSA, KEY, paid=True, reference=REFERENCE, reason="portal",
                                      by="agent dev:moussa").outcome == "already"
+    # His last payments show the purchase paid, and that the code is on its way (not an empty "Code: -").
+    owed_screen = last_payment_screen(agents_app)
+    assert owed_screen.startswith("CON Achat réussi le ") and owed_screen.endswith(
+        "\nMontant: 2 000 FCFA\nCode: en préparation, il vous sera envoyé par SMS\nRéférence: MM7KQ2ZP9XW4\n"
+        f"{NAV}")
     # 30 s later the worker asks again, still down (the next wait doubles, to 60 s): Moussa is not told twice.
     assert vend_owed_tokens(down, agents_settings.clock() + timedelta(seconds=31)) == 0
     assert [e["kind"] for e in payment_sms(deps)] == ["payment_token_owed"]
@@ -175,6 +188,7 @@ def test_vending_system_down_the_token_is_owed_and_the_worker_vends_it_later(
     bought = deps.ledger.get(KEY)
     [_, receipt] = payment_sms(deps)
     assert receipt["kind"] == "payment_receipt" and receipt["payload"]["token"] == bought.token
+    assert f"Code: {grouped(bought.token)}\nRéférence: {REFERENCE}\n" in last_payment_screen(agents_app)
     assert credit(backoffice_url)["last_purchase"]["token"] == bought.token
     assert tokens_owed(open_awa(client, token, MOUSSA)) == ""
     assert reconcile_payments(deps, agents_settings, now + timedelta(days=1))["tokens_vended"] == 0
@@ -219,3 +233,73 @@ def test_a_refused_vend_is_owed_and_a_supervisor_vends_again_once_fixed(
                .recent(customer=MOUSSA) if r.action in ("token_vend", "payment_settle")]
     assert actions == [("token_vend", "already"), ("token_vend", "token_vended"), ("token_vend", "refused"),
                        ("payment_settle", "settled_vend_refused")]
+
+
+def started_with_provider(deps: Any, site: str) -> str:
+    """The provider did start Moussa's purchase under our key (its prompt on his phone): its payment id."""
+    return str(deps.payments.initiate(account_number="3000001", msisdn=MOUSSA, amount=Decimal(2000),
+                                      purpose="prepaid", idempotency_key=KEY, callback_url=f"{site}/payments/callback",
+                                      wallet="wave").payment_id)
+
+
+def account_payments(backoffice_url: str) -> list[tuple[str, str, str, str]]:
+    """The money billing says Moussa's account received: (payment id, reference, amount, channel)."""
+    listed = requests.get(f"{backoffice_url}/api/v1/accounts/3000001/payments", timeout=5).json()["payments"]
+    return [(p["payment_id"], p["reference"], p["amount"], p["channel"]) for p in listed]
+
+
+def test_the_providers_late_approval_of_a_purchase_vended_by_hand_gives_no_second_token(
+        agents_app, supervisor, agent, deps, site, backoffice_app, backoffice_url) -> None:
+    """The supervisor typed the receipt's reference (not the provider's payment id); Moussa's approval reaches
+    the provider later: the same payment, one token, the meter credited once; the approval is kept for an agent
+    and audited, and Moussa, who has his receipt, is told nothing more."""
+    client, token = supervisor
+    unresolved_purchase(deps)
+    payment_id = started_with_provider(deps, site)
+    before = Decimal(credit(backoffice_url)["credit_kwh"])
+    settle(client, token)
+    bought = deps.ledger.get(KEY).token
+    # Billing lists the purchase with the account's payments (under the provider's id, the receipt's reference).
+    assert account_payments(backoffice_url)[0] == (payment_id, REFERENCE, "2000", "agent")
+
+    requests.post(f"{backoffice_url}/api/v1/payments/{payment_id}/approve", timeout=5).raise_for_status()
+
+    [kept] = wait_for(lambda: deps.ledger.mismatches(REFERENCE))
+    assert kept["reasons"] == "payment_id" and f'"payment_id": "{payment_id}"' in kept["received"]
+    wait_for(lambda: provider_side(backoffice_app, payment_id).callback_delivered_at is not None)
+    assert provider_side(backoffice_app, payment_id).token == bought
+    assert vends_of(backoffice_app, payment_id) == [bought]
+    assert Decimal(credit(backoffice_url)["credit_kwh"]) == before + 20
+    assert [p for p in account_payments(backoffice_url) if p[0] == payment_id] == [
+        (payment_id, REFERENCE, "2000", "agent")]
+    [event] = [e for e in deps.security.for_account("3000001") if e.kind == "callback_after_settlement"]
+    assert event.detail == "provider says succeeded after succeeded; kept"
+    assert [e["kind"] for e in payment_sms(deps)] == ["payment_receipt"]
+    assert f"Code: {grouped(bought)}\nRéférence: {REFERENCE}\n" in last_payment_screen(agents_app)
+    # An agent on the phone with Moussa finds the provider's approval beside the purchase, under its id.
+    agent_client, agent_token = agent
+    assert payment_id in mismatched(open_awa(agent_client, agent_token, MOUSSA))
+
+
+def test_approved_while_its_token_was_owed_the_worker_gets_the_providers_token_not_a_second(
+        agents_app, supervisor, deps, site, backoffice_app, backoffice_url, agents_settings) -> None:
+    unresolved_purchase(deps)
+    payment_id = started_with_provider(deps, site)
+    down = dataclasses.replace(deps, metering=MeteringClient(ClientConfig(f"http://127.0.0.1:{closed_port()}",
+                                                                         retries=0)))
+    assert settle_unresolved_payment(down, MOUSSA, KEY, paid=True, reference=REFERENCE, reason="portal",
+                                     by="agent dev:moussa").outcome == "settled_vend_down"
+    before = Decimal(credit(backoffice_url)["credit_kwh"])
+    # Moussa approves meanwhile: the provider's own purchase credits his meter with its token.
+    requests.post(f"{backoffice_url}/api/v1/payments/{payment_id}/approve", timeout=5).raise_for_status()
+    wait_for(lambda: deps.ledger.mismatches(REFERENCE))
+    approved = provider_side(backoffice_app, payment_id).token
+
+    assert reconcile_payments(deps, agents_settings, agents_settings.clock() + timedelta(hours=1))[
+        "tokens_vended"] == 1
+
+    assert deps.ledger.get(KEY).token == approved
+    assert Decimal(credit(backoffice_url)["credit_kwh"]) == before + 20
+    assert [(e["kind"], e["payload"]["token"]) for e in payment_sms(deps)] == [
+        ("payment_token_owed", None), ("payment_receipt", approved)]
+    assert [p[3] for p in account_payments(backoffice_url) if p[0] == payment_id] == ["mobile_money"]

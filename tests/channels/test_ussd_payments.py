@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -27,7 +28,9 @@ from app.factory import build_dispatcher, create_app
 from app.settings import Settings
 from backoffice.models import PaymentIntent
 from dialogs.codes import hash_code
+from dialogs.payments import settle_provider_result
 from dialogs.registry import Deps
+from dialogs.stores import ProviderResult
 from tests.support.engine import UssdPhone
 from tests.support.fake_africastalking import fake_africastalking
 from tests.support.outbox_rows import raw_rows
@@ -456,6 +459,24 @@ def test_prepaid_purchase_shows_the_token_after_approval(phone, served, provider
     detail = again.answer("1")
     assert re.fullmatch(r"CON Achat réussi le \d\d/\d\d \d\d:\d\d\nMontant: 2 000 FCFA\n"
                         rf"Code: {grouped}\nRéférence: {bought.reference}\n{NAV}", detail), detail
+
+
+def test_a_token_the_provider_wrote_with_dashes_reads_in_groups_of_four_in_the_last_payments(phone, served, deps):
+    deps.pins.set_pin("+221770000003", PIN)
+    p = phone("+221770000003")
+    p.dial("3")
+    for answer in ("1", "2000", "2", "1"):
+        p.answer(answer)
+    payment_id = reference(p.answer(PIN))
+    settle_provider_result(deps, ProviderResult(
+        event_id="EV-dashes", payment_id=payment_id, status="succeeded", source="callback", amount=Decimal(2000),
+        currency="XOF", account_number="3000001", msisdn="+221770000003", reference="MM-DASHES",
+        token="4821-3907-5612-8473-0195", failure_reason=None))
+    again = phone("+221770000003")
+    again.dial("3")
+    again.answer("2")
+    assert re.fullmatch(r"CON Achat réussi le \d\d/\d\d \d\d:\d\d\nMontant: 2 000 FCFA\n"
+                        rf"Code: 4821 3907 5612 8473 0195\nRéférence: MM-DASHES\n{NAV}", again.answer("1"))
 
 
 def test_the_last_screen_says_where_the_token_or_receipt_will_come_when_sms_is_not_the_choice(

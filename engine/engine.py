@@ -719,6 +719,8 @@ class Engine:
 
     def _open(self, session: Session, flow: CompiledFlow, dialed: tuple[str, ...],
               start: Start | None = None) -> Screen:
+        if start is not None and start.usage is not None:
+            return self._usage_screen(session, start.usage)
         try:
             if start is not None and start.store:
                 session.data[start.store] = start.value
@@ -1036,6 +1038,12 @@ class Engine:
         if session.history and node_id != flow.root:
             nav.append(Option(HOME, self.system_text(session.language, "home")))
         return Screen(node_id, session.language, blocks, options, tuple(nav), error)
+
+    def _usage_screen(self, session: Session, usage: Mapping[str, str]) -> Screen:
+        """A keyword written without its argument, or with a wrong one: how to write it, and the end."""
+        session.ended, session.outcome = True, "keyword_usage"
+        text = usage.get(session.language) or usage.get(self.flows.menus.default_language) or next(iter(usage.values()))
+        return Screen(session.node, session.language, (text,), end=True)
 
     def _end_screen(self, session: Session, end: _EndNow) -> Screen:
         session.ended, session.outcome = True, end.outcome

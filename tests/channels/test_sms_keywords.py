@@ -220,6 +220,26 @@ def test_an_unknown_keyword_gets_the_help_in_french_and_a_message_after_it_start
     assert awa.say("Sôlde").startswith("Compte 1000001\nA payer: 12 500 FCFA")
 
 
+def test_a_command_without_its_argument_or_with_a_wrong_one_gets_one_line_on_how_to_write_it(texter, deps):
+    awa = texter("+221770000001")
+    assert awa.say("PAYER") == "Envoyez PAYER suivi du montant, ex: PAYER 5000."
+    assert awa.say("payer cinq mille") == "Envoyez PAYER suivi du montant, ex: PAYER 5000."
+    assert deps.ledger.recent("+221770000001") == []
+    assert awa.say("SUIVI xyz") == ("Envoyez SUIVI suivi de la référence de votre demande, ex: SUIVI INC-7K3Q, "
+                                    "ou SUIVI seul pour la liste.")
+    assert awa.say("SUIVI") == "Suivi de demande:\n1. Mes demandes\n2. Saisir une référence"  # alone: the list
+    assert awa.say("CANAL fax") == "Envoyez CANAL suivi de SMS, WHATSAPP ou EMAIL, ex: CANAL WHATSAPP."
+    assert awa.say("CANAL") == "Envoyez CANAL suivi de SMS, WHATSAPP ou EMAIL, ex: CANAL WHATSAPP."
+    assert awa.say("ALERTES x") == "Envoyez ALERTES ON pour recevoir les alertes, ou ALERTES OFF pour les couper."
+    assert deps.subscriptions.for_user("+221770000001") == []
+    assert awa.say("EMAIL awa@") == ("Envoyez EMAIL suivi de votre adresse (ex: EMAIL awa.diop@exemple.sn), "
+                                     "ou du code envoyé par e-mail (ex: EMAIL 123456).")
+    assert awa.say("SOLDE 12") == ("Envoyez SOLDE pour votre compte, ou SOLDE suivi du numéro de compte à 7 "
+                                   "chiffres, ex: SOLDE 1000001.")
+    assert awa.say("ANNULER") == "Envoyez ANNULER suivi du code à 6 chiffres de notre message, ex: ANNULER 123456."
+    assert awa.say("PAYER 5000").startswith("Payer 5 000 FCFA avec (répondez par le numéro):")   # written right
+
+
 def test_a_stray_word_in_a_conversation_gets_the_help_and_a_wrong_number_the_invalid_choice(texter):
     awa = texter("+221770000001")
     balance = awa.say("SOLDE")
@@ -287,6 +307,17 @@ def test_an_unknown_keyword_gets_the_help_in_english_and_help_works_mid_conversa
     assert sahel.say("PAY 100") == CHOOSE_EN
     assert sahel.say("help") == HELP_EN        # a command while a screen waits: a new conversation
     assert sahel.say("ALRETS OFF") == CHOOSE_EN  # one typo from five letters up is forgiven
+
+
+def test_a_command_without_its_argument_gets_one_line_on_how_to_write_it_in_english(texter):
+    sahel = texter("+221770000002")
+    assert sahel.say("PAY") == "Text PAY and the amount, e.g. PAY 5000."
+    assert sahel.say("BALANCE") == CHOOSE_EN
+    assert sahel.say("ALERTS maybe") == "Text ALERTS ON to get the alerts, or ALERTS OFF to stop them."  # mid-way too
+    assert sahel.say("CHANNEL fax") == "Text CHANNEL and SMS, WHATSAPP or EMAIL, e.g. CHANNEL WHATSAPP."
+    assert sahel.say("TRACK 42") == ("Text TRACK and the reference of your request, e.g. TRACK INC-7K3Q, "
+                                     "or TRACK alone for the list.")
+    assert sahel.say("UNDO") == "Text UNDO and the 6-digit code from our message, e.g. UNDO 123456."
 
 
 def test_a_stray_word_gets_the_help_in_the_customers_language(texter):

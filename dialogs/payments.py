@@ -548,6 +548,31 @@ def notify_payment(deps: Deps, payment: LocalPayment, status: str) -> None:
     # The SMS speaks the language the customer confirmed the payment in.
     deps.outbox.add(kind=kind, msisdn=payment.msisdn, language=payment.language, payload=payload,
                     dedupe_key=f"payment:{payment.provider_payment_id}:{status}")
+    if status == "succeeded":
+        _tell_account_watchers(deps, payment)
+
+
+def _tell_account_watchers(deps: Deps, payment: LocalPayment) -> None:
+    """The alert "payment by another number": the numbers that opted in to ``payment_received`` for the account
+    hear of a payment made to it from another number (the payer has the receipt). No token, no payer's number:
+    those are the payer's."""
+    assert deps.outbox is not None
+    if deps.subscriptions is None:
+        return
+    payload = {"amount": format(payment.amount, "f"), "account_number": payment.account_number,
+               "purpose": payment.purpose, "reference": payment.reference}
+    for watcher in deps.subscriptions.subscribers("payment_received", payment.account_number):
+        if watcher.msisdn == payment.msisdn:
+            continue
+        chosen = deps.preferences.language(watcher.msisdn) if deps.preferences is not None else None
+        language = chosen or watcher.language or payment.language
+        deps.outbox.add(kind="payment_received", msisdn=watcher.msisdn, language=language, payload=payload,
+                        dedupe_key=f"payment:{payment.provider_payment_id}:received:{_digest(watcher.msisdn)}")
+
+
+def _digest(msisdn: str) -> str:
+    # A number in a dedupe key would be a number in clear wherever keys are shown: a short digest says which.
+    return hashlib.sha256(msisdn.encode()).hexdigest()[:16]
 
 
 def reconcile_pending(deps: Deps, now: datetime, after_seconds: int, max_checks: int = MAX_STATUS_CHECKS, *,

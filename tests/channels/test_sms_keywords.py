@@ -500,7 +500,7 @@ def test_channel_by_sms_in_english_and_email_without_an_address(texter, deps):
 def test_alertes_on_for_a_prepaid_meter_means_low_credit_not_bills(texter, deps):
     moussa = texter("+221770000003")
     assert moussa.say("ALERTES ON") == ("Alertes activées par SMS pour le compte 3000001: panne dans votre zone, crédit "
-                                        "faible, paiement confirmé. Envoyez ALERTES OFF pour les couper.")
+                                        "faible, paiement d'un autre numéro. Envoyez ALERTES OFF pour les couper.")
     topics = {s.topic for s in deps.subscriptions.for_user("+221770000003")}
     assert topics == {"outage_zone", "low_credit", "payment_received"}
     assert {c.source for c in deps.consent.history("+221770000003")} == {"keyword ALERTES"}

@@ -169,7 +169,7 @@ def test_alert_toggles_keep_their_numbers(phone):
     p = phone("+221770000001")
     assert p.dial("8", "2").startswith("CON Alertes par SMS (choisissez pour changer):\n1. Panne dans ma zone: non\n")
     on = p.answer("2")
-    assert "\n1. Panne dans ma zone: non\n2. Facture émise: oui\n3. Paiement confirmé: non\n" in on
+    assert "\n1. Panne dans ma zone: non\n2. Facture émise: oui\n3. Paiement d'un autre numéro: non\n" in on
 
 
 # ---------------------------------------------------------------- shortcuts

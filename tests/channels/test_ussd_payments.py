@@ -518,6 +518,33 @@ def buy_2000_of_credit(phone, deps) -> str:
     return reference(buyer.answer(PIN))
 
 
+def test_the_alert_payment_by_another_number_tells_whoever_switched_it_on_and_the_payer_has_the_receipt_only(
+        phone, served, provider, deps, app, settings):
+    # Sahel (English) watches account 3000001 from her number: preferences, alerts, 3 (off, then on).
+    deps.subscriptions.subscribe("+221770000002", "payment_received", "3000001", channel="sms", language="en")
+    # The meter owner watches it too: paying himself, he gets his receipt, not a second message.
+    deps.subscriptions.subscribe("+221770000003", "payment_received", "3000001", channel="sms", language="fr")
+    payment_id = buy_2000_of_credit(phone, deps)
+    provider.approve(payment_id)
+    bought = settled(deps, payment_id)
+    outbox(deps, 2)
+    with fake_africastalking() as sms:
+        worker = replace(settings, at_api_key=sms.api_key, at_username=sms.username, at_api_url=sms.url,
+                         quiet_hours="")   # an alert, not urgent: it would wait for the morning
+        assert build_dispatcher(worker, app.extensions["parts"]["db"]).run_once().sent == 2
+        assert sms.messages_to("+221770000002") == [
+            (f"ElecNet: a payment of 2,000 FCFA was received for account 3000001, made from a number other than "
+             f"yours. Ref. {bought.reference}.")]
+        [receipt] = sms.messages_to("+221770000003")
+        assert receipt.startswith("ElecNet: achat de 2 000 FCFA, compteur du compte 3000001. Code à saisir")
+    # Switched off, it says nothing of the next payment.
+    deps.subscriptions.unsubscribe("+221770000002", "payment_received", "3000001")
+    again = buy_2000_of_credit(phone, deps)
+    provider.approve(again)
+    settled(deps, again)
+    assert [e["kind"] for e in outbox(deps, 1)] == ["payment_receipt"]
+
+
 def test_a_prepaid_token_is_sealed_in_the_outbox_yet_reaches_the_meter_owner_and_stays_in_the_last_payments(
         phone, served, provider, deps, app, settings, caplog):
     caplog.set_level(logging.DEBUG)

@@ -117,7 +117,8 @@ class ItemsSpec(_Frozen):
 class ValidatorSpec(_Frozen):
     """How an ``input`` node checks what the user typed.
 
-    Types: ``digits`` (min_len, max_len), ``amount`` (min, max), ``account_number``
+    Types: ``digits`` (min_len, max_len), ``amount`` (min, max; whole, spaces and a trailing
+    ``FCFA``/``F``/``CFA``/``XOF`` allowed: ``5 000 FCFA``), ``account_number``
     (pattern, default seven digits), ``regex`` (pattern), ``date`` (DDMMYYYY or DD/MM/YYYY),
     ``pin`` (four digits), ``number`` (min, max; decimals allowed), ``text`` (free text in the
     customer's words, up to ``max_len`` characters, default 160), ``confirm_pin`` (a chat

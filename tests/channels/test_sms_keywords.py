@@ -237,7 +237,8 @@ def test_a_command_without_its_argument_or_with_a_wrong_one_gets_one_line_on_how
     assert awa.say("SOLDE 12") == ("Envoyez SOLDE pour votre compte, ou SOLDE suivi du numéro de compte à 7 "
                                    "chiffres, ex: SOLDE 1000001.")
     assert awa.say("ANNULER") == "Envoyez ANNULER suivi du code à 6 chiffres de notre message, ex: ANNULER 123456."
-    assert awa.say("PAYER 5000").startswith("Payer 5 000 FCFA avec (répondez par le numéro):")   # written right
+    # Written right, the command runs: the amount as customers write it, with its currency.
+    assert awa.say("PAYER 5 000 FCFA").startswith("Payer 5 000 FCFA avec (répondez par le numéro):")
 
 
 def test_a_stray_word_in_a_conversation_gets_the_help_and_a_wrong_number_the_invalid_choice(texter):

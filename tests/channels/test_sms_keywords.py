@@ -329,6 +329,17 @@ def test_a_stray_word_gets_the_help_in_the_customers_language(texter):
     assert sahel.say("9") == "Invalid choice.\n" + CHOOSE_EN
 
 
+def test_a_number_sent_to_a_screen_that_offers_none_gets_the_help_not_an_invalid_choice(texter):
+    sahel = texter("+221770000002")
+    sahel.say("TRACK")
+    sahel.say("1")
+    assert sahel.say("1") == "No requests on this account."    # nothing to choose, and SMS lists no Back
+    assert sahel.say("1") == HELP_EN
+    track = sahel.say("TRACK")                                 # the account chosen is kept
+    assert track == "Track a request:\n1. My requests\n2. Enter a reference"
+    assert sahel.say("9") == "Invalid choice.\n" + track       # where choices are listed, a wrong one is invalid
+
+
 def test_alerts_off_in_english(texter, deps):
     moussa = texter("+221770000003")
     moussa.say("ALERTES ON")

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import redis
+import requests
 from flask import Flask
 
 from app.factory import create_app
@@ -279,6 +280,16 @@ def test_an_outage_reported_by_sms_says_how_to_track_it_by_sms_and_suivi_does(te
     assert found, reported
     tracked = awa.say(f"SUIVI {found.group(1)}")
     assert found.group(1) in tracked
+
+
+def test_suivi_takes_a_payment_plans_reference_too(texter, backoffice_url):
+    made = requests.post(f"{backoffice_url}/api/v1/accounts/1000001/arrangements", json={"kind": "deferral", "months": 1},
+                         headers={"Idempotency-Key": "sms-track-plan"}, timeout=5)
+    made.raise_for_status()
+    plan = made.json()["arrangement_id"]
+    awa = texter("+221770000001")
+    assert awa.say(f"SUIVI {plan}").startswith(f"{plan}\nReport de paiement: ")
+    assert awa.say(f"suivi {plan.lower()}").startswith(f"{plan}\n")
 
 
 def test_balance_without_an_account_asks_which_one_then_answers_its_balance(texter):

@@ -278,7 +278,7 @@ def test_cancelling_at_the_wallet_choice_pays_nothing_and_leads_to_the_main_menu
     p.answer("4")
     assert p.answer("1") == HOME_FR                                              # the main menu
     assert p.answer("3").startswith("CON Payer - compte 1000001")
-    assert p.answer("3") == f"CON Aucun paiement du compte 1000001 fait depuis ce numéro.\n{NAV}"
+    assert p.answer("3") == f"CON Aucun paiement au compte 1000001 fait depuis ce numéro pour le moment.\n{NAV}"
     assert provider.count() == 0
 
 

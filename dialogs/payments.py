@@ -60,7 +60,6 @@ __all__ = [
     "reconcile_pending",
     "settle_by_agent",
     "settle_provider_result",
-    "token_groups",
 ]
 
 log = logging.getLogger("dialogs.payments")
@@ -100,18 +99,6 @@ def idempotency_key(conversation: str, node: str, purpose: str, account_number: 
     never charges twice; a purchase in a later conversation (by SMS: the same sender) is a new payment."""
     raw = "|".join((conversation, node, purpose, account_number, format(amount, "f"), wallet))
     return "pay-" + hashlib.sha256(raw.encode()).hexdigest()[:40]
-
-
-def token_groups(token: str | None) -> str | None:
-    """The 20-digit STS token in its canonical printed form, four digits per group
-    ("1234 5678 9012 3456 7890"), as it appears on every receipt and is typed on the meter's keypad.
-    This is the token's own notation, not channel formatting, so the step keeps it that way."""
-    if not token:
-        return None
-    digits = "".join(ch for ch in token if ch.isdigit())
-    if len(digits) != 20:
-        return token
-    return " ".join(digits[i:i + 4] for i in range(0, 20, 4))
 
 
 def _wallets(deps: Deps) -> list[dict[str, str]]:
@@ -333,7 +320,7 @@ def _item(payment: LocalPayment) -> dict[str, Any]:
         "account_number": payment.account_number,
         "reference": payment.reference,
         "payment_id": payment.provider_payment_id or "-",   # "-": refused before the provider gave one
-        "token": token_groups(payment.token),
+        "token": payment.token,   # as the provider wrote it: {pay_item_token:token} groups it
         "failure_reason": _refusal(payment.failure_reason) if payment.status == "failed" else None,
         "created_at": created.isoformat() if created else None,
     }
@@ -570,6 +557,31 @@ def notify_payment(deps: Deps, payment: LocalPayment, status: str) -> None:
     # The SMS speaks the language the customer confirmed the payment in.
     deps.outbox.add(kind=kind, msisdn=payment.msisdn, language=payment.language, payload=payload,
                     dedupe_key=f"payment:{payment.provider_payment_id}:{status}")
+    if status == "succeeded":
+        _tell_account_watchers(deps, payment)
+
+
+def _tell_account_watchers(deps: Deps, payment: LocalPayment) -> None:
+    """The alert "payment by another number": the numbers that opted in to ``payment_received`` for the account
+    hear of a payment made to it from another number (the payer has the receipt). No token, no payer's number:
+    those are the payer's."""
+    assert deps.outbox is not None
+    if deps.subscriptions is None:
+        return
+    payload = {"amount": format(payment.amount, "f"), "account_number": payment.account_number,
+               "purpose": payment.purpose, "reference": payment.reference}
+    for watcher in deps.subscriptions.subscribers("payment_received", payment.account_number):
+        if watcher.msisdn == payment.msisdn:
+            continue
+        chosen = deps.preferences.language(watcher.msisdn) if deps.preferences is not None else None
+        language = chosen or watcher.language or payment.language
+        deps.outbox.add(kind="payment_received", msisdn=watcher.msisdn, language=language, payload=payload,
+                        dedupe_key=f"payment:{payment.provider_payment_id}:received:{_digest(watcher.msisdn)}")
+
+
+def _digest(msisdn: str) -> str:
+    # A number in a dedupe key would be a number in clear wherever keys are shown: a short digest says which.
+    return hashlib.sha256(msisdn.encode()).hexdigest()[:16]
 
 
 def reconcile_pending(deps: Deps, now: datetime, after_seconds: int, max_checks: int = MAX_STATUS_CHECKS, *,

@@ -192,6 +192,7 @@ class Subscription:
     scope: str        # zone, account number or ""
     channel: str
     active: bool
+    language: str | None = None   # the conversation's when they subscribed
 
 
 @runtime_checkable
@@ -205,6 +206,9 @@ class Subscriptions(Protocol):
 
     def for_user(self, msisdn: str) -> list[Subscription]:
         """Active subscriptions of a number."""
+
+    def subscribers(self, topic: str, scope: str) -> list[Subscription]:
+        """Active subscriptions to ``topic`` for ``scope``, oldest first: who wants that alert."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -719,6 +719,8 @@ class Engine:
 
     def _open(self, session: Session, flow: CompiledFlow, dialed: tuple[str, ...],
               start: Start | None = None) -> Screen:
+        if start is not None and start.usage is not None:
+            return self._usage_screen(session, start.usage)
         try:
             if start is not None and start.store:
                 session.data[start.store] = start.value
@@ -781,15 +783,24 @@ class Engine:
         node = flow.spec.nodes.get(session.node)
         if node is None or text in _NAVIGATION or self._accepts(node, text):
             return False
-        if start.keyword is None and not self._stray_word(node, turn.channel, text):
+        choices = self._choices(session, flow, session.node, labels=False)
+        if start.keyword is None and not (self._stray_word(node, turn.channel, text)
+                                          or self._nothing_to_choose(node, turn.channel, text, choices)):
             return False
-        return all(choice.key != text for choice in self._choices(session, flow, session.node, labels=False))
+        return all(choice.key != text for choice in choices)
 
     def _stray_word(self, node: Node, channel: str, text: str) -> bool:
         """Whether ``text`` is a word where the screen expects a number (``merci`` on a menu). A wrong
         number stays an invalid choice; an input screen re-asks with its own hint (``Répondez OUI ...``);
         a navigation word (``menu``) navigates."""
         return not (text.isdigit() or node.takes_value or self._navigation_word(channel, text) in _NAVIGATION)
+
+    def _nothing_to_choose(self, node: Node, channel: str, text: str, choices: Sequence[_Choice]) -> bool:
+        """Whether ``text`` is a number sent to a screen that offers none (by SMS, "Aucune demande sur ce compte."
+        lists neither choices nor Back/Home): not an "invalid choice" of a list the customer never saw, but a
+        message the channel answers as it answers a stray word (the help)."""
+        return (text.isdigit() and not choices and not node.takes_value
+                and not self.capabilities(channel).show_navigation)
 
     def _hidden_choice(self, session: Session, flow: CompiledFlow, key: str) -> bool:
         """Whether ``key`` is an option of the current screen hidden by its condition: a hidden
@@ -1036,6 +1047,12 @@ class Engine:
         if session.history and node_id != flow.root:
             nav.append(Option(HOME, self.system_text(session.language, "home")))
         return Screen(node_id, session.language, blocks, options, tuple(nav), error)
+
+    def _usage_screen(self, session: Session, usage: Mapping[str, str]) -> Screen:
+        """A keyword written without its argument, or with a wrong one: how to write it, and the end."""
+        session.ended, session.outcome = True, "keyword_usage"
+        text = usage.get(session.language) or usage.get(self.flows.menus.default_language) or next(iter(usage.values()))
+        return Screen(session.node, session.language, (text,), end=True)
 
     def _end_screen(self, session: Session, end: _EndNow) -> Screen:
         session.ended, session.outcome = True, end.outcome

@@ -4,11 +4,14 @@ USSD opens with a service code (and maybe a shortcut path dialled with it); a ch
 channel (SMS, WhatsApp) opens with a message whose first word is a command keyword, maybe
 followed by an argument (``PAYER 5000``). Keywords match case-, accent- and typo-tolerantly:
 one letter off (a missing, extra, wrong or swapped letter) from five letters up, and only
-when a single entry is that close; anything else is an unknown keyword.
+when a single entry is that close; anything else is an unknown keyword. A keyword whose argument
+is missing (when required) or wrong answers its declared usage line (``PAYER`` -> how to write
+``PAYER 5000``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from menus.keywords import close, keyword_words, normalise_word
@@ -31,16 +34,19 @@ class Start:
     store: str | None = None
     value: object = None
     keyword: str | None = None    # the entry that matched, if a keyword did
+    # The keyword's usage line by language, when its argument was missing or wrong: the whole answer.
+    usage: Mapping[str, str] | None = None
 
 
 def _argument(spec: ArgumentSpec | None, rest: str) -> tuple[bool, object]:
-    """Whether the argument is acceptable, and its value (``None`` when absent)."""
+    """Whether the argument is acceptable, and its value (``None`` when absent): a required one
+    must be there, and one that is there must pass its validator."""
     if spec is None or not rest:
         return (spec is None or not spec.required), None
     try:
         return True, validate(spec.validator, rest)
     except InvalidInput:
-        return (not spec.required), None
+        return False, None
 
 
 def find_start(menus: MenuSet, channel: str, entry: str, text: str | None, intent: str | None = None) -> Start:
@@ -73,6 +79,10 @@ def find_start(menus: MenuSet, channel: str, entry: str, text: str | None, inten
         if ok:
             return Start(keyword.flow or default_flow, keyword.node, keyword.direct, language,
                          keyword.argument.store if keyword.argument and value is not None else None, value, name)
+        if keyword.argument is not None and keyword.argument.usage:
+            # PAYER alone, CANAL fax: how to write that one command, not the list of them all.
+            return Start(keyword.flow or default_flow, language=language, keyword=name,
+                         usage=keyword.argument.usage)
         language_hint = language
     else:
         language_hint = None

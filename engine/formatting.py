@@ -2,7 +2,8 @@
 
 ``{balance:money}`` -> ``12 500 FCFA`` (fr) / ``12,500 FCFA`` (en), ``{due:date}`` ->
 ``15/11/2026``, ``{period:month}`` -> ``octobre 2026``, ``{kwh:kwh}`` -> ``42,5 kWh``, ``{status:label}`` -> the word for a coded value,
-``{token:token}`` -> a 20-digit prepaid token in its printed groups of four (``4821 3907 5612 8473 0195``).
+``{token:token}`` -> a prepaid token of digits in groups of four, as typed on the meter's keypad
+(``4821 3907 5612 8473 0195``, from ``48213907561284730195`` or ``4821-3907-5612-8473-0195``).
 Context values are JSON (amounts as decimal strings, dates as ISO strings); a missing
 value renders as ``-`` rather than failing the hop.
 
@@ -68,11 +69,13 @@ def _as_date(value: Any) -> date:
 
 
 def _token_groups(token: str) -> str:
-    # An STS token is printed and typed on the meter's keypad four digits at a time; a token the provider
-    # already wrote its own way (dashes, groups) and anything else stay as they are.
-    if len(token) != 20 or not token.isdigit():
+    # The one rule for showing a prepaid token (screens and receipts alike): it is typed on the meter's
+    # keypad four digits at a time, whatever grouping the provider wrote it with (spaces, dashes);
+    # a token that is not digits (letters, other marks) is shown exactly as written.
+    digits = "".join(ch for ch in token if ch not in " -")
+    if not (digits.isascii() and digits.isdigit()):
         return token
-    return " ".join(token[i:i + 4] for i in range(0, 20, 4))
+    return " ".join(digits[i:i + 4] for i in range(0, len(digits), 4))
 
 
 _Part = tuple[str, str | None, str]

@@ -33,7 +33,13 @@ def _digits(spec: ValidatorSpec, text: str) -> str:
     return text
 
 
+# An amount written with its currency, as customers write it in a message: "5000 FCFA", "5 000F", "2000 cfa".
+_CURRENCY = re.compile(r"(?i)\s*(f\s*cfa|cfa|xof|f)\.?$")
+
+
 def _number(spec: ValidatorSpec, text: str, *, whole: bool) -> str:
+    if whole:
+        text = _CURRENCY.sub("", text)
     cleaned = text.replace(" ", "").replace(",", ".")
     if not re.fullmatch(r"\d{1,12}" if whole else r"\d{1,12}(\.\d{1,3})?", cleaned):
         raise InvalidInput("not a number")

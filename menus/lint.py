@@ -167,6 +167,17 @@ def _lint_entry_points(loaded: LoadedMenus) -> list[Problem]:
                 if language not in menus.languages:
                     add(name, f"keyword '{name}': unknown language '{language}'",
                         "known: " + ", ".join(menus.languages))
+            if entry_spec.argument is not None:
+                # Written without its argument, or with a wrong one, a command answers how to write it.
+                usage = entry_spec.argument.usage
+                for language in menus.languages:
+                    if not usage.get(language):
+                        add(name, f"keyword '{name}' takes an argument but has no '{language}' usage line",
+                            f'usage: {{{language}: "Send {name.upper()} and ..., e.g. ..."}} under argument:')
+                for language in usage:
+                    if language not in menus.languages:
+                        add(name, f"keyword '{name}': usage in unknown language '{language}'",
+                            "known: " + ", ".join(menus.languages))
         words = list(keyword_words(points))
         reported: set[tuple[str, str]] = set()
         for index, (name, _, word) in enumerate(words):

@@ -117,7 +117,8 @@ class ItemsSpec(_Frozen):
 class ValidatorSpec(_Frozen):
     """How an ``input`` node checks what the user typed.
 
-    Types: ``digits`` (min_len, max_len), ``amount`` (min, max), ``account_number``
+    Types: ``digits`` (min_len, max_len), ``amount`` (min, max; whole, spaces and a trailing
+    ``FCFA``/``F``/``CFA``/``XOF`` allowed: ``5 000 FCFA``), ``account_number``
     (pattern, default seven digits), ``regex`` (pattern), ``date`` (DDMMYYYY or DD/MM/YYYY),
     ``pin`` (four digits), ``number`` (min, max; decimals allowed), ``text`` (free text in the
     customer's words, up to ``max_len`` characters, default 160), ``confirm_pin`` (a chat
@@ -468,12 +469,22 @@ class ChannelSpec(_Frozen):
 class ArgumentSpec(_Frozen):
     """What may follow a keyword (``PAYER 5000``): checked like an input and stored in the context.
 
-    Missing or invalid, a ``required`` argument sends the customer to the channel's ``unknown``
-    node (the help); an optional one is simply left out."""
+    ```yaml
+    argument:
+      store: keyword_amount
+      validator: {type: amount, min: 1, max: 100000000}
+      required: true
+      usage: {fr: "Envoyez PAYER suivi du montant, ex: PAYER 5000.", en: "Text PAY and the amount, e.g. PAY 5000."}
+    ```
+    A ``required`` argument missing, or any argument that does not pass its validator, answers the
+    keyword's ``usage`` line (one per language, checked by the linter) and ends there; an optional
+    argument left out is simply absent. Without a ``usage``, such a message gets the channel's
+    ``unknown`` node (the help)."""
 
     store: str
     validator: ValidatorSpec
     required: bool = False
+    usage: dict[str, str] = Field(default_factory=dict)
 
 
 class KeywordEntry(_Frozen):

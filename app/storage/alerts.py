@@ -22,7 +22,7 @@ __all__ = ["SqlOutbox", "SqlSubscriptions"]
 
 
 def _sub(row: SubscriptionRow) -> Subscription:
-    return Subscription(row.msisdn, row.topic, row.scope, row.channel, row.active)
+    return Subscription(row.msisdn, row.topic, row.scope, row.channel, row.active, row.language)
 
 
 class SqlSubscriptions:
@@ -87,6 +87,14 @@ class SqlSubscriptions:
     def for_user(self, msisdn: str) -> list[Subscription]:
         with self._sessions() as db:
             rows = db.scalars(select(SubscriptionRow).where(SubscriptionRow.msisdn == msisdn,
+                                                            SubscriptionRow.active.is_(True))
+                              .order_by(SubscriptionRow.id)).all()
+            return [_sub(r) for r in rows]
+
+    def subscribers(self, topic: str, scope: str) -> list[Subscription]:
+        with self._sessions() as db:
+            rows = db.scalars(select(SubscriptionRow).where(SubscriptionRow.topic == topic,
+                                                            SubscriptionRow.scope == scope,
                                                             SubscriptionRow.active.is_(True))
                               .order_by(SubscriptionRow.id)).all()
             return [_sub(r) for r in rows]

@@ -32,7 +32,7 @@ RECEIPT = {"payment_id": "PAY-1", "reference": "MM123456", "amount": "5500", "ac
 TEMPLATES = NotificationTemplates.load("config/notifications.yaml")
 # Every kind of event the product writes to the outbox (dialogs/payments.py, security.py, account.py, app/__main__.py).
 PRODUCED_KINDS = ("payment_receipt", "payment_failed", "payment_unconfirmed", "payment_under_review",
-                  "payment_token_owed", "pin_set",
+                  "payment_token_owed", "payment_received", "pin_set",
                   "pin_changed", "pin_reset",
                   "pin_locked", "pin_unlocked", "pin_code", "link_code", "link_notice")
 
@@ -90,7 +90,8 @@ def test_a_prepaid_token_arrives_by_sms(outbox, dispatcher, provider):
     add(outbox, purpose="prepaid", token="1234-5678-9012-3456-7890", amount="2000")
     dispatcher.run_once()
     [text] = provider.messages_to("+221770000001")
-    assert "1234-5678-9012-3456-7890" in text and "2 000 FCFA" in text
+    # Typed on the meter four digits at a time, whatever dashes the provider wrote ({token:token}).
+    assert "Code à saisir au compteur: 1234 5678 9012 3456 7890." in text and "2 000 FCFA" in text
 
 
 def test_an_event_is_queued_once_per_dedupe_key(outbox, dispatcher, provider):

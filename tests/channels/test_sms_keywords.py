@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import redis
+import requests
 from flask import Flask
 
 from app.factory import create_app
@@ -220,6 +221,27 @@ def test_an_unknown_keyword_gets_the_help_in_french_and_a_message_after_it_start
     assert awa.say("Sôlde").startswith("Compte 1000001\nA payer: 12 500 FCFA")
 
 
+def test_a_command_without_its_argument_or_with_a_wrong_one_gets_one_line_on_how_to_write_it(texter, deps):
+    awa = texter("+221770000001")
+    assert awa.say("PAYER") == "Envoyez PAYER suivi du montant, ex: PAYER 5000."
+    assert awa.say("payer cinq mille") == "Envoyez PAYER suivi du montant, ex: PAYER 5000."
+    assert deps.ledger.recent("+221770000001") == []
+    assert awa.say("SUIVI xyz") == ("Envoyez SUIVI suivi de la référence de votre demande, ex: SUIVI INC-7K3Q, "
+                                    "ou SUIVI seul pour la liste.")
+    assert awa.say("SUIVI") == "Suivi de demande:\n1. Mes demandes\n2. Saisir une référence"  # alone: the list
+    assert awa.say("CANAL fax") == "Envoyez CANAL suivi de SMS, WHATSAPP ou EMAIL, ex: CANAL WHATSAPP."
+    assert awa.say("CANAL") == "Envoyez CANAL suivi de SMS, WHATSAPP ou EMAIL, ex: CANAL WHATSAPP."
+    assert awa.say("ALERTES x") == "Envoyez ALERTES ON pour recevoir les alertes, ou ALERTES OFF pour les couper."
+    assert deps.subscriptions.for_user("+221770000001") == []
+    assert awa.say("EMAIL awa@") == ("Envoyez EMAIL suivi de votre adresse (ex: EMAIL awa.diop@exemple.sn), "
+                                     "ou du code envoyé par e-mail (ex: EMAIL 123456).")
+    assert awa.say("SOLDE 12") == ("Envoyez SOLDE pour votre compte, ou SOLDE suivi du numéro de compte à 7 "
+                                   "chiffres, ex: SOLDE 1000001.")
+    assert awa.say("ANNULER") == "Envoyez ANNULER suivi du code à 6 chiffres de notre message, ex: ANNULER 123456."
+    # Written right, the command runs: the amount as customers write it, with its currency.
+    assert awa.say("PAYER 5 000 FCFA").startswith("Payer 5 000 FCFA avec (répondez par le numéro):")
+
+
 def test_a_stray_word_in_a_conversation_gets_the_help_and_a_wrong_number_the_invalid_choice(texter):
     awa = texter("+221770000001")
     balance = awa.say("SOLDE")
@@ -260,6 +282,16 @@ def test_an_outage_reported_by_sms_says_how_to_track_it_by_sms_and_suivi_does(te
     assert found.group(1) in tracked
 
 
+def test_suivi_takes_a_payment_plans_reference_too(texter, backoffice_url):
+    made = requests.post(f"{backoffice_url}/api/v1/accounts/1000001/arrangements", json={"kind": "deferral", "months": 1},
+                         headers={"Idempotency-Key": "sms-track-plan"}, timeout=5)
+    made.raise_for_status()
+    plan = made.json()["arrangement_id"]
+    awa = texter("+221770000001")
+    assert awa.say(f"SUIVI {plan}").startswith(f"{plan}\nReport de paiement: ")
+    assert awa.say(f"suivi {plan.lower()}").startswith(f"{plan}\n")
+
+
 def test_balance_without_an_account_asks_which_one_then_answers_its_balance(texter):
     sahel = texter("+221770000002")
     assert sahel.say("BALANCE") == CHOOSE_EN
@@ -289,12 +321,34 @@ def test_an_unknown_keyword_gets_the_help_in_english_and_help_works_mid_conversa
     assert sahel.say("ALRETS OFF") == CHOOSE_EN  # one typo from five letters up is forgiven
 
 
+def test_a_command_without_its_argument_gets_one_line_on_how_to_write_it_in_english(texter):
+    sahel = texter("+221770000002")
+    assert sahel.say("PAY") == "Text PAY and the amount, e.g. PAY 5000."
+    assert sahel.say("BALANCE") == CHOOSE_EN
+    assert sahel.say("ALERTS maybe") == "Text ALERTS ON to get the alerts, or ALERTS OFF to stop them."  # mid-way too
+    assert sahel.say("CHANNEL fax") == "Text CHANNEL and SMS, WHATSAPP or EMAIL, e.g. CHANNEL WHATSAPP."
+    assert sahel.say("TRACK 42") == ("Text TRACK and the reference of your request, e.g. TRACK INC-7K3Q, "
+                                     "or TRACK alone for the list.")
+    assert sahel.say("UNDO") == "Text UNDO and the 6-digit code from our message, e.g. UNDO 123456."
+
+
 def test_a_stray_word_gets_the_help_in_the_customers_language(texter):
     sahel = texter("+221770000002")
     assert sahel.say("BALANCE") == CHOOSE_EN
     assert sahel.say("merci") == HELP_EN        # a French word from an English-speaking customer: English help
     assert sahel.say("BALANCE") == CHOOSE_EN
     assert sahel.say("9") == "Invalid choice.\n" + CHOOSE_EN
+
+
+def test_a_number_sent_to_a_screen_that_offers_none_gets_the_help_not_an_invalid_choice(texter):
+    sahel = texter("+221770000002")
+    sahel.say("TRACK")
+    sahel.say("1")
+    assert sahel.say("1") == "No requests on this account."    # nothing to choose, and SMS lists no Back
+    assert sahel.say("1") == HELP_EN
+    track = sahel.say("TRACK")                                 # the account chosen is kept
+    assert track == "Track a request:\n1. My requests\n2. Enter a reference"
+    assert sahel.say("9") == "Invalid choice.\n" + track       # where choices are listed, a wrong one is invalid
 
 
 def test_alerts_off_in_english(texter, deps):
@@ -469,7 +523,7 @@ def test_channel_by_sms_in_english_and_email_without_an_address(texter, deps):
 def test_alertes_on_for_a_prepaid_meter_means_low_credit_not_bills(texter, deps):
     moussa = texter("+221770000003")
     assert moussa.say("ALERTES ON") == ("Alertes activées par SMS pour le compte 3000001: panne dans votre zone, crédit "
-                                        "faible, paiement confirmé. Envoyez ALERTES OFF pour les couper.")
+                                        "faible, paiement d'un autre numéro. Envoyez ALERTES OFF pour les couper.")
     topics = {s.topic for s in deps.subscriptions.for_user("+221770000003")}
     assert topics == {"outage_zone", "low_credit", "payment_received"}
     assert {c.source for c in deps.consent.history("+221770000003")} == {"keyword ALERTES"}

@@ -408,6 +408,24 @@ def test_an_outage_reported_from_two_sessions_is_one_ticket(phone, backoffice_ur
     assert [t["reference"] for t in _tickets(backoffice_url, "1000001")] == [reference]
 
 
+def test_back_from_already_reported_leads_to_the_main_menu_never_to_the_refused_confirmation(phone, backoffice_url):
+    reference = _reference(_meter_complaint(phone("+221770000001")))
+    again = phone("+221770000001")
+    assert _meter_complaint(again).startswith("CON Vous l'avez déjà signalé, la demande est en cours.")
+    assert again.answer("0").startswith("CON ElecNet - 1000001\n1. Solde et factures")
+    assert [t["reference"] for t in _tickets(backoffice_url, "1000001")] == [reference]
+    # An outage, in English: the same.
+    screens = []
+    for _ in range(2):
+        p = phone("+221770000002")
+        p.dial()
+        screens.append(_keys(p, "1", "4", "1", "1"))           # first account, outage, confirm
+    reported = _reference(screens[0])
+    assert screens[1] == (f"CON You already reported this and it is being handled. Reference: {reported}\n"
+                          f"To track it: menu 5, or text TRACK {reported}.\n0. Back 00. Home")
+    assert p.answer("0").startswith("CON ElecNet - 2000001\n1. Balance and bills")
+
+
 def test_a_resumed_session_does_not_file_the_complaint_twice(settings, backoffice_url):
     app = create_app(replace(settings, resume_window_seconds=120))
     client = app.test_client()

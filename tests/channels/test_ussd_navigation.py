@@ -160,7 +160,7 @@ def test_the_last_payments_option_keeps_its_number_when_nothing_is_due(phone, ba
     assert nothing_due.startswith("CON Compte 1000001: rien à payer")
     assert "\n3. Derniers paiements\n" in nothing_due
     last_payments = p.answer("3")
-    assert last_payments == f"CON Aucun paiement du compte 1000001 fait depuis ce numéro.\n{NAV_FR}"
+    assert last_payments == f"CON Aucun paiement au compte 1000001 fait depuis ce numéro pour le moment.\n{NAV_FR}"
     learned = phone("+221770000001")
     assert learned.dial("3", "3") == last_payments
 
@@ -169,7 +169,7 @@ def test_alert_toggles_keep_their_numbers(phone):
     p = phone("+221770000001")
     assert p.dial("8", "2").startswith("CON Alertes par SMS (choisissez pour changer):\n1. Panne dans ma zone: non\n")
     on = p.answer("2")
-    assert "\n1. Panne dans ma zone: non\n2. Facture émise: oui\n3. Paiement confirmé: non\n" in on
+    assert "\n1. Panne dans ma zone: non\n2. Facture émise: oui\n3. Paiement d'un autre numéro: non\n" in on
 
 
 # ---------------------------------------------------------------- shortcuts

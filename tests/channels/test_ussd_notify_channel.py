@@ -159,7 +159,7 @@ def test_a_prepaid_customer_switches_low_credit_alerts_and_one_turned_off_in_tim
     p.dial()
     p.answer("8")
     assert p.answer("2") == ("CON Alertes par SMS (choisissez pour changer):\n1. Panne dans ma zone: non\n"
-                             f"2. Crédit faible: non\n3. Paiement confirmé: non\n{NAV_FR}")
+                             f"2. Crédit faible: non\n3. Paiement d'un autre numéro: non\n{NAV_FR}")
     assert "2. Crédit faible: oui" in p.answer("2")
     with backoffice_app.extensions["backoffice"].sessions() as session, session.begin():
         publish(session, "low_credit", msisdn=PREPAID, account_number="3000001", credit="4.5")
@@ -186,7 +186,7 @@ def test_low_credit_alerts_in_english_and_bills_for_a_postpaid_account(phone, co
     p.answer("1")                                   # main menu
     p.answer("8")
     assert p.answer("2") == ("CON Alerts by SMS (choose to switch):\n1. Outage in my area: off\n2. Low credit: off\n"
-                             f"3. Payment received: off\n{NAV_EN}")
+                             f"3. Payment by another number: off\n{NAV_EN}")
     assert "2. Low credit: on" in p.answer("2")
     postpaid = phone(AWA)
     postpaid.dial()

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -27,7 +28,9 @@ from app.factory import build_dispatcher, create_app
 from app.settings import Settings
 from backoffice.models import PaymentIntent
 from dialogs.codes import hash_code
+from dialogs.payments import settle_provider_result
 from dialogs.registry import Deps
+from dialogs.stores import ProviderResult
 from tests.support.engine import UssdPhone
 from tests.support.fake_africastalking import fake_africastalking
 from tests.support.outbox_rows import raw_rows
@@ -275,7 +278,7 @@ def test_cancelling_at_the_wallet_choice_pays_nothing_and_leads_to_the_main_menu
     p.answer("4")
     assert p.answer("1") == HOME_FR                                              # the main menu
     assert p.answer("3").startswith("CON Payer - compte 1000001")
-    assert p.answer("3") == f"CON Aucun paiement du compte 1000001 fait depuis ce numéro.\n{NAV}"
+    assert p.answer("3") == f"CON Aucun paiement au compte 1000001 fait depuis ce numéro pour le moment.\n{NAV}"
     assert provider.count() == 0
 
 
@@ -458,6 +461,24 @@ def test_prepaid_purchase_shows_the_token_after_approval(phone, served, provider
                         rf"Code: {grouped}\nRéférence: {bought.reference}\n{NAV}", detail), detail
 
 
+def test_a_token_the_provider_wrote_with_dashes_reads_in_groups_of_four_in_the_last_payments(phone, served, deps):
+    deps.pins.set_pin("+221770000003", PIN)
+    p = phone("+221770000003")
+    p.dial("3")
+    for answer in ("1", "2000", "2", "1"):
+        p.answer(answer)
+    payment_id = reference(p.answer(PIN))
+    settle_provider_result(deps, ProviderResult(
+        event_id="EV-dashes", payment_id=payment_id, status="succeeded", source="callback", amount=Decimal(2000),
+        currency="XOF", account_number="3000001", msisdn="+221770000003", reference="MM-DASHES",
+        token="4821-3907-5612-8473-0195", failure_reason=None))
+    again = phone("+221770000003")
+    again.dial("3")
+    again.answer("2")
+    assert re.fullmatch(r"CON Achat réussi le \d\d/\d\d \d\d:\d\d\nMontant: 2 000 FCFA\n"
+                        rf"Code: 4821 3907 5612 8473 0195\nRéférence: MM-DASHES\n{NAV}", again.answer("1"))
+
+
 def test_the_last_screen_says_where_the_token_or_receipt_will_come_when_sms_is_not_the_choice(
         phone, served, provider, deps, settings):
     # A customer who chose e-mail (or WhatsApp) for their messages gets the token there: the screen
@@ -495,6 +516,33 @@ def buy_2000_of_credit(phone, deps) -> str:
     for answer in ("1", "2000", "2", "1"):
         buyer.answer(answer)
     return reference(buyer.answer(PIN))
+
+
+def test_the_alert_payment_by_another_number_tells_whoever_switched_it_on_and_the_payer_has_the_receipt_only(
+        phone, served, provider, deps, app, settings):
+    # Sahel (English) watches account 3000001 from her number: preferences, alerts, 3 (off, then on).
+    deps.subscriptions.subscribe("+221770000002", "payment_received", "3000001", channel="sms", language="en")
+    # The meter owner watches it too: paying himself, he gets his receipt, not a second message.
+    deps.subscriptions.subscribe("+221770000003", "payment_received", "3000001", channel="sms", language="fr")
+    payment_id = buy_2000_of_credit(phone, deps)
+    provider.approve(payment_id)
+    bought = settled(deps, payment_id)
+    outbox(deps, 2)
+    with fake_africastalking() as sms:
+        worker = replace(settings, at_api_key=sms.api_key, at_username=sms.username, at_api_url=sms.url,
+                         quiet_hours="")   # an alert, not urgent: it would wait for the morning
+        assert build_dispatcher(worker, app.extensions["parts"]["db"]).run_once().sent == 2
+        assert sms.messages_to("+221770000002") == [
+            (f"ElecNet: a payment of 2,000 FCFA was received for account 3000001, made from a number other than "
+             f"yours. Ref. {bought.reference}.")]
+        [receipt] = sms.messages_to("+221770000003")
+        assert receipt.startswith("ElecNet: achat de 2 000 FCFA, compteur du compte 3000001. Code à saisir")
+    # Switched off, it says nothing of the next payment.
+    deps.subscriptions.unsubscribe("+221770000002", "payment_received", "3000001")
+    again = buy_2000_of_credit(phone, deps)
+    provider.approve(again)
+    settled(deps, again)
+    assert [e["kind"] for e in outbox(deps, 1)] == ["payment_receipt"]
 
 
 def test_a_prepaid_token_is_sealed_in_the_outbox_yet_reaches_the_meter_owner_and_stays_in_the_last_payments(

@@ -26,9 +26,9 @@ def test_alert_subscriptions_toggle_and_persist(app, phone):
     p.dial()
     p.answer("8")
     assert p.answer("2") == ("CON Alertes par SMS (choisissez pour changer):\n1. Panne dans ma zone: non\n"
-                             "2. Facture émise: non\n3. Paiement confirmé: non\n0. Retour 00. Accueil")
+                             "2. Facture émise: non\n3. Paiement d'un autre numéro: non\n0. Retour 00. Accueil")
     assert p.answer("1").startswith("CON Alertes par SMS (choisissez pour changer):\n1. Panne dans ma zone: oui\n")
-    assert "3. Paiement confirmé: oui" in p.answer("3")
+    assert "3. Paiement d'un autre numéro: oui" in p.answer("3")
     subs = app.extensions["parts"]["deps"].subscriptions.for_user("+221770000001")
     assert {(s.topic, s.scope) for s in subs} == {("outage_zone", "DKR-MEDINA"), ("payment_received", "1000001")}
     assert "1. Panne dans ma zone: non" in p.answer("1")
@@ -91,7 +91,7 @@ def test_preferences_in_english_alerts_and_pin_lock(app, phone):
     assert p.answer("8") == ("CON Preferences:\n1. Langue / Language\n2. Alerts\n3. Change my PIN\n"
                              "4. Forgotten PIN\n5. Numbers linked to the account\n6. Where messages go\n0. Back 00. Home")
     assert p.answer("2") == ("CON Alerts by SMS (choose to switch):\n1. Outage in my area: off\n2. Bill issued: off\n"
-                             "3. Payment received: off\n0. Back 00. Home")
+                             "3. Payment by another number: off\n0. Back 00. Home")
     assert "2. Bill issued: on" in p.answer("2")
     app.extensions["parts"]["deps"].pins.set_pin("+221770000002", "4821")
     r = phone("+221770000002")

@@ -41,7 +41,7 @@ def test_alertes_on_from_whatsapp_brings_the_outage_alert_on_whatsapp(awa, app, 
                                                                      twilio, provider):
     assert awa.say("ALERTES ON") == (
         "Alertes activées par WhatsApp pour le compte 1000001: panne dans votre zone, facture émise, paiement "
-        "reçu. Envoyez ALERTES OFF pour les arrêter.")
+        "d'un autre numéro. Envoyez ALERTES OFF pour les couper.")
     assert declare_outage_and_deliver(backoffice_url, settings) == 1
     assert [(m["To"], m["Body"]) for m in twilio.sent] == [(f"whatsapp:{AWA}", OUTAGE_FR)]
     assert provider.sent == []

@@ -86,6 +86,14 @@ def test_payer_by_whatsapp_can_be_cancelled_at_the_wallet_question_in_french_and
     assert ledger.recent("+221770000001") == [] and ledger.recent("+221770000002") == []
 
 
+def test_a_command_without_its_amount_by_whatsapp_says_how_to_write_it_and_a_greeting_opens_the_menu(twilio_phone):
+    awa = twilio_phone("+221770000001")
+    assert awa.say("PAYER") == "Envoyez PAYER suivi du montant, ex: PAYER 5000."
+    assert awa.say("Bonjour").startswith("ElecNet - 1000001\n1. Solde et factures\n")
+    sahel = twilio_phone("+221770000002")
+    assert sahel.say("ALERTS please") == "Send ALERTS ON to get the alerts, or ALERTS OFF to stop them."
+
+
 def test_balance_keyword_in_english_and_a_tapped_quick_reply_counts_as_its_option(twilio_phone):
     sahel = twilio_phone("+221770000002")
     assert sahel.say("BALANCE 2000003").startswith("Account 2000003\nBalance due: 46,100 FCFA\n")

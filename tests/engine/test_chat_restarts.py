@@ -144,11 +144,17 @@ def test_a_wrong_number_on_a_menu_is_an_invalid_choice_not_the_help(helping: Sen
 
 
 def test_a_word_on_an_input_screen_gets_its_error_line_not_the_help(helping: Sender):
-    assert helping.send("PAYER").text == HELP       # PAYER needs its amount: not a command without it
+    assert helping.send("PAYER").text == "Envoyez PAYER suivi du montant, ex: PAYER 500."   # how, not the help
     helping.send("LISTE")
     helping.send("retour")
     assert helping.send("2").text.startswith("Montant (100 à 5000):")
     assert helping.send("cent").text.startswith("Saisie invalide.\nMontant (100 à 5000):")
+
+
+def test_a_command_without_its_argument_on_a_menu_says_how_to_write_it_not_the_whole_help(helping: Sender):
+    helping.send("LISTE")
+    assert helping.send("PAY").text == "Send PAY and the amount, e.g. PAY 500."
+    assert helping.send("LISTE").text.startswith("Choisissez:\n1. Article 1")
 
 
 def test_a_navigation_word_on_a_menu_navigates(helping: Sender):

@@ -54,10 +54,17 @@ def test_the_keyword_chooses_the_language_accents_case_and_one_typo_forgiven(cha
     assert third.send("PAYEER 800").text.startswith("PIN:")
 
 
-def test_a_command_without_its_required_argument_or_an_unknown_word_opens_the_main_menu(chat):
-    assert chat.send("PAYER").text == HOME
-    other = Chat(chat.engine, "+221770000009")
-    assert other.send("Bonjour").text == HOME
+def test_a_command_without_its_argument_or_with_a_wrong_one_says_how_to_write_it_in_the_keywords_language(chat):
+    usage = chat.send("PAYER")
+    assert usage.end and usage.text == "Envoyez PAYER suivi du montant, ex: PAYER 500."
+    assert chat.send("PAYER cinq cents").text == "Envoyez PAYER suivi du montant, ex: PAYER 500."
+    assert chat.send("PAYER 9000").text == "Envoyez PAYER suivi du montant, ex: PAYER 500."    # above 5 000
+    assert chat.send("pay").text == "Send PAY and the amount, e.g. PAY 500."
+    assert chat.send("PAYER 500").text.startswith("PIN:")     # written right, the command runs
+
+
+def test_an_unknown_word_opens_the_main_menu(chat):
+    assert chat.send("Bonjour").text == HOME
 
 
 def test_a_message_after_a_goodbye_starts_a_new_session_and_only_a_retry_gets_the_goodbye_again(chat, steps):

@@ -63,8 +63,13 @@ def test_a_value_that_does_not_fit_its_format_is_shown_as_it_is():
 
 @pytest.mark.parametrize(("token", "shown"), [
     ("48213907561284730195", "Code: 4821 3907 5612 8473 0195"),        # 20 digits: as typed on the meter
-    ("1234-5678-9012-3456-7890", "Code: 1234-5678-9012-3456-7890"),    # the provider's own notation kept
-    ("12345", "Code: 12345"),
+    ("4821-3907-5612-8473-0195", "Code: 4821 3907 5612 8473 0195"),    # the provider's dashes: the same groups
+    ("48 2139 0756 1284 7301 95", "Code: 4821 3907 5612 8473 0195"),   # its own spacing: the same groups
+    ("123456789012", "Code: 1234 5678 9012"),                          # any length of digits
+    ("12345", "Code: 1234 5"),
+    ("AB12-CD34", "Code: AB12-CD34"),                                  # not digits: as written
+    ("1234/5678", "Code: 1234/5678"),
+    ("", "Code: "),
 ])
 def test_a_prepaid_token_reads_in_groups_of_four_as_on_the_meters_keypad(token, shown):
     assert TextFormatter("fr").fill("Code: {token:token}", {"token": token}) == shown

@@ -1,0 +1,24 @@
+"""What an input or a keyword's argument accepts: an amount as customers write it, with its currency."""
+
+from __future__ import annotations
+
+import pytest
+
+from engine.validators import InvalidInput, validate
+from menus.schema import ValidatorSpec
+
+AMOUNT = ValidatorSpec(type="amount", min=100, max=2_000_000)
+
+
+@pytest.mark.parametrize(("typed", "stored"), [
+    ("5000", "5000"), ("5 000", "5000"), ("5000 FCFA", "5000"), ("5 000F", "5000"), ("2000 cfa", "2000"),
+    ("5000 F CFA", "5000"), ("5000f.", "5000"), ("5000 XOF", "5000"),
+])
+def test_an_amount_may_carry_its_currency(typed, stored):
+    assert validate(AMOUNT, typed) == stored
+
+
+@pytest.mark.parametrize("typed", ["FCFA", "5000 EUR", "5.5", "cinq mille", "50 FCFA", "5000 FCFA FCFA"])
+def test_anything_else_is_not_an_amount(typed):
+    with pytest.raises(InvalidInput):
+        validate(AMOUNT, typed)

@@ -110,7 +110,7 @@ def test_quiet_hours_hold_bulk_messages_until_morning_and_let_urgent_ones_throug
     assert dispatcher.run_once().sent == 2
     token, outage = provider.messages_to(ALICE)
     assert token.startswith("ElecNet: achat de 5 500 FCFA") and outage == (
-        "ElecNet: coupure de courant dans la zone DKR-01. Nos équipes sont sur place. Veuillez nous excuser pour la gêne.")
+        "ElecNet: coupure de courant dans la zone DKR-01. Nos équipes sont sur place. Veuillez nous excuser pour le désagrément.")
     assert status_of(queue, 1) == ("pending", None)                  # held, not dropped
     night.now = datetime(2026, 11, 27, 6, 59, tzinfo=UTC)
     assert dispatcher.run_once().sent == 0

@@ -100,7 +100,7 @@ def test_a_zone_broadcast_reaches_subscribed_customers_only_once_each_in_their_l
     assert deliver(settings).get("notifications_sent", 0) == 2
     assert provider.messages_to(subscribed_fr) == [(
         "ElecNet: coupure de courant dans la zone DKR-PLATEAU. Rétablissement prévu: 26/11 18:30. "
-        "Veuillez nous excuser pour la gêne.")]
+        "Veuillez nous excuser pour le désagrément.")]
     assert provider.messages_to(subscribed_en) == [
         "ElecNet: power cut in zone DKR-PLATEAU. Expected back: 26/11 18:30. We apologise for the inconvenience."]
 
@@ -114,7 +114,7 @@ def test_a_zone_broadcast_reaches_subscribed_customers_only_once_each_in_their_l
     assert [s.topic for s in consent.for_user(subscribed_en)] == ["outage_zone"]
 
 
-CUT = "ElecNet: coupure de courant dans la zone DKR-PLATEAU. Nos équipes sont sur place. Veuillez nous excuser pour la gêne."
+CUT = "ElecNet: coupure de courant dans la zone DKR-PLATEAU. Nos équipes sont sur place. Veuillez nous excuser pour le désagrément."
 BACK = "ElecNet: le courant est rétabli dans la zone DKR-PLATEAU. Merci de votre patience."
 
 

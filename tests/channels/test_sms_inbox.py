@@ -159,7 +159,7 @@ def test_a_message_kept_more_than_30_minutes_gets_an_apology_in_its_language_not
     done = worker.run_once(kept_settings)
     assert (done["kept_late"], done["notifications_sent"]) == (2, 2)
     assert fake_at.messages_to(AWA) == [
-        ("ElecNet: désolé, votre SMS du 26/11 09:00 n'a pas pu être traité à temps (incident technique). "
+        ("ElecNet: désolé, votre SMS du 26/11 09:00 n'a pas été traité à temps (incident technique). "
          "Merci de le renvoyer.")]
     assert fake_at.messages_to(AMINATA) == [
         ("ElecNet: sorry, your SMS of 26/11 09:00 could not be handled in time (technical incident). "

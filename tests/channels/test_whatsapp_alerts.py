@@ -19,7 +19,7 @@ from .whatsapp_phones import TwilioWhatsAppPhone, twilio_sending
 
 AWA = "+221770000001"       # French, one postpaid account 1000001 in zone DKR-MEDINA
 OUTAGE_FR = ("ElecNet: coupure de courant dans la zone DKR-MEDINA. Nos équipes sont sur place. "
-             "Veuillez nous excuser pour la gêne.")
+             "Veuillez nous excuser pour le désagrément.")
 
 
 @pytest.fixture

@@ -250,7 +250,7 @@ def test_a_whatsapp_message_kept_more_than_30_minutes_gets_an_apology_in_its_lan
     done = worker.run_once(meta_settings)
     assert (done["kept_late"], done["notifications_sent"]) == (2, 2)
     assert _graph_texts(graph, AWA) == [
-        ("ElecNet: désolé, votre message WhatsApp du 26/11 09:00 n'a pas pu être traité à temps (incident "
+        ("ElecNet: désolé, votre message WhatsApp du 26/11 09:00 n'a pas été traité à temps (incident "
          "technique). Merci de le renvoyer.")]
     assert _graph_texts(graph, AMINATA) == [
         ("ElecNet: sorry, your WhatsApp message of 26/11 09:00 could not be handled in time (technical "

@@ -173,7 +173,7 @@ def test_another_failure_meta_reports_stays_failed_for_agents(settings, graph, p
 # --- WhatsApp's 24-hour window: free text (free of Meta's per-template charge) while it is open ---------------
 
 OUTAGE_TEXT_FR = ("ElecNet: coupure de courant dans la zone DKR-PLATEAU. Nos équipes sont sur place. "
-                  "Veuillez nous excuser pour la gêne.")
+                  "Veuillez nous excuser pour le désagrément.")
 
 
 def outage_alert_for(settings: Settings, msisdn: str) -> None:

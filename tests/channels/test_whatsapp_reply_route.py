@@ -43,7 +43,7 @@ BALANCE = "Compte 1000001\nÀ payer: 12 500 FCFA\nFactures impayées: 2\n1. Dern
 BALANCE_BUTTONS = "Compte 1000001\nÀ payer: 12 500 FCFA\nFactures impayées: 2\n[1 Dernières factures] [0 Retour] [00 Accueil]"
 BILL = ("ElecNet: nouvelle facture pour le compte 1000001: 12 500 FCFA, à payer avant le 15/12/2026. "
         "Payez par *123#.")
-SORRY = ("ElecNet: désolé, votre message WhatsApp du 26/11 09:00 n'a pas pu être traité à temps (incident technique). "
+SORRY = ("ElecNet: désolé, votre message WhatsApp du 26/11 09:00 n'a pas été traité à temps (incident technique). "
          "Merci de le renvoyer.")
 # Second numbers of ours, one at each provider: the customer may write to any of them.
 OUR_OTHER_TWILIO_NUMBER = "+14155238899"

@@ -33,7 +33,7 @@ RESTORED_FR, RESTORED_EN = "HX" + "1f" * 16, "HX" + "1e" * 16
 ALL_SIDS = (("outage_declared", "fr", OUTAGE_FR), ("outage_declared", "en", OUTAGE_EN),
             ("power_restored", "fr", RESTORED_FR), ("power_restored", "en", RESTORED_EN))
 OUTAGE_TEXT_FR = ("ElecNet: coupure de courant dans la zone DKR-PLATEAU. Nos équipes sont sur place. "
-                  "Veuillez nous excuser pour la gêne.")
+                  "Veuillez nous excuser pour le désagrément.")
 BILL_FR = ("ElecNet: nouvelle facture pour le compte 1000001: 12 500 FCFA, à payer avant le 15/12/2026. "
            "Payez par *123#.")
 

@@ -74,7 +74,7 @@ def test_an_agent_sees_whether_the_customer_s_whatsapp_window_is_open_and_until_
 
 OUTAGE_FR = "HX" + "0f" * 16
 OUTAGE_TEXT_FR = ("ElecNet: coupure de courant dans la zone DKR-PLATEAU. Nos équipes sont sur place. "
-                  "Veuillez nous excuser pour la gêne.")
+                  "Veuillez nous excuser pour le désagrément.")
 
 
 def test_an_agent_s_send_again_inside_the_window_goes_as_free_text_whatever_the_failed_send_was(

@@ -564,19 +564,24 @@ def notify_payment(deps: Deps, payment: LocalPayment, status: str) -> None:
 def _tell_account_watchers(deps: Deps, payment: LocalPayment) -> None:
     """The alert "payment by another number": the numbers that opted in to ``payment_received`` for the account
     hear of a payment made to it from another number (the payer has the receipt). No token, no payer's number:
-    those are the payer's."""
+    those are the payer's. Only a number still linked to the account hears: a link the holder undid (a stranger's)
+    leaves its subscription behind, not its right to the account's payments (as ``app/broadcast.py`` for bills)."""
     assert deps.outbox is not None
     if deps.subscriptions is None:
         return
     payload = {"amount": format(payment.amount, "f"), "account_number": payment.account_number,
                "purpose": payment.purpose, "reference": payment.reference}
     for watcher in deps.subscriptions.subscribers("payment_received", payment.account_number):
-        if watcher.msisdn == payment.msisdn:
+        if watcher.msisdn == payment.msisdn or not _linked(deps, watcher.msisdn, payment.account_number):
             continue
         chosen = deps.preferences.language(watcher.msisdn) if deps.preferences is not None else None
         language = chosen or watcher.language or payment.language
         deps.outbox.add(kind="payment_received", msisdn=watcher.msisdn, language=language, payload=payload,
                         dedupe_key=f"payment:{payment.provider_payment_id}:received:{_digest(watcher.msisdn)}")
+
+
+def _linked(deps: Deps, msisdn: str, account_number: str) -> bool:
+    return any(link.account_number == account_number for link in deps.links.accounts_for(msisdn))
 
 
 def _digest(msisdn: str) -> str:

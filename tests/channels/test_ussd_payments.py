@@ -520,7 +520,8 @@ def buy_2000_of_credit(phone, deps) -> str:
 
 def test_the_alert_payment_by_another_number_tells_whoever_switched_it_on_and_the_payer_has_the_receipt_only(
         phone, served, provider, deps, app, settings):
-    # Sahel (English) watches account 3000001 from her number: preferences, alerts, 3 (off, then on).
+    # Sahel (English), linked to account 3000001, watches it from her number: preferences, alerts, 3.
+    deps.links.link("+221770000002", "3000001", "self-service")
     deps.subscriptions.subscribe("+221770000002", "payment_received", "3000001", channel="sms", language="en")
     # The meter owner watches it too: paying himself, he gets his receipt, not a second message.
     deps.subscriptions.subscribe("+221770000003", "payment_received", "3000001", channel="sms", language="fr")
@@ -543,6 +544,26 @@ def test_the_alert_payment_by_another_number_tells_whoever_switched_it_on_and_th
     provider.approve(again)
     settled(deps, again)
     assert [e["kind"] for e in outbox(deps, 1)] == ["payment_receipt"]
+
+
+def test_a_number_unlinked_from_the_account_hears_of_no_payment_to_it_though_it_had_switched_the_alert_on(
+        phone, served, provider, deps):
+    # A stranger linked his number to account 3000001 and switched on "payment by another number"; the holder
+    # then removed the link (preferences, linked numbers). His subscription stays in the table, not his right.
+    deps.links.link("+221770000009", "3000001", "self-service")
+    deps.subscriptions.subscribe("+221770000009", "payment_received", "3000001", channel="sms", language="fr")
+    deps.links.unlink("+221770000009", "3000001")
+    # A number never linked to it that subscribed all the same (a stale row, an old account) hears nothing either.
+    deps.subscriptions.subscribe("+221770000008", "payment_received", "3000001", channel="sms", language="fr")
+    # Sahel, still linked, hears of it: the alerts are queued after the others were looked at.
+    deps.links.link("+221770000002", "3000001", "self-service")
+    deps.subscriptions.subscribe("+221770000002", "payment_received", "3000001", channel="sms", language="en")
+    payment_id = buy_2000_of_credit(phone, deps)
+    provider.approve(payment_id)
+    settled(deps, payment_id)
+    wait_for(lambda: any(e["msisdn"] == "+221770000002" for e in outbox(deps)))
+    assert [(e["kind"], e["msisdn"]) for e in outbox(deps)] == [("payment_receipt", "+221770000003"),
+                                                                ("payment_received", "+221770000002")]
 
 
 def test_a_prepaid_token_is_sealed_in_the_outbox_yet_reaches_the_meter_owner_and_stays_in_the_last_payments(

@@ -1,6 +1,10 @@
 """Checks of what a user typed at an ``input`` node, by the validator type named in YAML.
 
 Each check returns the normalised value to store, or raises ``InvalidInput``.
+
+Digits, codes, references and a keyword's words are plain ASCII: patterns match with ``re.ASCII``, so ``\\d`` is
+0-9 and a case-blind letter is a Latin one. Without it ``(?i)e-?mail`` took ``EMAıL`` (a dotless i folds to ``i``),
+which no step knows as a channel, and ``\\d`` took any script's digits (``١٢٣٤`` as a PIN).
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ class InvalidInput(ValueError):
 
 
 def _digits(spec: ValidatorSpec, text: str) -> str:
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()):     # not "²" nor "٣", which isdigit() takes
         raise InvalidInput("digits")
     if spec.min_len is not None and len(text) < spec.min_len:
         raise InvalidInput("too short")
@@ -41,7 +45,7 @@ def _number(spec: ValidatorSpec, text: str, *, whole: bool) -> str:
     if whole:
         text = _CURRENCY.sub("", text)
     cleaned = text.replace(" ", "").replace(",", ".")
-    if not re.fullmatch(r"\d{1,12}" if whole else r"\d{1,12}(\.\d{1,3})?", cleaned):
+    if not re.fullmatch(r"\d{1,12}" if whole else r"\d{1,12}(\.\d{1,3})?", cleaned, re.ASCII):
         raise InvalidInput("not a number")
     try:
         value = Decimal(cleaned)
@@ -55,7 +59,7 @@ def _number(spec: ValidatorSpec, text: str, *, whole: bool) -> str:
 
 
 def _pattern(spec: ValidatorSpec, text: str, default: str) -> str:
-    if not re.fullmatch(spec.pattern or default, text):
+    if not re.fullmatch(spec.pattern or default, text, re.ASCII):
         raise InvalidInput("pattern")
     return text
 

@@ -562,3 +562,15 @@ def test_only_the_holder_can_use_an_undo_code(texter, deps):
     # The linked number itself (or anyone else) cannot undo with the code: it is the holder's.
     assert texter("+221770017777").say(undo).startswith("Code non reconnu")
     assert [link.account_number for link in deps.links.accounts_for("+221770017777")] == ["1000001"]
+
+
+def test_a_channel_word_spelt_with_a_lookalike_letter_gets_the_usage_line_never_an_error(texter, deps):
+    # A dotless ı (Turkish keyboards), a dotted İ, a long ſ pass a case-blind match for "i" or "s": none is a
+    # channel, and the customer is told how to write the command (it was "Service temporarily unavailable").
+    sahel = texter("+221770000002")
+    usage = "Text CHANNEL and SMS, WHATSAPP or EMAIL, e.g. CHANNEL WHATSAPP."
+    for lookalike in ("EMAıL", "EMAİL", "WHATſAPP", "ſMS"):
+        assert sahel.say(f"CHANNEL {lookalike}") == usage
+    assert deps.contacts.contact("+221770000002").channel == "sms"
+    # Digits of another script are not an amount: PAY with them is told how to write it.
+    assert sahel.say("PAY ٥٠٠٠") == "Text PAY and the amount, e.g. PAY 5000."

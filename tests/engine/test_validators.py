@@ -22,3 +22,16 @@ def test_an_amount_may_carry_its_currency(typed, stored):
 def test_anything_else_is_not_an_amount(typed):
     with pytest.raises(InvalidInput):
         validate(AMOUNT, typed)
+
+
+@pytest.mark.parametrize(("spec", "typed"), [
+    (ValidatorSpec(type="pin"), "١٢٣٤"),                                    # Arabic-Indic digits
+    (ValidatorSpec(type="account_number"), "１０００００１"),                  # full-width digits
+    (ValidatorSpec(type="digits", min_len=6, max_len=6), "¹²³⁴⁵⁶"),         # superscripts: isdigit() takes them
+    (AMOUNT, "٥٠٠٠"),
+    (ValidatorSpec(type="regex", pattern="(?i)sms|whatsapp|e-?mail"), "EMAıL"),   # dotless i folds to i
+    (ValidatorSpec(type="regex", pattern="(?i)on|off|oui|non"), "OUı"),
+])
+def test_codes_amounts_and_keyword_words_are_plain_ascii(spec, typed):
+    with pytest.raises(InvalidInput):
+        validate(spec, typed)

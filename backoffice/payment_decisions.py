@@ -74,14 +74,24 @@ def started_payment(session: Session, payment_id: str, payment_key: str | None, 
     """The mobile-money payment money received by hand stands for (an agent's "paid" posted or vended): by its
     id, or by the key the payer started it with when the agent typed the receipt's reference; only one for this
     account, amount and purpose. Recorded under its id, the provider's approval (before or after) and the hand
-    settlement are one payment: the bills paid once, one token."""
-    paid = session.get(PaymentIntent, payment_id)
-    if paid is None and payment_key:
-        paid = session.scalar(select(PaymentIntent).where(PaymentIntent.idempotency_key == payment_key))
-    if (paid is not None and paid.purpose == purpose and paid.account_number == account_number
-            and paid.amount == amount):
-        return paid
-    return None
+    settlement are one payment: the bills paid once, one token.
+
+    An id that is the provider's id of another payment (another account, amount or purpose) is refused (409
+    ``payment_of_another_account``): recorded under it, the money would be that payment's, whose approval would then
+    pay no bills (the id already received) or fail (a vend holds it)."""
+    named = session.get(PaymentIntent, payment_id)
+    if named is not None:
+        if not _same_money(named, account_number, amount, purpose):
+            raise Conflict(f"payment {payment_id} is another payment with the provider (another account, amount or "
+                           "purpose)", code="payment_of_another_account")
+        return named
+    paid = session.scalar(select(PaymentIntent).where(PaymentIntent.idempotency_key == payment_key)) \
+        if payment_key else None
+    return paid if paid is not None and _same_money(paid, account_number, amount, purpose) else None
+
+
+def _same_money(paid: PaymentIntent, account_number: str | None, amount: Decimal, purpose: str) -> bool:
+    return paid.purpose == purpose and paid.account_number == account_number and paid.amount == amount
 
 
 def _receipt_reference() -> str:

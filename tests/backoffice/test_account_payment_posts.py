@@ -99,3 +99,18 @@ def test_approved_first_a_post_under_the_receipts_reference_counts_nothing_again
     other = _post(api, http, "post-receipt-3", {"payment_id": "MMRECEIPT012", "payment_key": "bill-by-receipt-2",
                                                 "amount": "2500"})
     assert (other.status_code, other.json()["payment_id"]) == (201, "MMRECEIPT012") and _due(api, http) == "5000"
+
+
+def test_a_post_under_another_accounts_payment_id_is_refused_and_that_purchase_still_gets_its_token(
+        api: str, http: requests.Session) -> None:
+    """Awa's account posted under the provider's id of Moussa's prepaid purchase: recorded, it made Moussa's
+    approval fail (the id taken) and would have paid Awa's bills with his money."""
+    moussa = start_payment(api, http, "moussa-credit-post-1", account_number="3000001", msisdn="+221770000003",
+                           amount="2000", purpose="prepaid", wallet="wave")
+
+    refused = _post(api, http, "post-moussa-1", {"payment_id": moussa, "amount": "2000"})
+
+    assert (refused.status_code, refused.json()["error"]) == (409, "payment_of_another_account")
+    assert _due(api, http) == "12500" and moussa not in _listed(api, http)
+    assert http.post(f"{api}/payments/{moussa}/approve").status_code == 200
+    assert len(http.get(f"{api}/payments/{moussa}").json()["token"]) == 20

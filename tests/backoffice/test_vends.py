@@ -168,3 +168,19 @@ def test_a_key_of_another_payment_does_not_borrow_its_token(api: str, http: requ
 
     assert vended.status_code == 201 and vended.json()["payment_id"] == "MMRECEIPT003"
     assert vended.json()["token"] != approved and Decimal(_credit(api, http)["credit_kwh"]) == before + 50
+
+
+def test_a_vend_under_another_accounts_payment_id_is_refused_and_that_payment_still_pays_its_bills(
+        api: str, http: requests.Session) -> None:
+    """The reference typed for Moussa's meter is the provider's id of Awa's bill payment (a slip, or an insider):
+    a vend under it would list it as Moussa's money, and Awa's approval would then pay none of her bills."""
+    awa = start_payment(api, http, "awa-bill-vend-1", account_number="1000001", msisdn="+221770000001",
+                        amount="5000", purpose="bill", wallet="orange_money")
+    before = _credit(api, http)["credit_kwh"]
+
+    refused = _vend(api, http, "vend-awa-1", {"payment_id": awa, "amount": "5000"})
+
+    assert (refused.status_code, refused.json()["error"]) == (409, "payment_of_another_account")
+    assert _credit(api, http)["credit_kwh"] == before
+    assert http.post(f"{api}/payments/{awa}/approve").status_code == 200
+    assert http.get(f"{api}/accounts/1000001/balance").json()["amount"] == "7500"

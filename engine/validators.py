@@ -4,12 +4,15 @@ Each check returns the normalised value to store, or raises ``InvalidInput``.
 
 Digits, codes, references and a keyword's words are plain ASCII: patterns match with ``re.ASCII``, so ``\\d`` is
 0-9 and a case-blind letter is a Latin one. Without it ``(?i)e-?mail`` took ``EMAıL`` (a dotless i folds to ``i``),
-which no step knows as a channel, and ``\\d`` took any script's digits (``١٢٣٤`` as a PIN).
+which no step knows as a channel, and ``\\d`` took any script's digits (``١٢٣٤`` as a PIN). Another script's
+decimal digits are read as the digits they are first (a phone set to Arabic writes ``٥٠٠٠`` for 5000, a full-width
+keyboard ``１０００００１``): the value stored is ASCII.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -103,9 +106,17 @@ _CHECKS: dict[str, Callable[[ValidatorSpec, str], Any]] = {
 }
 
 
+def _ascii_digits(text: str) -> str:
+    """``text`` with every decimal digit of another script as its ASCII digit (``٥٠٠٠`` -> ``5000``); superscripts
+    and other characters are kept as they are."""
+    if text.isascii():
+        return text
+    return "".join(str(value) if (value := unicodedata.decimal(char, None)) is not None else char for char in text)
+
+
 def validate(spec: ValidatorSpec, text: str) -> Any:
     """The normalised value of ``text`` under ``spec``; ``InvalidInput`` when it does not pass."""
-    text = text.strip()
+    text = text.strip() if spec.type == "text" else _ascii_digits(text.strip())
     # Only free text may be longer than a code or an amount could ever be.
     if not text or (len(text) > 64 and spec.type != "text"):
         raise InvalidInput("empty or too long")

@@ -24,11 +24,18 @@ def test_anything_else_is_not_an_amount(typed):
         validate(AMOUNT, typed)
 
 
+@pytest.mark.parametrize(("spec", "typed", "stored"), [
+    (ValidatorSpec(type="pin"), "١٢٣٤", "1234"),                            # Arabic-Indic digits
+    (ValidatorSpec(type="account_number"), "１０００００１", "1000001"),      # full-width digits
+    (AMOUNT, "٥٠٠٠", "5000"),
+    (AMOUNT, "۵ ۰۰۰ FCFA", "5000"),                                           # Persian digits, a space, the currency
+])
+def test_another_scripts_digits_are_read_as_the_digits_they_are(spec, typed, stored):
+    assert validate(spec, typed) == stored
+
+
 @pytest.mark.parametrize(("spec", "typed"), [
-    (ValidatorSpec(type="pin"), "١٢٣٤"),                                    # Arabic-Indic digits
-    (ValidatorSpec(type="account_number"), "１０００００１"),                  # full-width digits
     (ValidatorSpec(type="digits", min_len=6, max_len=6), "¹²³⁴⁵⁶"),         # superscripts: isdigit() takes them
-    (AMOUNT, "٥٠٠٠"),
     (ValidatorSpec(type="regex", pattern="(?i)sms|whatsapp|e-?mail"), "EMAıL"),   # dotless i folds to i
     (ValidatorSpec(type="regex", pattern="(?i)on|off|oui|non"), "OUı"),
 ])

@@ -151,9 +151,11 @@ def test_a_whatsapp_conversation_goes_on_with_the_number_the_customer_types(agen
     # On WhatsApp the customer taps a button or types its number: "1" opens the balance, as on the phone.
     client, token = agent
     page = start(client, token, channel="whatsapp", text="Bonjour")
-    assert "node main_menu" in page
-    page = answer(client, token, "1")
-    assert "node balance_show" in page and "Compte 1000001" in page
+    assert current_screen(page).startswith("ElecNet - 1000001\n[Menu]\n- 1: Solde et factures\n- 2: Consommation\n")
+    screen = current_screen(answer(client, token, "1"))
+    # Shown as the phone shows it (the text and its buttons, each with the key a tap sends), not as JSON.
+    assert screen == ("Compte 1000001\nÀ payer: 12 500 FCFA\nFactures impayées: 2\n"
+                      "[1: Dernières factures] [0: Retour] [00: Accueil]\n[106/4096 characters, UCS-2, ok]")
 
 
 def test_the_web_channel_plays_its_pages_as_text_from_the_menu_the_sign_in_shows(

@@ -48,6 +48,7 @@ DEMO_NUMBERS = {
 }
 _CHANNEL_LABELS = {"ussd": "USSD (*123#)", "sms": "SMS keywords", "whatsapp": "WhatsApp", "web": "Web pages"}
 _ENTRIES = {"ussd": "*123#", "sms": "*"}
+_SHOWS_FIRST = {"web"}   # the web's first page (the menu) comes with the sign-in, no message asked
 
 
 def _one_per_channel(adapters: Sequence[ChannelAdapter]) -> list[ChannelAdapter]:
@@ -188,8 +189,9 @@ def mount_agents(app: Flask, settings: Settings, parts: dict[str, Any], adapters
                               lookup_window_seconds=settings.agent_lookup_window_seconds,
                               payment_action_limit=settings.agent_payment_action_limit),
         sandbox=sandbox.engine,
-        channels=[SimChannel(a.channel, _CHANNEL_LABELS.get(a.channel, a.channel), a.capabilities, a.render,
-                             _ENTRIES.get(a.channel, "*"), opens_with_text=a.session_policy.per == "user")
+        channels=[SimChannel(a.channel, _CHANNEL_LABELS.get(a.channel, a.channel), a.capabilities, a.preview,
+                             _ENTRIES.get(a.channel, "*"), opens_with_text=a.session_policy.per == "user",
+                             writes_first=a.channel not in _SHOWS_FIRST)
                   for a in _one_per_channel(adapters)],
         simulator=SimulatorConfig(numbers=[(n, DEMO_NUMBERS.get(n, "demo customer"))
                                            for n in settings.simulator_numbers],

@@ -114,3 +114,8 @@ class ChannelAdapter(Channel[Mapping[str, Any], str]):
 
     def owns(self, path: str) -> bool:
         return path.startswith(self.prefix)
+
+    def preview(self, reply: Reply) -> str:
+        """The reply as the flow simulator shows it, as the customer receives it: the wire answer itself,
+        unless ``render`` needs a live request of the channel (the web's page needs a signed-in visit)."""
+        return self.render(reply)

@@ -99,7 +99,7 @@ from .whatsapp import (
     option_id,
 )
 
-__all__ = ["PATH", "MessageSender", "MetaWhatsAppAdapter", "Unsupported", "graph_messages", "sign"]
+__all__ = ["PATH", "MessageSender", "MetaWhatsAppAdapter", "Unsupported", "as_seen", "graph_messages", "sign"]
 
 log = logging.getLogger("channels.whatsapp_meta")
 
@@ -183,6 +183,20 @@ def graph_messages(reply: Reply, list_label: str = "Menu") -> list[dict[str, Any
         "type": "list", "body": {"text": body},
         "action": {"button": list_label[:MAX_BUTTON_TITLE],
                    "sections": [{"rows": [_row(o.key, o.label) for o in shown]}]}}}]
+
+
+def as_seen(message: Mapping[str, Any]) -> str:
+    """One Graph API message as the phone shows it (the flow simulator's view): its text; reply buttons in
+    brackets, each with the key a tap sends (``[1: Latest bills]``); a list under its button, a row a line."""
+    if message["type"] == "text":
+        return str(message["text"]["body"])
+    shown, action = message["interactive"], message["interactive"]["action"]
+    taps = ([(b["reply"]["id"], b["reply"]["title"]) for b in action["buttons"]] if shown["type"] == "button"
+            else [(r["id"], r["title"]) for part in action["sections"] for r in part["rows"]])
+    keys = [(tap_id.removeprefix("opt:"), title) for tap_id, title in taps]
+    if shown["type"] == "button":
+        return shown["body"]["text"] + "\n" + " ".join(f"[{key}: {title}]" for key, title in keys)
+    return "\n".join([shown["body"]["text"], f"[{action['button']}]", *(f"- {key}: {title}" for key, title in keys)])
 
 
 @dataclass(frozen=True, slots=True)
@@ -339,6 +353,9 @@ class MetaWhatsAppAdapter(KeyedBySender, ChannelAdapter):
 
     def render(self, reply: Reply) -> str:
         return json.dumps(graph_messages(reply), ensure_ascii=False)
+
+    def preview(self, reply: Reply) -> str:
+        return "\n---\n".join(as_seen(m) for m in graph_messages(reply))
 
     def error_response(self, status: int = 400, headers: Mapping[str, str] | None = None) -> Response:
         words = {403: "forbidden", 413: "body too large", 405: "method not allowed", 503: "unavailable"}

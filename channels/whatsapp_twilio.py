@@ -228,6 +228,10 @@ class TwilioWhatsAppAdapter(KeyedBySender, ChannelAdapter):
     def render(self, reply: Reply) -> str:
         return _twiml(*self.messages(reply))
 
+    def preview(self, reply: Reply) -> str:
+        # The message bodies, not the TwiML that carries them.
+        return "\n---\n".join(self.messages(reply))
+
     def reply_text(self, reply: Reply) -> str:
         return reply.text
 

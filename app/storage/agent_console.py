@@ -192,8 +192,11 @@ class SqlCustomerRecords:
                                                   .order_by(SessionAuditRow.started_at.desc()).limit(_RECENT))]
             payments = db.scalars(select(PaymentIntentRow).where(PaymentIntentRow.msisdn == msisdn)
                                   .order_by(PaymentIntentRow.id.desc()).limit(_RECENT)).all()
+            # "Réf." is the payment id the customer's screen and receipt quote (PAY-...): the one they read to an
+            # agent on the phone; "reference" is the provider's transaction id, once paid.
             found.payments = [{"created": _when(p.created_at), "account": p.account_number, "purpose": p.purpose,
                                "amount": f"{p.amount} {p.currency}", "wallet": p.wallet or "-", "status": p.status,
+                               "customer's Réf.": p.provider_payment_id or "-",
                                "reference": p.reference or "-", "reason": p.failure_reason or "-"} for p in payments]
             # All of them, however old: each stays on the customer's balance until an agent settles it.
             found.unresolved = [{"created": _when(p.created_at), "account": p.account_number, "purpose": p.purpose,

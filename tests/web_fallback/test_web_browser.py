@@ -115,3 +115,28 @@ def test_a_wrong_answer_is_asked_again_with_the_reason_in_english(page: Page, se
     assert screen(page) == "Pay 1,500 FCFA with:"
     press(page, "Sign out")
     expect(page.get_by_text("You are signed out.")).to_be_visible()
+
+
+def test_each_screen_is_announced_by_its_title_as_the_page_heading(page: Page, served_web: str, sms_code):
+    # A screen reader lists a page's headings and reads the tab's title first: both name the screen.
+    sign_in(page, served_web, "77 000 00 01", sms_code)
+    expect(page.get_by_role("heading", level=1)).to_have_text("ElecNet - 1000001")
+    expect(page).to_have_title("ElecNet - 1000001 · ElecNet - Espace client")
+    press(page, "1. Solde et factures")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Compte 1000001")
+    expect(page).to_have_title("Compte 1000001 · ElecNet - Espace client")
+    assert screen(page) == "Compte 1000001\nÀ payer: 12 500 FCFA\nFactures impayées: 2"
+
+
+def test_a_keyboard_user_signs_in_typing_only_the_number_and_the_code(page: Page, served_web: str, sms_code):
+    # No mouse: the code page puts the cursor in the code field, so the code is typed straight in.
+    page.goto(served_web)
+    page.keyboard.press("Tab")                                   # the language link first
+    page.keyboard.press("Tab")
+    expect(page.get_by_label("Votre numéro de téléphone")).to_be_focused()
+    page.keyboard.type("77 000 00 01")
+    page.keyboard.press("Enter")
+    expect(page.get_by_label("Code à 6 chiffres")).to_be_focused()
+    page.keyboard.type(sms_code("+221770000001"))
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", level=1)).to_have_text("ElecNet - 1000001")

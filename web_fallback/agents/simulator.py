@@ -41,7 +41,8 @@ class SimChannel:
     capabilities: ChannelCapabilities
     wire: Callable[[Reply], str]          # the adapter's render: what the phone receives
     entry: str = "*"                      # the service code or short code dialled
-    opens_with_text: bool = False         # SMS: a first message carries a keyword
+    opens_with_text: bool = False         # SMS, WhatsApp, web: each message is a hop of its own
+    writes_first: bool = True             # ... and the customer's message opens it (the web's sign-in shows a page)
 
 
 @dataclass(frozen=True)
@@ -124,8 +125,9 @@ def simulator_blueprint(engine_for: Callable[[], Engine], channels: Sequence[Sim
             # Never a real customer: only the configured demo numbers are played.
             abort(400, "The simulator plays only the demo customers listed.")
         first = " ".join(request.form.get("text", "").split())[:_MAX_INPUT] or None
-        if by_name[channel].opens_with_text and not first:
-            abort(400, "An SMS conversation starts with a message: type a keyword (e.g. SOLDE or HELP).")
+        if by_name[channel].opens_with_text and by_name[channel].writes_first and not first:
+            abort(400, f"On {by_name[channel].label} the customer writes first: type their first message "
+                       "(e.g. SOLDE, HELP or Bonjour).")
         run: dict[str, Any] = {"id": secrets.token_hex(6), "agent": agent_tag(who.subject), "channel": channel,
                                "language": language, "number": number, "hops": 0, "screens": []}
         play(run, first)

@@ -41,7 +41,7 @@ from engine.masking import mask
 
 from .sign_in import SignIn
 from .texts import text
-from .view import view_of
+from .view import page_text, view_of
 from .visit import COOKIE, Visit, VisitCookie
 
 __all__ = ["CAPABILITIES", "WebAdapter"]
@@ -117,6 +117,15 @@ class WebAdapter(KeyedBySender, ChannelAdapter):
                        engine.system_text(language, "previous"))
         return self._page("screen.html", language, view=page, hop=secrets.token_urlsafe(18),
                           number=mask(g.web_visit.msisdn))
+
+    def preview(self, reply: Reply) -> str:
+        """The page as text, outside any visit (the flow simulator's view): ``render`` needs the visit's token."""
+        engine = self._engine()
+        assert engine is not None, "preview() runs once the blueprint is bound"
+        language = reply.screen.language if reply.screen else engine.flows.menus.default_language
+        page = view_of(reply, engine.flows.menus, engine.system_text(language, "more"),
+                       engine.system_text(language, "previous"))
+        return page_text(page, lambda key, **values: text(language, key, **values))
 
     def error_response(self, status: int = 500, headers: Mapping[str, str] | None = None) -> Response:
         visit = self._cookie().load(request.cookies.get(COOKIE))

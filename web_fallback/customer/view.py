@@ -9,12 +9,13 @@ anything else is text.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from engine import Option, Reply
 from menus.schema import BACK, HOME, NEXT_PAGE, PREVIOUS_PAGE, InputNode, MenuSet
 
-__all__ = ["Field", "PageView", "view_of"]
+__all__ = ["Field", "PageView", "page_text", "view_of"]
 
 # Validator types whose answers are digits: a phone shows its number pad.
 _NUMERIC = frozenset({"digits", "amount", "account_number", "pin", "number", "date"})
@@ -84,3 +85,22 @@ def view_of(reply: Reply, menus: MenuSet, more: str, previous: str) -> PageView:
     return PageView(language, screen.error if screen else None, tuple(lines), tuple(shown), nav,
                     tuple(paging), None if end or screen is None else _field(menus, screen.node), end,
                     reply.page, reply.pages)
+
+
+def page_text(page: PageView, t: Callable[..., str]) -> str:
+    """The page as a visitor reads it, in text (the flow simulator's view of a web screen): its error line, its
+    lines, each button in brackets (options one a line, paging and navigation on one), its field.
+    ``t(key, **values)`` gives the page's own words (``web_fallback.customer.texts``) in its language."""
+    out = [f"! {page.error}"] if page.error else []
+    out += [line for line in page.lines if line]
+    if page.pages > 1:
+        out.append(t("page_of", page=str(page.page + 1), pages=str(page.pages)))
+    if page.field:
+        out.append(f"[{t('secret_label') if page.field.secret else t('answer_label')}: ____]")
+    out += [f"[{o.key}. {o.label}]" for o in page.options]
+    buttons = [f"[{o.label}]" for o in (*page.paging, *page.nav)]
+    if page.end:
+        buttons.append(f"[{t('menu_again')}]")
+    if buttons:
+        out.append(" ".join(buttons))
+    return "\n".join(out)

@@ -475,3 +475,22 @@ def test_a_supervisors_reason_keeps_its_amounts_readable_and_the_numbers_masked(
     page = open_awa(client, token)    # her page, its security events as an agent reads them
     assert said in page
     assert "123 45 67" not in page and "771234567" not in page
+
+
+def payments(page: str) -> str:
+    start = page.index("<h3>Payments</h3>")
+    return page[start:page.index("<h3>", start + 4)]
+
+
+def test_the_payments_list_shows_the_ref_the_customer_was_given_so_the_agent_can_find_their_payment(
+        agent, deps) -> None:
+    # Awa calls: "I paid 12 500, my screen said Réf. PAY-7F3A..., where is it?" The agent finds that Réf.
+    client, token = agent
+    deps.ledger.create(idempotency_key=KEY, msisdn=AWA, account_number="1000001", purpose="bill",
+                       amount=Decimal(12500), wallet="orange_money")
+    deps.ledger.mark_pending(KEY, "PAY-7F3A0C11D2E94B55")
+
+    listed = payments(open_awa(client, token))
+
+    assert "<th>customer's Réf.</th>" in listed
+    assert "<td>PAY-7F3A0C11D2E94B55</td>" in listed

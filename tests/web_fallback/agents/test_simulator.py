@@ -145,3 +145,36 @@ def test_the_designer_picks_each_channel_once_by_its_name(agents_app: Flask) -> 
     assert picker, page
     assert re.findall(r'<option value="(\w+)" >([^<]+)</option>', picker.group(1)) == [
         ("ussd", "USSD (*123#)"), ("sms", "SMS keywords"), ("whatsapp", "WhatsApp"), ("web", "Web pages")]
+
+
+def test_a_whatsapp_conversation_goes_on_with_the_number_the_customer_types(agent: tuple[FlaskClient, str]) -> None:
+    # On WhatsApp the customer taps a button or types its number: "1" opens the balance, as on the phone.
+    client, token = agent
+    page = start(client, token, channel="whatsapp", text="Bonjour")
+    assert current_screen(page).startswith("ElecNet - 1000001\n[Menu]\n- 1: Solde et factures\n- 2: Consommation\n")
+    screen = current_screen(answer(client, token, "1"))
+    # Shown as the phone shows it (the text and its buttons, each with the key a tap sends), not as JSON.
+    assert screen == ("Compte 1000001\nÀ payer: 12 500 FCFA\nFactures impayées: 2\n"
+                      "[1: Dernières factures] [0: Retour] [00: Accueil]\n[106/4096 characters, UCS-2, ok]")
+
+
+def test_the_web_channel_plays_its_pages_as_text_from_the_menu_the_sign_in_shows(
+        agent: tuple[FlaskClient, str]) -> None:
+    # Signed in, the customer sees the menu without writing anything; each button is shown in brackets.
+    client, token = agent
+    page = start(client, token, channel="web")
+    assert current_screen(page) == (
+        "ElecNet - 1000001\n[1. Solde et factures]\n[2. Consommation]\n[3. Payer]\n[4. Panne/réclamation]\n"
+        "[5. Suivi demande]\n[6. Délai de paiement]\n[7. Simulateur]\n[8. Préférences]\n[183/400 characters, GSM-7, ok]")
+    assert current_screen(answer(client, token, "1")).startswith(
+        "Compte 1000001\nÀ payer: 12 500 FCFA\nFactures impayées: 2\n[1. Dernières factures]\n[Retour] [Accueil]\n")
+    assert current_screen(answer(client, token, "abc")).startswith("! Choix invalide.\nCompte 1000001\n")
+
+
+def test_a_chat_channel_started_without_the_customers_message_says_who_writes_first(
+        agent: tuple[FlaskClient, str]) -> None:
+    client, token = agent
+    response = client.post("/simulator/start", data={"channel": "whatsapp", "language": "fr",
+                                                     "number": "+221770000001", "text": "", "csrf_token": token})
+    assert response.status_code == 400
+    assert "On WhatsApp the customer writes first: type their first message" in response.get_data(as_text=True)

@@ -160,10 +160,18 @@ def install_guards(app: Flask, config: AuthConfig) -> None:
         return response
 
 
+# An error page's heading in an agent's words; the status code stays in the page's title for IT.
+_HEADINGS = {400: "This could not be done", 401: "Please sign in", 403: "Not allowed",
+             404: "Page not found", 405: "Not allowed here", 413: "Too much was sent",
+             429: "Too many tries: wait a moment", 500: "Something went wrong on our side",
+             503: "Not available right now"}
+
+
 def error_page(exc: HTTPException) -> Response:
     """An agent page's error as a plain HTML page (never a stack trace)."""
     code = exc.code or 500
-    body = render_template("agents/error.html", code=code, title=exc.name, message=exc.description,
+    body = render_template("agents/error.html", code=code, title=exc.name,
+                           heading=_HEADINGS.get(code, exc.name), message=exc.description,
                            agent=current_agent())
     headers = {k: v for k, v in exc.get_headers() if k.lower() != "content-type"}
     response = Response(body, status=code, mimetype="text/html", headers=headers)

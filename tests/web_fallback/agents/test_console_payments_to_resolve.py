@@ -212,6 +212,9 @@ def test_hostile_or_mistaken_forms_get_a_clear_page_and_change_nothing(agents_ap
     assert notice(taken).startswith("This reference is another payment's")
     forged = client.post("/console/payment-settle", data={"key": KEY, "decision": "not_paid", "reason": "x"})
     assert forged.status_code == 400 and "did not come from this console" in text(forged)
+    # Headed in the agent's words; the status code only in the tab's title.
+    page = forged.get_data(as_text=True)
+    assert "<h1>This could not be done</h1>" in page and "Bad Request" not in re.sub(r"<title>.*?</title>", "", page)
     assert [deps.ledger.get(k).status for k in (KEY, "pay-" + "b" * 40, "pay-other")] == [
         "unresolved", "unresolved", "pending"]
     assert payment_sms(deps) == []

@@ -8,6 +8,7 @@ transcripts (``tests/channels/test_ussd_payments.py``) walk the same paths end t
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -19,7 +20,7 @@ from cryptography.fernet import Fernet
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import OperationalError
 
-from app.storage import SqlOutbox, SqlPaymentLedger, make_sessions, migrate
+from app.storage import SqlOutbox, SqlPaymentLedger, SqlPreferences, SqlSubscriptions, make_sessions, migrate
 from app.storage.models import PaymentIntentRow
 from app.storage.outbox_seal import OutboxSeal
 from app.storage.throttle import MemoryThrottle
@@ -685,6 +686,53 @@ def test_a_success_settles_the_payment_and_queues_one_receipt(deps):
     again = settle_provider_result(deps, result())
     assert (again.changed, again.mismatch, present(again.payment).status) == (False, (), "succeeded")
     assert len(outbox(deps)) == 1
+
+
+WATCHER, OTHER_WATCHER, QUIET_WATCHER = "+221770000002", "+221770000004", "+221770000005"
+
+
+def test_the_alert_payment_by_another_number_reaches_each_watcher_in_their_language_without_the_payers_secrets(
+        deps, engine_db):
+    sessions = make_sessions(engine_db)
+    subscriptions, preferences = SqlSubscriptions(sessions), SqlPreferences(sessions)
+    watched = replace(deps, subscriptions=subscriptions, preferences=preferences)
+    subscriptions.subscribe(WATCHER, "payment_received", ACCOUNT, language="en")        # her alert's language
+    subscriptions.subscribe(OTHER_WATCHER, "payment_received", ACCOUNT, language="en")
+    preferences.set_language(OTHER_WATCHER, "fr")                                   # chose French since
+    subscriptions.subscribe(QUIET_WATCHER, "payment_received", ACCOUNT)              # no language said anywhere
+    subscriptions.subscribe(NUMBER, "payment_received", ACCOUNT, language="fr")      # the payer: the receipt only
+    subscriptions.subscribe("+221770000006", "payment_received", "1000002", language="fr")   # another account
+    subscriptions.subscribe("+221770000007", "payment_received", ACCOUNT, language="fr")
+    subscriptions.unsubscribe("+221770000007", "payment_received", ACCOUNT)          # switched off
+    pending(watched, language="en")
+    settle_provider_result(watched, result(token="12345678901234567890"))
+    told = {msisdn: (kind, language, payload, dedupe) for kind, msisdn, language, payload, dedupe in outbox(watched)}
+    assert set(told) == {NUMBER, WATCHER, OTHER_WATCHER, QUIET_WATCHER}
+    assert told[NUMBER][0] == "payment_receipt"
+    alert = {"amount": "12500", "account_number": ACCOUNT, "purpose": "bill", "reference": "MM1"}   # no token
+    assert {m: told[m][:3] for m in (WATCHER, OTHER_WATCHER, QUIET_WATCHER)} == {
+        WATCHER: ("payment_received", "en", alert), OTHER_WATCHER: ("payment_received", "fr", alert),
+        QUIET_WATCHER: ("payment_received", "en", alert)}       # the payment's language
+    # One alert per payment and number, under a key that names neither the number nor the token in clear.
+    keys = [told[m][3] for m in (WATCHER, OTHER_WATCHER, QUIET_WATCHER)]
+    assert len(set(keys)) == 3
+    assert all(re.fullmatch(r"payment:PAY-0001:received:[0-9a-f]{16}", key) for key in keys)
+    settle_provider_result(watched, result(event_id="EV-2"))                         # the provider's retry
+    assert len(outbox(watched)) == 4
+    # Without a preferences store (a channel that keeps none), the subscription's language still speaks.
+    pending(watched, "PAY-0002", language="fr")
+    settle_provider_result(replace(watched, preferences=None), result("PAY-0002", event_id="EV-3"))
+    assert {e[1]: e[2] for e in outbox(watched) if e[4].startswith("payment:PAY-0002:received:")} == {
+        WATCHER: "en", OTHER_WATCHER: "en", QUIET_WATCHER: "fr"}
+
+
+def test_a_failed_payment_tells_no_watcher(deps, engine_db):
+    subscriptions = SqlSubscriptions(make_sessions(engine_db))
+    watched = replace(deps, subscriptions=subscriptions)
+    subscriptions.subscribe(WATCHER, "payment_received", ACCOUNT, language="en")
+    pending(watched)
+    settle_provider_result(watched, result(status="failed"))
+    assert [(kind, msisdn) for kind, msisdn, *_ in outbox(watched)] == [("payment_failed", NUMBER)]
 
 
 def test_a_failure_is_applied_with_its_reason_and_a_notice(deps):

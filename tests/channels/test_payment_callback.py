@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import create_engine, text
 
 from app.factory import create_app
 from app.settings import Settings
@@ -231,6 +232,18 @@ def test_an_unknown_payment_is_404_so_the_provider_retries(client, deps):
     answer = post(client, event("PAY-FFFFFFFFFFFFFFFF"))
     assert (answer.status_code, answer.json["error"]) == (404, "payment_not_found")
     assert deps.outbox.pending() == []
+
+
+def test_a_callback_our_ledger_cannot_record_now_is_503_so_the_provider_sends_it_again(client, deps, engine_db):
+    payment_id = pending_payment(deps)
+    with create_engine(engine_db).begin() as db:     # the ledger gone (a failed restore, a dropped table)
+        db.execute(text("ALTER TABLE payment_intents RENAME TO payment_intents_away"))
+    answer = post(client, event(payment_id))
+    assert (answer.status_code, answer.json) == (503, {
+        "error": "unavailable", "message": "the payment could not be recorded now; send it again later"})
+    with create_engine(engine_db).begin() as db:     # back: the provider's retry settles it
+        db.execute(text("ALTER TABLE payment_intents_away RENAME TO payment_intents"))
+    assert post(client, event(payment_id)).json == {"status": "applied", "payment_status": "succeeded"}
 
 
 def test_without_a_secret_the_endpoint_is_not_configured_and_the_operator_is_warned(engine_db, redis_url, caplog):

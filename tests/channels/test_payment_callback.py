@@ -234,6 +234,19 @@ def test_an_unknown_payment_is_404_so_the_provider_retries(client, deps):
     assert deps.outbox.pending() == []
 
 
+def test_a_late_approval_by_our_key_after_the_payment_was_settled_is_202_kept_for_an_agent(client, deps, audit):
+    payment_id = pending_payment(deps)
+    assert post(client, event(payment_id, status="failed")).status_code == 200
+    late = event("PAY-0000000000000009", event_id="EVT-2", idempotency_key=f"key-{payment_id}")
+    answer = post(client, late)
+    # 2xx, so the provider stops sending it; never applied, kept with the payment and audited.
+    assert (answer.status_code, answer.json) == (202, {"status": "kept_for_agent", "payment_status": "failed"})
+    assert deps.ledger.by_provider_id(payment_id).status == "failed"
+    [kept] = deps.ledger.mismatches(payment_id)
+    assert (kept["event_id"], kept["reasons"]) == ("EVT-2", "payment_id,status")
+    assert audit.kinds() == ["callback_after_settlement"]
+
+
 def test_a_callback_our_ledger_cannot_record_now_is_503_so_the_provider_sends_it_again(client, deps, engine_db):
     payment_id = pending_payment(deps)
     with create_engine(engine_db).begin() as db:     # the ledger gone (a failed restore, a dropped table)

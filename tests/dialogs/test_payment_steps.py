@@ -35,6 +35,8 @@ from dialogs.backends import (
     Rejected,
 )
 from dialogs.payments import (
+    KeyAnswer,
+    ask_by_key,
     idempotency_key,
     post_owed_to_billing,
     post_to_billing,
@@ -1076,6 +1078,37 @@ def unresolved(deps: Deps, purpose: str = "bill") -> LocalPayment:
     deps.ledger.create(idempotency_key=KEY, msisdn=NUMBER, account_number=ACCOUNT, purpose=purpose,
                        amount=Decimal(12500), language="en", wallet="wave")
     return present(deps.ledger.give_up_unrecorded(KEY))
+
+
+def test_asking_the_provider_by_our_key_says_what_it_did_to_the_payment(deps, provider):
+    """An agent's "ask the provider now" on a payment left to them: the console shows the outcome and the payment."""
+    unresolved(deps)
+    provider.unreachable = True
+    assert ask_by_key(deps, KEY) == KeyAnswer("unreachable")
+    provider.unreachable = False
+    assert ask_by_key(deps, KEY) == KeyAnswer("unknown")                 # it never got the payment
+    provider.started[KEY] = {"id": "PAY-0007", "amount": Decimal(12500), "purpose": "bill",
+                             "account_number": ACCOUNT, "msisdn": NUMBER}
+    recorded = ask_by_key(deps, KEY)                                      # started, not final: its id recorded
+    assert recorded.outcome == "recorded"
+    assert (present(recorded.payment).provider_payment_id, present(recorded.payment).status) == ("PAY-0007", "pending")
+    provider.answers["PAY-0007"] = intent("PAY-0007", reference="MM7")
+    settled = ask_by_key(deps, KEY)                                       # final: applied as its callback would be
+    assert settled.outcome == "settled"
+    assert (present(settled.payment).status, present(settled.payment).reference) == ("succeeded", "MM7")
+    assert [kind for kind, *_ in outbox(deps)] == ["payment_receipt"]
+
+
+def test_asking_by_key_keeps_the_token_of_a_purchase_and_a_disagreeing_answer_for_an_agent(deps, provider):
+    unresolved(deps, purpose="prepaid")
+    provider.started[KEY] = {"id": "PAY-0008", "amount": Decimal(12500), "purpose": "prepaid",
+                             "account_number": ACCOUNT, "msisdn": NUMBER}
+    provider.answers["PAY-0008"] = intent("PAY-0008", purpose="prepaid", amount=Decimal(500))
+    mismatch = ask_by_key(deps, KEY)
+    assert (mismatch.outcome, present(mismatch.payment).status) == ("mismatch", "unresolved")
+    provider.answers["PAY-0008"] = intent("PAY-0008", purpose="prepaid", token="12345678901234567890")
+    settled = ask_by_key(deps, KEY)
+    assert settled.outcome == "settled" and present(settled.payment).token == "12345678901234567890"
 
 
 def with_billing(deps: Deps) -> tuple[str | None, str | None]:

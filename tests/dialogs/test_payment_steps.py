@@ -698,11 +698,12 @@ def test_the_alert_payment_by_another_number_reaches_each_watcher_in_their_langu
     sessions = make_sessions(engine_db)
     subscriptions, preferences = SqlSubscriptions(sessions), SqlPreferences(sessions)
     watched = replace(deps, subscriptions=subscriptions, preferences=preferences)
+    # The payer watches first (oldest first): the receipt only, and the watchers after still hear it.
+    subscriptions.subscribe(NUMBER, "payment_received", ACCOUNT, language="fr")      # the payer: the receipt only
     subscriptions.subscribe(WATCHER, "payment_received", ACCOUNT, language="en")        # her alert's language
     subscriptions.subscribe(OTHER_WATCHER, "payment_received", ACCOUNT, language="en")
     preferences.set_language(OTHER_WATCHER, "fr")                                   # chose French since
     subscriptions.subscribe(QUIET_WATCHER, "payment_received", ACCOUNT)              # no language said anywhere
-    subscriptions.subscribe(NUMBER, "payment_received", ACCOUNT, language="fr")      # the payer: the receipt only
     subscriptions.subscribe("+221770000006", "payment_received", "1000002", language="fr")   # another account
     subscriptions.subscribe("+221770000007", "payment_received", ACCOUNT, language="fr")
     subscriptions.unsubscribe("+221770000007", "payment_received", ACCOUNT)          # switched off

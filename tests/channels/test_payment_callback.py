@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import create_engine, text
 
 from app.factory import create_app
 from app.settings import Settings
@@ -231,6 +232,31 @@ def test_an_unknown_payment_is_404_so_the_provider_retries(client, deps):
     answer = post(client, event("PAY-FFFFFFFFFFFFFFFF"))
     assert (answer.status_code, answer.json["error"]) == (404, "payment_not_found")
     assert deps.outbox.pending() == []
+
+
+def test_a_late_approval_by_our_key_after_the_payment_was_settled_is_202_kept_for_an_agent(client, deps, audit):
+    payment_id = pending_payment(deps)
+    assert post(client, event(payment_id, status="failed")).status_code == 200
+    late = event("PAY-0000000000000009", event_id="EVT-2", idempotency_key=f"key-{payment_id}")
+    answer = post(client, late)
+    # 2xx, so the provider stops sending it; never applied, kept with the payment and audited.
+    assert (answer.status_code, answer.json) == (202, {"status": "kept_for_agent", "payment_status": "failed"})
+    assert deps.ledger.by_provider_id(payment_id).status == "failed"
+    [kept] = deps.ledger.mismatches(payment_id)
+    assert (kept["event_id"], kept["reasons"]) == ("EVT-2", "payment_id,status")
+    assert audit.kinds() == ["callback_after_settlement"]
+
+
+def test_a_callback_our_ledger_cannot_record_now_is_503_so_the_provider_sends_it_again(client, deps, engine_db):
+    payment_id = pending_payment(deps)
+    with create_engine(engine_db).begin() as db:     # the ledger gone (a failed restore, a dropped table)
+        db.execute(text("ALTER TABLE payment_intents RENAME TO payment_intents_away"))
+    answer = post(client, event(payment_id))
+    assert (answer.status_code, answer.json) == (503, {
+        "error": "unavailable", "message": "the payment could not be recorded now; send it again later"})
+    with create_engine(engine_db).begin() as db:     # back: the provider's retry settles it
+        db.execute(text("ALTER TABLE payment_intents_away RENAME TO payment_intents"))
+    assert post(client, event(payment_id)).json == {"status": "applied", "payment_status": "succeeded"}
 
 
 def test_without_a_secret_the_endpoint_is_not_configured_and_the_operator_is_warned(engine_db, redis_url, caplog):

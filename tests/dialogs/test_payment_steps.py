@@ -8,6 +8,7 @@ transcripts (``tests/channels/test_ussd_payments.py``) walk the same paths end t
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -19,7 +20,7 @@ from cryptography.fernet import Fernet
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import OperationalError
 
-from app.storage import SqlOutbox, SqlPaymentLedger, make_sessions, migrate
+from app.storage import SqlOutbox, SqlPaymentLedger, SqlPreferences, SqlSubscriptions, make_sessions, migrate
 from app.storage.models import PaymentIntentRow
 from app.storage.outbox_seal import OutboxSeal
 from app.storage.throttle import MemoryThrottle
@@ -34,6 +35,8 @@ from dialogs.backends import (
     Rejected,
 )
 from dialogs.payments import (
+    KeyAnswer,
+    ask_by_key,
     idempotency_key,
     post_owed_to_billing,
     post_to_billing,
@@ -687,6 +690,54 @@ def test_a_success_settles_the_payment_and_queues_one_receipt(deps):
     assert len(outbox(deps)) == 1
 
 
+WATCHER, OTHER_WATCHER, QUIET_WATCHER = "+221770000002", "+221770000004", "+221770000005"
+
+
+def test_the_alert_payment_by_another_number_reaches_each_watcher_in_their_language_without_the_payers_secrets(
+        deps, engine_db):
+    sessions = make_sessions(engine_db)
+    subscriptions, preferences = SqlSubscriptions(sessions), SqlPreferences(sessions)
+    watched = replace(deps, subscriptions=subscriptions, preferences=preferences)
+    # The payer watches first (oldest first): the receipt only, and the watchers after still hear it.
+    subscriptions.subscribe(NUMBER, "payment_received", ACCOUNT, language="fr")      # the payer: the receipt only
+    subscriptions.subscribe(WATCHER, "payment_received", ACCOUNT, language="en")        # her alert's language
+    subscriptions.subscribe(OTHER_WATCHER, "payment_received", ACCOUNT, language="en")
+    preferences.set_language(OTHER_WATCHER, "fr")                                   # chose French since
+    subscriptions.subscribe(QUIET_WATCHER, "payment_received", ACCOUNT)              # no language said anywhere
+    subscriptions.subscribe("+221770000006", "payment_received", "1000002", language="fr")   # another account
+    subscriptions.subscribe("+221770000007", "payment_received", ACCOUNT, language="fr")
+    subscriptions.unsubscribe("+221770000007", "payment_received", ACCOUNT)          # switched off
+    pending(watched, language="en")
+    settle_provider_result(watched, result(token="12345678901234567890"))
+    told = {msisdn: (kind, language, payload, dedupe) for kind, msisdn, language, payload, dedupe in outbox(watched)}
+    assert set(told) == {NUMBER, WATCHER, OTHER_WATCHER, QUIET_WATCHER}
+    assert told[NUMBER][0] == "payment_receipt"
+    alert = {"amount": "12500", "account_number": ACCOUNT, "purpose": "bill", "reference": "MM1"}   # no token
+    assert {m: told[m][:3] for m in (WATCHER, OTHER_WATCHER, QUIET_WATCHER)} == {
+        WATCHER: ("payment_received", "en", alert), OTHER_WATCHER: ("payment_received", "fr", alert),
+        QUIET_WATCHER: ("payment_received", "en", alert)}       # the payment's language
+    # One alert per payment and number, under a key that names neither the number nor the token in clear.
+    keys = [told[m][3] for m in (WATCHER, OTHER_WATCHER, QUIET_WATCHER)]
+    assert len(set(keys)) == 3
+    assert all(re.fullmatch(r"payment:PAY-0001:received:[0-9a-f]{16}", key) for key in keys)
+    settle_provider_result(watched, result(event_id="EV-2"))                         # the provider's retry
+    assert len(outbox(watched)) == 4
+    # Without a preferences store (a channel that keeps none), the subscription's language still speaks.
+    pending(watched, "PAY-0002", language="fr")
+    settle_provider_result(replace(watched, preferences=None), result("PAY-0002", event_id="EV-3"))
+    assert {e[1]: e[2] for e in outbox(watched) if e[4].startswith("payment:PAY-0002:received:")} == {
+        WATCHER: "en", OTHER_WATCHER: "en", QUIET_WATCHER: "fr"}
+
+
+def test_a_failed_payment_tells_no_watcher(deps, engine_db):
+    subscriptions = SqlSubscriptions(make_sessions(engine_db))
+    watched = replace(deps, subscriptions=subscriptions)
+    subscriptions.subscribe(WATCHER, "payment_received", ACCOUNT, language="en")
+    pending(watched)
+    settle_provider_result(watched, result(status="failed"))
+    assert [(kind, msisdn) for kind, msisdn, *_ in outbox(watched)] == [("payment_failed", NUMBER)]
+
+
 def test_a_failure_is_applied_with_its_reason_and_a_notice(deps):
     pending(deps)
     settled = settle_provider_result(deps, result(status="failed"))
@@ -1028,6 +1079,37 @@ def unresolved(deps: Deps, purpose: str = "bill") -> LocalPayment:
     deps.ledger.create(idempotency_key=KEY, msisdn=NUMBER, account_number=ACCOUNT, purpose=purpose,
                        amount=Decimal(12500), language="en", wallet="wave")
     return present(deps.ledger.give_up_unrecorded(KEY))
+
+
+def test_asking_the_provider_by_our_key_says_what_it_did_to_the_payment(deps, provider):
+    """An agent's "ask the provider now" on a payment left to them: the console shows the outcome and the payment."""
+    unresolved(deps)
+    provider.unreachable = True
+    assert ask_by_key(deps, KEY) == KeyAnswer("unreachable")
+    provider.unreachable = False
+    assert ask_by_key(deps, KEY) == KeyAnswer("unknown")                 # it never got the payment
+    provider.started[KEY] = {"id": "PAY-0007", "amount": Decimal(12500), "purpose": "bill",
+                             "account_number": ACCOUNT, "msisdn": NUMBER}
+    recorded = ask_by_key(deps, KEY)                                      # started, not final: its id recorded
+    assert recorded.outcome == "recorded"
+    assert (present(recorded.payment).provider_payment_id, present(recorded.payment).status) == ("PAY-0007", "pending")
+    provider.answers["PAY-0007"] = intent("PAY-0007", reference="MM7")
+    settled = ask_by_key(deps, KEY)                                       # final: applied as its callback would be
+    assert settled.outcome == "settled"
+    assert (present(settled.payment).status, present(settled.payment).reference) == ("succeeded", "MM7")
+    assert [kind for kind, *_ in outbox(deps)] == ["payment_receipt"]
+
+
+def test_asking_by_key_keeps_the_token_of_a_purchase_and_a_disagreeing_answer_for_an_agent(deps, provider):
+    unresolved(deps, purpose="prepaid")
+    provider.started[KEY] = {"id": "PAY-0008", "amount": Decimal(12500), "purpose": "prepaid",
+                             "account_number": ACCOUNT, "msisdn": NUMBER}
+    provider.answers["PAY-0008"] = intent("PAY-0008", purpose="prepaid", amount=Decimal(500))
+    mismatch = ask_by_key(deps, KEY)
+    assert (mismatch.outcome, present(mismatch.payment).status) == ("mismatch", "unresolved")
+    provider.answers["PAY-0008"] = intent("PAY-0008", purpose="prepaid", token="12345678901234567890")
+    settled = ask_by_key(deps, KEY)
+    assert settled.outcome == "settled" and present(settled.payment).token == "12345678901234567890"
 
 
 def with_billing(deps: Deps) -> tuple[str | None, str | None]:

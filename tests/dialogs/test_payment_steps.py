@@ -23,6 +23,7 @@ from sqlalchemy.exc import OperationalError
 from app.storage import SqlOutbox, SqlPaymentLedger, SqlPreferences, SqlSubscriptions, make_sessions, migrate
 from app.storage.models import PaymentIntentRow
 from app.storage.outbox_seal import OutboxSeal
+from app.storage.repositories import SqlAccountLinks
 from app.storage.throttle import MemoryThrottle
 from dialogs.backends import (
     BackendUnavailable,
@@ -696,8 +697,13 @@ WATCHER, OTHER_WATCHER, QUIET_WATCHER = "+221770000002", "+221770000004", "+2217
 def test_the_alert_payment_by_another_number_reaches_each_watcher_in_their_language_without_the_payers_secrets(
         deps, engine_db):
     sessions = make_sessions(engine_db)
-    subscriptions, preferences = SqlSubscriptions(sessions), SqlPreferences(sessions)
-    watched = replace(deps, subscriptions=subscriptions, preferences=preferences)
+    subscriptions, preferences, links = SqlSubscriptions(sessions), SqlPreferences(sessions), SqlAccountLinks(sessions)
+    watched = replace(deps, subscriptions=subscriptions, preferences=preferences, links=links)
+    for msisdn in (WATCHER, OTHER_WATCHER, QUIET_WATCHER, "+221770000007"):
+        links.link(msisdn, ACCOUNT, "self-service")
+    links.link("+221770000006", "1000002", "self-service")
+    # A number the holder unlinked keeps its subscription row, not its right to hear of the account's payments.
+    subscriptions.subscribe("+221770000008", "payment_received", ACCOUNT, language="fr")
     # The payer watches first (oldest first): the receipt only, and the watchers after still hear it.
     subscriptions.subscribe(NUMBER, "payment_received", ACCOUNT, language="fr")      # the payer: the receipt only
     subscriptions.subscribe(WATCHER, "payment_received", ACCOUNT, language="en")        # her alert's language

@@ -1106,13 +1106,16 @@ def test_asking_the_provider_by_our_key_says_what_it_did_to_the_payment(deps, pr
     assert [kind for kind, *_ in outbox(deps)] == ["payment_receipt"]
 
 
-def test_asking_by_key_keeps_the_token_of_a_purchase_and_a_disagreeing_answer_for_an_agent(deps, provider):
+def test_asking_by_key_keeps_the_token_of_a_purchase_and_a_disagreeing_answer_for_an_agent(deps, provider, audit):
     unresolved(deps, purpose="prepaid")
     provider.started[KEY] = {"id": "PAY-0008", "amount": Decimal(12500), "purpose": "prepaid",
                              "account_number": ACCOUNT, "msisdn": NUMBER}
     provider.answers["PAY-0008"] = intent("PAY-0008", purpose="prepaid", amount=Decimal(500))
     mismatch = ask_by_key(deps, KEY)
     assert (mismatch.outcome, present(mismatch.payment).status) == ("mismatch", "unresolved")
+    # The security trail says the disagreeing word came from our question (not a callback, nor an agent).
+    assert [(e.kind, e.channel, e.detail) for e in audit.events] == [
+        ("callback_mismatch", "payment_status", "disagrees on amount")]
     provider.answers["PAY-0008"] = intent("PAY-0008", purpose="prepaid", token="12345678901234567890")
     settled = ask_by_key(deps, KEY)
     assert settled.outcome == "settled" and present(settled.payment).token == "12345678901234567890"

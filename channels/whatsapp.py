@@ -24,10 +24,12 @@ from typing import Any, Final, Protocol
 from engine.masking import mask
 from menus.schema import NAVIGATION_KEYS
 
+from .answer_ledger import DurableAnswers, record_answered
 from .capabilities import WHATSAPP, WHATSAPP_MAX_TEXT_CHARS, WHATSAPP_NAVIGATION_WORDS
 
 __all__ = ["CAPABILITIES", "CHANNEL", "DEFAULT_IDLE_SECONDS", "MAX_INPUT_CHARS", "NOT_READABLE",
-           "TEXT_ONLY", "UNAVAILABLE", "WebhookReplies", "Windows", "clean_text", "key_of", "note_window", "option_id"]
+           "TEXT_ONLY", "UNAVAILABLE", "WebhookReplies", "Windows", "clean_text", "keep_sent_reply", "key_of", "note_window",
+           "option_id"]
 
 log = logging.getLogger("channels.whatsapp")
 
@@ -95,6 +97,23 @@ class WebhookReplies(Protocol):
         refused the first of them for good at once: SMS brings those only (from a later part: said to continue,
         "(suite)"), ``reason`` kept for agents. Once per message id (``False`` when queued already). Raises when it
         cannot be queued (the database down)."""
+
+
+def keep_sent_reply(replies: WebhookReplies | None, answers: DurableAnswers | None, message_id: str, *, to: str,
+                    language: str, text: str, messages: Sequence[Any], ids: Sequence[str], provider: str,
+                    from_number: str, plain: bool) -> None:
+    """Keep in the database the reply a webhook gave itself, once it has gone (``replies``; without them, or with
+    no id for every message, that the message was answered: ``answers``); a failure is logged, never the
+    webhook's: the customer has the reply already."""
+    if replies is None or not ids or len(ids) != len(messages):
+        record_answered(answers, message_id, channel=CHANNEL)
+        return
+    try:
+        replies.record_sent_reply(to, language=language, message_id=message_id, text=text, messages=messages,
+                                  ids=ids, provider=provider, from_number=from_number, plain=plain)
+    except Exception as exc:  # noqa: BLE001 - the database down: the customer has the reply already
+        log.warning("whatsapp reply to %s given, not recorded: %s", mask(to), type(exc).__name__)
+        record_answered(answers, message_id, channel=CHANNEL)
 
 
 def note_window(windows: Windows | None, msisdn: str, provider: str, at: datetime | None = None,

@@ -78,7 +78,6 @@ from .answer_ledger import (
     MemoryAnswerLedger,
     answered_before,
     claim_message,
-    record_answered,
     release_claim,
 )
 from .msisdn import to_e164
@@ -94,6 +93,7 @@ from .whatsapp import (
     WebhookReplies,
     Windows,
     clean_text,
+    keep_sent_reply,
     key_of,
     note_window,
     option_id,
@@ -572,20 +572,11 @@ class MetaWhatsAppAdapter(KeyedBySender, ChannelAdapter):
         return True
 
     def _record_sent(self, message_id: str, record: dict[str, Any]) -> None:
-        """Keep in the database the reply that went out whole (``replies``; without them, that the message was
-        answered: ``answers``), after Meta has its answer; a failure is logged, the reply having gone."""
-        to, number_id = str(record.get("to", "")), str(record.get("from", ""))
-        messages, ids = list(record.get("messages") or []), [str(i) for i in record.get("ids") or []]
-        if self.replies is None or len(ids) != len(messages) or not ids:
-            record_answered(self.answers, message_id, channel=CHANNEL)
-            return
-        try:
-            self.replies.record_sent_reply(f"+{to}", language=str(record.get("language") or ""),
-                                           message_id=message_id, text=str(record.get("text") or ""),
-                                           messages=messages, ids=ids, provider=PROVIDER, from_number=number_id,
-                                           plain=record.get("plain") is True)
-        except Exception as exc:  # noqa: BLE001 - the database down: the customer has the reply already
-            log.warning("whatsapp reply to %s sent, not recorded: %s", mask(to), type(exc).__name__)
+        """Keep in the database the reply that went out whole, after Meta has its answer (``keep_sent_reply``)."""
+        keep_sent_reply(self.replies, self.answers, message_id, to=f"+{record.get('to', '')}",
+                        language=str(record.get("language") or ""), text=str(record.get("text") or ""),
+                        messages=list(record.get("messages") or []), ids=[str(i) for i in record.get("ids") or []],
+                        provider=PROVIDER, from_number=str(record.get("from", "")), plain=record.get("plain") is True)
 
     def _rest_by_sms(self, message_id: str, record: dict[str, Any], refused: int) -> bool:
         """The messages from ``refused`` on of the answer ``record``, which Meta refused for good at once, handed to

@@ -63,7 +63,6 @@ from .answer_ledger import (
     MemoryAnswerLedger,
     answered_before,
     claim_message,
-    record_answered,
     release_claim,
 )
 from .msisdn import to_e164
@@ -81,6 +80,7 @@ from .whatsapp import (
     WebhookReplies,
     Windows,
     clean_text,
+    keep_sent_reply,
     key_of,
     note_window,
 )
@@ -369,15 +369,7 @@ class TwilioWhatsAppAdapter(KeyedBySender, ChannelAdapter):
             _our_number(form), not shows_secret(engine.flows.menus, reply.screen))
 
     def _record(self, given: _Given) -> None:
-        """Keep in the database the reply that went in the TwiML (``replies``; without them, that the message was
-        answered: ``answers``); a failure is logged, the reply having gone."""
-        if self.replies is None:
-            record_answered(self.answers, given.message_id, channel=CHANNEL)
-            return
-        try:
-            self.replies.record_sent_reply(given.to, language=given.language, message_id=given.message_id,
-                                           text=given.text, messages=given.bodies, ids=given.ids, provider=PROVIDER,
-                                           from_number=given.from_number, plain=given.plain)
-        except Exception as exc:  # noqa: BLE001 - the database down: the customer has the reply already
-            log.warning("whatsapp reply to %s given, not recorded: %s", mask(given.to), type(exc).__name__)
-            record_answered(self.answers, given.message_id, channel=CHANNEL)
+        """Keep in the database the reply that went in the TwiML (``keep_sent_reply``)."""
+        keep_sent_reply(self.replies, self.answers, given.message_id, to=given.to, language=given.language,
+                        text=given.text, messages=given.bodies, ids=given.ids, provider=PROVIDER,
+                        from_number=given.from_number, plain=given.plain)
